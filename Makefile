@@ -1,0 +1,48 @@
+# taogram: `make run` serves the embedded default, `make test` runs the suite against real
+# servers, `make bench` runs the benchmarks. See README.md.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.taogram-installed
+PYTEST_ARGS ?=
+CONFIG ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help venv deps run lint test bench
+
+help:
+	@echo "make run [CONFIG=path.toml]   start the server (embedded default unless CONFIG says otherwise)"
+	@echo "make test [PYTEST_ARGS=...]   import contracts + pytest against throwaway MariaDB/memcached/S3"
+	@echo "make bench                    run bench/*.py (each starts its own servers)"
+	@echo "make venv | deps | lint       the steps on their own"
+
+# The venv is (re)installed only when pyproject.toml changed since the last install.
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml scripts/ensure-venv.sh
+	scripts/ensure-venv.sh
+	touch $@
+
+deps:
+	scripts/ensure-deps.sh
+
+run: venv
+	$(if $(CONFIG),TAOGRAM_CONFIG=$(CONFIG) )$(PY) server.py
+
+lint: venv
+	$(VENV)/bin/lint-imports
+
+# pytest's exit 5 (no tests collected) fails like any other non-zero exit.
+test: venv deps
+	$(VENV)/bin/lint-imports
+	@rc=0; $(VENV)/bin/pytest -q -p no:cacheprovider $(PYTEST_ARGS) || rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests, which counts as a failure" >&2; fi; \
+	exit $$rc
+
+# Files named _*.py are helpers, not benchmarks. PYTHONPATH lets them import tests.harness.
+bench: venv deps
+	@shopt -s nullglob; benches=(bench/[!_]*.py); \
+	if [ $${#benches[@]} -eq 0 ]; then echo "make bench: no benchmarks in bench/ yet"; exit 0; fi; \
+	for b in "$${benches[@]}"; do echo "== $$b"; PYTHONPATH=$(CURDIR) $(PY) "$$b"; done

@@ -1,0 +1,199 @@
+"""Shared helpers for the benchmarks in `bench/`: latency recording (p50/p99 per verb), Zipf-like
+samplers over a fixed population, and a group of load-generator OS processes that warm up and
+measure in lock-step.
+
+Not a benchmark itself (`make bench` runs every `bench/[!_]*.py`, so running this file only
+prints a note). Nothing here knows the store: a benchmark hands `run_load_processes` a top-level
+function that runs one process's load.
+
+Invariant kept by `run_load_processes`: every process starts its measured window at the same
+moment (a barrier, passed once every process has warmed up) and measures for the same duration,
+so the offered load during every process's window is the full load, and summed ops/s are honest.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import math
+import multiprocessing as mp
+import random
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+# Processes are spawned, never forked: the parent runs an event loop and cache-tier threads,
+# which a fork would copy in an undefined state.
+_CTX = mp.get_context("spawn")
+
+
+# ---- latencies ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Latencies:
+    """Per-verb latency samples (seconds) and error counts of one process; mergeable."""
+
+    samples: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    errors: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+    def record(self, verb: str, seconds: float) -> None:
+        self.samples[verb].append(seconds)
+
+    def error(self, verb: str) -> None:
+        self.errors[verb] += 1
+
+    def clear(self) -> None:
+        self.samples = defaultdict(list)
+        self.errors = defaultdict(int)
+
+    def ops(self) -> int:
+        return sum(len(v) for v in self.samples.values())
+
+    def merge(self, other: "Latencies") -> None:
+        for verb, xs in other.samples.items():
+            self.samples[verb].extend(xs)
+        for verb, n in other.errors.items():
+            self.errors[verb] += n
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        """{verb: {"n", "p50_ms", "p99_ms", "errors"}}, verbs sorted by count, most frequent first."""
+        out = {}
+        for verb in sorted(set(self.samples) | set(self.errors), key=lambda v: -len(self.samples.get(v, ()))):
+            xs = sorted(self.samples.get(verb, ()))
+            out[verb] = {"n": len(xs), "p50_ms": percentile(xs, 50) * 1000, "p99_ms": percentile(xs, 99) * 1000,
+                         "errors": self.errors.get(verb, 0)}
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"samples": dict(self.samples), "errors": dict(self.errors)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Latencies":
+        lat = cls()
+        for verb, xs in d["samples"].items():
+            lat.samples[verb].extend(xs)
+        for verb, n in d["errors"].items():
+            lat.errors[verb] += n
+        return lat
+
+
+def percentile(sorted_xs: Sequence[float], p: float) -> float:
+    """Nearest-rank percentile of an already sorted sequence (0.0 when empty)."""
+    if not sorted_xs:
+        return 0.0
+    rank = max(1, math.ceil(p / 100 * len(sorted_xs)))
+    return sorted_xs[min(rank, len(sorted_xs)) - 1]
+
+
+# ---- samplers -----------------------------------------------------------------------------------
+
+
+class ZipfSampler:
+    """Draws indexes 0..n-1 with P(rank r) ∝ 1 / r**shape (LinkBench's Zipf shapes: 0.8 for link
+    reads, 0.74 for link writes, 0.63 for node reads).
+
+    Ranks are mapped to indexes through a permutation seeded by `seed`, so the hot items are
+    scattered over the population (over every shard) rather than being its first ids, and every
+    process given the same (n, shape, seed) agrees on which items are hot."""
+
+    def __init__(self, n: int, shape: float, seed: int) -> None:
+        if n < 1:
+            raise ValueError("a sampler needs at least one item")
+        self.n = n
+        self.shape = shape
+        self._cum = list(itertools.accumulate(1.0 / (r ** shape) for r in range(1, n + 1)))
+        self._total = self._cum[-1]
+        self._perm = list(range(n))
+        random.Random(seed).shuffle(self._perm)
+
+    def sample(self, rng: random.Random) -> int:
+        rank = bisect.bisect_left(self._cum, rng.random() * self._total)
+        return self._perm[min(rank, self.n - 1)]
+
+    def top_share(self, fraction: float) -> float:
+        """The probability mass of the hottest `fraction` of the items (for reporting the skew)."""
+        k = max(1, int(self.n * fraction))
+        return self._cum[k - 1] / self._total
+
+
+class WeightedChoice:
+    """Draws names with fixed weights (an operation mix)."""
+
+    def __init__(self, weights: dict[str, float]) -> None:
+        self.names = list(weights)
+        self._cum = list(itertools.accumulate(weights[n] for n in self.names))
+
+    def sample(self, rng: random.Random) -> str:
+        return rng.choices(self.names, cum_weights=self._cum)[0]
+
+
+# ---- load-generator processes -------------------------------------------------------------------
+
+
+@dataclass
+class LoadSync:
+    """What a load process gets to coordinate with the others (passed to its function)."""
+
+    index: int
+    n_processes: int
+    barrier: Any  # multiprocessing.Barrier: wait() once warmed up; measuring starts after it
+
+    def wait_all_warm(self, timeout: float) -> None:
+        """Block until every process is warm. Call it from a thread (`asyncio.to_thread`) while the
+        load tasks keep running, so no process's load pauses while it waits for the others."""
+        self.barrier.wait(timeout)
+
+
+def _process_main(fn: Callable[[Any, LoadSync], dict], arg: Any, index: int, n: int, barrier: Any, results: Any) -> None:
+    try:
+        results.put((index, fn(arg, LoadSync(index, n, barrier)), None))
+    except BaseException as exc:  # reported to the parent, which raises
+        import traceback
+        barrier.abort()  # release the others rather than leave them waiting for the timeout
+        results.put((index, None, "".join(traceback.format_exception(exc))))
+
+
+def run_load_processes(fn: Callable[[Any, LoadSync], dict], args: Sequence[Any], *, timeout: float) -> list[dict]:
+    """Run `fn(args[i], sync)` in one spawned process per item and return their results in order.
+
+    `fn` must be a module-level function (spawned processes import it). Blocking: call it from a
+    thread (`asyncio.to_thread`) when the caller runs an event loop. Raises RuntimeError with the
+    child's traceback if any process fails, or if they take longer than `timeout` seconds."""
+    n = len(args)
+    barrier = _CTX.Barrier(n)
+    results = _CTX.Queue()
+    procs = [_CTX.Process(target=_process_main, args=(fn, a, i, n, barrier, results), daemon=True)
+             for i, a in enumerate(args)]
+    for p in procs:
+        p.start()
+    out: dict[int, dict] = {}
+    deadline = time.monotonic() + timeout
+    try:
+        while len(out) < n:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise RuntimeError(f"load processes did not finish within {timeout:.0f}s")
+            try:
+                index, result, error = results.get(timeout=min(remaining, 1.0))
+            except Exception:  # queue.Empty: check that nobody died without reporting
+                dead = [p for i, p in enumerate(procs) if i not in out and p.exitcode not in (None, 0)]
+                if dead:
+                    raise RuntimeError(f"load process exited with code {dead[0].exitcode} without a result")
+                continue
+            if error is not None:
+                raise RuntimeError(f"load process {index} failed:\n{error}")
+            out[index] = result
+    finally:
+        for p in procs:
+            p.join(timeout=5)
+            if p.is_alive():
+                p.kill()
+                p.join(timeout=5)
+    return [out[i] for i in range(n)]
+
+
+if __name__ == "__main__":
+    print("bench/common.py holds helpers for the benchmarks; it is not a benchmark itself.")

@@ -1,0 +1,300 @@
+"""Feed benchmark: fan-out throughput, time to visible, rows written per post (push, pull,
+hybrid), and feed read latency, on MariaDB + memcached (tests.harness).
+
+    python -m bench.feed_bench                      # own servers, the full graph (~10 min)
+    python -m bench.feed_bench --quick              # a small graph, for a smoke run
+    python -m bench.feed_bench --services-json /tmp/taogram-services.json   # reuse running servers
+
+The graph is heavy-tailed and built with the bulk verbs (`obj_add_many`, `assoc_add_many`;
+FOLLOWS edges, inverses synced by the writer): `--stars` accounts with `--star-followers`
+followers each (>= 100 000 by default), `--mids` big accounts just over `--read-threshold`, one
+author with exactly `--author-followers` (10 000), and `--ordinary` accounts whose follower
+counts follow a Pareto law; each of `--viewers` viewers follows all the ordinary accounts
+(500) and all the big ones (20). Figures are measured in this one run; the machine's load
+average is printed next to them because it dominates on a shared box.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import sys
+import time
+import uuid
+from typing import Any
+
+from bench.common import percentile
+from config import MySQLServer, Settings
+from resolvers.context import RequestContext
+from resolvers.feed import fanout
+from resolvers.feed.service import FeedMode, home_feed
+from resolvers.jobs import register_job_handlers
+from tao import Tao, open_tao
+from tao.assoc_writes import MAX_BULK
+from tao.core import now_ms
+from tests.harness import Services, attach_services, start_services
+
+HOUR = 3_600_000
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')} load {os.getloadavg()[0]:.1f}] {msg}", flush=True)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--services-json", help="reuse the servers of `python -m tests.harness up`")
+    p.add_argument("--shards", type=int, default=8)
+    p.add_argument("--stars", type=int, default=2)
+    p.add_argument("--star-followers", type=int, default=100_000)
+    p.add_argument("--mids", type=int, default=18)
+    p.add_argument("--mid-followers", type=int, default=2_100)
+    p.add_argument("--read-threshold", type=int, default=2_000,
+                   help="feed.fanout_threshold after the fan-out measurement (so the mids are big accounts "
+                        "without loading 10 000 followers each)")
+    p.add_argument("--author-followers", type=int, default=10_000)
+    p.add_argument("--ordinary", type=int, default=500)
+    p.add_argument("--viewers", type=int, default=20)
+    p.add_argument("--ordinary-posts", type=int, default=2, help="posts per ordinary account (pushed)")
+    p.add_argument("--big-posts", type=int, default=10, help="posts per big account (pulled)")
+    p.add_argument("--reads", type=int, default=10, help="measured first pages per viewer (and as many next pages)")
+    p.add_argument("--batches", default="1000,5000", help="fan-out page sizes to measure")
+    p.add_argument("--cache-timeout", type=float, default=2.0,
+                   help="cache.timeout (s); its fault detector flags a server after timeout/2 without a probe "
+                        "reply, which the default 0.25 s does all the time on an overloaded box")
+    p.add_argument("--quick", action="store_true", help="a small graph (smoke run)")
+    p.add_argument("--json", help="write every figure here")
+    a = p.parse_args(argv)
+    if a.quick:
+        a.stars, a.star_followers, a.mids, a.mid_followers = 1, 3000, 2, 1200
+        a.author_followers, a.ordinary, a.viewers, a.reads, a.read_threshold = 1000, 50, 4, 4, 1000
+    return a
+
+
+def make_settings(services: Services, run_id: str, shards: int, cache_timeout: float = 2.0) -> Settings:
+    s = Settings()
+    s.store.backend = "mysql"
+    s.store.logical_shards = shards
+    s.store.mysql_servers = [MySQLServer(host=m.host, port=m.port, user=m.user, password=m.password)
+                             for m in services.mysql]
+    s.store.database_prefix = run_id
+    s.store.query_timeout = 30.0  # bulk statements on a loaded box; the bench measures, it does not fail fast
+    s.store.pool_max = 16
+    s.cache.backend = "memcached"
+    s.cache.servers = list(services.memcached)
+    s.cache.key_prefix = run_id
+    s.cache.timeout = cache_timeout
+    s.cache.heartbeat_interval = min(0.2, cache_timeout / 4)
+    s.jobs.in_process_worker = False
+    return s
+
+
+# ---- building the graph -------------------------------------------------------------------------
+
+async def add_users(tao: Tao, n: int, tag: str) -> list[int]:
+    out: list[int] = []
+    for i in range(0, n, MAX_BULK):
+        out += await tao.obj_add_many([("USER", {"username": f"{tag}{j}", "bio": "x" * 64}, None)
+                                       for j in range(i, min(n, i + MAX_BULK))])
+    return out
+
+
+async def add_follows(tao: Tao, pairs: list[tuple[int, int]], times: dict) -> None:
+    t0 = time.perf_counter()
+    base = now_ms() - 30 * 24 * HOUR
+    for i in range(0, len(pairs), MAX_BULK):
+        await tao.assoc_add_many([(f, "FOLLOWS", a, base + k) for k, (f, a) in enumerate(pairs[i:i + MAX_BULK], i)])
+    times["follow_edges"] = times.get("follow_edges", 0) + len(pairs)
+    times["follow_seconds"] = times.get("follow_seconds", 0.0) + time.perf_counter() - t0
+
+
+async def build(tao: Tao, a: argparse.Namespace) -> dict[str, Any]:
+    rng = random.Random(7)
+    load: dict[str, Any] = {}
+    t0 = time.perf_counter()
+    pop = await add_users(tao, max(a.star_followers, a.author_followers, a.mid_followers) + 1000, "u")
+    stars, mids = await add_users(tao, a.stars, "star"), await add_users(tao, a.mids, "mid")
+    author, = await add_users(tao, 1, "author")
+    ordinary, viewers = await add_users(tao, a.ordinary, "ord"), await add_users(tao, a.viewers, "viewer")
+    load["users"] = len(pop) + a.stars + a.mids + 1 + a.ordinary + a.viewers
+    load["user_seconds"] = round(time.perf_counter() - t0, 1)
+    log(f"{load['users']} users in {load['user_seconds']} s; following ...")
+    pairs = [(f, s) for s in stars for f in pop[:a.star_followers]]
+    pairs += [(f, m) for m in mids for f in rng.sample(pop, a.mid_followers)]
+    pairs += [(f, author) for f in pop[:a.author_followers]]
+    # Ordinary accounts: Pareto follower counts (alpha 1.2, scale 5, capped at 2000).
+    ord_followers = [min(2000, int(5 * (1 - rng.random()) ** (-1 / 1.2))) for _ in ordinary]
+    pairs += [(f, o) for o, n in zip(ordinary, ord_followers) for f in rng.sample(pop, n)]
+    pairs += [(v, x) for v in viewers for x in ordinary + stars + mids]
+    rng.shuffle(pairs)
+    await add_follows(tao, pairs, load)
+    load["follow_edges_per_s"] = round(load["follow_edges"] / load["follow_seconds"])
+    log(f"{load['follow_edges']} FOLLOWS edges (+ inverses) in {load['follow_seconds']:.1f} s "
+        f"= {load['follow_edges_per_s']}/s")
+    return {"load": load, "pop": pop, "stars": stars, "mids": mids, "author": author, "ordinary": ordinary,
+            "viewers": viewers}
+
+
+async def make_post(tao: Tao, author: int, kind: str = "photo", time_ms: int | None = None) -> int:
+    """A visible post exactly as resolvers/posts.py creates one: the fan-out job commits with AUTHORED."""
+    t = now_ms() if time_ms is None else time_ms
+    pid = await tao.obj_add("POST", {"author": author, "caption": "bench", "status": "visible", "kind": kind,
+                                     "published_at": t}, owner=author)
+    obj = (await tao.obj_get([pid]))[pid]
+    await tao.assoc_add(author, "AUTHORED", pid, time=t, jobs=fanout.on_publish(obj))
+    return pid
+
+
+# ---- measurements --------------------------------------------------------------------------------
+
+async def measure_fanout(tao: Tao, g: dict, a: argparse.Namespace) -> dict[str, Any]:
+    """createPost -> every follower's FEED holds it, by one worker (this process), per page size."""
+    out = {}
+    for batch in [int(b) for b in a.batches.split(",")]:
+        tao.settings.feed.fanout_batch = batch
+        sql0, faults0 = tao.stats()["sql_queries"], tao.stats().get("cache_faults", 0)
+        t0, c0 = time.perf_counter(), time.process_time()
+        pid = await make_post(tao, g["author"])
+        await tao.run_jobs_until_idle(include_delayed=False)
+        dt, cpu = time.perf_counter() - t0, time.process_time() - c0
+        n = a.author_followers
+        sample = random.Random(batch).sample(g["pop"][:n], 200)
+        found = await tao.assoc_get_many([(f, "FEED", pid) for f in sample])
+        assert all(found.values()), "fan-out missed followers"
+        out[batch] = {"followers": n, "seconds_to_visible": round(dt, 2), "edges_per_s": round(n / dt),
+                      "cpu_seconds": round(cpu, 2), "edges_per_cpu_s": round(n / cpu),
+                      "sql_statements": tao.stats()["sql_queries"] - sql0,
+                      # memcached servers judged faulty meanwhile (each: a flush, refused installs, refill jobs)
+                      "cache_faults": tao.stats().get("cache_faults", 0) - faults0}
+        log(f"fan-out, pages of {batch}: {n} followers visible after {dt:.2f} s = {n / dt:.0f} edges/s "
+            f"({n / cpu:.0f} per CPU-second of this process)")
+    return out
+
+
+async def measure_big_post_cost(tao: Tao, g: dict) -> dict[str, Any]:
+    """SQL statements and FEED rows for one post by big accounts of very different sizes."""
+    out = {}
+    for name, acct in (("star", g["stars"][0]), ("mid", g["mids"][0] if g["mids"] else g["stars"][0])):
+        await make_post(tao, acct)           # records the crossing (one BIG_ACCOUNT edge, once)
+        await tao.run_jobs_until_idle(include_delayed=False)
+        followers = await tao.assoc_count(acct, "FOLLOWED_BY")
+        sql0 = tao.stats()["sql_queries"]
+        await make_post(tao, acct)
+        await tao.run_jobs_until_idle(include_delayed=False)
+        out[name] = {"followers": followers, "sql_statements_incl_outbox_polls": tao.stats()["sql_queries"] - sql0}
+        log(f"big account post ({followers} followers): {out[name]['sql_statements_incl_outbox_polls']} statements")
+    return out
+
+
+async def rows_per_post(tao: Tao, g: dict) -> dict[str, Any]:
+    """FEED rows written if every account posted once, and AUTHORED lists a viewer's read pulls,
+    for push-only, pull-only and hybrid at several thresholds (exact follower counts)."""
+    accounts = g["stars"] + g["mids"] + [g["author"]] + g["ordinary"]
+    counts = await tao.assoc_count_many([(x, "FOLLOWED_BY") for x in accounts])
+    f = [counts[(x, "FOLLOWED_BY")] for x in accounts]
+    viewer_follows = g["stars"] + g["mids"] + g["ordinary"]
+    vf = [counts[(x, "FOLLOWED_BY")] for x in viewer_follows]
+    out = {"accounts": len(f), "followers_p50": sorted(f)[len(f) // 2], "followers_max": max(f),
+           "push": {"feed_rows_per_post": round(sum(f) / len(f), 1), "lists_pulled_per_read": 0}}
+    for t in (1_000, 10_000, 100_000):
+        out[f"hybrid_{t}"] = {"feed_rows_per_post": round(sum(x for x in f if x <= t) / len(f), 1),
+                              "lists_pulled_per_read": 1 + sum(x > t for x in vf)}
+    out["pull"] = {"feed_rows_per_post": 0, "lists_pulled_per_read": 1 + len(vf)}
+    return out
+
+
+async def seed_feeds(tao: Tao, g: dict, a: argparse.Namespace) -> None:
+    tao.settings.feed.fanout_batch = 1000
+    rng = random.Random(11)
+    now = now_ms()
+    for k in range(a.ordinary_posts):
+        for o in g["ordinary"]:
+            await make_post(tao, o, rng.choice(["photo", "video", "carousel"]), now - rng.randrange(48 * HOUR))
+    for b in g["stars"] + g["mids"]:
+        for k in range(a.big_posts):
+            await make_post(tao, b, rng.choice(["photo", "video", "carousel"]), now - rng.randrange(48 * HOUR))
+    t0 = time.perf_counter()
+    await tao.run_jobs_until_idle(include_delayed=False)
+    log(f"seeded feeds: {a.ordinary * a.ordinary_posts} pushed + {(a.stars + a.mids) * a.big_posts} pulled posts "
+        f"(fan-out drained in {time.perf_counter() - t0:.1f} s)")
+
+
+async def measure_reads(tao: Tao, g: dict, a: argparse.Namespace) -> dict[str, Any]:
+    """First page (rank + snapshot) and next page (from the snapshot), 20 items, warm cache."""
+    first_ms, next_ms = [], []
+    sizes = []
+    cpu = 0.0
+    for rnd in range(a.reads + 1):  # round 0 warms the cache
+        for v in g["viewers"]:
+            ctx = RequestContext(tao=tao, settings=tao.settings, viewer_id=v)
+            t0, c0 = time.perf_counter(), time.process_time()
+            page = await home_feed(ctx, 20, None, FeedMode.RANKED)
+            c1 = time.process_time()
+            t1 = time.perf_counter()
+            ctx = RequestContext(tao=tao, settings=tao.settings, viewer_id=v)
+            await home_feed(ctx, 20, page.end_cursor, FeedMode.RANKED)
+            t2 = time.perf_counter()
+            if rnd:
+                cpu += c1 - c0
+                first_ms.append((t1 - t0) * 1000)
+                next_ms.append((t2 - t1) * 1000)
+                sizes.append(len(page.session.ids))
+    first_ms.sort()
+    next_ms.sort()
+    out = {"reads": len(first_ms), "candidates_per_session": round(sum(sizes) / len(sizes)),
+           "first_page_cpu_ms_mean": round(cpu / len(first_ms) * 1000, 1),
+           "first_page_p50_ms": round(percentile(first_ms, 50), 1), "first_page_p99_ms": round(percentile(first_ms, 99), 1),
+           "next_page_p50_ms": round(percentile(next_ms, 50), 1), "next_page_p99_ms": round(percentile(next_ms, 99), 1)}
+    log(f"feed reads: {out}")
+    return out
+
+
+async def run(a: argparse.Namespace, services: Services) -> dict[str, Any]:
+    run_id = "feed" + uuid.uuid4().hex[:6]
+    settings = make_settings(services, run_id, a.shards, a.cache_timeout)
+    tao = await open_tao(settings, migrate=True, start_worker=False)
+    register_job_handlers(tao)
+    out: dict[str, Any] = {"args": vars(a), "cpus": os.cpu_count()}
+    try:
+        g = await build(tao, a)
+        out["load"] = g["load"]
+        out["fanout"] = await measure_fanout(tao, g, a)
+        tao.settings.feed.fanout_threshold = a.read_threshold
+        out["big_post"] = await measure_big_post_cost(tao, g)
+        out["rows_per_post"] = await rows_per_post(tao, g)
+        log(f"rows per post: {out['rows_per_post']}")
+        await seed_feeds(tao, g, a)
+        out["reads"] = await measure_reads(tao, g, a)
+        out["stats"] = tao.stats()
+        out["load_average_end"] = os.getloadavg()
+        return out
+    finally:
+        for s in range(a.shards):
+            await tao.backend.drop_shard(s)
+        await tao.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parse_args(argv)
+    if a.services_json:
+        services, own = attach_services(a.services_json), False
+    else:
+        log("starting 2 MariaDB + 2 memcached (tests.harness) ...")
+        services, own = start_services(2, 2, False), True
+    try:
+        out = asyncio.run(run(a, services))
+    finally:
+        if own:
+            services.stop()
+    print(json.dumps(out, indent=1, default=str))
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(out, f, indent=1, default=str)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

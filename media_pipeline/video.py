@@ -1,0 +1,220 @@
+"""The video ladder (PyAV + libx264): H.264/AAC MP4 rungs, a poster and thumbnails, in one decode pass.
+
+Each source frame is decoded once, turned upright if the source carries rotation metadata,
+scaled to every rung and fed to that rung's encoder; audio is decoded once and encoded per
+rung. Rungs are never upscaled, use the same encoder settings as the `ffmpeg` CLI command in
+`bench/media_bench.py`, and are written with `+faststart` (index first, so playback starts
+before the download ends). Output goes to the job's work dir only; `process.py` publishes it.
+Blocking and CPU-bound: runs in a worker process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import av.filter
+
+from config.settings import MediaSettings
+from media_pipeline.errors import CorruptMediaError
+from media_pipeline.images import RenderedFile
+from media_pipeline.probe import ProbeResult
+
+# Peak bitrate caps per rung (kbit/s for a 1080/720/480 short side); CRF decides below the cap.
+_MAXRATE_KBPS = {1080: 6000, 720: 3500, 480: 1500}
+_TRANSPOSE = {90: ["transpose=clock"], 180: ["hflip", "vflip"], 270: ["transpose=cclock"]}
+# A decode that stops this far before the declared end means the file was truncated.
+_TRUNCATION_SLACK = 0.9
+
+
+@dataclass(frozen=True)
+class Rung:
+    name: str
+    width: int
+    height: int
+    short_side: int
+
+
+def ladder(width: int, height: int, short_sides: list[int]) -> list[Rung]:
+    """Rungs for a `width`x`height` (upright) source: short side clamped to the source's, even dims."""
+    short = min(width, height)
+    rungs = []
+    for target in sorted({min(s, short) for s in short_sides}, reverse=True):
+        w = max(2, round(width * target / short / 2) * 2)
+        h = max(2, round(height * target / short / 2) * 2)
+        rungs.append(Rung(f"mp4_{target}", w, h, target))
+    return rungs
+
+
+def x264_options(settings: MediaSettings, rung: Rung, gop: int) -> dict[str, str]:
+    """libx264 options for one rung; the bench passes the same values to the ffmpeg CLI."""
+    cap = _MAXRATE_KBPS.get(rung.short_side) or max(800, int(6000 * rung.width * rung.height / (1920 * 1080)))
+    opts = {
+        "preset": settings.x264_preset,
+        "crf": str(settings.x264_crf),
+        "profile": settings.x264_profile,
+        "g": str(gop),
+        "maxrate": f"{cap}k",
+        "bufsize": f"{cap * 2}k",
+    }
+    if settings.x264_threads:
+        opts["threads"] = str(settings.x264_threads)
+    return opts
+
+
+def transcode_video(
+    src: Path,
+    probe: ProbeResult,
+    settings: MediaSettings,
+    out_dir: Path,
+    progress: Callable[[float], None] | None = None,
+) -> list[RenderedFile]:
+    """Write the ladder, poster and thumbnails for `src` into `out_dir`; return what was written."""
+    rungs = ladder(probe.width, probe.height, settings.video_heights)
+    try:
+        with av.open(str(src)) as inp:
+            return _transcode(inp, probe, settings, rungs, out_dir, progress)
+    except av.FFmpegError as exc:
+        raise CorruptMediaError(f"video does not decode ({exc}); the file is corrupt, upload it again") from exc
+
+
+def _transcode(inp, probe, settings, rungs, out_dir, progress) -> list[RenderedFile]:
+    vin = inp.streams.video[0]
+    vin.thread_type = "AUTO"  # frame + slice threads in the decoder
+    ain = inp.streams.audio[0] if inp.streams.audio else None
+    rate = vin.average_rate or vin.guessed_rate or Fraction(30)
+    gop = max(1, round(float(rate) * settings.gop_seconds))
+    outs = []
+    for rung in rungs:
+        path = out_dir / f"{rung.name}.mp4"
+        oc = av.open(str(path), "w", format="mp4", options={"movflags": "+faststart"})
+        vs = oc.add_stream("libx264", rate=rate)
+        vs.width, vs.height, vs.pix_fmt = rung.width, rung.height, "yuv420p"
+        vs.codec_context.time_base = vin.time_base
+        vs.codec_context.options = x264_options(settings, rung, gop)
+        aus = None
+        if ain is not None:
+            aus = oc.add_stream("aac", rate=48000, layout="stereo")
+            aus.bit_rate = settings.audio_bitrate
+        outs.append((rung, path, oc, vs, aus))
+
+    try:
+        return _encode_all(inp, vin, ain, probe, settings, outs, out_dir, progress)
+    except BaseException:
+        for _, _, oc, _, _ in outs:
+            try:
+                oc.close()
+            except av.FFmpegError:
+                pass  # the job's scratch dir is deleted anyway; the error that matters is the first one
+        raise
+
+
+def _encode_all(inp, vin, ain, probe, settings, outs, out_dir, progress) -> list[RenderedFile]:
+    graph = _rotation_graph(vin, probe.rotation)
+    grab_at = _grab_times(probe.duration, settings.thumbnails)
+    grabbed: dict[int, av.VideoFrame] = {}
+    small_grabs: dict[int, av.VideoFrame] = {}
+    last_time = 0.0
+    t0: float | None = None
+    streams = [vin] + ([ain] if ain is not None else [])
+    for packet in inp.demux(streams):
+        for frame in packet.decode():
+            if isinstance(frame, av.AudioFrame):
+                for _, _, oc, _, aus in outs:
+                    for p in aus.encode(frame):
+                        oc.mux(p)
+                continue
+            for upright in _upright(graph, frame):
+                # Seconds since the first frame (sources may start at a non-zero timestamp).
+                t = last_time
+                if upright.pts is not None:
+                    at = float(upright.pts * upright.time_base)
+                    t0 = at if t0 is None else t0
+                    t = at - t0
+                last_time = max(last_time, t)
+                for i, (rung, _, oc, vs, _) in enumerate(outs):
+                    scaled = upright.reformat(rung.width, rung.height, "yuv420p", interpolation="BICUBIC")
+                    scaled.pts, scaled.time_base = upright.pts, upright.time_base
+                    for p in vs.encode(scaled):
+                        oc.mux(p)
+                    if i == 0:
+                        _maybe_grab(grab_at, t, scaled, grabbed)
+                    if i == len(outs) - 1:
+                        _maybe_grab(grab_at, t, scaled, small_grabs)
+                if progress is not None and probe.duration:
+                    progress(min(1.0, t / probe.duration))
+    if probe.duration and last_time < probe.duration * _TRUNCATION_SLACK - 1.0:
+        raise CorruptMediaError(
+            f"video stops at {last_time:.1f}s of a declared {probe.duration:.1f}s; the file is truncated, upload it again"
+        )
+    files = []
+    for rung, path, oc, vs, aus in outs:
+        for p in vs.encode(None):
+            oc.mux(p)
+        if aus is not None:
+            for p in aus.encode(None):
+                oc.mux(p)
+        oc.close()
+        files.append(RenderedFile(rung.name, path, rung.width, rung.height, "video/mp4", "mp4"))
+    files.extend(_stills(grabbed, small_grabs, settings, out_dir))
+    return files
+
+
+def _rotation_graph(vin, rotation: int):
+    if rotation not in _TRANSPOSE:
+        return None
+    graph = av.filter.Graph()
+    node = graph.add_buffer(template=vin)
+    for spec in _TRANSPOSE[rotation]:
+        name, _, args = spec.partition("=")
+        nxt = graph.add(name, args or None)
+        node.link_to(nxt)
+        node = nxt
+    sink = graph.add("buffersink")
+    node.link_to(sink)
+    graph.configure()
+    return graph
+
+
+def _upright(graph, frame):
+    if graph is None:
+        yield frame
+        return
+    graph.vpush(frame)
+    while True:
+        try:
+            yield graph.vpull()
+        except (av.BlockingIOError, av.EOFError):
+            return
+
+
+def _grab_times(duration: float, thumbnails: int) -> list[float]:
+    """Index 0: the poster (at 1 s or a tenth in); then thumbnails spread evenly."""
+    poster = min(1.0, duration * 0.1)
+    return [poster] + [duration * (i + 1) / (thumbnails + 1) for i in range(thumbnails)]
+
+
+def _maybe_grab(grab_at: list[float], t: float, frame, into: dict) -> None:
+    for i, when in enumerate(grab_at):
+        if i not in into and t >= when:
+            into[i] = frame
+
+
+def _stills(grabbed: dict, small: dict, settings: MediaSettings, out_dir: Path) -> list[RenderedFile]:
+    files = []
+    if 0 in grabbed:
+        img = grabbed[0].to_image()
+        path = out_dir / "poster.jpg"
+        img.save(path, "JPEG", quality=settings.jpeg_quality, optimize=True, progressive=True)
+        files.append(RenderedFile("poster", path, img.width, img.height, "image/jpeg", "jpg"))
+    for i in sorted(k for k in small if k > 0):
+        img = small[i].to_image()
+        if img.width > settings.thumbnail_width:
+            img = img.resize((settings.thumbnail_width, max(1, round(img.height * settings.thumbnail_width / img.width))))
+        path = out_dir / f"thumb_{i}.jpg"
+        img.save(path, "JPEG", quality=settings.jpeg_quality)
+        files.append(RenderedFile(f"thumb_{i}", path, img.width, img.height, "image/jpeg", "jpg"))
+    return files

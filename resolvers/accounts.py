@@ -1,0 +1,243 @@
+"""Accounts and sessions: sign-up, log-in, log-out, and turning a bearer token into a viewer.
+
+Invariants:
+- A username is unique case-insensitively: it is claimed with `key_claim("username", lower)`
+  before the account counts as created; a lost race deletes the new user object.
+- Passwords are hashed with argon2id in a thread (hashing is CPU-heavy and must never run on
+  the event loop); log-in spends the same work for an unknown username, so response time does
+  not reveal which usernames exist.
+- A session token is shown to the client once and stored only as its sha256 (a SESSION object
+  on the user's shard, found through `key_claim("session", hash)`), so a leaked database or
+  cache cannot be replayed. Tokens expire after `AuthSettings.session_ttl_seconds`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import hashlib
+import re
+import secrets
+import time
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from config import AuthSettings
+from resolvers.errors import AuthenticationError, UserError
+from tao import Obj, Tao
+
+if TYPE_CHECKING:
+    from resolvers.context import RequestContext
+
+TOKEN_PREFIX = "tgs_"
+END_SESSION_JOB = "accounts.end_session"
+USERNAME_RE = re.compile(r"^(?!.*\.\.)(?!\.)(?!.*\.$)[A-Za-z0-9._]{1,30}$")
+PASSWORD_MIN, PASSWORD_MAX = 8, 256
+FULL_NAME_MAX = 64
+
+
+class AccountErrorCode(enum.Enum):
+    USERNAME_INVALID = "USERNAME_INVALID"
+    USERNAME_TAKEN = "USERNAME_TAKEN"
+    PASSWORD_INVALID = "PASSWORD_INVALID"
+    FULL_NAME_INVALID = "FULL_NAME_INVALID"
+    INVALID_CREDENTIALS = "INVALID_CREDENTIALS"
+    TOO_MANY_ATTEMPTS = "TOO_MANY_ATTEMPTS"
+
+
+def normalize_username(username: str) -> str:
+    return username.lower()
+
+
+def validate_username(username: str, field: str = "username") -> str:
+    if not USERNAME_RE.match(username):
+        raise UserError(
+            AccountErrorCode.USERNAME_INVALID,
+            "A username is 1 to 30 letters, digits, periods or underscores, with no period first, last or twice in a row.",
+            field,
+        )
+    return username
+
+
+def validate_full_name(full_name: str, field: str = "fullName") -> str:
+    full_name = full_name.strip()
+    if len(full_name) > FULL_NAME_MAX or any(ord(c) < 32 for c in full_name):
+        raise UserError(
+            AccountErrorCode.FULL_NAME_INVALID,
+            f"A full name is at most {FULL_NAME_MAX} characters, without control characters.",
+            field,
+        )
+    return full_name
+
+
+def _validate_password(password: str) -> None:
+    if not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
+        raise UserError(
+            AccountErrorCode.PASSWORD_INVALID,
+            f"A password is {PASSWORD_MIN} to {PASSWORD_MAX} characters long.",
+            "password",
+        )
+
+
+@lru_cache(maxsize=8)
+def _hasher(time_cost: int, memory_cost: int, parallelism: int) -> PasswordHasher:
+    return PasswordHasher(time_cost=time_cost, memory_cost=memory_cost, parallelism=parallelism)
+
+
+def _hasher_for(auth: AuthSettings) -> PasswordHasher:
+    return _hasher(auth.argon2_time_cost, auth.argon2_memory_cost_kib, auth.argon2_parallelism)
+
+
+async def hash_password(auth: AuthSettings, password: str) -> str:
+    return await asyncio.get_running_loop().run_in_executor(None, _hasher_for(auth).hash, password)
+
+
+async def _verify_password(auth: AuthSettings, stored: str | None, password: str) -> bool:
+    hasher = _hasher_for(auth)
+    # An unknown user still costs one verification (against a hash of a random password).
+    target = stored or await _dummy_hash(auth)
+
+    def verify() -> bool:
+        try:
+            return hasher.verify(target, password)
+        except (VerificationError, InvalidHashError):
+            return False
+
+    ok = await asyncio.get_running_loop().run_in_executor(None, verify)
+    return ok and stored is not None
+
+
+_DUMMY: dict[tuple[int, int, int], str] = {}
+
+
+async def _dummy_hash(auth: AuthSettings) -> str:
+    key = (auth.argon2_time_cost, auth.argon2_memory_cost_kib, auth.argon2_parallelism)
+    if key not in _DUMMY:
+        _DUMMY[key] = await hash_password(auth, secrets.token_urlsafe(16))
+    return _DUMMY[key]
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def do_sign_up(ctx: RequestContext, username: str, password: str, full_name: str) -> tuple[Obj, str]:
+    """Create an account and a first session; returns (user, token)."""
+    validate_username(username)
+    _validate_password(password)
+    full_name = validate_full_name(full_name)
+    key = normalize_username(username)
+    taken = UserError(AccountErrorCode.USERNAME_TAKEN, f"The username {username!r} is taken; pick another.", "username")
+    if await ctx.loaders.user_id_by_username.load(key) is not None:
+        raise taken
+    password_hash = await hash_password(ctx.settings.auth, password)
+    data = {"username": username, "full_name": full_name, "bio": "", "website": "",
+            "is_private": False, "password_hash": password_hash}
+    user_id = await ctx.tao.obj_add("USER", data)
+    if not await ctx.tao.key_claim("username", key, user_id):
+        await ctx.tao.obj_delete(user_id)  # lost the race for the name: the account never existed
+        raise taken
+    ctx.loaders.user_id_by_username.clear(key)
+    token = await _create_session(ctx, user_id)
+    user = await ctx.loaders.object_by_id.load(user_id)
+    assert user is not None
+    return user, token
+
+
+async def do_log_in(ctx: RequestContext, username: str, password: str) -> tuple[Obj, str]:
+    """Check the credentials and open a session; returns (user, token)."""
+    throttle, key = ctx.login_throttle, normalize_username(username)[:64]
+    wait = throttle.retry_after(key) if throttle is not None else 0.0
+    if wait > 0:
+        raise UserError(
+            AccountErrorCode.TOO_MANY_ATTEMPTS,
+            f"Too many failed log-ins for this account: try again in {int(wait // 60) + 1} minute(s).",
+            None,
+        )
+    user_id = None
+    if USERNAME_RE.match(username):
+        user_id = await ctx.loaders.user_id_by_username.load(normalize_username(username))
+    user = await ctx.loaders.object_by_id.load(user_id) if user_id is not None else None
+    stored = user.data.get("password_hash") if user is not None else None
+    if not await _verify_password(ctx.settings.auth, stored, password):
+        if throttle is not None:
+            throttle.record_failure(key)
+        raise UserError(AccountErrorCode.INVALID_CREDENTIALS, "Wrong username or password.", None)
+    assert user is not None
+    if throttle is not None:
+        throttle.reset(key)
+    token = await _create_session(ctx, user.id)
+    return user, token
+
+
+async def _create_session(ctx: RequestContext, user_id: int) -> str:
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    digest = token_hash(token)
+    expires_at = int(time.time() * 1000) + ctx.settings.auth.session_ttl_seconds * 1000
+    session_id = await ctx.tao.obj_add(
+        "SESSION", {"user_id": user_id, "token_hash": digest, "expires_at": expires_at}, owner=user_id
+    )
+    # 256 random bits: a collision is not a case to handle, but the claim keeps lookups exact.
+    if not await ctx.tao.key_claim("session", digest, session_id):
+        raise RuntimeError("session token hash collision")
+    await ctx.tao.assoc_add(user_id, "HAS_SESSION", session_id)
+    return token
+
+
+async def do_log_out(ctx: RequestContext, *, all_sessions: bool = False) -> None:
+    """End the current session (or every session of the viewer); the tokens stop working at once."""
+    viewer = ctx.require_viewer()
+    assert ctx.session_id is not None
+    ids = [ctx.session_id]
+    if all_sessions:
+        while True:  # a long-lived account may hold many sessions: page through them all
+            page = await ctx.tao.assoc_range(viewer, "HAS_SESSION", 0, 500)
+            others = [a.id2 for a in page if a.id2 != ctx.session_id]
+            if not others:
+                break
+            await _end_sessions(ctx, viewer, others)
+    await _end_sessions(ctx, viewer, ids)
+
+
+async def _end_sessions(ctx: RequestContext, user_id: int, session_ids: list[int]) -> None:
+    for sid in session_ids:
+        await end_session_job(ctx.tao, {"user_id": user_id, "session_id": sid})
+
+
+async def end_session_job(tao: Tao, payload: dict) -> None:
+    """Remove one session: its key first (from then on the token resolves to nothing), then the
+    object and the user's edge to it. Idempotent: also the clean-up job for expired sessions."""
+    sid, user_id = payload["session_id"], payload["user_id"]
+    session = (await tao.obj_get([sid])).get(sid)
+    if session is not None:
+        await tao.key_release("session", session.data["token_hash"], sid)
+        await tao.obj_delete(sid)
+    await tao.assoc_delete(user_id, "HAS_SESSION", sid)
+
+
+async def authenticate(ctx: RequestContext, token: str | None) -> None:
+    """Set the viewer from a bearer token (None: anonymous); raise AuthenticationError if it is bad."""
+    if token is None:
+        return
+    if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
+        raise AuthenticationError("The session token is malformed: log in again to get a new one.")
+    digest = token_hash(token)
+    ids = await ctx.tao.key_get_many("session", [digest])
+    session_id = ids.get(digest)
+    session = (await ctx.tao.obj_get([session_id])).get(session_id) if session_id is not None else None
+    if session is None or session.otype != "SESSION" or session.data.get("token_hash") != digest:
+        raise AuthenticationError("The session token is not valid (logged out or revoked): log in again.")
+    if session.data["expires_at"] <= int(time.time() * 1000):
+        # Clean up in the background (durably, on the session's shard); the answer is the same.
+        await ctx.tao.enqueue(session.id, END_SESSION_JOB, {"session_id": session.id, "user_id": session.data["user_id"]})
+        raise AuthenticationError("The session has expired: log in again.")
+    ctx.viewer_id = session.data["user_id"]
+    ctx.session_id = session_id
+    ctx.reset_loaders()
+    if await ctx.loaders.object_by_id.load(ctx.viewer_id) is None:
+        ctx.viewer_id = ctx.session_id = None
+        ctx.reset_loaders()
+        raise AuthenticationError("The account of this session no longer exists.")

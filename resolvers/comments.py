@@ -1,0 +1,159 @@
+"""Comments on posts, with replies one level deep.
+
+A COMMENT lives on its post's shard (`owner=post`) with data {post, author, text, reply_to,
+mentions}. A top-level comment is listed by post -HAS_COMMENT-> comment (⇄ COMMENT_ON); a reply
+by top-level comment -HAS_REPLY-> reply (⇄ REPLY_TO). A reply to a reply attaches to its
+top-level comment (`reply_to` is always a top-level comment), as on Instagram.
+
+Orders and counts: `comments` and `replies` are newest first (TAO lists are newest-first, so a
+page is one keyset read and stays stable while people comment); `commentCount` is the exact
+number of top-level comments and `replyCount` that of a comment's replies.
+
+Invariants: deleting a comment commits `comments.cleanup` with the delete, and the writer
+removes its edge from the parent list at once (counts stay exact); the job deletes its replies,
+likes and mention edges. Who may see a comment is `resolvers.privacy.comment_visible`.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import TYPE_CHECKING
+
+from resolvers import privacy
+from resolvers.errors import UserError
+from resolvers.hashtags import parse_mentions
+from resolvers.pagination import Cursor, Page, load_assoc_page, make_page
+from resolvers.posts import drain, get_post, mention_ids
+from tao import Obj, Tao
+
+if TYPE_CHECKING:
+    from resolvers.context import RequestContext
+
+TEXT_MAX = 2200
+CLEANUP_JOB = "comments.cleanup"
+
+
+class CommentErrorCode(enum.Enum):
+    NOT_FOUND = "NOT_FOUND"
+    POST_NOT_FOUND = "POST_NOT_FOUND"
+    REPLY_TARGET_NOT_FOUND = "REPLY_TARGET_NOT_FOUND"
+    TEXT_EMPTY = "TEXT_EMPTY"
+    TEXT_TOO_LONG = "TEXT_TOO_LONG"
+    TOO_MANY_MENTIONS = "TOO_MANY_MENTIONS"
+    NOT_ALLOWED = "NOT_ALLOWED"
+
+
+def not_found(field: str = "commentId") -> UserError:
+    return UserError(CommentErrorCode.NOT_FOUND, "No such comment: it was deleted, or you cannot see it.", field)
+
+
+def _parent_edge(comment: Obj) -> tuple[int, str, int]:
+    reply_to = comment.data.get("reply_to")
+    if reply_to:
+        return int(reply_to), "HAS_REPLY", comment.id
+    return int(comment.data["post"]), "HAS_COMMENT", comment.id
+
+
+async def do_add_comment(ctx: RequestContext, post_id: int, text: str, reply_to_id: int | None = None) -> Obj:
+    viewer = ctx.require_viewer()
+    text = text.strip()
+    if not text:
+        raise UserError(CommentErrorCode.TEXT_EMPTY, "A comment needs some text.", "text")
+    if len(text) > TEXT_MAX:
+        raise UserError(CommentErrorCode.TEXT_TOO_LONG, f"A comment is at most {TEXT_MAX} characters.", "text")
+    post = await get_post(ctx, post_id)
+    if post is None:
+        raise UserError(CommentErrorCode.POST_NOT_FOUND, "No such post: it was deleted, or you cannot see it.", "postId")
+    top: int | None = None
+    if reply_to_id is not None:
+        target = await get_comment(ctx, reply_to_id)
+        if target is None or int(target.data["post"]) != post_id:
+            raise UserError(CommentErrorCode.REPLY_TARGET_NOT_FOUND,
+                            "`replyToId` must be a visible comment on the same post.", "replyToId")
+        top = int(target.data.get("reply_to") or target.id)  # one level deep
+    mentions = await mention_ids(ctx, parse_mentions(text), "text", CommentErrorCode.TOO_MANY_MENTIONS)
+    comment_id = await ctx.tao.obj_add("COMMENT", {
+        "post": post_id, "author": viewer, "text": text, "reply_to": top, "mentions": mentions,
+    }, owner=post_id)
+    comment = (await ctx.tao.obj_get([comment_id]))[comment_id]
+    id1, atype, _ = _parent_edge(comment)
+    await ctx.tao.assoc_add(id1, atype, comment_id, time=comment.created)
+    if mentions:
+        await ctx.tao.assoc_add_many([(comment_id, "MENTIONS", u, comment.created) for u in mentions])
+    ctx.loaders.forget_edges((id1, atype, comment_id))
+    return comment
+
+
+async def do_delete_comment(ctx: RequestContext, comment_id: int) -> Obj:
+    """Delete a comment (by its author or the post's author) and, by a job, its replies and likes."""
+    viewer = ctx.require_viewer()
+    comment = await get_comment(ctx, comment_id)
+    if comment is None:
+        raise not_found()
+    post = await ctx.loaders.object_by_id.load(int(comment.data["post"]))
+    if viewer != comment.data["author"] and (post is None or viewer != post.data.get("author")):
+        raise UserError(CommentErrorCode.NOT_ALLOWED,
+                        "Only the comment's author or the post's author can delete a comment.", "commentId")
+    await ctx.tao.obj_delete(comment_id, jobs=[(CLEANUP_JOB, {"comment": comment_id})])
+    id1, atype, _ = parent = _parent_edge(comment)
+    await ctx.tao.assoc_delete(id1, atype, comment_id)
+    ctx.loaders.object_by_id.clear(comment_id)
+    ctx.loaders.forget_edges(parent)
+    return comment
+
+
+# Reads ------------------------------------------------------------------------------------
+
+async def get_comment(ctx: RequestContext, comment_id: int) -> Obj | None:
+    obj = await privacy.load_visible_object(ctx, comment_id)
+    return obj if obj is not None and obj.otype == "COMMENT" else None
+
+
+async def comment_count(ctx: RequestContext, post_id: int) -> int:
+    return await ctx.loaders.assoc_count_by_key.load((post_id, "HAS_COMMENT"))
+
+
+async def reply_count(ctx: RequestContext, comment_id: int) -> int:
+    return await ctx.loaders.assoc_count_by_key.load((comment_id, "HAS_REPLY"))
+
+
+async def _page(ctx: RequestContext, id1: int, atype: str, first: int, after: Cursor | None) -> Page[Obj]:
+    assocs, has_next = await load_assoc_page(ctx, id1, atype, first, after)
+    shown = await privacy.visible_comments(ctx, [a.id2 for a in assocs])
+    return make_page(assocs, has_next, {c.id: c for c in shown}, after)
+
+
+async def comments(ctx: RequestContext, post_id: int, first: int, after: Cursor | None) -> Page[Obj]:
+    """Top-level comments, newest first, minus those hidden from the viewer."""
+    return await _page(ctx, post_id, "HAS_COMMENT", first, after)
+
+
+async def replies(ctx: RequestContext, comment_id: int, first: int, after: Cursor | None) -> Page[Obj]:
+    return await _page(ctx, comment_id, "HAS_REPLY", first, after)
+
+
+async def comment_author(ctx: RequestContext, comment: Obj) -> Obj | None:
+    return await ctx.loaders.object_by_id.load(int(comment.data["author"]))
+
+
+async def comment_post(ctx: RequestContext, comment: Obj) -> Obj | None:
+    return await get_post(ctx, int(comment.data["post"]))
+
+
+# Jobs --------------------------------------------------------------------------------------
+
+async def delete_comment_tree(tao: Tao, comment_id: int, parent: int, parent_atype: str) -> None:
+    """Delete a comment and everything hanging off it, then its parent edge. Idempotent."""
+    await tao.obj_delete(comment_id)
+    await cleanup_job(tao, {"comment": comment_id})
+    await tao.assoc_delete(parent, parent_atype, comment_id)
+
+
+async def cleanup_job(tao: Tao, payload: dict) -> None:
+    """After a comment's delete: its replies, likes and mention edges go."""
+    cid = int(payload["comment"])
+    if (await tao.obj_get([cid])).get(cid) is not None:
+        return  # a stale job for a comment that exists: nothing to clean
+    await drain(tao, cid, "HAS_REPLY", lambda a: delete_comment_tree(tao, a.id2, cid, "HAS_REPLY"))
+    await drain(tao, cid, "COMMENT_LIKED_BY", lambda a: tao.assoc_delete(a.id2, "COMMENT_LIKES", cid))
+    await drain(tao, cid, "MENTIONS", lambda a: tao.assoc_delete(cid, "MENTIONS", a.id2))

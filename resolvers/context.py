@@ -1,0 +1,60 @@
+"""The per-request context every resolver receives as `info.context`.
+
+Invariant: loaders live exactly as long as one operation. The HTTP view builds a context per
+request; a WebSocket connection keeps one context for its life, so the schema's operation
+extension calls `reset_loaders()` at the start of every operation (and a subscription calls it
+per event), so no value cached by one operation is served to another.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from config import Settings
+from resolvers.errors import AuthenticationError
+from resolvers.loaders import Loaders
+from resolvers.throttle import FailureThrottle
+from tao import Tao
+
+
+@dataclass
+class RequestContext:
+    tao: Tao
+    settings: Settings
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    # The authenticated viewer, or None for an anonymous request.
+    viewer_id: int | None = None
+    session_id: int | None = None
+    # Who pays for the query's cost when anonymous (the client address).
+    client_key: str = "anonymous"
+    # Transport objects, opaque here (resolvers know nothing of HTTP).
+    request: Any = None
+    response: Any = None
+    # Set by strawberry's graphql-transport-ws handler from the `connection_init` payload.
+    connection_params: Any = None
+    # Shared by the requests of one server process (see `resolvers.throttle`); None: no throttling.
+    login_throttle: FailureThrottle | None = None
+    # The process's media store and upload service (`resolvers.media.MediaServices`); None: no media.
+    media: Any = None
+    loaders: Loaders = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.reset_loaders()
+
+    def reset_loaders(self) -> None:
+        self.loaders = Loaders(self.tao, self.viewer_id)
+
+    @property
+    def cost_key(self) -> str:
+        """The key the per-viewer cost budget is kept under."""
+        return f"user:{self.viewer_id}" if self.viewer_id is not None else f"client:{self.client_key}"
+
+    def require_viewer(self) -> int:
+        """The viewer's id; a top-level UNAUTHENTICATED error for an anonymous request."""
+        if self.viewer_id is None:
+            raise AuthenticationError(
+                "You must be logged in: send `Authorization: Bearer <token>` with a token from `logIn` or `signUp`."
+            )
+        return self.viewer_id

@@ -1,0 +1,62 @@
+"""The domain's errors: `AppError` is the root of everything `resolvers` raises on purpose.
+
+Two kinds, kept apart because clients handle them differently:
+- top-level errors (`AuthenticationError`, `PermissionDeniedError`, `BadInputError`,
+  `UnavailableError`) abort a field and reach the client in the response's `errors` list with
+  `extensions.code`; the schema's error extension lets exactly these through unmasked;
+- `UserError` is an expected failure of a mutation (username taken, not following, ...): the
+  schema turns it into the payload's typed `errors: [{code, message, field}]`, with `code` a
+  member of the enum its domain owns (`FollowErrorCode.CANNOT_FOLLOW_SELF`).
+
+Every message says what the client can do next.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class AppError(Exception):
+    """Root of the errors `resolvers` raises deliberately; anything else is a fault and is masked."""
+
+    code = "INTERNAL"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class AuthenticationError(AppError):
+    """No valid session: the token is missing where one is required, unknown, or expired."""
+
+    code = "UNAUTHENTICATED"
+
+
+class PermissionDeniedError(AppError):
+    """The viewer is authenticated but may not see or do this."""
+
+    code = "FORBIDDEN"
+
+
+class BadInputError(AppError):
+    """An argument is malformed (an id, a cursor, a page size) in a way the type system cannot catch."""
+
+    code = "BAD_USER_INPUT"
+
+
+class UnavailableError(AppError):
+    """A backend shard is down; other data still answers. Safe to retry."""
+
+    code = "UNAVAILABLE"
+
+
+class UserError(AppError):
+    """An expected failure of a mutation; becomes one entry of the payload's `errors`."""
+
+    def __init__(self, code: enum.Enum, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code  # type: ignore[assignment]  # a domain enum member, not a string
+        self.field = field
+
+
+TOP_LEVEL_ERRORS = (AuthenticationError, PermissionDeniedError, BadInputError, UnavailableError)

@@ -1,0 +1,144 @@
+"""A viewer's feed candidates: their FEED list merged with posts pulled at read time, then
+filtered by everything that may have changed since the post was pushed.
+
+Sources (merged, de-duplicated by post id, newest first):
+- the viewer's FEED list (pushed by fan-out), younger than `feed.window_days`;
+- the AUTHORED lists of the big accounts the viewer follows (BIG_ACCOUNT ∩ FOLLOWS), and of the
+  viewer themself (their own posts are never pushed to them);
+- while a rebuild is pending (a viewer back after `feed.inactive_days`), the AUTHORED lists of
+  every account they follow (`feed.rebuild_followings` newest follows): the pull path.
+
+Filtering at read is what makes removal immediate (`prefilter` for a whole snapshot from the
+viewer's own lists, `keep_visible` through privacy for each page served): a candidate is shown only if the post still
+exists and is visible, its author is fully visible to the viewer (privacy: blocks both ways,
+private accounts), the viewer follows the author (or is the author) and does not mute them.
+FEED edges that fail are reported so a job can remove them from the stored list (read repair).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from resolvers.feed import big_accounts
+from resolvers.feed.activity import DAY_MS, rebuild_pending
+from resolvers.privacy import Visibility
+from tao import Obj, Tao
+from tao.core import now_ms
+
+if TYPE_CHECKING:
+    from resolvers.context import RequestContext
+
+PULL_CHUNK = 500  # AUTHORED lists read per many-keys call
+
+
+@dataclass(slots=True)
+class Candidate:
+    post: int
+    author: int
+    time: int
+    pushed: bool = False       # came from the viewer's FEED list
+    obj: Obj | None = None     # the POST, once loaded
+
+
+async def pull_authors(tao: Tao, authors: list[int], low: int, per_author: int,
+                       high: int | None = None) -> list[Candidate]:
+    """The newest `per_author` posts (time >= low) of each author, from their AUTHORED lists."""
+    out: list[Candidate] = []
+    for i in range(0, len(authors), PULL_CHUNK):
+        keys = [(a, "AUTHORED") for a in authors[i:i + PULL_CHUNK]]
+        pages = await tao.assoc_time_range_many(keys, high=high, low=low, limit=per_author)
+        for (author, _), page in pages.items():
+            out += [Candidate(e.id2, author, e.time) for e in page]
+    return out
+
+
+async def pulled_authors(ctx: RequestContext, viewer: Obj) -> list[tuple[int, int | None]]:
+    """(author, until) for every account whose posts the viewer's feed pulls at read time."""
+    s, tao = ctx.settings.feed, ctx.tao
+    if rebuild_pending(viewer):
+        follows = await tao.assoc_range(viewer.id, "FOLLOWS", 0, s.rebuild_followings)
+        return [(viewer.id, None)] + [(a.id2, None) for a in follows]
+    big = {e.id2: e.data.get("until") for e in await big_accounts.big_account_edges(tao)}
+    big.pop(viewer.id, None)
+    followed = await ctx.loaders.assoc_by_key.load_many([(viewer.id, "FOLLOWS", b) for b in big])
+    return [(viewer.id, None)] + [(b, until) for (b, until), f in zip(big.items(), followed) if f is not None]
+
+
+async def gather(ctx: RequestContext, viewer: Obj, *, low: int | None = None, limit: int | None = None
+                 ) -> list[Candidate]:
+    """Unfiltered candidates, newest first, at most `limit` (default `feed.page_candidates`)."""
+    s, tao = ctx.settings.feed, ctx.tao
+    limit = limit or s.page_candidates
+    low = now_ms() - int(s.window_days * DAY_MS) if low is None else low
+    feed, authors = await asyncio.gather(
+        tao.assoc_time_range(viewer.id, "FEED", low=low, limit=limit), pulled_authors(ctx, viewer))
+    by_post = {e.id2: Candidate(e.id2, int(e.data.get("a") or 0), e.time, pushed=True) for e in feed}
+    unbounded = [a for a, until in authors if until is None]
+    pulled = await pull_authors(tao, unbounded, low, s.pull_per_author)
+    for a, until in authors:  # formerly big: only what they posted while big was never pushed
+        if until is not None:
+            pulled += await pull_authors(tao, [a], low, s.pull_per_author, high=until)
+    for c in pulled:
+        if c.post not in by_post:
+            by_post[c.post] = c
+    return sorted(by_post.values(), key=lambda c: (c.time, c.post), reverse=True)[:limit]
+
+
+async def prefilter(ctx: RequestContext, viewer: int, cands: list[Candidate]
+                    ) -> tuple[list[Candidate], list[int]]:
+    """The cheap filter for a whole snapshot (hundreds of candidates): the post exists and is
+    visible, and the viewer follows its author (or is the author) with no block either way and
+    no mute — decided from the viewer's own lists (one many-keys read on the viewer's shard)
+    instead of per-author edges. `keep_visible`, the authoritative check through privacy, runs
+    again on each page as it is served. Returns (kept, pushed post ids to remove from FEED)."""
+    if not cands:
+        return [], []
+    lists = await ctx.tao.assoc_range_many([(viewer, t) for t in ("FOLLOWS", "MUTES", "BLOCKS", "BLOCKED_BY")],
+                                           0, big_accounts.MAX_BIG_ACCOUNTS)
+    follows = {a.id2 for a in lists[(viewer, "FOLLOWS")]}
+    shut = {a.id2 for t in ("MUTES", "BLOCKS", "BLOCKED_BY") for a in lists[(viewer, t)]}
+    objs = await ctx.loaders.object_by_id.load_many([c.post for c in cands])
+    kept, drop = [], []
+    for c, o in zip(cands, objs):
+        c.obj = o
+        if o is not None and o.data.get("author") is not None:
+            c.author = int(o.data["author"])
+            c.time = int(o.data.get("published_at") or o.created)
+        if (o is not None and o.otype == "POST" and o.data.get("status") == "visible"
+                and (c.author == viewer or (c.author in follows and c.author not in shut))):
+            kept.append(c)
+        elif c.pushed:
+            drop.append(c.post)
+    return kept, drop
+
+
+async def keep_visible(ctx: RequestContext, viewer: int, cands: list[Candidate]
+                       ) -> tuple[list[Candidate], list[int]]:
+    """(the candidates the viewer may see now, in order; pushed post ids that must leave FEED)."""
+    if not cands:
+        return [], []
+    loaders = ctx.loaders
+    objs = await loaders.object_by_id.load_many([c.post for c in cands])
+    for c, o in zip(cands, objs):
+        c.obj = o
+        if o is not None and o.data.get("author") is not None:
+            c.author = int(o.data["author"])
+            c.time = int(o.data.get("published_at") or o.created)  # one clock for pushed and pulled posts
+    authors = list(dict.fromkeys(c.author for c in cands if c.obj is not None and c.author != viewer))
+    vis, mutes, follows = await asyncio.gather(
+        loaders.visibility_by_user_id.load_many(authors),
+        loaders.assoc_by_key.load_many([(viewer, "MUTES", a) for a in authors]),
+        loaders.assoc_by_key.load_many([(viewer, "FOLLOWS", a) for a in authors]))
+    ok_authors = {viewer} | {a for a, v, m, f in zip(authors, vis, mutes, follows)
+                             if v == Visibility.FULL and m is None and f is not None}
+    kept, drop = [], []
+    for c in cands:
+        o = c.obj
+        if (o is not None and o.otype == "POST" and o.data.get("status") == "visible"
+                and c.author in ok_authors):
+            kept.append(c)
+        elif c.pushed:
+            drop.append(c.post)
+    return kept, drop

@@ -1,0 +1,106 @@
+"""Fan-out on write: the ON_PUBLISH hook, the chained fan-out job, and the rebuild job.
+
+Making a post visible commits a `feed.fanout` job in the same transaction (posts.ON_PUBLISH).
+The job handles one keyset page of the author's FOLLOWED_BY list (`feed.fanout_batch`
+followers): it first enqueues the job for the next page (so pages of a big fan-out proceed on
+any number of workers and progress survives a crash), then writes the post into the FEED list
+of every active follower of the page with `assoc_add_many` (one multi-row transaction per shard).
+
+Invariants:
+- Idempotent: a FEED edge is an upsert keyed (follower, FEED, post); re-running a page rewrites
+  the same rows. A crash between enqueueing the next page and finishing this one re-runs this
+  page and may start a second chain for the rest: duplicate work, never a wrong result.
+- The first page decides push or pull from the exact follower count: above
+  `feed.fanout_threshold` the author is (or stays) on the BIG_ACCOUNT list and nothing else is
+  written, so a big account's post costs O(1) writes whatever its follower count.
+- A FEED edge's time is the post's publish time and its data `{"a": author}` (removal by author
+  scans the list without loading posts).
+"""
+
+from __future__ import annotations
+
+from config import FeedSettings
+from resolvers.feed import big_accounts
+from resolvers.feed.activity import DAY_MS, is_active
+from tao import Obj, Tao
+from tao.assoc_writes import MAX_BULK
+from tao.core import now_ms
+
+FANOUT_JOB = "feed.fanout"
+REBUILD_JOB = "feed.rebuild"
+
+
+def post_time(post: Obj) -> int:
+    """A post's place in feeds: when it became visible (P's `published_at`), else its creation."""
+    return int(post.data.get("published_at") or post.created)
+
+
+def on_publish(post: Obj) -> list[tuple[str, dict]]:
+    """posts.ON_PUBLISH hook: the fan-out job, committed with the write that makes `post` visible."""
+    return [(FANOUT_JOB, {"post": post.id, "author": int(post.data["author"]), "time": post_time(post)})]
+
+
+def _settings(tao: Tao) -> FeedSettings:
+    return tao.settings.feed
+
+
+async def fanout_job(tao: Tao, payload: dict) -> None:
+    s = _settings(tao)
+    post_id, author, time = payload["post"], payload["author"], payload["time"]
+    post = (await tao.obj_get([post_id])).get(post_id)
+    if post is None or post.data.get("status") != "visible":
+        return  # deleted or hidden since: nothing more to push (readers filter what was pushed)
+    after = tuple(payload["after"]) if payload.get("after") else None
+    if after is None and await _is_big(tao, author, s):
+        return
+    page = await tao.assoc_time_range(author, "FOLLOWED_BY", limit=s.fanout_batch, after=after)
+    if len(page) == s.fanout_batch:
+        await tao.enqueue(author, FANOUT_JOB, {**payload, "after": [page[-1].time, page[-1].id2],
+                                               "page": payload.get("page", 0) + 1})
+    await push_to_followers(tao, post_id, author, time, [a.id2 for a in page], s)
+
+
+async def _is_big(tao: Tao, author: int, s: FeedSettings) -> bool:
+    """Decide push or pull for this post, recording a crossing of the threshold either way."""
+    count = await tao.assoc_count(author, "FOLLOWED_BY")
+    edge = await big_accounts.big_edge(tao, author)
+    big = count > s.fanout_threshold
+    await big_accounts.set_big(tao, author, big, edge)
+    if not big:
+        await big_accounts.forget_expired(tao, author, edge, int(s.window_days * DAY_MS))
+    return big
+
+
+async def push_to_followers(tao: Tao, post_id: int, author: int, time: int, followers: list[int],
+                            s: FeedSettings) -> int:
+    """Write the post into the FEED lists of the active followers among `followers`; returns how
+    many edges were written."""
+    if not followers:
+        return 0
+    users = await tao.obj_get(followers)
+    now = now_ms()
+    targets = [f for f in followers if (u := users.get(f)) is not None and is_active(u, s, now)]
+    data = {"a": author}
+    for i in range(0, len(targets), MAX_BULK):
+        await tao.assoc_add_many([(f, "FEED", post_id, time, data) for f in targets[i:i + MAX_BULK]])
+    return len(targets)
+
+
+async def rebuild_job(tao: Tao, payload: dict) -> None:
+    """Refill a returning viewer's FEED list from the recent posts of the accounts they follow
+    (big accounts excluded: they are pulled at read time anyway), then clear `feed_rebuild`."""
+    from resolvers.feed.candidates import pull_authors  # candidates imports this module's helpers
+
+    s = _settings(tao)
+    viewer = payload["viewer"]
+    follows = await tao.assoc_range(viewer, "FOLLOWS", 0, s.rebuild_followings)
+    big = {e.id2 for e in await big_accounts.big_account_edges(tao) if e.data.get("until") is None}
+    authors = [a.id2 for a in follows if a.id2 not in big]
+    low = now_ms() - int(s.window_days * DAY_MS)
+    pulled = await pull_authors(tao, authors, low, s.pull_per_author)
+    edges = [(viewer, "FEED", c.post, c.time, {"a": c.author}) for c in pulled]
+    for i in range(0, len(edges), MAX_BULK):
+        await tao.assoc_add_many(edges[i:i + MAX_BULK])
+    user = (await tao.obj_get([viewer])).get(viewer)
+    if user is not None and user.data.get("feed_rebuild"):
+        await tao.obj_update(viewer, {"feed_rebuild": None})

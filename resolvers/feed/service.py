@@ -1,0 +1,128 @@
+"""The feed's read entry points, called by schema/feed.py: `home_feed` (one page of
+`viewer.feed`), `new_posts_count`, `do_record_profile_visit`.
+
+A first page (no cursor) touches the viewer's activity, gathers and filters candidates, ranks
+them (or orders them by time), and stores the order as a feed session; a later page reads the
+session. Either way the page shown is re-filtered (removal is immediate), and FEED edges found
+unshowable are handed to a repair job.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from resolvers import privacy
+from resolvers.errors import PermissionDeniedError, UserError
+from resolvers.feed import candidates, ranking
+from resolvers.feed.activity import record_profile_visit, touch_active
+from resolvers.feed.removal import REMOVE_POSTS_JOB
+from resolvers.feed.sessions import FeedCursor, Session, create_session, load_session, record_seen
+from resolvers.pagination import check_first
+from tao import Obj
+
+if TYPE_CHECKING:
+    from resolvers.context import RequestContext
+
+
+class FeedErrorCode(enum.Enum):
+    USER_NOT_FOUND = "USER_NOT_FOUND"
+
+
+class FeedMode(enum.Enum):
+    RANKED = "RANKED"
+    CHRONOLOGICAL = "CHRONOLOGICAL"
+
+
+@dataclass
+class FeedItem:
+    post: Obj
+    cursor: FeedCursor
+    debug: dict[str, float] | None = None
+
+
+@dataclass
+class FeedPage:
+    items: list[FeedItem] = field(default_factory=list)
+    has_next: bool = False
+    end_cursor: FeedCursor | None = None
+    has_previous: bool = False
+    session: Session | None = None
+
+
+def debug_allowed(ctx: RequestContext, viewer: Obj | None) -> bool:
+    return bool(ctx.settings.server.debug or (viewer is not None and viewer.data.get("is_developer")))
+
+
+def require_debug(ctx: RequestContext, viewer: Obj | None) -> None:
+    if not debug_allowed(ctx, viewer):
+        raise PermissionDeniedError("Feed scores are for developers: ask for the developer flag on your account.")
+
+
+async def _viewer(ctx: RequestContext) -> Obj:
+    viewer_id = ctx.require_viewer()
+    obj = await ctx.loaders.object_by_id.load(viewer_id)
+    if obj is None:
+        raise PermissionDeniedError("Your account no longer exists: log in again.")
+    return obj
+
+
+async def home_feed(ctx: RequestContext, first: int, after: FeedCursor | None, mode: FeedMode) -> FeedPage:
+    check_first(ctx, first)
+    viewer = await _viewer(ctx)
+    if after is None:
+        viewer = await touch_active(ctx.tao, viewer, ctx.settings.feed)
+        ctx.loaders.object_by_id.clear(viewer.id).prime(viewer.id, viewer)
+        session = await _new_session(ctx, viewer, mode)
+        start, page_start = 0, 0
+    else:
+        session = await load_session(ctx, viewer.id, after)
+        await record_seen(ctx, session, after)
+        start = after[1] + 1
+    ids = session.ids[start:start + first]
+    cands = [candidates.Candidate(p, 0, 0, pushed=True) for p in ids]
+    kept, drop = await candidates.keep_visible(ctx, viewer.id, cands)
+    await _repair(ctx, viewer.id, drop)
+    shown = {c.post: c.obj for c in kept}
+    items = [FeedItem(shown[p], (session.id, start + i, start), session.debug_of(start + i))
+             for i, p in enumerate(ids) if p in shown]
+    end = start + len(ids) - 1
+    return FeedPage(items=items, has_next=start + len(ids) < len(session.ids),
+                    end_cursor=(session.id, end, start) if ids else after,
+                    has_previous=after is not None, session=session)
+
+
+async def _new_session(ctx: RequestContext, viewer: Obj, mode: FeedMode) -> Session:
+    cands = await candidates.gather(ctx, viewer)
+    kept, drop = await candidates.prefilter(ctx, viewer.id, cands)
+    await _repair(ctx, viewer.id, drop)
+    if mode is FeedMode.CHRONOLOGICAL:
+        ordered = ranking.chronological(kept)
+    else:
+        signals = await ranking.load_signals(ctx, viewer.id, kept)
+        ordered = ranking.rank(kept, signals, ctx.settings.feed)
+    return await create_session(ctx, viewer.id, mode.value, ordered, debug_allowed(ctx, viewer))
+
+
+async def _repair(ctx: RequestContext, viewer: int, drop: list[int]) -> None:
+    if drop:
+        await ctx.tao.enqueue(viewer, REMOVE_POSTS_JOB, {"viewer": viewer, "posts": drop})
+
+
+async def new_posts_count(ctx: RequestContext, session: Session) -> int:
+    """Showable posts that arrived after the session's snapshot: the client offers a refresh."""
+    viewer = await _viewer(ctx)
+    low = session.created - ctx.settings.feed.new_posts_lookback_seconds * 1000
+    known = set(session.ids)
+    fresh = [c for c in await candidates.gather(ctx, viewer, low=low, limit=ctx.settings.limits.max_page_size)
+             if c.post not in known]
+    kept, _ = await candidates.keep_visible(ctx, viewer.id, fresh)
+    return len(kept)
+
+
+async def do_record_profile_visit(ctx: RequestContext, user_id: int) -> None:
+    viewer = ctx.require_viewer()
+    if await privacy.user_visibility(ctx, user_id) == privacy.Visibility.HIDDEN:
+        raise UserError(FeedErrorCode.USER_NOT_FOUND, "No such user: check the id.", "userId")
+    await record_profile_visit(ctx.tao, viewer, user_id)

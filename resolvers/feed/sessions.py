@@ -1,0 +1,88 @@
+"""Feed sessions: the ranked snapshot a viewer scrolls, so cursors never repeat or skip a post.
+
+The first page of a feed ranks the candidates once and stores the order as a FEED_SESSION
+object on the viewer's shard: `{"viewer", "t" (ms), "mode", "ids": [post, ...], "dbg": [...]}`
+(`dbg`, the score components, only for developers). A cursor is (session, index, page_start):
+the next page is `ids[index + 1:]`, whatever was posted, liked or ranked since, so no post is
+shown twice or skipped while the viewer scrolls. Later pages re-apply the read-time filters
+(a post deleted or an author blocked mid-scroll disappears at once; the offset still advances).
+
+A session is readable for `feed.session_ttl_seconds`; a delayed job deletes it after that.
+Serving a page with a cursor records the previous page (ids[page_start:index + 1], the posts
+the viewer scrolled past) as SEEN edges, one multi-row write on the viewer's shard.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from resolvers.errors import BadInputError
+from resolvers.feed.ranking import Scored
+from tao import Obj
+from tao.core import now_ms
+
+if TYPE_CHECKING:
+    from resolvers.context import RequestContext
+
+FeedCursor = tuple[int, int, int]  # (session id, index of the last item served, index where its page began)
+EXPIRE_JOB = "feed.session_expire"
+_DBG_KEYS = ("recency", "engagement", "affinity", "content_type")
+
+
+@dataclass(slots=True)
+class Session:
+    id: int
+    viewer: int
+    created: int
+    mode: str
+    ids: list[int]
+    debug: list[list[float]] | None
+
+    @classmethod
+    def from_obj(cls, obj: Obj) -> Session:
+        d = obj.data
+        return cls(obj.id, int(d["viewer"]), int(d["t"]), d["mode"], list(d["ids"]), d.get("dbg"))
+
+    def debug_of(self, index: int) -> dict[str, float] | None:
+        if self.debug is None or index >= len(self.debug):
+            return None
+        row = self.debug[index]
+        return {"score": row[0], **dict(zip(_DBG_KEYS, row[1:5])), "seen": bool(row[5])}
+
+
+async def create_session(ctx: RequestContext, viewer: int, mode: str, ordered: list[Scored],
+                         with_debug: bool) -> Session:
+    now = now_ms()
+    data = {"viewer": viewer, "t": now, "mode": mode, "ids": [x.cand.post for x in ordered]}
+    if with_debug:
+        data["dbg"] = [[round(x.score, 4), *(round(x.components.get(k, 0.0), 4) for k in _DBG_KEYS), int(x.seen)]
+                       for x in ordered]
+    sid = await ctx.tao.obj_add("FEED_SESSION", data, owner=viewer)
+    await ctx.tao.enqueue(viewer, EXPIRE_JOB, {"session": sid},
+                          delay_ms=ctx.settings.feed.session_ttl_seconds * 1000)
+    return Session(sid, viewer, now, mode, data["ids"], data.get("dbg"))
+
+
+async def load_session(ctx: RequestContext, viewer: int, cursor: FeedCursor) -> Session:
+    obj = await ctx.loaders.object_by_id.load(cursor[0])
+    expired = BadInputError("This feed cursor has expired: fetch the first page again (no `after`).")
+    if obj is None or obj.otype != "FEED_SESSION" or int(obj.data.get("viewer", 0)) != viewer:
+        raise expired
+    session = Session.from_obj(obj)
+    if now_ms() - session.created > ctx.settings.feed.session_ttl_seconds * 1000:
+        raise expired
+    if not 0 <= cursor[2] <= cursor[1] < len(session.ids):
+        raise BadInputError("`after` is not a valid feed cursor: pass a `cursor` or `pageInfo.endCursor` from `feed`.")
+    return session
+
+
+async def record_seen(ctx: RequestContext, session: Session, cursor: FeedCursor) -> None:
+    """The page that ended at the cursor was scrolled past: SEEN edges, one bulk write."""
+    posts = session.ids[cursor[2]:cursor[1] + 1]
+    if posts:
+        await ctx.tao.assoc_add_many([(session.viewer, "SEEN", p) for p in posts])
+
+
+async def expire_session_job(tao, payload: dict) -> None:
+    await tao.obj_delete(payload["session"])

@@ -1,0 +1,113 @@
+"""Hashtags and @mentions: parsing them out of text, and the HASHTAG objects they name.
+
+Parsing is Unicode-aware (`#café`, `#東京`, `#ünïcode` are tags; `\\w` in any script), case-
+insensitive (a tag's name is its NFC-normalised lower case) and deduplicated in order of first
+appearance. A tag is 1 to HASHTAG_MAX_LEN word characters, not all digits (`#1` is not a tag);
+a mention is `@` and a username (ASCII, see `resolvers.accounts.USERNAME_RE`).
+
+Invariant: exactly one HASHTAG object answers to a name. `hashtag_ids_for` finds names through
+the `hashtag` unique key; a missing one is created and then claimed with `key_claim`, and the
+loser of a race deletes its own object and takes the winner's, so concurrent first uses of a tag
+converge on one id. A post is tagged by a TAGGED_WITH edge (post -> hashtag); the derived TAGS
+list (hashtag -> post) is the tag's posts, newest first, and its count is `postCount`.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import TYPE_CHECKING
+
+from resolvers import privacy
+from resolvers.accounts import USERNAME_RE, normalize_username
+from resolvers.pagination import Cursor, Page, load_assoc_page, make_page
+from tao import Obj, Tao
+
+if TYPE_CHECKING:
+    from resolvers.context import RequestContext
+
+HASHTAG_MAX_LEN = 100
+HASHTAGS_MAX = 30   # per caption (Instagram's limit)
+MENTIONS_MAX = 20   # per caption or comment
+KEY_NS = "hashtag"
+
+# `#` not preceded by a word character, `#` or `&` (so `a#b`, `##x` and `&#39;` are not tags).
+_HASHTAG_RE = re.compile(r"(?<![\w#&])#(\w+)")
+# `@` not preceded by a word character or `@` (so e-mail addresses are not mentions).
+_MENTION_RE = re.compile(r"(?<![\w@])@([A-Za-z0-9._]+)")
+
+
+def normalize_hashtag(name: str) -> str:
+    return unicodedata.normalize("NFC", name).lower()
+
+
+def is_hashtag_name(name: str) -> bool:
+    return 0 < len(name) <= HASHTAG_MAX_LEN and re.fullmatch(r"\w+", name) is not None and not name.isdigit()
+
+
+def parse_hashtags(text: str) -> list[str]:
+    """The distinct tag names in `text`, lower-cased, in order of first appearance.
+
+    Runs longer than HASHTAG_MAX_LEN are kept whole (the caller refuses them), so that a too-long
+    tag is an error the author sees rather than a silently shorter tag.
+    """
+    out: dict[str, None] = {}
+    for m in _HASHTAG_RE.finditer(unicodedata.normalize("NFC", text)):
+        name = normalize_hashtag(m.group(1))
+        if not name.isdigit():
+            out.setdefault(name, None)
+    return list(out)
+
+
+def parse_mentions(text: str) -> list[str]:
+    """The distinct (lower-cased) usernames mentioned in `text`, in order; a trailing period
+    ends the sentence, not the name (`thanks @ada.`)."""
+    out: dict[str, None] = {}
+    for m in _MENTION_RE.finditer(text):
+        name = m.group(1).rstrip(".")
+        if name and USERNAME_RE.match(name):
+            out.setdefault(normalize_username(name), None)
+    return list(out)
+
+
+async def hashtag_ids_for(tao: Tao, names: list[str]) -> dict[str, int]:
+    """name -> HASHTAG id for every name, creating the missing ones (see the module's invariant)."""
+    if not names:
+        return {}
+    found = await tao.key_get_many(KEY_NS, names)
+    for name in names:
+        if name in found:
+            continue
+        new_id = await tao.obj_add("HASHTAG", {"name": name})
+        if await tao.key_claim(KEY_NS, name, new_id):
+            found[name] = new_id
+        else:  # someone created it first: use theirs
+            await tao.obj_delete(new_id)
+            winner = (await tao.key_get_many(KEY_NS, [name])).get(name)
+            if winner is None:
+                raise RuntimeError(f"hashtag {name!r}: lost the claim but no holder is recorded")
+            found[name] = winner
+    return {n: found[n] for n in names}
+
+
+async def get_hashtag(ctx: RequestContext, name: str) -> Obj | None:
+    """The HASHTAG object named `name` (with or without `#`, any case), or None."""
+    name = normalize_hashtag(name.removeprefix("#"))
+    if not is_hashtag_name(name):
+        return None
+    hashtag_id = (await ctx.tao.key_get_many(KEY_NS, [name])).get(name)
+    if hashtag_id is None:
+        return None
+    return await privacy.load_visible_object(ctx, hashtag_id)
+
+
+async def hashtag_post_count(ctx: RequestContext, hashtag_id: int) -> int:
+    """Posts tagged with it (all of them: a count reveals no post)."""
+    return await ctx.loaders.assoc_count_by_key.load((hashtag_id, "TAGS"))
+
+
+async def hashtag_posts(ctx: RequestContext, hashtag_id: int, first: int, after: Cursor | None) -> Page[Obj]:
+    """The tag's posts, newest first, minus those the viewer may not see (pages can be short)."""
+    assocs, has_next = await load_assoc_page(ctx, hashtag_id, "TAGS", first, after)
+    posts = await privacy.visible_posts(ctx, [a.id2 for a in assocs])
+    return make_page(assocs, has_next, {p.id: p for p in posts}, after)

@@ -1,0 +1,98 @@
+"""Likes of posts and of comments.
+
+Edges: viewer -LIKES-> post (⇄ LIKED_BY: the post's likers, newest first, and its exact
+`likeCount`); viewer -COMMENT_LIKES-> comment (⇄ COMMENT_LIKED_BY). The viewer's side is on the
+viewer's shard, so `viewerHasLiked` for a page of N posts is one batched `assoc_get` on one shard.
+
+Invariants: liking and unliking are idempotent (a second like keeps the first like's time and
+changes no count); only visible objects can be liked; a like of something deleted later is
+removed by the delete's cleanup job (and hidden by privacy meanwhile).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from resolvers import privacy
+from resolvers.comments import get_comment
+from resolvers.comments import not_found as comment_not_found
+from resolvers.posts import get_post, not_found
+from resolvers.pagination import Cursor, Page, load_assoc_page, make_page
+from tao import Obj
+
+if TYPE_CHECKING:
+    from resolvers.context import RequestContext
+
+
+async def _set_like(ctx: RequestContext, atype: str, target: int, on: bool) -> None:
+    viewer = ctx.require_viewer()
+    key = (viewer, atype, target)
+    exists = await ctx.loaders.assoc_by_key.load(key) is not None
+    if on and not exists:
+        await ctx.tao.assoc_add(viewer, atype, target)
+    elif not on and exists:
+        await ctx.tao.assoc_delete(viewer, atype, target)
+    ctx.loaders.forget_edges(key)
+
+
+async def do_like_post(ctx: RequestContext, post_id: int) -> Obj:
+    post = await get_post(ctx, post_id)
+    if post is None:
+        raise not_found()
+    await _set_like(ctx, "LIKES", post_id, True)
+    return post
+
+
+async def do_unlike_post(ctx: RequestContext, post_id: int) -> Obj:
+    post = await get_post(ctx, post_id)
+    if post is None:
+        raise not_found()  # a deleted post's likes are the delete's cleanup job's to remove
+    await _set_like(ctx, "LIKES", post_id, False)
+    return post
+
+
+async def do_like_comment(ctx: RequestContext, comment_id: int) -> Obj:
+    comment = await get_comment(ctx, comment_id)
+    if comment is None:
+        raise comment_not_found()
+    await _set_like(ctx, "COMMENT_LIKES", comment_id, True)
+    return comment
+
+
+async def do_unlike_comment(ctx: RequestContext, comment_id: int) -> Obj:
+    comment = await get_comment(ctx, comment_id)
+    if comment is None:
+        raise comment_not_found()
+    await _set_like(ctx, "COMMENT_LIKES", comment_id, False)
+    return comment
+
+
+# Reads ------------------------------------------------------------------------------------
+
+async def like_count(ctx: RequestContext, post_id: int) -> int:
+    return await ctx.loaders.assoc_count_by_key.load((post_id, "LIKED_BY"))
+
+
+async def comment_like_count(ctx: RequestContext, comment_id: int) -> int:
+    return await ctx.loaders.assoc_count_by_key.load((comment_id, "COMMENT_LIKED_BY"))
+
+
+async def _viewer_edge(ctx: RequestContext, atype: str, target: int) -> bool:
+    if ctx.viewer_id is None:
+        return False
+    return await ctx.loaders.assoc_by_key.load((ctx.viewer_id, atype, target)) is not None
+
+
+async def viewer_has_liked(ctx: RequestContext, post_id: int) -> bool:
+    return await _viewer_edge(ctx, "LIKES", post_id)
+
+
+async def viewer_has_liked_comment(ctx: RequestContext, comment_id: int) -> bool:
+    return await _viewer_edge(ctx, "COMMENT_LIKES", comment_id)
+
+
+async def likers(ctx: RequestContext, post_id: int, first: int, after: Cursor | None) -> Page[Obj]:
+    """Who liked the post, newest like first, minus accounts hidden from the viewer."""
+    assocs, has_next = await load_assoc_page(ctx, post_id, "LIKED_BY", first, after)
+    users = await privacy.visible_users(ctx, [a.id2 for a in assocs])
+    return make_page(assocs, has_next, {u.id: u for u in users}, after)

@@ -1,0 +1,145 @@
+"""Per-request DataLoaders: every read of the store made while resolving GraphQL goes through one.
+
+Sibling fields that `load()` in the same event-loop tick are collected into one batch, and each
+batch function makes one call to the store's many-keys API (one cache round trip per memcached
+server, one SQL query per shard for the misses). So a query's round trips grow with its depth,
+not with the number of items it returns.
+
+Invariants: a batch function answers one value per key, in key order: the value, `None` for a
+missing key, or an exception instance for that key alone. Loaders cache for one operation only
+(`RequestContext.reset_loaders`); writers `clear()` or `prime()` the keys they change so a
+mutation's payload reads its own write.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from functools import cached_property
+from typing import Any
+
+from aiodataloader import DataLoader
+
+from tao import Assoc, Obj, Tao
+from tao.types import REGISTRY
+
+AssocKey = tuple[int, str, int]           # (id1, atype, id2)
+ListKey = tuple[int, str]                 # (id1, atype)
+# (id1, atype, limit, after): a keyset page of a list; after is a (time, id2) cursor or None.
+PageKey = tuple[int, str, int, tuple[int, int] | None]
+
+
+class _StoreLoader(DataLoader):
+    def __init__(self, loaders: Loaders) -> None:
+        super().__init__()
+        self.loaders = loaders
+        self.tao = loaders.tao
+
+
+class ObjectByIdLoader(_StoreLoader):
+    """id -> Obj, or None when missing or deleted (`obj_get`)."""
+
+    async def batch_load_fn(self, keys: list[int]) -> list[Obj | None]:
+        found = await self.tao.obj_get(keys)
+        return [found.get(k) for k in keys]
+
+
+class UserIdByUsernameLoader(_StoreLoader):
+    """lower-cased username -> user id, or None (`key_get_many("username", ...)`)."""
+
+    async def batch_load_fn(self, keys: list[str]) -> list[int | None]:
+        found = await self.tao.key_get_many("username", list(keys))
+        return [found.get(k) for k in keys]
+
+
+class AssocByKeyLoader(_StoreLoader):
+    """(id1, atype, id2) -> Assoc, or None when there is no such edge (`assoc_get_many`)."""
+
+    async def batch_load_fn(self, keys: list[AssocKey]) -> list[Assoc | None]:
+        found = await self.tao.assoc_get_many(list(keys))
+        return [found.get(k) for k in keys]
+
+
+class AssocCountByKeyLoader(_StoreLoader):
+    """(id1, atype) -> exact count of the list (`assoc_count_many`)."""
+
+    async def batch_load_fn(self, keys: list[ListKey]) -> list[int]:
+        found = await self.tao.assoc_count_many(list(keys))
+        return [found.get(k, 0) for k in keys]
+
+
+class AssocPageByKeyLoader(_StoreLoader):
+    """(id1, atype, limit, after) -> the newest-first keyset page (`assoc_time_range_many`).
+
+    The many-keys call takes one (limit, after) for all its keys, so keys are grouped by those:
+    the common case (the first page of many lists of one size) is still one call.
+    """
+
+    async def batch_load_fn(self, keys: list[PageKey]) -> list[list[Assoc]]:
+        groups: dict[tuple[int, Any], list[ListKey]] = defaultdict(list)
+        for id1, atype, limit, after in keys:
+            groups[(limit, after)].append((id1, atype))
+        pages: dict[PageKey, list[Assoc]] = {}
+        for (limit, after), lists in groups.items():
+            found = await self.tao.assoc_time_range_many(lists, limit=limit, after=after)
+            for id1, atype in lists:
+                pages[(id1, atype, limit, after)] = found.get((id1, atype), [])
+        return [pages[k] for k in keys]
+
+
+class VisibilityByUserIdLoader(_StoreLoader):
+    """user id -> what the viewer may see of that user (`resolvers.privacy.Visibility`)."""
+
+    async def batch_load_fn(self, keys: list[int]) -> list[Any]:
+        from resolvers.privacy import user_visibility_batch  # privacy builds on these loaders
+
+        return await user_visibility_batch(self.loaders, list(keys))
+
+
+class Loaders:
+    """One request's loaders, created on first use."""
+
+    def __init__(self, tao: Tao, viewer_id: int | None = None) -> None:
+        self.tao = tao
+        self.viewer_id = viewer_id
+
+    @cached_property
+    def object_by_id(self) -> ObjectByIdLoader:
+        return ObjectByIdLoader(self)
+
+    @cached_property
+    def user_id_by_username(self) -> UserIdByUsernameLoader:
+        return UserIdByUsernameLoader(self)
+
+    @cached_property
+    def assoc_by_key(self) -> AssocByKeyLoader:
+        return AssocByKeyLoader(self)
+
+    @cached_property
+    def assoc_count_by_key(self) -> AssocCountByKeyLoader:
+        return AssocCountByKeyLoader(self)
+
+    @cached_property
+    def assoc_page_by_key(self) -> AssocPageByKeyLoader:
+        return AssocPageByKeyLoader(self)
+
+    @cached_property
+    def visibility_by_user_id(self) -> VisibilityByUserIdLoader:
+        return VisibilityByUserIdLoader(self)
+
+    def forget_user(self, user_id: int) -> None:
+        """Drop what this request cached about a user after writing it (own-write reads)."""
+        self.object_by_id.clear(user_id)
+        self.visibility_by_user_id.clear(user_id)
+
+    def forget_edges(self, *keys: AssocKey) -> None:
+        """Drop cached edges, their lists' counts and pages, and the visibility they decide."""
+        for id1, atype, id2 in keys:
+            inverse = REGISTRY.atype(atype).inverse or REGISTRY.atype(atype).derived_from
+            for a, t, b in ((id1, atype, id2), (id2, inverse, id1)):
+                if t is not None:
+                    self.assoc_by_key.clear((a, t, b))
+                    self.assoc_count_by_key.clear((a, t))
+            self.visibility_by_user_id.clear(id1)
+            self.visibility_by_user_id.clear(id2)
+        # Pages are keyed by cursor too; after a write, drop them all (a mutation reads few).
+        self.assoc_page_by_key.clear_all()

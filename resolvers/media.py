@@ -1,0 +1,312 @@
+"""Media in the API: uploads recorded as MEDIA objects, their processing job, and who sees them.
+
+A MEDIA object lives on its owner's shard (`obj_add(..., owner=viewer)`) with data
+  owner, kind ("image" | "video"), upload_id (the pipeline's), media_key (its source object),
+  status ("uploading" -> "processing" -> "ready" | "failed"), content_type, byte_size,
+  share_location, width, height, duration, variants [{name, width, height, content_type, key}],
+  failure_code, failure_reason (set when failed; shown to the owner only)
+and edges owner -UPLOADED-> media (⇄ UPLOADED_BY), post -HAS_MEDIA-> media (⇄ MEDIA_OF, written
+by the posts domain). The upload id is a unique key (`key_claim("upload", upload_id, media)`),
+so one upload never becomes two media, whatever the client retries.
+
+Invariants:
+- The status only moves forward: `do_complete_upload` moves "uploading" to "processing" and
+  commits the `media.process` job in that same write, so a completed upload is always processed;
+  the job moves "processing" to "ready" or "failed" (idempotent: a finished media is left alone).
+- A post with media is published (by `resolvers.posts.do_publish_post`) only when all its media
+  are ready: the job publishes every post of a media that became ready, after recording it.
+- Failures of the pipeline are translated here, once: expected ones become typed
+  `MediaErrorCode`s, transient ones a top-level UNAVAILABLE (the client retries), and in the job
+  a transient error re-raises so the outbox retries it with backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import random
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import media_pipeline as mp
+from config import Settings
+from config.settings import MediaSettings
+from resolvers import privacy
+from resolvers.errors import UnavailableError, UserError
+from tao import Obj, Tao
+
+if TYPE_CHECKING:
+    from resolvers.context import RequestContext
+
+log = logging.getLogger("taogram.media")
+
+PROCESS_JOB = "media.process"
+UPLOADING, PROCESSING, READY, FAILED = "uploading", "processing", "ready", "failed"
+KINDS = ("image", "video")
+UPLOAD_KEYS = "upload"  # the unique-key namespace: pipeline upload id -> MEDIA id
+
+
+class MediaErrorCode(enum.Enum):
+    NOT_FOUND = "NOT_FOUND"
+    INVALID_UPLOAD = "INVALID_UPLOAD"
+    TOO_LARGE = "TOO_LARGE"
+    UNSUPPORTED_TYPE = "UNSUPPORTED_TYPE"
+    CORRUPT = "CORRUPT"
+    CHECKSUM_MISMATCH = "CHECKSUM_MISMATCH"
+    MISSING_PARTS = "MISSING_PARTS"
+    ALREADY_COMPLETED = "ALREADY_COMPLETED"
+    UPLOAD_FAILED = "UPLOAD_FAILED"
+    REJECTED = "REJECTED"
+
+
+class MediaStatus(enum.Enum):
+    UPLOADING = UPLOADING
+    PROCESSING = PROCESSING
+    READY = READY
+    FAILED = FAILED
+
+
+# pipeline error -> (our code, the input field at fault); most specific class first.
+_CODES: list[tuple[type[mp.MediaError], MediaErrorCode, str | None]] = [
+    (mp.UploadNotFoundError, MediaErrorCode.NOT_FOUND, "uploadId"),
+    (mp.UploadAlreadyCompletedError, MediaErrorCode.ALREADY_COMPLETED, "uploadId"),
+    (mp.UploadFailedError, MediaErrorCode.UPLOAD_FAILED, "uploadId"),
+    (mp.MissingPartsError, MediaErrorCode.MISSING_PARTS, "uploadId"),
+    (mp.ChecksumMismatchError, MediaErrorCode.CHECKSUM_MISMATCH, "sha256"),
+    (mp.MediaTooLargeError, MediaErrorCode.TOO_LARGE, "byteSize"),
+    (mp.CorruptMediaError, MediaErrorCode.CORRUPT, None),
+    (mp.UnsupportedMediaError, MediaErrorCode.UNSUPPORTED_TYPE, "contentType"),
+    (mp.MediaRejectedError, MediaErrorCode.REJECTED, None),
+    (mp.InvalidUploadError, MediaErrorCode.INVALID_UPLOAD, None),
+]
+
+
+def translate(exc: mp.MediaError) -> Exception:
+    """The API's error for a pipeline error: a UserError, or UNAVAILABLE for a transient one."""
+    if exc.retryable:
+        return UnavailableError(f"Media storage or processing is busy ({exc.code}); retry in a moment.")
+    for cls, code, field in _CODES:
+        if isinstance(exc, cls):
+            return UserError(code, str(exc), field)
+    return UserError(MediaErrorCode.INVALID_UPLOAD, str(exc))
+
+
+@dataclass
+class MediaServices:
+    """What one server process holds for media: the object store and the upload protocol over it."""
+
+    settings: MediaSettings
+    store: mp.ObjectStore
+    uploads: mp.UploadService
+
+
+@asynccontextmanager
+async def media_services(settings: MediaSettings) -> AsyncIterator[MediaServices]:
+    """Open the store once (creating the S3 bucket if missing); close it and the worker pool after."""
+    store = await asyncio.to_thread(mp.open_store, settings)  # constructing a boto3 client reads files
+    try:
+        await store.ensure_ready()
+        yield MediaServices(settings, store, mp.UploadService(store, settings))
+    finally:
+        store.close()
+        await asyncio.to_thread(mp.shutdown_workers)
+
+
+def _services(ctx: RequestContext) -> MediaServices:
+    media = getattr(ctx, "media", None)
+    if media is None:  # a context built without the app (never the server's)
+        raise UnavailableError("Media uploads are not configured on this server.")
+    return media
+
+
+# Uploads -------------------------------------------------------------------------------------
+
+async def do_start_upload(ctx: RequestContext, kind: str, byte_size: int, content_type: str, sha256: str,
+                          part_sha256s: list[str] | None) -> tuple[Obj, mp.UploadTicket]:
+    """Open an upload in the pipeline and record its MEDIA (status uploading) for the viewer."""
+    viewer = ctx.require_viewer()
+    services = _services(ctx)
+    try:
+        ticket = await services.uploads.start_upload(kind, byte_size, content_type, sha256, part_sha256s)
+    except mp.MediaError as exc:
+        raise translate(exc) from None
+    data = {
+        "owner": viewer, "kind": kind, "status": UPLOADING, "upload_id": ticket.upload_id,
+        "content_type": content_type, "byte_size": byte_size,
+    }
+    # A crash after start_upload leaves an open upload (the stale-upload sweep removes it); after
+    # obj_add, a MEDIA no one can reach (no UPLOADED edge, no upload key).
+    media_id = await ctx.tao.obj_add("MEDIA", data, owner=viewer)
+    if not await ctx.tao.key_claim(UPLOAD_KEYS, ticket.upload_id, media_id):
+        raise RuntimeError("upload id collision")  # 128 random bits: a fault, not an input error
+    await ctx.tao.assoc_add(viewer, "UPLOADED", media_id)
+    ctx.loaders.forget_edges((viewer, "UPLOADED", media_id))
+    obj = (await ctx.tao.obj_get([media_id]))[media_id]
+    return obj, ticket
+
+
+async def _own_upload(ctx: RequestContext, upload_id: str) -> Obj:
+    """The viewer's MEDIA for a pipeline upload id; NOT_FOUND for anyone else's or an unknown one."""
+    viewer = ctx.require_viewer()
+    media_id = (await ctx.tao.key_get_many(UPLOAD_KEYS, [upload_id])).get(upload_id) if len(upload_id) <= 64 else None
+    obj = await ctx.loaders.object_by_id.load(media_id) if media_id is not None else None
+    if obj is None or obj.otype != "MEDIA" or obj.data.get("owner") != viewer:
+        raise UserError(MediaErrorCode.NOT_FOUND, "No such upload of yours: check `uploadId` or start a new upload.",
+                        "uploadId")
+    return obj
+
+
+async def upload_status(ctx: RequestContext, upload_id: str) -> tuple[Obj, mp.UploadStatus]:
+    media = await _own_upload(ctx, upload_id)
+    try:
+        return media, await _services(ctx).uploads.upload_status(upload_id)
+    except mp.MediaError as exc:
+        raise translate(exc) from None
+
+
+async def do_complete_upload(ctx: RequestContext, upload_id: str, share_location: bool) -> Obj:
+    """Verify the upload (size, sha256, decode) and commit its processing job with status processing.
+
+    A second call raises ALREADY_COMPLETED (`UserError.media` holds the media, so a client whose
+    first answer was lost can carry on); a failed verification changes nothing in the store."""
+    media = await _own_upload(ctx, upload_id)
+    if media.data.get("status") != UPLOADING:
+        err = UserError(MediaErrorCode.ALREADY_COMPLETED,
+                        "This upload was already completed: use the media it made (returned here).", "uploadId")
+        err.media = media  # type: ignore[attr-defined]
+        raise err
+    try:
+        done = await _services(ctx).uploads.complete_upload(upload_id)
+    except mp.UploadAlreadyCompletedError as exc:
+        done = exc.result  # completed in the pipeline, but we crashed before recording it: finish now
+    except mp.MediaError as exc:
+        raise translate(exc) from None
+    changes = {
+        "status": PROCESSING, "content_type": done.content_type, "byte_size": done.byte_size,
+        "width": done.width, "height": done.height, "duration": done.duration,
+        "media_key": done.media_key, "share_location": bool(share_location),
+    }
+    updated = await ctx.tao.obj_update(media.id, changes, jobs=[(PROCESS_JOB, {"media": media.id})])
+    ctx.loaders.object_by_id.clear(media.id).prime(media.id, updated)
+    return updated
+
+
+# Reads ----------------------------------------------------------------------------------------
+
+async def media_visible(ctx: RequestContext, obj: Obj) -> bool:
+    """The owner always; others once it is ready: a profile picture to whoever may see the
+    profile, anything else to whoever may see the owner's posts (FULL)."""
+    owner = obj.data.get("owner")
+    if owner is None:
+        return False
+    if owner == ctx.viewer_id:
+        return True
+    if obj.data.get("status") != READY:
+        return False
+    seen = await privacy.user_visibility(ctx, int(owner))
+    if seen == privacy.Visibility.FULL:
+        return True
+    if seen == privacy.Visibility.LIMITED:
+        user = await ctx.loaders.object_by_id.load(int(owner))
+        return user is not None and user.data.get("profile_picture_id") == obj.id
+    return False
+
+
+privacy.register_object_rule("MEDIA", media_visible)
+
+
+def failure_reason(ctx: RequestContext, obj: Obj) -> str | None:
+    """Why processing failed: for the owner only (it may name what moderation objected to)."""
+    return obj.data.get("failure_reason") if obj.data.get("owner") == ctx.viewer_id else None
+
+
+def pick_variant(variants: list[dict], name: str | None, width: int | None) -> dict | None:
+    """The rendition for a request: by name; else, for a width, the smallest image at least that
+    wide (else the widest); else the largest. Only displayable images and videos are candidates
+    (not `original`, which keeps the uploader's bytes, nor HLS playlists)."""
+    if name is not None:
+        return next((v for v in variants if v["name"] == name), None)
+    pool = [v for v in variants if v["name"] not in ("original", "hls") and not v["name"].startswith("thumb_")
+            and v["name"] != "poster"] or variants
+    if not pool:
+        return None
+    if width is not None:
+        wide = [v for v in pool if v["width"] >= width]
+        if wide:
+            return min(wide, key=lambda v: (v["width"], v["content_type"] != "image/jpeg"))
+    return max(pool, key=lambda v: (v["width"], v["content_type"] == "image/jpeg"))
+
+
+async def urls_for(ctx: RequestContext, keys: list[str]) -> list[str]:
+    """Client URLs of published variants: under the CDN, or signed and expiring (one executor hop)."""
+    store = _services(ctx).store
+    if store.cdn_base_url or len(keys) <= 1:
+        return list(await asyncio.gather(*(store.url_for(k) for k in keys)))
+    ttl = store.url_ttl_seconds
+    return await store.run(lambda: [store.blocking.presign_get(k, ttl) for k in keys])
+
+
+async def check_profile_picture(ctx: RequestContext, viewer: int, media_id: int) -> bool:
+    """Whether `media_id` may be the viewer's profile picture: their own completed image."""
+    obj = await ctx.loaders.object_by_id.load(media_id)
+    return (obj is not None and obj.otype == "MEDIA" and obj.data.get("owner") == viewer
+            and obj.data.get("kind") == "image" and obj.data.get("status") in (PROCESSING, READY))
+
+
+# Jobs -----------------------------------------------------------------------------------------
+
+async def process_job(tao: Tao, payload: dict) -> None:
+    """`media.process`: transcode, record the result, publish the posts waiting for it.
+
+    Idempotent: a finished media only re-runs the publishing step (which is idempotent too), and
+    `process_media` itself returns a finished job's stored result. Transient pipeline errors
+    re-raise, so the outbox retries with backoff."""
+    from resolvers.posts import do_publish_post  # posts use media; media publish posts
+
+    media_id = int(payload["media"])
+    obj = (await tao.obj_get([media_id])).get(media_id)
+    if obj is None or obj.data.get("status") in (UPLOADING, FAILED):
+        return
+    if obj.data.get("status") == PROCESSING:
+        settings: Settings = tao.settings
+        d = obj.data
+        try:
+            result = await mp.process_media(settings.media, d["media_key"], d["kind"],
+                                            mp.ProcessOptions(share_location=bool(d.get("share_location"))))
+        except mp.MediaError as exc:
+            if exc.retryable:
+                raise
+            await tao.obj_update(media_id, {"status": FAILED, "failure_code": translate(exc).code.value,
+                                            "failure_reason": str(exc)})
+            return
+        variants = [{"name": v.name, "width": v.width, "height": v.height, "content_type": v.content_type,
+                     "key": v.key} for v in result.variants]
+        await tao.obj_update(media_id, {"status": READY, "width": result.width, "height": result.height,
+                                        "duration": result.duration, "variants": variants})
+    # A media belongs to at most one post, but reading a page keeps this correct if that changes.
+    for edge in await tao.assoc_range(media_id, "MEDIA_OF", 0, 100):
+        await do_publish_post(tao, edge.id2)
+
+
+async def sweep_stale_uploads(services: MediaServices) -> int:
+    """Abort uploads abandoned for `abandoned_upload_seconds` (their MEDIA stay "uploading",
+    reachable by no one but their owner, and completing them answers NOT_FOUND)."""
+    return await services.uploads.abort_stale_uploads()
+
+
+async def run_sweeper(services: MediaServices) -> None:
+    """Every server process with a worker sweeps about once per 1/24 of the abandonment age
+    (hourly by default), with jitter; sweeping is idempotent, so processes need not agree."""
+    interval = max(60.0, services.settings.abandoned_upload_seconds / 24)
+    while True:
+        await asyncio.sleep(interval * random.uniform(0.5, 1.0))
+        try:
+            n = await sweep_stale_uploads(services)
+            if n:
+                log.info("aborted %d abandoned uploads", n)
+        except Exception:  # the next round tries again; a sweep must never kill the server
+            log.exception("stale-upload sweep failed")
+

@@ -1,0 +1,63 @@
+"""Keyset pages over TAO association lists: the domain half of Relay connections.
+
+A list is newest-first by (time, id2); a cursor is that pair for one edge, and the next page
+starts strictly after it (`assoc_time_range(..., after=cursor)`), so pages stay stable while
+edges are added at the head. One extra edge is fetched to know whether there is a next page.
+
+Invariant: `end_cursor` is the position of the last edge *read*, not the last edge *shown*:
+edges the viewer may not see are dropped from a page (so a page can be short), but paging on
+from `end_cursor` never shows an edge twice nor skips one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+from resolvers.errors import BadInputError
+from tao import Assoc
+
+if TYPE_CHECKING:
+    from resolvers.context import RequestContext
+
+T = TypeVar("T")
+Cursor = tuple[int, int]  # (time, id2)
+
+
+@dataclass
+class Page(Generic[T]):
+    # (cursor, node) for each edge shown, newest first.
+    items: list[tuple[Cursor, T]] = field(default_factory=list)
+    has_next: bool = False
+    end_cursor: Cursor | None = None
+    has_previous: bool = False
+
+
+def check_first(ctx: RequestContext, first: int) -> int:
+    limit = ctx.settings.limits.max_page_size
+    if not 0 <= first <= limit:
+        raise BadInputError(
+            f"`first` must be between 0 and {limit} (got {first}); fetch more with `after: pageInfo.endCursor`."
+        )
+    return first
+
+
+async def load_assoc_page(
+    ctx: RequestContext, id1: int, atype: str, first: int, after: Cursor | None
+) -> tuple[list[Assoc], bool]:
+    """The next `first` edges of (id1, atype) after the cursor, and whether more follow."""
+    check_first(ctx, first)
+    if first == 0:
+        return [], False
+    assocs = await ctx.loaders.assoc_page_by_key.load((id1, atype, first + 1, after))
+    return assocs[:first], len(assocs) > first
+
+
+def make_page(assocs: list[Assoc], has_next: bool, nodes: dict[int, T], after: Cursor | None) -> Page[T]:
+    """A page of the edges whose id2 is in `nodes` (the visible ones), cursors from every edge read."""
+    return Page(
+        items=[((a.time, a.id2), nodes[a.id2]) for a in assocs if a.id2 in nodes],
+        has_next=has_next,
+        end_cursor=(assocs[-1].time, assocs[-1].id2) if assocs else after,
+        has_previous=after is not None,
+    )

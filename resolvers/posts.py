@@ -1,0 +1,342 @@
+"""Posts: create, edit, publish, delete, and the lists they are read from.
+
+A POST lives on its author's shard (`obj_add(..., owner=author)`) with data
+  author, caption, status ("visible" | "processing"), hashtags (names), hashtag_ids,
+  mentions (user ids), location (id | None), media (ordered ids), kind, published_at (ms, once visible)
+and edges, all derived from that data by `sync_post_edges` (the one place that writes them):
+  author -AUTHORED-> post (⇄ AUTHORED_BY; the author's posts, newest first; `postCount`)
+  post -TAGGED_WITH-> hashtag (⇄ TAGS)     post -MENTIONS-> user (⇄ MENTIONED_IN)
+  post -AT_LOCATION-> location (⇄ LOCATION_OF)     post -HAS_MEDIA-> media (⇄ MEDIA_OF)
+
+Invariants:
+- The edges follow the data: the write that changes a post's data (or adds its AUTHORED edge)
+  commits a `posts.sync_edges` job in the same transaction, and the writer then syncs at once;
+  the job is the repair if the process dies in between. A crash between `obj_add` and the
+  AUTHORED edge leaves an unlisted post whose id no client ever saw.
+- A post is "processing" until every one of its media is ready (MEDIA `data.status == "ready"`);
+  `do_publish_post` flips it to "visible" and commits the `ON_PUBLISH` hooks' jobs (feed
+  fan-out) in that same write, so a published post is always fanned out. A post without media
+  is visible at once, and its AUTHORED write carries the hooks' jobs.
+- Deleting a post commits `posts.cleanup` (and the `ON_DELETE` hooks' jobs) with the delete; the
+  writer removes the counted edges (AUTHORED, tags, mentions, location) at once, the job removes
+  likes and comments, which can be many.
+Who may see a post is `resolvers.privacy.post_visible`.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from resolvers import locations, privacy
+from resolvers.errors import UserError
+from resolvers.hashtags import (HASHTAG_MAX_LEN, HASHTAGS_MAX, MENTIONS_MAX, hashtag_ids_for, is_hashtag_name,
+                                parse_hashtags, parse_mentions)
+from resolvers.pagination import Cursor, Page, load_assoc_page, make_page
+from tao import Assoc, Obj, Tao
+from tao.core import now_ms
+
+if TYPE_CHECKING:
+    from resolvers.context import RequestContext
+
+CAPTION_MAX = 2200
+MEDIA_MAX = 10
+MEDIA_READY = "ready"
+VISIBLE, PROCESSING = "visible", "processing"
+SYNC_EDGES_JOB = "posts.sync_edges"
+CLEANUP_JOB = "posts.cleanup"
+DRAIN_PAGE = 200
+
+Hook = Callable[[Obj], list[tuple[str, dict]]]
+# Jobs to commit with the write that makes a post visible (the feed appends its fan-out hook).
+ON_PUBLISH: list[Hook] = []
+# Jobs to commit with the write that deletes a post (the feed appends its retraction hook).
+ON_DELETE: list[Hook] = []
+
+# The edges a post's data determines: atype -> how to read the wanted id2s from the data.
+_DERIVED: dict[str, Callable[[dict], list[int]]] = {
+    "TAGGED_WITH": lambda d: [int(i) for i in d.get("hashtag_ids", [])],
+    "MENTIONS": lambda d: [int(i) for i in d.get("mentions", [])],
+    "AT_LOCATION": lambda d: [int(d["location"])] if d.get("location") else [],
+    "HAS_MEDIA": lambda d: [int(i) for i in d.get("media", [])],
+}
+
+
+class PostErrorCode(enum.Enum):
+    NOT_FOUND = "NOT_FOUND"
+    NOT_AUTHOR = "NOT_AUTHOR"
+    CAPTION_TOO_LONG = "CAPTION_TOO_LONG"
+    HASHTAG_INVALID = "HASHTAG_INVALID"
+    TOO_MANY_HASHTAGS = "TOO_MANY_HASHTAGS"
+    TOO_MANY_MENTIONS = "TOO_MANY_MENTIONS"
+    TOO_MANY_MEDIA = "TOO_MANY_MEDIA"
+    MEDIA_INVALID = "MEDIA_INVALID"
+    LOCATION_INVALID = "LOCATION_INVALID"
+
+
+class PostStatus(enum.Enum):
+    VISIBLE = VISIBLE
+    PROCESSING = PROCESSING
+
+
+def not_found(field: str = "postId") -> UserError:
+    return UserError(PostErrorCode.NOT_FOUND, "No such post: it was deleted, or you cannot see it. Check the id.", field)
+
+
+def _hooks(hooks: list[Hook], post: Obj) -> list[tuple[str, dict]]:
+    return [job for hook in hooks for job in hook(post)]
+
+
+def post_data(author: int, caption: str, *, hashtags: dict[str, int] | None = None, mentions: list[int] | None = None,
+              location: int | None = None, media: list[int] | None = None, kind: str = "photo",
+              status: str = VISIBLE, published_at: int | None = None) -> dict[str, Any]:
+    """A POST's data (also for bulk loaders such as the GraphQL benchmark, which bypass the API)."""
+    hashtags = hashtags or {}
+    data: dict[str, Any] = {
+        "author": author, "caption": caption, "status": status, "hashtags": list(hashtags),
+        "hashtag_ids": list(hashtags.values()), "mentions": list(mentions or []), "location": location,
+        "media": list(media or []), "kind": kind,
+    }
+    if status == VISIBLE:
+        data["published_at"] = published_at or now_ms()
+    return data
+
+
+# Validation (everything is checked before the first write) ----------------------------------
+
+async def _parse_caption(ctx: RequestContext, caption: str) -> tuple[list[str], list[int]]:
+    """(hashtag names, visible mentioned user ids) of a caption, or a UserError."""
+    if len(caption) > CAPTION_MAX:
+        raise UserError(PostErrorCode.CAPTION_TOO_LONG, f"A caption is at most {CAPTION_MAX} characters.", "caption")
+    tags = parse_hashtags(caption)
+    bad = [t for t in tags if not is_hashtag_name(t)]
+    if bad:
+        raise UserError(PostErrorCode.HASHTAG_INVALID,
+                        f"A hashtag is at most {HASHTAG_MAX_LEN} letters, digits or underscores: shorten #{bad[0][:20]}….",
+                        "caption")
+    if len(tags) > HASHTAGS_MAX:
+        raise UserError(PostErrorCode.TOO_MANY_HASHTAGS, f"A caption holds at most {HASHTAGS_MAX} hashtags.", "caption")
+    return tags, await mention_ids(ctx, parse_mentions(caption), "caption", PostErrorCode.TOO_MANY_MENTIONS)
+
+
+async def mention_ids(ctx: RequestContext, usernames: list[str], field: str, code: enum.Enum) -> list[int]:
+    """The ids of the mentioned accounts that exist and the viewer may see, minus the viewer.
+
+    Unknown names are plain text (as on Instagram), not errors."""
+    if len(usernames) > MENTIONS_MAX:
+        raise UserError(code, f"A text holds at most {MENTIONS_MAX} @mentions.", field)
+    ids = [i for i in await ctx.loaders.user_id_by_username.load_many(usernames) if i is not None]
+    return [i for i in await privacy.visible_user_ids(ctx, ids) if i != ctx.viewer_id]
+
+
+async def _check_media(ctx: RequestContext, viewer: int, media_ids: list[int]) -> list[Obj]:
+    if len(media_ids) > MEDIA_MAX:
+        raise UserError(PostErrorCode.TOO_MANY_MEDIA, f"A post holds at most {MEDIA_MAX} photos or videos.", "mediaIds")
+    if len(set(media_ids)) != len(media_ids):
+        raise UserError(PostErrorCode.MEDIA_INVALID, "A photo or video appears twice in `mediaIds`.", "mediaIds")
+    objs = await ctx.loaders.object_by_id.load_many(media_ids)
+    mine = await ctx.loaders.assoc_by_key.load_many([(viewer, "UPLOADED", m) for m in media_ids])
+    used = await ctx.loaders.assoc_count_by_key.load_many([(m, "MEDIA_OF") for m in media_ids])
+    for o, edge, n in zip(objs, mine, used):
+        if o is None or o.otype != "MEDIA" or edge is None or n:
+            raise UserError(PostErrorCode.MEDIA_INVALID,
+                            "Each of `mediaIds` must be an upload of yours not used in another post: upload it first.",
+                            "mediaIds")
+        if o.data.get("status") not in (PROCESSING, MEDIA_READY):  # still uploading, or failed
+            raise UserError(PostErrorCode.MEDIA_INVALID,
+                            "Each of `mediaIds` must be a completed upload that did not fail: call `completeUpload` "
+                            "first, or upload a failed one again.", "mediaIds")
+    return list(objs)
+
+
+def _kind(media: list[Obj]) -> str:
+    if len(media) > 1:
+        return "carousel"
+    return "video" if media and media[0].data.get("kind") == "video" else "photo"
+
+
+# Writes ------------------------------------------------------------------------------------
+
+async def do_create_post(ctx: RequestContext, caption: str, media_ids: list[int], *, location_id: int | None = None,
+                         location_name: str | None = None, latitude: float | None = None,
+                         longitude: float | None = None) -> Obj:
+    viewer = ctx.require_viewer()
+    tags, mentions = await _parse_caption(ctx, caption)
+    media = await _check_media(ctx, viewer, media_ids)
+    try:
+        location = await locations.location_for_input(ctx, location_id, location_name, latitude, longitude)
+    except UserError as e:
+        raise UserError(PostErrorCode.LOCATION_INVALID, e.message, e.field) from None
+    ready = all(m.data.get("status") == MEDIA_READY for m in media)
+    data = post_data(viewer, caption, hashtags=await hashtag_ids_for(ctx.tao, tags), mentions=mentions,
+                     location=location, media=media_ids, kind=_kind(media), status=VISIBLE if ready else PROCESSING)
+    post_id = await ctx.tao.obj_add("POST", data, owner=viewer)
+    post = (await ctx.tao.obj_get([post_id]))[post_id]
+    jobs = [(SYNC_EDGES_JOB, {"post": post_id})] + (_hooks(ON_PUBLISH, post) if ready else [])
+    # Same shard as the post: the job commits with the edge that lists the post.
+    await ctx.tao.assoc_add(viewer, "AUTHORED", post_id, time=post.created, jobs=jobs)
+    await sync_post_edges(ctx.tao, post)
+    # A media may have become ready before the HAS_MEDIA edges existed (its job found no post to
+    # publish): check again now that they do.
+    if not ready and await do_publish_post(ctx.tao, post_id):
+        post = (await ctx.tao.obj_get([post_id]))[post_id]
+    _forget_post(ctx, post)
+    return post
+
+
+async def _own_post(ctx: RequestContext, post_id: int) -> Obj:
+    viewer = ctx.require_viewer()
+    post = await get_post(ctx, post_id)
+    if post is None:
+        raise not_found()
+    if post.data.get("author") != viewer:
+        raise UserError(PostErrorCode.NOT_AUTHOR, "Only the author of a post can change or delete it.", "postId")
+    return post
+
+
+async def do_edit_post(ctx: RequestContext, post_id: int, caption: str) -> Obj:
+    """Change the caption; hashtags and mentions are re-parsed and their edges follow."""
+    post = await _own_post(ctx, post_id)
+    tags, mentions = await _parse_caption(ctx, caption)
+    hashtags = await hashtag_ids_for(ctx.tao, tags)
+    updated = await ctx.tao.obj_update(post_id, {
+        "caption": caption, "hashtags": list(hashtags), "hashtag_ids": list(hashtags.values()), "mentions": mentions,
+    }, jobs=[(SYNC_EDGES_JOB, {"post": post_id})])
+    await sync_post_edges(ctx.tao, updated)
+    _forget_post(ctx, post)
+    ctx.loaders.object_by_id.prime(post_id, updated)
+    return updated
+
+
+async def do_delete_post(ctx: RequestContext, post_id: int) -> None:
+    post = await _own_post(ctx, post_id)
+    jobs = [(CLEANUP_JOB, {"post": post_id, "author": post.data["author"]})] + _hooks(ON_DELETE, post)
+    await ctx.tao.obj_delete(post_id, jobs=jobs)
+    # The counted edges go now (postCount, a hashtag's postCount); likes and comments by the job.
+    await ctx.tao.assoc_delete(int(post.data["author"]), "AUTHORED", post_id)
+    await sync_post_edges(ctx.tao, None, post_id)
+    _forget_post(ctx, post)
+
+
+async def do_publish_post(tao: Tao, post_id: int) -> bool:
+    """Make a processing post visible if every one of its media is ready (for the media pipeline
+    to call when a media item becomes ready). Commits the ON_PUBLISH hooks' jobs with the write.
+    Returns whether this call published it; idempotent (a visible or deleted post is left alone)."""
+    post = (await tao.obj_get([post_id])).get(post_id)
+    if post is None or post.data.get("status") != PROCESSING:
+        return False
+    media_ids = [int(m) for m in post.data.get("media", [])]
+    media = await tao.obj_get(media_ids) if media_ids else {}
+    if any(media.get(m) is None or media[m].data.get("status") != MEDIA_READY for m in media_ids):
+        return False
+    changes = {"status": VISIBLE, "published_at": now_ms()}
+    preview = Obj(post.id, post.otype, post.version + 1, post.created, changes["published_at"], {**post.data, **changes})
+    await tao.obj_update(post_id, changes, jobs=_hooks(ON_PUBLISH, preview))
+    return True
+
+
+def _forget_post(ctx: RequestContext, post: Obj) -> None:
+    d = post.data
+    ctx.loaders.object_by_id.clear(post.id)
+    ctx.loaders.forget_edges((int(d["author"]), "AUTHORED", post.id),
+                             *[(post.id, atype, i) for atype, ids in _DERIVED.items() for i in ids(d)])
+
+
+async def sync_post_edges(tao: Tao, post: Obj | None, post_id: int | None = None) -> None:
+    """Make the post's derived edges match its data (all removed if `post` is None: deleted).
+    Idempotent; the edge time is the post's creation, so a tag's list stays in post order."""
+    pid = post.id if post is not None else post_id
+    assert pid is not None
+    current = await tao.assoc_range_many([(pid, atype) for atype in _DERIVED], 0, 100)
+    adds: list[tuple] = []
+    for atype, wanted_of in _DERIVED.items():
+        wanted = wanted_of(post.data) if post is not None else []
+        have = {a.id2 for a in current[(pid, atype)]}
+        adds += [(pid, atype, i, post.created) for i in wanted if i not in have]
+        for extra in have - set(wanted):
+            await tao.assoc_delete(pid, atype, extra)
+    if adds:
+        await tao.assoc_add_many(adds)
+
+
+# Reads -------------------------------------------------------------------------------------
+
+async def get_post(ctx: RequestContext, post_id: int) -> Obj | None:
+    """The post if it exists and the viewer may see it, else None."""
+    obj = await privacy.load_visible_object(ctx, post_id)
+    return obj if obj is not None and obj.otype == "POST" else None
+
+
+async def user_posts(ctx: RequestContext, user_id: int, first: int, after: Cursor | None) -> Page[Obj]:
+    """The user's posts, newest first (FORBIDDEN for a private account the viewer does not follow)."""
+    await privacy.require_full_access(ctx, user_id, "posts")
+    return await _post_page(ctx, user_id, "AUTHORED", first, after)
+
+
+async def _post_page(ctx: RequestContext, id1: int, atype: str, first: int, after: Cursor | None) -> Page[Obj]:
+    assocs, has_next = await load_assoc_page(ctx, id1, atype, first, after)
+    posts = await privacy.visible_posts(ctx, [a.id2 for a in assocs])
+    return make_page(assocs, has_next, {p.id: p for p in posts}, after)
+
+
+async def post_author(ctx: RequestContext, post: Obj) -> Obj | None:
+    return await ctx.loaders.object_by_id.load(int(post.data["author"]))
+
+
+async def post_mentions(ctx: RequestContext, post: Obj) -> list[Obj]:
+    return await privacy.visible_users(ctx, [int(i) for i in post.data.get("mentions", [])])
+
+
+async def post_location(ctx: RequestContext, post: Obj) -> Obj | None:
+    loc = post.data.get("location")
+    return await privacy.load_visible_object(ctx, int(loc)) if loc else None
+
+
+# Jobs --------------------------------------------------------------------------------------
+
+async def sync_edges_job(tao: Tao, payload: dict) -> None:
+    post_id = int(payload["post"])
+    await sync_post_edges(tao, (await tao.obj_get([post_id])).get(post_id), post_id)
+
+
+async def cleanup_job(tao: Tao, payload: dict) -> None:
+    """After a delete: every edge of the post goes, its comments (and their replies) too."""
+    from resolvers.comments import delete_comment_tree  # comments build on posts
+
+    post_id, author = int(payload["post"]), int(payload["author"])
+    if (await tao.obj_get([post_id])).get(post_id) is not None:
+        return  # not deleted (a stale job): nothing to clean
+    await tao.assoc_delete(author, "AUTHORED", post_id)
+    await sync_post_edges(tao, None, post_id)
+    await drain(tao, post_id, "LIKED_BY", lambda a: tao.assoc_delete(a.id2, "LIKES", post_id))
+    await drain(tao, post_id, "HAS_COMMENT", lambda a: delete_comment_tree(tao, a.id2, post_id, "HAS_COMMENT"))
+
+
+async def drain(tao: Tao, id1: int, atype: str, remove: Callable[[Assoc], Awaitable[Any]]) -> None:
+    """Call `remove` on every edge of (id1, atype) until the list is empty; `remove` must take the
+    edge out of this list (directly, or through its inverse). Raises (so the job is retried
+    later) when a pass makes no progress, e.g. while an inverse is waiting for its repair."""
+    last: list[int] | None = None
+    while True:
+        page = await tao.assoc_range(id1, atype, 0, DRAIN_PAGE)
+        if not page:
+            return
+        ids = [a.id2 for a in page]
+        if ids == last:
+            raise RuntimeError(f"{atype} list of {id1} does not shrink; retrying later")
+        last = ids
+        for a in page:
+            await remove(a)
+
+
+def _register_feed_hooks() -> None:
+    # The feed's fan-out and retraction jobs commit with the writes that publish or delete a post.
+    from resolvers.feed.fanout import on_publish
+    from resolvers.feed.removal import on_post_removed
+
+    ON_PUBLISH.append(on_publish)
+    ON_DELETE.append(on_post_removed)
+
+
+_register_feed_hooks()

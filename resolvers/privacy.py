@@ -1,0 +1,181 @@
+"""Privacy, decided once: what a viewer may see of a user, and of any object.
+
+Every surface (a user field, a list of users, `node(id:)`, a mutation that names a user) asks
+here; nothing else reads block, follow or private-account state to decide visibility.
+
+Rules for a user, as seen by the viewer:
+- HIDDEN: the user does not exist for the viewer: deleted, or either of them blocks the other.
+  A hidden user is indistinguishable from a missing one (never "you are blocked").
+- LIMITED: a private account the viewer does not follow: the profile header (names, bio,
+  picture, counts) but not its lists (followers, following, posts).
+- FULL: everything: the viewer themself, a public account, or a private one they follow.
+
+An object other than a user is visible when the rule registered for its type says so
+(`register_object_rule`); types without a rule are never visible through generic surfaces
+such as `node(id:)` (deny by default). Batching: a page of N users costs one `obj_get` and one
+`assoc_get` (all the viewer's edges live on the viewer's shard), whatever N is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING
+
+from resolvers.errors import PermissionDeniedError
+from tao import Obj
+
+if TYPE_CHECKING:
+    from resolvers.context import RequestContext
+    from resolvers.loaders import Loaders
+
+
+class Visibility(enum.IntEnum):
+    HIDDEN = 0
+    LIMITED = 1
+    FULL = 2
+
+
+# The viewer's edges that decide visibility; all are on the viewer's shard.
+_BLOCKS, _BLOCKED_BY, _FOLLOWS = "BLOCKS", "BLOCKED_BY", "FOLLOWS"
+
+
+async def user_visibility_batch(loaders: Loaders, user_ids: list[int]) -> list[Visibility]:
+    """The batch function behind `VisibilityByUserIdLoader`."""
+    objs = await loaders.object_by_id.load_many(user_ids)
+    viewer = loaders.viewer_id
+    others = [u for u in user_ids if u != viewer]
+    edges: dict[tuple[int, str, int], object] = {}
+    if viewer is not None and others:
+        keys = [(viewer, atype, u) for u in others for atype in (_BLOCKS, _BLOCKED_BY, _FOLLOWS)]
+        edges = dict(zip(keys, await loaders.assoc_by_key.load_many(keys)))
+    out = []
+    for uid, obj in zip(user_ids, objs):
+        if obj is None or obj.otype != "USER":
+            out.append(Visibility.HIDDEN)
+        elif uid == viewer:
+            out.append(Visibility.FULL)
+        elif viewer is not None and (edges[(viewer, _BLOCKS, uid)] or edges[(viewer, _BLOCKED_BY, uid)]):
+            out.append(Visibility.HIDDEN)
+        elif not obj.data.get("is_private"):
+            out.append(Visibility.FULL)
+        elif viewer is not None and edges[(viewer, _FOLLOWS, uid)]:
+            out.append(Visibility.FULL)
+        else:
+            out.append(Visibility.LIMITED)
+    return out
+
+
+async def user_visibility(ctx: RequestContext, user_id: int) -> Visibility:
+    return await ctx.loaders.visibility_by_user_id.load(user_id)
+
+
+async def visible_user_ids(ctx: RequestContext, user_ids: Iterable[int]) -> list[int]:
+    """The ids, in order, minus those hidden from the viewer."""
+    ids = list(user_ids)
+    seen = await ctx.loaders.visibility_by_user_id.load_many(ids)
+    return [u for u, v in zip(ids, seen) if v != Visibility.HIDDEN]
+
+
+async def visible_users(ctx: RequestContext, user_ids: Iterable[int]) -> list[Obj]:
+    """The user objects, in order, that the viewer may see at all."""
+    ids = await visible_user_ids(ctx, user_ids)
+    return [o for o in await ctx.loaders.object_by_id.load_many(ids) if o is not None]
+
+
+async def require_full_access(ctx: RequestContext, user_id: int, what: str) -> None:
+    """Raise a top-level FORBIDDEN unless the viewer may see the user's `what` (a list)."""
+    if await user_visibility(ctx, user_id) != Visibility.FULL:
+        raise PermissionDeniedError(
+            f"This account is private: follow it and wait for approval to see its {what}."
+        )
+
+
+ObjectRule = Callable[["RequestContext", Obj], Awaitable[bool]]
+_OBJECT_RULES: dict[str, ObjectRule] = {}
+
+
+def register_object_rule(otype: str, rule: ObjectRule) -> None:
+    """Declare who may see objects of `otype` (each domain registers its own, at import)."""
+    _OBJECT_RULES[otype] = rule
+
+
+async def can_see_object(ctx: RequestContext, obj: Obj) -> bool:
+    rule = _OBJECT_RULES.get(obj.otype)
+    return rule is not None and await rule(ctx, obj)
+
+
+async def load_visible_object(ctx: RequestContext, obj_id: int) -> Obj | None:
+    """The object if it exists and the viewer may see it, else None (the two are indistinguishable)."""
+    obj = await ctx.loaders.object_by_id.load(obj_id)
+    if obj is None or not await can_see_object(ctx, obj):
+        return None
+    return obj
+
+
+async def owner_visible(ctx: RequestContext, owner_id: int) -> bool:
+    """The rule for content owned by a user (posts, comments, stories build on it)."""
+    return await user_visibility(ctx, owner_id) == Visibility.FULL
+
+
+async def _user_rule(ctx: RequestContext, obj: Obj) -> bool:
+    return await user_visibility(ctx, obj.id) != Visibility.HIDDEN
+
+
+register_object_rule("USER", _user_rule)
+
+
+# Content: posts, comments, hashtags, locations (the posts domain's rules) -------------------
+#
+# A post is visible to its author always, and to anyone else when it is published
+# (`status == "visible"`, not still processing its media) and its author is FULL to them
+# (public, or private and followed; never across a block). A comment is visible when its post
+# is and its author is not HIDDEN from the viewer (a private account's comment on a public post
+# shows; a blocked or deleted commenter's does not). Hashtags and locations are public.
+# All of it batches: a page of posts or comments costs one `obj_get` plus the authors'
+# visibility (itself batched), whatever its length.
+
+async def post_visible(ctx: RequestContext, post: Obj) -> bool:
+    author = post.data.get("author")
+    if post.otype != "POST" or author is None:
+        return False
+    if author == ctx.viewer_id:
+        return True
+    return post.data.get("status") == "visible" and await owner_visible(ctx, int(author))
+
+
+async def comment_visible(ctx: RequestContext, comment: Obj) -> bool:
+    if comment.otype != "COMMENT":
+        return False
+    post = await ctx.loaders.object_by_id.load(int(comment.data["post"]))
+    if post is None or not await post_visible(ctx, post):
+        return False
+    return await user_visibility(ctx, int(comment.data["author"])) != Visibility.HIDDEN
+
+
+async def _visible_of(ctx: RequestContext, ids: Iterable[int], rule: ObjectRule) -> list[Obj]:
+    objs = [o for o in await ctx.loaders.object_by_id.load_many(list(ids)) if o is not None]
+    # gather: every object's rule asks its loaders in the same tick, so they batch
+    seen = await asyncio.gather(*(rule(ctx, o) for o in objs))
+    return [o for o, ok in zip(objs, seen) if ok]
+
+
+async def visible_posts(ctx: RequestContext, post_ids: Iterable[int]) -> list[Obj]:
+    """The posts, in order, that exist and the viewer may see."""
+    return await _visible_of(ctx, post_ids, post_visible)
+
+
+async def visible_comments(ctx: RequestContext, comment_ids: Iterable[int]) -> list[Obj]:
+    """The comments, in order, that exist and the viewer may see."""
+    return await _visible_of(ctx, comment_ids, comment_visible)
+
+
+async def _public(ctx: RequestContext, obj: Obj) -> bool:
+    return True
+
+
+register_object_rule("POST", post_visible)
+register_object_rule("COMMENT", comment_visible)
+register_object_rule("HASHTAG", _public)
+register_object_rule("LOCATION", _public)

@@ -1,0 +1,130 @@
+"""Profiles: reading users (through privacy) and `do_update_profile`.
+
+Invariant: the username in a USER object is always the one it holds the `username` key claim
+for; a rename claims the new name first, then writes the object, then releases the old name,
+so at no point can two accounts hold one name (a crash in between leaves the old name claimed
+by its owner, which is safe).
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from typing import TYPE_CHECKING, Any
+
+from resolvers import privacy
+from resolvers.accounts import normalize_username, validate_full_name, validate_username
+from resolvers.errors import UserError
+from tao import Obj
+
+if TYPE_CHECKING:
+    from resolvers.context import RequestContext
+
+BIO_MAX = 150
+WEBSITE_MAX = 200
+WEBSITE_RE = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
+
+
+class ProfileErrorCode(enum.Enum):
+    USERNAME_INVALID = "USERNAME_INVALID"
+    USERNAME_TAKEN = "USERNAME_TAKEN"
+    FULL_NAME_INVALID = "FULL_NAME_INVALID"
+    BIO_TOO_LONG = "BIO_TOO_LONG"
+    WEBSITE_INVALID = "WEBSITE_INVALID"
+    PROFILE_PICTURE_INVALID = "PROFILE_PICTURE_INVALID"
+
+
+async def get_user(ctx: RequestContext, user_id: int) -> Obj | None:
+    """The user, or None if missing or hidden from the viewer."""
+    if await privacy.user_visibility(ctx, user_id) == privacy.Visibility.HIDDEN:
+        return None
+    return await ctx.loaders.object_by_id.load(user_id)
+
+
+async def get_user_by_username(ctx: RequestContext, username: str) -> Obj | None:
+    if not 1 <= len(username) <= 30:
+        return None  # cannot be a username; the store's key check would refuse it
+    user_id = await ctx.loaders.user_id_by_username.load(normalize_username(username))
+    return None if user_id is None else await get_user(ctx, user_id)
+
+
+async def follower_count(ctx: RequestContext, user_id: int) -> int:
+    return await ctx.loaders.assoc_count_by_key.load((user_id, "FOLLOWED_BY"))
+
+
+async def following_count(ctx: RequestContext, user_id: int) -> int:
+    return await ctx.loaders.assoc_count_by_key.load((user_id, "FOLLOWS"))
+
+
+async def post_count(ctx: RequestContext, user_id: int) -> int:
+    return await ctx.loaders.assoc_count_by_key.load((user_id, "AUTHORED"))
+
+
+async def do_update_profile(
+    ctx: RequestContext,
+    *,
+    username: str | None = None,
+    full_name: str | None = None,
+    bio: str | None = None,
+    website: str | None = None,
+    is_private: bool | None = None,
+    profile_picture_id: int | None = None,
+) -> Obj:
+    """Change the viewer's profile; only the given fields change (`profile_picture_id=0` removes
+    the picture). Returns the updated user."""
+    viewer = ctx.require_viewer()
+    current = await ctx.loaders.object_by_id.load(viewer)
+    assert current is not None  # authentication checked the account exists
+    changes: dict[str, Any] = {}
+    if full_name is not None:
+        try:
+            changes["full_name"] = validate_full_name(full_name)
+        except UserError as e:
+            raise UserError(ProfileErrorCode.FULL_NAME_INVALID, e.message, "fullName") from None
+    if bio is not None:
+        if len(bio) > BIO_MAX:
+            raise UserError(ProfileErrorCode.BIO_TOO_LONG, f"A bio is at most {BIO_MAX} characters.", "bio")
+        changes["bio"] = bio
+    if website is not None:
+        website = website.strip()
+        if website and (len(website) > WEBSITE_MAX or not WEBSITE_RE.match(website)):
+            raise UserError(
+                ProfileErrorCode.WEBSITE_INVALID,
+                f"A website is an http:// or https:// address of at most {WEBSITE_MAX} characters (or empty to remove it).",
+                "website",
+            )
+        changes["website"] = website
+    if is_private is not None:
+        changes["is_private"] = is_private
+    if profile_picture_id is not None:
+        from resolvers.media import check_profile_picture  # media builds on privacy, as users do
+
+        if profile_picture_id and not await check_profile_picture(ctx, viewer, profile_picture_id):
+            raise UserError(ProfileErrorCode.PROFILE_PICTURE_INVALID,
+                            "A profile picture must be a photo you uploaded and completed (`completeUpload`).",
+                            "profilePictureId")
+        changes["profile_picture_id"] = profile_picture_id or None
+    jobs = None
+    if is_private is False and current.data.get("is_private"):
+        # Going public accepts every pending follow request (as Instagram does), durably.
+        jobs = [("follows.approve_pending_requests", {"user_id": viewer})]
+    old_key = normalize_username(current.data["username"])
+    new_key = None
+    if username is not None and username != current.data["username"]:
+        try:
+            validate_username(username)
+        except UserError as e:
+            raise UserError(ProfileErrorCode.USERNAME_INVALID, e.message, "username") from None
+        new_key = normalize_username(username)
+        if new_key != old_key and not await ctx.tao.key_claim("username", new_key, viewer):
+            raise UserError(ProfileErrorCode.USERNAME_TAKEN, f"The username {username!r} is taken; pick another.", "username")
+        changes["username"] = username
+    if not changes:
+        return current
+    updated = await ctx.tao.obj_update(viewer, changes, jobs=jobs)
+    if new_key is not None and new_key != old_key:
+        await ctx.tao.key_release("username", old_key, viewer)
+        ctx.loaders.user_id_by_username.clear(old_key).clear(new_key)
+    ctx.loaders.forget_user(viewer)
+    ctx.loaders.object_by_id.prime(viewer, updated)
+    return updated

@@ -1,0 +1,66 @@
+"""The GraphQL schema: strawberry types, inputs, payloads, errors and permissions; no I/O of its own.
+
+`build_schema(limits)` is the one way to get a schema: the root types plus the request-wide
+policies (limits, cost, error masking), configured from `LimitSettings`.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.extensions.disable_introspection import DisableIntrospection
+from strawberry.extensions.query_depth_limiter import IgnoreContext
+from strawberry.schema.config import StrawberryConfig
+
+from config import LimitSettings
+from schema.cost import CostBudget
+from schema.extensions import ErrorPolicy, OperationGuard, is_unexpected
+from schema.root import SUBSCRIPTION, Mutation, Query
+
+log = logging.getLogger("taogram.graphql")
+
+
+class TaogramSchema(strawberry.Schema):
+    def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
+        """Log faults with the request id; errors meant for the client are not faults."""
+        request_id = getattr(getattr(execution_context, "context", None), "request_id", "-")
+        for error in errors:
+            if is_unexpected(error):
+                log.error("request %s: unexpected error at %s", request_id, error.path,
+                          exc_info=error.original_error)
+
+
+def _skip_introspection(ctx: IgnoreContext) -> bool:
+    # GraphiQL's own introspection query is deeper than any sensible data query.
+    return ctx.field_name.startswith("__")
+
+
+def build_schema(limits: LimitSettings | None = None) -> TaogramSchema:
+    limits = limits or LimitSettings()
+    budget = CostBudget(limits.cost_budget, limits.cost_window_seconds)
+    extensions: list[Any] = [
+        ErrorPolicy,  # first: its post-processing runs last, over every other extension's errors
+        functools.partial(QueryDepthLimiter, max_depth=limits.max_depth, should_ignore=_skip_introspection),
+        functools.partial(MaxAliasesLimiter, max_alias_count=limits.max_aliases),
+        functools.partial(MaxTokensLimiter, max_token_count=limits.max_tokens),
+        functools.partial(OperationGuard, limits=limits, budget=budget),
+    ]
+    if not limits.introspection:
+        extensions.append(DisableIntrospection)
+    return TaogramSchema(
+        query=Query,
+        mutation=Mutation,
+        subscription=SUBSCRIPTION,
+        extensions=extensions,
+        config=StrawberryConfig(disable_field_suggestions=not limits.field_suggestions),
+    )
+
+
+def printed_schema() -> str:
+    """The SDL committed as `schema.graphql` (types in the order the root types reach them)."""
+    return build_schema().as_str() + "\n"

@@ -1,0 +1,82 @@
+"""Accounts and sessions: `signUp`, `logIn`, `logOut`.
+
+`signUp` and `logIn` return a session `token` once: the client sends it as
+`Authorization: Bearer <token>` (HTTP) or `{"Authorization": "Bearer <token>"}` in the WebSocket
+`connection_init` payload.
+"""
+
+from __future__ import annotations
+
+import strawberry
+from strawberry import Info
+
+from resolvers import accounts
+from resolvers.context import RequestContext
+from resolvers.errors import UserError
+from schema.errors import Error, user_errors
+from schema.users import User
+
+AccountErrorCode = strawberry.enum(accounts.AccountErrorCode)
+Ctx = Info[RequestContext, None]
+
+
+@strawberry.type
+class AccountError(Error):
+    code: AccountErrorCode
+    message: str
+    field: str | None
+
+
+@strawberry.input
+class AccountSignUpInput:
+    username: str = strawberry.field(description="1-30 letters, digits, periods, underscores; unique ignoring case.")
+    password: str = strawberry.field(description="8-256 characters.")
+    full_name: str = ""
+
+
+@strawberry.input
+class AccountLogInInput:
+    username: str
+    password: str
+
+
+@strawberry.input
+class AccountLogOutInput:
+    all_sessions: bool = strawberry.field(default=False, description="End every session of the account, not just this one.")
+
+
+@strawberry.type(description="On success `token` is set; it is shown only once.")
+class AccountSessionPayload:
+    user: User | None = None
+    token: str | None = None
+    errors: list[AccountError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class AccountLogOutPayload:
+    ok: bool = False
+    errors: list[AccountError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class AccountsMutation:
+    @strawberry.mutation(description="Create an account and log in.")
+    async def sign_up(self, info: Ctx, input: AccountSignUpInput) -> AccountSessionPayload:
+        try:
+            user, token = await accounts.do_sign_up(info.context, input.username, input.password, input.full_name)
+        except UserError as e:
+            return AccountSessionPayload(errors=user_errors(AccountError, e))
+        return AccountSessionPayload(user=User.from_obj(user), token=token)
+
+    @strawberry.mutation(description="Open a session with a username and password.")
+    async def log_in(self, info: Ctx, input: AccountLogInInput) -> AccountSessionPayload:
+        try:
+            user, token = await accounts.do_log_in(info.context, input.username, input.password)
+        except UserError as e:
+            return AccountSessionPayload(errors=user_errors(AccountError, e))
+        return AccountSessionPayload(user=User.from_obj(user), token=token)
+
+    @strawberry.mutation(description="End the current session (or all of them); its token stops working at once.")
+    async def log_out(self, info: Ctx, input: AccountLogOutInput | None = None) -> AccountLogOutPayload:
+        await accounts.do_log_out(info.context, all_sessions=bool(input and input.all_sessions))
+        return AccountLogOutPayload(ok=True)

@@ -1,0 +1,163 @@
+"""Comments: the `Comment` type and `addComment`, `deleteComment`, `likeComment`, `unlikeComment`.
+
+`Post.comments` lists top-level comments newest first; each comment's `replies` (one level deep)
+are newest first too. Scalars are attributes; each async field is one loader call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Annotated
+
+import strawberry
+from strawberry import Info
+
+from resolvers import comments, likes
+from resolvers.context import RequestContext
+from resolvers.errors import UserError
+from schema.errors import Error, user_errors
+from schema.posts import Post, store_id, timestamp
+from schema.relay import Connection, Node, connection_from_page, decode_cursor, register_node, to_global_id
+from schema.users import User
+from tao import Obj
+
+CommentErrorCode = strawberry.enum(comments.CommentErrorCode)
+Ctx = Info[RequestContext, None]
+First = Annotated[int, strawberry.argument(description="Page size, 0 to 100.")]
+
+
+@strawberry.type(description="A comment on a post, or a reply to one (replies are one level deep).")
+class Comment(Node):
+    id: strawberry.ID
+    text: str
+    created_at: datetime
+    obj: strawberry.Private[Obj]
+
+    @classmethod
+    def from_obj(cls, obj: Obj) -> Comment:
+        return cls(id=to_global_id("Comment", obj.id), text=obj.data["text"], created_at=timestamp(obj.created), obj=obj)
+
+    @strawberry.field
+    async def author(self, info: Ctx) -> User | None:
+        obj = await comments.comment_author(info.context, self.obj)
+        return User.from_obj(obj) if obj is not None else None
+
+    @strawberry.field
+    async def post(self, info: Ctx) -> Post | None:
+        obj = await comments.comment_post(info.context, self.obj)
+        return Post.from_obj(obj) if obj is not None else None
+
+    @strawberry.field(description="The top-level comment this replies to; null for a top-level comment.")
+    async def reply_to(self, info: Ctx) -> Comment | None:
+        top = self.obj.data.get("reply_to")
+        obj = await comments.get_comment(info.context, int(top)) if top else None
+        return Comment.from_obj(obj) if obj is not None else None
+
+    @strawberry.field
+    async def reply_count(self, info: Ctx) -> int:
+        return await comments.reply_count(info.context, self.obj.id)
+
+    @strawberry.field(description="Replies, newest first.")
+    async def replies(self, info: Ctx, first: First = 20, after: str | None = None) -> Connection[Comment]:
+        page = await comments.replies(info.context, self.obj.id, first, decode_cursor(after))
+        return connection_from_page(page, Comment.from_obj)
+
+    @strawberry.field
+    async def like_count(self, info: Ctx) -> int:
+        return await likes.comment_like_count(info.context, self.obj.id)
+
+    @strawberry.field
+    async def viewer_has_liked(self, info: Ctx) -> bool:
+        return await likes.viewer_has_liked_comment(info.context, self.obj.id)
+
+
+register_node("Comment", "COMMENT", Comment.from_obj)
+
+
+@strawberry.type
+class CommentError(Error):
+    code: CommentErrorCode
+    message: str
+    field: str | None
+
+
+@strawberry.input
+class CommentAddInput:
+    post_id: strawberry.ID
+    text: str = strawberry.field(description="1 to 2200 characters; @mentions are linked.")
+    reply_to_id: strawberry.ID | None = strawberry.field(
+        default=None, description="Reply to this comment (a reply to a reply joins its top-level comment).")
+
+
+@strawberry.input
+class CommentDeleteInput:
+    comment_id: strawberry.ID
+
+
+@strawberry.input
+class CommentLikeInput:
+    comment_id: strawberry.ID
+
+
+@strawberry.input
+class CommentUnlikeInput:
+    comment_id: strawberry.ID
+
+
+@strawberry.type
+class CommentPayload:
+    comment: Comment | None = None
+    errors: list[CommentError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class CommentDeletePayload:
+    deleted_comment_id: strawberry.ID | None = None
+    errors: list[CommentError] = strawberry.field(default_factory=list)
+
+
+async def _payload(action: Callable[[], Awaitable[Obj]]) -> CommentPayload:
+    try:
+        obj = await action()
+    except UserError as e:
+        return CommentPayload(errors=user_errors(CommentError, e))
+    return CommentPayload(comment=Comment.from_obj(obj))
+
+
+def _comment_id(ctx: RequestContext, global_id: str, arg: str = "commentId") -> int:
+    ctx.require_viewer()  # anonymous: a top-level error, before the id is even looked at
+    return store_id(ctx, global_id, "Comment", arg)
+
+
+@strawberry.type
+class CommentsMutation:
+    @strawberry.mutation(description="Comment on a post, or reply to a comment.")
+    async def add_comment(self, info: Ctx, input: CommentAddInput) -> CommentPayload:
+        ctx = info.context
+        ctx.require_viewer()
+        post_id = store_id(ctx, input.post_id, "Post", "postId")
+        reply_to = _comment_id(ctx, input.reply_to_id, "replyToId") if input.reply_to_id else None
+        return await _payload(lambda: comments.do_add_comment(ctx, post_id, input.text, reply_to))
+
+    @strawberry.mutation(description="Delete a comment (its author or the post's author), with its replies.")
+    async def delete_comment(self, info: Ctx, input: CommentDeleteInput) -> CommentDeletePayload:
+        ctx = info.context
+        cid = _comment_id(ctx, input.comment_id)
+        try:
+            await comments.do_delete_comment(ctx, cid)
+        except UserError as e:
+            return CommentDeletePayload(errors=user_errors(CommentError, e))
+        return CommentDeletePayload(deleted_comment_id=input.comment_id)
+
+    @strawberry.mutation(description="Like a comment (idempotent).")
+    async def like_comment(self, info: Ctx, input: CommentLikeInput) -> CommentPayload:
+        ctx = info.context
+        cid = _comment_id(ctx, input.comment_id)
+        return await _payload(lambda: likes.do_like_comment(ctx, cid))
+
+    @strawberry.mutation(description="Take back a like of a comment (idempotent).")
+    async def unlike_comment(self, info: Ctx, input: CommentUnlikeInput) -> CommentPayload:
+        ctx = info.context
+        cid = _comment_id(ctx, input.comment_id)
+        return await _payload(lambda: likes.do_unlike_comment(ctx, cid))

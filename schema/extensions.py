@@ -1,0 +1,154 @@
+"""Request-wide policies as strawberry schema extensions: limits, cost, and what errors say.
+
+- `OperationGuard`: fresh loaders per operation; refuses oversize strings and operations over
+  the cost limit or the viewer's remaining budget before anything runs; reports
+  `extensions.cost` (Shopify's shape) and `extensions.requestId` on every response.
+- `ErrorPolicy`: every error gets `extensions.code`. Deliberate top-level errors
+  (`resolvers.errors.TOP_LEVEL_ERRORS`) and GraphQL's own syntax/validation errors keep their
+  message; anything else is a fault: its message becomes "Internal error" with the request id,
+  and the original is logged (by `TaogramSchema.process_errors`) with that id.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from graphql import ExecutionResult as GraphQLExecutionResult
+from graphql import GraphQLError, StringValueNode, visit
+from graphql.language import Visitor
+from strawberry.extensions import MaskErrors, SchemaExtension
+
+from config import LimitSettings
+from resolvers.errors import TOP_LEVEL_ERRORS, AppError
+from schema.cost import CostBudget, query_cost
+from tao import ShardUnavailableError
+
+log = logging.getLogger("taogram.graphql")
+
+
+def is_unexpected(error: GraphQLError) -> bool:
+    """True for a fault (to mask and log), False for an error meant for the client."""
+    original = error.original_error
+    if original is None or isinstance(original, GraphQLError):
+        return False  # parse, validation, coercion: GraphQL's own, safe to show
+    return not isinstance(original, TOP_LEVEL_ERRORS + (ShardUnavailableError,))
+
+
+def _code(error: GraphQLError) -> str:
+    original = error.original_error
+    if isinstance(original, AppError):
+        return str(original.code)
+    if isinstance(original, ShardUnavailableError):
+        return "UNAVAILABLE"
+    if error.extensions and "code" in error.extensions:
+        return str(error.extensions["code"])
+    if original is None or isinstance(original, GraphQLError):
+        return "GRAPHQL_PARSE_FAILED" if error.message.startswith("Syntax Error") else "GRAPHQL_VALIDATION_FAILED"
+    return "INTERNAL_SERVER_ERROR"
+
+
+class ErrorPolicy(MaskErrors):
+    def __init__(self) -> None:
+        super().__init__(should_mask_error=is_unexpected)
+
+    def _request_id(self) -> str:
+        return getattr(self.execution_context.context, "request_id", "-")
+
+    def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
+        out = []
+        for error in errors:
+            code, original = _code(error), error.original_error
+            if is_unexpected(error):
+                message = f"Internal error; quote request id {self._request_id()} when reporting it."
+            elif isinstance(original, ShardUnavailableError):
+                message = "Part of the data is temporarily unavailable; retry shortly."
+            else:
+                message = error.message
+            out.append(GraphQLError(
+                message, nodes=error.nodes, source=error.source, positions=error.positions,
+                path=error.path, original_error=None,
+                extensions={**(error.extensions or {}), "code": code},
+            ))
+        return out
+
+
+def _refuse(message: str, code: str) -> GraphQLExecutionResult:
+    return GraphQLExecutionResult(data=None, errors=[GraphQLError(message, extensions={"code": code})])
+
+
+class _LongString(Visitor):
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit, self.found = limit, False
+
+    def enter_string_value(self, node: StringValueNode, *_: Any) -> None:
+        if len(node.value) > self.limit:
+            self.found = True
+
+
+def _too_long(value: Any, limit: int) -> bool:
+    if isinstance(value, str):
+        return len(value) > limit
+    if isinstance(value, dict):
+        return any(_too_long(v, limit) for v in value.values())
+    if isinstance(value, list):
+        return any(_too_long(v, limit) for v in value)
+    return False
+
+
+class OperationGuard(SchemaExtension):
+    def __init__(self, *, limits: LimitSettings, budget: CostBudget) -> None:
+        self.limits = limits
+        self.budget = budget
+        self.cost: dict[str, Any] | None = None
+
+    def on_operation(self) -> Iterator[None]:
+        reset = getattr(self.execution_context.context, "reset_loaders", None)
+        if reset is not None:
+            reset()  # a WebSocket connection keeps its context: never share loaders between operations
+        yield
+
+    async def on_execute(self) -> AsyncIterator[None]:
+        refusal = self._check()
+        if refusal is not None:
+            self.execution_context.result = refusal
+        yield
+
+    def _check(self) -> GraphQLExecutionResult | None:
+        ec = self.execution_context
+        limit = self.limits.max_string_length
+        visitor = _LongString(limit)
+        if ec.graphql_document is not None:
+            visit(ec.graphql_document, visitor)
+        if visitor.found or _too_long(ec.variables, limit):
+            return _refuse(f"A string argument is longer than {limit} characters; shorten it.", "BAD_USER_INPUT")
+        if ec.graphql_document is None:
+            return None
+        cost = query_cost(ec.schema._schema, ec.graphql_document, ec.operation_name, ec.variables,
+                          self.limits.max_page_size)
+        self.cost = {"requestedQueryCost": cost, "maximumQueryCost": self.limits.max_query_cost}
+        if cost > self.limits.max_query_cost:
+            return _refuse(
+                f"This query costs {cost} points, more than the limit of {self.limits.max_query_cost}: "
+                "ask for smaller pages (`first`) or split it into several queries.", "MAX_COST_EXCEEDED")
+        key = getattr(ec.context, "cost_key", "anonymous")
+        ok, left = self.budget.try_spend(key, cost)
+        self.cost["throttleStatus"] = {
+            "maximumAvailable": self.budget.capacity,
+            "currentlyAvailable": int(left),
+            "restoreRate": round(self.budget.rate, 3),
+        }
+        if not ok:
+            wait = (cost - left) / self.budget.rate
+            return _refuse(
+                f"Query cost budget exhausted: this query needs {cost} points and {int(left)} are left; "
+                f"retry in {wait:.1f} s or send cheaper queries.", "THROTTLED")
+        return None
+
+    def get_results(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"requestId": getattr(self.execution_context.context, "request_id", None)}
+        if self.cost is not None:
+            out["cost"] = self.cost
+        return out

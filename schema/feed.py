@@ -1,0 +1,139 @@
+"""The home feed in GraphQL: `User.feed` (the viewer's own; `viewer { feed(...) }`), its
+connection with `newPostsCount` and developer-only `debug` scores, and `recordProfileVisit`.
+
+Thin: each field is one call into `resolvers.feed.service`. Feed cursors are opaque
+base64("feed:session:index:page_start") strings (see resolvers/feed/sessions.py).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import strawberry
+from strawberry import Info
+
+from resolvers.context import RequestContext
+from resolvers.errors import BadInputError, PermissionDeniedError, UserError
+from resolvers.feed import service
+from resolvers.feed.sessions import FeedCursor
+from schema.errors import Error, user_errors
+from schema.posts import Post
+from schema.relay import PageInfo, from_global_id
+
+Ctx = Info[RequestContext, None]
+FeedMode = strawberry.enum(service.FeedMode, description="RANKED (default) or newest first.")
+
+
+def encode_feed_cursor(c: FeedCursor) -> str:
+    return base64.urlsafe_b64encode(f"feed:{c[0]}:{c[1]}:{c[2]}".encode()).decode().rstrip("=")
+
+
+def decode_feed_cursor(cursor: str | None) -> FeedCursor | None:
+    if cursor is None:
+        return None
+    try:
+        if len(cursor) > 200:
+            raise ValueError(cursor)
+        tag, sid, index, start = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode().split(":")
+        if tag != "feed":
+            raise ValueError(tag)
+        return int(sid), int(index), int(start)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise BadInputError("`after` is not a valid feed cursor: pass a `cursor` or `pageInfo.endCursor` from `feed`.") from None
+
+
+@strawberry.type(description="Why a post ranks where it does (developers only). `score` is the weighted sum of the "
+                             "components; `seen` posts sink below unseen ones whatever their score.")
+class FeedScore:
+    score: float
+    recency: float
+    engagement: float
+    affinity: float
+    content_type: float
+    seen: bool
+
+
+@strawberry.type
+class FeedEdge:
+    cursor: str
+    node: Post
+    scores: strawberry.Private[dict | None]
+    debug_allowed: strawberry.Private[bool]
+
+    @strawberry.field(description="The ranking's score and its components. FORBIDDEN unless the server runs in "
+                                  "debug mode or your account has the developer flag; null in CHRONOLOGICAL mode.")
+    def debug(self) -> FeedScore | None:
+        if not self.debug_allowed:
+            raise PermissionDeniedError("Feed scores are for developers: ask for the developer flag on your account.")
+        return FeedScore(**self.scores) if self.scores else None
+
+
+@strawberry.type(description="A page of the home feed. Pages come from one ranked snapshot taken by the first page, "
+                             "so scrolling with `after` never repeats or skips a post; refetch without `after` to "
+                             "see new posts.")
+class FeedConnection:
+    edges: list[FeedEdge]
+    page_info: PageInfo
+    page: strawberry.Private[service.FeedPage]
+
+    @strawberry.field(description="The posts of `edges`.")
+    def nodes(self) -> list[Post]:
+        return [e.node for e in self.edges]
+
+    @strawberry.field(description="Posts that arrived after this feed's snapshot: offer a refresh when > 0.")
+    async def new_posts_count(self, info: Ctx) -> int:
+        if self.page.session is None:
+            return 0
+        return await service.new_posts_count(info.context, self.page.session)
+
+
+async def user_feed(info: Ctx, user_id: int, first: int, after: str | None, feed_mode: service.FeedMode
+                    ) -> FeedConnection:
+    """`User.feed`: only for the viewer's own account."""
+    ctx = info.context
+    if ctx.require_viewer() != user_id:
+        raise PermissionDeniedError("Only the account itself can read its home feed: use `viewer { feed }`.")
+    page = await service.home_feed(ctx, first, decode_feed_cursor(after), feed_mode)
+    viewer = await ctx.loaders.object_by_id.load(user_id)
+    allowed = service.debug_allowed(ctx, viewer)
+    edges = [FeedEdge(cursor=encode_feed_cursor(i.cursor), node=Post.from_obj(i.post), scores=i.debug,
+                      debug_allowed=allowed) for i in page.items]
+    return FeedConnection(edges=edges, page=page, page_info=PageInfo(
+        has_next_page=page.has_next, has_previous_page=page.has_previous,
+        start_cursor=edges[0].cursor if edges else None,
+        end_cursor=encode_feed_cursor(page.end_cursor) if page.end_cursor else None))
+
+
+FeedErrorCode = strawberry.enum(service.FeedErrorCode)
+
+
+@strawberry.type
+class ProfileVisitError(Error):
+    code: FeedErrorCode
+    message: str
+    field: str | None
+
+
+@strawberry.input
+class ProfileVisitRecordInput:
+    user_id: strawberry.ID
+
+
+@strawberry.type
+class ProfileVisitRecordPayload:
+    ok: bool = False
+    errors: list[ProfileVisitError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class FeedMutation:
+    @strawberry.mutation(description="Record that the viewer opened a profile (a feed ranking signal). Cheap; "
+                                     "repeated visits within 10 minutes are one.")
+    async def record_profile_visit(self, info: Ctx, input: ProfileVisitRecordInput) -> ProfileVisitRecordPayload:
+        ctx = info.context
+        _, user_id = from_global_id(input.user_id, ctx.tao.n_shards, "User", "userId")
+        try:
+            await service.do_record_profile_visit(ctx, user_id)
+        except UserError as e:
+            return ProfileVisitRecordPayload(errors=user_errors(ProfileVisitError, e))
+        return ProfileVisitRecordPayload(ok=True)

@@ -1,0 +1,199 @@
+"""Media: the `Media` node, the upload mutations (`startUpload`, `completeUpload`) and `uploadStatus`.
+
+Scalar fields are copied from the MEDIA object when the type is built; URLs are the only I/O
+(signing runs off the loop, all of one media's variants in one hop). A `Media` is only built
+from an object privacy let through (`resolvers.media.media_visible`).
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+
+import strawberry
+from strawberry import Info
+
+from media_pipeline import PartUrl
+from resolvers import media
+from resolvers.context import RequestContext
+from resolvers.errors import UserError
+from schema.errors import Error, user_errors
+from schema.relay import Node, register_node, to_global_id
+from tao import Obj
+
+Ctx = Info[RequestContext, None]
+MediaErrorCode = strawberry.enum(media.MediaErrorCode)
+MediaStatus = strawberry.enum(
+    media.MediaStatus,
+    description="UPLOADING until `completeUpload`, PROCESSING until its variants exist, then READY or FAILED.")
+
+
+@strawberry.enum(description="What a media item is.")
+class MediaType(enum.Enum):
+    IMAGE = "image"
+    VIDEO = "video"
+
+
+@strawberry.enum(description="An upload's state in storage.")
+class UploadState(enum.Enum):
+    OPEN = "open"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+@strawberry.type(description="One published rendition of a media item.")
+class MediaVariant:
+    name: str = strawberry.field(description="`jpeg_640`, `webp_320`, `original` (images); `mp4_720`, `poster`, `thumb_0` (videos).")
+    width: int
+    height: int
+    content_type: str
+    url: str = strawberry.field(description="Signed and expiring (or on the CDN): fetch it soon, do not store it.")
+
+
+@strawberry.type(description="A photo or video you uploaded; others see it once READY, where they may see its post or profile.")
+class Media(Node):
+    id: strawberry.ID
+    type: MediaType
+    status: MediaStatus
+    width: int | None = strawberry.field(description="Pixels, upright; null until the upload is completed.")
+    height: int | None
+    duration: float | None = strawberry.field(description="Seconds (videos); 0 for images; null until completed.")
+    created_at: datetime
+    obj: strawberry.Private[Obj]
+
+    @classmethod
+    def from_obj(cls, obj: Obj) -> Media:
+        d = obj.data
+        return cls(id=to_global_id("Media", obj.id), type=MediaType(d["kind"]), status=media.MediaStatus(d["status"]),
+                   width=d.get("width"), height=d.get("height"), duration=d.get("duration"),
+                   created_at=datetime.fromtimestamp(obj.created / 1000, tz=UTC), obj=obj)
+
+    @strawberry.field(description="Why processing failed (corrupt file, rejected by moderation); only you see it.")
+    def failure_reason(self, info: Ctx) -> str | None:
+        return media.failure_reason(info.context, self.obj)
+
+    @strawberry.field(description="Every published rendition (empty until READY).")
+    async def variants(self, info: Ctx) -> list[MediaVariant]:
+        found = self.obj.data.get("variants") or []
+        urls = await media.urls_for(info.context, [v["key"] for v in found])
+        return [MediaVariant(name=v["name"], width=v["width"], height=v["height"], content_type=v["content_type"],
+                             url=u) for v, u in zip(found, urls)]
+
+    @strawberry.field(description="A URL of the best rendition: the named `variant`; else, for `width`, the smallest "
+                                  "at least that wide (else the widest); else the largest. Null until READY.")
+    async def url(self, info: Ctx, variant: str | None = None, width: int | None = None) -> str | None:
+        chosen = media.pick_variant(self.obj.data.get("variants") or [], variant, width)
+        return (await media.urls_for(info.context, [chosen["key"]]))[0] if chosen else None
+
+
+register_node("Media", "MEDIA", Media.from_obj)
+
+
+@strawberry.type
+class MediaError(Error):
+    code: MediaErrorCode
+    message: str
+    field: str | None
+
+
+@strawberry.type(description="A request header to send with a part (`name: value`).")
+class HttpHeader:
+    name: str
+    value: str
+
+
+@strawberry.type(description="Where to PUT one part of the file: bytes [(number-1)*partSize, number*partSize).")
+class UploadPart:
+    number: int
+    url: str
+    headers: list[HttpHeader]
+    expires_at: datetime
+
+    @classmethod
+    def from_part(cls, p: PartUrl) -> UploadPart:
+        return cls(number=p.number, url=p.url, headers=[HttpHeader(name=k, value=v) for k, v in p.headers.items()],
+                   expires_at=datetime.fromtimestamp(p.expires_at, tz=UTC))
+
+
+@strawberry.type(description="An open upload: PUT every part, then `completeUpload`.")
+class Upload:
+    id: strawberry.ID = strawberry.field(description="The upload id for `uploadStatus` and `completeUpload`.")
+    part_size: int
+    parts: list[UploadPart]
+
+
+@strawberry.type(description="What arrived so far, and fresh URLs for the parts still to send.")
+class UploadStatus:
+    upload_id: strawberry.ID
+    state: UploadState
+    part_size: int
+    parts_present: list[int]
+    missing: list[UploadPart]
+    error: str | None
+    media: Media
+
+
+@strawberry.input
+class UploadStartInput:
+    kind: MediaType
+    byte_size: int = strawberry.field(description="The file's exact size in bytes.")
+    content_type: str = strawberry.field(description="image/jpeg, image/png, image/webp, image/gif; video/mp4, video/quicktime, video/webm.")
+    sha256: str = strawberry.field(description="SHA-256 of the whole file, hex.")
+    part_sha256s: list[str] | None = strawberry.field(
+        default=None, description="SHA-256 (hex) of each part (see `partSize`): the store then refuses a corrupted part at once.")
+
+
+@strawberry.input
+class UploadCompleteInput:
+    upload_id: strawberry.ID
+    share_location: bool = strawberry.field(default=False, description="Keep the photo's GPS position in `original`.")
+
+
+@strawberry.type
+class UploadStartPayload:
+    upload: Upload | None = None
+    media: Media | None = None
+    errors: list[MediaError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type(description="The media (PROCESSING; also set with ALREADY_COMPLETED) and typed errors.")
+class UploadCompletePayload:
+    media: Media | None = None
+    errors: list[MediaError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class MediaQuery:
+    @strawberry.field(description="An upload of yours: parts received and URLs for the missing ones (resume after a drop).")
+    async def upload_status(self, info: Ctx, upload_id: strawberry.ID) -> UploadStatus | None:
+        try:
+            obj, st = await media.upload_status(info.context, str(upload_id))
+        except UserError:
+            return None  # unknown, expired, or not yours: alike
+        return UploadStatus(upload_id=strawberry.ID(st.upload_id), state=UploadState(st.state), part_size=st.part_size,
+                            parts_present=st.parts_present, missing=[UploadPart.from_part(p) for p in st.missing],
+                            error=st.error, media=Media.from_obj(obj))
+
+
+@strawberry.type
+class MediaMutation:
+    @strawberry.mutation(description="Start uploading a photo or video: returns signed URLs to PUT its parts to.")
+    async def start_upload(self, info: Ctx, input: UploadStartInput) -> UploadStartPayload:
+        try:
+            obj, ticket = await media.do_start_upload(info.context, input.kind.value, input.byte_size, input.content_type,
+                                                      input.sha256, input.part_sha256s)
+        except UserError as e:
+            return UploadStartPayload(errors=user_errors(MediaError, e))
+        upload = Upload(id=strawberry.ID(ticket.upload_id), part_size=ticket.part_size,
+                        parts=[UploadPart.from_part(p) for p in ticket.parts])
+        return UploadStartPayload(upload=upload, media=Media.from_obj(obj))
+
+    @strawberry.mutation(description="Finish an upload once every part is stored: verifies it and starts processing. "
+                                     "A second call answers ALREADY_COMPLETED with the same media.")
+    async def complete_upload(self, info: Ctx, input: UploadCompleteInput) -> UploadCompletePayload:
+        try:
+            obj = await media.do_complete_upload(info.context, str(input.upload_id), input.share_location)
+        except UserError as e:
+            done = getattr(e, "media", None)
+            return UploadCompletePayload(media=Media.from_obj(done) if done else None, errors=user_errors(MediaError, e))
+        return UploadCompletePayload(media=Media.from_obj(obj))

@@ -1,0 +1,286 @@
+"""Posts, hashtags and locations: the `Post`, `Hashtag` and `Location` types, `hashtag(name:)`,
+`location(id:)`, `User.posts`, and the post and like mutations.
+
+Scalar fields are plain attributes copied from the object when the type is built; every async
+field is one loader call through a `resolvers` function, so a page of posts batches field by
+field. A `Post` is only built from an object privacy let through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated, Any
+
+import strawberry
+from strawberry import Info
+
+from resolvers import comments, hashtags, likes, locations, posts
+from resolvers.context import RequestContext
+from resolvers.errors import UserError
+from schema.errors import Error, user_errors
+from schema.relay import Connection, Node, connection_from_page, decode_cursor, from_global_id, register_node, to_global_id
+from schema.users import User
+from tao import Obj
+
+if TYPE_CHECKING:
+    from schema.comments import Comment
+
+PostErrorCode = strawberry.enum(posts.PostErrorCode)
+PostStatus = strawberry.enum(posts.PostStatus, description="VISIBLE, or PROCESSING while its media are not ready (only the author sees it then).")
+
+Ctx = Info[RequestContext, None]
+First = Annotated[int, strawberry.argument(description="Page size, 0 to 100.")]
+LazyComment = Annotated["Comment", strawberry.lazy("schema.comments")]
+
+
+def timestamp(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def store_id(ctx: RequestContext, global_id: str, typename: str, arg: str) -> int:
+    return from_global_id(global_id, ctx.settings.store.logical_shards, expected=typename, arg=arg)[1]
+
+
+@strawberry.type(description="A hashtag; `posts` are the posts tagged with it, newest first.")
+class Hashtag(Node):
+    id: strawberry.ID
+    name: str
+    store_id: strawberry.Private[int]
+
+    @classmethod
+    def from_obj(cls, obj: Obj) -> Hashtag:
+        return cls(id=to_global_id("Hashtag", obj.id), name=obj.data["name"], store_id=obj.id)
+
+    @strawberry.field
+    async def post_count(self, info: Ctx) -> int:
+        return await hashtags.hashtag_post_count(info.context, self.store_id)
+
+    @strawberry.field(description="Posts tagged with this hashtag that you may see, newest first (a page may be short).")
+    async def posts(self, info: Ctx, first: First = 20, after: str | None = None) -> Connection[Post]:
+        page = await hashtags.hashtag_posts(info.context, self.store_id, first, decode_cursor(after))
+        return connection_from_page(page, Post.from_obj)
+
+
+@strawberry.type(description="A place posts can be tagged at.")
+class Location(Node):
+    id: strawberry.ID
+    name: str
+    latitude: float | None
+    longitude: float | None
+    store_id: strawberry.Private[int]
+
+    @classmethod
+    def from_obj(cls, obj: Obj) -> Location:
+        d = obj.data
+        return cls(id=to_global_id("Location", obj.id), name=d["name"], latitude=d.get("latitude"),
+                   longitude=d.get("longitude"), store_id=obj.id)
+
+    @strawberry.field
+    async def post_count(self, info: Ctx) -> int:
+        return await locations.location_post_count(info.context, self.store_id)
+
+    @strawberry.field(description="Posts at this location that you may see, newest first (a page may be short).")
+    async def posts(self, info: Ctx, first: First = 20, after: str | None = None) -> Connection[Post]:
+        page = await locations.location_posts(info.context, self.store_id, first, decode_cursor(after))
+        return connection_from_page(page, Post.from_obj)
+
+
+@strawberry.type(description="A post: a caption and up to 10 photos or videos, with likes and comments.")
+class Post(Node):
+    id: strawberry.ID
+    caption: str
+    status: PostStatus
+    created_at: datetime
+    published_at: datetime | None = strawberry.field(description="When it became visible; null while processing.")
+    hashtags: list[str] = strawberry.field(description="The caption's hashtags, lower case, without `#`.")
+    obj: strawberry.Private[Obj]
+
+    @classmethod
+    def from_obj(cls, obj: Obj) -> Post:
+        d = obj.data
+        return cls(
+            id=to_global_id("Post", obj.id), caption=d.get("caption", ""), status=posts.PostStatus(d.get("status", posts.VISIBLE)),
+            created_at=timestamp(obj.created), hashtags=list(d.get("hashtags", [])), obj=obj,
+            published_at=timestamp(d["published_at"]) if d.get("published_at") else None,
+        )
+
+    @strawberry.field
+    async def author(self, info: Ctx) -> User | None:
+        obj = await posts.post_author(info.context, self.obj)
+        return User.from_obj(obj) if obj is not None else None
+
+    @strawberry.field(description="Accounts @mentioned in the caption that you may see.")
+    async def mentions(self, info: Ctx) -> list[User]:
+        return [User.from_obj(u) for u in await posts.post_mentions(info.context, self.obj)]
+
+    @strawberry.field
+    async def location(self, info: Ctx) -> Location | None:
+        obj = await posts.post_location(info.context, self.obj)
+        return Location.from_obj(obj) if obj is not None else None
+
+    @strawberry.field(description="The photos and videos, in order.")
+    async def media(self, info: Ctx) -> list[Node]:
+        from schema.node import resolve_node  # node resolution needs every node type registered
+
+        found = await asyncio.gather(*(resolve_node(info.context, int(m)) for m in self.obj.data.get("media", [])))
+        return [m for m in found if m is not None]
+
+    @strawberry.field(description="How many accounts like this post (exact).")
+    async def like_count(self, info: Ctx) -> int:
+        return await likes.like_count(info.context, self.obj.id)
+
+    @strawberry.field
+    async def viewer_has_liked(self, info: Ctx) -> bool:
+        return await likes.viewer_has_liked(info.context, self.obj.id)
+
+    @strawberry.field(description="Who liked it, newest like first.")
+    async def likers(self, info: Ctx, first: First = 20, after: str | None = None) -> Connection[User]:
+        page = await likes.likers(info.context, self.obj.id, first, decode_cursor(after))
+        return connection_from_page(page, User.from_obj)
+
+    @strawberry.field(description="How many top-level comments it has (exact; replies are counted by `Comment.replyCount`).")
+    async def comment_count(self, info: Ctx) -> int:
+        return await comments.comment_count(info.context, self.obj.id)
+
+    @strawberry.field(description="Top-level comments, newest first; each has its `replies`.")
+    async def comments(self, info: Ctx, first: First = 20, after: str | None = None) -> Connection[LazyComment]:
+        from schema.comments import Comment
+
+        page = await comments.comments(info.context, self.obj.id, first, decode_cursor(after))
+        return connection_from_page(page, Comment.from_obj)
+
+
+register_node("Post", "POST", Post.from_obj)
+register_node("Hashtag", "HASHTAG", Hashtag.from_obj)
+register_node("Location", "LOCATION", Location.from_obj)
+
+
+async def user_posts(info: Ctx, user_id: int, first: int, after: str | None) -> Connection[Post]:
+    """`User.posts`: the user's posts, newest first."""
+    page = await posts.user_posts(info.context, user_id, first, decode_cursor(after))
+    return connection_from_page(page, Post.from_obj)
+
+
+@strawberry.type
+class PostError(Error):
+    code: PostErrorCode
+    message: str
+    field: str | None
+
+
+@strawberry.input(description="A new place: found by name (and coordinates) or created.")
+class LocationInput:
+    name: str
+    latitude: float | None = None
+    longitude: float | None = None
+
+
+@strawberry.input
+class PostCreateInput:
+    caption: str = strawberry.field(default="", description="Up to 2200 characters; #hashtags and @mentions are linked.")
+    media_ids: list[strawberry.ID] = strawberry.field(
+        default_factory=list, description="Your uploads, in display order, at most 10.")
+    location_id: strawberry.ID | None = None
+    location: LocationInput | None = None
+
+
+@strawberry.input
+class PostEditInput:
+    post_id: strawberry.ID
+    caption: str
+
+
+@strawberry.input
+class PostDeleteInput:
+    post_id: strawberry.ID
+
+
+@strawberry.input
+class PostLikeInput:
+    post_id: strawberry.ID
+
+
+@strawberry.input
+class PostUnlikeInput:
+    post_id: strawberry.ID
+
+
+@strawberry.type(description="The post (null on failure) and typed errors.")
+class PostPayload:
+    post: Post | None = None
+    errors: list[PostError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class PostDeletePayload:
+    deleted_post_id: strawberry.ID | None = None
+    errors: list[PostError] = strawberry.field(default_factory=list)
+
+
+async def _post_payload(action: Callable[[], Awaitable[Obj]]) -> PostPayload:
+    try:
+        obj = await action()
+    except UserError as e:
+        return PostPayload(errors=user_errors(PostError, e))
+    return PostPayload(post=Post.from_obj(obj))
+
+
+@strawberry.type
+class PostsQuery:
+    @strawberry.field(description="The hashtag with this name (`#` optional, any case), or null if no post ever used it.")
+    async def hashtag(self, info: Ctx, name: str) -> Hashtag | None:
+        obj = await hashtags.get_hashtag(info.context, name)
+        return Hashtag.from_obj(obj) if obj is not None else None
+
+    @strawberry.field
+    async def location(self, info: Ctx, id: strawberry.ID) -> Location | None:
+        obj = await locations.get_location(info.context, store_id(info.context, id, "Location", "id"))
+        return Location.from_obj(obj) if obj is not None else None
+
+
+@strawberry.type
+class PostsMutation:
+    @strawberry.mutation(description="Publish a post. With media still processing it stays PROCESSING (seen only by you) until they are ready.")
+    async def create_post(self, info: Ctx, input: PostCreateInput) -> PostPayload:
+        ctx = info.context
+        ctx.require_viewer()
+        media = [store_id(ctx, m, "Media", "mediaIds") for m in input.media_ids]
+        loc_id = store_id(ctx, input.location_id, "Location", "locationId") if input.location_id else None
+        loc: Any = input.location
+        return await _post_payload(lambda: posts.do_create_post(
+            ctx, input.caption, media, location_id=loc_id, location_name=loc.name if loc else None,
+            latitude=loc.latitude if loc else None, longitude=loc.longitude if loc else None))
+
+    @strawberry.mutation(description="Change a post's caption (author only); hashtags and mentions follow.")
+    async def edit_post(self, info: Ctx, input: PostEditInput) -> PostPayload:
+        ctx = info.context
+        ctx.require_viewer()
+        pid = store_id(ctx, input.post_id, "Post", "postId")
+        return await _post_payload(lambda: posts.do_edit_post(ctx, pid, input.caption))
+
+    @strawberry.mutation(description="Delete a post (author only), with its likes and comments.")
+    async def delete_post(self, info: Ctx, input: PostDeleteInput) -> PostDeletePayload:
+        ctx = info.context
+        ctx.require_viewer()
+        pid = store_id(ctx, input.post_id, "Post", "postId")
+        try:
+            await posts.do_delete_post(ctx, pid)
+        except UserError as e:
+            return PostDeletePayload(errors=user_errors(PostError, e))
+        return PostDeletePayload(deleted_post_id=input.post_id)
+
+    @strawberry.mutation(description="Like a post (idempotent).")
+    async def like_post(self, info: Ctx, input: PostLikeInput) -> PostPayload:
+        ctx = info.context
+        ctx.require_viewer()
+        pid = store_id(ctx, input.post_id, "Post", "postId")
+        return await _post_payload(lambda: likes.do_like_post(ctx, pid))
+
+    @strawberry.mutation(description="Take back a like (idempotent).")
+    async def unlike_post(self, info: Ctx, input: PostUnlikeInput) -> PostPayload:
+        ctx = info.context
+        ctx.require_viewer()
+        pid = store_id(ctx, input.post_id, "Post", "postId")
+        return await _post_payload(lambda: likes.do_unlike_post(ctx, pid))

@@ -1,0 +1,28 @@
+"""The root types, assembled from each domain's parts. A new domain adds its part here."""
+
+from __future__ import annotations
+
+import strawberry
+
+from schema.accounts import AccountsMutation
+from schema.comments import CommentsMutation
+from schema.feed import FeedMutation
+from schema.follows import FollowsMutation
+from schema.media import MediaMutation, MediaQuery
+from schema.node import NodeQuery
+from schema.posts import PostsMutation, PostsQuery
+from schema.users import UsersMutation, UsersQuery
+
+
+@strawberry.type
+class Query(NodeQuery, UsersQuery, PostsQuery, MediaQuery):
+    pass
+
+
+@strawberry.type
+class Mutation(AccountsMutation, UsersMutation, FollowsMutation, PostsMutation, CommentsMutation, FeedMutation,
+               MediaMutation):
+    pass
+
+
+SUBSCRIPTION = None  # no subscription fields yet; a domain that adds some defines the type here

@@ -1,0 +1,215 @@
+"""The `User` type (profile, counts, follow-graph fields), `user(username:)`, `viewer`, `updateProfile`.
+
+Scalar profile fields are plain attributes copied from the USER object when the type is built;
+only fields that read the store are async, and each is one loader call (so a list of users
+batches). A `User` is only ever built from an object that privacy let through.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import strawberry
+from strawberry import Info
+
+from resolvers import follows, users
+from resolvers.context import RequestContext
+from resolvers.errors import UserError
+from resolvers.feed.service import FeedMode as FeedModeValue
+from schema.cost import register_field_cost
+from schema.errors import Error, user_errors
+from schema.relay import (Connection, Node, connection_from_page, decode_cursor, from_global_id, register_node,
+                          to_global_id)
+from tao import Obj
+
+FollowStatus = strawberry.enum(follows.FollowStatus, description="How the viewer follows a user.")
+ProfileErrorCode = strawberry.enum(users.ProfileErrorCode)
+
+Ctx = Info[RequestContext, None]
+First = Annotated[int, strawberry.argument(description="Page size, 0 to 100.")]
+
+
+@strawberry.type(description="A followers-you-follow summary: \"followed by A, B and 3 others you follow\".")
+class FollowersYouFollow:
+    total_count: int
+    users: list[User]
+
+
+@strawberry.type(description="An account. Private accounts show their lists only to approved followers.")
+class User(Node):
+    id: strawberry.ID
+    username: str
+    full_name: str
+    bio: str
+    website: str
+    is_private: bool
+    store_id: strawberry.Private[int]
+    picture_id: strawberry.Private[int | None]
+
+    @classmethod
+    def from_obj(cls, obj: Obj) -> User:
+        d = obj.data
+        return cls(
+            id=to_global_id("User", obj.id), store_id=obj.id, username=d["username"],
+            full_name=d.get("full_name", ""), bio=d.get("bio", ""), website=d.get("website", ""),
+            is_private=bool(d.get("is_private")), picture_id=d.get("profile_picture_id"),
+        )
+
+    @strawberry.field(description="The profile picture (a media node), or null if none is set.")
+    async def profile_picture(self, info: Ctx) -> Node | None:
+        if self.picture_id is None:
+            return None
+        from schema.node import resolve_node  # node resolution needs every node type registered
+
+        return await resolve_node(info.context, self.picture_id)
+
+    @strawberry.field
+    async def follower_count(self, info: Ctx) -> int:
+        return await users.follower_count(info.context, self.store_id)
+
+    @strawberry.field
+    async def following_count(self, info: Ctx) -> int:
+        return await users.following_count(info.context, self.store_id)
+
+    @strawberry.field
+    async def post_count(self, info: Ctx) -> int:
+        return await users.post_count(info.context, self.store_id)
+
+    @strawberry.field(description="This account's posts, newest first. Null, with a FORBIDDEN error, for a private account the viewer does not follow.")
+    async def posts(self, info: Ctx, first: First = 12, after: str | None = None
+                    ) -> Connection[Annotated["Post", strawberry.lazy("schema.posts")]] | None:
+        from schema.posts import user_posts  # posts import this module (Post.author is a User)
+
+        return await user_posts(info, self.store_id, first, after)
+
+    @strawberry.field(description="The home feed: posts of the accounts you follow, ranked or newest first. Only on your own account (`viewer { feed }`).")
+    async def feed(self, info: Ctx, first: First = 12, after: str | None = None,
+                   feed_mode: FeedModeValue = FeedModeValue.RANKED,
+                   ) -> Annotated["FeedConnection", strawberry.lazy("schema.feed")] | None:
+        from schema.feed import user_feed  # the feed's schema imports Post, which imports this module
+
+        return await user_feed(info, self.store_id, first, after, feed_mode)
+
+    @strawberry.field(description="Accounts following this one. Null, with a FORBIDDEN error, for a private account the viewer does not follow.")
+    async def followers(self, info: Ctx, first: First = 20, after: str | None = None) -> Connection[User] | None:
+        page = await follows.followers(info.context, self.store_id, first, decode_cursor(after))
+        return connection_from_page(page, User.from_obj)
+
+    @strawberry.field(description="Accounts this one follows. Null, with a FORBIDDEN error, for a private account the viewer does not follow.")
+    async def following(self, info: Ctx, first: First = 20, after: str | None = None) -> Connection[User] | None:
+        page = await follows.following(info.context, self.store_id, first, decode_cursor(after))
+        return connection_from_page(page, User.from_obj)
+
+    @strawberry.field(description="Pending requests to follow this (private) account. Only the account itself may read it.")
+    async def follow_requests(self, info: Ctx, first: First = 20, after: str | None = None) -> Connection[User] | None:
+        page = await follows.follow_requests(info.context, self.store_id, first, decode_cursor(after))
+        return connection_from_page(page, User.from_obj)
+
+    @strawberry.field(description="Accounts this one blocks. Only the account itself may read it.")
+    async def blocked_users(self, info: Ctx, first: First = 20, after: str | None = None) -> Connection[User] | None:
+        page = await follows.blocked_users(info.context, self.store_id, first, decode_cursor(after))
+        return connection_from_page(page, User.from_obj)
+
+    @strawberry.field(description="Accounts this one mutes. Only the account itself may read it.")
+    async def muted_users(self, info: Ctx, first: First = 20, after: str | None = None) -> Connection[User] | None:
+        page = await follows.muted_users(info.context, self.store_id, first, decode_cursor(after))
+        return connection_from_page(page, User.from_obj)
+
+    @strawberry.field(description="Followers of this account whom the viewer follows (among the viewer's newest 200 followings).")
+    async def followers_you_follow(self, info: Ctx, first: Annotated[int, strawberry.argument(description="How many to list, 0 to 10.")] = 3) -> FollowersYouFollow:
+        total, found = await follows.followed_by_viewer_following(info.context, self.store_id, max(0, min(first, 10)))
+        return FollowersYouFollow(total_count=total, users=[User.from_obj(u) for u in found])
+
+    @strawberry.field
+    async def viewer_follow_status(self, info: Ctx) -> FollowStatus:
+        return await follows.viewer_follow_status(info.context, self.store_id)
+
+    @strawberry.field
+    async def viewer_follows(self, info: Ctx) -> bool:
+        return await follows.viewer_follows(info.context, self.store_id)
+
+    @strawberry.field
+    async def follows_viewer(self, info: Ctx) -> bool:
+        return await follows.follows_viewer(info.context, self.store_id)
+
+    @strawberry.field
+    async def viewer_blocks(self, info: Ctx) -> bool:
+        return await follows.viewer_blocks(info.context, self.store_id)
+
+    @strawberry.field
+    async def viewer_mutes(self, info: Ctx) -> bool:
+        return await follows.viewer_mutes(info.context, self.store_id)
+
+    @strawberry.field
+    async def has_requested_to_follow_viewer(self, info: Ctx) -> bool:
+        return await follows.has_requested_to_follow_viewer(info.context, self.store_id)
+
+
+register_node("User", "USER", User.from_obj)
+# One followers-you-follow reads up to MUTUAL_SCAN_LIMIT edges: price it so a page of 100 users
+# asking for it (100 x 10 points) is visible in the cost, not free.
+register_field_cost("User", "followersYouFollow", 10)
+
+
+@strawberry.type
+class ProfileError(Error):
+    code: ProfileErrorCode
+    message: str
+    field: str | None
+
+
+@strawberry.input(description="Only the fields given change. An empty `website` removes it.")
+class ProfileUpdateInput:
+    username: str | None = None
+    full_name: str | None = None
+    bio: str | None = None
+    website: str | None = None
+    is_private: bool | None = strawberry.field(
+        default=None, description="Making an account public accepts every pending follow request."
+    )
+    profile_picture_id: strawberry.ID | None = strawberry.field(
+        default=None, description="A photo you uploaded (a `Media` id); an empty string removes the picture."
+    )
+
+
+@strawberry.type
+class ProfileUpdatePayload:
+    user: User | None = None
+    errors: list[ProfileError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class UsersQuery:
+    @strawberry.field(description="The logged-in account, or null for an anonymous request.")
+    async def viewer(self, info: Ctx) -> User | None:
+        ctx = info.context
+        if ctx.viewer_id is None:
+            return None
+        obj = await ctx.loaders.object_by_id.load(ctx.viewer_id)
+        return User.from_obj(obj) if obj is not None else None
+
+    @strawberry.field(description="The account with this username (case-insensitive), or null.")
+    async def user(self, info: Ctx, username: str) -> User | None:
+        obj = await users.get_user_by_username(info.context, username)
+        return User.from_obj(obj) if obj is not None else None
+
+
+@strawberry.type
+class UsersMutation:
+    @strawberry.mutation(description="Change the viewer's profile.")
+    async def update_profile(self, info: Ctx, input: ProfileUpdateInput) -> ProfileUpdatePayload:
+        picture = None
+        if input.profile_picture_id is not None:
+            picture = from_global_id(input.profile_picture_id, info.context.settings.store.logical_shards,
+                                     expected="Media", arg="profilePictureId")[1] if input.profile_picture_id else 0
+        try:
+            obj = await users.do_update_profile(
+                info.context, username=input.username, full_name=input.full_name, bio=input.bio,
+                website=input.website, is_private=input.is_private, profile_picture_id=picture,
+            )
+        except UserError as e:
+            return ProfileUpdatePayload(errors=user_errors(ProfileError, e))
+        return ProfileUpdatePayload(user=User.from_obj(obj))
+
+
+__all__ = ["FollowStatus", "User", "UsersMutation", "UsersQuery"]

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Make .venv a Python >= 3.12 virtualenv with taogram and its dev extras installed (editable).
+#
+# Python is looked for as python3, python3.13, python3.12 (each actually run: a pyenv shim can
+# exist and still fail), then pyenv's own versions 3.12+; on Debian/Ubuntu without one, apt's
+# python3 is installed and looked for again. An existing .venv whose python runs and is new
+# enough is kept. Callers: `make venv` (re-runs this only when pyproject.toml changed).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=.venv
+
+good() { "$1" -c 'import sys; assert sys.version_info >= (3, 12)' >/dev/null 2>&1; }
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+apt_install() {
+    command -v apt-get >/dev/null 2>&1 || return 1
+    echo "ensure-venv: apt-get install $*" >&2
+    as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"
+}
+
+find_python() {
+    local candidate
+    for candidate in python3 python3.13 python3.12; do
+        if command -v "$candidate" >/dev/null 2>&1 && good "$candidate"; then
+            # the real interpreter behind a pyenv shim or a symlink
+            "$candidate" -c 'import sys; print(sys.executable)'
+            return 0
+        fi
+    done
+    local root
+    root=$(pyenv root 2>/dev/null || echo "${PYENV_ROOT:-$HOME/.pyenv}")
+    for candidate in "$root"/versions/3.1[2-9]*/bin/python3; do
+        if [ -x "$candidate" ] && good "$candidate"; then
+            echo "$candidate"
+            return 0
+        fi
+    done
+    return 1
+}
+
+exec 9>"${TMPDIR:-/tmp}/taogram-venv-$(pwd | cksum | cut -d' ' -f1).lock"
+flock 9 2>/dev/null || true  # one install at a time per checkout (engineers share one tree)
+
+if [ -x "$VENV/bin/python" ] && ! good "$VENV/bin/python"; then
+    echo "ensure-venv: $VENV/bin/python is missing, broken or older than 3.12: recreating $VENV" >&2
+    rm -rf "$VENV"
+fi
+
+if [ ! -x "$VENV/bin/python" ]; then
+    python=$(find_python) || { apt_install python3 python3-venv >&2 && python=$(find_python); } || {
+        echo "ensure-venv: no Python >= 3.12 found (tried python3, python3.13, python3.12, pyenv versions," >&2
+        echo "and apt's python3). Install Python 3.12+ (e.g. 'pyenv install 3.12') and run make again." >&2
+        exit 1
+    }
+    echo "ensure-venv: creating $VENV with $python ($("$python" --version 2>&1))"
+    if ! "$python" -m venv "$VENV"; then
+        # Debian/Ubuntu ship venv's ensurepip separately
+        rm -rf "$VENV"
+        minor=$("$python" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
+        apt_install "python$minor-venv" || apt_install python3-venv
+        "$python" -m venv "$VENV"
+    fi
+fi
+
+echo "ensure-venv: pip install -e '.[dev]' into $VENV"
+# This machine's pip config adds local indexes that lack many projects; pip falls back to PyPI
+# for those after one warning each, which is noise here.
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check -e '.[dev]' \
+    2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)

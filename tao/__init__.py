@@ -1,0 +1,28 @@
+"""taogram's store: objects and typed associations (TAO) on sharded SQL with a write-through cache.
+
+A batch job needs only this package:
+
+    from config import load_settings
+    from tao import open_tao
+    tao = await open_tao(load_settings())
+"""
+
+from tao.errors import (
+    ConflictError,
+    InvalidDataError,
+    InvalidIdError,
+    ObjectNotFoundError,
+    ShardTimeoutError,
+    ShardUnavailableError,
+    TaoError,
+    UnknownTypeError,
+)
+from tao.ids import shard_of, time_of
+from tao.models import Assoc, Obj
+from tao.store import Tao, open_tao
+
+__all__ = [
+    "Assoc", "ConflictError", "InvalidDataError", "InvalidIdError", "Obj", "ObjectNotFoundError",
+    "ShardTimeoutError", "ShardUnavailableError", "Tao", "TaoError", "UnknownTypeError", "open_tao",
+    "shard_of", "time_of",
+]

@@ -1,0 +1,121 @@
+"""Operator and batch-job commands:
+
+    python -m tao migrate                 apply schema migrations to every logical shard
+    python -m tao worker [--shards 0-63]  run the outbox worker (any number of processes)
+    python -m tao repair --shard N [--fix] verify (and fix) counts and inverse edges of a shard
+    python -m tao load-graph --users 1000 load a synthetic social graph (see tao/synthetic.py)
+
+Settings come from `--config FILE` / `TAOGRAM_CONFIG` and `TAOGRAM_*` variables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import logging
+import signal
+import sys
+
+from config import Settings, load_settings
+from tao.store import Tao, open_tao
+
+
+def parse_shards(text: str | None, n: int) -> list[int]:
+    if not text:
+        return list(range(n))
+    shards: list[int] = []
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        shards += range(int(lo), int(hi or lo) + 1)
+    bad = [s for s in shards if not 0 <= s < n]
+    if bad:
+        raise SystemExit(f"shards {bad} do not exist (there are {n})")
+    return shards
+
+
+def register_handlers(tao: Tao, settings: Settings) -> None:
+    """Import each `jobs.handler_modules` entry and call its `register(tao)`."""
+    for name in settings.jobs.handler_modules:
+        importlib.import_module(name).register(tao)
+
+
+async def _migrate(settings: Settings, args) -> int:
+    tao = await open_tao(settings, migrate=True, start_worker=False)
+    await tao.close()
+    print(f"{tao.n_shards} shards at the latest schema")
+    return 0
+
+
+async def _worker(settings: Settings, args) -> int:
+    tao = await open_tao(settings, start_worker=False)
+    register_handlers(tao, settings)
+    shards = parse_shards(args.shards, tao.n_shards)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    work = asyncio.create_task(tao.outbox.work(shards))
+    logging.getLogger("tao").info("worker on shards %s", args.shards or f"0-{tao.n_shards - 1}")
+    await stop.wait()
+    work.cancel()
+    await asyncio.gather(work, return_exceptions=True)
+    await tao.close()
+    return 0
+
+
+async def _repair(settings: Settings, args) -> int:
+    from tao.repair import verify_shard
+    tao = await open_tao(settings, start_worker=False)
+    try:
+        bad = 0
+        for shard in parse_shards(args.shard, tao.n_shards):
+            r = await verify_shard(tao, shard, fix=args.fix)
+            print(f"shard {shard}: {r.lists} lists, {r.edges} edges with inverses; "
+                  f"{len(r.bad_counts)} wrong counts, {len(r.missing_inverses)} missing inverses, "
+                  f"{len(r.orphan_inverses)} orphan inverses" + (f"; fixed {r.fixed}" if args.fix else ""))
+            bad += not r.ok
+        return 1 if bad and not args.fix else 0
+    finally:
+        await tao.close()
+
+
+async def _load_graph(settings: Settings, args) -> int:
+    from tao.synthetic import GraphSpec, load_graph
+    tao = await open_tao(settings, start_worker=False)
+    try:
+        made = await load_graph(tao, GraphSpec(users=args.users, posts_per_user=args.posts_per_user,
+                                               mean_follows=args.mean_follows, likes_per_user=args.likes_per_user,
+                                               seed=args.seed), progress=True)
+        print(made.summary())
+        return 0
+    finally:
+        await tao.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tao", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", help="TOML settings file (default: $TAOGRAM_CONFIG)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("migrate", help="apply schema migrations")
+    w = sub.add_parser("worker", help="run the outbox worker")
+    w.add_argument("--shards", help="e.g. 0-63 or 0,2,4 (default: all)")
+    r = sub.add_parser("repair", help="verify counts and inverse edges")
+    r.add_argument("--shard", help="e.g. 3 or 0-7 (default: all)")
+    r.add_argument("--fix", action="store_true")
+    g = sub.add_parser("load-graph", help="load a synthetic social graph")
+    g.add_argument("--users", type=int, default=1000)
+    g.add_argument("--posts-per-user", type=float, default=3.0)
+    g.add_argument("--mean-follows", type=float, default=20.0)
+    g.add_argument("--likes-per-user", type=float, default=10.0)
+    g.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    settings = load_settings(args.config)
+    run = {"migrate": _migrate, "worker": _worker, "repair": _repair, "load-graph": _load_graph}[args.command]
+    return asyncio.run(run(settings, args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

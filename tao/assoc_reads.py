@@ -1,0 +1,267 @@
+"""Association reads: assoc_get, assoc_count, assoc_range, assoc_time_range, each with a
+many-keys form answering with one cache round trip and, for the misses, one SQL statement per
+shard, shards in parallel.
+
+Cached lists (`l:<id1>:<atype>`) hold the newest `cache.list_limit` edges, the exact count and a
+"complete" flag; a read is answered from the cache whenever the cached prefix determines the
+answer. A list is filled from one SQL statement (the count row and the newest edges in a single
+UNION), so the cached value is one snapshot labelled with the list version of that snapshot.
+Edges (`e:<id1>:<atype>:<id2>`) are cached one by one for assoc_get, present or absent; an
+absent edge is labelled with its list's version, read in the same statement.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from tao.assoc_writes import AssocWriteVerbs
+from tao.lists import sort_key as _sort_key
+from tao.cache.base import Install
+from tao.errors import InvalidDataError
+from tao.models import Assoc
+
+ListKey = tuple[int, str]          # (id1, atype)
+EdgeKey = tuple[int, str, int]     # (id1, atype, id2)
+MAX_LIMIT = 10_000
+
+
+def _check_limit(limit: int) -> int:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit <= MAX_LIMIT:
+        raise InvalidDataError(f"limit must be an integer in 0..{MAX_LIMIT}, got {limit!r}")
+    return limit
+
+
+class AssocReadVerbs(AssocWriteVerbs):
+    # ---- cached lists -------------------------------------------------------------------------
+
+    async def _lists(self, keys: list[ListKey], errors: str) -> dict[ListKey, Any]:
+        cached = [k for k in keys if self.atype(k[1]).cached]
+        out = await self.read_through({self.list_key(k[0], self.atype(k[1]).code): k for k in cached}, "l",
+                                      lambda misses: self._fill_lists(misses, errors), lambda k, value: value)
+        if len(cached) < len(keys):  # uncached types: the same snapshot read, straight from SQL
+            out.update(await self._fill_lists([k for k in keys if not self.atype(k[1]).cached], errors,
+                                              install=False))
+        return out
+
+    async def _fill_lists(self, keys: list[ListKey], errors: str, *, install: bool = True) -> dict:
+        async def one(shard: int, group: list[ListKey]) -> dict:
+            params: list[Any] = []
+            where = []
+            for id1, atype in group:
+                where.append("(id1 = %s AND atype = %s)")
+                params += [id1, self.atype(atype).code]
+            parts = [f"SELECT 0, id1, atype, version, count, 0, 0, 0, '' FROM {{assoc_counts}} WHERE {' OR '.join(where)}"]
+            for i, (id1, atype) in enumerate(group):
+                parts.append(f"SELECT * FROM (SELECT 1 AS k, id1, atype, 0 AS v, 0 AS n, id2, time, version, data "
+                             f"FROM {{assocs}} WHERE id1 = %s AND atype = %s ORDER BY time DESC, id2 DESC LIMIT %s) t{i}")
+                params += [id1, self.atype(atype).code, self.list_limit + 1]
+            fence = self.cache.fence()
+            async with self.read(shard) as conn:
+                rows = await conn.fetchall(" UNION ALL ".join(parts), params)
+            heads: dict[tuple[int, int], tuple[int, int]] = {}
+            edges: dict[tuple[int, int], list] = {}
+            for kind, id1, code, version, count, id2, time, ev, data in rows:
+                if kind == 0:
+                    heads[(id1, code)] = (version, count)
+                else:
+                    edges.setdefault((id1, code), []).append([id2, time, ev, json.loads(data)])
+            result, installs = {}, []
+            for id1, atype in group:
+                code = self.atype(atype).code
+                version, count = heads.get((id1, code), (0, 0))
+                es = edges.get((id1, code), [])
+                complete = len(es) <= self.list_limit
+                value = {"v": version, "n": count, "c": complete, "e": es[:self.list_limit]}
+                installs.append(Install(self.list_key(id1, code), version, lambda old, v=value: v))
+                result[(id1, atype)] = value
+            if install:
+                await self.fill_install(installs, fence)
+            return result
+        return await self.per_shard(self.by_shard(keys, lambda k: k[0]), one, errors=errors,
+                                    keys_of=lambda g: g)
+
+    def _assoc(self, id1: int, atype: str, e: Sequence) -> Assoc:
+        return Assoc(id1, atype, e[0], e[1], e[2], e[3])
+
+    # ---- counts and ranges ------------------------------------------------------------------
+
+    async def assoc_count_many(self, keys: list[ListKey], *, errors: str = "raise") -> dict[ListKey, Any]:
+        keys = list(dict.fromkeys(keys))
+        self.check_many(keys)
+        lists = await self._lists(keys, errors)
+        return {k: (v if isinstance(v, Exception) else v["n"]) for k, v in lists.items()}
+
+    async def assoc_count(self, id1: int, atype: str) -> int:
+        return (await self.assoc_count_many([(id1, atype)]))[(id1, atype)]
+
+    async def _ranges(self, keys: list[ListKey], errors: str, from_cache: Callable[[dict], list | None],
+                      sql_where: str, sql_params: list, sql_tail: str) -> dict[ListKey, Any]:
+        """What the range verbs share: answer each list from its cached window when
+        `from_cache(value)` can (it returns None when the window does not decide the answer),
+        and the rest with one SQL statement per shard."""
+        keys = list(dict.fromkeys(keys))
+        self.check_many(keys)
+        lists = await self._lists(keys, errors)
+        out: dict[ListKey, Any] = {}
+        deep = []
+        for k, v in lists.items():
+            if isinstance(v, Exception):
+                out[k] = v
+                continue
+            page = from_cache(v)
+            if page is None:
+                deep.append(k)
+            else:
+                out[k] = [self._assoc(k[0], k[1], e) for e in page]
+        if deep:
+            out.update(await self._sql_ranges(deep, sql_where, sql_params, sql_tail, errors))
+        return out
+
+    async def assoc_range_many(self, keys: list[ListKey], pos: int, limit: int,
+                               *, errors: str = "raise") -> dict[ListKey, Any]:
+        """The edges at positions [pos, pos+limit) of each list, newest first."""
+        _check_limit(limit)
+        _check_limit(pos)
+
+        def from_cache(v: dict) -> list | None:
+            return v["e"][pos:pos + limit] if v["c"] or pos + limit <= len(v["e"]) else None
+        return await self._ranges(keys, errors, from_cache, "", [], f"LIMIT {limit} OFFSET {pos}")
+
+    async def assoc_range(self, id1: int, atype: str, pos: int, limit: int) -> list[Assoc]:
+        return (await self.assoc_range_many([(id1, atype)], pos, limit))[(id1, atype)]
+
+    async def assoc_time_range_many(self, keys: list[ListKey], high: int | None = None, low: int | None = None,
+                                    limit: int = 100, after: tuple[int, int] | None = None,
+                                    *, errors: str = "raise") -> dict[ListKey, Any]:
+        """Edges with low <= time <= high, newest first, at most `limit`; `after=(time, id2)` starts
+        strictly after that edge (a keyset cursor)."""
+        _check_limit(limit)
+        conds, params = [], []
+        if high is not None:
+            conds.append("time <= %s")
+            params.append(int(high))
+        if low is not None:
+            conds.append("time >= %s")
+            params.append(int(low))
+        if after is not None:
+            conds.append("(time < %s OR (time = %s AND id2 < %s))")
+            params += [int(after[0]), int(after[0]), int(after[1])]
+
+        def from_cache(v: dict) -> list | None:
+            page, decided = self._time_range_from_cache(v, high, low, limit, after)
+            return page if decided else None
+        return await self._ranges(keys, errors, from_cache, "".join(f" AND {c}" for c in conds), params,
+                                  f"LIMIT {limit}")
+
+    async def assoc_time_range(self, id1: int, atype: str, high: int | None = None, low: int | None = None,
+                               limit: int = 100, after: tuple[int, int] | None = None) -> list[Assoc]:
+        return (await self.assoc_time_range_many([(id1, atype)], high, low, limit, after))[(id1, atype)]
+
+    @staticmethod
+    def _time_range_from_cache(value: dict, high, low, limit, after) -> tuple[list, bool]:
+        page = []
+        after_key = _sort_key([after[1], after[0]]) if after is not None else None
+        for e in value["e"]:
+            if len(page) >= limit:
+                return page, True
+            if high is not None and e[1] > high:
+                continue
+            if after_key is not None and _sort_key(e) <= after_key:
+                continue
+            if low is not None and e[1] < low:
+                return page, True
+            page.append(e)
+        return page, len(page) >= limit or value["c"]
+
+    async def _sql_ranges(self, keys: list[ListKey], extra: str, extra_params: list, tail: str,
+                          errors: str) -> dict[ListKey, Any]:
+        """Ranges past the cached window: straight from SQL, one UNION statement per shard."""
+        async def one(shard: int, group: list[ListKey]) -> dict:
+            parts, params = [], []
+            for i, (id1, atype) in enumerate(group):
+                parts.append(f"SELECT * FROM (SELECT id1, atype, id2, time, version, data FROM {{assocs}} "
+                             f"WHERE id1 = %s AND atype = %s{extra} ORDER BY time DESC, id2 DESC {tail}) t{i}")
+                params += [id1, self.atype(atype).code] + extra_params
+            async with self.read(shard) as conn:
+                rows = await conn.fetchall(" UNION ALL ".join(parts), params)
+            res: dict[ListKey, list] = {k: [] for k in group}
+            names = {(id1, self.atype(a).code): (id1, a) for id1, a in group}
+            for id1, code, id2, time, version, data in rows:
+                k = names[(id1, code)]
+                res[k].append(Assoc(id1, k[1], id2, time, version, json.loads(data)))
+            for k in res:
+                res[k].sort(key=lambda a: (-a.time, -a.id2))
+            return res
+        return await self.per_shard(self.by_shard(keys, lambda k: k[0]), one, errors=errors, keys_of=lambda g: g)
+
+    # ---- single edges -------------------------------------------------------------------------
+
+    async def assoc_get_many(self, keys: list[EdgeKey], *, errors: str = "raise") -> dict[EdgeKey, Any]:
+        """Each edge, or None where it does not exist."""
+        keys = list(dict.fromkeys(keys))
+        self.check_many(keys)
+        for id1, atype, id2 in keys:
+            self.shard(id2)
+        cached = [k for k in keys if self.atype(k[1]).cached]
+        out = await self.read_through({self.edge_key(k[0], self.atype(k[1]).code, k[2]): k for k in cached}, "e",
+                                      lambda misses: self._fill_edges(misses, errors), self._edge_from_value)
+        if len(cached) < len(keys):  # types without edge keys: straight from SQL
+            out.update(await self._fill_edges([k for k in keys if not self.atype(k[1]).cached], errors,
+                                              install=False))
+        return out
+
+    def _edge_from_value(self, k: EdgeKey, value: dict) -> Assoc | None:
+        a = value["a"]
+        return None if a is None else Assoc(k[0], k[1], k[2], a[0], a[1], a[2])
+
+    async def _fill_edges(self, keys: list[EdgeKey], errors: str, *, install: bool = True) -> dict:
+        async def one(shard: int, group: list[EdgeKey]) -> dict:
+            lists: dict[tuple[int, int], list[int]] = {}
+            for id1, atype, id2 in group:
+                lists.setdefault((id1, self.atype(atype).code), []).append(id2)
+            heads = " OR ".join(["(id1 = %s AND atype = %s)"] * len(lists))
+            edge_where = " OR ".join(f"(id1 = %s AND atype = %s AND id2 IN ({','.join(['%s'] * len(v))}))"
+                                     for v in lists.values())
+            params: list[Any] = [x for k in lists for x in k]
+            for (id1, code), id2s in lists.items():
+                params += [id1, code, *id2s]
+            sql = (f"SELECT 0, id1, atype, version, 0, 0, '' FROM {{assoc_counts}} WHERE {heads} UNION ALL "
+                   f"SELECT 1, id1, atype, version, id2, time, data FROM {{assocs}} WHERE {edge_where}")
+            fence = self.cache.fence()
+            async with self.read(shard) as conn:
+                rows = await conn.fetchall(sql, params)
+            list_versions = {(r[1], r[2]): r[3] for r in rows if r[0] == 0}
+            found = {(r[1], r[2], r[4]): r for r in rows if r[0] == 1}
+            result, installs = {}, []
+            for id1, atype, id2 in group:
+                code = self.atype(atype).code
+                row = found.get((id1, code, id2))
+                if row:
+                    value = {"v": row[3], "a": [row[5], row[3], json.loads(row[6])]}
+                else:
+                    value = {"v": list_versions.get((id1, code), 0), "a": None}
+                installs.append(Install(self.edge_key(id1, code, id2), value["v"], lambda old, v=value: v))
+                result[(id1, atype, id2)] = self._edge_from_value((id1, atype, id2), value)
+            if install:
+                await self.fill_install(installs, fence)
+            return result
+        return await self.per_shard(self.by_shard(keys, lambda k: k[0]), one, errors=errors,
+                                    keys_of=lambda g: g)
+
+    async def assoc_get(self, id1: int, atype: str, id2s: Sequence[int], high: int | None = None,
+                        low: int | None = None) -> dict[int, Assoc]:
+        """The edges from id1 to each of id2s that exist (and whose time is within [low, high])."""
+        got = await self.assoc_get_many([(id1, atype, id2) for id2 in id2s])
+        return {k[2]: a for k, a in got.items()
+                if a is not None and (high is None or a.time <= high) and (low is None or a.time >= low)}
+
+    async def refill_lists(self, items: list[dict]) -> None:
+        """The outbox's cache repair for lists and edges: re-read SQL, install by version."""
+        keys = list({(i["id1"], self.registry.atype_by_code(i["atype"]).name) for i in items})
+        await self._fill_lists(keys, "raise")
+        edges = list({(i["id1"], self.registry.atype_by_code(i["atype"]).name, i["id2"]) for i in items
+                      if "id2" in i and self.registry.atype_by_code(i["atype"]).cached})
+        if edges:
+            await self._fill_edges(edges, "raise")

@@ -1,0 +1,165 @@
+"""Association writes: assoc_add (and its bulk form assoc_add_many), assoc_delete,
+assoc_change_type.
+
+An edge of a primary type with an inverse writes, in the same transaction, an outbox row
+`tao.sync_inverses`; after the commit the writer syncs the inverses straight away (tao.inverses)
+and deletes the row. If that fails, the worker retries it after a short grace period.
+A bulk add writes each shard's edges with multi-row statements: one transaction per shard.
+"""
+
+from __future__ import annotations
+
+import json
+
+from tao.core import encode_data, log, now_ms
+from tao.errors import ConflictError, InvalidDataError, ObjectNotFoundError
+from tao.inverses import InverseSync
+from tao.lists import ListChange
+from tao.models import Assoc
+
+INVERSE_GRACE_MS = 5_000  # the worker leaves a fresh inverse job to its writer for this long
+MAX_BULK = 5_000
+
+
+class AssocWriteVerbs(InverseSync):
+    async def assoc_add(self, id1: int, atype: str, id2: int, time: int | None = None, data: dict | None = None,
+                        *, jobs: list[tuple[str, dict]] | None = None) -> Assoc:
+        """Add the edge, or update its time and data if it exists (upsert). Counts change only on insert."""
+        t = self.primary_atype(atype)
+        time = now_ms() if time is None else int(time)
+        changes = await self._add_on_shard(self.shard(id1), [(id1, t.code, id2, time, encode_data(data))], jobs)
+        edge = changes[0].upserts[0]
+        return Assoc(id1, atype, id2, time, edge[2], edge[3])
+
+    async def assoc_add_many(self, edges: list[tuple], *, jobs_by_shard: dict[int, list] | None = None) -> int:
+        """Bulk upsert of (id1, atype, id2[, time[, data]]) edges: one transaction and a few
+        multi-row statements per shard of id1, shards in parallel. Returns how many edges were
+        new. Used by feed fan-out and batch loads; each shard's part commits on its own."""
+        if len(edges) > MAX_BULK:
+            raise InvalidDataError(f"{len(edges)} edges in one call; the limit is {MAX_BULK}")
+        rows: dict[tuple, tuple] = {}
+        ts = now_ms()
+        for e in edges:
+            id1, atype, id2 = e[0], e[1], e[2]
+            t = self.primary_atype(atype)
+            if t.unique:
+                raise InvalidDataError(f"{atype} is unique per id1: add its edges one by one")
+            time = int(e[3]) if len(e) > 3 and e[3] is not None else ts
+            rows[(id1, t.code, id2)] = (id1, t.code, id2, time, encode_data(e[4] if len(e) > 4 else None))
+        groups = self.by_shard(rows.values(), lambda r: r[0])
+
+        async def one(shard: int, group: list) -> dict:
+            changes = await self._add_on_shard(shard, group, (jobs_by_shard or {}).get(shard))
+            return {shard: sum(c.count for c in changes) - sum(c.count_before for c in changes)}
+        inserted = await self.per_shard(groups, one)
+        return sum(inserted.values())
+
+    async def _add_on_shard(self, shard: int, rows: list[tuple], jobs) -> list[ListChange]:
+        for _, _, id2, _, _ in rows:
+            self.shard(id2)
+
+        async def body(conn):
+            heads = await self.lock_lists(conn, [(r[0], r[1]) for r in rows])
+            existing = await self.read_edges(conn, [(r[0], r[1], r[2]) for r in rows])
+            changes: dict[tuple, ListChange] = {}
+            for (id1, code), (version, count) in heads.items():
+                changes[(id1, code)] = ListChange(id1, code, version, count, count_before=count)
+            put = []
+            for id1, code, id2, time, text in rows:
+                c = changes[(id1, code)]
+                put.append((id1, code, id2, time, c.version, text, None))
+                c.upserts.append([id2, time, c.version, json.loads(text)])
+                if (id1, code, id2) not in existing:
+                    c.count += 1
+            for c in changes.values():
+                if self.registry.atype_by_code(c.atype).unique and c.count > 1:
+                    raise ConflictError(f"{self.registry.atype_by_code(c.atype).name} is unique per id1 and "
+                                        f"{c.id1} already has one")
+            await self.put_edges(conn, put)
+            await self.set_counts(conn, {k: c.count for k, c in changes.items() if c.count != c.count_before})
+            job_id = await self._inverse_job(conn, [(r[0], r[1], r[2]) for r in rows])
+            await self.outbox.add_jobs(conn, jobs)
+            return list(changes.values()), job_id
+        changes, job_id = await self.write(shard, body)
+        await self._after_write(shard, changes, job_id, [(r[0], r[1], r[2]) for r in rows])
+        return changes
+
+    async def assoc_delete(self, id1: int, atype: str, id2: int, *, jobs: list[tuple[str, dict]] | None = None) -> bool:
+        """Remove the edge; returns whether it existed. Caller jobs commit only if it did."""
+        t = self.primary_atype(atype)
+        shard = self.shard(id1)
+        self.shard(id2)
+
+        async def body(conn):
+            # A plain read first, so deleting a missing edge bumps nothing; then the list lock
+            # (always taken before edge locks, as every writer does) and the authoritative read.
+            if not await self.read_edges(conn, [(id1, t.code, id2)]):
+                return None, None
+            (version, count), = (await self.lock_lists(conn, [(id1, t.code)])).values()
+            if not await self.read_edges(conn, [(id1, t.code, id2)], lock=True):
+                return ListChange(id1, t.code, version, count), None  # a concurrent delete won
+            await self.remove_edges(conn, [(id1, t.code, id2)])
+            await self.set_counts(conn, {(id1, t.code): count - 1})
+            job_id = await self._inverse_job(conn, [(id1, t.code, id2)])
+            await self.outbox.add_jobs(conn, jobs)
+            return ListChange(id1, t.code, version, count - 1, removed=[id2]), job_id
+        change, job_id = await self.write(shard, body)
+        if change is None:
+            return False
+        await self._after_write(shard, [change], job_id, [(id1, t.code, id2)])
+        return bool(change.removed)
+
+    async def assoc_change_type(self, id1: int, atype: str, id2: int, new_atype: str,
+                                *, jobs: list[tuple[str, dict]] | None = None) -> Assoc:
+        """Move the edge to another list of id1 (e.g. FOLLOW_REQUESTED -> FOLLOWS) in one transaction,
+        keeping its time and data; both counts change together."""
+        old_t, new_t = self.primary_atype(atype), self.primary_atype(new_atype)
+        shard = self.shard(id1)
+        self.shard(id2)
+        old_k, new_k = (id1, old_t.code, id2), (id1, new_t.code, id2)
+
+        async def body(conn):
+            heads = await self.lock_lists(conn, [(id1, old_t.code), (id1, new_t.code)])
+            found = await self.read_edges(conn, [old_k], lock=True)
+            if not found:  # raising rolls the version bumps back
+                raise ObjectNotFoundError(f"no {atype} edge from {id1} to {id2}")
+            time, _, text, _ = found[old_k]
+            v_old, n_old = heads[(id1, old_t.code)]
+            v_new, n_new = heads[(id1, new_t.code)]
+            existed = await self.read_edges(conn, [new_k])
+            await self.remove_edges(conn, [old_k])
+            await self.put_edges(conn, [(id1, new_t.code, id2, time, v_new, text, None)])
+            n_new += 0 if existed else 1
+            await self.set_counts(conn, {(id1, old_t.code): n_old - 1, (id1, new_t.code): n_new})
+            job_id = await self._inverse_job(conn, [old_k, new_k])
+            await self.outbox.add_jobs(conn, jobs)
+            return [ListChange(id1, old_t.code, v_old, n_old - 1, removed=[id2]),
+                    ListChange(id1, new_t.code, v_new, n_new, upserts=[[id2, time, v_new, json.loads(text)]])], job_id
+        changes, job_id = await self.write(shard, body)
+        await self._after_write(shard, changes, job_id, [old_k, new_k])
+        edge = changes[1].upserts[0]
+        return Assoc(id1, new_atype, id2, edge[1], edge[2], edge[3])
+
+    # ---- after the commit ---------------------------------------------------------------------
+
+    async def _inverse_job(self, conn, keys: list[tuple[int, int, int]]) -> int | None:
+        with_inverse = [[id1, self.registry.atype_by_code(code).name, id2] for id1, code, id2 in keys
+                        if self.registry.atype_by_code(code).inverse is not None]
+        if not with_inverse:
+            return None
+        return await self.outbox.add(conn, "tao.sync_inverses", {"edges": with_inverse}, delay_ms=INVERSE_GRACE_MS)
+
+    async def _after_write(self, shard: int, changes: list[ListChange], job_id: int | None,
+                           keys: list[tuple[int, int, int]]) -> None:
+        await self.install_changes(shard, changes)
+        if job_id is not None:
+            edges = [(id1, self.registry.atype_by_code(code).name, id2) for id1, code, id2 in keys
+                     if self.registry.atype_by_code(code).inverse is not None]
+            try:
+                await self.sync_inverses(edges)
+            except Exception as exc:  # the outbox row retries it; the write itself is acknowledged
+                self._stats["inverse_sync_deferred"] += 1
+                log.info("inverses of %d edges on shard %s deferred to the outbox: %s", len(edges), shard, exc)
+            else:
+                await self.outbox.delete(shard, job_id)
+        self.outbox.nudge(shard)

@@ -1,0 +1,171 @@
+"""SQLite backend for the embedded default: one file per logical shard under `store.sqlite_dir`.
+
+Each shard has a writer connection, used by one transaction at a time (an asyncio lock; SQLite
+has a single writer anyway, and `BEGIN IMMEDIATE` takes its lock up front so a transaction never
+fails half-way on lock upgrade), and a reader connection in WAL mode, whose statements each see
+a committed snapshot. aiosqlite runs each connection on its own thread, so the event loop never
+blocks on disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from config import StoreSettings, resolve_path
+from tao.backends.base import qualify
+from tao.errors import DeadlockError, DuplicateKeyError, ShardTimeoutError, ShardUnavailableError, TaoError
+from tao.shardmap import ShardMap
+
+_PLACEHOLDER = re.compile(r"%s")
+
+
+def _adapt(sql: str) -> str:
+    return _PLACEHOLDER.sub("?", qualify(sql, ""))
+
+
+def translate(exc: BaseException, shard: int) -> TaoError:
+    if isinstance(exc, TaoError):
+        return exc
+    if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
+        return ShardTimeoutError(shard, "timed out")
+    if isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in str(exc):
+        return DuplicateKeyError(str(exc))
+    if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+        return DeadlockError(str(exc))
+    if isinstance(exc, (sqlite3.OperationalError, sqlite3.DatabaseError, OSError, ValueError)):
+        return ShardUnavailableError(shard, str(exc))
+    raise exc
+
+
+class _SQLiteConn:
+    def __init__(self, raw: aiosqlite.Connection, shard: int, timeout: float) -> None:
+        self._raw = raw
+        self.shard = shard
+        self._timeout = timeout
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        cur = await asyncio.wait_for(self._raw.execute(_adapt(sql), tuple(params)), self._timeout)
+        n = cur.rowcount
+        await cur.close()
+        return n
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+        if not rows:
+            return 0
+        cur = await asyncio.wait_for(self._raw.executemany(_adapt(sql), [tuple(r) for r in rows]), self._timeout)
+        n = cur.rowcount
+        await cur.close()
+        return n
+
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        async with self._raw.execute(_adapt(sql), tuple(params)) as cur:
+            return list(await asyncio.wait_for(cur.fetchall(), self._timeout))
+
+
+class _Shard:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.writer: aiosqlite.Connection | None = None
+        self.reader: aiosqlite.Connection | None = None
+        self.write_lock = asyncio.Lock()
+        self.open_lock = asyncio.Lock()
+
+
+class SQLiteBackend:
+    name = "sqlite"
+    insert_ignore = "INSERT OR IGNORE"
+    for_update = ""
+    skip_locked = ""
+
+    def __init__(self, settings: StoreSettings, shard_map: ShardMap) -> None:
+        self._s = settings
+        self._dir = resolve_path(settings.sqlite_dir)
+        self._shards = [_Shard(self._dir / f"s{i:04d}.db") for i in range(shard_map.n_shards)]
+
+    def upsert(self, table: str, cols: Sequence[str], key: Sequence[str], update_sql: dict[str, str],
+               rows: int = 1) -> str:
+        sets = ", ".join(f"{c} = {re.sub(r'NEW\((\w+)\)', r'excluded.\1', e)}" for c, e in update_sql.items())
+        return (f"INSERT INTO {{{table}}} ({', '.join(cols)}) VALUES {', '.join(['(' + ', '.join(['%s'] * len(cols)) + ')'] * rows)} "
+                f"ON CONFLICT({', '.join(key)}) DO UPDATE SET {sets}")
+
+    async def _open(self, shard: int) -> _Shard:
+        sh = self._shards[shard]
+        if sh.writer is not None:
+            return sh
+        async with sh.open_lock:
+            if sh.writer is None:
+                try:
+                    await asyncio.to_thread(sh.path.parent.mkdir, parents=True, exist_ok=True)
+                    writer = await aiosqlite.connect(sh.path, isolation_level=None)
+                    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=10000"):
+                        await writer.execute(f"PRAGMA {pragma}")
+                    reader = await aiosqlite.connect(sh.path, isolation_level=None)
+                    await reader.execute("PRAGMA busy_timeout=10000")
+                except (sqlite3.Error, OSError) as exc:
+                    raise translate(exc, shard) from exc
+                sh.reader, sh.writer = reader, writer
+        return sh
+
+    @asynccontextmanager
+    async def connection(self, shard: int) -> AsyncIterator[_SQLiteConn]:
+        sh = await self._open(shard)
+        try:
+            yield _SQLiteConn(sh.reader, shard, self._s.query_timeout)
+        except (sqlite3.Error, OSError, asyncio.TimeoutError, TimeoutError) as exc:
+            raise translate(exc, shard) from exc
+
+    @asynccontextmanager
+    async def transaction(self, shard: int) -> AsyncIterator[_SQLiteConn]:
+        sh = await self._open(shard)
+        try:
+            await asyncio.wait_for(sh.write_lock.acquire(), self._s.acquire_timeout)
+        except (asyncio.TimeoutError, TimeoutError) as exc:
+            raise ShardTimeoutError(shard, "waiting for the shard's writer") from exc
+        try:
+            await sh.writer.execute("BEGIN IMMEDIATE")
+            try:
+                yield _SQLiteConn(sh.writer, shard, self._s.query_timeout)
+            except BaseException:
+                await asyncio.shield(sh.writer.execute("ROLLBACK"))
+                raise
+            await sh.writer.execute("COMMIT")
+        except (sqlite3.Error, OSError, asyncio.TimeoutError, TimeoutError) as exc:
+            raise translate(exc, shard) from exc
+        finally:
+            sh.write_lock.release()
+
+    async def create_shard(self, shard: int) -> None:
+        await self._open(shard)
+
+    async def has_table(self, shard: int, table: str) -> bool:
+        async with self.connection(shard) as conn:
+            rows = await conn.fetchall("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = %s", (table,))
+        return bool(rows[0][0])
+
+    async def drop_shard(self, shard: int) -> None:
+        sh = self._shards[shard]
+        await self._close_shard(sh)
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(sh.path) + suffix).unlink(missing_ok=True)
+
+    async def ping(self, shard: int) -> None:
+        async with self.connection(shard) as conn:
+            await conn.fetchall("SELECT 1")
+
+    async def _close_shard(self, sh: _Shard) -> None:
+        for conn in (sh.reader, sh.writer):
+            if conn is not None:
+                await conn.close()
+        sh.reader = sh.writer = None
+
+    async def close(self) -> None:
+        for sh in self._shards:
+            await self._close_shard(sh)

@@ -1,0 +1,316 @@
+"""The memcached cache tier: versioned installs over a fixed consistent-hash ring, with bypass.
+
+Owns the wire protocol use (pymemcache) and its failure handling. Invariants:
+
+- An entry only moves to a higher version: installs read with `gets`, then `add` (absent) or
+  `cas` (present and older), retrying lost races; the rule itself is `codec.plan_install`.
+- The ring never changes. pymemcache's `HashClient` is used only to place keys (rendezvous
+  hashing, with our faster hasher from `tao.cache.ring`) and to hold one connection pool per
+  server; its own failover, which removes a
+  dead server and re-hashes its keys onto the survivors, is never invoked. Re-hashing would
+  leave entries on the survivors that go stale while the server is out and resurface when it
+  returns. A server this process does not trust is bypassed instead (`tao.cache.health`):
+  its keys are misses on read and failed installs (which the store repairs via the outbox).
+- No result from a server is used unless it was trusted for the whole call (see
+  `ServerHealth`), and a server is flushed before it is used again after a fault.
+- Blocking pymemcache calls run on a small thread pool, one task per server per batch,
+  servers in parallel; never on the event loop. Every socket operation has a timeout.
+- Cache faults never raise out of `get_many`/`install_many`; bad keys (a caller bug) do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from pymemcache.client.base import normalize_server_spec
+from pymemcache.client.hash import HashClient
+
+from tao.cache import codec
+from tao.cache.base import Install, Value
+from tao.cache.batches import Outcome, ServerBatches
+from tao.cache.health import ChangeClock, ServerHealth
+from tao.cache.keys import MAX_TIER_PREFIX, MEMCACHED_MAX_KEY, check_prefix
+from tao.cache.ring import FastRendezvousHash
+
+log = logging.getLogger(__name__)
+
+_KEY_RE = re.compile(r"[!-~]+")  # what memcached's text protocol accepts: printable, no space
+_MAX_TTL = 30 * 24 * 3600  # above this memcached reads the expiry as a unix timestamp
+
+
+class _BytesSerde:
+    """Values are already encoded bytes (`tao.cache.codec`); pass them through untouched."""
+
+    def serialize(self, key: Any, value: bytes) -> tuple[bytes, int]:
+        return value, 0
+
+    def deserialize(self, key: Any, value: bytes, flags: int) -> bytes:
+        return value
+
+
+class MemcachedCache:
+    def __init__(
+        self,
+        servers: list[str],
+        *,
+        key_prefix: str = "",
+        timeout: float = 0.25,
+        connect_timeout: float = 0.25,
+        ttl_seconds: int = 3600,
+        threads: int = 8,
+        heartbeat_interval: float = 0.05,
+        max_install_attempts: int = 5,
+    ) -> None:
+        if not servers:
+            raise ValueError("MemcachedCache needs at least one server")
+        if len(check_prefix(key_prefix)) >= MAX_TIER_PREFIX:
+            raise ValueError(f"key_prefix must be shorter than {MAX_TIER_PREFIX} characters")
+        if not 0 < ttl_seconds <= _MAX_TTL:
+            raise ValueError(f"ttl_seconds must be in (0, {_MAX_TTL}]")
+        # A stall that makes any writer's call time out must show up as a heartbeat gap:
+        # gap_limit = timeout/2 < timeout, and the probe cadence must fit inside it twice over.
+        gap_limit = timeout / 2
+        if not 0 < heartbeat_interval <= gap_limit / 2:
+            raise ValueError(
+                f"heartbeat_interval ({heartbeat_interval}s) must be at most timeout/4 ({timeout / 4}s) "
+                "so a stall long enough to time out a call is always seen by the heartbeat"
+            )
+        self.timeout = timeout
+        self.connect_timeout = connect_timeout
+        self.ttl_seconds = int(ttl_seconds)
+        self.max_install_attempts = max_install_attempts
+        self._wire_prefix = f"{key_prefix}:" if key_prefix else ""
+        self._max_key = MEMCACHED_MAX_KEY - len(self._wire_prefix)
+        self._ring = HashClient(
+            servers,
+            hasher=FastRendezvousHash,
+            serde=_BytesSerde(),
+            connect_timeout=connect_timeout,
+            timeout=timeout,
+            no_delay=True,
+            key_prefix=self._wire_prefix.encode("ascii"),
+            use_pooling=True,
+            max_pool_size=threads + 1,  # one connection per worker thread, plus a spare
+            ignore_exc=False,  # we want to see every error: it marks the server suspect
+            default_noreply=False,
+        )
+        probe_timeout = gap_limit - heartbeat_interval
+        self._clock = ChangeClock()
+        self._health = {
+            name: ServerHealth(
+                name,
+                normalize_server_spec(name),
+                clock=self._clock,
+                interval=heartbeat_interval,
+                probe_timeout=probe_timeout,
+                gap_limit=gap_limit,
+                # Without this, a connection left idle across a restart fails on first use after
+                # the recovery: a second fault that only this process sees, while the others
+                # already read the server (and would serve what this process's writes missed).
+                on_recover=self._ring.clients[name].client_pool.clear,
+            )
+            for name in self._ring.clients
+        }
+        self._batches = ServerBatches(
+            self._ring.clients,
+            self._health,
+            ttl_seconds=self.ttl_seconds,
+            batch_budget=connect_timeout + 4 * timeout,  # a few exchanges; then unsettled keys fail
+            max_install_attempts=max_install_attempts,
+        )
+        self._waiting: list[tuple[list[str], asyncio.Future]] | None = None
+        self._coalescing: set[asyncio.Task] = set()
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="tao-cache")
+        for health in self._health.values():
+            health.start()
+        self._ready = False
+        self._closed = False
+        self._hits = self._misses = self._round_trips = self._errors = self._bypassed = 0
+        self._flushes = self._installed = self._install_skipped = self._install_failed = 0
+        self._install_retries = self._wire_round_trips = 0
+
+    # -- CacheTier --------------------------------------------------------------------------
+
+    async def get_many(self, keys: list[str]) -> dict[str, Value]:
+        keys = list(dict.fromkeys(keys))
+        if not keys:
+            return {}
+        for key in keys:  # a bad key is the caller's error: raise it here, not in a shared batch
+            self._check_key(key)
+        # Coalesce: every get_many issued in the same event-loop tick (concurrent requests,
+        # sibling loaders) shares one multi-get per server, so one thread-pool hop and one
+        # network exchange per server serve them all.
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        if self._waiting is None:
+            self._waiting = []
+            loop.call_soon(self._start_coalesced_get)
+        self._waiting.append((keys, fut))
+        return await fut
+
+    def _start_coalesced_get(self) -> None:
+        batch, self._waiting = self._waiting or [], None
+        task = asyncio.ensure_future(self._coalesced_get(batch))
+        self._coalescing.add(task)
+        task.add_done_callback(self._coalescing.discard)
+
+    async def _coalesced_get(self, batch: list[tuple[list[str], asyncio.Future]]) -> None:
+        try:
+            found = await self._get_now(list(dict.fromkeys(k for keys, _ in batch for k in keys)))
+        except BaseException as exc:
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(exc)
+            return
+        served: set[str] = set()
+        for keys, fut in batch:
+            if fut.done():  # the caller was cancelled
+                continue
+            answer = {}
+            for k in keys:
+                if k in found:
+                    # Callers own what they get: a value already handed to another caller in
+                    # this batch is copied, never shared.
+                    answer[k] = codec.decode(codec.encode(found[k])) if k in served else found[k]
+                    served.add(k)
+            fut.set_result(answer)
+
+    async def _get_now(self, keys: list[str]) -> dict[str, Value]:
+        groups = self._group(keys, lambda k: k)
+        outcomes = await self._run_batches(self._batches.get, groups)
+        out: dict[str, Value] = {}
+        for server, outcome in outcomes.items():
+            self._fold(outcome, len(groups[server]))
+            for key in groups[server] if not outcome.bypassed else ():
+                value = outcome.values.get(key)
+                if value is None:
+                    self._misses += 1
+                    continue
+                if codec.is_tombstone(value):
+                    self._misses += 1
+                else:
+                    self._hits += 1
+                out[key] = value
+        return out
+
+    async def install_many(self, installs: list[Install]) -> set[str]:
+        if not installs:
+            return set()
+        groups = self._group(installs, lambda i: i.key)
+        outcomes = await self._run_batches(self._batches.install, groups)
+        failed: set[str] = set()
+        for server, outcome in outcomes.items():
+            self._fold(outcome, len(groups[server]))
+            if outcome.bypassed:
+                outcome.failed = {inst.key for inst in groups[server]}
+            self._installed += outcome.installed
+            self._install_skipped += outcome.skipped
+            self._install_retries += outcome.retries
+            self._install_failed += len(outcome.failed)
+            failed |= outcome.failed
+        return failed
+
+    async def flush(self) -> None:
+        loop = asyncio.get_running_loop()
+        names = list(self._ring.clients)
+        results = await asyncio.gather(
+            *(loop.run_in_executor(self._pool, self._batches.flush, name) for name in names)
+        )
+        self._flushes += sum(results)
+        self._errors += len(results) - sum(results)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+
+        def shutdown() -> None:
+            for health in self._health.values():
+                health.stop()
+            self._pool.shutdown(wait=True)
+            for client in self._ring.clients.values():
+                client.close()
+
+        # Joining threads blocks: do it off the loop, on a thread of its own.
+        await asyncio.to_thread(shutdown)
+
+    def fence(self) -> int:
+        return self._clock.now()
+
+    def stats(self) -> dict[str, int]:
+        health = self._health.values()
+        return {
+            "hits": self._hits,
+            "misses": self._misses,
+            "round_trips": self._round_trips,
+            "wire_round_trips": self._wire_round_trips,
+            "errors": self._errors + sum(h.probe_errors for h in health),
+            "bypassed": self._bypassed,
+            "flushes": self._flushes + sum(h.flushes for h in health),
+            "installed": self._installed,
+            "install_skipped": self._install_skipped,
+            "install_failed": self._install_failed,
+            "install_retries": self._install_retries,
+            "faults": sum(h.faults for h in health),
+            "servers_suspect": sum(not h.healthy for h in health),
+        }
+
+    def server_of(self, key: str) -> str:
+        """The ring's server ("host:port") for `key`: fixed for the life of the tier."""
+        return self._ring.hasher.get_node(key)
+
+    # -- event-loop side --------------------------------------------------------------------
+
+    def _check_key(self, key: str) -> None:
+        if len(key) > self._max_key or not _KEY_RE.fullmatch(key):
+            raise ValueError(f"invalid cache key {key[:80]!r}: build keys with tao.cache.keys")
+
+    def _group(self, items: list[Any], key_of: Callable[[Any], str]) -> dict[str, list[Any]]:
+        groups: dict[str, list[Any]] = defaultdict(list)
+        for item in items:
+            key = key_of(item)
+            self._check_key(key)
+            groups[self.server_of(key)].append(item)
+        return groups
+
+    async def _run_batches(
+        self, fn: Callable[[str, list[Any]], Outcome], groups: dict[str, list[Any]]
+    ) -> dict[str, Outcome]:
+        if self._closed:
+            raise RuntimeError("the cache tier is closed")
+        loop = asyncio.get_running_loop()
+        if not self._ready:
+            # Once per tier: let the first probes land, so a fresh tier does not start by
+            # bypassing every server. Bounded by the probe timeout.
+            await loop.run_in_executor(self._pool, self._wait_first_probes)
+            self._ready = True
+        names = list(groups)
+        results = await asyncio.gather(
+            *(loop.run_in_executor(self._pool, fn, name, groups[name]) for name in names)
+        )
+        return dict(zip(names, results))
+
+    def _fold(self, outcome: Outcome, n_keys: int) -> None:
+        # `round_trips` counts per-server batch calls that reached the network (what the
+        # store's round-trip assertions count); `wire_round_trips` every request/response
+        # exchange inside them (an install batch is a gets, one pipelined add, one cas per
+        # present key, and retries).
+        self._round_trips += 1 if outcome.round_trips else 0
+        self._wire_round_trips += outcome.round_trips
+        self._errors += outcome.errors
+        if outcome.bypassed:
+            self._bypassed += n_keys
+
+    # -- worker threads ---------------------------------------------------------------------
+
+    def _wait_first_probes(self) -> None:
+        deadline = time.monotonic() + self.connect_timeout + self.timeout
+        for health in self._health.values():
+            health.ready.wait(max(0.0, deadline - time.monotonic()))

@@ -1,0 +1,61 @@
+"""The store's errors. `TaoError` is the root; driver errors are translated once, at the backend
+boundary (`raise ShardUnavailableError(shard) from exc`), so callers never see aiomysql,
+aiosqlite or pymemcache exceptions."""
+
+from __future__ import annotations
+
+
+class TaoError(Exception):
+    """Root of every error the `tao` package raises."""
+
+
+class UnknownTypeError(TaoError, KeyError):
+    """An object or association type that is not in the registry."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; say it plainly
+        return str(self.args[0]) if self.args else "unknown type"
+
+
+class InvalidIdError(TaoError, ValueError):
+    """An id that is not a valid taogram id (negative, too large, or naming a shard that does not exist)."""
+
+
+class InvalidDataError(TaoError, ValueError):
+    """Object or association data that is not a small JSON-able dict."""
+
+
+class ObjectNotFoundError(TaoError, LookupError):
+    """The object does not exist (or was deleted)."""
+
+
+class WrongTypeError(TaoError, ValueError):
+    """An id names an object of another type than the verb requires."""
+
+
+class ShardUnavailableError(TaoError, ConnectionError):
+    """A shard's server cannot be reached or failed mid-call. Other shards keep serving."""
+
+    def __init__(self, shard: int, detail: str = "") -> None:
+        self.shard = shard
+        super().__init__(f"shard {shard} is unavailable" + (f": {detail}" if detail else ""))
+
+
+class ShardTimeoutError(ShardUnavailableError, TimeoutError):
+    """A shard did not answer within its acquire or query timeout."""
+
+
+class ConflictError(TaoError):
+    """A write lost a race it cannot settle by itself (e.g. a uniqueness constraint); retrying may succeed."""
+
+
+class MigrationError(TaoError):
+    """A schema migration failed or the database is at an unknown schema version."""
+
+
+class DuplicateKeyError(ConflictError):
+    """An insert hit an existing primary or unique key."""
+
+
+class DeadlockError(ConflictError):
+    """The database chose this transaction as a deadlock victim or a lock wait timed out; the
+    store retries such transactions itself."""

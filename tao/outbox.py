@@ -1,0 +1,191 @@
+"""Durable jobs: the outbox table of each shard, and the worker that drains it.
+
+A job is a row written in the same transaction as the change that caused it, so the job exists
+if and only if the change committed. A worker claims due rows in a short transaction
+(`SELECT ... FOR UPDATE SKIP LOCKED` on MariaDB, so any number of workers can share a shard),
+pushing their `run_at` forward by a lease; it then runs the registered handler and deletes the
+row, or reschedules it with exponential backoff. A worker that dies mid-job leaves the row to
+come due again when the lease ends: delivery is at-least-once, so handlers must be idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import traceback
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from config import JobSettings
+from tao.core import TaoCore, now_ms
+from tao.errors import TaoError
+
+log = logging.getLogger("tao.outbox")
+
+Handler = Callable[[Any, dict], Awaitable[None]]
+DEAD_LETTER_MS = 100 * 365 * 24 * 3600 * 1000  # a job past max_attempts waits here for an operator
+
+
+class Outbox:
+    def __init__(self, core: TaoCore, settings: JobSettings) -> None:
+        self._core = core
+        self._s = settings
+        self.handlers: dict[str, Handler] = {}
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self._idle_until: dict[int, float] = {}
+
+    def register(self, name: str, handler: Handler) -> None:
+        if name in self.handlers and self.handlers[name] is not handler:
+            raise ValueError(f"a handler for {name!r} is already registered")
+        self.handlers[name] = handler
+
+    # ---- enqueue --------------------------------------------------------------------------------
+
+    async def add(self, conn, handler: str, payload: dict, *, delay_ms: int = 0) -> int:
+        """Write a job row inside the caller's transaction; returns its id."""
+        if handler not in self.handlers:
+            raise TaoError(f"no handler registered for job {handler!r}")
+        job_id = self._core.ids.next_id(conn.shard)
+        ts = now_ms()
+        await conn.execute("INSERT INTO {outbox} (id, handler, payload, run_at, attempts, created) "
+                           "VALUES (%s, %s, %s, %s, 0, %s)",
+                           (job_id, handler, json.dumps(payload, separators=(",", ":")), ts + delay_ms, ts))
+        return job_id
+
+    async def add_jobs(self, conn, jobs: list[tuple[str, dict]] | None) -> None:
+        for handler, payload in jobs or ():
+            await self.add(conn, handler, payload)
+
+    async def enqueue(self, shard: int, handler: str, payload: dict, *, delay_ms: int = 0) -> int:
+        job_id = await self._core.write(shard, lambda conn: self.add(conn, handler, payload, delay_ms=delay_ms))
+        self.nudge(shard)
+        return job_id
+
+    async def delete(self, shard: int, job_id: int) -> None:
+        try:
+            async with self._core.read(shard) as conn:
+                await conn.execute("DELETE FROM {outbox} WHERE id = %s", (job_id,))
+        except TaoError as exc:  # the job will run again; handlers are idempotent
+            log.info("could not delete done job %s on shard %s: %s", job_id, shard, exc)
+
+    def nudge(self, shard: int) -> None:
+        """This process wrote to `shard`: look at its outbox soon."""
+        self._idle_until.pop(shard, None)
+        self._wake.set()
+
+    # ---- claim and run ------------------------------------------------------------------------
+
+    async def run_once(self, shard: int, *, include_delayed: bool = False) -> int:
+        """Claim and run one batch of due jobs on `shard`; return how many ran."""
+        now = now_ms()
+        horizon = now + DEAD_LETTER_MS // 2 if include_delayed else now
+        lease_until = now + int(self._s.lease_seconds * 1000)
+        core = self._core
+
+        async def claim(conn):
+            rows = await conn.fetchall(
+                f"SELECT id, handler, payload, attempts FROM {{outbox}} WHERE run_at <= %s "
+                f"ORDER BY run_at LIMIT %s{core.backend.skip_locked}", (horizon, self._s.batch_size))
+            if rows:
+                marks = ",".join(["%s"] * len(rows))
+                await conn.execute(f"UPDATE {{outbox}} SET run_at = %s, attempts = attempts + 1 WHERE id IN ({marks})",
+                                   [lease_until, *(r[0] for r in rows)])
+            return rows
+        rows = await core.write(shard, claim)
+        if not rows:
+            return 0
+        await asyncio.gather(*(self._run_job(shard, *row) for row in rows))
+        return len(rows)
+
+    async def _run_job(self, shard: int, job_id: int, handler: str, payload: str, attempts: int) -> None:
+        fn = self.handlers.get(handler)
+        try:
+            if fn is None:
+                raise TaoError(f"no handler registered for job {handler!r} in this process")
+            await fn(self._core, json.loads(payload))
+        except Exception as exc:
+            attempts += 1
+            if attempts >= self._s.max_attempts:
+                delay = DEAD_LETTER_MS
+                log.error("job %s (%s) failed %d times; parked: %s", job_id, handler, attempts, exc)
+            else:
+                delay = int(min(self._s.backoff_max, self._s.backoff_base * 2 ** (attempts - 1))
+                            * 1000 * random.uniform(0.5, 1.0))
+            error = "".join(traceback.format_exception_only(exc)).strip()[:2000]
+            try:
+                async with self._core.read(shard) as conn:
+                    await conn.execute("UPDATE {outbox} SET run_at = %s, last_error = %s WHERE id = %s",
+                                       (now_ms() + delay, error, job_id))
+            except TaoError:
+                pass  # the lease expires and the job comes due again anyway
+            return
+        await self.delete(shard, job_id)
+
+    async def run_until_idle(self, *, include_delayed: bool = True, max_rounds: int = 10_000) -> int:
+        """Drain every shard (tests, batch jobs). With include_delayed, jobs scheduled for later
+        (backoff, the inverse-sync grace period) run now too."""
+        total = 0
+        for _ in range(max_rounds):
+            ran = 0
+            for shard in range(self._core.n_shards):
+                ran += await self.run_once(shard, include_delayed=include_delayed)
+            total += ran
+            if ran == 0:
+                return total
+        raise TaoError("outbox did not become idle")
+
+    async def pending(self) -> int:
+        n = 0
+        for shard in range(self._core.n_shards):
+            async with self._core.read(shard) as conn:
+                n += (await conn.fetchall("SELECT COUNT(*) FROM {outbox} WHERE run_at < %s",
+                                          (now_ms() + DEAD_LETTER_MS // 2,)))[0][0]
+        return n
+
+    # ---- the worker loop ----------------------------------------------------------------------
+
+    def start(self, shards: list[int] | None = None) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self.work(shards), name="tao-outbox-worker")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+
+    async def work(self, shards: list[int] | None = None) -> None:
+        """Poll the shards forever. An idle shard is polled less often (down to once a second), and at once
+        again when this process writes to it."""
+        shards = list(range(self._core.n_shards)) if shards is None else shards
+        loop = asyncio.get_running_loop()
+        backoff: dict[int, float] = {}
+        while True:
+            self._wake.clear()
+            ran_any = False
+            for shard in shards:
+                if self._idle_until.get(shard, 0) > loop.time():
+                    continue
+                try:
+                    ran = await self.run_once(shard)
+                except TaoError as exc:
+                    log.warning("outbox of shard %s: %s", shard, exc)
+                    ran = 0
+                if ran:
+                    ran_any = True
+                    backoff.pop(shard, None)
+                else:
+                    b = min(1.0, backoff.get(shard, self._s.poll_interval / 2) * 2)
+                    backoff[shard] = b
+                    self._idle_until[shard] = loop.time() + b
+            if not ran_any:
+                try:
+                    await asyncio.wait_for(self._wake.wait(), self._s.poll_interval)
+                except asyncio.TimeoutError:
+                    pass

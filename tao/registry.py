@@ -1,0 +1,93 @@
+"""The type registry: object types and association types, declared once in code.
+
+Each association type is either *primary* (written by callers) or the *derived* inverse of a
+primary one (written only by the store, on id2's shard, to mirror the primary edge). Declaring
+`AssocType("FOLLOWS", code=..., inverse="FOLLOWED_BY")` creates both. Codes are the integers
+stored in the `atype`/`otype` columns: they must never change once data exists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tao.errors import UnknownTypeError
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectType:
+    name: str
+    code: int
+
+
+@dataclass(frozen=True, slots=True)
+class AssocType:
+    name: str
+    code: int
+    inverse: str | None = None
+    inverse_code: int | None = None
+    # Unique per id1: at most one edge of this type per id1 (e.g. a post's single author).
+    unique: bool = False
+    # Longest list kept (None: unbounded). Older edges beyond the cap are trimmed by a job.
+    cap: int | None = None
+    # Set on derived inverse types: the primary type they mirror.
+    derived_from: str | None = None
+    # Keep this type's lists and edges in the cache tier. Off for lists written in bulk and read
+    # in pages larger than the cached window anyway (FEED: a fan-out then does no cache work per
+    # follower, and every read of the type goes to SQL, so none can see an entry it did not update).
+    cached: bool = True
+
+
+class Registry:
+    def __init__(self) -> None:
+        self.otypes: dict[str, ObjectType] = {}
+        self.atypes: dict[str, AssocType] = {}
+        self._otype_codes: dict[int, ObjectType] = {}
+        self._atype_codes: dict[int, AssocType] = {}
+
+    def object_type(self, name: str, code: int) -> ObjectType:
+        t = ObjectType(name, code)
+        self._check_new(name, code, self.otypes, self._otype_codes)
+        self.otypes[name] = self._otype_codes[code] = t
+        return t
+
+    def assoc_type(
+        self, name: str, code: int, *, inverse: str | None = None, inverse_code: int | None = None,
+        unique: bool = False, cap: int | None = None, cached: bool = True,
+    ) -> AssocType:
+        if (inverse is None) != (inverse_code is None):
+            raise ValueError(f"{name}: give both inverse and inverse_code, or neither")
+        t = AssocType(name, code, inverse, inverse_code, unique, cap, cached=cached)
+        self._check_new(name, code, self.atypes, self._atype_codes)
+        self.atypes[name] = self._atype_codes[code] = t
+        if inverse is not None:
+            inv = AssocType(inverse, inverse_code, name, code, False, None, derived_from=name)
+            self._check_new(inverse, inverse_code, self.atypes, self._atype_codes)
+            self.atypes[inverse] = self._atype_codes[inverse_code] = inv
+        return t
+
+    @staticmethod
+    def _check_new(name: str, code: int, by_name: dict, by_code: dict) -> None:
+        if not name.isidentifier() or name.upper() != name:
+            raise ValueError(f"type name {name!r} must be UPPER_SNAKE")
+        if name in by_name:
+            raise ValueError(f"type {name} is declared twice")
+        if not 0 < code < 32768 or code in by_code:
+            raise ValueError(f"type {name}: code {code} is out of range or already used by {by_code[code].name}")
+
+    def otype(self, name: str) -> ObjectType:
+        try:
+            return self.otypes[name]
+        except KeyError:
+            raise UnknownTypeError(f"unknown object type {name!r}") from None
+
+    def atype(self, name: str) -> AssocType:
+        try:
+            return self.atypes[name]
+        except KeyError:
+            raise UnknownTypeError(f"unknown association type {name!r}") from None
+
+    def otype_by_code(self, code: int) -> ObjectType:
+        return self._otype_codes[code]
+
+    def atype_by_code(self, code: int) -> AssocType:
+        return self._atype_codes[code]

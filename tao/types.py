@@ -1,0 +1,62 @@
+"""taogram's object and association types, declared once (validated at import).
+
+Codes are stored in the database: never renumber. Append new types with fresh codes.
+Primary types are listed with their derived inverse; callers write only the primary side.
+"""
+
+from __future__ import annotations
+
+from tao.registry import Registry
+
+REGISTRY = Registry()
+_o = REGISTRY.object_type
+_a = REGISTRY.assoc_type
+
+# Objects
+USER = _o("USER", 1)
+SESSION = _o("SESSION", 2)
+POST = _o("POST", 3)
+COMMENT = _o("COMMENT", 4)
+HASHTAG = _o("HASHTAG", 5)
+LOCATION = _o("LOCATION", 6)
+MEDIA = _o("MEDIA", 7)
+STORY = _o("STORY", 8)
+THREAD = _o("THREAD", 9)
+MESSAGE = _o("MESSAGE", 10)
+NOTIFICATION = _o("NOTIFICATION", 11)
+UNIQUE_KEY = _o("UNIQUE_KEY", 12)  # reserved: the store's key_claim rows are not objects
+FEED_SESSION = _o("FEED_SESSION", 60)  # a viewer's ranked feed snapshot (resolvers.feed.sessions)
+FEED_REGISTRY = _o("FEED_REGISTRY", 61)  # the well-known object holding the BIG_ACCOUNT list
+TEST_NODE = _o("TEST_NODE", 99)    # the store's own tests and benchmarks
+
+# The follow graph
+_a("FOLLOWS", 1, inverse="FOLLOWED_BY", inverse_code=2)
+_a("FOLLOW_REQUESTED", 3, inverse="FOLLOW_REQUESTED_BY", inverse_code=4)
+_a("BLOCKS", 5, inverse="BLOCKED_BY", inverse_code=6)
+_a("MUTES", 7, inverse="MUTED_BY", inverse_code=8)
+_a("CLOSE_FRIEND", 9, inverse="CLOSE_FRIEND_OF", inverse_code=10)
+
+# Content
+_a("AUTHORED", 20, inverse="AUTHORED_BY", inverse_code=21)
+_a("LIKES", 22, inverse="LIKED_BY", inverse_code=23)
+_a("HAS_COMMENT", 24, inverse="COMMENT_ON", inverse_code=25)
+_a("HAS_REPLY", 26, inverse="REPLY_TO", inverse_code=27)
+_a("TAGGED_WITH", 28, inverse="TAGS", inverse_code=29)           # post -> hashtag
+_a("MENTIONS", 30, inverse="MENTIONED_IN", inverse_code=31)      # post/comment -> user
+_a("AT_LOCATION", 32, inverse="LOCATION_OF", inverse_code=33)    # post -> location
+_a("HAS_MEDIA", 34, inverse="MEDIA_OF", inverse_code=35)         # post -> media
+_a("HAS_SESSION", 36, inverse="SESSION_OF", inverse_code=37)     # user -> session
+_a("COMMENT_LIKES", 38, inverse="COMMENT_LIKED_BY", inverse_code=39)
+_a("UPLOADED", 40, inverse="UPLOADED_BY", inverse_code=41)       # user -> media
+
+# Feed (no inverse: a viewer's feed list; id2 = post)
+_a("FEED", 60, cached=False)  # written in bulk by fan-out; read in 500-candidate pages from SQL
+_a("SEEN", 61)
+_a("VISITED", 62)       # viewer -> user whose profile they opened (time = latest visit): feed affinity
+_a("BIG_ACCOUNT", 63)   # feed registry -> author above feed.fanout_threshold (pulled at read time)
+
+# The store's own tests and benchmarks
+_a("TEST_LINK", 90, inverse="TEST_LINK_OF", inverse_code=91)
+_a("TEST_PLAIN", 92)
+_a("TEST_UNIQUE", 93, unique=True)
+_a("TEST_UNCACHED", 94, cached=False)

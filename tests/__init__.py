@@ -1,0 +1,1 @@
+"""taogram's test suite: mirrors the packages; real servers come from `tests.harness`."""

@@ -1,0 +1,92 @@
+"""Fixtures for every test: the real servers, a per-test id, and an opt-in blocking-call guard.
+
+- `services` (session): 2 MariaDB, 2 memcached and 1 moto S3 server started by
+  `tests.harness.start_services()`, or, when `TAOGRAM_TEST_SERVICES` names the JSON written by
+  `python -m tests.harness up`, those servers reused. A missing server is an error, never a skip.
+  After every test that used it, paused memcached servers are resumed and dead servers
+  restarted, so a fault test that fails half-way does not break the tests after it.
+- `test_id` (function): a short unique string to prefix cache keys and database names with, so
+  tests sharing the session's servers (or a reused `up` set) never see each other's data.
+- `no_blocking` (function, opt-in): see its docstring.
+
+Package-specific fixtures belong in `tests/<package>/conftest.py`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from blockbuster import BlockBuster, blockbuster_ctx
+
+from tests.harness import Services, attach_services, start_services
+
+SERVICES_ENV = "TAOGRAM_TEST_SERVICES"
+# Blocking calls are reported when one of these (when it exists) is on the call stack.
+SCANNED_MODULES = ("server", "schema", "resolvers", "tao", "media_pipeline", "config")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "no_blocking: fail the test on a blocking call made on the event loop (see the `no_blocking` fixture)"
+    )
+
+
+@pytest.fixture(scope="session")
+def services() -> Iterator[Services]:
+    """The session's real servers (see the module docstring)."""
+    path = os.environ.get(SERVICES_ENV)
+    if not path:
+        started = start_services(n_mysql=2, n_memcached=2, s3=True)
+        try:
+            yield started
+        finally:
+            started.stop()
+        return
+    attached = attach_services(path)
+    if len(attached.mysql) < 2 or len(attached.memcached) < 2 or not attached.s3_endpoint:
+        raise RuntimeError(f"{SERVICES_ENV}={path} has {len(attached.mysql)} MariaDB, {len(attached.memcached)} "
+                           f"memcached and s3={attached.s3_endpoint}; tests need 2, 2 and one S3: restart "
+                           "`python -m tests.harness up` with its defaults")
+    yield attached
+    attached.ensure_running()
+
+
+@pytest.fixture(autouse=True)
+def _restore_services(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    if "services" in request.fixturenames:
+        request.getfixturevalue("services").ensure_running()
+
+
+@pytest.fixture
+def test_id() -> str:
+    """A short unique id for this test (lowercase letters and digits, starts with a letter)."""
+    return "t" + uuid.uuid4().hex[:10]
+
+
+@pytest.fixture
+def no_blocking(request: pytest.FixtureRequest) -> Iterator[BlockBuster]:
+    """Fail the test when code running on the event loop makes a blocking call.
+
+    Opt in with `@pytest.mark.no_blocking` on a test (or `pytestmark = pytest.mark.no_blocking`
+    on a module), or by requesting this fixture. While active, blockbuster raises
+    `blockbuster.BlockingError` for a blocking call (time.sleep, socket and file I/O,
+    threading.Lock.acquire, os.stat, ...) made on a thread that runs an event loop and whose call
+    stack passes through taogram's packages (`SCANNED_MODULES`); calls inside executors are
+    allowed, which is where pymemcache, boto3, PyAV and Pillow belong. To allow a known-harmless
+    call, name the function it happens in:
+    `no_blocking.functions["io.BufferedReader.read"].can_block_in("tao/x.py", {"load"})`.
+    """
+    scanned = [name for name in SCANNED_MODULES if importlib.util.find_spec(name) is not None]
+    with blockbuster_ctx(scanned) as blockbuster:
+        yield blockbuster
+
+
+@pytest.fixture(autouse=True)
+def _no_blocking_marker(request: pytest.FixtureRequest) -> None:
+    if request.node.get_closest_marker("no_blocking") is not None:
+        request.getfixturevalue("no_blocking")

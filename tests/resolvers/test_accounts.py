@@ -1,0 +1,152 @@
+"""Accounts and sessions through GraphQL: sign-up, log-in, log-out, tokens, validation."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.no_blocking
+
+SIGN_UP = """mutation($i: AccountSignUpInput!) {
+  signUp(input: $i) { token user { id username fullName } errors { code message field } }
+}"""
+LOG_IN = """mutation($u: String!, $p: String!) {
+  logIn(input: {username: $u, password: $p}) { token user { username } errors { code message field } }
+}"""
+VIEWER = "{ viewer { username } }"
+
+
+async def sign_up(gql, username, password="a good password", full_name="Ada L"):
+    return (await gql.ok(SIGN_UP, {"i": {"username": username, "password": password, "fullName": full_name}}))["signUp"]
+
+
+async def test_sign_up_returns_a_working_token(gql):
+    p = await sign_up(gql, "ada")
+    assert p["errors"] == [] and p["token"].startswith("tgs_")
+    assert p["user"]["username"] == "ada" and p["user"]["fullName"] == "Ada L"
+    assert (await gql.ok(VIEWER, token=p["token"]))["viewer"] == {"username": "ada"}
+    assert (await gql.ok(VIEWER))["viewer"] is None  # anonymous
+
+
+async def test_stored_secrets_are_hashes(gql):
+    p = await sign_up(gql, "ada", password="secret-password-1")
+    uid = await gql.tao.key_get_many("username", ["ada"])
+    user = (await gql.tao.obj_get([uid["ada"]]))[uid["ada"]]
+    assert user.data["password_hash"].startswith("$argon2id$")
+    assert "secret-password-1" not in str(user.data)
+    # The token is stored only as its sha256: no key or object holds it in clear.
+    assert await gql.tao.key_get_many("session", [p["token"]]) == {}
+
+
+async def test_username_unique_ignoring_case(gql):
+    await sign_up(gql, "Ada")
+    p = await sign_up(gql, "aDA")
+    assert p["token"] is None and p["user"] is None
+    assert [(e["code"], e["field"]) for e in p["errors"]] == [("USERNAME_TAKEN", "username")]
+    # and logging in uses any case
+    data = await gql.ok(LOG_IN, {"u": "ADA", "p": "a good password"})
+    assert data["logIn"]["user"]["username"] == "Ada"
+
+
+@pytest.mark.parametrize("name", ["", "a" * 31, "has space", ".dot", "dot.", "two..dots", "émile", "semi;colon"])
+async def test_invalid_usernames_are_refused(gql, name):
+    p = await sign_up(gql, name)
+    assert [(e["code"], e["field"]) for e in p["errors"]] == [("USERNAME_INVALID", "username")]
+    if name:
+        assert await gql.tao.key_get_many("username", [name.lower()]) == {}
+
+
+async def test_bad_password_and_full_name(gql):
+    p = await sign_up(gql, "ada", password="short")
+    assert [(e["code"], e["field"]) for e in p["errors"]] == [("PASSWORD_INVALID", "password")]
+    p = await sign_up(gql, "ada", full_name="x" * 65)
+    assert [(e["code"], e["field"]) for e in p["errors"]] == [("FULL_NAME_INVALID", "fullName")]
+    assert await gql.tao.key_get_many("username", ["ada"]) == {}  # nothing was created
+
+
+async def test_log_in(gql):
+    await sign_up(gql, "ada")
+    for user, pw in (("ada", "wrong password"), ("nobody", "a good password"), ("bad name!", "x")):
+        p = (await gql.ok(LOG_IN, {"u": user, "p": pw}))["logIn"]
+        assert p["token"] is None
+        assert [e["code"] for e in p["errors"]] == ["INVALID_CREDENTIALS"]  # same answer: no username probing
+    p = (await gql.ok(LOG_IN, {"u": "ada", "p": "a good password"}))["logIn"]
+    assert p["errors"] == [] and (await gql.ok(VIEWER, token=p["token"]))["viewer"]["username"] == "ada"
+
+
+async def test_log_out_ends_only_this_session(gql):
+    first = (await sign_up(gql, "ada"))["token"]
+    second = (await gql.ok(LOG_IN, {"u": "ada", "p": "a good password"}))["logIn"]["token"]
+    assert (await gql.ok("mutation { logOut { ok } }", token=first))["logOut"]["ok"] is True
+    status, body = await gql.post(VIEWER, token=first)
+    assert status == 401 and body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    assert (await gql.ok(VIEWER, token=second))["viewer"]["username"] == "ada"
+
+
+async def test_log_out_all_sessions(gql):
+    tokens = [(await sign_up(gql, "ada"))["token"]]
+    for _ in range(3):
+        tokens.append((await gql.ok(LOG_IN, {"u": "ada", "p": "a good password"}))["logIn"]["token"])
+    await gql.ok("mutation { logOut(input: {allSessions: true}) { ok } }", token=tokens[1])
+    for t in tokens:
+        status, body = await gql.post(VIEWER, token=t)
+        assert status == 401, body
+    uid = (await gql.tao.key_get_many("username", ["ada"]))["ada"]
+    assert await gql.tao.assoc_count(uid, "HAS_SESSION") == 0
+
+
+async def test_log_out_needs_a_session(gql):
+    body = await gql("mutation { logOut { ok } }")
+    assert body["data"] is None
+    assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+async def test_expired_token_is_a_clear_top_level_error(gql):
+    token = (await sign_up(gql, "ada"))["token"]
+    from resolvers.accounts import token_hash
+
+    sid = (await gql.tao.key_get_many("session", [token_hash(token)]))[token_hash(token)]
+    await gql.tao.obj_update(sid, {"expires_at": 1})
+    status, body = await gql.post(VIEWER, token=token)
+    assert status == 401
+    assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    assert "expired" in body["errors"][0]["message"] and "log in" in body["errors"][0]["message"]
+    # the expired session is cleaned up by a job
+    await gql.tao.run_jobs_until_idle()
+    assert await gql.tao.key_get_many("session", [token_hash(token)]) == {}
+    assert await gql.tao.obj_get([sid]) == {}
+    uid = (await gql.tao.key_get_many("username", ["ada"]))["ada"]
+    assert await gql.tao.assoc_count(uid, "HAS_SESSION") == 0
+
+
+async def test_concurrent_sign_ups_for_one_name_make_one_account(gql):
+    import asyncio
+
+    results = await asyncio.gather(*(sign_up(gql, name) for name in ("race", "RACE", "Race")))
+    winners = [p for p in results if p["token"]]
+    assert len(winners) == 1
+    assert sorted(e["code"] for p in results for e in p["errors"]) == ["USERNAME_TAKEN", "USERNAME_TAKEN"]
+    uid = (await gql.tao.key_get_many("username", ["race"]))["race"]
+    assert (await gql.ok(VIEWER, token=winners[0]["token"]))["viewer"]["username"] == (await gql.tao.obj_get([uid]))[uid].data["username"]
+
+
+@pytest.mark.parametrize("header", ["Bearer", "Basic abc", "Bearer tgs_not-a-real-token", "Bearer " + "x" * 300])
+async def test_bad_authorization_headers(gql, header):
+    status, body = await gql.post(VIEWER, headers={"Authorization": header})
+    assert status == 401
+    err = body["errors"][0]
+    assert err["extensions"]["code"] == "UNAUTHENTICATED" and err["message"]
+
+
+async def test_failed_log_ins_are_throttled_per_account(gql):
+    await sign_up(gql, "ada")
+    await sign_up(gql, "bob")
+    for _ in range(10):
+        p = (await gql.ok(LOG_IN, {"u": "ada", "p": "wrong password"}))["logIn"]
+        assert [e["code"] for e in p["errors"]] == ["INVALID_CREDENTIALS"]
+    # now even the right password is refused for a while, without checking it
+    p = (await gql.ok(LOG_IN, {"u": "ADA", "p": "a good password"}))["logIn"]
+    assert p["token"] is None and [e["code"] for e in p["errors"]] == ["TOO_MANY_ATTEMPTS"]
+    assert "try again in" in p["errors"][0]["message"]
+    # other accounts are not affected
+    p = (await gql.ok(LOG_IN, {"u": "bob", "p": "a good password"}))["logIn"]
+    assert p["errors"] == [] and p["token"]

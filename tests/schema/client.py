@@ -1,0 +1,82 @@
+"""A GraphQL test client over the real app (aiohttp test server, real store), and its fixtures' helpers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from config import Settings
+from server import TAO_KEY, create_app
+from tao import Tao, open_tao
+from tests.tao.conftest import make_settings
+
+
+def graphql_settings(backend: str, services: Any, test_id: str, tmp_path: Any) -> Settings:
+    s = make_settings(backend, services, test_id, tmp_path)
+    # Cheap argon2 for tests (the production cost is a setting; hashing runs in a thread either way).
+    s.auth.argon2_time_cost, s.auth.argon2_memory_cost_kib, s.auth.argon2_parallelism = 1, 1024, 1
+    return s
+
+
+class GQL:
+    def __init__(self, client: TestClient) -> None:
+        self.client = client
+
+    @property
+    def tao(self) -> Tao:
+        return self.client.app[TAO_KEY]
+
+    async def post(self, query: str, variables: dict | None = None, token: str | None = None,
+                   headers: dict | None = None) -> tuple[int, dict]:
+        h = dict(headers or {})
+        if token:
+            h["Authorization"] = f"Bearer {token}"
+        resp = await self.client.post("/graphql", json={"query": query, "variables": variables or {}}, headers=h)
+        return resp.status, await resp.json()
+
+    async def __call__(self, query: str, variables: dict | None = None, token: str | None = None) -> dict:
+        """Run an operation that must answer 200; returns the whole response body."""
+        status, body = await self.post(query, variables, token)
+        assert status == 200, body
+        return body
+
+    async def ok(self, query: str, variables: dict | None = None, token: str | None = None) -> dict:
+        """Run an operation that must succeed with no errors; returns `data`."""
+        body = await self(query, variables, token)
+        assert "errors" not in body, body["errors"]
+        return body["data"]
+
+    async def sign_up(self, username: str, *, private: bool = False) -> tuple[str, str]:
+        """A new account; returns (token, global id)."""
+        data = await self.ok(
+            "mutation($i: AccountSignUpInput!) { signUp(input: $i) { token user { id } errors { code } } }",
+            {"i": {"username": username, "password": "password-" + username, "fullName": username.title()}},
+        )
+        p = data["signUp"]
+        assert p["errors"] == [], p
+        if private:
+            await self.ok("mutation { updateProfile(input: {isPrivate: true}) { errors { code } } }", token=p["token"])
+        return p["token"], p["user"]["id"]
+
+    async def mutate(self, name: str, token: str, user_id: str, fields: str = "status errors { code message field }") -> dict:
+        data = await self.ok(f"mutation($i: ID!) {{ {name}(input: {{userId: $i}}) {{ {fields} }} }}", {"i": user_id}, token)
+        return data[name]
+
+
+@asynccontextmanager
+async def running_app(settings: Settings, app: web.Application | None = None) -> AsyncIterator[GQL]:
+    """Serve the app (built here unless given: building it does blocking file-system calls, so
+    fixtures for `no_blocking` tests build it in a sync fixture) on a test server."""
+    # MySQL schemas are an operator's step (the app refuses an unmigrated shard): migrate first.
+    pre = await open_tao(settings, migrate=True, start_worker=False)
+    await pre.close()
+    client = TestClient(TestServer(app if app is not None else create_app(settings)))
+    await client.start_server()
+    try:
+        yield GQL(client)
+    finally:
+        await client.close()

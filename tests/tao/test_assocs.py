@@ -1,0 +1,228 @@
+"""Contract: association verbs, counts, ranges and inverse edges, on both backends."""
+
+from __future__ import annotations
+
+import pytest
+
+from tao import ConflictError, InvalidDataError, ObjectNotFoundError, UnknownTypeError
+
+
+async def test_add_creates_edge_count_and_inverse(tao, make_user):
+    a, b = await make_user(), await make_user()
+    edge = await tao.assoc_add(a, "TEST_LINK", b, time=1000, data={"w": 1})
+    assert (edge.id1, edge.atype, edge.id2, edge.time, edge.data) == (a, "TEST_LINK", b, 1000, {"w": 1})
+    assert await tao.assoc_count(a, "TEST_LINK") == 1
+    assert await tao.assoc_count(b, "TEST_LINK_OF") == 1
+    inv = await tao.assoc_get(b, "TEST_LINK_OF", [a])
+    assert inv[a].time == 1000 and inv[a].data == {"w": 1}
+
+
+async def test_add_twice_updates_without_double_counting(tao, make_user):
+    a, b = await make_user(), await make_user()
+    await tao.assoc_add(a, "TEST_LINK", b, time=1000)
+    await tao.assoc_add(a, "TEST_LINK", b, time=2000, data={"again": True})
+    assert await tao.assoc_count(a, "TEST_LINK") == 1
+    assert await tao.assoc_count(b, "TEST_LINK_OF") == 1
+    got = await tao.assoc_get(a, "TEST_LINK", [b])
+    assert got[b].time == 2000 and got[b].data == {"again": True}
+    assert (await tao.assoc_get(b, "TEST_LINK_OF", [a]))[a].time == 2000
+
+
+async def test_delete_removes_edge_count_and_inverse(tao, make_user):
+    a, b, c = await make_user(), await make_user(), await make_user()
+    await tao.assoc_add(a, "TEST_LINK", b)
+    await tao.assoc_add(a, "TEST_LINK", c)
+    await tao.assoc_range(a, "TEST_LINK", 0, 10)  # cache the list
+    assert await tao.assoc_delete(a, "TEST_LINK", b) is True
+    assert await tao.assoc_delete(a, "TEST_LINK", b) is False
+    assert [e.id2 for e in await tao.assoc_range(a, "TEST_LINK", 0, 10)] == [c]
+    assert await tao.assoc_count(a, "TEST_LINK") == 1
+    assert await tao.assoc_count(b, "TEST_LINK_OF") == 0
+    assert await tao.assoc_get(a, "TEST_LINK", [b]) == {}
+    assert await tao.assoc_get(b, "TEST_LINK_OF", [a]) == {}
+
+
+async def test_lists_are_newest_first_with_ties_by_id2_desc(tao, make_user):
+    a = await make_user()
+    others = [await make_user() for _ in range(6)]
+    times = [5, 3, 5, 1, 3, 9]
+    for o, t in zip(others, times):
+        await tao.assoc_add(a, "TEST_PLAIN", o, time=t)
+    expected = sorted(zip(times, others), key=lambda p: (-p[0], -p[1]))
+    got = await tao.assoc_range(a, "TEST_PLAIN", 0, 10)
+    assert [(e.time, e.id2) for e in got] == expected
+    await tao.cache.flush()
+    assert [(e.time, e.id2) for e in await tao.assoc_range(a, "TEST_PLAIN", 0, 10)] == expected
+    assert [(e.time, e.id2) for e in await tao.assoc_range(a, "TEST_PLAIN", 2, 2)] == expected[2:4]
+
+
+async def test_time_range_pages_with_a_keyset_cursor(tao, make_user):
+    a = await make_user()
+    others = [await make_user() for _ in range(7)]
+    for i, o in enumerate(others):
+        await tao.assoc_add(a, "TEST_PLAIN", o, time=100 + (i // 2))  # pairs share a time
+    full = [(e.time, e.id2) for e in await tao.assoc_range(a, "TEST_PLAIN", 0, 10)]
+    pages, after = [], None
+    while True:
+        page = await tao.assoc_time_range(a, "TEST_PLAIN", limit=3, after=after)
+        if not page:
+            break
+        pages += [(e.time, e.id2) for e in page]
+        after = (page[-1].time, page[-1].id2)
+    assert pages == full
+    window = await tao.assoc_time_range(a, "TEST_PLAIN", high=102, low=101, limit=10)
+    assert [e.time for e in window] == [102, 102, 101, 101]
+
+
+@pytest.mark.parametrize("list_limit", [3])
+async def test_reads_past_the_cached_window_go_to_sql(tao, make_user, list_limit):
+    tao.list_limit = list_limit
+    a = await make_user()
+    others = [await make_user() for _ in range(8)]
+    for i, o in enumerate(others):
+        await tao.assoc_add(a, "TEST_PLAIN", o, time=i)
+    expected = [o for o in reversed(others)]
+    assert [e.id2 for e in await tao.assoc_range(a, "TEST_PLAIN", 0, 8)] == expected
+    assert [e.id2 for e in await tao.assoc_range(a, "TEST_PLAIN", 5, 3)] == expected[5:]
+    page = await tao.assoc_time_range(a, "TEST_PLAIN", limit=3, after=(4, others[4]))
+    assert [e.id2 for e in page] == expected[4:7]
+    assert await tao.assoc_count(a, "TEST_PLAIN") == 8
+
+
+async def test_change_type_moves_the_edge_and_both_counts(tao, make_user):
+    a, b = await make_user(), await make_user()
+    await tao.assoc_add(a, "FOLLOW_REQUESTED", b, time=77, data={"note": "hi"})
+    moved = await tao.assoc_change_type(a, "FOLLOW_REQUESTED", b, "FOLLOWS")
+    assert (moved.atype, moved.time, moved.data) == ("FOLLOWS", 77, {"note": "hi"})
+    assert await tao.assoc_count(a, "FOLLOW_REQUESTED") == 0
+    assert await tao.assoc_count(a, "FOLLOWS") == 1
+    assert await tao.assoc_count(b, "FOLLOW_REQUESTED_BY") == 0
+    assert await tao.assoc_count(b, "FOLLOWED_BY") == 1
+    with pytest.raises(ObjectNotFoundError):
+        await tao.assoc_change_type(a, "FOLLOW_REQUESTED", b, "FOLLOWS")
+
+
+async def test_many_keys_reads_answer_every_key(tao, make_user):
+    users = [await make_user() for _ in range(6)]
+    for i, u in enumerate(users):
+        for v in users[:i]:
+            await tao.assoc_add(u, "TEST_LINK", v)
+    keys = [(u, "TEST_LINK") for u in users]
+    counts = await tao.assoc_count_many(keys)
+    assert [counts[k] for k in keys] == list(range(6))
+    ranges = await tao.assoc_range_many(keys, 0, 2)
+    assert [len(ranges[k]) for k in keys] == [0, 1, 2, 2, 2, 2]
+    edges = await tao.assoc_get_many([(users[3], "TEST_LINK", users[0]), (users[0], "TEST_LINK", users[3])])
+    assert edges[(users[3], "TEST_LINK", users[0])] is not None
+    assert edges[(users[0], "TEST_LINK", users[3])] is None
+
+
+async def test_many_keys_read_costs_one_sql_query_per_shard(tao, make_user):
+    users = [await make_user() for _ in range(16)]
+    for u in users:
+        await tao.assoc_add(u, "TEST_PLAIN", users[0])
+    await tao.cache.flush()
+    tao.reset_stats()
+    await tao.assoc_count_many([(u, "TEST_PLAIN") for u in users])
+    shards = {tao.shard(u) for u in users}
+    assert tao.stats()["sql_queries"] == len(shards)
+    tao.reset_stats()
+    await tao.assoc_count_many([(u, "TEST_PLAIN") for u in users])
+    assert tao.stats()["sql_queries"] == 0
+    # one batch per cache server at most (the in-process tier counts one)
+    assert 1 <= tao.stats()["cache_round_trips"] <= max(1, len(tao.settings.cache.servers))
+
+
+async def test_derived_types_cannot_be_written_and_bad_input_changes_nothing(tao, make_user):
+    a, b = await make_user(), await make_user()
+    with pytest.raises(UnknownTypeError, match="inverse of TEST_LINK"):
+        await tao.assoc_add(b, "TEST_LINK_OF", a)
+    with pytest.raises(UnknownTypeError):
+        await tao.assoc_add(a, "NOPE", b)
+    with pytest.raises(InvalidDataError):
+        await tao.assoc_add(a, "TEST_LINK", b, data={"x": "y" * 70_000})
+    with pytest.raises(InvalidDataError):
+        await tao.assoc_range(a, "TEST_LINK", 0, -1)
+    assert await tao.assoc_count(a, "TEST_LINK") == 0
+    assert await tao.assoc_count(b, "TEST_LINK_OF") == 0
+
+
+async def test_unique_keys_claim_release(tao, make_user):
+    a, b = await make_user(), await make_user()
+    assert await tao.key_claim("username", "ada", a)
+    assert await tao.key_claim("username", "ada", a)  # idempotent
+    assert not await tao.key_claim("username", "ada", b)
+    assert await tao.key_get_many("username", ["ada", "bob"]) == {"ada": a}
+    assert not await tao.key_release("username", "ada", b)
+    assert await tao.key_release("username", "ada", a)
+    assert await tao.key_get_many("username", ["ada"]) == {}
+    assert await tao.key_claim("username", "ada", b)
+    await tao.cache.flush()
+    assert await tao.key_get_many("username", ["ada"]) == {"ada": b}
+
+
+async def test_deferred_inverse_is_applied_by_the_outbox(tao, make_user):
+    a, b = await make_user(), await make_user()
+
+    async def fail(*args, **kwargs):
+        raise ConnectionError("simulated: id2's shard is down")
+    real = tao.sync_inverses
+    tao.sync_inverses = fail
+    await tao.assoc_add(a, "TEST_LINK", b)
+    tao.sync_inverses = real
+    assert await tao.assoc_count(b, "TEST_LINK_OF") == 0  # not yet mirrored
+    assert await tao.run_jobs_until_idle() >= 1
+    assert await tao.assoc_count(b, "TEST_LINK_OF") == 1
+
+
+async def test_inverse_sync_is_idempotent_and_order_independent(tao, make_user):
+    a, b = await make_user(), await make_user()
+    await tao.assoc_add(a, "TEST_LINK", b, time=5)
+    await tao.assoc_delete(a, "TEST_LINK", b)
+    # Replays of old syncs (at-least-once delivery) must not resurrect the edge.
+    for _ in range(3):
+        await tao.sync_inverse(a, "TEST_LINK", b)
+    assert await tao.assoc_get(b, "TEST_LINK_OF", [a]) == {}
+    assert await tao.assoc_count(b, "TEST_LINK_OF") == 0
+    await tao.assoc_add(a, "TEST_LINK", b, time=6)
+    await tao.sync_inverse(a, "TEST_LINK", b)
+    assert (await tao.assoc_get(b, "TEST_LINK_OF", [a]))[a].time == 6
+    assert await tao.assoc_count(b, "TEST_LINK_OF") == 1
+
+
+async def test_unique_atype_allows_one_edge_per_id1(tao, make_user):
+    a, b = await make_user(), await make_user()
+    await tao.assoc_add(a, "TEST_UNIQUE", b)
+    await tao.assoc_add(a, "TEST_UNIQUE", b, time=5)  # the same edge again is an update
+    with pytest.raises(ConflictError):
+        await tao.assoc_add(a, "TEST_UNIQUE", await make_user())
+    assert await tao.assoc_count(a, "TEST_UNIQUE") == 1
+
+
+async def test_uncached_types_read_from_sql_and_cost_no_cache_work(tao, make_user):
+    a, b, c = await make_user(), await make_user(), await make_user()
+    assert await tao.assoc_get(a, "TEST_UNCACHED", [b]) == {}
+    assert await tao.assoc_count(a, "TEST_UNCACHED") == 0
+    tao.reset_stats()
+    await tao.assoc_add_many([(a, "TEST_UNCACHED", b), (a, "TEST_UNCACHED", c)])
+    assert tao.stats()["cache_round_trips"] == 0
+    assert set(await tao.assoc_get(a, "TEST_UNCACHED", [b, c])) == {b, c}
+    assert await tao.assoc_count(a, "TEST_UNCACHED") == 2
+    await tao.assoc_delete(a, "TEST_UNCACHED", b)
+    assert set(await tao.assoc_get(a, "TEST_UNCACHED", [b, c])) == {c}
+    assert [e.id2 for e in await tao.assoc_range(a, "TEST_UNCACHED", 0, 10)] == [c]
+    assert await tao.assoc_count(a, "TEST_UNCACHED") == 1
+
+
+async def test_bulk_add_writes_every_shard_and_mirrors(tao, make_user):
+    users = [await make_user() for _ in range(12)]
+    hub = users[0]
+    edges = [(u, "TEST_LINK", hub, 1000 + i) for i, u in enumerate(users[1:])]
+    edges += [(users[1], "TEST_PLAIN", u, 5) for u in users[2:6]]
+    assert await tao.assoc_add_many(edges) == len(edges)
+    assert await tao.assoc_add_many(edges[:3]) == 0  # upserts, no new edges
+    assert await tao.assoc_count(hub, "TEST_LINK_OF") == 11
+    assert [e.id2 for e in await tao.assoc_range(hub, "TEST_LINK_OF", 0, 3)] == [users[11], users[10], users[9]]
+    assert await tao.assoc_count(users[1], "TEST_PLAIN") == 4
+    await tao.cache.flush()
+    assert await tao.assoc_count(hub, "TEST_LINK_OF") == 11

@@ -1,0 +1,92 @@
+"""Contract: object verbs, on both backends."""
+
+from __future__ import annotations
+
+import pytest
+
+from tao import InvalidDataError, InvalidIdError, ObjectNotFoundError, UnknownTypeError, shard_of
+
+
+async def test_add_then_get_returns_the_data(tao):
+    id_ = await tao.obj_add("TEST_NODE", {"name": "ada", "n": 1})
+    got = (await tao.obj_get([id_]))[id_]
+    assert (got.otype, got.version, got.data) == ("TEST_NODE", 1, {"name": "ada", "n": 1})
+    assert got.created == got.updated > 0
+
+
+async def test_owner_places_the_object_on_the_owners_shard(tao):
+    owner = await tao.obj_add("TEST_NODE", {})
+    for _ in range(5):
+        assert shard_of(await tao.obj_add("TEST_NODE", {}, owner=owner)) == shard_of(owner)
+
+
+async def test_many_keys_get_spans_shards_and_omits_missing(tao):
+    ids = [await tao.obj_add("TEST_NODE", {"i": i}) for i in range(20)]
+    assert len({shard_of(i) for i in ids}) > 1
+    missing = ids[0] + 1  # same shard, never allocated in this test
+    got = await tao.obj_get(ids + [missing])
+    assert set(got) == set(ids)
+    assert [got[i].data["i"] for i in ids] == list(range(20))
+
+
+async def test_update_merges_and_bumps_version(tao):
+    id_ = await tao.obj_add("TEST_NODE", {"a": 1, "b": 2})
+    updated = await tao.obj_update(id_, {"b": None, "c": 3})
+    assert updated.version == 2 and updated.data == {"a": 1, "c": 3}
+    assert (await tao.obj_get([id_]))[id_].data == {"a": 1, "c": 3}
+
+
+async def test_delete_makes_the_object_absent_even_when_cached(tao):
+    id_ = await tao.obj_add("TEST_NODE", {})
+    await tao.obj_get([id_])  # cached
+    assert await tao.obj_delete(id_) is True
+    assert await tao.obj_get([id_]) == {}
+    assert await tao.obj_delete(id_) is False
+    with pytest.raises(ObjectNotFoundError):
+        await tao.obj_update(id_, {"x": 1})
+
+
+async def test_reads_after_cache_flush_come_back_from_sql(tao):
+    id_ = await tao.obj_add("TEST_NODE", {"k": "v"})
+    await tao.cache.flush()
+    assert (await tao.obj_get([id_]))[id_].data == {"k": "v"}
+
+
+async def test_bad_input_is_refused_and_changes_nothing(tao):
+    id_ = await tao.obj_add("TEST_NODE", {"k": 1})
+    with pytest.raises(UnknownTypeError):
+        await tao.obj_add("NO_SUCH_TYPE", {})
+    with pytest.raises(InvalidDataError):
+        await tao.obj_add("TEST_NODE", ["not", "a", "dict"])
+    with pytest.raises(InvalidDataError):
+        await tao.obj_update(id_, {"blob": "x" * 100_000})
+    with pytest.raises(InvalidDataError):
+        await tao.obj_update(id_, {"bad": float("nan")})
+    with pytest.raises(InvalidIdError):
+        await tao.obj_get([-1])
+    with pytest.raises(InvalidIdError):
+        await tao.obj_get([(1 << 63)])
+    with pytest.raises(InvalidIdError):
+        await tao.obj_get(["12"])
+    assert (await tao.obj_get([id_]))[id_].data == {"k": 1}
+    assert (await tao.obj_get([id_]))[id_].version == 1
+
+
+async def test_a_warm_read_makes_no_sql_query(tao):
+    ids = [await tao.obj_add("TEST_NODE", {}) for _ in range(10)]
+    await tao.obj_get(ids)
+    tao.reset_stats()
+    await tao.obj_get(ids)
+    assert tao.stats().get("sql_queries", 0) == 0
+
+
+async def test_data_with_sql_metacharacters_round_trips(tao, make_user):
+    text = "it's 100% \\ \"quoted\" ; DROP TABLE objects; -- %s %(x)s \u00e9\U0001f600"
+    id_ = await tao.obj_add("TEST_NODE", {"s": text})
+    other = await make_user()
+    await tao.assoc_add(id_, "TEST_PLAIN", other, data={"s": text})
+    await tao.cache.flush()
+    assert (await tao.obj_get([id_]))[id_].data == {"s": text}
+    assert (await tao.assoc_get(id_, "TEST_PLAIN", [other]))[other].data == {"s": text}
+    assert await tao.key_claim("username", text[:40], id_)
+    assert await tao.key_get_many("username", [text[:40]]) == {text[:40]: id_}
