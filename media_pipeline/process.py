@@ -90,14 +90,14 @@ def run_job(
     if done is not None:
         return done
     work = job_dir(settings, media_key)
-    with _job_lock(work), _deadline(settings.job_timeout_seconds):
+    with _job_lock(work), _deadline(settings.job_timeout_seconds) as deadline:
         # Re-check under the lock: a concurrent run may have finished meanwhile.
         done = read_result(store, media_key)
         if done is not None:
             return done
         shutil.rmtree(work, ignore_errors=True)
         (work / "out").mkdir(parents=True)
-        return _run_locked(store, settings, media_key, kind, options, progress, work)
+        return _run_locked(store, settings, media_key, kind, options, progress, work, deadline)
 
 
 @contextlib.contextmanager
@@ -118,29 +118,54 @@ def _job_lock(work: Path) -> Iterator[None]:
             lock.unlink(missing_ok=True)
 
 
+class _Deadline:
+    """Whether the job's time is up. The SIGALRM handler raises JobTimeoutError at once, but an
+    exception raised inside a C callback (PyAV's log callback, a finaliser) can be swallowed, so
+    the job also checks the flag before it publishes anything: a late job never publishes."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.expired = False
+
+    def error(self) -> JobTimeoutError:
+        return JobTimeoutError(f"the job ran longer than {self.seconds:g}s and was aborted; it will be retried")
+
+    def check(self) -> None:
+        if self.expired:
+            raise self.error()
+
+
 @contextlib.contextmanager
-def _deadline(seconds: float) -> Iterator[None]:
+def _deadline(seconds: float) -> Iterator[_Deadline]:
     """Abort the job (JobTimeoutError) after `seconds`, via SIGALRM in the worker's main thread.
 
     PyAV and Pillow return to Python between frames/strips, so the handler runs promptly. Off
     the main thread (a job run in a thread) no deadline is set."""
+    deadline = _Deadline(seconds)
     if seconds <= 0 or threading.current_thread() is not threading.main_thread():
-        yield
+        yield deadline
         return
 
     def expire(signum, frame):
-        raise JobTimeoutError(f"the job ran longer than {seconds:g}s and was aborted; it will be retried")
+        deadline.expired = True
+        raise deadline.error()
 
     previous = signal.signal(signal.SIGALRM, expire)
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
-        yield
+        yield deadline
+    except MediaError as exc:
+        # The alarm may surface wrapped (a StorageError around the OSError it interrupted):
+        # report it as what it is, a retryable timeout, never as a permanent failure.
+        if deadline.expired and not isinstance(exc, JobTimeoutError):
+            raise deadline.error() from exc
+        raise
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
 
 
-def _run_locked(store, settings, media_key, kind, options, progress, work: Path) -> MediaResult:
+def _run_locked(store, settings, media_key, kind, options, progress, work: Path, deadline: _Deadline) -> MediaResult:
     try:
         src = work / "source"
         store.download(media_key, src)
@@ -151,9 +176,10 @@ def _run_locked(store, settings, media_key, kind, options, progress, work: Path)
                 raise MediaRejectedError(decision.reason)
             files = _render(src, probe, settings, options, work / "out", progress)
         except MediaError as exc:
-            if not exc.retryable:
+            if not exc.retryable and not deadline.expired:
                 _record_failure(store, media_key, exc)
             raise
+        deadline.check()
         variants = []
         for f in files:
             key = variant_key(media_key, f.name, f.ext)
@@ -161,6 +187,7 @@ def _run_locked(store, settings, media_key, kind, options, progress, work: Path)
             if f.listed:
                 variants.append(Variant(f.name, f.width, f.height, f.content_type, key, f.path.stat().st_size))
         result = MediaResult(kind, probe.width, probe.height, round(probe.duration, 3), variants)
+        deadline.check()
         # Written last: the manifest's presence is what marks the job done.
         manifest = {"status": "ready", "result": result.to_dict()}
         store.put_bytes(result_key(media_key), json.dumps(manifest).encode(), "application/json")

@@ -6,9 +6,10 @@ Invariants:
 - Passwords are hashed with argon2id in a thread (hashing is CPU-heavy and must never run on
   the event loop); log-in spends the same work for an unknown username, so response time does
   not reveal which usernames exist.
-- A session token is shown to the client once and stored only as its sha256 (a SESSION object
-  on the user's shard, found through `key_claim("session", hash)`), so a leaked database or
-  cache cannot be replayed. Tokens expire after `AuthSettings.session_ttl_seconds`.
+- A session token is `tgs_<session id>_<secret>`: the id finds the SESSION object (on the
+  user's shard, so a session lives and dies with its account's shard and authenticating is one
+  cached object read), and only the secret's sha256 is stored, so a leaked database or cache
+  cannot be replayed. Tokens expire after `AuthSettings.session_ttl_seconds`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import hashlib
+import hmac
 import re
 import secrets
 import time
@@ -27,6 +29,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from config import AuthSettings
 from resolvers.errors import AuthenticationError, UserError
+from resolvers.ids import check_object_id
 from tao import Obj, Tao
 
 if TYPE_CHECKING:
@@ -173,18 +176,24 @@ async def do_log_in(ctx: RequestContext, username: str, password: str) -> tuple[
     return user, token
 
 
+def _parse_token(token: str) -> tuple[int, str] | None:
+    """(session id, secret) from `tgs_<id>_<secret>`, or None if it is not shaped like one."""
+    if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
+        return None
+    sid, _, secret = token[len(TOKEN_PREFIX):].partition("_")
+    if not sid.isascii() or not sid.isdigit() or len(sid) > 19 or len(secret) < 32:
+        return None
+    return int(sid), secret
+
+
 async def _create_session(ctx: RequestContext, user_id: int) -> str:
-    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    digest = token_hash(token)
+    secret = secrets.token_urlsafe(32)
     expires_at = int(time.time() * 1000) + ctx.settings.auth.session_ttl_seconds * 1000
     session_id = await ctx.tao.obj_add(
-        "SESSION", {"user_id": user_id, "token_hash": digest, "expires_at": expires_at}, owner=user_id
+        "SESSION", {"user_id": user_id, "token_hash": token_hash(secret), "expires_at": expires_at}, owner=user_id
     )
-    # 256 random bits: a collision is not a case to handle, but the claim keeps lookups exact.
-    if not await ctx.tao.key_claim("session", digest, session_id):
-        raise RuntimeError("session token hash collision")
     await ctx.tao.assoc_add(user_id, "HAS_SESSION", session_id)
-    return token
+    return f"{TOKEN_PREFIX}{session_id}_{secret}"
 
 
 async def do_log_out(ctx: RequestContext, *, all_sessions: bool = False) -> None:
@@ -208,13 +217,10 @@ async def _end_sessions(ctx: RequestContext, user_id: int, session_ids: list[int
 
 
 async def end_session_job(tao: Tao, payload: dict) -> None:
-    """Remove one session: its key first (from then on the token resolves to nothing), then the
-    object and the user's edge to it. Idempotent: also the clean-up job for expired sessions."""
+    """Remove one session: the object first (from then on its token resolves to nothing), then
+    the user's edge to it. Idempotent: also the clean-up job for expired sessions."""
     sid, user_id = payload["session_id"], payload["user_id"]
-    session = (await tao.obj_get([sid])).get(sid)
-    if session is not None:
-        await tao.key_release("session", session.data["token_hash"], sid)
-        await tao.obj_delete(sid)
+    await tao.obj_delete(sid)
     await tao.assoc_delete(user_id, "HAS_SESSION", sid)
 
 
@@ -222,13 +228,15 @@ async def authenticate(ctx: RequestContext, token: str | None) -> None:
     """Set the viewer from a bearer token (None: anonymous); raise AuthenticationError if it is bad."""
     if token is None:
         return
-    if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
+    parsed = _parse_token(token)
+    if parsed is None:
         raise AuthenticationError("The session token is malformed: log in again to get a new one.")
-    digest = token_hash(token)
-    ids = await ctx.tao.key_get_many("session", [digest])
-    session_id = ids.get(digest)
-    session = (await ctx.tao.obj_get([session_id])).get(session_id) if session_id is not None else None
-    if session is None or session.otype != "SESSION" or session.data.get("token_hash") != digest:
+    session_id, secret = parsed
+    if not check_object_id(session_id, ctx.tao.n_shards):
+        raise AuthenticationError("The session token is malformed: log in again to get a new one.")
+    session = await ctx.loaders.object_by_id.load(session_id)
+    if (session is None or session.otype != "SESSION"
+            or not hmac.compare_digest(session.data.get("token_hash", ""), token_hash(secret))):
         raise AuthenticationError("The session token is not valid (logged out or revoked): log in again.")
     if session.data["expires_at"] <= int(time.time() * 1000):
         # Clean up in the background (durably, on the session's shard); the answer is the same.

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import random
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
@@ -42,6 +43,8 @@ K = TypeVar("K", bound=Hashable)
 MAX_DATA_BYTES = 60_000
 MAX_MANY_KEYS = 10_000
 DEADLOCK_RETRIES = 5
+# How long after a shard fails new unowned objects are placed elsewhere (see placement_shard).
+AVOID_FAILED_SHARD_SECONDS = 5.0
 
 
 def now_ms() -> int:
@@ -98,6 +101,8 @@ class TaoCore:
         self.list_limit = settings.cache.list_limit
         self._stats: dict[str, int] = defaultdict(int)
         self._cache_baseline: dict[str, int] = {}
+        # shard -> monotonic time until which new unowned objects avoid it (it failed recently).
+        self._avoid_until: dict[int, float] = {}
         # Set by tao.outbox.Outbox; the core only needs "enqueue inside a transaction".
         self.outbox: Any = None
 
@@ -109,6 +114,21 @@ class TaoCore:
 
     def shard(self, id_: int) -> int:
         return shard_of(check_id(id_, self.n_shards))
+
+    def placement_shard(self, exclude: set[int] = frozenset()) -> int | None:
+        """The shard for a new object with no owner: any shard will do, so pick at random among
+        those that have not failed in the last `AVOID_FAILED_SHARD_SECONDS` (all if every one
+        has), leaving out `exclude` (shards this call already failed on). None: nothing left."""
+        now = time.monotonic()
+        candidates = [s for s in range(self.n_shards) if s not in exclude]
+        live = [s for s in candidates if self._avoid_until.get(s, 0.0) <= now]
+        return random.choice(live or candidates) if candidates else None
+
+    def note_unavailable(self, shard: int) -> None:
+        """Remember a failure of `shard`'s server: its other shards are down with it."""
+        until = time.monotonic() + AVOID_FAILED_SHARD_SECONDS
+        for s in self.shard_map.shards_on(self.shard_map.server_of_shard[shard]):
+            self._avoid_until[s] = until
 
     def by_shard(self, items: Iterable[T], id_of: Callable[[T], int]) -> dict[int, list[T]]:
         groups: dict[int, list[T]] = defaultdict(list)
@@ -134,8 +154,12 @@ class TaoCore:
 
     @asynccontextmanager
     async def read(self, shard: int):
-        async with self.backend.connection(shard) as conn:
-            yield _CountingConn(conn, self._stats)
+        try:
+            async with self.backend.connection(shard) as conn:
+                yield _CountingConn(conn, self._stats)
+        except ShardUnavailableError:
+            self.note_unavailable(shard)
+            raise
 
     async def write(self, shard: int, body: Callable[[Conn], Awaitable[T]]) -> T:
         """Run `body(conn)` in one transaction on `shard`, retrying deadlock victims."""
@@ -144,6 +168,9 @@ class TaoCore:
             try:
                 async with self.backend.transaction(shard) as conn:
                     return await body(_CountingConn(conn, self._stats))
+            except ShardUnavailableError:
+                self.note_unavailable(shard)
+                raise
             except DeadlockError:
                 if attempt == DEADLOCK_RETRIES - 1:
                     raise
@@ -254,6 +281,7 @@ class TaoCore:
                 await self.backend.ping(s)
                 return None
             except ShardUnavailableError as exc:
+                self.note_unavailable(s)
                 return str(exc)
         results = await asyncio.gather(*(one(s) for s in range(self.n_shards)))
         return dict(enumerate(results))

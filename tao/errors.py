@@ -37,6 +37,8 @@ class ShardUnavailableError(TaoError, ConnectionError):
 
     def __init__(self, shard: int, detail: str = "") -> None:
         self.shard = shard
+        # True when it failed before anything was sent (so nothing was written): see placement.
+        self.unsent = False
         super().__init__(f"shard {shard} is unavailable" + (f": {detail}" if detail else ""))
 
 

@@ -8,13 +8,12 @@ deleted row's version + 1, so a slow reader holding the old row can never bring 
 from __future__ import annotations
 
 import json
-import random
 from collections.abc import Iterable
 from typing import Any
 
 from tao.cache.base import Install
 from tao.core import TaoCore, encode_data, now_ms
-from tao.errors import DuplicateKeyError, InvalidDataError, ObjectNotFoundError
+from tao.errors import DuplicateKeyError, InvalidDataError, ObjectNotFoundError, ShardUnavailableError
 from tao.models import Obj
 
 _OBJ_COLS = "id, otype, version, created, updated, data"
@@ -35,7 +34,8 @@ class ObjectVerbs(TaoCore):
                       jobs: list[tuple[str, dict]] | None = None) -> int:
         code = self.registry.otype(otype).code
         text = encode_data(data)
-        shard = self.shard(owner) if owner is not None else random.randrange(self.n_shards)
+        shard = self.shard(owner) if owner is not None else self.placement_shard()
+        failed_shards: set[int] = set()
         ts = now_ms()
         for _ in range(5):  # a duplicate id needs two processes in one ms with the same sequence
             id_ = self.ids.next_id(shard)
@@ -49,6 +49,13 @@ class ObjectVerbs(TaoCore):
                 break
             except DuplicateKeyError:
                 continue
+            except ShardUnavailableError as exc:
+                # An unowned object may live anywhere: if nothing reached the shard, try another.
+                failed_shards.add(shard)
+                other = self.placement_shard(failed_shards) if owner is None and exc.unsent else None
+                if other is None:
+                    raise
+                shard = other
         else:
             raise DuplicateKeyError("could not allocate a fresh id after 5 tries")
         value = self._obj_value((id_, code, 1, ts, ts, text))
@@ -65,7 +72,7 @@ class ObjectVerbs(TaoCore):
         ts = now_ms()
         rows = []
         for otype, data, owner in items:
-            shard = self.shard(owner) if owner is not None else random.randrange(self.n_shards)
+            shard = self.shard(owner) if owner is not None else self.placement_shard()
             rows.append((self.ids.next_id(shard), self.registry.otype(otype).code, 1, ts, ts, encode_data(data)))
 
         async def one(shard: int, group: list[tuple]) -> dict:

@@ -134,7 +134,9 @@ async def test_a_dead_shard_server_is_a_clear_error_and_unhealthy(request, test_
         body = await resp.json()
         assert resp.status == 503 and body["status"] == "unavailable" and body["shards"]["down"]
         results = []
-        for i in range(12):
+        # A sign-up writes the user's shard (chosen among live ones) and the username's shard
+        # (fixed by its hash): about half succeed, so 20 tries all failing is a real fault.
+        for i in range(20):
             status, body = await g.post(
                 "mutation($i: AccountSignUpInput!) { signUp(input: $i) { token errors { code } } }",
                 {"i": {"username": f"user{i}", "password": "password123"}})

@@ -49,6 +49,14 @@ def translate(exc: BaseException, shard: int) -> TaoError:
     raise exc
 
 
+def _unsent(err: TaoError) -> TaoError:
+    """Mark a failure that happened before the transaction's first statement was sent (acquire,
+    connect, BEGIN): nothing can have been written, so a caller may safely try another shard."""
+    if isinstance(err, ShardUnavailableError):
+        err.unsent = True
+    return err
+
+
 class _MySQLConn:
     def __init__(self, raw: aiomysql.Connection, shard: int, prefix: str, timeout: float) -> None:
         self._raw = raw
@@ -133,7 +141,7 @@ class MySQLBackend:
         try:
             raw = await asyncio.wait_for(pool.acquire(), self._s.acquire_timeout)
         except BaseException as exc:
-            raise translate(exc, shard) from exc
+            raise _unsent(translate(exc, shard)) from exc
         healthy = False
         try:
             yield raw
@@ -155,7 +163,10 @@ class MySQLBackend:
     async def transaction(self, shard: int) -> AsyncIterator[_MySQLConn]:
         try:
             async with self._acquire(shard) as raw:
-                await asyncio.wait_for(raw.begin(), self._s.query_timeout)
+                try:
+                    await asyncio.wait_for(raw.begin(), self._s.query_timeout)
+                except (pymysql.err.Error, OSError, asyncio.TimeoutError, TimeoutError) as exc:
+                    raise _unsent(translate(exc, shard)) from exc
                 conn = _MySQLConn(raw, shard, self._map.database(shard) + ".", self._s.query_timeout)
                 try:
                     yield conn

@@ -33,8 +33,13 @@ async def test_stored_secrets_are_hashes(gql):
     user = (await gql.tao.obj_get([uid["ada"]]))[uid["ada"]]
     assert user.data["password_hash"].startswith("$argon2id$")
     assert "secret-password-1" not in str(user.data)
-    # The token is stored only as its sha256: no key or object holds it in clear.
-    assert await gql.tao.key_get_many("session", [p["token"]]) == {}
+    # The token's secret is stored only as its sha256: the session object never holds it.
+    from resolvers.accounts import _parse_token, token_hash
+
+    sid, secret = _parse_token(p["token"])
+    session = (await gql.tao.obj_get([sid]))[sid]
+    assert session.otype == "SESSION" and session.data["user_id"] == uid["ada"]
+    assert session.data["token_hash"] == token_hash(secret) and secret not in str(session.data)
 
 
 async def test_username_unique_ignoring_case(gql):
@@ -102,9 +107,9 @@ async def test_log_out_needs_a_session(gql):
 
 async def test_expired_token_is_a_clear_top_level_error(gql):
     token = (await sign_up(gql, "ada"))["token"]
-    from resolvers.accounts import token_hash
+    from resolvers.accounts import _parse_token
 
-    sid = (await gql.tao.key_get_many("session", [token_hash(token)]))[token_hash(token)]
+    sid, _ = _parse_token(token)
     await gql.tao.obj_update(sid, {"expires_at": 1})
     status, body = await gql.post(VIEWER, token=token)
     assert status == 401
@@ -112,7 +117,6 @@ async def test_expired_token_is_a_clear_top_level_error(gql):
     assert "expired" in body["errors"][0]["message"] and "log in" in body["errors"][0]["message"]
     # the expired session is cleaned up by a job
     await gql.tao.run_jobs_until_idle()
-    assert await gql.tao.key_get_many("session", [token_hash(token)]) == {}
     assert await gql.tao.obj_get([sid]) == {}
     uid = (await gql.tao.key_get_many("username", ["ada"]))["ada"]
     assert await gql.tao.assoc_count(uid, "HAS_SESSION") == 0
@@ -135,6 +139,19 @@ async def test_bad_authorization_headers(gql, header):
     assert status == 401
     err = body["errors"][0]
     assert err["extensions"]["code"] == "UNAUTHENTICATED" and err["message"]
+
+
+async def test_a_real_session_id_with_a_wrong_secret_is_refused(gql):
+    token = (await sign_up(gql, "ada"))["token"]
+    sid = token.split("_")[1]
+    forged = f"tgs_{sid}_" + "A" * 43
+    status, body = await gql.post(VIEWER, headers={"Authorization": f"Bearer {forged}"})
+    assert status == 401 and body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    # an id that is not a session (the user's own id) is refused the same way
+    uid = (await gql.tao.key_get_many("username", ["ada"]))["ada"]
+    status, _ = await gql.post(VIEWER, headers={"Authorization": f"Bearer tgs_{uid}_{token.split('_', 2)[2]}"})
+    assert status == 401
+    assert (await gql.ok(VIEWER, token=token))["viewer"] == {"username": "ada"}
 
 
 async def test_failed_log_ins_are_throttled_per_account(gql):

@@ -240,6 +240,9 @@ async def test_mysql_server_killed_during_writes(mysql_settings, services):
             await asyncio.to_thread(services.kill_mysql, dead_server)
             reads_before = live_reads["ok"]
             await asyncio.sleep(2.0)
+            # New objects with no owner go to shards that have not just failed.
+            placed = [await tao.obj_add("TEST_NODE", {"placed": i}) for i in range(10)]
+            assert all(server_of(i) != dead_server for i in placed), "a new object was placed on the dead server"
             phase["name"] = "restarting"
             await asyncio.to_thread(services.start_mysql, dead_server)
             assert live_reads["ok"] > reads_before, "the healthy shards stopped serving reads"
