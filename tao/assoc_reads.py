@@ -90,6 +90,9 @@ class AssocReadVerbs(AssocWriteVerbs):
     async def assoc_count_many(self, keys: list[ListKey], *, errors: str = "raise") -> dict[ListKey, Any]:
         keys = list(dict.fromkeys(keys))
         self.check_many(keys)
+        for _, atype in keys:
+            if not self.atype(atype).counted:
+                raise InvalidDataError(f"{atype} keeps no count (it is written in bulk and never counted)")
         lists = await self._lists(keys, errors)
         return {k: (v if isinstance(v, Exception) else v["n"]) for k, v in lists.items()}
 
@@ -103,9 +106,10 @@ class AssocReadVerbs(AssocWriteVerbs):
         and the rest with one SQL statement per shard."""
         keys = list(dict.fromkeys(keys))
         self.check_many(keys)
-        lists = await self._lists(keys, errors)
+        # Uncached types have no window to answer from: straight to the range query.
+        deep = [k for k in keys if not self.atype(k[1]).cached]
+        lists = await self._lists([k for k in keys if self.atype(k[1]).cached], errors)
         out: dict[ListKey, Any] = {}
-        deep = []
         for k, v in lists.items():
             if isinstance(v, Exception):
                 out[k] = v

@@ -27,7 +27,11 @@ class AssocWriteVerbs(InverseSync):
         """Add the edge, or update its time and data if it exists (upsert). Counts change only on insert."""
         t = self.primary_atype(atype)
         time = now_ms() if time is None else int(time)
-        changes = await self._add_on_shard(self.shard(id1), [(id1, t.code, id2, time, encode_data(data))], jobs)
+        row = (id1, t.code, id2, time, encode_data(data))
+        if not t.counted:
+            await self._put_uncounted(self.shard(id1), [row], jobs)
+            return Assoc(id1, atype, id2, time, 0, data or {})
+        changes = await self._add_on_shard(self.shard(id1), [row], jobs)
         edge = changes[0].upserts[0]
         return Assoc(id1, atype, id2, time, edge[2], edge[3])
 
@@ -49,10 +53,65 @@ class AssocWriteVerbs(InverseSync):
         groups = self.by_shard(rows.values(), lambda r: r[0])
 
         async def one(shard: int, group: list) -> dict:
-            changes = await self._add_on_shard(shard, group, (jobs_by_shard or {}).get(shard))
-            return {shard: sum(c.count for c in changes) - sum(c.count_before for c in changes)}
+            jobs = (jobs_by_shard or {}).get(shard)
+            uncounted = [r for r in group if not self.registry.atype_by_code(r[1]).counted]
+            counted = [r for r in group if self.registry.atype_by_code(r[1]).counted]
+            if uncounted:
+                await self._put_uncounted(shard, uncounted, None if counted else jobs)
+            if not counted:
+                return {shard: len(uncounted)}
+            changes = await self._add_on_shard(shard, counted, jobs)
+            return {shard: len(uncounted) + sum(c.count for c in changes) - sum(c.count_before for c in changes)}
         inserted = await self.per_shard(groups, one)
         return sum(inserted.values())
+
+    async def _put_uncounted(self, shard: int, rows: list[tuple], jobs) -> None:
+        """Upsert edges of uncounted types: one statement, no list lock, no count, version 0."""
+        for _, _, id2, _, _ in rows:
+            self.shard(id2)
+
+        async def body(conn):
+            await self.put_edges(conn, [(id1, code, id2, time, 0, text, None) for id1, code, id2, time, text in rows])
+            await self.outbox.add_jobs(conn, jobs)
+        await self.write(shard, body)
+        self.outbox.nudge(shard)
+
+    async def assoc_add_to_objects(self, id1s: list[int], atype: str, id2: int, time: int | None = None,
+                                   data: dict | None = None, *, active_field: str | None = None,
+                                   active_since: int | None = None) -> None:
+        """Add the edge (id1, atype, id2) from each of `id1s` that is an existing object — and,
+        with `active_field`, whose `data[active_field]` (its creation time where unset) is at
+        least `active_since` — in one INSERT ... SELECT per shard of id1, shards in parallel.
+
+        Fan-out's write (feed posts to active followers): the filter runs in the database, so
+        the caller never loads the objects. Only for uncounted types (they need no list lock)."""
+        t = self.primary_atype(atype)
+        if t.counted:
+            raise InvalidDataError(f"{atype} keeps counts: use assoc_add_many")
+        if len(id1s) > MAX_BULK:
+            raise InvalidDataError(f"{len(id1s)} edges in one call; the limit is {MAX_BULK}")
+        if (active_field is None) != (active_since is None):
+            raise InvalidDataError("give both active_field and active_since, or neither")
+        if active_field is not None and not active_field.isidentifier():
+            raise InvalidDataError(f"active_field must be a plain field name, got {active_field!r}")
+        self.shard(id2)
+        time = now_ms() if time is None else int(time)
+        text = encode_data(data)
+        where = ""
+        tail: list = []
+        if active_field is not None:
+            where = f" AND COALESCE({self.backend.json_int('data', active_field)}, created) >= %s"
+            tail = [int(active_since)]
+
+        async def one(shard: int, group: list[int]) -> dict:
+            ids = list(dict.fromkeys(group))
+            select = (f"SELECT id, %s, %s, %s, 0, %s, NULL FROM {{objects}} "
+                      f"WHERE id IN ({', '.join(['%s'] * len(ids))}){where}")
+            sql = self.backend.upsert_select("assocs", ("id1", "atype", "id2", "time", "version", "data", "src_version"),
+                                             ("id1", "atype", "id2"), {"time": "NEW(time)", "data": "NEW(data)"}, select)
+            await self.write(shard, lambda conn: conn.execute(sql, [t.code, id2, time, text, *ids, *tail]))
+            return {}
+        await self.per_shard(self.by_shard(id1s, lambda i: i), one)
 
     async def _add_on_shard(self, shard: int, rows: list[tuple], jobs) -> list[ListChange]:
         for _, _, id2, _, _ in rows:
@@ -89,6 +148,8 @@ class AssocWriteVerbs(InverseSync):
         t = self.primary_atype(atype)
         shard = self.shard(id1)
         self.shard(id2)
+        if not t.counted:
+            return await self._delete_uncounted(shard, (id1, t.code, id2), jobs)
 
         async def body(conn):
             # A plain read first, so deleting a missing edge bumps nothing; then the list lock
@@ -109,11 +170,23 @@ class AssocWriteVerbs(InverseSync):
         await self._after_write(shard, [change], job_id, [(id1, t.code, id2)])
         return bool(change.removed)
 
+    async def _delete_uncounted(self, shard: int, key: tuple[int, int, int], jobs) -> bool:
+        async def body(conn):
+            removed = await conn.execute("DELETE FROM {assocs} WHERE id1 = %s AND atype = %s AND id2 = %s", key)
+            if removed:
+                await self.outbox.add_jobs(conn, jobs)
+            return bool(removed)
+        removed = await self.write(shard, body)
+        self.outbox.nudge(shard)
+        return removed
+
     async def assoc_change_type(self, id1: int, atype: str, id2: int, new_atype: str,
                                 *, jobs: list[tuple[str, dict]] | None = None) -> Assoc:
         """Move the edge to another list of id1 (e.g. FOLLOW_REQUESTED -> FOLLOWS) in one transaction,
         keeping its time and data; both counts change together."""
         old_t, new_t = self.primary_atype(atype), self.primary_atype(new_atype)
+        if not (old_t.counted and new_t.counted):
+            raise InvalidDataError(f"assoc_change_type moves edges between counted lists; {atype} or {new_atype} is not")
         shard = self.shard(id1)
         self.shard(id2)
         old_k, new_k = (id1, old_t.code, id2), (id1, new_t.code, id2)

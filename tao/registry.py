@@ -35,6 +35,10 @@ class AssocType:
     # in pages larger than the cached window anyway (FEED: a fan-out then does no cache work per
     # follower, and every read of the type goes to SQL, so none can see an entry it did not update).
     cached: bool = True
+    # Keep an exact count (and a list version) for this type's lists. Off only for lists nobody
+    # counts, written in bulk (FEED): an edge write is then one upsert, with no list lock, no
+    # existence read and no count row. Uncounted types are uncached, with no inverse, not unique.
+    counted: bool = True
 
 
 class Registry:
@@ -52,11 +56,14 @@ class Registry:
 
     def assoc_type(
         self, name: str, code: int, *, inverse: str | None = None, inverse_code: int | None = None,
-        unique: bool = False, cap: int | None = None, cached: bool = True,
+        unique: bool = False, cap: int | None = None, cached: bool = True, counted: bool = True,
     ) -> AssocType:
         if (inverse is None) != (inverse_code is None):
             raise ValueError(f"{name}: give both inverse and inverse_code, or neither")
-        t = AssocType(name, code, inverse, inverse_code, unique, cap, cached=cached)
+        if not counted and (cached or inverse is not None or unique):
+            # Cached lists carry the count and version; inverses and uniqueness need the list lock.
+            raise ValueError(f"{name}: an uncounted type must be uncached, without inverse, and not unique")
+        t = AssocType(name, code, inverse, inverse_code, unique, cap, cached=cached, counted=counted)
         self._check_new(name, code, self.atypes, self._atype_codes)
         self.atypes[name] = self._atype_codes[code] = t
         if inverse is not None:

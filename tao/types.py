@@ -50,7 +50,9 @@ _a("COMMENT_LIKES", 38, inverse="COMMENT_LIKED_BY", inverse_code=39)
 _a("UPLOADED", 40, inverse="UPLOADED_BY", inverse_code=41)       # user -> media
 
 # Feed (no inverse: a viewer's feed list; id2 = post)
-_a("FEED", 60, cached=False)  # written in bulk by fan-out; read in 500-candidate pages from SQL
+# FEED is written in bulk by fan-out (assoc_add_to_objects) and read in 500-candidate pages from
+# SQL; nothing shows its count, so it keeps none (see docs/feed.md, "Writing FEED edges").
+_a("FEED", 60, cached=False, counted=False)
 _a("SEEN", 61)
 _a("VISITED", 62)       # viewer -> user whose profile they opened (time = latest visit): feed affinity
 _a("BIG_ACCOUNT", 63)   # feed registry -> author above feed.fanout_threshold (pulled at read time)
@@ -60,3 +62,4 @@ _a("TEST_LINK", 90, inverse="TEST_LINK_OF", inverse_code=91)
 _a("TEST_PLAIN", 92)
 _a("TEST_UNIQUE", 93, unique=True)
 _a("TEST_UNCACHED", 94, cached=False)
+_a("TEST_UNCOUNTED", 95, cached=False, counted=False)

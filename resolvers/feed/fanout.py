@@ -4,7 +4,9 @@ Making a post visible commits a `feed.fanout` job in the same transaction (posts
 The job handles one keyset page of the author's FOLLOWED_BY list (`feed.fanout_batch`
 followers): it first enqueues the job for the next page (so pages of a big fan-out proceed on
 any number of workers and progress survives a crash), then writes the post into the FEED list
-of every active follower of the page with `assoc_add_many` (one multi-row transaction per shard).
+of every active follower of the page with `assoc_add_to_objects`: one INSERT ... SELECT per
+shard, which checks each follower's `last_active` in the database (FEED keeps no count, so
+there is no list to lock and no row to read first).
 
 Invariants:
 - Idempotent: a FEED edge is an upsert keyed (follower, FEED, post); re-running a page rewrites
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 from config import FeedSettings
 from resolvers.feed import big_accounts
-from resolvers.feed.activity import DAY_MS, is_active
+from resolvers.feed.activity import DAY_MS
 from tao import Obj, Tao
 from tao.assoc_writes import MAX_BULK
 from tao.core import now_ms
@@ -72,18 +74,14 @@ async def _is_big(tao: Tao, author: int, s: FeedSettings) -> bool:
 
 
 async def push_to_followers(tao: Tao, post_id: int, author: int, time: int, followers: list[int],
-                            s: FeedSettings) -> int:
-    """Write the post into the FEED lists of the active followers among `followers`; returns how
-    many edges were written."""
-    if not followers:
-        return 0
-    users = await tao.obj_get(followers)
-    now = now_ms()
-    targets = [f for f in followers if (u := users.get(f)) is not None and is_active(u, s, now)]
-    data = {"a": author}
-    for i in range(0, len(targets), MAX_BULK):
-        await tao.assoc_add_many([(f, "FEED", post_id, time, data) for f in targets[i:i + MAX_BULK]])
-    return len(targets)
+                            s: FeedSettings) -> None:
+    """Write the post into the FEED lists of the active followers among `followers`: one
+    INSERT ... SELECT per shard that skips, in the database, followers inactive for longer than
+    `feed.inactive_days` (their feed is rebuilt when they return) and deleted accounts."""
+    since = now_ms() - int(s.inactive_days * DAY_MS)
+    for i in range(0, len(followers), MAX_BULK):
+        await tao.assoc_add_to_objects(followers[i:i + MAX_BULK], "FEED", post_id, time, {"a": author},
+                                       active_field="last_active", active_since=since)
 
 
 async def rebuild_job(tao: Tao, payload: dict) -> None:

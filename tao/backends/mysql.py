@@ -57,6 +57,11 @@ def _unsent(err: TaoError) -> TaoError:
     return err
 
 
+def _update_sets(update_sql: dict[str, str]) -> str:
+    """`col = expr, ...` with NEW(col) spelled as this dialect names the inserted value."""
+    return ", ".join(f"{c} = {e.replace('NEW(', 'VALUES(')}" for c, e in update_sql.items())
+
+
 class _MySQLConn:
     def __init__(self, raw: aiomysql.Connection, shard: int, prefix: str, timeout: float) -> None:
         self._raw = raw
@@ -107,9 +112,17 @@ class MySQLBackend:
 
     def upsert(self, table: str, cols: Sequence[str], key: Sequence[str], update_sql: dict[str, str],
                rows: int = 1) -> str:
-        sets = ", ".join(f"{c} = {e.replace('NEW(', 'VALUES(')}" for c, e in update_sql.items())
+        sets = _update_sets(update_sql)
         return (f"INSERT INTO {{{table}}} ({', '.join(cols)}) VALUES {', '.join(['(' + ', '.join(['%s'] * len(cols)) + ')'] * rows)} "
                 f"ON DUPLICATE KEY UPDATE {sets}")
+
+    def upsert_select(self, table: str, cols: Sequence[str], key: Sequence[str], update_sql: dict[str, str],
+                      select_sql: str) -> str:
+        sets = _update_sets(update_sql)
+        return f"INSERT INTO {{{table}}} ({', '.join(cols)}) {select_sql} ON DUPLICATE KEY UPDATE {sets}"
+
+    def json_int(self, column: str, field: str) -> str:
+        return f"CAST(JSON_VALUE({column}, '$.{field}') AS SIGNED)"
 
     async def _pool(self, server: int, shard: int) -> aiomysql.Pool:
         pool = self._pools[server]

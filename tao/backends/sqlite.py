@@ -45,6 +45,11 @@ def translate(exc: BaseException, shard: int) -> TaoError:
     raise exc
 
 
+def _update_sets(update_sql: dict[str, str]) -> str:
+    """`col = expr, ...` with NEW(col) spelled as this dialect names the inserted value."""
+    return ", ".join(f"{c} = {re.sub(r'NEW\((\w+)\)', r'excluded.\1', e)}" for c, e in update_sql.items())
+
+
 class _SQLiteConn:
     def __init__(self, raw: aiosqlite.Connection, shard: int, timeout: float) -> None:
         self._raw = raw
@@ -92,9 +97,19 @@ class SQLiteBackend:
 
     def upsert(self, table: str, cols: Sequence[str], key: Sequence[str], update_sql: dict[str, str],
                rows: int = 1) -> str:
-        sets = ", ".join(f"{c} = {re.sub(r'NEW\((\w+)\)', r'excluded.\1', e)}" for c, e in update_sql.items())
+        sets = _update_sets(update_sql)
         return (f"INSERT INTO {{{table}}} ({', '.join(cols)}) VALUES {', '.join(['(' + ', '.join(['%s'] * len(cols)) + ')'] * rows)} "
                 f"ON CONFLICT({', '.join(key)}) DO UPDATE SET {sets}")
+
+    def upsert_select(self, table: str, cols: Sequence[str], key: Sequence[str], update_sql: dict[str, str],
+                      select_sql: str) -> str:
+        # SQLite needs the SELECT to have a WHERE clause here (else ON CONFLICT parses as a join
+        # constraint); the store's INSERT ... SELECTs always have one.
+        sets = _update_sets(update_sql)
+        return f"INSERT INTO {{{table}}} ({', '.join(cols)}) {select_sql} ON CONFLICT({', '.join(key)}) DO UPDATE SET {sets}"
+
+    def json_int(self, column: str, field: str) -> str:
+        return f"CAST(json_extract({column}, '$.{field}') AS INTEGER)"
 
     async def _open(self, shard: int) -> _Shard:
         sh = self._shards[shard]
