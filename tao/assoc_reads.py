@@ -12,9 +12,10 @@ absent edge is labelled with its list's version, read in the same statement.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from typing import Any
+
+import orjson
 
 from tao.assoc_writes import AssocWriteVerbs
 from tao.lists import sort_key as _sort_key
@@ -66,7 +67,7 @@ class AssocReadVerbs(AssocWriteVerbs):
                 if kind == 0:
                     heads[(id1, code)] = (version, count)
                 else:
-                    edges.setdefault((id1, code), []).append([id2, time, ev, json.loads(data)])
+                    edges.setdefault((id1, code), []).append([id2, time, ev, orjson.loads(data)])
             result, installs = {}, []
             for id1, atype in group:
                 code = self.atype(atype).code
@@ -194,7 +195,7 @@ class AssocReadVerbs(AssocWriteVerbs):
             names = {(id1, self.atype(a).code): (id1, a) for id1, a in group}
             for id1, code, id2, time, version, data in rows:
                 k = names[(id1, code)]
-                res[k].append(Assoc(id1, k[1], id2, time, version, json.loads(data)))
+                res[k].append(Assoc(id1, k[1], id2, time, version, orjson.loads(data)))
             for k in res:
                 res[k].sort(key=lambda a: (-a.time, -a.id2))
             return res
@@ -243,7 +244,7 @@ class AssocReadVerbs(AssocWriteVerbs):
                 code = self.atype(atype).code
                 row = found.get((id1, code, id2))
                 if row:
-                    value = {"v": row[3], "a": [row[5], row[3], json.loads(row[6])]}
+                    value = {"v": row[3], "a": [row[5], row[3], orjson.loads(row[6])]}
                 else:
                     value = {"v": list_versions.get((id1, code), 0), "a": None}
                 installs.append(Install(self.edge_key(id1, code, id2), value["v"], lambda old, v=value: v))

@@ -9,7 +9,7 @@ A bulk add writes each shard's edges with multi-row statements: one transaction 
 
 from __future__ import annotations
 
-import json
+import orjson
 
 from tao.core import encode_data, log, now_ms
 from tao.errors import ConflictError, InvalidDataError, ObjectNotFoundError
@@ -82,6 +82,7 @@ class AssocWriteVerbs(InverseSync):
         """Add the edge (id1, atype, id2) from each of `id1s` that is an existing object — and,
         with `active_field`, whose `data[active_field]` (its creation time where unset) is at
         least `active_since` — in one INSERT ... SELECT per shard of id1, shards in parallel.
+        Edges that already exist are left as they are (a re-run changes nothing).
 
         Fan-out's write (feed posts to active followers): the filter runs in the database, so
         the caller never loads the objects. Only for uncounted types (they need no list lock)."""
@@ -105,10 +106,9 @@ class AssocWriteVerbs(InverseSync):
 
         async def one(shard: int, group: list[int]) -> dict:
             ids = list(dict.fromkeys(group))
-            select = (f"SELECT id, %s, %s, %s, 0, %s, NULL FROM {{objects}} "
-                      f"WHERE id IN ({', '.join(['%s'] * len(ids))}){where}")
-            sql = self.backend.upsert_select("assocs", ("id1", "atype", "id2", "time", "version", "data", "src_version"),
-                                             ("id1", "atype", "id2"), {"time": "NEW(time)", "data": "NEW(data)"}, select)
+            sql = (f"{self.backend.insert_ignore} INTO {{assocs}} (id1, atype, id2, time, version, data, src_version) "
+                   f"SELECT id, %s, %s, %s, 0, %s, NULL FROM {{objects}} "
+                   f"WHERE id IN ({', '.join(['%s'] * len(ids))}){where}")
             await self.write(shard, lambda conn: conn.execute(sql, [t.code, id2, time, text, *ids, *tail]))
             return {}
         await self.per_shard(self.by_shard(id1s, lambda i: i), one)
@@ -127,7 +127,7 @@ class AssocWriteVerbs(InverseSync):
             for id1, code, id2, time, text in rows:
                 c = changes[(id1, code)]
                 put.append((id1, code, id2, time, c.version, text, None))
-                c.upserts.append([id2, time, c.version, json.loads(text)])
+                c.upserts.append([id2, time, c.version, orjson.loads(text)])
                 if (id1, code, id2) not in existing:
                     c.count += 1
             for c in changes.values():
@@ -207,7 +207,7 @@ class AssocWriteVerbs(InverseSync):
             job_id = await self._inverse_job(conn, [old_k, new_k])
             await self.outbox.add_jobs(conn, jobs)
             return [ListChange(id1, old_t.code, v_old, n_old - 1, removed=[id2]),
-                    ListChange(id1, new_t.code, v_new, n_new, upserts=[[id2, time, v_new, json.loads(text)]])], job_id
+                    ListChange(id1, new_t.code, v_new, n_new, upserts=[[id2, time, v_new, orjson.loads(text)]])], job_id
         changes, job_id = await self.write(shard, body)
         await self._after_write(shard, changes, job_id, [old_k, new_k])
         edge = changes[1].upserts[0]

@@ -9,8 +9,9 @@ of times, concurrently, and every inverse converges to its forward edge's latest
 
 from __future__ import annotations
 
-import json
 from typing import Any
+
+import orjson
 
 from tao.lists import ListChange, ListWrites, _or
 
@@ -93,7 +94,7 @@ class InverseSync(ListWrites):
         for key, (time, text), src_version in to_put:
             c = changes[(key[0], key[1])]
             rows.append((*key, time, c.version, text, src_version))
-            c.upserts.append([key[2], time, c.version, json.loads(text)])
+            c.upserts.append([key[2], time, c.version, orjson.loads(text)])
             c.count += 0 if key in current else 1
         for key in to_remove:
             c = changes[(key[0], key[1])]

@@ -7,9 +7,10 @@ deleted row's version + 1, so a slow reader holding the old row can never bring 
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
+
+import orjson
 
 from tao.cache.base import Install
 from tao.core import TaoCore, encode_data, now_ms
@@ -22,7 +23,7 @@ _OBJ_COLS = "id, otype, version, created, updated, data"
 class ObjectVerbs(TaoCore):
     def _obj_value(self, row: tuple) -> dict:
         id_, otype, version, created, updated, data = row
-        return {"v": version, "o": [otype, created, updated, json.loads(data)]}
+        return {"v": version, "o": [otype, created, updated, orjson.loads(data)]}
 
     def _obj_from_value(self, id_: int, value: dict) -> Obj | None:
         if value.get("absent"):
@@ -31,7 +32,9 @@ class ObjectVerbs(TaoCore):
         return Obj(id_, self.registry.otype_by_code(otype).name, value["v"], created, updated, data)
 
     async def obj_add(self, otype: str, data: dict | None = None, *, owner: int | None = None,
-                      jobs: list[tuple[str, dict]] | None = None) -> int:
+                      jobs: list[tuple] | Callable[[int], list[tuple]] | None = None) -> int:
+        """Create an object (on `owner`'s shard, else on any live one); returns its id. `jobs`
+        commit with it; pass a function of the new id when a job must name the object."""
         code = self.registry.otype(otype).code
         text = encode_data(data)
         shard = self.shard(owner) if owner is not None else self.placement_shard()
@@ -43,7 +46,7 @@ class ObjectVerbs(TaoCore):
             async def body(conn):
                 await conn.execute(f"INSERT INTO {{objects}} ({_OBJ_COLS}) VALUES (%s, %s, 1, %s, %s, %s)",
                                    (id_, code, ts, ts, text))
-                await self.outbox.add_jobs(conn, jobs)
+                await self.outbox.add_jobs(conn, jobs(id_) if callable(jobs) else jobs)
             try:
                 await self.write(shard, body)
                 break
@@ -129,7 +132,7 @@ class ObjectVerbs(TaoCore):
             if not rows:
                 raise ObjectNotFoundError(f"object {id_} does not exist")
             _, otype, version, created, _, old = rows[0]
-            merged = json.loads(old)
+            merged = orjson.loads(old)
             for k, v in data.items():
                 if v is None:
                     merged.pop(k, None)

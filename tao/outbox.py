@@ -55,9 +55,10 @@ class Outbox:
                            (job_id, handler, json.dumps(payload, separators=(",", ":")), ts + delay_ms, ts))
         return job_id
 
-    async def add_jobs(self, conn, jobs: list[tuple[str, dict]] | None) -> None:
-        for handler, payload in jobs or ():
-            await self.add(conn, handler, payload)
+    async def add_jobs(self, conn, jobs: list[tuple] | None) -> None:
+        """Write the callers' jobs in their transaction: (handler, payload[, delay_ms]) each."""
+        for handler, payload, *delay in jobs or ():
+            await self.add(conn, handler, payload, delay_ms=delay[0] if delay else 0)
 
     async def enqueue(self, shard: int, handler: str, payload: dict, *, delay_ms: int = 0) -> int:
         job_id = await self._core.write(shard, lambda conn: self.add(conn, handler, payload, delay_ms=delay_ms))

@@ -53,7 +53,7 @@ _a("UPLOADED", 40, inverse="UPLOADED_BY", inverse_code=41)       # user -> media
 # FEED is written in bulk by fan-out (assoc_add_to_objects) and read in 500-candidate pages from
 # SQL; nothing shows its count, so it keeps none (see docs/feed.md, "Writing FEED edges").
 _a("FEED", 60, cached=False, counted=False)
-_a("SEEN", 61)
+# 61 was SEEN (retired before any data: seen marks live on FEED edges). Never reuse it.
 _a("VISITED", 62)       # viewer -> user whose profile they opened (time = latest visit): feed affinity
 _a("BIG_ACCOUNT", 63)   # feed registry -> author above feed.fanout_threshold (pulled at read time)
 

@@ -40,6 +40,7 @@ class Candidate:
     time: int
     pushed: bool = False       # came from the viewer's FEED list
     obj: Obj | None = None     # the POST, once loaded
+    seen: bool = False         # the viewer scrolled past it (a mark on its FEED edge)
 
 
 async def pull_authors(tao: Tao, authors: list[int], low: int, per_author: int,
@@ -74,7 +75,8 @@ async def gather(ctx: RequestContext, viewer: Obj, *, low: int | None = None, li
     low = now_ms() - int(s.window_days * DAY_MS) if low is None else low
     feed, authors = await asyncio.gather(
         tao.assoc_time_range(viewer.id, "FEED", low=low, limit=limit), pulled_authors(ctx, viewer))
-    by_post = {e.id2: Candidate(e.id2, int(e.data.get("a") or 0), e.time, pushed=True) for e in feed}
+    by_post = {e.id2: Candidate(e.id2, int(e.data.get("a") or 0), e.time, pushed=True, seen="s" in e.data)
+               for e in feed}
     unbounded = [a for a, until in authors if until is None]
     pulled = await pull_authors(tao, unbounded, low, s.pull_per_author)
     for a, until in authors:  # formerly big: only what they posted while big was never pushed
@@ -89,15 +91,16 @@ async def gather(ctx: RequestContext, viewer: Obj, *, low: int | None = None, li
 async def prefilter(ctx: RequestContext, viewer: int, cands: list[Candidate]
                     ) -> tuple[list[Candidate], list[int]]:
     """The cheap filter for a whole snapshot (hundreds of candidates): the post exists and is
-    visible, and the viewer follows its author (or is the author) with no block either way and
-    no mute — decided from the viewer's own lists (one many-keys read on the viewer's shard)
-    instead of per-author edges. `keep_visible`, the authoritative check through privacy, runs
-    again on each page as it is served. Returns (kept, pushed post ids to remove from FEED)."""
+    visible, and its author is the viewer or is neither blocked (either way) nor muted — decided
+    from the viewer's own short lists (one many-keys read on the viewer's shard) instead of
+    per-author edges. Following needs no check here: FEED edges are written only to followers
+    and an unfollow's job removes them, pulled authors are checked by `pulled_authors`, and
+    `keep_visible`, the authoritative check through privacy, runs again on each page as it is
+    served. Returns (kept, pushed post ids to remove from FEED)."""
     if not cands:
         return [], []
-    lists = await ctx.tao.assoc_range_many([(viewer, t) for t in ("FOLLOWS", "MUTES", "BLOCKS", "BLOCKED_BY")],
+    lists = await ctx.tao.assoc_range_many([(viewer, t) for t in ("MUTES", "BLOCKS", "BLOCKED_BY")],
                                            0, big_accounts.MAX_BIG_ACCOUNTS)
-    follows = {a.id2 for a in lists[(viewer, "FOLLOWS")]}
     shut = {a.id2 for t in ("MUTES", "BLOCKS", "BLOCKED_BY") for a in lists[(viewer, t)]}
     objs = await ctx.loaders.object_by_id.load_many([c.post for c in cands])
     kept, drop = [], []
@@ -107,7 +110,7 @@ async def prefilter(ctx: RequestContext, viewer: int, cands: list[Candidate]
             c.author = int(o.data["author"])
             c.time = int(o.data.get("published_at") or o.created)
         if (o is not None and o.otype == "POST" and o.data.get("status") == "visible"
-                and (c.author == viewer or (c.author in follows and c.author not in shut))):
+                and (c.author == viewer or c.author not in shut)):
             kept.append(c)
         elif c.pushed:
             drop.append(c.post)

@@ -7,7 +7,7 @@ score = w_recency * 0.5 ** (age_h / half_life)
 
 Signals come from the viewer's newest AFFINITY_LIKES likes (which authors, which kinds) and
 VISITED edges (profile visits), and the posts' LIKED_BY / HAS_COMMENT counts. Posts the viewer
-already scrolled past (SEEN) sink below every unseen post; within each group the order is by
+already scrolled past (seen marks on their FEED edges, read with the list) sink below every unseen post; within each group the order is by
 score. Diversity is then applied greedily over aligned blocks of `feed.diversity_window` items:
 no more than `max_same_author_run` consecutive posts by one author, and no kind over
 `max_content_type_share` of a block. When no remaining candidate fits, the type rule is relaxed
@@ -58,16 +58,15 @@ async def load_signals(ctx: RequestContext, viewer: int, cands: list[Candidate])
     tao = ctx.tao
     posts = [c.post for c in cands]
     count_keys = [(p, "LIKED_BY") for p in posts] + [(p, "HAS_COMMENT") for p in posts]
-    counts, seen, likes, visits = await asyncio.gather(
+    counts, likes, visits = await asyncio.gather(
         tao.assoc_count_many(count_keys) if posts else _empty(),
-        tao.assoc_get(viewer, "SEEN", posts) if posts else _empty(),
         tao.assoc_time_range(viewer, "LIKES", limit=AFFINITY_LIKES),
         tao.assoc_time_range(viewer, "VISITED", limit=AFFINITY_VISITS))
     liked = [o for o in await ctx.loaders.object_by_id.load_many([e.id2 for e in likes]) if o is not None]
     return Signals(
         likes={p: counts.get((p, "LIKED_BY"), 0) for p in posts},
         comments={p: counts.get((p, "HAS_COMMENT"), 0) for p in posts},
-        seen=set(seen),
+        seen={c.post for c in cands if c.seen},
         liked_authors=Counter(int(o.data["author"]) for o in liked if o.data.get("author") is not None),
         visited={e.id2: e.time for e in visits},
         liked_kinds=Counter(o.data.get("kind") for o in liked if o.data.get("kind") in KINDS),

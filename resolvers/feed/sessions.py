@@ -9,7 +9,8 @@ shown twice or skipped while the viewer scrolls. Later pages re-apply the read-t
 
 A session is readable for `feed.session_ttl_seconds`; a delayed job deletes it after that.
 Serving a page with a cursor records the previous page (ids[page_start:index + 1], the posts
-the viewer scrolled past) as SEEN edges, one multi-row write on the viewer's shard.
+the viewer scrolled past) as seen: a mark on each post's FEED edge, one multi-row write on the
+viewer's shard, read back with the FEED list on the next refresh (ranking sinks seen posts).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from resolvers.errors import BadInputError
+from resolvers.feed.fanout import post_time
 from resolvers.feed.ranking import Scored
 from tao import Obj
 from tao.core import now_ms
@@ -78,10 +80,18 @@ async def load_session(ctx: RequestContext, viewer: int, cursor: FeedCursor) -> 
 
 
 async def record_seen(ctx: RequestContext, session: Session, cursor: FeedCursor) -> None:
-    """The page that ended at the cursor was scrolled past: SEEN edges, one bulk write."""
+    """The page that ended at the cursor was scrolled past: mark its posts seen on the viewer's
+    FEED edges (`"s"`: when), one bulk upsert on the viewer's shard. A pulled post gets a FEED
+    edge for its mark, so the next refresh reads every mark with the FEED list it reads anyway."""
     posts = session.ids[cursor[2]:cursor[1] + 1]
-    if posts:
-        await ctx.tao.assoc_add_many([(session.viewer, "SEEN", p) for p in posts])
+    if not posts:
+        return
+    now = now_ms()
+    objs = await ctx.loaders.object_by_id.load_many(posts)
+    edges = [(session.viewer, "FEED", o.id, post_time(o), {"a": int(o.data["author"]), "s": now})
+             for o in objs if o is not None and o.otype == "POST" and o.data.get("author") is not None]
+    if edges:
+        await ctx.tao.assoc_add_many(edges)
 
 
 async def expire_session_job(tao, payload: dict) -> None:

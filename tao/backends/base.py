@@ -44,11 +44,6 @@ class Backend(Protocol):
         maps a column to an expression in which `NEW(col)` names the inserted value."""
         ...
 
-    def upsert_select(self, table: str, cols: Sequence[str], key: Sequence[str], update_sql: dict[str, str],
-                      select_sql: str) -> str:
-        """The same upsert with its rows from `select_sql` (which must have a WHERE clause)."""
-        ...
-
     def json_int(self, column: str, field: str) -> str:
         """An SQL expression: the integer at `field` of the JSON in `column` (NULL if absent or null)."""
         ...

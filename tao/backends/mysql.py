@@ -116,11 +116,6 @@ class MySQLBackend:
         return (f"INSERT INTO {{{table}}} ({', '.join(cols)}) VALUES {', '.join(['(' + ', '.join(['%s'] * len(cols)) + ')'] * rows)} "
                 f"ON DUPLICATE KEY UPDATE {sets}")
 
-    def upsert_select(self, table: str, cols: Sequence[str], key: Sequence[str], update_sql: dict[str, str],
-                      select_sql: str) -> str:
-        sets = _update_sets(update_sql)
-        return f"INSERT INTO {{{table}}} ({', '.join(cols)}) {select_sql} ON DUPLICATE KEY UPDATE {sets}"
-
     def json_int(self, column: str, field: str) -> str:
         return f"CAST(JSON_VALUE({column}, '$.{field}') AS SIGNED)"
 

@@ -101,13 +101,6 @@ class SQLiteBackend:
         return (f"INSERT INTO {{{table}}} ({', '.join(cols)}) VALUES {', '.join(['(' + ', '.join(['%s'] * len(cols)) + ')'] * rows)} "
                 f"ON CONFLICT({', '.join(key)}) DO UPDATE SET {sets}")
 
-    def upsert_select(self, table: str, cols: Sequence[str], key: Sequence[str], update_sql: dict[str, str],
-                      select_sql: str) -> str:
-        # SQLite needs the SELECT to have a WHERE clause here (else ON CONFLICT parses as a join
-        # constraint); the store's INSERT ... SELECTs always have one.
-        sets = _update_sets(update_sql)
-        return f"INSERT INTO {{{table}}} ({', '.join(cols)}) {select_sql} ON CONFLICT({', '.join(key)}) DO UPDATE SET {sets}"
-
     def json_int(self, column: str, field: str) -> str:
         return f"CAST(json_extract({column}, '$.{field}') AS INTEGER)"
 

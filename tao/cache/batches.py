@@ -101,14 +101,14 @@ class ServerBatches:
     def get(self, name: str, keys: list[str]) -> Outcome:
         health = self._health[name]
         epoch = health.epoch
-        if not health.usable():
+        if not health.readable():
             return Outcome(bypassed=True)
         try:
             values = self._clients[name].get_many(keys)
         except Exception as exc:
             health.mark_suspect(f"get_many failed: {exc!r}")
             return Outcome(bypassed=True, round_trips=1, errors=1)
-        if health.epoch != epoch or not health.usable():
+        if health.epoch != epoch or not health.readable():
             # A fault was seen while the call was in flight: its answer may predate a write
             # this server missed. Discard it.
             return Outcome(bypassed=True, round_trips=1)

@@ -8,24 +8,24 @@ version -1" on install, so any install replaces them.
 
 from __future__ import annotations
 
-import json
 from typing import Any
+
+import orjson
 
 from tao.cache.base import Value
 
-_encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-
 
 def encode(value: Value) -> bytes:
-    return _encoder.encode(value).encode("utf-8")
+    # Values hold data already checked by tao.core.encode_data (str keys, no NaN).
+    return orjson.dumps(value)
 
 
 def decode(data: bytes | None) -> Value | None:
     if data is None:
         return None
     try:
-        value: Any = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
+        value: Any = orjson.loads(data)
+    except orjson.JSONDecodeError:
         return None
     if not isinstance(value, dict):
         return None

@@ -72,6 +72,8 @@ class ServerHealth:
         self.healthy = False
         self.epoch = 0  # bumped on every fault; a call whose epoch changed is discarded
         self.last_ok = 0.0  # monotonic time of the last good probe reply
+        # After a recovery, reads wait until this monotonic time: see `readable`.
+        self.reads_from = 0.0
         # `clock` value at the last fault or recovery: an install fenced before it is refused.
         self.changed = 0
         self._clock = clock
@@ -105,6 +107,14 @@ class ServerHealth:
     def usable(self) -> bool:
         """May a data call use this server now? Fails closed when the heartbeat is late."""
         return self.healthy and time.monotonic() - self.last_ok < self.gap_limit
+
+    def readable(self) -> bool:
+        """May a read use this server now? `usable`, and past the recovery grace: after a flush
+        this process waits `gap_limit` before reading, by which time every other live process
+        has seen the server answer and flushed it too. Until then another process may still be
+        bypassing the server with its writes (leaving older values in it unrepaired), so a
+        value filled here would be stale there. Installs need no grace: the last flush clears them."""
+        return self.usable() and time.monotonic() >= self.reads_from
 
     def mark_suspect(self, reason: str) -> None:
         """Record a fault: bypass the server until the heartbeat flushes it."""
@@ -170,6 +180,7 @@ class ServerHealth:
                 return
             if flush:
                 self.changed = self._clock.tick()
+                self.reads_from = now + self.gap_limit
             self.last_ok = now
             self.healthy = True
         if flush:

@@ -50,9 +50,11 @@ async def test_add_to_objects_writes_only_existing_active_objects(tao, make_user
     got = await tao.assoc_get_many([(u, "TEST_UNCOUNTED", post) for u in (active, fresh, stale, gone)])
     assert {k[0] for k, e in got.items() if e is not None} == {active, fresh}
     assert got[(active, "TEST_UNCOUNTED", post)].time == 123 and got[(active, "TEST_UNCOUNTED", post)].data == {"a": 7}
-    # again, with a new time: the existing edges are updated, not duplicated
-    await tao.assoc_add_to_objects([active, fresh], "TEST_UNCOUNTED", post, 456)
-    assert [e.time for e in await tao.assoc_range(active, "TEST_UNCOUNTED", 0, 10)] == [456]
+    # again (a re-run): existing edges keep their time and data, missing ones are added
+    await tao.assoc_add(fresh, "TEST_UNCOUNTED", post, time=123, data={"a": 7, "s": 1})
+    await tao.assoc_add_to_objects([active, fresh, stale], "TEST_UNCOUNTED", post, 456, {"a": 7})
+    assert [(e.time, e.data) for e in await tao.assoc_range(fresh, "TEST_UNCOUNTED", 0, 10)] == [(123, {"a": 7, "s": 1})]
+    assert [e.time for e in await tao.assoc_range(stale, "TEST_UNCOUNTED", 0, 10)] == [456]
 
 
 async def test_add_to_objects_spans_shards_in_one_statement_each(tao, make_user):
