@@ -144,7 +144,7 @@ async def make_post(tao: Tao, author: int, kind: str = "photo", time_ms: int | N
     pid = await tao.obj_add("POST", {"author": author, "caption": "bench", "status": "visible", "kind": kind,
                                      "published_at": t}, owner=author)
     obj = (await tao.obj_get([pid]))[pid]
-    await tao.assoc_add(author, "AUTHORED", pid, time=t, jobs=fanout.on_publish(obj))
+    await tao.assoc_add(author, "AUTHORED", pid, time=t, data={"k": kind}, jobs=fanout.on_publish(obj))
     return pid
 
 

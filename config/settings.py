@@ -163,9 +163,13 @@ class FeedSettings:
     inactive_days: float = 30.0
     # `last_active` on the USER object is rewritten at most this often by the viewer's feed reads.
     active_touch_seconds: int = 3600
-    # Candidates ranked into one feed session (the snapshot later pages read from). At most ~1000:
-    # a session is one object, and object data is limited to 60 KB.
+    # Candidates ranked into one feed session (the snapshot later pages read from). At most ~600:
+    # a session is one object (post and author ids, ~40 bytes each, and score rows for
+    # developers), and object data is limited to 60 KB.
     page_candidates: int = 500
+    # Candidates given the full score (their like and comment counts read): the best this many by
+    # every other signal. The rest of the snapshot follows in that first-pass order.
+    rank_depth: int = 150
     # Candidates are posts younger than this (FEED edges and pulled AUTHORED posts alike).
     window_days: float = 14.0
     # Newest posts pulled per big account (and per followed account on the rebuild/pull path).

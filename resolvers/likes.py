@@ -24,12 +24,12 @@ if TYPE_CHECKING:
     from resolvers.context import RequestContext
 
 
-async def _set_like(ctx: RequestContext, atype: str, target: int, on: bool) -> None:
+async def _set_like(ctx: RequestContext, atype: str, target: int, on: bool, data: dict | None = None) -> None:
     viewer = ctx.require_viewer()
     key = (viewer, atype, target)
     exists = await ctx.loaders.assoc_by_key.load(key) is not None
     if on and not exists:
-        await ctx.tao.assoc_add(viewer, atype, target)
+        await ctx.tao.assoc_add(viewer, atype, target, data=data)
     elif not on and exists:
         await ctx.tao.assoc_delete(viewer, atype, target)
     ctx.loaders.forget_edges(key)
@@ -39,7 +39,9 @@ async def do_like_post(ctx: RequestContext, post_id: int) -> Obj:
     post = await get_post(ctx, post_id)
     if post is None:
         raise not_found()
-    await _set_like(ctx, "LIKES", post_id, True)
+    # The like carries the post's author and kind: the feed's affinity and content-type
+    # signals read them from the viewer's LIKES list without loading the posts.
+    await _set_like(ctx, "LIKES", post_id, True, {"a": int(post.data["author"]), "k": post.data.get("kind", "photo")})
     return post
 
 

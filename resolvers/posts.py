@@ -175,7 +175,8 @@ async def do_create_post(ctx: RequestContext, caption: str, media_ids: list[int]
     post = (await ctx.tao.obj_get([post_id]))[post_id]
     jobs = [(SYNC_EDGES_JOB, {"post": post_id})] + (_hooks(ON_PUBLISH, post) if ready else [])
     # Same shard as the post: the job commits with the edge that lists the post.
-    await ctx.tao.assoc_add(viewer, "AUTHORED", post_id, time=post.created, jobs=jobs)
+    # The edge carries the post's kind, so feed ranking need not load pulled posts.
+    await ctx.tao.assoc_add(viewer, "AUTHORED", post_id, time=post.created, data={"k": post.data["kind"]}, jobs=jobs)
     await sync_post_edges(ctx.tao, post)
     # A media may have become ready before the HAS_MEDIA edges existed (its job found no post to
     # publish): check again now that they do.

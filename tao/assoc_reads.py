@@ -184,6 +184,18 @@ class AssocReadVerbs(AssocWriteVerbs):
                           errors: str) -> dict[ListKey, Any]:
         """Ranges past the cached window: straight from SQL, one UNION statement per shard."""
         async def one(shard: int, group: list[ListKey]) -> dict:
+            res: dict[ListKey, list] = {k: [] for k in group}
+            if len(group) == 1:
+                # One list (a feed page, a fan-out page): no UNION, and no id1/atype columns to
+                # parse — the driver's per-column cost dominates reads of hundreds of rows.
+                (id1, atype), = group
+                async with self.read(shard) as conn:
+                    rows = await conn.fetchall(
+                        f"SELECT id2, time, version, data FROM {{assocs}} WHERE id1 = %s AND atype = %s{extra} "
+                        f"ORDER BY time DESC, id2 DESC {tail}", [id1, self.atype(atype).code] + extra_params)
+                res[(id1, atype)] = [Assoc(id1, atype, id2, time, version, orjson.loads(data))
+                                     for id2, time, version, data in rows]
+                return res
             parts, params = [], []
             for i, (id1, atype) in enumerate(group):
                 parts.append(f"SELECT * FROM (SELECT id1, atype, id2, time, version, data FROM {{assocs}} "
@@ -191,7 +203,6 @@ class AssocReadVerbs(AssocWriteVerbs):
                 params += [id1, self.atype(atype).code] + extra_params
             async with self.read(shard) as conn:
                 rows = await conn.fetchall(" UNION ALL ".join(parts), params)
-            res: dict[ListKey, list] = {k: [] for k in group}
             names = {(id1, self.atype(a).code): (id1, a) for id1, a in group}
             for id1, code, id2, time, version, data in rows:
                 k = names[(id1, code)]

@@ -41,6 +41,7 @@ class Candidate:
     pushed: bool = False       # came from the viewer's FEED list
     obj: Obj | None = None     # the POST, once loaded
     seen: bool = False         # the viewer scrolled past it (a mark on its FEED edge)
+    kind: str | None = None    # photo | video | carousel, from the edge (None: from the post)
 
 
 async def pull_authors(tao: Tao, authors: list[int], low: int, per_author: int,
@@ -51,7 +52,7 @@ async def pull_authors(tao: Tao, authors: list[int], low: int, per_author: int,
         keys = [(a, "AUTHORED") for a in authors[i:i + PULL_CHUNK]]
         pages = await tao.assoc_time_range_many(keys, high=high, low=low, limit=per_author)
         for (author, _), page in pages.items():
-            out += [Candidate(e.id2, author, e.time) for e in page]
+            out += [Candidate(e.id2, author, e.time, kind=e.data.get("k")) for e in page]
     return out
 
 
@@ -75,8 +76,8 @@ async def gather(ctx: RequestContext, viewer: Obj, *, low: int | None = None, li
     low = now_ms() - int(s.window_days * DAY_MS) if low is None else low
     feed, authors = await asyncio.gather(
         tao.assoc_time_range(viewer.id, "FEED", low=low, limit=limit), pulled_authors(ctx, viewer))
-    by_post = {e.id2: Candidate(e.id2, int(e.data.get("a") or 0), e.time, pushed=True, seen="s" in e.data)
-               for e in feed}
+    by_post = {e.id2: Candidate(e.id2, int(e.data.get("a") or 0), e.time, pushed=True, seen="s" in e.data,
+                                kind=e.data.get("k")) for e in feed}
     unbounded = [a for a, until in authors if until is None]
     pulled = await pull_authors(tao, unbounded, low, s.pull_per_author)
     for a, until in authors:  # formerly big: only what they posted while big was never pushed
@@ -90,30 +91,31 @@ async def gather(ctx: RequestContext, viewer: Obj, *, low: int | None = None, li
 
 async def prefilter(ctx: RequestContext, viewer: int, cands: list[Candidate]
                     ) -> tuple[list[Candidate], list[int]]:
-    """The cheap filter for a whole snapshot (hundreds of candidates): the post exists and is
-    visible, and its author is the viewer or is neither blocked (either way) nor muted — decided
-    from the viewer's own short lists (one many-keys read on the viewer's shard) instead of
-    per-author edges. Following needs no check here: FEED edges are written only to followers
-    and an unfollow's job removes them, pulled authors are checked by `pulled_authors`, and
-    `keep_visible`, the authoritative check through privacy, runs again on each page as it is
-    served. Returns (kept, pushed post ids to remove from FEED)."""
+    """The cheap filter for a whole snapshot (hundreds of candidates), from what the edges
+    carry and the viewer's own short lists (one many-keys read on the viewer's shard): drop
+    posts by authors the viewer blocks, is blocked by, or mutes. It loads no posts: FEED edges
+    exist only for visible posts of followed authors (a delete, unfollow or block removes them
+    by job within seconds), pulled authors are checked by `pulled_authors`, and `keep_visible`,
+    the authoritative check through privacy, runs on each page as it is served. Candidates
+    whose edge lacks the post's kind (edges written before it was carried) get the post loaded.
+    Returns (kept, pushed post ids to remove from FEED)."""
     if not cands:
         return [], []
     lists = await ctx.tao.assoc_range_many([(viewer, t) for t in ("MUTES", "BLOCKS", "BLOCKED_BY")],
                                            0, big_accounts.MAX_BIG_ACCOUNTS)
     shut = {a.id2 for t in ("MUTES", "BLOCKS", "BLOCKED_BY") for a in lists[(viewer, t)]}
-    objs = await ctx.loaders.object_by_id.load_many([c.post for c in cands])
     kept, drop = [], []
-    for c, o in zip(cands, objs):
-        c.obj = o
-        if o is not None and o.data.get("author") is not None:
-            c.author = int(o.data["author"])
-            c.time = int(o.data.get("published_at") or o.created)
-        if (o is not None and o.otype == "POST" and o.data.get("status") == "visible"
-                and (c.author == viewer or c.author not in shut)):
+    for c in cands:
+        if c.author == viewer or c.author not in shut:
             kept.append(c)
         elif c.pushed:
             drop.append(c.post)
+    unknown = [c for c in kept if c.kind is None]
+    if unknown:
+        objs = await ctx.tao.obj_get([c.post for c in unknown])
+        for c in unknown:
+            c.obj = objs.get(c.post)
+            c.kind = c.obj.data.get("kind") if c.obj is not None else None
     return kept, drop
 
 
@@ -123,24 +125,27 @@ async def keep_visible(ctx: RequestContext, viewer: int, cands: list[Candidate]
     if not cands:
         return [], []
     loaders = ctx.loaders
-    objs = await loaders.object_by_id.load_many([c.post for c in cands])
+    # The authors come from the edges, so the posts and the authors' visibility load together;
+    # a post whose stored author differs from its edge's (never, short of a bug) is not shown.
+    edge_authors = {c.post: c.author for c in cands}
+    authors = list(dict.fromkeys(c.author for c in cands if c.author != viewer))
+    objs, vis, mutes, follows = await asyncio.gather(
+        loaders.object_by_id.load_many([c.post for c in cands]),
+        loaders.visibility_by_user_id.load_many(authors),
+        loaders.assoc_by_key.load_many([(viewer, "MUTES", a) for a in authors]),
+        loaders.assoc_by_key.load_many([(viewer, "FOLLOWS", a) for a in authors]))
     for c, o in zip(cands, objs):
         c.obj = o
         if o is not None and o.data.get("author") is not None:
             c.author = int(o.data["author"])
             c.time = int(o.data.get("published_at") or o.created)  # one clock for pushed and pulled posts
-    authors = list(dict.fromkeys(c.author for c in cands if c.obj is not None and c.author != viewer))
-    vis, mutes, follows = await asyncio.gather(
-        loaders.visibility_by_user_id.load_many(authors),
-        loaders.assoc_by_key.load_many([(viewer, "MUTES", a) for a in authors]),
-        loaders.assoc_by_key.load_many([(viewer, "FOLLOWS", a) for a in authors]))
     ok_authors = {viewer} | {a for a, v, m, f in zip(authors, vis, mutes, follows)
                              if v == Visibility.FULL and m is None and f is not None}
     kept, drop = [], []
     for c in cands:
         o = c.obj
         if (o is not None and o.otype == "POST" and o.data.get("status") == "visible"
-                and c.author in ok_authors):
+                and c.author == edge_authors[c.post] and c.author in ok_authors):
             kept.append(c)
         elif c.pushed:
             drop.append(c.post)

@@ -15,8 +15,8 @@ Invariants:
 - The first page decides push or pull from the exact follower count: above
   `feed.fanout_threshold` the author is (or stays) on the BIG_ACCOUNT list and nothing else is
   written, so a big account's post costs O(1) writes whatever its follower count.
-- A FEED edge's time is the post's publish time and its data `{"a": author}` (removal by author
-  scans the list without loading posts).
+- A FEED edge's time is the post's publish time and its data `{"a": author, "k": kind}`
+  (removal by author and ranking read the list without loading posts).
 """
 
 from __future__ import annotations
@@ -39,7 +39,14 @@ def post_time(post: Obj) -> int:
 
 def on_publish(post: Obj) -> list[tuple[str, dict]]:
     """posts.ON_PUBLISH hook: the fan-out job, committed with the write that makes `post` visible."""
-    return [(FANOUT_JOB, {"post": post.id, "author": int(post.data["author"]), "time": post_time(post)})]
+    return [(FANOUT_JOB, {"post": post.id, "author": int(post.data["author"]), "time": post_time(post),
+                          "kind": post.data.get("kind", "photo")})]
+
+
+def feed_edge_data(author: int, kind: str | None) -> dict:
+    """A FEED edge's data: the author (removal by author scans without loading posts) and the
+    post's kind (ranking's content-type signal and diversity rule, likewise)."""
+    return {"a": author, "k": kind} if kind else {"a": author}
 
 
 def _settings(tao: Tao) -> FeedSettings:
@@ -59,7 +66,7 @@ async def fanout_job(tao: Tao, payload: dict) -> None:
     if len(page) == s.fanout_batch:
         await tao.enqueue(author, FANOUT_JOB, {**payload, "after": [page[-1].time, page[-1].id2],
                                                "page": payload.get("page", 0) + 1})
-    await push_to_followers(tao, post_id, author, time, [a.id2 for a in page], s)
+    await push_to_followers(tao, post_id, feed_edge_data(author, payload.get("kind")), time, [a.id2 for a in page], s)
 
 
 async def _is_big(tao: Tao, author: int, s: FeedSettings) -> bool:
@@ -73,14 +80,14 @@ async def _is_big(tao: Tao, author: int, s: FeedSettings) -> bool:
     return big
 
 
-async def push_to_followers(tao: Tao, post_id: int, author: int, time: int, followers: list[int],
+async def push_to_followers(tao: Tao, post_id: int, data: dict, time: int, followers: list[int],
                             s: FeedSettings) -> None:
     """Write the post into the FEED lists of the active followers among `followers`: one
     INSERT ... SELECT per shard that skips, in the database, followers inactive for longer than
     `feed.inactive_days` (their feed is rebuilt when they return) and deleted accounts."""
     since = now_ms() - int(s.inactive_days * DAY_MS)
     for i in range(0, len(followers), MAX_BULK):
-        await tao.assoc_add_to_objects(followers[i:i + MAX_BULK], "FEED", post_id, time, {"a": author},
+        await tao.assoc_add_to_objects(followers[i:i + MAX_BULK], "FEED", post_id, time, data,
                                        active_field="last_active", active_since=since)
 
 
@@ -96,7 +103,7 @@ async def rebuild_job(tao: Tao, payload: dict) -> None:
     authors = [a.id2 for a in follows if a.id2 not in big]
     low = now_ms() - int(s.window_days * DAY_MS)
     pulled = await pull_authors(tao, authors, low, s.pull_per_author)
-    edges = [(viewer, "FEED", c.post, c.time, {"a": c.author}) for c in pulled]
+    edges = [(viewer, "FEED", c.post, c.time, feed_edge_data(c.author, c.kind)) for c in pulled]
     for i in range(0, len(edges), MAX_BULK):
         await tao.assoc_add_many(edges[i:i + MAX_BULK])
     user = (await tao.obj_get([viewer])).get(viewer)

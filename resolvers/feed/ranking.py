@@ -5,9 +5,13 @@ score = w_recency * 0.5 ** (age_h / half_life)
       + w_affinity * (1 - exp(-(likes_by_viewer_on_author + 0.5*recent_visit) / 3))
       + w_content_type * (liked_of_kind + 1) / (liked_total + 3)      (Laplace over 3 kinds)
 
-Signals come from the viewer's newest AFFINITY_LIKES likes (which authors, which kinds) and
-VISITED edges (profile visits), and the posts' LIKED_BY / HAS_COMMENT counts. Posts the viewer
-already scrolled past (seen marks on their FEED edges, read with the list) sink below every unseen post; within each group the order is by
+Signals come from the viewer's newest AFFINITY_LIKES likes (which authors, which kinds: carried
+on the LIKES edges) and VISITED edges (profile visits), and the posts' LIKED_BY / HAS_COMMENT
+counts. Ranking has two passes: every candidate is scored without engagement (the first pass,
+from data already in hand), and the best `feed.rank_depth` of them (unseen first) get their
+counts read and the full score (the second pass); the rest follow them in first-pass order.
+Posts the viewer already scrolled past (seen marks on their FEED edges, read with the list)
+sink below every unseen post; within each group the order is by
 score. Diversity is then applied greedily over aligned blocks of `feed.diversity_window` items:
 no more than `max_same_author_run` consecutive posts by one author, and no kind over
 `max_content_type_share` of a block. When no remaining candidate fits, the type rule is relaxed
@@ -18,6 +22,7 @@ never moved below a seen one to satisfy a rule.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 from collections import Counter
 from dataclasses import dataclass, field
@@ -40,6 +45,8 @@ LOOKAHEAD = 64  # candidates examined per slot before a rule is relaxed
 class Signals:
     likes: dict[int, int] = field(default_factory=dict)           # post -> like count
     comments: dict[int, int] = field(default_factory=dict)        # post -> comment count
+    # Posts whose counts were read (the second pass); None: every post's are known.
+    engaged: set[int] | None = None
     seen: set[int] = field(default_factory=set)                   # posts the viewer scrolled past
     liked_authors: Counter = field(default_factory=Counter)       # author -> viewer's recent likes
     visited: dict[int, int] = field(default_factory=dict)         # author -> last visit (ms)
@@ -55,57 +62,105 @@ class Scored:
 
 
 async def load_signals(ctx: RequestContext, viewer: int, cands: list[Candidate]) -> Signals:
+    """The viewer-side signals (affinity, content-type preference) and the seen marks; the
+    engagement counts come later, for the second pass only (`load_engagement`)."""
     tao = ctx.tao
-    posts = [c.post for c in cands]
-    count_keys = [(p, "LIKED_BY") for p in posts] + [(p, "HAS_COMMENT") for p in posts]
-    counts, likes, visits = await asyncio.gather(
-        tao.assoc_count_many(count_keys) if posts else _empty(),
+    likes, visits = await asyncio.gather(
         tao.assoc_time_range(viewer, "LIKES", limit=AFFINITY_LIKES),
         tao.assoc_time_range(viewer, "VISITED", limit=AFFINITY_VISITS))
-    liked = [o for o in await ctx.loaders.object_by_id.load_many([e.id2 for e in likes]) if o is not None]
+    # A like's edge carries the post's author and kind; older edges without them load the post.
+    missing = [e.id2 for e in likes if "a" not in e.data]
+    loaded = {o.id: o.data for o in await ctx.loaders.object_by_id.load_many(missing) if o is not None}
+    liked = [{"author": e.data["a"], "kind": e.data.get("k")} if "a" in e.data else loaded.get(e.id2)
+             for e in likes]
+    liked = [d for d in liked if d is not None]
     return Signals(
-        likes={p: counts.get((p, "LIKED_BY"), 0) for p in posts},
-        comments={p: counts.get((p, "HAS_COMMENT"), 0) for p in posts},
+        engaged=set(),
         seen={c.post for c in cands if c.seen},
-        liked_authors=Counter(int(o.data["author"]) for o in liked if o.data.get("author") is not None),
+        liked_authors=Counter(int(d["author"]) for d in liked if d.get("author") is not None),
         visited={e.id2: e.time for e in visits},
-        liked_kinds=Counter(o.data.get("kind") for o in liked if o.data.get("kind") in KINDS),
+        liked_kinds=Counter(d.get("kind") for d in liked if d.get("kind") in KINDS),
     )
 
 
-async def _empty() -> dict:
-    return {}
+def second_pass(cands: list[Candidate], sig: Signals, s: FeedSettings, now: int | None = None) -> list[Candidate]:
+    """The `feed.rank_depth` candidates that get the full score: the best by the first-pass
+    score (every signal but engagement, which needs two counts per post), unseen first."""
+    now = now_ms() if now is None else now
+    scorer = Scorer(sig, s, now)
+    first = sorted(cands, key=lambda c: (c.post in sig.seen, -scorer.first_pass(c), -c.time, -c.post))
+    return first[:s.rank_depth]
 
 
-def score(c: Candidate, sig: Signals, s: FeedSettings, now: int) -> tuple[float, dict[str, float]]:
-    age_h = max(0.0, (now - c.time) / 3_600_000)
-    recency = 0.5 ** (age_h / s.recency_half_life_hours)
-    rate = (sig.likes.get(c.post, 0) + 2 * sig.comments.get(c.post, 0)) / (age_h + 2)
-    engagement = rate / (rate + s.engagement_half_rate)
-    visit = sig.visited.get(c.author)
-    visit_w = 0.0 if visit is None else 0.5 ** ((now - visit) / (7 * 24 * 3_600_000))
-    affinity = 1 - math.exp(-(sig.liked_authors.get(c.author, 0) + 0.5 * visit_w) / 3)
-    total_likes = sum(sig.liked_kinds.values())
-    kind = _kind(c)
-    content = (sig.liked_kinds.get(kind, 0) + 1) / (total_likes + len(KINDS))
-    parts = {"recency": recency, "engagement": engagement, "affinity": affinity, "content_type": content}
-    total = (s.weight_recency * recency + s.weight_engagement * engagement
-             + s.weight_affinity * affinity + s.weight_content_type * content)
-    return total, parts
+async def load_engagement(tao, cands: list[Candidate], sig: Signals) -> None:
+    """Like and comment counts of `cands` into `sig` (one many-keys count read)."""
+    posts = [c.post for c in cands]
+    if not posts:
+        return
+    counts = await tao.assoc_count_many([(p, "LIKED_BY") for p in posts] + [(p, "HAS_COMMENT") for p in posts])
+    for p in posts:
+        sig.likes[p] = counts.get((p, "LIKED_BY"), 0)
+        sig.comments[p] = counts.get((p, "HAS_COMMENT"), 0)
+    if sig.engaged is not None:
+        sig.engaged.update(posts)
+
+
+class Scorer:
+    """`score` for one viewer's signals at one instant: what does not depend on the candidate
+    (total likes, decay constants) is computed once, not once per candidate."""
+
+    def __init__(self, sig: Signals, s: FeedSettings, now: int) -> None:
+        self.sig, self.s, self.now = sig, s, now
+        self._recency_per_ms = -math.log(2) / (s.recency_half_life_hours * 3_600_000)
+        self._visit_per_ms = -math.log(2) / (7 * 24 * 3_600_000)
+        self._kind_denominator = sum(sig.liked_kinds.values()) + len(KINDS)
+
+    def parts(self, c: Candidate) -> tuple[float, float, float, float]:
+        """(recency, engagement, affinity, content_type) of one candidate."""
+        sig, now = self.sig, self.now
+        age_ms = max(0, now - c.time)
+        recency = math.exp(age_ms * self._recency_per_ms)
+        likes, comments = sig.likes.get(c.post, 0), sig.comments.get(c.post, 0)
+        if likes or comments:
+            rate = (likes + 2 * comments) / (age_ms / 3_600_000 + 2)
+            engagement = rate / (rate + self.s.engagement_half_rate)
+        else:
+            engagement = 0.0
+        visit = sig.visited.get(c.author)
+        visit_w = 0.0 if visit is None else math.exp((now - visit) * self._visit_per_ms)
+        affinity = 1 - math.exp(-(sig.liked_authors.get(c.author, 0) + 0.5 * visit_w) / 3)
+        content = (sig.liked_kinds.get(_kind(c), 0) + 1) / self._kind_denominator
+        return recency, engagement, affinity, content
+
+    def first_pass(self, c: Candidate) -> float:
+        recency, _, affinity, content = self.parts(c)
+        s = self.s
+        return s.weight_recency * recency + s.weight_affinity * affinity + s.weight_content_type * content
+
+    def __call__(self, c: Candidate) -> tuple[float, dict[str, float]]:
+        recency, engagement, affinity, content = parts = self.parts(c)
+        s = self.s
+        total = (s.weight_recency * recency + s.weight_engagement * engagement
+                 + s.weight_affinity * affinity + s.weight_content_type * content)
+        return total, dict(zip(("recency", "engagement", "affinity", "content_type"), parts))
 
 
 def _kind(c: Candidate) -> str:
-    return (c.obj.data.get("kind") if c.obj is not None else None) or "photo"
+    return c.kind or (c.obj.data.get("kind") if c.obj is not None else None) or "photo"
 
 
 def rank(cands: list[Candidate], sig: Signals, s: FeedSettings, now: int | None = None) -> list[Scored]:
-    """Scored candidates in feed order: unseen before seen, by score, then diversity."""
+    """Scored candidates in feed order: unseen before seen; within each, the second pass's
+    fully scored candidates by score, then the rest by their first-pass score; then diversity."""
     now = now_ms() if now is None else now
-    scored = []
+    scorer = Scorer(sig, s, now)
+    scored, full = [], []
     for c in cands:
-        total, parts = score(c, sig, s, now)
+        total, parts = scorer(c)
         scored.append(Scored(c, total, parts, c.post in sig.seen))
-    scored.sort(key=lambda x: (x.seen, -x.score, -x.cand.time, -x.cand.post))
+        full.append(sig.engaged is None or c.post in sig.engaged)
+    rest = {id(x) for x, f in zip(scored, full) if not f}
+    scored.sort(key=lambda x: (x.seen, id(x) in rest, -x.score, -x.cand.time, -x.cand.post))
     unseen = [x for x in scored if not x.seen]
     return diversify(unseen + [x for x in scored if x.seen], s, n_unseen=len(unseen))
 
@@ -138,7 +193,7 @@ def diversify(items: list[Scored], s: FeedSettings, n_unseen: int | None = None)
 
 
 def _first(pool: list[Scored], ok) -> int | None:
-    for i, x in enumerate(pool[:LOOKAHEAD]):
+    for i, x in enumerate(itertools.islice(pool, LOOKAHEAD)):
         if ok(x):
             return i
     return None

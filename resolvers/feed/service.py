@@ -9,6 +9,7 @@ unshowable are handed to a repair job.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -74,15 +75,21 @@ async def home_feed(ctx: RequestContext, first: int, after: FeedCursor | None, m
     if after is None:
         viewer = await touch_active(ctx.tao, viewer, ctx.settings.feed)
         ctx.loaders.object_by_id.clear(viewer.id).prime(viewer.id, viewer)
-        session = await _new_session(ctx, viewer, mode)
-        start, page_start = 0, 0
+        ordered = await _ranked(ctx, viewer, mode)
+        start = 0
+        cands = [candidates.Candidate(x.cand.post, x.cand.author, x.cand.time, pushed=True) for x in ordered[:first]]
+        # Storing the snapshot and checking its first page are independent: one wait for both.
+        session, (kept, drop) = await asyncio.gather(
+            create_session(ctx, viewer.id, mode.value, ordered, debug_allowed(ctx, viewer)),
+            candidates.keep_visible(ctx, viewer.id, cands))
     else:
         session = await load_session(ctx, viewer.id, after)
-        await record_seen(ctx, session, after)
         start = after[1] + 1
+        cands = [candidates.Candidate(p, a, 0, pushed=True)
+                 for p, a in zip(session.ids[start:start + first], session.authors[start:start + first])]
+        _, (kept, drop) = await asyncio.gather(record_seen(ctx, session, after),
+                                               candidates.keep_visible(ctx, viewer.id, cands))
     ids = session.ids[start:start + first]
-    cands = [candidates.Candidate(p, 0, 0, pushed=True) for p in ids]
-    kept, drop = await candidates.keep_visible(ctx, viewer.id, cands)
     await _repair(ctx, viewer.id, drop)
     shown = {c.post: c.obj for c in kept}
     items = [FeedItem(shown[p], (session.id, start + i, start), session.debug_of(start + i))
@@ -93,16 +100,17 @@ async def home_feed(ctx: RequestContext, first: int, after: FeedCursor | None, m
                     has_previous=after is not None, session=session)
 
 
-async def _new_session(ctx: RequestContext, viewer: Obj, mode: FeedMode) -> Session:
+async def _ranked(ctx: RequestContext, viewer: Obj, mode: FeedMode) -> list[ranking.Scored]:
+    """The new snapshot's order: candidates gathered, prefiltered, then ranked or by time."""
     cands = await candidates.gather(ctx, viewer)
     kept, drop = await candidates.prefilter(ctx, viewer.id, cands)
     await _repair(ctx, viewer.id, drop)
     if mode is FeedMode.CHRONOLOGICAL:
-        ordered = ranking.chronological(kept)
-    else:
-        signals = await ranking.load_signals(ctx, viewer.id, kept)
-        ordered = ranking.rank(kept, signals, ctx.settings.feed)
-    return await create_session(ctx, viewer.id, mode.value, ordered, debug_allowed(ctx, viewer))
+        return ranking.chronological(kept)
+    s = ctx.settings.feed
+    signals = await ranking.load_signals(ctx, viewer.id, kept)
+    await ranking.load_engagement(ctx.tao, ranking.second_pass(kept, signals, s), signals)
+    return ranking.rank(kept, signals, s)
 
 
 async def _repair(ctx: RequestContext, viewer: int, drop: list[int]) -> None:

@@ -1,7 +1,8 @@
 """Feed sessions: the ranked snapshot a viewer scrolls, so cursors never repeat or skip a post.
 
 The first page of a feed ranks the candidates once and stores the order as a FEED_SESSION
-object on the viewer's shard: `{"viewer", "t" (ms), "mode", "ids": [post, ...], "dbg": [...]}`
+object on the viewer's shard: `{"viewer", "t" (ms), "mode", "ids": [post, ...], "au": [author of
+each, ...], "dbg": [...]}`
 (`dbg`, the score components, only for developers). A cursor is (session, index, page_start):
 the next page is `ids[index + 1:]`, whatever was posted, liked or ranked since, so no post is
 shown twice or skipped while the viewer scrolls. Later pages re-apply the read-time filters
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from resolvers.errors import BadInputError
-from resolvers.feed.fanout import post_time
+from resolvers.feed.fanout import feed_edge_data, post_time
 from resolvers.feed.ranking import Scored
 from tao import Obj
 from tao.core import now_ms
@@ -39,12 +40,13 @@ class Session:
     created: int
     mode: str
     ids: list[int]
+    authors: list[int]  # of each post, as its edge said (a page loads posts and authors at once)
     debug: list[list[float]] | None
 
     @classmethod
     def from_obj(cls, obj: Obj) -> Session:
         d = obj.data
-        return cls(obj.id, int(d["viewer"]), int(d["t"]), d["mode"], list(d["ids"]), d.get("dbg"))
+        return cls(obj.id, int(d["viewer"]), int(d["t"]), d["mode"], list(d["ids"]), list(d["au"]), d.get("dbg"))
 
     def debug_of(self, index: int) -> dict[str, float] | None:
         if self.debug is None or index >= len(self.debug):
@@ -56,20 +58,23 @@ class Session:
 async def create_session(ctx: RequestContext, viewer: int, mode: str, ordered: list[Scored],
                          with_debug: bool) -> Session:
     now = now_ms()
-    data = {"viewer": viewer, "t": now, "mode": mode, "ids": [x.cand.post for x in ordered]}
+    data = {"viewer": viewer, "t": now, "mode": mode, "ids": [x.cand.post for x in ordered],
+            "au": [x.cand.author for x in ordered]}
     if with_debug:
         data["dbg"] = [[round(x.score, 4), *(round(x.components.get(k, 0.0), 4) for k in _DBG_KEYS), int(x.seen)]
                        for x in ordered]
     sid = await ctx.tao.obj_add("FEED_SESSION", data, owner=viewer)
     await ctx.tao.enqueue(viewer, EXPIRE_JOB, {"session": sid},
                           delay_ms=ctx.settings.feed.session_ttl_seconds * 1000)
-    return Session(sid, viewer, now, mode, data["ids"], data.get("dbg"))
+    return Session(sid, viewer, now, mode, data["ids"], data["au"], data.get("dbg"))
 
 
 async def load_session(ctx: RequestContext, viewer: int, cursor: FeedCursor) -> Session:
     obj = await ctx.loaders.object_by_id.load(cursor[0])
     expired = BadInputError("This feed cursor has expired: fetch the first page again (no `after`).")
-    if obj is None or obj.otype != "FEED_SESSION" or int(obj.data.get("viewer", 0)) != viewer:
+    # (A session without "au" predates authors in sessions: its cursors expire like old ones.)
+    if (obj is None or obj.otype != "FEED_SESSION" or int(obj.data.get("viewer", 0)) != viewer
+            or "au" not in obj.data):
         raise expired
     session = Session.from_obj(obj)
     if now_ms() - session.created > ctx.settings.feed.session_ttl_seconds * 1000:
@@ -88,7 +93,8 @@ async def record_seen(ctx: RequestContext, session: Session, cursor: FeedCursor)
         return
     now = now_ms()
     objs = await ctx.loaders.object_by_id.load_many(posts)
-    edges = [(session.viewer, "FEED", o.id, post_time(o), {"a": int(o.data["author"]), "s": now})
+    edges = [(session.viewer, "FEED", o.id, post_time(o),
+              {**feed_edge_data(int(o.data["author"]), o.data.get("kind")), "s": now})
              for o in objs if o is not None and o.otype == "POST" and o.data.get("author") is not None]
     if edges:
         await ctx.tao.assoc_add_many(edges)

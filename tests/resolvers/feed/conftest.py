@@ -41,7 +41,7 @@ class World:
         pid = await self.tao.obj_add("POST", {"author": author, "caption": "", "status": "visible", "kind": kind,
                                              "published_at": time}, owner=author)
         obj = (await self.tao.obj_get([pid]))[pid]
-        await self.tao.assoc_add(author, "AUTHORED", pid, time=time, jobs=fanout.on_publish(obj))
+        await self.tao.assoc_add(author, "AUTHORED", pid, time=time, data={"k": kind}, jobs=fanout.on_publish(obj))
         if run:
             await self.drain()
         return pid

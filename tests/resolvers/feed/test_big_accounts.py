@@ -4,6 +4,7 @@ crossing the threshold in either direction loses no post and migrates nothing.""
 from __future__ import annotations
 
 from resolvers.feed import big_accounts
+from tao.core import now_ms
 
 
 async def _big_edges(world) -> dict[int, dict]:
@@ -75,3 +76,16 @@ async def test_followed_big_and_ordinary_accounts_merge(world):
     c = await world.post(viewer)
     from resolvers.feed.service import FeedMode
     assert await world.feed_ids(viewer, mode=FeedMode.CHRONOLOGICAL) == [c, b, a]
+
+
+async def test_a_pulled_post_whose_edge_lacks_its_kind_is_ranked_by_the_posts_kind(world):
+    """AUTHORED edges written before they carried the post's kind: the prefilter loads the post."""
+    from resolvers.feed import candidates
+
+    big, viewer = await world.user(), await world.user()
+    await world.follow(viewer, big)
+    pid = await world.tao.obj_add("POST", {"author": big, "caption": "", "status": "visible", "kind": "video",
+                                           "published_at": now_ms()}, owner=big)
+    await world.tao.assoc_add(big, "AUTHORED", pid)  # no "k"
+    kept, _ = await candidates.prefilter(world.ctx(viewer), viewer, [candidates.Candidate(pid, big, now_ms())])
+    assert [(c.post, c.kind) for c in kept] == [(pid, "video")]

@@ -115,3 +115,21 @@ def test_content_type_share_per_block():
     cands = [cand(i, 100 + i, kind="video") for i in range(1, 7)] + [cand(i, 100 + i, kind="photo") for i in range(7, 11)]
     kinds = [x.cand.obj.data["kind"] for x in diversify(_as_scored(cands), s)]
     assert Counter(kinds[:4])["video"] == 2 and Counter(kinds[4:8])["video"] == 2
+
+
+def test_only_the_second_pass_gets_engagement_and_the_rest_follows_in_first_pass_order():
+    from resolvers.feed.ranking import second_pass
+
+    s = FeedSettings(rank_depth=2)
+    cands = [cand(1, 10, age_h=1), cand(2, 11, age_h=2), cand(3, 12, age_h=3), cand(4, 13, age_h=4)]
+    sig = Signals(engaged=set(), seen={2})
+    picked = [c.post for c in second_pass(cands, sig, s, NOW)]
+    assert picked == [1, 3]  # best first-pass scores, unseen first
+    # Post 4 is hugely liked but was not in the second pass: it stays behind the fully scored
+    # posts (its count was never read); post 3's engagement lifts it above post 1.
+    sig.likes.update({3: 500, 4: 10_000})
+    sig.engaged.update(picked)
+    assert [x.cand.post for x in rank(cands, sig, s, NOW)] == [3, 1, 4, 2]
+    # With the depth covering every candidate, the order is the full score's.
+    sig.engaged.update({4})
+    assert [x.cand.post for x in rank(cands, sig, s, NOW)] == [3, 4, 1, 2]
