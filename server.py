@@ -37,6 +37,7 @@ from cross_web import HTTPException
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from config import Settings, load_settings
+from config.runtime import tune_gc
 from media_pipeline import handle_local_request
 from resolvers.accounts import authenticate
 from resolvers.context import RequestContext
@@ -255,13 +256,19 @@ def create_app(settings: Settings | None = None) -> web.Application:
     return app
 
 
+async def _tune_gc(app: web.Application) -> None:
+    tune_gc()
+
+
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = load_settings()
     host, port = settings.server.host, settings.server.port
     print(f"taogram {_version()}: GraphQL at http://{host}:{port}/graphql"
           + (" (open it in a browser for GraphiQL)" if settings.server.graphiql else ""), flush=True)
-    web.run_app(create_app(settings), host=host, port=port, print=None)
+    app = create_app(settings)
+    app.on_startup.append(_tune_gc)  # runs after the cleanup contexts have opened everything
+    web.run_app(app, host=host, port=port, print=None)
 
 
 if __name__ == "__main__":

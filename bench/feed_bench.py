@@ -28,6 +28,7 @@ from typing import Any
 
 from bench.common import percentile
 from config import MySQLServer, Settings
+from config.runtime import tune_gc
 from resolvers.context import RequestContext
 from resolvers.feed import fanout
 from resolvers.feed.service import FeedMode, home_feed
@@ -267,6 +268,7 @@ async def run(a: argparse.Namespace, services: Services) -> dict[str, Any]:
         out["rows_per_post"] = await rows_per_post(tao, g)
         log(f"rows per post: {out['rows_per_post']}")
         await seed_feeds(tao, g, a)
+        tune_gc()  # as server.py does once it is up (config/runtime.py)
         out["reads"] = await measure_reads(tao, g, a)
         out["stats"] = tao.stats()
         out["load_average_end"] = os.getloadavg()

@@ -83,13 +83,12 @@ async def load_signals(ctx: RequestContext, viewer: int, cands: list[Candidate])
     )
 
 
-def second_pass(cands: list[Candidate], sig: Signals, s: FeedSettings, now: int | None = None) -> list[Candidate]:
+def second_pass(cands: list[Candidate], scorer: Scorer) -> list[Candidate]:
     """The `feed.rank_depth` candidates that get the full score: the best by the first-pass
     score (every signal but engagement, which needs two counts per post), unseen first."""
-    now = now_ms() if now is None else now
-    scorer = Scorer(sig, s, now)
-    first = sorted(cands, key=lambda c: (c.post in sig.seen, -scorer.first_pass(c), -c.time, -c.post))
-    return first[:s.rank_depth]
+    seen = scorer.sig.seen
+    first = sorted(cands, key=lambda c: (c.post in seen, -scorer.first_pass(c), -c.time, -c.post))
+    return first[:scorer.s.rank_depth]
 
 
 async def load_engagement(tao, cands: list[Candidate], sig: Signals) -> None:
@@ -106,34 +105,44 @@ async def load_engagement(tao, cands: list[Candidate], sig: Signals) -> None:
 
 
 class Scorer:
-    """`score` for one viewer's signals at one instant: what does not depend on the candidate
-    (total likes, decay constants) is computed once, not once per candidate."""
+    """The score of candidates for one viewer's signals at one instant. What does not depend on
+    the candidate (total likes, decay constants) is computed once, and each candidate's
+    engagement-free parts once (the first pass and the final ranking both use them)."""
 
-    def __init__(self, sig: Signals, s: FeedSettings, now: int) -> None:
-        self.sig, self.s, self.now = sig, s, now
+    def __init__(self, sig: Signals, s: FeedSettings, now: int | None = None) -> None:
+        self.sig, self.s = sig, s
+        self.now = now_ms() if now is None else now
         self._recency_per_ms = -math.log(2) / (s.recency_half_life_hours * 3_600_000)
         self._visit_per_ms = -math.log(2) / (7 * 24 * 3_600_000)
         self._kind_denominator = sum(sig.liked_kinds.values()) + len(KINDS)
+        self._base: dict[int, tuple[float, float, float]] = {}
+
+    def _base_parts(self, c: Candidate) -> tuple[float, float, float]:
+        """(recency, affinity, content_type): every signal that needs no count."""
+        base = self._base.get(c.post)
+        if base is None:
+            sig, now = self.sig, self.now
+            recency = math.exp(max(0, now - c.time) * self._recency_per_ms)
+            visit = sig.visited.get(c.author)
+            visit_w = 0.0 if visit is None else math.exp((now - visit) * self._visit_per_ms)
+            affinity = 1 - math.exp(-(sig.liked_authors.get(c.author, 0) + 0.5 * visit_w) / 3)
+            content = (sig.liked_kinds.get(_kind(c), 0) + 1) / self._kind_denominator
+            base = self._base[c.post] = (recency, affinity, content)
+        return base
 
     def parts(self, c: Candidate) -> tuple[float, float, float, float]:
         """(recency, engagement, affinity, content_type) of one candidate."""
-        sig, now = self.sig, self.now
-        age_ms = max(0, now - c.time)
-        recency = math.exp(age_ms * self._recency_per_ms)
-        likes, comments = sig.likes.get(c.post, 0), sig.comments.get(c.post, 0)
+        recency, affinity, content = self._base_parts(c)
+        likes, comments = self.sig.likes.get(c.post, 0), self.sig.comments.get(c.post, 0)
         if likes or comments:
-            rate = (likes + 2 * comments) / (age_ms / 3_600_000 + 2)
+            rate = (likes + 2 * comments) / (max(0, self.now - c.time) / 3_600_000 + 2)
             engagement = rate / (rate + self.s.engagement_half_rate)
         else:
             engagement = 0.0
-        visit = sig.visited.get(c.author)
-        visit_w = 0.0 if visit is None else math.exp((now - visit) * self._visit_per_ms)
-        affinity = 1 - math.exp(-(sig.liked_authors.get(c.author, 0) + 0.5 * visit_w) / 3)
-        content = (sig.liked_kinds.get(_kind(c), 0) + 1) / self._kind_denominator
         return recency, engagement, affinity, content
 
     def first_pass(self, c: Candidate) -> float:
-        recency, _, affinity, content = self.parts(c)
+        recency, affinity, content = self._base_parts(c)
         s = self.s
         return s.weight_recency * recency + s.weight_affinity * affinity + s.weight_content_type * content
 
@@ -149,11 +158,12 @@ def _kind(c: Candidate) -> str:
     return c.kind or (c.obj.data.get("kind") if c.obj is not None else None) or "photo"
 
 
-def rank(cands: list[Candidate], sig: Signals, s: FeedSettings, now: int | None = None) -> list[Scored]:
+def rank(cands: list[Candidate], sig: Signals, s: FeedSettings, now: int | None = None,
+         scorer: Scorer | None = None) -> list[Scored]:
     """Scored candidates in feed order: unseen before seen; within each, the second pass's
-    fully scored candidates by score, then the rest by their first-pass score; then diversity."""
-    now = now_ms() if now is None else now
-    scorer = Scorer(sig, s, now)
+    fully scored candidates by score, then the rest by their first-pass score; then diversity.
+    Pass the `scorer` the second pass used, to reuse what it computed."""
+    scorer = scorer or Scorer(sig, s, now)
     scored, full = [], []
     for c in cands:
         total, parts = scorer(c)
@@ -175,26 +185,26 @@ def diversify(items: list[Scored], s: FeedSettings, n_unseen: int | None = None)
     out: list[Scored] = []
     block: Counter = Counter()
     for group in (items[:n_unseen], items[n_unseen:]):
-        pool = list(group)
+        pool = [(x.cand.author, _kind(x.cand), x) for x in group]
         while pool:
             if len(out) % window == 0:
                 block = Counter()
             recent = [x.cand.author for x in out[-run:]]
             author_full = recent[0] if len(recent) == run and len(set(recent)) == 1 else None
-            pick = _first(pool, lambda x: x.cand.author != author_full and block[_kind(x.cand)] < type_cap)
+            pick = _first(pool, lambda a, k: a != author_full and block[k] < type_cap)
             if pick is None:
-                pick = _first(pool, lambda x: x.cand.author != author_full)
+                pick = _first(pool, lambda a, k: a != author_full)
             if pick is None:
                 pick = 0
-            x = pool.pop(pick)
-            block[_kind(x.cand)] += 1
+            _, kind, x = pool.pop(pick)
+            block[kind] += 1
             out.append(x)
     return out
 
 
-def _first(pool: list[Scored], ok) -> int | None:
-    for i, x in enumerate(itertools.islice(pool, LOOKAHEAD)):
-        if ok(x):
+def _first(pool: list[tuple[int, str, Scored]], ok) -> int | None:
+    for i, (author, kind, _) in enumerate(itertools.islice(pool, LOOKAHEAD)):
+        if ok(author, kind):
             return i
     return None
 

@@ -109,8 +109,9 @@ async def _ranked(ctx: RequestContext, viewer: Obj, mode: FeedMode) -> list[rank
         return ranking.chronological(kept)
     s = ctx.settings.feed
     signals = await ranking.load_signals(ctx, viewer.id, kept)
-    await ranking.load_engagement(ctx.tao, ranking.second_pass(kept, signals, s), signals)
-    return ranking.rank(kept, signals, s)
+    scorer = ranking.Scorer(signals, s)
+    await ranking.load_engagement(ctx.tao, ranking.second_pass(kept, scorer), signals)
+    return ranking.rank(kept, signals, s, scorer=scorer)
 
 
 async def _repair(ctx: RequestContext, viewer: int, drop: list[int]) -> None:

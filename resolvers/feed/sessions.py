@@ -63,9 +63,10 @@ async def create_session(ctx: RequestContext, viewer: int, mode: str, ordered: l
     if with_debug:
         data["dbg"] = [[round(x.score, 4), *(round(x.components.get(k, 0.0), 4) for k in _DBG_KEYS), int(x.seen)]
                        for x in ordered]
-    sid = await ctx.tao.obj_add("FEED_SESSION", data, owner=viewer)
-    await ctx.tao.enqueue(viewer, EXPIRE_JOB, {"session": sid},
-                          delay_ms=ctx.settings.feed.session_ttl_seconds * 1000)
+    ttl_ms = ctx.settings.feed.session_ttl_seconds * 1000
+    # The expiry job commits with the session: one transaction for both.
+    sid = await ctx.tao.obj_add("FEED_SESSION", data, owner=viewer,
+                                jobs=lambda new_id: [(EXPIRE_JOB, {"session": new_id}, ttl_ms)])
     return Session(sid, viewer, now, mode, data["ids"], data["au"], data.get("dbg"))
 
 

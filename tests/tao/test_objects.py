@@ -90,3 +90,16 @@ async def test_data_with_sql_metacharacters_round_trips(tao, make_user):
     assert (await tao.assoc_get(id_, "TEST_PLAIN", [other]))[other].data == {"s": text}
     assert await tao.key_claim("username", text[:40], id_)
     assert await tao.key_get_many("username", [text[:40]]) == {text[:40]: id_}
+
+
+async def test_obj_add_commits_jobs_that_name_the_new_object_and_may_wait(tao):
+    seen: list[dict] = []
+
+    async def handler(store, payload: dict) -> None:
+        seen.append(payload)
+    tao.jobs.register("tests.named", handler)
+    oid = await tao.obj_add("TEST_NODE", {}, jobs=lambda new_id: [("tests.named", {"id": new_id}, 3_600_000)])
+    assert await tao.run_jobs_until_idle(include_delayed=False) == 0 and seen == []  # delayed an hour
+    assert await tao.outbox.pending() == 1
+    await tao.run_jobs_until_idle(include_delayed=True)
+    assert seen == [{"id": oid}]

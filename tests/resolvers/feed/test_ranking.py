@@ -118,12 +118,12 @@ def test_content_type_share_per_block():
 
 
 def test_only_the_second_pass_gets_engagement_and_the_rest_follows_in_first_pass_order():
-    from resolvers.feed.ranking import second_pass
+    from resolvers.feed.ranking import Scorer, second_pass
 
     s = FeedSettings(rank_depth=2)
     cands = [cand(1, 10, age_h=1), cand(2, 11, age_h=2), cand(3, 12, age_h=3), cand(4, 13, age_h=4)]
     sig = Signals(engaged=set(), seen={2})
-    picked = [c.post for c in second_pass(cands, sig, s, NOW)]
+    picked = [c.post for c in second_pass(cands, Scorer(sig, s, NOW))]
     assert picked == [1, 3]  # best first-pass scores, unseen first
     # Post 4 is hugely liked but was not in the second pass: it stays behind the fully scored
     # posts (its count was never read); post 3's engagement lifts it above post 1.
