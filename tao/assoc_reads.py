@@ -189,9 +189,11 @@ class AssocReadVerbs(AssocWriteVerbs):
                 # One list (a feed page, a fan-out page): no UNION, and no id1/atype columns to
                 # parse — the driver's per-column cost dominates reads of hundreds of rows.
                 (id1, atype), = group
+                # An uncounted list has no versions (its edges are all version 0): one column less.
+                version = "version" if self.atype(atype).counted else "0"
                 async with self.read(shard) as conn:
                     rows = await conn.fetchall(
-                        f"SELECT id2, time, version, data FROM {{assocs}} WHERE id1 = %s AND atype = %s{extra} "
+                        f"SELECT id2, time, {version}, data FROM {{assocs}} WHERE id1 = %s AND atype = %s{extra} "
                         f"ORDER BY time DESC, id2 DESC {tail}", [id1, self.atype(atype).code] + extra_params)
                 res[(id1, atype)] = [Assoc(id1, atype, id2, time, version, orjson.loads(data))
                                      for id2, time, version, data in rows]

@@ -106,9 +106,10 @@ class AssocWriteVerbs(InverseSync):
 
         async def one(shard: int, group: list[int]) -> dict:
             ids = list(dict.fromkeys(group))
-            sql = (f"{self.backend.insert_ignore} INTO {{assocs}} (id1, atype, id2, time, version, data, src_version) "
+            sql = (f"INSERT INTO {{assocs}} (id1, atype, id2, time, version, data, src_version) "
                    f"SELECT id, %s, %s, %s, 0, %s, NULL FROM {{objects}} "
-                   f"WHERE id IN ({', '.join(['%s'] * len(ids))}){where}")
+                   f"WHERE id IN ({', '.join(['%s'] * len(ids))}){where}"
+                   f"{self.backend.keep_existing(('id1', 'atype', 'id2'))}")
             await self.write(shard, lambda conn: conn.execute(sql, [t.code, id2, time, text, *ids, *tail]))
             return {}
         await self.per_shard(self.by_shard(id1s, lambda i: i), one)

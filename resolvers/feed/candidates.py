@@ -89,21 +89,23 @@ async def gather(ctx: RequestContext, viewer: Obj, *, low: int | None = None, li
     return sorted(by_post.values(), key=lambda c: (c.time, c.post), reverse=True)[:limit]
 
 
-async def prefilter(ctx: RequestContext, viewer: int, cands: list[Candidate]
-                    ) -> tuple[list[Candidate], list[int]]:
-    """The cheap filter for a whole snapshot (hundreds of candidates), from what the edges
-    carry and the viewer's own short lists (one many-keys read on the viewer's shard): drop
-    posts by authors the viewer blocks, is blocked by, or mutes. It loads no posts: FEED edges
-    exist only for visible posts of followed authors (a delete, unfollow or block removes them
-    by job within seconds), pulled authors are checked by `pulled_authors`, and `keep_visible`,
-    the authoritative check through privacy, runs on each page as it is served. Candidates
-    whose edge lacks the post's kind (edges written before it was carried) get the post loaded.
-    Returns (kept, pushed post ids to remove from FEED)."""
-    if not cands:
-        return [], []
+async def shut_authors(ctx: RequestContext, viewer: int) -> set[int]:
+    """Authors the viewer blocks, is blocked by, or mutes: three short lists on the viewer's
+    shard, one many-keys read."""
     lists = await ctx.tao.assoc_range_many([(viewer, t) for t in ("MUTES", "BLOCKS", "BLOCKED_BY")],
                                            0, big_accounts.MAX_BIG_ACCOUNTS)
-    shut = {a.id2 for t in ("MUTES", "BLOCKS", "BLOCKED_BY") for a in lists[(viewer, t)]}
+    return {a.id2 for page in lists.values() for a in page}
+
+
+async def prefilter(ctx: RequestContext, viewer: int, cands: list[Candidate], shut: set[int]
+                    ) -> tuple[list[Candidate], list[int]]:
+    """The cheap filter for a whole snapshot (hundreds of candidates), from what the edges
+    carry: drop posts by `shut` authors (`shut_authors`). It loads no posts: FEED edges exist
+    only for visible posts of followed authors (a delete, unfollow or block removes them by job
+    within seconds), pulled authors are checked by `pulled_authors`, and `keep_visible`, the
+    authoritative check through privacy, runs on each page as it is served. Candidates whose
+    edge lacks the post's kind (edges written before it was carried) get the post loaded.
+    Returns (kept, pushed post ids to remove from FEED)."""
     kept, drop = [], []
     for c in cands:
         if c.author == viewer or c.author not in shut:

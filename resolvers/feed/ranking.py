@@ -61,9 +61,10 @@ class Scored:
     seen: bool
 
 
-async def load_signals(ctx: RequestContext, viewer: int, cands: list[Candidate]) -> Signals:
-    """The viewer-side signals (affinity, content-type preference) and the seen marks; the
-    engagement counts come later, for the second pass only (`load_engagement`)."""
+async def load_signals(ctx: RequestContext, viewer: int) -> Signals:
+    """The viewer-side signals (affinity, content-type preference); the seen marks come with
+    the candidates (`Signals.seen`), the engagement counts later, for the second pass only
+    (`load_engagement`). Needs nothing but the viewer: it runs beside the candidates' read."""
     tao = ctx.tao
     likes, visits = await asyncio.gather(
         tao.assoc_time_range(viewer, "LIKES", limit=AFFINITY_LIKES),
@@ -76,7 +77,6 @@ async def load_signals(ctx: RequestContext, viewer: int, cands: list[Candidate])
     liked = [d for d in liked if d is not None]
     return Signals(
         engaged=set(),
-        seen={c.post for c in cands if c.seen},
         liked_authors=Counter(int(d["author"]) for d in liked if d.get("author") is not None),
         visited={e.id2: e.time for e in visits},
         liked_kinds=Counter(d.get("kind") for d in liked if d.get("kind") in KINDS),

@@ -44,6 +44,10 @@ class Backend(Protocol):
         maps a column to an expression in which `NEW(col)` names the inserted value."""
         ...
 
+    def keep_existing(self, key: Sequence[str]) -> str:
+        """The tail of an INSERT that leaves rows whose `key` already exists untouched."""
+        ...
+
     def json_int(self, column: str, field: str) -> str:
         """An SQL expression: the integer at `field` of the JSON in `column` (NULL if absent or null)."""
         ...

@@ -116,6 +116,11 @@ class MySQLBackend:
         return (f"INSERT INTO {{{table}}} ({', '.join(cols)}) VALUES {', '.join(['(' + ', '.join(['%s'] * len(cols)) + ')'] * rows)} "
                 f"ON DUPLICATE KEY UPDATE {sets}")
 
+    def keep_existing(self, key: Sequence[str]) -> str:
+        # Not INSERT IGNORE: that also downgrades other errors, and each skipped row costs a
+        # warning (and aiomysql a SHOW WARNINGS round trip). A no-op update skips silently.
+        return f" ON DUPLICATE KEY UPDATE {key[0]} = {key[0]}"
+
     def json_int(self, column: str, field: str) -> str:
         return f"CAST(JSON_VALUE({column}, '$.{field}') AS SIGNED)"
 

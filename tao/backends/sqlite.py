@@ -101,6 +101,9 @@ class SQLiteBackend:
         return (f"INSERT INTO {{{table}}} ({', '.join(cols)}) VALUES {', '.join(['(' + ', '.join(['%s'] * len(cols)) + ')'] * rows)} "
                 f"ON CONFLICT({', '.join(key)}) DO UPDATE SET {sets}")
 
+    def keep_existing(self, key: Sequence[str]) -> str:
+        return f" ON CONFLICT({', '.join(key)}) DO NOTHING"
+
     def json_int(self, column: str, field: str) -> str:
         return f"CAST(json_extract({column}, '$.{field}') AS INTEGER)"
 

@@ -87,5 +87,5 @@ async def test_a_pulled_post_whose_edge_lacks_its_kind_is_ranked_by_the_posts_ki
     pid = await world.tao.obj_add("POST", {"author": big, "caption": "", "status": "visible", "kind": "video",
                                            "published_at": now_ms()}, owner=big)
     await world.tao.assoc_add(big, "AUTHORED", pid)  # no "k"
-    kept, _ = await candidates.prefilter(world.ctx(viewer), viewer, [candidates.Candidate(pid, big, now_ms())])
+    kept, _ = await candidates.prefilter(world.ctx(viewer), viewer, [candidates.Candidate(pid, big, now_ms())], set())
     assert [(c.post, c.kind) for c in kept] == [(pid, "video")]
