@@ -37,6 +37,7 @@ class Backend(Protocol):
     insert_ignore: str        # "INSERT IGNORE" | "INSERT OR IGNORE"
     for_update: str           # " FOR UPDATE" | ""
     skip_locked: str          # " FOR UPDATE SKIP LOCKED" | ""
+    aggregates_json: bool     # read a page as one JSON document built by the server (assoc_reads)
 
     def upsert(self, table: str, cols: Sequence[str], key: Sequence[str], update_sql: dict[str, str],
                rows: int = 1) -> str:

@@ -87,6 +87,7 @@ class _Shard:
 class SQLiteBackend:
     name = "sqlite"
     insert_ignore = "INSERT OR IGNORE"
+    aggregates_json = False  # sqlite3 builds rows in C: nothing to gain
     for_update = ""
     skip_locked = ""
 

@@ -226,3 +226,20 @@ async def test_bulk_add_writes_every_shard_and_mirrors(tao, make_user):
     assert await tao.assoc_count(users[1], "TEST_PLAIN") == 4
     await tao.cache.flush()
     assert await tao.assoc_count(hub, "TEST_LINK_OF") == 11
+
+
+async def test_long_range_reads_return_data_exactly(tao, make_user):
+    """Pages read from SQL (MySQL: one JSON document per list) keep every value as
+    written: unicode, quotes and backslashes, floats, 64-bit ints, nesting, empty data."""
+    a = await make_user()
+    odd = {"s": 'é🙂 "q" \\ \n', "f": 0.1, "big": 2**63 - 1, "neg": -7, "n": [1, {"x": None}], "t": True}
+    targets = [await make_user() for _ in range(3)]
+    await tao.assoc_add_many([(a, "TEST_UNCACHED", targets[0], 30, odd), (a, "TEST_UNCACHED", targets[1], 20),
+                              (a, "TEST_UNCACHED", targets[2], 20, {"k": "v"})])
+    page = await tao.assoc_range(a, "TEST_UNCACHED", 0, 500)
+    assert [(e.id2, e.time, e.data) for e in page] == [
+        (targets[0], 30, odd), *sorted([(targets[1], 20, {}), (targets[2], 20, {"k": "v"})], reverse=True)]
+    assert all(e.version > 0 for e in page)
+    assert await tao.assoc_range(a, "TEST_UNCACHED", 5, 10) == []
+    older = await tao.assoc_time_range(a, "TEST_UNCACHED", high=25, limit=500)
+    assert [e.id2 for e in older] == sorted(targets[1:], reverse=True)
