@@ -22,7 +22,6 @@ never moved below a seen one to satisfy a rule.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import math
 from collections import Counter
 from dataclasses import dataclass, field
@@ -177,36 +176,34 @@ def rank(cands: list[Candidate], sig: Signals, s: FeedSettings, now: int | None 
 
 def diversify(items: list[Scored], s: FeedSettings, n_unseen: int | None = None) -> list[Scored]:
     """Greedy re-order keeping the diversity rules (see the module docstring). Items before
-    `n_unseen` are placed before any item after it."""
+    `n_unseen` are placed before any item after it. Runs once per refresh over the whole
+    snapshot, so it tracks the current author run and block counts instead of re-reading them."""
     n_unseen = len(items) if n_unseen is None else n_unseen
     window = max(1, s.diversity_window)
     type_cap = max(1, math.floor(s.max_content_type_share * window))
-    run = max(1, s.max_same_author_run)
+    max_run = max(1, s.max_same_author_run)
     out: list[Scored] = []
-    block: Counter = Counter()
+    block: dict[str, int] = {}
+    last_author, run = None, 0
     for group in (items[:n_unseen], items[n_unseen:]):
         pool = [(x.cand.author, _kind(x.cand), x) for x in group]
         while pool:
             if len(out) % window == 0:
-                block = Counter()
-            recent = [x.cand.author for x in out[-run:]]
-            author_full = recent[0] if len(recent) == run and len(set(recent)) == 1 else None
-            pick = _first(pool, lambda a, k: a != author_full and block[k] < type_cap)
-            if pick is None:
-                pick = _first(pool, lambda a, k: a != author_full)
-            if pick is None:
+                block = {}
+            barred = last_author if run >= max_run else None  # would make the run too long
+            look = min(LOOKAHEAD, len(pool))
+            pick = next((i for i in range(look) if pool[i][0] != barred and block.get(pool[i][1], 0) < type_cap),
+                        None)
+            if pick is None:  # relax the type rule first...
+                pick = next((i for i in range(look) if pool[i][0] != barred), None)
+            if pick is None:  # ...then the author rule
                 pick = 0
-            _, kind, x = pool.pop(pick)
-            block[kind] += 1
+            author, kind, x = pool.pop(pick)
+            block[kind] = block.get(kind, 0) + 1
+            run = run + 1 if author == last_author else 1
+            last_author = author
             out.append(x)
     return out
-
-
-def _first(pool: list[tuple[int, str, Scored]], ok) -> int | None:
-    for i, (author, kind, _) in enumerate(itertools.islice(pool, LOOKAHEAD)):
-        if ok(author, kind):
-            return i
-    return None
 
 
 def chronological(cands: list[Candidate]) -> list[Scored]:
