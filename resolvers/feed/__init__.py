@@ -6,7 +6,7 @@ Modules, each owning one idea:
   fanout        the ON_PUBLISH hook and the chained fan-out job (push), the rebuild job
   candidates    a viewer's candidates: FEED list ∪ pulled posts, filtered by privacy at read
   ranking       scores (recency, engagement, affinity, content type), seen-sink, diversity rules
-  sessions      the ranked snapshot a viewer scrolls (cursor = session, offset), SEEN recording
+  sessions      the ranked snapshot a viewer scrolls (cursor = session, offset), seen marks
   removal       jobs that remove posts from stored FEED lists (eventual; reads filter at once)
   service       the read entry points the schema calls
 """
