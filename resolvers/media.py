@@ -259,7 +259,7 @@ async def check_profile_picture(ctx: RequestContext, viewer: int, media_id: int)
 # Jobs -----------------------------------------------------------------------------------------
 
 async def process_job(tao: Tao, payload: dict) -> None:
-    """`media.process`: transcode, record the result, publish the posts waiting for it.
+    """`media.process`: transcode, record the result, settle the posts waiting for it.
 
     Idempotent: a finished media only re-runs the publishing step (which is idempotent too), and
     `process_media` itself returns a finished job's stored result. Transient pipeline errors
@@ -268,7 +268,7 @@ async def process_job(tao: Tao, payload: dict) -> None:
 
     media_id = int(payload["media"])
     obj = (await tao.obj_get([media_id])).get(media_id)
-    if obj is None or obj.data.get("status") in (UPLOADING, FAILED):
+    if obj is None or obj.data.get("status") == UPLOADING:
         return
     if obj.data.get("status") == PROCESSING:
         settings: Settings = tao.settings
@@ -281,12 +281,14 @@ async def process_job(tao: Tao, payload: dict) -> None:
                 raise
             await tao.obj_update(media_id, {"status": FAILED, "failure_code": translate(exc).code.value,
                                             "failure_reason": str(exc)})
-            return
-        variants = [{"name": v.name, "width": v.width, "height": v.height, "content_type": v.content_type,
-                     "key": v.key} for v in result.variants]
-        await tao.obj_update(media_id, {"status": READY, "width": result.width, "height": result.height,
-                                        "duration": result.duration, "variants": variants})
-    # A media belongs to at most one post, but reading a page keeps this correct if that changes.
+        else:
+            variants = [{"name": v.name, "width": v.width, "height": v.height, "content_type": v.content_type,
+                         "key": v.key} for v in result.variants]
+            await tao.obj_update(media_id, {"status": READY, "width": result.width, "height": result.height,
+                                            "duration": result.duration, "variants": variants})
+    # Settle the posts waiting for it: published if all their media are ready, FAILED if this
+    # one failed. A media belongs to at most one post, but reading a page keeps this correct
+    # if that changes.
     for edge in await tao.assoc_range(media_id, "MEDIA_OF", 0, 100):
         await do_publish_post(tao, edge.id2)
 

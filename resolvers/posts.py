@@ -42,8 +42,8 @@ if TYPE_CHECKING:
 
 CAPTION_MAX = 2200
 MEDIA_MAX = 10
-MEDIA_READY = "ready"
-VISIBLE, PROCESSING = "visible", "processing"
+MEDIA_READY, MEDIA_FAILED = "ready", "failed"
+VISIBLE, PROCESSING, FAILED = "visible", "processing", "failed"
 SYNC_EDGES_JOB = "posts.sync_edges"
 CLEANUP_JOB = "posts.cleanup"
 DRAIN_PAGE = 200
@@ -78,6 +78,7 @@ class PostErrorCode(enum.Enum):
 class PostStatus(enum.Enum):
     VISIBLE = VISIBLE
     PROCESSING = PROCESSING
+    FAILED = FAILED  # one of its media failed: never published; its author sees why on the media
 
 
 def not_found(field: str = "postId") -> UserError:
@@ -221,14 +222,20 @@ async def do_delete_post(ctx: RequestContext, post_id: int) -> None:
 
 
 async def do_publish_post(tao: Tao, post_id: int) -> bool:
-    """Make a processing post visible if every one of its media is ready (for the media pipeline
-    to call when a media item becomes ready). Commits the ON_PUBLISH hooks' jobs with the write.
-    Returns whether this call published it; idempotent (a visible or deleted post is left alone)."""
+    """Settle a processing post once its media have: visible if every one is ready, FAILED if
+    one failed (for the media pipeline to call when a media item becomes ready or fails).
+    Commits the ON_PUBLISH hooks' jobs with the write that publishes. Returns whether this call
+    published it; idempotent (a visible, failed or deleted post is left alone)."""
     post = (await tao.obj_get([post_id])).get(post_id)
     if post is None or post.data.get("status") != PROCESSING:
         return False
     media_ids = [int(m) for m in post.data.get("media", [])]
     media = await tao.obj_get(media_ids) if media_ids else {}
+    if any(media.get(m) is not None and media[m].data.get("status") == MEDIA_FAILED for m in media_ids):
+        # Never published, so nothing was fanned out: only the status changes (author-only, as
+        # while processing). The failed media carries the reason the author sees.
+        await tao.obj_update(post_id, {"status": FAILED})
+        return False
     if any(media.get(m) is None or media[m].data.get("status") != MEDIA_READY for m in media_ids):
         return False
     changes = {"status": VISIBLE, "published_at": now_ms()}

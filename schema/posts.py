@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from schema.comments import Comment
 
 PostErrorCode = strawberry.enum(posts.PostErrorCode)
-PostStatus = strawberry.enum(posts.PostStatus, description="VISIBLE, or PROCESSING while its media are not ready (only the author sees it then).")
+PostStatus = strawberry.enum(posts.PostStatus, description="VISIBLE; PROCESSING while its media are not ready; FAILED if one of them failed (the media's `failureReason` says why). Only the author sees a PROCESSING or FAILED post.")
 
 Ctx = Info[RequestContext, None]
 First = Annotated[int, strawberry.argument(description="Page size, 0 to 100.")]

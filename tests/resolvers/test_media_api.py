@@ -255,8 +255,8 @@ async def test_rejected_upload_is_failed_with_reason_for_the_author_only(rejecti
     assert m["status"] == "FAILED" and "landscape" in m["failureReason"] and m["variants"] == []
     assert m["largest"] is None
     assert await node(gql, tb, done["media"]["id"]) is None
-    # its post never becomes visible to others; a failed media cannot start a new post
-    assert (await node(gql, ta, created["post"]["id"], POST))["status"] == "PROCESSING"
+    # its post is FAILED for its author, never visible to others; a failed media cannot start a new post
+    assert (await node(gql, ta, created["post"]["id"], POST))["status"] == "FAILED"
     assert await node(gql, tb, created["post"]["id"], POST) is None
     again = (await gql.ok(CREATE, {"i": {"caption": "x", "mediaIds": [done["media"]["id"]]}}, ta))["createPost"]
     assert again["errors"] == [{"code": "MEDIA_INVALID", "field": "mediaIds"}]
