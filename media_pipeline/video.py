@@ -10,6 +10,8 @@ Blocking and CPU-bound: runs in a worker process.
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -113,19 +115,55 @@ def _transcode(inp, probe, settings, rungs, out_dir, progress) -> list[RenderedF
 
 
 def _encode_all(inp, vin, ain, probe, settings, outs, out_dir, progress) -> list[RenderedFile]:
+    """Decode once here; scale, encode and mux each rung on a thread of its own. PyAV releases
+    the GIL in sws_scale and in the encoder calls, so the rungs' scaling runs in parallel, as
+    ffmpeg's filter threads do (serially, this ladder took 1.46x the ffmpeg CLI's wall time on
+    an idle 2-core box: docs/BENCHMARKS.md, "Media")."""
     graph = _rotation_graph(vin, probe.rotation)
     grab_at = _grab_times(probe.duration, settings.thumbnails)
     grabbed: dict[int, av.VideoFrame] = {}
     small_grabs: dict[int, av.VideoFrame] = {}
+    workers = []
+    for i, (rung, _, oc, vs, aus) in enumerate(outs):
+        grabs = ([grabbed] if i == 0 else []) + ([small_grabs] if i == len(outs) - 1 else [])
+        workers.append(_RungWorker(rung, oc, vs, aus, grab_at, grabs))
+    threads = [threading.Thread(target=w.run, name=f"ladder-{w.rung.name}", daemon=True) for w in workers]
+    for t in threads:
+        t.start()
+    last_time = 0.0
+    try:
+        last_time = _decode_into(inp, vin, ain, graph, probe, workers, progress)
+    finally:
+        for w in workers:
+            w.queue.put(_END)
+        for t in threads:
+            t.join()
+    for w in workers:
+        if w.error is not None:
+            raise w.error
+    if probe.duration and last_time < probe.duration * _TRUNCATION_SLACK - 1.0:
+        raise CorruptMediaError(
+            f"video stops at {last_time:.1f}s of a declared {probe.duration:.1f}s; the file is truncated, upload it again"
+        )
+    files = []
+    for rung, path, oc, vs, aus in outs:
+        oc.close()
+        files.append(RenderedFile(rung.name, path, rung.width, rung.height, "video/mp4", "mp4"))
+    files.extend(_stills(grabbed, small_grabs, settings, out_dir))
+    return files
+
+
+def _decode_into(inp, vin, ain, graph, probe, workers, progress) -> float:
+    """Demux and decode the source, handing every frame to every rung; returns the last frame's
+    time in seconds since the first (to detect truncation)."""
     last_time = 0.0
     t0: float | None = None
     streams = [vin] + ([ain] if ain is not None else [])
     for packet in inp.demux(streams):
         for frame in packet.decode():
             if isinstance(frame, av.AudioFrame):
-                for _, _, oc, _, aus in outs:
-                    for p in aus.encode(frame):
-                        oc.mux(p)
+                for w in workers:
+                    w.put(("a", frame, 0.0))
                 continue
             for upright in _upright(graph, frame):
                 # Seconds since the first frame (sources may start at a non-zero timestamp).
@@ -135,32 +173,67 @@ def _encode_all(inp, vin, ain, probe, settings, outs, out_dir, progress) -> list
                     t0 = at if t0 is None else t0
                     t = at - t0
                 last_time = max(last_time, t)
-                for i, (rung, _, oc, vs, _) in enumerate(outs):
-                    scaled = upright.reformat(rung.width, rung.height, "yuv420p", interpolation="BICUBIC")
-                    scaled.pts, scaled.time_base = upright.pts, upright.time_base
-                    for p in vs.encode(scaled):
-                        oc.mux(p)
-                    if i == 0:
-                        _maybe_grab(grab_at, t, scaled, grabbed)
-                    if i == len(outs) - 1:
-                        _maybe_grab(grab_at, t, scaled, small_grabs)
+                for w in workers:
+                    w.put(("v", upright, t))
                 if progress is not None and probe.duration:
                     progress(min(1.0, t / probe.duration))
-    if probe.duration and last_time < probe.duration * _TRUNCATION_SLACK - 1.0:
-        raise CorruptMediaError(
-            f"video stops at {last_time:.1f}s of a declared {probe.duration:.1f}s; the file is truncated, upload it again"
-        )
-    files = []
-    for rung, path, oc, vs, aus in outs:
-        for p in vs.encode(None):
-            oc.mux(p)
-        if aus is not None:
-            for p in aus.encode(None):
+    return last_time
+
+
+_END = object()
+_QUEUE_FRAMES = 8  # decoded frames waiting per rung: bounds memory when one rung is slower
+
+
+class _RungWorker:
+    """One rung's scaler, encoders and muxer, fed decoded frames through a bounded queue. The
+    thread owns its output container; on error it records the exception and keeps draining the
+    queue, so the decoding thread never blocks on a dead rung."""
+
+    def __init__(self, rung: Rung, oc, vs, aus, grab_at: list[float], grabs: list[dict]) -> None:
+        self.rung, self._oc, self._vs, self._aus = rung, oc, vs, aus
+        self._grab_at, self._grabs = grab_at, grabs
+        self.queue: queue.Queue = queue.Queue(maxsize=_QUEUE_FRAMES)
+        self.error: BaseException | None = None
+
+    def put(self, item) -> None:
+        if self.error is not None:
+            raise self.error
+        self.queue.put(item)
+
+    def run(self) -> None:
+        while (item := self.queue.get()) is not _END:
+            if self.error is None:
+                try:
+                    self._encode(*item)
+                except BaseException as exc:  # handed to the decoding thread (which re-raises)
+                    self.error = exc
+        if self.error is None:
+            try:
+                self._flush()
+            except BaseException as exc:
+                self.error = exc
+
+    def _encode(self, kind: str, frame, t: float) -> None:
+        oc = self._oc
+        if kind == "a":
+            for p in self._aus.encode(frame):
                 oc.mux(p)
-        oc.close()
-        files.append(RenderedFile(rung.name, path, rung.width, rung.height, "video/mp4", "mp4"))
-    files.extend(_stills(grabbed, small_grabs, settings, out_dir))
-    return files
+            return
+        rung = self.rung
+        scaled = frame.reformat(rung.width, rung.height, "yuv420p", interpolation="BICUBIC")
+        if scaled is not frame:  # (the source's own size and format: the shared frame, as it is)
+            scaled.pts, scaled.time_base = frame.pts, frame.time_base
+        for p in self._vs.encode(scaled):
+            oc.mux(p)
+        for into in self._grabs:
+            _maybe_grab(self._grab_at, t, scaled, into)
+
+    def _flush(self) -> None:
+        for p in self._vs.encode(None):
+            self._oc.mux(p)
+        if self._aus is not None:
+            for p in self._aus.encode(None):
+                self._oc.mux(p)
 
 
 def _rotation_graph(vin, rotation: int):
