@@ -253,3 +253,27 @@ async def test_hls_packaging_publishes_every_playlist_and_segment(store, media_s
                 frames += sum(1 for _ in c.decode(video=0))
         assert frames == 48, "the segments hold every frame of the rung"
     assert not any(v.name.startswith("hls/") for v in result.variants), "segments are published, not listed"
+
+
+def test_a_rung_that_fails_mid_ladder_fails_the_whole_ladder(media_settings, tmp_path, monkeypatch):
+    """Each rung encodes on its own thread: an error there reaches the caller (the job then
+    publishes nothing), and the decoding thread never blocks on the dead rung's full queue."""
+    from media_pipeline import video
+    from media_pipeline.probe import probe_file
+
+    src = make_video(tmp_path / "in.mp4", width=640, height=480, seconds=2.0)
+    probe = probe_file(src, "video", media_settings)
+    real_encode, calls = video._RungWorker._encode, {"n": 0}
+
+    def failing_encode(self, kind, frame, t):
+        if self.rung.short_side == 240 and kind == "v":
+            calls["n"] += 1
+            if calls["n"] == 5:
+                raise RuntimeError("encoder exploded")
+        return real_encode(self, kind, frame, t)
+    monkeypatch.setattr(video._RungWorker, "_encode", failing_encode)
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(RuntimeError, match="encoder exploded"):
+        video.transcode_video(src, probe, media_settings, out)
+    assert calls["n"] == 5  # the rung stopped encoding at its error
