@@ -130,12 +130,13 @@ def _encode_all(inp, vin, ain, probe, settings, outs, out_dir, progress) -> list
     threads = [threading.Thread(target=w.run, name=f"ladder-{w.rung.name}", daemon=True) for w in workers]
     for t in threads:
         t.start()
-    last_time = 0.0
+    last_time, decoded = 0.0, False
     try:
         last_time = _decode_into(inp, vin, ain, graph, probe, workers, progress)
+        decoded = True
     finally:
-        for w in workers:
-            w.queue.put(_END)
+        for w in workers:  # an aborted job (an error, the deadline) does not flush its encoders
+            w.finish(flush=decoded)
         for t in threads:
             t.join()
     for w in workers:
@@ -194,11 +195,17 @@ class _RungWorker:
         self._grab_at, self._grabs = grab_at, grabs
         self.queue: queue.Queue = queue.Queue(maxsize=_QUEUE_FRAMES)
         self.error: BaseException | None = None
+        self._flush_at_end = False
 
     def put(self, item) -> None:
         if self.error is not None:
             raise self.error
         self.queue.put(item)
+
+    def finish(self, *, flush: bool) -> None:
+        """No more frames: drain the queue, then flush the encoders if `flush`, and stop."""
+        self._flush_at_end = flush
+        self.queue.put(_END)
 
     def run(self) -> None:
         while (item := self.queue.get()) is not _END:
@@ -207,7 +214,7 @@ class _RungWorker:
                     self._encode(*item)
                 except BaseException as exc:  # handed to the decoding thread (which re-raises)
                     self.error = exc
-        if self.error is None:
+        if self.error is None and self._flush_at_end:
             try:
                 self._flush()
             except BaseException as exc:

@@ -146,10 +146,8 @@ class Scorer:
         return s.weight_recency * recency + s.weight_affinity * affinity + s.weight_content_type * content
 
     def __call__(self, c: Candidate) -> tuple[float, dict[str, float]]:
-        recency, engagement, affinity, content = parts = self.parts(c)
-        s = self.s
-        total = (s.weight_recency * recency + s.weight_engagement * engagement
-                 + s.weight_affinity * affinity + s.weight_content_type * content)
+        parts = self.parts(c)
+        total = self.first_pass(c) + self.s.weight_engagement * parts[1]
         return total, dict(zip(("recency", "engagement", "affinity", "content_type"), parts))
 
 
@@ -163,13 +161,11 @@ def rank(cands: list[Candidate], sig: Signals, s: FeedSettings, now: int | None 
     fully scored candidates by score, then the rest by their first-pass score; then diversity.
     Pass the `scorer` the second pass used, to reuse what it computed."""
     scorer = scorer or Scorer(sig, s, now)
-    scored, full = [], []
-    for c in cands:
-        total, parts = scorer(c)
-        scored.append(Scored(c, total, parts, c.post in sig.seen))
-        full.append(sig.engaged is None or c.post in sig.engaged)
-    rest = {id(x) for x, f in zip(scored, full) if not f}
-    scored.sort(key=lambda x: (x.seen, id(x) in rest, -x.score, -x.cand.time, -x.cand.post))
+    scored = [Scored(c, *scorer(c), c.post in sig.seen) for c in cands]
+
+    def first_pass_only(x: Scored) -> bool:
+        return sig.engaged is not None and x.cand.post not in sig.engaged
+    scored.sort(key=lambda x: (x.seen, first_pass_only(x), -x.score, -x.cand.time, -x.cand.post))
     unseen = [x for x in scored if not x.seen]
     return diversify(unseen + [x for x in scored if x.seen], s, n_unseen=len(unseen))
 

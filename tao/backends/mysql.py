@@ -57,11 +57,6 @@ def _unsent(err: TaoError) -> TaoError:
     return err
 
 
-def _update_sets(update_sql: dict[str, str]) -> str:
-    """`col = expr, ...` with NEW(col) spelled as this dialect names the inserted value."""
-    return ", ".join(f"{c} = {e.replace('NEW(', 'VALUES(')}" for c, e in update_sql.items())
-
-
 class _MySQLConn:
     def __init__(self, raw: aiomysql.Connection, shard: int, prefix: str, timeout: float) -> None:
         self._raw = raw
@@ -115,7 +110,7 @@ class MySQLBackend:
 
     def upsert(self, table: str, cols: Sequence[str], key: Sequence[str], update_sql: dict[str, str],
                rows: int = 1) -> str:
-        sets = _update_sets(update_sql)
+        sets = ", ".join(f"{c} = {e.replace('NEW(', 'VALUES(')}" for c, e in update_sql.items())
         return (f"INSERT INTO {{{table}}} ({', '.join(cols)}) VALUES {', '.join(['(' + ', '.join(['%s'] * len(cols)) + ')'] * rows)} "
                 f"ON DUPLICATE KEY UPDATE {sets}")
 

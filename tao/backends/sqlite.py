@@ -45,11 +45,6 @@ def translate(exc: BaseException, shard: int) -> TaoError:
     raise exc
 
 
-def _update_sets(update_sql: dict[str, str]) -> str:
-    """`col = expr, ...` with NEW(col) spelled as this dialect names the inserted value."""
-    return ", ".join(f"{c} = {re.sub(r'NEW\((\w+)\)', r'excluded.\1', e)}" for c, e in update_sql.items())
-
-
 class _SQLiteConn:
     def __init__(self, raw: aiosqlite.Connection, shard: int, timeout: float) -> None:
         self._raw = raw
@@ -98,7 +93,7 @@ class SQLiteBackend:
 
     def upsert(self, table: str, cols: Sequence[str], key: Sequence[str], update_sql: dict[str, str],
                rows: int = 1) -> str:
-        sets = _update_sets(update_sql)
+        sets = ", ".join(f"{c} = {re.sub(r'NEW\((\w+)\)', r'excluded.\1', e)}" for c, e in update_sql.items())
         return (f"INSERT INTO {{{table}}} ({', '.join(cols)}) VALUES {', '.join(['(' + ', '.join(['%s'] * len(cols)) + ')'] * rows)} "
                 f"ON CONFLICT({', '.join(key)}) DO UPDATE SET {sets}")
 
