@@ -13,6 +13,7 @@ mutation's payload reads its own write.
 
 from __future__ import annotations
 
+import weakref
 from collections import defaultdict
 from functools import cached_property
 from typing import Any
@@ -31,8 +32,18 @@ PageKey = tuple[int, str, int, tuple[int, int] | None]
 class _StoreLoader(DataLoader):
     def __init__(self, loaders: Loaders) -> None:
         super().__init__()
-        self.loaders = loaders
+        # A weak reference: `Loaders` holds its loaders, so a strong one back would make every
+        # request's loaders (and the futures they cache) a cycle that only the garbage
+        # collector frees, and its passes would land inside later requests.
+        self._loaders = weakref.ref(loaders)
         self.tao = loaders.tao
+
+    @property
+    def loaders(self) -> Loaders:
+        loaders = self._loaders()
+        if loaders is None:
+            raise RuntimeError("this request's loaders are gone: a loader outlived its request")
+        return loaders
 
 
 class ObjectByIdLoader(_StoreLoader):

@@ -18,17 +18,19 @@ FEED edges that fail are reported so a job can remove them from the stored list 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from resolvers.feed import big_accounts
 from resolvers.feed.activity import DAY_MS, rebuild_pending
 from resolvers.privacy import Visibility
-from tao import Obj, Tao
+from tao import Assoc, Obj, Tao
 from tao.core import now_ms
 
 if TYPE_CHECKING:
     from resolvers.context import RequestContext
+    from resolvers.loaders import Loaders
 
 PULL_CHUNK = 500  # AUTHORED lists read per many-keys call
 
@@ -89,12 +91,35 @@ async def gather(ctx: RequestContext, viewer: Obj, *, low: int | None = None, li
     return sorted(by_post.values(), key=lambda c: (c.time, c.post), reverse=True)[:limit]
 
 
-async def shut_authors(ctx: RequestContext, viewer: int) -> set[int]:
-    """Authors the viewer blocks, is blocked by, or mutes: three short lists on the viewer's
-    shard, one many-keys read."""
+@dataclass(slots=True)
+class ShutOut:
+    """The viewer's MUTES, BLOCKS and BLOCKED_BY lists: the authors whose posts a feed never
+    shows (either block direction, or a mute)."""
+
+    lists: dict[str, list[Assoc]]
+
+    @property
+    def authors(self) -> set[int]:
+        return {e.id2 for page in self.lists.values() for e in page}
+
+    def prime(self, loaders: Loaders, viewer: int, authors: Iterable[int]) -> None:
+        """Tell this request's edge loader what the lists, read whole moments ago, say about
+        the viewer's edges to `authors` (an edge or its absence), so the page check (privacy's
+        blocks, the mutes) looks none of them up again. A list as long as the read's limit
+        may have been cut short: its absences prove nothing, so it primes nothing."""
+        for atype, page in self.lists.items():
+            if len(page) >= big_accounts.MAX_BIG_ACCOUNTS:
+                continue
+            edges = {e.id2: e for e in page}
+            for a in authors:
+                loaders.assoc_by_key.prime((viewer, atype, a), edges.get(a))
+
+
+async def shut_authors(ctx: RequestContext, viewer: int) -> ShutOut:
+    """The viewer's shut-out lists: three short lists on the viewer's shard, one many-keys read."""
     lists = await ctx.tao.assoc_range_many([(viewer, t) for t in ("MUTES", "BLOCKS", "BLOCKED_BY")],
                                            0, big_accounts.MAX_BIG_ACCOUNTS)
-    return {a.id2 for page in lists.values() for a in page}
+    return ShutOut({atype: page for (_, atype), page in lists.items()})
 
 
 async def prefilter(ctx: RequestContext, viewer: int, cands: list[Candidate], shut: set[int]

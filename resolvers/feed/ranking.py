@@ -52,12 +52,19 @@ class Signals:
     liked_kinds: Counter = field(default_factory=Counter)         # kind -> viewer's recent likes
 
 
+COMPONENTS = ("recency", "engagement", "affinity", "content_type")
+
+
 @dataclass(slots=True)
 class Scored:
     cand: Candidate
     score: float
-    components: dict[str, float]
+    parts: tuple[float, ...]  # one per COMPONENTS entry; () when not scored (chronological)
     seen: bool
+
+    @property
+    def components(self) -> dict[str, float]:
+        return dict(zip(COMPONENTS, self.parts))
 
 
 async def load_signals(ctx: RequestContext, viewer: int) -> Signals:
@@ -105,50 +112,59 @@ async def load_engagement(tao, cands: list[Candidate], sig: Signals) -> None:
 
 class Scorer:
     """The score of candidates for one viewer's signals at one instant. What does not depend on
-    the candidate (total likes, decay constants) is computed once, and each candidate's
-    engagement-free parts once (the first pass and the final ranking both use them)."""
+    the candidate (decay constants, each author's affinity, each kind's preference) is
+    computed once, and each candidate's engagement-free parts once: the first pass and the
+    final ranking both use them. A refresh scores hundreds of candidates, so this is the
+    ranking's hot loop."""
 
     def __init__(self, sig: Signals, s: FeedSettings, now: int | None = None) -> None:
         self.sig, self.s = sig, s
         self.now = now_ms() if now is None else now
         self._recency_per_ms = -math.log(2) / (s.recency_half_life_hours * 3_600_000)
         self._visit_per_ms = -math.log(2) / (7 * 24 * 3_600_000)
-        self._kind_denominator = sum(sig.liked_kinds.values()) + len(KINDS)
-        self._base: dict[int, tuple[float, float, float]] = {}
+        denominator = sum(sig.liked_kinds.values()) + len(KINDS)
+        self._content = {k: (sig.liked_kinds.get(k, 0) + 1) / denominator for k in KINDS}
+        self._content_other = 1 / denominator  # a kind the viewer never liked (none outside KINDS)
+        self._affinity: dict[int, float] = {}
+        # post -> (first-pass score, recency, affinity, content_type)
+        self._base: dict[int, tuple[float, float, float, float]] = {}
 
-    def _base_parts(self, c: Candidate) -> tuple[float, float, float]:
-        """(recency, affinity, content_type): every signal that needs no count."""
+    def _author_affinity(self, author: int) -> float:
+        affinity = self._affinity.get(author)
+        if affinity is None:
+            visit = self.sig.visited.get(author)
+            visit_w = 0.0 if visit is None else math.exp((self.now - visit) * self._visit_per_ms)
+            affinity = 1 - math.exp(-(self.sig.liked_authors.get(author, 0) + 0.5 * visit_w) / 3)
+            self._affinity[author] = affinity
+        return affinity
+
+    def _base_parts(self, c: Candidate) -> tuple[float, float, float, float]:
+        """(first-pass score, recency, affinity, content_type): every signal that needs no count."""
         base = self._base.get(c.post)
         if base is None:
-            sig, now = self.sig, self.now
-            recency = math.exp(max(0, now - c.time) * self._recency_per_ms)
-            visit = sig.visited.get(c.author)
-            visit_w = 0.0 if visit is None else math.exp((now - visit) * self._visit_per_ms)
-            affinity = 1 - math.exp(-(sig.liked_authors.get(c.author, 0) + 0.5 * visit_w) / 3)
-            content = (sig.liked_kinds.get(_kind(c), 0) + 1) / self._kind_denominator
-            base = self._base[c.post] = (recency, affinity, content)
+            s = self.s
+            recency = math.exp(max(0, self.now - c.time) * self._recency_per_ms)
+            affinity = self._author_affinity(c.author)
+            content = self._content.get(_kind(c), self._content_other)
+            first = s.weight_recency * recency + s.weight_affinity * affinity + s.weight_content_type * content
+            base = self._base[c.post] = (first, recency, affinity, content)
         return base
 
-    def parts(self, c: Candidate) -> tuple[float, float, float, float]:
-        """(recency, engagement, affinity, content_type) of one candidate."""
-        recency, affinity, content = self._base_parts(c)
+    def engagement(self, c: Candidate) -> float:
         likes, comments = self.sig.likes.get(c.post, 0), self.sig.comments.get(c.post, 0)
-        if likes or comments:
-            rate = (likes + 2 * comments) / (max(0, self.now - c.time) / 3_600_000 + 2)
-            engagement = rate / (rate + self.s.engagement_half_rate)
-        else:
-            engagement = 0.0
-        return recency, engagement, affinity, content
+        if not (likes or comments):
+            return 0.0
+        rate = (likes + 2 * comments) / (max(0, self.now - c.time) / 3_600_000 + 2)
+        return rate / (rate + self.s.engagement_half_rate)
 
     def first_pass(self, c: Candidate) -> float:
-        recency, affinity, content = self._base_parts(c)
-        s = self.s
-        return s.weight_recency * recency + s.weight_affinity * affinity + s.weight_content_type * content
+        return self._base_parts(c)[0]
 
-    def __call__(self, c: Candidate) -> tuple[float, dict[str, float]]:
-        parts = self.parts(c)
-        total = self.first_pass(c) + self.s.weight_engagement * parts[1]
-        return total, dict(zip(("recency", "engagement", "affinity", "content_type"), parts))
+    def __call__(self, c: Candidate) -> tuple[float, tuple[float, float, float, float]]:
+        """(total score, (recency, engagement, affinity, content_type)) of one candidate."""
+        first, recency, affinity, content = self._base_parts(c)
+        engagement = self.engagement(c)
+        return first + self.s.weight_engagement * engagement, (recency, engagement, affinity, content)
 
 
 def _kind(c: Candidate) -> str:
@@ -161,13 +177,20 @@ def rank(cands: list[Candidate], sig: Signals, s: FeedSettings, now: int | None 
     fully scored candidates by score, then the rest by their first-pass score; then diversity.
     Pass the `scorer` the second pass used, to reuse what it computed."""
     scorer = scorer or Scorer(sig, s, now)
-    scored = [Scored(c, *scorer(c), c.post in sig.seen) for c in cands]
+    seen, engaged = sig.seen, sig.engaged
+    keyed = []
+    for c in cands:
+        x = Scored(c, *scorer(c), c.post in seen)
+        first_pass_only = engaged is not None and c.post not in engaged
+        keyed.append(((x.seen, first_pass_only, -x.score, -c.time, -c.post), x))
+    keyed.sort(key=_first)
+    ordered = [x for _, x in keyed]
+    n_unseen = sum(not x.seen for x in ordered)  # the sort put every unseen item first
+    return diversify(ordered, s, n_unseen=n_unseen)
 
-    def first_pass_only(x: Scored) -> bool:
-        return sig.engaged is not None and x.cand.post not in sig.engaged
-    scored.sort(key=lambda x: (x.seen, first_pass_only(x), -x.score, -x.cand.time, -x.cand.post))
-    unseen = [x for x in scored if not x.seen]
-    return diversify(unseen + [x for x in scored if x.seen], s, n_unseen=len(unseen))
+
+def _first(pair: tuple) -> tuple:
+    return pair[0]
 
 
 def diversify(items: list[Scored], s: FeedSettings, n_unseen: int | None = None) -> list[Scored]:
@@ -188,10 +211,9 @@ def diversify(items: list[Scored], s: FeedSettings, n_unseen: int | None = None)
                 block = {}
             barred = last_author if run >= max_run else None  # would make the run too long
             look = min(LOOKAHEAD, len(pool))
-            pick = next((i for i in range(look) if pool[i][0] != barred and block.get(pool[i][1], 0) < type_cap),
-                        None)
+            pick = _first_fit(pool, look, barred, block, type_cap)
             if pick is None:  # relax the type rule first...
-                pick = next((i for i in range(look) if pool[i][0] != barred), None)
+                pick = _first_fit(pool, look, barred, None, type_cap)
             if pick is None:  # ...then the author rule
                 pick = 0
             author, kind, x = pool.pop(pick)
@@ -202,5 +224,16 @@ def diversify(items: list[Scored], s: FeedSettings, n_unseen: int | None = None)
     return out
 
 
+def _first_fit(pool: list, look: int, barred: int | None, block: dict[str, int] | None, type_cap: int
+               ) -> int | None:
+    """The index of the first of `pool[:look]` that keeps the author rule and, unless `block`
+    is None, the type rule. (A plain loop: this runs once per slot of every refresh.)"""
+    for i in range(look):
+        author, kind, _ = pool[i]
+        if author != barred and (block is None or block.get(kind, 0) < type_cap):
+            return i
+    return None
+
+
 def chronological(cands: list[Candidate]) -> list[Scored]:
-    return [Scored(c, 0.0, {}, False) for c in sorted(cands, key=lambda c: (c.time, c.post), reverse=True)]
+    return [Scored(c, 0.0, (), False) for c in sorted(cands, key=lambda c: (c.time, c.post), reverse=True)]

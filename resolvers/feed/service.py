@@ -75,9 +75,10 @@ async def home_feed(ctx: RequestContext, first: int, after: FeedCursor | None, m
     if after is None:
         viewer = await touch_active(ctx.tao, viewer, ctx.settings.feed)
         ctx.loaders.object_by_id.clear(viewer.id).prime(viewer.id, viewer)
-        ordered = await _ranked(ctx, viewer, mode)
+        ordered, shut = await _ranked(ctx, viewer, mode)
         start = 0
         cands = [candidates.Candidate(x.cand.post, x.cand.author, x.cand.time, pushed=True) for x in ordered[:first]]
+        shut.prime(ctx.loaders, viewer.id, {c.author for c in cands})
         # Storing the snapshot and checking its first page are independent: one wait for both.
         session, (kept, drop) = await asyncio.gather(
             create_session(ctx, viewer.id, mode.value, ordered, debug_allowed(ctx, viewer)),
@@ -100,23 +101,25 @@ async def home_feed(ctx: RequestContext, first: int, after: FeedCursor | None, m
                     has_previous=after is not None, session=session)
 
 
-async def _ranked(ctx: RequestContext, viewer: Obj, mode: FeedMode) -> list[ranking.Scored]:
-    """The new snapshot's order: candidates gathered, prefiltered, then ranked or by time.
-    What needs only the viewer (the candidates, the shut-out authors, the viewer's signals)
-    is read concurrently: the cache tier answers it in shared round trips."""
+async def _ranked(ctx: RequestContext, viewer: Obj, mode: FeedMode
+                  ) -> tuple[list[ranking.Scored], candidates.ShutOut]:
+    """The new snapshot's order (candidates gathered, prefiltered, then ranked or by time),
+    and the viewer's shut-out lists it read. What needs only the viewer (the candidates, the
+    shut-out lists, the viewer's signals) is read concurrently: the cache tier answers it in
+    shared round trips."""
     ranked = mode is FeedMode.RANKED
     cands, shut, signals = await asyncio.gather(
         candidates.gather(ctx, viewer), candidates.shut_authors(ctx, viewer.id),
         ranking.load_signals(ctx, viewer.id) if ranked else _none())
-    kept, drop = await candidates.prefilter(ctx, viewer.id, cands, shut)
+    kept, drop = await candidates.prefilter(ctx, viewer.id, cands, shut.authors)
     await _repair(ctx, viewer.id, drop)
     if not ranked:
-        return ranking.chronological(kept)
+        return ranking.chronological(kept), shut
     s = ctx.settings.feed
     signals.seen = {c.post for c in kept if c.seen}
     scorer = ranking.Scorer(signals, s)
     await ranking.load_engagement(ctx.tao, ranking.second_pass(kept, scorer), signals)
-    return ranking.rank(kept, signals, s, scorer=scorer)
+    return ranking.rank(kept, signals, s, scorer=scorer), shut
 
 
 async def _none() -> None:

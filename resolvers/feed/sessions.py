@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from resolvers.errors import BadInputError
 from resolvers.feed.fanout import feed_edge_data, post_time
-from resolvers.feed.ranking import Scored
+from resolvers.feed.ranking import COMPONENTS, Scored
 from tao import Obj
 from tao.core import now_ms
 
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 FeedCursor = tuple[int, int, int]  # (session id, index of the last item served, index where its page began)
 EXPIRE_JOB = "feed.session_expire"
-_DBG_KEYS = ("recency", "engagement", "affinity", "content_type")
+_UNSCORED = (0.0,) * len(COMPONENTS)
 
 
 @dataclass(slots=True)
@@ -52,7 +52,7 @@ class Session:
         if self.debug is None or index >= len(self.debug):
             return None
         row = self.debug[index]
-        return {"score": row[0], **dict(zip(_DBG_KEYS, row[1:5])), "seen": bool(row[5])}
+        return {"score": row[0], **dict(zip(COMPONENTS, row[1:5])), "seen": bool(row[5])}
 
 
 async def create_session(ctx: RequestContext, viewer: int, mode: str, ordered: list[Scored],
@@ -61,7 +61,7 @@ async def create_session(ctx: RequestContext, viewer: int, mode: str, ordered: l
     data = {"viewer": viewer, "t": now, "mode": mode, "ids": [x.cand.post for x in ordered],
             "au": [x.cand.author for x in ordered]}
     if with_debug:
-        data["dbg"] = [[round(x.score, 4), *(round(x.components.get(k, 0.0), 4) for k in _DBG_KEYS), int(x.seen)]
+        data["dbg"] = [[round(x.score, 4), *(round(v, 4) for v in x.parts or _UNSCORED), int(x.seen)]
                        for x in ordered]
     ttl_ms = ctx.settings.feed.session_ttl_seconds * 1000
     # The expiry job commits with the session: one transaction for both.

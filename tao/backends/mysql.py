@@ -18,6 +18,7 @@ from typing import Any
 
 import aiomysql
 import pymysql
+from pymysql.constants import SERVER_STATUS
 
 from config import MySQLServer, StoreSettings
 from tao.backends.base import qualify
@@ -57,6 +58,21 @@ def _unsent(err: TaoError) -> TaoError:
     return err
 
 
+def escape_text(value: str) -> str:
+    """`value` as a quoted MySQL string literal (backslash escapes on): what pymysql's
+    `escape_string` does with `str.translate` over a table of two-character strings, which
+    costs a dictionary lookup per character (0.4 ms for a 20 KB feed session). Seven C-level
+    scans do the same; the backslash goes first so no escape is escaped twice."""
+    for char, escaped in _ESCAPES:
+        if char in value:
+            value = value.replace(char, escaped)
+    return "'" + value + "'"
+
+
+_ESCAPES = (("\\", "\\\\"), ("\0", "\\0"), ("\n", "\\n"), ("\r", "\\r"), ("\032", "\\Z"),
+            ('"', '\\"'), ("'", "\\'"))
+
+
 class _MySQLConn:
     def __init__(self, raw: aiomysql.Connection, shard: int, prefix: str, timeout: float) -> None:
         self._raw = raw
@@ -72,7 +88,11 @@ class _MySQLConn:
         if not params:
             return sql
         escape = self._raw.escape
-        return sql % tuple(str(p) if type(p) is int else "NULL" if p is None else escape(p) for p in params)
+        # Text (our JSON and names) takes the fast escape unless the server's sql_mode turned
+        # backslash escapes off (then quotes are doubled instead: the driver knows how).
+        text_fast = not self._raw.server_status & SERVER_STATUS.SERVER_STATUS_NO_BACKSLASH_ESCAPES
+        return sql % tuple(str(p) if type(p) is int else "NULL" if p is None
+                           else escape_text(p) if text_fast and type(p) is str else escape(p) for p in params)
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         async with self._raw.cursor() as cur:

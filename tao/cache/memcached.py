@@ -183,7 +183,7 @@ class MemcachedCache:
             fut.set_result(answer)
 
     async def _get_now(self, keys: list[str]) -> dict[str, Value]:
-        groups = self._group(keys, lambda k: k)
+        groups = self._group(keys, lambda k: k, checked=True)  # get_many checked every key
         outcomes = await self._run_batches(self._batches.get, groups)
         out: dict[str, Value] = {}
         for server, outcome in outcomes.items():
@@ -272,11 +272,13 @@ class MemcachedCache:
         if len(key) > self._max_key or not _KEY_RE.fullmatch(key):
             raise ValueError(f"invalid cache key {key[:80]!r}: build keys with tao.cache.keys")
 
-    def _group(self, items: list[Any], key_of: Callable[[Any], str]) -> dict[str, list[Any]]:
+    def _group(self, items: list[Any], key_of: Callable[[Any], str], *, checked: bool = False
+               ) -> dict[str, list[Any]]:
         groups: dict[str, list[Any]] = defaultdict(list)
         for item in items:
             key = key_of(item)
-            self._check_key(key)
+            if not checked:
+                self._check_key(key)
             groups[self.server_of(key)].append(item)
         return groups
 

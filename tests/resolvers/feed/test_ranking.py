@@ -77,7 +77,7 @@ def _runs(seq) -> list[int]:
 
 
 def _as_scored(cands):
-    return [Scored(c, -i, {}, False) for i, c in enumerate(cands)]
+    return [Scored(c, -i, (), False) for i, c in enumerate(cands)]
 
 
 S = FeedSettings(max_same_author_run=2, max_content_type_share=0.6, diversity_window=10)

@@ -109,3 +109,23 @@ async def test_the_follow_graph_mutations_commit_the_removal_jobs(world):
     for viewer in (unfollower, blocker, muter):
         assert await world.stored_feed(viewer) == []
     assert await world.stored_feed(bystander) == [pid]
+
+
+async def test_the_page_check_trusts_only_whole_shut_out_lists(world):
+    """The first page primes the edge loader from the viewer's MUTES / BLOCKS / BLOCKED_BY
+    lists; a list as long as the read's limit may be cut short, so it must prime nothing."""
+    from resolvers.feed.big_accounts import MAX_BIG_ACCOUNTS
+    from resolvers.feed.candidates import ShutOut
+    from tao import Assoc
+
+    viewer, author = await world.users(2)
+    await world.tao.assoc_add(viewer, "BLOCKS", author)
+    cut_short = [Assoc(viewer, "BLOCKS", 10**9 + i, 1, 1, {}) for i in range(MAX_BIG_ACCOUNTS)]
+    loaders = world.ctx(viewer).loaders
+    ShutOut({"BLOCKS": cut_short, "MUTES": []}).prime(loaders, viewer, [author])
+    assert await loaders.assoc_by_key.load((viewer, "BLOCKS", author)) is not None  # read from the store
+    assert await loaders.assoc_by_key.load((viewer, "MUTES", author)) is None
+    # A whole list is believed: here it (wrongly) omits the real block, and the loader says so.
+    loaders = world.ctx(viewer).loaders
+    ShutOut({"BLOCKS": []}).prime(loaders, viewer, [author])
+    assert await loaders.assoc_by_key.load((viewer, "BLOCKS", author)) is None
