@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import random
@@ -149,26 +150,36 @@ async def make_post(tao: Tao, author: int, kind: str = "photo", time_ms: int | N
     return pid
 
 
-async def settle(tao: Tao, what: str, limit_s: float = 120.0) -> None:
-    """Wait until every MariaDB server has purged the undo history and flushed the dirty pages
-    a bulk load leaves behind. Its purge and page-cleaner threads otherwise compete for the
-    box's two cores with what is measured next; the figures are of steady state, not of the
-    load's aftermath."""
+def _cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used so far, from /proc."""
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def settle(tao: Tao, services: Services, what: str, limit_s: float = 180.0) -> None:
+    """Wait until the servers are idle again after a bulk load: MariaDB has purged its undo
+    history and the servers (MariaDB's purge and page-cleaner threads, memcached) use under 5%
+    of a core. They otherwise compete for the box's two cores with what is measured next; the
+    figures are of steady state, not of the load's aftermath."""
     t0 = time.perf_counter()
     one_shard_per_server = {srv: shard for shard, srv in enumerate(tao.shard_map.server_of_shard)}
+    pids = [server.pid for server in services.servers()]
     while True:
-        history = dirty = 0
+        history = 0
         for shard in one_shard_per_server.values():
             async with tao.read(shard) as conn:
-                rows = dict(await conn.fetchall(
-                    "SHOW GLOBAL STATUS WHERE Variable_name IN "
-                    "('Innodb_history_list_length', 'Innodb_buffer_pool_pages_dirty')"))
-            history += int(rows["Innodb_history_list_length"])
-            dirty += int(rows["Innodb_buffer_pool_pages_dirty"])
-        if (history < 1000 and dirty < 200) or time.perf_counter() - t0 > limit_s:
-            log(f"{what}: InnoDB undo history {history}, dirty pages {dirty} after {time.perf_counter() - t0:.0f} s")
-            return
+                rows = await conn.fetchall("SHOW GLOBAL STATUS LIKE 'Innodb_history_list_length'")
+            history += int(rows[0][1])
+        before = sum(_cpu_seconds(p) for p in pids)
         await asyncio.sleep(1.0)
+        busy = sum(_cpu_seconds(p) for p in pids) - before
+        if (history < 1000 and busy < 0.05) or time.perf_counter() - t0 > limit_s:
+            log(f"{what}: InnoDB undo history {history}, servers used {busy:.2f} CPU-s in the last second, "
+                f"after {time.perf_counter() - t0:.0f} s")
+            return
 
 
 # ---- measurements --------------------------------------------------------------------------------
@@ -245,37 +256,73 @@ async def seed_feeds(tao: Tao, g: dict, a: argparse.Namespace) -> None:
         f"(fan-out drained in {time.perf_counter() - t0:.1f} s)")
 
 
+def _cpu_pressure_us() -> int:
+    """Microseconds during which some runnable task on the box waited for a CPU (Linux PSI;
+    0 where the kernel does not report it)."""
+    try:
+        with open("/proc/pressure/cpu") as f:
+            return int(f.readline().rsplit("total=", 1)[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+class _GcClock:
+    """Time spent in the garbage collector, through `gc.callbacks`."""
+
+    def __init__(self) -> None:
+        self.ms = 0.0
+        self.passes = 0
+        self._start = 0.0
+
+    def __call__(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._start = time.perf_counter()
+        else:
+            self.ms += (time.perf_counter() - self._start) * 1000
+            self.passes += 1
+
+
 async def measure_reads(tao: Tao, g: dict, a: argparse.Namespace) -> dict[str, Any]:
-    """First page (rank + snapshot) and next page (from the snapshot), 20 items, warm cache."""
-    first_ms, next_ms, first_cpu_ms = [], [], []
+    """First page (rank + snapshot) and next page (from the snapshot), 20 items, warm cache.
+    Beside each first page's wall time: the CPU this process spent on it (all its threads),
+    the time in the garbage collector, and how long some task on the box waited for a CPU
+    (PSI). A slow read with ordinary CPU waited for something else on the box."""
+    first_ms, next_ms = [], []
+    per_read = []  # (wall, cpu, gc, cpu pressure) of each measured first page, ms
     sizes = []
-    for rnd in range(a.reads + 1):  # round 0 warms the cache
-        for v in g["viewers"]:
-            ctx = RequestContext(tao=tao, settings=tao.settings, viewer_id=v)
-            t0, c0 = time.perf_counter(), time.process_time()
-            page = await home_feed(ctx, 20, None, FeedMode.RANKED)
-            c1 = time.process_time()
-            t1 = time.perf_counter()
-            ctx = RequestContext(tao=tao, settings=tao.settings, viewer_id=v)
-            await home_feed(ctx, 20, page.end_cursor, FeedMode.RANKED)
-            t2 = time.perf_counter()
-            if rnd:
-                first_cpu_ms.append((c1 - c0) * 1000)
-                first_ms.append((t1 - t0) * 1000)
-                next_ms.append((t2 - t1) * 1000)
-                sizes.append(len(page.session.ids))
-    # The CPU this process spent on each first page (all its threads), beside the wall time:
-    # a slow read with ordinary CPU waited for something else on the box.
-    slowest = sorted(zip(first_ms, first_cpu_ms), reverse=True)[:5]
+    gc_clock = _GcClock()
+    gc.callbacks.append(gc_clock)
+    try:
+        for rnd in range(a.reads + 1):  # round 0 warms the cache
+            for v in g["viewers"]:
+                ctx = RequestContext(tao=tao, settings=tao.settings, viewer_id=v)
+                p0, gc0 = _cpu_pressure_us(), gc_clock.ms
+                t0, c0 = time.perf_counter(), time.process_time()
+                page = await home_feed(ctx, 20, None, FeedMode.RANKED)
+                c1 = time.process_time()
+                t1 = time.perf_counter()
+                p1 = _cpu_pressure_us()
+                ctx = RequestContext(tao=tao, settings=tao.settings, viewer_id=v)
+                await home_feed(ctx, 20, page.end_cursor, FeedMode.RANKED)
+                t2 = time.perf_counter()
+                if rnd:
+                    first_ms.append((t1 - t0) * 1000)
+                    next_ms.append((t2 - t1) * 1000)
+                    per_read.append(((t1 - t0) * 1000, (c1 - c0) * 1000, gc_clock.ms - gc0, (p1 - p0) / 1000))
+                    sizes.append(len(page.session.ids))
+    finally:
+        gc.callbacks.remove(gc_clock)
+    cpu_ms = sorted(r[1] for r in per_read)
     first_ms.sort()
     next_ms.sort()
-    first_cpu_ms.sort()
     out = {"reads": len(first_ms), "candidates_per_session": round(sum(sizes) / len(sizes)),
-           "first_page_cpu_ms_mean": round(sum(first_cpu_ms) / len(first_cpu_ms), 1),
-           "first_page_cpu_ms_p50": round(percentile(first_cpu_ms, 50), 1),
-           "first_page_cpu_ms_p99": round(percentile(first_cpu_ms, 99), 1),
-           "first_page_slowest_wall_cpu_ms": [(round(w, 1), round(c, 1)) for w, c in slowest],
            "first_page_p50_ms": round(percentile(first_ms, 50), 1), "first_page_p99_ms": round(percentile(first_ms, 99), 1),
+           "first_page_cpu_ms_mean": round(sum(cpu_ms) / len(cpu_ms), 1),
+           "first_page_cpu_ms_p50": round(percentile(cpu_ms, 50), 1),
+           "first_page_cpu_ms_p99": round(percentile(cpu_ms, 99), 1),
+           "gc_passes": gc_clock.passes, "gc_ms_total": round(gc_clock.ms, 1),
+           "first_page_slowest_wall_cpu_gc_cpuwait_ms": [tuple(round(x, 1) for x in r)
+                                                         for r in sorted(per_read, reverse=True)[:6]],
            "next_page_p50_ms": round(percentile(next_ms, 50), 1), "next_page_p99_ms": round(percentile(next_ms, 99), 1)}
     log(f"feed reads: {out}")
     return out
@@ -290,14 +337,14 @@ async def run(a: argparse.Namespace, services: Services) -> dict[str, Any]:
     try:
         g = await build(tao, a)
         out["load"] = g["load"]
-        await settle(tao, "after the graph load")
+        await settle(tao, services, "after the graph load")
         out["fanout"] = await measure_fanout(tao, g, a)
         tao.settings.feed.fanout_threshold = a.read_threshold
         out["big_post"] = await measure_big_post_cost(tao, g)
         out["rows_per_post"] = await rows_per_post(tao, g)
         log(f"rows per post: {out['rows_per_post']}")
         await seed_feeds(tao, g, a)
-        await settle(tao, "after seeding the feeds")
+        await settle(tao, services, "after seeding the feeds")
         tune_gc()  # as server.py does once it is up (config/runtime.py)
         out["reads"] = await measure_reads(tao, g, a)
         out["stats"] = tao.stats()

@@ -4,7 +4,9 @@
 A first page (no cursor) touches the viewer's activity, gathers and filters candidates, ranks
 them (or orders them by time), and stores the order as a feed session; a later page reads the
 session. Either way the page shown is re-filtered (removal is immediate), and FEED edges found
-unshowable are handed to a repair job.
+unshowable are handed to a repair job. The re-filter's block and mute checks are answered from
+the viewer's MUTES / BLOCKS / BLOCKED_BY lists, read whole (`ShutOut.prime`), not looked up
+per author.
 """
 
 from __future__ import annotations
@@ -84,10 +86,13 @@ async def home_feed(ctx: RequestContext, first: int, after: FeedCursor | None, m
             create_session(ctx, viewer.id, mode.value, ordered, debug_allowed(ctx, viewer)),
             candidates.keep_visible(ctx, viewer.id, cands))
     else:
-        session = await load_session(ctx, viewer.id, after)
+        # The shut-out lists (three cached keys) stand in for three edge lookups per author.
+        session, shut = await asyncio.gather(load_session(ctx, viewer.id, after),
+                                             candidates.shut_authors(ctx, viewer.id))
         start = after[1] + 1
         cands = [candidates.Candidate(p, a, 0, pushed=True)
                  for p, a in zip(session.ids[start:start + first], session.authors[start:start + first])]
+        shut.prime(ctx.loaders, viewer.id, {c.author for c in cands})
         _, (kept, drop) = await asyncio.gather(record_seen(ctx, session, after),
                                                candidates.keep_visible(ctx, viewer.id, cands))
     ids = session.ids[start:start + first]
