@@ -294,9 +294,15 @@ class MemcachedCache:
             await loop.run_in_executor(self._pool, self._wait_first_probes)
             self._ready = True
         names = list(groups)
-        results = await asyncio.gather(
-            *(loop.run_in_executor(self._pool, fn, name, groups[name]) for name in names)
-        )
+
+        def every_server() -> list[Outcome]:
+            return [fn(name, groups[name]) for name in names]
+        # One worker visits the servers in turn: one thread hand-off per call instead of one per
+        # server, and no two workers contending for the GIL while they parse replies (measured:
+        # 0.5-3 ms less CPU per feed refresh, docs/caching.md). Each exchange is one loopback or
+        # LAN round trip; a server that hangs delays the call by its timeout either way (a
+        # gather waits for its slowest member), and the fault detector then bypasses it.
+        results = await loop.run_in_executor(self._pool, every_server)
         return dict(zip(names, results))
 
     def _fold(self, outcome: Outcome, n_keys: int) -> None:
