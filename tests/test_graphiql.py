@@ -170,7 +170,7 @@ async def _run_query(dt: DevTools, session: str, query: str) -> str:
 async def test_graphiql_loads_and_runs_a_query(tmp_path):
     async with _server(tmp_path) as origin, _chromium(tmp_path) as browser_ws:
         async with aiohttp.ClientSession() as http, http.ws_connect(browser_ws, max_msg_size=0,
-                                                                    timeout=STEP_TIMEOUT) as ws:
+                                                                    timeout=aiohttp.ClientWSTimeout(ws_close=STEP_TIMEOUT)) as ws:
             dt = DevTools(ws)
             target = (await dt.send("Target.createTarget", {"url": "about:blank"}))["targetId"]
             session = (await dt.send("Target.attachToTarget", {"targetId": target, "flatten": True}))["sessionId"]
