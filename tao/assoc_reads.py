@@ -4,7 +4,8 @@ shard, shards in parallel.
 
 Cached lists (`l:<id1>:<atype>`) hold the newest `cache.list_limit` edges, the exact count and a
 "complete" flag; a read is answered from the cache whenever the cached prefix determines the
-answer. A list is filled from one SQL statement (the count row and the newest edges in a single
+answer. Counts are also cached alone (`n:<id1>:<atype>`, at the list's version), so a count
+read never decodes a popular list's window of edges. A list is filled from one SQL statement (the count row and the newest edges in a single
 UNION), so the cached value is one snapshot labelled with the list version of that snapshot.
 Edges (`e:<id1>:<atype>:<id2>`) are cached one by one for assoc_get, present or absent; an
 absent edge is labelled with its list's version, read in the same statement.
@@ -76,6 +77,7 @@ class AssocReadVerbs(AssocWriteVerbs):
                 complete = len(es) <= self.list_limit
                 value = {"v": version, "n": count, "c": complete, "e": es[:self.list_limit]}
                 installs.append(Install(self.list_key(id1, code), version, lambda old, v=value: v))
+                installs.append(Install(self.count_key(id1, code), version, lambda old, n=count: {"n": n}))
                 result[(id1, atype)] = value
             if install:
                 await self.fill_install(installs, fence)
@@ -94,8 +96,34 @@ class AssocReadVerbs(AssocWriteVerbs):
         for _, atype in keys:
             if not self.atype(atype).counted:
                 raise InvalidDataError(f"{atype} keeps no count (it is written in bulk and never counted)")
-        lists = await self._lists(keys, errors)
-        return {k: (v if isinstance(v, Exception) else v["n"]) for k, v in lists.items()}
+        cached = [k for k in keys if self.atype(k[1]).cached]
+        out = await self.read_through({self.count_key(k[0], self.atype(k[1]).code): k for k in cached}, "n",
+                                      lambda misses: self._fill_counts(misses, errors), lambda k, value: value["n"])
+        if len(cached) < len(keys):  # uncached types: straight from the count rows
+            out.update(await self._fill_counts([k for k in keys if not self.atype(k[1]).cached], errors,
+                                               install=False))
+        return out
+
+    async def _fill_counts(self, keys: list[ListKey], errors: str, *, install: bool = True) -> dict:
+        """Counts from the lists' count rows (a list never written counts 0 at version 0), one
+        statement per shard; installed as count keys at the row's version."""
+        async def one(shard: int, group: list[ListKey]) -> dict:
+            fence = self.cache.fence()
+            async with self.read(shard) as conn:
+                rows = await conn.fetchall(
+                    f"SELECT id1, atype, version, count FROM {{assoc_counts}} WHERE {self._keys_in(('id1', 'atype'), len(group))}",
+                    [x for id1, atype in group for x in (id1, self.atype(atype).code)])
+            heads = {(id1, code): (version, count) for id1, code, version, count in rows}
+            result, installs = {}, []
+            for id1, atype in group:
+                code = self.atype(atype).code
+                version, count = heads.get((id1, code), (0, 0))
+                installs.append(Install(self.count_key(id1, code), version, lambda old, n=count: {"n": n}))
+                result[(id1, atype)] = count
+            if install:
+                await self.fill_install(installs, fence)
+            return result
+        return await self.per_shard(self.by_shard(keys, lambda k: k[0]), one, errors=errors, keys_of=lambda g: g)
 
     async def assoc_count(self, id1: int, atype: str) -> int:
         return (await self.assoc_count_many([(id1, atype)]))[(id1, atype)]

@@ -206,6 +206,9 @@ class TaoCore:
     def list_key(self, id1: int, code: int) -> str:
         return keys.list_key("", id1, self.registry.atype_by_code(code).name)
 
+    def count_key(self, id1: int, code: int) -> str:
+        return keys.count_key("", id1, self.registry.atype_by_code(code).name)
+
     def edge_key(self, id1: int, code: int, id2: int) -> str:
         return keys.edge_key("", id1, self.registry.atype_by_code(code).name, id2)
 

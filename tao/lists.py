@@ -9,7 +9,8 @@ Invariants:
   the same lists never deadlock on each other.
 - After the commit, a cached list one version behind is updated in place; any other cached
   list is replaced by a tombstone at the new version (never deleted: a delete would let a
-  slow reader put back an older list). Each touched edge key gets its new state.
+  slow reader put back an older list). The list's count key gets the new count at the new
+  version, and each touched edge key its new state.
 """
 
 from __future__ import annotations
@@ -130,6 +131,9 @@ class ListWrites(TaoCore):
                 continue
             installs.append(Install(self.list_key(c.id1, c.atype), c.version,
                                     lambda old, c=c: self.apply_to_cached_list(old, c)))
+            # The count alone, exact at this version whatever was cached: count reads (ranking
+            # reads hundreds) must not decode a popular list's window of newest edges.
+            installs.append(Install(self.count_key(c.id1, c.atype), c.version, lambda old, n=c.count: {"n": n}))
             for e in c.upserts:
                 installs.append(Install(self.edge_key(c.id1, c.atype, e[0]), c.version,
                                         lambda old, a=e[1:]: {"a": a}))

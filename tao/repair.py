@@ -109,7 +109,8 @@ async def _fix(tao: Tao, shard: int, report: ShardReport) -> None:
             return (await conn.fetchall("SELECT version FROM {assoc_counts} WHERE id1 = %s AND atype = %s",
                                         (id1, code)))[0][0]
         version = await tao.write(shard, body)
-        await tao.cache_install([Install(tao.list_key(id1, code), version, lambda old: {"stale": True})],
+        await tao.cache_install([Install(tao.list_key(id1, code), version, lambda old: {"stale": True}),
+                                 Install(tao.count_key(id1, code), version, lambda old: {"stale": True})],
                                 shard, [{"kind": "l", "id1": id1, "atype": code}])
         report.fixed += 1
     for id1, atype, id2 in report.missing_inverses:

@@ -4,6 +4,7 @@ Layout (`prefix` is the caller's namespace, e.g. the deployment's or a test's; m
 
     {prefix}:o:{id}                    an object
     {prefix}:l:{id1}:{atype}           an association list: newest K edges + count + "complete"
+    {prefix}:n:{id1}:{atype}           an association list's count alone (same version as the list)
     {prefix}:e:{id1}:{atype}:{id2}     one edge, or its cached absence
     {prefix}:u:{ns}:{digest}           a unique key's claim (usernames, ...): ns + hex digest
     {prefix}:u:{namespace}:{digest}    a claimed unique key (username, session-token hash, ...)
@@ -37,6 +38,10 @@ def obj_key(prefix: str, id: int) -> str:
 
 def list_key(prefix: str, id1: int, atype: str) -> str:
     return _join(prefix, "l", _id(id1), _atype(atype))
+
+
+def count_key(prefix: str, id1: int, atype: str) -> str:
+    return _join(prefix, "n", _id(id1), _atype(atype))
 
 
 def edge_key(prefix: str, id1: int, atype: str, id2: int) -> str:

@@ -243,3 +243,25 @@ async def test_long_range_reads_return_data_exactly(tao, make_user):
     assert await tao.assoc_range(a, "TEST_UNCACHED", 5, 10) == []
     older = await tao.assoc_time_range(a, "TEST_UNCACHED", high=25, limit=500)
     assert [e.id2 for e in older] == sorted(targets[1:], reverse=True)
+
+
+async def test_counts_are_cached_apart_from_their_lists(tao, make_user):
+    """A count read reads and fills the list's count key only, never the list's window of
+    edges (a popular list's count must not cost its newest edges); writes keep it exact."""
+    a = await make_user()
+    targets = [await make_user() for _ in range(6)]
+    for t in targets[:5]:
+        await tao.assoc_add(a, "TEST_PLAIN", t)
+    code = tao.atype("TEST_PLAIN").code
+    await tao.cache.flush()
+    tao.reset_stats()
+    assert await tao.assoc_count(a, "TEST_PLAIN") == 5
+    assert tao.stats()["sql_queries"] == 1
+    cached = await tao.cache.get_many([tao.list_key(a, code), tao.count_key(a, code)])
+    assert tao.list_key(a, code) not in cached
+    assert cached[tao.count_key(a, code)]["n"] == 5
+    await tao.assoc_add(a, "TEST_PLAIN", targets[5])
+    await tao.assoc_delete(a, "TEST_PLAIN", targets[0])
+    tao.reset_stats()
+    assert await tao.assoc_count(a, "TEST_PLAIN") == 5  # 5 + 1 - 1, from the key the writes installed
+    assert tao.stats()["sql_queries"] == 0
