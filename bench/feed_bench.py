@@ -62,6 +62,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--viewers", type=int, default=20)
     p.add_argument("--ordinary-posts", type=int, default=2, help="posts per ordinary account (pushed)")
     p.add_argument("--big-posts", type=int, default=10, help="posts per big account (pulled)")
+    p.add_argument("--likes-scale", type=int, default=5,
+                   help="Pareto scale of likes per post (0: no likes)")
+    p.add_argument("--viewer-likes", type=int, default=40, help="posts each viewer likes (affinity signals)")
     p.add_argument("--reads", type=int, default=20, help="measured first pages per viewer (and as many next pages)")
     p.add_argument("--batches", default="1000,5000", help="fan-out page sizes to measure")
     p.add_argument("--cache-timeout", type=float, default=2.0,
@@ -244,16 +247,40 @@ async def seed_feeds(tao: Tao, g: dict, a: argparse.Namespace) -> None:
     tao.settings.feed.fanout_batch = 1000
     rng = random.Random(11)
     now = now_ms()
-    for k in range(a.ordinary_posts):
-        for o in g["ordinary"]:
-            await make_post(tao, o, rng.choice(["photo", "video", "carousel"]), now - rng.randrange(48 * HOUR))
-    for b in g["stars"] + g["mids"]:
-        for k in range(a.big_posts):
-            await make_post(tao, b, rng.choice(["photo", "video", "carousel"]), now - rng.randrange(48 * HOUR))
+    posts: list[tuple[int, int, str]] = []  # (post, author, kind)
+    authors = [o for _ in range(a.ordinary_posts) for o in g["ordinary"]]
+    authors += [b for b in g["stars"] + g["mids"] for _ in range(a.big_posts)]
+    for author in authors:
+        kind = rng.choice(["photo", "video", "carousel"])
+        posts.append((await make_post(tao, author, kind, now - rng.randrange(48 * HOUR)), author, kind))
     t0 = time.perf_counter()
     await tao.run_jobs_until_idle(include_delayed=False)
     log(f"seeded feeds: {a.ordinary * a.ordinary_posts} pushed + {(a.stars + a.mids) * a.big_posts} pulled posts "
         f"(fan-out drained in {time.perf_counter() - t0:.1f} s)")
+    await seed_likes(tao, g, a, posts, rng)
+
+
+async def seed_likes(tao: Tao, g: dict, a: argparse.Namespace, posts: list[tuple[int, int, str]],
+                     rng: random.Random) -> None:
+    """Engagement for the ranking to read: each post gets a Pareto number of likes (alpha 1.2,
+    scale `--likes-scale`, capped at 1 000) from the population, and each viewer likes
+    `--viewer-likes` posts. Likes are written as likePost writes them (LIKES edges carrying
+    the post's author and kind; LIKED_BY, their inverse, by the outbox), so a popular post's
+    LIKED_BY list holds hundreds of edges, as in production."""
+    t0 = time.perf_counter()
+    edges = []
+    for post, author, kind in posts:
+        n = min(1000, int(a.likes_scale * (1 - rng.random()) ** (-1 / 1.2))) if a.likes_scale else 0
+        edges += [(liker, "LIKES", post, None, {"a": author, "k": kind}) for liker in rng.sample(g["pop"], n)]
+    for v in g["viewers"]:
+        edges += [(v, "LIKES", post, None, {"a": author, "k": kind})
+                  for post, author, kind in rng.sample(posts, min(a.viewer_likes, len(posts)))]
+    for i in range(0, len(edges), MAX_BULK):
+        await tao.assoc_add_many(edges[i:i + MAX_BULK])
+    await tao.run_jobs_until_idle(include_delayed=False)
+    counts = sorted(sum(1 for e in edges if e[2] == p) for p, _, _ in posts)
+    log(f"seeded {len(edges)} likes in {time.perf_counter() - t0:.1f} s (per post: median {counts[len(counts) // 2]}, "
+        f"max {counts[-1]}; {sum(c >= 200 for c in counts)} posts with >= 200)")
 
 
 def _cpu_pressure_us() -> int:
