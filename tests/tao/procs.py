@@ -18,7 +18,7 @@ import dataclasses
 import json
 import multiprocessing
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,6 +70,54 @@ def write_config(settings: Settings, path: Path) -> Path:
     return path
 
 
+# ---- another process, driven over a pipe ------------------------------------------------------
+
+class ChildProcess:
+    """`serve(conn, *args)` running in a spawned process, driven over a pipe: each message gets
+    one answer; `None` asks the child to stop. What `RemoteTao` and the cache tests'
+    `RemoteTier` share: spawning, a bounded wait for each answer (a hung child fails the test
+    instead of hanging it) and a stop that kills a child that will not exit."""
+
+    def __init__(self, serve: Callable[..., None], *args: Any) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self._proc = ctx.Process(target=serve, args=(child, *args), daemon=True)
+        self._proc.start()
+
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
+    def send(self, msg: Any) -> None:
+        """Queue a message without waiting for its answer (e.g. to a stopped child); see `receive`."""
+        self._conn.send(msg)
+
+    async def receive(self, what: str = "a request") -> Any:
+        def recv() -> Any:
+            if not self._conn.poll(CALL_TIMEOUT):
+                raise TimeoutError(f"the {type(self).__name__} child did not answer {what} within {CALL_TIMEOUT}s")
+            return self._conn.recv()
+
+        return await asyncio.to_thread(recv)
+
+    async def request(self, msg: Any, what: str) -> Any:
+        await asyncio.to_thread(self._conn.send, msg)
+        return await self.receive(what)
+
+    async def close(self) -> None:
+        def stop() -> None:
+            try:
+                self._conn.send(None)
+            except OSError:
+                pass
+            self._proc.join(15)
+            if self._proc.is_alive():
+                self._proc.kill()
+                self._proc.join()
+
+        await asyncio.to_thread(stop)
+
+
 # ---- a Tao in another process --------------------------------------------------------------
 
 def _serve(conn: Any, config: str) -> None:
@@ -93,39 +141,17 @@ def _serve(conn: Any, config: str) -> None:
     asyncio.run(main())
 
 
-class RemoteTao:
+class RemoteTao(ChildProcess):
     """`await remote.call("obj_get", [ids])` runs `tao.obj_get([ids])` in the child."""
 
     def __init__(self, config: Path) -> None:
-        ctx = multiprocessing.get_context("spawn")
-        self._conn, child = ctx.Pipe()
-        self._proc = ctx.Process(target=_serve, args=(child, str(config)), daemon=True)
-        self._proc.start()
+        super().__init__(_serve, str(config))
 
     async def call(self, verb: str, *args: Any) -> Any:
-        def roundtrip() -> Any:
-            self._conn.send((verb, args))
-            if not self._conn.poll(CALL_TIMEOUT):
-                raise TimeoutError(f"the remote Tao did not answer {verb} within {CALL_TIMEOUT}s")
-            return self._conn.recv()
-
-        status, value = await asyncio.to_thread(roundtrip)
+        status, value = await self.request((verb, args), verb)
         if status == "error":
             raise RuntimeError(f"remote {verb} failed: {value}")
         return value
-
-    async def close(self) -> None:
-        def stop() -> None:
-            try:
-                self._conn.send(None)
-            except OSError:
-                pass
-            self._proc.join(15)
-            if self._proc.is_alive():
-                self._proc.kill()
-                self._proc.join()
-
-        await asyncio.to_thread(stop)
 
 
 # ---- writers and what they were told -------------------------------------------------------
