@@ -172,6 +172,9 @@ class FeedSettings:
     rank_depth: int = 150
     # Candidates are posts younger than this (FEED edges and pulled AUTHORED posts alike).
     window_days: float = 14.0
+    # FEED edges a viewer's list keeps (its newest, younger than window_days): the hourly trim
+    # committed with `last_active` deletes the rest. At least page_candidates (reads take those).
+    keep_edges: int = 1000
     # Newest posts pulled per big account (and per followed account on the rebuild/pull path).
     pull_per_author: int = 20
     # Followed accounts (newest follows first) read by the pull path of a returning viewer and by a rebuild.

@@ -1,5 +1,5 @@
 """Association writes: assoc_add (and its bulk form assoc_add_many), assoc_delete,
-assoc_change_type.
+assoc_change_type, and assoc_trim (bounding an uncounted list).
 
 An edge of a primary type with an inverse writes, in the same transaction, an outbox row
 `tao.sync_inverses`; after the commit the writer syncs the inverses straight away (tao.inverses)
@@ -19,6 +19,7 @@ from tao.models import Assoc
 
 INVERSE_GRACE_MS = 5_000  # the worker leaves a fresh inverse job to its writer for this long
 MAX_BULK = 5_000
+TRIM_BATCH = 1_000  # edges deleted per transaction by assoc_trim
 
 
 class AssocWriteVerbs(InverseSync):
@@ -180,6 +181,45 @@ class AssocWriteVerbs(InverseSync):
         removed = await self.write(shard, body)
         self.outbox.nudge(shard)
         return removed
+
+    async def assoc_trim(self, id1: int, atype: str, *, keep: int, before: int | None = None) -> int:
+        """Delete the edges of an uncounted list (FEED) past its newest `keep`, and any older than
+        `before` (ms): how lists written in bulk and never read whole are kept bounded. Deletes
+        in batches of `TRIM_BATCH`, each batch its own transaction. Counted types are refused:
+        their counts and cached lists need the full write path. Returns how many edges went."""
+        t = self.primary_atype(atype)
+        if t.counted:
+            raise InvalidDataError(f"{atype} keeps a count: delete its edges with assoc_delete")
+        if isinstance(keep, bool) or not isinstance(keep, int) or keep < 0:
+            raise InvalidDataError(f"keep must be a non-negative integer, got {keep!r}")
+        shard = self.shard(id1)
+        conds, params = [], []
+        async with self.read(shard) as conn:  # the first edge past `keep`, newest first
+            rows = await conn.fetchall("SELECT time, id2 FROM {assocs} WHERE id1 = %s AND atype = %s "
+                                       "ORDER BY time DESC, id2 DESC LIMIT 1 OFFSET %s", (id1, t.code, keep))
+        if rows:
+            conds.append("(time < %s OR (time = %s AND id2 <= %s))")
+            params += [rows[0][0], rows[0][0], rows[0][1]]
+        if before is not None:
+            conds.append("time < %s")
+            params.append(int(before))
+        if not conds:
+            return 0
+        where = f"id1 = %s AND atype = %s AND ({' OR '.join(conds)})"
+
+        async def batch(conn) -> int:
+            doomed = [r[0] for r in await conn.fetchall(f"SELECT id2 FROM {{assocs}} WHERE {where} LIMIT {TRIM_BATCH}",
+                                                        [id1, t.code, *params])]
+            if doomed:
+                await conn.execute(f"DELETE FROM {{assocs}} WHERE id1 = %s AND atype = %s "
+                                   f"AND id2 IN ({', '.join(['%s'] * len(doomed))})", [id1, t.code, *doomed])
+            return len(doomed)
+        removed = 0
+        while True:
+            n = await self.write(shard, batch)
+            removed += n
+            if n < TRIM_BATCH:
+                return removed
 
     async def assoc_change_type(self, id1: int, atype: str, id2: int, new_atype: str,
                                 *, jobs: list[tuple[str, dict]] | None = None) -> Assoc:

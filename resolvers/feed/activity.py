@@ -6,6 +6,10 @@ followers whose `last_active` (or, if never set, the account's creation time) is
 `feed.inactive_days`. A viewer returning after that gets `feed_rebuild` set and a rebuild job
 committed in the same write; until the job clears the flag, their feed reads take the pull path.
 
+The same hourly write commits a `feed.trim` job: the viewer's FEED list keeps its newest
+`feed.keep_edges` edges younger than `feed.window_days` (reads never look further), so fan-out
+cannot grow it without bound.
+
 Profile visits are VISITED edges (viewer -> user, time = latest visit): one upsert on the
 viewer's shard, skipped when the last visit is younger than VISIT_RESOLUTION_MS.
 """
@@ -18,6 +22,7 @@ from tao.core import now_ms
 
 DAY_MS = 24 * 3600 * 1000
 VISIT_RESOLUTION_MS = 10 * 60 * 1000
+TRIM_JOB = "feed.trim"
 
 
 def last_active(user: Obj) -> int:
@@ -38,11 +43,19 @@ async def touch_active(tao: Tao, user: Obj, settings: FeedSettings) -> Obj:
     now = now_ms()
     if now - last_active(user) < settings.active_touch_seconds * 1000:
         return user
+    trim = (TRIM_JOB, {"viewer": user.id})
     if is_active(user, settings, now):
-        return await tao.obj_update(user.id, {"last_active": now})
+        return await tao.obj_update(user.id, {"last_active": now}, jobs=[trim])
     # Back after a long absence: fan-out skipped them, so rebuild their FEED list.
     return await tao.obj_update(user.id, {"last_active": now, "feed_rebuild": now},
-                                jobs=[("feed.rebuild", {"viewer": user.id, "since": last_active(user)})])
+                                jobs=[("feed.rebuild", {"viewer": user.id, "since": last_active(user)}), trim])
+
+
+async def trim_job(tao: Tao, payload: dict) -> None:
+    """Bound a viewer's FEED list (see the module docstring). Idempotent."""
+    s = tao.settings.feed
+    await tao.assoc_trim(payload["viewer"], "FEED", keep=max(s.keep_edges, s.page_candidates),
+                         before=now_ms() - int(s.window_days * DAY_MS))
 
 
 async def record_profile_visit(tao: Tao, viewer: int, user_id: int) -> None:

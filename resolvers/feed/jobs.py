@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from resolvers.feed import fanout, removal, sessions
+from resolvers.feed import activity, fanout, removal, sessions
 
 HANDLERS = {
     fanout.FANOUT_JOB: fanout.fanout_job,
@@ -11,4 +11,5 @@ HANDLERS = {
     removal.REMOVE_AUTHOR_JOB: removal.remove_author_job,
     removal.RETRACT_POST_JOB: removal.retract_post_job,
     sessions.EXPIRE_JOB: sessions.expire_session_job,
+    activity.TRIM_JOB: activity.trim_job,
 }

@@ -92,3 +92,32 @@ def test_an_uncounted_type_must_be_uncached_without_inverse():
     with pytest.raises(ValueError, match="uncounted"):
         r.assoc_type("Y", 2, counted=False, cached=False, inverse="Y_OF", inverse_code=3)
     assert not r.assoc_type("Z", 4, counted=False, cached=False).counted
+
+
+async def test_trim_keeps_the_newest_edges_and_drops_old_ones(tao, make_user, monkeypatch):
+    import tao.assoc_writes as assoc_writes
+
+    monkeypatch.setattr(assoc_writes, "TRIM_BATCH", 3)  # several batches for a short list
+    a, other = await make_user(), await make_user()
+    targets = [await make_user() for _ in range(10)]
+    # times 10..100; two edges share time 50 so the cut falls between equal times
+    times = [10, 20, 30, 40, 50, 50, 70, 80, 90, 100]
+    await tao.assoc_add_many([(a, "TEST_UNCOUNTED", t, tm) for t, tm in zip(targets, times)]
+                             + [(other, "TEST_UNCOUNTED", targets[0], 5)])
+    newest_first = [(e.time, e.id2) for e in await tao.assoc_range(a, "TEST_UNCOUNTED", 0, 100)]
+    assert await tao.assoc_trim(a, "TEST_UNCOUNTED", keep=5) == 5
+    assert [(e.time, e.id2) for e in await tao.assoc_range(a, "TEST_UNCOUNTED", 0, 100)] == newest_first[:5]
+    assert await tao.assoc_trim(a, "TEST_UNCOUNTED", keep=5) == 0            # idempotent
+    assert await tao.assoc_trim(a, "TEST_UNCOUNTED", keep=100, before=80) == 2  # the age bound alone
+    assert [e.time for e in await tao.assoc_range(a, "TEST_UNCOUNTED", 0, 100)] == [100, 90, 80]
+    assert len(await tao.assoc_range(other, "TEST_UNCOUNTED", 0, 10)) == 1    # other lists untouched
+
+
+async def test_trim_refuses_counted_types_and_bad_input(tao, make_user):
+    a, b = await make_user(), await make_user()
+    await tao.assoc_add(a, "TEST_PLAIN", b)
+    with pytest.raises(InvalidDataError, match="keeps a count"):
+        await tao.assoc_trim(a, "TEST_PLAIN", keep=0)
+    with pytest.raises(InvalidDataError):
+        await tao.assoc_trim(a, "TEST_UNCOUNTED", keep=-1)
+    assert await tao.assoc_count(a, "TEST_PLAIN") == 1

@@ -74,6 +74,27 @@ async def test_inactive_follower_is_skipped_then_rebuilt_on_return(world):
     assert await world.feed_ids(sleeper) == [pid]
 
 
+async def test_a_returning_viewers_feed_list_is_trimmed_to_its_newest_recent_edges(world):
+    """The hourly `last_active` write commits a trim: FEED keeps its newest `keep_edges` (at
+    least `page_candidates`) edges younger than `window_days`; nothing else is touched."""
+    world.settings.feed.keep_edges, world.settings.feed.page_candidates = 4, 3
+    author = await world.user()
+    viewer = await world.user(last_active=now_ms() - 2 * DAY_MS)  # last touched long ago
+    bystander = await world.user()
+    await world.follow(viewer, author)  # else the read's page check would repair the edges away
+    posts = [await world.post(author) for _ in range(7)]  # fanned out to the viewer now
+    now = now_ms()
+    ages_days = [40, 20, 13, 3, 2, 1, 0]  # two are older than the 14-day window
+    # FEED writes are upserts: these move the fanned-out edges back in time.
+    await world.tao.assoc_add_many([(viewer, "FEED", p, now - int(d * DAY_MS), {"a": author})
+                                    for p, d in zip(posts, ages_days)]
+                                   + [(bystander, "FEED", posts[0], now - 40 * DAY_MS, {"a": author})])
+    await world.feed(viewer)  # touches last_active, committing the trim job
+    await world.drain()
+    assert await world.stored_feed(viewer) == posts[3:][::-1]  # the newest 4, all within 14 days
+    assert await world.stored_feed(bystander) == [posts[0]]
+
+
 async def test_fanout_job_is_idempotent(world):
     author, fan = await world.users(2)
     await world.follow(fan, author)
