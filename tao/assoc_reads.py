@@ -5,8 +5,9 @@ shard, shards in parallel.
 Cached lists (`l:<id1>:<atype>`) hold the newest `cache.list_limit` edges, the exact count and a
 "complete" flag; a read is answered from the cache whenever the cached prefix determines the
 answer. Counts are also cached alone (`n:<id1>:<atype>`, at the list's version), so a count
-read never decodes a popular list's window of edges. A list is filled from one SQL statement (the count row and the newest edges in a single
-UNION), so the cached value is one snapshot labelled with the list version of that snapshot.
+read never decodes a popular list's window of edges. A list is filled from one SQL statement
+(the count row and the newest edges in a single UNION), so the cached value is one snapshot
+labelled with the list version of that snapshot.
 Edges (`e:<id1>:<atype>:<id2>`) are cached one by one for assoc_get, present or absent; an
 absent edge is labelled with its list's version, read in the same statement.
 """
@@ -77,7 +78,7 @@ class AssocReadVerbs(AssocWriteVerbs):
                 complete = len(es) <= self.list_limit
                 value = {"v": version, "n": count, "c": complete, "e": es[:self.list_limit]}
                 installs.append(Install(self.list_key(id1, code), version, lambda old, v=value: v))
-                installs.append(Install(self.count_key(id1, code), version, lambda old, n=count: {"n": n}))
+                installs.append(self.count_install(id1, code, version, count))
                 result[(id1, atype)] = value
             if install:
                 await self.fill_install(installs, fence)
@@ -108,17 +109,14 @@ class AssocReadVerbs(AssocWriteVerbs):
         """Counts from the lists' count rows (a list never written counts 0 at version 0), one
         statement per shard; installed as count keys at the row's version."""
         async def one(shard: int, group: list[ListKey]) -> dict:
+            lists = [(id1, self.atype(atype).code) for id1, atype in group]
             fence = self.cache.fence()
             async with self.read(shard) as conn:
-                rows = await conn.fetchall(
-                    f"SELECT id1, atype, version, count FROM {{assoc_counts}} WHERE {self._keys_in(('id1', 'atype'), len(group))}",
-                    [x for id1, atype in group for x in (id1, self.atype(atype).code)])
-            heads = {(id1, code): (version, count) for id1, code, version, count in rows}
+                heads = await self.read_heads(conn, lists)
             result, installs = {}, []
-            for id1, atype in group:
-                code = self.atype(atype).code
+            for (id1, atype), (_, code) in zip(group, lists):
                 version, count = heads.get((id1, code), (0, 0))
-                installs.append(Install(self.count_key(id1, code), version, lambda old, n=count: {"n": n}))
+                installs.append(self.count_install(id1, code, version, count))
                 result[(id1, atype)] = count
             if install:
                 await self.fill_install(installs, fence)

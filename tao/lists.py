@@ -124,6 +124,10 @@ class ListWrites(TaoCore):
 
     # ---- after the commit ---------------------------------------------------------------------
 
+    def count_install(self, id1: int, code: int, version: int, count: int) -> Install:
+        """The list's count key at `version`: exact whatever was cached, so it needs no `old`."""
+        return Install(self.count_key(id1, code), version, lambda old: {"n": count})
+
     async def install_changes(self, shard: int, changes: list[ListChange]) -> None:
         installs, refill = [], []
         for c in changes:
@@ -133,7 +137,7 @@ class ListWrites(TaoCore):
                                     lambda old, c=c: self.apply_to_cached_list(old, c)))
             # The count alone, exact at this version whatever was cached: count reads (ranking
             # reads hundreds) must not decode a popular list's window of newest edges.
-            installs.append(Install(self.count_key(c.id1, c.atype), c.version, lambda old, n=c.count: {"n": n}))
+            installs.append(self.count_install(c.id1, c.atype, c.version, c.count))
             for e in c.upserts:
                 installs.append(Install(self.edge_key(c.id1, c.atype, e[0]), c.version,
                                         lambda old, a=e[1:]: {"a": a}))

@@ -25,6 +25,7 @@ import asyncio
 import math
 from collections import Counter
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import TYPE_CHECKING
 
 from config import FeedSettings
@@ -61,10 +62,6 @@ class Scored:
     score: float
     parts: tuple[float, ...]  # one per COMPONENTS entry; () when not scored (chronological)
     seen: bool
-
-    @property
-    def components(self) -> dict[str, float]:
-        return dict(zip(COMPONENTS, self.parts))
 
 
 async def load_signals(ctx: RequestContext, viewer: int) -> Signals:
@@ -183,14 +180,10 @@ def rank(cands: list[Candidate], sig: Signals, s: FeedSettings, now: int | None 
         x = Scored(c, *scorer(c), c.post in seen)
         first_pass_only = engaged is not None and c.post not in engaged
         keyed.append(((x.seen, first_pass_only, -x.score, -c.time, -c.post), x))
-    keyed.sort(key=_first)
+    keyed.sort(key=itemgetter(0))
     ordered = [x for _, x in keyed]
     n_unseen = sum(not x.seen for x in ordered)  # the sort put every unseen item first
     return diversify(ordered, s, n_unseen=n_unseen)
-
-
-def _first(pair: tuple) -> tuple:
-    return pair[0]
 
 
 def diversify(items: list[Scored], s: FeedSettings, n_unseen: int | None = None) -> list[Scored]:
