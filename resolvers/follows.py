@@ -49,23 +49,23 @@ async def _edges(ctx: RequestContext, a: int, b: int, *atypes: str) -> dict[str,
     return {t: e is not None for t, e in zip(atypes, found)}
 
 
-async def _other_user(ctx: RequestContext, user_id: int) -> tuple[int, Obj | None]:
-    """The viewer and the target user object (None if missing), refusing the viewer themself."""
+async def _other_user(ctx: RequestContext, user_id: int) -> tuple[int, Obj]:
+    """The viewer and the target user, refusing the viewer themself; USER_NOT_FOUND when the
+    target does not exist for the viewer (`privacy.addressable_user`: missing, deleted, or
+    blocking the viewer alike, so no mutation reveals a block)."""
     viewer = ctx.require_viewer()
     if user_id == viewer:
         raise UserError(FollowErrorCode.CANNOT_TARGET_SELF, "You cannot do this to your own account.", "userId")
-    obj = await ctx.loaders.object_by_id.load(user_id)
-    return viewer, obj if obj is not None and obj.otype == "USER" else None
+    obj = await privacy.addressable_user(ctx, user_id)
+    if obj is None:
+        raise _not_found()
+    return viewer, obj
 
 
 async def do_follow(ctx: RequestContext, user_id: int) -> FollowStatus:
     """Follow a public account at once; ask to follow a private one. Idempotent."""
-    viewer, target = await _other_user(ctx, user_id)
-    if target is None:
-        raise _not_found()
-    e = await _edges(ctx, viewer, user_id, "BLOCKS", "BLOCKED_BY", "FOLLOWS", "FOLLOW_REQUESTED")
-    if e["BLOCKED_BY"]:
-        raise _not_found()  # a block is never revealed to the blocked
+    viewer, target = await _other_user(ctx, user_id)  # a block by the target: USER_NOT_FOUND
+    e = await _edges(ctx, viewer, user_id, "BLOCKS", "FOLLOWS", "FOLLOW_REQUESTED")
     if e["BLOCKS"]:
         raise UserError(FollowErrorCode.BLOCKED, "You block this account: unblock it first.", "userId")
     if e["FOLLOWS"]:
@@ -94,7 +94,7 @@ async def do_unfollow(ctx: RequestContext, user_id: int) -> FollowStatus:
 
 
 async def _pending_request(ctx: RequestContext, requester_id: int) -> int:
-    viewer = ctx.require_viewer()
+    viewer, _ = await _other_user(ctx, requester_id)
     e = await _edges(ctx, viewer, requester_id, "FOLLOW_REQUESTED_BY")
     if not e["FOLLOW_REQUESTED_BY"]:
         raise UserError(FollowErrorCode.REQUEST_NOT_FOUND, "This user has no pending request to follow you.", "userId")
@@ -118,9 +118,7 @@ _SEVERED_BY_BLOCK = ("FOLLOWS", "FOLLOW_REQUESTED", "CLOSE_FRIEND")
 
 async def do_block(ctx: RequestContext, user_id: int) -> None:
     """Block: the two users vanish from each other everywhere, and follows both ways end."""
-    viewer, target = await _other_user(ctx, user_id)
-    if target is None:
-        raise _not_found()
+    viewer, _ = await _other_user(ctx, user_id)
     # The block first, so the pair is hidden from each other before the follows are removed.
     await ctx.tao.assoc_add(viewer, "BLOCKS", user_id, jobs=on_relationship_removed(viewer, user_id)
                             + on_relationship_removed(user_id, viewer))

@@ -84,6 +84,29 @@ async def visible_users(ctx: RequestContext, user_ids: Iterable[int]) -> list[Ob
     return [o for o in await ctx.loaders.object_by_id.load_many(ids) if o is not None]
 
 
+async def addressable_user(ctx: RequestContext, user_id: int) -> Obj | None:
+    """The user a mutation by the viewer names, or None when it does not exist *for the viewer*.
+
+    None for a missing or deleted id, a non-user, and a user who blocks the viewer: every
+    mutation that takes a user id asks here first, so a blocked viewer gets the same answer
+    (`USER_NOT_FOUND`) as for an id of nobody and cannot learn that the block exists. The
+    viewer's own block does not hide the user from this lookup: the blocker knows of it and must
+    be able to undo it (the mutation then decides, e.g. `follow` says "unblock first").
+    """
+    viewer = ctx.viewer_id
+    obj, blocked_by = await asyncio.gather(
+        ctx.loaders.object_by_id.load(user_id),
+        ctx.loaders.assoc_by_key.load((viewer, _BLOCKED_BY, user_id)) if viewer is not None else _none(),
+    )
+    if obj is None or obj.otype != "USER" or blocked_by is not None:
+        return None
+    return obj
+
+
+async def _none() -> None:
+    return None
+
+
 async def require_full_access(ctx: RequestContext, user_id: int, what: str) -> None:
     """Raise a top-level FORBIDDEN unless the viewer may see the user's `what` (a list)."""
     if await user_visibility(ctx, user_id) != Visibility.FULL:
