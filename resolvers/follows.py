@@ -235,8 +235,11 @@ async def followed_by_viewer_following(ctx: RequestContext, user_id: int, first:
 
     Looks through the viewer's newest MUTUAL_SCAN_LIMIT followings; every user in a list asks
     the same page (cached by the loader) and its (user, FOLLOWED_BY, f) edges live on the
-    user's shard, so a page of users costs one batched `assoc_get_many` in all.
+    user's shard, so a page of users costs one batched `assoc_get_many` in all. It lists the
+    user's followers, so it follows `followers`' rule: FORBIDDEN unless the viewer sees the
+    user FULL (else the count would be a membership test on a private account's followers).
     """
+    await privacy.require_full_access(ctx, user_id, "followers")
     viewer = ctx.viewer_id
     if viewer is None or viewer == user_id:
         return 0, []

@@ -115,8 +115,8 @@ class User(Node):
         page = await follows.muted_users(info.context, self.store_id, first, decode_cursor(after))
         return connection_from_page(page, User.from_obj)
 
-    @strawberry.field(description="Followers of this account whom the viewer follows (among the viewer's newest 200 followings).")
-    async def followers_you_follow(self, info: Ctx, first: Annotated[int, strawberry.argument(description="How many to list, 0 to 10.")] = 3) -> FollowersYouFollow:
+    @strawberry.field(description="Followers of this account whom the viewer follows (among the viewer's newest 200 followings). Null, with a FORBIDDEN error, where `followers` is.")
+    async def followers_you_follow(self, info: Ctx, first: Annotated[int, strawberry.argument(description="How many to list, 0 to 10.")] = 3) -> FollowersYouFollow | None:
         total, found = await follows.followed_by_viewer_following(info.context, self.store_id, max(0, min(first, 10)))
         return FollowersYouFollow(total_count=total, users=[User.from_obj(u) for u in found])
 
