@@ -14,6 +14,7 @@ import enum
 from typing import TYPE_CHECKING
 
 from resolvers import privacy
+from resolvers.block_cleanup import on_block
 from resolvers.errors import PermissionDeniedError, UserError
 from resolvers.feed.removal import on_relationship_removed
 from resolvers.pagination import Cursor, Page, load_assoc_page, make_page
@@ -120,8 +121,9 @@ async def do_block(ctx: RequestContext, user_id: int) -> None:
     """Block: the two users vanish from each other everywhere, and follows both ways end."""
     viewer, _ = await _other_user(ctx, user_id)
     # The block first, so the pair is hidden from each other before the follows are removed.
+    # Its jobs: both feeds lose the other's posts; the blocked's likes and comments leave the viewer's posts.
     await ctx.tao.assoc_add(viewer, "BLOCKS", user_id, jobs=on_relationship_removed(viewer, user_id)
-                            + on_relationship_removed(user_id, viewer))
+                            + on_relationship_removed(user_id, viewer) + on_block(viewer, user_id))
     for atype in _SEVERED_BY_BLOCK:
         await ctx.tao.assoc_delete(viewer, atype, user_id)
         await ctx.tao.assoc_delete(user_id, atype, viewer)

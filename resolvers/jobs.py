@@ -7,7 +7,7 @@ job enqueued by one process can be run by any other. Handlers are idempotent.
 
 from __future__ import annotations
 
-from resolvers import accounts, comments, media, posts
+from resolvers import accounts, block_cleanup, comments, media, posts
 from resolvers.feed.jobs import HANDLERS as FEED_HANDLERS
 from resolvers.follows import approve_pending_requests_job
 from tao import Tao
@@ -19,6 +19,7 @@ HANDLERS = {
     posts.SYNC_EDGES_JOB: posts.sync_edges_job,
     posts.CLEANUP_JOB: posts.cleanup_job,
     comments.CLEANUP_JOB: comments.cleanup_job,
+    block_cleanup.REMOVE_ENGAGEMENT_JOB: block_cleanup.remove_engagement_job,
     media.PROCESS_JOB: media.process_job,
 }
 

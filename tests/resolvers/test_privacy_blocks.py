@@ -109,3 +109,73 @@ async def test_every_content_mutation_answers_a_blockers_content_as_nothing(gql,
     assert await gql.tao.assoc_count(store_id(post), "HAS_COMMENT") == 0
     assert await gql.tao.assoc_count(store_id(comment), "COMMENT_LIKED_BY") == 0
     assert await gql.tao.assoc_count(store_id(comment), "HAS_REPLY") == 0
+
+
+LIKE = "mutation($i: PostLikeInput!) { likePost(input: $i) { errors { code } } }"
+LIKE_COMMENT = "mutation($i: CommentLikeInput!) { likeComment(input: $i) { errors { code } } }"
+POST_VIEW = """query($id: ID!) { node(id: $id) { ... on Post { likeCount commentCount
+  likers { nodes { username } }
+  comments { nodes { text replyCount replies { nodes { text } } } } } } }"""
+POSTS_VIEW = "query($ids: [ID!]!) { nodes(ids: $ids) { ... on Post { likeCount commentCount } } }"
+
+
+async def comment(gql, token, post, text, reply_to=None):
+    i = {"postId": post, "text": text, **({"replyToId": reply_to} if reply_to else {})}
+    p = (await gql.ok(ADD, {"i": i}, token))["addComment"]
+    assert p["errors"] == [], p
+    return p["comment"]["id"]
+
+
+async def test_a_block_removes_the_blockeds_likes_and_comments_from_the_blockers_posts(gql):
+    ta, a = await gql.sign_up("ada")
+    td, d = await gql.sign_up("dan")
+    tc, _ = await gql.sign_up("cy")
+    p1 = (await gql.ok(CREATE, {"i": {"caption": "one"}}, ta))["createPost"]["post"]["id"]
+    p2 = (await gql.ok(CREATE, {"i": {"caption": "two"}}, ta))["createPost"]["post"]["id"]
+    elsewhere = (await gql.ok(CREATE, {"i": {"caption": "cy's"}}, tc))["createPost"]["post"]["id"]
+    for token in (td, tc):
+        for post in (p1, p2, elsewhere):
+            await gql.ok(LIKE, {"i": {"postId": post}}, token)
+    cy_top = await comment(gql, tc, p1, "cy top")
+    dan_top = await comment(gql, td, p1, "dan top")
+    await comment(gql, tc, p1, "cy under dan", dan_top)  # a reply under dan's comment goes with it
+    await comment(gql, td, p1, "dan reply", cy_top)
+    await comment(gql, tc, p1, "cy reply", cy_top)
+    await gql.ok(LIKE_COMMENT, {"i": {"commentId": cy_top}}, td)
+    await comment(gql, td, elsewhere, "dan elsewhere")  # not on ada's posts: stays
+    await gql.mutate("block", ta, d)
+    await gql.tao.run_jobs_until_idle()
+
+    # every viewer, every surface: dan's engagement is gone from ada's posts, counts exact
+    want = {"likeCount": 1, "commentCount": 1, "likers": {"nodes": [{"username": "cy"}]},
+            "comments": {"nodes": [{"text": "cy top", "replyCount": 1, "replies": {"nodes": [{"text": "cy reply"}]}}]}}
+    for token in (ta, tc, None):
+        assert (await gql.ok(POST_VIEW, {"id": p1}, token))["node"] == want
+        assert (await gql.ok(POSTS_VIEW, {"ids": [p1, p2]}, token))["nodes"] == [
+            {"likeCount": 1, "commentCount": 1}, {"likeCount": 1, "commentCount": 0}]
+    # the store agrees on both sides of every edge
+    dan = store_id(d)
+    assert await gql.tao.assoc_count(dan, "LIKES") == 1  # cy's post only
+    assert await gql.tao.assoc_get(dan, "LIKES", [store_id(p1), store_id(p2)]) == {}
+    assert await gql.tao.assoc_count(dan, "COMMENT_LIKES") == 0
+    assert await gql.tao.assoc_count(store_id(cy_top), "COMMENT_LIKED_BY") == 0
+    other = (await gql.ok(POST_VIEW, {"id": elsewhere}, tc))["node"]
+    assert other["likeCount"] == 2 and [c["text"] for c in other["comments"]["nodes"]] == ["dan elsewhere"]
+
+    # idempotent: the job again changes nothing
+    from resolvers.block_cleanup import remove_engagement_job
+
+    await remove_engagement_job(gql.tao, {"blocker": store_id(a), "blocked": dan})
+    assert (await gql.ok(POST_VIEW, {"id": p1}, tc))["node"] == want
+
+
+async def test_a_block_lifted_before_its_job_runs_removes_nothing(gql):
+    ta, a = await gql.sign_up("ada")
+    td, d = await gql.sign_up("dan")
+    post = (await gql.ok(CREATE, {"i": {"caption": "one"}}, ta))["createPost"]["post"]["id"]
+    await gql.ok(LIKE, {"i": {"postId": post}}, td)
+    await gql.tao.run_jobs_until_idle()
+    await gql.mutate("block", ta, d)
+    await gql.mutate("unblock", ta, d)
+    await gql.tao.run_jobs_until_idle()
+    assert await gql.tao.assoc_count(store_id(post), "LIKED_BY") == 1
