@@ -197,8 +197,11 @@ async def do_complete_upload(ctx: RequestContext, upload_id: str, share_location
 # Reads ----------------------------------------------------------------------------------------
 
 async def media_visible(ctx: RequestContext, obj: Obj) -> bool:
-    """The owner always; others once it is ready: a profile picture to whoever may see the
-    profile, anything else to whoever may see the owner's posts (FULL)."""
+    """The owner always. Anyone else only where the media is shown to them, once ready: as part
+    of a post they may see (its MEDIA_OF edge, confirmed by the post's data), or as the profile
+    picture of an account they may see at all. A media in no post they may see (never attached,
+    its post deleted or still processing, a private account's they do not follow) is its
+    owner's alone, on every surface: `node(id:)`, `nodes`, its URLs."""
     owner = obj.data.get("owner")
     if owner is None:
         return False
@@ -206,13 +209,32 @@ async def media_visible(ctx: RequestContext, obj: Obj) -> bool:
         return True
     if obj.data.get("status") != READY:
         return False
-    seen = await privacy.user_visibility(ctx, int(owner))
-    if seen == privacy.Visibility.FULL:
+    seen, owner_obj = await asyncio.gather(privacy.user_visibility(ctx, int(owner)),
+                                           ctx.loaders.object_by_id.load(int(owner)))
+    if seen == privacy.Visibility.HIDDEN or owner_obj is None:
+        return False
+    if owner_obj.data.get("profile_picture_id") == obj.id:
         return True
-    if seen == privacy.Visibility.LIMITED:
-        user = await ctx.loaders.object_by_id.load(int(owner))
-        return user is not None and user.data.get("profile_picture_id") == obj.id
+    # A media belongs to at most one post: the first edge of its MEDIA_OF list is the one.
+    edges = await ctx.loaders.assoc_page_by_key.load((obj.id, "MEDIA_OF", 1, None))
+    for post in await ctx.loaders.object_by_id.load_many([a.id2 for a in edges]):
+        if (post is not None and obj.id in _media_ids(post) and int(post.data.get("author", 0)) == owner
+                and await privacy.post_visible(ctx, post)):
+            return True
     return False
+
+
+def _media_ids(post: Obj) -> list[int]:
+    return [int(m) for m in post.data.get("media", [])]
+
+
+async def post_media(ctx: RequestContext, post: Obj) -> list[Obj]:
+    """The media of a post the viewer may see, in order: visible with it (they are part of it),
+    so no per-media lookup of MEDIA_OF; the author sees them in any status, others once ready."""
+    author = int(post.data["author"])
+    objs = await ctx.loaders.object_by_id.load_many(_media_ids(post))
+    return [m for m in objs if m is not None and m.otype == "MEDIA" and m.data.get("owner") == author
+            and (author == ctx.viewer_id or m.data.get("status") == READY)]
 
 
 privacy.register_object_rule("MEDIA", media_visible)

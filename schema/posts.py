@@ -8,7 +8,6 @@ field. A `Post` is only built from an object privacy let through.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
@@ -16,10 +15,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 from strawberry import Info
 
-from resolvers import comments, hashtags, likes, locations, posts
+from resolvers import comments, hashtags, likes, locations, media, posts
 from resolvers.context import RequestContext
 from resolvers.errors import UserError
 from schema.errors import Error, user_errors
+from schema.media import Media
 from schema.relay import Connection, Node, connection_from_page, decode_cursor, from_global_id, register_node, to_global_id
 from schema.users import User
 from tao import Obj
@@ -120,12 +120,9 @@ class Post(Node):
         obj = await posts.post_location(info.context, self.obj)
         return Location.from_obj(obj) if obj is not None else None
 
-    @strawberry.field(description="The photos and videos, in order.")
+    @strawberry.field(description="The photos and videos, in order (others see them once READY).")
     async def media(self, info: Ctx) -> list[Node]:
-        from schema.node import resolve_node  # node resolution needs every node type registered
-
-        found = await asyncio.gather(*(resolve_node(info.context, int(m)) for m in self.obj.data.get("media", [])))
-        return [m for m in found if m is not None]
+        return [Media.from_obj(m) for m in await media.post_media(info.context, self.obj)]
 
     @strawberry.field(description="How many accounts like this post (exact).")
     async def like_count(self, info: Ctx) -> int:

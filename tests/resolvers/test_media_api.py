@@ -39,6 +39,7 @@ MEDIA = """query($id: ID!) { node(id: $id) { ... on Media { id type status failu
   variants { name width height contentType url } best: url(width: 300) largest: url } } }"""
 CREATE = """mutation($i: PostCreateInput!) { createPost(input: $i) {
   post { id status media { ... on Media { id status } } } errors { code field } } }"""
+CREATE_VIEW = "query($id: ID!) { node(id: $id) { ... on Post { media { ... on Media { id } } } } }"
 POST = """query($id: ID!) { node(id: $id) { ... on Post { status media { ... on Media { type status duration
   variants { name contentType url } } } } } }"""
 
@@ -187,7 +188,7 @@ async def test_photo_upload_resumes_completes_and_serves_variants(api, media_set
         body = await r.read()
     img = await asyncio.to_thread(lambda: Image.open(io.BytesIO(body)).size)
     assert img == (320, 240)
-    assert (await node(gql, tb, media_id))["status"] == "READY"  # bob (public account) sees it now
+    assert await node(gql, tb, media_id) is None  # in no post: ada's alone, ready or not
 
     # the same media as a profile picture; a private account's picture shows to non-followers
     upd = await gql.ok("""mutation($i: ProfileUpdateInput!) { updateProfile(input: $i) {
@@ -200,6 +201,52 @@ async def test_photo_upload_resumes_completes_and_serves_variants(api, media_set
     bad = await gql.ok("""mutation($i: ProfileUpdateInput!) { updateProfile(input: $i) { errors { code field } } }""",
                        {"i": {"profilePictureId": media_id}}, tb)
     assert bad["updateProfile"]["errors"] == [{"code": "PROFILE_PICTURE_INVALID", "field": "profilePictureId"}]
+
+
+VIEW = """query($id: ID!) { node(id: $id) { ... on Media { id url variants { name url } } }
+  nodes(ids: [$id]) { ... on Media { id } } }"""
+
+
+async def surfaces_showing(gql, token, media_id: str) -> list[str]:
+    """Which of `node(id:)` and `nodes(ids:)` show the media (with its URLs) to this viewer."""
+    body = await gql.ok(VIEW, {"id": media_id}, token)
+    shown = []
+    if body["node"] is not None:
+        assert body["node"]["url"] and all(v["url"] for v in body["node"]["variants"])
+        shown.append("node")
+    if body["nodes"] != [None]:
+        shown.append("nodes")
+    return shown
+
+
+async def test_media_outside_a_visible_post_is_its_owners_alone(api, media_settings):
+    gql, http = api
+    ta, ada = await gql.sign_up("ada")
+    tf, _ = await gql.sign_up("fan")
+    ts, _ = await gql.sign_up("stranger")
+    await gql.mutate("follow", tf, ada)
+    p = await upload(gql, http, ta, jpeg(160, 120), part_size=part_size(media_settings))
+    media_id = (await complete(gql, ta, p["upload"]["id"], share_location=True))["media"]["id"]
+    await gql.tao.run_jobs_until_idle()
+    viewers = {"ada": ta, "fan": tf, "stranger": ts, "anonymous": None}
+    both = ["node", "nodes"]
+
+    async def who_sees() -> dict[str, list[str]]:
+        return {name: await surfaces_showing(gql, t, media_id) for name, t in viewers.items()}
+
+    # never attached to a post: the uploader's alone, though the account is public
+    assert await who_sees() == {"ada": both, "fan": [], "stranger": [], "anonymous": []}
+    # in a public post: everyone's, through the post and by id
+    post = (await gql.ok(CREATE, {"i": {"caption": "c", "mediaIds": [media_id]}}, ta))["createPost"]["post"]["id"]
+    assert await who_sees() == {"ada": both, "fan": both, "stranger": both, "anonymous": both}
+    assert [m["id"] for m in (await node(gql, None, post, CREATE_VIEW))["media"]] == [media_id]
+    # the account goes private: its followers' only
+    await gql.ok("mutation { updateProfile(input: {isPrivate: true}) { errors { code } } }", token=ta)
+    assert await who_sees() == {"ada": both, "fan": both, "stranger": [], "anonymous": []}
+    # the post is deleted: the uploader's alone again
+    await gql.ok("mutation($i: PostDeleteInput!) { deletePost(input: $i) { errors { code } } }",
+                 {"i": {"postId": post}}, ta)
+    assert await who_sees() == {"ada": both, "fan": [], "stranger": [], "anonymous": []}
 
 
 async def test_video_post_visible_to_follower_only_when_ready(api, media_settings, tmp_path):
