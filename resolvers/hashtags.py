@@ -9,7 +9,10 @@ Invariant: exactly one HASHTAG object answers to a name. `hashtag_ids_for` finds
 the `hashtag` unique key; a missing one is created and then claimed with `key_claim`, and the
 loser of a race deletes its own object and takes the winner's, so concurrent first uses of a tag
 converge on one id. A post is tagged by a TAGGED_WITH edge (post -> hashtag); the derived TAGS
-list (hashtag -> post) is the tag's posts, newest first, and its count is `postCount`.
+list (hashtag -> post) is the tag's posts, newest first. A public post (visible, by a public
+account) is also tagged by PUBLIC_TAGGED_WITH, and the count of PUBLIC_TAGS is `postCount`: the
+same for every viewer, and never counting a post that only some may see. Who may see a hashtag
+at all is `resolvers.privacy.listing_visible` (it must have a post the viewer may see).
 """
 
 from __future__ import annotations
@@ -102,8 +105,8 @@ async def get_hashtag(ctx: RequestContext, name: str) -> Obj | None:
 
 
 async def hashtag_post_count(ctx: RequestContext, hashtag_id: int) -> int:
-    """Posts tagged with it (all of them: a count reveals no post)."""
-    return await ctx.loaders.assoc_count_by_key.load((hashtag_id, "TAGS"))
+    """Public posts tagged with it (see the module docstring)."""
+    return await ctx.loaders.assoc_count_by_key.load((hashtag_id, "PUBLIC_TAGS"))
 
 
 async def hashtag_posts(ctx: RequestContext, hashtag_id: int, first: int, after: Cursor | None) -> Page[Obj]:

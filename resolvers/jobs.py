@@ -17,6 +17,7 @@ HANDLERS = {
     accounts.END_SESSION_JOB: accounts.end_session_job,
     **FEED_HANDLERS,
     posts.SYNC_EDGES_JOB: posts.sync_edges_job,
+    posts.SYNC_AUTHOR_EDGES_JOB: posts.sync_author_edges_job,
     posts.CLEANUP_JOB: posts.cleanup_job,
     comments.CLEANUP_JOB: comments.cleanup_job,
     block_cleanup.REMOVE_ENGAGEMENT_JOB: block_cleanup.remove_engagement_job,

@@ -3,7 +3,9 @@
 Invariant: one LOCATION per (lower-cased name, coordinates rounded to ~10 m): like hashtags, a
 new one is created and then claimed under the `location` unique key, and the loser of a race
 deletes its own and takes the winner's. A post points at its location with AT_LOCATION; the
-derived LOCATION_OF list (location -> post) is the place's posts, newest first.
+derived LOCATION_OF list (location -> post) is the place's posts, newest first. As for hashtags,
+`postCount` counts the public posts only (PUBLIC_LOCATION_OF), and a location is seen only by a
+viewer who may see one of its posts (`resolvers.privacy.listing_visible`).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ async def location_for_input(ctx: RequestContext, location_id: int | None, name:
     if location_id is not None:
         if name is not None:
             raise UserError(LocationErrorCode.LOCATION_INVALID, "Give `locationId` or `location`, not both.", "location")
-        obj = await ctx.loaders.object_by_id.load(location_id)
+        obj = await privacy.load_visible_object(ctx, location_id)  # no probing for hidden places
         if obj is None or obj.otype != "LOCATION":
             raise UserError(LocationErrorCode.LOCATION_INVALID, "No such location: check `locationId`.", "locationId")
         return location_id
@@ -79,4 +81,5 @@ async def get_location(ctx: RequestContext, location_id: int) -> Obj | None:
 
 
 async def location_post_count(ctx: RequestContext, location_id: int) -> int:
-    return await ctx.loaders.assoc_count_by_key.load((location_id, "LOCATION_OF"))
+    """Public posts at it (see the module docstring)."""
+    return await ctx.loaders.assoc_count_by_key.load((location_id, "PUBLIC_LOCATION_OF"))

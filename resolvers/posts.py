@@ -7,6 +7,9 @@ and edges, all derived from that data by `sync_post_edges` (the one place that w
   author -AUTHORED-> post (⇄ AUTHORED_BY; the author's posts, newest first; `postCount`)
   post -TAGGED_WITH-> hashtag (⇄ TAGS)     post -MENTIONS-> user (⇄ MENTIONED_IN)
   post -AT_LOCATION-> location (⇄ LOCATION_OF)     post -HAS_MEDIA-> media (⇄ MEDIA_OF)
+  and, only while the post is public (visible, and its author's account is public):
+  post -PUBLIC_TAGGED_WITH-> hashtag (⇄ PUBLIC_TAGS)  post -PUBLIC_AT_LOCATION-> location (⇄ PUBLIC_LOCATION_OF)
+  whose counts are a hashtag's and a location's `postCount` (the same for every viewer).
 
 Invariants:
 - The edges follow the data: the write that changes a post's data (or adds its AUTHORED edge)
@@ -17,6 +20,10 @@ Invariants:
   `do_publish_post` flips it to "visible" and commits the `ON_PUBLISH` hooks' jobs (feed
   fan-out) in that same write, so a published post is always fanned out. A post without media
   is visible at once, and its AUTHORED write carries the hooks' jobs.
+- The public edges follow the author's privacy too: `do_update_profile` commits
+  `posts.sync_author_edges` with a change of `is_private`, which re-syncs every post of theirs.
+  `sync_post_edges` reads the author after the post's AUTHORED edge exists, so a post created
+  while its author changes privacy is synced by one or the other.
 - Deleting a post commits `posts.cleanup` (and the `ON_DELETE` hooks' jobs) with the delete; the
   writer removes the counted edges (AUTHORED, tags, mentions, location) at once, the job removes
   likes and comments, which can be many.
@@ -45,6 +52,7 @@ MEDIA_MAX = 10
 MEDIA_READY, MEDIA_FAILED = "ready", "failed"
 VISIBLE, PROCESSING, FAILED = "visible", "processing", "failed"
 SYNC_EDGES_JOB = "posts.sync_edges"
+SYNC_AUTHOR_EDGES_JOB = "posts.sync_author_edges"
 CLEANUP_JOB = "posts.cleanup"
 DRAIN_PAGE = 200
 
@@ -60,6 +68,11 @@ _DERIVED: dict[str, Callable[[dict], list[int]]] = {
     "MENTIONS": lambda d: [int(i) for i in d.get("mentions", [])],
     "AT_LOCATION": lambda d: [int(d["location"])] if d.get("location") else [],
     "HAS_MEDIA": lambda d: [int(i) for i in d.get("media", [])],
+}
+# The edges a post has only while it is public (see `_is_public`).
+_PUBLIC_DERIVED: dict[str, Callable[[dict], list[int]]] = {
+    "PUBLIC_TAGGED_WITH": _DERIVED["TAGGED_WITH"],
+    "PUBLIC_AT_LOCATION": _DERIVED["AT_LOCATION"],
 }
 
 
@@ -240,7 +253,9 @@ async def do_publish_post(tao: Tao, post_id: int) -> bool:
         return False
     changes = {"status": VISIBLE, "published_at": now_ms()}
     preview = Obj(post.id, post.otype, post.version + 1, post.created, changes["published_at"], {**post.data, **changes})
-    await tao.obj_update(post_id, changes, jobs=_hooks(ON_PUBLISH, preview))
+    # Published, it may now be public: its public edges follow (the job is the repair).
+    updated = await tao.obj_update(post_id, changes, jobs=[(SYNC_EDGES_JOB, {"post": post_id})] + _hooks(ON_PUBLISH, preview))
+    await sync_post_edges(tao, updated)
     return True
 
 
@@ -248,18 +263,29 @@ def _forget_post(ctx: RequestContext, post: Obj) -> None:
     d = post.data
     ctx.loaders.object_by_id.clear(post.id)
     ctx.loaders.forget_edges((int(d["author"]), "AUTHORED", post.id),
-                             *[(post.id, atype, i) for atype, ids in _DERIVED.items() for i in ids(d)])
+                             *[(post.id, atype, i) for atype, ids in (_DERIVED | _PUBLIC_DERIVED).items() for i in ids(d)])
+
+
+async def _is_public(tao: Tao, post: Obj) -> bool:
+    """Whether anyone (not blocked) may see the post: published, by an existing public account."""
+    if post.data.get("status") != VISIBLE:
+        return False
+    author = (await tao.obj_get([int(post.data["author"])])).get(int(post.data["author"]))
+    return author is not None and not author.data.get("is_private")
 
 
 async def sync_post_edges(tao: Tao, post: Obj | None, post_id: int | None = None) -> None:
-    """Make the post's derived edges match its data (all removed if `post` is None: deleted).
-    Idempotent; the edge time is the post's creation, so a tag's list stays in post order."""
+    """Make the post's derived edges match its data and whether it is public (all removed if
+    `post` is None: deleted). Idempotent; the edge time is the post's creation, so a tag's list
+    stays in post order."""
     pid = post.id if post is not None else post_id
     assert pid is not None
-    current = await tao.assoc_range_many([(pid, atype) for atype in _DERIVED], 0, 100)
+    derived = _DERIVED | _PUBLIC_DERIVED
+    public = post is not None and await _is_public(tao, post)
+    current = await tao.assoc_range_many([(pid, atype) for atype in derived], 0, 100)
     adds: list[tuple] = []
-    for atype, wanted_of in _DERIVED.items():
-        wanted = wanted_of(post.data) if post is not None else []
+    for atype, wanted_of in derived.items():
+        wanted = wanted_of(post.data) if post is not None and (public or atype in _DERIVED) else []
         have = {a.id2 for a in current[(pid, atype)]}
         adds += [(pid, atype, i, post.created) for i in wanted if i not in have]
         for extra in have - set(wanted):
@@ -297,8 +323,10 @@ async def post_mentions(ctx: RequestContext, post: Obj) -> list[Obj]:
 
 
 async def post_location(ctx: RequestContext, post: Obj) -> Obj | None:
-    loc = post.data.get("location")
-    return await privacy.load_visible_object(ctx, int(loc)) if loc else None
+    """The place of a post the viewer may see: part of the post, so shown with it (the location
+    may have no other post the viewer can see, which would hide it from `location(id:)`)."""
+    loc = await ctx.loaders.object_by_id.load(int(post.data["location"])) if post.data.get("location") else None
+    return loc if loc is not None and loc.otype == "LOCATION" else None
 
 
 # Jobs --------------------------------------------------------------------------------------
@@ -306,6 +334,22 @@ async def post_location(ctx: RequestContext, post: Obj) -> Obj | None:
 async def sync_edges_job(tao: Tao, payload: dict) -> None:
     post_id = int(payload["post"])
     await sync_post_edges(tao, (await tao.obj_get([post_id])).get(post_id), post_id)
+
+
+async def sync_author_edges_job(tao: Tao, payload: dict) -> None:
+    """After an author's privacy changed: re-sync every post of theirs (its public edges
+    follow). Keyset pages, so posts created or deleted meanwhile shift nothing; idempotent."""
+    author = int(payload["author"])
+    after: tuple[int, int] | None = None
+    while True:
+        page = await tao.assoc_time_range(author, "AUTHORED", limit=DRAIN_PAGE, after=after)
+        if not page:
+            return
+        found = await tao.obj_get([a.id2 for a in page])
+        for a in page:
+            if a.id2 in found:
+                await sync_post_edges(tao, found[a.id2])
+        after = (page[-1].time, page[-1].id2)
 
 
 async def cleanup_job(tao: Tao, payload: dict) -> None:

@@ -155,7 +155,8 @@ register_object_rule("USER", _user_rule)
 # (`status == "visible"`, not still processing its media) and its author is FULL to them
 # (public, or private and followed; never across a block). A comment is visible when its post
 # is and its author is not HIDDEN from the viewer (a private account's comment on a public post
-# shows; a blocked or deleted commenter's does not). Hashtags and locations are public.
+# shows; a blocked or deleted commenter's does not). A hashtag or location exists for a viewer
+# only through its posts (`listing_visible`).
 # All of it batches: a page of posts or comments costs one `obj_get` plus the authors'
 # visibility (itself batched), whatever its length.
 
@@ -194,11 +195,26 @@ async def visible_comments(ctx: RequestContext, comment_ids: Iterable[int]) -> l
     return await _visible_of(ctx, comment_ids, comment_visible)
 
 
-async def _public(ctx: RequestContext, obj: Obj) -> bool:
-    return True
+# How many of a hashtag's or location's newest posts a viewer's check looks through when it has
+# no public post: a page of N such objects costs one list read and one batch of N x this posts.
+LISTING_SCAN = 20
+
+
+def listing_visible(public_atype: str, all_atype: str) -> ObjectRule:
+    """The rule for an object that is a list of posts (a hashtag, a location): visible when it
+    has a public post (its `public_atype` count, the same for everyone), else when one of its
+    newest LISTING_SCAN posts is visible to the viewer (their own, or a followed private
+    account's). So a tag or place used only by private accounts does not exist for strangers,
+    and neither its name nor its count leaks; its `postCount` counts public posts only."""
+    async def rule(ctx: RequestContext, obj: Obj) -> bool:
+        if await ctx.loaders.assoc_count_by_key.load((obj.id, public_atype)):
+            return True
+        page = await ctx.loaders.assoc_page_by_key.load((obj.id, all_atype, LISTING_SCAN, None))
+        return bool(await visible_posts(ctx, [a.id2 for a in page]))
+    return rule
 
 
 register_object_rule("POST", post_visible)
 register_object_rule("COMMENT", comment_visible)
-register_object_rule("HASHTAG", _public)
-register_object_rule("LOCATION", _public)
+register_object_rule("HASHTAG", listing_visible("PUBLIC_TAGS", "TAGS"))
+register_object_rule("LOCATION", listing_visible("PUBLIC_LOCATION_OF", "LOCATION_OF"))

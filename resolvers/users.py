@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from resolvers import privacy
 from resolvers.accounts import normalize_username, validate_full_name, validate_username
 from resolvers.errors import UserError
+from resolvers.posts import SYNC_AUTHOR_EDGES_JOB
 from tao import Obj
 
 if TYPE_CHECKING:
@@ -104,10 +105,13 @@ async def do_update_profile(
                             "A profile picture must be a photo you uploaded and completed (`completeUpload`).",
                             "profilePictureId")
         changes["profile_picture_id"] = profile_picture_id or None
-    jobs = None
+    jobs: list[tuple[str, dict]] = []
     if is_private is False and current.data.get("is_private"):
         # Going public accepts every pending follow request (as Instagram does), durably.
-        jobs = [("follows.approve_pending_requests", {"user_id": viewer})]
+        jobs.append(("follows.approve_pending_requests", {"user_id": viewer}))
+    if is_private is not None and is_private != bool(current.data.get("is_private")):
+        # Which posts are public changed: their hashtags' and locations' public lists follow.
+        jobs.append((SYNC_AUTHOR_EDGES_JOB, {"author": viewer}))
     old_key = normalize_username(current.data["username"])
     new_key = None
     if username is not None and username != current.data["username"]:
@@ -121,7 +125,7 @@ async def do_update_profile(
         changes["username"] = username
     if not changes:
         return current
-    updated = await ctx.tao.obj_update(viewer, changes, jobs=jobs)
+    updated = await ctx.tao.obj_update(viewer, changes, jobs=jobs or None)
     if new_key is not None and new_key != old_key:
         await ctx.tao.key_release("username", old_key, viewer)
         ctx.loaders.user_id_by_username.clear(old_key).clear(new_key)

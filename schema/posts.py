@@ -53,7 +53,7 @@ class Hashtag(Node):
     def from_obj(cls, obj: Obj) -> Hashtag:
         return cls(id=to_global_id("Hashtag", obj.id), name=obj.data["name"], store_id=obj.id)
 
-    @strawberry.field
+    @strawberry.field(description="How many public posts (published, by public accounts) use it: the same for everyone; your own or followed private posts show in `posts` but are not counted.")
     async def post_count(self, info: Ctx) -> int:
         return await hashtags.hashtag_post_count(info.context, self.store_id)
 
@@ -77,7 +77,7 @@ class Location(Node):
         return cls(id=to_global_id("Location", obj.id), name=d["name"], latitude=d.get("latitude"),
                    longitude=d.get("longitude"), store_id=obj.id)
 
-    @strawberry.field
+    @strawberry.field(description="How many public posts (published, by public accounts) are tagged here: the same for everyone.")
     async def post_count(self, info: Ctx) -> int:
         return await locations.location_post_count(info.context, self.store_id)
 
@@ -226,12 +226,12 @@ async def _post_payload(action: Callable[[], Awaitable[Obj]]) -> PostPayload:
 
 @strawberry.type
 class PostsQuery:
-    @strawberry.field(description="The hashtag with this name (`#` optional, any case), or null if no post ever used it.")
+    @strawberry.field(description="The hashtag with this name (`#` optional, any case), or null if no post you may see uses it.")
     async def hashtag(self, info: Ctx, name: str) -> Hashtag | None:
         obj = await hashtags.get_hashtag(info.context, name)
         return Hashtag.from_obj(obj) if obj is not None else None
 
-    @strawberry.field
+    @strawberry.field(description="The location with this id, or null if no post you may see is tagged at it.")
     async def location(self, info: Ctx, id: strawberry.ID) -> Location | None:
         obj = await locations.get_location(info.context, store_id(info.context, id, "Location", "id"))
         return Location.from_obj(obj) if obj is not None else None

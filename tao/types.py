@@ -48,6 +48,10 @@ _a("HAS_MEDIA", 34, inverse="MEDIA_OF", inverse_code=35)         # post -> media
 _a("HAS_SESSION", 36, inverse="SESSION_OF", inverse_code=37)     # user -> session
 _a("COMMENT_LIKES", 38, inverse="COMMENT_LIKED_BY", inverse_code=39)
 _a("UPLOADED", 40, inverse="UPLOADED_BY", inverse_code=41)       # user -> media
+# The same tags and places, for public posts only (visible, by a public account): what a
+# hashtag's or location's `postCount` counts, the same for every viewer.
+_a("PUBLIC_TAGGED_WITH", 46, inverse="PUBLIC_TAGS", inverse_code=47)          # public post -> hashtag
+_a("PUBLIC_AT_LOCATION", 48, inverse="PUBLIC_LOCATION_OF", inverse_code=49)   # public post -> location
 
 # Feed (no inverse: a viewer's feed list; id2 = post)
 # FEED is written in bulk by fan-out (assoc_add_to_objects) and read in 500-candidate pages from

@@ -53,3 +53,95 @@ async def _id(gql, name: str) -> str:
     from schema.relay import to_global_id
 
     return to_global_id("User", (await gql.tao.key_get_many("username", [name]))[name])
+
+
+CREATE = """mutation($i: PostCreateInput!) { createPost(input: $i) { post { id location { id } } errors { code field } } }"""
+LISTING = "{ id postCount posts { nodes { caption } } }"
+# A hashtag or location reached every way a client can: by name or id, by node id, in nodes.
+LISTING_SURFACES = {
+    "hashtag": ("query($n: String!) { it: hashtag(name: $n) %s }" % LISTING, lambda b: b["it"]),
+    "location": ("query($id: ID!) { it: location(id: $id) %s }" % LISTING, lambda b: b["it"]),
+    "node": ("query($id: ID!) { it: node(id: $id) { ... on Hashtag %s ... on Location %s } }" % (LISTING, LISTING),
+             lambda b: b["it"]),
+    "nodes": ("query($id: ID!) { it: nodes(ids: [$id]) { ... on Hashtag %s ... on Location %s } }" % (LISTING, LISTING),
+              lambda b: b["it"][0]),
+}
+
+
+async def _listing_seen(gql, token, kind: str, name: str, gid: str) -> list:
+    """What each surface answers for one hashtag (kind "tag") or location (kind "place")."""
+    out = []
+    for surface, (query, pick) in LISTING_SURFACES.items():
+        if (surface == "hashtag") != (kind == "tag") and surface in ("hashtag", "location"):
+            continue
+        variables = {"n": name} if surface == "hashtag" else {"id": gid}
+        got = pick(await gql.ok(query, variables, token))
+        out.append(None if got is None else (got["postCount"], sorted(n["caption"] for n in got["posts"]["nodes"])))
+    return out
+
+
+async def test_hashtags_and_locations_count_public_posts_and_exist_only_through_visible_ones(gql):
+    tp, p = await gql.sign_up("priv", private=True)
+    tf, f = await gql.sign_up("fan")
+    await gql.mutate("follow", tf, p)
+    await gql.mutate("approveFollowRequest", tp, f)
+    tu, _ = await gql.sign_up("pub")
+    ts, _ = await gql.sign_up("stranger")
+    hush = (await gql.ok(CREATE, {"i": {"caption": "p1 #hush", "location": {"name": "Hideout"}}}, tp))["createPost"]
+    await gql.ok(CREATE, {"i": {"caption": "p2 #loud", "location": {"name": "Square"}}}, tp)
+    loud = (await gql.ok(CREATE, {"i": {"caption": "u1 #loud", "location": {"name": "Square"}}}, tu))["createPost"]
+    tag_ids = {n: (await gql.ok("query($n: String!) { hashtag(name: $n) { id } }", {"n": n}, tp))["hashtag"]["id"]
+               for n in ("hush", "loud")}
+    place_ids = {"hush": hush["post"]["location"]["id"], "loud": loud["post"]["location"]["id"]}
+    viewers = {"priv": tp, "fan": tf, "stranger": ts, "anonymous": None}
+
+    async def matrix() -> dict:
+        return {(who, kind, name): set(map(repr, await _listing_seen(gql, t, kind, name, ids[name])))
+                for who, t in viewers.items() for kind, ids in (("tag", tag_ids), ("place", place_ids))
+                for name in ("hush", "loud")}
+
+    def expect(hush_seen: dict, loud_count: int, loud_private_count: int) -> dict:
+        out = {}
+        for who in viewers:
+            insider = who in ("priv", "fan")
+            for kind, p1, p2 in (("tag", "p1 #hush", "p2 #loud"), ("place", "p1 #hush", "p2 #loud")):
+                seen = hush_seen[who]
+                out[(who, kind, "hush")] = {repr(None if seen is None else (seen, [p1]))}
+                loud = sorted(["u1 #loud"] + ([p2] if insider or loud_private_count else []))
+                out[(who, kind, "loud")] = {repr((loud_count, loud))}
+        return out
+
+    # a private account's tag and place: only who may see its posts find them; counts are public posts only
+    assert await matrix() == expect({"priv": 0, "fan": 0, "stranger": None, "anonymous": None}, 1, 0)
+    # probing a hidden place by id to post at it: as for an id of nothing
+    probe = (await gql.ok(CREATE, {"i": {"caption": "x", "locationId": place_ids["hush"]}}, ts))["createPost"]
+    assert probe == {"post": None, "errors": [{"code": "LOCATION_INVALID", "field": "locationId"}]}
+    # going public: its posts count and show (through the job committed with the change)...
+    await gql.ok("mutation { updateProfile(input: {isPrivate: false}) { errors { code } } }", token=tp)
+    await gql.tao.run_jobs_until_idle()
+    assert await matrix() == expect({"priv": 1, "fan": 1, "stranger": 1, "anonymous": 1}, 2, 1)
+    # ...and private again: back as before
+    await gql.ok("mutation { updateProfile(input: {isPrivate: true}) { errors { code } } }", token=tp)
+    await gql.tao.run_jobs_until_idle()
+    assert await matrix() == expect({"priv": 0, "fan": 0, "stranger": None, "anonymous": None}, 1, 0)
+
+
+async def test_a_post_counts_for_its_tags_only_once_published(gql):
+    from resolvers.posts import do_publish_post
+    from tests.resolvers.test_privacy_blocks import store_id
+
+    ta, _ = await gql.sign_up("ada")
+    ada = (await gql.tao.key_get_many("username", ["ada"]))["ada"]
+    media = await gql.tao.obj_add("MEDIA", {"kind": "photo", "status": "processing", "owner": ada}, owner=ada)
+    await gql.tao.assoc_add(ada, "UPLOADED", media)
+    from schema.relay import to_global_id
+
+    made = (await gql.ok(CREATE, {"i": {"caption": "soon #later", "mediaIds": [to_global_id("Media", media)]}},
+                         ta))["createPost"]
+    assert made["errors"] == []
+    q = '{ hashtag(name: "later") { postCount posts { nodes { caption } } } }'
+    assert (await gql.ok(q, token=ta))["hashtag"] == {"postCount": 0, "posts": {"nodes": [{"caption": "soon #later"}]}}
+    assert (await gql.ok(q))["hashtag"] is None  # processing: the author's alone
+    await gql.tao.obj_update(media, {"status": "ready"})
+    assert await do_publish_post(gql.tao, store_id(made["post"]["id"]))
+    assert (await gql.ok(q))["hashtag"] == {"postCount": 1, "posts": {"nodes": [{"caption": "soon #later"}]}}
