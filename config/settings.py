@@ -177,6 +177,9 @@ class FeedSettings:
     keep_edges: int = 1000
     # Newest posts pulled per big account (and per followed account on the rebuild/pull path).
     pull_per_author: int = 20
+    # A follow, an approved request or an unmute stores the author's newest this many posts
+    # (younger than window_days) in the viewer's FEED list (docs/feed.md, "Backfill"). 0: none.
+    backfill_posts: int = 20
     # Followed accounts (newest follows first) read by the pull path of a returning viewer and by a rebuild.
     rebuild_followings: int = 1000
     # How long a feed session (ranked snapshot) stays readable by its cursors.

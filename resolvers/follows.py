@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from resolvers import privacy
 from resolvers.block_cleanup import on_block
 from resolvers.errors import PermissionDeniedError, UserError
+from resolvers.feed.backfill import on_relationship_added
 from resolvers.feed.removal import on_relationship_removed
 from resolvers.pagination import Cursor, Page, load_assoc_page, make_page
 from tao import Obj, Tao, TaoError
@@ -77,7 +78,8 @@ async def do_follow(ctx: RequestContext, user_id: int) -> FollowStatus:
         await ctx.tao.assoc_add(viewer, "FOLLOW_REQUESTED", user_id)
         status = FollowStatus.REQUESTED
     else:
-        await ctx.tao.assoc_add(viewer, "FOLLOWS", user_id)
+        # The job stores the account's recent posts in the viewer's feed (committed with the follow).
+        await ctx.tao.assoc_add(viewer, "FOLLOWS", user_id, jobs=on_relationship_added(viewer, user_id))
         status = FollowStatus.FOLLOWING
     ctx.loaders.forget_edges((viewer, "FOLLOWS", user_id), (viewer, "FOLLOW_REQUESTED", user_id))
     return status
@@ -104,7 +106,8 @@ async def _pending_request(ctx: RequestContext, requester_id: int) -> int:
 
 async def do_approve_follow_request(ctx: RequestContext, requester_id: int) -> None:
     viewer = await _pending_request(ctx, requester_id)
-    await ctx.tao.assoc_change_type(requester_id, "FOLLOW_REQUESTED", viewer, "FOLLOWS")
+    await ctx.tao.assoc_change_type(requester_id, "FOLLOW_REQUESTED", viewer, "FOLLOWS",
+                                    jobs=on_relationship_added(requester_id, viewer))
     ctx.loaders.forget_edges((requester_id, "FOLLOW_REQUESTED", viewer), (requester_id, "FOLLOWS", viewer))
 
 
@@ -148,7 +151,8 @@ async def do_mute(ctx: RequestContext, user_id: int) -> None:
 
 async def do_unmute(ctx: RequestContext, user_id: int) -> None:
     viewer, _ = await _other_user(ctx, user_id)
-    await ctx.tao.assoc_delete(viewer, "MUTES", user_id)
+    # Committed only if the mute existed: the job brings the author's recent posts back.
+    await ctx.tao.assoc_delete(viewer, "MUTES", user_id, jobs=on_relationship_added(viewer, user_id))
     ctx.loaders.forget_edges((viewer, "MUTES", user_id))
 
 
@@ -267,7 +271,8 @@ async def approve_pending_requests_job(tao: Tao, payload: dict) -> None:
             return
         for a in pending:
             try:
-                await tao.assoc_change_type(a.id2, "FOLLOW_REQUESTED", user_id, "FOLLOWS")
+                await tao.assoc_change_type(a.id2, "FOLLOW_REQUESTED", user_id, "FOLLOWS",
+                                            jobs=on_relationship_added(a.id2, user_id))
             except TaoError:
                 # Withdrawn meanwhile: drop the (stale) inverse edge so the loop ends.
                 await tao.assoc_delete(a.id2, "FOLLOW_REQUESTED", user_id)

@@ -7,6 +7,7 @@ Modules, each owning one idea:
   candidates    a viewer's candidates: FEED list ∪ pulled posts, filtered by privacy at read
   ranking       scores (recency, engagement, affinity, content type), seen-sink, diversity rules
   sessions      the ranked snapshot a viewer scrolls (cursor = session, offset), seen marks
+  backfill      the job that stores an author's recent posts on follow, approval or unmute
   removal       jobs that remove posts from stored FEED lists (eventual; reads filter at once)
   service       the read entry points the schema calls
 """

@@ -8,13 +8,16 @@ Causes and the job each uses:
   follow-graph writes to commit with theirs);
 - any FEED edge a read finds unshowable (every cause, including an account going private):
   `feed.remove_posts` (read repair, enqueued by the read that found them).
-All are idempotent: deleting an absent edge is a no-op.
+All are idempotent: deleting an absent edge is a no-op. `feed.remove_author` does nothing when,
+by the time it runs, the viewer's feed shows the author again (a re-follow or unmute, whose
+backfill job may have run first): the relationship as it stands decides, not the job order.
 """
 
 from __future__ import annotations
 
 import asyncio
 
+from resolvers.feed.backfill import shows_author
 from tao import Obj, Tao
 
 REMOVE_POSTS_JOB = "feed.remove_posts"
@@ -49,6 +52,8 @@ async def remove_posts_job(tao: Tao, payload: dict) -> None:
 
 async def remove_author_job(tao: Tao, payload: dict) -> None:
     viewer, author = payload["viewer"], payload["author"]
+    if await shows_author(tao, viewer, author):
+        return  # followed (and unmuted) again since: its backfill owns the list now
     after = None
     while True:
         page = await tao.assoc_time_range(viewer, "FEED", limit=SCAN_PAGE, after=after)
