@@ -90,7 +90,14 @@ async def open_tao(settings: Settings, *, migrate: bool | None = None, start_wor
     must just work) and False on MySQL, where `python -m tao migrate` is an operator's step and
     a schema mismatch is refused. The in-process worker starts when `jobs.in_process_worker`."""
     shard_map = ShardMap.from_settings(settings.store)
-    tao = Tao(settings, registry, shard_map, make_backend(settings, shard_map), make_cache_tier(settings.cache))
+    backend = make_backend(settings, shard_map)
+    try:
+        # An in-process cache must see other processes' commits (a batch job beside the server).
+        commits = await backend.shared_commits() if settings.cache.backend == "local" else None
+    except BaseException:
+        await backend.close()
+        raise
+    tao = Tao(settings, registry, shard_map, backend, make_cache_tier(settings.cache, commits=commits))
     try:
         if migrate if migrate is not None else settings.store.backend == "sqlite":
             await tao.migrate()

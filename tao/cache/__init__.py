@@ -9,15 +9,18 @@ from config.settings import CacheSettings
 from tao.cache.base import CacheTier, Install, Value
 from tao.cache.local import LocalCache
 from tao.cache.memcached import MemcachedCache
+from tao.cache.shared_commits import SharedCommits
 
 __all__ = ["CacheTier", "Install", "LocalCache", "MemcachedCache", "Value", "make_cache_tier"]
 
 
-def make_cache_tier(settings: CacheSettings, *, key_prefix: str | None = None) -> CacheTier:
+def make_cache_tier(settings: CacheSettings, *, key_prefix: str | None = None,
+                    commits: SharedCommits | None = None) -> CacheTier:
     """Build the tier `settings.backend` names. `key_prefix` overrides `settings.key_prefix`
-    as the memcached wire namespace (tests pass a unique one)."""
+    as the memcached wire namespace (tests pass a unique one). `commits` (the SQLite store's
+    shared commit counters) keeps a local tier coherent with other processes on the machine."""
     if settings.backend == "local":
-        return LocalCache(settings.local_max_entries, settings.ttl_seconds)
+        return LocalCache(settings.local_max_entries, settings.ttl_seconds, commits)
     if settings.backend == "memcached":
         return MemcachedCache(
             settings.servers,
