@@ -42,7 +42,7 @@ class NullCache:
         self._misses += len(set(keys))
         return {}
 
-    async def install_many(self, installs: list[Install]) -> set[str]:
+    async def install_many(self, installs: list[Install], *, written: bool = False) -> set[str]:
         return set()  # "installed" (and immediately forgotten): nothing to repair
 
     def fence(self) -> int:

@@ -249,7 +249,7 @@ class TaoCore:
         for inst in installs:
             if inst.fence is None:
                 inst.fence = fence
-        failed = await self.cache.install_many(installs)
+        failed = await self.cache.install_many(installs, written=True)
         if failed and repair_shard is not None and refill:
             self._stats["cache_repairs_enqueued"] += 1
             try:

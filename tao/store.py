@@ -9,12 +9,14 @@ assembled from one module per concern, and `open_tao()` that builds it from Sett
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
-from config import Settings
+from config import Settings, resolve_path
 from tao.assoc_reads import AssocReadVerbs
 from tao.backends.base import Backend
 from tao.cache import CacheTier, make_cache_tier
+from tao.cache.shared_log import SharedInvalidations
 from tao.errors import TaoError
 from tao.migrations import check_shard, migrate_shard
 from tao.objects import ObjectVerbs
@@ -90,14 +92,12 @@ async def open_tao(settings: Settings, *, migrate: bool | None = None, start_wor
     must just work) and False on MySQL, where `python -m tao migrate` is an operator's step and
     a schema mismatch is refused. The in-process worker starts when `jobs.in_process_worker`."""
     shard_map = ShardMap.from_settings(settings.store)
-    backend = make_backend(settings, shard_map)
-    try:
-        # An in-process cache must see other processes' commits (a batch job beside the server).
-        commits = await backend.shared_commits() if settings.cache.backend == "local" else None
-    except BaseException:
-        await backend.close()
-        raise
-    tao = Tao(settings, registry, shard_map, backend, make_cache_tier(settings.cache, commits=commits))
+    log = None
+    if settings.store.backend == "sqlite" and settings.cache.backend == "local":
+        # The embedded default: other processes on this machine (a batch job beside the server)
+        # may open the same files, so the in-process caches share an invalidation log.
+        log = await asyncio.to_thread(SharedInvalidations.open, resolve_path(settings.store.sqlite_dir) / "cache-log")
+    tao = Tao(settings, registry, shard_map, make_backend(settings, shard_map), make_cache_tier(settings.cache, log=log))
     try:
         if migrate if migrate is not None else settings.store.backend == "sqlite":
             await tao.migrate()

@@ -11,10 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import TYPE_CHECKING, Any, Protocol
-
-if TYPE_CHECKING:
-    from tao.cache.shared_commits import SharedCommits
+from typing import Any, Protocol
 
 TABLES = ("objects", "assocs", "assoc_counts", "inverse_tombstones", "unique_keys", "outbox", "schema_migrations")
 _TABLE_RE = re.compile(r"\{(" + "|".join(TABLES) + r")\}")
@@ -69,12 +66,6 @@ class Backend(Protocol):
     async def has_table(self, shard: int, table: str) -> bool: ...
 
     async def ping(self, shard: int) -> None: ...
-
-    async def shared_commits(self) -> SharedCommits | None:
-        """Commit counters shared by the processes on this machine that open the same store
-        (SQLite: the data dir's), for an in-process cache to stay coherent; None if the store
-        has none (MySQL: its cache tier is memcached, shared already)."""
-        ...
 
     async def close(self) -> None: ...
 

@@ -238,10 +238,6 @@ class MySQLBackend:
         async with self.connection(shard) as conn:
             await conn.fetchall("SELECT 1")
 
-    async def shared_commits(self) -> None:
-        """None: MySQL stores are shared through memcached, not per-machine counters."""
-        return None
-
     async def close(self) -> None:
         for pool in self._pools:
             if pool is not None:

@@ -5,10 +5,6 @@ has a single writer anyway, and `BEGIN IMMEDIATE` takes its lock up front so a t
 fails half-way on lock upgrade), and a reader connection in WAL mode, whose statements each see
 a committed snapshot. aiosqlite runs each connection on its own thread, so the event loop never
 blocks on disk.
-
-Other processes may open the same files (a batch job beside the server): after each COMMIT the
-backend counts the commit in the data dir's shared commit counters (`shared_commits()`), which
-the in-process caches of those processes consult before every read (tao.cache.shared_commits).
 """
 
 from __future__ import annotations
@@ -25,7 +21,6 @@ import aiosqlite
 
 from config import StoreSettings, resolve_path
 from tao.backends.base import qualify
-from tao.cache.shared_commits import SharedCommits
 from tao.errors import DeadlockError, DuplicateKeyError, ShardTimeoutError, ShardUnavailableError, TaoError
 from tao.shardmap import ShardMap
 
@@ -95,15 +90,6 @@ class SQLiteBackend:
         self._s = settings
         self._dir = resolve_path(settings.sqlite_dir)
         self._shards = [_Shard(self._dir / f"s{i:04d}.db") for i in range(shard_map.n_shards)]
-        self._commits: SharedCommits | None = None
-        self._commits_lock = asyncio.Lock()
-
-    async def shared_commits(self) -> SharedCommits:
-        """This process's handle on the data dir's commit counters (opened once, in a thread)."""
-        async with self._commits_lock:
-            if self._commits is None:
-                self._commits = await asyncio.to_thread(SharedCommits.open, self._dir / "commits", len(self._shards))
-        return self._commits
 
     def upsert(self, table: str, cols: Sequence[str], key: Sequence[str], update_sql: dict[str, str],
                rows: int = 1) -> str:
@@ -158,8 +144,6 @@ class SQLiteBackend:
                 await asyncio.shield(sh.writer.execute("ROLLBACK"))
                 raise
             await sh.writer.execute("COMMIT")
-            if self._commits is not None:
-                self._commits.bump(shard)  # before the caller hears of the commit
         except (sqlite3.Error, OSError, asyncio.TimeoutError, TimeoutError) as exc:
             raise translate(exc, shard) from exc
         finally:
@@ -192,6 +176,3 @@ class SQLiteBackend:
     async def close(self) -> None:
         for sh in self._shards:
             await self._close_shard(sh)
-        if self._commits is not None:
-            self._commits.close()
-            self._commits = None

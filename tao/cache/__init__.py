@@ -9,18 +9,19 @@ from config.settings import CacheSettings
 from tao.cache.base import CacheTier, Install, Value
 from tao.cache.local import LocalCache
 from tao.cache.memcached import MemcachedCache
-from tao.cache.shared_commits import SharedCommits
+from tao.cache.shared_log import SharedInvalidations
 
 __all__ = ["CacheTier", "Install", "LocalCache", "MemcachedCache", "Value", "make_cache_tier"]
 
 
 def make_cache_tier(settings: CacheSettings, *, key_prefix: str | None = None,
-                    commits: SharedCommits | None = None) -> CacheTier:
+                    log: SharedInvalidations | None = None) -> CacheTier:
     """Build the tier `settings.backend` names. `key_prefix` overrides `settings.key_prefix`
-    as the memcached wire namespace (tests pass a unique one). `commits` (the SQLite store's
-    shared commit counters) keeps a local tier coherent with other processes on the machine."""
+    as the memcached wire namespace (tests pass a unique one). `log` (the embedded data dir's
+    shared invalidation log) keeps a local tier coherent with the other processes on the
+    machine that open the same store; the local tier owns and closes it."""
     if settings.backend == "local":
-        return LocalCache(settings.local_max_entries, settings.ttl_seconds, commits)
+        return LocalCache(settings.local_max_entries, settings.ttl_seconds, log)
     if settings.backend == "memcached":
         return MemcachedCache(
             settings.servers,

@@ -48,11 +48,13 @@ class CacheTier(Protocol):
         One round trip per server, servers in parallel."""
         ...
 
-    async def install_many(self, installs: list[Install]) -> set[str]:
+    async def install_many(self, installs: list[Install], *, written: bool = False) -> set[str]:
         """Apply the installs (gets, then add/cas per key, retrying lost races). Returns the keys
         whose install could not be made because their server was down, slow or suspect: the
         caller must repair those later (the store enqueues an outbox job that re-reads SQL and
-        installs again). Never raises for cache faults."""
+        installs again). Never raises for cache faults. `written`: the installs follow a commit
+        that changed these keys (not a fill); a tier private to its process (LocalCache) then
+        tells the other processes on the machine to drop them."""
         ...
 
     async def flush(self) -> None:

@@ -57,19 +57,6 @@ def unique_key(prefix: str, ns: str, digest: str) -> str:
     return _join(prefix, "u", ns, digest)
 
 
-_OWNED_KINDS = frozenset("olne")
-
-
-def owner_id(key: str) -> int | None:
-    """The id whose shard holds the rows behind an unprefixed key (`o:`, `l:`, `n:`, `e:`: the
-    object or id1), or None when the key does not tell (`u:` claims live on a hashed shard)."""
-    kind, _, rest = key.partition(":")
-    if kind not in _OWNED_KINDS or len(kind) != 1:
-        return None
-    head = rest.split(":", 1)[0]
-    return int(head) if head.isdigit() else None
-
-
 def check_prefix(prefix: str) -> str:
     """Validate a namespace prefix (also used by the tiers for their wire prefix)."""
     if not isinstance(prefix, str) or len(prefix) > MAX_PREFIX_LENGTH or not _PREFIX_RE.fullmatch(prefix):

@@ -200,7 +200,8 @@ class MemcachedCache:
                 out[key] = value
         return out
 
-    async def install_many(self, installs: list[Install]) -> set[str]:
+    async def install_many(self, installs: list[Install], *, written: bool = False) -> set[str]:
+        # `written` changes nothing here: the installs themselves are what other processes read.
         if not installs:
             return set()
         groups = self._group(installs, lambda i: i.key)
