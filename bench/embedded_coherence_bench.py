@@ -85,7 +85,7 @@ async def read_path(directory: Path) -> None:
 
 # ---- 2. hit rate under another process's writes -----------------------------------------------
 
-def _writer(config: str, ids: list[int], rate: float, seconds: float, ready, go) -> None:
+def _writer(config: str, ids: list[int], rate: float, seconds: float, ready, go, done) -> None:
     async def main() -> None:
         tao = await open_tao(load_settings(config, env={}), migrate=False, start_worker=False)
         ready.set()
@@ -99,6 +99,7 @@ def _writer(config: str, ids: list[int], rate: float, seconds: float, ready, go)
                 n += 1
             else:
                 await asyncio.sleep(0.001)
+        done.value = n
         await tao.close()
     asyncio.run(main())
 
@@ -116,8 +117,8 @@ async def hit_rate(directory: Path, args: argparse.Namespace) -> None:
     print(f"hit rate: reader obj_get(10 random of {args.objects}) for {args.measure:.0f} s while another "
           "process updates random ones of them:")
     for rate in [float(r) for r in args.write_rates.split(",")]:
-        ready, go = ctx.Event(), ctx.Event()
-        proc = ctx.Process(target=_writer, args=(str(config), ids, rate, args.measure, ready, go))
+        ready, go, done = ctx.Event(), ctx.Event(), ctx.Value("q", 0)
+        proc = ctx.Process(target=_writer, args=(str(config), ids, rate, args.measure, ready, go, done))
         proc.start()
         await asyncio.to_thread(ready.wait)
         for i in range(0, len(ids), 500):  # warm: every object cached
@@ -134,7 +135,7 @@ async def hit_rate(directory: Path, args: argparse.Namespace) -> None:
         st = tao.stats()
         hits, misses = st["cache_hits"], st["cache_misses"]
         q = statistics.quantiles(lat, n=100)
-        print(f"  writes/s {rate:6.0f}: hit rate {hits / max(1, hits + misses):6.1%}  keys dropped "
+        print(f"  writes/s {rate:5.0f} (made {done.value / args.measure:5.0f}/s): hit rate {hits / max(1, hits + misses):6.1%}  keys dropped "
               f"{st['cache_invalidated']:6d}  drop-all {st['cache_invalidated_all']}  reads {len(lat):6d}  "
               f"obj_get p50 {q[49] * 1e6:5.0f} us  p99 {q[98] * 1e6:5.0f} us")
     await tao.close()

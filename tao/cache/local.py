@@ -60,10 +60,13 @@ class LocalCache:
         if not keys:
             return out
         now = time.monotonic()
-        changed, everything = self._log.changed() if self._log is not None else ((), False)
         with self._lock:
-            if changed or everything:
-                self._drop(changed, everything)
+            # Under the lock: a thread must not read keys another thread has taken off the log
+            # but not dropped yet.
+            if self._log is not None:
+                changed, everything = self._log.changed()
+                if changed or everything:
+                    self._drop(changed, everything)
             # One "round trip", as if this were a one-server cluster, so the store's
             # round-trip assertions read the same on both tiers.
             self._round_trips += 1
