@@ -2,6 +2,7 @@
 
 from config.settings import (
     AuthSettings,
+    BrokerSettings,
     CacheSettings,
     ConfigError,
     FeedSettings,
@@ -9,6 +10,7 @@ from config.settings import (
     LimitSettings,
     MediaSettings,
     MySQLServer,
+    RealtimeSettings,
     ServerSettings,
     Settings,
     StoreSettings,
@@ -17,7 +19,7 @@ from config.settings import (
 )
 
 __all__ = [
-    "AuthSettings", "CacheSettings", "ConfigError", "FeedSettings", "JobSettings", "LimitSettings",
-    "MediaSettings", "MySQLServer", "ServerSettings", "Settings", "StoreSettings", "load_settings",
+    "AuthSettings", "BrokerSettings", "CacheSettings", "ConfigError", "FeedSettings", "JobSettings", "LimitSettings",
+    "MediaSettings", "MySQLServer", "RealtimeSettings", "ServerSettings", "Settings", "StoreSettings", "load_settings",
     "resolve_path",
 ]

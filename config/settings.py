@@ -228,6 +228,50 @@ class ServerSettings:
     port: int = 8000
     graphiql: bool = True
     debug: bool = False
+    # aiohttp server processes sharing the port (SO_REUSEPORT), each with its own event loop,
+    # pools and cache clients. 1: serve in the process that runs `server.py`.
+    processes: int = 1
+    # On SIGTERM/SIGINT: seconds in-flight requests get to finish after WebSockets are closed.
+    shutdown_timeout: float = 10.0
+
+
+@dataclass
+class BrokerSettings:
+    # "local": an in-process bus (the embedded default: one process serves and runs jobs);
+    # "redis": Redis pub/sub, shared by every server and worker process.
+    backend: str = "local"
+    url: str = "redis://127.0.0.1:6379/0"
+    # Every channel name starts with this (a deployment's namespace; tests use their own).
+    channel_prefix: str = "tg"
+    # A publish waits at most this long; past it the event is left to the store (subscribers
+    # find it by cursor), the write is never failed by the broker.
+    publish_timeout: float = 0.25
+    connect_timeout: float = 1.0
+    # Reconnect attempts after Redis is lost start here and double up to the max.
+    reconnect_min: float = 0.1
+    reconnect_max: float = 2.0
+
+
+@dataclass
+class RealtimeSettings:
+    # Live operations (subscriptions, and queries or mutations in flight) per WebSocket.
+    max_subscriptions: int = 20
+    # Client messages per WebSocket: a token bucket of `message_burst` refilled at this rate.
+    messages_per_second: float = 20.0
+    message_burst: int = 60
+    # Events queued for one subscription before its client counts as a slow consumer and the
+    # socket is closed (with 4429 "slow consumer"); the client resumes by cursor.
+    queue_size: int = 256
+    # Events replayed from the store on resume; more missed than this: CURSOR_EXPIRED (refetch).
+    max_replay: int = 1000
+    # A resume cursor older than this is refused (CURSOR_EXPIRED: refetch, then subscribe anew).
+    replay_window_days: float = 7.0
+    # Each socket re-reads its session at least this often (besides at every operation's start
+    # and on a session-revoked event), so an expiry closes it even when nothing happens.
+    session_check_seconds: float = 30.0
+    # The delivery job re-runs a stream event after this long if the writer's own delivery
+    # right after the commit did not happen (a crash, a shard down).
+    redeliver_after_ms: int = 5000
 
 
 @dataclass
@@ -240,6 +284,8 @@ class Settings:
     feed: FeedSettings = field(default_factory=FeedSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
+    broker: BrokerSettings = field(default_factory=BrokerSettings)
+    realtime: RealtimeSettings = field(default_factory=RealtimeSettings)
 
 
 def load_settings(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None) -> Settings:

@@ -201,6 +201,7 @@ async def do_log_out(ctx: RequestContext, *, all_sessions: bool = False) -> None
     viewer = ctx.require_viewer()
     assert ctx.session_id is not None
     ids = [ctx.session_id]
+    ended = list(ids)
     if all_sessions:
         while True:  # a long-lived account may hold many sessions: page through them all
             page = await ctx.tao.assoc_range(viewer, "HAS_SESSION", 0, 500)
@@ -208,7 +209,12 @@ async def do_log_out(ctx: RequestContext, *, all_sessions: bool = False) -> None
             if not others:
                 break
             await _end_sessions(ctx, viewer, others)
+            ended += others
     await _end_sessions(ctx, viewer, ids)
+    # Live WebSockets of these sessions re-check and close now (resolvers.realtime.sessions);
+    # imported here because the real-time layer reads sessions through this module.
+    from resolvers.realtime.sessions import publish_session_revoked
+    await publish_session_revoked(ctx.tao, viewer, ended)
 
 
 async def _end_sessions(ctx: RequestContext, user_id: int, session_ids: list[int]) -> None:
@@ -222,6 +228,18 @@ async def end_session_job(tao: Tao, payload: dict) -> None:
     sid, user_id = payload["session_id"], payload["user_id"]
     await tao.obj_delete(sid)
     await tao.assoc_delete(user_id, "HAS_SESSION", sid)
+
+
+async def session_problem(tao: Tao, session_id: int, user_id: int) -> str | None:
+    """Why the session no longer authorizes `user_id` (a sentence for the client), or None if it
+    still does. A fresh read of the session object (one cache round trip, not a loader's copy):
+    long-lived connections call it at every operation and before every event they deliver."""
+    session = (await tao.obj_get([session_id])).get(session_id)
+    if session is None or session.otype != "SESSION" or session.data.get("user_id") != user_id:
+        return "The session was logged out or revoked: log in again."
+    if session.data["expires_at"] <= int(time.time() * 1000):
+        return "The session has expired: log in again."
+    return None
 
 
 async def authenticate(ctx: RequestContext, token: str | None) -> None:

@@ -38,6 +38,9 @@ class RequestContext:
     login_throttle: FailureThrottle | None = None
     # The process's media store and upload service (`resolvers.media.MediaServices`); None: no media.
     media: Any = None
+    # The WebSocket this operation runs on (server.py's; has `async close(code, reason)`), so the
+    # real-time layer can close it with a reason (resolvers.realtime); None over HTTP.
+    socket: Any = None
     loaders: Loaders = field(init=False)
 
     def __post_init__(self) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import enum
 from typing import TYPE_CHECKING
 
-from resolvers import privacy
+from resolvers import privacy, realtime
 from resolvers.block_cleanup import on_block
 from resolvers.errors import PermissionDeniedError, UserError
 from resolvers.feed.backfill import on_relationship_added
@@ -74,13 +74,17 @@ async def do_follow(ctx: RequestContext, user_id: int) -> FollowStatus:
         return FollowStatus.FOLLOWING
     if e["FOLLOW_REQUESTED"]:
         return FollowStatus.REQUESTED
+    # The followed user's stream hears of it (resolvers.realtime): durable with the edge.
+    kind = realtime.KIND_FOLLOW_REQUEST if target.data.get("is_private") else realtime.KIND_NEW_FOLLOWER
+    event = realtime.stream_event(ctx.tao, [user_id], kind, {"user": viewer}, near=viewer)
     if target.data.get("is_private"):
-        await ctx.tao.assoc_add(viewer, "FOLLOW_REQUESTED", user_id)
+        await ctx.tao.assoc_add(viewer, "FOLLOW_REQUESTED", user_id, jobs=[event.job])
         status = FollowStatus.REQUESTED
     else:
         # The job stores the account's recent posts in the viewer's feed (committed with the follow).
-        await ctx.tao.assoc_add(viewer, "FOLLOWS", user_id, jobs=on_relationship_added(viewer, user_id))
+        await ctx.tao.assoc_add(viewer, "FOLLOWS", user_id, jobs=[*on_relationship_added(viewer, user_id), event.job])
         status = FollowStatus.FOLLOWING
+    await event.deliver(ctx.tao)
     ctx.loaders.forget_edges((viewer, "FOLLOWS", user_id), (viewer, "FOLLOW_REQUESTED", user_id))
     return status
 

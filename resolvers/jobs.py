@@ -7,7 +7,7 @@ job enqueued by one process can be run by any other. Handlers are idempotent.
 
 from __future__ import annotations
 
-from resolvers import accounts, block_cleanup, comments, media, posts
+from resolvers import accounts, block_cleanup, comments, media, posts, realtime
 from resolvers.feed.jobs import HANDLERS as FEED_HANDLERS
 from resolvers.follows import approve_pending_requests_job
 from tao import Tao
@@ -22,6 +22,7 @@ HANDLERS = {
     comments.CLEANUP_JOB: comments.cleanup_job,
     block_cleanup.REMOVE_ENGAGEMENT_JOB: block_cleanup.remove_engagement_job,
     media.PROCESS_JOB: media.process_job,
+    realtime.STREAM_EVENT_JOB: realtime.stream_event_job,
 }
 
 

@@ -20,6 +20,7 @@ from strawberry.schema.config import StrawberryConfig
 from config import LimitSettings
 from schema.cost import CostBudget
 from schema.extensions import ErrorPolicy, OperationGuard, is_unexpected
+from schema.realtime import EVENT_TYPES
 from schema.root import SUBSCRIPTION, Mutation, Query
 
 log = logging.getLogger("taogram.graphql")
@@ -56,6 +57,7 @@ def build_schema(limits: LimitSettings | None = None) -> TaogramSchema:
         query=Query,
         mutation=Mutation,
         subscription=SUBSCRIPTION,
+        types=EVENT_TYPES,  # implementations of StreamEvent that no field names directly
         extensions=extensions,
         config=StrawberryConfig(disable_field_suggestions=not limits.field_suggestions),
     )

@@ -11,6 +11,7 @@ from schema.follows import FollowsMutation
 from schema.media import MediaMutation, MediaQuery
 from schema.node import NodeQuery
 from schema.posts import PostsMutation, PostsQuery
+from schema.realtime import RealtimeSubscription
 from schema.users import UsersMutation, UsersQuery
 
 
@@ -25,4 +26,9 @@ class Mutation(AccountsMutation, UsersMutation, FollowsMutation, PostsMutation, 
     pass
 
 
-SUBSCRIPTION = None  # no subscription fields yet; a domain that adds some defines the type here
+@strawberry.type
+class Subscription(RealtimeSubscription):
+    pass
+
+
+SUBSCRIPTION = Subscription

@@ -1,5 +1,5 @@
-"""Association writes: assoc_add (and its bulk form assoc_add_many), assoc_delete,
-assoc_change_type, and assoc_trim (bounding an uncounted list).
+"""Association writes: assoc_add (and its bulk form assoc_add_many), assoc_append_many (a
+list in commit order: streams), assoc_delete, assoc_change_type, and assoc_trim (bounding a list).
 
 An edge of a primary type with an inverse writes, in the same transaction, an outbox row
 `tao.sync_inverses`; after the commit the writer syncs the inverses straight away (tao.inverses)
@@ -15,7 +15,7 @@ from tao.core import encode_data, log, now_ms
 from tao.errors import ConflictError, InvalidDataError, ObjectNotFoundError
 from tao.inverses import InverseSync
 from tao.lists import ListChange
-from tao.models import Assoc
+from tao.models import Appended, Assoc
 
 INVERSE_GRACE_MS = 5_000  # the worker leaves a fresh inverse job to its writer for this long
 MAX_BULK = 5_000
@@ -65,6 +65,65 @@ class AssocWriteVerbs(InverseSync):
             return {shard: len(uncounted) + sum(c.count for c in changes) - sum(c.count_before for c in changes)}
         inserted = await self.per_shard(groups, one)
         return sum(inserted.values())
+
+    async def assoc_append_many(self, edges: list[tuple[int, str, int, dict | None]]) -> list[Appended]:
+        """Append edges `(id1, atype, id2, data)` at the head of their counted lists, in commit order.
+
+        Each new edge's time is `max(now, the list's newest time + 1)`, chosen while the list's
+        count row is locked, so within a list times are unique and strictly increase in the
+        order the appends commit: a reader that has seen every edge up to time t never later
+        finds a new one at or below t. That makes an edge's time a gap-free resume cursor (the
+        real-time streams' use). An edge that exists already is left as it is, so a retried
+        append changes nothing (`Appended.new` False). One transaction per shard of id1."""
+        rows = []
+        for id1, atype, id2, data in edges:
+            t = self.primary_atype(atype)
+            if not t.counted or t.inverse is not None or t.unique:
+                raise InvalidDataError(f"{atype}: assoc_append_many needs a counted type without inverse, not unique")
+            self.shard(id2)
+            rows.append((id1, t.code, id2, encode_data(data)))
+        out: dict[tuple[int, int, int], Appended] = {}
+
+        async def one(shard: int, group: list[tuple]) -> dict:
+            changes, appended = await self.write(shard, lambda conn: self._append_on_shard(conn, group))
+            await self.install_changes(shard, changes)
+            return appended
+        out = await self.per_shard(self.by_shard(rows, lambda r: r[0]), one)
+        return [out[(r[0], r[1], r[2])] for r in rows]
+
+    async def _append_on_shard(self, conn, rows: list[tuple]) -> tuple[list[ListChange], dict]:
+        heads = await self.lock_lists(conn, [(r[0], r[1]) for r in rows])
+        existing = await self.read_edges(conn, [(r[0], r[1], r[2]) for r in rows], lock=True)
+        newest: dict[tuple[int, int], int] = {}
+        for key in heads:
+            got = await conn.fetchall("SELECT time FROM {assocs} WHERE id1 = %s AND atype = %s "
+                                      f"ORDER BY time DESC LIMIT 1{self.backend.for_update}", key)
+            newest[key] = got[0][0] if got else 0
+        changes = {k: ListChange(k[0], k[1], v, n, count_before=n) for k, (v, n) in heads.items()}
+        put, appended = [], {}
+        ts = now_ms()
+        for id1, code, id2, text in rows:
+            name = self.registry.atype_by_code(code).name
+            key = (id1, code, id2)
+            if key in existing:
+                time, version, old, _ = existing[key]
+                data = orjson.loads(old) if isinstance(old, (str, bytes)) else old
+                if data == orjson.loads(text):  # a retry of this append: nothing to do
+                    appended[key] = Appended(Assoc(id1, name, id2, time, version, data), None, False)
+                    continue
+                # Another event drew the same id (two processes, one millisecond, one sequence
+                # number): keep both, this one under a fresh id.
+                id2 = self.ids.next_id(self.shard(id2))
+            c, prev = changes[(id1, code)], newest[(id1, code)]
+            time = max(ts, prev + 1)
+            newest[(id1, code)] = time
+            put.append((id1, code, id2, time, c.version, text, None))
+            c.upserts.append([id2, time, c.version, orjson.loads(text)])
+            c.count += 1
+            appended[key] = Appended(Assoc(id1, name, id2, time, c.version, orjson.loads(text)), prev, True)
+        await self.put_edges(conn, put)
+        await self.set_counts(conn, {k: c.count for k, c in changes.items() if c.count != c.count_before})
+        return list(changes.values()), appended
 
     async def _put_uncounted(self, shard: int, rows: list[tuple], jobs) -> None:
         """Upsert edges of uncounted types: one statement, no list lock, no count, version 0."""

@@ -30,3 +30,12 @@ class Assoc:
     time: int  # ms since the Unix epoch; lists are newest-first by (time, id2)
     version: int
     data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Appended:
+    """One edge of `assoc_append_many`: the edge as stored, the time of the list's newest edge
+    before it (None when the edge existed already), and whether this call added it."""
+    assoc: Assoc
+    prev: int | None
+    new: bool

@@ -44,11 +44,13 @@ class Outbox:
 
     # ---- enqueue --------------------------------------------------------------------------------
 
-    async def add(self, conn, handler: str, payload: dict, *, delay_ms: int = 0) -> int:
-        """Write a job row inside the caller's transaction; returns its id."""
+    async def add(self, conn, handler: str, payload: dict, *, delay_ms: int = 0, job_id: int | None = None) -> int:
+        """Write a job row inside the caller's transaction; returns its id. A caller that will
+        do the job itself right after the commit names the id (from `ids.next_id(shard)`), so
+        it can `delete` the row when it succeeds; otherwise the worker runs it when due."""
         if handler not in self.handlers:
             raise TaoError(f"no handler registered for job {handler!r}")
-        job_id = self._core.ids.next_id(conn.shard)
+        job_id = self._core.ids.next_id(conn.shard) if job_id is None else job_id
         ts = now_ms()
         await conn.execute("INSERT INTO {outbox} (id, handler, payload, run_at, attempts, created) "
                            "VALUES (%s, %s, %s, %s, 0, %s)",
@@ -56,9 +58,10 @@ class Outbox:
         return job_id
 
     async def add_jobs(self, conn, jobs: list[tuple] | None) -> None:
-        """Write the callers' jobs in their transaction: (handler, payload[, delay_ms]) each."""
-        for handler, payload, *delay in jobs or ():
-            await self.add(conn, handler, payload, delay_ms=delay[0] if delay else 0)
+        """Write the callers' jobs in their transaction: (handler, payload[, delay_ms[, job_id]]) each."""
+        for handler, payload, *rest in jobs or ():
+            await self.add(conn, handler, payload, delay_ms=rest[0] if rest else 0,
+                           job_id=rest[1] if len(rest) > 1 else None)
 
     async def enqueue(self, shard: int, handler: str, payload: dict, *, delay_ms: int = 0) -> int:
         job_id = await self._core.write(shard, lambda conn: self.add(conn, handler, payload, delay_ms=delay_ms))

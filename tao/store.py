@@ -15,6 +15,7 @@ import logging
 from config import Settings, resolve_path
 from tao.assoc_reads import AssocReadVerbs
 from tao.backends.base import Backend
+from tao.broker import Broker, make_broker
 from tao.cache import CacheTier, make_cache_tier
 from tao.cache.shared_log import SharedInvalidations
 from tao.errors import TaoError
@@ -36,6 +37,9 @@ class Tao(AssocReadVerbs, ObjectVerbs, UniqueKeyVerbs):
                  backend: Backend, cache: CacheTier) -> None:
         super().__init__(settings, registry, shard_map, backend, cache)
         self.outbox = self.jobs = Outbox(self, settings.jobs)
+        # The event broker (tao.broker): writes publish "look at the store" messages after
+        # their commit; the real-time layer (resolvers.realtime) listens.
+        self.broker: Broker = make_broker(settings.broker)
         self.jobs.register("tao.sync_inverses", _sync_inverses)
         self.jobs.register("tao.cache_refill", _cache_refill)
 
@@ -55,6 +59,7 @@ class Tao(AssocReadVerbs, ObjectVerbs, UniqueKeyVerbs):
 
     async def close(self) -> None:
         await self.outbox.stop()
+        await self.broker.close()
         await self.backend.close()
         await self.cache.close()
 

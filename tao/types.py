@@ -61,6 +61,11 @@ _a("FEED", 60, cached=False, counted=False)
 _a("VISITED", 62)       # viewer -> user whose profile they opened (time = latest visit): feed affinity
 _a("BIG_ACCOUNT", 63)   # feed registry -> author above feed.fanout_threshold (pulled at read time)
 
+# Real time: each user's stream of events, oldest to newest in commit order (written only with
+# assoc_append_many, so an edge's time is the event's resume cursor); id2 = the event's id, data
+# = its kind and the ids it names. Never cached: a replay reads SQL, the authority.
+_a("STREAM_EVENT", 70, cached=False)
+
 # The store's own tests and benchmarks
 _a("TEST_LINK", 90, inverse="TEST_LINK_OF", inverse_code=91)
 _a("TEST_PLAIN", 92)

@@ -1,0 +1,97 @@
+"""Recording and publishing events: a domain write's stream events, and ephemeral events.
+
+A stored event is durable with its cause and published after the commit:
+
+    event = stream_event(ctx.tao, [recipient_id], "follow.new", {"user": viewer}, near=viewer)
+    await ctx.tao.assoc_add(viewer, "FOLLOWS", recipient_id, jobs=[event.job])  # same transaction
+    await event.deliver(ctx.tao)                                                # after the commit
+
+`event.job` is an outbox job (`realtime.stream_event`) written in the cause's transaction, so
+the event exists if and only if the cause committed. `deliver()` does the job at once: it
+appends the event to each user's stream (`assoc_append_many` on the user's shard: the edge's
+time is the event's cursor, in commit order) and publishes `{u, c, p, e, k, i}` on each user's
+channel, then deletes the job row. It never raises: if it cannot finish (a shard down, a crash),
+the job comes due `realtime.redeliver_after_ms` later and a worker does the same, idempotently
+(an append that exists already is not appended or published again). Publishing is best effort:
+a message the broker drops is found in the store by the subscriber (resync, gap check, resume).
+
+`near` is an id on the shard the write runs on (its id1, or its owner): the job row lives
+there, and `deliver` can only delete the row when it knows that shard (otherwise the delayed
+job still runs, as a no-op).
+
+An ephemeral event (typing) is published and never stored: `await publish_ephemeral(tao, user_ids,
+kind, ids)`. It has no cursor, is not replayed on resume, and may be lost; never use it for
+anything a client must not miss.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from resolvers.realtime.events import STREAM_ATYPE, StreamEvent, user_channel
+from tao import Tao, shard_of
+
+log = logging.getLogger("taogram.realtime")
+
+STREAM_EVENT_JOB = "realtime.stream_event"
+MAX_RECIPIENTS = 256  # one event, one job: a group thread's members, never a follower fan-out
+
+
+@dataclass
+class PendingEvent:
+    """A stored event not yet committed: pass `job` in the write's `jobs=`, then `deliver`."""
+
+    event_id: int
+    user_ids: list[int]
+    kind: str
+    ids: dict[str, int]
+    job: tuple
+
+    async def deliver(self, tao: Tao) -> list[StreamEvent]:
+        """Append and publish now (after the cause committed). Never raises; returns the events
+        appended by this call (empty if the job had done it, or on failure)."""
+        try:
+            events = await append_and_publish(tao, self.event_id, self.user_ids, self.kind, self.ids)
+        except Exception as exc:  # the outbox job retries it; the write is acknowledged
+            log.info("stream event %s left to its job: %s", self.event_id, exc)
+            return []
+        await tao.outbox.delete(shard_of(self.event_id), self.event_id)
+        return events
+
+
+def stream_event(tao: Tao, user_ids: Iterable[int], kind: str, ids: dict[str, int], *,
+                 near: int | None = None) -> PendingEvent:
+    """A durable event for each of `user_ids` (their streams), caused by a write on `near`'s shard."""
+    users = list(dict.fromkeys(int(u) for u in user_ids))
+    if not users or len(users) > MAX_RECIPIENTS:
+        raise ValueError(f"a stream event goes to 1..{MAX_RECIPIENTS} users, got {len(users)}")
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in ids.values()):
+        raise ValueError("an event names ids only (ints)")
+    event_id = tao.ids.next_id(shard_of(near) if near is not None else 0)
+    payload = {"event": event_id, "users": users, "kind": kind, "ids": dict(ids)}
+    job = (STREAM_EVENT_JOB, payload, tao.settings.realtime.redeliver_after_ms, event_id)
+    return PendingEvent(event_id, users, kind, dict(ids), job)
+
+
+async def append_and_publish(tao: Tao, event_id: int, user_ids: list[int], kind: str,
+                             ids: dict[str, int]) -> list[StreamEvent]:
+    """Append the event to each user's stream (idempotent), then publish the new appends."""
+    data = {"k": kind, "i": ids}
+    appended = await tao.assoc_append_many([(u, STREAM_ATYPE, event_id, data) for u in user_ids])
+    events = [StreamEvent(a.assoc.id1, kind, ids, a.assoc.time, a.prev, a.assoc.id2) for a in appended if a.new]
+    await tao.broker.publish_many((user_channel(e.user_id), e.to_message()) for e in events)
+    return events
+
+
+async def stream_event_job(tao: Tao, payload: dict) -> None:
+    """The outbox handler: the writer's `deliver` did not finish; do it (idempotently)."""
+    await append_and_publish(tao, int(payload["event"]), [int(u) for u in payload["users"]],
+                             str(payload["kind"]), {k: int(v) for k, v in payload["ids"].items()})
+
+
+async def publish_ephemeral(tao: Tao, user_ids: Iterable[int], kind: str, ids: dict[str, int]) -> int:
+    """Publish an event that is never stored (typing). Best effort; returns how many were published."""
+    events = [StreamEvent(int(u), kind, dict(ids)) for u in dict.fromkeys(user_ids)]
+    return await tao.broker.publish_many((user_channel(e.user_id), e.to_message()) for e in events)

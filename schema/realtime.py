@@ -1,0 +1,105 @@
+"""Subscriptions' GraphQL side: the `StreamEvent` interface, its registry of event types, and
+`viewerEvents(after:)`.
+
+Every event type implements `StreamEvent` (`cursor`, `eventId`) and is registered once with
+`register_event_type(kind, Type, build)`: `build(info, event)` turns a `resolvers.realtime.StreamEvent`
+(ids only) into the GraphQL object by reading through `info.context.loaders` (fresh for each
+event) and privacy, or returns None to skip the event (its content is gone, or the viewer may
+not see it). Unregistered kinds are skipped, so a server never sends what it cannot describe.
+A domain's subscription fields (e.g. `inboxEvents`) call `deliver_events` with their `match`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from typing import Any
+
+import strawberry
+from strawberry import Info
+
+from resolvers import realtime, users
+from resolvers.context import RequestContext
+from schema.relay import to_global_id
+from schema.users import User
+
+Ctx = Info[RequestContext, None]
+Builder = Callable[[Ctx, realtime.StreamEvent], Awaitable[Any | None]]
+
+
+@strawberry.interface(description=(
+    "An event of the viewer's stream, pushed by a subscription. Resume after a disconnect by "
+    "subscribing again with `after:` the `cursor` of the last event received: every stored event "
+    "since then comes first, then live ones, with no gap and no duplicate."))
+class StreamEvent:
+    cursor: str | None = strawberry.field(description=(
+        "Where this event sits in the viewer's stream (pass it as `after:` to resume); null for "
+        "ephemeral events (typing), which are never stored or replayed."))
+    event_id: strawberry.ID | None = strawberry.field(description=(
+        "The event's id, the same on every subscription that delivers it: deduplicate by it. Null "
+        "for ephemeral events."))
+
+
+_BUILDERS: dict[str, Builder] = {}
+EVENT_TYPES: list[type] = []
+
+
+def register_event_type(kind: str, gql_type: type, build: Builder) -> None:
+    """Declare how events of `kind` reach clients; `gql_type` implements `StreamEvent`."""
+    if kind in _BUILDERS:
+        raise ValueError(f"event kind {kind!r} is registered twice")
+    _BUILDERS[kind] = build
+    if gql_type not in EVENT_TYPES:
+        EVENT_TYPES.append(gql_type)
+
+
+def event_fields(event: realtime.StreamEvent) -> dict[str, Any]:
+    """The interface's fields for a type's constructor."""
+    return {"cursor": event.cursor,
+            "event_id": None if event.event_id is None else to_global_id("StreamEvent", event.event_id)}
+
+
+async def deliver_events(info: Ctx, after: str | None,
+                         match: Callable[[realtime.StreamEvent], bool] | None = None) -> AsyncGenerator[Any, None]:
+    """The GraphQL objects of the viewer's stream after `after`, filtered by `match`."""
+    async for event in realtime.viewer_stream(info.context, after, match=match):
+        build = _BUILDERS.get(event.kind)
+        out = await build(info, event) if build is not None else None
+        if out is not None:
+            yield out
+
+
+# ---- this layer's own event types ---------------------------------------------------------------
+
+@strawberry.type(description="Someone started following the viewer.")
+class NewFollowerEvent(StreamEvent):
+    follower: User
+
+
+@strawberry.type(description="Someone asked to follow the viewer (a private account).")
+class FollowRequestEvent(StreamEvent):
+    requester: User
+
+
+async def _new_follower(info: Ctx, event: realtime.StreamEvent) -> NewFollowerEvent | None:
+    user = await users.get_user(info.context, event.ids["user"])
+    return None if user is None else NewFollowerEvent(follower=User.from_obj(user), **event_fields(event))
+
+
+async def _follow_request(info: Ctx, event: realtime.StreamEvent) -> FollowRequestEvent | None:
+    user = await users.get_user(info.context, event.ids["user"])
+    return None if user is None else FollowRequestEvent(requester=User.from_obj(user), **event_fields(event))
+
+
+register_event_type(realtime.KIND_NEW_FOLLOWER, NewFollowerEvent, _new_follower)
+register_event_type(realtime.KIND_FOLLOW_REQUEST, FollowRequestEvent, _follow_request)
+
+
+@strawberry.type
+class RealtimeSubscription:
+    @strawberry.subscription(description=(
+        "Every event of the viewer's stream (new followers, follow requests, and each domain's "
+        "events). Needs a session (the token in `connection_init`); `after`: resume after this "
+        "cursor, or omit it for live events from now on."))
+    async def viewer_events(self, info: Ctx, after: str | None = None) -> AsyncGenerator[StreamEvent, None]:
+        async for out in deliver_events(info, after):
+            yield out
