@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install the servers the tests and benchmarks start (MariaDB, memcached), ffmpeg and chromium, from
+# Install the servers the tests and benchmarks start (MariaDB, memcached, Redis), ffmpeg and chromium, from
 # Debian/Ubuntu packages, only when missing; `apt-get update` runs once, and only then.
 set -euo pipefail
 
@@ -11,6 +11,7 @@ have() {
 missing=()
 { have mariadbd && have mariadb-install-db; } || missing+=(mariadb-server)
 have memcached || missing+=(memcached)
+have redis-server || missing+=(redis-server)  # the event broker the tests and benchmarks start
 have ffmpeg || missing+=(ffmpeg)
 have chromium || missing+=(chromium)  # tests/test_graphiql.py drives GraphiQL in headless Chromium
 [ ${#missing[@]} -eq 0 ] && exit 0

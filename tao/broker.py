@@ -133,11 +133,14 @@ class RedisBroker(Broker):
         import redis.asyncio as aioredis  # imported here: the embedded default never needs it
 
         self._redis_mod = aioredis
+        # driver_info None: no CLIENT SETINFO, whose version lookup stats files on the loop.
         self._client = aioredis.Redis.from_url(settings.url, socket_connect_timeout=settings.connect_timeout,
-                                               socket_timeout=settings.publish_timeout * 4)
+                                               socket_timeout=settings.publish_timeout * 4,
+                                               driver_info=None)
         self._pubsub: Any = None
         self._connected = asyncio.Event()
         self._acked: set[str] = set()            # channels Redis confirmed on this connection
+        self._requested: set[str] = set()        # channels asked for on this connection
         self._waiters: dict[str, asyncio.Future] = {}
         self._reader: asyncio.Task | None = None
         self._closed = False
@@ -168,23 +171,32 @@ class RedisBroker(Broker):
 
     async def _subscribe(self, channel: str) -> None:
         self._start()
-        if not self._connected.is_set():
-            return  # the reader subscribes it on (re)connect, then resyncs its listeners
-        waiter = self._waiters.get(channel)
-        if waiter is None or waiter.done():
-            waiter = self._waiters[channel] = asyncio.get_running_loop().create_future()
+        waiter = None
         try:
-            await self._pubsub.subscribe(self._name(channel))
-            await asyncio.wait_for(asyncio.shield(waiter), self.settings.connect_timeout)
-        except (self._redis_mod.RedisError, OSError, TimeoutError, AttributeError) as exc:
+            async with asyncio.timeout(self.settings.connect_timeout):
+                await self._connected.wait()
+                if channel in self._acked:
+                    return
+                waiter = self._waiters.get(channel)
+                if waiter is None or waiter.done():
+                    waiter = self._waiters[channel] = asyncio.get_running_loop().create_future()
+                if channel not in self._requested:  # the reader asks for every channel on connect
+                    self._requested.add(channel)
+                    await self._pubsub.subscribe(self._name(channel))
+                await asyncio.shield(waiter)
+        except (self._redis_mod.RedisError, OSError, TimeoutError, AttributeError, asyncio.CancelledError) as exc:
+            if isinstance(exc, asyncio.CancelledError) and (waiter is None or not waiter.cancelled()):
+                raise  # our caller was cancelled, not the connection
             # Not live yet: the acknowledgement (or the reconnect) will resync this channel.
-            if self._waiters.get(channel) is waiter:
-                del self._waiters[channel]
-            waiter.cancel()
-            log.info("subscription to %s not confirmed yet: %s", channel, exc)
+            if waiter is not None:
+                if self._waiters.get(channel) is waiter:
+                    del self._waiters[channel]
+                waiter.cancel()
+            log.info("subscription to %s not live yet (it will resync when it is): %r", channel, exc)
 
     async def _unsubscribe(self, channel: str) -> None:
         self._acked.discard(channel)
+        self._requested.discard(channel)
         if self._connected.is_set():
             try:
                 await self._pubsub.unsubscribe(self._name(channel))
@@ -201,6 +213,7 @@ class RedisBroker(Broker):
                 await asyncio.wait_for(pubsub.ping(), self.settings.connect_timeout)
                 self._pubsub, self._acked = pubsub, set()
                 channels = list(self._listeners)
+                self._requested = set(channels)
                 if channels:
                     await pubsub.subscribe(*(self._name(c) for c in channels))
                 self._connected.set()

@@ -1,6 +1,6 @@
 """Fixtures for every test: the real servers, a per-test id, and an opt-in blocking-call guard.
 
-- `services` (session): 2 MariaDB, 2 memcached and 1 moto S3 server started by
+- `services` (session): 2 MariaDB, 2 memcached, 1 moto S3 and 1 Redis server started by
   `tests.harness.start_services()`, or, when `TAOGRAM_TEST_SERVICES` names the JSON written by
   `python -m tests.harness up`, those servers reused. A missing server is an error, never a skip.
   After every test that used it, paused memcached servers are resumed and dead servers
@@ -40,17 +40,18 @@ def services() -> Iterator[Services]:
     """The session's real servers (see the module docstring)."""
     path = os.environ.get(SERVICES_ENV)
     if not path:
-        started = start_services(n_mysql=2, n_memcached=2, s3=True)
+        started = start_services(n_mysql=2, n_memcached=2, s3=True, redis=True)
         try:
             yield started
         finally:
             started.stop()
         return
     attached = attach_services(path)
-    if len(attached.mysql) < 2 or len(attached.memcached) < 2 or not attached.s3_endpoint:
+    if (len(attached.mysql) < 2 or len(attached.memcached) < 2 or not attached.s3_endpoint
+            or not attached.redis_url):
         raise RuntimeError(f"{SERVICES_ENV}={path} has {len(attached.mysql)} MariaDB, {len(attached.memcached)} "
-                           f"memcached and s3={attached.s3_endpoint}; tests need 2, 2 and one S3: restart "
-                           "`python -m tests.harness up` with its defaults")
+                           f"memcached, s3={attached.s3_endpoint} and redis={attached.redis_url}; tests need 2, "
+                           "2, one S3 and one Redis: restart `python -m tests.harness up` with its defaults")
     yield attached
     attached.ensure_running()
 

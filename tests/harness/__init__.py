@@ -1,4 +1,4 @@
-"""Throwaway MariaDB, memcached and S3 (moto) servers for tests and benchmarks.
+"""Throwaway MariaDB, memcached, S3 (moto) and Redis servers for tests and benchmarks.
 
     from tests.harness import start_services
     services = start_services(n_mysql=2, n_memcached=2, s3=True)
@@ -6,6 +6,7 @@
     services.kill_mysql(0); services.start_mysql(0)            # SIGKILL, restart on same datadir
     services.pause_memcached(1); services.resume_memcached(1)  # SIGSTOP / SIGCONT
     services.kill_memcached(1); services.start_memcached(1)    # restart empty on the same port
+    services.redis_url; services.kill_redis(); services.start_redis()  # the event broker
     services.stop()                                            # kill all, remove the temp dir
 
 Servers run on free loopback ports under one temp dir and never outlive the process that

@@ -27,7 +27,8 @@ def _kill_recorded(path: Path, services: Services) -> None:
         desc = json.loads(path.read_text())
     except (OSError, ValueError):
         return
-    for entry in [*desc["mysql"], *desc["memcached"], *([desc["s3"]] if desc["s3"] else [])]:
+    for entry in [*desc["mysql"], *desc["memcached"], *([desc["s3"]] if desc["s3"] else []),
+                  *([desc["redis"]] if desc.get("redis") else [])]:
         pid = entry["pid"]
         try:  # check the pid still runs that server's binary before killing it
             argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
@@ -46,13 +47,14 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--mysql", type=int, default=2)
     up.add_argument("--memcached", type=int, default=2)
     up.add_argument("--no-s3", action="store_true")
+    up.add_argument("--no-redis", action="store_true")
     args = parser.parse_args(argv)
 
     stopping = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopping.set())
     began = time.monotonic()
-    services = start_services(args.mysql, args.memcached, s3=not args.no_s3)
+    services = start_services(args.mysql, args.memcached, s3=not args.no_s3, redis=not args.no_redis)
     path = Path(args.json)
     try:
         tmp = path.with_suffix(".tmp")
@@ -64,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         for i, addr in enumerate(services.memcached):
             print(f"  memcached[{i}]  {addr}")
         print(f"  s3            {services.s3_endpoint}")
+        print(f"  redis         {services.redis_url}")
         print(f"description: {path}\nin another shell:\n  export TAOGRAM_TEST_SERVICES={path}\n"
               "Ctrl-C stops everything.", flush=True)
         while not stopping.wait(0.5):

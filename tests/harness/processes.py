@@ -86,7 +86,7 @@ def _die_with(parent_pid: int):
 class Server:
     """One server process: how to start it, where it listens and logs, and its current pid."""
 
-    kind: str  # "mysql" | "memcached" | "s3"
+    kind: str  # "mysql" | "memcached" | "s3" | "redis"
     argv: list[str]
     port: int
     log: str
@@ -197,7 +197,16 @@ def _s3_ready(server: Server) -> bool:
         return False
 
 
-READY = {"mysql": _mysql_ready, "memcached": _memcached_ready, "s3": _s3_ready}
+def _redis_ready(server: Server) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=1) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(64).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+READY = {"mysql": _mysql_ready, "memcached": _memcached_ready, "s3": _s3_ready, "redis": _redis_ready}
 
 
 def wait_ready(servers: list[Server], timeout: float = START_TIMEOUT) -> None:

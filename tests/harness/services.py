@@ -103,6 +103,16 @@ def _memcached_server(root: Path, i: int) -> Server:
     return Server("memcached", argv, port, str(root / f"memcached{i}.log"))
 
 
+def _redis_server(root: Path) -> Server:
+    port = free_port()
+    # No persistence and no config file: a throwaway pub/sub broker. Killing it loses nothing
+    # the store has (the real-time streams live in the store; Redis only says "look").
+    argv = [which("redis-server", "redis-server"), "--port", str(port), "--bind", "127.0.0.1",
+            "--save", "", "--appendonly", "no", "--dir", str(root), "--protected-mode", "no",
+            "--logfile", str(root / "redis.log")]
+    return Server("redis", argv, port, str(root / "redis.log"))
+
+
 def _s3_server(root: Path) -> Server:
     # find_spec, not import: importing moto here would cost seconds the server pays anyway.
     if importlib.util.find_spec("moto") is None or importlib.util.find_spec("flask") is None:
@@ -123,21 +133,23 @@ class Services:
     mysql: list[MySQLEndpoint]
     memcached: list[str]
     s3_endpoint: str | None
+    redis_url: str | None
     # moto accepts any credentials; these are what the tests and benchmarks pass.
     s3_region = "us-east-1"
     s3_access_key = "testing"
     s3_secret_key = "testing"
 
     def __init__(self, root: Path, mysql: list[Server], memcached: list[Server], s3: Server | None,
-                 *, owned: bool, description: Path | None = None):
+                 redis: Server | None = None, *, owned: bool, description: Path | None = None):
         self.root = root
-        self._mysql, self._memcached, self._s3 = mysql, memcached, s3
+        self._mysql, self._memcached, self._s3, self._redis = mysql, memcached, s3, redis
         self._owned = owned  # False: attached to an `up` process's servers; restarts detach
         self._description = description
         self.mysql = [MySQLEndpoint("127.0.0.1", s.port, unix_socket=str(root / f"mysql{i}.sock"))
                       for i, s in enumerate(mysql)]
         self.memcached = [f"127.0.0.1:{s.port}" for s in memcached]
         self.s3_endpoint = f"http://127.0.0.1:{s3.port}" if s3 else None
+        self.redis_url = f"redis://127.0.0.1:{redis.port}/0" if redis else None
 
     def kill_mysql(self, i: int) -> None:
         """SIGKILL MariaDB server `i` (no clean shutdown: what a crash looks like)."""
@@ -162,6 +174,16 @@ class Services:
     def start_memcached(self, i: int) -> None:
         """Restart memcached `i`, empty, on the same port; waits until ready."""
         self._start(self._memcached[i])
+
+    def kill_redis(self) -> None:
+        """SIGKILL Redis: every subscription connection drops, publishes fail."""
+        assert self._redis is not None, "these services have no Redis"
+        kill(self._redis)
+
+    def start_redis(self) -> None:
+        """Restart Redis, empty, on the same port; waits until ready."""
+        assert self._redis is not None, "these services have no Redis"
+        self._start(self._redis)
 
     def ensure_running(self) -> None:
         """Resume paused memcached servers and restart dead servers (a fault test that failed
@@ -192,10 +214,11 @@ class Services:
             return {"argv": s.argv, "port": s.port, "log": s.log, "pid": s.pid}
         return {"root": str(self.root), "owner_pid": os.getpid(),
                 "mysql": [one(s) for s in self._mysql], "memcached": [one(s) for s in self._memcached],
-                "s3": one(self._s3) if self._s3 else None}
+                "s3": one(self._s3) if self._s3 else None, "redis": one(self._redis) if self._redis else None}
 
     def servers(self) -> list[Server]:
-        return [*self._mysql, *self._memcached, *([self._s3] if self._s3 else [])]
+        return [*self._mysql, *self._memcached, *([self._s3] if self._s3 else []),
+                *([self._redis] if self._redis else [])]
 
     def _start(self, server: Server) -> None:
         if server.alive():
@@ -217,7 +240,7 @@ def _sweep_stale_roots() -> None:
             shutil.rmtree(owner.parent, ignore_errors=True)
 
 
-def start_services(n_mysql: int = 2, n_memcached: int = 2, s3: bool = True) -> Services:
+def start_services(n_mysql: int = 2, n_memcached: int = 2, s3: bool = True, redis: bool = True) -> Services:
     """Start fresh servers under a new temp dir and wait until all accept connections."""
     _sweep_stale_roots()
     root = Path(tempfile.mkdtemp(prefix="taogram-"))
@@ -233,8 +256,9 @@ def start_services(n_mysql: int = 2, n_memcached: int = 2, s3: bool = True) -> S
 
         server_s3 = started_now(_s3_server(root)) if s3 else None
         servers_mc = [started_now(_memcached_server(root, i)) for i in range(n_memcached)]
+        server_redis = started_now(_redis_server(root)) if redis else None
         servers_mysql = [started_now(_mysql_server(root, i)) for i in range(n_mysql)]
-        services = Services(root, servers_mysql, servers_mc, server_s3, owned=True)
+        services = Services(root, servers_mysql, servers_mc, server_s3, server_redis, owned=True)
         _live.append(services)
         wait_ready(started)
     except BaseException:
@@ -258,7 +282,9 @@ def attach_services(path: str | os.PathLike[str]) -> Services:
 
     services = Services(Path(desc["root"]), [one("mysql", d) for d in desc["mysql"]],
                         [one("memcached", d) for d in desc["memcached"]],
-                        one("s3", desc["s3"]) if desc["s3"] else None, owned=False, description=Path(path))
+                        one("s3", desc["s3"]) if desc["s3"] else None,
+                        one("redis", desc["redis"]) if desc.get("redis") else None,
+                        owned=False, description=Path(path))
     services.ensure_running()
     wait_ready(services.servers())
     return services
@@ -268,7 +294,8 @@ def _update_pid(path: Path, server: Server) -> None:
     with open(f"{path}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         desc = json.loads(path.read_text())
-        for entry in [*desc["mysql"], *desc["memcached"], *([desc["s3"]] if desc["s3"] else [])]:
+        for entry in [*desc["mysql"], *desc["memcached"], *([desc["s3"]] if desc["s3"] else []),
+                      *([desc["redis"]] if desc.get("redis") else [])]:
             if entry["port"] == server.port:
                 entry["pid"] = server.pid
         tmp = path.with_suffix(".tmp")

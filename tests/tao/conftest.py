@@ -47,6 +47,10 @@ def make_settings(backend: str, services: Services | None, test_id: str, tmp_pat
         s.cache.timeout = 1.0
         s.cache.connect_timeout = 1.0
         s.cache.heartbeat_interval = 0.1
+        # The real broker, namespaced like the cache: a test hears only its own channels.
+        s.broker.backend = "redis"
+        s.broker.url = services.redis_url
+    s.broker.channel_prefix = test_id
     return s
 
 

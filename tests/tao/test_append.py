@@ -1,0 +1,63 @@
+"""assoc_append_many: a list in commit order, the real-time streams' foundation (both backends)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tao import InvalidDataError, Tao
+from tao.core import now_ms
+
+pytestmark = pytest.mark.no_blocking
+
+
+async def test_positions_strictly_increase_in_commit_order_under_concurrency(tao: Tao) -> None:
+    user = await tao.obj_add("TEST_NODE", {})
+    ids = [tao.ids.next_id(tao.shard(user)) for _ in range(40)]
+
+    async def one(i: int):
+        (a,) = await tao.assoc_append_many([(user, "STREAM_EVENT", ids[i], {"n": i})])
+        return a
+    results = await asyncio.gather(*(one(i) for i in range(40)))
+    times = sorted(r.assoc.time for r in results)
+    assert len(set(times)) == 40, "positions are unique within a list"
+    # Each append's prev is the position of the one that committed just before it.
+    by_time = {r.assoc.time: r for r in results}
+    for earlier, later in zip(times, times[1:]):
+        assert by_time[later].prev == earlier
+    assert by_time[times[0]].prev == 0
+    assert await tao.assoc_count(user, "STREAM_EVENT") == 40
+    edges = await tao.assoc_time_range(user, "STREAM_EVENT", limit=100)
+    assert [e.time for e in edges] == sorted(times, reverse=True)
+
+
+async def test_append_is_idempotent_and_the_clock_never_goes_back(tao: Tao) -> None:
+    user = await tao.obj_add("TEST_NODE", {})
+    eid = tao.ids.next_id(tao.shard(user))
+    future = now_ms() + 60_000
+    # An edge far in the future (a clock that ran ahead): the next append still goes after it.
+    await tao.assoc_add(user, "STREAM_EVENT", tao.ids.next_id(0), time=future)
+    (first,) = await tao.assoc_append_many([(user, "STREAM_EVENT", eid, {"k": "x"})])
+    assert first.new and first.prev == future and first.assoc.time == future + 1
+    (again,) = await tao.assoc_append_many([(user, "STREAM_EVENT", eid, {"k": "x"})])
+    assert not again.new and again.assoc.time == first.assoc.time
+    assert await tao.assoc_count(user, "STREAM_EVENT") == 2
+    # Same id, different content: another event drew the id; both are kept.
+    (other,) = await tao.assoc_append_many([(user, "STREAM_EVENT", eid, {"k": "y"})])
+    assert other.new and other.assoc.id2 != eid and other.assoc.time == future + 2
+    assert await tao.assoc_count(user, "STREAM_EVENT") == 3
+
+
+async def test_many_users_on_many_shards_in_one_call(tao: Tao) -> None:
+    users = [await tao.obj_add("TEST_NODE", {}) for _ in range(6)]
+    eid = tao.ids.next_id(0)
+    out = await tao.assoc_append_many([(u, "STREAM_EVENT", eid, {"k": "m"}) for u in users])
+    assert [a.assoc.id1 for a in out] == users and all(a.new for a in out)
+    for u in users:
+        assert await tao.assoc_count(u, "STREAM_EVENT") == 1
+
+
+async def test_refuses_types_that_cannot_keep_commit_order(tao: Tao) -> None:
+    with pytest.raises(InvalidDataError):
+        await tao.assoc_append_many([(1 << 30, "FOLLOWS", 1 << 30, None)])
