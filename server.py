@@ -2,6 +2,10 @@
 
     python server.py          # settings from TAOGRAM_CONFIG, else the embedded default
 
+With `server.processes` > 1 this process supervises that many server processes on one port
+(SO_REUSEPORT), each with its own event loop, pools and cache clients (`supervise`); see
+docs/realtime.md for why not gunicorn.
+
 `create_app(settings)` builds the aiohttp app (tests build it with their own settings). The
 store is opened on start-up and closed on clean-up (`cleanup_ctx`), with the domain's job
 handlers registered before the in-process worker (started by `open_tao` per `JobSettings`)
@@ -21,7 +25,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
+import os
 import re
+import signal
+import sys
+import time
 import tomllib
 import uuid
 from collections.abc import AsyncIterator
@@ -46,6 +55,8 @@ from resolvers.jobs import register_job_handlers
 from resolvers.media import MediaServices, media_services, run_sweeper
 from resolvers.throttle import FailureThrottle
 from schema import build_schema
+from server_ws import TaogramWSHandler
+from server_ws import install as install_websockets
 from tao import Tao, open_tao
 
 log = logging.getLogger("taogram.server")
@@ -96,6 +107,8 @@ def _bearer(value: str | None) -> str | None:
 
 class TaogramView(GraphQLView):
     """strawberry's aiohttp view with taogram's context, auth, GraphiQL page and error bodies."""
+
+    graphql_transport_ws_handler_class = TaogramWSHandler
 
     def __init__(self, schema: Any, settings: Settings) -> None:
         super().__init__(
@@ -243,6 +256,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
 
     app.cleanup_ctx.append(media)
     app.cleanup_ctx.append(store)
+    install_websockets(app)
     view = TaogramView(build_schema(settings.limits), settings)
     app.router.add_route("*", "/graphql", view)
     app.router.add_get("/healthz", healthz)
@@ -260,15 +274,84 @@ async def _tune_gc(app: web.Application) -> None:
     tune_gc()
 
 
+def serve(settings: Settings, *, reuse_port: bool = False) -> None:
+    """Run one server process until SIGINT/SIGTERM, then shut down in order: stop accepting,
+    close WebSockets with 1001 and a reason (`server_ws.close_all`), let in-flight requests
+    finish (up to `server.shutdown_timeout`), close the store."""
+    app = create_app(settings)
+    app.on_startup.append(_tune_gc)  # runs after the cleanup contexts have opened everything
+    web.run_app(app, host=settings.server.host, port=settings.server.port, print=None, reuse_port=reuse_port,
+                shutdown_timeout=settings.server.shutdown_timeout)
+
+
+def _child(index: int) -> None:
+    """One of `server.processes` processes: its own event loop, pools and cache clients."""
+    _die_with_parent()
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s %(levelname)s [{index}] %(name)s: %(message)s")
+    serve(load_settings(), reuse_port=True)
+
+
+def _die_with_parent() -> None:
+    """A server process never outlives its supervisor (Linux: PR_SET_PDEATHSIG)."""
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def supervise(settings: Settings) -> int:
+    """Start `server.processes` server processes on one port (SO_REUSEPORT: the kernel spreads
+    connections over them), restart one that dies, and on SIGINT/SIGTERM pass SIGTERM on and wait
+    for each to shut down in order. Job workers stay separate (`python -m tao worker`)."""
+    if settings.broker.backend == "local":
+        raise SystemExit("server.processes > 1 needs broker.backend = \"redis\": an in-process bus does not "
+                         "reach the other processes' subscribers")
+    ctx = multiprocessing.get_context("spawn")
+    procs: dict[int, multiprocessing.process.BaseProcess] = {}
+    stopping = False
+
+    def start(i: int) -> None:
+        procs[i] = ctx.Process(target=_child, args=(i,), name=f"taogram-server-{i}")
+        procs[i].start()
+
+    def stop(signum: int, _frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+        for p in procs.values():
+            if p.pid is not None and p.is_alive():
+                os.kill(p.pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for i in range(settings.server.processes or os.cpu_count() or 1):
+        start(i)
+    while not stopping:
+        for i, p in list(procs.items()):
+            if not p.is_alive() and not stopping:
+                log.error("server process %d exited with %s; starting it again", i, p.exitcode)
+                time.sleep(1.0)  # a process that cannot start must not spin
+                start(i)
+        time.sleep(0.2)
+    deadline = time.monotonic() + settings.server.shutdown_timeout + 15
+    for p in procs.values():
+        p.join(max(0.1, deadline - time.monotonic()))
+        if p.is_alive():
+            p.kill()
+    return 0
+
+
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = load_settings()
-    host, port = settings.server.host, settings.server.port
+    host, port, n = settings.server.host, settings.server.port, settings.server.processes
+    n = n or os.cpu_count() or 1
     print(f"taogram {_version()}: GraphQL at http://{host}:{port}/graphql"
-          + (" (open it in a browser for GraphiQL)" if settings.server.graphiql else ""), flush=True)
-    app = create_app(settings)
-    app.on_startup.append(_tune_gc)  # runs after the cleanup contexts have opened everything
-    web.run_app(app, host=host, port=port, print=None)
+          + (" (open it in a browser for GraphiQL)" if settings.server.graphiql else "")
+          + (f", {n} server processes" if n > 1 else ""), flush=True)
+    if n > 1:
+        sys.exit(supervise(settings))
+    serve(settings)
 
 
 if __name__ == "__main__":

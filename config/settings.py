@@ -229,7 +229,7 @@ class ServerSettings:
     graphiql: bool = True
     debug: bool = False
     # aiohttp server processes sharing the port (SO_REUSEPORT), each with its own event loop,
-    # pools and cache clients. 1: serve in the process that runs `server.py`.
+    # pools and cache clients. 1: serve in the process that runs `server.py`; 0: one per core.
     processes: int = 1
     # On SIGTERM/SIGINT: seconds in-flight requests get to finish after WebSockets are closed.
     shutdown_timeout: float = 10.0

@@ -1,0 +1,129 @@
+"""The `graphql-transport-ws` connection: strawberry's protocol handler with taogram's policies.
+
+What each connection keeps true (resolvers.realtime holds the domain half):
+- It runs as a session that is still valid: the session is re-read at every operation's start,
+  watched while the socket lives (`SessionWatch`: a `session.revoked` event, a broker resync,
+  every `realtime.session_check_seconds`), and re-checked before each delivered event; when it
+  has ended the socket is closed with 4403 and the reason.
+- Bounded: at most `realtime.max_subscriptions` live operations, client messages limited by a
+  token bucket (`messages_per_second`, `message_burst`; past it: close 4429), and a bounded
+  queue per subscription (a slow consumer is closed with 1013 and its resume cursor).
+- Orderly shut-down: `close_all(app)` (the app's on_shutdown) closes every live socket with
+  1001 "server shutting down", so clients reconnect (to another process) and resume by cursor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import weakref
+from typing import Any
+
+from aiohttp import web
+from strawberry.http.exceptions import WebSocketDisconnected
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
+
+from config import RealtimeSettings
+from resolvers.realtime import CLOSE_GOING_AWAY, CLOSE_RATE_LIMITED, SessionWatch, ensure_live_session
+
+log = logging.getLogger("taogram.server")
+
+SOCKETS_KEY = web.AppKey("websockets", weakref.WeakSet)
+
+
+class _TokenBucket:
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate, self.capacity = rate, float(burst)
+        self.tokens, self.at = float(burst), time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.capacity, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens < 1.0:
+            return False
+        self.tokens -= 1.0
+        return True
+
+
+class SocketHandle:
+    """What the domain sees of the socket (`ctx.socket`): it can close it with a reason."""
+
+    def __init__(self, handler: TaogramWSHandler) -> None:
+        self._handler = weakref.ref(handler)
+
+    async def close(self, code: int, reason: str) -> None:
+        handler = self._handler()
+        if handler is not None:
+            await handler.close(code, reason)
+
+
+class TaogramWSHandler(BaseGraphQLTransportWSHandler):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        rt: RealtimeSettings = self.context.settings.realtime
+        self.max_subscriptions_per_connection = rt.max_subscriptions
+        self._bucket = _TokenBucket(rt.messages_per_second, rt.message_burst)
+        self._watch: SessionWatch | None = None
+        self._closed = False
+        self.context.socket = SocketHandle(self)
+        request = getattr(self.websocket, "request", None)
+        if request is not None:
+            request.app[SOCKETS_KEY].add(self)
+
+    async def close(self, code: int, reason: str) -> None:
+        """Close once, with a reason (later calls are no-ops)."""
+        if self._closed:
+            return
+        self._closed = True
+        log.info("closing a WebSocket: %s %s", code, reason)
+        try:
+            await self.websocket.close(code=code, reason=reason[:120])  # a close reason is <= 123 bytes
+        except Exception as exc:  # already gone
+            log.debug("close failed: %s", exc)
+
+    async def handle_task_exception(self, error: Exception) -> None:
+        if isinstance(error, WebSocketDisconnected):
+            return  # the client went away while an event was on its way: nothing to report
+        await super().handle_task_exception(error)
+
+    async def handle_message(self, message: Any) -> None:
+        if self._closed:
+            return
+        if not self._bucket.take():
+            await self.close(CLOSE_RATE_LIMITED, "message rate limit exceeded: slow down, then reconnect")
+            return
+        await super().handle_message(message)
+
+    async def handle_connection_init(self, message: Any) -> None:
+        await super().handle_connection_init(message)
+        if self.connection_acknowledged and self.context.viewer_id is not None and self._watch is None:
+            self._watch = SessionWatch(self.context)
+            await self._watch.start()
+
+    async def handle_subscribe(self, message: Any) -> None:
+        # Every operation on the socket runs as a session that is still valid (issue 9, item 1).
+        if self.connection_acknowledged and not await ensure_live_session(self.context):
+            return
+        if not self._closed:
+            await super().handle_subscribe(message)
+
+    async def shutdown(self) -> None:
+        if self._watch is not None:
+            await self._watch.stop()
+        await super().shutdown()
+
+
+async def close_all(app: web.Application) -> None:
+    """on_shutdown: every live socket gets 1001 and a reason, before in-flight requests drain."""
+    handlers = list(app[SOCKETS_KEY])
+    if handlers:
+        log.info("closing %d WebSocket(s) for shut-down", len(handlers))
+    await asyncio.gather(*(h.close(CLOSE_GOING_AWAY, "server shutting down: reconnect and resume with after: <cursor>")
+                           for h in handlers))
+
+
+def install(app: web.Application) -> None:
+    app[SOCKETS_KEY] = weakref.WeakSet()
+    app.on_shutdown.append(close_all)

@@ -1,0 +1,140 @@
+"""Subscriptions over graphql-transport-ws on the real app, store and broker (Redis on MariaDB,
+the in-process bus on SQLite): delivery, resume by cursor, privacy re-read per event, the
+session rules of a live socket (issue 9, item 1), and per-connection limits."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from resolvers.realtime import CLOSE_FORBIDDEN, CLOSE_RATE_LIMITED
+from tests.schema.client import GQL
+from tests.wsclient import VIEWER_EVENTS, WSClient
+
+pytestmark = pytest.mark.no_blocking
+
+LOG_OUT_ALL = "mutation { logOut(input: {allSessions: true}) { ok } }"
+SET_BIO = 'mutation { updateProfile(input: {bio: "after logout"}) { user { bio } errors { code } } }'
+
+
+async def ws(gql: GQL, token: str | None, **kw) -> WSClient:
+    return await WSClient.connect(gql.client, "/graphql", token, **kw)
+
+
+async def follow(gql: GQL, token: str, user_id: str) -> None:
+    assert (await gql.mutate("follow", token, user_id))["errors"] == []
+
+
+async def test_new_follower_is_pushed_then_resume_replays_what_was_missed_once(gql: GQL) -> None:
+    tb, idb = await gql.sign_up("bob")
+    followers = [await gql.sign_up(f"fan{i}") for i in range(4)]
+    sock = await ws(gql, tb)
+    await sock.subscribe("1", VIEWER_EVENTS)
+    await asyncio.sleep(0.3)  # the subscription is live once the broker acknowledged it
+    await follow(gql, followers[0][0], idb)
+    first = (await sock.next_data("1"))["viewerEvents"]
+    assert first["__typename"] == "NewFollowerEvent" and first["follower"]["username"] == "fan0"
+    await sock.close()
+    # Missed while away: replayed from the store, in order, then live ones, each exactly once.
+    await follow(gql, followers[1][0], idb)
+    await follow(gql, followers[2][0], idb)
+    sock = await ws(gql, tb)
+    await sock.subscribe("1", VIEWER_EVENTS, {"after": first["cursor"]})
+    got = [(await sock.next_data("1"))["viewerEvents"] for _ in range(2)]
+    assert [g["follower"]["username"] for g in got] == ["fan1", "fan2"]
+    await follow(gql, followers[3][0], idb)
+    live = (await sock.next_data("1"))["viewerEvents"]
+    assert live["follower"]["username"] == "fan3"
+    cursors = [first["cursor"], *(g["cursor"] for g in got), live["cursor"]]
+    assert len(set(cursors)) == 4 and sorted(cursors, key=lambda c: int(c[1:])) == cursors
+    assert len({first["eventId"], *(g["eventId"] for g in got), live["eventId"]}) == 4
+    with pytest.raises(TimeoutError):  # nothing twice
+        await sock.next_data("1", timeout=0.5)
+    await sock.close()
+
+
+async def test_an_event_is_re_read_through_privacy_when_delivered(gql: GQL) -> None:
+    tb, idb = await gql.sign_up("bob")
+    tc, idc = await gql.sign_up("carol")
+    td, _ = await gql.sign_up("dave")
+    sock = await ws(gql, tb)
+    await sock.subscribe("1", VIEWER_EVENTS)
+    await asyncio.sleep(0.3)
+    await follow(gql, td, idb)
+    before = (await sock.next_data("1"))["viewerEvents"]
+    await sock.close()
+    await follow(gql, tc, idb)                       # stored in bob's stream ...
+    await gql.mutate("block", tb, idc)               # ... and then bob blocks carol
+    await follow(gql, td, idb)                       # (already following: no event)
+    _, ide = await gql.sign_up("erin")
+    te = (await gql.ok('mutation { logIn(input: {username: "erin", password: "password-erin"}) { token } }'))["logIn"]["token"]
+    await follow(gql, te, idb)
+    sock = await ws(gql, tb)
+    await sock.subscribe("1", VIEWER_EVENTS, {"after": before["cursor"]})
+    got = (await sock.next_data("1"))["viewerEvents"]
+    assert got["follower"]["username"] == "erin"     # carol's event is skipped, never shown
+    await sock.close()
+
+
+async def test_bad_tokens_are_refused_with_4403_and_anonymous_subscriptions_fail(gql: GQL) -> None:
+    sock = await ws(gql, "tgs_123_" + "x" * 40, expect_ack=False)
+    assert await sock.wait_closed() == CLOSE_FORBIDDEN
+    sock = await ws(gql, None)
+    await sock.subscribe("1", VIEWER_EVENTS)
+    msg = await sock.receive()
+    assert msg["type"] in ("error", "next") and "must be logged in" in str(msg["payload"])
+    await sock.close()
+
+
+async def test_logout_closes_the_socket_and_nothing_runs_on_it_after(gql: GQL) -> None:
+    """Issue 9, item 1: the exact scenario."""
+    token, _ = await gql.sign_up("ada")
+    sock = await ws(gql, token)
+    await sock.subscribe("q", "{ viewer { username } }")
+    assert (await sock.next_data("q"))["viewer"]["username"] == "ada"
+    other = (await gql.ok('mutation { logIn(input: {username: "ada", password: "password-ada"}) { token } }'))["logIn"]["token"]
+    await gql.ok(LOG_OUT_ALL, token=other)
+    try:
+        await sock.subscribe("m", SET_BIO)
+    except ConnectionResetError:
+        pass  # closed already (the session-revoked event got there first)
+    assert await sock.wait_closed() == CLOSE_FORBIDDEN
+    assert "logged out or revoked" in sock.close_reason
+    fresh = (await gql.ok('mutation { logIn(input: {username: "ada", password: "password-ada"}) { token } }'))["logIn"]["token"]
+    assert (await gql.ok("{ viewer { bio } }", token=fresh))["viewer"]["bio"] == ""
+
+
+async def test_each_operation_rechecks_the_session_even_when_no_event_announced_its_end(gql: GQL) -> None:
+    token, _ = await gql.sign_up("ada")
+    sock = await ws(gql, token)
+    session_id = int(token.split("_")[1])
+    await gql.tao.obj_delete(session_id)  # ended behind the broker's back: no session.revoked event
+    await sock.subscribe("m", SET_BIO)
+    assert await sock.wait_closed() == CLOSE_FORBIDDEN
+    fresh = (await gql.ok('mutation { logIn(input: {username: "ada", password: "password-ada"}) { token } }'))["logIn"]["token"]
+    assert (await gql.ok("{ viewer { bio } }", token=fresh))["viewer"]["bio"] == ""
+
+
+async def test_message_rate_and_subscription_caps(gql: GQL, gql_settings) -> None:
+    token, _ = await gql.sign_up("ada")
+    sock = await ws(gql, token)
+    for i in range(gql_settings.realtime.max_subscriptions):
+        await sock.subscribe(str(i), VIEWER_EVENTS)
+    await sock.subscribe("over", VIEWER_EVENTS)
+    msg = await sock.receive()
+    assert msg == {"id": "over", "type": "error", "payload": [{"message": "Subscription limit reached"}]} or \
+        msg["id"] == "over", msg
+    await sock.close()
+    sock = await ws(gql, token)
+    try:
+        for _ in range(gql_settings.realtime.message_burst + 5):
+            await sock.ws.send_json({"type": "ping"})
+    except ConnectionResetError:
+        pass
+    code = None
+    async with asyncio.timeout(10):
+        while code is None:
+            if await sock.receive() is None:
+                code = sock.close_code
+    assert code == CLOSE_RATE_LIMITED
