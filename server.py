@@ -16,7 +16,7 @@ Endpoints:
   (`graphql-transport-ws`; the session token in the `connection_init` payload). A browser
   asking for HTML gets GraphiQL, whose assets are served from `/static/` (vendored, no CDN).
 - `/healthz`: pings every shard and reads the cache tier's health; 200, or 503 with detail.
-- `/version`: the package version.
+- `/version`: the package version, and the pid of the server process that answered.
 - `/media/...` (with `media.backend = "local"`): the local store's signed URLs, `GET` an object
   and `PUT` an upload part (bounded body), mounted at the path of `media.local_base_url`.
 """
@@ -182,7 +182,8 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def version(request: web.Request) -> web.Response:
-    return web.json_response({"name": "taogram", "version": _version()})
+    # The pid tells which of `server.processes` processes answered (they share one port).
+    return web.json_response({"name": "taogram", "version": _version(), "pid": os.getpid()})
 
 
 MEDIA_READ_TIMEOUT = 120.0  # seconds to receive one upload part from a client

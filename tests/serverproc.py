@@ -1,0 +1,99 @@
+"""Real `server.py` processes for tests and benchmarks: settings passed as `TAOGRAM_*`
+variables, started on a free port, ready when /healthz answers, stopped with SIGTERM (the
+orderly shut-down) or SIGKILL."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from config import Settings
+from tests.harness.processes import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # a JSON string is a TOML basic string
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    if dataclasses.is_dataclass(value):
+        value = dataclasses.asdict(value)
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(str(k))} = {_toml(v)}" for k, v in value.items()) + "}"
+    raise TypeError(f"cannot write {value!r} as TOML")
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """`TAOGRAM_<SECTION>__<FIELD>` for every field, so a child process loads these settings."""
+    env = {}
+    for section in dataclasses.fields(settings):
+        for f in dataclasses.fields(getattr(settings, section.name)):
+            value = getattr(getattr(settings, section.name), f.name)
+            env[f"TAOGRAM_{section.name.upper()}__{f.name.upper()}"] = _toml(value)
+    return env
+
+
+class ServerProcess:
+    def __init__(self, settings: Settings, log_path: Path, *, port: int | None = None) -> None:
+        self.settings = dataclasses.replace(settings, server=dataclasses.replace(settings.server, port=port or free_port()))
+        self.port = self.settings.server.port
+        self.log_path = log_path
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60.0) -> ServerProcess:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TAOGRAM_")}
+        env.update(settings_env(self.settings))
+        env["PYTHONPATH"] = str(ROOT)
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([sys.executable, str(ROOT / "server.py")], cwd=ROOT, env=env,
+                                     stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server.py exited with {self.proc.returncode}:\n{self.log_tail()}")
+            try:
+                with urllib.request.urlopen(self.base + "/healthz", timeout=2) as resp:
+                    if resp.status == 200:
+                        return self
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"server.py did not answer /healthz within {timeout}s:\n{self.log_tail()}")
+            time.sleep(0.1)
+
+    def terminate(self, timeout: float = 30.0) -> int:
+        """SIGTERM (the orderly shut-down) and wait; returns the exit code."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def log_tail(self, n: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
