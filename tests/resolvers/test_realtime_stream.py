@@ -1,0 +1,109 @@
+"""`viewer_stream` on the real store and broker: a slow consumer is closed with its resume
+cursor instead of queueing without bound, and resuming from that cursor loses nothing; a lost
+live message is noticed by its `prev` and fetched from the store; ephemeral events are not stored."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from resolvers.accounts import authenticate
+from resolvers.context import RequestContext
+from resolvers.realtime import (
+    CLOSE_SLOW_CONSUMER,
+    STREAM_EVENT_JOB,
+    publish_ephemeral,
+    read_backlog,
+    stream_event,
+    stream_event_job,
+    viewer_stream,
+)
+from resolvers.realtime.events import STREAM_ATYPE
+from tests.schema.client import GQL
+
+pytestmark = pytest.mark.no_blocking
+
+
+class Socket:
+    def __init__(self) -> None:
+        self.closed: tuple[int, str] | None = None
+
+    async def close(self, code: int, reason: str) -> None:
+        self.closed = (code, reason)
+
+
+async def viewer_ctx(gql: GQL, settings, name: str) -> RequestContext:
+    token, _ = await gql.sign_up(name)
+    ctx = RequestContext(tao=gql.tao, settings=settings)
+    await authenticate(ctx, token)
+    ctx.socket = Socket()
+    return ctx
+
+
+async def test_slow_consumer_is_closed_with_its_cursor_and_resumes_without_loss(gql: GQL, gql_settings) -> None:
+    gql_settings.realtime.queue_size = 3
+    ctx = await viewer_ctx(gql, gql_settings, "bob")
+    stream = viewer_stream(ctx, None)
+    first = asyncio.ensure_future(anext(stream))
+    await asyncio.sleep(0.3)  # subscribed, waiting
+    for i in range(10):
+        await stream_event(ctx.tao, [ctx.viewer_id], "follow.new", {"user": 1000 + i}).deliver(ctx.tao)
+    got = await asyncio.wait_for(first, 10)
+    assert got.ids == {"user": 1000}
+    await asyncio.sleep(0.3)  # the consumer stalls while nine more arrive: three fit
+    with pytest.raises(StopAsyncIteration):
+        await asyncio.wait_for(anext(stream), 10)
+    code, reason = ctx.socket.closed
+    assert code == CLOSE_SLOW_CONSUMER and f"after: {got.cursor}" in reason
+    resumed = viewer_stream(ctx, got.cursor)
+    rest = [await asyncio.wait_for(anext(resumed), 10) for _ in range(9)]
+    assert [e.ids["user"] for e in rest] == list(range(1001, 1010))
+    await resumed.aclose()
+
+
+async def test_a_lost_live_message_is_fetched_from_the_store(gql: GQL, gql_settings) -> None:
+    ctx = await viewer_ctx(gql, gql_settings, "bob")
+    stream = viewer_stream(ctx, None)
+    pending = asyncio.ensure_future(anext(stream))
+    await asyncio.sleep(0.3)
+    # Appended but never published (as when a publish times out): no message on the channel.
+    await ctx.tao.assoc_append_many([(ctx.viewer_id, STREAM_ATYPE, ctx.tao.ids.next_id(0),
+                                      {"k": "follow.new", "i": {"user": 1}})])
+    await stream_event(ctx.tao, [ctx.viewer_id], "follow.new", {"user": 2}).deliver(ctx.tao)
+    first = await asyncio.wait_for(pending, 10)
+    second = await asyncio.wait_for(anext(stream), 10)
+    assert [first.ids["user"], second.ids["user"]] == [1, 2]  # the gap was noticed by prev
+    await stream.aclose()
+
+
+async def test_ephemeral_events_are_delivered_live_and_never_stored(gql: GQL, gql_settings) -> None:
+    ctx = await viewer_ctx(gql, gql_settings, "bob")
+    stream = viewer_stream(ctx, None)
+    pending = asyncio.ensure_future(anext(stream))
+    await asyncio.sleep(0.3)
+    assert await publish_ephemeral(ctx.tao, [ctx.viewer_id], "typing", {"thread": 5}) == 1
+    event = await asyncio.wait_for(pending, 10)
+    assert event.kind == "typing" and event.cursor is None and event.event_id is None
+    await stream.aclose()
+    assert await read_backlog(ctx.tao, ctx.viewer_id, 0, 100) == []
+
+
+async def test_an_undelivered_event_is_delivered_by_its_job(gql: GQL, gql_settings) -> None:
+    ctx = await viewer_ctx(gql, gql_settings, "bob")
+    event = stream_event(ctx.tao, [ctx.viewer_id], "follow.new", {"user": 7}, near=ctx.viewer_id)
+    assert event.job[0] == STREAM_EVENT_JOB
+    # The write commits with the job, and the writer dies before `deliver`.
+    await ctx.tao.assoc_add(ctx.viewer_id, "TEST_PLAIN", ctx.viewer_id, jobs=[event.job])
+    assert await read_backlog(ctx.tao, ctx.viewer_id, 0, 100) == []
+    await ctx.tao.run_jobs_until_idle()
+    (stored,) = await read_backlog(ctx.tao, ctx.viewer_id, 0, 100)
+    assert stored.event_id == event.event_id and stored.ids == {"user": 7}
+    await stream_event_job(ctx.tao, event.job[1])  # a second run (at-least-once) appends nothing
+    assert len(await read_backlog(ctx.tao, ctx.viewer_id, 0, 100)) == 1
+    # Delivered by its writer: the job row is gone, nothing is left for a worker.
+    event = stream_event(ctx.tao, [ctx.viewer_id], "follow.new", {"user": 8}, near=ctx.viewer_id)
+    await ctx.tao.assoc_add(ctx.viewer_id, "TEST_PLAIN", ctx.viewer_id, jobs=[event.job])
+    await event.deliver(ctx.tao)
+    assert await ctx.tao.outbox.pending() == 0
+    assert len(await read_backlog(ctx.tao, ctx.viewer_id, 0, 100)) == 2
