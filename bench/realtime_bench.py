@@ -1,0 +1,296 @@
+"""Real-time delivery: push over WebSockets against polling, on two real server processes.
+
+    PYTHONPATH=. .venv/bin/python bench/realtime_bench.py [--clients 1000] [--rate 200] [--seconds 20]
+
+Starts MariaDB x2, memcached x2 and Redis (tests.harness), then two `server.py` processes
+(MariaDB store, memcached, Redis broker, each with its in-process outbox worker) on two ports.
+Signs up `--clients` recipients and `--senders` senders, then:
+
+1. push: every recipient opens a graphql-transport-ws socket (half on each process) and
+   subscribes to `viewerEvents`. Memory per idle connection = the growth of the two servers'
+   RSS divided by the sockets. Senders then write at a steady `--rate` for `--seconds` (open
+   loop: the i-th write starts at i/rate whatever happened to the others), alternating between
+   the processes, each to a random recipient. Latency = from the write's HTTP response to the
+   recipient's frame. Lost = writes never delivered within 10 s of the end; duplicated = an
+   event id seen twice on one subscription.
+2. poll: the sockets close; every recipient polls its newest followers over HTTP every second
+   (staggered), with the same write traffic. Latency = from the write's response to the first
+   poll answer that shows it. Reported with the servers' CPU seconds per phase.
+
+The write is `SEND` (a follow: the followed user's stream gets `follow.new`); swapping in
+`sendMessage` is one line (`SEND = send_message`). The load generator runs in this one process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import aiohttp
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from config import MySQLServer, Settings  # noqa: E402
+from tao import open_tao  # noqa: E402
+from tests.harness import start_services  # noqa: E402
+from tests.serverproc import ServerProcess  # noqa: E402
+
+SUBSCRIPTION = "subscription { viewerEvents { eventId ... on NewFollowerEvent { follower { username } } } }"
+POLL = "{ viewer { followers(first: 10) { edges { node { username } } } } }"
+
+
+def settings_for(services, prefix: str, tmp: Path) -> Settings:
+    s = Settings()
+    s.store.backend, s.store.logical_shards, s.store.database_prefix = "mysql", 8, prefix
+    s.store.mysql_servers = [MySQLServer(host=m.host, port=m.port) for m in services.mysql]
+    s.cache.backend, s.cache.servers, s.cache.key_prefix = "memcached", list(services.memcached), prefix
+    s.broker.backend, s.broker.url, s.broker.channel_prefix = "redis", services.redis_url, prefix
+    s.jobs.in_process_worker = True
+    s.server.graphiql = False
+    s.media.local_dir = str(tmp / "media")
+    # Cheap password hashing: the bench signs up a thousand accounts; the cost is a setting.
+    s.auth.argon2_time_cost, s.auth.argon2_memory_cost_kib, s.auth.argon2_parallelism = 1, 1024, 1
+    s.limits.cost_budget = 1_000_000  # the bench measures delivery, not the per-viewer budget
+    s.realtime.messages_per_second = 1000.0
+    return s
+
+
+class Api:
+    def __init__(self, http: aiohttp.ClientSession, base: str) -> None:
+        self.http, self.base = http, base
+
+    async def gql(self, query: str, variables: dict | None = None, token: str | None = None) -> dict:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        async with self.http.post(self.base + "/graphql", json={"query": query, "variables": variables or {}},
+                                  headers=headers) as resp:
+            body = await resp.json()
+        if "errors" in body:
+            raise RuntimeError(body["errors"])
+        return body["data"]
+
+
+async def sign_up(api: Api, name: str) -> dict:
+    d = await api.gql("mutation($i: AccountSignUpInput!) { signUp(input: $i) { token user { id } errors { code } } }",
+                      {"i": {"username": name, "password": "password-" + name, "fullName": name}})
+    p = d["signUp"]
+    assert not p["errors"], p
+    return {"name": name, "token": p["token"], "id": p["user"]["id"]}
+
+
+async def send_follow(api: Api, sender: dict, recipient: dict) -> str:
+    """One write that puts one event in the recipient's stream; returns what identifies it there."""
+    d = await api.gql("mutation($i: ID!) { follow(input: {userId: $i}) { errors { code } } }",
+                      {"i": recipient["id"]}, sender["token"])
+    assert not d["follow"]["errors"], d
+    return sender["name"]
+
+
+SEND = send_follow  # with direct messages: SEND = send_message (same signature)
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def pct(xs: list[float], p: float) -> float:
+    if not xs:
+        return float("nan")
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
+
+
+async def bounded(coros, limit: int) -> list:
+    sem = asyncio.Semaphore(limit)
+
+    async def one(c):
+        async with sem:
+            return await c
+    return await asyncio.gather(*(one(c) for c in coros))
+
+
+async def traffic(apis: list[Api], senders: list[dict], recipients: list[dict], rate: float, seconds: float,
+                  used: set, sent: dict) -> tuple[int, int]:
+    """Open-loop writes at `rate`/s; sent[(recipient index, key)] = time the write returned."""
+    n = int(rate * seconds)
+    rng = random.Random(len(used))
+    errors = 0
+    start = time.monotonic()
+
+    async def one(i: int) -> None:
+        nonlocal errors
+        while True:
+            s, r = rng.randrange(len(senders)), rng.randrange(len(recipients))
+            if (s, r) not in used:
+                used.add((s, r))
+                break
+        await asyncio.sleep(max(0.0, start + i / rate - time.monotonic()))
+        try:
+            key = await SEND(apis[i % len(apis)], senders[s], recipients[r])
+        except Exception as exc:  # counted, and reported
+            errors += 1
+            print(f"  write failed: {exc}", file=sys.stderr)
+            return
+        sent[(r, key)] = time.monotonic()
+    await asyncio.gather(*(one(i) for i in range(n)))
+    return n, errors
+
+
+async def push_phase(apis, servers, senders, recipients, args) -> dict:
+    received: dict[tuple[int, str], float] = {}
+    dupes = 0
+    seen: dict[int, set] = defaultdict(set)
+    rss_before = sum(rss_kib(s.proc.pid) for s in servers)
+    sockets = []
+
+    async def connect(i: int, who: dict):
+        ws = await apis[i % 2].http.ws_connect(apis[i % 2].base + "/graphql", protocols=["graphql-transport-ws"])
+        await ws.send_json({"type": "connection_init", "payload": {"Authorization": f"Bearer {who['token']}"}})
+        msg = await ws.receive_json()
+        assert msg["type"] == "connection_ack", msg
+        await ws.send_json({"type": "subscribe", "id": "1", "payload": {"query": SUBSCRIPTION}})
+        return ws
+
+    sockets = await bounded([connect(i, r) for i, r in enumerate(recipients)], 50)
+    await asyncio.sleep(3)  # subscriptions acknowledged, memory settled
+    rss_after = sum(rss_kib(s.proc.pid) for s in servers)
+
+    async def read(i: int, ws) -> None:
+        nonlocal dupes
+        async for msg in ws:
+            if msg.type != aiohttp.WSMsgType.TEXT:
+                break
+            data = json.loads(msg.data)
+            if data.get("type") != "next":
+                continue
+            ev = data["payload"]["data"]["viewerEvents"]
+            if ev["eventId"] in seen[i]:
+                dupes += 1
+                continue
+            seen[i].add(ev["eventId"])
+            received[(i, ev["follower"]["username"])] = time.monotonic()
+
+    readers = [asyncio.create_task(read(i, ws)) for i, ws in enumerate(sockets)]
+    sent: dict = {}
+    cpu0 = sum(cpu_seconds(s.proc.pid) for s in servers)
+    t0 = time.monotonic()
+    n, errors = await traffic(apis, senders, recipients, args.rate, args.seconds, args.used, sent)
+    elapsed = time.monotonic() - t0
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not all(k in received for k in sent):
+        await asyncio.sleep(0.1)
+    cpu = sum(cpu_seconds(s.proc.pid) for s in servers) - cpu0
+    lat = [received[k] - t for k, t in sent.items() if k in received]
+    for ws in sockets:
+        await ws.close()
+    for t in readers:
+        t.cancel()
+    await asyncio.gather(*readers, return_exceptions=True)
+    return {"writes": n, "write_errors": errors, "writes_per_s": len(sent) / elapsed, "delivered": len(lat),
+            "lost": len(sent) - len(lat), "duplicated": dupes, "p50_ms": pct(lat, 50) * 1000,
+            "p99_ms": pct(lat, 99) * 1000, "max_ms": max(lat, default=float("nan")) * 1000,
+            "server_cpu_s": cpu, "idle_conn_kib": (rss_after - rss_before) / len(recipients)}
+
+
+async def poll_phase(apis, servers, senders, recipients, args) -> dict:
+    sent: dict = {}
+    shown: dict[tuple[int, str], float] = {}
+    polls = poll_errors = 0
+    stop = asyncio.Event()
+
+    async def poller(i: int, who: dict) -> None:
+        nonlocal polls, poll_errors
+        api = apis[i % 2]
+        await asyncio.sleep(random.random())  # staggered over the second
+        nxt = time.monotonic()
+        while not stop.is_set():
+            try:
+                d = await api.gql(POLL, token=who["token"])
+                now = time.monotonic()
+                polls += 1
+                for e in d["viewer"]["followers"]["edges"]:
+                    shown.setdefault((i, e["node"]["username"]), now)
+            except Exception:
+                poll_errors += 1
+            nxt += 1.0
+            await asyncio.sleep(max(0.0, nxt - time.monotonic()))
+
+    tasks = [asyncio.create_task(poller(i, r)) for i, r in enumerate(recipients)]
+    await asyncio.sleep(3)
+    polls = 0
+    cpu0 = sum(cpu_seconds(s.proc.pid) for s in servers)
+    t0 = time.monotonic()
+    n, errors = await traffic(apis, senders, recipients, args.rate, args.seconds, args.used, sent)
+    elapsed = time.monotonic() - t0
+    await asyncio.sleep(3)
+    cpu = sum(cpu_seconds(s.proc.pid) for s in servers) - cpu0
+    poll_rate = polls / (time.monotonic() - t0)
+    stop.set()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    # A poll shows the newest 10 followers: a write followed by 10 newer ones within a second is
+    # never shown ("not_shown", not lost). A poll can show a write before its HTTP response
+    # reaches the writer: latency 0 then.
+    lat = [max(0.0, shown[k] - t) for k, t in sent.items() if k in shown]
+    return {"writes": n, "write_errors": errors, "writes_per_s": len(sent) / elapsed, "shown": len(lat),
+            "not_shown": len(sent) - len(lat), "p50_ms": pct(lat, 50) * 1000, "p99_ms": pct(lat, 99) * 1000,
+            "polls_per_s": poll_rate, "poll_errors": poll_errors, "server_cpu_s": cpu}
+
+
+async def run(args) -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="rt-bench-"))
+    print(f"load average before: {os.getloadavg()}", flush=True)
+    services = start_services(2, 2, s3=False, redis=True)
+    prefix = "rtb" + os.urandom(3).hex()
+    settings = settings_for(services, prefix, tmp)
+    pre = await open_tao(settings, migrate=True, start_worker=False)
+    await pre.close()
+    servers = [ServerProcess(settings, tmp / f"server{i}.log") for i in range(2)]
+    try:
+        await asyncio.gather(*(asyncio.to_thread(s.start) for s in servers))
+        conn = aiohttp.TCPConnector(limit=0)
+        async with aiohttp.ClientSession(connector=conn, timeout=aiohttp.ClientTimeout(total=60)) as http:
+            apis = [Api(http, s.base) for s in servers]
+            t = time.monotonic()
+            people = await bounded([sign_up(apis[i % 2], f"u{i}") for i in range(args.clients + args.senders)], 16)
+            print(f"signed up {len(people)} accounts in {time.monotonic() - t:.1f}s", flush=True)
+            recipients, senders = people[:args.clients], people[args.clients:]
+            args.used = set()
+            push = await push_phase(apis, servers, senders, recipients, args)
+            print("push:", json.dumps(push, indent=1), flush=True)
+            print(f"load average: {os.getloadavg()}", flush=True)
+            poll = await poll_phase(apis, servers, senders, recipients, args)
+            print("poll:", json.dumps(poll, indent=1), flush=True)
+            print(f"load average after: {os.getloadavg()}", flush=True)
+    finally:
+        for s in servers:
+            s.terminate()
+        services.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", type=int, default=1000)
+    parser.add_argument("--senders", type=int, default=50)
+    parser.add_argument("--rate", type=float, default=200.0, help="writes per second")
+    parser.add_argument("--seconds", type=float, default=20.0)
+    asyncio.run(run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
