@@ -132,7 +132,8 @@ async def viewer_stream(ctx: RequestContext, after: str | None, *,
                         continue
                     last = event.position
                 if event.kind == KIND_SESSION_REVOKED:
-                    await ensure_live_session(ctx)
+                    if not await ensure_live_session(ctx):
+                        return
                     continue
                 if match is not None and not match(event):
                     continue
