@@ -143,9 +143,10 @@ async def traffic(apis: list[Api], senders: list[dict], recipients: list[dict], 
         await asyncio.sleep(max(0.0, start + i / rate - time.monotonic()))
         try:
             key = await SEND(apis[i % len(apis)], senders[s], recipients[r])
-        except Exception as exc:  # counted, and reported
+        except Exception as exc:  # counted, and the first few reported
             errors += 1
-            print(f"  write failed: {exc}", file=sys.stderr)
+            if errors <= 3:
+                print(f"  write failed: {str(exc)[:200]}", file=sys.stderr)
             return
         sent[(r, key)] = time.monotonic()
     await asyncio.gather(*(one(i) for i in range(n)))
