@@ -26,6 +26,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import Bas
 
 from config import RealtimeSettings
 from resolvers.realtime import CLOSE_GOING_AWAY, CLOSE_RATE_LIMITED, SessionWatch, ensure_live_session
+from tao import ShardUnavailableError
 
 log = logging.getLogger("taogram.server")
 
@@ -104,7 +105,13 @@ class TaogramWSHandler(BaseGraphQLTransportWSHandler):
 
     async def handle_subscribe(self, message: Any) -> None:
         # Every operation on the socket runs as a session that is still valid (issue 9, item 1).
-        if self.connection_acknowledged and not await ensure_live_session(self.context):
+        try:
+            if self.connection_acknowledged and not await ensure_live_session(self.context):
+                return
+        except ShardUnavailableError:  # the session could not be read: refuse this operation only
+            await self.send_message({"id": message["id"], "type": "error", "payload": [{
+                "message": "Part of the data is temporarily unavailable; retry shortly.",
+                "extensions": {"code": "UNAVAILABLE"}}]})
             return
         if not self._closed:
             await super().handle_subscribe(message)

@@ -156,7 +156,7 @@ async def traffic(apis: list[Api], senders: list[dict], recipients: list[dict], 
 
 async def push_phase(apis, servers, senders, recipients, args) -> dict:
     received: dict[tuple[int, str], float] = {}
-    dupes = 0
+    dupes = error_frames = 0
     seen: dict[int, set] = defaultdict(set)
     rss_before = sum(rss_kib(s.proc.pid) for s in servers)
     sockets = []
@@ -174,14 +174,17 @@ async def push_phase(apis, servers, senders, recipients, args) -> dict:
     rss_after = sum(rss_kib(s.proc.pid) for s in servers)
 
     async def read(i: int, ws) -> None:
-        nonlocal dupes
+        nonlocal dupes, error_frames
         async for msg in ws:
             if msg.type != aiohttp.WSMsgType.TEXT:
                 break
             data = json.loads(msg.data)
             if data.get("type") != "next":
                 continue
-            ev = data["payload"]["data"]["viewerEvents"]
+            ev = (data["payload"].get("data") or {}).get("viewerEvents")
+            if ev is None or "follower" not in ev:  # an error frame (a field failed under load)
+                error_frames += 1
+                continue
             if ev["eventId"] in seen[i]:
                 dupes += 1
                 continue
@@ -208,7 +211,7 @@ async def push_phase(apis, servers, senders, recipients, args) -> dict:
         t.cancel()
     await asyncio.gather(*readers, return_exceptions=True)
     return {"writes": n, "write_errors": errors, "writes_per_s": len(sent) / elapsed, "delivered": len(lat),
-            "lost": len(sent) - len(lat), "later_than_10s": late, "duplicated": dupes, "p50_ms": pct(lat, 50) * 1000,
+            "lost": len(sent) - len(lat), "later_than_10s": late, "duplicated": dupes, "error_frames": error_frames, "p50_ms": pct(lat, 50) * 1000,
             "p99_ms": pct(lat, 99) * 1000, "max_ms": max(lat, default=float("nan")) * 1000,
             "server_cpu_s": cpu, "idle_conn_kib": (rss_after - rss_before) / len(recipients)}
 

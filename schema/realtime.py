@@ -63,7 +63,15 @@ async def deliver_events(info: Ctx, after: str | None,
     """The GraphQL objects of the viewer's stream after `after`, filtered by `match`."""
     async for event in realtime.viewer_stream(info.context, after, match=match):
         build = _BUILDERS.get(event.kind)
-        out = await build(info, event) if build is not None else None
+        if build is None:
+            continue
+        try:
+            out = await realtime.with_store_retries(lambda: build(info, event))
+        except realtime.StoreUnavailable:
+            # Resume at this event: positions are integers, so "after position - 1" is it.
+            await realtime.give_up(info.context, event.position - 1 if event.stored else None,
+                                   "the store is unavailable")
+            return
         if out is not None:
             yield out
 

@@ -72,6 +72,7 @@ from resolvers.realtime.events import (
     CLOSE_GOING_AWAY,
     CLOSE_RATE_LIMITED,
     CLOSE_SLOW_CONSUMER,
+    CLOSE_TRY_AGAIN_LATER,
     KIND_FOLLOW_REQUEST,
     KIND_NEW_FOLLOWER,
     KIND_SESSION_REVOKED,
@@ -89,12 +90,19 @@ from resolvers.realtime.publish import (
     stream_event_job,
 )
 from resolvers.realtime.sessions import SessionWatch, close_socket, ensure_live_session, publish_session_revoked
-from resolvers.realtime.stream import read_backlog, stream_head, viewer_stream
+from resolvers.realtime.stream import (
+    StoreUnavailable,
+    give_up,
+    read_backlog,
+    stream_head,
+    viewer_stream,
+    with_store_retries,
+)
 
 __all__ = [
-    "CLOSE_FORBIDDEN", "CLOSE_GOING_AWAY", "CLOSE_RATE_LIMITED", "CLOSE_SLOW_CONSUMER", "KIND_FOLLOW_REQUEST",
+    "CLOSE_FORBIDDEN", "CLOSE_GOING_AWAY", "CLOSE_RATE_LIMITED", "CLOSE_SLOW_CONSUMER", "CLOSE_TRY_AGAIN_LATER", "KIND_FOLLOW_REQUEST",
     "KIND_NEW_FOLLOWER", "KIND_SESSION_REVOKED", "MAX_RECIPIENTS", "STREAM_EVENT_JOB", "PendingEvent",
-    "SessionWatch", "StreamEvent", "close_socket", "decode_cursor", "encode_cursor", "ensure_live_session",
+    "SessionWatch", "StoreUnavailable", "StreamEvent", "close_socket", "give_up", "with_store_retries", "decode_cursor", "encode_cursor", "ensure_live_session",
     "publish_ephemeral", "publish_session_revoked", "read_backlog", "stream_event", "stream_event_job",
     "stream_head", "user_channel", "viewer_stream",
 ]

@@ -17,7 +17,8 @@ STREAM_ATYPE = "STREAM_EVENT"
 
 # WebSocket close codes the real-time layer uses (graphql-transport-ws keeps 44xx for the protocol).
 CLOSE_GOING_AWAY = 1001          # the server process is shutting down: reconnect (to another one)
-CLOSE_SLOW_CONSUMER = 1013       # "try again later": events queued past realtime.queue_size
+CLOSE_TRY_AGAIN_LATER = 1013     # the store failed for seconds: reconnect and resume by cursor
+CLOSE_SLOW_CONSUMER = 1013       # "try again later" too: events queued past realtime.queue_size
 CLOSE_FORBIDDEN = 4403           # no valid session: bad token, logged out, revoked or expired
 CLOSE_RATE_LIMITED = 4429        # more client messages than realtime.messages_per_second allows
 

@@ -15,6 +15,9 @@ Invariants (what `viewer_stream` guarantees on one subscription):
   reconnect) does the same.
 - Bounded memory: at most `realtime.queue_size` undelivered messages; past that the client is a
   slow consumer and the socket is closed (1013) with the cursor to resume from.
+- Never silently ends: a store read that fails is retried for a few seconds; if the fault
+  persists the socket is closed (1013) with the cursor to resume from, never left open with a
+  dead subscription.
 - Every event it yields runs as a session that is still valid (re-checked per delivered event),
   with fresh loaders (`ctx.reset_loaders()`), so a resolver re-reading the event's ids sees the
   store as it is now, through the viewer's privacy.
@@ -27,12 +30,13 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, TypeVar
 
-from resolvers.errors import BadInputError
+from resolvers.errors import BadInputError, UnavailableError
 from resolvers.realtime.events import (
     CLOSE_SLOW_CONSUMER,
+    CLOSE_TRY_AGAIN_LATER,
     KIND_SESSION_REVOKED,
     STREAM_ATYPE,
     StreamEvent,
@@ -41,13 +45,14 @@ from resolvers.realtime.events import (
     user_channel,
 )
 from resolvers.realtime.sessions import close_socket, ensure_live_session
-from tao import Tao
+from tao import ShardUnavailableError, Tao
 from tao.core import now_ms
 
 if TYPE_CHECKING:
     from resolvers.context import RequestContext
 
 DAY_MS = 24 * 3600 * 1000
+T = TypeVar("T")
 
 
 class SlowConsumer(Exception):
@@ -106,11 +111,41 @@ async def stream_head(tao: Tao, user_id: int) -> int:
     return newest[0].time if newest else 0
 
 
+# Waits between attempts at a store read that failed (a shard timing out under load, a
+# failover): about 4.5 s in all, then the socket is closed with 1013 and the resume cursor.
+STORE_RETRY_DELAYS = (0.1, 0.3, 1.0, 3.0)
+
+
+class StoreUnavailable(Exception):
+    pass
+
+
+async def with_store_retries(fn: Callable[[], Awaitable[T]]) -> T:
+    """`await fn()`, again after a transient store fault; StoreUnavailable once it persists."""
+    for delay in (*STORE_RETRY_DELAYS, None):
+        try:
+            return await fn()
+        except ShardUnavailableError as exc:  # timeouts included; other errors are not transient
+            if delay is None:
+                raise StoreUnavailable(str(exc)) from exc
+            await asyncio.sleep(delay)
+    raise AssertionError("unreachable")
+
+
+async def give_up(ctx: RequestContext, resume_after: int | None, why: str) -> None:
+    """Close the socket with 1013 and the cursor to resume from (over HTTP: an UNAVAILABLE error)."""
+    resume = f"reconnect with after: {encode_cursor(resume_after)}" if resume_after else "reconnect"
+    if getattr(ctx, "socket", None) is None:
+        raise UnavailableError(f"{why}; {resume}")
+    await close_socket(ctx, CLOSE_TRY_AGAIN_LATER, f"{why}: {resume}")
+
+
 async def viewer_stream(ctx: RequestContext, after: str | None, *,
                         match: Callable[[StreamEvent], bool] | None = None) -> AsyncIterator[StreamEvent]:
     """The viewer's events after the cursor `after` (None: from now on), stored then live; see
     the module docstring. `match` filters (e.g. one thread's events); skipped events still
-    advance the position, so they are never replayed to this subscription."""
+    advance the position, so they are never replayed to this subscription. A store fault that
+    outlasts `STORE_RETRY_DELAYS` closes the socket (1013) with the cursor to resume from."""
     viewer = ctx.require_viewer()
     rt = ctx.settings.realtime
     last = decode_cursor(after)
@@ -122,23 +157,30 @@ async def viewer_stream(ctx: RequestContext, after: str | None, *,
     channel = user_channel(viewer)
     await tao.broker.listen(channel, inbox)  # before any read of the store: see the invariants
     try:
-        backlog = await read_backlog(tao, viewer, last, rt.max_replay) if last is not None else []
-        if last is None:
-            last = await stream_head(tao, viewer)
+        try:
+            if last is not None:
+                backlog = await with_store_retries(lambda: read_backlog(tao, viewer, last, rt.max_replay))
+            else:
+                backlog = []
+                last = await with_store_retries(lambda: stream_head(tao, viewer))
+        except StoreUnavailable:
+            await give_up(ctx, last, "the store is unavailable")
+            return
         while True:
             for event in backlog:
-                if event.stored:
-                    if event.position <= last:
-                        continue
-                    last = event.position
-                if event.kind == KIND_SESSION_REVOKED:
-                    if not await ensure_live_session(ctx):
-                        return
+                if event.stored and event.position <= last:
                     continue
-                if match is not None and not match(event):
-                    continue
-                if not await ensure_live_session(ctx):
+                try:
+                    live = await with_store_retries(lambda: ensure_live_session(ctx))
+                except StoreUnavailable:
+                    await give_up(ctx, last, "the store is unavailable")
                     return
+                if not live:
+                    return
+                if event.stored:
+                    last = event.position
+                if event.kind == KIND_SESSION_REVOKED or (match is not None and not match(event)):
+                    continue
                 ctx.reset_loaders()
                 yield event
             try:
@@ -149,7 +191,11 @@ async def viewer_stream(ctx: RequestContext, after: str | None, *,
                                    f"after: {encode_cursor(last)}")
                 return
             if event is None or (event.stored and event.prev is not None and event.prev > last):
-                backlog = await read_backlog(tao, viewer, last, rt.max_replay)  # resync, or a gap
+                try:  # resync, or a gap: what was missed comes from the store
+                    backlog = await with_store_retries(lambda: read_backlog(tao, viewer, last, rt.max_replay))
+                except StoreUnavailable:
+                    await give_up(ctx, last, "the store is unavailable")
+                    return
             else:
                 backlog = [event]
     finally:

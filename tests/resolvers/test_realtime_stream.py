@@ -12,15 +12,18 @@ from resolvers.accounts import authenticate
 from resolvers.context import RequestContext
 from resolvers.realtime import (
     CLOSE_SLOW_CONSUMER,
+    CLOSE_TRY_AGAIN_LATER,
     STREAM_EVENT_JOB,
     publish_ephemeral,
     read_backlog,
     stream_event,
     stream_event_job,
+    user_channel,
     viewer_stream,
 )
 from resolvers.realtime.events import STREAM_ATYPE
 from tests.schema.client import GQL
+from tests.tao.conftest import mysql_settings, open_store  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.no_blocking
 
@@ -107,3 +110,28 @@ async def test_an_undelivered_event_is_delivered_by_its_job(gql: GQL, gql_settin
     await event.deliver(ctx.tao)
     assert await ctx.tao.outbox.pending() == 0
     assert len(await read_backlog(ctx.tao, ctx.viewer_id, 0, 100)) == 2
+
+
+@pytest.mark.slow
+async def test_a_persistent_store_fault_closes_the_socket_with_the_resume_cursor(services, mysql_settings) -> None:
+    tao = await open_store(mysql_settings)
+    try:
+        user = await tao.obj_add("USER", {"username": "bob"})
+        (stored,) = await stream_event(tao, [user], "follow.new", {"user": 1}).deliver(tao)
+        ctx = RequestContext(tao=tao, settings=mysql_settings)
+        ctx.viewer_id, ctx.socket = user, Socket()
+        stream = viewer_stream(ctx, None)
+        pending = asyncio.ensure_future(anext(stream))
+        await asyncio.sleep(0.3)
+        for i in range(len(services.mysql)):
+            await asyncio.to_thread(services.kill_mysql, i)
+        # A live message that shows a gap: what was missed must be read from the store, which is down.
+        await tao.broker.publish(user_channel(user), {"u": user, "k": "follow.new", "i": {"user": 2},
+                                                      "c": stored.position + 10, "p": stored.position + 5, "e": 1})
+        with pytest.raises(StopAsyncIteration):
+            await asyncio.wait_for(pending, 30)
+        code, reason = ctx.socket.closed
+        assert code == CLOSE_TRY_AGAIN_LATER and f"after: {stored.cursor}" in reason, reason
+    finally:
+        services.ensure_running()
+        await tao.close()
