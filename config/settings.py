@@ -264,8 +264,12 @@ class RealtimeSettings:
     queue_size: int = 256
     # Events replayed from the store on resume; more missed than this: CURSOR_EXPIRED (refetch).
     max_replay: int = 1000
-    # A resume cursor older than this is refused (CURSOR_EXPIRED: refetch, then subscribe anew).
+    # A resume cursor older than this is refused (CURSOR_EXPIRED: refetch, then subscribe anew),
+    # and a user's stream keeps at most `stream_keep` events younger than this (a trim job
+    # follows about one append in `stream_trim_every`). stream_keep must exceed max_replay.
     replay_window_days: float = 7.0
+    stream_keep: int = 5000
+    stream_trim_every: int = 100
     # Each socket re-reads its session at least this often (besides at every operation's start
     # and on a session-revoked event), so an expiry closes it even when nothing happens.
     session_check_seconds: float = 30.0

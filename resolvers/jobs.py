@@ -23,6 +23,7 @@ HANDLERS = {
     block_cleanup.REMOVE_ENGAGEMENT_JOB: block_cleanup.remove_engagement_job,
     media.PROCESS_JOB: media.process_job,
     realtime.STREAM_EVENT_JOB: realtime.stream_event_job,
+    realtime.TRIM_STREAM_JOB: realtime.trim_stream_job,
 }
 
 

@@ -246,13 +246,14 @@ class AssocWriteVerbs(InverseSync):
         return removed
 
     async def assoc_trim(self, id1: int, atype: str, *, keep: int, before: int | None = None) -> int:
-        """Delete the edges of an uncounted list (FEED) past its newest `keep`, and any older than
-        `before` (ms): how lists written in bulk and never read whole are kept bounded. Deletes
-        in batches of `TRIM_BATCH`, each batch its own transaction. Counted types are refused:
-        their counts and cached lists need the full write path. Returns how many edges went."""
+        """Delete the edges of an uncached list (FEED, STREAM_EVENT) past its newest `keep`, and
+        any older than `before` (ms): how lists that only grow are kept bounded. Deletes in
+        batches of `TRIM_BATCH`, each batch its own transaction; a counted list's count goes
+        down in the same transaction, under its lock. Cached types are refused: their cached
+        lists and edges need the full write path. Returns how many edges went."""
         t = self.primary_atype(atype)
-        if t.counted:
-            raise InvalidDataError(f"{atype} keeps a count: delete its edges with assoc_delete")
+        if t.cached or t.inverse is not None:
+            raise InvalidDataError(f"{atype} is cached or has an inverse: delete its edges with assoc_delete")
         if isinstance(keep, bool) or not isinstance(keep, int) or keep < 0:
             raise InvalidDataError(f"keep must be a non-negative integer, got {keep!r}")
         shard = self.shard(id1)
@@ -271,11 +272,14 @@ class AssocWriteVerbs(InverseSync):
         where = f"id1 = %s AND atype = %s AND ({' OR '.join(conds)})"
 
         async def batch(conn) -> int:
+            heads = await self.lock_lists(conn, [(id1, t.code)]) if t.counted else {}
             doomed = [r[0] for r in await conn.fetchall(f"SELECT id2 FROM {{assocs}} WHERE {where} LIMIT {TRIM_BATCH}",
                                                         [id1, t.code, *params])]
             if doomed:
                 await conn.execute(f"DELETE FROM {{assocs}} WHERE id1 = %s AND atype = %s "
                                    f"AND id2 IN ({', '.join(['%s'] * len(doomed))})", [id1, t.code, *doomed])
+                if t.counted:
+                    await self.set_counts(conn, {(id1, t.code): heads[(id1, t.code)][1] - len(doomed)})
             return len(doomed)
         removed = 0
         while True:

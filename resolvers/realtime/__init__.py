@@ -62,6 +62,10 @@ object or None to skip the event (e.g. content the viewer may no longer see). Su
 fields: `viewerEvents(after:)` (every kind, this layer's); the messages domain adds
 `inboxEvents(after:)` and `threadEvents(threadId:, after:)` on the same stream, by `match`.
 
+Streams are bounded: about one append in `realtime.stream_trim_every` enqueues
+`realtime.trim_stream`, which keeps the newest `stream_keep` events younger than
+`replay_window_days`.
+
 Guarantees (docs/realtime.md): stored events are delivered at least once per stream across
 reconnects (resume by cursor), and exactly once on one subscription (deduplicated there by
 position); clients deduplicate by `eventId` across subscriptions. Ephemeral events: at most once.
@@ -84,10 +88,12 @@ from resolvers.realtime.events import (
 from resolvers.realtime.publish import (
     MAX_RECIPIENTS,
     STREAM_EVENT_JOB,
+    TRIM_STREAM_JOB,
     PendingEvent,
     publish_ephemeral,
     stream_event,
     stream_event_job,
+    trim_stream_job,
 )
 from resolvers.realtime.sessions import SessionWatch, close_socket, ensure_live_session, publish_session_revoked
 from resolvers.realtime.stream import (
@@ -101,8 +107,8 @@ from resolvers.realtime.stream import (
 
 __all__ = [
     "CLOSE_FORBIDDEN", "CLOSE_GOING_AWAY", "CLOSE_RATE_LIMITED", "CLOSE_SLOW_CONSUMER", "CLOSE_TRY_AGAIN_LATER", "KIND_FOLLOW_REQUEST",
-    "KIND_NEW_FOLLOWER", "KIND_SESSION_REVOKED", "MAX_RECIPIENTS", "STREAM_EVENT_JOB", "PendingEvent",
+    "KIND_NEW_FOLLOWER", "KIND_SESSION_REVOKED", "MAX_RECIPIENTS", "STREAM_EVENT_JOB", "TRIM_STREAM_JOB", "PendingEvent",
     "SessionWatch", "StoreUnavailable", "StreamEvent", "close_socket", "give_up", "with_store_retries", "decode_cursor", "encode_cursor", "ensure_live_session",
-    "publish_ephemeral", "publish_session_revoked", "read_backlog", "stream_event", "stream_event_job",
+    "publish_ephemeral", "publish_session_revoked", "read_backlog", "stream_event", "stream_event_job", "trim_stream_job",
     "stream_head", "user_channel", "viewer_stream",
 ]

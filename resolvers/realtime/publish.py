@@ -27,15 +27,18 @@ anything a client must not miss.
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from resolvers.realtime.events import STREAM_ATYPE, StreamEvent, user_channel
 from tao import Tao, shard_of
+from tao.core import now_ms
 
 log = logging.getLogger("taogram.realtime")
 
 STREAM_EVENT_JOB = "realtime.stream_event"
+TRIM_STREAM_JOB = "realtime.trim_stream"
 MAX_RECIPIENTS = 256  # one event, one job: a group thread's members, never a follower fan-out
 
 
@@ -82,7 +85,19 @@ async def append_and_publish(tao: Tao, event_id: int, user_ids: list[int], kind:
     appended = await tao.assoc_append_many([(u, STREAM_ATYPE, event_id, data) for u in user_ids])
     events = [StreamEvent(a.assoc.id1, kind, ids, a.assoc.time, a.prev, a.assoc.id2) for a in appended if a.new]
     await tao.broker.publish_many((user_channel(e.user_id), e.to_message()) for e in events)
+    rt = tao.settings.realtime
+    for e in events:  # streams only grow: about one append in stream_trim_every trims its stream
+        if random.randrange(max(1, rt.stream_trim_every)) == 0:
+            await tao.enqueue(e.user_id, TRIM_STREAM_JOB, {"user": e.user_id})
     return events
+
+
+async def trim_stream_job(tao: Tao, payload: dict) -> None:
+    """Keep a user's stream bounded: its newest `stream_keep` events younger than the replay window."""
+    rt = tao.settings.realtime
+    before = now_ms() - int(rt.replay_window_days * 24 * 3600 * 1000)
+    await tao.assoc_trim(int(payload["user"]), STREAM_ATYPE, keep=max(rt.stream_keep, rt.max_replay + 1),
+                         before=before)
 
 
 async def stream_event_job(tao: Tao, payload: dict) -> None:

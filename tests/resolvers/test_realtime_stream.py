@@ -18,10 +18,13 @@ from resolvers.realtime import (
     read_backlog,
     stream_event,
     stream_event_job,
+    trim_stream_job,
     user_channel,
     viewer_stream,
 )
 from resolvers.realtime.events import STREAM_ATYPE
+from resolvers.realtime.stream import DAY_MS
+from tao.core import now_ms
 from tests.schema.client import GQL
 from tests.tao.conftest import mysql_settings, open_store  # noqa: F401  (a fixture)
 
@@ -135,3 +138,16 @@ async def test_a_persistent_store_fault_closes_the_socket_with_the_resume_cursor
     finally:
         services.ensure_running()
         await tao.close()
+
+
+async def test_the_trim_job_keeps_a_stream_bounded(gql: GQL, gql_settings) -> None:
+    gql_settings.realtime.stream_keep, gql_settings.realtime.max_replay = 4, 3
+    ctx = await viewer_ctx(gql, gql_settings, "bob")
+    old = now_ms() - int(gql_settings.realtime.replay_window_days * DAY_MS) - 1000
+    await ctx.tao.assoc_add(ctx.viewer_id, STREAM_ATYPE, ctx.tao.ids.next_id(0), time=old, data={"k": "x", "i": {}})
+    for i in range(6):
+        await stream_event(ctx.tao, [ctx.viewer_id], "follow.new", {"user": i}).deliver(ctx.tao)
+    await trim_stream_job(ctx.tao, {"user": ctx.viewer_id})
+    kept = await read_backlog(ctx.tao, ctx.viewer_id, 0, 100)
+    assert [e.ids["user"] for e in kept] == [2, 3, 4, 5]  # the newest stream_keep, none too old
+    assert await ctx.tao.assoc_count(ctx.viewer_id, STREAM_ATYPE) == 4

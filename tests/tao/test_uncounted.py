@@ -113,11 +113,26 @@ async def test_trim_keeps_the_newest_edges_and_drops_old_ones(tao, make_user, mo
     assert len(await tao.assoc_range(other, "TEST_UNCOUNTED", 0, 10)) == 1    # other lists untouched
 
 
-async def test_trim_refuses_counted_types_and_bad_input(tao, make_user):
+async def test_trim_refuses_cached_types_and_bad_input(tao, make_user):
     a, b = await make_user(), await make_user()
     await tao.assoc_add(a, "TEST_PLAIN", b)
-    with pytest.raises(InvalidDataError, match="keeps a count"):
+    with pytest.raises(InvalidDataError, match="cached"):
         await tao.assoc_trim(a, "TEST_PLAIN", keep=0)
     with pytest.raises(InvalidDataError):
         await tao.assoc_trim(a, "TEST_UNCOUNTED", keep=-1)
     assert await tao.assoc_count(a, "TEST_PLAIN") == 1
+
+
+async def test_trim_of_a_counted_uncached_list_keeps_its_count_exact(tao, make_user, monkeypatch):
+    import tao.assoc_writes as assoc_writes
+
+    monkeypatch.setattr(assoc_writes, "TRIM_BATCH", 3)
+    a = await make_user()
+    targets = [await make_user() for _ in range(8)]
+    for i, t in enumerate(targets):
+        await tao.assoc_add(a, "TEST_UNCACHED", t, time=100 + i)
+    assert await tao.assoc_trim(a, "TEST_UNCACHED", keep=5) == 3
+    assert await tao.assoc_count(a, "TEST_UNCACHED") == 5
+    assert await tao.assoc_trim(a, "TEST_UNCACHED", keep=10, before=105) == 2
+    assert await tao.assoc_count(a, "TEST_UNCACHED") == 3
+    assert [e.id2 for e in await tao.assoc_range(a, "TEST_UNCACHED", 0, 10)] == targets[:4:-1]
