@@ -71,7 +71,11 @@ class Broker:
         first = not listeners
         listeners.add(listener)
         if first:
-            await self._subscribe(channel)
+            try:
+                await self._subscribe(channel)
+            except BaseException:  # cancelled while waiting: leave no listener behind
+                await asyncio.shield(self.unlisten(channel, listener))
+                raise
 
     async def unlisten(self, channel: str, listener: Listener) -> None:
         listeners = self._listeners.get(channel)

@@ -108,3 +108,17 @@ async def test_redis_down_publish_fails_fast_and_listeners_resync_when_it_is_bac
         assert {"k": "lost"} not in rec.messages
     finally:
         await broker.close()
+
+
+async def test_a_listen_cancelled_while_redis_is_unreachable_leaves_no_listener() -> None:
+    broker = RedisBroker(BrokerSettings(backend="redis", url="redis://127.0.0.1:1/0", connect_timeout=5.0))
+    try:
+        task = asyncio.create_task(broker.listen("u:1", Recorder()))
+        await asyncio.sleep(0.3)  # waiting for a connection that cannot come
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert broker.stats()["listeners"] == 0 and broker.stats()["channels"] == 0
+        assert await broker.publish("u:1", {"k": "x"}) is False  # and publishing still never raises
+    finally:
+        await broker.close()
