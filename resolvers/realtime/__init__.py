@@ -26,8 +26,9 @@ Recording a stored event (a domain write)
   the write's transaction runs on (its id1 or owner): the job row is then deleted by `deliver`.
 - `event.deliver(tao)` appends to each recipient's stream and publishes `{u, c, p, e, k, i}`
   (user, position, previous position, event id, kind, ids) on each user's channel `u:<id>`.
-  It never raises and never fails the write: when it cannot finish, the job does it
-  `realtime.redeliver_after_ms` later, idempotently (an existing append is not repeated).
+  It never raises and never fails the write: when it cannot finish, or the broker refused a
+  publish, the job does it `realtime.redeliver_after_ms` later, idempotently (an existing
+  append is not repeated; its event is published again, and subscribers drop duplicates).
 - At most `MAX_RECIPIENTS` (256) users per event: group threads, not follower fan-outs.
 - Kinds are dotted strings owned by their domain (`"message.new"`, `"message.unsent"`,
   `"receipt.read"`, `"thread.added"`); the layer's own are in `events.py` (`follow.new`,

@@ -12,8 +12,10 @@ appends the event to each user's stream (`assoc_append_many` on the user's shard
 time is the event's cursor, in commit order) and publishes `{u, c, p, e, k, i}` on each user's
 channel, then deletes the job row. It never raises: if it cannot finish (a shard down, a crash),
 the job comes due `realtime.redeliver_after_ms` later and a worker does the same, idempotently
-(an append that exists already is not appended or published again). Publishing is best effort:
-a message the broker drops is found in the store by the subscriber (resync, gap check, resume).
+(an append that exists already is not appended again). A publish the broker refused (Redis down,
+a timeout) also leaves the job: it publishes every recipient's event again until the broker
+takes them all, and subscribers drop positions they already have. Subscribers also find missed
+events in the store (resync after a reconnect, the `prev` gap check, resume by cursor).
 
 `near` is an id on the shard the write runs on (its id1, or its owner): the job row lives
 there, and `deliver` can only delete the row when it knows that shard (otherwise the delayed
@@ -56,11 +58,12 @@ class PendingEvent:
         """Append and publish now (after the cause committed). Never raises; returns the events
         appended by this call (empty if the job had done it, or on failure)."""
         try:
-            events = await append_and_publish(tao, self.event_id, self.user_ids, self.kind, self.ids)
+            events, published = await append_and_publish(tao, self.event_id, self.user_ids, self.kind, self.ids)
         except Exception as exc:  # the outbox job retries it; the write is acknowledged
             log.info("stream event %s left to its job: %s", self.event_id, exc)
             return []
-        await tao.outbox.delete(shard_of(self.event_id), self.event_id)
+        if published:  # otherwise the job publishes it again, later (subscribers deduplicate)
+            await tao.outbox.delete(shard_of(self.event_id), self.event_id)
         return events
 
 
@@ -78,18 +81,21 @@ def stream_event(tao: Tao, user_ids: Iterable[int], kind: str, ids: dict[str, in
     return PendingEvent(event_id, users, kind, dict(ids), job)
 
 
-async def append_and_publish(tao: Tao, event_id: int, user_ids: list[int], kind: str,
-                             ids: dict[str, int]) -> list[StreamEvent]:
-    """Append the event to each user's stream (idempotent), then publish the new appends."""
+async def append_and_publish(tao: Tao, event_id: int, user_ids: list[int], kind: str, ids: dict[str, int], *,
+                             republish: bool = False) -> tuple[list[StreamEvent], bool]:
+    """Append the event to each user's stream (idempotent), then publish the new appends (with
+    `republish`, the existing ones too). Returns the events published and whether every
+    publish succeeded."""
     data = {"k": kind, "i": ids}
     appended = await tao.assoc_append_many([(u, STREAM_ATYPE, event_id, data) for u in user_ids])
-    events = [StreamEvent(a.assoc.id1, kind, ids, a.assoc.time, a.prev, a.assoc.id2) for a in appended if a.new]
-    await tao.broker.publish_many((user_channel(e.user_id), e.to_message()) for e in events)
+    events = [StreamEvent(a.assoc.id1, kind, ids, a.assoc.time, a.prev, a.assoc.id2)
+              for a in appended if a.new or republish]
+    published = await tao.broker.publish_many((user_channel(e.user_id), e.to_message()) for e in events)
     rt = tao.settings.realtime
     for e in events:  # streams only grow: about one append in stream_trim_every trims its stream
         if random.randrange(max(1, rt.stream_trim_every)) == 0:
             await tao.enqueue(e.user_id, TRIM_STREAM_JOB, {"user": e.user_id})
-    return events
+    return events, published == len(events)
 
 
 async def trim_stream_job(tao: Tao, payload: dict) -> None:
@@ -101,9 +107,14 @@ async def trim_stream_job(tao: Tao, payload: dict) -> None:
 
 
 async def stream_event_job(tao: Tao, payload: dict) -> None:
-    """The outbox handler: the writer's `deliver` did not finish; do it (idempotently)."""
-    await append_and_publish(tao, int(payload["event"]), [int(u) for u in payload["users"]],
-                             str(payload["kind"]), {k: int(v) for k, v in payload["ids"].items()})
+    """The outbox handler: the writer's `deliver` did not finish (or a publish failed); append
+    what is missing and publish every recipient's event again, until every publish succeeds
+    (raising makes the outbox retry with backoff). Subscribers drop what they already have."""
+    _, published = await append_and_publish(tao, int(payload["event"]), [int(u) for u in payload["users"]],
+                                            str(payload["kind"]), {k: int(v) for k, v in payload["ids"].items()},
+                                            republish=True)
+    if not published:
+        raise RuntimeError("the broker did not take every publish; retrying")
 
 
 async def publish_ephemeral(tao: Tao, user_ids: Iterable[int], kind: str, ids: dict[str, int]) -> int:

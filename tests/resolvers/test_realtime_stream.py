@@ -10,6 +10,7 @@ import pytest
 
 from resolvers.accounts import authenticate
 from resolvers.context import RequestContext
+from resolvers.jobs import register_job_handlers
 from resolvers.realtime import (
     CLOSE_SLOW_CONSUMER,
     CLOSE_TRY_AGAIN_LATER,
@@ -151,3 +152,36 @@ async def test_the_trim_job_keeps_a_stream_bounded(gql: GQL, gql_settings) -> No
     kept = await read_backlog(ctx.tao, ctx.viewer_id, 0, 100)
     assert [e.ids["user"] for e in kept] == [2, 3, 4, 5]  # the newest stream_keep, none too old
     assert await ctx.tao.assoc_count(ctx.viewer_id, STREAM_ATYPE) == 4
+
+
+@pytest.mark.slow
+async def test_a_refused_publish_is_published_again_by_the_job_once_the_broker_is_back(services,
+                                                                                     mysql_settings) -> None:
+    tao = await open_store(mysql_settings)
+    try:
+        register_job_handlers(tao)
+        user = await tao.obj_add("USER", {"username": "bob"})
+        await asyncio.to_thread(services.kill_redis)
+        event = stream_event(tao, [user], "follow.new", {"user": 3}, near=user)
+        await tao.assoc_add(user, "TEST_PLAIN", user, jobs=[event.job])
+        (stored,) = await event.deliver(tao)         # appended, but Redis refused the publish
+        assert await tao.outbox.pending() == 1       # so its job stays
+        await asyncio.to_thread(services.start_redis)
+        heard: list[dict] = []
+        got = asyncio.Event()
+
+        class Listener:
+            def on_message(self, message: dict) -> None:
+                heard.append(message)
+                got.set()
+
+            def on_resync(self) -> None:
+                pass
+        await tao.broker.listen(user_channel(user), Listener())
+        await tao.run_jobs_until_idle()
+        await asyncio.wait_for(got.wait(), 10)
+        assert heard[0]["c"] == stored.position and heard[0]["e"] == event.event_id
+        assert await tao.outbox.pending() == 0
+    finally:
+        services.ensure_running()
+        await tao.close()
