@@ -20,6 +20,7 @@ Endpoints:
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import tomllib
@@ -31,12 +32,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from strawberry.aiohttp.views import GraphQLView
 from strawberry.exceptions import ConnectionRejectionError
-from cross_web import HTTPException
+from strawberry.http import GraphQLRequestData
+from strawberry.http.parse_content_type import parse_content_type
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.types import ExecutionResult
 
-from config import Settings, load_settings
+from config import MediaSettings, Settings, load_settings
 from config.runtime import tune_gc
 from media_pipeline import handle_local_request
 from resolvers.accounts import authenticate
@@ -46,7 +51,8 @@ from resolvers.jobs import register_job_handlers
 from resolvers.media import MediaServices, media_services, run_sweeper
 from resolvers.throttle import FailureThrottle
 from schema import build_schema
-from tao import Tao, open_tao
+from schema.request import BadRequestError, decode_json, parse_request
+from tao import ShardUnavailableError, Tao, open_tao
 
 log = logging.getLogger("taogram.server")
 
@@ -72,11 +78,109 @@ def _version() -> str:
             return "0+unknown"
 
 
-def _json_error(status: int, message: str, code: str, request_id: str | None = None) -> web.Response:
-    """A transport-level failure, shaped like a GraphQL response so clients parse one format."""
+REQUEST_ID = web.RequestKey("request_id", str)
+MAX_REQUEST_BODY = 2 * 1024 * 1024  # bytes of one HTTP request (media parts have their own bound)
+UNAVAILABLE_MESSAGE = "Part of the data is temporarily unavailable; retry shortly."
+# extensions.code of a transport-level failure, by HTTP status.
+_STATUS_CODES = {400: "BAD_REQUEST", 401: "UNAUTHENTICATED", 403: "FORBIDDEN", 404: "NOT_FOUND",
+                 405: "METHOD_NOT_ALLOWED", 408: "REQUEST_TIMEOUT", 413: "PAYLOAD_TOO_LARGE",
+                 415: "UNSUPPORTED_MEDIA_TYPE", 431: "BAD_REQUEST", 503: "UNAVAILABLE"}
+
+
+def _json_error(status: int, message: str, code: str, request_id: str | None = None,
+                headers: dict[str, str] | None = None) -> web.Response:
+    """A failure before or around execution, shaped like a GraphQL response (with the request id
+    in `extensions.requestId` and the `X-Request-Id` header) so clients parse one format."""
     body: dict[str, Any] = {"errors": [{"message": message, "extensions": {"code": code}}]}
-    headers = {"X-Request-Id": request_id} if request_id else None
-    return web.json_response(body, status=status, headers=headers)
+    out_headers = dict(headers or {})
+    if request_id:
+        body["extensions"] = {"requestId": request_id}
+        out_headers["X-Request-Id"] = request_id
+    return web.json_response(body, status=status, headers=out_headers)
+
+
+def _internal_error(request_id: str) -> web.Response:
+    return _json_error(500, f"Internal error; quote request id {request_id} when reporting it.",
+                       "INTERNAL_SERVER_ERROR", request_id)
+
+
+def _transport_message(request: web.Request, exc: web.HTTPException) -> str:
+    if exc.status == 413:
+        return (f"The request body is larger than {MAX_REQUEST_BODY} bytes; send a smaller one "
+                "(media goes through `startUpload`'s part URLs, not /graphql).")
+    if exc.status == 404:
+        return f"Nothing is served at {request.path}; the GraphQL API is at /graphql."
+    if exc.status == 405:
+        return f"{request.method} is not allowed on {request.path}."
+    return exc.reason
+
+
+@web.middleware
+async def transport_errors(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Give every request its id, and answer what fails outside GraphQL execution in GraphQL's
+    error shape: aiohttp's own refusals (unknown path, wrong method, a body over
+    `MAX_REQUEST_BODY`) keep their status; an unexpected exception is logged with the request id
+    and masked as a 500 `INTERNAL_SERVER_ERROR`. Never aiohttp's plain-text pages."""
+    rid = request.headers.get("X-Request-Id", "")
+    rid = rid if _REQUEST_ID_RE.match(rid) else uuid.uuid4().hex
+    request[REQUEST_ID] = rid
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:  # a redirect is not an error
+            raise
+        code = _STATUS_CODES.get(exc.status, "BAD_REQUEST" if exc.status < 500 else "INTERNAL_SERVER_ERROR")
+        return _json_error(exc.status, _transport_message(request, exc), code, rid)
+    except Exception:
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            raise  # the handshake was answered: no HTTP response can follow (the view closes sockets itself)
+        log.exception("request %s: unexpected error in %s %s", rid, request.method, request.path)
+        return _internal_error(rid)
+    if not response.prepared and "X-Request-Id" not in response.headers:
+        response.headers["X-Request-Id"] = rid
+    return response
+
+
+class _GraphQLShapedProtocol(RequestHandler):
+    """aiohttp's connection handler, answering what its parser refuses before any route or
+    middleware runs (a URL or header line over 8190 bytes, too many headers, a malformed request
+    line) in GraphQL's error shape rather than a text page echoing the client's bytes."""
+
+    def handle_error(self, request: Any, status: int = 500, exc: BaseException | None = None,
+                     message: str | None = None) -> web.StreamResponse:
+        if request.writer.output_size > 0:  # as aiohttp: a response is under way, the connection is broken
+            raise ConnectionError("Response is sent already, cannot send another response with the error message")
+        rid = uuid.uuid4().hex
+        if status >= 500:
+            log.error("request %s: unexpected error from %s", rid, request.remote, exc_info=exc)
+            response = _internal_error(rid)
+        else:  # the client's mistake: not worth a traceback in the log
+            log.info("request %s: refused a malformed request from %s: %s", rid, request.remote, exc)
+            response = _json_error(
+                status, "The request line or headers are malformed or too large (a URL or header line "
+                "is at most 8190 bytes): send the query and variables in a POST body.",
+                _STATUS_CODES.get(status, "BAD_REQUEST"), rid)
+        response.force_close()  # the parser's state is unknown: this connection is done
+        return response
+
+
+class _GraphQLShapedServer(web.Server):
+    def __call__(self) -> RequestHandler:
+        return _GraphQLShapedProtocol(self, loop=self._loop, **self._kwargs)
+
+
+def _answer_parser_errors_as_graphql(app: web.Application) -> None:
+    """Make every runner of `app` (`web.run_app`, aiohttp's TestServer) use
+    `_GraphQLShapedProtocol`. aiohttp has no public hook for the parser's error page: this
+    wraps the app's handler factory (private API; tests/test_http_errors.py fails if it changes)."""
+    make_handler = app._make_handler
+
+    def make(**kwargs: Any) -> web.Server:
+        server = make_handler(**kwargs)
+        server.__class__ = _GraphQLShapedServer  # a subclass adding no state: only __call__ differs
+        return server
+
+    app._make_handler = make  # type: ignore[method-assign]
 
 
 class _Rejected(Exception):
@@ -94,8 +198,16 @@ def _bearer(value: str | None) -> str | None:
     return token.strip()
 
 
+def _is_request_error(result: ExecutionResult) -> bool:
+    """A refusal of the request itself (e.g. no `operationName` for a document of several
+    operations): nothing was executed, and the client must change the request."""
+    return result.data is None and bool(result.errors) and all(
+        (e.extensions or {}).get("code") == "BAD_REQUEST" for e in result.errors)
+
+
 class TaogramView(GraphQLView):
-    """strawberry's aiohttp view with taogram's context, auth, GraphiQL page and error bodies."""
+    """strawberry's aiohttp view with taogram's context, auth, request parsing, GraphiQL page and
+    error bodies: whatever a client sends, the answer is GraphQL-shaped with a request id."""
 
     def __init__(self, schema: Any, settings: Settings) -> None:
         super().__init__(
@@ -105,6 +217,7 @@ class TaogramView(GraphQLView):
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
         )
         self.settings = settings
+        self.max_json_depth = settings.limits.max_json_depth
         # At most 10 failed log-ins per account per 15 minutes, per process.
         self.login_throttle = FailureThrottle(LOGIN_FAILURES, LOGIN_WINDOW_SECONDS)
 
@@ -116,27 +229,71 @@ class TaogramView(GraphQLView):
             return await self.run(request=request)
         except _Rejected as e:
             return e.response
-        except HTTPException as e:  # malformed JSON, wrong method, mutation over GET, ...
-            return _json_error(e.status_code, e.reason, "BAD_REQUEST")
+        except HTTPException as e:  # malformed request, wrong method, mutation over GET, ...
+            return _json_error(e.status_code, e.reason, _STATUS_CODES.get(e.status_code, "BAD_REQUEST"),
+                               request.get(REQUEST_ID))
+
+    # -- requests: the one place a request's JSON is decoded and its shape checked
+
+    async def parse_http_body(self, request: AsyncHTTPRequestAdapter) -> GraphQLRequestData:
+        try:
+            if request.method == "GET":
+                params: dict[str, Any] = dict(request.query_params)
+                for name in ("variables", "extensions"):
+                    if params.get(name):
+                        params[name] = decode_json(params[name], f"The `{name}` query parameter",
+                                                   self.max_json_depth)
+                return parse_request(params)
+            content_type, _ = parse_content_type(request.content_type or "")
+            if content_type != "application/json":
+                raise BadRequestError(
+                    f"Send a POST's GraphQL request as JSON with `Content-Type: application/json` "
+                    f"(got {content_type or 'no content type'!r}).")
+            return parse_request(decode_json(await request.get_body(), "The request body", self.max_json_depth))
+        except BadRequestError as e:
+            raise HTTPException(400, e.message) from None
+
+    def decode_json(self, data: str | bytes) -> object:
+        """WebSocket messages (HTTP bodies go through `parse_http_body`): a malformed or too
+        deeply nested one closes the socket with 4400, as the protocol says."""
+        try:
+            return decode_json(data, "The message", self.max_json_depth)
+        except BadRequestError as e:
+            raise json.JSONDecodeError(e.message, data if isinstance(data, str) else "", 0) from None
+
+    async def execute_single(self, request: web.Request, request_adapter: AsyncHTTPRequestAdapter,
+                             sub_response: web.Response, context: Any, root_value: Any,
+                             request_data: GraphQLRequestData) -> ExecutionResult:
+        result = await super().execute_single(request, request_adapter, sub_response, context, root_value,
+                                              request_data)
+        if _is_request_error(result):
+            sub_response.set_status(400)
+        return result
+
+    # -- context and authentication
 
     async def get_context(self, request: web.Request, response: Any) -> RequestContext:
-        rid = request.headers.get("X-Request-Id", "")
         ctx = RequestContext(
             tao=request.app[TAO_KEY],
             settings=self.settings,
-            request_id=rid if _REQUEST_ID_RE.match(rid) else uuid.uuid4().hex,
+            request_id=request.get(REQUEST_ID) or uuid.uuid4().hex,
             client_key=request.remote or "unknown",
             request=request,
             response=response,
             login_throttle=self.login_throttle,
             media=request.app.get(MEDIA_KEY),
         )
-        if isinstance(response, web.Response):
+        if isinstance(response, web.Response):  # HTTP; a WebSocket authenticates in on_ws_connect
             response.headers["X-Request-Id"] = ctx.request_id
             try:
                 await authenticate(ctx, _bearer(request.headers.get("Authorization")))
             except AuthenticationError as e:
                 raise _Rejected(_json_error(401, e.message, e.code, ctx.request_id)) from None
+            except ShardUnavailableError as e:
+                # Nothing ran: say so with 503 (and when to retry), in the shape execution uses.
+                log.warning("request %s: authentication failed: %s", ctx.request_id, e)
+                raise _Rejected(_json_error(503, UNAVAILABLE_MESSAGE, "UNAVAILABLE", ctx.request_id,
+                                            headers={"Retry-After": "1"})) from None
         return ctx
 
     async def on_ws_connect(self, context: RequestContext) -> Any:
@@ -147,6 +304,17 @@ class TaogramView(GraphQLView):
             await authenticate(context, token if isinstance(token, str) else None)
         except AuthenticationError as e:
             raise ConnectionRejectionError({"message": e.message, "code": e.code}) from None
+        except Exception as e:
+            # A fault is not a refusal (4403): close with WebSocket's own "try again later" (1013)
+            # or "internal error" (1011), the request id in the reason, then stop the handshake.
+            if isinstance(e, ShardUnavailableError):
+                log.warning("request %s: WebSocket authentication failed: %s", context.request_id, e)
+                code, reason = 1013, f"Temporarily unavailable; retry shortly (request id {context.request_id})."
+            else:
+                log.exception("request %s: unexpected error in connection_init", context.request_id)
+                code, reason = 1011, f"Internal error; quote request id {context.request_id} when reporting it."
+            await context.response.close(code=code, message=reason.encode())
+            raise ConnectionRejectionError({"code": "UNAVAILABLE" if code == 1013 else "INTERNAL_SERVER_ERROR"}) from None
         return {"viewer": context.viewer_id is not None}
 
 
@@ -176,9 +344,8 @@ MEDIA_READ_TIMEOUT = 120.0  # seconds to receive one upload part from a client
 MEDIA_CHUNK = 256 * 1024
 
 
-def _media_route(settings: Settings) -> tuple[str, int]:
+def _media_route(m: MediaSettings) -> tuple[str, int]:
     """(mount path, largest accepted body) of the local store's URLs."""
-    m = settings.media
     path = urlsplit(m.local_base_url).path.rstrip("/") or "/media"
     # Parts are `part_size` bytes, larger only for a file that would need more than 10 000.
     return path, max(m.part_size, -(-max(m.max_image_bytes, m.max_video_bytes) // 10_000))
@@ -215,8 +382,9 @@ def media_handler(max_body: int):
 
 def create_app(settings: Settings | None = None) -> web.Application:
     settings = settings or load_settings()
-    app = web.Application(client_max_size=2 * 1024 * 1024)
+    app = web.Application(client_max_size=MAX_REQUEST_BODY, middlewares=[transport_errors])
     app[SETTINGS_KEY] = settings
+    _answer_parser_errors_as_graphql(app)
 
     async def store(app: web.Application) -> AsyncIterator[None]:
         tao = await open_tao(settings, start_worker=False)
@@ -230,7 +398,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
             await tao.close()
 
     async def media(app: web.Application) -> AsyncIterator[None]:
-        async with media_services(settings.media) as services:
+        async with media_services(settings.media_served()) as services:
             app[MEDIA_KEY] = services
             # Processes that run background work also sweep abandoned uploads (idempotent).
             sweeper = asyncio.create_task(run_sweeper(services)) if settings.jobs.in_process_worker else None
@@ -249,7 +417,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app.router.add_get("/version", version)
     app.router.add_static("/static/", STATIC_DIR, append_version=False)
     if settings.media.backend == "local":
-        path, max_body = _media_route(settings)
+        path, max_body = _media_route(settings.media_served())
         handler = media_handler(max_body)
         app.router.add_get(path + "/{key:.+}", handler)
         app.router.add_put(path + "/{key:.+}", handler)
