@@ -14,7 +14,14 @@ Endpoints:
 - `/healthz`: pings every shard and reads the cache tier's health; 200, or 503 with detail.
 - `/version`: the package version.
 - `/media/...` (with `media.backend = "local"`): the local store's signed URLs, `GET` an object
-  and `PUT` an upload part (bounded body), mounted at the path of `media.local_base_url`.
+  and `PUT` an upload part (bounded body), mounted at the path of `media.local_base_url` (by
+  default the server's own address: `Settings.media_served()`).
+
+Invariant: every answer that is not a GraphQL execution result is still GraphQL-shaped JSON
+with a request id (`docs/graphql.md`, "Requests that cannot run"): the view decodes requests
+through `schema.request` (400s that say what to fix), the `transport_errors` middleware reshapes
+aiohttp's refusals and masks unexpected exceptions (500), and `answer_parser_errors_as_graphql`
+does the same for what aiohttp's parser refuses before any route runs (all in `http_errors.py`).
 """
 
 from __future__ import annotations
@@ -22,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import tomllib
 import uuid
 from collections.abc import AsyncIterator
@@ -32,7 +38,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
-from aiohttp.web_protocol import RequestHandler
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from strawberry.aiohttp.views import GraphQLView
 from strawberry.exceptions import ConnectionRejectionError
@@ -42,6 +47,8 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 
 from config import MediaSettings, Settings, load_settings
+from http_errors import (MAX_REQUEST_BODY, REQUEST_ID, STATUS_CODES, UNAVAILABLE_MESSAGE,
+                         answer_parser_errors_as_graphql, json_error, transport_errors)
 from config.runtime import tune_gc
 from media_pipeline import handle_local_request
 from resolvers.accounts import authenticate
@@ -64,7 +71,6 @@ LOGIN_FAILURES, LOGIN_WINDOW_SECONDS = 10, 15 * 60
 HEALTH_TIMEOUT = 2.0  # seconds; a health check must answer even when a shard hangs
 # Read once at import, never on the event loop.
 GRAPHIQL_HTML = (STATIC_DIR / "graphiql.html").read_text()
-_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
 def _version() -> str:
@@ -76,111 +82,6 @@ def _version() -> str:
                 return str(tomllib.load(f)["project"]["version"])
         except (OSError, KeyError, tomllib.TOMLDecodeError):
             return "0+unknown"
-
-
-REQUEST_ID = web.RequestKey("request_id", str)
-MAX_REQUEST_BODY = 2 * 1024 * 1024  # bytes of one HTTP request (media parts have their own bound)
-UNAVAILABLE_MESSAGE = "Part of the data is temporarily unavailable; retry shortly."
-# extensions.code of a transport-level failure, by HTTP status.
-_STATUS_CODES = {400: "BAD_REQUEST", 401: "UNAUTHENTICATED", 403: "FORBIDDEN", 404: "NOT_FOUND",
-                 405: "METHOD_NOT_ALLOWED", 408: "REQUEST_TIMEOUT", 413: "PAYLOAD_TOO_LARGE",
-                 415: "UNSUPPORTED_MEDIA_TYPE", 431: "BAD_REQUEST", 503: "UNAVAILABLE"}
-
-
-def _json_error(status: int, message: str, code: str, request_id: str | None = None,
-                headers: dict[str, str] | None = None) -> web.Response:
-    """A failure before or around execution, shaped like a GraphQL response (with the request id
-    in `extensions.requestId` and the `X-Request-Id` header) so clients parse one format."""
-    body: dict[str, Any] = {"errors": [{"message": message, "extensions": {"code": code}}]}
-    out_headers = dict(headers or {})
-    if request_id:
-        body["extensions"] = {"requestId": request_id}
-        out_headers["X-Request-Id"] = request_id
-    return web.json_response(body, status=status, headers=out_headers)
-
-
-def _internal_error(request_id: str) -> web.Response:
-    return _json_error(500, f"Internal error; quote request id {request_id} when reporting it.",
-                       "INTERNAL_SERVER_ERROR", request_id)
-
-
-def _transport_message(request: web.Request, exc: web.HTTPException) -> str:
-    if exc.status == 413:
-        return (f"The request body is larger than {MAX_REQUEST_BODY} bytes; send a smaller one "
-                "(media goes through `startUpload`'s part URLs, not /graphql).")
-    if exc.status == 404:
-        return f"Nothing is served at {request.path}; the GraphQL API is at /graphql."
-    if exc.status == 405:
-        return f"{request.method} is not allowed on {request.path}."
-    return exc.reason
-
-
-@web.middleware
-async def transport_errors(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Give every request its id, and answer what fails outside GraphQL execution in GraphQL's
-    error shape: aiohttp's own refusals (unknown path, wrong method, a body over
-    `MAX_REQUEST_BODY`) keep their status; an unexpected exception is logged with the request id
-    and masked as a 500 `INTERNAL_SERVER_ERROR`. Never aiohttp's plain-text pages."""
-    rid = request.headers.get("X-Request-Id", "")
-    rid = rid if _REQUEST_ID_RE.match(rid) else uuid.uuid4().hex
-    request[REQUEST_ID] = rid
-    try:
-        response = await handler(request)
-    except web.HTTPException as exc:
-        if exc.status < 400:  # a redirect is not an error
-            raise
-        code = _STATUS_CODES.get(exc.status, "BAD_REQUEST" if exc.status < 500 else "INTERNAL_SERVER_ERROR")
-        return _json_error(exc.status, _transport_message(request, exc), code, rid)
-    except Exception:
-        if request.headers.get("Upgrade", "").lower() == "websocket":
-            raise  # the handshake was answered: no HTTP response can follow (the view closes sockets itself)
-        log.exception("request %s: unexpected error in %s %s", rid, request.method, request.path)
-        return _internal_error(rid)
-    if not response.prepared and "X-Request-Id" not in response.headers:
-        response.headers["X-Request-Id"] = rid
-    return response
-
-
-class _GraphQLShapedProtocol(RequestHandler):
-    """aiohttp's connection handler, answering what its parser refuses before any route or
-    middleware runs (a URL or header line over 8190 bytes, too many headers, a malformed request
-    line) in GraphQL's error shape rather than a text page echoing the client's bytes."""
-
-    def handle_error(self, request: Any, status: int = 500, exc: BaseException | None = None,
-                     message: str | None = None) -> web.StreamResponse:
-        if request.writer.output_size > 0:  # as aiohttp: a response is under way, the connection is broken
-            raise ConnectionError("Response is sent already, cannot send another response with the error message")
-        rid = uuid.uuid4().hex
-        if status >= 500:
-            log.error("request %s: unexpected error from %s", rid, request.remote, exc_info=exc)
-            response = _internal_error(rid)
-        else:  # the client's mistake: not worth a traceback in the log
-            log.info("request %s: refused a malformed request from %s: %s", rid, request.remote, exc)
-            response = _json_error(
-                status, "The request line or headers are malformed or too large (a URL or header line "
-                "is at most 8190 bytes): send the query and variables in a POST body.",
-                _STATUS_CODES.get(status, "BAD_REQUEST"), rid)
-        response.force_close()  # the parser's state is unknown: this connection is done
-        return response
-
-
-class _GraphQLShapedServer(web.Server):
-    def __call__(self) -> RequestHandler:
-        return _GraphQLShapedProtocol(self, loop=self._loop, **self._kwargs)
-
-
-def _answer_parser_errors_as_graphql(app: web.Application) -> None:
-    """Make every runner of `app` (`web.run_app`, aiohttp's TestServer) use
-    `_GraphQLShapedProtocol`. aiohttp has no public hook for the parser's error page: this
-    wraps the app's handler factory (private API; tests/test_http_errors.py fails if it changes)."""
-    make_handler = app._make_handler
-
-    def make(**kwargs: Any) -> web.Server:
-        server = make_handler(**kwargs)
-        server.__class__ = _GraphQLShapedServer  # a subclass adding no state: only __call__ differs
-        return server
-
-    app._make_handler = make  # type: ignore[method-assign]
 
 
 class _Rejected(Exception):
@@ -230,8 +131,8 @@ class TaogramView(GraphQLView):
         except _Rejected as e:
             return e.response
         except HTTPException as e:  # malformed request, wrong method, mutation over GET, ...
-            return _json_error(e.status_code, e.reason, _STATUS_CODES.get(e.status_code, "BAD_REQUEST"),
-                               request.get(REQUEST_ID))
+            return json_error(e.status_code, e.reason, STATUS_CODES.get(e.status_code, "BAD_REQUEST"),
+                              request.get(REQUEST_ID))
 
     # -- requests: the one place a request's JSON is decoded and its shape checked
 
@@ -288,12 +189,12 @@ class TaogramView(GraphQLView):
             try:
                 await authenticate(ctx, _bearer(request.headers.get("Authorization")))
             except AuthenticationError as e:
-                raise _Rejected(_json_error(401, e.message, e.code, ctx.request_id)) from None
+                raise _Rejected(json_error(401, e.message, e.code, ctx.request_id)) from None
             except ShardUnavailableError as e:
                 # Nothing ran: say so with 503 (and when to retry), in the shape execution uses.
                 log.warning("request %s: authentication failed: %s", ctx.request_id, e)
-                raise _Rejected(_json_error(503, UNAVAILABLE_MESSAGE, "UNAVAILABLE", ctx.request_id,
-                                            headers={"Retry-After": "1"})) from None
+                raise _Rejected(json_error(503, UNAVAILABLE_MESSAGE, "UNAVAILABLE", ctx.request_id,
+                                           headers={"Retry-After": "1"})) from None
         return ctx
 
     async def on_ws_connect(self, context: RequestContext) -> Any:
@@ -384,7 +285,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     settings = settings or load_settings()
     app = web.Application(client_max_size=MAX_REQUEST_BODY, middlewares=[transport_errors])
     app[SETTINGS_KEY] = settings
-    _answer_parser_errors_as_graphql(app)
+    answer_parser_errors_as_graphql(app)
 
     async def store(app: web.Application) -> AsyncIterator[None]:
         tao = await open_tao(settings, start_worker=False)
