@@ -32,16 +32,15 @@ STATUS_CODES = {400: "BAD_REQUEST", 401: "UNAUTHENTICATED", 403: "FORBIDDEN", 40
                 415: "UNSUPPORTED_MEDIA_TYPE", 431: "BAD_REQUEST", 503: "UNAVAILABLE"}
 
 
-def json_error(status: int, message: str, code: str, request_id: str | None = None,
-               headers: dict[str, str] | None = None) -> web.Response:
+def json_error(status: int, message: str, code: str, request_id: str | None = None) -> web.Response:
     """A failure before or around execution, shaped like a GraphQL response (with the request id
     in `extensions.requestId` and the `X-Request-Id` header) so clients parse one format."""
     body: dict[str, Any] = {"errors": [{"message": message, "extensions": {"code": code}}]}
-    out_headers = dict(headers or {})
+    headers = {}
     if request_id:
         body["extensions"] = {"requestId": request_id}
-        out_headers["X-Request-Id"] = request_id
-    return web.json_response(body, status=status, headers=out_headers)
+        headers["X-Request-Id"] = request_id
+    return web.json_response(body, status=status, headers=headers)
 
 
 def internal_error(request_id: str) -> web.Response:

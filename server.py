@@ -191,10 +191,10 @@ class TaogramView(GraphQLView):
             except AuthenticationError as e:
                 raise _Rejected(json_error(401, e.message, e.code, ctx.request_id)) from None
             except ShardUnavailableError as e:
-                # Nothing ran: say so with 503 (and when to retry), in the shape execution uses.
+                # The same answer as a shard failing during execution (a 200 whose error says
+                # UNAVAILABLE: retry), not a server fault: nothing ran, and a retry may succeed.
                 log.warning("request %s: authentication failed: %s", ctx.request_id, e)
-                raise _Rejected(json_error(503, UNAVAILABLE_MESSAGE, "UNAVAILABLE", ctx.request_id,
-                                           headers={"Retry-After": "1"})) from None
+                raise _Rejected(json_error(200, UNAVAILABLE_MESSAGE, "UNAVAILABLE", ctx.request_id)) from None
         return ctx
 
     async def on_ws_connect(self, context: RequestContext) -> Any:
