@@ -82,13 +82,16 @@ class OperationChoice(SchemaExtension):
         ec = self.execution_context
         # strawberry's `operation_name` falls back to the first operation's name (and hands that
         # to graphql-core, which is how the first one ran); only the name the client gave counts.
-        if ec._provided_operation_name is None and ec.graphql_document is not None:
+        # (Private attribute: tests/test_http_errors.py fails if strawberry renames it.)
+        given = getattr(ec, "_provided_operation_name", ec.operation_name)
+        if given is None and ec.graphql_document is not None:
             names = [d.name.value if d.name else "(anonymous)" for d in ec.graphql_document.definitions
                      if isinstance(d, OperationDefinitionNode)]
             if len(names) > 1:
+                listed = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
                 # Set before validation runs, so the document is refused without being validated.
                 ec.pre_execution_errors = [GraphQLError(
-                    f"The document defines {len(names)} operations ({', '.join(names)}): "
+                    f"The document defines {len(names)} operations ({listed}): "
                     "name the one to run in `operationName`.", extensions={"code": "BAD_REQUEST"})]
         yield
 
