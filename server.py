@@ -18,16 +18,23 @@ Endpoints:
 - `/healthz`: pings every shard and reads the cache tier's health; 200, or 503 with detail.
 - `/version`: the package version, and the pid of the server process that answered.
 - `/media/...` (with `media.backend = "local"`): the local store's signed URLs, `GET` an object
-  and `PUT` an upload part (bounded body), mounted at the path of `media.local_base_url`.
+  and `PUT` an upload part (bounded body), mounted at the path of `media.local_base_url` (by
+  default the server's own address: `Settings.media_served()`).
+
+Invariant: every answer that is not a GraphQL execution result is still GraphQL-shaped JSON
+with a request id (`docs/graphql.md`, "Requests that cannot run"): the view decodes requests
+through `schema.request` (400s that say what to fix), the `transport_errors` middleware reshapes
+aiohttp's refusals and masks unexpected exceptions (500), and `answer_parser_errors_as_graphql`
+does the same for what aiohttp's parser refuses before any route runs (all in `http_errors.py`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import multiprocessing
 import os
-import re
 import signal
 import sys
 import time
@@ -40,12 +47,17 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from strawberry.aiohttp.views import GraphQLView
 from strawberry.exceptions import ConnectionRejectionError
-from cross_web import HTTPException
+from strawberry.http import GraphQLRequestData
+from strawberry.http.parse_content_type import parse_content_type
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.types import ExecutionResult
 
-from config import Settings, load_settings
+from config import MediaSettings, Settings, load_settings
+from http_errors import (MAX_REQUEST_BODY, REQUEST_ID, STATUS_CODES, UNAVAILABLE_MESSAGE,
+                         answer_parser_errors_as_graphql, json_error, transport_errors)
 from config.runtime import tune_gc
 from media_pipeline import handle_local_request
 from resolvers.accounts import authenticate
@@ -55,9 +67,10 @@ from resolvers.jobs import register_job_handlers
 from resolvers.media import MediaServices, media_services, run_sweeper
 from resolvers.throttle import FailureThrottle
 from schema import build_schema
+from schema.request import BadRequestError, decode_json, parse_request
 from server_ws import TaogramWSHandler
 from server_ws import install as install_websockets
-from tao import Tao, open_tao
+from tao import ShardUnavailableError, Tao, open_tao
 
 log = logging.getLogger("taogram.server")
 
@@ -69,7 +82,6 @@ LOGIN_FAILURES, LOGIN_WINDOW_SECONDS = 10, 15 * 60
 HEALTH_TIMEOUT = 2.0  # seconds; a health check must answer even when a shard hangs
 # Read once at import, never on the event loop.
 GRAPHIQL_HTML = (STATIC_DIR / "graphiql.html").read_text()
-_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
 def _version() -> str:
@@ -81,13 +93,6 @@ def _version() -> str:
                 return str(tomllib.load(f)["project"]["version"])
         except (OSError, KeyError, tomllib.TOMLDecodeError):
             return "0+unknown"
-
-
-def _json_error(status: int, message: str, code: str, request_id: str | None = None) -> web.Response:
-    """A transport-level failure, shaped like a GraphQL response so clients parse one format."""
-    body: dict[str, Any] = {"errors": [{"message": message, "extensions": {"code": code}}]}
-    headers = {"X-Request-Id": request_id} if request_id else None
-    return web.json_response(body, status=status, headers=headers)
 
 
 class _Rejected(Exception):
@@ -105,8 +110,16 @@ def _bearer(value: str | None) -> str | None:
     return token.strip()
 
 
+def _is_request_error(result: ExecutionResult) -> bool:
+    """A refusal of the request itself (e.g. no `operationName` for a document of several
+    operations): nothing was executed, and the client must change the request."""
+    return result.data is None and bool(result.errors) and all(
+        (e.extensions or {}).get("code") == "BAD_REQUEST" for e in result.errors)
+
+
 class TaogramView(GraphQLView):
-    """strawberry's aiohttp view with taogram's context, auth, GraphiQL page and error bodies."""
+    """strawberry's aiohttp view with taogram's context, auth, request parsing, GraphiQL page and
+    error bodies: whatever a client sends, the answer is GraphQL-shaped with a request id."""
 
     graphql_transport_ws_handler_class = TaogramWSHandler
 
@@ -118,6 +131,7 @@ class TaogramView(GraphQLView):
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
         )
         self.settings = settings
+        self.max_json_depth = settings.limits.max_json_depth
         # At most 10 failed log-ins per account per 15 minutes, per process.
         self.login_throttle = FailureThrottle(LOGIN_FAILURES, LOGIN_WINDOW_SECONDS)
 
@@ -129,27 +143,71 @@ class TaogramView(GraphQLView):
             return await self.run(request=request)
         except _Rejected as e:
             return e.response
-        except HTTPException as e:  # malformed JSON, wrong method, mutation over GET, ...
-            return _json_error(e.status_code, e.reason, "BAD_REQUEST")
+        except HTTPException as e:  # malformed request, wrong method, mutation over GET, ...
+            return json_error(e.status_code, e.reason, STATUS_CODES.get(e.status_code, "BAD_REQUEST"),
+                              request.get(REQUEST_ID))
+
+    # -- requests: the one place a request's JSON is decoded and its shape checked
+
+    async def parse_http_body(self, request: AsyncHTTPRequestAdapter) -> GraphQLRequestData:
+        try:
+            if request.method == "GET":
+                params: dict[str, Any] = dict(request.query_params)
+                for name in ("variables", "extensions"):
+                    if params.get(name):
+                        params[name] = decode_json(params[name], f"The `{name}` query parameter",
+                                                   self.max_json_depth)
+                return parse_request(params)
+            content_type, _ = parse_content_type(request.content_type or "")
+            if content_type != "application/json":
+                raise BadRequestError(
+                    f"Send a POST's GraphQL request as JSON with `Content-Type: application/json` "
+                    f"(got {content_type or 'no content type'!r}).")
+            return parse_request(decode_json(await request.get_body(), "The request body", self.max_json_depth))
+        except BadRequestError as e:
+            raise HTTPException(400, e.message) from None
+
+    def decode_json(self, data: str | bytes) -> object:
+        """WebSocket messages (HTTP bodies go through `parse_http_body`): a malformed or too
+        deeply nested one closes the socket with 4400, as the protocol says."""
+        try:
+            return decode_json(data, "The message", self.max_json_depth)
+        except BadRequestError as e:
+            raise json.JSONDecodeError(e.message, data if isinstance(data, str) else "", 0) from None
+
+    async def execute_single(self, request: web.Request, request_adapter: AsyncHTTPRequestAdapter,
+                             sub_response: web.Response, context: Any, root_value: Any,
+                             request_data: GraphQLRequestData) -> ExecutionResult:
+        result = await super().execute_single(request, request_adapter, sub_response, context, root_value,
+                                              request_data)
+        if _is_request_error(result):
+            sub_response.set_status(400)
+        return result
+
+    # -- context and authentication
 
     async def get_context(self, request: web.Request, response: Any) -> RequestContext:
-        rid = request.headers.get("X-Request-Id", "")
         ctx = RequestContext(
             tao=request.app[TAO_KEY],
             settings=self.settings,
-            request_id=rid if _REQUEST_ID_RE.match(rid) else uuid.uuid4().hex,
+            request_id=request.get(REQUEST_ID) or uuid.uuid4().hex,
             client_key=request.remote or "unknown",
             request=request,
             response=response,
             login_throttle=self.login_throttle,
             media=request.app.get(MEDIA_KEY),
         )
-        if isinstance(response, web.Response):
+        if isinstance(response, web.Response):  # HTTP; a WebSocket authenticates in on_ws_connect
             response.headers["X-Request-Id"] = ctx.request_id
             try:
                 await authenticate(ctx, _bearer(request.headers.get("Authorization")))
             except AuthenticationError as e:
-                raise _Rejected(_json_error(401, e.message, e.code, ctx.request_id)) from None
+                raise _Rejected(json_error(401, e.message, e.code, ctx.request_id)) from None
+            except ShardUnavailableError as e:
+                # The same answer as a shard failing during execution (a 200 whose error says
+                # UNAVAILABLE: retry), not a server fault: nothing ran, and a retry may succeed.
+                log.warning("request %s: authentication failed: %s", ctx.request_id, e)
+                raise _Rejected(json_error(200, UNAVAILABLE_MESSAGE, "UNAVAILABLE", ctx.request_id)) from None
         return ctx
 
     async def on_ws_connect(self, context: RequestContext) -> Any:
@@ -160,6 +218,17 @@ class TaogramView(GraphQLView):
             await authenticate(context, token if isinstance(token, str) else None)
         except AuthenticationError as e:
             raise ConnectionRejectionError({"message": e.message, "code": e.code}) from None
+        except Exception as e:
+            # A fault is not a refusal (4403): close with WebSocket's own "try again later" (1013)
+            # or "internal error" (1011), the request id in the reason, then stop the handshake.
+            if isinstance(e, ShardUnavailableError):
+                log.warning("request %s: WebSocket authentication failed: %s", context.request_id, e)
+                code, reason = 1013, f"Temporarily unavailable; retry shortly (request id {context.request_id})."
+            else:
+                log.exception("request %s: unexpected error in connection_init", context.request_id)
+                code, reason = 1011, f"Internal error; quote request id {context.request_id} when reporting it."
+            await context.response.close(code=code, message=reason.encode())
+            raise ConnectionRejectionError({"code": "UNAVAILABLE" if code == 1013 else "INTERNAL_SERVER_ERROR"}) from None
         return {"viewer": context.viewer_id is not None}
 
 
@@ -190,9 +259,8 @@ MEDIA_READ_TIMEOUT = 120.0  # seconds to receive one upload part from a client
 MEDIA_CHUNK = 256 * 1024
 
 
-def _media_route(settings: Settings) -> tuple[str, int]:
+def _media_route(m: MediaSettings) -> tuple[str, int]:
     """(mount path, largest accepted body) of the local store's URLs."""
-    m = settings.media
     path = urlsplit(m.local_base_url).path.rstrip("/") or "/media"
     # Parts are `part_size` bytes, larger only for a file that would need more than 10 000.
     return path, max(m.part_size, -(-max(m.max_image_bytes, m.max_video_bytes) // 10_000))
@@ -229,8 +297,9 @@ def media_handler(max_body: int):
 
 def create_app(settings: Settings | None = None) -> web.Application:
     settings = settings or load_settings()
-    app = web.Application(client_max_size=2 * 1024 * 1024)
+    app = web.Application(client_max_size=MAX_REQUEST_BODY, middlewares=[transport_errors])
     app[SETTINGS_KEY] = settings
+    answer_parser_errors_as_graphql(app)
 
     async def store(app: web.Application) -> AsyncIterator[None]:
         tao = await open_tao(settings, start_worker=False)
@@ -244,7 +313,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
             await tao.close()
 
     async def media(app: web.Application) -> AsyncIterator[None]:
-        async with media_services(settings.media) as services:
+        async with media_services(settings.media_served()) as services:
             app[MEDIA_KEY] = services
             # Processes that run background work also sweep abandoned uploads (idempotent).
             sweeper = asyncio.create_task(run_sweeper(services)) if settings.jobs.in_process_worker else None
@@ -264,7 +333,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app.router.add_get("/version", version)
     app.router.add_static("/static/", STATIC_DIR, append_version=False)
     if settings.media.backend == "local":
-        path, max_body = _media_route(settings)
+        path, max_body = _media_route(settings.media_served())
         handler = media_handler(max_body)
         app.router.add_get(path + "/{key:.+}", handler)
         app.router.add_put(path + "/{key:.+}", handler)

@@ -116,8 +116,10 @@ class MediaSettings:
     max_image_pixels: int = 64_000_000
     abandoned_upload_seconds: int = 24 * 3600
     # Where the app mounts the local store's signed URLs (part uploads and downloads); the
-    # local store hands out URLs under this base. Unused with the S3 backend.
-    local_base_url: str = "http://127.0.0.1:8000/media"
+    # local store hands out URLs under this base. Empty: `http://<server.host>:<server.port>/media`
+    # (see `Settings.media_served`); set it when clients reach the server at another address
+    # (a proxy, a public host name, a server bound to 0.0.0.0). Unused with the S3 backend.
+    local_base_url: str = ""
     # boto3 timeouts (seconds) and connection pool; every S3 call runs on this many threads.
     s3_connect_timeout: float = 5.0
     s3_read_timeout: float = 60.0
@@ -220,6 +222,9 @@ class LimitSettings:
     introspection: bool = True
     field_suggestions: bool = True
     max_string_length: int = 10_000
+    # JSON objects/arrays may nest this deep in a request (a body, a GET's `variables`, a
+    # WebSocket message); deeper is a 400 (a 4400 close on a WebSocket) before anything runs.
+    max_json_depth: int = 64
 
 
 @dataclass
@@ -290,6 +295,17 @@ class Settings:
     limits: LimitSettings = field(default_factory=LimitSettings)
     broker: BrokerSettings = field(default_factory=BrokerSettings)
     realtime: RealtimeSettings = field(default_factory=RealtimeSettings)
+
+    def media_served(self) -> MediaSettings:
+        """`media` as the server uses it: an empty `local_base_url` becomes the server's own
+        address, so the local store's URLs follow `server.port` (a wildcard host becomes the
+        loopback address, which only local clients can reach: set `local_base_url` then)."""
+        if self.media.local_base_url:
+            return self.media
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self.server.host, self.server.host)
+        if ":" in host:  # an IPv6 literal
+            host = f"[{host}]"
+        return dataclasses.replace(self.media, local_base_url=f"http://{host}:{self.server.port}/media")
 
 
 def load_settings(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None) -> Settings:

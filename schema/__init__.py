@@ -19,7 +19,7 @@ from strawberry.schema.config import StrawberryConfig
 
 from config import LimitSettings
 from schema.cost import CostBudget
-from schema.extensions import ErrorPolicy, OperationGuard, is_unexpected
+from schema.extensions import ErrorPolicy, OperationChoice, OperationGuard, is_unexpected
 from schema.realtime import EVENT_TYPES
 from schema.root import SUBSCRIPTION, Mutation, Query
 
@@ -46,6 +46,7 @@ def build_schema(limits: LimitSettings | None = None) -> TaogramSchema:
     budget = CostBudget(limits.cost_budget, limits.cost_window_seconds)
     extensions: list[Any] = [
         ErrorPolicy,  # first: its post-processing runs last, over every other extension's errors
+        OperationChoice,
         functools.partial(QueryDepthLimiter, max_depth=limits.max_depth, should_ignore=_skip_introspection),
         functools.partial(MaxAliasesLimiter, max_alias_count=limits.max_aliases),
         functools.partial(MaxTokensLimiter, max_token_count=limits.max_tokens),

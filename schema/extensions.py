@@ -3,6 +3,9 @@
 - `OperationGuard`: fresh loaders per operation; refuses oversize strings and operations over
   the cost limit or the viewer's remaining budget before anything runs; reports
   `extensions.cost` (Shopify's shape) and `extensions.requestId` on every response.
+- `OperationChoice`: a document of several operations needs `operationName` (the
+  GraphQL-over-HTTP spec's request error, code `BAD_REQUEST`; graphql-core alone would run the
+  first one), on every surface.
 - `ErrorPolicy`: every error gets `extensions.code`. Deliberate top-level errors
   (`resolvers.errors.TOP_LEVEL_ERRORS`) and GraphQL's own syntax/validation errors keep their
   message; anything else is a fault: its message becomes "Internal error" with the request id,
@@ -16,7 +19,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from graphql import ExecutionResult as GraphQLExecutionResult
-from graphql import GraphQLError, StringValueNode, visit
+from graphql import GraphQLError, OperationDefinitionNode, StringValueNode, visit
 from graphql.language import Visitor
 from strawberry.extensions import MaskErrors, SchemaExtension
 
@@ -72,6 +75,25 @@ class ErrorPolicy(MaskErrors):
                 extensions={**(error.extensions or {}), "code": code},
             ))
         return out
+
+
+class OperationChoice(SchemaExtension):
+    def on_validate(self) -> Iterator[None]:
+        ec = self.execution_context
+        # strawberry's `operation_name` falls back to the first operation's name (and hands that
+        # to graphql-core, which is how the first one ran); only the name the client gave counts.
+        # (Private attribute: tests/test_http_errors.py fails if strawberry renames it.)
+        given = getattr(ec, "_provided_operation_name", ec.operation_name)
+        if given is None and ec.graphql_document is not None:
+            names = [d.name.value if d.name else "(anonymous)" for d in ec.graphql_document.definitions
+                     if isinstance(d, OperationDefinitionNode)]
+            if len(names) > 1:
+                listed = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+                # Set before validation runs, so the document is refused without being validated.
+                ec.pre_execution_errors = [GraphQLError(
+                    f"The document defines {len(names)} operations ({listed}): "
+                    "name the one to run in `operationName`.", extensions={"code": "BAD_REQUEST"})]
+        yield
 
 
 def _refuse(message: str, code: str) -> GraphQLExecutionResult:

@@ -26,7 +26,7 @@ from tests.harness import Services, attach_services, start_services
 
 SERVICES_ENV = "TAOGRAM_TEST_SERVICES"
 # Blocking calls are reported when one of these (when it exists) is on the call stack.
-SCANNED_MODULES = ("server", "schema", "resolvers", "tao", "media_pipeline", "config")
+SCANNED_MODULES = ("server", "http_errors", "schema", "resolvers", "tao", "media_pipeline", "config")
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import re
+import socket
+from urllib.parse import urlsplit
 
+import pytest
 
 from config import Settings
 from server import STATIC_DIR, create_app
+from tao import open_tao
 from tests.schema.client import GQL, graphql_settings, running_app
 from tests.schema.conftest import gql, gql_app, gql_settings  # noqa: F401  (fixtures)
 
@@ -168,3 +172,47 @@ async def test_a_stalled_cache_server_is_reported_and_requests_still_succeed(req
             assert (await g.ok("{ viewer { username followerCount } }", token=token))["viewer"]["username"] == "ada"
         finally:
             services.resume_memcached(0)
+
+
+@pytest.mark.no_blocking
+async def test_local_media_urls_follow_the_server_port_unless_set(test_id, tmp_path):
+    """With `media.local_base_url` unset, part URLs name the server's own host and port, so a
+    server moved off 8000 (`TAOGRAM_SERVER__PORT`) still takes its uploads."""
+    from aiohttp import ClientSession
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from tests.resolvers.test_media_api import complete, jpeg, parts_of, put, start
+
+    settings = graphql_settings("sqlite", None, test_id, tmp_path)
+    assert settings.media.backend == "local" and settings.media.local_base_url == ""  # the defaults
+    settings.media.local_dir, settings.media.part_size = str(tmp_path / "media"), 16 * 1024
+    settings.server.port = _free_port()
+    await (await open_tao(settings, migrate=True, start_worker=False)).close()
+    client = TestClient(TestServer(await asyncio.to_thread(create_app, settings),
+                                   host="127.0.0.1", port=settings.server.port))
+    await client.start_server()
+    try:
+        g = GQL(client)
+        token, _ = await g.sign_up("ada")
+        data = await asyncio.to_thread(jpeg, 200, 150)
+        p = await start(g, token, data, part_size=settings.media.part_size)
+        assert p["errors"] == [], p
+        parts = p["upload"]["parts"]
+        assert len(parts) > 1
+        assert {urlsplit(part["url"]).netloc for part in parts} == {f"127.0.0.1:{settings.server.port}"}
+        async with ClientSession() as http:
+            for part, body in zip(parts, parts_of(data, p["upload"]["partSize"])):
+                assert await put(http, part, body) == 200
+        done = await complete(g, token, p["upload"]["id"])
+        assert done["errors"] == [] and done["media"]["status"] == "PROCESSING"
+    finally:
+        await client.close()
+    # An explicit base URL (a proxy, a public name) is used as given.
+    settings.media.local_base_url = "https://media.example.com/m"
+    assert settings.media_served().local_base_url == "https://media.example.com/m"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -1,0 +1,103 @@
+"""A GraphQL request as a client sends it: its JSON decoded and its shape checked before anything runs.
+
+`decode_json` is the one decoder of request JSON (POST bodies, the `variables`/`extensions` query
+parameters of a GET, WebSocket messages); `parse_request` checks the decoded body's shape.
+Invariant: whatever bytes arrive, the result is either a request whose `query` and
+`operationName` are strings or null and whose `variables` and `extensions` are objects or null,
+with no JSON nested deeper than `LimitSettings.max_json_depth`, or a `BadRequestError` whose
+message says what to fix. Nothing here recurses over client data, so no input can raise
+`RecursionError` later (in cost, coercion or the size checks, which walk the same values).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from strawberry.http import GraphQLRequestData
+
+
+class BadRequestError(ValueError):
+    """The request is not a well-formed GraphQL request; the message is for the client."""
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0])
+
+
+def _reject_constant(name: str) -> Any:
+    # Python's json accepts NaN and Infinity; JSON (RFC 8259) does not, nor does GraphQL's Float.
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def decode_json(data: bytes | str, what: str, max_depth: int) -> Any:
+    """`data` as JSON (bytes must be UTF-8), nested at most `max_depth` levels deep.
+
+    `what` names the data in messages ("The request body", "The `variables` parameter").
+    """
+    if isinstance(data, bytes):
+        try:
+            data = data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise BadRequestError(f"{what} is not valid UTF-8 (at byte {e.start}); encode it as UTF-8.") from None
+    try:
+        value = json.loads(data, parse_constant=_reject_constant)
+    except json.JSONDecodeError as e:
+        raise BadRequestError(f"{what} is not valid JSON: {e.msg} (line {e.lineno}, column {e.colno}).") from None
+    except ValueError as e:  # NaN / Infinity
+        raise BadRequestError(f"{what} is not valid JSON: {e}.") from None
+    except RecursionError:  # the decoder's own bound, far above max_depth
+        raise _too_deep(what, max_depth) from None
+    if _depth_exceeds(value, max_depth):
+        raise _too_deep(what, max_depth)
+    return value
+
+
+def _too_deep(what: str, max_depth: int) -> BadRequestError:
+    return BadRequestError(
+        f"{what} nests JSON objects and arrays more than {max_depth} levels deep; "
+        "flatten `variables` and `extensions`.")
+
+
+def _depth_exceeds(value: Any, max_depth: int) -> bool:
+    """True when arrays/objects in `value` nest more than `max_depth` levels (iterative: no recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > max_depth:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {str: "a string", bool: "a boolean", int: "a number", float: "a number",
+            list: "an array", dict: "an object"}.get(type(value), type(value).__name__)
+
+
+def parse_request(data: Any) -> GraphQLRequestData:
+    """A decoded request body (or GET parameters) as a GraphQL request, or `BadRequestError`."""
+    if isinstance(data, list):
+        raise BadRequestError("Batched requests (a JSON array) are not supported; send one operation per request.")
+    if not isinstance(data, dict):
+        raise BadRequestError(
+            f"The request must be a JSON object like {{\"query\": \"...\", \"variables\": {{...}}}}; got {_kind(data)}.")
+    for name, allowed, expected in (("query", str, "a string"), ("operationName", str, "a string"),
+                                    ("variables", dict, "an object"), ("extensions", dict, "an object")):
+        value = data.get(name)
+        if value is not None and not isinstance(value, allowed):
+            raise BadRequestError(f"`{name}` must be {expected} or null; got {_kind(value)}.")
+    return GraphQLRequestData(
+        query=data.get("query"),
+        variables=data.get("variables"),
+        operation_name=data.get("operationName"),
+        extensions=data.get("extensions"),
+    )
