@@ -106,3 +106,40 @@ async def test_profile_page_round_trips_do_not_grow_with_posts(services, test_id
     assert abs(cold20["sql"] - cold5["sql"]) <= RACES, (cold5, cold20)
     assert abs(cold20["cache"] - cold5["cache"]) <= RACES, (cold5, cold20)
     assert cold20["sql"] < N_POSTS, cold20  # far from one query per post
+
+
+POST_PAGE = """query($id: ID!) { node(id: $id) { ... on Post { id caption createdAt author { username fullName }
+  likeCount viewerHasLiked likers(first: 10) { nodes { username } } commentCount
+  comments(first: 20) { edges { cursor node { text createdAt author { username } likeCount replyCount } } } } } }"""
+
+
+async def test_a_warm_post_page_reads_no_sql(services, test_id, tmp_path):
+    """The post page (the GraphQL bench's `post` query): once a request has filled the cache,
+    the same page again is answered from the cache alone — its likers and comments windows
+    included, not only their counts."""
+    settings = graphql_settings("mysql", services, test_id, tmp_path)
+    async with running_app(settings) as gql:
+        t_owner, _ = await gql.sign_up("owner")
+        fans = [await gql.sign_up(f"fan{i}") for i in range(3)]
+        p = await gql.ok('mutation { createPost(input: {caption: "one"}) { post { id } errors { code } } }',
+                         token=t_owner)
+        post = p["createPost"]["post"]["id"]
+        for token, _ in fans:
+            await gql.ok("mutation($i: PostLikeInput!) { likePost(input: $i) { errors { code } } }",
+                         {"i": {"postId": post}}, token)
+            await gql.ok("mutation($i: CommentAddInput!) { addComment(input: $i) { errors { code } } }",
+                         {"i": {"postId": post, "text": "nice"}}, token)
+        await gql.tao.run_jobs_until_idle()
+
+    s = copy.deepcopy(settings)
+    s.cache.key_prefix = test_id + "fresh"  # a cold cache
+    async with running_app(s) as gql:
+        runs = []
+        for _ in range(2):
+            gql.tao.reset_stats()
+            data = await gql.ok(POST_PAGE, {"id": post}, fans[0][0])
+            runs.append(gql.tao.stats()["sql_queries"])
+    page = data["node"]
+    assert page["likeCount"] == 3 and page["viewerHasLiked"] is True and page["commentCount"] == 3
+    assert len(page["likers"]["nodes"]) == 3 and len(page["comments"]["edges"]) == 3
+    assert runs[0] > 0 and runs[1] == 0, runs
