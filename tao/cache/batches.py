@@ -4,11 +4,14 @@
 calls on its thread pool. Each call talks to one server through that server's pymemcache
 connection pool and returns an `Outcome` for the loop to fold into the counters.
 
-Invariants kept here: a server that `ServerHealth` does not find usable is not called at all;
-an answer is used only if the server's fault `epoch` did not move while the call was in flight;
-an install is applied with gets + add/cas so an entry only moves to a higher version
-(`codec.plan_install`), and becomes a tombstone at its version when its fence predates the
-server's last fault or recovery; any error marks the server suspect and reports the unsettled
+Invariants kept here: a server with a fault recorded (`ServerHealth.healthy` false) is not
+called at all; a read's answer is used only if the server was `readable` when it was issued
+and when it returned and its fault `epoch` did not move meanwhile; an install is applied with
+gets + add/cas so an entry only moves to a higher version (`codec.plan_install`), and becomes a
+tombstone at its version when its fence predates the server's last fault, recovery or blind
+spot, or when the heartbeat has not watched the server lately (a tombstone can hide a value,
+never show an old one, so a process unsure of the server keeps other processes' reads
+correct without flushing it); any error marks the server suspect and reports the unsettled
 keys failed.
 """
 
@@ -123,19 +126,9 @@ class ServerBatches:
     def install(self, name: str, installs: list[Install]) -> Outcome:
         health = self._health[name]
         epoch = health.epoch
-        if not health.usable():
+        if not health.healthy:  # a fault: this process flushes the server before using it again
             return Outcome(bypassed=True)
         out = Outcome()
-        # Fenced before this server's last fault or recovery: the value may be older than a
-        # write the server missed, and the server may already be flushed. Do not install it;
-        # install a tombstone at its version instead, and still report the key failed (the
-        # store repairs it). A tombstone can only hide a value, never show an old one, and it
-        # keeps a fill that read SQL after the recovery but before this write committed from
-        # standing in for the write until the repair runs.
-        fenced_out = {i.key for i in installs if i.fence is not None and i.fence < health.changed}
-        if fenced_out:
-            out.failed |= fenced_out
-            installs = [Install(i.key, i.version, _tombstone) if i.key in fenced_out else i for i in installs]
         deadline = time.monotonic() + self._budget
         # The same key twice in one batch: apply in order, one wave per occurrence.
         waves: list[dict[str, Install]] = []
@@ -182,22 +175,30 @@ class ServerBatches:
         for attempt in range(self._max_attempts):
             if attempt:
                 out.retries += len(pending)
-            if time.monotonic() > deadline or health.epoch != epoch or not health.usable():
+            if time.monotonic() > deadline or health.epoch != epoch:
                 return set(pending)
             current = client.gets_many(list(pending))
             out.round_trips += 1
-            # The fence check again, as late as possible before the writes (the epoch moves on
-            # a fault, `changed` on a fault or a recovery).
-            if health.epoch != epoch or any(
-                i.fence is not None and i.fence < health.changed for i in pending.values()
-            ):
+            if health.epoch != epoch:  # a fault while the gets was in flight
                 return set(pending)
+            # Decided as late as possible before the writes. Fenced before the server's last
+            # fault, recovery or blind spot, or sent while the heartbeat is not watching the
+            # server: the value may be older than a write the server missed (and the server
+            # may already be flushed). Install a tombstone at its version instead, and report
+            # the key failed (the store repairs it). A tombstone can only hide a value, never
+            # show an old one, and it keeps a fill that read SQL before a missed write from
+            # standing in for that write until the repair runs.
+            watched = health.watched()
             adds: dict[str, bytes] = {}
             cases: list[tuple[str, bytes, bytes]] = []
             for key, inst in pending.items():
+                make = inst.make
+                if not watched or (inst.fence is not None and inst.fence < health.changed):
+                    out.failed.add(key)
+                    make = _tombstone
                 raw, cas = current.get(key, (None, None))
                 try:
-                    data = codec.plan_install(inst.version, inst.make, raw)
+                    data = codec.plan_install(inst.version, make, raw)
                 except Exception as exc:
                     raise _CallerBug() from exc
                 if data is None:

@@ -1,21 +1,32 @@
-"""Per-process health of one memcached server: the heartbeat, "suspect", and flush-on-recovery.
+"""Per-process health of one memcached server: the heartbeat, faults, blind spots, and
+flush-on-recovery.
 
 The memcached tier never re-hashes a failed server's keys onto the survivors. Instead each
-process tracks every server here and *bypasses* one it does not trust. The invariant this
+process tracks every server here and *bypasses* one it does not trust. The invariants this
 module keeps, for the server it watches:
 
-    A data call's result is used only if the server was healthy, with a fresh heartbeat, both
-    when the call was issued and when it returned, and no fault was recorded in between; and
-    after any fault this process flushes the server (`flush_all`) before using it again.
+    A read's answer is used only if the server was trusted, and watched recently enough, both
+    when the read was issued and when it returned, with no fault recorded in between. After a
+    fault this process flushes the server (`flush_all`) before using it again. A flush needs
+    evidence of a fault; a process that only lost sight of the server distrusts it alone.
 
-"Fault" means: a probe or a data call failed or timed out, the server restarted (its `pid`
-changed or its `uptime` went down), or two successive good probe replies are `gap_limit` or
-more apart (the server, or this process's heartbeat, was stopped that long; we cannot tell
-which, so we assume the worst). Since `gap_limit < timeout`, any stall long enough to make
-some writer's call time out (and so leave a stale entry behind) is a fault here too, as long
-as this process's heartbeat is not itself starved — and a starved heartbeat is caught by the
-freshness check (`usable`), which fails closed. `docs/caching.md` states the exact guarantee
-and its residual windows.
+A **fault** is evidence that the server misbehaved: a probe or a data call failed or timed out,
+or the server restarted (its `pid` changed or its `uptime` went down). A write this process
+made may then be missing from the server (its install failed, or was bypassed while the
+server was suspect), so the server is flushed when it answers again.
+
+A **blind spot** is a stretch of at least `blind_limit` (the call timeout less one heartbeat
+interval) between a good probe's send and the next good probe's reply. Only a stall that long
+can have timed out some writer's call and left a stale entry; a shorter stretch cannot hide
+one, whatever its cause, so it is ignored. A longer one has two possible causes this process
+cannot tell apart: the server stalled, or this process was starved of CPU (its heartbeat thread
+ran late: the GIL held, event-loop work, a paused process). Neither is evidence of a fault, and
+a flush would empty the server for every process, so a blind spot flushes nothing: if the
+server did stall, the processes that saw the stall (the writer whose call timed out among
+them) have the evidence and flush it. This process waits `gap_limit` before reading again (by
+then those processes have flushed), and refuses installs fenced before the blind spot
+(`changed`), as after a fault. Between good probes, the data path itself fails closed once the
+heartbeat is `blind_limit` old (`watched`): reads bypass the server, installs become tombstones.
 
 Threading: one daemon heartbeat thread per server owns the probe connection and the
 transitions to healthy; data-path threads may only mark the server suspect. Plain attribute
@@ -60,6 +71,7 @@ class ServerHealth:
         interval: float,
         probe_timeout: float,
         gap_limit: float,
+        blind_limit: float,
         on_recover: Callable[[], None] | None = None,
     ) -> None:
         self.name = name
@@ -68,19 +80,25 @@ class ServerHealth:
         self._on_recover = on_recover
         self.interval = interval
         self.gap_limit = gap_limit
+        self.blind_limit = blind_limit
         # Read lock-free by data-path threads; written under _lock.
-        self.healthy = False
+        self.healthy = False  # False from a fault until the flush that follows it
         self.epoch = 0  # bumped on every fault; a call whose epoch changed is discarded
-        self.last_ok = 0.0  # monotonic time of the last good probe reply
-        # After a recovery, reads wait until this monotonic time: see `readable`.
+        # Monotonic time the last good probe was *sent*: the server answered at some instant
+        # after it. Blind spots are measured from it (a probe's reply may be read late).
+        self.seen_at = 0.0
+        self._reply_at = 0.0  # monotonic time the last good probe's reply was read
+        # After a recovery or a blind spot, reads wait until this monotonic time: see `readable`.
         self.reads_from = 0.0
-        # `clock` value at the last fault or recovery: an install fenced before it is refused.
+        # `clock` value at the last fault, recovery or blind spot: an install fenced before it
+        # is refused.
         self.changed = 0
         self._clock = clock
         self.ready = threading.Event()  # the first probe has finished (either way)
         # Counters written only by the heartbeat thread (or under _lock): exact without atomics.
         self.flushes = 0
         self.faults = 0
+        self.blind_spots = 0
         self.probe_errors = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -104,17 +122,19 @@ class ServerHealth:
             self._thread.join()
         self._client.close()
 
-    def usable(self) -> bool:
-        """May a data call use this server now? Fails closed when the heartbeat is late."""
-        return self.healthy and time.monotonic() - self.last_ok < self.gap_limit
+    def watched(self) -> bool:
+        """Has the heartbeat seen the server answer recently enough that no stall long enough
+        to fail a call can have passed unseen? False while the heartbeat runs late."""
+        return time.monotonic() - self.seen_at < self.blind_limit
 
     def readable(self) -> bool:
-        """May a read use this server now? `usable`, and past the recovery grace: after a flush
-        this process waits `gap_limit` before reading, by which time every other live process
-        has seen the server answer and flushed it too. Until then another process may still be
-        bypassing the server with its writes (leaving older values in it unrepaired), so a
-        value filled here would be stale there. Installs need no grace: the last flush clears them."""
-        return self.usable() and time.monotonic() >= self.reads_from
+        """May a read use this server now? Trusted, watched, and past the grace that follows a
+        recovery or a blind spot: this process then waits `gap_limit` before reading, by which
+        time every other live process has seen the server answer and, if it saw a fault,
+        flushed it. Until then another process may still be bypassing the server with its
+        writes (leaving older values in it unrepaired), so a value read here could be stale.
+        Installs need no grace: the flush clears them."""
+        return self.healthy and self.watched() and time.monotonic() >= self.reads_from
 
     def mark_suspect(self, reason: str) -> None:
         """Record a fault: bypass the server until the heartbeat flushes it."""
@@ -140,6 +160,7 @@ class ServerHealth:
             self._stop.wait(self.interval)
 
     def _probe(self) -> None:
+        sent = time.monotonic()
         try:
             stats = self._client.stats()
         except Exception as exc:
@@ -151,18 +172,31 @@ class ServerHealth:
         previous, self._identity = self._identity, identity
         if previous is not None and (identity[0] != previous[0] or identity[1] < previous[1]):
             self.mark_suspect(f"restarted (pid/uptime {previous} -> {identity})")
-        elif self.healthy and now - self.last_ok >= self.gap_limit:
-            self.mark_suspect(f"no good probe for {now - self.last_ok:.3f}s")
+        elif self.healthy and now - self.seen_at >= self.blind_limit:
+            self._blind_spot(now, sent)
         if self.healthy:
-            self.last_ok = now
+            # After the blind spot's bookkeeping: a reader that sees the new `seen_at` must
+            # also see its `reads_from`.
+            self.seen_at, self._reply_at = sent, now
             return
         if previous is None and self.faults == 0:
             # First contact: this process saw no fault, so there is nothing of its own to flush.
-            self._recover(now, flush=False)
+            self._recover(sent, now, flush=False)
         else:
-            self._recover(now, flush=True)
+            self._recover(sent, now, flush=True)
 
-    def _recover(self, now: float, *, flush: bool) -> None:
+    def _blind_spot(self, now: float, sent: float) -> None:
+        """This process could not watch the server for `blind_limit` or more: not a fault (no
+        flush), but reads wait out the grace and installs fenced before now are refused."""
+        with self._lock:
+            self.blind_spots += 1
+            self.changed = self._clock.tick()
+            self.reads_from = max(self.reads_from, now + self.gap_limit)
+        late = max(0.0, sent - self._reply_at - self.interval)
+        log.info("memcached %s: not watched for %.3fs (this process's heartbeat ran %.3fs late); no fault "
+                 "seen, so no flush: reads resume in %.2fs", self.name, now - self.seen_at, late, self.gap_limit)
+
+    def _recover(self, sent: float, now: float, *, flush: bool) -> None:
         epoch = self.epoch
         if flush:
             try:
@@ -181,7 +215,7 @@ class ServerHealth:
             if flush:
                 self.changed = self._clock.tick()
                 self.reads_from = now + self.gap_limit
-            self.last_ok = now
+            self.seen_at, self._reply_at = sent, now
             self.healthy = True
         if flush:
             log.warning("memcached %s answers again and was flushed: using it again", self.name)

@@ -12,7 +12,9 @@ Owns the wire protocol use (pymemcache) and its failure handling. Invariants:
   returns. A server this process does not trust is bypassed instead (`tao.cache.health`):
   its keys are misses on read and failed installs (which the store repairs via the outbox).
 - No result from a server is used unless it was trusted for the whole call (see
-  `ServerHealth`), and a server is flushed before it is used again after a fault.
+  `ServerHealth`), and a server is flushed before it is used again after a fault; only
+  evidence of a fault (a failed call or probe, a restart) flushes, never a process's own
+  inability to watch the server (a blind spot: it distrusts the server alone).
 - Blocking pymemcache calls run on a small thread pool, one task per server per batch,
   servers in parallel; never on the event loop. Every socket operation has a timeout.
 - Cache faults never raise out of `get_many`/`install_many`; bad keys (a caller bug) do.
@@ -74,9 +76,13 @@ class MemcachedCache:
             raise ValueError(f"key_prefix must be shorter than {MAX_TIER_PREFIX} characters")
         if not 0 < ttl_seconds <= _MAX_TTL:
             raise ValueError(f"ttl_seconds must be in (0, {_MAX_TTL}]")
-        # A stall that makes any writer's call time out must show up as a heartbeat gap:
-        # gap_limit = timeout/2 < timeout, and the probe cadence must fit inside it twice over.
+        # Only a stall of `timeout` can fail a writer's call (and leave a stale entry behind);
+        # the heartbeat, probing every interval with a probe timeout of gap_limit - interval,
+        # sees any such stall as failed probes (evidence: a fault), unless this process was
+        # itself unable to watch: a stretch of blind_limit between good probes (send to reply)
+        # is a blind spot (tao.cache.health). The interval of margin covers network delay.
         gap_limit = timeout / 2
+        blind_limit = timeout - heartbeat_interval
         if not 0 < heartbeat_interval <= gap_limit / 2:
             raise ValueError(
                 f"heartbeat_interval ({heartbeat_interval}s) must be at most timeout/4 ({timeout / 4}s) "
@@ -111,6 +117,7 @@ class MemcachedCache:
                 interval=heartbeat_interval,
                 probe_timeout=probe_timeout,
                 gap_limit=gap_limit,
+                blind_limit=blind_limit,
                 # Without this, a connection left idle across a restart fails on first use after
                 # the recovery: a second fault that only this process sees, while the others
                 # already read the server (and would serve what this process's writes missed).
@@ -260,6 +267,7 @@ class MemcachedCache:
             "install_failed": self._install_failed,
             "install_retries": self._install_retries,
             "faults": sum(h.faults for h in health),
+            "blind_spots": sum(h.blind_spots for h in health),
             "servers_suspect": sum(not h.healthy for h in health),
         }
 

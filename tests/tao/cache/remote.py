@@ -4,6 +4,7 @@ cross-process tests (its own heartbeat, connections and view of which servers ar
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from tao.cache import Install, MemcachedCache
@@ -26,10 +27,24 @@ def _serve(conn: Any, servers: list[str], kwargs: dict[str, Any]) -> None:
                     conn.send(await tier.get_many(arg))
                 elif op == "stats":
                     conn.send(tier.stats())
+                elif op == "hold_gil":
+                    conn.send(_hold_gil(arg))
         finally:
             await tier.close()
 
     asyncio.run(main())
+
+
+def _hold_gil(seconds: float) -> float:
+    """Block the event loop and starve every other thread of this process (its heartbeats
+    included) for about `seconds`: `sum` over a range runs in C and never releases the GIL.
+    Returns how long the hold lasted."""
+    started = time.perf_counter()
+    sum(range(3_000_000))
+    n = int(seconds / max(time.perf_counter() - started, 1e-6) * 3_000_000)
+    started = time.perf_counter()
+    sum(range(n))
+    return time.perf_counter() - started
 
 
 class RemoteTier(ChildProcess):
@@ -48,3 +63,7 @@ class RemoteTier(ChildProcess):
 
     async def stats(self) -> dict:
         return await self.request(("stats", None), "stats")
+
+    async def hold_gil(self, seconds: float) -> float:
+        """Starve the child of its own CPU (event loop and heartbeat threads) for ~`seconds`."""
+        return await self.request(("hold_gil", seconds), "hold_gil")

@@ -1,0 +1,95 @@
+"""A process starved of CPU must not judge a healthy memcached faulty, nor flush it: a flush
+empties the server for every process. Only evidence of a fault (a failed or timed-out call or
+probe, a restart) makes a process flush; a process that merely could not watch the server
+for a while distrusts it on its own (its reads wait, its installs are refused) and flushes
+nothing. A real fault is still never read stale: see also test_memcached_faults.py."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+
+import pytest
+
+from tao.cache import Install
+from tests.tao.cache.remote import RemoteTier
+from tests.tao.cache.test_memcached_faults import FAULT_KW, HANG_GUARD, TIMEOUT, eventually, key_on, put
+
+pytestmark = pytest.mark.slow
+
+
+async def _cached_on_both(tier, prefix, servers) -> dict:
+    keys = [key_on(tier, prefix, server) for server in servers]
+    assert await tier.install_many([Install(k, 1, put({"x": k})) for k in keys]) == set()
+    expected = {k: {"x": k, "v": 1} for k in keys}
+    assert await tier.get_many(keys) == expected
+    return expected
+
+
+async def _keeps_serving(tier, expected: dict, stop: asyncio.Event) -> int:
+    """Read `expected` every 50 ms until `stop`; every read must hit. Returns how many ran."""
+    n = 0
+    while not stop.is_set():
+        got = await asyncio.wait_for(tier.get_many(list(expected)), HANG_GUARD)
+        assert got == expected, f"another process's cached data was lost: {got}"
+        n += 1
+        await asyncio.sleep(0.05)
+    return n
+
+
+async def _recovers_without_flushing(starved: RemoteTier, expected: dict) -> dict:
+    async def reads_again():
+        return await starved.get(list(expected)) == expected
+
+    await eventually(reads_again, "the starved process reads from the servers again")
+    stats = await starved.stats()
+    assert stats["flushes"] == 0 and stats["faults"] == 0, stats
+    return stats
+
+
+async def test_a_frozen_process_does_not_flush_a_healthy_server(make_memcached, services, prefix):
+    other = make_memcached(**FAULT_KW)
+    starved = RemoteTier(list(services.memcached), key_prefix=prefix, **FAULT_KW)
+    try:
+        expected = await _cached_on_both(other, prefix, services.memcached)
+        assert await starved.get(list(expected)) == expected
+
+        stop = asyncio.Event()
+        reads = asyncio.create_task(_keeps_serving(other, expected, stop))
+        os.kill(starved.pid, signal.SIGSTOP)  # far past the call timeout: a blind spot
+        try:
+            await asyncio.sleep(2.5 * TIMEOUT)
+        finally:
+            os.kill(starved.pid, signal.SIGCONT)
+        stats = await _recovers_without_flushing(starved, expected)
+        assert stats["blind_spots"] >= 1, stats  # it did notice it could not watch the servers
+        await asyncio.sleep(0.5)
+        stop.set()
+        assert await reads > 10
+        assert await other.get_many(list(expected)) == expected
+    finally:
+        await starved.close()
+
+
+async def test_a_process_whose_heartbeat_is_starved_does_not_flush_a_healthy_server(make_memcached, services,
+                                                                                     prefix):
+    other = make_memcached(**FAULT_KW)
+    starved = RemoteTier(list(services.memcached), key_prefix=prefix, **FAULT_KW)
+    try:
+        expected = await _cached_on_both(other, prefix, services.memcached)
+        assert await starved.get(list(expected)) == expected
+
+        stop = asyncio.Event()
+        reads = asyncio.create_task(_keeps_serving(other, expected, stop))
+        # Its event loop blocked and its heartbeat threads starved (the GIL held) for longer
+        # than the heartbeat's gap limit (TIMEOUT / 2), what used to count as a fault.
+        held = await starved.hold_gil(TIMEOUT)
+        assert held > TIMEOUT / 2, held
+        await _recovers_without_flushing(starved, expected)
+        await asyncio.sleep(0.5)
+        stop.set()
+        assert await reads > 10
+        assert await other.get_many(list(expected)) == expected
+    finally:
+        await starved.close()
