@@ -62,10 +62,10 @@ class CacheSettings:
     servers: list[str] = field(default_factory=list)  # "host:port"
     key_prefix: str = "tg"
     # Timeout of one memcached call: past it the read goes to SQL and the write is repaired later.
-    # The heartbeat allows gaps up to timeout/2 between good probes; 1 s (0.5 s gaps) tolerates a
-    # CPU-saturated client box, where shorter values made starved heartbeat threads flush
-    # healthy servers (docs/BENCHMARKS.md, "tao store"). Only the first call to a server that
-    # stalls waits this long: the server is then bypassed until it answers again.
+    # Only a stall this long can fail a call, so it is also what the heartbeat calls a fault
+    # (and a process that could not watch a server this long distrusts it alone, without a
+    # flush): docs/caching.md. Only the first calls to a server that stalls wait this long:
+    # the server is then bypassed until it answers again.
     timeout: float = 1.0
     connect_timeout: float = 1.0
     # Entries expire after this, bounding staleness if an update is ever lost.

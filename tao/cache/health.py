@@ -23,7 +23,7 @@ cannot tell apart: the server stalled, or this process was starved of CPU (its h
 ran late: the GIL held, event-loop work, a paused process). Neither is evidence of a fault, and
 a flush would empty the server for every process, so a blind spot flushes nothing: if the
 server did stall, the processes that saw the stall (the writer whose call timed out among
-them) have the evidence and flush it. This process waits `gap_limit` before reading again (by
+them) have the evidence and flush it. This process waits `read_grace` before reading again (by
 then those processes have flushed), and refuses installs fenced before the blind spot
 (`changed`), as after a fault. Between good probes, the data path itself fails closed once the
 heartbeat is `blind_limit` old (`watched`): reads bypass the server, installs become tombstones.
@@ -70,7 +70,7 @@ class ServerHealth:
         clock: ChangeClock,
         interval: float,
         probe_timeout: float,
-        gap_limit: float,
+        read_grace: float,
         blind_limit: float,
         on_recover: Callable[[], None] | None = None,
     ) -> None:
@@ -79,7 +79,7 @@ class ServerHealth:
         # connections, which may still be sockets to a server process that has since restarted.
         self._on_recover = on_recover
         self.interval = interval
-        self.gap_limit = gap_limit
+        self.read_grace = read_grace
         self.blind_limit = blind_limit
         # Read lock-free by data-path threads; written under _lock.
         self.healthy = False  # False from a fault until the flush that follows it
@@ -129,7 +129,7 @@ class ServerHealth:
 
     def readable(self) -> bool:
         """May a read use this server now? Trusted, watched, and past the grace that follows a
-        recovery or a blind spot: this process then waits `gap_limit` before reading, by which
+        recovery or a blind spot: this process then waits `read_grace` before reading, by which
         time every other live process has seen the server answer and, if it saw a fault,
         flushed it. Until then another process may still be bypassing the server with its
         writes (leaving older values in it unrepaired), so a value read here could be stale.
@@ -191,10 +191,10 @@ class ServerHealth:
         with self._lock:
             self.blind_spots += 1
             self.changed = self._clock.tick()
-            self.reads_from = max(self.reads_from, now + self.gap_limit)
+            self.reads_from = max(self.reads_from, now + self.read_grace)
         late = max(0.0, sent - self._reply_at - self.interval)
         log.info("memcached %s: not watched for %.3fs (this process's heartbeat ran %.3fs late); no fault "
-                 "seen, so no flush: reads resume in %.2fs", self.name, now - self.seen_at, late, self.gap_limit)
+                 "seen, so no flush: reads resume in %.2fs", self.name, now - self.seen_at, late, self.read_grace)
 
     def _recover(self, sent: float, now: float, *, flush: bool) -> None:
         epoch = self.epoch
@@ -214,7 +214,7 @@ class ServerHealth:
                 return
             if flush:
                 self.changed = self._clock.tick()
-                self.reads_from = now + self.gap_limit
+                self.reads_from = now + self.read_grace
             self.seen_at, self._reply_at = sent, now
             self.healthy = True
         if flush:

@@ -76,14 +76,18 @@ class MemcachedCache:
             raise ValueError(f"key_prefix must be shorter than {MAX_TIER_PREFIX} characters")
         if not 0 < ttl_seconds <= _MAX_TTL:
             raise ValueError(f"ttl_seconds must be in (0, {_MAX_TTL}]")
-        # Only a stall of `timeout` can fail a writer's call (and leave a stale entry behind);
-        # the heartbeat, probing every interval with a probe timeout of gap_limit - interval,
-        # sees any such stall as failed probes (evidence: a fault), unless this process was
-        # itself unable to watch: a stretch of blind_limit between good probes (send to reply)
-        # is a blind spot (tao.cache.health). The interval of margin covers network delay.
-        gap_limit = timeout / 2
+        # Only a stall of `timeout` can fail a writer's call (and leave a stale entry behind).
+        # A stretch of blind_limit between good probes (a send to the next reply) could hide
+        # one: a blind spot (tao.cache.health); the interval of margin covers network delay.
+        # A heartbeat that runs sees any such stall as a timed-out probe (evidence: a fault)
+        # before it ends: its first probe inside the stall is sent within an interval and
+        # times out within probe_timeout = blind_limit - interval. Shorter stalls fail nothing
+        # and are never called faults. After a recovery or a blind spot, reads wait
+        # read_grace: by then every process that saw the fault has flushed the server.
         blind_limit = timeout - heartbeat_interval
-        if not 0 < heartbeat_interval <= gap_limit / 2:
+        probe_timeout = blind_limit - heartbeat_interval
+        read_grace = timeout / 2
+        if not 0 < heartbeat_interval <= timeout / 4:
             raise ValueError(
                 f"heartbeat_interval ({heartbeat_interval}s) must be at most timeout/4 ({timeout / 4}s) "
                 "so a stall long enough to time out a call is always seen by the heartbeat"
@@ -107,7 +111,6 @@ class MemcachedCache:
             ignore_exc=False,  # we want to see every error: it marks the server suspect
             default_noreply=False,
         )
-        probe_timeout = gap_limit - heartbeat_interval
         self._clock = ChangeClock()
         self._health = {
             name: ServerHealth(
@@ -116,7 +119,7 @@ class MemcachedCache:
                 clock=self._clock,
                 interval=heartbeat_interval,
                 probe_timeout=probe_timeout,
-                gap_limit=gap_limit,
+                read_grace=read_grace,
                 blind_limit=blind_limit,
                 # Without this, a connection left idle across a restart fails on first use after
                 # the recovery: a second fault that only this process sees, while the others

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 
 # Timeouts short enough for the faults to play out in a couple of seconds, long enough that a
 # loaded 2-core box does not stall a heartbeat into a spurious fault. A fault that lasts at
-# least TIMEOUT makes a writer's call time out; the heartbeat sees anything over TIMEOUT / 2.
+# least TIMEOUT makes a writer's call time out; a running heartbeat calls it a fault before it ends.
 TIMEOUT = 1.0
 FAULT_KW = dict(timeout=TIMEOUT, connect_timeout=TIMEOUT, heartbeat_interval=0.05)
 HANG_GUARD = 10 * TIMEOUT  # a call that takes longer than this is a hang, not a slow answer
@@ -73,7 +73,7 @@ async def test_paused_server_is_bypassed_and_the_other_keeps_serving(make_memcac
         return await tier.install_many([Install(ka, 3, put({"x": 3}))]) == set()
 
     await eventually(usable_again, "the resumed server takes installs again")
-    # Reads follow after the recovery grace (gap_limit), when every process has flushed it.
+    # Reads follow after the recovery grace (TIMEOUT / 2), when every process has flushed it.
     assert await tier.get_many([ka]) == {}
 
     async def reads_again():
