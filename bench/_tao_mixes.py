@@ -66,7 +66,8 @@ class MixJob:
     prewarm: bool = True
     stats_keys: list[str] = field(default_factory=lambda: ["sql_queries", "cache_hits", "cache_misses",
                                                            "cache_round_trips", "cache_errors", "cache_bypassed",
-                                                           "cache_faults", "cache_flushes"])
+                                                           "cache_faults", "cache_flushes",
+                                                           "cache_blind_spots"])
 
 
 class _Ops:

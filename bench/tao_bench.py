@@ -123,13 +123,13 @@ def _aggregate(parts: list[dict]) -> dict[str, Any]:
 def _report(mix: str, res: dict[str, dict]) -> None:
     log(f"\n== mix {mix}")
     log(f"   {'config':<8} {'ops/s':>9} {'hit rate':>9} {'per-1s-window':>16} {'sql/op':>7} {'errors':>6} "
-        f"{'warm-up':>8} {'mc faults':>9} {'flushes':>8}")
+        f"{'warm-up':>8} {'mc faults':>9} {'flushes':>8} {'blind spots':>11}")
     for config, r in res.items():
         w = r["hit_rate_windows"]
         win = f"{w[0] * 100:.1f}..{w[1] * 100:.1f}%" if w and config == "tao" else "-"
         log(f"   {config:<8} {r['ops_s']:>9.0f} {r['hit_rate'] * 100:>8.1f}% {win:>16} {r['sql_per_op']:>7.2f} "
             f"{r['errors']:>6} {r['warmup_s']:>7.1f}{'s' if r['steady'] else '!'} {r['stats'].get('cache_faults', 0):>9} "
-            f"{r['stats'].get('cache_flushes', 0):>8}")
+            f"{r['stats'].get('cache_flushes', 0):>8} {r['stats'].get('cache_blind_spots', 0):>11}")
     if "tao" in res and "nocache" in res and res["nocache"]["ops_s"]:
         log("   (warm-up ending in '!': the hit rate was not steady at --warmup-max)")
         log(f"   ratio tao/nocache: {res['tao']['ops_s'] / res['nocache']['ops_s']:.2f}x ops/s")
