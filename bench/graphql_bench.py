@@ -59,6 +59,8 @@ QUERIES = {
   comments(first: 20) { edges { cursor node { text createdAt author { username } likeCount replyCount } } } } } }""",
 }
 TARGET_RATIO = 0.60
+# The server's counters read at both ends of each measured window.
+DELTAS = ("sql_queries", "cache_round_trips", "cache_faults", "cache_flushes", "cache_blind_spots")
 PREWARM_CHUNK = 500
 
 
@@ -77,9 +79,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=4, help="interleaved windows per query per tier (default 4)")
     p.add_argument("--queries", default="profile,post")
     p.add_argument("--tiers", default="memcached,local")
-    p.add_argument("--cache-timeout", type=float, default=4.0,
-                   help="cache.timeout in seconds (the memcached tier calls a server suspect after half of it "
-                        "without a good heartbeat; the 0.25 s default flaps on an overloaded box, flushing the cache)")
+    p.add_argument("--cache-timeout", type=float, default=Settings().cache.timeout,
+                   help="cache.timeout in seconds (default: the Settings default, %(default)s)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--services-json", help="reuse servers described by `python -m tests.harness up`'s JSON")
     p.add_argument("--json", help="also write the results here")
@@ -250,7 +251,7 @@ async def _load(job: dict, sync: LoadSync) -> dict:
         state["stop"] = True
         await asyncio.gather(*tasks)
     return {"latencies": lat.to_dict(), "elapsed": elapsed,
-            "delta": {k: after.get(k, 0) - before.get(k, 0) for k in ("sql_queries", "cache_round_trips")}}
+            "delta": {k: after.get(k, 0) - before.get(k, 0) for k in DELTAS}}
 
 
 def _summarize(res: dict) -> dict:
@@ -260,7 +261,9 @@ def _summarize(res: dict) -> dict:
     return {"requests": s["n"], "errors": s["errors"], "rps": s["n"] / res["elapsed"],
             "p50_ms": s["p50_ms"], "p99_ms": s["p99_ms"],
             "sql_per_request": res["delta"]["sql_queries"] / n,
-            "cache_round_trips_per_request": res["delta"]["cache_round_trips"] / n}
+            "cache_round_trips_per_request": res["delta"]["cache_round_trips"] / n,
+            "cache_faults": res["delta"]["cache_faults"], "cache_flushes": res["delta"]["cache_flushes"],
+            "cache_blind_spots": res["delta"]["cache_blind_spots"]}
 
 
 # ---- the run ------------------------------------------------------------------------------------
@@ -296,7 +299,8 @@ async def run_bench(args: argparse.Namespace) -> dict:
                 results["tiers"].setdefault(tier, {})[query] = s = _summarize(res)
                 log(f"[{tier:9s}] {query:8s} {s['rps']:8.1f} req/s  p50 {s['p50_ms']:7.1f} ms  p99 {s['p99_ms']:7.1f} ms  "
                     f"sql/req {s['sql_per_request']:.2f}  cache rt/req {s['cache_round_trips_per_request']:.1f}  "
-                    f"errors {s['errors']}  ({s['requests']} requests)")
+                    f"errors {s['errors']}  ({s['requests']} requests; memcached faults {s['cache_faults']}, "
+                    f"flushes {s['cache_flushes']}, blind spots {s['cache_blind_spots']})")
     finally:
         for proc, _ in servers.values():
             _stop_server(proc)
@@ -349,7 +353,7 @@ async def _measure_interleaved(args: argparse.Namespace, query: str, servers: di
                    "seed": args.seed + r}
             (res,) = await asyncio.to_thread(run_load_processes, load_process, [job], timeout=window + 300)
             m = merged.setdefault(tier, {"latencies": Latencies().to_dict(), "elapsed": 0.0,
-                                         "delta": {"sql_queries": 0, "cache_round_trips": 0}})
+                                         "delta": dict.fromkeys(DELTAS, 0)})
             lat = Latencies.from_dict(m["latencies"])
             lat.merge(Latencies.from_dict(res["latencies"]))
             m["latencies"] = lat.to_dict()
