@@ -193,7 +193,7 @@ class ServerHealth:
             self.changed = self._clock.tick()
             self.reads_from = max(self.reads_from, now + self.read_grace)
         late = max(0.0, sent - self._reply_at - self.interval)
-        log.info("memcached %s: not watched for %.3fs (this process's heartbeat ran %.3fs late); no fault "
+        log.warning("memcached %s: not watched for %.3fs (this process's heartbeat ran %.3fs late); no fault "
                  "seen, so no flush: reads resume in %.2fs", self.name, now - self.seen_at, late, self.read_grace)
 
     def _recover(self, sent: float, now: float, *, flush: bool) -> None:
