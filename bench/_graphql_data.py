@@ -104,9 +104,11 @@ def prewarm_body(d: BenchData) -> dict:
     people = d.users + d.viewer_ids
     return {
         "objects": people + d.posts + d.comments,
-        "lists": ([[a, "AUTHORED"] for a in d.author_ids] + [[a, t] for a in d.author_ids for t in ("FOLLOWED_BY", "FOLLOWS")]
-                  + [[p, t] for p in d.posts for t in ("LIKED_BY", "HAS_COMMENT")]
-                  + [[c, t] for c in d.comments for t in ("HAS_REPLY", "COMMENT_LIKED_BY")]),
+        # Lists whose edges the pages show (posts, likers, comments): windows and counts.
+        "lists": [[a, "AUTHORED"] for a in d.author_ids] + [[p, t] for p in d.posts for t in ("LIKED_BY", "HAS_COMMENT")],
+        # Lists the pages only count.
+        "counts": ([[a, t] for a in d.author_ids for t in ("FOLLOWED_BY", "FOLLOWS")]
+                   + [[c, t] for c in d.comments for t in ("HAS_REPLY", "COMMENT_LIKED_BY")]),
         "edges": ([[v, "LIKES", p] for v in d.viewer_ids for p in d.posts]
                   + [[v, t, u] for v in d.viewer_ids for u in people if u != v
                      for t in ("BLOCKS", "BLOCKED_BY", "FOLLOWS")]),

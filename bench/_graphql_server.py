@@ -4,10 +4,11 @@ plus two routes that exist only in this benchmark process (never in the real ser
 - `GET /_bench/stats`: the store's counters (`tao.stats()`: `sql_queries`, `cache_round_trips`,
   ...) since the last reset; `POST` resets them first. The load generator reads them at both
   ends of its measured window, so round trips per request are the server's own count.
-- `POST /_bench/prewarm` `{"objects": [...], "lists": [[id1, atype], ...], "edges": [[id1,
-  atype, id2], ...], "usernames": [...]}`: reads all of it through the store's many-keys verbs
-  in this process (lists: their windows and their counts), which fills whichever cache tier it
-  runs (the in-process tier can only be warmed from inside its own process).
+- `POST /_bench/prewarm` `{"objects": [...], "lists": [[id1, atype], ...], "counts": [[id1,
+  atype], ...], "edges": [[id1, atype, id2], ...], "usernames": [...]}`: reads all of it
+  through the store's many-keys verbs in this process (`lists`: their windows of newest edges
+  and their counts; `counts`: counts only), which fills whichever cache tier it runs (the
+  in-process tier can only be warmed from inside its own process).
 
     PYTHONPATH=. .venv/bin/python -m bench._graphql_server --config bench.toml --port 8123
 """
@@ -58,6 +59,8 @@ async def prewarm_store(tao, body: dict) -> None:
         # only the count key (counts are cached apart from their lists), which left every
         # likers and comments window to the measured requests.
         await tao.assoc_range_many(chunk, 0, 1)
+        await tao.assoc_count_many(chunk)
+    for chunk in _chunks([tuple(k) for k in body.get("counts", [])]):
         await tao.assoc_count_many(chunk)
     for chunk in _chunks([tuple(k) for k in body.get("edges", [])]):
         await tao.assoc_get_many(chunk)
