@@ -40,8 +40,8 @@ def _hold_gil(seconds: float) -> float:
     included) for about `seconds`: `sum` over a range runs in C and never releases the GIL.
     Returns how long the hold lasted."""
     started = time.perf_counter()
-    sum(range(3_000_000))
-    n = int(seconds / max(time.perf_counter() - started, 1e-6) * 3_000_000)
+    sum(range(10_000_000))
+    n = int(seconds / max(time.perf_counter() - started, 1e-6) * 10_000_000)
     started = time.perf_counter()
     sum(range(n))
     return time.perf_counter() - started
