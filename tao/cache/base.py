@@ -36,7 +36,7 @@ class Install:
     # `CacheTier.fence()` taken before the SQL read (or write transaction) the value comes
     # from. The tier refuses the install (reports it failed) when the key's server had a
     # fault or recovered from one since: the value may predate a write the server missed.
-    # None: no fence (the install is refused only while its server is suspect or unwatched).
+    # None: no fence (the install is refused only while its server is suspect).
     fence: int | None = None
 
 

@@ -9,7 +9,7 @@ called at all; a read's answer is used only if the server was `readable` when it
 and when it returned and its fault `epoch` did not move meanwhile; an install is applied with
 gets + add/cas so an entry only moves to a higher version (`codec.plan_install`), and becomes a
 tombstone at its version when its fence predates the server's last fault, recovery or blind
-spot, or when the heartbeat has not watched the server lately (a tombstone can hide a value,
+spot, or when a fault could have passed unseen since its fence (a tombstone can hide a value,
 never show an old one, so a process unsure of the server keeps other processes' reads
 correct without flushing it); any error marks the server suspect and reports the unsettled
 keys failed.
@@ -181,19 +181,25 @@ class ServerBatches:
             out.round_trips += 1
             if health.epoch != epoch:  # a fault while the gets was in flight
                 return set(pending)
-            # Decided as late as possible before the writes. Fenced before the server's last
-            # fault, recovery or blind spot, or sent while the heartbeat is not watching the
-            # server: the value may be older than a write the server missed (and the server
-            # may already be flushed). Install a tombstone at its version instead, and report
-            # the key failed (the store repairs it). A tombstone can only hide a value, never
-            # show an old one, and it keeps a fill that read SQL before a missed write from
-            # standing in for that write until the repair runs.
-            watched = health.watched()
+            # Decided as late as possible before the writes, for each fenced install: the
+            # value may be older than a write the server missed (and the server may already
+            # be flushed) if it was fenced at or before the server's last fault, recovery or
+            # blind spot, or if a fault could have passed unseen since its fence (the stretch
+            # since the later of its fence and the heartbeat's last good probe is blind_limit
+            # or more: a missed write needs a stall of `timeout` after the fence). Install a
+            # tombstone at its version instead, and report the key failed (the store repairs
+            # it). A tombstone can only hide a value, never show an old one, and it keeps a
+            # fill that read SQL before a missed write from standing in for that write until
+            # the repair runs. An unfenced install is installed as given.
+            now_ns = time.monotonic_ns()
+            seen_ns = int(health.seen_at * 1e9)
             adds: dict[str, bytes] = {}
             cases: list[tuple[str, bytes, bytes]] = []
             for key, inst in pending.items():
                 make = inst.make
-                if not watched or (inst.fence is not None and inst.fence < health.changed):
+                if inst.fence is not None and (
+                    inst.fence <= health.changed or now_ns - max(inst.fence, seen_ns) >= health.blind_limit_ns
+                ):
                     out.failed.add(key)
                     make = _tombstone
                 raw, cas = current.get(key, (None, None))

@@ -24,9 +24,10 @@ ran late: the GIL held, event-loop work, a paused process). Neither is evidence 
 a flush would empty the server for every process, so a blind spot flushes nothing: if the
 server did stall, the processes that saw the stall (the writer whose call timed out among
 them) have the evidence and flush it. This process waits `read_grace` before reading again (by
-then those processes have flushed), and refuses installs fenced before the blind spot
-(`changed`), as after a fault. Between good probes, the data path itself fails closed once the
-heartbeat is `blind_limit` old (`watched`): reads bypass the server, installs become tombstones.
+then those processes have flushed), and refuses installs fenced early enough that a fault may
+have passed unseen since (`changed`). Between good probes, the data path itself fails closed
+once the heartbeat is `blind_limit` old (`watched`): reads bypass the server, and an install
+becomes a tombstone when its fence is that old too.
 
 Threading: one daemon heartbeat thread per server owns the probe connection and the
 transitions to healthy; data-path threads may only mark the server suspect. Plain attribute
@@ -46,7 +47,13 @@ log = logging.getLogger(__name__)
 
 
 class ChangeClock:
-    """A process-wide counter stamped on every server's fault and recovery; `now()` is a fence."""
+    """Fences and change stamps, both times on the process's monotonic clock (integer ns).
+
+    `now()` is a fence: taken before the SQL read an install's value comes from, it says both
+    what the install predates (every server's fault, recovery or blind spot is stamped with
+    `tick()`, always later than any fence taken before it) and how long the value has been
+    on its way (an install whose fence is recent cannot have been overtaken by a fault that
+    went unseen: see `ServerBatches`)."""
 
     def __init__(self) -> None:
         self._value = 0
@@ -54,11 +61,11 @@ class ChangeClock:
 
     def tick(self) -> int:
         with self._lock:
-            self._value += 1
+            self._value = max(time.monotonic_ns(), self._value + 1)
             return self._value
 
     def now(self) -> int:
-        return self._value
+        return time.monotonic_ns()
 
 
 class ServerHealth:
@@ -81,6 +88,7 @@ class ServerHealth:
         self.interval = interval
         self.read_grace = read_grace
         self.blind_limit = blind_limit
+        self.blind_limit_ns = int(blind_limit * 1e9)
         # Read lock-free by data-path threads; written under _lock.
         self.healthy = False  # False from a fault until the flush that follows it
         self.epoch = 0  # bumped on every fault; a call whose epoch changed is discarded
@@ -90,8 +98,8 @@ class ServerHealth:
         self._reply_at = 0.0  # monotonic time the last good probe's reply was read
         # After a recovery or a blind spot, reads wait until this monotonic time: see `readable`.
         self.reads_from = 0.0
-        # `clock` value at the last fault, recovery or blind spot: an install fenced before it
-        # is refused.
+        # `clock` stamp of the last fault, recovery or blind spot: an install fenced at or
+        # before it is refused.
         self.changed = 0
         self._clock = clock
         self.ready = threading.Event()  # the first probe has finished (either way)
@@ -187,10 +195,13 @@ class ServerHealth:
 
     def _blind_spot(self, now: float, sent: float) -> None:
         """This process could not watch the server for `blind_limit` or more: not a fault (no
-        flush), but reads wait out the grace and installs fenced before now are refused."""
+        flush), but reads wait out the grace, and installs fenced at least `blind_limit`
+        before this probe was sent are refused: a fault may have passed unseen after their
+        fence. (One fenced later has less than that unseen before the server answered this
+        probe, too little for a stall that fails a call.)"""
         with self._lock:
             self.blind_spots += 1
-            self.changed = self._clock.tick()
+            self.changed = max(self.changed, int((sent - self.blind_limit) * 1e9))
             self.reads_from = max(self.reads_from, now + self.read_grace)
         late = max(0.0, sent - self._reply_at - self.interval)
         log.warning("memcached %s: not watched for %.3fs (this process's heartbeat ran %.3fs late); no fault "

@@ -28,14 +28,14 @@ def _serve(conn: Any, servers: list[str], kwargs: dict[str, Any]) -> None:
                 elif op == "stats":
                     conn.send(tier.stats())
                 elif op == "hold_gil":
-                    conn.send(_hold_gil(arg))
+                    conn.send(hold_gil(arg))
         finally:
             await tier.close()
 
     asyncio.run(main())
 
 
-def _hold_gil(seconds: float) -> float:
+def hold_gil(seconds: float) -> float:
     """Block the event loop and starve every other thread of this process (its heartbeats
     included) for about `seconds`: `sum` over a range runs in C and never releases the GIL.
     Returns how long the hold lasted."""

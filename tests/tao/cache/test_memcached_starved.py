@@ -7,14 +7,16 @@ nothing. A real fault is still never read stale: see also test_memcached_faults.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import time
 
 import pytest
+from pymemcache.client.base import Client
 
 from tao.cache import Install
-from tests.tao.cache.remote import RemoteTier
+from tests.tao.cache.remote import RemoteTier, hold_gil
 from tests.tao.cache.test_memcached_faults import FAULT_KW, HANG_GUARD, TIMEOUT, eventually, key_on, put
 
 pytestmark = pytest.mark.slow
@@ -123,4 +125,32 @@ async def test_a_stall_too_short_to_fail_a_call_flushes_nothing(make_memcached, 
     await asyncio.sleep(0.5)
     assert await watcher.get_many(list(expected)) == expected
     stats = watcher.stats()
+    assert stats["faults"] == 0 and stats["flushes"] == 0, stats
+
+
+async def test_installs_fenced_before_a_blind_spot_are_refused(make_memcached, services, prefix):
+    """A process that could not watch a server long enough for a fault to pass unseen must not
+    install a value it read before (the server may have missed a newer write and been
+    flushed meanwhile): a tombstone at its version instead, reported failed; a value read
+    after the blind spot is installed."""
+    tier = make_memcached(**FAULT_KW)
+    k = key_on(tier, prefix, services.memcached[0])
+    assert await tier.get_many([k]) == {}  # first contact
+    fence = tier.fence()  # ...then "SELECT" reads v1
+    for _ in range(3):  # starve this process's heartbeats past blind_limit (TIMEOUT - interval)
+        if hold_gil(1.5 * TIMEOUT) > 1.1 * TIMEOUT:
+            break
+
+    async def blind_spot_seen():
+        return tier.stats()["blind_spots"] >= 1
+
+    await eventually(blind_spot_seen, "the heartbeat records the blind spot")
+    assert await tier.install_many([Install(k, 1, put({"x": "old"}), fence)]) == {k}
+    raw = Client(services.memcached[0], timeout=5, connect_timeout=5)
+    try:
+        assert json.loads(await asyncio.to_thread(raw.get, f"{prefix}:{k}")) == {"v": 1, "stale": True}
+    finally:
+        raw.close()
+    assert await tier.install_many([Install(k, 2, put({"x": "new"}), tier.fence())]) == set()
+    stats = tier.stats()
     assert stats["faults"] == 0 and stats["flushes"] == 0, stats
