@@ -1,8 +1,9 @@
 """Request-wide policies as strawberry schema extensions: limits, cost, and what errors say.
 
-- `OperationGuard`: fresh loaders per operation; refuses oversize strings and operations over
-  the cost limit or the viewer's remaining budget before anything runs; reports
-  `extensions.cost` (Shopify's shape) and `extensions.requestId` on every response.
+- `OperationGuard`: fresh loaders per operation; refuses bad string inputs (too long, NUL,
+  unpaired surrogates: `schema.input_strings`) and operations over the cost limit or the
+  viewer's remaining budget before anything runs; reports `extensions.cost` (Shopify's shape)
+  and `extensions.requestId` on every response.
 - `OperationChoice`: a document of several operations needs `operationName` (the
   GraphQL-over-HTTP spec's request error, code `BAD_REQUEST`; graphql-core alone would run the
   first one), on every surface.
@@ -19,13 +20,13 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from graphql import ExecutionResult as GraphQLExecutionResult
-from graphql import GraphQLError, OperationDefinitionNode, StringValueNode, visit
-from graphql.language import Visitor
+from graphql import GraphQLError, OperationDefinitionNode
 from strawberry.extensions import MaskErrors, SchemaExtension
 
 from config import LimitSettings
 from resolvers.errors import TOP_LEVEL_ERRORS, AppError
 from schema.cost import CostBudget, query_cost
+from schema.input_strings import string_input_error
 from tao import ShardUnavailableError
 
 log = logging.getLogger("taogram.graphql")
@@ -100,26 +101,6 @@ def _refuse(message: str, code: str) -> GraphQLExecutionResult:
     return GraphQLExecutionResult(data=None, errors=[GraphQLError(message, extensions={"code": code})])
 
 
-class _LongString(Visitor):
-    def __init__(self, limit: int) -> None:
-        super().__init__()
-        self.limit, self.found = limit, False
-
-    def enter_string_value(self, node: StringValueNode, *_: Any) -> None:
-        if len(node.value) > self.limit:
-            self.found = True
-
-
-def _too_long(value: Any, limit: int) -> bool:
-    if isinstance(value, str):
-        return len(value) > limit
-    if isinstance(value, dict):
-        return any(_too_long(v, limit) for v in value.values())
-    if isinstance(value, list):
-        return any(_too_long(v, limit) for v in value)
-    return False
-
-
 class OperationGuard(SchemaExtension):
     def __init__(self, *, limits: LimitSettings, budget: CostBudget) -> None:
         self.limits = limits
@@ -140,12 +121,9 @@ class OperationGuard(SchemaExtension):
 
     def _check(self) -> GraphQLExecutionResult | None:
         ec = self.execution_context
-        limit = self.limits.max_string_length
-        visitor = _LongString(limit)
-        if ec.graphql_document is not None:
-            visit(ec.graphql_document, visitor)
-        if visitor.found or _too_long(ec.variables, limit):
-            return _refuse(f"A string argument is longer than {limit} characters; shorten it.", "BAD_USER_INPUT")
+        bad_string = string_input_error(ec.graphql_document, ec.variables, self.limits.max_string_length)
+        if bad_string is not None:
+            return GraphQLExecutionResult(data=None, errors=[bad_string])
         if ec.graphql_document is None:
             return None
         cost = query_cost(ec.schema._schema, ec.graphql_document, ec.operation_name, ec.variables,

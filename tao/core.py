@@ -60,8 +60,12 @@ def encode_data(data: Any) -> str:
         text = json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise InvalidDataError(f"data must be JSON-serialisable: {exc}") from None
-    if len(text.encode()) > MAX_DATA_BYTES:
-        raise InvalidDataError(f"data is {len(text.encode())} bytes encoded; the limit is {MAX_DATA_BYTES}")
+    try:
+        size = len(text.encode())
+    except UnicodeEncodeError:  # an unpaired surrogate: not Unicode text, so not storable as UTF-8
+        raise InvalidDataError("data holds a string that is not valid Unicode (an unpaired surrogate)") from None
+    if size > MAX_DATA_BYTES:
+        raise InvalidDataError(f"data is {size} bytes encoded; the limit is {MAX_DATA_BYTES}")
     return text
 
 

@@ -62,6 +62,8 @@ async def test_bad_input_is_refused_and_changes_nothing(tao):
         await tao.obj_update(id_, {"blob": "x" * 100_000})
     with pytest.raises(InvalidDataError):
         await tao.obj_update(id_, {"bad": float("nan")})
+    with pytest.raises(InvalidDataError, match="not valid Unicode"):  # an unpaired surrogate cannot be UTF-8
+        await tao.obj_update(id_, {"bad": "x\ud800y"})
     with pytest.raises(InvalidIdError):
         await tao.obj_get([-1])
     with pytest.raises(InvalidIdError):
