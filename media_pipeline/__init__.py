@@ -5,7 +5,7 @@ The public API (everything the GraphQL layer and job handlers need):
 - stores: `open_store(settings.media)` -> `ObjectStore` (`S3Store` | `LocalStore`);
   `handle_local_request` serves the local store's signed URLs; `sign_url`/`verify_signed_request`.
 - uploads: `UploadService(store, settings.media)` with `start_upload`, `upload_status`,
-  `complete_upload`, `abort_upload`, `abort_stale_uploads`.
+  `complete_upload`, `abort_upload`, `abort_stale_uploads`; `is_upload_id` (the ids' shape).
 - processing: `process_media(settings.media, media_key, kind, options)` -> `MediaResult`
   (runs on a worker-process pool; idempotent), `read_result`, `shutdown_workers`.
 - moderation: `Allow`, `Reject`, configured by `media.moderation_hook`.
@@ -40,7 +40,7 @@ from media_pipeline.process import process_media, read_result, run_job, shutdown
 from media_pipeline.s3 import S3Store
 from media_pipeline.signing import sign_url, verify_signed_request
 from media_pipeline.store import ObjectStore, open_blocking_store, open_store
-from media_pipeline.uploads import CompletedUpload, PartUrl, UploadService, UploadStatus, UploadTicket
+from media_pipeline.uploads import CompletedUpload, PartUrl, UploadService, UploadStatus, UploadTicket, is_upload_id
 
 __all__ = [
     "Allow",
@@ -74,6 +74,7 @@ __all__ = [
     "Variant",
     "WorkerCrashedError",
     "handle_local_request",
+    "is_upload_id",
     "open_blocking_store",
     "open_store",
     "process_media",

@@ -1,7 +1,8 @@
 """The media pipeline's errors: one root (`MediaError`), one subclass per thing a caller handles.
 
 Every error carries a stable `code` (the GraphQL layer maps it to its error enum), a message
-that says what to do next, and `retryable`: True means the same call may succeed later
+that says what to do next, `field` (the name of the argument at fault, as this package spells
+it, when one is: callers with their own names for arguments map it), and `retryable`: True means the same call may succeed later
 (storage hiccup, crashed worker); False means retrying the same input will fail the same way.
 Driver errors (botocore, PyAV, Pillow) are translated into these at the boundary where they
 happen and never escape the package.
@@ -15,6 +16,7 @@ class MediaError(Exception):
 
     code = "MEDIA_ERROR"
     retryable = False
+    field: str | None = None
 
 
 class StorageError(MediaError):
@@ -25,9 +27,15 @@ class StorageError(MediaError):
 
 
 class InvalidUploadError(MediaError, ValueError):
-    """The upload request itself is malformed (bad checksum format, wrong part count, ...)."""
+    """The upload request itself is malformed (bad checksum format, wrong part count, ...).
+
+    `problem` is the message without its subject, so a caller can name the argument its own way."""
 
     code = "INVALID_UPLOAD"
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field} {problem}")
+        self.field, self.problem = field, problem
 
 
 class UploadNotFoundError(MediaError, LookupError):

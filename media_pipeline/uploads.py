@@ -46,6 +46,7 @@ CHECKSUM_HEADER = "x-amz-checksum-sha256"
 PENDING_PREFIX = "uploads/pending/"
 MAX_PARTS = 10_000
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_UPLOAD_ID = re.compile(r"[0-9a-f]{32}")  # secrets.token_hex(16), made by start_upload
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,11 @@ class CompletedUpload:
     duration: float
 
 
+def is_upload_id(text: str) -> bool:
+    """Whether `text` has the shape of an upload id (callers look nothing up for other strings)."""
+    return isinstance(text, str) and _UPLOAD_ID.fullmatch(text) is not None
+
+
 def source_key(upload_id: str) -> str:
     return f"media/{upload_id}/source"
 
@@ -129,8 +135,8 @@ class UploadService:
         if part_sha256s is not None:
             if len(part_sha256s) != count or not all(_HEX64.match(s or "") for s in part_sha256s):
                 raise InvalidUploadError(
-                    f"part_sha256s must hold {count} hex sha256 digests (parts of {part_size} bytes, the last one shorter)"
-                )
+                    "part_sha256s",
+                    f"must hold {count} hex sha256 digests (parts of {part_size} bytes, the last one shorter)")
             part_b64 = [_b64(s) for s in part_sha256s]
         upload_id = secrets.token_hex(16)
         key = source_key(upload_id)
@@ -165,11 +171,11 @@ class UploadService:
             raise UnsupportedMediaError(f"content type {content_type!r} is not accepted for {kind}s; use one of {sorted(allowed)}")
         limit = self.settings.max_image_bytes if kind == "image" else self.settings.max_video_bytes
         if byte_size <= 0:
-            raise InvalidUploadError("byte_size must be positive")
+            raise InvalidUploadError("byte_size", "must be at least 1: declare the file's exact size in bytes")
         if byte_size > limit:
             raise MediaTooLargeError(f"{kind}s may be at most {limit} bytes, this one is {byte_size}; compress or trim it")
         if not _HEX64.match(sha256 or ""):
-            raise InvalidUploadError("sha256 must be the file's SHA-256 as 64 hex digits")
+            raise InvalidUploadError("sha256", "must be the file's SHA-256 as 64 hex digits")
 
     async def _part_urls(self, manifest: dict, numbers) -> list[PartUrl]:
         ttl = self.settings.url_ttl_seconds
@@ -321,7 +327,7 @@ class UploadService:
 
     # -- manifest I/O
     async def _load(self, upload_id: str) -> dict:
-        if not re.fullmatch(r"[0-9a-f]{32}", upload_id or ""):
+        if not is_upload_id(upload_id):
             raise UploadNotFoundError("no such upload; check the upload id or start a new upload")
         raw = await self.store.get_bytes(manifest_key(upload_id))
         if raw is None:

@@ -177,11 +177,14 @@ async def do_log_in(ctx: RequestContext, username: str, password: str) -> tuple[
 
 
 def _parse_token(token: str) -> tuple[int, str] | None:
-    """(session id, secret) from `tgs_<id>_<secret>`, or None if it is not shaped like one."""
+    """(session id, secret) from `tgs_<id>_<secret>`, or None if it is not shaped like one.
+
+    Only the shape is judged here: a token of the right shape that opens no live session (a
+    wrong secret, an id of nothing) is invalid, not malformed, and `authenticate` says so."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
     sid, _, secret = token[len(TOKEN_PREFIX):].partition("_")
-    if not sid.isascii() or not sid.isdigit() or len(sid) > 19 or len(secret) < 32:
+    if not sid.isascii() or not sid.isdigit() or len(sid) > 19 or not secret or not secret.isascii():
         return None
     return int(sid), secret
 
@@ -250,12 +253,13 @@ async def authenticate(ctx: RequestContext, token: str | None) -> None:
     if parsed is None:
         raise AuthenticationError("The session token is malformed: log in again to get a new one.")
     session_id, secret = parsed
+    invalid = AuthenticationError("The session token is not valid (wrong, logged out or revoked): log in again.")
     if not check_object_id(session_id, ctx.tao.n_shards):
-        raise AuthenticationError("The session token is malformed: log in again to get a new one.")
+        raise invalid
     session = await ctx.loaders.object_by_id.load(session_id)
     if (session is None or session.otype != "SESSION"
             or not hmac.compare_digest(session.data.get("token_hash", ""), token_hash(secret))):
-        raise AuthenticationError("The session token is not valid (logged out or revoked): log in again.")
+        raise invalid
     if session.data["expires_at"] <= int(time.time() * 1000):
         # Clean up in the background (durably, on the session's shard); the answer is the same.
         await ctx.tao.enqueue(session.id, END_SESSION_JOB, {"session_id": session.id, "user_id": session.data["user_id"]})

@@ -18,7 +18,7 @@ from resolvers.block_cleanup import on_block
 from resolvers.errors import PermissionDeniedError, UserError
 from resolvers.feed.backfill import on_relationship_added
 from resolvers.feed.removal import on_relationship_removed
-from resolvers.pagination import Cursor, Page, load_assoc_page, make_page
+from resolvers.pagination import Cursor, Page, check_first, load_assoc_page, make_page
 from tao import Obj, Tao, TaoError
 
 if TYPE_CHECKING:
@@ -249,6 +249,7 @@ async def followed_by_viewer_following(ctx: RequestContext, user_id: int, first:
     user's followers, so it follows `followers`' rule: FORBIDDEN unless the viewer sees the
     user FULL (else the count would be a membership test on a private account's followers).
     """
+    check_first(ctx, first)
     await privacy.require_full_access(ctx, user_id, "followers")
     viewer = ctx.viewer_id
     if viewer is None or viewer == user_id:

@@ -74,20 +74,32 @@ _CODES: list[tuple[type[mp.MediaError], MediaErrorCode, str | None]] = [
     (mp.UploadNotFoundError, MediaErrorCode.NOT_FOUND, "uploadId"),
     (mp.UploadAlreadyCompletedError, MediaErrorCode.ALREADY_COMPLETED, "uploadId"),
     (mp.UploadFailedError, MediaErrorCode.UPLOAD_FAILED, "uploadId"),
-    (mp.MissingPartsError, MediaErrorCode.MISSING_PARTS, "uploadId"),
     (mp.ChecksumMismatchError, MediaErrorCode.CHECKSUM_MISMATCH, "sha256"),
     (mp.MediaTooLargeError, MediaErrorCode.TOO_LARGE, "byteSize"),
     (mp.CorruptMediaError, MediaErrorCode.CORRUPT, None),
     (mp.UnsupportedMediaError, MediaErrorCode.UNSUPPORTED_TYPE, "contentType"),
     (mp.MediaRejectedError, MediaErrorCode.REJECTED, None),
-    (mp.InvalidUploadError, MediaErrorCode.INVALID_UPLOAD, None),
 ]
 
 
+# The pipeline's argument names -> the GraphQL input fields they come from (`UploadStartInput`).
+_INPUT_FIELDS = {"kind": "kind", "byte_size": "byteSize", "content_type": "contentType", "sha256": "sha256",
+                 "part_sha256s": "partSha256s", "upload_id": "uploadId"}
+
+
 def translate(exc: mp.MediaError) -> Exception:
-    """The API's error for a pipeline error: a UserError, or UNAVAILABLE for a transient one."""
+    """The API's error for a pipeline error: a UserError, or UNAVAILABLE for a transient one.
+
+    Messages and `field` name the GraphQL input (`byteSize`), never the pipeline's Python names."""
     if exc.retryable:
         return UnavailableError(f"Media storage or processing is busy ({exc.code}); retry in a moment.")
+    if isinstance(exc, mp.InvalidUploadError):
+        field = _INPUT_FIELDS.get(exc.field or "")
+        return UserError(MediaErrorCode.INVALID_UPLOAD, f"`{field}` {exc.problem}." if field else str(exc), field)
+    if isinstance(exc, mp.MissingPartsError):
+        return UserError(MediaErrorCode.MISSING_PARTS,
+                         f"Parts {exc.missing} are missing or have the wrong size: PUT them (`uploadStatus` gives "
+                         "fresh URLs), then call `completeUpload` again.", "uploadId")
     for cls, code, field in _CODES:
         if isinstance(exc, cls):
             return UserError(code, str(exc), field)
@@ -151,7 +163,9 @@ async def do_start_upload(ctx: RequestContext, kind: str, byte_size: int, conten
 async def _own_upload(ctx: RequestContext, upload_id: str) -> Obj:
     """The viewer's MEDIA for a pipeline upload id; NOT_FOUND for anyone else's or an unknown one."""
     viewer = ctx.require_viewer()
-    media_id = (await ctx.tao.key_get_many(UPLOAD_KEYS, [upload_id])).get(upload_id) if len(upload_id) <= 64 else None
+    # Only a well-formed id can be a key (the store refuses an empty one): any other is unknown.
+    media_id = ((await ctx.tao.key_get_many(UPLOAD_KEYS, [upload_id])).get(upload_id)
+                if mp.is_upload_id(upload_id) else None)
     obj = await ctx.loaders.object_by_id.load(media_id) if media_id is not None else None
     if obj is None or obj.otype != "MEDIA" or obj.data.get("owner") != viewer:
         raise UserError(MediaErrorCode.NOT_FOUND, "No such upload of yours: check `uploadId` or start a new upload.",

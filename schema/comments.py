@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Annotated
 
 import strawberry
 from strawberry import Info
@@ -18,13 +17,12 @@ from resolvers.context import RequestContext
 from resolvers.errors import UserError
 from schema.errors import Error, user_errors
 from schema.posts import Post, store_id, timestamp
-from schema.relay import Connection, Node, connection_from_page, decode_cursor, register_node, to_global_id
+from schema.relay import Connection, First, Node, connection_from_page, decode_cursor, register_node, to_global_id
 from schema.users import User
 from tao import Obj
 
 CommentErrorCode = strawberry.enum(comments.CommentErrorCode)
 Ctx = Info[RequestContext, None]
-First = Annotated[int, strawberry.argument(description="Page size, 0 to 100.")]
 
 
 @strawberry.type(description="A comment on a post, or a reply to one (replies are one level deep).")

@@ -20,7 +20,7 @@ from resolvers.context import RequestContext
 from resolvers.errors import UserError
 from schema.errors import Error, user_errors
 from schema.media import Media
-from schema.relay import Connection, Node, connection_from_page, decode_cursor, from_global_id, register_node, to_global_id
+from schema.relay import Connection, First, Node, connection_from_page, decode_cursor, from_global_id, register_node, to_global_id
 from schema.users import User
 from tao import Obj
 
@@ -31,7 +31,6 @@ PostErrorCode = strawberry.enum(posts.PostErrorCode)
 PostStatus = strawberry.enum(posts.PostStatus, description="VISIBLE; PROCESSING while its media are not ready; FAILED if one of them failed (the media's `failureReason` says why). Only the author sees a PROCESSING or FAILED post.")
 
 Ctx = Info[RequestContext, None]
-First = Annotated[int, strawberry.argument(description="Page size, 0 to 100.")]
 LazyComment = Annotated["Comment", strawberry.lazy("schema.comments")]
 
 

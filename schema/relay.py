@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 import strawberry
 
@@ -26,6 +26,10 @@ class Node:
 
 
 NodeT = TypeVar("NodeT")
+
+# Every `first` argument (connections and short lists alike) is this type, and its one range
+# check is `resolvers.pagination.check_first` (0 to `limits.max_page_size`, BAD_USER_INPUT).
+First = Annotated[int, strawberry.argument(description="Page size, 0 to 100.")]
 
 # typename -> (otype, converter from a tao Obj to the strawberry type)
 _NODE_TYPES: dict[str, tuple[str, Callable[[Any], Any]]] = {}
@@ -67,12 +71,18 @@ def from_global_id(global_id: str, n_shards: int, expected: str | None = None, a
     return typename, obj_id
 
 
-def encode_cursor(cursor: Cursor) -> str:
-    return _b64(f"cursor:{cursor[0]}:{cursor[1]}")
+# The position before a list's newest edge: the `endCursor` of an empty page read from the
+# start (`first: 0`, or an empty list), so `endCursor` is always set; `after` it is the first page.
+HEAD_CURSOR = _b64("cursor:head")
+
+
+def encode_cursor(cursor: Cursor | None) -> str:
+    """A cursor string; None (no edge read yet) is the head of the list."""
+    return HEAD_CURSOR if cursor is None else _b64(f"cursor:{cursor[0]}:{cursor[1]}")
 
 
 def decode_cursor(cursor: str | None) -> Cursor | None:
-    if cursor is None:
+    if cursor is None or cursor == HEAD_CURSOR:
         return None
     try:
         tag, t, id2 = _unb64(cursor).split(":")
@@ -117,6 +127,6 @@ def connection_from_page(page: Page[Any], convert: Callable[[Any], Any]) -> Conn
             has_next_page=page.has_next,
             has_previous_page=page.has_previous,
             start_cursor=edges[0].cursor if edges else None,
-            end_cursor=encode_cursor(page.end_cursor) if page.end_cursor else None,
+            end_cursor=encode_cursor(page.end_cursor),
         ),
     )

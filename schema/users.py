@@ -18,7 +18,7 @@ from resolvers.errors import UserError
 from resolvers.feed.service import FeedMode as FeedModeValue
 from schema.cost import register_field_cost
 from schema.errors import Error, user_errors
-from schema.relay import (Connection, Node, connection_from_page, decode_cursor, from_global_id, register_node,
+from schema.relay import (Connection, First, Node, connection_from_page, decode_cursor, from_global_id, register_node,
                           to_global_id)
 from tao import Obj
 
@@ -26,7 +26,6 @@ FollowStatus = strawberry.enum(follows.FollowStatus, description="How the viewer
 ProfileErrorCode = strawberry.enum(users.ProfileErrorCode)
 
 Ctx = Info[RequestContext, None]
-First = Annotated[int, strawberry.argument(description="Page size, 0 to 100.")]
 
 
 @strawberry.type(description="A followers-you-follow summary: \"followed by A, B and 3 others you follow\".")
@@ -116,8 +115,8 @@ class User(Node):
         return connection_from_page(page, User.from_obj)
 
     @strawberry.field(description="Followers of this account whom the viewer follows (among the viewer's newest 200 followings). Null, with a FORBIDDEN error, where `followers` is.")
-    async def followers_you_follow(self, info: Ctx, first: Annotated[int, strawberry.argument(description="How many to list, 0 to 10.")] = 3) -> FollowersYouFollow | None:
-        total, found = await follows.followed_by_viewer_following(info.context, self.store_id, max(0, min(first, 10)))
+    async def followers_you_follow(self, info: Ctx, first: First = 3) -> FollowersYouFollow | None:
+        total, found = await follows.followed_by_viewer_following(info.context, self.store_id, first)
         return FollowersYouFollow(total_count=total, users=[User.from_obj(u) for u in found])
 
     @strawberry.field

@@ -100,9 +100,10 @@ async def home_feed(ctx: RequestContext, first: int, after: FeedCursor | None, m
     shown = {c.post: c.obj for c in kept}
     items = [FeedItem(shown[p], (session.id, start + i, start), session.debug_of(start + i))
              for i, p in enumerate(ids) if p in shown]
-    end = start + len(ids) - 1
+    # The cursor of the page's last position, even for an empty page (index start - 1: paging on
+    # starts at `start`), so `endCursor` is always set, as the schema promises.
     return FeedPage(items=items, has_next=start + len(ids) < len(session.ids),
-                    end_cursor=(session.id, end, start) if ids else after,
+                    end_cursor=(session.id, start + len(ids) - 1, start),
                     has_previous=after is not None, session=session)
 
 

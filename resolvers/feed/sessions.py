@@ -80,7 +80,8 @@ async def load_session(ctx: RequestContext, viewer: int, cursor: FeedCursor) -> 
     session = Session.from_obj(obj)
     if now_ms() - session.created > ctx.settings.feed.session_ttl_seconds * 1000:
         raise expired
-    if not 0 <= cursor[2] <= cursor[1] < len(session.ids):
+    # (session, index, start): the page [start, index] (empty when index = start - 1) was read.
+    if not 0 <= cursor[2] <= cursor[1] + 1 <= len(session.ids):
         raise BadInputError("`after` is not a valid feed cursor: pass a `cursor` or `pageInfo.endCursor` from `feed`.")
     return session
 

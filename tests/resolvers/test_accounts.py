@@ -144,13 +144,17 @@ async def test_bad_authorization_headers(gql, header):
 async def test_a_real_session_id_with_a_wrong_secret_is_refused(gql):
     token = (await sign_up(gql, "ada"))["token"]
     sid = token.split("_")[1]
-    forged = f"tgs_{sid}_" + "A" * 43
-    status, body = await gql.post(VIEWER, headers={"Authorization": f"Bearer {forged}"})
-    assert status == 401 and body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
-    # an id that is not a session (the user's own id) is refused the same way
     uid = (await gql.tao.key_get_many("username", ["ada"]))["ada"]
-    status, _ = await gql.post(VIEWER, headers={"Authorization": f"Bearer tgs_{uid}_{token.split('_', 2)[2]}"})
-    assert status == 401
+    # a wrong secret (of any length), an id that is not a session (the user's own), an id of
+    # nothing: each is refused as not valid, never as "malformed" (the token is well formed)
+    for forged in (f"tgs_{sid}_" + "A" * 43, f"tgs_{sid}_wrong", f"tgs_{uid}_{token.split('_', 2)[2]}",
+                   f"tgs_1_{token.split('_', 2)[2]}"):
+        status, body = await gql.post(VIEWER, headers={"Authorization": f"Bearer {forged}"})
+        assert status == 401 and body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED", forged
+        message = body["errors"][0]["message"]
+        assert "not valid" in message and "malformed" not in message, (forged, message)
+    status, body = await gql.post(VIEWER, headers={"Authorization": "Bearer tgs_not-a-real-token"})
+    assert status == 401 and "malformed" in body["errors"][0]["message"]
     assert (await gql.ok(VIEWER, token=token))["viewer"] == {"username": "ada"}
 
 

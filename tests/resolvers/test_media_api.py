@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 import io
 import socket
 from pathlib import Path
@@ -475,3 +476,27 @@ async def test_post_media_batch_by_depth_not_by_count(api, media_settings):
 
     two, eight = await cost(2), await cost(8)
     assert two == eight and two[1] > 0
+
+
+@pytest.mark.parametrize("media_settings", ["local"], indirect=True)
+async def test_errors_name_the_graphql_inputs_and_odd_upload_ids_are_not_found(api, media_settings):
+    gql, _ = api
+    ta, _ = await gql.sign_up("ada")
+    data = jpeg(60, 40)
+    fields = {"kind": "IMAGE", "byteSize": len(data), "contentType": "image/jpeg", "sha256": sha(data)}
+    for change, field in (({"byteSize": 0}, "byteSize"), ({"byteSize": -5}, "byteSize"), ({"sha256": "nope"}, "sha256"),
+                          ({"partSha256s": ["ab", "cd"]}, "partSha256s")):
+        p = (await gql.ok(START, {"i": {**fields, **change}}, ta))["startUpload"]
+        (err,) = p["errors"]
+        assert (err["code"], err["field"]) == ("INVALID_UPLOAD", field), err
+        assert f"`{field}`" in err["message"] and not re.search(r"\b[a-z0-9]+_[a-z0-9_]+", err["message"]), err
+
+    p = await start(gql, ta, data, part_size=part_size(media_settings))  # no part PUT
+    (err,) = (await complete(gql, ta, p["upload"]["id"]))["errors"]
+    assert (err["code"], err["field"]) == ("MISSING_PARTS", "uploadId")
+    assert "`uploadStatus`" in err["message"] and "upload_status" not in err["message"]
+    for odd in ("", "x" * 65, "Z" * 32, "0" * 31):
+        assert (await gql.ok(STATUS, {"u": odd}, ta))["uploadStatus"] is None
+        (err,) = (await complete(gql, ta, odd))["errors"]
+        assert (err["code"], err["field"]) == ("NOT_FOUND", "uploadId")
+    assert await uploaded_count(gql, ta) == 1

@@ -105,3 +105,66 @@ async def test_first_zero_is_an_empty_page(gql):
     await gql.sign_up("star")
     conn = (await gql.ok(PAGE, {"first": 0}))["user"]["followers"]
     assert conn["edges"] == [] and conn["pageInfo"]["hasNextPage"] is False
+
+
+# Every field with a `first` argument, and a query that reaches it as `viewer` ($f: the page size).
+FIRST_FIELDS = {
+    ("User", "posts"): "{ viewer { posts(first: $f) { nodes { id } } } }",
+    ("User", "feed"): "{ viewer { feed(first: $f) { nodes { id } } } }",
+    ("User", "followers"): "{ viewer { followers(first: $f) { nodes { id } } } }",
+    ("User", "following"): "{ viewer { following(first: $f) { nodes { id } } } }",
+    ("User", "followRequests"): "{ viewer { followRequests(first: $f) { nodes { id } } } }",
+    ("User", "blockedUsers"): "{ viewer { blockedUsers(first: $f) { nodes { id } } } }",
+    ("User", "mutedUsers"): "{ viewer { mutedUsers(first: $f) { nodes { id } } } }",
+    ("User", "followersYouFollow"): '{ user(username: "star") { followersYouFollow(first: $f) { totalCount } } }',
+    ("Post", "likers"): "{ viewer { posts(first: 1) { nodes { likers(first: $f) { nodes { id } } } } } }",
+    ("Post", "comments"): "{ viewer { posts(first: 1) { nodes { comments(first: $f) { nodes { id } } } } } }",
+    ("Comment", "replies"): "{ viewer { posts(first: 1) { nodes { comments(first: 1) { nodes { replies(first: $f) "
+                            "{ nodes { id } } } } } } } }",
+    ("Hashtag", "posts"): '{ hashtag(name: "tag") { posts(first: $f) { nodes { id } } } }',
+    ("Location", "posts"): "{ node(id: $loc) { ... on Location { posts(first: $f) { nodes { id } } } } }",
+}
+
+
+async def test_every_first_argument_shares_one_range_check(gql):
+    """-5 and 1 000 001 are BAD_USER_INPUT on every field that takes `first`; 0 and 100 are fine."""
+    types = (await gql.ok("{ __schema { types { name fields { name args { name } } } } }"))["__schema"]["types"]
+    with_first = {(t["name"], f["name"]) for t in types if not t["name"].startswith("__")
+                  for f in t["fields"] or () if any(a["name"] == "first" for a in f["args"])}
+    assert with_first == set(FIRST_FIELDS)  # a new field with `first`: add it above
+    token, _ = await gql.sign_up("ada")
+    await gql.sign_up("star")
+    post = (await gql.ok('mutation { createPost(input: {caption: "#tag", location: {name: "Here"}}) '
+                         "{ post { id location { id } } } }", token=token))["createPost"]["post"]
+    await gql.ok('mutation($p: ID!) { addComment(input: {postId: $p, text: "hi"}) { errors { code } } }',
+                 {"p": post["id"]}, token)
+    loc = post["location"]["id"]
+    for (typename, field), selection in FIRST_FIELDS.items():
+        query = ("query($f: Int!, $loc: ID!) " if "$loc" in selection else "query($f: Int!) ") + selection
+        for bad in (-5, 1_000_001):
+            body = await gql(query, {"f": bad, "loc": loc}, token)
+            codes = [e["extensions"]["code"] for e in body.get("errors", [])]
+            assert codes and set(codes) == {"BAD_USER_INPUT"}, (typename, field, bad, body)
+            assert f"between 0 and 100 (got {bad})" in body["errors"][0]["message"], (typename, field)
+        for fine in (0, 100):
+            assert "errors" not in await gql(query, {"f": fine, "loc": loc}, token), (typename, field, fine)
+
+
+async def test_end_cursor_is_set_on_an_empty_first_page_and_pages_from_the_head(gql):
+    await gql.sign_up("star")
+    fans = [await gql.sign_up(f"fan{i}") for i in range(3)]
+    for token, _ in fans:
+        await gql.mutate("follow", token, (await gql.ok(NODE_BY_NAME))["user"]["id"])
+    empty = (await gql.ok(PAGE, {"first": 0}))["user"]["followers"]
+    assert empty["edges"] == [] and empty["pageInfo"]["endCursor"]
+    page = (await gql.ok(PAGE, {"first": 10, "after": empty["pageInfo"]["endCursor"]}))["user"]["followers"]
+    assert [e["node"]["username"] for e in page["edges"]] == ["fan2", "fan1", "fan0"]
+    # an empty list has an end cursor too, and paging on from it is empty
+    await gql.sign_up("loner")
+    q = PAGE.replace('"star"', '"loner"')
+    none = (await gql.ok(q, {"first": 5}))["user"]["followers"]
+    assert none["edges"] == [] and none["pageInfo"]["endCursor"]
+    assert (await gql.ok(q, {"first": 5, "after": none["pageInfo"]["endCursor"]}))["user"]["followers"]["edges"] == []
+
+
+NODE_BY_NAME = '{ user(username: "star") { id } }'

@@ -71,3 +71,27 @@ async def test_record_profile_visit(gql):
     assert data["recordProfileVisit"] == {"ok": True, "errors": []}
     visits = await gql.tao.assoc_range(_store_id(gql, carol), "VISITED", 0, 10)
     assert [a.id2 for a in visits] == [_store_id(gql, alice)]
+
+
+async def test_an_empty_feed_page_has_an_end_cursor_to_page_on_from(gql):
+    alice_t, alice = await gql.sign_up("alice")
+    carol_t, _ = await gql.sign_up("carol")
+    await gql.mutate("follow", carol_t, alice)
+    posted = [await _post(gql, alice_t, f"post {i}") for i in range(3)]
+    await gql.tao.run_jobs_until_idle(include_delayed=False)
+    for mode in ("CHRONOLOGICAL", "RANKED"):
+        empty = (await gql.ok(FEED, {"first": 0, "after": None, "mode": mode}, carol_t))["viewer"]["feed"]
+        assert empty["edges"] == [] and empty["pageInfo"]["endCursor"] and empty["pageInfo"]["hasNextPage"]
+        after = empty["pageInfo"]["endCursor"]
+        again = (await gql.ok(FEED, {"first": 0, "after": after, "mode": mode}, carol_t))["viewer"]["feed"]
+        assert again["edges"] == [] and again["pageInfo"]["endCursor"]
+        page = (await gql.ok(FEED, {"first": 10, "after": again["pageInfo"]["endCursor"], "mode": mode},
+                             carol_t))["viewer"]["feed"]
+        assert {e["node"]["id"] for e in page["edges"]} == set(posted)
+        assert page["pageInfo"]["endCursor"] and not page["pageInfo"]["hasNextPage"]
+    # an empty feed too
+    lone_t, _ = await gql.sign_up("lone")
+    lone = (await gql.ok(FEED, {"first": 5, "after": None, "mode": "RANKED"}, lone_t))["viewer"]["feed"]
+    assert lone["edges"] == [] and lone["pageInfo"]["endCursor"]
+    rest = (await gql.ok(FEED, {"first": 5, "after": lone["pageInfo"]["endCursor"], "mode": "RANKED"}, lone_t))
+    assert rest["viewer"]["feed"]["edges"] == []
