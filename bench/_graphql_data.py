@@ -1,7 +1,8 @@
 """The GraphQL benchmark's data: a synthetic social graph with posts, likes and comments, and
 viewer accounts with session tokens — written straight into the store with its bulk verbs.
 
-Users and follows come from `tao.synthetic.load_graph` (heavy-tailed follows). Posts are built
+Users and follows come from `resolvers.synthetic.load_graph` (heavy-tailed follows; users hold
+their username claims). Posts are built
 with `resolvers.posts.post_data` (the one definition of a POST's data) and listed through
 AUTHORED edges, as `do_create_post` would; likes are LIKES edges; comments are COMMENT objects
 on their post's shard listed by HAS_COMMENT, as `do_add_comment` writes them. Viewers are real
@@ -17,8 +18,8 @@ from config import Settings
 from resolvers.accounts import do_sign_up, normalize_username
 from resolvers.context import RequestContext
 from resolvers.posts import post_data
+from resolvers.synthetic import GraphSpec, load_graph
 from tao import Tao
-from tao.synthetic import GraphSpec, load_graph
 
 BATCH = 2000
 
@@ -52,11 +53,8 @@ async def make_data(tao: Tao, settings: Settings, *, users: int, authors: int, p
     graph = await load_graph(tao, GraphSpec(users=users, posts_per_user=0, likes_per_user=0, seed=seed))
     d.users = graph.users
     d.author_ids = d.users[:authors]
-    # load_graph writes USER objects without username claims: claim the authors' (profile lookups).
-    for uid in d.author_ids:
-        name = (await tao.obj_get([uid]))[uid].data["username"]
-        assert await tao.key_claim("username", normalize_username(name), uid)
-        d.authors.append(name)
+    named = await tao.obj_get(d.author_ids)
+    d.authors = [named[uid].data["username"] for uid in d.author_ids]
 
     t0 = 1_700_000_000_000
     items, times = [], []

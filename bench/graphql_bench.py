@@ -6,7 +6,7 @@ same server and data with the in-process cache tier (`cache.backend = "local"`) 
 
 Starts 2 MariaDB + 2 memcached (tests.harness) unless `--services-json` names a running set;
 writes a generated graph (bench/_graphql_data.py: users and heavy-tailed follows from
-`tao.synthetic`, authors with posts, likes, comments, viewer accounts); then for each cache tier
+`resolvers.synthetic`, authors with posts, likes, comments, viewer accounts); then for each cache tier
 starts the app server in a subprocess (bench/_graphql_server.py: the real app plus stats and
 prewarm routes), warms it (every object, list and viewer edge the queries read, then every
 profile and a sample of posts over HTTP, then `--warmup` seconds of the load itself), and from a

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from resolvers.context import RequestContext
 
 TOKEN_PREFIX = "tgs_"
+USERNAME_KEYS = "username"  # the unique-key namespace: lower-cased username -> USER id
 END_SESSION_JOB = "accounts.end_session"
 USERNAME_RE = re.compile(r"^(?!.*\.\.)(?!\.)(?!.*\.$)[A-Za-z0-9._]{1,30}$")
 PASSWORD_MIN, PASSWORD_MAX = 8, 256
@@ -123,6 +124,13 @@ async def _dummy_hash(auth: AuthSettings) -> str:
     return _DUMMY[key]
 
 
+def user_data(username: str, full_name: str, password_hash: str | None) -> dict:
+    """A new USER's data (also for bulk loads, `resolvers.bulk`). No password hash: an account
+    that cannot log in (every log-in answers INVALID_CREDENTIALS)."""
+    return {"username": username, "full_name": full_name, "bio": "", "website": "",
+            "is_private": False, "password_hash": password_hash}
+
+
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -137,10 +145,8 @@ async def do_sign_up(ctx: RequestContext, username: str, password: str, full_nam
     if await ctx.loaders.user_id_by_username.load(key) is not None:
         raise taken
     password_hash = await hash_password(ctx.settings.auth, password)
-    data = {"username": username, "full_name": full_name, "bio": "", "website": "",
-            "is_private": False, "password_hash": password_hash}
-    user_id = await ctx.tao.obj_add("USER", data)
-    if not await ctx.tao.key_claim("username", key, user_id):
+    user_id = await ctx.tao.obj_add("USER", user_data(username, full_name, password_hash))
+    if not await ctx.tao.key_claim(USERNAME_KEYS, key, user_id):
         await ctx.tao.obj_delete(user_id)  # lost the race for the name: the account never existed
         raise taken
     ctx.loaders.user_id_by_username.clear(key)

@@ -39,10 +39,14 @@ async def do_like_post(ctx: RequestContext, post_id: int) -> Obj:
     post = await get_post(ctx, post_id)
     if post is None:
         raise not_found()
-    # The like carries the post's author and kind: the feed's affinity and content-type
-    # signals read them from the viewer's LIKES list without loading the posts.
-    await _set_like(ctx, "LIKES", post_id, True, {"a": int(post.data["author"]), "k": post.data.get("kind", "photo")})
+    await _set_like(ctx, "LIKES", post_id, True, like_data(post))
     return post
+
+
+def like_data(post: Obj) -> dict:
+    """A LIKES edge's data (also for bulk loads): the post's author and kind, so the feed's
+    affinity and content-type signals read them from the viewer's LIKES list without loading posts."""
+    return {"a": int(post.data["author"]), "k": post.data.get("kind", "photo")}
 
 
 async def do_unlike_post(ctx: RequestContext, post_id: int) -> Obj:

@@ -102,6 +102,11 @@ def _hooks(hooks: list[Hook], post: Obj) -> list[tuple[str, dict]]:
     return [job for hook in hooks for job in hook(post)]
 
 
+def publish_jobs(post: Obj) -> list[tuple[str, dict]]:
+    """The jobs to commit with the write that makes `post` visible (bulk loads commit them too)."""
+    return _hooks(ON_PUBLISH, post)
+
+
 def post_data(author: int, caption: str, *, hashtags: dict[str, int] | None = None, mentions: list[int] | None = None,
               location: int | None = None, media: list[int] | None = None, kind: str = "photo",
               status: str = VISIBLE, published_at: int | None = None) -> dict[str, Any]:

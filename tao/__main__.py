@@ -3,9 +3,9 @@
     python -m tao migrate                 apply schema migrations to every logical shard
     python -m tao worker [--shards 0-63]  run the outbox worker (any number of processes)
     python -m tao repair --shard N [--fix] verify (and fix) counts and inverse edges of a shard
-    python -m tao load-graph --users 1000 load a synthetic social graph (see tao/synthetic.py)
 
-Settings come from `--config FILE` / `TAOGRAM_CONFIG` and `TAOGRAM_*` variables.
+Settings come from `--config FILE` / `TAOGRAM_CONFIG` and `TAOGRAM_*` variables. (Loading a
+synthetic graph writes product data, so it goes through the domain: `python -m resolvers load-graph`.)
 """
 
 from __future__ import annotations
@@ -80,19 +80,6 @@ async def _repair(settings: Settings, args) -> int:
         await tao.close()
 
 
-async def _load_graph(settings: Settings, args) -> int:
-    from tao.synthetic import GraphSpec, load_graph
-    tao = await open_tao(settings, start_worker=False)
-    try:
-        made = await load_graph(tao, GraphSpec(users=args.users, posts_per_user=args.posts_per_user,
-                                               mean_follows=args.mean_follows, likes_per_user=args.likes_per_user,
-                                               seed=args.seed), progress=True)
-        print(made.summary())
-        return 0
-    finally:
-        await tao.close()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tao", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -104,16 +91,10 @@ def main(argv: list[str] | None = None) -> int:
     r = sub.add_parser("repair", help="verify counts and inverse edges")
     r.add_argument("--shard", help="e.g. 3 or 0-7 (default: all)")
     r.add_argument("--fix", action="store_true")
-    g = sub.add_parser("load-graph", help="load a synthetic social graph")
-    g.add_argument("--users", type=int, default=1000)
-    g.add_argument("--posts-per-user", type=float, default=3.0)
-    g.add_argument("--mean-follows", type=float, default=20.0)
-    g.add_argument("--likes-per-user", type=float, default=10.0)
-    g.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = load_settings(args.config)
-    run = {"migrate": _migrate, "worker": _worker, "repair": _repair, "load-graph": _load_graph}[args.command]
+    run = {"migrate": _migrate, "worker": _worker, "repair": _repair}[args.command]
     return asyncio.run(run(settings, args))
 
 

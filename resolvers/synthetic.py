@@ -1,17 +1,26 @@
-"""A synthetic social graph for batch jobs, demos and benchmarks — and the worked example of
-using `tao` from Python without the server:
+"""A synthetic social graph for demos, benchmarks and trying the API: users, heavy-tailed
+follows, posts and likes, loaded in bulk through the domain:
 
-    python -m tao load-graph --users 5000           # on the settings' store
+    .venv/bin/python -m resolvers load-graph --users 5000     # on the settings' store
     # or from code:
-    from tao import open_tao
-    from tao.synthetic import GraphSpec, load_graph
+    from resolvers.jobs import register_job_handlers
+    from resolvers.synthetic import GraphSpec, load_graph
+    register_job_handlers(tao)  # posts commit their feed fan-out jobs, as the API's do
     made = await load_graph(tao, GraphSpec(users=5000), progress=True)
     print(made.summary())
 
 Follows are heavy-tailed like a real social graph: who gets followed is drawn from a Zipf-like
 popularity (a few accounts collect most followers), and how many accounts each user follows is
-drawn from a log-normal. Everything goes through the bulk verbs (`obj_add_many`,
-`assoc_add_many`), so counts, inverse edges and the cache stay exact as with single writes.
+drawn from a log-normal.
+
+Why this lives in `resolvers` and not in `tao`: what makes data servable by the API is the
+domain's (a USER holds its `username` claim, a POST is VISIBLE with `published_at` and commits
+its feed fan-out with its AUTHORED edge, a like carries the post's author and kind). A loader in
+`tao` cannot import `resolvers`, so it could only copy those rules — and a copy drifts: the
+loader that lived there wrote users no `user(username:)` could find and posts `posts` never
+showed. Moving the rules down into the store would teach it the product. So the loader writes
+through the domain's bulk actions (`resolvers.bulk`), the same records and keys as the API's
+own writes, and the command that runs it is `python -m resolvers load-graph`.
 """
 
 from __future__ import annotations
@@ -25,7 +34,9 @@ from dataclasses import dataclass, field
 
 from tqdm import tqdm
 
-from tao.store import Tao
+from resolvers.accounts import USERNAME_KEYS
+from resolvers.bulk import do_add_follows_bulk, do_add_likes_bulk, do_add_posts_bulk, do_add_users_bulk
+from tao import Tao
 
 BATCH = 2000
 
@@ -38,6 +49,7 @@ class GraphSpec:
     likes_per_user: float = 10.0
     popularity_exponent: float = 1.0  # Zipf exponent of "who gets followed"
     seed: int = 1
+    username_prefix: str = "user"  # users are <prefix>0, <prefix>1, ...
 
 
 @dataclass
@@ -66,15 +78,28 @@ class ZipfSampler:
         return bisect(self._cum, self._rng.random() * self._cum[-1])
 
 
+class UsernamesTakenError(Exception):
+    """Some of the graph's usernames already exist: load into another store or use another prefix."""
+
+
 async def load_graph(tao: Tao, spec: GraphSpec, *, progress: bool = False) -> MadeGraph:
     rng = random.Random(spec.seed)
     made = MadeGraph()
     started = time.monotonic()
+    names = [f"{spec.username_prefix}{i}" for i in range(spec.users)]
+    for chunk in _chunks(names, BATCH):  # refuse before writing anything (a race is still caught below)
+        taken = await tao.key_get_many(USERNAME_KEYS, [n.lower() for n in chunk])
+        if taken:
+            raise UsernamesTakenError(f"{len(taken)} of the usernames exist already (e.g. {min(taken)}): "
+                                      "load into an empty store or pass another username prefix")
     bar = tqdm(total=4, desc="graph", unit="step", disable=not progress)
 
     for chunk in _chunks(range(spec.users), BATCH):
-        made.users += await tao.obj_add_many([("USER", {"username": f"user{i}", "name": f"User {i}"}, None)
-                                              for i in chunk])
+        ids = await do_add_users_bulk(tao, [(names[i], f"User {i}") for i in chunk])
+        if None in ids:
+            raise UsernamesTakenError(f"{ids.count(None)} usernames were taken while loading; "
+                                      "the rest of this chunk was loaded")
+        made.users += [i for i in ids if i is not None]
     bar.update()
 
     popularity = list(made.users)
@@ -90,17 +115,16 @@ async def load_graph(tao: Tao, spec: GraphSpec, *, progress: bool = False) -> Ma
             v = popularity[pick.sample()]
             if v != u:
                 chosen.add(v)
-        edges += [(u, "FOLLOWS", v) for v in chosen]
+        edges += [(u, v) for v in chosen]
         for v in chosen:
             followers[v] = followers.get(v, 0) + 1
-    made.follows = await _add_edges(tao, edges, progress, "follows")
+    # Follows before posts: the posts' fan-out jobs then reach every follower's feed.
+    made.follows = await _add_pairs(do_add_follows_bulk, tao, edges, progress, "follows")
     bar.update()
 
     owners = [u for u in made.users for _ in range(_poisson(rng, spec.posts_per_user))]
     for chunk in _chunks(owners, BATCH):
-        ids = await tao.obj_add_many([("POST", {"caption": f"post by {o}", "kind": "photo"}, o) for o in chunk])
-        made.posts += ids
-        await _add_edges(tao, [(o, "AUTHORED", p) for o, p in zip(chunk, ids)], False, "")
+        made.posts += await do_add_posts_bulk(tao, [(o, f"post by {o}") for o in chunk])
     bar.update()
 
     likes = set()
@@ -108,8 +132,8 @@ async def load_graph(tao: Tao, spec: GraphSpec, *, progress: bool = False) -> Ma
         post_pick = ZipfSampler(len(made.posts), 0.8, rng)
         for u in made.users:
             for _ in range(_poisson(rng, spec.likes_per_user)):
-                likes.add((u, "LIKES", made.posts[post_pick.sample()]))
-    made.likes = await _add_edges(tao, list(likes), progress, "likes")
+                likes.add((u, made.posts[post_pick.sample()]))
+    made.likes = await _add_pairs(do_add_likes_bulk, tao, list(likes), progress, "likes")
     bar.update()
     bar.close()
     made.top_followers = sorted(followers.items(), key=lambda p: -p[1])[:10]
@@ -117,11 +141,11 @@ async def load_graph(tao: Tao, spec: GraphSpec, *, progress: bool = False) -> Ma
     return made
 
 
-async def _add_edges(tao: Tao, edges: list[tuple], progress: bool, what: str) -> int:
+async def _add_pairs(add, tao: Tao, pairs: list[tuple[int, int]], progress: bool, what: str) -> int:
     added = 0
-    with tqdm(total=len(edges), desc=what, unit="edge", disable=not progress, leave=False) as bar:
-        for chunk in _chunks(edges, BATCH):
-            added += await tao.assoc_add_many(list(chunk))
+    with tqdm(total=len(pairs), desc=what, unit="edge", disable=not progress, leave=False) as bar:
+        for chunk in _chunks(pairs, BATCH):
+            added += await add(tao, chunk)
             bar.update(len(chunk))
     return added
 
