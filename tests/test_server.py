@@ -216,3 +216,18 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+async def test_websocket_operations_obey_the_string_input_rule(gql):
+    """The input rule lives in the schema, so the WebSocket transport gets it too (nothing stored)."""
+    token, _ = await gql.sign_up("ada")
+    async with gql.client.ws_connect("/graphql", protocols=[WS_PROTOCOL]) as ws:
+        await ws.send_json({"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}})
+        assert (await ws.receive_json(timeout=10))["type"] == "connection_ack"
+        await ws.send_json({"id": "1", "type": "subscribe", "payload": {
+            "query": "mutation($b: String) { updateProfile(input: {bio: $b}) { errors { code } } }",
+            "variables": {"b": "x\ud800y"}}})
+        msg = await ws.receive_json(timeout=10)
+        errors = msg["payload"] if msg["type"] == "error" else msg["payload"]["errors"]
+        assert [e["extensions"]["code"] for e in errors] == ["BAD_USER_INPUT"], msg
+    assert (await gql.ok('{ user(username: "ada") { bio } }'))["user"]["bio"] == ""
