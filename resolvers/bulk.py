@@ -25,7 +25,7 @@ from collections import defaultdict
 from resolvers import posts
 from resolvers.accounts import USERNAME_KEYS, normalize_username, user_data, validate_full_name, validate_username
 from resolvers.likes import like_data
-from tao import InvalidDataError, Tao
+from tao import Tao
 
 CLAIMS_AT_ONCE = 64  # concurrent key claims (each a small transaction on the key's shard)
 
@@ -53,7 +53,7 @@ async def do_add_posts_bulk(tao: Tao, items: list[tuple[int, str]], *, kind: str
     author's AUTHORED list with its publish jobs (feed fan-out) committed alongside."""
     for _, caption in items:
         if len(caption) > posts.CAPTION_MAX:
-            raise InvalidDataError(f"a caption is at most {posts.CAPTION_MAX} characters")
+            raise ValueError(f"a caption is at most {posts.CAPTION_MAX} characters")
     ids = await tao.obj_add_many([("POST", posts.post_data(author, caption, kind=kind), author)
                                   for author, caption in items])
     made = await tao.obj_get(ids)
@@ -72,7 +72,7 @@ async def do_add_follows_bulk(tao: Tao, pairs: list[tuple[int, int]]) -> int:
     followed = await tao.obj_get(list({b for _, b in pairs}))
     private = [u for u, obj in followed.items() if obj.data.get("is_private")]
     if private:
-        raise InvalidDataError(f"accounts {private[:5]} are private: follow them with a request (do_follow)")
+        raise ValueError(f"accounts {private[:5]} are private: follow them with a request (do_follow)")
     return await tao.assoc_add_many([(a, "FOLLOWS", b) for a, b in pairs if a != b])
 
 
