@@ -10,8 +10,9 @@ They write what the one-at-a-time actions write — the same records (`accounts.
   committed with their `ON_PUBLISH` jobs (feed fan-out), as `do_create_post` commits them;
   captions are stored as given (hashtags and mentions in them are not linked: use
   `do_create_post` for that);
-- follows are FOLLOWS edges between public accounts (a private account is followed through a
-  request: `do_follow`); likes are LIKES edges carrying the post's author and kind.
+- follows are FOLLOWS edges between public accounts with their feed backfill jobs (a private
+  account is followed through a request: `do_follow`); likes are LIKES edges carrying the
+  post's author and kind.
 
 Bulk loads skip per-request checks the API makes (privacy between the accounts, blocks): they
 are for data a batch job creates, not for acting on behalf of users.
@@ -24,6 +25,7 @@ from collections import defaultdict
 
 from resolvers import posts
 from resolvers.accounts import USERNAME_KEYS, normalize_username, user_data, validate_full_name, validate_username
+from resolvers.feed.backfill import on_relationship_added
 from resolvers.likes import like_data
 from tao import Tao
 
@@ -67,13 +69,20 @@ async def do_add_posts_bulk(tao: Tao, items: list[tuple[int, str]], *, kind: str
     return ids
 
 
-async def do_add_follows_bulk(tao: Tao, pairs: list[tuple[int, int]]) -> int:
-    """FOLLOWS edges (follower, followed) between public accounts; how many were new."""
+async def do_add_follows_bulk(tao: Tao, pairs: list[tuple[int, int]], *, backfill: bool = True) -> int:
+    """FOLLOWS edges (follower, followed) between public accounts; how many were new. Each
+    commits its feed backfill job, as `do_follow` does; `backfill=False` skips them where the
+    followed accounts have no posts yet (a loader that adds follows before posts)."""
     followed = await tao.obj_get(list({b for _, b in pairs}))
     private = [u for u, obj in followed.items() if obj.data.get("is_private")]
     if private:
         raise ValueError(f"accounts {private[:5]} are private: follow them with a request (do_follow)")
-    return await tao.assoc_add_many([(a, "FOLLOWS", b) for a, b in pairs if a != b])
+    pairs = [(a, b) for a, b in pairs if a != b]
+    jobs_by_shard: dict[int, list] = defaultdict(list)
+    if backfill:
+        for a, b in pairs:
+            jobs_by_shard[tao.shard(a)] += on_relationship_added(a, b)
+    return await tao.assoc_add_many([(a, "FOLLOWS", b) for a, b in pairs], jobs_by_shard=dict(jobs_by_shard))
 
 
 async def do_add_likes_bulk(tao: Tao, pairs: list[tuple[int, int]]) -> int:

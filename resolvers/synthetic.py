@@ -31,6 +31,7 @@ import random
 import time
 from bisect import bisect
 from dataclasses import dataclass, field
+from functools import partial
 
 from tqdm import tqdm
 
@@ -118,8 +119,9 @@ async def load_graph(tao: Tao, spec: GraphSpec, *, progress: bool = False) -> Ma
         edges += [(u, v) for v in chosen]
         for v in chosen:
             followers[v] = followers.get(v, 0) + 1
-    # Follows before posts: the posts' fan-out jobs then reach every follower's feed.
-    made.follows = await _add_pairs(do_add_follows_bulk, tao, edges, progress, "follows")
+    # Follows before posts: the posts' fan-out jobs then reach every follower's feed, and there
+    # is nothing yet for a follow's backfill job to bring (so none is committed).
+    made.follows = await _add_pairs(partial(do_add_follows_bulk, backfill=False), tao, edges, progress, "follows")
     bar.update()
 
     owners = [u for u in made.users for _ in range(_poisson(rng, spec.posts_per_user))]

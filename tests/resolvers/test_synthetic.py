@@ -88,3 +88,23 @@ async def test_load_graph_makes_data_the_api_serves(gql: GQL, gql_settings, tmp_
     code, out = await run(config, "-m", "resolvers", "load-graph", "--users", str(USERS + 10))
     assert code == 1 and "exist already" in out, out
     assert await tao.key_get_many("username", [f"user{USERS + 5}"]) == {}
+
+
+async def test_bulk_follows_backfill_feeds_and_refuse_private_accounts(gql: GQL):
+    from resolvers.bulk import do_add_follows_bulk
+
+    alice_t, _ = await gql.sign_up("alice")
+    await gql.sign_up("bob")
+    await gql.sign_up("carol", private=True)
+    for caption in ("one", "two"):
+        await gql.ok("mutation($c: String!) { createPost(input: {caption: $c}) { errors { code } } }", {"c": caption},
+                     alice_t)
+    await gql.tao.run_jobs_until_idle(include_delayed=False)
+    ids = await gql.tao.key_get_many("username", ["alice", "bob", "carol"])
+    with pytest.raises(ValueError, match="private"):
+        await do_add_follows_bulk(gql.tao, [(ids["bob"], ids["carol"])])
+    assert await do_add_follows_bulk(gql.tao, [(ids["bob"], ids["alice"])]) == 1
+    await gql.tao.run_jobs_until_idle(include_delayed=False)
+    authored = {a.id2 for a in await gql.tao.assoc_range(ids["alice"], "AUTHORED", 0, 10)}
+    assert {a.id2 for a in await gql.tao.assoc_time_range(ids["bob"], "FEED", limit=10)} == authored
+    assert len(authored) == 2
