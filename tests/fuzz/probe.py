@@ -165,7 +165,7 @@ BAD_REQUESTS: list[tuple[str, str, dict[str, str], bytes | None]] = [
      b'{"query": "{ viewer { id } }", "extensions": ' + b'{"a":' * 1000 + b"1" + b"}" * 1000 + b"}"),
     ("POST", "/graphql", {"Content-Type": "application/json"}, b'{"query": "query A { viewer { id } } query B { viewer { id } }"}'),
     ("POST", "/graphql", {"Content-Type": "application/json"},
-     b'{"query": "query($s: String!) { user(username: $s) { id } }", "variables": {"s": "x\ud800y"}}'),
+     b'{"query": "query($s: String!) { user(username: $s) { id } }", "variables": {"s": "x\\ud800y"}}'),
     ("POST", "/graphql", {"Content-Type": "application/json"},
      b'{"query": "{ uploadStatus(uploadId: \"\") { state } }"}'),
     ("POST", "/graphql", {"Content-Type": "application/json"}, b'{"query": "' + b"{ viewer { id } }" * 1 + b'", "variables": 7}'),
