@@ -65,7 +65,7 @@ from resolvers.context import RequestContext
 from resolvers.errors import AuthenticationError
 from resolvers.jobs import register_job_handlers
 from resolvers.media import MediaServices, media_services, run_sweeper
-from resolvers.throttle import FailureThrottle
+from resolvers.throttle import LoginThrottle
 from schema import build_schema
 from schema.request import BadRequestError, decode_json, parse_request
 from server_ws import TaogramWSHandler
@@ -78,7 +78,6 @@ STATIC_DIR = Path(__file__).resolve().parent / "schema" / "static"
 TAO_KEY = web.AppKey("tao", Tao)
 SETTINGS_KEY = web.AppKey("settings", Settings)
 MEDIA_KEY = web.AppKey("media", MediaServices)
-LOGIN_FAILURES, LOGIN_WINDOW_SECONDS = 10, 15 * 60
 HEALTH_TIMEOUT = 2.0  # seconds; a health check must answer even when a shard hangs
 # Read once at import, never on the event loop.
 GRAPHIQL_HTML = (STATIC_DIR / "graphiql.html").read_text()
@@ -132,8 +131,10 @@ class TaogramView(GraphQLView):
         )
         self.settings = settings
         self.max_json_depth = settings.limits.max_json_depth
-        # At most 10 failed log-ins per account per 15 minutes, per process.
-        self.login_throttle = FailureThrottle(LOGIN_FAILURES, LOGIN_WINDOW_SECONDS)
+        # Failed log-ins per account and per client address, per process (`AuthSettings.login_*`).
+        auth = settings.auth
+        self.login_throttle = LoginThrottle(auth.login_failures_per_username, auth.login_failures_per_address,
+                                            auth.login_window_seconds)
 
     async def render_graphql_ide(self, request: web.Request) -> web.Response:
         return web.Response(text=GRAPHIQL_HTML, content_type="text/html")

@@ -208,6 +208,15 @@ class AuthSettings:
     argon2_time_cost: int = 3
     argon2_memory_cost_kib: int = 65536
     argon2_parallelism: int = 4
+    # Password hashes (and checks) run at most this many at a time per process, in their own
+    # threads: one argon2id check is ~0.1 s of CPU, so a flood of log-ins must queue rather
+    # than take every core from the event loop.
+    password_hash_workers: int = 1
+    # Failed log-ins allowed per window, per username and per client address (the address
+    # bound stops floods of unknown or varied usernames); then TOO_MANY_ATTEMPTS until the window passes.
+    login_failures_per_username: int = 10
+    login_failures_per_address: int = 50
+    login_window_seconds: int = 15 * 60
 
 
 @dataclass
@@ -225,6 +234,9 @@ class LimitSettings:
     # JSON objects/arrays may nest this deep in a request (a body, a GET's `variables`, a
     # WebSocket message); deeper is a 400 (a 4400 close on a WebSocket) before anything runs.
     max_json_depth: int = 64
+    # Field selections (fields, fragment spreads, inline fragments) per document, counted before
+    # validation: validating overlapping fields grows with the square of this number.
+    max_selections: int = 200
 
 
 @dataclass

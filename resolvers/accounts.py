@@ -3,9 +3,10 @@
 Invariants:
 - A username is unique case-insensitively: it is claimed with `key_claim("username", lower)`
   before the account counts as created; a lost race deletes the new user object.
-- Passwords are hashed with argon2id in a thread (hashing is CPU-heavy and must never run on
-  the event loop); log-in spends the same work for an unknown username, so response time does
-  not reveal which usernames exist.
+- Passwords are hashed and checked with argon2id in `resolvers.passwords`' bounded pool, never
+  on the event loop; log-in spends the same work (one check) for an unknown username, so
+  response time does not reveal which usernames exist. Failed log-ins are throttled per
+  username and per client address (`LoginThrottle`); a refused attempt checks no password.
 - A session token is `tgs_<session id>_<secret>`: the id finds the SESSION object (on the
   user's shard, so a session lives and dies with its account's shard and authenticating is one
   cached object read), and only the secret's sha256 is stored, so a leaked database or cache
@@ -14,22 +15,17 @@ Invariants:
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import hashlib
 import hmac
 import re
 import secrets
 import time
-from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
-
-from config import AuthSettings
 from resolvers.errors import AuthenticationError, UserError
 from resolvers.ids import check_object_id
+from resolvers.passwords import hash_password, verify_password
 from tao import Obj, Tao
 
 if TYPE_CHECKING:
@@ -86,44 +82,6 @@ def _validate_password(password: str) -> None:
         )
 
 
-@lru_cache(maxsize=8)
-def _hasher(time_cost: int, memory_cost: int, parallelism: int) -> PasswordHasher:
-    return PasswordHasher(time_cost=time_cost, memory_cost=memory_cost, parallelism=parallelism)
-
-
-def _hasher_for(auth: AuthSettings) -> PasswordHasher:
-    return _hasher(auth.argon2_time_cost, auth.argon2_memory_cost_kib, auth.argon2_parallelism)
-
-
-async def hash_password(auth: AuthSettings, password: str) -> str:
-    return await asyncio.get_running_loop().run_in_executor(None, _hasher_for(auth).hash, password)
-
-
-async def _verify_password(auth: AuthSettings, stored: str | None, password: str) -> bool:
-    hasher = _hasher_for(auth)
-    # An unknown user still costs one verification (against a hash of a random password).
-    target = stored or await _dummy_hash(auth)
-
-    def verify() -> bool:
-        try:
-            return hasher.verify(target, password)
-        except (VerificationError, InvalidHashError):
-            return False
-
-    ok = await asyncio.get_running_loop().run_in_executor(None, verify)
-    return ok and stored is not None
-
-
-_DUMMY: dict[tuple[int, int, int], str] = {}
-
-
-async def _dummy_hash(auth: AuthSettings) -> str:
-    key = (auth.argon2_time_cost, auth.argon2_memory_cost_kib, auth.argon2_parallelism)
-    if key not in _DUMMY:
-        _DUMMY[key] = await hash_password(auth, secrets.token_urlsafe(16))
-    return _DUMMY[key]
-
-
 def user_data(username: str, full_name: str, password_hash: str | None) -> dict:
     """A new USER's data (also for bulk loads, `resolvers.bulk`). No password hash: an account
     that cannot log in (every log-in answers INVALID_CREDENTIALS)."""
@@ -158,12 +116,13 @@ async def do_sign_up(ctx: RequestContext, username: str, password: str, full_nam
 
 async def do_log_in(ctx: RequestContext, username: str, password: str) -> tuple[Obj, str]:
     """Check the credentials and open a session; returns (user, token)."""
-    throttle, key = ctx.login_throttle, normalize_username(username)[:64]
-    wait = throttle.retry_after(key) if throttle is not None else 0.0
+    throttle, key, address = ctx.login_throttle, normalize_username(username)[:64], ctx.client_key
+    what, wait = throttle.retry_after(key, address) if throttle is not None else ("", 0.0)
     if wait > 0:
+        whose = "this account" if what == "username" else "your network address"
         raise UserError(
             AccountErrorCode.TOO_MANY_ATTEMPTS,
-            f"Too many failed log-ins for this account: try again in {int(wait // 60) + 1} minute(s).",
+            f"Too many failed log-ins for {whose}: try again in {int(wait // 60) + 1} minute(s).",
             None,
         )
     user_id = None
@@ -171,13 +130,13 @@ async def do_log_in(ctx: RequestContext, username: str, password: str) -> tuple[
         user_id = await ctx.loaders.user_id_by_username.load(normalize_username(username))
     user = await ctx.loaders.object_by_id.load(user_id) if user_id is not None else None
     stored = user.data.get("password_hash") if user is not None else None
-    if not await _verify_password(ctx.settings.auth, stored, password):
+    if not await verify_password(ctx.settings.auth, stored, password):
         if throttle is not None:
-            throttle.record_failure(key)
+            throttle.record_failure(key, address)
         raise UserError(AccountErrorCode.INVALID_CREDENTIALS, "Wrong username or password.", None)
     assert user is not None
     if throttle is not None:
-        throttle.reset(key)
+        throttle.record_success(key)
     token = await _create_session(ctx, user.id)
     return user, token
 

@@ -15,7 +15,7 @@ from typing import Any
 from config import Settings
 from resolvers.errors import AuthenticationError
 from resolvers.loaders import Loaders
-from resolvers.throttle import FailureThrottle
+from resolvers.throttle import LoginThrottle
 from tao import Tao
 
 
@@ -35,7 +35,7 @@ class RequestContext:
     # Set by strawberry's graphql-transport-ws handler from the `connection_init` payload.
     connection_params: Any = None
     # Shared by the requests of one server process (see `resolvers.throttle`); None: no throttling.
-    login_throttle: FailureThrottle | None = None
+    login_throttle: LoginThrottle | None = None
     # The process's media store and upload service (`resolvers.media.MediaServices`); None: no media.
     media: Any = None
     # The WebSocket this operation runs on (server.py's; has `async close(code, reason)`), so the

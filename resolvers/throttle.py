@@ -1,7 +1,8 @@
 """Failure throttling (log-in attempts): at most `max_failures` per key within a sliding window.
 
-In process memory, per server process: it bounds online password guessing against one account
-to `max_failures` per window per process, on top of argon2's cost per attempt.
+In process memory, per server process: `LoginThrottle` bounds online password guessing against
+one account, and the password checks one client address can cause, to a number of failures per
+window per process, on top of argon2's cost per attempt.
 """
 
 from __future__ import annotations
@@ -45,3 +46,32 @@ class FailureThrottle:
 
     def reset(self, key: str) -> None:
         self._failures.pop(key, None)
+
+
+class LoginThrottle:
+    """Failed log-ins counted per username and per client address; either one over its limit
+    refuses further attempts (before any password is checked) until its window passes.
+
+    The address bound is what stops a flood of unknown or varied usernames, each of which
+    stays under the per-username limit. A success resets its username's count only: the
+    address's count is not a secret the client can clear by logging in to its own account.
+    """
+
+    def __init__(self, per_username: int, per_address: int, window_seconds: float) -> None:
+        self.usernames = FailureThrottle(per_username, window_seconds)
+        self.addresses = FailureThrottle(per_address, window_seconds)
+
+    def retry_after(self, username: str, address: str) -> tuple[str, float]:
+        """("username" or "address", seconds to wait) for the bound that refuses; ("", 0) if none."""
+        for what, throttle, key in (("address", self.addresses, address), ("username", self.usernames, username)):
+            wait = throttle.retry_after(key)
+            if wait > 0:
+                return what, wait
+        return "", 0.0
+
+    def record_failure(self, username: str, address: str) -> None:
+        self.usernames.record_failure(username)
+        self.addresses.record_failure(address)
+
+    def record_success(self, username: str) -> None:
+        self.usernames.reset(username)

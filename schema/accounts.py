@@ -13,11 +13,20 @@ from strawberry import Info
 from resolvers import accounts
 from resolvers.context import RequestContext
 from resolvers.errors import UserError
+from schema.cost import register_field_cost
 from schema.errors import Error, user_errors
 from schema.users import User
 
 AccountErrorCode = strawberry.enum(accounts.AccountErrorCode)
 Ctx = Info[RequestContext, None]
+
+# One argon2id hash or check at the default cost takes ~0.12 s of CPU (argon2-cffi, time_cost 3,
+# 64 MiB, 4 lanes), far more than reading a page: priced so that the default budget (10 000
+# points a minute) pays for 20 of them per viewer a minute. Each may appear once per document,
+# so aliases cannot multiply that work inside one priced request.
+PASSWORD_CHECK_COST = 500
+register_field_cost("Mutation", "logIn", PASSWORD_CHECK_COST, once_per_document=True)
+register_field_cost("Mutation", "signUp", PASSWORD_CHECK_COST, once_per_document=True)
 
 
 @strawberry.type

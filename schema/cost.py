@@ -1,11 +1,16 @@
-"""Query cost: a static estimate of how many objects an operation can return, before it runs.
+"""Query cost: a static estimate of how much work an operation can cause, before it runs.
 
 The model (Shopify's, simplified): every field that returns an object costs 1, scaled by the
 page sizes of the connections it sits under; scalars are free; a field with a `first` argument
-multiplies everything below it by `first` (its default when not given); `nodes(ids:)` by the
-number of ids; each mutation field costs `MUTATION_COST` more; a few expensive fields cost more
-than 1 (`register_field_cost`). Introspection is free. So
+multiplies everything below it by `first`; any other field with list arguments (`nodes(ids:)`)
+by the length of its longest list; each mutation field costs `MUTATION_COST` more; a few
+expensive fields cost more than 1 (`register_field_cost`). Introspection is free. So
 `followers(first: 50) { edges { node { username } } }` costs 1 + 50 * 2 = 101.
+
+Arguments are costed as execution will see them: coerced by graphql-core from the literals,
+the request's variables and the operation's variable defaults, and the field's own defaults.
+A document also costs at least one point per selection in it (`count_selections`): that is
+the work of validating it, which every document causes, valid or not.
 
 `CostBudget` is a token bucket per viewer (anonymous clients by address), refilled evenly over
 `LimitSettings.cost_window_seconds`; it lives in the server process (each process enforces its
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from graphql import (
@@ -23,97 +29,149 @@ from graphql import (
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
+    GraphQLError,
+    GraphQLField,
     GraphQLInterfaceType,
     GraphQLObjectType,
     GraphQLSchema,
     InlineFragmentNode,
+    OperationDefinitionNode,
     OperationType,
     SelectionSetNode,
+    get_argument_values,
     get_named_type,
     get_operation_ast,
+    get_variable_values,
     is_composite_type,
-    value_from_ast,
 )
+from graphql.execution.values import VariableValues
 
 MUTATION_COST = 10
 
 # Fields whose resolution costs far more than one object (typename, field) -> points, charged per
 # occurrence like an object field. Domains register theirs with `register_field_cost`.
 _FIELD_COSTS: dict[tuple[str, str], int] = {}
+# Fields a document may contain at most once (typename, field), e.g. the mutations that check a
+# password: their work is priced per request, and repeating them under aliases would multiply it.
+_ONCE_PER_DOCUMENT: set[tuple[str, str]] = set()
 
 
-def register_field_cost(typename: str, field: str, cost: int) -> None:
+def register_field_cost(typename: str, field: str, cost: int, *, once_per_document: bool = False) -> None:
     _FIELD_COSTS[(typename, field)] = cost
+    if once_per_document:
+        _ONCE_PER_DOCUMENT.add((typename, field))
+
+
+def count_selections(document: DocumentNode) -> int:
+    """Fields, fragment spreads and inline fragments in the document as written (fragments not
+    expanded): a linear walk, cheap enough to run before validation, whose work grows faster."""
+    count = 0
+    stack: list[SelectionSetNode] = [d.selection_set for d in document.definitions
+                                     if isinstance(d, (OperationDefinitionNode, FragmentDefinitionNode))]
+    while stack:
+        for sel in stack.pop().selections:
+            count += 1
+            selection_set = getattr(sel, "selection_set", None)
+            if selection_set is not None:
+                stack.append(selection_set)
+    return count
+
+
+@dataclass
+class OperationCost:
+    points: int
+    # "Type.field" of each occurrence of a once-per-document field, in document order.
+    once_fields: list[str] = field(default_factory=list)
 
 
 def query_cost(schema: GraphQLSchema, document: DocumentNode, operation_name: str | None,
-               variables: dict[str, Any] | None, max_page: int) -> int:
+               variables: dict[str, Any] | None, max_page: int) -> OperationCost:
     op = get_operation_ast(document, operation_name)
     if op is None:
-        return 0
+        return OperationCost(0)
     root = {OperationType.QUERY: schema.query_type, OperationType.MUTATION: schema.mutation_type,
             OperationType.SUBSCRIPTION: schema.subscription_type}[op.operation]
     if root is None:
-        return 0
+        return OperationCost(0)
+    coerced = get_variable_values(schema, op.variable_definitions or (), variables or {}, max_errors=1)
+    if isinstance(coerced, list):
+        return OperationCost(0)  # the variables do not coerce: execution refuses the operation
     fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
-    walker = _Walker(schema, fragments, variables or {}, max_page)
-    cost = walker.selection_cost(root, op.selection_set, 1)
+    walker = _Walker(schema, fragments, coerced, max_page)
+    points, once = walker.selection_cost(root, op.selection_set)
     if op.operation == OperationType.MUTATION:
-        cost += MUTATION_COST * sum(1 for s in op.selection_set.selections if isinstance(s, FieldNode))
-    return cost
+        points += MUTATION_COST * sum(1 for s in op.selection_set.selections if isinstance(s, FieldNode))
+    return OperationCost(points, once)
 
 
 class _Walker:
+    """Costs selection sets at a multiplier of 1 and scales: a selection's cost is linear in the
+    multiplier above it, so each (type, selection set) is costed once, however often fragments
+    repeat it (a chain of doubled fragment spreads would otherwise take exponential time)."""
+
     def __init__(self, schema: GraphQLSchema, fragments: dict[str, FragmentDefinitionNode],
-                 variables: dict[str, Any], max_page: int) -> None:
+                 variables: VariableValues, max_page: int) -> None:
         self.schema = schema
         self.fragments = fragments
         self.variables = variables
         self.max_page = max_page
+        self._memo: dict[tuple[str, int], tuple[int, list[str]]] = {}
 
-    def selection_cost(self, parent: Any, selection_set: SelectionSetNode | None, mult: int) -> int:
+    def selection_cost(self, parent: Any, selection_set: SelectionSetNode | None) -> tuple[int, list[str]]:
         if selection_set is None:
-            return 0
-        total = 0
+            return 0, []
+        key = (getattr(parent, "name", ""), id(selection_set))
+        if key in self._memo:
+            return self._memo[key]
+        total, once = 0, []
         for sel in selection_set.selections:
             if isinstance(sel, FieldNode):
-                total += self.field_cost(parent, sel, mult)
+                points, found = self.field_cost(parent, sel)
             elif isinstance(sel, InlineFragmentNode):
                 cond = self.schema.get_type(sel.type_condition.name.value) if sel.type_condition else parent
-                total += self.selection_cost(cond or parent, sel.selection_set, mult)
-            elif isinstance(sel, FragmentSpreadNode):
-                frag = self.fragments.get(sel.name.value)
-                if frag is not None:
-                    cond = self.schema.get_type(frag.type_condition.name.value) or parent
-                    total += self.selection_cost(cond, frag.selection_set, mult)
-        return total
+                points, found = self.selection_cost(cond or parent, sel.selection_set)
+            elif isinstance(sel, FragmentSpreadNode) and sel.name.value in self.fragments:
+                frag = self.fragments[sel.name.value]
+                points, found = self.selection_cost(self.schema.get_type(frag.type_condition.name.value) or parent,
+                                                    frag.selection_set)
+            else:
+                continue
+            total += points
+            once += found
+        self._memo[key] = total, once
+        return total, once
 
-    def field_cost(self, parent: Any, node: FieldNode, mult: int) -> int:
+    def field_cost(self, parent: Any, node: FieldNode) -> tuple[int, list[str]]:
         name = node.name.value
         if name.startswith("__") or not isinstance(parent, (GraphQLObjectType, GraphQLInterfaceType)):
-            return 0
-        field = parent.fields.get(name)
-        if field is None:
-            return 0
-        named = get_named_type(field.type)
+            return 0, []
+        field_def = parent.fields.get(name)
+        if field_def is None:
+            return 0, []
         own = _FIELD_COSTS.get((parent.name, name))
+        once = [f"{parent.name}.{name}"] if (parent.name, name) in _ONCE_PER_DOCUMENT else []
+        named = get_named_type(field_def.type)
         if not is_composite_type(named):
-            return mult * own if own else 0
-        args = {a.name.value: a for a in node.arguments or ()}
-        child_mult = mult
-        if "first" in field.args:
-            child_mult = mult * self._int_arg(args.get("first"), field.args["first"])
-        elif "ids" in field.args and "ids" in args:
-            ids = value_from_ast(args["ids"].value, field.args["ids"].type, self.variables)
-            child_mult = mult * (len(ids) if isinstance(ids, list) else 1)
-        return mult * (own or 1) + self.selection_cost(named, node.selection_set, child_mult)
+            return own or 0, once
+        below, found = self.selection_cost(named, node.selection_set)
+        return (own or 1) + self._multiplier(field_def, node) * below, once + found
 
-    def _int_arg(self, node: Any, arg_def: Any) -> int:
-        value = value_from_ast(node.value, arg_def.type, self.variables) if node is not None else arg_def.default_value
-        if not isinstance(value, int) or isinstance(value, bool):
+    def _multiplier(self, field_def: GraphQLField, node: FieldNode) -> int:
+        """How many items the field can return: its `first` (capped: larger pages are refused
+        when they run), else the length of its longest list argument, else 1."""
+        if not field_def.args:
             return 1
-        # Over-large pages are refused when they run; cost them at the cap, not the ask.
-        return max(0, min(value, self.max_page))
+        try:
+            args = get_argument_values(field_def, node, self.variables)
+        except GraphQLError:
+            return 1  # execution refuses the field's arguments: nothing below it runs
+        first = args.get("first")
+        if "first" in field_def.args:
+            if not isinstance(first, int) or isinstance(first, bool):
+                return 1
+            return max(0, min(first, self.max_page))
+        lengths = [len(v) for v in args.values() if isinstance(v, list)]
+        return max(lengths) if lengths else 1
 
 
 class CostBudget:
@@ -125,16 +183,35 @@ class CostBudget:
         self._buckets: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()
 
+    def _level(self, key: str, now: float) -> float:
+        level, at = self._buckets.get(key, (float(self.capacity), now))
+        return min(float(self.capacity), level + (now - at) * self.rate)
+
+    def _store(self, key: str, level: float, now: float) -> None:
+        self._buckets[key] = (level, now)
+        if len(self._buckets) > 100_000:  # forget full buckets: they carry no information
+            self._buckets = {k: v for k, v in self._buckets.items() if v[0] < self.capacity}
+
+    def available(self, key: str) -> float:
+        with self._lock:
+            return self._level(key, time.monotonic())
+
     def try_spend(self, key: str, cost: int) -> tuple[bool, float]:
         """Spend `cost` points if available; returns (spent, points left)."""
         now = time.monotonic()
         with self._lock:
-            level, at = self._buckets.get(key, (float(self.capacity), now))
-            level = min(float(self.capacity), level + (now - at) * self.rate)
+            level = self._level(key, now)
             ok = cost <= level
             if ok:
                 level -= cost
-            self._buckets[key] = (level, now)
-            if len(self._buckets) > 100_000:  # forget full buckets: they carry no information
-                self._buckets = {k: v for k, v in self._buckets.items() if v[0] < self.capacity}
+            self._store(key, level, now)
             return ok, level
+
+    def charge(self, key: str, cost: int) -> float:
+        """Take `cost` points whether or not they are all there (down to none): for work already
+        done, such as a document refused by validation. Returns the points left."""
+        now = time.monotonic()
+        with self._lock:
+            level = max(0.0, self._level(key, now) - cost)
+            self._store(key, level, now)
+            return level

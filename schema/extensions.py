@@ -1,9 +1,12 @@
 """Request-wide policies as strawberry schema extensions: limits, cost, and what errors say.
 
-- `OperationGuard`: fresh loaders per operation; refuses bad string inputs (too long, NUL,
-  unpaired surrogates: `schema.input_strings`) and operations over the cost limit or the
-  viewer's remaining budget before anything runs; reports `extensions.cost` (Shopify's shape)
-  and `extensions.requestId` on every response.
+- `OperationGuard`: fresh loaders per operation; before validation, refuses documents with
+  more than `max_selections` selections (validation's work grows with their square) and
+  viewers whose budget cannot pay for validating them, and charges the budget for documents
+  that fail validation; before execution, refuses bad string inputs (too long, NUL,
+  unpaired surrogates: `schema.input_strings`), a second once-per-document
+  field (`logIn`, `signUp`), and operations over the cost limit or the viewer's remaining
+  budget. Reports `extensions.cost` (Shopify's shape) and `extensions.requestId` on every response.
 - `OperationChoice`: a document of several operations needs `operationName` (the
   GraphQL-over-HTTP spec's request error, code `BAD_REQUEST`; graphql-core alone would run the
   first one), on every surface.
@@ -25,7 +28,7 @@ from strawberry.extensions import MaskErrors, SchemaExtension
 
 from config import LimitSettings
 from resolvers.errors import TOP_LEVEL_ERRORS, AppError
-from schema.cost import CostBudget, query_cost
+from schema.cost import CostBudget, count_selections, query_cost
 from schema.input_strings import string_input_error
 from tao import ShardUnavailableError
 
@@ -106,6 +109,7 @@ class OperationGuard(SchemaExtension):
         self.limits = limits
         self.budget = budget
         self.cost: dict[str, Any] | None = None
+        self.selections = 0
 
     def on_operation(self) -> Iterator[None]:
         reset = getattr(self.execution_context.context, "reset_loaders", None)
@@ -113,11 +117,64 @@ class OperationGuard(SchemaExtension):
             reset()  # a WebSocket connection keeps its context: never share loaders between operations
         yield
 
+    def on_validate(self) -> Iterator[None]:
+        ec = self.execution_context
+        refusal = self._check_document()
+        if refusal is not None:
+            ec.pre_execution_errors = [refusal]  # strawberry then skips validation
+            yield
+            return
+        yield
+        if ec.pre_execution_errors:  # refused by validation, after doing its work: charge that work
+            self._report(self.selections, self.budget.charge(self._key(), self.selections))
+
     async def on_execute(self) -> AsyncIterator[None]:
         refusal = self._check()
         if refusal is not None:
             self.execution_context.result = refusal
         yield
+
+    def _key(self) -> str:
+        return getattr(self.execution_context.context, "cost_key", "anonymous")
+
+    def _report(self, cost: int, left: float) -> None:
+        self.cost = {
+            "requestedQueryCost": cost,
+            "maximumQueryCost": self.limits.max_query_cost,
+            "throttleStatus": {
+                "maximumAvailable": self.budget.capacity,
+                "currentlyAvailable": int(left),
+                "restoreRate": round(self.budget.rate, 3),
+            },
+        }
+
+    def _throttled(self, cost: int, left: float) -> GraphQLError:
+        wait = (cost - left) / self.budget.rate
+        return GraphQLError(
+            f"Query cost budget exhausted: this query needs {cost} points and {int(left)} are left; "
+            f"retry in {wait:.1f} s or send cheaper queries.", extensions={"code": "THROTTLED"})
+
+    def _check_document(self) -> GraphQLError | None:
+        """Before validation, whose work grows with the square of the document's selections:
+        refuse documents over `max_selections` (charged as if validated) and viewers whose
+        budget cannot pay for validating this one."""
+        document = self.execution_context.graphql_document
+        if document is None:
+            return None
+        self.selections = n = count_selections(document)
+        cap = self.limits.max_selections
+        if n > cap:
+            self._report(n, self.budget.charge(self._key(), n))
+            return GraphQLError(
+                f"This document has {n} field selections, more than the limit of {cap}, so it was not "
+                f"validated (validation work grows with the square of that number): split it into "
+                f"several requests or use fragments instead of repeating fields. It was charged {n} points.",
+                extensions={"code": "GRAPHQL_VALIDATION_FAILED"})
+        left = self.budget.available(self._key())
+        if n > left:
+            self._report(n, left)
+            return self._throttled(n, left)
+        return None
 
     def _check(self) -> GraphQLExecutionResult | None:
         ec = self.execution_context
@@ -126,25 +183,23 @@ class OperationGuard(SchemaExtension):
             return GraphQLExecutionResult(data=None, errors=[bad_string])
         if ec.graphql_document is None:
             return None
-        cost = query_cost(ec.schema._schema, ec.graphql_document, ec.operation_name, ec.variables,
-                          self.limits.max_page_size)
+        estimate = query_cost(ec.schema._schema, ec.graphql_document, ec.operation_name, ec.variables,
+                              self.limits.max_page_size)
+        if len(estimate.once_fields) > 1:
+            names = ", ".join(estimate.once_fields)
+            return _refuse(
+                f"At most one of these fields may run per request, and this one asks for {names}: "
+                "send each in its own request.", "BAD_USER_INPUT")
+        cost = max(estimate.points, self.selections)  # at least what validating it cost
         self.cost = {"requestedQueryCost": cost, "maximumQueryCost": self.limits.max_query_cost}
         if cost > self.limits.max_query_cost:
             return _refuse(
                 f"This query costs {cost} points, more than the limit of {self.limits.max_query_cost}: "
                 "ask for smaller pages (`first`) or split it into several queries.", "MAX_COST_EXCEEDED")
-        key = getattr(ec.context, "cost_key", "anonymous")
-        ok, left = self.budget.try_spend(key, cost)
-        self.cost["throttleStatus"] = {
-            "maximumAvailable": self.budget.capacity,
-            "currentlyAvailable": int(left),
-            "restoreRate": round(self.budget.rate, 3),
-        }
+        ok, left = self.budget.try_spend(self._key(), cost)
+        self._report(cost, left)
         if not ok:
-            wait = (cost - left) / self.budget.rate
-            return _refuse(
-                f"Query cost budget exhausted: this query needs {cost} points and {int(left)} are left; "
-                f"retry in {wait:.1f} s or send cheaper queries.", "THROTTLED")
+            return GraphQLExecutionResult(data=None, errors=[self._throttled(cost, left)])
         return None
 
     def get_results(self) -> dict[str, Any]:

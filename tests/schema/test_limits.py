@@ -62,11 +62,12 @@ async def test_over_costly_query_refused(gql):
 
 
 async def test_budget_per_viewer(gql_with):
-    async with gql_with(cost_budget=250, cost_window_seconds=3600) as g:
+    # Two sign-ups (512 points each) fit the anonymous client's bucket; each viewer has their own.
+    async with gql_with(cost_budget=1100, cost_window_seconds=3600) as g:
         ta, _ = await g.sign_up("ada")
         tb, _ = await g.sign_up("bob")
-        q = "{ viewer { followers(first: 50) { nodes { username } } } }"  # 1 + 1 + 50 = 52 points
-        for _ in range(4):
+        q = "{ viewer { followers(first: 100) { nodes { username } } } }"  # 1 + 1 + 100 = 102 points
+        for _ in range(10):
             assert "errors" not in await g(q, token=ta)
         body = await g(q, token=ta)
         assert codes(body) == ["THROTTLED"] and body["data"] is None
