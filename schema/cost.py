@@ -63,18 +63,47 @@ def register_field_cost(typename: str, field: str, cost: int, *, once_per_docume
 
 
 def count_selections(document: DocumentNode) -> int:
-    """Fields, fragment spreads and inline fragments in the document as written (fragments not
-    expanded): a linear walk, cheap enough to run before validation, whose work grows faster."""
-    count = 0
-    stack: list[SelectionSetNode] = [d.selection_set for d in document.definitions
-                                     if isinstance(d, (OperationDefinitionNode, FragmentDefinitionNode))]
+    """Fields, fragment spreads and inline fragments in the document, a fragment's counted again
+    wherever it is spread (validation rules walk each spread). Linear in the document's size, so
+    cheap enough to run before validation, whose work grows faster; fragments that spread each
+    other in a cycle are expanded once (validation refuses them)."""
+    fragments: dict[str, tuple[int, list[str]]] = {}
+    operations: list[tuple[int, list[str]]] = []
+    for definition in document.definitions:
+        if isinstance(definition, FragmentDefinitionNode):
+            fragments[definition.name.value] = _count_written(definition.selection_set)
+        elif isinstance(definition, OperationDefinitionNode):
+            operations.append(_count_written(definition.selection_set))
+    sizes: dict[str, int] = {}
+    done: set[str] = set()
+    for name in fragments:  # post-order over the spread graph, with an explicit stack
+        stack = [(name, False)]
+        while stack:
+            current, children_done = stack.pop()
+            if children_done:
+                written, spreads = fragments[current]
+                sizes[current] = written + sum(sizes.get(s, 0) for s in spreads)
+                continue
+            if current in done:
+                continue
+            done.add(current)
+            stack.append((current, True))
+            stack.extend((s, False) for s in fragments[current][1] if s in fragments and s not in done)
+    return sum(written + sum(sizes.get(s, 0) for s in spreads) for written, spreads in operations)
+
+
+def _count_written(selection_set: SelectionSetNode) -> tuple[int, list[str]]:
+    """(selections written under `selection_set`, names of the fragments spread there)."""
+    count, spreads = 0, []
+    stack = [selection_set]
     while stack:
         for sel in stack.pop().selections:
             count += 1
-            selection_set = getattr(sel, "selection_set", None)
-            if selection_set is not None:
-                stack.append(selection_set)
-    return count
+            if isinstance(sel, FragmentSpreadNode):
+                spreads.append(sel.name.value)
+            elif sel.selection_set is not None:
+                stack.append(sel.selection_set)
+    return count, spreads
 
 
 @dataclass

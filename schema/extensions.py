@@ -166,9 +166,9 @@ class OperationGuard(SchemaExtension):
         if n > cap:
             self._report(n, self.budget.charge(self._key(), n))
             return GraphQLError(
-                f"This document has {n} field selections, more than the limit of {cap}, so it was not "
-                f"validated (validation work grows with the square of that number): split it into "
-                f"several requests or use fragments instead of repeating fields. It was charged {n} points.",
+                f"This document has {n} field selections (fragments counted wherever they are spread), "
+                f"more than the limit of {cap}, so it was not validated: validating grows with the square "
+                "of that number. Split it into several requests, or ask for fewer repeated fields.",
                 extensions={"code": "GRAPHQL_VALIDATION_FAILED"})
         left = self.budget.available(self._key())
         if n > left:

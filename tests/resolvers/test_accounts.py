@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+import time
+
 import pytest
 
 pytestmark = pytest.mark.no_blocking
@@ -171,3 +175,101 @@ async def test_failed_log_ins_are_throttled_per_account(gql):
     # other accounts are not affected
     p = (await gql.ok(LOG_IN, {"u": "bob", "p": "a good password"}))["logIn"]
     assert p["errors"] == [] and p["token"]
+
+
+class PasswordChecks:
+    """Counts argon2 verifications (the work a log-in costs) and how many run at once."""
+
+    def __init__(self, monkeypatch, hold: float = 0.0) -> None:
+        from argon2 import PasswordHasher
+
+        self.calls, self.running, self.most_at_once, self.threads = 0, 0, 0, set()
+        self._lock = threading.Lock()
+        original = PasswordHasher.verify
+
+        def verify(hasher, *args, **kwargs):
+            with self._lock:
+                self.calls += 1
+                self.running += 1
+                self.most_at_once = max(self.most_at_once, self.running)
+                self.threads.add(threading.current_thread().name)
+            try:
+                time.sleep(hold)  # long enough for concurrent checks to overlap (off the loop: allowed)
+                return original(hasher, *args, **kwargs)
+            finally:
+                with self._lock:
+                    self.running -= 1
+
+        monkeypatch.setattr(PasswordHasher, "verify", verify)
+
+
+@pytest.fixture
+def checks(monkeypatch):
+    return PasswordChecks(monkeypatch)
+
+
+async def test_an_unknown_username_costs_one_check_like_a_wrong_password(gql, checks):
+    await sign_up(gql, "ada")
+    for user, pw in (("ada", "wrong password"), ("nobody", "a good password"), ("bad name!", "x"),
+                     ("ada", "a good password")):
+        before = checks.calls
+        await gql.ok(LOG_IN, {"u": user, "p": pw})
+        assert checks.calls - before == 1, (user, pw)  # the same work whether or not the user exists
+
+
+async def test_password_checks_run_off_the_loop_in_a_bounded_pool(gql, monkeypatch):
+    checks = PasswordChecks(monkeypatch, hold=0.05)
+    answers = await asyncio.gather(*(gql.ok(LOG_IN, {"u": f"user{i}", "p": "a good password"}) for i in range(6)))
+    assert all(a["logIn"]["errors"][0]["code"] == "INVALID_CREDENTIALS" for a in answers)
+    assert checks.calls == 6
+    assert checks.most_at_once == 1  # AuthSettings.password_hash_workers: a flood queues, it does not take every core
+    assert all(name.startswith("taogram-password") for name in checks.threads), checks.threads
+
+
+async def test_one_password_check_per_request(gql, checks):
+    await sign_up(gql, "ada")
+    two = """mutation { a: logIn(input: {username: "ada", password: "a good password"}) { token }
+                        b: logIn(input: {username: "ada", password: "guess two"}) { token } }"""
+    body = await gql(two)
+    assert body["data"] is None and body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert "Mutation.logIn, Mutation.logIn" in body["errors"][0]["message"]
+    mixed = """mutation { signUp(input: {username: "bob", password: "a good password"}) { token }
+                          logIn(input: {username: "ada", password: "a good password"}) { token } }"""
+    body = await gql(mixed)
+    assert body["data"] is None and body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert checks.calls == 0 and await gql.tao.key_get_many("username", ["bob"]) == {}  # nothing ran
+
+
+# These change the settings the app is built with: request them before `gql`.
+@pytest.fixture
+def five_failures_per_address(gql_settings):
+    gql_settings.auth.login_failures_per_address = 5
+
+
+@pytest.fixture
+def small_budget(gql_settings):
+    gql_settings.limits.cost_budget, gql_settings.limits.cost_window_seconds = 1100, 3600
+
+
+async def test_failed_log_ins_are_throttled_per_address(five_failures_per_address, gql, checks):
+    await sign_up(gql, "ada")
+    for i in range(5):  # five different unknown usernames: no one username reaches its limit
+        p = (await gql.ok(LOG_IN, {"u": f"nobody{i}", "p": "a good password"}))["logIn"]
+        assert [e["code"] for e in p["errors"]] == ["INVALID_CREDENTIALS"]
+    before = checks.calls
+    p = (await gql.ok(LOG_IN, {"u": "ada", "p": "a good password"}))["logIn"]
+    assert p["token"] is None and [e["code"] for e in p["errors"]] == ["TOO_MANY_ATTEMPTS"]
+    assert "network address" in p["errors"][0]["message"] and "try again in" in p["errors"][0]["message"]
+    assert checks.calls == before  # refused without checking a password
+
+
+async def test_password_mutations_are_priced(small_budget, gql, checks):
+    body = await gql(SIGN_UP, {"i": {"username": "ada", "password": "a good password", "fullName": "A"}})
+    # 500 for the hash, 10 for a mutation, 1 each for the payload's user and errors
+    assert body["extensions"]["cost"]["requestedQueryCost"] == 512
+    body = await gql(LOG_IN, {"u": "ada", "p": "a good password"})
+    assert body["data"]["logIn"]["token"] and body["extensions"]["cost"]["requestedQueryCost"] == 512
+    before = checks.calls
+    body = await gql(LOG_IN, {"u": "ada", "p": "a good password"})  # 1100 - 2 x 512 = 76 points left
+    assert body["data"] is None and body["errors"][0]["extensions"]["code"] == "THROTTLED"
+    assert checks.calls == before

@@ -4,6 +4,9 @@ introspection and field suggestions. Each refusal is a clear GraphQL error (HTTP
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 DEEP = "{ viewer { followers { nodes { followers { nodes { followers { nodes { username } } } } } } } }"  # depth 7
 
 
@@ -95,3 +98,89 @@ async def test_introspection_allowed_despite_depth_limit(gql):
 
     body = await gql(get_introspection_query())
     assert "errors" not in body and body["data"]["__schema"]["queryType"]["name"] == "Query"
+
+
+NESTED = "followers(first: {f}) {{ nodes {{ followers(first: {f}) {{ nodes {{ followers(first: {f}) {{ nodes {{ id }} }} }} }} }} }}"
+
+
+async def test_arguments_are_costed_as_coerced_variable_defaults_included(gql):
+    # user + followers + 100 nodes + 100 followers + 100^2 nodes + 100^2 followers + 100^3 nodes
+    literal = await gql('{ user(username: "x") { %s } }' % NESTED.format(f="100"))
+    assert codes(literal) == ["MAX_COST_EXCEEDED"] and literal["extensions"]["cost"]["requestedQueryCost"] == 1_020_202
+    defaulted = await gql('query($f: Int! = 100) { user(username: "x") { %s } }' % NESTED.format(f="$f"))
+    assert codes(defaulted) == ["MAX_COST_EXCEEDED"] and defaulted["extensions"]["cost"] == literal["extensions"]["cost"]
+    # a nullable variable left out: the field's own default (20) applies, as in execution
+    unset = await gql('query($f: Int) { user(username: "x") { %s } }' % NESTED.format(f="$f"))
+    assert unset["extensions"]["cost"]["requestedQueryCost"] == 1 + 1 + 20 + 20 + 400 + 400 + 8000
+    given = await gql('query($f: Int! = 100) { user(username: "x") { %s } }' % NESTED.format(f="$f"), {"f": 2})
+    assert "errors" not in given and given["extensions"]["cost"]["requestedQueryCost"] == 1 + 1 + 2 + 2 + 4 + 4 + 8
+
+
+async def test_list_arguments_are_costed_by_length(gql):
+    from schema.relay import to_global_id
+
+    ids = [to_global_id("User", 1000 + i) for i in range(50)]
+    below = "{ id ... on User { followers(first: 100) { nodes { id } } } }"
+    expected = 1 + 50 * (1 + 100)  # nodes, then per id: followers and its 100 nodes
+    literal = await gql("{ nodes(ids: [%s]) %s }" % (", ".join(f'"{i}"' for i in ids), below))
+    assert codes(literal) == ["MAX_COST_EXCEEDED"] and literal["extensions"]["cost"]["requestedQueryCost"] == expected
+    body = await gql("query($ids: [ID!]! = [%s]) { nodes(ids: $ids) %s }" % (", ".join(f'"{i}"' for i in ids), below))
+    assert codes(body) == ["MAX_COST_EXCEEDED"] and body["extensions"]["cost"]["requestedQueryCost"] == expected
+    body = await gql("query($ids: [ID!]!) { nodes(ids: $ids) %s }" % below, {"ids": ids})
+    assert body["extensions"]["cost"]["requestedQueryCost"] == expected
+
+
+def doubling_fragments(levels: int) -> str:
+    """F0 spreads F1 twice, F1 spreads F2 twice, ...: 2^levels paths to one `viewer`."""
+    frags = "".join(f" fragment F{i} on Query {{ ...F{i + 1} ...F{i + 1} }}" for i in range(levels))
+    return "{ ...F0 }" + frags + f" fragment F{levels} on Query {{ viewer {{ id }} }}"
+
+
+def test_repeated_fragments_are_costed_once_each():
+    from graphql import parse
+
+    from schema import build_schema
+    from schema.cost import query_cost
+
+    # Costing each of the 2^40 paths would never finish; costing each fragment once is instant.
+    started = time.monotonic()
+    cost = query_cost(build_schema()._schema, parse(doubling_fragments(40)), None, {}, 100)
+    assert cost.points == 2**40 and time.monotonic() - started < 1
+
+
+async def test_expanded_fragments_count_against_the_selection_cap(gql):
+    # 81 selections as written, 2^42 - 1 with each spread expanded: strawberry's depth and
+    # alias rules walk every expansion, so the cap counts them, and nothing is validated.
+    body = await asyncio.wait_for(gql(doubling_fragments(40)), 10)
+    assert body["data"] is None and codes(body) == ["GRAPHQL_VALIDATION_FAILED"]
+    assert f"{2**42 - 1} field selections" in body["errors"][0]["message"]
+
+
+async def test_selections_are_capped_before_validation(gql):
+    q = "{" + " viewer { id }" * 1000 + " }"  # 2000 selections, 14 KB, under the token limit
+    body = await gql(q)
+    assert body["data"] is None and codes(body) == ["GRAPHQL_VALIDATION_FAILED"]
+    message = body["errors"][0]["message"]
+    assert "2000 field selections" in message and "limit of 300" in message and "Split it" in message
+    cost = body["extensions"]["cost"]
+    assert cost["requestedQueryCost"] == 2000 and cost["throttleStatus"]["currentlyAvailable"] <= 10_000 - 2000
+
+
+async def test_every_document_costs_at_least_its_selections(gql):
+    body = await gql("{ viewer {" + " id" * 99 + " } }")  # one object, 99 scalars: 1 point of data
+    assert "errors" not in body and body["extensions"]["cost"]["requestedQueryCost"] == 100
+
+
+async def test_refused_documents_are_charged(gql_with):
+    async with gql_with(max_selections=50, cost_budget=100, cost_window_seconds=3600) as g:
+        invalid = "{ viewer {" + "".join(f" f{i}" for i in range(39)) + " } }"  # 40 selections, all unknown
+        for left in (60, 20):
+            body = await g(invalid)
+            assert codes(body)[0] == "GRAPHQL_VALIDATION_FAILED"
+            assert body["extensions"]["cost"]["throttleStatus"]["currentlyAvailable"] == left
+        body = await g(invalid)  # the budget cannot pay for validating it: refused before validation
+        assert codes(body) == ["THROTTLED"] and "40 points and 20 are left" in body["errors"][0]["message"]
+        body = await g("{" + " viewer { id }" * 30 + " }")  # over the cap: charged what is left
+        assert "limit of 50" in body["errors"][0]["message"]
+        assert body["extensions"]["cost"]["throttleStatus"]["currentlyAvailable"] == 0
+        assert codes(await g("{ viewer { id } }")) == ["THROTTLED"]
