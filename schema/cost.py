@@ -51,8 +51,8 @@ MUTATION_COST = 10
 # Fields whose resolution costs far more than one object (typename, field) -> points, charged per
 # occurrence like an object field. Domains register theirs with `register_field_cost`.
 _FIELD_COSTS: dict[tuple[str, str], int] = {}
-# Fields a document may contain at most once (typename, field), e.g. the mutations that check a
-# password: their work is priced per request, and repeating them under aliases would multiply it.
+# Fields of which a document may contain one, once (typename, field): the mutations that check a
+# password. Their work is priced per request; aliases or fragments repeating them would multiply it.
 _ONCE_PER_DOCUMENT: set[tuple[str, str]] = set()
 
 
@@ -106,10 +106,14 @@ def _count_written(selection_set: SelectionSetNode) -> tuple[int, list[str]]:
     return count, spreads
 
 
+def once_per_document_fields() -> list[str]:
+    return sorted(name for _, name in _ONCE_PER_DOCUMENT)
+
+
 @dataclass
 class OperationCost:
     points: int
-    # "Type.field" of each occurrence of a once-per-document field, in document order.
+    # Each occurrence of a once-per-document field (by name), in document order.
     once_fields: list[str] = field(default_factory=list)
 
 
@@ -178,7 +182,7 @@ class _Walker:
         if field_def is None:
             return 0, []
         own = _FIELD_COSTS.get((parent.name, name))
-        once = [f"{parent.name}.{name}"] if (parent.name, name) in _ONCE_PER_DOCUMENT else []
+        once = [name] if (parent.name, name) in _ONCE_PER_DOCUMENT else []
         named = get_named_type(field_def.type)
         if not is_composite_type(named):
             return own or 0, once

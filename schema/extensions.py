@@ -28,7 +28,7 @@ from strawberry.extensions import MaskErrors, SchemaExtension
 
 from config import LimitSettings
 from resolvers.errors import TOP_LEVEL_ERRORS, AppError
-from schema.cost import CostBudget, count_selections, query_cost
+from schema.cost import CostBudget, count_selections, once_per_document_fields, query_cost
 from schema.input_strings import string_input_error
 from tao import ShardUnavailableError
 
@@ -186,10 +186,10 @@ class OperationGuard(SchemaExtension):
         estimate = query_cost(ec.schema._schema, ec.graphql_document, ec.operation_name, ec.variables,
                               self.limits.max_page_size)
         if len(estimate.once_fields) > 1:
-            names = ", ".join(estimate.once_fields)
             return _refuse(
-                f"At most one of these fields may run per request, and this one asks for {names}: "
-                "send each in its own request.", "BAD_USER_INPUT")
+                f"A request may contain only one of {', '.join(once_per_document_fields())}, and this one "
+                f"has {len(estimate.once_fields)} ({', '.join(estimate.once_fields)}): send each in its own request.",
+                "BAD_USER_INPUT")
         cost = max(estimate.points, self.selections)  # at least what validating it cost
         self.cost = {"requestedQueryCost": cost, "maximumQueryCost": self.limits.max_query_cost}
         if cost > self.limits.max_query_cost:
