@@ -15,10 +15,16 @@ from tao import Tao, open_tao
 from tests.tao.conftest import make_settings
 
 
+TEST_COST_BUDGET = 1_000_000
+
+
 def graphql_settings(backend: str, services: Any, test_id: str, tmp_path: Any) -> Settings:
     s = make_settings(backend, services, test_id, tmp_path)
     # Cheap argon2 for tests (the production cost is a setting; hashing runs in a thread either way).
     s.auth.argon2_time_cost, s.auth.argon2_memory_cost_kib, s.auth.argon2_parallelism = 1, 1024, 1
+    # Tests sign up dozens of accounts from one address, far past a person's budget (a sign-up
+    # costs 512 points); the tests of the budget set their own (`gql_with(cost_budget=...)`).
+    s.limits.cost_budget = TEST_COST_BUDGET
     return s
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+from tests.schema.client import TEST_COST_BUDGET
+
 DEEP = "{ viewer { followers { nodes { followers { nodes { followers { nodes { username } } } } } } } }"  # depth 7
 
 
@@ -52,7 +54,7 @@ async def test_cost_is_reported(gql):
     cost = body["extensions"]["cost"]
     assert cost["requestedQueryCost"] == 1 + 1 + 50 * 2  # user, followers, 50 x (edge + node)
     status = cost["throttleStatus"]
-    assert status["maximumAvailable"] == 10_000 and status["currentlyAvailable"] <= 10_000 - 102
+    assert status["maximumAvailable"] == TEST_COST_BUDGET and status["currentlyAvailable"] <= TEST_COST_BUDGET - 102
     assert body["extensions"]["requestId"]
 
 
@@ -163,7 +165,7 @@ async def test_selections_are_capped_before_validation(gql):
     message = body["errors"][0]["message"]
     assert "2000 field selections" in message and "limit of 300" in message and "Split it" in message
     cost = body["extensions"]["cost"]
-    assert cost["requestedQueryCost"] == 2000 and cost["throttleStatus"]["currentlyAvailable"] <= 10_000 - 2000
+    assert cost["requestedQueryCost"] == 2000 and cost["throttleStatus"]["currentlyAvailable"] <= TEST_COST_BUDGET - 2000
 
 
 async def test_every_document_costs_at_least_its_selections(gql):
