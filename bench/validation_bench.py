@@ -7,7 +7,7 @@ Validation runs on the event loop and its work grows with the square of a docume
 selections (graphql-core's OverlappingFieldsCanBeMerged compares every pair of fields sharing a
 response name), so `LimitSettings.max_selections` bounds the time one request can hold the loop
 before it is charged anything. For each shape below, the largest document whose selection count
-(`schema.cost.count_selections`, as the guard counts it) is within the cap is validated with the
+(`schema.cost.document_size`, as the guard counts it) is within the cap is validated with the
 production rules (GraphQL's, strawberry's, and the depth and alias limiters) `--repeat` times;
 prints the median and the worst CPU time per shape, the time the guard's own count takes, and,
 for scale, the uncapped document from issue 9 (`{ viewer { id } }` x 1000). No servers needed.
@@ -26,7 +26,11 @@ from strawberry.schema.schema import validate_document
 
 from config import LimitSettings
 from schema import _skip_introspection, build_schema
-from schema.cost import count_selections
+from schema.cost import document_size
+
+
+def _selections(document) -> int:
+    return document_size(document).selections
 
 
 def shapes() -> Iterator[tuple[str, Callable[[int], str]]]:
@@ -47,7 +51,7 @@ def largest_within(make: Callable[[int], str], cap: int) -> str:
     lo, hi = 1, cap
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        if count_selections(parse(make(mid), no_location=True)) <= cap:
+        if _selections(parse(make(mid), no_location=True)) <= cap:
             lo = mid
         else:
             hi = mid - 1
@@ -82,12 +86,12 @@ def main() -> None:
         query = largest_within(make, args.cap)
         median, slowest = time_validation(schema, rules, query, args.repeat)
         worst = max(worst, slowest)
-        n = count_selections(parse(query))
+        n = _selections(parse(query))
         print(f"  {name:<45} {n:>4} selections {len(query):>6} bytes  {median * 1000:7.1f} / {slowest * 1000:7.1f}")
     introspection = get_introspection_query(descriptions=True, specified_by_url=True, directive_is_repeatable=True,
                                             schema_description=True, input_value_deprecation=True)
     median, slowest = time_validation(schema, rules, introspection, args.repeat)
-    print(f"  {'full introspection query':<45} {count_selections(parse(introspection)):>4} selections"
+    print(f"  {'full introspection query':<45} {_selections(parse(introspection)):>4} selections"
           f" {len(introspection):>6} bytes  {median * 1000:7.1f} / {slowest * 1000:7.1f}")
     print(f"worst validation within the cap: {worst * 1000:.1f} ms")
 
@@ -95,10 +99,10 @@ def main() -> None:
     document = parse(uncapped, no_location=True)
     started = time.thread_time()
     for _ in range(args.repeat):
-        count_selections(document)
+        _selections(document)
     counted = (time.thread_time() - started) / args.repeat
     median, _ = time_validation(schema, rules, uncapped, 1)
-    print(f"issue 9's document ({count_selections(document)} selections, {len(uncapped)} bytes): "
+    print(f"issue 9's document ({_selections(document)} selections, {len(uncapped)} bytes): "
           f"the guard counts it in {counted * 1000:.2f} ms and refuses it; validating it would take {median * 1000:.0f} ms")
 
 

@@ -9,7 +9,7 @@ expensive fields cost more than 1 (`register_field_cost`). Introspection is free
 
 Arguments are costed as execution will see them: coerced by graphql-core from the literals,
 the request's variables and the operation's variable defaults, and the field's own defaults.
-A document also costs at least one point per selection in it (`count_selections`): that is
+A document also costs at least one point per selection in it (`document_size`): that is
 the work of validating it, which every document causes, valid or not.
 
 `CostBudget` is a token bucket per viewer (anonymous clients by address), refilled evenly over
@@ -62,11 +62,20 @@ def register_field_cost(typename: str, field: str, cost: int, *, once_per_docume
         _ONCE_PER_DOCUMENT.add((typename, field))
 
 
-def count_selections(document: DocumentNode) -> int:
-    """Fields, fragment spreads and inline fragments in the document, a fragment's counted again
-    wherever it is spread (validation rules walk each spread). Linear in the document's size, so
-    cheap enough to run before validation, whose work grows faster; fragments that spread each
-    other in a cycle are expanded once (validation refuses them)."""
+@dataclass(frozen=True)
+class DocumentSize:
+    # Fields, fragment spreads and inline fragments, a fragment counted again wherever it is spread.
+    selections: int
+    # The longest chain of fragments spreading fragments (0: no fragment is spread).
+    fragment_nesting: int
+
+
+def document_size(document: DocumentNode) -> DocumentSize:
+    """The document's selections (validation rules walk each spread, so a fragment counts
+    wherever it is spread) and its fragments' nesting. Linear in the document's size and without
+    recursion, so cheap and safe to run before validation, whose work grows faster and whose
+    recursion a deep chain of fragments exhausts; fragments that spread each other in a cycle
+    are expanded once (validation refuses them)."""
     fragments: dict[str, tuple[int, list[str]]] = {}
     operations: list[tuple[int, list[str]]] = []
     for definition in document.definitions:
@@ -75,6 +84,7 @@ def count_selections(document: DocumentNode) -> int:
         elif isinstance(definition, OperationDefinitionNode):
             operations.append(_count_written(definition.selection_set))
     sizes: dict[str, int] = {}
+    depths: dict[str, int] = {}
     done: set[str] = set()
     for name in fragments:  # post-order over the spread graph, with an explicit stack
         stack = [(name, False)]
@@ -83,13 +93,17 @@ def count_selections(document: DocumentNode) -> int:
             if children_done:
                 written, spreads = fragments[current]
                 sizes[current] = written + sum(sizes.get(s, 0) for s in spreads)
+                depths[current] = 1 + max((depths.get(s, 0) for s in spreads), default=0)
                 continue
             if current in done:
                 continue
             done.add(current)
             stack.append((current, True))
             stack.extend((s, False) for s in fragments[current][1] if s in fragments and s not in done)
-    return sum(written + sum(sizes.get(s, 0) for s in spreads) for written, spreads in operations)
+    return DocumentSize(
+        selections=sum(written + sum(sizes.get(s, 0) for s in spreads) for written, spreads in operations),
+        fragment_nesting=max((depths.get(s, 0) for _, spreads in operations for s in spreads), default=0),
+    )
 
 
 def _count_written(selection_set: SelectionSetNode) -> tuple[int, list[str]]:

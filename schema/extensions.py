@@ -28,11 +28,14 @@ from strawberry.extensions import MaskErrors, SchemaExtension
 
 from config import LimitSettings
 from resolvers.errors import TOP_LEVEL_ERRORS, AppError
-from schema.cost import CostBudget, count_selections, once_per_document_fields, query_cost
+from schema.cost import CostBudget, document_size, once_per_document_fields, query_cost
 from schema.input_strings import string_input_error
 from tao import ShardUnavailableError
 
 log = logging.getLogger("taogram.graphql")
+# Fragments spreading fragments: graphql-core's validation recurses once per level and gives up
+# ("Validation aborted.", no reason given) a few hundred levels down; clients nest a handful.
+MAX_FRAGMENT_NESTING = 50
 
 
 def is_unexpected(error: GraphQLError) -> bool:
@@ -161,7 +164,8 @@ class OperationGuard(SchemaExtension):
         document = self.execution_context.graphql_document
         if document is None:
             return None
-        self.selections = n = count_selections(document)
+        size = document_size(document)
+        self.selections = n = size.selections
         cap = self.limits.max_selections
         if n > cap:
             self._report(n, self.budget.charge(self._key(), n))
@@ -169,6 +173,12 @@ class OperationGuard(SchemaExtension):
                 f"This document has {n} field selections (fragments counted wherever they are spread), "
                 f"more than the limit of {cap}, so it was not validated: validating grows with the square "
                 "of that number. Split it into several requests, or ask for fewer repeated fields.",
+                extensions={"code": "GRAPHQL_VALIDATION_FAILED"})
+        if size.fragment_nesting > MAX_FRAGMENT_NESTING:
+            self._report(n, self.budget.charge(self._key(), n))
+            return GraphQLError(
+                f"This document's fragments spread one another {size.fragment_nesting} levels deep, more "
+                f"than the limit of {MAX_FRAGMENT_NESTING}, so it was not validated: inline the inner ones.",
                 extensions={"code": "GRAPHQL_VALIDATION_FAILED"})
         left = self.budget.available(self._key())
         if n > left:

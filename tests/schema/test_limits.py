@@ -158,6 +158,18 @@ async def test_expanded_fragments_count_against_the_selection_cap(gql):
     assert f"{2**42 - 1} field selections" in body["errors"][0]["message"]
 
 
+async def test_deeply_nested_fragments_are_refused_with_a_reason(gql):
+    # 292 selections, within the cap; graphql-core's validation used to give up on it with a
+    # bare "Validation aborted." (its recursion exhausted).
+    levels = 290
+    chain = "".join(f" fragment F{i} on Query {{ ...F{i + 1} }}" for i in range(levels))
+    body = await gql("{ ...F0 }" + chain + f" fragment F{levels} on Query {{ __typename }}")
+    assert body["data"] is None and codes(body) == ["GRAPHQL_VALIDATION_FAILED"]
+    assert "291 levels deep, more than the limit of 50" in body["errors"][0]["message"]
+    chain = "".join(f" fragment F{i} on Query {{ ...F{i + 1} }}" for i in range(49))
+    assert (await gql.ok("{ ...F0 }" + chain + " fragment F49 on Query { __typename }")) == {"__typename": "Query"}
+
+
 async def test_selections_are_capped_before_validation(gql):
     q = "{" + " viewer { id }" * 1000 + " }"  # 2000 selections, 14 KB, under the token limit
     body = await gql(q)
