@@ -136,6 +136,10 @@ class MediaSettings:
     moderation_hook: str = "media_pipeline.moderation:allow_all"
     # Image variants: target widths, never upscaled; JPEG and WebP of each.
     image_widths: list[int] = field(default_factory=lambda: [1080, 640, 320])
+    # Surface crops (square grid, 4:5 feed, 9:16 story), made where the source's aspect differs:
+    # widths of each (JPEG + WebP), never upscaled. Video posters get the same crops.
+    crop_widths: dict[str, list[int]] = field(
+        default_factory=lambda: {"square": [640, 320], "feed": [1080], "story": [1080]})
     jpeg_quality: int = 85
     webp_quality: int = 80
     # Video ladder: target heights of the short side (1080p/720p/480p), never upscaled.
@@ -149,6 +153,13 @@ class MediaSettings:
     # libx264 threads per rung (0 = x264's own choice).
     x264_threads: int = 0
     audio_bitrate: int = 128_000
+    # The AV1 rung (libsvtav1, `av1_<short side>`), made in the ladder's single decode for
+    # clients that ask for it (`Media.url(codecs:)`). Settings chosen by bench/media_bench.py
+    # (docs/BENCHMARKS.md, "AV1 rung").
+    av1: bool = True
+    av1_short_side: int = 720
+    av1_preset: int = 6
+    av1_crf: int = 36
     thumbnails: int = 3
     thumbnail_width: int = 320
     # Also package the ladder as HLS (remuxed, segments of 2 GOPs); needs cdn_base_url to be played.

@@ -9,31 +9,21 @@ chose to share location. Blocking and CPU-bound: runs in a worker process.
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, ImageOps
 
 from config.settings import MediaSettings
+from media_pipeline.crops import FocalPoint, render_crops, source_width_needed
+from media_pipeline.heif import strip_heif_location
 from media_pipeline.probe import ProbeResult, open_image_checked
+from media_pipeline.rendered import RenderedFile, flatten
+
+__all__ = ["RenderedFile", "render_image", "strip_location", "target_widths"]
 
 _GPS_IFD = 0x8825
 _XMP_PREFIX = b"http://ns.adobe.com/xap/1.0/\x00"
-_EXT = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp", "image/gif": "gif"}
-
-
-@dataclass(frozen=True)
-class RenderedFile:
-    """A file produced in the job's work dir, not yet published."""
-
-    name: str
-    path: Path
-    width: int
-    height: int
-    content_type: str
-    ext: str
-    # Listed in MediaResult.variants; HLS segments and rung playlists are published but unlisted.
-    listed: bool = True
+_EXT = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp", "image/gif": "gif", "image/heic": "heic"}
 
 
 def target_widths(source_width: int, widths: list[int]) -> list[int]:
@@ -41,10 +31,11 @@ def target_widths(source_width: int, widths: list[int]) -> list[int]:
     return sorted({min(w, source_width) for w in widths}, reverse=True)
 
 
-def render_image(src: Path, probe: ProbeResult, settings: MediaSettings, share_location: bool, out_dir: Path) -> list[RenderedFile]:
+def render_image(src: Path, probe: ProbeResult, settings: MediaSettings, share_location: bool, out_dir: Path,
+                 focal: FocalPoint = FocalPoint()) -> list[RenderedFile]:
     files = [_original(src, probe, share_location, out_dir)]
     with open_image_checked(src, settings) as img:
-        biggest = max(settings.image_widths)
+        biggest = max(max(settings.image_widths), source_width_needed((probe.width, probe.height), focal, settings))
         if img.format == "JPEG":
             # Let the JPEG decoder scale by 1/2, 1/4 or 1/8 (DCT scaling) while staying at least as
             # large as the biggest variant: a 12 MP photo decodes 4x faster and uses 1/4 the memory.
@@ -57,26 +48,15 @@ def render_image(src: Path, probe: ProbeResult, settings: MediaSettings, share_l
         for width in target_widths(probe.width, settings.image_widths):
             height = max(1, round(probe.height * width / probe.width))
             resized = upright if upright.size == (width, height) else upright.resize((width, height), Image.LANCZOS, reducing_gap=3.0)
-            rgb = _flatten(resized)
+            rgb = flatten(resized)
             jpeg = out_dir / f"jpeg_{width}.jpg"
             rgb.save(jpeg, "JPEG", quality=settings.jpeg_quality, optimize=True, progressive=True, icc_profile=icc)
             files.append(RenderedFile(f"jpeg_{width}", jpeg, width, height, "image/jpeg", "jpg"))
             webp = out_dir / f"webp_{width}.webp"
             (resized if resized.mode in ("RGB", "RGBA") else rgb).save(webp, "WEBP", quality=settings.webp_quality, method=4, icc_profile=icc)
             files.append(RenderedFile(f"webp_{width}", webp, width, height, "image/webp", "webp"))
+        files += render_crops(upright, (probe.width, probe.height), focal, settings, out_dir, icc=icc)
     return files
-
-
-def _flatten(img: Image.Image) -> Image.Image:
-    """RGB for JPEG: transparent pixels over white (JPEG has no alpha)."""
-    if img.mode == "RGB":
-        return img
-    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-        rgba = img.convert("RGBA")
-        bg = Image.new("RGB", rgba.size, (255, 255, 255))
-        bg.paste(rgba, mask=rgba.getchannel("A"))
-        return bg
-    return img.convert("RGB")
 
 
 def _original(src: Path, probe: ProbeResult, share_location: bool, out_dir: Path) -> RenderedFile:
@@ -93,6 +73,8 @@ def strip_location(data: bytes, probe: ProbeResult) -> bytes:
     """The same image without GPS EXIF (and XMP, which can repeat the location)."""
     if probe.content_type == "image/jpeg":
         return _strip_jpeg_location(data)
+    if probe.content_type == "image/heic":
+        return strip_heif_location(data)  # always: XMP may carry a location without GPS EXIF
     if not probe.has_location:
         return data
     # PNG/WebP with GPS EXIF: re-save with the GPS IFD removed (PNG is lossless; WebP near-lossless quality).

@@ -15,6 +15,8 @@ class Variant:
     content_type: str
     key: str
     bytes: int
+    # RFC 6381 codecs of a video rendition ("avc1.640028,mp4a.40.2", "av01.0.08M.08"); "" for images.
+    codecs: str = ""
 
 
 @dataclass(frozen=True)
@@ -26,13 +28,17 @@ class MediaResult:
     height: int
     duration: float
     variants: list[Variant] = field(default_factory=list)
+    # Drawn before the first byte arrives (see placeholder.py); "" when none could be made.
+    blurhash: str = ""
+    dominant_color: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> MediaResult:
-        return cls(d["type"], d["width"], d["height"], d["duration"], [Variant(**v) for v in d["variants"]])
+        return cls(d["type"], d["width"], d["height"], d["duration"], [Variant(**v) for v in d["variants"]],
+                   d.get("blurhash", ""), d.get("dominant_color", ""))
 
     def variant(self, name: str) -> Variant:
         for v in self.variants:
@@ -45,3 +51,5 @@ class MediaResult:
 class ProcessOptions:
     # Keep GPS/location metadata in the published original (the user chose to share it).
     share_location: bool = False
+    # Where the subject is (fractions of the upright picture), for the surface crops; None: centred.
+    focal_point: tuple[float, float] | None = None

@@ -15,6 +15,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import pillow_heif
 from PIL import Image, UnidentifiedImageError
 
 from config.settings import MediaSettings
@@ -25,9 +26,14 @@ from media_pipeline.errors import (
     UnsupportedMediaError,
 )
 
-IMAGE_TYPES = {"JPEG": "image/jpeg", "MPO": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif"}
+# HEIF (iPhones' HEIC) decodes through pillow-heif's Pillow plugin; libheif applies the file's
+# rotation/mirror boxes while decoding and reports EXIF orientation 1, so a HEIC is upright as decoded.
+pillow_heif.register_heif_opener()
+IMAGE_TYPES = {"JPEG": "image/jpeg", "MPO": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif",
+               "HEIF": "image/heic"}
 VIDEO_CONTENT_TYPES = {"video/mp4", "video/quicktime", "video/webm", "video/x-matroska"}
-IMAGE_CONTENT_TYPES = set(IMAGE_TYPES.values())
+# Declared types a client may start an image upload with (image/heif: other HEIF brands).
+IMAGE_CONTENT_TYPES = set(IMAGE_TYPES.values()) | {"image/heif"}
 _VIDEO_FORMATS = ("mov", "mp4", "matroska", "webm")
 # EXIF orientations that turn the picture a quarter turn (width and height swap on display).
 _QUARTER_TURNS = {5, 6, 7, 8}
@@ -75,12 +81,12 @@ def open_image_checked(path: Path, settings: MediaSettings) -> Image.Image:
             f"image declares more than {settings.max_image_pixels} pixels; upload a smaller image"
         ) from exc
     except UnidentifiedImageError as exc:
-        raise UnsupportedMediaError("not a supported image (JPEG, PNG, WebP or GIF); upload it as a video if it is one") from exc
+        raise UnsupportedMediaError("not a supported image (JPEG, PNG, WebP, GIF or HEIC); upload it as a video if it is one") from exc
     except OSError as exc:
         raise CorruptMediaError(f"image header is unreadable ({exc}); re-export the file and upload it again") from exc
     if img.format not in IMAGE_TYPES:
         img.close()
-        raise UnsupportedMediaError(f"image format {img.format} is not supported; use JPEG, PNG, WebP or GIF")
+        raise UnsupportedMediaError(f"image format {img.format} is not supported; use JPEG, PNG, WebP, GIF or HEIC")
     w, h = img.size
     if w * h > settings.max_image_pixels:
         img.close()
@@ -98,7 +104,7 @@ def probe_image(path: Path, settings: MediaSettings) -> ProbeResult:
         has_location = bool(exif.get_ifd(0x8825))
         try:
             img.load()  # a full decode: truncated or corrupt data fails here, not in a later job
-        except (OSError, SyntaxError, ValueError) as exc:
+        except (OSError, SyntaxError, ValueError, RuntimeError) as exc:  # RuntimeError: libheif's
             raise CorruptMediaError(f"image does not decode ({exc}); the file is corrupt or truncated, upload it again") from exc
         w, h = img.size
     if orientation in _QUARTER_TURNS:

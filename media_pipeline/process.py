@@ -34,9 +34,11 @@ from pathlib import Path
 from config.settings import MediaSettings, resolve_path
 from media_pipeline.errors import JobBusyError, JobTimeoutError, MediaError, MediaRejectedError, WorkerCrashedError, error_from_code
 from media_pipeline.hls import package_hls
+from media_pipeline.crops import FocalPoint, poster_crops
 from media_pipeline.images import render_image
 from media_pipeline.models import MediaResult, ProcessOptions, Variant
 from media_pipeline.moderation import Reject, load_check
+from media_pipeline.placeholder import placeholder_for
 from media_pipeline.probe import ProbeResult, probe_file
 from media_pipeline.store import BlockingStore, open_blocking_store
 from media_pipeline.video import transcode_video
@@ -185,8 +187,10 @@ def _run_locked(store, settings, media_key, kind, options, progress, work: Path,
             key = variant_key(media_key, f.name, f.ext)
             store.put_file(key, f.path, f.content_type)
             if f.listed:
-                variants.append(Variant(f.name, f.width, f.height, f.content_type, key, f.path.stat().st_size))
-        result = MediaResult(kind, probe.width, probe.height, round(probe.duration, 3), variants)
+                variants.append(Variant(f.name, f.width, f.height, f.content_type, key, f.path.stat().st_size, f.codecs))
+        ph = placeholder_for(files)
+        result = MediaResult(kind, probe.width, probe.height, round(probe.duration, 3), variants,
+                             ph.blurhash if ph else "", ph.dominant_color if ph else "")
         deadline.check()
         # Written last: the manifest's presence is what marks the job done.
         manifest = {"status": "ready", "result": result.to_dict()}
@@ -197,12 +201,14 @@ def _run_locked(store, settings, media_key, kind, options, progress, work: Path,
 
 
 def _render(src: Path, probe: ProbeResult, settings, options: ProcessOptions, out: Path, progress):
+    focal = FocalPoint(*options.focal_point) if options.focal_point else FocalPoint()
     if probe.kind == "image":
-        return render_image(src, probe, settings, options.share_location, out)
+        return render_image(src, probe, settings, options.share_location, out, focal)
     files = transcode_video(src, probe, settings, out, progress)
+    files += poster_crops(files, settings, focal, out)
     if settings.hls:
-        rungs = [f for f in files if f.content_type == "video/mp4"]
-        files += package_hls(rungs, out, settings.gop_seconds * 2, probe.duration)
+        rungs = [f for f in files if f.codecs.startswith("avc1")]  # AV1 in MPEG-TS is no standard: MP4 only
+        files += package_hls(rungs, out, settings.gop_seconds * 2, probe.fps)
     return files
 
 

@@ -1,8 +1,8 @@
-"""The video ladder (PyAV + libx264): H.264/AAC MP4 rungs, a poster and thumbnails, in one decode pass.
+"""The video ladder (PyAV): H.264/AAC MP4 rungs, an AV1 rung, a poster and thumbnails, in one decode pass.
 
 Each source frame is decoded once, turned upright if the source carries rotation metadata,
-scaled to every rung and fed to that rung's encoder; audio is decoded once and encoded per
-rung. Rungs are never upscaled, use the same encoder settings as the `ffmpeg` CLI command in
+scaled to every rung and fed to that rung's encoder (libx264, or libsvtav1 for the AV1 rung
+`av1_<n>` when `media.av1` is on); audio is decoded once and encoded per rung. Rungs are never upscaled, use the same encoder settings as the `ffmpeg` CLI command in
 `bench/media_bench.py`, and are written with `+faststart` (index first, so playback starts
 before the download ends). Output goes to the job's work dir only; `process.py` publishes it.
 Blocking and CPU-bound: runs in a worker process.
@@ -10,6 +10,7 @@ Blocking and CPU-bound: runs in a worker process.
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 from collections.abc import Callable
@@ -21,9 +22,13 @@ import av
 import av.filter
 
 from config.settings import MediaSettings
+from media_pipeline.codecs import rfc6381
 from media_pipeline.errors import CorruptMediaError
-from media_pipeline.images import RenderedFile
+from media_pipeline.rendered import RenderedFile
 from media_pipeline.probe import ProbeResult
+
+# SVT-AV1 logs its configuration to stderr on every encoder open: errors only (its own variable).
+os.environ.setdefault("SVT_LOG", "2")
 
 # Peak bitrate caps per rung (kbit/s for a 1080/720/480 short side); CRF decides below the cap.
 _MAXRATE_KBPS = {1080: 6000, 720: 3500, 480: 1500}
@@ -38,6 +43,7 @@ class Rung:
     width: int
     height: int
     short_side: int
+    encoder: str = "libx264"
 
 
 def ladder(width: int, height: int, short_sides: list[int]) -> list[Rung]:
@@ -49,6 +55,23 @@ def ladder(width: int, height: int, short_sides: list[int]) -> list[Rung]:
         h = max(2, round(height * target / short / 2) * 2)
         rungs.append(Rung(f"mp4_{target}", w, h, target))
     return rungs
+
+
+def av1_rung(width: int, height: int, settings: MediaSettings) -> Rung | None:
+    """The AV1 rung (`av1_<short side>`, at most `media.av1_short_side`), or None with `media.av1` off."""
+    if not settings.av1:
+        return None
+    top = ladder(width, height, [settings.av1_short_side])[0]
+    return Rung(f"av1_{top.short_side}", top.width, top.height, top.short_side, "libsvtav1")
+
+
+def svtav1_options(settings: MediaSettings, gop: int) -> dict[str, str]:
+    """libsvtav1 options for the AV1 rung; the bench passes the same values to the ffmpeg CLI."""
+    return {"preset": str(settings.av1_preset), "crf": str(settings.av1_crf), "g": str(gop)}
+
+
+def encoder_options(settings: MediaSettings, rung: Rung, gop: int) -> dict[str, str]:
+    return svtav1_options(settings, gop) if rung.encoder == "libsvtav1" else x264_options(settings, rung, gop)
 
 
 def x264_options(settings: MediaSettings, rung: Rung, gop: int) -> dict[str, str]:
@@ -76,6 +99,8 @@ def transcode_video(
 ) -> list[RenderedFile]:
     """Write the ladder, poster and thumbnails for `src` into `out_dir`; return what was written."""
     rungs = ladder(probe.width, probe.height, settings.video_heights)
+    av1 = av1_rung(probe.width, probe.height, settings)
+    rungs += [av1] if av1 is not None else []
     try:
         with av.open(str(src)) as inp:
             return _transcode(inp, probe, settings, rungs, out_dir, progress)
@@ -93,10 +118,10 @@ def _transcode(inp, probe, settings, rungs, out_dir, progress) -> list[RenderedF
     for rung in rungs:
         path = out_dir / f"{rung.name}.mp4"
         oc = av.open(str(path), "w", format="mp4", options={"movflags": "+faststart"})
-        vs = oc.add_stream("libx264", rate=rate)
+        vs = oc.add_stream(rung.encoder, rate=rate)
         vs.width, vs.height, vs.pix_fmt = rung.width, rung.height, "yuv420p"
         vs.codec_context.time_base = vin.time_base
-        vs.codec_context.options = x264_options(settings, rung, gop)
+        vs.codec_context.options = encoder_options(settings, rung, gop)
         aus = None
         if ain is not None:
             aus = oc.add_stream("aac", rate=48000, layout="stereo")
@@ -124,8 +149,9 @@ def _encode_all(inp, vin, ain, probe, settings, outs, out_dir, progress) -> list
     grabbed: dict[int, av.VideoFrame] = {}
     small_grabs: dict[int, av.VideoFrame] = {}
     workers = []
+    h264 = [i for i, (rung, *_) in enumerate(outs) if rung.encoder == "libx264"]
     for i, (rung, _, oc, vs, aus) in enumerate(outs):
-        grabs = ([grabbed] if i == 0 else []) + ([small_grabs] if i == len(outs) - 1 else [])
+        grabs = ([grabbed] if i == h264[0] else []) + ([small_grabs] if i == h264[-1] else [])
         workers.append(_RungWorker(rung, oc, vs, aus, grab_at, grabs))
     threads = [threading.Thread(target=w.run, name=f"ladder-{w.rung.name}", daemon=True) for w in workers]
     for t in threads:
@@ -149,7 +175,7 @@ def _encode_all(inp, vin, ain, probe, settings, outs, out_dir, progress) -> list
     files = []
     for rung, path, oc, vs, aus in outs:
         oc.close()
-        files.append(RenderedFile(rung.name, path, rung.width, rung.height, "video/mp4", "mp4"))
+        files.append(RenderedFile(rung.name, path, rung.width, rung.height, "video/mp4", "mp4", codecs=rfc6381(path)))
     files.extend(_stills(grabbed, small_grabs, settings, out_dir))
     return files
 

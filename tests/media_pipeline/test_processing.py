@@ -42,8 +42,9 @@ async def test_image_variants_apply_orientation_and_strip_location(store, media_
 
     assert (result.type, result.width, result.height, result.duration) == ("image", 900, 1200, 0)
     names = [v.name for v in result.variants]
-    assert names == ["original", "jpeg_900", "webp_900", "jpeg_640", "webp_640", "jpeg_320", "webp_320"]
-    for v in result.variants[1:]:
+    assert names[:7] == ["original", "jpeg_900", "webp_900", "jpeg_640", "webp_640", "jpeg_320", "webp_320"]
+    assert {n for n in names[7:] if not any(s in n for s in ("square", "feed", "story"))} == set(), "then the crops"
+    for v in result.variants[1:7]:
         data = await store.get_bytes(v.key)
         assert len(data) == v.bytes
         img = Image.open(io.BytesIO(data))
@@ -74,6 +75,9 @@ async def test_small_png_with_alpha_is_never_upscaled(store, media_settings):
     result = await process_media(media_settings, key, "image")
     assert [(v.name, v.width, v.height) for v in result.variants] == [
         ("original", 200, 100), ("jpeg_200", 200, 100), ("webp_200", 200, 100),
+        # the crops: no wider than the box they are cut from
+        ("jpeg_square_100", 100, 100), ("webp_square_100", 100, 100), ("jpeg_feed_80", 80, 100),
+        ("webp_feed_80", 80, 100), ("jpeg_story_56", 56, 100), ("webp_story_56", 56, 100),
     ]
     webp = Image.open(io.BytesIO(await store.get_bytes(result.variant("webp_200").key)))
     assert webp.mode == "RGBA"
@@ -111,12 +115,15 @@ async def test_video_ladder(store, media_settings, tmp_path, width, height, fps,
 
     assert (result.type, (result.width, result.height)) == ("video", display)
     assert result.duration == pytest.approx(2.0, abs=0.05)
-    mp4s = [v for v in result.variants if v.content_type == "video/mp4"]
+    mp4s = [v for v in result.variants if v.name.startswith("mp4_")]
     assert [(v.name, v.width, v.height) for v in mp4s] == rungs
+    av1 = [v for v in result.variants if v.name.startswith("av1_")]
+    assert [(v.name, v.width, v.height) for v in av1] == [("av1" + rungs[0][0][3:], *rungs[0][1:])], "AV1 at the top"
     for v in mp4s:
         data = await store.get_bytes(v.key)
         info = inspect_mp4(data)
         assert info["codec"] == "h264" and info["profile"] == "High" and info["audio"] == "aac"
+        assert v.codecs.startswith("avc1.6400") and v.codecs.endswith(",mp4a.40.2")
         assert info["size"] == (v.width, v.height)
         assert info["frames"] == 2 * fps, "every source frame is encoded once per rung"
         assert info["duration"] == pytest.approx(2.0, abs=0.1)
@@ -181,7 +188,7 @@ async def test_worker_killed_mid_transcode_publishes_nothing_and_the_retry_finis
             await asyncio.sleep(0.1)
         assert marker.exists(), f"the job never reached mid-transcode (exit code {proc.poll()})"
         scratch = job_dir(media_settings, key)
-        assert sorted(p.name for p in (scratch / "out").iterdir()) == ["mp4_120.mp4", "mp4_180.mp4", "mp4_240.mp4"]
+        assert sorted(p.name for p in (scratch / "out").iterdir()) == ["av1_240.mp4", "mp4_120.mp4", "mp4_180.mp4", "mp4_240.mp4"]
     finally:
         proc.send_signal(signal.SIGKILL)
         await asyncio.to_thread(proc.wait, 30)
