@@ -124,6 +124,14 @@ def probe_video(path: Path, settings: MediaSettings, content_type: str = "") -> 
         if not container.streams.video:
             raise UnsupportedMediaError("the file has no video stream; upload a video (audio-only files are not accepted)")
         stream = container.streams.video[0]
+        # A stream whose codec this build cannot decode has no codec context (PyAV): say so,
+        # rather than fail later on a missing attribute (which a job would retry until parked).
+        if stream.codec_context is None:
+            raise UnsupportedMediaError(
+                "the video's codec cannot be decoded here; export it as H.264, HEVC, VP9 or AV1 and upload again")
+        if container.streams.audio and container.streams.audio[0].codec_context is None:
+            raise UnsupportedMediaError(
+                "the video's sound track uses a codec that cannot be decoded here; export it with AAC, Opus or MP3 audio")
         width, height = stream.codec_context.width, stream.codec_context.height
         if not width or not height:
             raise CorruptMediaError("video stream has no dimensions; the file is corrupt")

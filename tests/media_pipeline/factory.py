@@ -26,16 +26,21 @@ def make_video(
     video: bool = True,
     container: str = "mp4",
     faststart: bool = False,
+    codec: str = "libx264",
 ) -> Path:
     """An H.264/AAC clip: a moving gradient (so frames differ) plus a tone; `rotation` is written
-    as display-matrix metadata, the way phones record portrait video."""
+    as display-matrix metadata, the way phones record portrait video. `codec="libx265"` makes
+    what an iPhone records: HEVC Main 10 tagged `hvc1` (pass `container="mov"`)."""
     options = {"movflags": "+faststart"} if faststart else {}
     with av.open(str(path), "w", format=container, options=options) as oc:
         vs = None
         if video:
-            vs = oc.add_stream("libx264", rate=fps)
-            vs.width, vs.height, vs.pix_fmt = width, height, "yuv420p"
-            vs.codec_context.options = {"preset": "ultrafast"}
+            vs = oc.add_stream(codec, rate=fps)
+            hevc = codec == "libx265"
+            vs.width, vs.height, vs.pix_fmt = width, height, "yuv420p10le" if hevc else "yuv420p"
+            vs.codec_context.options = {"preset": "ultrafast"} | ({"x265-params": "log-level=error"} if hevc else {})
+            if hevc:
+                vs.codec_context.codec_tag = "hvc1"  # Apple's tag (parameter sets in the sample entry)
             if rotation:
                 vs.set_display_rotation(rotation)
         aus = oc.add_stream("aac", rate=48000, layout="stereo") if audio else None
@@ -47,7 +52,7 @@ def make_video(
                 draw.rectangle((0, 0, width // 4, height // 4), fill=(255, 0, 0))  # marks the top-left
                 x = (i * 4) % max(1, width - 20)
                 draw.rectangle((x, height // 2, x + 20, height // 2 + 20), fill=(255, 255, 255))
-                frame = av.VideoFrame.from_image(img)
+                frame = av.VideoFrame.from_image(img).reformat(format=vs.pix_fmt)
                 frame.pts, frame.time_base = i, Fraction(1, fps)
                 for p in vs.encode(frame):
                     oc.mux(p)
@@ -107,3 +112,29 @@ def mp4_top_level_boxes(data: bytes) -> list[str]:
             break
         i += size
     return boxes
+
+
+def make_heic(width: int = 400, height: int = 300, *, orientation: int | None = None, gps: bool = False,
+              xmp_location: bool = False) -> bytes:
+    """A HEIC (HEVC still, libheif/x265 via pillow-heif) with a red top-left quadrant. With
+    `orientation`, libheif records the turn in the file's `irot`/`imir` boxes, and the EXIF keeps
+    it too, as an iPhone writes it."""
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    img = Image.new("RGB", (width, height), (0, 128, 255))
+    img.paste((255, 0, 0), (0, 0, width // 2, height // 2))
+    exif = Image.Exif()
+    exif[0x010F] = "TestCam"
+    if orientation:
+        exif[ORIENTATION] = orientation
+    if gps:
+        exif.get_ifd(GPS_IFD).update({1: "N", 2: (48.0, 51.0, 24.0), 3: "E", 4: (2.0, 21.0, 3.0)})
+    kwargs = {}
+    if xmp_location:
+        kwargs["xmp"] = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+                         b'<rdf:Description xmlns:exif="http://ns.adobe.com/exif/1.0/" exif:GPSLatitude="48,51.4N"/>'
+                         b"</rdf:RDF></x:xmpmeta>")
+    out = io.BytesIO()
+    img.save(out, "HEIF", quality=90, exif=exif.tobytes(), **kwargs)
+    return out.getvalue()
