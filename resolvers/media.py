@@ -3,7 +3,8 @@
 A MEDIA object lives on its owner's shard (`obj_add(..., owner=viewer)`) with data
   owner, kind ("image" | "video"), upload_id (the pipeline's), media_key (its source object),
   status ("uploading" -> "processing" -> "ready" | "failed"), content_type, byte_size,
-  share_location, width, height, duration, variants [{name, width, height, content_type, key}],
+  share_location, focal_point [x, y] (optional), width, height, duration,
+  variants [{name, width, height, content_type, key, codecs (video renditions)}], blurhash, dominant_color,
   failure_code, failure_reason (set when failed; shown to the owner only)
 and edges owner -UPLOADED-> media (⇄ UPLOADED_BY), post -HAS_MEDIA-> media (⇄ MEDIA_OF, written
 by the posts domain). The upload id is a unique key (`key_claim("upload", upload_id, media)`),
@@ -35,7 +36,7 @@ import media_pipeline as mp
 from config import Settings
 from config.settings import MediaSettings
 from resolvers import privacy
-from resolvers.errors import UnavailableError, UserError
+from resolvers.errors import BadInputError, UnavailableError, UserError
 from tao import Obj, Tao
 
 if TYPE_CHECKING:
@@ -181,11 +182,17 @@ async def upload_status(ctx: RequestContext, upload_id: str) -> tuple[Obj, mp.Up
         raise translate(exc) from None
 
 
-async def do_complete_upload(ctx: RequestContext, upload_id: str, share_location: bool) -> Obj:
+async def do_complete_upload(ctx: RequestContext, upload_id: str, share_location: bool,
+                             focal_point: tuple[float, float] | None = None) -> Obj:
     """Verify the upload (size, sha256, decode) and commit its processing job with status processing.
+    `focal_point` (fractions of the upright picture) centres the surface crops.
 
     A second call raises ALREADY_COMPLETED (`UserError.media` holds the media, so a client whose
     first answer was lost can carry on); a failed verification changes nothing in the store."""
+    if focal_point is not None and not all(0.0 <= c <= 1.0 for c in focal_point):
+        raise UserError(MediaErrorCode.INVALID_UPLOAD,
+                        "A focal point's x and y are fractions of the picture, from 0 to 1: send e.g. {x: 0.5, y: 0.3}.",
+                        "focalPoint")
     media = await _own_upload(ctx, upload_id)
     if media.data.get("status") != UPLOADING:
         err = UserError(MediaErrorCode.ALREADY_COMPLETED,
@@ -203,6 +210,8 @@ async def do_complete_upload(ctx: RequestContext, upload_id: str, share_location
         "width": done.width, "height": done.height, "duration": done.duration,
         "media_key": done.media_key, "share_location": bool(share_location),
     }
+    if focal_point is not None:
+        changes["focal_point"] = [float(focal_point[0]), float(focal_point[1])]
     updated = await ctx.tao.obj_update(media.id, changes, jobs=[(PROCESS_JOB, {"media": media.id})])
     ctx.loaders.object_by_id.clear(media.id).prime(media.id, updated)
     return updated
@@ -259,21 +268,68 @@ def failure_reason(ctx: RequestContext, obj: Obj) -> str | None:
     return obj.data.get("failure_reason") if obj.data.get("owner") == ctx.viewer_id else None
 
 
-def pick_variant(variants: list[dict], name: str | None, width: int | None) -> dict | None:
-    """The rendition for a request: by name; else, for a width, the smallest image at least that
-    wide (else the widest); else the largest. Only displayable images and videos are candidates
-    (not `original`, which keeps the uploader's bytes, nor HLS playlists)."""
+# Renditions that are never picked without their name: the uploader's bytes, playlists, stills.
+_NAMED_ONLY_PREFIXES = ("original", "hls", "thumb_", "poster", "jpeg_poster_", "webp_poster_")
+_SURFACES = ("square", "feed", "story")
+# Codec families in the order a client that accepts them is served (most efficient first).
+_CODEC_PREFERENCE = ("av01", "avc1")
+DEFAULT_VIDEO_CODECS = ("avc1",)  # what every client plays; AV1 only for those that say so
+_ASPECT_SLACK = 0.02
+
+
+def parse_aspect(aspect: str) -> float:
+    """`"4:5"` -> 0.8; a BAD_USER_INPUT error for anything but two positive integers."""
+    w, sep, h = aspect.partition(":")
+    if not (sep and w.isdigit() and h.isdigit() and int(w) > 0 and int(h) > 0):
+        raise BadInputError(f"aspect {aspect!r} is not W:H with positive integers; ask for e.g. \"1:1\", \"4:5\" or \"9:16\".")
+    return int(w) / int(h)
+
+
+def _codec_family(v: dict) -> str:
+    if not v["content_type"].startswith("video/"):
+        return ""
+    return (v.get("codecs") or "avc1")[:4]  # renditions recorded before codecs were: H.264
+
+
+def _is_crop(v: dict) -> bool:
+    return any(f"_{s}_" in v["name"] for s in _SURFACES)  # jpeg_square_640, webp_story_1080
+
+
+def pick_variant(variants: list[dict], name: str | None, width: int | None, aspect: float | None = None,
+                 codecs: list[str] | None = None) -> dict | None:
+    """The rendition for a request: by name; else among the displayable renditions in a codec
+    the client plays (`codecs`, RFC 6381 prefixes such as "av01"; H.264 when not given) and of
+    the requested `aspect` (a surface's crop, else the full picture when none was cut, as for a
+    source already of that shape, or a video): for a width the smallest at least that wide (else
+    the widest), with no width the largest; at equal width AV1 before H.264 and JPEG before WebP.
+    `original`, playlists, posters and thumbnails are chosen by name only."""
     if name is not None:
         return next((v for v in variants if v["name"] == name), None)
-    pool = [v for v in variants if v["name"] not in ("original", "hls") and not v["name"].startswith("thumb_")
-            and v["name"] != "poster"] or variants
+    accepted = {c.strip().lower()[:4] for c in codecs} if codecs else set(DEFAULT_VIDEO_CODECS)
+    pool = [v for v in variants if not v["name"].startswith(_NAMED_ONLY_PREFIXES)
+            and (not _codec_family(v) or _codec_family(v) in accepted)]
     if not pool:
         return None
+    full = [v for v in pool if not _is_crop(v)]
+    if aspect is not None:
+        shaped = [v for v in pool if abs(v["width"] / v["height"] / aspect - 1) <= _ASPECT_SLACK]
+        pool = shaped or full
+    else:
+        pool = full
+    if not pool:
+        return None
+
+    def preference(v: dict) -> tuple[int, bool]:
+        family = _codec_family(v)
+        rank = _CODEC_PREFERENCE.index(family) if family in _CODEC_PREFERENCE else len(_CODEC_PREFERENCE)
+        return rank, v["content_type"] != "image/jpeg"
+
     if width is not None:
         wide = [v for v in pool if v["width"] >= width]
         if wide:
-            return min(wide, key=lambda v: (v["width"], v["content_type"] != "image/jpeg"))
-    return max(pool, key=lambda v: (v["width"], v["content_type"] == "image/jpeg"))
+            return min(wide, key=lambda v: (v["width"], *preference(v)))
+    best = max(v["width"] for v in pool)
+    return min((v for v in pool if v["width"] == best), key=preference)
 
 
 async def urls_for(ctx: RequestContext, keys: list[str]) -> list[str]:
@@ -310,8 +366,10 @@ async def process_job(tao: Tao, payload: dict) -> None:
         settings: Settings = tao.settings
         d = obj.data
         try:
-            result = await mp.process_media(settings.media, d["media_key"], d["kind"],
-                                            mp.ProcessOptions(share_location=bool(d.get("share_location"))))
+            focal = d.get("focal_point")
+            options = mp.ProcessOptions(share_location=bool(d.get("share_location")),
+                                        focal_point=(float(focal[0]), float(focal[1])) if focal else None)
+            result = await mp.process_media(settings.media, d["media_key"], d["kind"], options)
         except mp.MediaError as exc:
             if exc.retryable:
                 raise
@@ -319,9 +377,10 @@ async def process_job(tao: Tao, payload: dict) -> None:
                                             "failure_reason": str(exc)})
         else:
             variants = [{"name": v.name, "width": v.width, "height": v.height, "content_type": v.content_type,
-                         "key": v.key} for v in result.variants]
+                         "key": v.key} | ({"codecs": v.codecs} if v.codecs else {}) for v in result.variants]
             await tao.obj_update(media_id, {"status": READY, "width": result.width, "height": result.height,
-                                            "duration": result.duration, "variants": variants})
+                                            "duration": result.duration, "variants": variants,
+                                            "blurhash": result.blurhash, "dominant_color": result.dominant_color})
     # Settle the posts waiting for it: published if all their media are ready, FAILED if this
     # one failed. A media belongs to at most one post, but reading a page keeps this correct
     # if that changes.

@@ -43,10 +43,14 @@ class UploadState(enum.Enum):
 
 @strawberry.type(description="One published rendition of a media item.")
 class MediaVariant:
-    name: str = strawberry.field(description="`jpeg_640`, `webp_320`, `original` (images); `mp4_720`, `poster`, `thumb_0` (videos).")
+    name: str = strawberry.field(description="`jpeg_640`, `webp_320`, `original`, crops `jpeg_square_320`, `jpeg_feed_1080`, "
+                                             "`jpeg_story_1080` (images); `mp4_720`, `av1_720`, `poster`, "
+                                             "`jpeg_poster_square_320`, `thumb_0` (videos).")
     width: int
     height: int
     content_type: str
+    codecs: str | None = strawberry.field(description="RFC 6381 codecs of a video rendition (`avc1.640028,mp4a.40.2`, "
+                                                      "`av01.0.08M.08,mp4a.40.2`); null for images.")
     url: str = strawberry.field(description="Signed and expiring (or on the CDN): fetch it soon, do not store it.")
 
 
@@ -58,6 +62,9 @@ class Media(Node):
     width: int | None = strawberry.field(description="Pixels, upright; null until the upload is completed.")
     height: int | None
     duration: float | None = strawberry.field(description="Seconds (videos); 0 for images; null until completed.")
+    blurhash: str | None = strawberry.field(description="A BlurHash (4x3 components) of the picture (a video's poster) to "
+                                                        "draw at `width`:`height` before the first byte arrives; null until READY.")
+    dominant_color: str | None = strawberry.field(description="The picture's most common colour, `#rrggbb`; null until READY.")
     created_at: datetime
     obj: strawberry.Private[Obj]
 
@@ -66,6 +73,7 @@ class Media(Node):
         d = obj.data
         return cls(id=to_global_id("Media", obj.id), type=MediaType(d["kind"]), status=media.MediaStatus(d["status"]),
                    width=d.get("width"), height=d.get("height"), duration=d.get("duration"),
+                   blurhash=d.get("blurhash") or None, dominant_color=d.get("dominant_color") or None,
                    created_at=datetime.fromtimestamp(obj.created / 1000, tz=UTC), obj=obj)
 
     @strawberry.field(description="Why processing failed (corrupt file, rejected by moderation); only you see it.")
@@ -77,12 +85,17 @@ class Media(Node):
         found = self.obj.data.get("variants") or []
         urls = await media.urls_for(info.context, [v["key"] for v in found])
         return [MediaVariant(name=v["name"], width=v["width"], height=v["height"], content_type=v["content_type"],
-                             url=u) for v, u in zip(found, urls)]
+                             codecs=v.get("codecs"), url=u) for v, u in zip(found, urls)]
 
-    @strawberry.field(description="A URL of the best rendition: the named `variant`; else, for `width`, the smallest "
-                                  "at least that wide (else the widest); else the largest. Null until READY.")
-    async def url(self, info: Ctx, variant: str | None = None, width: int | None = None) -> str | None:
-        chosen = media.pick_variant(self.obj.data.get("variants") or [], variant, width)
+    @strawberry.field(description=(
+        "A URL of the best rendition: the named `variant`; else among those of the `aspect` asked for (`\"1:1\"` grid, "
+        "`\"4:5\"` feed, `\"9:16\"` story: a crop, else the full picture) in a codec the client plays (`codecs`, e.g. "
+        "`[\"av01\", \"avc1\"]`; H.264 when not given), for `width` the smallest at least that wide (else the widest), "
+        "else the largest; AV1 before H.264 at equal width. Null until READY."))
+    async def url(self, info: Ctx, variant: str | None = None, width: int | None = None, aspect: str | None = None,
+                  codecs: list[str] | None = None) -> str | None:
+        ratio = media.parse_aspect(aspect) if aspect is not None else None
+        chosen = media.pick_variant(self.obj.data.get("variants") or [], variant, width, ratio, codecs)
         return (await media.urls_for(info.context, [chosen["key"]]))[0] if chosen else None
 
 
@@ -137,16 +150,25 @@ class UploadStatus:
 class UploadStartInput:
     kind: MediaType
     byte_size: int = strawberry.field(description="The file's exact size in bytes.")
-    content_type: str = strawberry.field(description="image/jpeg, image/png, image/webp, image/gif; video/mp4, video/quicktime, video/webm.")
+    content_type: str = strawberry.field(description="image/jpeg, image/png, image/webp, image/gif, image/heic, image/heif; "
+                                                     "video/mp4, video/quicktime, video/webm.")
     sha256: str = strawberry.field(description="SHA-256 of the whole file, hex.")
     part_sha256s: list[str] | None = strawberry.field(
         default=None, description="SHA-256 (hex) of each part (see `partSize`): the store then refuses a corrupted part at once.")
+
+
+@strawberry.input(description="Where the subject is, as fractions of the upright picture (0,0 top-left; 1,1 bottom-right).")
+class FocalPointInput:
+    x: float
+    y: float
 
 
 @strawberry.input
 class UploadCompleteInput:
     upload_id: strawberry.ID
     share_location: bool = strawberry.field(default=False, description="Keep the photo's GPS position in `original`.")
+    focal_point: FocalPointInput | None = strawberry.field(
+        default=None, description="Centre of the square, 4:5 and 9:16 crops (the picture's centre when not given).")
 
 
 @strawberry.type
@@ -192,7 +214,8 @@ class MediaMutation:
                                      "A second call answers ALREADY_COMPLETED with the same media.")
     async def complete_upload(self, info: Ctx, input: UploadCompleteInput) -> UploadCompletePayload:
         try:
-            obj = await media.do_complete_upload(info.context, str(input.upload_id), input.share_location)
+            focal = (input.focal_point.x, input.focal_point.y) if input.focal_point else None
+            obj = await media.do_complete_upload(info.context, str(input.upload_id), input.share_location, focal)
         except UserError as e:
             done = getattr(e, "media", None)
             return UploadCompletePayload(media=Media.from_obj(done) if done else None, errors=user_errors(MediaError, e))

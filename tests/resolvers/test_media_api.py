@@ -204,8 +204,9 @@ async def test_photo_upload_resumes_completes_and_serves_variants(api, media_set
     assert bad["updateProfile"]["errors"] == [{"code": "PROFILE_PICTURE_INVALID", "field": "profilePictureId"}]
 
 
-VIEW = """query($id: ID!) { node(id: $id) { ... on Media { id url variants { name url } } }
-  nodes(ids: [$id]) { ... on Media { id } } }"""
+VIEW = """query($id: ID!) { node(id: $id) { ... on Media { id url variants { name url } blurhash dominantColor
+  grid: url(aspect: "1:1", width: 100) story: url(aspect: "9:16") av1: url(codecs: ["av01", "avc1"]) } }
+  nodes(ids: [$id]) { ... on Media { id url(aspect: "4:5") blurhash } } }"""
 
 
 async def surfaces_showing(gql, token, media_id: str) -> list[str]:
@@ -214,8 +215,13 @@ async def surfaces_showing(gql, token, media_id: str) -> list[str]:
     shown = []
     if body["node"] is not None:
         assert body["node"]["url"] and all(v["url"] for v in body["node"]["variants"])
+        # the crops, the codec choice and the placeholder are shown exactly where the media is
+        shown_node = body["node"]
+        assert shown_node["grid"] and shown_node["story"] and shown_node["av1"] and shown_node["blurhash"]
+        assert "square" in shown_node["grid"] and "story" in shown_node["story"]
         shown.append("node")
     if body["nodes"] != [None]:
+        assert body["nodes"][0]["url"] and body["nodes"][0]["blurhash"]
         shown.append("nodes")
     return shown
 
