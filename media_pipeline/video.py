@@ -149,7 +149,8 @@ def _encode_all(inp, vin, ain, probe, settings, outs, out_dir, progress) -> list
     grabbed: dict[int, av.VideoFrame] = {}
     small_grabs: dict[int, av.VideoFrame] = {}
     workers = []
-    h264 = [i for i, (rung, *_) in enumerate(outs) if rung.encoder == "libx264"]
+    # The poster comes from the biggest H.264 rung, the thumbnails from the smallest.
+    h264 = [i for i, (rung, *_) in enumerate(outs) if rung.encoder == "libx264"] or list(range(len(outs)))
     for i, (rung, _, oc, vs, aus) in enumerate(outs):
         grabs = ([grabbed] if i == h264[0] else []) + ([small_grabs] if i == h264[-1] else [])
         workers.append(_RungWorker(rung, oc, vs, aus, grab_at, grabs))
@@ -193,6 +194,11 @@ def _decode_into(inp, vin, ain, graph, probe, workers, progress) -> float:
                     w.put(("a", frame, 0.0))
                 continue
             for upright in _upright(graph, frame):
+                # The decoder labels each frame with the source's picture type, and libx264 and
+                # libsvtav1 obey a labelled type: a source's keyframes (every frame of an
+                # all-intra file) would be forced on every rung. Unlabelled, each encoder makes
+                # its own GOP, as the ffmpeg CLI does (it clears the type too).
+                upright.pict_type = av.video.frame.PictureType.NONE
                 # Seconds since the first frame (sources may start at a non-zero timestamp).
                 t = last_time
                 if upright.pts is not None:

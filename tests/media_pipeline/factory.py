@@ -27,6 +27,7 @@ def make_video(
     container: str = "mp4",
     faststart: bool = False,
     codec: str = "libx264",
+    intra_only: bool = False,
 ) -> Path:
     """An H.264/AAC clip: a moving gradient (so frames differ) plus a tone; `rotation` is written
     as display-matrix metadata, the way phones record portrait video. `codec="libx265"` makes
@@ -38,7 +39,8 @@ def make_video(
             vs = oc.add_stream(codec, rate=fps)
             hevc = codec == "libx265"
             vs.width, vs.height, vs.pix_fmt = width, height, "yuv420p10le" if hevc else "yuv420p"
-            vs.codec_context.options = {"preset": "ultrafast"} | ({"x265-params": "log-level=error"} if hevc else {})
+            vs.codec_context.options = ({"preset": "ultrafast"} | ({"x265-params": "log-level=error"} if hevc else {})
+                                        | ({"g": "1"} if intra_only else {}))  # every frame a keyframe
             if hevc:
                 vs.codec_context.codec_tag = "hvc1"  # Apple's tag (parameter sets in the sample entry)
             if rotation:

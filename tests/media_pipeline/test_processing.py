@@ -141,6 +141,22 @@ async def test_video_ladder(store, media_settings, tmp_path, width, height, fps,
     assert len(thumbs) == 2 and all(t.content_type == "image/jpeg" for t in thumbs)
 
 
+async def test_rungs_make_their_own_gop_whatever_the_sources_frame_types(store, media_settings, tmp_path):
+    """An all-intra source (every decoded frame labelled I) must not force a keyframe per frame
+    on the rungs: each encoder makes its GOP of `gop_seconds`, as the ffmpeg CLI does."""
+    src = make_video(tmp_path / "in.mp4", seconds=2, fps=24, intra_only=True)
+    with av.open(str(src)) as c:
+        assert all(p.is_keyframe for p in c.demux(video=0) if p.size)
+    key = await seed(store, src.read_bytes())
+    result = await process_media(media_settings, key, "video")
+    for v in result.variants:
+        if v.content_type == "video/mp4":
+            with av.open(io.BytesIO(await store.get_bytes(v.key))) as c:
+                keys = sum(1 for p in c.demux(video=0) if p.size and p.is_keyframe)
+            # one GOP of 2 s in a 2 s clip, plus at most a scene cut (the factory's colour wraps)
+            assert keys <= 2, f"{v.name}: {keys} keyframes in 48 frames"
+
+
 async def test_processing_is_idempotent(store, media_settings, tmp_path):
     key = await seed(store, make_video(tmp_path / "in.mp4", seconds=1).read_bytes())
     first = await process_media(media_settings, key, "video")
