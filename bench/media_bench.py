@@ -1,15 +1,21 @@
-"""Media pipeline benchmark: our single-decode ladder and image variants vs the ffmpeg CLI.
+"""Media pipeline benchmark: our single-decode ladder, AV1 rung and image variants vs the ffmpeg CLI.
 
-    .venv/bin/python bench/media_bench.py [--seconds 10] [--repeat 2]
+    .venv/bin/python bench/media_bench.py [--seconds 10] [--repeat 2] [--av1-crfs 32,36,40,44]
 
-Generates a 1080p H.264/AAC clip (PyAV, libavfilter's testsrc2 + sine) and a 4000x3000 JPEG
-photo, then times, in the same run and on the same inputs:
-- our video ladder (`media_pipeline.video.transcode_video`: one decode, three scaled rungs,
-  poster and thumbnails) against `ffmpeg` doing one decode with a `split` filter into three
-  scaled outputs with identical encoder settings (preset, crf, profile, GOP, rate caps, audio);
-- our image variants (`media_pipeline.images.render_image`) against `ffmpeg` decoding the photo
-  once into the same six outputs (JPEG + WebP at 1080/640/320).
-Prints each wall time (best of --repeat) and the ratio ours/ffmpeg. Target: ladder <= 1.25x.
+Generates a 1080p H.264/AAC clip (PyAV, libavfilter's testsrc2 + sine), a 4000x3000 JPEG photo
+and the same photo as HEIC (pillow-heif), then, in the same run and on the same inputs:
+- the AV1 rung's quality and size: our ladder's `av1_<n>` and `mp4_<n>` rungs of the same size,
+  SSIM and PSNR against the source scaled to that size (ffmpeg's `ssim`/`psnr` filters), bytes;
+  then the ffmpeg CLI's AV1 at each of --av1-crfs, to give AV1's bytes at H.264's SSIM;
+- times (best of --repeat, ours and ffmpeg's runs interleaved so both see the same load):
+  the AV1 rung alone (ours: `transcode_video` with only that rung; ffmpeg: one scale and
+  libsvtav1 with the same preset, crf and GOP, and the same AAC); the H.264 ladder without and
+  with the AV1 rung (ffmpeg: one decode, a `split` into the scaled outputs, identical encoder
+  settings); image variants of the JPEG and of the HEIC (JPEG + WebP at 1080/640/320, no
+  crops: the outputs ffmpeg makes) against ffmpeg decoding the photo once into the same six;
+  the crops' extra cost.
+The ffmpeg CLI is imageio-ffmpeg's static build (ffmpeg 9, SVT-AV1 4.2 like PyAV's wheel), else
+`ffmpeg` on the PATH; both versions are printed. Target: ladder <= 1.25x, AV1 rung <= 1.1x.
 Then runs our ladder (3 s clip) and image variants once in a thread and once in a spawned
 process while an event loop ticks every 5 ms, printing the loop's lag: the case for processes.
 """
@@ -18,8 +24,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import multiprocessing
 import os
+import re
 import resource
 import shutil
 import subprocess
@@ -39,7 +47,7 @@ from PIL import Image, ImageDraw  # noqa: E402
 from config.settings import MediaSettings  # noqa: E402
 from media_pipeline.images import render_image, target_widths  # noqa: E402
 from media_pipeline.probe import probe_image, probe_video  # noqa: E402
-from media_pipeline.video import ladder, transcode_video, x264_options  # noqa: E402
+from media_pipeline.video import av1_rung, ladder, svtav1_options, transcode_video, x264_options  # noqa: E402
 
 
 def make_clip(path: Path, seconds: float, width: int = 1920, height: int = 1080, fps: int = 30) -> None:
@@ -86,23 +94,79 @@ def make_photo(path: Path, width: int = 4000, height: int = 3000) -> None:
     img.save(path, "JPEG", quality=92)
 
 
+def ffmpeg_exe() -> str:
+    try:
+        import imageio_ffmpeg
+
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except (ImportError, RuntimeError):
+        return "ffmpeg"
+
+
+FFMPEG = ffmpeg_exe()
+
+
 def ffmpeg_ladder_cmd(src: Path, out: Path, settings: MediaSettings, probe) -> list[str]:
+    """One decode, a split into every rung (the AV1 one too with `media.av1`), same encoder settings."""
     rungs = ladder(probe.width, probe.height, settings.video_heights)
+    av1 = av1_rung(probe.width, probe.height, settings)
+    rungs += [av1] if av1 is not None else []
     gop = max(1, round(probe.fps * settings.gop_seconds))
     labels = "".join(f"[s{i}]" for i in range(len(rungs)))
     graph = f"[0:v]split={len(rungs)}{labels};" + ";".join(
         f"[s{i}]scale={r.width}:{r.height}:flags=bicubic,format=yuv420p[v{i}]" for i, r in enumerate(rungs)
     )
-    cmd = ["ffmpeg", "-v", "error", "-y", "-i", str(src), "-filter_complex", graph]
+    cmd = [FFMPEG, "-v", "error", "-y", "-i", str(src), "-filter_complex", graph]
     for i, r in enumerate(rungs):
-        o = x264_options(settings, r, gop)
-        cmd += ["-map", f"[v{i}]", "-map", "0:a", "-c:v", "libx264", "-preset", o["preset"], "-crf", o["crf"],
-                "-profile:v", o["profile"], "-g", o["g"], "-maxrate", o["maxrate"], "-bufsize", o["bufsize"]]
-        if "threads" in o:
-            cmd += ["-threads", o["threads"]]
-        cmd += ["-c:a", "aac", "-b:a", str(settings.audio_bitrate), "-ar", "48000", "-ac", "2",
+        cmd += ["-map", f"[v{i}]", "-map", "0:a", *_video_args(settings, r, gop), *_audio_args(settings),
                 "-movflags", "+faststart", str(out / f"ff_{r.name}.mp4")]
     return cmd
+
+
+def _video_args(settings: MediaSettings, r, gop: int) -> list[str]:
+    if r.encoder == "libsvtav1":
+        o = svtav1_options(settings, gop)
+        return ["-c:v", "libsvtav1", "-preset", o["preset"], "-crf", o["crf"], "-g", o["g"]]
+    o = x264_options(settings, r, gop)
+    args = ["-c:v", "libx264", "-preset", o["preset"], "-crf", o["crf"], "-profile:v", o["profile"], "-g", o["g"],
+            "-maxrate", o["maxrate"], "-bufsize", o["bufsize"]]
+    return args + (["-threads", o["threads"]] if "threads" in o else [])
+
+
+def _audio_args(settings: MediaSettings) -> list[str]:
+    return ["-c:a", "aac", "-b:a", str(settings.audio_bitrate), "-ar", "48000", "-ac", "2"]
+
+
+def ffmpeg_av1_cmd(src: Path, out: Path, settings: MediaSettings, probe, crf: int | None = None) -> list[str]:
+    """The AV1 rung alone, as our pipeline makes it: scaled once, libsvtav1 with our settings, AAC."""
+    r = av1_rung(probe.width, probe.height, settings)
+    gop = max(1, round(probe.fps * settings.gop_seconds))
+    args = _video_args(settings, r, gop)
+    if crf is not None:
+        args[args.index("-crf") + 1] = str(crf)
+    return [FFMPEG, "-v", "error", "-y", "-i", str(src), "-map", "0:v", "-map", "0:a",
+            "-vf", f"scale={r.width}:{r.height}:flags=bicubic,format=yuv420p", *args, *_audio_args(settings),
+            "-movflags", "+faststart", str(out)]
+
+
+def quality(encoded: Path, source: Path, width: int, height: int) -> tuple[float, float]:
+    """(SSIM, PSNR in dB) of `encoded` against `source` scaled to its size, by ffmpeg's filters."""
+    scores = []
+    for metric, pattern in (("ssim", r"All:([0-9.]+)"), ("psnr", r"average:([0-9.inf]+)")):
+        graph = f"[1:v]scale={width}:{height}:flags=bicubic,format=yuv420p[ref];[0:v]format=yuv420p[enc];[enc][ref]{metric}"
+        err = subprocess.run([FFMPEG, "-hide_banner", "-i", str(encoded), "-i", str(source), "-lavfi", graph,
+                              "-f", "null", "-"], capture_output=True, text=True, check=True).stderr
+        scores.append(float(re.findall(pattern, err)[-1]))
+    return scores[0], scores[1]
+
+
+def bytes_at_ssim(points: list[tuple[int, int, float]], target: float) -> float | None:
+    """Bytes at SSIM `target`, interpolated between the (crf, bytes, ssim) points that bracket it."""
+    pts = sorted(points, key=lambda p: p[2])
+    for (_, b0, s0), (_, b1, s1) in zip(pts, pts[1:]):
+        if s0 <= target <= s1:
+            return b0 + (b1 - b0) * ((target - s0) / (s1 - s0) if s1 > s0 else 0)
+    return None
 
 
 def ffmpeg_image_cmd(src: Path, out: Path, settings: MediaSettings, probe) -> list[str]:
@@ -112,7 +176,7 @@ def ffmpeg_image_cmd(src: Path, out: Path, settings: MediaSettings, probe) -> li
     graph = f"[0:v]split={n}{labels};" + ";".join(
         f"[s{i}]scale={widths[i // 2]}:-2:flags=lanczos[o{i}]" for i in range(n)
     )
-    cmd = ["ffmpeg", "-v", "error", "-y", "-i", str(src), "-filter_complex", graph]
+    cmd = [FFMPEG, "-v", "error", "-y", "-i", str(src), "-filter_complex", graph]
     for i in range(n):
         w = widths[i // 2]
         if i % 2 == 0:
@@ -188,58 +252,119 @@ def compare_executors(jobs: list[tuple[str, object, tuple]]) -> None:
                 print(f"{label:15s} in a {name:7s}: wall {wall:6.2f}s, event-loop lag p99 {p99:6.1f} ms, max {worst:6.1f} ms")
 
 
+def _version(cmd: list[str], pattern: str) -> str:
+    run = subprocess.run(cmd, capture_output=True, text=True)
+    found = re.search(pattern, run.stdout + run.stderr)
+    return found.group(1) if found else "?"
+
+
+def make_heic(jpeg: Path, heic: Path) -> None:
+    """The bench photo as a HEIC (libheif/x265 via pillow-heif), as a phone would store it."""
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    with Image.open(jpeg) as img:
+        img.save(heic, "HEIF", quality=85)
+
+
+def _fresh(out: Path) -> Path:
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    return out
+
+
+def bench_av1_quality(clip: Path, vprobe, settings: MediaSettings, work: Path, crfs: list[int]) -> None:
+    """AV1 vs H.264 rungs of the same size: SSIM/PSNR and bytes; ffmpeg's AV1 at several CRFs."""
+    out = _fresh(work / "quality")
+    transcode_video(clip, vprobe, settings, out)
+    r = av1_rung(vprobe.width, vprobe.height, settings)
+    h264, av1 = out / f"mp4_{r.short_side}.mp4", out / f"{r.name}.mp4"
+    hs, hp = quality(h264, clip, r.width, r.height)
+    a_s, a_p = quality(av1, clip, r.width, r.height)
+    hb, ab = h264.stat().st_size, av1.stat().st_size
+    print(f"{r.width}x{r.height} rungs vs the source: H.264 (mp4_{r.short_side}) {hb / 1e3:8.0f} kB SSIM {hs:.5f} PSNR {hp:.2f} dB | "
+          f"AV1 ({r.name}, preset {settings.av1_preset} crf {settings.av1_crf}) {ab / 1e3:8.0f} kB SSIM {a_s:.5f} "
+          f"PSNR {a_p:.2f} dB | AV1/H.264 bytes {ab / hb:.2f} ({'AV1 at equal or better SSIM' if a_s >= hs else 'AV1 at LOWER SSIM'})")
+    points = []
+    for crf in crfs:
+        path = work / f"ff_av1_crf{crf}.mp4"
+        subprocess.run(ffmpeg_av1_cmd(clip, path, settings, vprobe, crf), check=True)
+        s_, p_ = quality(path, clip, r.width, r.height)
+        points.append((crf, path.stat().st_size, s_))
+        print(f"  ffmpeg AV1 preset {settings.av1_preset} crf {crf:2d}: {path.stat().st_size / 1e3:8.0f} kB SSIM {s_:.5f} PSNR {p_:.2f} dB")
+    at = bytes_at_ssim(points, hs)
+    if at is not None:
+        print(f"  AV1 bytes at H.264's SSIM {hs:.5f}: {at / 1e3:.0f} kB = {at / hb:.2f}x H.264's (target <= 0.75x)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--x264-threads", type=int, default=None, help="override media.x264_threads")
+    parser.add_argument("--av1-crfs", default="32,36,40,44", help="CRFs of ffmpeg's AV1 for bytes at equal SSIM")
+    parser.add_argument("--only", default="quality,av1,ladder,images,executors", help="sections to run")
     args = parser.parse_args()
+    only = set(args.only.split(","))
     settings = MediaSettings()
     if args.x264_threads is not None:
         settings.x264_threads = args.x264_threads
     work = Path(tempfile.mkdtemp(prefix="media-bench-"))
     try:
-        clip, photo = work / "clip.mp4", work / "photo.jpg"
+        clip, photo, heic = work / "clip.mp4", work / "photo.jpg", work / "photo.heic"
         t = time.perf_counter()
         make_clip(clip, args.seconds)
         make_photo(photo)
+        make_heic(photo, heic)
         print(f"inputs: {args.seconds:.0f}s 1920x1080 30fps clip ({clip.stat().st_size / 1e6:.1f} MB), "
-              f"4000x3000 JPEG ({photo.stat().st_size / 1e6:.1f} MB), made in {time.perf_counter() - t:.1f}s")
+              f"4000x3000 JPEG ({photo.stat().st_size / 1e6:.1f} MB) and HEIC ({heic.stat().st_size / 1e6:.1f} MB), "
+              f"made in {time.perf_counter() - t:.1f}s")
         print(f"cpus: {os.cpu_count()}, load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}; x264: preset={settings.x264_preset} crf={settings.x264_crf} "
-              f"profile={settings.x264_profile} gop={settings.gop_seconds}s threads={settings.x264_threads or 'auto'}")
+              f"profile={settings.x264_profile} gop={settings.gop_seconds}s threads={settings.x264_threads or 'auto'}; "
+              f"AV1: libsvtav1 preset={settings.av1_preset} crf={settings.av1_crf} short side {settings.av1_short_side}")
+        print(f"ffmpeg CLI: {FFMPEG} (version {_version([FFMPEG, '-version'], r'version (\S+)')}); "
+              f"PyAV {av.__version__} (libavcodec {'.'.join(map(str, av.library_versions['libavcodec']))})")
 
         vprobe = probe_video(clip, settings)
         out = work / "out"
+        if "quality" in only:
+            bench_av1_quality(clip, vprobe, settings, work, [int(c) for c in args.av1_crfs.split(",")])
 
-        def ours_ladder():
-            shutil.rmtree(out, ignore_errors=True)
-            out.mkdir()
-            transcode_video(clip, vprobe, settings, out)
+        if "av1" in only:
+            av1_only = dataclasses.replace(settings, video_heights=[])  # the ladder with the AV1 rung alone
+            report("AV1 rung", *race(args.repeat, lambda: transcode_video(clip, vprobe, av1_only, _fresh(out)),
+                                     lambda: subprocess.run(ffmpeg_av1_cmd(clip, work / "ff_av1.mp4", settings, vprobe),
+                                                            check=True)), "(target: wall <= 1.1x)")
 
-        def ff_ladder():
-            subprocess.run(ffmpeg_ladder_cmd(clip, work, settings, vprobe), check=True)
-
-        report("video ladder", *race(args.repeat, ours_ladder, ff_ladder), "(target: wall <= 1.25x)")
+        if "ladder" in only:
+            h264_only = dataclasses.replace(settings, av1=False)
+            for label, s_ in (("H.264 ladder", h264_only), ("ladder + AV1", settings)):
+                report(label, *race(args.repeat, lambda s_=s_: transcode_video(clip, vprobe, s_, _fresh(out)),
+                                    lambda s_=s_: subprocess.run(ffmpeg_ladder_cmd(clip, work, s_, vprobe), check=True)),
+                       "(target: wall <= 1.25x)")
 
         iprobe = probe_image(photo, settings)
-
-        def ours_images():
-            shutil.rmtree(out, ignore_errors=True)
-            out.mkdir()
-            render_image(photo, iprobe, settings, False, out)
-
-        def ff_images():
-            subprocess.run(ffmpeg_image_cmd(photo, work, settings, iprobe), check=True)
-
-        report("image variants", *race(args.repeat, ours_images, ff_images))
+        if "images" in only:
+            no_crops = dataclasses.replace(settings, crop_widths={})
+            hprobe = probe_image(heic, settings)
+            for label, src, probe in (("JPEG variants", photo, iprobe), ("HEIC variants", heic, hprobe)):
+                report(label, *race(args.repeat, lambda src=src, probe=probe: render_image(src, probe, no_crops, False, _fresh(out)),
+                                    lambda src=src, probe=probe: subprocess.run(ffmpeg_image_cmd(src, work, settings, probe), check=True)))
+            for label, src, probe in (("JPEG", photo, iprobe), ("HEIC", heic, hprobe)):
+                with_crops, without = race(args.repeat, lambda src=src, probe=probe: render_image(src, probe, settings, False, _fresh(out)),
+                                           lambda src=src, probe=probe: render_image(src, probe, no_crops, False, _fresh(out)))
+                print(f"{label} variants + crops: wall {with_crops[0]:6.2f}s vs {without[0]:6.2f}s without "
+                      f"({with_crops[0] / without[0]:.2f}x), cpu {with_crops[1]:6.2f}s vs {without[1]:6.2f}s")
         print(f"load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
-        short = work / "short.mp4"
-        make_clip(short, 3.0)
-        compare_executors([
-            ("ladder (3 s)", _ladder_job, (short, probe_video(short, settings), settings, work / "ex")),
-            ("image variants", _images_job, (photo, iprobe, settings, work / "ex")),
-        ])
+        if "executors" in only:
+            short = work / "short.mp4"
+            make_clip(short, 3.0)
+            compare_executors([
+                ("ladder (3 s)", _ladder_job, (short, probe_video(short, settings), settings, work / "ex")),
+                ("image variants", _images_job, (photo, iprobe, settings, work / "ex")),
+            ])
         print("ffmpeg ladder command:", " ".join(ffmpeg_ladder_cmd(clip, Path("OUT"), settings, vprobe)))
+        print("ffmpeg AV1 command:", " ".join(ffmpeg_av1_cmd(clip, Path("OUT.mp4"), settings, vprobe)))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
