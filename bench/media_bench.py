@@ -51,7 +51,8 @@ from media_pipeline.video import av1_rung, ladder, svtav1_options, transcode_vid
 
 
 def make_clip(path: Path, seconds: float, width: int = 1920, height: int = 1080, fps: int = 30) -> None:
-    """A busy 1080p clip (testsrc2 moves and changes every frame) with a stereo tone."""
+    """A busy 1080p clip (testsrc2 moves and changes every frame) with a stereo tone, long-GOP
+    H.264 at crf 18 as a camera would write it."""
     graph = av.filter.Graph()
     src = graph.add("testsrc2", f"size={width}x{height}:rate={fps}:duration={seconds}")
     sink = graph.add("buffersink")
@@ -68,6 +69,7 @@ def make_clip(path: Path, seconds: float, width: int = 1920, height: int = 1080,
             except (av.BlockingIOError, av.EOFError):
                 break
             frame = frame.reformat(format="yuv420p")
+            frame.pict_type = av.video.frame.PictureType.NONE  # lavfi marks every frame I: let x264 make its GOP
             for p in vs.encode(frame):
                 oc.mux(p)
         for p in vs.encode(None):
