@@ -159,7 +159,7 @@ class MediaSettings:
     av1: bool = True
     av1_short_side: int = 720
     av1_preset: int = 6
-    av1_crf: int = 36
+    av1_crf: int = 37
     thumbnails: int = 3
     thumbnail_width: int = 320
     # Also package the ladder as HLS (remuxed, segments of 2 GOPs); needs cdn_base_url to be played.
