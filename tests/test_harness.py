@@ -140,6 +140,25 @@ def test_servers_die_with_a_killed_owner(tmp_path: Path) -> None:
     _wait_for(lambda: not pid_alive(pid), f"memcached {pid} dying with its owner")
 
 
+def test_a_spawn_survives_pyav_state_held_by_another_thread() -> None:
+    """PyAV keeps a swscale context per thread that converted a frame; its destructor waits on
+    its slice threads. A spawn that ran Python in the forked child (a preexec_fn) tore down the
+    other threads' state there and hung on that destructor forever."""
+    script = ("import threading, av\n"
+              "from tests.harness import start_services\n"
+              "hold = threading.Event()\n"
+              "def convert():\n"
+              "    av.VideoFrame(640, 480, 'yuv420p').reformat(320, 240, 'rgb24')\n"
+              "    hold.wait()\n"
+              "threading.Thread(target=convert, daemon=True).start()\n"
+              "import time; time.sleep(0.5)\n"
+              "s = start_services(n_mysql=0, n_memcached=1, s3=False)\n"
+              "print('started', flush=True)\n"
+              "s.stop()\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=90)
+    assert done.returncode == 0 and "started" in done.stdout, done.stderr
+
+
 def test_up_cli_serves_attached_runs_and_stops_what_they_restarted(tmp_path: Path) -> None:
     desc_path = tmp_path / "services.json"
     up = subprocess.Popen([sys.executable, "-m", "tests.harness", "up", "--json", str(desc_path),

@@ -3,15 +3,16 @@
 Invariant: no server outlives the process that started it (unless spawned `detached`, for a
 server restarted on behalf of a `python -m tests.harness up` process that owns it). Every server
 runs in its own process group (a terminal's Ctrl-C reaches the test runner, which tears down in
-order) and is spawned with `PR_SET_PDEATHSIG=SIGKILL`, so even a SIGKILLed test run leaves
+order) and is spawned through `setpriv --pdeathsig KILL`, so even a SIGKILLed test run leaves
 nothing behind. The death signal fires when the *thread* that forked the child exits, so every
 spawn happens on one long-lived daemon thread, never on a short-lived executor thread a test
-may call us from.
+may call us from. No Python runs in the forked child (no `preexec_fn`): there CPython tears down
+the other threads' state, and a destructor that waits on a thread the child does not have
+(PyAV's per-thread swscale context, kept by any thread that converted a frame) hangs the spawn.
 """
 
 from __future__ import annotations
 
-import ctypes
 import os
 import queue
 import random
@@ -41,8 +42,6 @@ def which(name: str, package: str) -> str:
 
 # --- spawning ----------------------------------------------------------------------------
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_PR_SET_PDEATHSIG = 1
 _spawn_queue: queue.Queue = queue.Queue()
 _spawn_thread: threading.Thread | None = None
 _spawn_thread_lock = threading.Lock()
@@ -72,14 +71,6 @@ def _on_spawner_thread(fn):
     if not ok:
         raise value
     return value
-
-
-def _die_with(parent_pid: int):
-    def preexec() -> None:  # runs in the child between fork and exec: no allocation-heavy work
-        _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() != parent_pid:  # the parent died before prctl took effect
-            os._exit(1)
-    return preexec
 
 
 @dataclass
@@ -144,9 +135,10 @@ def spawn(server: Server, *, detached: bool) -> None:
             if detached:  # outlives us; whoever owns the JSON description stops it
                 return subprocess.Popen(server.argv, stdin=subprocess.DEVNULL, stdout=log,
                                         stderr=subprocess.STDOUT, start_new_session=True)
-            return subprocess.Popen(server.argv, stdin=subprocess.DEVNULL, stdout=log,
-                                    stderr=subprocess.STDOUT, process_group=0,
-                                    preexec_fn=_die_with(os.getpid()))
+            # setpriv sets PR_SET_PDEATHSIG=SIGKILL and execs the server (same pid, its own argv).
+            die_with_us = [which("setpriv", "util-linux"), "--pdeathsig", "KILL", "--"]
+            return subprocess.Popen([*die_with_us, *server.argv], stdin=subprocess.DEVNULL, stdout=log,
+                                    stderr=subprocess.STDOUT, process_group=0)
     server.proc = _on_spawner_thread(popen)
     server.pid = server.proc.pid
 
