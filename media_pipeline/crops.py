@@ -76,7 +76,8 @@ def render_crops(upright: Image.Image, display: tuple[int, int], focal: FocalPoi
         cropped = upright.crop(tuple(round(c * scale) for c in box))
         for width in sorted({min(w, cw) for w in settings.crop_widths.get(surface, [])}, reverse=True):
             height = max(1, round(width * ch / cw))
-            resized = cropped if cropped.size == (width, height) else cropped.resize((width, height), Image.LANCZOS)
+            resized = (cropped if cropped.size == (width, height)
+                       else cropped.resize((width, height), Image.LANCZOS, reducing_gap=3.0))
             rgb = flatten(resized)
             name = f"{prefix}{surface}_{width}"
             jpeg = out_dir / f"jpeg_{name}.jpg"
