@@ -32,9 +32,9 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from config.settings import MediaSettings, resolve_path
+from media_pipeline.crops import FocalPoint, poster_crops
 from media_pipeline.errors import JobBusyError, JobTimeoutError, MediaError, MediaRejectedError, WorkerCrashedError, error_from_code
 from media_pipeline.hls import package_hls
-from media_pipeline.crops import FocalPoint, poster_crops
 from media_pipeline.images import render_image
 from media_pipeline.models import MediaResult, ProcessOptions, Variant
 from media_pipeline.moderation import Reject, load_check

@@ -2,9 +2,10 @@
 
 Each source frame is decoded once, turned upright if the source carries rotation metadata,
 scaled to every rung and fed to that rung's encoder (libx264, or libsvtav1 for the AV1 rung
-`av1_<n>` when `media.av1` is on); audio is decoded once and encoded per rung. Rungs are never upscaled, use the same encoder settings as the `ffmpeg` CLI command in
-`bench/media_bench.py`, and are written with `+faststart` (index first, so playback starts
-before the download ends). Output goes to the job's work dir only; `process.py` publishes it.
+`av1_<n>` when `media.av1` is on); audio is decoded once and encoded per rung. Rungs are never
+upscaled, use the same encoder settings as the `ffmpeg` CLI commands in `bench/media_bench.py`,
+and are written with `+faststart` (index first, so playback starts before the download ends).
+Output goes to the job's work dir only; `process.py` publishes it.
 Blocking and CPU-bound: runs in a worker process.
 """
 
