@@ -1,0 +1,103 @@
+"""What members do to a thread besides sending: read receipts, reactions, unsend, typing.
+
+Invariants:
+- A read marker only moves forward. The viewer's UNREAD_THREAD edge is removed when they have
+  read the newest message, and put back if a message landed meanwhile (a send lists its message
+  before it marks the thread unread, so the re-check after the removal always sees it).
+- Unsend removes the message for everyone: its listing, its object and its reactions, and each
+  member's stream gets the unsent event, so live clients drop it too.
+- Typing is ephemeral: published to the other members' live connections, never stored.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from typing import TYPE_CHECKING
+
+from resolvers.errors import UserError
+from resolvers.messages import events
+from resolvers.messages.access import member_edges, viewer_message, viewer_thread
+from resolvers.messages.model import EMOJI_MAX, Message, MessageErrorCode, Thread
+from resolvers.messages.send import advance_read_marker
+
+if TYPE_CHECKING:
+    from resolvers.context import RequestContext
+
+
+async def _member_ids(ctx: RequestContext, thread_id: int) -> list[int]:
+    return [a.id2 for a in await member_edges(ctx, thread_id)]
+
+
+async def do_mark_thread_read(ctx: RequestContext, thread_id: int, up_to: int | None) -> Thread:
+    viewer = ctx.require_viewer()
+    thread = await viewer_thread(ctx, thread_id)
+    newest = await ctx.tao.assoc_range(thread_id, "HAS_MESSAGE", 0, 1)
+    if up_to is not None:
+        msg = await viewer_message(ctx, up_to, "upTo")
+        if msg.thread != thread_id:
+            raise UserError(MessageErrorCode.MESSAGE_NOT_FOUND, "`upTo` must be a message of this conversation.", "upTo")
+        cursor = msg.cursor
+    elif newest:
+        cursor = (newest[0].time, newest[0].id2)
+    else:
+        return thread
+    moved = await advance_read_marker(ctx.tao, thread_id, viewer, cursor)
+    if newest and cursor >= (newest[0].time, newest[0].id2):
+        await ctx.tao.assoc_delete(viewer, "UNREAD_THREAD", thread_id)
+        again = await ctx.tao.assoc_range(thread_id, "HAS_MESSAGE", 0, 1)
+        if again and (again[0].time, again[0].id2) > cursor and again[0].data.get("s") != viewer:
+            await ctx.tao.assoc_add(viewer, "UNREAD_THREAD", thread_id, time=again[0].time)
+    if moved:
+        await events.record(ctx.tao, await _member_ids(ctx, thread_id), events.READ, thread=thread_id, user=viewer)
+    ctx.reset_loaders()
+    return thread
+
+
+def _check_emoji(emoji: str) -> str:
+    emoji = emoji.strip()
+    ok = 0 < len(emoji) <= EMOJI_MAX and all(
+        unicodedata.category(c) in ("So", "Sk", "Mn", "Me", "Cf") or c == "\u200d" for c in emoji)
+    if not ok:
+        raise UserError(MessageErrorCode.EMOJI_INVALID, "A reaction is one emoji (up to "
+                        f"{EMOJI_MAX} code points with its modifiers); pass null to remove yours.", "emoji")
+    return emoji
+
+
+async def do_react(ctx: RequestContext, message_id: int, emoji: str | None) -> Message:
+    """Set (or with None, remove) the viewer's reaction to a message: one per member."""
+    viewer = ctx.require_viewer()
+    msg = await viewer_message(ctx, message_id)
+    if emoji is None:
+        await ctx.tao.assoc_delete(message_id, "REACTED_BY", viewer)
+    else:
+        await ctx.tao.assoc_add(message_id, "REACTED_BY", viewer, data={"e": _check_emoji(emoji)})
+    ctx.loaders.forget_edges((message_id, "REACTED_BY", viewer))
+    await events.record(ctx.tao, await _member_ids(ctx, msg.thread), events.REACTION, thread=msg.thread,
+                        message=message_id, user=viewer)
+    return msg
+
+
+async def do_unsend(ctx: RequestContext, message_id: int) -> int:
+    """Remove the viewer's own message for everyone; returns its thread's id."""
+    viewer = ctx.require_viewer()
+    msg = await viewer_message(ctx, message_id)
+    if msg.sender != viewer:
+        raise UserError(MessageErrorCode.NOT_SENDER, "You can only unsend your own messages.", "messageId")
+    # Unlisted first: from here no page shows it; then its reactions and the object itself.
+    await ctx.tao.assoc_delete(msg.thread, "HAS_MESSAGE", message_id)
+    for r in await ctx.tao.assoc_range(message_id, "REACTED_BY", 0, 100):
+        await ctx.tao.assoc_delete(message_id, "REACTED_BY", r.id2)
+    await ctx.tao.obj_delete(message_id)
+    await events.record(ctx.tao, await _member_ids(ctx, msg.thread), events.MESSAGE_UNSENT, thread=msg.thread,
+                        message=message_id)
+    ctx.reset_loaders()
+    return msg.thread
+
+
+async def do_set_typing(ctx: RequestContext, thread_id: int, typing: bool) -> Thread:
+    viewer = ctx.require_viewer()
+    thread = await viewer_thread(ctx, thread_id)
+    others = [m for m in await _member_ids(ctx, thread_id) if m != viewer]
+    await events.publish_ephemeral(ctx.tao, others, events.TYPING, thread=thread_id, user=viewer,
+                                   typing="1" if typing else "0")
+    return thread
