@@ -9,6 +9,7 @@ from schema.comments import CommentsMutation
 from schema.feed import FeedMutation
 from schema.follows import FollowsMutation
 from schema.media import MediaMutation, MediaQuery
+from schema.message_events import MessagesSubscription
 from schema.message_mutations import MessagesMutation
 from schema.messages import MessagesQuery
 from schema.node import NodeQuery
@@ -29,7 +30,7 @@ class Mutation(AccountsMutation, UsersMutation, FollowsMutation, PostsMutation, 
 
 
 @strawberry.type
-class Subscription(RealtimeSubscription):
+class Subscription(RealtimeSubscription, MessagesSubscription):
     pass
 
 

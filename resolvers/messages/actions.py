@@ -41,14 +41,16 @@ async def do_mark_thread_read(ctx: RequestContext, thread_id: int, up_to: int | 
         cursor = (newest[0].time, newest[0].id2)
     else:
         return thread
-    moved = await advance_read_marker(ctx.tao, thread_id, viewer, cursor)
+    receipt = events.event(ctx.tao, await _member_ids(ctx, thread_id), events.READ, near=thread_id, thread=thread_id,
+                           user=viewer, message=cursor[1])
+    moved = await advance_read_marker(ctx.tao, thread_id, viewer, cursor, jobs=events.jobs_of(receipt))
     if newest and cursor >= (newest[0].time, newest[0].id2):
         await ctx.tao.assoc_delete(viewer, "UNREAD_THREAD", thread_id)
         again = await ctx.tao.assoc_range(thread_id, "HAS_MESSAGE", 0, 1)
         if again and (again[0].time, again[0].id2) > cursor and again[0].data.get("s") != viewer:
             await ctx.tao.assoc_add(viewer, "UNREAD_THREAD", thread_id, time=again[0].time)
     if moved:
-        await events.record(ctx.tao, await _member_ids(ctx, thread_id), events.READ, thread=thread_id, user=viewer)
+        await receipt.deliver(ctx.tao)
     ctx.reset_loaders()
     return thread
 
@@ -67,13 +69,17 @@ async def do_react(ctx: RequestContext, message_id: int, emoji: str | None) -> M
     """Set (or with None, remove) the viewer's reaction to a message: one per member."""
     viewer = ctx.require_viewer()
     msg = await viewer_message(ctx, message_id)
+    emoji = None if emoji is None else _check_emoji(emoji)
+    ev = events.event(ctx.tao, await _member_ids(ctx, msg.thread), events.REACTION, near=message_id,
+                      thread=msg.thread, message=message_id, user=viewer)
     if emoji is None:
-        await ctx.tao.assoc_delete(message_id, "REACTED_BY", viewer)
+        changed = await ctx.tao.assoc_delete(message_id, "REACTED_BY", viewer, jobs=events.jobs_of(ev))
     else:
-        await ctx.tao.assoc_add(message_id, "REACTED_BY", viewer, data={"e": _check_emoji(emoji)})
+        await ctx.tao.assoc_add(message_id, "REACTED_BY", viewer, data={"e": emoji}, jobs=events.jobs_of(ev))
+        changed = True
+    if changed:
+        await ev.deliver(ctx.tao)
     ctx.loaders.forget_edges((message_id, "REACTED_BY", viewer))
-    await events.record(ctx.tao, await _member_ids(ctx, msg.thread), events.REACTION, thread=msg.thread,
-                        message=message_id, user=viewer)
     return msg
 
 
@@ -87,9 +93,10 @@ async def do_unsend(ctx: RequestContext, message_id: int) -> int:
     await ctx.tao.assoc_delete(msg.thread, "HAS_MESSAGE", message_id)
     for r in await ctx.tao.assoc_range(message_id, "REACTED_BY", 0, 100):
         await ctx.tao.assoc_delete(message_id, "REACTED_BY", r.id2)
-    await ctx.tao.obj_delete(message_id)
-    await events.record(ctx.tao, await _member_ids(ctx, msg.thread), events.MESSAGE_UNSENT, thread=msg.thread,
-                        message=message_id)
+    ev = events.event(ctx.tao, await _member_ids(ctx, msg.thread), events.MESSAGE_UNSENT, near=message_id,
+                      thread=msg.thread, message=message_id)
+    if await ctx.tao.obj_delete(message_id, jobs=events.jobs_of(ev)):
+        await ev.deliver(ctx.tao)
     ctx.reset_loaders()
     return msg.thread
 
@@ -98,6 +105,5 @@ async def do_set_typing(ctx: RequestContext, thread_id: int, typing: bool) -> Th
     viewer = ctx.require_viewer()
     thread = await viewer_thread(ctx, thread_id)
     others = [m for m in await _member_ids(ctx, thread_id) if m != viewer]
-    await events.publish_ephemeral(ctx.tao, others, events.TYPING, thread=thread_id, user=viewer,
-                                   typing="1" if typing else "0")
+    await events.publish_typing(ctx.tao, others, thread_id, viewer, typing)
     return thread

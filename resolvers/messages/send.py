@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from resolvers import privacy
 from resolvers.errors import UserError
-from resolvers.messages import limits
+from resolvers.messages import events, limits
 from resolvers.messages.access import member_edges, viewer_message, viewer_thread
 from resolvers.messages.model import (CLIENT_ID_MAX, CLIENT_KEYS, MEDIA, POST, TEXT, VOICE, Message, MessageErrorCode,
                                       Thread, cipher, is_message, message_data)
@@ -143,7 +143,12 @@ async def do_send_message(ctx: RequestContext, *, client_id: str, thread_id: int
     data = message_data(thread.id, sender, kind, body=box.seal(text, thread.id, sender) if text else None,
                         post=post_id, media=media_id, reply_to=reply_to, client_id=client_id,
                         fp=box.fingerprint(canonical))
-    made = await ctx.tao.obj_add("MESSAGE", data, owner=thread.id, jobs=lambda mid: [(DELIVER_JOB, {"message": mid})])
+    members, pending = [sender, *recipients], []
+
+    def jobs(mid: int) -> list[tuple]:  # the message's event commits with the message itself
+        pending[:] = [events.event(ctx.tao, members, events.MESSAGE_NEW, near=thread.id, thread=thread.id, message=mid)]
+        return [(DELIVER_JOB, {"message": mid}), *events.jobs_of(*pending)]
+    made = await ctx.tao.obj_add("MESSAGE", data, owner=thread.id, jobs=jobs)
     if not await ctx.tao.key_claim(CLIENT_KEYS, _client_key(sender, client_id), made):
         await ctx.tao.obj_delete(made)  # a racing retry won: answer with its message (or refuse)
         done = await _existing(ctx, sender, client_id, canonical)
@@ -152,6 +157,8 @@ async def do_send_message(ctx: RequestContext, *, client_id: str, thread_id: int
         return done
     await limits.record_send(ctx.tao, sender, requests, new, (await ctx.tao.obj_get([made]))[made].created)
     await deliver(ctx.tao, made)
+    for ev in pending:  # published after the message is listed and the folders bumped
+        await ev.deliver(ctx.tao)
     ctx.reset_loaders()  # the payload reads the thread, folders and counts this send changed
     obj = (await ctx.tao.obj_get([made]))[made]
     return Message.from_obj(obj)
@@ -174,16 +181,17 @@ async def deliver(tao: Tao, message_id: int) -> None:
     await place_in_folders(tao, msg.thread, members, msg.sender, msg.created, msg.id)
 
 
-async def advance_read_marker(tao: Tao, thread_id: int, user_id: int, cursor: tuple[int, int]) -> bool:
-    """Move the member's read marker forward to `cursor` (never back); True if it moved."""
+async def advance_read_marker(tao: Tao, thread_id: int, user_id: int, cursor: tuple[int, int],
+                              jobs: list[tuple] | None = None) -> bool:
+    """Move the member's read marker forward to `cursor` (never back), committing `jobs` with
+    the move; True if it moved."""
     edge = (await tao.assoc_get(thread_id, "HAS_MEMBER", [user_id])).get(user_id)
     if edge is None:
         return False
     current = tuple(edge.data.get("read") or (0, 0))
     if tuple(cursor) <= current:
         return False
-    await set_member_state(tao, thread_id, user_id, read=list(cursor))
-    return True
+    return await set_member_state(tao, thread_id, user_id, read=list(cursor), jobs=jobs)
 
 
 async def deliver_job(tao: Tao, payload: dict) -> None:

@@ -20,7 +20,7 @@ from resolvers.messages import events
 from resolvers.messages.access import member_edges, viewer_thread
 from resolvers.messages.model import (DIRECT, GROUP, PAIR_KEYS, THREAD_NAME_MAX, MessageErrorCode, Thread, is_thread,
                                       thread_not_found)
-from tao import Tao
+from tao import Tao, shard_of
 from tao.core import now_ms
 
 if TYPE_CHECKING:
@@ -64,12 +64,20 @@ def check_name(name: str | None) -> str | None:
     return name
 
 
-async def _add_members(tao: Tao, thread_id: int, user_ids: list[int], time: int) -> None:
-    """Add the members missing from the thread (present ones keep their state); one transaction."""
+async def _add_members(tao: Tao, thread_id: int, user_ids: list[int], time: int, tell: list[int] | None = None) -> list[int]:
+    """Add the members missing from the thread (present ones keep their state) in one
+    transaction, with a `thread.added` event for the new ones and `thread.updated` for `tell`."""
     have = await tao.assoc_get(thread_id, "HAS_MEMBER", user_ids)
-    new = [(thread_id, "HAS_MEMBER", u, time, {}) for u in user_ids if u not in have]
+    new = [u for u in user_ids if u not in have]
     if new:
-        await tao.assoc_add_many(new)
+        added = events.event(tao, new, events.THREAD_ADDED, near=thread_id, thread=thread_id)
+        updated = events.event(tao, [u for u in tell or [] if u not in new], events.THREAD_UPDATED, near=thread_id,
+                               thread=thread_id)
+        await tao.assoc_add_many([(thread_id, "HAS_MEMBER", u, time, {}) for u in new],
+                                 jobs_by_shard={shard_of(thread_id): events.jobs_of(added, updated)})
+        for ev in (added, updated):
+            await ev.deliver(tao)
+    return new
 
 
 async def do_get_or_create_direct(ctx: RequestContext, other_id: int, field: str = "recipientIds") -> Thread:
@@ -107,7 +115,7 @@ async def do_create_group(ctx: RequestContext, user_ids: list[int], name: str | 
     obj = (await ctx.tao.obj_get([thread_id]))[thread_id]
     members = [viewer, *others]
     await _add_members(ctx.tao, thread_id, members, obj.created)
-    await place_in_folders(ctx.tao, thread_id, members, viewer, obj.created, None)
+    await place_in_folders(ctx.tao, thread_id, members, viewer, obj.created)
     _forget_thread(ctx, thread_id, members)
     return Thread.from_obj(obj)
 
@@ -130,9 +138,8 @@ async def do_add_members(ctx: RequestContext, thread_id: int, user_ids: list[int
         raise _too_many(ctx, "userIds")
     if new:
         ts = now_ms()
-        await _add_members(ctx.tao, thread_id, new, ts)
-        await place_in_folders(ctx.tao, thread_id, new, viewer, ts, None)
-        await events.record(ctx.tao, sorted(current), events.THREAD_UPDATED, thread=thread_id)
+        await _add_members(ctx.tao, thread_id, new, ts, tell=sorted(current))
+        await place_in_folders(ctx.tao, thread_id, new, viewer, ts)
     _forget_thread(ctx, thread_id, [*current, *new])
     return thread
 
@@ -140,22 +147,25 @@ async def do_add_members(ctx: RequestContext, thread_id: int, user_ids: list[int
 async def do_leave_thread(ctx: RequestContext, thread_id: int) -> None:
     viewer = ctx.require_viewer()
     await _viewer_group(ctx, thread_id)
-    await ctx.tao.assoc_delete(thread_id, "HAS_MEMBER", viewer)
+    others = [a.id2 for a in await member_edges(ctx, thread_id) if a.id2 != viewer]
+    removed = events.event(ctx.tao, [viewer], events.THREAD_REMOVED, near=thread_id, thread=thread_id)
+    updated = events.event(ctx.tao, others, events.THREAD_UPDATED, near=thread_id, thread=thread_id)
+    await ctx.tao.assoc_delete(thread_id, "HAS_MEMBER", viewer, jobs=events.jobs_of(removed, updated))
+    for ev in (removed, updated):
+        await ev.deliver(ctx.tao)
     for atype in _VIEWER_FOLDERS:
         await ctx.tao.assoc_delete(viewer, atype, thread_id)
-    others = [a.id2 for a in await member_edges(ctx, thread_id) if a.id2 != viewer]
-    await events.record(ctx.tao, [viewer], events.THREAD_REMOVED, thread=thread_id)
-    await events.record(ctx.tao, others, events.THREAD_UPDATED, thread=thread_id)
     _forget_thread(ctx, thread_id, [viewer, *others])
 
 
 async def do_rename_thread(ctx: RequestContext, thread_id: int, name: str | None) -> Thread:
     thread = await _viewer_group(ctx, thread_id)
     name = check_name(name)
-    obj = await ctx.tao.obj_update(thread_id, {"name": name})
-    ctx.loaders.object_by_id.clear(thread_id).prime(thread_id, obj)
     members = [a.id2 for a in await member_edges(ctx, thread.id)]
-    await events.record(ctx.tao, members, events.THREAD_UPDATED, thread=thread_id)
+    ev = events.event(ctx.tao, members, events.THREAD_UPDATED, near=thread_id, thread=thread_id)
+    obj = await ctx.tao.obj_update(thread_id, {"name": name}, jobs=events.jobs_of(ev))
+    await ev.deliver(ctx.tao)
+    ctx.loaders.object_by_id.clear(thread_id).prime(thread_id, obj)
     return Thread.from_obj(obj)
 
 
@@ -195,10 +205,11 @@ async def do_decline_request(ctx: RequestContext, thread_id: int, block: bool) -
     Nothing reaches the sender: their thread, messages and receipts look as before."""
     viewer = ctx.require_viewer()
     thread = await _pending_request(ctx, thread_id)
-    await set_member_state(ctx.tao, thread_id, viewer, declined=True)
+    removed = events.event(ctx.tao, [viewer], events.THREAD_REMOVED, near=thread_id, thread=thread_id)
+    await set_member_state(ctx.tao, thread_id, viewer, declined=True, jobs=events.jobs_of(removed))
+    await removed.deliver(ctx.tao)
     for atype in ("DM_REQUESTS", "UNREAD_THREAD"):
         await ctx.tao.assoc_delete(viewer, atype, thread_id)
-    await events.record(ctx.tao, [viewer], events.THREAD_REMOVED, thread=thread_id)
     _forget_thread(ctx, thread_id, [viewer])
     if block:
         from resolvers.follows import do_block  # follows' block severs follows too; one way to block
@@ -211,31 +222,38 @@ async def do_decline_request(ctx: RequestContext, thread_id: int, block: bool) -
 
 # Shared by sends, group creation and member adds ----------------------------------------------
 
-async def set_member_state(tao: Tao, thread_id: int, user_id: int, **changes) -> None:
-    """Merge `changes` into a member's edge data (None removes a key), keeping its join time."""
+async def set_member_state(tao: Tao, thread_id: int, user_id: int, *, jobs: list[tuple] | None = None,
+                           **changes) -> bool:
+    """Merge `changes` into a member's edge data (None removes a key), keeping its join time;
+    `jobs` commit with the change. False (and no jobs) if nothing changed or they are no member."""
     edge = (await tao.assoc_get(thread_id, "HAS_MEMBER", [user_id])).get(user_id)
     if edge is None:
-        return
+        return False
     data = {k: v for k, v in {**edge.data, **changes}.items() if v is not None}
-    if data != edge.data:
-        await tao.assoc_add(thread_id, "HAS_MEMBER", user_id, time=edge.time, data=data)
+    if data == edge.data:
+        return False
+    await tao.assoc_add(thread_id, "HAS_MEMBER", user_id, time=edge.time, data=data, jobs=jobs)
+    return True
 
 
 async def place_in_folders(tao: Tao, thread_id: int, members: list[int], sender: int, time: int,
-                           message_id: int | None) -> None:
-    """Bump the thread to `time` in each member's folder (INBOX, or DM_REQUESTS for a request),
-    mark it unread for the members other than the sender, and record each member's event with
-    that member's write. Idempotent: re-running with the same time changes nothing more."""
+                           message_id: int | None = None) -> list[int]:
+    """Bump the thread to `time` in each member's folder (INBOX, or DM_REQUESTS for a request)
+    and, for a message, mark it unread for the members other than the sender. Idempotent:
+    re-running with the same time changes nothing more. Returns the members it reached (not
+    those who declined, left, or stand in a block with the sender)."""
     states = await tao.assoc_get(thread_id, "HAS_MEMBER", members)
     keys = [(m, t, thread_id) for m in members for t in ("INBOX", "DM_REQUESTS")]
     keys += [(m, t, sender) for m in members if m != sender for t in ("FOLLOWS", "BLOCKS", "BLOCKED_BY")]
     have = await tao.assoc_get_many(keys)
+    reached = []
     for m in members:
         state = states.get(m)
         if state is None or state.data.get("declined"):
             continue  # not a member (left meanwhile), or declined: nothing reaches them
         if have.get((m, "BLOCKS", sender)) or have.get((m, "BLOCKED_BY", sender)):
             continue  # a block either way: no new activity of the sender's reaches them
+        reached.append(m)
         inbox, request = have[(m, "INBOX", thread_id)], have[(m, "DM_REQUESTS", thread_id)]
         if (inbox or request) is not None and (inbox or request).time >= time:
             continue  # already placed at this time or later (a re-run, or a newer message won)
@@ -243,12 +261,10 @@ async def place_in_folders(tao: Tao, thread_id: int, members: list[int], sender:
             folder = "INBOX"
         else:
             folder = "DM_REQUESTS"
-        new = inbox is None and request is None
-        kind = events.THREAD_ADDED if new or message_id is None else events.MESSAGE_NEW
-        jobs = events.stream_jobs(m, kind, thread=thread_id, message=message_id)
         if m != sender and message_id is not None:
             await tao.assoc_add(m, "UNREAD_THREAD", thread_id, time=time)
-        await tao.assoc_add(m, folder, thread_id, time=time, jobs=jobs)
+        await tao.assoc_add(m, folder, thread_id, time=time)
+    return reached
 
 
 def _forget_thread(ctx: RequestContext, thread_id: int, members: list[int]) -> None:
