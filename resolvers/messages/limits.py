@@ -2,7 +2,7 @@
 new recipients per day, stricter for accounts younger than `messages.new_account_days`.
 
 The counts are the sender's own lists, on the sender's shard: sender -DM_REQUEST_SENT-> user
-(time: the latest request to that user) and sender -DM_CONTACTED-> user (time: the first
+(time: the request, the first message to someone who does not follow the sender) and sender -DM_CONTACTED-> user (time: the first
 message to that user). A limit is checked before anything is written, and a refused send
 stores nothing; the edges are written once the message is stored. Two sends racing past the
 check may both pass: the limits bound abuse, they are not a quota to the unit.
@@ -33,12 +33,13 @@ async def split_recipients(ctx: RequestContext, thread_id: int | None, recipient
     sender = ctx.require_viewer()
     keys = [(r, "FOLLOWS", sender) for r in recipients] + [(sender, "DM_CONTACTED", r) for r in recipients]
     if thread_id is not None:
-        keys += [(r, t, thread_id) for r in recipients for t in ("INBOX", "DM_REQUESTS")]
+        keys += [(r, "INBOX", thread_id) for r in recipients]
     found = dict(zip(keys, await ctx.loaders.assoc_by_key.load_many(keys)))
-    requests = [r for r in recipients if found[(r, "FOLLOWS", sender)] is None
-                and (thread_id is None or (found[(r, "INBOX", thread_id)] is None
-                                           and found[(r, "DM_REQUESTS", thread_id)] is None))]
     new = [r for r in recipients if found[(sender, "DM_CONTACTED", r)] is None]
+    # A request opens a conversation with someone who does not follow the sender; later messages
+    # into it (or into a thread they accepted) are not new requests.
+    requests = [r for r in new if found[(r, "FOLLOWS", sender)] is None
+                and (thread_id is None or found[(r, "INBOX", thread_id)] is None)]
     return requests, new
 
 
