@@ -149,6 +149,10 @@ class MediaSettings:
     # libx264 threads per rung (0 = x264's own choice).
     x264_threads: int = 0
     audio_bitrate: int = 128_000
+    # Voice messages (kind "audio"): transcoded to AAC mono at this bitrate; at most this long.
+    audio_voice_bitrate: int = 64_000
+    max_audio_seconds: float = 300.0
+    max_audio_bytes: int = 50 * 1024 * 1024
     thumbnails: int = 3
     thumbnail_width: int = 320
     # Also package the ladder as HLS (remuxed, segments of 2 GOPs); needs cdn_base_url to be played.

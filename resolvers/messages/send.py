@@ -73,11 +73,12 @@ async def _check_content(ctx: RequestContext, kind: str, text: str | None, post_
     if media_id is not None:
         obj = await ctx.loaders.object_by_id.load(media_id)
         mine = await ctx.loaders.assoc_by_key.load((viewer, "UPLOADED", media_id))
-        if (obj is None or obj.otype != "MEDIA" or mine is None or obj.data.get("kind") not in _MEDIA_KINDS[kind]
+        in_post = await ctx.loaders.assoc_count_by_key.load((media_id, "MEDIA_OF"))
+        if (obj is None or obj.otype != "MEDIA" or mine is None or in_post or obj.data.get("kind") not in _MEDIA_KINDS[kind]
                 or obj.data.get("status") not in ("processing", "ready")):
             what = "an audio upload" if kind == VOICE else "a photo or video upload"
             raise UserError(MessageErrorCode.MEDIA_INVALID, f"`mediaId` must be {what} of yours that you completed "
-                            "(`completeUpload`) and that did not fail.", "mediaId")
+                            "(`completeUpload`), that did not fail and is not in a post.", "mediaId")
 
 
 def _fingerprint_text(target: str, kind: str, text: str | None, post_id, media_id, reply_to) -> str:
@@ -148,6 +149,9 @@ async def do_send_message(ctx: RequestContext, *, client_id: str, thread_id: int
     def jobs(mid: int) -> list[tuple]:  # the message's event commits with the message itself
         pending[:] = [events.event(ctx.tao, members, events.MESSAGE_NEW, near=thread.id, thread=thread.id, message=mid)]
         return [(DELIVER_JOB, {"message": mid}), *events.jobs_of(*pending)]
+    if media_id is not None:  # a message's media is seen through the message only (resolvers.media)
+        ctx.loaders.object_by_id.clear(media_id)
+        await ctx.tao.obj_update(media_id, {"dm": True})
     made = await ctx.tao.obj_add("MESSAGE", data, owner=thread.id, jobs=jobs)
     if not await ctx.tao.key_claim(CLIENT_KEYS, _client_key(sender, client_id), made):
         await ctx.tao.obj_delete(made)  # a racing retry won: answer with its message (or refuse)
