@@ -11,6 +11,7 @@ same way. Everything batches: a page of N threads costs one list read for all th
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import TYPE_CHECKING
 
 from resolvers import privacy
@@ -23,6 +24,7 @@ from tao import Assoc, Obj
 if TYPE_CHECKING:
     from resolvers.context import RequestContext
 
+log = logging.getLogger("taogram.messages")
 FOLDERS = {"INBOX": "INBOX", "REQUESTS": "DM_REQUESTS"}
 UNREAD_THREADS_SCAN = 100
 
@@ -57,8 +59,9 @@ def message_text(ctx: RequestContext, msg: Message) -> str | None:
         return None
     try:
         return cipher(ctx.settings.messages).open(msg.body, msg.thread, msg.sender)
-    except MessageKeyError:
-        return None  # a retired key still in use is an operator's error; never a client's crash
+    except MessageKeyError as exc:
+        log.error("message %s: %s", msg.id, exc)  # a retired key still in use: an operator's error
+        return None
 
 
 async def _newest(ctx: RequestContext, thread_id: int) -> list[Assoc]:

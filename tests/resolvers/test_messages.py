@@ -140,3 +140,21 @@ async def test_rotated_key_still_opens_old_bodies(gql, dm, gql_settings):
     assert '"k":"k2"' in (await dm.raw_object_data(store_id(q["message"]["id"]))).replace(" ", "")
     texts = [m["text"] for m in await dm.messages(ta, p["thread"]["id"])]
     assert texts == ["sealed under k2", "sealed under dev"]
+
+
+async def test_reseal_moves_old_bodies_to_the_active_key(gql, dm, gql_settings):
+    from resolvers.messages.reseal import reseal_thread
+
+    ta, a = await gql.sign_up("ada")
+    _, b = await gql.sign_up("bob")
+    p = await dm.sent(ta, to=[b], text="old key")
+    thread = p["thread"]["id"]
+    cfg = gql_settings.messages
+    cfg.encryption_keys = {**cfg.encryption_keys, "k2": "MjAyNi1yb3RhdGlvbi1rZXktMzItYnl0ZXMtbG9uZyE="}
+    cfg.active_key = "k2"
+    await dm.sent(ta, thread=thread, text="new key")
+    assert await reseal_thread(gql.tao, cfg, store_id(thread)) == 1
+    assert await reseal_thread(gql.tao, cfg, store_id(thread)) == 0  # idempotent
+    assert '"k":"k2"' in (await dm.raw_object_data(store_id(p["message"]["id"]))).replace(" ", "")
+    cfg.encryption_keys = {"k2": cfg.encryption_keys["k2"]}  # the old key retired
+    assert [m["text"] for m in await dm.messages(ta, thread)] == ["new key", "old key"]
