@@ -185,8 +185,7 @@ class MessagesMutation:
         ctx = info.context
         ctx.require_viewer()
         tid = _id(ctx, input.thread_id, "Thread", "threadId")
-        payload = await _thread_payload(ctx, lambda: threads.do_leave_thread(ctx, tid), None)
-        return payload
+        return await _thread_payload(ctx, lambda: threads.do_leave_thread(ctx, tid), None)
 
     @strawberry.mutation
     async def rename_thread(self, info: Ctx, input: ThreadRenameInput) -> ThreadPayload:

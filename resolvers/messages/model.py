@@ -16,7 +16,7 @@ import enum
 from dataclasses import dataclass
 from functools import lru_cache
 
-from config.settings import MessageSettings
+from config.settings import ConfigError, MessageSettings
 from resolvers.errors import UserError
 from resolvers.messages.crypto import BodyCipher
 from tao import Obj
@@ -125,3 +125,11 @@ def _cipher(active: str, keys: tuple[tuple[str, str], ...]) -> BodyCipher:
 def cipher(settings: MessageSettings) -> BodyCipher:
     """The process's cipher for these settings (built once: key parsing is not free)."""
     return _cipher(settings.active_key, tuple(sorted(settings.encryption_keys.items())))
+
+
+def check_keys(settings: MessageSettings) -> None:
+    """Refuse to start with message keys that cannot seal (a server must not fail at the first send)."""
+    try:
+        cipher(settings)
+    except ValueError as exc:
+        raise ConfigError(f"{exc} (see docs/messages.md, \"Encryption at rest and key rotation\")") from None

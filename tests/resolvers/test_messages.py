@@ -158,3 +158,15 @@ async def test_reseal_moves_old_bodies_to_the_active_key(gql, dm, gql_settings):
     assert '"k":"k2"' in (await dm.raw_object_data(store_id(p["message"]["id"]))).replace(" ", "")
     cfg.encryption_keys = {"k2": cfg.encryption_keys["k2"]}  # the old key retired
     assert [m["text"] for m in await dm.messages(ta, thread)] == ["new key", "old key"]
+
+
+def test_the_app_refuses_to_start_with_unusable_message_keys(gql_settings):
+    from config import ConfigError
+    from server import create_app
+
+    gql_settings.messages.active_key = "2026-12"  # the production example before its keys are set
+    with pytest.raises(ConfigError, match="active_key"):
+        create_app(gql_settings)
+    gql_settings.messages.encryption_keys = {"2026-12": "c2hvcnQ="}
+    with pytest.raises(ConfigError, match="32 bytes"):
+        create_app(gql_settings)
