@@ -31,6 +31,11 @@ class NewMessageEvent(StreamEvent):
     thread: Thread
 
 
+@strawberry.type(description="A message's text was edited: show `message.text`.")
+class MessageEditedEvent(StreamEvent):
+    message: Message
+
+
 @strawberry.type(description="A message was unsent: remove it.")
 class MessageUnsentEvent(StreamEvent):
     message_id: strawberry.ID
@@ -89,6 +94,11 @@ async def _new_message(info: Ctx, event: realtime.StreamEvent) -> NewMessageEven
                                                                            **event_fields(event))
 
 
+async def _edited(info: Ctx, event: realtime.StreamEvent) -> MessageEditedEvent | None:
+    message = await _message(info, event)
+    return None if message is None else MessageEditedEvent(message=message, **event_fields(event))
+
+
 async def _unsent(info: Ctx, event: realtime.StreamEvent) -> MessageUnsentEvent | None:
     thread = await _thread(info, event)
     return None if thread is None else MessageUnsentEvent(
@@ -128,6 +138,7 @@ async def _removed(info: Ctx, event: realtime.StreamEvent) -> ThreadRemovedEvent
 
 register_event_type(events.MESSAGE_NEW, NewMessageEvent, _new_message)
 register_event_type(events.MESSAGE_UNSENT, MessageUnsentEvent, _unsent)
+register_event_type(events.MESSAGE_EDITED, MessageEditedEvent, _edited)
 register_event_type(events.REACTION, MessageReactionEvent, _reaction)
 register_event_type(events.READ, ReadReceiptEvent, _read)
 register_event_type(events.TYPING, TypingEvent, _typing)
@@ -143,7 +154,7 @@ def _is_messaging(event: realtime.StreamEvent) -> bool:
 @strawberry.type
 class MessagesSubscription:
     @strawberry.subscription(description=(
-        "Events of your whole inbox: new and unsent messages, reactions, read receipts, typing, and "
+        "Events of your whole inbox: new, edited and unsent messages, reactions, read receipts, typing, and "
         "conversations added, changed or removed. `after`: resume after this cursor (no gap, no duplicate)."))
     async def inbox_events(self, info: Ctx, after: str | None = None) -> AsyncGenerator[StreamEvent, None]:
         async for out in deliver_events(info, after, _is_messaging):

@@ -101,6 +101,12 @@ class MessageReactInput:
 
 
 @strawberry.input
+class MessageEditInput:
+    message_id: strawberry.ID
+    text: str = strawberry.field(description="The new text, up to 1000 characters.")
+
+
+@strawberry.input
 class MessageUnsendInput:
     message_id: strawberry.ID
 
@@ -230,6 +236,17 @@ class MessagesMutation:
         mid = _id(ctx, input.message_id, "Message", "messageId")
         try:
             msg = await actions.do_react(ctx, mid, input.emoji)
+        except UserError as e:
+            return MessagePayload(errors=user_errors(MessageError, e))
+        return MessagePayload(message=Message.from_record(msg))
+
+    @strawberry.mutation(description="Edit the text of your own text message (members see `editedAt`).")
+    async def edit_message(self, info: Ctx, input: MessageEditInput) -> MessagePayload:
+        ctx = info.context
+        ctx.require_viewer()
+        mid = _id(ctx, input.message_id, "Message", "messageId")
+        try:
+            msg = await actions.do_edit(ctx, mid, input.text)
         except UserError as e:
             return MessagePayload(errors=user_errors(MessageError, e))
         return MessagePayload(message=Message.from_record(msg))

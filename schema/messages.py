@@ -68,6 +68,10 @@ class Message(Node):
     def text(self, info: Ctx) -> str | None:
         return reads.message_text(info.context, self.record)
 
+    @strawberry.field(description="When the text was last edited; null if never.")
+    def edited_at(self) -> datetime | None:
+        return timestamp(self.record.edited) if self.record.edited else None
+
     @strawberry.field(description="Your own id for the send that made it (only on your own messages).")
     def client_message_id(self, info: Ctx) -> str | None:
         return self.record.client_id if self.record.sender == info.context.viewer_id else None

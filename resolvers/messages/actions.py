@@ -1,9 +1,12 @@
-"""What members do to a thread besides sending: read receipts, reactions, unsend, typing.
+"""What members do to a thread besides sending: read receipts, reactions, edit, unsend, typing.
 
 Invariants:
 - A read marker only moves forward. The viewer's UNREAD_THREAD edge is removed when they have
   read the newest message, and put back if a message landed meanwhile (a send lists its message
   before it marks the thread unread, so the re-check after the removal always sees it).
+- Edit replaces a text message's sealed body in place (one `obj_update`, its event committed
+  with it); a retry of the original send still answers with the message (its fingerprint is
+  the send's, not the text's).
 - Unsend removes the message for everyone: its listing, its object and its reactions, and each
   member's stream gets the unsent event, so live clients drop it too.
 - Typing is ephemeral: published to the other members' live connections, never stored.
@@ -17,8 +20,9 @@ from typing import TYPE_CHECKING
 from resolvers.errors import UserError
 from resolvers.messages import events
 from resolvers.messages.access import member_edges, viewer_message, viewer_thread
-from resolvers.messages.model import EMOJI_MAX, Message, MessageErrorCode, Thread
+from resolvers.messages.model import EMOJI_MAX, TEXT, Message, MessageErrorCode, Thread, cipher
 from resolvers.messages.send import advance_read_marker
+from tao.core import now_ms
 
 if TYPE_CHECKING:
     from resolvers.context import RequestContext
@@ -81,6 +85,29 @@ async def do_react(ctx: RequestContext, message_id: int, emoji: str | None) -> M
         await ev.deliver(ctx.tao)
     ctx.loaders.forget_edges((message_id, "REACTED_BY", viewer))
     return msg
+
+
+async def do_edit(ctx: RequestContext, message_id: int, text: str) -> Message:
+    """Replace the text of the viewer's own text message (re-sealed under the active key)."""
+    viewer = ctx.require_viewer()
+    msg = await viewer_message(ctx, message_id)
+    if msg.sender != viewer:
+        raise UserError(MessageErrorCode.NOT_SENDER, "You can only edit your own messages.", "messageId")
+    if msg.kind != TEXT:
+        raise UserError(MessageErrorCode.NOT_EDITABLE, "Only a text message can be edited: unsend this one "
+                        "and send it again.", "messageId")
+    limit = ctx.settings.messages.max_length
+    if not text.strip():
+        raise UserError(MessageErrorCode.EMPTY, "A message cannot be empty: unsend it instead.", "text")
+    if len(text) > limit:
+        raise UserError(MessageErrorCode.TOO_LONG, f"A message is at most {limit} characters: split it.", "text")
+    ev = events.event(ctx.tao, await _member_ids(ctx, msg.thread), events.MESSAGE_EDITED, near=message_id,
+                      thread=msg.thread, message=message_id)
+    body = cipher(ctx.settings.messages).seal(text, msg.thread, msg.sender)
+    obj = await ctx.tao.obj_update(message_id, {"body": body, "edited": now_ms()}, jobs=events.jobs_of(ev))
+    await ev.deliver(ctx.tao)
+    ctx.loaders.object_by_id.clear(message_id).prime(message_id, obj)
+    return Message.from_obj(obj)
 
 
 async def do_unsend(ctx: RequestContext, message_id: int) -> int:

@@ -73,9 +73,17 @@ class BodyCipher:
     def needs_reseal(self, sealed: dict[str, str]) -> bool:
         return sealed.get("k") != self.active
 
-    def fingerprint(self, content: str, key_id: str | None = None) -> str:
-        """HMAC-SHA256 of a send's canonical content, under `key_id` (default: the active key)."""
-        key = self._keys.get(key_id or self.active)
+    def fingerprint(self, content: str) -> str:
+        """`<key id>:<HMAC-SHA256>` of a send's canonical content under the active key."""
+        digest = hmac.new(self._keys[self.active], content.encode(), hashlib.sha256).hexdigest()[:32]
+        return f"{self.active}:{digest}"
+
+    def same_content(self, fp: str, content: str) -> bool:
+        """Whether `content` has the fingerprint `fp` (computed under the key `fp` names, which
+        may be older than the active one; a retired key answers False)."""
+        key_id, _, digest = fp.rpartition(":")
+        key = self._keys.get(key_id)
         if key is None:
-            raise MessageKeyError(f"message key {key_id!r} is not configured")
-        return hmac.new(key, content.encode(), hashlib.sha256).hexdigest()[:32]
+            return False
+        mine = hmac.new(key, content.encode(), hashlib.sha256).hexdigest()[:32]
+        return hmac.compare_digest(mine, digest)

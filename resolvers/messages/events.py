@@ -9,6 +9,7 @@ message, a declined thread). Typing is ephemeral: published, never stored.
 
 Kinds (ids):
   message.new      thread, message          message.unsent   thread, message
+  message.edited   thread, message
   message.reaction thread, message, user    receipt.read     thread, user, message (read up to)
   thread.added     thread                   thread.updated   thread (name or members changed)
   thread.removed   thread (left, declined)  typing           thread, user, typing (1 or 0); ephemeral
@@ -23,13 +24,14 @@ from tao import Tao
 
 MESSAGE_NEW = "message.new"
 MESSAGE_UNSENT = "message.unsent"
+MESSAGE_EDITED = "message.edited"
 REACTION = "message.reaction"
 READ = "receipt.read"
 TYPING = "typing"
 THREAD_ADDED = "thread.added"
 THREAD_REMOVED = "thread.removed"
 THREAD_UPDATED = "thread.updated"
-KINDS = (MESSAGE_NEW, MESSAGE_UNSENT, REACTION, READ, TYPING, THREAD_ADDED, THREAD_REMOVED, THREAD_UPDATED)
+KINDS = (MESSAGE_NEW, MESSAGE_UNSENT, MESSAGE_EDITED, REACTION, READ, TYPING, THREAD_ADDED, THREAD_REMOVED, THREAD_UPDATED)
 
 
 class NoEvent:

@@ -3,7 +3,8 @@
 A THREAD lives on its creator's shard with data {kind: "direct" | "group", name, creator}.
 A MESSAGE lives on its thread's shard (`obj_add(..., owner=thread)`) with data
   thread, sender, kind ("text" | "post" | "media" | "voice"), body (sealed text, see crypto),
-  post, media, reply_to, client_id, fp (HMAC of the send's content, for idempotent retries).
+  post, media, reply_to, client_id, fp (HMAC of the send's content, for idempotent retries),
+  edited (ms, once edited).
 Edges (tao/types.py): thread -HAS_MEMBER-> user (⇄ MEMBER_OF; data: the member's read marker
 `read` = [time, message id] and `declined`), thread -HAS_MESSAGE-> message (time = sent, data:
 sender), user -INBOX-> / -DM_REQUESTS-> thread (time = last activity), user -UNREAD_THREAD->
@@ -46,6 +47,7 @@ class MessageErrorCode(enum.Enum):
     MEDIA_INVALID = "MEDIA_INVALID"
     EMOJI_INVALID = "EMOJI_INVALID"
     NOT_SENDER = "NOT_SENDER"
+    NOT_EDITABLE = "NOT_EDITABLE"
     REQUEST_NOT_FOUND = "REQUEST_NOT_FOUND"
     RATE_LIMITED = "RATE_LIMITED"
 
@@ -90,12 +92,14 @@ class Message:
     client_id: str | None
     fp: str | None
     created: int
+    edited: int | None = None
 
     @classmethod
     def from_obj(cls, obj: Obj) -> Message:
         d = obj.data
         return cls(obj.id, int(d["thread"]), int(d["sender"]), d["kind"], d.get("body"), d.get("post"),
-                   d.get("media"), d.get("reply_to"), d.get("client_id"), d.get("fp"), obj.created)
+                   d.get("media"), d.get("reply_to"), d.get("client_id"), d.get("fp"), obj.created,
+                   d.get("edited"))
 
     @property
     def cursor(self) -> tuple[int, int]:

@@ -53,7 +53,7 @@ class DM:
     async def mutate(self, name: str, token: str, i: dict, fields: str = "errors { code message field }") -> dict:
         input_type = {
             "markThreadRead": "ThreadMarkReadInput", "reactToMessage": "MessageReactInput",
-            "unsendMessage": "MessageUnsendInput", "acceptMessageRequest": "MessageRequestAcceptInput",
+            "unsendMessage": "MessageUnsendInput", "editMessage": "MessageEditInput", "acceptMessageRequest": "MessageRequestAcceptInput",
             "declineMessageRequest": "MessageRequestDeclineInput", "muteThread": "ThreadMuteInput",
             "createGroupThread": "ThreadCreateInput", "addThreadMembers": "ThreadAddMembersInput",
             "leaveThread": "ThreadLeaveInput", "renameThread": "ThreadRenameInput", "setTyping": "ThreadTypingInput",

@@ -147,7 +147,7 @@ async def test_reseal_moves_old_bodies_to_the_active_key(gql, dm, gql_settings):
 
     ta, a = await gql.sign_up("ada")
     _, b = await gql.sign_up("bob")
-    p = await dm.sent(ta, to=[b], text="old key")
+    p = await dm.sent(ta, to=[b], text="old key", cid="before-rotation")
     thread = p["thread"]["id"]
     cfg = gql_settings.messages
     cfg.encryption_keys = {**cfg.encryption_keys, "k2": "MjAyNi1yb3RhdGlvbi1rZXktMzItYnl0ZXMtbG9uZyE="}
@@ -156,6 +156,9 @@ async def test_reseal_moves_old_bodies_to_the_active_key(gql, dm, gql_settings):
     assert await reseal_thread(gql.tao, cfg, store_id(thread)) == 1
     assert await reseal_thread(gql.tao, cfg, store_id(thread)) == 0  # idempotent
     assert '"k":"k2"' in (await dm.raw_object_data(store_id(p["message"]["id"]))).replace(" ", "")
+    # a retry of a send made before the rotation is still the same message
+    again = await dm.sent(ta, to=[b], text="old key", cid="before-rotation")
+    assert again["message"]["id"] == p["message"]["id"]
     cfg.encryption_keys = {"k2": cfg.encryption_keys["k2"]}  # the old key retired
     assert [m["text"] for m in await dm.messages(ta, thread)] == ["new key", "old key"]
 

@@ -15,6 +15,7 @@ WS_PROTOCOL = "graphql-transport-ws"
 EVENT_FIELDS = """__typename cursor eventId
   ... on NewMessageEvent { message { id text sender { username } } thread { id } }
   ... on MessageUnsentEvent { messageId thread { id } }
+  ... on MessageEditedEvent { message { id text editedAt } }
   ... on MessageReactionEvent { message { id } user { username } }
   ... on ReadReceiptEvent { user { username } upToMessageId }
   ... on TypingEvent { user { username } typing }
@@ -196,3 +197,27 @@ async def test_blocked_member_gets_no_new_activity_live(gql, dm):
         await bob.nothing()
     texts = [m["text"] for m in await dm.messages(tb, group)]
     assert texts == ["from cy"]
+
+
+async def test_edit_reaches_live_clients_stays_sealed_and_keeps_retries_idempotent(gql, dm):
+    ta, a = await gql.sign_up("ada")
+    tb, b = await gql.sign_up("bob")
+    p = await dm.sent(ta, to=[b], text="see you at 5", cid="c-edit")
+    thread, mid = p["thread"]["id"], p["message"]["id"]
+    async with subscribed(gql, tb) as bob:
+        e = await dm.mutate("editMessage", ta, {"messageId": mid, "text": "see you at 6"},
+                            "message { text editedAt } errors { code }")
+        assert e["errors"] == [] and e["message"]["text"] == "see you at 6" and e["message"]["editedAt"]
+        ev = await bob.next()
+        assert ev["__typename"] == "MessageEditedEvent" and ev["message"]["text"] == "see you at 6"
+    raw = await dm.raw_object_data(store_id(mid))
+    assert "see you" not in raw
+    assert (await dm.messages(tb, thread))[0]["text"] == "see you at 6"
+    # a retry of the original send answers with the (edited) message, not a new one
+    again = await dm.sent(ta, to=[b], text="see you at 5", cid="c-edit")
+    assert again["message"]["id"] == mid
+    # only the sender, only text, within the limit
+    assert [x["code"] for x in (await dm.mutate("editMessage", tb, {"messageId": mid, "text": "x"}))["errors"]] == ["NOT_SENDER"]
+    bad = await dm.mutate("editMessage", ta, {"messageId": mid, "text": "y" * 1001})
+    assert [x["code"] for x in bad["errors"]] == ["TOO_LONG"]
+    assert (await dm.messages(tb, thread))[0]["text"] == "see you at 6"
