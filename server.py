@@ -65,6 +65,7 @@ from resolvers.context import RequestContext
 from resolvers.errors import AuthenticationError
 from resolvers.jobs import register_job_handlers
 from resolvers.media import MediaServices, media_services, run_sweeper
+from resolvers.messages.model import check_keys
 from resolvers.throttle import LoginThrottle
 from schema import build_schema
 from schema.request import BadRequestError, decode_json, parse_request
@@ -298,6 +299,7 @@ def media_handler(max_body: int):
 
 def create_app(settings: Settings | None = None) -> web.Application:
     settings = settings or load_settings()
+    check_keys(settings.messages)  # a misconfigured key fails the start, not the first send
     app = web.Application(client_max_size=MAX_REQUEST_BODY, middlewares=[transport_errors])
     app[SETTINGS_KEY] = settings
     answer_parser_errors_as_graphql(app)

@@ -160,6 +160,10 @@ class MediaSettings:
     av1_short_side: int = 720
     av1_preset: int = 6
     av1_crf: int = 37
+    # Voice messages (kind "audio"): transcoded to AAC mono at this bitrate; at most this long.
+    audio_voice_bitrate: int = 64_000
+    max_audio_seconds: float = 300.0
+    max_audio_bytes: int = 50 * 1024 * 1024
     thumbnails: int = 3
     thumbnail_width: int = 320
     # Also package the ladder as HLS (remuxed, segments of 2 GOPs); needs cdn_base_url to be played.
@@ -308,6 +312,30 @@ class RealtimeSettings:
 
 
 @dataclass
+class MessageSettings:
+    # A message's text, in characters.
+    max_length: int = 1000
+    # Members of a group thread, the creator included.
+    max_members: int = 32
+    # Message bodies are sealed with AES-256-GCM under `encryption_keys[active_key]`; each
+    # ciphertext stores its key id, so older keys decrypt what they sealed until it is
+    # re-encrypted (docs/messages.md, "Key rotation"). Values: 32 bytes, base64. The default key
+    # is for `make run` and tests only: production configs must set their own.
+    encryption_keys: dict[str, str] = field(default_factory=lambda: {"dev": "ZGV2LW9ubHktbWVzc2FnZS1rZXktY2hhbmdlLW1lISE="})
+    active_key: str = "dev"
+    # A thread's unread count is exact up to this many messages (then reported as this number).
+    unread_cap: int = 100
+    # Spam limits, on metadata only. A message request is a first message to someone who does
+    # not follow the sender; a new recipient is someone the sender has not messaged before.
+    requests_per_hour: int = 20
+    new_recipients_per_day: int = 50
+    # Accounts younger than this get the stricter limits below.
+    new_account_days: float = 7.0
+    new_account_requests_per_hour: int = 5
+    new_account_new_recipients_per_day: int = 15
+
+
+@dataclass
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
@@ -319,6 +347,7 @@ class Settings:
     limits: LimitSettings = field(default_factory=LimitSettings)
     broker: BrokerSettings = field(default_factory=BrokerSettings)
     realtime: RealtimeSettings = field(default_factory=RealtimeSettings)
+    messages: MessageSettings = field(default_factory=MessageSettings)
 
     def media_served(self) -> MediaSettings:
         """`media` as the server uses it: an empty `local_base_url` becomes the server's own

@@ -23,7 +23,7 @@ class Variant:
 class MediaResult:
     """A processed media: its display size, duration (0 for images) and variants."""
 
-    type: str  # "image" | "video"
+    type: str  # "image" | "video" | "audio"
     width: int
     height: int
     duration: float

@@ -43,7 +43,7 @@ _QUARTER_TURNS = {5, 6, 7, 8}
 class ProbeResult:
     """What the decoder found. Width and height are as displayed (orientation/rotation applied)."""
 
-    kind: str  # "image" | "video"
+    kind: str  # "image" | "video" | "audio"
     format: str
     content_type: str
     width: int
@@ -65,7 +65,11 @@ def probe_file(path: Path, kind: str, settings: MediaSettings) -> ProbeResult:
         return probe_image(path, settings)
     if kind == "video":
         return probe_video(path, settings)
-    raise UnsupportedMediaError(f"unknown media kind {kind!r}; use 'image' or 'video'")
+    if kind == "audio":
+        from media_pipeline.audio import probe_audio  # audio builds on this module's ProbeResult
+
+        return probe_audio(path, settings)
+    raise UnsupportedMediaError(f"unknown media kind {kind!r}; use 'image', 'video' or 'audio'")
 
 
 def open_image_checked(path: Path, settings: MediaSettings) -> Image.Image:

@@ -34,6 +34,7 @@ from pathlib import Path
 from config.settings import MediaSettings, resolve_path
 from media_pipeline.crops import FocalPoint, poster_crops
 from media_pipeline.errors import JobBusyError, JobTimeoutError, MediaError, MediaRejectedError, WorkerCrashedError, error_from_code
+from media_pipeline.audio import transcode_audio
 from media_pipeline.hls import package_hls
 from media_pipeline.images import render_image
 from media_pipeline.models import MediaResult, ProcessOptions, Variant
@@ -204,6 +205,8 @@ def _render(src: Path, probe: ProbeResult, settings, options: ProcessOptions, ou
     focal = FocalPoint(*options.focal_point) if options.focal_point else FocalPoint()
     if probe.kind == "image":
         return render_image(src, probe, settings, options.share_location, out, focal)
+    if probe.kind == "audio":
+        return transcode_audio(src, probe, settings, out)
     files = transcode_video(src, probe, settings, out, progress)
     files += poster_crops(files, settings, focal, out)
     if settings.hls:
@@ -283,7 +286,7 @@ def _main(argv: list[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(description=_main.__doc__)
     parser.add_argument("media_key")
-    parser.add_argument("kind", choices=["image", "video"])
+    parser.add_argument("kind", choices=["image", "video", "audio"])
     parser.add_argument("--share-location", action="store_true")
     args = parser.parse_args(argv)
     result = run_job(load_settings().media, args.media_key, args.kind, ProcessOptions(args.share_location))

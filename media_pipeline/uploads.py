@@ -38,6 +38,7 @@ from media_pipeline.errors import (
     UploadFailedError,
     UploadNotFoundError,
 )
+from media_pipeline.audio import AUDIO_CONTENT_TYPES
 from media_pipeline.probe import IMAGE_CONTENT_TYPES, VIDEO_CONTENT_TYPES, probe_file
 from media_pipeline.process import in_worker, work_root
 from media_pipeline.store import ObjectStore, PartInfo
@@ -164,12 +165,13 @@ class UploadService:
         return max(self.settings.part_size, math.ceil(byte_size / MAX_PARTS))
 
     def _check_declared(self, kind: str, byte_size: int, content_type: str, sha256: str) -> None:
-        allowed = {"image": IMAGE_CONTENT_TYPES, "video": VIDEO_CONTENT_TYPES}.get(kind)
+        allowed = {"image": IMAGE_CONTENT_TYPES, "video": VIDEO_CONTENT_TYPES, "audio": AUDIO_CONTENT_TYPES}.get(kind)
         if allowed is None:
-            raise UnsupportedMediaError(f"kind must be 'image' or 'video', got {kind!r}")
+            raise UnsupportedMediaError(f"kind must be 'image', 'video' or 'audio', got {kind!r}")
         if content_type not in allowed:
             raise UnsupportedMediaError(f"content type {content_type!r} is not accepted for {kind}s; use one of {sorted(allowed)}")
-        limit = self.settings.max_image_bytes if kind == "image" else self.settings.max_video_bytes
+        limit = {"image": self.settings.max_image_bytes, "video": self.settings.max_video_bytes,
+                 "audio": self.settings.max_audio_bytes}[kind]
         if byte_size <= 0:
             raise InvalidUploadError("byte_size", "must be at least 1: declare the file's exact size in bytes")
         if byte_size > limit:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from resolvers import accounts, block_cleanup, comments, media, posts, realtime
 from resolvers.feed.jobs import HANDLERS as FEED_HANDLERS
 from resolvers.follows import approve_pending_requests_job
+from resolvers.messages.send import DELIVER_JOB, deliver_job
 from tao import Tao
 
 HANDLERS = {
@@ -24,6 +25,7 @@ HANDLERS = {
     media.PROCESS_JOB: media.process_job,
     realtime.STREAM_EVENT_JOB: realtime.stream_event_job,
     realtime.TRIM_STREAM_JOB: realtime.trim_stream_job,
+    DELIVER_JOB: deliver_job,
 }
 
 

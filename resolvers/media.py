@@ -1,7 +1,7 @@
 """Media in the API: uploads recorded as MEDIA objects, their processing job, and who sees them.
 
 A MEDIA object lives on its owner's shard (`obj_add(..., owner=viewer)`) with data
-  owner, kind ("image" | "video"), upload_id (the pipeline's), media_key (its source object),
+  owner, kind ("image" | "video" | "audio"), upload_id (the pipeline's), media_key (its source object),
   status ("uploading" -> "processing" -> "ready" | "failed"), content_type, byte_size,
   share_location, focal_point [x, y] (optional), width, height, duration,
   variants [{name, width, height, content_type, key, codecs (video renditions)}], blurhash, dominant_color,
@@ -46,7 +46,7 @@ log = logging.getLogger("taogram.media")
 
 PROCESS_JOB = "media.process"
 UPLOADING, PROCESSING, READY, FAILED = "uploading", "processing", "ready", "failed"
-KINDS = ("image", "video")
+KINDS = ("image", "video", "audio")  # audio: voice messages (resolvers.messages), never posts
 UPLOAD_KEYS = "upload"  # the unique-key namespace: pipeline upload id -> MEDIA id
 
 
@@ -224,13 +224,16 @@ async def media_visible(ctx: RequestContext, obj: Obj) -> bool:
     of a post they may see (its MEDIA_OF edge, confirmed by the post's data), or as the profile
     picture of an account they may see at all. A media in no post they may see (never attached,
     its post deleted or still processing, a private account's they do not follow) is its
-    owner's alone, on every surface: `node(id:)`, `nodes`, its URLs."""
+    owner's alone, on every surface: `node(id:)`, `nodes`, its URLs. Voice notes and media sent
+    in direct messages (`dm`) are never in a post: their readers reach them through the message
+    (`resolvers.messages`, which checks the reader is in the thread)."""
     owner = obj.data.get("owner")
     if owner is None:
         return False
     if owner == ctx.viewer_id:
         return True
-    if obj.data.get("status") != READY:
+    if obj.data.get("status") != READY or obj.data.get("kind") == "audio" or obj.data.get("dm"):
+        # Seen through their message only (also if one were ever listed in a post).
         return False
     seen, owner_obj = await asyncio.gather(privacy.user_visibility(ctx, int(owner)),
                                            ctx.loaders.object_by_id.load(int(owner)))

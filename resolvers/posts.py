@@ -158,9 +158,11 @@ async def _check_media(ctx: RequestContext, viewer: int, media_ids: list[int]) -
     mine = await ctx.loaders.assoc_by_key.load_many([(viewer, "UPLOADED", m) for m in media_ids])
     used = await ctx.loaders.assoc_count_by_key.load_many([(m, "MEDIA_OF") for m in media_ids])
     for o, edge, n in zip(objs, mine, used):
-        if o is None or o.otype != "MEDIA" or edge is None or n:
+        # Voice notes and a direct message's media belong to their message (resolvers.messages).
+        if o is None or o.otype != "MEDIA" or edge is None or n or o.data.get("kind") == "audio" or o.data.get("dm"):
             raise UserError(PostErrorCode.MEDIA_INVALID,
-                            "Each of `mediaIds` must be an upload of yours not used in another post: upload it first.",
+                            "Each of `mediaIds` must be a photo or video upload of yours not used in another post or "
+                            "a direct message: upload it first.",
                             "mediaIds")
         if o.data.get("status") not in (PROCESSING, MEDIA_READY):  # still uploading, or failed
             raise UserError(PostErrorCode.MEDIA_INVALID,

@@ -32,6 +32,7 @@ MediaStatus = strawberry.enum(
 class MediaType(enum.Enum):
     IMAGE = "image"
     VIDEO = "video"
+    AUDIO = strawberry.enum_value("audio", description="A voice message (transcoded to AAC); for direct messages only.")
 
 
 @strawberry.enum(description="An upload's state in storage.")

@@ -9,6 +9,9 @@ from schema.comments import CommentsMutation
 from schema.feed import FeedMutation
 from schema.follows import FollowsMutation
 from schema.media import MediaMutation, MediaQuery
+from schema.message_events import MessagesSubscription
+from schema.message_mutations import MessagesMutation
+from schema.messages import MessagesQuery
 from schema.node import NodeQuery
 from schema.posts import PostsMutation, PostsQuery
 from schema.realtime import RealtimeSubscription
@@ -16,18 +19,18 @@ from schema.users import UsersMutation, UsersQuery
 
 
 @strawberry.type
-class Query(NodeQuery, UsersQuery, PostsQuery, MediaQuery):
+class Query(NodeQuery, UsersQuery, PostsQuery, MediaQuery, MessagesQuery):
     pass
 
 
 @strawberry.type
 class Mutation(AccountsMutation, UsersMutation, FollowsMutation, PostsMutation, CommentsMutation, FeedMutation,
-               MediaMutation):
+               MediaMutation, MessagesMutation):
     pass
 
 
 @strawberry.type
-class Subscription(RealtimeSubscription):
+class Subscription(RealtimeSubscription, MessagesSubscription):
     pass
 
 

@@ -66,6 +66,18 @@ _a("BIG_ACCOUNT", 63)   # feed registry -> author above feed.fanout_threshold (p
 # = its kind and the ids it names. Never cached: a replay reads SQL, the authority.
 _a("STREAM_EVENT", 70, cached=False)
 
+# Direct messages (resolvers/messages). A thread's members are the primary side (on the thread's
+# shard, where sends read them); each edge's data is that member's state (read marker, declined).
+_a("HAS_MEMBER", 100, inverse="MEMBER_OF", inverse_code=101)  # thread -> user
+_a("HAS_MESSAGE", 102)                    # thread -> message (time = sent; data: sender); thread's shard
+_a("INBOX", 103)                          # user -> thread (time = last activity): the primary folder
+_a("DM_REQUESTS", 104)                    # user -> thread (time = last activity): message requests
+_a("UNREAD_THREAD", 105)                  # user -> thread with a message the user has not read
+_a("MUTED_THREAD", 106)                   # user -> thread whose notifications are off
+_a("REACTED_BY", 107)                     # message -> user (data: emoji); message's shard
+_a("DM_REQUEST_SENT", 108)                # sender -> user sent a message request (time: when; spam limits)
+_a("DM_CONTACTED", 109)                   # sender -> user, time = first message (spam limits)
+
 # The store's own tests and benchmarks
 _a("TEST_LINK", 90, inverse="TEST_LINK_OF", inverse_code=91)
 _a("TEST_PLAIN", 92)

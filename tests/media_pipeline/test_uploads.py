@@ -130,7 +130,9 @@ async def test_completing_twice_is_an_error_carrying_the_first_result(uploads, s
     [
         ("image", "video/mp4", 100, UnsupportedMediaError),
         ("video", "image/jpeg", 100, UnsupportedMediaError),
-        ("audio", "audio/mpeg", 100, UnsupportedMediaError),
+        ("document", "application/pdf", 100, UnsupportedMediaError),
+        ("audio", "image/jpeg", 100, UnsupportedMediaError),
+        ("audio", "audio/mpeg", 51 * 1024 * 1024, MediaTooLargeError),
         ("image", "image/jpeg", 31 * 1024 * 1024, MediaTooLargeError),
         ("image", "image/jpeg", 0, InvalidUploadError),
     ],

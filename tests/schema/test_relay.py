@@ -123,6 +123,8 @@ FIRST_FIELDS = {
                             "{ nodes { id } } } } } } } }",
     ("Hashtag", "posts"): '{ hashtag(name: "tag") { posts(first: $f) { nodes { id } } } }',
     ("Location", "posts"): "{ node(id: $loc) { ... on Location { posts(first: $f) { nodes { id } } } } }",
+    ("Inbox", "threads"): "{ inbox { threads(first: $f) { nodes { id } } } }",
+    ("Thread", "messages"): "{ inbox { threads(first: 1) { nodes { messages(first: $f) { nodes { id } } } } } }",
 }
 
 
@@ -133,7 +135,9 @@ async def test_every_first_argument_shares_one_range_check(gql):
                   for f in t["fields"] or () if any(a["name"] == "first" for a in f["args"])}
     assert with_first == set(FIRST_FIELDS)  # a new field with `first`: add it above
     token, _ = await gql.sign_up("ada")
-    await gql.sign_up("star")
+    _, star = await gql.sign_up("star")
+    await gql.ok('mutation($s: ID!) { sendMessage(input: {clientMessageId: "m1", recipientIds: [$s], text: "hi"}) '
+                 "{ errors { code } } }", {"s": star}, token)  # ada's inbox holds a thread
     post = (await gql.ok('mutation { createPost(input: {caption: "#tag", location: {name: "Here"}}) '
                          "{ post { id location { id } } } }", token=token))["createPost"]["post"]
     await gql.ok('mutation($p: ID!) { addComment(input: {postId: $p, text: "hi"}) { errors { code } } }',

@@ -1,0 +1,145 @@
+"""Reading messages: the inbox and requests folders, a thread's messages, unread counts, "seen by".
+
+Unread counts are computed, never kept as counters that could drift: a thread's unread count
+is the number of its messages newer than the viewer's read marker, written by others the
+viewer may see, read from the newest `messages.unread_cap` + 1 entries of the thread's list
+(exact up to the cap, then reported as the cap). The inbox's total is over the viewer's
+UNREAD_THREAD list (threads that got a message since the viewer last read them), read the
+same way. Everything batches: a page of N threads costs one list read for all their counts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from resolvers import privacy
+from resolvers.messages.access import member_edge, member_edges, thread_visible, visible_messages, viewer_thread
+from resolvers.messages.crypto import MessageKeyError
+from resolvers.messages.model import Message, Thread, cipher, is_message, is_thread
+from resolvers.pagination import Cursor, Page, load_assoc_page, make_page
+from tao import Assoc, Obj
+
+if TYPE_CHECKING:
+    from resolvers.context import RequestContext
+
+log = logging.getLogger("taogram.messages")
+FOLDERS = {"INBOX": "INBOX", "REQUESTS": "DM_REQUESTS"}
+UNREAD_THREADS_SCAN = 100
+
+
+async def _visible_threads(ctx: RequestContext, ids: list[int]) -> dict[int, Thread]:
+    objs = [o for o in await ctx.loaders.object_by_id.load_many(ids) if is_thread(o)]
+    seen = await asyncio.gather(*(thread_visible(ctx, o) for o in objs))
+    return {o.id: Thread.from_obj(o) for o, ok in zip(objs, seen) if ok}
+
+
+async def inbox(ctx: RequestContext, folder: str, first: int, after: Cursor | None) -> Page[Thread]:
+    """The viewer's threads in a folder, by last activity, newest first."""
+    viewer = ctx.require_viewer()
+    atype = FOLDERS[folder]
+    assocs, has_next = await load_assoc_page(ctx, viewer, atype, first, after)
+    threads = await _visible_threads(ctx, [a.id2 for a in assocs])
+    if atype == "DM_REQUESTS":  # accepted while a send raced: the inbox copy is the true one
+        both = await ctx.loaders.assoc_by_key.load_many([(viewer, "INBOX", t) for t in threads])
+        threads = {t: th for (t, th), e in zip(threads.items(), both) if e is None}
+    return make_page(assocs, has_next, threads, after)
+
+
+async def thread_messages(ctx: RequestContext, thread_id: int, first: int, after: Cursor | None) -> Page[Message]:
+    await viewer_thread(ctx, thread_id)
+    assocs, has_next = await load_assoc_page(ctx, thread_id, "HAS_MESSAGE", first, after)
+    msgs = await visible_messages(ctx, [a.id2 for a in assocs])
+    return make_page(assocs, has_next, {m.id: m for m in msgs}, after)
+
+
+def message_text(ctx: RequestContext, msg: Message) -> str | None:
+    if msg.body is None:
+        return None
+    try:
+        return cipher(ctx.settings.messages).open(msg.body, msg.thread, msg.sender)
+    except MessageKeyError as exc:
+        log.error("message %s: %s", msg.id, exc)  # a retired key still in use: an operator's error
+        return None
+
+
+async def _newest(ctx: RequestContext, thread_id: int) -> list[Assoc]:
+    return await ctx.loaders.assoc_page_by_key.load((thread_id, "HAS_MESSAGE", ctx.settings.messages.unread_cap + 1, None))
+
+
+async def unread_count(ctx: RequestContext, thread_id: int) -> int:
+    viewer = ctx.require_viewer()
+    edge, newest = await asyncio.gather(member_edge(ctx, thread_id, viewer), _newest(ctx, thread_id))
+    if edge is None:
+        return 0
+    marker = tuple(edge.data.get("read") or (0, 0))
+    unread = [a for a in newest if (a.time, a.id2) > marker and a.data.get("s") != viewer]
+    senders = list({int(a.data["s"]) for a in unread})
+    seen = dict(zip(senders, await ctx.loaders.visibility_by_user_id.load_many(senders)))
+    n = sum(1 for a in unread if seen[int(a.data["s"])] != privacy.Visibility.HIDDEN)
+    return min(n, ctx.settings.messages.unread_cap)
+
+
+async def unread_totals(ctx: RequestContext) -> tuple[int, int]:
+    """(threads with unread messages, unread messages in all) over the viewer's visible threads."""
+    viewer = ctx.require_viewer()
+    marked = await ctx.loaders.assoc_page_by_key.load((viewer, "UNREAD_THREAD", UNREAD_THREADS_SCAN, None))
+    threads = await _visible_threads(ctx, [a.id2 for a in marked])
+    counts = await asyncio.gather(*(unread_count(ctx, t) for t in threads))
+    return sum(1 for c in counts if c), sum(counts)
+
+
+async def last_message(ctx: RequestContext, thread_id: int) -> Message | None:
+    page = await ctx.loaders.assoc_page_by_key.load((thread_id, "HAS_MESSAGE", 10, None))
+    msgs = await visible_messages(ctx, [a.id2 for a in page])
+    return msgs[0] if msgs else None
+
+
+async def members(ctx: RequestContext, thread_id: int) -> list[Obj]:
+    return await privacy.visible_users(ctx, [a.id2 for a in await member_edges(ctx, thread_id)])
+
+
+async def seen_by(ctx: RequestContext, msg: Message) -> list[Obj]:
+    """Members other than the sender whose read marker is at or past the message."""
+    readers = [a.id2 for a in await member_edges(ctx, msg.thread)
+               if a.id2 != msg.sender and tuple(a.data.get("read") or (0, 0)) >= msg.cursor]
+    return await privacy.visible_users(ctx, readers)
+
+
+async def reactions(ctx: RequestContext, msg: Message) -> list[tuple[Obj, str]]:
+    edges = await ctx.loaders.assoc_page_by_key.load((msg.id, "REACTED_BY", 64, None))
+    users = {u.id: u for u in await privacy.visible_users(ctx, [a.id2 for a in edges])}
+    return [(users[a.id2], a.data["e"]) for a in edges if a.id2 in users]
+
+
+async def is_muted(ctx: RequestContext, thread_id: int) -> bool:
+    return await ctx.loaders.assoc_by_key.load((ctx.require_viewer(), "MUTED_THREAD", thread_id)) is not None
+
+
+async def is_request(ctx: RequestContext, thread_id: int) -> bool:
+    viewer = ctx.require_viewer()
+    req, box = await ctx.loaders.assoc_by_key.load_many([(viewer, "DM_REQUESTS", thread_id), (viewer, "INBOX", thread_id)])
+    return req is not None and box is None
+
+
+async def shared_post(ctx: RequestContext, msg: Message) -> Obj | None:
+    """The shared post if the reader may see it now (its author's privacy, blocks, deletion)."""
+    return await privacy.load_visible_object(ctx, msg.post) if msg.post is not None else None
+
+
+async def message_media(ctx: RequestContext, msg: Message) -> Obj | None:
+    """The message's photo, video or voice note, once ready (to the sender at any stage)."""
+    if msg.media is None:
+        return None
+    obj = await ctx.loaders.object_by_id.load(msg.media)
+    if obj is None or obj.otype != "MEDIA":
+        return None
+    return obj if obj.data.get("status") == "ready" or msg.sender == ctx.viewer_id else None
+
+
+async def replied_message(ctx: RequestContext, msg: Message) -> Message | None:
+    if msg.reply_to is None:
+        return None
+    obj = await privacy.load_visible_object(ctx, msg.reply_to)
+    return Message.from_obj(obj) if is_message(obj) else None

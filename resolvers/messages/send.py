@@ -1,0 +1,202 @@
+"""Sending a message: validation, idempotent retries, sealing, and delivery to every member.
+
+Invariants:
+- Bad input stores nothing: every check (text, recipients, the shared post or media, the
+  reply, the `clientMessageId`, spam limits) runs before the first write.
+- One `clientMessageId` per sender is one message: the key "sender:clientMessageId" is a unique
+  key (`dm_client`) naming the message. A retry with the same content returns that message; the
+  same id with other content is CLIENT_ID_REUSED. Two racing sends both store a MESSAGE, one
+  wins the key and the loser's object is deleted before anyone could see it.
+- Delivery is durable: the MESSAGE commits with a `messages.deliver` job; the writer delivers
+  at once and the job is the repair if the process dies first. Delivery is idempotent (it lists
+  the message in its thread and bumps each member's folder to the message's own time).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from resolvers import privacy
+from resolvers.errors import UserError
+from resolvers.messages import events, limits
+from resolvers.messages.access import member_edges, viewer_message, viewer_thread
+from resolvers.messages.model import (CLIENT_ID_MAX, CLIENT_KEYS, MEDIA, POST, TEXT, VOICE, Message, MessageErrorCode,
+                                      Thread, cipher, is_message, message_data)
+from resolvers.messages.threads import (check_recipients, do_accept_request, do_create_group, do_get_or_create_direct,
+                                        place_in_folders, set_member_state)
+from tao import Tao
+
+if TYPE_CHECKING:
+    from resolvers.context import RequestContext
+
+DELIVER_JOB = "messages.deliver"
+_CLIENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,%d}" % CLIENT_ID_MAX)
+_MEDIA_KINDS = {MEDIA: ("image", "video"), VOICE: ("audio",)}
+
+
+def _client_key(sender: int, client_id: str) -> str:
+    return f"{sender}:{client_id}"
+
+
+def _check_client_id(client_id: str) -> None:
+    if not _CLIENT_ID.fullmatch(client_id or ""):
+        raise UserError(MessageErrorCode.CLIENT_ID_INVALID,
+                        f"`clientMessageId` is 1 to {CLIENT_ID_MAX} letters, digits or . _ : - "
+                        "(a UUID is a good choice): generate one per message and reuse it only to retry.",
+                        "clientMessageId")
+
+
+def _kind(text: str | None, post_id: int | None, media_id: int | None, voice: bool) -> str:
+    if media_id is not None:
+        if text or post_id is not None:
+            raise UserError(MessageErrorCode.MEDIA_INVALID, "A photo, video or voice message carries no text "
+                            "or post: send them as separate messages.", "mediaId")
+        return VOICE if voice else MEDIA
+    if voice:
+        raise UserError(MessageErrorCode.MEDIA_INVALID, "A voice message needs `mediaId` (an audio upload).", "mediaId")
+    if post_id is not None:
+        return POST
+    if not text or not text.strip():
+        raise UserError(MessageErrorCode.EMPTY, "Write some text, or share a post, photo, video or voice message.", "text")
+    return TEXT
+
+
+async def _check_content(ctx: RequestContext, kind: str, text: str | None, post_id: int | None,
+                         media_id: int | None) -> None:
+    viewer = ctx.require_viewer()
+    limit = ctx.settings.messages.max_length
+    if text is not None and len(text) > limit:
+        raise UserError(MessageErrorCode.TOO_LONG, f"A message is at most {limit} characters: split it.", "text")
+    if post_id is not None and await privacy.load_visible_object(ctx, post_id) is None:
+        raise UserError(MessageErrorCode.POST_NOT_FOUND, "No such post: it was deleted, or you cannot see it.", "postId")
+    if media_id is not None:
+        obj = await ctx.loaders.object_by_id.load(media_id)
+        mine = await ctx.loaders.assoc_by_key.load((viewer, "UPLOADED", media_id))
+        in_post = await ctx.loaders.assoc_count_by_key.load((media_id, "MEDIA_OF"))
+        if (obj is None or obj.otype != "MEDIA" or mine is None or in_post or obj.data.get("kind") not in _MEDIA_KINDS[kind]
+                or obj.data.get("status") not in ("processing", "ready")):
+            what = "an audio upload" if kind == VOICE else "a photo or video upload"
+            raise UserError(MessageErrorCode.MEDIA_INVALID, f"`mediaId` must be {what} of yours that you completed "
+                            "(`completeUpload`), that did not fail and is not in a post.", "mediaId")
+
+
+def _fingerprint_text(target: str, kind: str, text: str | None, post_id, media_id, reply_to) -> str:
+    return "\x1f".join([target, kind, text or "", str(post_id or ""), str(media_id or ""), str(reply_to or "")])
+
+
+async def _existing(ctx: RequestContext, sender: int, client_id: str, canonical: str) -> Message | None:
+    """The message a previous send with this id stored, if any; CLIENT_ID_REUSED if its content differs."""
+    key = _client_key(sender, client_id)
+    held = (await ctx.tao.key_get_many(CLIENT_KEYS, [key])).get(key)
+    if held is None:
+        return None
+    obj = (await ctx.tao.obj_get([held])).get(held)
+    if not is_message(obj):  # unsent since: the id is spent
+        raise _reused()
+    msg = Message.from_obj(obj)
+    if msg.fp is None or not cipher(ctx.settings.messages).same_content(msg.fp, canonical):
+        raise _reused()
+    return msg
+
+
+def _reused() -> UserError:
+    return UserError(MessageErrorCode.CLIENT_ID_REUSED,
+                     "This `clientMessageId` was already used for a different message: generate a new one for each "
+                     "message, and reuse one only to retry the very same send.", "clientMessageId")
+
+
+async def do_send_message(ctx: RequestContext, *, client_id: str, thread_id: int | None = None,
+                          recipient_ids: list[int] | None = None, text: str | None = None, post_id: int | None = None,
+                          media_id: int | None = None, voice: bool = False, reply_to: int | None = None) -> Message:
+    sender = ctx.require_viewer()
+    _check_client_id(client_id)
+    if (thread_id is None) == (recipient_ids is None):
+        raise UserError(MessageErrorCode.THREAD_NOT_FOUND, "Give either `threadId` or `recipientIds`.", "threadId")
+    kind = _kind(text, post_id, media_id, voice)
+    await _check_content(ctx, kind, text, post_id, media_id)
+    thread: Thread | None = None
+    if thread_id is not None:
+        thread = await viewer_thread(ctx, thread_id)
+        recipients = [a.id2 for a in await member_edges(ctx, thread_id) if a.id2 != sender]
+        target = f"t:{thread_id}"
+    else:
+        recipients = await check_recipients(ctx, recipient_ids or [], "recipientIds")
+        target = "u:" + ",".join(map(str, sorted(recipients)))
+    if reply_to is not None:
+        replied = await viewer_message(ctx, reply_to, "replyToId")
+        if thread is None or replied.thread != thread.id:
+            raise UserError(MessageErrorCode.MESSAGE_NOT_FOUND, "You can only reply to a message of this conversation.",
+                            "replyToId")
+    canonical = _fingerprint_text(target, kind, text, post_id, media_id, reply_to)
+    done = await _existing(ctx, sender, client_id, canonical)
+    if done is not None:
+        await deliver(ctx.tao, done.id)  # a retry after a crash finishes what the first try began
+        return done
+    requests, new = await limits.split_recipients(ctx, thread.id if thread else None, recipients)
+    await limits.check_send_limits(ctx, requests, new)
+    if thread is not None and await ctx.loaders.assoc_by_key.load((sender, "DM_REQUESTS", thread.id)) is not None:
+        await do_accept_request(ctx, thread.id)  # replying to a request accepts it
+    if thread is None:
+        thread = (await do_get_or_create_direct(ctx, recipients[0]) if len(recipients) == 1
+                  else await do_create_group(ctx, recipients, None))
+    box = cipher(ctx.settings.messages)
+    data = message_data(thread.id, sender, kind, body=box.seal(text, thread.id, sender) if text else None,
+                        post=post_id, media=media_id, reply_to=reply_to, client_id=client_id,
+                        fp=box.fingerprint(canonical))
+    members, pending = [sender, *recipients], []
+
+    def jobs(mid: int) -> list[tuple]:  # the message's event commits with the message itself
+        pending[:] = [events.event(ctx.tao, members, events.MESSAGE_NEW, near=thread.id, thread=thread.id, message=mid)]
+        return [(DELIVER_JOB, {"message": mid}), *events.jobs_of(*pending)]
+    if media_id is not None:  # a message's media is seen through the message only (resolvers.media)
+        ctx.loaders.object_by_id.clear(media_id)
+        await ctx.tao.obj_update(media_id, {"dm": True})
+    made = await ctx.tao.obj_add("MESSAGE", data, owner=thread.id, jobs=jobs)
+    if not await ctx.tao.key_claim(CLIENT_KEYS, _client_key(sender, client_id), made):
+        await ctx.tao.obj_delete(made)  # a racing retry won: answer with its message (or refuse)
+        done = await _existing(ctx, sender, client_id, canonical)
+        if done is None:
+            raise _reused()
+        return done
+    await limits.record_send(ctx.tao, sender, requests, new, (await ctx.tao.obj_get([made]))[made].created)
+    await deliver(ctx.tao, made)
+    for ev in pending:  # published after the message is listed and the folders bumped
+        await ev.deliver(ctx.tao)
+    ctx.reset_loaders()  # the payload reads the thread, folders and counts this send changed
+    obj = (await ctx.tao.obj_get([made]))[made]
+    return Message.from_obj(obj)
+
+
+async def deliver(tao: Tao, message_id: int) -> None:
+    """List the message in its thread and bump every member's folder. Idempotent; also the job."""
+    obj = (await tao.obj_get([message_id])).get(message_id)
+    if not is_message(obj):
+        return  # unsent, or a race's loser
+    msg = Message.from_obj(obj)
+    if msg.client_id is not None:
+        key = _client_key(msg.sender, msg.client_id)
+        if not await tao.key_claim(CLIENT_KEYS, key, msg.id):
+            await tao.obj_delete(msg.id)  # the job of a send that lost the key: its writer deletes it too
+            return
+    await tao.assoc_add(msg.thread, "HAS_MESSAGE", msg.id, time=msg.created, data={"s": msg.sender})
+    await advance_read_marker(tao, msg.thread, msg.sender, msg.cursor)
+    members = [a.id2 for a in await tao.assoc_range(msg.thread, "HAS_MEMBER", 0, 64)]
+    await place_in_folders(tao, msg.thread, members, msg.sender, msg.created, msg.id)
+
+
+async def advance_read_marker(tao: Tao, thread_id: int, user_id: int, cursor: tuple[int, int],
+                              jobs: list[tuple] | None = None) -> bool:
+    """Move the member's read marker forward to `cursor` (never back), committing `jobs` with
+    the move; True if it moved."""
+    edge = (await tao.assoc_get(thread_id, "HAS_MEMBER", [user_id])).get(user_id)
+    if edge is None:
+        return False
+    current = tuple(edge.data.get("read") or (0, 0))
+    if tuple(cursor) <= current:
+        return False
+    return await set_member_state(tao, thread_id, user_id, read=list(cursor), jobs=jobs)
+
+
+async def deliver_job(tao: Tao, payload: dict) -> None:
+    await deliver(tao, int(payload["message"]))

@@ -1,0 +1,273 @@
+"""Threads: direct (1:1, one per pair of users) and group threads, their members, folders and requests.
+
+Invariants:
+- One direct thread per pair: the pair "lo:hi" is a unique key (`dm_pair`) naming the thread,
+  so two first messages racing from both sides land in one thread.
+- A group has at most `messages.max_members` members, the creator included.
+- Each member's folder: a thread is in a member's INBOX, or in their DM_REQUESTS while it is a
+  request (first reached them from someone they do not follow), never both once `accept` has
+  run (`assoc_change_type` moves the edge in one transaction, keeping its time).
+- Declining a request hides the thread from the decliner only; the sender's view is unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from resolvers import privacy
+from resolvers.errors import UserError
+from resolvers.messages import events
+from resolvers.messages.access import member_edges, viewer_thread
+from resolvers.messages.model import (DIRECT, GROUP, PAIR_KEYS, THREAD_NAME_MAX, MessageErrorCode, Thread, is_thread,
+                                      thread_not_found)
+from tao import Tao, shard_of
+from tao.core import now_ms
+
+if TYPE_CHECKING:
+    from resolvers.context import RequestContext
+
+_VIEWER_FOLDERS = ("INBOX", "DM_REQUESTS", "UNREAD_THREAD", "MUTED_THREAD")
+
+
+def _user_not_found(field: str) -> UserError:
+    return UserError(MessageErrorCode.USER_NOT_FOUND, "No such user: check the id.", field)
+
+
+async def check_recipients(ctx: RequestContext, user_ids: list[int], field: str) -> list[int]:
+    """Distinct users the viewer may message: each exists and no block stands either way."""
+    viewer = ctx.require_viewer()
+    ids = list(dict.fromkeys(user_ids))
+    if viewer in ids:
+        raise UserError(MessageErrorCode.CANNOT_MESSAGE_SELF,
+                        "You cannot message yourself: leave your own id out of the recipients.", field)
+    if not ids:
+        raise UserError(MessageErrorCode.USER_NOT_FOUND, "Name at least one recipient.", field)
+    if len(ids) + 1 > ctx.settings.messages.max_members:
+        raise _too_many(ctx, field)
+    seen = await ctx.loaders.visibility_by_user_id.load_many(ids)
+    if any(v == privacy.Visibility.HIDDEN for v in seen):
+        raise _user_not_found(field)  # missing, deleted or blocked either way: the same answer
+    return ids
+
+
+def _too_many(ctx: RequestContext, field: str) -> UserError:
+    n = ctx.settings.messages.max_members
+    return UserError(MessageErrorCode.TOO_MANY_MEMBERS, f"A group holds at most {n} people, you included.", field)
+
+
+def check_name(name: str | None) -> str | None:
+    if name is None:
+        return None
+    name = name.strip()
+    if not name or len(name) > THREAD_NAME_MAX:
+        raise UserError(MessageErrorCode.NAME_INVALID, f"A group name is 1 to {THREAD_NAME_MAX} characters.", "name")
+    return name
+
+
+async def _add_members(tao: Tao, thread_id: int, user_ids: list[int], time: int, tell: list[int] | None = None) -> list[int]:
+    """Add the members missing from the thread (present ones keep their state) in one
+    transaction, with a `thread.added` event for the new ones and `thread.updated` for `tell`."""
+    have = await tao.assoc_get(thread_id, "HAS_MEMBER", user_ids)
+    new = [u for u in user_ids if u not in have]
+    if new:
+        added = events.event(tao, new, events.THREAD_ADDED, near=thread_id, thread=thread_id)
+        updated = events.event(tao, [u for u in tell or [] if u not in new], events.THREAD_UPDATED, near=thread_id,
+                               thread=thread_id)
+        await tao.assoc_add_many([(thread_id, "HAS_MEMBER", u, time, {}) for u in new],
+                                 jobs_by_shard={shard_of(thread_id): events.jobs_of(added, updated)})
+        for ev in (added, updated):
+            await ev.deliver(tao)
+    return new
+
+
+async def do_get_or_create_direct(ctx: RequestContext, other_id: int, field: str = "recipientIds") -> Thread:
+    """The viewer's direct thread with `other_id`, made on first use (a race makes one, not two)."""
+    viewer = ctx.require_viewer()
+    (other,) = await check_recipients(ctx, [other_id], field)
+    lo, hi = sorted((viewer, other))
+    key = f"{lo}:{hi}"
+    thread_id = (await ctx.tao.key_get_many(PAIR_KEYS, [key])).get(key)
+    if thread_id is None:
+        made = await ctx.tao.obj_add("THREAD", {"kind": DIRECT, "creator": viewer, "pair": [lo, hi]}, owner=viewer)
+        if await ctx.tao.key_claim(PAIR_KEYS, key, made):
+            thread_id = made
+        else:  # the other side made it first: use theirs, drop ours (no client ever saw its id)
+            await ctx.tao.obj_delete(made)
+            thread_id = (await ctx.tao.key_get_many(PAIR_KEYS, [key]))[key]
+    obj = (await ctx.tao.obj_get([thread_id])).get(thread_id)
+    if not is_thread(obj):
+        raise thread_not_found(field)
+    await _add_members(ctx.tao, thread_id, [lo, hi], obj.created)
+    mine = await ctx.tao.assoc_get(thread_id, "HAS_MEMBER", [viewer])
+    if mine.get(viewer) is not None and mine[viewer].data.get("declined"):
+        # Writing into a thread one declined takes it back: it is the decliner's choice.
+        await set_member_state(ctx.tao, thread_id, viewer, declined=None)
+    _forget_thread(ctx, thread_id, [lo, hi])
+    return Thread.from_obj(obj)
+
+
+async def do_create_group(ctx: RequestContext, user_ids: list[int], name: str | None) -> Thread:
+    viewer = ctx.require_viewer()
+    name = check_name(name)
+    others = await check_recipients(ctx, user_ids, "userIds")
+    data = {"kind": GROUP, "creator": viewer, **({"name": name} if name else {})}
+    thread_id = await ctx.tao.obj_add("THREAD", data, owner=viewer)
+    obj = (await ctx.tao.obj_get([thread_id]))[thread_id]
+    members = [viewer, *others]
+    await _add_members(ctx.tao, thread_id, members, obj.created)
+    await place_in_folders(ctx.tao, thread_id, members, viewer, obj.created)
+    _forget_thread(ctx, thread_id, members)
+    return Thread.from_obj(obj)
+
+
+async def _viewer_group(ctx: RequestContext, thread_id: int) -> Thread:
+    thread = await viewer_thread(ctx, thread_id)
+    if not thread.is_group:
+        raise UserError(MessageErrorCode.NOT_A_GROUP, "Only a group conversation has members to add, a name, "
+                        "or a way to leave: start a group instead.", "threadId")
+    return thread
+
+
+async def do_add_members(ctx: RequestContext, thread_id: int, user_ids: list[int]) -> Thread:
+    viewer = ctx.require_viewer()
+    thread = await _viewer_group(ctx, thread_id)
+    current = {a.id2 for a in await member_edges(ctx, thread_id)}
+    new = [u for u in await check_recipients(ctx, [u for u in user_ids if u != viewer] or user_ids, "userIds")
+           if u not in current]
+    if len(current) + len(new) > ctx.settings.messages.max_members:
+        raise _too_many(ctx, "userIds")
+    if new:
+        ts = now_ms()
+        await _add_members(ctx.tao, thread_id, new, ts, tell=sorted(current))
+        await place_in_folders(ctx.tao, thread_id, new, viewer, ts)
+    _forget_thread(ctx, thread_id, [*current, *new])
+    return thread
+
+
+async def do_leave_thread(ctx: RequestContext, thread_id: int) -> None:
+    viewer = ctx.require_viewer()
+    await _viewer_group(ctx, thread_id)
+    others = [a.id2 for a in await member_edges(ctx, thread_id) if a.id2 != viewer]
+    removed = events.event(ctx.tao, [viewer], events.THREAD_REMOVED, near=thread_id, thread=thread_id)
+    updated = events.event(ctx.tao, others, events.THREAD_UPDATED, near=thread_id, thread=thread_id)
+    await ctx.tao.assoc_delete(thread_id, "HAS_MEMBER", viewer, jobs=events.jobs_of(removed, updated))
+    for ev in (removed, updated):
+        await ev.deliver(ctx.tao)
+    for atype in _VIEWER_FOLDERS:
+        await ctx.tao.assoc_delete(viewer, atype, thread_id)
+    _forget_thread(ctx, thread_id, [viewer, *others])
+
+
+async def do_rename_thread(ctx: RequestContext, thread_id: int, name: str | None) -> Thread:
+    thread = await _viewer_group(ctx, thread_id)
+    name = check_name(name)
+    members = [a.id2 for a in await member_edges(ctx, thread.id)]
+    ev = events.event(ctx.tao, members, events.THREAD_UPDATED, near=thread_id, thread=thread_id)
+    obj = await ctx.tao.obj_update(thread_id, {"name": name}, jobs=events.jobs_of(ev))
+    await ev.deliver(ctx.tao)
+    ctx.loaders.object_by_id.clear(thread_id).prime(thread_id, obj)
+    return Thread.from_obj(obj)
+
+
+async def do_mute_thread(ctx: RequestContext, thread_id: int, muted: bool) -> Thread:
+    viewer = ctx.require_viewer()
+    thread = await viewer_thread(ctx, thread_id)
+    if muted:
+        await ctx.tao.assoc_add(viewer, "MUTED_THREAD", thread_id)
+    else:
+        await ctx.tao.assoc_delete(viewer, "MUTED_THREAD", thread_id)
+    ctx.loaders.forget_edges((viewer, "MUTED_THREAD", thread_id))
+    return thread
+
+
+async def _pending_request(ctx: RequestContext, thread_id: int) -> Thread:
+    viewer = ctx.require_viewer()
+    thread = await viewer_thread(ctx, thread_id)
+    if await ctx.loaders.assoc_by_key.load((viewer, "DM_REQUESTS", thread_id)) is None:
+        raise UserError(MessageErrorCode.REQUEST_NOT_FOUND,
+                        "This conversation is not a message request of yours: it is already in your inbox.", "threadId")
+    return thread
+
+
+async def do_accept_request(ctx: RequestContext, thread_id: int) -> Thread:
+    viewer = ctx.require_viewer()
+    thread = await _pending_request(ctx, thread_id)
+    if await ctx.tao.assoc_get(viewer, "INBOX", [thread_id]):
+        await ctx.tao.assoc_delete(viewer, "DM_REQUESTS", thread_id)  # a racing send put it in both
+    else:
+        await ctx.tao.assoc_change_type(viewer, "DM_REQUESTS", thread_id, "INBOX")
+    ctx.loaders.forget_edges((viewer, "DM_REQUESTS", thread_id), (viewer, "INBOX", thread_id))
+    return thread
+
+
+async def do_decline_request(ctx: RequestContext, thread_id: int, block: bool) -> None:
+    """Decline (and optionally block the other side: the direct partner, or a group's creator).
+    Nothing reaches the sender: their thread, messages and receipts look as before."""
+    viewer = ctx.require_viewer()
+    thread = await _pending_request(ctx, thread_id)
+    removed = events.event(ctx.tao, [viewer], events.THREAD_REMOVED, near=thread_id, thread=thread_id)
+    await set_member_state(ctx.tao, thread_id, viewer, declined=True, jobs=events.jobs_of(removed))
+    await removed.deliver(ctx.tao)
+    for atype in ("DM_REQUESTS", "UNREAD_THREAD"):
+        await ctx.tao.assoc_delete(viewer, atype, thread_id)
+    _forget_thread(ctx, thread_id, [viewer])
+    if block:
+        from resolvers.follows import do_block  # follows' block severs follows too; one way to block
+
+        obj = await ctx.loaders.object_by_id.load(thread_id)
+        target = next((u for u in obj.data.get("pair", []) if u != viewer), thread.creator) if obj else thread.creator
+        if target != viewer:
+            await do_block(ctx, int(target))
+
+
+# Shared by sends, group creation and member adds ----------------------------------------------
+
+async def set_member_state(tao: Tao, thread_id: int, user_id: int, *, jobs: list[tuple] | None = None,
+                           **changes) -> bool:
+    """Merge `changes` into a member's edge data (None removes a key), keeping its join time;
+    `jobs` commit with the change. False (and no jobs) if nothing changed or they are no member."""
+    edge = (await tao.assoc_get(thread_id, "HAS_MEMBER", [user_id])).get(user_id)
+    if edge is None:
+        return False
+    data = {k: v for k, v in {**edge.data, **changes}.items() if v is not None}
+    if data == edge.data:
+        return False
+    await tao.assoc_add(thread_id, "HAS_MEMBER", user_id, time=edge.time, data=data, jobs=jobs)
+    return True
+
+
+async def place_in_folders(tao: Tao, thread_id: int, members: list[int], sender: int, time: int,
+                           message_id: int | None = None) -> list[int]:
+    """Bump the thread to `time` in each member's folder (INBOX, or DM_REQUESTS for a request)
+    and, for a message, mark it unread for the members other than the sender. Idempotent:
+    re-running with the same time changes nothing more. Returns the members it reached (not
+    those who declined, left, or stand in a block with the sender)."""
+    states = await tao.assoc_get(thread_id, "HAS_MEMBER", members)
+    keys = [(m, t, thread_id) for m in members for t in ("INBOX", "DM_REQUESTS")]
+    keys += [(m, t, sender) for m in members if m != sender for t in ("FOLLOWS", "BLOCKS", "BLOCKED_BY")]
+    have = await tao.assoc_get_many(keys)
+    reached = []
+    for m in members:
+        state = states.get(m)
+        if state is None or state.data.get("declined"):
+            continue  # not a member (left meanwhile), or declined: nothing reaches them
+        if have.get((m, "BLOCKS", sender)) or have.get((m, "BLOCKED_BY", sender)):
+            continue  # a block either way: no new activity of the sender's reaches them
+        reached.append(m)
+        inbox, request = have[(m, "INBOX", thread_id)], have[(m, "DM_REQUESTS", thread_id)]
+        if (inbox or request) is not None and (inbox or request).time >= time:
+            continue  # already placed at this time or later (a re-run, or a newer message won)
+        if inbox is not None or request is None and (m == sender or have.get((m, "FOLLOWS", sender))):
+            folder = "INBOX"
+        else:
+            folder = "DM_REQUESTS"
+        if m != sender and message_id is not None:
+            await tao.assoc_add(m, "UNREAD_THREAD", thread_id, time=time)
+        await tao.assoc_add(m, folder, thread_id, time=time)
+    return reached
+
+
+def _forget_thread(ctx: RequestContext, thread_id: int, members: list[int]) -> None:
+    ctx.loaders.object_by_id.clear(thread_id)
+    ctx.loaders.forget_edges(*[(thread_id, "HAS_MEMBER", m) for m in members],
+                             *[(m, t, thread_id) for m in members for t in _VIEWER_FOLDERS])

@@ -1,0 +1,223 @@
+"""Direct messages over subscriptions: inboxEvents/threadEvents, resume by cursor, typing, unsend, privacy."""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import asynccontextmanager
+
+import pytest
+
+from tests.resolvers.messages_client import DM, store_id
+
+pytestmark = pytest.mark.no_blocking
+
+WS_PROTOCOL = "graphql-transport-ws"
+EVENT_FIELDS = """__typename cursor eventId
+  ... on NewMessageEvent { message { id text sender { username } } thread { id } }
+  ... on MessageUnsentEvent { messageId thread { id } }
+  ... on MessageEditedEvent { message { id text editedAt } }
+  ... on MessageReactionEvent { message { id } user { username } }
+  ... on ReadReceiptEvent { user { username } upToMessageId }
+  ... on TypingEvent { user { username } typing }
+  ... on ThreadChangedEvent { thread { id } added }
+  ... on ThreadRemovedEvent { threadId }"""
+
+
+@pytest.fixture
+def dm(gql) -> DM:
+    return DM(gql)
+
+
+class Sub:
+    def __init__(self, ws) -> None:
+        self.ws = ws
+
+    async def next(self, timeout: float = 10) -> dict:
+        msg = await self.ws.receive_json(timeout=timeout)
+        assert msg["type"] == "next", msg
+        assert "errors" not in msg["payload"], msg["payload"]
+        return next(iter(msg["payload"]["data"].values()))
+
+    async def nothing(self, wait: float = 0.5) -> None:
+        with pytest.raises(asyncio.TimeoutError):
+            msg = await self.ws.receive_json(timeout=wait)
+            pytest.fail(f"unexpected message {msg}")
+
+
+@asynccontextmanager
+async def subscribed(gql, token: str | None, field: str = "inboxEvents", args: str = "", variables: dict | None = None):
+    async with gql.client.ws_connect("/graphql", protocols=[WS_PROTOCOL]) as ws:
+        await ws.send_json({"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"} if token else {}})
+        assert (await ws.receive_json(timeout=10))["type"] == "connection_ack"
+        q = f"subscription{args} {{ {field}{'(' + ', '.join(f'{k}: ${k}' for k in (variables or {})) + ')' if variables else ''} {{ {EVENT_FIELDS} }} }}"
+        await ws.send_json({"id": "1", "type": "subscribe", "payload": {"query": q, "variables": variables or {}}})
+        await asyncio.sleep(0.3)  # the subscription is listening before the test writes
+        yield Sub(ws)
+
+
+async def test_new_message_is_pushed_to_every_member(gql, dm):
+    ta, a = await gql.sign_up("ada")
+    tb, b = await gql.sign_up("bob")
+    async with subscribed(gql, tb) as bob, subscribed(gql, ta) as ada:
+        p = await dm.sent(ta, to=[b], text="live hello")
+        events = [await bob.next(), await bob.next()]
+        assert [e["__typename"] for e in events] == ["ThreadChangedEvent", "NewMessageEvent"]
+        new = events[1]
+        assert new["message"]["text"] == "live hello" and new["cursor"] and new["eventId"]
+        assert new["message"]["id"] == p["message"]["id"] and new["thread"]["id"] == p["thread"]["id"]
+        # the sender's other devices get it too
+        assert (await ada.next())["__typename"] == "ThreadChangedEvent"
+        assert (await ada.next())["message"]["text"] == "live hello"
+
+
+async def test_resume_after_cursor_replays_what_was_missed_once(gql, dm):
+    ta, a = await gql.sign_up("ada")
+    tb, b = await gql.sign_up("bob")
+    await gql.mutate("follow", tb, a)
+    thread = (await dm.sent(ta, to=[b], text="m1"))["thread"]["id"]
+    async with subscribed(gql, tb, args="($after: String)", variables={"after": None}) as bob:
+        await dm.sent(ta, thread=thread, text="m2")
+        seen = await bob.next()
+        assert seen["message"]["text"] == "m2"
+    cursor = seen["cursor"]
+    # offline: three more messages and a reaction
+    for text in ("m3", "m4", "m5"):
+        await dm.sent(ta, thread=thread, text=text)
+    async with subscribed(gql, tb, args="($after: String)", variables={"after": cursor}) as bob:
+        replayed = [await bob.next() for _ in range(3)]
+        assert [e["message"]["text"] for e in replayed] == ["m3", "m4", "m5"]
+        await dm.sent(ta, thread=thread, text="m6")  # then live, across the seam
+        live = await bob.next()
+        assert live["message"]["text"] == "m6"
+        ids = [e["eventId"] for e in [*replayed, live]]
+        assert len(set(ids)) == 4 and seen["eventId"] not in ids
+        await bob.nothing()
+
+
+async def test_thread_events_only_for_that_thread_and_members_only(gql, dm):
+    ta, a = await gql.sign_up("ada")
+    tb, b = await gql.sign_up("bob")
+    tc, c = await gql.sign_up("cy")
+    ab = (await dm.sent(ta, to=[b], text="ab"))["thread"]["id"]
+    ac = (await dm.sent(ta, to=[c], text="ac"))["thread"]["id"]
+    async with subscribed(gql, ta, "threadEvents", "($threadId: ID!)", {"threadId": ab}) as ada:
+        await dm.sent(tc, thread=ac, text="other thread")
+        await dm.sent(tb, thread=ab, text="this thread")
+        assert (await ada.next())["message"]["text"] == "this thread"
+        await ada.nothing()
+    # a thread the viewer is not in answers like an unknown one: an error, no events
+    async with gql.client.ws_connect("/graphql", protocols=[WS_PROTOCOL]) as ws:
+        await ws.send_json({"type": "connection_init", "payload": {"Authorization": f"Bearer {tc}"}})
+        assert (await ws.receive_json(timeout=10))["type"] == "connection_ack"
+        await ws.send_json({"id": "1", "type": "subscribe", "payload": {
+            "query": "subscription($t: ID!) { threadEvents(threadId: $t) { cursor } }", "variables": {"t": ab}}})
+        msg = await ws.receive_json(timeout=10)
+        assert msg["type"] == "error" or msg["payload"].get("errors"), msg
+        text = str(msg["payload"])
+        assert "No such conversation" in text and "bob" not in text
+
+
+async def test_subscriptions_need_a_session(gql):
+    token, _ = await gql.sign_up("ada")
+    async with gql.client.ws_connect("/graphql", protocols=[WS_PROTOCOL]) as ws:
+        await ws.send_json({"type": "connection_init", "payload": {}})
+        assert (await ws.receive_json(timeout=10))["type"] == "connection_ack"
+        await ws.send_json({"id": "1", "type": "subscribe", "payload": {"query": "subscription { inboxEvents { cursor } }"}})
+        msg = await ws.receive_json(timeout=10)
+        assert "logged in" in str(msg["payload"]), msg
+    # after logout: the socket is refused
+    await gql.ok("mutation { logOut { errors { code } } }", token=token)
+    async with gql.client.ws_connect("/graphql", protocols=[WS_PROTOCOL]) as ws:
+        await ws.send_json({"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}})
+        msg = await ws.receive(timeout=10)
+        if msg.type.name == "TEXT":
+            msg = await ws.receive(timeout=10)
+        assert ws.close_code == 4403
+
+
+async def test_typing_is_pushed_and_never_stored(gql, dm):
+    ta, a = await gql.sign_up("ada")
+    tb, b = await gql.sign_up("bob")
+    thread = (await dm.sent(ta, to=[b], text="hi"))["thread"]["id"]
+    await gql.tao.run_jobs_until_idle()
+    before = await _store_rows(gql)
+    async with subscribed(gql, tb) as bob:
+        p = await dm.mutate("setTyping", ta, {"threadId": thread, "typing": True})
+        assert p["errors"] == []
+        ev = await bob.next()
+        assert ev == {"__typename": "TypingEvent", "cursor": None, "eventId": None, "user": {"username": "ada"},
+                      "typing": True}
+    await gql.tao.run_jobs_until_idle()
+    assert await _store_rows(gql) == before  # no stream event, no outbox row, no edge, no object
+
+
+async def _store_rows(gql) -> tuple:
+    counts = []
+    for s in range(gql.tao.n_shards):
+        async with gql.tao.backend.connection(s) as conn:
+            for table in ("objects", "assocs", "outbox"):
+                counts.append((await conn.fetchall(f"SELECT COUNT(*) FROM {{{table}}}"))[0][0])
+    return tuple(counts)
+
+
+async def test_unsend_reaches_live_clients_and_leaves_the_store(gql, dm):
+    ta, a = await gql.sign_up("ada")
+    tb, b = await gql.sign_up("bob")
+    await gql.mutate("follow", tb, a)
+    p = await dm.sent(ta, to=[b], text="oops")
+    thread, mid = p["thread"]["id"], p["message"]["id"]
+    async with subscribed(gql, tb) as bob:
+        u = await dm.mutate("unsendMessage", ta, {"messageId": mid}, "unsentMessageId errors { code }")
+        assert u == {"unsentMessageId": mid, "errors": []}
+        ev = await bob.next()
+        assert ev["__typename"] == "MessageUnsentEvent" and ev["messageId"] == mid
+    assert await dm.raw_object_data(store_id(mid)) is None
+    assert await dm.messages(tb, thread) == []
+    box = await dm.inbox(tb)
+    assert box["unreadMessageCount"] == 0 and box["threads"]["nodes"][0]["lastMessage"] is None
+    # only the sender may unsend
+    q = await dm.sent(ta, thread=thread, text="mine")
+    e = await dm.mutate("unsendMessage", tb, {"messageId": q["message"]["id"]})
+    assert [x["code"] for x in e["errors"]] == ["NOT_SENDER"]
+
+
+async def test_blocked_member_gets_no_new_activity_live(gql, dm):
+    ta, a = await gql.sign_up("ada")
+    tb, b = await gql.sign_up("bob")
+    tc, c = await gql.sign_up("cy")
+    group = (await dm.mutate("createGroupThread", ta, {"userIds": [b, c], "name": "trio"},
+                             "thread { id } errors { code }"))["thread"]["id"]
+    await gql.mutate("block", ta, b)  # ada blocks bob: he sees nothing new of hers
+    async with subscribed(gql, tb) as bob:
+        await dm.sent(ta, thread=group, text="bob must not see this")
+        await dm.mutate("setTyping", ta, {"threadId": group})
+        await dm.sent(tc, thread=group, text="from cy")
+        ev = await bob.next()
+        assert ev["__typename"] == "NewMessageEvent" and ev["message"]["text"] == "from cy"
+        await bob.nothing()
+    texts = [m["text"] for m in await dm.messages(tb, group)]
+    assert texts == ["from cy"]
+
+
+async def test_edit_reaches_live_clients_stays_sealed_and_keeps_retries_idempotent(gql, dm):
+    ta, a = await gql.sign_up("ada")
+    tb, b = await gql.sign_up("bob")
+    p = await dm.sent(ta, to=[b], text="see you at 5", cid="c-edit")
+    thread, mid = p["thread"]["id"], p["message"]["id"]
+    async with subscribed(gql, tb) as bob:
+        e = await dm.mutate("editMessage", ta, {"messageId": mid, "text": "see you at 6"},
+                            "message { text editedAt } errors { code }")
+        assert e["errors"] == [] and e["message"]["text"] == "see you at 6" and e["message"]["editedAt"]
+        ev = await bob.next()
+        assert ev["__typename"] == "MessageEditedEvent" and ev["message"]["text"] == "see you at 6"
+    raw = await dm.raw_object_data(store_id(mid))
+    assert "see you" not in raw
+    assert (await dm.messages(tb, thread))[0]["text"] == "see you at 6"
+    # a retry of the original send answers with the (edited) message, not a new one
+    again = await dm.sent(ta, to=[b], text="see you at 5", cid="c-edit")
+    assert again["message"]["id"] == mid
+    # only the sender, only text, within the limit
+    assert [x["code"] for x in (await dm.mutate("editMessage", tb, {"messageId": mid, "text": "x"}))["errors"]] == ["NOT_SENDER"]
+    bad = await dm.mutate("editMessage", ta, {"messageId": mid, "text": "y" * 1001})
+    assert [x["code"] for x in bad["errors"]] == ["TOO_LONG"]
+    assert (await dm.messages(tb, thread))[0]["text"] == "see you at 6"
