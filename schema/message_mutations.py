@@ -153,6 +153,14 @@ async def _thread_payload(ctx: RequestContext, action: Callable[[], Awaitable[ob
     return ThreadPayload(thread=Thread.from_obj(obj) if model.is_thread(obj) else None)
 
 
+async def _message_payload(action: Callable[[], Awaitable[object]]) -> MessagePayload:
+    try:
+        msg = await action()
+    except UserError as e:
+        return MessagePayload(errors=user_errors(MessageError, e))
+    return MessagePayload(message=Message.from_record(msg))
+
+
 @strawberry.type
 class MessagesMutation:
     @strawberry.mutation(description="Send a message. Idempotent by `clientMessageId`.")
@@ -234,22 +242,14 @@ class MessagesMutation:
         ctx = info.context
         ctx.require_viewer()
         mid = _id(ctx, input.message_id, "Message", "messageId")
-        try:
-            msg = await actions.do_react(ctx, mid, input.emoji)
-        except UserError as e:
-            return MessagePayload(errors=user_errors(MessageError, e))
-        return MessagePayload(message=Message.from_record(msg))
+        return await _message_payload(lambda: actions.do_react(ctx, mid, input.emoji))
 
     @strawberry.mutation(description="Edit the text of your own text message (members see `editedAt`).")
     async def edit_message(self, info: Ctx, input: MessageEditInput) -> MessagePayload:
         ctx = info.context
         ctx.require_viewer()
         mid = _id(ctx, input.message_id, "Message", "messageId")
-        try:
-            msg = await actions.do_edit(ctx, mid, input.text)
-        except UserError as e:
-            return MessagePayload(errors=user_errors(MessageError, e))
-        return MessagePayload(message=Message.from_record(msg))
+        return await _message_payload(lambda: actions.do_edit(ctx, mid, input.text))
 
     @strawberry.mutation(description="Unsend your message: it is removed for everyone, on every device.")
     async def unsend_message(self, info: Ctx, input: MessageUnsendInput) -> MessageUnsendPayload:
