@@ -5,7 +5,6 @@ introspection and field suggestions. Each refusal is a clear GraphQL error (HTTP
 from __future__ import annotations
 
 import asyncio
-import time
 
 from tests.schema.client import TEST_COST_BUDGET
 
