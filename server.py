@@ -55,7 +55,7 @@ from strawberry.http.parse_content_type import parse_content_type
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 
-from config import MediaSettings, Settings, load_settings
+from config import MediaSettings, Settings, load_settings, load_settings_or_exit
 from http_errors import (MAX_REQUEST_BODY, REQUEST_ID, STATUS_CODES, UNAVAILABLE_MESSAGE,
                          answer_parser_errors_as_graphql, json_error, transport_errors)
 from config.runtime import tune_gc
@@ -361,7 +361,7 @@ def _child(index: int) -> None:
     """One of `server.processes` processes: its own event loop, pools and cache clients."""
     _die_with_parent()
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s %(levelname)s [{index}] %(name)s: %(message)s")
-    serve(load_settings(), reuse_port=True)
+    serve(load_settings_or_exit(), reuse_port=True)
 
 
 def _die_with_parent() -> None:
@@ -416,7 +416,7 @@ def supervise(settings: Settings) -> int:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = load_settings()
+    settings = load_settings_or_exit()
     host, port, n = settings.server.host, settings.server.port, settings.server.processes
     n = n or os.cpu_count() or 1
     print(f"taogram {_version()}: GraphQL at http://{host}:{port}/graphql"

@@ -282,14 +282,14 @@ def _main(argv: list[str] | None = None) -> None:
     """`python -m media_pipeline.process MEDIA_KEY KIND`: run one job in this process (ops, tests)."""
     import argparse
 
-    from config.settings import load_settings
+    from config import load_settings_or_exit
 
     parser = argparse.ArgumentParser(description=_main.__doc__)
     parser.add_argument("media_key")
     parser.add_argument("kind", choices=["image", "video", "audio"])
     parser.add_argument("--share-location", action="store_true")
     args = parser.parse_args(argv)
-    result = run_job(load_settings().media, args.media_key, args.kind, ProcessOptions(args.share_location))
+    result = run_job(load_settings_or_exit().media, args.media_key, args.kind, ProcessOptions(args.share_location))
     print(json.dumps(result.to_dict(), indent=2))
 
 
