@@ -56,9 +56,16 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 
 from config import MediaSettings, Settings, load_settings, load_settings_or_exit
-from http_errors import (MAX_REQUEST_BODY, REQUEST_ID, STATUS_CODES, UNAVAILABLE_MESSAGE,
-                         answer_parser_errors_as_graphql, json_error, transport_errors)
 from config.runtime import tune_gc
+from http_errors import (
+    MAX_REQUEST_BODY,
+    REQUEST_ID,
+    STATUS_CODES,
+    UNAVAILABLE_MESSAGE,
+    answer_parser_errors_as_graphql,
+    json_error,
+    transport_errors,
+)
 from media_pipeline import handle_local_request
 from resolvers.accounts import authenticate
 from resolvers.context import RequestContext
@@ -230,7 +237,8 @@ class TaogramView(GraphQLView):
                 log.exception("request %s: unexpected error in connection_init", context.request_id)
                 code, reason = 1011, f"Internal error; quote request id {context.request_id} when reporting it."
             await context.response.close(code=code, message=reason.encode())
-            raise ConnectionRejectionError({"code": "UNAVAILABLE" if code == 1013 else "INTERNAL_SERVER_ERROR"}) from None
+            error_code = "UNAVAILABLE" if code == 1013 else "INTERNAL_SERVER_ERROR"
+            raise ConnectionRejectionError({"code": error_code}) from None
         return {"viewer": context.viewer_id is not None}
 
 
