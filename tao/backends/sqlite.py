@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import aiosqlite
+import orjson
 
 from config import StoreSettings, resolve_path
-from tao.backends.base import qualify
+from tao.backends.base import Conn, qualify
 from tao.errors import DeadlockError, DuplicateKeyError, ShardTimeoutError, ShardUnavailableError, TaoError
 from tao.shardmap import ShardMap
 
@@ -81,8 +82,6 @@ class _Shard:
 
 class SQLiteBackend:
     name = "sqlite"
-    insert_ignore = "INSERT OR IGNORE"
-    aggregates_json = False  # sqlite3 builds rows in C: nothing to gain
     for_update = ""
     skip_locked = ""
 
@@ -102,6 +101,15 @@ class SQLiteBackend:
 
     def json_int(self, column: str, field: str) -> str:
         return f"CAST(json_extract({column}, '$.{field}') AS INTEGER)"
+
+    def keys_in(self, cols: Sequence[str], n: int) -> str:
+        # An OR of per-key conditions: SQLite scans the table for a row-value IN list.
+        return " OR ".join(["(" + " AND ".join(f"{c} = %s" for c in cols) + ")"] * n)
+
+    async def fetch_edges(self, conn: Conn, page: str, params: Sequence[Any]) -> list[list]:
+        # Rows as they come: sqlite3 builds them in C, so there is nothing to gain from a document.
+        rows = await conn.fetchall(f"SELECT id2, time, version, data FROM {page}", params)
+        return [[id2, time, version, orjson.loads(data)] for id2, time, version, data in rows]
 
     async def _open(self, shard: int) -> _Shard:
         sh = self._shards[shard]

@@ -30,6 +30,7 @@ from tao.repair import verify_shard
 from tests.tao.job_handlers import HANG_ENV, runs
 from tests.tao.job_handlers import register as register_test_jobs
 from tests.tao.procs import RemoteTao, Writer, expected_state, write_config
+from tao.testing import TaoTestHooks as hooks
 
 pytestmark = pytest.mark.slow
 
@@ -64,10 +65,10 @@ async def make_objects(tao, n: int, where=lambda id_: True) -> list[int]:
 
 async def sql_lists(tao, id1s: list[int], atype: str) -> dict[tuple, tuple]:
     """{(id1, atype, id2): (time, data)} straight from SQL, plus each list's stored count."""
-    code = tao.atype(atype).code
+    code = hooks(tao).atype(atype).code
     edges, counts = {}, {}
     for id1 in id1s:
-        async with tao.read(tao.shard(id1)) as conn:
+        async with hooks(tao).read(tao.shard(id1)) as conn:
             rows = await conn.fetchall("SELECT id2, time, data FROM {assocs} WHERE id1 = %s AND atype = %s", (id1, code))
             head = await conn.fetchall("SELECT count FROM {assoc_counts} WHERE id1 = %s AND atype = %s", (id1, code))
         edges.update({(id1, atype, r[0]): (r[1], json.loads(r[2])) for r in rows})
@@ -97,8 +98,8 @@ async def test_memcached_fault_during_writes(mysql_settings, services, tmp_path,
     try:
         remote = RemoteTao(write_config(s, tmp_path / "taogram.toml"))
         down = services.memcached[0]
-        on_down = await make_objects(tao, 4, lambda i: tao.cache.server_of(tao.obj_key(i)) == down)
-        on_up = await make_objects(tao, 4, lambda i: tao.cache.server_of(tao.obj_key(i)) != down)
+        on_down = await make_objects(tao, 4, lambda i: hooks(tao).cache.server_of(hooks(tao).obj_key(i)) == down)
+        on_up = await make_objects(tao, 4, lambda i: hooks(tao).cache.server_of(hooks(tao).obj_key(i)) != down)
         objs = on_down + on_up
         hot = (await make_objects(tao, 1))[0]
         id2s = await make_objects(tao, 8)
@@ -139,7 +140,7 @@ async def test_memcached_fault_during_writes(mysql_settings, services, tmp_path,
                 read_times.append(time.monotonic() - t0)
                 for o in objs:
                     assert got[o].version >= floor[o], (
-                        f"{who} read v{got[o].version} of {o} (on {tao.cache.server_of(tao.obj_key(o))}) "
+                        f"{who} read v{got[o].version} of {o} (on {hooks(tao).cache.server_of(hooks(tao).obj_key(o))}) "
                         f"{t0 - events['fault']:.3f}s after the fault, {t0 - events.get('back', 1e12):.3f}s after "
                         f"the server was back; v{floor[o]} was acknowledged before the read")
                 await asyncio.sleep(0.02)
@@ -197,11 +198,11 @@ async def test_mysql_server_killed_during_writes(mysql_settings, services):
     s = mysql_settings
     tao = await open_tao(s, migrate=True, start_worker=False)
     try:
-        server_of = lambda id_: tao.shard_map.server_of_shard[tao.shard(id_)]  # noqa: E731
+        server_of = lambda id_: hooks(tao).shard_map.server_of_shard[tao.shard(id_)]  # noqa: E731
         dead_server = 1
         live = await make_objects(tao, 3, lambda i: server_of(i) != dead_server)
         dead = await make_objects(tao, 3, lambda i: server_of(i) == dead_server)
-        dead_shards = set(tao.shard_map.shards_on(dead_server))
+        dead_shards = set(hooks(tao).shard_map.shards_on(dead_server))
         fail_bound = s.store.connect_timeout + s.store.acquire_timeout + s.store.query_timeout
         stop = asyncio.Event()
         phase = {"name": "before"}
@@ -278,7 +279,7 @@ async def test_mysql_server_killed_during_writes(mysql_settings, services):
         assert_acked_writes_hold(ops, edges, await tao.obj_get(live + dead))
         for o in live + dead:
             assert counts[o] == sum(1 for k in edges if k[0] == o)
-        await tao.cache.flush()
+        await hooks(tao).cache.flush()
         inverses = await tao.assoc_get_many([(k[2], "TEST_LINK_OF", k[0]) for k in edges])
         for (id1, _, id2), (t, d) in edges.items():
             inv = inverses[(id2, "TEST_LINK_OF", id1)]
