@@ -38,8 +38,8 @@ from resolvers.jobs import register_job_handlers
 from tao import Tao, open_tao
 from tao.bulk_lists import MAX_BULK
 from tao.models import now_ms
-from tests.harness import Services, attach_services, start_services
 from tao.testing import TaoTestHooks as hooks
+from tests.harness import Services, attach_services, start_services
 
 HOUR = 3_600_000
 

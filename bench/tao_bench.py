@@ -28,8 +28,8 @@ from typing import Any
 from bench._tao_graph import GraphSpec, LoadJob, StoreSpec, load_edges_process, load_nodes_process, open_store
 from bench._tao_mixes import MIXES, MixJob, run_mix_process
 from bench.common import Latencies, run_load_processes
-from tests.harness import Services, attach_services, start_services
 from tao.testing import TaoTestHooks as hooks
+from tests.harness import Services, attach_services, start_services
 
 CONFIGS = ("tao", "nocache")
 

@@ -23,8 +23,7 @@ from typing import Any
 
 import orjson
 
-from tao.cache.base import Install
-from tao.cache_io import CacheIO
+from tao.cache_io import CacheIO, install_value
 from tao.errors import InvalidDataError
 from tao.lists import EdgeId, ListWrites, lists_where, read_snapshot, sort_key
 from tao.models import Assoc, check_many
@@ -88,7 +87,7 @@ class AssocReads:
                 es = edges.get((id1, code), [])
                 complete = len(es) <= self._cache.list_limit
                 value = {"v": version, "n": count, "c": complete, "e": es[:self._cache.list_limit]}
-                installs.append(Install(self._cache.list_key(id1, code), version, lambda old, v=value: v))
+                installs.append(install_value(self._cache.list_key(id1, code), version, value))
                 installs.append(self._lists_w.count_install(id1, code, version, count))
                 result[(id1, atype)] = value
             if install:
@@ -202,8 +201,9 @@ class AssocReads:
         return (await self.assoc_time_range_many([(id1, atype)], high, low, limit, after))[(id1, atype)]
 
     @staticmethod
-    def _time_range_from_cache(value: dict, high, low, limit, after) -> tuple[list, bool]:
-        page = []
+    def _time_range_from_cache(value: dict, high: int | None, low: int | None, limit: int,
+                               after: tuple[int, int] | None) -> tuple[list, bool]:
+        page: list[list] = []
         after_key = sort_key([after[1], after[0]]) if after is not None else None
         for e in value["e"]:
             if len(page) >= limit:
@@ -278,11 +278,9 @@ class AssocReads:
             for id1, atype, id2 in group:
                 code = self.atype(atype).code
                 row = found.get((id1, code, id2))
-                if row:
-                    value = {"v": row[0], "a": [row[1], row[0], orjson.loads(row[2])]}
-                else:
-                    value = {"v": list_versions.get((id1, code), 0), "a": None}
-                installs.append(Install(self._cache.edge_key(id1, code, id2), value["v"], lambda old, v=value: v))
+                version = row[0] if row else list_versions.get((id1, code), 0)
+                value = {"v": version, "a": [row[1], row[0], orjson.loads(row[2])] if row else None}
+                installs.append(install_value(self._cache.edge_key(id1, code, id2), version, value))
                 result[(id1, atype, id2)] = self._edge_from_value((id1, atype, id2), value)
             if install:
                 await self._cache.fill(installs, fence)

@@ -84,10 +84,10 @@ class BulkLists:
         heads = await self._lists.lock_lists(conn, [(r[0], r[1]) for r in rows])
         existing = await self._lists.read_edges(conn, [(r[0], r[1], r[2]) for r in rows])
         newest: dict[tuple[int, int], int] = {}
-        for key in heads:
+        for lst in heads:
             got = await conn.fetchall("SELECT time FROM {assocs} WHERE id1 = %s AND atype = %s "
-                                      "ORDER BY time DESC LIMIT 1", key)
-            newest[key] = got[0][0] if got else 0
+                                      "ORDER BY time DESC LIMIT 1", lst)
+            newest[lst] = got[0][0] if got else 0
         changes = {k: ListChange(k[0], k[1], v, n, count_before=n) for k, (v, n) in heads.items()}
         put, appended = [], {}
         ts = now_ms()

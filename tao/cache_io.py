@@ -28,6 +28,11 @@ log = logging.getLogger("tao")
 K = TypeVar("K", bound=Hashable)
 
 
+def install_value(key: str, version: int, value: dict[str, Any]) -> Install:
+    """An install of `value` at `version`, whatever is cached (the tier keeps the higher version)."""
+    return Install(key, version, lambda old: value)
+
+
 class CacheIO:
     def __init__(self, tier: CacheTier, registry: Registry, outbox: Outbox, counters: dict[str, int],
                  list_limit: int) -> None:

@@ -16,12 +16,13 @@ Invariants:
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
 from tao.backends.base import Backend, Conn
 from tao.cache.base import Install
-from tao.cache_io import CacheIO
+from tao.cache_io import CacheIO, install_value
 from tao.registry import Registry
 
 ListId = tuple[int, int]        # (id1, atype code)
@@ -144,8 +145,7 @@ class ListWrites:
 
     def count_install(self, id1: int, code: int, version: int, count: int) -> Install:
         """The list's count key at `version`: exact whatever was cached, so it needs no `old`."""
-        value = {"n": count}
-        return Install(self._cache.count_key(id1, code), version, lambda old: value)
+        return install_value(self._cache.count_key(id1, code), version, {"n": count})
 
     async def install_changes(self, shard: int, changes: list[ListChange]) -> None:
         installs, refill = [], []
@@ -153,7 +153,7 @@ class ListWrites:
             if not self._registry.atype_by_code(c.atype).cached:
                 continue
             installs.append(Install(self._cache.list_key(c.id1, c.atype), c.version,
-                                    lambda old, c=c: self.apply_to_cached_list(old, c)))
+                                    functools.partial(self.apply_to_cached_list, change=c)))
             # The count alone, exact at this version whatever was cached: count reads (ranking
             # reads hundreds) must not decode a popular list's window of newest edges.
             installs.append(self.count_install(c.id1, c.atype, c.version, c.count))
@@ -169,11 +169,11 @@ class ListWrites:
         await self._cache.install(installs, shard, refill)
 
     def _edge_install(self, id1: int, code: int, id2: int, version: int, state: list | None) -> Install:
-        value = {"a": state}
-        return Install(self._cache.edge_key(id1, code, id2), version, lambda old: value)
+        return install_value(self._cache.edge_key(id1, code, id2), version, {"a": state})
 
-    def apply_to_cached_list(self, old: dict | None, c: ListChange) -> dict[str, Any]:
+    def apply_to_cached_list(self, old: dict | None, change: ListChange) -> dict[str, Any]:
         """Update a cached list in place when it is exactly one version behind; else a tombstone."""
+        c = change
         if old is None or old.get("v") != c.version - 1:
             return {"stale": True}
         touched = {e[0] for e in c.upserts} | set(c.removed)

@@ -13,9 +13,13 @@ from typing import Any
 import orjson
 
 from tao.backends.base import Conn
-from tao.cache.base import Install
-from tao.cache_io import CacheIO
-from tao.errors import DuplicateKeyError, InvalidDataError, ObjectNotFoundError, ShardUnavailableError
+from tao.cache_io import CacheIO, install_value
+from tao.errors import (
+    DuplicateKeyError,
+    InvalidDataError,
+    ObjectNotFoundError,
+    ShardUnavailableError,
+)
 from tao.models import Obj, check_many, encode_data, now_ms
 from tao.outbox import Jobs, Outbox
 from tao.registry import Registry
@@ -72,7 +76,7 @@ class Objects:
         else:
             raise DuplicateKeyError("could not allocate a fresh id after 5 tries")
         value = self._obj_value((id_, code, 1, ts, ts, text))
-        await self._cache.install([Install(self._cache.obj_key(id_), 1, lambda old: value)],
+        await self._cache.install([install_value(self._cache.obj_key(id_), 1, value)],
                                  shard, [{"kind": "o", "id": id_}])
         self._outbox.nudge(shard)
         return id_
@@ -94,7 +98,7 @@ class Objects:
             async def body(conn: Conn) -> Any:
                 await conn.execute(sql, [x for r in group for x in r])
             await self._shards.write(shard, body)
-            await self._cache.install([Install(self._cache.obj_key(r[0]), 1, lambda old, v=self._obj_value(r): v)
+            await self._cache.install([install_value(self._cache.obj_key(r[0]), 1, self._obj_value(r))
                                       for r in group], shard, [{"kind": "o", "id": r[0]} for r in group])
             return {}
         await self._shards.per_shard(self._shards.by_shard(rows, lambda r: r[0]), one)
@@ -126,7 +130,7 @@ class Objects:
             for id_ in group:
                 row = found.get(id_)
                 value = self._obj_value(row) if row else {"v": absent_versions.get(id_, 0), "absent": True}
-                installs.append(Install(self._cache.obj_key(id_), value["v"], lambda old, v=value: v))
+                installs.append(install_value(self._cache.obj_key(id_), value["v"], value))
                 result[id_] = self._obj_from_value(id_, value)
             await self._cache.fill(installs, fence)
             return result
@@ -157,10 +161,10 @@ class Objects:
             return (id_, otype, version + 1, created, ts, text)
         row = await self._shards.write(shard, body)
         value = self._obj_value(row)
-        await self._cache.install([Install(self._cache.obj_key(id_), row[2], lambda old: value)],
+        await self._cache.install([install_value(self._cache.obj_key(id_), row[2], value)],
                                  shard, [{"kind": "o", "id": id_}])
         self._outbox.nudge(shard)
-        return self._obj_from_value(id_, value)
+        return Obj(id_, self._registry.otype_by_code(row[1]).name, row[2], row[3], row[4], value["o"][3])
 
     async def delete(self, id_: int, *, jobs: Jobs = None) -> bool:
         """Delete the object (its associations are the caller's to remove). Returns whether it existed."""
@@ -177,7 +181,7 @@ class Objects:
         if version is None:
             return False
         absent = {"v": version + 1, "absent": True}
-        await self._cache.install([Install(self._cache.obj_key(id_), version + 1, lambda old: absent)],
+        await self._cache.install([install_value(self._cache.obj_key(id_), version + 1, absent)],
                                  shard, [{"kind": "o", "id": id_, "absent_v": version + 1}])
         self._outbox.nudge(shard)
         return True

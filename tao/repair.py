@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass, field
 
 from tao.backends.base import Conn
-from tao.cache.base import Install
+from tao.cache_io import install_value
 from tao.store import Tao
 
 BATCH = 1000
@@ -112,8 +112,8 @@ async def _fix(tao: Tao, shard: int, report: ShardReport) -> None:
                                         (id1, code)))[0][0]
         version = await tao._shards.write(shard, body)
         cache = tao._cache
-        await cache.install([Install(cache.list_key(id1, code), version, lambda old: {"stale": True}),
-                             Install(cache.count_key(id1, code), version, lambda old: {"stale": True})],
+        await cache.install([install_value(cache.list_key(id1, code), version, {"stale": True}),
+                             install_value(cache.count_key(id1, code), version, {"stale": True})],
                             shard, [{"kind": "l", "id1": id1, "atype": code}])
         report.fixed += 1
     for id1, atype, id2 in report.missing_inverses:

@@ -8,12 +8,10 @@ from __future__ import annotations
 import hashlib
 import re
 import zlib
-
 from typing import Any
 
 from tao.backends.base import Conn
-from tao.cache.base import Install
-from tao.cache_io import CacheIO
+from tao.cache_io import CacheIO, install_value
 from tao.errors import DuplicateKeyError, InvalidDataError
 from tao.models import check_many
 from tao.shards import Shards
@@ -90,7 +88,7 @@ class UniqueKeys:
 
     async def _install_key(self, shard: int, ns: str, key: str, id_: int, version: int) -> None:
         value = {"id": id_}
-        await self._cache.install([Install(self._ukey(ns, key), version, lambda old: dict(value))],
+        await self._cache.install([install_value(self._ukey(ns, key), version, value)],
                                  shard, [{"kind": "u", "ns": ns, "key": key}])
 
     async def get_many(self, ns: str, keys: list[str]) -> dict[str, int]:
@@ -118,7 +116,7 @@ class UniqueKeys:
             installs, result = [], {}
             for k in group:
                 id_, version = found.get(k, (0, 0))
-                installs.append(Install(self._ukey(ns, k), version, lambda old, v={"id": id_}: v))
+                installs.append(install_value(self._ukey(ns, k), version, {"id": id_}))
                 result[k] = id_
             await self._cache.fill(installs, fence)
             return result

@@ -24,7 +24,13 @@ from pymysql.constants import SERVER_STATUS
 
 from config import MySQLServer, StoreSettings
 from tao.backends.base import Conn, qualify
-from tao.errors import DeadlockError, DuplicateKeyError, ShardTimeoutError, ShardUnavailableError, TaoError
+from tao.errors import (
+    DeadlockError,
+    DuplicateKeyError,
+    ShardTimeoutError,
+    ShardUnavailableError,
+    TaoError,
+)
 from tao.shardmap import ShardMap
 
 # MySQL error codes we translate specially.

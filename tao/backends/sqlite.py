@@ -22,7 +22,13 @@ import orjson
 
 from config import StoreSettings, resolve_path
 from tao.backends.base import Conn, qualify
-from tao.errors import DeadlockError, DuplicateKeyError, ShardTimeoutError, ShardUnavailableError, TaoError
+from tao.errors import (
+    DeadlockError,
+    DuplicateKeyError,
+    ShardTimeoutError,
+    ShardUnavailableError,
+    TaoError,
+)
 from tao.shardmap import ShardMap
 
 _PLACEHOLDER = re.compile(r"%s")
@@ -68,7 +74,14 @@ class _SQLiteConn:
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         async with self._raw.execute(_adapt(sql), tuple(params)) as cur:
-            return list(await asyncio.wait_for(cur.fetchall(), self._timeout))
+            rows = await asyncio.wait_for(cur.fetchall(), self._timeout)  # type: ignore[arg-type]
+            return [tuple(r) for r in rows]
+
+
+def _opened(conn: aiosqlite.Connection | None) -> aiosqlite.Connection:
+    if conn is None:  # _open() set both connections; a close since is a caller's bug
+        raise sqlite3.OperationalError("the shard's connection is closed")
+    return conn
 
 
 class _Shard:
@@ -133,7 +146,7 @@ class SQLiteBackend:
     async def connection(self, shard: int) -> AsyncIterator[_SQLiteConn]:
         sh = await self._open(shard)
         try:
-            yield _SQLiteConn(sh.reader, shard, self._s.query_timeout)
+            yield _SQLiteConn(_opened(sh.reader), shard, self._s.query_timeout)
         except (sqlite3.Error, OSError, asyncio.TimeoutError, TimeoutError) as exc:
             raise translate(exc, shard) from exc
 
@@ -145,13 +158,14 @@ class SQLiteBackend:
         except (asyncio.TimeoutError, TimeoutError) as exc:
             raise ShardTimeoutError(shard, "waiting for the shard's writer") from exc
         try:
-            await sh.writer.execute("BEGIN IMMEDIATE")
+            writer = _opened(sh.writer)
+            await writer.execute("BEGIN IMMEDIATE")
             try:
-                yield _SQLiteConn(sh.writer, shard, self._s.query_timeout)
+                yield _SQLiteConn(writer, shard, self._s.query_timeout)
             except BaseException:
-                await asyncio.shield(sh.writer.execute("ROLLBACK"))
+                await asyncio.shield(writer.execute("ROLLBACK"))
                 raise
-            await sh.writer.execute("COMMIT")
+            await writer.execute("COMMIT")
         except (sqlite3.Error, OSError, asyncio.TimeoutError, TimeoutError) as exc:
             raise translate(exc, shard) from exc
         finally:

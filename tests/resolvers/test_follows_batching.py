@@ -5,6 +5,7 @@ goes through a DataLoader whose batch makes one many-keys store call."""
 from __future__ import annotations
 
 import pytest
+
 from tao.testing import TaoTestHooks as hooks
 
 pytestmark = pytest.mark.no_blocking

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from tao.testing import TaoTestHooks as hooks
 from tao.types import MESSAGE, THREAD
 from tests.resolvers.messages_client import DM, store_id
-from tao.testing import TaoTestHooks as hooks
 
 pytestmark = pytest.mark.no_blocking
 

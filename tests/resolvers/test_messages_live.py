@@ -7,8 +7,8 @@ from contextlib import asynccontextmanager
 
 import pytest
 
-from tests.resolvers.messages_client import DM, store_id
 from tao.testing import TaoTestHooks as hooks
+from tests.resolvers.messages_client import DM, store_id
 
 pytestmark = pytest.mark.no_blocking
 

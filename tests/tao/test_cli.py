@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from tao import TaoError, open_tao
+from tao.testing import TaoTestHooks as hooks
 from tests.tao.job_handlers import register as register_test_jobs
 from tests.tao.procs import write_config
-from tao.testing import TaoTestHooks as hooks
 
 pytestmark = pytest.mark.slow  # each command is a fresh interpreter and a store to open
 

@@ -20,8 +20,8 @@ import pytest
 
 from tao import open_tao
 from tao.repair import verify_shard
-from tests.tao.procs import Op, RemoteTao, expected_state, write_config
 from tao.testing import TaoTestHooks as hooks
+from tests.tao.procs import Op, RemoteTao, expected_state, write_config
 
 pytestmark = pytest.mark.slow
 

@@ -27,10 +27,10 @@ import pytest
 
 from tao import ShardUnavailableError, open_tao
 from tao.repair import verify_shard
+from tao.testing import TaoTestHooks as hooks
 from tests.tao.job_handlers import HANG_ENV, runs
 from tests.tao.job_handlers import register as register_test_jobs
 from tests.tao.procs import RemoteTao, Writer, expected_state, write_config
-from tao.testing import TaoTestHooks as hooks
 
 pytestmark = pytest.mark.slow
 

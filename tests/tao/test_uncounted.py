@@ -8,8 +8,8 @@ import warnings
 import pytest
 
 from tao import InvalidDataError
-from tao.models import now_ms
 from tao.bulk_lists import ObjectFilter
+from tao.models import now_ms
 from tao.registry import Registry
 from tao.repair import verify_shard
 
