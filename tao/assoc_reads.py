@@ -45,7 +45,7 @@ class AssocReads:
     def __init__(self, shards: Shards, cache: CacheIO, lists: ListWrites, registry: Registry) -> None:
         self._shards = shards
         self._cache = cache
-        self._lists_w = lists
+        self._lists = lists
         self._registry = registry
 
     def atype(self, name: str) -> AssocType:
@@ -53,10 +53,11 @@ class AssocReads:
 
     # ---- cached lists -------------------------------------------------------------------------
 
-    async def _lists(self, keys: list[ListKey], errors: Errors) -> dict[ListKey, Any]:
+    async def _cached_lists(self, keys: list[ListKey], errors: Errors) -> dict[ListKey, Any]:
         cached = [k for k in keys if self.atype(k[1]).cached]
-        out = await self._cache.read_through({self._cache.list_key(k[0], self.atype(k[1]).code): k for k in cached}, "l",
-                                      lambda misses: self._fill_lists(misses, errors), lambda k, value: value)
+        out = await self._cache.read_through(
+            {self._cache.list_key(k[0], self.atype(k[1]).code): k for k in cached}, "l",
+            lambda misses: self._fill_lists(misses, errors), lambda k, value: value)
         if len(cached) < len(keys):  # uncached types: the same snapshot read, straight from SQL
             out.update(await self._fill_lists([k for k in keys if not self.atype(k[1]).cached], errors,
                                               install=False))
@@ -88,13 +89,13 @@ class AssocReads:
                 complete = len(es) <= self._cache.list_limit
                 value = {"v": version, "n": count, "c": complete, "e": es[:self._cache.list_limit]}
                 installs.append(install_value(self._cache.list_key(id1, code), version, value))
-                installs.append(self._lists_w.count_install(id1, code, version, count))
+                installs.append(self._lists.count_install(id1, code, version, count))
                 result[(id1, atype)] = value
             if install:
                 await self._cache.fill(installs, fence)
             return result
         return await self._shards.per_shard(self._shards.by_shard(keys, lambda k: k[0]), one, errors=errors,
-                                    keys_of=lambda g: g)
+                                            keys_of=lambda g: g)
 
     def _assoc(self, id1: int, atype: str, e: Sequence) -> Assoc:
         return Assoc(id1, atype, e[0], e[1], e[2], e[3])
@@ -108,8 +109,9 @@ class AssocReads:
             if not self.atype(atype).counted:
                 raise InvalidDataError(f"{atype} keeps no count (it is written in bulk and never counted)")
         cached = [k for k in keys if self.atype(k[1]).cached]
-        out = await self._cache.read_through({self._cache.count_key(k[0], self.atype(k[1]).code): k for k in cached}, "n",
-                                      lambda misses: self._fill_counts(misses, errors), lambda k, value: value["n"])
+        out = await self._cache.read_through(
+            {self._cache.count_key(k[0], self.atype(k[1]).code): k for k in cached}, "n",
+            lambda misses: self._fill_counts(misses, errors), lambda k, value: value["n"])
         if len(cached) < len(keys):  # uncached types: straight from the count rows
             out.update(await self._fill_counts([k for k in keys if not self.atype(k[1]).cached], errors,
                                                install=False))
@@ -122,11 +124,11 @@ class AssocReads:
             lists = [(id1, self.atype(atype).code) for id1, atype in group]
             fence = self._cache.fence()
             async with self._shards.read(shard) as conn:
-                heads = await self._lists_w.read_heads(conn, lists)
+                heads = await self._lists.read_heads(conn, lists)
             result, installs = {}, []
             for (id1, atype), (_, code) in zip(group, lists):
                 version, count = heads.get((id1, code), (0, 0))
-                installs.append(self._lists_w.count_install(id1, code, version, count))
+                installs.append(self._lists.count_install(id1, code, version, count))
                 result[(id1, atype)] = count
             if install:
                 await self._cache.fill(installs, fence)
@@ -145,7 +147,7 @@ class AssocReads:
         check_many(keys)
         # Uncached types have no window to answer from: straight to the range query.
         deep = [k for k in keys if not self.atype(k[1]).cached]
-        lists = await self._lists([k for k in keys if self.atype(k[1]).cached], errors)
+        lists = await self._cached_lists([k for k in keys if self.atype(k[1]).cached], errors)
         out: dict[ListKey, Any] = {}
         for k, v in lists.items():
             if isinstance(v, Exception):
@@ -257,8 +259,9 @@ class AssocReads:
         for id1, atype, id2 in keys:
             self._shards.shard(id2)
         cached = [k for k in keys if self.atype(k[1]).cached]
-        out = await self._cache.read_through({self._cache.edge_key(k[0], self.atype(k[1]).code, k[2]): k for k in cached}, "e",
-                                      lambda misses: self._fill_edges(misses, errors), self._edge_from_value)
+        out = await self._cache.read_through(
+            {self._cache.edge_key(k[0], self.atype(k[1]).code, k[2]): k for k in cached}, "e",
+            lambda misses: self._fill_edges(misses, errors), self._edge_from_value)
         if len(cached) < len(keys):  # types without edge keys: straight from SQL
             out.update(await self._fill_edges([k for k in keys if not self.atype(k[1]).cached], errors,
                                               install=False))
@@ -286,7 +289,7 @@ class AssocReads:
                 await self._cache.fill(installs, fence)
             return result
         return await self._shards.per_shard(self._shards.by_shard(keys, lambda k: k[0]), one, errors=errors,
-                                    keys_of=lambda g: g)
+                                            keys_of=lambda g: g)
 
     async def assoc_get(self, id1: int, atype: str, id2s: Sequence[int], high: int | None = None,
                         low: int | None = None) -> dict[int, Assoc]:

@@ -77,7 +77,7 @@ class Objects:
             raise DuplicateKeyError("could not allocate a fresh id after 5 tries")
         value = self._obj_value((id_, code, 1, ts, ts, text))
         await self._cache.install([install_value(self._cache.obj_key(id_), 1, value)],
-                                 shard, [{"kind": "o", "id": id_}])
+                                  shard, [{"kind": "o", "id": id_}])
         self._outbox.nudge(shard)
         return id_
 
@@ -114,7 +114,7 @@ class Objects:
         if not ids:
             return {}
         out = await self._cache.read_through({self._cache.obj_key(i): i for i in ids}, "o",
-                                      lambda misses: self._fill(misses, errors), self._obj_from_value)
+                                             lambda misses: self._fill(misses, errors), self._obj_from_value)
         return {i: o for i, o in out.items() if o is not None}
 
     async def _fill(self, ids: list[int], errors: Errors, absent_versions: dict[int, int] | None = None) -> dict:
@@ -135,7 +135,7 @@ class Objects:
             await self._cache.fill(installs, fence)
             return result
         return await self._shards.per_shard(self._shards.by_shard(ids, lambda i: i), one, errors=errors,
-                                    keys_of=lambda g: g)
+                                            keys_of=lambda g: g)
 
     async def update(self, id_: int, data: dict, *, jobs: Jobs = None) -> Obj:
         """Merge `data` into the object's data (a key set to None is removed); version + 1."""
@@ -162,7 +162,7 @@ class Objects:
         row = await self._shards.write(shard, body)
         value = self._obj_value(row)
         await self._cache.install([install_value(self._cache.obj_key(id_), row[2], value)],
-                                 shard, [{"kind": "o", "id": id_}])
+                                  shard, [{"kind": "o", "id": id_}])
         self._outbox.nudge(shard)
         return Obj(id_, self._registry.otype_by_code(row[1]).name, row[2], row[3], row[4], value["o"][3])
 
@@ -182,7 +182,7 @@ class Objects:
             return False
         absent = {"v": version + 1, "absent": True}
         await self._cache.install([install_value(self._cache.obj_key(id_), version + 1, absent)],
-                                 shard, [{"kind": "o", "id": id_, "absent_v": version + 1}])
+                                  shard, [{"kind": "o", "id": id_, "absent_v": version + 1}])
         self._outbox.nudge(shard)
         return True
 
@@ -190,4 +190,4 @@ class Objects:
         """Re-read SQL and install (the outbox's cache repair). A deleted object is installed as
         absent at the version its delete recorded (`absent_v`), above any version it had."""
         await self._fill([i["id"] for i in items], "raise",
-                             {i["id"]: i["absent_v"] for i in items if "absent_v" in i})
+                         {i["id"]: i["absent_v"] for i in items if "absent_v" in i})

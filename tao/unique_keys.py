@@ -89,7 +89,7 @@ class UniqueKeys:
     async def _install_key(self, shard: int, ns: str, key: str, id_: int, version: int) -> None:
         value = {"id": id_}
         await self._cache.install([install_value(self._ukey(ns, key), version, value)],
-                                 shard, [{"kind": "u", "ns": ns, "key": key}])
+                                  shard, [{"kind": "u", "ns": ns, "key": key}])
 
     async def get_many(self, ns: str, keys: list[str]) -> dict[str, int]:
         """{key: id} for the keys that are claimed."""
@@ -98,7 +98,7 @@ class UniqueKeys:
             self._check(ns, k)
         check_many(keys)
         out = await self._cache.read_through({self._ukey(ns, k): k for k in keys}, f"u:{ns}",
-                                      lambda misses: self._fill_keys(ns, misses), lambda k, value: value["id"])
+                                             lambda misses: self._fill_keys(ns, misses), lambda k, value: value["id"])
         return {k: v for k, v in out.items() if v}
 
     async def _fill_keys(self, ns: str, keys: list[str]) -> dict:
