@@ -1,5 +1,5 @@
-"""Unique keys: a durable, atomic claim of a string for one id (usernames, hashtag names,
-session-token hashes). A key lives on the shard chosen by hashing it; releasing a key keeps its
+"""Unique keys: a durable, atomic claim of a string for one id (usernames, hashtag names, upload
+ids, ...). A key lives on the shard chosen by hashing it; releasing a key keeps its
 row with id 0 and a higher version, so the cache (`u:<ns>:<digest>`) can never resurrect it.
 """
 

@@ -294,6 +294,52 @@ async def test_mysql_server_killed_during_writes(mysql_settings, services):
         await tao.close()
 
 
+async def test_a_dead_server_fails_only_its_keys_in_the_per_key_error_mode(mysql_settings, services):
+    """errors="return": each key held by a dead server's shards maps to its ShardUnavailableError,
+    every other key to its value, in one call (what a DataLoader needs to fail only those keys)."""
+    s = mysql_settings
+    s.store.query_timeout = s.store.acquire_timeout = s.store.connect_timeout = 1.0
+    tao = await open_tao(s, migrate=True, start_worker=False)
+    try:
+        server_of = lambda id_: hooks(tao).shard_map.server_of_shard[tao.shard(id_)]  # noqa: E731
+        live = await make_objects(tao, 2, lambda i: server_of(i) == 0)
+        dead = await make_objects(tao, 2, lambda i: server_of(i) == 1)
+        for o in live + dead:
+            await tao.assoc_add(o, "TEST_PLAIN", live[0], time=5)
+            await tao.assoc_add(o, "TEST_UNCACHED", live[0], time=5)
+        await hooks(tao).cache.flush()  # every read below goes to SQL
+        await asyncio.to_thread(services.kill_mysql, 1)
+        try:
+            objs = await tao.obj_get(live + dead, errors="return")
+            lists = [(o, "TEST_PLAIN") for o in live + dead] + [(o, "TEST_UNCACHED") for o in live + dead]
+            answers = {
+                "counts": await tao.assoc_count_many(lists, errors="return"),
+                "ranges": await tao.assoc_range_many(lists, 0, 10, errors="return"),
+                "ranges past the window": await tao.assoc_range_many(lists, 100, 10, errors="return"),
+                "time ranges": await tao.assoc_time_range_many(lists, high=10, errors="return"),
+                "edges": await tao.assoc_get_many([(*k, live[0]) for k in lists], errors="return"),
+            }
+            with pytest.raises(ShardUnavailableError):
+                await tao.obj_get(dead)  # the default mode raises
+        finally:
+            await asyncio.to_thread(services.start_mysql, 1)
+        for o in live:
+            assert objs[o].id == o
+        for o in dead:
+            assert isinstance(objs[o], ShardUnavailableError) and server_of(o) == 1
+        for name, answer in answers.items():
+            for key, value in answer.items():
+                if key[0] in dead:
+                    assert isinstance(value, ShardUnavailableError), (name, key, value)
+                else:
+                    assert not isinstance(value, BaseException), (name, key, value)
+        assert all(answers["counts"][(o, "TEST_PLAIN")] == 1 for o in live)
+        assert all([e.id2 for e in answers["ranges"][(o, "TEST_UNCACHED")]] == [live[0]] for o in live)
+        assert all(answers["edges"][(o, "TEST_PLAIN", live[0])].time == 5 for o in live)
+    finally:
+        await tao.close()
+
+
 # ---- a worker killed mid-job -----------------------------------------------------------------
 
 async def start_worker(config: Path, *, hang: bool) -> asyncio.subprocess.Process:
