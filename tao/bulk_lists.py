@@ -67,13 +67,12 @@ class BulkLists:
                 raise InvalidDataError(f"{atype}: assoc_append_many needs a counted type without inverse, not unique")
             self._shards.shard(id2)
             rows.append((id1, t.code, id2, encode_data(data)))
-        out: dict[tuple[int, int, int], Appended] = {}
 
         async def one(shard: int, group: list[tuple]) -> dict:
             changes, appended = await self._shards.write(shard, lambda conn: self._append_on_shard(conn, group))
             await self._lists.install_changes(shard, changes)
             return appended
-        out = await self._shards.per_shard(self._shards.by_shard(rows, lambda r: r[0]), one)
+        out: dict[EdgeId, Appended] = await self._shards.per_shard(self._shards.by_shard(rows, lambda r: r[0]), one)
         return [out[(r[0], r[1], r[2])] for r in rows]
 
     async def _append_on_shard(self, conn: Conn, rows: list[tuple]) -> tuple[list[ListChange], dict]:
