@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from tao.backends.base import Conn
 from tao.cache_io import install_value
+from tao.lists import edges_where
 from tao.store import Tao
 
 BATCH = 1000
@@ -90,8 +91,8 @@ async def _edges_exist(tao: Tao, edges: list[tuple[int, str, int]]) -> dict[tupl
     """{edge: (time, data) or None if absent}, straight from SQL (the cache is what a repair must
     not trust)."""
     async def one(shard: int, group: list) -> dict:
-        where = " OR ".join(["(id1 = %s AND atype = %s AND id2 = %s)"] * len(group))
-        params = [x for id1, a, id2 in group for x in (id1, tao.registry.atype(a).code, id2)]
+        keys = [(id1, tao.registry.atype(a).code, id2) for id1, a, id2 in group]
+        where, params = edges_where(tao._shards.backend, keys)
         async with tao._shards.read(shard) as conn:
             rows = await conn.fetchall(f"SELECT id1, atype, id2, time, data FROM {{assocs}} WHERE {where}", params)
         present = {(r[0], tao.registry.atype_by_code(r[1]).name, r[2]): (r[3], json.loads(r[4])) for r in rows}
