@@ -133,7 +133,8 @@ class AssocReads:
             if install:
                 await self._cache.fill(installs, fence)
             return result
-        return await self._shards.per_shard(self._shards.by_shard(keys, lambda k: k[0]), one, errors=errors, keys_of=lambda g: g)
+        return await self._shards.per_shard(self._shards.by_shard(keys, lambda k: k[0]), one, errors=errors,
+                                            keys_of=lambda g: g)
 
     async def assoc_count(self, id1: int, atype: str) -> int:
         return (await self.assoc_count_many([(id1, atype)]))[(id1, atype)]
@@ -248,7 +249,8 @@ class AssocReads:
             for k in res:
                 res[k].sort(key=lambda a: (-a.time, -a.id2))
             return res
-        return await self._shards.per_shard(self._shards.by_shard(keys, lambda k: k[0]), one, errors=errors, keys_of=lambda g: g)
+        return await self._shards.per_shard(self._shards.by_shard(keys, lambda k: k[0]), one, errors=errors,
+                                            keys_of=lambda g: g)
 
     # ---- single edges -------------------------------------------------------------------------
 

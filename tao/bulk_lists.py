@@ -119,7 +119,8 @@ class BulkLists:
             self._shards.shard(id2)
 
         async def body(conn: Conn) -> Any:
-            await self._lists.put_edges(conn, [(id1, code, id2, time, 0, text, None) for id1, code, id2, time, text in rows])
+            await self._lists.put_edges(conn, [(id1, code, id2, time, 0, text, None)
+                                               for id1, code, id2, time, text in rows])
             await self._outbox.add_jobs(conn, jobs)
         await self._shards.write(shard, body)
         self._outbox.nudge(shard)

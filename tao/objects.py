@@ -141,9 +141,10 @@ class Objects:
         """Merge `data` into the object's data (a key set to None is removed); version + 1."""
         shard = self._shards.shard(id_)
         encode_data(data)
+        for_update = self._shards.backend.for_update
 
         async def body(conn: Conn) -> Any:
-            rows = await conn.fetchall(f"SELECT {_OBJ_COLS} FROM {{objects}} WHERE id = %s{self._shards.backend.for_update}", (id_,))
+            rows = await conn.fetchall(f"SELECT {_OBJ_COLS} FROM {{objects}} WHERE id = %s{for_update}", (id_,))
             if not rows:
                 raise ObjectNotFoundError(f"object {id_} does not exist")
             _, otype, version, created, _, old = rows[0]
@@ -169,9 +170,10 @@ class Objects:
     async def delete(self, id_: int, *, jobs: Jobs = None) -> bool:
         """Delete the object (its associations are the caller's to remove). Returns whether it existed."""
         shard = self._shards.shard(id_)
+        for_update = self._shards.backend.for_update
 
         async def body(conn: Conn) -> Any:
-            rows = await conn.fetchall(f"SELECT version FROM {{objects}} WHERE id = %s{self._shards.backend.for_update}", (id_,))
+            rows = await conn.fetchall(f"SELECT version FROM {{objects}} WHERE id = %s{for_update}", (id_,))
             if not rows:
                 return None
             await conn.execute("DELETE FROM {objects} WHERE id = %s", (id_,))
