@@ -18,7 +18,7 @@ Per-key errors: every many-keys read takes `errors="raise"` (a failed shard rais
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import orjson
@@ -50,6 +50,13 @@ class AssocReads:
 
     def atype(self, name: str) -> AssocType:
         return self._registry.atype(name)
+
+    async def _per_id1_shard(self, keys: list[Any], one: Callable[[int, list[Any]], Awaitable[dict]],
+                             errors: Errors) -> dict:
+        """`one(shard, keys on it)` for each shard of the keys' id1, shards in parallel; with
+        errors="return", the keys of a failed shard map to its error."""
+        return await self._shards.per_shard(self._shards.by_shard(keys, lambda k: k[0]), one, errors=errors,
+                                            keys_of=lambda g: g)
 
     # ---- cached lists -------------------------------------------------------------------------
 
@@ -94,8 +101,7 @@ class AssocReads:
             if install:
                 await self._cache.fill(installs, fence)
             return result
-        return await self._shards.per_shard(self._shards.by_shard(keys, lambda k: k[0]), one, errors=errors,
-                                            keys_of=lambda g: g)
+        return await self._per_id1_shard(keys, one, errors)
 
     def _assoc(self, id1: int, atype: str, e: Sequence) -> Assoc:
         return Assoc(id1, atype, e[0], e[1], e[2], e[3])
@@ -133,8 +139,7 @@ class AssocReads:
             if install:
                 await self._cache.fill(installs, fence)
             return result
-        return await self._shards.per_shard(self._shards.by_shard(keys, lambda k: k[0]), one, errors=errors,
-                                            keys_of=lambda g: g)
+        return await self._per_id1_shard(keys, one, errors)
 
     async def assoc_count(self, id1: int, atype: str) -> int:
         return (await self.assoc_count_many([(id1, atype)]))[(id1, atype)]
@@ -249,8 +254,7 @@ class AssocReads:
             for k in res:
                 res[k].sort(key=lambda a: (-a.time, -a.id2))
             return res
-        return await self._shards.per_shard(self._shards.by_shard(keys, lambda k: k[0]), one, errors=errors,
-                                            keys_of=lambda g: g)
+        return await self._per_id1_shard(keys, one, errors)
 
     # ---- single edges -------------------------------------------------------------------------
 
@@ -290,8 +294,7 @@ class AssocReads:
             if install:
                 await self._cache.fill(installs, fence)
             return result
-        return await self._shards.per_shard(self._shards.by_shard(keys, lambda k: k[0]), one, errors=errors,
-                                            keys_of=lambda g: g)
+        return await self._per_id1_shard(keys, one, errors)
 
     async def assoc_get(self, id1: int, atype: str, id2s: Sequence[int], high: int | None = None,
                         low: int | None = None) -> dict[int, Assoc]:
