@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING
 
 from resolvers.errors import PermissionDeniedError
+from resolvers.loaders import load_each
 from tao import Obj
 
 if TYPE_CHECKING:
@@ -41,18 +42,24 @@ class Visibility(enum.IntEnum):
 _BLOCKS, _BLOCKED_BY, _FOLLOWS = "BLOCKS", "BLOCKED_BY", "FOLLOWS"
 
 
-async def user_visibility_batch(loaders: Loaders, user_ids: list[int]) -> list[Visibility]:
+async def user_visibility_batch(loaders: Loaders, user_ids: list[int]) -> list[Visibility | BaseException]:
     """The batch function behind `VisibilityByUserIdLoader`."""
     viewer = loaders.viewer_id
     others = [u for u in user_ids if u != viewer]
     keys = [(viewer, atype, u) for u in others for atype in (_BLOCKS, _BLOCKED_BY, _FOLLOWS)] if viewer else []
     # The users and the viewer's edges to them load together: one cache round trip, not two.
-    objs, found = await asyncio.gather(loaders.object_by_id.load_many(user_ids),
-                                       loaders.assoc_by_key.load_many(keys))
+    # A user whose shard (or the viewer's) is down fails alone: its error is its answer.
+    objs, found = await asyncio.gather(load_each(loaders.object_by_id, user_ids),
+                                       load_each(loaders.assoc_by_key, keys))
     edges = dict(zip(keys, found))
-    out = []
+    out: list[Visibility | BaseException] = []
     for uid, obj in zip(user_ids, objs):
-        if obj is None or obj.otype != "USER":
+        failed = obj if isinstance(obj, BaseException) else next(
+            (e for e in (edges.get((viewer, t, uid)) for t in (_BLOCKS, _BLOCKED_BY, _FOLLOWS))
+             if isinstance(e, BaseException)), None)
+        if failed is not None:
+            out.append(failed)
+        elif obj is None or obj.otype != "USER":
             out.append(Visibility.HIDDEN)
         elif uid == viewer:
             out.append(Visibility.FULL)

@@ -42,7 +42,7 @@ class AssocReadVerbs(AssocWriteVerbs):
     async def _lists(self, keys: list[ListKey], errors: str) -> dict[ListKey, Any]:
         cached = [k for k in keys if self.atype(k[1]).cached]
         out = await self.read_through({self.list_key(k[0], self.atype(k[1]).code): k for k in cached}, "l",
-                                      lambda misses: self._fill_lists(misses, errors), lambda k, value: value)
+                                      lambda misses: self._fill_lists(misses, errors), lambda k, value: value, errors)
         if len(cached) < len(keys):  # uncached types: the same snapshot read, straight from SQL
             out.update(await self._fill_lists([k for k in keys if not self.atype(k[1]).cached], errors,
                                               install=False))
@@ -99,7 +99,8 @@ class AssocReadVerbs(AssocWriteVerbs):
                 raise InvalidDataError(f"{atype} keeps no count (it is written in bulk and never counted)")
         cached = [k for k in keys if self.atype(k[1]).cached]
         out = await self.read_through({self.count_key(k[0], self.atype(k[1]).code): k for k in cached}, "n",
-                                      lambda misses: self._fill_counts(misses, errors), lambda k, value: value["n"])
+                                      lambda misses: self._fill_counts(misses, errors), lambda k, value: value["n"],
+                                      errors)
         if len(cached) < len(keys):  # uncached types: straight from the count rows
             out.update(await self._fill_counts([k for k in keys if not self.atype(k[1]).cached], errors,
                                                install=False))
@@ -274,7 +275,7 @@ class AssocReadVerbs(AssocWriteVerbs):
             self.shard(id2)
         cached = [k for k in keys if self.atype(k[1]).cached]
         out = await self.read_through({self.edge_key(k[0], self.atype(k[1]).code, k[2]): k for k in cached}, "e",
-                                      lambda misses: self._fill_edges(misses, errors), self._edge_from_value)
+                                      lambda misses: self._fill_edges(misses, errors), self._edge_from_value, errors)
         if len(cached) < len(keys):  # types without edge keys: straight from SQL
             out.update(await self._fill_edges([k for k in keys if not self.atype(k[1]).cached], errors,
                                               install=False))

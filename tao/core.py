@@ -221,11 +221,15 @@ class TaoCore:
 
     async def read_through(self, cache_keys: dict[str, K], kind: str,
                            fill: Callable[[list[K]], Awaitable[dict[K, Any]]],
-                           decode: Callable[[K, dict], Any]) -> dict[K, Any]:
+                           decode: Callable[[K, dict], Any], errors: str = "raise") -> dict[K, Any]:
         """The read path every verb shares: one `get_many` for all keys; the misses (and
         tombstones) are loaded by `fill(keys)` — SQL plus a versioned fill of the cache — with
         concurrent loads of the same key in this process collapsed into one (`kind` keeps the
-        kinds of keys apart). Returns {key: decode(key, cached value) or what fill answered}."""
+        kinds of keys apart). Returns {key: decode(key, cached value) or what fill answered}.
+        `errors` is the mode `fill` runs in (see `per_shard`): loads in different modes are not
+        collapsed together, so a caller never gets the other mode's answer to a failed shard."""
+        if errors != "raise":
+            kind += "?"
         cached = await self.cache_get(list(cache_keys))
         out: dict[K, Any] = {}
         misses = []

@@ -99,7 +99,7 @@ class ObjectVerbs(TaoCore):
         if not ids:
             return {}
         out = await self.read_through({self.obj_key(i): i for i in ids}, "o",
-                                      lambda misses: self._obj_fill(misses, errors), self._obj_from_value)
+                                      lambda misses: self._obj_fill(misses, errors), self._obj_from_value, errors)
         return {i: o for i, o in out.items() if o is not None}
 
     async def _obj_fill(self, ids: list[int], errors: str, absent_versions: dict[int, int] | None = None) -> dict:

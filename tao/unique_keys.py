@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import re
 import zlib
+from typing import Any
 
 from tao.cache import keys
 from tao.cache.base import Install
@@ -85,17 +86,19 @@ class UniqueKeyVerbs(TaoCore):
         await self.cache_install([Install(self._ukey(ns, key), version, lambda old: dict(value))],
                                  shard, [{"kind": "u", "ns": ns, "key": key}])
 
-    async def key_get_many(self, ns: str, keys: list[str]) -> dict[str, int]:
-        """{key: id} for the keys that are claimed."""
+    async def key_get_many(self, ns: str, keys: list[str], *, errors: str = "raise") -> dict[str, Any]:
+        """{key: id} for the keys that are claimed; with errors="return", a key whose shard failed
+        maps to the exception instead (see `per_shard`)."""
         keys = list(dict.fromkeys(keys))
         for k in keys:
             self._check(ns, k)
         self.check_many(keys)
         out = await self.read_through({self._ukey(ns, k): k for k in keys}, f"u:{ns}",
-                                      lambda misses: self._fill_keys(ns, misses), lambda k, value: value["id"])
+                                      lambda misses: self._fill_keys(ns, misses, errors), lambda k, value: value["id"],
+                                      errors)
         return {k: v for k, v in out.items() if v}
 
-    async def _fill_keys(self, ns: str, keys: list[str]) -> dict:
+    async def _fill_keys(self, ns: str, keys: list[str], errors: str = "raise") -> dict:
         groups: dict[int, list[str]] = {}
         for k in keys:
             groups.setdefault(self._key_shard(ns, k), []).append(k)
@@ -114,7 +117,7 @@ class UniqueKeyVerbs(TaoCore):
                 result[k] = id_
             await self.fill_install(installs, fence)
             return result
-        return await self.per_shard(groups, one)
+        return await self.per_shard(groups, one, errors=errors, keys_of=lambda g: g)
 
     async def refill_keys(self, items: list[dict]) -> None:
         for ns in {i["ns"] for i in items}:

@@ -125,7 +125,8 @@ async def with_store_retries(fn: Callable[[], Awaitable[T]]) -> T:
     for delay in (*STORE_RETRY_DELAYS, None):
         try:
             return await fn()
-        except ShardUnavailableError as exc:  # timeouts included; other errors are not transient
+        except (ShardUnavailableError, UnavailableError) as exc:  # a shard down or slow (loaders name it
+            # UnavailableError); other errors are not transient
             if delay is None:
                 raise StoreUnavailable(str(exc)) from exc
             await asyncio.sleep(delay)
