@@ -25,6 +25,7 @@ from typing import Any
 from aiodataloader import DataLoader
 
 from resolvers.errors import domain_error
+from resolvers.records import record_of
 from tao import Assoc, Obj, Tao
 from tao.types import REGISTRY
 
@@ -67,10 +68,11 @@ class _StoreLoader(DataLoader):
 
 
 class ObjectByIdLoader(_StoreLoader):
-    """id -> Obj, or None when missing or deleted (`obj_get`)."""
+    """id -> the object's record (`resolvers.records`), or None when missing or deleted (`obj_get`)."""
 
-    async def batch_load_fn(self, keys: list[int]) -> list[Obj | None]:
-        return _each(await self.tao.obj_get(keys, errors="return"), keys)
+    async def batch_load_fn(self, keys: list[int]) -> list[Any]:
+        found = await self.tao.obj_get(keys, errors="return")
+        return _each({k: v if isinstance(v, Exception) else record_of(v) for k, v in found.items()}, keys)
 
 
 class UserIdByUsernameLoader(_StoreLoader):
@@ -152,6 +154,12 @@ class Loaders:
     @cached_property
     def visibility_by_user_id(self) -> VisibilityByUserIdLoader:
         return VisibilityByUserIdLoader(self)
+
+    def prime_object(self, obj: Obj) -> Any:
+        """After writing `obj`: cache its record for the rest of this request; returns the record."""
+        record = record_of(obj)
+        self.object_by_id.clear(obj.id).prime(obj.id, record)
+        return record
 
     def forget_user(self, user_id: int) -> None:
         """Drop what this request cached about a user after writing it (own-write reads)."""

@@ -23,9 +23,9 @@ async def resolve_node(ctx: RequestContext, store_id: int, typename: str | None 
     obj = await privacy.load_visible_object(ctx, store_id)
     if obj is None:
         return None
-    for name, (otype, from_obj) in node_types().items():
+    for name, (otype, from_record) in node_types().items():
         if otype == obj.otype and (typename is None or typename == name):
-            return from_obj(obj)
+            return from_record(obj)
     return None
 
 

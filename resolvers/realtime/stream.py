@@ -33,6 +33,7 @@ import collections
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
 
+from resolvers.edge_data import StreamEntry
 from resolvers.errors import BadInputError, UnavailableError
 from resolvers.realtime.events import (
     CLOSE_SLOW_CONSUMER,
@@ -101,8 +102,8 @@ async def read_backlog(tao: Tao, user_id: int, after: int, limit: int) -> list[S
     if len(edges) > limit:
         raise BadInputError(f"CURSOR_EXPIRED: more than {limit} events since this cursor; refetch what you "
                             "show, then subscribe without `after`.")
-    return [StreamEvent(user_id, a.data.get("k", ""), {k: int(v) for k, v in a.data.get("i", {}).items()},
-                        a.time, None, a.id2) for a in reversed(edges)]
+    entries = [(a, StreamEntry.decode(a.data)) for a in reversed(edges)]
+    return [StreamEvent(user_id, e.kind, e.ids, a.time, None, a.id2) for a, e in entries]
 
 
 async def stream_head(tao: Tao, user_id: int) -> int:
