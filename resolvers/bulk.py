@@ -60,7 +60,8 @@ async def do_add_posts_bulk(tao: Tao, items: list[tuple[int, str]], *, kind: str
     ids = await tao.obj_add_many([("POST", posts.post_data(author, caption, kind=kind), author)
                                   for author, caption in items])
     made = await tao.obj_get(ids)
-    edges, jobs_by_shard = [], defaultdict(list)
+    edges: list[tuple] = []
+    jobs_by_shard: defaultdict[int, list] = defaultdict(list)
     for post_id in ids:
         post: Post = record_of(made[post_id])
         author = post.author

@@ -44,9 +44,9 @@ async def location_for_input(ctx: RequestContext, location_id: int | None, name:
     if name is None:
         return None
     name = " ".join(name.split())
-    coords_ok = (latitude is None) == (longitude is None) and (
-        latitude is None or (math.isfinite(latitude) and math.isfinite(longitude)
-                             and -90 <= latitude <= 90 and -180 <= longitude <= 180))
+    coords_ok = (latitude is None and longitude is None) or (
+        latitude is not None and longitude is not None and math.isfinite(latitude) and math.isfinite(longitude)
+        and -90 <= latitude <= 90 and -180 <= longitude <= 180)
     if not 1 <= len(name) <= LOCATION_NAME_MAX or not coords_ok:
         raise UserError(LocationErrorCode.LOCATION_INVALID,
                         f"A location has a name of 1 to {LOCATION_NAME_MAX} characters and, optionally, both a "

@@ -30,7 +30,7 @@ import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import media_pipeline as mp
 from config import Settings
@@ -196,7 +196,7 @@ async def do_complete_upload(ctx: RequestContext, upload_id: str, share_location
     try:
         done = await _services(ctx).uploads.complete_upload(upload_id)
     except mp.UploadAlreadyCompletedError as exc:
-        done = exc.result  # completed in the pipeline, but we crashed before recording it: finish now
+        done = cast(mp.CompletedUpload, exc.result)  # completed in the pipeline, but we crashed before recording it
     except mp.MediaError as exc:
         raise translate(exc) from None
     changes = {
@@ -342,6 +342,12 @@ async def check_profile_picture(ctx: RequestContext, viewer: int, media_id: int)
 
 # Jobs -----------------------------------------------------------------------------------------
 
+def _failure_code(exc: mp.MediaError) -> str:
+    """The code a failed media records: its `MediaErrorCode` (a transient error never fails one)."""
+    code = translate(exc).code  # type: ignore[attr-defined]  # AppError's code: an enum for UserError
+    return code.value if isinstance(code, enum.Enum) else str(code)
+
+
 async def process_job(tao: Tao, payload: dict) -> None:
     """`media.process`: transcode, record the result, settle the posts waiting for it.
 
@@ -359,11 +365,13 @@ async def process_job(tao: Tao, payload: dict) -> None:
         settings: Settings = tao.settings
         try:
             options = mp.ProcessOptions(share_location=media.share_location, focal_point=media.focal_point)
+            if media.media_key is None:
+                raise ValueError(f"media {media_id} is processing but has no media_key")  # a fault: completion sets it
             result = await mp.process_media(settings.media, media.media_key, media.kind.value, options)
         except mp.MediaError as exc:
             if exc.retryable:
                 raise
-            await tao.obj_update(media_id, {"status": FAILED, "failure_code": translate(exc).code.value,
+            await tao.obj_update(media_id, {"status": FAILED, "failure_code": _failure_code(exc),
                                             "failure_reason": str(exc)})
         else:
             variants = [{"name": v.name, "width": v.width, "height": v.height, "content_type": v.content_type,

@@ -361,8 +361,9 @@ async def sync_author_edges_job(tao: Tao, payload: dict) -> None:
             return
         found = await tao.obj_get([a.id2 for a in page])
         for a in page:
-            if a.id2 in found:
-                await sync_post_edges(tao, found[a.id2])
+            post = record_of(found[a.id2]) if a.id2 in found else None
+            if isinstance(post, Post):
+                await sync_post_edges(tao, post)
         after = (page[-1].time, page[-1].id2)
 
 

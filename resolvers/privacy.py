@@ -51,7 +51,7 @@ async def user_visibility_batch(loaders: Loaders, user_ids: list[int]) -> list[V
     # A user whose shard (or the viewer's) is down fails alone: its error is its answer.
     objs, found = await asyncio.gather(load_each(loaders.object_by_id, user_ids),
                                        load_each(loaders.assoc_by_key, keys))
-    edges = dict(zip(keys, found))
+    edges: dict[tuple[int | None, str, int], Any] = dict(zip(keys, found))
     out: list[Visibility | BaseException] = []
     for uid, obj in zip(user_ids, objs):
         failed = obj if isinstance(obj, BaseException) else next(

@@ -238,7 +238,7 @@ class Message(Record):
     thread: int
     sender: int
     kind: str  # resolvers.messages.model: TEXT, POST, MEDIA, VOICE
-    body: Mapping[str, Any] | None
+    body: dict[str, str] | None  # sealed: {k: key id, n: nonce, c: ciphertext}
     post: int | None
     media: int | None
     reply_to: int | None

@@ -65,7 +65,7 @@ async def pulled_authors(ctx: RequestContext, viewer: User) -> list[tuple[int, i
     s, tao = ctx.settings.feed, ctx.tao
     if rebuild_pending(viewer):
         follows = await tao.assoc_range(viewer.id, "FOLLOWS", 0, s.rebuild_followings)
-        return [(viewer.id, None)] + [(a.id2, None) for a in follows]
+        return [(viewer.id, None), *((a.id2, None) for a in follows)]
     big = {e.id2: big_until(e.data) for e in await big_accounts.big_account_edges(tao)}
     big.pop(viewer.id, None)
     followed = await ctx.loaders.assoc_by_key.load_many([(viewer.id, "FOLLOWS", b) for b in big])

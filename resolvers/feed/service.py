@@ -97,7 +97,7 @@ async def home_feed(ctx: RequestContext, first: int, after: FeedCursor | None, m
                                                candidates.keep_visible(ctx, viewer.id, cands))
     ids = session.ids[start:start + first]
     await _repair(ctx, viewer.id, drop)
-    shown = {c.post: c.obj for c in kept}
+    shown = {c.post: c.obj for c in kept if c.obj is not None}  # kept: loaded and visible
     items = [FeedItem(shown[p], (session.id, start + i, start), session.debug_of(start + i))
              for i, p in enumerate(ids) if p in shown]
     # The cursor of the page's last position, even for an empty page (index start - 1: paging on
@@ -122,6 +122,7 @@ async def _ranked(ctx: RequestContext, viewer: User, mode: FeedMode
     if not ranked:
         return ranking.chronological(kept), shut
     s = ctx.settings.feed
+    assert signals is not None  # loaded for a ranked feed
     signals.seen = {c.post for c in kept if c.seen}
     scorer = ranking.Scorer(signals, s)
     await ranking.load_engagement(ctx.tao, ranking.second_pass(kept, scorer), signals)

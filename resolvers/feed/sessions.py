@@ -17,7 +17,7 @@ viewer's shard, read back with the FEED list on the next refresh (ranking sinks 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from resolvers.edge_data import feed_edge_data
 from resolvers.errors import BadInputError
@@ -63,7 +63,7 @@ register_record("FEED_SESSION", Session.from_obj)
 async def create_session(ctx: RequestContext, viewer: int, mode: str, ordered: list[Scored],
                          with_debug: bool) -> Session:
     now = now_ms()
-    data = {"viewer": viewer, "t": now, "mode": mode, "ids": [x.cand.post for x in ordered],
+    data: dict[str, Any] = {"viewer": viewer, "t": now, "mode": mode, "ids": [x.cand.post for x in ordered],
             "au": [x.cand.author for x in ordered]}
     if with_debug:
         data["dbg"] = [[round(x.score, 4), *(round(v, 4) for v in x.parts or _UNSCORED), int(x.seen)]

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from resolvers import privacy
+from resolvers import privacy, realtime
 from resolvers.edge_data import MemberState, message_edge_data
 from resolvers.errors import UserError
 from resolvers.messages import events, limits
@@ -149,7 +149,8 @@ async def do_send_message(ctx: RequestContext, *, client_id: str, thread_id: int
     data = message_data(thread.id, sender, kind, body=box.seal(text, thread.id, sender) if text else None,
                         post=post_id, media=media_id, reply_to=reply_to, client_id=client_id,
                         fp=box.fingerprint(canonical))
-    members, pending = [sender, *recipients], []
+    members = [sender, *recipients]
+    pending: list[realtime.PendingEvent | events.NoEvent] = []
 
     def jobs(mid: int) -> list[tuple]:  # the message's event commits with the message itself
         pending[:] = [events.event(ctx.tao, members, events.MESSAGE_NEW, near=thread.id, thread=thread.id, message=mid)]
