@@ -11,9 +11,9 @@ by the posts domain). The upload id is a unique key (`key_claim("upload", upload
 so one upload never becomes two media, whatever the client retries.
 
 Invariants:
-- The status only moves forward: `do_complete_upload` moves "uploading" to "processing" and
+- The status only moves forward: `do_complete_upload` moves UPLOADING to PROCESSING and
   commits the `media.process` job in that same write, so a completed upload is always processed;
-  the job moves "processing" to "ready" or "failed" (idempotent: a finished media is left alone).
+  the job moves PROCESSING to READY or FAILED (idempotent: a finished media is left alone).
 - A post with media is published (by `resolvers.posts.do_publish_post`) only when all its media
   are ready: the job publishes every post of a media that became ready, after recording it.
 - Failures of the pipeline are translated here, once: expected ones become typed
@@ -387,7 +387,7 @@ async def process_job(tao: Tao, payload: dict) -> None:
 
 
 async def sweep_stale_uploads(services: MediaServices) -> int:
-    """Abort uploads abandoned for `abandoned_upload_seconds` (their MEDIA stay "uploading",
+    """Abort uploads abandoned for `abandoned_upload_seconds` (their MEDIA stay UPLOADING,
     reachable by no one but their owner, and completing them answers NOT_FOUND)."""
     return await services.uploads.abort_stale_uploads()
 

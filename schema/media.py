@@ -29,9 +29,10 @@ MediaStatus = strawberry.enum(
 
 @strawberry.enum(description="What a media item is.")
 class MediaType(enum.Enum):
-    IMAGE = "image"
-    VIDEO = "video"
-    AUDIO = strawberry.enum_value("audio", description="A voice message (transcoded to AAC); for direct messages only.")
+    IMAGE = records.MediaKind.IMAGE.value
+    VIDEO = records.MediaKind.VIDEO.value
+    AUDIO = strawberry.enum_value(records.MediaKind.AUDIO.value,
+                                  description="A voice message (transcoded to AAC); for direct messages only.")
 
 
 @strawberry.enum(description="An upload's state in storage.")

@@ -1,7 +1,7 @@
 """Direct messages' stored shapes (THREAD and MESSAGE, read as `resolvers.records.Thread` and
 `Message`), error codes, limits.
 
-A THREAD lives on its creator's shard with data {kind: "direct" | "group", name, creator}.
+A THREAD lives on its creator's shard with data {kind (`ThreadKind`), name, creator, pair}.
 A MESSAGE lives on its thread's shard (`obj_add(..., owner=thread)`) with data
   thread, sender, kind ("text" | "post" | "media" | "voice"), body (sealed text, see crypto),
   post, media, reply_to, client_id, fp (HMAC of the send's content, for idempotent retries),
