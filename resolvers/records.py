@@ -7,10 +7,10 @@ is the one decoder (the loaders call it, so a request decodes each object once);
 `decode` is its type's one codec, and the status and kind literals appear only in the enums below.
 
 Invariants: a record never changes (frozen) and carries only what its stored data says plus the
-object's id and times; a missing optional field decodes to the same default everywhere (the
-default the writers of that type have always implied). Object types without a record of their
-own decode to `Unknown`, which keeps the raw data for the few generic readers (tests, repair);
-a domain package that adds a type registers its decoder with `register_record`.
+object's id, version and times; a missing optional field has one default, set here. An object
+of a type without a record, or whose data its codec cannot read, decodes to `Unknown` (its raw
+data, read-only), which no privacy rule shows. A domain package that adds an object type
+registers its decoder with `register_record` (the feed's FEED_SESSION does).
 """
 
 from __future__ import annotations
@@ -274,8 +274,6 @@ class Unknown:
     def decode(cls, obj: Obj) -> Unknown:
         return cls(obj.id, obj.version, obj.created, obj.updated, obj.otype, MappingProxyType(obj.data))
 
-
-AnyRecord = User | AuthSession | Post | Comment | Media | Hashtag | Location | Thread | Message | Unknown
 
 _DECODERS: dict[str, Callable[[Obj], Any]] = {
     cls.otype: cls.decode for cls in (User, AuthSession, Post, Comment, Media, Hashtag, Location, Thread, Message)
