@@ -27,10 +27,10 @@ import asyncio
 import enum
 import logging
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import media_pipeline as mp
 from config import Settings
@@ -277,18 +277,18 @@ def parse_aspect(aspect: str) -> float:
     return int(w) / int(h)
 
 
-def _codec_family(v: dict) -> str:
+def _codec_family(v: Mapping[str, Any]) -> str:
     if not v["content_type"].startswith("video/"):
         return ""
     return (v.get("codecs") or "avc1")[:4]  # renditions recorded before codecs were: H.264
 
 
-def _is_crop(v: dict) -> bool:
+def _is_crop(v: Mapping[str, Any]) -> bool:
     return any(f"_{s}_" in v["name"] for s in _SURFACES)  # jpeg_square_640, webp_story_1080
 
 
-def pick_variant(variants: list[dict], name: str | None, width: int | None, aspect: float | None = None,
-                 codecs: list[str] | None = None) -> dict | None:
+def pick_variant(variants: Sequence[Mapping[str, Any]], name: str | None, width: int | None,
+                 aspect: float | None = None, codecs: list[str] | None = None) -> Mapping[str, Any] | None:
     """The rendition for a request: by name; else among the displayable renditions in a codec
     the client plays (`codecs`, RFC 6381 prefixes such as "av01"; H.264 when not given) and of
     the requested `aspect` (a surface's crop, else the full picture when none was cut, as for a
@@ -311,7 +311,7 @@ def pick_variant(variants: list[dict], name: str | None, width: int | None, aspe
     if not pool:
         return None
 
-    def preference(v: dict) -> tuple[int, bool]:
+    def preference(v: Mapping[str, Any]) -> tuple[int, bool]:
         family = _codec_family(v)
         rank = _CODEC_PREFERENCE.index(family) if family in _CODEC_PREFERENCE else len(_CODEC_PREFERENCE)
         return rank, v["content_type"] != "image/jpeg"
