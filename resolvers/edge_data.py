@@ -13,7 +13,7 @@ build nothing).
 | AUTHORED (user -> post) | `{"k": kind}` | `authored_data`; `edge_kind` |
 | HAS_MESSAGE (thread -> message) | `{"s": sender}` | `message_edge_data`, `message_sender` |
 | REACTED_BY (message -> user) | `{"e": emoji}` | `reaction_data`, `reaction_emoji` |
-| HAS_MEMBER / MEMBER_OF | `{"read": [time, message id], "declined": bool}` | `MemberState` |
+| HAS_MEMBER (thread -> user) | `{"read": [time, message id], "declined": bool}` | `member_data` (`messages.threads.set_member_state` merges its keywords, these keys); `MemberState` |
 | BIG_ACCOUNT (registry -> author) | `{"until": ms or null}` | `big_account_data`, `big_until` |
 | STREAM_EVENT (user -> event) | `{"k": kind, "i": {name: id}}` | `stream_event_data`, `StreamEntry` |
 """
