@@ -69,7 +69,7 @@ from http_errors import (
 from media_pipeline import handle_local_request
 from resolvers.accounts import authenticate
 from resolvers.context import RequestContext
-from resolvers.errors import AuthenticationError
+from resolvers.errors import AuthenticationError, UnavailableError
 from resolvers.jobs import register_job_handlers
 from resolvers.media import MediaServices, media_services, run_sweeper
 from resolvers.messages.model import check_keys
@@ -212,7 +212,7 @@ class TaogramView(GraphQLView):
                 await authenticate(ctx, _bearer(request.headers.get("Authorization")))
             except AuthenticationError as e:
                 raise _Rejected(json_error(401, e.message, e.code, ctx.request_id)) from None
-            except ShardUnavailableError as e:
+            except (ShardUnavailableError, UnavailableError) as e:  # the session's shard is down
                 # The same answer as a shard failing during execution (a 200 whose error says
                 # UNAVAILABLE: retry), not a server fault: nothing ran, and a retry may succeed.
                 log.warning("request %s: authentication failed: %s", ctx.request_id, e)
@@ -230,7 +230,7 @@ class TaogramView(GraphQLView):
         except Exception as e:
             # A fault is not a refusal (4403): close with WebSocket's own "try again later" (1013)
             # or "internal error" (1011), the request id in the reason, then stop the handshake.
-            if isinstance(e, ShardUnavailableError):
+            if isinstance(e, (ShardUnavailableError, UnavailableError)):
                 log.warning("request %s: WebSocket authentication failed: %s", context.request_id, e)
                 code, reason = 1013, f"Temporarily unavailable; retry shortly (request id {context.request_id})."
             else:

@@ -35,6 +35,7 @@ from resolvers.context import RequestContext
 from resolvers.feed import fanout
 from resolvers.feed.service import FeedMode, home_feed
 from resolvers.jobs import register_job_handlers
+from resolvers.records import record_of
 from tao import Tao, open_tao
 from tao.bulk_lists import MAX_BULK
 from tao.models import now_ms
@@ -151,7 +152,7 @@ async def make_post(tao: Tao, author: int, kind: str = "photo", time_ms: int | N
     pid = await tao.obj_add("POST", {"author": author, "caption": "bench", "status": "visible", "kind": kind,
                                      "published_at": t}, owner=author)
     obj = (await tao.obj_get([pid]))[pid]
-    await tao.assoc_add(author, "AUTHORED", pid, time=t, data={"k": kind}, jobs=fanout.on_publish(obj))
+    await tao.assoc_add(author, "AUTHORED", pid, time=t, data={"k": kind}, jobs=fanout.on_publish(record_of(obj)))
     return pid
 
 

@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING
 from resolvers import privacy
 from resolvers.comments import get_comment
 from resolvers.comments import not_found as comment_not_found
-from resolvers.posts import get_post, not_found
+from resolvers.edge_data import like_data
 from resolvers.pagination import Cursor, Page, load_assoc_page, make_page
-from tao import Obj
+from resolvers.posts import get_post, not_found
+from resolvers.records import Comment, Post, User
 
 if TYPE_CHECKING:
     from resolvers.context import RequestContext
@@ -35,7 +36,7 @@ async def _set_like(ctx: RequestContext, atype: str, target: int, on: bool, data
     ctx.loaders.forget_edges(key)
 
 
-async def do_like_post(ctx: RequestContext, post_id: int) -> Obj:
+async def do_like_post(ctx: RequestContext, post_id: int) -> Post:
     post = await get_post(ctx, post_id)
     if post is None:
         raise not_found()
@@ -43,13 +44,7 @@ async def do_like_post(ctx: RequestContext, post_id: int) -> Obj:
     return post
 
 
-def like_data(post: Obj) -> dict:
-    """A LIKES edge's data (also for bulk loads): the post's author and kind, so the feed's
-    affinity and content-type signals read them from the viewer's LIKES list without loading posts."""
-    return {"a": int(post.data["author"]), "k": post.data.get("kind", "photo")}
-
-
-async def do_unlike_post(ctx: RequestContext, post_id: int) -> Obj:
+async def do_unlike_post(ctx: RequestContext, post_id: int) -> Post:
     post = await get_post(ctx, post_id)
     if post is None:
         raise not_found()  # a deleted post's likes are the delete's cleanup job's to remove
@@ -57,7 +52,7 @@ async def do_unlike_post(ctx: RequestContext, post_id: int) -> Obj:
     return post
 
 
-async def do_like_comment(ctx: RequestContext, comment_id: int) -> Obj:
+async def do_like_comment(ctx: RequestContext, comment_id: int) -> Comment:
     comment = await get_comment(ctx, comment_id)
     if comment is None:
         raise comment_not_found()
@@ -65,7 +60,7 @@ async def do_like_comment(ctx: RequestContext, comment_id: int) -> Obj:
     return comment
 
 
-async def do_unlike_comment(ctx: RequestContext, comment_id: int) -> Obj:
+async def do_unlike_comment(ctx: RequestContext, comment_id: int) -> Comment:
     comment = await get_comment(ctx, comment_id)
     if comment is None:
         raise comment_not_found()
@@ -97,7 +92,7 @@ async def viewer_has_liked_comment(ctx: RequestContext, comment_id: int) -> bool
     return await _viewer_edge(ctx, "COMMENT_LIKES", comment_id)
 
 
-async def likers(ctx: RequestContext, post_id: int, first: int, after: Cursor | None) -> Page[Obj]:
+async def likers(ctx: RequestContext, post_id: int, first: int, after: Cursor | None) -> Page[User]:
     """Who liked the post, newest like first, minus accounts hidden from the viewer."""
     assocs, has_next = await load_assoc_page(ctx, post_id, "LIKED_BY", first, after)
     users = await privacy.visible_users(ctx, [a.id2 for a in assocs])

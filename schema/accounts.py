@@ -75,7 +75,7 @@ class AccountsMutation:
             user, token = await accounts.do_sign_up(info.context, input.username, input.password, input.full_name)
         except UserError as e:
             return AccountSessionPayload(errors=user_errors(AccountError, e))
-        return AccountSessionPayload(user=User.from_obj(user), token=token)
+        return AccountSessionPayload(user=User.from_record(user), token=token)
 
     @strawberry.mutation(description="Open a session with a username and password.")
     async def log_in(self, info: Ctx, input: AccountLogInInput) -> AccountSessionPayload:
@@ -83,7 +83,7 @@ class AccountsMutation:
             user, token = await accounts.do_log_in(info.context, input.username, input.password)
         except UserError as e:
             return AccountSessionPayload(errors=user_errors(AccountError, e))
-        return AccountSessionPayload(user=User.from_obj(user), token=token)
+        return AccountSessionPayload(user=User.from_record(user), token=token)
 
     @strawberry.mutation(description="End the current session (or all of them); its token stops working at once.")
     async def log_out(self, info: Ctx, input: AccountLogOutInput | None = None) -> AccountLogOutPayload:

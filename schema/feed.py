@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+
 import strawberry
 from strawberry import Info
 
@@ -96,7 +97,7 @@ async def user_feed(info: Ctx, user_id: int, first: int, after: str | None, feed
     page = await service.home_feed(ctx, first, decode_feed_cursor(after), feed_mode)
     viewer = await ctx.loaders.object_by_id.load(user_id)
     allowed = service.debug_allowed(ctx, viewer)
-    edges = [FeedEdge(cursor=encode_feed_cursor(i.cursor), node=Post.from_obj(i.post), scores=i.debug,
+    edges = [FeedEdge(cursor=encode_feed_cursor(i.cursor), node=Post.from_record(i.post), scores=i.debug,
                       debug_allowed=allowed) for i in page.items]
     return FeedConnection(edges=edges, page=page, page_info=PageInfo(
         has_next_page=page.has_next, has_previous_page=page.has_previous,

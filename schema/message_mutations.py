@@ -150,7 +150,7 @@ async def _thread_payload(ctx: RequestContext, action: Callable[[], Awaitable[ob
         return ThreadPayload(errors=user_errors(MessageError, e))
     tid = getattr(result, "id", thread_id)
     obj = await ctx.loaders.object_by_id.load(tid) if tid is not None else None
-    return ThreadPayload(thread=Thread.from_obj(obj) if model.is_thread(obj) else None)
+    return ThreadPayload(thread=Thread.from_record(obj) if model.is_thread(obj) else None)
 
 
 async def _message_payload(action: Callable[[], Awaitable[object]]) -> MessagePayload:
@@ -177,7 +177,7 @@ class MessagesMutation:
         except UserError as e:
             return MessageSendPayload(errors=user_errors(MessageError, e))
         obj = await ctx.loaders.object_by_id.load(msg.thread)
-        return MessageSendPayload(message=Message.from_record(msg), thread=Thread.from_obj(obj) if obj else None)
+        return MessageSendPayload(message=Message.from_record(msg), thread=Thread.from_record(obj) if obj else None)
 
     @strawberry.mutation(description="Start a group conversation (you and up to 31 others).")
     async def create_group_thread(self, info: Ctx, input: ThreadCreateInput) -> ThreadPayload:
@@ -261,7 +261,7 @@ class MessagesMutation:
         except UserError as e:
             return MessageUnsendPayload(errors=user_errors(MessageError, e))
         obj = await ctx.loaders.object_by_id.load(tid)
-        return MessageUnsendPayload(unsent_message_id=input.message_id, thread=Thread.from_obj(obj) if obj else None)
+        return MessageUnsendPayload(unsent_message_id=input.message_id, thread=Thread.from_record(obj) if obj else None)
 
     @strawberry.mutation(description="Tell the other members you are typing (or stopped). Never stored.")
     async def set_typing(self, info: Ctx, input: ThreadTypingInput) -> ThreadPayload:

@@ -64,7 +64,7 @@ class AssocReads:
         cached = [k for k in keys if self.atype(k[1]).cached]
         out = await self._cache.read_through(
             {self._cache.list_key(k[0], self.atype(k[1]).code): k for k in cached}, "l",
-            lambda misses: self._fill_lists(misses, errors), lambda k, value: value)
+            lambda misses: self._fill_lists(misses, errors), lambda k, value: value, errors)
         if len(cached) < len(keys):  # uncached types: the same snapshot read, straight from SQL
             out.update(await self._fill_lists([k for k in keys if not self.atype(k[1]).cached], errors,
                                               install=False))
@@ -117,7 +117,7 @@ class AssocReads:
         cached = [k for k in keys if self.atype(k[1]).cached]
         out = await self._cache.read_through(
             {self._cache.count_key(k[0], self.atype(k[1]).code): k for k in cached}, "n",
-            lambda misses: self._fill_counts(misses, errors), lambda k, value: value["n"])
+            lambda misses: self._fill_counts(misses, errors), lambda k, value: value["n"], errors)
         if len(cached) < len(keys):  # uncached types: straight from the count rows
             out.update(await self._fill_counts([k for k in keys if not self.atype(k[1]).cached], errors,
                                                install=False))
@@ -267,7 +267,7 @@ class AssocReads:
         cached = [k for k in keys if self.atype(k[1]).cached]
         out = await self._cache.read_through(
             {self._cache.edge_key(k[0], self.atype(k[1]).code, k[2]): k for k in cached}, "e",
-            lambda misses: self._fill_edges(misses, errors), self._edge_from_value)
+            lambda misses: self._fill_edges(misses, errors), self._edge_from_value, errors)
         if len(cached) < len(keys):  # types without edge keys: straight from SQL
             out.update(await self._fill_edges([k for k in keys if not self.atype(k[1]).cached], errors,
                                               install=False))

@@ -66,11 +66,15 @@ class CacheIO:
 
     async def read_through(self, cache_keys: dict[str, K], kind: str,
                            load: Callable[[list[K]], Awaitable[dict[K, Any]]],
-                           decode: Callable[[K, dict], Any]) -> dict[K, Any]:
+                           decode: Callable[[K, dict], Any], errors: str = "raise") -> dict[K, Any]:
         """One `get_many` for all keys; the misses (and tombstones) are loaded by `load(keys)`
         (SQL plus a versioned fill), with concurrent loads of the same key in this process
         collapsed into one (`kind` keeps the kinds of keys apart). Returns {key: decode(key,
-        cached value) or what load answered}."""
+        cached value) or what load answered}. `errors` is the mode `load` runs in (see
+        `Shards.per_shard`): loads in different modes are not collapsed together, so a caller
+        never gets the other mode's answer to a failed shard (an exception object as a value)."""
+        if errors != "raise":
+            kind += "?"
         cached = await self.tier.get_many(list(cache_keys)) if cache_keys else {}
         out: dict[K, Any] = {}
         misses = []

@@ -114,7 +114,7 @@ class Objects:
         if not ids:
             return {}
         out = await self._cache.read_through({self._cache.obj_key(i): i for i in ids}, "o",
-                                             lambda misses: self._fill(misses, errors), self._obj_from_value)
+                                             lambda misses: self._fill(misses, errors), self._obj_from_value, errors)
         return {i: o for i, o in out.items() if o is not None}
 
     async def _fill(self, ids: list[int], errors: Errors, absent_versions: dict[int, int] | None = None) -> dict:

@@ -209,9 +209,9 @@ class Tao:
         """Release `key` if `id_` holds it; True if it did."""
         return await self._keys.release(ns, key, id_)
 
-    async def key_get_many(self, ns: str, keys: list[str]) -> dict[str, int]:
-        """{key: id} for the keys that are claimed."""
-        return await self._keys.get_many(ns, keys)
+    async def key_get_many(self, ns: str, keys: list[str], *, errors: Errors = "raise") -> dict[str, Any]:
+        """{key: id} for the keys that are claimed; errors="return" as for the other many-keys reads."""
+        return await self._keys.get_many(ns, keys, errors)
 
     # ---- jobs -----------------------------------------------------------------------------------
 

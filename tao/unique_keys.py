@@ -14,7 +14,7 @@ from tao.backends.base import Conn
 from tao.cache_io import CacheIO, install_value
 from tao.errors import DuplicateKeyError, InvalidDataError
 from tao.models import check_many
-from tao.shards import Shards
+from tao.shards import Errors, Shards
 
 MAX_KEY_LEN = 255
 
@@ -91,17 +91,19 @@ class UniqueKeys:
         await self._cache.install([install_value(self._ukey(ns, key), version, value)],
                                   shard, [{"kind": "u", "ns": ns, "key": key}])
 
-    async def get_many(self, ns: str, keys: list[str]) -> dict[str, int]:
-        """{key: id} for the keys that are claimed."""
+    async def get_many(self, ns: str, keys: list[str], errors: Errors = "raise") -> dict[str, Any]:
+        """{key: id} for the keys that are claimed; with errors="return", a key whose shard failed
+        maps to the exception instead (see `Shards.per_shard`)."""
         keys = list(dict.fromkeys(keys))
         for k in keys:
             self._check(ns, k)
         check_many(keys)
         out = await self._cache.read_through({self._ukey(ns, k): k for k in keys}, f"u:{ns}",
-                                             lambda misses: self._fill_keys(ns, misses), lambda k, value: value["id"])
+                                             lambda misses: self._fill_keys(ns, misses, errors),
+                                             lambda k, value: value["id"], errors)
         return {k: v for k, v in out.items() if v}
 
-    async def _fill_keys(self, ns: str, keys: list[str]) -> dict:
+    async def _fill_keys(self, ns: str, keys: list[str], errors: Errors = "raise") -> dict:
         groups: dict[int, list[str]] = {}
         for k in keys:
             groups.setdefault(self._key_shard(ns, k), []).append(k)
@@ -120,7 +122,7 @@ class UniqueKeys:
                 result[k] = id_
             await self._cache.fill(installs, fence)
             return result
-        return await self._shards.per_shard(groups, one)
+        return await self._shards.per_shard(groups, one, errors=errors, keys_of=lambda g: g)
 
     async def refill(self, items: list[dict]) -> None:
         for ns in {i["ns"] for i in items}:

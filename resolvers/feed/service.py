@@ -23,7 +23,7 @@ from resolvers.feed.activity import record_profile_visit, touch_active
 from resolvers.feed.removal import REMOVE_POSTS_JOB
 from resolvers.feed.sessions import FeedCursor, Session, create_session, load_session, record_seen
 from resolvers.pagination import check_first
-from tao import Obj
+from resolvers.records import Post, User
 
 if TYPE_CHECKING:
     from resolvers.context import RequestContext
@@ -40,7 +40,7 @@ class FeedMode(enum.Enum):
 
 @dataclass
 class FeedItem:
-    post: Obj
+    post: Post
     cursor: FeedCursor
     debug: dict[str, float] | None = None
 
@@ -54,19 +54,19 @@ class FeedPage:
     session: Session | None = None
 
 
-def debug_allowed(ctx: RequestContext, viewer: Obj | None) -> bool:
-    return bool(ctx.settings.server.debug or (viewer is not None and viewer.data.get("is_developer")))
+def debug_allowed(ctx: RequestContext, viewer: User | None) -> bool:
+    return bool(ctx.settings.server.debug or (viewer is not None and viewer.is_developer))
 
 
-def require_debug(ctx: RequestContext, viewer: Obj | None) -> None:
+def require_debug(ctx: RequestContext, viewer: User | None) -> None:
     if not debug_allowed(ctx, viewer):
         raise PermissionDeniedError("Feed scores are for developers: ask for the developer flag on your account.")
 
 
-async def _viewer(ctx: RequestContext) -> Obj:
+async def _viewer(ctx: RequestContext) -> User:
     viewer_id = ctx.require_viewer()
     obj = await ctx.loaders.object_by_id.load(viewer_id)
-    if obj is None:
+    if not isinstance(obj, User):
         raise PermissionDeniedError("Your account no longer exists: log in again.")
     return obj
 
@@ -97,7 +97,7 @@ async def home_feed(ctx: RequestContext, first: int, after: FeedCursor | None, m
                                                candidates.keep_visible(ctx, viewer.id, cands))
     ids = session.ids[start:start + first]
     await _repair(ctx, viewer.id, drop)
-    shown = {c.post: c.obj for c in kept}
+    shown = {c.post: c.obj for c in kept if c.obj is not None}  # kept: loaded and visible
     items = [FeedItem(shown[p], (session.id, start + i, start), session.debug_of(start + i))
              for i, p in enumerate(ids) if p in shown]
     # The cursor of the page's last position, even for an empty page (index start - 1: paging on
@@ -107,7 +107,7 @@ async def home_feed(ctx: RequestContext, first: int, after: FeedCursor | None, m
                     has_previous=after is not None, session=session)
 
 
-async def _ranked(ctx: RequestContext, viewer: Obj, mode: FeedMode
+async def _ranked(ctx: RequestContext, viewer: User, mode: FeedMode
                   ) -> tuple[list[ranking.Scored], candidates.ShutOut]:
     """The new snapshot's order (candidates gathered, prefiltered, then ranked or by time),
     and the viewer's shut-out lists it read. What needs only the viewer (the candidates, the
@@ -122,6 +122,7 @@ async def _ranked(ctx: RequestContext, viewer: Obj, mode: FeedMode
     if not ranked:
         return ranking.chronological(kept), shut
     s = ctx.settings.feed
+    assert signals is not None  # loaded for a ranked feed
     signals.seen = {c.post for c in kept if c.seen}
     scorer = ranking.Scorer(signals, s)
     await ranking.load_engagement(ctx.tao, ranking.second_pass(kept, scorer), signals)

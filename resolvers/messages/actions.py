@@ -17,6 +17,7 @@ from __future__ import annotations
 import unicodedata
 from typing import TYPE_CHECKING
 
+from resolvers.edge_data import message_sender, reaction_data
 from resolvers.errors import UserError
 from resolvers.messages import events
 from resolvers.messages.access import member_edges, viewer_message, viewer_thread
@@ -51,7 +52,7 @@ async def do_mark_thread_read(ctx: RequestContext, thread_id: int, up_to: int | 
     if newest and cursor >= (newest[0].time, newest[0].id2):
         await ctx.tao.assoc_delete(viewer, "UNREAD_THREAD", thread_id)
         again = await ctx.tao.assoc_range(thread_id, "HAS_MESSAGE", 0, 1)
-        if again and (again[0].time, again[0].id2) > cursor and again[0].data.get("s") != viewer:
+        if again and (again[0].time, again[0].id2) > cursor and message_sender(again[0].data) != viewer:
             await ctx.tao.assoc_add(viewer, "UNREAD_THREAD", thread_id, time=again[0].time)
     if moved:
         await receipt.deliver(ctx.tao)
@@ -79,7 +80,7 @@ async def do_react(ctx: RequestContext, message_id: int, emoji: str | None) -> M
     if emoji is None:
         changed = await ctx.tao.assoc_delete(message_id, "REACTED_BY", viewer, jobs=events.jobs_of(ev))
     else:
-        await ctx.tao.assoc_add(message_id, "REACTED_BY", viewer, data={"e": emoji}, jobs=events.jobs_of(ev))
+        await ctx.tao.assoc_add(message_id, "REACTED_BY", viewer, data=reaction_data(emoji), jobs=events.jobs_of(ev))
         changed = True
     if changed:
         await ev.deliver(ctx.tao)
@@ -106,8 +107,7 @@ async def do_edit(ctx: RequestContext, message_id: int, text: str) -> Message:
     body = cipher(ctx.settings.messages).seal(text, msg.thread, msg.sender)
     obj = await ctx.tao.obj_update(message_id, {"body": body, "edited": now_ms()}, jobs=events.jobs_of(ev))
     await ev.deliver(ctx.tao)
-    ctx.loaders.object_by_id.clear(message_id).prime(message_id, obj)
-    return Message.from_obj(obj)
+    return ctx.loaders.prime_object(obj)
 
 
 async def do_unsend(ctx: RequestContext, message_id: int) -> int:
