@@ -16,6 +16,7 @@ for that moment.
 from __future__ import annotations
 
 from resolvers.comments import delete_comment_tree
+from resolvers.job_context import JobContext
 from tao import Assoc, Tao
 
 REMOVE_ENGAGEMENT_JOB = "blocks.remove_engagement"
@@ -61,7 +62,8 @@ async def _remove_from(tao: Tao, parent: int, atype: str, blocked: int) -> list[
     return with_replies
 
 
-async def remove_engagement_job(tao: Tao, payload: dict) -> None:
+async def remove_engagement_job(job: JobContext, payload: dict) -> None:
+    tao = job.tao
     blocker, blocked = int(payload["blocker"]), int(payload["blocked"])
     if not await tao.assoc_get(blocker, "BLOCKS", [blocked]):
         return  # unblocked before the job ran: the likes and comments stay

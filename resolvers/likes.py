@@ -14,11 +14,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from resolvers import privacy
+from resolvers.actor import acting_as
 from resolvers.comments import get_comment
 from resolvers.comments import not_found as comment_not_found
 from resolvers.posts import get_post, not_found
 from resolvers.pagination import Cursor, Page, load_assoc_page, make_page
-from tao import Obj
+from tao import Obj, Tao
 
 if TYPE_CHECKING:
     from resolvers.context import RequestContext
@@ -35,7 +36,8 @@ async def _set_like(ctx: RequestContext, atype: str, target: int, on: bool, data
     ctx.loaders.forget_edges(key)
 
 
-async def do_like_post(ctx: RequestContext, post_id: int) -> Obj:
+async def do_like_post(tao: Tao, actor_id: int, post_id: int) -> Obj:
+    ctx = acting_as(tao, actor_id)
     post = await get_post(ctx, post_id)
     if post is None:
         raise not_found()
@@ -49,7 +51,8 @@ def like_data(post: Obj) -> dict:
     return {"a": int(post.data["author"]), "k": post.data.get("kind", "photo")}
 
 
-async def do_unlike_post(ctx: RequestContext, post_id: int) -> Obj:
+async def do_unlike_post(tao: Tao, actor_id: int, post_id: int) -> Obj:
+    ctx = acting_as(tao, actor_id)
     post = await get_post(ctx, post_id)
     if post is None:
         raise not_found()  # a deleted post's likes are the delete's cleanup job's to remove
@@ -57,7 +60,8 @@ async def do_unlike_post(ctx: RequestContext, post_id: int) -> Obj:
     return post
 
 
-async def do_like_comment(ctx: RequestContext, comment_id: int) -> Obj:
+async def do_like_comment(tao: Tao, actor_id: int, comment_id: int) -> Obj:
+    ctx = acting_as(tao, actor_id)
     comment = await get_comment(ctx, comment_id)
     if comment is None:
         raise comment_not_found()
@@ -65,7 +69,8 @@ async def do_like_comment(ctx: RequestContext, comment_id: int) -> Obj:
     return comment
 
 
-async def do_unlike_comment(ctx: RequestContext, comment_id: int) -> Obj:
+async def do_unlike_comment(tao: Tao, actor_id: int, comment_id: int) -> Obj:
+    ctx = acting_as(tao, actor_id)
     comment = await get_comment(ctx, comment_id)
     if comment is None:
         raise comment_not_found()

@@ -29,6 +29,7 @@ from __future__ import annotations
 from resolvers.feed import big_accounts
 from resolvers.feed.activity import DAY_MS
 from resolvers.feed.fanout import feed_edge_data, post_time
+from resolvers.job_context import JobContext
 from tao import Tao
 from tao.core import now_ms
 
@@ -53,8 +54,9 @@ async def shows_author(tao: Tao, viewer: int, author: int) -> bool:
     return follows is not None and all(e is None for e in shut)
 
 
-async def backfill_job(tao: Tao, payload: dict) -> None:
-    s = tao.settings.feed
+async def backfill_job(job: JobContext, payload: dict) -> None:
+    tao = job.tao
+    s = job.settings.feed
     viewer, author = payload["viewer"], payload["author"]
     if s.backfill_posts <= 0 or not await shows_author(tao, viewer, author):
         return

@@ -24,6 +24,7 @@ from __future__ import annotations
 from config import FeedSettings
 from resolvers.feed import big_accounts
 from resolvers.feed.activity import DAY_MS
+from resolvers.job_context import JobContext
 from tao import Obj, Tao
 from tao.assoc_writes import MAX_BULK
 from tao.core import now_ms
@@ -49,12 +50,9 @@ def feed_edge_data(author: int, kind: str | None) -> dict:
     return {"a": author, "k": kind} if kind else {"a": author}
 
 
-def _settings(tao: Tao) -> FeedSettings:
-    return tao.settings.feed
-
-
-async def fanout_job(tao: Tao, payload: dict) -> None:
-    s = _settings(tao)
+async def fanout_job(job: JobContext, payload: dict) -> None:
+    tao = job.tao
+    s = job.settings.feed
     post_id, author, time = payload["post"], payload["author"], payload["time"]
     post = (await tao.obj_get([post_id])).get(post_id)
     if post is None or post.data.get("status") != "visible":
@@ -91,12 +89,13 @@ async def push_to_followers(tao: Tao, post_id: int, data: dict, time: int, follo
                                        active_field="last_active", active_since=since)
 
 
-async def rebuild_job(tao: Tao, payload: dict) -> None:
+async def rebuild_job(job: JobContext, payload: dict) -> None:
     """Refill a returning viewer's FEED list from the recent posts of the accounts they follow
     (big accounts excluded: they are pulled at read time anyway), then clear `feed_rebuild`."""
     from resolvers.feed.candidates import pull_authors  # candidates imports this module's helpers
 
-    s = _settings(tao)
+    tao = job.tao
+    s = job.settings.feed
     viewer = payload["viewer"]
     follows = await tao.assoc_range(viewer, "FOLLOWS", 0, s.rebuild_followings)
     big = {e.id2 for e in await big_accounts.big_account_edges(tao) if e.data.get("until") is None}

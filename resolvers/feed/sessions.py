@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from resolvers.errors import BadInputError
 from resolvers.feed.fanout import feed_edge_data, post_time
 from resolvers.feed.ranking import COMPONENTS, Scored
+from resolvers.job_context import JobContext
 from tao import Obj
 from tao.core import now_ms
 
@@ -102,5 +103,6 @@ async def record_seen(ctx: RequestContext, session: Session, cursor: FeedCursor)
         await ctx.tao.assoc_add_many(edges)
 
 
-async def expire_session_job(tao, payload: dict) -> None:
+async def expire_session_job(job: JobContext, payload: dict) -> None:
+    tao = job.tao
     await tao.obj_delete(payload["session"])

@@ -10,6 +10,7 @@ import pytest
 
 from resolvers.accounts import authenticate
 from resolvers.context import RequestContext
+from resolvers.job_context import JobContext
 from resolvers.jobs import register_job_handlers
 from resolvers.realtime import (
     CLOSE_SLOW_CONSUMER,
@@ -106,7 +107,7 @@ async def test_an_undelivered_event_is_delivered_by_its_job(gql: GQL, gql_settin
     await ctx.tao.run_jobs_until_idle()
     (stored,) = await read_backlog(ctx.tao, ctx.viewer_id, 0, 100)
     assert stored.event_id == event.event_id and stored.ids == {"user": 7}
-    await stream_event_job(ctx.tao, event.job[1])  # a second run (at-least-once) appends nothing
+    await stream_event_job(JobContext(ctx.tao, ctx.settings), event.job[1])  # a second run (at-least-once) appends nothing
     assert len(await read_backlog(ctx.tao, ctx.viewer_id, 0, 100)) == 1
     # Delivered by its writer: the job row is gone, nothing is left for a worker.
     event = stream_event(ctx.tao, [ctx.viewer_id], "follow.new", {"user": 8}, near=ctx.viewer_id)
