@@ -17,7 +17,9 @@ from schema.errors import Error
 from schema.mutations import actor, mutation
 from schema.users import User
 
-AccountErrorCode = strawberry.enum(accounts.AccountErrorCode)
+# The domain's enum is the GraphQL enum: strawberry.enum marks the class in place (the alias stays a type).
+AccountErrorCode = accounts.AccountErrorCode
+strawberry.enum(accounts.AccountErrorCode)
 Ctx = Info[RequestContext, None]
 
 # One argon2id hash or check at the default cost takes ~0.12 s of CPU (argon2-cffi, time_cost 3,

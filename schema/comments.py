@@ -20,7 +20,9 @@ from schema.relay import Connection, First, Node, connection_from_page, decode_c
 from schema.users import User
 from tao import Obj
 
-CommentErrorCode = strawberry.enum(comments.CommentErrorCode)
+# The domain's enum is the GraphQL enum: strawberry.enum marks the class in place (the alias stays a type).
+CommentErrorCode = comments.CommentErrorCode
+strawberry.enum(comments.CommentErrorCode)
 Ctx = Info[RequestContext, None]
 
 

@@ -25,7 +25,9 @@ from schema.posts import Post
 from schema.relay import PageInfo, from_global_id
 
 Ctx = Info[RequestContext, None]
-FeedMode = strawberry.enum(service.FeedMode, description="RANKED (default) or newest first.")
+# The domain's enum is the GraphQL enum: strawberry.enum marks the class in place (the alias stays a type).
+FeedMode = service.FeedMode
+strawberry.enum(service.FeedMode, description="RANKED (default) or newest first.")
 
 
 def encode_feed_cursor(c: FeedCursor) -> str:
@@ -114,7 +116,8 @@ async def user_feed(info: Ctx, user_id: int, first: int, after: str | None, feed
         end_cursor=encode_feed_cursor(page.end_cursor) if page.end_cursor else None))
 
 
-FeedErrorCode = strawberry.enum(service.FeedErrorCode)
+FeedErrorCode = service.FeedErrorCode
+strawberry.enum(service.FeedErrorCode)
 
 
 @strawberry.type

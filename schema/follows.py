@@ -19,7 +19,9 @@ from schema.mutations import actor, mutation
 from schema.relay import from_global_id
 from schema.users import FollowStatus, User
 
-FollowErrorCode = strawberry.enum(follows.FollowErrorCode)
+# The domain's enum is the GraphQL enum: strawberry.enum marks the class in place (the alias stays a type).
+FollowErrorCode = follows.FollowErrorCode
+strawberry.enum(follows.FollowErrorCode)
 Ctx = Info[RequestContext, None]
 
 

@@ -23,9 +23,11 @@ from schema.relay import Node, register_node, to_global_id
 from tao import Obj
 
 Ctx = Info[RequestContext, None]
-MediaErrorCode = strawberry.enum(media.MediaErrorCode)
-MediaStatus = strawberry.enum(
-    media.MediaStatus,
+# The domain's enum is the GraphQL enum: strawberry.enum marks the class in place (the alias stays a type).
+MediaErrorCode = media.MediaErrorCode
+strawberry.enum(media.MediaErrorCode)
+MediaStatus = media.MediaStatus
+strawberry.enum(media.MediaStatus,
     description="UPLOADING until `completeUpload`, PROCESSING until its variants exist, then READY or FAILED.")
 
 

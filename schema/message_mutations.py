@@ -16,7 +16,9 @@ from schema.messages import Message, Thread
 from schema.mutations import actor, mutation
 from schema.posts import store_id
 
-MessageErrorCode = strawberry.enum(model.MessageErrorCode)
+# The domain's enum is the GraphQL enum: strawberry.enum marks the class in place (the alias stays a type).
+MessageErrorCode = model.MessageErrorCode
+strawberry.enum(model.MessageErrorCode)
 Ctx = Info[RequestContext, None]
 
 
@@ -148,7 +150,7 @@ class MessageUnsendPayload:
 async def _thread_payload(ctx: RequestContext, thread_id: int | None) -> ThreadPayload:
     """The payload of a thread mutation: the thread as the viewer sees it now (null once left)."""
     obj = await ctx.loaders.object_by_id.load(thread_id) if thread_id is not None else None
-    return ThreadPayload(thread=Thread.from_obj(obj) if model.is_thread(obj) else None)
+    return ThreadPayload(thread=Thread.from_obj(obj) if obj is not None and model.is_thread(obj) else None)
 
 
 @strawberry.type

@@ -183,4 +183,4 @@ class MessagesQuery:
     @authenticated_field(description="A conversation you are in; null for any other id.")
     async def thread(self, info: Ctx, id: strawberry.ID) -> Thread | None:
         obj = await privacy.load_visible_object(info.context, store_id(info.context, id, "Thread", "id"))
-        return Thread.from_obj(obj) if model.is_thread(obj) else None
+        return Thread.from_obj(obj) if obj is not None and model.is_thread(obj) else None

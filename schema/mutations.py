@@ -71,7 +71,8 @@ class DomainErrorsToPayload(FieldExtension):
             payload_type = payload_type.of_type
         errors_type = payload_type.__strawberry_definition__.get_field("errors").type
         assert isinstance(errors_type, StrawberryList), f"{payload_type.__name__}.errors must be a list"
-        error = errors_type.of_type(code=e.code, message=e.message, field=e.field)
+        error_type: Any = errors_type.of_type
+        error = error_type(code=e.code, message=e.message, field=e.field)
         extra = self.on_error(e) if self.on_error is not None else {}
         return payload_type(errors=[error], **extra)
 

@@ -26,8 +26,11 @@ from tao import Obj
 if TYPE_CHECKING:
     from schema.comments import Comment
 
-PostErrorCode = strawberry.enum(posts.PostErrorCode)
-PostStatus = strawberry.enum(posts.PostStatus, description="VISIBLE; PROCESSING while its media are not ready; FAILED if one of them failed (the media's `failureReason` says why). Only the author sees a PROCESSING or FAILED post.")
+# The domain's enum is the GraphQL enum: strawberry.enum marks the class in place (the alias stays a type).
+PostErrorCode = posts.PostErrorCode
+strawberry.enum(posts.PostErrorCode)
+PostStatus = posts.PostStatus
+strawberry.enum(posts.PostStatus, description="VISIBLE; PROCESSING while its media are not ready; FAILED if one of them failed (the media's `failureReason` says why). Only the author sees a PROCESSING or FAILED post.")
 
 Ctx = Info[RequestContext, None]
 LazyComment = Annotated["Comment", strawberry.lazy("schema.comments")]

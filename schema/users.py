@@ -7,7 +7,7 @@ batches). A `User` is only ever built from an object that privacy let through.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 from strawberry import Info
@@ -22,8 +22,15 @@ from schema.relay import (Connection, First, Node, connection_from_page, decode_
                           to_global_id)
 from tao import Obj
 
-FollowStatus = strawberry.enum(follows.FollowStatus, description="How the viewer follows a user.")
-ProfileErrorCode = strawberry.enum(users.ProfileErrorCode)
+if TYPE_CHECKING:  # lazy at run time (schema.posts and schema.feed import this module)
+    from schema.feed import FeedConnection
+    from schema.posts import Post
+
+# The domain's enum is the GraphQL enum: strawberry.enum marks the class in place (the alias stays a type).
+FollowStatus = follows.FollowStatus
+strawberry.enum(follows.FollowStatus, description="How the viewer follows a user.")
+ProfileErrorCode = users.ProfileErrorCode
+strawberry.enum(users.ProfileErrorCode)
 
 Ctx = Info[RequestContext, None]
 
