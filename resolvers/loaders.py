@@ -7,8 +7,8 @@ not with the number of items it returns.
 
 Invariants: a batch function answers one value per key, in key order: the value, `None` for a
 missing key, or an exception instance for that key alone. Loaders cache for one operation only
-(`RequestContext.reset_loaders`); writers `clear()` or `prime()` the keys they change so a
-mutation's payload reads its own write.
+(`RequestContext.reset_loaders`), and a mutation field starts with fresh ones
+(`schema.mutations`), so its payload reads its own write.
 """
 
 from __future__ import annotations
