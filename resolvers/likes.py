@@ -33,7 +33,6 @@ async def _set_like(ctx: RequestContext, atype: str, target: int, on: bool, data
         await ctx.tao.assoc_add(viewer, atype, target, data=data)
     elif not on and exists:
         await ctx.tao.assoc_delete(viewer, atype, target)
-    ctx.loaders.forget_edges(key)
 
 
 async def do_like_post(tao: Tao, actor_id: int, post_id: int) -> Obj:
