@@ -152,11 +152,11 @@ async def do_block_user(tao: Tao, actor_id: int, user_id: int) -> None:
     leaves the jobs to a worker; the block is never half done."""
     viewer, _ = await _other_user(acting_as(tao, actor_id), user_id)
     sever_id = tao.ids.next_id(shard_of(viewer))  # its row is on the blocker's shard, with the edge
-    sever = (SEVER_JOB, {"blocker": viewer, "blocked": user_id}, SEVER_GRACE_MS, sever_id)
+    jobs: list[tuple] = [(SEVER_JOB, {"blocker": viewer, "blocked": user_id}, SEVER_GRACE_MS, sever_id),
+                         *on_relationship_removed(viewer, user_id), *on_relationship_removed(user_id, viewer),
+                         *on_block(viewer, user_id)]
     # The block first, so the pair is hidden from each other before the follows are removed.
-    await tao.assoc_add(viewer, "BLOCKS", user_id, jobs=[sever, *on_relationship_removed(viewer, user_id),
-                                                         *on_relationship_removed(user_id, viewer),
-                                                         *on_block(viewer, user_id)])
+    await tao.assoc_add(viewer, "BLOCKS", user_id, jobs=jobs)
     await sever_blocked(tao, viewer, user_id)
     await tao.outbox.delete(shard_of(viewer), sever_id)  # done; should this fail, the job runs again, harmlessly
 
