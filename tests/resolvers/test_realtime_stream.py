@@ -149,7 +149,7 @@ async def test_the_trim_job_keeps_a_stream_bounded(gql: GQL, gql_settings) -> No
     await ctx.tao.assoc_add(ctx.viewer_id, STREAM_ATYPE, ctx.tao.ids.next_id(0), time=old, data={"k": "x", "i": {}})
     for i in range(6):
         await stream_event(ctx.tao, [ctx.viewer_id], "follow.new", {"user": i}).deliver(ctx.tao)
-    await trim_stream_job(ctx.tao, {"user": ctx.viewer_id})
+    await trim_stream_job(JobContext(ctx.tao, ctx.settings), {"user": ctx.viewer_id})
     kept = await read_backlog(ctx.tao, ctx.viewer_id, 0, 100)
     assert [e.ids["user"] for e in kept] == [2, 3, 4, 5]  # the newest stream_keep, none too old
     assert await ctx.tao.assoc_count(ctx.viewer_id, STREAM_ATYPE) == 4
