@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import enum
 
-
 LOGIN_REQUIRED = "You must be logged in: send `Authorization: Bearer <token>` with a token from `logIn` or `signUp`."
 
 

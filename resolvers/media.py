@@ -140,7 +140,8 @@ def _services(ctx: RequestContext) -> MediaServices:
 # Uploads -------------------------------------------------------------------------------------
 
 async def do_start_upload(tao: Tao, actor_id: int, kind: str, byte_size: int, content_type: str, sha256: str,
-                          part_sha256s: list[str] | None, *, services: MediaServices | None) -> tuple[Obj, mp.UploadTicket]:
+                          part_sha256s: list[str] | None, *,
+                          services: MediaServices | None) -> tuple[Obj, mp.UploadTicket]:
     """Open an upload in the pipeline (`services`: the process's) and record its MEDIA
     (status uploading) for the actor."""
     ctx = acting_as(tao, actor_id, media=services)

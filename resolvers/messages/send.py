@@ -25,8 +25,8 @@ from resolvers.messages import events, limits
 from resolvers.messages.access import member_edges, viewer_message, viewer_thread
 from resolvers.messages.model import (CLIENT_ID_MAX, CLIENT_KEYS, MEDIA, POST, TEXT, VOICE, Message, MessageErrorCode,
                                       Thread, cipher, is_message, message_data)
-from resolvers.messages.threads import (check_recipients, do_accept_message_request, do_create_group_thread, do_get_or_create_direct_thread,
-                                        place_in_folders, set_member_state)
+from resolvers.messages.threads import (check_recipients, do_accept_message_request, do_create_group_thread,
+                                        do_get_or_create_direct_thread, place_in_folders, set_member_state)
 from tao import Tao
 
 if TYPE_CHECKING:

@@ -22,10 +22,15 @@ from resolvers.accounts import user_data
 from resolvers.jobs import register_job_handlers
 from tao import open_tao
 from tao.repair import verify_shard
-from tests.tao.conftest import mysql_settings  # noqa: F401  (a fixture)
+from tests.tao.conftest import make_settings
 from tests.tao.procs import write_config
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def mysql_settings(services, test_id: str, tmp_path):
+    return make_settings("mysql", services, test_id, tmp_path)
 
 
 async def _edges(tao, a: int, b: int) -> dict[str, bool]:

@@ -107,7 +107,8 @@ async def test_an_undelivered_event_is_delivered_by_its_job(gql: GQL, gql_settin
     await ctx.tao.run_jobs_until_idle()
     (stored,) = await read_backlog(ctx.tao, ctx.viewer_id, 0, 100)
     assert stored.event_id == event.event_id and stored.ids == {"user": 7}
-    await stream_event_job(JobContext(ctx.tao, ctx.settings), event.job[1])  # a second run (at-least-once) appends nothing
+    # A second run (at-least-once) appends nothing.
+    await stream_event_job(JobContext(ctx.tao, ctx.settings), event.job[1])
     assert len(await read_backlog(ctx.tao, ctx.viewer_id, 0, 100)) == 1
     # Delivered by its writer: the job row is gone, nothing is left for a worker.
     event = stream_event(ctx.tao, [ctx.viewer_id], "follow.new", {"user": 8}, near=ctx.viewer_id)

@@ -33,4 +33,5 @@ def test_every_payload_lists_its_domains_error_type():
     """The mapping finds the error type through the payload's `errors` field: each has one."""
     for name, field in _fields().items():
         errors = field.type.__strawberry_definition__.get_field("errors")
-        assert errors is not None and "code" in {f.python_name for f in errors.type.of_type.__strawberry_definition__.fields}, name
+        assert errors is not None, name
+        assert "code" in {f.python_name for f in errors.type.of_type.__strawberry_definition__.fields}, name
