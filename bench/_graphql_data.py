@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 
 from config import Settings
 from resolvers.accounts import do_sign_up, normalize_username
-from resolvers.context import RequestContext
 from resolvers.posts import post_data
 from resolvers.synthetic import GraphSpec, load_graph
 from tao import Tao
@@ -86,9 +85,8 @@ async def make_data(tao: Tao, settings: Settings, *, users: int, authors: int, p
         d.comments += ids
         await tao.assoc_add_many([(p, "HAS_COMMENT", c) for p, c in zip(pchunk, ids)])
 
-    ctx = RequestContext(tao=tao, settings=settings)
     for i in range(viewers):
-        user, token = await do_sign_up(ctx, f"viewer{seed}_{i}", "benchmark-password", f"Viewer {i}")
+        user, token = await do_sign_up(tao, f"viewer{seed}_{i}", "benchmark-password", f"Viewer {i}")
         d.viewer_ids.append(user.id)
         d.tokens.append(token)
         liked = [(user.id, "LIKES", p) for p in d.posts if rng.random() < 0.33]

@@ -23,10 +23,13 @@ import secrets
 import time
 from typing import TYPE_CHECKING
 
+from resolvers.actor import acting_as
 from resolvers.errors import AuthenticationError, UserError
 from resolvers.ids import check_object_id
+from resolvers.job_context import JobContext
 from resolvers.passwords import hash_password, verify_password
 from resolvers.records import AuthSession, User, record_of
+from resolvers.throttle import LoginThrottle
 from tao import Tao
 
 if TYPE_CHECKING:
@@ -94,8 +97,9 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-async def do_sign_up(ctx: RequestContext, username: str, password: str, full_name: str) -> tuple[User, str]:
+async def do_sign_up(tao: Tao, username: str, password: str, full_name: str) -> tuple[User, str]:
     """Create an account and a first session; returns (user, token)."""
+    ctx = acting_as(tao, None)
     validate_username(username)
     _validate_password(password)
     full_name = validate_full_name(full_name)
@@ -104,20 +108,22 @@ async def do_sign_up(ctx: RequestContext, username: str, password: str, full_nam
     if await ctx.loaders.user_id_by_username.load(key) is not None:
         raise taken
     password_hash = await hash_password(ctx.settings.auth, password)
-    user_id = await ctx.tao.obj_add("USER", user_data(username, full_name, password_hash))
-    if not await ctx.tao.key_claim(USERNAME_KEYS, key, user_id):
-        await ctx.tao.obj_delete(user_id)  # lost the race for the name: the account never existed
+    user_id = await tao.obj_add("USER", user_data(username, full_name, password_hash))
+    if not await tao.key_claim(USERNAME_KEYS, key, user_id):
+        await tao.obj_delete(user_id)  # lost the race for the name: the account never existed
         raise taken
-    ctx.loaders.user_id_by_username.clear(key)
     token = await _create_session(ctx, user_id)
     user = await ctx.loaders.object_by_id.load(user_id)
     assert isinstance(user, User)
     return user, token
 
 
-async def do_log_in(ctx: RequestContext, username: str, password: str) -> tuple[User, str]:
-    """Check the credentials and open a session; returns (user, token)."""
-    throttle, key, address = ctx.login_throttle, normalize_username(username)[:64], ctx.client_key
+async def do_log_in(tao: Tao, username: str, password: str, *, throttle: LoginThrottle | None = None,
+                    client_key: str = "anonymous") -> tuple[User, str]:
+    """Check the credentials and open a session; returns (user, token). With a `throttle`, failed
+    attempts count against the account and the client's address (`client_key`)."""
+    ctx = acting_as(tao, None)
+    key, address = normalize_username(username)[:64], client_key
     what, wait = throttle.retry_after(key, address) if throttle is not None else ("", 0.0)
     if wait > 0:
         whose = "this account" if what == "username" else "your network address"
@@ -167,38 +173,36 @@ async def _create_session(ctx: RequestContext, user_id: int) -> str:
     return f"{TOKEN_PREFIX}{session_id}_{secret}"
 
 
-async def do_log_out(ctx: RequestContext, *, all_sessions: bool = False) -> None:
-    """End the current session (or every session of the viewer); the tokens stop working at once."""
-    viewer = ctx.require_viewer()
-    assert ctx.session_id is not None
-    ids = [ctx.session_id]
-    ended = list(ids)
+async def do_log_out(tao: Tao, actor_id: int, session_id: int, *, all_sessions: bool = False) -> None:
+    """End the actor's session `session_id` (with `all_sessions`, every session of theirs); the
+    tokens stop working at once."""
+    ended = [session_id]
     if all_sessions:
         while True:  # a long-lived account may hold many sessions: page through them all
-            page = await ctx.tao.assoc_range(viewer, "HAS_SESSION", 0, 500)
-            others = [a.id2 for a in page if a.id2 != ctx.session_id]
+            page = await tao.assoc_range(actor_id, "HAS_SESSION", 0, 500)
+            others = [a.id2 for a in page if a.id2 != session_id]
             if not others:
                 break
-            await _end_sessions(ctx, viewer, others)
+            for sid in others:
+                await end_session(tao, actor_id, sid)
             ended += others
-    await _end_sessions(ctx, viewer, ids)
+    await end_session(tao, actor_id, session_id)
     # Live WebSockets of these sessions re-check and close now (resolvers.realtime.sessions);
     # imported here because the real-time layer reads sessions through this module.
     from resolvers.realtime.sessions import publish_session_revoked
-    await publish_session_revoked(ctx.tao, viewer, ended)
+    await publish_session_revoked(tao, actor_id, ended)
 
 
-async def _end_sessions(ctx: RequestContext, user_id: int, session_ids: list[int]) -> None:
-    for sid in session_ids:
-        await end_session_job(ctx.tao, {"user_id": user_id, "session_id": sid})
-
-
-async def end_session_job(tao: Tao, payload: dict) -> None:
+async def end_session(tao: Tao, user_id: int, session_id: int) -> None:
     """Remove one session: the object first (from then on its token resolves to nothing), then
-    the user's edge to it. Idempotent: also the clean-up job for expired sessions."""
-    sid, user_id = payload["session_id"], payload["user_id"]
-    await tao.obj_delete(sid)
-    await tao.assoc_delete(user_id, "HAS_SESSION", sid)
+    the user's edge to it. Idempotent."""
+    await tao.obj_delete(session_id)
+    await tao.assoc_delete(user_id, "HAS_SESSION", session_id)
+
+
+async def end_session_job(job: JobContext, payload: dict) -> None:
+    """`accounts.end_session`: the clean-up of an expired session."""
+    await end_session(job.tao, payload["user_id"], payload["session_id"])
 
 
 async def session_problem(tao: Tao, session_id: int, user_id: int) -> str | None:

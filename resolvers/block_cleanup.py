@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from resolvers.comments import delete_comment_tree
 from resolvers.records import Comment, record_of
+from resolvers.job_context import JobContext
 from tao import Assoc, Tao
 
 REMOVE_ENGAGEMENT_JOB = "blocks.remove_engagement"
@@ -62,7 +63,8 @@ async def _remove_from(tao: Tao, parent: int, atype: str, blocked: int) -> list[
     return with_replies
 
 
-async def remove_engagement_job(tao: Tao, payload: dict) -> None:
+async def remove_engagement_job(job: JobContext, payload: dict) -> None:
+    tao = job.tao
     blocker, blocked = int(payload["blocker"]), int(payload["blocked"])
     if not await tao.assoc_get(blocker, "BLOCKS", [blocked]):
         return  # unblocked before the job ran: the likes and comments stay

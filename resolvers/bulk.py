@@ -11,7 +11,7 @@ They write what the one-at-a-time actions write — the same records (`accounts.
   captions are stored as given (hashtags and mentions in them are not linked: use
   `do_create_post` for that);
 - follows are FOLLOWS edges between public accounts with their feed backfill jobs (a private
-  account is followed through a request: `do_follow`); likes are LIKES edges carrying the
+  account is followed through a request: `do_follow_user`); likes are LIKES edges carrying the
   post's author and kind.
 
 Bulk loads skip per-request checks the API makes (privacy between the accounts, blocks): they
@@ -73,12 +73,12 @@ async def do_add_posts_bulk(tao: Tao, items: list[tuple[int, str]], *, kind: str
 
 async def do_add_follows_bulk(tao: Tao, pairs: list[tuple[int, int]], *, backfill: bool = True) -> int:
     """FOLLOWS edges (follower, followed) between public accounts; how many were new. Each
-    commits its feed backfill job, as `do_follow` does; `backfill=False` skips them where the
+    commits its feed backfill job, as `do_follow_user` does; `backfill=False` skips them where the
     followed accounts have no posts yet (a loader that adds follows before posts)."""
     followed = await tao.obj_get(list({b for _, b in pairs}))
     private = [u for u, obj in followed.items() if getattr(record_of(obj), "is_private", False)]
     if private:
-        raise ValueError(f"accounts {private[:5]} are private: follow them with a request (do_follow)")
+        raise ValueError(f"accounts {private[:5]} are private: follow them with a request (do_follow_user)")
     pairs = [(a, b) for a, b in pairs if a != b]
     jobs_by_shard: dict[int, list] = defaultdict(list)
     if backfill:

@@ -20,8 +20,10 @@ import enum
 from typing import TYPE_CHECKING
 
 from resolvers import privacy
+from resolvers.actor import acting_as
 from resolvers.errors import UserError
 from resolvers.hashtags import parse_mentions
+from resolvers.job_context import JobContext
 from resolvers.pagination import Cursor, Page, load_assoc_page, make_page
 from resolvers.posts import drain, get_post, mention_ids
 from resolvers.records import Comment, Post, User, record_of
@@ -54,8 +56,9 @@ def _parent_edge(comment: Comment) -> tuple[int, str, int]:
     return comment.post, "HAS_COMMENT", comment.id
 
 
-async def do_add_comment(ctx: RequestContext, post_id: int, text: str, reply_to_id: int | None = None) -> Comment:
-    viewer = ctx.require_viewer()
+async def do_add_comment(tao: Tao, actor_id: int, post_id: int, text: str, reply_to_id: int | None = None) -> Comment:
+    ctx = acting_as(tao, actor_id)
+    viewer = actor_id
     text = text.strip()
     if not text:
         raise UserError(CommentErrorCode.TEXT_EMPTY, "A comment needs some text.", "text")
@@ -72,21 +75,21 @@ async def do_add_comment(ctx: RequestContext, post_id: int, text: str, reply_to_
                             "`replyToId` must be a visible comment on the same post.", "replyToId")
         top = target.reply_to or target.id  # one level deep
     mentions = await mention_ids(ctx, parse_mentions(text), "text", CommentErrorCode.TOO_MANY_MENTIONS)
-    comment_id = await ctx.tao.obj_add("COMMENT", {
+    comment_id = await tao.obj_add("COMMENT", {
         "post": post_id, "author": viewer, "text": text, "reply_to": top, "mentions": mentions,
     }, owner=post_id)
-    comment: Comment = record_of((await ctx.tao.obj_get([comment_id]))[comment_id])
+    comment: Comment = record_of((await tao.obj_get([comment_id]))[comment_id])
     id1, atype, _ = _parent_edge(comment)
-    await ctx.tao.assoc_add(id1, atype, comment_id, time=comment.created)
+    await tao.assoc_add(id1, atype, comment_id, time=comment.created)
     if mentions:
-        await ctx.tao.assoc_add_many([(comment_id, "MENTIONS", u, comment.created) for u in mentions])
-    ctx.loaders.forget_edges((id1, atype, comment_id))
+        await tao.assoc_add_many([(comment_id, "MENTIONS", u, comment.created) for u in mentions])
     return comment
 
 
-async def do_delete_comment(ctx: RequestContext, comment_id: int) -> Comment:
+async def do_delete_comment(tao: Tao, actor_id: int, comment_id: int) -> Comment:
     """Delete a comment (by its author or the post's author) and, by a job, its replies and likes."""
-    viewer = ctx.require_viewer()
+    ctx = acting_as(tao, actor_id)
+    viewer = actor_id
     comment = await get_comment(ctx, comment_id)
     if comment is None:
         raise not_found()
@@ -94,11 +97,11 @@ async def do_delete_comment(ctx: RequestContext, comment_id: int) -> Comment:
     if viewer != comment.author and (not isinstance(post, Post) or viewer != post.author):
         raise UserError(CommentErrorCode.NOT_ALLOWED,
                         "Only the comment's author or the post's author can delete a comment.", "commentId")
-    await ctx.tao.obj_delete(comment_id, jobs=[(CLEANUP_JOB, {"comment": comment_id})])
-    id1, atype, _ = parent = _parent_edge(comment)
-    await ctx.tao.assoc_delete(id1, atype, comment_id)
-    ctx.loaders.object_by_id.clear(comment_id)
-    ctx.loaders.forget_edges(parent)
+    id1, atype, _ = _parent_edge(comment)
+    # One durable unit: the job (committed with the delete) also removes the parent edge, so a
+    # crash before the next line cannot leave a count that includes a deleted comment.
+    await tao.obj_delete(comment_id, jobs=[(CLEANUP_JOB, {"comment": comment_id, "parent": id1, "atype": atype})])
+    await tao.assoc_delete(id1, atype, comment_id)
     return comment
 
 
@@ -146,13 +149,20 @@ async def comment_post(ctx: RequestContext, comment: Comment) -> Post | None:
 async def delete_comment_tree(tao: Tao, comment_id: int, parent: int, parent_atype: str) -> None:
     """Delete a comment and everything hanging off it, then its parent edge. Idempotent."""
     await tao.obj_delete(comment_id)
-    await cleanup_job(tao, {"comment": comment_id})
+    await _clean_up(tao, comment_id)
     await tao.assoc_delete(parent, parent_atype, comment_id)
 
 
-async def cleanup_job(tao: Tao, payload: dict) -> None:
-    """After a comment's delete: its replies, likes and mention edges go."""
+async def cleanup_job(job: JobContext, payload: dict) -> None:
+    """After a comment's delete: its replies, likes and mention edges go, and its parent's edge
+    to it (the delete removes that at once too; this is the repair if it could not)."""
     cid = int(payload["comment"])
+    await _clean_up(job.tao, cid)
+    if payload.get("parent") and (await job.tao.obj_get([cid])).get(cid) is None:
+        await job.tao.assoc_delete(int(payload["parent"]), str(payload["atype"]), cid)
+
+
+async def _clean_up(tao: Tao, cid: int) -> None:
     if (await tao.obj_get([cid])).get(cid) is not None:
         return  # a stale job for a comment that exists: nothing to clean
     await drain(tao, cid, "HAS_REPLY", lambda a: delete_comment_tree(tao, a.id2, cid, "HAS_REPLY"))

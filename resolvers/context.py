@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from config import Settings
-from resolvers.errors import AuthenticationError
+from resolvers.errors import LOGIN_REQUIRED, AuthenticationError
 from resolvers.loaders import Loaders
 from resolvers.throttle import LoginThrottle
 from tao import Tao
@@ -57,7 +57,5 @@ class RequestContext:
     def require_viewer(self) -> int:
         """The viewer's id; a top-level UNAUTHENTICATED error for an anonymous request."""
         if self.viewer_id is None:
-            raise AuthenticationError(
-                "You must be logged in: send `Authorization: Bearer <token>` with a token from `logIn` or `signUp`."
-            )
+            raise AuthenticationError(LOGIN_REQUIRED)
         return self.viewer_id

@@ -21,6 +21,8 @@ import enum
 
 from tao import ShardUnavailableError
 
+LOGIN_REQUIRED = "You must be logged in: send `Authorization: Bearer <token>` with a token from `logIn` or `signUp`."
+
 
 class AppError(Exception):
     """Root of the errors `resolvers` raises deliberately; anything else is a fault and is masked."""

@@ -14,16 +14,18 @@ import enum
 from typing import TYPE_CHECKING
 
 from resolvers import privacy, realtime
+from resolvers.actor import acting_as
 from resolvers.block_cleanup import on_block
 from resolvers.errors import PermissionDeniedError, UserError
 from resolvers.feed.backfill import on_relationship_added
 from resolvers.feed.removal import on_relationship_removed
 from resolvers.pagination import Cursor, Page, check_first, load_assoc_page, make_page
 from resolvers.records import User, record_of
-from tao import Tao, TaoError
+from tao import Tao, TaoError, shard_of
 
 if TYPE_CHECKING:
     from resolvers.context import RequestContext
+    from resolvers.job_context import JobContext
 
 # How many of the viewer's newest followings "followed by people you follow" looks through. A page
 # of N users costs N x this many edge lookups (one batched call), so keep it modest.
@@ -65,8 +67,11 @@ async def _other_user(ctx: RequestContext, user_id: int) -> tuple[int, User]:
     return viewer, obj
 
 
-async def do_follow(ctx: RequestContext, user_id: int) -> FollowStatus:
+# Actions: `do_<verb>_<noun>(tao, actor_id, user_id)`, each one durable unit ----------------
+
+async def do_follow_user(tao: Tao, actor_id: int, user_id: int) -> FollowStatus:
     """Follow a public account at once; ask to follow a private one. Idempotent."""
+    ctx = acting_as(tao, actor_id)
     viewer, target = await _other_user(ctx, user_id)  # a block by the target: USER_NOT_FOUND
     e = await _edges(ctx, viewer, user_id, "BLOCKS", "FOLLOWS", "FOLLOW_REQUESTED")
     if e["BLOCKS"]:
@@ -77,27 +82,25 @@ async def do_follow(ctx: RequestContext, user_id: int) -> FollowStatus:
         return FollowStatus.REQUESTED
     # The followed user's stream hears of it (resolvers.realtime): durable with the edge.
     kind = realtime.KIND_FOLLOW_REQUEST if target.is_private else realtime.KIND_NEW_FOLLOWER
-    event = realtime.stream_event(ctx.tao, [user_id], kind, {"user": viewer}, near=viewer)
+    event = realtime.stream_event(tao, [user_id], kind, {"user": viewer}, near=viewer)
     if target.is_private:
-        await ctx.tao.assoc_add(viewer, "FOLLOW_REQUESTED", user_id, jobs=[event.job])
+        await tao.assoc_add(viewer, "FOLLOW_REQUESTED", user_id, jobs=[event.job])
         status = FollowStatus.REQUESTED
     else:
         # The job stores the account's recent posts in the viewer's feed (committed with the follow).
-        await ctx.tao.assoc_add(viewer, "FOLLOWS", user_id, jobs=[*on_relationship_added(viewer, user_id), event.job])
+        await tao.assoc_add(viewer, "FOLLOWS", user_id, jobs=[*on_relationship_added(viewer, user_id), event.job])
         status = FollowStatus.FOLLOWING
-    await event.deliver(ctx.tao)
-    ctx.loaders.forget_edges((viewer, "FOLLOWS", user_id), (viewer, "FOLLOW_REQUESTED", user_id))
+    await event.deliver(tao)
     return status
 
 
-async def do_unfollow(ctx: RequestContext, user_id: int) -> FollowStatus:
+async def do_unfollow_user(tao: Tao, actor_id: int, user_id: int) -> FollowStatus:
     """Stop following, or withdraw a pending request. Idempotent."""
-    viewer, _ = await _other_user(ctx, user_id)
+    viewer, _ = await _other_user(acting_as(tao, actor_id), user_id)
     # The feed filters the author's posts at read time at once; the job (committed only if the
     # follow existed) removes them from the stored FEED list.
-    await ctx.tao.assoc_delete(viewer, "FOLLOWS", user_id, jobs=on_relationship_removed(viewer, user_id))
-    await ctx.tao.assoc_delete(viewer, "FOLLOW_REQUESTED", user_id)
-    ctx.loaders.forget_edges((viewer, "FOLLOWS", user_id), (viewer, "FOLLOW_REQUESTED", user_id))
+    await tao.assoc_delete(viewer, "FOLLOWS", user_id, jobs=on_relationship_removed(viewer, user_id))
+    await tao.assoc_delete(viewer, "FOLLOW_REQUESTED", user_id)
     return FollowStatus.NONE
 
 
@@ -109,56 +112,74 @@ async def _pending_request(ctx: RequestContext, requester_id: int) -> int:
     return viewer
 
 
-async def do_approve_follow_request(ctx: RequestContext, requester_id: int) -> None:
-    viewer = await _pending_request(ctx, requester_id)
-    await ctx.tao.assoc_change_type(requester_id, "FOLLOW_REQUESTED", viewer, "FOLLOWS",
-                                    jobs=on_relationship_added(requester_id, viewer))
-    ctx.loaders.forget_edges((requester_id, "FOLLOW_REQUESTED", viewer), (requester_id, "FOLLOWS", viewer))
+async def do_approve_follow_request(tao: Tao, actor_id: int, requester_id: int) -> None:
+    viewer = await _pending_request(acting_as(tao, actor_id), requester_id)
+    await tao.assoc_change_type(requester_id, "FOLLOW_REQUESTED", viewer, "FOLLOWS",
+                                jobs=on_relationship_added(requester_id, viewer))
 
 
-async def do_reject_follow_request(ctx: RequestContext, requester_id: int) -> None:
-    viewer = await _pending_request(ctx, requester_id)
-    await ctx.tao.assoc_delete(requester_id, "FOLLOW_REQUESTED", viewer)
-    ctx.loaders.forget_edges((requester_id, "FOLLOW_REQUESTED", viewer))
+async def do_reject_follow_request(tao: Tao, actor_id: int, requester_id: int) -> None:
+    viewer = await _pending_request(acting_as(tao, actor_id), requester_id)
+    await tao.assoc_delete(requester_id, "FOLLOW_REQUESTED", viewer)
 
 
-_SEVERED_BY_BLOCK = ("FOLLOWS", "FOLLOW_REQUESTED", "CLOSE_FRIEND")
+# The edges a block ends, both ways.
+SEVERED_BY_BLOCK = ("FOLLOWS", "FOLLOW_REQUESTED", "CLOSE_FRIEND")
+SEVER_JOB = "follows.sever_blocked"
+# The sever job is done by the blocker's call right after the commit; the row only matters if
+# that call dies first, so it comes due this much later (the worker then does it instead).
+SEVER_GRACE_MS = 10_000
 
 
-async def do_block(ctx: RequestContext, user_id: int) -> None:
-    """Block: the two users vanish from each other everywhere, and follows both ways end."""
-    viewer, _ = await _other_user(ctx, user_id)
+async def sever_blocked(tao: Tao, blocker: int, blocked: int) -> None:
+    """End follows, follow requests and close-friend edges both ways between the pair.
+
+    Idempotent (each is an `assoc_delete`, which keeps its count exact, and a second run finds
+    nothing), and a no-op once the block is lifted: what the pair did after the unblock stays."""
+    if not await tao.assoc_get(blocker, "BLOCKS", [blocked]):
+        return
+    for atype in SEVERED_BY_BLOCK:
+        await tao.assoc_delete(blocker, atype, blocked)
+        await tao.assoc_delete(blocked, atype, blocker)
+
+
+async def do_block_user(tao: Tao, actor_id: int, user_id: int) -> None:
+    """Block: the two users vanish from each other everywhere, and follows both ways end.
+
+    One durable unit: the BLOCKS edge commits in one transaction with every job that carries
+    out its consequences: severing the follows both ways (`SEVER_JOB`, done here at once as
+    well, so the caller reads its own write), both feeds losing the other's posts, and the
+    blocked user's likes and comments leaving the blocker's posts. A crash after the commit
+    leaves the jobs to a worker; the block is never half done."""
+    viewer, _ = await _other_user(acting_as(tao, actor_id), user_id)
+    sever_id = tao.ids.next_id(shard_of(viewer))  # its row is on the blocker's shard, with the edge
+    jobs: list[tuple] = [(SEVER_JOB, {"blocker": viewer, "blocked": user_id}, SEVER_GRACE_MS, sever_id),
+                         *on_relationship_removed(viewer, user_id), *on_relationship_removed(user_id, viewer),
+                         *on_block(viewer, user_id)]
     # The block first, so the pair is hidden from each other before the follows are removed.
-    # Its jobs: both feeds lose the other's posts; the blocked's likes and comments leave the viewer's posts.
-    await ctx.tao.assoc_add(viewer, "BLOCKS", user_id, jobs=on_relationship_removed(viewer, user_id)
-                            + on_relationship_removed(user_id, viewer) + on_block(viewer, user_id))
-    for atype in _SEVERED_BY_BLOCK:
-        await ctx.tao.assoc_delete(viewer, atype, user_id)
-        await ctx.tao.assoc_delete(user_id, atype, viewer)
-    ctx.loaders.forget_edges((viewer, "BLOCKS", user_id),
-                             *[(a, t, b) for t in _SEVERED_BY_BLOCK for a, b in ((viewer, user_id), (user_id, viewer))])
+    await tao.assoc_add(viewer, "BLOCKS", user_id, jobs=jobs)
+    await sever_blocked(tao, viewer, user_id)
+    await tao.outbox.delete(shard_of(viewer), sever_id)  # done; should this fail, the job runs again, harmlessly
 
 
-async def do_unblock(ctx: RequestContext, user_id: int) -> None:
-    viewer, _ = await _other_user(ctx, user_id)
-    await ctx.tao.assoc_delete(viewer, "BLOCKS", user_id)
-    ctx.loaders.forget_edges((viewer, "BLOCKS", user_id))
+async def do_unblock_user(tao: Tao, actor_id: int, user_id: int) -> None:
+    viewer, _ = await _other_user(acting_as(tao, actor_id), user_id)
+    await tao.assoc_delete(viewer, "BLOCKS", user_id)
 
 
-async def do_mute(ctx: RequestContext, user_id: int) -> None:
+async def do_mute_user(tao: Tao, actor_id: int, user_id: int) -> None:
     """Mute: the user's posts and stories leave the viewer's feed; nothing else changes."""
+    ctx = acting_as(tao, actor_id)
     viewer, _ = await _other_user(ctx, user_id)
     if await privacy.user_visibility(ctx, user_id) == privacy.Visibility.HIDDEN:
         raise _not_found()
-    await ctx.tao.assoc_add(viewer, "MUTES", user_id, jobs=on_relationship_removed(viewer, user_id))
-    ctx.loaders.forget_edges((viewer, "MUTES", user_id))
+    await tao.assoc_add(viewer, "MUTES", user_id, jobs=on_relationship_removed(viewer, user_id))
 
 
-async def do_unmute(ctx: RequestContext, user_id: int) -> None:
-    viewer, _ = await _other_user(ctx, user_id)
+async def do_unmute_user(tao: Tao, actor_id: int, user_id: int) -> None:
+    viewer, _ = await _other_user(acting_as(tao, actor_id), user_id)
     # Committed only if the mute existed: the job brings the author's recent posts back.
-    await ctx.tao.assoc_delete(viewer, "MUTES", user_id, jobs=on_relationship_added(viewer, user_id))
-    ctx.loaders.forget_edges((viewer, "MUTES", user_id))
+    await tao.assoc_delete(viewer, "MUTES", user_id, jobs=on_relationship_added(viewer, user_id))
 
 
 # Reads ------------------------------------------------------------------------------------
@@ -265,9 +286,14 @@ async def followed_by_viewer_following(ctx: RequestContext, user_id: int, first:
 
 # Jobs ---------------------------------------------------------------------------------------
 
-async def approve_pending_requests_job(tao: Tao, payload: dict) -> None:
+async def sever_blocked_job(job: JobContext, payload: dict) -> None:
+    """`follows.sever_blocked`: the follows a block ends, when its caller did not finish."""
+    await sever_blocked(job.tao, int(payload["blocker"]), int(payload["blocked"]))
+
+
+async def approve_pending_requests_job(job: JobContext, payload: dict) -> None:
     """After an account goes public: turn every pending request into a follow. Idempotent."""
-    user_id = payload["user_id"]
+    tao, user_id = job.tao, payload["user_id"]
     while True:
         obj = (await tao.obj_get([user_id])).get(user_id)
         user = record_of(obj) if obj is not None else None

@@ -2,19 +2,28 @@
 
 Whoever runs a worker over a store (the server's in-process worker, `python -m tao worker`
 when started with the app's handlers, tests) calls `register_job_handlers(tao)` first, so a
-job enqueued by one process can be run by any other. Handlers are idempotent.
+job enqueued by one process can be run by any other. Handlers are idempotent and take a
+`JobContext` (the store, the settings, the media services), built here once per store.
 """
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 from resolvers import accounts, block_cleanup, comments, media, posts, realtime
 from resolvers.feed.jobs import HANDLERS as FEED_HANDLERS
-from resolvers.follows import approve_pending_requests_job
+from resolvers.follows import SEVER_JOB, approve_pending_requests_job, sever_blocked_job
+from resolvers.job_context import JobContext
 from resolvers.messages.send import DELIVER_JOB, deliver_job
 from tao import Tao
 
-HANDLERS = {
+JobHandler = Callable[[JobContext, dict], Awaitable[None]]
+
+HANDLERS: dict[str, JobHandler] = {
     "follows.approve_pending_requests": approve_pending_requests_job,
+    SEVER_JOB: sever_blocked_job,
     accounts.END_SESSION_JOB: accounts.end_session_job,
     **FEED_HANDLERS,
     posts.SYNC_EDGES_JOB: posts.sync_edges_job,
@@ -28,11 +37,37 @@ HANDLERS = {
     DELIVER_JOB: deliver_job,
 }
 
+# One context and one set of bound handlers per store: registering again (a script after the
+# server, a test) finds them and updates the context instead of registering new callables.
+_BOUND: weakref.WeakKeyDictionary[Tao, tuple[JobContext, dict[str, Any]]] = weakref.WeakKeyDictionary()
 
-def register_job_handlers(tao: Tao) -> None:
-    for name, handler in HANDLERS.items():
-        tao.outbox.register(name, handler)
+
+def _bind(job: JobContext, handler: JobHandler) -> Callable[[Any, dict], Awaitable[None]]:
+    async def run(_store: Any, payload: dict) -> None:  # the outbox passes its store; the context has it
+        await handler(job, payload)
+    run.__wrapped__ = handler  # type: ignore[attr-defined]
+    run.__qualname__ = getattr(handler, "__qualname__", "job")
+    return run
 
 
-# `python -m tao worker` imports each `jobs.handler_modules` entry and calls its `register(tao)`.
-register = register_job_handlers
+def register_job_handlers(tao: Tao, *, settings: Any = None, media: Any = None) -> JobContext:
+    """Register every domain handler on `tao`; they run with a `JobContext` of `tao`, `settings`
+    (default: the settings the store was opened with) and `media` (`MediaServices`, or None)."""
+    if tao in _BOUND:
+        job, bound = _BOUND[tao]
+        if settings is not None:
+            job.settings = settings
+        if media is not None:
+            job.media = media
+    else:
+        job = JobContext(tao, settings if settings is not None else tao.settings, media)
+        bound = {name: _bind(job, handler) for name, handler in HANDLERS.items()}
+        _BOUND[tao] = (job, bound)
+    for name, run in bound.items():
+        tao.outbox.register(name, run)
+    return job
+
+
+def register(tao: Tao) -> None:
+    """`python -m tao worker` imports each `jobs.handler_modules` entry and calls its `register(tao)`."""
+    register_job_handlers(tao)

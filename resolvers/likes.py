@@ -14,12 +14,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from resolvers import privacy
+from resolvers.actor import acting_as
 from resolvers.comments import get_comment
 from resolvers.comments import not_found as comment_not_found
 from resolvers.edge_data import like_data
 from resolvers.pagination import Cursor, Page, load_assoc_page, make_page
 from resolvers.posts import get_post, not_found
 from resolvers.records import Comment, Post, User
+from tao import Tao
 
 if TYPE_CHECKING:
     from resolvers.context import RequestContext
@@ -33,10 +35,10 @@ async def _set_like(ctx: RequestContext, atype: str, target: int, on: bool, data
         await ctx.tao.assoc_add(viewer, atype, target, data=data)
     elif not on and exists:
         await ctx.tao.assoc_delete(viewer, atype, target)
-    ctx.loaders.forget_edges(key)
 
 
-async def do_like_post(ctx: RequestContext, post_id: int) -> Post:
+async def do_like_post(tao: Tao, actor_id: int, post_id: int) -> Post:
+    ctx = acting_as(tao, actor_id)
     post = await get_post(ctx, post_id)
     if post is None:
         raise not_found()
@@ -44,7 +46,8 @@ async def do_like_post(ctx: RequestContext, post_id: int) -> Post:
     return post
 
 
-async def do_unlike_post(ctx: RequestContext, post_id: int) -> Post:
+async def do_unlike_post(tao: Tao, actor_id: int, post_id: int) -> Post:
+    ctx = acting_as(tao, actor_id)
     post = await get_post(ctx, post_id)
     if post is None:
         raise not_found()  # a deleted post's likes are the delete's cleanup job's to remove
@@ -52,7 +55,8 @@ async def do_unlike_post(ctx: RequestContext, post_id: int) -> Post:
     return post
 
 
-async def do_like_comment(ctx: RequestContext, comment_id: int) -> Comment:
+async def do_like_comment(tao: Tao, actor_id: int, comment_id: int) -> Comment:
+    ctx = acting_as(tao, actor_id)
     comment = await get_comment(ctx, comment_id)
     if comment is None:
         raise comment_not_found()
@@ -60,7 +64,8 @@ async def do_like_comment(ctx: RequestContext, comment_id: int) -> Comment:
     return comment
 
 
-async def do_unlike_comment(ctx: RequestContext, comment_id: int) -> Comment:
+async def do_unlike_comment(tao: Tao, actor_id: int, comment_id: int) -> Comment:
+    ctx = acting_as(tao, actor_id)
     comment = await get_comment(ctx, comment_id)
     if comment is None:
         raise comment_not_found()

@@ -9,9 +9,9 @@ Invariants: a batch function answers one value per key, in key order: the value,
 missing key, or an exception instance for that key alone. Every store call here asks for the
 store's per-key error mode (`errors="return"`), so a key whose shard is down fails alone, with
 the domain's error (`resolvers.errors.domain_error`): a query whose data spans two servers
-answers the fields on the live one and `UNAVAILABLE` on the others. Loaders cache for one operation only
-(`RequestContext.reset_loaders`); writers `clear()` or `prime()` the keys they change so a
-mutation's payload reads its own write.
+answers the fields on the live one and `UNAVAILABLE` on the others. Loaders cache for one
+operation only (`RequestContext.reset_loaders`), and a mutation field starts with fresh ones
+(`schema.mutations`), so its payload reads its own write.
 """
 
 from __future__ import annotations

@@ -36,7 +36,9 @@ import media_pipeline as mp
 from config import Settings
 from config.settings import MediaSettings
 from resolvers import privacy
+from resolvers.actor import acting_as
 from resolvers.errors import BadInputError, UnavailableError, UserError
+from resolvers.job_context import JobContext
 from resolvers.records import Media, MediaKind, MediaStatus, Post, Record, User, record_of
 from tao import Tao
 
@@ -131,10 +133,13 @@ def _services(ctx: RequestContext) -> MediaServices:
 
 # Uploads -------------------------------------------------------------------------------------
 
-async def do_start_upload(ctx: RequestContext, kind: str, byte_size: int, content_type: str, sha256: str,
-                          part_sha256s: list[str] | None) -> tuple[Media, mp.UploadTicket]:
-    """Open an upload in the pipeline and record its MEDIA (status uploading) for the viewer."""
-    viewer = ctx.require_viewer()
+async def do_start_upload(tao: Tao, actor_id: int, kind: str, byte_size: int, content_type: str, sha256: str,
+                          part_sha256s: list[str] | None, *,
+                          services: MediaServices | None) -> tuple[Media, mp.UploadTicket]:
+    """Open an upload in the pipeline (`services`: the process's) and record its MEDIA
+    (status uploading) for the actor."""
+    ctx = acting_as(tao, actor_id, media=services)
+    viewer = actor_id
     services = _services(ctx)
     try:
         ticket = await services.uploads.start_upload(kind, byte_size, content_type, sha256, part_sha256s)
@@ -146,12 +151,11 @@ async def do_start_upload(ctx: RequestContext, kind: str, byte_size: int, conten
     }
     # A crash after start_upload leaves an open upload (the stale-upload sweep removes it); after
     # obj_add, a MEDIA no one can reach (no UPLOADED edge, no upload key).
-    media_id = await ctx.tao.obj_add("MEDIA", data, owner=viewer)
-    if not await ctx.tao.key_claim(UPLOAD_KEYS, ticket.upload_id, media_id):
+    media_id = await tao.obj_add("MEDIA", data, owner=viewer)
+    if not await tao.key_claim(UPLOAD_KEYS, ticket.upload_id, media_id):
         raise RuntimeError("upload id collision")  # 128 random bits: a fault, not an input error
-    await ctx.tao.assoc_add(viewer, "UPLOADED", media_id)
-    ctx.loaders.forget_edges((viewer, "UPLOADED", media_id))
-    obj = record_of((await ctx.tao.obj_get([media_id]))[media_id])
+    await tao.assoc_add(viewer, "UPLOADED", media_id)
+    obj = record_of((await tao.obj_get([media_id]))[media_id])
     return obj, ticket
 
 
@@ -176,13 +180,14 @@ async def upload_status(ctx: RequestContext, upload_id: str) -> tuple[Media, mp.
         raise translate(exc) from None
 
 
-async def do_complete_upload(ctx: RequestContext, upload_id: str, share_location: bool,
-                             focal_point: tuple[float, float] | None = None) -> Media:
+async def do_complete_upload(tao: Tao, actor_id: int, upload_id: str, share_location: bool,
+                             focal_point: tuple[float, float] | None = None, *, services: MediaServices | None) -> Media:
     """Verify the upload (size, sha256, decode) and commit its processing job with status processing.
     `focal_point` (fractions of the upright picture) centres the surface crops.
 
     A second call raises ALREADY_COMPLETED (`UserError.media` holds the media, so a client whose
     first answer was lost can carry on); a failed verification changes nothing in the store."""
+    ctx = acting_as(tao, actor_id, media=services)
     if focal_point is not None and not all(0.0 <= c <= 1.0 for c in focal_point):
         raise UserError(MediaErrorCode.INVALID_UPLOAD,
                         "A focal point's x and y are fractions of the picture, from 0 to 1: send e.g. {x: 0.5, y: 0.3}.",
@@ -206,8 +211,8 @@ async def do_complete_upload(ctx: RequestContext, upload_id: str, share_location
     }
     if focal_point is not None:
         changes["focal_point"] = [float(focal_point[0]), float(focal_point[1])]
-    updated = await ctx.tao.obj_update(media.id, changes, jobs=[(PROCESS_JOB, {"media": media.id})])
-    return ctx.loaders.prime_object(updated)
+    updated = await tao.obj_update(media.id, changes, jobs=[(PROCESS_JOB, {"media": media.id})])
+    return record_of(updated)
 
 
 # Reads ----------------------------------------------------------------------------------------
@@ -348,7 +353,7 @@ def _failure_code(exc: mp.MediaError) -> str:
     return code.value if isinstance(code, enum.Enum) else str(code)
 
 
-async def process_job(tao: Tao, payload: dict) -> None:
+async def process_job(job: JobContext, payload: dict) -> None:
     """`media.process`: transcode, record the result, settle the posts waiting for it.
 
     Idempotent: a finished media only re-runs the publishing step (which is idempotent too), and
@@ -356,13 +361,14 @@ async def process_job(tao: Tao, payload: dict) -> None:
     re-raise, so the outbox retries with backoff."""
     from resolvers.posts import do_publish_post  # posts use media; media publish posts
 
+    tao = job.tao
     media_id = int(payload["media"])
     obj = (await tao.obj_get([media_id])).get(media_id)
     media = record_of(obj) if obj is not None else None
     if not isinstance(media, Media) or media.status is MediaStatus.UPLOADING:
         return
     if media.status is MediaStatus.PROCESSING:
-        settings: Settings = tao.settings
+        settings: Settings = job.settings
         try:
             options = mp.ProcessOptions(share_location=media.share_location, focal_point=media.focal_point)
             if media.media_key is None:

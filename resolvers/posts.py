@@ -39,10 +39,12 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from resolvers import locations, privacy
+from resolvers.actor import acting_as
 from resolvers.edge_data import authored_data
 from resolvers.errors import UserError
 from resolvers.hashtags import (HASHTAG_MAX_LEN, HASHTAGS_MAX, MENTIONS_MAX, hashtag_ids_for, is_hashtag_name,
                                 parse_hashtags, parse_mentions)
+from resolvers.job_context import JobContext
 from resolvers.pagination import Cursor, Page, load_assoc_page, make_page
 from resolvers.records import Location, Media, MediaKind, MediaStatus, Post, PostKind, PostStatus, User, record_of
 from tao import Assoc, Tao
@@ -176,10 +178,11 @@ def _kind(media: list[Media]) -> PostKind:
 
 # Writes ------------------------------------------------------------------------------------
 
-async def do_create_post(ctx: RequestContext, caption: str, media_ids: list[int], *, location_id: int | None = None,
+async def do_create_post(tao: Tao, actor_id: int, caption: str, media_ids: list[int], *, location_id: int | None = None,
                          location_name: str | None = None, latitude: float | None = None,
                          longitude: float | None = None) -> Post:
-    viewer = ctx.require_viewer()
+    ctx = acting_as(tao, actor_id)
+    viewer = actor_id
     tags, mentions = await _parse_caption(ctx, caption)
     media = await _check_media(ctx, viewer, media_ids)
     try:
@@ -187,20 +190,19 @@ async def do_create_post(ctx: RequestContext, caption: str, media_ids: list[int]
     except UserError as e:
         raise UserError(PostErrorCode.LOCATION_INVALID, e.message, e.field) from None
     ready = all(m.status is MediaStatus.READY for m in media)
-    data = post_data(viewer, caption, hashtags=await hashtag_ids_for(ctx.tao, tags), mentions=mentions,
+    data = post_data(viewer, caption, hashtags=await hashtag_ids_for(tao, tags), mentions=mentions,
                      location=location, media=media_ids, kind=_kind(media).value, status=VISIBLE if ready else PROCESSING)
-    post_id = await ctx.tao.obj_add("POST", data, owner=viewer)
-    post = record_of((await ctx.tao.obj_get([post_id]))[post_id])
+    post_id = await tao.obj_add("POST", data, owner=viewer)
+    post = record_of((await tao.obj_get([post_id]))[post_id])
     jobs = [(SYNC_EDGES_JOB, {"post": post_id})] + (_hooks(ON_PUBLISH, post) if ready else [])
     # Same shard as the post: the job commits with the edge that lists the post.
     # The edge carries the post's kind, so feed ranking need not load pulled posts.
-    await ctx.tao.assoc_add(viewer, "AUTHORED", post_id, time=post.created, data=authored_data(post), jobs=jobs)
-    await sync_post_edges(ctx.tao, post)
+    await tao.assoc_add(viewer, "AUTHORED", post_id, time=post.created, data=authored_data(post), jobs=jobs)
+    await sync_post_edges(tao, post)
     # A media may have become ready before the HAS_MEDIA edges existed (its job found no post to
     # publish): check again now that they do.
-    if not ready and await do_publish_post(ctx.tao, post_id):
-        post = record_of((await ctx.tao.obj_get([post_id]))[post_id])
-    _forget_post(ctx, post)
+    if not ready and await do_publish_post(tao, post_id):
+        post = record_of((await tao.obj_get([post_id]))[post_id])
     return post
 
 
@@ -214,28 +216,27 @@ async def _own_post(ctx: RequestContext, post_id: int) -> Post:
     return post
 
 
-async def do_edit_post(ctx: RequestContext, post_id: int, caption: str) -> Post:
+async def do_edit_post(tao: Tao, actor_id: int, post_id: int, caption: str) -> Post:
     """Change the caption; hashtags and mentions are re-parsed and their edges follow."""
-    post = await _own_post(ctx, post_id)
+    ctx = acting_as(tao, actor_id)
+    await _own_post(ctx, post_id)
     tags, mentions = await _parse_caption(ctx, caption)
-    hashtags = await hashtag_ids_for(ctx.tao, tags)
-    updated = record_of(await ctx.tao.obj_update(post_id, {
+    hashtags = await hashtag_ids_for(tao, tags)
+    updated = record_of(await tao.obj_update(post_id, {
         "caption": caption, "hashtags": list(hashtags), "hashtag_ids": list(hashtags.values()), "mentions": mentions,
     }, jobs=[(SYNC_EDGES_JOB, {"post": post_id})]))
-    await sync_post_edges(ctx.tao, updated)
-    _forget_post(ctx, post)
-    ctx.loaders.object_by_id.prime(post_id, updated)
+    await sync_post_edges(tao, updated)
     return updated
 
 
-async def do_delete_post(ctx: RequestContext, post_id: int) -> None:
+async def do_delete_post(tao: Tao, actor_id: int, post_id: int) -> None:
+    ctx = acting_as(tao, actor_id)
     post = await _own_post(ctx, post_id)
     jobs = [(CLEANUP_JOB, {"post": post_id, "author": post.author})] + _hooks(ON_DELETE, post)
-    await ctx.tao.obj_delete(post_id, jobs=jobs)
+    await tao.obj_delete(post_id, jobs=jobs)
     # The counted edges go now (postCount, a hashtag's postCount); likes and comments by the job.
-    await ctx.tao.assoc_delete(post.author, "AUTHORED", post_id)
-    await sync_post_edges(ctx.tao, None, post_id)
-    _forget_post(ctx, post)
+    await tao.assoc_delete(post.author, "AUTHORED", post_id)
+    await sync_post_edges(tao, None, post_id)
 
 
 async def do_publish_post(tao: Tao, post_id: int) -> bool:
@@ -264,12 +265,6 @@ async def do_publish_post(tao: Tao, post_id: int) -> bool:
                                              jobs=[(SYNC_EDGES_JOB, {"post": post_id})] + _hooks(ON_PUBLISH, preview)))
     await sync_post_edges(tao, updated)
     return True
-
-
-def _forget_post(ctx: RequestContext, post: Post) -> None:
-    ctx.loaders.object_by_id.clear(post.id)
-    ctx.loaders.forget_edges((post.author, "AUTHORED", post.id),
-                             *[(post.id, atype, i) for atype, ids in (_DERIVED | _PUBLIC_DERIVED).items() for i in ids(post)])
 
 
 async def _read_post(tao: Tao, post_id: int) -> Post | None:
@@ -345,14 +340,16 @@ async def post_location(ctx: RequestContext, post: Post) -> Location | None:
 
 # Jobs --------------------------------------------------------------------------------------
 
-async def sync_edges_job(tao: Tao, payload: dict) -> None:
+async def sync_edges_job(job: JobContext, payload: dict) -> None:
+    tao = job.tao
     post_id = int(payload["post"])
     await sync_post_edges(tao, await _read_post(tao, post_id), post_id)
 
 
-async def sync_author_edges_job(tao: Tao, payload: dict) -> None:
+async def sync_author_edges_job(job: JobContext, payload: dict) -> None:
     """After an author's privacy changed: re-sync every post of theirs (its public edges
     follow). Keyset pages, so posts created or deleted meanwhile shift nothing; idempotent."""
+    tao = job.tao
     author = int(payload["author"])
     after: tuple[int, int] | None = None
     while True:
@@ -367,10 +364,11 @@ async def sync_author_edges_job(tao: Tao, payload: dict) -> None:
         after = (page[-1].time, page[-1].id2)
 
 
-async def cleanup_job(tao: Tao, payload: dict) -> None:
+async def cleanup_job(job: JobContext, payload: dict) -> None:
     """After a delete: every edge of the post goes, its comments (and their replies) too."""
     from resolvers.comments import delete_comment_tree  # comments build on posts
 
+    tao = job.tao
     post_id, author = int(payload["post"]), int(payload["author"])
     if (await tao.obj_get([post_id])).get(post_id) is not None:
         return  # not deleted (a stale job): nothing to clean

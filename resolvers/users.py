@@ -14,9 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 from resolvers import privacy
 from resolvers.accounts import normalize_username, validate_full_name, validate_username
+from resolvers.actor import acting_as
 from resolvers.errors import UserError
 from resolvers.posts import SYNC_AUTHOR_EDGES_JOB
-from resolvers.records import User
+from resolvers.records import User, record_of
+from tao import Tao
 
 if TYPE_CHECKING:
     from resolvers.context import RequestContext
@@ -62,7 +64,8 @@ async def post_count(ctx: RequestContext, user_id: int) -> int:
 
 
 async def do_update_profile(
-    ctx: RequestContext,
+    tao: Tao,
+    actor_id: int,
     *,
     username: str | None = None,
     full_name: str | None = None,
@@ -73,7 +76,8 @@ async def do_update_profile(
 ) -> User:
     """Change the viewer's profile; only the given fields change (`profile_picture_id=0` removes
     the picture). Returns the updated user."""
-    viewer = ctx.require_viewer()
+    ctx = acting_as(tao, actor_id)
+    viewer = actor_id
     current = await ctx.loaders.object_by_id.load(viewer)
     assert isinstance(current, User)  # authentication checked the account exists
     changes: dict[str, Any] = {}
@@ -120,14 +124,12 @@ async def do_update_profile(
         except UserError as e:
             raise UserError(ProfileErrorCode.USERNAME_INVALID, e.message, "username") from None
         new_key = normalize_username(username)
-        if new_key != old_key and not await ctx.tao.key_claim("username", new_key, viewer):
+        if new_key != old_key and not await tao.key_claim("username", new_key, viewer):
             raise UserError(ProfileErrorCode.USERNAME_TAKEN, f"The username {username!r} is taken; pick another.", "username")
         changes["username"] = username
     if not changes:
         return current
-    updated = await ctx.tao.obj_update(viewer, changes, jobs=jobs or None)
+    updated = await tao.obj_update(viewer, changes, jobs=jobs or None)
     if new_key is not None and new_key != old_key:
-        await ctx.tao.key_release("username", old_key, viewer)
-        ctx.loaders.user_id_by_username.clear(old_key).clear(new_key)
-    ctx.loaders.forget_user(viewer)
-    return ctx.loaders.prime_object(updated)
+        await tao.key_release("username", old_key, viewer)
+    return record_of(updated)

@@ -12,12 +12,14 @@ from strawberry import Info
 
 from resolvers import accounts
 from resolvers.context import RequestContext
-from resolvers.errors import UserError
 from schema.cost import register_field_cost
-from schema.errors import Error, user_errors
+from schema.errors import Error
+from schema.mutations import actor, mutation
 from schema.users import User
 
-AccountErrorCode = strawberry.enum(accounts.AccountErrorCode)
+# The domain's enum is the GraphQL enum: strawberry.enum marks the class in place (the alias stays a type).
+AccountErrorCode = accounts.AccountErrorCode
+strawberry.enum(accounts.AccountErrorCode)
 Ctx = Info[RequestContext, None]
 
 # One argon2id hash or check at the default cost takes ~0.12 s of CPU (argon2-cffi, time_cost 3,
@@ -69,23 +71,22 @@ class AccountLogOutPayload:
 
 @strawberry.type
 class AccountsMutation:
-    @strawberry.mutation(description="Create an account and log in.")
+    @mutation(description="Create an account and log in.", anonymous=True)
     async def sign_up(self, info: Ctx, input: AccountSignUpInput) -> AccountSessionPayload:
-        try:
-            user, token = await accounts.do_sign_up(info.context, input.username, input.password, input.full_name)
-        except UserError as e:
-            return AccountSessionPayload(errors=user_errors(AccountError, e))
+        user, token = await accounts.do_sign_up(info.context.tao, input.username, input.password, input.full_name)
         return AccountSessionPayload(user=User.from_record(user), token=token)
 
-    @strawberry.mutation(description="Open a session with a username and password.")
+    @mutation(description="Open a session with a username and password.", anonymous=True)
     async def log_in(self, info: Ctx, input: AccountLogInInput) -> AccountSessionPayload:
-        try:
-            user, token = await accounts.do_log_in(info.context, input.username, input.password)
-        except UserError as e:
-            return AccountSessionPayload(errors=user_errors(AccountError, e))
+        ctx = info.context
+        user, token = await accounts.do_log_in(ctx.tao, input.username, input.password,
+                                               throttle=ctx.login_throttle, client_key=ctx.client_key)
         return AccountSessionPayload(user=User.from_record(user), token=token)
 
-    @strawberry.mutation(description="End the current session (or all of them); its token stops working at once.")
+    @mutation(description="End the current session (or all of them); its token stops working at once.")
     async def log_out(self, info: Ctx, input: AccountLogOutInput | None = None) -> AccountLogOutPayload:
-        await accounts.do_log_out(info.context, all_sessions=bool(input and input.all_sessions))
+        ctx = info.context
+        assert ctx.session_id is not None  # a viewer always comes with their session
+        await accounts.do_log_out(ctx.tao, actor(info), ctx.session_id,
+                                  all_sessions=bool(input and input.all_sessions))
         return AccountLogOutPayload(ok=True)

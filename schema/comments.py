@@ -6,7 +6,6 @@ are newest first too. Scalars are attributes; each async field is one loader cal
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 import strawberry
@@ -14,13 +13,15 @@ from strawberry import Info
 
 from resolvers import comments, likes, records
 from resolvers.context import RequestContext
-from resolvers.errors import UserError
-from schema.errors import Error, user_errors
+from schema.errors import Error
+from schema.mutations import actor, mutation
 from schema.posts import Post, store_id, timestamp
 from schema.relay import Connection, First, Node, connection_from_page, decode_cursor, register_node, to_global_id
 from schema.users import User
 
-CommentErrorCode = strawberry.enum(comments.CommentErrorCode)
+# The domain's enum is the GraphQL enum: strawberry.enum marks the class in place (the alias stays a type).
+CommentErrorCode = comments.CommentErrorCode
+strawberry.enum(comments.CommentErrorCode)
 Ctx = Info[RequestContext, None]
 
 
@@ -114,47 +115,34 @@ class CommentDeletePayload:
     errors: list[CommentError] = strawberry.field(default_factory=list)
 
 
-async def _payload(action: Callable[[], Awaitable[records.Comment]]) -> CommentPayload:
-    try:
-        obj = await action()
-    except UserError as e:
-        return CommentPayload(errors=user_errors(CommentError, e))
-    return CommentPayload(comment=Comment.from_record(obj))
-
-
 def _comment_id(ctx: RequestContext, global_id: str, arg: str = "commentId") -> int:
-    ctx.require_viewer()  # anonymous: a top-level error, before the id is even looked at
     return store_id(ctx, global_id, "Comment", arg)
 
 
 @strawberry.type
 class CommentsMutation:
-    @strawberry.mutation(description="Comment on a post, or reply to a comment.")
+    @mutation(description="Comment on a post, or reply to a comment.")
     async def add_comment(self, info: Ctx, input: CommentAddInput) -> CommentPayload:
         ctx = info.context
-        ctx.require_viewer()
         post_id = store_id(ctx, input.post_id, "Post", "postId")
         reply_to = _comment_id(ctx, input.reply_to_id, "replyToId") if input.reply_to_id else None
-        return await _payload(lambda: comments.do_add_comment(ctx, post_id, input.text, reply_to))
+        obj = await comments.do_add_comment(ctx.tao, actor(info), post_id, input.text, reply_to)
+        return CommentPayload(comment=Comment.from_record(obj))
 
-    @strawberry.mutation(description="Delete a comment (its author or the post's author), with its replies.")
+    @mutation(description="Delete a comment (its author or the post's author), with its replies.")
     async def delete_comment(self, info: Ctx, input: CommentDeleteInput) -> CommentDeletePayload:
         ctx = info.context
-        cid = _comment_id(ctx, input.comment_id)
-        try:
-            await comments.do_delete_comment(ctx, cid)
-        except UserError as e:
-            return CommentDeletePayload(errors=user_errors(CommentError, e))
+        await comments.do_delete_comment(ctx.tao, actor(info), _comment_id(ctx, input.comment_id))
         return CommentDeletePayload(deleted_comment_id=input.comment_id)
 
-    @strawberry.mutation(description="Like a comment (idempotent).")
+    @mutation(description="Like a comment (idempotent).")
     async def like_comment(self, info: Ctx, input: CommentLikeInput) -> CommentPayload:
         ctx = info.context
-        cid = _comment_id(ctx, input.comment_id)
-        return await _payload(lambda: likes.do_like_comment(ctx, cid))
+        obj = await likes.do_like_comment(ctx.tao, actor(info), _comment_id(ctx, input.comment_id))
+        return CommentPayload(comment=Comment.from_record(obj))
 
-    @strawberry.mutation(description="Take back a like of a comment (idempotent).")
+    @mutation(description="Take back a like of a comment (idempotent).")
     async def unlike_comment(self, info: Ctx, input: CommentUnlikeInput) -> CommentPayload:
         ctx = info.context
-        cid = _comment_id(ctx, input.comment_id)
-        return await _payload(lambda: likes.do_unlike_comment(ctx, cid))
+        obj = await likes.do_unlike_comment(ctx.tao, actor(info), _comment_id(ctx, input.comment_id))
+        return CommentPayload(comment=Comment.from_record(obj))

@@ -9,20 +9,25 @@ from __future__ import annotations
 
 import base64
 import binascii
+from typing import Any
 
 import strawberry
 from strawberry import Info
+from strawberry.permission import BasePermission
 
 from resolvers.context import RequestContext
-from resolvers.errors import BadInputError, PermissionDeniedError, UserError
+from resolvers.errors import BadInputError, PermissionDeniedError
 from resolvers.feed import service
 from resolvers.feed.sessions import FeedCursor
-from schema.errors import Error, user_errors
+from schema.errors import Error
+from schema.mutations import actor, mutation
 from schema.posts import Post
 from schema.relay import PageInfo, from_global_id
 
 Ctx = Info[RequestContext, None]
-FeedMode = strawberry.enum(service.FeedMode, description="RANKED (default) or newest first.")
+# The domain's enum is the GraphQL enum: strawberry.enum marks the class in place (the alias stays a type).
+FeedMode = service.FeedMode
+strawberry.enum(service.FeedMode, description="RANKED (default) or newest first.")
 
 
 def encode_feed_cursor(c: FeedCursor) -> str:
@@ -54,6 +59,18 @@ class FeedScore:
     seen: bool
 
 
+class MaySeeFeedScores(BasePermission):
+    """The page was made for a viewer the domain lets see ranking scores (`service.debug_allowed`)."""
+
+    message = service.SCORES_FORBIDDEN
+
+    def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
+        return bool(source.debug_allowed)
+
+    def on_unauthorized(self) -> None:
+        raise PermissionDeniedError(self.message)
+
+
 @strawberry.type
 class FeedEdge:
     cursor: str
@@ -62,10 +79,9 @@ class FeedEdge:
     debug_allowed: strawberry.Private[bool]
 
     @strawberry.field(description="The ranking's score and its components. FORBIDDEN unless the server runs in "
-                                  "debug mode or your account has the developer flag; null in CHRONOLOGICAL mode.")
+                                  "debug mode or your account has the developer flag; null in CHRONOLOGICAL mode.",
+                      permission_classes=[MaySeeFeedScores])
     def debug(self) -> FeedScore | None:
-        if not self.debug_allowed:
-            raise PermissionDeniedError("Feed scores are for developers: ask for the developer flag on your account.")
         return FeedScore(**self.scores) if self.scores else None
 
 
@@ -91,21 +107,17 @@ class FeedConnection:
 async def user_feed(info: Ctx, user_id: int, first: int, after: str | None, feed_mode: service.FeedMode
                     ) -> FeedConnection:
     """`User.feed`: only for the viewer's own account."""
-    ctx = info.context
-    if ctx.require_viewer() != user_id:
-        raise PermissionDeniedError("Only the account itself can read its home feed: use `viewer { feed }`.")
-    page = await service.home_feed(ctx, first, decode_feed_cursor(after), feed_mode)
-    viewer = await ctx.loaders.object_by_id.load(user_id)
-    allowed = service.debug_allowed(ctx, viewer)
+    page = await service.user_home_feed(info.context, user_id, first, decode_feed_cursor(after), feed_mode)
     edges = [FeedEdge(cursor=encode_feed_cursor(i.cursor), node=Post.from_record(i.post), scores=i.debug,
-                      debug_allowed=allowed) for i in page.items]
+                      debug_allowed=page.debug_allowed) for i in page.items]
     return FeedConnection(edges=edges, page=page, page_info=PageInfo(
         has_next_page=page.has_next, has_previous_page=page.has_previous,
         start_cursor=edges[0].cursor if edges else None,
         end_cursor=encode_feed_cursor(page.end_cursor) if page.end_cursor else None))
 
 
-FeedErrorCode = strawberry.enum(service.FeedErrorCode)
+FeedErrorCode = service.FeedErrorCode
+strawberry.enum(service.FeedErrorCode)
 
 
 @strawberry.type
@@ -128,13 +140,10 @@ class ProfileVisitRecordPayload:
 
 @strawberry.type
 class FeedMutation:
-    @strawberry.mutation(description="Record that the viewer opened a profile (a feed ranking signal). Cheap; "
-                                     "repeated visits within 10 minutes are one.")
+    @mutation(description="Record that the viewer opened a profile (a feed ranking signal). Cheap; "
+                          "repeated visits within 10 minutes are one.")
     async def record_profile_visit(self, info: Ctx, input: ProfileVisitRecordInput) -> ProfileVisitRecordPayload:
         ctx = info.context
         _, user_id = from_global_id(input.user_id, ctx.tao.n_shards, "User", "userId")
-        try:
-            await service.do_record_profile_visit(ctx, user_id)
-        except UserError as e:
-            return ProfileVisitRecordPayload(errors=user_errors(ProfileVisitError, e))
+        await service.do_record_profile_visit(ctx.tao, actor(info), user_id)
         return ProfileVisitRecordPayload(ok=True)

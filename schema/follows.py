@@ -14,12 +14,14 @@ from strawberry import Info
 
 from resolvers import follows, users
 from resolvers.context import RequestContext
-from resolvers.errors import UserError
-from schema.errors import Error, user_errors
+from schema.errors import Error
+from schema.mutations import actor, mutation
 from schema.relay import from_global_id
 from schema.users import FollowStatus, User
 
-FollowErrorCode = strawberry.enum(follows.FollowErrorCode)
+# The domain's enum is the GraphQL enum: strawberry.enum marks the class in place (the alias stays a type).
+FollowErrorCode = follows.FollowErrorCode
+strawberry.enum(follows.FollowErrorCode)
 Ctx = Info[RequestContext, None]
 
 
@@ -77,14 +79,10 @@ class FollowPayload:
     errors: list[FollowError] = strawberry.field(default_factory=list)
 
 
-async def _run(info: Ctx, user_global_id: str, action: Callable[[RequestContext, int], Awaitable[Any]]) -> FollowPayload:
+async def _run(info: Ctx, user_global_id: str, action: Callable[..., Awaitable[Any]]) -> FollowPayload:
     ctx = info.context
-    ctx.require_viewer()  # anonymous: a top-level error, before the id is even looked at
     _, user_id = from_global_id(user_global_id, ctx.settings.store.logical_shards, expected="User", arg="userId")
-    try:
-        await action(ctx, user_id)
-    except UserError as e:
-        return FollowPayload(errors=user_errors(FollowError, e))
+    await action(ctx.tao, actor(info), user_id)
     obj = await users.get_user(ctx, user_id)
     return FollowPayload(
         user=User.from_record(obj) if obj is not None else None,
@@ -94,34 +92,34 @@ async def _run(info: Ctx, user_global_id: str, action: Callable[[RequestContext,
 
 @strawberry.type
 class FollowsMutation:
-    @strawberry.mutation(description="Follow a public account; for a private one, send a follow request (status REQUESTED).")
+    @mutation(description="Follow a public account; for a private one, send a follow request (status REQUESTED).")
     async def follow(self, info: Ctx, input: UserFollowInput) -> FollowPayload:
-        return await _run(info, input.user_id, follows.do_follow)
+        return await _run(info, input.user_id, follows.do_follow_user)
 
-    @strawberry.mutation
+    @mutation()
     async def unfollow(self, info: Ctx, input: UserUnfollowInput) -> FollowPayload:
-        return await _run(info, input.user_id, follows.do_unfollow)
+        return await _run(info, input.user_id, follows.do_unfollow_user)
 
-    @strawberry.mutation
+    @mutation()
     async def approve_follow_request(self, info: Ctx, input: FollowRequestApproveInput) -> FollowPayload:
         return await _run(info, input.user_id, follows.do_approve_follow_request)
 
-    @strawberry.mutation
+    @mutation()
     async def reject_follow_request(self, info: Ctx, input: FollowRequestRejectInput) -> FollowPayload:
         return await _run(info, input.user_id, follows.do_reject_follow_request)
 
-    @strawberry.mutation(description="Block: removes follows both ways; each disappears from the other's view everywhere.")
+    @mutation(description="Block: removes follows both ways; each disappears from the other's view everywhere.")
     async def block(self, info: Ctx, input: UserBlockInput) -> FollowPayload:
-        return await _run(info, input.user_id, follows.do_block)
+        return await _run(info, input.user_id, follows.do_block_user)
 
-    @strawberry.mutation
+    @mutation()
     async def unblock(self, info: Ctx, input: UserUnblockInput) -> FollowPayload:
-        return await _run(info, input.user_id, follows.do_unblock)
+        return await _run(info, input.user_id, follows.do_unblock_user)
 
-    @strawberry.mutation
+    @mutation()
     async def mute(self, info: Ctx, input: UserMuteInput) -> FollowPayload:
-        return await _run(info, input.user_id, follows.do_mute)
+        return await _run(info, input.user_id, follows.do_mute_user)
 
-    @strawberry.mutation
+    @mutation()
     async def unmute(self, info: Ctx, input: UserUnmuteInput) -> FollowPayload:
-        return await _run(info, input.user_id, follows.do_unmute)
+        return await _run(info, input.user_id, follows.do_unmute_user)

@@ -17,13 +17,16 @@ from media_pipeline import PartUrl
 from resolvers import media, records
 from resolvers.context import RequestContext
 from resolvers.errors import UserError
-from schema.errors import Error, user_errors
+from schema.errors import Error
+from schema.mutations import actor, mutation
 from schema.relay import Node, register_node, to_global_id
 
 Ctx = Info[RequestContext, None]
-MediaErrorCode = strawberry.enum(media.MediaErrorCode)
-MediaStatus = strawberry.enum(
-    records.MediaStatus,
+# The domain's enum is the GraphQL enum: strawberry.enum marks the class in place (the alias stays a type).
+MediaErrorCode = media.MediaErrorCode
+strawberry.enum(media.MediaErrorCode)
+MediaStatus = records.MediaStatus
+strawberry.enum(records.MediaStatus,
     description="UPLOADING until `completeUpload`, PROCESSING until its variants exist, then READY or FAILED.")
 
 
@@ -196,26 +199,30 @@ class MediaQuery:
                             error=st.error, media=Media.from_record(obj))
 
 
+def _already_completed(e: UserError) -> dict:
+    """ALREADY_COMPLETED carries the media the first call made (`UserError.media`)."""
+    done = getattr(e, "media", None)
+    return {"media": Media.from_record(done) if done else None}
+
+
 @strawberry.type
 class MediaMutation:
-    @strawberry.mutation(description="Start uploading a photo or video: returns signed URLs to PUT its parts to.")
+    @mutation(description="Start uploading a photo or video: returns signed URLs to PUT its parts to.")
     async def start_upload(self, info: Ctx, input: UploadStartInput) -> UploadStartPayload:
-        try:
-            obj, ticket = await media.do_start_upload(info.context, input.kind.value, input.byte_size, input.content_type,
-                                                      input.sha256, input.part_sha256s)
-        except UserError as e:
-            return UploadStartPayload(errors=user_errors(MediaError, e))
+        ctx = info.context
+        obj, ticket = await media.do_start_upload(ctx.tao, actor(info), input.kind.value, input.byte_size,
+                                                  input.content_type, input.sha256, input.part_sha256s,
+                                                  services=ctx.media)
         upload = Upload(id=strawberry.ID(ticket.upload_id), part_size=ticket.part_size,
                         parts=[UploadPart.from_part(p) for p in ticket.parts])
         return UploadStartPayload(upload=upload, media=Media.from_record(obj))
 
-    @strawberry.mutation(description="Finish an upload once every part is stored: verifies it and starts processing. "
-                                     "A second call answers ALREADY_COMPLETED with the same media.")
+    @mutation(description="Finish an upload once every part is stored: verifies it and starts processing. "
+                          "A second call answers ALREADY_COMPLETED with the same media.",
+              on_error=_already_completed)
     async def complete_upload(self, info: Ctx, input: UploadCompleteInput) -> UploadCompletePayload:
-        try:
-            focal = (input.focal_point.x, input.focal_point.y) if input.focal_point else None
-            obj = await media.do_complete_upload(info.context, str(input.upload_id), input.share_location, focal)
-        except UserError as e:
-            done = getattr(e, "media", None)
-            return UploadCompletePayload(media=Media.from_record(done) if done else None, errors=user_errors(MediaError, e))
+        ctx = info.context
+        focal = (input.focal_point.x, input.focal_point.y) if input.focal_point else None
+        obj = await media.do_complete_upload(ctx.tao, actor(info), str(input.upload_id), input.share_location,
+                                             focal, services=ctx.media)
         return UploadCompletePayload(media=Media.from_record(obj))

@@ -6,19 +6,19 @@ Each takes one `input` and returns a payload with the result and typed `errors` 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
 import strawberry
 from strawberry import Info
 
 from resolvers.context import RequestContext
-from resolvers.errors import UserError
 from resolvers.messages import actions, model, send, threads
-from schema.errors import Error, user_errors
+from schema.errors import Error
 from schema.messages import Message, Thread
+from schema.mutations import actor, mutation
 from schema.posts import store_id
 
-MessageErrorCode = strawberry.enum(model.MessageErrorCode)
+# The domain's enum is the GraphQL enum: strawberry.enum marks the class in place (the alias stays a type).
+MessageErrorCode = model.MessageErrorCode
+strawberry.enum(model.MessageErrorCode)
 Ctx = Info[RequestContext, None]
 
 
@@ -31,6 +31,10 @@ class MessageError(Error):
 
 def _id(ctx: RequestContext, global_id: strawberry.ID | None, typename: str, arg: str) -> int | None:
     return None if global_id is None else store_id(ctx, global_id, typename, arg)
+
+
+def _thread_id(ctx: RequestContext, global_id: strawberry.ID) -> int:
+    return store_id(ctx, global_id, "Thread", "threadId")
 
 
 @strawberry.input(description="Exactly one of `threadId` (an existing conversation) or `recipientIds` (one user: your "
@@ -143,129 +147,108 @@ class MessageUnsendPayload:
     errors: list[MessageError] = strawberry.field(default_factory=list)
 
 
-async def _thread_payload(ctx: RequestContext, action: Callable[[], Awaitable[object]], thread_id: int | None) -> ThreadPayload:
-    try:
-        result = await action()
-    except UserError as e:
-        return ThreadPayload(errors=user_errors(MessageError, e))
-    tid = getattr(result, "id", thread_id)
-    obj = await ctx.loaders.object_by_id.load(tid) if tid is not None else None
+async def _thread_payload(ctx: RequestContext, thread_id: int | None) -> ThreadPayload:
+    """The payload of a thread mutation: the thread as the viewer sees it now (null once left)."""
+    obj = await ctx.loaders.object_by_id.load(thread_id) if thread_id is not None else None
     return ThreadPayload(thread=Thread.from_record(obj) if model.is_thread(obj) else None)
-
-
-async def _message_payload(action: Callable[[], Awaitable[object]]) -> MessagePayload:
-    try:
-        msg = await action()
-    except UserError as e:
-        return MessagePayload(errors=user_errors(MessageError, e))
-    return MessagePayload(message=Message.from_record(msg))
 
 
 @strawberry.type
 class MessagesMutation:
-    @strawberry.mutation(description="Send a message. Idempotent by `clientMessageId`.")
+    @mutation(description="Send a message. Idempotent by `clientMessageId`.")
     async def send_message(self, info: Ctx, input: MessageSendInput) -> MessageSendPayload:
         ctx = info.context
-        ctx.require_viewer()
-        recipients = None if input.recipient_ids is None else [_id(ctx, u, "User", "recipientIds") for u in input.recipient_ids]
-        try:
-            msg = await send.do_send_message(
-                ctx, client_id=input.client_message_id, thread_id=_id(ctx, input.thread_id, "Thread", "threadId"),
-                recipient_ids=recipients, text=input.text, post_id=_id(ctx, input.post_id, "Post", "postId"),
-                media_id=_id(ctx, input.media_id, "Media", "mediaId"), voice=input.voice,
-                reply_to=_id(ctx, input.reply_to_id, "Message", "replyToId"))
-        except UserError as e:
-            return MessageSendPayload(errors=user_errors(MessageError, e))
+        recipients = None if input.recipient_ids is None else [store_id(ctx, u, "User", "recipientIds")
+                                                               for u in input.recipient_ids]
+        msg = await send.do_send_message(
+            ctx.tao, actor(info), client_id=input.client_message_id,
+            thread_id=_id(ctx, input.thread_id, "Thread", "threadId"), recipient_ids=recipients, text=input.text,
+            post_id=_id(ctx, input.post_id, "Post", "postId"), media_id=_id(ctx, input.media_id, "Media", "mediaId"),
+            voice=input.voice, reply_to=_id(ctx, input.reply_to_id, "Message", "replyToId"))
         obj = await ctx.loaders.object_by_id.load(msg.thread)
         return MessageSendPayload(message=Message.from_record(msg), thread=Thread.from_record(obj) if obj else None)
 
-    @strawberry.mutation(description="Start a group conversation (you and up to 31 others).")
+    @mutation(description="Start a group conversation (you and up to 31 others).")
     async def create_group_thread(self, info: Ctx, input: ThreadCreateInput) -> ThreadPayload:
         ctx = info.context
-        ctx.require_viewer()
-        users = [_id(ctx, u, "User", "userIds") for u in input.user_ids]
-        return await _thread_payload(ctx, lambda: threads.do_create_group(ctx, users, input.name), None)
+        users = [store_id(ctx, u, "User", "userIds") for u in input.user_ids]
+        thread = await threads.do_create_group_thread(ctx.tao, actor(info), users, input.name)
+        return await _thread_payload(ctx, thread.id)
 
-    @strawberry.mutation
+    @mutation()
     async def add_thread_members(self, info: Ctx, input: ThreadAddMembersInput) -> ThreadPayload:
         ctx = info.context
-        ctx.require_viewer()
-        tid = _id(ctx, input.thread_id, "Thread", "threadId")
-        users = [_id(ctx, u, "User", "userIds") for u in input.user_ids]
-        return await _thread_payload(ctx, lambda: threads.do_add_members(ctx, tid, users), tid)
+        tid = _thread_id(ctx, input.thread_id)
+        users = [store_id(ctx, u, "User", "userIds") for u in input.user_ids]
+        thread = await threads.do_add_thread_members(ctx.tao, actor(info), tid, users)
+        return await _thread_payload(ctx, thread.id)
 
-    @strawberry.mutation(description="Leave a group; it leaves your inbox.")
+    @mutation(description="Leave a group; it leaves your inbox.")
     async def leave_thread(self, info: Ctx, input: ThreadLeaveInput) -> ThreadPayload:
         ctx = info.context
-        ctx.require_viewer()
-        tid = _id(ctx, input.thread_id, "Thread", "threadId")
-        return await _thread_payload(ctx, lambda: threads.do_leave_thread(ctx, tid), None)
+        await threads.do_leave_thread(ctx.tao, actor(info), _thread_id(ctx, input.thread_id))
+        return ThreadPayload()
 
-    @strawberry.mutation
+    @mutation()
     async def rename_thread(self, info: Ctx, input: ThreadRenameInput) -> ThreadPayload:
         ctx = info.context
-        ctx.require_viewer()
-        tid = _id(ctx, input.thread_id, "Thread", "threadId")
-        return await _thread_payload(ctx, lambda: threads.do_rename_thread(ctx, tid, input.name), tid)
+        thread = await threads.do_rename_thread(ctx.tao, actor(info), _thread_id(ctx, input.thread_id),
+                                                input.name)
+        return await _thread_payload(ctx, thread.id)
 
-    @strawberry.mutation(description="Mute (or unmute) a conversation: no notifications; it stays in your inbox.")
+    @mutation(description="Mute (or unmute) a conversation: no notifications; it stays in your inbox.")
     async def mute_thread(self, info: Ctx, input: ThreadMuteInput) -> ThreadPayload:
         ctx = info.context
-        ctx.require_viewer()
-        tid = _id(ctx, input.thread_id, "Thread", "threadId")
-        return await _thread_payload(ctx, lambda: threads.do_mute_thread(ctx, tid, input.muted), tid)
+        thread = await threads.do_mute_thread(ctx.tao, actor(info), _thread_id(ctx, input.thread_id),
+                                              input.muted)
+        return await _thread_payload(ctx, thread.id)
 
-    @strawberry.mutation(description="Move a message request to your inbox.")
+    @mutation(description="Move a message request to your inbox.")
     async def accept_message_request(self, info: Ctx, input: MessageRequestAcceptInput) -> ThreadPayload:
         ctx = info.context
-        ctx.require_viewer()
-        tid = _id(ctx, input.thread_id, "Thread", "threadId")
-        return await _thread_payload(ctx, lambda: threads.do_accept_request(ctx, tid), tid)
+        thread = await threads.do_accept_message_request(ctx.tao, actor(info), _thread_id(ctx, input.thread_id))
+        return await _thread_payload(ctx, thread.id)
 
-    @strawberry.mutation(description="Decline a message request (optionally blocking its sender). The sender is not told.")
+    @mutation(description="Decline a message request (optionally blocking its sender). The sender is not told.")
     async def decline_message_request(self, info: Ctx, input: MessageRequestDeclineInput) -> ThreadPayload:
         ctx = info.context
-        ctx.require_viewer()
-        tid = _id(ctx, input.thread_id, "Thread", "threadId")
-        return await _thread_payload(ctx, lambda: threads.do_decline_request(ctx, tid, input.block), None)
+        await threads.do_decline_message_request(ctx.tao, actor(info), _thread_id(ctx, input.thread_id),
+                                                 input.block)
+        return ThreadPayload()
 
-    @strawberry.mutation(description="Mark messages read up to `upTo` (default: all): others see you in `seenBy`.")
+    @mutation(description="Mark messages read up to `upTo` (default: all): others see you in `seenBy`.")
     async def mark_thread_read(self, info: Ctx, input: ThreadMarkReadInput) -> ThreadPayload:
         ctx = info.context
-        ctx.require_viewer()
-        tid = _id(ctx, input.thread_id, "Thread", "threadId")
+        tid = _thread_id(ctx, input.thread_id)
         up_to = _id(ctx, input.up_to, "Message", "upTo")
-        return await _thread_payload(ctx, lambda: actions.do_mark_thread_read(ctx, tid, up_to), tid)
+        thread = await actions.do_mark_thread_read(ctx.tao, actor(info), tid, up_to)
+        return await _thread_payload(ctx, thread.id)
 
-    @strawberry.mutation(description="React to a message with one emoji (replacing yours), or remove yours with null.")
+    @mutation(description="React to a message with one emoji (replacing yours), or remove yours with null.")
     async def react_to_message(self, info: Ctx, input: MessageReactInput) -> MessagePayload:
         ctx = info.context
-        ctx.require_viewer()
-        mid = _id(ctx, input.message_id, "Message", "messageId")
-        return await _message_payload(lambda: actions.do_react(ctx, mid, input.emoji))
+        mid = store_id(ctx, input.message_id, "Message", "messageId")
+        msg = await actions.do_react_to_message(ctx.tao, actor(info), mid, input.emoji)
+        return MessagePayload(message=Message.from_record(msg))
 
-    @strawberry.mutation(description="Edit the text of your own text message (members see `editedAt`).")
+    @mutation(description="Edit the text of your own text message (members see `editedAt`).")
     async def edit_message(self, info: Ctx, input: MessageEditInput) -> MessagePayload:
         ctx = info.context
-        ctx.require_viewer()
-        mid = _id(ctx, input.message_id, "Message", "messageId")
-        return await _message_payload(lambda: actions.do_edit(ctx, mid, input.text))
+        mid = store_id(ctx, input.message_id, "Message", "messageId")
+        msg = await actions.do_edit_message(ctx.tao, actor(info), mid, input.text)
+        return MessagePayload(message=Message.from_record(msg))
 
-    @strawberry.mutation(description="Unsend your message: it is removed for everyone, on every device.")
+    @mutation(description="Unsend your message: it is removed for everyone, on every device.")
     async def unsend_message(self, info: Ctx, input: MessageUnsendInput) -> MessageUnsendPayload:
         ctx = info.context
-        ctx.require_viewer()
-        mid = _id(ctx, input.message_id, "Message", "messageId")
-        try:
-            tid = await actions.do_unsend(ctx, mid)
-        except UserError as e:
-            return MessageUnsendPayload(errors=user_errors(MessageError, e))
+        mid = store_id(ctx, input.message_id, "Message", "messageId")
+        tid = await actions.do_unsend_message(ctx.tao, actor(info), mid)
         obj = await ctx.loaders.object_by_id.load(tid)
         return MessageUnsendPayload(unsent_message_id=input.message_id, thread=Thread.from_record(obj) if obj else None)
 
-    @strawberry.mutation(description="Tell the other members you are typing (or stopped). Never stored.")
+    @mutation(description="Tell the other members you are typing (or stopped). Never stored.")
     async def set_typing(self, info: Ctx, input: ThreadTypingInput) -> ThreadPayload:
         ctx = info.context
-        ctx.require_viewer()
-        tid = _id(ctx, input.thread_id, "Thread", "threadId")
-        return await _thread_payload(ctx, lambda: actions.do_set_typing(ctx, tid, input.typing), tid)
+        thread = await actions.do_set_typing(ctx.tao, actor(info), _thread_id(ctx, input.thread_id),
+                                             input.typing)
+        return await _thread_payload(ctx, thread.id)

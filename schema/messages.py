@@ -20,6 +20,7 @@ from resolvers.messages import model, reads
 from resolvers.messages.model import Message as MessageRecord
 from resolvers.messages.model import Thread as ThreadRecord
 from schema.media import Media
+from schema.mutations import authenticated_field
 from schema.posts import Post, store_id, timestamp
 from schema.relay import Connection, Node, connection_from_page, decode_cursor, register_node, to_global_id
 from schema.users import User
@@ -166,13 +167,11 @@ class Inbox:
 
 @strawberry.type
 class MessagesQuery:
-    @strawberry.field(description="Your inbox (you must be logged in).")
+    @authenticated_field(description="Your inbox (you must be logged in).")
     def inbox(self, info: Ctx) -> Inbox:
-        info.context.require_viewer()
         return Inbox()
 
-    @strawberry.field(description="A conversation you are in; null for any other id.")
+    @authenticated_field(description="A conversation you are in; null for any other id.")
     async def thread(self, info: Ctx, id: strawberry.ID) -> Thread | None:
-        info.context.require_viewer()
         obj = await privacy.load_visible_object(info.context, store_id(info.context, id, "Thread", "id"))
         return Thread.from_record(obj) if model.is_thread(obj) else None

@@ -8,7 +8,6 @@ field. A `Post` is only built from an object privacy let through.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -17,8 +16,8 @@ from strawberry import Info
 
 from resolvers import comments, hashtags, likes, locations, media, posts, records
 from resolvers.context import RequestContext
-from resolvers.errors import UserError
-from schema.errors import Error, user_errors
+from schema.errors import Error
+from schema.mutations import actor, mutation
 from schema.media import Media
 from schema.relay import Connection, First, Node, connection_from_page, decode_cursor, from_global_id, register_node, to_global_id
 from schema.users import User
@@ -26,8 +25,11 @@ from schema.users import User
 if TYPE_CHECKING:
     from schema.comments import Comment
 
-PostErrorCode = strawberry.enum(posts.PostErrorCode)
-PostStatus = strawberry.enum(records.PostStatus, description="VISIBLE; PROCESSING while its media are not ready; FAILED if one of them failed (the media's `failureReason` says why). Only the author sees a PROCESSING or FAILED post.")
+# The domain's enum is the GraphQL enum: strawberry.enum marks the class in place (the alias stays a type).
+PostErrorCode = posts.PostErrorCode
+strawberry.enum(posts.PostErrorCode)
+PostStatus = records.PostStatus
+strawberry.enum(records.PostStatus, description="VISIBLE; PROCESSING while its media are not ready; FAILED if one of them failed (the media's `failureReason` says why). Only the author sees a PROCESSING or FAILED post.")
 
 Ctx = Info[RequestContext, None]
 LazyComment = Annotated["Comment", strawberry.lazy("schema.comments")]
@@ -211,14 +213,6 @@ class PostDeletePayload:
     errors: list[PostError] = strawberry.field(default_factory=list)
 
 
-async def _post_payload(action: Callable[[], Awaitable[records.Post]]) -> PostPayload:
-    try:
-        obj = await action()
-    except UserError as e:
-        return PostPayload(errors=user_errors(PostError, e))
-    return PostPayload(post=Post.from_record(obj))
-
-
 @strawberry.type
 class PostsQuery:
     @strawberry.field(description="The hashtag with this name (`#` optional, any case), or null if no post you may see uses it.")
@@ -234,45 +228,38 @@ class PostsQuery:
 
 @strawberry.type
 class PostsMutation:
-    @strawberry.mutation(description="Publish a post. With media still processing it stays PROCESSING (seen only by you) until they are ready.")
+    @mutation(description="Publish a post. With media still processing it stays PROCESSING (seen only by you) until they are ready.")
     async def create_post(self, info: Ctx, input: PostCreateInput) -> PostPayload:
         ctx = info.context
-        ctx.require_viewer()
         media = [store_id(ctx, m, "Media", "mediaIds") for m in input.media_ids]
         loc_id = store_id(ctx, input.location_id, "Location", "locationId") if input.location_id else None
         loc: Any = input.location
-        return await _post_payload(lambda: posts.do_create_post(
-            ctx, input.caption, media, location_id=loc_id, location_name=loc.name if loc else None,
-            latitude=loc.latitude if loc else None, longitude=loc.longitude if loc else None))
+        obj = await posts.do_create_post(
+            ctx.tao, actor(info), input.caption, media, location_id=loc_id,
+            location_name=loc.name if loc else None, latitude=loc.latitude if loc else None,
+            longitude=loc.longitude if loc else None)
+        return PostPayload(post=Post.from_record(obj))
 
-    @strawberry.mutation(description="Change a post's caption (author only); hashtags and mentions follow.")
+    @mutation(description="Change a post's caption (author only); hashtags and mentions follow.")
     async def edit_post(self, info: Ctx, input: PostEditInput) -> PostPayload:
         ctx = info.context
-        ctx.require_viewer()
         pid = store_id(ctx, input.post_id, "Post", "postId")
-        return await _post_payload(lambda: posts.do_edit_post(ctx, pid, input.caption))
+        return PostPayload(post=Post.from_record(await posts.do_edit_post(ctx.tao, actor(info), pid, input.caption)))
 
-    @strawberry.mutation(description="Delete a post (author only), with its likes and comments.")
+    @mutation(description="Delete a post (author only), with its likes and comments.")
     async def delete_post(self, info: Ctx, input: PostDeleteInput) -> PostDeletePayload:
         ctx = info.context
-        ctx.require_viewer()
-        pid = store_id(ctx, input.post_id, "Post", "postId")
-        try:
-            await posts.do_delete_post(ctx, pid)
-        except UserError as e:
-            return PostDeletePayload(errors=user_errors(PostError, e))
+        await posts.do_delete_post(ctx.tao, actor(info), store_id(ctx, input.post_id, "Post", "postId"))
         return PostDeletePayload(deleted_post_id=input.post_id)
 
-    @strawberry.mutation(description="Like a post (idempotent).")
+    @mutation(description="Like a post (idempotent).")
     async def like_post(self, info: Ctx, input: PostLikeInput) -> PostPayload:
         ctx = info.context
-        ctx.require_viewer()
         pid = store_id(ctx, input.post_id, "Post", "postId")
-        return await _post_payload(lambda: likes.do_like_post(ctx, pid))
+        return PostPayload(post=Post.from_record(await likes.do_like_post(ctx.tao, actor(info), pid)))
 
-    @strawberry.mutation(description="Take back a like (idempotent).")
+    @mutation(description="Take back a like (idempotent).")
     async def unlike_post(self, info: Ctx, input: PostUnlikeInput) -> PostPayload:
         ctx = info.context
-        ctx.require_viewer()
         pid = store_id(ctx, input.post_id, "Post", "postId")
-        return await _post_payload(lambda: likes.do_unlike_post(ctx, pid))
+        return PostPayload(post=Post.from_record(await likes.do_unlike_post(ctx.tao, actor(info), pid)))

@@ -7,22 +7,29 @@ batches). A `User` is only ever built from an object that privacy let through.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 from strawberry import Info
 
 from resolvers import follows, records, users
 from resolvers.context import RequestContext
-from resolvers.errors import UserError
 from resolvers.feed.service import FeedMode as FeedModeValue
 from schema.cost import register_field_cost
-from schema.errors import Error, user_errors
+from schema.errors import Error
+from schema.mutations import actor, mutation
 from schema.relay import (Connection, First, Node, connection_from_page, decode_cursor, from_global_id, register_node,
                           to_global_id)
 
-FollowStatus = strawberry.enum(follows.FollowStatus, description="How the viewer follows a user.")
-ProfileErrorCode = strawberry.enum(users.ProfileErrorCode)
+if TYPE_CHECKING:  # lazy at run time (schema.posts and schema.feed import this module)
+    from schema.feed import FeedConnection
+    from schema.posts import Post
+
+# The domain's enum is the GraphQL enum: strawberry.enum marks the class in place (the alias stays a type).
+FollowStatus = follows.FollowStatus
+strawberry.enum(follows.FollowStatus, description="How the viewer follows a user.")
+ProfileErrorCode = users.ProfileErrorCode
+strawberry.enum(users.ProfileErrorCode)
 
 Ctx = Info[RequestContext, None]
 
@@ -192,19 +199,17 @@ class UsersQuery:
 
 @strawberry.type
 class UsersMutation:
-    @strawberry.mutation(description="Change the viewer's profile.")
+    @mutation(description="Change the viewer's profile.")
     async def update_profile(self, info: Ctx, input: ProfileUpdateInput) -> ProfileUpdatePayload:
+        ctx = info.context
         picture = None
-        if input.profile_picture_id is not None:
-            picture = from_global_id(input.profile_picture_id, info.context.settings.store.logical_shards,
+        if input.profile_picture_id is not None:  # an empty string: remove the picture
+            picture = from_global_id(input.profile_picture_id, ctx.settings.store.logical_shards,
                                      expected="Media", arg="profilePictureId")[1] if input.profile_picture_id else 0
-        try:
-            obj = await users.do_update_profile(
-                info.context, username=input.username, full_name=input.full_name, bio=input.bio,
-                website=input.website, is_private=input.is_private, profile_picture_id=picture,
-            )
-        except UserError as e:
-            return ProfileUpdatePayload(errors=user_errors(ProfileError, e))
+        obj = await users.do_update_profile(
+            ctx.tao, actor(info), username=input.username, full_name=input.full_name, bio=input.bio,
+            website=input.website, is_private=input.is_private, profile_picture_id=picture,
+        )
         return ProfileUpdatePayload(user=User.from_record(obj))
 
 

@@ -17,6 +17,7 @@ viewer's shard, skipped when the last visit is younger than VISIT_RESOLUTION_MS.
 from __future__ import annotations
 
 from config import FeedSettings
+from resolvers.job_context import JobContext
 from resolvers.records import User, record_of
 from tao import Tao
 from tao.models import now_ms
@@ -52,9 +53,10 @@ async def touch_active(tao: Tao, user: User, settings: FeedSettings) -> User:
                                           jobs=[("feed.rebuild", {"viewer": user.id, "since": last_active(user)}), trim]))
 
 
-async def trim_job(tao: Tao, payload: dict) -> None:
+async def trim_job(job: JobContext, payload: dict) -> None:
     """Bound a viewer's FEED list (see the module docstring). Idempotent."""
-    s = tao.settings.feed
+    tao = job.tao
+    s = job.settings.feed
     await tao.assoc_trim(payload["viewer"], "FEED", keep=max(s.keep_edges, s.page_candidates),
                          before=now_ms() - int(s.window_days * DAY_MS))
 

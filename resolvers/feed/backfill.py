@@ -30,6 +30,7 @@ from resolvers.edge_data import big_until, feed_edge_data
 from resolvers.feed import big_accounts
 from resolvers.feed.activity import DAY_MS
 from resolvers.feed.fanout import post_time
+from resolvers.job_context import JobContext
 from resolvers.records import Post, record_of
 from tao import Tao
 from tao.models import now_ms
@@ -55,8 +56,9 @@ async def shows_author(tao: Tao, viewer: int, author: int) -> bool:
     return follows is not None and all(e is None for e in shut)
 
 
-async def backfill_job(tao: Tao, payload: dict) -> None:
-    s = tao.settings.feed
+async def backfill_job(job: JobContext, payload: dict) -> None:
+    tao = job.tao
+    s = job.settings.feed
     viewer, author = payload["viewer"], payload["author"]
     if s.backfill_posts <= 0 or not await shows_author(tao, viewer, author):
         return

@@ -25,6 +25,7 @@ from config import FeedSettings
 from resolvers.edge_data import big_until, feed_edge_data
 from resolvers.feed import big_accounts
 from resolvers.feed.activity import DAY_MS
+from resolvers.job_context import JobContext
 from resolvers.records import Post, User, record_of
 from tao import Tao
 from tao.bulk_lists import MAX_BULK, ObjectFilter
@@ -44,12 +45,9 @@ def on_publish(post: Post) -> list[tuple[str, dict]]:
     return [(FANOUT_JOB, {"post": post.id, "author": post.author, "time": post.time, "kind": post.kind.value})]
 
 
-def _settings(tao: Tao) -> FeedSettings:
-    return tao.settings.feed
-
-
-async def fanout_job(tao: Tao, payload: dict) -> None:
-    s = _settings(tao)
+async def fanout_job(job: JobContext, payload: dict) -> None:
+    tao = job.tao
+    s = job.settings.feed
     post_id, author, time = payload["post"], payload["author"], payload["time"]
     obj = (await tao.obj_get([post_id])).get(post_id)
     post = record_of(obj) if obj is not None else None
@@ -87,12 +85,13 @@ async def push_to_followers(tao: Tao, post_id: int, data: dict, time: int, follo
                                        where=ObjectFilter("last_active", since))
 
 
-async def rebuild_job(tao: Tao, payload: dict) -> None:
+async def rebuild_job(job: JobContext, payload: dict) -> None:
     """Refill a returning viewer's FEED list from the recent posts of the accounts they follow
     (big accounts excluded: they are pulled at read time anyway), then clear `feed_rebuild`."""
     from resolvers.feed.candidates import pull_authors  # candidates imports this module's helpers
 
-    s = _settings(tao)
+    tao = job.tao
+    s = job.settings.feed
     viewer = payload["viewer"]
     follows = await tao.assoc_range(viewer, "FOLLOWS", 0, s.rebuild_followings)
     big = {e.id2 for e in await big_accounts.big_account_edges(tao) if big_until(e.data) is None}

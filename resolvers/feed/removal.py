@@ -19,6 +19,7 @@ import asyncio
 
 from resolvers.edge_data import edge_author
 from resolvers.feed.backfill import shows_author
+from resolvers.job_context import JobContext
 from resolvers.records import Post
 from tao import Tao
 
@@ -48,11 +49,13 @@ async def _delete_feed_edges(tao: Tao, keys: list[tuple[int, int]]) -> None:
     await asyncio.gather(*(one(v, p) for v, p in keys))
 
 
-async def remove_posts_job(tao: Tao, payload: dict) -> None:
+async def remove_posts_job(job: JobContext, payload: dict) -> None:
+    tao = job.tao
     await _delete_feed_edges(tao, [(payload["viewer"], p) for p in payload["posts"]])
 
 
-async def remove_author_job(tao: Tao, payload: dict) -> None:
+async def remove_author_job(job: JobContext, payload: dict) -> None:
+    tao = job.tao
     viewer, author = payload["viewer"], payload["author"]
     if await shows_author(tao, viewer, author):
         return  # followed (and unmuted) again since: its backfill owns the list now
@@ -65,8 +68,9 @@ async def remove_author_job(tao: Tao, payload: dict) -> None:
         after = (page[-1].time, page[-1].id2)
 
 
-async def retract_post_job(tao: Tao, payload: dict) -> None:
+async def retract_post_job(job: JobContext, payload: dict) -> None:
     """One page of the author's followers per job, chained like fan-out."""
+    tao = job.tao
     post, author = payload["post"], payload["author"]
     after = tuple(payload["after"]) if payload.get("after") else None
     page = await tao.assoc_time_range(author, "FOLLOWED_BY", limit=SCAN_PAGE, after=after)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from resolvers import privacy
+from resolvers.actor import acting_as
 from resolvers.errors import PermissionDeniedError, UserError
 from resolvers.feed import candidates, ranking
 from resolvers.feed.activity import record_profile_visit, touch_active
@@ -24,6 +25,7 @@ from resolvers.feed.removal import REMOVE_POSTS_JOB
 from resolvers.feed.sessions import FeedCursor, Session, create_session, load_session, record_seen
 from resolvers.pagination import check_first
 from resolvers.records import Post, User
+from tao import Tao
 
 if TYPE_CHECKING:
     from resolvers.context import RequestContext
@@ -52,15 +54,17 @@ class FeedPage:
     end_cursor: FeedCursor | None = None
     has_previous: bool = False
     session: Session | None = None
+    # Whether the viewer may see the ranking scores (`debug_allowed`).
+    debug_allowed: bool = False
+
+
+SCORES_FORBIDDEN = "Feed scores are for developers: ask for the developer flag on your account."
 
 
 def debug_allowed(ctx: RequestContext, viewer: User | None) -> bool:
+    """Whether the viewer may see ranking scores (`SCORES_FORBIDDEN` otherwise): the server runs
+    in debug mode, or their account has the developer flag."""
     return bool(ctx.settings.server.debug or (viewer is not None and viewer.is_developer))
-
-
-def require_debug(ctx: RequestContext, viewer: User | None) -> None:
-    if not debug_allowed(ctx, viewer):
-        raise PermissionDeniedError("Feed scores are for developers: ask for the developer flag on your account.")
 
 
 async def _viewer(ctx: RequestContext) -> User:
@@ -69,6 +73,14 @@ async def _viewer(ctx: RequestContext) -> User:
     if not isinstance(obj, User):
         raise PermissionDeniedError("Your account no longer exists: log in again.")
     return obj
+
+
+async def user_home_feed(ctx: RequestContext, user_id: int, first: int, after: FeedCursor | None,
+                         mode: FeedMode) -> FeedPage:
+    """`User.feed`: the home feed, for the account itself only."""
+    if ctx.require_viewer() != user_id:
+        raise PermissionDeniedError("Only the account itself can read its home feed: use `viewer { feed }`.")
+    return await home_feed(ctx, first, after, mode)
 
 
 async def home_feed(ctx: RequestContext, first: int, after: FeedCursor | None, mode: FeedMode) -> FeedPage:
@@ -104,7 +116,7 @@ async def home_feed(ctx: RequestContext, first: int, after: FeedCursor | None, m
     # starts at `start`), so `endCursor` is always set, as the schema promises.
     return FeedPage(items=items, has_next=start + len(ids) < len(session.ids),
                     end_cursor=(session.id, start + len(ids) - 1, start),
-                    has_previous=after is not None, session=session)
+                    has_previous=after is not None, session=session, debug_allowed=debug_allowed(ctx, viewer))
 
 
 async def _ranked(ctx: RequestContext, viewer: User, mode: FeedMode
@@ -149,8 +161,8 @@ async def new_posts_count(ctx: RequestContext, session: Session) -> int:
     return len(kept)
 
 
-async def do_record_profile_visit(ctx: RequestContext, user_id: int) -> None:
-    viewer = ctx.require_viewer()
-    if await privacy.user_visibility(ctx, user_id) == privacy.Visibility.HIDDEN:
+async def do_record_profile_visit(tao: Tao, actor_id: int, user_id: int) -> None:
+    """Record that the actor opened `user_id`'s profile (an affinity signal for ranking)."""
+    if await privacy.user_visibility(acting_as(tao, actor_id), user_id) == privacy.Visibility.HIDDEN:
         raise UserError(FeedErrorCode.USER_NOT_FOUND, "No such user: check the id.", "userId")
-    await record_profile_visit(ctx.tao, viewer, user_id)
+    await record_profile_visit(tao, actor_id, user_id)

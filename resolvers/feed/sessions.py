@@ -24,6 +24,7 @@ from resolvers.errors import BadInputError
 from resolvers.feed.fanout import post_time
 from resolvers.feed.ranking import COMPONENTS, Scored
 from resolvers.records import Post, register_record
+from resolvers.job_context import JobContext
 from tao import Obj
 from tao.models import now_ms
 
@@ -105,5 +106,6 @@ async def record_seen(ctx: RequestContext, session: Session, cursor: FeedCursor)
         await ctx.tao.assoc_add_many(edges)
 
 
-async def expire_session_job(tao, payload: dict) -> None:
+async def expire_session_job(job: JobContext, payload: dict) -> None:
+    tao = job.tao
     await tao.obj_delete(payload["session"])

@@ -17,12 +17,15 @@ from __future__ import annotations
 import unicodedata
 from typing import TYPE_CHECKING
 
+from resolvers.actor import acting_as
 from resolvers.edge_data import message_sender, reaction_data
 from resolvers.errors import UserError
 from resolvers.messages import events
 from resolvers.messages.access import member_edges, viewer_message, viewer_thread
 from resolvers.messages.model import EMOJI_MAX, TEXT, Message, MessageErrorCode, Thread, cipher
 from resolvers.messages.send import advance_read_marker
+from resolvers.records import record_of
+from tao import Tao
 from tao.models import now_ms
 
 if TYPE_CHECKING:
@@ -33,10 +36,11 @@ async def _member_ids(ctx: RequestContext, thread_id: int) -> list[int]:
     return [a.id2 for a in await member_edges(ctx, thread_id)]
 
 
-async def do_mark_thread_read(ctx: RequestContext, thread_id: int, up_to: int | None) -> Thread:
-    viewer = ctx.require_viewer()
+async def do_mark_thread_read(tao: Tao, actor_id: int, thread_id: int, up_to: int | None) -> Thread:
+    ctx = acting_as(tao, actor_id)
+    viewer = actor_id
     thread = await viewer_thread(ctx, thread_id)
-    newest = await ctx.tao.assoc_range(thread_id, "HAS_MESSAGE", 0, 1)
+    newest = await tao.assoc_range(thread_id, "HAS_MESSAGE", 0, 1)
     if up_to is not None:
         msg = await viewer_message(ctx, up_to, "upTo")
         if msg.thread != thread_id:
@@ -46,17 +50,16 @@ async def do_mark_thread_read(ctx: RequestContext, thread_id: int, up_to: int | 
         cursor = (newest[0].time, newest[0].id2)
     else:
         return thread
-    receipt = events.event(ctx.tao, await _member_ids(ctx, thread_id), events.READ, near=thread_id, thread=thread_id,
+    receipt = events.event(tao, await _member_ids(ctx, thread_id), events.READ, near=thread_id, thread=thread_id,
                            user=viewer, message=cursor[1])
-    moved = await advance_read_marker(ctx.tao, thread_id, viewer, cursor, jobs=events.jobs_of(receipt))
+    moved = await advance_read_marker(tao, thread_id, viewer, cursor, jobs=events.jobs_of(receipt))
     if newest and cursor >= (newest[0].time, newest[0].id2):
-        await ctx.tao.assoc_delete(viewer, "UNREAD_THREAD", thread_id)
-        again = await ctx.tao.assoc_range(thread_id, "HAS_MESSAGE", 0, 1)
+        await tao.assoc_delete(viewer, "UNREAD_THREAD", thread_id)
+        again = await tao.assoc_range(thread_id, "HAS_MESSAGE", 0, 1)
         if again and (again[0].time, again[0].id2) > cursor and message_sender(again[0].data) != viewer:
-            await ctx.tao.assoc_add(viewer, "UNREAD_THREAD", thread_id, time=again[0].time)
+            await tao.assoc_add(viewer, "UNREAD_THREAD", thread_id, time=again[0].time)
     if moved:
-        await receipt.deliver(ctx.tao)
-    ctx.reset_loaders()
+        await receipt.deliver(tao)
     return thread
 
 
@@ -70,27 +73,28 @@ def _check_emoji(emoji: str) -> str:
     return emoji
 
 
-async def do_react(ctx: RequestContext, message_id: int, emoji: str | None) -> Message:
+async def do_react_to_message(tao: Tao, actor_id: int, message_id: int, emoji: str | None) -> Message:
     """Set (or with None, remove) the viewer's reaction to a message: one per member."""
-    viewer = ctx.require_viewer()
+    ctx = acting_as(tao, actor_id)
+    viewer = actor_id
     msg = await viewer_message(ctx, message_id)
     emoji = None if emoji is None else _check_emoji(emoji)
-    ev = events.event(ctx.tao, await _member_ids(ctx, msg.thread), events.REACTION, near=message_id,
+    ev = events.event(tao, await _member_ids(ctx, msg.thread), events.REACTION, near=message_id,
                       thread=msg.thread, message=message_id, user=viewer)
     if emoji is None:
-        changed = await ctx.tao.assoc_delete(message_id, "REACTED_BY", viewer, jobs=events.jobs_of(ev))
+        changed = await tao.assoc_delete(message_id, "REACTED_BY", viewer, jobs=events.jobs_of(ev))
     else:
-        await ctx.tao.assoc_add(message_id, "REACTED_BY", viewer, data=reaction_data(emoji), jobs=events.jobs_of(ev))
+        await tao.assoc_add(message_id, "REACTED_BY", viewer, data=reaction_data(emoji), jobs=events.jobs_of(ev))
         changed = True
     if changed:
-        await ev.deliver(ctx.tao)
-    ctx.loaders.forget_edges((message_id, "REACTED_BY", viewer))
+        await ev.deliver(tao)
     return msg
 
 
-async def do_edit(ctx: RequestContext, message_id: int, text: str) -> Message:
+async def do_edit_message(tao: Tao, actor_id: int, message_id: int, text: str) -> Message:
     """Replace the text of the viewer's own text message (re-sealed under the active key)."""
-    viewer = ctx.require_viewer()
+    ctx = acting_as(tao, actor_id)
+    viewer = actor_id
     msg = await viewer_message(ctx, message_id)
     if msg.sender != viewer:
         raise UserError(MessageErrorCode.NOT_SENDER, "You can only edit your own messages.", "messageId")
@@ -102,35 +106,36 @@ async def do_edit(ctx: RequestContext, message_id: int, text: str) -> Message:
         raise UserError(MessageErrorCode.EMPTY, "A message cannot be empty: unsend it instead.", "text")
     if len(text) > limit:
         raise UserError(MessageErrorCode.TOO_LONG, f"A message is at most {limit} characters: split it.", "text")
-    ev = events.event(ctx.tao, await _member_ids(ctx, msg.thread), events.MESSAGE_EDITED, near=message_id,
+    ev = events.event(tao, await _member_ids(ctx, msg.thread), events.MESSAGE_EDITED, near=message_id,
                       thread=msg.thread, message=message_id)
     body = cipher(ctx.settings.messages).seal(text, msg.thread, msg.sender)
-    obj = await ctx.tao.obj_update(message_id, {"body": body, "edited": now_ms()}, jobs=events.jobs_of(ev))
-    await ev.deliver(ctx.tao)
-    return ctx.loaders.prime_object(obj)
+    obj = await tao.obj_update(message_id, {"body": body, "edited": now_ms()}, jobs=events.jobs_of(ev))
+    await ev.deliver(tao)
+    return record_of(obj)
 
 
-async def do_unsend(ctx: RequestContext, message_id: int) -> int:
+async def do_unsend_message(tao: Tao, actor_id: int, message_id: int) -> int:
     """Remove the viewer's own message for everyone; returns its thread's id."""
-    viewer = ctx.require_viewer()
+    ctx = acting_as(tao, actor_id)
+    viewer = actor_id
     msg = await viewer_message(ctx, message_id)
     if msg.sender != viewer:
         raise UserError(MessageErrorCode.NOT_SENDER, "You can only unsend your own messages.", "messageId")
     # Unlisted first: from here no page shows it; then its reactions and the object itself.
-    await ctx.tao.assoc_delete(msg.thread, "HAS_MESSAGE", message_id)
-    for r in await ctx.tao.assoc_range(message_id, "REACTED_BY", 0, 100):
-        await ctx.tao.assoc_delete(message_id, "REACTED_BY", r.id2)
-    ev = events.event(ctx.tao, await _member_ids(ctx, msg.thread), events.MESSAGE_UNSENT, near=message_id,
+    await tao.assoc_delete(msg.thread, "HAS_MESSAGE", message_id)
+    for r in await tao.assoc_range(message_id, "REACTED_BY", 0, 100):
+        await tao.assoc_delete(message_id, "REACTED_BY", r.id2)
+    ev = events.event(tao, await _member_ids(ctx, msg.thread), events.MESSAGE_UNSENT, near=message_id,
                       thread=msg.thread, message=message_id)
-    if await ctx.tao.obj_delete(message_id, jobs=events.jobs_of(ev)):
-        await ev.deliver(ctx.tao)
-    ctx.reset_loaders()
+    if await tao.obj_delete(message_id, jobs=events.jobs_of(ev)):
+        await ev.deliver(tao)
     return msg.thread
 
 
-async def do_set_typing(ctx: RequestContext, thread_id: int, typing: bool) -> Thread:
-    viewer = ctx.require_viewer()
+async def do_set_typing(tao: Tao, actor_id: int, thread_id: int, typing: bool) -> Thread:
+    ctx = acting_as(tao, actor_id)
+    viewer = actor_id
     thread = await viewer_thread(ctx, thread_id)
     others = [m for m in await _member_ids(ctx, thread_id) if m != viewer]
-    await events.publish_typing(ctx.tao, others, thread_id, viewer, typing)
+    await events.publish_typing(tao, others, thread_id, viewer, typing)
     return thread

@@ -18,14 +18,16 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from resolvers import privacy, realtime
+from resolvers.actor import acting_as
 from resolvers.edge_data import MemberState, message_edge_data
 from resolvers.errors import UserError
+from resolvers.job_context import JobContext
 from resolvers.messages import events, limits
 from resolvers.messages.access import member_edges, viewer_message, viewer_thread
 from resolvers.messages.model import (CLIENT_ID_MAX, CLIENT_KEYS, MEDIA, POST, TEXT, VOICE, Message, MessageErrorCode,
                                       Thread, cipher, is_message, message_data)
-from resolvers.messages.threads import (check_recipients, do_accept_request, do_create_group, do_get_or_create_direct,
-                                        place_in_folders, set_member_state)
+from resolvers.messages.threads import (check_recipients, do_accept_message_request, do_create_group_thread,
+                                        do_get_or_create_direct_thread, place_in_folders, set_member_state)
 from resolvers.records import Media, MediaKind, MediaStatus, record_of
 from tao import Obj, Tao
 
@@ -111,10 +113,11 @@ def _reused() -> UserError:
                      "message, and reuse one only to retry the very same send.", "clientMessageId")
 
 
-async def do_send_message(ctx: RequestContext, *, client_id: str, thread_id: int | None = None,
+async def do_send_message(tao: Tao, actor_id: int, *, client_id: str, thread_id: int | None = None,
                           recipient_ids: list[int] | None = None, text: str | None = None, post_id: int | None = None,
                           media_id: int | None = None, voice: bool = False, reply_to: int | None = None) -> Message:
-    sender = ctx.require_viewer()
+    ctx = acting_as(tao, actor_id)
+    sender = actor_id
     _check_client_id(client_id)
     if (thread_id is None) == (recipient_ids is None):
         raise UserError(MessageErrorCode.THREAD_NOT_FOUND, "Give either `threadId` or `recipientIds`.", "threadId")
@@ -136,15 +139,15 @@ async def do_send_message(ctx: RequestContext, *, client_id: str, thread_id: int
     canonical = _fingerprint_text(target, kind, text, post_id, media_id, reply_to)
     done = await _existing(ctx, sender, client_id, canonical)
     if done is not None:
-        await deliver(ctx.tao, done.id)  # a retry after a crash finishes what the first try began
+        await deliver(tao, done.id)  # a retry after a crash finishes what the first try began
         return done
     requests, new = await limits.split_recipients(ctx, thread.id if thread else None, recipients)
     await limits.check_send_limits(ctx, requests, new)
     if thread is not None and await ctx.loaders.assoc_by_key.load((sender, "DM_REQUESTS", thread.id)) is not None:
-        await do_accept_request(ctx, thread.id)  # replying to a request accepts it
+        await do_accept_message_request(tao, sender, thread.id)  # replying to a request accepts it
     if thread is None:
-        thread = (await do_get_or_create_direct(ctx, recipients[0]) if len(recipients) == 1
-                  else await do_create_group(ctx, recipients, None))
+        thread = (await do_get_or_create_direct_thread(tao, sender, recipients[0]) if len(recipients) == 1
+                  else await do_create_group_thread(tao, sender, recipients, None))
     box = cipher(ctx.settings.messages)
     data = message_data(thread.id, sender, kind, body=box.seal(text, thread.id, sender) if text else None,
                         post=post_id, media=media_id, reply_to=reply_to, client_id=client_id,
@@ -153,24 +156,22 @@ async def do_send_message(ctx: RequestContext, *, client_id: str, thread_id: int
     pending: list[realtime.PendingEvent | events.NoEvent] = []
 
     def jobs(mid: int) -> list[tuple]:  # the message's event commits with the message itself
-        pending[:] = [events.event(ctx.tao, members, events.MESSAGE_NEW, near=thread.id, thread=thread.id, message=mid)]
+        pending[:] = [events.event(tao, members, events.MESSAGE_NEW, near=thread.id, thread=thread.id, message=mid)]
         return [(DELIVER_JOB, {"message": mid}), *events.jobs_of(*pending)]
     if media_id is not None:  # a message's media is seen through the message only (resolvers.media)
-        ctx.loaders.object_by_id.clear(media_id)
-        await ctx.tao.obj_update(media_id, {"dm": True})
-    made = await ctx.tao.obj_add("MESSAGE", data, owner=thread.id, jobs=jobs)
-    if not await ctx.tao.key_claim(CLIENT_KEYS, _client_key(sender, client_id), made):
-        await ctx.tao.obj_delete(made)  # a racing retry won: answer with its message (or refuse)
+        await tao.obj_update(media_id, {"dm": True})
+    made = await tao.obj_add("MESSAGE", data, owner=thread.id, jobs=jobs)
+    if not await tao.key_claim(CLIENT_KEYS, _client_key(sender, client_id), made):
+        await tao.obj_delete(made)  # a racing retry won: answer with its message (or refuse)
         done = await _existing(ctx, sender, client_id, canonical)
         if done is None:
             raise _reused()
         return done
-    await limits.record_send(ctx.tao, sender, requests, new, (await ctx.tao.obj_get([made]))[made].created)
-    await deliver(ctx.tao, made)
+    await limits.record_send(tao, sender, requests, new, (await tao.obj_get([made]))[made].created)
+    await deliver(tao, made)
     for ev in pending:  # published after the message is listed and the folders bumped
-        await ev.deliver(ctx.tao)
-    ctx.reset_loaders()  # the payload reads the thread, folders and counts this send changed
-    return record_of((await ctx.tao.obj_get([made]))[made])
+        await ev.deliver(tao)
+    return record_of((await tao.obj_get([made]))[made])
 
 
 async def deliver(tao: Tao, message_id: int) -> None:
@@ -202,5 +203,6 @@ async def advance_read_marker(tao: Tao, thread_id: int, user_id: int, cursor: tu
     return await set_member_state(tao, thread_id, user_id, read=list(cursor), jobs=jobs)
 
 
-async def deliver_job(tao: Tao, payload: dict) -> None:
+async def deliver_job(job: JobContext, payload: dict) -> None:
+    tao = job.tao
     await deliver(tao, int(payload["message"]))

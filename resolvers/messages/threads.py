@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from resolvers import privacy
+from resolvers.actor import acting_as
 from resolvers.edge_data import MemberState
 from resolvers.errors import UserError
 from resolvers.messages import events
@@ -82,44 +83,44 @@ async def _add_members(tao: Tao, thread_id: int, user_ids: list[int], time: int,
     return new
 
 
-async def do_get_or_create_direct(ctx: RequestContext, other_id: int, field: str = "recipientIds") -> Thread:
+async def do_get_or_create_direct_thread(tao: Tao, actor_id: int, other_id: int, field: str = "recipientIds") -> Thread:
     """The viewer's direct thread with `other_id`, made on first use (a race makes one, not two)."""
-    viewer = ctx.require_viewer()
+    ctx = acting_as(tao, actor_id)
+    viewer = actor_id
     (other,) = await check_recipients(ctx, [other_id], field)
     lo, hi = sorted((viewer, other))
     key = f"{lo}:{hi}"
-    thread_id = (await ctx.tao.key_get_many(PAIR_KEYS, [key])).get(key)
+    thread_id = (await tao.key_get_many(PAIR_KEYS, [key])).get(key)
     if thread_id is None:
-        made = await ctx.tao.obj_add("THREAD", {"kind": DIRECT, "creator": viewer, "pair": [lo, hi]}, owner=viewer)
-        if await ctx.tao.key_claim(PAIR_KEYS, key, made):
+        made = await tao.obj_add("THREAD", {"kind": DIRECT, "creator": viewer, "pair": [lo, hi]}, owner=viewer)
+        if await tao.key_claim(PAIR_KEYS, key, made):
             thread_id = made
         else:  # the other side made it first: use theirs, drop ours (no client ever saw its id)
-            await ctx.tao.obj_delete(made)
-            thread_id = (await ctx.tao.key_get_many(PAIR_KEYS, [key]))[key]
-    found = (await ctx.tao.obj_get([thread_id])).get(thread_id)
+            await tao.obj_delete(made)
+            thread_id = (await tao.key_get_many(PAIR_KEYS, [key]))[key]
+    found = (await tao.obj_get([thread_id])).get(thread_id)
     obj = record_of(found) if found is not None else None
     if not is_thread(obj):
         raise thread_not_found(field)
-    await _add_members(ctx.tao, thread_id, [lo, hi], obj.created)
-    mine = await ctx.tao.assoc_get(thread_id, "HAS_MEMBER", [viewer])
+    await _add_members(tao, thread_id, [lo, hi], obj.created)
+    mine = await tao.assoc_get(thread_id, "HAS_MEMBER", [viewer])
     if mine.get(viewer) is not None and MemberState.decode(mine[viewer].data).declined:
         # Writing into a thread one declined takes it back: it is the decliner's choice.
-        await set_member_state(ctx.tao, thread_id, viewer, declined=None)
-    _forget_thread(ctx, thread_id, [lo, hi])
+        await set_member_state(tao, thread_id, viewer, declined=None)
     return obj
 
 
-async def do_create_group(ctx: RequestContext, user_ids: list[int], name: str | None) -> Thread:
-    viewer = ctx.require_viewer()
+async def do_create_group_thread(tao: Tao, actor_id: int, user_ids: list[int], name: str | None) -> Thread:
+    ctx = acting_as(tao, actor_id)
+    viewer = actor_id
     name = check_name(name)
     others = await check_recipients(ctx, user_ids, "userIds")
     data = {"kind": GROUP, "creator": viewer, **({"name": name} if name else {})}
-    thread_id = await ctx.tao.obj_add("THREAD", data, owner=viewer)
-    obj = record_of((await ctx.tao.obj_get([thread_id]))[thread_id])
+    thread_id = await tao.obj_add("THREAD", data, owner=viewer)
+    obj = record_of((await tao.obj_get([thread_id]))[thread_id])
     members = [viewer, *others]
-    await _add_members(ctx.tao, thread_id, members, obj.created)
-    await place_in_folders(ctx.tao, thread_id, members, viewer, obj.created)
-    _forget_thread(ctx, thread_id, members)
+    await _add_members(tao, thread_id, members, obj.created)
+    await place_in_folders(tao, thread_id, members, viewer, obj.created)
     return obj
 
 
@@ -131,8 +132,9 @@ async def _viewer_group(ctx: RequestContext, thread_id: int) -> Thread:
     return thread
 
 
-async def do_add_members(ctx: RequestContext, thread_id: int, user_ids: list[int]) -> Thread:
-    viewer = ctx.require_viewer()
+async def do_add_thread_members(tao: Tao, actor_id: int, thread_id: int, user_ids: list[int]) -> Thread:
+    ctx = acting_as(tao, actor_id)
+    viewer = actor_id
     thread = await _viewer_group(ctx, thread_id)
     current = {a.id2 for a in await member_edges(ctx, thread_id)}
     new = [u for u in await check_recipients(ctx, [u for u in user_ids if u != viewer] or user_ids, "userIds")
@@ -141,44 +143,44 @@ async def do_add_members(ctx: RequestContext, thread_id: int, user_ids: list[int
         raise _too_many(ctx, "userIds")
     if new:
         ts = now_ms()
-        await _add_members(ctx.tao, thread_id, new, ts, tell=sorted(current))
-        await place_in_folders(ctx.tao, thread_id, new, viewer, ts)
-    _forget_thread(ctx, thread_id, [*current, *new])
+        await _add_members(tao, thread_id, new, ts, tell=sorted(current))
+        await place_in_folders(tao, thread_id, new, viewer, ts)
     return thread
 
 
-async def do_leave_thread(ctx: RequestContext, thread_id: int) -> None:
-    viewer = ctx.require_viewer()
+async def do_leave_thread(tao: Tao, actor_id: int, thread_id: int) -> None:
+    ctx = acting_as(tao, actor_id)
+    viewer = actor_id
     await _viewer_group(ctx, thread_id)
     others = [a.id2 for a in await member_edges(ctx, thread_id) if a.id2 != viewer]
-    removed = events.event(ctx.tao, [viewer], events.THREAD_REMOVED, near=thread_id, thread=thread_id)
-    updated = events.event(ctx.tao, others, events.THREAD_UPDATED, near=thread_id, thread=thread_id)
-    await ctx.tao.assoc_delete(thread_id, "HAS_MEMBER", viewer, jobs=events.jobs_of(removed, updated))
+    removed = events.event(tao, [viewer], events.THREAD_REMOVED, near=thread_id, thread=thread_id)
+    updated = events.event(tao, others, events.THREAD_UPDATED, near=thread_id, thread=thread_id)
+    await tao.assoc_delete(thread_id, "HAS_MEMBER", viewer, jobs=events.jobs_of(removed, updated))
     for ev in (removed, updated):
-        await ev.deliver(ctx.tao)
+        await ev.deliver(tao)
     for atype in _VIEWER_FOLDERS:
-        await ctx.tao.assoc_delete(viewer, atype, thread_id)
-    _forget_thread(ctx, thread_id, [viewer, *others])
+        await tao.assoc_delete(viewer, atype, thread_id)
 
 
-async def do_rename_thread(ctx: RequestContext, thread_id: int, name: str | None) -> Thread:
+async def do_rename_thread(tao: Tao, actor_id: int, thread_id: int, name: str | None) -> Thread:
+    ctx = acting_as(tao, actor_id)
     thread = await _viewer_group(ctx, thread_id)
     name = check_name(name)
     members = [a.id2 for a in await member_edges(ctx, thread.id)]
-    ev = events.event(ctx.tao, members, events.THREAD_UPDATED, near=thread_id, thread=thread_id)
-    obj = await ctx.tao.obj_update(thread_id, {"name": name}, jobs=events.jobs_of(ev))
-    await ev.deliver(ctx.tao)
-    return ctx.loaders.prime_object(obj)
+    ev = events.event(tao, members, events.THREAD_UPDATED, near=thread_id, thread=thread_id)
+    obj = await tao.obj_update(thread_id, {"name": name}, jobs=events.jobs_of(ev))
+    await ev.deliver(tao)
+    return record_of(obj)
 
 
-async def do_mute_thread(ctx: RequestContext, thread_id: int, muted: bool) -> Thread:
-    viewer = ctx.require_viewer()
+async def do_mute_thread(tao: Tao, actor_id: int, thread_id: int, muted: bool) -> Thread:
+    ctx = acting_as(tao, actor_id)
+    viewer = actor_id
     thread = await viewer_thread(ctx, thread_id)
     if muted:
-        await ctx.tao.assoc_add(viewer, "MUTED_THREAD", thread_id)
+        await tao.assoc_add(viewer, "MUTED_THREAD", thread_id)
     else:
-        await ctx.tao.assoc_delete(viewer, "MUTED_THREAD", thread_id)
-    ctx.loaders.forget_edges((viewer, "MUTED_THREAD", thread_id))
+        await tao.assoc_delete(viewer, "MUTED_THREAD", thread_id)
     return thread
 
 
@@ -191,35 +193,35 @@ async def _pending_request(ctx: RequestContext, thread_id: int) -> Thread:
     return thread
 
 
-async def do_accept_request(ctx: RequestContext, thread_id: int) -> Thread:
-    viewer = ctx.require_viewer()
+async def do_accept_message_request(tao: Tao, actor_id: int, thread_id: int) -> Thread:
+    ctx = acting_as(tao, actor_id)
+    viewer = actor_id
     thread = await _pending_request(ctx, thread_id)
-    if await ctx.tao.assoc_get(viewer, "INBOX", [thread_id]):
-        await ctx.tao.assoc_delete(viewer, "DM_REQUESTS", thread_id)  # a racing send put it in both
+    if await tao.assoc_get(viewer, "INBOX", [thread_id]):
+        await tao.assoc_delete(viewer, "DM_REQUESTS", thread_id)  # a racing send put it in both
     else:
-        await ctx.tao.assoc_change_type(viewer, "DM_REQUESTS", thread_id, "INBOX")
-    ctx.loaders.forget_edges((viewer, "DM_REQUESTS", thread_id), (viewer, "INBOX", thread_id))
+        await tao.assoc_change_type(viewer, "DM_REQUESTS", thread_id, "INBOX")
     return thread
 
 
-async def do_decline_request(ctx: RequestContext, thread_id: int, block: bool) -> None:
+async def do_decline_message_request(tao: Tao, actor_id: int, thread_id: int, block: bool) -> None:
     """Decline (and optionally block the other side: the direct partner, or a group's creator).
     Nothing reaches the sender: their thread, messages and receipts look as before."""
-    viewer = ctx.require_viewer()
+    ctx = acting_as(tao, actor_id)
+    viewer = actor_id
     thread = await _pending_request(ctx, thread_id)
-    removed = events.event(ctx.tao, [viewer], events.THREAD_REMOVED, near=thread_id, thread=thread_id)
-    await set_member_state(ctx.tao, thread_id, viewer, declined=True, jobs=events.jobs_of(removed))
-    await removed.deliver(ctx.tao)
+    removed = events.event(tao, [viewer], events.THREAD_REMOVED, near=thread_id, thread=thread_id)
+    await set_member_state(tao, thread_id, viewer, declined=True, jobs=events.jobs_of(removed))
+    await removed.deliver(tao)
     for atype in ("DM_REQUESTS", "UNREAD_THREAD"):
-        await ctx.tao.assoc_delete(viewer, atype, thread_id)
-    _forget_thread(ctx, thread_id, [viewer])
+        await tao.assoc_delete(viewer, atype, thread_id)
     if block:
-        from resolvers.follows import do_block  # follows' block severs follows too; one way to block
+        from resolvers.follows import do_block_user  # follows' block severs follows too; one way to block
 
         obj = await ctx.loaders.object_by_id.load(thread_id)
         target = next((u for u in obj.pair if u != viewer), thread.creator) if is_thread(obj) else thread.creator
         if target != viewer:
-            await do_block(ctx, int(target))
+            await do_block_user(tao, viewer, int(target))
 
 
 # Shared by sends, group creation and member adds ----------------------------------------------
@@ -267,9 +269,3 @@ async def place_in_folders(tao: Tao, thread_id: int, members: list[int], sender:
             await tao.assoc_add(m, "UNREAD_THREAD", thread_id, time=time)
         await tao.assoc_add(m, folder, thread_id, time=time)
     return reached
-
-
-def _forget_thread(ctx: RequestContext, thread_id: int, members: list[int]) -> None:
-    ctx.loaders.object_by_id.clear(thread_id)
-    ctx.loaders.forget_edges(*[(thread_id, "HAS_MEMBER", m) for m in members],
-                             *[(m, t, thread_id) for m in members for t in _VIEWER_FOLDERS])

@@ -34,6 +34,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from resolvers.edge_data import stream_event_data
+from resolvers.job_context import JobContext
 from resolvers.realtime.events import STREAM_ATYPE, StreamEvent, user_channel
 from tao import Tao, shard_of
 from tao.models import now_ms
@@ -99,18 +100,20 @@ async def append_and_publish(tao: Tao, event_id: int, user_ids: list[int], kind:
     return events, published == len(events)
 
 
-async def trim_stream_job(tao: Tao, payload: dict) -> None:
+async def trim_stream_job(job: JobContext, payload: dict) -> None:
     """Keep a user's stream bounded: its newest `stream_keep` events younger than the replay window."""
-    rt = tao.settings.realtime
+    tao = job.tao
+    rt = job.settings.realtime
     before = now_ms() - int(rt.replay_window_days * 24 * 3600 * 1000)
     await tao.assoc_trim(int(payload["user"]), STREAM_ATYPE, keep=max(rt.stream_keep, rt.max_replay + 1),
                          before=before)
 
 
-async def stream_event_job(tao: Tao, payload: dict) -> None:
+async def stream_event_job(job: JobContext, payload: dict) -> None:
     """The outbox handler: the writer's `deliver` did not finish (or a publish failed); append
     what is missing and publish every recipient's event again, until every publish succeeds
     (raising makes the outbox retry with backoff). Subscribers drop what they already have."""
+    tao = job.tao
     _, published = await append_and_publish(tao, int(payload["event"]), [int(u) for u in payload["users"]],
                                             str(payload["kind"]), {k: int(v) for k, v in payload["ids"].items()},
                                             republish=True)

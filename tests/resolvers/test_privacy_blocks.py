@@ -164,8 +164,9 @@ async def test_a_block_removes_the_blockeds_likes_and_comments_from_the_blockers
 
     # idempotent: the job again changes nothing
     from resolvers.block_cleanup import remove_engagement_job
+    from resolvers.job_context import JobContext
 
-    await remove_engagement_job(gql.tao, {"blocker": store_id(a), "blocked": dan})
+    await remove_engagement_job(JobContext(gql.tao, gql.tao.settings), {"blocker": store_id(a), "blocked": dan})
     assert (await gql.ok(POST_VIEW, {"id": p1}, tc))["node"] == want
 
 

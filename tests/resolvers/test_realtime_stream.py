@@ -10,6 +10,7 @@ import pytest
 
 from resolvers.accounts import authenticate
 from resolvers.context import RequestContext
+from resolvers.job_context import JobContext
 from resolvers.jobs import register_job_handlers
 from resolvers.realtime import (
     CLOSE_SLOW_CONSUMER,
@@ -106,7 +107,8 @@ async def test_an_undelivered_event_is_delivered_by_its_job(gql: GQL, gql_settin
     await ctx.tao.run_jobs_until_idle()
     (stored,) = await read_backlog(ctx.tao, ctx.viewer_id, 0, 100)
     assert stored.event_id == event.event_id and stored.ids == {"user": 7}
-    await stream_event_job(ctx.tao, event.job[1])  # a second run (at-least-once) appends nothing
+    # A second run (at-least-once) appends nothing.
+    await stream_event_job(JobContext(ctx.tao, ctx.settings), event.job[1])
     assert len(await read_backlog(ctx.tao, ctx.viewer_id, 0, 100)) == 1
     # Delivered by its writer: the job row is gone, nothing is left for a worker.
     event = stream_event(ctx.tao, [ctx.viewer_id], "follow.new", {"user": 8}, near=ctx.viewer_id)
@@ -148,7 +150,7 @@ async def test_the_trim_job_keeps_a_stream_bounded(gql: GQL, gql_settings) -> No
     await ctx.tao.assoc_add(ctx.viewer_id, STREAM_ATYPE, ctx.tao.ids.next_id(0), time=old, data={"k": "x", "i": {}})
     for i in range(6):
         await stream_event(ctx.tao, [ctx.viewer_id], "follow.new", {"user": i}).deliver(ctx.tao)
-    await trim_stream_job(ctx.tao, {"user": ctx.viewer_id})
+    await trim_stream_job(JobContext(ctx.tao, ctx.settings), {"user": ctx.viewer_id})
     kept = await read_backlog(ctx.tao, ctx.viewer_id, 0, 100)
     assert [e.ids["user"] for e in kept] == [2, 3, 4, 5]  # the newest stream_keep, none too old
     assert await ctx.tao.assoc_count(ctx.viewer_id, STREAM_ATYPE) == 4

@@ -12,6 +12,7 @@ from config import Settings
 from resolvers.context import RequestContext
 from resolvers.feed import fanout
 from resolvers.feed.service import FeedMode, FeedPage, home_feed
+from resolvers.job_context import JobContext
 from resolvers.jobs import register_job_handlers
 from resolvers.records import record_of
 from tao import Tao
@@ -50,6 +51,11 @@ class World:
     async def drain(self, *, delayed: bool = False) -> None:
         """Run every due job (with `delayed`, also those scheduled for later: session expiry)."""
         await self.tao.run_jobs_until_idle(include_delayed=delayed)
+
+    @property
+    def job(self) -> JobContext:
+        """What a job handler is given, for calling one directly."""
+        return JobContext(self.tao, self.settings)
 
     def ctx(self, viewer: int | None) -> RequestContext:
         return RequestContext(tao=self.tao, settings=self.settings, viewer_id=viewer)

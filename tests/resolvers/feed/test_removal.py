@@ -103,9 +103,9 @@ async def test_the_follow_graph_mutations_commit_the_removal_jobs(world):
     from resolvers import follows
 
     author, (unfollower, blocker, muter, bystander), pid = await _pushed(world, n_fans=4)
-    await follows.do_unfollow(world.ctx(unfollower), author)
-    await follows.do_block(world.ctx(blocker), author)
-    await follows.do_mute(world.ctx(muter), author)
+    await follows.do_unfollow_user(world.tao, unfollower, author)
+    await follows.do_block_user(world.tao, blocker, author)
+    await follows.do_mute_user(world.tao, muter, author)
     await world.drain()
     for viewer in (unfollower, blocker, muter):
         assert await world.stored_feed(viewer) == []
