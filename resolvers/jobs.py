@@ -31,7 +31,7 @@ HANDLERS = {
 
 def register_job_handlers(tao: Tao) -> None:
     for name, handler in HANDLERS.items():
-        tao.jobs.register(name, handler)
+        tao.outbox.register(name, handler)
 
 
 # `python -m tao worker` imports each `jobs.handler_modules` entry and calls its `register(tao)`.

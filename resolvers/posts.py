@@ -42,7 +42,7 @@ from resolvers.hashtags import (HASHTAG_MAX_LEN, HASHTAGS_MAX, MENTIONS_MAX, has
                                 parse_hashtags, parse_mentions)
 from resolvers.pagination import Cursor, Page, load_assoc_page, make_page
 from tao import Assoc, Obj, Tao
-from tao.core import now_ms
+from tao.models import now_ms
 
 if TYPE_CHECKING:
     from resolvers.context import RequestContext

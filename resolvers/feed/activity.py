@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from config import FeedSettings
 from tao import Obj, Tao
-from tao.core import now_ms
+from tao.models import now_ms
 
 DAY_MS = 24 * 3600 * 1000
 VISIT_RESOLUTION_MS = 10 * 60 * 1000

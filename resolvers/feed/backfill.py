@@ -30,7 +30,7 @@ from resolvers.feed import big_accounts
 from resolvers.feed.activity import DAY_MS
 from resolvers.feed.fanout import feed_edge_data, post_time
 from tao import Tao
-from tao.core import now_ms
+from tao.models import now_ms
 
 BACKFILL_JOB = "feed.backfill"
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import weakref
 
 from tao import Assoc, Tao
-from tao.core import now_ms
+from tao.models import now_ms
 
 REGISTRY_NS, REGISTRY_KEY = "feed", "registry"
 MAX_BIG_ACCOUNTS = 10_000  # the store's largest page; beyond it switch to per-viewer lists (docs/feed.md)

@@ -26,7 +26,7 @@ from resolvers.feed import big_accounts
 from resolvers.feed.activity import DAY_MS, rebuild_pending
 from resolvers.privacy import Visibility
 from tao import Assoc, Obj, Tao
-from tao.core import now_ms
+from tao.models import now_ms
 
 if TYPE_CHECKING:
     from resolvers.context import RequestContext

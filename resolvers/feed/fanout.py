@@ -25,8 +25,8 @@ from config import FeedSettings
 from resolvers.feed import big_accounts
 from resolvers.feed.activity import DAY_MS
 from tao import Obj, Tao
-from tao.assoc_writes import MAX_BULK
-from tao.core import now_ms
+from tao.bulk_lists import MAX_BULK, ObjectFilter
+from tao.models import now_ms
 
 FANOUT_JOB = "feed.fanout"
 REBUILD_JOB = "feed.rebuild"
@@ -88,7 +88,7 @@ async def push_to_followers(tao: Tao, post_id: int, data: dict, time: int, follo
     since = now_ms() - int(s.inactive_days * DAY_MS)
     for i in range(0, len(followers), MAX_BULK):
         await tao.assoc_add_to_objects(followers[i:i + MAX_BULK], "FEED", post_id, time, data,
-                                       active_field="last_active", active_since=since)
+                                       where=ObjectFilter("last_active", since))
 
 
 async def rebuild_job(tao: Tao, payload: dict) -> None:

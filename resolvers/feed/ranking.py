@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 from config import FeedSettings
 from resolvers.feed.candidates import Candidate
-from tao.core import now_ms
+from tao.models import now_ms
 
 if TYPE_CHECKING:
     from resolvers.context import RequestContext

@@ -23,7 +23,7 @@ from resolvers.errors import BadInputError
 from resolvers.feed.fanout import feed_edge_data, post_time
 from resolvers.feed.ranking import COMPONENTS, Scored
 from tao import Obj
-from tao.core import now_ms
+from tao.models import now_ms
 
 if TYPE_CHECKING:
     from resolvers.context import RequestContext

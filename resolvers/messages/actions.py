@@ -22,7 +22,7 @@ from resolvers.messages import events
 from resolvers.messages.access import member_edges, viewer_message, viewer_thread
 from resolvers.messages.model import EMOJI_MAX, TEXT, Message, MessageErrorCode, Thread, cipher
 from resolvers.messages.send import advance_read_marker
-from tao.core import now_ms
+from tao.models import now_ms
 
 if TYPE_CHECKING:
     from resolvers.context import RequestContext

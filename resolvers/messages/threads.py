@@ -21,7 +21,7 @@ from resolvers.messages.access import member_edges, viewer_thread
 from resolvers.messages.model import (DIRECT, GROUP, PAIR_KEYS, THREAD_NAME_MAX, MessageErrorCode, Thread, is_thread,
                                       thread_not_found)
 from tao import Tao, shard_of
-from tao.core import now_ms
+from tao.models import now_ms
 
 if TYPE_CHECKING:
     from resolvers.context import RequestContext

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 from resolvers.realtime.events import STREAM_ATYPE, StreamEvent, user_channel
 from tao import Tao, shard_of
-from tao.core import now_ms
+from tao.models import now_ms
 
 log = logging.getLogger("taogram.realtime")
 

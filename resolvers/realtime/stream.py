@@ -46,7 +46,7 @@ from resolvers.realtime.events import (
 )
 from resolvers.realtime.sessions import close_socket, ensure_live_session
 from tao import ShardUnavailableError, Tao
-from tao.core import now_ms
+from tao.models import now_ms
 
 if TYPE_CHECKING:
     from resolvers.context import RequestContext

@@ -14,7 +14,7 @@ from resolvers.feed import fanout
 from resolvers.feed.service import FeedMode, FeedPage, home_feed
 from resolvers.jobs import register_job_handlers
 from tao import Tao
-from tao.core import now_ms
+from tao.models import now_ms
 from tests.tao.conftest import make_settings, open_store
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from resolvers.feed.activity import DAY_MS
-from tao.core import now_ms
+from tao.models import now_ms
 
 
 async def test_post_reaches_every_follower_across_chained_pages(world):
