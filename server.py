@@ -326,14 +326,13 @@ def create_app(settings: Settings | None = None) -> web.Application:
     async def media(app: web.Application) -> AsyncIterator[None]:
         async with media_services(settings.media_served()) as services:
             app[MEDIA_KEY] = services
-            # Processes that run background work also sweep abandoned uploads (idempotent).
-            sweeper = asyncio.create_task(run_sweeper(services)) if settings.jobs.in_process_worker else None
+            # Every server process sweeps abandoned uploads (idempotent), whether or not it runs jobs.
+            sweeper = asyncio.create_task(run_sweeper(services))
             try:
                 yield
             finally:
-                if sweeper is not None:
-                    sweeper.cancel()
-                    await asyncio.gather(sweeper, return_exceptions=True)
+                sweeper.cancel()
+                await asyncio.gather(sweeper, return_exceptions=True)
 
     app.cleanup_ctx.append(media)
     app.cleanup_ctx.append(store)
