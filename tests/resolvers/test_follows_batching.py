@@ -4,10 +4,6 @@ goes through a DataLoader whose batch makes one many-keys store call."""
 
 from __future__ import annotations
 
-import pytest
-
-pytestmark = pytest.mark.no_blocking
-
 QUERY = """query($u: String!) { user(username: $u) { followers(first: 100) { nodes {
   username followerCount followingCount viewerFollows followsViewer viewerFollowStatus
   followersYouFollow(first: 2) { totalCount users { username } }

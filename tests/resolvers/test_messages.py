@@ -7,8 +7,6 @@ import pytest
 from tao.types import MESSAGE, THREAD
 from tests.resolvers.messages_client import DM, store_id
 
-pytestmark = pytest.mark.no_blocking
-
 
 @pytest.fixture
 def dm(gql) -> DM:

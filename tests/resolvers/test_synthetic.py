@@ -62,7 +62,9 @@ async def test_load_graph_makes_data_the_api_serves(gql: GQL, gql_settings, tmp_
     for name in ("user0", "User1"):
         body = await gql.ok(SIGN_UP, {"i": {"username": name, "password": "a long password", "fullName": "X"}})
         assert body["signUp"] == {"token": None, "errors": [{"code": "USERNAME_TAKEN", "field": "username"}]}
-    body = await gql.ok('mutation { logIn(input: {username: "user0", password: "anything at all"}) { token errors { code } } }')
+    body = await gql.ok(
+        'mutation { logIn(input: {username: "user0", password: "anything at all"}) { token errors { code } } }'
+    )
     assert body["logIn"] == {"token": None, "errors": [{"code": "INVALID_CREDENTIALS"}]}  # loaded without a password
 
     # Likes carry the post's author and kind (the feed's affinity and content-type signals).

@@ -68,7 +68,9 @@ async def sql_lists(tao, id1s: list[int], atype: str) -> dict[tuple, tuple]:
     edges, counts = {}, {}
     for id1 in id1s:
         async with tao.read(tao.shard(id1)) as conn:
-            rows = await conn.fetchall("SELECT id2, time, data FROM {assocs} WHERE id1 = %s AND atype = %s", (id1, code))
+            rows = await conn.fetchall(
+                "SELECT id2, time, data FROM {assocs} WHERE id1 = %s AND atype = %s", (id1, code)
+            )
             head = await conn.fetchall("SELECT count FROM {assoc_counts} WHERE id1 = %s AND atype = %s", (id1, code))
         edges.update({(id1, atype, r[0]): (r[1], json.loads(r[2])) for r in rows})
         counts[id1] = head[0][0] if head else 0

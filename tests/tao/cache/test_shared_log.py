@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tao.cache import Install, LocalCache
-from tao.cache import shared_log
+from tao.cache import Install, LocalCache, shared_log
 from tao.cache.keys import obj_key, unique_key
 from tao.cache.shared_log import SLOTS, SharedInvalidations, SlotsExhaustedError
 
