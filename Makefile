@@ -40,15 +40,17 @@ lint: venv
 checks:
 	@rc=0; \
 	echo "== lint-imports"; $(VENV)/bin/lint-imports || rc=1; \
-	echo "== ruff"; $(VENV)/bin/ruff check . || rc=1; \
+	echo "== ruff"; $(VENV)/bin/ruff check --output-format concise . || rc=1; \
 	echo "== mypy"; $(VENV)/bin/mypy || rc=1; \
 	exit $$rc
 
-# pytest's exit 5 (no tests collected) fails like any other non-zero exit.
+# The checks first, then pytest even when a check failed (so one run reports both); either
+# failing fails the target. pytest's exit 5 (no tests collected) fails like any other non-zero exit.
 test: venv deps
-	$(MAKE) --no-print-directory checks
-	@rc=0; $(VENV)/bin/pytest -q -p no:cacheprovider $(PYTEST_ARGS) || rc=$$?; \
+	@checks=0; $(MAKE) --no-print-directory checks || checks=$$?; \
+	rc=0; $(VENV)/bin/pytest -q -p no:cacheprovider $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests, which counts as a failure" >&2; fi; \
+	if [ $$checks -ne 0 ]; then echo "make test: the static checks failed (see above)" >&2; [ $$rc -ne 0 ] || rc=$$checks; fi; \
 	exit $$rc
 
 # Files named _*.py are helpers, not benchmarks. PYTHONPATH lets them import tests.harness.
