@@ -47,7 +47,7 @@ async def _server(tmp_path) -> AsyncIterator[str]:
     s = Settings()
     s.store.sqlite_dir = str(tmp_path / "shards")
     s.jobs.in_process_worker = False
-    runner = web.AppRunner(create_app(s))
+    runner = web.AppRunner(await asyncio.to_thread(create_app, s))
     await runner.setup()
     port = _free_port()
     site = web.TCPSite(runner, "127.0.0.1", port)

@@ -105,7 +105,7 @@ async def test_in_process_worker_runs_domain_jobs_and_shutdown_closes_the_store(
     settings = graphql_settings("sqlite", None, "tstart", tmp_path)
     settings.jobs.in_process_worker = True  # the embedded default: the worker runs inside the server
     settings.jobs.poll_interval = 0.05
-    app = create_app(settings)
+    app = await asyncio.to_thread(create_app, settings)
     client = TestClient(TestServer(app))
     await client.start_server()
     g = GQL(client)

@@ -42,7 +42,7 @@ SIGN_UP = """mutation($i: AccountSignUpInput!) { signUp(input: $i) { token error
 
 @pytest.mark.parametrize("gql_settings", ["mysql"], indirect=True)
 async def test_load_graph_makes_data_the_api_serves(gql: GQL, gql_settings, tmp_path):
-    config = write_config(gql_settings, tmp_path / "taogram.toml")
+    config = await asyncio.to_thread(write_config, gql_settings, tmp_path / "taogram.toml")
     code, out = await run(config, "-m", "resolvers", "load-graph", "--users", str(USERS), "--posts-per-user", "2",
                           "--mean-follows", "4", "--likes-per-user", "3")
     assert code == 0, out

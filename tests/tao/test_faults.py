@@ -97,7 +97,7 @@ async def test_memcached_fault_during_writes(mysql_settings, services, tmp_path,
     tao = await open_tao(s, migrate=True, start_worker=False)
     remote = None
     try:
-        remote = RemoteTao(write_config(s, tmp_path / "taogram.toml"))
+        remote = RemoteTao(await asyncio.to_thread(write_config, s, tmp_path / "taogram.toml"))
         down = services.memcached[0]
         on_down = await make_objects(tao, 4, lambda i: tao.cache.server_of(tao.obj_key(i)) == down)
         on_up = await make_objects(tao, 4, lambda i: tao.cache.server_of(tao.obj_key(i)) != down)
@@ -314,7 +314,7 @@ async def test_worker_killed_mid_job_is_retried_by_another_worker_with_one_effec
     s.jobs.handler_modules = ["tests.tao.job_handlers"]
     tao = await open_tao(s, migrate=True, start_worker=False)
     register_test_jobs(tao)
-    config = write_config(s, tmp_path / "taogram.toml")
+    config = await asyncio.to_thread(write_config, s, tmp_path / "taogram.toml")
     first = second = None
     try:
         a, b = await tao.obj_add("TEST_NODE", {}), await tao.obj_add("TEST_NODE", {})
