@@ -31,6 +31,7 @@ does the same for what aiohttp's parser refuses before any route runs (all in `h
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import multiprocessing
@@ -91,6 +92,7 @@ HEALTH_TIMEOUT = 2.0  # seconds; a health check must answer even when a shard ha
 GRAPHIQL_HTML = (STATIC_DIR / "graphiql.html").read_text()
 
 
+@functools.cache  # reads package metadata or pyproject.toml: once, in create_app, never on the loop
 def _version() -> str:
     try:
         return metadata.version("taogram")
@@ -308,6 +310,7 @@ def media_handler(max_body: int):
 def create_app(settings: Settings | None = None) -> web.Application:
     settings = settings or load_settings()
     check_keys(settings.messages)  # a misconfigured key fails the start, not the first send
+    _version()  # /version answers from the cache
     app = web.Application(client_max_size=MAX_REQUEST_BODY, middlewares=[transport_errors])
     app[SETTINGS_KEY] = settings
     answer_parser_errors_as_graphql(app)
@@ -326,14 +329,13 @@ def create_app(settings: Settings | None = None) -> web.Application:
     async def media(app: web.Application) -> AsyncIterator[None]:
         async with media_services(settings.media_served()) as services:
             app[MEDIA_KEY] = services
-            # Processes that run background work also sweep abandoned uploads (idempotent).
-            sweeper = asyncio.create_task(run_sweeper(services)) if settings.jobs.in_process_worker else None
+            # Every server process sweeps abandoned uploads (idempotent), whether or not it runs jobs.
+            sweeper = asyncio.create_task(run_sweeper(services))
             try:
                 yield
             finally:
-                if sweeper is not None:
-                    sweeper.cancel()
-                    await asyncio.gather(sweeper, return_exceptions=True)
+                sweeper.cancel()
+                await asyncio.gather(sweeper, return_exceptions=True)
 
     app.cleanup_ctx.append(media)
     app.cleanup_ctx.append(store)

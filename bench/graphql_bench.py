@@ -13,7 +13,8 @@ profile and a sample of posts over HTTP, then `--warmup` seconds of the load its
 separate load-generator process with `--concurrency` closed-loop aiohttp clients measures
 `--measure` seconds per query and tier, in `--rounds` windows that alternate between the two
 servers (both run at once) so both see the same background load: requests/s, p50/p99 latency,
-and the server's own SQL queries and cache round trips per request. Queries (viewer = a random logged-in account, targets Zipf 0.8):
+and the server's own SQL queries and cache round trips per request. Queries (viewer = a random
+logged-in account, targets Zipf 0.8):
 
 - profile: a user, 20 posts each with author, likeCount, viewerHasLiked, commentCount and the
   first 3 comments with their authors;
@@ -52,7 +53,8 @@ ROOT = Path(__file__).resolve().parent.parent
 TIERS = ("memcached", "local")
 QUERIES = {
     "profile": """query Profile($u: String!) { user(username: $u) { username fullName postCount followerCount
-  posts(first: 20) { edges { cursor node { id caption createdAt author { username } likeCount viewerHasLiked commentCount
+  posts(first: 20) { edges { cursor node { id caption createdAt author { username } likeCount viewerHasLiked
+    commentCount
     comments(first: 3) { nodes { text createdAt author { username } } } } } pageInfo { hasNextPage endCursor } } } }""",
     "post": """query Post($id: ID!) { node(id: $id) { ... on Post { id caption createdAt author { username fullName }
   likeCount viewerHasLiked likers(first: 10) { nodes { username } } commentCount
@@ -104,7 +106,9 @@ def _settings(services: Services, run_id: str, tier: str, cache_timeout: float) 
     s = Settings()
     s.store.backend = "mysql"
     s.store.logical_shards = 8
-    s.store.mysql_servers = [MySQLServer(host=m.host, port=m.port, user=m.user, password=m.password) for m in services.mysql]
+    s.store.mysql_servers = [
+        MySQLServer(host=m.host, port=m.port, user=m.user, password=m.password) for m in services.mysql
+    ]
     s.store.database_prefix = run_id
     s.cache.backend = tier
     s.cache.servers = list(services.memcached) if tier == "memcached" else []
@@ -147,8 +151,9 @@ def _free_port() -> int:
 
 async def _start_server(config: Path, port: int) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "bench._graphql_server", "--config", str(config), "--port", str(port)],
-                            cwd=ROOT, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench._graphql_server", "--config", str(config), "--port", str(port)], cwd=ROOT, env=env
+    )
     deadline = time.monotonic() + 60
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
         while time.monotonic() < deadline:
@@ -234,8 +239,10 @@ async def _load(job: dict, sync: LoadSync) -> dict:
 
     timeout = aiohttp.ClientTimeout(total=60)
     # The stats calls get their own connection: the clients keep every pooled one busy.
-    async with aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=job["concurrency"])) as http, \
-            aiohttp.ClientSession(timeout=timeout) as side:
+    async with (
+        aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=job["concurrency"])) as http,
+        aiohttp.ClientSession(timeout=timeout) as side,
+    ):
         tasks = [asyncio.create_task(client(http)) for _ in range(job["concurrency"])]
         await asyncio.sleep(job["warmup"])
         await asyncio.to_thread(sync.wait_all_warm, 120)
@@ -297,10 +304,13 @@ async def run_bench(args: argparse.Namespace) -> dict:
         for query in args.queries:
             for tier, res in (await _measure_interleaved(args, query, servers, targets, data)).items():
                 results["tiers"].setdefault(tier, {})[query] = s = _summarize(res)
-                log(f"[{tier:9s}] {query:8s} {s['rps']:8.1f} req/s  p50 {s['p50_ms']:7.1f} ms  p99 {s['p99_ms']:7.1f} ms  "
+                log(
+                    f"[{tier:9s}] {query:8s} {s['rps']:8.1f} req/s  "
+                    f"p50 {s['p50_ms']:7.1f} ms  p99 {s['p99_ms']:7.1f} ms  "
                     f"sql/req {s['sql_per_request']:.2f}  cache rt/req {s['cache_round_trips_per_request']:.1f}  "
                     f"errors {s['errors']}  ({s['requests']} requests; memcached faults {s['cache_faults']}, "
-                    f"flushes {s['cache_flushes']}, blind spots {s['cache_blind_spots']})")
+                    f"flushes {s['cache_flushes']}, blind spots {s['cache_blind_spots']})"
+                )
     finally:
         for proc, _ in servers.values():
             _stop_server(proc)
@@ -369,7 +379,11 @@ def _report(results: dict, args: argparse.Namespace) -> None:
         results["ratio"] = {q: tiers["memcached"][q]["rps"] / tiers["local"][q]["rps"]
                             for q in args.queries if tiers["local"][q]["rps"] > 0}
         for q, r in results["ratio"].items():
-            verdict = "" if q != "profile" else ("  (target >= %.2f: %s)" % (TARGET_RATIO, "met" if r >= TARGET_RATIO else "NOT met"))
+            verdict = (
+                ""
+                if q != "profile"
+                else ("  (target >= %.2f: %s)" % (TARGET_RATIO, "met" if r >= TARGET_RATIO else "NOT met"))
+            )
             log(f"ratio memcached/local {q:8s} {r:.2f}{verdict}")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))

@@ -201,8 +201,10 @@ class MediaSettings(_Section):
     max_video_bytes: Bytes = 1024 * 1024 * 1024
     max_video_seconds: Positive = 180.0
     max_image_pixels: Count = 64_000_000
-    # A pending upload older than this is abandoned: the sweeper aborts it and deletes its parts.
+    # A pending upload older than this is abandoned: the sweep aborts it and deletes its parts.
     abandoned_upload_seconds: Count = 24 * 3600
+    # Every server process sweeps abandoned uploads this often (jittered between half and all of it).
+    sweep_interval_seconds: Positive = 3600.0
     # Where the app mounts the local store's signed URLs (part uploads and downloads); the
     # local store hands out URLs under this base. Empty: `http://<server.host>:<server.port>/media`
     # (see `Settings.media_served`); set it when clients reach the server at another address

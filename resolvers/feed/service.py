@@ -58,11 +58,6 @@ def debug_allowed(ctx: RequestContext, viewer: Obj | None) -> bool:
     return bool(ctx.settings.server.debug or (viewer is not None and viewer.data.get("is_developer")))
 
 
-def require_debug(ctx: RequestContext, viewer: Obj | None) -> None:
-    if not debug_allowed(ctx, viewer):
-        raise PermissionDeniedError("Feed scores are for developers: ask for the developer flag on your account.")
-
-
 async def _viewer(ctx: RequestContext) -> Obj:
     viewer_id = ctx.require_viewer()
     obj = await ctx.loaders.object_by_id.load(viewer_id)
