@@ -56,6 +56,9 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 
 from config import MediaSettings, Settings, load_settings
+from config.observability import metrics as obs_metrics
+from config.observability import setup_process, traces
+from config.observability.requests import observe_operation
 from http_errors import (MAX_REQUEST_BODY, REQUEST_ID, STATUS_CODES, UNAVAILABLE_MESSAGE,
                          answer_parser_errors_as_graphql, json_error, transport_errors)
 from config.runtime import tune_gc
@@ -69,6 +72,7 @@ from resolvers.messages.model import check_keys
 from resolvers.throttle import LoginThrottle
 from schema import build_schema
 from schema.request import BadRequestError, decode_json, parse_request
+from schema.tracing import OperationSpans
 from server_ws import TaogramWSHandler
 from server_ws import install as install_websockets
 from tao import ShardUnavailableError, Tao, open_tao
@@ -136,6 +140,8 @@ class TaogramView(GraphQLView):
         auth = settings.auth
         self.login_throttle = LoginThrottle(auth.login_failures_per_username, auth.login_failures_per_address,
                                             auth.login_window_seconds)
+        # Observability: operation names as metric labels, bounded per process.
+        self.operation_names = obs_metrics.OperationNames(settings.metrics.max_operation_names)
 
     async def render_graphql_ide(self, request: web.Request) -> web.Response:
         return web.Response(text=GRAPHIQL_HTML, content_type="text/html")
@@ -180,8 +186,11 @@ class TaogramView(GraphQLView):
     async def execute_single(self, request: web.Request, request_adapter: AsyncHTTPRequestAdapter,
                              sub_response: web.Response, context: Any, root_value: Any,
                              request_data: GraphQLRequestData) -> ExecutionResult:
-        result = await super().execute_single(request, request_adapter, sub_response, context, root_value,
-                                              request_data)
+        # Observability: one metrics sample, log line and span per operation (config/observability).
+        with observe_operation(self.operation_names, request.headers, request_data.operation_name) as op:
+            result = await super().execute_single(request, request_adapter, sub_response, context, root_value,
+                                                  request_data)
+            op.finish(context, result)
         if _is_request_error(result):
             sub_response.set_status(400)
         return result
@@ -252,6 +261,18 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response(detail, status=200 if ok else 503)
 
 
+OUTBOX_SAMPLER_KEY = web.AppKey("outbox_sampler", obs_metrics.OutboxSampler)
+
+
+async def metrics_endpoint(request: web.Request) -> web.Response:
+    """Prometheus text format: every process sharing PROMETHEUS_MULTIPROC_DIR, and the outbox."""
+    sampler = request.app.get(OUTBOX_SAMPLER_KEY)
+    outbox = await sampler.sample() if sampler is not None else None
+    # Reading the processes' metric files is disk I/O: off the event loop.
+    body = await asyncio.to_thread(obs_metrics.render_sync, outbox)
+    return web.Response(body=body, headers={"Content-Type": obs_metrics.CONTENT_TYPE})
+
+
 async def version(request: web.Request) -> web.Response:
     # The pid tells which of `server.processes` processes answered (they share one port).
     return web.json_response({"name": "taogram", "version": _version(), "pid": os.getpid()})
@@ -310,6 +331,8 @@ def create_app(settings: Settings | None = None) -> web.Application:
         if settings.jobs.in_process_worker:
             tao.outbox.start()
         app[TAO_KEY] = tao
+        app[OUTBOX_SAMPLER_KEY] = obs_metrics.OutboxSampler(tao.outbox.depth_by_handler,
+                                                            settings.metrics.outbox_sample_seconds)
         try:
             yield
         finally:
@@ -330,10 +353,15 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app.cleanup_ctx.append(media)
     app.cleanup_ctx.append(store)
     install_websockets(app)
-    view = TaogramView(build_schema(settings.limits), settings)
+    schema = build_schema(settings.limits)
+    if traces.tracer is not None:  # spans for parse/validate/execute, only while tracing is on
+        schema.extensions = (*schema.extensions, OperationSpans)
+    view = TaogramView(schema, settings)
     app.router.add_route("*", "/graphql", view)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/version", version)
+    if settings.metrics.enabled:
+        app.router.add_get("/metrics", metrics_endpoint)
     app.router.add_static("/static/", STATIC_DIR, append_version=False)
     if settings.media.backend == "local":
         path, max_body = _media_route(settings.media_served())
@@ -360,8 +388,9 @@ def serve(settings: Settings, *, reuse_port: bool = False) -> None:
 def _child(index: int) -> None:
     """One of `server.processes` processes: its own event loop, pools and cache clients."""
     _die_with_parent()
-    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s %(levelname)s [{index}] %(name)s: %(message)s")
-    serve(load_settings(), reuse_port=True)
+    settings = load_settings()
+    setup_process(settings, role=f"server-{index}")
+    serve(settings, reuse_port=True)
 
 
 def _die_with_parent() -> None:
@@ -403,6 +432,7 @@ def supervise(settings: Settings) -> int:
         for i, p in list(procs.items()):
             if not p.is_alive() and not stopping:
                 log.error("server process %d exited with %s; starting it again", i, p.exitcode)
+                obs_metrics.process_exited(p.pid)
                 time.sleep(1.0)  # a process that cannot start must not spin
                 start(i)
         time.sleep(0.2)
@@ -415,8 +445,8 @@ def supervise(settings: Settings) -> int:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = load_settings()
+    setup_process(settings, role="server")
     host, port, n = settings.server.host, settings.server.port, settings.server.processes
     n = n or os.cpu_count() or 1
     print(f"taogram {_version()}: GraphQL at http://{host}:{port}/graphql"

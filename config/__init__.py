@@ -17,9 +17,10 @@ from config.settings import (
     load_settings,
     resolve_path,
 )
+from config.observability.settings import LoggingSettings, MetricsSettings, TracingSettings
 
 __all__ = [
     "AuthSettings", "BrokerSettings", "CacheSettings", "ConfigError", "FeedSettings", "JobSettings", "LimitSettings",
     "MediaSettings", "MySQLServer", "RealtimeSettings", "ServerSettings", "Settings", "StoreSettings", "load_settings",
-    "resolve_path",
+    "resolve_path", "LoggingSettings", "MetricsSettings", "TracingSettings",
 ]

@@ -19,6 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
 
+# --- observability sections (metrics, logging, tracing): defined in their own module ---
+from config.observability.settings import LoggingSettings, MetricsSettings, TracingSettings
+
 ENV_PREFIX = "TAOGRAM_"
 
 
@@ -348,6 +351,10 @@ class Settings:
     broker: BrokerSettings = field(default_factory=BrokerSettings)
     realtime: RealtimeSettings = field(default_factory=RealtimeSettings)
     messages: MessageSettings = field(default_factory=MessageSettings)
+    # --- observability sections (config/observability/settings.py) ---
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    logging: LoggingSettings = field(default_factory=LoggingSettings)
+    tracing: TracingSettings = field(default_factory=TracingSettings)
 
     def media_served(self) -> MediaSettings:
         """`media` as the server uses it: an empty `local_base_url` becomes the server's own

@@ -18,6 +18,7 @@ import signal
 import sys
 
 from config import Settings, load_settings
+from config.observability import setup_process
 from tao.store import Tao, open_tao
 
 
@@ -92,8 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--shard", help="e.g. 3 or 0-7 (default: all)")
     r.add_argument("--fix", action="store_true")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = load_settings(args.config)
+    setup_process(settings, role=args.command)  # logging (text or JSON lines) and tracing, as configured
     run = {"migrate": _migrate, "worker": _worker, "repair": _repair}[args.command]
     return asyncio.run(run(settings, args))
 

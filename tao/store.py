@@ -19,6 +19,7 @@ from tao.broker import Broker, make_broker
 from tao.cache import CacheTier, make_cache_tier
 from tao.cache.shared_log import SharedInvalidations
 from tao.errors import TaoError
+from tao.instrumentation import instrument  # observability: verb counters, cache timings, spans
 from tao.migrations import check_shard, migrate_shard
 from tao.objects import ObjectVerbs
 from tao.outbox import Outbox
@@ -103,6 +104,7 @@ async def open_tao(settings: Settings, *, migrate: bool | None = None, start_wor
         # may open the same files, so the in-process caches share an invalidation log.
         log = await asyncio.to_thread(SharedInvalidations.open, resolve_path(settings.store.sqlite_dir) / "cache-log")
     tao = Tao(settings, registry, shard_map, make_backend(settings, shard_map), make_cache_tier(settings.cache, log=log))
+    instrument(tao)
     try:
         if migrate if migrate is not None else settings.store.backend == "sqlite":
             await tao.migrate()

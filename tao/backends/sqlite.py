@@ -22,6 +22,7 @@ import aiosqlite
 from config import StoreSettings, resolve_path
 from tao.backends.base import qualify
 from tao.errors import DeadlockError, DuplicateKeyError, ShardTimeoutError, ShardUnavailableError, TaoError
+from tao.instrumentation import SQLTimer  # metrics and spans per statement
 from tao.shardmap import ShardMap
 
 _PLACEHOLDER = re.compile(r"%s")
@@ -52,22 +53,25 @@ class _SQLiteConn:
         self._timeout = timeout
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        cur = await asyncio.wait_for(self._raw.execute(_adapt(sql), tuple(params)), self._timeout)
-        n = cur.rowcount
-        await cur.close()
-        return n
+        with SQLTimer("sqlite", self.shard, sql):
+            cur = await asyncio.wait_for(self._raw.execute(_adapt(sql), tuple(params)), self._timeout)
+            n = cur.rowcount
+            await cur.close()
+            return n
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
         if not rows:
             return 0
-        cur = await asyncio.wait_for(self._raw.executemany(_adapt(sql), [tuple(r) for r in rows]), self._timeout)
-        n = cur.rowcount
-        await cur.close()
-        return n
+        with SQLTimer("sqlite", self.shard, sql):
+            cur = await asyncio.wait_for(self._raw.executemany(_adapt(sql), [tuple(r) for r in rows]), self._timeout)
+            n = cur.rowcount
+            await cur.close()
+            return n
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
-        async with self._raw.execute(_adapt(sql), tuple(params)) as cur:
-            return list(await asyncio.wait_for(cur.fetchall(), self._timeout))
+        with SQLTimer("sqlite", self.shard, sql):
+            async with self._raw.execute(_adapt(sql), tuple(params)) as cur:
+                return list(await asyncio.wait_for(cur.fetchall(), self._timeout))
 
 
 class _Shard:

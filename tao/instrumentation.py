@@ -1,0 +1,127 @@
+"""The store's metrics and spans, hooked at three narrow points so the verbs' code stays clean:
+
+- `instrument(tao)` (called by `open_tao`) wraps the public verbs (`obj_*`, `assoc_*`, `key_*`)
+  of one `Tao`: a call counter per verb (outermost calls only: a verb that calls another counts
+  once) and, with tracing on, a `tao.<verb>` span; and the cache tier's `get_many` and
+  `install_many`: a latency histogram, a span, and the tier's own hit/miss/bypass/error
+  counters (`CacheTier.stats()`) carried into Prometheus counters after each call.
+- `SQLTimer` (used by each backend's connection around every statement): latency by database
+  server, errors, and with tracing on an `sql` span naming the shard.
+
+Metrics are always kept (a counter increment is a few hundred nanoseconds); spans only when
+tracing is configured (`config.observability.traces`).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import inspect
+import time
+from typing import Any
+
+from config.observability import metrics, traces
+
+VERB_PREFIXES = ("obj_", "assoc_", "key_")
+_in_verb: contextvars.ContextVar[bool] = contextvars.ContextVar("tao_in_verb", default=False)
+
+
+def instrument(tao: Any) -> None:
+    """Wrap `tao`'s verbs and its cache tier (once; the instance's attributes shadow the methods)."""
+    if getattr(tao, "_instrumented", False):
+        return
+    tao._instrumented = True
+    for name in dir(type(tao)):
+        if name.startswith(VERB_PREFIXES) and inspect.iscoroutinefunction(getattr(type(tao), name)):
+            setattr(tao, name, _counted_verb(name, getattr(tao, name)))
+    _instrument_cache(tao.cache)
+
+
+def _counted_verb(verb: str, fn: Any) -> Any:
+    counter = metrics.STORE_CALLS.labels(verb)
+    span_name = f"tao.{verb}"
+
+    @functools.wraps(fn)
+    async def call(*args: Any, **kwargs: Any) -> Any:
+        if _in_verb.get():
+            return await fn(*args, **kwargs)
+        counter.inc()
+        token = _in_verb.set(True)
+        try:
+            with traces.span(span_name):
+                return await fn(*args, **kwargs)
+        finally:
+            _in_verb.reset(token)
+    return call
+
+
+class _CacheCounters:
+    """Carries the tier's cumulative counters into Prometheus as deltas (exact, however calls interleave)."""
+
+    def __init__(self, cache: Any) -> None:
+        self._cache = cache
+        self._last = {"hits": 0, "misses": 0, "bypassed": 0, "errors": 0}
+        self._keys = {"hits": metrics.CACHE_KEYS.labels("hit"), "misses": metrics.CACHE_KEYS.labels("miss"),
+                      "bypassed": metrics.CACHE_KEYS.labels("bypassed")}
+
+    def sync(self) -> None:
+        stats = self._cache.stats()
+        for name, last in self._last.items():
+            now = stats.get(name, 0)
+            if now > last:
+                if name == "errors":
+                    metrics.CACHE_ERRORS.inc(now - last)
+                else:
+                    self._keys[name].inc(now - last)
+                self._last[name] = now
+
+
+def _instrument_cache(cache: Any) -> None:
+    counters = _CacheCounters(cache)
+    for method, op in (("get_many", "get"), ("install_many", "install")):
+        setattr(cache, method, _timed_cache_call(getattr(cache, method), op, counters))
+
+
+def _timed_cache_call(fn: Any, op: str, counters: _CacheCounters) -> Any:
+    histogram = metrics.CACHE_SECONDS.labels(op)
+    span_name = f"cache.{op}"
+
+    @functools.wraps(fn)
+    async def call(items: list, *args: Any, **kwargs: Any) -> Any:
+        if not items:
+            return await fn(items, *args, **kwargs)
+        began = time.perf_counter()
+        try:
+            with traces.span(span_name, {"taogram.cache.keys": len(items)} if traces.tracer else None):
+                return await fn(items, *args, **kwargs)
+        finally:
+            histogram.observe(time.perf_counter() - began)
+            counters.sync()
+    return call
+
+
+class SQLTimer:
+    """`with SQLTimer(server, shard, sql):` around one statement (see the module docstring)."""
+
+    __slots__ = ("_server", "_began", "_span")
+
+    def __init__(self, server: str, shard: int, sql: str) -> None:
+        self._server = server
+        self._span = None
+        if traces.tracer is not None:
+            self._span = traces.span("sql", {"db.system": "mysql" if server != "sqlite" else "sqlite",
+                                             "taogram.shard": shard, "taogram.db_server": server,
+                                             "db.statement": sql[:300]})
+
+    def __enter__(self) -> SQLTimer:
+        if self._span is not None:
+            self._span.__enter__()
+        self._began = time.perf_counter()
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        metrics.SQL_SECONDS.labels(self._server).observe(time.perf_counter() - self._began)
+        if exc_type is not None:
+            metrics.SQL_ERRORS.labels(self._server).inc()
+        if self._span is not None:
+            self._span.__exit__(exc_type, exc, tb)
