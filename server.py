@@ -58,7 +58,7 @@ from strawberry.types import ExecutionResult
 from config import MediaSettings, Settings, load_settings
 from config.observability import metrics as obs_metrics
 from config.observability import setup_process, traces
-from config.observability.requests import observe_operation
+from config.observability.requests import observe_operation, observe_rejection
 from http_errors import (MAX_REQUEST_BODY, REQUEST_ID, STATUS_CODES, UNAVAILABLE_MESSAGE,
                          answer_parser_errors_as_graphql, json_error, transport_errors)
 from config.runtime import tune_gc
@@ -100,8 +100,9 @@ def _version() -> str:
 
 
 class _Rejected(Exception):
-    def __init__(self, response: web.Response) -> None:
+    def __init__(self, response: web.Response, code: str = "UNAUTHENTICATED") -> None:
         self.response = response
+        self.code = code
 
 
 def _bearer(value: str | None) -> str | None:
@@ -150,10 +151,12 @@ class TaogramView(GraphQLView):
         try:
             return await self.run(request=request)
         except _Rejected as e:
+            observe_rejection(e.response.headers.get("X-Request-Id"), e.response.status, e.code)
             return e.response
         except HTTPException as e:  # malformed request, wrong method, mutation over GET, ...
-            return json_error(e.status_code, e.reason, STATUS_CODES.get(e.status_code, "BAD_REQUEST"),
-                              request.get(REQUEST_ID))
+            code = STATUS_CODES.get(e.status_code, "BAD_REQUEST")
+            observe_rejection(request.get(REQUEST_ID), e.status_code, code)
+            return json_error(e.status_code, e.reason, code, request.get(REQUEST_ID))
 
     # -- requests: the one place a request's JSON is decoded and its shape checked
 
@@ -187,7 +190,8 @@ class TaogramView(GraphQLView):
                              sub_response: web.Response, context: Any, root_value: Any,
                              request_data: GraphQLRequestData) -> ExecutionResult:
         # Observability: one metrics sample, log line and span per operation (config/observability).
-        with observe_operation(self.operation_names, request.headers, request_data.operation_name) as op:
+        with observe_operation(self.operation_names, request.headers, request_data.operation_name,
+                               request_data.query) as op:
             result = await super().execute_single(request, request_adapter, sub_response, context, root_value,
                                                   request_data)
             op.finish(context, result)
@@ -213,12 +217,13 @@ class TaogramView(GraphQLView):
             try:
                 await authenticate(ctx, _bearer(request.headers.get("Authorization")))
             except AuthenticationError as e:
-                raise _Rejected(json_error(401, e.message, e.code, ctx.request_id)) from None
+                raise _Rejected(json_error(401, e.message, e.code, ctx.request_id), str(e.code)) from None
             except ShardUnavailableError as e:
                 # The same answer as a shard failing during execution (a 200 whose error says
                 # UNAVAILABLE: retry), not a server fault: nothing ran, and a retry may succeed.
                 log.warning("request %s: authentication failed: %s", ctx.request_id, e)
-                raise _Rejected(json_error(200, UNAVAILABLE_MESSAGE, "UNAVAILABLE", ctx.request_id)) from None
+                raise _Rejected(json_error(200, UNAVAILABLE_MESSAGE, "UNAVAILABLE", ctx.request_id),
+                                "UNAVAILABLE") from None
         return ctx
 
     async def on_ws_connect(self, context: RequestContext) -> Any:
@@ -381,8 +386,11 @@ def serve(settings: Settings, *, reuse_port: bool = False) -> None:
     finish (up to `server.shutdown_timeout`), close the store."""
     app = create_app(settings)
     app.on_startup.append(_tune_gc)  # runs after the cleanup contexts have opened everything
+    # With JSON logs the request log (`taogram.request`) replaces aiohttp's access log, whose
+    # request line would carry a GET's query string (variables) into the log.
+    access_log = None if settings.logging.format == "json" else logging.getLogger("aiohttp.access")
     web.run_app(app, host=settings.server.host, port=settings.server.port, print=None, reuse_port=reuse_port,
-                shutdown_timeout=settings.server.shutdown_timeout)
+                shutdown_timeout=settings.server.shutdown_timeout, access_log=access_log)
 
 
 def _child(index: int) -> None:

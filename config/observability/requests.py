@@ -1,6 +1,6 @@
 """One GraphQL operation over HTTP, observed: its metrics, its log line and its span.
 
-    with observe_operation(names, request.headers, operation_name) as op:
+    with observe_operation(names, request.headers, operation_name, query) as op:
         result = await execute(...)
         op.finish(context, result)
 
@@ -12,12 +12,26 @@ was charged, the outcome and the error codes: never the document, its variables 
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from collections.abc import Iterator
 from typing import Any
 
 from config.observability import metrics, traces
 from config.observability.logs import log_fields, request_log
+
+
+# The first named operation of a document (a request that names none runs its only operation).
+# A label, not a parse: a document that fools it is only counted under another name.
+_FIRST_NAMED_OPERATION = re.compile(r"\b(?:query|mutation|subscription)\s+([_A-Za-z][_0-9A-Za-z]*)")
+
+
+def operation_name_of(operation_name: str | None, query: str | None) -> str | None:
+    """The request's `operationName`, else the name of the document's first operation."""
+    if operation_name or not query:
+        return operation_name
+    match = _FIRST_NAMED_OPERATION.search(query, 0, 2000)
+    return match.group(1) if match else None
 
 
 class Operation:
@@ -48,8 +62,10 @@ class Operation:
 
 
 @contextlib.contextmanager
-def observe_operation(names: metrics.OperationNames, headers: Any, operation_name: str | None) -> Iterator[Operation]:
-    op = Operation(operation_name, names.label(operation_name))
+def observe_operation(names: metrics.OperationNames, headers: Any, operation_name: str | None,
+                      query: str | None = None) -> Iterator[Operation]:
+    name = operation_name_of(operation_name, query)
+    op = Operation(name, names.label(name))
     began = time.perf_counter()
     carrier = headers if headers is not None and "traceparent" in headers else None
     try:
@@ -67,3 +83,11 @@ def observe_operation(names: metrics.OperationNames, headers: Any, operation_nam
         request_log.info("request", extra=log_fields(
             request_id=op.request_id, viewer_id=op.viewer_id, operation=op.name, duration_ms=round(seconds * 1000, 2),
             cost=op.cost, outcome=op.outcome, error_codes=op.codes))
+
+
+def observe_rejection(request_id: str | None, status: int, code: str) -> None:
+    """A request refused before any operation ran (401, 400, 405, ...): counted and logged once."""
+    metrics.REQUESTS.labels("-", "rejected").inc()
+    metrics.GRAPHQL_ERRORS.labels(code).inc()
+    request_log.info("request", extra=log_fields(request_id=request_id, viewer_id=None, operation=None,
+                                                status=status, outcome="rejected", error_codes=[code]))
