@@ -55,14 +55,15 @@ from strawberry.http.parse_content_type import parse_content_type
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 
-from config import MediaSettings, Settings, load_settings
+from config import ConfigError, MediaSettings, Settings, load_settings
 from config.observability import metrics as obs_metrics
 from config.observability import setup_process, traces
 from config.observability.requests import observe_operation, observe_rejection
 from http_errors import (MAX_REQUEST_BODY, REQUEST_ID, STATUS_CODES, UNAVAILABLE_MESSAGE,
                          answer_parser_errors_as_graphql, json_error, transport_errors)
 from config.runtime import tune_gc
-from media_pipeline import handle_local_request
+from media_pipeline import MediaError, handle_local_request
+from media_pipeline import open_store as open_media_store
 from resolvers.accounts import authenticate
 from resolvers.context import RequestContext
 from resolvers.errors import AuthenticationError
@@ -76,6 +77,7 @@ from schema.tracing import OperationSpans
 from server_ws import TaogramWSHandler
 from server_ws import install as install_websockets
 from tao import ShardUnavailableError, Tao, open_tao
+from tao.startup import explain_startup_error
 
 log = logging.getLogger("taogram.server")
 
@@ -452,9 +454,44 @@ def supervise(settings: Settings) -> int:
     return 0
 
 
+def preflight(settings: Settings) -> None:
+    """Check what a start needs before serving: the message keys, every shard reachable and at
+    the code's schema (the embedded default migrates itself), the object store reachable."""
+    async def check() -> None:
+        check_keys(settings.messages)
+        tao = await open_tao(settings, start_worker=False)
+        await tao.close()
+        store = await asyncio.to_thread(open_media_store, settings.media_served())
+        try:
+            await store.ensure_ready()
+        finally:
+            store.close()
+    asyncio.run(check())
+
+
+def _exit_with_sentence(settings: Settings | None, exc: Exception) -> None:
+    """A start-up failure an operator can fix: one line naming what to do, exit status 2."""
+    sentence = explain_startup_error(exc, settings) if settings is not None else None
+    if sentence is None and isinstance(exc, (ConfigError, OSError)) and settings is None:
+        sentence = f"configuration error: {exc}"
+    if sentence is None and isinstance(exc, MediaError):
+        sentence = f"object storage: {exc} (check the [media] settings)"
+    if sentence is None:
+        raise exc
+    print(f"taogram: {sentence}", file=sys.stderr, flush=True)
+    sys.exit(2)
+
+
 def main() -> None:
-    settings = load_settings()
+    try:
+        settings = load_settings()
+    except (ConfigError, OSError) as exc:
+        _exit_with_sentence(None, exc)
     setup_process(settings, role="server")
+    try:
+        preflight(settings)
+    except Exception as exc:
+        _exit_with_sentence(settings, exc)
     host, port, n = settings.server.host, settings.server.port, settings.server.processes
     n = n or os.cpu_count() or 1
     print(f"taogram {_version()}: GraphQL at http://{host}:{port}/graphql"

@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
-# Install the servers the tests, benchmarks and `make cluster` start (MariaDB, memcached, Redis, Prometheus),
-# ffmpeg and chromium, from
-# Debian/Ubuntu packages, only when missing; `apt-get update` runs once, and only then.
+# Install the servers the tests, benchmarks and `make cluster` start (MariaDB, memcached, Redis), Prometheus
+# (tests/test_metrics.py), ffmpeg and chromium, from Debian/Ubuntu packages, only when missing; `apt-get update` runs once, and only then.
 set -euo pipefail
 
 have() {
