@@ -10,10 +10,13 @@ PYTEST_ARGS ?=
 CONFIG ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv deps run lint test bench
+.PHONY: help venv deps run cluster cluster-reset lint test bench
 
 help:
 	@echo "make run [CONFIG=path.toml]   start the server (embedded default unless CONFIG says otherwise)"
+	@echo "make cluster [CLUSTER_DIR=.cluster] the real stack on this machine: 2 MariaDB, 2 memcached, Redis, S3,"
+	@echo "                              migrations, a job worker, 2 server processes; Ctrl-C stops it (docs/deploy.md)"
+	@echo "make cluster-reset            delete the cluster's data dir"
 	@echo "make test [PYTEST_ARGS=...]   import contracts + pytest against throwaway MariaDB/memcached/S3"
 	@echo "make bench                    run bench/*.py (each starts its own servers)"
 	@echo "make venv | deps | lint       the steps on their own"
@@ -30,6 +33,14 @@ deps:
 
 run: venv
 	$(if $(CONFIG),TAOGRAM_CONFIG=$(CONFIG) )$(PY) server.py
+
+# The production stack on one machine (scripts/cluster.py); data kept in $(CLUSTER_DIR) across restarts.
+CLUSTER_DIR ?= .cluster
+cluster: venv deps
+	CLUSTER_DIR=$(CLUSTER_DIR) $(PY) scripts/cluster.py up
+
+cluster-reset:
+	CLUSTER_DIR=$(CLUSTER_DIR) $(PY) scripts/cluster.py reset
 
 lint: venv
 	$(VENV)/bin/lint-imports
