@@ -48,6 +48,8 @@ def _counted_verb(verb: str, fn: Any) -> Any:
         counter.inc()
         token = _in_verb.set(True)
         try:
+            if traces.tracer is None:
+                return await fn(*args, **kwargs)
             with traces.span(span_name):
                 return await fn(*args, **kwargs)
         finally:
@@ -92,12 +94,17 @@ def _timed_cache_call(fn: Any, op: str, counters: _CacheCounters) -> Any:
             return await fn(items, *args, **kwargs)
         began = time.perf_counter()
         try:
-            with traces.span(span_name, {"taogram.cache.keys": len(items)} if traces.tracer else None):
+            if traces.tracer is None:
+                return await fn(items, *args, **kwargs)
+            with traces.span(span_name, {"taogram.cache.keys": len(items)}):
                 return await fn(items, *args, **kwargs)
         finally:
             histogram.observe(time.perf_counter() - began)
             counters.sync()
     return call
+
+
+_sql_seconds: dict[str, Any] = {}  # the histogram's child per server label (labels() takes a lock)
 
 
 class SQLTimer:
@@ -120,7 +127,11 @@ class SQLTimer:
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        metrics.SQL_SECONDS.labels(self._server).observe(time.perf_counter() - self._began)
+        seconds = time.perf_counter() - self._began
+        histogram = _sql_seconds.get(self._server)
+        if histogram is None:
+            histogram = _sql_seconds[self._server] = metrics.SQL_SECONDS.labels(self._server)
+        histogram.observe(seconds)
         if exc_type is not None:
             metrics.SQL_ERRORS.labels(self._server).inc()
         if self._span is not None:
