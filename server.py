@@ -55,13 +55,20 @@ from strawberry.http.parse_content_type import parse_content_type
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 
-from config import ConfigError, MediaSettings, Settings, load_settings
+from config import MediaSettings, Settings, load_settings, load_settings_or_exit
 from config.observability import metrics as obs_metrics
 from config.observability import setup_process, traces
 from config.observability.requests import observe_operation, observe_rejection
-from http_errors import (MAX_REQUEST_BODY, REQUEST_ID, STATUS_CODES, UNAVAILABLE_MESSAGE,
-                         answer_parser_errors_as_graphql, json_error, transport_errors)
 from config.runtime import tune_gc
+from http_errors import (
+    MAX_REQUEST_BODY,
+    REQUEST_ID,
+    STATUS_CODES,
+    UNAVAILABLE_MESSAGE,
+    answer_parser_errors_as_graphql,
+    json_error,
+    transport_errors,
+)
 from media_pipeline import MediaError, handle_local_request
 from media_pipeline import open_store as open_media_store
 from resolvers.accounts import authenticate
@@ -246,7 +253,8 @@ class TaogramView(GraphQLView):
                 log.exception("request %s: unexpected error in connection_init", context.request_id)
                 code, reason = 1011, f"Internal error; quote request id {context.request_id} when reporting it."
             await context.response.close(code=code, message=reason.encode())
-            raise ConnectionRejectionError({"code": "UNAVAILABLE" if code == 1013 else "INTERNAL_SERVER_ERROR"}) from None
+            error_code = "UNAVAILABLE" if code == 1013 else "INTERNAL_SERVER_ERROR"
+            raise ConnectionRejectionError({"code": error_code}) from None
         return {"viewer": context.viewer_id is not None}
 
 
@@ -398,7 +406,7 @@ def serve(settings: Settings, *, reuse_port: bool = False) -> None:
 def _child(index: int) -> None:
     """One of `server.processes` processes: its own event loop, pools and cache clients."""
     _die_with_parent()
-    settings = load_settings()
+    settings = load_settings_or_exit()
     setup_process(settings, role=f"server-{index}")
     serve(settings, reuse_port=True)
 
@@ -469,11 +477,9 @@ def preflight(settings: Settings) -> None:
     asyncio.run(check())
 
 
-def _exit_with_sentence(settings: Settings | None, exc: Exception) -> None:
+def _exit_with_sentence(settings: Settings, exc: Exception) -> None:
     """A start-up failure an operator can fix: one line naming what to do, exit status 2."""
-    sentence = explain_startup_error(exc, settings) if settings is not None else None
-    if sentence is None and isinstance(exc, (ConfigError, OSError)) and settings is None:
-        sentence = f"configuration error: {exc}"
+    sentence = explain_startup_error(exc, settings)
     if sentence is None and isinstance(exc, MediaError):
         sentence = f"object storage: {exc} (check the [media] settings)"
     if sentence is None:
@@ -483,10 +489,7 @@ def _exit_with_sentence(settings: Settings | None, exc: Exception) -> None:
 
 
 def main() -> None:
-    try:
-        settings = load_settings()
-    except (ConfigError, OSError) as exc:
-        _exit_with_sentence(None, exc)
+    settings = load_settings_or_exit()
     setup_process(settings, role="server")
     try:
         preflight(settings)

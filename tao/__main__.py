@@ -17,7 +17,7 @@ import logging
 import signal
 import sys
 
-from config import ConfigError, Settings, load_settings
+from config import Settings, load_settings_or_exit
 from config.observability import setup_process
 from tao.startup import explain_startup_error
 from tao.store import Tao, open_tao
@@ -94,11 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--shard", help="e.g. 3 or 0-7 (default: all)")
     r.add_argument("--fix", action="store_true")
     args = parser.parse_args(argv)
-    try:
-        settings = load_settings(args.config)
-    except (ConfigError, OSError) as exc:
-        print(f"python -m tao {args.command}: configuration error: {exc}", file=sys.stderr)
-        return 2
+    settings = load_settings_or_exit(args.config)
     setup_process(settings, role=args.command)  # logging (text or JSON lines) and tracing, as configured
     run = {"migrate": _migrate, "worker": _worker, "repair": _repair}[args.command]
     try:

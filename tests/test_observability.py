@@ -15,7 +15,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from config.observability import traces
 from config.observability.logs import configure_logging
-from config.observability.settings import LoggingSettings, TracingSettings
+from config import LoggingSettings, TracingSettings
 from tests.resolvers.messages_client import DM
 from tests.schema.client import graphql_settings, running_app
 

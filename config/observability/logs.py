@@ -21,7 +21,7 @@ from typing import Any
 
 from opentelemetry import trace as otel_trace
 
-from config.observability.settings import LoggingSettings
+from config.settings import LogFormat, LoggingSettings
 
 FIELDS_ATTR = "taogram_fields"
 # Substrings of field names whose values are never written (case-insensitive).
@@ -74,16 +74,14 @@ class JSONFormatter(logging.Formatter):
 def configure_logging(settings: LoggingSettings, *, role: str = "server", stream: Any = None) -> None:
     """Root logger to `stream` (stderr) at `settings.level`, as JSON lines or text."""
     handler = logging.StreamHandler(stream or sys.stderr)
-    if settings.format == "json":
+    if settings.format is LogFormat.JSON:
         handler.setFormatter(JSONFormatter(role))
-    elif settings.format == "text":
-        handler.setFormatter(logging.Formatter(f"%(asctime)s %(levelname)s [{role} %(process)d] %(name)s: %(message)s"))
     else:
-        raise ValueError(f"logging.format must be 'json' or 'text', not {settings.format!r}")
+        handler.setFormatter(logging.Formatter(f"%(asctime)s %(levelname)s [{role} %(process)d] %(name)s: %(message)s"))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)
-    root.setLevel(settings.level.upper())
+    root.setLevel(str(settings.level))
     for name in (request_log.name, job_log.name):
         logging.getLogger(name).disabled = not settings.requests

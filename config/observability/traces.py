@@ -25,7 +25,7 @@ from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace import Span, StatusCode, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from config.observability.settings import TracingSettings
+from config.settings import TracingSettings
 
 # The payload key a job's trace context travels under; the worker removes it before the handler runs.
 TRACE_KEY = "_trace"
