@@ -147,3 +147,36 @@ def test_tracing_is_off_by_default():
     assert traces.tracer is None
     assert traces.with_trace_context({"a": 1}) == {"a": 1}
     assert traces.configure_tracing(TracingSettings()) is False
+
+
+def test_spans_are_exported_over_otlp_when_an_endpoint_is_configured():
+    """The OTLP/HTTP exporter posts the spans to the configured endpoint (a stand-in collector)."""
+    import http.server
+    import threading
+
+    received: list[tuple[str, str, int]] = []
+
+    class Collector(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 (the stdlib's name)
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append((self.path, self.headers["Content-Type"], len(body)))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Collector)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        endpoint = f"http://127.0.0.1:{server.server_port}/v1/traces"
+        assert traces.configure_tracing(TracingSettings(otlp_endpoint=endpoint), role="test")
+        with traces.span("graphql.request"):
+            with traces.span("sql", {"taogram.shard": 3}):
+                pass
+        traces.shutdown_tracing()  # flushes the batch
+    finally:
+        server.shutdown()
+        traces.shutdown_tracing()
+    assert received and received[0][0] == "/v1/traces" and received[0][1] == "application/x-protobuf"
+    assert received[0][2] > 0
