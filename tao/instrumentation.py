@@ -3,13 +3,14 @@
 - `instrument(tao)` (called by `open_tao`) wraps the public verbs (`obj_*`, `assoc_*`, `key_*`)
   of one `Tao`: a call counter per verb (outermost calls only: a verb that calls another counts
   once) and, with tracing on, a `tao.<verb>` span; and the cache tier's `get_many` and
-  `install_many`: a latency histogram, a span, and the tier's own hit/miss/bypass/error
-  counters (`CacheTier.stats()`) carried into Prometheus counters after each call.
+  `install_many`: a latency histogram and a span; the tier's own hit/miss/bypass/error counters
+  (`CacheTier.stats()`) are carried into Prometheus by the metrics flusher thread.
 - `SQLTimer` (used by each backend's connection around every statement): latency by database
   server, errors, and with tracing on an `sql` span naming the shard.
 
-Metrics are always kept (a counter increment is a few hundred nanoseconds); spans only when
-tracing is configured (`config.observability.traces`).
+Metrics are always kept, at the cost of a dict increment per verb call and one histogram
+sample per cache call or statement; spans only when tracing is configured
+(`config.observability.traces`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import contextvars
 import functools
 import inspect
 import time
+import weakref
 from typing import Any
 
 from config.observability import metrics, traces
@@ -37,15 +39,19 @@ def instrument(tao: Any) -> None:
     _instrument_cache(tao.cache)
 
 
+_verb_calls = metrics.BufferedCounter(metrics.STORE_CALLS)  # one per process, counted on the event loop
+
+
 def _counted_verb(verb: str, fn: Any) -> Any:
-    counter = metrics.STORE_CALLS.labels(verb)
+    _verb_calls.declare(verb)
+    counts = _verb_calls.counts
     span_name = f"tao.{verb}"
 
     @functools.wraps(fn)
     async def call(*args: Any, **kwargs: Any) -> Any:
         if _in_verb.get():
             return await fn(*args, **kwargs)
-        counter.inc()
+        counts[verb] += 1
         token = _in_verb.set(True)
         try:
             if traces.tracer is None:
@@ -58,16 +64,21 @@ def _counted_verb(verb: str, fn: Any) -> Any:
 
 
 class _CacheCounters:
-    """Carries the tier's cumulative counters into Prometheus as deltas (exact, however calls interleave)."""
+    """Carries a tier's cumulative counters (`CacheTier.stats()`) into Prometheus as deltas, from
+    the metrics flusher thread (exact however calls interleave; nothing on the request path).
+    Holds the tier weakly: a closed and dropped tier's poller goes away with it."""
 
     def __init__(self, cache: Any) -> None:
-        self._cache = cache
+        self._cache = weakref.ref(cache)
         self._last = {"hits": 0, "misses": 0, "bypassed": 0, "errors": 0}
         self._keys = {"hits": metrics.CACHE_KEYS.labels("hit"), "misses": metrics.CACHE_KEYS.labels("miss"),
                       "bypassed": metrics.CACHE_KEYS.labels("bypassed")}
 
-    def sync(self) -> None:
-        stats = self._cache.stats()
+    def sync(self) -> bool:
+        cache = self._cache()
+        if cache is None:
+            return False
+        stats = cache.stats()
         for name, last in self._last.items():
             now = stats.get(name, 0)
             if now > last:
@@ -76,15 +87,16 @@ class _CacheCounters:
                 else:
                     self._keys[name].inc(now - last)
                 self._last[name] = now
+        return True
 
 
 def _instrument_cache(cache: Any) -> None:
-    counters = _CacheCounters(cache)
+    metrics.FLUSHER.add_poller(_CacheCounters(cache).sync)
     for method, op in (("get_many", "get"), ("install_many", "install")):
-        setattr(cache, method, _timed_cache_call(getattr(cache, method), op, counters))
+        setattr(cache, method, _timed_cache_call(getattr(cache, method), op))
 
 
-def _timed_cache_call(fn: Any, op: str, counters: _CacheCounters) -> Any:
+def _timed_cache_call(fn: Any, op: str) -> Any:
     histogram = metrics.CACHE_SECONDS.labels(op)
     span_name = f"cache.{op}"
 
@@ -100,7 +112,6 @@ def _timed_cache_call(fn: Any, op: str, counters: _CacheCounters) -> Any:
                 return await fn(items, *args, **kwargs)
         finally:
             histogram.observe(time.perf_counter() - began)
-            counters.sync()
     return call
 
 

@@ -16,8 +16,10 @@ it from the shards (`OutboxSampler`), at most once per `metrics.outbox_sample_se
 from __future__ import annotations
 
 import asyncio
+import atexit
 import logging
 import os
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
@@ -68,6 +70,72 @@ JOB_FAILURES = Counter("taogram_job_failures_total", "Job runs that raised (the 
                        "or parked after jobs.max_attempts).", ["handler"])
 MEDIA_SECONDS = Histogram("taogram_media_processing_seconds", "Time to process one upload (probe, variants, "
                           "ladder), by kind and outcome.", ["kind", "outcome"], buckets=JOB_BUCKETS)
+
+
+# -- counts kept in plain Python on hot paths, carried into Prometheus by a flusher thread ------
+
+FLUSH_INTERVAL = 1.0  # seconds; a scrape of this process flushes first, so it never lags
+
+
+class _Flusher:
+    """Hot paths count into plain dicts (a dict increment, not a lock and a file write per call);
+    a daemon thread runs the registered pollers every FLUSH_INTERVAL, and each carries its
+    cumulative counts into Prometheus as deltas. A poller returning False is dropped (its
+    source is gone)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pollers: list[Callable[[], bool | None]] = []
+        self._thread: threading.Thread | None = None
+
+    def add_poller(self, poll: Callable[[], bool | None]) -> None:
+        with self._lock:
+            self._pollers.append(poll)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="taogram-metrics", daemon=True)
+                self._thread.start()
+                atexit.register(self.flush)
+
+    def flush(self) -> None:
+        with self._lock:  # one flush at a time: deltas are computed against the last one
+            for poll in list(self._pollers):
+                try:
+                    keep = poll()
+                except Exception:  # metrics never take a process down
+                    log.debug("metrics poller failed", exc_info=True)
+                    keep = True
+                if keep is False:
+                    self._pollers.remove(poll)
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(FLUSH_INTERVAL)
+            self.flush()
+
+
+FLUSHER = _Flusher()
+
+
+class BufferedCounter:
+    """A labelled counter for hot paths: `counts[label] += 1` (labels declared up front with
+    `declare`); the flusher adds what each label gained since its last flush. The dict only
+    grows, and a copy of it is one atomic step, so no increment is ever lost."""
+
+    def __init__(self, counter: Counter) -> None:
+        self._counter = counter
+        self.counts: dict[str, int] = {}
+        self._flushed: dict[str, int] = {}
+        FLUSHER.add_poller(self._flush)
+
+    def declare(self, label: str) -> None:
+        self.counts.setdefault(label, 0)
+
+    def _flush(self) -> None:
+        for label, n in self.counts.copy().items():
+            gained = n - self._flushed.get(label, 0)
+            if gained:
+                self._counter.labels(label).inc(gained)
+                self._flushed[label] = n
 
 
 class OperationNames:
@@ -134,6 +202,7 @@ class _OutboxCollector:
 def render_sync(outbox: dict[str, tuple[int, int | None, int]] | None = None) -> bytes:
     """The `/metrics` body: every process's metrics (multiprocess mode) or this one's, and the
     outbox gauges from an `OutboxSampler.sample()`. Reads files: call it off the event loop."""
+    FLUSHER.flush()  # this process's buffered counts, so its own scrape never lags
     if MULTIPROCESS:
         registry = CollectorRegistry()
         MultiProcessCollector(registry)
