@@ -10,10 +10,13 @@ PYTEST_ARGS ?=
 CONFIG ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv deps run lint checks test bench
+.PHONY: help venv deps run cluster cluster-reset lint checks test bench
 
 help:
 	@echo "make run [CONFIG=path.toml]   start the server (embedded default unless CONFIG says otherwise)"
+	@echo "make cluster [CLUSTER_DIR=.cluster] the real stack on this machine: 2 MariaDB, 2 memcached, Redis, S3,"
+	@echo "                              migrations, a job worker, 2 server processes; Ctrl-C stops it (docs/deploy.md)"
+	@echo "make cluster-reset            delete the cluster's data dir"
 	@echo "make test [PYTEST_ARGS=...]   make lint's checks, then pytest against throwaway MariaDB/memcached/S3"
 	@echo "make bench                    run bench/*.py (each starts its own servers)"
 	@echo "make lint                     import contracts (lint-imports), ruff, mypy"
@@ -31,6 +34,14 @@ deps:
 
 run: venv
 	$(if $(CONFIG),TAOGRAM_CONFIG=$(CONFIG) )$(PY) server.py
+
+# The production stack on one machine (scripts/cluster.py); data kept in $(CLUSTER_DIR) across restarts.
+CLUSTER_DIR ?= .cluster
+cluster: venv deps
+	CLUSTER_DIR=$(CLUSTER_DIR) $(PY) scripts/cluster.py up
+
+cluster-reset:
+	CLUSTER_DIR=$(CLUSTER_DIR) $(PY) scripts/cluster.py reset
 
 lint: venv
 	$(MAKE) --no-print-directory checks
