@@ -167,12 +167,12 @@ class Outbox:
         parked_after = now_ms() + DEAD_LETTER_MS // 2
 
         async def one(shard: int) -> list[tuple]:
-            async with self._core.read(shard) as conn:
+            async with self._shards.read(shard) as conn:
                 return await conn.fetchall(
                     "SELECT handler, SUM(run_at < %s), MIN(CASE WHEN run_at < %s THEN created END), "
                     "SUM(run_at >= %s) FROM {outbox} GROUP BY handler", (parked_after, parked_after, parked_after))
         out: dict[str, tuple[int, int | None, int]] = {}
-        for rows in await asyncio.gather(*(one(s) for s in range(self._core.n_shards))):
+        for rows in await asyncio.gather(*(one(s) for s in range(self._shards.n_shards))):
             for handler, due, oldest, parked in rows:
                 d, o, p = out.get(handler, (0, None, 0))
                 oldest = int(oldest) if oldest is not None else None
