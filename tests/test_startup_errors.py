@@ -23,8 +23,10 @@ def _run(argv: list[str], env: dict[str, str]) -> tuple[int, str]:
 
 
 def _one_sentence(out: str) -> str:
+    """The command's own sentence (other lines are the process's logs, e.g. a cache warning on a
+    busy box): exactly one, and no traceback anywhere."""
     assert "Traceback" not in out, out
-    lines = [line for line in out.splitlines() if line.strip() and " INFO " not in line]
+    lines = [line for line in out.splitlines() if line.startswith(("taogram:", "python -m tao"))]
     assert len(lines) == 1, out
     return lines[0]
 
