@@ -266,6 +266,11 @@ class ServerSettings:
     processes: int = 1
     # On SIGTERM/SIGINT: seconds in-flight requests get to finish after WebSockets are closed.
     shutdown_timeout: float = 10.0
+    # Trusted documents (schema/persisted.py): a JSON manifest {"<sha256 hex>": "<document>"} of
+    # the first-party apps' documents, runnable by `documentId` or APQ hash; "" for none.
+    trusted_documents: str = ""
+    # Run only the manifest's documents (no other text, no APQ registration).
+    trusted_documents_only: bool = False
 
 
 @dataclass
