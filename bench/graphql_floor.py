@@ -3,6 +3,7 @@ profile query over in-memory objects, with no I/O, no caches, no extensions and 
 
     PYTHONPATH=. .venv/bin/python bench/graphql_floor.py             # CPU per execution
     PYTHONPATH=. .venv/bin/python bench/graphql_floor.py --profile   # where that CPU goes
+    PYTHONPATH=. .venv/bin/python bench/graphql_floor.py --async-fields  # and with taogram's async fields
 
 A schema of the same shape as taogram's for the fields the query reads (User, a Relay connection
 of 20 Posts, each with its author, counts, the viewer's like and a connection of 3 Comments with
@@ -130,6 +131,124 @@ class Query:
 SCHEMA = strawberry.Schema(query=Query)
 
 
+# ---- the same shape with taogram's async fields (`--async-fields`) ---------------------------------
+# Not the floor: the fields taogram resolves with I/O (author, counts, the viewer's like, the
+# connections) as `async def` over the same in-memory objects, with no loaders. The difference
+# from the floor is what async field resolution itself costs in graphql-core and strawberry.
+
+@strawberry.type(name="Comment")
+class AsyncComment:
+    id: strawberry.ID
+    text: str
+    created_at: datetime
+    c: strawberry.Private[Comment]
+
+    @strawberry.field
+    async def author(self) -> "AsyncUser":
+        return AsyncUser.of(self.c.author)
+
+
+@strawberry.type(name="CommentEdge")
+class AsyncCommentEdge:
+    cursor: str
+    node: AsyncComment
+
+
+@strawberry.type(name="CommentConnection")
+class AsyncCommentConnection:
+    edges: list[AsyncCommentEdge]
+    page_info: PageInfo
+
+    @strawberry.field
+    def nodes(self) -> list[AsyncComment]:
+        return [e.node for e in self.edges]
+
+
+@strawberry.type(name="Post")
+class AsyncPost:
+    id: strawberry.ID
+    caption: str
+    created_at: datetime
+    p: strawberry.Private[Post]
+
+    @strawberry.field
+    async def author(self) -> "AsyncUser":
+        return AsyncUser.of(self.p.author)
+
+    @strawberry.field
+    async def like_count(self) -> int:
+        return self.p.like_count
+
+    @strawberry.field
+    async def viewer_has_liked(self) -> bool:
+        return self.p.viewer_has_liked
+
+    @strawberry.field
+    async def comment_count(self) -> int:
+        return self.p.comment_count
+
+    @strawberry.field
+    async def comments(self, first: int = 20, after: str | None = None) -> AsyncCommentConnection:
+        page = self.p.all_comments[:first]
+        edges = [AsyncCommentEdge(cursor=f"c{c.id}", node=AsyncComment(id=c.id, text=c.text, created_at=c.created_at, c=c))
+                 for c in page]
+        return AsyncCommentConnection(edges=edges, page_info=PageInfo(
+            has_next_page=len(self.p.all_comments) > first, has_previous_page=False,
+            start_cursor=edges[0].cursor if edges else None, end_cursor=edges[-1].cursor if edges else None))
+
+
+@strawberry.type(name="PostEdge")
+class AsyncPostEdge:
+    cursor: str
+    node: AsyncPost
+
+
+@strawberry.type(name="PostConnection")
+class AsyncPostConnection:
+    edges: list[AsyncPostEdge]
+    page_info: PageInfo
+
+
+@strawberry.type(name="User")
+class AsyncUser:
+    id: strawberry.ID
+    username: str
+    full_name: str
+    u: strawberry.Private[User]
+
+    @classmethod
+    def of(cls, u: User) -> "AsyncUser":
+        return cls(id=u.id, username=u.username, full_name=u.full_name, u=u)
+
+    @strawberry.field
+    async def post_count(self) -> int:
+        return self.u.post_count
+
+    @strawberry.field
+    async def follower_count(self) -> int:
+        return self.u.follower_count
+
+    @strawberry.field
+    async def posts(self, first: int = 20, after: str | None = None) -> AsyncPostConnection:
+        page = self.u.all_posts[:first]
+        edges = [AsyncPostEdge(cursor=f"c{p.id}", node=AsyncPost(id=p.id, caption=p.caption, created_at=p.created_at, p=p))
+                 for p in page]
+        return AsyncPostConnection(edges=edges, page_info=PageInfo(
+            has_next_page=len(self.u.all_posts) > first, has_previous_page=False,
+            start_cursor=edges[0].cursor if edges else None, end_cursor=edges[-1].cursor if edges else None))
+
+
+@strawberry.type(name="Query")
+class AsyncQuery:
+    @strawberry.field
+    async def user(self, username: str) -> AsyncUser | None:
+        u = STORE.users.get(username)
+        return AsyncUser.of(u) if u is not None else None
+
+
+ASYNC_SCHEMA = strawberry.Schema(query=AsyncQuery)
+
+
 def make_objects(authors: int = 20) -> list[str]:
     """`authors` profiles of 24 posts with 3 comments each (the bench's data, in memory)."""
     STORE.users.clear()
@@ -149,29 +268,29 @@ def make_objects(authors: int = 20) -> list[str]:
     return list(STORE.users)
 
 
-async def _run(usernames: list[str], n: int) -> None:
+async def _run(usernames: list[str], n: int, schema: strawberry.Schema = SCHEMA) -> None:
     query = QUERIES["profile"]
     for i in range(n):
-        result = await SCHEMA.execute(query, variable_values={"u": usernames[i % len(usernames)]})
+        result = await schema.execute(query, variable_values={"u": usernames[i % len(usernames)]})
         body = json.dumps({"data": result.data})  # a server sends it
         if result.errors or len(result.data["user"]["posts"]["edges"]) != POSTS or not body:
             raise RuntimeError(f"the floor's query failed: {result.errors}")
 
 
-def run_floor(usernames: list[str], n: int) -> None:
+def run_floor(usernames: list[str], n: int, schema: strawberry.Schema = SCHEMA) -> None:
     """`n` executions, in an event loop of their own (callable from any thread)."""
-    asyncio.run(_run(usernames, n))
+    asyncio.run(_run(usernames, n, schema))
 
 
-def measure_floor(n: int = 300, repeats: int = 3) -> float:
+def measure_floor(n: int = 300, repeats: int = 3, schema: strawberry.Schema = SCHEMA) -> float:
     """CPU seconds per profile-page execution: the best of `repeats` runs of `n` executions (the
     least disturbed by other processes' cache and frequency effects)."""
     usernames = make_objects()
-    asyncio.run(_run(usernames, 20))  # warm: imports, strawberry's per-type caches
+    asyncio.run(_run(usernames, 20, schema))  # warm: imports, strawberry's per-type caches
     best = float("inf")
     for _ in range(repeats):
         t0 = time.process_time()
-        asyncio.run(_run(usernames, n))
+        asyncio.run(_run(usernames, n, schema))
         best = min(best, (time.process_time() - t0) / n)
     return best
 
@@ -181,6 +300,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-n", type=int, default=300, help="executions per run")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--profile", action="store_true", help="print a cProfile of one run")
+    p.add_argument("--async-fields", action="store_true",
+                   help="also measure the same shape with taogram's I/O fields as async resolvers (not the floor)")
     args = p.parse_args(argv)
     if args.profile:
         import cProfile
@@ -194,6 +315,9 @@ def main(argv: list[str] | None = None) -> int:
     per = measure_floor(args.n, args.repeats)
     print(f"floor: {per * 1000:.3f} ms CPU per profile-page execution "
           f"(plain strawberry, in-memory objects, parse + validate + execute + JSON; best of {args.repeats} x {args.n})")
+    if args.async_fields:
+        per_async = measure_floor(args.n, args.repeats, ASYNC_SCHEMA)
+        print(f"same shape, I/O fields async: {per_async * 1000:.3f} ms ({per_async / per:.2f}x the floor)")
     return 0
 
 
