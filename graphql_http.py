@@ -33,7 +33,7 @@ from typing import Any
 from aiohttp import web
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from strawberry.aiohttp.views import GraphQLView
-from strawberry.schema.exceptions import InvalidOperationTypeError
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.types import ExecutionResult
 
@@ -51,6 +51,16 @@ _SUB_RESPONSE_TYPE = web.ResponseKey("response_media_type", str)
 # With application/graphql-response+json, the status of a request error by its code (else 400).
 REQUEST_ERROR_STATUS = {"THROTTLED": 429, "UNAVAILABLE": 503, "INTERNAL_SERVER_ERROR": 500,
                         "UNAUTHENTICATED": 401, "FORBIDDEN": 403}
+
+
+class _RequestError(Exception):
+    """The spec's "operation cannot be determined": a request error of a well-formed request."""
+
+    code = "BAD_REQUEST"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
 
 
 def _media_ranges(accept: str) -> list[tuple[str, float]]:
@@ -149,8 +159,11 @@ class GraphQLOverHTTPView(GraphQLView):
                 request[RESPONSE_TYPE] = media
         try:
             return await super().run(request, *args, **kwargs)
-        except PersistedDocumentError as e:
-            status = 400 if e.code == "BAD_REQUEST" or request.get(RESPONSE_TYPE) == GRAPHQL_RESPONSE else 200
+        except (PersistedDocumentError, _RequestError) as e:
+            # Well-formed requests that name no runnable document or operation: request errors,
+            # 200 in application/json, 400 in application/graphql-response+json.
+            well_formed = isinstance(e, _RequestError) or e.code != "BAD_REQUEST"
+            status = 200 if well_formed and request.get(RESPONSE_TYPE) != GRAPHQL_RESPONSE else 400
             return self._refusal(request, status, e.message, e.code)
         except HTTPException as e:
             headers = {"Allow": "POST"} if e.status_code == 405 and request.method == "GET" else None
@@ -179,6 +192,8 @@ class GraphQLOverHTTPView(GraphQLView):
             result = await super().execute_single(request, request_adapter, sub_response, context, root_value,
                                                   request_data)
         except HTTPException as e:
+            if isinstance(e.__cause__, CannotGetOperationTypeError):  # an operationName the document lacks
+                raise _RequestError(e.reason) from None
             if isinstance(e.__cause__, InvalidOperationTypeError) and request_adapter.method == "GET":
                 raise HTTPException(405, "A mutation cannot be sent with GET (it only runs queries): "
                                          "send it with POST.") from None

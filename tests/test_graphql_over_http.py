@@ -87,6 +87,15 @@ async def test_request_errors_are_400s_without_data_in_graphql_response_json(g: 
     assert body.get("data") is None and body["errors"][0]["extensions"]["code"] == code
 
 
+async def test_an_operation_name_the_document_lacks_is_a_request_error(g: GQL):
+    request_body = {"query": "query A { viewer { id } }", "operationName": "B"}
+    resp, body = await post(g, request_body, GRJ)
+    assert resp.status == 400 and "data" not in body and body["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
+    resp, body = await post(g, request_body, JSON)
+    assert resp.status == 200 and body["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
+    assert "B" in body["errors"][0]["message"]
+
+
 async def test_field_errors_with_data_are_200s_in_both_types(g: GQL):
     for accept in (GRJ, JSON):
         resp, body = await post(g, {"query": '{ node(id: "not-an-id") { id } }'}, accept)
