@@ -137,6 +137,7 @@ def load_persisted_documents(server: ServerSettings) -> PersistedDocuments:
 
 
 class GraphQLOverHTTPView(GraphQLView):
+    # APQ alone by default; the server sets its own from `ServerSettings` (`load_persisted_documents`).
     persisted_documents: PersistedDocuments = PersistedDocuments()
 
     def _refusal(self, request: web.Request, status: int, message: str, code: str,
@@ -166,7 +167,9 @@ class GraphQLOverHTTPView(GraphQLView):
             status = 200 if well_formed and request.get(RESPONSE_TYPE) != GRAPHQL_RESPONSE else 400
             return self._refusal(request, status, e.message, e.code)
         except HTTPException as e:
-            headers = {"Allow": "POST"} if e.status_code == 405 and request.method == "GET" else None
+            headers = None
+            if e.status_code == 405:  # a mutation over GET, or a method other than GET and POST
+                headers = {"Allow": "POST" if request.method == "GET" else "GET, POST"}
             return self._refusal(request, e.status_code, e.reason,
                                  STATUS_CODES.get(e.status_code, "BAD_REQUEST"), headers)
 
