@@ -49,7 +49,6 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
-from strawberry.aiohttp.views import GraphQLView
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLRequestData
 from strawberry.http.parse_content_type import parse_content_type
@@ -61,6 +60,7 @@ from config.observability import metrics as obs_metrics
 from config.observability import setup_process, traces
 from config.observability.requests import observe_operation, observe_rejection
 from config.runtime import tune_gc
+from graphql_http import GRAPHQL_RESPONSE, RESPONSE_TYPE, GraphQLOverHTTPView, load_persisted_documents
 from http_errors import (
     MAX_REQUEST_BODY,
     REQUEST_ID,
@@ -126,16 +126,10 @@ def _bearer(value: str | None) -> str | None:
     return token.strip()
 
 
-def _is_request_error(result: ExecutionResult) -> bool:
-    """A refusal of the request itself (e.g. no `operationName` for a document of several
-    operations): nothing was executed, and the client must change the request."""
-    return result.data is None and bool(result.errors) and all(
-        (e.extensions or {}).get("code") == "BAD_REQUEST" for e in result.errors)
-
-
-class TaogramView(GraphQLView):
-    """strawberry's aiohttp view with taogram's context, auth, request parsing, GraphiQL page and
-    error bodies: whatever a client sends, the answer is GraphQL-shaped with a request id."""
+class TaogramView(GraphQLOverHTTPView):
+    """strawberry's aiohttp view (with the GraphQL-over-HTTP spec's rules: `graphql_http.py`) with
+    taogram's context, auth, request parsing, GraphiQL page and error bodies: whatever a client
+    sends, the answer is GraphQL-shaped with a request id."""
 
     graphql_transport_ws_handler_class = TaogramWSHandler
 
@@ -147,6 +141,7 @@ class TaogramView(GraphQLView):
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
         )
         self.settings = settings
+        self.persisted_documents = load_persisted_documents(settings.server)
         self.max_json_depth = settings.limits.max_json_depth
         # Failed log-ins per account and per client address, per process (`AuthSettings.login_*`).
         auth = settings.auth
@@ -201,13 +196,12 @@ class TaogramView(GraphQLView):
                              sub_response: web.Response, context: Any, root_value: Any,
                              request_data: GraphQLRequestData) -> ExecutionResult:
         # Observability: one metrics sample, log line and span per operation (config/observability).
+        # The status code (graphql_http) is set by the base class.
         with observe_operation(self.operation_names, request.headers, request_data.operation_name,
                                request_data.query) as op:
             result = await super().execute_single(request, request_adapter, sub_response, context, root_value,
                                                   request_data)
             op.finish(context, result)
-        if _is_request_error(result):
-            sub_response.set_status(400)
         return result
 
     # -- context and authentication
@@ -233,7 +227,9 @@ class TaogramView(GraphQLView):
                 # The same answer as a shard failing during execution (a 200 whose error says
                 # UNAVAILABLE: retry), not a server fault: nothing ran, and a retry may succeed.
                 log.warning("request %s: authentication failed: %s", ctx.request_id, e)
-                raise _Rejected(json_error(200, UNAVAILABLE_MESSAGE, "UNAVAILABLE", ctx.request_id),
+                # A response without `data` is never a 2xx in application/graphql-response+json.
+                status = 503 if request.get(RESPONSE_TYPE) == GRAPHQL_RESPONSE else 200
+                raise _Rejected(json_error(status, UNAVAILABLE_MESSAGE, "UNAVAILABLE", ctx.request_id),
                                 "UNAVAILABLE") from None
         return ctx
 

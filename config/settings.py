@@ -365,6 +365,11 @@ class ServerSettings(_Section):
     processes: Annotated[int, _range(0, 1024)] = 1
     # On SIGTERM/SIGINT: seconds in-flight requests get to finish after WebSockets are closed.
     shutdown_timeout: Annotated[float, _range(0)] = 10.0
+    # Trusted documents (schema/persisted.py): a JSON manifest {"<sha256 hex>": "<document>"} of
+    # the first-party apps' documents, runnable by `documentId` or APQ hash; "" for none.
+    trusted_documents: str = ""
+    # Run only the manifest's documents (no other text, no APQ registration).
+    trusted_documents_only: bool = False
 
 
 class BrokerSettings(_Section):
