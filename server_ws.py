@@ -25,6 +25,7 @@ from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
 
 from config import RealtimeSettings
+from config.observability.metrics import WEBSOCKETS_OPEN
 from resolvers.errors import UnavailableError
 from resolvers.realtime import CLOSE_GOING_AWAY, CLOSE_RATE_LIMITED, SessionWatch, ensure_live_session
 from tao import ShardUnavailableError
@@ -73,6 +74,13 @@ class TaogramWSHandler(BaseGraphQLTransportWSHandler):
         request = getattr(self.websocket, "request", None)
         if request is not None:
             request.app[SOCKETS_KEY].add(self)
+
+    async def handle(self) -> Any:
+        WEBSOCKETS_OPEN.inc()  # observability: open sockets, summed over live processes
+        try:
+            return await super().handle()
+        finally:
+            WEBSOCKETS_OPEN.dec()
 
     async def close(self, code: int, reason: str) -> None:
         """Close once, with a reason (later calls are no-ops)."""

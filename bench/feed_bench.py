@@ -346,15 +346,22 @@ async def measure_reads(tao: Tao, g: dict, a: argparse.Namespace) -> dict[str, A
     cpu_ms = sorted(r[1] for r in per_read)
     first_ms.sort()
     next_ms.sort()
-    out = {"reads": len(first_ms), "candidates_per_session": round(sum(sizes) / len(sizes)),
-           "first_page_p50_ms": round(percentile(first_ms, 50), 1), "first_page_p99_ms": round(percentile(first_ms, 99), 1),
-           "first_page_cpu_ms_mean": round(sum(cpu_ms) / len(cpu_ms), 1),
-           "first_page_cpu_ms_p50": round(percentile(cpu_ms, 50), 1),
-           "first_page_cpu_ms_p99": round(percentile(cpu_ms, 99), 1),
-           "gc_passes": gc_clock.passes, "gc_ms_total": round(gc_clock.ms, 1),
-           "first_page_slowest_wall_cpu_gc_cpuwait_ms": [tuple(round(x, 1) for x in r)
-                                                         for r in sorted(per_read, reverse=True)[:6]],
-           "next_page_p50_ms": round(percentile(next_ms, 50), 1), "next_page_p99_ms": round(percentile(next_ms, 99), 1)}
+    out = {
+        "reads": len(first_ms),
+        "candidates_per_session": round(sum(sizes) / len(sizes)),
+        "first_page_p50_ms": round(percentile(first_ms, 50), 1),
+        "first_page_p99_ms": round(percentile(first_ms, 99), 1),
+        "first_page_cpu_ms_mean": round(sum(cpu_ms) / len(cpu_ms), 1),
+        "first_page_cpu_ms_p50": round(percentile(cpu_ms, 50), 1),
+        "first_page_cpu_ms_p99": round(percentile(cpu_ms, 99), 1),
+        "gc_passes": gc_clock.passes,
+        "gc_ms_total": round(gc_clock.ms, 1),
+        "first_page_slowest_wall_cpu_gc_cpuwait_ms": [
+            tuple(round(x, 1) for x in r) for r in sorted(per_read, reverse=True)[:6]
+        ],
+        "next_page_p50_ms": round(percentile(next_ms, 50), 1),
+        "next_page_p99_ms": round(percentile(next_ms, 99), 1),
+    }
     log(f"feed reads: {out}")
     return out
 

@@ -11,15 +11,20 @@ from config.settings import (
     FeedSettings,
     JobSettings,
     LimitSettings,
+    LogFormat,
+    LoggingSettings,
+    LogLevel,
     MediaBackend,
     MediaSettings,
     MessageSettings,
+    MetricsSettings,
     MySQLServer,
     RealtimeSettings,
     ServerSettings,
     Settings,
     StoreBackend,
     StoreSettings,
+    TracingSettings,
     resolve_path,
 )
 
@@ -28,4 +33,6 @@ __all__ = [
     "JobSettings", "LimitSettings", "MediaBackend", "MediaSettings", "MessageSettings", "MySQLServer",
     "RealtimeSettings", "ServerSettings", "Settings", "StoreBackend", "StoreSettings", "load_settings",
     "load_settings_or_exit", "resolve_path",
+    # observability
+    "LogFormat", "LogLevel", "LoggingSettings", "MetricsSettings", "TracingSettings",
 ]

@@ -201,8 +201,10 @@ class MediaSettings(_Section):
     max_video_bytes: Bytes = 1024 * 1024 * 1024
     max_video_seconds: Positive = 180.0
     max_image_pixels: Count = 64_000_000
-    # A pending upload older than this is abandoned: the sweeper aborts it and deletes its parts.
+    # A pending upload older than this is abandoned: the sweep aborts it and deletes its parts.
     abandoned_upload_seconds: Count = 24 * 3600
+    # Every server process sweeps abandoned uploads this often (jittered between half and all of it).
+    sweep_interval_seconds: Positive = 3600.0
     # Where the app mounts the local store's signed URLs (part uploads and downloads); the
     # local store hands out URLs under this base. Empty: `http://<server.host>:<server.port>/media`
     # (see `Settings.media_served`); set it when clients reach the server at another address
@@ -363,6 +365,11 @@ class ServerSettings(_Section):
     processes: Annotated[int, _range(0, 1024)] = 1
     # On SIGTERM/SIGINT: seconds in-flight requests get to finish after WebSockets are closed.
     shutdown_timeout: Annotated[float, _range(0)] = 10.0
+    # Trusted documents (schema/persisted.py): a JSON manifest {"<sha256 hex>": "<document>"} of
+    # the first-party apps' documents, runnable by `documentId` or APQ hash; "" for none.
+    trusted_documents: str = ""
+    # Run only the manifest's documents (no other text, no APQ registration).
+    trusted_documents_only: bool = False
 
 
 class BrokerSettings(_Section):
@@ -444,6 +451,49 @@ class MessageSettings(_Section):
     new_account_new_recipients_per_day: Count = 15
 
 
+# ---- observability: metrics, logs, traces (config/observability/, docs/operations.md) ------------
+
+class MetricsSettings(_Section):
+    # Serve `/metrics` (Prometheus text format). Several processes (server processes, workers)
+    # report together when every one of them has PROMETHEUS_MULTIPROC_DIR set to the same
+    # empty directory at start (prometheus_client reads it at import): docs/operations.md.
+    enabled: bool = True
+    # The outbox's depth and oldest job are read from every shard at most this often (seconds),
+    # by the process that answers the scrape.
+    outbox_sample_seconds: Annotated[float, _range(0)] = 15.0
+    # Distinct GraphQL operation names used as label values per process; later names count as
+    # "other" (clients choose the names: an unbounded label would grow Prometheus without end).
+    max_operation_names: Annotated[int, _range(0, 10_000)] = 200
+
+
+class LogFormat(StrEnum):
+    TEXT = "text"  # the classic human-readable line (`make run`)
+    JSON = "json"  # one JSON object per line (production)
+
+
+class LogLevel(StrEnum):
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
+
+
+class LoggingSettings(_Section):
+    format: LogFormat = Field(LogFormat.TEXT, strict=False)
+    level: LogLevel = Field(LogLevel.INFO, strict=False)
+    # One line per GraphQL request (logger `taogram.request`) and per job (`taogram.job`).
+    requests: bool = True
+
+
+class TracingSettings(_Section):
+    # OTLP/HTTP endpoint spans are exported to (e.g. "http://otel-collector:4318/v1/traces").
+    # Empty: tracing is off and costs nothing on the request path.
+    otlp_endpoint: str = ""
+    service_name: str = "taogram"
+    # Fraction of new traces recorded (a trace that arrives with a sampled parent is kept).
+    sample_ratio: Annotated[float, _range(0, 1)] = 1.0
+
+
 class Settings(BaseSettings):
     """Every section. `Settings()` is the defaults plus the keyword arguments given (it reads no
     file and no environment); `config.load_settings()` adds the TOML file and `TAOGRAM_*`."""
@@ -461,6 +511,9 @@ class Settings(BaseSettings):
     broker: BrokerSettings = Field(default_factory=BrokerSettings)
     realtime: RealtimeSettings = Field(default_factory=RealtimeSettings)
     messages: MessageSettings = Field(default_factory=MessageSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    tracing: TracingSettings = Field(default_factory=TracingSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -26,11 +26,13 @@ import shutil
 import signal
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
+from config.observability.metrics import MEDIA_SECONDS
 from config.settings import MediaSettings, resolve_path
 from media_pipeline.audio import transcode_audio
 from media_pipeline.crops import FocalPoint, poster_crops
@@ -275,7 +277,13 @@ async def process_media(
     settings: MediaSettings, media_key: str, kind: str, options: ProcessOptions = ProcessOptions()
 ) -> MediaResult:
     """Process an uploaded media (from `complete_upload`) on the worker pool; idempotent."""
-    return await in_worker(settings, run_job, settings, media_key, kind, options)
+    began, outcome = time.perf_counter(), "failed"
+    try:
+        result = await in_worker(settings, run_job, settings, media_key, kind, options)
+        outcome = "ok"
+        return result
+    finally:  # observability: processing time by kind
+        MEDIA_SECONDS.labels(kind, outcome).observe(time.perf_counter() - began)
 
 
 def shutdown_workers() -> None:

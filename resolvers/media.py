@@ -399,9 +399,9 @@ async def sweep_stale_uploads(services: MediaServices) -> int:
 
 
 async def run_sweeper(services: MediaServices) -> None:
-    """Every server process with a worker sweeps about once per 1/24 of the abandonment age
-    (hourly by default), with jitter; sweeping is idempotent, so processes need not agree."""
-    interval = max(60.0, services.settings.abandoned_upload_seconds / 24)
+    """Every server process sweeps every `media.sweep_interval_seconds` (hourly by default), with
+    jitter; sweeping is idempotent, so processes need not agree."""
+    interval = services.settings.sweep_interval_seconds
     while True:
         await asyncio.sleep(interval * random.uniform(0.5, 1.0))
         try:

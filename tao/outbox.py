@@ -19,6 +19,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from config import JobSettings
+from config.observability.jobs import observe_job
+from config.observability.traces import with_trace_context
 from tao.backends.base import Conn
 from tao.errors import TaoError
 from tao.models import now_ms
@@ -60,6 +62,7 @@ class Outbox:
         if handler not in self.handlers:
             raise TaoError(f"no handler registered for job {handler!r}")
         job_id = self._shards.ids.next_id(conn.shard) if job_id is None else job_id
+        payload = with_trace_context(payload)  # observability: the job's span continues this trace
         ts = now_ms()
         await conn.execute("INSERT INTO {outbox} (id, handler, payload, run_at, attempts, created) "
                            "VALUES (%s, %s, %s, %s, 0, %s)",
@@ -116,7 +119,9 @@ class Outbox:
         try:
             if fn is None:
                 raise TaoError(f"no handler registered for job {handler!r} in this process")
-            await fn(self.store, json.loads(payload))
+            data = json.loads(payload)
+            with observe_job(handler, job_id, attempts + 1, data):  # metrics, log line, span
+                await fn(self.store, data)
         except Exception as exc:
             attempts += 1
             if attempts >= self._s.max_attempts:
@@ -155,6 +160,25 @@ class Outbox:
                 n += (await conn.fetchall("SELECT COUNT(*) FROM {outbox} WHERE run_at < %s",
                                           (now_ms() + DEAD_LETTER_MS // 2,)))[0][0]
         return n
+
+    async def depth_by_handler(self) -> dict[str, tuple[int, int | None, int]]:
+        """{handler: (jobs due or running, oldest `created` ms among them, parked jobs)} over every
+        shard, shards in parallel (the `/metrics` outbox gauges)."""
+        parked_after = now_ms() + DEAD_LETTER_MS // 2
+
+        async def one(shard: int) -> list[tuple]:
+            async with self._shards.read(shard) as conn:
+                return await conn.fetchall(
+                    "SELECT handler, SUM(run_at < %s), MIN(CASE WHEN run_at < %s THEN created END), "
+                    "SUM(run_at >= %s) FROM {outbox} GROUP BY handler", (parked_after, parked_after, parked_after))
+        out: dict[str, tuple[int, int | None, int]] = {}
+        for rows in await asyncio.gather(*(one(s) for s in range(self._shards.n_shards))):
+            for handler, due, oldest, parked in rows:
+                d, o, p = out.get(handler, (0, None, 0))
+                oldest = int(oldest) if oldest is not None else None
+                out[handler] = (d + int(due or 0), min(x for x in (o, oldest) if x is not None)
+                                if o is not None or oldest is not None else None, p + int(parked or 0))
+        return out
 
     # ---- the worker loop ----------------------------------------------------------------------
 

@@ -41,6 +41,7 @@ from tao.cache.shared_log import SharedInvalidations
 from tao.cache_io import CacheIO
 from tao.errors import TaoError
 from tao.ids import IdGenerator
+from tao.instrumentation import instrument  # observability: verb counters, cache timings, spans
 from tao.inverses import Inverses
 from tao.lists import ListWrites
 from tao.migrations import check_shard, migrate_shard
@@ -309,7 +310,9 @@ async def open_tao(settings: Settings, *, migrate: bool | None = None, start_wor
         # The embedded default: other processes on this machine (a batch job beside the server)
         # may open the same files, so the in-process caches share an invalidation log.
         log = await asyncio.to_thread(SharedInvalidations.open, resolve_path(settings.store.sqlite_dir) / "cache-log")
-    tao = Tao(settings, registry, shard_map, make_backend(settings, shard_map), make_cache_tier(settings.cache, log=log))
+    cache = make_cache_tier(settings.cache, log=log)
+    tao = Tao(settings, registry, shard_map, make_backend(settings, shard_map), cache)
+    instrument(tao, cache)
     try:
         if migrate if migrate is not None else settings.store.backend == "sqlite":
             await tao.migrate()

@@ -55,8 +55,10 @@ class Api:
         return body["data"]
 
     async def sign_up(self, name: str) -> tuple[str, str]:
-        d = await self.ok("mutation($i: AccountSignUpInput!) { signUp(input: $i) { token user { id } errors { code } } }",
-                          {"i": {"username": name, "password": "password-" + name, "fullName": name}})
+        d = await self.ok(
+            "mutation($i: AccountSignUpInput!) { signUp(input: $i) { token user { id } errors { code } } }",
+            {"i": {"username": name, "password": "password-" + name, "fullName": name}},
+        )
         return d["signUp"]["token"], d["signUp"]["user"]["id"]
 
     async def follow(self, token: str, user_id: str) -> None:

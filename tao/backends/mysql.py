@@ -31,6 +31,7 @@ from tao.errors import (
     ShardUnavailableError,
     TaoError,
 )
+from tao.instrumentation import SQLTimer  # metrics and spans per statement
 from tao.shardmap import ShardMap
 
 # MySQL error codes we translate specially.
@@ -91,11 +92,12 @@ _ESCAPES = (("\\", "\\\\"), ("\0", "\\0"), ("\n", "\\n"), ("\r", "\\r"), ("\032"
 
 
 class _MySQLConn:
-    def __init__(self, raw: aiomysql.Connection, shard: int, prefix: str, timeout: float) -> None:
+    def __init__(self, raw: aiomysql.Connection, shard: int, prefix: str, timeout: float, server: int = 0) -> None:
         self._raw = raw
         self.shard = shard
         self._prefix = prefix
         self._timeout = timeout
+        self._server = str(server)  # the metrics' label: the shard map's server index
 
     def _render(self, sql: str, params: Sequence[Any]) -> str:
         """The statement with its parameters inlined, as aiomysql would do it, but with a fast
@@ -112,19 +114,22 @@ class _MySQLConn:
                            else escape_text(p) if text_fast and type(p) is str else escape(p) for p in params)
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        async with self._raw.cursor() as cur:
-            return await asyncio.wait_for(cur.execute(self._render(sql, params)), self._timeout)
+        with SQLTimer(self._server, self.shard, sql):
+            async with self._raw.cursor() as cur:
+                return await asyncio.wait_for(cur.execute(self._render(sql, params)), self._timeout)
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
         if not rows:
             return 0
-        async with self._raw.cursor() as cur:
-            return await asyncio.wait_for(cur.executemany(qualify(sql, self._prefix), rows), self._timeout)
+        with SQLTimer(self._server, self.shard, sql):
+            async with self._raw.cursor() as cur:
+                return await asyncio.wait_for(cur.executemany(qualify(sql, self._prefix), rows), self._timeout)
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
-        async with self._raw.cursor() as cur:
-            await asyncio.wait_for(cur.execute(self._render(sql, params)), self._timeout)
-            return list(await cur.fetchall())
+        with SQLTimer(self._server, self.shard, sql):
+            async with self._raw.cursor() as cur:
+                await asyncio.wait_for(cur.execute(self._render(sql, params)), self._timeout)
+                return list(await cur.fetchall())
 
 
 class MySQLBackend:
@@ -246,7 +251,8 @@ class MySQLBackend:
     async def connection(self, shard: int) -> AsyncIterator[_MySQLConn]:
         try:
             async with self._acquire(shard) as raw:
-                yield _MySQLConn(raw, shard, self._map.database(shard) + ".", self._s.query_timeout)
+                yield _MySQLConn(raw, shard, self._map.database(shard) + ".", self._s.query_timeout,
+                                 self._map.server_of_shard[shard])
         except (pymysql.err.Error, OSError, asyncio.TimeoutError, TimeoutError) as exc:
             raise translate(exc, shard) from exc
 
@@ -258,7 +264,8 @@ class MySQLBackend:
                     await asyncio.wait_for(raw.begin(), self._s.query_timeout)
                 except (pymysql.err.Error, OSError, asyncio.TimeoutError, TimeoutError) as exc:
                     raise _unsent(translate(exc, shard)) from exc
-                conn = _MySQLConn(raw, shard, self._map.database(shard) + ".", self._s.query_timeout)
+                conn = _MySQLConn(raw, shard, self._map.database(shard) + ".", self._s.query_timeout,
+                                 self._map.server_of_shard[shard])
                 try:
                     yield conn
                 except BaseException:

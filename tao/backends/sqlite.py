@@ -29,6 +29,7 @@ from tao.errors import (
     ShardUnavailableError,
     TaoError,
 )
+from tao.instrumentation import SQLTimer  # metrics and spans per statement
 from tao.shardmap import ShardMap
 
 _PLACEHOLDER = re.compile(r"%s")
@@ -59,23 +60,26 @@ class _SQLiteConn:
         self._timeout = timeout
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        cur = await asyncio.wait_for(self._raw.execute(_adapt(sql), tuple(params)), self._timeout)
-        n = cur.rowcount
-        await cur.close()
-        return n
+        with SQLTimer("sqlite", self.shard, sql):
+            cur = await asyncio.wait_for(self._raw.execute(_adapt(sql), tuple(params)), self._timeout)
+            n = cur.rowcount
+            await cur.close()
+            return n
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
         if not rows:
             return 0
-        cur = await asyncio.wait_for(self._raw.executemany(_adapt(sql), [tuple(r) for r in rows]), self._timeout)
-        n = cur.rowcount
-        await cur.close()
-        return n
+        with SQLTimer("sqlite", self.shard, sql):
+            cur = await asyncio.wait_for(self._raw.executemany(_adapt(sql), [tuple(r) for r in rows]), self._timeout)
+            n = cur.rowcount
+            await cur.close()
+            return n
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
-        async with self._raw.execute(_adapt(sql), tuple(params)) as cur:
-            rows = await asyncio.wait_for(cur.fetchall(), self._timeout)  # type: ignore[arg-type]
-            return [tuple(r) for r in rows]
+        with SQLTimer("sqlite", self.shard, sql):
+            async with self._raw.execute(_adapt(sql), tuple(params)) as cur:
+                rows = await asyncio.wait_for(cur.fetchall(), self._timeout)  # type: ignore[arg-type]
+                return [tuple(r) for r in rows]
 
 
 def _opened(conn: aiosqlite.Connection | None) -> aiosqlite.Connection:

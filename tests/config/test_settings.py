@@ -139,3 +139,8 @@ def test_media_served_fills_in_the_servers_own_address() -> None:
     s.server.host, s.server.port = "::", 8123
     assert s.media_served().local_base_url == "http://[::1]:8123/media"
     assert s.media.local_base_url == ""  # a copy: the loaded settings are unchanged
+
+
+def test_the_configuration_page_describes_every_section() -> None:
+    page = (REPO / "docs" / "configuration.md").read_text()
+    assert [name for name in Settings.model_fields if f"### `{name}`" not in page] == []

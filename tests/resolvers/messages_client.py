@@ -8,13 +8,17 @@ import uuid
 from tao import shard_of
 from tao.testing import TaoTestHooks as hooks
 
-MSG_FIELDS = "id kind text clientMessageId sender { username } seenBy { username } reactions { emoji user { username } }"
+MSG_FIELDS = (
+    "id kind text clientMessageId sender { username } seenBy { username } reactions { emoji user { username } }"
+)
 SEND = f"""mutation($i: MessageSendInput!) {{ sendMessage(input: $i) {{
   message {{ {MSG_FIELDS} }} thread {{ id isGroup }} errors {{ code message field }} }} }}"""
 INBOX = """query($f: InboxFolder!) { inbox { unreadThreadCount unreadMessageCount
   threads(folder: $f) { nodes { id isGroup name unreadCount isRequest isMuted lastMessage { text }
     members { username } } } } }"""
-MESSAGES = f"""query($t: ID!) {{ thread(id: $t) {{ id messages {{ nodes {{ {MSG_FIELDS} replyTo {{ text }} }} }} }} }}"""
+MESSAGES = (
+    f"""query($t: ID!) {{ thread(id: $t) {{ id messages {{ nodes {{ {MSG_FIELDS} replyTo {{ text }} }} }} }} }}"""
+)
 
 
 def store_id(global_id: str) -> int:
@@ -53,11 +57,18 @@ class DM:
 
     async def mutate(self, name: str, token: str, i: dict, fields: str = "errors { code message field }") -> dict:
         input_type = {
-            "markThreadRead": "ThreadMarkReadInput", "reactToMessage": "MessageReactInput",
-            "unsendMessage": "MessageUnsendInput", "editMessage": "MessageEditInput", "acceptMessageRequest": "MessageRequestAcceptInput",
-            "declineMessageRequest": "MessageRequestDeclineInput", "muteThread": "ThreadMuteInput",
-            "createGroupThread": "ThreadCreateInput", "addThreadMembers": "ThreadAddMembersInput",
-            "leaveThread": "ThreadLeaveInput", "renameThread": "ThreadRenameInput", "setTyping": "ThreadTypingInput",
+            "markThreadRead": "ThreadMarkReadInput",
+            "reactToMessage": "MessageReactInput",
+            "unsendMessage": "MessageUnsendInput",
+            "editMessage": "MessageEditInput",
+            "acceptMessageRequest": "MessageRequestAcceptInput",
+            "declineMessageRequest": "MessageRequestDeclineInput",
+            "muteThread": "ThreadMuteInput",
+            "createGroupThread": "ThreadCreateInput",
+            "addThreadMembers": "ThreadAddMembersInput",
+            "leaveThread": "ThreadLeaveInput",
+            "renameThread": "ThreadRenameInput",
+            "setTyping": "ThreadTypingInput",
         }[name]
         body = await self.gql(f"mutation($i: {input_type}!) {{ {name}(input: $i) {{ {fields} }} }}", {"i": i}, token)
         assert "errors" not in body, body["errors"]

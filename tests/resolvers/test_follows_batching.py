@@ -4,11 +4,7 @@ goes through a DataLoader whose batch makes one many-keys store call."""
 
 from __future__ import annotations
 
-import pytest
-
 from tao.testing import TaoTestHooks as hooks
-
-pytestmark = pytest.mark.no_blocking
 
 QUERY = """query($u: String!) { user(username: $u) { followers(first: 100) { nodes {
   username followerCount followingCount viewerFollows followsViewer viewerFollowStatus

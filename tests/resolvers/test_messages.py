@@ -8,8 +8,6 @@ from tao.testing import TaoTestHooks as hooks
 from tao.types import MESSAGE, THREAD
 from tests.resolvers.messages_client import DM, store_id
 
-pytestmark = pytest.mark.no_blocking
-
 
 @pytest.fixture
 def dm(gql) -> DM:

@@ -74,7 +74,11 @@ async def test_edit_post_moves_hashtag_and_mention_edges(gql):
     assert data["editPost"] == {"post": {"caption": "#two #three @cy", "hashtags": ["two", "three"],
                                          "mentions": [{"username": "cy"}]}, "errors": []}
     counts = {n: (await gql.ok(HASHTAG, {"n": n}))["hashtag"] for n in ("one", "two", "three")}
-    assert {n: h and h["postCount"] for n, h in counts.items()} == {"one": None, "two": 1, "three": 1}  # no post: no tag
+    assert {n: h and h["postCount"] for n, h in counts.items()} == {
+        "one": None,
+        "two": 1,
+        "three": 1,
+    }  # no post: no tag
     assert await gql.tao.assoc_count(await uid(gql, "bob"), "MENTIONED_IN") == 0
     assert await gql.tao.assoc_count(await uid(gql, "cy"), "MENTIONED_IN") == 1
     # only the author may edit
@@ -88,7 +92,9 @@ async def test_delete_post_removes_it_everywhere(gql):
     ta, a = await gql.sign_up("ada")
     tb, _ = await gql.sign_up("bob")
     post = (await create(gql, ta, "bye #gone"))["post"]
-    await gql.ok("mutation($i: PostLikeInput!) { likePost(input: $i) { errors { code } } }", {"i": {"postId": post["id"]}}, tb)
+    await gql.ok(
+        "mutation($i: PostLikeInput!) { likePost(input: $i) { errors { code } } }", {"i": {"postId": post["id"]}}, tb
+    )
     c = await gql.ok("mutation($i: CommentAddInput!) { addComment(input: $i) { comment { id } errors { code } } }",
                      {"i": {"postId": post["id"], "text": "nice"}}, tb)
     assert c["addComment"]["errors"] == []

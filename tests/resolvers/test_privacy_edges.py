@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import pytest
 
-pytestmark = pytest.mark.no_blocking
-
 FYF = "followersYouFollow { totalCount users { username } }"
 # The same field reached three ways: by username, by node id, in a list of nodes.
 FYF_SURFACES = {
@@ -55,7 +53,9 @@ async def _id(gql, name: str) -> str:
     return to_global_id("User", (await gql.tao.key_get_many("username", [name]))[name])
 
 
-CREATE = """mutation($i: PostCreateInput!) { createPost(input: $i) { post { id location { id } } errors { code field } } }"""
+CREATE = (
+    """mutation($i: PostCreateInput!) { createPost(input: $i) { post { id location { id } } errors { code field } } }"""
+)
 LISTING = "{ id postCount posts { nodes { caption } } }"
 # A hashtag or location reached every way a client can: by name or id, by node id, in nodes.
 LISTING_SURFACES = {

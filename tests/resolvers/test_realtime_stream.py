@@ -30,8 +30,6 @@ from tao.models import now_ms
 from tests.schema.client import GQL
 from tests.tao.conftest import mysql_settings, open_store  # noqa: F401  (a fixture)
 
-pytestmark = pytest.mark.no_blocking
-
 
 class Socket:
     def __init__(self) -> None:

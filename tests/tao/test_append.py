@@ -9,8 +9,6 @@ import pytest
 from tao import InvalidDataError, Tao
 from tao.models import now_ms
 
-pytestmark = pytest.mark.no_blocking
-
 
 async def test_positions_strictly_increase_in_commit_order_under_concurrency(tao: Tao) -> None:
     user = await tao.obj_add("TEST_NODE", {})

@@ -94,7 +94,7 @@ async def test_hot_list_under_32_writers_in_2_processes(mysql_settings, tmp_path
     tao = await open_tao(s, migrate=True, start_worker=False)
     remote = None
     try:
-        config = write_config(s, tmp_path / "taogram.toml")
+        config = await asyncio.to_thread(write_config, s, tmp_path / "taogram.toml")
         hot, hot_obj = await tao.obj_add("TEST_NODE", {}), await tao.obj_add("TEST_NODE", {})
         n_writers = PROCESSES * WRITERS_PER_PROCESS
         id2s = list(await asyncio.gather(*(tao.obj_add("TEST_NODE", {})

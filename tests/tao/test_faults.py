@@ -69,7 +69,9 @@ async def sql_lists(tao, id1s: list[int], atype: str) -> dict[tuple, tuple]:
     edges, counts = {}, {}
     for id1 in id1s:
         async with hooks(tao).read(tao.shard(id1)) as conn:
-            rows = await conn.fetchall("SELECT id2, time, data FROM {assocs} WHERE id1 = %s AND atype = %s", (id1, code))
+            rows = await conn.fetchall(
+                "SELECT id2, time, data FROM {assocs} WHERE id1 = %s AND atype = %s", (id1, code)
+            )
             head = await conn.fetchall("SELECT count FROM {assoc_counts} WHERE id1 = %s AND atype = %s", (id1, code))
         edges.update({(id1, atype, r[0]): (r[1], json.loads(r[2])) for r in rows})
         counts[id1] = head[0][0] if head else 0
@@ -96,7 +98,7 @@ async def test_memcached_fault_during_writes(mysql_settings, services, tmp_path,
     tao = await open_tao(s, migrate=True, start_worker=False)
     remote = None
     try:
-        remote = RemoteTao(write_config(s, tmp_path / "taogram.toml"))
+        remote = RemoteTao(await asyncio.to_thread(write_config, s, tmp_path / "taogram.toml"))
         down = services.memcached[0]
         on_down = await make_objects(tao, 4, lambda i: hooks(tao).cache.server_of(hooks(tao).obj_key(i)) == down)
         on_up = await make_objects(tao, 4, lambda i: hooks(tao).cache.server_of(hooks(tao).obj_key(i)) != down)
@@ -359,7 +361,7 @@ async def test_worker_killed_mid_job_is_retried_by_another_worker_with_one_effec
     s.jobs.handler_modules = ["tests.tao.job_handlers"]
     tao = await open_tao(s, migrate=True, start_worker=False)
     register_test_jobs(tao)
-    config = write_config(s, tmp_path / "taogram.toml")
+    config = await asyncio.to_thread(write_config, s, tmp_path / "taogram.toml")
     first = second = None
     try:
         a, b = await tao.obj_add("TEST_NODE", {}), await tao.obj_add("TEST_NODE", {})

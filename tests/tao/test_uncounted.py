@@ -58,7 +58,9 @@ async def test_add_to_objects_writes_only_existing_active_objects(tao, make_user
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # skipping existing rows is silent (no server warnings)
         await tao.assoc_add_to_objects([active, fresh, stale], "TEST_UNCOUNTED", post, 456, {"a": 7})
-    assert [(e.time, e.data) for e in await tao.assoc_range(fresh, "TEST_UNCOUNTED", 0, 10)] == [(123, {"a": 7, "s": 1})]
+    assert [(e.time, e.data) for e in await tao.assoc_range(fresh, "TEST_UNCOUNTED", 0, 10)] == [
+        (123, {"a": 7, "s": 1})
+    ]
     assert [e.time for e in await tao.assoc_range(stale, "TEST_UNCOUNTED", 0, 10)] == [456]
 
 

@@ -104,7 +104,9 @@ async def test_fanout_job_is_idempotent(world):
     from resolvers.feed import fanout
     await fanout.fanout_job(world.job, fanout.on_publish(record_of(obj))[0][1])
     edges = await world.tao.assoc_range(fan, "FEED", 0, 10)  # one edge (the key is unique), unchanged
-    assert [(e.id2, e.time, e.data) for e in edges] == [(pid, fanout.post_time(record_of(obj)), {"a": author, "k": obj.data["kind"]})]
+    assert [(e.id2, e.time, e.data) for e in edges] == [
+        (pid, fanout.post_time(record_of(obj)), {"a": author, "k": obj.data["kind"]})
+    ]
 
 
 async def test_fanout_on_mysql_and_memcached(mysql_world):

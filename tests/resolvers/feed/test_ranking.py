@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections import Counter
 
-from hypothesis import given, settings as hsettings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from config import FeedSettings
 from resolvers.feed.candidates import Candidate
-from resolvers.feed.ranking import Signals, diversify, rank, Scored
+from resolvers.feed.ranking import Scored, Signals, diversify, rank
 from resolvers.records import record_of
 from tao import Obj
 
@@ -113,7 +115,9 @@ def test_type_share_per_block_holds_unless_nothing_else_is_left(kinds_in):
 
 def test_content_type_share_per_block():
     s = FeedSettings(max_content_type_share=0.5, diversity_window=4)
-    cands = [cand(i, 100 + i, kind="video") for i in range(1, 7)] + [cand(i, 100 + i, kind="photo") for i in range(7, 11)]
+    cands = [cand(i, 100 + i, kind="video") for i in range(1, 7)] + [
+        cand(i, 100 + i, kind="photo") for i in range(7, 11)
+    ]
     kinds = [x.cand.obj.kind.value for x in diversify(_as_scored(cands), s)]
     assert Counter(kinds[:4])["video"] == 2 and Counter(kinds[4:8])["video"] == 2
 
