@@ -7,6 +7,7 @@ A batch job needs only this package:
     tao = await open_tao(load_settings())
 """
 
+from tao.bulk_lists import ObjectFilter
 from tao.errors import (
     ConflictError,
     InvalidDataError,
@@ -17,7 +18,6 @@ from tao.errors import (
     TaoError,
     UnknownTypeError,
 )
-from tao.bulk_lists import ObjectFilter
 from tao.ids import shard_of, time_of
 from tao.models import Assoc, Obj
 from tao.store import Tao, open_tao

@@ -76,7 +76,8 @@ class AssocReads:
             parts = [f"SELECT 0, id1, atype, version, count, 0, 0, 0, '' FROM {{assoc_counts}} WHERE {where}"]
             for i, (id1, atype) in enumerate(group):
                 parts.append(f"SELECT * FROM (SELECT 1 AS k, id1, atype, 0 AS v, 0 AS n, id2, time, version, data "
-                             f"FROM {{assocs}} WHERE id1 = %s AND atype = %s ORDER BY time DESC, id2 DESC LIMIT %s) t{i}")
+                             f"FROM {{assocs}} WHERE id1 = %s AND atype = %s "
+                             f"ORDER BY time DESC, id2 DESC LIMIT %s) t{i}")
                 params += [id1, self.atype(atype).code, self._cache.list_limit + 1]
             fence = self._cache.fence()
             async with self._shards.read(shard) as conn:
@@ -262,7 +263,7 @@ class AssocReads:
         """Each edge, or None where it does not exist."""
         keys = list(dict.fromkeys(keys))
         check_many(keys)
-        for id1, atype, id2 in keys:
+        for _id1, _atype, id2 in keys:
             self._shards.shard(id2)
         cached = [k for k in keys if self.atype(k[1]).cached]
         out = await self._cache.read_through(

@@ -146,7 +146,8 @@ class AssocWrites:
         keeping its time and data; both counts change together."""
         old_t, new_t = self._registry.primary_atype(atype), self._registry.primary_atype(new_atype)
         if not (old_t.counted and new_t.counted):
-            raise InvalidDataError(f"assoc_change_type moves edges between counted lists; {atype} or {new_atype} is not")
+            raise InvalidDataError(f"assoc_change_type moves edges between counted lists; "
+                                   f"{atype} or {new_atype} is not")
         shard = self._shards.shard(id1)
         self._shards.shard(id2)
         old_k, new_k = (id1, old_t.code, id2), (id1, new_t.code, id2)

@@ -33,7 +33,7 @@ class Inverses:
         version was already recorded, for an inverse damaged outside the store; an older state is
         still never applied."""
         edges = list(dict.fromkeys((e[0], e[1], e[2]) for e in edges))
-        for id1, atype, id2 in edges:
+        for _id1, atype, id2 in edges:
             if self._registry.primary_atype(atype).inverse is None:
                 raise ValueError(f"{atype} has no inverse")
             self._shards.shard(id2)

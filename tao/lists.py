@@ -131,8 +131,9 @@ class ListWrites:
 
     async def remove_edges(self, conn: Conn, keys: list[EdgeId]) -> None:
         if keys:
-            await conn.execute(f"DELETE FROM {{assocs}} WHERE {or_of('(id1 = %s AND atype = %s AND id2 = %s)', len(keys))}",
-                               [x for k in keys for x in k])
+            await conn.execute(
+                f"DELETE FROM {{assocs}} WHERE {or_of('(id1 = %s AND atype = %s AND id2 = %s)', len(keys))}",
+                [x for k in keys for x in k])
 
     async def set_counts(self, conn: Conn, counts: dict[ListId, int]) -> None:
         if counts:

@@ -57,7 +57,8 @@ class Objects:
         for _ in range(5):  # a duplicate id needs two processes in one ms with the same sequence
             id_ = self._shards.ids.next_id(shard)
 
-            async def body(conn: Conn) -> Any:
+            # Called within this iteration; the default binds this attempt's id all the same.
+            async def body(conn: Conn, id_: int = id_) -> Any:
                 await conn.execute(f"INSERT INTO {{objects}} ({_OBJ_COLS}) VALUES (%s, %s, 1, %s, %s, %s)",
                                    (id_, code, ts, ts, text))
                 await self._outbox.add_jobs(conn, jobs(id_) if callable(jobs) else jobs)
@@ -90,10 +91,12 @@ class Objects:
         rows = []
         for otype, data, owner in items:
             shard = self._shards.home_shard(owner)
-            rows.append((self._shards.ids.next_id(shard), self._registry.otype(otype).code, 1, ts, ts, encode_data(data)))
+            rows.append((self._shards.ids.next_id(shard), self._registry.otype(otype).code, 1, ts, ts,
+                         encode_data(data)))
 
         async def one(shard: int, group: list[tuple]) -> dict:
-            sql = f"INSERT INTO {{objects}} ({_OBJ_COLS}) VALUES " + ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(group))
+            sql = (f"INSERT INTO {{objects}} ({_OBJ_COLS}) VALUES "
+                   + ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(group)))
 
             async def body(conn: Conn) -> Any:
                 await conn.execute(sql, [x for r in group for x in r])

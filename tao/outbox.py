@@ -55,7 +55,8 @@ class Outbox:
 
     # ---- enqueue --------------------------------------------------------------------------------
 
-    async def add(self, conn: Conn, handler: str, payload: dict, *, delay_ms: int = 0, job_id: int | None = None) -> int:
+    async def add(self, conn: Conn, handler: str, payload: dict, *, delay_ms: int = 0,
+                  job_id: int | None = None) -> int:
         """Write a job row inside the caller's transaction; returns its id. A caller that will
         do the job itself right after the commit names the id (from `ids.next_id(shard)`), so
         it can `delete` the row when it succeeds; otherwise the worker runs it when due."""
@@ -222,5 +223,5 @@ class Outbox:
             if not ran_any:
                 try:
                     await asyncio.wait_for(self._wake.wait(), self._s.poll_interval)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass

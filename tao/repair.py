@@ -27,7 +27,8 @@ class ShardReport:
     lists: int = 0
     edges: int = 0
     bad_counts: list[tuple[int, str, int, int]] = field(default_factory=list)   # id1, atype, stored, actual
-    missing_inverses: list[tuple[int, str, int]] = field(default_factory=list)  # primary edges: inverse absent or differs
+    # primary edges whose inverse is absent or differs
+    missing_inverses: list[tuple[int, str, int]] = field(default_factory=list)
     orphan_inverses: list[tuple[int, str, int]] = field(default_factory=list)   # derived edges without primary
     fixed: int = 0
 

@@ -273,7 +273,7 @@ class Tao:
 
 
 async def _sync_inverses(tao: Tao, payload: dict) -> None:
-    await tao._inverses.sync([tuple(e) for e in payload["edges"]])  # type: ignore[misc]
+    await tao._inverses.sync([tuple(e) for e in payload["edges"]])
 
 
 async def _cache_refill(tao: Tao, payload: dict) -> None:

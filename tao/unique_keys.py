@@ -112,8 +112,8 @@ class UniqueKeys:
             marks = ",".join(["%s"] * len(group))
             fence = self._cache.fence()
             async with self._shards.read(shard) as conn:
-                rows = await conn.fetchall(f"SELECT k, id, version FROM {{unique_keys}} WHERE ns = %s AND k IN ({marks})",
-                                           [ns, *group])
+                rows = await conn.fetchall(
+                    f"SELECT k, id, version FROM {{unique_keys}} WHERE ns = %s AND k IN ({marks})", [ns, *group])
             found = {r[0]: (r[1], r[2]) for r in rows}
             installs, result = [], {}
             for k in group:

@@ -253,7 +253,7 @@ class MySQLBackend:
             async with self._acquire(shard) as raw:
                 yield _MySQLConn(raw, shard, self._map.database(shard) + ".", self._s.query_timeout,
                                  self._map.server_of_shard[shard])
-        except (pymysql.err.Error, OSError, asyncio.TimeoutError, TimeoutError) as exc:
+        except (pymysql.err.Error, OSError, TimeoutError) as exc:
             raise translate(exc, shard) from exc
 
     @asynccontextmanager
@@ -262,7 +262,7 @@ class MySQLBackend:
             async with self._acquire(shard) as raw:
                 try:
                     await asyncio.wait_for(raw.begin(), self._s.query_timeout)
-                except (pymysql.err.Error, OSError, asyncio.TimeoutError, TimeoutError) as exc:
+                except (pymysql.err.Error, OSError, TimeoutError) as exc:
                     raise _unsent(translate(exc, shard)) from exc
                 conn = _MySQLConn(raw, shard, self._map.database(shard) + ".", self._s.query_timeout,
                                  self._map.server_of_shard[shard])
@@ -272,7 +272,7 @@ class MySQLBackend:
                     await asyncio.shield(_rollback_quietly(raw))
                     raise
                 await asyncio.wait_for(raw.commit(), self._s.query_timeout)
-        except (pymysql.err.Error, OSError, asyncio.TimeoutError, TimeoutError) as exc:
+        except (pymysql.err.Error, OSError, TimeoutError) as exc:
             raise translate(exc, shard) from exc
 
     async def create_shard(self, shard: int) -> None:

@@ -78,7 +78,7 @@ class _SQLiteConn:
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         with SQLTimer("sqlite", self.shard, sql):
             async with self._raw.execute(_adapt(sql), tuple(params)) as cur:
-                rows = await asyncio.wait_for(cur.fetchall(), self._timeout)  # type: ignore[arg-type]
+                rows = await asyncio.wait_for(cur.fetchall(), self._timeout)
                 return [tuple(r) for r in rows]
 
 
@@ -110,7 +110,8 @@ class SQLiteBackend:
     def upsert(self, table: str, cols: Sequence[str], key: Sequence[str], update_sql: dict[str, str],
                rows: int = 1) -> str:
         sets = ", ".join(f"{c} = {re.sub(r'NEW\((\w+)\)', r'excluded.\1', e)}" for c, e in update_sql.items())
-        return (f"INSERT INTO {{{table}}} ({', '.join(cols)}) VALUES {', '.join(['(' + ', '.join(['%s'] * len(cols)) + ')'] * rows)} "
+        return (f"INSERT INTO {{{table}}} ({', '.join(cols)}) "
+                f"VALUES {', '.join(['(' + ', '.join(['%s'] * len(cols)) + ')'] * rows)} "
                 f"ON CONFLICT({', '.join(key)}) DO UPDATE SET {sets}")
 
     def keep_existing(self, key: Sequence[str]) -> str:
@@ -151,7 +152,7 @@ class SQLiteBackend:
         sh = await self._open(shard)
         try:
             yield _SQLiteConn(_opened(sh.reader), shard, self._s.query_timeout)
-        except (sqlite3.Error, OSError, asyncio.TimeoutError, TimeoutError) as exc:
+        except (sqlite3.Error, OSError, TimeoutError) as exc:
             raise translate(exc, shard) from exc
 
     @asynccontextmanager
@@ -159,7 +160,7 @@ class SQLiteBackend:
         sh = await self._open(shard)
         try:
             await asyncio.wait_for(sh.write_lock.acquire(), self._s.acquire_timeout)
-        except (asyncio.TimeoutError, TimeoutError) as exc:
+        except TimeoutError as exc:
             raise ShardTimeoutError(shard, "waiting for the shard's writer") from exc
         try:
             writer = _opened(sh.writer)
@@ -170,7 +171,7 @@ class SQLiteBackend:
                 await asyncio.shield(writer.execute("ROLLBACK"))
                 raise
             await writer.execute("COMMIT")
-        except (sqlite3.Error, OSError, asyncio.TimeoutError, TimeoutError) as exc:
+        except (sqlite3.Error, OSError, TimeoutError) as exc:
             raise translate(exc, shard) from exc
         finally:
             sh.write_lock.release()
@@ -180,7 +181,8 @@ class SQLiteBackend:
 
     async def has_table(self, shard: int, table: str) -> bool:
         async with self.connection(shard) as conn:
-            rows = await conn.fetchall("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = %s", (table,))
+            rows = await conn.fetchall("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = %s",
+                                       (table,))
         return bool(rows[0][0])
 
     async def drop_shard(self, shard: int) -> None:
