@@ -60,7 +60,8 @@ def validate_username(username: str, field: str = "username") -> str:
     if not USERNAME_RE.match(username):
         raise UserError(
             AccountErrorCode.USERNAME_INVALID,
-            "A username is 1 to 30 letters, digits, periods or underscores, with no period first, last or twice in a row.",
+            "A username is 1 to 30 letters, digits, periods or underscores, "
+            "with no period first, last or twice in a row.",
             field,
         )
     return username

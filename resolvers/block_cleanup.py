@@ -16,8 +16,8 @@ for that moment.
 from __future__ import annotations
 
 from resolvers.comments import delete_comment_tree
-from resolvers.records import Comment, record_of
 from resolvers.job_context import JobContext
+from resolvers.records import Comment, record_of
 from tao import Assoc, Tao
 
 REMOVE_ENGAGEMENT_JOB = "blocks.remove_engagement"

@@ -66,7 +66,8 @@ async def do_add_comment(tao: Tao, actor_id: int, post_id: int, text: str, reply
         raise UserError(CommentErrorCode.TEXT_TOO_LONG, f"A comment is at most {TEXT_MAX} characters.", "text")
     post = await get_post(ctx, post_id)
     if post is None:
-        raise UserError(CommentErrorCode.POST_NOT_FOUND, "No such post: it was deleted, or you cannot see it.", "postId")
+        raise UserError(CommentErrorCode.POST_NOT_FOUND, "No such post: it was deleted, or you cannot see it.",
+                        "postId")
     top: int | None = None
     if reply_to_id is not None:
         target = await get_comment(ctx, reply_to_id)

@@ -8,14 +8,17 @@ build nothing).
 
 | atype | data | codec |
 |---|---|---|
-| FEED (viewer -> post) | `{"a": author, "k": kind, "s": shown at}` | `feed_edge_data`; `edge_author`, `edge_kind`, `edge_shown` |
+| FEED (viewer -> post) | `{"a": author, "k": kind, "s": shown at}` | `feed_edge_data`; as LIKES, and `edge_shown` |
 | LIKES (user -> post) | `{"a": author, "k": kind}` | `like_data`; `edge_author`, `edge_kind` |
 | AUTHORED (user -> post) | `{"k": kind}` | `authored_data`; `edge_kind` |
 | HAS_MESSAGE (thread -> message) | `{"s": sender}` | `message_edge_data`, `message_sender` |
 | REACTED_BY (message -> user) | `{"e": emoji}` | `reaction_data`, `reaction_emoji` |
-| HAS_MEMBER (thread -> user) | `{"read": [time, message id], "declined": bool}` | `member_data` (`messages.threads.set_member_state` merges its keywords, these keys); `MemberState` |
+| HAS_MEMBER (thread -> user) | `{"read": [time, message id], "declined": bool}` | `member_data`; `MemberState` |
 | BIG_ACCOUNT (registry -> author) | `{"until": ms or null}` | `big_account_data`, `big_until` |
 | STREAM_EVENT (user -> event) | `{"k": kind, "i": {name: id}}` | `stream_event_data`, `StreamEntry` |
+
+`messages.threads.set_member_state` merges its keywords, which are `member_data`'s keys, into a
+HAS_MEMBER edge.
 """
 
 from __future__ import annotations

@@ -36,7 +36,8 @@ async def location_for_input(ctx: RequestContext, location_id: int | None, name:
     """The LOCATION id for the input: an existing one by id, or one found or created by name."""
     if location_id is not None:
         if name is not None:
-            raise UserError(LocationErrorCode.LOCATION_INVALID, "Give `locationId` or `location`, not both.", "location")
+            raise UserError(LocationErrorCode.LOCATION_INVALID, "Give `locationId` or `location`, not both.",
+                            "location")
         obj = await privacy.load_visible_object(ctx, location_id)  # no probing for hidden places
         if obj is None or obj.otype != "LOCATION":
             raise UserError(LocationErrorCode.LOCATION_INVALID, "No such location: check `locationId`.", "locationId")

@@ -181,7 +181,8 @@ async def upload_status(ctx: RequestContext, upload_id: str) -> tuple[Media, mp.
 
 
 async def do_complete_upload(tao: Tao, actor_id: int, upload_id: str, share_location: bool,
-                             focal_point: tuple[float, float] | None = None, *, services: MediaServices | None) -> Media:
+                             focal_point: tuple[float, float] | None = None, *,
+                             services: MediaServices | None) -> Media:
     """Verify the upload (size, sha256, decode) and commit its processing job with status processing.
     `focal_point` (fractions of the upright picture) centres the surface crops.
 
@@ -190,7 +191,8 @@ async def do_complete_upload(tao: Tao, actor_id: int, upload_id: str, share_loca
     ctx = acting_as(tao, actor_id, media=services)
     if focal_point is not None and not all(0.0 <= c <= 1.0 for c in focal_point):
         raise UserError(MediaErrorCode.INVALID_UPLOAD,
-                        "A focal point's x and y are fractions of the picture, from 0 to 1: send e.g. {x: 0.5, y: 0.3}.",
+                        "A focal point's x and y are fractions of the picture, from 0 to 1: "
+                        "send e.g. {x: 0.5, y: 0.3}.",
                         "focalPoint")
     media = await _own_upload(ctx, upload_id)
     if media.status is not MediaStatus.UPLOADING:
@@ -278,7 +280,8 @@ def parse_aspect(aspect: str) -> float:
     """`"4:5"` -> 0.8; a BAD_USER_INPUT error for anything but two positive integers."""
     w, sep, h = aspect.partition(":")
     if not (sep and w.isdigit() and h.isdigit() and int(w) > 0 and int(h) > 0):
-        raise BadInputError(f"aspect {aspect!r} is not W:H with positive integers; ask for e.g. \"1:1\", \"4:5\" or \"9:16\".")
+        raise BadInputError(f"aspect {aspect!r} is not W:H with positive integers; "
+                            "ask for e.g. \"1:1\", \"4:5\" or \"9:16\".")
     return int(w) / int(h)
 
 

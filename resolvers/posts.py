@@ -42,8 +42,15 @@ from resolvers import locations, privacy
 from resolvers.actor import acting_as
 from resolvers.edge_data import authored_data
 from resolvers.errors import UserError
-from resolvers.hashtags import (HASHTAG_MAX_LEN, HASHTAGS_MAX, MENTIONS_MAX, hashtag_ids_for, is_hashtag_name,
-                                parse_hashtags, parse_mentions)
+from resolvers.hashtags import (
+    HASHTAG_MAX_LEN,
+    HASHTAGS_MAX,
+    MENTIONS_MAX,
+    hashtag_ids_for,
+    is_hashtag_name,
+    parse_hashtags,
+    parse_mentions,
+)
 from resolvers.job_context import JobContext
 from resolvers.pagination import Cursor, Page, load_assoc_page, make_page
 from resolvers.records import Location, Media, MediaKind, MediaStatus, Post, PostKind, PostStatus, User, record_of
@@ -94,7 +101,8 @@ class PostErrorCode(enum.Enum):
 
 
 def not_found(field: str = "postId") -> UserError:
-    return UserError(PostErrorCode.NOT_FOUND, "No such post: it was deleted, or you cannot see it. Check the id.", field)
+    return UserError(PostErrorCode.NOT_FOUND, "No such post: it was deleted, or you cannot see it. Check the id.",
+                     field)
 
 
 def _hooks(hooks: list[Hook], post: Post) -> list[tuple[str, dict]]:
@@ -131,7 +139,8 @@ async def _parse_caption(ctx: RequestContext, caption: str) -> tuple[list[str], 
     bad = [t for t in tags if not is_hashtag_name(t)]
     if bad:
         raise UserError(PostErrorCode.HASHTAG_INVALID,
-                        f"A hashtag is at most {HASHTAG_MAX_LEN} letters, digits or underscores: shorten #{bad[0][:20]}….",
+                        f"A hashtag is at most {HASHTAG_MAX_LEN} letters, digits or underscores: "
+                        f"shorten #{bad[0][:20]}….",
                         "caption")
     if len(tags) > HASHTAGS_MAX:
         raise UserError(PostErrorCode.TOO_MANY_HASHTAGS, f"A caption holds at most {HASHTAGS_MAX} hashtags.", "caption")
@@ -191,7 +200,8 @@ async def do_create_post(tao: Tao, actor_id: int, caption: str, media_ids: list[
         raise UserError(PostErrorCode.LOCATION_INVALID, e.message, e.field) from None
     ready = all(m.status is MediaStatus.READY for m in media)
     data = post_data(viewer, caption, hashtags=await hashtag_ids_for(tao, tags), mentions=mentions,
-                     location=location, media=media_ids, kind=_kind(media).value, status=VISIBLE if ready else PROCESSING)
+                     location=location, media=media_ids, kind=_kind(media).value,
+                     status=VISIBLE if ready else PROCESSING)
     post_id = await tao.obj_add("POST", data, owner=viewer)
     post = record_of((await tao.obj_get([post_id]))[post_id])
     jobs = [(SYNC_EDGES_JOB, {"post": post_id})] + (_hooks(ON_PUBLISH, post) if ready else [])

@@ -95,7 +95,8 @@ async def do_update_profile(
         if website and (len(website) > WEBSITE_MAX or not WEBSITE_RE.match(website)):
             raise UserError(
                 ProfileErrorCode.WEBSITE_INVALID,
-                f"A website is an http:// or https:// address of at most {WEBSITE_MAX} characters (or empty to remove it).",
+                f"A website is an http:// or https:// address of at most {WEBSITE_MAX} characters "
+                "(or empty to remove it).",
                 "website",
             )
         changes["website"] = website
@@ -125,7 +126,8 @@ async def do_update_profile(
             raise UserError(ProfileErrorCode.USERNAME_INVALID, e.message, "username") from None
         new_key = normalize_username(username)
         if new_key != old_key and not await tao.key_claim("username", new_key, viewer):
-            raise UserError(ProfileErrorCode.USERNAME_TAKEN, f"The username {username!r} is taken; pick another.", "username")
+            raise UserError(ProfileErrorCode.USERNAME_TAKEN, f"The username {username!r} is taken; pick another.",
+                            "username")
         changes["username"] = username
     if not changes:
         return current

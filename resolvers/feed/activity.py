@@ -50,7 +50,8 @@ async def touch_active(tao: Tao, user: User, settings: FeedSettings) -> User:
         return record_of(await tao.obj_update(user.id, {"last_active": now}, jobs=[trim]))
     # Back after a long absence: fan-out skipped them, so rebuild their FEED list.
     return record_of(await tao.obj_update(user.id, {"last_active": now, "feed_rebuild": now},
-                                          jobs=[("feed.rebuild", {"viewer": user.id, "since": last_active(user)}), trim]))
+                                          jobs=[("feed.rebuild", {"viewer": user.id, "since": last_active(user)}),
+                                                trim]))
 
 
 async def trim_job(job: JobContext, payload: dict) -> None:

@@ -23,8 +23,8 @@ from resolvers.edge_data import feed_edge_data
 from resolvers.errors import BadInputError
 from resolvers.feed.fanout import post_time
 from resolvers.feed.ranking import COMPONENTS, Scored
-from resolvers.records import Post, register_record
 from resolvers.job_context import JobContext
+from resolvers.records import Post, register_record
 from tao import Obj
 from tao.models import now_ms
 

@@ -44,7 +44,8 @@ async def do_mark_thread_read(tao: Tao, actor_id: int, thread_id: int, up_to: in
     if up_to is not None:
         msg = await viewer_message(ctx, up_to, "upTo")
         if msg.thread != thread_id:
-            raise UserError(MessageErrorCode.MESSAGE_NOT_FOUND, "`upTo` must be a message of this conversation.", "upTo")
+            raise UserError(MessageErrorCode.MESSAGE_NOT_FOUND, "`upTo` must be a message of this conversation.",
+                            "upTo")
         cursor = msg.cursor
     elif newest:
         cursor = (newest[0].time, newest[0].id2)

@@ -8,8 +8,9 @@ A MESSAGE lives on its thread's shard (`obj_add(..., owner=thread)`) with data
   edited (ms, once edited).
 Edges (tao/types.py): thread -HAS_MEMBER-> user (⇄ MEMBER_OF; data: the member's read marker
 `read` = [time, message id] and `declined`), thread -HAS_MESSAGE-> message (time = sent, data:
-sender; `edge_data.MemberState`, `message_sender`), user -INBOX-> / -DM_REQUESTS-> thread (time = last activity), user -UNREAD_THREAD->
-thread, user -MUTED_THREAD-> thread, message -REACTED_BY-> user (data: emoji).
+sender; `edge_data.MemberState`, `message_sender`), user -INBOX-> / -DM_REQUESTS-> thread
+(time = last activity), user -UNREAD_THREAD-> thread, user -MUTED_THREAD-> thread,
+message -REACTED_BY-> user (data: emoji).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from resolvers import privacy
 from resolvers.edge_data import MemberState, message_sender, reaction_emoji
-from resolvers.messages.access import member_edge, member_edges, thread_visible, visible_messages, viewer_thread
+from resolvers.messages.access import member_edge, member_edges, thread_visible, viewer_thread, visible_messages
 from resolvers.messages.crypto import MessageKeyError
 from resolvers.messages.model import Message, Thread, cipher, is_message, is_thread
 from resolvers.pagination import Cursor, Page, load_assoc_page, make_page
@@ -67,7 +67,8 @@ def message_text(ctx: RequestContext, msg: Message) -> str | None:
 
 
 async def _newest(ctx: RequestContext, thread_id: int) -> list[Assoc]:
-    return await ctx.loaders.assoc_page_by_key.load((thread_id, "HAS_MESSAGE", ctx.settings.messages.unread_cap + 1, None))
+    return await ctx.loaders.assoc_page_by_key.load(
+        (thread_id, "HAS_MESSAGE", ctx.settings.messages.unread_cap + 1, None))
 
 
 async def unread_count(ctx: RequestContext, thread_id: int) -> int:
@@ -76,7 +77,8 @@ async def unread_count(ctx: RequestContext, thread_id: int) -> int:
     if edge is None:
         return 0
     marker = MemberState.decode(edge.data).read
-    unread = [(a, message_sender(a.data)) for a in newest if (a.time, a.id2) > marker and message_sender(a.data) != viewer]
+    unread = [(a, message_sender(a.data)) for a in newest
+              if (a.time, a.id2) > marker and message_sender(a.data) != viewer]
     senders = list({s for _, s in unread if s is not None})
     seen = dict(zip(senders, await ctx.loaders.visibility_by_user_id.load_many(senders)))
     n = sum(1 for _, s in unread if s is not None and seen[s] != privacy.Visibility.HIDDEN)
@@ -121,7 +123,8 @@ async def is_muted(ctx: RequestContext, thread_id: int) -> bool:
 
 async def is_request(ctx: RequestContext, thread_id: int) -> bool:
     viewer = ctx.require_viewer()
-    req, box = await ctx.loaders.assoc_by_key.load_many([(viewer, "DM_REQUESTS", thread_id), (viewer, "INBOX", thread_id)])
+    req, box = await ctx.loaders.assoc_by_key.load_many([(viewer, "DM_REQUESTS", thread_id),
+                                                         (viewer, "INBOX", thread_id)])
     return req is not None and box is None
 
 

@@ -24,10 +24,28 @@ from resolvers.errors import UserError
 from resolvers.job_context import JobContext
 from resolvers.messages import events, limits
 from resolvers.messages.access import member_edges, viewer_message, viewer_thread
-from resolvers.messages.model import (CLIENT_ID_MAX, CLIENT_KEYS, MEDIA, POST, TEXT, VOICE, Message, MessageErrorCode,
-                                      Thread, cipher, is_message, message_data)
-from resolvers.messages.threads import (check_recipients, do_accept_message_request, do_create_group_thread,
-                                        do_get_or_create_direct_thread, place_in_folders, set_member_state)
+from resolvers.messages.model import (
+    CLIENT_ID_MAX,
+    CLIENT_KEYS,
+    MEDIA,
+    POST,
+    TEXT,
+    VOICE,
+    Message,
+    MessageErrorCode,
+    Thread,
+    cipher,
+    is_message,
+    message_data,
+)
+from resolvers.messages.threads import (
+    check_recipients,
+    do_accept_message_request,
+    do_create_group_thread,
+    do_get_or_create_direct_thread,
+    place_in_folders,
+    set_member_state,
+)
 from resolvers.records import Media, MediaKind, MediaStatus, record_of
 from tao import Obj, Tao
 
@@ -62,7 +80,8 @@ def _kind(text: str | None, post_id: int | None, media_id: int | None, voice: bo
     if post_id is not None:
         return POST
     if not text or not text.strip():
-        raise UserError(MessageErrorCode.EMPTY, "Write some text, or share a post, photo, video or voice message.", "text")
+        raise UserError(MessageErrorCode.EMPTY, "Write some text, or share a post, photo, video or voice message.",
+                        "text")
     return TEXT
 
 
@@ -73,7 +92,8 @@ async def _check_content(ctx: RequestContext, kind: str, text: str | None, post_
     if text is not None and len(text) > limit:
         raise UserError(MessageErrorCode.TOO_LONG, f"A message is at most {limit} characters: split it.", "text")
     if post_id is not None and await privacy.load_visible_object(ctx, post_id) is None:
-        raise UserError(MessageErrorCode.POST_NOT_FOUND, "No such post: it was deleted, or you cannot see it.", "postId")
+        raise UserError(MessageErrorCode.POST_NOT_FOUND, "No such post: it was deleted, or you cannot see it.",
+                        "postId")
     if media_id is not None:
         obj = await ctx.loaders.object_by_id.load(media_id)
         mine = await ctx.loaders.assoc_by_key.load((viewer, "UPLOADED", media_id))

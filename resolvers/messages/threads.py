@@ -20,8 +20,16 @@ from resolvers.edge_data import MemberState
 from resolvers.errors import UserError
 from resolvers.messages import events
 from resolvers.messages.access import member_edges, viewer_thread
-from resolvers.messages.model import (DIRECT, GROUP, PAIR_KEYS, THREAD_NAME_MAX, MessageErrorCode, Thread, is_thread,
-                                      thread_not_found)
+from resolvers.messages.model import (
+    DIRECT,
+    GROUP,
+    PAIR_KEYS,
+    THREAD_NAME_MAX,
+    MessageErrorCode,
+    Thread,
+    is_thread,
+    thread_not_found,
+)
 from resolvers.records import record_of
 from tao import Tao, shard_of
 from tao.models import now_ms
@@ -67,7 +75,8 @@ def check_name(name: str | None) -> str | None:
     return name
 
 
-async def _add_members(tao: Tao, thread_id: int, user_ids: list[int], time: int, tell: list[int] | None = None) -> list[int]:
+async def _add_members(tao: Tao, thread_id: int, user_ids: list[int], time: int,
+                       tell: list[int] | None = None) -> list[int]:
     """Add the members missing from the thread (present ones keep their state) in one
     transaction, with a `thread.added` event for the new ones and `thread.updated` for `tell`."""
     have = await tao.assoc_get(thread_id, "HAS_MEMBER", user_ids)

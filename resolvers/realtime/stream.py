@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
 
@@ -194,9 +195,9 @@ async def viewer_stream(ctx: RequestContext, after: str | None, *,
                                    f"after: {encode_cursor(last)}")
                 return
             if live_event is None or (live_event.stored and live_event.prev is not None and live_event.prev > last):
-                seen = last
                 try:  # resync, or a gap: what was missed comes from the store
-                    backlog = await with_store_retries(lambda: read_backlog(tao, viewer, seen, rt.max_replay))
+                    backlog = await with_store_retries(
+                        functools.partial(read_backlog, tao, viewer, last, rt.max_replay))
                 except StoreUnavailable:
                     await give_up(ctx, last, "the store is unavailable")
                     return
