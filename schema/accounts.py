@@ -53,7 +53,8 @@ class AccountLogInInput:
 
 @strawberry.input
 class AccountLogOutInput:
-    all_sessions: bool = strawberry.field(default=False, description="End every session of the account, not just this one.")
+    all_sessions: bool = strawberry.field(
+        default=False, description="End every session of the account, not just this one.")
 
 
 @strawberry.type(description="On success `token` is set; it is shown only once.")

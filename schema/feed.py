@@ -45,7 +45,8 @@ def decode_feed_cursor(cursor: str | None) -> FeedCursor | None:
             raise ValueError(tag)
         return int(sid), int(index), int(start)
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise BadInputError("`after` is not a valid feed cursor: pass a `cursor` or `pageInfo.endCursor` from `feed`.") from None
+        raise BadInputError("`after` is not a valid feed cursor: "
+                            "pass a `cursor` or `pageInfo.endCursor` from `feed`.") from None
 
 
 @strawberry.type(description="Why a post ranks where it does (developers only). `score` is the weighted sum of the "

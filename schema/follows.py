@@ -75,7 +75,8 @@ class UserUnmuteInput:
 @strawberry.type(description="The result of a follow-graph mutation.")
 class FollowPayload:
     user: User | None = None
-    status: FollowStatus | None = strawberry.field(default=None, description="The viewer's follow status toward `user` afterwards.")
+    status: FollowStatus | None = strawberry.field(
+        default=None, description="The viewer's follow status toward `user` afterwards.")
     errors: list[FollowError] = strawberry.field(default_factory=list)
 
 

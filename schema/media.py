@@ -47,9 +47,9 @@ class UploadState(enum.Enum):
 
 @strawberry.type(description="One published rendition of a media item.")
 class MediaVariant:
-    name: str = strawberry.field(description="`jpeg_640`, `webp_320`, `original`, crops `jpeg_square_320`, `jpeg_feed_1080`, "
-                                             "`jpeg_story_1080` (images); `mp4_720`, `av1_720`, `poster`, "
-                                             "`jpeg_poster_square_320`, `thumb_0` (videos).")
+    name: str = strawberry.field(description="`jpeg_640`, `webp_320`, `original`, crops `jpeg_square_320`, "
+                                             "`jpeg_feed_1080`, `jpeg_story_1080` (images); `mp4_720`, `av1_720`, "
+                                             "`poster`, `jpeg_poster_square_320`, `thumb_0` (videos).")
     width: int
     height: int
     content_type: str
@@ -58,7 +58,8 @@ class MediaVariant:
     url: str = strawberry.field(description="Signed and expiring (or on the CDN): fetch it soon, do not store it.")
 
 
-@strawberry.type(description="A photo or video you uploaded; others see it once READY, where they may see its post or profile.")
+@strawberry.type(description="A photo or video you uploaded; others see it once READY, where "
+                             "they may see its post or profile.")
 class Media(Node):
     id: strawberry.ID
     type: MediaType
@@ -66,9 +67,11 @@ class Media(Node):
     width: int | None = strawberry.field(description="Pixels, upright; null until the upload is completed.")
     height: int | None
     duration: float | None = strawberry.field(description="Seconds (videos); 0 for images; null until completed.")
-    blurhash: str | None = strawberry.field(description="A BlurHash (4x3 components) of the picture (a video's poster) to "
-                                                        "draw at `width`:`height` before the first byte arrives; null until READY.")
-    dominant_color: str | None = strawberry.field(description="The picture's most common colour, `#rrggbb`; null until READY.")
+    blurhash: str | None = strawberry.field(description="A BlurHash (4x3 components) of the picture (a video's "
+                                                        "poster) to draw at `width`:`height` before the first byte "
+                                                        "arrives; null until READY.")
+    dominant_color: str | None = strawberry.field(
+        description="The picture's most common colour, `#rrggbb`; null until READY.")
     created_at: datetime
     record: strawberry.Private[records.Media]
 
@@ -76,7 +79,8 @@ class Media(Node):
     def from_record(cls, m: records.Media) -> Media:
         return cls(id=to_global_id("Media", m.id), type=MediaType(m.kind.value), status=m.status,
                    width=m.width, height=m.height, duration=m.duration, blurhash=m.blurhash,
-                   dominant_color=m.dominant_color, created_at=datetime.fromtimestamp(m.created / 1000, tz=UTC), record=m)
+                   dominant_color=m.dominant_color, created_at=datetime.fromtimestamp(m.created / 1000, tz=UTC),
+                   record=m)
 
     @strawberry.field(description="Why processing failed (corrupt file, rejected by moderation); only you see it.")
     def failure_reason(self, info: Ctx) -> str | None:
@@ -152,14 +156,16 @@ class UploadStatus:
 class UploadStartInput:
     kind: MediaType
     byte_size: int = strawberry.field(description="The file's exact size in bytes.")
-    content_type: str = strawberry.field(description="image/jpeg, image/png, image/webp, image/gif, image/heic, image/heif; "
-                                                     "video/mp4, video/quicktime, video/webm.")
+    content_type: str = strawberry.field(description="image/jpeg, image/png, image/webp, image/gif, image/heic, "
+                                                     "image/heif; video/mp4, video/quicktime, video/webm.")
     sha256: str = strawberry.field(description="SHA-256 of the whole file, hex.")
     part_sha256s: list[str] | None = strawberry.field(
-        default=None, description="SHA-256 (hex) of each part (see `partSize`): the store then refuses a corrupted part at once.")
+        default=None, description="SHA-256 (hex) of each part (see `partSize`): the store then "
+                                  "refuses a corrupted part at once.")
 
 
-@strawberry.input(description="Where the subject is, as fractions of the upright picture (0,0 top-left; 1,1 bottom-right).")
+@strawberry.input(description="Where the subject is, as fractions of the upright picture "
+                              "(0,0 top-left; 1,1 bottom-right).")
 class FocalPointInput:
     x: float
     y: float
@@ -188,7 +194,8 @@ class UploadCompletePayload:
 
 @strawberry.type
 class MediaQuery:
-    @strawberry.field(description="An upload of yours: parts received and URLs for the missing ones (resume after a drop).")
+    @strawberry.field(description="An upload of yours: parts received and URLs for the "
+                                  "missing ones (resume after a drop).")
     async def upload_status(self, info: Ctx, upload_id: strawberry.ID) -> UploadStatus | None:
         try:
             obj, st = await media.upload_status(info.context, str(upload_id))

@@ -16,7 +16,7 @@ from resolvers import privacy, realtime, records
 from resolvers.context import RequestContext
 from resolvers.errors import BadInputError, UserError
 from resolvers.messages import access, events, model
-from schema.message_mutations import _id
+from schema.message_mutations import _thread_id
 from schema.messages import Message, Thread
 from schema.realtime import StreamEvent, deliver_events, event_fields, register_event_type
 from schema.relay import to_global_id
@@ -164,7 +164,7 @@ class MessagesSubscription:
     async def thread_events(self, info: Ctx, thread_id: strawberry.ID,
                             after: str | None = None) -> AsyncGenerator[StreamEvent, None]:
         ctx = info.context
-        tid = _id(ctx, thread_id, "Thread", "threadId")
+        tid = _thread_id(ctx, thread_id)
         try:
             await access.viewer_thread(ctx, tid)
         except UserError as e:  # unknown and not-a-member alike

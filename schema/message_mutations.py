@@ -40,11 +40,12 @@ def _thread_id(ctx: RequestContext, global_id: strawberry.ID) -> int:
 @strawberry.input(description="Exactly one of `threadId` (an existing conversation) or `recipientIds` (one user: your "
                   "direct thread with them, made on first use; several: a new group). Then text, a post, or an upload.")
 class MessageSendInput:
-    client_message_id: str = strawberry.field(description="Your id for this send (a UUID): a retry with the same id and "
-                                              "content returns the same message, never a second one.")
+    client_message_id: str = strawberry.field(description="Your id for this send (a UUID): a retry with the same id "
+                                              "and content returns the same message, never a second one.")
     thread_id: strawberry.ID | None = None
     recipient_ids: list[strawberry.ID] | None = None
-    text: str | None = strawberry.field(default=None, description="Up to 1000 characters; with `postId`, a comment on it.")
+    text: str | None = strawberry.field(
+        default=None, description="Up to 1000 characters; with `postId`, a comment on it.")
     post_id: strawberry.ID | None = None
     media_id: strawberry.ID | None = strawberry.field(default=None, description="A completed upload of yours: a photo "
                                                       "or video, or with `voice: true` an audio upload (sent as AAC).")
@@ -95,7 +96,8 @@ class MessageRequestDeclineInput:
 @strawberry.input
 class ThreadMarkReadInput:
     thread_id: strawberry.ID
-    up_to: strawberry.ID | None = strawberry.field(default=None, description="The newest message read; default: the newest.")
+    up_to: strawberry.ID | None = strawberry.field(
+        default=None, description="The newest message read; default: the newest.")
 
 
 @strawberry.input

@@ -37,7 +37,8 @@ class MessageKind(enum.Enum):
     VOICE = model.VOICE
 
 
-@strawberry.enum(description="INBOX: conversations you accepted or started; REQUESTS: first messages from accounts you do not follow.")
+@strawberry.enum(description="INBOX: conversations you accepted or started; REQUESTS: first messages "
+                             "from accounts you do not follow.")
 class InboxFolder(enum.Enum):
     INBOX = "INBOX"
     REQUESTS = "REQUESTS"
@@ -82,7 +83,8 @@ class Message(Node):
         obj = await info.context.loaders.object_by_id.load(self.record.thread)
         return Thread.from_record(obj) if obj is not None else None
 
-    @strawberry.field(description="The shared post; null if it was deleted or you may not see it (its author's privacy applies to each reader).")
+    @strawberry.field(description="The shared post; null if it was deleted or you may not see it (its author's "
+                                  "privacy applies to each reader).")
     async def post(self, info: Ctx) -> Post | None:
         obj = await reads.shared_post(info.context, self.record)
         return Post.from_record(obj) if obj is not None else None
@@ -99,7 +101,8 @@ class Message(Node):
 
     @strawberry.field
     async def reactions(self, info: Ctx) -> list[MessageReaction]:
-        return [MessageReaction(user=User.from_record(u), emoji=e) for u, e in await reads.reactions(info.context, self.record)]
+        return [MessageReaction(user=User.from_record(u), emoji=e)
+                for u, e in await reads.reactions(info.context, self.record)]
 
     @strawberry.field(description="Members other than the sender who have read up to this message or past it.")
     async def seen_by(self, info: Ctx) -> list[User]:

@@ -36,11 +36,13 @@ async def resolve_global_id(ctx: RequestContext, global_id: str, arg: str = "id"
 
 @strawberry.type
 class NodeQuery:
-    @strawberry.field(description="Fetch any object by its global id; null if it does not exist or is not visible to you.")
+    @strawberry.field(description="Fetch any object by its global id; null if it does not "
+                                  "exist or is not visible to you.")
     async def node(self, info: Info[RequestContext, None], id: strawberry.ID) -> Node | None:
         return await resolve_global_id(info.context, id)
 
-    @strawberry.field(description="Fetch up to 100 objects by global id, in order; null for each missing or invisible one.")
+    @strawberry.field(description="Fetch up to 100 objects by global id, in order; null for "
+                                  "each missing or invisible one.")
     async def nodes(self, info: Info[RequestContext, None], ids: list[strawberry.ID]) -> list[Node | None]:
         if len(ids) > MAX_NODES:
             raise BadInputError(f"`ids` holds at most {MAX_NODES} ids; split the request.")

@@ -87,7 +87,8 @@ class PersistedDocuments:
             text = self._lookup(_bare(document_id).lower())
             if text is None:
                 raise PersistedDocumentError("PERSISTED_QUERY_NOT_FOUND",
-                                             f"No persisted document has the id {document_id!r}; send its text in `query`.")
+                                             "No persisted document has the id "
+                                             f"{document_id!r}; send its text in `query`.")
             return text
         if apq is not None:
             if not isinstance(apq, dict) or apq.get("version") != 1 or not isinstance(apq.get("sha256Hash"), str):

@@ -17,9 +17,18 @@ from strawberry import Info
 from resolvers import comments, hashtags, likes, locations, media, posts, records
 from resolvers.context import RequestContext
 from schema.errors import Error
-from schema.mutations import actor, mutation
 from schema.media import Media
-from schema.relay import Connection, First, Node, connection_from_page, decode_cursor, from_global_id, register_node, to_global_id
+from schema.mutations import actor, mutation
+from schema.relay import (
+    Connection,
+    First,
+    Node,
+    connection_from_page,
+    decode_cursor,
+    from_global_id,
+    register_node,
+    to_global_id,
+)
 from schema.users import User
 
 if TYPE_CHECKING:
@@ -29,7 +38,9 @@ if TYPE_CHECKING:
 PostErrorCode = posts.PostErrorCode
 strawberry.enum(posts.PostErrorCode)
 PostStatus = records.PostStatus
-strawberry.enum(records.PostStatus, description="VISIBLE; PROCESSING while its media are not ready; FAILED if one of them failed (the media's `failureReason` says why). Only the author sees a PROCESSING or FAILED post.")
+strawberry.enum(records.PostStatus, description="VISIBLE; PROCESSING while its media are not ready; FAILED if one of "
+                                                "them failed (the media's `failureReason` says why). Only the author "
+                                                "sees a PROCESSING or FAILED post.")
 
 Ctx = Info[RequestContext, None]
 LazyComment = Annotated["Comment", strawberry.lazy("schema.comments")]
@@ -53,11 +64,13 @@ class Hashtag(Node):
     def from_record(cls, h: records.Hashtag) -> Hashtag:
         return cls(id=to_global_id("Hashtag", h.id), name=h.name, store_id=h.id)
 
-    @strawberry.field(description="How many public posts (published, by public accounts) use it: the same for everyone; your own or followed private posts show in `posts` but are not counted.")
+    @strawberry.field(description="How many public posts (published, by public accounts) use it: the same for "
+                                  "everyone; your own or followed private posts show in `posts` but are not counted.")
     async def post_count(self, info: Ctx) -> int:
         return await hashtags.hashtag_post_count(info.context, self.store_id)
 
-    @strawberry.field(description="Posts tagged with this hashtag that you may see, newest first (a page may be short).")
+    @strawberry.field(description="Posts tagged with this hashtag that you may see, newest first "
+                                  "(a page may be short).")
     async def posts(self, info: Ctx, first: First = 20, after: str | None = None) -> Connection[Post]:
         page = await hashtags.hashtag_posts(info.context, self.store_id, first, decode_cursor(after))
         return connection_from_page(page, Post.from_record)
@@ -76,7 +89,8 @@ class Location(Node):
         return cls(id=to_global_id("Location", loc.id), name=loc.name, latitude=loc.latitude,
                    longitude=loc.longitude, store_id=loc.id)
 
-    @strawberry.field(description="How many public posts (published, by public accounts) are tagged here: the same for everyone.")
+    @strawberry.field(description="How many public posts (published, by public accounts) are "
+                                  "tagged here: the same for everyone.")
     async def post_count(self, info: Ctx) -> int:
         return await locations.location_post_count(info.context, self.store_id)
 
@@ -134,7 +148,8 @@ class Post(Node):
         page = await likes.likers(info.context, self.record.id, first, decode_cursor(after))
         return connection_from_page(page, User.from_record)
 
-    @strawberry.field(description="How many top-level comments it has (exact; replies are counted by `Comment.replyCount`).")
+    @strawberry.field(description="How many top-level comments it has (exact; replies are "
+                                  "counted by `Comment.replyCount`).")
     async def comment_count(self, info: Ctx) -> int:
         return await comments.comment_count(info.context, self.record.id)
 
@@ -173,7 +188,8 @@ class LocationInput:
 
 @strawberry.input
 class PostCreateInput:
-    caption: str = strawberry.field(default="", description="Up to 2200 characters; #hashtags and @mentions are linked.")
+    caption: str = strawberry.field(
+        default="", description="Up to 2200 characters; #hashtags and @mentions are linked.")
     media_ids: list[strawberry.ID] = strawberry.field(
         default_factory=list, description="Your uploads, in display order, at most 10.")
     location_id: strawberry.ID | None = None
@@ -215,7 +231,8 @@ class PostDeletePayload:
 
 @strawberry.type
 class PostsQuery:
-    @strawberry.field(description="The hashtag with this name (`#` optional, any case), or null if no post you may see uses it.")
+    @strawberry.field(description="The hashtag with this name (`#` optional, any case), or null "
+                                  "if no post you may see uses it.")
     async def hashtag(self, info: Ctx, name: str) -> Hashtag | None:
         obj = await hashtags.get_hashtag(info.context, name)
         return Hashtag.from_record(obj) if obj is not None else None
@@ -228,7 +245,8 @@ class PostsQuery:
 
 @strawberry.type
 class PostsMutation:
-    @mutation(description="Publish a post. With media still processing it stays PROCESSING (seen only by you) until they are ready.")
+    @mutation(description="Publish a post. With media still processing it stays PROCESSING (seen "
+                          "only by you) until they are ready.")
     async def create_post(self, info: Ctx, input: PostCreateInput) -> PostPayload:
         ctx = info.context
         media = [store_id(ctx, m, "Media", "mediaIds") for m in input.media_ids]

@@ -90,7 +90,8 @@ def decode_cursor(cursor: str | None) -> Cursor | None:
             raise ValueError(tag)
         return int(t), int(id2)
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise BadInputError("`after` is not a valid cursor: pass a `cursor` or `pageInfo.endCursor` from this API.") from None
+        raise BadInputError("`after` is not a valid cursor: "
+                            "pass a `cursor` or `pageInfo.endCursor` from this API.") from None
 
 
 @strawberry.type(description="Where a page sits in its list (forward keyset pagination).")

@@ -12,6 +12,7 @@ message says what to fix. Nothing here recurses over client data, so no input ca
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,6 +73,7 @@ def _depth_exceeds(value: Any, max_depth: int) -> bool:
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
+        children: Iterable[Any]
         if isinstance(item, dict):
             children = item.values()
         elif isinstance(item, list):
@@ -97,7 +99,8 @@ def parse_request(data: Any) -> GraphQLRequestData:
         raise BadRequestError("Batched requests (a JSON array) are not supported; send one operation per request.")
     if not isinstance(data, dict):
         raise BadRequestError(
-            f"The request must be a JSON object like {{\"query\": \"...\", \"variables\": {{...}}}}; got {_kind(data)}.")
+            f"The request must be a JSON object like {{\"query\": \"...\", \"variables\": {{...}}}}; "
+            f"got {_kind(data)}.")
     for name, allowed, expected in (("query", str, "a string"), ("operationName", str, "a string"),
                                     ("documentId", str, "a string"),
                                     ("variables", dict, "an object"), ("extensions", dict, "an object")):

@@ -18,8 +18,16 @@ from resolvers.feed.service import FeedMode as FeedModeValue
 from schema.cost import register_field_cost
 from schema.errors import Error
 from schema.mutations import actor, mutation
-from schema.relay import (Connection, First, Node, connection_from_page, decode_cursor, from_global_id, register_node,
-                          to_global_id)
+from schema.relay import (
+    Connection,
+    First,
+    Node,
+    connection_from_page,
+    decode_cursor,
+    from_global_id,
+    register_node,
+    to_global_id,
+)
 
 if TYPE_CHECKING:  # lazy at run time (schema.posts and schema.feed import this module)
     from schema.feed import FeedConnection
@@ -78,32 +86,37 @@ class User(Node):
     async def post_count(self, info: Ctx) -> int:
         return await users.post_count(info.context, self.store_id)
 
-    @strawberry.field(description="This account's posts, newest first. Null, with a FORBIDDEN error, for a private account the viewer does not follow.")
+    @strawberry.field(description="This account's posts, newest first. Null, with a FORBIDDEN error, for a private "
+                                  "account the viewer does not follow.")
     async def posts(self, info: Ctx, first: First = 12, after: str | None = None
-                    ) -> Connection[Annotated["Post", strawberry.lazy("schema.posts")]] | None:
+                    ) -> Connection[Annotated[Post, strawberry.lazy("schema.posts")]] | None:
         from schema.posts import user_posts  # posts import this module (Post.author is a User)
 
         return await user_posts(info, self.store_id, first, after)
 
-    @strawberry.field(description="The home feed: posts of the accounts you follow, ranked or newest first. Only on your own account (`viewer { feed }`).")
+    @strawberry.field(description="The home feed: posts of the accounts you follow, ranked or newest first. Only on "
+                                  "your own account (`viewer { feed }`).")
     async def feed(self, info: Ctx, first: First = 12, after: str | None = None,
                    feed_mode: FeedModeValue = FeedModeValue.RANKED,
-                   ) -> Annotated["FeedConnection", strawberry.lazy("schema.feed")] | None:
+                   ) -> Annotated[FeedConnection, strawberry.lazy("schema.feed")] | None:
         from schema.feed import user_feed  # the feed's schema imports Post, which imports this module
 
         return await user_feed(info, self.store_id, first, after, feed_mode)
 
-    @strawberry.field(description="Accounts following this one. Null, with a FORBIDDEN error, for a private account the viewer does not follow.")
+    @strawberry.field(description="Accounts following this one. Null, with a FORBIDDEN error, for a private "
+                                  "account the viewer does not follow.")
     async def followers(self, info: Ctx, first: First = 20, after: str | None = None) -> Connection[User] | None:
         page = await follows.followers(info.context, self.store_id, first, decode_cursor(after))
         return connection_from_page(page, User.from_record)
 
-    @strawberry.field(description="Accounts this one follows. Null, with a FORBIDDEN error, for a private account the viewer does not follow.")
+    @strawberry.field(description="Accounts this one follows. Null, with a FORBIDDEN error, for a private "
+                                  "account the viewer does not follow.")
     async def following(self, info: Ctx, first: First = 20, after: str | None = None) -> Connection[User] | None:
         page = await follows.following(info.context, self.store_id, first, decode_cursor(after))
         return connection_from_page(page, User.from_record)
 
-    @strawberry.field(description="Pending requests to follow this (private) account. Only the account itself may read it.")
+    @strawberry.field(description="Pending requests to follow this (private) account. Only "
+                                  "the account itself may read it.")
     async def follow_requests(self, info: Ctx, first: First = 20, after: str | None = None) -> Connection[User] | None:
         page = await follows.follow_requests(info.context, self.store_id, first, decode_cursor(after))
         return connection_from_page(page, User.from_record)
@@ -118,7 +131,8 @@ class User(Node):
         page = await follows.muted_users(info.context, self.store_id, first, decode_cursor(after))
         return connection_from_page(page, User.from_record)
 
-    @strawberry.field(description="Followers of this account whom the viewer follows (among the viewer's newest 200 followings). Null, with a FORBIDDEN error, where `followers` is.")
+    @strawberry.field(description="Followers of this account whom the viewer follows (among the viewer's newest 200 "
+                                  "followings). Null, with a FORBIDDEN error, where `followers` is.")
     async def followers_you_follow(self, info: Ctx, first: First = 3) -> FollowersYouFollow | None:
         total, found = await follows.followed_by_viewer_following(info.context, self.store_id, first)
         return FollowersYouFollow(total_count=total, users=[User.from_record(u) for u in found])
