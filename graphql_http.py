@@ -33,8 +33,8 @@ from typing import Any
 from aiohttp import web
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from strawberry.aiohttp.views import GraphQLView
-from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 
 from config import ServerSettings
@@ -129,7 +129,8 @@ def load_persisted_documents(server: ServerSettings) -> PersistedDocuments:
         if not isinstance(trusted, dict):
             raise SystemExit(f"server.trusted_documents: {path} must hold a JSON object of hash -> document")
     elif server.trusted_documents_only:
-        raise SystemExit("server.trusted_documents_only needs server.trusted_documents (the manifest of allowed documents)")
+        raise SystemExit("server.trusted_documents_only needs server.trusted_documents "
+                         "(the manifest of allowed documents)")
     try:
         return PersistedDocuments(trusted, trusted_only=server.trusted_documents_only)
     except ValueError as e:

@@ -29,7 +29,8 @@ that to the floor (`bench/graphql_floor.py`: plain strawberry over in-memory obj
 in this process during every embedded window, side by side (target: at most 1.0). CPU time, not
 wall time: the box is shared. See docs/BENCHMARKS.md (GraphQL).
 
-    PYTHONPATH=. .venv/bin/python bench/graphql_bench.py --tiers embedded --queries profile   # the CPU ratio alone, no MariaDB
+    # the CPU ratio alone, no MariaDB
+    PYTHONPATH=. .venv/bin/python bench/graphql_bench.py --tiers embedded --queries profile
 """
 
 from __future__ import annotations

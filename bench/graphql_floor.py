@@ -46,10 +46,10 @@ class User:
     full_name: str
     post_count: int
     follower_count: int
-    all_posts: strawberry.Private[list["Post"]] = field(default_factory=list)
+    all_posts: strawberry.Private[list[Post]] = field(default_factory=list)
 
     @strawberry.field
-    def posts(self, first: int = 20, after: str | None = None) -> "PostConnection":
+    def posts(self, first: int = 20, after: str | None = None) -> PostConnection:
         page = self.all_posts[:first]
         edges = [PostEdge(cursor=f"c{p.id}", node=p) for p in page]
         return PostConnection(edges=edges, page_info=PageInfo(
@@ -144,7 +144,7 @@ class AsyncComment:
     c: strawberry.Private[Comment]
 
     @strawberry.field
-    async def author(self) -> "AsyncUser":
+    async def author(self) -> AsyncUser:
         return AsyncUser.of(self.c.author)
 
 
@@ -172,7 +172,7 @@ class AsyncPost:
     p: strawberry.Private[Post]
 
     @strawberry.field
-    async def author(self) -> "AsyncUser":
+    async def author(self) -> AsyncUser:
         return AsyncUser.of(self.p.author)
 
     @strawberry.field
@@ -190,7 +190,8 @@ class AsyncPost:
     @strawberry.field
     async def comments(self, first: int = 20, after: str | None = None) -> AsyncCommentConnection:
         page = self.p.all_comments[:first]
-        edges = [AsyncCommentEdge(cursor=f"c{c.id}", node=AsyncComment(id=c.id, text=c.text, created_at=c.created_at, c=c))
+        edges = [AsyncCommentEdge(cursor=f"c{c.id}",
+                                  node=AsyncComment(id=c.id, text=c.text, created_at=c.created_at, c=c))
                  for c in page]
         return AsyncCommentConnection(edges=edges, page_info=PageInfo(
             has_next_page=len(self.p.all_comments) > first, has_previous_page=False,
@@ -217,7 +218,7 @@ class AsyncUser:
     u: strawberry.Private[User]
 
     @classmethod
-    def of(cls, u: User) -> "AsyncUser":
+    def of(cls, u: User) -> AsyncUser:
         return cls(id=u.id, username=u.username, full_name=u.full_name, u=u)
 
     @strawberry.field
@@ -231,7 +232,8 @@ class AsyncUser:
     @strawberry.field
     async def posts(self, first: int = 20, after: str | None = None) -> AsyncPostConnection:
         page = self.u.all_posts[:first]
-        edges = [AsyncPostEdge(cursor=f"c{p.id}", node=AsyncPost(id=p.id, caption=p.caption, created_at=p.created_at, p=p))
+        edges = [AsyncPostEdge(cursor=f"c{p.id}",
+                               node=AsyncPost(id=p.id, caption=p.caption, created_at=p.created_at, p=p))
                  for p in page]
         return AsyncPostConnection(edges=edges, page_info=PageInfo(
             has_next_page=len(self.u.all_posts) > first, has_previous_page=False,
@@ -314,7 +316,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     per = measure_floor(args.n, args.repeats)
     print(f"floor: {per * 1000:.3f} ms CPU per profile-page execution "
-          f"(plain strawberry, in-memory objects, parse + validate + execute + JSON; best of {args.repeats} x {args.n})")
+          f"(plain strawberry, in-memory objects, parse + validate + execute + JSON; "
+          f"best of {args.repeats} x {args.n})")
     if args.async_fields:
         per_async = measure_floor(args.n, args.repeats, ASYNC_SCHEMA)
         print(f"same shape, I/O fields async: {per_async * 1000:.3f} ms ({per_async / per:.2f}x the floor)")

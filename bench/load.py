@@ -50,14 +50,14 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._graphql_data import make_data  # noqa: E402
-from bench.common import Latencies, percentile  # noqa: E402
-from bench.graphql_bench import QUERIES  # noqa: E402
-from config import MySQLServer, Settings  # noqa: E402
-from schema.relay import to_global_id  # noqa: E402
-from tao import open_tao  # noqa: E402
-from tests.harness import start_services  # noqa: E402
-from tests.serverproc import ServerProcess  # noqa: E402
+from bench._graphql_data import make_data
+from bench.common import Latencies, percentile
+from bench.graphql_bench import QUERIES
+from config import MySQLServer, Settings
+from schema.relay import to_global_id
+from tao import open_tao
+from tests.harness import start_services
+from tests.serverproc import ServerProcess
 
 TARGET_P99_MS = 200.0
 RING = "{ viewer { username fullName postCount followerCount followingCount profilePicture { id } } }"
@@ -232,7 +232,8 @@ async def run_steps(args: argparse.Namespace, url: str, viewers: list[Viewer], p
                    "load_average": os.getloadavg()[0]}
             results.append(res)
             sessions = max(1, state["sessions"])
-            res["server_cpu_ms_per_session"] = sum(v for k, v in cpu.items() if k.startswith("server")) * elapsed * 1000 / sessions
+            res["server_cpu_ms_per_session"] = (sum(v for k, v in cpu.items() if k.startswith("server"))
+                                                * elapsed * 1000 / sessions)
             busiest = sorted(cpu.items(), key=lambda kv: -kv[1])[:4]
             print(f"{users:3d} sessions: {res['sessions_per_s']:6.2f} sessions/s {res['requests_per_s']:7.1f} req/s  "
                   f"p50 {res['p50_ms']:6.1f} ms  p99 {res['p99_ms']:7.1f} ms  errors {res['errors']}  "
@@ -257,7 +258,8 @@ def report(results: list[dict]) -> None:
     print(f"busiest process at {missed['users']} concurrent sessions (p99 {missed['p99_ms']:.1f} ms): "
           f"{hottest[0]} at {hottest[1]:.2f} of a core")
     for name, stats in missed["per_request"].items():
-        print(f"   {name:8s} n {stats['n']:5d}  p50 {stats['p50_ms']:7.1f} ms  p99 {stats['p99_ms']:7.1f} ms  errors {stats['errors']}")
+        print(f"   {name:8s} n {stats['n']:5d}  p50 {stats['p50_ms']:7.1f} ms  p99 {stats['p99_ms']:7.1f} ms  "
+              f"errors {stats['errors']}")
 
 
 async def main_async(args: argparse.Namespace) -> None:
@@ -286,7 +288,8 @@ async def main_async(args: argparse.Namespace) -> None:
             for token in data.tokens:
                 followed = rng.sample(range(len(data.author_ids)), min(args.follows, len(data.author_ids)))
                 for a in followed:
-                    async with http.post(url, json={"query": FOLLOW, "variables": {"u": to_global_id("User", data.author_ids[a])}},
+                    variables = {"u": to_global_id("User", data.author_ids[a])}
+                    async with http.post(url, json={"query": FOLLOW, "variables": variables},
                                          headers={"Authorization": f"Bearer {token}"}) as r:
                         body = await r.json()
                         if r.status != 200 or "errors" in body:

@@ -26,7 +26,8 @@ import uuid
 from pathlib import Path
 
 QUERY = """query Profile($u: String!) { user(username: $u) { username fullName followerCount followingCount
-  postCount posts(first: 12) { edges { node { id } } } followers(first: 20) { edges { node { username fullName } } } } }"""
+  postCount posts(first: 12) { edges { node { id } } }
+  followers(first: 20) { edges { node { username fullName } } } } }"""
 REQUESTS, WINDOWS = 200, 5
 
 

@@ -47,7 +47,8 @@ class Cluster:
     def __init__(self, data: Path, port: int) -> None:
         self.port = port
         env = {k: v for k, v in os.environ.items() if not k.startswith(("TAOGRAM_", "PROMETHEUS_"))}
-        self.proc = subprocess.Popen([sys.executable, "scripts/cluster.py", "up", "--dir", str(data), "--port", str(port)],
+        self.proc = subprocess.Popen([sys.executable, "scripts/cluster.py", "up", "--dir", str(data),
+                                      "--port", str(port)],
                                      cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.lines: queue.Queue[str] = queue.Queue()
         self.output: list[str] = []

@@ -116,7 +116,8 @@ async def test_a_mutation_over_get_is_a_405_and_does_not_run(g: GQL):
         resp = await g.client.get("/graphql", params={"query": doc}, headers={"Accept": accept})
         body = await resp.json(content_type=None)
         assert resp.status == 405 and resp.headers["Allow"] == "POST"
-        assert body["errors"][0]["extensions"]["code"] == "METHOD_NOT_ALLOWED" and "POST" in body["errors"][0]["message"]
+        assert (body["errors"][0]["extensions"]["code"] == "METHOD_NOT_ALLOWED"
+                and "POST" in body["errors"][0]["message"])
     assert (await g.ok('{ user(username: "ada") { username } }'))["user"] is None
     resp = await g.client.get("/graphql", params={"query": VIEWER}, headers={"Accept": GRJ})  # queries run over GET
     assert resp.status == 200 and (await resp.json(content_type=None))["data"] == {"viewer": None}

@@ -78,11 +78,13 @@ async def test_prometheus_scrapes_requests_store_cache_and_outbox_series(setting
         prometheus = _start_prometheus(tmp_path, gql.client.server.port)
         try:
             port = prometheus.port
-            ok = await _wait_for(port, 'taogram_requests_total{operation="MetricsTestProfilePage",outcome="ok"}', prometheus)
+            ok = await _wait_for(port, 'taogram_requests_total{operation="MetricsTestProfilePage",outcome="ok"}',
+                                 prometheus)
             assert float(ok[0]["value"][1]) == 3
             errors = await _wait_for(port, 'taogram_graphql_errors_total{code="GRAPHQL_VALIDATION_FAILED"}', prometheus)
             assert float(errors[0]["value"][1]) >= 1
-            latency = await _wait_for(port, 'taogram_request_seconds_count{operation="MetricsTestProfilePage"}', prometheus)
+            latency = await _wait_for(port, 'taogram_request_seconds_count{operation="MetricsTestProfilePage"}',
+                                      prometheus)
             assert float(latency[0]["value"][1]) == 3
             verbs = await _wait_for(port, "taogram_store_calls_total", prometheus)
             assert {"obj_get", "assoc_add"} <= {s["metric"]["verb"] for s in verbs}, verbs

@@ -13,9 +13,9 @@ import uuid
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from config import LoggingSettings, TracingSettings
 from config.observability import traces
 from config.observability.logs import configure_logging
-from config import LoggingSettings, TracingSettings
 from tests.resolvers.messages_client import DM
 from tests.schema.client import graphql_settings, running_app
 
@@ -68,8 +68,9 @@ async def test_one_json_line_per_request_and_job_and_no_secret_in_any(settings, 
         await gql.mutate("follow", bob_token, ann["user"]["id"])
         sent = await DM(gql).sent(ann_token, to=[bob_id], text=secret_text)
         assert sent["message"]["text"] == secret_text
-        status, wrong = await gql.post("mutation($i: AccountLogInInput!) { logIn(input: $i) { token errors { code } } }",
-                                       {"i": {"username": "nobody", "password": password + "-wrong"}})
+        status, wrong = await gql.post(
+            "mutation($i: AccountLogInInput!) { logIn(input: $i) { token errors { code } } }",
+            {"i": {"username": "nobody", "password": password + "-wrong"}})
         assert status == 200
         status, _ = await gql.post("{ viewer { username } }", headers={"Authorization": "Bearer " + "x" * 40})
         assert status == 401
@@ -157,7 +158,7 @@ def test_spans_are_exported_over_otlp_when_an_endpoint_is_configured():
     received: list[tuple[str, str, int]] = []
 
     class Collector(http.server.BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 (the stdlib's name)
+        def do_POST(self):
             body = self.rfile.read(int(self.headers["Content-Length"]))
             received.append((self.path, self.headers["Content-Type"], len(body)))
             self.send_response(200)

@@ -20,7 +20,6 @@ from typing import Any
 from config.observability import metrics, traces
 from config.observability.logs import log_fields, request_log
 
-
 # The first named operation of a document (a request that names none runs its only operation).
 # A label, not a parse: a document that fools it is only counted under another name.
 _FIRST_NAMED_OPERATION = re.compile(r"\b(?:query|mutation|subscription)\s+([_A-Za-z][_0-9A-Za-z]*)")

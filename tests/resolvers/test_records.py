@@ -8,8 +8,18 @@ import pytest
 
 from resolvers import edge_data
 from resolvers.posts import post_data
-from resolvers.records import (Media, MediaKind, MediaStatus, Post, PostKind, PostStatus, Unknown, User, record_of,
-                               register_record)
+from resolvers.records import (
+    Media,
+    MediaKind,
+    MediaStatus,
+    Post,
+    PostKind,
+    PostStatus,
+    Unknown,
+    User,
+    record_of,
+    register_record,
+)
 from tao import Obj
 
 
@@ -39,7 +49,8 @@ def test_data_a_codec_cannot_read_is_unknown_and_never_a_typed_record() -> None:
                 Obj(5, "TEST_NODE", 1, 5, 5, {"x": 1})):
         rec = record_of(obj)
         assert isinstance(rec, Unknown) and rec.otype == obj.otype and dict(rec.data) == obj.data
-    media = record_of(Obj(6, "MEDIA", 1, 5, 5, {"owner": 1, "kind": "image", "status": "ready", "focal_point": [0.5, 1]}))
+    media = record_of(Obj(6, "MEDIA", 1, 5, 5,
+                          {"owner": 1, "kind": "image", "status": "ready", "focal_point": [0.5, 1]}))
     assert isinstance(media, Media) and media.kind is MediaKind.IMAGE and media.status is MediaStatus.READY
     assert media.focal_point == (0.5, 1.0) and media.variants == ()
 

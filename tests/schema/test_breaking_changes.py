@@ -52,7 +52,8 @@ def test_accepted_list_names_only_changes_that_happened():
     assert not stale, f"schema/accepted_breaking_changes.txt lists changes that no longer happen: {sorted(stale)}"
 
 
-SDL = "type Query { user: User }\ntype User { id: ID! name: String @deprecated(reason: \"Use fullName.\") fullName: String }\n"
+SDL = ("type Query { user: User }\n"
+       "type User { id: ID! name: String @deprecated(reason: \"Use fullName.\") fullName: String }\n")
 
 
 def test_a_removed_field_fails_until_it_is_acknowledged():

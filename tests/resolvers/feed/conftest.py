@@ -43,7 +43,8 @@ class World:
         pid = await self.tao.obj_add("POST", {"author": author, "caption": "", "status": "visible", "kind": kind,
                                              "published_at": time}, owner=author)
         obj = (await self.tao.obj_get([pid]))[pid]
-        await self.tao.assoc_add(author, "AUTHORED", pid, time=time, data={"k": kind}, jobs=fanout.on_publish(record_of(obj)))
+        await self.tao.assoc_add(author, "AUTHORED", pid, time=time, data={"k": kind},
+                                 jobs=fanout.on_publish(record_of(obj)))
         if run:
             await self.drain()
         return pid
