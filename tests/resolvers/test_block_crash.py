@@ -56,7 +56,7 @@ async def test_a_block_killed_between_its_steps_ends_right_after_the_jobs_run(my
         await tao.run_jobs_until_idle()
         assert await tao.outbox.pending() == 0
 
-        config = write_config(mysql_settings, tmp_path / "taogram.toml")
+        config = await asyncio.to_thread(write_config, mysql_settings, tmp_path / "taogram.toml")
         child = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "tests.resolvers.block_crash_helper", str(config), str(ada), str(bob), crash_point,
             cwd=REPO, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
