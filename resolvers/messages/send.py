@@ -7,9 +7,11 @@ Invariants:
   key (`dm_client`) naming the message. A retry with the same content returns that message; the
   same id with other content is CLIENT_ID_REUSED. Two racing sends both store a MESSAGE, one
   wins the key and the loser's object is deleted before anyone could see it.
-- Delivery is durable: the MESSAGE commits with a `messages.deliver` job; the writer delivers
-  at once and the job is the repair if the process dies first. Delivery is idempotent (it lists
-  the message in its thread and bumps each member's folder to the message's own time).
+- Delivery is durable: the MESSAGE commits with a `messages.deliver` job, due
+  `realtime.redeliver_after_ms` later; the writer delivers at once and then deletes the job,
+  which is the repair if the process dies (or a shard fails) first. Delivery is idempotent (it
+  lists the message in its thread, moves the sender's read marker and bumps each member's
+  folder to the message's own time) and writes one transaction per shard it touches.
 """
 
 from __future__ import annotations
@@ -26,8 +28,8 @@ from resolvers.messages.access import member_edges, viewer_message, viewer_threa
 from resolvers.messages.model import (CLIENT_ID_MAX, CLIENT_KEYS, MEDIA, POST, TEXT, VOICE, Message, MessageErrorCode,
                                       Thread, cipher, is_message, message_data)
 from resolvers.messages.threads import (check_recipients, do_accept_message_request, do_create_group_thread,
-                                        do_get_or_create_direct_thread, place_in_folders, set_member_state)
-from tao import Tao
+                                        do_get_or_create_direct_thread, folder_edges, set_member_state)
+from tao import Tao, shard_of
 
 if TYPE_CHECKING:
     from resolvers.context import RequestContext
@@ -147,11 +149,13 @@ async def do_send_message(tao: Tao, actor_id: int, *, client_id: str, thread_id:
     data = message_data(thread.id, sender, kind, body=box.seal(text, thread.id, sender) if text else None,
                         post=post_id, media=media_id, reply_to=reply_to, client_id=client_id,
                         fp=box.fingerprint(canonical))
-    members, pending = [sender, *recipients], []
+    members, pending, deliver_job_id = [sender, *recipients], [], tao.ids.next_id(shard_of(thread.id))
 
     def jobs(mid: int) -> list[tuple]:  # the message's event commits with the message itself
         pending[:] = [events.event(tao, members, events.MESSAGE_NEW, near=thread.id, thread=thread.id, message=mid)]
-        return [(DELIVER_JOB, {"message": mid}), *events.jobs_of(*pending)]
+        # The writer delivers right after the commit; the job repairs only what it did not finish.
+        redeliver = (DELIVER_JOB, {"message": mid}, tao.settings.realtime.redeliver_after_ms, deliver_job_id)
+        return [redeliver, *events.jobs_of(*pending)]
     if media_id is not None:  # a message's media is seen through the message only (resolvers.media)
         await tao.obj_update(media_id, {"dm": True})
     made = await tao.obj_add("MESSAGE", data, owner=thread.id, jobs=jobs)
@@ -162,28 +166,35 @@ async def do_send_message(tao: Tao, actor_id: int, *, client_id: str, thread_id:
             raise _reused()
         return done
     await limits.record_send(tao, sender, requests, new, (await tao.obj_get([made]))[made].created)
-    await deliver(tao, made)
+    await deliver(tao, made, key_claimed=True)
+    await tao.outbox.delete(shard_of(made), deliver_job_id)  # a failed delivery raised: the job stays
     for ev in pending:  # published after the message is listed and the folders bumped
         await ev.deliver(tao)
     obj = (await tao.obj_get([made]))[made]
     return Message.from_obj(obj)
 
 
-async def deliver(tao: Tao, message_id: int) -> None:
-    """List the message in its thread and bump every member's folder. Idempotent; also the job."""
+async def deliver(tao: Tao, message_id: int, *, key_claimed: bool = False) -> None:
+    """List the message in its thread, move the sender's read marker to it and bump every
+    member's folder: one transaction per shard (the thread's, each member's), in parallel.
+    Idempotent; also the job. `key_claimed`: the caller (the writer) holds the client key."""
     obj = (await tao.obj_get([message_id])).get(message_id)
     if not is_message(obj):
         return  # unsent, or a race's loser
     msg = Message.from_obj(obj)
-    if msg.client_id is not None:
+    if msg.client_id is not None and not key_claimed:
         key = _client_key(msg.sender, msg.client_id)
         if not await tao.key_claim(CLIENT_KEYS, key, msg.id):
             await tao.obj_delete(msg.id)  # the job of a send that lost the key: its writer deletes it too
             return
-    await tao.assoc_add(msg.thread, "HAS_MESSAGE", msg.id, time=msg.created, data={"s": msg.sender})
-    await advance_read_marker(tao, msg.thread, msg.sender, msg.cursor)
-    members = [a.id2 for a in await tao.assoc_range(msg.thread, "HAS_MEMBER", 0, 64)]
-    await place_in_folders(tao, msg.thread, members, msg.sender, msg.created, msg.id)
+    edges = [(msg.thread, "HAS_MESSAGE", msg.id, msg.created, {"s": msg.sender})]
+    memberships = await tao.assoc_range(msg.thread, "HAS_MEMBER", 0, 64)
+    mine = next((a for a in memberships if a.id2 == msg.sender), None)
+    if mine is not None and tuple(msg.cursor) > tuple(mine.data.get("read") or (0, 0)):
+        # the sender has read their own message (as advance_read_marker: never back, join time kept)
+        edges.append((msg.thread, "HAS_MEMBER", msg.sender, mine.time, {**mine.data, "read": list(msg.cursor)}))
+    folders, _ = await folder_edges(tao, msg.thread, [a.id2 for a in memberships], msg.sender, msg.created, msg.id)
+    await tao.assoc_add_many(edges + folders)
 
 
 async def advance_read_marker(tao: Tao, thread_id: int, user_id: int, cursor: tuple[int, int],
