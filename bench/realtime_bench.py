@@ -234,12 +234,17 @@ async def push_phase(apis, servers, senders, recipients, args) -> dict:
     sockets = []
 
     async def connect(i: int, who: dict):
-        ws = await apis[i % 2].http.ws_connect(apis[i % 2].base + "/graphql", protocols=["graphql-transport-ws"])
-        await ws.send_json({"type": "connection_init", "payload": {"Authorization": f"Bearer {who['token']}"}})
-        msg = await ws.receive_json()
-        assert msg["type"] == "connection_ack", msg
-        await ws.send_json({"type": "subscribe", "id": "1", "payload": {"query": SUBSCRIPTION}})
-        return ws
+        for attempt in range(5):  # a busy server closes with 1013 (try again later), as a client would retry
+            ws = await apis[i % 2].http.ws_connect(apis[i % 2].base + "/graphql", protocols=["graphql-transport-ws"])
+            await ws.send_json({"type": "connection_init", "payload": {"Authorization": f"Bearer {who['token']}"}})
+            msg = await ws.receive()
+            if msg.type == aiohttp.WSMsgType.TEXT:
+                assert json.loads(msg.data)["type"] == "connection_ack", msg
+                await ws.send_json({"type": "subscribe", "id": "1", "payload": {"query": SUBSCRIPTION}})
+                return ws
+            await ws.close()
+            await asyncio.sleep(1 + attempt)
+        raise RuntimeError(f"socket {i} refused five times: {msg}")
 
     sockets = await bounded([connect(i, r) for i, r in enumerate(recipients)], 50)
     await asyncio.sleep(3)  # subscriptions acknowledged, memory settled
