@@ -165,28 +165,23 @@ async def do_send_message(tao: Tao, actor_id: int, *, client_id: str, thread_id:
         if done is None:
             raise _reused()
         return done
-    await limits.record_send(tao, sender, requests, new, (await tao.obj_get([made]))[made].created)
-    await deliver(tao, made, key_claimed=True)
+    msg = Message.from_obj((await tao.obj_get([made]))[made])
+    await limits.record_send(tao, sender, requests, new, msg.created)
+    await deliver(tao, made, sent=msg)
     await tao.outbox.delete(shard_of(made), deliver_job_id)  # a failed delivery raised: the job stays
     for ev in pending:  # published after the message is listed and the folders bumped
         await ev.deliver(tao)
-    obj = (await tao.obj_get([made]))[made]
-    return Message.from_obj(obj)
+    return msg
 
 
-async def deliver(tao: Tao, message_id: int, *, key_claimed: bool = False) -> None:
+async def deliver(tao: Tao, message_id: int, *, sent: Message | None = None) -> None:
     """List the message in its thread, move the sender's read marker to it and bump every
     member's folder: one transaction per shard (the thread's, each member's), in parallel.
-    Idempotent; also the job. `key_claimed`: the caller (the writer) holds the client key."""
-    obj = (await tao.obj_get([message_id])).get(message_id)
-    if not is_message(obj):
+    Idempotent; also the job. `sent`: the message its writer just stored and whose client key
+    it holds (the job and a retry read the message and claim the key again)."""
+    msg = sent if sent is not None else await _stored_message(tao, message_id)
+    if msg is None:
         return  # unsent, or a race's loser
-    msg = Message.from_obj(obj)
-    if msg.client_id is not None and not key_claimed:
-        key = _client_key(msg.sender, msg.client_id)
-        if not await tao.key_claim(CLIENT_KEYS, key, msg.id):
-            await tao.obj_delete(msg.id)  # the job of a send that lost the key: its writer deletes it too
-            return
     edges = [(msg.thread, "HAS_MESSAGE", msg.id, msg.created, {"s": msg.sender})]
     memberships = await tao.assoc_range(msg.thread, "HAS_MEMBER", 0, 64)
     mine = next((a for a in memberships if a.id2 == msg.sender), None)
@@ -195,6 +190,19 @@ async def deliver(tao: Tao, message_id: int, *, key_claimed: bool = False) -> No
         edges.append((msg.thread, "HAS_MEMBER", msg.sender, mine.time, {**mine.data, "read": list(msg.cursor)}))
     folders, _ = await folder_edges(tao, msg.thread, [a.id2 for a in memberships], msg.sender, msg.created, msg.id)
     await tao.assoc_add_many(edges + folders)
+
+
+async def _stored_message(tao: Tao, message_id: int) -> Message | None:
+    """The message, if it is stored and its client key names it (claiming the key if no one
+    did: the job of a send whose writer died before its claim); None otherwise."""
+    obj = (await tao.obj_get([message_id])).get(message_id)
+    if not is_message(obj):
+        return None
+    msg = Message.from_obj(obj)
+    if msg.client_id is not None and not await tao.key_claim(CLIENT_KEYS, _client_key(msg.sender, msg.client_id), msg.id):
+        await tao.obj_delete(msg.id)  # the job of a send that lost the key: its writer deletes it too
+        return None
+    return msg
 
 
 async def advance_read_marker(tao: Tao, thread_id: int, user_id: int, cursor: tuple[int, int],
