@@ -55,14 +55,21 @@ from strawberry.http.parse_content_type import parse_content_type
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 
-from config import MediaSettings, Settings, load_settings
-from http_errors import (MAX_REQUEST_BODY, REQUEST_ID, STATUS_CODES, UNAVAILABLE_MESSAGE,
-                         answer_parser_errors_as_graphql, json_error, transport_errors)
+from config import MediaSettings, Settings, load_settings, load_settings_or_exit
 from config.runtime import tune_gc
+from http_errors import (
+    MAX_REQUEST_BODY,
+    REQUEST_ID,
+    STATUS_CODES,
+    UNAVAILABLE_MESSAGE,
+    answer_parser_errors_as_graphql,
+    json_error,
+    transport_errors,
+)
 from media_pipeline import handle_local_request
 from resolvers.accounts import authenticate
 from resolvers.context import RequestContext
-from resolvers.errors import AuthenticationError
+from resolvers.errors import AuthenticationError, UnavailableError
 from resolvers.jobs import register_job_handlers
 from resolvers.media import MediaServices, media_services, run_sweeper
 from resolvers.messages.model import check_keys
@@ -205,7 +212,7 @@ class TaogramView(GraphQLView):
                 await authenticate(ctx, _bearer(request.headers.get("Authorization")))
             except AuthenticationError as e:
                 raise _Rejected(json_error(401, e.message, e.code, ctx.request_id)) from None
-            except ShardUnavailableError as e:
+            except (ShardUnavailableError, UnavailableError) as e:  # the session's shard is down
                 # The same answer as a shard failing during execution (a 200 whose error says
                 # UNAVAILABLE: retry), not a server fault: nothing ran, and a retry may succeed.
                 log.warning("request %s: authentication failed: %s", ctx.request_id, e)
@@ -223,14 +230,15 @@ class TaogramView(GraphQLView):
         except Exception as e:
             # A fault is not a refusal (4403): close with WebSocket's own "try again later" (1013)
             # or "internal error" (1011), the request id in the reason, then stop the handshake.
-            if isinstance(e, ShardUnavailableError):
+            if isinstance(e, (ShardUnavailableError, UnavailableError)):
                 log.warning("request %s: WebSocket authentication failed: %s", context.request_id, e)
                 code, reason = 1013, f"Temporarily unavailable; retry shortly (request id {context.request_id})."
             else:
                 log.exception("request %s: unexpected error in connection_init", context.request_id)
                 code, reason = 1011, f"Internal error; quote request id {context.request_id} when reporting it."
             await context.response.close(code=code, message=reason.encode())
-            raise ConnectionRejectionError({"code": "UNAVAILABLE" if code == 1013 else "INTERNAL_SERVER_ERROR"}) from None
+            error_code = "UNAVAILABLE" if code == 1013 else "INTERNAL_SERVER_ERROR"
+            raise ConnectionRejectionError({"code": error_code}) from None
         return {"viewer": context.viewer_id is not None}
 
 
@@ -361,7 +369,7 @@ def _child(index: int) -> None:
     """One of `server.processes` processes: its own event loop, pools and cache clients."""
     _die_with_parent()
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s %(levelname)s [{index}] %(name)s: %(message)s")
-    serve(load_settings(), reuse_port=True)
+    serve(load_settings_or_exit(), reuse_port=True)
 
 
 def _die_with_parent() -> None:
@@ -416,7 +424,7 @@ def supervise(settings: Settings) -> int:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = load_settings()
+    settings = load_settings_or_exit()
     host, port, n = settings.server.host, settings.server.port, settings.server.processes
     n = n or os.cpu_count() or 1
     print(f"taogram {_version()}: GraphQL at http://{host}:{port}/graphql"

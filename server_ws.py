@@ -25,6 +25,7 @@ from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
 
 from config import RealtimeSettings
+from resolvers.errors import UnavailableError
 from resolvers.realtime import CLOSE_GOING_AWAY, CLOSE_RATE_LIMITED, SessionWatch, ensure_live_session
 from tao import ShardUnavailableError
 
@@ -108,7 +109,7 @@ class TaogramWSHandler(BaseGraphQLTransportWSHandler):
         try:
             if self.connection_acknowledged and not await ensure_live_session(self.context):
                 return
-        except ShardUnavailableError:  # the session could not be read: refuse this operation only
+        except (ShardUnavailableError, UnavailableError):  # the session could not be read: refuse this operation only
             await self.send_message({"id": message["id"], "type": "error", "payload": [{
                 "message": "Part of the data is temporarily unavailable; retry shortly.",
                 "extensions": {"code": "UNAVAILABLE"}}]})

@@ -292,7 +292,7 @@ def bench_av1_quality(clip: Path, vprobe, settings: MediaSettings, work: Path, c
     for crf in sorted({settings.av1_crf, *crfs}):
         path = out / f"{r.name}.mp4"
         if crf != settings.av1_crf:  # the AV1 rung alone, at another CRF
-            transcode_video(clip, vprobe, dataclasses.replace(settings, video_heights=[], av1_crf=crf), _fresh(work / "q2"))
+            transcode_video(clip, vprobe, settings.model_copy(update=dict(video_heights=[], av1_crf=crf)), _fresh(work / "q2"))
             path = work / "q2" / f"{r.name}.mp4"
         s_, p_ = quality(path, clip, r.width, r.height)
         b = path.stat().st_size
@@ -343,13 +343,13 @@ def main() -> None:
             bench_av1_quality(clip, vprobe, settings, work, [int(c) for c in args.av1_crfs.split(",")])
 
         if "av1" in only:
-            av1_only = dataclasses.replace(settings, video_heights=[])  # the ladder with the AV1 rung alone
+            av1_only = settings.model_copy(update=dict(video_heights=[]))  # the ladder with the AV1 rung alone
             report("AV1 rung", *race(args.repeat, lambda: transcode_video(clip, vprobe, av1_only, _fresh(out)),
                                      lambda: subprocess.run(ffmpeg_av1_cmd(clip, work / "ff_av1.mp4", settings, vprobe),
                                                             check=True)), "(target: wall <= 1.1x)")
 
         if "ladder" in only:
-            h264_only = dataclasses.replace(settings, av1=False)
+            h264_only = settings.model_copy(update=dict(av1=False))
             for label, s_ in (("H.264 ladder", h264_only), ("ladder + AV1", settings)):
                 report(label, *race(args.repeat, lambda s_=s_: transcode_video(clip, vprobe, s_, _fresh(out)),
                                     lambda s_=s_: subprocess.run(ffmpeg_ladder_cmd(clip, work, s_, vprobe), check=True)),
@@ -357,7 +357,7 @@ def main() -> None:
 
         iprobe = probe_image(photo, settings)
         if "images" in only:
-            no_crops = dataclasses.replace(settings, crop_widths={})
+            no_crops = settings.model_copy(update=dict(crop_widths={}))
             hprobe = probe_image(heic, settings)
             for label, src, probe in (("JPEG variants", photo, iprobe), ("HEIC variants", heic, hprobe)):
                 report(label, *race(args.repeat, lambda src=src, probe=probe: render_image(src, probe, no_crops, False, _fresh(out)),

@@ -54,7 +54,8 @@ from tests.serverproc import ServerProcess
 
 SUBSCRIPTION = "subscription { inboxEvents { eventId ... on NewMessageEvent { message { id } } } }"
 POLL = "{ inbox { threads(first: 10) { edges { node { messages(first: 10) { edges { node { id } } } } } } } }"
-SEND = ("mutation($i: MessageSendInput!) { sendMessage(input: $i) { message { id } thread { id } errors { code message } } }")
+SEND = ("mutation($i: MessageSendInput!) { sendMessage(input: $i) "
+        "{ message { id } thread { id } errors { code message } } }")
 
 
 def settings_for(services, prefix: str, tmp: Path) -> Settings:

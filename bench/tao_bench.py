@@ -28,6 +28,7 @@ from typing import Any
 from bench._tao_graph import GraphSpec, LoadJob, StoreSpec, load_edges_process, load_nodes_process, open_store
 from bench._tao_mixes import MIXES, MixJob, run_mix_process
 from bench.common import Latencies, run_load_processes
+from tao.testing import TaoTestHooks as hooks
 from tests.harness import Services, attach_services, start_services
 
 CONFIGS = ("tao", "nocache")
@@ -196,7 +197,7 @@ async def _drop(spec: StoreSpec) -> None:
     tao = await open_store(spec, "tao")
     try:
         for s in range(spec.shards):
-            await tao.backend.drop_shard(s)
+            await hooks(tao).backend.drop_shard(s)
     finally:
         await tao.close()
 

@@ -32,9 +32,16 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from config.settings import MediaSettings, resolve_path
-from media_pipeline.crops import FocalPoint, poster_crops
-from media_pipeline.errors import JobBusyError, JobTimeoutError, MediaError, MediaRejectedError, WorkerCrashedError, error_from_code
 from media_pipeline.audio import transcode_audio
+from media_pipeline.crops import FocalPoint, poster_crops
+from media_pipeline.errors import (
+    JobBusyError,
+    JobTimeoutError,
+    MediaError,
+    MediaRejectedError,
+    WorkerCrashedError,
+    error_from_code,
+)
 from media_pipeline.hls import package_hls
 from media_pipeline.images import render_image
 from media_pipeline.models import MediaResult, ProcessOptions, Variant
@@ -188,7 +195,8 @@ def _run_locked(store, settings, media_key, kind, options, progress, work: Path,
             key = variant_key(media_key, f.name, f.ext)
             store.put_file(key, f.path, f.content_type)
             if f.listed:
-                variants.append(Variant(f.name, f.width, f.height, f.content_type, key, f.path.stat().st_size, f.codecs))
+                size = f.path.stat().st_size
+                variants.append(Variant(f.name, f.width, f.height, f.content_type, key, size, f.codecs))
         ph = placeholder_for(files)
         result = MediaResult(kind, probe.width, probe.height, round(probe.duration, 3), variants,
                              ph.blurhash if ph else "", ph.dominant_color if ph else "")
@@ -282,14 +290,14 @@ def _main(argv: list[str] | None = None) -> None:
     """`python -m media_pipeline.process MEDIA_KEY KIND`: run one job in this process (ops, tests)."""
     import argparse
 
-    from config.settings import load_settings
+    from config import load_settings_or_exit
 
     parser = argparse.ArgumentParser(description=_main.__doc__)
     parser.add_argument("media_key")
     parser.add_argument("kind", choices=["image", "video", "audio"])
     parser.add_argument("--share-location", action="store_true")
     args = parser.parse_args(argv)
-    result = run_job(load_settings().media, args.media_key, args.kind, ProcessOptions(args.share_location))
+    result = run_job(load_settings_or_exit().media, args.media_key, args.kind, ProcessOptions(args.share_location))
     print(json.dumps(result.to_dict(), indent=2))
 
 

@@ -17,9 +17,11 @@ from resolvers import privacy
 from resolvers.actor import acting_as
 from resolvers.comments import get_comment
 from resolvers.comments import not_found as comment_not_found
-from resolvers.posts import get_post, not_found
+from resolvers.edge_data import like_data
 from resolvers.pagination import Cursor, Page, load_assoc_page, make_page
-from tao import Obj, Tao
+from resolvers.posts import get_post, not_found
+from resolvers.records import Comment, Post, User
+from tao import Tao
 
 if TYPE_CHECKING:
     from resolvers.context import RequestContext
@@ -35,7 +37,7 @@ async def _set_like(ctx: RequestContext, atype: str, target: int, on: bool, data
         await ctx.tao.assoc_delete(viewer, atype, target)
 
 
-async def do_like_post(tao: Tao, actor_id: int, post_id: int) -> Obj:
+async def do_like_post(tao: Tao, actor_id: int, post_id: int) -> Post:
     ctx = acting_as(tao, actor_id)
     post = await get_post(ctx, post_id)
     if post is None:
@@ -44,13 +46,7 @@ async def do_like_post(tao: Tao, actor_id: int, post_id: int) -> Obj:
     return post
 
 
-def like_data(post: Obj) -> dict:
-    """A LIKES edge's data (also for bulk loads): the post's author and kind, so the feed's
-    affinity and content-type signals read them from the viewer's LIKES list without loading posts."""
-    return {"a": int(post.data["author"]), "k": post.data.get("kind", "photo")}
-
-
-async def do_unlike_post(tao: Tao, actor_id: int, post_id: int) -> Obj:
+async def do_unlike_post(tao: Tao, actor_id: int, post_id: int) -> Post:
     ctx = acting_as(tao, actor_id)
     post = await get_post(ctx, post_id)
     if post is None:
@@ -59,7 +55,7 @@ async def do_unlike_post(tao: Tao, actor_id: int, post_id: int) -> Obj:
     return post
 
 
-async def do_like_comment(tao: Tao, actor_id: int, comment_id: int) -> Obj:
+async def do_like_comment(tao: Tao, actor_id: int, comment_id: int) -> Comment:
     ctx = acting_as(tao, actor_id)
     comment = await get_comment(ctx, comment_id)
     if comment is None:
@@ -68,7 +64,7 @@ async def do_like_comment(tao: Tao, actor_id: int, comment_id: int) -> Obj:
     return comment
 
 
-async def do_unlike_comment(tao: Tao, actor_id: int, comment_id: int) -> Obj:
+async def do_unlike_comment(tao: Tao, actor_id: int, comment_id: int) -> Comment:
     ctx = acting_as(tao, actor_id)
     comment = await get_comment(ctx, comment_id)
     if comment is None:
@@ -101,7 +97,7 @@ async def viewer_has_liked_comment(ctx: RequestContext, comment_id: int) -> bool
     return await _viewer_edge(ctx, "COMMENT_LIKES", comment_id)
 
 
-async def likers(ctx: RequestContext, post_id: int, first: int, after: Cursor | None) -> Page[Obj]:
+async def likers(ctx: RequestContext, post_id: int, first: int, after: Cursor | None) -> Page[User]:
     """Who liked the post, newest like first, minus accounts hidden from the viewer."""
     assocs, has_next = await load_assoc_page(ctx, post_id, "LIKED_BY", first, after)
     users = await privacy.visible_users(ctx, [a.id2 for a in assocs])

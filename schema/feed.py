@@ -108,7 +108,7 @@ async def user_feed(info: Ctx, user_id: int, first: int, after: str | None, feed
                     ) -> FeedConnection:
     """`User.feed`: only for the viewer's own account."""
     page = await service.user_home_feed(info.context, user_id, first, decode_feed_cursor(after), feed_mode)
-    edges = [FeedEdge(cursor=encode_feed_cursor(i.cursor), node=Post.from_obj(i.post), scores=i.debug,
+    edges = [FeedEdge(cursor=encode_feed_cursor(i.cursor), node=Post.from_record(i.post), scores=i.debug,
                       debug_allowed=page.debug_allowed) for i in page.items]
     return FeedConnection(edges=edges, page=page, page_info=PageInfo(
         has_next_page=page.has_next, has_previous_page=page.has_previous,

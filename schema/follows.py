@@ -85,7 +85,7 @@ async def _run(info: Ctx, user_global_id: str, action: Callable[..., Awaitable[A
     await action(ctx.tao, actor(info), user_id)
     obj = await users.get_user(ctx, user_id)
     return FollowPayload(
-        user=User.from_obj(obj) if obj is not None else None,
+        user=User.from_record(obj) if obj is not None else None,
         status=await follows.viewer_follow_status(ctx, user_id),
     )
 

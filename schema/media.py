@@ -14,28 +14,28 @@ import strawberry
 from strawberry import Info
 
 from media_pipeline import PartUrl
-from resolvers import media
+from resolvers import media, records
 from resolvers.context import RequestContext
 from resolvers.errors import UserError
 from schema.errors import Error
 from schema.mutations import actor, mutation
 from schema.relay import Node, register_node, to_global_id
-from tao import Obj
 
 Ctx = Info[RequestContext, None]
 # The domain's enum is the GraphQL enum: strawberry.enum marks the class in place (the alias stays a type).
 MediaErrorCode = media.MediaErrorCode
 strawberry.enum(media.MediaErrorCode)
-MediaStatus = media.MediaStatus
-strawberry.enum(media.MediaStatus,
+MediaStatus = records.MediaStatus
+strawberry.enum(records.MediaStatus,
     description="UPLOADING until `completeUpload`, PROCESSING until its variants exist, then READY or FAILED.")
 
 
 @strawberry.enum(description="What a media item is.")
 class MediaType(enum.Enum):
-    IMAGE = "image"
-    VIDEO = "video"
-    AUDIO = strawberry.enum_value("audio", description="A voice message (transcoded to AAC); for direct messages only.")
+    IMAGE = records.MediaKind.IMAGE.value
+    VIDEO = records.MediaKind.VIDEO.value
+    AUDIO = strawberry.enum_value(records.MediaKind.AUDIO.value,
+                                  description="A voice message (transcoded to AAC); for direct messages only.")
 
 
 @strawberry.enum(description="An upload's state in storage.")
@@ -70,23 +70,21 @@ class Media(Node):
                                                         "draw at `width`:`height` before the first byte arrives; null until READY.")
     dominant_color: str | None = strawberry.field(description="The picture's most common colour, `#rrggbb`; null until READY.")
     created_at: datetime
-    obj: strawberry.Private[Obj]
+    record: strawberry.Private[records.Media]
 
     @classmethod
-    def from_obj(cls, obj: Obj) -> Media:
-        d = obj.data
-        return cls(id=to_global_id("Media", obj.id), type=MediaType(d["kind"]), status=media.MediaStatus(d["status"]),
-                   width=d.get("width"), height=d.get("height"), duration=d.get("duration"),
-                   blurhash=d.get("blurhash") or None, dominant_color=d.get("dominant_color") or None,
-                   created_at=datetime.fromtimestamp(obj.created / 1000, tz=UTC), obj=obj)
+    def from_record(cls, m: records.Media) -> Media:
+        return cls(id=to_global_id("Media", m.id), type=MediaType(m.kind.value), status=m.status,
+                   width=m.width, height=m.height, duration=m.duration, blurhash=m.blurhash,
+                   dominant_color=m.dominant_color, created_at=datetime.fromtimestamp(m.created / 1000, tz=UTC), record=m)
 
     @strawberry.field(description="Why processing failed (corrupt file, rejected by moderation); only you see it.")
     def failure_reason(self, info: Ctx) -> str | None:
-        return media.failure_reason(info.context, self.obj)
+        return media.failure_reason(info.context, self.record)
 
     @strawberry.field(description="Every published rendition (empty until READY).")
     async def variants(self, info: Ctx) -> list[MediaVariant]:
-        found = self.obj.data.get("variants") or []
+        found = self.record.variants
         urls = await media.urls_for(info.context, [v["key"] for v in found])
         return [MediaVariant(name=v["name"], width=v["width"], height=v["height"], content_type=v["content_type"],
                              codecs=v.get("codecs"), url=u) for v, u in zip(found, urls)]
@@ -99,11 +97,11 @@ class Media(Node):
     async def url(self, info: Ctx, variant: str | None = None, width: int | None = None, aspect: str | None = None,
                   codecs: list[str] | None = None) -> str | None:
         ratio = media.parse_aspect(aspect) if aspect is not None else None
-        chosen = media.pick_variant(self.obj.data.get("variants") or [], variant, width, ratio, codecs)
+        chosen = media.pick_variant(self.record.variants, variant, width, ratio, codecs)
         return (await media.urls_for(info.context, [chosen["key"]]))[0] if chosen else None
 
 
-register_node("Media", "MEDIA", Media.from_obj)
+register_node("Media", "MEDIA", Media.from_record)
 
 
 @strawberry.type
@@ -198,13 +196,13 @@ class MediaQuery:
             return None  # unknown, expired, or not yours: alike
         return UploadStatus(upload_id=strawberry.ID(st.upload_id), state=UploadState(st.state), part_size=st.part_size,
                             parts_present=st.parts_present, missing=[UploadPart.from_part(p) for p in st.missing],
-                            error=st.error, media=Media.from_obj(obj))
+                            error=st.error, media=Media.from_record(obj))
 
 
 def _already_completed(e: UserError) -> dict:
     """ALREADY_COMPLETED carries the media the first call made (`UserError.media`)."""
     done = getattr(e, "media", None)
-    return {"media": Media.from_obj(done) if done else None}
+    return {"media": Media.from_record(done) if done else None}
 
 
 @strawberry.type
@@ -217,7 +215,7 @@ class MediaMutation:
                                                   services=ctx.media)
         upload = Upload(id=strawberry.ID(ticket.upload_id), part_size=ticket.part_size,
                         parts=[UploadPart.from_part(p) for p in ticket.parts])
-        return UploadStartPayload(upload=upload, media=Media.from_obj(obj))
+        return UploadStartPayload(upload=upload, media=Media.from_record(obj))
 
     @mutation(description="Finish an upload once every part is stored: verifies it and starts processing. "
                           "A second call answers ALREADY_COMPLETED with the same media.",
@@ -227,4 +225,4 @@ class MediaMutation:
         focal = (input.focal_point.x, input.focal_point.y) if input.focal_point else None
         obj = await media.do_complete_upload(ctx.tao, actor(info), str(input.upload_id), input.share_location,
                                              focal, services=ctx.media)
-        return UploadCompletePayload(media=Media.from_obj(obj))
+        return UploadCompletePayload(media=Media.from_record(obj))

@@ -13,7 +13,7 @@ from strawberry import Info
 
 from resolvers import privacy
 from resolvers.context import RequestContext
-from resolvers.errors import BadInputError
+from resolvers.errors import BadInputError, UnavailableError, domain_error
 from schema.relay import Node, from_global_id, node_types
 
 MAX_NODES = 100
@@ -23,9 +23,9 @@ async def resolve_node(ctx: RequestContext, store_id: int, typename: str | None 
     obj = await privacy.load_visible_object(ctx, store_id)
     if obj is None:
         return None
-    for name, (otype, from_obj) in node_types().items():
+    for name, (otype, from_record) in node_types().items():
         if otype == obj.otype and (typename is None or typename == name):
-            return from_obj(obj)
+            return from_record(obj)
     return None
 
 
@@ -44,4 +44,11 @@ class NodeQuery:
     async def nodes(self, info: Info[RequestContext, None], ids: list[strawberry.ID]) -> list[Node | None]:
         if len(ids) > MAX_NODES:
             raise BadInputError(f"`ids` holds at most {MAX_NODES} ids; split the request.")
-        return list(await asyncio.gather(*(resolve_global_id(info.context, i, "ids") for i in ids)))
+        # An id whose data is unavailable (its shard is down) is an error at its own index, not the
+        # whole list's: graphql-core reports an exception in a list's slot as that item's error.
+        # Any other failure (a malformed id) is the field's, as it always was.
+        found = await asyncio.gather(*(resolve_global_id(info.context, i, "ids") for i in ids), return_exceptions=True)
+        for item in found:
+            if isinstance(item, BaseException) and not isinstance(domain_error(item), UnavailableError):
+                raise item
+        return list(found)  # type: ignore[arg-type]  # an UnavailableError stands for its item

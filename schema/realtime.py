@@ -90,12 +90,12 @@ class FollowRequestEvent(StreamEvent):
 
 async def _new_follower(info: Ctx, event: realtime.StreamEvent) -> NewFollowerEvent | None:
     user = await users.get_user(info.context, event.ids["user"])
-    return None if user is None else NewFollowerEvent(follower=User.from_obj(user), **event_fields(event))
+    return None if user is None else NewFollowerEvent(follower=User.from_record(user), **event_fields(event))
 
 
 async def _follow_request(info: Ctx, event: realtime.StreamEvent) -> FollowRequestEvent | None:
     user = await users.get_user(info.context, event.ids["user"])
-    return None if user is None else FollowRequestEvent(requester=User.from_obj(user), **event_fields(event))
+    return None if user is None else FollowRequestEvent(requester=User.from_record(user), **event_fields(event))
 
 
 register_event_type(realtime.KIND_NEW_FOLLOWER, NewFollowerEvent, _new_follower)

@@ -17,12 +17,13 @@ from tao.errors import (
     TaoError,
     UnknownTypeError,
 )
+from tao.bulk_lists import ObjectFilter
 from tao.ids import shard_of, time_of
 from tao.models import Assoc, Obj
 from tao.store import Tao, open_tao
 
 __all__ = [
-    "Assoc", "ConflictError", "InvalidDataError", "InvalidIdError", "Obj", "ObjectNotFoundError",
+    "Assoc", "ConflictError", "InvalidDataError", "InvalidIdError", "Obj", "ObjectFilter", "ObjectNotFoundError",
     "ShardTimeoutError", "ShardUnavailableError", "Tao", "TaoError", "UnknownTypeError", "open_tao",
     "shard_of", "time_of",
 ]

@@ -17,7 +17,7 @@ import logging
 import signal
 import sys
 
-from config import Settings, load_settings
+from config import Settings, load_settings_or_exit
 from tao.store import Tao, open_tao
 
 
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--fix", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    settings = load_settings(args.config)
+    settings = load_settings_or_exit(args.config)
     run = {"migrate": _migrate, "worker": _worker, "repair": _repair}[args.command]
     return asyncio.run(run(settings, args))
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from resolvers.errors import UserError
 from resolvers.messages.model import MessageErrorCode
 from tao import Tao
-from tao.core import now_ms
+from tao.models import now_ms
 
 if TYPE_CHECKING:
     from resolvers.context import RequestContext

@@ -17,10 +17,11 @@ Invariants:
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from resolvers import privacy
+from resolvers import privacy, realtime
 from resolvers.actor import acting_as
+from resolvers.edge_data import MemberState, message_edge_data
 from resolvers.errors import UserError
 from resolvers.job_context import JobContext
 from resolvers.messages import events, limits
@@ -29,14 +30,15 @@ from resolvers.messages.model import (CLIENT_ID_MAX, CLIENT_KEYS, MEDIA, POST, T
                                       Thread, cipher, is_message, message_data)
 from resolvers.messages.threads import (check_recipients, do_accept_message_request, do_create_group_thread,
                                         do_get_or_create_direct_thread, folder_edges, set_member_state)
-from tao import Tao, shard_of
+from resolvers.records import Media, MediaKind, MediaStatus, record_of
+from tao import Obj, Tao, shard_of
 
 if TYPE_CHECKING:
     from resolvers.context import RequestContext
 
 DELIVER_JOB = "messages.deliver"
 _CLIENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,%d}" % CLIENT_ID_MAX)
-_MEDIA_KINDS = {MEDIA: ("image", "video"), VOICE: ("audio",)}
+_MEDIA_KINDS = {MEDIA: (MediaKind.IMAGE, MediaKind.VIDEO), VOICE: (MediaKind.AUDIO,)}
 
 
 def _client_key(sender: int, client_id: str) -> str:
@@ -78,8 +80,8 @@ async def _check_content(ctx: RequestContext, kind: str, text: str | None, post_
         obj = await ctx.loaders.object_by_id.load(media_id)
         mine = await ctx.loaders.assoc_by_key.load((viewer, "UPLOADED", media_id))
         in_post = await ctx.loaders.assoc_count_by_key.load((media_id, "MEDIA_OF"))
-        if (obj is None or obj.otype != "MEDIA" or mine is None or in_post or obj.data.get("kind") not in _MEDIA_KINDS[kind]
-                or obj.data.get("status") not in ("processing", "ready")):
+        if (not isinstance(obj, Media) or mine is None or in_post or obj.kind not in _MEDIA_KINDS[kind]
+                or obj.status not in (MediaStatus.PROCESSING, MediaStatus.READY)):
             what = "an audio upload" if kind == VOICE else "a photo or video upload"
             raise UserError(MessageErrorCode.MEDIA_INVALID, f"`mediaId` must be {what} of yours that you completed "
                             "(`completeUpload`), that did not fail and is not in a post.", "mediaId")
@@ -89,16 +91,19 @@ def _fingerprint_text(target: str, kind: str, text: str | None, post_id, media_i
     return "\x1f".join([target, kind, text or "", str(post_id or ""), str(media_id or ""), str(reply_to or "")])
 
 
+def _record(obj: Obj | None) -> Any:
+    return record_of(obj) if obj is not None else None
+
+
 async def _existing(ctx: RequestContext, sender: int, client_id: str, canonical: str) -> Message | None:
     """The message a previous send with this id stored, if any; CLIENT_ID_REUSED if its content differs."""
     key = _client_key(sender, client_id)
     held = (await ctx.tao.key_get_many(CLIENT_KEYS, [key])).get(key)
     if held is None:
         return None
-    obj = (await ctx.tao.obj_get([held])).get(held)
-    if not is_message(obj):  # unsent since: the id is spent
+    msg = _record((await ctx.tao.obj_get([held])).get(held))
+    if not is_message(msg):  # unsent since: the id is spent
         raise _reused()
-    msg = Message.from_obj(obj)
     if msg.fp is None or not cipher(ctx.settings.messages).same_content(msg.fp, canonical):
         raise _reused()
     return msg
@@ -149,7 +154,9 @@ async def do_send_message(tao: Tao, actor_id: int, *, client_id: str, thread_id:
     data = message_data(thread.id, sender, kind, body=box.seal(text, thread.id, sender) if text else None,
                         post=post_id, media=media_id, reply_to=reply_to, client_id=client_id,
                         fp=box.fingerprint(canonical))
-    members, pending, deliver_job_id = [sender, *recipients], [], tao.ids.next_id(shard_of(thread.id))
+    members = [sender, *recipients]
+    pending: list[realtime.PendingEvent | events.NoEvent] = []
+    deliver_job_id = tao.ids.next_id(shard_of(thread.id))
 
     def jobs(mid: int) -> list[tuple]:  # the message's event commits with the message itself
         pending[:] = [events.event(tao, members, events.MESSAGE_NEW, near=thread.id, thread=thread.id, message=mid)]
@@ -165,7 +172,7 @@ async def do_send_message(tao: Tao, actor_id: int, *, client_id: str, thread_id:
         if done is None:
             raise _reused()
         return done
-    msg = Message.from_obj((await tao.obj_get([made]))[made])
+    msg = record_of((await tao.obj_get([made]))[made])
     await limits.record_send(tao, sender, requests, new, msg.created)
     await deliver(tao, made, sent=msg)
     await tao.outbox.delete(shard_of(made), deliver_job_id)  # a failed delivery raised: the job stays
@@ -182,10 +189,10 @@ async def deliver(tao: Tao, message_id: int, *, sent: Message | None = None) -> 
     msg = sent if sent is not None else await _stored_message(tao, message_id)
     if msg is None:
         return  # unsent, or a race's loser
-    edges = [(msg.thread, "HAS_MESSAGE", msg.id, msg.created, {"s": msg.sender})]
+    edges = [(msg.thread, "HAS_MESSAGE", msg.id, msg.created, message_edge_data(msg.sender))]
     memberships = await tao.assoc_range(msg.thread, "HAS_MEMBER", 0, 64)
     mine = next((a for a in memberships if a.id2 == msg.sender), None)
-    if mine is not None and tuple(msg.cursor) > tuple(mine.data.get("read") or (0, 0)):
+    if mine is not None and tuple(msg.cursor) > MemberState.decode(mine.data).read:
         # the sender has read their own message (as advance_read_marker: never back, join time kept)
         edges.append((msg.thread, "HAS_MEMBER", msg.sender, mine.time, {**mine.data, "read": list(msg.cursor)}))
     folders, _ = await folder_edges(tao, msg.thread, [a.id2 for a in memberships], msg.sender, msg.created, msg.id)
@@ -195,11 +202,11 @@ async def deliver(tao: Tao, message_id: int, *, sent: Message | None = None) -> 
 async def _stored_message(tao: Tao, message_id: int) -> Message | None:
     """The message, if it is stored and its client key names it (claiming the key if no one
     did: the job of a send whose writer died before its claim); None otherwise."""
-    obj = (await tao.obj_get([message_id])).get(message_id)
-    if not is_message(obj):
+    msg = _record((await tao.obj_get([message_id])).get(message_id))
+    if not is_message(msg):
         return None
-    msg = Message.from_obj(obj)
-    if msg.client_id is not None and not await tao.key_claim(CLIENT_KEYS, _client_key(msg.sender, msg.client_id), msg.id):
+    key = None if msg.client_id is None else _client_key(msg.sender, msg.client_id)
+    if key is not None and not await tao.key_claim(CLIENT_KEYS, key, msg.id):
         await tao.obj_delete(msg.id)  # the job of a send that lost the key: its writer deletes it too
         return None
     return msg
@@ -212,7 +219,7 @@ async def advance_read_marker(tao: Tao, thread_id: int, user_id: int, cursor: tu
     edge = (await tao.assoc_get(thread_id, "HAS_MEMBER", [user_id])).get(user_id)
     if edge is None:
         return False
-    current = tuple(edge.data.get("read") or (0, 0))
+    current = MemberState.decode(edge.data).read
     if tuple(cursor) <= current:
         return False
     return await set_member_state(tao, thread_id, user_id, read=list(cursor), jobs=jobs)

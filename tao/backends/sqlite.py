@@ -18,10 +18,17 @@ from pathlib import Path
 from typing import Any
 
 import aiosqlite
+import orjson
 
 from config import StoreSettings, resolve_path
-from tao.backends.base import qualify
-from tao.errors import DeadlockError, DuplicateKeyError, ShardTimeoutError, ShardUnavailableError, TaoError
+from tao.backends.base import Conn, qualify
+from tao.errors import (
+    DeadlockError,
+    DuplicateKeyError,
+    ShardTimeoutError,
+    ShardUnavailableError,
+    TaoError,
+)
 from tao.shardmap import ShardMap
 
 _PLACEHOLDER = re.compile(r"%s")
@@ -67,7 +74,14 @@ class _SQLiteConn:
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         async with self._raw.execute(_adapt(sql), tuple(params)) as cur:
-            return list(await asyncio.wait_for(cur.fetchall(), self._timeout))
+            rows = await asyncio.wait_for(cur.fetchall(), self._timeout)  # type: ignore[arg-type]
+            return [tuple(r) for r in rows]
+
+
+def _opened(conn: aiosqlite.Connection | None) -> aiosqlite.Connection:
+    if conn is None:  # _open() set both connections; a close since is a caller's bug
+        raise sqlite3.OperationalError("the shard's connection is closed")
+    return conn
 
 
 class _Shard:
@@ -81,8 +95,6 @@ class _Shard:
 
 class SQLiteBackend:
     name = "sqlite"
-    insert_ignore = "INSERT OR IGNORE"
-    aggregates_json = False  # sqlite3 builds rows in C: nothing to gain
     for_update = ""
     skip_locked = ""
 
@@ -102,6 +114,15 @@ class SQLiteBackend:
 
     def json_int(self, column: str, field: str) -> str:
         return f"CAST(json_extract({column}, '$.{field}') AS INTEGER)"
+
+    def keys_in(self, cols: Sequence[str], n: int) -> str:
+        # An OR of per-key conditions: SQLite scans the table for a row-value IN list.
+        return " OR ".join(["(" + " AND ".join(f"{c} = %s" for c in cols) + ")"] * n)
+
+    async def fetch_edges(self, conn: Conn, page: str, params: Sequence[Any]) -> list[list]:
+        # Rows as they come: sqlite3 builds them in C, so there is nothing to gain from a document.
+        rows = await conn.fetchall(f"SELECT id2, time, version, data FROM {page}", params)
+        return [[id2, time, version, orjson.loads(data)] for id2, time, version, data in rows]
 
     async def _open(self, shard: int) -> _Shard:
         sh = self._shards[shard]
@@ -125,7 +146,7 @@ class SQLiteBackend:
     async def connection(self, shard: int) -> AsyncIterator[_SQLiteConn]:
         sh = await self._open(shard)
         try:
-            yield _SQLiteConn(sh.reader, shard, self._s.query_timeout)
+            yield _SQLiteConn(_opened(sh.reader), shard, self._s.query_timeout)
         except (sqlite3.Error, OSError, asyncio.TimeoutError, TimeoutError) as exc:
             raise translate(exc, shard) from exc
 
@@ -137,13 +158,14 @@ class SQLiteBackend:
         except (asyncio.TimeoutError, TimeoutError) as exc:
             raise ShardTimeoutError(shard, "waiting for the shard's writer") from exc
         try:
-            await sh.writer.execute("BEGIN IMMEDIATE")
+            writer = _opened(sh.writer)
+            await writer.execute("BEGIN IMMEDIATE")
             try:
-                yield _SQLiteConn(sh.writer, shard, self._s.query_timeout)
+                yield _SQLiteConn(writer, shard, self._s.query_timeout)
             except BaseException:
-                await asyncio.shield(sh.writer.execute("ROLLBACK"))
+                await asyncio.shield(writer.execute("ROLLBACK"))
                 raise
-            await sh.writer.execute("COMMIT")
+            await writer.execute("COMMIT")
         except (sqlite3.Error, OSError, asyncio.TimeoutError, TimeoutError) as exc:
             raise translate(exc, shard) from exc
         finally:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import io
 import json
 import os
@@ -193,7 +192,7 @@ async def test_worker_killed_mid_transcode_publishes_nothing_and_the_retry_finis
     key = await seed(store, make_video(tmp_path / "in.mp4", seconds=2).read_bytes())
     marker = tmp_path / "mid-transcode"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.media_pipeline.kill_helper", json.dumps(dataclasses.asdict(media_settings)), key, str(marker)],
+        [sys.executable, "-m", "tests.media_pipeline.kill_helper", media_settings.model_dump_json(), key, str(marker)],
         cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )

@@ -6,6 +6,7 @@ import base64
 import uuid
 
 from tao import shard_of
+from tao.testing import TaoTestHooks as hooks
 
 MSG_FIELDS = "id kind text clientMessageId sender { username } seenBy { username } reactions { emoji user { username } }"
 SEND = f"""mutation($i: MessageSendInput!) {{ sendMessage(input: $i) {{
@@ -65,7 +66,7 @@ class DM:
     async def raw_object_data(self, obj_id: int) -> str | None:
         """The `data` column of an object's row, straight from its shard (no codec, no cache)."""
         tao = self.gql.tao
-        async with tao.backend.connection(shard_of(obj_id)) as conn:
+        async with hooks(tao).backend.connection(shard_of(obj_id)) as conn:
             rows = await conn.fetchall("SELECT data FROM {objects} WHERE id = %s", (obj_id,))
         return rows[0][0] if rows else None
 
@@ -73,6 +74,6 @@ class DM:
         tao = self.gql.tao
         total = 0
         for s in range(tao.n_shards):
-            async with tao.backend.connection(s) as conn:
+            async with hooks(tao).backend.connection(s) as conn:
                 total += (await conn.fetchall("SELECT COUNT(*) FROM {objects} WHERE otype = %s", (otype_code,)))[0][0]
         return total

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 import pytest
 
+from tao.testing import TaoTestHooks as hooks
 from tests.resolvers.messages_client import DM, store_id
 
 pytestmark = pytest.mark.no_blocking
@@ -154,7 +155,7 @@ async def test_typing_is_pushed_and_never_stored(gql, dm):
 async def _store_rows(gql) -> tuple:
     counts = []
     for s in range(gql.tao.n_shards):
-        async with gql.tao.backend.connection(s) as conn:
+        async with hooks(gql.tao).backend.connection(s) as conn:
             for table in ("objects", "assocs", "outbox"):
                 counts.append((await conn.fetchall(f"SELECT COUNT(*) FROM {{{table}}}"))[0][0])
     return tuple(counts)

@@ -179,8 +179,8 @@ async def test_post_with_media_processing_until_published(gql):
     tb, _ = await gql.sign_up("bob")
     ada = await uid(gql, "ada")
     # uploads as the media pipeline will record them (its GraphQL types are not part of this test)
-    m1 = await gql.tao.obj_add("MEDIA", {"kind": "photo", "status": "ready"}, owner=ada)
-    m2 = await gql.tao.obj_add("MEDIA", {"kind": "video", "status": "processing"}, owner=ada)
+    m1 = await gql.tao.obj_add("MEDIA", {"kind": "image", "status": "ready", "owner": ada}, owner=ada)
+    m2 = await gql.tao.obj_add("MEDIA", {"kind": "video", "status": "processing", "owner": ada}, owner=ada)
     for m in (m1, m2):
         await gql.tao.assoc_add(ada, "UPLOADED", m)
     from schema.relay import node_types, register_node, to_global_id

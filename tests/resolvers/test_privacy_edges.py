@@ -132,7 +132,7 @@ async def test_a_post_counts_for_its_tags_only_once_published(gql):
 
     ta, _ = await gql.sign_up("ada")
     ada = (await gql.tao.key_get_many("username", ["ada"]))["ada"]
-    media = await gql.tao.obj_add("MEDIA", {"kind": "photo", "status": "processing", "owner": ada}, owner=ada)
+    media = await gql.tao.obj_add("MEDIA", {"kind": "image", "status": "processing", "owner": ada}, owner=ada)
     await gql.tao.assoc_add(ada, "UPLOADED", media)
     from schema.relay import to_global_id
 

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from tao import InvalidDataError, Tao
-from tao.core import now_ms
+from tao.models import now_ms
 
 pytestmark = pytest.mark.no_blocking
 
