@@ -4,22 +4,29 @@
 
 Starts MariaDB x2, memcached x2 and Redis (tests.harness), then two `server.py` processes
 (MariaDB store, memcached, Redis broker, each with its in-process outbox worker) on two ports.
-Signs up `--clients` recipients and `--senders` senders, then:
+Signs up `--clients` recipients and `--senders` senders and opens one 1:1 conversation per
+recipient (the recipient follows its sender, `u<i>` with sender `i mod senders`, and the sender's
+first message opens the thread in the recipient's inbox: a conversation already under way, as
+most real message traffic is), then:
 
 1. push: every recipient opens a graphql-transport-ws socket (half on each process) and
-   subscribes to `viewerEvents`. Memory per idle connection = the growth of the two servers'
-   RSS divided by the sockets. Senders then write at a steady `--rate` for `--seconds` (open
+   subscribes to `inboxEvents` (which carries `NewMessageEvent`). Memory per idle connection =
+   the growth of the two servers' RSS divided by the sockets. Senders then write at a steady `--rate` for `--seconds` (open
    loop: the i-th write starts at i/rate whatever happened to the others), alternating between
-   the processes, each to a random recipient. Latency = from the write's HTTP response to the
-   recipient's frame. Lost = acknowledged writes never delivered within 30 s of the end (an
-   event the writer could not deliver comes from its outbox job 5 s later); duplicated = an
-   event id seen twice on one subscription.
-2. poll: the sockets close; every recipient polls its newest followers over HTTP every second
-   (staggered), with the same write traffic. Latency = from the write's response to the first
-   poll answer that shows it. Reported with the servers' CPU seconds per phase.
+   the processes, each a `sendMessage` into a random recipient's thread. Latency = from the
+   send's HTTP response to the recipient's frame. Lost = acknowledged sends (a message id
+   returned) never delivered within 30 s of the end (an event the writer could not deliver
+   comes from its outbox job 5 s later); duplicated = an event id seen twice on one
+   subscription (frames are deduplicated by event id before they count as delivered).
+2. poll: the sockets close; every recipient polls its inbox (its thread's newest 10 messages)
+   over HTTP every second (staggered), with the same send traffic. Latency = from the send's
+   response to the first poll answer that shows it.
 
-The write is `SEND` (a follow: the followed user's stream gets `follow.new`); swapping in
-`sendMessage` is one line (`SEND = send_message`). The load generator runs in this one process.
+Each phase reports the CPU seconds (from /proc/<pid>/stat) of the two servers, the MariaDB,
+memcached and Redis servers, per acknowledged message, and the MariaDB statements and commits
+per message (SHOW GLOBAL STATUS on both servers). The messages spam limits are set far above
+the bench's traffic (`settings_for`): 50 senders each sending to 20 people a second would be
+refused by the production limits, by design. The load generator runs in this one process.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import aiohttp
+import pymysql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -44,14 +52,23 @@ from tao import open_tao
 from tests.harness import start_services
 from tests.serverproc import ServerProcess
 
-SUBSCRIPTION = "subscription { viewerEvents { eventId ... on NewFollowerEvent { follower { username } } } }"
-POLL = "{ viewer { followers(first: 10) { edges { node { username } } } } }"
+SUBSCRIPTION = "subscription { inboxEvents { eventId ... on NewMessageEvent { message { id } } } }"
+POLL = "{ inbox { threads(first: 10) { edges { node { messages(first: 10) { edges { node { id } } } } } } } }"
+SEND = ("mutation($i: MessageSendInput!) { sendMessage(input: $i) "
+        "{ message { id } thread { id } errors { code message } } }")
 
 
 def settings_for(services, prefix: str, tmp: Path) -> Settings:
     s = Settings()
     s.store.backend, s.store.logical_shards, s.store.database_prefix = "mysql", 8, prefix
-    s.store.mysql_servers = [MySQLServer(host=m.host, port=m.port) for m in services.mysql]
+    # MariaDB runs on this box: talk over its unix socket (as bench/tao_bench.py does), which
+    # costs the server less CPU per statement than loopback TCP, closer to a remote database.
+    s.store.mysql_servers = [MySQLServer(host=m.host, port=m.port, unix_socket=m.unix_socket) for m in services.mysql]
+    # A transaction holds its connection for a round trip per statement, each waiting for a
+    # turn of a busy event loop: 10 connections per MariaDB server per process (the default)
+    # cap the transactions in flight below what the bench offers. 40 x 2 processes x 2
+    # servers stays far under MariaDB's max_connections (500 in the harness).
+    s.store.pool_max = 40
     s.cache.backend, s.cache.servers, s.cache.key_prefix = "memcached", list(services.memcached), prefix
     s.broker.backend, s.broker.url, s.broker.channel_prefix = "redis", services.redis_url, prefix
     s.jobs.in_process_worker = True
@@ -61,6 +78,11 @@ def settings_for(services, prefix: str, tmp: Path) -> Settings:
     s.auth.argon2_time_cost, s.auth.argon2_memory_cost_kib, s.auth.argon2_parallelism = 1, 1024, 1
     s.limits.cost_budget = 1_000_000  # the bench measures delivery, not the per-viewer budget
     s.realtime.messages_per_second = 1000.0
+    # The spam limits bound one person's first messages to strangers; the bench's 50 senders
+    # open 1 000 conversations in its setup, which the production limits refuse by design.
+    m = s.messages
+    m.requests_per_hour = m.new_recipients_per_day = 1_000_000
+    m.new_account_requests_per_hour = m.new_account_new_recipients_per_day = 1_000_000
     return s
 
 
@@ -86,15 +108,29 @@ async def sign_up(api: Api, name: str) -> dict:
     return {"name": name, "token": p["token"], "id": p["user"]["id"]}
 
 
-async def send_follow(api: Api, sender: dict, recipient: dict) -> str:
-    """One write that puts one event in the recipient's stream; returns what identifies it there."""
-    d = await api.gql("mutation($i: ID!) { follow(input: {userId: $i}) { errors { code } } }",
-                      {"i": recipient["id"]}, sender["token"])
+async def follow(api: Api, who: dict, whom: dict) -> None:
+    d = await api.gql("mutation($i: ID!) { follow(input: {userId: $i}) { errors { code } } }", {"i": whom["id"]},
+                      who["token"])
     assert not d["follow"]["errors"], d
-    return sender["name"]
 
 
-SEND = send_follow  # with direct messages: SEND = send_message (same signature)
+async def send_message(api: Api, sender: dict, target: dict, text: str) -> dict:
+    """One `sendMessage` (`target`: {"threadId": ...} or {"recipientIds": [...]}); returns the payload."""
+    d = await api.gql(SEND, {"i": {"clientMessageId": os.urandom(8).hex(), "text": text, **target}}, sender["token"])
+    p = d["sendMessage"]
+    if p["errors"]:
+        raise RuntimeError(p["errors"])
+    return p
+
+
+async def open_threads(apis: list[Api], senders: list[dict], recipients: list[dict]) -> None:
+    """recipient i follows sender i mod len(senders), who then opens their 1:1 thread; recipient["thread"]."""
+    async def one(i: int, r: dict) -> None:
+        s = senders[i % len(senders)]
+        await follow(apis[i % 2], r, s)
+        p = await send_message(apis[(i + 1) % 2], s, {"recipientIds": [r["id"]]}, "hello")
+        r["thread"], r["sender"] = p["thread"]["id"], s
+    await bounded([one(i, r) for i, r in enumerate(recipients)], 16)
 
 
 def rss_kib(pid: int) -> int:
@@ -125,32 +161,70 @@ async def bounded(coros, limit: int) -> list:
     return await asyncio.gather(*(one(c) for c in coros))
 
 
-async def traffic(apis: list[Api], senders: list[dict], recipients: list[dict], rate: float, seconds: float,
-                  used: set, sent: dict) -> tuple[int, int]:
-    """Open-loop writes at `rate`/s; sent[(recipient index, key)] = time the write returned."""
+async def traffic(apis: list[Api], recipients: list[dict], rate: float, seconds: float, seed: int,
+                  sent: dict) -> tuple[int, int]:
+    """Open-loop sends at `rate`/s, each into a random recipient's thread by its sender;
+    sent[(recipient index, message id)] = time the send returned."""
     n = int(rate * seconds)
-    rng = random.Random(len(used))
+    rng = random.Random(seed)
     errors = 0
     start = time.monotonic()
 
     async def one(i: int) -> None:
         nonlocal errors
-        while True:
-            s, r = rng.randrange(len(senders)), rng.randrange(len(recipients))
-            if (s, r) not in used:
-                used.add((s, r))
-                break
+        r = rng.randrange(len(recipients))
         await asyncio.sleep(max(0.0, start + i / rate - time.monotonic()))
         try:
-            key = await SEND(apis[i % len(apis)], senders[s], recipients[r])
+            p = await send_message(apis[i % len(apis)], recipients[r]["sender"], {"threadId": recipients[r]["thread"]},
+                                   f"message {i}")
         except Exception as exc:  # counted, and the first few reported
             errors += 1
             if errors <= 3:
-                print(f"  write failed: {str(exc)[:200]}", file=sys.stderr)
+                print(f"  send failed: {str(exc)[:200]}", file=sys.stderr)
             return
-        sent[(r, key)] = time.monotonic()
+        sent[(r, p["message"]["id"])] = time.monotonic()
     await asyncio.gather(*(one(i) for i in range(n)))
     return n, errors
+
+
+class Meter:
+    """CPU seconds of each server process and MariaDB's statement counters, over one phase."""
+
+    STATUS = ("Questions", "Com_commit", "Com_begin", "Com_select", "Com_insert", "Com_update", "Com_delete",
+              "Com_insert_select", "Com_replace")
+
+    def __init__(self, servers, services) -> None:
+        self.pids = {"server": [s.proc.pid for s in servers], "mariadb": [m.pid for m in services._mysql],
+                     "memcached": [m.pid for m in services._memcached], "redis": [services._redis.pid]}
+        self.mysql = services.mysql
+
+    def _status(self) -> dict[str, int]:
+        total: dict[str, int] = defaultdict(int)
+        for m in self.mysql:
+            conn = pymysql.connect(host=m.host, port=m.port, user=m.user, password=m.password)
+            try:
+                with conn.cursor() as cur:
+                    marks = ",".join(["%s"] * len(self.STATUS))
+                    cur.execute(f"SHOW GLOBAL STATUS WHERE Variable_name IN ({marks})", self.STATUS)
+                    for name, value in cur.fetchall():
+                        total[name] += int(value)
+            finally:
+                conn.close()
+        return total
+
+    def _cpu(self) -> dict[str, float]:
+        return {k: sum(cpu_seconds(p) for p in pids) for k, pids in self.pids.items()}
+
+    def start(self) -> None:
+        self.cpu0, self.sql0 = self._cpu(), self._status()
+
+    def stop(self, messages: int) -> dict:
+        cpu, sql = self._cpu(), self._status()
+        per = max(1, messages)
+        out = {f"cpu_ms_per_msg_{k}": round((cpu[k] - self.cpu0[k]) * 1000 / per, 2) for k in cpu}
+        out["cpu_s_total"] = {k: round(cpu[k] - self.cpu0[k], 1) for k in cpu}
+        out["sql_per_msg"] = {k: round((sql[k] - self.sql0[k]) / per, 1) for k in self.STATUS}
+        return out
 
 
 async def push_phase(apis, servers, senders, recipients, args) -> dict:
@@ -161,12 +235,17 @@ async def push_phase(apis, servers, senders, recipients, args) -> dict:
     sockets = []
 
     async def connect(i: int, who: dict):
-        ws = await apis[i % 2].http.ws_connect(apis[i % 2].base + "/graphql", protocols=["graphql-transport-ws"])
-        await ws.send_json({"type": "connection_init", "payload": {"Authorization": f"Bearer {who['token']}"}})
-        msg = await ws.receive_json()
-        assert msg["type"] == "connection_ack", msg
-        await ws.send_json({"type": "subscribe", "id": "1", "payload": {"query": SUBSCRIPTION}})
-        return ws
+        for attempt in range(5):  # a busy server closes with 1013 (try again later), as a client would retry
+            ws = await apis[i % 2].http.ws_connect(apis[i % 2].base + "/graphql", protocols=["graphql-transport-ws"])
+            await ws.send_json({"type": "connection_init", "payload": {"Authorization": f"Bearer {who['token']}"}})
+            msg = await ws.receive()
+            if msg.type == aiohttp.WSMsgType.TEXT:
+                assert json.loads(msg.data)["type"] == "connection_ack", msg
+                await ws.send_json({"type": "subscribe", "id": "1", "payload": {"query": SUBSCRIPTION}})
+                return ws
+            await ws.close()
+            await asyncio.sleep(1 + attempt)
+        raise RuntimeError(f"socket {i} refused five times: {msg}")
 
     sockets = await bounded([connect(i, r) for i, r in enumerate(recipients)], 50)
     await asyncio.sleep(3)  # subscriptions acknowledged, memory settled
@@ -180,28 +259,30 @@ async def push_phase(apis, servers, senders, recipients, args) -> dict:
             data = json.loads(msg.data)
             if data.get("type") != "next":
                 continue
-            ev = (data["payload"].get("data") or {}).get("viewerEvents")
-            if ev is None or "follower" not in ev:  # an error frame (a field failed under load)
+            ev = (data["payload"].get("data") or {}).get("inboxEvents")
+            if ev is None or "message" not in ev:  # an error frame (a field failed under load)
                 error_frames += 1
                 continue
             if ev["eventId"] in seen[i]:
                 dupes += 1
                 continue
             seen[i].add(ev["eventId"])
-            received[(i, ev["follower"]["username"])] = time.monotonic()
+            received.setdefault((i, ev["message"]["id"]), time.monotonic())
 
     readers = [asyncio.create_task(read(i, ws)) for i, ws in enumerate(sockets)]
     sent: dict = {}
-    cpu0 = sum(cpu_seconds(s.proc.pid) for s in servers)
+    meter = Meter(servers, args.services)
+    meter.start()
     t0 = time.monotonic()
-    n, errors = await traffic(apis, senders, recipients, args.rate, args.seconds, args.used, sent)
+    n, errors = await traffic(apis, recipients, args.rate, args.seconds, 1, sent)
     elapsed = time.monotonic() - t0
     # An event whose writer could not deliver it (a timed-out append under overload) comes
     # from its outbox job `realtime.redeliver_after_ms` later: wait long enough for those.
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and not all(k in received for k in sent):
         await asyncio.sleep(0.1)
-    cpu = sum(cpu_seconds(s.proc.pid) for s in servers) - cpu0
+    costs = meter.stop(len(sent))  # the deliveries' work included
+    cpu = costs["cpu_s_total"]["server"]
     raw = [received[k] - t for k, t in sent.items() if k in received]
     # The writer publishes before it answers, so a frame can beat the write's own response to
     # this (busy) process: that delivery took no time after the write returned.
@@ -228,6 +309,7 @@ async def push_phase(apis, servers, senders, recipients, args) -> dict:
         "max_ms": max(lat, default=float("nan")) * 1000,
         "server_cpu_s": cpu,
         "idle_conn_kib": (rss_after - rss_before) / len(recipients),
+        **costs,
     }
 
 
@@ -247,8 +329,9 @@ async def poll_phase(apis, servers, senders, recipients, args) -> dict:
                 d = await api.gql(POLL, token=who["token"])
                 now = time.monotonic()
                 polls += 1
-                for e in d["viewer"]["followers"]["edges"]:
-                    shown.setdefault((i, e["node"]["username"]), now)
+                for t in d["inbox"]["threads"]["edges"]:
+                    for e in t["node"]["messages"]["edges"]:
+                        shown.setdefault((i, e["node"]["id"]), now)
             except Exception:
                 poll_errors += 1
             nxt += 1.0
@@ -259,14 +342,14 @@ async def poll_phase(apis, servers, senders, recipients, args) -> dict:
     polls = 0
     cpu0 = sum(cpu_seconds(s.proc.pid) for s in servers)
     t0 = time.monotonic()
-    n, errors = await traffic(apis, senders, recipients, args.rate, args.seconds, args.used, sent)
+    n, errors = await traffic(apis, recipients, args.rate, args.seconds, 2, sent)
     elapsed = time.monotonic() - t0
     await asyncio.sleep(3)
     cpu = sum(cpu_seconds(s.proc.pid) for s in servers) - cpu0
     poll_rate = polls / (time.monotonic() - t0)
     stop.set()
     await asyncio.gather(*tasks, return_exceptions=True)
-    # A poll shows the newest 10 followers: a write followed by 10 newer ones within a second is
+    # A poll shows the thread's newest 10 messages: a send followed by 10 newer ones within a second is
     # never shown ("not_shown", not lost). A poll can show a write before its HTTP response
     # reaches the writer: latency 0 then.
     lat = [max(0.0, shown[k] - t) for k, t in sent.items() if k in shown]
@@ -277,6 +360,7 @@ async def poll_phase(apis, servers, senders, recipients, args) -> dict:
 
 async def run(args) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="rt-bench-"))
+    print(f"server logs in {tmp}", flush=True)
     print(f"load average before: {os.getloadavg()}", flush=True)
     services = start_services(2, 2, s3=False, redis=True)
     prefix = "rtb" + os.urandom(3).hex()
@@ -289,11 +373,15 @@ async def run(args) -> None:
         conn = aiohttp.TCPConnector(limit=0)
         async with aiohttp.ClientSession(connector=conn, timeout=aiohttp.ClientTimeout(total=60)) as http:
             apis = [Api(http, s.base) for s in servers]
+            print("server pids:", [s.proc.pid for s in servers], flush=True)
             t = time.monotonic()
             people = await bounded([sign_up(apis[i % 2], f"u{i}") for i in range(args.clients + args.senders)], 16)
             print(f"signed up {len(people)} accounts in {time.monotonic() - t:.1f}s", flush=True)
             recipients, senders = people[:args.clients], people[args.clients:]
-            args.used = set()
+            t = time.monotonic()
+            await open_threads(apis, senders, recipients)
+            print(f"opened {len(recipients)} conversations in {time.monotonic() - t:.1f}s", flush=True)
+            args.services = services
             push = await push_phase(apis, servers, senders, recipients, args)
             print("push:", json.dumps(push, indent=1), flush=True)
             print(f"load average: {os.getloadavg()}", flush=True)
@@ -311,7 +399,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=1000)
     parser.add_argument("--senders", type=int, default=50)
-    parser.add_argument("--rate", type=float, default=200.0, help="writes per second")
+    parser.add_argument("--rate", type=float, default=200.0, help="messages per second")
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--no-poll", action="store_true", help="skip the polling phase")
     asyncio.run(run(parser.parse_args()))

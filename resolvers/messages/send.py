@@ -7,9 +7,11 @@ Invariants:
   key (`dm_client`) naming the message. A retry with the same content returns that message; the
   same id with other content is CLIENT_ID_REUSED. Two racing sends both store a MESSAGE, one
   wins the key and the loser's object is deleted before anyone could see it.
-- Delivery is durable: the MESSAGE commits with a `messages.deliver` job; the writer delivers
-  at once and the job is the repair if the process dies first. Delivery is idempotent (it lists
-  the message in its thread and bumps each member's folder to the message's own time).
+- Delivery is durable: the MESSAGE commits with a `messages.deliver` job, due
+  `realtime.redeliver_after_ms` later; the writer delivers at once and then deletes the job,
+  which is the repair if the process dies (or a shard fails) first. Delivery is idempotent (it
+  lists the message in its thread, moves the sender's read marker and bumps each member's
+  folder to the message's own time) and writes one transaction per shard it touches.
 """
 
 from __future__ import annotations
@@ -43,11 +45,11 @@ from resolvers.messages.threads import (
     do_accept_message_request,
     do_create_group_thread,
     do_get_or_create_direct_thread,
-    place_in_folders,
+    folder_edges,
     set_member_state,
 )
 from resolvers.records import Media, MediaKind, MediaStatus, record_of
-from tao import Obj, Tao
+from tao import Obj, Tao, shard_of
 
 if TYPE_CHECKING:
     from resolvers.context import RequestContext
@@ -174,10 +176,13 @@ async def do_send_message(tao: Tao, actor_id: int, *, client_id: str, thread_id:
                         fp=box.fingerprint(canonical))
     members = [sender, *recipients]
     pending: list[realtime.PendingEvent | events.NoEvent] = []
+    deliver_job_id = tao.ids.next_id(shard_of(thread.id))
 
     def jobs(mid: int) -> list[tuple]:  # the message's event commits with the message itself
         pending[:] = [events.event(tao, members, events.MESSAGE_NEW, near=thread.id, thread=thread.id, message=mid)]
-        return [(DELIVER_JOB, {"message": mid}), *events.jobs_of(*pending)]
+        # The writer delivers right after the commit; the job repairs only what it did not finish.
+        redeliver = (DELIVER_JOB, {"message": mid}, tao.settings.realtime.redeliver_after_ms, deliver_job_id)
+        return [redeliver, *events.jobs_of(*pending)]
     if media_id is not None:  # a message's media is seen through the message only (resolvers.media)
         await tao.obj_update(media_id, {"dm": True})
     made = await tao.obj_add("MESSAGE", data, owner=thread.id, jobs=jobs)
@@ -187,27 +192,44 @@ async def do_send_message(tao: Tao, actor_id: int, *, client_id: str, thread_id:
         if done is None:
             raise _reused()
         return done
-    await limits.record_send(tao, sender, requests, new, (await tao.obj_get([made]))[made].created)
-    await deliver(tao, made)
+    msg = record_of((await tao.obj_get([made]))[made])
+    await limits.record_send(tao, sender, requests, new, msg.created)
+    await deliver(tao, made, sent=msg)
+    await tao.outbox.delete(shard_of(made), deliver_job_id)  # a failed delivery raised: the job stays
     for ev in pending:  # published after the message is listed and the folders bumped
         await ev.deliver(tao)
-    return record_of((await tao.obj_get([made]))[made])
+    return msg
 
 
-async def deliver(tao: Tao, message_id: int) -> None:
-    """List the message in its thread and bump every member's folder. Idempotent; also the job."""
+async def deliver(tao: Tao, message_id: int, *, sent: Message | None = None) -> None:
+    """List the message in its thread, move the sender's read marker to it and bump every
+    member's folder: one transaction per shard (the thread's, each member's), in parallel.
+    Idempotent; also the job. `sent`: the message its writer just stored and whose client key
+    it holds (the job and a retry read the message and claim the key again)."""
+    msg = sent if sent is not None else await _stored_message(tao, message_id)
+    if msg is None:
+        return  # unsent, or a race's loser
+    edges = [(msg.thread, "HAS_MESSAGE", msg.id, msg.created, message_edge_data(msg.sender))]
+    memberships = await tao.assoc_range(msg.thread, "HAS_MEMBER", 0, 64)
+    mine = next((a for a in memberships if a.id2 == msg.sender), None)
+    if mine is not None and tuple(msg.cursor) > MemberState.decode(mine.data).read:
+        # the sender has read their own message (as advance_read_marker: never back, join time kept)
+        edges.append((msg.thread, "HAS_MEMBER", msg.sender, mine.time, {**mine.data, "read": list(msg.cursor)}))
+    folders, _ = await folder_edges(tao, msg.thread, [a.id2 for a in memberships], msg.sender, msg.created, msg.id)
+    await tao.assoc_add_many(edges + folders)
+
+
+async def _stored_message(tao: Tao, message_id: int) -> Message | None:
+    """The message, if it is stored and its client key names it (claiming the key if no one
+    did: the job of a send whose writer died before its claim); None otherwise."""
     msg = _record((await tao.obj_get([message_id])).get(message_id))
     if not is_message(msg):
-        return  # unsent, or a race's loser
-    if msg.client_id is not None:
-        key = _client_key(msg.sender, msg.client_id)
-        if not await tao.key_claim(CLIENT_KEYS, key, msg.id):
-            await tao.obj_delete(msg.id)  # the job of a send that lost the key: its writer deletes it too
-            return
-    await tao.assoc_add(msg.thread, "HAS_MESSAGE", msg.id, time=msg.created, data=message_edge_data(msg.sender))
-    await advance_read_marker(tao, msg.thread, msg.sender, msg.cursor)
-    members = [a.id2 for a in await tao.assoc_range(msg.thread, "HAS_MEMBER", 0, 64)]
-    await place_in_folders(tao, msg.thread, members, msg.sender, msg.created, msg.id)
+        return None
+    key = None if msg.client_id is None else _client_key(msg.sender, msg.client_id)
+    if key is not None and not await tao.key_claim(CLIENT_KEYS, key, msg.id):
+        await tao.obj_delete(msg.id)  # the job of a send that lost the key: its writer deletes it too
+        return None
+    return msg
 
 
 async def advance_read_marker(tao: Tao, thread_id: int, user_id: int, cursor: tuple[int, int],

@@ -255,11 +255,21 @@ async def place_in_folders(tao: Tao, thread_id: int, members: list[int], sender:
     and, for a message, mark it unread for the members other than the sender. Idempotent:
     re-running with the same time changes nothing more. Returns the members it reached (not
     those who declined, left, or stand in a block with the sender)."""
+    edges, reached = await folder_edges(tao, thread_id, members, sender, time, message_id)
+    if edges:
+        await tao.assoc_add_many(edges)  # one transaction per member shard, shards in parallel
+    return reached
+
+
+async def folder_edges(tao: Tao, thread_id: int, members: list[int], sender: int, time: int,
+                       message_id: int | None = None) -> tuple[list[tuple], list[int]]:
+    """The edges `place_in_folders` writes, and the members it reaches: for a caller that
+    writes them together with its own edges."""
     states = await tao.assoc_get(thread_id, "HAS_MEMBER", members)
     keys = [(m, t, thread_id) for m in members for t in ("INBOX", "DM_REQUESTS")]
     keys += [(m, t, sender) for m in members if m != sender for t in ("FOLLOWS", "BLOCKS", "BLOCKED_BY")]
     have = await tao.assoc_get_many(keys)
-    reached = []
+    reached, edges = [], []
     for m in members:
         state = states.get(m)
         if state is None or MemberState.decode(state.data).declined:
@@ -275,6 +285,6 @@ async def place_in_folders(tao: Tao, thread_id: int, members: list[int], sender:
         else:
             folder = "DM_REQUESTS"
         if m != sender and message_id is not None:
-            await tao.assoc_add(m, "UNREAD_THREAD", thread_id, time=time)
-        await tao.assoc_add(m, folder, thread_id, time=time)
-    return reached
+            edges.append((m, "UNREAD_THREAD", thread_id, time))
+        edges.append((m, folder, thread_id, time))
+    return edges, reached
