@@ -12,12 +12,12 @@ most real message traffic is), then:
 1. push: every recipient opens a graphql-transport-ws socket (half on each process) and
    subscribes to `inboxEvents` (which carries `NewMessageEvent`). Memory per idle connection =
    the growth of the two servers' RSS divided by the sockets. Senders then write at a steady
-   `--rate` for `--seconds` (open loop: the i-th write starts at i/rate whatever happened to
-   the others), alternating between the processes, each a `sendMessage` into a random recipient's thread. Latency = from the
-   send's HTTP response to the recipient's frame. Lost = acknowledged sends (a message id
-   returned) never delivered within 30 s of the end (an event the writer could not deliver
-   comes from its outbox job 5 s later); duplicated = an event id seen twice on one
-   subscription (frames are deduplicated by event id before they count as delivered).
+   `--rate` for `--seconds` (open loop: the i-th write starts at i/rate whatever happened to the
+   others), alternating between the processes, each a `sendMessage` into a random recipient's
+   thread. Latency = from the send's HTTP response to the recipient's frame. Lost = acknowledged
+   sends (a message id returned) never delivered within 30 s of the end (an event the writer
+   could not deliver comes from its outbox job 5 s later); duplicated = an event id seen twice
+   on one subscription (frames are deduplicated by event id before they count as delivered).
 2. poll: the sockets close; every recipient polls its inbox (its thread's newest 10 messages)
    over HTTP every second (staggered), with the same send traffic. Latency = from the send's
    response to the first poll answer that shows it.
