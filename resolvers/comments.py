@@ -24,6 +24,7 @@ from resolvers.actor import acting_as
 from resolvers.errors import UserError
 from resolvers.hashtags import parse_mentions
 from resolvers.job_context import JobContext
+from resolvers.notifications import causes
 from resolvers.pagination import Cursor, Page, load_assoc_page, make_page
 from resolvers.posts import drain, get_post, mention_ids
 from tao import Obj, Tao
@@ -68,19 +69,23 @@ async def do_add_comment(tao: Tao, actor_id: int, post_id: int, text: str, reply
     if post is None:
         raise UserError(CommentErrorCode.POST_NOT_FOUND, "No such post: it was deleted, or you cannot see it.", "postId")
     top: int | None = None
+    reply_to_author: int | None = None
     if reply_to_id is not None:
         target = await get_comment(ctx, reply_to_id)
         if target is None or int(target.data["post"]) != post_id:
             raise UserError(CommentErrorCode.REPLY_TARGET_NOT_FOUND,
                             "`replyToId` must be a visible comment on the same post.", "replyToId")
         top = int(target.data.get("reply_to") or target.id)  # one level deep
+        reply_to_author = int(target.data["author"])
     mentions = await mention_ids(ctx, parse_mentions(text), "text", CommentErrorCode.TOO_MANY_MENTIONS)
     comment_id = await tao.obj_add("COMMENT", {
         "post": post_id, "author": viewer, "text": text, "reply_to": top, "mentions": mentions,
     }, owner=post_id)
     comment = (await tao.obj_get([comment_id]))[comment_id]
     id1, atype, _ = _parent_edge(comment)
-    await tao.assoc_add(id1, atype, comment_id, time=comment.created)
+    # Its notifications commit with the edge that lists it.
+    await tao.assoc_add(id1, atype, comment_id, time=comment.created, jobs=causes.comment(
+        viewer, comment_id, post_id, int(post.data["author"]), reply_to_author, mentions, comment.created))
     if mentions:
         await tao.assoc_add_many([(comment_id, "MENTIONS", u, comment.created) for u in mentions])
     return comment
@@ -98,9 +103,17 @@ async def do_delete_comment(tao: Tao, actor_id: int, comment_id: int) -> Obj:
         raise UserError(CommentErrorCode.NOT_ALLOWED,
                         "Only the comment's author or the post's author can delete a comment.", "commentId")
     id1, atype, _ = _parent_edge(comment)
+    reply_to_author = None
+    if comment.data.get("reply_to"):
+        parent = await ctx.loaders.object_by_id.load(int(comment.data["reply_to"]))
+        reply_to_author = int(parent.data["author"]) if parent is not None else None
+    retract = causes.comment(int(comment.data["author"]), comment_id, int(comment.data["post"]),
+                             int(post.data["author"]) if post is not None else 0, reply_to_author,
+                             [int(u) for u in comment.data.get("mentions", [])], comment.created, undo=True)
     # One durable unit: the job (committed with the delete) also removes the parent edge, so a
     # crash before the next line cannot leave a count that includes a deleted comment.
-    await tao.obj_delete(comment_id, jobs=[(CLEANUP_JOB, {"comment": comment_id, "parent": id1, "atype": atype})])
+    await tao.obj_delete(comment_id, jobs=[(CLEANUP_JOB, {"comment": comment_id, "parent": id1, "atype": atype}),
+                                           *retract])
     await tao.assoc_delete(id1, atype, comment_id)
     return comment
 

@@ -84,3 +84,10 @@ _a("TEST_PLAIN", 92)
 _a("TEST_UNIQUE", 93, unique=True)
 _a("TEST_UNCACHED", 94, cached=False)
 _a("TEST_UNCOUNTED", 95, cached=False, counted=False)
+
+# Notifications (resolvers/notifications). A NOTIFICATION is one group (a like of post P in one
+# window, new followers on one day, one comment); it lives on its recipient's shard.
+_a("NOTIFIED", 140)         # user -> notification (time = latest update: the list's order)
+_a("NOTIF_ACTOR", 141)      # notification -> actor (time = when they joined): exact distinct count
+_a("NOTIF_READ", 142)       # user -> user (self edge; data: {"upto": ms}): the read marker
+_a("NOTIF_PREFS", 143)      # user -> user (self edge; data: per-type levels and push switches)

@@ -27,7 +27,9 @@ from resolvers.messages.model import (CLIENT_ID_MAX, CLIENT_KEYS, MEDIA, POST, T
                                       Thread, cipher, is_message, message_data)
 from resolvers.messages.threads import (check_recipients, do_accept_message_request, do_create_group_thread,
                                         do_get_or_create_direct_thread, place_in_folders, set_member_state)
+from resolvers.notifications import causes
 from tao import Tao
+from tao.core import now_ms
 
 if TYPE_CHECKING:
     from resolvers.context import RequestContext
@@ -151,7 +153,8 @@ async def do_send_message(tao: Tao, actor_id: int, *, client_id: str, thread_id:
 
     def jobs(mid: int) -> list[tuple]:  # the message's event commits with the message itself
         pending[:] = [events.event(tao, members, events.MESSAGE_NEW, near=thread.id, thread=thread.id, message=mid)]
-        return [(DELIVER_JOB, {"message": mid}), *events.jobs_of(*pending)]
+        return [(DELIVER_JOB, {"message": mid}), *events.jobs_of(*pending),
+                *causes.message_requests(sender, requests, thread.id, mid, now_ms())]
     if media_id is not None:  # a message's media is seen through the message only (resolvers.media)
         await tao.obj_update(media_id, {"dm": True})
     made = await tao.obj_add("MESSAGE", data, owner=thread.id, jobs=jobs)
