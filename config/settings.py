@@ -336,6 +336,23 @@ class MessageSettings:
 
 
 @dataclass
+class NotificationSettings:
+    # Web Push (RFC 8030/8291, VAPID RFC 8292). The VAPID private key: base64url of the raw
+    # 32-byte P-256 key, or of its DER; empty: no push is sent (subscriptions are still kept).
+    vapid_private_key: str = ""
+    vapid_subject: str = "mailto:push@taogram.invalid"
+    # Pushes for a group are batched: at most one per group per this many seconds (mentions
+    # and message requests go at once).
+    push_batch_seconds: float = 30.0
+    push_ttl_seconds: int = 86_400
+    push_timeout_seconds: float = 10.0
+    push_max_attempts: int = 5
+    # Endpoints must be https; tests and local receivers turn this off.
+    push_https_only: bool = True
+    max_push_subscriptions: int = 20
+
+
+@dataclass
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
@@ -348,6 +365,7 @@ class Settings:
     broker: BrokerSettings = field(default_factory=BrokerSettings)
     realtime: RealtimeSettings = field(default_factory=RealtimeSettings)
     messages: MessageSettings = field(default_factory=MessageSettings)
+    notifications: NotificationSettings = field(default_factory=NotificationSettings)
 
     def media_served(self) -> MediaSettings:
         """`media` as the server uses it: an empty `local_base_url` becomes the server's own

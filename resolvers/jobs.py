@@ -18,6 +18,7 @@ from resolvers.follows import SEVER_JOB, approve_pending_requests_job, sever_blo
 from resolvers.job_context import JobContext
 from resolvers.messages.send import DELIVER_JOB, deliver_job
 from resolvers.notifications import hooks as _notification_hooks  # noqa: F401  (registers posts.ON_PUBLISH)
+from resolvers.notifications import push as notification_push
 from resolvers.notifications import record as notifications
 from tao import Tao
 
@@ -39,6 +40,7 @@ HANDLERS: dict[str, JobHandler] = {
     DELIVER_JOB: deliver_job,
     notifications.RECORD_JOB: notifications.record_job,
     notifications.RETRACT_JOB: notifications.retract_job,
+    notification_push.PUSH_JOB: notification_push.push_job,
 }
 
 # One context and one set of bound handlers per store: registering again (a script after the

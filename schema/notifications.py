@@ -15,13 +15,19 @@ from resolvers import realtime
 from resolvers.context import RequestContext
 from resolvers.errors import PermissionDeniedError
 from resolvers.notifications import prefs as prefs_domain
+from resolvers.notifications import push
 from resolvers.notifications import reads
 from resolvers.notifications.errors import NotificationErrorCode
 from resolvers.notifications.model import Level, NotificationType
 from resolvers.notifications.record import KIND_NOTIFICATION
 from schema.errors import Error
 from schema.mutations import actor, mutation
-from schema.realtime import StreamEvent, deliver_events, event_fields, register_event_type
+from schema.realtime import (
+    StreamEvent,
+    deliver_events,
+    event_fields,
+    register_event_type,
+)
 from schema.relay import Edge, Node, PageInfo, node_types, to_global_id
 from schema.users import User
 
@@ -30,30 +36,6 @@ Ctx = Info[RequestContext, None]
 strawberry.enum(NotificationType, description="What a notification is about.")
 strawberry.enum(Level, name="NotificationLevel", description="Who may notify you of a type of event.")
 strawberry.enum(NotificationErrorCode)
-
-_VERBS = {
-    NotificationType.LIKE: "liked your post",
-    NotificationType.COMMENT_LIKE: "liked your comment",
-    NotificationType.COMMENT: "commented on your post",
-    NotificationType.REPLY: "replied to your comment",
-    NotificationType.MENTION: "mentioned you",
-    NotificationType.FOLLOW: "started following you",
-    NotificationType.FOLLOW_REQUEST: "asked to follow you",
-    NotificationType.FOLLOW_ACCEPTED: "accepted your follow request",
-    NotificationType.MESSAGE_REQUEST: "wants to send you a message",
-}
-
-
-def preview_of(view: reads.NotificationView) -> str:
-    """"ada, bob and 10 others liked your post": names of visible actors only, the exact count."""
-    names = [str(u.data.get("username", "")) for u in view.actors[:2]]
-    others = view.actor_count - len(names)
-    if others > 0:
-        who = f"{', '.join(names)} and {others} other{'s' if others > 1 else ''}"
-    else:
-        who = " and ".join(names)
-    return f"{who} {_VERBS[view.notification.type]}"
-
 
 @strawberry.type(description="One notification: a group of events of one type about one target ("
                              "\"ada and 10 others liked your post\"), or a single event.")
@@ -77,7 +59,7 @@ class Notification(Node):
                     break
         return cls(id=to_global_id("Notification", view.notification.id), type=view.notification.type,
                    actors=[User.from_obj(u) for u in view.actors], actor_count=view.actor_count,
-                   latest_at=float(view.updated), unread=view.unread, preview=preview_of(view), target=target)
+                   latest_at=float(view.updated), unread=view.unread, preview=reads.preview_text(view), target=target)
 
 
 @strawberry.type(description="A page of notifications, latest update first.")
@@ -173,8 +155,43 @@ class NotificationsMarkReadPayload:
     errors: list[NotificationError] = strawberry.field(default_factory=list)
 
 
+@strawberry.input(description="A browser's `PushSubscription.keys`, base64url.")
+class PushKeysInput:
+    p256dh: str
+    auth: str
+
+
+@strawberry.input(description="A browser's Web Push subscription (`PushSubscription.toJSON()`).")
+class PushSubscriptionRegisterInput:
+    endpoint: str
+    keys: PushKeysInput
+
+
+@strawberry.input(description="The endpoint to stop pushing to.")
+class PushSubscriptionUnregisterInput:
+    endpoint: str
+
+
+@strawberry.type
+class PushSubscriptionPayload:
+    registered: bool = False
+    errors: list[NotificationError] = strawberry.field(default_factory=list)
+
+
 @strawberry.type
 class NotificationsMutation:
+    @mutation(description="Receive Web Push notifications on this browser (at most 20 per account).")
+    async def register_push_subscription(self, info: Ctx, input: PushSubscriptionRegisterInput) -> PushSubscriptionPayload:
+        await push.do_register_push_subscription(info.context.tao, actor(info), input.endpoint, input.keys.p256dh,
+                                                 input.keys.auth)
+        return PushSubscriptionPayload(registered=True)
+
+    @mutation(description="Stop Web Push notifications to this endpoint.")
+    async def unregister_push_subscription(self, info: Ctx, input: PushSubscriptionUnregisterInput
+                                           ) -> PushSubscriptionPayload:
+        await push.do_unregister_push_subscription(info.context.tao, actor(info), input.endpoint)
+        return PushSubscriptionPayload(registered=False)
+
     @mutation(description="Mark your notifications read up to `upTo` (a notification's cursor), or all.")
     async def mark_notifications_read(self, info: Ctx, input: NotificationsMarkReadInput) -> NotificationsMarkReadPayload:
         await reads.do_mark_notifications_read(info.context.tao, actor(info), reads.decode_cursor(input.up_to, "upTo"))

@@ -24,6 +24,7 @@ from tao import Obj
 
 if TYPE_CHECKING:  # lazy at run time (schema.posts and schema.feed import this module)
     from schema.feed import FeedConnection
+    from schema.notifications import NotificationConnection, NotificationPreferences, NotificationType
     from schema.posts import Post
 
 # The domain's enum is the GraphQL enum: strawberry.enum marks the class in place (the alias stays a type).

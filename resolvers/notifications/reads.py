@@ -21,7 +21,12 @@ from typing import TYPE_CHECKING
 
 from resolvers import privacy
 from resolvers.errors import BadInputError
-from resolvers.notifications.model import LATEST_ACTORS, Notification, NotificationType, decode
+from resolvers.notifications.model import (
+    LATEST_ACTORS,
+    Notification,
+    NotificationType,
+    decode,
+)
 from resolvers.pagination import Cursor, Page, check_first
 from tao import Assoc, Obj, Tao
 from tao.core import now_ms
@@ -149,3 +154,25 @@ async def notification_view(ctx: RequestContext, notification_id: int) -> Notifi
     if edge is None:
         return None
     return (await _views(ctx, viewer, [edge])).get(notification_id)
+
+
+_VERBS = {
+    NotificationType.LIKE: "liked your post",
+    NotificationType.COMMENT_LIKE: "liked your comment",
+    NotificationType.COMMENT: "commented on your post",
+    NotificationType.REPLY: "replied to your comment",
+    NotificationType.MENTION: "mentioned you",
+    NotificationType.FOLLOW: "started following you",
+    NotificationType.FOLLOW_REQUEST: "asked to follow you",
+    NotificationType.FOLLOW_ACCEPTED: "accepted your follow request",
+    NotificationType.MESSAGE_REQUEST: "wants to send you a message",
+}
+
+
+def preview_text(view: NotificationView) -> str:
+    """"ada, bob and 10 others liked your post": names of visible actors only, the exact count
+    (the list and the push both say this, so a push shows no more than the app)."""
+    names = [str(u.data.get("username", "")) for u in view.actors[:2]]
+    others = view.actor_count - len(names)
+    who = f"{', '.join(names)} and {others} other{'s' if others > 1 else ''}" if others > 0 else " and ".join(names)
+    return f"{who} {_VERBS[view.notification.type]}"

@@ -11,7 +11,8 @@ runs the job, at least once; every step is idempotent:
    claimed; the first event of a window creates it (a lost claim race deletes its own object);
 4. the actor joins the group's `NOTIF_ACTOR` list (an existing edge is left alone: a retried job
    counts once); a new actor moves the group to the top of the recipient's `NOTIFIED` list and
-   records a `notification.new` stream event (live delivery) with that write;
+   records a `notification.new` stream event (live delivery) with that write, and schedules the
+   group's push for this batch window (`push.schedule`);
 5. the cause is checked again: an undo that ran between 1 and 4 found no actor to remove, so the
    job removes it itself.
 
@@ -25,7 +26,7 @@ import logging
 
 from resolvers import realtime
 from resolvers.job_context import JobContext
-from resolvers.notifications import prefs
+from resolvers.notifications import prefs, push
 from resolvers.notifications.model import Event, Level, NotificationType, encode
 from tao import Tao
 from tao.core import now_ms
@@ -36,9 +37,6 @@ RECORD_JOB = "notifications.record"
 RETRACT_JOB = "notifications.retract"
 GROUP_NS = "notif_group"
 KIND_NOTIFICATION = "notification.new"  # stream event ids: {"notification": id, "user": actor}
-
-# Observers of recorded events (the push sender); each returns jobs to commit with the list write.
-ON_RECORDED: list = []
 
 
 def notify(event: Event) -> tuple[str, dict]:
@@ -115,9 +113,9 @@ async def record(tao: Tao, event: Event) -> int | None:
 async def _move_to_top(tao: Tao, event: Event, nid: int, time: int) -> None:
     stream = realtime.stream_event(tao, [event.recipient], KIND_NOTIFICATION,
                                    {"notification": nid, "user": event.actor}, near=event.recipient)
-    jobs = [stream.job, *(j for hook in ON_RECORDED for j in hook(event, nid))]
-    await tao.assoc_add(event.recipient, "NOTIFIED", nid, time=time, jobs=jobs)
+    await tao.assoc_add(event.recipient, "NOTIFIED", nid, time=time, jobs=[stream.job])
     await stream.deliver(tao)
+    await push.schedule(tao, event, nid)
 
 
 async def remove_actor(tao: Tao, event: Event) -> None:
@@ -137,5 +135,15 @@ def is_notification_event(kind: str) -> bool:
     return kind == KIND_NOTIFICATION
 
 
-__all__ = ["KIND_NOTIFICATION", "NotificationType", "RECORD_JOB", "RETRACT_JOB", "notify", "record",
-           "record_job", "remove_actor", "retract", "retract_job"]
+__all__ = [
+    "KIND_NOTIFICATION",
+    "RECORD_JOB",
+    "RETRACT_JOB",
+    "NotificationType",
+    "notify",
+    "record",
+    "record_job",
+    "remove_actor",
+    "retract",
+    "retract_job",
+]
