@@ -205,3 +205,13 @@ async def test_read_marker_types_filter_pages_and_bad_input(gql):
     body = await gql("query($id: ID!) { node(id: $id) { ... on User { unreadNotificationCount } } }",
                      {"id": others[0][1]}, ta)
     assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+async def test_a_mention_in_a_private_accounts_post_shows_once_the_post_is_visible(gql):
+    tp, p = await gql.sign_up("pat", private=True)
+    tb, b = await gql.sign_up("bob")
+    await gql.ok('mutation { createPost(input: {caption: "hello @bob"}) { post { id } } }', token=tp)
+    assert nodes(await listed(gql, tb)) == []  # bob cannot see pat's post: hidden
+    await gql.mutate("follow", tb, p)
+    await gql.mutate("approveFollowRequest", tp, b)
+    assert [n["type"] for n in nodes(await listed(gql, tb))] == ["FOLLOW_ACCEPTED", "MENTION"]
