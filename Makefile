@@ -10,13 +10,17 @@ PYTEST_ARGS ?=
 CONFIG ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv deps run lint test bench
+.PHONY: help venv deps run cluster cluster-reset lint checks test bench
 
 help:
 	@echo "make run [CONFIG=path.toml]   start the server (embedded default unless CONFIG says otherwise)"
-	@echo "make test [PYTEST_ARGS=...]   import contracts + pytest against throwaway MariaDB/memcached/S3"
+	@echo "make cluster [CLUSTER_DIR=.cluster] the real stack on this machine: 2 MariaDB, 2 memcached, Redis, S3,"
+	@echo "                              migrations, a job worker, 2 server processes; Ctrl-C stops it (docs/deploy.md)"
+	@echo "make cluster-reset            delete the cluster's data dir"
+	@echo "make test [PYTEST_ARGS=...]   make lint's checks, then pytest against throwaway MariaDB/memcached/S3"
 	@echo "make bench                    run bench/*.py (each starts its own servers)"
-	@echo "make venv | deps | lint       the steps on their own"
+	@echo "make lint                     import contracts (lint-imports), ruff, mypy"
+	@echo "make venv | deps              the steps on their own"
 
 # The venv is (re)installed only when pyproject.toml changed since the last install.
 venv: $(STAMP)
@@ -31,14 +35,33 @@ deps:
 run: venv
 	$(if $(CONFIG),TAOGRAM_CONFIG=$(CONFIG) )$(PY) server.py
 
-lint: venv
-	$(VENV)/bin/lint-imports
+# The production stack on one machine (scripts/cluster.py); data kept in $(CLUSTER_DIR) across restarts.
+CLUSTER_DIR ?= .cluster
+cluster: venv deps
+	CLUSTER_DIR=$(CLUSTER_DIR) $(PY) scripts/cluster.py up
 
-# pytest's exit 5 (no tests collected) fails like any other non-zero exit.
+cluster-reset:
+	CLUSTER_DIR=$(CLUSTER_DIR) $(PY) scripts/cluster.py reset
+
+lint: venv
+	$(MAKE) --no-print-directory checks
+
+# The static checks; each runs even when one before it failed, and any failure fails the target.
+# ruff and mypy read their configuration from pyproject.toml.
+checks:
+	@rc=0; \
+	echo "== lint-imports"; $(VENV)/bin/lint-imports || rc=1; \
+	echo "== ruff"; $(VENV)/bin/ruff check --output-format concise . || rc=1; \
+	echo "== mypy"; $(VENV)/bin/mypy || rc=1; \
+	exit $$rc
+
+# The checks first, then pytest even when a check failed (so one run reports both); either
+# failing fails the target. pytest's exit 5 (no tests collected) fails like any other non-zero exit.
 test: venv deps
-	$(VENV)/bin/lint-imports
-	@rc=0; $(VENV)/bin/pytest -q -p no:cacheprovider $(PYTEST_ARGS) || rc=$$?; \
+	@checks=0; $(MAKE) --no-print-directory checks || checks=$$?; \
+	rc=0; $(VENV)/bin/pytest -q -p no:cacheprovider $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests, which counts as a failure" >&2; fi; \
+	if [ $$checks -ne 0 ]; then echo "make test: the static checks failed (see above)" >&2; [ $$rc -ne 0 ] || rc=$$checks; fi; \
 	exit $$rc
 
 # Files named _*.py are helpers, not benchmarks. PYTHONPATH lets them import tests.harness.

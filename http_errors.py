@@ -28,7 +28,7 @@ MAX_REQUEST_BODY = 2 * 1024 * 1024  # bytes of one HTTP request (media parts hav
 UNAVAILABLE_MESSAGE = "Part of the data is temporarily unavailable; retry shortly."
 # extensions.code of a transport-level failure, by HTTP status.
 STATUS_CODES = {400: "BAD_REQUEST", 401: "UNAUTHENTICATED", 403: "FORBIDDEN", 404: "NOT_FOUND",
-                405: "METHOD_NOT_ALLOWED", 408: "REQUEST_TIMEOUT", 413: "PAYLOAD_TOO_LARGE",
+                405: "METHOD_NOT_ALLOWED", 406: "NOT_ACCEPTABLE", 408: "REQUEST_TIMEOUT", 413: "PAYLOAD_TOO_LARGE",
                 415: "UNSUPPORTED_MEDIA_TYPE", 431: "BAD_REQUEST", 503: "UNAVAILABLE"}
 
 

@@ -31,6 +31,7 @@ does the same for what aiohttp's parser refuses before any route runs (all in `h
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import multiprocessing
@@ -48,30 +49,43 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
-from strawberry.aiohttp.views import GraphQLView
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLRequestData
 from strawberry.http.parse_content_type import parse_content_type
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 
-from config import MediaSettings, Settings, load_settings
-from http_errors import (MAX_REQUEST_BODY, REQUEST_ID, STATUS_CODES, UNAVAILABLE_MESSAGE,
-                         answer_parser_errors_as_graphql, json_error, transport_errors)
+from config import MediaSettings, Settings, load_settings, load_settings_or_exit
+from config.observability import metrics as obs_metrics
+from config.observability import setup_process, traces
+from config.observability.requests import observe_operation, observe_rejection
 from config.runtime import tune_gc
-from media_pipeline import handle_local_request
+from graphql_http import GRAPHQL_RESPONSE, RESPONSE_TYPE, GraphQLOverHTTPView, load_persisted_documents
+from http_errors import (
+    MAX_REQUEST_BODY,
+    REQUEST_ID,
+    STATUS_CODES,
+    UNAVAILABLE_MESSAGE,
+    answer_parser_errors_as_graphql,
+    json_error,
+    transport_errors,
+)
+from media_pipeline import MediaError, handle_local_request
+from media_pipeline import open_store as open_media_store
 from resolvers.accounts import authenticate
 from resolvers.context import RequestContext
-from resolvers.errors import AuthenticationError
+from resolvers.errors import AuthenticationError, UnavailableError
 from resolvers.jobs import register_job_handlers
 from resolvers.media import MediaServices, media_services, run_sweeper
 from resolvers.messages.model import check_keys
 from resolvers.throttle import LoginThrottle
 from schema import build_schema
 from schema.request import BadRequestError, decode_json, parse_request
+from schema.tracing import OperationSpans
 from server_ws import TaogramWSHandler
 from server_ws import install as install_websockets
 from tao import ShardUnavailableError, Tao, open_tao
+from tao.startup import explain_startup_error
 
 log = logging.getLogger("taogram.server")
 
@@ -84,6 +98,7 @@ HEALTH_TIMEOUT = 2.0  # seconds; a health check must answer even when a shard ha
 GRAPHIQL_HTML = (STATIC_DIR / "graphiql.html").read_text()
 
 
+@functools.cache  # reads package metadata or pyproject.toml: once, in create_app, never on the loop
 def _version() -> str:
     try:
         return metadata.version("taogram")
@@ -96,8 +111,9 @@ def _version() -> str:
 
 
 class _Rejected(Exception):
-    def __init__(self, response: web.Response) -> None:
+    def __init__(self, response: web.Response, code: str = "UNAUTHENTICATED") -> None:
         self.response = response
+        self.code = code
 
 
 def _bearer(value: str | None) -> str | None:
@@ -110,16 +126,10 @@ def _bearer(value: str | None) -> str | None:
     return token.strip()
 
 
-def _is_request_error(result: ExecutionResult) -> bool:
-    """A refusal of the request itself (e.g. no `operationName` for a document of several
-    operations): nothing was executed, and the client must change the request."""
-    return result.data is None and bool(result.errors) and all(
-        (e.extensions or {}).get("code") == "BAD_REQUEST" for e in result.errors)
-
-
-class TaogramView(GraphQLView):
-    """strawberry's aiohttp view with taogram's context, auth, request parsing, GraphiQL page and
-    error bodies: whatever a client sends, the answer is GraphQL-shaped with a request id."""
+class TaogramView(GraphQLOverHTTPView):
+    """strawberry's aiohttp view (with the GraphQL-over-HTTP spec's rules: `graphql_http.py`) with
+    taogram's context, auth, request parsing, GraphiQL page and error bodies: whatever a client
+    sends, the answer is GraphQL-shaped with a request id."""
 
     graphql_transport_ws_handler_class = TaogramWSHandler
 
@@ -131,11 +141,14 @@ class TaogramView(GraphQLView):
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
         )
         self.settings = settings
+        self.persisted_documents = load_persisted_documents(settings.server)
         self.max_json_depth = settings.limits.max_json_depth
         # Failed log-ins per account and per client address, per process (`AuthSettings.login_*`).
         auth = settings.auth
         self.login_throttle = LoginThrottle(auth.login_failures_per_username, auth.login_failures_per_address,
                                             auth.login_window_seconds)
+        # Observability: operation names as metric labels, bounded per process.
+        self.operation_names = obs_metrics.OperationNames(settings.metrics.max_operation_names)
 
     async def render_graphql_ide(self, request: web.Request) -> web.Response:
         return web.Response(text=GRAPHIQL_HTML, content_type="text/html")
@@ -144,10 +157,12 @@ class TaogramView(GraphQLView):
         try:
             return await self.run(request=request)
         except _Rejected as e:
+            observe_rejection(e.response.headers.get("X-Request-Id"), e.response.status, e.code)
             return e.response
         except HTTPException as e:  # malformed request, wrong method, mutation over GET, ...
-            return json_error(e.status_code, e.reason, STATUS_CODES.get(e.status_code, "BAD_REQUEST"),
-                              request.get(REQUEST_ID))
+            code = STATUS_CODES.get(e.status_code, "BAD_REQUEST")
+            observe_rejection(request.get(REQUEST_ID), e.status_code, code)
+            return json_error(e.status_code, e.reason, code, request.get(REQUEST_ID))
 
     # -- requests: the one place a request's JSON is decoded and its shape checked
 
@@ -180,10 +195,13 @@ class TaogramView(GraphQLView):
     async def execute_single(self, request: web.Request, request_adapter: AsyncHTTPRequestAdapter,
                              sub_response: web.Response, context: Any, root_value: Any,
                              request_data: GraphQLRequestData) -> ExecutionResult:
-        result = await super().execute_single(request, request_adapter, sub_response, context, root_value,
-                                              request_data)
-        if _is_request_error(result):
-            sub_response.set_status(400)
+        # Observability: one metrics sample, log line and span per operation (config/observability).
+        # The status code (graphql_http) is set by the base class.
+        with observe_operation(self.operation_names, request.headers, request_data.operation_name,
+                               request_data.query) as op:
+            result = await super().execute_single(request, request_adapter, sub_response, context, root_value,
+                                                  request_data)
+            op.finish(context, result)
         return result
 
     # -- context and authentication
@@ -204,12 +222,15 @@ class TaogramView(GraphQLView):
             try:
                 await authenticate(ctx, _bearer(request.headers.get("Authorization")))
             except AuthenticationError as e:
-                raise _Rejected(json_error(401, e.message, e.code, ctx.request_id)) from None
-            except ShardUnavailableError as e:
+                raise _Rejected(json_error(401, e.message, e.code, ctx.request_id), str(e.code)) from None
+            except (ShardUnavailableError, UnavailableError) as e:  # the session's shard is down
                 # The same answer as a shard failing during execution (a 200 whose error says
                 # UNAVAILABLE: retry), not a server fault: nothing ran, and a retry may succeed.
                 log.warning("request %s: authentication failed: %s", ctx.request_id, e)
-                raise _Rejected(json_error(200, UNAVAILABLE_MESSAGE, "UNAVAILABLE", ctx.request_id)) from None
+                # A response without `data` is never a 2xx in application/graphql-response+json.
+                status = 503 if request.get(RESPONSE_TYPE) == GRAPHQL_RESPONSE else 200
+                raise _Rejected(json_error(status, UNAVAILABLE_MESSAGE, "UNAVAILABLE", ctx.request_id),
+                                "UNAVAILABLE") from None
         return ctx
 
     async def on_ws_connect(self, context: RequestContext) -> Any:
@@ -223,14 +244,15 @@ class TaogramView(GraphQLView):
         except Exception as e:
             # A fault is not a refusal (4403): close with WebSocket's own "try again later" (1013)
             # or "internal error" (1011), the request id in the reason, then stop the handshake.
-            if isinstance(e, ShardUnavailableError):
+            if isinstance(e, (ShardUnavailableError, UnavailableError)):
                 log.warning("request %s: WebSocket authentication failed: %s", context.request_id, e)
                 code, reason = 1013, f"Temporarily unavailable; retry shortly (request id {context.request_id})."
             else:
                 log.exception("request %s: unexpected error in connection_init", context.request_id)
                 code, reason = 1011, f"Internal error; quote request id {context.request_id} when reporting it."
             await context.response.close(code=code, message=reason.encode())
-            raise ConnectionRejectionError({"code": "UNAVAILABLE" if code == 1013 else "INTERNAL_SERVER_ERROR"}) from None
+            error_code = "UNAVAILABLE" if code == 1013 else "INTERNAL_SERVER_ERROR"
+            raise ConnectionRejectionError({"code": error_code}) from None
         return {"viewer": context.viewer_id is not None}
 
 
@@ -250,6 +272,18 @@ async def healthz(request: web.Request) -> web.Response:
     ok = not down and not suspect
     detail["status"] = "ok" if ok else "unavailable"
     return web.json_response(detail, status=200 if ok else 503)
+
+
+OUTBOX_SAMPLER_KEY = web.AppKey("outbox_sampler", obs_metrics.OutboxSampler)
+
+
+async def metrics_endpoint(request: web.Request) -> web.Response:
+    """Prometheus text format: every process sharing PROMETHEUS_MULTIPROC_DIR, and the outbox."""
+    sampler = request.app.get(OUTBOX_SAMPLER_KEY)
+    outbox = await sampler.sample() if sampler is not None else None
+    # Reading the processes' metric files is disk I/O: off the event loop.
+    body = await asyncio.to_thread(obs_metrics.render_sync, outbox)
+    return web.Response(body=body, headers={"Content-Type": obs_metrics.CONTENT_TYPE})
 
 
 async def version(request: web.Request) -> web.Response:
@@ -300,6 +334,7 @@ def media_handler(max_body: int):
 def create_app(settings: Settings | None = None) -> web.Application:
     settings = settings or load_settings()
     check_keys(settings.messages)  # a misconfigured key fails the start, not the first send
+    _version()  # /version answers from the cache
     app = web.Application(client_max_size=MAX_REQUEST_BODY, middlewares=[transport_errors])
     app[SETTINGS_KEY] = settings
     answer_parser_errors_as_graphql(app)
@@ -310,6 +345,8 @@ def create_app(settings: Settings | None = None) -> web.Application:
         if settings.jobs.in_process_worker:
             tao.outbox.start()
         app[TAO_KEY] = tao
+        app[OUTBOX_SAMPLER_KEY] = obs_metrics.OutboxSampler(tao.outbox.depth_by_handler,
+                                                            settings.metrics.outbox_sample_seconds)
         try:
             yield
         finally:
@@ -318,22 +355,26 @@ def create_app(settings: Settings | None = None) -> web.Application:
     async def media(app: web.Application) -> AsyncIterator[None]:
         async with media_services(settings.media_served()) as services:
             app[MEDIA_KEY] = services
-            # Processes that run background work also sweep abandoned uploads (idempotent).
-            sweeper = asyncio.create_task(run_sweeper(services)) if settings.jobs.in_process_worker else None
+            # Every server process sweeps abandoned uploads (idempotent), whether or not it runs jobs.
+            sweeper = asyncio.create_task(run_sweeper(services))
             try:
                 yield
             finally:
-                if sweeper is not None:
-                    sweeper.cancel()
-                    await asyncio.gather(sweeper, return_exceptions=True)
+                sweeper.cancel()
+                await asyncio.gather(sweeper, return_exceptions=True)
 
     app.cleanup_ctx.append(media)
     app.cleanup_ctx.append(store)
     install_websockets(app)
-    view = TaogramView(build_schema(settings.limits), settings)
+    schema = build_schema(settings.limits)
+    if traces.tracer is not None:  # spans for parse/validate/execute, only while tracing is on
+        schema.extensions = (*schema.extensions, OperationSpans)
+    view = TaogramView(schema, settings)
     app.router.add_route("*", "/graphql", view)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/version", version)
+    if settings.metrics.enabled:
+        app.router.add_get("/metrics", metrics_endpoint)
     app.router.add_static("/static/", STATIC_DIR, append_version=False)
     if settings.media.backend == "local":
         path, max_body = _media_route(settings.media_served())
@@ -353,15 +394,19 @@ def serve(settings: Settings, *, reuse_port: bool = False) -> None:
     finish (up to `server.shutdown_timeout`), close the store."""
     app = create_app(settings)
     app.on_startup.append(_tune_gc)  # runs after the cleanup contexts have opened everything
+    # With JSON logs the request log (`taogram.request`) replaces aiohttp's access log, whose
+    # request line would carry a GET's query string (variables) into the log.
+    access_log = None if settings.logging.format == "json" else logging.getLogger("aiohttp.access")
     web.run_app(app, host=settings.server.host, port=settings.server.port, print=None, reuse_port=reuse_port,
-                shutdown_timeout=settings.server.shutdown_timeout)
+                shutdown_timeout=settings.server.shutdown_timeout, access_log=access_log)
 
 
 def _child(index: int) -> None:
     """One of `server.processes` processes: its own event loop, pools and cache clients."""
     _die_with_parent()
-    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s %(levelname)s [{index}] %(name)s: %(message)s")
-    serve(load_settings(), reuse_port=True)
+    settings = load_settings_or_exit()
+    setup_process(settings, role=f"server-{index}")
+    serve(settings, reuse_port=True)
 
 
 def _die_with_parent() -> None:
@@ -403,6 +448,7 @@ def supervise(settings: Settings) -> int:
         for i, p in list(procs.items()):
             if not p.is_alive() and not stopping:
                 log.error("server process %d exited with %s; starting it again", i, p.exitcode)
+                obs_metrics.process_exited(p.pid)
                 time.sleep(1.0)  # a process that cannot start must not spin
                 start(i)
         time.sleep(0.2)
@@ -414,9 +460,39 @@ def supervise(settings: Settings) -> int:
     return 0
 
 
+def preflight(settings: Settings) -> None:
+    """Check what a start needs before serving: the message keys, every shard reachable and at
+    the code's schema (the embedded default migrates itself), the object store reachable."""
+    async def check() -> None:
+        check_keys(settings.messages)
+        tao = await open_tao(settings, start_worker=False)
+        await tao.close()
+        store = await asyncio.to_thread(open_media_store, settings.media_served())
+        try:
+            await store.ensure_ready()
+        finally:
+            store.close()
+    asyncio.run(check())
+
+
+def _exit_with_sentence(settings: Settings, exc: Exception) -> None:
+    """A start-up failure an operator can fix: one line naming what to do, exit status 2."""
+    sentence = explain_startup_error(exc, settings)
+    if sentence is None and isinstance(exc, MediaError):
+        sentence = f"object storage: {exc} (check the [media] settings)"
+    if sentence is None:
+        raise exc
+    print(f"taogram: {sentence}", file=sys.stderr, flush=True)
+    sys.exit(2)
+
+
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = load_settings()
+    settings = load_settings_or_exit()
+    setup_process(settings, role="server")
+    try:
+        preflight(settings)
+    except Exception as exc:
+        _exit_with_sentence(settings, exc)
     host, port, n = settings.server.host, settings.server.port, settings.server.processes
     n = n or os.cpu_count() or 1
     print(f"taogram {_version()}: GraphQL at http://{host}:{port}/graphql"

@@ -25,6 +25,8 @@ from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
 
 from config import RealtimeSettings
+from config.observability.metrics import WEBSOCKETS_OPEN
+from resolvers.errors import UnavailableError
 from resolvers.realtime import CLOSE_GOING_AWAY, CLOSE_RATE_LIMITED, SessionWatch, ensure_live_session
 from tao import ShardUnavailableError
 
@@ -73,6 +75,13 @@ class TaogramWSHandler(BaseGraphQLTransportWSHandler):
         if request is not None:
             request.app[SOCKETS_KEY].add(self)
 
+    async def handle(self) -> Any:
+        WEBSOCKETS_OPEN.inc()  # observability: open sockets, summed over live processes
+        try:
+            return await super().handle()
+        finally:
+            WEBSOCKETS_OPEN.dec()
+
     async def close(self, code: int, reason: str) -> None:
         """Close once, with a reason (later calls are no-ops)."""
         if self._closed:
@@ -108,7 +117,7 @@ class TaogramWSHandler(BaseGraphQLTransportWSHandler):
         try:
             if self.connection_acknowledged and not await ensure_live_session(self.context):
                 return
-        except ShardUnavailableError:  # the session could not be read: refuse this operation only
+        except (ShardUnavailableError, UnavailableError):  # the session could not be read: refuse this operation only
             await self.send_message({"id": message["id"], "type": "error", "payload": [{
                 "message": "Part of the data is temporarily unavailable; retry shortly.",
                 "extensions": {"code": "UNAVAILABLE"}}]})

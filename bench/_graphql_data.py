@@ -35,9 +35,11 @@ class BenchData:
     likes: int = 0
 
     def summary(self) -> str:
-        return (f"{len(self.users)} users, {len(self.authors)} authors x {len(self.posts) // max(1, len(self.authors))} "
-                f"posts = {len(self.posts)} posts, {self.likes} likes, {len(self.comments)} comments, "
-                f"{len(self.tokens)} viewers")
+        return (
+            f"{len(self.users)} users, {len(self.authors)} authors x {len(self.posts) // max(1, len(self.authors))} "
+            f"posts = {len(self.posts)} posts, {self.likes} likes, {len(self.comments)} comments, "
+            f"{len(self.tokens)} viewers"
+        )
 
 
 def _chunks(seq: list, n: int = BATCH):
@@ -101,12 +103,16 @@ def prewarm_body(d: BenchData) -> dict:
     return {
         "objects": people + d.posts + d.comments,
         # Lists whose edges the pages show (posts, likers, comments): windows and counts.
-        "lists": [[a, "AUTHORED"] for a in d.author_ids] + [[p, t] for p in d.posts for t in ("LIKED_BY", "HAS_COMMENT")],
+        "lists": [[a, "AUTHORED"] for a in d.author_ids]
+        + [[p, t] for p in d.posts for t in ("LIKED_BY", "HAS_COMMENT")],
         # Lists the pages only count.
-        "counts": ([[a, t] for a in d.author_ids for t in ("FOLLOWED_BY", "FOLLOWS")]
-                   + [[c, t] for c in d.comments for t in ("HAS_REPLY", "COMMENT_LIKED_BY")]),
-        "edges": ([[v, "LIKES", p] for v in d.viewer_ids for p in d.posts]
-                  + [[v, t, u] for v in d.viewer_ids for u in people if u != v
-                     for t in ("BLOCKS", "BLOCKED_BY", "FOLLOWS")]),
+        "counts": (
+            [[a, t] for a in d.author_ids for t in ("FOLLOWED_BY", "FOLLOWS")]
+            + [[c, t] for c in d.comments for t in ("HAS_REPLY", "COMMENT_LIKED_BY")]
+        ),
+        "edges": (
+            [[v, "LIKES", p] for v in d.viewer_ids for p in d.posts]
+            + [[v, t, u] for v in d.viewer_ids for u in people if u != v for t in ("BLOCKS", "BLOCKED_BY", "FOLLOWS")]
+        ),
         "usernames": [normalize_username(a) for a in d.authors],
     }

@@ -2,7 +2,8 @@
 plus two routes that exist only in this benchmark process (never in the real server):
 
 - `GET /_bench/stats`: the store's counters (`tao.stats()`: `sql_queries`, `cache_round_trips`,
-  ...) since the last reset; `POST` resets them first. The load generator reads them at both
+  ...) since the last reset, and `cpu_seconds`, this process's CPU time so far (user + system,
+  `time.process_time()`); `POST` resets the counters first. The load generator reads them at both
   ends of its measured window, so round trips per request are the server's own count.
 - `POST /_bench/prewarm` `{"objects": [...], "lists": [[id1, atype], ...], "counts": [[id1,
   atype], ...], "edges": [[id1, atype, id2], ...], "usernames": [...]}`: reads all of it
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import time
 from itertools import islice
 
 from aiohttp import web
@@ -38,7 +40,7 @@ async def stats(request: web.Request) -> web.Response:
     tao = request.app[TAO_KEY]
     if request.method == "POST":
         tao.reset_stats()
-    return web.json_response(tao.stats())
+    return web.json_response({**tao.stats(), "cpu_seconds": time.process_time()})
 
 
 async def prewarm(request: web.Request) -> web.Response:

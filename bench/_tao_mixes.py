@@ -239,8 +239,16 @@ async def _run(job: MixJob, sync: LoadSync) -> dict:
         finally:
             for t in tasks:
                 t.cancel()
-        return {"lat": snapshot.to_dict(), "elapsed": elapsed, "stats": {k: stats.get(k, 0) for k in job.stats_keys},
-                "warmup_s": warmup_s, "steady": steady, "prewarm_s": prewarm_s, "warm_series": warm_series, "series": series}
+        return {
+            "lat": snapshot.to_dict(),
+            "elapsed": elapsed,
+            "stats": {k: stats.get(k, 0) for k in job.stats_keys},
+            "warmup_s": warmup_s,
+            "steady": steady,
+            "prewarm_s": prewarm_s,
+            "warm_series": warm_series,
+            "series": series,
+        }
     finally:
         await tao.close()
 

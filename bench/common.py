@@ -52,7 +52,7 @@ class Latencies:
     def ops(self) -> int:
         return sum(len(v) for v in self.samples.values())
 
-    def merge(self, other: "Latencies") -> None:
+    def merge(self, other: Latencies) -> None:
         for verb, xs in other.samples.items():
             self.samples[verb].extend(xs)
         for verb, n in other.errors.items():
@@ -71,7 +71,7 @@ class Latencies:
         return {"samples": dict(self.samples), "errors": dict(self.errors)}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Latencies":
+    def from_dict(cls, d: dict[str, Any]) -> Latencies:
         lat = cls()
         for verb, xs in d["samples"].items():
             lat.samples[verb].extend(xs)
@@ -147,7 +147,9 @@ class LoadSync:
         self.barrier.wait(timeout)
 
 
-def _process_main(fn: Callable[[Any, LoadSync], dict], arg: Any, index: int, n: int, barrier: Any, results: Any) -> None:
+def _process_main(
+    fn: Callable[[Any, LoadSync], dict], arg: Any, index: int, n: int, barrier: Any, results: Any
+) -> None:
     try:
         results.put((index, fn(arg, LoadSync(index, n, barrier)), None))
     except BaseException as exc:  # reported to the parent, which raises
@@ -181,7 +183,7 @@ def run_load_processes(fn: Callable[[Any, LoadSync], dict], args: Sequence[Any],
             except Exception:  # queue.Empty: check that nobody died without reporting
                 dead = [p for i, p in enumerate(procs) if i not in out and p.exitcode not in (None, 0)]
                 if dead:
-                    raise RuntimeError(f"load process exited with code {dead[0].exitcode} without a result")
+                    raise RuntimeError(f"load process exited with code {dead[0].exitcode} without a result") from None
                 continue
             if error is not None:
                 raise RuntimeError(f"load process {index} failed:\n{error}")

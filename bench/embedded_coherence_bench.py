@@ -135,9 +135,12 @@ async def hit_rate(directory: Path, args: argparse.Namespace) -> None:
         st = tao.stats()
         hits, misses = st["cache_hits"], st["cache_misses"]
         q = statistics.quantiles(lat, n=100)
-        print(f"  writes/s {rate:5.0f} (made {done.value / args.measure:5.0f}/s): hit rate {hits / max(1, hits + misses):6.1%}  keys dropped "
-              f"{st['cache_invalidated']:6d}  drop-all {st['cache_invalidated_all']}  reads {len(lat):6d}  "
-              f"obj_get p50 {q[49] * 1e6:5.0f} us  p99 {q[98] * 1e6:5.0f} us")
+        print(
+            f"  writes/s {rate:5.0f} (made {done.value / args.measure:5.0f}/s): "
+            f"hit rate {hits / max(1, hits + misses):6.1%}  keys dropped "
+            f"{st['cache_invalidated']:6d}  drop-all {st['cache_invalidated_all']}  reads {len(lat):6d}  "
+            f"obj_get p50 {q[49] * 1e6:5.0f} us  p99 {q[98] * 1e6:5.0f} us"
+        )
     await tao.close()
 
 

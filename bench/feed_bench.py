@@ -35,9 +35,11 @@ from resolvers.context import RequestContext
 from resolvers.feed import fanout
 from resolvers.feed.service import FeedMode, home_feed
 from resolvers.jobs import register_job_handlers
+from resolvers.records import record_of
 from tao import Tao, open_tao
-from tao.assoc_writes import MAX_BULK
-from tao.core import now_ms
+from tao.bulk_lists import MAX_BULK
+from tao.models import now_ms
+from tao.testing import TaoTestHooks as hooks
 from tests.harness import Services, attach_services, start_services
 
 HOUR = 3_600_000
@@ -150,7 +152,7 @@ async def make_post(tao: Tao, author: int, kind: str = "photo", time_ms: int | N
     pid = await tao.obj_add("POST", {"author": author, "caption": "bench", "status": "visible", "kind": kind,
                                      "published_at": t}, owner=author)
     obj = (await tao.obj_get([pid]))[pid]
-    await tao.assoc_add(author, "AUTHORED", pid, time=t, data={"k": kind}, jobs=fanout.on_publish(obj))
+    await tao.assoc_add(author, "AUTHORED", pid, time=t, data={"k": kind}, jobs=fanout.on_publish(record_of(obj)))
     return pid
 
 
@@ -169,12 +171,12 @@ async def settle(tao: Tao, services: Services, what: str, limit_s: float = 180.0
     of a core. They otherwise compete for the box's two cores with what is measured next; the
     figures are of steady state, not of the load's aftermath."""
     t0 = time.perf_counter()
-    one_shard_per_server = {srv: shard for shard, srv in enumerate(tao.shard_map.server_of_shard)}
+    one_shard_per_server = {srv: shard for shard, srv in enumerate(hooks(tao).shard_map.server_of_shard)}
     pids = [server.pid for server in services.servers()]
     while True:
         history = 0
         for shard in one_shard_per_server.values():
-            async with tao.read(shard) as conn:
+            async with hooks(tao).read(shard) as conn:
                 rows = await conn.fetchall("SHOW GLOBAL STATUS LIKE 'Innodb_history_list_length'")
             history += int(rows[0][1])
         before = sum(_cpu_seconds(p) for p in pids)
@@ -344,15 +346,22 @@ async def measure_reads(tao: Tao, g: dict, a: argparse.Namespace) -> dict[str, A
     cpu_ms = sorted(r[1] for r in per_read)
     first_ms.sort()
     next_ms.sort()
-    out = {"reads": len(first_ms), "candidates_per_session": round(sum(sizes) / len(sizes)),
-           "first_page_p50_ms": round(percentile(first_ms, 50), 1), "first_page_p99_ms": round(percentile(first_ms, 99), 1),
-           "first_page_cpu_ms_mean": round(sum(cpu_ms) / len(cpu_ms), 1),
-           "first_page_cpu_ms_p50": round(percentile(cpu_ms, 50), 1),
-           "first_page_cpu_ms_p99": round(percentile(cpu_ms, 99), 1),
-           "gc_passes": gc_clock.passes, "gc_ms_total": round(gc_clock.ms, 1),
-           "first_page_slowest_wall_cpu_gc_cpuwait_ms": [tuple(round(x, 1) for x in r)
-                                                         for r in sorted(per_read, reverse=True)[:6]],
-           "next_page_p50_ms": round(percentile(next_ms, 50), 1), "next_page_p99_ms": round(percentile(next_ms, 99), 1)}
+    out = {
+        "reads": len(first_ms),
+        "candidates_per_session": round(sum(sizes) / len(sizes)),
+        "first_page_p50_ms": round(percentile(first_ms, 50), 1),
+        "first_page_p99_ms": round(percentile(first_ms, 99), 1),
+        "first_page_cpu_ms_mean": round(sum(cpu_ms) / len(cpu_ms), 1),
+        "first_page_cpu_ms_p50": round(percentile(cpu_ms, 50), 1),
+        "first_page_cpu_ms_p99": round(percentile(cpu_ms, 99), 1),
+        "gc_passes": gc_clock.passes,
+        "gc_ms_total": round(gc_clock.ms, 1),
+        "first_page_slowest_wall_cpu_gc_cpuwait_ms": [
+            tuple(round(x, 1) for x in r) for r in sorted(per_read, reverse=True)[:6]
+        ],
+        "next_page_p50_ms": round(percentile(next_ms, 50), 1),
+        "next_page_p99_ms": round(percentile(next_ms, 99), 1),
+    }
     log(f"feed reads: {out}")
     return out
 
@@ -381,7 +390,7 @@ async def run(a: argparse.Namespace, services: Services) -> dict[str, Any]:
         return out
     finally:
         for s in range(a.shards):
-            await tao.backend.drop_shard(s)
+            await hooks(tao).backend.drop_shard(s)
         await tao.close()
 
 

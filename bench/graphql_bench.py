@@ -13,14 +13,24 @@ profile and a sample of posts over HTTP, then `--warmup` seconds of the load its
 separate load-generator process with `--concurrency` closed-loop aiohttp clients measures
 `--measure` seconds per query and tier, in `--rounds` windows that alternate between the two
 servers (both run at once) so both see the same background load: requests/s, p50/p99 latency,
-and the server's own SQL queries and cache round trips per request. Queries (viewer = a random logged-in account, targets Zipf 0.8):
+and the server's own SQL queries and cache round trips per request. Queries (viewer = a random
+logged-in account, targets Zipf 0.8):
 
 - profile: a user, 20 posts each with author, likeCount, viewerHasLiked, commentCount and the
   first 3 comments with their authors;
 - post: one post with author, likes, its first 10 likers, and 20 comments with author, likeCount
   and replyCount.
 
-Reports the ratio memcached / local (target: profile >= 0.60). See docs/BENCHMARKS.md (GraphQL).
+Reports the ratio memcached / local (target: profile >= 0.60). With the `embedded` tier (the
+embedded default: SQLite shards in a temp dir and the in-process cache, its own copy of the
+data) it also reports the server's CPU per request (`time.process_time()` of the server process
+over each window, divided by the requests it answered) and, for the profile page, the ratio of
+that to the floor (`bench/graphql_floor.py`: plain strawberry over in-memory objects), measured
+in this process during every embedded window, side by side (target: at most 1.0). CPU time, not
+wall time: the box is shared. See docs/BENCHMARKS.md (GraphQL).
+
+    # the CPU ratio alone, no MariaDB
+    PYTHONPATH=. .venv/bin/python bench/graphql_bench.py --tiers embedded --queries profile
 """
 
 from __future__ import annotations
@@ -49,18 +59,20 @@ from tao import open_tao
 from tests.harness import Services, attach_services, start_services
 
 ROOT = Path(__file__).resolve().parent.parent
-TIERS = ("memcached", "local")
+TIERS = ("memcached", "local", "embedded")
 QUERIES = {
     "profile": """query Profile($u: String!) { user(username: $u) { username fullName postCount followerCount
-  posts(first: 20) { edges { cursor node { id caption createdAt author { username } likeCount viewerHasLiked commentCount
+  posts(first: 20) { edges { cursor node { id caption createdAt author { username } likeCount viewerHasLiked
+    commentCount
     comments(first: 3) { nodes { text createdAt author { username } } } } } pageInfo { hasNextPage endCursor } } } }""",
     "post": """query Post($id: ID!) { node(id: $id) { ... on Post { id caption createdAt author { username fullName }
   likeCount viewerHasLiked likers(first: 10) { nodes { username } } commentCount
   comments(first: 20) { edges { cursor node { text createdAt author { username } likeCount replyCount } } } } } }""",
 }
 TARGET_RATIO = 0.60
+TARGET_FLOOR_RATIO = 1.0  # the profile page's server CPU / the floor's
 # The server's counters read at both ends of each measured window.
-DELTAS = ("sql_queries", "cache_round_trips", "cache_faults", "cache_flushes", "cache_blind_spots")
+DELTAS = ("sql_queries", "cache_round_trips", "cache_faults", "cache_flushes", "cache_blind_spots", "cpu_seconds")
 PREWARM_CHUNK = 500
 
 
@@ -78,7 +90,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--measure", type=float, default=24.0, help="measured seconds per query per tier")
     p.add_argument("--rounds", type=int, default=4, help="interleaved windows per query per tier (default 4)")
     p.add_argument("--queries", default="profile,post")
-    p.add_argument("--tiers", default="memcached,local")
+    p.add_argument("--tiers", default=",".join(TIERS))
     p.add_argument("--cache-timeout", type=float, default=Settings().cache.timeout,
                    help="cache.timeout in seconds (default: the Settings default, %(default)s)")
     p.add_argument("--seed", type=int, default=1)
@@ -100,14 +112,20 @@ def log(msg: str) -> None:
 
 # ---- configuration ------------------------------------------------------------------------------
 
-def _settings(services: Services, run_id: str, tier: str, cache_timeout: float) -> Settings:
+def _settings(services: Services | None, run_id: str, tier: str, cache_timeout: float, workdir: Path) -> Settings:
     s = Settings()
-    s.store.backend = "mysql"
+    if tier == "embedded":  # the embedded default's store and cache, on a data dir of its own
+        s.store.sqlite_dir = str(workdir / "shards")
+        s.cache.backend = "local"
+    else:
+        assert services is not None
+        s.store.backend = "mysql"
+        s.store.mysql_servers = [MySQLServer(host=m.host, port=m.port, user=m.user, password=m.password)
+                                 for m in services.mysql]
+        s.cache.backend = tier
+        s.cache.servers = list(services.memcached) if tier == "memcached" else []
     s.store.logical_shards = 8
-    s.store.mysql_servers = [MySQLServer(host=m.host, port=m.port, user=m.user, password=m.password) for m in services.mysql]
     s.store.database_prefix = run_id
-    s.cache.backend = tier
-    s.cache.servers = list(services.memcached) if tier == "memcached" else []
     s.cache.key_prefix = run_id
     s.cache.timeout = cache_timeout
     # The shared dev box runs at load 20+: generous SQL timeouts keep stalls from becoming errors.
@@ -123,6 +141,7 @@ def _toml(s: Settings) -> str:
     def v(x: Any) -> str:
         return json.dumps(x)  # JSON strings, numbers, booleans and arrays are valid TOML values
     lines = ["[store]", f"backend = {v(s.store.backend)}", f"logical_shards = {s.store.logical_shards}",
+             f"sqlite_dir = {v(s.store.sqlite_dir)}",
              f"database_prefix = {v(s.store.database_prefix)}", f"query_timeout = {s.store.query_timeout}",
              f"acquire_timeout = {s.store.acquire_timeout}"]
     for m in s.store.mysql_servers:
@@ -147,8 +166,9 @@ def _free_port() -> int:
 
 async def _start_server(config: Path, port: int) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "bench._graphql_server", "--config", str(config), "--port", str(port)],
-                            cwd=ROOT, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench._graphql_server", "--config", str(config), "--port", str(port)], cwd=ROOT, env=env
+    )
     deadline = time.monotonic() + 60
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
         while time.monotonic() < deadline:
@@ -234,8 +254,10 @@ async def _load(job: dict, sync: LoadSync) -> dict:
 
     timeout = aiohttp.ClientTimeout(total=60)
     # The stats calls get their own connection: the clients keep every pooled one busy.
-    async with aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=job["concurrency"])) as http, \
-            aiohttp.ClientSession(timeout=timeout) as side:
+    async with (
+        aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=job["concurrency"])) as http,
+        aiohttp.ClientSession(timeout=timeout) as side,
+    ):
         tasks = [asyncio.create_task(client(http)) for _ in range(job["concurrency"])]
         await asyncio.sleep(job["warmup"])
         await asyncio.to_thread(sync.wait_all_warm, 120)
@@ -259,6 +281,7 @@ def _summarize(res: dict) -> dict:
     s = next(iter(lat.summary().values()), {"n": 0, "p50_ms": 0.0, "p99_ms": 0.0, "errors": 0})
     n = max(1, s["n"])
     return {"requests": s["n"], "errors": s["errors"], "rps": s["n"] / res["elapsed"],
+            "cpu_ms_per_request": res["delta"]["cpu_seconds"] * 1000 / n,
             "p50_ms": s["p50_ms"], "p99_ms": s["p99_ms"],
             "sql_per_request": res["delta"]["sql_queries"] / n,
             "cache_round_trips_per_request": res["delta"]["cache_round_trips"] / n,
@@ -268,39 +291,58 @@ def _summarize(res: dict) -> dict:
 
 # ---- the run ------------------------------------------------------------------------------------
 
+async def _write_data(args: argparse.Namespace, settings: Settings) -> BenchData:
+    tao = await open_tao(settings, migrate=True, start_worker=False)
+    try:
+        t0 = time.perf_counter()
+        data = await make_data(tao, settings, users=args.users, authors=args.authors,
+                               posts_per_author=args.posts_per_author, max_likes=args.max_likes,
+                               max_comments=args.max_comments, viewers=args.viewers, seed=args.seed)
+    finally:
+        await tao.close()
+    log(f"data ({settings.store.backend}): {data.summary()} in {time.perf_counter() - t0:.1f}s")
+    return data
+
+
+def _targets(data: BenchData) -> dict[str, list]:
+    return {"profile": data.authors, "post": [to_global_id("Post", p) for p in data.posts]}
+
+
 async def run_bench(args: argparse.Namespace) -> dict:
     started_services = None
+    services: Services | None = None
     if args.services_json:
         services = attach_services(args.services_json)
-    else:
+    elif set(args.tiers) - {"embedded"}:
         log("starting 2 MariaDB + 2 memcached ...")
         services = started_services = await asyncio.to_thread(start_services, 2, 2, False)
     run_id = "gb" + uuid.uuid4().hex[:8]
     workdir = Path(tempfile.mkdtemp(prefix="taogram-gqlbench-"))
     results: dict[str, Any] = {"args": {k: v for k, v in vars(args).items()}, "tiers": {}}
     servers: dict[str, tuple[subprocess.Popen, str]] = {}
+    # tier -> (its data, its targets): the MariaDB tiers share one copy, the embedded one has its own.
+    tier_data: dict[str, tuple[BenchData, dict]] = {}
     try:
-        settings = _settings(services, run_id, "memcached", args.cache_timeout)
-        tao = await open_tao(settings, migrate=True, start_worker=False)
-        try:
-            t0 = time.perf_counter()
-            data = await make_data(tao, settings, users=args.users, authors=args.authors,
-                                   posts_per_author=args.posts_per_author, max_likes=args.max_likes,
-                                   max_comments=args.max_comments, viewers=args.viewers, seed=args.seed)
-        finally:
-            await tao.close()
-        log(f"data: {data.summary()} in {time.perf_counter() - t0:.1f}s")
-        results["data"] = data.summary()
-        targets = {"profile": data.authors, "post": [to_global_id("Post", p) for p in data.posts]}
         for tier in args.tiers:
-            servers[tier] = await _start_tier(args, services, run_id, tier, data, targets, workdir)
+            shared = next((tier_data[t] for t in tier_data if t != "embedded"), None) if tier != "embedded" else None
+            if shared is None:
+                data = await _write_data(args, _settings(services, run_id, tier, args.cache_timeout, workdir))
+                results.setdefault("data", data.summary())
+                shared = (data, _targets(data))
+            tier_data[tier] = shared
+        for tier in args.tiers:
+            servers[tier] = await _start_tier(args, services, run_id, tier, *tier_data[tier], workdir)
         for query in args.queries:
-            for tier, res in (await _measure_interleaved(args, query, servers, targets, data)).items():
+            measured, floor = await _measure_interleaved(args, query, servers, tier_data)
+            for tier, res in measured.items():
                 results["tiers"].setdefault(tier, {})[query] = s = _summarize(res)
-                log(f"[{tier:9s}] {query:8s} {s['rps']:8.1f} req/s  p50 {s['p50_ms']:7.1f} ms  p99 {s['p99_ms']:7.1f} ms  "
+                log(f"[{tier:9s}] {query:8s} {s['rps']:8.1f} req/s  p50 {s['p50_ms']:7.1f} ms  "
+                    f"p99 {s['p99_ms']:7.1f} ms  cpu/req {s['cpu_ms_per_request']:.2f} ms  "
                     f"sql/req {s['sql_per_request']:.2f}  cache rt/req {s['cache_round_trips_per_request']:.1f}  "
                     f"errors {s['errors']}  ({s['requests']} requests; memcached faults {s['cache_faults']}, "
                     f"flushes {s['cache_flushes']}, blind spots {s['cache_blind_spots']})")
+            if floor:
+                results["floor_ms"] = min(floor) * 1000
     finally:
         for proc, _ in servers.values():
             _stop_server(proc)
@@ -310,11 +352,11 @@ async def run_bench(args: argparse.Namespace) -> dict:
     return results
 
 
-async def _start_tier(args: argparse.Namespace, services: Services, run_id: str, tier: str, data: BenchData,
+async def _start_tier(args: argparse.Namespace, services: Services | None, run_id: str, tier: str, data: BenchData,
                       targets: dict, workdir: Path) -> tuple[subprocess.Popen, str]:
     """The app server over `tier`, warmed: every store read the queries make, then HTTP passes."""
     config = workdir / f"{tier}.toml"
-    config.write_text(_toml(_settings(services, run_id, tier, args.cache_timeout)))
+    config.write_text(_toml(_settings(services, run_id, tier, args.cache_timeout, workdir)))
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     proc = await _start_server(config, port)
@@ -339,19 +381,43 @@ async def _start_tier(args: argparse.Namespace, services: Services, run_id: str,
     return proc, base
 
 
-async def _measure_interleaved(args: argparse.Namespace, query: str, servers: dict, targets: dict,
-                               data: BenchData) -> dict[str, dict]:
+def _floor_window(seconds: float) -> float:
+    """CPU seconds per floor execution, executing for about `seconds` of wall time (this thread's
+    CPU time: the bench process's other threads are not the floor's)."""
+    from bench.graphql_floor import make_objects, run_floor
+    usernames = make_objects()
+    run_floor(usernames, 20)  # warm
+    n, cpu, started = 0, 0.0, time.monotonic()
+    while time.monotonic() - started < seconds:
+        t0 = time.thread_time()
+        run_floor(usernames, 50)
+        cpu += time.thread_time() - t0
+        n += 50
+    return cpu / n
+
+
+async def _measure_interleaved(args: argparse.Namespace, query: str, servers: dict, tier_data: dict
+                               ) -> tuple[dict[str, dict], list[float]]:
     """`--rounds` windows per tier, alternating which tier goes first, so that both tiers see the
-    same background load (the dev box is shared); windows of one tier are merged."""
+    same background load (the dev box is shared); windows of one tier are merged. During each
+    embedded window of the profile page this process runs the floor (CPU per execution each time)."""
     merged: dict[str, dict] = {}
+    floor: list[float] = []
     window = args.measure / args.rounds
     for r in range(args.rounds):
         order = list(servers) if r % 2 == 0 else list(reversed(servers))
         for tier in order:
+            data, targets = tier_data[tier]
             job = {"base": servers[tier][1], "query": query, "targets": targets[query], "tokens": data.tokens,
                    "concurrency": args.concurrency, "warmup": args.warmup if r < 2 else 1.0, "measure": window,
                    "seed": args.seed + r}
-            (res,) = await asyncio.to_thread(run_load_processes, load_process, [job], timeout=window + 300)
+            load = asyncio.to_thread(run_load_processes, load_process, [job], timeout=window + 300)
+            if tier == "embedded" and query == "profile":
+                # Side by side: the floor runs here while the load runs against the server.
+                (res,), per = await asyncio.gather(load, asyncio.to_thread(_floor_window, job["warmup"] + window))
+                floor.append(per)
+            else:
+                (res,) = await load
             m = merged.setdefault(tier, {"latencies": Latencies().to_dict(), "elapsed": 0.0,
                                          "delta": dict.fromkeys(DELTAS, 0)})
             lat = Latencies.from_dict(m["latencies"])
@@ -360,7 +426,7 @@ async def _measure_interleaved(args: argparse.Namespace, query: str, servers: di
             m["elapsed"] += res["elapsed"]
             for k, v in res["delta"].items():
                 m["delta"][k] += v
-    return merged
+    return merged, floor
 
 
 def _report(results: dict, args: argparse.Namespace) -> None:
@@ -369,8 +435,18 @@ def _report(results: dict, args: argparse.Namespace) -> None:
         results["ratio"] = {q: tiers["memcached"][q]["rps"] / tiers["local"][q]["rps"]
                             for q in args.queries if tiers["local"][q]["rps"] > 0}
         for q, r in results["ratio"].items():
-            verdict = "" if q != "profile" else ("  (target >= %.2f: %s)" % (TARGET_RATIO, "met" if r >= TARGET_RATIO else "NOT met"))
+            verdict = (
+                ""
+                if q != "profile"
+                else ("  (target >= %.2f: %s)" % (TARGET_RATIO, "met" if r >= TARGET_RATIO else "NOT met"))
+            )
             log(f"ratio memcached/local {q:8s} {r:.2f}{verdict}")
+    if "floor_ms" in results and "profile" in tiers.get("embedded", {}):
+        server = tiers["embedded"]["profile"]["cpu_ms_per_request"]
+        results["floor_ratio"] = r = server / results["floor_ms"]
+        log(f"profile page CPU: server (embedded, warm) {server:.2f} ms/request, floor (plain strawberry) "
+            f"{results['floor_ms']:.2f} ms/execution: ratio {r:.2f} "
+            f"(target <= {TARGET_FLOOR_RATIO:.1f}: {'met' if r <= TARGET_FLOOR_RATIO else 'NOT met'})")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
 

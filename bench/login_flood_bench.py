@@ -33,7 +33,9 @@ from pathlib import Path
 import aiohttp
 
 PROBE = '{ user(username: "probe") { id } }'
-LOG_IN = "mutation($u: String!) { logIn(input: {username: $u, password: \"not the password\"}) { token errors { code } } }"
+LOG_IN = (
+    "mutation($u: String!) { logIn(input: {username: $u, password: \"not the password\"}) { token errors { code } } }"
+)
 
 
 def free_port() -> int:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import multiprocessing
 import os
 import re
@@ -40,14 +39,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import av  # noqa: E402
-import av.filter  # noqa: E402
-from PIL import Image, ImageDraw  # noqa: E402
+import av
+import av.filter
+from PIL import Image, ImageDraw
 
-from config.settings import MediaSettings  # noqa: E402
-from media_pipeline.images import render_image, target_widths  # noqa: E402
-from media_pipeline.probe import probe_image, probe_video  # noqa: E402
-from media_pipeline.video import av1_rung, ladder, svtav1_options, transcode_video, x264_options  # noqa: E402
+from config.settings import MediaSettings
+from media_pipeline.images import render_image, target_widths
+from media_pipeline.probe import probe_image, probe_video
+from media_pipeline.video import av1_rung, ladder, svtav1_options, transcode_video, x264_options
 
 
 def make_clip(path: Path, seconds: float, width: int = 1920, height: int = 1080, fps: int = 30) -> None:
@@ -74,7 +73,9 @@ def make_clip(path: Path, seconds: float, width: int = 1920, height: int = 1080,
                 oc.mux(p)
         for p in vs.encode(None):
             oc.mux(p)
-        tone = b"".join((int(8000 * ((i // 55) % 2 * 2 - 1))).to_bytes(2, "little", signed=True) * 2 for i in range(1024))
+        tone = b"".join(
+            (int(8000 * ((i // 55) % 2 * 2 - 1))).to_bytes(2, "little", signed=True) * 2 for i in range(1024)
+        )
         for start in range(0, int(seconds * 48000), 1024):
             frame = av.AudioFrame(format="s16", layout="stereo", samples=1024)
             frame.planes[0].update(tone)
@@ -155,7 +156,9 @@ def quality(encoded: Path, source: Path, width: int, height: int) -> tuple[float
     """(SSIM, PSNR in dB) of `encoded` against `source` scaled to its size, by ffmpeg's filters."""
     scores = []
     for metric, pattern in (("ssim", r"All:([0-9.]+)"), ("psnr", r"average:([0-9.inf]+)")):
-        graph = f"[1:v]scale={width}:{height}:flags=bicubic,format=yuv420p[ref];[0:v]format=yuv420p[enc];[enc][ref]{metric}"
+        graph = (
+            f"[1:v]scale={width}:{height}:flags=bicubic,format=yuv420p[ref];[0:v]format=yuv420p[enc];[enc][ref]{metric}"
+        )
         err = subprocess.run([FFMPEG, "-hide_banner", "-i", str(encoded), "-i", str(source), "-lavfi", graph,
                               "-f", "null", "-"], capture_output=True, text=True, check=True).stderr
         scores.append(float(re.findall(pattern, err)[-1]))
@@ -184,7 +187,15 @@ def ffmpeg_image_cmd(src: Path, out: Path, settings: MediaSettings, probe) -> li
         if i % 2 == 0:
             cmd += ["-map", f"[o{i}]", "-q:v", "3", str(out / f"ff_jpeg_{w}.jpg")]
         else:
-            cmd += ["-map", f"[o{i}]", "-c:v", "libwebp", "-quality", str(settings.webp_quality), str(out / f"ff_webp_{w}.webp")]
+            cmd += [
+                "-map",
+                f"[o{i}]",
+                "-c:v",
+                "libwebp",
+                "-quality",
+                str(settings.webp_quality),
+                str(out / f"ff_webp_{w}.webp"),
+            ]
     return cmd
 
 
@@ -248,12 +259,18 @@ async def _on_loop(executor, fn, *args) -> tuple[float, float, float]:
 
 def compare_executors(jobs: list[tuple[str, object, tuple]]) -> None:
     """Thread vs (spawned) process for each job: wall time and the event loop's lag meanwhile."""
-    with ThreadPoolExecutor(1) as threads, ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as procs:
+    with (
+        ThreadPoolExecutor(1) as threads,
+        ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as procs,
+    ):
         procs.submit(int).result()  # start the worker before timing
         for label, fn, args in jobs:
             for name, ex in (("thread", threads), ("process", procs)):
                 wall, p99, worst = asyncio.run(_on_loop(ex, fn, *args))
-                print(f"{label:15s} in a {name:7s}: wall {wall:6.2f}s, event-loop lag p99 {p99:6.1f} ms, max {worst:6.1f} ms")
+                print(
+                    f"{label:15s} in a {name:7s}: wall {wall:6.2f}s, "
+                    f"event-loop lag p99 {p99:6.1f} ms, max {worst:6.1f} ms"
+                )
 
 
 def _version(cmd: list[str], pattern: str) -> str:
@@ -287,26 +304,40 @@ def bench_av1_quality(clip: Path, vprobe, settings: MediaSettings, work: Path, c
     h264 = out / f"mp4_{r.short_side}.mp4"
     hs, hp = quality(h264, clip, r.width, r.height)
     hb = h264.stat().st_size
-    print(f"{r.width}x{r.height} vs the source: H.264 mp4_{r.short_side} {hb / 1e3:6.0f} kB SSIM {hs:.5f} PSNR {hp:.2f} dB")
+    print(
+        f"{r.width}x{r.height} vs the source: H.264 mp4_{r.short_side} {hb / 1e3:6.0f} kB "
+        f"SSIM {hs:.5f} PSNR {hp:.2f} dB"
+    )
     points = []
     for crf in sorted({settings.av1_crf, *crfs}):
         path = out / f"{r.name}.mp4"
         if crf != settings.av1_crf:  # the AV1 rung alone, at another CRF
-            transcode_video(clip, vprobe, dataclasses.replace(settings, video_heights=[], av1_crf=crf), _fresh(work / "q2"))
+            transcode_video(
+                clip, vprobe, settings.model_copy(update=dict(video_heights=[], av1_crf=crf)), _fresh(work / "q2")
+            )
             path = work / "q2" / f"{r.name}.mp4"
         s_, p_ = quality(path, clip, r.width, r.height)
         b = path.stat().st_size
         points.append((crf, b, s_))
         mark = " <- media.av1_crf" if crf == settings.av1_crf else ""
-        print(f"  ours AV1 {r.name} preset {settings.av1_preset} crf {crf:2d}: {b / 1e3:6.0f} kB SSIM {s_:.5f} PSNR {p_:.2f} dB "
-              f"= {b / hb:.2f}x H.264's bytes, SSIM {'>=' if s_ >= hs else '<'} H.264's{mark}")
+        print(
+            f"  ours AV1 {r.name} preset {settings.av1_preset} crf {crf:2d}: {b / 1e3:6.0f} kB "
+            f"SSIM {s_:.5f} PSNR {p_:.2f} dB "
+            f"= {b / hb:.2f}x H.264's bytes, SSIM {'>=' if s_ >= hs else '<'} H.264's{mark}"
+        )
     at = bytes_at_ssim(points, hs)
     if at is not None:
-        print(f"  our AV1 bytes at H.264's SSIM {hs:.5f} (interpolated): {at / 1e3:.0f} kB = {at / hb:.2f}x (target <= 0.75x)")
+        print(
+            f"  our AV1 bytes at H.264's SSIM {hs:.5f} (interpolated): {at / 1e3:.0f} kB = {at / hb:.2f}x "
+            "(target <= 0.75x)"
+        )
     ff = work / "ff_av1.mp4"
     subprocess.run(ffmpeg_av1_cmd(clip, ff, settings, vprobe), check=True)
     s_, p_ = quality(ff, clip, r.width, r.height)
-    print(f"  ffmpeg CLI AV1, same settings (crf {settings.av1_crf}): {ff.stat().st_size / 1e3:6.0f} kB SSIM {s_:.5f} PSNR {p_:.2f} dB")
+    print(
+        f"  ffmpeg CLI AV1, same settings (crf {settings.av1_crf}): {ff.stat().st_size / 1e3:6.0f} kB "
+        f"SSIM {s_:.5f} PSNR {p_:.2f} dB"
+    )
 
 
 def main() -> None:
@@ -331,9 +362,12 @@ def main() -> None:
         print(f"inputs: {args.seconds:.0f}s 1920x1080 30fps clip ({clip.stat().st_size / 1e6:.1f} MB), "
               f"4000x3000 JPEG ({photo.stat().st_size / 1e6:.1f} MB) and HEIC ({heic.stat().st_size / 1e6:.1f} MB), "
               f"made in {time.perf_counter() - t:.1f}s")
-        print(f"cpus: {os.cpu_count()}, load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}; x264: preset={settings.x264_preset} crf={settings.x264_crf} "
-              f"profile={settings.x264_profile} gop={settings.gop_seconds}s threads={settings.x264_threads or 'auto'}; "
-              f"AV1: libsvtav1 preset={settings.av1_preset} crf={settings.av1_crf} short side {settings.av1_short_side}")
+        print(
+            f"cpus: {os.cpu_count()}, load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}; "
+            f"x264: preset={settings.x264_preset} crf={settings.x264_crf} "
+            f"profile={settings.x264_profile} gop={settings.gop_seconds}s threads={settings.x264_threads or 'auto'}; "
+            f"AV1: libsvtav1 preset={settings.av1_preset} crf={settings.av1_crf} short side {settings.av1_short_side}"
+        )
         print(f"ffmpeg CLI: {FFMPEG} (version {_version([FFMPEG, '-version'], r'version (\S+)')}); "
               f"PyAV {av.__version__} (libavcodec {'.'.join(map(str, av.library_versions['libavcodec']))})")
 
@@ -343,29 +377,46 @@ def main() -> None:
             bench_av1_quality(clip, vprobe, settings, work, [int(c) for c in args.av1_crfs.split(",")])
 
         if "av1" in only:
-            av1_only = dataclasses.replace(settings, video_heights=[])  # the ladder with the AV1 rung alone
+            av1_only = settings.model_copy(update=dict(video_heights=[]))  # the ladder with the AV1 rung alone
             report("AV1 rung", *race(args.repeat, lambda: transcode_video(clip, vprobe, av1_only, _fresh(out)),
                                      lambda: subprocess.run(ffmpeg_av1_cmd(clip, work / "ff_av1.mp4", settings, vprobe),
                                                             check=True)), "(target: wall <= 1.1x)")
 
         if "ladder" in only:
-            h264_only = dataclasses.replace(settings, av1=False)
+            h264_only = settings.model_copy(update=dict(av1=False))
             for label, s_ in (("H.264 ladder", h264_only), ("ladder + AV1", settings)):
-                report(label, *race(args.repeat, lambda s_=s_: transcode_video(clip, vprobe, s_, _fresh(out)),
-                                    lambda s_=s_: subprocess.run(ffmpeg_ladder_cmd(clip, work, s_, vprobe), check=True)),
-                       "(target: wall <= 1.25x)")
+                report(
+                    label,
+                    *race(
+                        args.repeat,
+                        lambda s_=s_: transcode_video(clip, vprobe, s_, _fresh(out)),
+                        lambda s_=s_: subprocess.run(ffmpeg_ladder_cmd(clip, work, s_, vprobe), check=True),
+                    ),
+                    "(target: wall <= 1.25x)",
+                )
 
         iprobe = probe_image(photo, settings)
         if "images" in only:
-            no_crops = dataclasses.replace(settings, crop_widths={})
+            no_crops = settings.model_copy(update=dict(crop_widths={}))
             hprobe = probe_image(heic, settings)
             for label, src, probe in (("JPEG variants", photo, iprobe), ("HEIC variants", heic, hprobe)):
-                report(label, *race(args.repeat, lambda src=src, probe=probe: render_image(src, probe, no_crops, False, _fresh(out)),
-                                    lambda src=src, probe=probe: subprocess.run(ffmpeg_image_cmd(src, work, settings, probe), check=True)))
+                report(
+                    label,
+                    *race(
+                        args.repeat,
+                        lambda src=src, probe=probe: render_image(src, probe, no_crops, False, _fresh(out)),
+                        lambda src=src, probe=probe: subprocess.run(
+                            ffmpeg_image_cmd(src, work, settings, probe), check=True
+                        ),
+                    ),
+                )
             for label, src, probe in (("JPEG", photo, iprobe), ("HEIC", heic, hprobe)):
-                with_crops, without = race(args.repeat, lambda src=src, probe=probe: render_image(src, probe, settings, False, _fresh(out)),
-                                           lambda src=src, probe=probe: render_image(src, probe, no_crops, False, _fresh(out)),
-                                           theirs_in_child=False)
+                with_crops, without = race(
+                    args.repeat,
+                    lambda src=src, probe=probe: render_image(src, probe, settings, False, _fresh(out)),
+                    lambda src=src, probe=probe: render_image(src, probe, no_crops, False, _fresh(out)),
+                    theirs_in_child=False,
+                )
                 print(f"{label} variants + crops: wall {with_crops[0]:6.2f}s vs {without[0]:6.2f}s without "
                       f"({with_crops[0] / without[0]:.2f}x), cpu {with_crops[1]:6.2f}s vs {without[1]:6.2f}s")
         print(f"load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")

@@ -29,7 +29,6 @@ import asyncio
 import json
 import os
 import random
-import statistics
 import sys
 import tempfile
 import time
@@ -40,10 +39,10 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from config import MySQLServer, Settings  # noqa: E402
-from tao import open_tao  # noqa: E402
-from tests.harness import start_services  # noqa: E402
-from tests.serverproc import ServerProcess  # noqa: E402
+from config import MySQLServer, Settings
+from tao import open_tao
+from tests.harness import start_services
+from tests.serverproc import ServerProcess
 
 SUBSCRIPTION = "subscription { viewerEvents { eventId ... on NewFollowerEvent { follower { username } } } }"
 POLL = "{ viewer { followers(first: 10) { edges { node { username } } } } }"
@@ -214,10 +213,22 @@ async def push_phase(apis, servers, senders, recipients, args) -> dict:
     for t in readers:
         t.cancel()
     await asyncio.gather(*readers, return_exceptions=True)
-    return {"writes": n, "write_errors": errors, "writes_per_s": len(sent) / elapsed, "delivered": len(lat),
-            "lost": len(sent) - len(lat), "before_write_returned": early, "later_than_10s": late, "duplicated": dupes, "error_frames": error_frames, "p50_ms": pct(lat, 50) * 1000,
-            "p99_ms": pct(lat, 99) * 1000, "max_ms": max(lat, default=float("nan")) * 1000,
-            "server_cpu_s": cpu, "idle_conn_kib": (rss_after - rss_before) / len(recipients)}
+    return {
+        "writes": n,
+        "write_errors": errors,
+        "writes_per_s": len(sent) / elapsed,
+        "delivered": len(lat),
+        "lost": len(sent) - len(lat),
+        "before_write_returned": early,
+        "later_than_10s": late,
+        "duplicated": dupes,
+        "error_frames": error_frames,
+        "p50_ms": pct(lat, 50) * 1000,
+        "p99_ms": pct(lat, 99) * 1000,
+        "max_ms": max(lat, default=float("nan")) * 1000,
+        "server_cpu_s": cpu,
+        "idle_conn_kib": (rss_after - rss_before) / len(recipients),
+    }
 
 
 async def poll_phase(apis, servers, senders, recipients, args) -> dict:

@@ -28,13 +28,16 @@ from typing import Any
 from bench._tao_graph import GraphSpec, LoadJob, StoreSpec, load_edges_process, load_nodes_process, open_store
 from bench._tao_mixes import MIXES, MixJob, run_mix_process
 from bench.common import Latencies, run_load_processes
+from tao.testing import TaoTestHooks as hooks
 from tests.harness import Services, attach_services, start_services
 
 CONFIGS = ("tao", "nocache")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--nodes", type=int, default=10_000, help="nodes to load (default 10000)")
     p.add_argument("--shards", type=int, default=8, help="logical shards over the 2 MariaDB servers (default 8)")
     p.add_argument("--processes", type=int, default=2, help="load-generator OS processes (default 2)")
@@ -88,7 +91,9 @@ async def _load(args: argparse.Namespace, spec: StoreSpec, graph: GraphSpec) -> 
     t_nodes = time.perf_counter() - t0
     log(f"   {n} nodes in {t_nodes:.1f} s ({n / t_nodes:.0f}/s, obj_add)")
     t1 = time.perf_counter()
-    jobs = [LoadJob(spec, graph, args.concurrency * 2, ids=ids, id1_indexes=list(range(k, n, procs))) for k in range(procs)]
+    jobs = [
+        LoadJob(spec, graph, args.concurrency * 2, ids=ids, id1_indexes=list(range(k, n, procs))) for k in range(procs)
+    ]
     parts = await asyncio.to_thread(run_load_processes, load_edges_process, jobs, timeout=3600)
     edges = sum(p["edges"] for p in parts)
     t_edges = time.perf_counter() - t1
@@ -127,9 +132,12 @@ def _report(mix: str, res: dict[str, dict]) -> None:
     for config, r in res.items():
         w = r["hit_rate_windows"]
         win = f"{w[0] * 100:.1f}..{w[1] * 100:.1f}%" if w and config == "tao" else "-"
-        log(f"   {config:<8} {r['ops_s']:>9.0f} {r['hit_rate'] * 100:>8.1f}% {win:>16} {r['sql_per_op']:>7.2f} "
-            f"{r['errors']:>6} {r['warmup_s']:>7.1f}{'s' if r['steady'] else '!'} {r['stats'].get('cache_faults', 0):>9} "
-            f"{r['stats'].get('cache_flushes', 0):>8} {r['stats'].get('cache_blind_spots', 0):>11}")
+        log(
+            f"   {config:<8} {r['ops_s']:>9.0f} {r['hit_rate'] * 100:>8.1f}% {win:>16} {r['sql_per_op']:>7.2f} "
+            f"{r['errors']:>6} {r['warmup_s']:>7.1f}{'s' if r['steady'] else '!'} "
+            f"{r['stats'].get('cache_faults', 0):>9} "
+            f"{r['stats'].get('cache_flushes', 0):>8} {r['stats'].get('cache_blind_spots', 0):>11}"
+        )
     if "tao" in res and "nocache" in res and res["nocache"]["ops_s"]:
         log("   (warm-up ending in '!': the hit rate was not steady at --warmup-max)")
         log(f"   ratio tao/nocache: {res['tao']['ops_s'] / res['nocache']['ops_s']:.2f}x ops/s")
@@ -157,7 +165,11 @@ async def run_bench(args: argparse.Namespace, services: Services | None = None) 
     spec = StoreSpec([(m.host, m.port, m.unix_socket) for m in services.mysql[:2]], list(services.memcached[:2]),
                      args.shards, run_id, run_id, args.pool_max, args.cache_timeout)
     graph = GraphSpec(args.nodes, args.seed, args.atype, base_time_ms=int(time.time() * 1000))
-    out: dict[str, Any] = {"run_id": run_id, "args": {k: v for k, v in vars(args).items()}, "machine": {"cpus": os.cpu_count()}}
+    out: dict[str, Any] = {
+        "run_id": run_id,
+        "args": {k: v for k, v in vars(args).items()},
+        "machine": {"cpus": os.cpu_count()},
+    }
     try:
         tao = await open_store(spec, "tao", migrate=True)
         await tao.close()
@@ -196,7 +208,7 @@ async def _drop(spec: StoreSpec) -> None:
     tao = await open_store(spec, "tao")
     try:
         for s in range(spec.shards):
-            await tao.backend.drop_shard(s)
+            await hooks(tao).backend.drop_shard(s)
     finally:
         await tao.close()
 

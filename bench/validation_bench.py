@@ -102,8 +102,11 @@ def main() -> None:
         _selections(document)
     counted = (time.thread_time() - started) / args.repeat
     median, _ = time_validation(schema, rules, uncapped, 1)
-    print(f"issue 9's document ({_selections(document)} selections, {len(uncapped)} bytes): "
-          f"the guard counts it in {counted * 1000:.2f} ms and refuses it; validating it would take {median * 1000:.0f} ms")
+    print(
+        f"issue 9's document ({_selections(document)} selections, {len(uncapped)} bytes): "
+        f"the guard counts it in {counted * 1000:.2f} ms and refuses it; "
+        f"validating it would take {median * 1000:.0f} ms"
+    )
 
 
 if __name__ == "__main__":

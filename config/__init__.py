@@ -1,25 +1,40 @@
-"""Settings for every part of taogram: `load_settings()` returns one typed `Settings`."""
+"""Settings for every part of taogram: `load_settings()` returns one typed, validated `Settings`."""
 
+from config.loading import load_settings, load_settings_or_exit
 from config.settings import (
     AuthSettings,
+    BrokerBackend,
     BrokerSettings,
+    CacheBackend,
     CacheSettings,
     ConfigError,
     FeedSettings,
     JobSettings,
     LimitSettings,
+    LogFormat,
+    LoggingSettings,
+    LogLevel,
+    MediaBackend,
     MediaSettings,
+    MessageSettings,
+    MetricsSettings,
     MySQLServer,
+    NotificationSettings,
     RealtimeSettings,
     ServerSettings,
     Settings,
+    StoreBackend,
     StoreSettings,
-    load_settings,
+    TracingSettings,
     resolve_path,
 )
 
 __all__ = [
-    "AuthSettings", "BrokerSettings", "CacheSettings", "ConfigError", "FeedSettings", "JobSettings", "LimitSettings",
-    "MediaSettings", "MySQLServer", "RealtimeSettings", "ServerSettings", "Settings", "StoreSettings", "load_settings",
-    "resolve_path",
+    "AuthSettings", "BrokerBackend", "BrokerSettings", "CacheBackend", "CacheSettings", "ConfigError", "FeedSettings",
+    "JobSettings", "LimitSettings", "MediaBackend", "MediaSettings", "MessageSettings", "MySQLServer",
+    "NotificationSettings", "RealtimeSettings", "ServerSettings", "Settings", "StoreBackend", "StoreSettings",
+    "load_settings",
+    "load_settings_or_exit", "resolve_path",
+    # observability
+    "LogFormat", "LogLevel", "LoggingSettings", "MetricsSettings", "TracingSettings",
 ]

@@ -1,104 +1,190 @@
-"""One typed Settings object for the whole app, loaded from TOML and the environment.
+"""One typed, validated Settings object for the whole app (pydantic models, one per section).
 
-Precedence, lowest first: the defaults below (the embedded default: SQLite shards, an
-in-process cache, a local media directory, an in-process job worker), then a TOML file
-(`TAOGRAM_CONFIG=path` or `load_settings(path)`), then environment variables named
-`TAOGRAM_<SECTION>__<FIELD>` (e.g. `TAOGRAM_CACHE__BACKEND=memcached`). Values from the
-environment are parsed as TOML values when they parse (numbers, booleans, arrays), else kept
-as strings.
+Every field has its one default here (the embedded default: SQLite shards, an in-process cache,
+a local media directory, an in-process job worker); no other module restates a default. Values
+are checked when they are loaded or constructed: types strictly (a TOML string is not a number),
+ranges per field, and the rules between fields in each section's validator. `config.loading`
+builds a Settings from a TOML file and `TAOGRAM_*` environment variables and turns what
+pydantic refuses into one sentence per bad value (`ConfigError`).
 
-Nothing here does I/O beyond reading the file; every other package reads its section.
+Sections are plain mutable models: tests and scripts may assign to fields after loading, and
+such assignments are not re-validated (a rule between two fields would fail half-way through
+changing both). docs/configuration.md lists every section.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
-import tomllib
-from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Annotated, Any, Self
 
-ENV_PREFIX = "TAOGRAM_"
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+# Ids carry the logical shard in 13 bits (tao/ids.py).
+MAX_LOGICAL_SHARDS = 8192
+# A feed session is one object (about 40 bytes per candidate); object data is limited to 60 KB.
+MAX_PAGE_CANDIDATES = 600
+# memcached reads a longer expiry as a unix timestamp.
+MAX_CACHE_TTL = 30 * 24 * 3600
 
 
 class ConfigError(ValueError):
-    """A setting is missing, unknown or of the wrong type; the message names it."""
+    """A setting is missing, unknown or out of range; the message names it and says what is allowed."""
 
 
-@dataclass
-class MySQLServer:
+# ---- value types with their ranges ----------------------------------------------------------------
+
+def _range(lo: float, hi: float | None = None) -> Any:
+    """A closed range `lo..hi` (no upper bound when `hi` is None), for `Annotated[int, ...]`."""
+    return Field(ge=lo) if hi is None else Field(ge=lo, le=hi)
+
+
+Port = Annotated[int, _range(1, 65535)]
+Count = Annotated[int, _range(1)]  # something there must be at least one of
+Positive = Annotated[float, Field(gt=0)]  # a timeout, an interval, a rate: never zero
+Weight = Annotated[float, _range(0)]
+Share = Annotated[float, Field(gt=0, le=1)]
+Bytes = Annotated[int, _range(1)]
+Pixels = Annotated[int, _range(1, 16384)]
+
+
+class _Section(BaseModel):
+    # strict: a TOML string is never read as a number, nor 1 as true; ints are accepted for floats.
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class StoreBackend(StrEnum):
+    SQLITE = "sqlite"  # the embedded default
+    MYSQL = "mysql"  # MySQL protocol servers (tested on MariaDB)
+
+
+class CacheBackend(StrEnum):
+    LOCAL = "local"  # an in-process LRU, the embedded default
+    MEMCACHED = "memcached"
+
+
+class MediaBackend(StrEnum):
+    LOCAL = "local"  # a local directory served by the app with signed URLs
+    S3 = "s3"
+
+
+class BrokerBackend(StrEnum):
+    LOCAL = "local"  # an in-process bus: one process serves and runs jobs
+    REDIS = "redis"  # Redis pub/sub, shared by every server and worker process
+
+
+# ---- sections -------------------------------------------------------------------------------------
+
+class MySQLServer(_Section):
     host: str = "127.0.0.1"
-    port: int = 3306
+    port: Port = 3306
     user: str = "root"
     password: str = ""
     unix_socket: str = ""
 
 
-@dataclass
-class StoreSettings:
-    # "sqlite" (embedded default) or "mysql".
-    backend: str = "sqlite"
+class StoreSettings(_Section):
+    backend: StoreBackend = Field(StoreBackend.SQLITE, strict=False)  # the enum from its value's string
     # Logical shards. Each is its own database; ids carry the logical shard (13 bits, < 8192).
-    logical_shards: int = 8
+    logical_shards: Annotated[int, _range(1, MAX_LOGICAL_SHARDS)] = 8
     # SQLite: the directory holding one file per logical shard.
     sqlite_dir: str = "var/shards"
     # MySQL: the physical servers, and which logical shards live on which server.
-    mysql_servers: list[MySQLServer] = field(default_factory=list)
+    mysql_servers: list[MySQLServer] = Field(default_factory=list)
     # Explicit map "server index -> list of logical shards"; empty means round-robin.
-    shard_map: dict[str, list[int]] = field(default_factory=dict)
+    shard_map: dict[str, list[int]] = Field(default_factory=dict)
     database_prefix: str = "taogram"
-    pool_min: int = 1
-    pool_max: int = 10
-    connect_timeout: float = 3.0
-    acquire_timeout: float = 3.0
-    query_timeout: float = 5.0
+    # Connections per (process, MySQL server).
+    pool_max: Annotated[int, _range(1, 1000)] = 10
+    connect_timeout: Positive = 3.0
+    acquire_timeout: Positive = 3.0
+    query_timeout: Positive = 5.0
+
+    @model_validator(mode="after")
+    def _servers_and_map(self) -> Self:
+        if self.backend is StoreBackend.MYSQL and not self.mysql_servers:
+            raise ValueError('store.mysql_servers must list at least one server when store.backend is "mysql"')
+        if not self.shard_map:
+            return self
+        n_servers = len(self.mysql_servers) if self.backend is StoreBackend.MYSQL else 1
+        seen: set[int] = set()
+        for server, shards in self.shard_map.items():
+            if not (server.isdigit() and int(server) < n_servers):
+                raise ValueError(f"store.shard_map: {server!r} is not a server index (0..{n_servers - 1})")
+            for shard in shards:
+                if not 0 <= shard < self.logical_shards:
+                    raise ValueError(f"store.shard_map: shard {shard} is not in 0..{self.logical_shards - 1} "
+                                     "(store.logical_shards)")
+                if shard in seen:
+                    raise ValueError(f"store.shard_map: shard {shard} is mapped twice")
+                seen.add(shard)
+        if len(seen) != self.logical_shards:
+            missing = sorted(set(range(self.logical_shards)) - seen)
+            raise ValueError(f"store.shard_map: shards {missing[:10]} are not mapped to a server")
+        return self
 
 
-@dataclass
-class CacheSettings:
-    # "local" (in-process LRU, embedded default) or "memcached".
-    backend: str = "local"
-    servers: list[str] = field(default_factory=list)  # "host:port"
+class CacheSettings(_Section):
+    backend: CacheBackend = Field(CacheBackend.LOCAL, strict=False)  # the enum from its value's string
+    servers: list[str] = Field(default_factory=list)  # "host:port"
     key_prefix: str = "tg"
     # Timeout of one memcached call: past it the read goes to SQL and the write is repaired later.
     # Only a stall this long can fail a call, so it is also what the heartbeat calls a fault
     # (and a process that could not watch a server this long distrusts it alone, without a
     # flush): docs/caching.md. Only the first calls to a server that stalls wait this long:
     # the server is then bypassed until it answers again.
-    timeout: float = 1.0
-    connect_timeout: float = 1.0
+    timeout: Positive = 1.0
+    connect_timeout: Positive = 1.0
     # Entries expire after this, bounding staleness if an update is ever lost.
-    ttl_seconds: int = 3600
+    ttl_seconds: Annotated[int, _range(1, MAX_CACHE_TTL)] = 3600
     # How many newest edges of (id1, atype) a cached association list holds.
-    list_limit: int = 200
+    list_limit: Count = 200
     # Entries kept by the in-process tier.
-    local_max_entries: int = 200_000
+    local_max_entries: Count = 200_000
     # Threads that run the blocking pymemcache calls.
-    threads: int = 8
-    # How often each process probes every memcached server (seconds).
-    heartbeat_interval: float = 0.1
+    threads: Annotated[int, _range(1, 256)] = 8
+    # How often each process probes every memcached server (seconds); at most timeout/4.
+    heartbeat_interval: Positive = 0.1
+
+    @model_validator(mode="after")
+    def _memcached(self) -> Self:
+        if self.backend is not CacheBackend.MEMCACHED:
+            return self
+        if not self.servers:
+            raise ValueError('cache.servers must list at least one "host:port" when cache.backend is "memcached"')
+        if self.heartbeat_interval > self.timeout / 4:
+            raise ValueError(
+                f"cache.heartbeat_interval ({self.heartbeat_interval}) must be at most cache.timeout/4 "
+                f"({self.timeout / 4}), so a stall long enough to time out a call is always seen by the heartbeat")
+        return self
 
 
-@dataclass
-class JobSettings:
+class JobSettings(_Section):
     # Run a worker inside the server process (embedded default); production runs `python -m tao worker`.
     in_process_worker: bool = True
-    poll_interval: float = 0.2
-    batch_size: int = 50
-    max_attempts: int = 20
-    backoff_base: float = 0.5
-    backoff_max: float = 300.0
-    lease_seconds: float = 120.0
+    poll_interval: Positive = 0.2
+    batch_size: Annotated[int, _range(1, 10_000)] = 50
+    max_attempts: Count = 20
+    backoff_base: Positive = 0.5
+    backoff_max: Positive = 300.0
+    lease_seconds: Positive = 120.0
     # Modules whose `register(tao)` adds job handlers; a `python -m tao worker` process imports
     # them so it can run the domain's jobs (feed fan-out, media processing) without tao importing
     # the domain. The server registers the same handlers itself.
-    handler_modules: list[str] = field(default_factory=lambda: ["resolvers.jobs"])
+    handler_modules: list[str] = Field(default_factory=lambda: ["resolvers.jobs"])
+
+    @model_validator(mode="after")
+    def _backoff(self) -> Self:
+        if self.backoff_base > self.backoff_max:
+            raise ValueError(f"jobs.backoff_base ({self.backoff_base}) must be at most jobs.backoff_max "
+                             f"({self.backoff_max})")
+        return self
 
 
-@dataclass
-class MediaSettings:
-    backend: str = "local"  # "local" or "s3"
+class MediaSettings(_Section):
+    backend: MediaBackend = Field(MediaBackend.LOCAL, strict=False)  # the enum from its value's string
     local_dir: str = "var/media"
     s3_endpoint_url: str = ""
     s3_region: str = "us-east-1"
@@ -107,265 +193,357 @@ class MediaSettings:
     s3_secret_key: str = ""
     # Signing key for the local store's URLs (and the app's own media URLs).
     signing_key: str = "dev-only-change-me"
-    url_ttl_seconds: int = 3600
+    url_ttl_seconds: Count = 3600
     cdn_base_url: str = ""
-    part_size: int = 8 * 1024 * 1024
-    max_image_bytes: int = 30 * 1024 * 1024
-    max_video_bytes: int = 1024 * 1024 * 1024
-    max_video_seconds: float = 180.0
-    max_image_pixels: int = 64_000_000
-    abandoned_upload_seconds: int = 24 * 3600
+    # Upload part size (S3 itself needs at least 5 MiB for every part but the last).
+    part_size: Annotated[int, _range(1024)] = 8 * 1024 * 1024
+    max_image_bytes: Bytes = 30 * 1024 * 1024
+    max_video_bytes: Bytes = 1024 * 1024 * 1024
+    max_video_seconds: Positive = 180.0
+    max_image_pixels: Count = 64_000_000
+    # A pending upload older than this is abandoned: the sweep aborts it and deletes its parts.
+    abandoned_upload_seconds: Count = 24 * 3600
+    # Every server process sweeps abandoned uploads this often (jittered between half and all of it).
+    sweep_interval_seconds: Positive = 3600.0
     # Where the app mounts the local store's signed URLs (part uploads and downloads); the
     # local store hands out URLs under this base. Empty: `http://<server.host>:<server.port>/media`
     # (see `Settings.media_served`); set it when clients reach the server at another address
     # (a proxy, a public host name, a server bound to 0.0.0.0). Unused with the S3 backend.
     local_base_url: str = ""
     # boto3 timeouts (seconds) and connection pool; every S3 call runs on this many threads.
-    s3_connect_timeout: float = 5.0
-    s3_read_timeout: float = 60.0
-    s3_max_attempts: int = 3
-    io_threads: int = 8
+    s3_connect_timeout: Positive = 5.0
+    s3_read_timeout: Positive = 60.0
+    s3_max_attempts: Annotated[int, _range(1, 20)] = 3
+    io_threads: Annotated[int, _range(1, 256)] = 8
     # Transcoding worker processes per process that calls `process_media` / `complete_upload`.
-    workers: int = 2
+    workers: Annotated[int, _range(1, 256)] = 2
     # Scratch space for jobs (empty: the system temp dir). A killed job's leftovers are removed
     # by its retry, which reuses the same per-job directory.
     work_dir: str = ""
     # A job still running after this long is aborted inside its worker (JobTimeoutError).
-    job_timeout_seconds: float = 1800.0
+    job_timeout_seconds: Positive = 1800.0
     # "module:function" of the moderation check (see media_pipeline/moderation.py).
     moderation_hook: str = "media_pipeline.moderation:allow_all"
     # Image variants: target widths, never upscaled; JPEG and WebP of each.
-    image_widths: list[int] = field(default_factory=lambda: [1080, 640, 320])
+    image_widths: Annotated[list[Pixels], Field(min_length=1)] = Field(default_factory=lambda: [1080, 640, 320])
     # Surface crops (square grid, 4:5 feed, 9:16 story), made where the source's aspect differs:
     # widths of each (JPEG + WebP), never upscaled. Video posters get the same crops.
-    crop_widths: dict[str, list[int]] = field(
+    crop_widths: dict[str, list[Pixels]] = Field(
         default_factory=lambda: {"square": [640, 320], "feed": [1080], "story": [1080]})
-    jpeg_quality: int = 85
-    webp_quality: int = 80
+    jpeg_quality: Annotated[int, _range(1, 100)] = 85
+    webp_quality: Annotated[int, _range(1, 100)] = 80
     # Video ladder: target heights of the short side (1080p/720p/480p), never upscaled.
-    video_heights: list[int] = field(default_factory=lambda: [1080, 720, 480])
-    max_video_dimension: int = 4096
+    video_heights: list[Pixels] = Field(default_factory=lambda: [1080, 720, 480])
+    max_video_dimension: Pixels = 4096
     x264_preset: str = "veryfast"
-    x264_crf: int = 23
+    x264_crf: Annotated[int, _range(0, 51)] = 23
     x264_profile: str = "high"
     # Keyframe interval in seconds (GOP = round(fps * this)).
-    gop_seconds: float = 2.0
+    gop_seconds: Positive = 2.0
     # libx264 threads per rung (0 = x264's own choice).
-    x264_threads: int = 0
-    audio_bitrate: int = 128_000
+    x264_threads: Annotated[int, _range(0, 128)] = 0
+    audio_bitrate: Annotated[int, _range(8_000, 512_000)] = 128_000
     # The AV1 rung (libsvtav1, `av1_<short side>`), made in the ladder's single decode for
     # clients that ask for it (`Media.url(codecs:)`). Settings chosen by bench/media_bench.py
     # (docs/BENCHMARKS.md, "AV1 rung").
     av1: bool = True
-    av1_short_side: int = 720
-    av1_preset: int = 6
-    av1_crf: int = 37
+    av1_short_side: Pixels = 720
+    av1_preset: Annotated[int, _range(0, 13)] = 6
+    av1_crf: Annotated[int, _range(1, 63)] = 37
     # Voice messages (kind "audio"): transcoded to AAC mono at this bitrate; at most this long.
-    audio_voice_bitrate: int = 64_000
-    max_audio_seconds: float = 300.0
-    max_audio_bytes: int = 50 * 1024 * 1024
-    thumbnails: int = 3
-    thumbnail_width: int = 320
+    audio_voice_bitrate: Annotated[int, _range(8_000, 512_000)] = 64_000
+    max_audio_seconds: Positive = 300.0
+    max_audio_bytes: Bytes = 50 * 1024 * 1024
+    thumbnails: Annotated[int, _range(0, 100)] = 3
+    thumbnail_width: Pixels = 320
     # Also package the ladder as HLS (remuxed, segments of 2 GOPs); needs cdn_base_url to be played.
     hls: bool = False
 
+    @model_validator(mode="after")
+    def _s3(self) -> Self:
+        if self.backend is MediaBackend.S3 and not self.s3_bucket:
+            raise ValueError('media.s3_bucket must be set when media.backend is "s3"')
+        return self
 
-@dataclass
-class FeedSettings:
+
+class FeedSettings(_Section):
     # Authors with more followers than this are not fanned out: readers pull their posts.
-    fanout_threshold: int = 10_000
+    fanout_threshold: Annotated[int, _range(0)] = 10_000
     # Followers handled by one fan-out job (one keyset page of FOLLOWED_BY); the next page is a new job.
-    fanout_batch: int = 1000
+    fanout_batch: Count = 1000
     # Followers not seen for this long are skipped at fan-out; their feed is rebuilt when they return.
-    inactive_days: float = 30.0
+    inactive_days: Positive = 30.0
     # `last_active` on the USER object is rewritten at most this often by the viewer's feed reads.
-    active_touch_seconds: int = 3600
-    # Candidates ranked into one feed session (the snapshot later pages read from). At most ~600:
+    active_touch_seconds: Count = 3600
+    # Candidates ranked into one feed session (the snapshot later pages read from). At most 600:
     # a session is one object (post and author ids, ~40 bytes each, and score rows for
     # developers), and object data is limited to 60 KB.
-    page_candidates: int = 500
+    page_candidates: Annotated[int, _range(1, MAX_PAGE_CANDIDATES)] = 500
     # Candidates given the full score (their like and comment counts read): the best this many by
     # every other signal. The rest of the snapshot follows in that first-pass order.
-    rank_depth: int = 150
+    rank_depth: Count = 150
     # Candidates are posts younger than this (FEED edges and pulled AUTHORED posts alike).
-    window_days: float = 14.0
+    window_days: Positive = 14.0
     # FEED edges a viewer's list keeps (its newest, younger than window_days): the hourly trim
     # committed with `last_active` deletes the rest. At least page_candidates (reads take those).
-    keep_edges: int = 1000
+    keep_edges: Count = 1000
     # Newest posts pulled per big account (and per followed account on the rebuild/pull path).
-    pull_per_author: int = 20
+    pull_per_author: Count = 20
     # A follow, an approved request or an unmute stores the author's newest this many posts
     # (younger than window_days) in the viewer's FEED list (docs/feed.md, "Backfill"). 0: none.
-    backfill_posts: int = 20
+    backfill_posts: Annotated[int, _range(0)] = 20
     # Followed accounts (newest follows first) read by the pull path of a returning viewer and by a rebuild.
-    rebuild_followings: int = 1000
+    rebuild_followings: Count = 1000
     # How long a feed session (ranked snapshot) stays readable by its cursors.
-    session_ttl_seconds: int = 3600
+    session_ttl_seconds: Count = 3600
     # newPostsCount looks back this far before the snapshot for posts fanned out after it.
-    new_posts_lookback_seconds: int = 3600
-    weight_recency: float = 1.0
-    weight_engagement: float = 0.6
-    weight_affinity: float = 0.8
-    weight_content_type: float = 0.3
-    recency_half_life_hours: float = 12.0
+    new_posts_lookback_seconds: Annotated[int, _range(0)] = 3600
+    weight_recency: Weight = 1.0
+    weight_engagement: Weight = 0.6
+    weight_affinity: Weight = 0.8
+    weight_content_type: Weight = 0.3
+    recency_half_life_hours: Positive = 12.0
     # (likes + 2*comments) per hour of age at which the engagement signal is 0.5.
-    engagement_half_rate: float = 5.0
-    max_same_author_run: int = 2
-    max_content_type_share: float = 0.6
+    engagement_half_rate: Positive = 5.0
+    max_same_author_run: Count = 2
+    max_content_type_share: Share = 0.6
     # Diversity rules hold over each aligned block of this many items (clients page by multiples of it).
-    diversity_window: int = 10
+    diversity_window: Count = 10
+
+    @model_validator(mode="after")
+    def _kept_edges_cover_a_session(self) -> Self:
+        if self.keep_edges < self.page_candidates:
+            raise ValueError(f"feed.keep_edges ({self.keep_edges}) must be at least feed.page_candidates "
+                             f"({self.page_candidates}): a feed session reads that many edges")
+        return self
 
 
-@dataclass
-class AuthSettings:
-    session_ttl_seconds: int = 30 * 24 * 3600
+class AuthSettings(_Section):
+    session_ttl_seconds: Count = 30 * 24 * 3600
     # argon2id cost (argon2-cffi's defaults, RFC 9106's low-memory profile). Tests lower them.
-    argon2_time_cost: int = 3
-    argon2_memory_cost_kib: int = 65536
-    argon2_parallelism: int = 4
+    argon2_time_cost: Annotated[int, _range(1, 100)] = 3
+    argon2_memory_cost_kib: Annotated[int, _range(8, 4 * 1024 * 1024)] = 65536
+    argon2_parallelism: Annotated[int, _range(1, 64)] = 4
     # Password hashes (and checks) run at most this many at a time per process, in their own
     # threads: one argon2id check is ~0.1 s of CPU, so a flood of log-ins must queue rather
     # than take every core from the event loop.
-    password_hash_workers: int = 1
+    password_hash_workers: Annotated[int, _range(1, 64)] = 1
     # Failed log-ins allowed per window, per username and per client address (the address
     # bound stops floods of unknown or varied usernames); then TOO_MANY_ATTEMPTS until the window passes.
-    login_failures_per_username: int = 10
-    login_failures_per_address: int = 50
-    login_window_seconds: int = 15 * 60
+    login_failures_per_username: Count = 10
+    login_failures_per_address: Count = 50
+    login_window_seconds: Count = 15 * 60
 
 
-@dataclass
-class LimitSettings:
-    max_depth: int = 12
-    max_aliases: int = 30
-    max_tokens: int = 5000
-    max_page_size: int = 100
-    cost_budget: int = 10_000  # points per viewer per window
-    cost_window_seconds: int = 60
-    max_query_cost: int = 5000
+class LimitSettings(_Section):
+    max_depth: Count = 12
+    max_aliases: Count = 30
+    max_tokens: Count = 5000
+    max_page_size: Count = 100
+    cost_budget: Count = 10_000  # points per viewer per window
+    cost_window_seconds: Count = 60
+    max_query_cost: Count = 5000
     introspection: bool = True
     field_suggestions: bool = True
-    max_string_length: int = 10_000
+    max_string_length: Count = 10_000
     # JSON objects/arrays may nest this deep in a request (a body, a GET's `variables`, a
     # WebSocket message); deeper is a 400 (a 4400 close on a WebSocket) before anything runs.
-    max_json_depth: int = 64
+    max_json_depth: Annotated[int, _range(2, 1000)] = 64
     # Field selections (fields, fragment spreads, inline fragments; a fragment counted wherever it
     # is spread) per document, counted before validation, whose work grows with the square of
     # this number. GraphQL's full introspection query has 239.
-    max_selections: int = 300
+    max_selections: Count = 300
 
 
-@dataclass
-class ServerSettings:
+class ServerSettings(_Section):
     host: str = "127.0.0.1"
-    port: int = 8000
+    port: Port = 8000
     graphiql: bool = True
     debug: bool = False
     # aiohttp server processes sharing the port (SO_REUSEPORT), each with its own event loop,
     # pools and cache clients. 1: serve in the process that runs `server.py`; 0: one per core.
-    processes: int = 1
+    processes: Annotated[int, _range(0, 1024)] = 1
     # On SIGTERM/SIGINT: seconds in-flight requests get to finish after WebSockets are closed.
-    shutdown_timeout: float = 10.0
+    shutdown_timeout: Annotated[float, _range(0)] = 10.0
+    # Trusted documents (schema/persisted.py): a JSON manifest {"<sha256 hex>": "<document>"} of
+    # the first-party apps' documents, runnable by `documentId` or APQ hash; "" for none.
+    trusted_documents: str = ""
+    # Run only the manifest's documents (no other text, no APQ registration).
+    trusted_documents_only: bool = False
 
 
-@dataclass
-class BrokerSettings:
-    # "local": an in-process bus (the embedded default: one process serves and runs jobs);
-    # "redis": Redis pub/sub, shared by every server and worker process.
-    backend: str = "local"
+class BrokerSettings(_Section):
+    backend: BrokerBackend = Field(BrokerBackend.LOCAL, strict=False)  # the enum from its value's string
     url: str = "redis://127.0.0.1:6379/0"
     # Every channel name starts with this (a deployment's namespace; tests use their own).
     channel_prefix: str = "tg"
     # A publish waits at most this long; past it the event is left to the store (subscribers
     # find it by cursor), the write is never failed by the broker.
-    publish_timeout: float = 0.25
-    connect_timeout: float = 1.0
+    publish_timeout: Positive = 0.25
+    connect_timeout: Positive = 1.0
     # Reconnect attempts after Redis is lost start here and double up to the max.
-    reconnect_min: float = 0.1
-    reconnect_max: float = 2.0
+    reconnect_min: Positive = 0.1
+    reconnect_max: Positive = 2.0
+
+    @model_validator(mode="after")
+    def _reconnect(self) -> Self:
+        if self.reconnect_min > self.reconnect_max:
+            raise ValueError(f"broker.reconnect_min ({self.reconnect_min}) must be at most broker.reconnect_max "
+                             f"({self.reconnect_max})")
+        return self
 
 
-@dataclass
-class RealtimeSettings:
+class RealtimeSettings(_Section):
     # Live operations (subscriptions, and queries or mutations in flight) per WebSocket.
-    max_subscriptions: int = 20
+    max_subscriptions: Count = 20
     # Client messages per WebSocket: a token bucket of `message_burst` refilled at this rate.
-    messages_per_second: float = 20.0
-    message_burst: int = 60
+    messages_per_second: Positive = 20.0
+    message_burst: Count = 60
     # Events queued for one subscription before its client counts as a slow consumer and the
     # socket is closed (with 4429 "slow consumer"); the client resumes by cursor.
-    queue_size: int = 256
+    queue_size: Count = 256
     # Events replayed from the store on resume; more missed than this: CURSOR_EXPIRED (refetch).
-    max_replay: int = 1000
+    max_replay: Count = 1000
     # A resume cursor older than this is refused (CURSOR_EXPIRED: refetch, then subscribe anew),
     # and a user's stream keeps at most `stream_keep` events younger than this (a trim job
     # follows about one append in `stream_trim_every`). stream_keep must exceed max_replay.
-    replay_window_days: float = 7.0
-    stream_keep: int = 5000
-    stream_trim_every: int = 100
+    replay_window_days: Positive = 7.0
+    stream_keep: Count = 5000
+    stream_trim_every: Count = 100
     # Each socket re-reads its session at least this often (besides at every operation's start
     # and on a session-revoked event), so an expiry closes it even when nothing happens.
-    session_check_seconds: float = 30.0
+    session_check_seconds: Positive = 30.0
     # The delivery job re-runs a stream event after this long if the writer's own delivery
     # right after the commit did not happen (a crash, a shard down).
-    redeliver_after_ms: int = 5000
+    redeliver_after_ms: Count = 5000
+
+    @model_validator(mode="after")
+    def _stream_outlives_replay(self) -> Self:
+        if self.stream_keep <= self.max_replay:
+            raise ValueError(f"realtime.stream_keep ({self.stream_keep}) must exceed realtime.max_replay "
+                             f"({self.max_replay}), so every replay the server allows is still stored")
+        return self
 
 
-@dataclass
-class MessageSettings:
+class MessageSettings(_Section):
     # A message's text, in characters.
-    max_length: int = 1000
+    max_length: Count = 1000
     # Members of a group thread, the creator included.
-    max_members: int = 32
+    max_members: Annotated[int, _range(2, 1024)] = 32
     # Message bodies are sealed with AES-256-GCM under `encryption_keys[active_key]`; each
     # ciphertext stores its key id, so older keys decrypt what they sealed until it is
     # re-encrypted (docs/messages.md, "Key rotation"). Values: 32 bytes, base64. The default key
-    # is for `make run` and tests only: production configs must set their own.
-    encryption_keys: dict[str, str] = field(default_factory=lambda: {"dev": "ZGV2LW9ubHktbWVzc2FnZS1rZXktY2hhbmdlLW1lISE="})
+    # is for `make run` and tests only: production configs must set their own. The keys are
+    # checked when the server starts (resolvers.messages.model.check_keys), not at load, so a
+    # config can name a key that a secret store provides later.
+    encryption_keys: dict[str, str] = Field(
+        default_factory=lambda: {"dev": "ZGV2LW9ubHktbWVzc2FnZS1rZXktY2hhbmdlLW1lISE="})
     active_key: str = "dev"
     # A thread's unread count is exact up to this many messages (then reported as this number).
-    unread_cap: int = 100
+    unread_cap: Count = 100
     # Spam limits, on metadata only. A message request is a first message to someone who does
     # not follow the sender; a new recipient is someone the sender has not messaged before.
-    requests_per_hour: int = 20
-    new_recipients_per_day: int = 50
+    requests_per_hour: Count = 20
+    new_recipients_per_day: Count = 50
     # Accounts younger than this get the stricter limits below.
-    new_account_days: float = 7.0
-    new_account_requests_per_hour: int = 5
-    new_account_new_recipients_per_day: int = 15
+    new_account_days: Annotated[float, _range(0)] = 7.0
+    new_account_requests_per_hour: Count = 5
+    new_account_new_recipients_per_day: Count = 15
 
 
-@dataclass
-class NotificationSettings:
+class NotificationSettings(_Section):
     # Web Push (RFC 8030/8291, VAPID RFC 8292). The VAPID private key: base64url of the raw
     # 32-byte P-256 key, or of its DER; empty: no push is sent (subscriptions are still kept).
     vapid_private_key: str = ""
     vapid_subject: str = "mailto:push@taogram.invalid"
     # Pushes for a group are batched: at most one per group per this many seconds (mentions
     # and message requests go at once).
-    push_batch_seconds: float = 30.0
-    push_ttl_seconds: int = 86_400
-    push_timeout_seconds: float = 10.0
-    push_max_attempts: int = 5
+    push_batch_seconds: Positive = 30.0
+    push_ttl_seconds: Annotated[int, _range(0, 28 * 24 * 3600)] = 86_400
+    push_timeout_seconds: Positive = 10.0
+    push_max_attempts: Count = 5
     # Endpoints must be https; tests and local receivers turn this off.
     push_https_only: bool = True
-    max_push_subscriptions: int = 20
+    max_push_subscriptions: Annotated[int, _range(1, 100)] = 20
 
 
-@dataclass
-class Settings:
-    server: ServerSettings = field(default_factory=ServerSettings)
-    store: StoreSettings = field(default_factory=StoreSettings)
-    cache: CacheSettings = field(default_factory=CacheSettings)
-    jobs: JobSettings = field(default_factory=JobSettings)
-    media: MediaSettings = field(default_factory=MediaSettings)
-    feed: FeedSettings = field(default_factory=FeedSettings)
-    auth: AuthSettings = field(default_factory=AuthSettings)
-    limits: LimitSettings = field(default_factory=LimitSettings)
-    broker: BrokerSettings = field(default_factory=BrokerSettings)
-    realtime: RealtimeSettings = field(default_factory=RealtimeSettings)
-    messages: MessageSettings = field(default_factory=MessageSettings)
-    notifications: NotificationSettings = field(default_factory=NotificationSettings)
+# ---- observability: metrics, logs, traces (config/observability/, docs/operations.md) ------------
+
+class MetricsSettings(_Section):
+    # Serve `/metrics` (Prometheus text format). Several processes (server processes, workers)
+    # report together when every one of them has PROMETHEUS_MULTIPROC_DIR set to the same
+    # empty directory at start (prometheus_client reads it at import): docs/operations.md.
+    enabled: bool = True
+    # The outbox's depth and oldest job are read from every shard at most this often (seconds),
+    # by the process that answers the scrape.
+    outbox_sample_seconds: Annotated[float, _range(0)] = 15.0
+    # Distinct GraphQL operation names used as label values per process; later names count as
+    # "other" (clients choose the names: an unbounded label would grow Prometheus without end).
+    max_operation_names: Annotated[int, _range(0, 10_000)] = 200
+
+
+class LogFormat(StrEnum):
+    TEXT = "text"  # the classic human-readable line (`make run`)
+    JSON = "json"  # one JSON object per line (production)
+
+
+class LogLevel(StrEnum):
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
+
+
+class LoggingSettings(_Section):
+    format: LogFormat = Field(LogFormat.TEXT, strict=False)
+    level: LogLevel = Field(LogLevel.INFO, strict=False)
+    # One line per GraphQL request (logger `taogram.request`) and per job (`taogram.job`).
+    requests: bool = True
+
+
+class TracingSettings(_Section):
+    # OTLP/HTTP endpoint spans are exported to (e.g. "http://otel-collector:4318/v1/traces").
+    # Empty: tracing is off and costs nothing on the request path.
+    otlp_endpoint: str = ""
+    service_name: str = "taogram"
+    # Fraction of new traces recorded (a trace that arrives with a sampled parent is kept).
+    sample_ratio: Annotated[float, _range(0, 1)] = 1.0
+
+
+class Settings(BaseSettings):
+    """Every section. `Settings()` is the defaults plus the keyword arguments given (it reads no
+    file and no environment); `config.load_settings()` adds the TOML file and `TAOGRAM_*`."""
+
+    model_config = SettingsConfigDict(extra="forbid", strict=True)
+
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    cache: CacheSettings = Field(default_factory=CacheSettings)
+    jobs: JobSettings = Field(default_factory=JobSettings)
+    media: MediaSettings = Field(default_factory=MediaSettings)
+    feed: FeedSettings = Field(default_factory=FeedSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
+    broker: BrokerSettings = Field(default_factory=BrokerSettings)
+    realtime: RealtimeSettings = Field(default_factory=RealtimeSettings)
+    messages: MessageSettings = Field(default_factory=MessageSettings)
+    notifications: NotificationSettings = Field(default_factory=NotificationSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    tracing: TracingSettings = Field(default_factory=TracingSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The keyword arguments only: `load_settings` merges the file and the environment into
+        # them itself, so the order of precedence is written in one place.
+        return (init_settings,)
 
     def media_served(self) -> MediaSettings:
         """`media` as the server uses it: an empty `local_base_url` becomes the server's own
@@ -376,66 +554,7 @@ class Settings:
         host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self.server.host, self.server.host)
         if ":" in host:  # an IPv6 literal
             host = f"[{host}]"
-        return dataclasses.replace(self.media, local_base_url=f"http://{host}:{self.server.port}/media")
-
-
-def load_settings(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None) -> Settings:
-    """Build Settings from defaults, then the TOML file, then `TAOGRAM_*` variables."""
-    env = dict(os.environ if env is None else env)
-    raw: dict[str, Any] = {}
-    path = path or env.get(ENV_PREFIX + "CONFIG")
-    if path:
-        with open(path, "rb") as f:
-            raw = tomllib.load(f)
-    for name, value in env.items():
-        if not name.startswith(ENV_PREFIX) or "__" not in name:
-            continue
-        section, _, key = name[len(ENV_PREFIX):].lower().partition("__")
-        raw.setdefault(section, {})[key] = _parse_env_value(value)
-    return _build(Settings, raw, "")
-
-
-def _parse_env_value(value: str) -> Any:
-    try:
-        return tomllib.loads(f"v = {value}")["v"]
-    except tomllib.TOMLDecodeError:
-        return value
-
-
-def _build(cls: type, raw: dict[str, Any], where: str) -> Any:
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where or 'settings'}: expected a table, got {type(raw).__name__}")
-    hints = get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(raw) - names
-    if unknown:
-        raise ConfigError(f"{where or 'settings'}: unknown setting(s) {sorted(unknown)}; known: {sorted(names)}")
-    kwargs = {}
-    for name, value in raw.items():
-        kwargs[name] = _coerce(hints[name], value, f"{where}{name}")
-    return cls(**kwargs)
-
-
-def _coerce(hint: Any, value: Any, where: str) -> Any:
-    if dataclasses.is_dataclass(hint):
-        return _build(hint, value, where + ".")
-    origin = getattr(hint, "__origin__", None)
-    if origin is list:
-        (item,) = hint.__args__
-        if not isinstance(value, list):
-            raise ConfigError(f"{where}: expected a list")
-        return [_coerce(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a table")
-        return dict(value)
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if hint is bool and not isinstance(value, bool):
-        raise ConfigError(f"{where}: expected true or false, got {value!r}")
-    if hint in (int, float, str) and not isinstance(value, hint):
-        raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}")
-    return value
+        return self.media.model_copy(update={"local_base_url": f"http://{host}:{self.server.port}/media"})
 
 
 def resolve_path(p: str, base: str | os.PathLike[str] | None = None) -> Path:

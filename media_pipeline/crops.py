@@ -73,11 +73,12 @@ def render_crops(upright: Image.Image, display: tuple[int, int], focal: FocalPoi
         if box is None:
             continue
         cw, ch = box[2] - box[0], box[3] - box[1]
-        cropped = upright.crop(tuple(round(c * scale) for c in box))
+        left, top, right, bottom = (round(c * scale) for c in box)
+        cropped = upright.crop((left, top, right, bottom))
         for width in sorted({min(w, cw) for w in settings.crop_widths.get(surface, [])}, reverse=True):
             height = max(1, round(width * ch / cw))
             resized = (cropped if cropped.size == (width, height)
-                       else cropped.resize((width, height), Image.LANCZOS, reducing_gap=3.0))
+                       else cropped.resize((width, height), Image.Resampling.LANCZOS, reducing_gap=3.0))
             rgb = flatten(resized)
             name = f"{prefix}{surface}_{width}"
             jpeg = out_dir / f"jpeg_{name}.jpg"
@@ -90,7 +91,8 @@ def render_crops(upright: Image.Image, display: tuple[int, int], focal: FocalPoi
     return files
 
 
-def poster_crops(files: list[RenderedFile], settings: MediaSettings, focal: FocalPoint, out_dir: Path) -> list[RenderedFile]:
+def poster_crops(files: list[RenderedFile], settings: MediaSettings, focal: FocalPoint,
+                 out_dir: Path) -> list[RenderedFile]:
     """A video's surface crops, cut from its poster (`jpeg_poster_square_320`, ...)."""
     poster = next((f for f in files if f.name == "poster"), None)
     if poster is None:

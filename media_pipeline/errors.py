@@ -2,8 +2,9 @@
 
 Every error carries a stable `code` (the GraphQL layer maps it to its error enum), a message
 that says what to do next, `field` (the name of the argument at fault, as this package spells
-it, when one is: callers with their own names for arguments map it), and `retryable`: True means the same call may succeed later
-(storage hiccup, crashed worker); False means retrying the same input will fail the same way.
+it, when one is: callers with their own names for arguments map it), and `retryable`: True means
+the same call may succeed later (storage hiccup, crashed worker); False means retrying the same
+input will fail the same way.
 Driver errors (botocore, PyAV, Pillow) are translated into these at the boundary where they
 happen and never escape the package.
 """

@@ -12,6 +12,8 @@ re-encoded with the EXIF minus GPS instead. Blocking: runs in a worker process.
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
+from typing import Literal
 
 import pillow_heif
 from PIL import Image
@@ -19,7 +21,8 @@ from PIL import Image
 _GPS_IFD = 0x8825
 # TIFF field type -> bytes per value (types 1-12 of the TIFF 6.0 / EXIF spec).
 _TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8}
-_EMPTY_XMP = b'<?xpacket begin="" id="W5M0MpCehiHzreSzNTczkc9d"?><x:xmpmeta xmlns:x="adobe:ns:meta/"/><?xpacket end="w"?>'
+_EMPTY_XMP = (b'<?xpacket begin="" id="W5M0MpCehiHzreSzNTczkc9d"?>'
+              b'<x:xmpmeta xmlns:x="adobe:ns:meta/"/><?xpacket end="w"?>')
 
 
 def strip_heif_location(data: bytes) -> bytes:
@@ -27,14 +30,20 @@ def strip_heif_location(data: bytes) -> bytes:
     heif = pillow_heif.open_heif(io.BytesIO(data))  # parses the boxes; decodes nothing
     out = bytearray(data)
     for image in heif:
-        exif = image.info.get("exif") or b""
+        exif = _info_bytes(image.info, "exif")
         tiff = exif[6:] if exif.startswith(b"Exif\x00\x00") else exif
         if tiff and not _patch(out, tiff, _without_gps):
             return _reencoded_without_gps(data)
-        xmp = image.info.get("xmp") or b""
+        xmp = _info_bytes(image.info, "xmp")
         if xmp and not _patch(out, xmp, _empty_xmp):
             return _reencoded_without_gps(data)
     return bytes(out)
+
+
+def _info_bytes(info: Mapping[str, object], key: str) -> bytes:
+    """A metadata block of an image's `info`, empty when the image has none."""
+    value = info.get(key)
+    return value if isinstance(value, bytes) else b""
 
 
 def _patch(out: bytearray, block: bytes, rewrite) -> bool:
@@ -58,7 +67,7 @@ def _empty_xmp(xmp: bytes) -> bytes:
 def _without_gps(tiff: bytes) -> bytes:
     """The TIFF block with its GPS IFD emptied and the GPS values zeroed, at the same length."""
     buf = bytearray(tiff)
-    order = "little" if buf[:2] == b"II" else "big"
+    order: Literal["little", "big"] = "little" if buf[:2] == b"II" else "big"
 
     def u16(o: int) -> int:
         return int.from_bytes(buf[o : o + 2], order)

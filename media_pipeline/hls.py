@@ -19,7 +19,8 @@ import av
 from media_pipeline.images import RenderedFile
 
 
-def package_hls(rungs: list[RenderedFile], out_dir: Path, segment_seconds: float, fps: float = 0.0) -> list[RenderedFile]:
+def package_hls(rungs: list[RenderedFile], out_dir: Path, segment_seconds: float,
+                fps: float = 0.0) -> list[RenderedFile]:
     files: list[RenderedFile] = []
     lines = ["#EXTM3U", "#EXT-X-VERSION:3", "#EXT-X-INDEPENDENT-SEGMENTS"]
     for rung in rungs:
@@ -27,7 +28,8 @@ def package_hls(rungs: list[RenderedFile], out_dir: Path, segment_seconds: float
         d.mkdir(parents=True, exist_ok=True)
         _remux(rung.path, d, segment_seconds)
         for seg in sorted(d.glob("seg_*.ts")):
-            files.append(RenderedFile(f"hls/{rung.name}/{seg.stem}", seg, rung.width, rung.height, "video/mp2t", "ts", listed=False))
+            files.append(RenderedFile(f"hls/{rung.name}/{seg.stem}", seg, rung.width, rung.height, "video/mp2t", "ts",
+                                      listed=False))
         files.append(RenderedFile(f"hls/{rung.name}/index", d / "index.m3u8", rung.width, rung.height,
                                   "application/vnd.apple.mpegurl", "m3u8", listed=False))
         peak, average = _bit_rates(d)

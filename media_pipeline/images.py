@@ -47,13 +47,15 @@ def render_image(src: Path, probe: ProbeResult, settings: MediaSettings, share_l
         # Scale factor from the displayed source size (the draft may have shrunk the decode).
         for width in target_widths(probe.width, settings.image_widths):
             height = max(1, round(probe.height * width / probe.width))
-            resized = upright if upright.size == (width, height) else upright.resize((width, height), Image.LANCZOS, reducing_gap=3.0)
+            resized = (upright if upright.size == (width, height)
+                       else upright.resize((width, height), Image.Resampling.LANCZOS, reducing_gap=3.0))
             rgb = flatten(resized)
             jpeg = out_dir / f"jpeg_{width}.jpg"
             rgb.save(jpeg, "JPEG", quality=settings.jpeg_quality, optimize=True, progressive=True, icc_profile=icc)
             files.append(RenderedFile(f"jpeg_{width}", jpeg, width, height, "image/jpeg", "jpg"))
             webp = out_dir / f"webp_{width}.webp"
-            (resized if resized.mode in ("RGB", "RGBA") else rgb).save(webp, "WEBP", quality=settings.webp_quality, method=4, icc_profile=icc)
+            (resized if resized.mode in ("RGB", "RGBA") else rgb).save(webp, "WEBP", quality=settings.webp_quality,
+                                                                        method=4, icc_profile=icc)
             files.append(RenderedFile(f"webp_{width}", webp, width, height, "image/webp", "webp"))
         files += render_crops(upright, (probe.width, probe.height), focal, settings, out_dir, icc=icc)
     return files

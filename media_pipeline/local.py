@@ -169,7 +169,8 @@ class LocalBackend(BlockingStore):
         for path in sorted(self._mp_dir(multipart_id).glob("part-?????")):
             data = path.read_bytes()
             sha = (path.parent / (path.name + ".sha256")).read_text() if meta["checksums"] else None
-            parts.append(PartInfo(int(path.name[5:]), len(data), hashlib.md5(data, usedforsecurity=False).hexdigest(), sha))
+            md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
+            parts.append(PartInfo(int(path.name[5:]), len(data), md5, sha))
         return parts
 
     def complete_multipart(self, key: str, multipart_id: str, parts: list[PartInfo]) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import blurhash
 from PIL import Image
@@ -39,7 +40,7 @@ def placeholder_of(path: Path) -> Placeholder:
     with Image.open(path) as img:
         rgb = flatten(img)
         w = min(32, rgb.width)
-        small = rgb.resize((w, max(1, round(rgb.height * w / rgb.width))), Image.BOX)
+        small = rgb.resize((w, max(1, round(rgb.height * w / rgb.width))), Image.Resampling.BOX)
         pixels = list(small.getdata())
         rows = [pixels[y * small.width : (y + 1) * small.width] for y in range(small.height)]
         hashed = blurhash.encode(rows, components_x=_COMPONENTS[0], components_y=_COMPONENTS[1])
@@ -47,7 +48,11 @@ def placeholder_of(path: Path) -> Placeholder:
 
 
 def dominant_color(rgb: Image.Image) -> str:
-    quantized = rgb.resize((64, 64), Image.BOX).quantize(colors=8, method=Image.Quantize.MEDIANCUT)
-    count, index = max(quantized.getcolors())
-    r, g, b = quantized.getpalette()[index * 3 : index * 3 + 3]
+    quantized = rgb.resize((64, 64), Image.Resampling.BOX).quantize(colors=8, method=Image.Quantize.MEDIANCUT)
+    # A palette ("P") image: its colors are (count, palette index) pairs, and it has a palette.
+    colors = cast(list[tuple[int, int]], quantized.getcolors())
+    palette = quantized.getpalette()
+    assert palette is not None
+    count, index = max(colors)
+    r, g, b = palette[index * 3 : index * 3 + 3]
     return f"#{r:02x}{g:02x}{b:02x}"

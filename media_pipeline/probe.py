@@ -85,7 +85,8 @@ def open_image_checked(path: Path, settings: MediaSettings) -> Image.Image:
             f"image declares more than {settings.max_image_pixels} pixels; upload a smaller image"
         ) from exc
     except UnidentifiedImageError as exc:
-        raise UnsupportedMediaError("not a supported image (JPEG, PNG, WebP, GIF or HEIC); upload it as a video if it is one") from exc
+        raise UnsupportedMediaError(
+            "not a supported image (JPEG, PNG, WebP, GIF or HEIC); upload it as a video if it is one") from exc
     except OSError as exc:
         raise CorruptMediaError(f"image header is unreadable ({exc}); re-export the file and upload it again") from exc
     if img.format not in IMAGE_TYPES:
@@ -95,7 +96,8 @@ def open_image_checked(path: Path, settings: MediaSettings) -> Image.Image:
     if w * h > settings.max_image_pixels:
         img.close()
         raise DecompressionBombError(
-            f"image is {w}x{h} ({w * h} pixels), over the {settings.max_image_pixels}-pixel limit; upload a smaller image"
+            f"image is {w}x{h} ({w * h} pixels), over the {settings.max_image_pixels}-pixel limit; "
+            "upload a smaller image"
         )
     return img
 
@@ -103,13 +105,15 @@ def open_image_checked(path: Path, settings: MediaSettings) -> Image.Image:
 def probe_image(path: Path, settings: MediaSettings) -> ProbeResult:
     with open_image_checked(path, settings) as img:
         fmt = img.format
+        assert fmt is not None  # open_image_checked refuses an image of any format not in IMAGE_TYPES
         exif = img.getexif()
         orientation = int(exif.get(0x0112, 1) or 1)
         has_location = bool(exif.get_ifd(0x8825))
         try:
             img.load()  # a full decode: truncated or corrupt data fails here, not in a later job
         except (OSError, SyntaxError, ValueError, RuntimeError) as exc:  # RuntimeError: libheif's
-            raise CorruptMediaError(f"image does not decode ({exc}); the file is corrupt or truncated, upload it again") from exc
+            raise CorruptMediaError(
+                f"image does not decode ({exc}); the file is corrupt or truncated, upload it again") from exc
         w, h = img.size
     if orientation in _QUARTER_TURNS:
         w, h = h, w
@@ -126,7 +130,8 @@ def probe_video(path: Path, settings: MediaSettings, content_type: str = "") -> 
         if not any(name in fmt.split(",") for name in _VIDEO_FORMATS):
             raise UnsupportedMediaError(f"container {fmt!r} is not supported; upload MP4, MOV or WebM")
         if not container.streams.video:
-            raise UnsupportedMediaError("the file has no video stream; upload a video (audio-only files are not accepted)")
+            raise UnsupportedMediaError(
+                "the file has no video stream; upload a video (audio-only files are not accepted)")
         stream = container.streams.video[0]
         # A stream whose codec this build cannot decode has no codec context (PyAV): say so,
         # rather than fail later on a missing attribute (which a job would retry until parked).
@@ -135,7 +140,8 @@ def probe_video(path: Path, settings: MediaSettings, content_type: str = "") -> 
                 "the video's codec cannot be decoded here; export it as H.264, HEVC, VP9 or AV1 and upload again")
         if container.streams.audio and container.streams.audio[0].codec_context is None:
             raise UnsupportedMediaError(
-                "the video's sound track uses a codec that cannot be decoded here; export it with AAC, Opus or MP3 audio")
+                "the video's sound track uses a codec that cannot be decoded here; "
+                "export it with AAC, Opus or MP3 audio")
         width, height = stream.codec_context.width, stream.codec_context.height
         if not width or not height:
             raise CorruptMediaError("video stream has no dimensions; the file is corrupt")
@@ -148,7 +154,8 @@ def probe_video(path: Path, settings: MediaSettings, content_type: str = "") -> 
             raise CorruptMediaError("video has no duration; the file is corrupt or truncated")
         if duration > settings.max_video_seconds:
             raise MediaTooLargeError(
-                f"video lasts {duration:.1f}s, over the {settings.max_video_seconds:.0f}s limit; trim it and upload again"
+                f"video lasts {duration:.1f}s, over the {settings.max_video_seconds:.0f}s limit; "
+                "trim it and upload again"
             )
         rotation = _first_frame_rotation(container, stream)
         rate = stream.average_rate or stream.guessed_rate or Fraction(30)
@@ -161,7 +168,8 @@ def probe_video(path: Path, settings: MediaSettings, content_type: str = "") -> 
     else:
         ctype = content_type if content_type in VIDEO_CONTENT_TYPES else "video/mp4"
     has_location = any("location" in t for t in tags)
-    return ProbeResult("video", fmt, ctype, width, height, duration, float(rate), rotation, has_audio=has_audio, has_location=has_location)
+    return ProbeResult("video", fmt, ctype, width, height, duration, float(rate), rotation, has_audio=has_audio,
+                       has_location=has_location)
 
 
 def _duration(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> float:

@@ -26,15 +26,24 @@ import shutil
 import signal
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
+from config.observability.metrics import MEDIA_SECONDS
 from config.settings import MediaSettings, resolve_path
-from media_pipeline.crops import FocalPoint, poster_crops
-from media_pipeline.errors import JobBusyError, JobTimeoutError, MediaError, MediaRejectedError, WorkerCrashedError, error_from_code
 from media_pipeline.audio import transcode_audio
+from media_pipeline.crops import FocalPoint, poster_crops
+from media_pipeline.errors import (
+    JobBusyError,
+    JobTimeoutError,
+    MediaError,
+    MediaRejectedError,
+    WorkerCrashedError,
+    error_from_code,
+)
 from media_pipeline.hls import package_hls
 from media_pipeline.images import render_image
 from media_pipeline.models import MediaResult, ProcessOptions, Variant
@@ -188,7 +197,8 @@ def _run_locked(store, settings, media_key, kind, options, progress, work: Path,
             key = variant_key(media_key, f.name, f.ext)
             store.put_file(key, f.path, f.content_type)
             if f.listed:
-                variants.append(Variant(f.name, f.width, f.height, f.content_type, key, f.path.stat().st_size, f.codecs))
+                size = f.path.stat().st_size
+                variants.append(Variant(f.name, f.width, f.height, f.content_type, key, size, f.codecs))
         ph = placeholder_for(files)
         result = MediaResult(kind, probe.width, probe.height, round(probe.duration, 3), variants,
                              ph.blurhash if ph else "", ph.dominant_color if ph else "")
@@ -267,7 +277,13 @@ async def process_media(
     settings: MediaSettings, media_key: str, kind: str, options: ProcessOptions = ProcessOptions()
 ) -> MediaResult:
     """Process an uploaded media (from `complete_upload`) on the worker pool; idempotent."""
-    return await in_worker(settings, run_job, settings, media_key, kind, options)
+    began, outcome = time.perf_counter(), "failed"
+    try:
+        result = await in_worker(settings, run_job, settings, media_key, kind, options)
+        outcome = "ok"
+        return result
+    finally:  # observability: processing time by kind
+        MEDIA_SECONDS.labels(kind, outcome).observe(time.perf_counter() - began)
 
 
 def shutdown_workers() -> None:
@@ -282,14 +298,14 @@ def _main(argv: list[str] | None = None) -> None:
     """`python -m media_pipeline.process MEDIA_KEY KIND`: run one job in this process (ops, tests)."""
     import argparse
 
-    from config.settings import load_settings
+    from config import load_settings_or_exit
 
     parser = argparse.ArgumentParser(description=_main.__doc__)
     parser.add_argument("media_key")
     parser.add_argument("kind", choices=["image", "video", "audio"])
     parser.add_argument("--share-location", action="store_true")
     args = parser.parse_args(argv)
-    result = run_job(load_settings().media, args.media_key, args.kind, ProcessOptions(args.share_location))
+    result = run_job(load_settings_or_exit().media, args.media_key, args.kind, ProcessOptions(args.share_location))
     print(json.dumps(result.to_dict(), indent=2))
 
 

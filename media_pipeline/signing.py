@@ -58,4 +58,5 @@ def verify_signed_request(
     if not hmac.compare_digest(given, expected):
         raise InvalidSignatureError("URL signature does not match; ask the API for a fresh URL")
     if now > expires_at:
-        raise InvalidSignatureError("URL has expired; ask the API for a fresh URL (upload status returns new part URLs)")
+        raise InvalidSignatureError(
+            "URL has expired; ask the API for a fresh URL (upload status returns new part URLs)")

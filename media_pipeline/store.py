@@ -106,14 +106,15 @@ class BlockingStore(abc.ABC):
     @abc.abstractmethod
     def list_multipart(self, prefix: str) -> list[PendingMultipart]: ...
 
-    def ensure_ready(self) -> None:
+    def ensure_ready(self) -> None:  # noqa: B027  (optional: a store with nothing to create keeps this)
         """Create the bucket/directory if missing (idempotent)."""
 
 
 class ObjectStore:
     """Async facade over a `BlockingStore`: each method runs the blocking call on a thread pool."""
 
-    def __init__(self, blocking: BlockingStore, threads: int = 8, cdn_base_url: str = "", url_ttl_seconds: int = 3600) -> None:
+    def __init__(self, blocking: BlockingStore, threads: int = 8, cdn_base_url: str = "",
+                 url_ttl_seconds: int = 3600) -> None:
         self.blocking = blocking
         self.cdn_base_url = cdn_base_url
         self.url_ttl_seconds = url_ttl_seconds
@@ -161,7 +162,8 @@ class ObjectStore:
     async def create_multipart(self, key: str, content_type: str, checksums: bool = True) -> str:
         return await self.run(self.blocking.create_multipart, key, content_type, checksums)
 
-    async def presign_part(self, key: str, multipart_id: str, number: int, expires_in: int, sha256_b64: str | None = None) -> str:
+    async def presign_part(self, key: str, multipart_id: str, number: int, expires_in: int,
+                           sha256_b64: str | None = None) -> str:
         return await self.run(self.blocking.presign_part, key, multipart_id, number, expires_in, sha256_b64)
 
     async def list_parts(self, key: str, multipart_id: str) -> list[PartInfo] | None:

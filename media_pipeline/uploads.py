@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from config.settings import MediaSettings
+from media_pipeline.audio import AUDIO_CONTENT_TYPES
 from media_pipeline.errors import (
     ChecksumMismatchError,
     InvalidUploadError,
@@ -38,7 +39,6 @@ from media_pipeline.errors import (
     UploadFailedError,
     UploadNotFoundError,
 )
-from media_pipeline.audio import AUDIO_CONTENT_TYPES
 from media_pipeline.probe import IMAGE_CONTENT_TYPES, VIDEO_CONTENT_TYPES, probe_file
 from media_pipeline.process import in_worker, work_root
 from media_pipeline.store import ObjectStore, PartInfo
@@ -169,13 +169,15 @@ class UploadService:
         if allowed is None:
             raise UnsupportedMediaError(f"kind must be 'image', 'video' or 'audio', got {kind!r}")
         if content_type not in allowed:
-            raise UnsupportedMediaError(f"content type {content_type!r} is not accepted for {kind}s; use one of {sorted(allowed)}")
+            raise UnsupportedMediaError(
+                f"content type {content_type!r} is not accepted for {kind}s; use one of {sorted(allowed)}")
         limit = {"image": self.settings.max_image_bytes, "video": self.settings.max_video_bytes,
                  "audio": self.settings.max_audio_bytes}[kind]
         if byte_size <= 0:
             raise InvalidUploadError("byte_size", "must be at least 1: declare the file's exact size in bytes")
         if byte_size > limit:
-            raise MediaTooLargeError(f"{kind}s may be at most {limit} bytes, this one is {byte_size}; compress or trim it")
+            raise MediaTooLargeError(
+                f"{kind}s may be at most {limit} bytes, this one is {byte_size}; compress or trim it")
         if not _HEX64.match(sha256 or ""):
             raise InvalidUploadError("sha256", "must be the file's SHA-256 as 64 hex digits")
 
@@ -201,7 +203,8 @@ class UploadService:
         m = await self._load(upload_id)
         if m["state"] != "open":
             present = list(range(1, m["part_count"] + 1)) if m["state"] == "completed" else []
-            return UploadStatus(upload_id, m["state"], m["part_size"], present, [], (m.get("error") or {}).get("message"))
+            error = (m.get("error") or {}).get("message")
+            return UploadStatus(upload_id, m["state"], m["part_size"], present, [], error)
         parts = await self.store.list_parts(source_key(upload_id), m["multipart_id"])
         if parts is None:  # assembled by a completion that has not finished yet
             return UploadStatus(upload_id, "open", m["part_size"], list(range(1, m["part_count"] + 1)), [])
@@ -237,7 +240,8 @@ class UploadService:
             missing = sorted(set(range(1, m["part_count"] + 1)) - {p.number for p in valid})
             if missing:
                 raise MissingPartsError(
-                    f"parts {missing} are missing or have the wrong size; upload them (upload_status gives fresh URLs) and complete again",
+                    f"parts {missing} are missing or have the wrong size; "
+                    "upload them (upload_status gives fresh URLs) and complete again",
                     missing,
                 )
             await self.store.complete_multipart(key, m["multipart_id"], valid)
@@ -260,14 +264,17 @@ class UploadService:
         path, size, digest = await self.store.run(self._copy_and_hash, key)
         try:
             if size != m["byte_size"]:
-                raise ChecksumMismatchError(f"received {size} bytes but {m['byte_size']} were declared; upload the file again")
+                raise ChecksumMismatchError(
+                    f"received {size} bytes but {m['byte_size']} were declared; upload the file again")
             if digest != m["sha256"]:
-                raise ChecksumMismatchError("the file's sha256 does not match the declared one; it was corrupted in transit, upload it again")
+                raise ChecksumMismatchError(
+                    "the file's sha256 does not match the declared one; it was corrupted in transit, upload it again")
             probe = await in_worker(self.settings, probe_file, path, m["kind"], self.settings)
         finally:
             await self.store.run(path.unlink, missing_ok=True)
         return CompletedUpload(
-            m["upload_id"], key, m["kind"], probe.content_type, size, digest, probe.width, probe.height, round(probe.duration, 3)
+            m["upload_id"], key, m["kind"], probe.content_type, size, digest, probe.width, probe.height,
+            round(probe.duration, 3),
         )
 
     def _copy_and_hash(self, key: str) -> tuple[Path, int, str]:

@@ -25,8 +25,8 @@ import av.filter
 from config.settings import MediaSettings
 from media_pipeline.codecs import rfc6381
 from media_pipeline.errors import CorruptMediaError
-from media_pipeline.rendered import RenderedFile
 from media_pipeline.probe import ProbeResult
+from media_pipeline.rendered import RenderedFile
 
 # SVT-AV1 logs its configuration to stderr on every encoder open: errors only (its own variable).
 os.environ.setdefault("SVT_LOG", "2")
@@ -172,10 +172,11 @@ def _encode_all(inp, vin, ain, probe, settings, outs, out_dir, progress) -> list
             raise w.error
     if probe.duration and last_time < probe.duration * _TRUNCATION_SLACK - 1.0:
         raise CorruptMediaError(
-            f"video stops at {last_time:.1f}s of a declared {probe.duration:.1f}s; the file is truncated, upload it again"
+            f"video stops at {last_time:.1f}s of a declared {probe.duration:.1f}s; "
+            "the file is truncated, upload it again"
         )
     files = []
-    for rung, path, oc, vs, aus in outs:
+    for rung, path, oc, _video, _audio in outs:
         oc.close()
         files.append(RenderedFile(rung.name, path, rung.width, rung.height, "video/mp4", "mp4", codecs=rfc6381(path)))
     files.extend(_stills(grabbed, small_grabs, settings, out_dir))
@@ -326,7 +327,8 @@ def _stills(grabbed: dict, small: dict, settings: MediaSettings, out_dir: Path) 
     for i in sorted(k for k in small if k > 0):
         img = small[i].to_image()
         if img.width > settings.thumbnail_width:
-            img = img.resize((settings.thumbnail_width, max(1, round(img.height * settings.thumbnail_width / img.width))))
+            height = max(1, round(img.height * settings.thumbnail_width / img.width))
+            img = img.resize((settings.thumbnail_width, height))
         path = out_dir / f"thumb_{i}.jpg"
         img.save(path, "JPEG", quality=settings.jpeg_quality)
         files.append(RenderedFile(f"thumb_{i}", path, img.width, img.height, "image/jpeg", "jpg"))

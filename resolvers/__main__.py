@@ -12,7 +12,7 @@ import asyncio
 import logging
 import sys
 
-from config import Settings, load_settings
+from config import Settings, load_settings_or_exit
 from tao import open_tao
 
 
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--username-prefix", default="user", help="users are <prefix>0, <prefix>1, ... (default: user)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    settings = load_settings(args.config)
+    settings = load_settings_or_exit(args.config)
     return asyncio.run({"load-graph": _load_graph}[args.command](settings, args))
 
 

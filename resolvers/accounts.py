@@ -28,8 +28,9 @@ from resolvers.errors import AuthenticationError, UserError
 from resolvers.ids import check_object_id
 from resolvers.job_context import JobContext
 from resolvers.passwords import hash_password, verify_password
+from resolvers.records import AuthSession, User, record_of
 from resolvers.throttle import LoginThrottle
-from tao import Obj, Tao
+from tao import Tao
 
 if TYPE_CHECKING:
     from resolvers.context import RequestContext
@@ -59,7 +60,8 @@ def validate_username(username: str, field: str = "username") -> str:
     if not USERNAME_RE.match(username):
         raise UserError(
             AccountErrorCode.USERNAME_INVALID,
-            "A username is 1 to 30 letters, digits, periods or underscores, with no period first, last or twice in a row.",
+            "A username is 1 to 30 letters, digits, periods or underscores, "
+            "with no period first, last or twice in a row.",
             field,
         )
     return username
@@ -96,7 +98,7 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-async def do_sign_up(tao: Tao, username: str, password: str, full_name: str) -> tuple[Obj, str]:
+async def do_sign_up(tao: Tao, username: str, password: str, full_name: str) -> tuple[User, str]:
     """Create an account and a first session; returns (user, token)."""
     ctx = acting_as(tao, None)
     validate_username(username)
@@ -113,12 +115,12 @@ async def do_sign_up(tao: Tao, username: str, password: str, full_name: str) -> 
         raise taken
     token = await _create_session(ctx, user_id)
     user = await ctx.loaders.object_by_id.load(user_id)
-    assert user is not None
+    assert isinstance(user, User)
     return user, token
 
 
 async def do_log_in(tao: Tao, username: str, password: str, *, throttle: LoginThrottle | None = None,
-                    client_key: str = "anonymous") -> tuple[Obj, str]:
+                    client_key: str = "anonymous") -> tuple[User, str]:
     """Check the credentials and open a session; returns (user, token). With a `throttle`, failed
     attempts count against the account and the client's address (`client_key`)."""
     ctx = acting_as(tao, None)
@@ -135,7 +137,9 @@ async def do_log_in(tao: Tao, username: str, password: str, *, throttle: LoginTh
     if USERNAME_RE.match(username):
         user_id = await ctx.loaders.user_id_by_username.load(normalize_username(username))
     user = await ctx.loaders.object_by_id.load(user_id) if user_id is not None else None
-    stored = user.data.get("password_hash") if user is not None else None
+    if not isinstance(user, User):
+        user = None
+    stored = user.password_hash if user is not None else None
     if not await verify_password(ctx.settings.auth, stored, password):
         if throttle is not None:
             throttle.record_failure(key, address)
@@ -206,10 +210,11 @@ async def session_problem(tao: Tao, session_id: int, user_id: int) -> str | None
     """Why the session no longer authorizes `user_id` (a sentence for the client), or None if it
     still does. A fresh read of the session object (one cache round trip, not a loader's copy):
     long-lived connections call it at every operation and before every event they deliver."""
-    session = (await tao.obj_get([session_id])).get(session_id)
-    if session is None or session.otype != "SESSION" or session.data.get("user_id") != user_id:
+    obj = (await tao.obj_get([session_id])).get(session_id)
+    session = record_of(obj) if obj is not None else None
+    if not isinstance(session, AuthSession) or session.user_id != user_id:
         return "The session was logged out or revoked: log in again."
-    if session.data["expires_at"] <= int(time.time() * 1000):
+    if session.expires_at <= int(time.time() * 1000):
         return "The session has expired: log in again."
     return None
 
@@ -226,14 +231,13 @@ async def authenticate(ctx: RequestContext, token: str | None) -> None:
     if not check_object_id(session_id, ctx.tao.n_shards):
         raise invalid
     session = await ctx.loaders.object_by_id.load(session_id)
-    if (session is None or session.otype != "SESSION"
-            or not hmac.compare_digest(session.data.get("token_hash", ""), token_hash(secret))):
+    if not isinstance(session, AuthSession) or not hmac.compare_digest(session.token_hash, token_hash(secret)):
         raise invalid
-    if session.data["expires_at"] <= int(time.time() * 1000):
+    if session.expires_at <= int(time.time() * 1000):
         # Clean up in the background (durably, on the session's shard); the answer is the same.
-        await ctx.tao.enqueue(session.id, END_SESSION_JOB, {"session_id": session.id, "user_id": session.data["user_id"]})
+        await ctx.tao.enqueue(session.id, END_SESSION_JOB, {"session_id": session.id, "user_id": session.user_id})
         raise AuthenticationError("The session has expired: log in again.")
-    ctx.viewer_id = session.data["user_id"]
+    ctx.viewer_id = session.user_id
     ctx.session_id = session_id
     ctx.reset_loaders()
     if await ctx.loaders.object_by_id.load(ctx.viewer_id) is None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from resolvers.comments import delete_comment_tree
 from resolvers.job_context import JobContext
+from resolvers.records import Comment, record_of
 from tao import Assoc, Tao
 
 REMOVE_ENGAGEMENT_JOB = "blocks.remove_engagement"
@@ -51,8 +52,8 @@ async def _remove_from(tao: Tao, parent: int, atype: str, blocked: int) -> list[
         liked = await tao.assoc_get(blocked, "COMMENT_LIKES", ids)
         counts = await tao.assoc_count_many([(c, "HAS_REPLY") for c in ids]) if atype == "HAS_COMMENT" else {}
         for cid in ids:
-            c = comments.get(cid)
-            if c is not None and int(c.data["author"]) == blocked:
+            c = record_of(comments[cid]) if cid in comments else None
+            if isinstance(c, Comment) and c.author == blocked:
                 await delete_comment_tree(tao, cid, parent, atype)
                 continue
             if cid in liked:

@@ -1,7 +1,7 @@
 """Bulk forms of the domain's writes, for batch loads (`resolvers.synthetic`, benchmarks, imports).
 
 They write what the one-at-a-time actions write — the same records (`accounts.user_data`,
-`posts.post_data`, `likes.like_data`), unique keys and jobs — through the store's bulk verbs
+`posts.post_data`, `edge_data.like_data`), unique keys and jobs — through the store's bulk verbs
 (`obj_add_many`, `assoc_add_many`), so data loaded in bulk is data the API serves:
 
 - users hold their `username` claim (found by `user(username:)`, and a later sign-up of the name
@@ -25,8 +25,9 @@ from collections import defaultdict
 
 from resolvers import posts
 from resolvers.accounts import USERNAME_KEYS, normalize_username, user_data, validate_full_name, validate_username
+from resolvers.edge_data import authored_data, like_data
 from resolvers.feed.backfill import on_relationship_added
-from resolvers.likes import like_data
+from resolvers.records import Post, PostKind, record_of
 from tao import Tao
 
 CLAIMS_AT_ONCE = 64  # concurrent key claims (each a small transaction on the key's shard)
@@ -50,7 +51,7 @@ async def do_add_users_bulk(tao: Tao, users: list[tuple[str, str]]) -> list[int 
     return ids
 
 
-async def do_add_posts_bulk(tao: Tao, items: list[tuple[int, str]], *, kind: str = "photo") -> list[int]:
+async def do_add_posts_bulk(tao: Tao, items: list[tuple[int, str]], *, kind: str = PostKind.PHOTO.value) -> list[int]:
     """Visible posts without media for (author, caption) pairs, in order, each listed on its
     author's AUTHORED list with its publish jobs (feed fan-out) committed alongside."""
     for _, caption in items:
@@ -59,11 +60,12 @@ async def do_add_posts_bulk(tao: Tao, items: list[tuple[int, str]], *, kind: str
     ids = await tao.obj_add_many([("POST", posts.post_data(author, caption, kind=kind), author)
                                   for author, caption in items])
     made = await tao.obj_get(ids)
-    edges, jobs_by_shard = [], defaultdict(list)
+    edges: list[tuple] = []
+    jobs_by_shard: defaultdict[int, list] = defaultdict(list)
     for post_id in ids:
-        post = made[post_id]
-        author = int(post.data["author"])
-        edges.append((author, "AUTHORED", post_id, post.created, {"k": post.data["kind"]}))
+        post: Post = record_of(made[post_id])
+        author = post.author
+        edges.append((author, "AUTHORED", post_id, post.created, authored_data(post)))
         jobs_by_shard[tao.shard(author)] += posts.publish_jobs(post)
     await tao.assoc_add_many(edges, jobs_by_shard=dict(jobs_by_shard))
     return ids
@@ -74,7 +76,7 @@ async def do_add_follows_bulk(tao: Tao, pairs: list[tuple[int, int]], *, backfil
     commits its feed backfill job, as `do_follow_user` does; `backfill=False` skips them where the
     followed accounts have no posts yet (a loader that adds follows before posts)."""
     followed = await tao.obj_get(list({b for _, b in pairs}))
-    private = [u for u, obj in followed.items() if obj.data.get("is_private")]
+    private = [u for u, obj in followed.items() if getattr(record_of(obj), "is_private", False)]
     if private:
         raise ValueError(f"accounts {private[:5]} are private: follow them with a request (do_follow_user)")
     pairs = [(a, b) for a, b in pairs if a != b]
@@ -87,5 +89,5 @@ async def do_add_follows_bulk(tao: Tao, pairs: list[tuple[int, int]], *, backfil
 
 async def do_add_likes_bulk(tao: Tao, pairs: list[tuple[int, int]]) -> int:
     """LIKES edges (user, post), each carrying the post's author and kind; how many were new."""
-    liked = await tao.obj_get(list({p for _, p in pairs}))
+    liked = {p: record_of(o) for p, o in (await tao.obj_get(list({p for _, p in pairs}))).items()}
     return await tao.assoc_add_many([(u, "LIKES", p, None, like_data(liked[p])) for u, p in pairs if p in liked])

@@ -27,7 +27,8 @@ from resolvers.job_context import JobContext
 from resolvers.notifications import causes
 from resolvers.pagination import Cursor, Page, load_assoc_page, make_page
 from resolvers.posts import drain, get_post, mention_ids
-from tao import Obj, Tao
+from resolvers.records import Comment, Post, User, record_of
+from tao import Tao
 
 if TYPE_CHECKING:
     from resolvers.context import RequestContext
@@ -50,14 +51,13 @@ def not_found(field: str = "commentId") -> UserError:
     return UserError(CommentErrorCode.NOT_FOUND, "No such comment: it was deleted, or you cannot see it.", field)
 
 
-def _parent_edge(comment: Obj) -> tuple[int, str, int]:
-    reply_to = comment.data.get("reply_to")
-    if reply_to:
-        return int(reply_to), "HAS_REPLY", comment.id
-    return int(comment.data["post"]), "HAS_COMMENT", comment.id
+def _parent_edge(comment: Comment) -> tuple[int, str, int]:
+    if comment.reply_to:
+        return comment.reply_to, "HAS_REPLY", comment.id
+    return comment.post, "HAS_COMMENT", comment.id
 
 
-async def do_add_comment(tao: Tao, actor_id: int, post_id: int, text: str, reply_to_id: int | None = None) -> Obj:
+async def do_add_comment(tao: Tao, actor_id: int, post_id: int, text: str, reply_to_id: int | None = None) -> Comment:
     ctx = acting_as(tao, actor_id)
     viewer = actor_id
     text = text.strip()
@@ -67,49 +67,50 @@ async def do_add_comment(tao: Tao, actor_id: int, post_id: int, text: str, reply
         raise UserError(CommentErrorCode.TEXT_TOO_LONG, f"A comment is at most {TEXT_MAX} characters.", "text")
     post = await get_post(ctx, post_id)
     if post is None:
-        raise UserError(CommentErrorCode.POST_NOT_FOUND, "No such post: it was deleted, or you cannot see it.", "postId")
+        raise UserError(CommentErrorCode.POST_NOT_FOUND, "No such post: it was deleted, or you cannot see it.",
+                        "postId")
     top: int | None = None
     reply_to_author: int | None = None
     if reply_to_id is not None:
         target = await get_comment(ctx, reply_to_id)
-        if target is None or int(target.data["post"]) != post_id:
+        if target is None or target.post != post_id:
             raise UserError(CommentErrorCode.REPLY_TARGET_NOT_FOUND,
                             "`replyToId` must be a visible comment on the same post.", "replyToId")
-        top = int(target.data.get("reply_to") or target.id)  # one level deep
-        reply_to_author = int(target.data["author"])
+        top = target.reply_to or target.id  # one level deep
+        reply_to_author = target.author
     mentions = await mention_ids(ctx, parse_mentions(text), "text", CommentErrorCode.TOO_MANY_MENTIONS)
     comment_id = await tao.obj_add("COMMENT", {
         "post": post_id, "author": viewer, "text": text, "reply_to": top, "mentions": mentions,
     }, owner=post_id)
-    comment = (await tao.obj_get([comment_id]))[comment_id]
+    comment: Comment = record_of((await tao.obj_get([comment_id]))[comment_id])
     id1, atype, _ = _parent_edge(comment)
     # Its notifications commit with the edge that lists it.
     await tao.assoc_add(id1, atype, comment_id, time=comment.created, jobs=causes.comment(
-        viewer, comment_id, post_id, int(post.data["author"]), reply_to_author, mentions, comment.created))
+        viewer, comment_id, post_id, post.author, reply_to_author, mentions, comment.created))
     if mentions:
         await tao.assoc_add_many([(comment_id, "MENTIONS", u, comment.created) for u in mentions])
     return comment
 
 
-async def do_delete_comment(tao: Tao, actor_id: int, comment_id: int) -> Obj:
+async def do_delete_comment(tao: Tao, actor_id: int, comment_id: int) -> Comment:
     """Delete a comment (by its author or the post's author) and, by a job, its replies and likes."""
     ctx = acting_as(tao, actor_id)
     viewer = actor_id
     comment = await get_comment(ctx, comment_id)
     if comment is None:
         raise not_found()
-    post = await ctx.loaders.object_by_id.load(int(comment.data["post"]))
-    if viewer != comment.data["author"] and (post is None or viewer != post.data.get("author")):
+    post = await ctx.loaders.object_by_id.load(comment.post)
+    if viewer != comment.author and (not isinstance(post, Post) or viewer != post.author):
         raise UserError(CommentErrorCode.NOT_ALLOWED,
                         "Only the comment's author or the post's author can delete a comment.", "commentId")
     id1, atype, _ = _parent_edge(comment)
     reply_to_author = None
-    if comment.data.get("reply_to"):
-        parent = await ctx.loaders.object_by_id.load(int(comment.data["reply_to"]))
-        reply_to_author = int(parent.data["author"]) if parent is not None else None
-    retract = causes.comment(int(comment.data["author"]), comment_id, int(comment.data["post"]),
-                             int(post.data["author"]) if post is not None else 0, reply_to_author,
-                             [int(u) for u in comment.data.get("mentions", [])], comment.created, undo=True)
+    if comment.reply_to:
+        parent = await ctx.loaders.object_by_id.load(comment.reply_to)
+        reply_to_author = parent.author if isinstance(parent, Comment) else None
+    retract = causes.comment(comment.author, comment_id, comment.post, post.author if isinstance(post, Post) else 0,
+                             reply_to_author, [a.id2 for a in await tao.assoc_range(comment_id, "MENTIONS", 0, 100)],
+                             comment.created, undo=True)
     # One durable unit: the job (committed with the delete) also removes the parent edge, so a
     # crash before the next line cannot leave a count that includes a deleted comment.
     await tao.obj_delete(comment_id, jobs=[(CLEANUP_JOB, {"comment": comment_id, "parent": id1, "atype": atype}),
@@ -120,9 +121,9 @@ async def do_delete_comment(tao: Tao, actor_id: int, comment_id: int) -> Obj:
 
 # Reads ------------------------------------------------------------------------------------
 
-async def get_comment(ctx: RequestContext, comment_id: int) -> Obj | None:
+async def get_comment(ctx: RequestContext, comment_id: int) -> Comment | None:
     obj = await privacy.load_visible_object(ctx, comment_id)
-    return obj if obj is not None and obj.otype == "COMMENT" else None
+    return obj if isinstance(obj, Comment) else None
 
 
 async def comment_count(ctx: RequestContext, post_id: int) -> int:
@@ -133,27 +134,28 @@ async def reply_count(ctx: RequestContext, comment_id: int) -> int:
     return await ctx.loaders.assoc_count_by_key.load((comment_id, "HAS_REPLY"))
 
 
-async def _page(ctx: RequestContext, id1: int, atype: str, first: int, after: Cursor | None) -> Page[Obj]:
+async def _page(ctx: RequestContext, id1: int, atype: str, first: int, after: Cursor | None) -> Page[Comment]:
     assocs, has_next = await load_assoc_page(ctx, id1, atype, first, after)
     shown = await privacy.visible_comments(ctx, [a.id2 for a in assocs])
     return make_page(assocs, has_next, {c.id: c for c in shown}, after)
 
 
-async def comments(ctx: RequestContext, post_id: int, first: int, after: Cursor | None) -> Page[Obj]:
+async def comments(ctx: RequestContext, post_id: int, first: int, after: Cursor | None) -> Page[Comment]:
     """Top-level comments, newest first, minus those hidden from the viewer."""
     return await _page(ctx, post_id, "HAS_COMMENT", first, after)
 
 
-async def replies(ctx: RequestContext, comment_id: int, first: int, after: Cursor | None) -> Page[Obj]:
+async def replies(ctx: RequestContext, comment_id: int, first: int, after: Cursor | None) -> Page[Comment]:
     return await _page(ctx, comment_id, "HAS_REPLY", first, after)
 
 
-async def comment_author(ctx: RequestContext, comment: Obj) -> Obj | None:
-    return await ctx.loaders.object_by_id.load(int(comment.data["author"]))
+async def comment_author(ctx: RequestContext, comment: Comment) -> User | None:
+    user = await ctx.loaders.object_by_id.load(comment.author)
+    return user if isinstance(user, User) else None
 
 
-async def comment_post(ctx: RequestContext, comment: Obj) -> Obj | None:
-    return await get_post(ctx, int(comment.data["post"]))
+async def comment_post(ctx: RequestContext, comment: Comment) -> Post | None:
+    return await get_post(ctx, comment.post)
 
 
 # Jobs --------------------------------------------------------------------------------------

@@ -8,12 +8,18 @@ Two kinds, kept apart because clients handle them differently:
   schema turns it into the payload's typed `errors: [{code, message, field}]`, with `code` a
   member of the enum its domain owns (`FollowErrorCode.CANNOT_FOLLOW_SELF`).
 
+Store errors become domain errors here, once (`domain_error`): the loaders translate each failed
+key's error, and the schema's error policy asks `domain_error` about anything else that
+escaped a field, so `schema/` never needs to know the store's errors.
+
 Every message says what the client can do next.
 """
 
 from __future__ import annotations
 
 import enum
+
+from tao import ShardUnavailableError
 
 LOGIN_REQUIRED = "You must be logged in: send `Authorization: Bearer <token>` with a token from `logIn` or `signUp`."
 
@@ -62,3 +68,15 @@ class UserError(AppError):
 
 
 TOP_LEVEL_ERRORS = (AuthenticationError, PermissionDeniedError, BadInputError, UnavailableError)
+
+UNAVAILABLE_MESSAGE = "Part of the data is temporarily unavailable; retry shortly."
+
+
+def domain_error(exc: BaseException) -> BaseException:
+    """The domain's error for a store error that has one (a shard down or too slow is
+    `UnavailableError`, whose message names no shard); any other exception unchanged."""
+    if isinstance(exc, ShardUnavailableError):  # timeouts included
+        error = UnavailableError(UNAVAILABLE_MESSAGE)
+        error.__cause__ = exc
+        return error
+    return exc

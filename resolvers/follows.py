@@ -21,8 +21,9 @@ from resolvers.feed.backfill import on_relationship_added
 from resolvers.feed.removal import on_relationship_removed
 from resolvers.notifications import causes
 from resolvers.pagination import Cursor, Page, check_first, load_assoc_page, make_page
-from tao import Obj, Tao, TaoError, shard_of
-from tao.core import now_ms
+from resolvers.records import User, record_of
+from tao import Tao, TaoError, shard_of
+from tao.models import now_ms
 
 if TYPE_CHECKING:
     from resolvers.context import RequestContext
@@ -55,7 +56,7 @@ async def _edges(ctx: RequestContext, a: int, b: int, *atypes: str) -> dict[str,
     return {t: e is not None for t, e in zip(atypes, found)}
 
 
-async def _other_user(ctx: RequestContext, user_id: int) -> tuple[int, Obj]:
+async def _other_user(ctx: RequestContext, user_id: int) -> tuple[int, User]:
     """The viewer and the target user, refusing the viewer themself; USER_NOT_FOUND when the
     target does not exist for the viewer (`privacy.addressable_user`: missing, deleted, or
     blocking the viewer alike, so no mutation reveals a block)."""
@@ -82,17 +83,18 @@ async def do_follow_user(tao: Tao, actor_id: int, user_id: int) -> FollowStatus:
     if e["FOLLOW_REQUESTED"]:
         return FollowStatus.REQUESTED
     # The followed user's stream hears of it (resolvers.realtime): durable with the edge.
-    kind = realtime.KIND_FOLLOW_REQUEST if target.data.get("is_private") else realtime.KIND_NEW_FOLLOWER
+    kind = realtime.KIND_FOLLOW_REQUEST if target.is_private else realtime.KIND_NEW_FOLLOWER
     event = realtime.stream_event(tao, [user_id], kind, {"user": viewer}, near=viewer)
     at = now_ms()  # the edge's time: its notification's window, which the undo finds by it
-    if target.data.get("is_private"):
+    if target.is_private:
         await tao.assoc_add(viewer, "FOLLOW_REQUESTED", user_id, time=at,
                             jobs=[event.job, *causes.follow_request(viewer, user_id, at)])
         status = FollowStatus.REQUESTED
     else:
         # The job stores the account's recent posts in the viewer's feed (committed with the follow).
-        await tao.assoc_add(viewer, "FOLLOWS", user_id, time=at, jobs=[*on_relationship_added(viewer, user_id), event.job,
-                                                                      *causes.follow(viewer, user_id, at)])
+        await tao.assoc_add(viewer, "FOLLOWS", user_id, time=at,
+                            jobs=[*on_relationship_added(viewer, user_id), event.job,
+                                  *causes.follow(viewer, user_id, at)])
         status = FollowStatus.FOLLOWING
     await event.deliver(tao)
     return status
@@ -197,22 +199,22 @@ async def do_unmute_user(tao: Tao, actor_id: int, user_id: int) -> None:
 # Reads ------------------------------------------------------------------------------------
 
 async def _user_page(ctx: RequestContext, id1: int, atype: str, first: int, after: Cursor | None,
-                     *, hide_invisible: bool = True) -> Page[Obj]:
+                     *, hide_invisible: bool = True) -> Page[User]:
     assocs, has_next = await load_assoc_page(ctx, id1, atype, first, after)
     ids = [a.id2 for a in assocs]
     if hide_invisible:
         users = await privacy.visible_users(ctx, ids)
     else:
-        users = [u for u in await ctx.loaders.object_by_id.load_many(ids) if u is not None]
+        users = [u for u in await ctx.loaders.object_by_id.load_many(ids) if isinstance(u, User)]
     return make_page(assocs, has_next, {u.id: u for u in users}, after)
 
 
-async def followers(ctx: RequestContext, user_id: int, first: int, after: Cursor | None) -> Page[Obj]:
+async def followers(ctx: RequestContext, user_id: int, first: int, after: Cursor | None) -> Page[User]:
     await privacy.require_full_access(ctx, user_id, "followers")
     return await _user_page(ctx, user_id, "FOLLOWED_BY", first, after)
 
 
-async def following(ctx: RequestContext, user_id: int, first: int, after: Cursor | None) -> Page[Obj]:
+async def following(ctx: RequestContext, user_id: int, first: int, after: Cursor | None) -> Page[User]:
     await privacy.require_full_access(ctx, user_id, "following")
     return await _user_page(ctx, user_id, "FOLLOWS", first, after)
 
@@ -222,19 +224,19 @@ def _require_self(ctx: RequestContext, user_id: int, what: str) -> None:
         raise PermissionDeniedError(f"Only the account itself can see its {what}.")
 
 
-async def follow_requests(ctx: RequestContext, user_id: int, first: int, after: Cursor | None) -> Page[Obj]:
+async def follow_requests(ctx: RequestContext, user_id: int, first: int, after: Cursor | None) -> Page[User]:
     """Pending requests to follow the viewer, newest first."""
     _require_self(ctx, user_id, "follow requests")
     return await _user_page(ctx, user_id, "FOLLOW_REQUESTED_BY", first, after)
 
 
-async def blocked_users(ctx: RequestContext, user_id: int, first: int, after: Cursor | None) -> Page[Obj]:
+async def blocked_users(ctx: RequestContext, user_id: int, first: int, after: Cursor | None) -> Page[User]:
     # The viewer's own block list shows the blocked (they are hidden everywhere else).
     _require_self(ctx, user_id, "blocked accounts")
     return await _user_page(ctx, user_id, "BLOCKS", first, after, hide_invisible=False)
 
 
-async def muted_users(ctx: RequestContext, user_id: int, first: int, after: Cursor | None) -> Page[Obj]:
+async def muted_users(ctx: RequestContext, user_id: int, first: int, after: Cursor | None) -> Page[User]:
     _require_self(ctx, user_id, "muted accounts")
     return await _user_page(ctx, user_id, "MUTES", first, after)
 
@@ -274,7 +276,7 @@ async def has_requested_to_follow_viewer(ctx: RequestContext, user_id: int) -> b
     return await _viewer_edge(ctx, "FOLLOW_REQUESTED_BY", user_id)
 
 
-async def followed_by_viewer_following(ctx: RequestContext, user_id: int, first: int) -> tuple[int, list[Obj]]:
+async def followed_by_viewer_following(ctx: RequestContext, user_id: int, first: int) -> tuple[int, list[User]]:
     """"Followed by A, B and N others you follow": (how many, the first `first` of them).
 
     Looks through the viewer's newest MUTUAL_SCAN_LIMIT followings; every user in a list asks
@@ -307,8 +309,9 @@ async def approve_pending_requests_job(job: JobContext, payload: dict) -> None:
     """After an account goes public: turn every pending request into a follow. Idempotent."""
     tao, user_id = job.tao, payload["user_id"]
     while True:
-        user = (await tao.obj_get([user_id])).get(user_id)
-        if user is None or user.data.get("is_private"):
+        obj = (await tao.obj_get([user_id])).get(user_id)
+        user = record_of(obj) if obj is not None else None
+        if not isinstance(user, User) or user.is_private:
             return  # deleted, or private again: the remaining requests stay pending
         pending = await tao.assoc_range(user_id, "FOLLOW_REQUESTED_BY", 0, 200)
         if not pending:

@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING
 from resolvers import privacy
 from resolvers.accounts import USERNAME_RE, normalize_username
 from resolvers.pagination import Cursor, Page, load_assoc_page, make_page
-from tao import Obj, Tao
+from resolvers.records import Hashtag, Post
+from tao import Tao
 
 if TYPE_CHECKING:
     from resolvers.context import RequestContext
@@ -93,15 +94,16 @@ async def hashtag_ids_for(tao: Tao, names: list[str]) -> dict[str, int]:
     return {n: found[n] for n in names}
 
 
-async def get_hashtag(ctx: RequestContext, name: str) -> Obj | None:
-    """The HASHTAG object named `name` (with or without `#`, any case), or None."""
+async def get_hashtag(ctx: RequestContext, name: str) -> Hashtag | None:
+    """The hashtag named `name` (with or without `#`, any case), or None."""
     name = normalize_hashtag(name.removeprefix("#"))
     if not is_hashtag_name(name):
         return None
     hashtag_id = (await ctx.tao.key_get_many(KEY_NS, [name])).get(name)
     if hashtag_id is None:
         return None
-    return await privacy.load_visible_object(ctx, hashtag_id)
+    obj = await privacy.load_visible_object(ctx, hashtag_id)
+    return obj if isinstance(obj, Hashtag) else None
 
 
 async def hashtag_post_count(ctx: RequestContext, hashtag_id: int) -> int:
@@ -109,7 +111,7 @@ async def hashtag_post_count(ctx: RequestContext, hashtag_id: int) -> int:
     return await ctx.loaders.assoc_count_by_key.load((hashtag_id, "PUBLIC_TAGS"))
 
 
-async def hashtag_posts(ctx: RequestContext, hashtag_id: int, first: int, after: Cursor | None) -> Page[Obj]:
+async def hashtag_posts(ctx: RequestContext, hashtag_id: int, first: int, after: Cursor | None) -> Page[Post]:
     """The tag's posts, newest first, minus those the viewer may not see (pages can be short)."""
     assocs, has_next = await load_assoc_page(ctx, hashtag_id, "TAGS", first, after)
     posts = await privacy.visible_posts(ctx, [a.id2 for a in assocs])

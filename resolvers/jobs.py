@@ -70,7 +70,7 @@ def register_job_handlers(tao: Tao, *, settings: Any = None, media: Any = None) 
         bound = {name: _bind(job, handler) for name, handler in HANDLERS.items()}
         _BOUND[tao] = (job, bound)
     for name, run in bound.items():
-        tao.jobs.register(name, run)
+        tao.outbox.register(name, run)
     return job
 
 

@@ -18,11 +18,13 @@ from resolvers import privacy
 from resolvers.actor import acting_as
 from resolvers.comments import get_comment
 from resolvers.comments import not_found as comment_not_found
+from resolvers.edge_data import like_data
 from resolvers.notifications import causes
-from resolvers.posts import get_post, not_found
 from resolvers.pagination import Cursor, Page, load_assoc_page, make_page
-from tao import Obj, Tao
-from tao.core import now_ms
+from resolvers.posts import get_post, not_found
+from resolvers.records import Comment, Post, User
+from tao import Tao
+from tao.models import now_ms
 
 if TYPE_CHECKING:
     from resolvers.context import RequestContext
@@ -44,16 +46,15 @@ async def _set_like(ctx: RequestContext, atype: str, target: int, on: bool, data
         await ctx.tao.assoc_delete(viewer, atype, target, jobs=notice(edge.time, True) if notice else None)
 
 
-def _post_notice(actor: int, post: Obj) -> Notice:
-    return lambda at, undo: causes.like_post(actor, post.id, int(post.data["author"]), at, undo=undo)
+def _post_notice(actor: int, post: Post) -> Notice:
+    return lambda at, undo: causes.like_post(actor, post.id, post.author, at, undo=undo)
 
 
-def _comment_notice(actor: int, comment: Obj) -> Notice:
-    return lambda at, undo: causes.like_comment(actor, comment.id, int(comment.data["author"]),
-                                                int(comment.data["post"]), at, undo=undo)
+def _comment_notice(actor: int, comment: Comment) -> Notice:
+    return lambda at, undo: causes.like_comment(actor, comment.id, comment.author, comment.post, at, undo=undo)
 
 
-async def do_like_post(tao: Tao, actor_id: int, post_id: int) -> Obj:
+async def do_like_post(tao: Tao, actor_id: int, post_id: int) -> Post:
     ctx = acting_as(tao, actor_id)
     post = await get_post(ctx, post_id)
     if post is None:
@@ -62,13 +63,7 @@ async def do_like_post(tao: Tao, actor_id: int, post_id: int) -> Obj:
     return post
 
 
-def like_data(post: Obj) -> dict:
-    """A LIKES edge's data (also for bulk loads): the post's author and kind, so the feed's
-    affinity and content-type signals read them from the viewer's LIKES list without loading posts."""
-    return {"a": int(post.data["author"]), "k": post.data.get("kind", "photo")}
-
-
-async def do_unlike_post(tao: Tao, actor_id: int, post_id: int) -> Obj:
+async def do_unlike_post(tao: Tao, actor_id: int, post_id: int) -> Post:
     ctx = acting_as(tao, actor_id)
     post = await get_post(ctx, post_id)
     if post is None:
@@ -77,7 +72,7 @@ async def do_unlike_post(tao: Tao, actor_id: int, post_id: int) -> Obj:
     return post
 
 
-async def do_like_comment(tao: Tao, actor_id: int, comment_id: int) -> Obj:
+async def do_like_comment(tao: Tao, actor_id: int, comment_id: int) -> Comment:
     ctx = acting_as(tao, actor_id)
     comment = await get_comment(ctx, comment_id)
     if comment is None:
@@ -86,7 +81,7 @@ async def do_like_comment(tao: Tao, actor_id: int, comment_id: int) -> Obj:
     return comment
 
 
-async def do_unlike_comment(tao: Tao, actor_id: int, comment_id: int) -> Obj:
+async def do_unlike_comment(tao: Tao, actor_id: int, comment_id: int) -> Comment:
     ctx = acting_as(tao, actor_id)
     comment = await get_comment(ctx, comment_id)
     if comment is None:
@@ -119,7 +114,7 @@ async def viewer_has_liked_comment(ctx: RequestContext, comment_id: int) -> bool
     return await _viewer_edge(ctx, "COMMENT_LIKES", comment_id)
 
 
-async def likers(ctx: RequestContext, post_id: int, first: int, after: Cursor | None) -> Page[Obj]:
+async def likers(ctx: RequestContext, post_id: int, first: int, after: Cursor | None) -> Page[User]:
     """Who liked the post, newest like first, minus accounts hidden from the viewer."""
     assocs, has_next = await load_assoc_page(ctx, post_id, "LIKED_BY", first, after)
     users = await privacy.visible_users(ctx, [a.id2 for a in assocs])

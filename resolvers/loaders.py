@@ -6,13 +6,17 @@ server, one SQL query per shard for the misses). So a query's round trips grow w
 not with the number of items it returns.
 
 Invariants: a batch function answers one value per key, in key order: the value, `None` for a
-missing key, or an exception instance for that key alone. Loaders cache for one operation only
-(`RequestContext.reset_loaders`), and a mutation field starts with fresh ones
+missing key, or an exception instance for that key alone. Every store call here asks for the
+store's per-key error mode (`errors="return"`), so a key whose shard is down fails alone, with
+the domain's error (`resolvers.errors.domain_error`): a query whose data spans two servers
+answers the fields on the live one and `UNAVAILABLE` on the others. Loaders cache for one
+operation only (`RequestContext.reset_loaders`), and a mutation field starts with fresh ones
 (`schema.mutations`), so its payload reads its own write.
 """
 
 from __future__ import annotations
 
+import asyncio
 import weakref
 from collections import defaultdict
 from functools import cached_property
@@ -20,6 +24,8 @@ from typing import Any
 
 from aiodataloader import DataLoader
 
+from resolvers.errors import domain_error
+from resolvers.records import record_of
 from tao import Assoc, Obj, Tao
 from tao.types import REGISTRY
 
@@ -27,6 +33,21 @@ AssocKey = tuple[int, str, int]           # (id1, atype, id2)
 ListKey = tuple[int, str]                 # (id1, atype)
 # (id1, atype, limit, after): a keyset page of a list; after is a (time, id2) cursor or None.
 PageKey = tuple[int, str, int, tuple[int, int] | None]
+
+
+def _each(found: dict, keys: list, missing: Any = None) -> list:
+    """One answer per key from a many-keys answer: the value, `missing`, or the domain's error."""
+    out = []
+    for k in keys:
+        value = found.get(k, missing)
+        out.append(domain_error(value) if isinstance(value, Exception) else value)
+    return out
+
+
+async def load_each(loader: DataLoader, keys: list) -> list:
+    """`loader.load_many(keys)`, except that a key that failed answers its exception instead of
+    failing the others (for batch functions built on other loaders)."""
+    return list(await asyncio.gather(*(loader.load(k) for k in keys), return_exceptions=True))
 
 
 class _StoreLoader(DataLoader):
@@ -47,35 +68,32 @@ class _StoreLoader(DataLoader):
 
 
 class ObjectByIdLoader(_StoreLoader):
-    """id -> Obj, or None when missing or deleted (`obj_get`)."""
+    """id -> the object's record (`resolvers.records`), or None when missing or deleted (`obj_get`)."""
 
-    async def batch_load_fn(self, keys: list[int]) -> list[Obj | None]:
-        found = await self.tao.obj_get(keys)
-        return [found.get(k) for k in keys]
+    async def batch_load_fn(self, keys: list[int]) -> list[Any]:
+        found = await self.tao.obj_get(keys, errors="return")
+        return _each({k: v if isinstance(v, Exception) else record_of(v) for k, v in found.items()}, keys)
 
 
 class UserIdByUsernameLoader(_StoreLoader):
     """lower-cased username -> user id, or None (`key_get_many("username", ...)`)."""
 
     async def batch_load_fn(self, keys: list[str]) -> list[int | None]:
-        found = await self.tao.key_get_many("username", list(keys))
-        return [found.get(k) for k in keys]
+        return _each(await self.tao.key_get_many("username", list(keys), errors="return"), keys)
 
 
 class AssocByKeyLoader(_StoreLoader):
     """(id1, atype, id2) -> Assoc, or None when there is no such edge (`assoc_get_many`)."""
 
     async def batch_load_fn(self, keys: list[AssocKey]) -> list[Assoc | None]:
-        found = await self.tao.assoc_get_many(list(keys))
-        return [found.get(k) for k in keys]
+        return _each(await self.tao.assoc_get_many(list(keys), errors="return"), keys)
 
 
 class AssocCountByKeyLoader(_StoreLoader):
     """(id1, atype) -> exact count of the list (`assoc_count_many`)."""
 
     async def batch_load_fn(self, keys: list[ListKey]) -> list[int]:
-        found = await self.tao.assoc_count_many(list(keys))
-        return [found.get(k, 0) for k in keys]
+        return _each(await self.tao.assoc_count_many(list(keys), errors="return"), keys, 0)
 
 
 class AssocPageByKeyLoader(_StoreLoader):
@@ -91,10 +109,10 @@ class AssocPageByKeyLoader(_StoreLoader):
             groups[(limit, after)].append((id1, atype))
         pages: dict[PageKey, list[Assoc]] = {}
         for (limit, after), lists in groups.items():
-            found = await self.tao.assoc_time_range_many(lists, limit=limit, after=after)
+            found = await self.tao.assoc_time_range_many(lists, limit=limit, after=after, errors="return")
             for id1, atype in lists:
                 pages[(id1, atype, limit, after)] = found.get((id1, atype), [])
-        return [pages[k] for k in keys]
+        return _each(pages, keys)
 
 
 class VisibilityByUserIdLoader(_StoreLoader):
@@ -136,6 +154,12 @@ class Loaders:
     @cached_property
     def visibility_by_user_id(self) -> VisibilityByUserIdLoader:
         return VisibilityByUserIdLoader(self)
+
+    def prime_object(self, obj: Obj) -> Any:
+        """After writing `obj`: cache its record for the rest of this request; returns the record."""
+        record = record_of(obj)
+        self.object_by_id.clear(obj.id).prime(obj.id, record)
+        return record
 
     def forget_user(self, user_id: int) -> None:
         """Drop what this request cached about a user after writing it (own-write reads)."""

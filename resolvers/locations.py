@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 from resolvers import privacy
 from resolvers.errors import UserError
 from resolvers.pagination import Cursor, Page, load_assoc_page, make_page
-from tao import Obj, Tao
+from resolvers.records import Location, Post
+from tao import Tao
 
 if TYPE_CHECKING:
     from resolvers.context import RequestContext
@@ -35,7 +36,8 @@ async def location_for_input(ctx: RequestContext, location_id: int | None, name:
     """The LOCATION id for the input: an existing one by id, or one found or created by name."""
     if location_id is not None:
         if name is not None:
-            raise UserError(LocationErrorCode.LOCATION_INVALID, "Give `locationId` or `location`, not both.", "location")
+            raise UserError(LocationErrorCode.LOCATION_INVALID, "Give `locationId` or `location`, not both.",
+                            "location")
         obj = await privacy.load_visible_object(ctx, location_id)  # no probing for hidden places
         if obj is None or obj.otype != "LOCATION":
             raise UserError(LocationErrorCode.LOCATION_INVALID, "No such location: check `locationId`.", "locationId")
@@ -43,9 +45,9 @@ async def location_for_input(ctx: RequestContext, location_id: int | None, name:
     if name is None:
         return None
     name = " ".join(name.split())
-    coords_ok = (latitude is None) == (longitude is None) and (
-        latitude is None or (math.isfinite(latitude) and math.isfinite(longitude)
-                             and -90 <= latitude <= 90 and -180 <= longitude <= 180))
+    coords_ok = (latitude is None and longitude is None) or (
+        latitude is not None and longitude is not None and math.isfinite(latitude) and math.isfinite(longitude)
+        and -90 <= latitude <= 90 and -180 <= longitude <= 180)
     if not 1 <= len(name) <= LOCATION_NAME_MAX or not coords_ok:
         raise UserError(LocationErrorCode.LOCATION_INVALID,
                         f"A location has a name of 1 to {LOCATION_NAME_MAX} characters and, optionally, both a "
@@ -69,15 +71,15 @@ async def location_id_for(tao: Tao, name: str, latitude: float | None, longitude
     return (await tao.key_get_many("location", [key]))[key]
 
 
-async def location_posts(ctx: RequestContext, location_id: int, first: int, after: Cursor | None) -> Page[Obj]:
+async def location_posts(ctx: RequestContext, location_id: int, first: int, after: Cursor | None) -> Page[Post]:
     assocs, has_next = await load_assoc_page(ctx, location_id, "LOCATION_OF", first, after)
     posts = await privacy.visible_posts(ctx, [a.id2 for a in assocs])
     return make_page(assocs, has_next, {p.id: p for p in posts}, after)
 
 
-async def get_location(ctx: RequestContext, location_id: int) -> Obj | None:
+async def get_location(ctx: RequestContext, location_id: int) -> Location | None:
     obj = await privacy.load_visible_object(ctx, location_id)
-    return obj if obj is not None and obj.otype == "LOCATION" else None
+    return obj if isinstance(obj, Location) else None
 
 
 async def location_post_count(ctx: RequestContext, location_id: int) -> int:

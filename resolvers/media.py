@@ -1,8 +1,8 @@
 """Media in the API: uploads recorded as MEDIA objects, their processing job, and who sees them.
 
 A MEDIA object lives on its owner's shard (`obj_add(..., owner=viewer)`) with data
-  owner, kind ("image" | "video" | "audio"), upload_id (the pipeline's), media_key (its source object),
-  status ("uploading" -> "processing" -> "ready" | "failed"), content_type, byte_size,
+  owner, kind (`MediaKind`), upload_id (the pipeline's), media_key (its source object),
+  status (`MediaStatus`: uploading -> processing -> ready | failed), content_type, byte_size,
   share_location, focal_point [x, y] (optional), width, height, duration,
   variants [{name, width, height, content_type, key, codecs (video renditions)}], blurhash, dominant_color,
   failure_code, failure_reason (set when failed; shown to the owner only)
@@ -11,9 +11,9 @@ by the posts domain). The upload id is a unique key (`key_claim("upload", upload
 so one upload never becomes two media, whatever the client retries.
 
 Invariants:
-- The status only moves forward: `do_complete_upload` moves "uploading" to "processing" and
+- The status only moves forward: `do_complete_upload` moves UPLOADING to PROCESSING and
   commits the `media.process` job in that same write, so a completed upload is always processed;
-  the job moves "processing" to "ready" or "failed" (idempotent: a finished media is left alone).
+  the job moves PROCESSING to READY or FAILED (idempotent: a finished media is left alone).
 - A post with media is published (by `resolvers.posts.do_publish_post`) only when all its media
   are ready: the job publishes every post of a media that became ready, after recording it.
 - Failures of the pipeline are translated here, once: expected ones become typed
@@ -27,10 +27,10 @@ import asyncio
 import enum
 import logging
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 import media_pipeline as mp
 from config import Settings
@@ -39,7 +39,8 @@ from resolvers import privacy
 from resolvers.actor import acting_as
 from resolvers.errors import BadInputError, UnavailableError, UserError
 from resolvers.job_context import JobContext
-from tao import Obj, Tao
+from resolvers.records import Media, MediaKind, MediaStatus, Post, Record, User, record_of
+from tao import Tao
 
 if TYPE_CHECKING:
     from resolvers.context import RequestContext
@@ -47,8 +48,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("taogram.media")
 
 PROCESS_JOB = "media.process"
-UPLOADING, PROCESSING, READY, FAILED = "uploading", "processing", "ready", "failed"
-KINDS = ("image", "video", "audio")  # audio: voice messages (resolvers.messages), never posts
+UPLOADING, PROCESSING, READY, FAILED = (s.value for s in MediaStatus)
+KINDS = tuple(k.value for k in MediaKind)  # audio: voice messages (resolvers.messages), never posts
 UPLOAD_KEYS = "upload"  # the unique-key namespace: pipeline upload id -> MEDIA id
 
 
@@ -63,13 +64,6 @@ class MediaErrorCode(enum.Enum):
     ALREADY_COMPLETED = "ALREADY_COMPLETED"
     UPLOAD_FAILED = "UPLOAD_FAILED"
     REJECTED = "REJECTED"
-
-
-class MediaStatus(enum.Enum):
-    UPLOADING = UPLOADING
-    PROCESSING = PROCESSING
-    READY = READY
-    FAILED = FAILED
 
 
 # pipeline error -> (our code, the input field at fault); most specific class first.
@@ -141,7 +135,7 @@ def _services(ctx: RequestContext) -> MediaServices:
 
 async def do_start_upload(tao: Tao, actor_id: int, kind: str, byte_size: int, content_type: str, sha256: str,
                           part_sha256s: list[str] | None, *,
-                          services: MediaServices | None) -> tuple[Obj, mp.UploadTicket]:
+                          services: MediaServices | None) -> tuple[Media, mp.UploadTicket]:
     """Open an upload in the pipeline (`services`: the process's) and record its MEDIA
     (status uploading) for the actor."""
     ctx = acting_as(tao, actor_id, media=services)
@@ -161,24 +155,24 @@ async def do_start_upload(tao: Tao, actor_id: int, kind: str, byte_size: int, co
     if not await tao.key_claim(UPLOAD_KEYS, ticket.upload_id, media_id):
         raise RuntimeError("upload id collision")  # 128 random bits: a fault, not an input error
     await tao.assoc_add(viewer, "UPLOADED", media_id)
-    obj = (await tao.obj_get([media_id]))[media_id]
+    obj = record_of((await tao.obj_get([media_id]))[media_id])
     return obj, ticket
 
 
-async def _own_upload(ctx: RequestContext, upload_id: str) -> Obj:
+async def _own_upload(ctx: RequestContext, upload_id: str) -> Media:
     """The viewer's MEDIA for a pipeline upload id; NOT_FOUND for anyone else's or an unknown one."""
     viewer = ctx.require_viewer()
     # Only a well-formed id can be a key (the store refuses an empty one): any other is unknown.
     media_id = ((await ctx.tao.key_get_many(UPLOAD_KEYS, [upload_id])).get(upload_id)
                 if mp.is_upload_id(upload_id) else None)
     obj = await ctx.loaders.object_by_id.load(media_id) if media_id is not None else None
-    if obj is None or obj.otype != "MEDIA" or obj.data.get("owner") != viewer:
+    if not isinstance(obj, Media) or obj.owner != viewer:
         raise UserError(MediaErrorCode.NOT_FOUND, "No such upload of yours: check `uploadId` or start a new upload.",
                         "uploadId")
     return obj
 
 
-async def upload_status(ctx: RequestContext, upload_id: str) -> tuple[Obj, mp.UploadStatus]:
+async def upload_status(ctx: RequestContext, upload_id: str) -> tuple[Media, mp.UploadStatus]:
     media = await _own_upload(ctx, upload_id)
     try:
         return media, await _services(ctx).uploads.upload_status(upload_id)
@@ -187,7 +181,8 @@ async def upload_status(ctx: RequestContext, upload_id: str) -> tuple[Obj, mp.Up
 
 
 async def do_complete_upload(tao: Tao, actor_id: int, upload_id: str, share_location: bool,
-                             focal_point: tuple[float, float] | None = None, *, services: MediaServices | None) -> Obj:
+                             focal_point: tuple[float, float] | None = None, *,
+                             services: MediaServices | None) -> Media:
     """Verify the upload (size, sha256, decode) and commit its processing job with status processing.
     `focal_point` (fractions of the upright picture) centres the surface crops.
 
@@ -196,10 +191,11 @@ async def do_complete_upload(tao: Tao, actor_id: int, upload_id: str, share_loca
     ctx = acting_as(tao, actor_id, media=services)
     if focal_point is not None and not all(0.0 <= c <= 1.0 for c in focal_point):
         raise UserError(MediaErrorCode.INVALID_UPLOAD,
-                        "A focal point's x and y are fractions of the picture, from 0 to 1: send e.g. {x: 0.5, y: 0.3}.",
+                        "A focal point's x and y are fractions of the picture, from 0 to 1: "
+                        "send e.g. {x: 0.5, y: 0.3}.",
                         "focalPoint")
     media = await _own_upload(ctx, upload_id)
-    if media.data.get("status") != UPLOADING:
+    if media.status is not MediaStatus.UPLOADING:
         err = UserError(MediaErrorCode.ALREADY_COMPLETED,
                         "This upload was already completed: use the media it made (returned here).", "uploadId")
         err.media = media  # type: ignore[attr-defined]
@@ -207,7 +203,7 @@ async def do_complete_upload(tao: Tao, actor_id: int, upload_id: str, share_loca
     try:
         done = await _services(ctx).uploads.complete_upload(upload_id)
     except mp.UploadAlreadyCompletedError as exc:
-        done = exc.result  # completed in the pipeline, but we crashed before recording it: finish now
+        done = cast(mp.CompletedUpload, exc.result)  # completed in the pipeline, but we crashed before recording it
     except mp.MediaError as exc:
         raise translate(exc) from None
     changes = {
@@ -218,12 +214,12 @@ async def do_complete_upload(tao: Tao, actor_id: int, upload_id: str, share_loca
     if focal_point is not None:
         changes["focal_point"] = [float(focal_point[0]), float(focal_point[1])]
     updated = await tao.obj_update(media.id, changes, jobs=[(PROCESS_JOB, {"media": media.id})])
-    return updated
+    return record_of(updated)
 
 
 # Reads ----------------------------------------------------------------------------------------
 
-async def media_visible(ctx: RequestContext, obj: Obj) -> bool:
+async def media_visible(ctx: RequestContext, obj: Record) -> bool:
     """The owner always. Anyone else only where the media is shown to them, once ready: as part
     of a post they may see (its MEDIA_OF edge, confirmed by the post's data), or as the profile
     picture of an account they may see at all. A media in no post they may see (never attached,
@@ -231,48 +227,44 @@ async def media_visible(ctx: RequestContext, obj: Obj) -> bool:
     owner's alone, on every surface: `node(id:)`, `nodes`, its URLs. Voice notes and media sent
     in direct messages (`dm`) are never in a post: their readers reach them through the message
     (`resolvers.messages`, which checks the reader is in the thread)."""
-    owner = obj.data.get("owner")
-    if owner is None:
+    if not isinstance(obj, Media):
         return False
+    owner = obj.owner
     if owner == ctx.viewer_id:
         return True
-    if obj.data.get("status") != READY or obj.data.get("kind") == "audio" or obj.data.get("dm"):
+    if obj.status is not MediaStatus.READY or obj.kind is MediaKind.AUDIO or obj.dm:
         # Seen through their message only (also if one were ever listed in a post).
         return False
-    seen, owner_obj = await asyncio.gather(privacy.user_visibility(ctx, int(owner)),
-                                           ctx.loaders.object_by_id.load(int(owner)))
-    if seen == privacy.Visibility.HIDDEN or owner_obj is None:
+    seen, owner_obj = await asyncio.gather(privacy.user_visibility(ctx, owner),
+                                           ctx.loaders.object_by_id.load(owner))
+    if seen == privacy.Visibility.HIDDEN or not isinstance(owner_obj, User):
         return False
-    if owner_obj.data.get("profile_picture_id") == obj.id:
+    if owner_obj.profile_picture_id == obj.id:
         return True
     # A media belongs to at most one post: the first edge of its MEDIA_OF list is the one.
     edges = await ctx.loaders.assoc_page_by_key.load((obj.id, "MEDIA_OF", 1, None))
     for post in await ctx.loaders.object_by_id.load_many([a.id2 for a in edges]):
-        if (post is not None and obj.id in _media_ids(post) and int(post.data.get("author", 0)) == owner
+        if (isinstance(post, Post) and obj.id in post.media and post.author == owner
                 and await privacy.post_visible(ctx, post)):
             return True
     return False
 
 
-def _media_ids(post: Obj) -> list[int]:
-    return [int(m) for m in post.data.get("media", [])]
-
-
-async def post_media(ctx: RequestContext, post: Obj) -> list[Obj]:
+async def post_media(ctx: RequestContext, post: Post) -> list[Media]:
     """The media of a post the viewer may see, in order: visible with it (they are part of it),
     so no per-media lookup of MEDIA_OF; the author sees them in any status, others once ready."""
-    author = int(post.data["author"])
-    objs = await ctx.loaders.object_by_id.load_many(_media_ids(post))
-    return [m for m in objs if m is not None and m.otype == "MEDIA" and m.data.get("owner") == author
-            and (author == ctx.viewer_id or m.data.get("status") == READY)]
+    author = post.author
+    objs = await ctx.loaders.object_by_id.load_many(list(post.media))
+    return [m for m in objs if isinstance(m, Media) and m.owner == author
+            and (author == ctx.viewer_id or m.status is MediaStatus.READY)]
 
 
 privacy.register_object_rule("MEDIA", media_visible)
 
 
-def failure_reason(ctx: RequestContext, obj: Obj) -> str | None:
+def failure_reason(ctx: RequestContext, media: Media) -> str | None:
     """Why processing failed: for the owner only (it may name what moderation objected to)."""
-    return obj.data.get("failure_reason") if obj.data.get("owner") == ctx.viewer_id else None
+    return media.failure_reason if media.owner == ctx.viewer_id else None
 
 
 # Renditions that are never picked without their name: the uploader's bytes, playlists, stills.
@@ -288,22 +280,23 @@ def parse_aspect(aspect: str) -> float:
     """`"4:5"` -> 0.8; a BAD_USER_INPUT error for anything but two positive integers."""
     w, sep, h = aspect.partition(":")
     if not (sep and w.isdigit() and h.isdigit() and int(w) > 0 and int(h) > 0):
-        raise BadInputError(f"aspect {aspect!r} is not W:H with positive integers; ask for e.g. \"1:1\", \"4:5\" or \"9:16\".")
+        raise BadInputError(f"aspect {aspect!r} is not W:H with positive integers; "
+                            "ask for e.g. \"1:1\", \"4:5\" or \"9:16\".")
     return int(w) / int(h)
 
 
-def _codec_family(v: dict) -> str:
+def _codec_family(v: Mapping[str, Any]) -> str:
     if not v["content_type"].startswith("video/"):
         return ""
     return (v.get("codecs") or "avc1")[:4]  # renditions recorded before codecs were: H.264
 
 
-def _is_crop(v: dict) -> bool:
+def _is_crop(v: Mapping[str, Any]) -> bool:
     return any(f"_{s}_" in v["name"] for s in _SURFACES)  # jpeg_square_640, webp_story_1080
 
 
-def pick_variant(variants: list[dict], name: str | None, width: int | None, aspect: float | None = None,
-                 codecs: list[str] | None = None) -> dict | None:
+def pick_variant(variants: Sequence[Mapping[str, Any]], name: str | None, width: int | None,
+                 aspect: float | None = None, codecs: list[str] | None = None) -> Mapping[str, Any] | None:
     """The rendition for a request: by name; else among the displayable renditions in a codec
     the client plays (`codecs`, RFC 6381 prefixes such as "av01"; H.264 when not given) and of
     the requested `aspect` (a surface's crop, else the full picture when none was cut, as for a
@@ -326,7 +319,7 @@ def pick_variant(variants: list[dict], name: str | None, width: int | None, aspe
     if not pool:
         return None
 
-    def preference(v: dict) -> tuple[int, bool]:
+    def preference(v: Mapping[str, Any]) -> tuple[int, bool]:
         family = _codec_family(v)
         rank = _CODEC_PREFERENCE.index(family) if family in _CODEC_PREFERENCE else len(_CODEC_PREFERENCE)
         return rank, v["content_type"] != "image/jpeg"
@@ -351,11 +344,17 @@ async def urls_for(ctx: RequestContext, keys: list[str]) -> list[str]:
 async def check_profile_picture(ctx: RequestContext, viewer: int, media_id: int) -> bool:
     """Whether `media_id` may be the viewer's profile picture: their own completed image."""
     obj = await ctx.loaders.object_by_id.load(media_id)
-    return (obj is not None and obj.otype == "MEDIA" and obj.data.get("owner") == viewer
-            and obj.data.get("kind") == "image" and obj.data.get("status") in (PROCESSING, READY))
+    return (isinstance(obj, Media) and obj.owner == viewer and obj.kind is MediaKind.IMAGE
+            and obj.status in (MediaStatus.PROCESSING, MediaStatus.READY))
 
 
 # Jobs -----------------------------------------------------------------------------------------
+
+def _failure_code(exc: mp.MediaError) -> str:
+    """The code a failed media records: its `MediaErrorCode` (a transient error never fails one)."""
+    code = translate(exc).code  # type: ignore[attr-defined]  # AppError's code: an enum for UserError
+    return code.value if isinstance(code, enum.Enum) else str(code)
+
 
 async def process_job(job: JobContext, payload: dict) -> None:
     """`media.process`: transcode, record the result, settle the posts waiting for it.
@@ -368,20 +367,20 @@ async def process_job(job: JobContext, payload: dict) -> None:
     tao = job.tao
     media_id = int(payload["media"])
     obj = (await tao.obj_get([media_id])).get(media_id)
-    if obj is None or obj.data.get("status") == UPLOADING:
+    media = record_of(obj) if obj is not None else None
+    if not isinstance(media, Media) or media.status is MediaStatus.UPLOADING:
         return
-    if obj.data.get("status") == PROCESSING:
+    if media.status is MediaStatus.PROCESSING:
         settings: Settings = job.settings
-        d = obj.data
         try:
-            focal = d.get("focal_point")
-            options = mp.ProcessOptions(share_location=bool(d.get("share_location")),
-                                        focal_point=(float(focal[0]), float(focal[1])) if focal else None)
-            result = await mp.process_media(settings.media, d["media_key"], d["kind"], options)
+            options = mp.ProcessOptions(share_location=media.share_location, focal_point=media.focal_point)
+            if media.media_key is None:
+                raise ValueError(f"media {media_id} is processing but has no media_key")  # a fault: completion sets it
+            result = await mp.process_media(settings.media, media.media_key, media.kind.value, options)
         except mp.MediaError as exc:
             if exc.retryable:
                 raise
-            await tao.obj_update(media_id, {"status": FAILED, "failure_code": translate(exc).code.value,
+            await tao.obj_update(media_id, {"status": FAILED, "failure_code": _failure_code(exc),
                                             "failure_reason": str(exc)})
         else:
             variants = [{"name": v.name, "width": v.width, "height": v.height, "content_type": v.content_type,
@@ -397,15 +396,15 @@ async def process_job(job: JobContext, payload: dict) -> None:
 
 
 async def sweep_stale_uploads(services: MediaServices) -> int:
-    """Abort uploads abandoned for `abandoned_upload_seconds` (their MEDIA stay "uploading",
+    """Abort uploads abandoned for `abandoned_upload_seconds` (their MEDIA stay UPLOADING,
     reachable by no one but their owner, and completing them answers NOT_FOUND)."""
     return await services.uploads.abort_stale_uploads()
 
 
 async def run_sweeper(services: MediaServices) -> None:
-    """Every server process with a worker sweeps about once per 1/24 of the abandonment age
-    (hourly by default), with jitter; sweeping is idempotent, so processes need not agree."""
-    interval = max(60.0, services.settings.abandoned_upload_seconds / 24)
+    """Every server process sweeps every `media.sweep_interval_seconds` (hourly by default), with
+    jitter; sweeping is idempotent, so processes need not agree."""
+    interval = services.settings.sweep_interval_seconds
     while True:
         await asyncio.sleep(interval * random.uniform(0.5, 1.0))
         try:

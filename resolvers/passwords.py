@@ -37,7 +37,7 @@ def _pool(workers: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="taogram-password")
 
 
-async def _run(auth: AuthSettings, fn, *args):  # type: ignore[no-untyped-def]
+async def _run(auth: AuthSettings, fn, *args):
     return await asyncio.get_running_loop().run_in_executor(_pool(auth.password_hash_workers), fn, *args)
 
 

@@ -1,8 +1,9 @@
 """Posts: create, edit, publish, delete, and the lists they are read from.
 
 A POST lives on its author's shard (`obj_add(..., owner=author)`) with data
-  author, caption, status ("visible" | "processing"), hashtags (names), hashtag_ids,
-  mentions (user ids), location (id | None), media (ordered ids), kind, published_at (ms, once visible)
+  author, caption, status (`PostStatus`), hashtags (names), hashtag_ids,
+  mentions (user ids), location (id | None), media (ordered ids), kind (`PostKind`), published_at (ms, once visible)
+read as a `resolvers.records.Post`
 and edges, all derived from that data by `sync_post_edges` (the one place that writes them):
   author -AUTHORED-> post (⇄ AUTHORED_BY; the author's posts, newest first; `postCount`)
   post -TAGGED_WITH-> hashtag (⇄ TAGS)     post -MENTIONS-> user (⇄ MENTIONED_IN)
@@ -16,8 +17,8 @@ Invariants:
   commits a `posts.sync_edges` job in the same transaction, and the writer then syncs at once;
   the job is the repair if the process dies in between. A crash between `obj_add` and the
   AUTHORED edge leaves an unlisted post whose id no client ever saw.
-- A post is "processing" until every one of its media is ready (MEDIA `data.status == "ready"`);
-  `do_publish_post` flips it to "visible" and commits the `ON_PUBLISH` hooks' jobs (feed
+- A post is PROCESSING until every one of its media is READY;
+  `do_publish_post` flips it to VISIBLE and commits the `ON_PUBLISH` hooks' jobs (feed
   fan-out) in that same write, so a published post is always fanned out. A post without media
   is visible at once, and its AUTHORED write carries the hooks' jobs.
 - The public edges follow the author's privacy too: `do_update_profile` commits
@@ -32,47 +33,56 @@ Who may see a post is `resolvers.privacy.post_visible`.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from resolvers import locations, privacy
 from resolvers.actor import acting_as
+from resolvers.edge_data import authored_data
 from resolvers.errors import UserError
-from resolvers.hashtags import (HASHTAG_MAX_LEN, HASHTAGS_MAX, MENTIONS_MAX, hashtag_ids_for, is_hashtag_name,
-                                parse_hashtags, parse_mentions)
+from resolvers.hashtags import (
+    HASHTAG_MAX_LEN,
+    HASHTAGS_MAX,
+    MENTIONS_MAX,
+    hashtag_ids_for,
+    is_hashtag_name,
+    parse_hashtags,
+    parse_mentions,
+)
 from resolvers.job_context import JobContext
 from resolvers.pagination import Cursor, Page, load_assoc_page, make_page
-from tao import Assoc, Obj, Tao
-from tao.core import now_ms
+from resolvers.records import Location, Media, MediaKind, MediaStatus, Post, PostKind, PostStatus, User, record_of
+from tao import Assoc, Tao
+from tao.models import now_ms
 
 if TYPE_CHECKING:
     from resolvers.context import RequestContext
 
 CAPTION_MAX = 2200
 MEDIA_MAX = 10
-MEDIA_READY, MEDIA_FAILED = "ready", "failed"
-VISIBLE, PROCESSING, FAILED = "visible", "processing", "failed"
+VISIBLE, PROCESSING, FAILED = PostStatus.VISIBLE.value, PostStatus.PROCESSING.value, PostStatus.FAILED.value
 SYNC_EDGES_JOB = "posts.sync_edges"
 SYNC_AUTHOR_EDGES_JOB = "posts.sync_author_edges"
 CLEANUP_JOB = "posts.cleanup"
 DRAIN_PAGE = 200
 
-Hook = Callable[[Obj], list[tuple[str, dict]]]
+Hook = Callable[[Post], list[tuple[str, dict]]]
 # Jobs to commit with the write that makes a post visible (the feed appends its fan-out hook).
 ON_PUBLISH: list[Hook] = []
 # Jobs to commit with the write that deletes a post (the feed appends its retraction hook).
 ON_DELETE: list[Hook] = []
 
-# The edges a post's data determines: atype -> how to read the wanted id2s from the data.
-_DERIVED: dict[str, Callable[[dict], list[int]]] = {
-    "TAGGED_WITH": lambda d: [int(i) for i in d.get("hashtag_ids", [])],
-    "MENTIONS": lambda d: [int(i) for i in d.get("mentions", [])],
-    "AT_LOCATION": lambda d: [int(d["location"])] if d.get("location") else [],
-    "HAS_MEDIA": lambda d: [int(i) for i in d.get("media", [])],
+# The edges a post's data determines: atype -> the wanted id2s.
+_DERIVED: dict[str, Callable[[Post], list[int]]] = {
+    "TAGGED_WITH": lambda p: list(p.hashtag_ids),
+    "MENTIONS": lambda p: list(p.mentions),
+    "AT_LOCATION": lambda p: [p.location] if p.location else [],
+    "HAS_MEDIA": lambda p: list(p.media),
 }
 # The edges a post has only while it is public (see `_is_public`).
-_PUBLIC_DERIVED: dict[str, Callable[[dict], list[int]]] = {
+_PUBLIC_DERIVED: dict[str, Callable[[Post], list[int]]] = {
     "PUBLIC_TAGGED_WITH": _DERIVED["TAGGED_WITH"],
     "PUBLIC_AT_LOCATION": _DERIVED["AT_LOCATION"],
 }
@@ -90,27 +100,22 @@ class PostErrorCode(enum.Enum):
     LOCATION_INVALID = "LOCATION_INVALID"
 
 
-class PostStatus(enum.Enum):
-    VISIBLE = VISIBLE
-    PROCESSING = PROCESSING
-    FAILED = FAILED  # one of its media failed: never published; its author sees why on the media
-
-
 def not_found(field: str = "postId") -> UserError:
-    return UserError(PostErrorCode.NOT_FOUND, "No such post: it was deleted, or you cannot see it. Check the id.", field)
+    return UserError(PostErrorCode.NOT_FOUND, "No such post: it was deleted, or you cannot see it. Check the id.",
+                     field)
 
 
-def _hooks(hooks: list[Hook], post: Obj) -> list[tuple[str, dict]]:
+def _hooks(hooks: list[Hook], post: Post) -> list[tuple[str, dict]]:
     return [job for hook in hooks for job in hook(post)]
 
 
-def publish_jobs(post: Obj) -> list[tuple[str, dict]]:
+def publish_jobs(post: Post) -> list[tuple[str, dict]]:
     """The jobs to commit with the write that makes `post` visible (bulk loads commit them too)."""
     return _hooks(ON_PUBLISH, post)
 
 
 def post_data(author: int, caption: str, *, hashtags: dict[str, int] | None = None, mentions: list[int] | None = None,
-              location: int | None = None, media: list[int] | None = None, kind: str = "photo",
+              location: int | None = None, media: list[int] | None = None, kind: str = PostKind.PHOTO.value,
               status: str = VISIBLE, published_at: int | None = None) -> dict[str, Any]:
     """A POST's data (also for bulk loaders such as the GraphQL benchmark, which bypass the API)."""
     hashtags = hashtags or {}
@@ -134,7 +139,8 @@ async def _parse_caption(ctx: RequestContext, caption: str) -> tuple[list[str], 
     bad = [t for t in tags if not is_hashtag_name(t)]
     if bad:
         raise UserError(PostErrorCode.HASHTAG_INVALID,
-                        f"A hashtag is at most {HASHTAG_MAX_LEN} letters, digits or underscores: shorten #{bad[0][:20]}….",
+                        f"A hashtag is at most {HASHTAG_MAX_LEN} letters, digits or underscores: "
+                        f"shorten #{bad[0][:20]}….",
                         "caption")
     if len(tags) > HASHTAGS_MAX:
         raise UserError(PostErrorCode.TOO_MANY_HASHTAGS, f"A caption holds at most {HASHTAGS_MAX} hashtags.", "caption")
@@ -151,7 +157,7 @@ async def mention_ids(ctx: RequestContext, usernames: list[str], field: str, cod
     return [i for i in await privacy.visible_user_ids(ctx, ids) if i != ctx.viewer_id]
 
 
-async def _check_media(ctx: RequestContext, viewer: int, media_ids: list[int]) -> list[Obj]:
+async def _check_media(ctx: RequestContext, viewer: int, media_ids: list[int]) -> list[Media]:
     if len(media_ids) > MEDIA_MAX:
         raise UserError(PostErrorCode.TOO_MANY_MEDIA, f"A post holds at most {MEDIA_MAX} photos or videos.", "mediaIds")
     if len(set(media_ids)) != len(media_ids):
@@ -161,29 +167,29 @@ async def _check_media(ctx: RequestContext, viewer: int, media_ids: list[int]) -
     used = await ctx.loaders.assoc_count_by_key.load_many([(m, "MEDIA_OF") for m in media_ids])
     for o, edge, n in zip(objs, mine, used):
         # Voice notes and a direct message's media belong to their message (resolvers.messages).
-        if o is None or o.otype != "MEDIA" or edge is None or n or o.data.get("kind") == "audio" or o.data.get("dm"):
+        if not isinstance(o, Media) or edge is None or n or o.kind is MediaKind.AUDIO or o.dm:
             raise UserError(PostErrorCode.MEDIA_INVALID,
                             "Each of `mediaIds` must be a photo or video upload of yours not used in another post or "
                             "a direct message: upload it first.",
                             "mediaIds")
-        if o.data.get("status") not in (PROCESSING, MEDIA_READY):  # still uploading, or failed
+        if o.status not in (MediaStatus.PROCESSING, MediaStatus.READY):  # still uploading, or failed
             raise UserError(PostErrorCode.MEDIA_INVALID,
                             "Each of `mediaIds` must be a completed upload that did not fail: call `completeUpload` "
                             "first, or upload a failed one again.", "mediaIds")
     return list(objs)
 
 
-def _kind(media: list[Obj]) -> str:
+def _kind(media: list[Media]) -> PostKind:
     if len(media) > 1:
-        return "carousel"
-    return "video" if media and media[0].data.get("kind") == "video" else "photo"
+        return PostKind.CAROUSEL
+    return PostKind.VIDEO if media and media[0].kind is MediaKind.VIDEO else PostKind.PHOTO
 
 
 # Writes ------------------------------------------------------------------------------------
 
 async def do_create_post(tao: Tao, actor_id: int, caption: str, media_ids: list[int], *, location_id: int | None = None,
                          location_name: str | None = None, latitude: float | None = None,
-                         longitude: float | None = None) -> Obj:
+                         longitude: float | None = None) -> Post:
     ctx = acting_as(tao, actor_id)
     viewer = actor_id
     tags, mentions = await _parse_caption(ctx, caption)
@@ -192,42 +198,43 @@ async def do_create_post(tao: Tao, actor_id: int, caption: str, media_ids: list[
         location = await locations.location_for_input(ctx, location_id, location_name, latitude, longitude)
     except UserError as e:
         raise UserError(PostErrorCode.LOCATION_INVALID, e.message, e.field) from None
-    ready = all(m.data.get("status") == MEDIA_READY for m in media)
+    ready = all(m.status is MediaStatus.READY for m in media)
     data = post_data(viewer, caption, hashtags=await hashtag_ids_for(tao, tags), mentions=mentions,
-                     location=location, media=media_ids, kind=_kind(media), status=VISIBLE if ready else PROCESSING)
+                     location=location, media=media_ids, kind=_kind(media).value,
+                     status=VISIBLE if ready else PROCESSING)
     post_id = await tao.obj_add("POST", data, owner=viewer)
-    post = (await tao.obj_get([post_id]))[post_id]
+    post = record_of((await tao.obj_get([post_id]))[post_id])
     jobs = [(SYNC_EDGES_JOB, {"post": post_id})] + (_hooks(ON_PUBLISH, post) if ready else [])
     # Same shard as the post: the job commits with the edge that lists the post.
     # The edge carries the post's kind, so feed ranking need not load pulled posts.
-    await tao.assoc_add(viewer, "AUTHORED", post_id, time=post.created, data={"k": post.data["kind"]}, jobs=jobs)
+    await tao.assoc_add(viewer, "AUTHORED", post_id, time=post.created, data=authored_data(post), jobs=jobs)
     await sync_post_edges(tao, post)
     # A media may have become ready before the HAS_MEDIA edges existed (its job found no post to
     # publish): check again now that they do.
     if not ready and await do_publish_post(tao, post_id):
-        post = (await tao.obj_get([post_id]))[post_id]
+        post = record_of((await tao.obj_get([post_id]))[post_id])
     return post
 
 
-async def _own_post(ctx: RequestContext, post_id: int) -> Obj:
+async def _own_post(ctx: RequestContext, post_id: int) -> Post:
     viewer = ctx.require_viewer()
     post = await get_post(ctx, post_id)
     if post is None:
         raise not_found()
-    if post.data.get("author") != viewer:
+    if post.author != viewer:
         raise UserError(PostErrorCode.NOT_AUTHOR, "Only the author of a post can change or delete it.", "postId")
     return post
 
 
-async def do_edit_post(tao: Tao, actor_id: int, post_id: int, caption: str) -> Obj:
+async def do_edit_post(tao: Tao, actor_id: int, post_id: int, caption: str) -> Post:
     """Change the caption; hashtags and mentions are re-parsed and their edges follow."""
     ctx = acting_as(tao, actor_id)
     await _own_post(ctx, post_id)
     tags, mentions = await _parse_caption(ctx, caption)
     hashtags = await hashtag_ids_for(tao, tags)
-    updated = await tao.obj_update(post_id, {
+    updated = record_of(await tao.obj_update(post_id, {
         "caption": caption, "hashtags": list(hashtags), "hashtag_ids": list(hashtags.values()), "mentions": mentions,
-    }, jobs=[(SYNC_EDGES_JOB, {"post": post_id})])
+    }, jobs=[(SYNC_EDGES_JOB, {"post": post_id})]))
     await sync_post_edges(tao, updated)
     return updated
 
@@ -235,10 +242,10 @@ async def do_edit_post(tao: Tao, actor_id: int, post_id: int, caption: str) -> O
 async def do_delete_post(tao: Tao, actor_id: int, post_id: int) -> None:
     ctx = acting_as(tao, actor_id)
     post = await _own_post(ctx, post_id)
-    jobs = [(CLEANUP_JOB, {"post": post_id, "author": post.data["author"]})] + _hooks(ON_DELETE, post)
+    jobs = [(CLEANUP_JOB, {"post": post_id, "author": post.author})] + _hooks(ON_DELETE, post)
     await tao.obj_delete(post_id, jobs=jobs)
     # The counted edges go now (postCount, a hashtag's postCount); likes and comments by the job.
-    await tao.assoc_delete(int(post.data["author"]), "AUTHORED", post_id)
+    await tao.assoc_delete(post.author, "AUTHORED", post_id)
     await sync_post_edges(tao, None, post_id)
 
 
@@ -247,35 +254,45 @@ async def do_publish_post(tao: Tao, post_id: int) -> bool:
     one failed (for the media pipeline to call when a media item becomes ready or fails).
     Commits the ON_PUBLISH hooks' jobs with the write that publishes. Returns whether this call
     published it; idempotent (a visible, failed or deleted post is left alone)."""
-    post = (await tao.obj_get([post_id])).get(post_id)
-    if post is None or post.data.get("status") != PROCESSING:
+    post = await _read_post(tao, post_id)
+    if post is None or post.status is not PostStatus.PROCESSING:
         return False
-    media_ids = [int(m) for m in post.data.get("media", [])]
-    media = await tao.obj_get(media_ids) if media_ids else {}
-    if any(media.get(m) is not None and media[m].data.get("status") == MEDIA_FAILED for m in media_ids):
+    media_ids = list(post.media)
+    media = {m: record_of(o) for m, o in (await tao.obj_get(media_ids) if media_ids else {}).items()}
+    if any(isinstance(media.get(m), Media) and media[m].status is MediaStatus.FAILED for m in media_ids):
         # Never published, so nothing was fanned out: only the status changes (author-only, as
         # while processing). The failed media carries the reason the author sees.
         await tao.obj_update(post_id, {"status": FAILED})
         return False
-    if any(media.get(m) is None or media[m].data.get("status") != MEDIA_READY for m in media_ids):
+    if any(not isinstance(media.get(m), Media) or media[m].status is not MediaStatus.READY for m in media_ids):
         return False
-    changes = {"status": VISIBLE, "published_at": now_ms()}
-    preview = Obj(post.id, post.otype, post.version + 1, post.created, changes["published_at"], {**post.data, **changes})
+    now = now_ms()
+    changes = {"status": VISIBLE, "published_at": now}
+    preview = dataclasses.replace(post, version=post.version + 1, updated=now, status=PostStatus.VISIBLE,
+                                  published_at=now)
     # Published, it may now be public: its public edges follow (the job is the repair).
-    updated = await tao.obj_update(post_id, changes, jobs=[(SYNC_EDGES_JOB, {"post": post_id})] + _hooks(ON_PUBLISH, preview))
+    updated = record_of(await tao.obj_update(post_id, changes,
+                                             jobs=[(SYNC_EDGES_JOB, {"post": post_id})] + _hooks(ON_PUBLISH, preview)))
     await sync_post_edges(tao, updated)
     return True
 
 
-async def _is_public(tao: Tao, post: Obj) -> bool:
+async def _read_post(tao: Tao, post_id: int) -> Post | None:
+    """The post straight from the store (jobs have no loaders), or None if it is gone."""
+    obj = (await tao.obj_get([post_id])).get(post_id)
+    post = record_of(obj) if obj is not None else None
+    return post if isinstance(post, Post) else None
+
+
+async def _is_public(tao: Tao, post: Post) -> bool:
     """Whether anyone (not blocked) may see the post: published, by an existing public account."""
-    if post.data.get("status") != VISIBLE:
+    if not post.is_visible:
         return False
-    author = (await tao.obj_get([int(post.data["author"])])).get(int(post.data["author"]))
-    return author is not None and not author.data.get("is_private")
+    author = (await tao.obj_get([post.author])).get(post.author)
+    return author is not None and isinstance(user := record_of(author), User) and not user.is_private
 
 
-async def sync_post_edges(tao: Tao, post: Obj | None, post_id: int | None = None) -> None:
+async def sync_post_edges(tao: Tao, post: Post | None, post_id: int | None = None) -> None:
     """Make the post's derived edges match its data and whether it is public (all removed if
     `post` is None: deleted). Idempotent; the edge time is the post's creation, so a tag's list
     stays in post order."""
@@ -286,9 +303,9 @@ async def sync_post_edges(tao: Tao, post: Obj | None, post_id: int | None = None
     current = await tao.assoc_range_many([(pid, atype) for atype in derived], 0, 100)
     adds: list[tuple] = []
     for atype, wanted_of in derived.items():
-        wanted = wanted_of(post.data) if post is not None and (public or atype in _DERIVED) else []
+        wanted = wanted_of(post) if post is not None and (public or atype in _DERIVED) else []
         have = {a.id2 for a in current[(pid, atype)]}
-        adds += [(pid, atype, i, post.created) for i in wanted if i not in have]
+        adds += [(pid, atype, i, post.created) for i in wanted if i not in have]  # type: ignore[union-attr]
         for extra in have - set(wanted):
             await tao.assoc_delete(pid, atype, extra)
     if adds:
@@ -297,37 +314,38 @@ async def sync_post_edges(tao: Tao, post: Obj | None, post_id: int | None = None
 
 # Reads -------------------------------------------------------------------------------------
 
-async def get_post(ctx: RequestContext, post_id: int) -> Obj | None:
+async def get_post(ctx: RequestContext, post_id: int) -> Post | None:
     """The post if it exists and the viewer may see it, else None."""
     obj = await privacy.load_visible_object(ctx, post_id)
-    return obj if obj is not None and obj.otype == "POST" else None
+    return obj if isinstance(obj, Post) else None
 
 
-async def user_posts(ctx: RequestContext, user_id: int, first: int, after: Cursor | None) -> Page[Obj]:
+async def user_posts(ctx: RequestContext, user_id: int, first: int, after: Cursor | None) -> Page[Post]:
     """The user's posts, newest first (FORBIDDEN for a private account the viewer does not follow)."""
     await privacy.require_full_access(ctx, user_id, "posts")
     return await _post_page(ctx, user_id, "AUTHORED", first, after)
 
 
-async def _post_page(ctx: RequestContext, id1: int, atype: str, first: int, after: Cursor | None) -> Page[Obj]:
+async def _post_page(ctx: RequestContext, id1: int, atype: str, first: int, after: Cursor | None) -> Page[Post]:
     assocs, has_next = await load_assoc_page(ctx, id1, atype, first, after)
     posts = await privacy.visible_posts(ctx, [a.id2 for a in assocs])
     return make_page(assocs, has_next, {p.id: p for p in posts}, after)
 
 
-async def post_author(ctx: RequestContext, post: Obj) -> Obj | None:
-    return await ctx.loaders.object_by_id.load(int(post.data["author"]))
+async def post_author(ctx: RequestContext, post: Post) -> User | None:
+    user = await ctx.loaders.object_by_id.load(post.author)
+    return user if isinstance(user, User) else None
 
 
-async def post_mentions(ctx: RequestContext, post: Obj) -> list[Obj]:
-    return await privacy.visible_users(ctx, [int(i) for i in post.data.get("mentions", [])])
+async def post_mentions(ctx: RequestContext, post: Post) -> list[User]:
+    return await privacy.visible_users(ctx, post.mentions)
 
 
-async def post_location(ctx: RequestContext, post: Obj) -> Obj | None:
+async def post_location(ctx: RequestContext, post: Post) -> Location | None:
     """The place of a post the viewer may see: part of the post, so shown with it (the location
     may have no other post the viewer can see, which would hide it from `location(id:)`)."""
-    loc = await ctx.loaders.object_by_id.load(int(post.data["location"])) if post.data.get("location") else None
-    return loc if loc is not None and loc.otype == "LOCATION" else None
+    loc = await ctx.loaders.object_by_id.load(post.location) if post.location else None
+    return loc if isinstance(loc, Location) else None
 
 
 # Jobs --------------------------------------------------------------------------------------
@@ -335,7 +353,7 @@ async def post_location(ctx: RequestContext, post: Obj) -> Obj | None:
 async def sync_edges_job(job: JobContext, payload: dict) -> None:
     tao = job.tao
     post_id = int(payload["post"])
-    await sync_post_edges(tao, (await tao.obj_get([post_id])).get(post_id), post_id)
+    await sync_post_edges(tao, await _read_post(tao, post_id), post_id)
 
 
 async def sync_author_edges_job(job: JobContext, payload: dict) -> None:
@@ -350,8 +368,9 @@ async def sync_author_edges_job(job: JobContext, payload: dict) -> None:
             return
         found = await tao.obj_get([a.id2 for a in page])
         for a in page:
-            if a.id2 in found:
-                await sync_post_edges(tao, found[a.id2])
+            post = record_of(found[a.id2]) if a.id2 in found else None
+            if isinstance(post, Post):
+                await sync_post_edges(tao, post)
         after = (page[-1].time, page[-1].id2)
 
 

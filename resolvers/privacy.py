@@ -21,10 +21,11 @@ from __future__ import annotations
 import asyncio
 import enum
 from collections.abc import Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from resolvers.errors import PermissionDeniedError
-from tao import Obj
+from resolvers.loaders import load_each
+from resolvers.records import Comment, Post, Record, User
 
 if TYPE_CHECKING:
     from resolvers.context import RequestContext
@@ -41,24 +42,30 @@ class Visibility(enum.IntEnum):
 _BLOCKS, _BLOCKED_BY, _FOLLOWS = "BLOCKS", "BLOCKED_BY", "FOLLOWS"
 
 
-async def user_visibility_batch(loaders: Loaders, user_ids: list[int]) -> list[Visibility]:
+async def user_visibility_batch(loaders: Loaders, user_ids: list[int]) -> list[Visibility | BaseException]:
     """The batch function behind `VisibilityByUserIdLoader`."""
     viewer = loaders.viewer_id
     others = [u for u in user_ids if u != viewer]
     keys = [(viewer, atype, u) for u in others for atype in (_BLOCKS, _BLOCKED_BY, _FOLLOWS)] if viewer else []
     # The users and the viewer's edges to them load together: one cache round trip, not two.
-    objs, found = await asyncio.gather(loaders.object_by_id.load_many(user_ids),
-                                       loaders.assoc_by_key.load_many(keys))
-    edges = dict(zip(keys, found))
-    out = []
+    # A user whose shard (or the viewer's) is down fails alone: its error is its answer.
+    objs, found = await asyncio.gather(load_each(loaders.object_by_id, user_ids),
+                                       load_each(loaders.assoc_by_key, keys))
+    edges: dict[tuple[int | None, str, int], Any] = dict(zip(keys, found))
+    out: list[Visibility | BaseException] = []
     for uid, obj in zip(user_ids, objs):
-        if obj is None or obj.otype != "USER":
+        failed = obj if isinstance(obj, BaseException) else next(
+            (e for e in (edges.get((viewer, t, uid)) for t in (_BLOCKS, _BLOCKED_BY, _FOLLOWS))
+             if isinstance(e, BaseException)), None)
+        if failed is not None:
+            out.append(failed)
+        elif not isinstance(obj, User):
             out.append(Visibility.HIDDEN)
         elif uid == viewer:
             out.append(Visibility.FULL)
         elif viewer is not None and (edges[(viewer, _BLOCKS, uid)] or edges[(viewer, _BLOCKED_BY, uid)]):
             out.append(Visibility.HIDDEN)
-        elif not obj.data.get("is_private"):
+        elif not obj.is_private:
             out.append(Visibility.FULL)
         elif viewer is not None and edges[(viewer, _FOLLOWS, uid)]:
             out.append(Visibility.FULL)
@@ -78,13 +85,13 @@ async def visible_user_ids(ctx: RequestContext, user_ids: Iterable[int]) -> list
     return [u for u, v in zip(ids, seen) if v != Visibility.HIDDEN]
 
 
-async def visible_users(ctx: RequestContext, user_ids: Iterable[int]) -> list[Obj]:
+async def visible_users(ctx: RequestContext, user_ids: Iterable[int]) -> list[User]:
     """The user objects, in order, that the viewer may see at all."""
     ids = await visible_user_ids(ctx, user_ids)
     return [o for o in await ctx.loaders.object_by_id.load_many(ids) if o is not None]
 
 
-async def addressable_user(ctx: RequestContext, user_id: int) -> Obj | None:
+async def addressable_user(ctx: RequestContext, user_id: int) -> User | None:
     """The user a mutation by the viewer names, or None when it does not exist *for the viewer*.
 
     None for a missing or deleted id, a non-user, and a user who blocks the viewer: every
@@ -97,7 +104,7 @@ async def addressable_user(ctx: RequestContext, user_id: int) -> Obj | None:
     # Both in one tick, so they batch into one cache round trip.
     obj, blocked_by = await asyncio.gather(ctx.loaders.object_by_id.load(user_id),
                                            ctx.loaders.assoc_by_key.load((viewer, _BLOCKED_BY, user_id)))
-    if obj is None or obj.otype != "USER" or blocked_by is not None:
+    if not isinstance(obj, User) or blocked_by is not None:
         return None
     return obj
 
@@ -110,7 +117,7 @@ async def require_full_access(ctx: RequestContext, user_id: int, what: str) -> N
         )
 
 
-ObjectRule = Callable[["RequestContext", Obj], Awaitable[bool]]
+ObjectRule = Callable[["RequestContext", Any], Awaitable[bool]]
 _OBJECT_RULES: dict[str, ObjectRule] = {}
 
 
@@ -119,12 +126,12 @@ def register_object_rule(otype: str, rule: ObjectRule) -> None:
     _OBJECT_RULES[otype] = rule
 
 
-async def can_see_object(ctx: RequestContext, obj: Obj) -> bool:
+async def can_see_object(ctx: RequestContext, obj: Record) -> bool:
     rule = _OBJECT_RULES.get(obj.otype)
     return rule is not None and await rule(ctx, obj)
 
 
-async def load_visible_object(ctx: RequestContext, obj_id: int) -> Obj | None:
+async def load_visible_object(ctx: RequestContext, obj_id: int) -> Any:
     """The object if it exists and the viewer may see it, else None (the two are indistinguishable)."""
     obj = await ctx.loaders.object_by_id.load(obj_id)
     if obj is None or not await can_see_object(ctx, obj):
@@ -137,7 +144,7 @@ async def owner_visible(ctx: RequestContext, owner_id: int) -> bool:
     return await user_visibility(ctx, owner_id) == Visibility.FULL
 
 
-async def _user_rule(ctx: RequestContext, obj: Obj) -> bool:
+async def _user_rule(ctx: RequestContext, obj: User) -> bool:
     return await user_visibility(ctx, obj.id) != Visibility.HIDDEN
 
 
@@ -147,7 +154,7 @@ register_object_rule("USER", _user_rule)
 # Content: posts, comments, hashtags, locations (the posts domain's rules) -------------------
 #
 # A post is visible to its author always, and to anyone else when it is published
-# (`status == "visible"`, not still processing its media) and its author is FULL to them
+# (`PostStatus.VISIBLE`, not still processing its media) and its author is FULL to them
 # (public, or private and followed; never across a block). A comment is visible when its post
 # is and its author is not HIDDEN from the viewer (a private account's comment on a public post
 # shows; a blocked or deleted commenter's does not). A hashtag or location exists for a viewer
@@ -155,37 +162,36 @@ register_object_rule("USER", _user_rule)
 # All of it batches: a page of posts or comments costs one `obj_get` plus the authors'
 # visibility (itself batched), whatever its length.
 
-async def post_visible(ctx: RequestContext, post: Obj) -> bool:
-    author = post.data.get("author")
-    if post.otype != "POST" or author is None:
+async def post_visible(ctx: RequestContext, post: Record) -> bool:
+    if not isinstance(post, Post):
         return False
-    if author == ctx.viewer_id:
+    if post.author == ctx.viewer_id:
         return True
-    return post.data.get("status") == "visible" and await owner_visible(ctx, int(author))
+    return post.is_visible and await owner_visible(ctx, post.author)
 
 
-async def comment_visible(ctx: RequestContext, comment: Obj) -> bool:
-    if comment.otype != "COMMENT":
+async def comment_visible(ctx: RequestContext, comment: Record) -> bool:
+    if not isinstance(comment, Comment):
         return False
-    post = await ctx.loaders.object_by_id.load(int(comment.data["post"]))
+    post = await ctx.loaders.object_by_id.load(comment.post)
     if post is None or not await post_visible(ctx, post):
         return False
-    return await user_visibility(ctx, int(comment.data["author"])) != Visibility.HIDDEN
+    return await user_visibility(ctx, comment.author) != Visibility.HIDDEN
 
 
-async def _visible_of(ctx: RequestContext, ids: Iterable[int], rule: ObjectRule) -> list[Obj]:
+async def _visible_of(ctx: RequestContext, ids: Iterable[int], rule: ObjectRule) -> list[Any]:
     objs = [o for o in await ctx.loaders.object_by_id.load_many(list(ids)) if o is not None]
     # gather: every object's rule asks its loaders in the same tick, so they batch
     seen = await asyncio.gather(*(rule(ctx, o) for o in objs))
     return [o for o, ok in zip(objs, seen) if ok]
 
 
-async def visible_posts(ctx: RequestContext, post_ids: Iterable[int]) -> list[Obj]:
+async def visible_posts(ctx: RequestContext, post_ids: Iterable[int]) -> list[Post]:
     """The posts, in order, that exist and the viewer may see."""
     return await _visible_of(ctx, post_ids, post_visible)
 
 
-async def visible_comments(ctx: RequestContext, comment_ids: Iterable[int]) -> list[Obj]:
+async def visible_comments(ctx: RequestContext, comment_ids: Iterable[int]) -> list[Comment]:
     """The comments, in order, that exist and the viewer may see."""
     return await _visible_of(ctx, comment_ids, comment_visible)
 
@@ -201,7 +207,7 @@ def listing_visible(public_atype: str, all_atype: str) -> ObjectRule:
     newest LISTING_SCAN posts is visible to the viewer (their own, or a followed private
     account's). So a tag or place used only by private accounts does not exist for strangers,
     and neither its name nor its count leaks; its `postCount` counts public posts only."""
-    async def rule(ctx: RequestContext, obj: Obj) -> bool:
+    async def rule(ctx: RequestContext, obj: Record) -> bool:
         if await ctx.loaders.assoc_count_by_key.load((obj.id, public_atype)):
             return True
         page = await ctx.loaders.assoc_page_by_key.load((obj.id, all_atype, LISTING_SCAN, None))

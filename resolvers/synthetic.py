@@ -108,10 +108,11 @@ async def load_graph(tao: Tao, spec: GraphSpec, *, progress: bool = False) -> Ma
     pick = ZipfSampler(len(popularity), spec.popularity_exponent, rng)
     sigma = 1.0
     mu = math.log(max(spec.mean_follows, 1.0)) - sigma ** 2 / 2
-    edges, followers = [], {}
+    edges: list[tuple[int, int]] = []
+    followers: dict[int, int] = {}
     for u in made.users:
         want = min(len(made.users) - 1, int(rng.lognormvariate(mu, sigma)))
-        chosen = set()
+        chosen: set[int] = set()
         while len(chosen) < want:
             v = popularity[pick.sample()]
             if v != u:

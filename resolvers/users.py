@@ -17,7 +17,8 @@ from resolvers.accounts import normalize_username, validate_full_name, validate_
 from resolvers.actor import acting_as
 from resolvers.errors import UserError
 from resolvers.posts import SYNC_AUTHOR_EDGES_JOB
-from tao import Obj, Tao
+from resolvers.records import User, record_of
+from tao import Tao
 
 if TYPE_CHECKING:
     from resolvers.context import RequestContext
@@ -36,14 +37,14 @@ class ProfileErrorCode(enum.Enum):
     PROFILE_PICTURE_INVALID = "PROFILE_PICTURE_INVALID"
 
 
-async def get_user(ctx: RequestContext, user_id: int) -> Obj | None:
+async def get_user(ctx: RequestContext, user_id: int) -> User | None:
     """The user, or None if missing or hidden from the viewer."""
     if await privacy.user_visibility(ctx, user_id) == privacy.Visibility.HIDDEN:
         return None
     return await ctx.loaders.object_by_id.load(user_id)
 
 
-async def get_user_by_username(ctx: RequestContext, username: str) -> Obj | None:
+async def get_user_by_username(ctx: RequestContext, username: str) -> User | None:
     if not 1 <= len(username) <= 30:
         return None  # cannot be a username; the store's key check would refuse it
     user_id = await ctx.loaders.user_id_by_username.load(normalize_username(username))
@@ -72,13 +73,13 @@ async def do_update_profile(
     website: str | None = None,
     is_private: bool | None = None,
     profile_picture_id: int | None = None,
-) -> Obj:
+) -> User:
     """Change the viewer's profile; only the given fields change (`profile_picture_id=0` removes
     the picture). Returns the updated user."""
     ctx = acting_as(tao, actor_id)
     viewer = actor_id
     current = await ctx.loaders.object_by_id.load(viewer)
-    assert current is not None  # authentication checked the account exists
+    assert isinstance(current, User)  # authentication checked the account exists
     changes: dict[str, Any] = {}
     if full_name is not None:
         try:
@@ -94,7 +95,8 @@ async def do_update_profile(
         if website and (len(website) > WEBSITE_MAX or not WEBSITE_RE.match(website)):
             raise UserError(
                 ProfileErrorCode.WEBSITE_INVALID,
-                f"A website is an http:// or https:// address of at most {WEBSITE_MAX} characters (or empty to remove it).",
+                f"A website is an http:// or https:// address of at most {WEBSITE_MAX} characters "
+                "(or empty to remove it).",
                 "website",
             )
         changes["website"] = website
@@ -109,26 +111,27 @@ async def do_update_profile(
                             "profilePictureId")
         changes["profile_picture_id"] = profile_picture_id or None
     jobs: list[tuple[str, dict]] = []
-    if is_private is False and current.data.get("is_private"):
+    if is_private is False and current.is_private:
         # Going public accepts every pending follow request (as Instagram does), durably.
         jobs.append(("follows.approve_pending_requests", {"user_id": viewer}))
-    if is_private is not None and is_private != bool(current.data.get("is_private")):
+    if is_private is not None and is_private != current.is_private:
         # Which posts are public changed: their hashtags' and locations' public lists follow.
         jobs.append((SYNC_AUTHOR_EDGES_JOB, {"author": viewer}))
-    old_key = normalize_username(current.data["username"])
+    old_key = normalize_username(current.username)
     new_key = None
-    if username is not None and username != current.data["username"]:
+    if username is not None and username != current.username:
         try:
             validate_username(username)
         except UserError as e:
             raise UserError(ProfileErrorCode.USERNAME_INVALID, e.message, "username") from None
         new_key = normalize_username(username)
         if new_key != old_key and not await tao.key_claim("username", new_key, viewer):
-            raise UserError(ProfileErrorCode.USERNAME_TAKEN, f"The username {username!r} is taken; pick another.", "username")
+            raise UserError(ProfileErrorCode.USERNAME_TAKEN, f"The username {username!r} is taken; pick another.",
+                            "username")
         changes["username"] = username
     if not changes:
         return current
     updated = await tao.obj_update(viewer, changes, jobs=jobs or None)
     if new_key is not None and new_key != old_key:
         await tao.key_release("username", old_key, viewer)
-    return updated
+    return record_of(updated)

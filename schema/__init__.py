@@ -19,6 +19,7 @@ from strawberry.schema.config import StrawberryConfig
 
 from config import LimitSettings
 from schema.cost import CostBudget
+from schema.document_cache import CachedDocuments, DocumentCache
 from schema.extensions import ErrorPolicy, OperationChoice, OperationGuard, is_unexpected
 from schema.realtime import EVENT_TYPES
 from schema.root import SUBSCRIPTION, Mutation, Query
@@ -44,8 +45,10 @@ def _skip_introspection(ctx: IgnoreContext) -> bool:
 def build_schema(limits: LimitSettings | None = None) -> TaogramSchema:
     limits = limits or LimitSettings()
     budget = CostBudget(limits.cost_budget, limits.cost_window_seconds)
+    documents = DocumentCache()  # per schema: validation's verdict depends on its rules
     extensions: list[Any] = [
         ErrorPolicy,  # first: its post-processing runs last, over every other extension's errors
+        functools.partial(CachedDocuments, cache=documents),  # before every extension that may refuse
         OperationChoice,
         functools.partial(QueryDepthLimiter, max_depth=limits.max_depth, should_ignore=_skip_introspection),
         functools.partial(MaxAliasesLimiter, max_alias_count=limits.max_aliases),

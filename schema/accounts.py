@@ -53,7 +53,8 @@ class AccountLogInInput:
 
 @strawberry.input
 class AccountLogOutInput:
-    all_sessions: bool = strawberry.field(default=False, description="End every session of the account, not just this one.")
+    all_sessions: bool = strawberry.field(
+        default=False, description="End every session of the account, not just this one.")
 
 
 @strawberry.type(description="On success `token` is set; it is shown only once.")
@@ -74,14 +75,14 @@ class AccountsMutation:
     @mutation(description="Create an account and log in.", anonymous=True)
     async def sign_up(self, info: Ctx, input: AccountSignUpInput) -> AccountSessionPayload:
         user, token = await accounts.do_sign_up(info.context.tao, input.username, input.password, input.full_name)
-        return AccountSessionPayload(user=User.from_obj(user), token=token)
+        return AccountSessionPayload(user=User.from_record(user), token=token)
 
     @mutation(description="Open a session with a username and password.", anonymous=True)
     async def log_in(self, info: Ctx, input: AccountLogInInput) -> AccountSessionPayload:
         ctx = info.context
         user, token = await accounts.do_log_in(ctx.tao, input.username, input.password,
                                                throttle=ctx.login_throttle, client_key=ctx.client_key)
-        return AccountSessionPayload(user=User.from_obj(user), token=token)
+        return AccountSessionPayload(user=User.from_record(user), token=token)
 
     @mutation(description="End the current session (or all of them); its token stops working at once.")
     async def log_out(self, info: Ctx, input: AccountLogOutInput | None = None) -> AccountLogOutPayload:

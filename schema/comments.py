@@ -11,14 +11,13 @@ from datetime import datetime
 import strawberry
 from strawberry import Info
 
-from resolvers import comments, likes
+from resolvers import comments, likes, records
 from resolvers.context import RequestContext
 from schema.errors import Error
 from schema.mutations import actor, mutation
 from schema.posts import Post, store_id, timestamp
 from schema.relay import Connection, First, Node, connection_from_page, decode_cursor, register_node, to_global_id
 from schema.users import User
-from tao import Obj
 
 # The domain's enum is the GraphQL enum: strawberry.enum marks the class in place (the alias stays a type).
 CommentErrorCode = comments.CommentErrorCode
@@ -31,47 +30,47 @@ class Comment(Node):
     id: strawberry.ID
     text: str
     created_at: datetime
-    obj: strawberry.Private[Obj]
+    record: strawberry.Private[records.Comment]
 
     @classmethod
-    def from_obj(cls, obj: Obj) -> Comment:
-        return cls(id=to_global_id("Comment", obj.id), text=obj.data["text"], created_at=timestamp(obj.created), obj=obj)
+    def from_record(cls, c: records.Comment) -> Comment:
+        return cls(id=to_global_id("Comment", c.id), text=c.text, created_at=timestamp(c.created), record=c)
 
     @strawberry.field
     async def author(self, info: Ctx) -> User | None:
-        obj = await comments.comment_author(info.context, self.obj)
-        return User.from_obj(obj) if obj is not None else None
+        obj = await comments.comment_author(info.context, self.record)
+        return User.from_record(obj) if obj is not None else None
 
     @strawberry.field
     async def post(self, info: Ctx) -> Post | None:
-        obj = await comments.comment_post(info.context, self.obj)
-        return Post.from_obj(obj) if obj is not None else None
+        obj = await comments.comment_post(info.context, self.record)
+        return Post.from_record(obj) if obj is not None else None
 
     @strawberry.field(description="The top-level comment this replies to; null for a top-level comment.")
     async def reply_to(self, info: Ctx) -> Comment | None:
-        top = self.obj.data.get("reply_to")
+        top = self.record.reply_to
         obj = await comments.get_comment(info.context, int(top)) if top else None
-        return Comment.from_obj(obj) if obj is not None else None
+        return Comment.from_record(obj) if obj is not None else None
 
     @strawberry.field
     async def reply_count(self, info: Ctx) -> int:
-        return await comments.reply_count(info.context, self.obj.id)
+        return await comments.reply_count(info.context, self.record.id)
 
     @strawberry.field(description="Replies, newest first.")
     async def replies(self, info: Ctx, first: First = 20, after: str | None = None) -> Connection[Comment]:
-        page = await comments.replies(info.context, self.obj.id, first, decode_cursor(after))
-        return connection_from_page(page, Comment.from_obj)
+        page = await comments.replies(info.context, self.record.id, first, decode_cursor(after))
+        return connection_from_page(page, Comment.from_record)
 
     @strawberry.field
     async def like_count(self, info: Ctx) -> int:
-        return await likes.comment_like_count(info.context, self.obj.id)
+        return await likes.comment_like_count(info.context, self.record.id)
 
     @strawberry.field
     async def viewer_has_liked(self, info: Ctx) -> bool:
-        return await likes.viewer_has_liked_comment(info.context, self.obj.id)
+        return await likes.viewer_has_liked_comment(info.context, self.record.id)
 
 
-register_node("Comment", "COMMENT", Comment.from_obj)
+register_node("Comment", "COMMENT", Comment.from_record)
 
 
 @strawberry.type
@@ -128,7 +127,7 @@ class CommentsMutation:
         post_id = store_id(ctx, input.post_id, "Post", "postId")
         reply_to = _comment_id(ctx, input.reply_to_id, "replyToId") if input.reply_to_id else None
         obj = await comments.do_add_comment(ctx.tao, actor(info), post_id, input.text, reply_to)
-        return CommentPayload(comment=Comment.from_obj(obj))
+        return CommentPayload(comment=Comment.from_record(obj))
 
     @mutation(description="Delete a comment (its author or the post's author), with its replies.")
     async def delete_comment(self, info: Ctx, input: CommentDeleteInput) -> CommentDeletePayload:
@@ -140,10 +139,10 @@ class CommentsMutation:
     async def like_comment(self, info: Ctx, input: CommentLikeInput) -> CommentPayload:
         ctx = info.context
         obj = await likes.do_like_comment(ctx.tao, actor(info), _comment_id(ctx, input.comment_id))
-        return CommentPayload(comment=Comment.from_obj(obj))
+        return CommentPayload(comment=Comment.from_record(obj))
 
     @mutation(description="Take back a like of a comment (idempotent).")
     async def unlike_comment(self, info: Ctx, input: CommentUnlikeInput) -> CommentPayload:
         ctx = info.context
         obj = await likes.do_unlike_comment(ctx.tao, actor(info), _comment_id(ctx, input.comment_id))
-        return CommentPayload(comment=Comment.from_obj(obj))
+        return CommentPayload(comment=Comment.from_record(obj))

@@ -115,7 +115,7 @@ def _count_written(selection_set: SelectionSetNode) -> tuple[int, list[str]]:
             count += 1
             if isinstance(sel, FragmentSpreadNode):
                 spreads.append(sel.name.value)
-            elif sel.selection_set is not None:
+            elif isinstance(sel, (FieldNode, InlineFragmentNode)) and sel.selection_set is not None:
                 stack.append(sel.selection_set)
     return count, spreads
 

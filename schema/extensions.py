@@ -27,10 +27,9 @@ from graphql import GraphQLError, OperationDefinitionNode
 from strawberry.extensions import MaskErrors, SchemaExtension
 
 from config import LimitSettings
-from resolvers.errors import TOP_LEVEL_ERRORS, AppError
+from resolvers.errors import TOP_LEVEL_ERRORS, AppError, domain_error
 from schema.cost import CostBudget, document_size, once_per_document_fields, query_cost
 from schema.input_strings import string_input_error
-from tao import ShardUnavailableError
 
 log = logging.getLogger("taogram.graphql")
 # Fragments spreading fragments: graphql-core's validation recurses once per level and gives up
@@ -38,20 +37,25 @@ log = logging.getLogger("taogram.graphql")
 MAX_FRAGMENT_NESTING = 50
 
 
+def _original(error: GraphQLError) -> BaseException | None:
+    """What a field raised, as the domain names it (a store error that escaped a resolver is
+    translated here by the domain's own table)."""
+    original = error.original_error
+    return None if original is None else domain_error(original)
+
+
 def is_unexpected(error: GraphQLError) -> bool:
     """True for a fault (to mask and log), False for an error meant for the client."""
-    original = error.original_error
+    original = _original(error)
     if original is None or isinstance(original, GraphQLError):
         return False  # parse, validation, coercion: GraphQL's own, safe to show
-    return not isinstance(original, TOP_LEVEL_ERRORS + (ShardUnavailableError,))
+    return not isinstance(original, TOP_LEVEL_ERRORS)
 
 
 def _code(error: GraphQLError) -> str:
-    original = error.original_error
+    original = _original(error)
     if isinstance(original, AppError):
         return str(original.code)
-    if isinstance(original, ShardUnavailableError):
-        return "UNAVAILABLE"
     if error.extensions and "code" in error.extensions:
         return str(error.extensions["code"])
     if original is None or isinstance(original, GraphQLError):
@@ -69,11 +73,11 @@ class ErrorPolicy(MaskErrors):
     def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
         out = []
         for error in errors:
-            code, original = _code(error), error.original_error
+            code, original = _code(error), _original(error)
             if is_unexpected(error):
                 message = f"Internal error; quote request id {self._request_id()} when reporting it."
-            elif isinstance(original, ShardUnavailableError):
-                message = "Part of the data is temporarily unavailable; retry shortly."
+            elif isinstance(original, AppError):
+                message = original.message  # a translated store error says it in the domain's words
             else:
                 message = error.message
             out.append(GraphQLError(

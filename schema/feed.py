@@ -45,7 +45,8 @@ def decode_feed_cursor(cursor: str | None) -> FeedCursor | None:
             raise ValueError(tag)
         return int(sid), int(index), int(start)
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise BadInputError("`after` is not a valid feed cursor: pass a `cursor` or `pageInfo.endCursor` from `feed`.") from None
+        raise BadInputError("`after` is not a valid feed cursor: "
+                            "pass a `cursor` or `pageInfo.endCursor` from `feed`.") from None
 
 
 @strawberry.type(description="Why a post ranks where it does (developers only). `score` is the weighted sum of the "
@@ -108,7 +109,7 @@ async def user_feed(info: Ctx, user_id: int, first: int, after: str | None, feed
                     ) -> FeedConnection:
     """`User.feed`: only for the viewer's own account."""
     page = await service.user_home_feed(info.context, user_id, first, decode_feed_cursor(after), feed_mode)
-    edges = [FeedEdge(cursor=encode_feed_cursor(i.cursor), node=Post.from_obj(i.post), scores=i.debug,
+    edges = [FeedEdge(cursor=encode_feed_cursor(i.cursor), node=Post.from_record(i.post), scores=i.debug,
                       debug_allowed=page.debug_allowed) for i in page.items]
     return FeedConnection(edges=edges, page=page, page_info=PageInfo(
         has_next_page=page.has_next, has_previous_page=page.has_previous,

@@ -75,7 +75,8 @@ class UserUnmuteInput:
 @strawberry.type(description="The result of a follow-graph mutation.")
 class FollowPayload:
     user: User | None = None
-    status: FollowStatus | None = strawberry.field(default=None, description="The viewer's follow status toward `user` afterwards.")
+    status: FollowStatus | None = strawberry.field(
+        default=None, description="The viewer's follow status toward `user` afterwards.")
     errors: list[FollowError] = strawberry.field(default_factory=list)
 
 
@@ -85,7 +86,7 @@ async def _run(info: Ctx, user_global_id: str, action: Callable[..., Awaitable[A
     await action(ctx.tao, actor(info), user_id)
     obj = await users.get_user(ctx, user_id)
     return FollowPayload(
-        user=User.from_obj(obj) if obj is not None else None,
+        user=User.from_record(obj) if obj is not None else None,
         status=await follows.viewer_follow_status(ctx, user_id),
     )
 

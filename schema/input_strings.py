@@ -16,6 +16,7 @@ its own. A field's own limits (a bio's 150 characters) stay with its domain.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 
 from graphql import DocumentNode, GraphQLError, StringValueNode, visit
@@ -71,12 +72,33 @@ def _variable_error(variables: dict[str, Any], limit: int) -> GraphQLError | Non
     return None
 
 
+# The literals' verdict of recently seen documents, by identity: a cached document
+# (schema.document_cache) comes back as the same object, and its literals never change.
+# Each entry holds its document, so an id is never reused while its entry lives.
+_LITERALS_SEEN: OrderedDict[tuple[int, int], tuple[DocumentNode, GraphQLError | None]] = OrderedDict()
+_LITERALS_SEEN_MAX = 1000
+
+
+def literal_error(document: DocumentNode, limit: int) -> GraphQLError | None:
+    """The error for the document's first unacceptable string literal, or None."""
+    key = (id(document), limit)
+    seen = _LITERALS_SEEN.get(key)
+    if seen is not None and seen[0] is document:
+        _LITERALS_SEEN.move_to_end(key)
+        return seen[1]
+    literals = _Literals(limit)
+    visit(document, literals)
+    _LITERALS_SEEN[key] = (document, literals.error)
+    if len(_LITERALS_SEEN) > _LITERALS_SEEN_MAX:
+        _LITERALS_SEEN.popitem(last=False)
+    return literals.error
+
+
 def string_input_error(document: DocumentNode | None, variables: dict[str, Any] | None, limit: int
                        ) -> GraphQLError | None:
     """The error for the first unacceptable string input of a request, or None if all are fine."""
     if document is not None:
-        literals = _Literals(limit)
-        visit(document, literals)
-        if literals.error is not None:
-            return literals.error
+        error = literal_error(document, limit)
+        if error is not None:
+            return error
     return _variable_error(variables or {}, limit)

@@ -14,28 +14,28 @@ import strawberry
 from strawberry import Info
 
 from media_pipeline import PartUrl
-from resolvers import media
+from resolvers import media, records
 from resolvers.context import RequestContext
 from resolvers.errors import UserError
 from schema.errors import Error
 from schema.mutations import actor, mutation
 from schema.relay import Node, register_node, to_global_id
-from tao import Obj
 
 Ctx = Info[RequestContext, None]
 # The domain's enum is the GraphQL enum: strawberry.enum marks the class in place (the alias stays a type).
 MediaErrorCode = media.MediaErrorCode
 strawberry.enum(media.MediaErrorCode)
-MediaStatus = media.MediaStatus
-strawberry.enum(media.MediaStatus,
+MediaStatus = records.MediaStatus
+strawberry.enum(records.MediaStatus,
     description="UPLOADING until `completeUpload`, PROCESSING until its variants exist, then READY or FAILED.")
 
 
 @strawberry.enum(description="What a media item is.")
 class MediaType(enum.Enum):
-    IMAGE = "image"
-    VIDEO = "video"
-    AUDIO = strawberry.enum_value("audio", description="A voice message (transcoded to AAC); for direct messages only.")
+    IMAGE = records.MediaKind.IMAGE.value
+    VIDEO = records.MediaKind.VIDEO.value
+    AUDIO = strawberry.enum_value(records.MediaKind.AUDIO.value,
+                                  description="A voice message (transcoded to AAC); for direct messages only.")
 
 
 @strawberry.enum(description="An upload's state in storage.")
@@ -47,9 +47,9 @@ class UploadState(enum.Enum):
 
 @strawberry.type(description="One published rendition of a media item.")
 class MediaVariant:
-    name: str = strawberry.field(description="`jpeg_640`, `webp_320`, `original`, crops `jpeg_square_320`, `jpeg_feed_1080`, "
-                                             "`jpeg_story_1080` (images); `mp4_720`, `av1_720`, `poster`, "
-                                             "`jpeg_poster_square_320`, `thumb_0` (videos).")
+    name: str = strawberry.field(description="`jpeg_640`, `webp_320`, `original`, crops `jpeg_square_320`, "
+                                             "`jpeg_feed_1080`, `jpeg_story_1080` (images); `mp4_720`, `av1_720`, "
+                                             "`poster`, `jpeg_poster_square_320`, `thumb_0` (videos).")
     width: int
     height: int
     content_type: str
@@ -58,7 +58,8 @@ class MediaVariant:
     url: str = strawberry.field(description="Signed and expiring (or on the CDN): fetch it soon, do not store it.")
 
 
-@strawberry.type(description="A photo or video you uploaded; others see it once READY, where they may see its post or profile.")
+@strawberry.type(description="A photo or video you uploaded; others see it once READY, where "
+                             "they may see its post or profile.")
 class Media(Node):
     id: strawberry.ID
     type: MediaType
@@ -66,27 +67,28 @@ class Media(Node):
     width: int | None = strawberry.field(description="Pixels, upright; null until the upload is completed.")
     height: int | None
     duration: float | None = strawberry.field(description="Seconds (videos); 0 for images; null until completed.")
-    blurhash: str | None = strawberry.field(description="A BlurHash (4x3 components) of the picture (a video's poster) to "
-                                                        "draw at `width`:`height` before the first byte arrives; null until READY.")
-    dominant_color: str | None = strawberry.field(description="The picture's most common colour, `#rrggbb`; null until READY.")
+    blurhash: str | None = strawberry.field(description="A BlurHash (4x3 components) of the picture (a video's "
+                                                        "poster) to draw at `width`:`height` before the first byte "
+                                                        "arrives; null until READY.")
+    dominant_color: str | None = strawberry.field(
+        description="The picture's most common colour, `#rrggbb`; null until READY.")
     created_at: datetime
-    obj: strawberry.Private[Obj]
+    record: strawberry.Private[records.Media]
 
     @classmethod
-    def from_obj(cls, obj: Obj) -> Media:
-        d = obj.data
-        return cls(id=to_global_id("Media", obj.id), type=MediaType(d["kind"]), status=media.MediaStatus(d["status"]),
-                   width=d.get("width"), height=d.get("height"), duration=d.get("duration"),
-                   blurhash=d.get("blurhash") or None, dominant_color=d.get("dominant_color") or None,
-                   created_at=datetime.fromtimestamp(obj.created / 1000, tz=UTC), obj=obj)
+    def from_record(cls, m: records.Media) -> Media:
+        return cls(id=to_global_id("Media", m.id), type=MediaType(m.kind.value), status=m.status,
+                   width=m.width, height=m.height, duration=m.duration, blurhash=m.blurhash,
+                   dominant_color=m.dominant_color, created_at=datetime.fromtimestamp(m.created / 1000, tz=UTC),
+                   record=m)
 
     @strawberry.field(description="Why processing failed (corrupt file, rejected by moderation); only you see it.")
     def failure_reason(self, info: Ctx) -> str | None:
-        return media.failure_reason(info.context, self.obj)
+        return media.failure_reason(info.context, self.record)
 
     @strawberry.field(description="Every published rendition (empty until READY).")
     async def variants(self, info: Ctx) -> list[MediaVariant]:
-        found = self.obj.data.get("variants") or []
+        found = self.record.variants
         urls = await media.urls_for(info.context, [v["key"] for v in found])
         return [MediaVariant(name=v["name"], width=v["width"], height=v["height"], content_type=v["content_type"],
                              codecs=v.get("codecs"), url=u) for v, u in zip(found, urls)]
@@ -99,11 +101,11 @@ class Media(Node):
     async def url(self, info: Ctx, variant: str | None = None, width: int | None = None, aspect: str | None = None,
                   codecs: list[str] | None = None) -> str | None:
         ratio = media.parse_aspect(aspect) if aspect is not None else None
-        chosen = media.pick_variant(self.obj.data.get("variants") or [], variant, width, ratio, codecs)
+        chosen = media.pick_variant(self.record.variants, variant, width, ratio, codecs)
         return (await media.urls_for(info.context, [chosen["key"]]))[0] if chosen else None
 
 
-register_node("Media", "MEDIA", Media.from_obj)
+register_node("Media", "MEDIA", Media.from_record)
 
 
 @strawberry.type
@@ -154,14 +156,16 @@ class UploadStatus:
 class UploadStartInput:
     kind: MediaType
     byte_size: int = strawberry.field(description="The file's exact size in bytes.")
-    content_type: str = strawberry.field(description="image/jpeg, image/png, image/webp, image/gif, image/heic, image/heif; "
-                                                     "video/mp4, video/quicktime, video/webm.")
+    content_type: str = strawberry.field(description="image/jpeg, image/png, image/webp, image/gif, image/heic, "
+                                                     "image/heif; video/mp4, video/quicktime, video/webm.")
     sha256: str = strawberry.field(description="SHA-256 of the whole file, hex.")
     part_sha256s: list[str] | None = strawberry.field(
-        default=None, description="SHA-256 (hex) of each part (see `partSize`): the store then refuses a corrupted part at once.")
+        default=None, description="SHA-256 (hex) of each part (see `partSize`): the store then "
+                                  "refuses a corrupted part at once.")
 
 
-@strawberry.input(description="Where the subject is, as fractions of the upright picture (0,0 top-left; 1,1 bottom-right).")
+@strawberry.input(description="Where the subject is, as fractions of the upright picture "
+                              "(0,0 top-left; 1,1 bottom-right).")
 class FocalPointInput:
     x: float
     y: float
@@ -190,7 +194,8 @@ class UploadCompletePayload:
 
 @strawberry.type
 class MediaQuery:
-    @strawberry.field(description="An upload of yours: parts received and URLs for the missing ones (resume after a drop).")
+    @strawberry.field(description="An upload of yours: parts received and URLs for the "
+                                  "missing ones (resume after a drop).")
     async def upload_status(self, info: Ctx, upload_id: strawberry.ID) -> UploadStatus | None:
         try:
             obj, st = await media.upload_status(info.context, str(upload_id))
@@ -198,13 +203,13 @@ class MediaQuery:
             return None  # unknown, expired, or not yours: alike
         return UploadStatus(upload_id=strawberry.ID(st.upload_id), state=UploadState(st.state), part_size=st.part_size,
                             parts_present=st.parts_present, missing=[UploadPart.from_part(p) for p in st.missing],
-                            error=st.error, media=Media.from_obj(obj))
+                            error=st.error, media=Media.from_record(obj))
 
 
 def _already_completed(e: UserError) -> dict:
     """ALREADY_COMPLETED carries the media the first call made (`UserError.media`)."""
     done = getattr(e, "media", None)
-    return {"media": Media.from_obj(done) if done else None}
+    return {"media": Media.from_record(done) if done else None}
 
 
 @strawberry.type
@@ -217,7 +222,7 @@ class MediaMutation:
                                                   services=ctx.media)
         upload = Upload(id=strawberry.ID(ticket.upload_id), part_size=ticket.part_size,
                         parts=[UploadPart.from_part(p) for p in ticket.parts])
-        return UploadStartPayload(upload=upload, media=Media.from_obj(obj))
+        return UploadStartPayload(upload=upload, media=Media.from_record(obj))
 
     @mutation(description="Finish an upload once every part is stored: verifies it and starts processing. "
                           "A second call answers ALREADY_COMPLETED with the same media.",
@@ -227,4 +232,4 @@ class MediaMutation:
         focal = (input.focal_point.x, input.focal_point.y) if input.focal_point else None
         obj = await media.do_complete_upload(ctx.tao, actor(info), str(input.upload_id), input.share_location,
                                              focal, services=ctx.media)
-        return UploadCompletePayload(media=Media.from_obj(obj))
+        return UploadCompletePayload(media=Media.from_record(obj))

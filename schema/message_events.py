@@ -12,11 +12,11 @@ from collections.abc import AsyncGenerator
 import strawberry
 from strawberry import Info
 
-from resolvers import privacy, realtime
+from resolvers import privacy, realtime, records
 from resolvers.context import RequestContext
 from resolvers.errors import BadInputError, UserError
 from resolvers.messages import access, events, model
-from schema.message_mutations import _id
+from schema.message_mutations import _thread_id
 from schema.messages import Message, Thread
 from schema.realtime import StreamEvent, deliver_events, event_fields, register_event_type
 from schema.relay import to_global_id
@@ -75,17 +75,17 @@ class ThreadRemovedEvent(StreamEvent):
 
 async def _thread(info: Ctx, event: realtime.StreamEvent) -> Thread | None:
     obj = await privacy.load_visible_object(info.context, event.ids["thread"])
-    return Thread.from_obj(obj) if model.is_thread(obj) else None
+    return Thread.from_record(obj) if model.is_thread(obj) else None
 
 
 async def _user(info: Ctx, event: realtime.StreamEvent) -> User | None:
     obj = await privacy.load_visible_object(info.context, event.ids["user"])
-    return User.from_obj(obj) if obj is not None and obj.otype == "USER" else None
+    return User.from_record(obj) if isinstance(obj, records.User) else None
 
 
 async def _message(info: Ctx, event: realtime.StreamEvent) -> Message | None:
     obj = await privacy.load_visible_object(info.context, event.ids["message"])
-    return Message.from_obj(obj) if model.is_message(obj) else None
+    return Message.from_record(obj) if model.is_message(obj) else None
 
 
 async def _new_message(info: Ctx, event: realtime.StreamEvent) -> NewMessageEvent | None:
@@ -164,7 +164,7 @@ class MessagesSubscription:
     async def thread_events(self, info: Ctx, thread_id: strawberry.ID,
                             after: str | None = None) -> AsyncGenerator[StreamEvent, None]:
         ctx = info.context
-        tid = _id(ctx, thread_id, "Thread", "threadId")
+        tid = _thread_id(ctx, thread_id)
         try:
             await access.viewer_thread(ctx, tid)
         except UserError as e:  # unknown and not-a-member alike

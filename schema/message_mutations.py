@@ -40,11 +40,12 @@ def _thread_id(ctx: RequestContext, global_id: strawberry.ID) -> int:
 @strawberry.input(description="Exactly one of `threadId` (an existing conversation) or `recipientIds` (one user: your "
                   "direct thread with them, made on first use; several: a new group). Then text, a post, or an upload.")
 class MessageSendInput:
-    client_message_id: str = strawberry.field(description="Your id for this send (a UUID): a retry with the same id and "
-                                              "content returns the same message, never a second one.")
+    client_message_id: str = strawberry.field(description="Your id for this send (a UUID): a retry with the same id "
+                                              "and content returns the same message, never a second one.")
     thread_id: strawberry.ID | None = None
     recipient_ids: list[strawberry.ID] | None = None
-    text: str | None = strawberry.field(default=None, description="Up to 1000 characters; with `postId`, a comment on it.")
+    text: str | None = strawberry.field(
+        default=None, description="Up to 1000 characters; with `postId`, a comment on it.")
     post_id: strawberry.ID | None = None
     media_id: strawberry.ID | None = strawberry.field(default=None, description="A completed upload of yours: a photo "
                                                       "or video, or with `voice: true` an audio upload (sent as AAC).")
@@ -95,7 +96,8 @@ class MessageRequestDeclineInput:
 @strawberry.input
 class ThreadMarkReadInput:
     thread_id: strawberry.ID
-    up_to: strawberry.ID | None = strawberry.field(default=None, description="The newest message read; default: the newest.")
+    up_to: strawberry.ID | None = strawberry.field(
+        default=None, description="The newest message read; default: the newest.")
 
 
 @strawberry.input
@@ -150,7 +152,7 @@ class MessageUnsendPayload:
 async def _thread_payload(ctx: RequestContext, thread_id: int | None) -> ThreadPayload:
     """The payload of a thread mutation: the thread as the viewer sees it now (null once left)."""
     obj = await ctx.loaders.object_by_id.load(thread_id) if thread_id is not None else None
-    return ThreadPayload(thread=Thread.from_obj(obj) if obj is not None and model.is_thread(obj) else None)
+    return ThreadPayload(thread=Thread.from_record(obj) if model.is_thread(obj) else None)
 
 
 @strawberry.type
@@ -166,7 +168,7 @@ class MessagesMutation:
             post_id=_id(ctx, input.post_id, "Post", "postId"), media_id=_id(ctx, input.media_id, "Media", "mediaId"),
             voice=input.voice, reply_to=_id(ctx, input.reply_to_id, "Message", "replyToId"))
         obj = await ctx.loaders.object_by_id.load(msg.thread)
-        return MessageSendPayload(message=Message.from_record(msg), thread=Thread.from_obj(obj) if obj else None)
+        return MessageSendPayload(message=Message.from_record(msg), thread=Thread.from_record(obj) if obj else None)
 
     @mutation(description="Start a group conversation (you and up to 31 others).")
     async def create_group_thread(self, info: Ctx, input: ThreadCreateInput) -> ThreadPayload:
@@ -244,7 +246,7 @@ class MessagesMutation:
         mid = store_id(ctx, input.message_id, "Message", "messageId")
         tid = await actions.do_unsend_message(ctx.tao, actor(info), mid)
         obj = await ctx.loaders.object_by_id.load(tid)
-        return MessageUnsendPayload(unsent_message_id=input.message_id, thread=Thread.from_obj(obj) if obj else None)
+        return MessageUnsendPayload(unsent_message_id=input.message_id, thread=Thread.from_record(obj) if obj else None)
 
     @mutation(description="Tell the other members you are typing (or stopped). Never stored.")
     async def set_typing(self, info: Ctx, input: ThreadTypingInput) -> ThreadPayload:

@@ -24,7 +24,6 @@ from schema.mutations import authenticated_field
 from schema.posts import Post, store_id, timestamp
 from schema.relay import Connection, Node, connection_from_page, decode_cursor, register_node, to_global_id
 from schema.users import User
-from tao import Obj
 
 Ctx = Info[RequestContext, None]
 First = Annotated[int, strawberry.argument(description="Page size, 0 to 100.")]
@@ -38,7 +37,8 @@ class MessageKind(enum.Enum):
     VOICE = model.VOICE
 
 
-@strawberry.enum(description="INBOX: conversations you accepted or started; REQUESTS: first messages from accounts you do not follow.")
+@strawberry.enum(description="INBOX: conversations you accepted or started; REQUESTS: first messages "
+                             "from accounts you do not follow.")
 class InboxFolder(enum.Enum):
     INBOX = "INBOX"
     REQUESTS = "REQUESTS"
@@ -61,10 +61,6 @@ class Message(Node):
     def from_record(cls, m: MessageRecord) -> Message:
         return cls(id=to_global_id("Message", m.id), kind=MessageKind(m.kind), sent_at=timestamp(m.created), record=m)
 
-    @classmethod
-    def from_obj(cls, obj: Obj) -> Message:
-        return cls.from_record(MessageRecord.from_obj(obj))
-
     @strawberry.field(description="The text (null for a post, photo, video or voice message without one).")
     def text(self, info: Ctx) -> str | None:
         return reads.message_text(info.context, self.record)
@@ -80,22 +76,23 @@ class Message(Node):
     @strawberry.field
     async def sender(self, info: Ctx) -> User | None:
         obj = await info.context.loaders.object_by_id.load(self.record.sender)
-        return User.from_obj(obj) if obj is not None else None
+        return User.from_record(obj) if obj is not None else None
 
     @strawberry.field
     async def thread(self, info: Ctx) -> Thread | None:
         obj = await info.context.loaders.object_by_id.load(self.record.thread)
-        return Thread.from_obj(obj) if obj is not None else None
+        return Thread.from_record(obj) if obj is not None else None
 
-    @strawberry.field(description="The shared post; null if it was deleted or you may not see it (its author's privacy applies to each reader).")
+    @strawberry.field(description="The shared post; null if it was deleted or you may not see it (its author's "
+                                  "privacy applies to each reader).")
     async def post(self, info: Ctx) -> Post | None:
         obj = await reads.shared_post(info.context, self.record)
-        return Post.from_obj(obj) if obj is not None else None
+        return Post.from_record(obj) if obj is not None else None
 
     @strawberry.field(description="The photo, video or voice note (AAC), once processed; null until then.")
     async def media(self, info: Ctx) -> Media | None:
         obj = await reads.message_media(info.context, self.record)
-        return Media.from_obj(obj) if obj is not None else None
+        return Media.from_record(obj) if obj is not None else None
 
     @strawberry.field(description="The message this one replies to; null if it was unsent.")
     async def reply_to(self, info: Ctx) -> Message | None:
@@ -104,11 +101,12 @@ class Message(Node):
 
     @strawberry.field
     async def reactions(self, info: Ctx) -> list[MessageReaction]:
-        return [MessageReaction(user=User.from_obj(u), emoji=e) for u, e in await reads.reactions(info.context, self.record)]
+        return [MessageReaction(user=User.from_record(u), emoji=e)
+                for u, e in await reads.reactions(info.context, self.record)]
 
     @strawberry.field(description="Members other than the sender who have read up to this message or past it.")
     async def seen_by(self, info: Ctx) -> list[User]:
-        return [User.from_obj(u) for u in await reads.seen_by(info.context, self.record)]
+        return [User.from_record(u) for u in await reads.seen_by(info.context, self.record)]
 
 
 @strawberry.type(description="A conversation: direct (two people) or a group (up to 32, with a name).")
@@ -122,13 +120,9 @@ class Thread(Node):
     def from_record(cls, t: ThreadRecord) -> Thread:
         return cls(id=to_global_id("Thread", t.id), is_group=t.is_group, name=t.name, record=t)
 
-    @classmethod
-    def from_obj(cls, obj: Obj) -> Thread:
-        return cls.from_record(ThreadRecord.from_obj(obj))
-
     @strawberry.field
     async def members(self, info: Ctx) -> list[User]:
-        return [User.from_obj(u) for u in await reads.members(info.context, self.record.id)]
+        return [User.from_record(u) for u in await reads.members(info.context, self.record.id)]
 
     @strawberry.field(description="Messages, newest first.")
     async def messages(self, info: Ctx, first: First = 20, after: str | None = None) -> Connection[Message]:
@@ -153,8 +147,8 @@ class Thread(Node):
         return await reads.is_request(info.context, self.record.id)
 
 
-register_node("Thread", "THREAD", Thread.from_obj)
-register_node("Message", "MESSAGE", Message.from_obj)
+register_node("Thread", "THREAD", Thread.from_record)
+register_node("Message", "MESSAGE", Message.from_record)
 
 
 @strawberry.type(description="Your conversations.")
@@ -183,4 +177,4 @@ class MessagesQuery:
     @authenticated_field(description="A conversation you are in; null for any other id.")
     async def thread(self, info: Ctx, id: strawberry.ID) -> Thread | None:
         obj = await privacy.load_visible_object(info.context, store_id(info.context, id, "Thread", "id"))
-        return Thread.from_obj(obj) if obj is not None and model.is_thread(obj) else None
+        return Thread.from_record(obj) if model.is_thread(obj) else None

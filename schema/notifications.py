@@ -15,8 +15,7 @@ from resolvers import realtime
 from resolvers.context import RequestContext
 from resolvers.errors import PermissionDeniedError
 from resolvers.notifications import prefs as prefs_domain
-from resolvers.notifications import push
-from resolvers.notifications import reads
+from resolvers.notifications import push, reads
 from resolvers.notifications.errors import NotificationErrorCode
 from resolvers.notifications.model import Level, NotificationType
 from resolvers.notifications.record import KIND_NOTIFICATION
@@ -58,7 +57,7 @@ class Notification(Node):
                     target = from_obj(view.target)
                     break
         return cls(id=to_global_id("Notification", view.notification.id), type=view.notification.type,
-                   actors=[User.from_obj(u) for u in view.actors], actor_count=view.actor_count,
+                   actors=[User.from_record(u) for u in view.actors], actor_count=view.actor_count,
                    latest_at=float(view.updated), unread=view.unread, preview=reads.preview_text(view), target=target)
 
 
@@ -101,11 +100,12 @@ class NotificationSetting:
 @strawberry.type(description="Who may notify you of what, and whether it is pushed.")
 class NotificationPreferences:
     settings: list[NotificationSetting]
-    push_paused_until: float | None = strawberry.field(description="Every push is paused until then (ms since the Unix epoch); null when not paused.")
+    push_paused_until: float | None = strawberry.field(description=(
+        "Every push is paused until then (ms since the Unix epoch); null when not paused."))
 
     @classmethod
     def of(cls, p: prefs_domain.Preferences) -> NotificationPreferences:
-        from tao.core import now_ms
+        from tao.models import now_ms
 
         return cls(settings=[NotificationSetting(type=t, level=p.level(t), push=p.push.get(t, True))
                              for t in NotificationType],
@@ -181,7 +181,8 @@ class PushSubscriptionPayload:
 @strawberry.type
 class NotificationsMutation:
     @mutation(description="Receive Web Push notifications on this browser (at most 20 per account).")
-    async def register_push_subscription(self, info: Ctx, input: PushSubscriptionRegisterInput) -> PushSubscriptionPayload:
+    async def register_push_subscription(self, info: Ctx, input: PushSubscriptionRegisterInput
+                                         ) -> PushSubscriptionPayload:
         await push.do_register_push_subscription(info.context.tao, actor(info), input.endpoint, input.keys.p256dh,
                                                  input.keys.auth)
         return PushSubscriptionPayload(registered=True)
@@ -193,7 +194,8 @@ class NotificationsMutation:
         return PushSubscriptionPayload(registered=False)
 
     @mutation(description="Mark your notifications read up to `upTo` (a notification's cursor), or all.")
-    async def mark_notifications_read(self, info: Ctx, input: NotificationsMarkReadInput) -> NotificationsMarkReadPayload:
+    async def mark_notifications_read(self, info: Ctx, input: NotificationsMarkReadInput
+                                      ) -> NotificationsMarkReadPayload:
         await reads.do_mark_notifications_read(info.context.tao, actor(info), reads.decode_cursor(input.up_to, "upTo"))
         info.context.reset_loaders()
         return NotificationsMarkReadPayload(unread_count=await reads.unread_count(info.context))

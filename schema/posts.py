@@ -14,14 +14,22 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 from strawberry import Info
 
-from resolvers import comments, hashtags, likes, locations, media, posts
+from resolvers import comments, hashtags, likes, locations, media, posts, records
 from resolvers.context import RequestContext
 from schema.errors import Error
-from schema.mutations import actor, mutation
 from schema.media import Media
-from schema.relay import Connection, First, Node, connection_from_page, decode_cursor, from_global_id, register_node, to_global_id
+from schema.mutations import actor, mutation
+from schema.relay import (
+    Connection,
+    First,
+    Node,
+    connection_from_page,
+    decode_cursor,
+    from_global_id,
+    register_node,
+    to_global_id,
+)
 from schema.users import User
-from tao import Obj
 
 if TYPE_CHECKING:
     from schema.comments import Comment
@@ -29,8 +37,10 @@ if TYPE_CHECKING:
 # The domain's enum is the GraphQL enum: strawberry.enum marks the class in place (the alias stays a type).
 PostErrorCode = posts.PostErrorCode
 strawberry.enum(posts.PostErrorCode)
-PostStatus = posts.PostStatus
-strawberry.enum(posts.PostStatus, description="VISIBLE; PROCESSING while its media are not ready; FAILED if one of them failed (the media's `failureReason` says why). Only the author sees a PROCESSING or FAILED post.")
+PostStatus = records.PostStatus
+strawberry.enum(records.PostStatus, description="VISIBLE; PROCESSING while its media are not ready; FAILED if one of "
+                                                "them failed (the media's `failureReason` says why). Only the author "
+                                                "sees a PROCESSING or FAILED post.")
 
 Ctx = Info[RequestContext, None]
 LazyComment = Annotated["Comment", strawberry.lazy("schema.comments")]
@@ -51,17 +61,19 @@ class Hashtag(Node):
     store_id: strawberry.Private[int]
 
     @classmethod
-    def from_obj(cls, obj: Obj) -> Hashtag:
-        return cls(id=to_global_id("Hashtag", obj.id), name=obj.data["name"], store_id=obj.id)
+    def from_record(cls, h: records.Hashtag) -> Hashtag:
+        return cls(id=to_global_id("Hashtag", h.id), name=h.name, store_id=h.id)
 
-    @strawberry.field(description="How many public posts (published, by public accounts) use it: the same for everyone; your own or followed private posts show in `posts` but are not counted.")
+    @strawberry.field(description="How many public posts (published, by public accounts) use it: the same for "
+                                  "everyone; your own or followed private posts show in `posts` but are not counted.")
     async def post_count(self, info: Ctx) -> int:
         return await hashtags.hashtag_post_count(info.context, self.store_id)
 
-    @strawberry.field(description="Posts tagged with this hashtag that you may see, newest first (a page may be short).")
+    @strawberry.field(description="Posts tagged with this hashtag that you may see, newest first "
+                                  "(a page may be short).")
     async def posts(self, info: Ctx, first: First = 20, after: str | None = None) -> Connection[Post]:
         page = await hashtags.hashtag_posts(info.context, self.store_id, first, decode_cursor(after))
-        return connection_from_page(page, Post.from_obj)
+        return connection_from_page(page, Post.from_record)
 
 
 @strawberry.type(description="A place posts can be tagged at.")
@@ -73,19 +85,19 @@ class Location(Node):
     store_id: strawberry.Private[int]
 
     @classmethod
-    def from_obj(cls, obj: Obj) -> Location:
-        d = obj.data
-        return cls(id=to_global_id("Location", obj.id), name=d["name"], latitude=d.get("latitude"),
-                   longitude=d.get("longitude"), store_id=obj.id)
+    def from_record(cls, loc: records.Location) -> Location:
+        return cls(id=to_global_id("Location", loc.id), name=loc.name, latitude=loc.latitude,
+                   longitude=loc.longitude, store_id=loc.id)
 
-    @strawberry.field(description="How many public posts (published, by public accounts) are tagged here: the same for everyone.")
+    @strawberry.field(description="How many public posts (published, by public accounts) are "
+                                  "tagged here: the same for everyone.")
     async def post_count(self, info: Ctx) -> int:
         return await locations.location_post_count(info.context, self.store_id)
 
     @strawberry.field(description="Posts at this location that you may see, newest first (a page may be short).")
     async def posts(self, info: Ctx, first: First = 20, after: str | None = None) -> Connection[Post]:
         page = await locations.location_posts(info.context, self.store_id, first, decode_cursor(after))
-        return connection_from_page(page, Post.from_obj)
+        return connection_from_page(page, Post.from_record)
 
 
 @strawberry.type(description="A post: a caption and up to 10 photos or videos, with likes and comments.")
@@ -96,69 +108,68 @@ class Post(Node):
     created_at: datetime
     published_at: datetime | None = strawberry.field(description="When it became visible; null while processing.")
     hashtags: list[str] = strawberry.field(description="The caption's hashtags, lower case, without `#`.")
-    obj: strawberry.Private[Obj]
+    record: strawberry.Private[records.Post]
 
     @classmethod
-    def from_obj(cls, obj: Obj) -> Post:
-        d = obj.data
+    def from_record(cls, p: records.Post) -> Post:
         return cls(
-            id=to_global_id("Post", obj.id), caption=d.get("caption", ""), status=posts.PostStatus(d.get("status", posts.VISIBLE)),
-            created_at=timestamp(obj.created), hashtags=list(d.get("hashtags", [])), obj=obj,
-            published_at=timestamp(d["published_at"]) if d.get("published_at") else None,
+            id=to_global_id("Post", p.id), caption=p.caption, status=p.status, created_at=timestamp(p.created),
+            hashtags=list(p.hashtags), record=p, published_at=timestamp(p.published_at) if p.published_at else None,
         )
 
     @strawberry.field
     async def author(self, info: Ctx) -> User | None:
-        obj = await posts.post_author(info.context, self.obj)
-        return User.from_obj(obj) if obj is not None else None
+        obj = await posts.post_author(info.context, self.record)
+        return User.from_record(obj) if obj is not None else None
 
     @strawberry.field(description="Accounts @mentioned in the caption that you may see.")
     async def mentions(self, info: Ctx) -> list[User]:
-        return [User.from_obj(u) for u in await posts.post_mentions(info.context, self.obj)]
+        return [User.from_record(u) for u in await posts.post_mentions(info.context, self.record)]
 
     @strawberry.field
     async def location(self, info: Ctx) -> Location | None:
-        obj = await posts.post_location(info.context, self.obj)
-        return Location.from_obj(obj) if obj is not None else None
+        obj = await posts.post_location(info.context, self.record)
+        return Location.from_record(obj) if obj is not None else None
 
     @strawberry.field(description="The photos and videos, in order (others see them once READY).")
     async def media(self, info: Ctx) -> list[Node]:
-        return [Media.from_obj(m) for m in await media.post_media(info.context, self.obj)]
+        return [Media.from_record(m) for m in await media.post_media(info.context, self.record)]
 
     @strawberry.field(description="How many accounts like this post (exact).")
     async def like_count(self, info: Ctx) -> int:
-        return await likes.like_count(info.context, self.obj.id)
+        return await likes.like_count(info.context, self.record.id)
 
     @strawberry.field
     async def viewer_has_liked(self, info: Ctx) -> bool:
-        return await likes.viewer_has_liked(info.context, self.obj.id)
+        return await likes.viewer_has_liked(info.context, self.record.id)
 
     @strawberry.field(description="Who liked it, newest like first.")
     async def likers(self, info: Ctx, first: First = 20, after: str | None = None) -> Connection[User]:
-        page = await likes.likers(info.context, self.obj.id, first, decode_cursor(after))
-        return connection_from_page(page, User.from_obj)
+        page = await likes.likers(info.context, self.record.id, first, decode_cursor(after))
+        return connection_from_page(page, User.from_record)
 
-    @strawberry.field(description="How many top-level comments it has (exact; replies are counted by `Comment.replyCount`).")
+    @strawberry.field(description="How many top-level comments it has (exact; replies are "
+                                  "counted by `Comment.replyCount`).")
     async def comment_count(self, info: Ctx) -> int:
-        return await comments.comment_count(info.context, self.obj.id)
+        return await comments.comment_count(info.context, self.record.id)
 
     @strawberry.field(description="Top-level comments, newest first; each has its `replies`.")
     async def comments(self, info: Ctx, first: First = 20, after: str | None = None) -> Connection[LazyComment]:
         from schema.comments import Comment
 
-        page = await comments.comments(info.context, self.obj.id, first, decode_cursor(after))
-        return connection_from_page(page, Comment.from_obj)
+        page = await comments.comments(info.context, self.record.id, first, decode_cursor(after))
+        return connection_from_page(page, Comment.from_record)
 
 
-register_node("Post", "POST", Post.from_obj)
-register_node("Hashtag", "HASHTAG", Hashtag.from_obj)
-register_node("Location", "LOCATION", Location.from_obj)
+register_node("Post", "POST", Post.from_record)
+register_node("Hashtag", "HASHTAG", Hashtag.from_record)
+register_node("Location", "LOCATION", Location.from_record)
 
 
 async def user_posts(info: Ctx, user_id: int, first: int, after: str | None) -> Connection[Post]:
     """`User.posts`: the user's posts, newest first."""
     page = await posts.user_posts(info.context, user_id, first, decode_cursor(after))
-    return connection_from_page(page, Post.from_obj)
+    return connection_from_page(page, Post.from_record)
 
 
 @strawberry.type
@@ -177,7 +188,8 @@ class LocationInput:
 
 @strawberry.input
 class PostCreateInput:
-    caption: str = strawberry.field(default="", description="Up to 2200 characters; #hashtags and @mentions are linked.")
+    caption: str = strawberry.field(
+        default="", description="Up to 2200 characters; #hashtags and @mentions are linked.")
     media_ids: list[strawberry.ID] = strawberry.field(
         default_factory=list, description="Your uploads, in display order, at most 10.")
     location_id: strawberry.ID | None = None
@@ -219,20 +231,22 @@ class PostDeletePayload:
 
 @strawberry.type
 class PostsQuery:
-    @strawberry.field(description="The hashtag with this name (`#` optional, any case), or null if no post you may see uses it.")
+    @strawberry.field(description="The hashtag with this name (`#` optional, any case), or null "
+                                  "if no post you may see uses it.")
     async def hashtag(self, info: Ctx, name: str) -> Hashtag | None:
         obj = await hashtags.get_hashtag(info.context, name)
-        return Hashtag.from_obj(obj) if obj is not None else None
+        return Hashtag.from_record(obj) if obj is not None else None
 
     @strawberry.field(description="The location with this id, or null if no post you may see is tagged at it.")
     async def location(self, info: Ctx, id: strawberry.ID) -> Location | None:
         obj = await locations.get_location(info.context, store_id(info.context, id, "Location", "id"))
-        return Location.from_obj(obj) if obj is not None else None
+        return Location.from_record(obj) if obj is not None else None
 
 
 @strawberry.type
 class PostsMutation:
-    @mutation(description="Publish a post. With media still processing it stays PROCESSING (seen only by you) until they are ready.")
+    @mutation(description="Publish a post. With media still processing it stays PROCESSING (seen "
+                          "only by you) until they are ready.")
     async def create_post(self, info: Ctx, input: PostCreateInput) -> PostPayload:
         ctx = info.context
         media = [store_id(ctx, m, "Media", "mediaIds") for m in input.media_ids]
@@ -242,13 +256,13 @@ class PostsMutation:
             ctx.tao, actor(info), input.caption, media, location_id=loc_id,
             location_name=loc.name if loc else None, latitude=loc.latitude if loc else None,
             longitude=loc.longitude if loc else None)
-        return PostPayload(post=Post.from_obj(obj))
+        return PostPayload(post=Post.from_record(obj))
 
     @mutation(description="Change a post's caption (author only); hashtags and mentions follow.")
     async def edit_post(self, info: Ctx, input: PostEditInput) -> PostPayload:
         ctx = info.context
         pid = store_id(ctx, input.post_id, "Post", "postId")
-        return PostPayload(post=Post.from_obj(await posts.do_edit_post(ctx.tao, actor(info), pid, input.caption)))
+        return PostPayload(post=Post.from_record(await posts.do_edit_post(ctx.tao, actor(info), pid, input.caption)))
 
     @mutation(description="Delete a post (author only), with its likes and comments.")
     async def delete_post(self, info: Ctx, input: PostDeleteInput) -> PostDeletePayload:
@@ -260,10 +274,10 @@ class PostsMutation:
     async def like_post(self, info: Ctx, input: PostLikeInput) -> PostPayload:
         ctx = info.context
         pid = store_id(ctx, input.post_id, "Post", "postId")
-        return PostPayload(post=Post.from_obj(await likes.do_like_post(ctx.tao, actor(info), pid)))
+        return PostPayload(post=Post.from_record(await likes.do_like_post(ctx.tao, actor(info), pid)))
 
     @mutation(description="Take back a like (idempotent).")
     async def unlike_post(self, info: Ctx, input: PostUnlikeInput) -> PostPayload:
         ctx = info.context
         pid = store_id(ctx, input.post_id, "Post", "postId")
-        return PostPayload(post=Post.from_obj(await likes.do_unlike_post(ctx.tao, actor(info), pid)))
+        return PostPayload(post=Post.from_record(await likes.do_unlike_post(ctx.tao, actor(info), pid)))

@@ -11,6 +11,7 @@ A domain's subscription fields (e.g. `inboxEvents`) call `deliver_events` with t
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
@@ -66,10 +67,11 @@ async def deliver_events(info: Ctx, after: str | None,
         if build is None:
             continue
         try:
-            out = await realtime.with_store_retries(lambda: build(info, event))
+            out = await realtime.with_store_retries(functools.partial(build, info, event))
         except realtime.StoreUnavailable:
             # Resume at this event: positions are integers, so "after position - 1" is it.
-            await realtime.give_up(info.context, event.position - 1 if event.stored else None,
+            # (`event.stored` is `event.position is not None`, spelled so that mypy narrows it.)
+            await realtime.give_up(info.context, event.position - 1 if event.position is not None else None,
                                    "the store is unavailable")
             return
         if out is not None:
@@ -90,12 +92,12 @@ class FollowRequestEvent(StreamEvent):
 
 async def _new_follower(info: Ctx, event: realtime.StreamEvent) -> NewFollowerEvent | None:
     user = await users.get_user(info.context, event.ids["user"])
-    return None if user is None else NewFollowerEvent(follower=User.from_obj(user), **event_fields(event))
+    return None if user is None else NewFollowerEvent(follower=User.from_record(user), **event_fields(event))
 
 
 async def _follow_request(info: Ctx, event: realtime.StreamEvent) -> FollowRequestEvent | None:
     user = await users.get_user(info.context, event.ids["user"])
-    return None if user is None else FollowRequestEvent(requester=User.from_obj(user), **event_fields(event))
+    return None if user is None else FollowRequestEvent(requester=User.from_record(user), **event_fields(event))
 
 
 register_event_type(realtime.KIND_NEW_FOLLOWER, NewFollowerEvent, _new_follower)

@@ -31,12 +31,12 @@ NodeT = TypeVar("NodeT")
 # check is `resolvers.pagination.check_first` (0 to `limits.max_page_size`, BAD_USER_INPUT).
 First = Annotated[int, strawberry.argument(description="Page size, 0 to 100.")]
 
-# typename -> (otype, converter from a tao Obj to the strawberry type)
+# typename -> (otype, converter from the domain's record (`resolvers.records`) to the strawberry type)
 _NODE_TYPES: dict[str, tuple[str, Callable[[Any], Any]]] = {}
 
 
-def register_node(typename: str, otype: str, from_obj: Callable[[Any], Any]) -> None:
-    _NODE_TYPES[typename] = (otype, from_obj)
+def register_node(typename: str, otype: str, from_record: Callable[[Any], Any]) -> None:
+    _NODE_TYPES[typename] = (otype, from_record)
 
 
 def node_types() -> dict[str, tuple[str, Callable[[Any], Any]]]:
@@ -90,7 +90,8 @@ def decode_cursor(cursor: str | None) -> Cursor | None:
             raise ValueError(tag)
         return int(t), int(id2)
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise BadInputError("`after` is not a valid cursor: pass a `cursor` or `pageInfo.endCursor` from this API.") from None
+        raise BadInputError("`after` is not a valid cursor: "
+                            "pass a `cursor` or `pageInfo.endCursor` from this API.") from None
 
 
 @strawberry.type(description="Where a page sits in its list (forward keyset pagination).")

@@ -12,9 +12,18 @@ message says what to fix. Nothing here recurses over client data, so no input ca
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from strawberry.http import GraphQLRequestData
+
+
+@dataclass
+class RequestData(GraphQLRequestData):
+    """strawberry's request, plus the GraphQL-over-HTTP spec's `documentId` (a persisted document)."""
+
+    document_id: str | None = None
 
 
 class BadRequestError(ValueError):
@@ -64,6 +73,7 @@ def _depth_exceeds(value: Any, max_depth: int) -> bool:
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
+        children: Iterable[Any]
         if isinstance(item, dict):
             children = item.values()
         elif isinstance(item, list):
@@ -89,15 +99,18 @@ def parse_request(data: Any) -> GraphQLRequestData:
         raise BadRequestError("Batched requests (a JSON array) are not supported; send one operation per request.")
     if not isinstance(data, dict):
         raise BadRequestError(
-            f"The request must be a JSON object like {{\"query\": \"...\", \"variables\": {{...}}}}; got {_kind(data)}.")
+            f"The request must be a JSON object like {{\"query\": \"...\", \"variables\": {{...}}}}; "
+            f"got {_kind(data)}.")
     for name, allowed, expected in (("query", str, "a string"), ("operationName", str, "a string"),
+                                    ("documentId", str, "a string"),
                                     ("variables", dict, "an object"), ("extensions", dict, "an object")):
         value = data.get(name)
         if value is not None and not isinstance(value, allowed):
             raise BadRequestError(f"`{name}` must be {expected} or null; got {_kind(value)}.")
-    return GraphQLRequestData(
+    return RequestData(
         query=data.get("query"),
         variables=data.get("variables"),
         operation_name=data.get("operationName"),
         extensions=data.get("extensions"),
+        document_id=data.get("documentId"),
     )

@@ -12,15 +12,22 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 from strawberry import Info
 
-from resolvers import follows, users
+from resolvers import follows, records, users
 from resolvers.context import RequestContext
 from resolvers.feed.service import FeedMode as FeedModeValue
 from schema.cost import register_field_cost
 from schema.errors import Error
 from schema.mutations import actor, mutation
-from schema.relay import (Connection, First, Node, connection_from_page, decode_cursor, from_global_id, register_node,
-                          to_global_id)
-from tao import Obj
+from schema.relay import (
+    Connection,
+    First,
+    Node,
+    connection_from_page,
+    decode_cursor,
+    from_global_id,
+    register_node,
+    to_global_id,
+)
 
 if TYPE_CHECKING:  # lazy at run time (schema.posts and schema.feed import this module)
     from schema.feed import FeedConnection
@@ -54,12 +61,10 @@ class User(Node):
     picture_id: strawberry.Private[int | None]
 
     @classmethod
-    def from_obj(cls, obj: Obj) -> User:
-        d = obj.data
+    def from_record(cls, u: records.User) -> User:
         return cls(
-            id=to_global_id("User", obj.id), store_id=obj.id, username=d["username"],
-            full_name=d.get("full_name", ""), bio=d.get("bio", ""), website=d.get("website", ""),
-            is_private=bool(d.get("is_private")), picture_id=d.get("profile_picture_id"),
+            id=to_global_id("User", u.id), store_id=u.id, username=u.username, full_name=u.full_name, bio=u.bio,
+            website=u.website, is_private=u.is_private, picture_id=u.profile_picture_id,
         )
 
     @strawberry.field(description="The profile picture (a media node), or null if none is set.")
@@ -82,30 +87,35 @@ class User(Node):
     async def post_count(self, info: Ctx) -> int:
         return await users.post_count(info.context, self.store_id)
 
-    @strawberry.field(description="This account's posts, newest first. Null, with a FORBIDDEN error, for a private account the viewer does not follow.")
+    @strawberry.field(description="This account's posts, newest first. Null, with a FORBIDDEN error, for a private "
+                                  "account the viewer does not follow.")
     async def posts(self, info: Ctx, first: First = 12, after: str | None = None
-                    ) -> Connection[Annotated["Post", strawberry.lazy("schema.posts")]] | None:
+                    ) -> Connection[Annotated[Post, strawberry.lazy("schema.posts")]] | None:
         from schema.posts import user_posts  # posts import this module (Post.author is a User)
 
         return await user_posts(info, self.store_id, first, after)
 
-    @strawberry.field(description="The home feed: posts of the accounts you follow, ranked or newest first. Only on your own account (`viewer { feed }`).")
+    @strawberry.field(description="The home feed: posts of the accounts you follow, ranked or newest first. Only on "
+                                  "your own account (`viewer { feed }`).")
     async def feed(self, info: Ctx, first: First = 12, after: str | None = None,
                    feed_mode: FeedModeValue = FeedModeValue.RANKED,
-                   ) -> Annotated["FeedConnection", strawberry.lazy("schema.feed")] | None:
+                   ) -> Annotated[FeedConnection, strawberry.lazy("schema.feed")] | None:
         from schema.feed import user_feed  # the feed's schema imports Post, which imports this module
 
         return await user_feed(info, self.store_id, first, after, feed_mode)
 
-    @strawberry.field(description="Your notifications, latest first (only on your own account: `viewer { notifications }`). `types`: only these.")
+    @strawberry.field(description="Your notifications, latest first (only on your own account: "
+                                  "`viewer { notifications }`). `types`: only these.")
     async def notifications(self, info: Ctx, first: First = 20, after: str | None = None,
-                            types: list[Annotated["NotificationType", strawberry.lazy("schema.notifications")]] | None = None,
-                            ) -> Annotated["NotificationConnection", strawberry.lazy("schema.notifications")]:
+                            types: list[Annotated[NotificationType, strawberry.lazy("schema.notifications")]]
+                            | None = None,
+                            ) -> Annotated[NotificationConnection, strawberry.lazy("schema.notifications")]:
         from schema.notifications import user_notifications  # it imports User
 
         return await user_notifications(info, self.store_id, first, after, types)
 
-    @strawberry.field(description="How many notifications are unread (at most 100: show \"99+\"). Only on your own account.")
+    @strawberry.field(description="How many notifications are unread (at most 100: show \"99+\"). "
+                                  "Only on your own account.")
     async def unread_notification_count(self, info: Ctx) -> int:
         from schema.notifications import user_unread_count
 
@@ -113,40 +123,44 @@ class User(Node):
 
     @strawberry.field(description="Your notification settings. Only on your own account.")
     async def notification_preferences(self, info: Ctx
-                                       ) -> Annotated["NotificationPreferences", strawberry.lazy("schema.notifications")]:
+                                       ) -> Annotated[NotificationPreferences, strawberry.lazy("schema.notifications")]:
         from schema.notifications import user_preferences
 
         return await user_preferences(info, self.store_id)
 
-    @strawberry.field(description="Accounts following this one. Null, with a FORBIDDEN error, for a private account the viewer does not follow.")
+    @strawberry.field(description="Accounts following this one. Null, with a FORBIDDEN error, for a private "
+                                  "account the viewer does not follow.")
     async def followers(self, info: Ctx, first: First = 20, after: str | None = None) -> Connection[User] | None:
         page = await follows.followers(info.context, self.store_id, first, decode_cursor(after))
-        return connection_from_page(page, User.from_obj)
+        return connection_from_page(page, User.from_record)
 
-    @strawberry.field(description="Accounts this one follows. Null, with a FORBIDDEN error, for a private account the viewer does not follow.")
+    @strawberry.field(description="Accounts this one follows. Null, with a FORBIDDEN error, for a private "
+                                  "account the viewer does not follow.")
     async def following(self, info: Ctx, first: First = 20, after: str | None = None) -> Connection[User] | None:
         page = await follows.following(info.context, self.store_id, first, decode_cursor(after))
-        return connection_from_page(page, User.from_obj)
+        return connection_from_page(page, User.from_record)
 
-    @strawberry.field(description="Pending requests to follow this (private) account. Only the account itself may read it.")
+    @strawberry.field(description="Pending requests to follow this (private) account. Only "
+                                  "the account itself may read it.")
     async def follow_requests(self, info: Ctx, first: First = 20, after: str | None = None) -> Connection[User] | None:
         page = await follows.follow_requests(info.context, self.store_id, first, decode_cursor(after))
-        return connection_from_page(page, User.from_obj)
+        return connection_from_page(page, User.from_record)
 
     @strawberry.field(description="Accounts this one blocks. Only the account itself may read it.")
     async def blocked_users(self, info: Ctx, first: First = 20, after: str | None = None) -> Connection[User] | None:
         page = await follows.blocked_users(info.context, self.store_id, first, decode_cursor(after))
-        return connection_from_page(page, User.from_obj)
+        return connection_from_page(page, User.from_record)
 
     @strawberry.field(description="Accounts this one mutes. Only the account itself may read it.")
     async def muted_users(self, info: Ctx, first: First = 20, after: str | None = None) -> Connection[User] | None:
         page = await follows.muted_users(info.context, self.store_id, first, decode_cursor(after))
-        return connection_from_page(page, User.from_obj)
+        return connection_from_page(page, User.from_record)
 
-    @strawberry.field(description="Followers of this account whom the viewer follows (among the viewer's newest 200 followings). Null, with a FORBIDDEN error, where `followers` is.")
+    @strawberry.field(description="Followers of this account whom the viewer follows (among the viewer's newest 200 "
+                                  "followings). Null, with a FORBIDDEN error, where `followers` is.")
     async def followers_you_follow(self, info: Ctx, first: First = 3) -> FollowersYouFollow | None:
         total, found = await follows.followed_by_viewer_following(info.context, self.store_id, first)
-        return FollowersYouFollow(total_count=total, users=[User.from_obj(u) for u in found])
+        return FollowersYouFollow(total_count=total, users=[User.from_record(u) for u in found])
 
     @strawberry.field
     async def viewer_follow_status(self, info: Ctx) -> FollowStatus:
@@ -173,7 +187,7 @@ class User(Node):
         return await follows.has_requested_to_follow_viewer(info.context, self.store_id)
 
 
-register_node("User", "USER", User.from_obj)
+register_node("User", "USER", User.from_record)
 # One followers-you-follow reads up to MUTUAL_SCAN_LIMIT edges: price it so a page of 100 users
 # asking for it (100 x 10 points) is visible in the cost, not free.
 register_field_cost("User", "followersYouFollow", 10)
@@ -214,12 +228,12 @@ class UsersQuery:
         if ctx.viewer_id is None:
             return None
         obj = await ctx.loaders.object_by_id.load(ctx.viewer_id)
-        return User.from_obj(obj) if obj is not None else None
+        return User.from_record(obj) if obj is not None else None
 
     @strawberry.field(description="The account with this username (case-insensitive), or null.")
     async def user(self, info: Ctx, username: str) -> User | None:
         obj = await users.get_user_by_username(info.context, username)
-        return User.from_obj(obj) if obj is not None else None
+        return User.from_record(obj) if obj is not None else None
 
 
 @strawberry.type
@@ -235,7 +249,7 @@ class UsersMutation:
             ctx.tao, actor(info), username=input.username, full_name=input.full_name, bio=input.bio,
             website=input.website, is_private=input.is_private, profile_picture_id=picture,
         )
-        return ProfileUpdatePayload(user=User.from_obj(obj))
+        return ProfileUpdatePayload(user=User.from_record(obj))
 
 
 __all__ = ["FollowStatus", "User", "UsersMutation", "UsersQuery"]

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Install the servers the tests and benchmarks start (MariaDB, memcached, Redis), ffmpeg and chromium, from
-# Debian/Ubuntu packages, only when missing; `apt-get update` runs once, and only then.
+# Install the servers the tests, benchmarks and `make cluster` start (MariaDB, memcached, Redis), Prometheus
+# (tests/test_metrics.py), ffmpeg and chromium, from Debian/Ubuntu packages, only when missing; `apt-get update` runs once, and only then.
 set -euo pipefail
 
 have() {
@@ -12,6 +12,7 @@ missing=()
 { have mariadbd && have mariadb-install-db; } || missing+=(mariadb-server)
 have memcached || missing+=(memcached)
 have redis-server || missing+=(redis-server)  # the event broker the tests and benchmarks start
+have prometheus || missing+=(prometheus)  # tests/test_metrics.py scrapes /metrics with a real Prometheus
 have ffmpeg || missing+=(ffmpeg)
 have chromium || missing+=(chromium)  # tests/test_graphiql.py drives GraphiQL in headless Chromium
 [ ${#missing[@]} -eq 0 ] && exit 0

@@ -7,6 +7,7 @@ A batch job needs only this package:
     tao = await open_tao(load_settings())
 """
 
+from tao.bulk_lists import ObjectFilter
 from tao.errors import (
     ConflictError,
     InvalidDataError,
@@ -22,7 +23,7 @@ from tao.models import Assoc, Obj
 from tao.store import Tao, open_tao
 
 __all__ = [
-    "Assoc", "ConflictError", "InvalidDataError", "InvalidIdError", "Obj", "ObjectNotFoundError",
+    "Assoc", "ConflictError", "InvalidDataError", "InvalidIdError", "Obj", "ObjectFilter", "ObjectNotFoundError",
     "ShardTimeoutError", "ShardUnavailableError", "Tao", "TaoError", "UnknownTypeError", "open_tao",
     "shard_of", "time_of",
 ]

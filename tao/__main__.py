@@ -17,7 +17,9 @@ import logging
 import signal
 import sys
 
-from config import Settings, load_settings
+from config import Settings, load_settings_or_exit
+from config.observability import setup_process
+from tao.startup import explain_startup_error
 from tao.store import Tao, open_tao
 
 
@@ -92,10 +94,17 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--shard", help="e.g. 3 or 0-7 (default: all)")
     r.add_argument("--fix", action="store_true")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    settings = load_settings(args.config)
+    settings = load_settings_or_exit(args.config)
+    setup_process(settings, role=args.command)  # logging (text or JSON lines) and tracing, as configured
     run = {"migrate": _migrate, "worker": _worker, "repair": _repair}[args.command]
-    return asyncio.run(run(settings, args))
+    try:
+        return asyncio.run(run(settings, args))
+    except Exception as exc:
+        sentence = explain_startup_error(exc, settings)
+        if sentence is None:
+            raise
+        print(f"python -m tao {args.command}: {sentence}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -9,21 +9,26 @@ read never decodes a popular list's window of edges. A list is filled from one S
 (the count row and the newest edges in a single UNION), so the cached value is one snapshot
 labelled with the list version of that snapshot.
 Edges (`e:<id1>:<atype>:<id2>`) are cached one by one for assoc_get, present or absent; an
-absent edge is labelled with its list's version, read in the same statement.
+absent edge is labelled with its list's version, read in the same statement
+(`tao.lists.read_snapshot`).
+
+Per-key errors: every many-keys read takes `errors="raise"` (a failed shard raises) or
+`errors="return"` (the keys that shard held map to the exception instance instead).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import orjson
 
-from tao.assoc_writes import AssocWriteVerbs
-from tao.lists import sort_key as _sort_key
-from tao.cache.base import Install
+from tao.cache_io import CacheIO, install_value
 from tao.errors import InvalidDataError
-from tao.models import Assoc
+from tao.lists import EdgeId, ListWrites, lists_where, read_snapshot, sort_key
+from tao.models import Assoc, check_many
+from tao.registry import AssocType, Registry
+from tao.shards import Errors, Shards
 
 ListKey = tuple[int, str]          # (id1, atype)
 EdgeKey = tuple[int, str, int]     # (id1, atype, id2)
@@ -36,32 +41,46 @@ def _check_limit(limit: int) -> int:
     return limit
 
 
-class AssocReadVerbs(AssocWriteVerbs):
+class AssocReads:
+    def __init__(self, shards: Shards, cache: CacheIO, lists: ListWrites, registry: Registry) -> None:
+        self._shards = shards
+        self._cache = cache
+        self._lists = lists
+        self._registry = registry
+
+    def atype(self, name: str) -> AssocType:
+        return self._registry.atype(name)
+
+    async def _per_id1_shard(self, keys: list[Any], one: Callable[[int, list[Any]], Awaitable[dict]],
+                             errors: Errors) -> dict:
+        """`one(shard, keys on it)` for each shard of the keys' id1, shards in parallel; with
+        errors="return", the keys of a failed shard map to its error."""
+        return await self._shards.per_shard(self._shards.by_shard(keys, lambda k: k[0]), one, errors=errors,
+                                            keys_of=lambda g: g)
+
     # ---- cached lists -------------------------------------------------------------------------
 
-    async def _lists(self, keys: list[ListKey], errors: str) -> dict[ListKey, Any]:
+    async def _cached_lists(self, keys: list[ListKey], errors: Errors) -> dict[ListKey, Any]:
         cached = [k for k in keys if self.atype(k[1]).cached]
-        out = await self.read_through({self.list_key(k[0], self.atype(k[1]).code): k for k in cached}, "l",
-                                      lambda misses: self._fill_lists(misses, errors), lambda k, value: value)
+        out = await self._cache.read_through(
+            {self._cache.list_key(k[0], self.atype(k[1]).code): k for k in cached}, "l",
+            lambda misses: self._fill_lists(misses, errors), lambda k, value: value, errors)
         if len(cached) < len(keys):  # uncached types: the same snapshot read, straight from SQL
             out.update(await self._fill_lists([k for k in keys if not self.atype(k[1]).cached], errors,
                                               install=False))
         return out
 
-    async def _fill_lists(self, keys: list[ListKey], errors: str, *, install: bool = True) -> dict:
+    async def _fill_lists(self, keys: list[ListKey], errors: Errors, *, install: bool = True) -> dict:
         async def one(shard: int, group: list[ListKey]) -> dict:
-            params: list[Any] = []
-            where = []
-            for id1, atype in group:
-                where.append("(id1 = %s AND atype = %s)")
-                params += [id1, self.atype(atype).code]
-            parts = [f"SELECT 0, id1, atype, version, count, 0, 0, 0, '' FROM {{assoc_counts}} WHERE {' OR '.join(where)}"]
+            where, params = lists_where(self._shards.backend, [(id1, self.atype(a).code) for id1, a in group])
+            parts = [f"SELECT 0, id1, atype, version, count, 0, 0, 0, '' FROM {{assoc_counts}} WHERE {where}"]
             for i, (id1, atype) in enumerate(group):
                 parts.append(f"SELECT * FROM (SELECT 1 AS k, id1, atype, 0 AS v, 0 AS n, id2, time, version, data "
-                             f"FROM {{assocs}} WHERE id1 = %s AND atype = %s ORDER BY time DESC, id2 DESC LIMIT %s) t{i}")
-                params += [id1, self.atype(atype).code, self.list_limit + 1]
-            fence = self.cache.fence()
-            async with self.read(shard) as conn:
+                             f"FROM {{assocs}} WHERE id1 = %s AND atype = %s "
+                             f"ORDER BY time DESC, id2 DESC LIMIT %s) t{i}")
+                params += [id1, self.atype(atype).code, self._cache.list_limit + 1]
+            fence = self._cache.fence()
+            async with self._shards.read(shard) as conn:
                 rows = await conn.fetchall(" UNION ALL ".join(parts), params)
             heads: dict[tuple[int, int], tuple[int, int]] = {}
             edges: dict[tuple[int, int], list] = {}
@@ -75,67 +94,67 @@ class AssocReadVerbs(AssocWriteVerbs):
                 code = self.atype(atype).code
                 version, count = heads.get((id1, code), (0, 0))
                 es = edges.get((id1, code), [])
-                complete = len(es) <= self.list_limit
-                value = {"v": version, "n": count, "c": complete, "e": es[:self.list_limit]}
-                installs.append(Install(self.list_key(id1, code), version, lambda old, v=value: v))
-                installs.append(self.count_install(id1, code, version, count))
+                complete = len(es) <= self._cache.list_limit
+                value = {"v": version, "n": count, "c": complete, "e": es[:self._cache.list_limit]}
+                installs.append(install_value(self._cache.list_key(id1, code), version, value))
+                installs.append(self._lists.count_install(id1, code, version, count))
                 result[(id1, atype)] = value
             if install:
-                await self.fill_install(installs, fence)
+                await self._cache.fill(installs, fence)
             return result
-        return await self.per_shard(self.by_shard(keys, lambda k: k[0]), one, errors=errors,
-                                    keys_of=lambda g: g)
+        return await self._per_id1_shard(keys, one, errors)
 
     def _assoc(self, id1: int, atype: str, e: Sequence) -> Assoc:
         return Assoc(id1, atype, e[0], e[1], e[2], e[3])
 
     # ---- counts and ranges ------------------------------------------------------------------
 
-    async def assoc_count_many(self, keys: list[ListKey], *, errors: str = "raise") -> dict[ListKey, Any]:
+    async def assoc_count_many(self, keys: list[ListKey], *, errors: Errors = "raise") -> dict[ListKey, Any]:
         keys = list(dict.fromkeys(keys))
-        self.check_many(keys)
+        check_many(keys)
         for _, atype in keys:
             if not self.atype(atype).counted:
                 raise InvalidDataError(f"{atype} keeps no count (it is written in bulk and never counted)")
         cached = [k for k in keys if self.atype(k[1]).cached]
-        out = await self.read_through({self.count_key(k[0], self.atype(k[1]).code): k for k in cached}, "n",
-                                      lambda misses: self._fill_counts(misses, errors), lambda k, value: value["n"])
+        out = await self._cache.read_through(
+            {self._cache.count_key(k[0], self.atype(k[1]).code): k for k in cached}, "n",
+            lambda misses: self._fill_counts(misses, errors), lambda k, value: value["n"], errors)
         if len(cached) < len(keys):  # uncached types: straight from the count rows
             out.update(await self._fill_counts([k for k in keys if not self.atype(k[1]).cached], errors,
                                                install=False))
         return out
 
-    async def _fill_counts(self, keys: list[ListKey], errors: str, *, install: bool = True) -> dict:
+    async def _fill_counts(self, keys: list[ListKey], errors: Errors, *, install: bool = True) -> dict:
         """Counts from the lists' count rows (a list never written counts 0 at version 0), one
         statement per shard; installed as count keys at the row's version."""
         async def one(shard: int, group: list[ListKey]) -> dict:
             lists = [(id1, self.atype(atype).code) for id1, atype in group]
-            fence = self.cache.fence()
-            async with self.read(shard) as conn:
-                heads = await self.read_heads(conn, lists)
+            fence = self._cache.fence()
+            async with self._shards.read(shard) as conn:
+                heads = await self._lists.read_heads(conn, lists)
             result, installs = {}, []
             for (id1, atype), (_, code) in zip(group, lists):
                 version, count = heads.get((id1, code), (0, 0))
-                installs.append(self.count_install(id1, code, version, count))
+                installs.append(self._lists.count_install(id1, code, version, count))
                 result[(id1, atype)] = count
             if install:
-                await self.fill_install(installs, fence)
+                await self._cache.fill(installs, fence)
             return result
-        return await self.per_shard(self.by_shard(keys, lambda k: k[0]), one, errors=errors, keys_of=lambda g: g)
+        return await self._per_id1_shard(keys, one, errors)
 
     async def assoc_count(self, id1: int, atype: str) -> int:
         return (await self.assoc_count_many([(id1, atype)]))[(id1, atype)]
 
-    async def _ranges(self, keys: list[ListKey], errors: str, from_cache: Callable[[dict], list | None],
+    async def _ranges(self, keys: list[ListKey], errors: Errors, from_cache: Callable[[dict], list | None],
                       sql_where: str, sql_params: list, sql_tail: str) -> dict[ListKey, Any]:
         """What the range verbs share: answer each list from its cached window when
         `from_cache(value)` can (it returns None when the window does not decide the answer),
         and the rest with one SQL statement per shard."""
         keys = list(dict.fromkeys(keys))
-        self.check_many(keys)
+        check_many(keys)
         # Uncached types have no window to answer from: straight to the range query.
         deep = [k for k in keys if not self.atype(k[1]).cached]
-        lists = await self._lists([k for k in keys if self.atype(k[1]).cached], errors)
+        lists = await self._cached_lists([k for k in keys if self.atype(k[1]).cached], errors)
         out: dict[ListKey, Any] = {}
         for k, v in lists.items():
             if isinstance(v, Exception):
@@ -151,7 +170,7 @@ class AssocReadVerbs(AssocWriteVerbs):
         return out
 
     async def assoc_range_many(self, keys: list[ListKey], pos: int, limit: int,
-                               *, errors: str = "raise") -> dict[ListKey, Any]:
+                               *, errors: Errors = "raise") -> dict[ListKey, Any]:
         """The edges at positions [pos, pos+limit) of each list, newest first."""
         _check_limit(limit)
         _check_limit(pos)
@@ -165,7 +184,7 @@ class AssocReadVerbs(AssocWriteVerbs):
 
     async def assoc_time_range_many(self, keys: list[ListKey], high: int | None = None, low: int | None = None,
                                     limit: int = 100, after: tuple[int, int] | None = None,
-                                    *, errors: str = "raise") -> dict[ListKey, Any]:
+                                    *, errors: Errors = "raise") -> dict[ListKey, Any]:
         """Edges with low <= time <= high, newest first, at most `limit`; `after=(time, id2)` starts
         strictly after that edge (a keyset cursor)."""
         _check_limit(limit)
@@ -191,15 +210,16 @@ class AssocReadVerbs(AssocWriteVerbs):
         return (await self.assoc_time_range_many([(id1, atype)], high, low, limit, after))[(id1, atype)]
 
     @staticmethod
-    def _time_range_from_cache(value: dict, high, low, limit, after) -> tuple[list, bool]:
-        page = []
-        after_key = _sort_key([after[1], after[0]]) if after is not None else None
+    def _time_range_from_cache(value: dict, high: int | None, low: int | None, limit: int,
+                               after: tuple[int, int] | None) -> tuple[list, bool]:
+        page: list[list] = []
+        after_key = sort_key([after[1], after[0]]) if after is not None else None
         for e in value["e"]:
             if len(page) >= limit:
                 return page, True
             if high is not None and e[1] > high:
                 continue
-            if after_key is not None and _sort_key(e) <= after_key:
+            if after_key is not None and sort_key(e) <= after_key:
                 continue
             if low is not None and e[1] < low:
                 return page, True
@@ -207,7 +227,7 @@ class AssocReadVerbs(AssocWriteVerbs):
         return page, len(page) >= limit or value["c"]
 
     async def _sql_ranges(self, keys: list[ListKey], extra: str, extra_params: list, tail: str,
-                          errors: str) -> dict[ListKey, Any]:
+                          errors: Errors) -> dict[ListKey, Any]:
         """Ranges past the cached window: straight from SQL, one UNION statement per shard."""
         async def one(shard: int, group: list[ListKey]) -> dict:
             res: dict[ListKey, list] = {k: [] for k in group}
@@ -217,19 +237,16 @@ class AssocReadVerbs(AssocWriteVerbs):
                 (id1, atype), = group
                 params = [id1, self.atype(atype).code] + extra_params
                 page = f"{{assocs}} WHERE id1 = %s AND atype = %s{extra} ORDER BY time DESC, id2 DESC {tail}"
-                async with self.read(shard) as conn:
-                    rows = await self._page_as_json(conn, page, params) if self.backend.aggregates_json else None
-                    if rows is None:
-                        rows = await conn.fetchall(f"SELECT id2, time, version, data FROM {page}", params)
-                        rows = [(id2, time, version, orjson.loads(data)) for id2, time, version, data in rows]
-                res[(id1, atype)] = [Assoc(id1, atype, id2, time, version, data) for id2, time, version, data in rows]
+                async with self._shards.read(shard) as conn:
+                    edges = await self._shards.backend.fetch_edges(conn, page, params)
+                res[(id1, atype)] = [Assoc(id1, atype, id2, time, version, data) for id2, time, version, data in edges]
                 return res
             parts, params = [], []
             for i, (id1, atype) in enumerate(group):
                 parts.append(f"SELECT * FROM (SELECT id1, atype, id2, time, version, data FROM {{assocs}} "
                              f"WHERE id1 = %s AND atype = %s{extra} ORDER BY time DESC, id2 DESC {tail}) t{i}")
                 params += [id1, self.atype(atype).code] + extra_params
-            async with self.read(shard) as conn:
+            async with self._shards.read(shard) as conn:
                 rows = await conn.fetchall(" UNION ALL ".join(parts), params)
             names = {(id1, self.atype(a).code): (id1, a) for id1, a in group}
             for id1, code, id2, time, version, data in rows:
@@ -238,43 +255,20 @@ class AssocReadVerbs(AssocWriteVerbs):
             for k in res:
                 res[k].sort(key=lambda a: (-a.time, -a.id2))
             return res
-        return await self.per_shard(self.by_shard(keys, lambda k: k[0]), one, errors=errors, keys_of=lambda g: g)
-
-    @staticmethod
-    async def _page_as_json(conn, page: str, params: list) -> list | None:
-        """One list's page as a single JSON document built by the server: the driver parses one
-        value instead of hundreds of rows (its per-column cost in pure Python is most of what a
-        500-edge read costs), and orjson parses the document. None if the document did not
-        parse (a page past `group_concat_max_len` is cut short): the caller reads rows."""
-        # Plain concatenation, not JSON_ARRAYAGG: `data` is stored as the JSON text the store
-        # wrote, so the server need not parse and re-serialise it. No ORDER BY inside: that is a
-        # second sort on the server (the derived table's rows come in index order); the order
-        # is not guaranteed, so it is restored here, which costs ~0.1 ms for 500 edges.
-        rows = await conn.fetchall(
-            "SELECT GROUP_CONCAT(CONCAT('[', id2, ',', time, ',', version, ',', data, ']') "
-            f"SEPARATOR ',') FROM (SELECT id2, time, version, data FROM {page}) t",
-            params)
-        text = rows[0][0] if rows else None
-        if text is None:
-            return []
-        try:
-            edges = orjson.loads("[" + text + "]")
-        except orjson.JSONDecodeError:
-            return None
-        edges.sort(key=lambda e: (e[1], e[0]), reverse=True)
-        return edges
+        return await self._per_id1_shard(keys, one, errors)
 
     # ---- single edges -------------------------------------------------------------------------
 
-    async def assoc_get_many(self, keys: list[EdgeKey], *, errors: str = "raise") -> dict[EdgeKey, Any]:
+    async def assoc_get_many(self, keys: list[EdgeKey], *, errors: Errors = "raise") -> dict[EdgeKey, Any]:
         """Each edge, or None where it does not exist."""
         keys = list(dict.fromkeys(keys))
-        self.check_many(keys)
-        for id1, atype, id2 in keys:
-            self.shard(id2)
+        check_many(keys)
+        for _id1, _atype, id2 in keys:
+            self._shards.shard(id2)
         cached = [k for k in keys if self.atype(k[1]).cached]
-        out = await self.read_through({self.edge_key(k[0], self.atype(k[1]).code, k[2]): k for k in cached}, "e",
-                                      lambda misses: self._fill_edges(misses, errors), self._edge_from_value)
+        out = await self._cache.read_through(
+            {self._cache.edge_key(k[0], self.atype(k[1]).code, k[2]): k for k in cached}, "e",
+            lambda misses: self._fill_edges(misses, errors), self._edge_from_value, errors)
         if len(cached) < len(keys):  # types without edge keys: straight from SQL
             out.update(await self._fill_edges([k for k in keys if not self.atype(k[1]).cached], errors,
                                               install=False))
@@ -284,39 +278,24 @@ class AssocReadVerbs(AssocWriteVerbs):
         a = value["a"]
         return None if a is None else Assoc(k[0], k[1], k[2], a[0], a[1], a[2])
 
-    async def _fill_edges(self, keys: list[EdgeKey], errors: str, *, install: bool = True) -> dict:
+    async def _fill_edges(self, keys: list[EdgeKey], errors: Errors, *, install: bool = True) -> dict:
         async def one(shard: int, group: list[EdgeKey]) -> dict:
-            lists: dict[tuple[int, int], list[int]] = {}
-            for id1, atype, id2 in group:
-                lists.setdefault((id1, self.atype(atype).code), []).append(id2)
-            heads = " OR ".join(["(id1 = %s AND atype = %s)"] * len(lists))
-            edge_where = " OR ".join(f"(id1 = %s AND atype = %s AND id2 IN ({','.join(['%s'] * len(v))}))"
-                                     for v in lists.values())
-            params: list[Any] = [x for k in lists for x in k]
-            for (id1, code), id2s in lists.items():
-                params += [id1, code, *id2s]
-            sql = (f"SELECT 0, id1, atype, version, 0, 0, '' FROM {{assoc_counts}} WHERE {heads} UNION ALL "
-                   f"SELECT 1, id1, atype, version, id2, time, data FROM {{assocs}} WHERE {edge_where}")
-            fence = self.cache.fence()
-            async with self.read(shard) as conn:
-                rows = await conn.fetchall(sql, params)
-            list_versions = {(r[1], r[2]): r[3] for r in rows if r[0] == 0}
-            found = {(r[1], r[2], r[4]): r for r in rows if r[0] == 1}
+            keys: list[EdgeId] = [(id1, self.atype(atype).code, id2) for id1, atype, id2 in group]
+            fence = self._cache.fence()
+            async with self._shards.read(shard) as conn:
+                list_versions, found = await read_snapshot(conn, self._shards.backend, keys)
             result, installs = {}, []
             for id1, atype, id2 in group:
                 code = self.atype(atype).code
                 row = found.get((id1, code, id2))
-                if row:
-                    value = {"v": row[3], "a": [row[5], row[3], orjson.loads(row[6])]}
-                else:
-                    value = {"v": list_versions.get((id1, code), 0), "a": None}
-                installs.append(Install(self.edge_key(id1, code, id2), value["v"], lambda old, v=value: v))
+                version = row[0] if row else list_versions.get((id1, code), 0)
+                value = {"v": version, "a": [row[1], row[0], orjson.loads(row[2])] if row else None}
+                installs.append(install_value(self._cache.edge_key(id1, code, id2), version, value))
                 result[(id1, atype, id2)] = self._edge_from_value((id1, atype, id2), value)
             if install:
-                await self.fill_install(installs, fence)
+                await self._cache.fill(installs, fence)
             return result
-        return await self.per_shard(self.by_shard(keys, lambda k: k[0]), one, errors=errors,
-                                    keys_of=lambda g: g)
+        return await self._per_id1_shard(keys, one, errors)
 
     async def assoc_get(self, id1: int, atype: str, id2s: Sequence[int], high: int | None = None,
                         low: int | None = None) -> dict[int, Assoc]:
@@ -325,11 +304,11 @@ class AssocReadVerbs(AssocWriteVerbs):
         return {k[2]: a for k, a in got.items()
                 if a is not None and (high is None or a.time <= high) and (low is None or a.time >= low)}
 
-    async def refill_lists(self, items: list[dict]) -> None:
+    async def refill(self, items: list[dict]) -> None:
         """The outbox's cache repair for lists and edges: re-read SQL, install by version."""
-        keys = list({(i["id1"], self.registry.atype_by_code(i["atype"]).name) for i in items})
+        keys = list({(i["id1"], self._registry.atype_by_code(i["atype"]).name) for i in items})
         await self._fill_lists(keys, "raise")
-        edges = list({(i["id1"], self.registry.atype_by_code(i["atype"]).name, i["id2"]) for i in items
-                      if "id2" in i and self.registry.atype_by_code(i["atype"]).cached})
+        edges = list({(i["id1"], self._registry.atype_by_code(i["atype"]).name, i["id2"]) for i in items
+                      if "id2" in i and self._registry.atype_by_code(i["atype"]).cached})
         if edges:
             await self._fill_edges(edges, "raise")

@@ -28,10 +28,6 @@ class ObjectNotFoundError(TaoError, LookupError):
     """The object does not exist (or was deleted)."""
 
 
-class WrongTypeError(TaoError, ValueError):
-    """An id names an object of another type than the verb requires."""
-
-
 class ShardUnavailableError(TaoError, ConnectionError):
     """A shard's server cannot be reached or failed mid-call. Other shards keep serving."""
 

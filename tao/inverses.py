@@ -1,10 +1,11 @@
 """Inverse edges: make (id2, inverse, id1) mirror (id1, atype, id2), many edges at a time.
 
-A sync reads each forward edge *and* its list's version in one statement (one snapshot) on
-id1's shard, then, in one transaction per shard of id2, applies each inverse only if that
-version is newer than the one last applied there (kept on the inverse row as `src_version`, or
-in `inverse_tombstones` once the inverse was removed). So syncs may run in any order, any number
-of times, concurrently, and every inverse converges to its forward edge's latest state.
+A sync reads each forward edge *and* its list's version in one statement (one snapshot,
+`tao.lists.read_snapshot`) on id1's shard, then, in one transaction per shard of id2, applies
+each inverse only if that version is newer than the one last applied there (kept on the inverse
+row as `src_version`, or in `inverse_tombstones` once the inverse was removed). So syncs may run
+in any order, any number of times, concurrently, and every inverse converges to its forward
+edge's latest state.
 """
 
 from __future__ import annotations
@@ -13,66 +14,63 @@ from typing import Any
 
 import orjson
 
-from tao.lists import ListChange, ListWrites, _or
+from tao.backends.base import Conn
+from tao.lists import EdgeId, ListChange, ListWrites, or_of, read_snapshot
+from tao.registry import Registry
+from tao.shards import Shards
 
 Edge = tuple[int, str, int]  # (id1, primary atype, id2)
 
 
-class InverseSync(ListWrites):
-    async def sync_inverse(self, id1: int, atype: str, id2: int, *, force: bool = False) -> None:
-        await self.sync_inverses([(id1, atype, id2)], force=force)
+class Inverses:
+    def __init__(self, shards: Shards, lists: ListWrites, registry: Registry) -> None:
+        self._shards = shards
+        self._lists = lists
+        self._registry = registry
 
-    async def sync_inverses(self, edges: list[Edge], *, force: bool = False) -> None:
+    async def sync(self, edges: list[Edge], *, force: bool = False) -> None:
         """Idempotent and order-independent. `force` (the repair command) re-applies a state whose
         version was already recorded, for an inverse damaged outside the store; an older state is
         still never applied."""
         edges = list(dict.fromkeys((e[0], e[1], e[2]) for e in edges))
-        for id1, atype, id2 in edges:
-            if self.primary_atype(atype).inverse is None:
+        for _id1, atype, id2 in edges:
+            if self._registry.primary_atype(atype).inverse is None:
                 raise ValueError(f"{atype} has no inverse")
-            self.shard(id2)
-        forward = await self.per_shard(self.by_shard(edges, lambda e: e[0]), self._read_forward)
+            self._shards.shard(id2)
+        forward = await self._shards.per_shard(self._shards.by_shard(edges, lambda e: e[0]), self._read_forward)
 
         async def apply(shard: int, group: list[Edge]) -> dict:
-            changes = await self.write(shard, lambda conn: self._apply_inverses(conn, group, forward, force))
-            await self.install_changes(shard, changes)
+            changes = await self._shards.write(shard, lambda conn: self._apply(conn, group, forward, force))
+            await self._lists.install_changes(shard, changes)
             return {}
-        await self.per_shard(self.by_shard(edges, lambda e: e[2]), apply)
+        await self._shards.per_shard(self._shards.by_shard(edges, lambda e: e[2]), apply)
 
     async def _read_forward(self, shard: int, group: list[Edge]) -> dict[Edge, Any]:
-        """{edge: (src_version, (time, data_text) or None)} in one snapshot."""
-        lists = list(dict.fromkeys((id1, self.atype(a).code) for id1, a, _ in group))
-        by_list: dict[tuple[int, int], list[int]] = {}
-        for id1, a, id2 in group:
-            by_list.setdefault((id1, self.atype(a).code), []).append(id2)
-        edge_where = " OR ".join(f"(id1 = %s AND atype = %s AND id2 IN ({','.join(['%s'] * len(v))}))"
-                                 for v in by_list.values())
-        params: list[Any] = [x for lst in lists for x in lst]
-        for (id1, code), id2s in by_list.items():
-            params += [id1, code, *id2s]
-        async with self.read(shard) as conn:
-            rows = await conn.fetchall(
-                f"SELECT 0, id1, atype, 0, version, 0, '' FROM {{assoc_counts}} "
-                f"WHERE {_or('(id1 = %s AND atype = %s)', len(lists))} UNION ALL "
-                f"SELECT 1, id1, atype, id2, 0, time, data FROM {{assocs}} WHERE {edge_where}", params)
-        versions = {(r[1], r[2]): r[4] for r in rows if r[0] == 0}
-        present = {(r[1], r[2], r[3]): (r[5], r[6]) for r in rows if r[0] == 1}
+        """{edge: (list version, (time, data_text) or None)} in one snapshot."""
+        keys: dict[Edge, EdgeId] = {e: (e[0], self._registry.atype(e[1]).code, e[2]) for e in group}
+        async with self._shards.read(shard) as conn:
+            versions, found = await read_snapshot(conn, self._shards.backend, list(keys.values()))
         out = {}
-        for id1, a, id2 in group:
-            code = self.atype(a).code
-            out[(id1, a, id2)] = (versions.get((id1, code), 0), present.get((id1, code, id2)))
+        for e, k in keys.items():
+            row = found.get(k)
+            out[e] = (versions.get((k[0], k[1]), 0), (row[1], row[2]) if row else None)
         return out
 
-    async def _apply_inverses(self, conn, group: list[Edge], forward: dict, force: bool) -> list[ListChange]:
-        inv = {e: (e[2], self.atype(e[1]).inverse_code, e[0]) for e in group}  # the inverse's key
+    async def _apply(self, conn: Conn, group: list[Edge], forward: dict, force: bool) -> list[ListChange]:
+        backend = self._shards.backend
+        lists = self._lists
+        inv: dict[Edge, EdgeId] = {e: (e[2], self._registry.inverse_code(e[1]), e[0]) for e in group}
         # Lock every inverse list first (no bump yet): writers of a list serialize on this row.
-        await self.lock_lists(conn, [(k[0], k[1]) for k in inv.values()], bump=False)
-        current = await self.read_edges(conn, list(inv.values()), lock=True)
+        await lists.lock_lists(conn, [(k[0], k[1]) for k in inv.values()], bump=False)
+        current = await lists.read_edges(conn, list(inv.values()), lock=True)
         tombs = await conn.fetchall(
             f"SELECT id1, atype, id2, src_version FROM {{inverse_tombstones}} "
-            f"WHERE {_or('(id1 = %s AND atype = %s AND id2 = %s)', len(inv))}", [x for k in inv.values() for x in k])
+            f"WHERE {or_of('(id1 = %s AND atype = %s AND id2 = %s)', len(inv))}", [x for k in inv.values() for x in k])
         tomb = {(r[0], r[1], r[2]): r[3] for r in tombs}
-        to_put, to_remove, new_tombs, drop_tombs = [], [], [], []
+        to_put: list[tuple[EdgeId, tuple, int]] = []
+        to_remove: list[EdgeId] = []
+        new_tombs: list[tuple[EdgeId, int]] = []
+        drop_tombs: list[EdgeId] = []
         for e, key in inv.items():
             src_version, fwd = forward[e]
             cur = current.get(key)
@@ -88,7 +86,7 @@ class InverseSync(ListWrites):
                 if cur is not None:
                     to_remove.append(key)
         touched = list(dict.fromkeys([(k[0], k[1]) for k, _, _ in to_put] + [(k[0], k[1]) for k in to_remove]))
-        heads = await self.lock_lists(conn, touched) if touched else {}
+        heads = await lists.lock_lists(conn, touched) if touched else {}
         changes = {lst: ListChange(lst[0], lst[1], v, n, count_before=n) for lst, (v, n) in heads.items()}
         rows = []
         for key, (time, text), src_version in to_put:
@@ -100,16 +98,16 @@ class InverseSync(ListWrites):
             c = changes[(key[0], key[1])]
             c.removed.append(key[2])
             c.count -= 1
-        await self.put_edges(conn, rows)
-        await self.remove_edges(conn, to_remove)
-        await self.set_counts(conn, {k: c.count for k, c in changes.items() if c.count != c.count_before})
+        await lists.put_edges(conn, rows)
+        await lists.remove_edges(conn, to_remove)
+        await lists.set_counts(conn, {k: c.count for k, c in changes.items() if c.count != c.count_before})
         if new_tombs:
-            await conn.execute(self.backend.upsert("inverse_tombstones", ("id1", "atype", "id2", "src_version"),
-                                                   ("id1", "atype", "id2"), {"src_version": "NEW(src_version)"},
-                                                   rows=len(new_tombs)),
+            await conn.execute(backend.upsert("inverse_tombstones", ("id1", "atype", "id2", "src_version"),
+                                              ("id1", "atype", "id2"), {"src_version": "NEW(src_version)"},
+                                              rows=len(new_tombs)),
                                [x for key, v in new_tombs for x in (*key, v)])
         if drop_tombs:
             await conn.execute(f"DELETE FROM {{inverse_tombstones}} WHERE "
-                               f"{_or('(id1 = %s AND atype = %s AND id2 = %s)', len(drop_tombs))}",
+                               f"{or_of('(id1 = %s AND atype = %s AND id2 = %s)', len(drop_tombs))}",
                                [x for k in drop_tombs for x in k])
         return list(changes.values())

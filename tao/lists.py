@@ -1,5 +1,6 @@
-"""Shared machinery for every write to association lists: locking and bumping list versions,
-reading edges, writing them in multi-row statements, and updating the cache after the commit.
+"""Association lists: what every writer of a list shares (locking and bumping list versions,
+reading edges, multi-row upserts, counts, the cache update after the commit), and the one
+snapshot read of "list versions and these edges" that edge reads and inverse syncs share.
 
 Invariants:
 - Every change to a list (id1, atype) bumps its `assoc_counts.version` in the same transaction
@@ -15,13 +16,17 @@ Invariants:
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
+from tao.backends.base import Backend, Conn
 from tao.cache.base import Install
-from tao.core import TaoCore
+from tao.cache_io import CacheIO, install_value
+from tao.registry import Registry
 
-ListId = tuple[int, int]  # (id1, atype code)
+ListId = tuple[int, int]        # (id1, atype code)
+EdgeId = tuple[int, int, int]   # (id1, atype code, id2)
 
 
 @dataclass(slots=True)
@@ -37,33 +42,59 @@ class ListChange:
 
 
 def sort_key(edge: list) -> tuple[int, int]:
+    """Lists are newest first by (time, id2); `edge` is [id2, time, ...]."""
     return (-edge[1], -edge[0])
 
 
-def _or(clause: str, n: int) -> str:
+def or_of(clause: str, n: int) -> str:
     return " OR ".join([clause] * n)
 
 
-def _row_in(cols: tuple[str, ...], n: int) -> str:
-    row = "(" + ", ".join(["%s"] * len(cols)) + ")"
-    return f"({', '.join(cols)}) IN ({', '.join([row] * n)})"
+def lists_where(backend: Backend, lists: list[ListId]) -> tuple[str, list[Any]]:
+    """A WHERE clause (and its params) matching the lists' rows by (id1, atype)."""
+    return backend.keys_in(("id1", "atype"), len(lists)), [x for lst in lists for x in lst]
 
 
-class ListWrites(TaoCore):
-    @property
-    def _row_in(self) -> bool:
-        # MariaDB plans a long OR of per-key conditions slowly (measured: 965 ms for 600 keys,
-        # 74 ms as a row-constructor IN; bench/feed_bench.py, docs/BENCHMARKS.md "Feed"); SQLite
-        # scans the table for a row-value IN list, so it keeps the OR form.
-        return self.backend.name == "mysql"
+def edges_where(backend: Backend, keys: list[EdgeId]) -> tuple[str, list[Any]]:
+    """A WHERE clause (and its params) matching the edges `keys`: per list, `id2 IN (...)`; for
+    one edge in each of many lists (a fan-out batch), the backend's key-set match over the
+    three columns."""
+    by_list: dict[ListId, list[int]] = {}
+    for id1, code, id2 in keys:
+        by_list.setdefault((id1, code), []).append(id2)
+    if len(by_list) > 1 and len(keys) == len(by_list):
+        return backend.keys_in(("id1", "atype", "id2"), len(keys)), [x for k in keys for x in k]
+    params: list[Any] = []
+    for (id1, code), id2s in by_list.items():
+        params += [id1, code, *id2s]
+    return " OR ".join(f"(id1 = %s AND atype = %s AND id2 IN ({','.join(['%s'] * len(v))}))"
+                       for v in by_list.values()), params
 
-    def _keys_in(self, cols: tuple[str, ...], n: int) -> str:
-        """A WHERE clause matching n keys over `cols` (params: each key's values in order)."""
-        if self._row_in and n > 1:
-            return _row_in(cols, n)
-        return _or("(" + " AND ".join(f"{c} = %s" for c in cols) + ")", n)
 
-    async def lock_lists(self, conn, lists: list[ListId], *, bump: bool = True) -> dict[ListId, list[int]]:
+async def read_snapshot(conn: Conn, backend: Backend, keys: list[EdgeId]
+                        ) -> tuple[dict[ListId, int], dict[EdgeId, tuple[int, int, str]]]:
+    """The versions of the keys' lists and the keys' edges, in one statement (one snapshot):
+    ({list: version}, {edge: (edge version, time, data text)}). A list never written is absent
+    (version 0); so is an edge that does not exist."""
+    lists = list(dict.fromkeys((k[0], k[1]) for k in keys))
+    heads, head_params = lists_where(backend, lists)
+    edges, edge_params = edges_where(backend, keys)
+    rows = await conn.fetchall(
+        f"SELECT 0, id1, atype, 0, version, 0, '' FROM {{assoc_counts}} WHERE {heads} UNION ALL "
+        f"SELECT 1, id1, atype, id2, version, time, data FROM {{assocs}} WHERE {edges}",
+        head_params + edge_params)
+    versions = {(r[1], r[2]): r[4] for r in rows if r[0] == 0}
+    found = {(r[1], r[2], r[3]): (r[4], r[5], r[6]) for r in rows if r[0] == 1}
+    return versions, found
+
+
+class ListWrites:
+    def __init__(self, backend: Backend, cache: CacheIO, registry: Registry) -> None:
+        self._backend = backend
+        self._cache = cache
+        self._registry = registry
+
+    async def lock_lists(self, conn: Conn, lists: list[ListId], *, bump: bool = True) -> dict[ListId, list[int]]:
         """Lock the lists' count rows (creating them) in sorted order, bumping their versions when
         `bump`; return {list: [version, count]}."""
         lists = sorted(set(lists))
@@ -71,87 +102,79 @@ class ListWrites(TaoCore):
             return {}
         update = {"version": "version + 1"} if bump else {"version": "version"}
         params = [x for id1, code in lists for x in (id1, code, 0, 1 if bump else 0)]
-        await conn.execute(self.backend.upsert("assoc_counts", ("id1", "atype", "count", "version"),
-                                               ("id1", "atype"), update, rows=len(lists)), params)
+        await conn.execute(self._backend.upsert("assoc_counts", ("id1", "atype", "count", "version"),
+                                                ("id1", "atype"), update, rows=len(lists)), params)
         return await self.read_heads(conn, lists)
 
-    async def read_heads(self, conn, lists: list[ListId]) -> dict[ListId, list[int]]:
-        rows = await conn.fetchall(f"SELECT id1, atype, version, count FROM {{assoc_counts}} "
-                                   f"WHERE {self._keys_in(('id1', 'atype'), len(lists))}",
-                                   [x for lst in lists for x in lst])
+    async def read_heads(self, conn: Conn, lists: list[ListId]) -> dict[ListId, list[int]]:
+        """{list: [version, count]} for the lists that have a count row."""
+        where, params = lists_where(self._backend, lists)
+        rows = await conn.fetchall(f"SELECT id1, atype, version, count FROM {{assoc_counts}} WHERE {where}", params)
         return {(r[0], r[1]): [r[2], r[3]] for r in rows}
 
-    async def read_edges(self, conn, keys: list[tuple[int, int, int]], *, lock: bool = False) -> dict[tuple, tuple]:
+    async def read_edges(self, conn: Conn, keys: list[EdgeId], *, lock: bool = False) -> dict[EdgeId, tuple]:
         """{(id1, atype, id2): (time, version, data, src_version)} for the keys that exist."""
         if not keys:
             return {}
-        by_list: dict[ListId, list[int]] = {}
-        for id1, code, id2 in keys:
-            by_list.setdefault((id1, code), []).append(id2)
-        params: list[Any] = []
-        if self._row_in and len(by_list) > 1 and len(keys) == len(by_list):
-            # One edge in each of many lists (a fan-out batch): a row-constructor IN.
-            where = self._keys_in(("id1", "atype", "id2"), len(keys))
-            params = [x for k in keys for x in k]
-        else:
-            where = " OR ".join(f"(id1 = %s AND atype = %s AND id2 IN ({','.join(['%s'] * len(v))}))"
-                                for v in by_list.values())
-            for (id1, code), id2s in by_list.items():
-                params += [id1, code, *id2s]
+        where, params = edges_where(self._backend, keys)
         rows = await conn.fetchall(f"SELECT id1, atype, id2, time, version, data, src_version FROM {{assocs}} "
-                                   f"WHERE {where}{self.backend.for_update if lock else ''}", params)
+                                   f"WHERE {where}{self._backend.for_update if lock else ''}", params)
         return {(r[0], r[1], r[2]): r[3:] for r in rows}
 
-    async def put_edges(self, conn, rows: list[tuple]) -> None:
+    async def put_edges(self, conn: Conn, rows: list[tuple]) -> None:
         """Upsert edges: rows of (id1, atype, id2, time, version, data_text, src_version)."""
         if rows:
-            await conn.execute(self.backend.upsert(
+            await conn.execute(self._backend.upsert(
                 "assocs", ("id1", "atype", "id2", "time", "version", "data", "src_version"), ("id1", "atype", "id2"),
                 {c: f"NEW({c})" for c in ("time", "version", "data", "src_version")}, rows=len(rows)),
                 [x for r in rows for x in r])
 
-    async def remove_edges(self, conn, keys: list[tuple[int, int, int]]) -> None:
+    async def remove_edges(self, conn: Conn, keys: list[EdgeId]) -> None:
         if keys:
-            await conn.execute(f"DELETE FROM {{assocs}} WHERE {_or('(id1 = %s AND atype = %s AND id2 = %s)', len(keys))}",
-                               [x for k in keys for x in k])
+            await conn.execute(
+                f"DELETE FROM {{assocs}} WHERE {or_of('(id1 = %s AND atype = %s AND id2 = %s)', len(keys))}",
+                [x for k in keys for x in k])
 
-    async def set_counts(self, conn, counts: dict[ListId, int]) -> None:
+    async def set_counts(self, conn: Conn, counts: dict[ListId, int]) -> None:
         if counts:
             items = sorted(counts.items())
-            await conn.execute(self.backend.upsert("assoc_counts", ("id1", "atype", "count", "version"),
-                                                   ("id1", "atype"), {"count": "NEW(count)"}, rows=len(items)),
+            await conn.execute(self._backend.upsert("assoc_counts", ("id1", "atype", "count", "version"),
+                                                    ("id1", "atype"), {"count": "NEW(count)"}, rows=len(items)),
                                [x for (id1, code), n in items for x in (id1, code, n, 0)])
 
     # ---- after the commit ---------------------------------------------------------------------
 
     def count_install(self, id1: int, code: int, version: int, count: int) -> Install:
         """The list's count key at `version`: exact whatever was cached, so it needs no `old`."""
-        return Install(self.count_key(id1, code), version, lambda old: {"n": count})
+        return install_value(self._cache.count_key(id1, code), version, {"n": count})
 
     async def install_changes(self, shard: int, changes: list[ListChange]) -> None:
         installs, refill = [], []
         for c in changes:
-            if not self.registry.atype_by_code(c.atype).cached:
+            if not self._registry.atype_by_code(c.atype).cached:
                 continue
-            installs.append(Install(self.list_key(c.id1, c.atype), c.version,
-                                    lambda old, c=c: self.apply_to_cached_list(old, c)))
+            installs.append(Install(self._cache.list_key(c.id1, c.atype), c.version,
+                                    functools.partial(self.apply_to_cached_list, change=c)))
             # The count alone, exact at this version whatever was cached: count reads (ranking
             # reads hundreds) must not decode a popular list's window of newest edges.
             installs.append(self.count_install(c.id1, c.atype, c.version, c.count))
             for e in c.upserts:
-                installs.append(Install(self.edge_key(c.id1, c.atype, e[0]), c.version,
-                                        lambda old, a=e[1:]: {"a": a}))
+                installs.append(self._edge_install(c.id1, c.atype, e[0], c.version, e[1:]))
             for id2 in c.removed:
-                installs.append(Install(self.edge_key(c.id1, c.atype, id2), c.version, lambda old: {"a": None}))
+                installs.append(self._edge_install(c.id1, c.atype, id2, c.version, None))
             if len(c.upserts) + len(c.removed) <= 20:
                 refill += [{"kind": "l", "id1": c.id1, "atype": c.atype, "id2": id2}
                            for id2 in [e[0] for e in c.upserts] + c.removed]
             else:  # big batches: repairing the list is enough; edge keys carry the TTL
                 refill.append({"kind": "l", "id1": c.id1, "atype": c.atype})
-        await self.cache_install(installs, shard, refill)
+        await self._cache.install(installs, shard, refill)
 
-    def apply_to_cached_list(self, old: dict | None, c: ListChange) -> dict[str, Any]:
+    def _edge_install(self, id1: int, code: int, id2: int, version: int, state: list | None) -> Install:
+        return install_value(self._cache.edge_key(id1, code, id2), version, {"a": state})
+
+    def apply_to_cached_list(self, old: dict | None, change: ListChange) -> dict[str, Any]:
         """Update a cached list in place when it is exactly one version behind; else a tombstone."""
+        c = change
         if old is None or old.get("v") != c.version - 1:
             return {"stale": True}
         touched = {e[0] for e in c.upserts} | set(c.removed)
@@ -161,7 +184,7 @@ class ListWrites(TaoCore):
         # Insert only edges that fall inside the cached window of newest edges.
         edges += [e for e in c.upserts if cutoff is None or sort_key(e) < cutoff]
         edges.sort(key=sort_key)
-        if len(edges) > self.list_limit:
-            edges = edges[:self.list_limit]
+        if len(edges) > self._cache.list_limit:
+            edges = edges[:self._cache.list_limit]
             complete = False
         return {"n": c.count, "c": complete and len(edges) == c.count, "e": edges}

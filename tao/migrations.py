@@ -97,8 +97,10 @@ MIGRATIONS: list[tuple[int, dict[str, list[str]]]] = [
 LATEST = MIGRATIONS[-1][0]
 
 _MIGRATIONS_TABLE = {
-    "mysql": "CREATE TABLE IF NOT EXISTS {schema_migrations} (version INT NOT NULL PRIMARY KEY, applied BIGINT NOT NULL) ENGINE=InnoDB",
-    "sqlite": "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER NOT NULL PRIMARY KEY, applied INTEGER NOT NULL)",
+    "mysql": "CREATE TABLE IF NOT EXISTS {schema_migrations} "
+             "(version INT NOT NULL PRIMARY KEY, applied BIGINT NOT NULL) ENGINE=InnoDB",
+    "sqlite": "CREATE TABLE IF NOT EXISTS schema_migrations "
+              "(version INTEGER NOT NULL PRIMARY KEY, applied INTEGER NOT NULL)",
 }
 
 
@@ -138,4 +140,5 @@ async def migrate_shard(backend, shard: int) -> list[int]:
 async def check_shard(backend, shard: int) -> None:
     version = await shard_version(backend, shard)
     if version != LATEST:
-        raise MigrationError(f"shard {shard} is at schema {version}, this code needs {LATEST}: run `python -m tao migrate`")
+        raise MigrationError(f"shard {shard} is at schema {version}, this code needs {LATEST}: "
+                             "run `python -m tao migrate`")

@@ -1,4 +1,5 @@
-"""The store's values: objects and associations, as read from a shard or the cache.
+"""The store's values: objects and associations, as read from a shard or the cache, and the
+encoding of the `data` they carry (a small JSON dict).
 
 They are read-only by convention, not `frozen`: a frozen dataclass builds itself through
 `object.__setattr__`, 1.2 us per value against 0.18 us, and a feed refresh builds over a
@@ -8,8 +9,13 @@ own copies (the cache tier decodes a fresh value for each caller).
 
 from __future__ import annotations
 
+import json
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from tao.errors import InvalidDataError
 
 
 @dataclass(slots=True)
@@ -39,3 +45,36 @@ class Appended:
     assoc: Assoc
     prev: int | None
     new: bool
+
+
+MAX_DATA_BYTES = 60_000
+MAX_MANY_KEYS = 10_000
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def encode_data(data: Any) -> str:
+    """Object or edge data as the JSON text the store keeps: a dict of at most `MAX_DATA_BYTES`."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise InvalidDataError(f"data must be a dict, got {type(data).__name__}")
+    try:
+        text = json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidDataError(f"data must be JSON-serialisable: {exc}") from None
+    try:
+        size = len(text.encode())
+    except UnicodeEncodeError:  # an unpaired surrogate: not Unicode text, so not storable as UTF-8
+        raise InvalidDataError("data holds a string that is not valid Unicode (an unpaired surrogate)") from None
+    if size > MAX_DATA_BYTES:
+        raise InvalidDataError(f"data is {size} bytes encoded; the limit is {MAX_DATA_BYTES}")
+    return text
+
+
+def check_many(keys: Sequence[Any]) -> None:
+    """The bound on the keys of one many-keys read."""
+    if len(keys) > MAX_MANY_KEYS:
+        raise InvalidDataError(f"{len(keys)} keys in one call; the limit is {MAX_MANY_KEYS}")

@@ -19,18 +19,29 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from config import JobSettings
-from tao.core import TaoCore, now_ms
+from config.observability.jobs import observe_job
+from config.observability.traces import with_trace_context
+from tao.backends.base import Conn
 from tao.errors import TaoError
+from tao.models import now_ms
+from tao.shards import Shards
 
 log = logging.getLogger("tao.outbox")
 
+# A handler gets the store (`Tao`) and the job's payload.
 Handler = Callable[[Any, dict], Awaitable[None]]
+# Jobs a write commits with its change: (handler, payload[, delay_ms[, job_id]]) each.
+Jobs = list[tuple] | None
 DEAD_LETTER_MS = 100 * 365 * 24 * 3600 * 1000  # a job past max_attempts waits here for an operator
 
 
 class Outbox:
-    def __init__(self, core: TaoCore, settings: JobSettings) -> None:
-        self._core = core
+    """The store's one durable job queue (`Tao.outbox`). Handlers are called with `store` (the
+    `Tao` that owns this outbox) and the job's payload."""
+
+    def __init__(self, shards: Shards, settings: JobSettings) -> None:
+        self._shards = shards
+        self.store: Any = None  # set by the Tao that owns this outbox
         self._s = settings
         self.handlers: dict[str, Handler] = {}
         self._wake = asyncio.Event()
@@ -44,33 +55,35 @@ class Outbox:
 
     # ---- enqueue --------------------------------------------------------------------------------
 
-    async def add(self, conn, handler: str, payload: dict, *, delay_ms: int = 0, job_id: int | None = None) -> int:
+    async def add(self, conn: Conn, handler: str, payload: dict, *, delay_ms: int = 0,
+                  job_id: int | None = None) -> int:
         """Write a job row inside the caller's transaction; returns its id. A caller that will
         do the job itself right after the commit names the id (from `ids.next_id(shard)`), so
         it can `delete` the row when it succeeds; otherwise the worker runs it when due."""
         if handler not in self.handlers:
             raise TaoError(f"no handler registered for job {handler!r}")
-        job_id = self._core.ids.next_id(conn.shard) if job_id is None else job_id
+        job_id = self._shards.ids.next_id(conn.shard) if job_id is None else job_id
+        payload = with_trace_context(payload)  # observability: the job's span continues this trace
         ts = now_ms()
         await conn.execute("INSERT INTO {outbox} (id, handler, payload, run_at, attempts, created) "
                            "VALUES (%s, %s, %s, %s, 0, %s)",
                            (job_id, handler, json.dumps(payload, separators=(",", ":")), ts + delay_ms, ts))
         return job_id
 
-    async def add_jobs(self, conn, jobs: list[tuple] | None) -> None:
+    async def add_jobs(self, conn: Conn, jobs: Jobs) -> None:
         """Write the callers' jobs in their transaction: (handler, payload[, delay_ms[, job_id]]) each."""
         for handler, payload, *rest in jobs or ():
             await self.add(conn, handler, payload, delay_ms=rest[0] if rest else 0,
                            job_id=rest[1] if len(rest) > 1 else None)
 
     async def enqueue(self, shard: int, handler: str, payload: dict, *, delay_ms: int = 0) -> int:
-        job_id = await self._core.write(shard, lambda conn: self.add(conn, handler, payload, delay_ms=delay_ms))
+        job_id = await self._shards.write(shard, lambda conn: self.add(conn, handler, payload, delay_ms=delay_ms))
         self.nudge(shard)
         return job_id
 
     async def delete(self, shard: int, job_id: int) -> None:
         try:
-            async with self._core.read(shard) as conn:
+            async with self._shards.read(shard) as conn:
                 await conn.execute("DELETE FROM {outbox} WHERE id = %s", (job_id,))
         except TaoError as exc:  # the job will run again; handlers are idempotent
             log.info("could not delete done job %s on shard %s: %s", job_id, shard, exc)
@@ -87,18 +100,16 @@ class Outbox:
         now = now_ms()
         horizon = now + DEAD_LETTER_MS // 2 if include_delayed else now
         lease_until = now + int(self._s.lease_seconds * 1000)
-        core = self._core
-
-        async def claim(conn):
+        async def claim(conn: Conn) -> list[tuple]:
             rows = await conn.fetchall(
                 f"SELECT id, handler, payload, attempts FROM {{outbox}} WHERE run_at <= %s "
-                f"ORDER BY run_at LIMIT %s{core.backend.skip_locked}", (horizon, self._s.batch_size))
+                f"ORDER BY run_at LIMIT %s{self._shards.backend.skip_locked}", (horizon, self._s.batch_size))
             if rows:
                 marks = ",".join(["%s"] * len(rows))
                 await conn.execute(f"UPDATE {{outbox}} SET run_at = %s, attempts = attempts + 1 WHERE id IN ({marks})",
                                    [lease_until, *(r[0] for r in rows)])
             return rows
-        rows = await core.write(shard, claim)
+        rows = await self._shards.write(shard, claim)
         if not rows:
             return 0
         await asyncio.gather(*(self._run_job(shard, *row) for row in rows))
@@ -109,7 +120,9 @@ class Outbox:
         try:
             if fn is None:
                 raise TaoError(f"no handler registered for job {handler!r} in this process")
-            await fn(self._core, json.loads(payload))
+            data = json.loads(payload)
+            with observe_job(handler, job_id, attempts + 1, data):  # metrics, log line, span
+                await fn(self.store, data)
         except Exception as exc:
             attempts += 1
             if attempts >= self._s.max_attempts:
@@ -120,7 +133,7 @@ class Outbox:
                             * 1000 * random.uniform(0.5, 1.0))
             error = "".join(traceback.format_exception_only(exc)).strip()[:2000]
             try:
-                async with self._core.read(shard) as conn:
+                async with self._shards.read(shard) as conn:
                     await conn.execute("UPDATE {outbox} SET run_at = %s, last_error = %s WHERE id = %s",
                                        (now_ms() + delay, error, job_id))
             except TaoError:
@@ -134,7 +147,7 @@ class Outbox:
         total = 0
         for _ in range(max_rounds):
             ran = 0
-            for shard in range(self._core.n_shards):
+            for shard in range(self._shards.n_shards):
                 ran += await self.run_once(shard, include_delayed=include_delayed)
             total += ran
             if ran == 0:
@@ -143,11 +156,30 @@ class Outbox:
 
     async def pending(self) -> int:
         n = 0
-        for shard in range(self._core.n_shards):
-            async with self._core.read(shard) as conn:
+        for shard in range(self._shards.n_shards):
+            async with self._shards.read(shard) as conn:
                 n += (await conn.fetchall("SELECT COUNT(*) FROM {outbox} WHERE run_at < %s",
                                           (now_ms() + DEAD_LETTER_MS // 2,)))[0][0]
         return n
+
+    async def depth_by_handler(self) -> dict[str, tuple[int, int | None, int]]:
+        """{handler: (jobs due or running, oldest `created` ms among them, parked jobs)} over every
+        shard, shards in parallel (the `/metrics` outbox gauges)."""
+        parked_after = now_ms() + DEAD_LETTER_MS // 2
+
+        async def one(shard: int) -> list[tuple]:
+            async with self._shards.read(shard) as conn:
+                return await conn.fetchall(
+                    "SELECT handler, SUM(run_at < %s), MIN(CASE WHEN run_at < %s THEN created END), "
+                    "SUM(run_at >= %s) FROM {outbox} GROUP BY handler", (parked_after, parked_after, parked_after))
+        out: dict[str, tuple[int, int | None, int]] = {}
+        for rows in await asyncio.gather(*(one(s) for s in range(self._shards.n_shards))):
+            for handler, due, oldest, parked in rows:
+                d, o, p = out.get(handler, (0, None, 0))
+                oldest = int(oldest) if oldest is not None else None
+                out[handler] = (d + int(due or 0), min(x for x in (o, oldest) if x is not None)
+                                if o is not None or oldest is not None else None, p + int(parked or 0))
+        return out
 
     # ---- the worker loop ----------------------------------------------------------------------
 
@@ -167,7 +199,7 @@ class Outbox:
     async def work(self, shards: list[int] | None = None) -> None:
         """Poll the shards forever. An idle shard is polled less often (down to once a second), and at once
         again when this process writes to it."""
-        shards = list(range(self._core.n_shards)) if shards is None else shards
+        shards = list(range(self._shards.n_shards)) if shards is None else shards
         loop = asyncio.get_running_loop()
         backoff: dict[int, float] = {}
         while True:
@@ -191,5 +223,5 @@ class Outbox:
             if not ran_any:
                 try:
                     await asyncio.wait_for(self._wake.wait(), self._s.poll_interval)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass

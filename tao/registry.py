@@ -27,8 +27,6 @@ class AssocType:
     inverse_code: int | None = None
     # Unique per id1: at most one edge of this type per id1 (e.g. a post's single author).
     unique: bool = False
-    # Longest list kept (None: unbounded). Older edges beyond the cap are trimmed by a job.
-    cap: int | None = None
     # Set on derived inverse types: the primary type they mirror.
     derived_from: str | None = None
     # Keep this type's lists and edges in the cache tier. Off for lists written in bulk and read
@@ -56,18 +54,18 @@ class Registry:
 
     def assoc_type(
         self, name: str, code: int, *, inverse: str | None = None, inverse_code: int | None = None,
-        unique: bool = False, cap: int | None = None, cached: bool = True, counted: bool = True,
+        unique: bool = False, cached: bool = True, counted: bool = True,
     ) -> AssocType:
         if (inverse is None) != (inverse_code is None):
             raise ValueError(f"{name}: give both inverse and inverse_code, or neither")
         if not counted and (cached or inverse is not None or unique):
             # Cached lists carry the count and version; inverses and uniqueness need the list lock.
             raise ValueError(f"{name}: an uncounted type must be uncached, without inverse, and not unique")
-        t = AssocType(name, code, inverse, inverse_code, unique, cap, cached=cached, counted=counted)
+        t = AssocType(name, code, inverse, inverse_code, unique, cached=cached, counted=counted)
         self._check_new(name, code, self.atypes, self._atype_codes)
         self.atypes[name] = self._atype_codes[code] = t
-        if inverse is not None:
-            inv = AssocType(inverse, inverse_code, name, code, False, None, derived_from=name)
+        if inverse is not None and inverse_code is not None:
+            inv = AssocType(inverse, inverse_code, name, code, False, derived_from=name)
             self._check_new(inverse, inverse_code, self.atypes, self._atype_codes)
             self.atypes[inverse] = self._atype_codes[inverse_code] = inv
         return t
@@ -92,6 +90,21 @@ class Registry:
             return self.atypes[name]
         except KeyError:
             raise UnknownTypeError(f"unknown association type {name!r}") from None
+
+    def primary_atype(self, name: str) -> AssocType:
+        """The type of an edge a caller may write: not a derived inverse (the store keeps those)."""
+        t = self.atype(name)
+        if t.derived_from is not None:
+            raise UnknownTypeError(f"{name} is the inverse of {t.derived_from} and is kept by the store: "
+                                   f"write {t.derived_from} instead")
+        return t
+
+    def inverse_code(self, name: str) -> int:
+        """The code of the inverse of `name`, a type that has one."""
+        code = self.atype(name).inverse_code
+        if code is None:
+            raise UnknownTypeError(f"{name} has no inverse")
+        return code
 
     def otype_by_code(self, code: int) -> ObjectType:
         return self._otype_codes[code]

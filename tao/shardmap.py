@@ -21,7 +21,7 @@ class ShardMap:
     database_prefix: str
 
     @classmethod
-    def from_settings(cls, s: StoreSettings) -> "ShardMap":
+    def from_settings(cls, s: StoreSettings) -> ShardMap:
         n = s.logical_shards
         if not 0 < n <= MAX_SHARDS:
             raise ValueError(f"store.logical_shards must be in 1..{MAX_SHARDS}, got {n}")

@@ -1,5 +1,5 @@
-"""Unique keys: a durable, atomic claim of a string for one id (usernames, hashtag names,
-session-token hashes). A key lives on the shard chosen by hashing it; releasing a key keeps its
+"""Unique keys: a durable, atomic claim of a string for one id (usernames, hashtag names, upload
+ids, ...). A key lives on the shard chosen by hashing it; releasing a key keeps its
 row with id 0 and a higher version, so the cache (`u:<ns>:<digest>`) can never resurrect it.
 """
 
@@ -8,21 +8,27 @@ from __future__ import annotations
 import hashlib
 import re
 import zlib
+from typing import Any
 
-from tao.cache import keys
-from tao.cache.base import Install
-from tao.core import TaoCore
+from tao.backends.base import Conn
+from tao.cache_io import CacheIO, install_value
 from tao.errors import DuplicateKeyError, InvalidDataError
+from tao.models import check_many
+from tao.shards import Errors, Shards
 
 MAX_KEY_LEN = 255
 
 
-class UniqueKeyVerbs(TaoCore):
+class UniqueKeys:
+    def __init__(self, shards: Shards, cache: CacheIO) -> None:
+        self._shards = shards
+        self._cache = cache
+
     def _key_shard(self, ns: str, key: str) -> int:
-        return zlib.crc32(f"{ns}\0{key}".encode()) % self.n_shards
+        return zlib.crc32(f"{ns}\0{key}".encode()) % self._shards.n_shards
 
     def _ukey(self, ns: str, key: str) -> str:
-        return keys.unique_key("", ns, hashlib.sha1(key.encode()).hexdigest())
+        return self._cache.unique_key(ns, hashlib.sha1(key.encode()).hexdigest())
 
     @staticmethod
     def _check(ns: str, key: str) -> None:
@@ -31,15 +37,15 @@ class UniqueKeyVerbs(TaoCore):
         if not isinstance(key, str) or not key or len(key) > MAX_KEY_LEN:
             raise InvalidDataError(f"a unique key must be a string of 1-{MAX_KEY_LEN} characters")
 
-    async def key_claim(self, ns: str, key: str, id_: int) -> bool:
+    async def claim(self, ns: str, key: str, id_: int) -> bool:
         """Claim `key` in `ns` for `id_`. True if it is now (or already was) id_'s; False if another id holds it."""
         self._check(ns, key)
-        self.shard(id_)
+        self._shards.shard(id_)
         shard = self._key_shard(ns, key)
 
-        async def body(conn):
+        async def body(conn: Conn) -> Any:
             rows = await conn.fetchall(f"SELECT id, version FROM {{unique_keys}} WHERE ns = %s AND k = %s"
-                                       f"{self.backend.for_update}", (ns, key))
+                                       f"{self._shards.backend.for_update}", (ns, key))
             if rows and rows[0][0] == id_:
                 return True, None
             if rows and rows[0][0] != 0:
@@ -54,27 +60,27 @@ class UniqueKeyVerbs(TaoCore):
                                    (ns, key, id_))
             return True, version
         try:
-            ok, version = await self.write(shard, body)
+            ok, version = await self._shards.write(shard, body)
         except DuplicateKeyError:  # lost an insert race: the winner holds it unless it is us
-            return (await self.key_get_many(ns, [key])).get(key) == id_
+            return (await self.get_many(ns, [key])).get(key) == id_
         if version is not None:
             await self._install_key(shard, ns, key, id_, version)
         return ok
 
-    async def key_release(self, ns: str, key: str, id_: int) -> bool:
+    async def release(self, ns: str, key: str, id_: int) -> bool:
         """Release `key` if `id_` holds it; True if it did."""
         self._check(ns, key)
         shard = self._key_shard(ns, key)
 
-        async def body(conn):
+        async def body(conn: Conn) -> Any:
             rows = await conn.fetchall(f"SELECT id, version FROM {{unique_keys}} WHERE ns = %s AND k = %s"
-                                       f"{self.backend.for_update}", (ns, key))
+                                       f"{self._shards.backend.for_update}", (ns, key))
             if not rows or rows[0][0] != id_:
                 return None
             await conn.execute("UPDATE {unique_keys} SET id = 0, version = %s WHERE ns = %s AND k = %s",
                                (rows[0][1] + 1, ns, key))
             return rows[0][1] + 1
-        version = await self.write(shard, body)
+        version = await self._shards.write(shard, body)
         if version is None:
             return False
         await self._install_key(shard, ns, key, 0, version)
@@ -82,40 +88,42 @@ class UniqueKeyVerbs(TaoCore):
 
     async def _install_key(self, shard: int, ns: str, key: str, id_: int, version: int) -> None:
         value = {"id": id_}
-        await self.cache_install([Install(self._ukey(ns, key), version, lambda old: dict(value))],
-                                 shard, [{"kind": "u", "ns": ns, "key": key}])
+        await self._cache.install([install_value(self._ukey(ns, key), version, value)],
+                                  shard, [{"kind": "u", "ns": ns, "key": key}])
 
-    async def key_get_many(self, ns: str, keys: list[str]) -> dict[str, int]:
-        """{key: id} for the keys that are claimed."""
+    async def get_many(self, ns: str, keys: list[str], errors: Errors = "raise") -> dict[str, Any]:
+        """{key: id} for the keys that are claimed; with errors="return", a key whose shard failed
+        maps to the exception instead (see `Shards.per_shard`)."""
         keys = list(dict.fromkeys(keys))
         for k in keys:
             self._check(ns, k)
-        self.check_many(keys)
-        out = await self.read_through({self._ukey(ns, k): k for k in keys}, f"u:{ns}",
-                                      lambda misses: self._fill_keys(ns, misses), lambda k, value: value["id"])
+        check_many(keys)
+        out = await self._cache.read_through({self._ukey(ns, k): k for k in keys}, f"u:{ns}",
+                                             lambda misses: self._fill_keys(ns, misses, errors),
+                                             lambda k, value: value["id"], errors)
         return {k: v for k, v in out.items() if v}
 
-    async def _fill_keys(self, ns: str, keys: list[str]) -> dict:
+    async def _fill_keys(self, ns: str, keys: list[str], errors: Errors = "raise") -> dict:
         groups: dict[int, list[str]] = {}
         for k in keys:
             groups.setdefault(self._key_shard(ns, k), []).append(k)
 
         async def one(shard: int, group: list[str]) -> dict:
             marks = ",".join(["%s"] * len(group))
-            fence = self.cache.fence()
-            async with self.read(shard) as conn:
-                rows = await conn.fetchall(f"SELECT k, id, version FROM {{unique_keys}} WHERE ns = %s AND k IN ({marks})",
-                                           [ns, *group])
+            fence = self._cache.fence()
+            async with self._shards.read(shard) as conn:
+                rows = await conn.fetchall(
+                    f"SELECT k, id, version FROM {{unique_keys}} WHERE ns = %s AND k IN ({marks})", [ns, *group])
             found = {r[0]: (r[1], r[2]) for r in rows}
             installs, result = [], {}
             for k in group:
                 id_, version = found.get(k, (0, 0))
-                installs.append(Install(self._ukey(ns, k), version, lambda old, i=id_: {"id": i}))
+                installs.append(install_value(self._ukey(ns, k), version, {"id": id_}))
                 result[k] = id_
-            await self.fill_install(installs, fence)
+            await self._cache.fill(installs, fence)
             return result
-        return await self.per_shard(groups, one)
+        return await self._shards.per_shard(groups, one, errors=errors, keys_of=lambda g: g)
 
-    async def refill_keys(self, items: list[dict]) -> None:
+    async def refill(self, items: list[dict]) -> None:
         for ns in {i["ns"] for i in items}:
             await self._fill_keys(ns, [i["key"] for i in items if i["ns"] == ns])

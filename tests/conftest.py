@@ -1,4 +1,4 @@
-"""Fixtures for every test: the real servers, a per-test id, and an opt-in blocking-call guard.
+"""Fixtures for every test: the real servers, a per-test id, and the blocking-call guard.
 
 - `services` (session): 2 MariaDB, 2 memcached, 1 moto S3 and 1 Redis server started by
   `tests.harness.start_services()`, or, when `TAOGRAM_TEST_SERVICES` names the JSON written by
@@ -7,7 +7,8 @@
   restarted, so a fault test that fails half-way does not break the tests after it.
 - `test_id` (function): a short unique string to prefix cache keys and database names with, so
   tests sharing the session's servers (or a reused `up` set) never see each other's data.
-- `no_blocking` (function, opt-in): see its docstring.
+- `no_blocking` (function, on for every test): see its docstring. A test that must block the
+  loop on purpose says why with `@pytest.mark.allow_blocking(reason="...")`.
 
 Package-specific fixtures belong in `tests/<package>/conftest.py`.
 """
@@ -35,7 +36,10 @@ CPU_BOUND_CALLS = ((PasswordHasher, "hash"), (PasswordHasher, "verify"))
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "no_blocking: fail the test on a blocking call made on the event loop (see the `no_blocking` fixture)"
+        "markers", "no_blocking: fail the test on a blocking call made on the event loop (the default for every test)"
+    )
+    config.addinivalue_line(
+        "markers", "allow_blocking(reason): turn the blocking-call guard off for this test; say why in `reason`"
     )
 
 
@@ -77,8 +81,8 @@ def test_id() -> str:
 def no_blocking(request: pytest.FixtureRequest) -> Iterator[BlockBuster]:
     """Fail the test when code running on the event loop makes a blocking call.
 
-    Opt in with `@pytest.mark.no_blocking` on a test (or `pytestmark = pytest.mark.no_blocking`
-    on a module), or by requesting this fixture. While active, blockbuster raises
+    On for every test (`_blocking_guard`); request it by name to reach the `BlockBuster`. While
+    active, blockbuster raises
     `blockbuster.BlockingError` for a blocking call (time.sleep, socket and file I/O,
     threading.Lock.acquire, os.stat, ...) made on a thread that runs an event loop and whose call
     stack passes through taogram's packages (`SCANNED_MODULES`); calls inside executors are
@@ -100,6 +104,13 @@ def no_blocking(request: pytest.FixtureRequest) -> Iterator[BlockBuster]:
 
 
 @pytest.fixture(autouse=True)
-def _no_blocking_marker(request: pytest.FixtureRequest) -> None:
-    if request.node.get_closest_marker("no_blocking") is not None:
+def _blocking_guard(request: pytest.FixtureRequest) -> None:
+    """The guard for every test, unless it is marked `allow_blocking` with its reason. Blocking
+    calls matter on an event loop's thread only, so a synchronous test is unaffected unless it
+    runs a loop itself. Autouse fixtures are set up first: the guard also covers the test's
+    async fixtures."""
+    marker = request.node.get_closest_marker("allow_blocking")
+    if marker is None:
         request.getfixturevalue("no_blocking")
+    elif not marker.kwargs.get("reason"):
+        raise pytest.UsageError(f"{request.node.nodeid}: allow_blocking needs reason=\"...\"")

@@ -4,7 +4,6 @@ orderly shut-down) or SIGKILL."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import signal
@@ -14,6 +13,8 @@ import time
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+from pydantic import BaseModel
 
 from config import Settings
 from tests.harness.processes import free_port
@@ -30,8 +31,8 @@ def _toml(value: Any) -> str:
         return json.dumps(value)  # a JSON string is a TOML basic string
     if isinstance(value, list):
         return "[" + ", ".join(_toml(v) for v in value) + "]"
-    if dataclasses.is_dataclass(value):
-        value = dataclasses.asdict(value)
+    if isinstance(value, BaseModel):
+        value = value.model_dump()
     if isinstance(value, dict):
         return "{" + ", ".join(f"{json.dumps(str(k))} = {_toml(v)}" for k, v in value.items()) + "}"
     raise TypeError(f"cannot write {value!r} as TOML")
@@ -40,16 +41,17 @@ def _toml(value: Any) -> str:
 def settings_env(settings: Settings) -> dict[str, str]:
     """`TAOGRAM_<SECTION>__<FIELD>` for every field, so a child process loads these settings."""
     env = {}
-    for section in dataclasses.fields(settings):
-        for f in dataclasses.fields(getattr(settings, section.name)):
-            value = getattr(getattr(settings, section.name), f.name)
-            env[f"TAOGRAM_{section.name.upper()}__{f.name.upper()}"] = _toml(value)
+    for section_name in type(settings).model_fields:
+        section = getattr(settings, section_name)
+        for name in type(section).model_fields:
+            env[f"TAOGRAM_{section_name.upper()}__{name.upper()}"] = _toml(getattr(section, name))
     return env
 
 
 class ServerProcess:
     def __init__(self, settings: Settings, log_path: Path, *, port: int | None = None) -> None:
-        self.settings = dataclasses.replace(settings, server=dataclasses.replace(settings.server, port=port or free_port()))
+        server = settings.server.model_copy(update={"port": port or free_port()})
+        self.settings = settings.model_copy(update={"server": server})
         self.port = self.settings.server.port
         self.log_path = log_path
         self.proc: subprocess.Popen | None = None

@@ -8,6 +8,8 @@ answers the same resolvers, and the faults found so far lived above the store.
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from hypothesis_graphql import Mode
 
@@ -27,8 +29,8 @@ async def test_generated_documents_get_no_fault(services, test_id, tmp_path):
     s.limits.cost_budget = 10**9  # the budget is tested on its own; here it would hide faults
     async with running_app(s) as gql:
         seeded = await seed(gql)
-        docs = (generate(150, seeded.ids, mode=Mode.POSITIVE, seed=7)
-                + generate(150, seeded.ids, mode=Mode.NEGATIVE, seed=7))
+        docs = (await asyncio.to_thread(generate, 150, seeded.ids, mode=Mode.POSITIVE, seed=7)
+                + await asyncio.to_thread(generate, 150, seeded.ids, mode=Mode.NEGATIVE, seed=7))
         findings = await run(gql, docs, seeded)
     assert findings.sent == 300
     assert not findings.bad, _report(findings)

@@ -47,7 +47,7 @@ async def _server(tmp_path) -> AsyncIterator[str]:
     s = Settings()
     s.store.sqlite_dir = str(tmp_path / "shards")
     s.jobs.in_process_worker = False
-    runner = web.AppRunner(create_app(s))
+    runner = web.AppRunner(await asyncio.to_thread(create_app, s))
     await runner.setup()
     port = _free_port()
     site = web.TCPSite(runner, "127.0.0.1", port)
@@ -157,7 +157,8 @@ async def _run_query(dt: DevTools, session: str, query: str) -> str:
     GraphiQL may ignore a click that comes before it has finished starting up (it fetches the
     schema first), and the run button turns into a stop button while a query runs, so: click,
     give the answer a few seconds to appear, and only then click again."""
-    check = f"(() => {{ const r = {_RESULT}; const v = r ? r.CodeMirror.getValue() : ''; return v.includes('\"data\"') ? v : ''; }})()"
+    check = (f"(() => {{ const r = {_RESULT}; const v = r ? r.CodeMirror.getValue() : ''; "
+             "return v.includes('\"data\"') ? v : ''; })()")
     while True:
         await dt.evaluate(f"{_EDITOR}.CodeMirror.setValue({json.dumps(query)}); {_RUN_BUTTON}.click()", session)
         for _ in range(15):
@@ -169,8 +170,10 @@ async def _run_query(dt: DevTools, session: str, query: str) -> str:
 
 async def test_graphiql_loads_and_runs_a_query(tmp_path):
     async with _server(tmp_path) as origin, _chromium(tmp_path) as browser_ws:
-        async with aiohttp.ClientSession() as http, http.ws_connect(browser_ws, max_msg_size=0,
-                                                                    timeout=aiohttp.ClientWSTimeout(ws_close=STEP_TIMEOUT)) as ws:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.ws_connect(browser_ws, max_msg_size=0, timeout=aiohttp.ClientWSTimeout(ws_close=STEP_TIMEOUT)) as ws,
+        ):
             dt = DevTools(ws)
             target = (await dt.send("Target.createTarget", {"url": "about:blank"}))["targetId"]
             session = (await dt.send("Target.attachToTarget", {"targetId": target, "flatten": True}))["sessionId"]

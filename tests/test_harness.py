@@ -187,10 +187,14 @@ def test_up_cli_serves_attached_runs_and_stops_what_they_restarted(tmp_path: Pat
 
 
 def _our_roots() -> set[Path]:
-    return {p.parent for p in Path(tempfile.gettempdir()).glob("taogram-*/owner.pid") if p.read_text() == str(os.getpid())}
+    return {
+        p.parent for p in Path(tempfile.gettempdir()).glob("taogram-*/owner.pid") if p.read_text() == str(os.getpid())
+    }
 
 
-def test_a_missing_server_binary_is_an_error_naming_its_package(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_a_missing_server_binary_is_an_error_naming_its_package(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     before = _our_roots()
     monkeypatch.setenv("PATH", str(tmp_path))  # memcached lives in /usr/bin, not on this PATH
     with pytest.raises(RuntimeError, match=r"`memcached` not found: install memcached"):
@@ -198,7 +202,6 @@ def test_a_missing_server_binary_is_an_error_naming_its_package(monkeypatch: pyt
     assert _our_roots() == before  # the failed start removed its temp dir
 
 
-@pytest.mark.no_blocking
 async def test_no_blocking_marker_fails_blocking_calls_on_the_loop_only(tmp_path: Path) -> None:
     from blockbuster import BlockingError
 

@@ -4,6 +4,7 @@ README says), makes ada follow grace, prints the new count, and the API then sho
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 
@@ -31,7 +32,7 @@ async def test_readme_batch_job_runs_as_written(gql: GQL, gql_settings, tmp_path
     await gql.sign_up("grace")
     job = tmp_path / "job.py"
     job.write_text(batch_job_snippet())
-    config = write_config(gql_settings, tmp_path / "taogram.toml")
+    config = await asyncio.to_thread(write_config, gql_settings, tmp_path / "taogram.toml")
     code, out = await run(config, str(job))
     assert code == 0, out
     assert out.strip().splitlines()[-1] == "1"

@@ -6,7 +6,6 @@ and the `server.processes` supervisor."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import os
 
 import aiohttp
@@ -56,8 +55,10 @@ class Api:
         return body["data"]
 
     async def sign_up(self, name: str) -> tuple[str, str]:
-        d = await self.ok("mutation($i: AccountSignUpInput!) { signUp(input: $i) { token user { id } errors { code } } }",
-                          {"i": {"username": name, "password": "password-" + name, "fullName": name}})
+        d = await self.ok(
+            "mutation($i: AccountSignUpInput!) { signUp(input: $i) { token user { id } errors { code } } }",
+            {"i": {"username": name, "password": "password-" + name, "fullName": name}},
+        )
         return d["signUp"]["token"], d["signUp"]["user"]["id"]
 
     async def follow(self, token: str, user_id: str) -> None:
@@ -162,7 +163,7 @@ async def test_sigterm_closes_websockets_with_1001_and_exits_cleanly(two_servers
 async def test_supervisor_runs_n_processes_on_one_port(rt_settings, tmp_path) -> None:
     pre = await open_tao(rt_settings, migrate=True, start_worker=False)
     await pre.close()
-    settings = dataclasses.replace(rt_settings, server=dataclasses.replace(rt_settings.server, processes=2))
+    settings = rt_settings.model_copy(update={"server": rt_settings.server.model_copy(update={"processes": 2})})
     server = ServerProcess(settings, tmp_path / "supervised.log")
     await asyncio.to_thread(server.start)
     try:

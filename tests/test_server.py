@@ -8,8 +8,6 @@ import re
 import socket
 from urllib.parse import urlsplit
 
-import pytest
-
 from config import Settings
 from server import STATIC_DIR, create_app
 from tao import open_tao
@@ -95,7 +93,9 @@ async def test_websocket_operations_get_fresh_loaders(gql):
 async def test_request_id_header(gql):
     resp = await gql.client.post("/graphql", json={"query": "{ viewer { id } }"}, headers={"X-Request-Id": "abc-1"})
     assert resp.headers["X-Request-Id"] == "abc-1"
-    resp = await gql.client.post("/graphql", json={"query": "{ viewer { id } }"}, headers={"X-Request-Id": "bad id\u00e9"})
+    resp = await gql.client.post(
+        "/graphql", json={"query": "{ viewer { id } }"}, headers={"X-Request-Id": "bad id\u00e9"}
+    )
     assert re.fullmatch(r"[0-9a-f]{32}", resp.headers["X-Request-Id"])
 
 
@@ -105,7 +105,7 @@ async def test_in_process_worker_runs_domain_jobs_and_shutdown_closes_the_store(
     settings = graphql_settings("sqlite", None, "tstart", tmp_path)
     settings.jobs.in_process_worker = True  # the embedded default: the worker runs inside the server
     settings.jobs.poll_interval = 0.05
-    app = create_app(settings)
+    app = await asyncio.to_thread(create_app, settings)
     client = TestClient(TestServer(app))
     await client.start_server()
     g = GQL(client)
@@ -174,7 +174,6 @@ async def test_a_stalled_cache_server_is_reported_and_requests_still_succeed(req
             services.resume_memcached(0)
 
 
-@pytest.mark.no_blocking
 async def test_local_media_urls_follow_the_server_port_unless_set(test_id, tmp_path):
     """With `media.local_base_url` unset, part URLs name the server's own host and port, so a
     server moved off 8000 (`TAOGRAM_SERVER__PORT`) still takes its uploads."""

@@ -18,38 +18,40 @@ from __future__ import annotations
 
 from config import FeedSettings
 from resolvers.job_context import JobContext
-from tao import Obj, Tao
-from tao.core import now_ms
+from resolvers.records import User, record_of
+from tao import Tao
+from tao.models import now_ms
 
 DAY_MS = 24 * 3600 * 1000
 VISIT_RESOLUTION_MS = 10 * 60 * 1000
 TRIM_JOB = "feed.trim"
 
 
-def last_active(user: Obj) -> int:
-    return int(user.data.get("last_active") or user.created)
+def last_active(user: User) -> int:
+    return int(user.last_active or user.created)
 
 
-def is_active(user: Obj, settings: FeedSettings, now: int | None = None) -> bool:
+def is_active(user: User, settings: FeedSettings, now: int | None = None) -> bool:
     now = now_ms() if now is None else now
     return last_active(user) >= now - settings.inactive_days * DAY_MS
 
 
-def rebuild_pending(user: Obj) -> bool:
-    return bool(user.data.get("feed_rebuild"))
+def rebuild_pending(user: User) -> bool:
+    return bool(user.feed_rebuild)
 
 
-async def touch_active(tao: Tao, user: Obj, settings: FeedSettings) -> Obj:
-    """Record that the viewer is here. Returns the (possibly updated) USER object."""
+async def touch_active(tao: Tao, user: User, settings: FeedSettings) -> User:
+    """Record that the viewer is here. Returns the (possibly updated) user."""
     now = now_ms()
     if now - last_active(user) < settings.active_touch_seconds * 1000:
         return user
     trim = (TRIM_JOB, {"viewer": user.id})
     if is_active(user, settings, now):
-        return await tao.obj_update(user.id, {"last_active": now}, jobs=[trim])
+        return record_of(await tao.obj_update(user.id, {"last_active": now}, jobs=[trim]))
     # Back after a long absence: fan-out skipped them, so rebuild their FEED list.
-    return await tao.obj_update(user.id, {"last_active": now, "feed_rebuild": now},
-                                jobs=[("feed.rebuild", {"viewer": user.id, "since": last_active(user)}), trim])
+    return record_of(await tao.obj_update(user.id, {"last_active": now, "feed_rebuild": now},
+                                          jobs=[("feed.rebuild", {"viewer": user.id, "since": last_active(user)}),
+                                                trim]))
 
 
 async def trim_job(job: JobContext, payload: dict) -> None:

@@ -26,12 +26,14 @@ Invariants:
 
 from __future__ import annotations
 
+from resolvers.edge_data import big_until, feed_edge_data
 from resolvers.feed import big_accounts
 from resolvers.feed.activity import DAY_MS
-from resolvers.feed.fanout import feed_edge_data, post_time
+from resolvers.feed.fanout import post_time
 from resolvers.job_context import JobContext
+from resolvers.records import Post, record_of
 from tao import Tao
-from tao.core import now_ms
+from tao.models import now_ms
 
 BACKFILL_JOB = "feed.backfill"
 
@@ -61,15 +63,15 @@ async def backfill_job(job: JobContext, payload: dict) -> None:
     if s.backfill_posts <= 0 or not await shows_author(tao, viewer, author):
         return
     big = await big_accounts.big_edge(tao, author)
-    if big is not None and big.data.get("until") is None:
+    if big is not None and big_until(big.data) is None:
         return  # pulled at read time: nothing to store
     low = now_ms() - int(s.window_days * DAY_MS)
     # AUTHORED is ordered by creation; a post published later (media processing) may sit a little
     # further down, so read a margin and cut by publish time below.
     recent = await tao.assoc_time_range(author, "AUTHORED", low=low, limit=2 * s.backfill_posts)
-    posts = await tao.obj_get([e.id2 for e in recent])
-    shown = sorted((p for p in posts.values() if p.otype == "POST" and p.data.get("status") == "visible"
-                    and int(p.data.get("author") or 0) == author and post_time(p) >= low),
+    posts = [record_of(o) for o in (await tao.obj_get([e.id2 for e in recent])).values()]
+    shown = sorted((p for p in posts if isinstance(p, Post) and p.is_visible and p.author == author
+                    and post_time(p) >= low),
                    key=lambda p: (post_time(p), p.id), reverse=True)[:s.backfill_posts]
     if not shown:
         return
@@ -77,7 +79,7 @@ async def backfill_job(job: JobContext, payload: dict) -> None:
     missing = [p for p in shown if p.id not in have]
     if not missing:
         return
-    await tao.assoc_add_many([(viewer, "FEED", p.id, post_time(p), feed_edge_data(author, p.data.get("kind")))
+    await tao.assoc_add_many([(viewer, "FEED", p.id, post_time(p), feed_edge_data(author, p.kind.value))
                               for p in missing])
     if not await shows_author(tao, viewer, author):  # ended while we wrote: take back what we wrote
         for p in missing:

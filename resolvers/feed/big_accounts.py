@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import weakref
 
+from resolvers.edge_data import big_account_data, big_until
 from tao import Assoc, Tao
-from tao.core import now_ms
+from tao.models import now_ms
 
 REGISTRY_NS, REGISTRY_KEY = "feed", "registry"
 MAX_BIG_ACCOUNTS = 10_000  # the store's largest page; beyond it switch to per-viewer lists (docs/feed.md)
@@ -51,10 +52,10 @@ async def set_big(tao: Tao, author: int, big: bool, edge: Assoc | None) -> None:
     """Record a crossing of the threshold (called by the fan-out job, which knows the count).
     O(1) writes whatever the follower count: one edge on the registry's shard."""
     rid = await registry_id(tao)
-    if big and (edge is None or edge.data.get("until") is not None):
-        await tao.assoc_add(rid, "BIG_ACCOUNT", author, data={"until": None})
-    elif not big and edge is not None and edge.data.get("until") is None:
-        await tao.assoc_add(rid, "BIG_ACCOUNT", author, time=edge.time, data={"until": now_ms()})
+    if big and (edge is None or big_until(edge.data) is not None):
+        await tao.assoc_add(rid, "BIG_ACCOUNT", author, data=big_account_data(None))
+    elif not big and edge is not None and big_until(edge.data) is None:
+        await tao.assoc_add(rid, "BIG_ACCOUNT", author, time=edge.time, data=big_account_data(now_ms()))
 
 
 async def big_edge(tao: Tao, author: int) -> Assoc | None:
@@ -64,6 +65,6 @@ async def big_edge(tao: Tao, author: int) -> Assoc | None:
 
 async def forget_expired(tao: Tao, author: int, edge: Assoc | None, window_ms: int) -> None:
     """An author small again for longer than the candidate window has nothing left to pull."""
-    until = edge.data.get("until") if edge is not None else None
+    until = big_until(edge.data) if edge is not None else None
     if until is not None and until < now_ms() - window_ms:
         await tao.assoc_delete(await registry_id(tao), "BIG_ACCOUNT", author)

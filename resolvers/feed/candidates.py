@@ -22,11 +22,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from resolvers.edge_data import big_until, edge_author, edge_kind, edge_shown
 from resolvers.feed import big_accounts
 from resolvers.feed.activity import DAY_MS, rebuild_pending
 from resolvers.privacy import Visibility
-from tao import Assoc, Obj, Tao
-from tao.core import now_ms
+from resolvers.records import Post, User, record_of
+from tao import Assoc, Tao
+from tao.models import now_ms
 
 if TYPE_CHECKING:
     from resolvers.context import RequestContext
@@ -41,7 +43,7 @@ class Candidate:
     author: int
     time: int
     pushed: bool = False       # came from the viewer's FEED list
-    obj: Obj | None = None     # the POST, once loaded
+    obj: Post | None = None    # the post, once loaded (None: missing, or not a post)
     seen: bool = False         # the viewer scrolled past it (a mark on its FEED edge)
     kind: str | None = None    # photo | video | carousel, from the edge (None: from the post)
 
@@ -54,23 +56,23 @@ async def pull_authors(tao: Tao, authors: list[int], low: int, per_author: int,
         keys = [(a, "AUTHORED") for a in authors[i:i + PULL_CHUNK]]
         pages = await tao.assoc_time_range_many(keys, high=high, low=low, limit=per_author)
         for (author, _), page in pages.items():
-            out += [Candidate(e.id2, author, e.time, kind=e.data.get("k")) for e in page]
+            out += [Candidate(e.id2, author, e.time, kind=edge_kind(e.data)) for e in page]
     return out
 
 
-async def pulled_authors(ctx: RequestContext, viewer: Obj) -> list[tuple[int, int | None]]:
+async def pulled_authors(ctx: RequestContext, viewer: User) -> list[tuple[int, int | None]]:
     """(author, until) for every account whose posts the viewer's feed pulls at read time."""
     s, tao = ctx.settings.feed, ctx.tao
     if rebuild_pending(viewer):
         follows = await tao.assoc_range(viewer.id, "FOLLOWS", 0, s.rebuild_followings)
-        return [(viewer.id, None)] + [(a.id2, None) for a in follows]
-    big = {e.id2: e.data.get("until") for e in await big_accounts.big_account_edges(tao)}
+        return [(viewer.id, None), *((a.id2, None) for a in follows)]
+    big = {e.id2: big_until(e.data) for e in await big_accounts.big_account_edges(tao)}
     big.pop(viewer.id, None)
     followed = await ctx.loaders.assoc_by_key.load_many([(viewer.id, "FOLLOWS", b) for b in big])
     return [(viewer.id, None)] + [(b, until) for (b, until), f in zip(big.items(), followed) if f is not None]
 
 
-async def gather(ctx: RequestContext, viewer: Obj, *, low: int | None = None, limit: int | None = None
+async def gather(ctx: RequestContext, viewer: User, *, low: int | None = None, limit: int | None = None
                  ) -> list[Candidate]:
     """Unfiltered candidates, newest first, at most `limit` (default `feed.page_candidates`)."""
     s, tao = ctx.settings.feed, ctx.tao
@@ -78,8 +80,8 @@ async def gather(ctx: RequestContext, viewer: Obj, *, low: int | None = None, li
     low = now_ms() - int(s.window_days * DAY_MS) if low is None else low
     feed, authors = await asyncio.gather(
         tao.assoc_time_range(viewer.id, "FEED", low=low, limit=limit), pulled_authors(ctx, viewer))
-    by_post = {e.id2: Candidate(e.id2, int(e.data.get("a") or 0), e.time, pushed=True, seen="s" in e.data,
-                                kind=e.data.get("k")) for e in feed}
+    by_post = {e.id2: Candidate(e.id2, edge_author(e.data) or 0, e.time, pushed=True, seen=edge_shown(e.data),
+                                kind=edge_kind(e.data)) for e in feed}
     unbounded = [a for a, until in authors if until is None]
     pulled = await pull_authors(tao, unbounded, low, s.pull_per_author)
     for a, until in authors:  # formerly big: only what they posted while big was never pushed
@@ -141,8 +143,10 @@ async def prefilter(ctx: RequestContext, viewer: int, cands: list[Candidate], sh
     if unknown:
         objs = await ctx.tao.obj_get([c.post for c in unknown])
         for c in unknown:
-            c.obj = objs.get(c.post)
-            c.kind = c.obj.data.get("kind") if c.obj is not None else None
+            found = objs.get(c.post)
+            post = record_of(found) if found is not None else None
+            c.obj = post if isinstance(post, Post) else None
+            c.kind = c.obj.kind.value if c.obj is not None else None
     return kept, drop
 
 
@@ -162,17 +166,16 @@ async def keep_visible(ctx: RequestContext, viewer: int, cands: list[Candidate]
         loaders.assoc_by_key.load_many([(viewer, "MUTES", a) for a in authors]),
         loaders.assoc_by_key.load_many([(viewer, "FOLLOWS", a) for a in authors]))
     for c, o in zip(cands, objs):
-        c.obj = o
-        if o is not None and o.data.get("author") is not None:
-            c.author = int(o.data["author"])
-            c.time = int(o.data.get("published_at") or o.created)  # one clock for pushed and pulled posts
+        c.obj = o if isinstance(o, Post) else None
+        if c.obj is not None:
+            c.author = c.obj.author
+            c.time = c.obj.time  # one clock for pushed and pulled posts
     ok_authors = {viewer} | {a for a, v, m, f in zip(authors, vis, mutes, follows)
                              if v == Visibility.FULL and m is None and f is not None}
     kept, drop = [], []
     for c in cands:
         o = c.obj
-        if (o is not None and o.otype == "POST" and o.data.get("status") == "visible"
-                and c.author == edge_authors[c.post] and c.author in ok_authors):
+        if (o is not None and o.is_visible and c.author == edge_authors[c.post] and c.author in ok_authors):
             kept.append(c)
         elif c.pushed:
             drop.append(c.post)

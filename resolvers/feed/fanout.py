@@ -22,40 +22,36 @@ Invariants:
 from __future__ import annotations
 
 from config import FeedSettings
+from resolvers.edge_data import big_until, feed_edge_data
 from resolvers.feed import big_accounts
 from resolvers.feed.activity import DAY_MS
 from resolvers.job_context import JobContext
-from tao import Obj, Tao
-from tao.assoc_writes import MAX_BULK
-from tao.core import now_ms
+from resolvers.records import Post, User, record_of
+from tao import Tao
+from tao.bulk_lists import MAX_BULK, ObjectFilter
+from tao.models import now_ms
 
 FANOUT_JOB = "feed.fanout"
 REBUILD_JOB = "feed.rebuild"
 
 
-def post_time(post: Obj) -> int:
-    """A post's place in feeds: when it became visible (P's `published_at`), else its creation."""
-    return int(post.data.get("published_at") or post.created)
+def post_time(post: Post) -> int:
+    """A post's place in feeds: when it became visible (its `published_at`), else its creation."""
+    return post.time
 
 
-def on_publish(post: Obj) -> list[tuple[str, dict]]:
+def on_publish(post: Post) -> list[tuple[str, dict]]:
     """posts.ON_PUBLISH hook: the fan-out job, committed with the write that makes `post` visible."""
-    return [(FANOUT_JOB, {"post": post.id, "author": int(post.data["author"]), "time": post_time(post),
-                          "kind": post.data.get("kind", "photo")})]
-
-
-def feed_edge_data(author: int, kind: str | None) -> dict:
-    """A FEED edge's data: the author (removal by author scans without loading posts) and the
-    post's kind (ranking's content-type signal and diversity rule, likewise)."""
-    return {"a": author, "k": kind} if kind else {"a": author}
+    return [(FANOUT_JOB, {"post": post.id, "author": post.author, "time": post.time, "kind": post.kind.value})]
 
 
 async def fanout_job(job: JobContext, payload: dict) -> None:
     tao = job.tao
     s = job.settings.feed
     post_id, author, time = payload["post"], payload["author"], payload["time"]
-    post = (await tao.obj_get([post_id])).get(post_id)
-    if post is None or post.data.get("status") != "visible":
+    obj = (await tao.obj_get([post_id])).get(post_id)
+    post = record_of(obj) if obj is not None else None
+    if not isinstance(post, Post) or not post.is_visible:
         return  # deleted or hidden since: nothing more to push (readers filter what was pushed)
     after = tuple(payload["after"]) if payload.get("after") else None
     if after is None and await _is_big(tao, author, s):
@@ -86,7 +82,7 @@ async def push_to_followers(tao: Tao, post_id: int, data: dict, time: int, follo
     since = now_ms() - int(s.inactive_days * DAY_MS)
     for i in range(0, len(followers), MAX_BULK):
         await tao.assoc_add_to_objects(followers[i:i + MAX_BULK], "FEED", post_id, time, data,
-                                       active_field="last_active", active_since=since)
+                                       where=ObjectFilter("last_active", since))
 
 
 async def rebuild_job(job: JobContext, payload: dict) -> None:
@@ -98,13 +94,14 @@ async def rebuild_job(job: JobContext, payload: dict) -> None:
     s = job.settings.feed
     viewer = payload["viewer"]
     follows = await tao.assoc_range(viewer, "FOLLOWS", 0, s.rebuild_followings)
-    big = {e.id2 for e in await big_accounts.big_account_edges(tao) if e.data.get("until") is None}
+    big = {e.id2 for e in await big_accounts.big_account_edges(tao) if big_until(e.data) is None}
     authors = [a.id2 for a in follows if a.id2 not in big]
     low = now_ms() - int(s.window_days * DAY_MS)
     pulled = await pull_authors(tao, authors, low, s.pull_per_author)
     edges = [(viewer, "FEED", c.post, c.time, feed_edge_data(c.author, c.kind)) for c in pulled]
     for i in range(0, len(edges), MAX_BULK):
         await tao.assoc_add_many(edges[i:i + MAX_BULK])
-    user = (await tao.obj_get([viewer])).get(viewer)
-    if user is not None and user.data.get("feed_rebuild"):
+    obj = (await tao.obj_get([viewer])).get(viewer)
+    user = record_of(obj) if obj is not None else None
+    if isinstance(user, User) and user.feed_rebuild:
         await tao.obj_update(viewer, {"feed_rebuild": None})

@@ -29,15 +29,17 @@ from operator import itemgetter
 from typing import TYPE_CHECKING
 
 from config import FeedSettings
+from resolvers.edge_data import edge_author, edge_kind
 from resolvers.feed.candidates import Candidate
-from tao.core import now_ms
+from resolvers.records import Post, PostKind
+from tao.models import now_ms
 
 if TYPE_CHECKING:
     from resolvers.context import RequestContext
 
 AFFINITY_LIKES = 200
 AFFINITY_VISITS = 100
-KINDS = ("photo", "video", "carousel")
+KINDS = tuple(k.value for k in PostKind)
 LOOKAHEAD = 64  # candidates examined per slot before a rule is relaxed
 
 
@@ -73,16 +75,17 @@ async def load_signals(ctx: RequestContext, viewer: int) -> Signals:
         tao.assoc_time_range(viewer, "LIKES", limit=AFFINITY_LIKES),
         tao.assoc_time_range(viewer, "VISITED", limit=AFFINITY_VISITS))
     # A like's edge carries the post's author and kind; older edges without them load the post.
-    missing = [e.id2 for e in likes if "a" not in e.data]
-    loaded = {o.id: o.data for o in await ctx.loaders.object_by_id.load_many(missing) if o is not None}
-    liked = [{"author": e.data["a"], "kind": e.data.get("k")} if "a" in e.data else loaded.get(e.id2)
+    missing = [e.id2 for e in likes if edge_author(e.data) is None]
+    loaded = {o.id: (o.author, o.kind.value) for o in await ctx.loaders.object_by_id.load_many(missing)
+              if isinstance(o, Post)}
+    liked = [(author, edge_kind(e.data)) if (author := edge_author(e.data)) is not None else loaded.get(e.id2)
              for e in likes]
-    liked = [d for d in liked if d is not None]
+    pairs = [p for p in liked if p is not None]
     return Signals(
         engaged=set(),
-        liked_authors=Counter(int(d["author"]) for d in liked if d.get("author") is not None),
+        liked_authors=Counter(author for author, _ in pairs),
         visited={e.id2: e.time for e in visits},
-        liked_kinds=Counter(d.get("kind") for d in liked if d.get("kind") in KINDS),
+        liked_kinds=Counter(kind for _, kind in pairs if kind in KINDS),
     )
 
 
@@ -165,7 +168,7 @@ class Scorer:
 
 
 def _kind(c: Candidate) -> str:
-    return c.kind or (c.obj.data.get("kind") if c.obj is not None else None) or "photo"
+    return c.kind or (c.obj.kind.value if c.obj is not None else None) or PostKind.PHOTO.value
 
 
 def rank(cands: list[Candidate], sig: Signals, s: FeedSettings, now: int | None = None,

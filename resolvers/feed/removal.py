@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import asyncio
 
+from resolvers.edge_data import edge_author
 from resolvers.feed.backfill import shows_author
 from resolvers.job_context import JobContext
-from tao import Obj, Tao
+from resolvers.records import Post
+from tao import Tao
 
 REMOVE_POSTS_JOB = "feed.remove_posts"
 REMOVE_AUTHOR_JOB = "feed.remove_author"
@@ -28,9 +30,9 @@ SCAN_PAGE = 1000
 DELETE_CONCURRENCY = 32
 
 
-def on_post_removed(post: Obj) -> list[tuple[str, dict]]:
+def on_post_removed(post: Post) -> list[tuple[str, dict]]:
     """Jobs to commit with the write that deletes or hides a post."""
-    return [(RETRACT_POST_JOB, {"post": post.id, "author": int(post.data["author"])})]
+    return [(RETRACT_POST_JOB, {"post": post.id, "author": post.author})]
 
 
 def on_relationship_removed(viewer: int, author: int) -> list[tuple[str, dict]]:
@@ -60,7 +62,7 @@ async def remove_author_job(job: JobContext, payload: dict) -> None:
     after = None
     while True:
         page = await tao.assoc_time_range(viewer, "FEED", limit=SCAN_PAGE, after=after)
-        await _delete_feed_edges(tao, [(viewer, e.id2) for e in page if e.data.get("a") == author])
+        await _delete_feed_edges(tao, [(viewer, e.id2) for e in page if edge_author(e.data) == author])
         if len(page) < SCAN_PAGE:
             return
         after = (page[-1].time, page[-1].id2)

@@ -24,7 +24,8 @@ from resolvers.feed.activity import record_profile_visit, touch_active
 from resolvers.feed.removal import REMOVE_POSTS_JOB
 from resolvers.feed.sessions import FeedCursor, Session, create_session, load_session, record_seen
 from resolvers.pagination import check_first
-from tao import Obj, Tao
+from resolvers.records import Post, User
+from tao import Tao
 
 if TYPE_CHECKING:
     from resolvers.context import RequestContext
@@ -41,7 +42,7 @@ class FeedMode(enum.Enum):
 
 @dataclass
 class FeedItem:
-    post: Obj
+    post: Post
     cursor: FeedCursor
     debug: dict[str, float] | None = None
 
@@ -60,16 +61,16 @@ class FeedPage:
 SCORES_FORBIDDEN = "Feed scores are for developers: ask for the developer flag on your account."
 
 
-def debug_allowed(ctx: RequestContext, viewer: Obj | None) -> bool:
+def debug_allowed(ctx: RequestContext, viewer: User | None) -> bool:
     """Whether the viewer may see ranking scores (`SCORES_FORBIDDEN` otherwise): the server runs
     in debug mode, or their account has the developer flag."""
-    return bool(ctx.settings.server.debug or (viewer is not None and viewer.data.get("is_developer")))
+    return bool(ctx.settings.server.debug or (viewer is not None and viewer.is_developer))
 
 
-async def _viewer(ctx: RequestContext) -> Obj:
+async def _viewer(ctx: RequestContext) -> User:
     viewer_id = ctx.require_viewer()
     obj = await ctx.loaders.object_by_id.load(viewer_id)
-    if obj is None:
+    if not isinstance(obj, User):
         raise PermissionDeniedError("Your account no longer exists: log in again.")
     return obj
 
@@ -108,7 +109,7 @@ async def home_feed(ctx: RequestContext, first: int, after: FeedCursor | None, m
                                                candidates.keep_visible(ctx, viewer.id, cands))
     ids = session.ids[start:start + first]
     await _repair(ctx, viewer.id, drop)
-    shown = {c.post: c.obj for c in kept}
+    shown = {c.post: c.obj for c in kept if c.obj is not None}  # kept: loaded and visible
     items = [FeedItem(shown[p], (session.id, start + i, start), session.debug_of(start + i))
              for i, p in enumerate(ids) if p in shown]
     # The cursor of the page's last position, even for an empty page (index start - 1: paging on
@@ -118,7 +119,7 @@ async def home_feed(ctx: RequestContext, first: int, after: FeedCursor | None, m
                     has_previous=after is not None, session=session, debug_allowed=debug_allowed(ctx, viewer))
 
 
-async def _ranked(ctx: RequestContext, viewer: Obj, mode: FeedMode
+async def _ranked(ctx: RequestContext, viewer: User, mode: FeedMode
                   ) -> tuple[list[ranking.Scored], candidates.ShutOut]:
     """The new snapshot's order (candidates gathered, prefiltered, then ranked or by time),
     and the viewer's shut-out lists it read. What needs only the viewer (the candidates, the
@@ -133,6 +134,7 @@ async def _ranked(ctx: RequestContext, viewer: Obj, mode: FeedMode
     if not ranked:
         return ranking.chronological(kept), shut
     s = ctx.settings.feed
+    assert signals is not None  # loaded for a ranked feed
     signals.seen = {c.post for c in kept if c.seen}
     scorer = ranking.Scorer(signals, s)
     await ranking.load_engagement(ctx.tao, ranking.second_pass(kept, scorer), signals)

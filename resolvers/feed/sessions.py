@@ -17,14 +17,16 @@ viewer's shard, read back with the FEED list on the next refresh (ranking sinks 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from resolvers.edge_data import feed_edge_data
 from resolvers.errors import BadInputError
-from resolvers.feed.fanout import feed_edge_data, post_time
+from resolvers.feed.fanout import post_time
 from resolvers.feed.ranking import COMPONENTS, Scored
 from resolvers.job_context import JobContext
+from resolvers.records import Post, register_record
 from tao import Obj
-from tao.core import now_ms
+from tao.models import now_ms
 
 if TYPE_CHECKING:
     from resolvers.context import RequestContext
@@ -56,10 +58,13 @@ class Session:
         return {"score": row[0], **dict(zip(COMPONENTS, row[1:5])), "seen": bool(row[5])}
 
 
+register_record("FEED_SESSION", Session.from_obj)
+
+
 async def create_session(ctx: RequestContext, viewer: int, mode: str, ordered: list[Scored],
                          with_debug: bool) -> Session:
     now = now_ms()
-    data = {"viewer": viewer, "t": now, "mode": mode, "ids": [x.cand.post for x in ordered],
+    data: dict[str, Any] = {"viewer": viewer, "t": now, "mode": mode, "ids": [x.cand.post for x in ordered],
             "au": [x.cand.author for x in ordered]}
     if with_debug:
         data["dbg"] = [[round(x.score, 4), *(round(v, 4) for v in x.parts or _UNSCORED), int(x.seen)]
@@ -72,13 +77,12 @@ async def create_session(ctx: RequestContext, viewer: int, mode: str, ordered: l
 
 
 async def load_session(ctx: RequestContext, viewer: int, cursor: FeedCursor) -> Session:
-    obj = await ctx.loaders.object_by_id.load(cursor[0])
+    session = await ctx.loaders.object_by_id.load(cursor[0])
     expired = BadInputError("This feed cursor has expired: fetch the first page again (no `after`).")
-    # (A session without "au" predates authors in sessions: its cursors expire like old ones.)
-    if (obj is None or obj.otype != "FEED_SESSION" or int(obj.data.get("viewer", 0)) != viewer
-            or "au" not in obj.data):
+    # (A session without "au" predates authors in sessions: it does not decode, and its cursors
+    # expire like old ones.)
+    if not isinstance(session, Session) or session.viewer != viewer:
         raise expired
-    session = Session.from_obj(obj)
     if now_ms() - session.created > ctx.settings.feed.session_ttl_seconds * 1000:
         raise expired
     # (session, index, start): the page [start, index] (empty when index = start - 1) was read.
@@ -96,9 +100,8 @@ async def record_seen(ctx: RequestContext, session: Session, cursor: FeedCursor)
         return
     now = now_ms()
     objs = await ctx.loaders.object_by_id.load_many(posts)
-    edges = [(session.viewer, "FEED", o.id, post_time(o),
-              {**feed_edge_data(int(o.data["author"]), o.data.get("kind")), "s": now})
-             for o in objs if o is not None and o.otype == "POST" and o.data.get("author") is not None]
+    edges = [(session.viewer, "FEED", o.id, post_time(o), feed_edge_data(o.author, o.kind.value, shown=now))
+             for o in objs if isinstance(o, Post)]
     if edges:
         await ctx.tao.assoc_add_many(edges)
 

@@ -17,8 +17,10 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from resolvers import privacy
-from resolvers.messages.model import DIRECT, Message, Thread, is_message, is_thread, message_not_found, thread_not_found
-from tao import Assoc, Obj
+from resolvers.edge_data import MemberState
+from resolvers.messages.model import Message, Thread, is_message, is_thread, message_not_found, thread_not_found
+from resolvers.records import Record, ThreadKind
+from tao import Assoc
 
 if TYPE_CHECKING:
     from resolvers.context import RequestContext
@@ -35,31 +37,30 @@ async def member_edges(ctx: RequestContext, thread_id: int) -> list[Assoc]:
     return await ctx.loaders.assoc_page_by_key.load((thread_id, "HAS_MEMBER", MEMBER_PAGE, None))
 
 
-def other_in_pair(thread_obj: Obj, viewer: int) -> int | None:
-    pair = thread_obj.data.get("pair") or []
-    return next((int(u) for u in pair if int(u) != viewer), None)
+def other_in_pair(thread: Thread, viewer: int) -> int | None:
+    return next((u for u in thread.pair if u != viewer), None)
 
 
-async def thread_visible(ctx: RequestContext, obj: Obj) -> bool:
+async def thread_visible(ctx: RequestContext, obj: Record) -> bool:
     viewer = ctx.viewer_id
     if not is_thread(obj) or viewer is None:
         return False
     edge = await member_edge(ctx, obj.id, viewer)
-    if edge is None or edge.data.get("declined"):
+    if edge is None or MemberState.decode(edge.data).declined:
         return False
-    if obj.data.get("kind") == DIRECT:
+    if obj.kind is ThreadKind.DIRECT:
         other = other_in_pair(obj, viewer)
         return other is not None and await privacy.user_visibility(ctx, other) != privacy.Visibility.HIDDEN
     return True
 
 
-async def message_visible(ctx: RequestContext, obj: Obj) -> bool:
+async def message_visible(ctx: RequestContext, obj: Record) -> bool:
     if not is_message(obj):
         return False
-    thread = await ctx.loaders.object_by_id.load(int(obj.data["thread"]))
+    thread = await ctx.loaders.object_by_id.load(obj.thread)
     if thread is None or not await thread_visible(ctx, thread):
         return False
-    sender = int(obj.data["sender"])
+    sender = obj.sender
     return sender == ctx.viewer_id or await privacy.user_visibility(ctx, sender) != privacy.Visibility.HIDDEN
 
 
@@ -73,7 +74,7 @@ async def viewer_thread(ctx: RequestContext, thread_id: int, field: str = "threa
     obj = await privacy.load_visible_object(ctx, thread_id)
     if not is_thread(obj):
         raise thread_not_found(field)
-    return Thread.from_obj(obj)
+    return obj
 
 
 async def viewer_message(ctx: RequestContext, message_id: int, field: str = "messageId") -> Message:
@@ -81,10 +82,10 @@ async def viewer_message(ctx: RequestContext, message_id: int, field: str = "mes
     obj = await privacy.load_visible_object(ctx, message_id)
     if not is_message(obj):
         raise message_not_found(field)
-    return Message.from_obj(obj)
+    return obj
 
 
 async def visible_messages(ctx: RequestContext, ids: list[int]) -> list[Message]:
-    objs = [o for o in await ctx.loaders.object_by_id.load_many(ids) if o is not None]
+    objs = [o for o in await ctx.loaders.object_by_id.load_many(ids) if is_message(o)]
     seen = await asyncio.gather(*(message_visible(ctx, o) for o in objs))
-    return [Message.from_obj(o) for o, ok in zip(objs, seen) if ok]
+    return [o for o, ok in zip(objs, seen) if ok]

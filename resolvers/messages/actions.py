@@ -18,13 +18,15 @@ import unicodedata
 from typing import TYPE_CHECKING
 
 from resolvers.actor import acting_as
+from resolvers.edge_data import message_sender, reaction_data
 from resolvers.errors import UserError
 from resolvers.messages import events
 from resolvers.messages.access import member_edges, viewer_message, viewer_thread
 from resolvers.messages.model import EMOJI_MAX, TEXT, Message, MessageErrorCode, Thread, cipher
 from resolvers.messages.send import advance_read_marker
+from resolvers.records import record_of
 from tao import Tao
-from tao.core import now_ms
+from tao.models import now_ms
 
 if TYPE_CHECKING:
     from resolvers.context import RequestContext
@@ -42,7 +44,8 @@ async def do_mark_thread_read(tao: Tao, actor_id: int, thread_id: int, up_to: in
     if up_to is not None:
         msg = await viewer_message(ctx, up_to, "upTo")
         if msg.thread != thread_id:
-            raise UserError(MessageErrorCode.MESSAGE_NOT_FOUND, "`upTo` must be a message of this conversation.", "upTo")
+            raise UserError(MessageErrorCode.MESSAGE_NOT_FOUND, "`upTo` must be a message of this conversation.",
+                            "upTo")
         cursor = msg.cursor
     elif newest:
         cursor = (newest[0].time, newest[0].id2)
@@ -54,7 +57,7 @@ async def do_mark_thread_read(tao: Tao, actor_id: int, thread_id: int, up_to: in
     if newest and cursor >= (newest[0].time, newest[0].id2):
         await tao.assoc_delete(viewer, "UNREAD_THREAD", thread_id)
         again = await tao.assoc_range(thread_id, "HAS_MESSAGE", 0, 1)
-        if again and (again[0].time, again[0].id2) > cursor and again[0].data.get("s") != viewer:
+        if again and (again[0].time, again[0].id2) > cursor and message_sender(again[0].data) != viewer:
             await tao.assoc_add(viewer, "UNREAD_THREAD", thread_id, time=again[0].time)
     if moved:
         await receipt.deliver(tao)
@@ -82,7 +85,7 @@ async def do_react_to_message(tao: Tao, actor_id: int, message_id: int, emoji: s
     if emoji is None:
         changed = await tao.assoc_delete(message_id, "REACTED_BY", viewer, jobs=events.jobs_of(ev))
     else:
-        await tao.assoc_add(message_id, "REACTED_BY", viewer, data={"e": emoji}, jobs=events.jobs_of(ev))
+        await tao.assoc_add(message_id, "REACTED_BY", viewer, data=reaction_data(emoji), jobs=events.jobs_of(ev))
         changed = True
     if changed:
         await ev.deliver(tao)
@@ -109,7 +112,7 @@ async def do_edit_message(tao: Tao, actor_id: int, message_id: int, text: str) -
     body = cipher(ctx.settings.messages).seal(text, msg.thread, msg.sender)
     obj = await tao.obj_update(message_id, {"body": body, "edited": now_ms()}, jobs=events.jobs_of(ev))
     await ev.deliver(tao)
-    return Message.from_obj(obj)
+    return record_of(obj)
 
 
 async def do_unsend_message(tao: Tao, actor_id: int, message_id: int) -> int:

@@ -62,7 +62,8 @@ class BodyCipher:
     def open(self, sealed: dict[str, str], thread_id: int, sender_id: int) -> str:
         key = self._keys.get(sealed.get("k", ""))
         if key is None:
-            raise MessageKeyError(f"message key {sealed.get('k')!r} is not configured (keep retired keys until resealed)")
+            raise MessageKeyError(f"message key {sealed.get('k')!r} is not configured "
+                                  "(keep retired keys until resealed)")
         try:
             plain = AESGCM(key).decrypt(base64.b64decode(sealed["n"]), base64.b64decode(sealed["c"]),
                                         self._aad(thread_id, sender_id))

@@ -2,10 +2,10 @@
 new recipients per day, stricter for accounts younger than `messages.new_account_days`.
 
 The counts are the sender's own lists, on the sender's shard: sender -DM_REQUEST_SENT-> user
-(time: the request, the first message to someone who does not follow the sender) and sender -DM_CONTACTED-> user (time: the first
-message to that user). A limit is checked before anything is written, and a refused send
-stores nothing; the edges are written once the message is stored. Two sends racing past the
-check may both pass: the limits bound abuse, they are not a quota to the unit.
+(time: the request, the first message to someone who does not follow the sender) and
+sender -DM_CONTACTED-> user (time: the first message to that user). A limit is checked before
+anything is written, and a refused send stores nothing; the edges are written once the message
+is stored. Two sends racing past the check may both pass: the limits bound abuse, they are not a quota to the unit.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from resolvers.errors import UserError
 from resolvers.messages.model import MessageErrorCode
 from tao import Tao
-from tao.core import now_ms
+from tao.models import now_ms
 
 if TYPE_CHECKING:
     from resolvers.context import RequestContext
@@ -28,7 +28,8 @@ async def _recent(tao: Tao, user: int, atype: str, since: int, limit: int) -> in
     return len(await tao.assoc_time_range(user, atype, low=since, limit=min(limit + 1, 1000)))
 
 
-async def split_recipients(ctx: RequestContext, thread_id: int | None, recipients: list[int]) -> tuple[list[int], list[int]]:
+async def split_recipients(ctx: RequestContext, thread_id: int | None,
+                           recipients: list[int]) -> tuple[list[int], list[int]]:
     """(those this send would reach as a message request, those the sender never messaged)."""
     sender = ctx.require_viewer()
     keys = [(r, "FOLLOWS", sender) for r in recipients] + [(sender, "DM_CONTACTED", r) for r in recipients]
@@ -53,7 +54,8 @@ async def check_send_limits(ctx: RequestContext, requests: list[int], new: list[
     per_hour = cfg.new_account_requests_per_hour if young else cfg.requests_per_hour
     per_day = cfg.new_account_new_recipients_per_day if young else cfg.new_recipients_per_day
     now = now_ms()
-    if requests and await _recent(ctx.tao, sender, "DM_REQUEST_SENT", now - HOUR_MS, per_hour) + len(requests) > per_hour:
+    if (requests
+            and await _recent(ctx.tao, sender, "DM_REQUEST_SENT", now - HOUR_MS, per_hour) + len(requests) > per_hour):
         raise UserError(MessageErrorCode.RATE_LIMITED,
                         f"You can send at most {per_hour} message requests an hour"
                         f"{' while your account is new' if young else ''}: try again later, "

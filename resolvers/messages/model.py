@@ -1,28 +1,30 @@
-"""Direct messages' stored shapes: THREAD and MESSAGE records (one codec each), error codes, limits.
+"""Direct messages' stored shapes (THREAD and MESSAGE, read as `resolvers.records.Thread` and
+`Message`), error codes, limits.
 
-A THREAD lives on its creator's shard with data {kind: "direct" | "group", name, creator}.
+A THREAD lives on its creator's shard with data {kind (`ThreadKind`), name, creator, pair}.
 A MESSAGE lives on its thread's shard (`obj_add(..., owner=thread)`) with data
   thread, sender, kind ("text" | "post" | "media" | "voice"), body (sealed text, see crypto),
   post, media, reply_to, client_id, fp (HMAC of the send's content, for idempotent retries),
   edited (ms, once edited).
 Edges (tao/types.py): thread -HAS_MEMBER-> user (⇄ MEMBER_OF; data: the member's read marker
 `read` = [time, message id] and `declined`), thread -HAS_MESSAGE-> message (time = sent, data:
-sender), user -INBOX-> / -DM_REQUESTS-> thread (time = last activity), user -UNREAD_THREAD->
-thread, user -MUTED_THREAD-> thread, message -REACTED_BY-> user (data: emoji).
+sender; `edge_data.MemberState`, `message_sender`), user -INBOX-> / -DM_REQUESTS-> thread
+(time = last activity), user -UNREAD_THREAD-> thread, user -MUTED_THREAD-> thread,
+message -REACTED_BY-> user (data: emoji).
 """
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
 from functools import lru_cache
+from typing import TypeGuard
 
 from config.settings import ConfigError, MessageSettings
 from resolvers.errors import UserError
 from resolvers.messages.crypto import BodyCipher
-from tao import Obj
+from resolvers.records import Message, Thread, ThreadKind
 
-DIRECT, GROUP = "direct", "group"
+DIRECT, GROUP = ThreadKind.DIRECT.value, ThreadKind.GROUP.value
 TEXT, POST, MEDIA, VOICE = "text", "post", "media", "voice"
 THREAD_NAME_MAX = 100
 EMOJI_MAX = 16
@@ -61,51 +63,6 @@ def message_not_found(field: str = "messageId") -> UserError:
     return UserError(MessageErrorCode.MESSAGE_NOT_FOUND, "No such message: it was unsent, or check the id.", field)
 
 
-@dataclass(slots=True)
-class Thread:
-    id: int
-    kind: str
-    name: str | None
-    creator: int
-    created: int
-
-    @classmethod
-    def from_obj(cls, obj: Obj) -> Thread:
-        d = obj.data
-        return cls(obj.id, d["kind"], d.get("name"), int(d["creator"]), obj.created)
-
-    @property
-    def is_group(self) -> bool:
-        return self.kind == GROUP
-
-
-@dataclass(slots=True)
-class Message:
-    id: int
-    thread: int
-    sender: int
-    kind: str
-    body: dict | None
-    post: int | None
-    media: int | None
-    reply_to: int | None
-    client_id: str | None
-    fp: str | None
-    created: int
-    edited: int | None = None
-
-    @classmethod
-    def from_obj(cls, obj: Obj) -> Message:
-        d = obj.data
-        return cls(obj.id, int(d["thread"]), int(d["sender"]), d["kind"], d.get("body"), d.get("post"),
-                   d.get("media"), d.get("reply_to"), d.get("client_id"), d.get("fp"), obj.created,
-                   d.get("edited"))
-
-    @property
-    def cursor(self) -> tuple[int, int]:
-        return (self.created, self.id)
-
-
 def message_data(thread: int, sender: int, kind: str, *, body: dict | None, post: int | None, media: int | None,
                  reply_to: int | None, client_id: str | None, fp: str | None) -> dict:
     data = {"thread": thread, "sender": sender, "kind": kind, "body": body, "post": post, "media": media,
@@ -113,12 +70,12 @@ def message_data(thread: int, sender: int, kind: str, *, body: dict | None, post
     return {k: v for k, v in data.items() if v is not None}
 
 
-def is_thread(obj: Obj | None) -> bool:
-    return obj is not None and obj.otype == "THREAD"
+def is_thread(obj: object) -> TypeGuard[Thread]:
+    return isinstance(obj, Thread)
 
 
-def is_message(obj: Obj | None) -> bool:
-    return obj is not None and obj.otype == "MESSAGE"
+def is_message(obj: object) -> TypeGuard[Message]:
+    return isinstance(obj, Message)
 
 
 @lru_cache(maxsize=16)

@@ -15,11 +15,13 @@ import logging
 from typing import TYPE_CHECKING
 
 from resolvers import privacy
-from resolvers.messages.access import member_edge, member_edges, thread_visible, visible_messages, viewer_thread
+from resolvers.edge_data import MemberState, message_sender, reaction_emoji
+from resolvers.messages.access import member_edge, member_edges, thread_visible, viewer_thread, visible_messages
 from resolvers.messages.crypto import MessageKeyError
 from resolvers.messages.model import Message, Thread, cipher, is_message, is_thread
 from resolvers.pagination import Cursor, Page, load_assoc_page, make_page
-from tao import Assoc, Obj
+from resolvers.records import Media, MediaStatus, Post, User
+from tao import Assoc
 
 if TYPE_CHECKING:
     from resolvers.context import RequestContext
@@ -32,7 +34,7 @@ UNREAD_THREADS_SCAN = 100
 async def _visible_threads(ctx: RequestContext, ids: list[int]) -> dict[int, Thread]:
     objs = [o for o in await ctx.loaders.object_by_id.load_many(ids) if is_thread(o)]
     seen = await asyncio.gather(*(thread_visible(ctx, o) for o in objs))
-    return {o.id: Thread.from_obj(o) for o, ok in zip(objs, seen) if ok}
+    return {o.id: o for o, ok in zip(objs, seen) if ok}
 
 
 async def inbox(ctx: RequestContext, folder: str, first: int, after: Cursor | None) -> Page[Thread]:
@@ -65,7 +67,8 @@ def message_text(ctx: RequestContext, msg: Message) -> str | None:
 
 
 async def _newest(ctx: RequestContext, thread_id: int) -> list[Assoc]:
-    return await ctx.loaders.assoc_page_by_key.load((thread_id, "HAS_MESSAGE", ctx.settings.messages.unread_cap + 1, None))
+    return await ctx.loaders.assoc_page_by_key.load(
+        (thread_id, "HAS_MESSAGE", ctx.settings.messages.unread_cap + 1, None))
 
 
 async def unread_count(ctx: RequestContext, thread_id: int) -> int:
@@ -73,11 +76,12 @@ async def unread_count(ctx: RequestContext, thread_id: int) -> int:
     edge, newest = await asyncio.gather(member_edge(ctx, thread_id, viewer), _newest(ctx, thread_id))
     if edge is None:
         return 0
-    marker = tuple(edge.data.get("read") or (0, 0))
-    unread = [a for a in newest if (a.time, a.id2) > marker and a.data.get("s") != viewer]
-    senders = list({int(a.data["s"]) for a in unread})
+    marker = MemberState.decode(edge.data).read
+    unread = [(a, message_sender(a.data)) for a in newest
+              if (a.time, a.id2) > marker and message_sender(a.data) != viewer]
+    senders = list({s for _, s in unread if s is not None})
     seen = dict(zip(senders, await ctx.loaders.visibility_by_user_id.load_many(senders)))
-    n = sum(1 for a in unread if seen[int(a.data["s"])] != privacy.Visibility.HIDDEN)
+    n = sum(1 for _, s in unread if s is not None and seen[s] != privacy.Visibility.HIDDEN)
     return min(n, ctx.settings.messages.unread_cap)
 
 
@@ -96,21 +100,21 @@ async def last_message(ctx: RequestContext, thread_id: int) -> Message | None:
     return msgs[0] if msgs else None
 
 
-async def members(ctx: RequestContext, thread_id: int) -> list[Obj]:
+async def members(ctx: RequestContext, thread_id: int) -> list[User]:
     return await privacy.visible_users(ctx, [a.id2 for a in await member_edges(ctx, thread_id)])
 
 
-async def seen_by(ctx: RequestContext, msg: Message) -> list[Obj]:
+async def seen_by(ctx: RequestContext, msg: Message) -> list[User]:
     """Members other than the sender whose read marker is at or past the message."""
     readers = [a.id2 for a in await member_edges(ctx, msg.thread)
-               if a.id2 != msg.sender and tuple(a.data.get("read") or (0, 0)) >= msg.cursor]
+               if a.id2 != msg.sender and MemberState.decode(a.data).read >= msg.cursor]
     return await privacy.visible_users(ctx, readers)
 
 
-async def reactions(ctx: RequestContext, msg: Message) -> list[tuple[Obj, str]]:
+async def reactions(ctx: RequestContext, msg: Message) -> list[tuple[User, str]]:
     edges = await ctx.loaders.assoc_page_by_key.load((msg.id, "REACTED_BY", 64, None))
     users = {u.id: u for u in await privacy.visible_users(ctx, [a.id2 for a in edges])}
-    return [(users[a.id2], a.data["e"]) for a in edges if a.id2 in users]
+    return [(users[a.id2], reaction_emoji(a.data)) for a in edges if a.id2 in users]
 
 
 async def is_muted(ctx: RequestContext, thread_id: int) -> bool:
@@ -119,27 +123,29 @@ async def is_muted(ctx: RequestContext, thread_id: int) -> bool:
 
 async def is_request(ctx: RequestContext, thread_id: int) -> bool:
     viewer = ctx.require_viewer()
-    req, box = await ctx.loaders.assoc_by_key.load_many([(viewer, "DM_REQUESTS", thread_id), (viewer, "INBOX", thread_id)])
+    req, box = await ctx.loaders.assoc_by_key.load_many([(viewer, "DM_REQUESTS", thread_id),
+                                                         (viewer, "INBOX", thread_id)])
     return req is not None and box is None
 
 
-async def shared_post(ctx: RequestContext, msg: Message) -> Obj | None:
+async def shared_post(ctx: RequestContext, msg: Message) -> Post | None:
     """The shared post if the reader may see it now (its author's privacy, blocks, deletion)."""
-    return await privacy.load_visible_object(ctx, msg.post) if msg.post is not None else None
+    obj = await privacy.load_visible_object(ctx, msg.post) if msg.post is not None else None
+    return obj if isinstance(obj, Post) else None
 
 
-async def message_media(ctx: RequestContext, msg: Message) -> Obj | None:
+async def message_media(ctx: RequestContext, msg: Message) -> Media | None:
     """The message's photo, video or voice note, once ready (to the sender at any stage)."""
     if msg.media is None:
         return None
     obj = await ctx.loaders.object_by_id.load(msg.media)
-    if obj is None or obj.otype != "MEDIA":
+    if not isinstance(obj, Media):
         return None
-    return obj if obj.data.get("status") == "ready" or msg.sender == ctx.viewer_id else None
+    return obj if obj.status is MediaStatus.READY or msg.sender == ctx.viewer_id else None
 
 
 async def replied_message(ctx: RequestContext, msg: Message) -> Message | None:
     if msg.reply_to is None:
         return None
     obj = await privacy.load_visible_object(ctx, msg.reply_to)
-    return Message.from_obj(obj) if is_message(obj) else None
+    return obj if is_message(obj) else None

@@ -11,7 +11,8 @@ alone). Retire an old key only once no body names it.
 from __future__ import annotations
 
 from config.settings import MessageSettings
-from resolvers.messages.model import Message, cipher, is_message
+from resolvers.messages.model import cipher, is_message
+from resolvers.records import record_of
 from tao import Tao
 
 PAGE = 100
@@ -27,10 +28,10 @@ async def reseal_thread(tao: Tao, settings: MessageSettings, thread_id: int) -> 
             return done
         objs = await tao.obj_get([a.id2 for a in page])
         for a in page:
-            obj = objs.get(a.id2)
+            obj = record_of(objs[a.id2]) if a.id2 in objs else None
             if not is_message(obj):
                 continue
-            msg = Message.from_obj(obj)
+            msg = obj
             if msg.body is None or not box.needs_reseal(msg.body):
                 continue
             text = box.open(msg.body, msg.thread, msg.sender)

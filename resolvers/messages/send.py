@@ -15,28 +15,48 @@ Invariants:
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from resolvers import privacy
+from resolvers import privacy, realtime
 from resolvers.actor import acting_as
+from resolvers.edge_data import MemberState, message_edge_data
 from resolvers.errors import UserError
 from resolvers.job_context import JobContext
 from resolvers.messages import events, limits
 from resolvers.messages.access import member_edges, viewer_message, viewer_thread
-from resolvers.messages.model import (CLIENT_ID_MAX, CLIENT_KEYS, MEDIA, POST, TEXT, VOICE, Message, MessageErrorCode,
-                                      Thread, cipher, is_message, message_data)
-from resolvers.messages.threads import (check_recipients, do_accept_message_request, do_create_group_thread,
-                                        do_get_or_create_direct_thread, place_in_folders, set_member_state)
+from resolvers.messages.model import (
+    CLIENT_ID_MAX,
+    CLIENT_KEYS,
+    MEDIA,
+    POST,
+    TEXT,
+    VOICE,
+    Message,
+    MessageErrorCode,
+    Thread,
+    cipher,
+    is_message,
+    message_data,
+)
+from resolvers.messages.threads import (
+    check_recipients,
+    do_accept_message_request,
+    do_create_group_thread,
+    do_get_or_create_direct_thread,
+    place_in_folders,
+    set_member_state,
+)
 from resolvers.notifications import causes
-from tao import Tao
-from tao.core import now_ms
+from resolvers.records import Media, MediaKind, MediaStatus, record_of
+from tao import Obj, Tao
+from tao.models import now_ms
 
 if TYPE_CHECKING:
     from resolvers.context import RequestContext
 
 DELIVER_JOB = "messages.deliver"
 _CLIENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,%d}" % CLIENT_ID_MAX)
-_MEDIA_KINDS = {MEDIA: ("image", "video"), VOICE: ("audio",)}
+_MEDIA_KINDS = {MEDIA: (MediaKind.IMAGE, MediaKind.VIDEO), VOICE: (MediaKind.AUDIO,)}
 
 
 def _client_key(sender: int, client_id: str) -> str:
@@ -62,7 +82,8 @@ def _kind(text: str | None, post_id: int | None, media_id: int | None, voice: bo
     if post_id is not None:
         return POST
     if not text or not text.strip():
-        raise UserError(MessageErrorCode.EMPTY, "Write some text, or share a post, photo, video or voice message.", "text")
+        raise UserError(MessageErrorCode.EMPTY, "Write some text, or share a post, photo, video or voice message.",
+                        "text")
     return TEXT
 
 
@@ -73,13 +94,14 @@ async def _check_content(ctx: RequestContext, kind: str, text: str | None, post_
     if text is not None and len(text) > limit:
         raise UserError(MessageErrorCode.TOO_LONG, f"A message is at most {limit} characters: split it.", "text")
     if post_id is not None and await privacy.load_visible_object(ctx, post_id) is None:
-        raise UserError(MessageErrorCode.POST_NOT_FOUND, "No such post: it was deleted, or you cannot see it.", "postId")
+        raise UserError(MessageErrorCode.POST_NOT_FOUND, "No such post: it was deleted, or you cannot see it.",
+                        "postId")
     if media_id is not None:
         obj = await ctx.loaders.object_by_id.load(media_id)
         mine = await ctx.loaders.assoc_by_key.load((viewer, "UPLOADED", media_id))
         in_post = await ctx.loaders.assoc_count_by_key.load((media_id, "MEDIA_OF"))
-        if (obj is None or obj.otype != "MEDIA" or mine is None or in_post or obj.data.get("kind") not in _MEDIA_KINDS[kind]
-                or obj.data.get("status") not in ("processing", "ready")):
+        if (not isinstance(obj, Media) or mine is None or in_post or obj.kind not in _MEDIA_KINDS[kind]
+                or obj.status not in (MediaStatus.PROCESSING, MediaStatus.READY)):
             what = "an audio upload" if kind == VOICE else "a photo or video upload"
             raise UserError(MessageErrorCode.MEDIA_INVALID, f"`mediaId` must be {what} of yours that you completed "
                             "(`completeUpload`), that did not fail and is not in a post.", "mediaId")
@@ -89,16 +111,19 @@ def _fingerprint_text(target: str, kind: str, text: str | None, post_id, media_i
     return "\x1f".join([target, kind, text or "", str(post_id or ""), str(media_id or ""), str(reply_to or "")])
 
 
+def _record(obj: Obj | None) -> Any:
+    return record_of(obj) if obj is not None else None
+
+
 async def _existing(ctx: RequestContext, sender: int, client_id: str, canonical: str) -> Message | None:
     """The message a previous send with this id stored, if any; CLIENT_ID_REUSED if its content differs."""
     key = _client_key(sender, client_id)
     held = (await ctx.tao.key_get_many(CLIENT_KEYS, [key])).get(key)
     if held is None:
         return None
-    obj = (await ctx.tao.obj_get([held])).get(held)
-    if not is_message(obj):  # unsent since: the id is spent
+    msg = _record((await ctx.tao.obj_get([held])).get(held))
+    if not is_message(msg):  # unsent since: the id is spent
         raise _reused()
-    msg = Message.from_obj(obj)
     if msg.fp is None or not cipher(ctx.settings.messages).same_content(msg.fp, canonical):
         raise _reused()
     return msg
@@ -149,7 +174,8 @@ async def do_send_message(tao: Tao, actor_id: int, *, client_id: str, thread_id:
     data = message_data(thread.id, sender, kind, body=box.seal(text, thread.id, sender) if text else None,
                         post=post_id, media=media_id, reply_to=reply_to, client_id=client_id,
                         fp=box.fingerprint(canonical))
-    members, pending = [sender, *recipients], []
+    members = [sender, *recipients]
+    pending: list[realtime.PendingEvent | events.NoEvent] = []
 
     def jobs(mid: int) -> list[tuple]:  # the message's event commits with the message itself
         pending[:] = [events.event(tao, members, events.MESSAGE_NEW, near=thread.id, thread=thread.id, message=mid)]
@@ -168,22 +194,20 @@ async def do_send_message(tao: Tao, actor_id: int, *, client_id: str, thread_id:
     await deliver(tao, made)
     for ev in pending:  # published after the message is listed and the folders bumped
         await ev.deliver(tao)
-    obj = (await tao.obj_get([made]))[made]
-    return Message.from_obj(obj)
+    return record_of((await tao.obj_get([made]))[made])
 
 
 async def deliver(tao: Tao, message_id: int) -> None:
     """List the message in its thread and bump every member's folder. Idempotent; also the job."""
-    obj = (await tao.obj_get([message_id])).get(message_id)
-    if not is_message(obj):
+    msg = _record((await tao.obj_get([message_id])).get(message_id))
+    if not is_message(msg):
         return  # unsent, or a race's loser
-    msg = Message.from_obj(obj)
     if msg.client_id is not None:
         key = _client_key(msg.sender, msg.client_id)
         if not await tao.key_claim(CLIENT_KEYS, key, msg.id):
             await tao.obj_delete(msg.id)  # the job of a send that lost the key: its writer deletes it too
             return
-    await tao.assoc_add(msg.thread, "HAS_MESSAGE", msg.id, time=msg.created, data={"s": msg.sender})
+    await tao.assoc_add(msg.thread, "HAS_MESSAGE", msg.id, time=msg.created, data=message_edge_data(msg.sender))
     await advance_read_marker(tao, msg.thread, msg.sender, msg.cursor)
     members = [a.id2 for a in await tao.assoc_range(msg.thread, "HAS_MEMBER", 0, 64)]
     await place_in_folders(tao, msg.thread, members, msg.sender, msg.created, msg.id)
@@ -196,7 +220,7 @@ async def advance_read_marker(tao: Tao, thread_id: int, user_id: int, cursor: tu
     edge = (await tao.assoc_get(thread_id, "HAS_MEMBER", [user_id])).get(user_id)
     if edge is None:
         return False
-    current = tuple(edge.data.get("read") or (0, 0))
+    current = MemberState.decode(edge.data).read
     if tuple(cursor) <= current:
         return False
     return await set_member_state(tao, thread_id, user_id, read=list(cursor), jobs=jobs)

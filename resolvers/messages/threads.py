@@ -16,13 +16,23 @@ from typing import TYPE_CHECKING
 
 from resolvers import privacy
 from resolvers.actor import acting_as
+from resolvers.edge_data import MemberState
 from resolvers.errors import UserError
 from resolvers.messages import events
 from resolvers.messages.access import member_edges, viewer_thread
-from resolvers.messages.model import (DIRECT, GROUP, PAIR_KEYS, THREAD_NAME_MAX, MessageErrorCode, Thread, is_thread,
-                                      thread_not_found)
+from resolvers.messages.model import (
+    DIRECT,
+    GROUP,
+    PAIR_KEYS,
+    THREAD_NAME_MAX,
+    MessageErrorCode,
+    Thread,
+    is_thread,
+    thread_not_found,
+)
+from resolvers.records import record_of
 from tao import Tao, shard_of
-from tao.core import now_ms
+from tao.models import now_ms
 
 if TYPE_CHECKING:
     from resolvers.context import RequestContext
@@ -65,7 +75,8 @@ def check_name(name: str | None) -> str | None:
     return name
 
 
-async def _add_members(tao: Tao, thread_id: int, user_ids: list[int], time: int, tell: list[int] | None = None) -> list[int]:
+async def _add_members(tao: Tao, thread_id: int, user_ids: list[int], time: int,
+                       tell: list[int] | None = None) -> list[int]:
     """Add the members missing from the thread (present ones keep their state) in one
     transaction, with a `thread.added` event for the new ones and `thread.updated` for `tell`."""
     have = await tao.assoc_get(thread_id, "HAS_MEMBER", user_ids)
@@ -96,15 +107,16 @@ async def do_get_or_create_direct_thread(tao: Tao, actor_id: int, other_id: int,
         else:  # the other side made it first: use theirs, drop ours (no client ever saw its id)
             await tao.obj_delete(made)
             thread_id = (await tao.key_get_many(PAIR_KEYS, [key]))[key]
-    obj = (await tao.obj_get([thread_id])).get(thread_id)
+    found = (await tao.obj_get([thread_id])).get(thread_id)
+    obj = record_of(found) if found is not None else None
     if not is_thread(obj):
         raise thread_not_found(field)
     await _add_members(tao, thread_id, [lo, hi], obj.created)
     mine = await tao.assoc_get(thread_id, "HAS_MEMBER", [viewer])
-    if mine.get(viewer) is not None and mine[viewer].data.get("declined"):
+    if mine.get(viewer) is not None and MemberState.decode(mine[viewer].data).declined:
         # Writing into a thread one declined takes it back: it is the decliner's choice.
         await set_member_state(tao, thread_id, viewer, declined=None)
-    return Thread.from_obj(obj)
+    return obj
 
 
 async def do_create_group_thread(tao: Tao, actor_id: int, user_ids: list[int], name: str | None) -> Thread:
@@ -114,11 +126,11 @@ async def do_create_group_thread(tao: Tao, actor_id: int, user_ids: list[int], n
     others = await check_recipients(ctx, user_ids, "userIds")
     data = {"kind": GROUP, "creator": viewer, **({"name": name} if name else {})}
     thread_id = await tao.obj_add("THREAD", data, owner=viewer)
-    obj = (await tao.obj_get([thread_id]))[thread_id]
+    obj = record_of((await tao.obj_get([thread_id]))[thread_id])
     members = [viewer, *others]
     await _add_members(tao, thread_id, members, obj.created)
     await place_in_folders(tao, thread_id, members, viewer, obj.created)
-    return Thread.from_obj(obj)
+    return obj
 
 
 async def _viewer_group(ctx: RequestContext, thread_id: int) -> Thread:
@@ -167,7 +179,7 @@ async def do_rename_thread(tao: Tao, actor_id: int, thread_id: int, name: str | 
     ev = events.event(tao, members, events.THREAD_UPDATED, near=thread_id, thread=thread_id)
     obj = await tao.obj_update(thread_id, {"name": name}, jobs=events.jobs_of(ev))
     await ev.deliver(tao)
-    return Thread.from_obj(obj)
+    return record_of(obj)
 
 
 async def do_mute_thread(tao: Tao, actor_id: int, thread_id: int, muted: bool) -> Thread:
@@ -216,7 +228,7 @@ async def do_decline_message_request(tao: Tao, actor_id: int, thread_id: int, bl
         from resolvers.follows import do_block_user  # follows' block severs follows too; one way to block
 
         obj = await ctx.loaders.object_by_id.load(thread_id)
-        target = next((u for u in obj.data.get("pair", []) if u != viewer), thread.creator) if obj else thread.creator
+        target = next((u for u in obj.pair if u != viewer), thread.creator) if is_thread(obj) else thread.creator
         if target != viewer:
             await do_block_user(tao, viewer, int(target))
 
@@ -250,7 +262,7 @@ async def place_in_folders(tao: Tao, thread_id: int, members: list[int], sender:
     reached = []
     for m in members:
         state = states.get(m)
-        if state is None or state.data.get("declined"):
+        if state is None or MemberState.decode(state.data).declined:
             continue  # not a member (left meanwhile), or declined: nothing reaches them
         if have.get((m, "BLOCKS", sender)) or have.get((m, "BLOCKED_BY", sender)):
             continue  # a block either way: no new activity of the sender's reaches them

@@ -65,6 +65,7 @@ def follow_accepted(approver: int, requester: int, requested_at: int, at: int) -
             *follow(requester, approver, requested_at)]
 
 
-def message_requests(actor: int, recipients: list[int], thread_id: int, message_id: int, at: int) -> list[tuple[str, dict]]:
+def message_requests(actor: int, recipients: list[int], thread_id: int, message_id: int,
+                     at: int) -> list[tuple[str, dict]]:
     """The first message to someone who does not follow the sender (a message request)."""
     return _jobs([Event(T.MESSAGE_REQUEST, r, actor, thread_id, at, message_id) for r in recipients])

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 from resolvers import posts
 from resolvers.notifications import causes
-from tao import Obj
+from resolvers.records import Post
 
 
-def on_publish(post: Obj) -> list[tuple[str, dict]]:
-    mentions = [int(u) for u in post.data.get("mentions", [])]
-    if not mentions:
+def on_publish(post: Post) -> list[tuple[str, dict]]:
+    if not post.mentions:
         return []
-    return causes.caption_mentions(int(post.data["author"]), post.id, mentions, post.updated)
+    return causes.caption_mentions(post.author, post.id, list(post.mentions), post.published_at or post.updated)
 
 
 if on_publish not in posts.ON_PUBLISH:

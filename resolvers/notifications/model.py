@@ -12,7 +12,7 @@ window's start}. What changes as events arrive is kept in the store's own exact 
   group moves to the top when a new actor joins.
 
 `Notification` is the record the rest of the domain reads; `decode` is the one place that reads
-the stored dict (`Obj.data`), so porting to `resolvers.records` is one function.
+the stored dict (`Obj.data`); the loaders return it through `resolvers.records.record_of`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ from __future__ import annotations
 import enum
 import hashlib
 from dataclasses import dataclass
+from typing import ClassVar
 
+from resolvers.records import Record, register_record
 from tao import Obj
 
 HOUR_MS = 3_600_000
@@ -114,30 +116,27 @@ class Event:
         return f"{self.recipient}:{hashlib.sha1(base.encode()).hexdigest()}"
 
 
-@dataclass(frozen=True, slots=True)
-class Notification:
-    """One notification (a group) as the domain reads it."""
+@dataclass(slots=True, frozen=True)
+class Notification(Record):
+    """One notification (a group) as the domain reads it: the loaders return it (`record_of`)."""
 
-    id: int
+    otype: ClassVar[str] = "NOTIFICATION"
     type: NotificationType
     target: int
     post: int | None
     window_start: int
-    created: int
+
+    @classmethod
+    def decode(cls, obj: Obj) -> Notification:
+        """The NOTIFICATION codec: the only reader of its stored dict (KeyError/ValueError on
+        data it cannot read, which `record_of` turns into `Unknown`)."""
+        d = obj.data
+        post = d.get("p")
+        return cls(obj.id, obj.version, obj.created, obj.updated, NotificationType(d["t"]), int(d["tg"]),
+                   None if post is None else int(post), int(d.get("s", obj.created)))
 
 
-def decode(obj: Obj) -> Notification | None:
-    """The NOTIFICATION codec: the only reader of its stored dict. None for anything else."""
-    if obj is None or obj.otype != "NOTIFICATION":
-        return None
-    d = obj.data
-    try:
-        kind = NotificationType(d["t"])
-    except (KeyError, ValueError):
-        return None
-    post = d.get("p")
-    return Notification(obj.id, kind, int(d["tg"]), None if post is None else int(post), int(d.get("s", obj.created)),
-                        obj.created)
+register_record(Notification.otype, Notification.decode)
 
 
 def encode(event: Event) -> dict:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from resolvers.notifications.model import Level, NotificationType
 from tao import Assoc, Tao
-from tao.core import now_ms
+from tao.models import now_ms
 
 ATYPE = "NOTIF_PREFS"
 MAX_PAUSE_HOURS = 24 * 30

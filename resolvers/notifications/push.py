@@ -38,7 +38,7 @@ from resolvers.notifications.errors import NotificationErrorCode
 from resolvers.notifications.model import IMMEDIATE_PUSH, Event, NotificationType
 from resolvers.notifications.reads import notification_view, preview_text
 from tao import Obj, Tao
-from tao.core import now_ms
+from tao.models import now_ms
 
 log = logging.getLogger("taogram.notifications.push")
 
@@ -251,5 +251,6 @@ async def send_push(tao: Tao, payload: dict, sender: PushSender | None = None) -
         await tao.enqueue(recipient, PUSH_JOB, {**payload, "only": failed, "attempt": attempt + 1}, delay_ms=delay)
         out["retry"] = len(failed)
     elif failed:
-        log.warning("push of notification %s to %d endpoint(s) gave up after %d attempts", nid, len(failed), attempt + 1)
+        log.warning("push of notification %s to %d endpoint(s) gave up after %d attempts",
+                    nid, len(failed), attempt + 1)
     return out

@@ -17,19 +17,15 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from resolvers import privacy
 from resolvers.errors import BadInputError
-from resolvers.notifications.model import (
-    LATEST_ACTORS,
-    Notification,
-    NotificationType,
-    decode,
-)
+from resolvers.notifications.model import LATEST_ACTORS, Notification, NotificationType
 from resolvers.pagination import Cursor, Page, check_first
-from tao import Assoc, Obj, Tao
-from tao.core import now_ms
+from resolvers.records import User
+from tao import Assoc, Tao
+from tao.models import now_ms
 
 if TYPE_CHECKING:
     from resolvers.context import RequestContext
@@ -46,9 +42,9 @@ class NotificationView:
     """A notification as the viewer sees it now."""
     notification: Notification
     updated: int                # its list time: the latest event's
-    actors: list[Obj]           # the latest visible actors, newest first
+    actors: list[User]          # the latest visible actors, newest first
     actor_count: int            # exact number of distinct actors
-    target: Obj | None          # the post, comment or thread (None for follow types: the actor is it)
+    target: Any                 # the post, comment or thread record (None for follow types: the actor is it)
     unread: bool
 
 
@@ -77,8 +73,8 @@ async def read_marker(ctx: RequestContext, viewer: int) -> int:
 
 async def _views(ctx: RequestContext, viewer: int, edges: list[Assoc]) -> dict[int, NotificationView]:
     """The visible notifications among the list edges, by id (batched: one loader call per kind of read)."""
-    objs = await ctx.loaders.object_by_id.load_many([e.id2 for e in edges])
-    records = {n.id: n for n in (decode(o) for o in objs) if n is not None}
+    loaded = await ctx.loaders.object_by_id.load_many([e.id2 for e in edges])
+    records = {n.id: n for n in loaded if isinstance(n, Notification)}
     ids = list(records)
     pages = await ctx.loaders.assoc_page_by_key.load_many([(i, "NOTIF_ACTOR", LATEST_ACTORS * 2, None) for i in ids])
     counts = await ctx.loaders.assoc_count_by_key.load_many([(i, "NOTIF_ACTOR") for i in ids])
@@ -172,7 +168,7 @@ _VERBS = {
 def preview_text(view: NotificationView) -> str:
     """"ada, bob and 10 others liked your post": names of visible actors only, the exact count
     (the list and the push both say this, so a push shows no more than the app)."""
-    names = [str(u.data.get("username", "")) for u in view.actors[:2]]
+    names = [u.username for u in view.actors[:2]]
     others = view.actor_count - len(names)
     who = f"{', '.join(names)} and {others} other{'s' if others > 1 else ''}" if others > 0 else " and ".join(names)
     return f"{who} {_VERBS[view.notification.type]}"

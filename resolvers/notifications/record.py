@@ -29,7 +29,7 @@ from resolvers.job_context import JobContext
 from resolvers.notifications import prefs, push
 from resolvers.notifications.model import Event, Level, NotificationType, encode
 from tao import Tao
-from tao.core import now_ms
+from tao.models import now_ms
 
 log = logging.getLogger("taogram.notifications")
 

@@ -33,10 +33,11 @@ import random
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from resolvers.edge_data import stream_event_data
 from resolvers.job_context import JobContext
 from resolvers.realtime.events import STREAM_ATYPE, StreamEvent, user_channel
 from tao import Tao, shard_of
-from tao.core import now_ms
+from tao.models import now_ms
 
 log = logging.getLogger("taogram.realtime")
 
@@ -87,7 +88,7 @@ async def append_and_publish(tao: Tao, event_id: int, user_ids: list[int], kind:
     """Append the event to each user's stream (idempotent), then publish the new appends (with
     `republish`, the existing ones too). Returns the events published and whether every
     publish succeeded."""
-    data = {"k": kind, "i": ids}
+    data = stream_event_data(kind, ids)
     appended = await tao.assoc_append_many([(u, STREAM_ATYPE, event_id, data) for u in user_ids])
     events = [StreamEvent(a.assoc.id1, kind, ids, a.assoc.time, a.prev, a.assoc.id2)
               for a in appended if a.new or republish]

@@ -30,9 +30,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
 
+from resolvers.edge_data import StreamEntry
 from resolvers.errors import BadInputError, UnavailableError
 from resolvers.realtime.events import (
     CLOSE_SLOW_CONSUMER,
@@ -46,7 +48,7 @@ from resolvers.realtime.events import (
 )
 from resolvers.realtime.sessions import close_socket, ensure_live_session
 from tao import ShardUnavailableError, Tao
-from tao.core import now_ms
+from tao.models import now_ms
 
 if TYPE_CHECKING:
     from resolvers.context import RequestContext
@@ -101,8 +103,8 @@ async def read_backlog(tao: Tao, user_id: int, after: int, limit: int) -> list[S
     if len(edges) > limit:
         raise BadInputError(f"CURSOR_EXPIRED: more than {limit} events since this cursor; refetch what you "
                             "show, then subscribe without `after`.")
-    return [StreamEvent(user_id, a.data.get("k", ""), {k: int(v) for k, v in a.data.get("i", {}).items()},
-                        a.time, None, a.id2) for a in reversed(edges)]
+    entries = [(a, StreamEntry.decode(a.data)) for a in reversed(edges)]
+    return [StreamEvent(user_id, e.kind, e.ids, a.time, None, a.id2) for a, e in entries]
 
 
 async def stream_head(tao: Tao, user_id: int) -> int:
@@ -125,7 +127,8 @@ async def with_store_retries(fn: Callable[[], Awaitable[T]]) -> T:
     for delay in (*STORE_RETRY_DELAYS, None):
         try:
             return await fn()
-        except ShardUnavailableError as exc:  # timeouts included; other errors are not transient
+        except (ShardUnavailableError, UnavailableError) as exc:  # a shard down or slow (loaders name it
+            # UnavailableError); other errors are not transient
             if delay is None:
                 raise StoreUnavailable(str(exc)) from exc
             await asyncio.sleep(delay)
@@ -148,8 +151,8 @@ async def viewer_stream(ctx: RequestContext, after: str | None, *,
     outlasts `STORE_RETRY_DELAYS` closes the socket (1013) with the cursor to resume from."""
     viewer = ctx.require_viewer()
     rt = ctx.settings.realtime
-    last = decode_cursor(after)
-    if last is not None and last < now_ms() - rt.replay_window_days * DAY_MS:
+    cursor = decode_cursor(after)
+    if cursor is not None and cursor < now_ms() - rt.replay_window_days * DAY_MS:
         raise BadInputError(f"CURSOR_EXPIRED: this cursor is older than {rt.replay_window_days:g} days; "
                             "refetch what you show, then subscribe without `after`.")
     tao = ctx.tao
@@ -158,17 +161,18 @@ async def viewer_stream(ctx: RequestContext, after: str | None, *,
     await tao.broker.listen(channel, inbox)  # before any read of the store: see the invariants
     try:
         try:
-            if last is not None:
-                backlog = await with_store_retries(lambda: read_backlog(tao, viewer, last, rt.max_replay))
+            if cursor is not None:
+                backlog = await with_store_retries(lambda: read_backlog(tao, viewer, cursor, rt.max_replay))
+                last = cursor
             else:
                 backlog = []
                 last = await with_store_retries(lambda: stream_head(tao, viewer))
         except StoreUnavailable:
-            await give_up(ctx, last, "the store is unavailable")
+            await give_up(ctx, cursor, "the store is unavailable")
             return
         while True:
             for event in backlog:
-                if event.stored and event.position <= last:
+                if event.position is not None and event.position <= last:  # stored, and seen already
                     continue
                 try:
                     live = await with_store_retries(lambda: ensure_live_session(ctx))
@@ -177,26 +181,27 @@ async def viewer_stream(ctx: RequestContext, after: str | None, *,
                     return
                 if not live:
                     return
-                if event.stored:
+                if event.position is not None:
                     last = event.position
                 if event.kind == KIND_SESSION_REVOKED or (match is not None and not match(event)):
                     continue
                 ctx.reset_loaders()
                 yield event
             try:
-                event = await inbox.next()
+                live_event = await inbox.next()
             except SlowConsumer:
                 await close_socket(ctx, CLOSE_SLOW_CONSUMER,
                                    f"slow consumer: more than {rt.queue_size} events queued; reconnect with "
                                    f"after: {encode_cursor(last)}")
                 return
-            if event is None or (event.stored and event.prev is not None and event.prev > last):
+            if live_event is None or (live_event.stored and live_event.prev is not None and live_event.prev > last):
                 try:  # resync, or a gap: what was missed comes from the store
-                    backlog = await with_store_retries(lambda: read_backlog(tao, viewer, last, rt.max_replay))
+                    backlog = await with_store_retries(
+                        functools.partial(read_backlog, tao, viewer, last, rt.max_replay))
                 except StoreUnavailable:
                     await give_up(ctx, last, "the store is unavailable")
                     return
             else:
-                backlog = [event]
+                backlog = [live_event]
     finally:
         await tao.broker.unlisten(channel, inbox)

@@ -2,7 +2,7 @@
 
 SQL is written once, in MySQL's flavour with `%s` placeholders and `{table}` names; a backend
 qualifies table names for the logical shard (`{objects}` -> `taogram_s0003.objects`) and
-adapts placeholders and the few dialect differences (`Dialect`). Every driver error is
+adapts placeholders and the few dialect differences (the `Backend` methods below). Every driver error is
 translated here, at the boundary, into `ShardUnavailableError`/`ShardTimeoutError`/`ConflictError`.
 """
 
@@ -32,25 +32,36 @@ class Conn(Protocol):
 
 
 class Backend(Protocol):
-    name: str  # "mysql" | "sqlite"
-    # Dialect snippets the store's SQL needs (see the implementations).
-    insert_ignore: str        # "INSERT IGNORE" | "INSERT OR IGNORE"
-    for_update: str           # " FOR UPDATE" | ""
-    skip_locked: str          # " FOR UPDATE SKIP LOCKED" | ""
-    aggregates_json: bool     # read a page as one JSON document built by the server (assoc_reads)
+    """A SQL server (or embedded files) holding the logical shards. The store's verbs never ask
+    which one it is: each difference of dialect is a method or snippet here."""
+
+    name: str  # "mysql" | "sqlite": picks the DDL of migrations, and names the backend in logs
+    for_update: str           # " FOR UPDATE" | "": the tail of a locking read
+    skip_locked: str          # " FOR UPDATE SKIP LOCKED" | "": the tail of a queue claim
 
     def upsert(self, table: str, cols: Sequence[str], key: Sequence[str], update_sql: dict[str, str],
                rows: int = 1) -> str:
-        """INSERT ... ON DUPLICATE KEY UPDATE / ON CONFLICT DO UPDATE of `rows` rows. `update_sql`
-        maps a column to an expression in which `NEW(col)` names the inserted value."""
+        """An INSERT of `rows` rows that updates the row whose `key` exists instead. `update_sql`
+        maps a column to an expression in which `NEW(col)` names the value this INSERT offered."""
         ...
 
     def keep_existing(self, key: Sequence[str]) -> str:
         """The tail of an INSERT that leaves rows whose `key` already exists untouched."""
         ...
 
+    def keys_in(self, cols: Sequence[str], n: int) -> str:
+        """A WHERE clause matching any of n keys over `cols` (params: each key's values in
+        order), in the form this server plans best for a long list of keys."""
+        ...
+
     def json_int(self, column: str, field: str) -> str:
         """An SQL expression: the integer at `field` of the JSON in `column` (NULL if absent or null)."""
+        ...
+
+    async def fetch_edges(self, conn: Conn, page: str, params: Sequence[Any]) -> list[list]:
+        """The edges `SELECT id2, time, version, data FROM <page>` selects, as
+        [id2, time, version, data dict] newest first by (time, id2): one list's page, read
+        the fastest way this server and its driver allow."""
         ...
 
     def transaction(self, shard: int) -> AbstractAsyncContextManager[Conn]: ...

@@ -18,10 +18,18 @@ from pathlib import Path
 from typing import Any
 
 import aiosqlite
+import orjson
 
 from config import StoreSettings, resolve_path
-from tao.backends.base import qualify
-from tao.errors import DeadlockError, DuplicateKeyError, ShardTimeoutError, ShardUnavailableError, TaoError
+from tao.backends.base import Conn, qualify
+from tao.errors import (
+    DeadlockError,
+    DuplicateKeyError,
+    ShardTimeoutError,
+    ShardUnavailableError,
+    TaoError,
+)
+from tao.instrumentation import SQLTimer  # metrics and spans per statement
 from tao.shardmap import ShardMap
 
 _PLACEHOLDER = re.compile(r"%s")
@@ -52,22 +60,32 @@ class _SQLiteConn:
         self._timeout = timeout
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        cur = await asyncio.wait_for(self._raw.execute(_adapt(sql), tuple(params)), self._timeout)
-        n = cur.rowcount
-        await cur.close()
-        return n
+        with SQLTimer("sqlite", self.shard, sql):
+            cur = await asyncio.wait_for(self._raw.execute(_adapt(sql), tuple(params)), self._timeout)
+            n = cur.rowcount
+            await cur.close()
+            return n
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
         if not rows:
             return 0
-        cur = await asyncio.wait_for(self._raw.executemany(_adapt(sql), [tuple(r) for r in rows]), self._timeout)
-        n = cur.rowcount
-        await cur.close()
-        return n
+        with SQLTimer("sqlite", self.shard, sql):
+            cur = await asyncio.wait_for(self._raw.executemany(_adapt(sql), [tuple(r) for r in rows]), self._timeout)
+            n = cur.rowcount
+            await cur.close()
+            return n
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
-        async with self._raw.execute(_adapt(sql), tuple(params)) as cur:
-            return list(await asyncio.wait_for(cur.fetchall(), self._timeout))
+        with SQLTimer("sqlite", self.shard, sql):
+            async with self._raw.execute(_adapt(sql), tuple(params)) as cur:
+                rows = await asyncio.wait_for(cur.fetchall(), self._timeout)
+                return [tuple(r) for r in rows]
+
+
+def _opened(conn: aiosqlite.Connection | None) -> aiosqlite.Connection:
+    if conn is None:  # _open() set both connections; a close since is a caller's bug
+        raise sqlite3.OperationalError("the shard's connection is closed")
+    return conn
 
 
 class _Shard:
@@ -81,8 +99,6 @@ class _Shard:
 
 class SQLiteBackend:
     name = "sqlite"
-    insert_ignore = "INSERT OR IGNORE"
-    aggregates_json = False  # sqlite3 builds rows in C: nothing to gain
     for_update = ""
     skip_locked = ""
 
@@ -94,7 +110,8 @@ class SQLiteBackend:
     def upsert(self, table: str, cols: Sequence[str], key: Sequence[str], update_sql: dict[str, str],
                rows: int = 1) -> str:
         sets = ", ".join(f"{c} = {re.sub(r'NEW\((\w+)\)', r'excluded.\1', e)}" for c, e in update_sql.items())
-        return (f"INSERT INTO {{{table}}} ({', '.join(cols)}) VALUES {', '.join(['(' + ', '.join(['%s'] * len(cols)) + ')'] * rows)} "
+        return (f"INSERT INTO {{{table}}} ({', '.join(cols)}) "
+                f"VALUES {', '.join(['(' + ', '.join(['%s'] * len(cols)) + ')'] * rows)} "
                 f"ON CONFLICT({', '.join(key)}) DO UPDATE SET {sets}")
 
     def keep_existing(self, key: Sequence[str]) -> str:
@@ -102,6 +119,15 @@ class SQLiteBackend:
 
     def json_int(self, column: str, field: str) -> str:
         return f"CAST(json_extract({column}, '$.{field}') AS INTEGER)"
+
+    def keys_in(self, cols: Sequence[str], n: int) -> str:
+        # An OR of per-key conditions: SQLite scans the table for a row-value IN list.
+        return " OR ".join(["(" + " AND ".join(f"{c} = %s" for c in cols) + ")"] * n)
+
+    async def fetch_edges(self, conn: Conn, page: str, params: Sequence[Any]) -> list[list]:
+        # Rows as they come: sqlite3 builds them in C, so there is nothing to gain from a document.
+        rows = await conn.fetchall(f"SELECT id2, time, version, data FROM {page}", params)
+        return [[id2, time, version, orjson.loads(data)] for id2, time, version, data in rows]
 
     async def _open(self, shard: int) -> _Shard:
         sh = self._shards[shard]
@@ -125,8 +151,8 @@ class SQLiteBackend:
     async def connection(self, shard: int) -> AsyncIterator[_SQLiteConn]:
         sh = await self._open(shard)
         try:
-            yield _SQLiteConn(sh.reader, shard, self._s.query_timeout)
-        except (sqlite3.Error, OSError, asyncio.TimeoutError, TimeoutError) as exc:
+            yield _SQLiteConn(_opened(sh.reader), shard, self._s.query_timeout)
+        except (sqlite3.Error, OSError, TimeoutError) as exc:
             raise translate(exc, shard) from exc
 
     @asynccontextmanager
@@ -134,17 +160,18 @@ class SQLiteBackend:
         sh = await self._open(shard)
         try:
             await asyncio.wait_for(sh.write_lock.acquire(), self._s.acquire_timeout)
-        except (asyncio.TimeoutError, TimeoutError) as exc:
+        except TimeoutError as exc:
             raise ShardTimeoutError(shard, "waiting for the shard's writer") from exc
         try:
-            await sh.writer.execute("BEGIN IMMEDIATE")
+            writer = _opened(sh.writer)
+            await writer.execute("BEGIN IMMEDIATE")
             try:
-                yield _SQLiteConn(sh.writer, shard, self._s.query_timeout)
+                yield _SQLiteConn(writer, shard, self._s.query_timeout)
             except BaseException:
-                await asyncio.shield(sh.writer.execute("ROLLBACK"))
+                await asyncio.shield(writer.execute("ROLLBACK"))
                 raise
-            await sh.writer.execute("COMMIT")
-        except (sqlite3.Error, OSError, asyncio.TimeoutError, TimeoutError) as exc:
+            await writer.execute("COMMIT")
+        except (sqlite3.Error, OSError, TimeoutError) as exc:
             raise translate(exc, shard) from exc
         finally:
             sh.write_lock.release()
@@ -154,7 +181,8 @@ class SQLiteBackend:
 
     async def has_table(self, shard: int, table: str) -> bool:
         async with self.connection(shard) as conn:
-            rows = await conn.fetchall("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = %s", (table,))
+            rows = await conn.fetchall("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = %s",
+                                       (table,))
         return bool(rows[0][0])
 
     async def drop_shard(self, shard: int) -> None:

@@ -27,7 +27,6 @@ from tao.cache import codec
 from tao.cache.base import Install, Value
 from tao.cache.health import ServerHealth
 
-
 # Commands per pipelined write. The replies are tiny, but bounded batches keep a slow reader
 # from ever filling both socket buffers (each side waiting on the other until the timeout).
 _PIPELINE = 256
@@ -143,7 +142,8 @@ class ServerBatches:
         current = 0
         try:
             with pool.get_and_release(destroy_on_fail=True) as client:
-                for current, wave in enumerate(waves):
+                # `current` outlives the loop: the except below reads which wave failed.
+                for current, wave in enumerate(waves):  # noqa: B007
                     out.settled = set()
                     unsettled = self._install_wave(client, health, epoch, wave, deadline, out)
                     if unsettled:

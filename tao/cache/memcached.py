@@ -34,6 +34,7 @@ from typing import Any
 from pymemcache.client.base import normalize_server_spec
 from pymemcache.client.hash import HashClient
 
+from config.settings import CacheSettings
 from tao.cache import codec
 from tao.cache.base import Install, Value
 from tao.cache.batches import Outcome, ServerBatches
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 
 _KEY_RE = re.compile(r"[!-~]+")  # what memcached's text protocol accepts: printable, no space
 _MAX_TTL = 30 * 24 * 3600  # above this memcached reads the expiry as a unix timestamp
+_DEFAULTS = CacheSettings()  # the one set of defaults: what a tier gets when a caller leaves one out
 
 
 class _BytesSerde:
@@ -63,11 +65,11 @@ class MemcachedCache:
         servers: list[str],
         *,
         key_prefix: str = "",
-        timeout: float = 0.25,
-        connect_timeout: float = 0.25,
-        ttl_seconds: int = 3600,
-        threads: int = 8,
-        heartbeat_interval: float = 0.05,
+        timeout: float = _DEFAULTS.timeout,
+        connect_timeout: float = _DEFAULTS.connect_timeout,
+        ttl_seconds: int = _DEFAULTS.ttl_seconds,
+        threads: int = _DEFAULTS.threads,
+        heartbeat_interval: float = _DEFAULTS.heartbeat_interval,
         max_install_attempts: int = 5,
     ) -> None:
         if not servers:

@@ -29,7 +29,11 @@ async def test_quick_run_measures_both_mixes_on_both_configurations_and_cleans_u
             assert set(r["verbs"]) <= set(weights)
             # The frequent verbs of the mix all ran (rare writes may not in one second).
             assert {v for v, w in weights.items() if w >= 10} <= set(r["verbs"]), (mix, config)
-            assert r["verbs"][max(weights, key=weights.get)]["p99_ms"] >= r["verbs"][max(weights, key=weights.get)]["p50_ms"] > 0
+            assert (
+                r["verbs"][max(weights, key=weights.get)]["p99_ms"]
+                >= r["verbs"][max(weights, key=weights.get)]["p50_ms"]
+                > 0
+            )
         # The baseline reads SQL for every lookup and never hits; the store went through memcached.
         assert res["nocache"]["stats"]["cache_hits"] == 0 and res["nocache"]["stats"]["cache_misses"] > 0
         assert res["nocache"]["sql_per_op"] > 0.5

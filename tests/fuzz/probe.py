@@ -25,7 +25,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import graphql
-from hypothesis import HealthCheck, Phase, given, seed as hypothesis_seed, settings, strategies as st
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import seed as hypothesis_seed
+from hypothesis import strategies as st
 from hypothesis_graphql import Mode, from_schema, nodes
 
 from schema import printed_schema
@@ -159,21 +161,57 @@ BAD_REQUESTS: list[tuple[str, str, dict[str, str], bytes | None]] = [
     ("POST", "/graphql", {"Content-Type": "application/json"}, b"null"),
     ("POST", "/graphql", {"Content-Type": "application/json"}, b"[]"),
     ("POST", "/graphql", {"Content-Type": "application/json"}, b"{"),
-    ("POST", "/graphql", {"Content-Type": "application/json"},
-     b'{"query": "{ viewer { id } }", "variables": ' + b"[" * 5000 + b"]" * 5000 + b"}"),
-    ("POST", "/graphql", {"Content-Type": "application/json"},
-     b'{"query": "{ viewer { id } }", "extensions": ' + b'{"a":' * 1000 + b"1" + b"}" * 1000 + b"}"),
-    ("POST", "/graphql", {"Content-Type": "application/json"}, b'{"query": "query A { viewer { id } } query B { viewer { id } }"}'),
-    ("POST", "/graphql", {"Content-Type": "application/json"},
-     b'{"query": "query($s: String!) { user(username: $s) { id } }", "variables": {"s": "x\\ud800y"}}'),
-    ("POST", "/graphql", {"Content-Type": "application/json"},
-     b'{"query": "{ uploadStatus(uploadId: \"\") { state } }"}'),
-    ("POST", "/graphql", {"Content-Type": "application/json"}, b'{"query": "' + b"{ viewer { id } }" * 1 + b'", "variables": 7}'),
+    (
+        "POST",
+        "/graphql",
+        {"Content-Type": "application/json"},
+        b'{"query": "{ viewer { id } }", "variables": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+    ),
+    (
+        "POST",
+        "/graphql",
+        {"Content-Type": "application/json"},
+        b'{"query": "{ viewer { id } }", "extensions": ' + b'{"a":' * 1000 + b"1" + b"}" * 1000 + b"}",
+    ),
+    (
+        "POST",
+        "/graphql",
+        {"Content-Type": "application/json"},
+        b'{"query": "query A { viewer { id } } query B { viewer { id } }"}',
+    ),
+    (
+        "POST",
+        "/graphql",
+        {"Content-Type": "application/json"},
+        b'{"query": "query($s: String!) { user(username: $s) { id } }", "variables": {"s": "x\\ud800y"}}',
+    ),
+    (
+        "POST",
+        "/graphql",
+        {"Content-Type": "application/json"},
+        b'{"query": "{ uploadStatus(uploadId: "") { state } }"}',
+    ),
+    (
+        "POST",
+        "/graphql",
+        {"Content-Type": "application/json"},
+        b'{"query": "' + b"{ viewer { id } }" * 1 + b'", "variables": 7}',
+    ),
     ("POST", "/graphql", {"Content-Type": "application/json"}, b'{"query": "' + b"a" * (3 << 20) + b'"}'),
     ("POST", "/graphql", {"Content-Type": "text/plain"}, b"{ viewer { id } }"),
     ("GET", "/graphql?query=%7B%20viewer%20%7B%20id%20%7D%20%7D&variables=%7Bbad", {}, None),
-    ("GET", "/graphql?query=mutation%20%7B%20logOut(input%3A%7B%7D)%20%7B%20errors%20%7B%20code%20%7D%20%7D%20%7D", {}, None),
-    ("POST", "/graphql", {"Content-Type": "application/json", "Authorization": "Bearer tgs_AAAA.BBBB"}, b'{"query": "{ viewer { id } }"}'),
+    (
+        "GET",
+        "/graphql?query=mutation%20%7B%20logOut(input%3A%7B%7D)%20%7B%20errors%20%7B%20code%20%7D%20%7D%20%7D",
+        {},
+        None,
+    ),
+    (
+        "POST",
+        "/graphql",
+        {"Content-Type": "application/json", "Authorization": "Bearer tgs_AAAA.BBBB"},
+        b'{"query": "{ viewer { id } }"}',
+    ),
     ("POST", "/graphql", {"Content-Type": "application/json", "X-Big": "x" * 20000}, b'{"query": "{ viewer { id } }"}'),
 ]
 

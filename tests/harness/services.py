@@ -77,7 +77,9 @@ def _mariadb_template() -> Path:
                 f"--datadir={building}", "--skip-test-db", *user, *MARIADB_COMMON_OPTS]
         done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
         if done.returncode != 0:
-            raise RuntimeError(f"mariadb-install-db failed ({done.returncode}):\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+            raise RuntimeError(
+                f"mariadb-install-db failed ({done.returncode}):\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
+            )
         (building / ".complete").touch()
         shutil.rmtree(template, ignore_errors=True)
         building.rename(template)

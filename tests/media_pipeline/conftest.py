@@ -44,7 +44,9 @@ def media_settings(request: pytest.FixtureRequest, tmp_path: Path, test_id: str)
         workers=2,
     )
     if request.param == "local":
-        return MediaSettings(backend="local", local_dir=str(tmp_path / "store"), local_base_url="http://media.test/media", **common)
+        return MediaSettings(
+            backend="local", local_dir=str(tmp_path / "store"), local_base_url="http://media.test/media", **common
+        )
     services = request.getfixturevalue("services")
     return MediaSettings(
         backend="s3",

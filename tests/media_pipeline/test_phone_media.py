@@ -16,7 +16,6 @@ from media_pipeline.process import result_key
 from tests.media_pipeline.factory import GPS_IFD, ORIENTATION, make_heic, make_video
 from tests.media_pipeline.test_processing import inspect_mp4, is_red, seed
 
-pytestmark = pytest.mark.no_blocking
 pillow_heif.register_heif_opener()
 # The GPS latitude the factory writes, as the EXIF rationals (48/1, 51/1) appear in the file.
 LATITUDE_BYTES = struct.pack(">IIII", 48, 1, 51, 1)
@@ -68,7 +67,10 @@ async def test_a_truncated_heic_fails_with_a_reason(store, media_settings):
 async def test_hevc_main10_mov_from_a_phone_is_laddered_upright(store, media_settings, tmp_path):
     src = make_video(tmp_path / "in.mov", width=320, height=240, rotation=90, codec="libx265", container="mov")
     with av.open(str(src)) as c:
-        assert (c.streams.video[0].codec_context.name, c.streams.video[0].codec_context.pix_fmt) == ("hevc", "yuv420p10le")
+        assert (c.streams.video[0].codec_context.name, c.streams.video[0].codec_context.pix_fmt) == (
+            "hevc",
+            "yuv420p10le",
+        )
     key = await seed(store, src.read_bytes())
     result = await process_media(media_settings, key, "video")
 

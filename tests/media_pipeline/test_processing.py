@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import io
 import json
 import os
@@ -20,7 +19,6 @@ from media_pipeline import CorruptMediaError, MediaRejectedError, ProcessOptions
 from media_pipeline.process import job_dir, result_key
 from tests.media_pipeline.factory import GPS_IFD, ORIENTATION, make_image, make_video, mp4_top_level_boxes
 
-pytestmark = pytest.mark.no_blocking
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -193,7 +191,7 @@ async def test_worker_killed_mid_transcode_publishes_nothing_and_the_retry_finis
     key = await seed(store, make_video(tmp_path / "in.mp4", seconds=2).read_bytes())
     marker = tmp_path / "mid-transcode"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.media_pipeline.kill_helper", json.dumps(dataclasses.asdict(media_settings)), key, str(marker)],
+        [sys.executable, "-m", "tests.media_pipeline.kill_helper", media_settings.model_dump_json(), key, str(marker)],
         cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
@@ -204,7 +202,12 @@ async def test_worker_killed_mid_transcode_publishes_nothing_and_the_retry_finis
             await asyncio.sleep(0.1)
         assert marker.exists(), f"the job never reached mid-transcode (exit code {proc.poll()})"
         scratch = job_dir(media_settings, key)
-        assert sorted(p.name for p in (scratch / "out").iterdir()) == ["av1_240.mp4", "mp4_120.mp4", "mp4_180.mp4", "mp4_240.mp4"]
+        assert sorted(p.name for p in (scratch / "out").iterdir()) == [
+            "av1_240.mp4",
+            "mp4_120.mp4",
+            "mp4_180.mp4",
+            "mp4_240.mp4",
+        ]
     finally:
         proc.send_signal(signal.SIGKILL)
         await asyncio.to_thread(proc.wait, 30)

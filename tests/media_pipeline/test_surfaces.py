@@ -16,8 +16,6 @@ from media_pipeline.crops import FocalPoint, crop_box
 from tests.media_pipeline.factory import make_image, make_video
 from tests.media_pipeline.test_processing import is_red, seed
 
-pytestmark = pytest.mark.no_blocking
-
 
 @pytest.mark.parametrize(
     ("size", "aspect", "focal", "box"),
@@ -110,13 +108,19 @@ async def test_hls_is_accepted_by_a_player_library(store, media_settings, tmp_pa
         peak, total, seconds = 0.0, 0, 0.0
         for i, seg in enumerate(rung.segments):
             data = await store.get_bytes(media_key.rsplit("/", 1)[0] + "/" + seg.uri)
-            peak, total, seconds = max(peak, len(data) * 8 / seg.duration), total + len(data) * 8, seconds + seg.duration
+            peak, total, seconds = (
+                max(peak, len(data) * 8 / seg.duration),
+                total + len(data) * 8,
+                seconds + seg.duration,
+            )
             if i == 0:
                 with av.open(io.BytesIO(data), format="mpegts") as c:
                     v = c.streams.video[0]
                     frame = next(c.decode(v))
                     assert (frame.width, frame.height) == info.resolution
-                    profile_level = bytes([{"High": 0x64, "Main": 0x4D}[v.codec_context.profile], 0, v.codec_context.level]).hex()
+                    profile_level = bytes(
+                        [{"High": 0x64, "Main": 0x4D}[v.codec_context.profile], 0, v.codec_context.level]
+                    ).hex()
                     assert info.codecs == f"avc1.{profile_level},mp4a.40.2"
                     assert c.streams.audio[0].codec_context.name == "aac"
         assert info.bandwidth >= math.floor(peak), "BANDWIDTH is the peak segment bit rate"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import os
 import time
-from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -26,8 +25,6 @@ from media_pipeline import (
 from tests.media_pipeline.conftest import MIN_PART, part_hashes, put_part, sha256_hex, upload_all
 from tests.media_pipeline.factory import make_image, make_video
 
-pytestmark = pytest.mark.no_blocking
-
 
 def noise_png(width: int, height: int) -> bytes:
     """A PNG that does not compress: big enough for several S3 parts, still a real image."""
@@ -44,7 +41,13 @@ async def test_image_upload_round_trip(uploads, store):
     status = await uploads.upload_status(ticket.upload_id)
     assert (status.state, status.parts_present, status.missing) == ("open", [1], [])
     done = await uploads.complete_upload(ticket.upload_id)
-    assert (done.kind, done.content_type, done.width, done.height, done.byte_size) == ("image", "image/jpeg", 400, 300, len(data))
+    assert (done.kind, done.content_type, done.width, done.height, done.byte_size) == (
+        "image",
+        "image/jpeg",
+        400,
+        300,
+        len(data),
+    )
     assert await store.get_bytes(done.media_key) == data
     assert (await uploads.upload_status(ticket.upload_id)).state == "completed"
 

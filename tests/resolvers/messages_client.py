@@ -6,14 +6,19 @@ import base64
 import uuid
 
 from tao import shard_of
+from tao.testing import TaoTestHooks as hooks
 
-MSG_FIELDS = "id kind text clientMessageId sender { username } seenBy { username } reactions { emoji user { username } }"
+MSG_FIELDS = (
+    "id kind text clientMessageId sender { username } seenBy { username } reactions { emoji user { username } }"
+)
 SEND = f"""mutation($i: MessageSendInput!) {{ sendMessage(input: $i) {{
   message {{ {MSG_FIELDS} }} thread {{ id isGroup }} errors {{ code message field }} }} }}"""
 INBOX = """query($f: InboxFolder!) { inbox { unreadThreadCount unreadMessageCount
   threads(folder: $f) { nodes { id isGroup name unreadCount isRequest isMuted lastMessage { text }
     members { username } } } } }"""
-MESSAGES = f"""query($t: ID!) {{ thread(id: $t) {{ id messages {{ nodes {{ {MSG_FIELDS} replyTo {{ text }} }} }} }} }}"""
+MESSAGES = (
+    f"""query($t: ID!) {{ thread(id: $t) {{ id messages {{ nodes {{ {MSG_FIELDS} replyTo {{ text }} }} }} }} }}"""
+)
 
 
 def store_id(global_id: str) -> int:
@@ -52,11 +57,18 @@ class DM:
 
     async def mutate(self, name: str, token: str, i: dict, fields: str = "errors { code message field }") -> dict:
         input_type = {
-            "markThreadRead": "ThreadMarkReadInput", "reactToMessage": "MessageReactInput",
-            "unsendMessage": "MessageUnsendInput", "editMessage": "MessageEditInput", "acceptMessageRequest": "MessageRequestAcceptInput",
-            "declineMessageRequest": "MessageRequestDeclineInput", "muteThread": "ThreadMuteInput",
-            "createGroupThread": "ThreadCreateInput", "addThreadMembers": "ThreadAddMembersInput",
-            "leaveThread": "ThreadLeaveInput", "renameThread": "ThreadRenameInput", "setTyping": "ThreadTypingInput",
+            "markThreadRead": "ThreadMarkReadInput",
+            "reactToMessage": "MessageReactInput",
+            "unsendMessage": "MessageUnsendInput",
+            "editMessage": "MessageEditInput",
+            "acceptMessageRequest": "MessageRequestAcceptInput",
+            "declineMessageRequest": "MessageRequestDeclineInput",
+            "muteThread": "ThreadMuteInput",
+            "createGroupThread": "ThreadCreateInput",
+            "addThreadMembers": "ThreadAddMembersInput",
+            "leaveThread": "ThreadLeaveInput",
+            "renameThread": "ThreadRenameInput",
+            "setTyping": "ThreadTypingInput",
         }[name]
         body = await self.gql(f"mutation($i: {input_type}!) {{ {name}(input: $i) {{ {fields} }} }}", {"i": i}, token)
         assert "errors" not in body, body["errors"]
@@ -65,7 +77,7 @@ class DM:
     async def raw_object_data(self, obj_id: int) -> str | None:
         """The `data` column of an object's row, straight from its shard (no codec, no cache)."""
         tao = self.gql.tao
-        async with tao.backend.connection(shard_of(obj_id)) as conn:
+        async with hooks(tao).backend.connection(shard_of(obj_id)) as conn:
             rows = await conn.fetchall("SELECT data FROM {objects} WHERE id = %s", (obj_id,))
         return rows[0][0] if rows else None
 
@@ -73,6 +85,6 @@ class DM:
         tao = self.gql.tao
         total = 0
         for s in range(tao.n_shards):
-            async with tao.backend.connection(s) as conn:
+            async with hooks(tao).backend.connection(s) as conn:
                 total += (await conn.fetchall("SELECT COUNT(*) FROM {objects} WHERE otype = %s", (otype_code,)))[0][0]
         return total

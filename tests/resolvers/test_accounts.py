@@ -8,8 +8,6 @@ import time
 
 import pytest
 
-pytestmark = pytest.mark.no_blocking
-
 SIGN_UP = """mutation($i: AccountSignUpInput!) {
   signUp(input: $i) { token user { id username fullName } errors { code message field } }
 }"""
@@ -134,7 +132,9 @@ async def test_concurrent_sign_ups_for_one_name_make_one_account(gql):
     assert len(winners) == 1
     assert sorted(e["code"] for p in results for e in p["errors"]) == ["USERNAME_TAKEN", "USERNAME_TAKEN"]
     uid = (await gql.tao.key_get_many("username", ["race"]))["race"]
-    assert (await gql.ok(VIEWER, token=winners[0]["token"]))["viewer"]["username"] == (await gql.tao.obj_get([uid]))[uid].data["username"]
+    assert (await gql.ok(VIEWER, token=winners[0]["token"]))["viewer"]["username"] == (await gql.tao.obj_get([uid]))[
+        uid
+    ].data["username"]
 
 
 @pytest.mark.parametrize("header", ["Bearer", "Basic abc", "Bearer tgs_not-a-real-token", "Bearer " + "x" * 300])

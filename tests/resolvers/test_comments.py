@@ -76,11 +76,16 @@ async def test_delete_comment_by_author_or_post_author_only(gql):
     c1 = (await add(gql, tb, post, "by bob"))["comment"]["id"]
     c2 = (await add(gql, tc, post, "by cy"))["comment"]["id"]
     r = (await add(gql, tc, post, "reply by cy", c1))["comment"]["id"]
-    await gql.ok("mutation($i: CommentLikeInput!) { likeComment(input: $i) { errors { code } } }", {"i": {"commentId": c1}}, tc)
+    await gql.ok(
+        "mutation($i: CommentLikeInput!) { likeComment(input: $i) { errors { code } } }", {"i": {"commentId": c1}}, tc
+    )
     # a third party may not delete
     assert (await gql.ok(DELETE, {"i": {"commentId": c1}}, tc))["deleteComment"]["errors"] == [{"code": "NOT_ALLOWED"}]
     # the comment's author may; its replies go with it
-    assert (await gql.ok(DELETE, {"i": {"commentId": c1}}, tb))["deleteComment"] == {"deletedCommentId": c1, "errors": []}
+    assert (await gql.ok(DELETE, {"i": {"commentId": c1}}, tb))["deleteComment"] == {
+        "deletedCommentId": c1,
+        "errors": [],
+    }
     # the post's author may delete anyone's comment
     assert (await gql.ok(DELETE, {"i": {"commentId": c2}}, ta))["deleteComment"]["errors"] == []
     p = (await gql.ok(POST, {"id": post}, ta))["node"]

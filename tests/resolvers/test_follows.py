@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
-pytestmark = pytest.mark.no_blocking
-
 REL = """query($u: String!) { user(username: $u) {
   viewerFollowStatus viewerFollows followsViewer viewerBlocks viewerMutes hasRequestedToFollowViewer
 } }"""
@@ -52,7 +48,9 @@ async def test_private_account_gets_a_request_then_approves(gql):
     reqs = (await gql.ok("{ viewer { followRequests { nodes { username } } followerCount } }", token=tb))["viewer"]
     assert names(reqs["followRequests"]) == [] and reqs["followerCount"] == 1
     # approving again: no such request
-    assert [e["code"] for e in (await gql.mutate("approveFollowRequest", tb, a, "errors { code }"))["errors"]] == ["REQUEST_NOT_FOUND"]
+    assert [e["code"] for e in (await gql.mutate("approveFollowRequest", tb, a, "errors { code }"))["errors"]] == [
+        "REQUEST_NOT_FOUND"
+    ]
 
 
 async def test_reject_and_withdraw_requests(gql):
@@ -66,7 +64,9 @@ async def test_reject_and_withdraw_requests(gql):
     assert (await gql.mutate("unfollow", ta, b))["status"] == "NONE"  # withdraws the request
     reqs = (await gql.ok("{ viewer { followRequests { nodes { username } } } }", token=tb))["viewer"]
     assert names(reqs["followRequests"]) == []
-    assert await gql.tao.assoc_count((await gql.tao.key_get_many("username", ["bob"]))["bob"], "FOLLOW_REQUESTED_BY") == 0
+    assert (
+        await gql.tao.assoc_count((await gql.tao.key_get_many("username", ["bob"]))["bob"], "FOLLOW_REQUESTED_BY") == 0
+    )
 
 
 async def test_follow_requests_are_private_to_the_account(gql):
@@ -102,7 +102,12 @@ async def test_going_public_accepts_pending_requests(gql):
     await gql.mutate("follow", tc, b)
     await gql.ok("mutation { updateProfile(input: {isPrivate: false}) { errors { code } } }", token=tb)
     await gql.tao.run_jobs_until_idle()
-    me = (await gql.ok("{ viewer { followerCount followRequests { nodes { username } } followers { nodes { username } } } }", token=tb))["viewer"]
+    me = (
+        await gql.ok(
+            "{ viewer { followerCount followRequests { nodes { username } } followers { nodes { username } } } }",
+            token=tb,
+        )
+    )["viewer"]
     assert me["followerCount"] == 2 and names(me["followRequests"]) == []
     assert sorted(names(me["followers"])) == ["ada", "cy"]
 
@@ -113,7 +118,9 @@ async def test_mute_and_unmute(gql):
     await gql.mutate("follow", ta, b)
     p = await gql.mutate("mute", ta, b, "user { viewerMutes viewerFollows } errors { code }")
     assert p == {"user": {"viewerMutes": True, "viewerFollows": True}, "errors": []}  # a mute keeps the follow
-    assert names((await gql.ok("{ viewer { mutedUsers { nodes { username } } } }", token=ta))["viewer"]["mutedUsers"]) == ["bob"]
+    assert names(
+        (await gql.ok("{ viewer { mutedUsers { nodes { username } } } }", token=ta))["viewer"]["mutedUsers"]
+    ) == ["bob"]
     p = await gql.mutate("unmute", ta, b, "user { viewerMutes } errors { code }")
     assert p == {"user": {"viewerMutes": False}, "errors": []}
 
@@ -126,7 +133,7 @@ async def test_followers_you_follow(gql):
         t, uid = await gql.sign_up(name)
         friends.append((t, uid))
         await gql.mutate("follow", t, s)
-    for t, uid in friends[:4]:
+    for _, uid in friends[:4]:
         await gql.mutate("follow", tv, uid)
     _, stranger = await gql.sign_up("stranger")
     q = '{ user(username: "star") { followersYouFollow(first: 2) { totalCount users { username } } } }'

@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 LIKE = "mutation($i: PostLikeInput!) { likePost(input: $i) { post { likeCount viewerHasLiked } errors { code } } }"
-UNLIKE = "mutation($i: PostUnlikeInput!) { unlikePost(input: $i) { post { likeCount viewerHasLiked } errors { code } } }"
+UNLIKE = (
+    "mutation($i: PostUnlikeInput!) { unlikePost(input: $i) { post { likeCount viewerHasLiked } errors { code } } }"
+)
 POST = """query($id: ID!) { node(id: $id) { ... on Post { likeCount viewerHasLiked
   likers(first: 10) { nodes { username } } } } }"""
 
@@ -55,8 +57,10 @@ async def test_comment_likes(gql):
     data = await gql.ok("mutation($i: CommentAddInput!) { addComment(input: $i) { comment { id } } }",
                         {"i": {"postId": post, "text": "hi"}}, tb)
     cid = data["addComment"]["comment"]["id"]
-    like = "mutation($i: CommentLikeInput!) { likeComment(input: $i) { comment { likeCount viewerHasLiked } errors { code } } }"
-    unlike = "mutation($i: CommentUnlikeInput!) { unlikeComment(input: $i) { comment { likeCount viewerHasLiked } errors { code } } }"
+    like = ("mutation($i: CommentLikeInput!) { likeComment(input: $i) { "
+            "comment { likeCount viewerHasLiked } errors { code } } }")
+    unlike = ("mutation($i: CommentUnlikeInput!) { unlikeComment(input: $i) { "
+              "comment { likeCount viewerHasLiked } errors { code } } }")
     for _ in range(2):
         assert (await gql.ok(like, {"i": {"commentId": cid}}, ta))["likeComment"] == {
             "comment": {"likeCount": 1, "viewerHasLiked": True}, "errors": []}

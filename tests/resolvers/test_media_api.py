@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import re
 import io
+import re
 import socket
+from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -27,7 +28,6 @@ from tests.schema.client import GQL, graphql_settings
 S3_MIN_PART = 5 * 1024 * 1024
 LOCAL_PART = 16 * 1024  # small parts, so the local path really uploads several
 HTTP_TIMEOUT = aiohttp.ClientTimeout(total=30)
-pytestmark = pytest.mark.no_blocking  # the media path never blocks the event loop
 
 START = """mutation($i: UploadStartInput!) { startUpload(input: $i) {
   upload { id partSize parts { number url headers { name value } expiresAt } }
@@ -78,6 +78,12 @@ def media_settings(request, test_id: str, tmp_path: Path):
 @pytest.fixture
 async def api(media_settings):
     """(GraphQL client, HTTP session for the signed URLs) over the real app on a real port."""
+    async with _api(media_settings) as both:
+        yield both
+
+
+@asynccontextmanager
+async def _api(media_settings):
     pre = await open_tao(media_settings, migrate=True, start_worker=False)
     await pre.close()
     app = await asyncio.to_thread(create_app, media_settings)
@@ -133,7 +139,9 @@ async def upload(gql, http, token, data: bytes, kind="IMAGE", content_type="imag
 
 
 async def complete(gql, token, upload_id: str, share_location=False) -> dict:
-    return (await gql.ok(COMPLETE, {"i": {"uploadId": upload_id, "shareLocation": share_location}}, token))["completeUpload"]
+    return (await gql.ok(COMPLETE, {"i": {"uploadId": upload_id, "shareLocation": share_location}}, token))[
+        "completeUpload"
+    ]
 
 
 async def node(gql, token, gid: str, query=MEDIA):
@@ -350,7 +358,9 @@ async def test_bad_input_gives_typed_errors_and_changes_nothing(api, media_setti
     for part, body in zip(up["parts"], parts_of(data, up["partSize"])):
         assert await put(http, part, body) == 200
     bad = await complete(gql, ta, up["id"])
-    assert [(e["code"], e["field"]) for e in bad["errors"]] == [("CHECKSUM_MISMATCH", "sha256")] and bad["media"] is None
+    assert [(e["code"], e["field"]) for e in bad["errors"]] == [("CHECKSUM_MISMATCH", "sha256")] and bad[
+        "media"
+    ] is None
     assert (await node(gql, ta, p["startUpload"]["media"]["id"]))["status"] == "UPLOADING"
     assert [e["code"] for e in (await complete(gql, ta, up["id"]))["errors"]] == ["UPLOAD_FAILED"]
 
@@ -410,6 +420,24 @@ async def test_stale_upload_sweep_aborts_open_uploads(api, media_settings):
     gone = await complete(gql, ta, p["upload"]["id"])
     assert [e["code"] for e in gone["errors"]] == ["NOT_FOUND"]
     assert (await node(gql, ta, p["media"]["id"]))["status"] == "UPLOADING"
+
+
+@pytest.mark.parametrize("media_settings", ["local"], indirect=True)
+async def test_a_server_without_a_job_worker_still_sweeps_abandoned_uploads(media_settings):
+    """Production's servers run no in-process worker (jobs run in `python -m tao worker`): the
+    sweep runs in every server process all the same, on its own schedule."""
+    media_settings.jobs.in_process_worker = False
+    media_settings.media.abandoned_upload_seconds = 1
+    media_settings.media.sweep_interval_seconds = 0.2
+    async with _api(media_settings) as (gql, http):
+        ta, _ = await gql.sign_up("ada")
+        p = await upload(gql, http, ta, jpeg(120, 90), part_size=part_size(media_settings))
+        for _ in range(300):  # sweeps every 0.1-0.2 s; the upload is abandoned after 1 s
+            if (await gql.ok(STATUS, {"u": p["upload"]["id"]}, ta))["uploadStatus"] is None:
+                break
+            await asyncio.sleep(0.1)
+        assert (await gql.ok(STATUS, {"u": p["upload"]["id"]}, ta))["uploadStatus"] is None
+        assert (await node(gql, ta, p["media"]["id"]))["status"] == "UPLOADING"
 
 
 def store_id(global_id: str) -> int:

@@ -14,10 +14,15 @@ from PIL import Image
 from resolvers.media import pick_variant
 from tests.media_pipeline.factory import GPS_IFD, make_heic, make_video
 from tests.resolvers.test_media_api import (  # noqa: F401  (fixtures)
-    _stop_workers, api, complete, media_settings, node, part_size, start, upload,
+    _stop_workers,
+    api,
+    complete,
+    media_settings,
+    node,
+    part_size,
+    start,
+    upload,
 )
-
-pytestmark = pytest.mark.no_blocking
 
 COMPLETE_AT = """mutation($i: UploadCompleteInput!) { completeUpload(input: $i) {
   media { id status } errors { code field message } } }"""
@@ -113,7 +118,9 @@ async def test_bad_focal_points_and_aspects_are_refused(api, media_settings):
 
 
 def _v(name: str, w: int, h: int, ctype: str = "image/jpeg", codecs: str | None = None) -> dict:
-    return {"name": name, "width": w, "height": h, "content_type": ctype, "key": name} | ({"codecs": codecs} if codecs else {})
+    return {"name": name, "width": w, "height": h, "content_type": ctype, "key": name} | (
+        {"codecs": codecs} if codecs else {}
+    )
 
 
 IMAGE = [_v("original", 4000, 3000), _v("jpeg_1080", 1080, 810), _v("webp_1080", 1080, 810, "image/webp"),

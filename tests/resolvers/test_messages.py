@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from tao.testing import TaoTestHooks as hooks
 from tao.types import MESSAGE, THREAD
 from tests.resolvers.messages_client import DM, store_id
-
-pytestmark = pytest.mark.no_blocking
 
 
 @pytest.fixture
@@ -122,7 +121,7 @@ async def test_bodies_are_encrypted_at_rest(gql, dm):
     assert '"k":"dev"' in raw.replace(" ", "")  # the key id is stored beside the ciphertext
     # nothing else in the store holds it either: outbox rows and edges carry ids only
     for s in range(gql.tao.n_shards):
-        async with gql.tao.backend.connection(s) as conn:
+        async with hooks(gql.tao).backend.connection(s) as conn:
             for table, col in (("outbox", "payload"), ("assocs", "data"), ("objects", "data")):
                 rows = await conn.fetchall(f"SELECT {col} FROM {{{table}}}")
                 assert not any("swordfish" in str(r[0]) for r in rows), table

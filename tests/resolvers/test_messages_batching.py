@@ -4,14 +4,11 @@ DataLoader whose batch makes one many-keys store call."""
 
 from __future__ import annotations
 
-import pytest
-
 from tests.resolvers.messages_client import DM
 
-pytestmark = pytest.mark.no_blocking
-
 QUERY = """{ inbox { unreadThreadCount unreadMessageCount threads(folder: REQUESTS, first: 50) { nodes {
-  id name unreadCount isMuted isRequest members { username } lastMessage { text sender { username } seenBy { username } }
+  id name unreadCount isMuted isRequest members { username }
+  lastMessage { text sender { username } seenBy { username } }
 } } } }"""
 
 

@@ -7,9 +7,8 @@ from contextlib import asynccontextmanager
 
 import pytest
 
+from tao.testing import TaoTestHooks as hooks
 from tests.resolvers.messages_client import DM, store_id
-
-pytestmark = pytest.mark.no_blocking
 
 WS_PROTOCOL = "graphql-transport-ws"
 EVENT_FIELDS = """__typename cursor eventId
@@ -47,9 +46,12 @@ class Sub:
 @asynccontextmanager
 async def subscribed(gql, token: str | None, field: str = "inboxEvents", args: str = "", variables: dict | None = None):
     async with gql.client.ws_connect("/graphql", protocols=[WS_PROTOCOL]) as ws:
-        await ws.send_json({"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"} if token else {}})
+        await ws.send_json(
+            {"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"} if token else {}}
+        )
         assert (await ws.receive_json(timeout=10))["type"] == "connection_ack"
-        q = f"subscription{args} {{ {field}{'(' + ', '.join(f'{k}: ${k}' for k in (variables or {})) + ')' if variables else ''} {{ {EVENT_FIELDS} }} }}"
+        arguments = "(" + ", ".join(f"{k}: ${k}" for k in variables) + ")" if variables else ""
+        q = f"subscription{args} {{ {field}{arguments} {{ {EVENT_FIELDS} }} }}"
         await ws.send_json({"id": "1", "type": "subscribe", "payload": {"query": q, "variables": variables or {}}})
         await asyncio.sleep(0.3)  # the subscription is listening before the test writes
         yield Sub(ws)
@@ -122,7 +124,9 @@ async def test_subscriptions_need_a_session(gql):
     async with gql.client.ws_connect("/graphql", protocols=[WS_PROTOCOL]) as ws:
         await ws.send_json({"type": "connection_init", "payload": {}})
         assert (await ws.receive_json(timeout=10))["type"] == "connection_ack"
-        await ws.send_json({"id": "1", "type": "subscribe", "payload": {"query": "subscription { inboxEvents { cursor } }"}})
+        await ws.send_json(
+            {"id": "1", "type": "subscribe", "payload": {"query": "subscription { inboxEvents { cursor } }"}}
+        )
         msg = await ws.receive_json(timeout=10)
         assert "logged in" in str(msg["payload"]), msg
     # after logout: the socket is refused
@@ -154,7 +158,7 @@ async def test_typing_is_pushed_and_never_stored(gql, dm):
 async def _store_rows(gql) -> tuple:
     counts = []
     for s in range(gql.tao.n_shards):
-        async with gql.tao.backend.connection(s) as conn:
+        async with hooks(gql.tao).backend.connection(s) as conn:
             for table in ("objects", "assocs", "outbox"):
                 counts.append((await conn.fetchall(f"SELECT COUNT(*) FROM {{{table}}}"))[0][0])
     return tuple(counts)
@@ -217,7 +221,9 @@ async def test_edit_reaches_live_clients_stays_sealed_and_keeps_retries_idempote
     again = await dm.sent(ta, to=[b], text="see you at 5", cid="c-edit")
     assert again["message"]["id"] == mid
     # only the sender, only text, within the limit
-    assert [x["code"] for x in (await dm.mutate("editMessage", tb, {"messageId": mid, "text": "x"}))["errors"]] == ["NOT_SENDER"]
+    assert [x["code"] for x in (await dm.mutate("editMessage", tb, {"messageId": mid, "text": "x"}))["errors"]] == [
+        "NOT_SENDER"
+    ]
     bad = await dm.mutate("editMessage", ta, {"messageId": mid, "text": "y" * 1001})
     assert [x["code"] for x in bad["errors"]] == ["TOO_LONG"]
     assert (await dm.messages(tb, thread))[0]["text"] == "see you at 6"

@@ -5,14 +5,9 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 from tests.media_pipeline.factory import make_video
 from tests.resolvers.messages_client import DM
-from tests.resolvers.test_media_api import (_stop_workers, api, complete, jpeg, media_settings, node,  # noqa: F401
-                                            part_size, upload)
-
-pytestmark = pytest.mark.no_blocking
+from tests.resolvers.test_media_api import _stop_workers, api, complete, jpeg, media_settings, node, part_size, upload  # noqa: F401
 
 MSGS = """query($t: ID!) { thread(id: $t) { messages { nodes { kind media { type status duration
   variants { name contentType url } } } } } }"""

@@ -7,8 +7,6 @@ import pytest
 from tao.types import MESSAGE, THREAD
 from tests.resolvers.messages_client import DM, global_id, store_id
 
-pytestmark = pytest.mark.no_blocking
-
 THREAD_Q = "query($t: ID!) { thread(id: $t) { id name isGroup members { username } } }"
 
 
@@ -121,7 +119,9 @@ async def test_group_threads_add_leave_rename_and_the_member_cap(gql, dm, gql_se
     group = p["thread"]["id"]
     assert sorted(m["username"] for m in p["thread"]["members"]) == ["ada", "u0", "u1"]
     assert codes(await dm.mutate("createGroupThread", ta, {"userIds": ids})) == ["TOO_MANY_MEMBERS"]
-    assert codes(await dm.mutate("addThreadMembers", ta, {"threadId": group, "userIds": ids[2:]})) == ["TOO_MANY_MEMBERS"]
+    assert codes(await dm.mutate("addThreadMembers", ta, {"threadId": group, "userIds": ids[2:]})) == [
+        "TOO_MANY_MEMBERS"
+    ]
     ok = await dm.mutate("addThreadMembers", ta, {"threadId": group, "userIds": [ids[2]]},
                          "thread { members { username } } errors { code }")
     assert len(ok["thread"]["members"]) == 4
@@ -143,7 +143,12 @@ async def test_reactions_replies_and_mute(gql, dm):
     tb, b = await gql.sign_up("bob")
     p = await dm.sent(ta, to=[b], text="question?")
     thread, mid = p["thread"]["id"], p["message"]["id"]
-    r = await dm.mutate("reactToMessage", tb, {"messageId": mid, "emoji": "❤️"}, "message { reactions { emoji user { username } } } errors { code }")
+    r = await dm.mutate(
+        "reactToMessage",
+        tb,
+        {"messageId": mid, "emoji": "❤️"},
+        "message { reactions { emoji user { username } } } errors { code }",
+    )
     assert r == {"message": {"reactions": [{"emoji": "❤️", "user": {"username": "bob"}}]}, "errors": []}
     assert codes(await dm.mutate("reactToMessage", tb, {"messageId": mid, "emoji": "lol"})) == ["EMOJI_INVALID"]
     await dm.mutate("reactToMessage", tb, {"messageId": mid, "emoji": None})
@@ -175,9 +180,16 @@ async def test_bad_input_is_refused_and_stores_nothing(gql, dm):
     assert (await gql.ok(THREAD_Q, {"t": thread}, tc))["thread"] is None
     assert await dm.messages(tc, thread) is None
     assert codes(await dm.mutate("markThreadRead", tc, {"threadId": thread})) == ["THREAD_NOT_FOUND"]
-    body = await gql(f"mutation {{ sendMessage(input: {{clientMessageId: \"a\", threadId: \"nope\", text: \"x\"}}) {{ errors {{ code }} }} }}", token=ta)
+    body = await gql(
+        'mutation { sendMessage(input: {clientMessageId: "a", threadId: "nope", text: "x"}) '
+        "{ errors { code } } }",
+        token=ta,
+    )
     assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
-    anon = await gql(f"mutation {{ sendMessage(input: {{clientMessageId: \"a\", threadId: \"{thread}\", text: \"x\"}}) {{ errors {{ code }} }} }}")
+    anon = await gql(
+        f'mutation {{ sendMessage(input: {{clientMessageId: "a", threadId: "{thread}", text: "x"}}) '
+        "{ errors { code } } }"
+    )
     assert anon["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
     assert (await gql("{ inbox { unreadThreadCount } }"))["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
     after = (await dm.count_objects(MESSAGE.code), await dm.count_objects(THREAD.code))

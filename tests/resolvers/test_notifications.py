@@ -149,7 +149,8 @@ async def test_blocked_and_muted_actors_never_notify_and_hidden_targets(gql):
     td, _ = await gql.sign_up("dee")
     await gql.ok(LIKE, {"i": {"postId": post2}}, td)
     assert len(nodes(await listed(gql, ta))) == 1
-    await gql.ok("mutation($i: PostDeleteInput!) { deletePost(input: $i) { errors { code } } }", {"i": {"postId": post2}}, ta)
+    await gql.ok("mutation($i: PostDeleteInput!) { deletePost(input: $i) { errors { code } } }",
+                 {"i": {"postId": post2}}, ta)
     assert nodes(await listed(gql, ta)) == []
 
 

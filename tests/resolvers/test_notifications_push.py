@@ -16,7 +16,8 @@ REGISTER = """mutation($i: PushSubscriptionRegisterInput!) { registerPushSubscri
   registered errors { code field } } }"""
 UNREGISTER = """mutation($i: PushSubscriptionUnregisterInput!) { unregisterPushSubscription(input: $i) {
   registered errors { code field } } }"""
-PREFS = """mutation($i: NotificationPreferencesUpdateInput!) { updateNotificationPreferences(input: $i) { errors { code } } }"""
+PREFS = """mutation($i: NotificationPreferencesUpdateInput!) {
+  updateNotificationPreferences(input: $i) { errors { code } } }"""
 
 
 @pytest.fixture

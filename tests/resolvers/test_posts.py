@@ -74,7 +74,11 @@ async def test_edit_post_moves_hashtag_and_mention_edges(gql):
     assert data["editPost"] == {"post": {"caption": "#two #three @cy", "hashtags": ["two", "three"],
                                          "mentions": [{"username": "cy"}]}, "errors": []}
     counts = {n: (await gql.ok(HASHTAG, {"n": n}))["hashtag"] for n in ("one", "two", "three")}
-    assert {n: h and h["postCount"] for n, h in counts.items()} == {"one": None, "two": 1, "three": 1}  # no post: no tag
+    assert {n: h and h["postCount"] for n, h in counts.items()} == {
+        "one": None,
+        "two": 1,
+        "three": 1,
+    }  # no post: no tag
     assert await gql.tao.assoc_count(await uid(gql, "bob"), "MENTIONED_IN") == 0
     assert await gql.tao.assoc_count(await uid(gql, "cy"), "MENTIONED_IN") == 1
     # only the author may edit
@@ -88,7 +92,9 @@ async def test_delete_post_removes_it_everywhere(gql):
     ta, a = await gql.sign_up("ada")
     tb, _ = await gql.sign_up("bob")
     post = (await create(gql, ta, "bye #gone"))["post"]
-    await gql.ok("mutation($i: PostLikeInput!) { likePost(input: $i) { errors { code } } }", {"i": {"postId": post["id"]}}, tb)
+    await gql.ok(
+        "mutation($i: PostLikeInput!) { likePost(input: $i) { errors { code } } }", {"i": {"postId": post["id"]}}, tb
+    )
     c = await gql.ok("mutation($i: CommentAddInput!) { addComment(input: $i) { comment { id } errors { code } } }",
                      {"i": {"postId": post["id"], "text": "nice"}}, tb)
     assert c["addComment"]["errors"] == []
@@ -179,8 +185,8 @@ async def test_post_with_media_processing_until_published(gql):
     tb, _ = await gql.sign_up("bob")
     ada = await uid(gql, "ada")
     # uploads as the media pipeline will record them (its GraphQL types are not part of this test)
-    m1 = await gql.tao.obj_add("MEDIA", {"kind": "photo", "status": "ready"}, owner=ada)
-    m2 = await gql.tao.obj_add("MEDIA", {"kind": "video", "status": "processing"}, owner=ada)
+    m1 = await gql.tao.obj_add("MEDIA", {"kind": "image", "status": "ready", "owner": ada}, owner=ada)
+    m2 = await gql.tao.obj_add("MEDIA", {"kind": "video", "status": "processing", "owner": ada}, owner=ada)
     for m in (m1, m2):
         await gql.tao.assoc_add(ada, "UPLOADED", m)
     from schema.relay import node_types, register_node, to_global_id

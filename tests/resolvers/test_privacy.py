@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import pytest
 
-pytestmark = pytest.mark.no_blocking
-
 USER = "query($u: String!) { user(username: $u) { username } }"
 NODE = "query($id: ID!) { node(id: $id) { id ... on User { username } } }"
 NODES = "query($ids: [ID!]!) { nodes(ids: $ids) { id } }"
@@ -56,7 +54,9 @@ async def test_block_hides_both_ways_everywhere(gql):
 async def test_block_list_is_private(gql):
     ta, _ = await gql.sign_up("ada")
     await gql.sign_up("bob")
-    body = await gql('{ user(username: "bob") { blockedUsers { nodes { username } } mutedUsers { nodes { username } } } }', token=ta)
+    body = await gql(
+        '{ user(username: "bob") { blockedUsers { nodes { username } } mutedUsers { nodes { username } } } }', token=ta
+    )
     assert body["data"]["user"] == {"blockedUsers": None, "mutedUsers": None}
     assert {e["extensions"]["code"] for e in body["errors"]} == {"FORBIDDEN"}
 
@@ -84,7 +84,8 @@ async def test_private_lists_hidden_from_non_followers(gql, who):
         token, _ = await gql.sign_up("other")
         if who == "requester":
             await gql.mutate("follow", token, p)
-    q = '{ user(username: "priv") { username isPrivate followerCount followers { nodes { username } } following { nodes { username } } } }'
+    q = ('{ user(username: "priv") { username isPrivate followerCount '
+         "followers { nodes { username } } following { nodes { username } } } }")
     body = await gql(q, token=token)
     # the profile header is visible, the lists are not
     assert body["data"]["user"] == {"username": "priv", "isPrivate": True, "followerCount": 1,
@@ -106,7 +107,9 @@ async def test_deleted_user_vanishes_and_mutations_on_it_change_nothing(gql):
     await gql.tao.obj_delete(bob)
     assert (await gql.ok(NODE, {"id": b}, ta))["node"] is None
     assert (await gql.ok(USER, {"u": "bob"}, ta))["user"] is None
-    assert (await gql.ok('{ viewer { followers { nodes { username } } } }', token=ta))["viewer"]["followers"]["nodes"] == []
+    assert (await gql.ok('{ viewer { followers { nodes { username } } } }', token=ta))["viewer"]["followers"][
+        "nodes"
+    ] == []
     before = await gql.tao.assoc_count(ada, "FOLLOWS")
     for m in ("follow", "block"):
         p = await gql.mutate(m, ta, b, "user { id } errors { code field }")
@@ -120,7 +123,16 @@ async def test_deleted_user_vanishes_and_mutations_on_it_change_nothing(gql):
 
 async def test_mutations_need_a_viewer(gql):
     _, b = await gql.sign_up("bob")
-    for m in ("follow", "unfollow", "block", "unblock", "mute", "unmute", "approveFollowRequest", "rejectFollowRequest"):
+    for m in (
+        "follow",
+        "unfollow",
+        "block",
+        "unblock",
+        "mute",
+        "unmute",
+        "approveFollowRequest",
+        "rejectFollowRequest",
+    ):
         body = await gql(f"mutation($i: ID!) {{ {m}(input: {{userId: $i}}) {{ status }} }}", {"i": b})
         assert body["data"] is None
         assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED", m

@@ -12,8 +12,6 @@ import pytest
 from schema.relay import to_global_id
 from tao.ids import EPOCH_MS, make_id
 
-pytestmark = pytest.mark.no_blocking
-
 USER_ID_MUTATIONS = ("follow", "unfollow", "approveFollowRequest", "rejectFollowRequest",
                      "block", "unblock", "mute", "unmute")
 FIELDS = "user { id } status errors { code message field }"
@@ -75,20 +73,49 @@ ADD = "mutation($i: CommentAddInput!) { addComment(input: $i) { comment { id } e
 CONTENT_MUTATIONS = [
     ("likePost", "PostLikeInput", lambda t: {"postId": t["post"]}, "post { id } errors { code field message }"),
     ("unlikePost", "PostUnlikeInput", lambda t: {"postId": t["post"]}, "post { id } errors { code field message }"),
-    ("editPost", "PostEditInput", lambda t: {"postId": t["post"], "caption": "x"}, "post { id } errors { code field message }"),
+    (
+        "editPost",
+        "PostEditInput",
+        lambda t: {"postId": t["post"], "caption": "x"},
+        "post { id } errors { code field message }",
+    ),
     ("deletePost", "PostDeleteInput", lambda t: {"postId": t["post"]}, "deletedPostId errors { code field message }"),
-    ("addComment", "CommentAddInput", lambda t: {"postId": t["post"], "text": "hi"}, "comment { id } errors { code field message }"),
-    ("addComment", "CommentAddInput", lambda t: {"postId": t["other_post"], "text": "hi", "replyToId": t["comment"]},
-     "comment { id } errors { code field message }"),
-    ("deleteComment", "CommentDeleteInput", lambda t: {"commentId": t["comment"]},
-     "deletedCommentId errors { code field message }"),
-    ("likeComment", "CommentLikeInput", lambda t: {"commentId": t["comment"]}, "comment { id } errors { code field message }"),
-    ("unlikeComment", "CommentUnlikeInput", lambda t: {"commentId": t["comment"]},
-     "comment { id } errors { code field message }"),
+    (
+        "addComment",
+        "CommentAddInput",
+        lambda t: {"postId": t["post"], "text": "hi"},
+        "comment { id } errors { code field message }",
+    ),
+    (
+        "addComment",
+        "CommentAddInput",
+        lambda t: {"postId": t["other_post"], "text": "hi", "replyToId": t["comment"]},
+        "comment { id } errors { code field message }",
+    ),
+    (
+        "deleteComment",
+        "CommentDeleteInput",
+        lambda t: {"commentId": t["comment"]},
+        "deletedCommentId errors { code field message }",
+    ),
+    (
+        "likeComment",
+        "CommentLikeInput",
+        lambda t: {"commentId": t["comment"]},
+        "comment { id } errors { code field message }",
+    ),
+    (
+        "unlikeComment",
+        "CommentUnlikeInput",
+        lambda t: {"commentId": t["comment"]},
+        "comment { id } errors { code field message }",
+    ),
 ]
 
 
-@pytest.mark.parametrize("name,input_type,build,fields", CONTENT_MUTATIONS, ids=lambda v: v if isinstance(v, str) else "")
+@pytest.mark.parametrize(
+    "name,input_type,build,fields", CONTENT_MUTATIONS, ids=lambda v: v if isinstance(v, str) else ""
+)
 async def test_every_content_mutation_answers_a_blockers_content_as_nothing(gql, name, input_type, build, fields):
     ta, a = await gql.sign_up("ada")
     td, d = await gql.sign_up("dan")
@@ -96,7 +123,9 @@ async def test_every_content_mutation_answers_a_blockers_content_as_nothing(gql,
     post = (await gql.ok(CREATE, {"i": {"caption": "ada's"}}, ta))["createPost"]["post"]["id"]
     other_post = (await gql.ok(CREATE, {"i": {"caption": "cy's"}}, tc))["createPost"]["post"]["id"]
     # ada's comment on a third party's public post: still hers, so hidden from dan too
-    comment = (await gql.ok(ADD, {"i": {"postId": other_post, "text": "ada was here"}}, ta))["addComment"]["comment"]["id"]
+    comment = (await gql.ok(ADD, {"i": {"postId": other_post, "text": "ada was here"}}, ta))["addComment"]["comment"][
+        "id"
+    ]
     await gql.mutate("block", ta, d)
     q = f"mutation($i: {input_type}!) {{ {name}(input: $i) {{ {fields} }} }}"
     real = {"post": post, "other_post": other_post, "comment": comment}

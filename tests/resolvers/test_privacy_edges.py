@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import pytest
 
-pytestmark = pytest.mark.no_blocking
-
 FYF = "followersYouFollow { totalCount users { username } }"
 # The same field reached three ways: by username, by node id, in a list of nodes.
 FYF_SURFACES = {
@@ -55,7 +53,9 @@ async def _id(gql, name: str) -> str:
     return to_global_id("User", (await gql.tao.key_get_many("username", [name]))[name])
 
 
-CREATE = """mutation($i: PostCreateInput!) { createPost(input: $i) { post { id location { id } } errors { code field } } }"""
+CREATE = (
+    """mutation($i: PostCreateInput!) { createPost(input: $i) { post { id location { id } } errors { code field } } }"""
+)
 LISTING = "{ id postCount posts { nodes { caption } } }"
 # A hashtag or location reached every way a client can: by name or id, by node id, in nodes.
 LISTING_SURFACES = {
@@ -132,7 +132,7 @@ async def test_a_post_counts_for_its_tags_only_once_published(gql):
 
     ta, _ = await gql.sign_up("ada")
     ada = (await gql.tao.key_get_many("username", ["ada"]))["ada"]
-    media = await gql.tao.obj_add("MEDIA", {"kind": "photo", "status": "processing", "owner": ada}, owner=ada)
+    media = await gql.tao.obj_add("MEDIA", {"kind": "image", "status": "processing", "owner": ada}, owner=ada)
     await gql.tao.assoc_add(ada, "UPLOADED", media)
     from schema.relay import to_global_id
 

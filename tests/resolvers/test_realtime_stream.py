@@ -26,11 +26,9 @@ from resolvers.realtime import (
 )
 from resolvers.realtime.events import STREAM_ATYPE
 from resolvers.realtime.stream import DAY_MS
-from tao.core import now_ms
+from tao.models import now_ms
 from tests.schema.client import GQL
 from tests.tao.conftest import mysql_settings, open_store  # noqa: F401  (a fixture)
-
-pytestmark = pytest.mark.no_blocking
 
 
 class Socket:

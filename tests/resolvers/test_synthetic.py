@@ -42,7 +42,7 @@ SIGN_UP = """mutation($i: AccountSignUpInput!) { signUp(input: $i) { token error
 
 @pytest.mark.parametrize("gql_settings", ["mysql"], indirect=True)
 async def test_load_graph_makes_data_the_api_serves(gql: GQL, gql_settings, tmp_path):
-    config = write_config(gql_settings, tmp_path / "taogram.toml")
+    config = await asyncio.to_thread(write_config, gql_settings, tmp_path / "taogram.toml")
     code, out = await run(config, "-m", "resolvers", "load-graph", "--users", str(USERS), "--posts-per-user", "2",
                           "--mean-follows", "4", "--likes-per-user", "3")
     assert code == 0, out
@@ -62,7 +62,9 @@ async def test_load_graph_makes_data_the_api_serves(gql: GQL, gql_settings, tmp_
     for name in ("user0", "User1"):
         body = await gql.ok(SIGN_UP, {"i": {"username": name, "password": "a long password", "fullName": "X"}})
         assert body["signUp"] == {"token": None, "errors": [{"code": "USERNAME_TAKEN", "field": "username"}]}
-    body = await gql.ok('mutation { logIn(input: {username: "user0", password: "anything at all"}) { token errors { code } } }')
+    body = await gql.ok(
+        'mutation { logIn(input: {username: "user0", password: "anything at all"}) { token errors { code } } }'
+    )
     assert body["logIn"] == {"token": None, "errors": [{"code": "INVALID_CREDENTIALS"}]}  # loaded without a password
 
     # Likes carry the post's author and kind (the feed's affinity and content-type signals).

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-pytestmark = pytest.mark.no_blocking
-
 UPDATE = """mutation($i: ProfileUpdateInput!) {
   updateProfile(input: $i) { user { username fullName bio website isPrivate } errors { code message field } }
 }"""
-PROFILE = "query($u: String!) { user(username: $u) { id username fullName bio website isPrivate followerCount followingCount postCount profilePicture { id } } }"
+PROFILE = ("query($u: String!) { user(username: $u) { id username fullName bio website isPrivate "
+           "followerCount followingCount postCount profilePicture { id } } }")
 
 
 async def test_update_profile_changes_only_given_fields(gql):

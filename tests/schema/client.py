@@ -15,7 +15,6 @@ from server import TAO_KEY, create_app
 from tao import Tao, open_tao
 from tests.tao.conftest import make_settings
 
-
 TEST_COST_BUDGET = 1_000_000
 
 
@@ -86,19 +85,25 @@ class GQL:
             await self.ok("mutation { updateProfile(input: {isPrivate: true}) { errors { code } } }", token=p["token"])
         return p["token"], p["user"]["id"]
 
-    async def mutate(self, name: str, token: str, user_id: str, fields: str = "status errors { code message field }") -> dict:
-        data = await self.ok(f"mutation($i: ID!) {{ {name}(input: {{userId: $i}}) {{ {fields} }} }}", {"i": user_id}, token)
+    async def mutate(
+        self, name: str, token: str, user_id: str, fields: str = "status errors { code message field }"
+    ) -> dict:
+        data = await self.ok(
+            f"mutation($i: ID!) {{ {name}(input: {{userId: $i}}) {{ {fields} }} }}", {"i": user_id}, token
+        )
         return data[name]
 
 
 @asynccontextmanager
 async def running_app(settings: Settings, app: web.Application | None = None) -> AsyncIterator[GQL]:
-    """Serve the app (built here unless given: building it does blocking file-system calls, so
-    fixtures for `no_blocking` tests build it in a sync fixture) on a test server."""
+    """Serve the app on a test server (built here, in a thread, unless given: building it does
+    blocking file-system calls, which the blocking-call guard refuses on the event loop)."""
     # MySQL schemas are an operator's step (the app refuses an unmigrated shard): migrate first.
     pre = await open_tao(settings, migrate=True, start_worker=False)
     await pre.close()
-    client = TestClient(TestServer(app if app is not None else create_app(settings)))
+    if app is None:
+        app = await asyncio.to_thread(create_app, settings)
+    client = TestClient(TestServer(app))
     await client.start_server()
     try:
         yield GQL(client)

@@ -45,9 +45,9 @@ async def test_get_runs_queries_but_not_mutations(gql):
     resp = await gql.client.get("/graphql", params={"query": "{ viewer { username } }"})
     assert resp.status == 200 and (await resp.json())["data"] == {"viewer": None}
     resp = await gql.client.get("/graphql", params={"query": 'mutation { logOut { ok } }'})
-    assert resp.status == 400
+    assert resp.status == 405 and resp.headers["Allow"] == "POST"  # the GraphQL-over-HTTP spec's MUST
     err = (await resp.json())["errors"][0]
-    assert err["extensions"]["code"] == "BAD_REQUEST" and "GET" in err["message"]
+    assert err["extensions"]["code"] == "METHOD_NOT_ALLOWED" and "GET" in err["message"]
 
 
 async def test_unexpected_errors_are_masked_and_logged_with_the_request_id(gql, monkeypatch, caplog):

@@ -63,8 +63,12 @@ async def test_literals_and_variable_defaults_are_checked_too(gql):
     refused(await gql('mutation { updateProfile(input: {bio: "a\\u0000b"}) { errors { code } } }', token=token))
     refused(await gql('mutation($b: String = "a\\u0000b") { updateProfile(input: {bio: $b}) { errors { code } } }',
                       token=token))
-    refused(await gql('mutation { createPost(input: {caption: "ok", location: {name: "\\u0000"}}) { errors { code } } }',
-                      token=token))
+    refused(
+        await gql(
+            'mutation { createPost(input: {caption: "ok", location: {name: "\\u0000"}}) { errors { code } } }',
+            token=token,
+        )
+    )
     # A lone surrogate escape in a literal is a syntax error by the GraphQL spec: refused before parsing ends.
     body = await gql('mutation { updateProfile(input: {bio: "a\\ud800b"}) { errors { code } } }', token=token)
     assert body.get("data") is None and body["errors"][0]["extensions"]["code"] == "GRAPHQL_PARSE_FAILED"

@@ -101,7 +101,8 @@ async def test_introspection_allowed_despite_depth_limit(gql):
     assert "errors" not in body and body["data"]["__schema"]["queryType"]["name"] == "Query"
 
 
-NESTED = "followers(first: {f}) {{ nodes {{ followers(first: {f}) {{ nodes {{ followers(first: {f}) {{ nodes {{ id }} }} }} }} }} }}"
+NESTED = ("followers(first: {f}) {{ nodes {{ followers(first: {f}) {{ nodes {{ "
+          "followers(first: {f}) {{ nodes {{ id }} }} }} }} }} }}")
 
 
 async def test_arguments_are_costed_as_coerced_variable_defaults_included(gql):
@@ -109,7 +110,9 @@ async def test_arguments_are_costed_as_coerced_variable_defaults_included(gql):
     literal = await gql('{ user(username: "x") { %s } }' % NESTED.format(f="100"))
     assert codes(literal) == ["MAX_COST_EXCEEDED"] and literal["extensions"]["cost"]["requestedQueryCost"] == 1_020_202
     defaulted = await gql('query($f: Int! = 100) { user(username: "x") { %s } }' % NESTED.format(f="$f"))
-    assert codes(defaulted) == ["MAX_COST_EXCEEDED"] and defaulted["extensions"]["cost"] == literal["extensions"]["cost"]
+    assert (
+        codes(defaulted) == ["MAX_COST_EXCEEDED"] and defaulted["extensions"]["cost"] == literal["extensions"]["cost"]
+    )
     # a nullable variable left out: the field's own default (20) applies, as in execution
     unset = await gql('query($f: Int) { user(username: "x") { %s } }' % NESTED.format(f="$f"))
     assert unset["extensions"]["cost"]["requestedQueryCost"] == 1 + 1 + 20 + 20 + 400 + 400 + 8000
@@ -147,8 +150,11 @@ def test_repeated_fragments_are_costed_once_each(monkeypatch):
     # one field once. Counted rather than timed: a busy CI box makes any wall-clock bound flaky.
     costed_fields = []
     field_cost = _Walker.field_cost
-    monkeypatch.setattr(_Walker, "field_cost",
-                        lambda self, parent, node: costed_fields.append(node.name.value) or field_cost(self, parent, node))
+    monkeypatch.setattr(
+        _Walker,
+        "field_cost",
+        lambda self, parent, node: costed_fields.append(node.name.value) or field_cost(self, parent, node),
+    )
     cost = query_cost(build_schema()._schema, parse(doubling_fragments(40)), None, {}, 100)
     assert cost.points == 2**40 and costed_fields.count("viewer") == 1
 
@@ -180,7 +186,9 @@ async def test_selections_are_capped_before_validation(gql):
     message = body["errors"][0]["message"]
     assert "2000 field selections" in message and "limit of 300" in message and "Split it" in message
     cost = body["extensions"]["cost"]
-    assert cost["requestedQueryCost"] == 2000 and cost["throttleStatus"]["currentlyAvailable"] <= TEST_COST_BUDGET - 2000
+    assert (
+        cost["requestedQueryCost"] == 2000 and cost["throttleStatus"]["currentlyAvailable"] <= TEST_COST_BUDGET - 2000
+    )
 
 
 async def test_every_document_costs_at_least_its_selections(gql):

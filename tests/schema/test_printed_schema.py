@@ -23,4 +23,7 @@ def test_limits_do_not_change_the_schema():
     # Settings switch policies (introspection, suggestions, limits), never the types.
     from config import LimitSettings
 
-    assert build_schema(LimitSettings(introspection=False, field_suggestions=False, max_depth=3)).as_str() == build_schema().as_str()
+    assert (
+        build_schema(LimitSettings(introspection=False, field_suggestions=False, max_depth=3)).as_str()
+        == build_schema().as_str()
+    )

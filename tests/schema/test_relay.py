@@ -7,8 +7,6 @@ import time
 
 import pytest
 
-pytestmark = pytest.mark.no_blocking
-
 from tao.ids import make_id
 
 NODE = "query($id: ID!) { node(id: $id) { __typename id ... on User { username } } }"

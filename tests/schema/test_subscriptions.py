@@ -12,8 +12,6 @@ from resolvers.realtime import CLOSE_FORBIDDEN, CLOSE_RATE_LIMITED
 from tests.schema.client import GQL
 from tests.wsclient import VIEWER_EVENTS, WSClient
 
-pytestmark = pytest.mark.no_blocking
-
 LOG_OUT_ALL = "mutation { logOut(input: {allSessions: true}) { ok } }"
 SET_BIO = 'mutation { updateProfile(input: {bio: "after logout"}) { user { bio } errors { code } } }'
 
@@ -68,7 +66,9 @@ async def test_an_event_is_re_read_through_privacy_when_delivered(gql: GQL) -> N
     await gql.mutate("block", tb, idc)               # ... and then bob blocks carol
     await follow(gql, td, idb)                       # (already following: no event)
     _, ide = await gql.sign_up("erin")
-    te = (await gql.ok('mutation { logIn(input: {username: "erin", password: "password-erin"}) { token } }'))["logIn"]["token"]
+    te = (await gql.ok('mutation { logIn(input: {username: "erin", password: "password-erin"}) { token } }'))["logIn"][
+        "token"
+    ]
     await follow(gql, te, idb)
     sock = await ws(gql, tb)
     await sock.subscribe("1", VIEWER_EVENTS, {"after": before["cursor"]})
@@ -93,7 +93,9 @@ async def test_logout_closes_the_socket_and_nothing_runs_on_it_after(gql: GQL) -
     sock = await ws(gql, token)
     await sock.subscribe("q", "{ viewer { username } }")
     assert (await sock.next_data("q"))["viewer"]["username"] == "ada"
-    other = (await gql.ok('mutation { logIn(input: {username: "ada", password: "password-ada"}) { token } }'))["logIn"]["token"]
+    other = (await gql.ok('mutation { logIn(input: {username: "ada", password: "password-ada"}) { token } }'))["logIn"][
+        "token"
+    ]
     await gql.ok(LOG_OUT_ALL, token=other)
     try:
         await sock.subscribe("m", SET_BIO)
@@ -101,7 +103,9 @@ async def test_logout_closes_the_socket_and_nothing_runs_on_it_after(gql: GQL) -
         pass  # closed already (the session-revoked event got there first)
     assert await sock.wait_closed() == CLOSE_FORBIDDEN
     assert "logged out or revoked" in sock.close_reason
-    fresh = (await gql.ok('mutation { logIn(input: {username: "ada", password: "password-ada"}) { token } }'))["logIn"]["token"]
+    fresh = (await gql.ok('mutation { logIn(input: {username: "ada", password: "password-ada"}) { token } }'))["logIn"][
+        "token"
+    ]
     assert (await gql.ok("{ viewer { bio } }", token=fresh))["viewer"]["bio"] == ""
 
 
@@ -112,7 +116,9 @@ async def test_each_operation_rechecks_the_session_even_when_no_event_announced_
     await gql.tao.obj_delete(session_id)  # ended behind the broker's back: no session.revoked event
     await sock.subscribe("m", SET_BIO)
     assert await sock.wait_closed() == CLOSE_FORBIDDEN
-    fresh = (await gql.ok('mutation { logIn(input: {username: "ada", password: "password-ada"}) { token } }'))["logIn"]["token"]
+    fresh = (await gql.ok('mutation { logIn(input: {username: "ada", password: "password-ada"}) { token } }'))["logIn"][
+        "token"
+    ]
     assert (await gql.ok("{ viewer { bio } }", token=fresh))["viewer"]["bio"] == ""
 
 

@@ -31,7 +31,7 @@ async def link(tao, payload: dict) -> None:
 
 
 def register(tao) -> None:
-    tao.jobs.register("tests.link", link)
+    tao.outbox.register("tests.link", link)
 
 
 def runs(log: Path) -> list[int]:

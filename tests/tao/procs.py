@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from config import Settings, load_settings
 
 CALL_TIMEOUT = 60.0  # a hung child fails the test instead of hanging it
@@ -46,20 +48,20 @@ def _toml_value(value: Any) -> str:
 
 def settings_toml(settings: Settings) -> str:
     lines: list[str] = []
-    for section in dataclasses.fields(settings):
-        part = getattr(settings, section.name)
-        lines.append(f"[{section.name}]")
+    for section_name in type(settings).model_fields:
+        part = getattr(settings, section_name)
+        lines.append(f"[{section_name}]")
         tables = []
-        for f in dataclasses.fields(part):
-            value = getattr(part, f.name)
-            if isinstance(value, list) and value and dataclasses.is_dataclass(value[0]):
-                tables.append((f.name, value))
+        for name in type(part).model_fields:
+            value = getattr(part, name)
+            if isinstance(value, list) and value and isinstance(value[0], BaseModel):
+                tables.append((name, value))
             else:
-                lines.append(f"{f.name} = {_toml_value(value)}")
+                lines.append(f"{name} = {_toml_value(value)}")
         for name, items in tables:  # arrays of tables come after the section's plain keys
             for item in items:
-                lines.append(f"[[{section.name}.{name}]]")
-                lines += [f"{k} = {_toml_value(v)}" for k, v in dataclasses.asdict(item).items()]
+                lines.append(f"[[{section_name}.{name}]]")
+                lines += [f"{k} = {_toml_value(v)}" for k, v in item.model_dump().items()]
         lines.append("")
     return "\n".join(lines)
 

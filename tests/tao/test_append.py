@@ -7,9 +7,7 @@ import asyncio
 import pytest
 
 from tao import InvalidDataError, Tao
-from tao.core import now_ms
-
-pytestmark = pytest.mark.no_blocking
+from tao.models import now_ms
 
 
 async def test_positions_strictly_increase_in_commit_order_under_concurrency(tao: Tao) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tao import ConflictError, InvalidDataError, ObjectNotFoundError, UnknownTypeError
+from tao.testing import TaoTestHooks as hooks
 
 
 async def test_add_creates_edge_count_and_inverse(tao, make_user):
@@ -51,7 +52,7 @@ async def test_lists_are_newest_first_with_ties_by_id2_desc(tao, make_user):
     expected = sorted(zip(times, others), key=lambda p: (-p[0], -p[1]))
     got = await tao.assoc_range(a, "TEST_PLAIN", 0, 10)
     assert [(e.time, e.id2) for e in got] == expected
-    await tao.cache.flush()
+    await hooks(tao).cache.flush()
     assert [(e.time, e.id2) for e in await tao.assoc_range(a, "TEST_PLAIN", 0, 10)] == expected
     assert [(e.time, e.id2) for e in await tao.assoc_range(a, "TEST_PLAIN", 2, 2)] == expected[2:4]
 
@@ -76,7 +77,7 @@ async def test_time_range_pages_with_a_keyset_cursor(tao, make_user):
 
 @pytest.mark.parametrize("list_limit", [3])
 async def test_reads_past_the_cached_window_go_to_sql(tao, make_user, list_limit):
-    tao.list_limit = list_limit
+    hooks(tao).list_limit = list_limit
     a = await make_user()
     others = [await make_user() for _ in range(8)]
     for i, o in enumerate(others):
@@ -121,7 +122,7 @@ async def test_many_keys_read_costs_one_sql_query_per_shard(tao, make_user):
     users = [await make_user() for _ in range(16)]
     for u in users:
         await tao.assoc_add(u, "TEST_PLAIN", users[0])
-    await tao.cache.flush()
+    await hooks(tao).cache.flush()
     tao.reset_stats()
     await tao.assoc_count_many([(u, "TEST_PLAIN") for u in users])
     shards = {tao.shard(u) for u in users}
@@ -157,7 +158,7 @@ async def test_unique_keys_claim_release(tao, make_user):
     assert await tao.key_release("username", "ada", a)
     assert await tao.key_get_many("username", ["ada"]) == {}
     assert await tao.key_claim("username", "ada", b)
-    await tao.cache.flush()
+    await hooks(tao).cache.flush()
     assert await tao.key_get_many("username", ["ada"]) == {"ada": b}
 
 
@@ -166,10 +167,11 @@ async def test_deferred_inverse_is_applied_by_the_outbox(tao, make_user):
 
     async def fail(*args, **kwargs):
         raise ConnectionError("simulated: id2's shard is down")
-    real = tao.sync_inverses
-    tao.sync_inverses = fail
+    inverses = hooks(tao).inverses
+    real = inverses.sync
+    inverses.sync = fail  # type: ignore[method-assign]
     await tao.assoc_add(a, "TEST_LINK", b)
-    tao.sync_inverses = real
+    inverses.sync = real  # type: ignore[method-assign]
     assert await tao.assoc_count(b, "TEST_LINK_OF") == 0  # not yet mirrored
     assert await tao.run_jobs_until_idle() >= 1
     assert await tao.assoc_count(b, "TEST_LINK_OF") == 1
@@ -181,11 +183,11 @@ async def test_inverse_sync_is_idempotent_and_order_independent(tao, make_user):
     await tao.assoc_delete(a, "TEST_LINK", b)
     # Replays of old syncs (at-least-once delivery) must not resurrect the edge.
     for _ in range(3):
-        await tao.sync_inverse(a, "TEST_LINK", b)
+        await hooks(tao).sync_inverse(a, "TEST_LINK", b)
     assert await tao.assoc_get(b, "TEST_LINK_OF", [a]) == {}
     assert await tao.assoc_count(b, "TEST_LINK_OF") == 0
     await tao.assoc_add(a, "TEST_LINK", b, time=6)
-    await tao.sync_inverse(a, "TEST_LINK", b)
+    await hooks(tao).sync_inverse(a, "TEST_LINK", b)
     assert (await tao.assoc_get(b, "TEST_LINK_OF", [a]))[a].time == 6
     assert await tao.assoc_count(b, "TEST_LINK_OF") == 1
 
@@ -224,7 +226,7 @@ async def test_bulk_add_writes_every_shard_and_mirrors(tao, make_user):
     assert await tao.assoc_count(hub, "TEST_LINK_OF") == 11
     assert [e.id2 for e in await tao.assoc_range(hub, "TEST_LINK_OF", 0, 3)] == [users[11], users[10], users[9]]
     assert await tao.assoc_count(users[1], "TEST_PLAIN") == 4
-    await tao.cache.flush()
+    await hooks(tao).cache.flush()
     assert await tao.assoc_count(hub, "TEST_LINK_OF") == 11
 
 
@@ -252,14 +254,14 @@ async def test_counts_are_cached_apart_from_their_lists(tao, make_user):
     targets = [await make_user() for _ in range(6)]
     for t in targets[:5]:
         await tao.assoc_add(a, "TEST_PLAIN", t)
-    code = tao.atype("TEST_PLAIN").code
-    await tao.cache.flush()
+    code = hooks(tao).atype("TEST_PLAIN").code
+    await hooks(tao).cache.flush()
     tao.reset_stats()
     assert await tao.assoc_count(a, "TEST_PLAIN") == 5
     assert tao.stats()["sql_queries"] == 1
-    cached = await tao.cache.get_many([tao.list_key(a, code), tao.count_key(a, code)])
-    assert tao.list_key(a, code) not in cached
-    assert cached[tao.count_key(a, code)]["n"] == 5
+    cached = await hooks(tao).cache.get_many([hooks(tao).list_key(a, code), hooks(tao).count_key(a, code)])
+    assert hooks(tao).list_key(a, code) not in cached
+    assert cached[hooks(tao).count_key(a, code)]["n"] == 5
     await tao.assoc_add(a, "TEST_PLAIN", targets[5])
     await tao.assoc_delete(a, "TEST_PLAIN", targets[0])
     tao.reset_stats()

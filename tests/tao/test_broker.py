@@ -14,8 +14,6 @@ from config import BrokerSettings
 from tao.broker import LocalBroker, RedisBroker
 from tests.harness import Services
 
-pytestmark = pytest.mark.no_blocking
-
 
 class Recorder:
     def __init__(self) -> None:

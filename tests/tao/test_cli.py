@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tao import TaoError, open_tao
+from tao.testing import TaoTestHooks as hooks
 from tests.tao.job_handlers import register as register_test_jobs
 from tests.tao.procs import write_config
 
@@ -63,8 +64,8 @@ async def test_repair_exits_1_on_a_wrong_shard_and_fix_repairs_it(mysql_settings
 
         async def corrupt(conn):
             await conn.execute("UPDATE {assoc_counts} SET count = 7 WHERE id1 = %s AND atype = %s",
-                               (a, tao.atype("TEST_LINK").code))
-        await tao.write(tao.shard(a), corrupt)
+                               (a, hooks(tao).atype("TEST_LINK").code))
+        await hooks(tao).write(tao.shard(a), corrupt)
         shard = tao.shard(a)
         code, out = await run_cli(config, "repair")
         assert code == 1, out
@@ -73,7 +74,7 @@ async def test_repair_exits_1_on_a_wrong_shard_and_fix_repairs_it(mysql_settings
         assert code == 0 and "fixed 1" in out, out
         code, out = await run_cli(config, "repair")
         assert code == 0, out
-        await tao.cache.flush()
+        await hooks(tao).cache.flush()
         assert await tao.assoc_count(a, "TEST_LINK") == 1
     finally:
         await tao.close()

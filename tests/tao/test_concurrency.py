@@ -20,6 +20,7 @@ import pytest
 
 from tao import open_tao
 from tao.repair import verify_shard
+from tao.testing import TaoTestHooks as hooks
 from tests.tao.procs import Op, RemoteTao, expected_state, write_config
 
 pytestmark = pytest.mark.slow
@@ -66,13 +67,13 @@ async def reader(tao, hot: int, hot_obj: int, universe: set[int], stop: asyncio.
 
 async def sql_state(tao, hot: int, hot_obj: int) -> dict:
     """The truth, straight from the shards."""
-    code = tao.atype(ATYPE).code
-    async with tao.read(tao.shard(hot)) as conn:
+    code = hooks(tao).atype(ATYPE).code
+    async with hooks(tao).read(tao.shard(hot)) as conn:
         rows = await conn.fetchall("SELECT id2, time, version, data FROM {assocs} WHERE id1 = %s AND atype = %s",
                                    (hot, code))
         head = await conn.fetchall("SELECT count, version FROM {assoc_counts} WHERE id1 = %s AND atype = %s",
                                    (hot, code))
-    async with tao.read(tao.shard(hot_obj)) as conn:
+    async with hooks(tao).read(tao.shard(hot_obj)) as conn:
         (obj,) = await conn.fetchall("SELECT version, data FROM {objects} WHERE id = %s", (hot_obj,))
     edges = sorted(((r[1], r[0], r[2], json.loads(r[3])) for r in rows), reverse=True)
     return {"edges": [(id2, t, v, d) for t, id2, v, d in edges], "count": head[0][0],
@@ -93,7 +94,7 @@ async def test_hot_list_under_32_writers_in_2_processes(mysql_settings, tmp_path
     tao = await open_tao(s, migrate=True, start_worker=False)
     remote = None
     try:
-        config = write_config(s, tmp_path / "taogram.toml")
+        config = await asyncio.to_thread(write_config, s, tmp_path / "taogram.toml")
         hot, hot_obj = await tao.obj_add("TEST_NODE", {}), await tao.obj_add("TEST_NODE", {})
         n_writers = PROCESSES * WRITERS_PER_PROCESS
         id2s = list(await asyncio.gather(*(tao.obj_add("TEST_NODE", {})
@@ -150,7 +151,7 @@ async def test_hot_list_under_32_writers_in_2_processes(mysql_settings, tmp_path
         their_obj = (await remote.call("obj_get", [hot_obj]))[hot_obj]
         assert (their_obj.version, their_obj.data) == truth["obj"]
         assert await store_view(tao, hot, hot_obj) == truth
-        await tao.cache.flush()
+        await hooks(tao).cache.flush()
         assert await store_view(tao, hot, hot_obj) == truth
 
         # Inverse edges mirror the forward ones once the outbox is drained.

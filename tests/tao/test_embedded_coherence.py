@@ -12,8 +12,6 @@ import pytest
 from tests.tao.conftest import make_settings, open_store
 from tests.tao.procs import RemoteTao, write_config
 
-pytestmark = pytest.mark.no_blocking
-
 
 @pytest.fixture
 async def two_processes(test_id, tmp_path):

@@ -27,6 +27,7 @@ import pytest
 
 from tao import ShardUnavailableError, open_tao
 from tao.repair import verify_shard
+from tao.testing import TaoTestHooks as hooks
 from tests.tao.job_handlers import HANG_ENV, runs
 from tests.tao.job_handlers import register as register_test_jobs
 from tests.tao.procs import RemoteTao, Writer, expected_state, write_config
@@ -64,11 +65,13 @@ async def make_objects(tao, n: int, where=lambda id_: True) -> list[int]:
 
 async def sql_lists(tao, id1s: list[int], atype: str) -> dict[tuple, tuple]:
     """{(id1, atype, id2): (time, data)} straight from SQL, plus each list's stored count."""
-    code = tao.atype(atype).code
+    code = hooks(tao).atype(atype).code
     edges, counts = {}, {}
     for id1 in id1s:
-        async with tao.read(tao.shard(id1)) as conn:
-            rows = await conn.fetchall("SELECT id2, time, data FROM {assocs} WHERE id1 = %s AND atype = %s", (id1, code))
+        async with hooks(tao).read(tao.shard(id1)) as conn:
+            rows = await conn.fetchall(
+                "SELECT id2, time, data FROM {assocs} WHERE id1 = %s AND atype = %s", (id1, code)
+            )
             head = await conn.fetchall("SELECT count FROM {assoc_counts} WHERE id1 = %s AND atype = %s", (id1, code))
         edges.update({(id1, atype, r[0]): (r[1], json.loads(r[2])) for r in rows})
         counts[id1] = head[0][0] if head else 0
@@ -95,10 +98,10 @@ async def test_memcached_fault_during_writes(mysql_settings, services, tmp_path,
     tao = await open_tao(s, migrate=True, start_worker=False)
     remote = None
     try:
-        remote = RemoteTao(write_config(s, tmp_path / "taogram.toml"))
+        remote = RemoteTao(await asyncio.to_thread(write_config, s, tmp_path / "taogram.toml"))
         down = services.memcached[0]
-        on_down = await make_objects(tao, 4, lambda i: tao.cache.server_of(tao.obj_key(i)) == down)
-        on_up = await make_objects(tao, 4, lambda i: tao.cache.server_of(tao.obj_key(i)) != down)
+        on_down = await make_objects(tao, 4, lambda i: hooks(tao).cache.server_of(hooks(tao).obj_key(i)) == down)
+        on_up = await make_objects(tao, 4, lambda i: hooks(tao).cache.server_of(hooks(tao).obj_key(i)) != down)
         objs = on_down + on_up
         hot = (await make_objects(tao, 1))[0]
         id2s = await make_objects(tao, 8)
@@ -139,7 +142,7 @@ async def test_memcached_fault_during_writes(mysql_settings, services, tmp_path,
                 read_times.append(time.monotonic() - t0)
                 for o in objs:
                     assert got[o].version >= floor[o], (
-                        f"{who} read v{got[o].version} of {o} (on {tao.cache.server_of(tao.obj_key(o))}) "
+                        f"{who} read v{got[o].version} of {o} (on {hooks(tao).cache.server_of(hooks(tao).obj_key(o))}) "
                         f"{t0 - events['fault']:.3f}s after the fault, {t0 - events.get('back', 1e12):.3f}s after "
                         f"the server was back; v{floor[o]} was acknowledged before the read")
                 await asyncio.sleep(0.02)
@@ -197,11 +200,11 @@ async def test_mysql_server_killed_during_writes(mysql_settings, services):
     s = mysql_settings
     tao = await open_tao(s, migrate=True, start_worker=False)
     try:
-        server_of = lambda id_: tao.shard_map.server_of_shard[tao.shard(id_)]  # noqa: E731
+        server_of = lambda id_: hooks(tao).shard_map.server_of_shard[tao.shard(id_)]  # noqa: E731
         dead_server = 1
         live = await make_objects(tao, 3, lambda i: server_of(i) != dead_server)
         dead = await make_objects(tao, 3, lambda i: server_of(i) == dead_server)
-        dead_shards = set(tao.shard_map.shards_on(dead_server))
+        dead_shards = set(hooks(tao).shard_map.shards_on(dead_server))
         fail_bound = s.store.connect_timeout + s.store.acquire_timeout + s.store.query_timeout
         stop = asyncio.Event()
         phase = {"name": "before"}
@@ -278,7 +281,7 @@ async def test_mysql_server_killed_during_writes(mysql_settings, services):
         assert_acked_writes_hold(ops, edges, await tao.obj_get(live + dead))
         for o in live + dead:
             assert counts[o] == sum(1 for k in edges if k[0] == o)
-        await tao.cache.flush()
+        await hooks(tao).cache.flush()
         inverses = await tao.assoc_get_many([(k[2], "TEST_LINK_OF", k[0]) for k in edges])
         for (id1, _, id2), (t, d) in edges.items():
             inv = inverses[(id2, "TEST_LINK_OF", id1)]
@@ -289,6 +292,52 @@ async def test_mysql_server_killed_during_writes(mysql_settings, services):
         for shard in range(tao.n_shards):
             report = await verify_shard(tao, shard)
             assert report.ok, report
+    finally:
+        await tao.close()
+
+
+async def test_a_dead_server_fails_only_its_keys_in_the_per_key_error_mode(mysql_settings, services):
+    """errors="return": each key held by a dead server's shards maps to its ShardUnavailableError,
+    every other key to its value, in one call (what a DataLoader needs to fail only those keys)."""
+    s = mysql_settings
+    s.store.query_timeout = s.store.acquire_timeout = s.store.connect_timeout = 1.0
+    tao = await open_tao(s, migrate=True, start_worker=False)
+    try:
+        server_of = lambda id_: hooks(tao).shard_map.server_of_shard[tao.shard(id_)]  # noqa: E731
+        live = await make_objects(tao, 2, lambda i: server_of(i) == 0)
+        dead = await make_objects(tao, 2, lambda i: server_of(i) == 1)
+        for o in live + dead:
+            await tao.assoc_add(o, "TEST_PLAIN", live[0], time=5)
+            await tao.assoc_add(o, "TEST_UNCACHED", live[0], time=5)
+        await hooks(tao).cache.flush()  # every read below goes to SQL
+        await asyncio.to_thread(services.kill_mysql, 1)
+        try:
+            objs = await tao.obj_get(live + dead, errors="return")
+            lists = [(o, "TEST_PLAIN") for o in live + dead] + [(o, "TEST_UNCACHED") for o in live + dead]
+            answers = {
+                "counts": await tao.assoc_count_many(lists, errors="return"),
+                "ranges": await tao.assoc_range_many(lists, 0, 10, errors="return"),
+                "ranges past the window": await tao.assoc_range_many(lists, 100, 10, errors="return"),
+                "time ranges": await tao.assoc_time_range_many(lists, high=10, errors="return"),
+                "edges": await tao.assoc_get_many([(*k, live[0]) for k in lists], errors="return"),
+            }
+            with pytest.raises(ShardUnavailableError):
+                await tao.obj_get(dead)  # the default mode raises
+        finally:
+            await asyncio.to_thread(services.start_mysql, 1)
+        for o in live:
+            assert objs[o].id == o
+        for o in dead:
+            assert isinstance(objs[o], ShardUnavailableError) and server_of(o) == 1
+        for name, answer in answers.items():
+            for key, value in answer.items():
+                if key[0] in dead:
+                    assert isinstance(value, ShardUnavailableError), (name, key, value)
+                else:
+                    assert not isinstance(value, BaseException), (name, key, value)
+        assert all(answers["counts"][(o, "TEST_PLAIN")] == 1 for o in live)
+        assert all([e.id2 for e in answers["ranges"][(o, "TEST_UNCACHED")]] == [live[0]] for o in live)
+        assert all(answers["edges"][(o, "TEST_PLAIN", live[0])].time == 5 for o in live)
     finally:
         await tao.close()
 
@@ -312,7 +361,7 @@ async def test_worker_killed_mid_job_is_retried_by_another_worker_with_one_effec
     s.jobs.handler_modules = ["tests.tao.job_handlers"]
     tao = await open_tao(s, migrate=True, start_worker=False)
     register_test_jobs(tao)
-    config = write_config(s, tmp_path / "taogram.toml")
+    config = await asyncio.to_thread(write_config, s, tmp_path / "taogram.toml")
     first = second = None
     try:
         a, b = await tao.obj_add("TEST_NODE", {}), await tao.obj_add("TEST_NODE", {})

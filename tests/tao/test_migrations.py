@@ -2,7 +2,9 @@
 migrated store passes the start-up schema check."""
 
 import warnings
+
 from tao import open_tao
+
 
 async def test_migrating_twice_is_quiet(store_settings):
     with warnings.catch_warnings():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tao import InvalidDataError, InvalidIdError, ObjectNotFoundError, UnknownTypeError, shard_of
+from tao.testing import TaoTestHooks as hooks
 
 
 async def test_add_then_get_returns_the_data(tao):
@@ -48,7 +49,7 @@ async def test_delete_makes_the_object_absent_even_when_cached(tao):
 
 async def test_reads_after_cache_flush_come_back_from_sql(tao):
     id_ = await tao.obj_add("TEST_NODE", {"k": "v"})
-    await tao.cache.flush()
+    await hooks(tao).cache.flush()
     assert (await tao.obj_get([id_]))[id_].data == {"k": "v"}
 
 
@@ -87,7 +88,7 @@ async def test_data_with_sql_metacharacters_round_trips(tao, make_user):
     id_ = await tao.obj_add("TEST_NODE", {"s": text})
     other = await make_user()
     await tao.assoc_add(id_, "TEST_PLAIN", other, data={"s": text})
-    await tao.cache.flush()
+    await hooks(tao).cache.flush()
     assert (await tao.obj_get([id_]))[id_].data == {"s": text}
     assert (await tao.assoc_get(id_, "TEST_PLAIN", [other]))[other].data == {"s": text}
     assert await tao.key_claim("username", text[:40], id_)
@@ -99,7 +100,7 @@ async def test_obj_add_commits_jobs_that_name_the_new_object_and_may_wait(tao):
 
     async def handler(store, payload: dict) -> None:
         seen.append(payload)
-    tao.jobs.register("tests.named", handler)
+    tao.outbox.register("tests.named", handler)
     oid = await tao.obj_add("TEST_NODE", {}, jobs=lambda new_id: [("tests.named", {"id": new_id}, 3_600_000)])
     assert await tao.run_jobs_until_idle(include_delayed=False) == 0 and seen == []  # delayed an hour
     assert await tao.outbox.pending() == 1

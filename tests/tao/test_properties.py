@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 
 from tao import ConflictError, ObjectNotFoundError
 from tao.repair import verify_shard
+from tao.testing import TaoTestHooks as hooks
 
 NODES = 4
 PRIMARY = ["TEST_LINK", "TEST_PLAIN", "TEST_UNIQUE", "FOLLOW_REQUESTED", "FOLLOWS"]
@@ -160,7 +161,7 @@ async def _apply(tao, model: Model, kind: str, args: tuple) -> None:
         objs = await tao.obj_get(n)
         assert {k: o.data for k, o in objs.items()} == {k: d for k, d in model.objs.items() if d is not None}
     elif kind == "flush":
-        await tao.cache.flush()
+        await hooks(tao).cache.flush()
     elif kind == "drain":
         await tao.run_jobs_until_idle()
     else:
@@ -195,14 +196,14 @@ async def snapshot(tao, model: Model) -> dict:
 
 
 async def check_sequence(tao, ops: list[tuple]) -> None:
-    tao.list_limit = 3
+    hooks(tao).list_limit = 3
     model = Model([await tao.obj_add("TEST_NODE", {}) for _ in range(NODES)])
     for op in ops:
         await apply(tao, model, op)
     await tao.run_jobs_until_idle()
     cached = await snapshot(tao, model)
     cached_again = await snapshot(tao, model)  # the first pass filled the cache: this one reads it
-    await tao.cache.flush()
+    await hooks(tao).cache.flush()
     from_sql = await snapshot(tao, model)
     assert cached == from_sql
     assert cached_again == from_sql

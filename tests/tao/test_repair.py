@@ -6,13 +6,14 @@ cache and after a flush."""
 from __future__ import annotations
 
 from tao.repair import verify_shard
+from tao.testing import TaoTestHooks as hooks
 
 
 async def sql(tao, id_: int, statement: str, params: tuple) -> None:
     """Run one statement on id_'s shard, bypassing the store's verbs and its cache."""
     async def body(conn):
         await conn.execute(statement, params)
-    await tao.write(tao.shard(id_), body)
+    await hooks(tao).write(tao.shard(id_), body)
 
 
 async def verify_all(tao, *, fix: bool = False) -> dict:
@@ -31,7 +32,7 @@ async def test_verify_reports_each_corruption_and_fix_repairs_it(tao, make_user)
     await tao.assoc_add(d, "TEST_LINK", b, time=30, data={"x": 3})
     assert await tao.assoc_count(a, "TEST_LINK") == 2  # cached now, like a live system's lists
     assert all(r.ok for r in (await verify_all(tao)).values())
-    link, link_of = tao.atype("TEST_LINK").code, tao.atype("TEST_LINK_OF").code
+    link, link_of = hooks(tao).atype("TEST_LINK").code, hooks(tao).atype("TEST_LINK_OF").code
 
     # A wrong count; an inverse row deleted; an orphan inverse (no primary e -> b).
     await sql(tao, a, "UPDATE {assoc_counts} SET count = count + 3 WHERE id1 = %s AND atype = %s", (a, link))
@@ -61,13 +62,13 @@ async def test_verify_reports_each_corruption_and_fix_repairs_it(tao, make_user)
         assert sorted(x.id2 for x in await tao.assoc_range(b, "TEST_LINK_OF", 0, 10)) == sorted([a, d])
         assert await tao.assoc_count(b, "TEST_LINK_OF") == 2
         assert await tao.assoc_get(b, "TEST_LINK_OF", [e]) == {}
-        await tao.cache.flush()
+        await hooks(tao).cache.flush()
 
 
 async def test_an_inverse_with_other_data_than_its_primary_is_reported_and_fixed(tao, make_user):
     a, b = await make_user(), await make_user()
     await tao.assoc_add(a, "TEST_LINK", b, time=10, data={"x": 1})
-    link_of = tao.atype("TEST_LINK_OF").code
+    link_of = hooks(tao).atype("TEST_LINK_OF").code
     await sql(tao, b, "UPDATE {assocs} SET time = 99, data = '{\"x\":9}' WHERE id1 = %s AND atype = %s AND id2 = %s",
               (b, link_of, a))
 
@@ -75,6 +76,6 @@ async def test_an_inverse_with_other_data_than_its_primary_is_reported_and_fixed
     assert found(reports, "missing_inverses") == {(a, "TEST_LINK", b): tao.shard(a)}
     await verify_all(tao, fix=True)
     assert all(r.ok for r in (await verify_all(tao)).values())
-    await tao.cache.flush()
+    await hooks(tao).cache.flush()
     inv = (await tao.assoc_get(b, "TEST_LINK_OF", [a]))[a]
     assert (inv.time, inv.data) == (10, {"x": 1})

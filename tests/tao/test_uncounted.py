@@ -8,7 +8,8 @@ import warnings
 import pytest
 
 from tao import InvalidDataError
-from tao.core import now_ms
+from tao.bulk_lists import ObjectFilter
+from tao.models import now_ms
 from tao.registry import Registry
 from tao.repair import verify_shard
 
@@ -48,7 +49,7 @@ async def test_add_to_objects_writes_only_existing_active_objects(tao, make_user
     await tao.obj_delete(gone)
     post = await make_user()
     await tao.assoc_add_to_objects([active, fresh, stale, gone], "TEST_UNCOUNTED", post, 123, {"a": 7},
-                                   active_field="last_active", active_since=now - 30 * DAY)
+                                   where=ObjectFilter("last_active", now - 30 * DAY))
     got = await tao.assoc_get_many([(u, "TEST_UNCOUNTED", post) for u in (active, fresh, stale, gone)])
     assert {k[0] for k, e in got.items() if e is not None} == {active, fresh}
     assert got[(active, "TEST_UNCOUNTED", post)].time == 123 and got[(active, "TEST_UNCOUNTED", post)].data == {"a": 7}
@@ -57,7 +58,9 @@ async def test_add_to_objects_writes_only_existing_active_objects(tao, make_user
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # skipping existing rows is silent (no server warnings)
         await tao.assoc_add_to_objects([active, fresh, stale], "TEST_UNCOUNTED", post, 456, {"a": 7})
-    assert [(e.time, e.data) for e in await tao.assoc_range(fresh, "TEST_UNCOUNTED", 0, 10)] == [(123, {"a": 7, "s": 1})]
+    assert [(e.time, e.data) for e in await tao.assoc_range(fresh, "TEST_UNCOUNTED", 0, 10)] == [
+        (123, {"a": 7, "s": 1})
+    ]
     assert [e.time for e in await tao.assoc_range(stale, "TEST_UNCOUNTED", 0, 10)] == [456]
 
 
@@ -77,9 +80,9 @@ async def test_add_to_objects_refuses_bad_input_and_writes_nothing(tao, make_use
     with pytest.raises(InvalidDataError, match="keeps counts"):
         await tao.assoc_add_to_objects([a], "TEST_PLAIN", b)
     with pytest.raises(InvalidDataError, match="plain field name"):
-        await tao.assoc_add_to_objects([a], "TEST_UNCOUNTED", b, active_field="x') OR 1=1 --", active_since=0)
-    with pytest.raises(InvalidDataError, match="both"):
-        await tao.assoc_add_to_objects([a], "TEST_UNCOUNTED", b, active_field="last_active")
+        await tao.assoc_add_to_objects([a], "TEST_UNCOUNTED", b, where=ObjectFilter("x') OR 1=1 --", 0))
+    with pytest.raises(InvalidDataError, match="ObjectFilter"):
+        await tao.assoc_add_to_objects([a], "TEST_UNCOUNTED", b, where=("last_active", 0))  # type: ignore[arg-type]
     with pytest.raises(InvalidDataError, match="limit"):
         await tao.assoc_add_to_objects([a] * 5001, "TEST_UNCOUNTED", b)
     assert await tao.assoc_range(a, "TEST_UNCOUNTED", 0, 10) == []
@@ -95,9 +98,9 @@ def test_an_uncounted_type_must_be_uncached_without_inverse():
 
 
 async def test_trim_keeps_the_newest_edges_and_drops_old_ones(tao, make_user, monkeypatch):
-    import tao.assoc_writes as assoc_writes
+    import tao.bulk_lists as bulk_lists
 
-    monkeypatch.setattr(assoc_writes, "TRIM_BATCH", 3)  # several batches for a short list
+    monkeypatch.setattr(bulk_lists, "TRIM_BATCH", 3)  # several batches for a short list
     a, other = await make_user(), await make_user()
     targets = [await make_user() for _ in range(10)]
     # times 10..100; two edges share time 50 so the cut falls between equal times
@@ -124,9 +127,9 @@ async def test_trim_refuses_cached_types_and_bad_input(tao, make_user):
 
 
 async def test_trim_of_a_counted_uncached_list_keeps_its_count_exact(tao, make_user, monkeypatch):
-    import tao.assoc_writes as assoc_writes
+    import tao.bulk_lists as bulk_lists
 
-    monkeypatch.setattr(assoc_writes, "TRIM_BATCH", 3)
+    monkeypatch.setattr(bulk_lists, "TRIM_BATCH", 3)
     a = await make_user()
     targets = [await make_user() for _ in range(8)]
     for i, t in enumerate(targets):

@@ -14,8 +14,9 @@ from resolvers.feed import fanout
 from resolvers.feed.service import FeedMode, FeedPage, home_feed
 from resolvers.job_context import JobContext
 from resolvers.jobs import register_job_handlers
+from resolvers.records import record_of
 from tao import Tao
-from tao.core import now_ms
+from tao.models import now_ms
 from tests.tao.conftest import make_settings, open_store
 
 
@@ -42,7 +43,8 @@ class World:
         pid = await self.tao.obj_add("POST", {"author": author, "caption": "", "status": "visible", "kind": kind,
                                              "published_at": time}, owner=author)
         obj = (await self.tao.obj_get([pid]))[pid]
-        await self.tao.assoc_add(author, "AUTHORED", pid, time=time, data={"k": kind}, jobs=fanout.on_publish(obj))
+        await self.tao.assoc_add(author, "AUTHORED", pid, time=time, data={"k": kind},
+                                 jobs=fanout.on_publish(record_of(obj)))
         if run:
             await self.drain()
         return pid

@@ -7,7 +7,8 @@ from __future__ import annotations
 from resolvers import follows
 from resolvers.feed import backfill, removal
 from resolvers.feed.activity import DAY_MS
-from tao.core import now_ms
+from tao.models import now_ms
+from tao.testing import TaoTestHooks as hooks
 
 
 async def _author_with_posts(world, n: int = 3, **user) -> tuple[int, list[int]]:
@@ -21,7 +22,7 @@ async def _jobs(world, handler: str) -> list[dict]:
     import orjson
     out = []
     for shard in range(world.tao.n_shards):
-        async with world.tao.read(shard) as conn:
+        async with hooks(world.tao).read(shard) as conn:
             rows = await conn.fetchall("SELECT payload FROM {outbox} WHERE handler = %s", (handler,))
         out += [orjson.loads(r[0]) for r in rows]
     return out

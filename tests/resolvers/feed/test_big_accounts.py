@@ -4,7 +4,7 @@ crossing the threshold in either direction loses no post and migrates nothing.""
 from __future__ import annotations
 
 from resolvers.feed import big_accounts
-from tao.core import now_ms
+from tao.models import now_ms
 
 
 async def _big_edges(world) -> dict[int, dict]:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from resolvers.feed.activity import DAY_MS
-from tao.core import now_ms
+from resolvers.records import record_of
+from tao.models import now_ms
 
 
 async def test_post_reaches_every_follower_across_chained_pages(world):
@@ -101,9 +102,11 @@ async def test_fanout_job_is_idempotent(world):
     pid = await world.post(author)
     obj = (await world.tao.obj_get([pid]))[pid]
     from resolvers.feed import fanout
-    await fanout.fanout_job(world.job, fanout.on_publish(obj)[0][1])
+    await fanout.fanout_job(world.job, fanout.on_publish(record_of(obj))[0][1])
     edges = await world.tao.assoc_range(fan, "FEED", 0, 10)  # one edge (the key is unique), unchanged
-    assert [(e.id2, e.time, e.data) for e in edges] == [(pid, fanout.post_time(obj), {"a": author, "k": obj.data["kind"]})]
+    assert [(e.id2, e.time, e.data) for e in edges] == [
+        (pid, fanout.post_time(record_of(obj)), {"a": author, "k": obj.data["kind"]})
+    ]
 
 
 async def test_fanout_on_mysql_and_memcached(mysql_world):

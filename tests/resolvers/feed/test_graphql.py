@@ -9,7 +9,8 @@ from schema.relay import from_global_id
 def _store_id(gql, global_id: str) -> int:
     return from_global_id(global_id, gql.tao.n_shards)[1]
 
-FEED = """query($first: Int!, $after: String, $mode: FeedMode!) { viewer { feed(first: $first, after: $after, feedMode: $mode) {
+FEED = """query($first: Int!, $after: String, $mode: FeedMode!) {
+  viewer { feed(first: $first, after: $after, feedMode: $mode) {
   edges { cursor node { id caption author { username } } } pageInfo { hasNextPage endCursor } newPostsCount } } }"""
 
 
@@ -66,8 +67,11 @@ async def test_feed_is_the_viewers_own_and_debug_is_for_developers(gql):
 async def test_record_profile_visit(gql):
     alice_t, alice = await gql.sign_up("alice")
     carol_t, carol = await gql.sign_up("carol")
-    data = await gql.ok("mutation($i: ProfileVisitRecordInput!) { recordProfileVisit(input: $i) { ok errors { code } } }",
-                        {"i": {"userId": alice}}, carol_t)
+    data = await gql.ok(
+        "mutation($i: ProfileVisitRecordInput!) { recordProfileVisit(input: $i) { ok errors { code } } }",
+        {"i": {"userId": alice}},
+        carol_t,
+    )
     assert data["recordProfileVisit"] == {"ok": True, "errors": []}
     visits = await gql.tao.assoc_range(_store_id(gql, carol), "VISITED", 0, 10)
     assert [a.id2 for a in visits] == [_store_id(gql, alice)]

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections import Counter
 
-from hypothesis import given, settings as hsettings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from config import FeedSettings
 from resolvers.feed.candidates import Candidate
-from resolvers.feed.ranking import Signals, diversify, rank, Scored
+from resolvers.feed.ranking import Scored, Signals, diversify, rank
+from resolvers.records import record_of
 from tao import Obj
 
 NOW = 1_800_000_000_000
@@ -17,7 +20,7 @@ HOUR = 3_600_000
 
 def cand(post: int, author: int, age_h: float = 1.0, kind: str = "photo") -> Candidate:
     t = NOW - int(age_h * HOUR)
-    return Candidate(post, author, t, obj=Obj(post, "POST", 1, t, t, {"author": author, "kind": kind}))
+    return Candidate(post, author, t, obj=record_of(Obj(post, "POST", 1, t, t, {"author": author, "kind": kind})))
 
 
 def order(cands, sig=None, s=None) -> list[int]:
@@ -101,7 +104,7 @@ def test_type_share_per_block_holds_unless_nothing_else_is_left(kinds_in):
     cands = [cand(i + 1, 100 + i, kind=k) for i, k in enumerate(kinds_in)]  # distinct authors
     out = diversify(_as_scored(cands), S)
     assert sorted(x.cand.post for x in out) == sorted(c.post for c in cands)
-    kinds = [x.cand.obj.data["kind"] for x in out]
+    kinds = [x.cand.obj.kind.value for x in out]
     for b in range(0, len(out), 10):
         seen: Counter = Counter()
         for i in range(b, min(b + 10, len(out))):
@@ -112,8 +115,10 @@ def test_type_share_per_block_holds_unless_nothing_else_is_left(kinds_in):
 
 def test_content_type_share_per_block():
     s = FeedSettings(max_content_type_share=0.5, diversity_window=4)
-    cands = [cand(i, 100 + i, kind="video") for i in range(1, 7)] + [cand(i, 100 + i, kind="photo") for i in range(7, 11)]
-    kinds = [x.cand.obj.data["kind"] for x in diversify(_as_scored(cands), s)]
+    cands = [cand(i, 100 + i, kind="video") for i in range(1, 7)] + [
+        cand(i, 100 + i, kind="photo") for i in range(7, 11)
+    ]
+    kinds = [x.cand.obj.kind.value for x in diversify(_as_scored(cands), s)]
     assert Counter(kinds[:4])["video"] == 2 and Counter(kinds[4:8])["video"] == 2
 
 

@@ -4,6 +4,7 @@ are cleaned by jobs (the cause's own job, or read repair)."""
 from __future__ import annotations
 
 from resolvers.feed import removal
+from resolvers.records import record_of
 
 
 async def _pushed(world, n_fans: int = 2):
@@ -20,7 +21,7 @@ async def _pushed(world, n_fans: int = 2):
 async def test_deleted_post(world):
     author, fans, pid = await _pushed(world)
     obj = (await world.tao.obj_get([pid]))[pid]
-    await world.tao.obj_delete(pid, jobs=removal.on_post_removed(obj))
+    await world.tao.obj_delete(pid, jobs=removal.on_post_removed(record_of(obj)))
     for f in fans:
         assert await world.feed_ids(f) == []
     await world.drain()
@@ -32,7 +33,7 @@ async def test_retract_job_pages_over_many_followers(world, monkeypatch):
     monkeypatch.setattr(removal, "SCAN_PAGE", 2)
     author, fans, pid = await _pushed(world, n_fans=5)
     obj = (await world.tao.obj_get([pid]))[pid]
-    await world.tao.obj_update(pid, {"status": "hidden"}, jobs=removal.on_post_removed(obj))
+    await world.tao.obj_update(pid, {"status": "hidden"}, jobs=removal.on_post_removed(record_of(obj)))
     await world.drain()
     for f in fans:
         assert await world.stored_feed(f) == []

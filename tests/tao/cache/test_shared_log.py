@@ -4,10 +4,11 @@ take distinct slots even within one process (a slot is an flock on its own open 
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
-from tao.cache import Install, LocalCache
-from tao.cache import shared_log
+from tao.cache import Install, LocalCache, shared_log
 from tao.cache.keys import obj_key, unique_key
 from tao.cache.shared_log import SLOTS, SharedInvalidations, SlotsExhaustedError
 
@@ -69,7 +70,7 @@ def _put(key: str, version: int, value: dict, fence: int | None = None) -> Insta
 
 
 async def test_local_cache_drops_the_keys_another_process_wrote(handles):
-    mine, theirs = handles(), handles()
+    mine, theirs = await asyncio.to_thread(handles), await asyncio.to_thread(handles)
     tier = LocalCache(ttl_seconds=60, log=mine)
     other = LocalCache(ttl_seconds=60, log=theirs)
     k1, k2, ku = obj_key("", 1), obj_key("", 2), unique_key("", "username", "ab" * 10)
@@ -83,7 +84,7 @@ async def test_local_cache_drops_the_keys_another_process_wrote(handles):
 
 
 async def test_a_fill_read_before_another_processs_write_is_never_served(handles):
-    mine, theirs = handles(), handles()
+    mine, theirs = await asyncio.to_thread(handles), await asyncio.to_thread(handles)
     tier = LocalCache(ttl_seconds=60, log=mine)
     key = obj_key("", 3)
     fence = tier.fence()          # a reader takes its fence, reads version 1 from SQL...

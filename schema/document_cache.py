@@ -1,0 +1,81 @@
+"""Parsed and validated documents, kept by their text: a document a client sends again (every
+app sends the same few hundred) is neither parsed nor validated again.
+
+`DocumentCache` is one bounded LRU per schema (validation's verdict depends on the schema's rules,
+which `LimitSettings` configures), keyed by the document's exact text. `CachedDocuments` is the
+schema extension that consults it: before parsing it installs a cached document, before
+validation it marks a cached one valid (strawberry then skips its validation rules), and after a
+successful validation it stores the document.
+
+Invariants:
+- Only documents that passed every validation rule are cached, so a refusal (syntax error, an
+  unknown field, a depth, alias or token limit) is decided afresh each time, with its charge.
+- What does not depend on the document alone still runs for every request: `operationName`
+  (OperationChoice), the selection cap and the viewer's budget (OperationGuard), variables,
+  cost and execution. A cached document is never mutated (graphql-core's execution reads it only).
+- Memory is bounded by `max_entries` documents, each at most `LimitSettings.max_tokens` tokens.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterator
+
+from graphql import DocumentNode
+from strawberry.extensions import SchemaExtension
+
+DEFAULT_MAX_ENTRIES = 1000
+
+
+class DocumentCache:
+    """An LRU of validated documents by their text; safe on one event loop (no awaits inside)."""
+
+    def __init__(self, max_entries: int = DEFAULT_MAX_ENTRIES) -> None:
+        self.max_entries = max_entries
+        self._documents: OrderedDict[str, DocumentNode] = OrderedDict()
+        self.hits = self.misses = 0
+
+    def get(self, text: str) -> DocumentNode | None:
+        document = self._documents.get(text)
+        if document is None:
+            self.misses += 1
+            return None
+        self._documents.move_to_end(text)
+        self.hits += 1
+        return document
+
+    def put(self, text: str, document: DocumentNode) -> None:
+        self._documents[text] = document
+        self._documents.move_to_end(text)
+        while len(self._documents) > self.max_entries:
+            self._documents.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._documents)
+
+
+class CachedDocuments(SchemaExtension):
+    """Skips parsing and validation of a document this schema has validated before.
+    Listed before the extensions that may refuse a document in `on_validate`, so that their
+    refusal (which replaces `pre_execution_errors`) always wins over the cache's "valid"."""
+
+    def __init__(self, *, cache: DocumentCache) -> None:
+        self.cache = cache
+        self.hit = False
+
+    def on_parse(self) -> Iterator[None]:
+        ec = self.execution_context
+        if ec.graphql_document is None and ec.query:
+            document = self.cache.get(ec.query)
+            if document is not None:
+                ec.graphql_document = document  # strawberry does not parse a document already set
+                self.hit = True
+        yield
+
+    def on_validate(self) -> Iterator[None]:
+        ec = self.execution_context
+        if self.hit and ec.pre_execution_errors is None:
+            ec.pre_execution_errors = []  # validated when it was cached: strawberry skips the rules
+        yield
+        if not self.hit and ec.pre_execution_errors == [] and ec.query and ec.graphql_document is not None:
+            self.cache.put(ec.query, ec.graphql_document)
