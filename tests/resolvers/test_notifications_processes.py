@@ -32,7 +32,7 @@ async def test_two_processes_liking_at_once_make_one_group_with_an_exact_count(m
         users = [await tao.obj_add("USER", user_data(f"u{i}", "", None)) for i in range(60)]
         post = (await do_create_post(tao, author, "viral", [])).id
         await tao.run_jobs_until_idle()
-        config = write_config(mysql_settings, tmp_path / "taogram.toml")
+        config = await asyncio.to_thread(write_config, mysql_settings, tmp_path / "taogram.toml")  # file I/O
         first, second = users[:30], users[30:]
         unlikers = second[:10]
 
