@@ -3,12 +3,19 @@ and everything that depends on more than the document's text still runs for ever
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 import strawberry.schema.schema as strawberry_schema
 
 from config import LimitSettings
 from schema import build_schema
 from schema.document_cache import DocumentCache
+
+
+async def built(limits: LimitSettings | None = None):
+    """The schema, built off the event loop: strawberry resolves lazy types by file path (os.stat)."""
+    return await asyncio.to_thread(build_schema, limits)
 
 
 @pytest.fixture
@@ -31,7 +38,7 @@ def counted(monkeypatch):
 
 
 async def test_a_document_seen_before_is_neither_parsed_nor_validated(counted):
-    schema = build_schema()
+    schema = await built()
     first = await schema.execute("query Q { __typename }")
     second = await schema.execute("query Q { __typename }")
     assert first.data == second.data == {"__typename": "Query"}
@@ -41,7 +48,7 @@ async def test_a_document_seen_before_is_neither_parsed_nor_validated(counted):
 
 
 async def test_invalid_documents_are_refused_every_time_and_never_cached(counted):
-    schema = build_schema()
+    schema = await built()
     for _ in range(2):
         result = await schema.execute("{ noSuchField }")
         assert result.errors[0].extensions["code"] == "GRAPHQL_VALIDATION_FAILED"
@@ -49,7 +56,7 @@ async def test_invalid_documents_are_refused_every_time_and_never_cached(counted
 
 
 async def test_a_cached_document_still_needs_an_operation_name_when_it_has_several():
-    schema = build_schema()
+    schema = await built()
     doc = "query A { __typename } query B { __typename }"
     assert (await schema.execute(doc, operation_name="A")).data == {"__typename": "Query"}
     refused = await schema.execute(doc)
@@ -57,7 +64,7 @@ async def test_a_cached_document_still_needs_an_operation_name_when_it_has_sever
 
 
 async def test_a_cached_document_still_has_its_string_literals_checked(counted):
-    schema = build_schema(LimitSettings(max_string_length=5))
+    schema = await built(LimitSettings(max_string_length=5))
     for _ in range(2):
         result = await schema.execute('{ __type(name: "much too long") { name } }')
         assert result.errors[0].extensions["code"] == "BAD_USER_INPUT"
@@ -65,7 +72,7 @@ async def test_a_cached_document_still_has_its_string_literals_checked(counted):
 
 
 async def test_a_cached_document_is_still_paid_for():
-    schema = build_schema(LimitSettings(cost_budget=3, cost_window_seconds=3600))
+    schema = await built(LimitSettings(cost_budget=3, cost_window_seconds=3600))
     codes = []
     for _ in range(5):
         result = await schema.execute("{ __typename }")
