@@ -222,7 +222,8 @@ async def _notification_event(info: Ctx, event: realtime.StreamEvent) -> Notific
     return None if view is None else NotificationEvent(**event_fields(event), notification=Notification.from_view(view))
 
 
-register_event_type(KIND_NOTIFICATION, NotificationEvent, _notification_event)
+# Only `notificationEvents` delivers these: `viewerEvents` stays as it was for its clients.
+register_event_type(KIND_NOTIFICATION, NotificationEvent, _notification_event, in_viewer_events=False)
 
 
 @strawberry.type
