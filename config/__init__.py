@@ -19,6 +19,7 @@ from config.settings import (
     MessageSettings,
     MetricsSettings,
     MySQLServer,
+    NotificationSettings,
     RealtimeSettings,
     ServerSettings,
     Settings,
@@ -31,7 +32,8 @@ from config.settings import (
 __all__ = [
     "AuthSettings", "BrokerBackend", "BrokerSettings", "CacheBackend", "CacheSettings", "ConfigError", "FeedSettings",
     "JobSettings", "LimitSettings", "MediaBackend", "MediaSettings", "MessageSettings", "MySQLServer",
-    "RealtimeSettings", "ServerSettings", "Settings", "StoreBackend", "StoreSettings", "load_settings",
+    "NotificationSettings", "RealtimeSettings", "ServerSettings", "Settings", "StoreBackend", "StoreSettings",
+    "load_settings",
     "load_settings_or_exit", "resolve_path",
     # observability
     "LogFormat", "LogLevel", "LoggingSettings", "MetricsSettings", "TracingSettings",

@@ -451,6 +451,22 @@ class MessageSettings(_Section):
     new_account_new_recipients_per_day: Count = 15
 
 
+class NotificationSettings(_Section):
+    # Web Push (RFC 8030/8291, VAPID RFC 8292). The VAPID private key: base64url of the raw
+    # 32-byte P-256 key, or of its DER; empty: no push is sent (subscriptions are still kept).
+    vapid_private_key: str = ""
+    vapid_subject: str = "mailto:push@taogram.invalid"
+    # Pushes for a group are batched: at most one per group per this many seconds (mentions
+    # and message requests go at once).
+    push_batch_seconds: Positive = 30.0
+    push_ttl_seconds: Annotated[int, _range(0, 28 * 24 * 3600)] = 86_400
+    push_timeout_seconds: Positive = 10.0
+    push_max_attempts: Count = 5
+    # Endpoints must be https; tests and local receivers turn this off.
+    push_https_only: bool = True
+    max_push_subscriptions: Annotated[int, _range(1, 100)] = 20
+
+
 # ---- observability: metrics, logs, traces (config/observability/, docs/operations.md) ------------
 
 class MetricsSettings(_Section):
@@ -511,6 +527,7 @@ class Settings(BaseSettings):
     broker: BrokerSettings = Field(default_factory=BrokerSettings)
     realtime: RealtimeSettings = Field(default_factory=RealtimeSettings)
     messages: MessageSettings = Field(default_factory=MessageSettings)
+    notifications: NotificationSettings = Field(default_factory=NotificationSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     tracing: TracingSettings = Field(default_factory=TracingSettings)

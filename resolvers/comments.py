@@ -24,6 +24,7 @@ from resolvers.actor import acting_as
 from resolvers.errors import UserError
 from resolvers.hashtags import parse_mentions
 from resolvers.job_context import JobContext
+from resolvers.notifications import causes
 from resolvers.pagination import Cursor, Page, load_assoc_page, make_page
 from resolvers.posts import drain, get_post, mention_ids
 from resolvers.records import Comment, Post, User, record_of
@@ -69,19 +70,23 @@ async def do_add_comment(tao: Tao, actor_id: int, post_id: int, text: str, reply
         raise UserError(CommentErrorCode.POST_NOT_FOUND, "No such post: it was deleted, or you cannot see it.",
                         "postId")
     top: int | None = None
+    reply_to_author: int | None = None
     if reply_to_id is not None:
         target = await get_comment(ctx, reply_to_id)
         if target is None or target.post != post_id:
             raise UserError(CommentErrorCode.REPLY_TARGET_NOT_FOUND,
                             "`replyToId` must be a visible comment on the same post.", "replyToId")
         top = target.reply_to or target.id  # one level deep
+        reply_to_author = target.author
     mentions = await mention_ids(ctx, parse_mentions(text), "text", CommentErrorCode.TOO_MANY_MENTIONS)
     comment_id = await tao.obj_add("COMMENT", {
         "post": post_id, "author": viewer, "text": text, "reply_to": top, "mentions": mentions,
     }, owner=post_id)
     comment: Comment = record_of((await tao.obj_get([comment_id]))[comment_id])
     id1, atype, _ = _parent_edge(comment)
-    await tao.assoc_add(id1, atype, comment_id, time=comment.created)
+    # Its notifications commit with the edge that lists it.
+    await tao.assoc_add(id1, atype, comment_id, time=comment.created, jobs=causes.comment(
+        viewer, comment_id, post_id, post.author, reply_to_author, mentions, comment.created))
     if mentions:
         await tao.assoc_add_many([(comment_id, "MENTIONS", u, comment.created) for u in mentions])
     return comment
@@ -99,9 +104,17 @@ async def do_delete_comment(tao: Tao, actor_id: int, comment_id: int) -> Comment
         raise UserError(CommentErrorCode.NOT_ALLOWED,
                         "Only the comment's author or the post's author can delete a comment.", "commentId")
     id1, atype, _ = _parent_edge(comment)
+    reply_to_author = None
+    if comment.reply_to:
+        parent = await ctx.loaders.object_by_id.load(comment.reply_to)
+        reply_to_author = parent.author if isinstance(parent, Comment) else None
+    retract = causes.comment(comment.author, comment_id, comment.post, post.author if isinstance(post, Post) else 0,
+                             reply_to_author, [a.id2 for a in await tao.assoc_range(comment_id, "MENTIONS", 0, 100)],
+                             comment.created, undo=True)
     # One durable unit: the job (committed with the delete) also removes the parent edge, so a
     # crash before the next line cannot leave a count that includes a deleted comment.
-    await tao.obj_delete(comment_id, jobs=[(CLEANUP_JOB, {"comment": comment_id, "parent": id1, "atype": atype})])
+    await tao.obj_delete(comment_id, jobs=[(CLEANUP_JOB, {"comment": comment_id, "parent": id1, "atype": atype}),
+                                           *retract])
     await tao.assoc_delete(id1, atype, comment_id)
     return comment
 

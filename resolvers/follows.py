@@ -19,9 +19,11 @@ from resolvers.block_cleanup import on_block
 from resolvers.errors import PermissionDeniedError, UserError
 from resolvers.feed.backfill import on_relationship_added
 from resolvers.feed.removal import on_relationship_removed
+from resolvers.notifications import causes
 from resolvers.pagination import Cursor, Page, check_first, load_assoc_page, make_page
 from resolvers.records import User, record_of
 from tao import Tao, TaoError, shard_of
+from tao.models import now_ms
 
 if TYPE_CHECKING:
     from resolvers.context import RequestContext
@@ -83,12 +85,16 @@ async def do_follow_user(tao: Tao, actor_id: int, user_id: int) -> FollowStatus:
     # The followed user's stream hears of it (resolvers.realtime): durable with the edge.
     kind = realtime.KIND_FOLLOW_REQUEST if target.is_private else realtime.KIND_NEW_FOLLOWER
     event = realtime.stream_event(tao, [user_id], kind, {"user": viewer}, near=viewer)
+    at = now_ms()  # the edge's time: its notification's window, which the undo finds by it
     if target.is_private:
-        await tao.assoc_add(viewer, "FOLLOW_REQUESTED", user_id, jobs=[event.job])
+        await tao.assoc_add(viewer, "FOLLOW_REQUESTED", user_id, time=at,
+                            jobs=[event.job, *causes.follow_request(viewer, user_id, at)])
         status = FollowStatus.REQUESTED
     else:
         # The job stores the account's recent posts in the viewer's feed (committed with the follow).
-        await tao.assoc_add(viewer, "FOLLOWS", user_id, jobs=[*on_relationship_added(viewer, user_id), event.job])
+        await tao.assoc_add(viewer, "FOLLOWS", user_id, time=at,
+                            jobs=[*on_relationship_added(viewer, user_id), event.job,
+                                  *causes.follow(viewer, user_id, at)])
         status = FollowStatus.FOLLOWING
     await event.deliver(tao)
     return status
@@ -97,30 +103,38 @@ async def do_follow_user(tao: Tao, actor_id: int, user_id: int) -> FollowStatus:
 async def do_unfollow_user(tao: Tao, actor_id: int, user_id: int) -> FollowStatus:
     """Stop following, or withdraw a pending request. Idempotent."""
     viewer, _ = await _other_user(acting_as(tao, actor_id), user_id)
+    edges = await tao.assoc_get_many([(viewer, "FOLLOWS", user_id), (viewer, "FOLLOW_REQUESTED", user_id)])
+    follow, request = edges[(viewer, "FOLLOWS", user_id)], edges[(viewer, "FOLLOW_REQUESTED", user_id)]
     # The feed filters the author's posts at read time at once; the job (committed only if the
     # follow existed) removes them from the stored FEED list.
-    await tao.assoc_delete(viewer, "FOLLOWS", user_id, jobs=on_relationship_removed(viewer, user_id))
-    await tao.assoc_delete(viewer, "FOLLOW_REQUESTED", user_id)
+    await tao.assoc_delete(viewer, "FOLLOWS", user_id, jobs=[
+        *on_relationship_removed(viewer, user_id),
+        *(causes.follow(viewer, user_id, follow.time, undo=True) if follow is not None else [])])
+    await tao.assoc_delete(viewer, "FOLLOW_REQUESTED", user_id,
+                           jobs=causes.follow_request(viewer, user_id, request.time, undo=True) if request else None)
     return FollowStatus.NONE
 
 
-async def _pending_request(ctx: RequestContext, requester_id: int) -> int:
+async def _pending_request(ctx: RequestContext, requester_id: int) -> tuple[int, int]:
+    """The viewer and the time of the requester's pending request to follow them."""
     viewer, _ = await _other_user(ctx, requester_id)
-    e = await _edges(ctx, viewer, requester_id, "FOLLOW_REQUESTED_BY")
-    if not e["FOLLOW_REQUESTED_BY"]:
+    edge = await ctx.loaders.assoc_by_key.load((viewer, "FOLLOW_REQUESTED_BY", requester_id))
+    if edge is None:
         raise UserError(FollowErrorCode.REQUEST_NOT_FOUND, "This user has no pending request to follow you.", "userId")
-    return viewer
+    return viewer, edge.time
 
 
 async def do_approve_follow_request(tao: Tao, actor_id: int, requester_id: int) -> None:
-    viewer = await _pending_request(acting_as(tao, actor_id), requester_id)
+    viewer, requested_at = await _pending_request(acting_as(tao, actor_id), requester_id)
     await tao.assoc_change_type(requester_id, "FOLLOW_REQUESTED", viewer, "FOLLOWS",
-                                jobs=on_relationship_added(requester_id, viewer))
+                                jobs=[*on_relationship_added(requester_id, viewer),
+                                      *causes.follow_accepted(viewer, requester_id, requested_at, now_ms())])
 
 
 async def do_reject_follow_request(tao: Tao, actor_id: int, requester_id: int) -> None:
-    viewer = await _pending_request(acting_as(tao, actor_id), requester_id)
-    await tao.assoc_delete(requester_id, "FOLLOW_REQUESTED", viewer)
+    viewer, requested_at = await _pending_request(acting_as(tao, actor_id), requester_id)
+    await tao.assoc_delete(requester_id, "FOLLOW_REQUESTED", viewer,
+                           jobs=causes.follow_request(requester_id, viewer, requested_at, undo=True))
 
 
 # The edges a block ends, both ways.

@@ -17,6 +17,9 @@ from resolvers.feed.jobs import HANDLERS as FEED_HANDLERS
 from resolvers.follows import SEVER_JOB, approve_pending_requests_job, sever_blocked_job
 from resolvers.job_context import JobContext
 from resolvers.messages.send import DELIVER_JOB, deliver_job
+from resolvers.notifications import hooks as _notification_hooks  # noqa: F401  (registers posts.ON_PUBLISH)
+from resolvers.notifications import push as notification_push
+from resolvers.notifications import record as notifications
 from tao import Tao
 
 JobHandler = Callable[[JobContext, dict], Awaitable[None]]
@@ -35,6 +38,9 @@ HANDLERS: dict[str, JobHandler] = {
     realtime.STREAM_EVENT_JOB: realtime.stream_event_job,
     realtime.TRIM_STREAM_JOB: realtime.trim_stream_job,
     DELIVER_JOB: deliver_job,
+    notifications.RECORD_JOB: notifications.record_job,
+    notifications.RETRACT_JOB: notifications.retract_job,
+    notification_push.PUSH_JOB: notification_push.push_job,
 }
 
 # One context and one set of bound handlers per store: registering again (a script after the

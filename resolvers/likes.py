@@ -11,6 +11,7 @@ removed by the delete's cleanup job (and hidden by privacy meanwhile).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from resolvers import privacy
@@ -18,23 +19,39 @@ from resolvers.actor import acting_as
 from resolvers.comments import get_comment
 from resolvers.comments import not_found as comment_not_found
 from resolvers.edge_data import like_data
+from resolvers.notifications import causes
 from resolvers.pagination import Cursor, Page, load_assoc_page, make_page
 from resolvers.posts import get_post, not_found
 from resolvers.records import Comment, Post, User
 from tao import Tao
+from tao.models import now_ms
 
 if TYPE_CHECKING:
     from resolvers.context import RequestContext
 
 
-async def _set_like(ctx: RequestContext, atype: str, target: int, on: bool, data: dict | None = None) -> None:
+# A like's notification jobs: `notice(at, undo)` for a like made (or, with undo, removed) at `at`.
+Notice = Callable[[int, bool], list[tuple[str, dict]]]
+
+
+async def _set_like(ctx: RequestContext, atype: str, target: int, on: bool, data: dict | None = None,
+                    notice: Notice | None = None) -> None:
     viewer = ctx.require_viewer()
     key = (viewer, atype, target)
-    exists = await ctx.loaders.assoc_by_key.load(key) is not None
-    if on and not exists:
-        await ctx.tao.assoc_add(viewer, atype, target, data=data)
-    elif not on and exists:
-        await ctx.tao.assoc_delete(viewer, atype, target)
+    edge = await ctx.loaders.assoc_by_key.load(key)
+    if on and edge is None:
+        at = now_ms()  # the edge's time is the notification's window: the undo finds it by this time
+        await ctx.tao.assoc_add(viewer, atype, target, time=at, data=data, jobs=notice(at, False) if notice else None)
+    elif not on and edge is not None:
+        await ctx.tao.assoc_delete(viewer, atype, target, jobs=notice(edge.time, True) if notice else None)
+
+
+def _post_notice(actor: int, post: Post) -> Notice:
+    return lambda at, undo: causes.like_post(actor, post.id, post.author, at, undo=undo)
+
+
+def _comment_notice(actor: int, comment: Comment) -> Notice:
+    return lambda at, undo: causes.like_comment(actor, comment.id, comment.author, comment.post, at, undo=undo)
 
 
 async def do_like_post(tao: Tao, actor_id: int, post_id: int) -> Post:
@@ -42,7 +59,7 @@ async def do_like_post(tao: Tao, actor_id: int, post_id: int) -> Post:
     post = await get_post(ctx, post_id)
     if post is None:
         raise not_found()
-    await _set_like(ctx, "LIKES", post_id, True, like_data(post))
+    await _set_like(ctx, "LIKES", post_id, True, like_data(post), _post_notice(actor_id, post))
     return post
 
 
@@ -51,7 +68,7 @@ async def do_unlike_post(tao: Tao, actor_id: int, post_id: int) -> Post:
     post = await get_post(ctx, post_id)
     if post is None:
         raise not_found()  # a deleted post's likes are the delete's cleanup job's to remove
-    await _set_like(ctx, "LIKES", post_id, False)
+    await _set_like(ctx, "LIKES", post_id, False, notice=_post_notice(actor_id, post))
     return post
 
 
@@ -60,7 +77,7 @@ async def do_like_comment(tao: Tao, actor_id: int, comment_id: int) -> Comment:
     comment = await get_comment(ctx, comment_id)
     if comment is None:
         raise comment_not_found()
-    await _set_like(ctx, "COMMENT_LIKES", comment_id, True)
+    await _set_like(ctx, "COMMENT_LIKES", comment_id, True, notice=_comment_notice(actor_id, comment))
     return comment
 
 
@@ -69,7 +86,7 @@ async def do_unlike_comment(tao: Tao, actor_id: int, comment_id: int) -> Comment
     comment = await get_comment(ctx, comment_id)
     if comment is None:
         raise comment_not_found()
-    await _set_like(ctx, "COMMENT_LIKES", comment_id, False)
+    await _set_like(ctx, "COMMENT_LIKES", comment_id, False, notice=_comment_notice(actor_id, comment))
     return comment
 
 

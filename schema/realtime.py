@@ -44,11 +44,19 @@ _BUILDERS: dict[str, Builder] = {}
 EVENT_TYPES: list[type] = []
 
 
-def register_event_type(kind: str, gql_type: type, build: Builder) -> None:
-    """Declare how events of `kind` reach clients; `gql_type` implements `StreamEvent`."""
+# Kinds delivered only by their domain's own subscription, not by `viewerEvents` (notifications:
+# `notificationEvents`), so adding such a kind changes nothing for `viewerEvents` clients.
+OWN_SUBSCRIPTION_ONLY: set[str] = set()
+
+
+def register_event_type(kind: str, gql_type: type, build: Builder, *, in_viewer_events: bool = True) -> None:
+    """Declare how events of `kind` reach clients; `gql_type` implements `StreamEvent`.
+    `in_viewer_events=False`: only a domain subscription that matches the kind delivers it."""
     if kind in _BUILDERS:
         raise ValueError(f"event kind {kind!r} is registered twice")
     _BUILDERS[kind] = build
+    if not in_viewer_events:
+        OWN_SUBSCRIPTION_ONLY.add(kind)
     if gql_type not in EVENT_TYPES:
         EVENT_TYPES.append(gql_type)
 
@@ -111,5 +119,5 @@ class RealtimeSubscription:
         "events). Needs a session (the token in `connection_init`); `after`: resume after this "
         "cursor, or omit it for live events from now on."))
     async def viewer_events(self, info: Ctx, after: str | None = None) -> AsyncGenerator[StreamEvent, None]:
-        async for out in deliver_events(info, after):
+        async for out in deliver_events(info, after, match=lambda e: e.kind not in OWN_SUBSCRIPTION_ONLY):
             yield out

@@ -13,6 +13,7 @@ from schema.message_events import MessagesSubscription
 from schema.message_mutations import MessagesMutation
 from schema.messages import MessagesQuery
 from schema.node import NodeQuery
+from schema.notifications import NotificationsMutation, NotificationsSubscription
 from schema.posts import PostsMutation, PostsQuery
 from schema.realtime import RealtimeSubscription
 from schema.users import UsersMutation, UsersQuery
@@ -25,12 +26,12 @@ class Query(NodeQuery, UsersQuery, PostsQuery, MediaQuery, MessagesQuery):
 
 @strawberry.type
 class Mutation(AccountsMutation, UsersMutation, FollowsMutation, PostsMutation, CommentsMutation, FeedMutation,
-               MediaMutation, MessagesMutation):
+               MediaMutation, MessagesMutation, NotificationsMutation):
     pass
 
 
 @strawberry.type
-class Subscription(RealtimeSubscription, MessagesSubscription):
+class Subscription(RealtimeSubscription, MessagesSubscription, NotificationsSubscription):
     pass
 
 

@@ -31,6 +31,7 @@ from schema.relay import (
 
 if TYPE_CHECKING:  # lazy at run time (schema.posts and schema.feed import this module)
     from schema.feed import FeedConnection
+    from schema.notifications import NotificationConnection, NotificationPreferences, NotificationType
     from schema.posts import Post
 
 # The domain's enum is the GraphQL enum: strawberry.enum marks the class in place (the alias stays a type).
@@ -102,6 +103,30 @@ class User(Node):
         from schema.feed import user_feed  # the feed's schema imports Post, which imports this module
 
         return await user_feed(info, self.store_id, first, after, feed_mode)
+
+    @strawberry.field(description="Your notifications, latest first (only on your own account: "
+                                  "`viewer { notifications }`). `types`: only these.")
+    async def notifications(self, info: Ctx, first: First = 20, after: str | None = None,
+                            types: list[Annotated[NotificationType, strawberry.lazy("schema.notifications")]]
+                            | None = None,
+                            ) -> Annotated[NotificationConnection, strawberry.lazy("schema.notifications")]:
+        from schema.notifications import user_notifications  # it imports User
+
+        return await user_notifications(info, self.store_id, first, after, types)
+
+    @strawberry.field(description="How many notifications are unread (at most 100: show \"99+\"). "
+                                  "Only on your own account.")
+    async def unread_notification_count(self, info: Ctx) -> int:
+        from schema.notifications import user_unread_count
+
+        return await user_unread_count(info, self.store_id)
+
+    @strawberry.field(description="Your notification settings. Only on your own account.")
+    async def notification_preferences(self, info: Ctx
+                                       ) -> Annotated[NotificationPreferences, strawberry.lazy("schema.notifications")]:
+        from schema.notifications import user_preferences
+
+        return await user_preferences(info, self.store_id)
 
     @strawberry.field(description="Accounts following this one. Null, with a FORBIDDEN error, for a private "
                                   "account the viewer does not follow.")

@@ -27,6 +27,7 @@ NOTIFICATION = _o("NOTIFICATION", 11)
 UNIQUE_KEY = _o("UNIQUE_KEY", 12)  # reserved: the store's key_claim rows are not objects
 FEED_SESSION = _o("FEED_SESSION", 60)  # a viewer's ranked feed snapshot (resolvers.feed.sessions)
 FEED_REGISTRY = _o("FEED_REGISTRY", 61)  # the well-known object holding the BIG_ACCOUNT list
+PUSH_SUBSCRIPTION = _o("PUSH_SUBSCRIPTION", 64)  # a Web Push endpoint and keys (resolvers.notifications.push)
 TEST_NODE = _o("TEST_NODE", 99)    # the store's own tests and benchmarks
 
 # The follow graph
@@ -84,3 +85,11 @@ _a("TEST_PLAIN", 92)
 _a("TEST_UNIQUE", 93, unique=True)
 _a("TEST_UNCACHED", 94, cached=False)
 _a("TEST_UNCOUNTED", 95, cached=False, counted=False)
+
+# Notifications (resolvers/notifications). A NOTIFICATION is one group (a like of post P in one
+# window, new followers on one day, one comment); it lives on its recipient's shard.
+_a("NOTIFIED", 140)         # user -> notification (time = latest update: the list's order)
+_a("NOTIF_ACTOR", 141)      # notification -> actor (time = when they joined): exact distinct count
+_a("NOTIF_READ", 142)       # user -> user (self edge; data: {"upto": ms}): the read marker
+_a("NOTIF_PREFS", 143)      # user -> user (self edge; data: per-type levels and push switches)
+_a("HAS_PUSH_SUB", 144)     # user -> PUSH_SUBSCRIPTION (a browser's Web Push endpoint); at most 20

@@ -48,8 +48,10 @@ from resolvers.messages.threads import (
     folder_edges,
     set_member_state,
 )
+from resolvers.notifications import causes
 from resolvers.records import Media, MediaKind, MediaStatus, record_of
 from tao import Obj, Tao, shard_of
+from tao.models import now_ms
 
 if TYPE_CHECKING:
     from resolvers.context import RequestContext
@@ -182,7 +184,8 @@ async def do_send_message(tao: Tao, actor_id: int, *, client_id: str, thread_id:
         pending[:] = [events.event(tao, members, events.MESSAGE_NEW, near=thread.id, thread=thread.id, message=mid)]
         # The writer delivers right after the commit; the job repairs only what it did not finish.
         redeliver = (DELIVER_JOB, {"message": mid}, tao.settings.realtime.redeliver_after_ms, deliver_job_id)
-        return [redeliver, *events.jobs_of(*pending)]
+        return [redeliver, *events.jobs_of(*pending),
+                *causes.message_requests(sender, requests, thread.id, mid, now_ms())]
     if media_id is not None:  # a message's media is seen through the message only (resolvers.media)
         await tao.obj_update(media_id, {"dm": True})
     made = await tao.obj_add("MESSAGE", data, owner=thread.id, jobs=jobs)

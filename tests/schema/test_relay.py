@@ -109,6 +109,7 @@ async def test_first_zero_is_an_empty_page(gql):
 FIRST_FIELDS = {
     ("User", "posts"): "{ viewer { posts(first: $f) { nodes { id } } } }",
     ("User", "feed"): "{ viewer { feed(first: $f) { nodes { id } } } }",
+    ("User", "notifications"): "{ viewer { notifications(first: $f) { edges { cursor } } } }",
     ("User", "followers"): "{ viewer { followers(first: $f) { nodes { id } } } }",
     ("User", "following"): "{ viewer { following(first: $f) { nodes { id } } } }",
     ("User", "followRequests"): "{ viewer { followRequests(first: $f) { nodes { id } } } }",

@@ -1,0 +1,274 @@
+"""Notifications on MariaDB + memcached (tests.harness): a viral post's likes folded into one group,
+and the list read of a user with thousands of notifications.
+
+    PYTHONPATH=. .venv/bin/python bench/notifications_bench.py [--likes 10000 --seconds 60]
+
+1. Viral post: `--likes` likes of one post by as many distinct users within `--seconds`, issued
+   by `--clients` concurrent clients through `do_like_post` (the mutation's action), while this
+   process's outbox worker records them. Reported: NOTIFICATION objects and NOTIFIED edges of
+   the author (the group's rows: O(1) per window), the group's exact actor count against the
+   post's `likeCount`, SQL statements per like (the like, its inverse and its notification job,
+   all in), pushes sent to a local Web Push receiver (one per 30 s batch window), and the time
+   from a like's acknowledgement until the author's notification group counts it (p50/p99, every
+   `--sample`th like).
+2. List read: a user with `--list-size` notifications (seeded in bulk, the shape `record` writes);
+   `notifications(first: 20)` through fresh loaders, as each request has: p50/p99 over `--reads`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+import uuid
+from typing import Any
+
+from bench.common import percentile
+from config import MySQLServer, Settings
+from resolvers.accounts import user_data
+from resolvers.actor import acting_as
+from resolvers.errors import AppError
+from resolvers.jobs import register_job_handlers
+from resolvers.likes import do_like_post
+from resolvers.notifications import push, reads
+from resolvers.notifications.model import NotificationType
+from resolvers.posts import do_create_post, post_data
+from tao import Tao, TaoError, open_tao
+from tao.models import now_ms
+from tao.testing import TaoTestHooks
+from tests.harness import Services, attach_services, start_services
+from tests.resolvers.push_receiver import PushReceiver
+
+VAPID_KEY = "8Zg0Evp6EEA4nGBEcj17FgjHV1jJ_v7oDuuV3FU5CZ0"  # a bench-only key
+MAX_BULK = 5_000
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')} load {os.getloadavg()[0]:.1f}] {msg}", flush=True)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--services-json", help="reuse the servers of `python -m tests.harness up`")
+    p.add_argument("--shards", type=int, default=8)
+    p.add_argument("--likes", type=int, default=10_000)
+    p.add_argument("--seconds", type=float, default=60.0, help="the window the likes are spread over")
+    p.add_argument("--clients", type=int, default=32, help="concurrent like clients")
+    p.add_argument("--sample", type=int, default=20, help="time every Nth like to the author's list")
+    p.add_argument("--list-size", type=int, default=5_000)
+    p.add_argument("--reads", type=int, default=300)
+    p.add_argument("--json", help="write every figure here")
+    return p.parse_args(argv)
+
+
+def make_settings(services: Services, run_id: str, shards: int) -> Settings:
+    s = Settings()
+    s.store.backend = "mysql"
+    s.store.logical_shards = shards
+    s.store.mysql_servers = [MySQLServer(host=m.host, port=m.port, user=m.user, password=m.password)
+                             for m in services.mysql]
+    s.store.database_prefix = run_id
+    s.store.query_timeout = 30.0
+    s.store.pool_max = 16
+    s.cache.backend = "memcached"
+    s.cache.servers = list(services.memcached)
+    s.cache.key_prefix = run_id
+    s.cache.timeout = 2.0
+    s.cache.heartbeat_interval = 0.2
+    s.jobs.in_process_worker = False
+    s.jobs.poll_interval = 0.02
+    n = s.notifications
+    n.vapid_private_key, n.push_https_only, n.push_batch_seconds = VAPID_KEY, False, 30.0
+    return s
+
+
+async def add_users(tao: Tao, n: int, tag: str) -> list[int]:
+    out: list[int] = []
+    for i in range(0, n, MAX_BULK):
+        out += await tao.obj_add_many([("USER", user_data(f"{tag}{j}", "", None), None)
+                                       for j in range(i, min(n, i + MAX_BULK))])
+    return out
+
+
+async def viral(tao: Tao, a: argparse.Namespace, receiver: PushReceiver) -> dict[str, Any]:
+    author = (await add_users(tao, 1, "author"))[0]
+    likers = await add_users(tao, a.likes, "fan")
+    device = receiver.device("author-phone")
+    await push.do_register_push_subscription(tao, author, receiver.endpoint("author-phone"), **device.keys())
+    post = (await do_create_post(tao, author, "going viral", [])).id
+    await tao.run_jobs_until_idle()
+    log(f"viral: {a.likes} likes of one post over {a.seconds:.0f} s by {a.clients} clients")
+    interval = a.seconds / max(1, a.likes)
+    latencies: list[float] = []
+    errors = 0
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(len(likers)):
+        queue.put_nowait(i)
+    start = time.perf_counter()
+
+    waiting: dict[int, float] = {}  # sampled actor -> when its like was acknowledged
+    done = asyncio.Event()
+
+    async def poll() -> None:
+        """One poller for every sampled like: a batched membership check every 20 ms (the
+        group's NOTIF_ACTOR edge is what the author's list counts)."""
+        nid = None
+        deadline = float("inf")
+        while not (done.is_set() and not waiting) and time.perf_counter() < deadline:
+            if done.is_set() and deadline == float("inf"):
+                deadline = time.perf_counter() + 120  # a like never recorded by then is reported missing
+            await asyncio.sleep(0.02)
+            try:
+                if nid is None:
+                    groups = await tao.assoc_range(author, "NOTIFIED", 0, 1)
+                    nid = groups[0].id2 if groups else None
+                if nid is None or not waiting:
+                    continue
+                actors = list(waiting)
+                found = await tao.assoc_get_many([(nid, "NOTIF_ACTOR", u) for u in actors])
+            except TaoError as exc:  # an overloaded store: try again next round
+                log(f"poll: {exc}")
+                continue
+            now = time.perf_counter()
+            for u in actors:
+                if found[(nid, "NOTIF_ACTOR", u)] is not None:
+                    latencies.append(now - waiting.pop(u))
+
+    async def client() -> None:
+        nonlocal errors
+        while not queue.empty():
+            i = queue.get_nowait()
+            due = start + i * interval
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            try:
+                await do_like_post(tao, likers[i], post)
+            except (TaoError, AppError):
+                errors += 1
+                continue
+            if i % a.sample == 0:
+                waiting[likers[i]] = time.perf_counter()
+    tao.reset_stats()
+    poller = asyncio.create_task(poll())
+    await asyncio.gather(*(client() for _ in range(a.clients)))
+    issued = time.perf_counter() - start
+    done.set()
+    await poller
+    # The rest of the outbox (the last batch window's push is due up to 30 s later: run it now).
+    await tao.run_jobs_until_idle()
+    elapsed = time.perf_counter() - start
+    stats = tao.stats()
+    groups = await tao.assoc_range(author, "NOTIFIED", 0, 100)
+    nid = groups[0].id2 if groups else 0
+    actor_count = await tao.assoc_count(nid, "NOTIF_ACTOR") if nid else 0
+    like_count = await tao.assoc_count(post, "LIKED_BY")
+    lat = sorted(latencies)
+    out = {
+        "likes_acknowledged": a.likes - errors, "errors": errors, "issue_seconds": round(issued, 1),
+        "likes_per_second": round((a.likes - errors) / issued, 1),
+        "drain_seconds": round(elapsed, 1),
+        "notification_groups": len(groups), "notified_edges": await tao.assoc_count(author, "NOTIFIED"),
+        "group_actor_count": actor_count, "post_like_count": like_count, "exact": actor_count == like_count,
+        "sql_statements_per_like": round(stats.get("sql_queries", 0) / max(1, a.likes - errors), 1),
+        "pushes_sent": len(receiver.received["author-phone"]),
+        "push_counts": [p["count"] for p in receiver.received["author-phone"]],
+        "like_to_list_p50_ms": round(percentile(lat, 50) * 1000, 1) if lat else None,
+        "like_to_list_p99_ms": round(percentile(lat, 99) * 1000, 1) if lat else None,
+        "samples": len(lat), "samples_never_seen": len(waiting),
+    }
+    log(f"viral: {out}")
+    return out
+
+
+async def seed_list(tao: Tao, n: int, actors: list[int]) -> int:
+    """A reader with `n` notifications: LIKE groups on `n` of their posts, 1-3 actors each."""
+    reader = (await add_users(tao, 1, "reader"))[0]
+    base = now_ms() - n * 1000
+    post_ids: list[int] = []
+    for i in range(0, n, MAX_BULK):
+        post_ids += await tao.obj_add_many([("POST", post_data(reader, f"p{j}", published_at=base), reader)
+                                            for j in range(i, min(n, i + MAX_BULK))])
+    nids: list[int] = []
+    for i in range(0, n, MAX_BULK):
+        nids += await tao.obj_add_many([("NOTIFICATION", {"t": NotificationType.LIKE.value, "tg": p, "p": p, "s": base},
+                                         reader) for p in post_ids[i:i + MAX_BULK]])
+    edges = [(reader, "NOTIFIED", nid, base + k) for k, nid in enumerate(nids)]
+    actor_edges = [(nid, "NOTIF_ACTOR", actors[(k + j) % len(actors)], base + k) for k, nid in enumerate(nids)
+                   for j in range(1 + k % 3)]
+    like_edges = [(actors[(k + j) % len(actors)], "LIKES", p, base + k) for k, p in enumerate(post_ids)
+                  for j in range(1 + k % 3)]
+    for batch in (edges, actor_edges, like_edges):
+        for i in range(0, len(batch), MAX_BULK):
+            await tao.assoc_add_many(batch[i:i + MAX_BULK])
+    await tao.run_jobs_until_idle()
+    return reader
+
+
+async def list_reads(tao: Tao, a: argparse.Namespace, actors: list[int]) -> dict[str, Any]:
+    reader = await seed_list(tao, a.list_size, actors)
+    for _ in range(5):  # warm the cache as a returning user's reads would
+        await reads.notifications(acting_as(tao, reader), 20, None)
+    times, queries = [], []
+    for _ in range(a.reads):
+        ctx = acting_as(tao, reader)  # fresh loaders, as each request has
+        tao.reset_stats()
+        t0 = time.perf_counter()
+        page = await reads.notifications(ctx, 20, None)
+        times.append(time.perf_counter() - t0)
+        queries.append(tao.stats().get("sql_queries", 0))
+        assert len(page.items) == 20
+    times.sort()
+    out = {"list_size": a.list_size, "reads": a.reads, "first_page_p50_ms": round(percentile(times, 50) * 1000, 2),
+           "first_page_p99_ms": round(percentile(times, 99) * 1000, 2),
+           "sql_queries_per_read_p50": sorted(queries)[len(queries) // 2]}
+    log(f"list: {out}")
+    return out
+
+
+async def run(a: argparse.Namespace, services: Services) -> dict[str, Any]:
+    run_id = "notif" + uuid.uuid4().hex[:6]
+    tao = await open_tao(make_settings(services, run_id, a.shards), migrate=True, start_worker=False)
+    register_job_handlers(tao)
+    receiver = await PushReceiver().start()
+    tao.outbox.start()  # this process's worker records the likes as they come
+    out: dict[str, Any] = {"args": vars(a), "cpus": os.cpu_count(), "load_average_start": os.getloadavg()}
+    try:
+        out["viral"] = await viral(tao, a, receiver)
+        await tao.outbox.stop()
+        actors = await add_users(tao, 1000, "actor")
+        out["list"] = await list_reads(tao, a, actors)
+        out["load_average_end"] = os.getloadavg()
+        return out
+    finally:
+        await tao.outbox.stop()
+        await receiver.close()
+        for s in range(a.shards):
+            await TaoTestHooks(tao).backend.drop_shard(s)
+        await tao.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parse_args(argv)
+    if a.services_json:
+        services, own = attach_services(a.services_json), False
+    else:
+        log("starting 2 MariaDB + 2 memcached (tests.harness) ...")
+        services, own = start_services(2, 2, False), True
+    try:
+        out = asyncio.run(run(a, services))
+    finally:
+        if own:
+            services.stop()
+    print(json.dumps(out, indent=1, default=str))
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(out, f, indent=1, default=str)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""The events each cause produces: plain functions of ids and a time, returning outbox jobs.
+
+A domain action adds these to the `jobs=` of the write that *is* the cause (the LIKES edge, the
+comment's parent edge, the FOLLOWS edge), and the matching `undo_*` to the write that undoes it,
+so a notification's events commit with their cause. They read nothing: the recording job
+checks blocks, mutes, preferences and whether the cause still exists (`record.py`).
+"""
+
+from __future__ import annotations
+
+from resolvers.notifications.model import Event, NotificationType
+from resolvers.notifications.record import notify, retract
+
+T = NotificationType
+
+
+def _jobs(events: list[Event], undo: bool = False) -> list[tuple[str, dict]]:
+    make = retract if undo else notify
+    return [make(e) for e in events if e.actor != e.recipient]
+
+
+def like_post(actor: int, post_id: int, author: int, at: int, *, undo: bool = False) -> list[tuple[str, dict]]:
+    return _jobs([Event(T.LIKE, author, actor, post_id, at, (actor, "LIKES", post_id), post_id)], undo)
+
+
+def like_comment(actor: int, comment_id: int, author: int, post_id: int, at: int, *,
+                 undo: bool = False) -> list[tuple[str, dict]]:
+    return _jobs([Event(T.COMMENT_LIKE, author, actor, comment_id, at, (actor, "COMMENT_LIKES", comment_id), post_id)],
+                 undo)
+
+
+def comment(actor: int, comment_id: int, post_id: int, post_author: int, reply_to_author: int | None,
+            mentions: list[int], at: int, *, undo: bool = False) -> list[tuple[str, dict]]:
+    """A comment tells the post's author (or, for a reply, the author of the comment replied to)
+    and each user it mentions (once: a mention of the author adds nothing)."""
+    events = []
+    if reply_to_author is not None:
+        events.append(Event(T.REPLY, reply_to_author, actor, comment_id, at, comment_id, post_id))
+    else:
+        events.append(Event(T.COMMENT, post_author, actor, comment_id, at, comment_id, post_id))
+    told = {events[0].recipient}
+    events += [Event(T.MENTION, u, actor, comment_id, at, comment_id, post_id) for u in dict.fromkeys(mentions)
+               if u not in told]
+    return _jobs(events, undo)
+
+
+def caption_mentions(actor: int, post_id: int, mentions: list[int], at: int) -> list[tuple[str, dict]]:
+    return _jobs([Event(T.MENTION, u, actor, post_id, at, post_id, post_id) for u in dict.fromkeys(mentions)])
+
+
+def follow(actor: int, user_id: int, at: int, *, undo: bool = False) -> list[tuple[str, dict]]:
+    return _jobs([Event(T.FOLLOW, user_id, actor, actor, at, (actor, "FOLLOWS", user_id))], undo)
+
+
+def follow_request(actor: int, user_id: int, at: int, *, undo: bool = False) -> list[tuple[str, dict]]:
+    return _jobs([Event(T.FOLLOW_REQUEST, user_id, actor, actor, at, (actor, "FOLLOW_REQUESTED", user_id))], undo)
+
+
+def follow_accepted(approver: int, requester: int, requested_at: int, at: int) -> list[tuple[str, dict]]:
+    """Approving a request: the requester hears it was accepted, the approver's request
+    notification goes, and the approver gains a follower. The FOLLOWS edge keeps the request's
+    time (`assoc_change_type`), so the follower event uses it too: the unfollow finds it by it."""
+    return [*_jobs([Event(T.FOLLOW_ACCEPTED, requester, approver, approver, at, (requester, "FOLLOWS", approver))]),
+            *follow_request(requester, approver, requested_at, undo=True),
+            *follow(requester, approver, requested_at)]
+
+
+def message_requests(actor: int, recipients: list[int], thread_id: int, message_id: int,
+                     at: int) -> list[tuple[str, dict]]:
+    """The first message to someone who does not follow the sender (a message request)."""
+    return _jobs([Event(T.MESSAGE_REQUEST, r, actor, thread_id, at, message_id) for r in recipients])

@@ -1,0 +1,174 @@
+"""The viewer's notifications: the list, the unread count, the read marker.
+
+The list is `(viewer, NOTIFIED, notification)`, newest update first; a cursor is an edge's
+(time, id) under this list's own prefix (`notif:`), so a cursor of another list is refused and
+pages stay stable while groups move to the top (a group that moves above the cursor is not shown
+again below it). Each notification is shown through the viewer's privacy at read time: its
+actors are the visible ones among the latest few, and a notification whose target the viewer
+can no longer see (a deleted post or comment, a thread they left), or with no visible actor
+left, is hidden. The actor count is the group's exact `NOTIF_ACTOR` count.
+
+The read marker is a time on a self edge `(viewer, NOTIF_READ, viewer)`: a notification is
+unread when its list time is after it. It only moves forward.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from resolvers import privacy
+from resolvers.errors import BadInputError
+from resolvers.notifications.model import LATEST_ACTORS, Notification, NotificationType
+from resolvers.pagination import Cursor, Page, check_first
+from resolvers.records import User
+from tao import Assoc, Tao
+from tao.models import now_ms
+
+if TYPE_CHECKING:
+    from resolvers.context import RequestContext
+
+LIST = "NOTIFIED"
+READ = "NOTIF_READ"
+MAX_UNREAD = 99  # the badge shows "99+" past this; counting further would read the whole list
+_SCAN_ROUNDS = 4  # a `types` filter reads at most this many pages of the list for one page shown
+_PREFIX = "notif"
+
+
+@dataclass(frozen=True)
+class NotificationView:
+    """A notification as the viewer sees it now."""
+    notification: Notification
+    updated: int                # its list time: the latest event's
+    actors: list[User]          # the latest visible actors, newest first
+    actor_count: int            # exact number of distinct actors
+    target: Any                 # the post, comment or thread record (None for follow types: the actor is it)
+    unread: bool
+
+
+def encode_cursor(cursor: Cursor | None) -> str:
+    t, i = cursor if cursor is not None else (0, 0)
+    return base64.urlsafe_b64encode(f"{_PREFIX}:{t}:{i}".encode()).decode()
+
+
+def decode_cursor(cursor: str | None, field: str = "after") -> Cursor | None:
+    if cursor is None:
+        return None
+    try:
+        tag, t, i = base64.urlsafe_b64decode(cursor.encode()).decode().split(":")
+        if tag != _PREFIX:
+            raise ValueError(tag)
+        return None if (int(t), int(i)) == (0, 0) else (int(t), int(i))
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise BadInputError(f"`{field}` is not a notifications cursor: pass a `cursor` or `pageInfo.endCursor` "
+                            "of `notifications`.") from None
+
+
+async def read_marker(ctx: RequestContext, viewer: int) -> int:
+    edge = await ctx.loaders.assoc_by_key.load((viewer, READ, viewer))
+    return int((edge.data or {}).get("upto", 0)) if edge is not None else 0
+
+
+async def _views(ctx: RequestContext, viewer: int, edges: list[Assoc]) -> dict[int, NotificationView]:
+    """The visible notifications among the list edges, by id (batched: one loader call per kind of read)."""
+    loaded = await ctx.loaders.object_by_id.load_many([e.id2 for e in edges])
+    records = {n.id: n for n in loaded if isinstance(n, Notification)}
+    ids = list(records)
+    pages = await ctx.loaders.assoc_page_by_key.load_many([(i, "NOTIF_ACTOR", LATEST_ACTORS * 2, None) for i in ids])
+    counts = await ctx.loaders.assoc_count_by_key.load_many([(i, "NOTIF_ACTOR") for i in ids])
+    actor_ids = {a.id2 for page in pages for a in page}
+    visible = {u.id: u for u in await privacy.visible_users(ctx, actor_ids)}
+    target_ids = [n.target for n in records.values() if not n.type.name.startswith("FOLLOW")]
+    targets = {t: await privacy.load_visible_object(ctx, t) for t in dict.fromkeys(target_ids)}
+    marker = await read_marker(ctx, viewer)
+    times = {e.id2: e.time for e in edges}
+    out = {}
+    for i, page, count in zip(ids, pages, counts):
+        n = records[i]
+        actors = [visible[a.id2] for a in page if a.id2 in visible][:LATEST_ACTORS]
+        target = targets.get(n.target)
+        if not actors or (not n.type.name.startswith("FOLLOW") and target is None):
+            continue  # nobody the viewer may see did it, or they can no longer see what it is about
+        out[i] = NotificationView(n, times[i], actors, int(count), target, times[i] > marker)
+    return out
+
+
+async def notifications(ctx: RequestContext, first: int, after: Cursor | None,
+                        types: set[NotificationType] | None = None) -> Page[NotificationView]:
+    """The viewer's notifications, latest update first, of `types` (None: all)."""
+    viewer = ctx.require_viewer()
+    check_first(ctx, first)
+    items: list[tuple[Cursor, NotificationView]] = []
+    cursor, has_next = after, False
+    for _ in range(_SCAN_ROUNDS if types else 1):
+        if first == 0:
+            break
+        edges = await ctx.loaders.assoc_page_by_key.load((viewer, LIST, first + 1, cursor))
+        has_next = len(edges) > first
+        edges = edges[:first]
+        views = await _views(ctx, viewer, edges)
+        for e in edges:
+            v = views.get(e.id2)
+            cursor = (e.time, e.id2)
+            if v is not None and (types is None or v.notification.type in types):
+                items.append((cursor, v))
+                if len(items) == first:
+                    has_next = has_next or e is not edges[-1]
+                    break
+        if len(items) == first or not has_next:
+            break
+        # a filtered page came out short: read on (the cursor is the last edge read, so no skip)
+    return Page(items=items, has_next=has_next, end_cursor=cursor, has_previous=after is not None)
+
+
+async def unread_count(ctx: RequestContext) -> int:
+    """How many visible notifications were updated after the read marker (at most MAX_UNREAD + 1:
+    the client shows "99+")."""
+    viewer = ctx.require_viewer()
+    marker = await read_marker(ctx, viewer)
+    edges = await ctx.tao.assoc_time_range(viewer, LIST, None, marker + 1, MAX_UNREAD + 1)
+    return len(await _views(ctx, viewer, [e for e in edges if e.time > marker]))
+
+
+async def do_mark_notifications_read(tao: Tao, actor_id: int, up_to: Cursor | None) -> int:
+    """Everything up to the cursor's notification (None: everything now) is read. The marker only
+    moves forward. Returns the marker."""
+    edge = (await tao.assoc_get(actor_id, READ, [actor_id])).get(actor_id)
+    old = int((edge.data or {}).get("upto", 0)) if edge is not None else 0
+    marker = max(old, up_to[0] if up_to is not None else now_ms())
+    if marker != old:
+        await tao.assoc_add(actor_id, READ, actor_id, data={"upto": marker})
+    return marker
+
+
+async def notification_view(ctx: RequestContext, notification_id: int) -> NotificationView | None:
+    """One notification of the viewer's list as they see it now (None: not theirs, or hidden)."""
+    viewer = ctx.require_viewer()
+    edge = await ctx.loaders.assoc_by_key.load((viewer, LIST, notification_id))
+    if edge is None:
+        return None
+    return (await _views(ctx, viewer, [edge])).get(notification_id)
+
+
+_VERBS = {
+    NotificationType.LIKE: "liked your post",
+    NotificationType.COMMENT_LIKE: "liked your comment",
+    NotificationType.COMMENT: "commented on your post",
+    NotificationType.REPLY: "replied to your comment",
+    NotificationType.MENTION: "mentioned you",
+    NotificationType.FOLLOW: "started following you",
+    NotificationType.FOLLOW_REQUEST: "asked to follow you",
+    NotificationType.FOLLOW_ACCEPTED: "accepted your follow request",
+    NotificationType.MESSAGE_REQUEST: "wants to send you a message",
+}
+
+
+def preview_text(view: NotificationView) -> str:
+    """"ada, bob and 10 others liked your post": names of visible actors only, the exact count
+    (the list and the push both say this, so a push shows no more than the app)."""
+    names = [u.username for u in view.actors[:2]]
+    others = view.actor_count - len(names)
+    who = f"{', '.join(names)} and {others} other{'s' if others > 1 else ''}" if others > 0 else " and ".join(names)
+    return f"{who} {_VERBS[view.notification.type]}"

@@ -1,0 +1,124 @@
+"""Web Push against a real local receiver (VAPID checked, payload decrypted with http_ece):
+one push per group per batch window with the exact count, mentions at once, gone endpoints
+removed, failures retried with backoff, preferences honoured, bad subscriptions refused."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tests.resolvers.push_receiver import PushReceiver, b64url
+from tests.resolvers.test_likes import LIKE, new_post
+
+VAPID_KEY = "8Zg0Evp6EEA4nGBEcj17FgjHV1jJ_v7oDuuV3FU5CZ0"  # a test-only key
+REGISTER = """mutation($i: PushSubscriptionRegisterInput!) { registerPushSubscription(input: $i) {
+  registered errors { code field } } }"""
+UNREGISTER = """mutation($i: PushSubscriptionUnregisterInput!) { unregisterPushSubscription(input: $i) {
+  registered errors { code field } } }"""
+PREFS = """mutation($i: NotificationPreferencesUpdateInput!) {
+  updateNotificationPreferences(input: $i) { errors { code } } }"""
+
+
+@pytest.fixture
+def gql_settings(gql_settings):
+    n = gql_settings.notifications
+    n.vapid_private_key, n.push_https_only, n.push_batch_seconds = VAPID_KEY, False, 3600.0
+    return gql_settings
+
+
+@pytest.fixture
+async def receiver():
+    r = await PushReceiver().start()
+    yield r
+    await r.close()
+
+
+async def recorded(gql, token, count):
+    for _ in range(100):
+        await gql.tao.run_jobs_until_idle(include_delayed=False)
+        got = await gql.ok("{ viewer { notifications(first: 1) { edges { node { actorCount } } } } }", token=token)
+        if [e["node"]["actorCount"] for e in got["viewer"]["notifications"]["edges"]] == [count]:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the likes were not recorded")
+
+
+async def register(gql, token, receiver, name):
+    keys = receiver.device(name).keys()
+    got = await gql.ok(REGISTER, {"i": {"endpoint": receiver.endpoint(name), "keys": keys}}, token)
+    return got["registerPushSubscription"]
+
+
+async def test_one_push_per_group_window_and_mentions_at_once(gql, receiver):
+    ta, _ = await gql.sign_up("ada")
+    assert (await register(gql, ta, receiver, "phone")) == {"registered": True, "errors": []}
+    post = await new_post(gql, ta)
+    for i in range(4):
+        t, _ = await gql.sign_up(f"u{i}")
+        await gql.ok(LIKE, {"i": {"postId": post}}, t)
+    await recorded(gql, ta, 4)  # every like is in the group (a worker may have run some already) ...
+    await gql.tao.run_jobs_until_idle()  # ... then the window's end comes: its push goes
+    [push] = receiver.received["phone"]  # four likes, one push for the group
+    assert push["type"] == "LIKE" and push["count"] == 4 and push["text"] == "u3, u2 and 2 others liked your post"
+    assert receiver.refused == [] and len(receiver.vapid_keys) == 1
+    tb, _ = await gql.sign_up("bob")
+    await gql.ok('mutation { createPost(input: {caption: "hi @ada"}) { post { id } } }', token=tb)
+    await gql.tao.run_jobs_until_idle()
+    assert [p["type"] for p in receiver.received["phone"]] == ["LIKE", "MENTION"]
+
+
+async def test_gone_endpoints_are_removed_and_failures_retried(gql, receiver):
+    ta, a = await gql.sign_up("ada")
+    for name in ("phone", "old", "flaky"):
+        await register(gql, ta, receiver, name)
+    receiver.status["old"] = 410
+    receiver.fail["flaky"] = 2
+    tb, _ = await gql.sign_up("bob")
+    await gql.ok('mutation { createPost(input: {caption: "hi @ada"}) { post { id } } }', token=tb)
+    await gql.tao.run_jobs_until_idle()  # runs the delayed retries too
+    assert len(receiver.received["phone"]) == 1 and len(receiver.received["flaky"]) == 1
+    ada = (await gql.tao.key_get_many("username", ["ada"]))["ada"]
+    assert await gql.tao.assoc_count(ada, "HAS_PUSH_SUB") == 2  # "old" answered 410: forgotten
+    got = await gql.ok(UNREGISTER, {"i": {"endpoint": receiver.endpoint("flaky")}}, ta)
+    assert got["unregisterPushSubscription"]["errors"] == []
+    assert await gql.tao.assoc_count(ada, "HAS_PUSH_SUB") == 1
+
+
+async def test_push_preferences_and_pause_are_honoured(gql, receiver):
+    ta, _ = await gql.sign_up("ada")
+    await register(gql, ta, receiver, "phone")
+    await gql.ok(PREFS, {"i": {"settings": [{"type": "MENTION", "push": False}]}}, ta)
+    tb, _ = await gql.sign_up("bob")
+    await gql.ok('mutation { createPost(input: {caption: "hi @ada"}) { post { id } } }', token=tb)
+    post = await new_post(gql, ta)
+    await gql.ok(PREFS, {"i": {"pausePushHours": 2}}, ta)
+    await gql.ok(LIKE, {"i": {"postId": post}}, tb)
+    await gql.tao.run_jobs_until_idle()
+    assert receiver.received["phone"] == []  # listed in the app, never pushed
+    listed = await gql.ok("{ viewer { notifications(first: 5) { edges { node { type } } } } }", token=ta)
+    assert [e["node"]["type"] for e in listed["viewer"]["notifications"]["edges"]] == ["LIKE", "MENTION"]
+
+
+async def test_bad_subscriptions_are_refused_and_nothing_is_stored(gql, gql_settings, receiver):
+    ta, _ = await gql.sign_up("ada")
+    keys = receiver.device("phone").keys()
+    bad = [({"endpoint": "not a url", "keys": keys}, "INVALID_ENDPOINT"),
+           ({"endpoint": receiver.endpoint("phone"), "keys": {"p256dh": "AAAA", "auth": keys["auth"]}}, "INVALID_KEYS"),
+           ({"endpoint": receiver.endpoint("phone"), "keys": {"p256dh": keys["p256dh"], "auth": b64url(b"x" * 3)}},
+            "INVALID_KEYS")]
+    for i, code in bad:
+        got = await gql.ok(REGISTER, {"i": i}, ta)
+        assert got["registerPushSubscription"]["errors"][0]["code"] == code
+    gql_settings.notifications.push_https_only = True
+    got = await gql.ok(REGISTER, {"i": {"endpoint": receiver.endpoint("phone"), "keys": keys}}, ta)
+    assert got["registerPushSubscription"]["errors"] == [{"code": "INVALID_ENDPOINT", "field": "endpoint"}]
+    gql_settings.notifications.push_https_only = False
+    gql_settings.notifications.max_push_subscriptions = 3
+    for n in range(3):
+        assert (await register(gql, ta, receiver, f"d{n}"))["errors"] == []
+    assert (await register(gql, ta, receiver, "d0"))["errors"] == []  # the same endpoint again: kept once
+    got = await register(gql, ta, receiver, "d3")
+    assert got["errors"] == [{"code": "TOO_MANY_SUBSCRIPTIONS", "field": "endpoint"}]
+    ada = (await gql.tao.key_get_many("username", ["ada"]))["ada"]
+    assert await gql.tao.assoc_count(ada, "HAS_PUSH_SUB") == 3
