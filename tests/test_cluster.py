@@ -103,6 +103,13 @@ class Cluster:
                 self.proc.kill()
 
 
+def _roles(data: Path) -> set[str]:
+    """The processes that wrote a JSON line to the cluster's server log."""
+    log = data / "logs" / "server.log"
+    lines = log.read_text().splitlines() if log.exists() else []
+    return {json.loads(line).get("role") for line in lines if line.startswith("{")}
+
+
 def _sample(metrics: str, name: str) -> float:
     return sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines() if line.startswith(name))
 
@@ -120,8 +127,13 @@ def test_cluster_serves_reports_stops_cleanly_and_keeps_its_data(tmp_path):
         follow = cluster.graphql("mutation($i: ID!) { follow(input: {userId: $i}) { errors { code } } }",
                                  {"i": bob["user"]["id"]}, ada["token"])
         assert follow["follow"]["errors"] == []
-        for _ in range(10):  # new connections: the kernel spreads them over both server processes
+        # New connections: the kernel spreads them over the server processes that are listening.
+        # The cluster is up when one process answers, so a busy box may still be starting the
+        # other: ask until both have logged a request (or a minute passes).
+        checks, deadline = 0, time.monotonic() + 60
+        while checks < 10 or (_roles(data) < {"server-0", "server-1"} and time.monotonic() < deadline):
             cluster.graphql("query ClusterCheck { viewer { username } }", token=ada["token"])
+            checks += 1
         # One scrape answers for both server processes and the worker (multiprocess mode).
         deadline = time.monotonic() + 60
         while True:
@@ -129,12 +141,11 @@ def test_cluster_serves_reports_stops_cleanly_and_keeps_its_data(tmp_path):
             if _sample(metrics, "taogram_job_seconds_count") > 0 or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
-        assert _sample(metrics, 'taogram_requests_total{operation="ClusterCheck",outcome="ok"}') == 10
+        assert _sample(metrics, 'taogram_requests_total{operation="ClusterCheck",outcome="ok"}') == checks
         assert _sample(metrics, "taogram_job_seconds_count") > 0, "the worker's job metrics are not in the scrape"
         server_log = (data / "logs" / "server.log").read_text()
         assert password not in server_log and ada["token"] not in server_log
-        roles = {json.loads(line).get("role") for line in server_log.splitlines() if line.startswith("{")}
-        assert {"server-0", "server-1"} <= roles, roles
+        assert {"server-0", "server-1"} <= _roles(data), _roles(data)
         cluster.interrupt()
 
         cluster = Cluster(data, port)  # a restart on the same data dir
