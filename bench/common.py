@@ -199,3 +199,29 @@ def run_load_processes(fn: Callable[[Any, LoadSync], dict], args: Sequence[Any],
 
 if __name__ == "__main__":
     print("bench/common.py holds helpers for the benchmarks; it is not a benchmark itself.")
+
+
+def run_on_services(run: Callable[[Any, Any], Any], args: Any, log: Callable[[str], None]) -> int:
+    """A bench's `main`: run `asyncio.run(run(args, services))` on the servers `--services-json`
+    names, else on 2 MariaDB + 2 memcached started (and stopped) here; print the result as JSON
+    and write it to `--json` when given."""
+    import asyncio
+    import json
+
+    from tests.harness import attach_services, start_services
+
+    if args.services_json:
+        services, own = attach_services(args.services_json), False
+    else:
+        log("starting 2 MariaDB + 2 memcached (tests.harness) ...")
+        services, own = start_services(2, 2, False), True
+    try:
+        out = asyncio.run(run(args, services))
+    finally:
+        if own:
+            services.stop()
+    print(json.dumps(out, indent=1, default=str))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(out, f, indent=1, default=str)
+    return 0

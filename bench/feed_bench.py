@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import json
 import os
 import random
 import sys
@@ -28,7 +27,7 @@ import uuid
 from collections import Counter
 from typing import Any
 
-from bench.common import percentile
+from bench.common import percentile, run_on_services
 from config import MySQLServer, Settings
 from config.runtime import tune_gc
 from resolvers.context import RequestContext
@@ -40,7 +39,7 @@ from tao import Tao, open_tao
 from tao.bulk_lists import MAX_BULK
 from tao.models import now_ms
 from tao.testing import TaoTestHooks as hooks
-from tests.harness import Services, attach_services, start_services
+from tests.harness import Services
 
 HOUR = 3_600_000
 
@@ -395,22 +394,7 @@ async def run(a: argparse.Namespace, services: Services) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    a = parse_args(argv)
-    if a.services_json:
-        services, own = attach_services(a.services_json), False
-    else:
-        log("starting 2 MariaDB + 2 memcached (tests.harness) ...")
-        services, own = start_services(2, 2, False), True
-    try:
-        out = asyncio.run(run(a, services))
-    finally:
-        if own:
-            services.stop()
-    print(json.dumps(out, indent=1, default=str))
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump(out, f, indent=1, default=str)
-    return 0
+    return run_on_services(run, parse_args(argv), log)
 
 
 if __name__ == "__main__":

@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import sys
 import time
 import uuid
 from typing import Any
 
-from bench.common import percentile
+from bench.common import percentile, run_on_services
 from config import MySQLServer, Settings
 from resolvers.accounts import user_data
 from resolvers.actor import acting_as
@@ -39,7 +38,7 @@ from resolvers.posts import do_create_post, post_data
 from tao import Tao, TaoError, open_tao
 from tao.models import now_ms
 from tao.testing import TaoTestHooks
-from tests.harness import Services, attach_services, start_services
+from tests.harness import Services
 from tests.resolvers.push_receiver import PushReceiver
 
 VAPID_KEY = "8Zg0Evp6EEA4nGBEcj17FgjHV1jJ_v7oDuuV3FU5CZ0"  # a bench-only key
@@ -252,22 +251,7 @@ async def run(a: argparse.Namespace, services: Services) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    a = parse_args(argv)
-    if a.services_json:
-        services, own = attach_services(a.services_json), False
-    else:
-        log("starting 2 MariaDB + 2 memcached (tests.harness) ...")
-        services, own = start_services(2, 2, False), True
-    try:
-        out = asyncio.run(run(a, services))
-    finally:
-        if own:
-            services.stop()
-    print(json.dumps(out, indent=1, default=str))
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump(out, f, indent=1, default=str)
-    return 0
+    return run_on_services(run, parse_args(argv), log)
 
 
 if __name__ == "__main__":
