@@ -4,7 +4,8 @@ Every surface (a user field, a list of users, `node(id:)`, a mutation that names
 here; nothing else reads block, follow or private-account state to decide visibility.
 
 Rules for a user, as seen by the viewer:
-- HIDDEN: the user does not exist for the viewer: deleted, or either of them blocks the other.
+- HIDDEN: the user does not exist for the viewer: deleted or deactivated (account deletion
+  requested, resolvers.account_data), or either of them blocks the other.
   A hidden user is indistinguishable from a missing one (never "you are blocked").
 - LIMITED: a private account the viewer does not follow: the profile header (names, bio,
   picture, counts) but not its lists (followers, following, posts).
@@ -59,7 +60,7 @@ async def user_visibility_batch(loaders: Loaders, user_ids: list[int]) -> list[V
              if isinstance(e, BaseException)), None)
         if failed is not None:
             out.append(failed)
-        elif not isinstance(obj, User):
+        elif not isinstance(obj, User) or obj.deactivated:  # deletion requested: gone for everyone
             out.append(Visibility.HIDDEN)
         elif uid == viewer:
             out.append(Visibility.FULL)
@@ -104,7 +105,7 @@ async def addressable_user(ctx: RequestContext, user_id: int) -> User | None:
     # Both in one tick, so they batch into one cache round trip.
     obj, blocked_by = await asyncio.gather(ctx.loaders.object_by_id.load(user_id),
                                            ctx.loaders.assoc_by_key.load((viewer, _BLOCKED_BY, user_id)))
-    if not isinstance(obj, User) or blocked_by is not None:
+    if not isinstance(obj, User) or obj.deactivated or blocked_by is not None:
         return None
     return obj
 

@@ -84,6 +84,20 @@ class Erasure:
         b = await self._shards.per_shard({s: None for s in range(self._shards.n_shards)}, others)
         return sum(a.values()) + sum(b.values())
 
+    async def edges_to(self, ids: list[int], limit: int) -> list[tuple[int, str, int]]:
+        """Up to `limit` edges, on any shard, whose id2 is one of `ids` (id1, atype, id2): how a
+        purge finds edges of types without an inverse that point at a user (a full scan of each
+        shard's assocs: for erasure, never a request path)."""
+        marks = _marks(len(ids))
+
+        async def one(shard: int, _: None) -> dict:
+            async with self._shards.read(shard) as conn:
+                rows = await conn.fetchall(f"SELECT id1, atype, id2 FROM {{assocs}} WHERE id2 IN ({marks}) LIMIT {int(limit)}",
+                                           ids)
+            return {(r[0], self._registry.atype_by_code(r[1]).name, r[2]): True for r in rows}
+        found = await self._shards.per_shard({s: None for s in range(self._shards.n_shards)}, one)
+        return list(found)[:limit]
+
     async def _existing(self, ids: list[int]) -> set[int]:
         async def one(shard: int, group: list[int]) -> dict:
             async with self._shards.read(shard) as conn:

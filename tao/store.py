@@ -72,7 +72,7 @@ class Tao:
         # unique keys
         "key_claim", "key_release", "key_get_many",
         # erasure (tao/erase.py): the store's own traces of deleted ids
-        "erase_rows", "sweep_cache", "residue",
+        "erase_rows", "sweep_cache", "residue", "assoc_scan_to",
         # jobs
         "enqueue", "run_jobs_until_idle", "outbox",
         # lifecycle and operations
@@ -223,6 +223,10 @@ class Tao:
     async def erase_rows(self, ids: list[int]) -> int:
         """Delete the empty count rows and inverse tombstones of already-deleted ids."""
         return await self._erasure.erase_rows(ids)
+
+    async def assoc_scan_to(self, id2s: list[int], limit: int) -> list[tuple[int, str, int]]:
+        """Up to `limit` edges (any shard, any type) pointing at `id2s`: a full scan, for erasure."""
+        return await self._erasure.edges_to(id2s, limit)
 
     async def sweep_cache(self, needles: list[int]) -> int:
         """Delete every cache entry of an id gone from SQL, and any naming or holding `needles`."""
