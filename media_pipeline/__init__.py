@@ -39,6 +39,7 @@ from media_pipeline.moderation import Allow, Reject
 from media_pipeline.process import process_media, read_result, run_job, shutdown_workers
 from media_pipeline.s3 import S3Store
 from media_pipeline.signing import sign_url, verify_signed_request
+from media_pipeline.archive import member, stored_chunks, write_zip
 from media_pipeline.store import ObjectStore, open_blocking_store, open_store
 from media_pipeline.uploads import CompletedUpload, PartUrl, UploadService, UploadStatus, UploadTicket, is_upload_id
 
@@ -59,6 +60,9 @@ __all__ = [
     "MediaTooLargeError",
     "MissingPartsError",
     "ObjectStore",
+    "member",
+    "stored_chunks",
+    "write_zip",
     "PartUrl",
     "ProcessOptions",
     "Reject",
