@@ -14,10 +14,10 @@ from schema.errors import Error
 from schema.mutations import actor, authenticated_field, mutation
 
 Ctx = Info[RequestContext, None]
-DataExportFormat = export.ExportFormat
-strawberry.enum(export.ExportFormat)
-DataExportErrorCode = export.ExportErrorCode
-strawberry.enum(export.ExportErrorCode)
+DataExportFormat = export.DataExportFormat
+strawberry.enum(export.DataExportFormat)
+DataExportErrorCode = export.DataExportErrorCode
+strawberry.enum(export.DataExportErrorCode)
 register_field_cost("Mutation", "deleteAccount", PASSWORD_CHECK_COST, once_per_document=True)
 
 
@@ -37,7 +37,7 @@ class DataExport:
     @classmethod
     async def build(cls, ctx: RequestContext, state: dict) -> DataExport:
         url, expires = await export.export_url(ctx.tao, getattr(ctx, "media", None), state)
-        return cls(id=strawberry.ID(str(state["id"])), format=export.ExportFormat(state["format"]),
+        return cls(id=strawberry.ID(str(state["id"])), format=export.DataExportFormat(state["format"]),
                    status=state["status"], requested_at=float(state["requested_at"]), parts_uploaded=int(state["parts"]),
                    bytes_written=float(state["bytes"]), kinds_done=int(state["kinds_done"]),
                    kinds_total=int(state["kinds_total"]), url=url, expires_at=float(expires) if expires else None)

@@ -319,7 +319,7 @@ async def _export_messages(ctx: DataContext, user: int) -> AsyncIterator[dict]:
                 for m in mpage:
                     msg = recs.get(m.id2)
                     if isinstance(msg, Message):
-                        text = seal.open(msg.body) if msg.body else None
+                        text = seal.open(msg.body, msg.thread, msg.sender) if msg.body else None
                         yield {"thread": str(a.id2), "id": str(msg.id), "sent": msg.created, "sender": str(msg.sender),
                                "mine": msg.sender == user, "kind": msg.kind, "text": text,
                                "media": str(msg.media) if msg.media else None}

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from resolvers.account_data.registry import DataContext, kinds
+from resolvers.account_data.registry import DataContext, job_media, kinds
 from resolvers.accounts import AccountErrorCode, do_log_out
 from resolvers.errors import UserError
 from resolvers.job_context import JobContext
@@ -126,7 +126,7 @@ async def purge_job(job: JobContext, payload: dict) -> None:
         await tao.enqueue(user_id, PURGE_JOB, payload, delay_ms=state.purge_after - now_ms())
         return  # run early (a worker told to run delayed jobs): wait for the grace period
     s = job.settings.account_data
-    ctx = DataContext(tao, job.settings, job.media, s.purge_batch)
+    ctx = DataContext(tao, job.settings, await job_media(job), s.purge_batch)
     removed = state.removed if state is not None else int(payload.get("removed", 0))
     batches = 0
     for kind in kinds():
@@ -158,7 +158,7 @@ async def _finish(job: JobContext, user_id: int, payload: dict) -> None:
         await tao.enqueue(user_id, PURGE_JOB, payload, delay_ms=1000)
         return
     # Edges to the user some follow-up job may have written meanwhile, then the traces.
-    ctx = DataContext(tao, job.settings, job.media, job.settings.account_data.purge_batch)
+    ctx = DataContext(tao, job.settings, await job_media(job), job.settings.account_data.purge_batch)
     for kind in kinds():
         if kind.name == "inbound" and kind.purge is not None:
             while await kind.purge(ctx, user_id):

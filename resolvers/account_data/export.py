@@ -26,8 +26,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import media_pipeline as mp
-from resolvers.account_data.registry import DataContext, DataKind, kinds, register_kind
-from resolvers.errors import UnavailableError, UserError
+from resolvers.account_data.registry import DataContext, DataKind, job_media, kinds, register_kind
+from resolvers.errors import UserError
 from resolvers.job_context import JobContext
 from tao import Tao
 
@@ -35,12 +35,12 @@ EXPORT_JOB = "account_data.export"
 RUNNING, READY, FAILED = "RUNNING", "READY", "FAILED"
 
 
-class ExportFormat(enum.Enum):
+class DataExportFormat(enum.Enum):
     JSON = "JSON"
     HTML = "HTML"
 
 
-class ExportErrorCode(enum.Enum):
+class DataExportErrorCode(enum.Enum):
     EXPORT_IN_PROGRESS = "EXPORT_IN_PROGRESS"
 
 
@@ -57,13 +57,13 @@ async def _user_data(tao: Tao, user_id: int) -> dict:
     return dict(obj.data) if obj is not None else {}
 
 
-async def do_request_data_export(tao: Tao, actor_id: int, fmt: ExportFormat) -> dict:
+async def do_request_data_export(tao: Tao, actor_id: int, fmt: DataExportFormat) -> dict:
     """Start an export (or return the running one of the same format); returns its state."""
     current = (await _user_data(tao, actor_id)).get("export")
     if current and current.get("status") == RUNNING:
         if current.get("format") == fmt.value:
             return current
-        raise UserError(ExportErrorCode.EXPORT_IN_PROGRESS,
+        raise UserError(DataExportErrorCode.EXPORT_IN_PROGRESS,
                         "An export is already being prepared: wait for it to finish (see viewer.dataExport).",
                         "format")
     export_id = tao.ids.next_id(tao.shard(actor_id))
@@ -118,7 +118,7 @@ async def _html_chunks(kind: DataKind, ctx: DataContext, user: int) -> AsyncIter
     yield b"</table>\n"
 
 
-def _readme(fmt: ExportFormat, all_kinds: list[DataKind]) -> bytes:
+def _readme(fmt: DataExportFormat, all_kinds: list[DataKind]) -> bytes:
     lines = ["Your taogram data.", "", f"Each kind of data is one {fmt.value} file; original media are in media/.", ""]
     for k in all_kinds:
         lines.append(f"{k.name}.{fmt.value.lower()}: {k.title}")
@@ -137,26 +137,26 @@ async def export_job(job: JobContext, payload: dict) -> None:
     state = (await _user_data(tao, user)).get("export")
     if not state or state.get("id") != payload["export"] or state.get("status") != RUNNING:
         return  # finished, or superseded, or the account is gone
-    if job.media is None:
-        raise UnavailableError("this worker has no object store: another worker will take the export")
-    fmt = ExportFormat(state["format"])
+    await job_media(job)
+    fmt = DataExportFormat(state["format"])
     ctx = DataContext(tao, job.settings, job.media)
     s = job.settings.account_data
     all_kinds = [k for k in kinds() if k.export is not None]
     key = f"{export_prefix(user)}{state['id']}.zip"
-    done = {"kinds": 0}
+    done = {"kinds": 0, "parts": 0}
 
     async def progress(parts: int, nbytes: int) -> None:
+        done["parts"] = parts
         await tao.obj_update(user, {"export": {**state, "parts": parts, "bytes": nbytes, "kinds_done": done["kinds"]}})
 
     async def members() -> AsyncIterator[Any]:
         yield mp.member("README.txt", _once(_readme(fmt, all_kinds)))
-        if fmt is ExportFormat.HTML:
+        if fmt is DataExportFormat.HTML:
             links = "".join(f"<li><a href='{k.name}.html'>{html.escape(k.title)}</a></li>" for k in all_kinds)
             yield mp.member("index.html", _once(f"<!doctype html><meta charset='utf-8'><title>Your information"
                                                 f"</title><h1>Your information</h1><ul>{links}</ul>".encode()))
         for kind in all_kinds:
-            chunks = _json_chunks(kind, ctx, user) if fmt is ExportFormat.JSON else _html_chunks(kind, ctx, user)
+            chunks = _json_chunks(kind, ctx, user) if fmt is DataExportFormat.JSON else _html_chunks(kind, ctx, user)
             yield mp.member(f"{kind.name}.{fmt.value.lower()}", chunks)
             done["kinds"] += 1
             if kind.files is not None:
@@ -168,7 +168,7 @@ async def export_job(job: JobContext, payload: dict) -> None:
     except mp.MediaError:
         raise  # transient store trouble: the outbox retries the whole archive
     finished = now_ms()
-    ready = {**state, "status": READY, "key": key, "bytes": size, "kinds_done": len(all_kinds),
+    ready = {**state, "status": READY, "key": key, "bytes": size, "parts": done["parts"], "kinds_done": len(all_kinds),
              "finished_at": finished, "expires_at": finished + s.export_url_ttl_seconds * 1000}
     await tao.obj_update(user, {"export": ready})
 

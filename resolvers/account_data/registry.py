@@ -69,6 +69,20 @@ class DataKind:
     residue: ResidueCheck | None = None
 
 
+async def job_media(job: Any) -> Any:
+    """The media services of a job's process (`JobContext.media`), opened once on first use by a
+    worker started without them (`python -m tao worker`)."""
+    if job.media is None:
+        import asyncio
+
+        import media_pipeline as mp
+        from resolvers.media import MediaServices
+        store = await asyncio.to_thread(mp.open_store, job.settings.media)
+        await store.ensure_ready()
+        job.media = MediaServices(job.settings.media, store, mp.UploadService(store, job.settings.media))
+    return job.media
+
+
 _KINDS: dict[str, DataKind] = {}
 
 
