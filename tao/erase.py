@@ -77,26 +77,44 @@ class Erasure:
 
         async def others(shard: int, _: None) -> dict:
             async def body(conn) -> int:
-                return await conn.execute(f"DELETE FROM {{inverse_tombstones}} WHERE id2 IN ({_marks(len(ids))})", ids)
+                # Unique keys are placed by the key's hash: a deleted object's claims (a
+                # notification's group key, say) may be on any shard.
+                n = await conn.execute(f"DELETE FROM {{unique_keys}} WHERE id IN ({_marks(len(ids))})", ids)
+                return n + await conn.execute(f"DELETE FROM {{inverse_tombstones}} WHERE id2 IN ({_marks(len(ids))})",
+                                              ids)
             return {-1 - shard: await self._shards.write(shard, body)}
 
         a = await self._shards.per_shard(by_shard, own)
         b = await self._shards.per_shard({s: None for s in range(self._shards.n_shards)}, others)
         return sum(a.values()) + sum(b.values())
 
-    async def edges_to(self, ids: list[int], limit: int) -> list[tuple[int, str, int]]:
-        """Up to `limit` edges, on any shard, whose id2 is one of `ids` (id1, atype, id2): how a
-        purge finds edges of types without an inverse that point at a user (a full scan of each
-        shard's assocs: for erasure, never a request path)."""
+    async def edges_to(self, ids: list[int], limit: int, naming: list[int] = ()) -> list[tuple[int, str, int]]:  # type: ignore[assignment]
+        """Up to `limit` edges, on any shard, whose id2 is one of `ids`, or whose data names one of
+        `naming` (id1, atype, id2): how a purge finds edges of types without an inverse that point
+        at a user, and others' edges that carry their id (a feed entry's author, a stream event's
+        actor). A full scan of each shard's assocs: for erasure, never a request path."""
         marks = _marks(len(ids))
+        likes = "".join(" OR data LIKE %s" for _ in naming)
+        params = [*ids, *(f"%{n}%" for n in naming)]
 
         async def one(shard: int, _: None) -> dict:
             async with self._shards.read(shard) as conn:
-                rows = await conn.fetchall(f"SELECT id1, atype, id2 FROM {{assocs}} WHERE id2 IN ({marks}) LIMIT {int(limit)}",
-                                           ids)
+                rows = await conn.fetchall(f"SELECT id1, atype, id2 FROM {{assocs}} WHERE id2 IN ({marks}){likes} "
+                                           f"LIMIT {int(limit)}", params)
             return {(r[0], self._registry.atype_by_code(r[1]).name, r[2]): True for r in rows}
         found = await self._shards.per_shard({s: None for s in range(self._shards.n_shards)}, one)
         return list(found)[:limit]
+
+    async def objects_naming(self, needle: int, otype: str, limit: int) -> list[int]:
+        """Up to `limit` ids of `otype` objects (any shard) whose data names `needle`: a full scan."""
+        code = self._registry.otypes[otype].code
+
+        async def one(shard: int, _: None) -> dict:
+            async with self._shards.read(shard) as conn:
+                rows = await conn.fetchall(f"SELECT id FROM {{objects}} WHERE otype = %s AND data LIKE %s "
+                                           f"LIMIT {int(limit)}", (code, f"%{needle}%"))
+            return {r[0]: True for r in rows}
+        return list(await self._shards.per_shard({s: None for s in range(self._shards.n_shards)}, one))[:limit]
 
     async def _existing(self, ids: list[int]) -> set[int]:
         async def one(shard: int, group: list[int]) -> dict:

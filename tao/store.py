@@ -72,7 +72,7 @@ class Tao:
         # unique keys
         "key_claim", "key_release", "key_get_many",
         # erasure (tao/erase.py): the store's own traces of deleted ids
-        "erase_rows", "sweep_cache", "residue", "assoc_scan_to",
+        "erase_rows", "sweep_cache", "residue", "assoc_scan_to", "obj_scan_naming",
         # jobs
         "enqueue", "run_jobs_until_idle", "outbox",
         # lifecycle and operations
@@ -224,9 +224,14 @@ class Tao:
         """Delete the empty count rows and inverse tombstones of already-deleted ids."""
         return await self._erasure.erase_rows(ids)
 
-    async def assoc_scan_to(self, id2s: list[int], limit: int) -> list[tuple[int, str, int]]:
-        """Up to `limit` edges (any shard, any type) pointing at `id2s`: a full scan, for erasure."""
-        return await self._erasure.edges_to(id2s, limit)
+    async def assoc_scan_to(self, id2s: list[int], limit: int, *, naming: list[int] = ()) -> list[tuple[int, str, int]]:  # type: ignore[assignment]
+        """Up to `limit` edges (any shard, any type) pointing at `id2s` or whose data names one of
+        `naming`: a full scan, for erasure."""
+        return await self._erasure.edges_to(id2s, limit, list(naming))
+
+    async def obj_scan_naming(self, needle: int, otype: str, limit: int) -> list[int]:
+        """Up to `limit` objects of `otype` (any shard) whose data names `needle`: a full scan, for erasure."""
+        return await self._erasure.objects_naming(needle, otype, limit)
 
     async def sweep_cache(self, needles: list[int]) -> int:
         """Delete every cache entry of an id gone from SQL, and any naming or holding `needles`."""

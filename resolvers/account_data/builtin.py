@@ -189,19 +189,19 @@ async def _purge_posts(ctx: DataContext, user: int) -> int:
         await sync_post_edges(tao, None, a.id2)
         # Likes and comments now (the cleanup job would too): the purge finishes its own work.
         await cleanup_job(JobContext(tao, ctx.settings, ctx.media), {"post": a.id2, "author": user})
+        await tao.erase_rows([a.id2])
     return len(page)
 
 
 # Comments the user wrote on anyone's posts (COMMENT objects name their author) --------------
 
 async def _purge_comments(ctx: DataContext, user: int) -> int:
+    """The user's comments anywhere (a COMMENT names its author), with what hangs off them."""
     tao = ctx.tao
     removed = 0
-    # A user's comments live on their own shard (owner placement) and name them as `author`:
-    # found through the store's erasure scan of objects whose data names the user.
-    for obj_id, otype in await _owned_objects(tao, user, "COMMENT", ctx.batch):
-        c = record_of((await tao.obj_get([obj_id])).get(obj_id)) if otype else None
-        if isinstance(c, Comment):
+    for cid in await tao.obj_scan_naming(user, "COMMENT", ctx.batch):
+        c = record_of((await tao.obj_get([cid])).get(cid))
+        if isinstance(c, Comment) and c.author == user:
             parent, atype = (c.reply_to, "HAS_REPLY") if c.reply_to else (c.post, "HAS_COMMENT")
             await delete_comment_tree(tao, c.id, parent, atype)
             await tao.erase_rows([c.id])
@@ -209,15 +209,8 @@ async def _purge_comments(ctx: DataContext, user: int) -> int:
     return removed
 
 
-async def _owned_objects(tao: Tao, user: int, otype: str, limit: int) -> list[tuple[int, str]]:
-    """Objects of `otype` whose data names the user (on the user's shard, where owned objects live)."""
-    res = await tao.residue([], [user])
-    code = tao.registry.otypes[otype].code
-    return [(r[0], otype) for shard, table, r in res.rows if table == "objects" and r[1] == code][:limit]
-
-
 async def _export_comments(ctx: DataContext, user: int) -> AsyncIterator[dict]:
-    for obj_id, _ in await _owned_objects(ctx.tao, user, "COMMENT", 1_000_000):
+    for obj_id in await ctx.tao.obj_scan_naming(user, "COMMENT", 1_000_000):
         c = record_of((await ctx.tao.obj_get([obj_id])).get(obj_id))
         if isinstance(c, Comment) and c.author == user:
             yield {"id": str(c.id), "created": c.created, "post": str(c.post),
@@ -284,6 +277,7 @@ async def _purge_media(ctx: DataContext, user: int) -> int:
                 await tao.key_release(UPLOAD_KEYS, m.upload_id, m.id)
             await tao.obj_delete(m.id)
         await tao.assoc_delete(user, "UPLOADED", a.id2)
+        await tao.erase_rows([a.id2])
     return len(page)
 
 
@@ -385,10 +379,25 @@ async def _export_profile(ctx: DataContext, user: int) -> AsyncIterator[dict]:
 async def _purge_inbound(ctx: DataContext, user: int) -> int:
     """Edges of types without an inverse that point at the user (others' VISITED, DM_CONTACTED,
     NOTIF_ACTOR, REACTED_BY, ...): found by the store's erasure scan."""
-    edges = await ctx.tao.assoc_scan_to([user], ctx.batch)
+    edges = await ctx.tao.assoc_scan_to([user], ctx.batch, naming=[user])
     for id1, atype, id2 in edges:
         await remove_edge(ctx.tao, id1, atype, id2)
     return len(edges)
+
+
+async def _purge_notifications_about(ctx: DataContext, user: int) -> int:
+    """Others' notifications that name the user (a FOLLOW notification's target is the follower):
+    the whole group goes, from its recipient's list too."""
+    tao = ctx.tao
+    nids = await tao.obj_scan_naming(user, "NOTIFICATION", ctx.batch)
+    for nid in nids:
+        for a in await tao.assoc_range(nid, "NOTIF_ACTOR", 0, 10_000):
+            await tao.assoc_delete(nid, "NOTIF_ACTOR", a.id2)
+        for id1, atype, _ in await tao.assoc_scan_to([nid], 100):
+            await remove_edge(tao, id1, atype, nid)
+        await tao.obj_delete(nid)
+        await tao.erase_rows([nid])
+    return len(nids)
 
 
 async def _purge_profile(ctx: DataContext, user: int) -> int:
@@ -434,6 +443,8 @@ register_kind(DataKind("media", "Media (originals in media/)", 60,
                        {"id": "id", "created": "ms", "kind": "PHOTO, VIDEO, AUDIO", "status": "status",
                         "content_type": "type", "byte_size": "bytes", "file": "its original in the archive"},
                        _export_media, _purge_media, _media_files, _media_residue))
+register_kind(DataKind("notifications_about", "Others' notifications about you", 85, {}, None,
+                       _purge_notifications_about))
 register_kind(DataKind("inbound", "Edges others hold to you", 90, {}, None, _purge_inbound))
 register_kind(DataKind("profile", "Profile", 99,
                        {"id": "id", "username": "username", "full_name": "name", "bio": "bio", "website": "website",

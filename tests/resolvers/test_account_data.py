@@ -164,7 +164,7 @@ async def test_deleted_account_vanishes_then_is_purged_leaving_no_residue(api, m
     await gql.tao.run_jobs_until_idle()
     media = gql.client.app[MEDIA_KEY]  # the app's media services: the store the purge used
     report = await find_residue(gql.tao, media_settings, media, ids["ada"], created)
-    assert report.counts == (0, 0, 0), (report.rows, report.cache_keys, report.stored_objects)
+    assert report.counts == (0, 0, 0), "\n".join(map(str, [ids, *report.rows, *report.cache_keys, *report.stored_objects]))
 
     # others' counts corrected
     post = (await gql.ok(POST, {"id": ids["bob_post_gid"]}, tb))["node"]
