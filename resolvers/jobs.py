@@ -44,6 +44,7 @@ HANDLERS: dict[str, JobHandler] = {
     notifications.RETRACT_JOB: notifications.retract_job,
     notification_push.PUSH_JOB: notification_push.push_job,
     account_deletion.PURGE_JOB: account_deletion.purge_job,
+    account_deletion.FORGET_JOB: account_deletion.forget_job,
     account_export.EXPORT_JOB: account_export.export_job,
 }
 

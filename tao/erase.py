@@ -56,6 +56,17 @@ class Erasure:
         self._cache = cache
         self._registry = registry
 
+    def known_keys(self, ids: list[int]) -> list[str]:
+        """Every cache key the store may have built for these ids as id1: the object, and each
+        association type's list and count (edge keys name pairs and are found by scanning)."""
+        codes = sorted({t.code for t in self._registry.atypes.values()})
+        keys: list[str] = []
+        for i in ids:
+            keys.append(self._cache.obj_key(i))
+            for c in codes:
+                keys += [self._cache.list_key(i, c), self._cache.count_key(i, c)]
+        return keys
+
     async def erase_rows(self, ids: list[int]) -> int:
         """Delete the empty count rows and inverse tombstones of `ids` (already-deleted objects);
         returns the rows removed. Idempotent."""
@@ -86,6 +97,7 @@ class Erasure:
 
         a = await self._shards.per_shard(by_shard, own)
         b = await self._shards.per_shard({s: None for s in range(self._shards.n_shards)}, others)
+        await self._cache.tier.forget_many(self.known_keys(ids))
         return sum(a.values()) + sum(b.values())
 
     async def edges_to(self, ids: list[int], limit: int, naming: list[int] = ()) -> list[tuple[int, str, int]]:  # type: ignore[assignment]
@@ -129,6 +141,9 @@ class Erasure:
     async def sweep_cache(self, needles: list[int]) -> int:
         """Delete every cache entry that names an id with no object in SQL (whatever it holds),
         or whose name or value names one of `needles`; returns how many. O(cache size)."""
+        # memcached's metadump is best effort (it may miss items being bumped meanwhile): the
+        # keys the store builds for the needles are deleted by name, whatever the scan saw.
+        await self._cache.tier.forget_many(self.known_keys([n for n in needles if n not in await self._existing(needles)]))
         keys = [k for _, k in await self._cache.tier.scan_keys()]
         named = {i for k in keys for i in _ids_in_key(k)}
         live = await self._existing(sorted(named)) if named else set()
@@ -174,6 +189,12 @@ class Erasure:
         for shard in sorted(per):
             out.rows += per[shard]
         keys = await self._cache.tier.scan_keys()
+        # The scan is best effort (see sweep_cache): the known keys of `ids` are read by name too.
+        scanned = {k for _, k in keys}
+        known = [k for k in self.known_keys(ids) if k not in scanned]
+        for i in range(0, len(known), SCAN_BATCH):
+            found = await self._cache.tier.get_many(known[i:i + SCAN_BATCH])
+            out.cache_keys += [("get", k) for k in found]
         watched = set(ids)
         texts = [str(n).encode() for n in needles]
         out.cache_keys += [(srv, k) for srv, k in keys if watched.intersection(_ids_in_key(k))]

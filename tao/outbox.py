@@ -170,8 +170,9 @@ class Outbox:
         cond = f" AND handler NOT IN ({marks})" if excluding else ""
         for shard in range(self._shards.n_shards):
             async with self._shards.read(shard) as conn:
-                n += (await conn.fetchall(f"SELECT COUNT(*) FROM {{outbox}} WHERE created < %s{cond}",
-                                          (created_ms, *excluding)))[0][0]
+                # parked jobs (failed too often) do not hold the barrier
+                n += (await conn.fetchall(f"SELECT COUNT(*) FROM {{outbox}} WHERE created < %s AND run_at < %s{cond}",
+                                          (created_ms, now_ms() + DEAD_LETTER_MS // 2, *excluding)))[0][0]
         return n
 
     async def depth_by_handler(self) -> dict[str, tuple[int, int | None, int]]:

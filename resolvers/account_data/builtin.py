@@ -189,7 +189,7 @@ async def _purge_posts(ctx: DataContext, user: int) -> int:
         await sync_post_edges(tao, None, a.id2)
         # Likes and comments now (the cleanup job would too): the purge finishes its own work.
         await cleanup_job(JobContext(tao, ctx.settings, ctx.media), {"post": a.id2, "author": user})
-        await tao.erase_rows([a.id2])
+        await ctx.erase([a.id2])
     return len(page)
 
 
@@ -204,7 +204,7 @@ async def _purge_comments(ctx: DataContext, user: int) -> int:
         if isinstance(c, Comment) and c.author == user:
             parent, atype = (c.reply_to, "HAS_REPLY") if c.reply_to else (c.post, "HAS_COMMENT")
             await delete_comment_tree(tao, c.id, parent, atype)
-            await tao.erase_rows([c.id])
+            await ctx.erase([c.id])
             removed += 1
     return removed
 
@@ -277,7 +277,7 @@ async def _purge_media(ctx: DataContext, user: int) -> int:
                 await tao.key_release(UPLOAD_KEYS, m.upload_id, m.id)
             await tao.obj_delete(m.id)
         await tao.assoc_delete(user, "UPLOADED", a.id2)
-        await tao.erase_rows([a.id2])
+        await ctx.erase([a.id2])
     return len(page)
 
 
@@ -355,7 +355,7 @@ async def _purge_messages(ctx: DataContext, user: int) -> int:
         if isinstance(thread, Thread) and thread.pair:
             await tao.key_release(PAIR_KEYS, ":".join(map(str, sorted(thread.pair))), tid)
         await tao.obj_delete(tid)
-        await tao.erase_rows([tid])
+        await ctx.erase([tid])
     elif isinstance(thread, Thread) and thread.creator == user:
         rest = [m for m in members if m != user]
         if rest:
@@ -396,7 +396,7 @@ async def _purge_notifications_about(ctx: DataContext, user: int) -> int:
         for id1, atype, _ in await tao.assoc_scan_to([nid], 100):
             await remove_edge(tao, id1, atype, nid)
         await tao.obj_delete(nid)
-        await tao.erase_rows([nid])
+        await ctx.erase([nid])
     return len(nids)
 
 
@@ -407,7 +407,7 @@ async def _purge_profile(ctx: DataContext, user: int) -> int:
         return 0
     await tao.key_release(USERNAME_KEYS, normalize_username(u.username), user)
     await tao.obj_delete(user)
-    await tao.erase_rows([user])
+    await ctx.erase([user])
     return 1
 
 

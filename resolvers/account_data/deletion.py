@@ -31,6 +31,7 @@ from resolvers.throttle import LoginThrottle
 from tao import Tao
 
 PURGE_JOB = "account_data.purge"
+FORGET_JOB = "account_data.forget"
 FINISH = "finish"
 
 
@@ -129,10 +130,15 @@ async def purge_job(job: JobContext, payload: dict) -> None:
     ctx = DataContext(tao, job.settings, await job_media(job), s.purge_batch)
     removed = state.removed if state is not None else int(payload.get("removed", 0))
     batches = 0
+    # A run stays well inside the outbox's lease, so no second worker takes the job meanwhile.
+    deadline = time.monotonic() + job.settings.jobs.lease_seconds / 4
     for kind in kinds():
         if kind.purge is None:
             continue
         while batches < s.purge_batches_per_run:
+            if time.monotonic() > deadline:
+                batches = s.purge_batches_per_run
+                break
             if kind.name == "profile":
                 # The USER object goes last, with the finish phase queued in the same step.
                 await tao.enqueue(user_id, PURGE_JOB, {"user": user_id, "phase": FINISH, "since": now_ms(),
@@ -141,6 +147,9 @@ async def purge_job(job: JobContext, payload: dict) -> None:
                 return
             n = await kind.purge(ctx, user_id)
             batches += 1
+            if ctx.erased:
+                await tao.enqueue(user_id, FORGET_JOB, {"ids": ctx.erased, "since": now_ms()})
+                ctx.erased = []
             if n == 0:
                 break
             removed += n
@@ -165,6 +174,16 @@ async def _finish(job: JobContext, user_id: int, payload: dict) -> None:
                 pass
     await tao.erase_rows([user_id])
     await tao.sweep_cache([user_id])
+
+
+async def forget_job(job: JobContext, payload: dict) -> None:
+    """`account_data.forget`: once every job queued before it has run (the follow-ups of the
+    deletes that erased these ids, which may read them back into the cache), erase the store's
+    traces of the ids again. Names object ids only, never the user."""
+    if await job.tao.outbox.pending_before(int(payload["since"]), excluding=(PURGE_JOB, FORGET_JOB)):
+        await job.tao.enqueue(int(payload["ids"][0]), FORGET_JOB, payload, delay_ms=500)
+        return
+    await job.tao.erase_rows([int(i) for i in payload["ids"]])
 
 
 async def purge_progress(tao: Tao, user_id: int) -> dict | None:

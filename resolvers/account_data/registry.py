@@ -13,6 +13,7 @@ each of its kinds once, at import, with `register_kind(DataKind(...))`:
   resumable (a crash at any point, then calling it again, converges), read what is left from the
   store each time (no cursor kept elsewhere), and correct every count on others' objects
   (going through the store's verbs, which keep counts exact, or the domain's own delete path).
+  After deleting objects it calls `await ctx.erase(ids)` (the store's traces of them go too).
 - `residue(ctx, user_id)` (optional): descriptions of anything of this kind still present
   (an empty list when clean). The store-wide scan (`tao.residue`) runs after every kind's own
   check, so a kind only needs one for traces the scan cannot see (object-store keys, say).
@@ -49,6 +50,14 @@ class DataContext:
     settings: Settings
     media: Any = None   # resolvers.media.MediaServices (its `store`), or None where no media is served
     batch: int = 200    # purge: the most items one call may remove
+    erased: list[int] = field(default_factory=list)
+
+    async def erase(self, ids: list[int]) -> None:
+        """A purger calls this with the ids of objects it deleted: the store's own traces of them
+        (count rows, inverse tombstones, cache entries) go now, and again once every job their
+        deletes queued has run (those jobs may read them back into the cache)."""
+        await self.tao.erase_rows(ids)
+        self.erased += ids
 
 
 Exporter = Callable[[DataContext, int], AsyncIterator[dict]]

@@ -243,7 +243,17 @@ class MemcachedCache:
         if not keys:
             return
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._pool, self._ring.delete_many, list(keys))
+        await loop.run_in_executor(self._pool, self._delete_grouped, list(keys))
+
+    def _delete_grouped(self, keys: list[str]) -> None:
+        """One pipelined `delete` batch per server (HashClient.delete_many sends key by key)."""
+        by_server: dict[Any, list[str]] = defaultdict(list)
+        for key in keys:
+            by_server[self._ring._get_client(key)].append(key)
+        for client, group in by_server.items():
+            if client is not None:
+                for i in range(0, len(group), 1000):
+                    client.delete_many(group[i:i + 1000], noreply=False)
 
     async def scan_keys(self) -> list[tuple[str, str]]:
         loop = asyncio.get_running_loop()
@@ -355,13 +365,14 @@ class MemcachedCache:
 
 
 def _metadump(server: Any, timeout: float) -> list[str]:
-    """Every key one memcached server holds (`lru_crawler metadump all`; memcached >= 1.4.31)."""
+    """Every key one memcached server holds (`lru_crawler metadump hash`; one line per item)."""
     import socket
     from urllib.parse import unquote
 
     host, port = server if isinstance(server, tuple) else (server, 11211)
     with socket.create_connection((host, int(port)), timeout=timeout) as sock:
-        sock.sendall(b"lru_crawler metadump all\r\n")
+        # `hash` walks the hash table (memcached >= 1.6.?): every item, whatever its LRU segment.
+        sock.sendall(b"lru_crawler metadump hash\r\n")
         buf = b""
         while not (buf.endswith(b"END\r\n") or buf.startswith(b"ERROR") or buf.startswith(b"BUSY")):
             chunk = sock.recv(1 << 16)
@@ -371,7 +382,7 @@ def _metadump(server: Any, timeout: float) -> list[str]:
     if not buf.endswith(b"END\r\n"):
         raise OSError(f"memcached {host}:{port} refused metadump: {buf[:80]!r}")
     keys = []
-    for line in buf.decode("ascii", "replace").split("\r\n"):
+    for line in buf.decode("ascii", "replace").splitlines():
         if line.startswith("key="):
             keys.append(unquote(line.split(" ", 1)[0][4:]))
     return keys

@@ -51,6 +51,9 @@ def media_settings(services, test_id: str, tmp_path):
     s.account_data.deletion_grace_seconds = 0
     s.account_data.export_part_size = S3_MIN_PART
     s.account_data.purge_batch = 3  # several batches even for this small account
+    # One worker: the test's (`run_jobs_until_idle` runs delayed jobs too, so it would also take
+    # jobs the app's worker holds a lease on, running them twice at once).
+    s.jobs.in_process_worker = False
     return s
 
 
