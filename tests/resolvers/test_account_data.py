@@ -8,6 +8,7 @@ and 0 stored objects. Cancelling within the grace period and bad input are cover
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import json
@@ -211,3 +212,38 @@ async def test_wrong_passwords_on_delete_count_toward_the_login_throttle(api, me
     blocked = (await gql.ok(LOGIN, {"u": "ada", "p": "password-ada"}))["logIn"]
     assert [e["code"] for e in blocked["errors"]] == ["TOO_MANY_ATTEMPTS"]
     assert (await gql.ok("query { viewer { username } }", token=ta))["viewer"]["username"] == "ada"
+
+
+async def test_a_purge_killed_midway_resumes_and_leaves_no_residue(api, media_settings, tmp_path):
+    """A worker SIGKILLed in the middle of a purge (after its 12th edge delete): the account is
+    half gone, its progress recorded; the next worker resumes from what is left and ends at 0/0/0."""
+    import signal
+    import sys
+    from pathlib import Path
+
+    from tests.tao.procs import write_config
+
+    gql, http = api
+    ids, tokens, _ = await _world(gql, http, media_settings)
+    created = [ids[k] for k in ("ada_post", "ada_comment", "media", "thread")]
+    ok = (await gql.ok(DELETE, {"i": {"password": "password-ada"}}, tokens["ada"]))["deleteAccount"]
+    assert ok["ok"]
+    config = await asyncio.to_thread(write_config, media_settings, tmp_path / "taogram.toml")
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.resolvers.purge_crash_helper", str(config), "12",
+        cwd=Path(__file__).resolve().parents[2], stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    _, err = await asyncio.wait_for(child.communicate(), 180)
+    assert child.returncode == -signal.SIGKILL, err.decode()
+
+    user = (await gql.tao.obj_get([ids["ada"]]))[ids["ada"]]
+    assert user.data["deletion"]["kind"] is not None and user.data["deletion"]["removed"] > 0  # progress so far
+    assert await gql.tao.outbox.pending() > 0  # the purge job is still queued (its lease ends; we run it now)
+
+    await gql.tao.run_jobs_until_idle()
+    media = gql.client.app[MEDIA_KEY]
+    report = await find_residue(gql.tao, media_settings, media, ids["ada"], created)
+    assert report.counts == (0, 0, 0), "\n".join(map(str, [*report.rows, *report.cache_keys, *report.stored_objects]))
+    post = (await gql.ok(POST, {"id": ids["bob_post_gid"]}, tokens["bob"]))["node"]
+    assert post["likeCount"] == 0 and post["commentCount"] == 0
+    for shard in range(gql.tao.n_shards):
+        assert (await verify_shard(gql.tao, shard)).ok
