@@ -14,6 +14,7 @@ The public API (everything the GraphQL layer and job handlers need):
 This package never imports tao, resolvers, schema, server, strawberry or aiohttp.
 """
 
+from media_pipeline.archive import member, stored_chunks, write_zip
 from media_pipeline.errors import (
     ChecksumMismatchError,
     CorruptMediaError,
@@ -39,7 +40,6 @@ from media_pipeline.moderation import Allow, Reject
 from media_pipeline.process import process_media, read_result, run_job, shutdown_workers
 from media_pipeline.s3 import S3Store
 from media_pipeline.signing import sign_url, verify_signed_request
-from media_pipeline.archive import member, stored_chunks, write_zip
 from media_pipeline.store import ObjectStore, open_blocking_store, open_store
 from media_pipeline.uploads import CompletedUpload, PartUrl, UploadService, UploadStatus, UploadTicket, is_upload_id
 

@@ -38,7 +38,8 @@ class DataExport:
     async def build(cls, ctx: RequestContext, state: dict) -> DataExport:
         url, expires = await export.export_url(ctx.tao, getattr(ctx, "media", None), state)
         return cls(id=strawberry.ID(str(state["id"])), format=export.DataExportFormat(state["format"]),
-                   status=state["status"], requested_at=float(state["requested_at"]), parts_uploaded=int(state["parts"]),
+                   status=state["status"], requested_at=float(state["requested_at"]),
+                   parts_uploaded=int(state["parts"]),
                    bytes_written=float(state["bytes"]), kinds_done=int(state["kinds_done"]),
                    kinds_total=int(state["kinds_total"]), url=url, expires_at=float(expires) if expires else None)
 

@@ -79,8 +79,8 @@ class Erasure:
 
         async def own(shard: int, group: list[int]) -> dict:
             async def body(conn) -> int:
-                n = await conn.execute(f"DELETE FROM {{assoc_counts}} WHERE count = 0 AND id1 IN ({_marks(len(group))})",
-                                       group)
+                n = await conn.execute(
+                    f"DELETE FROM {{assoc_counts}} WHERE count = 0 AND id1 IN ({_marks(len(group))})", group)
                 n += await conn.execute(f"DELETE FROM {{inverse_tombstones}} WHERE id1 IN ({_marks(len(group))})",
                                         group)
                 return n
@@ -143,7 +143,8 @@ class Erasure:
         or whose name or value names one of `needles`; returns how many. O(cache size)."""
         # memcached's metadump is best effort (it may miss items being bumped meanwhile): the
         # keys the store builds for the needles are deleted by name, whatever the scan saw.
-        await self._cache.tier.forget_many(self.known_keys([n for n in needles if n not in await self._existing(needles)]))
+        live_needles = await self._existing(list(needles)) if needles else set()
+        await self._cache.tier.forget_many(self.known_keys([n for n in needles if n not in live_needles]))
         keys = [k for _, k in await self._cache.tier.scan_keys()]
         named = {i for k in keys for i in _ids_in_key(k)}
         live = await self._existing(sorted(named)) if named else set()
@@ -167,7 +168,7 @@ class Erasure:
         likes = " OR ".join(["data LIKE %s"] * len(needles)) or "1 = 0"
         plikes = " OR ".join(["payload LIKE %s"] * len(needles)) or "1 = 0"
         pats = [f"%{n}%" for n in needles]
-        queries = [
+        queries: list[tuple[str, str, list]] = [
             ("objects", f"SELECT id, otype FROM {{objects}} WHERE id IN ({marks}) OR {likes}", [*ids, *pats]),
             ("assocs", f"SELECT id1, atype, id2 FROM {{assocs}} WHERE id1 IN ({marks}) OR id2 IN ({marks}) OR {likes}",
              [*ids, *ids, *pats]),
@@ -202,6 +203,7 @@ class Erasure:
         server_of = dict((k, s) for s, k in keys)
         for i in range(0, len(rest), SCAN_BATCH):
             values = await self._cache.tier.get_many(rest[i:i + SCAN_BATCH])
-            out.cache_keys += [(server_of[k], k) for k, v in values.items() if any(t in repr(v).encode() for t in texts)]
+            out.cache_keys += [(server_of[k], k) for k, v in values.items()
+                               if any(t in repr(v).encode() for t in texts)]
         await asyncio.sleep(0)
         return out

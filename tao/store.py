@@ -39,6 +39,7 @@ from tao.bulk_lists import BulkLists, ObjectFilter
 from tao.cache import CacheTier, make_cache_tier
 from tao.cache.shared_log import SharedInvalidations
 from tao.cache_io import CacheIO
+from tao.erase import Erasure, Residue
 from tao.errors import TaoError
 from tao.ids import IdGenerator
 from tao.instrumentation import instrument  # observability: verb counters, cache timings, spans
@@ -53,7 +54,6 @@ from tao.shardmap import ShardMap
 from tao.shards import Errors, Shards
 from tao.types import REGISTRY
 from tao.unique_keys import UniqueKeys
-from tao.erase import Erasure, Residue
 
 
 class Tao:

@@ -48,6 +48,11 @@ async def remove_edge(tao: Tao, id1: int, atype: str, id2: int) -> None:
         await tao.assoc_delete(id1, atype, id2)
 
 
+async def _record(tao: Tao, id_: int) -> object | None:
+    obj = (await tao.obj_get([id_])).get(id_)
+    return record_of(obj) if obj is not None else None
+
+
 async def _records(tao: Tao, ids: list[int]) -> dict[int, object]:
     objs = await tao.obj_get(ids)
     return {i: record_of(o) for i, o in objs.items()}
@@ -173,8 +178,8 @@ async def _export_posts(ctx: DataContext, user: int) -> AsyncIterator[dict]:
 
 
 async def _purge_posts(ctx: DataContext, user: int) -> int:
-    from resolvers.posts import CLEANUP_JOB, ON_DELETE, _hooks, cleanup_job, drain, sync_post_edges
     from resolvers.job_context import JobContext
+    from resolvers.posts import CLEANUP_JOB, ON_DELETE, _hooks, cleanup_job, drain, sync_post_edges
     tao = ctx.tao
     page = await tao.assoc_range(user, "AUTHORED", 0, ctx.batch)
     recs = await _records(tao, [a.id2 for a in page])
@@ -200,7 +205,7 @@ async def _purge_comments(ctx: DataContext, user: int) -> int:
     tao = ctx.tao
     removed = 0
     for cid in await tao.obj_scan_naming(user, "COMMENT", ctx.batch):
-        c = record_of((await tao.obj_get([cid])).get(cid))
+        c = await _record(tao, cid)
         if isinstance(c, Comment) and c.author == user:
             parent, atype = (c.reply_to, "HAS_REPLY") if c.reply_to else (c.post, "HAS_COMMENT")
             await delete_comment_tree(tao, c.id, parent, atype)
@@ -211,7 +216,7 @@ async def _purge_comments(ctx: DataContext, user: int) -> int:
 
 async def _export_comments(ctx: DataContext, user: int) -> AsyncIterator[dict]:
     for obj_id in await ctx.tao.obj_scan_naming(user, "COMMENT", 1_000_000):
-        c = record_of((await ctx.tao.obj_get([obj_id])).get(obj_id))
+        c = await _record(ctx.tao, obj_id)
         if isinstance(c, Comment) and c.author == user:
             yield {"id": str(c.id), "created": c.created, "post": str(c.post),
                    "reply_to": str(c.reply_to) if c.reply_to else None, "text": c.text}
@@ -332,11 +337,11 @@ async def _purge_messages(ctx: DataContext, user: int) -> int:
     if not member_of:
         return 0
     tid = member_of[0].id2
-    thread = record_of((await tao.obj_get([tid])).get(tid)) if (await tao.obj_get([tid])).get(tid) else None
+    thread = await _record(tao, tid)
     direct = not isinstance(thread, Thread) or not thread.is_group
     removed = 0
     for m in await tao.assoc_range(tid, "HAS_MESSAGE", 0, ctx.batch):
-        msg = record_of((await tao.obj_get([m.id2])).get(m.id2)) if (await tao.obj_get([m.id2])).get(m.id2) else None
+        msg = await _record(tao, m.id2)
         if direct or not isinstance(msg, Message) or msg.sender == user:
             await _delete_message(tao, tid, m.id2)
             removed += 1
@@ -369,7 +374,7 @@ async def _purge_messages(ctx: DataContext, user: int) -> int:
 # The profile itself (last) ---------------------------------------------------------------------
 
 async def _export_profile(ctx: DataContext, user: int) -> AsyncIterator[dict]:
-    u = record_of((await ctx.tao.obj_get([user])).get(user))
+    u = await _record(ctx.tao, user)
     if isinstance(u, User):
         yield {"id": str(u.id), "username": u.username, "full_name": u.full_name, "bio": u.bio,
                "website": u.website, "is_private": u.is_private, "created": u.created,
@@ -402,7 +407,7 @@ async def _purge_notifications_about(ctx: DataContext, user: int) -> int:
 
 async def _purge_profile(ctx: DataContext, user: int) -> int:
     tao = ctx.tao
-    u = record_of((await tao.obj_get([user])).get(user))
+    u = await _record(tao, user)
     if not isinstance(u, User):
         return 0
     await tao.key_release(USERNAME_KEYS, normalize_username(u.username), user)
@@ -423,12 +428,14 @@ register_kind(DataKind("notifications", "Notifications", 16,
                        {"id": "id", "time": "ms", "type": "LIKE, COMMENT, ...", "target": "the object's id"},
                        _export_notifications, _purge_notifications))
 register_kind(DataKind("messages", "Messages", 20,
-                       {"thread": "thread id", "id": "message id", "sent": "ms", "sender": "user id", "mine": "sent by you",
+                       {"thread": "thread id", "id": "message id", "sent": "ms", "sender": "user id",
+                        "mine": "sent by you",
                         "kind": "TEXT, POST, MEDIA or VOICE", "text": "the text, decrypted", "media": "media id"},
                        _export_messages, _purge_messages))
 register_kind(DataKind("posts", "Posts", 30, POST_FIELDS, _export_posts, _purge_posts))
 register_kind(DataKind("comments", "Comments", 32,
-                       {"id": "id", "created": "ms", "post": "post id", "reply_to": "comment id or null", "text": "text"},
+                       {"id": "id", "created": "ms", "post": "post id", "reply_to": "comment id or null",
+                        "text": "text"},
                        _export_comments, _purge_comments))
 edge_kind("likes", "Likes", 40, ("LIKES", "COMMENT_LIKES"), "a post or comment you liked")
 edge_kind("following", "Following and followers", 42, ("FOLLOWS", "FOLLOWED_BY"), F_EDGE)

@@ -24,12 +24,15 @@ from tests.resolvers.messages_client import DM
 from tests.resolvers.test_media_api import _api, _stop_workers, complete, jpeg, part_size, upload  # noqa: F401
 from tests.resolvers.test_media_api import media_settings as _media_settings  # noqa: F401
 
-DELETE = """mutation($i: AccountDeleteInput!) { deleteAccount(input: $i) { ok purgeAfter errors { code field message } } }"""
+DELETE = """mutation($i: AccountDeleteInput!) { deleteAccount(input: $i) {
+  ok purgeAfter errors { code field message } } }"""
 EXPORT = """mutation($f: DataExportFormat!) { requestDataExport(input: {format: $f}) {
   export { id status format } errors { code field message } } }"""
 STATUS = "query { dataExport { id status format partsUploaded bytesWritten kindsDone kindsTotal url expiresAt } }"
-LOGIN = """mutation($u: String!, $p: String!) { logIn(input: {username: $u, password: $p}) { token errors { code } } }"""
-POST = "query($id: ID!) { node(id: $id) { ... on Post { likeCount commentCount comments(first: 10) { edges { node { text } } } } } }"
+LOGIN = """mutation($u: String!, $p: String!) { logIn(input: {username: $u, password: $p}) {
+  token errors { code } } }"""
+POST = """query($id: ID!) { node(id: $id) { ... on Post { likeCount commentCount
+  comments(first: 10) { edges { node { text } } } } } }"""
 PROFILE = "query($u: String!) { user(username: $u) { id followerCount followingCount } }"
 
 
@@ -76,9 +79,11 @@ async def _world(gql, http, settings):
     media = done["media"]["id"]
     await gql.tao.run_jobs_until_idle()
     mk = "mutation($i: PostCreateInput!) { createPost(input: $i) { post { id } errors { code } } }"
-    ada_post = (await gql.ok(mk, {"i": {"caption": "sunset #beach", "mediaIds": [media]}}, ta))["createPost"]["post"]["id"]
+    made = await gql.ok(mk, {"i": {"caption": "sunset #beach", "mediaIds": [media]}}, ta)
+    ada_post = made["createPost"]["post"]["id"]
     bob_post = (await gql.ok(mk, {"i": {"caption": "bob's #beach"}}, tb))["createPost"]["post"]["id"]
-    add = "mutation($p: ID!, $t: String!) { addComment(input: {postId: $p, text: $t}) { comment { id } errors { code } } }"
+    add = """mutation($p: ID!, $t: String!) { addComment(input: {postId: $p, text: $t}) {
+  comment { id } errors { code } } }"""
     ada_comment = (await gql.ok(add, {"p": bob_post, "t": "nice one"}, ta))["addComment"]["comment"]["id"]
     await gql.ok(add, {"p": ada_post, "t": "lovely"}, tb)
     like = "mutation($p: ID!) { likePost(input: {postId: $p}) { errors { code } } }"
@@ -168,7 +173,7 @@ async def test_deleted_account_vanishes_then_is_purged_leaving_no_residue(api, m
     await gql.tao.run_jobs_until_idle()
     media = gql.client.app[MEDIA_KEY]  # the app's media services: the store the purge used
     report = await find_residue(gql.tao, media_settings, media, ids["ada"], created)
-    assert report.counts == (0, 0, 0), "\n".join(map(str, [ids, *report.rows, *report.cache_keys, *report.stored_objects]))
+    assert report.counts == (0, 0, 0), (report.rows, report.cache_keys, report.stored_objects)
 
     # others' counts corrected
     post = (await gql.ok(POST, {"id": ids["bob_post_gid"]}, tb))["node"]
