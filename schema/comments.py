@@ -61,7 +61,9 @@ class Comment(Node):
     @strawberry.field(description="Replies, newest first.")
     async def replies(self, info: Ctx, first: First = 20, after: str | None = None) -> Connection[Comment]:
         page = await comments.replies(info.context, self.record.id, first, decode_cursor(after))
-        return connection_from_page(page, Comment.from_record)
+        connection = connection_from_page(page, Comment.from_record)
+        await prefetch.prefetch_page(info, "Comment", connection)
+        return connection
 
     @strawberry.field
     async def like_count(self, info: Ctx) -> int:

@@ -16,6 +16,7 @@ from strawberry import Info
 
 from resolvers import comments, hashtags, likes, locations, media, posts, records
 from resolvers.context import RequestContext
+from resolvers.pagination import Page
 from schema import prefetch
 from schema.errors import Error
 from schema.media import Media
@@ -74,7 +75,7 @@ class Hashtag(Node):
                                   "(a page may be short).")
     async def posts(self, info: Ctx, first: First = 20, after: str | None = None) -> Connection[Post]:
         page = await hashtags.hashtag_posts(info.context, self.store_id, first, decode_cursor(after))
-        return connection_from_page(page, Post.from_record)
+        return await _post_page(info, page)
 
 
 @strawberry.type(description="A place posts can be tagged at.")
@@ -98,7 +99,7 @@ class Location(Node):
     @strawberry.field(description="Posts at this location that you may see, newest first (a page may be short).")
     async def posts(self, info: Ctx, first: First = 20, after: str | None = None) -> Connection[Post]:
         page = await locations.location_posts(info.context, self.store_id, first, decode_cursor(after))
-        return connection_from_page(page, Post.from_record)
+        return await _post_page(info, page)
 
 
 @strawberry.type(description="A post: a caption and up to 10 photos or videos, with likes and comments.")
@@ -160,7 +161,9 @@ class Post(Node):
         from schema.comments import Comment
 
         page = await comments.comments(info.context, self.record.id, first, decode_cursor(after))
-        return connection_from_page(page, Comment.from_record)
+        connection = connection_from_page(page, Comment.from_record)
+        await prefetch.prefetch_page(info, "Comment", connection)
+        return connection
 
 
 # What a page of posts loads for all its posts at once, for the fields the request selects
@@ -202,7 +205,11 @@ register_node("Location", "LOCATION", Location.from_record)
 
 async def user_posts(info: Ctx, user_id: int, first: int, after: str | None) -> Connection[Post]:
     """`User.posts`: the user's posts, newest first."""
-    page = await posts.user_posts(info.context, user_id, first, decode_cursor(after))
+    return await _post_page(info, await posts.user_posts(info.context, user_id, first, decode_cursor(after)))
+
+
+async def _post_page(info: Ctx, page: Page[records.Post]) -> Connection[Post]:
+    """A connection of posts, with what the request selects of them loaded for all at once."""
     connection = connection_from_page(page, Post.from_record)
     await prefetch.prefetch_page(info, "Post", connection)
     return connection
