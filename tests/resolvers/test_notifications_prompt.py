@@ -111,3 +111,28 @@ async def test_records_of_one_group_arriving_together_are_one_batch(gql):
     await asyncio.gather(*(record.record(tao, e) for e in events))
     assert await _group(tao, author) == (nid, 18)
     assert len(await _notification_events(tao, author)) == 1
+
+
+PAGE = """query($n: Int) { viewer { notifications(first: $n) { edges { node {
+  type actorCount unread preview actors { username } target { ... on Post { id } } } } } } }"""
+
+
+async def test_the_list_read_costs_the_same_round_trips_for_20_notifications_as_for_2(gql):
+    """Each phase of the read (the page, the groups with their actor heads and counts, the
+    actors' and targets' visibility) is one batch: were a notification's target or actors
+    loaded one at a time, 18 more notifications would cost at least 18 more round trips."""
+    tao = gql.tao
+    token, _ = await gql.sign_up("ada")
+    ada = (await tao.key_get_many("username", ["ada"]))["ada"]
+    fans = [await tao.obj_add("USER", user_data(f"fan{i}", "", None)) for i in range(4)]
+    for i in range(20):
+        post = (await do_create_post(tao, ada, f"p{i}", [])).id
+        for fan in fans[:1 + i % 4]:
+            await do_like_post(tao, fan, post)
+    await tao.run_jobs_until_idle()
+    costs = {}
+    for n in (2, 20, 2, 20):  # the first two warm the cache
+        data, costs[n] = await gql.measure_warm(PAGE, {"n": n}, token)
+        assert len(data["viewer"]["notifications"]["edges"]) == n
+    assert costs[2]["sql_queries"] == costs[20]["sql_queries"] == 0, costs
+    assert costs[20]["cache_round_trips"] <= costs[2]["cache_round_trips"] + 2, costs
