@@ -93,7 +93,7 @@ class Prompt:
         try:
             event = Event.from_payload(payload)
             if handler == RECORD_JOB:
-                await record(tao, event)
+                await record(tao, event, fresh=True)
             else:
                 await remove_actor(tao, event)
         except Exception as exc:  # the job does it; the cause is acknowledged
@@ -162,17 +162,20 @@ async def group_of(tao: Tao, event: Event, *, create: bool) -> int | None:
     return (await tao.key_get_many(GROUP_NS, [key])).get(key)
 
 
-async def record(tao: Tao, event: Event) -> int | None:
+async def record(tao: Tao, event: Event, *, fresh: bool = False) -> int | None:
     """Record the event; returns its notification's id, or None when nobody is told. Events of
-    one group that arrive together are written together (`_Batches`)."""
+    one group that arrive together are written together (`_Batches`). `fresh`: the caller has
+    just committed the cause, so it is not read before the write (it is after, as always)."""
     if event.actor == event.recipient:
         return None
-    return await _batches(tao).submit(event)
+    return await _batches(tao).submit(event, fresh)
 
 
-async def record_many(tao: Tao, events: list[Event]) -> dict[int, int | None]:
+async def record_many(tao: Tao, events: list[Event], *, fresh: frozenset[int] = frozenset()) -> dict[int, int | None]:
     """Record events of one group (same recipient and group key) as one batch: {actor: the
-    notification's id, or None when that actor's event tells nobody}."""
+    notification's id, or None when that actor's event tells nobody}. The causes of the
+    actors in `fresh` were just committed by the caller: only the check after the write
+    (which an undo in between needs) reads them."""
     latest: dict[int, Event] = {}
     for e in events:  # one actor, several events (a retried job): one membership, its latest time
         if e.actor != e.recipient and (e.actor not in latest or e.at > latest[e.actor].at):
@@ -181,7 +184,8 @@ async def record_many(tao: Tao, events: list[Event]) -> dict[int, int | None]:
     if not latest:
         return out
     first = next(iter(latest.values()))
-    live = await _causes_exist(tao, list(latest.values()))
+    live = set(fresh) & set(latest)
+    live |= await _causes_exist(tao, [e for a, e in latest.items() if a not in live])
     ok = await _allowed(tao, first.recipient, first.type, [a for a in latest if a in live])
     todo = [e for a, e in latest.items() if a in ok]
     if not todo:
@@ -236,7 +240,7 @@ async def remove_actor(tao: Tao, event: Event) -> None:
 
 @dataclass
 class _Queue:
-    waiting: list[tuple[Event, asyncio.Future]] = field(default_factory=list)
+    waiting: list[tuple[Event, bool, asyncio.Future]] = field(default_factory=list)
     runner: asyncio.Task | None = None
 
 
@@ -247,13 +251,13 @@ class _Batches:
         self._tao = weakref.ref(tao)
         self._queues: dict[str, _Queue] = {}
 
-    async def submit(self, event: Event) -> int | None:
+    async def submit(self, event: Event, fresh: bool) -> int | None:
         key = event.group_key()
         q = self._queues.get(key)
         if q is None:
             q = self._queues[key] = _Queue()
         fut: asyncio.Future = asyncio.get_running_loop().create_future()
-        q.waiting.append((event, fut))
+        q.waiting.append((event, fresh, fut))
         if q.runner is None:
             q.runner = asyncio.create_task(self._run(key, q), name=f"notification-batch:{key[:24]}")
         return await asyncio.shield(fut)  # a cancelled caller leaves its event in the batch
@@ -266,17 +270,18 @@ class _Batches:
                 try:
                     if tao is None:
                         raise RuntimeError("the store was closed")
-                    done = await record_many(tao, [e for e, _ in batch])
+                    done = await record_many(tao, [e for e, _, _ in batch],
+                                             fresh=frozenset(e.actor for e, new, _ in batch if new))
                 except Exception as exc:  # each caller raises (a job retries; `deliver` leaves it to the job)
-                    for _, f in batch:
+                    for _, _, f in batch:
                         if not f.done():
                             f.set_exception(exc)
                     continue
-                for e, f in batch:
+                for e, _, f in batch:
                     if not f.done():
                         f.set_result(done.get(e.actor))
         finally:
-            for _, f in q.waiting:  # only if this task was cancelled
+            for _, _, f in q.waiting:  # only if this task was cancelled
                 if not f.done():
                     f.set_exception(RuntimeError("notification batch cancelled"))
             self._queues.pop(key, None)
