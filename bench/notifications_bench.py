@@ -16,6 +16,8 @@ and the list read of a user with thousands of notifications.
    notification group counts it (p50/p99, every `--sample`th like).
 2. List read: a user with `--list-size` notifications (seeded in bulk, the shape `record` writes);
    `notifications(first: 20)` through fresh loaders, as each request has: p50/p99 over `--reads`.
+
+This process stands in for a server process: it tunes its GC as server.py does (config/runtime.py).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from typing import Any
 
 from bench.common import percentile, run_on_services
 from config import MySQLServer, Settings
+from config.runtime import tune_gc
 from resolvers.accounts import user_data
 from resolvers.actor import acting_as
 from resolvers.errors import AppError
@@ -236,7 +239,8 @@ async def viral(tao: Tao, a: argparse.Namespace, receiver: PushReceiver) -> dict
         "group_actor_count": actor_count, "post_like_count": like_count, "exact": actor_count == like_count,
         "sql_statements_per_like": round(statements / max(1, a.likes - errors), 1),
         "sql_statements_per_like_workers": round(worker_stats.get("sql_queries", 0) / max(1, a.likes - errors), 1),
-        "like_p50_ms": round(percentile(likes_lat, 50) * 1000, 1), "like_p99_ms": round(percentile(likes_lat, 99) * 1000, 1),
+        "like_p50_ms": round(percentile(likes_lat, 50) * 1000, 1),
+        "like_p99_ms": round(percentile(likes_lat, 99) * 1000, 1),
         "pushes_sent": len(receiver.received["author-phone"]),
         "push_counts": [p["count"] for p in receiver.received["author-phone"]],
         "like_to_list_p50_ms": round(percentile(lat, 50) * 1000, 1) if lat else None,
@@ -275,6 +279,7 @@ async def seed_list(tao: Tao, n: int, actors: list[int]) -> int:
 
 async def list_reads(tao: Tao, a: argparse.Namespace, actors: list[int]) -> dict[str, Any]:
     reader = await seed_list(tao, a.list_size, actors)
+    tune_gc()  # as server.py does once it is up (config/runtime.py), and the feed bench before its reads
     for _ in range(5):  # warm the cache as a returning user's reads would
         await reads.notifications(acting_as(tao, reader), 20, None)
     times, queries = [], []
@@ -299,6 +304,7 @@ async def run(a: argparse.Namespace, services: Services) -> dict[str, Any]:
     tao = await open_tao(make_settings(services, run_id, a.shards), migrate=True, start_worker=False)
     register_job_handlers(tao)
     receiver = await PushReceiver().start()
+    tune_gc()  # this process stands in for a server process (server.py tunes its GC once up)
     out: dict[str, Any] = {"args": vars(a), "cpus": os.cpu_count(), "load_average_start": os.getloadavg()}
     try:
         out["viral"] = await viral(tao, a, receiver)

@@ -193,8 +193,10 @@ async def record_many(tao: Tao, events: list[Event], *, fresh: frozenset[int] = 
     nid = await group_of(tao, first, create=True)
     if nid is None:
         return out
-    members = await tao.assoc_get(nid, "NOTIF_ACTOR", [e.actor for e in todo])
-    listed = (await tao.assoc_get(first.recipient, "NOTIFIED", [nid])).get(nid)
+    members_and_listed = await tao.assoc_get_many([(nid, "NOTIF_ACTOR", e.actor) for e in todo]
+                                                  + [(first.recipient, "NOTIFIED", nid)])
+    members = {a for (_, atype, a), edge in members_and_listed.items() if edge is not None and atype == "NOTIF_ACTOR"}
+    listed = members_and_listed[(first.recipient, "NOTIFIED", nid)]
     joined = [e for e in todo if e.actor not in members]
     if joined or listed is None:
         await _write(tao, first.recipient, nid, joined, max(joined or todo, key=lambda e: e.at),
@@ -202,7 +204,8 @@ async def record_many(tao: Tao, events: list[Event], *, fresh: frozenset[int] = 
     for e in todo:
         out[e.actor] = nid
     still = await _causes_exist(tao, joined) if joined else set()
-    for e in (e for e in joined if e.actor not in still):  # undone while we wrote: its undo found no actor to remove, so we remove it
+    # undone while we wrote: its undo found no actor to remove, so we remove it
+    for e in (e for e in joined if e.actor not in still):
         await remove_actor(tao, e)
         out[e.actor] = None
     return out
