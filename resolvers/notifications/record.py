@@ -37,9 +37,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import Coroutine, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from resolvers import realtime
 from resolvers.job_context import JobContext
@@ -185,17 +184,13 @@ async def record_many(tao: Tao, events: list[Event], *, fresh: frozenset[int] = 
     if not latest:
         return out
     first = next(iter(latest.values()))
-    key = first.group_key()
-    # The reads that decide who is told, and the group's key, in one round of parallel reads.
-    fresh_live = set(fresh) & set(latest)
-    live, ok, found = await asyncio.gather(
-        _causes_exist(tao, [e for a, e in latest.items() if a not in fresh_live]),
-        _allowed(tao, first.recipient, first.type, list(latest)),
-        tao.key_get_many(GROUP_NS, [key]))
-    todo = [e for a, e in latest.items() if a in ok and (a in live or a in fresh_live)]
+    live = set(fresh) & set(latest)
+    live |= await _causes_exist(tao, [e for a, e in latest.items() if a not in live])
+    ok = await _allowed(tao, first.recipient, first.type, [a for a in latest if a in live])
+    todo = [e for a, e in latest.items() if a in ok]
     if not todo:
         return out
-    nid = found.get(key) or await group_of(tao, first, create=True)
+    nid = await group_of(tao, first, create=True)
     if nid is None:
         return out
     members_and_listed = await tao.assoc_get_many([(nid, "NOTIF_ACTOR", e.actor) for e in todo]
@@ -203,30 +198,23 @@ async def record_many(tao: Tao, events: list[Event], *, fresh: frozenset[int] = 
     members = {a for (_, atype, a), edge in members_and_listed.items() if edge is not None and atype == "NOTIF_ACTOR"}
     listed = members_and_listed[(first.recipient, "NOTIFIED", nid)]
     joined = [e for e in todo if e.actor not in members]
-    after: list = []
     if joined or listed is None:
-        after = await _write(tao, first.recipient, nid, joined, max(joined or todo, key=lambda e: e.at),
-                             listed.time if listed is not None else 0)
+        await _write(tao, first.recipient, nid, joined, max(joined or todo, key=lambda e: e.at),
+                     listed.time if listed is not None else 0)
     for e in todo:
         out[e.actor] = nid
-    # The causes again (an undo that ran while we wrote found no actor to remove), with the
-    # stream event's delivery and the push's scheduling: independent, so in parallel.
-    still, *_ = await asyncio.gather(_causes_exist(tao, joined) if joined else _nothing(), *after)
+    still = await _causes_exist(tao, joined) if joined else set()
+    # undone while we wrote: its undo found no actor to remove, so we remove it
     for e in (e for e in joined if e.actor not in still):
-        await remove_actor(tao, e)  # undone while we wrote: we remove it
+        await remove_actor(tao, e)
         out[e.actor] = None
     return out
 
 
-async def _nothing() -> set[int]:
-    return set()
-
-
 async def _write(tao: Tao, recipient: int, nid: int, joined: list[Event], latest: Event,
-                 listed_time: int) -> list[Coroutine[Any, Any, Any]]:
+                 listed_time: int) -> None:
     """The new actors, the group's move to the top and its stream event: one transaction on the
-    recipient's shard (the group's). Returns what follows the commit: the event's delivery and
-    the push's scheduling."""
+    recipient's shard (the group's), then the event's delivery and the push's scheduling."""
     # The list is ordered by event time (a late record never moves a group down).
     time = max(listed_time, latest.at)
     stream = realtime.stream_event(tao, [recipient], KIND_NOTIFICATION,
@@ -234,7 +222,8 @@ async def _write(tao: Tao, recipient: int, nid: int, joined: list[Event], latest
     edges: list[tuple] = [(nid, "NOTIF_ACTOR", e.actor, e.at) for e in joined]
     edges.append((recipient, "NOTIFIED", nid, time))
     await tao.assoc_add_many(edges, jobs_by_shard={tao.shard(recipient): [stream.job]})
-    return [stream.deliver(tao), push.schedule(tao, latest, nid)]
+    await stream.deliver(tao)
+    await push.schedule(tao, latest, nid)
 
 
 async def remove_actor(tao: Tao, event: Event) -> None:
