@@ -4,21 +4,27 @@ and the list read of a user with thousands of notifications.
     PYTHONPATH=. .venv/bin/python bench/notifications_bench.py [--likes 10000 --seconds 60]
 
 1. Viral post: `--likes` likes of one post by as many distinct users within `--seconds`, issued
-   by `--clients` concurrent clients through `do_like_post` (the mutation's action), while this
-   process's outbox worker records them. Reported: NOTIFICATION objects and NOTIFIED edges of
-   the author (the group's rows: O(1) per window), the group's exact actor count against the
-   post's `likeCount`, SQL statements per like (the like, its inverse and its notification job,
-   all in), pushes sent to a local Web Push receiver (one per 30 s batch window), and the time
-   from a like's acknowledgement until the author's notification group counts it (p50/p99, every
-   `--sample`th like).
+   by `--clients` concurrent clients through `do_like_post` (the mutation's action: it records
+   the notification right after its commit), while `--workers` outbox worker processes (as
+   `python -m tao worker` runs them in production; 0: this process's own worker) run the jobs:
+   the inverse edges, stream events and pushes, and any record a writer left to its job.
+   Reported: NOTIFICATION objects and NOTIFIED edges of the author (the group's rows: O(1) per
+   window), the group's exact actor count against the post's `likeCount`, SQL statements per
+   like (the like, its inverse and its notification, in this process and the workers, all in),
+   pushes sent to a local Web Push receiver (one per 30 s batch window), the like's own latency,
+   and the time from a like's acknowledgement (and from its start) until the author's
+   notification group counts it (p50/p99, every `--sample`th like).
 2. List read: a user with `--list-size` notifications (seeded in bulk, the shape `record` writes);
    `notifications(first: 20)` through fresh loaders, as each request has: p50/p99 over `--reads`.
+
+This process stands in for a server process: it tunes its GC as server.py does (config/runtime.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing as mp
 import os
 import sys
 import time
@@ -27,6 +33,7 @@ from typing import Any
 
 from bench.common import percentile, run_on_services
 from config import MySQLServer, Settings
+from config.runtime import tune_gc
 from resolvers.accounts import user_data
 from resolvers.actor import acting_as
 from resolvers.errors import AppError
@@ -43,6 +50,7 @@ from tests.resolvers.push_receiver import PushReceiver
 
 VAPID_KEY = "8Zg0Evp6EEA4nGBEcj17FgjHV1jJ_v7oDuuV3FU5CZ0"  # a bench-only key
 MAX_BULK = 5_000
+SEED_EDGES = 1_000  # edges per bulk write when seeding: 5 000 at once timed out (30 s) at load 28-31
 
 
 def log(msg: str) -> None:
@@ -56,6 +64,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--likes", type=int, default=10_000)
     p.add_argument("--seconds", type=float, default=60.0, help="the window the likes are spread over")
     p.add_argument("--clients", type=int, default=32, help="concurrent like clients")
+    p.add_argument("--workers", type=int, default=2,
+                   help="outbox worker processes (0: one in-process worker, as before this flag)")
     p.add_argument("--sample", type=int, default=20, help="time every Nth like to the author's list")
     p.add_argument("--list-size", type=int, default=5_000)
     p.add_argument("--reads", type=int, default=300)
@@ -92,6 +102,47 @@ async def add_users(tao: Tao, n: int, tag: str) -> list[int]:
     return out
 
 
+def _worker_process(settings: Settings, stop: Any, results: Any) -> None:
+    """One outbox worker process, as `python -m tao worker` runs (spawned: a fresh interpreter);
+    puts its store counters (its SQL statements) on `results` when `stop` is set."""
+    async def main() -> dict[str, int]:
+        tao = await open_tao(settings, start_worker=False)
+        register_job_handlers(tao)
+        tao.reset_stats()
+        work = asyncio.create_task(tao.outbox.work())
+        while not stop.is_set():
+            await asyncio.sleep(0.05)
+        work.cancel()
+        await asyncio.gather(work, return_exceptions=True)
+        stats = tao.stats()
+        await tao.close()
+        return stats
+    results.put(asyncio.run(main()))
+
+
+class Workers:
+    """`n` worker processes for the length of the viral run."""
+
+    def __init__(self, settings: Settings, n: int) -> None:
+        ctx = mp.get_context("spawn")
+        self._stop, self._results = ctx.Event(), ctx.Queue()
+        self._procs = [ctx.Process(target=_worker_process, args=(settings, self._stop, self._results), daemon=True)
+                       for _ in range(n)]
+        for p in self._procs:
+            p.start()
+
+    def stop(self) -> dict[str, int]:
+        """Stop them; their counters, summed."""
+        self._stop.set()
+        total: dict[str, int] = {}
+        for _ in self._procs:
+            for k, v in self._results.get(timeout=120).items():
+                total[k] = total.get(k, 0) + v
+        for p in self._procs:
+            p.join(timeout=10)
+        return total
+
+
 async def viral(tao: Tao, a: argparse.Namespace, receiver: PushReceiver) -> dict[str, Any]:
     author = (await add_users(tao, 1, "author"))[0]
     likers = await add_users(tao, a.likes, "fan")
@@ -102,13 +153,20 @@ async def viral(tao: Tao, a: argparse.Namespace, receiver: PushReceiver) -> dict
     log(f"viral: {a.likes} likes of one post over {a.seconds:.0f} s by {a.clients} clients")
     interval = a.seconds / max(1, a.likes)
     latencies: list[float] = []
+    from_start: list[float] = []
+    like_times: list[float] = []
     errors = 0
     queue: asyncio.Queue[int] = asyncio.Queue()
     for i in range(len(likers)):
         queue.put_nowait(i)
+    workers = Workers(tao.settings, a.workers) if a.workers else None
+    if workers is None:
+        tao.outbox.start()  # this process's worker runs the jobs
+    else:
+        await asyncio.sleep(5)  # the workers' interpreters start (imports, pools) before the likes do
     start = time.perf_counter()
 
-    waiting: dict[int, float] = {}  # sampled actor -> when its like was acknowledged
+    waiting: dict[int, tuple[float, float]] = {}  # sampled actor -> when its like started, was acknowledged
     done = asyncio.Event()
 
     async def poll() -> None:
@@ -134,7 +192,9 @@ async def viral(tao: Tao, a: argparse.Namespace, receiver: PushReceiver) -> dict
             now = time.perf_counter()
             for u in actors:
                 if found[(nid, "NOTIF_ACTOR", u)] is not None:
-                    latencies.append(now - waiting.pop(u))
+                    began, acked = waiting.pop(u)
+                    latencies.append(now - acked)
+                    from_start.append(now - began)
 
     async def client() -> None:
         nonlocal errors
@@ -144,39 +204,50 @@ async def viral(tao: Tao, a: argparse.Namespace, receiver: PushReceiver) -> dict
             delay = due - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
+            began = time.perf_counter()
             try:
                 await do_like_post(tao, likers[i], post)
             except (TaoError, AppError):
                 errors += 1
                 continue
+            acked = time.perf_counter()
+            like_times.append(acked - began)
             if i % a.sample == 0:
-                waiting[likers[i]] = time.perf_counter()
+                waiting[likers[i]] = (began, acked)
     tao.reset_stats()
     poller = asyncio.create_task(poll())
     await asyncio.gather(*(client() for _ in range(a.clients)))
     issued = time.perf_counter() - start
     done.set()
     await poller
+    worker_stats = await asyncio.to_thread(workers.stop) if workers is not None else {}
+    await tao.outbox.stop()
     # The rest of the outbox (the last batch window's push is due up to 30 s later: run it now).
     await tao.run_jobs_until_idle()
     elapsed = time.perf_counter() - start
     stats = tao.stats()
+    statements = stats.get("sql_queries", 0) + worker_stats.get("sql_queries", 0)
     groups = await tao.assoc_range(author, "NOTIFIED", 0, 100)
     nid = groups[0].id2 if groups else 0
     actor_count = await tao.assoc_count(nid, "NOTIF_ACTOR") if nid else 0
     like_count = await tao.assoc_count(post, "LIKED_BY")
-    lat = sorted(latencies)
-    out = {
+    lat, lat_start, likes_lat = sorted(latencies), sorted(from_start), sorted(like_times)
+    out = {"workers": a.workers,
         "likes_acknowledged": a.likes - errors, "errors": errors, "issue_seconds": round(issued, 1),
         "likes_per_second": round((a.likes - errors) / issued, 1),
         "drain_seconds": round(elapsed, 1),
         "notification_groups": len(groups), "notified_edges": await tao.assoc_count(author, "NOTIFIED"),
         "group_actor_count": actor_count, "post_like_count": like_count, "exact": actor_count == like_count,
-        "sql_statements_per_like": round(stats.get("sql_queries", 0) / max(1, a.likes - errors), 1),
+        "sql_statements_per_like": round(statements / max(1, a.likes - errors), 1),
+        "sql_statements_per_like_workers": round(worker_stats.get("sql_queries", 0) / max(1, a.likes - errors), 1),
+        "like_p50_ms": round(percentile(likes_lat, 50) * 1000, 1),
+        "like_p99_ms": round(percentile(likes_lat, 99) * 1000, 1),
         "pushes_sent": len(receiver.received["author-phone"]),
         "push_counts": [p["count"] for p in receiver.received["author-phone"]],
         "like_to_list_p50_ms": round(percentile(lat, 50) * 1000, 1) if lat else None,
         "like_to_list_p99_ms": round(percentile(lat, 99) * 1000, 1) if lat else None,
+        "like_start_to_list_p50_ms": round(percentile(lat_start, 50) * 1000, 1) if lat else None,
+        "like_start_to_list_p99_ms": round(percentile(lat_start, 99) * 1000, 1) if lat else None,
         "samples": len(lat), "samples_never_seen": len(waiting),
     }
     log(f"viral: {out}")
@@ -201,14 +272,15 @@ async def seed_list(tao: Tao, n: int, actors: list[int]) -> int:
     like_edges = [(actors[(k + j) % len(actors)], "LIKES", p, base + k) for k, p in enumerate(post_ids)
                   for j in range(1 + k % 3)]
     for batch in (edges, actor_edges, like_edges):
-        for i in range(0, len(batch), MAX_BULK):
-            await tao.assoc_add_many(batch[i:i + MAX_BULK])
+        for i in range(0, len(batch), SEED_EDGES):
+            await tao.assoc_add_many(batch[i:i + SEED_EDGES])
     await tao.run_jobs_until_idle()
     return reader
 
 
 async def list_reads(tao: Tao, a: argparse.Namespace, actors: list[int]) -> dict[str, Any]:
     reader = await seed_list(tao, a.list_size, actors)
+    tune_gc()  # as server.py does once it is up (config/runtime.py), and the feed bench before its reads
     for _ in range(5):  # warm the cache as a returning user's reads would
         await reads.notifications(acting_as(tao, reader), 20, None)
     times, queries = [], []
@@ -233,11 +305,10 @@ async def run(a: argparse.Namespace, services: Services) -> dict[str, Any]:
     tao = await open_tao(make_settings(services, run_id, a.shards), migrate=True, start_worker=False)
     register_job_handlers(tao)
     receiver = await PushReceiver().start()
-    tao.outbox.start()  # this process's worker records the likes as they come
+    tune_gc()  # this process stands in for a server process (server.py tunes its GC once up)
     out: dict[str, Any] = {"args": vars(a), "cpus": os.cpu_count(), "load_average_start": os.getloadavg()}
     try:
         out["viral"] = await viral(tao, a, receiver)
-        await tao.outbox.stop()
         actors = await add_users(tao, 1000, "actor")
         out["list"] = await list_reads(tao, a, actors)
         out["load_average_end"] = os.getloadavg()

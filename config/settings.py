@@ -465,6 +465,9 @@ class NotificationSettings(_Section):
     # Endpoints must be https; tests and local receivers turn this off.
     push_https_only: bool = True
     max_push_subscriptions: Annotated[int, _range(1, 100)] = 20
+    # A like's (or unlike's) notification is recorded by its writer right after the commit; the
+    # outbox job committed with it is due this much later, the fallback if the writer dies first.
+    record_grace_ms: Count = 5000
 
 
 class AccountDataSettings(_Section):

@@ -20,7 +20,7 @@ from resolvers.comments import get_comment
 from resolvers.comments import not_found as comment_not_found
 from resolvers.edge_data import like_data
 from resolvers.loaders import load_each
-from resolvers.notifications import causes
+from resolvers.notifications import causes, record
 from resolvers.pagination import Cursor, Page, load_assoc_page, make_page
 from resolvers.posts import get_post, not_found
 from resolvers.records import Comment, Post, User
@@ -40,11 +40,19 @@ async def _set_like(ctx: RequestContext, atype: str, target: int, on: bool, data
     viewer = ctx.require_viewer()
     key = (viewer, atype, target)
     edge = await ctx.loaders.assoc_by_key.load(key)
+    # The notification is recorded (or retracted) right after the commit; the job committed with
+    # the edge is the fallback if this process dies first (resolvers/notifications/record.py).
     if on and edge is None:
         at = now_ms()  # the edge's time is the notification's window: the undo finds it by this time
-        await ctx.tao.assoc_add(viewer, atype, target, time=at, data=data, jobs=notice(at, False) if notice else None)
+        prompt = record.promptly(ctx.tao, notice(at, False) if notice else [], near=viewer)
+        await ctx.tao.assoc_add(viewer, atype, target, time=at, data=data, jobs=prompt.jobs)
     elif not on and edge is not None:
-        await ctx.tao.assoc_delete(viewer, atype, target, jobs=notice(edge.time, True) if notice else None)
+        prompt = record.promptly(ctx.tao, notice(edge.time, True) if notice else [], near=viewer)
+        if not await ctx.tao.assoc_delete(viewer, atype, target, jobs=prompt.jobs):
+            return  # a concurrent unlike won: its jobs, not ours, committed
+    else:
+        return
+    await prompt.deliver(ctx.tao)
 
 
 def _post_notice(actor: int, post: Post) -> Notice:

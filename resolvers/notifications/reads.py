@@ -14,6 +14,7 @@ unread when its list time is after it. It only moves forward.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 from dataclasses import dataclass
@@ -71,22 +72,34 @@ async def read_marker(ctx: RequestContext, viewer: int) -> int:
     return int((edge.data or {}).get("upto", 0)) if edge is not None else 0
 
 
-async def _views(ctx: RequestContext, viewer: int, edges: list[Assoc]) -> dict[int, NotificationView]:
-    """The visible notifications among the list edges, by id (batched: one loader call per kind of read)."""
-    loaded = await ctx.loaders.object_by_id.load_many([e.id2 for e in edges])
+async def _views(ctx: RequestContext, viewer: int, edges: list[Assoc],
+                 marker: int | None = None) -> dict[int, NotificationView]:
+    """The visible notifications among the list edges, by id. Batched by phase: each phase's
+    loads are issued in one tick (one cache round trip per server), so a page costs the same
+    few round trips whatever its length: the groups, their actors' heads
+    and counts (and the read marker) with them, then the actors' and the targets' visibility.
+    Three round trips after the list page, at most."""
+    async def read_marker_if_needed() -> int:
+        return marker if marker is not None else await read_marker(ctx, viewer)
+    ids = [e.id2 for e in edges]
+    loaded, pages, counts, marker = await asyncio.gather(
+        ctx.loaders.object_by_id.load_many(ids),
+        ctx.loaders.assoc_page_by_key.load_many([(i, "NOTIF_ACTOR", LATEST_ACTORS * 2, None) for i in ids]),
+        ctx.loaders.assoc_count_by_key.load_many([(i, "NOTIF_ACTOR") for i in ids]),
+        read_marker_if_needed())
     records = {n.id: n for n in loaded if isinstance(n, Notification)}
-    ids = list(records)
-    pages = await ctx.loaders.assoc_page_by_key.load_many([(i, "NOTIF_ACTOR", LATEST_ACTORS * 2, None) for i in ids])
-    counts = await ctx.loaders.assoc_count_by_key.load_many([(i, "NOTIF_ACTOR") for i in ids])
-    actor_ids = {a.id2 for page in pages for a in page}
-    visible = {u.id: u for u in await privacy.visible_users(ctx, actor_ids)}
-    target_ids = [n.target for n in records.values() if not n.type.name.startswith("FOLLOW")]
-    targets = {t: await privacy.load_visible_object(ctx, t) for t in dict.fromkeys(target_ids)}
-    marker = await read_marker(ctx, viewer)
+    actor_ids = list({a.id2: None for page in pages for a in page})
+    target_ids = list(dict.fromkeys(n.target for n in records.values() if not n.type.name.startswith("FOLLOW")))
+    users, seen = await asyncio.gather(privacy.visible_users(ctx, actor_ids),
+                                       asyncio.gather(*(privacy.load_visible_object(ctx, t) for t in target_ids)))
+    visible = {u.id: u for u in users}
+    targets = dict(zip(target_ids, seen))
     times = {e.id2: e.time for e in edges}
     out = {}
     for i, page, count in zip(ids, pages, counts):
-        n = records[i]
+        n = records.get(i)
+        if n is None:
+            continue  # not a notification (deleted since it was listed)
         actors = [visible[a.id2] for a in page if a.id2 in visible][:LATEST_ACTORS]
         target = targets.get(n.target)
         if not actors or (not n.type.name.startswith("FOLLOW") and target is None):
@@ -102,13 +115,18 @@ async def notifications(ctx: RequestContext, first: int, after: Cursor | None,
     check_first(ctx, first)
     items: list[tuple[Cursor, NotificationView]] = []
     cursor, has_next = after, False
+    marker: int | None = None
     for _ in range(_SCAN_ROUNDS if types else 1):
         if first == 0:
             break
-        edges = await ctx.loaders.assoc_page_by_key.load((viewer, LIST, first + 1, cursor))
+        if marker is None:  # the marker loads with the first page: one round trip for both
+            edges, marker = await asyncio.gather(ctx.loaders.assoc_page_by_key.load((viewer, LIST, first + 1, cursor)),
+                                                 read_marker(ctx, viewer))
+        else:
+            edges = await ctx.loaders.assoc_page_by_key.load((viewer, LIST, first + 1, cursor))
         has_next = len(edges) > first
         edges = edges[:first]
-        views = await _views(ctx, viewer, edges)
+        views = await _views(ctx, viewer, edges, marker)
         for e in edges:
             v = views.get(e.id2)
             cursor = (e.time, e.id2)
