@@ -9,6 +9,7 @@ from config.settings import (
     CacheSettings,
     ConfigError,
     FeedSettings,
+    SearchSettings,
     JobSettings,
     LimitSettings,
     LogFormat,
@@ -30,7 +31,7 @@ from config.settings import (
 )
 
 __all__ = [
-    "AuthSettings", "BrokerBackend", "BrokerSettings", "CacheBackend", "CacheSettings", "ConfigError", "FeedSettings",
+    "AuthSettings", "BrokerBackend", "BrokerSettings", "CacheBackend", "CacheSettings", "ConfigError", "FeedSettings", "SearchSettings",
     "JobSettings", "LimitSettings", "MediaBackend", "MediaSettings", "MessageSettings", "MySQLServer",
     "NotificationSettings", "RealtimeSettings", "ServerSettings", "Settings", "StoreBackend", "StoreSettings",
     "load_settings",

@@ -318,6 +318,36 @@ class FeedSettings(_Section):
         return self
 
 
+class SearchSettings(_Section):
+    # Where the index partitions live (one tantivy index per partition: <index_dir>/p<n>). Every
+    # server process reads them; one process writes each (docs/search.md, "Partitions").
+    index_dir: str = "var/search"
+    # Partitions (a document's is a hash of its id). Changing it needs `search-rebuild` of every partition.
+    partitions: Annotated[int, _range(1, 1024)] = 2
+    # The partitions this process may write (run the indexer for). Empty list: none (a server
+    # that only reads). None: any whose lock it can take (embedded default, a single host).
+    writer_partitions: list[int] | None = None
+    # The writer gathers index jobs for this long before one commit (group commit).
+    commit_delay_ms: Annotated[int, _range(0, 10_000)] = 50
+    # tantivy writer memory per partition (bytes; tantivy's floor is 15 MB for one thread).
+    writer_heap_bytes: Annotated[int, _range(15_000_000)] = 50_000_000
+    # A reader checks for a newer commit at most this often (seconds).
+    reload_interval: Annotated[float, _range(0, 60)] = 0.2
+    # Longest query accepted (characters, after trimming); longer is a GraphQL error.
+    max_query_chars: Annotated[int, _range(1, 1000)] = 100
+    # Hits taken from each partition per kind before the graph and privacy re-rank.
+    candidates: Annotated[int, _range(1, 1000)] = 50
+    # Recent searches kept per account.
+    recent_max: Annotated[int, _range(1, 500)] = 30
+
+    @model_validator(mode="after")
+    def _writer_partitions_exist(self) -> Self:
+        bad = [p for p in self.writer_partitions or () if not 0 <= p < self.partitions]
+        if bad:
+            raise ValueError(f"search.writer_partitions {bad} do not exist (search.partitions = {self.partitions})")
+        return self
+
+
 class AuthSettings(_Section):
     session_ttl_seconds: Count = 30 * 24 * 3600
     # argon2id cost (argon2-cffi's defaults, RFC 9106's low-memory profile). Tests lower them.
@@ -522,6 +552,7 @@ class Settings(BaseSettings):
     jobs: JobSettings = Field(default_factory=JobSettings)
     media: MediaSettings = Field(default_factory=MediaSettings)
     feed: FeedSettings = Field(default_factory=FeedSettings)
+    search: SearchSettings = Field(default_factory=SearchSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     broker: BrokerSettings = Field(default_factory=BrokerSettings)

@@ -44,6 +44,9 @@ class Outbox:
         self.store: Any = None  # set by the Tao that owns this outbox
         self._s = settings
         self.handlers: dict[str, Handler] = {}
+        # Jobs this process may write but never claims: another process runs them (a search
+        # index partition's single writer, resolvers/search). See `declare`.
+        self.elsewhere: set[str] = set()
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._idle_until: dict[int, float] = {}
@@ -52,6 +55,13 @@ class Outbox:
         if name in self.handlers and self.handlers[name] is not handler:
             raise ValueError(f"a handler for {name!r} is already registered")
         self.handlers[name] = handler
+        self.elsewhere.discard(name)
+
+    def declare(self, name: str) -> None:
+        """`name` is run by another process: this one may enqueue it but never claims it (any
+        handler of it registered here is dropped). Used for jobs with exactly one runner."""
+        self.handlers.pop(name, None)
+        self.elsewhere.add(name)
 
     # ---- enqueue --------------------------------------------------------------------------------
 
@@ -60,7 +70,7 @@ class Outbox:
         """Write a job row inside the caller's transaction; returns its id. A caller that will
         do the job itself right after the commit names the id (from `ids.next_id(shard)`), so
         it can `delete` the row when it succeeds; otherwise the worker runs it when due."""
-        if handler not in self.handlers:
+        if handler not in self.handlers and handler not in self.elsewhere:
             raise TaoError(f"no handler registered for job {handler!r}")
         job_id = self._shards.ids.next_id(conn.shard) if job_id is None else job_id
         payload = with_trace_context(payload)  # observability: the job's span continues this trace
@@ -100,10 +110,14 @@ class Outbox:
         now = now_ms()
         horizon = now + DEAD_LETTER_MS // 2 if include_delayed else now
         lease_until = now + int(self._s.lease_seconds * 1000)
+        elsewhere = sorted(self.elsewhere)
+        skip = f" AND handler NOT IN ({','.join(['%s'] * len(elsewhere))})" if elsewhere else ""
+
         async def claim(conn: Conn) -> list[tuple]:
             rows = await conn.fetchall(
-                f"SELECT id, handler, payload, attempts FROM {{outbox}} WHERE run_at <= %s "
-                f"ORDER BY run_at LIMIT %s{self._shards.backend.skip_locked}", (horizon, self._s.batch_size))
+                f"SELECT id, handler, payload, attempts FROM {{outbox}} WHERE run_at <= %s{skip} "
+                f"ORDER BY run_at LIMIT %s{self._shards.backend.skip_locked}",
+                (horizon, *elsewhere, self._s.batch_size))
             if rows:
                 marks = ",".join(["%s"] * len(rows))
                 await conn.execute(f"UPDATE {{outbox}} SET run_at = %s, attempts = attempts + 1 WHERE id IN ({marks})",
