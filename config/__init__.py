@@ -9,7 +9,6 @@ from config.settings import (
     CacheSettings,
     ConfigError,
     FeedSettings,
-    SearchSettings,
     JobSettings,
     LimitSettings,
     LogFormat,
@@ -22,6 +21,7 @@ from config.settings import (
     MySQLServer,
     NotificationSettings,
     RealtimeSettings,
+    SearchSettings,
     ServerSettings,
     Settings,
     StoreBackend,
@@ -31,7 +31,8 @@ from config.settings import (
 )
 
 __all__ = [
-    "AuthSettings", "BrokerBackend", "BrokerSettings", "CacheBackend", "CacheSettings", "ConfigError", "FeedSettings", "SearchSettings",
+    "AuthSettings", "BrokerBackend", "BrokerSettings", "CacheBackend", "CacheSettings", "ConfigError", "FeedSettings",
+    "SearchSettings",
     "JobSettings", "LimitSettings", "MediaBackend", "MediaSettings", "MessageSettings", "MySQLServer",
     "NotificationSettings", "RealtimeSettings", "ServerSettings", "Settings", "StoreBackend", "StoreSettings",
     "load_settings",

@@ -16,17 +16,18 @@ from schema.node import NodeQuery
 from schema.notifications import NotificationsMutation, NotificationsSubscription
 from schema.posts import PostsMutation, PostsQuery
 from schema.realtime import RealtimeSubscription
+from schema.search import SearchMutation, SearchQuery
 from schema.users import UsersMutation, UsersQuery
 
 
 @strawberry.type
-class Query(NodeQuery, UsersQuery, PostsQuery, MediaQuery, MessagesQuery):
+class Query(NodeQuery, UsersQuery, PostsQuery, MediaQuery, MessagesQuery, SearchQuery):
     pass
 
 
 @strawberry.type
 class Mutation(AccountsMutation, UsersMutation, FollowsMutation, PostsMutation, CommentsMutation, FeedMutation,
-               MediaMutation, MessagesMutation, NotificationsMutation):
+               MediaMutation, MessagesMutation, NotificationsMutation, SearchMutation):
     pass
 
 
