@@ -1,6 +1,8 @@
 """Commands that write through the domain (the store's own commands are `python -m tao`):
 
     python -m resolvers load-graph --users 1000   load a synthetic social graph (resolvers/synthetic.py)
+    python -m resolvers search-rebuild --partition N   re-index search partition N from the store
+    python -m resolvers search-indexer --partitions 0-3   be the one writer of these search partitions
 
 Settings come from `--config FILE` / `TAOGRAM_CONFIG` and `TAOGRAM_*` variables, as for the server.
 """
@@ -37,6 +39,72 @@ async def _load_graph(settings: Settings, args: argparse.Namespace) -> int:
         await tao.close()
 
 
+async def _search_rebuild(settings: Settings, args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from resolvers.search.engine import WriterBusyError, indexes_for
+    from resolvers.search.indexer import rebuild_partition
+    from tao.__main__ import parse_shards
+
+    tao = await open_tao(settings, start_worker=False)
+    try:
+        parts = parse_shards(args.partition, settings.search.partitions) if args.partition != "all" else \
+            list(range(settings.search.partitions))
+        for p in parts:
+            bar = tqdm(total=tao.n_shards, desc=f"partition {p}", unit="shard")
+            state = {"shard": 0}
+
+            def tick(shard: int, scanned: int, bar: tqdm = bar, state: dict = state) -> None:
+                if shard != state["shard"]:
+                    bar.update(shard - state["shard"])
+                    state["shard"] = shard
+                bar.set_postfix(objects=scanned, refresh=False)
+            try:
+                n = await rebuild_partition(tao, p, progress=tick)
+            except WriterBusyError as exc:
+                bar.close()
+                print(f"search-rebuild: {exc}: stop its indexer (`search-indexer`, or the server that writes it) "
+                      "and run this again; its jobs wait in the outbox meanwhile", file=sys.stderr)
+                return 1
+            bar.update(tao.n_shards - state["shard"])
+            bar.close()
+            print(f"partition {p}: {n} documents")
+        indexes_for(tao).close()
+        return 0
+    finally:
+        await tao.close()
+
+
+async def _search_indexer(settings: Settings, args: argparse.Namespace) -> int:
+    """The one writer of some partitions: runs their index jobs and nothing else."""
+    import signal
+
+    from resolvers.jobs import register_job_handlers
+    from resolvers.search.engine import indexes_for
+    from resolvers.search.indexer import job_name
+    from tao.__main__ import parse_shards
+
+    parts = parse_shards(args.partitions, settings.search.partitions)
+    settings.search.writer_partitions = parts
+    tao = await open_tao(settings, start_worker=False)
+    register_job_handlers(tao)
+    tao.outbox.only = {job_name(p) for p in parts}
+    for p in parts:  # take the locks now: a second indexer of the same partition fails here, loudly
+        await indexes_for(tao).partitions[p].take_writer()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    work = asyncio.create_task(tao.outbox.work())
+    logging.getLogger("resolvers.search").info("search indexer of partitions %s", parts)
+    await stop.wait()
+    work.cancel()
+    await asyncio.gather(work, return_exceptions=True)
+    indexes_for(tao).close()
+    await tao.close()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m resolvers", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -49,10 +117,15 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--likes-per-user", type=float, default=10.0)
     g.add_argument("--seed", type=int, default=1)
     g.add_argument("--username-prefix", default="user", help="users are <prefix>0, <prefix>1, ... (default: user)")
+    r = sub.add_parser("search-rebuild", help="re-index search partitions from the store, with a progress bar")
+    r.add_argument("--partition", default="all", help="N, N-M, a list (0,2) or all (default)")
+    ix = sub.add_parser("search-indexer", help="run the one writer of these search partitions")
+    ix.add_argument("--partitions", default=None, help="N, N-M or a list (default: all)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = load_settings_or_exit(args.config)
-    return asyncio.run({"load-graph": _load_graph}[args.command](settings, args))
+    commands = {"load-graph": _load_graph, "search-rebuild": _search_rebuild, "search-indexer": _search_indexer}
+    return asyncio.run(commands[args.command](settings, args))
 
 
 if __name__ == "__main__":

@@ -47,6 +47,8 @@ class Outbox:
         # Jobs this process may write but never claims: another process runs them (a search
         # index partition's single writer, resolvers/search). See `declare`.
         self.elsewhere: set[str] = set()
+        # When set, this process claims only these jobs (a dedicated runner, e.g. a search indexer).
+        self.only: set[str] | None = None
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._idle_until: dict[int, float] = {}
@@ -110,14 +112,18 @@ class Outbox:
         now = now_ms()
         horizon = now + DEAD_LETTER_MS // 2 if include_delayed else now
         lease_until = now + int(self._s.lease_seconds * 1000)
-        elsewhere = sorted(self.elsewhere)
-        skip = f" AND handler NOT IN ({','.join(['%s'] * len(elsewhere))})" if elsewhere else ""
+        if self.only is not None:
+            names = sorted(self.only)
+            skip = f" AND handler IN ({','.join(['%s'] * len(names))})"
+        else:
+            names = sorted(self.elsewhere)
+            skip = f" AND handler NOT IN ({','.join(['%s'] * len(names))})" if names else ""
 
         async def claim(conn: Conn) -> list[tuple]:
             rows = await conn.fetchall(
                 f"SELECT id, handler, payload, attempts FROM {{outbox}} WHERE run_at <= %s{skip} "
                 f"ORDER BY run_at LIMIT %s{self._shards.backend.skip_locked}",
-                (horizon, *elsewhere, self._s.batch_size))
+                (horizon, *names, self._s.batch_size))
             if rows:
                 marks = ",".join(["%s"] * len(rows))
                 await conn.execute(f"UPDATE {{outbox}} SET run_at = %s, attempts = attempts + 1 WHERE id IN ({marks})",

@@ -278,6 +278,13 @@ def indexes_for(tao: Tao) -> SearchIndexes:
     return found
 
 
+def close_indexes(tao: Tao) -> None:
+    """Release this process's writers (their locks) and threads for this store (at shutdown)."""
+    found = _BY_STORE.pop(tao, None)
+    if found is not None:
+        found.close()
+
+
 def search_partitions(indexes: SearchIndexes, query: tantivy.Query, limit: int,
                       weight_by_popularity: bool) -> list[tuple[float, dict[str, Any], int]]:
     """(score, stored fields, partition) of the best `limit` hits of every partition. Blocking."""

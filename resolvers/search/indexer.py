@@ -19,6 +19,7 @@ What is indexed (docs/search.md, "What is indexed"):
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
@@ -229,7 +230,8 @@ def handlers(tao: Tao, settings: Any) -> dict[str, Callable[[JobContext, dict], 
 
 # Rebuild ---------------------------------------------------------------------------------
 
-async def rebuild_partition(tao: Tao, partition: int, *, progress: Callable[[int, int], None] | None = None) -> int:
+async def rebuild_partition(tao: Tao, partition: int, *,
+                            progress: Callable[[int, int], None] | None = None) -> int:
     """Re-index partition `partition` from the store: every user, hashtag, place and post
     whose id falls in it. Takes the partition's writer (stop its indexer first), clears it and
     commits once at the end, so readers see the old index until the new one is whole. Index
@@ -252,10 +254,10 @@ async def rebuild_partition(tao: Tao, partition: int, *, progress: Callable[[int
                 after = objs[-1].id
                 refs = [(kind, o.id) for o in objs if partition_of(o.id, n) == partition]
                 ops = await build_ops(tao, refs, [], partition, n)
-                await loop.run_in_executor(part._executor(), lambda ops=ops: part.write_now(ops, commit=False))
+                await loop.run_in_executor(part._executor(), functools.partial(part.write_now, ops, commit=False))
                 done += len(ops.upserts)
                 total += len(objs)
                 if progress is not None:
-                    progress(shard, total)
+                    progress(shard, total)  # (the shard being read, objects read so far)
     await loop.run_in_executor(part._executor(), part.commit)
     return done

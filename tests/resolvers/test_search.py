@@ -21,6 +21,7 @@ SEARCH = """query($q: String!, $t: [SearchType!], $f: Int, $a: String) {
     edges { cursor node { __typename
       ... on User { username } ... on Hashtag { name postCount } ... on Location { name } ... on Post { caption } } }
     pageInfo { hasNextPage endCursor } } }"""
+DELETE = "mutation($i: PostDeleteInput!) { deletePost(input: $i) { errors { code } } }"
 PROFILE = "mutation($i: ProfileUpdateInput!) { updateProfile(input: $i) { errors { code } } }"
 
 
@@ -106,7 +107,7 @@ async def test_post_edit_and_delete_reach_the_index(gql):
                  {"i": {"postId": p, "caption": "second thoughts"}}, t)
     assert await found(gql, "first", t, ["POST"]) == []
     assert await found(gql, "second", t, ["POST"]) == ["second thoughts"]
-    await gql.ok("mutation($i: PostDeleteInput!) { deletePost(input: $i) { errors { code } } }", {"i": {"postId": p}}, t)
+    await gql.ok(DELETE, {"i": {"postId": p}}, t)
     assert await found(gql, "second", t, ["POST"]) == []
     assert await _engine_ids(gql, "second", "post") == []  # gone from the index, not only filtered
 
@@ -163,7 +164,7 @@ async def test_authoritative_check_covers_the_index_lag(gql):
     p = (await create(gql, t, "ephemeral note"))["post"]["id"]
     tv, _ = await sign_up(gql, "viewer")
     assert await found(gql, "ephemeral", tv, ["POST"]) == ["ephemeral note"]
-    await gql.ok("mutation($i: PostDeleteInput!) { deletePost(input: $i) { errors { code } } }", {"i": {"postId": p}}, t)
+    await gql.ok(DELETE, {"i": {"postId": p}}, t)
     assert await _engine_ids(gql, "ephemeral", "post") != []              # the index has not caught up
     assert await found(gql, "ephemeral", tv, ["POST"], drain=False) == []  # but the check hides it
     await gql.ok(PROFILE, {"i": {"isPrivate": True}}, t)
