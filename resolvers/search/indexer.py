@@ -115,10 +115,12 @@ async def _counts(tao: Tao, keys: list[tuple[int, str]]) -> dict[tuple[int, str]
 
 
 async def build_ops(tao: Tao, refs: list[tuple[str, int]], authors: list[int], partition: int,
-                    partitions: int) -> Ops:
-    """The partition's changes that bring `refs` (and `authors`' posts) up to date."""
+                    partitions: int, objs: dict[int, Any] | None = None) -> Ops:
+    """The partition's changes that bring `refs` (and `authors`' posts) up to date (`objs`: the
+    objects, when the caller has just read them, as a rebuild has)."""
     ops = Ops()
-    objs = await tao.obj_get([i for _, i in refs]) if refs else {}
+    if objs is None:
+        objs = await tao.obj_get([i for _, i in refs]) if refs else {}
     records = {i: record_of(o) for i, o in objs.items()}
     want_counts: list[tuple[int, str]] = []
     for kind, i in refs:
@@ -253,7 +255,7 @@ async def rebuild_partition(tao: Tao, partition: int, *,
                     break
                 after = objs[-1].id
                 refs = [(kind, o.id) for o in objs if partition_of(o.id, n) == partition]
-                ops = await build_ops(tao, refs, [], partition, n)
+                ops = await build_ops(tao, refs, [], partition, n, {o.id: o for o in objs})
                 await loop.run_in_executor(part._executor(), functools.partial(part.write_now, ops, commit=False))
                 done += len(ops.upserts)
                 total += len(objs)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 import zlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -37,8 +38,9 @@ if TYPE_CHECKING:
 
 ENTITY_KINDS = ("user", "hashtag", "place")
 BLOCK_SCAN = 2000      # the viewer's blocks read per search (each way)
-GRAPH_FOLLOWEES = 25   # followees asked "do you follow this account?" for the second-degree signal
-GRAPH_CANDIDATES = 20  # the best candidates given that signal
+GRAPH_FOLLOWS = 1000   # the viewer's newest follows that count as "followed"
+GRAPH_FOLLOWEES = 25   # of those, whose own follows count as "followed by someone you follow"
+GRAPH_SECOND = 200     # newest follows read of each of them
 
 _Occ = tantivy.Occur
 _Q = tantivy.Query
@@ -145,12 +147,39 @@ def _engine_hits(ctx: RequestContext, kinds: tuple[str, ...], tokens: list[str],
 
 
 async def _blocked(ctx: RequestContext) -> set[int]:
+    """Accounts the viewer blocks or is blocked by (read at every search: never cached here)."""
     viewer = ctx.viewer_id
     if viewer is None:
         return set()
-    blocks, blocked_by = await asyncio.gather(ctx.tao.assoc_range(viewer, "BLOCKS", 0, BLOCK_SCAN),
-                                              ctx.tao.assoc_range(viewer, "BLOCKED_BY", 0, BLOCK_SCAN))
-    return {a.id2 for a in blocks} | {a.id2 for a in blocked_by}
+    lists = await ctx.tao.assoc_range_many([(viewer, "BLOCKS"), (viewer, "BLOCKED_BY")], 0, BLOCK_SCAN)
+    return {a.id2 for edges in lists.values() for a in edges}
+
+
+# viewer -> (monotonic expiry, accounts they follow, accounts those follow): a person types
+# several queries a second, and the graph only orders results (privacy never reads it).
+_GRAPHS: dict[int, tuple[float, frozenset[int], frozenset[int]]] = {}
+GRAPH_TTL = 30.0
+GRAPH_CACHE_MAX = 10_000
+
+
+async def viewer_graph(ctx: RequestContext) -> tuple[frozenset[int], frozenset[int]]:
+    """(followed, followed by the followed) for the viewer: two list reads, cached briefly."""
+    viewer = ctx.viewer_id
+    if viewer is None:
+        return frozenset(), frozenset()
+    now = time.monotonic()
+    found = _GRAPHS.get(viewer)
+    if found is not None and found[0] > now:
+        return found[1], found[2]
+    follows = await ctx.tao.assoc_range(viewer, "FOLLOWS", 0, GRAPH_FOLLOWS)
+    followed = frozenset(a.id2 for a in follows)
+    top = [a.id2 for a in follows[:GRAPH_FOLLOWEES]]
+    lists = await ctx.tao.assoc_range_many([(f, "FOLLOWS") for f in top], 0, GRAPH_SECOND) if top else {}
+    second = frozenset(a.id2 for edges in lists.values() if isinstance(edges, list) for a in edges) - followed
+    if len(_GRAPHS) >= GRAPH_CACHE_MAX:
+        _GRAPHS.clear()
+    _GRAPHS[viewer] = (now + GRAPH_TTL, followed, second)
+    return followed, second
 
 
 async def _post_authors(ctx: RequestContext, hits: list[Hit]) -> None:
@@ -159,35 +188,14 @@ async def _post_authors(ctx: RequestContext, hits: list[Hit]) -> None:
         h.author = getattr(o, "author", None)
 
 
-async def _graph(ctx: RequestContext, users: list[Hit], posts: list[Hit]) -> None:
-    """Mark candidates the viewer follows (2) or that accounts they follow follow (1)."""
-    viewer = ctx.viewer_id
-    if viewer is None or not (users or posts):
-        return
-    targets = list(dict.fromkeys([h.id for h in users] + [h.author for h in posts if h.author is not None]))
-    follows = await ctx.loaders.assoc_by_key.load_many([(viewer, "FOLLOWS", t) for t in targets])
-    followed = {t for t, e in zip(targets, follows) if e is not None and not isinstance(e, BaseException)}
-    second: set[int] = set()
-    rest = [h.id for h in users[:GRAPH_CANDIDATES] if h.id not in followed and h.id != viewer]
-    if rest:
-        followees = [a.id2 for a in await ctx.tao.assoc_range(viewer, "FOLLOWS", 0, GRAPH_FOLLOWEES)]
-        if followees:
-            keys = [(u, "FOLLOWED_BY", f) for u in rest for f in followees]
-            got = await ctx.tao.assoc_get_many(keys, errors="return")
-            second = {k[0] for k, e in got.items() if e is not None and not isinstance(e, BaseException)}
-    for h in users:
-        h.graph = 2 if h.id in followed else 1 if h.id in second else 0
-    for h in posts:
-        h.graph = 2 if h.author in followed else 0
-
-
 async def ranked(ctx: RequestContext, query: str, kinds: tuple[str, ...]) -> list[Hit]:
     """Every candidate for the query, best first, minus blocked accounts (not yet the final check)."""
     tokens = text.tokens(query)
     handle = text.handle(query)
     if not tokens and not handle:
         return []
-    hits, blocked = await asyncio.gather(asyncio.to_thread(_engine_hits, ctx, kinds, tokens, handle), _blocked(ctx))
+    hits, blocked, (followed, second) = await asyncio.gather(
+        asyncio.to_thread(_engine_hits, ctx, kinds, tokens, handle), _blocked(ctx), viewer_graph(ctx))
     best: dict[tuple[str, int], Hit] = {}
     for h in hits:  # a document is in one partition, but a reload race could show it twice
         if (h.kind, h.id) not in best or best[(h.kind, h.id)].score < h.score:
@@ -196,9 +204,9 @@ async def ranked(ctx: RequestContext, query: str, kinds: tuple[str, ...]) -> lis
     posts = [h for h in hits if h.kind == "post"]
     if posts:
         await _post_authors(ctx, posts)
-    users = [h for h in hits if h.kind == "user"]
-    users.sort(key=lambda h: (-h.tier, h.distance, -h.pop, -h.score))
-    await _graph(ctx, users, posts)
+    for h in hits:
+        who = h.id if h.kind == "user" else h.author if h.kind == "post" else None
+        h.graph = 2 if who in followed else 1 if h.kind == "user" and who in second else 0
     entities = [h for h in hits if h.kind != "post" and not (h.kind == "user" and h.id in blocked)]
     entities.sort(key=lambda h: (-h.tier, h.distance, -h.graph, -int(math.log2(2 + h.pop) * 4), h.length, -h.score,
                                  h.id))
