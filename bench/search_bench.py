@@ -7,7 +7,7 @@ Steps, one run, one set of servers (2 MariaDB + 2 memcached started here unless 
 1. load `--users` accounts through `resolvers.bulk.do_add_users_bulk` (username claims and all),
    follows for the querying viewers, and `--posts` posts through the store's bulk verb
    (`obj_add_many`, the POST data `resolvers.posts.post_data` writes; no feed jobs);
-2. index them with the rebuild (`resolvers.search.indexer.rebuild_partition`, every partition):
+2. index them with the rebuild (`resolvers.search.indexer.rebuild_partitions`, one scan):
    indexing throughput;
 3. start the partitions' writer in its own process (`search-indexer`'s loop: it claims only the
    index jobs), as production runs it; this process only reads;
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import multiprocessing as mp
 import random
 import sys
@@ -185,7 +186,8 @@ async def timed_many(fn: Any, items: list[Any], concurrency: int) -> tuple[list[
 
 
 def stats(lat: list[float]) -> dict[str, float]:
-    return {"n": len(lat), "p50_ms": round(percentile(lat, 50) * 1000, 2), "p99_ms": round(percentile(lat, 99) * 1000, 2)}
+    return {"n": len(lat), "p50_ms": round(percentile(lat, 50) * 1000, 2),
+            "p99_ms": round(percentile(lat, 99) * 1000, 2)}
 
 
 async def like_query(tao: Any, otype: str, q: str) -> list[int]:
@@ -214,7 +216,7 @@ async def fulltext(tao: Any, people: list[tuple[str, str]], ids: list[int], quer
 
     async def ddl(conn: Any) -> None:
         nonlocal table
-        table = conn._render("{objects}", ()).rsplit(".", 1)[0] + ".ft_users"  # shard 0's database
+        table = conn._conn._prefix + "ft_users"  # in shard 0's database (its `db.` prefix)
         await conn.execute(f"DROP TABLE IF EXISTS {table}")
         await conn.execute(f"CREATE TABLE {table} (id BIGINT PRIMARY KEY, body TEXT, FULLTEXT KEY ft (body)) "
                            "ENGINE=InnoDB")
@@ -248,12 +250,13 @@ async def run(a: argparse.Namespace, services: Any) -> dict[str, Any]:
     from resolvers.actor import acting_as
     from resolvers.search import query as sq
     from resolvers.search.engine import close_indexes, indexes_for
-    from resolvers.search.indexer import rebuild_partition
+    from resolvers.search.indexer import rebuild_partitions
     from resolvers.users import do_update_profile
     from tao import open_tao
 
     tmp = Path(tempfile.mkdtemp(prefix="search-bench-"))
-    run_id = f"sb{int(time.time()) % 100000}"
+    state = json.loads(Path(a.state).read_text()) if a.state and Path(a.state).exists() else None
+    run_id = state["run_id"] if state else f"sb{int(time.time()) % 100000}"
     settings = settings_for(services, run_id, str(tmp / "index"), a.partitions)
     settings.search.writer_partitions = None
     tao = await open_tao(settings, migrate=True, start_worker=False)
@@ -261,14 +264,23 @@ async def run(a: argparse.Namespace, services: Any) -> dict[str, Any]:
     register_job_handlers(tao)
     result: dict[str, Any] = {"users_asked": a.users, "posts_asked": a.posts, "partitions": a.partitions,
                               "concurrency": a.concurrency}
-    data = await load(tao, a)
-    people, ids, viewers, vocab = data.pop("_people"), data.pop("_ids"), data.pop("_viewers"), data.pop("_vocab")
-    result["load"] = data
+    if state is None:
+        data = await load(tao, a)
+        if a.state:  # a later run measures the same data again (`--state` with the same file)
+            Path(a.state).write_text(json.dumps({"run_id": run_id, **data}))
+    else:
+        data = state
+        log(f"reusing the data of {a.state} ({run_id})")
+    people, ids, viewers, vocab = data["_people"], data["_ids"], data["_viewers"], data["_vocab"]
+    people = [tuple(p) for p in people]
+    result["load"] = {k: v for k, v in data.items() if not k.startswith("_") and k != "run_id"}
+    if a.load_only:
+        await tao.close()
+        return result
     log(f"loaded {data}; indexing (rebuild of every partition) ...")
     t0 = time.perf_counter()
     docs = 0
-    for p in range(a.partitions):
-        docs += await rebuild_partition(tao, p)
+    docs = await rebuild_partitions(tao, list(range(a.partitions)))
     secs = time.perf_counter() - t0
     result["indexing"] = {"documents": docs, "seconds": round(secs, 1), "docs_per_s": round(docs / secs)}
     log(f"indexed {result['indexing']}")
@@ -369,6 +381,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--recall", type=int, default=400, help="misspellings tried for typo recall")
     p.add_argument("--fresh", type=int, default=40, help="writes timed until searchable")
     p.add_argument("--fulltext", action="store_true", help="also measure MariaDB FULLTEXT on the users")
+    p.add_argument("--state", help="keep the loaded data's ids here; a later run with it skips the load")
+    p.add_argument("--load-only", action="store_true", help="load (and write --state), measure nothing")
     p.add_argument("--quick", action="store_true", help="2000 users, 10000 posts (smoke run)")
     p.add_argument("--json", help="write every figure here")
     a = p.parse_args(argv)

@@ -115,7 +115,8 @@ async def _counts(tao: Tao, keys: list[tuple[int, str]]) -> dict[tuple[int, str]
 
 
 async def build_ops(tao: Tao, refs: list[tuple[str, int]], authors: list[int], partition: int,
-                    partitions: int, objs: dict[int, Any] | None = None) -> Ops:
+                    partitions: int, objs: dict[int, Any] | None = None,
+                    author_objs: dict[int, Any] | None = None) -> Ops:
     """The partition's changes that bring `refs` (and `authors`' posts) up to date (`objs`: the
     objects, when the caller has just read them, as a rebuild has)."""
     ops = Ops()
@@ -132,7 +133,8 @@ async def build_ops(tao: Tao, refs: list[tuple[str, int]], authors: list[int], p
         elif kind == "place" and isinstance(r, Location):
             want_counts.append((i, "PUBLIC_LOCATION_OF"))
     post_authors = {r.author for r in records.values() if isinstance(r, Post)}
-    author_objs = await tao.obj_get(list(post_authors)) if post_authors else {}
+    if author_objs is None:
+        author_objs = await tao.obj_get(list(post_authors)) if post_authors else {}
     counts = await _counts(tao, want_counts)
     for kind, i in refs:
         r = records.get(i)
@@ -234,18 +236,29 @@ def handlers(tao: Tao, settings: Any) -> dict[str, Callable[[JobContext, dict], 
 
 async def rebuild_partition(tao: Tao, partition: int, *,
                             progress: Callable[[int, int], None] | None = None) -> int:
-    """Re-index partition `partition` from the store: every user, hashtag, place and post
-    whose id falls in it. Takes the partition's writer (stop its indexer first), clears it and
-    commits once at the end, so readers see the old index until the new one is whole. Index
-    jobs written meanwhile wait in the outbox and apply after. Returns the documents indexed."""
+    """`rebuild_partitions` of one partition."""
+    return await rebuild_partitions(tao, [partition], progress=progress)
+
+
+async def rebuild_partitions(tao: Tao, partitions: list[int], *,
+                             progress: Callable[[int, int], None] | None = None) -> int:
+    """Re-index these partitions from the store: every user, hashtag, place and post whose id
+    falls in one of them, in one scan of every shard (`obj_scan`). Takes their writers (stop
+    their indexer first), clears them and commits once at the end, so readers see the old index
+    until the new one is whole; index jobs written meanwhile wait in the outbox and apply after.
+    `progress(shard, objects read)` is called after each page. Returns the documents indexed."""
     indexes: SearchIndexes = indexes_for(tao)
     n = len(indexes.partitions)
-    part = indexes.partitions[partition]
+    parts = {p: indexes.partitions[p] for p in partitions}
     loop = asyncio.get_running_loop()
-    await part.take_writer()
-    await loop.run_in_executor(part._executor(), part.clear)
+    for part in parts.values():
+        await part.take_writer()
+        await loop.run_in_executor(part._executor(), part.clear)
     done = total = 0
     kinds = (("USER", "user"), ("HASHTAG", "hashtag"), ("LOCATION", "place"), ("POST", "post"))
+    authors: dict[int, Any] = {}  # a rebuild reads each author once, not once per post
+    absent: set[int] = set()
+    pending: list[asyncio.Future] = []
     for shard in range(tao.n_shards):
         for otype, kind in kinds:
             after = 0
@@ -254,12 +267,28 @@ async def rebuild_partition(tao: Tao, partition: int, *,
                 if not objs:
                     break
                 after = objs[-1].id
-                refs = [(kind, o.id) for o in objs if partition_of(o.id, n) == partition]
-                ops = await build_ops(tao, refs, [], partition, n, {o.id: o for o in objs})
-                await loop.run_in_executor(part._executor(), functools.partial(part.write_now, ops, commit=False))
-                done += len(ops.upserts)
+                if kind == "post":
+                    missing = [a for a in {int(o.data.get("author") or 0) for o in objs} - authors.keys() - absent if a]
+                    if missing:
+                        authors.update(await tao.obj_get(missing))
+                        absent.update(a for a in missing if a not in authors)
+                by_id = {o.id: o for o in objs}
+                for p, part in parts.items():
+                    refs = [(kind, o.id) for o in objs if partition_of(o.id, n) == p]
+                    if not refs:
+                        continue
+                    ops = await build_ops(tao, refs, [], p, n, by_id, authors if kind == "post" else None)
+                    done += len(ops.upserts)
+                    # The tantivy write overlaps the next page's reads (one writer thread each).
+                    pending.append(loop.run_in_executor(part._executor(),
+                                                        functools.partial(part.write_now, ops, commit=False)))
                 total += len(objs)
+                if len(pending) > 8:
+                    await asyncio.gather(*pending)
+                    pending = []
                 if progress is not None:
                     progress(shard, total)  # (the shard being read, objects read so far)
-    await loop.run_in_executor(part._executor(), part.commit)
+    await asyncio.gather(*pending)
+    for part in parts.values():
+        await loop.run_in_executor(part._executor(), part.commit)
     return done
