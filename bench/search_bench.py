@@ -151,7 +151,7 @@ def _writer_main(settings: Settings, ready: Any) -> None:
         for p in parts:
             await indexes_for(tao).partitions[p].take_writer()
         ready.set()
-        await tao.outbox.work()
+        await tao.outbox.work(max_idle=settings.search.indexer_max_idle)  # as `search-indexer` does
     asyncio.run(run())
 
 

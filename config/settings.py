@@ -331,6 +331,9 @@ class SearchSettings(_Section):
     commit_delay_ms: Annotated[int, _range(0, 10_000)] = 50
     # tantivy writer memory per partition (bytes; tantivy's floor is 15 MB for one thread).
     writer_heap_bytes: Annotated[int, _range(15_000_000)] = 50_000_000
+    # A dedicated indexer (`python -m resolvers search-indexer`) polls each shard's outbox at least
+    # this often (seconds) when idle: with the commit delay and reload interval, the index's lag.
+    indexer_max_idle: Annotated[float, _range(0.01, 10)] = 0.25
     # A reader checks for a newer commit at most this often (seconds).
     reload_interval: Annotated[float, _range(0, 60)] = 0.2
     # Longest query accepted (characters, after trimming); longer is a GraphQL error.

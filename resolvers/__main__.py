@@ -95,7 +95,9 @@ async def _search_indexer(settings: Settings, args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    work = asyncio.create_task(tao.outbox.work())
+    # Index jobs are written by other processes (no nudge reaches this one): poll each shard at
+    # least every `search.indexer_max_idle` seconds, which bounds the index's lag behind a write.
+    work = asyncio.create_task(tao.outbox.work(max_idle=settings.search.indexer_max_idle))
     logging.getLogger("resolvers.search").info("search indexer of partitions %s", parts)
     await stop.wait()
     work.cancel()

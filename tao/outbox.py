@@ -216,9 +216,9 @@ class Outbox:
                 pass
             self._task = None
 
-    async def work(self, shards: list[int] | None = None) -> None:
-        """Poll the shards forever. An idle shard is polled less often (down to once a second), and at once
-        again when this process writes to it."""
+    async def work(self, shards: list[int] | None = None, *, max_idle: float = 1.0) -> None:
+        """Poll the shards forever. An idle shard is polled less often (down to once every
+        `max_idle` seconds), and at once again when this process writes to it."""
         shards = list(range(self._shards.n_shards)) if shards is None else shards
         loop = asyncio.get_running_loop()
         backoff: dict[int, float] = {}
@@ -237,7 +237,7 @@ class Outbox:
                     ran_any = True
                     backoff.pop(shard, None)
                 else:
-                    b = min(1.0, backoff.get(shard, self._s.poll_interval / 2) * 2)
+                    b = min(max_idle, backoff.get(shard, self._s.poll_interval / 2) * 2)
                     backoff[shard] = b
                     self._idle_until[shard] = loop.time() + b
             if not ran_any:
