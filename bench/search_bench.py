@@ -258,7 +258,6 @@ async def run(a: argparse.Namespace, services: Any) -> dict[str, Any]:
     state = json.loads(Path(a.state).read_text()) if a.state and Path(a.state).exists() else None
     run_id = state["run_id"] if state else f"sb{int(time.time()) % 100000}"
     settings = settings_for(services, run_id, str(tmp / "index"), a.partitions)
-    settings.search.writer_partitions = None
     tao = await open_tao(settings, migrate=True, start_worker=False)
     from resolvers.jobs import register_job_handlers
     register_job_handlers(tao)
@@ -285,13 +284,13 @@ async def run(a: argparse.Namespace, services: Any) -> dict[str, Any]:
     result["indexing"] = {"documents": docs, "seconds": round(secs, 1), "docs_per_s": round(docs / secs)}
     log(f"indexed {result['indexing']}")
     close_indexes(tao)  # hand the writers to their own process
-    tao.settings.search.writer_partitions = []
+    tao.settings.search.writer_partitions = ""
     await tao.close()
     tao = await open_tao(settings, start_worker=False)
     register_job_handlers(tao)  # declares the index jobs as run elsewhere
     ready = mp.get_context("spawn").Event()
     writer_settings = settings.model_copy(deep=True)
-    writer_settings.search.writer_partitions = None
+    writer_settings.search.writer_partitions = "any"
     writer = mp.get_context("spawn").Process(target=_writer_main, args=(writer_settings, ready), daemon=True)
     writer.start()
     try:

@@ -324,9 +324,10 @@ class SearchSettings(_Section):
     index_dir: str = "var/search"
     # Partitions (a document's is a hash of its id). Changing it needs `search-rebuild` of every partition.
     partitions: Annotated[int, _range(1, 1024)] = 2
-    # The partitions this process may write (run the indexer for). Empty list: none (a server
-    # that only reads). None: any whose lock it can take (embedded default, a single host).
-    writer_partitions: list[int] | None = None
+    # The partitions this process may write (run the indexer for): "any" (whichever partitions'
+    # lock it can take: the embedded default, a single host), "" (none: a server that only
+    # reads), or a list of numbers and ranges ("0-3,6").
+    writer_partitions: str = "any"
     # The writer gathers index jobs for this long before one commit (group commit).
     commit_delay_ms: Annotated[int, _range(0, 10_000)] = 50
     # tantivy writer memory per partition (bytes; tantivy's floor is 15 MB for one thread).
@@ -343,9 +344,25 @@ class SearchSettings(_Section):
     # Recent searches kept per account.
     recent_max: Annotated[int, _range(1, 500)] = 30
 
+    def writer_set(self) -> set[int] | None:
+        """The partitions `writer_partitions` names (None: any)."""
+        text = self.writer_partitions.strip()
+        if text == "any":
+            return None
+        out: set[int] = set()
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            lo, _, hi = part.partition("-")
+            out.update(range(int(lo), int(hi or lo) + 1))
+        return out
+
     @model_validator(mode="after")
     def _writer_partitions_exist(self) -> Self:
-        bad = [p for p in self.writer_partitions or () if not 0 <= p < self.partitions]
+        try:
+            wanted = self.writer_set() or set()
+        except ValueError:
+            raise ValueError(f"search.writer_partitions must be \"any\", \"\" or numbers and ranges like \"0-3,6\" "
+                             f"(got {self.writer_partitions!r})") from None
+        bad = sorted(p for p in wanted if not 0 <= p < self.partitions)
         if bad:
             raise ValueError(f"search.writer_partitions {bad} do not exist (search.partitions = {self.partitions})")
         return self

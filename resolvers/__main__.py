@@ -85,7 +85,7 @@ async def _search_indexer(settings: Settings, args: argparse.Namespace) -> int:
     from tao.__main__ import parse_shards
 
     parts = parse_shards(args.partitions, settings.search.partitions)
-    settings.search.writer_partitions = parts
+    settings.search.writer_partitions = ",".join(map(str, parts))
     tao = await open_tao(settings, start_worker=False)
     register_job_handlers(tao)
     tao.outbox.only = {job_name(p) for p in parts}

@@ -257,8 +257,8 @@ class SearchIndexes:
         return self.partitions[partition_of(id_, len(self.partitions))]
 
     def may_write(self, n: int) -> bool:
-        wp = self.settings.writer_partitions
-        return wp is None or n in wp
+        wanted = self.settings.writer_set()
+        return wanted is None or n in wanted
 
     def close(self) -> None:
         for p in self.partitions:
