@@ -3,6 +3,9 @@
     python -m resolvers load-graph --users 1000   load a synthetic social graph (resolvers/synthetic.py)
     python -m resolvers search-rebuild --partition N   re-index search partition N from the store
     python -m resolvers search-indexer --partitions 0-3   be the one writer of these search partitions
+    python -m resolvers residue --user ID         prove nothing about a purged user remains (every shard,
+                                                  every cache server, the object store); exit 1 if anything does
+    python -m resolvers deletion --user ID        a deletion's progress (kind being purged, items removed)
 
 Settings come from `--config FILE` / `TAOGRAM_CONFIG` and `TAOGRAM_*` variables, as for the server.
 """
@@ -75,6 +78,26 @@ async def _search_rebuild(settings: Settings, args: argparse.Namespace) -> int:
         await tao.close()
 
 
+async def _residue(settings: Settings, args: argparse.Namespace) -> int:
+    from resolvers.account_data.residue import find_residue
+    from resolvers.media import media_services
+
+    tao = await open_tao(settings, start_worker=False)
+    try:
+        async with media_services(settings.media) as media:
+            report = await find_residue(tao, settings, media, args.user, [int(i) for i in args.ids or []])
+        for shard, table, row in report.rows:
+            print(f"row: shard {shard} {table} {row}")
+        for server, key in report.cache_keys:
+            print(f"cache key: {server} {key}")
+        for key in report.stored_objects:
+            print(f"stored object: {key}")
+        print(f"user {args.user}: {report.summary()}")
+        return 0 if report.counts == (0, 0, 0) else 1
+    finally:
+        await tao.close()
+
+
 async def _search_indexer(settings: Settings, args: argparse.Namespace) -> int:
     """The one writer of some partitions: runs their index jobs and nothing else."""
     import signal
@@ -107,6 +130,18 @@ async def _search_indexer(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _deletion(settings: Settings, args: argparse.Namespace) -> int:
+    from resolvers.account_data.deletion import purge_progress
+
+    tao = await open_tao(settings, start_worker=False)
+    try:
+        state = await purge_progress(tao, args.user)
+        print(state if state is not None else f"user {args.user}: no deletion pending (or already purged)")
+        return 0
+    finally:
+        await tao.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m resolvers", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -123,11 +158,17 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--partition", default="all", help="N, N-M, a list (0,2) or all (default)")
     ix = sub.add_parser("search-indexer", help="run the one writer of these search partitions")
     ix.add_argument("--partitions", default=None, help="N, N-M or a list (default: all)")
+    rs = sub.add_parser("residue", help="prove nothing about a purged user remains")
+    rs.add_argument("--user", type=int, required=True)
+    rs.add_argument("--ids", type=int, nargs="*", help="ids of what the user created, when known")
+    d = sub.add_parser("deletion", help="a deletion's progress")
+    d.add_argument("--user", type=int, required=True)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = load_settings_or_exit(args.config)
-    commands = {"load-graph": _load_graph, "search-rebuild": _search_rebuild, "search-indexer": _search_indexer}
-    return asyncio.run(commands[args.command](settings, args))
+    run = {"load-graph": _load_graph, "residue": _residue, "deletion": _deletion, "search-rebuild": _search_rebuild,
+           "search-indexer": _search_indexer}[args.command]
+    return asyncio.run(run(settings, args))
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@
 - `recent`: recent searches (user data: export and deletion cover it).
 """
 
+from resolvers.search import recent as _recent  # noqa: F401  (registers the recent_searches data kind)
 from resolvers.search.indexer import deindex_user, deindex_user_jobs, index_jobs, post_jobs
 
 __all__ = ["deindex_user", "deindex_user_jobs", "index_jobs", "post_jobs"]

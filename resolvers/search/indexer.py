@@ -101,10 +101,12 @@ async def deindex_user(tao: Tao, user_id: int) -> None:
 # Documents from the store -----------------------------------------------------------------
 
 def _inactive(obj: Any) -> bool:
-    """An account search must not show: deactivated or being deleted (a stored `status` other
-    than "active"; the account-deletion work sets it)."""
-    status = obj.data.get("status") if obj is not None else None
-    return status is not None and status != "active"
+    """An account search must not show: deletion requested (`deletion` in its data, what
+    resolvers.account_data's deactivation writes), or a stored `status` other than "active"."""
+    if obj is None:
+        return False
+    status = obj.data.get("status")
+    return bool(obj.data.get("deletion")) or (status is not None and status != "active")
 
 
 async def _counts(tao: Tao, keys: list[tuple[int, str]]) -> dict[tuple[int, str], int]:

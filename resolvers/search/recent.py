@@ -3,17 +3,20 @@
 Stored as RECENT_SEARCH edges (user -> chosen object, time = last chosen) on the user's shard:
 choosing one again moves it to the top; the list keeps the newest `search.recent_max`.
 Reading re-checks privacy, so a result that became hidden (a block, a deleted account) is not
-shown. This is the user's data: account export lists it (`export_recent_searches`) and account
-deletion removes it (`purge_recent_searches`).
+shown. This is the user's data, registered as the `recent_searches` kind of account export and
+deletion (resolvers/account_data): the export lists the user's own choices; the purge removes
+them and, through the inverse RECENT_SEARCHED_BY, the entries of others that name the user.
 """
 
 from __future__ import annotations
 
 import asyncio
 import enum
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from resolvers import privacy
+from resolvers.account_data.registry import DataContext, DataKind, register_kind
 from resolvers.actor import acting_as
 from resolvers.errors import UserError
 from resolvers.records import Hashtag, Location, User
@@ -24,6 +27,7 @@ if TYPE_CHECKING:
     from resolvers.context import RequestContext
 
 ATYPE = "RECENT_SEARCH"
+INVERSE = "RECENT_SEARCHED_BY"  # (chosen object -> user): the entries that name an account
 DRAIN = 500
 
 
@@ -65,6 +69,28 @@ async def purge_recent_searches(tao: Tao, user_id: int) -> int:
             n += await tao.assoc_delete(user_id, ATYPE, a.id2)
 
 
+async def _export_kind(ctx: DataContext, user_id: int) -> AsyncIterator[dict]:
+    for rec in await export_recent_searches(ctx.tao, user_id):
+        yield rec
+
+
+async def _purge_kind(ctx: DataContext, user_id: int) -> int:
+    """One batch: the user's own entries, then others' entries naming the user."""
+    removed = 0
+    for a in await ctx.tao.assoc_range(user_id, ATYPE, 0, ctx.batch):
+        removed += await ctx.tao.assoc_delete(user_id, ATYPE, a.id2)
+    if removed < ctx.batch:
+        for a in await ctx.tao.assoc_range(user_id, INVERSE, 0, ctx.batch - removed):
+            removed += await ctx.tao.assoc_delete(a.id2, ATYPE, user_id)
+    return removed
+
+
+register_kind(DataKind("recent_searches", "Recent searches", 58,
+                       {"id": "the account, hashtag or place chosen", "type": "USER, HASHTAG or LOCATION",
+                        "name": "its username or name", "at": "when it was last chosen (ms since the epoch)"},
+                       _export_kind, _purge_kind))
+
+
 async def export_recent_searches(tao: Tao, user_id: int) -> list[dict[str, Any]]:
     """The user's recent searches for an account export: [{id, type, name, at}], newest first."""
     edges = await tao.assoc_range(user_id, ATYPE, 0, DRAIN)
@@ -73,7 +99,7 @@ async def export_recent_searches(tao: Tao, user_id: int) -> list[dict[str, Any]]
     for a in edges:
         o = objs.get(a.id2)
         name = (o.data.get("username") or o.data.get("name")) if o is not None else None
-        out.append({"id": a.id2, "type": o.otype if o is not None else None, "name": name, "at": a.time})
+        out.append({"id": str(a.id2), "type": o.otype if o is not None else None, "name": name, "at": a.time})
     return out
 
 
