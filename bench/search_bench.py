@@ -276,7 +276,7 @@ async def run(a: argparse.Namespace, services: Any) -> dict[str, Any]:
     if a.load_only:
         await tao.close()
         return result
-    log(f"loaded {data}; indexing (rebuild of every partition) ...")
+    log(f"loaded {result['load']}; indexing (rebuild of every partition) ...")
     t0 = time.perf_counter()
     docs = 0
     docs = await rebuild_partitions(tao, list(range(a.partitions)))
