@@ -23,6 +23,8 @@ MAX_TOKEN = 60  # longer runs are cut: tantivy refuses terms over 65 530 bytes, 
 
 
 def normalize(text: str) -> str:
+    if text.isascii():  # the common case, and NFKC, case folding and accents change nothing but case
+        return text.lower()
     folded = unicodedata.normalize("NFKC", text).casefold()
     stripped = "".join(c for c in unicodedata.normalize("NFD", folded) if not unicodedata.combining(c))
     return unicodedata.normalize("NFC", stripped)
@@ -38,6 +40,9 @@ def tokens(text: str) -> list[str]:
     """The searchable words of `text` (normalised; CJK runs as bigrams and characters)."""
     out: list[str] = []
     for word in _WORD.findall(normalize(text)):
+        if word.isascii():
+            out.append(word[:MAX_TOKEN])
+            continue
         pos = 0
         for m in _CJK.finditer(word):
             if m.start() > pos:
