@@ -286,8 +286,9 @@ def close_indexes(tao: Tao) -> None:
 
 
 def search_partitions(indexes: SearchIndexes, query: tantivy.Query, limit: int,
-                      weight_by_popularity: bool) -> list[tuple[float, dict[str, Any], int]]:
-    """(score, stored fields, partition) of the best `limit` hits of every partition. Blocking."""
+                      weight_by_popularity: bool, *, stored: bool = True) -> list[tuple[float, dict[str, Any], int]]:
+    """(score, stored fields, partition) of the best `limit` hits of every partition. Blocking.
+    With `stored=False` only the id is read (a fast field: no document fetch)."""
     out: list[tuple[float, dict[str, Any], int]] = []
     for p in indexes.partitions:
         searcher = p.searcher()
@@ -295,6 +296,10 @@ def search_partitions(indexes: SearchIndexes, query: tantivy.Query, limit: int,
             continue
         res = searcher.search(query, limit, count=False,
                               weight_by_field="pop" if weight_by_popularity else None)
+        if not stored:
+            ids = searcher.fast_field_values("id", [addr for _, addr in res.hits]) if res.hits else []
+            out += [(float(score), {"id": [i]}, p.number) for (score, _), i in zip(res.hits, ids)]
+            continue
         for score, addr in res.hits:
             out.append((float(score), searcher.doc(addr).to_dict(), p.number))
     return out

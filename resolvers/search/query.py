@@ -65,25 +65,26 @@ def _word_query(field: str, token: str, *, last: bool, fuzzy: bool = True) -> ta
     return _should(alts)
 
 
-def entity_query(kind: str, tokens: list[str], handle: str) -> tantivy.Query:
+def entity_query(kind: str, tokens: list[str], handle: str, fuzzy: bool = True) -> tantivy.Query:
     shoulds: list[tantivy.Query] = []
     if handle:
         shoulds += [_boost(_Q.term_query(SCHEMA, "handle", handle), 40.0),
                     _boost(_Q.fuzzy_term_query(SCHEMA, "handle", handle, 0, True, True), 20.0)]
-        d = text.fuzzy_distance(handle)
+        d = text.fuzzy_distance(handle) if fuzzy else 0
         if d:
             shoulds.append(_boost(_Q.fuzzy_term_query(SCHEMA, "handle", handle, 1, True, False), 8.0))
         if d >= 2:
             shoulds += [_boost(_Q.fuzzy_term_query(SCHEMA, "handle", handle, 2, True, False), 3.0),
                         _boost(_Q.fuzzy_term_query(SCHEMA, "handle", handle, 1, True, True), 2.0)]
     if tokens:
-        shoulds.append(_Q.boolean_query([(_Occ.Must, _word_query("names", t, last=i == len(tokens) - 1))
+        shoulds.append(_Q.boolean_query([(_Occ.Must, _word_query("names", t, last=i == len(tokens) - 1,
+                                                                  fuzzy=fuzzy))
                                          for i, t in enumerate(tokens)]))
     return _Q.boolean_query([(_Occ.Must, _Q.term_query(SCHEMA, "kind", kind)), (_Occ.Must, _should(shoulds))])
 
 
-def caption_query(tokens: list[str]) -> tantivy.Query:
-    words = [(_Occ.Must, _word_query("text", t, last=i == len(tokens) - 1, fuzzy=len(t) >= 5))
+def caption_query(tokens: list[str], fuzzy: bool = True) -> tantivy.Query:
+    words = [(_Occ.Must, _word_query("text", t, last=i == len(tokens) - 1, fuzzy=fuzzy and len(t) >= 5))
              for i, t in enumerate(tokens)]
     return _Q.boolean_query([(_Occ.Must, _Q.term_query(SCHEMA, "kind", "post")), *words])
 
@@ -132,12 +133,19 @@ def _engine_hits(ctx: RequestContext, kinds: tuple[str, ...], tokens: list[str],
     indexes = indexes_for(ctx.tao)
     limit = ctx.settings.search.candidates
     hits: list[Hit] = []
+    # Exact and prefix matches first; typo-tolerant terms (automata that can expand to many terms)
+    # only when those find fewer than `limit`: a correct query never pays for them.
     for kind in kinds:
         if kind == "post":
-            for score, d, _ in search_partitions(indexes, caption_query(tokens), limit, False):
-                hits.append(Hit("post", int(d["id"][0]), score))
+            found = search_partitions(indexes, caption_query(tokens, fuzzy=False), limit, False, stored=False)
+            if len(found) < limit:
+                found = search_partitions(indexes, caption_query(tokens), limit, False, stored=False)
+            hits += [Hit("post", int(d["id"][0]), score) for score, d, _ in found]
             continue
-        for score, d, _ in search_partitions(indexes, entity_query(kind, tokens, handle), limit, True):
+        found = search_partitions(indexes, entity_query(kind, tokens, handle, fuzzy=False), limit, True)
+        if len(found) < limit:
+            found = search_partitions(indexes, entity_query(kind, tokens, handle), limit, True)
+        for score, d, _ in found:
             doc_handle = (d.get("handle") or [""])[0]
             names = (d.get("names") or [""])[0].split()
             tier, dist = _tier(tokens, handle, doc_handle, names)
