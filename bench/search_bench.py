@@ -257,7 +257,8 @@ async def run(a: argparse.Namespace, services: Any) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="search-bench-"))
     state = json.loads(Path(a.state).read_text()) if a.state and Path(a.state).exists() else None
     run_id = state["run_id"] if state else f"sb{int(time.time()) % 100000}"
-    settings = settings_for(services, run_id, str(tmp / "index"), a.partitions)
+    index_dir = Path(a.reuse_index) if a.reuse_index else tmp / "index"
+    settings = settings_for(services, run_id, str(index_dir), a.partitions)
     tao = await open_tao(settings, migrate=True, start_worker=False)
     from resolvers.jobs import register_job_handlers
     register_job_handlers(tao)
@@ -277,12 +278,14 @@ async def run(a: argparse.Namespace, services: Any) -> dict[str, Any]:
         await tao.close()
         return result
     log(f"loaded {result['load']}; indexing (rebuild of every partition) ...")
-    t0 = time.perf_counter()
-    docs = 0
-    docs = await rebuild_partitions(tao, list(range(a.partitions)))
-    secs = time.perf_counter() - t0
-    result["indexing"] = {"documents": docs, "seconds": round(secs, 1), "docs_per_s": round(docs / secs)}
-    log(f"indexed {result['indexing']}")
+    if a.reuse_index:
+        log(f"reusing the index in {a.reuse_index} (no indexing measured)")
+    else:
+        t0 = time.perf_counter()
+        docs = await rebuild_partitions(tao, list(range(a.partitions)))
+        secs = time.perf_counter() - t0
+        result["indexing"] = {"documents": docs, "seconds": round(secs, 1), "docs_per_s": round(docs / secs)}
+        log(f"indexed {result['indexing']}")
     close_indexes(tao)  # hand the writers to their own process
     tao.settings.search.writer_partitions = ""
     await tao.close()
@@ -358,7 +361,7 @@ async def run(a: argparse.Namespace, services: Any) -> dict[str, Any]:
             result["fulltext"] = await fulltext(tao, people, ids, queries, a.concurrency)
             log(f"FULLTEXT {result['fulltext']}")
         idx = indexes_for(tao)
-        result["index_bytes"] = sum(f.stat().st_size for f in (tmp / "index").rglob("*") if f.is_file())
+        result["index_bytes"] = sum(f.stat().st_size for f in index_dir.rglob("*") if f.is_file())
         del idx
     finally:
         writer.terminate()
@@ -382,6 +385,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fulltext", action="store_true", help="also measure MariaDB FULLTEXT on the users")
     p.add_argument("--state", help="keep the loaded data's ids here; a later run with it skips the load")
     p.add_argument("--load-only", action="store_true", help="load (and write --state), measure nothing")
+    p.add_argument("--reuse-index", help="the index directory of an earlier run on the same --state: no rebuild")
     p.add_argument("--quick", action="store_true", help="2000 users, 10000 posts (smoke run)")
     p.add_argument("--json", help="write every figure here")
     a = p.parse_args(argv)
