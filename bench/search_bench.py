@@ -344,7 +344,7 @@ async def run(a: argparse.Namespace, services: Any) -> dict[str, Any]:
         fresh: list[float] = []
         for k in range(a.fresh):
             uid = rng.choice(ids)
-            token = f"fresh{k}{word(rng, 3, 3)}"
+            token = f"fresh{k}{word(random.Random(), 3, 3)}{int(time.time() * 1000) % 1_000_000}"  # new every run
             t0 = time.perf_counter()
             await do_update_profile(tao, uid, full_name=f"Fresh {token}")
             while True:
