@@ -78,6 +78,7 @@ from resolvers.errors import AuthenticationError, UnavailableError
 from resolvers.jobs import register_job_handlers
 from resolvers.media import MediaServices, media_services, run_sweeper
 from resolvers.messages.model import check_keys
+from resolvers.search.engine import close_indexes
 from resolvers.throttle import LoginThrottle
 from schema import build_schema
 from schema.request import BadRequestError, decode_json, parse_request
@@ -350,6 +351,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
         try:
             yield
         finally:
+            await asyncio.to_thread(close_indexes, tao)  # waits for the search writers' merges
             await tao.close()
 
     async def media(app: web.Application) -> AsyncIterator[None]:

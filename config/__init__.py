@@ -21,6 +21,7 @@ from config.settings import (
     MySQLServer,
     NotificationSettings,
     RealtimeSettings,
+    SearchSettings,
     ServerSettings,
     Settings,
     StoreBackend,
@@ -31,6 +32,7 @@ from config.settings import (
 
 __all__ = [
     "AuthSettings", "BrokerBackend", "BrokerSettings", "CacheBackend", "CacheSettings", "ConfigError", "FeedSettings",
+    "SearchSettings",
     "JobSettings", "LimitSettings", "MediaBackend", "MediaSettings", "MessageSettings", "MySQLServer",
     "NotificationSettings", "RealtimeSettings", "ServerSettings", "Settings", "StoreBackend", "StoreSettings",
     "load_settings",

@@ -318,6 +318,56 @@ class FeedSettings(_Section):
         return self
 
 
+class SearchSettings(_Section):
+    # Where the index partitions live (one tantivy index per partition: <index_dir>/p<n>). Every
+    # server process reads them; one process writes each (docs/search.md, "Partitions").
+    index_dir: str = "var/search"
+    # Partitions (a document's is a hash of its id). Changing it needs `search-rebuild` of every partition.
+    partitions: Annotated[int, _range(1, 1024)] = 2
+    # The partitions this process may write (run the indexer for): "any" (whichever partitions'
+    # lock it can take: the embedded default, a single host), "" (none: a server that only
+    # reads), or a list of numbers and ranges ("0-3,6").
+    writer_partitions: str = "any"
+    # The writer gathers index jobs for this long before one commit (group commit).
+    commit_delay_ms: Annotated[int, _range(0, 10_000)] = 50
+    # tantivy writer memory per partition (bytes; tantivy's floor is 15 MB for one thread).
+    writer_heap_bytes: Annotated[int, _range(15_000_000)] = 50_000_000
+    # A dedicated indexer (`python -m resolvers search-indexer`) polls each shard's outbox at least
+    # this often (seconds) when idle: with the commit delay and reload interval, the index's lag.
+    indexer_max_idle: Annotated[float, _range(0.01, 10)] = 0.25
+    # A reader checks for a newer commit at most this often (seconds).
+    reload_interval: Annotated[float, _range(0, 60)] = 0.2
+    # Longest query accepted (characters, after trimming); longer is a GraphQL error.
+    max_query_chars: Annotated[int, _range(1, 1000)] = 100
+    # Hits taken from each partition per kind before the graph and privacy re-rank.
+    candidates: Annotated[int, _range(1, 1000)] = 50
+    # Recent searches kept per account.
+    recent_max: Annotated[int, _range(1, 500)] = 30
+
+    def writer_set(self) -> set[int] | None:
+        """The partitions `writer_partitions` names (None: any)."""
+        text = self.writer_partitions.strip()
+        if text == "any":
+            return None
+        out: set[int] = set()
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            lo, _, hi = part.partition("-")
+            out.update(range(int(lo), int(hi or lo) + 1))
+        return out
+
+    @model_validator(mode="after")
+    def _writer_partitions_exist(self) -> Self:
+        try:
+            wanted = self.writer_set() or set()
+        except ValueError:
+            raise ValueError(f"search.writer_partitions must be \"any\", \"\" or numbers and ranges like \"0-3,6\" "
+                             f"(got {self.writer_partitions!r})") from None
+        bad = sorted(p for p in wanted if not 0 <= p < self.partitions)
+        if bad:
+            raise ValueError(f"search.writer_partitions {bad} do not exist (search.partitions = {self.partitions})")
+        return self
+
+
 class AuthSettings(_Section):
     session_ttl_seconds: Count = 30 * 24 * 3600
     # argon2id cost (argon2-cffi's defaults, RFC 9106's low-memory profile). Tests lower them.
@@ -543,6 +593,7 @@ class Settings(BaseSettings):
     jobs: JobSettings = Field(default_factory=JobSettings)
     media: MediaSettings = Field(default_factory=MediaSettings)
     feed: FeedSettings = Field(default_factory=FeedSettings)
+    search: SearchSettings = Field(default_factory=SearchSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     broker: BrokerSettings = Field(default_factory=BrokerSettings)

@@ -1,6 +1,8 @@
 """Commands that write through the domain (the store's own commands are `python -m tao`):
 
     python -m resolvers load-graph --users 1000   load a synthetic social graph (resolvers/synthetic.py)
+    python -m resolvers search-rebuild --partition N   re-index search partition N from the store
+    python -m resolvers search-indexer --partitions 0-3   be the one writer of these search partitions
     python -m resolvers residue --user ID         prove nothing about a purged user remains (every shard,
                                                   every cache server, the object store); exit 1 if anything does
     python -m resolvers deletion --user ID        a deletion's progress (kind being purged, items removed)
@@ -40,6 +42,42 @@ async def _load_graph(settings: Settings, args: argparse.Namespace) -> int:
         await tao.close()
 
 
+async def _search_rebuild(settings: Settings, args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from resolvers.search.engine import WriterBusyError, indexes_for
+    from resolvers.search.indexer import rebuild_partition
+    from tao.__main__ import parse_shards
+
+    tao = await open_tao(settings, start_worker=False)
+    try:
+        parts = parse_shards(args.partition, settings.search.partitions) if args.partition != "all" else \
+            list(range(settings.search.partitions))
+        for p in parts:
+            bar = tqdm(total=tao.n_shards, desc=f"partition {p}", unit="shard")
+            state = {"shard": 0}
+
+            def tick(shard: int, scanned: int, bar: tqdm = bar, state: dict = state) -> None:
+                if shard != state["shard"]:
+                    bar.update(shard - state["shard"])
+                    state["shard"] = shard
+                bar.set_postfix(objects=scanned, refresh=False)
+            try:
+                n = await rebuild_partition(tao, p, progress=tick)
+            except WriterBusyError as exc:
+                bar.close()
+                print(f"search-rebuild: {exc}: stop its indexer (`search-indexer`, or the server that writes it) "
+                      "and run this again; its jobs wait in the outbox meanwhile", file=sys.stderr)
+                return 1
+            bar.update(tao.n_shards - state["shard"])
+            bar.close()
+            print(f"partition {p}: {n} documents")
+        indexes_for(tao).close()
+        return 0
+    finally:
+        await tao.close()
+
+
 async def _residue(settings: Settings, args: argparse.Namespace) -> int:
     from resolvers.account_data.residue import find_residue
     from resolvers.media import media_services
@@ -58,6 +96,38 @@ async def _residue(settings: Settings, args: argparse.Namespace) -> int:
         return 0 if report.counts == (0, 0, 0) else 1
     finally:
         await tao.close()
+
+
+async def _search_indexer(settings: Settings, args: argparse.Namespace) -> int:
+    """The one writer of some partitions: runs their index jobs and nothing else."""
+    import signal
+
+    from resolvers.jobs import register_job_handlers
+    from resolvers.search.engine import indexes_for
+    from resolvers.search.indexer import job_name
+    from tao.__main__ import parse_shards
+
+    parts = parse_shards(args.partitions, settings.search.partitions)
+    settings.search.writer_partitions = ",".join(map(str, parts))
+    tao = await open_tao(settings, start_worker=False)
+    register_job_handlers(tao)
+    tao.outbox.only = {job_name(p) for p in parts}
+    for p in parts:  # take the locks now: a second indexer of the same partition fails here, loudly
+        await indexes_for(tao).partitions[p].take_writer()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    # Index jobs are written by other processes (no nudge reaches this one): poll each shard at
+    # least every `search.indexer_max_idle` seconds, which bounds the index's lag behind a write.
+    work = asyncio.create_task(tao.outbox.work(max_idle=settings.search.indexer_max_idle))
+    logging.getLogger("resolvers.search").info("search indexer of partitions %s", parts)
+    await stop.wait()
+    work.cancel()
+    await asyncio.gather(work, return_exceptions=True)
+    indexes_for(tao).close()
+    await tao.close()
+    return 0
 
 
 async def _deletion(settings: Settings, args: argparse.Namespace) -> int:
@@ -84,15 +154,20 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--likes-per-user", type=float, default=10.0)
     g.add_argument("--seed", type=int, default=1)
     g.add_argument("--username-prefix", default="user", help="users are <prefix>0, <prefix>1, ... (default: user)")
-    r = sub.add_parser("residue", help="prove nothing about a purged user remains")
-    r.add_argument("--user", type=int, required=True)
-    r.add_argument("--ids", type=int, nargs="*", help="ids of what the user created, when known")
+    r = sub.add_parser("search-rebuild", help="re-index search partitions from the store, with a progress bar")
+    r.add_argument("--partition", default="all", help="N, N-M, a list (0,2) or all (default)")
+    ix = sub.add_parser("search-indexer", help="run the one writer of these search partitions")
+    ix.add_argument("--partitions", default=None, help="N, N-M or a list (default: all)")
+    rs = sub.add_parser("residue", help="prove nothing about a purged user remains")
+    rs.add_argument("--user", type=int, required=True)
+    rs.add_argument("--ids", type=int, nargs="*", help="ids of what the user created, when known")
     d = sub.add_parser("deletion", help="a deletion's progress")
     d.add_argument("--user", type=int, required=True)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = load_settings_or_exit(args.config)
-    run = {"load-graph": _load_graph, "residue": _residue, "deletion": _deletion}[args.command]
+    run = {"load-graph": _load_graph, "residue": _residue, "deletion": _deletion, "search-rebuild": _search_rebuild,
+           "search-indexer": _search_indexer}[args.command]
     return asyncio.run(run(settings, args))
 
 

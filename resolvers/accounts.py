@@ -29,6 +29,7 @@ from resolvers.ids import check_object_id
 from resolvers.job_context import JobContext
 from resolvers.passwords import hash_password, verify_password
 from resolvers.records import AuthSession, User, record_of
+from resolvers.search.indexer import index_jobs
 from resolvers.throttle import LoginThrottle
 from tao import Tao
 
@@ -109,7 +110,8 @@ async def do_sign_up(tao: Tao, username: str, password: str, full_name: str) -> 
     if await ctx.loaders.user_id_by_username.load(key) is not None:
         raise taken
     password_hash = await hash_password(ctx.settings.auth, password)
-    user_id = await tao.obj_add("USER", user_data(username, full_name, password_hash))
+    user_id = await tao.obj_add("USER", user_data(username, full_name, password_hash),
+                                jobs=lambda new_id: index_jobs(tao, [("user", new_id)]))
     if not await tao.key_claim(USERNAME_KEYS, key, user_id):
         await tao.obj_delete(user_id)  # lost the race for the name: the account never existed
         raise taken

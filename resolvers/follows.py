@@ -22,6 +22,7 @@ from resolvers.feed.removal import on_relationship_removed
 from resolvers.notifications import causes
 from resolvers.pagination import Cursor, Page, check_first, load_assoc_page, make_page
 from resolvers.records import User, record_of
+from resolvers.search.indexer import LISTING_DELAY_MS, index_jobs
 from tao import Tao, TaoError, shard_of
 from tao.models import now_ms
 
@@ -169,7 +170,9 @@ async def do_block_user(tao: Tao, actor_id: int, user_id: int) -> None:
     sever_id = tao.ids.next_id(shard_of(viewer))  # its row is on the blocker's shard, with the edge
     jobs: list[tuple] = [(SEVER_JOB, {"blocker": viewer, "blocked": user_id}, SEVER_GRACE_MS, sever_id),
                          *on_relationship_removed(viewer, user_id), *on_relationship_removed(user_id, viewer),
-                         *on_block(viewer, user_id)]
+                         *on_block(viewer, user_id),
+                         # Search: both accounts' follower counts change once the follows are severed.
+                         *index_jobs(tao, [("user", viewer), ("user", user_id)], delay_ms=LISTING_DELAY_MS)]
     # The block first, so the pair is hidden from each other before the follows are removed.
     await tao.assoc_add(viewer, "BLOCKS", user_id, jobs=jobs)
     await sever_blocked(tao, viewer, user_id)

@@ -22,6 +22,7 @@ from resolvers.messages.send import DELIVER_JOB, deliver_job
 from resolvers.notifications import hooks as _notification_hooks  # noqa: F401  (registers posts.ON_PUBLISH)
 from resolvers.notifications import push as notification_push
 from resolvers.notifications import record as notifications
+from resolvers.search import indexer as search_indexer
 from tao import Tao
 
 JobHandler = Callable[[JobContext, dict], Awaitable[None]]
@@ -72,7 +73,9 @@ def register_job_handlers(tao: Tao, *, settings: Any = None, media: Any = None) 
             job.media = media
     else:
         job = JobContext(tao, settings if settings is not None else tao.settings, media)
-        bound = {name: _bind(job, handler) for name, handler in HANDLERS.items()}
+        # The search index partitions this process may write (the others are declared as run elsewhere).
+        handlers = {**HANDLERS, **search_indexer.handlers(tao, job.settings)}
+        bound = {name: _bind(job, handler) for name, handler in handlers.items()}
         _BOUND[tao] = (job, bound)
     for name, run in bound.items():
         tao.outbox.register(name, run)

@@ -55,6 +55,7 @@ from resolvers.job_context import JobContext
 from resolvers.loaders import load_each
 from resolvers.pagination import Cursor, Page, load_assoc_page, make_page
 from resolvers.records import Location, Media, MediaKind, MediaStatus, Post, PostKind, PostStatus, User, record_of
+from resolvers.search.indexer import post_jobs
 from tao import Assoc, Tao
 from tao.models import now_ms
 
@@ -205,7 +206,8 @@ async def do_create_post(tao: Tao, actor_id: int, caption: str, media_ids: list[
                      status=VISIBLE if ready else PROCESSING)
     post_id = await tao.obj_add("POST", data, owner=viewer)
     post = record_of((await tao.obj_get([post_id]))[post_id])
-    jobs = [(SYNC_EDGES_JOB, {"post": post_id})] + (_hooks(ON_PUBLISH, post) if ready else [])
+    jobs = [(SYNC_EDGES_JOB, {"post": post_id})] + (_hooks(ON_PUBLISH, post) if ready else []) + post_jobs(tao, post,
+                                                                                                       post_id)
     # Same shard as the post: the job commits with the edge that lists the post.
     # The edge carries the post's kind, so feed ranking need not load pulled posts.
     await tao.assoc_add(viewer, "AUTHORED", post_id, time=post.created, data=authored_data(post), jobs=jobs)
@@ -230,12 +232,15 @@ async def _own_post(ctx: RequestContext, post_id: int) -> Post:
 async def do_edit_post(tao: Tao, actor_id: int, post_id: int, caption: str) -> Post:
     """Change the caption; hashtags and mentions are re-parsed and their edges follow."""
     ctx = acting_as(tao, actor_id)
-    await _own_post(ctx, post_id)
+    before = await _own_post(ctx, post_id)
     tags, mentions = await _parse_caption(ctx, caption)
     hashtags = await hashtag_ids_for(tao, tags)
+    # Search: the caption, and the hashtags it gains or loses (their counts).
+    index = post_jobs(tao, dataclasses.replace(before, hashtag_ids=tuple({*before.hashtag_ids, *hashtags.values()})),
+                      post_id)
     updated = record_of(await tao.obj_update(post_id, {
         "caption": caption, "hashtags": list(hashtags), "hashtag_ids": list(hashtags.values()), "mentions": mentions,
-    }, jobs=[(SYNC_EDGES_JOB, {"post": post_id})]))
+    }, jobs=[(SYNC_EDGES_JOB, {"post": post_id}), *index]))
     await sync_post_edges(tao, updated)
     return updated
 
@@ -243,7 +248,8 @@ async def do_edit_post(tao: Tao, actor_id: int, post_id: int, caption: str) -> P
 async def do_delete_post(tao: Tao, actor_id: int, post_id: int) -> None:
     ctx = acting_as(tao, actor_id)
     post = await _own_post(ctx, post_id)
-    jobs = [(CLEANUP_JOB, {"post": post_id, "author": post.author})] + _hooks(ON_DELETE, post)
+    jobs = [(CLEANUP_JOB, {"post": post_id, "author": post.author})] + _hooks(ON_DELETE, post) + post_jobs(tao, post,
+                                                                                                       post_id)
     await tao.obj_delete(post_id, jobs=jobs)
     # The counted edges go now (postCount, a hashtag's postCount); likes and comments by the job.
     await tao.assoc_delete(post.author, "AUTHORED", post_id)
@@ -273,7 +279,8 @@ async def do_publish_post(tao: Tao, post_id: int) -> bool:
                                   published_at=now)
     # Published, it may now be public: its public edges follow (the job is the repair).
     updated = record_of(await tao.obj_update(post_id, changes,
-                                             jobs=[(SYNC_EDGES_JOB, {"post": post_id})] + _hooks(ON_PUBLISH, preview)))
+                                             jobs=[(SYNC_EDGES_JOB, {"post": post_id})] + _hooks(ON_PUBLISH, preview)
+                                             + post_jobs(tao, preview, post_id)))
     await sync_post_edges(tao, updated)
     return True
 

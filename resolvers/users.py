@@ -18,6 +18,7 @@ from resolvers.actor import acting_as
 from resolvers.errors import UserError
 from resolvers.posts import SYNC_AUTHOR_EDGES_JOB
 from resolvers.records import User, record_of
+from resolvers.search.indexer import index_jobs
 from tao import Tao
 
 if TYPE_CHECKING:
@@ -131,6 +132,11 @@ async def do_update_profile(
         changes["username"] = username
     if not changes:
         return current
+    if {"username", "full_name", "is_private"} & changes.keys():
+        # Search: the profile's document; with a privacy change, every post of theirs too
+        # (a private account's posts leave the index, a public one's come back).
+        private_changed = is_private is not None and is_private != current.is_private
+        jobs += index_jobs(tao, [("user", viewer)], authors=[viewer] if private_changed else ())
     updated = await tao.obj_update(viewer, changes, jobs=jobs or None)
     if new_key is not None and new_key != old_key:
         await tao.key_release("username", old_key, viewer)

@@ -17,17 +17,18 @@ from schema.node import NodeQuery
 from schema.notifications import NotificationsMutation, NotificationsSubscription
 from schema.posts import PostsMutation, PostsQuery
 from schema.realtime import RealtimeSubscription
+from schema.search import SearchMutation, SearchQuery
 from schema.users import UsersMutation, UsersQuery
 
 
 @strawberry.type
-class Query(NodeQuery, UsersQuery, PostsQuery, MediaQuery, MessagesQuery, AccountDataQuery):
+class Query(NodeQuery, UsersQuery, PostsQuery, MediaQuery, MessagesQuery, AccountDataQuery, SearchQuery):
     pass
 
 
 @strawberry.type
 class Mutation(AccountsMutation, UsersMutation, FollowsMutation, PostsMutation, CommentsMutation, FeedMutation,
-               MediaMutation, MessagesMutation, NotificationsMutation, AccountDataMutation):
+               MediaMutation, MessagesMutation, NotificationsMutation, AccountDataMutation, SearchMutation):
     pass
 
 

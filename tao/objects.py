@@ -140,6 +140,16 @@ class Objects:
         return await self._shards.per_shard(self._shards.by_shard(ids, lambda i: i), one, errors=errors,
                                             keys_of=lambda g: g)
 
+    async def scan(self, shard: int, otype: str, after: int = 0, limit: int = 1000) -> list[Obj]:
+        """Objects of `otype` on one logical shard with ids above `after`, in id order (rebuilds
+        and batch jobs page through a shard this way). Straight from SQL: a scan must not flood
+        the cache."""
+        code = self._registry.otype(otype).code
+        async with self._shards.read(shard) as conn:
+            rows = await conn.fetchall(f"SELECT {_OBJ_COLS} FROM {{objects}} WHERE id > %s AND otype = %s "
+                                       "ORDER BY id LIMIT %s", (after, code, limit))
+        return [o for o in (self._obj_from_value(r[0], self._obj_value(r)) for r in rows) if o is not None]
+
     async def update(self, id_: int, data: dict, *, jobs: Jobs = None) -> Obj:
         """Merge `data` into the object's data (a key set to None is removed); version + 1."""
         shard = self._shards.shard(id_)

@@ -44,6 +44,11 @@ class Outbox:
         self.store: Any = None  # set by the Tao that owns this outbox
         self._s = settings
         self.handlers: dict[str, Handler] = {}
+        # Jobs this process may write but never claims: another process runs them (a search
+        # index partition's single writer, resolvers/search). See `declare`.
+        self.elsewhere: set[str] = set()
+        # When set, this process claims only these jobs (a dedicated runner, e.g. a search indexer).
+        self.only: set[str] | None = None
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._idle_until: dict[int, float] = {}
@@ -52,6 +57,13 @@ class Outbox:
         if name in self.handlers and self.handlers[name] is not handler:
             raise ValueError(f"a handler for {name!r} is already registered")
         self.handlers[name] = handler
+        self.elsewhere.discard(name)
+
+    def declare(self, name: str) -> None:
+        """`name` is run by another process: this one may enqueue it but never claims it (any
+        handler of it registered here is dropped). Used for jobs with exactly one runner."""
+        self.handlers.pop(name, None)
+        self.elsewhere.add(name)
 
     # ---- enqueue --------------------------------------------------------------------------------
 
@@ -60,7 +72,7 @@ class Outbox:
         """Write a job row inside the caller's transaction; returns its id. A caller that will
         do the job itself right after the commit names the id (from `ids.next_id(shard)`), so
         it can `delete` the row when it succeeds; otherwise the worker runs it when due."""
-        if handler not in self.handlers:
+        if handler not in self.handlers and handler not in self.elsewhere:
             raise TaoError(f"no handler registered for job {handler!r}")
         job_id = self._shards.ids.next_id(conn.shard) if job_id is None else job_id
         payload = with_trace_context(payload)  # observability: the job's span continues this trace
@@ -100,10 +112,18 @@ class Outbox:
         now = now_ms()
         horizon = now + DEAD_LETTER_MS // 2 if include_delayed else now
         lease_until = now + int(self._s.lease_seconds * 1000)
+        if self.only is not None:
+            names = sorted(self.only)
+            skip = f" AND handler IN ({','.join(['%s'] * len(names))})"
+        else:
+            names = sorted(self.elsewhere)
+            skip = f" AND handler NOT IN ({','.join(['%s'] * len(names))})" if names else ""
+
         async def claim(conn: Conn) -> list[tuple]:
             rows = await conn.fetchall(
-                f"SELECT id, handler, payload, attempts FROM {{outbox}} WHERE run_at <= %s "
-                f"ORDER BY run_at LIMIT %s{self._shards.backend.skip_locked}", (horizon, self._s.batch_size))
+                f"SELECT id, handler, payload, attempts FROM {{outbox}} WHERE run_at <= %s{skip} "
+                f"ORDER BY run_at LIMIT %s{self._shards.backend.skip_locked}",
+                (horizon, *names, self._s.batch_size))
             if rows:
                 marks = ",".join(["%s"] * len(rows))
                 await conn.execute(f"UPDATE {{outbox}} SET run_at = %s, attempts = attempts + 1 WHERE id IN ({marks})",
@@ -209,9 +229,9 @@ class Outbox:
                 pass
             self._task = None
 
-    async def work(self, shards: list[int] | None = None) -> None:
-        """Poll the shards forever. An idle shard is polled less often (down to once a second), and at once
-        again when this process writes to it."""
+    async def work(self, shards: list[int] | None = None, *, max_idle: float = 1.0) -> None:
+        """Poll the shards forever. An idle shard is polled less often (down to once every
+        `max_idle` seconds), and at once again when this process writes to it."""
         shards = list(range(self._shards.n_shards)) if shards is None else shards
         loop = asyncio.get_running_loop()
         backoff: dict[int, float] = {}
@@ -230,7 +250,7 @@ class Outbox:
                     ran_any = True
                     backoff.pop(shard, None)
                 else:
-                    b = min(1.0, backoff.get(shard, self._s.poll_interval / 2) * 2)
+                    b = min(max_idle, backoff.get(shard, self._s.poll_interval / 2) * 2)
                     backoff[shard] = b
                     self._idle_until[shard] = loop.time() + b
             if not ran_any:

@@ -61,7 +61,7 @@ class Tao:
 
     __all__ = (
         # objects
-        "obj_add", "obj_add_many", "obj_get", "obj_update", "obj_delete",
+        "obj_add", "obj_add_many", "obj_get", "obj_update", "obj_delete", "obj_scan",
         # associations: writes
         "assoc_add", "assoc_add_many", "assoc_delete", "assoc_change_type",
         # associations: bulk and append-only lists (tao/bulk_lists.py)
@@ -121,6 +121,11 @@ class Tao:
         """Objects by id; missing or deleted ids are absent from the answer. errors="return":
         an id on a failed shard maps to the `TaoError` instance."""
         return await self._objects.get(ids, errors=errors)
+
+    async def obj_scan(self, shard: int, otype: str, after: int = 0, limit: int = 1000) -> list[Obj]:
+        """Objects of `otype` on logical shard `shard` with ids above `after`, in id order (a
+        keyset page: pass the last id as the next `after`). For rebuilds and batch jobs."""
+        return await self._objects.scan(shard, otype, after, limit)
 
     async def obj_update(self, id_: int, data: dict, *, jobs: Jobs = None) -> Obj:
         """Merge `data` into the object's data (a key set to None is removed); version + 1."""

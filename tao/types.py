@@ -79,6 +79,9 @@ _a("REACTED_BY", 107)                     # message -> user (data: emoji); messa
 _a("DM_REQUEST_SENT", 108)                # sender -> user sent a message request (time: when; spam limits)
 _a("DM_CONTACTED", 109)                   # sender -> user, time = first message (spam limits)
 
+# Search (resolvers/search): the results a user chose, newest first (time = last chosen).
+_a("RECENT_SEARCH", 160, inverse="RECENT_SEARCHED_BY", inverse_code=161)  # user -> user, hashtag or location
+
 # The store's own tests and benchmarks
 _a("TEST_LINK", 90, inverse="TEST_LINK_OF", inverse_code=91)
 _a("TEST_PLAIN", 92)

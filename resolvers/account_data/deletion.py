@@ -27,6 +27,7 @@ from resolvers.errors import UserError
 from resolvers.job_context import JobContext
 from resolvers.passwords import verify_password
 from resolvers.records import User, record_of
+from resolvers.search.indexer import deindex_user_jobs, index_jobs
 from resolvers.throttle import LoginThrottle
 from tao import Tao
 
@@ -86,7 +87,8 @@ async def do_delete_account(tao: Tao, actor_id: int, password: str, *, throttle:
         grace = tao.settings.account_data.deletion_grace_seconds * 1000
         state = DeletionState(at, at + grace, None, 0)
         await tao.obj_update(actor_id, {"deletion": state.encode()},
-                             jobs=[(PURGE_JOB, {"user": actor_id, "requested_at": at}, grace)])
+                             jobs=[(PURGE_JOB, {"user": actor_id, "requested_at": at}, grace),
+                                   *deindex_user_jobs(tao, actor_id)])  # out of search with it
     await _end_all_sessions(tao, actor_id)
     return state
 
@@ -104,7 +106,8 @@ async def cancel_deletion(tao: Tao, user_id: int) -> bool:
     state = DeletionState.of(obj) if obj is not None else None
     if state is None or state.kind is not None:
         return False
-    await tao.obj_update(user_id, {"deletion": None})
+    await tao.obj_update(user_id, {"deletion": None},
+                         jobs=index_jobs(tao, [("user", user_id)], authors=[user_id]))  # back in search
     return True
 
 

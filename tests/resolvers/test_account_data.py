@@ -95,6 +95,9 @@ async def _world(gql, http, settings):
     await gql.ok(follow, {"u": a}, tc)
     dm = DM(gql)
     sent = await dm.sent(ta, to=[b], text="secret hello")
+    recent = "mutation($i: ID!) { addRecentSearch(input: {id: $i}) { errors { code } } }"
+    await gql.ok(recent, {"i": b}, ta)  # ada's recent searches (exported, purged)
+    await gql.ok(recent, {"i": a}, tb)  # bob's entry naming ada (purged with her)
     await gql.tao.run_jobs_until_idle()
     ids = {"ada": store_id(a), "bob": store_id(b), "cy": store_id(c), "ada_post": store_id(ada_post),
            "bob_post": store_id(bob_post), "ada_comment": store_id(ada_comment), "media": store_id(media),
@@ -123,7 +126,8 @@ async def test_export_contains_every_kind_and_the_original_media(api, media_sett
     z = zipfile.ZipFile(io.BytesIO(body))
     names = set(z.namelist())
     for kind in ("profile", "posts", "comments", "likes", "following", "messages", "media", "sessions",
-                 "follow_requests", "blocks", "mutes", "close_friends", "settings", "notifications"):
+                 "follow_requests", "blocks", "mutes", "close_friends", "settings", "notifications",
+                 "recent_searches"):
         assert f"{kind}.json" in names, (kind, names)
     load = lambda n: json.loads(z.read(n))  # noqa: E731
     assert load("profile.json")[0]["username"] == "ada"
@@ -134,6 +138,7 @@ async def test_export_contains_every_kind_and_the_original_media(api, media_sett
     follows = {(f["type"], f["id"]) for f in load("following.json")}
     assert follows == {("FOLLOWS", str(ids["bob"])), ("FOLLOWED_BY", str(ids["bob"])), ("FOLLOWED_BY", str(ids["cy"]))}
     assert [m["text"] for m in load("messages.json")] == ["secret hello"]
+    assert [(r["id"], r["type"], r["name"]) for r in load("recent_searches.json")] == [(str(ids["bob"]), "USER", "bob")]
     (m,) = load("media.json")
     assert m["id"] == str(ids["media"]) and m["file"] in names
     assert hashlib.sha256(z.read(m["file"])).hexdigest() == hashlib.sha256(photo).hexdigest()
@@ -166,11 +171,19 @@ async def test_deleted_account_vanishes_then_is_purged_leaving_no_residue(api, m
     status, body = await gql.post("query { viewer { id } }", token=ta)
     assert "errors" in body  # every session ended
     assert (await gql.ok(PROFILE, {"u": "ada"}, tb))["user"] is None
+    search = "query { search(query: \"ada\", types: [USER]) { edges { node { ... on User { username } } } } }"
+    assert (await gql.ok(search, token=tb))["search"]["edges"] == []  # hidden now, out of the index soon
     post = (await gql.ok(POST, {"id": ids["bob_post_gid"]}, tb))["node"]
     assert [e["node"]["text"] for e in post["comments"]["edges"]] == []  # her comment is hidden already
     bob = (await gql.ok(PROFILE, {"u": "bob"}, tb))["user"]
 
     await gql.tao.run_jobs_until_idle()
+    from resolvers.search.engine import indexes_for, search_partitions
+    from resolvers.search.query import entity_query
+    hits = await asyncio.to_thread(search_partitions, indexes_for(gql.tao), entity_query("user", ["ada"], "ada"), 5,
+                                   False)
+    assert hits == []  # her profile left the index
+    assert await gql.tao.assoc_count(ids["bob"], "RECENT_SEARCH") == 0  # bob's entry naming her went too
     media = gql.client.app[MEDIA_KEY]  # the app's media services: the store the purge used
     report = await find_residue(gql.tao, media_settings, media, ids["ada"], created)
     assert report.counts == (0, 0, 0), (report.rows, report.cache_keys, report.stored_objects)

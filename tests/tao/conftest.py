@@ -26,6 +26,7 @@ def make_settings(backend: str, services: Services | None, test_id: str, tmp_pat
     s.store.logical_shards = N_SHARDS
     s.jobs.in_process_worker = False  # tests drain the outbox explicitly, or start workers themselves
     s.cache.key_prefix = test_id
+    s.search.index_dir = str(tmp_path / "search")
     if backend == "sqlite":
         s.store.backend = "sqlite"
         s.store.sqlite_dir = str(tmp_path / "shards")

@@ -106,3 +106,30 @@ async def test_obj_add_commits_jobs_that_name_the_new_object_and_may_wait(tao):
     assert await tao.outbox.pending() == 1
     await tao.run_jobs_until_idle(include_delayed=True)
     assert seen == [{"id": oid}]
+
+
+async def test_obj_scan_pages_one_shard_by_id_and_type(tao):
+    owner = await tao.obj_add("TEST_NODE", {"i": -1})
+    ids = [owner] + [await tao.obj_add("TEST_NODE", {"i": i}, owner=owner) for i in range(5)]
+    await tao.obj_add("USER", {"username": "x"}, owner=owner)  # another type: not listed
+    await tao.obj_delete(ids[2])
+    shard = shard_of(owner)
+    first = await tao.obj_scan(shard, "TEST_NODE", limit=3)
+    rest = await tao.obj_scan(shard, "TEST_NODE", after=first[-1].id, limit=100)
+    got = [o.id for o in first + rest]
+    assert got == sorted(got) and set(ids) - {ids[2]} <= set(got) and ids[2] not in got
+    assert all(o.otype == "TEST_NODE" for o in first + rest)
+
+
+async def test_declared_job_is_written_here_but_never_claimed(tao):
+    seen: list[dict] = []
+
+    async def handler(store, payload: dict) -> None:
+        seen.append(payload)
+    tao.outbox.declare("tests.elsewhere")  # another process runs it
+    a = await tao.obj_add("TEST_NODE", {})
+    await tao.enqueue(a, "tests.elsewhere", {"n": 1})
+    assert await tao.run_jobs_until_idle() == 0 and seen == [] and await tao.outbox.pending() == 1
+    tao.outbox.register("tests.elsewhere", handler)  # this process takes it over
+    await tao.run_jobs_until_idle()
+    assert seen == [{"n": 1}]

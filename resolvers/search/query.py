@@ -1,0 +1,271 @@
+"""`search(query:, types:, first:, after:)`: as-you-type search over the partitions, ranked with
+the viewer's graph, filtered by privacy twice (blocks at query time, then the authoritative check).
+
+Order (docs/search.md, "Ranking"): accounts, hashtags and places first, each placed by its match
+tier — exact (the whole name, or every word), then prefix (what has been typed so far), then
+typo-tolerant (one edit for words of 3 to 5 characters, two beyond: `text.fuzzy_distance`) —
+then by edit distance within the typo tier, then the viewer's graph (accounts the viewer follows,
+then accounts followed by accounts the viewer follows), then popularity (followers, public posts),
+then the engine's BM25 score. Posts whose caption matches follow, by BM25 (a followed author's
+post first). A page's cursor is (query fingerprint, offset in that ranking): a cursor from
+another query or list is refused with BAD_USER_INPUT.
+
+Privacy: a private account's posts are never in the index; accounts that block the viewer or
+that the viewer blocks are dropped at query time; and every result passes the same check as
+every other surface (`resolvers.privacy`) before it is returned, which also covers the seconds
+before the index catches up with a write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+import zlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import tantivy
+
+from resolvers import privacy
+from resolvers.errors import BadInputError
+from resolvers.pagination import Page, check_first
+from resolvers.search import text
+from resolvers.search.engine import SCHEMA, indexes_for, search_partitions
+
+if TYPE_CHECKING:
+    from resolvers.context import RequestContext
+
+ENTITY_KINDS = ("user", "hashtag", "place")
+BLOCK_SCAN = 2000      # the viewer's blocks read per search (each way)
+GRAPH_FOLLOWS = 1000   # the viewer's newest follows that count as "followed"
+GRAPH_FOLLOWEES = 25   # of those, whose own follows count as "followed by someone you follow"
+GRAPH_SECOND = 200     # newest follows read of each of them
+
+_Occ = tantivy.Occur
+_Q = tantivy.Query
+
+
+def _should(queries: list[tantivy.Query]) -> tantivy.Query:
+    return _Q.boolean_query([(_Occ.Should, q) for q in queries])
+
+
+def _boost(q: tantivy.Query, b: float) -> tantivy.Query:
+    return _Q.boost_query(q, b)
+
+
+def _word_query(field: str, token: str, *, last: bool, fuzzy: bool = True) -> tantivy.Query:
+    """One typed word against a field: exact, prefix (the word being typed), typo-tolerant."""
+    alts = [_boost(_Q.term_query(SCHEMA, field, token), 4.0)]
+    if last:
+        alts.append(_boost(_Q.fuzzy_term_query(SCHEMA, field, token, 0, True, True), 2.0))
+    d = 0 if text.is_cjk(token) or not fuzzy else text.fuzzy_distance(token)
+    if d:
+        alts.append(_Q.fuzzy_term_query(SCHEMA, field, token, d, True, False))
+    return _should(alts)
+
+
+def entity_query(kind: str, tokens: list[str], handle: str, fuzzy: bool = True) -> tantivy.Query:
+    shoulds: list[tantivy.Query] = []
+    if handle:
+        shoulds += [_boost(_Q.term_query(SCHEMA, "handle", handle), 40.0),
+                    _boost(_Q.fuzzy_term_query(SCHEMA, "handle", handle, 0, True, True), 20.0)]
+        d = text.fuzzy_distance(handle) if fuzzy else 0
+        if d:
+            shoulds.append(_boost(_Q.fuzzy_term_query(SCHEMA, "handle", handle, 1, True, False), 8.0))
+        if d >= 2:
+            shoulds += [_boost(_Q.fuzzy_term_query(SCHEMA, "handle", handle, 2, True, False), 3.0),
+                        _boost(_Q.fuzzy_term_query(SCHEMA, "handle", handle, 1, True, True), 2.0)]
+    if tokens:
+        shoulds.append(_Q.boolean_query([(_Occ.Must, _word_query("names", t, last=i == len(tokens) - 1,
+                                                                  fuzzy=fuzzy))
+                                         for i, t in enumerate(tokens)]))
+    return _Q.boolean_query([(_Occ.Must, _Q.term_query(SCHEMA, "kind", kind)), (_Occ.Must, _should(shoulds))])
+
+
+def caption_query(tokens: list[str], fuzzy: bool = True) -> tantivy.Query:
+    words = [(_Occ.Must, _word_query("text", t, last=i == len(tokens) - 1, fuzzy=fuzzy and len(t) >= 5))
+             for i, t in enumerate(tokens)]
+    return _Q.boolean_query([(_Occ.Must, _Q.term_query(SCHEMA, "kind", "post")), *words])
+
+
+@dataclass
+class Hit:
+    kind: str
+    id: int
+    score: float
+    tier: int = 0       # 3 exact, 2 prefix, 1 typo (entities); 0 for posts
+    distance: int = 0   # edits from the query (typo tier)
+    graph: int = 0      # 2 followed by the viewer, 1 by someone they follow
+    pop: int = 0
+    length: int = 0     # of the name: a shorter completion first
+    author: int | None = None
+
+
+def _tier(tokens: list[str], handle: str, doc_handle: str, names: list[str]) -> tuple[int, int]:
+    words = set(names)
+    if handle and handle == doc_handle or (tokens and all(t in words for t in tokens)):
+        return 3, 0
+    head, last = tokens[:-1], tokens[-1] if tokens else ""
+    if handle and doc_handle.startswith(handle) or (
+            last and all(t in words for t in head) and any(w.startswith(last) for w in words)):
+        return 2, 0
+    dist = text.edit_distance(handle, doc_handle) if handle and doc_handle else 3
+    if tokens and names:
+        dist = min(dist, max(min(text.edit_distance(t, w) for w in names) for t in tokens))
+    return 1, dist
+
+
+def fingerprint(query: str, kinds: tuple[str, ...]) -> int:
+    return zlib.crc32(f"{text.normalize(query)}|{','.join(kinds)}".encode()) & 0x7FFFFFFF
+
+
+def check_query(ctx: RequestContext, query: str) -> str:
+    q = query.strip()
+    limit = ctx.settings.search.max_query_chars
+    if len(q) > limit:
+        raise BadInputError(f"`query` is at most {limit} characters (got {len(q)}): shorten it.")
+    return q
+
+
+def _engine_hits(ctx: RequestContext, kinds: tuple[str, ...], tokens: list[str], handle: str) -> list[Hit]:
+    """The engine's candidates for each kind (blocking: runs in a thread)."""
+    indexes = indexes_for(ctx.tao)
+    limit = ctx.settings.search.candidates
+    hits: list[Hit] = []
+    # Exact and prefix matches first; typo-tolerant terms (automata that can expand to many terms)
+    # only when those find fewer than `limit`: a correct query never pays for them.
+    for kind in kinds:
+        if kind == "post":
+            found = search_partitions(indexes, caption_query(tokens, fuzzy=False), limit, False, stored=False)
+            if len(found) < limit:
+                found = search_partitions(indexes, caption_query(tokens), limit, False, stored=False)
+            hits += [Hit("post", int(d["id"][0]), score) for score, d, _ in found]
+            continue
+        found = search_partitions(indexes, entity_query(kind, tokens, handle, fuzzy=False), limit, True)
+        if len(found) < limit:
+            found = search_partitions(indexes, entity_query(kind, tokens, handle), limit, True)
+        for score, d, _ in found:
+            doc_handle = (d.get("handle") or [""])[0]
+            names = (d.get("names") or [""])[0].split()
+            tier, dist = _tier(tokens, handle, doc_handle, names)
+            hits.append(Hit(kind, int(d["id"][0]), score, tier, dist, pop=int((d.get("pop") or [0])[0]),
+                            length=len(doc_handle)))
+    return hits
+
+
+async def _blocked(ctx: RequestContext) -> set[int]:
+    """Accounts the viewer blocks or is blocked by (read at every search: never cached here)."""
+    viewer = ctx.viewer_id
+    if viewer is None:
+        return set()
+    lists = await ctx.tao.assoc_range_many([(viewer, "BLOCKS"), (viewer, "BLOCKED_BY")], 0, BLOCK_SCAN)
+    return {a.id2 for edges in lists.values() for a in edges}
+
+
+# viewer -> (monotonic expiry, accounts they follow, accounts those follow): a person types
+# several queries a second, and the graph only orders results (privacy never reads it).
+_GRAPHS: dict[int, tuple[float, frozenset[int], frozenset[int]]] = {}
+GRAPH_TTL = 30.0
+GRAPH_CACHE_MAX = 10_000
+
+
+async def viewer_graph(ctx: RequestContext) -> tuple[frozenset[int], frozenset[int]]:
+    """(followed, followed by the followed) for the viewer: two list reads, cached briefly."""
+    viewer = ctx.viewer_id
+    if viewer is None:
+        return frozenset(), frozenset()
+    now = time.monotonic()
+    found = _GRAPHS.get(viewer)
+    if found is not None and found[0] > now:
+        return found[1], found[2]
+    follows = await ctx.tao.assoc_range(viewer, "FOLLOWS", 0, GRAPH_FOLLOWS)
+    followed = frozenset(a.id2 for a in follows)
+    top = [a.id2 for a in follows[:GRAPH_FOLLOWEES]]
+    lists = await ctx.tao.assoc_range_many([(f, "FOLLOWS") for f in top], 0, GRAPH_SECOND) if top else {}
+    second = frozenset(a.id2 for edges in lists.values() if isinstance(edges, list) for a in edges) - followed
+    if len(_GRAPHS) >= GRAPH_CACHE_MAX:
+        _GRAPHS.clear()
+    _GRAPHS[viewer] = (now + GRAPH_TTL, followed, second)
+    return followed, second
+
+
+async def _post_authors(ctx: RequestContext, hits: list[Hit]) -> None:
+    objs = await ctx.loaders.object_by_id.load_many([h.id for h in hits])
+    for h, o in zip(hits, objs):
+        h.author = getattr(o, "author", None)
+
+
+async def ranked(ctx: RequestContext, query: str, kinds: tuple[str, ...]) -> list[Hit]:
+    """Every candidate for the query, best first, minus blocked accounts (not yet the final check)."""
+    tokens = text.tokens(query)
+    handle = text.handle(query)
+    if not tokens and not handle:
+        return []
+    hits, blocked, (followed, second) = await asyncio.gather(
+        asyncio.to_thread(_engine_hits, ctx, kinds, tokens, handle), _blocked(ctx), viewer_graph(ctx))
+    best: dict[tuple[str, int], Hit] = {}
+    for h in hits:  # a document is in one partition, but a reload race could show it twice
+        if (h.kind, h.id) not in best or best[(h.kind, h.id)].score < h.score:
+            best[(h.kind, h.id)] = h
+    hits = list(best.values())
+    posts = [h for h in hits if h.kind == "post"]
+    if posts:
+        await _post_authors(ctx, posts)
+    for h in hits:
+        who = h.id if h.kind == "user" else h.author if h.kind == "post" else None
+        h.graph = 2 if who in followed else 1 if h.kind == "user" and who in second else 0
+    entities = [h for h in hits if h.kind != "post" and not (h.kind == "user" and h.id in blocked)]
+    entities.sort(key=lambda h: (-h.tier, h.distance, -h.graph, -int(math.log2(2 + h.pop) * 4), h.length, -h.score,
+                                 h.id))
+    posts = [h for h in posts if h.author not in blocked]
+    posts.sort(key=lambda h: (-h.graph, -h.score, -h.id))
+    return entities + posts
+
+
+async def _visible(ctx: RequestContext, hits: list[Hit]) -> dict[tuple[str, int], Any]:
+    """The records of the hits the viewer may see (the authoritative check)."""
+    out: dict[tuple[str, int], Any] = {}
+    users = [h.id for h in hits if h.kind == "user"]
+    posts = [h.id for h in hits if h.kind == "post"]
+    listings = [h for h in hits if h.kind in ("hashtag", "place")]
+    got_users, got_posts, got_listings = await asyncio.gather(
+        privacy.visible_users(ctx, users), privacy.visible_posts(ctx, posts),
+        asyncio.gather(*(privacy.load_visible_object(ctx, h.id) for h in listings)))
+    out.update({("user", u.id): u for u in got_users})
+    out.update({("post", p.id): p for p in got_posts})
+    want = {"hashtag": "HASHTAG", "place": "LOCATION"}
+    for h, obj in zip(listings, got_listings):
+        if obj is not None and obj.otype == want[h.kind]:
+            out[(h.kind, h.id)] = obj
+    return out
+
+
+async def search(ctx: RequestContext, query: str, kinds: tuple[str, ...], first: int,
+                 after: tuple[int, int] | None) -> Page[Any]:
+    """A page of results the viewer may see; cursors are (fingerprint, offset)."""
+    check_first(ctx, first)
+    q = check_query(ctx, query)
+    fp = fingerprint(q, kinds)
+    start = 0
+    if after is not None:
+        if after[0] != fp or not 0 <= after[1] <= 10_000:
+            raise BadInputError("`after` is a cursor of another search or list: pass an `endCursor` of this same "
+                                "search, or search again without `after`.")
+        start = after[1]
+    if not q or not kinds or first == 0:
+        return Page(items=[], has_next=False, end_cursor=(fp, start), has_previous=start > 0)
+    hits = await ranked(ctx, q, kinds)
+    items: list[tuple[tuple[int, int], Any]] = []
+    pos = start
+    while pos < len(hits) and len(items) < first:
+        chunk = hits[pos:pos + max(first - len(items), 10)]
+        seen = await _visible(ctx, chunk)
+        for h in chunk:
+            pos += 1
+            rec = seen.get((h.kind, h.id))
+            if rec is not None:
+                items.append(((fp, pos), rec))
+                if len(items) == first:
+                    break
+    return Page(items=items, has_next=pos < len(hits), end_cursor=(fp, pos), has_previous=start > 0)

@@ -1,0 +1,295 @@
+"""Search end to end through GraphQL on both backends (real MariaDB + memcached, or SQLite), with
+the real engine (tantivy partitions in the test's directory): what is indexed and when, ranking,
+normalisation, privacy in its three places, recent searches, bad input, rebuild, one writer.
+
+Index jobs are committed with the writes and run here by draining the outbox, as the partition's
+writer would."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from resolvers.search import deindex_user, query
+from resolvers.search.engine import SearchIndexes, WriterBusyError, indexes_for
+from resolvers.search.indexer import job_name, rebuild_partition
+from tests.resolvers.test_posts import create, uid
+
+SEARCH = """query($q: String!, $t: [SearchType!], $f: Int, $a: String) {
+  search(query: $q, types: $t, first: $f, after: $a) {
+    edges { cursor node { __typename
+      ... on User { username } ... on Hashtag { name postCount } ... on Location { name } ... on Post { caption } } }
+    pageInfo { hasNextPage endCursor } } }"""
+DELETE = "mutation($i: PostDeleteInput!) { deletePost(input: $i) { errors { code } } }"
+PROFILE = "mutation($i: ProfileUpdateInput!) { updateProfile(input: $i) { errors { code } } }"
+
+
+async def found(gql, q, token=None, types=None, first=20, drain=True):
+    if drain:
+        await gql.tao.run_jobs_until_idle()
+    data = await gql.ok(SEARCH, {"q": q, "t": types, "f": first}, token)
+    out = []
+    for e in data["search"]["edges"]:
+        n = e["node"]
+        out.append(n.get("username") or n.get("name") or n.get("caption"))
+    return out
+
+
+async def sign_up(gql, name, full_name=None, private=False):
+    token, gid = await gql.sign_up(name, private=private)
+    if full_name is not None:
+        await gql.ok(PROFILE, {"i": {"fullName": full_name}}, token)
+    return token, gid
+
+
+async def test_sign_up_is_findable_by_exact_prefix_and_typo_in_that_order(gql):
+    t, _ = await sign_up(gql, "lovelace")
+    await sign_up(gql, "lovelaces")    # the query is a prefix of it
+    await sign_up(gql, "lovelance")    # one edit away
+    await sign_up(gql, "grace")
+    assert await found(gql, "lovelace", t, ["USER"]) == ["lovelace", "lovelaces", "lovelance"]
+    typed = await found(gql, "lovel", t, ["USER"])  # all three are prefixes now: the shortest first
+    assert typed[0] == "lovelace" and sorted(typed) == ["lovelace", "lovelaces", "lovelance"][:1] + sorted(
+        ["lovelaces", "lovelance"])
+    assert (await found(gql, "lvoelace", t, ["USER"]))[:1] == ["lovelace"]  # a transposition: one edit
+    assert await found(gql, "grcae", t, ["USER"]) == ["grace"]
+    assert await found(gql, "zzzzzz", t) == []
+
+
+async def test_full_name_case_accents_full_width_and_cjk_are_normalised(gql):
+    t, _ = await sign_up(gql, "jose", "José Álvarez")
+    await sign_up(gql, "tokyo_fan", "東京タワー好き")
+    await sign_up(gql, "strasse", "Große Straße")
+    assert await found(gql, "JOSE alvarez", t, ["USER"]) == ["jose"]
+    assert await found(gql, "ＪＯＳＥ", t, ["USER"]) == ["jose"]  # full-width
+    assert await found(gql, "álv", t, ["USER"]) == ["jose"]
+    assert await found(gql, "タワー", t, ["USER"]) == ["tokyo_fan"]
+    assert await found(gql, "東京", t, ["USER"]) == ["tokyo_fan"]
+    assert await found(gql, "strasse", t, ["USER"]) == ["strasse"]
+
+
+async def test_followed_accounts_then_followed_by_followed_rank_first_within_a_tier(gql):
+    tv, _ = await sign_up(gql, "viewer")
+    _, mid = await sign_up(gql, "middle")
+    ids = {}
+    for name in ("annaa", "annab", "annac"):
+        ids[name] = (await sign_up(gql, name))[1]
+    tm = (await gql.ok("mutation { logIn(input: {username: \"middle\", password: \"password-middle\"}) { token } }")
+          )["logIn"]["token"]
+    await gql.mutate("follow", tv, ids["annac"])          # followed by the viewer
+    await gql.mutate("follow", tv, mid)
+    await gql.mutate("follow", tm, ids["annab"])          # followed by someone the viewer follows
+    assert await found(gql, "anna", tv, ["USER"]) == ["annac", "annab", "annaa"]
+    anonymous = await found(gql, "anna", None, ["USER"])  # no graph: popularity (one follower each, annaa none)
+    assert anonymous[2] == "annaa" and sorted(anonymous[:2]) == ["annab", "annac"]
+
+
+async def test_hashtags_with_post_counts_places_and_captions(gql):
+    t, _ = await sign_up(gql, "ada")
+    await create(gql, t, "Sunrise over the harbour #GoldenHour", location={"name": "Porto Ribeira"})
+    await create(gql, t, "another #goldenhour walk")
+    await create(gql, t, "#goldenretriever puppy")
+    await gql.tao.run_jobs_until_idle()
+    data = await gql.ok(SEARCH, {"q": "golden", "t": ["HASHTAG"]}, t)
+    tags = [(e["node"]["name"], e["node"]["postCount"]) for e in data["search"]["edges"]]
+    assert tags == [("goldenhour", 2), ("goldenretriever", 1)]  # same tier: more posts first
+    assert await found(gql, "ribeira", t, ["PLACE"]) == ["Porto Ribeira"]
+    assert await found(gql, "harbour sunrise", t, ["POST"]) == ["Sunrise over the harbour #GoldenHour"]
+    assert await found(gql, "harb", t, ["POST"]) == ["Sunrise over the harbour #GoldenHour"]  # as you type
+
+
+async def test_post_edit_and_delete_reach_the_index(gql):
+    t, _ = await sign_up(gql, "ada")
+    p = (await create(gql, t, "first words"))["post"]["id"]
+    assert await found(gql, "first", t, ["POST"]) == ["first words"]
+    await gql.ok("mutation($i: PostEditInput!) { editPost(input: $i) { errors { code } } }",
+                 {"i": {"postId": p, "caption": "second thoughts"}}, t)
+    assert await found(gql, "first", t, ["POST"]) == []
+    assert await found(gql, "second", t, ["POST"]) == ["second thoughts"]
+    await gql.ok(DELETE, {"i": {"postId": p}}, t)
+    assert await found(gql, "second", t, ["POST"]) == []
+    assert await _engine_ids(gql, "second", "post") == []  # gone from the index, not only filtered
+
+
+async def test_rename_reaches_the_index(gql):
+    t, _ = await sign_up(gql, "oldname")
+    await gql.ok(PROFILE, {"i": {"username": "newname", "fullName": "Someone"}}, t)
+    assert await found(gql, "oldname", t, ["USER"]) == []
+    assert await found(gql, "newname", t, ["USER"]) == ["newname"]
+
+
+async def _engine_ids(gql, q, kind):
+    class Ctx:  # what the engine half of a search reads
+        tao = gql.tao
+        settings = gql.tao.settings
+    from resolvers.search import text
+    hits = await asyncio.to_thread(query._engine_hits, Ctx, (kind,), text.tokens(q), text.handle(q))
+    return [h.id for h in hits]
+
+
+async def test_private_accounts_posts_are_never_indexed_but_the_profile_is(gql):
+    tp, pid = await sign_up(gql, "secretive", private=True)
+    tf, _ = await sign_up(gql, "friend")
+    await gql.mutate("follow", tf, pid)  # a request: the friend cannot see the posts either way
+    await create(gql, tp, "hidden treasure")
+    assert await found(gql, "secretive", tf, ["USER"]) == ["secretive"]  # the profile is findable
+    assert await found(gql, "treasure", tp, ["POST"]) == []              # not even for the author
+    assert await _engine_ids(gql, "treasure", "post") == []              # never in the index
+    # Going public brings the posts in; going private again takes them out.
+    await gql.ok(PROFILE, {"i": {"isPrivate": False}}, tp)
+    assert await found(gql, "treasure", tf, ["POST"]) == ["hidden treasure"]
+    await gql.ok(PROFILE, {"i": {"isPrivate": True}}, tp)
+    assert await found(gql, "treasure", tp, ["POST"]) == []
+    assert await _engine_ids(gql, "treasure", "post") == []
+
+
+async def test_blocks_either_way_are_excluded_at_query_time(gql):
+    ta, a = await sign_up(gql, "blocker")
+    tb, b = await sign_up(gql, "blockee")
+    tc, _ = await sign_up(gql, "bystander")
+    await create(gql, tb, "blockee sunset")
+    await gql.tao.run_jobs_until_idle()
+    await gql.mutate("block", ta, b)
+    # No draining: the query-time exclusion alone hides them, both ways.
+    assert await found(gql, "block", ta, ["USER"], drain=False) == ["blocker"]
+    assert await found(gql, "blocker", tb, ["USER"], drain=False) == ["blockee"]  # a typo of it; not the blocker
+    assert await found(gql, "sunset", ta, ["POST"], drain=False) == []
+    assert await found(gql, "sunset", tc, ["POST"], drain=False) == ["blockee sunset"]  # others still see it
+    assert "blockee" in await found(gql, "block", tc, ["USER"])
+
+
+async def test_authoritative_check_covers_the_index_lag(gql):
+    t, _ = await sign_up(gql, "ada")
+    p = (await create(gql, t, "ephemeral note"))["post"]["id"]
+    tv, _ = await sign_up(gql, "viewer")
+    assert await found(gql, "ephemeral", tv, ["POST"]) == ["ephemeral note"]
+    await gql.ok(DELETE, {"i": {"postId": p}}, t)
+    assert await _engine_ids(gql, "ephemeral", "post") != []              # the index has not caught up
+    assert await found(gql, "ephemeral", tv, ["POST"], drain=False) == []  # but the check hides it
+    await gql.ok(PROFILE, {"i": {"isPrivate": True}}, t)
+    q = (await create(gql, t, "private now"))["post"]["id"]
+    assert q and await found(gql, "private", tv, ["POST"], drain=False) == []
+
+
+async def test_deindex_user_takes_the_profile_and_posts_out(gql):
+    t, _ = await sign_up(gql, "leaving")
+    await create(gql, t, "farewell message")
+    await gql.tao.run_jobs_until_idle()
+    user_id = await uid(gql, "leaving")
+    assert await _engine_ids(gql, "leaving", "user") == [user_id]
+    await gql.tao.obj_update(user_id, {"status": "deactivated"})  # what the accounts branch will set
+    await deindex_user(gql.tao, user_id)
+    await gql.tao.run_jobs_until_idle()
+    assert await _engine_ids(gql, "leaving", "user") == []
+    assert await _engine_ids(gql, "farewell", "post") == []
+
+
+async def test_index_jobs_are_idempotent(gql):
+    t, _ = await sign_up(gql, "twice")
+    await gql.tao.run_jobs_until_idle()
+    user_id = await uid(gql, "twice")
+    from resolvers.search import index_jobs
+    for _ in range(3):
+        for name, payload, delay in index_jobs(gql.tao, [("user", user_id)]):
+            await gql.tao.enqueue(user_id, name, payload, delay_ms=delay)
+    await gql.tao.run_jobs_until_idle()
+    assert await _engine_ids(gql, "twice", "user") == [user_id]
+
+
+BAD = ["", "   ", "*", "\"", "~", ":", "(", ")", "a:b", "\"ada", "ada~2", "(ada OR", "***:::", "AND", "-", "\\"]
+
+
+async def test_bad_input_is_a_clear_error_or_an_empty_result(gql):
+    t, _ = await sign_up(gql, "ada")
+    await gql.tao.run_jobs_until_idle()
+    for q in BAD:
+        body = await gql(SEARCH, {"q": q}, t)
+        assert "errors" not in body, (q, body)
+    assert await found(gql, "", t) == []
+    assert await found(gql, "(ada)", t, ["USER"]) == ["ada"]  # syntax characters are just text
+    body = await gql(SEARCH, {"q": "a" * 1000}, t)
+    assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert "at most 100 characters" in body["errors"][0]["message"]
+    body = await gql(SEARCH, {"q": "ada", "t": ["ACCOUNTS"]}, t)  # unknown type: a validation error
+    assert body.get("data") is None and "SearchType" in body["errors"][0]["message"]
+    assert await found(gql, "ada", t, []) == []  # no types: nothing
+    for msg in (b.get("message", "") for b in body["errors"]):
+        assert "tantivy" not in msg.lower()
+
+
+async def test_cursors_page_and_refuse_another_querys_cursor(gql):
+    t, _ = await sign_up(gql, "pager")
+    for i in range(5):
+        await sign_up(gql, f"pager{i}")
+    await gql.tao.run_jobs_until_idle()
+    seen, after = [], None
+    while True:
+        data = await gql.ok(SEARCH, {"q": "pager", "t": ["USER"], "f": 2, "a": after}, t)
+        seen += [e["node"]["username"] for e in data["search"]["edges"]]
+        if not data["search"]["pageInfo"]["hasNextPage"]:
+            break
+        after = data["search"]["pageInfo"]["endCursor"]
+    assert seen[0] == "pager" and sorted(seen) == sorted(["pager"] + [f"pager{i}" for i in range(5)])
+    data = await gql.ok(SEARCH, {"q": "pager", "t": ["USER"], "f": 2}, t)
+    other = data["search"]["pageInfo"]["endCursor"]
+    body = await gql(SEARCH, {"q": "pag", "t": ["USER"], "f": 2, "a": other}, t)
+    assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT" and "another search" in body["errors"][0][
+        "message"]
+    feed_cursor = "Y3Vyc29yOjE3MDAwMDAwMDAwMDA6MTIz"  # base64("cursor:1700000000000:123"): a list's cursor
+    body = await gql(SEARCH, {"q": "pager", "a": feed_cursor}, t)
+    assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    body = await gql(SEARCH, {"q": "pager", "a": "garbage!"}, t)
+    assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+RECENT = "{ recentSearches { __typename ... on User { username } ... on Hashtag { name } } }"
+
+
+async def test_recent_searches_add_list_clear_and_privacy(gql):
+    t, _ = await sign_up(gql, "me")
+    _, a = await sign_up(gql, "alpha")
+    tb, b = await sign_up(gql, "beta")
+    add = "mutation($i: RecentSearchAddInput!) { addRecentSearch(input: $i) { errors { code } } }"
+    assert (await gql.ok(add, {"i": {"id": a}}, t))["addRecentSearch"]["errors"] == []
+    await gql.ok(add, {"i": {"id": b}}, t)
+    await gql.ok(add, {"i": {"id": a}}, t)  # again: moves to the top, once
+    assert [r["username"] for r in (await gql.ok(RECENT, token=t))["recentSearches"]] == ["alpha", "beta"]
+    await gql.mutate("block", tb, (await gql.ok("{ viewer { id } }", token=t))["viewer"]["id"])
+    assert [r["username"] for r in (await gql.ok(RECENT, token=t))["recentSearches"]] == ["alpha"]  # hidden now
+    bad = await gql.ok(add, {"i": {"id": b}}, t)  # blocked: as if missing
+    assert bad["addRecentSearch"]["errors"] == [{"code": "NOT_FOUND"}]
+    cleared = await gql.ok("mutation { clearRecentSearches { cleared errors { code } } }", token=t)
+    assert cleared["clearRecentSearches"]["cleared"] == 2
+    assert (await gql.ok(RECENT, token=t))["recentSearches"] == []
+    body = await gql(RECENT)
+    assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+async def test_rebuild_reindexes_a_partition_from_the_store(gql):
+    names = [f"rebuilt{i}" for i in range(6)]
+    t = None
+    for n in names:
+        t, _ = await sign_up(gql, n)
+    await gql.tao.run_jobs_until_idle()
+    indexes = indexes_for(gql.tao)
+    for p in indexes.partitions:  # lose every document
+        await asyncio.to_thread(p.clear)
+        await asyncio.to_thread(p.commit)
+    assert await found(gql, "rebuilt", t, ["USER"]) == []
+    ticks: list[int] = []
+    for p in range(len(indexes.partitions)):
+        await rebuild_partition(gql.tao, p, progress=lambda shard, n: ticks.append(n))
+    assert sorted(await found(gql, "rebuilt", t, ["USER"])) == names and ticks
+
+
+async def test_a_partition_has_one_writer(gql):
+    await sign_up(gql, "solo")
+    await gql.tao.run_jobs_until_idle()  # this process took the writer of the account's partition
+    user_id = await uid(gql, "solo")
+    n = indexes_for(gql.tao).partition(user_id).number
+    other = SearchIndexes(gql.tao.settings.search)  # another process on the same directory
+    with pytest.raises(WriterBusyError):
+        await other.partitions[n].take_writer()
+    other.close()
+    assert job_name(n) in gql.tao.outbox.handlers
