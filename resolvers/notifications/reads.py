@@ -82,7 +82,7 @@ async def _views(ctx: RequestContext, viewer: int, edges: list[Assoc],
     async def read_marker_if_needed() -> int:
         return marker if marker is not None else await read_marker(ctx, viewer)
     ids = [e.id2 for e in edges]
-    loaded, pages, counts, marker = await asyncio.gather(
+    loaded, pages, counts, read_at = await asyncio.gather(
         ctx.loaders.object_by_id.load_many(ids),
         ctx.loaders.assoc_page_by_key.load_many([(i, "NOTIF_ACTOR", LATEST_ACTORS * 2, None) for i in ids]),
         ctx.loaders.assoc_count_by_key.load_many([(i, "NOTIF_ACTOR") for i in ids]),
@@ -104,7 +104,7 @@ async def _views(ctx: RequestContext, viewer: int, edges: list[Assoc],
         target = targets.get(n.target)
         if not actors or (not n.type.name.startswith("FOLLOW") and target is None):
             continue  # nobody the viewer may see did it, or they can no longer see what it is about
-        out[i] = NotificationView(n, times[i], actors, int(count), target, times[i] > marker)
+        out[i] = NotificationView(n, times[i], actors, int(count), target, times[i] > read_at)
     return out
 
 
