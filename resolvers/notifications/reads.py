@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from resolvers import privacy
 from resolvers.errors import BadInputError
-from resolvers.notifications.model import LATEST_ACTORS, Notification, NotificationType
+from resolvers.notifications.model import ACTOR_IS_TARGET, LATEST_ACTORS, Notification, NotificationType
 from resolvers.pagination import Cursor, Page, check_first
 from resolvers.records import User
 from tao import Assoc, Tao
@@ -80,7 +80,7 @@ async def _views(ctx: RequestContext, viewer: int, edges: list[Assoc]) -> dict[i
     counts = await ctx.loaders.assoc_count_by_key.load_many([(i, "NOTIF_ACTOR") for i in ids])
     actor_ids = {a.id2 for page in pages for a in page}
     visible = {u.id: u for u in await privacy.visible_users(ctx, actor_ids)}
-    target_ids = [n.target for n in records.values() if not n.type.name.startswith("FOLLOW")]
+    target_ids = [n.target for n in records.values() if n.type not in ACTOR_IS_TARGET]
     targets = {t: await privacy.load_visible_object(ctx, t) for t in dict.fromkeys(target_ids)}
     marker = await read_marker(ctx, viewer)
     times = {e.id2: e.time for e in edges}
@@ -89,7 +89,7 @@ async def _views(ctx: RequestContext, viewer: int, edges: list[Assoc]) -> dict[i
         n = records[i]
         actors = [visible[a.id2] for a in page if a.id2 in visible][:LATEST_ACTORS]
         target = targets.get(n.target)
-        if not actors or (not n.type.name.startswith("FOLLOW") and target is None):
+        if not actors or (n.type not in ACTOR_IS_TARGET and target is None):
             continue  # nobody the viewer may see did it, or they can no longer see what it is about
         out[i] = NotificationView(n, times[i], actors, int(count), target, times[i] > marker)
     return out
@@ -162,6 +162,7 @@ _VERBS = {
     NotificationType.FOLLOW_REQUEST: "asked to follow you",
     NotificationType.FOLLOW_ACCEPTED: "accepted your follow request",
     NotificationType.MESSAGE_REQUEST: "wants to send you a message",
+    NotificationType.NEW_DEVICE_LOGIN: "was logged in to from a new device: if it was not you, change your password",
 }
 
 

@@ -27,7 +27,7 @@ import logging
 from resolvers import realtime
 from resolvers.job_context import JobContext
 from resolvers.notifications import prefs, push
-from resolvers.notifications.model import Event, Level, NotificationType, encode
+from resolvers.notifications.model import SELF_TYPES, Event, Level, NotificationType, encode
 from tao import Tao
 from tao.models import now_ms
 
@@ -67,6 +67,9 @@ async def cause_exists(tao: Tao, event: Event) -> bool:
 async def allowed(tao: Tao, event: Event) -> bool:
     """Whether the recipient hears of this actor's event at all (blocks, mutes, preferences)."""
     r, a = event.recipient, event.actor
+    if event.type in SELF_TYPES:
+        prefs_edge = (await tao.assoc_get_many([prefs.prefs_key(r)]))[prefs.prefs_key(r)]
+        return prefs.decode(prefs_edge).level(event.type) is not Level.OFF
     keys = [(r, "BLOCKS", a), (r, "BLOCKED_BY", a), (r, "MUTES", a), (r, "FOLLOWS", a), prefs.prefs_key(r)]
     edges = await tao.assoc_get_many(keys)
     if any(edges[k] is not None for k in keys[:3]):
@@ -92,7 +95,9 @@ async def group_of(tao: Tao, event: Event, *, create: bool) -> int | None:
 
 async def record(tao: Tao, event: Event) -> int | None:
     """Record the event; returns its notification's id, or None when nobody is told."""
-    if event.actor == event.recipient or not await cause_exists(tao, event) or not await allowed(tao, event):
+    if event.actor == event.recipient and event.type not in SELF_TYPES:
+        return None
+    if not await cause_exists(tao, event) or not await allowed(tao, event):
         return None
     nid = await group_of(tao, event, create=True)
     if nid is None:
