@@ -28,6 +28,8 @@ class MessageError(Error):
     code: MessageErrorCode
     message: str
     field: str | None
+    retry_after: float | None = strawberry.field(
+        default=None, description="With RATE_LIMITED: seconds until the send would pass this limit.")
 
 
 def _id(ctx: RequestContext, global_id: strawberry.ID | None, typename: str, arg: str) -> int | None:
