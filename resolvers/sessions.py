@@ -11,6 +11,8 @@ Invariants:
 
 from __future__ import annotations
 
+import time
+
 from resolvers.accounts import (
     AccountErrorCode,
     check_throttle,
@@ -28,13 +30,15 @@ MAX_LISTED = 100
 
 
 async def list_sessions(tao: Tao, user_id: int, limit: int = MAX_LISTED) -> list[AuthSession]:
-    """The account's live sessions, newest first (at most `limit`)."""
+    """The account's live sessions, newest first (at most `limit`; expired ones are left out:
+    the job that deletes them may not have run yet)."""
     edges = await tao.assoc_range(user_id, "HAS_SESSION", 0, limit)
     found = await tao.obj_get([e.id2 for e in edges])
+    now = int(time.time() * 1000)
     out = []
     for e in edges:
         s = record_of(found[e.id2]) if e.id2 in found else None
-        if isinstance(s, AuthSession) and s.user_id == user_id:
+        if isinstance(s, AuthSession) and s.user_id == user_id and s.expires_at > now:
             out.append(s)
     return out
 

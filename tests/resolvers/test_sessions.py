@@ -65,6 +65,8 @@ async def test_sessions_list_devices_addresses_and_the_current_one(gql: GQL):
     assert [s["current"] for s in listed] == [True, False]
     assert all(s["ipAddress"] == "127.0.0.1" and s["lastUsedAt"] >= s["createdAt"] > 0 for s in listed)
     assert [s["current"] for s in await sessions(gql, first)] == [False, True]
+    await gql.tao.obj_update(int(phone.split("_")[1]), {"expires_at": 1})  # expired, not yet cleaned up
+    assert [s["device"] for s in await sessions(gql, first)] == ["Chrome 120 on Mac OS X 10.15"]
     # Another account's sessions are not part of its profile
     other = await sign_up(gql, "bob")
     body = await gql('{ user(username: "ada") { sessions { id } } }', token=other)
