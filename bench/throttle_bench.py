@@ -19,10 +19,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import Latencies  # noqa: E402
-from config import BrokerSettings  # noqa: E402
-from tao import Bucket, Mode  # noqa: E402
-from tao.rate_limits import LocalRateLimiter, RedisRateLimiter  # noqa: E402
+from bench.common import Latencies
+from config import BrokerSettings
+from tao import Bucket, Mode
+from tao.rate_limits import LocalRateLimiter, RedisRateLimiter
 
 
 async def measure(limiter, calls: int, concurrency: int) -> dict:
