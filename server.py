@@ -144,10 +144,6 @@ class TaogramView(GraphQLOverHTTPView):
         self.settings = settings
         self.persisted_documents = load_persisted_documents(settings.server)
         self.max_json_depth = settings.limits.max_json_depth
-        # Failed log-ins per account and per client address, per process (`AuthSettings.login_*`).
-        auth = settings.auth
-        self.login_throttle = LoginThrottle(auth.login_failures_per_username, auth.login_failures_per_address,
-                                            auth.login_window_seconds)
         # Observability: operation names as metric labels, bounded per process.
         self.operation_names = obs_metrics.OperationNames(settings.metrics.max_operation_names)
 
@@ -215,7 +211,10 @@ class TaogramView(GraphQLOverHTTPView):
             client_key=request.remote or "unknown",
             request=request,
             response=response,
-            login_throttle=self.login_throttle,
+            # Failed log-ins per account and per client address, shared by every process
+            # (`AuthSettings.login_*`, resolvers.throttle).
+            login_throttle=LoginThrottle(request.app[TAO_KEY], self.settings.auth),
+            user_agent=request.headers.get("User-Agent", "")[:512],
             media=request.app.get(MEDIA_KEY),
         )
         if isinstance(response, web.Response):  # HTTP; a WebSocket authenticates in on_ws_connect

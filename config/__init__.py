@@ -26,6 +26,7 @@ from config.settings import (
     Settings,
     StoreBackend,
     StoreSettings,
+    ThrottleSettings,
     TracingSettings,
     resolve_path,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "SearchSettings",
     "JobSettings", "LimitSettings", "MediaBackend", "MediaSettings", "MessageSettings", "MySQLServer",
     "NotificationSettings", "RealtimeSettings", "ServerSettings", "Settings", "StoreBackend", "StoreSettings",
+    "ThrottleSettings",
     "load_settings",
     "load_settings_or_exit", "resolve_path",
     # observability

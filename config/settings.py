@@ -383,6 +383,16 @@ class AuthSettings(_Section):
     login_failures_per_username: Count = 10
     login_failures_per_address: Count = 50
     login_window_seconds: Count = 15 * 60
+    # Every bound above is a token bucket shared by all processes (tao.rate_limits): `N` failures
+    # at once, then one more per window/N.
+    # A session's `lastUsedAt` is written at most this often (seconds), not on every request.
+    session_touch_seconds: Count = 60
+    # Two-factor log-in (TOTP, RFC 6238): the issuer shown by authenticator apps, how long the
+    # challenge `logIn` returns stays valid, and wrong codes allowed per challenge (then the
+    # challenge is spent: log in again). Wrong codes also count as failed log-ins above.
+    totp_issuer: str = "taogram"
+    two_factor_challenge_seconds: Annotated[int, _range(30, 3600)] = 300
+    two_factor_attempts_per_challenge: Count = 5
 
 
 class LimitSettings(_Section):
@@ -403,6 +413,33 @@ class LimitSettings(_Section):
     # is spread) per document, counted before validation, whose work grows with the square of
     # this number. GraphQL's full introspection query has 239.
     max_selections: Count = 300
+
+
+class ThrottleSettings(_Section):
+    """Per-user action limits, each a pair of token buckets (per hour, per day) shared by every
+    server process (tao.rate_limits). A refused action is a top-level THROTTLED error with
+    `extensions.retryAfter` (seconds)."""
+
+    enabled: bool = True
+    posts_per_hour: Count = 25
+    posts_per_day: Count = 100
+    comments_per_hour: Count = 60
+    comments_per_day: Count = 500
+    likes_per_hour: Count = 300
+    likes_per_day: Count = 1500
+    follows_per_hour: Count = 60
+    follows_per_day: Count = 200
+    messages_per_hour: Count = 300
+    messages_per_day: Count = 2000
+
+    @model_validator(mode="after")
+    def _day_holds_an_hour(self) -> Self:
+        for action in ("posts", "comments", "likes", "follows", "messages"):
+            hour, day = getattr(self, f"{action}_per_hour"), getattr(self, f"{action}_per_day")
+            if day < hour:
+                raise ValueError(f"throttle.{action}_per_day ({day}) must be at least throttle.{action}_per_hour "
+                                 f"({hour})")
+        return self
 
 
 class ServerSettings(_Section):
@@ -596,6 +633,7 @@ class Settings(BaseSettings):
     search: SearchSettings = Field(default_factory=SearchSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
+    throttle: ThrottleSettings = Field(default_factory=ThrottleSettings)
     broker: BrokerSettings = Field(default_factory=BrokerSettings)
     realtime: RealtimeSettings = Field(default_factory=RealtimeSettings)
     messages: MessageSettings = Field(default_factory=MessageSettings)

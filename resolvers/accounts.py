@@ -11,6 +11,13 @@ Invariants:
   user's shard, so a session lives and dies with its account's shard and authenticating is one
   cached object read), and only the secret's sha256 is stored, so a leaked database or cache
   cannot be replayed. Tokens expire after `AuthSettings.session_ttl_seconds`.
+- A session records its device (named from the User-Agent, `resolvers.devices`), the client
+  address that opened it, and when it was last used, rewritten at most once per
+  `AuthSettings.session_touch_seconds` by `authenticate` (not a write per request). A log-in
+  from a device the account never used notifies it (`NEW_DEVICE_LOGIN`, in the session's write).
+- With two-factor log-in on (`resolvers.two_factor`), a correct password opens no session: it
+  answers a short-lived challenge, and `completeLogIn` with a code opens the session.
+- Changing the password ends every other session of the account.
 """
 
 from __future__ import annotations
@@ -21,9 +28,11 @@ import hmac
 import re
 import secrets
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from resolvers.actor import acting_as
+from resolvers.devices import Device, device_of, remember_device
 from resolvers.errors import AuthenticationError, UserError
 from resolvers.ids import check_object_id
 from resolvers.job_context import JobContext
@@ -51,6 +60,31 @@ class AccountErrorCode(enum.Enum):
     FULL_NAME_INVALID = "FULL_NAME_INVALID"
     INVALID_CREDENTIALS = "INVALID_CREDENTIALS"
     TOO_MANY_ATTEMPTS = "TOO_MANY_ATTEMPTS"
+    SESSION_NOT_FOUND = "SESSION_NOT_FOUND"
+    # two-factor log-in (resolvers.two_factor)
+    INVALID_CODE = "INVALID_CODE"
+    CHALLENGE_INVALID = "CHALLENGE_INVALID"
+    TWO_FACTOR_ALREADY_ENABLED = "TWO_FACTOR_ALREADY_ENABLED"
+    TWO_FACTOR_NOT_STARTED = "TWO_FACTOR_NOT_STARTED"
+    TWO_FACTOR_NOT_ENABLED = "TWO_FACTOR_NOT_ENABLED"
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    """Who is opening a session: the client's address and User-Agent (from the transport)."""
+
+    address: str = "anonymous"
+    user_agent: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LogInResult:
+    """A log-in's answer: a session `token`, or (two-factor on) a `challenge` for `completeLogIn`."""
+
+    user: User
+    token: str | None = None
+    challenge: str | None = None
+    challenge_expires_at: int | None = None
 
 
 def normalize_username(username: str) -> str:
@@ -79,12 +113,12 @@ def validate_full_name(full_name: str, field: str = "fullName") -> str:
     return full_name
 
 
-def _validate_password(password: str) -> None:
+def _validate_password(password: str, field: str = "password") -> None:
     if not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
         raise UserError(
             AccountErrorCode.PASSWORD_INVALID,
             f"A password is {PASSWORD_MIN} to {PASSWORD_MAX} characters long.",
-            "password",
+            field,
         )
 
 
@@ -99,7 +133,8 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-async def do_sign_up(tao: Tao, username: str, password: str, full_name: str) -> tuple[User, str]:
+async def do_sign_up(tao: Tao, username: str, password: str, full_name: str,
+                     client: Client = Client()) -> tuple[User, str]:
     """Create an account and a first session; returns (user, token)."""
     ctx = acting_as(tao, None)
     validate_username(username)
@@ -115,26 +150,38 @@ async def do_sign_up(tao: Tao, username: str, password: str, full_name: str) -> 
     if not await tao.key_claim(USERNAME_KEYS, key, user_id):
         await tao.obj_delete(user_id)  # lost the race for the name: the account never existed
         raise taken
-    token = await _create_session(ctx, user_id)
+    device = await device_of(client.user_agent)
+    await remember_device(tao, user_id, device)  # the account's first device: nothing to tell
+    token = await create_session(tao, user_id, device, client.address)
     user = await ctx.loaders.object_by_id.load(user_id)
     assert isinstance(user, User)
     return user, token
 
 
+def _too_many(what: str, wait: float) -> UserError:
+    whose = "this account" if what == "username" else "your network address"
+    return UserError(
+        AccountErrorCode.TOO_MANY_ATTEMPTS,
+        f"Too many failed log-ins for {whose}: try again in {int(wait // 60) + 1} minute(s).",
+        None, retry_after=round(wait, 3),
+    )
+
+
+async def check_throttle(throttle: LoginThrottle | None, username: str, address: str) -> None:
+    """TOO_MANY_ATTEMPTS (before any secret is checked) while the account or address is throttled."""
+    if throttle is not None:
+        what, wait = await throttle.retry_after(normalize_username(username)[:64], address)
+        if wait > 0:
+            raise _too_many(what, wait)
+
+
 async def do_log_in(tao: Tao, username: str, password: str, *, throttle: LoginThrottle | None = None,
-                    client_key: str = "anonymous") -> tuple[User, str]:
-    """Check the credentials and open a session; returns (user, token). With a `throttle`, failed
-    attempts count against the account and the client's address (`client_key`)."""
+                    client: Client = Client()) -> LogInResult:
+    """Check the credentials and open a session (with two-factor on: a challenge instead). With
+    a `throttle`, failed attempts count against the account and the client's address."""
     ctx = acting_as(tao, None)
-    key, address = normalize_username(username)[:64], client_key
-    what, wait = throttle.retry_after(key, address) if throttle is not None else ("", 0.0)
-    if wait > 0:
-        whose = "this account" if what == "username" else "your network address"
-        raise UserError(
-            AccountErrorCode.TOO_MANY_ATTEMPTS,
-            f"Too many failed log-ins for {whose}: try again in {int(wait // 60) + 1} minute(s).",
-            None,
-        )
+    key, address = normalize_username(username)[:64], client.address
+    await check_throttle(throttle, username, address)
     user_id = None
     if USERNAME_RE.match(username):
         user_id = await ctx.loaders.user_id_by_username.load(normalize_username(username))
@@ -144,16 +191,30 @@ async def do_log_in(tao: Tao, username: str, password: str, *, throttle: LoginTh
     stored = user.password_hash if user is not None else None
     if not await verify_password(ctx.settings.auth, stored, password):
         if throttle is not None:
-            throttle.record_failure(key, address)
+            await throttle.record_failure(key, address)
         raise UserError(AccountErrorCode.INVALID_CREDENTIALS, "Wrong username or password.", None)
     assert user is not None
+    device = await device_of(client.user_agent)
+    if user.two_factor is not None and user.two_factor.enabled:
+        # The password was right, but it is only the first step: the throttle is not reset
+        # until the second succeeds (resolvers.two_factor).
+        from resolvers.two_factor import create_challenge  # it builds on this module
+        challenge, expires_at = await create_challenge(tao, user, device, address)
+        return LogInResult(user, challenge=challenge, challenge_expires_at=expires_at)
     if throttle is not None:
-        throttle.record_success(key)
-    if user.deactivated:  # logging in within the grace period cancels the account's deletion
-        from resolvers.account_data.deletion import cancel_deletion  # builds on this module
-        await cancel_deletion(tao, user.id)
-    token = await _create_session(ctx, user.id)
-    return user, token
+        await throttle.record_success(key)
+    token = await open_session(tao, user.id, device, address)
+    return LogInResult(user, token=token)
+
+
+async def open_session(tao: Tao, user_id: int, device: Device, address: str) -> str:
+    """A new session for a log-in that passed every step; the account hears of a new device.
+    Logging in within the grace period of a deletion cancels it (a no-op read otherwise)."""
+    from resolvers.account_data.deletion import cancel_deletion  # builds on this module
+
+    await cancel_deletion(tao, user_id)
+    new_device = await remember_device(tao, user_id, device)
+    return await create_session(tao, user_id, device, address, notify_new_device=new_device)
 
 
 def _parse_token(token: str) -> tuple[int, str] | None:
@@ -169,34 +230,75 @@ def _parse_token(token: str) -> tuple[int, str] | None:
     return int(sid), secret
 
 
-async def _create_session(ctx: RequestContext, user_id: int) -> str:
+async def create_session(tao: Tao, user_id: int, device: Device, address: str, *,
+                         notify_new_device: bool = False) -> str:
+    # Imported here: notifications reach the real-time layer, which reads sessions through this module.
+    from resolvers.notifications import causes
+
     secret = secrets.token_urlsafe(32)
-    expires_at = int(time.time() * 1000) + ctx.settings.auth.session_ttl_seconds * 1000
-    session_id = await ctx.tao.obj_add(
-        "SESSION", {"user_id": user_id, "token_hash": token_hash(secret), "expires_at": expires_at}, owner=user_id
-    )
-    await ctx.tao.assoc_add(user_id, "HAS_SESSION", session_id)
+    now = int(time.time() * 1000)
+    expires_at = now + tao.settings.auth.session_ttl_seconds * 1000
+    data = {"user_id": user_id, "token_hash": token_hash(secret), "expires_at": expires_at,
+            "device": device.name, "ip": address[:64], "last_used": now}
+    session_id = await tao.obj_add(
+        "SESSION", data, owner=user_id,
+        jobs=(lambda sid: causes.new_device_login(user_id, sid, now)) if notify_new_device else None)
+    await tao.assoc_add(user_id, "HAS_SESSION", session_id)
     return f"{TOKEN_PREFIX}{session_id}_{secret}"
 
 
 async def do_log_out(tao: Tao, actor_id: int, session_id: int, *, all_sessions: bool = False) -> None:
     """End the actor's session `session_id` (with `all_sessions`, every session of theirs); the
     tokens stop working at once."""
-    ended = [session_id]
-    if all_sessions:
-        while True:  # a long-lived account may hold many sessions: page through them all
-            page = await tao.assoc_range(actor_id, "HAS_SESSION", 0, 500)
-            others = [a.id2 for a in page if a.id2 != session_id]
-            if not others:
-                break
-            for sid in others:
-                await end_session(tao, actor_id, sid)
-            ended += others
+    ended = await end_other_sessions(tao, actor_id, session_id, publish=False) if all_sessions else []
     await end_session(tao, actor_id, session_id)
-    # Live WebSockets of these sessions re-check and close now (resolvers.realtime.sessions);
-    # imported here because the real-time layer reads sessions through this module.
+    await publish_ended(tao, actor_id, [session_id, *ended])
+
+
+async def end_other_sessions(tao: Tao, user_id: int, keep: int | None, *, publish: bool = True) -> list[int]:
+    """End every session of the user but `keep`; returns the ended ids."""
+    ended: list[int] = []
+    while True:  # a long-lived account may hold many sessions: page through them all
+        page = await tao.assoc_range(user_id, "HAS_SESSION", 0, 500)
+        others = [a.id2 for a in page if a.id2 != keep]
+        if not others:
+            break
+        for sid in others:
+            await end_session(tao, user_id, sid)
+        ended += others
+    if publish:
+        await publish_ended(tao, user_id, ended)
+    return ended
+
+
+async def publish_ended(tao: Tao, user_id: int, session_ids: list[int]) -> None:
+    """Live WebSockets of these sessions re-check and close now (4403, resolvers.realtime.sessions);
+    imported here because the real-time layer reads sessions through this module."""
     from resolvers.realtime.sessions import publish_session_revoked
-    await publish_session_revoked(tao, actor_id, ended)
+    await publish_session_revoked(tao, user_id, session_ids)
+
+
+async def check_own_password(tao: Tao, user: User, password: str, throttle: LoginThrottle | None,
+                             address: str, field: str) -> None:
+    """For actions that ask the account's password again (change it, two-factor): the same
+    throttle as log-ins; a wrong password counts as a failed log-in of the account."""
+    await check_throttle(throttle, user.username, address)
+    if not await verify_password(tao.settings.auth, user.password_hash, password):
+        if throttle is not None:
+            await throttle.record_failure(normalize_username(user.username)[:64], address)
+        raise UserError(AccountErrorCode.INVALID_CREDENTIALS, "The password is wrong.", field)
+
+
+async def do_change_password(tao: Tao, actor_id: int, session_id: int | None, current_password: str,
+                             new_password: str, *, throttle: LoginThrottle | None = None,
+                             address: str = "anonymous") -> None:
+    """Check the current password, store the new one, and end every other session."""
+    user = record_of((await tao.obj_get([actor_id]))[actor_id])
+    assert isinstance(user, User)
+    _validate_password(new_password, "newPassword")
+    await check_own_password(tao, user, current_password, throttle, address, "currentPassword")
+    await tao.obj_update(actor_id, {"password_hash": await hash_password(tao.settings.auth, new_password)})
+    await end_other_sessions(tao, actor_id, session_id)
 
 
 async def end_session(tao: Tao, user_id: int, session_id: int) -> None:
@@ -242,6 +344,10 @@ async def authenticate(ctx: RequestContext, token: str | None) -> None:
         # Clean up in the background (durably, on the session's shard); the answer is the same.
         await ctx.tao.enqueue(session.id, END_SESSION_JOB, {"session_id": session.id, "user_id": session.user_id})
         raise AuthenticationError("The session has expired: log in again.")
+    now = int(time.time() * 1000)
+    if now - session.last_used >= ctx.settings.auth.session_touch_seconds * 1000:
+        # `lastUsedAt`: one write per session per touch interval, not one per request.
+        await ctx.tao.obj_update(session.id, {"last_used": now})
     ctx.viewer_id = session.user_id
     ctx.session_id = session_id
     ctx.reset_loaders()

@@ -29,6 +29,8 @@ class RequestContext:
     session_id: int | None = None
     # Who pays for the query's cost when anonymous (the client address).
     client_key: str = "anonymous"
+    # The client's User-Agent (truncated), for the device name of a session it opens.
+    user_agent: str = ""
     # Transport objects, opaque here (resolvers know nothing of HTTP).
     request: Any = None
     response: Any = None

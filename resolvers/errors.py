@@ -2,7 +2,7 @@
 
 Two kinds, kept apart because clients handle them differently:
 - top-level errors (`AuthenticationError`, `PermissionDeniedError`, `BadInputError`,
-  `UnavailableError`) abort a field and reach the client in the response's `errors` list with
+  `UnavailableError`, `ThrottledError`) abort a field and reach the client in the response's `errors` list with
   `extensions.code`; the schema's error extension lets exactly these through unmasked;
 - `UserError` is an expected failure of a mutation (username taken, not following, ...): the
   schema turns it into the payload's typed `errors: [{code, message, field}]`, with `code` a
@@ -58,16 +58,30 @@ class UnavailableError(AppError):
     code = "UNAVAILABLE"
 
 
+class ThrottledError(AppError):
+    """A rate limit refused the request (an action limit, the cost budget); nothing was done.
+    `retry_after`: seconds until the same request would pass (`extensions.retryAfter`)."""
+
+    code = "THROTTLED"
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class UserError(AppError):
     """An expected failure of a mutation; becomes one entry of the payload's `errors`."""
 
-    def __init__(self, code: enum.Enum, message: str, field: str | None = None) -> None:
+    def __init__(self, code: enum.Enum, message: str, field: str | None = None, *,
+                 retry_after: float | None = None) -> None:
         super().__init__(message)
         self.code = code  # type: ignore[assignment]  # a domain enum member, not a string
         self.field = field
+        # Seconds until a throttled attempt may be retried (payload errors that have `retryAfter`).
+        self.retry_after = retry_after
 
 
-TOP_LEVEL_ERRORS = (AuthenticationError, PermissionDeniedError, BadInputError, UnavailableError)
+TOP_LEVEL_ERRORS = (AuthenticationError, PermissionDeniedError, BadInputError, UnavailableError, ThrottledError)
 
 UNAVAILABLE_MESSAGE = "Part of the data is temporarily unavailable; retry shortly."
 

@@ -12,7 +12,7 @@ import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from resolvers import accounts, block_cleanup, comments, media, posts, realtime
+from resolvers import accounts, block_cleanup, comments, media, posts, realtime, two_factor
 from resolvers.account_data import deletion as account_deletion
 from resolvers.account_data import export as account_export
 from resolvers.feed.jobs import HANDLERS as FEED_HANDLERS
@@ -31,6 +31,7 @@ HANDLERS: dict[str, JobHandler] = {
     "follows.approve_pending_requests": approve_pending_requests_job,
     SEVER_JOB: sever_blocked_job,
     accounts.END_SESSION_JOB: accounts.end_session_job,
+    two_factor.END_CHALLENGE_JOB: two_factor.end_challenge_job,
     **FEED_HANDLERS,
     posts.SYNC_EDGES_JOB: posts.sync_edges_job,
     posts.SYNC_AUTHOR_EDGES_JOB: posts.sync_author_edges_job,

@@ -67,6 +67,42 @@ class Record:
 
 
 @dataclass(slots=True, frozen=True)
+class RecoveryCode:
+    """One two-factor recovery code as stored: a public hint (its first characters, to find
+    which hash to check) and the argon2id hash of the whole code."""
+
+    hint: str
+    hash: str
+    used: bool
+
+
+@dataclass(slots=True, frozen=True)
+class TwoFactor:
+    """A user's TOTP state (USER data "two_factor"): the shared secret (set while enrolling,
+    `enabled` once a code confirmed it), the last accepted time step (a code of that step or an
+    earlier one is refused), and the recovery codes of the current generation."""
+
+    secret: str
+    enabled: bool
+    last_step: int
+    generation: int
+    codes: tuple[RecoveryCode, ...]
+
+    @classmethod
+    def decode(cls, d: Mapping[str, Any] | None) -> TwoFactor | None:
+        if not d:
+            return None
+        codes = tuple(RecoveryCode(str(c["i"]), str(c["h"]), bool(c.get("u"))) for c in d.get("codes") or ())
+        return cls(str(d["secret"]), bool(d.get("enabled")), int(d.get("last_step", 0)),
+                   int(d.get("generation", 0)), codes)
+
+    def encode(self) -> dict[str, Any]:
+        return {"secret": self.secret, "enabled": self.enabled, "last_step": self.last_step,
+                "generation": self.generation,
+                "codes": [{"i": c.hint, "h": c.hash, "u": c.used} for c in self.codes]}
+
+
+@dataclass(slots=True, frozen=True)
 class User(Record):
     otype: ClassVar[str] = "USER"
     username: str
@@ -80,6 +116,7 @@ class User(Record):
     last_active: int | None  # feed: when the account last read its feed
     feed_rebuild: int | None  # feed: set while its feed is being rebuilt after inactivity
     deactivated: bool = False  # account deletion requested (resolvers.account_data): hidden everywhere
+    two_factor: TwoFactor | None = None  # resolvers.two_factor: None when never enrolled
 
     @classmethod
     def decode(cls, obj: Obj) -> User:
@@ -88,23 +125,53 @@ class User(Record):
         return cls(obj.id, obj.version, obj.created, obj.updated, d["username"], d.get("full_name", ""),
                    d.get("bio", ""), d.get("website", ""), bool(d.get("is_private")),
                    int(picture) if picture is not None else None, bool(d.get("is_developer")),
-                   d.get("password_hash"), d.get("last_active"), d.get("feed_rebuild"), bool(d.get("deletion")))
+                   d.get("password_hash"), d.get("last_active"), d.get("feed_rebuild"), bool(d.get("deletion")),
+                   TwoFactor.decode(d.get("two_factor")))
 
 
 @dataclass(slots=True, frozen=True)
 class AuthSession(Record):
-    """A signed-in session (SESSION): its token's hash and when it expires."""
+    """A signed-in session (SESSION): its token's hash, when it expires, and what the account's
+    owner sees of it (resolvers.sessions): the device named from its User-Agent, the client
+    address that opened it, and when it was last used (rewritten at most once a minute)."""
 
     otype: ClassVar[str] = "SESSION"
     user_id: int
     expires_at: int
     token_hash: str
+    device: str = ""
+    ip: str = ""
+    last_used: int = 0
 
     @classmethod
     def decode(cls, obj: Obj) -> AuthSession:
         d = obj.data
         return cls(obj.id, obj.version, obj.created, obj.updated, int(d["user_id"]), int(d["expires_at"]),
-                   d.get("token_hash", ""))
+                   d.get("token_hash", ""), str(d.get("device", "")), str(d.get("ip", "")),
+                   int(d.get("last_used") or obj.created))
+
+
+@dataclass(slots=True, frozen=True)
+class LogInChallenge(Record):
+    """The second step of a log-in to an account with two-factor on (LOGIN_CHALLENGE, on the
+    user's shard): its token's hash, when it expires, the wrong codes tried so far, and the
+    device and address the session will record."""
+
+    otype: ClassVar[str] = "LOGIN_CHALLENGE"
+    user_id: int
+    expires_at: int
+    token_hash: str
+    attempts: int
+    device_name: str
+    device_family: str
+    ip: str
+
+    @classmethod
+    def decode(cls, obj: Obj) -> LogInChallenge:
+        d = obj.data
+        return cls(obj.id, obj.version, obj.created, obj.updated, int(d["user_id"]), int(d["expires_at"]),
+                   str(d["token_hash"]), int(d.get("attempts", 0)), str(d.get("device_name", "")),
+                   str(d.get("device_family", "")), str(d.get("ip", "")))
 
 
 @dataclass(slots=True, frozen=True)
@@ -277,7 +344,8 @@ class Unknown:
 
 
 _DECODERS: dict[str, Callable[[Obj], Any]] = {
-    cls.otype: cls.decode for cls in (User, AuthSession, Post, Comment, Media, Hashtag, Location, Thread, Message)
+    cls.otype: cls.decode for cls in (User, AuthSession, LogInChallenge, Post, Comment, Media, Hashtag, Location,
+                                      Thread, Message)
 }
 
 

@@ -1,77 +1,95 @@
-"""Failure throttling (log-in attempts): at most `max_failures` per key within a sliding window.
+"""Throttles: failed log-ins (per account and per client address), failed second factors, and
+per-user action limits (posts, comments, likes, follows, messages per hour and per day).
 
-In process memory, per server process: `LoginThrottle` bounds online password guessing against
-one account, and the password checks one client address can cause, to a number of failures per
-window per process, on top of argon2's cost per attempt.
+Every one is a set of token buckets in `tao.rate_limits`: shared by every server process
+through Redis when the broker is Redis, in process memory in the embedded default. So N server
+processes give one budget, not N.
+
+- `LoginThrottle`: failures per username and per client address, `AuthSettings.login_*`. A
+  refused attempt checks no password; a success refills only its username's bucket (the
+  address's count is not a secret a client can clear by logging in to its own account). A wrong
+  second factor (TOTP or recovery code) counts as a failure of the account and the address too.
+- `take_action`: one token from the actor's hourly and daily buckets of that action
+  (`ThrottleSettings`), both or neither; refused, it raises `ThrottledError` (top-level
+  THROTTLED with `extensions.retryAfter`) before the action runs. Mutations declare theirs:
+  `@mutation(action=Action.LIKES)` (schema.mutations).
 """
 
 from __future__ import annotations
 
-import time
-from collections import deque
+import enum
+import math
 
-MAX_KEYS = 100_000
+from config import AuthSettings, ThrottleSettings
+from resolvers.errors import ThrottledError
+from tao import Bucket, Mode, Tao
+
+HOUR, DAY = 3600.0, 86_400.0
 
 
-class FailureThrottle:
-    def __init__(self, max_failures: int, window_seconds: float) -> None:
-        self.max_failures = max_failures
-        self.window = window_seconds
-        self._failures: dict[str, deque[float]] = {}
-
-    def _recent(self, key: str, now: float) -> deque[float]:
-        q = self._failures.get(key)
-        if q is None:
-            return deque()
-        while q and q[0] <= now - self.window:
-            q.popleft()
-        if not q:
-            del self._failures[key]
-        return q
-
-    def retry_after(self, key: str) -> float:
-        """Seconds until `key` may try again; 0 if it may now."""
-        now = time.monotonic()
-        q = self._recent(key, now)
-        if len(q) < self.max_failures:
-            return 0.0
-        return q[0] + self.window - now
-
-    def record_failure(self, key: str) -> None:
-        now = time.monotonic()
-        if len(self._failures) >= MAX_KEYS:  # forget the quietest keys rather than grow without bound
-            for k in [k for k, q in self._failures.items() if q[-1] <= now - self.window]:
-                del self._failures[k]
-        self._failures.setdefault(key, deque()).append(now)
-
-    def reset(self, key: str) -> None:
-        self._failures.pop(key, None)
+def wait_text(seconds: float) -> str:
+    """"12 seconds", "3 minutes", "2 hours": rounded up, for messages."""
+    if seconds < 60:
+        n, unit = max(1, math.ceil(seconds)), "second"
+    elif seconds < 3600:
+        n, unit = math.ceil(seconds / 60), "minute"
+    else:
+        n, unit = math.ceil(seconds / 3600), "hour"
+    return f"{n} {unit}{'s' if n > 1 else ''}"
 
 
 class LoginThrottle:
-    """Failed log-ins counted per username and per client address; either one over its limit
-    refuses further attempts (before any password is checked) until its window passes.
+    """Failed log-ins counted per username and per client address in shared buckets; either one
+    empty refuses further attempts until it refills one token."""
 
-    The address bound is what stops a flood of unknown or varied usernames, each of which
-    stays under the per-username limit. A success resets its username's count only: the
-    address's count is not a secret the client can clear by logging in to its own account.
-    """
+    def __init__(self, tao: Tao, auth: AuthSettings) -> None:
+        self.tao = tao
+        window = float(auth.login_window_seconds)
+        self._per_username = float(auth.login_failures_per_username), window
+        self._per_address = float(auth.login_failures_per_address), window
 
-    def __init__(self, per_username: int, per_address: int, window_seconds: float) -> None:
-        self.usernames = FailureThrottle(per_username, window_seconds)
-        self.addresses = FailureThrottle(per_address, window_seconds)
+    def _buckets(self, username: str, address: str) -> list[Bucket]:
+        return [Bucket(f"login:addr:{address}", *self._per_address),
+                Bucket(f"login:user:{username}", *self._per_username)]
 
-    def retry_after(self, username: str, address: str) -> tuple[str, float]:
-        """("username" or "address", seconds to wait) for the bound that refuses; ("", 0) if none."""
-        for what, throttle, key in (("address", self.addresses, address), ("username", self.usernames, username)):
-            wait = throttle.retry_after(key)
-            if wait > 0:
-                return what, wait
-        return "", 0.0
+    async def retry_after(self, username: str, address: str) -> tuple[str, float]:
+        """("address" or "username", seconds to wait) for the bound that refuses; ("", 0) if none."""
+        taken = await self.tao.rate_limits.take(self._buckets(username, address), 1.0, Mode.PEEK)
+        if taken.ok:
+            return "", 0.0
+        what = "address" if taken.levels[0] < 1.0 else "username"
+        return what, max(taken.retry_after, 0.001)
 
-    def record_failure(self, username: str, address: str) -> None:
-        self.usernames.record_failure(username)
-        self.addresses.record_failure(address)
+    async def record_failure(self, username: str, address: str) -> None:
+        await self.tao.rate_limits.take(self._buckets(username, address), 1.0, Mode.FORCE)
 
-    def record_success(self, username: str) -> None:
-        self.usernames.reset(username)
+    async def record_success(self, username: str) -> None:
+        await self.tao.rate_limits.reset([f"login:user:{username}"])
+
+
+class Action(enum.Enum):
+    POSTS = "posts"
+    COMMENTS = "comments"
+    LIKES = "likes"
+    FOLLOWS = "follows"
+    MESSAGES = "messages"
+
+
+_NOUN = {Action.POSTS: "posts", Action.COMMENTS: "comments", Action.LIKES: "likes", Action.FOLLOWS: "follows",
+         Action.MESSAGES: "messages"}
+
+
+async def take_action(tao: Tao, settings: ThrottleSettings, actor_id: int, action: Action) -> None:
+    """Count one `action` by `actor_id`; ThrottledError (nothing counted) when over a limit."""
+    if not settings.enabled:
+        return
+    per_hour = getattr(settings, f"{action.value}_per_hour")
+    per_day = getattr(settings, f"{action.value}_per_day")
+    buckets = [Bucket(f"act:{action.value}:h:{actor_id}", float(per_hour), HOUR),
+               Bucket(f"act:{action.value}:d:{actor_id}", float(per_day), DAY)]
+    taken = await tao.rate_limits.take(buckets, 1.0, Mode.TAKE)
+    if taken.ok:
+        return
+    which = f"{per_hour} {_NOUN[action]} an hour" if taken.levels[0] < 1.0 else f"{per_day} {_NOUN[action]} a day"
+    raise ThrottledError(f"You have reached the limit of {which}: try again in {wait_text(taken.retry_after)}.",
+                         round(taken.retry_after, 3))

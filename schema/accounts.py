@@ -36,6 +36,8 @@ class AccountError(Error):
     code: AccountErrorCode
     message: str
     field: str | None
+    retry_after: float | None = strawberry.field(
+        default=None, description="With TOO_MANY_ATTEMPTS: seconds until an attempt is allowed again.")
 
 
 @strawberry.input
@@ -57,10 +59,14 @@ class AccountLogOutInput:
         default=False, description="End every session of the account, not just this one.")
 
 
-@strawberry.type(description="On success `token` is set; it is shown only once.")
+@strawberry.type(description="On success `token` is set; it is shown only once. With two-factor log-in on, "
+                             "`logIn` sets `challenge` instead: send it with a code to `completeLogIn`.")
 class AccountSessionPayload:
     user: User | None = None
     token: str | None = None
+    challenge: str | None = strawberry.field(
+        default=None, description="Two-factor log-in: pass it to `completeLogIn` with a code before it expires.")
+    challenge_expires_at: float | None = strawberry.field(default=None, description="ms since the epoch.")
     errors: list[AccountError] = strawberry.field(default_factory=list)
 
 
@@ -70,19 +76,29 @@ class AccountLogOutPayload:
     errors: list[AccountError] = strawberry.field(default_factory=list)
 
 
+def client_of(ctx: RequestContext) -> accounts.Client:
+    """Who opens a session: the client's address and User-Agent."""
+    return accounts.Client(ctx.client_key, ctx.user_agent)
+
+
 @strawberry.type
 class AccountsMutation:
     @mutation(description="Create an account and log in.", anonymous=True)
     async def sign_up(self, info: Ctx, input: AccountSignUpInput) -> AccountSessionPayload:
-        user, token = await accounts.do_sign_up(info.context.tao, input.username, input.password, input.full_name)
+        ctx = info.context
+        user, token = await accounts.do_sign_up(ctx.tao, input.username, input.password, input.full_name,
+                                                client_of(ctx))
         return AccountSessionPayload(user=User.from_record(user), token=token)
 
     @mutation(description="Open a session with a username and password.", anonymous=True)
     async def log_in(self, info: Ctx, input: AccountLogInInput) -> AccountSessionPayload:
         ctx = info.context
-        user, token = await accounts.do_log_in(ctx.tao, input.username, input.password,
-                                               throttle=ctx.login_throttle, client_key=ctx.client_key)
-        return AccountSessionPayload(user=User.from_record(user), token=token)
+        result = await accounts.do_log_in(ctx.tao, input.username, input.password,
+                                          throttle=ctx.login_throttle, client=client_of(ctx))
+        if result.challenge is not None:  # two-factor: no user until the second step
+            return AccountSessionPayload(challenge=result.challenge,
+                                         challenge_expires_at=float(result.challenge_expires_at or 0))
+        return AccountSessionPayload(user=User.from_record(result.user), token=result.token)
 
     @mutation(description="End the current session (or all of them); its token stops working at once.")
     async def log_out(self, info: Ctx, input: AccountLogOutInput | None = None) -> AccountLogOutPayload:

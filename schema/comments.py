@@ -13,6 +13,7 @@ from strawberry import Info
 
 from resolvers import comments, likes, records
 from resolvers.context import RequestContext
+from resolvers.throttle import Action
 from schema import prefetch
 from schema.errors import Error
 from schema.mutations import actor, mutation
@@ -147,7 +148,7 @@ def _comment_id(ctx: RequestContext, global_id: str, arg: str = "commentId") -> 
 
 @strawberry.type
 class CommentsMutation:
-    @mutation(description="Comment on a post, or reply to a comment.")
+    @mutation(description="Comment on a post, or reply to a comment.", action=Action.COMMENTS)
     async def add_comment(self, info: Ctx, input: CommentAddInput) -> CommentPayload:
         ctx = info.context
         post_id = store_id(ctx, input.post_id, "Post", "postId")
@@ -161,7 +162,7 @@ class CommentsMutation:
         await comments.do_delete_comment(ctx.tao, actor(info), _comment_id(ctx, input.comment_id))
         return CommentDeletePayload(deleted_comment_id=input.comment_id)
 
-    @mutation(description="Like a comment (idempotent).")
+    @mutation(description="Like a comment (idempotent).", action=Action.LIKES)
     async def like_comment(self, info: Ctx, input: CommentLikeInput) -> CommentPayload:
         ctx = info.context
         obj = await likes.do_like_comment(ctx.tao, actor(info), _comment_id(ctx, input.comment_id))

@@ -13,14 +13,13 @@ A document also costs at least one point per selection in it (`document_size`): 
 the work of validating it, which every document causes, valid or not.
 
 `CostBudget` is a token bucket per viewer (anonymous clients by address), refilled evenly over
-`LimitSettings.cost_window_seconds`; it lives in the server process (each process enforces its
-own share when several run).
+`LimitSettings.cost_window_seconds`, kept in `tao.rate_limits`: shared by every server process
+through Redis when the broker is Redis (N processes give one budget, not N), in process memory
+in the embedded default.
 """
 
 from __future__ import annotations
 
-import threading
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +44,9 @@ from graphql import (
     is_composite_type,
 )
 from graphql.execution.values import VariableValues
+
+from tao import Bucket, Mode
+from tao.rate_limits import LocalRateLimiter, RateLimiter
 
 MUTATION_COST = 10
 
@@ -222,43 +224,31 @@ class _Walker:
 
 
 class CostBudget:
-    """Token buckets of query-cost points, one per key; thread-safe, in process memory."""
+    """Token buckets of query-cost points, one per key (`Bucket("cost:<key>", capacity, window)`),
+    kept by the store's shared rate limiter (`tao.rate_limits`: Redis when the broker is Redis,
+    so every server process spends from one budget; else process memory). A schema executed
+    without a store in its context (tests, scripts) keeps its own buckets in memory."""
 
     def __init__(self, capacity: int, window_seconds: float) -> None:
         self.capacity = capacity
+        self.window = float(window_seconds)
         self.rate = capacity / window_seconds  # points restored per second
-        self._buckets: dict[str, tuple[float, float]] = {}
-        self._lock = threading.Lock()
+        self.local = LocalRateLimiter()
 
-    def _level(self, key: str, now: float) -> float:
-        level, at = self._buckets.get(key, (float(self.capacity), now))
-        return min(float(self.capacity), level + (now - at) * self.rate)
+    def _bucket(self, key: str) -> Bucket:
+        return Bucket(f"cost:{key}", float(self.capacity), self.window)
 
-    def _store(self, key: str, level: float, now: float) -> None:
-        self._buckets[key] = (level, now)
-        if len(self._buckets) > 100_000:  # forget full buckets: they carry no information
-            self._buckets = {k: v for k, v in self._buckets.items() if v[0] < self.capacity}
+    async def available(self, limiter: RateLimiter | None, key: str) -> float:
+        taken = await (limiter or self.local).take([self._bucket(key)], 0.0, Mode.PEEK)
+        return taken.levels[0]
 
-    def available(self, key: str) -> float:
-        with self._lock:
-            return self._level(key, time.monotonic())
-
-    def try_spend(self, key: str, cost: int) -> tuple[bool, float]:
+    async def try_spend(self, limiter: RateLimiter | None, key: str, cost: int) -> tuple[bool, float]:
         """Spend `cost` points if available; returns (spent, points left)."""
-        now = time.monotonic()
-        with self._lock:
-            level = self._level(key, now)
-            ok = cost <= level
-            if ok:
-                level -= cost
-            self._store(key, level, now)
-            return ok, level
+        taken = await (limiter or self.local).take([self._bucket(key)], float(cost), Mode.TAKE)
+        return taken.ok, taken.levels[0]
 
-    def charge(self, key: str, cost: int) -> float:
+    async def charge(self, limiter: RateLimiter | None, key: str, cost: int) -> float:
         """Take `cost` points whether or not they are all there (down to none): for work already
         done, such as a document refused by validation. Returns the points left."""
-        now = time.monotonic()
-        with self._lock:
-            level = max(0.0, self._level(key, now) - cost)
-            self._store(key, level, now)
-            return level
+        taken = await (limiter or self.local).take([self._bucket(key)], float(cost), Mode.FORCE)
+        return taken.levels[0]

@@ -27,7 +27,7 @@ from graphql import GraphQLError, OperationDefinitionNode
 from strawberry.extensions import MaskErrors, SchemaExtension
 
 from config import LimitSettings
-from resolvers.errors import TOP_LEVEL_ERRORS, AppError, domain_error
+from resolvers.errors import TOP_LEVEL_ERRORS, AppError, ThrottledError, domain_error
 from schema.cost import CostBudget, document_size, once_per_document_fields, query_cost
 from schema.input_strings import string_input_error
 
@@ -80,10 +80,12 @@ class ErrorPolicy(MaskErrors):
                 message = original.message  # a translated store error says it in the domain's words
             else:
                 message = error.message
+            extensions = {**(error.extensions or {}), "code": code}
+            if isinstance(original, ThrottledError):
+                extensions["retryAfter"] = original.retry_after
             out.append(GraphQLError(
                 message, nodes=error.nodes, source=error.source, positions=error.positions,
-                path=error.path, original_error=None,
-                extensions={**(error.extensions or {}), "code": code},
+                path=error.path, original_error=None, extensions=extensions,
             ))
         return out
 
@@ -124,25 +126,29 @@ class OperationGuard(SchemaExtension):
             reset()  # a WebSocket connection keeps its context: never share loaders between operations
         yield
 
-    def on_validate(self) -> Iterator[None]:
+    async def on_validate(self) -> AsyncIterator[None]:
         ec = self.execution_context
-        refusal = self._check_document()
+        refusal = await self._check_document()
         if refusal is not None:
             ec.pre_execution_errors = [refusal]  # strawberry then skips validation
             yield
             return
         yield
         if ec.pre_execution_errors:  # refused by validation, after doing its work: charge that work
-            self._report(self.selections, self.budget.charge(self._key(), self.selections))
+            self._report(self.selections, await self.budget.charge(self._limiter(), self._key(), self.selections))
 
     async def on_execute(self) -> AsyncIterator[None]:
-        refusal = self._check()
+        refusal = await self._check()
         if refusal is not None:
             self.execution_context.result = refusal
         yield
 
     def _key(self) -> str:
         return getattr(self.execution_context.context, "cost_key", "anonymous")
+
+    def _limiter(self) -> Any:
+        """The store's shared rate limiter (tao.rate_limits); None: the budget's own, in memory."""
+        return getattr(getattr(self.execution_context.context, "tao", None), "rate_limits", None)
 
     def _report(self, cost: int, left: float) -> None:
         self.cost = {
@@ -156,12 +162,13 @@ class OperationGuard(SchemaExtension):
         }
 
     def _throttled(self, cost: int, left: float) -> GraphQLError:
-        wait = (cost - left) / self.budget.rate
+        wait = max(0.001, (cost - left) / self.budget.rate)
         return GraphQLError(
             f"Query cost budget exhausted: this query needs {cost} points and {int(left)} are left; "
-            f"retry in {wait:.1f} s or send cheaper queries.", extensions={"code": "THROTTLED"})
+            f"retry in {wait:.1f} s or send cheaper queries.",
+            extensions={"code": "THROTTLED", "retryAfter": round(wait, 3)})
 
-    def _check_document(self) -> GraphQLError | None:
+    async def _check_document(self) -> GraphQLError | None:
         """Before validation, whose work grows with the square of the document's selections:
         refuse documents over `max_selections` (charged as if validated) and viewers whose
         budget cannot pay for validating this one."""
@@ -172,25 +179,25 @@ class OperationGuard(SchemaExtension):
         self.selections = n = size.selections
         cap = self.limits.max_selections
         if n > cap:
-            self._report(n, self.budget.charge(self._key(), n))
+            self._report(n, await self.budget.charge(self._limiter(), self._key(), n))
             return GraphQLError(
                 f"This document has {n} field selections (fragments counted wherever they are spread), "
                 f"more than the limit of {cap}, so it was not validated: validating grows with the square "
                 "of that number. Split it into several requests, or ask for fewer repeated fields.",
                 extensions={"code": "GRAPHQL_VALIDATION_FAILED"})
         if size.fragment_nesting > MAX_FRAGMENT_NESTING:
-            self._report(n, self.budget.charge(self._key(), n))
+            self._report(n, await self.budget.charge(self._limiter(), self._key(), n))
             return GraphQLError(
                 f"This document's fragments spread one another {size.fragment_nesting} levels deep, more "
                 f"than the limit of {MAX_FRAGMENT_NESTING}, so it was not validated: inline the inner ones.",
                 extensions={"code": "GRAPHQL_VALIDATION_FAILED"})
-        left = self.budget.available(self._key())
+        left = await self.budget.available(self._limiter(), self._key())
         if n > left:
             self._report(n, left)
             return self._throttled(n, left)
         return None
 
-    def _check(self) -> GraphQLExecutionResult | None:
+    async def _check(self) -> GraphQLExecutionResult | None:
         ec = self.execution_context
         bad_string = string_input_error(ec.graphql_document, ec.variables, self.limits.max_string_length)
         if bad_string is not None:
@@ -210,7 +217,7 @@ class OperationGuard(SchemaExtension):
             return _refuse(
                 f"This query costs {cost} points, more than the limit of {self.limits.max_query_cost}: "
                 "ask for smaller pages (`first`) or split it into several queries.", "MAX_COST_EXCEEDED")
-        ok, left = self.budget.try_spend(self._key(), cost)
+        ok, left = await self.budget.try_spend(self._limiter(), self._key(), cost)
         self._report(cost, left)
         if not ok:
             return GraphQLExecutionResult(data=None, errors=[self._throttled(cost, left)])

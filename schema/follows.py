@@ -14,6 +14,7 @@ from strawberry import Info
 
 from resolvers import follows, users
 from resolvers.context import RequestContext
+from resolvers.throttle import Action
 from schema.errors import Error
 from schema.mutations import actor, mutation
 from schema.relay import from_global_id
@@ -93,7 +94,8 @@ async def _run(info: Ctx, user_global_id: str, action: Callable[..., Awaitable[A
 
 @strawberry.type
 class FollowsMutation:
-    @mutation(description="Follow a public account; for a private one, send a follow request (status REQUESTED).")
+    @mutation(description="Follow a public account; for a private one, send a follow request (status REQUESTED).",
+              action=Action.FOLLOWS)
     async def follow(self, info: Ctx, input: UserFollowInput) -> FollowPayload:
         return await _run(info, input.user_id, follows.do_follow_user)
 

@@ -11,6 +11,7 @@ from strawberry import Info
 
 from resolvers.context import RequestContext
 from resolvers.messages import actions, model, send, threads
+from resolvers.throttle import Action
 from schema.errors import Error
 from schema.messages import Message, Thread
 from schema.mutations import actor, mutation
@@ -27,6 +28,8 @@ class MessageError(Error):
     code: MessageErrorCode
     message: str
     field: str | None
+    retry_after: float | None = strawberry.field(
+        default=None, description="With RATE_LIMITED: seconds until the send would pass this limit.")
 
 
 def _id(ctx: RequestContext, global_id: strawberry.ID | None, typename: str, arg: str) -> int | None:
@@ -157,7 +160,7 @@ async def _thread_payload(ctx: RequestContext, thread_id: int | None) -> ThreadP
 
 @strawberry.type
 class MessagesMutation:
-    @mutation(description="Send a message. Idempotent by `clientMessageId`.")
+    @mutation(description="Send a message. Idempotent by `clientMessageId`.", action=Action.MESSAGES)
     async def send_message(self, info: Ctx, input: MessageSendInput) -> MessageSendPayload:
         ctx = info.context
         recipients = None if input.recipient_ids is None else [store_id(ctx, u, "User", "recipientIds")

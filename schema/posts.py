@@ -17,6 +17,7 @@ from strawberry import Info
 from resolvers import comments, hashtags, likes, locations, media, posts, records
 from resolvers.context import RequestContext
 from resolvers.pagination import Page
+from resolvers.throttle import Action
 from schema import prefetch
 from schema.errors import Error
 from schema.media import Media
@@ -289,7 +290,7 @@ class PostsQuery:
 @strawberry.type
 class PostsMutation:
     @mutation(description="Publish a post. With media still processing it stays PROCESSING (seen "
-                          "only by you) until they are ready.")
+                          "only by you) until they are ready.", action=Action.POSTS)
     async def create_post(self, info: Ctx, input: PostCreateInput) -> PostPayload:
         ctx = info.context
         media = [store_id(ctx, m, "Media", "mediaIds") for m in input.media_ids]
@@ -313,7 +314,7 @@ class PostsMutation:
         await posts.do_delete_post(ctx.tao, actor(info), store_id(ctx, input.post_id, "Post", "postId"))
         return PostDeletePayload(deleted_post_id=input.post_id)
 
-    @mutation(description="Like a post (idempotent).")
+    @mutation(description="Like a post (idempotent).", action=Action.LIKES)
     async def like_post(self, info: Ctx, input: PostLikeInput) -> PostPayload:
         ctx = info.context
         pid = store_id(ctx, input.post_id, "Post", "postId")

@@ -18,6 +18,7 @@ from schema.notifications import NotificationsMutation, NotificationsSubscriptio
 from schema.posts import PostsMutation, PostsQuery
 from schema.realtime import RealtimeSubscription
 from schema.search import SearchMutation, SearchQuery
+from schema.sessions import SessionsMutation
 from schema.users import UsersMutation, UsersQuery
 
 
@@ -28,7 +29,8 @@ class Query(NodeQuery, UsersQuery, PostsQuery, MediaQuery, MessagesQuery, Accoun
 
 @strawberry.type
 class Mutation(AccountsMutation, UsersMutation, FollowsMutation, PostsMutation, CommentsMutation, FeedMutation,
-               MediaMutation, MessagesMutation, NotificationsMutation, AccountDataMutation, SearchMutation):
+               MediaMutation, MessagesMutation, NotificationsMutation, AccountDataMutation, SearchMutation,
+               SessionsMutation):
     pass
 
 

@@ -33,6 +33,7 @@ if TYPE_CHECKING:  # lazy at run time (schema.posts and schema.feed import this 
     from schema.feed import FeedConnection
     from schema.notifications import NotificationConnection, NotificationPreferences, NotificationType
     from schema.posts import Post
+    from schema.sessions import Session, TwoFactorStatus
 
 # The domain's enum is the GraphQL enum: strawberry.enum marks the class in place (the alias stays a type).
 FollowStatus = follows.FollowStatus
@@ -120,6 +121,19 @@ class User(Node):
         from schema.notifications import user_unread_count
 
         return await user_unread_count(info, self.store_id)
+
+    @strawberry.field(description="Where your account is logged in, newest first (at most 100). Only on your "
+                                  "own account: `viewer { sessions }`.")
+    async def sessions(self, info: Ctx) -> list[Annotated[Session, strawberry.lazy("schema.sessions")]]:
+        from schema.sessions import user_sessions  # it imports User
+
+        return await user_sessions(info, self.store_id)
+
+    @strawberry.field(description="Your two-factor log-in settings. Only on your own account.")
+    async def two_factor(self, info: Ctx) -> Annotated[TwoFactorStatus, strawberry.lazy("schema.sessions")]:
+        from schema.sessions import user_two_factor
+
+        return await user_two_factor(info, self)
 
     @strawberry.field(description="Your notification settings. Only on your own account.")
     async def notification_preferences(self, info: Ctx

@@ -20,10 +20,12 @@ from tao.errors import (
 )
 from tao.ids import shard_of, time_of
 from tao.models import Assoc, Obj
+from tao.rate_limits import Bucket, Mode, Taken
 from tao.store import Tao, open_tao
 
 __all__ = [
-    "Assoc", "ConflictError", "InvalidDataError", "InvalidIdError", "Obj", "ObjectFilter", "ObjectNotFoundError",
-    "ShardTimeoutError", "ShardUnavailableError", "Tao", "TaoError", "UnknownTypeError", "open_tao",
+    "Assoc", "Bucket", "ConflictError", "InvalidDataError", "InvalidIdError", "Mode", "Obj", "ObjectFilter",
+    "ObjectNotFoundError",
+    "ShardTimeoutError", "ShardUnavailableError", "Taken", "Tao", "TaoError", "UnknownTypeError", "open_tao",
     "shard_of", "time_of",
 ]

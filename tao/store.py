@@ -49,6 +49,7 @@ from tao.migrations import check_shard, migrate_shard
 from tao.models import Appended, Assoc, Obj
 from tao.objects import Objects
 from tao.outbox import Jobs, Outbox
+from tao.rate_limits import RateLimiter, make_rate_limiter
 from tao.registry import Registry
 from tao.shardmap import ShardMap
 from tao.shards import Errors, Shards
@@ -78,7 +79,7 @@ class Tao:
         # lifecycle and operations
         "migrate", "check_schema", "close", "ping_shards", "stats", "reset_stats",
         # routing and context
-        "shard", "n_shards", "ids", "settings", "registry", "broker",
+        "shard", "n_shards", "ids", "settings", "registry", "broker", "rate_limits",
     )
 
     def __init__(self, settings: Settings, registry: Registry, shard_map: ShardMap,
@@ -102,6 +103,8 @@ class Tao:
         # The event broker (tao.broker): writes publish "look at the store" messages after
         # their commit; the real-time layer (resolvers.realtime) listens.
         self.broker: Broker = make_broker(settings.broker)
+        # Rate limits shared by every process (tao.rate_limits): in Redis with the broker, else local.
+        self.rate_limits: RateLimiter = make_rate_limiter(settings.broker)
         outbox.register("tao.sync_inverses", _sync_inverses)
         outbox.register("tao.cache_refill", _cache_refill)
 
@@ -300,6 +303,7 @@ class Tao:
     async def close(self) -> None:
         await self.outbox.stop()
         await self.broker.close()
+        await self.rate_limits.close()
         await self._shards.backend.close()
         await self._cache.tier.close()
 

@@ -28,6 +28,7 @@ UNIQUE_KEY = _o("UNIQUE_KEY", 12)  # reserved: the store's key_claim rows are no
 FEED_SESSION = _o("FEED_SESSION", 60)  # a viewer's ranked feed snapshot (resolvers.feed.sessions)
 FEED_REGISTRY = _o("FEED_REGISTRY", 61)  # the well-known object holding the BIG_ACCOUNT list
 PUSH_SUBSCRIPTION = _o("PUSH_SUBSCRIPTION", 64)  # a Web Push endpoint and keys (resolvers.notifications.push)
+LOGIN_CHALLENGE = _o("LOGIN_CHALLENGE", 70)  # a pending two-factor log-in (resolvers.two_factor)
 TEST_NODE = _o("TEST_NODE", 99)    # the store's own tests and benchmarks
 
 # The follow graph

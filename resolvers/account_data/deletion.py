@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from resolvers.account_data.registry import DataContext, job_media, kinds
-from resolvers.accounts import AccountErrorCode, do_log_out
+from resolvers.accounts import AccountErrorCode, check_throttle, do_log_out
 from resolvers.errors import UserError
 from resolvers.job_context import JobContext
 from resolvers.passwords import verify_password
@@ -71,14 +71,10 @@ async def do_delete_account(tao: Tao, actor_id: int, password: str, *, throttle:
     if not isinstance(user, User):
         raise UserError(AccountErrorCode.INVALID_CREDENTIALS, "This account no longer exists.", None)
     key = user.username.lower()[:64]
-    if throttle is not None:
-        what, wait = throttle.retry_after(key, client_key)
-        if wait > 0:
-            raise UserError(AccountErrorCode.TOO_MANY_ATTEMPTS,
-                            f"Too many wrong passwords: try again in {int(wait // 60) + 1} minute(s).", "password")
+    await check_throttle(throttle, user.username, client_key)  # wrong passwords count as failed log-ins
     if not await verify_password(tao.settings.auth, user.password_hash, password):
         if throttle is not None:
-            throttle.record_failure(key, client_key)
+            await throttle.record_failure(key, client_key)
         raise UserError(AccountErrorCode.INVALID_CREDENTIALS,
                         "Wrong password: the account was not deleted. Enter your current password.", "password")
     state = DeletionState.of(obj)

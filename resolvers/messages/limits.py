@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from resolvers.errors import UserError
 from resolvers.messages.model import MessageErrorCode
+from resolvers.throttle import wait_text
 from tao import Tao
 from tao.models import now_ms
 
@@ -23,9 +24,18 @@ if TYPE_CHECKING:
 HOUR_MS, DAY_MS = 3_600_000, 86_400_000
 
 
-async def _recent(tao: Tao, user: int, atype: str, since: int, limit: int) -> int:
-    """How many of the user's `atype` edges are newer than `since`, counting up to `limit` + 1."""
-    return len(await tao.assoc_time_range(user, atype, low=since, limit=min(limit + 1, 1000)))
+async def _recent(tao: Tao, user: int, atype: str, since: int, limit: int) -> list[int]:
+    """Times of the user's `atype` edges newer than `since`, newest first, up to `limit` + 1."""
+    return [e.time for e in await tao.assoc_time_range(user, atype, low=since, limit=min(limit + 1, 1000))]
+
+
+def _retry_after(times: list[int], adding: int, limit: int, window: int, now: int) -> float:
+    """Seconds until enough of `times` leave the window for `adding` more to fit under `limit`."""
+    must_leave = len(times) + adding - limit
+    if must_leave <= 0 or not times:
+        return 0.0
+    oldest_needed = times[max(0, len(times) - must_leave)]  # newest first: the last ones leave first
+    return max(0.001, (oldest_needed + window - now) / 1000)
 
 
 async def split_recipients(ctx: RequestContext, thread_id: int | None,
@@ -54,16 +64,22 @@ async def check_send_limits(ctx: RequestContext, requests: list[int], new: list[
     per_hour = cfg.new_account_requests_per_hour if young else cfg.requests_per_hour
     per_day = cfg.new_account_new_recipients_per_day if young else cfg.new_recipients_per_day
     now = now_ms()
-    if (requests
-            and await _recent(ctx.tao, sender, "DM_REQUEST_SENT", now - HOUR_MS, per_hour) + len(requests) > per_hour):
-        raise UserError(MessageErrorCode.RATE_LIMITED,
-                        f"You can send at most {per_hour} message requests an hour"
-                        f"{' while your account is new' if young else ''}: try again later, "
-                        "or message people who follow you.", "recipientIds")
-    if new and await _recent(ctx.tao, sender, "DM_CONTACTED", now - DAY_MS, per_day) + len(new) > per_day:
-        raise UserError(MessageErrorCode.RATE_LIMITED,
-                        f"You can message at most {per_day} new people a day"
-                        f"{' while your account is new' if young else ''}: try again tomorrow.", "recipientIds")
+    if requests:
+        times = await _recent(ctx.tao, sender, "DM_REQUEST_SENT", now - HOUR_MS, per_hour)
+        if len(times) + len(requests) > per_hour:
+            wait = _retry_after(times, len(requests), per_hour, HOUR_MS, now)
+            raise UserError(MessageErrorCode.RATE_LIMITED,
+                            f"You can send at most {per_hour} message requests an hour"
+                            f"{' while your account is new' if young else ''}: try again in {wait_text(wait)}, "
+                            "or message people who follow you.", "recipientIds", retry_after=round(wait, 3))
+    if new:
+        times = await _recent(ctx.tao, sender, "DM_CONTACTED", now - DAY_MS, per_day)
+        if len(times) + len(new) > per_day:
+            wait = _retry_after(times, len(new), per_day, DAY_MS, now)
+            raise UserError(MessageErrorCode.RATE_LIMITED,
+                            f"You can message at most {per_day} new people a day"
+                            f"{' while your account is new' if young else ''}: try again in {wait_text(wait)}.",
+                            "recipientIds", retry_after=round(wait, 3))
 
 
 async def record_send(tao: Tao, sender: int, requests: list[int], new: list[int], time: int) -> None:

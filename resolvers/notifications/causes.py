@@ -69,3 +69,9 @@ def message_requests(actor: int, recipients: list[int], thread_id: int, message_
                      at: int) -> list[tuple[str, dict]]:
     """The first message to someone who does not follow the sender (a message request)."""
     return _jobs([Event(T.MESSAGE_REQUEST, r, actor, thread_id, at, message_id) for r in recipients])
+
+
+def new_device_login(user_id: int, session_id: int, at: int) -> list[tuple[str, dict]]:
+    """A log-in from a device the account never used: the account hears of it (the cause is
+    the session: revoked before the job ran, nothing is said)."""
+    return [notify(Event(T.NEW_DEVICE_LOGIN, user_id, user_id, session_id, at, session_id))]

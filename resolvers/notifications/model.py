@@ -39,6 +39,7 @@ class NotificationType(enum.Enum):
     FOLLOW_REQUEST = "FOLLOW_REQUEST"      # someone asked to follow your private account
     FOLLOW_ACCEPTED = "FOLLOW_ACCEPTED"    # someone accepted your follow request
     MESSAGE_REQUEST = "MESSAGE_REQUEST"    # someone you do not follow sent you a message request
+    NEW_DEVICE_LOGIN = "NEW_DEVICE_LOGIN"  # your account was logged in to from a device it never used
 
 
 class Level(enum.Enum):
@@ -58,8 +59,16 @@ GROUP_WINDOW_MS: dict[NotificationType, int] = {
     NotificationType.FOLLOW: DAY_MS,
 }
 
+# About the recipient's own account: the actor is the recipient (its target, the session, is
+# not shown: it says nothing the preview does not), and no block, mute or level but OFF applies.
+SELF_TYPES = frozenset({NotificationType.NEW_DEVICE_LOGIN})
+# Types whose target is the actor (no separate object is loaded for them).
+ACTOR_IS_TARGET = frozenset({NotificationType.FOLLOW, NotificationType.FOLLOW_REQUEST,
+                             NotificationType.FOLLOW_ACCEPTED, NotificationType.NEW_DEVICE_LOGIN})
+
 # Pushed at once; the other types' pushes are batched per group (docs/notifications.md).
-IMMEDIATE_PUSH = frozenset({NotificationType.MENTION, NotificationType.MESSAGE_REQUEST})
+IMMEDIATE_PUSH = frozenset({NotificationType.MENTION, NotificationType.MESSAGE_REQUEST,
+                            NotificationType.NEW_DEVICE_LOGIN})
 
 LATEST_ACTORS = 3  # how many actors a notification names ("ada, bob and 10 others")
 

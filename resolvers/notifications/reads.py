@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from resolvers import privacy
 from resolvers.errors import BadInputError
-from resolvers.notifications.model import LATEST_ACTORS, Notification, NotificationType
+from resolvers.notifications.model import ACTOR_IS_TARGET, LATEST_ACTORS, Notification, NotificationType
 from resolvers.pagination import Cursor, Page, check_first
 from resolvers.records import User
 from tao import Assoc, Tao
@@ -89,7 +89,7 @@ async def _views(ctx: RequestContext, viewer: int, edges: list[Assoc],
         read_marker_if_needed())
     records = {n.id: n for n in loaded if isinstance(n, Notification)}
     actor_ids = list({a.id2: None for page in pages for a in page})
-    target_ids = list(dict.fromkeys(n.target for n in records.values() if not n.type.name.startswith("FOLLOW")))
+    target_ids = list(dict.fromkeys(n.target for n in records.values() if n.type not in ACTOR_IS_TARGET))
     users, seen = await asyncio.gather(privacy.visible_users(ctx, actor_ids),
                                        asyncio.gather(*(privacy.load_visible_object(ctx, t) for t in target_ids)))
     visible = {u.id: u for u in users}
@@ -102,7 +102,7 @@ async def _views(ctx: RequestContext, viewer: int, edges: list[Assoc],
             continue  # not a notification (deleted since it was listed)
         actors = [visible[a.id2] for a in page if a.id2 in visible][:LATEST_ACTORS]
         target = targets.get(n.target)
-        if not actors or (not n.type.name.startswith("FOLLOW") and target is None):
+        if not actors or (n.type not in ACTOR_IS_TARGET and target is None):
             continue  # nobody the viewer may see did it, or they can no longer see what it is about
         out[i] = NotificationView(n, times[i], actors, int(count), target, times[i] > read_at)
     return out
@@ -180,6 +180,7 @@ _VERBS = {
     NotificationType.FOLLOW_REQUEST: "asked to follow you",
     NotificationType.FOLLOW_ACCEPTED: "accepted your follow request",
     NotificationType.MESSAGE_REQUEST: "wants to send you a message",
+    NotificationType.NEW_DEVICE_LOGIN: "was logged in to from a new device: if it was not you, change your password",
 }
 
 

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from resolvers import realtime
 from resolvers.job_context import JobContext
 from resolvers.notifications import prefs, push
-from resolvers.notifications.model import Event, Level, NotificationType, encode
+from resolvers.notifications.model import SELF_TYPES, Event, Level, NotificationType, encode
 from tao import Tao, shard_of
 from tao.models import now_ms
 
@@ -139,6 +139,8 @@ async def _allowed(tao: Tao, recipient: int, ntype: NotificationType, actors: li
     level = prefs.decode(edges[prefs.prefs_key(recipient)]).level(ntype)
     if level is Level.OFF:
         return set()
+    if ntype in SELF_TYPES:  # about the recipient's own account: only the level applies
+        return set(actors)
     return {a for a, keys in zip(actors, per)
             if not any(edges[k] is not None for k in keys[:3])
             and (level is Level.EVERYONE or edges[keys[3]] is not None)}
@@ -166,7 +168,7 @@ async def record(tao: Tao, event: Event, *, fresh: bool = False) -> int | None:
     """Record the event; returns its notification's id, or None when nobody is told. Events of
     one group that arrive together are written together (`_Batches`). `fresh`: the caller has
     just committed the cause, so it is not read before the write (it is after, as always)."""
-    if event.actor == event.recipient:
+    if event.actor == event.recipient and event.type not in SELF_TYPES:
         return None
     return await _batches(tao).submit(event, fresh)
 
@@ -178,7 +180,7 @@ async def record_many(tao: Tao, events: list[Event], *, fresh: frozenset[int] = 
     (which an undo in between needs) reads them."""
     latest: dict[int, Event] = {}
     for e in events:  # one actor, several events (a retried job): one membership, its latest time
-        if e.actor != e.recipient and (e.actor not in latest or e.at > latest[e.actor].at):
+        if (e.actor != e.recipient or e.type in SELF_TYPES) and (e.actor not in latest or e.at > latest[e.actor].at):
             latest[e.actor] = e
     out: dict[int, int | None] = dict.fromkeys((e.actor for e in events), None)
     if not latest:

@@ -12,7 +12,7 @@ MSG_FIELDS = (
     "id kind text clientMessageId sender { username } seenBy { username } reactions { emoji user { username } }"
 )
 SEND = f"""mutation($i: MessageSendInput!) {{ sendMessage(input: $i) {{
-  message {{ {MSG_FIELDS} }} thread {{ id isGroup }} errors {{ code message field }} }} }}"""
+  message {{ {MSG_FIELDS} }} thread {{ id isGroup }} errors {{ code message field retryAfter }} }} }}"""
 INBOX = """query($f: InboxFolder!) { inbox { unreadThreadCount unreadMessageCount
   threads(folder: $f) { nodes { id isGroup name unreadCount isRequest isMuted lastMessage { text }
     members { username } } } } }"""

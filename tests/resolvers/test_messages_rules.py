@@ -209,11 +209,13 @@ async def test_spam_limits_on_requests_and_new_recipients(gql, dm, gql_settings)
     assert limited["errors"] == []
     p = await dm.send(ta, to=[others[3][1]])
     assert codes(p) == ["RATE_LIMITED"] and "new people a day" in p["errors"][0]["message"]
+    assert 86_000 < p["errors"][0]["retryAfter"] <= 86_400  # when the first of the day's three leaves the window
     # a conversation already going is not limited
     assert (await dm.send(ta, to=[others[0][1]]))["errors"] == []
     cfg.new_account_new_recipients_per_day = 100
     stranger = (await gql.sign_up("zed"))[1]
     p = await dm.send(ta, to=[stranger])
     assert codes(p) == ["RATE_LIMITED"] and "message requests an hour" in p["errors"][0]["message"]
+    assert 3000 < p["errors"][0]["retryAfter"] <= 3600 and "try again in" in p["errors"][0]["message"]
     cfg.new_account_days = 0  # an established account: the normal limits
     assert (await dm.send(ta, to=[stranger]))["errors"] == []

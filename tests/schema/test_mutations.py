@@ -9,7 +9,7 @@ from strawberry.permission import PermissionExtension
 from schema.mutations import DomainErrorsToPayload, IsAuthenticated
 from schema.root import Mutation
 
-ANONYMOUS = {"sign_up", "log_in"}
+ANONYMOUS = {"sign_up", "log_in", "complete_log_in"}
 
 
 def _fields() -> dict:

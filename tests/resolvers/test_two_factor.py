@@ -1,0 +1,167 @@
+"""Two-factor log-in through GraphQL: enrolment (secret, otpauth URI, QR), confirmation and
+recovery codes, the two-step log-in, and the bad inputs: a wrong code, a reused code, a recovery
+code used twice, too many wrong codes, an expired or forged challenge, a wrong password to
+disable, each a clear payload error that changes nothing and counts toward the throttle."""
+
+from __future__ import annotations
+
+import time
+
+import pyotp
+import pytest
+
+from tests.schema.client import GQL
+
+START = """mutation($p: String!) {
+  startTwoFactor(input: {password: $p}) { secret provisioningUri qrCodeSvg errors { code field } }
+}"""
+CONFIRM = "mutation($c: String!) { confirmTwoFactor(input: {code: $c}) { recoveryCodes errors { code message } } }"
+DISABLE = "mutation($p: String!) { disableTwoFactor(input: {password: $p}) { ok errors { code field } } }"
+LOG_IN = """mutation($u: String!, $p: String!) {
+  logIn(input: {username: $u, password: $p}) { token challenge challengeExpiresAt user { username }
+    errors { code message retryAfter } }
+}"""
+COMPLETE = """mutation($ch: String!, $c: String!) {
+  completeLogIn(input: {challenge: $ch, code: $c}) { token user { username } errors { code message field } }
+}"""
+STATUS = "{ viewer { twoFactor { enabled recoveryCodesLeft } } }"
+
+
+class Enrolled(pyotp.TOTP):
+    used: str  # the code that confirmed the enrolment
+
+
+async def enrol(gql: GQL, token: str, password: str = "password-ada") -> tuple[Enrolled, list[str]]:
+    started = (await gql.ok(START, {"p": password}, token=token))["startTwoFactor"]
+    assert started["errors"] == []
+    totp = Enrolled(started["secret"])
+    totp.used = totp.now()
+    confirmed = (await gql.ok(CONFIRM, {"c": totp.used}, token=token))["confirmTwoFactor"]
+    assert confirmed["errors"] == [], confirmed
+    return totp, confirmed["recoveryCodes"]
+
+
+def later_code(totp: pyotp.TOTP) -> str:
+    """The next time step's code: accepted (one step of drift), and after the step used so far."""
+    return totp.at(time.time() + totp.interval)
+
+
+async def challenge(gql: GQL, name: str = "ada") -> str:
+    p = (await gql.ok(LOG_IN, {"u": name, "p": "password-" + name}))["logIn"]
+    assert p["token"] is None and p["user"] is None and p["errors"] == [] and p["challenge"].startswith("tgc_")
+    assert p["challengeExpiresAt"] > time.time() * 1000
+    return p["challenge"]
+
+
+async def complete(gql: GQL, ch: str, code: str) -> dict:
+    return (await gql.ok(COMPLETE, {"ch": ch, "c": code}))["completeLogIn"]
+
+
+def codes(p: dict) -> list[str]:
+    return [e["code"] for e in p["errors"]]
+
+
+async def test_enrolment_gives_a_provisioning_uri_and_qr_and_needs_the_password(gql: GQL):
+    token, _ = await gql.sign_up("ada")
+    p = (await gql.ok(START, {"p": "wrong password"}, token=token))["startTwoFactor"]
+    assert [(e["code"], e["field"]) for e in p["errors"]] == [("INVALID_CREDENTIALS", "password")]
+    assert p["secret"] is None
+    p = (await gql.ok(START, {"p": "password-ada"}, token=token))["startTwoFactor"]
+    assert p["provisioningUri"].startswith("otpauth://totp/taogram:ada?secret=" + p["secret"])
+    assert p["qrCodeSvg"].startswith("data:image/svg+xml;utf8,") and "svg" in p["qrCodeSvg"]
+    # not on until confirmed: logIn still answers a session
+    assert (await gql.ok(STATUS, token=token))["viewer"]["twoFactor"] == {"enabled": False, "recoveryCodesLeft": 0}
+    assert (await gql.ok(LOG_IN, {"u": "ada", "p": "password-ada"}))["logIn"]["token"]
+    wrong = (await gql.ok(CONFIRM, {"c": "000000" if pyotp.TOTP(p["secret"]).now() != "000000" else "111111"},
+                          token=token))["confirmTwoFactor"]
+    assert codes(wrong) == ["INVALID_CODE"] and wrong["recoveryCodes"] is None
+    ok = (await gql.ok(CONFIRM, {"c": pyotp.TOTP(p["secret"]).now()}, token=token))["confirmTwoFactor"]
+    assert len(ok["recoveryCodes"]) == 10 and len(set(ok["recoveryCodes"])) == 10
+    assert (await gql.ok(STATUS, token=token))["viewer"]["twoFactor"] == {"enabled": True, "recoveryCodesLeft": 10}
+    # stored hashed: no recovery code and no code hint beyond its first four characters
+    uid = (await gql.tao.key_get_many("username", ["ada"]))["ada"]
+    stored = str((await gql.tao.obj_get([uid]))[uid].data["two_factor"])
+    assert all(c.replace("-", "") not in stored for c in ok["recoveryCodes"]) and "$argon2id$" in stored
+    again = (await gql.ok(START, {"p": "password-ada"}, token=token))["startTwoFactor"]
+    assert codes(again) == ["TWO_FACTOR_ALREADY_ENABLED"]
+
+
+async def test_log_in_takes_two_steps_and_a_used_code_is_refused(gql: GQL):
+    token, _ = await gql.sign_up("ada")
+    totp, _ = await enrol(gql, token)
+    ch = await challenge(gql)
+    reused = await complete(gql, ch, totp.used)  # the code that confirmed the enrolment
+    assert codes(reused) == ["INVALID_CODE"] and reused["token"] is None
+    assert "already used" in reused["errors"][0]["message"]
+    code = later_code(totp)
+    done = await complete(gql, ch, code)
+    assert done["errors"] == [] and done["user"]["username"] == "ada"
+    assert (await gql.ok("{ viewer { username } }", token=done["token"]))["viewer"]["username"] == "ada"
+    # the challenge is single use, and so is the code
+    assert codes(await complete(gql, ch, code)) == ["CHALLENGE_INVALID"]
+    assert codes(await complete(gql, await challenge(gql), code)) == ["INVALID_CODE"]
+
+
+async def test_a_recovery_code_works_once(gql: GQL):
+    token, _ = await gql.sign_up("ada")
+    _, recovery = await enrol(gql, token)
+    done = await complete(gql, await challenge(gql), recovery[3].lower())  # case and dashes do not matter
+    assert done["errors"] == [] and done["token"]
+    assert (await gql.ok(STATUS, token=token))["viewer"]["twoFactor"]["recoveryCodesLeft"] == 9
+    twice = await complete(gql, await challenge(gql), recovery[3])
+    assert codes(twice) == ["INVALID_CODE"] and twice["token"] is None
+    assert (await gql.ok(STATUS, token=token))["viewer"]["twoFactor"]["recoveryCodesLeft"] == 9
+    assert (await complete(gql, await challenge(gql), recovery[4].replace("-", "")))["token"]
+
+
+@pytest.fixture
+def ten_failures(gql_settings):
+    gql_settings.auth.login_failures_per_username = 8
+    gql_settings.auth.two_factor_attempts_per_challenge = 5
+
+
+async def test_wrong_codes_end_the_challenge_and_count_toward_the_log_in_throttle(ten_failures, gql: GQL):
+    token, _ = await gql.sign_up("ada")
+    totp, _ = await enrol(gql, token)
+    good = later_code(totp)
+    bad = "123456" if good != "123456" else "654321"
+    ch = await challenge(gql)
+    for left in (4, 3, 2, 1):
+        p = await complete(gql, ch, bad)
+        assert codes(p) == ["INVALID_CODE"] and f"{left} more tries" in p["errors"][0]["message"]
+    assert codes(await complete(gql, ch, bad)) == ["CHALLENGE_INVALID"]  # the fifth: spent
+    assert codes(await complete(gql, ch, good)) == ["CHALLENGE_INVALID"]  # even with the right code
+    ch = await challenge(gql)
+    for _ in range(3):  # 8 failures of the account in all
+        assert codes(await complete(gql, ch, "ZZZZ-ZZZZ-ZZZZ-ZZZZ")) == ["INVALID_CODE"]
+    refused = await complete(gql, ch, good)
+    assert codes(refused) == ["TOO_MANY_ATTEMPTS"] and refused["token"] is None
+    p = (await gql.ok(LOG_IN, {"u": "ada", "p": "password-ada"}))["logIn"]
+    assert codes(p) == ["TOO_MANY_ATTEMPTS"] and p["errors"][0]["retryAfter"] > 0
+
+
+async def test_expired_and_forged_challenges_are_refused(gql: GQL):
+    token, _ = await gql.sign_up("ada")
+    totp, _ = await enrol(gql, token)
+    ch = await challenge(gql)
+    cid = int(ch.split("_")[1])
+    for forged in ("tgc_nonsense", f"tgc_{cid}_wrongsecret", "tgs_1_x", ""):
+        assert codes(await complete(gql, forged, later_code(totp))) == ["CHALLENGE_INVALID"]
+    await gql.tao.obj_update(cid, {"expires_at": 1})
+    assert codes(await complete(gql, ch, later_code(totp))) == ["CHALLENGE_INVALID"]
+    # an unused challenge is deleted by a job once it expires
+    ch2 = int((await challenge(gql)).split("_")[1])
+    await gql.tao.run_jobs_until_idle(include_delayed=True)
+    assert await gql.tao.obj_get([ch2]) == {}
+
+
+async def test_disable_needs_the_password(gql: GQL):
+    token, _ = await gql.sign_up("ada")
+    await enrol(gql, token)
+    p = (await gql.ok(DISABLE, {"p": "wrong password"}, token=token))["disableTwoFactor"]
+    assert [(e["code"], e["field"]) for e in p["errors"]] == [("INVALID_CREDENTIALS", "password")]
+    assert (await gql.ok(STATUS, token=token))["viewer"]["twoFactor"]["enabled"] is True
+    assert (await gql.ok(DISABLE, {"p": "password-ada"}, token=token))["disableTwoFactor"]["ok"] is True
+    assert (await gql.ok(LOG_IN, {"u": "ada", "p": "password-ada"}))["logIn"]["token"]
+    p = (await gql.ok(DISABLE, {"p": "password-ada"}, token=token))["disableTwoFactor"]
+    assert [e["code"] for e in p["errors"]] == ["TWO_FACTOR_NOT_ENABLED"]
