@@ -36,7 +36,7 @@ from graphql import (
     InlineFragmentNode,
     SelectionSetNode,
 )
-from graphql.execution.values import get_argument_values
+from graphql.execution.values import VariableValues, get_argument_values
 
 from resolvers.context import RequestContext
 
@@ -149,6 +149,11 @@ async def prefetch(info: Any, type_name: str, objects: list[Any], selections: li
     if not objects:
         return
     info = getattr(info, "_raw_info", info)  # strawberry's Info wraps graphql-core's
+    # strawberry hands resolvers the coerced variables as a plain dict; graphql-core's argument
+    # coercion wants its VariableValues (the sources only matter for fragment variables).
+    variables = info.variable_values
+    if isinstance(variables, dict):
+        variables = VariableValues({}, variables)
     fields: dict[str, list[FieldNode]] = {}
     _collect(info, selections, fields)
     graphql_type = info.schema.type_map[type_name]
@@ -160,7 +165,10 @@ async def prefetch(info: Any, type_name: str, objects: list[Any], selections: li
         by_arguments: dict[Any, tuple[dict[str, Any], list[FieldNode]]] = {}
         field_def: GraphQLField = graphql_type.fields[field_name]
         for node in field_nodes:
-            arguments = get_argument_values(field_def, node, info.variable_values)
+            try:
+                arguments = get_argument_values(field_def, node, variables)
+            except Exception:  # a bad argument: the field's own resolution reports it
+                continue
             key = _key(field_name, arguments)
             by_arguments.setdefault(key, (arguments, []))[1].append(node)
         for key, (arguments, nodes) in by_arguments.items():

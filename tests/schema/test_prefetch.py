@@ -125,3 +125,17 @@ async def test_tasks_per_page_do_not_grow_with_the_page(gql: GQL) -> None:
 
     one, four = await tasks_for(1), await tasks_for(4)
     assert four <= one + 2, (one, four)
+
+
+async def test_arguments_given_as_variables_are_prefetched_and_bad_ones_reported(gql: GQL) -> None:
+    """Arguments through variables: coerced as graphql-core coerces them (strawberry hands
+    resolvers the variables as a plain dict, which graphql-core's coercion cannot read)."""
+    w = await _world(gql)
+    query = """query($n: Int!, $c: Int!) { user(username: "author") { posts(first: $n) { nodes {
+                 id comments(first: $c) { nodes { text author { username } } } } } } }"""
+    page = await gql.ok(query, {"n": 10, "c": 2}, w["viewer"])
+    nodes = page["user"]["posts"]["nodes"]
+    assert [len(n["comments"]["nodes"]) for n in nodes] == [2, 1, 1, 0]
+    body = await gql(query, {"n": 2, "c": -5}, w["viewer"])
+    assert [e["extensions"]["code"] for e in body["errors"]] and all(
+        e["extensions"]["code"] == "BAD_USER_INPUT" for e in body["errors"])
