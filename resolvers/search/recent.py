@@ -19,6 +19,7 @@ from resolvers import privacy
 from resolvers.account_data.registry import DataContext, DataKind, register_kind
 from resolvers.actor import acting_as
 from resolvers.errors import UserError
+from resolvers.pagination import check_first
 from resolvers.records import Hashtag, Location, User
 from tao import Tao
 from tao.models import now_ms
@@ -106,6 +107,9 @@ async def export_recent_searches(tao: Tao, user_id: int) -> list[dict[str, Any]]
 async def recent_searches(ctx: RequestContext, first: int) -> list[Any]:
     """The viewer's recent choices they may still see, newest first."""
     viewer = ctx.require_viewer()
+    check_first(ctx, first)
+    if first == 0:
+        return []
     edges = await ctx.tao.assoc_range(viewer, ATYPE, 0, min(first, ctx.settings.search.recent_max))
     objs = await asyncio.gather(*(privacy.load_visible_object(ctx, a.id2) for a in edges))  # one batch
     return [o for o in objs if isinstance(o, User | Hashtag | Location)]

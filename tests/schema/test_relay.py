@@ -107,6 +107,8 @@ async def test_first_zero_is_an_empty_page(gql):
 
 # Every field with a `first` argument, and a query that reaches it as `viewer` ($f: the page size).
 FIRST_FIELDS = {
+    ("Query", "search"): '{ search(query: "ada", first: $f) { edges { cursor } } }',
+    ("Query", "recentSearches"): "{ recentSearches(first: $f) { __typename } }",
     ("User", "posts"): "{ viewer { posts(first: $f) { nodes { id } } } }",
     ("User", "feed"): "{ viewer { feed(first: $f) { nodes { id } } } }",
     ("User", "notifications"): "{ viewer { notifications(first: $f) { edges { cursor } } } }",
