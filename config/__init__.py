@@ -8,6 +8,7 @@ from config.settings import (
     CacheBackend,
     CacheSettings,
     ConfigError,
+    ExploreSettings,
     FeedSettings,
     JobSettings,
     LimitSettings,
@@ -30,7 +31,7 @@ from config.settings import (
 )
 
 __all__ = [
-    "AuthSettings", "BrokerBackend", "BrokerSettings", "CacheBackend", "CacheSettings", "ConfigError", "FeedSettings",
+    "AuthSettings", "BrokerBackend", "BrokerSettings", "CacheBackend", "CacheSettings", "ConfigError", "ExploreSettings", "FeedSettings",
     "JobSettings", "LimitSettings", "MediaBackend", "MediaSettings", "MessageSettings", "MySQLServer",
     "NotificationSettings", "RealtimeSettings", "ServerSettings", "Settings", "StoreBackend", "StoreSettings",
     "load_settings",

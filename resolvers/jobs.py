@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from resolvers import accounts, block_cleanup, comments, media, posts, realtime
+from resolvers.explore.jobs import HANDLERS as EXPLORE_HANDLERS
 from resolvers.feed.jobs import HANDLERS as FEED_HANDLERS
 from resolvers.follows import SEVER_JOB, approve_pending_requests_job, sever_blocked_job
 from resolvers.job_context import JobContext
@@ -29,6 +30,7 @@ HANDLERS: dict[str, JobHandler] = {
     SEVER_JOB: sever_blocked_job,
     accounts.END_SESSION_JOB: accounts.end_session_job,
     **FEED_HANDLERS,
+    **EXPLORE_HANDLERS,
     posts.SYNC_EDGES_JOB: posts.sync_edges_job,
     posts.SYNC_AUTHOR_EDGES_JOB: posts.sync_author_edges_job,
     posts.CLEANUP_JOB: posts.cleanup_job,

@@ -6,6 +6,7 @@ import strawberry
 
 from schema.accounts import AccountsMutation
 from schema.comments import CommentsMutation
+from schema.explore import ExploreMutation, ExploreQuery
 from schema.feed import FeedMutation
 from schema.follows import FollowsMutation
 from schema.media import MediaMutation, MediaQuery
@@ -20,13 +21,13 @@ from schema.users import UsersMutation, UsersQuery
 
 
 @strawberry.type
-class Query(NodeQuery, UsersQuery, PostsQuery, MediaQuery, MessagesQuery):
+class Query(NodeQuery, UsersQuery, PostsQuery, MediaQuery, MessagesQuery, ExploreQuery):
     pass
 
 
 @strawberry.type
 class Mutation(AccountsMutation, UsersMutation, FollowsMutation, PostsMutation, CommentsMutation, FeedMutation,
-               MediaMutation, MessagesMutation, NotificationsMutation):
+               MediaMutation, MessagesMutation, NotificationsMutation, ExploreMutation):
     pass
 
 

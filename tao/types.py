@@ -28,6 +28,9 @@ UNIQUE_KEY = _o("UNIQUE_KEY", 12)  # reserved: the store's key_claim rows are no
 FEED_SESSION = _o("FEED_SESSION", 60)  # a viewer's ranked feed snapshot (resolvers.feed.sessions)
 FEED_REGISTRY = _o("FEED_REGISTRY", 61)  # the well-known object holding the BIG_ACCOUNT list
 PUSH_SUBSCRIPTION = _o("PUSH_SUBSCRIPTION", 64)  # a Web Push endpoint and keys (resolvers.notifications.push)
+EXPLORE_SESSION = _o("EXPLORE_SESSION", 110)  # a viewer's Explore snapshot (resolvers.explore.sessions)
+TREND_REGISTRY = _o("TREND_REGISTRY", 111)    # the well-known object of trending hashtags (resolvers.explore.trends)
+TREND_BUCKET = _o("TREND_BUCKET", 112)        # one hashtag's distinct accounts in one time bucket
 TEST_NODE = _o("TEST_NODE", 99)    # the store's own tests and benchmarks
 
 # The follow graph
@@ -78,6 +81,14 @@ _a("MUTED_THREAD", 106)                   # user -> thread whose notifications a
 _a("REACTED_BY", 107)                     # message -> user (data: emoji); message's shard
 _a("DM_REQUEST_SENT", 108)                # sender -> user sent a message request (time: when; spam limits)
 _a("DM_CONTACTED", 109)                   # sender -> user, time = first message (spam limits)
+
+# Explore (resolvers/explore). EXPLORE_SEEN: posts served on Explore (time = when), read whole
+# by each new snapshot, trimmed to explore.seen_max / seen_ttl_days; never counted or cached.
+_a("EXPLORE_SEEN", 170, cached=False, counted=False)       # viewer -> post
+_a("EXPLORE_POOL", 171)          # viewer -> viewer (self edge; data: the precomputed candidates and suggestions)
+_a("DISMISSED_SUGGESTION", 172)  # viewer -> user they dismissed from suggestedUsers (time = when)
+_a("TREND_USER", 173)            # TREND_BUCKET -> user who used its tag in its bucket (count = distinct accounts)
+_a("TREND_RECENT", 174, cached=False, counted=False)       # TREND_REGISTRY -> hashtag (time = last use)
 
 # The store's own tests and benchmarks
 _a("TEST_LINK", 90, inverse="TEST_LINK_OF", inverse_code=91)
