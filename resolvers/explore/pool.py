@@ -34,11 +34,11 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from config import Settings
+from config import ExploreSettings, Settings
 from resolvers.edge_data import edge_author, edge_kind
 from resolvers.explore.trends import KIND_CODE, KINDS, registry_id
 from resolvers.job_context import JobContext
@@ -153,7 +153,7 @@ async def build(tao: Tao, settings: Settings, viewer: int, now: int) -> Pool:
     followed = {e.id2 for e in follows}
     kind_likes = Counter(edge_kind(e.data) for e in likes)
     seeds = [e.id2 for e in likes[:s.seed_likes]]
-    prior: Counter[int] = Counter()
+    prior: defaultdict[int, float] = defaultdict(float)  # post -> prior
 
     # colike
     likers_pages = await tao.assoc_range_many([(p, "LIKED_BY") for p in seeds], 0, s.likers_per_post)
@@ -212,10 +212,11 @@ async def build(tao: Tao, settings: Settings, viewer: int, now: int) -> Pool:
     return Pool(now, cands, [kind_likes.get(k, 0) for k in KINDS], suggestions)
 
 
-async def _eligible(tao: Tao, s, viewer: int, prior: Counter[int], shut: set[int], low: int) -> list[Cand]:
+async def _eligible(tao: Tao, s: ExploreSettings, viewer: int, prior: dict[int, float], shut: set[int], low: int
+                    ) -> list[Cand]:
     """The best `pool_candidates` candidates that pass every exclusion known at build time."""
     # Most candidates are checked; loading 3x the pool keeps the job's reads bounded.
-    ranked = [p for p, _ in prior.most_common(3 * s.pool_candidates)]
+    ranked = sorted(prior, key=lambda p: (-prior[p], -p))[:3 * s.pool_candidates]
     posts = await tao.obj_get(ranked)
     recs = {p: r for p, o in posts.items() if isinstance(r := record_of(o), Post)}
     ok = [p for p in ranked if p in recs and recs[p].is_visible and recs[p].time >= low
@@ -239,10 +240,11 @@ async def _suggestions(tao: Tao, settings: Settings, viewer: int, fof: Counter[i
                        followers: list[Assoc], followed: set[int], shut: set[int], now: int) -> list[Suggestion]:
     s = settings.explore
     follows_you = {e.id2 for e in followers}
-    score = Counter({u: float(n) for u, n in fof.items()})
+    score: defaultdict[int, float] = defaultdict(float, {u: float(n) for u, n in fof.items()})
     for u in follows_you:
         score[u] += 2.0
-    ranked = [u for u, _ in score.most_common(4 * s.suggestions) if u != viewer and u not in followed and u not in shut]
+    ranked = [u for u in sorted(score, key=lambda u: (-score[u], -u))[:4 * s.suggestions]
+              if u != viewer and u not in followed and u not in shut]
     if not ranked:
         return []
     users, follows, requested, dismissed = await asyncio.gather(

@@ -21,8 +21,9 @@ class ExploreWorld(World):
     async def tagged_post(self, author: int, kind: str = "photo", tags: tuple[str, ...] = (), *,
                           time: int | None = None, status: str = "visible", run: bool = True) -> int:
         time = now_ms() if time is None else time
-        data = posts.post_data(author, " ".join(f"#{t}" for t in tags), hashtags=await hashtag_ids_for(self.tao, list(tags)),
-                               kind=kind, status=status, published_at=time)
+        caption = " ".join(f"#{t}" for t in tags)
+        data = posts.post_data(author, caption, hashtags=await hashtag_ids_for(self.tao, list(tags)), kind=kind,
+                               status=status, published_at=time)
         pid = await self.tao.obj_add("POST", data, owner=author)
         post: Post = record_of((await self.tao.obj_get([pid]))[pid])
         jobs = [(posts.SYNC_EDGES_JOB, {"post": pid})] + (posts.publish_jobs(post) if status == "visible" else [])

@@ -23,7 +23,7 @@ async def test_explore_suggestions_and_trends(gql):
     ada_t, ada = await gql.sign_up("ada")
     await gql.mutate("follow", viewer_t, ada)
     posters = [await gql.sign_up(f"poster{i}") for i in range(6)]
-    for t, uid in posters:
+    for _, uid in posters:
         await gql.mutate("follow", ada_t, uid)
     posted = [await _post(gql, t, f"hello #sunset {i}") for i, (t, _) in enumerate(posters)]
     own = await _post(gql, viewer_t, "mine #sunset")
