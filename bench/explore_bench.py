@@ -112,8 +112,12 @@ async def build(tao: Tao, a: argparse.Namespace) -> dict[str, Any]:
     await tao.run_jobs_until_idle(include_delayed=False)
     jobs_s = time.perf_counter() - t1
     await trends.refresh(tao, tao.settings.explore)
-    follows = await tao.assoc_count_many([(u, "FOLLOWS") for u in made.users])
-    likes = await tao.assoc_count_many([(u, "LIKES") for u in made.users])
+    follows: dict = {}
+    likes: dict = {}
+    for i in range(0, len(made.users), 5000):  # a many-keys call takes at most 10 000 keys
+        part = made.users[i:i + 5000]
+        follows.update(await tao.assoc_count_many([(u, "FOLLOWS") for u in part]))
+        likes.update(await tao.assoc_count_many([(u, "LIKES") for u in part]))
     eligible = [u for u in made.users if follows[(u, "FOLLOWS")] >= 5 and likes[(u, "LIKES")] >= 3]
     viewers = rng.sample(eligible, min(a.viewers, len(eligible)))
     return {"users": len(made.users), "posts": len(made.posts) + len(tagged), "follows": made.follows,

@@ -17,6 +17,7 @@ from resolvers.context import RequestContext
 from resolvers.errors import BadInputError
 from resolvers.explore import service, trends
 from resolvers.explore.sessions import BAD_CURSOR, ExploreCursor
+from resolvers.pagination import check_first
 from schema.errors import Error
 from schema.mutations import actor, authenticated_field, mutation
 from schema.posts import Hashtag, Post
@@ -98,9 +99,7 @@ class ExploreQuery:
 
     @strawberry.field(description="Hashtags trending now, best first.")
     async def trending_hashtags(self, info: Ctx, first: int = 10) -> list[TrendingHashtag]:
-        limit = info.context.settings.limits.max_page_size
-        if not 0 <= first <= limit:
-            raise BadInputError(f"`first` must be between 0 and {limit} (got {first}).")
+        check_first(info.context, first)
         return [TrendingHashtag(hashtag=Hashtag.from_record(t.hashtag), score=round(t.score, 4), accounts=t.accounts)
                 for t in await trends.trending_hashtags(info.context, first)]
 
