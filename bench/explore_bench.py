@@ -18,7 +18,6 @@ a shared 2-core box; the load average is printed beside them.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import random
 import sys
