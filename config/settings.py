@@ -326,6 +326,9 @@ class ExploreSettings(_Section):
     pool_candidates: Annotated[int, _range(1, 600)] = 500
     # A pool older than this is still served, and a rebuild is enqueued by the read.
     pool_ttl_seconds: Count = 900
+    # A viewer without a pool (their first Explore): false serves the trending posts at once and
+    # enqueues the build; true builds the pool inline (slower first page, personal at once).
+    cold_build_inline: bool = False
     # Candidates are posts younger than this.
     window_days: Positive = 7.0
     # Source "liked by people who like what you like": the viewer's newest likes looked at,

@@ -2,8 +2,9 @@
 
 The pool is the data of one self edge, `viewer -EXPLORE_POOL-> viewer` (cached by the store:
 a read is one cache key), written by `explore.build_pool` (`build`). A read that finds it older
-than `explore.pool_ttl_seconds` serves it and enqueues a rebuild; a viewer without one gets it
-built inline (the cold path, measured in docs/BENCHMARKS.md).
+than `explore.pool_ttl_seconds` serves it and enqueues a rebuild; a viewer without one is served
+the trending posts while the job builds theirs (or, with `cold_build_inline`, gets it built
+inline: the cold path, measured in docs/BENCHMARKS.md).
 
 Candidate sources, each post getting a prior = the sum of `weight_<source> * strength`:
 - colike: posts liked by people who liked what the viewer liked (their newest `seed_likes`
@@ -110,6 +111,9 @@ async def pool_for(ctx: RequestContext, viewer: int) -> Pool:
     """The viewer's pool: the stored one (a stale one is served and a rebuild enqueued), else built now."""
     pool = await read_pool(ctx, viewer)
     now = now_ms()
+    if pool is None and not ctx.settings.explore.cold_build_inline:
+        await ctx.tao.enqueue(viewer, BUILD_JOB, {"viewer": viewer, "t": now})
+        return await trending_pool(ctx, viewer, now)
     if pool is None:
         pool = await build(ctx.tao, ctx.settings, viewer, now)
         await store(ctx.tao, viewer, pool)
@@ -117,6 +121,17 @@ async def pool_for(ctx: RequestContext, viewer: int) -> Pool:
     elif now - pool.built > ctx.settings.explore.pool_ttl_seconds * 1000:
         await ctx.tao.enqueue(viewer, BUILD_JOB, {"viewer": viewer, "t": now})
     return pool
+
+
+async def trending_pool(ctx: RequestContext, viewer: int, now: int) -> Pool:
+    """A cold viewer's stand-in pool: the trending posts (one cached object), no suggestions. The
+    read's filters and page check apply as to any pool."""
+    rid = await registry_id(ctx.tao)
+    obj = await ctx.loaders.object_by_id.load(rid)
+    rows = getattr(obj, "data", {}).get("posts", []) if obj is not None else []
+    s = ctx.settings.explore
+    return Pool(now, [Cand(p, a, KINDS[int(k)], t, s.weight_trending * (sc / (sc + 10.0)))
+                      for p, a, k, t, sc in rows if a != viewer])
 
 
 async def store(tao: Tao, viewer: int, pool: Pool) -> None:

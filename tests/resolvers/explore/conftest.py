@@ -67,6 +67,7 @@ class ExploreWorld(World):
 
 
 async def _explore_world(s) -> AsyncIterator[ExploreWorld]:
+    s.explore.cold_build_inline = True  # personal at once (test_cold_start covers the other way)
     async for w in _world(s):
         yield ExploreWorld(w.tao, w.settings)
 

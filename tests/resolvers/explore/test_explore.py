@@ -204,3 +204,23 @@ async def test_stale_pool_is_served_and_rebuilt_by_a_job(world):
     assert await w.explore_ids(viewer) == []  # served stale, rebuild enqueued
     await w.drain()
     assert await w.explore_ids(viewer) == [second]
+
+
+async def test_cold_start_serves_trending_posts_then_the_built_pool(world):
+    from resolvers.explore import trends
+
+    w = world
+    w.settings.explore.cold_build_inline = False
+    viewer, f1, f2 = await _graph(w)
+    fof = await w.user("fof")
+    await _followed_by(w, [f1, f2], fof)
+    personal = await w.tagged_post(fof)
+    users = [await w.user(f"t{i}") for i in range(5)]
+    trending = [await w.tagged_post(u, tags=("dogs",), run=False) for u in users]
+    await w.drain()
+    await trends.refresh(w.tao, w.settings.explore)
+    assert set(await w.explore_ids(viewer)) == set(trending)  # at once, while the job builds the pool
+    assert await w.suggested(viewer) == []
+    await w.drain()
+    assert await w.explore_ids(viewer) == [personal]  # the trending posts were served: seen
+    assert [x.user.id for x in await w.suggested(viewer)] == [fof]
