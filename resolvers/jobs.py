@@ -13,6 +13,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from resolvers import accounts, block_cleanup, comments, media, posts, realtime
+from resolvers.account_data import deletion as account_deletion
+from resolvers.account_data import export as account_export
 from resolvers.explore.jobs import HANDLERS as EXPLORE_HANDLERS
 from resolvers.feed.jobs import HANDLERS as FEED_HANDLERS
 from resolvers.follows import SEVER_JOB, approve_pending_requests_job, sever_blocked_job
@@ -43,6 +45,9 @@ HANDLERS: dict[str, JobHandler] = {
     notifications.RECORD_JOB: notifications.record_job,
     notifications.RETRACT_JOB: notifications.retract_job,
     notification_push.PUSH_JOB: notification_push.push_job,
+    account_deletion.PURGE_JOB: account_deletion.purge_job,
+    account_deletion.FORGET_JOB: account_deletion.forget_job,
+    account_export.EXPORT_JOB: account_export.export_job,
 }
 
 # One context and one set of bound handlers per store: registering again (a script after the
