@@ -4,6 +4,7 @@ importing this module appends `trends.on_publish` to `posts.ON_PUBLISH` (once)."
 from __future__ import annotations
 
 from resolvers import posts
+from resolvers.explore import account_data as _account_data  # noqa: F401  (registers the `explore` data kind)
 from resolvers.explore import pool, sessions, trends
 
 HANDLERS = {
