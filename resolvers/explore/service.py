@@ -112,14 +112,15 @@ async def _check(ctx: RequestContext, viewer: int, session: int | None, window: 
     ok_authors = {a for a, u, v, f, m in zip(authors, users, vis, follows, mutes)
                   if a != viewer and isinstance(u, User) and not u.is_private and v == privacy.Visibility.FULL
                   and f is None and m is None}
+    visible = await privacy.posts_visible(ctx, list(objs))  # the authoritative rule, for the whole window at once
     kept: list[tuple[int, Post]] = []
     consumed = 0
-    for i, ((pid, author), o) in enumerate(zip(window, objs)):
+    for i, ((pid, author), o, ok) in enumerate(zip(window, objs, visible)):
         if len(kept) == first:
             break
         consumed = i + 1
-        if (isinstance(o, Post) and o.author == author and author in ok_authors and o.is_visible
-                and pid not in elsewhere and await privacy.post_visible(ctx, o)):
+        if (ok and isinstance(o, Post) and o.author == author and author in ok_authors and o.is_visible
+                and pid not in elsewhere):
             kept.append((i, o))
     return kept, consumed
 
