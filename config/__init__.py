@@ -8,6 +8,7 @@ from config.settings import (
     CacheBackend,
     CacheSettings,
     ConfigError,
+    ExploreSettings,
     FeedSettings,
     JobSettings,
     LimitSettings,
@@ -32,8 +33,8 @@ from config.settings import (
 )
 
 __all__ = [
-    "AuthSettings", "BrokerBackend", "BrokerSettings", "CacheBackend", "CacheSettings", "ConfigError", "FeedSettings",
-    "SearchSettings",
+    "AuthSettings", "BrokerBackend", "BrokerSettings", "CacheBackend", "CacheSettings", "ConfigError",
+    "ExploreSettings", "FeedSettings", "SearchSettings",
     "JobSettings", "LimitSettings", "MediaBackend", "MediaSettings", "MessageSettings", "MySQLServer",
     "NotificationSettings", "RealtimeSettings", "ServerSettings", "Settings", "StoreBackend", "StoreSettings",
     "ThrottleSettings",

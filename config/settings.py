@@ -366,6 +366,88 @@ class SearchSettings(_Section):
         if bad:
             raise ValueError(f"search.writer_partitions {bad} do not exist (search.partitions = {self.partitions})")
         return self
+class ExploreSettings(_Section):
+    """Explore, suggested accounts and trending hashtags (docs/explore.md)."""
+
+    # ---- the candidate pool (precomputed per viewer by the `explore.build_pool` job) ----
+    # Candidates kept in a viewer's pool (one edge's data: ~60 bytes each, edge data <= 60 KB).
+    pool_candidates: Annotated[int, _range(1, 600)] = 500
+    # A pool older than this is still served, and a rebuild is enqueued by the read.
+    pool_ttl_seconds: Count = 900
+    # A viewer without a pool (their first Explore): false serves the trending posts at once and
+    # enqueues the build; true builds the pool inline (slower first page, personal at once).
+    cold_build_inline: bool = False
+    # Candidates are posts younger than this.
+    window_days: Positive = 7.0
+    # Source "liked by people who like what you like": the viewer's newest likes looked at,
+    # likers read per liked post, newest likes read per liker.
+    seed_likes: Count = 30
+    likers_per_post: Count = 20
+    likes_per_liker: Count = 20
+    # Source "followed by many of the accounts you follow": followings scanned, follows read per
+    # following, authors kept (most co-followed first), newest posts taken per author.
+    followings_scanned: Count = 200
+    follows_per_following: Count = 50
+    fof_authors: Count = 50
+    posts_per_author: Count = 3
+    # Source "hashtags you engage with": tags kept (most liked first), newest public posts per tag.
+    engaged_tags: Count = 10
+    posts_per_tag: Count = 20
+    # First-pass weight of each source (a candidate found by several sources adds them up).
+    weight_colike: Weight = 1.0
+    weight_fof: Weight = 0.8
+    weight_trending: Weight = 0.6
+    weight_tag: Weight = 0.7
+
+    # ---- ranking and pages ----
+    # Candidates given the second (fine) pass: their like and comment counts are read.
+    rank_depth: Count = 100
+    weight_recency: Weight = 0.5
+    weight_engagement: Weight = 1.0
+    weight_content_type: Weight = 0.3
+    recency_half_life_hours: Positive = 24.0
+    # (likes + 2*comments) per hour of age at which the engagement signal is 0.5.
+    engagement_half_rate: Positive = 2.0
+    # No kind (photo, video, carousel) takes more than this share of an aligned block of
+    # `diversity_window` grid cells (relaxed when nothing else is left). Authors: at most one post
+    # per author in a whole snapshot, so in every page.
+    max_content_type_share: Share = 0.5
+    diversity_window: Count = 12
+    # How long an Explore session (snapshot) stays readable by its cursors.
+    session_ttl_seconds: Count = 3600
+    # Posts served on Explore are never served again for this long...
+    seen_ttl_days: Positive = 30.0
+    # ...up to this many per viewer (the newest; older marks are trimmed by a job).
+    seen_max: Annotated[int, _range(1, 10_000)] = 3000
+
+    # ---- suggested accounts ----
+    # Suggestions kept in the pool; a dismissed account is not suggested again for dismiss_days.
+    suggestions: Annotated[int, _range(1, 200)] = 50
+    dismiss_days: Positive = 90.0
+    # Followers scanned for "follows you" suggestions (newest first).
+    followers_scanned: Count = 200
+
+    # ---- trending hashtags (Mastodon's Trends::Tags, per bucket instead of per day) ----
+    # Distinct accounts using a tag are counted per bucket of this many minutes.
+    trend_bucket_minutes: Count = 60
+    # The expected count is the mean of this many previous buckets (at least 1.0).
+    trend_baseline_buckets: Count = 24
+    # Fewer distinct accounts than this in the current bucket never trend.
+    trend_threshold: Count = 5
+    # A tag's score is its best (observed - expected)^2 / expected, halved every this many hours
+    # since it was reached, and forgotten after the cooldown.
+    trend_halflife_hours: Positive = 4.0
+    trend_cooldown_hours: Positive = 48.0
+    # Decayed scores under this are not trending.
+    trend_min_score: Weight = 1.0
+    # The tallies are re-scored at most this often (the first post after it enqueues a refresh).
+    trend_refresh_seconds: Count = 300
+    # Tags re-scored per refresh (the most recently used) and trending tags kept.
+    trend_max_tags: Annotated[int, _range(1, 10_000)] = 2000
+    trend_keep: Annotated[int, _range(1, 200)] = 50
+    # Trending posts for Explore: the newest public posts of the best trending tags.
+    trend_post_tags: Count = 10
+    trend_posts_per_tag: Count = 10
 
 
 class AuthSettings(_Section):
@@ -631,6 +713,7 @@ class Settings(BaseSettings):
     media: MediaSettings = Field(default_factory=MediaSettings)
     feed: FeedSettings = Field(default_factory=FeedSettings)
     search: SearchSettings = Field(default_factory=SearchSettings)
+    explore: ExploreSettings = Field(default_factory=ExploreSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     throttle: ThrottleSettings = Field(default_factory=ThrottleSettings)

@@ -15,6 +15,7 @@ from typing import Any
 from resolvers import accounts, block_cleanup, comments, media, posts, realtime, two_factor
 from resolvers.account_data import deletion as account_deletion
 from resolvers.account_data import export as account_export
+from resolvers.explore.jobs import HANDLERS as EXPLORE_HANDLERS
 from resolvers.feed.jobs import HANDLERS as FEED_HANDLERS
 from resolvers.follows import SEVER_JOB, approve_pending_requests_job, sever_blocked_job
 from resolvers.job_context import JobContext
@@ -33,6 +34,7 @@ HANDLERS: dict[str, JobHandler] = {
     accounts.END_SESSION_JOB: accounts.end_session_job,
     two_factor.END_CHALLENGE_JOB: two_factor.end_challenge_job,
     **FEED_HANDLERS,
+    **EXPLORE_HANDLERS,
     posts.SYNC_EDGES_JOB: posts.sync_edges_job,
     posts.SYNC_AUTHOR_EDGES_JOB: posts.sync_author_edges_job,
     posts.CLEANUP_JOB: posts.cleanup_job,

@@ -7,6 +7,7 @@ import strawberry
 from schema.account_data import AccountDataMutation, AccountDataQuery
 from schema.accounts import AccountsMutation
 from schema.comments import CommentsMutation
+from schema.explore import ExploreMutation, ExploreQuery
 from schema.feed import FeedMutation
 from schema.follows import FollowsMutation
 from schema.media import MediaMutation, MediaQuery
@@ -23,14 +24,14 @@ from schema.users import UsersMutation, UsersQuery
 
 
 @strawberry.type
-class Query(NodeQuery, UsersQuery, PostsQuery, MediaQuery, MessagesQuery, AccountDataQuery, SearchQuery):
+class Query(NodeQuery, UsersQuery, PostsQuery, MediaQuery, MessagesQuery, AccountDataQuery, SearchQuery, ExploreQuery):
     pass
 
 
 @strawberry.type
 class Mutation(AccountsMutation, UsersMutation, FollowsMutation, PostsMutation, CommentsMutation, FeedMutation,
                MediaMutation, MessagesMutation, NotificationsMutation, AccountDataMutation, SearchMutation,
-               SessionsMutation):
+               SessionsMutation, ExploreMutation):
     pass
 
 

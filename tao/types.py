@@ -29,6 +29,9 @@ FEED_SESSION = _o("FEED_SESSION", 60)  # a viewer's ranked feed snapshot (resolv
 FEED_REGISTRY = _o("FEED_REGISTRY", 61)  # the well-known object holding the BIG_ACCOUNT list
 PUSH_SUBSCRIPTION = _o("PUSH_SUBSCRIPTION", 64)  # a Web Push endpoint and keys (resolvers.notifications.push)
 LOGIN_CHALLENGE = _o("LOGIN_CHALLENGE", 70)  # a pending two-factor log-in (resolvers.two_factor)
+EXPLORE_SESSION = _o("EXPLORE_SESSION", 110)  # a viewer's Explore snapshot (resolvers.explore.sessions)
+TREND_REGISTRY = _o("TREND_REGISTRY", 111)    # the well-known object of trending hashtags (resolvers.explore.trends)
+TREND_BUCKET = _o("TREND_BUCKET", 112)        # one hashtag's distinct accounts in one time bucket
 TEST_NODE = _o("TEST_NODE", 99)    # the store's own tests and benchmarks
 
 # The follow graph
@@ -82,6 +85,13 @@ _a("DM_CONTACTED", 109)                   # sender -> user, time = first message
 
 # Search (resolvers/search): the results a user chose, newest first (time = last chosen).
 _a("RECENT_SEARCH", 160, inverse="RECENT_SEARCHED_BY", inverse_code=161)  # user -> user, hashtag or location
+# Explore (resolvers/explore). EXPLORE_SEEN: posts served on Explore (time = when), read whole
+# by each new snapshot, trimmed to explore.seen_max / seen_ttl_days; never counted or cached.
+_a("EXPLORE_SEEN", 170, cached=False, counted=False)       # viewer -> post
+_a("EXPLORE_POOL", 171)          # viewer -> viewer (self edge; data: the precomputed candidates and suggestions)
+_a("DISMISSED_SUGGESTION", 172)  # viewer -> user they dismissed from suggestedUsers (time = when)
+_a("TREND_USER", 173)            # TREND_BUCKET -> user who used its tag in its bucket (count = distinct accounts)
+_a("TREND_RECENT", 174, cached=False, counted=False)       # TREND_REGISTRY -> hashtag (time = last use)
 
 # The store's own tests and benchmarks
 _a("TEST_LINK", 90, inverse="TEST_LINK_OF", inverse_code=91)

@@ -126,6 +126,9 @@ FIRST_FIELDS = {
     ("Location", "posts"): "{ node(id: $loc) { ... on Location { posts(first: $f) { nodes { id } } } } }",
     ("Inbox", "threads"): "{ inbox { threads(first: $f) { nodes { id } } } }",
     ("Thread", "messages"): "{ inbox { threads(first: 1) { nodes { messages(first: $f) { nodes { id } } } } } }",
+    ("Query", "explore"): "{ explore(first: $f) { nodes { id } } }",
+    ("Query", "suggestedUsers"): "{ suggestedUsers(first: $f) { reason } }",
+    ("Query", "trendingHashtags"): "{ trendingHashtags(first: $f) { score } }",
 }
 
 
