@@ -101,6 +101,9 @@ class StoreSettings(_Section):
     connect_timeout: Positive = 3.0
     acquire_timeout: Positive = 3.0
     query_timeout: Positive = 5.0
+    # The store's clock (tao/clock.py) re-reads shard 0's server time this often and
+    # extrapolates with the monotonic clock in between.
+    clock_sync_seconds: Positive = 60.0
 
     @model_validator(mode="after")
     def _servers_and_map(self) -> Self:

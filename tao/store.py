@@ -39,6 +39,7 @@ from tao.bulk_lists import BulkLists, ObjectFilter
 from tao.cache import CacheTier, make_cache_tier
 from tao.cache.shared_log import SharedInvalidations
 from tao.cache_io import CacheIO
+from tao.clock import Clock, StoreClock
 from tao.errors import TaoError
 from tao.ids import IdGenerator
 from tao.instrumentation import instrument  # observability: verb counters, cache timings, spans
@@ -76,6 +77,8 @@ class Tao:
         "migrate", "check_schema", "close", "ping_shards", "stats", "reset_stats",
         # routing and context
         "shard", "n_shards", "ids", "settings", "registry", "broker",
+        # the deployment's one clock (tao/clock.py): time windows are decided by it
+        "clock",
     )
 
     def __init__(self, settings: Settings, registry: Registry, shard_map: ShardMap,
@@ -98,6 +101,9 @@ class Tao:
         # The event broker (tao.broker): writes publish "look at the store" messages after
         # their commit; the real-time layer (resolvers.realtime) listens.
         self.broker: Broker = make_broker(settings.broker)
+        # The store's time (shard 0's server), which every process agrees on; tests replace it
+        # with a `ManualClock`.
+        self.clock: Clock = StoreClock(shards, settings.store.clock_sync_seconds)
         outbox.register("tao.sync_inverses", _sync_inverses)
         outbox.register("tao.cache_refill", _cache_refill)
 
@@ -318,6 +324,7 @@ async def open_tao(settings: Settings, *, migrate: bool | None = None, start_wor
             await tao.migrate()
         else:
             await tao.check_schema()
+        await tao.clock.sync()  # type: ignore[attr-defined]  # a StoreClock until a test swaps it
     except BaseException:
         await tao.close()
         raise
