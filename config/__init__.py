@@ -25,6 +25,7 @@ from config.settings import (
     Settings,
     StoreBackend,
     StoreSettings,
+    StorySettings,
     TracingSettings,
     resolve_path,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "AuthSettings", "BrokerBackend", "BrokerSettings", "CacheBackend", "CacheSettings", "ConfigError", "FeedSettings",
     "JobSettings", "LimitSettings", "MediaBackend", "MediaSettings", "MessageSettings", "MySQLServer",
     "NotificationSettings", "RealtimeSettings", "ServerSettings", "Settings", "StoreBackend", "StoreSettings",
+    "StorySettings",
     "load_settings",
     "load_settings_or_exit", "resolve_path",
     # observability

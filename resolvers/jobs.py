@@ -20,6 +20,7 @@ from resolvers.messages.send import DELIVER_JOB, deliver_job
 from resolvers.notifications import hooks as _notification_hooks  # noqa: F401  (registers posts.ON_PUBLISH)
 from resolvers.notifications import push as notification_push
 from resolvers.notifications import record as notifications
+from resolvers.stories import actions as stories
 from tao import Tao
 
 JobHandler = Callable[[JobContext, dict], Awaitable[None]]
@@ -41,6 +42,9 @@ HANDLERS: dict[str, JobHandler] = {
     notifications.RECORD_JOB: notifications.record_job,
     notifications.RETRACT_JOB: notifications.retract_job,
     notification_push.PUSH_JOB: notification_push.push_job,
+    stories.EXPIRE_JOB: stories.expire_job,
+    stories.PURGE_JOB: stories.purge_job,
+    stories.CLEANUP_JOB: stories.cleanup_job,
 }
 
 # One context and one set of bound handlers per store: registering again (a script after the

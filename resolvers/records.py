@@ -245,13 +245,15 @@ class Message(Record):
     client_id: str | None
     fp: str | None
     edited: int | None
+    story: int | None = None  # the story a reply or reaction quotes (resolvers.stories.replies)
+    story_reaction: bool = False  # the text is an emoji reaction to `story`
 
     @classmethod
     def decode(cls, obj: Obj) -> Message:
         d = obj.data
         return cls(obj.id, obj.version, obj.created, obj.updated, int(d["thread"]), int(d["sender"]), d["kind"],
                    d.get("body"), d.get("post"), d.get("media"), d.get("reply_to"), d.get("client_id"), d.get("fp"),
-                   d.get("edited"))
+                   d.get("edited"), d.get("story"), bool(d.get("story_reaction")))
 
     @property
     def cursor(self) -> tuple[int, int]:

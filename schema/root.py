@@ -16,6 +16,7 @@ from schema.node import NodeQuery
 from schema.notifications import NotificationsMutation, NotificationsSubscription
 from schema.posts import PostsMutation, PostsQuery
 from schema.realtime import RealtimeSubscription
+from schema.stories import StoriesMutation
 from schema.users import UsersMutation, UsersQuery
 
 
@@ -26,7 +27,7 @@ class Query(NodeQuery, UsersQuery, PostsQuery, MediaQuery, MessagesQuery):
 
 @strawberry.type
 class Mutation(AccountsMutation, UsersMutation, FollowsMutation, PostsMutation, CommentsMutation, FeedMutation,
-               MediaMutation, MessagesMutation, NotificationsMutation):
+               MediaMutation, MessagesMutation, NotificationsMutation, StoriesMutation):
     pass
 
 

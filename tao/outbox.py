@@ -40,6 +40,9 @@ class Outbox:
     `Tao` that owns this outbox) and the job's payload."""
 
     def __init__(self, shards: Shards, settings: JobSettings) -> None:
+        # Due times are on the store's clock (Tao sets this to `tao.clock.now_ms`), so a
+        # delayed job comes due when the deployment's time says so, in every process.
+        self.now: Callable[[], int] = now_ms
         self._shards = shards
         self.store: Any = None  # set by the Tao that owns this outbox
         self._s = settings
@@ -64,7 +67,7 @@ class Outbox:
             raise TaoError(f"no handler registered for job {handler!r}")
         job_id = self._shards.ids.next_id(conn.shard) if job_id is None else job_id
         payload = with_trace_context(payload)  # observability: the job's span continues this trace
-        ts = now_ms()
+        ts = self.now()
         await conn.execute("INSERT INTO {outbox} (id, handler, payload, run_at, attempts, created) "
                            "VALUES (%s, %s, %s, %s, 0, %s)",
                            (job_id, handler, json.dumps(payload, separators=(",", ":")), ts + delay_ms, ts))
@@ -97,7 +100,7 @@ class Outbox:
 
     async def run_once(self, shard: int, *, include_delayed: bool = False) -> int:
         """Claim and run one batch of due jobs on `shard`; return how many ran."""
-        now = now_ms()
+        now = self.now()
         horizon = now + DEAD_LETTER_MS // 2 if include_delayed else now
         lease_until = now + int(self._s.lease_seconds * 1000)
         async def claim(conn: Conn) -> list[tuple]:
@@ -135,7 +138,7 @@ class Outbox:
             try:
                 async with self._shards.read(shard) as conn:
                     await conn.execute("UPDATE {outbox} SET run_at = %s, last_error = %s WHERE id = %s",
-                                       (now_ms() + delay, error, job_id))
+                                       (self.now() + delay, error, job_id))
             except TaoError:
                 pass  # the lease expires and the job comes due again anyway
             return
@@ -159,13 +162,13 @@ class Outbox:
         for shard in range(self._shards.n_shards):
             async with self._shards.read(shard) as conn:
                 n += (await conn.fetchall("SELECT COUNT(*) FROM {outbox} WHERE run_at < %s",
-                                          (now_ms() + DEAD_LETTER_MS // 2,)))[0][0]
+                                          (self.now() + DEAD_LETTER_MS // 2,)))[0][0]
         return n
 
     async def depth_by_handler(self) -> dict[str, tuple[int, int | None, int]]:
         """{handler: (jobs due or running, oldest `created` ms among them, parked jobs)} over every
         shard, shards in parallel (the `/metrics` outbox gauges)."""
-        parked_after = now_ms() + DEAD_LETTER_MS // 2
+        parked_after = self.now() + DEAD_LETTER_MS // 2
 
         async def one(shard: int) -> list[tuple]:
             async with self._shards.read(shard) as conn:

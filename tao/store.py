@@ -52,6 +52,7 @@ from tao.outbox import Jobs, Outbox
 from tao.registry import Registry
 from tao.shardmap import ShardMap
 from tao.shards import Errors, Shards
+from tao.sketches import Sketches
 from tao.types import REGISTRY
 from tao.unique_keys import UniqueKeys
 
@@ -78,7 +79,7 @@ class Tao:
         # routing and context
         "shard", "n_shards", "ids", "settings", "registry", "broker",
         # the deployment's one clock (tao/clock.py): time windows are decided by it
-        "clock",
+        "clock", "sketches",
     )
 
     def __init__(self, settings: Settings, registry: Registry, shard_map: ShardMap,
@@ -104,6 +105,9 @@ class Tao:
         # The store's time (shard 0's server), which every process agrees on; tests replace it
         # with a `ManualClock`.
         self.clock: Clock = StoreClock(shards, settings.store.clock_sync_seconds)
+        outbox.now = lambda: self.clock.now_ms()  # delayed jobs come due on the same clock
+        # HyperLogLogs and bounded recent sets in Redis, where one is configured (tao/sketches.py).
+        self.sketches = Sketches(settings.broker)
         outbox.register("tao.sync_inverses", _sync_inverses)
         outbox.register("tao.cache_refill", _cache_refill)
 
@@ -274,6 +278,7 @@ class Tao:
     async def close(self) -> None:
         await self.outbox.stop()
         await self.broker.close()
+        await self.sketches.close()
         await self._shards.backend.close()
         await self._cache.tier.close()
 
