@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from resolvers import privacy
 from resolvers.actor import acting_as
-from resolvers.errors import UserError
+from resolvers.errors import PermissionDeniedError, UserError
 from resolvers.hashtags import parse_mentions
 from resolvers.job_context import JobContext
 from resolvers.notifications import causes
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from resolvers.context import RequestContext
 
 TEXT_MAX = 2200
+PENDING_SCAN = 50  # pending comments looked through for the viewer's own (first page only)
 CLEANUP_JOB = "comments.cleanup"
 
 
@@ -52,6 +53,8 @@ def not_found(field: str = "commentId") -> UserError:
 
 
 def _parent_edge(comment: Comment) -> tuple[int, str, int]:
+    if comment.pending:
+        return comment.post, "PENDING_COMMENT", comment.id
     if comment.reply_to:
         return comment.reply_to, "HAS_REPLY", comment.id
     return comment.post, "HAS_COMMENT", comment.id
@@ -79,11 +82,17 @@ async def do_add_comment(tao: Tao, actor_id: int, post_id: int, text: str, reply
         top = target.reply_to or target.id  # one level deep
         reply_to_author = target.author
     mentions = await mention_ids(ctx, parse_mentions(text), "text", CommentErrorCode.TOO_MANY_MENTIONS)
+    # The post's author restricts the commenter: the comment waits for approval, unannounced.
+    pending = viewer != post.author and await ctx.loaders.assoc_by_key.load(
+        (post.author, "RESTRICTS", viewer)) is not None
     comment_id = await tao.obj_add("COMMENT", {
         "post": post_id, "author": viewer, "text": text, "reply_to": top, "mentions": mentions,
-    }, owner=post_id)
+    } | ({"pending": True} if pending else {}), owner=post_id)
     comment: Comment = record_of((await tao.obj_get([comment_id]))[comment_id])
     id1, atype, _ = _parent_edge(comment)
+    if pending:
+        await tao.assoc_add(id1, atype, comment_id, time=comment.created)  # no notification until approved
+        return comment
     # Its notifications commit with the edge that lists it.
     await tao.assoc_add(id1, atype, comment_id, time=comment.created, jobs=causes.comment(
         viewer, comment_id, post_id, post.author, reply_to_author, mentions, comment.created))
@@ -141,8 +150,48 @@ async def _page(ctx: RequestContext, id1: int, atype: str, first: int, after: Cu
 
 
 async def comments(ctx: RequestContext, post_id: int, first: int, after: Cursor | None) -> Page[Comment]:
-    """Top-level comments, newest first, minus those hidden from the viewer."""
-    return await _page(ctx, post_id, "HAS_COMMENT", first, after)
+    """Top-level comments, newest first, minus those hidden from the viewer; on the first page, a
+    restricted commenter also sees their own comments awaiting approval, first (as if posted)."""
+    page = await _page(ctx, post_id, "HAS_COMMENT", first, after)
+    if after is None and ctx.viewer_id is not None:
+        waiting = await ctx.loaders.assoc_page_by_key.load((post_id, "PENDING_COMMENT", PENDING_SCAN, None))
+        mine = [c for c in await privacy.visible_comments(ctx, [a.id2 for a in waiting])
+                if c.author == ctx.viewer_id and not c.reply_to]
+        page.items = [((c.created, c.id), c) for c in mine] + page.items
+    return page
+
+
+async def pending_comments(ctx: RequestContext, post_id: int, first: int, after: Cursor | None) -> Page[Comment]:
+    """Comments by restricted accounts awaiting the post author's approval (the author only)."""
+    post = await get_post(ctx, post_id)
+    if post is None or post.author != ctx.viewer_id:
+        raise PermissionDeniedError("Only the post's author sees comments awaiting approval.")
+    return await _page(ctx, post_id, "PENDING_COMMENT", first, after)
+
+
+async def do_approve_comment(tao: Tao, actor_id: int, comment_id: int) -> Comment:
+    """The post's author approves a restricted account's comment: it joins the post's comments
+    (or its thread) for everyone, and its notifications go out now. Idempotent."""
+    ctx = acting_as(tao, actor_id)
+    comment = await get_comment(ctx, comment_id)
+    if comment is None:
+        raise not_found()
+    post = await ctx.loaders.object_by_id.load(comment.post)
+    if not isinstance(post, Post) or post.author != actor_id:
+        raise UserError(CommentErrorCode.NOT_ALLOWED, "Only the post's author can approve a comment.", "commentId")
+    if not comment.pending:
+        return comment
+    approved: Comment = record_of(await tao.obj_update(comment_id, {"pending": None}))
+    id1, atype, _ = _parent_edge(approved)
+    reply_to_author = None
+    if approved.reply_to:
+        parent = await ctx.loaders.object_by_id.load(approved.reply_to)
+        reply_to_author = parent.author if isinstance(parent, Comment) else None
+    mentions = list((await tao.obj_get([comment_id]))[comment_id].data.get("mentions", []))
+    await tao.assoc_add(id1, atype, comment_id, time=approved.created, jobs=causes.comment(
+        approved.author, comment_id, approved.post, post.author, reply_to_author, mentions, approved.created))
+    await tao.assoc_delete(approved.post, "PENDING_COMMENT", comment_id)
+    return approved
 
 
 async def replies(ctx: RequestContext, comment_id: int, first: int, after: Cursor | None) -> Page[Comment]:

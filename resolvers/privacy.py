@@ -176,6 +176,8 @@ async def comment_visible(ctx: RequestContext, comment: Record) -> bool:
     post = await ctx.loaders.object_by_id.load(comment.post)
     if post is None or not await post_visible(ctx, post):
         return False
+    if comment.pending and ctx.viewer_id not in (comment.author, getattr(post, "author", None)):
+        return False  # a restricted account's comment awaiting approval: its author's (and the approver's)
     return await user_visibility(ctx, comment.author) != Visibility.HIDDEN
 
 

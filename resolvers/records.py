@@ -147,13 +147,16 @@ class Comment(Record):
     author: int
     text: str
     reply_to: int | None  # the top-level comment this replies to (replies are one level deep)
+    # By an account the post's author restricts: listed by PENDING_COMMENT, seen by its author
+    # (and the post's author, who may approve it) until approved (resolvers.comments).
+    pending: bool = False
 
     @classmethod
     def decode(cls, obj: Obj) -> Comment:
         d = obj.data
         reply_to = d.get("reply_to")
         return cls(obj.id, obj.version, obj.created, obj.updated, int(d["post"]), int(d["author"]), d["text"],
-                   int(reply_to) if reply_to else None)
+                   int(reply_to) if reply_to else None, bool(d.get("pending")))
 
 
 @dataclass(slots=True, frozen=True)

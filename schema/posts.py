@@ -161,6 +161,15 @@ class Post(Node):
         return connection_from_page(page, Comment.from_record)
 
 
+    @strawberry.field(description="Comments by accounts you restrict, waiting for your approval (post author only).")
+    async def pending_comments(self, info: Ctx, first: First = 20, after: str | None = None
+                               ) -> Connection[LazyComment] | None:
+        from schema.comments import Comment
+
+        page = await comments.pending_comments(info.context, self.record.id, first, decode_cursor(after))
+        return connection_from_page(page, Comment.from_record)
+
+
 register_node("Post", "POST", Post.from_record)
 register_node("Hashtag", "HASHTAG", Hashtag.from_record)
 register_node("Location", "LOCATION", Location.from_record)
