@@ -86,11 +86,21 @@ class Sketches:
         """The HyperLogLog's estimate of distinct members."""
         return int(await self._run(lambda c: c.pfcount(self._prefix + key + ":hll")))
 
-    async def recent(self, key: str, after_score: int | None, limit: int) -> list[tuple[int, int]]:
-        """(member, score) newest first, strictly older than `after_score` if given."""
-        high = f"({after_score}" if after_score is not None else "+inf"
-        rows = await self._run(lambda c: c.zrevrangebyscore(self._prefix + key + ":recent", high, "-inf",
-                                                            start=0, num=limit, withscores=True))
+    async def recent(self, key: str, after: tuple[int, int] | None, limit: int) -> list[tuple[int, int]]:
+        """(member, score) newest first, after the (score, member) `after` (a keyset cursor; ties
+        in score keep Redis's order). A cursor whose member was trimmed away goes on from its score."""
+        name = self._prefix + key + ":recent"
+
+        async def run(client: Any) -> Any:
+            start = 0
+            if after is not None:
+                rank = await client.zrevrank(name, str(after[1]))
+                if rank is None or int(await client.zscore(name, str(after[1])) or -1) != after[0]:
+                    return await client.zrevrangebyscore(name, f"({after[0]}", "-inf", start=0, num=limit,
+                                                         withscores=True)
+                start = rank + 1
+            return await client.zrevrange(name, start, start + limit - 1, withscores=True)
+        rows = await self._run(run)
         return [(int(m), int(s)) for m, s in rows]
 
     async def delete(self, key: str) -> None:

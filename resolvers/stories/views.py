@@ -4,8 +4,9 @@
 (the tray's "unseen" state; spread over viewers, never hot) and, on the author's side:
 - with Redis (`tao.sketches.available`): PFADD into the story's HyperLogLog and ZADD into its
   newest-viewers set (trimmed to `stories.recent_viewers`), and a STORY_VIEWER edge only while
-  the story has fewer than `stories.exact_viewers`: past that no SQL row of the story's shard is
-  written per view, so a hot story's views cost O(1) Redis commands each;
+  the story has at most `stories.exact_viewers` (one more row marks the overflow): past that no
+  SQL row of the story's shard is written per view, so a hot story's views cost O(1) Redis
+  commands each;
 - without Redis (the embedded default): the STORY_VIEWER edge always (exact, one count row per
   story: fine for one SQLite process, the wrong choice at scale: docs/stories.md).
 `viewerCount` is exact (`viewerCountIsExact`) while the exact list is under the threshold, else
@@ -70,7 +71,8 @@ async def do_mark_stories_seen(tao: Tao, actor_id: int, story_ids: list[int]) ->
             except TaoError as exc:  # an estimate may lose a view; the exact part below still holds
                 log.warning("story %d: view not counted in its sketch: %s", story.id, exc)
         counts = await tao.assoc_count_many([(st.id, "STORY_VIEWER") for st in others])
-        exact = [st for st in others if counts.get((st.id, "STORY_VIEWER"), 0) < s.exact_viewers]
+        # Up to one row past the threshold: that row is what says "more than the threshold".
+        exact = [st for st in others if counts.get((st.id, "STORY_VIEWER"), 0) <= s.exact_viewers]
     else:
         exact = others
     if exact:
@@ -93,7 +95,7 @@ async def _exact(ctx: RequestContext, story: Story) -> bool:
     if not ctx.tao.sketches.available:
         return True
     n = await ctx.loaders.assoc_count_by_key.load((story.id, "STORY_VIEWER"))
-    return n < ctx.settings.stories.exact_viewers
+    return n <= ctx.settings.stories.exact_viewers
 
 
 async def viewer_count(ctx: RequestContext, story: Story) -> ViewerCount:
@@ -127,7 +129,7 @@ async def viewers(ctx: RequestContext, story: Story, first: int, after: Cursor |
         users = await privacy.visible_users(ctx, [a.id2 for a in assocs])
         return make_page(assocs, has_next, {u.id: u for u in users}, after)
     check_first(ctx, first)
-    rows = await ctx.tao.sketches.recent(sketch_key(story.id), after[0] if after else None, first + 1)
+    rows = await ctx.tao.sketches.recent(sketch_key(story.id), after, first + 1)
     shown, has_next = rows[:first], len(rows) > first
     found = {u.id: u for u in await privacy.visible_users(ctx, [m for m, _ in shown])}
     items = [((t, m), found[m]) for m, t in shown if m in found]
