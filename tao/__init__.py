@@ -12,6 +12,7 @@ from tao.errors import (
     ConflictError,
     InvalidDataError,
     InvalidIdError,
+    JobNotDueError,
     ObjectNotFoundError,
     ShardTimeoutError,
     ShardUnavailableError,
@@ -23,7 +24,8 @@ from tao.models import Assoc, Obj
 from tao.store import Tao, open_tao
 
 __all__ = [
-    "Assoc", "ConflictError", "InvalidDataError", "InvalidIdError", "Obj", "ObjectFilter", "ObjectNotFoundError",
+    "Assoc", "ConflictError", "InvalidDataError", "InvalidIdError", "JobNotDueError", "Obj", "ObjectFilter",
+    "ObjectNotFoundError",
     "ShardTimeoutError", "ShardUnavailableError", "Tao", "TaoError", "UnknownTypeError", "open_tao",
     "shard_of", "time_of",
 ]

@@ -22,7 +22,7 @@ from config import JobSettings
 from config.observability.jobs import observe_job
 from config.observability.traces import with_trace_context
 from tao.backends.base import Conn
-from tao.errors import TaoError
+from tao.errors import JobNotDueError, TaoError
 from tao.models import now_ms
 from tao.shards import Shards
 
@@ -115,17 +115,22 @@ class Outbox:
         rows = await self._shards.write(shard, claim)
         if not rows:
             return 0
-        await asyncio.gather(*(self._run_job(shard, *row) for row in rows))
-        return len(rows)
+        ran = await asyncio.gather(*(self._run_job(shard, *row) for row in rows))
+        return sum(ran)
 
-    async def _run_job(self, shard: int, job_id: int, handler: str, payload: str, attempts: int) -> None:
+    async def _run_job(self, shard: int, job_id: int, handler: str, payload: str, attempts: int) -> bool:
+        """Run one claimed job; False if its handler said it is not due yet (put back unchanged)."""
         fn = self.handlers.get(handler)
+        not_due: JobNotDueError | None = None
         try:
             if fn is None:
                 raise TaoError(f"no handler registered for job {handler!r} in this process")
             data = json.loads(payload)
             with observe_job(handler, job_id, attempts + 1, data):  # metrics, log line, span
-                await fn(self.store, data)
+                try:
+                    await fn(self.store, data)
+                except JobNotDueError as exc:
+                    not_due = exc
         except Exception as exc:
             attempts += 1
             if attempts >= self._s.max_attempts:
@@ -141,12 +146,22 @@ class Outbox:
                                        (self.now() + delay, error, job_id))
             except TaoError:
                 pass  # the lease expires and the job comes due again anyway
-            return
+            return True
+        if not_due is not None:  # back to its time, the claim's attempt undone
+            try:
+                async with self._shards.read(shard) as conn:
+                    await conn.execute("UPDATE {outbox} SET run_at = %s, attempts = %s WHERE id = %s",
+                                       (not_due.run_at, attempts, job_id))
+            except TaoError:
+                pass  # the lease expires and the handler says so again
+            return False
         await self.delete(shard, job_id)
+        return True
 
     async def run_until_idle(self, *, include_delayed: bool = True, max_rounds: int = 10_000) -> int:
         """Drain every shard (tests, batch jobs). With include_delayed, jobs scheduled for later
-        (backoff, the inverse-sync grace period) run now too."""
+        (backoff, the inverse-sync grace period) run now too, except those whose handler says they
+        are not due yet (`JobNotDueError`: a story's expiry before its 24 hours)."""
         total = 0
         for _ in range(max_rounds):
             ran = 0

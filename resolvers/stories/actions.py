@@ -16,7 +16,6 @@ Invariants:
 
 from __future__ import annotations
 
-import logging
 import re
 from typing import Any
 
@@ -29,19 +28,15 @@ from resolvers.notifications import causes
 from resolvers.posts import mention_ids
 from resolvers.records import Media, MediaKind, MediaStatus, record_of
 from resolvers.stories.model import LIFETIME_MS, LINK_MAX, Audience, Story, StoryErrorCode, story_edge_data
-from tao import Tao
-
-log = logging.getLogger(__name__)
+from tao import JobNotDueError, Tao
 
 EXPIRE_JOB = "stories.expire"
 PURGE_JOB = "stories.purge"
 CLEANUP_JOB = "stories.cleanup"
 DAY_MS = 24 * 3600 * 1000
 # Jobs come due on the store's clock (the outbox's schedule uses it), so an expiry or purge job
-# normally runs when it is due. One run early anyway (`run_jobs_until_idle(include_delayed=True)`
-# runs every delayed job at once) is scheduled again for the rest, at most this many times in a
-# row (readers hide an expired story by the clock whatever the jobs do).
-MAX_EARLY_RUNS = 5
+# runs when it is due; one run early anyway (`run_jobs_until_idle(include_delayed=True)` runs
+# delayed jobs at once) raises `JobNotDueError` and the outbox puts it back for its time.
 _LINK = re.compile(r"https?://[^\s/$.?#][^\s]*", re.IGNORECASE)
 
 
@@ -162,20 +157,13 @@ async def cleanup(tao: Tao, story_id: int, author: int, media_id: int | None = N
 async def expire_job(job: JobContext, payload: dict) -> None:
     """`stories.expire`: out of the live list, into the archive (with the purge job)."""
     tao = job.tao
-    story_id, author = int(payload["story"]), int(payload["author"])
+    story_id = int(payload["story"])
     obj = (await tao.obj_get([story_id])).get(story_id)
     story = record_of(obj) if obj is not None else None
     if not isinstance(story, Story):
         return
-    now = tao.clock.now_ms()
-    if story.live_at(now):
-        early = int(payload.get("early", 0)) + 1
-        if early <= MAX_EARLY_RUNS:
-            await tao.enqueue(author, EXPIRE_JOB, {"story": story_id, "author": author, "early": early},
-                              delay_ms=story.expires_at - now)
-        else:
-            log.warning("stories.expire: story %d not expired after %d runs; left live-listed", story_id, early)
-        return
+    if story.live_at(tao.clock.now_ms()):
+        raise JobNotDueError(story.expires_at)  # run early (a drain of delayed jobs): back to its time
     await expire(tao, story, job.settings.stories.archive_days)
 
 
@@ -192,20 +180,15 @@ async def expire(tao: Tao, story: Story, archive_days: float) -> bool:
 async def purge_job(job: JobContext, payload: dict) -> None:
     """`stories.purge`: an archived story past its time goes with its media, unless highlighted."""
     tao = job.tao
-    story_id, author = int(payload["story"]), int(payload["author"])
+    story_id = int(payload["story"])
     obj = (await tao.obj_get([story_id])).get(story_id)
     story = record_of(obj) if obj is not None else None
     if not isinstance(story, Story):
         return
     days = job.settings.stories.archive_days
     due = story.expires_at + int(days * DAY_MS)
-    now = tao.clock.now_ms()
-    if now < due:
-        early = int(payload.get("early", 0)) + 1
-        if early <= MAX_EARLY_RUNS:
-            await tao.enqueue(author, PURGE_JOB, {"story": story_id, "author": author, "early": early},
-                              delay_ms=due - now)
-        return
+    if tao.clock.now_ms() < due:
+        raise JobNotDueError(due)
     await purge_if_due(tao, story, days)
 
 

@@ -102,3 +102,17 @@ async def test_a_highlighted_story_lives_on_and_is_not_purged(gql):
                  {"i": {"highlightId": h["id"]}}, ta)
     await gql.tao.run_jobs_until_idle(include_delayed=False)
     assert (await gql.ok(NODE, {"id": story["id"]}, ta))["node"] is None
+
+
+async def test_draining_delayed_jobs_early_leaves_the_expiry_for_its_time(gql):
+    """`run_jobs_until_idle(include_delayed=True)` runs every delayed job at once: the expiry
+    says it is not due (on the store's clock) and is put back, not lost, and the drain ends."""
+    c = clock(gql)
+    ta, _ = await gql.sign_up("ada")
+    await post_story(gql, ta, "ada")
+    ada = await uid(gql, "ada")
+    await gql.tao.run_jobs_until_idle(include_delayed=True)
+    assert await gql.tao.assoc_count(ada, "STORY_LIVE") == 1
+    c.set(T0 + DAY)
+    await gql.tao.run_jobs_until_idle(include_delayed=False)
+    assert (await gql.tao.assoc_count(ada, "STORY_LIVE"), await gql.tao.assoc_count(ada, "STORY_ARCHIVE")) == (0, 1)
