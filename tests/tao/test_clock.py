@@ -36,3 +36,27 @@ def test_manual_clock_moves_only_when_told():
     assert c.now_ms() == 86_400_999
     c.set(5)
     assert c.now_ms() == 5
+
+
+async def test_delayed_jobs_come_due_on_the_store_clock_and_may_say_not_due(tao):
+    """The outbox schedules on `tao.clock`; a handler raising JobNotDueError is put back for its
+    time with no attempt counted, so a drain of delayed jobs ends instead of spinning."""
+    from tao import JobNotDueError
+
+    c = ManualClock(1_000_000)
+    tao.clock = c
+    runs: list[int] = []
+
+    async def handler(_store, payload):
+        runs.append(c.now_ms())
+        if c.now_ms() < payload["due"]:
+            raise JobNotDueError(payload["due"])
+
+    tao.outbox.register("test.due", handler)
+    await tao.enqueue(tao.ids.next_id(0), "test.due", {"due": 1_000_000 + 5_000}, delay_ms=5_000)
+    assert await tao.run_jobs_until_idle(include_delayed=False) == 0  # not due on the store's clock
+    assert await tao.run_jobs_until_idle(include_delayed=True) == 0  # run early: put back, the drain ends
+    assert runs == [1_000_000] and await tao.outbox.pending() == 1
+    c.advance(5_000)
+    assert await tao.run_jobs_until_idle(include_delayed=False) == 1
+    assert await tao.outbox.pending() == 0
