@@ -157,3 +157,17 @@ async def test_a_highlight_holds_at_most_100_stories(gql):
                        {"i": {"highlightId": h["id"], "storyIds": [ids[100]]}}, ta)
     assert add["addToHighlight"]["errors"] == [{"code": "HIGHLIGHT_FULL", "field": "storyIds"}]
     assert len((await gql.ok(STORIES, {"u": "ada"}, ta))["user"]["highlights"][0]["stories"]) == 100
+
+
+async def test_a_mention_sticker_notifies_while_the_story_is_visible(gql):
+    c = clock(gql)
+    ta, a = await gql.sign_up("ada")
+    tb, _ = await gql.sign_up("bob")
+    story = await post_story(gql, ta, "ada", mentions=["@bob", "nobody"])
+    assert story["mentions"] == [{"username": "bob"}]
+    await gql.tao.run_jobs_until_idle(include_delayed=False)
+    q = "{ viewer { notifications { edges { node { type actors { username } target { id } } } } } }"
+    nodes = [e["node"] for e in (await gql.ok(q, token=tb))["viewer"]["notifications"]["edges"]]
+    assert nodes == [{"type": "MENTION", "actors": [{"username": "ada"}], "target": {"id": story["id"]}}]
+    c.set(T0 + DAY)  # the story is gone for bob: so is what pointed at it
+    assert (await gql.ok(q, token=tb))["viewer"]["notifications"]["edges"] == []
