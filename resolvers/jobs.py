@@ -45,6 +45,7 @@ HANDLERS: dict[str, JobHandler] = {
     stories.EXPIRE_JOB: stories.expire_job,
     stories.PURGE_JOB: stories.purge_job,
     stories.CLEANUP_JOB: stories.cleanup_job,
+    stories.HINT_JOB: stories.hint_job,
 }
 
 # One context and one set of bound handlers per store: registering again (a script after the

@@ -4,7 +4,9 @@ A story seen a million times cannot keep one SQL row per view on its shard, nor 
 row per view. Past an exact threshold (resolvers.stories.views) its distinct viewers are counted
 with Redis's HyperLogLog (PFADD / PFCOUNT: 16 384 six-bit registers, 12 KB per key, standard
 error 0.81 %) and its newest viewers kept in a sorted set trimmed to a bound (ZADD + ZREMRANGEBYRANK):
-O(1) Redis commands per view, spread over keys, no SQL row touched.
+O(1) Redis commands per view, spread over keys, no SQL row touched. Small expiring hints
+(`hint_set`/`hint_get_many`: SET PX and one MGET) let a reader skip keys that cannot matter
+(the story tray skips followed accounts with no live story).
 
 `Sketches.available` is False when the deployment has no Redis (`broker.backend = "local"`, the
 embedded default); callers then keep exact SQL lists (docs/stories.md says what that costs).
@@ -102,6 +104,17 @@ class Sketches:
             return await client.zrevrange(name, start, start + limit - 1, withscores=True)
         rows = await self._run(run)
         return [(int(m), int(s)) for m, s in rows]
+
+    async def hint_set(self, key: str, value: int, ttl_ms: int) -> None:
+        """A small integer under `key` for `ttl_ms` (a presence hint: "this author has a live story")."""
+        await self._run(lambda c: c.set(self._prefix + key, value, px=max(1, ttl_ms)))
+
+    async def hint_get_many(self, keys: list[str]) -> list[int | None]:
+        """The hints of `keys`, in order (None where absent or expired): one MGET."""
+        if not keys:
+            return []
+        rows = await self._run(lambda c: c.mget([self._prefix + k for k in keys]))
+        return [int(v) if v is not None else None for v in rows]
 
     async def delete(self, key: str) -> None:
         if self.available:

@@ -28,11 +28,12 @@ from resolvers.notifications import causes
 from resolvers.posts import mention_ids
 from resolvers.records import Media, MediaKind, MediaStatus, record_of
 from resolvers.stories.model import LIFETIME_MS, LINK_MAX, Audience, Story, StoryErrorCode, story_edge_data
-from tao import JobNotDueError, Tao
+from tao import JobNotDueError, Tao, TaoError
 
 EXPIRE_JOB = "stories.expire"
 PURGE_JOB = "stories.purge"
 CLEANUP_JOB = "stories.cleanup"
+HINT_JOB = "stories.live_hint"
 DAY_MS = 24 * 3600 * 1000
 # Jobs come due on the store's clock (the outbox's schedule uses it), so an expiry or purge job
 # runs when it is due; one run early anyway (`run_jobs_until_idle(include_delayed=True)` runs
@@ -99,13 +100,44 @@ async def do_create_story(tao: Tao, actor_id: int, media_id: int, audience: str 
             "audience": aud.value, "posted_at": now, "mentions": mentioned, "hashtag": tag, "link": url}
     story_id = await tao.obj_add("STORY", data, owner=actor_id)
     story = record_of((await tao.obj_get([story_id]))[story_id])
-    # The live edge commits with its expiry job: a listed story always expires.
-    await tao.assoc_add(actor_id, "STORY_LIVE", story_id, time=now, data=story_edge_data(story),
-                        jobs=[(EXPIRE_JOB, {"story": story_id, "author": actor_id}, LIFETIME_MS)]
-                        + _mention_jobs(story))
+    # The live edge commits with its expiry job (a listed story always expires) and with the job
+    # that sets the tray's live hint, done here at once and then deleted (it is the retry if
+    # Redis does not answer now).
+    hint_job = tao.ids.next_id(tao.shard(actor_id)) if tao.sketches.available else None
+    jobs: list[tuple] = [(EXPIRE_JOB, {"story": story_id, "author": actor_id}, LIFETIME_MS), *_mention_jobs(story)]
+    if hint_job is not None:
+        jobs.append((HINT_JOB, {"author": actor_id, "posted_at": now}, 0, hint_job))
+    await tao.assoc_add(actor_id, "STORY_LIVE", story_id, time=now, data=story_edge_data(story), jobs=jobs)
     await tao.assoc_add_many([(story_id, "HAS_MEDIA", media_id, now)]
                              + [(story_id, "MENTIONS", u, now) for u in mentioned])
+    if hint_job is not None:
+        try:
+            await set_live_hint(tao, actor_id, now)
+        except TaoError:
+            pass  # the job retries it
+        else:
+            await tao.outbox.delete(tao.shard(actor_id), hint_job)
     return story
+
+
+def live_hint_key(author: int) -> str:
+    return f"live:{author}"
+
+
+async def set_live_hint(tao: Tao, author: int, posted_at: int) -> None:
+    """Tell trays that `author` has a live story until posted_at + 24 h (a newer story moves it on)."""
+    remaining = posted_at + LIFETIME_MS - tao.clock.now_ms()
+    if remaining > 0:
+        await tao.sketches.hint_set(live_hint_key(author), posted_at, remaining)
+
+
+async def hint_job(job: JobContext, payload: dict) -> None:
+    """`stories.live_hint`: the retry of `set_live_hint` (idempotent: the newest story wins)."""
+    tao = job.tao
+    author = int(payload["author"])
+    newest = await tao.assoc_range(author, "STORY_LIVE", 0, 1)
+    if newest:
+        await set_live_hint(tao, author, max(newest[0].time, int(payload["posted_at"])))
 
 
 def _mention_jobs(story: Story) -> list[tuple[str, dict]]:

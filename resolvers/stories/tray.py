@@ -1,8 +1,9 @@
 """The story tray and profile rings: pulled at read time (docs/stories.md, "Push or pull").
 
 A tray read is a fixed number of batched reads whatever the viewer follows: the viewer's
-FOLLOWS list, the live window (`posted_at > now - 24 h`) of every followed account's
-STORY_LIVE list (one many-keys read: one cache round trip per memcached server), then, for the
+FOLLOWS list, the live hints of those accounts (with Redis: one MGET, so accounts without a
+live story cost no cache read), the live window (`posted_at > now - 24 h`) of the remaining
+accounts' STORY_LIVE lists (one many-keys read: one cache round trip per memcached server), then, for the
 accounts with live stories only, in parallel: the viewer's story mutes, their visibility (blocks,
 private accounts), close-friends membership where a ring holds a close-friends story, the
 viewer's seen marks, and the feed's affinity signals. Posting writes nothing per follower.
@@ -21,9 +22,10 @@ from typing import TYPE_CHECKING
 from resolvers.feed.ranking import Scorer, load_signals
 from resolvers.pagination import Cursor, Page, check_first
 from resolvers.privacy import Visibility
+from resolvers.stories.actions import live_hint_key
 from resolvers.stories.model import Story, live_low
 from resolvers.stories.visibility import now_ms, visible_stories
-from tao import Assoc
+from tao import Assoc, TaoError
 
 if TYPE_CHECKING:
     from resolvers.context import RequestContext
@@ -56,7 +58,7 @@ async def tray_rings(ctx: RequestContext) -> list[Ring]:
     tao = ctx.tao
     now = now_ms(ctx)
     follows = await tao.assoc_range(viewer, "FOLLOWS", 0, ctx.settings.stories.tray_max_following)
-    authors = [viewer] + [a.id2 for a in follows if a.id2 != viewer]
+    authors = [viewer] + await _maybe_live([a.id2 for a in follows if a.id2 != viewer], ctx, now)
     lives = await tao.assoc_time_range_many([(a, "STORY_LIVE") for a in authors], low=live_low(now), limit=100)
     live = {a: edges for a in authors if (edges := lives.get((a, "STORY_LIVE")))}
     others = [a for a in live if a != viewer]
@@ -82,6 +84,22 @@ async def tray_rings(ctx: RequestContext) -> list[Ring]:
             theirs.append(ring)
     theirs.sort(key=lambda r: (not r.has_unseen, -r.affinity, -r.latest_at, -r.author))
     return rings + theirs
+
+
+async def _maybe_live(authors: list[int], ctx: RequestContext, now: int) -> list[int]:
+    """The followed accounts that may have a live story: with Redis, those whose live hint
+    (`actions.set_live_hint`: set when they post, expiring 24 h after their newest story) is
+    set, one MGET; the authority is still each one's STORY_LIVE list, read next. Without Redis,
+    or if it does not answer, every followed account."""
+    sketches = ctx.tao.sketches
+    if not sketches.available or not authors:
+        return authors
+    try:
+        hints = await sketches.hint_get_many([live_hint_key(a) for a in authors])
+    except TaoError:
+        return authors
+    low = live_low(now)
+    return [a for a, h in zip(authors, hints) if h is not None and h >= low]
 
 
 async def _empty() -> dict:
