@@ -19,9 +19,9 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from resolvers import privacy
 from resolvers.feed.ranking import Scorer, load_signals
 from resolvers.pagination import Cursor, Page, check_first
-from resolvers.privacy import Visibility
 from resolvers.stories.actions import live_hint_key
 from resolvers.stories.model import Story, live_low
 from resolvers.stories.visibility import now_ms, visible_stories
@@ -29,6 +29,9 @@ from tao import Assoc, TaoError
 
 if TYPE_CHECKING:
     from resolvers.context import RequestContext
+
+
+MARKS_SCAN = 1000  # a viewer's seen marks of the last 24 h (or story mutes) read as one list up to this
 
 
 @dataclass(slots=True)
@@ -64,15 +67,14 @@ async def tray_rings(ctx: RequestContext) -> list[Ring]:
     others = [a for a in live if a != viewer]
     cf_authors = [a for a in others if any(e.data.get("cf") for e in live[a])]
     story_ids = [e.id2 for edges in live.values() for e in edges]
-    mutes, visibility, members, seen_edges, signals = await asyncio.gather(
-        tao.assoc_get(viewer, "STORY_MUTES", others) if others else _empty(),
-        ctx.loaders.visibility_by_user_id.load_many(others),
+    mutes, full, members, seen, signals = await asyncio.gather(
+        _own_marks(ctx, viewer, "STORY_MUTES", others, None),
+        privacy.followed_full_ids(ctx, others),
         ctx.loaders.assoc_by_key.load_many([(a, "CLOSE_FRIEND", viewer) for a in cf_authors]),
-        tao.assoc_get(viewer, "STORY_SEEN", story_ids) if story_ids else _empty(),
+        _own_marks(ctx, viewer, "STORY_SEEN", story_ids, live_low(now)),
         load_signals(ctx, viewer) if others else _none())
-    visible = {a for a, v in zip(others, visibility) if v == Visibility.FULL and a not in mutes}
+    visible = {a for a in full if a not in mutes}
     member = {a for a, m in zip(cf_authors, members) if m is not None and not isinstance(m, BaseException)}
-    seen = set(seen_edges)
     rings: list[Ring] = []
     if viewer in live and (own := _ring(viewer, live[viewer], seen, True, True)) is not None:
         rings.append(own)
@@ -102,8 +104,17 @@ async def _maybe_live(authors: list[int], ctx: RequestContext, now: int) -> list
     return [a for a, h in zip(authors, hints) if h is not None and h >= low]
 
 
-async def _empty() -> dict:
-    return {}
+async def _own_marks(ctx: RequestContext, viewer: int, atype: str, ids: list[int], low: int | None) -> set[int]:
+    """Which of `ids` the viewer's (id1 = viewer) `atype` list holds: read as the list itself
+    (newest first, from `low`: a seen mark is never older than its live story), one cache key,
+    instead of one key per id; a list longer than MARKS_SCAN falls back to per-id edges."""
+    if not ids:
+        return set()
+    page = await ctx.tao.assoc_time_range(viewer, atype, low=low, limit=MARKS_SCAN)
+    if len(page) < MARKS_SCAN:
+        wanted = set(ids)
+        return {a.id2 for a in page if a.id2 in wanted}
+    return set(await ctx.tao.assoc_get(viewer, atype, ids))
 
 
 async def _none() -> None:

@@ -124,3 +124,16 @@ async def test_tray_pages(gql):
     names = [n["user"]["username"] for n in first["nodes"] + second["nodes"]]
     assert sorted(names) == ["a", "b", "c"] and first["pageInfo"]["hasNextPage"]
     assert not second["pageInfo"]["hasNextPage"]
+
+
+async def test_tray_hides_a_followed_account_across_a_block_before_the_follow_is_severed(gql):
+    clock(gql)
+    tv, _ = await gql.sign_up("viewer")
+    ta, a = await gql.sign_up("ada")
+    await follow(gql, tv, a)
+    await post_story(gql, ta, "ada")
+    assert ring_names(await tray(gql, tv)) == ["ada"]
+    # the block edge alone, as if its sever job had not run yet: the follow is still there
+    await gql.tao.assoc_add(await uid(gql, "ada"), "BLOCKS", await uid(gql, "viewer"))
+    assert await gql.tao.assoc_count(await uid(gql, "viewer"), "FOLLOWS") == 1
+    assert ring_names(await tray(gql, tv)) == []
