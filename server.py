@@ -341,7 +341,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
 
     async def store(app: web.Application) -> AsyncIterator[None]:
         tao = await open_tao(settings, start_worker=False)
-        register_job_handlers(tao)
+        register_job_handlers(tao, media=app.get(MEDIA_KEY))  # the media cleanup context runs first
         if settings.jobs.in_process_worker:
             tao.outbox.start()
         app[TAO_KEY] = tao

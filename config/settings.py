@@ -487,6 +487,24 @@ class NotificationSettings(_Section):
     max_push_subscriptions: Annotated[int, _range(1, 100)] = 20
 
 
+class AccountDataSettings(_Section):
+    """Data export and account deletion (resolvers/account_data, docs/accounts.md)."""
+
+    # After `deleteAccount`, the account is hidden at once and purged after this many seconds;
+    # logging in before then cancels the deletion.
+    deletion_grace_seconds: Annotated[int, _range(0)] = 30 * 24 * 3600
+    # Items one purge step removes per kind (each step is one bounded batch of store writes).
+    purge_batch: Annotated[int, _range(1, 10_000)] = 200
+    # Batches one run of the purge job does before it re-enqueues itself (bounds a job's run).
+    purge_batches_per_run: Annotated[int, _range(1, 100_000)] = 50
+    # The export archive: multipart part size (S3 needs >= 5 MiB except the last part) and how
+    # long its signed URL (and the archive) stays valid.
+    export_part_size: Annotated[int, _range(1024)] = 8 * 1024 * 1024
+    export_url_ttl_seconds: Annotated[int, _range(60, 7 * 24 * 3600)] = 4 * 24 * 3600
+    # Records an export reads per store page.
+    export_page: Annotated[int, _range(1, 1000)] = 200
+
+
 # ---- observability: metrics, logs, traces (config/observability/, docs/operations.md) ------------
 
 class MetricsSettings(_Section):
@@ -549,6 +567,7 @@ class Settings(BaseSettings):
     messages: MessageSettings = Field(default_factory=MessageSettings)
     notifications: NotificationSettings = Field(default_factory=NotificationSettings)
     stories: StorySettings = Field(default_factory=StorySettings)
+    account_data: AccountDataSettings = Field(default_factory=AccountDataSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     tracing: TracingSettings = Field(default_factory=TracingSettings)

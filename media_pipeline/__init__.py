@@ -14,6 +14,7 @@ The public API (everything the GraphQL layer and job handlers need):
 This package never imports tao, resolvers, schema, server, strawberry or aiohttp.
 """
 
+from media_pipeline.archive import member, stored_chunks, write_zip
 from media_pipeline.errors import (
     ChecksumMismatchError,
     CorruptMediaError,
@@ -59,6 +60,9 @@ __all__ = [
     "MediaTooLargeError",
     "MissingPartsError",
     "ObjectStore",
+    "member",
+    "stored_chunks",
+    "write_zip",
     "PartUrl",
     "ProcessOptions",
     "Reject",

@@ -148,7 +148,11 @@ class LocalBackend(BlockingStore):
             params["sha256"] = sha256_b64
         return sign_url(self.signing_key, "PUT", self.base_url, _check_key(key), int(time.time()) + expires_in, params)
 
-    def upload_part(self, key: str, multipart_id: str, number: int, body: bytes, sha256_b64: str | None) -> str:
+    def upload_part(self, key: str, multipart_id: str, number: int, body: bytes) -> PartInfo:
+        etag = self.store_part(key, multipart_id, number, body, None)
+        return PartInfo(number, len(body), etag, None)
+
+    def store_part(self, key: str, multipart_id: str, number: int, body: bytes, sha256_b64: str | None) -> str:
         """Store one part (the handler has checked the URL); returns its ETag."""
         meta = self._meta(multipart_id)
         if meta is None or meta["key"] != key:
@@ -249,7 +253,7 @@ async def handle_local_request(
         if expected is not None and lowered.get(CHECKSUM_HEADER) != expected:
             return 400, {"Content-Type": "text/plain"}, f"send header {CHECKSUM_HEADER}: {expected}".encode()
         try:
-            etag = await store.run(backend.upload_part, key, query["uploadId"], number, body, expected)
+            etag = await store.run(backend.store_part, key, query["uploadId"], number, body, expected)
         except FileNotFoundError:
             return 404, {"Content-Type": "text/plain"}, b"no such upload; start a new one"
         except ValueError as exc:

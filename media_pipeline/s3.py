@@ -161,6 +161,12 @@ class S3Backend(BlockingStore):
         with _translate("presign"):
             return self.client.generate_presigned_url("upload_part", Params=params, ExpiresIn=expires_in)
 
+    def upload_part(self, key: str, multipart_id: str, number: int, body: bytes) -> PartInfo:
+        with _translate("upload part"):
+            r = self.client.upload_part(Bucket=self.bucket, Key=key, UploadId=multipart_id, PartNumber=number,
+                                        Body=body)
+        return PartInfo(number, len(body), r["ETag"], r.get("ChecksumSHA256"))
+
     def list_parts(self, key: str, multipart_id: str) -> list[PartInfo] | None:
         parts: list[PartInfo] = []
         with _translate("list parts"):

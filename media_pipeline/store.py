@@ -94,6 +94,11 @@ class BlockingStore(abc.ABC):
         `x-amz-checksum-sha256: <sha256_b64>` and the store rejects a body that does not match."""
 
     @abc.abstractmethod
+    def upload_part(self, key: str, multipart_id: str, number: int, body: bytes) -> PartInfo:
+        """Upload part `number` from this process (server-side writers such as the export
+        archive; clients use `presign_part`)."""
+
+    @abc.abstractmethod
     def list_parts(self, key: str, multipart_id: str) -> list[PartInfo] | None:
         """Parts received so far, by number; None if the multipart upload does not exist."""
 
@@ -168,6 +173,9 @@ class ObjectStore:
 
     async def list_parts(self, key: str, multipart_id: str) -> list[PartInfo] | None:
         return await self.run(self.blocking.list_parts, key, multipart_id)
+
+    async def upload_part(self, key: str, multipart_id: str, number: int, body: bytes) -> PartInfo:
+        return await self.run(self.blocking.upload_part, key, multipart_id, number, body)
 
     async def complete_multipart(self, key: str, multipart_id: str, parts: list[PartInfo]) -> None:
         await self.run(self.blocking.complete_multipart, key, multipart_id, parts)

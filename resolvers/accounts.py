@@ -147,6 +147,9 @@ async def do_log_in(tao: Tao, username: str, password: str, *, throttle: LoginTh
     assert user is not None
     if throttle is not None:
         throttle.record_success(key)
+    if user.deactivated:  # logging in within the grace period cancels the account's deletion
+        from resolvers.account_data.deletion import cancel_deletion  # builds on this module
+        await cancel_deletion(tao, user.id)
     token = await _create_session(ctx, user.id)
     return user, token
 

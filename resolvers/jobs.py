@@ -13,6 +13,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from resolvers import accounts, block_cleanup, comments, media, posts, realtime
+from resolvers.account_data import deletion as account_deletion
+from resolvers.account_data import export as account_export
 from resolvers.feed.jobs import HANDLERS as FEED_HANDLERS
 from resolvers.follows import SEVER_JOB, approve_pending_requests_job, sever_blocked_job
 from resolvers.job_context import JobContext
@@ -46,6 +48,9 @@ HANDLERS: dict[str, JobHandler] = {
     stories.PURGE_JOB: stories.purge_job,
     stories.CLEANUP_JOB: stories.cleanup_job,
     stories.HINT_JOB: stories.hint_job,
+    account_deletion.PURGE_JOB: account_deletion.purge_job,
+    account_deletion.FORGET_JOB: account_deletion.forget_job,
+    account_export.EXPORT_JOB: account_export.export_job,
 }
 
 # One context and one set of bound handlers per store: registering again (a script after the

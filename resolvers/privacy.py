@@ -4,7 +4,8 @@ Every surface (a user field, a list of users, `node(id:)`, a mutation that names
 here; nothing else reads block, follow or private-account state to decide visibility.
 
 Rules for a user, as seen by the viewer:
-- HIDDEN: the user does not exist for the viewer: deleted, or either of them blocks the other.
+- HIDDEN: the user does not exist for the viewer: deleted or deactivated (account deletion
+  requested, resolvers.account_data), or either of them blocks the other.
   A hidden user is indistinguishable from a missing one (never "you are blocked").
 - LIMITED: a private account the viewer does not follow: the profile header (names, bio,
   picture, counts) but not its lists (followers, following, posts).
@@ -59,7 +60,7 @@ async def user_visibility_batch(loaders: Loaders, user_ids: list[int]) -> list[V
              if isinstance(e, BaseException)), None)
         if failed is not None:
             out.append(failed)
-        elif not isinstance(obj, User):
+        elif not isinstance(obj, User) or obj.deactivated:  # deletion requested: gone for everyone
             out.append(Visibility.HIDDEN)
         elif uid == viewer:
             out.append(Visibility.FULL)
@@ -129,7 +130,7 @@ async def addressable_user(ctx: RequestContext, user_id: int) -> User | None:
     # Both in one tick, so they batch into one cache round trip.
     obj, blocked_by = await asyncio.gather(ctx.loaders.object_by_id.load(user_id),
                                            ctx.loaders.assoc_by_key.load((viewer, _BLOCKED_BY, user_id)))
-    if not isinstance(obj, User) or blocked_by is not None:
+    if not isinstance(obj, User) or obj.deactivated or blocked_by is not None:
         return None
     return obj
 
@@ -185,42 +186,58 @@ register_object_rule("USER", _user_rule)
 # shows; a blocked or deleted commenter's does not). A hashtag or location exists for a viewer
 # only through its posts (`listing_visible`).
 # All of it batches: a page of posts or comments costs one `obj_get` plus the authors'
-# visibility (itself batched), whatever its length.
+# visibility (itself batched), whatever its length. The rules are written for many objects at
+# once (one `load_many` per step, no task per object); the one-object forms ask them for one.
+
+async def _visibility_of(ctx: RequestContext, user_ids: Iterable[int]) -> dict[int, Visibility]:
+    ids = list(dict.fromkeys(user_ids))
+    return dict(zip(ids, await ctx.loaders.visibility_by_user_id.load_many(ids)))
+
+
+async def posts_visible(ctx: RequestContext, posts: list[Record | None]) -> list[bool]:
+    viewer = ctx.viewer_id
+    shown = [p for p in posts if isinstance(p, Post) and p.author != viewer and p.is_visible]
+    authors = await _visibility_of(ctx, (p.author for p in shown))
+    return [isinstance(p, Post) and (p.author == viewer or (p.is_visible and authors[p.author] == Visibility.FULL))
+            for p in posts]
+
+
+async def comments_visible(ctx: RequestContext, comments: list[Record | None]) -> list[bool]:
+    mine = [c for c in comments if isinstance(c, Comment)]
+    post_ids = list(dict.fromkeys(c.post for c in mine))
+    # The posts and the commenters' visibility in the same tick: they batch into one round trip.
+    posts, authors = await asyncio.gather(ctx.loaders.object_by_id.load_many(post_ids),
+                                          _visibility_of(ctx, (c.author for c in mine)))
+    post_ok = dict(zip(post_ids, await posts_visible(ctx, posts)))
+    post_author = {p.id: p.author for p in posts if isinstance(p, Post)}
+    # A restricted account's comment awaiting approval: its author's (and the approver's) only.
+    return [isinstance(c, Comment) and post_ok[c.post] and authors[c.author] != Visibility.HIDDEN
+            and (not c.pending or ctx.viewer_id in (c.author, post_author.get(c.post)))
+            for c in comments]
+
 
 async def post_visible(ctx: RequestContext, post: Record) -> bool:
-    if not isinstance(post, Post):
-        return False
-    if post.author == ctx.viewer_id:
-        return True
-    return post.is_visible and await owner_visible(ctx, post.author)
+    return (await posts_visible(ctx, [post]))[0]
 
 
 async def comment_visible(ctx: RequestContext, comment: Record) -> bool:
-    if not isinstance(comment, Comment):
-        return False
-    post = await ctx.loaders.object_by_id.load(comment.post)
-    if post is None or not await post_visible(ctx, post):
-        return False
-    if comment.pending and ctx.viewer_id not in (comment.author, getattr(post, "author", None)):
-        return False  # a restricted account's comment awaiting approval: its author's (and the approver's)
-    return await user_visibility(ctx, comment.author) != Visibility.HIDDEN
+    return (await comments_visible(ctx, [comment]))[0]
 
 
-async def _visible_of(ctx: RequestContext, ids: Iterable[int], rule: ObjectRule) -> list[Any]:
+async def _visible_of(ctx: RequestContext, ids: Iterable[int],
+                      rule: Callable[[RequestContext, list[Any]], Awaitable[list[bool]]]) -> list[Any]:
     objs = [o for o in await ctx.loaders.object_by_id.load_many(list(ids)) if o is not None]
-    # gather: every object's rule asks its loaders in the same tick, so they batch
-    seen = await asyncio.gather(*(rule(ctx, o) for o in objs))
-    return [o for o, ok in zip(objs, seen) if ok]
+    return [o for o, ok in zip(objs, await rule(ctx, objs)) if ok]
 
 
 async def visible_posts(ctx: RequestContext, post_ids: Iterable[int]) -> list[Post]:
     """The posts, in order, that exist and the viewer may see."""
-    return await _visible_of(ctx, post_ids, post_visible)
+    return await _visible_of(ctx, post_ids, posts_visible)
 
 
 async def visible_comments(ctx: RequestContext, comment_ids: Iterable[int]) -> list[Comment]:
     """The comments, in order, that exist and the viewer may see."""
-    return await _visible_of(ctx, comment_ids, comment_visible)
+    return await _visible_of(ctx, comment_ids, comments_visible)
 
 
 # How many of a hashtag's or location's newest posts a viewer's check looks through when it has

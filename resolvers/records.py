@@ -79,6 +79,7 @@ class User(Record):
     password_hash: str | None
     last_active: int | None  # feed: when the account last read its feed
     feed_rebuild: int | None  # feed: set while its feed is being rebuilt after inactivity
+    deactivated: bool = False  # account deletion requested (resolvers.account_data): hidden everywhere
 
     @classmethod
     def decode(cls, obj: Obj) -> User:
@@ -87,7 +88,7 @@ class User(Record):
         return cls(obj.id, obj.version, obj.created, obj.updated, d["username"], d.get("full_name", ""),
                    d.get("bio", ""), d.get("website", ""), bool(d.get("is_private")),
                    int(picture) if picture is not None else None, bool(d.get("is_developer")),
-                   d.get("password_hash"), d.get("last_active"), d.get("feed_rebuild"))
+                   d.get("password_hash"), d.get("last_active"), d.get("feed_rebuild"), bool(d.get("deletion")))
 
 
 @dataclass(slots=True, frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import strawberry
 
+from schema.account_data import AccountDataMutation, AccountDataQuery
 from schema.accounts import AccountsMutation
 from schema.comments import CommentsMutation
 from schema.feed import FeedMutation
@@ -21,13 +22,13 @@ from schema.users import UsersMutation, UsersQuery
 
 
 @strawberry.type
-class Query(NodeQuery, UsersQuery, PostsQuery, MediaQuery, MessagesQuery):
+class Query(NodeQuery, UsersQuery, PostsQuery, MediaQuery, MessagesQuery, AccountDataQuery):
     pass
 
 
 @strawberry.type
 class Mutation(AccountsMutation, UsersMutation, FollowsMutation, PostsMutation, CommentsMutation, FeedMutation,
-               MediaMutation, MessagesMutation, NotificationsMutation, StoriesMutation):
+               MediaMutation, MessagesMutation, NotificationsMutation, StoriesMutation, AccountDataMutation):
     pass
 
 

@@ -180,6 +180,19 @@ class Outbox:
                                           (self.now() + DEAD_LETTER_MS // 2,)))[0][0]
         return n
 
+    async def pending_before(self, created_ms: int, *, excluding: tuple[str, ...] = ()) -> int:
+        """Jobs still queued (any shard) that were created before `created_ms`, other than those of
+        the `excluding` handlers: a barrier for work that must come after every earlier job."""
+        n = 0
+        marks = ", ".join(["%s"] * len(excluding))
+        cond = f" AND handler NOT IN ({marks})" if excluding else ""
+        for shard in range(self._shards.n_shards):
+            async with self._shards.read(shard) as conn:
+                # parked jobs (failed too often) do not hold the barrier
+                n += (await conn.fetchall(f"SELECT COUNT(*) FROM {{outbox}} WHERE created < %s AND run_at < %s{cond}",
+                                          (created_ms, now_ms() + DEAD_LETTER_MS // 2, *excluding)))[0][0]
+        return n
+
     async def depth_by_handler(self) -> dict[str, tuple[int, int | None, int]]:
         """{handler: (jobs due or running, oldest `created` ms among them, parked jobs)} over every
         shard, shards in parallel (the `/metrics` outbox gauges)."""

@@ -116,6 +116,10 @@ class Sketches:
         rows = await self._run(lambda c: c.mget([self._prefix + k for k in keys]))
         return [int(v) if v is not None else None for v in rows]
 
+    async def forget(self, key: str, member: int) -> None:
+        """Take `member` out of the key's recent set (a HyperLogLog keeps no identities to remove)."""
+        await self._run(lambda c: c.zrem(self._prefix + key + ":recent", str(member)))
+
     async def delete(self, key: str) -> None:
         if self.available:
             await self._run(lambda c: c.delete(self._prefix + key + ":hll", self._prefix + key + ":recent"))

@@ -40,6 +40,7 @@ from tao.cache import CacheTier, make_cache_tier
 from tao.cache.shared_log import SharedInvalidations
 from tao.cache_io import CacheIO
 from tao.clock import Clock, StoreClock
+from tao.erase import Erasure, Residue
 from tao.errors import TaoError
 from tao.ids import IdGenerator
 from tao.instrumentation import instrument  # observability: verb counters, cache timings, spans
@@ -72,6 +73,8 @@ class Tao:
         "assoc_range_many", "assoc_time_range", "assoc_time_range_many",
         # unique keys
         "key_claim", "key_release", "key_get_many",
+        # erasure (tao/erase.py): the store's own traces of deleted ids
+        "erase_rows", "sweep_cache", "residue", "assoc_scan_to", "obj_scan_naming",
         # jobs
         "enqueue", "run_jobs_until_idle", "outbox",
         # lifecycle and operations
@@ -98,6 +101,7 @@ class Tao:
         self._bulk = BulkLists(shards, lists, outbox, registry)
         self._writes = AssocWrites(shards, lists, self._bulk, self._inverses, outbox, registry)
         self._reads = AssocReads(shards, cache_io, lists, registry)
+        self._erasure = Erasure(shards, cache_io, registry)
         self._cache_baseline: dict[str, int] = {}
         # The event broker (tao.broker): writes publish "look at the store" messages after
         # their commit; the real-time layer (resolvers.realtime) listens.
@@ -223,6 +227,29 @@ class Tao:
     async def key_get_many(self, ns: str, keys: list[str], *, errors: Errors = "raise") -> dict[str, Any]:
         """{key: id} for the keys that are claimed; errors="return" as for the other many-keys reads."""
         return await self._keys.get_many(ns, keys, errors)
+
+    # ---- erasure (tao/erase.py) ----------------------------------------------------------------
+
+    async def erase_rows(self, ids: list[int]) -> int:
+        """Delete the empty count rows and inverse tombstones of already-deleted ids."""
+        return await self._erasure.erase_rows(ids)
+
+    async def assoc_scan_to(self, id2s: list[int], limit: int, *, naming: list[int] = ()) -> list[tuple[int, str, int]]:  # type: ignore[assignment]
+        """Up to `limit` edges (any shard, any type) pointing at `id2s` or whose data names one of
+        `naming`: a full scan, for erasure."""
+        return await self._erasure.edges_to(id2s, limit, list(naming))
+
+    async def obj_scan_naming(self, needle: int, otype: str, limit: int) -> list[int]:
+        """Up to `limit` objects of `otype` (any shard) whose data names `needle`: a full scan, for erasure."""
+        return await self._erasure.objects_naming(needle, otype, limit)
+
+    async def sweep_cache(self, needles: list[int]) -> int:
+        """Delete every cache entry of an id gone from SQL, and any naming or holding `needles`."""
+        return await self._erasure.sweep_cache(needles)
+
+    async def residue(self, ids: list[int], needles: list[int]) -> Residue:
+        """Every row (every shard) and cache key (every server) naming `ids` or holding `needles`."""
+        return await self._erasure.residue(ids, needles)
 
     # ---- jobs -----------------------------------------------------------------------------------
 

@@ -8,7 +8,8 @@
     social      close friends, story mutes, restricted accounts
     highlights  highlights
     replies     replies and reactions, delivered as direct messages quoting the story
+    account_data  its kinds of user data for export and deletion
 See docs/stories.md.
 """
 
-from resolvers.stories import visibility  # noqa: F401  (registers the STORY and HIGHLIGHT privacy rules)
+from resolvers.stories import account_data, visibility  # noqa: F401  (registers privacy rules and data kinds)

@@ -96,15 +96,18 @@ async def do_create_story(tao: Tao, actor_id: int, media_id: int, audience: str 
     mentioned = await mention_ids(ctx, [m.removeprefix("@") for m in mentions or []], "mentions",
                                   StoryErrorCode.TOO_MANY_MENTIONS)
     now = tao.clock.now_ms()
+    # The expiry job's id is kept on the story, so an account purge can take the job back.
+    expire_job = tao.ids.next_id(tao.shard(actor_id))
     data = {"author": actor_id, "media": media_id, "kind": "video" if media.kind is MediaKind.VIDEO else "photo",
-            "audience": aud.value, "posted_at": now, "mentions": mentioned, "hashtag": tag, "link": url}
+            "audience": aud.value, "posted_at": now, "mentions": mentioned, "hashtag": tag, "link": url,
+            "expire_job": expire_job}
     story_id = await tao.obj_add("STORY", data, owner=actor_id)
     story = record_of((await tao.obj_get([story_id]))[story_id])
     # The live edge commits with its expiry job (a listed story always expires) and with the job
     # that sets the tray's live hint, done here at once and then deleted (it is the retry if
     # Redis does not answer now).
     hint_job = tao.ids.next_id(tao.shard(actor_id)) if tao.sketches.available else None
-    jobs: list[tuple] = [(EXPIRE_JOB, {"story": story_id, "author": actor_id}, LIFETIME_MS), *_mention_jobs(story)]
+    jobs: list[tuple] = [(EXPIRE_JOB, {"story": story_id}, LIFETIME_MS, expire_job), *_mention_jobs(story)]
     if hint_job is not None:
         jobs.append((HINT_JOB, {"author": actor_id, "posted_at": now}, 0, hint_job))
     await tao.assoc_add(actor_id, "STORY_LIVE", story_id, time=now, data=story_edge_data(story), jobs=jobs)
@@ -118,6 +121,11 @@ async def do_create_story(tao: Tao, actor_id: int, media_id: int, audience: str 
         else:
             await tao.outbox.delete(tao.shard(actor_id), hint_job)
     return story
+
+
+def viewers_sketch_key(story_id: int) -> str:
+    """The Redis keys of a story's viewers (resolvers.stories.views)."""
+    return f"story:{story_id}:viewers"
 
 
 def live_hint_key(author: int) -> str:
@@ -174,6 +182,10 @@ async def cleanup(tao: Tao, story_id: int, author: int, media_id: int | None = N
         while page := await tao.assoc_range(story_id, atype, 0, 200):
             for a in page:
                 await tao.assoc_delete(story_id, atype, a.id2)
+    try:
+        await tao.sketches.delete(viewers_sketch_key(story_id))  # its HyperLogLog and recent viewers
+    except TaoError:
+        pass  # they expire with their TTL
     if media_id is not None:
         obj = (await tao.obj_get([media_id])).get(media_id)
         media = record_of(obj) if obj is not None else None
@@ -204,9 +216,18 @@ async def expire(tao: Tao, story: Story, archive_days: float) -> bool:
     if not await tao.assoc_get(story.author, "STORY_LIVE", [story.id]):
         return False
     keep_ms = int(archive_days * DAY_MS)
-    await tao.assoc_change_type(story.author, "STORY_LIVE", story.id, "STORY_ARCHIVE",
-                                jobs=[(PURGE_JOB, {"story": story.id, "author": story.author}, keep_ms)])
+    # The purge job commits with the story's note of its id (an account purge takes it back);
+    # a crash before the move re-runs this job, whose next purge job replaces the note.
+    purge_job = tao.ids.next_id(tao.shard(story.author))
+    await tao.obj_update(story.id, {"purge_job": purge_job},
+                         jobs=[(PURGE_JOB, {"story": story.id}, keep_ms, purge_job)])
+    await tao.assoc_change_type(story.author, "STORY_LIVE", story.id, "STORY_ARCHIVE")
     return True
+
+
+def purge_due(story: Story, archive_days: float) -> int:
+    """When an archived story's time is up (ms on the store's clock)."""
+    return story.expires_at + int(archive_days * DAY_MS)
 
 
 async def purge_job(job: JobContext, payload: dict) -> None:

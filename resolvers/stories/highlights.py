@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from resolvers import privacy
 from resolvers.errors import UserError
 from resolvers.records import record_of
-from resolvers.stories.actions import PURGE_JOB
+from resolvers.stories.actions import PURGE_JOB, purge_due
 from resolvers.stories.model import TITLE_MAX, Highlight, Story, StoryErrorCode, highlight_not_found, story_not_found
 from resolvers.stories.visibility import visible_stories
 from tao import Tao
@@ -87,9 +87,19 @@ async def _set_stories(tao: Tao, h: Highlight, ids: list[int], cover: int | None
     updated = record_of(await tao.obj_update(h.id, {"stories": ids, "cover": cover}))
     if added:
         await tao.assoc_add_many([(sid, "IN_HIGHLIGHT", h.id) for sid in added])
-    for sid in removed:
-        await tao.assoc_delete(sid, "IN_HIGHLIGHT", h.id, jobs=[(PURGE_JOB, {"story": sid, "author": h.owner})])
+    await _release(tao, h.id, removed)
     return updated
+
+
+async def _release(tao: Tao, highlight_id: int, story_ids: list[int]) -> None:
+    """Take stories out of a highlight; one whose archive time is already up is purged by a job
+    committed with its removal (one not yet due is left to its expiry's purge job)."""
+    objs = await tao.obj_get(story_ids) if story_ids else {}
+    days, now = tao.settings.stories.archive_days, tao.clock.now_ms()
+    for sid in story_ids:
+        story = record_of(objs[sid]) if sid in objs else None
+        due = isinstance(story, Story) and now >= purge_due(story, days)
+        await tao.assoc_delete(sid, "IN_HIGHLIGHT", highlight_id, jobs=[(PURGE_JOB, {"story": sid})] if due else None)
 
 
 async def do_edit_highlight(tao: Tao, actor_id: int, highlight_id: int, *, title: str | None = None,
@@ -135,8 +145,7 @@ async def do_delete_highlight(tao: Tao, actor_id: int, highlight_id: int) -> Non
     h = await own_highlight(tao, actor_id, highlight_id)
     await tao.obj_delete(h.id)
     await tao.assoc_delete(actor_id, "HAS_HIGHLIGHT", h.id)
-    for sid in h.stories:
-        await tao.assoc_delete(sid, "IN_HIGHLIGHT", h.id, jobs=[(PURGE_JOB, {"story": sid, "author": h.owner})])
+    await _release(tao, h.id, list(h.stories))
 
 
 async def drop_from_highlights(tao: Tao, owner: int, story_id: int) -> None:

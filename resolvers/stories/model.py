@@ -73,13 +73,16 @@ class Story(Record):
     mentions: tuple[int, ...]
     hashtag: str | None
     link: str | None
+    jobs: tuple[int, ...] = ()  # its pending expiry / purge jobs' ids (an account purge deletes them)
 
     @classmethod
     def decode(cls, obj: Obj) -> Story:
         d = obj.data
+        jobs = tuple(int(d[k]) for k in ("expire_job", "purge_job") if d.get(k))
         return cls(obj.id, obj.version, obj.created, obj.updated, int(d["author"]), int(d["media"]),
                    d.get("kind", "photo"), Audience(d.get("audience", Audience.FOLLOWERS.value)), int(d["posted_at"]),
-                   tuple(int(u) for u in d.get("mentions", ())), d.get("hashtag") or None, d.get("link") or None)
+                   tuple(int(u) for u in d.get("mentions", ())), d.get("hashtag") or None, d.get("link") or None,
+                   jobs)
 
     @property
     def expires_at(self) -> int:

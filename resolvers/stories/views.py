@@ -26,6 +26,7 @@ from resolvers.actor import acting_as
 from resolvers.errors import PermissionDeniedError, UserError
 from resolvers.pagination import Cursor, Page, check_first, load_assoc_page, make_page
 from resolvers.records import User
+from resolvers.stories.actions import viewers_sketch_key
 from resolvers.stories.model import LIFETIME_MS, MAX_BATCH, Story, StoryErrorCode, story_not_found
 from resolvers.stories.visibility import visible_stories
 from tao import Tao, TaoError
@@ -36,8 +37,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def sketch_key(story_id: int) -> str:
-    return f"story:{story_id}:viewers"
+sketch_key = viewers_sketch_key
 
 
 def _ttl_seconds(tao: Tao) -> int:

@@ -63,6 +63,17 @@ class CacheTier(Protocol):
 
     async def close(self) -> None: ...
 
+    async def forget_many(self, keys: list[str]) -> None:
+        """Delete the keys outright (not a tombstone): only for the traces of erased data
+        (`tao.erase`), whose SQL rows are gone, so a refill can only install an absence."""
+        ...
+
+    async def scan_keys(self) -> list[tuple[str, str]]:
+        """Every key the tier holds now, as (server, key without the tier's wire prefix):
+        memcached's `lru_crawler metadump` on each server (operator tooling and residue checks:
+        O(cache size)); the in-process tier's own entries."""
+        ...
+
     def fence(self) -> int:
         """A token to take *before* reading SQL for an install (a fill or a write's new value)
         and to pass as `Install.fence`; cheap, no I/O. It closes the last window of a

@@ -116,6 +116,18 @@ class LocalCache:
             self._entries.clear()
             self._flushes += 1
 
+    async def forget_many(self, keys: list[str]) -> None:
+        with self._lock:
+            for key in keys:
+                self._entries.pop(key, None)
+        if self._log is not None:
+            self._log.publish(list(keys))
+
+    async def scan_keys(self) -> list[tuple[str, str]]:
+        now = time.monotonic()
+        with self._lock:
+            return [("local", k) for k, (expiry, _) in self._entries.items() if expiry > now]
+
     async def close(self) -> None:
         with self._lock:
             self._entries.clear()

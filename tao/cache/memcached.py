@@ -239,6 +239,32 @@ class MemcachedCache:
         self._flushes += sum(results)
         self._errors += len(results) - sum(results)
 
+    async def forget_many(self, keys: list[str]) -> None:
+        if not keys:
+            return
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._pool, self._delete_grouped, list(keys))
+
+    def _delete_grouped(self, keys: list[str]) -> None:
+        """One pipelined `delete` batch per server (HashClient.delete_many sends key by key)."""
+        by_server: dict[Any, list[str]] = defaultdict(list)
+        for key in keys:
+            by_server[self._ring._get_client(key)].append(key)
+        for client, group in by_server.items():
+            if client is not None:
+                for i in range(0, len(group), 1000):
+                    client.delete_many(group[i:i + 1000], noreply=False)
+
+    async def scan_keys(self) -> list[tuple[str, str]]:
+        loop = asyncio.get_running_loop()
+        names = list(self._ring.clients)
+        dumps = await asyncio.gather(*(loop.run_in_executor(self._pool, _metadump, normalize_server_spec(n),
+                                                            self.timeout * 10) for n in names))
+        out: list[tuple[str, str]] = []
+        for name, keys in zip(names, dumps):
+            out += [(name, k[len(self._wire_prefix):]) for k in keys if k.startswith(self._wire_prefix)]
+        return out
+
     async def close(self) -> None:
         if self._closed:
             return
@@ -336,3 +362,27 @@ class MemcachedCache:
         deadline = time.monotonic() + self.connect_timeout + self.timeout
         for health in self._health.values():
             health.ready.wait(max(0.0, deadline - time.monotonic()))
+
+
+def _metadump(server: Any, timeout: float) -> list[str]:
+    """Every key one memcached server holds (`lru_crawler metadump hash`; one line per item)."""
+    import socket
+    from urllib.parse import unquote
+
+    host, port = server if isinstance(server, tuple) else (server, 11211)
+    with socket.create_connection((host, int(port)), timeout=timeout) as sock:
+        # `hash` walks the hash table (memcached >= 1.6.?): every item, whatever its LRU segment.
+        sock.sendall(b"lru_crawler metadump hash\r\n")
+        buf = b""
+        while not (buf.endswith(b"END\r\n") or buf.startswith(b"ERROR") or buf.startswith(b"BUSY")):
+            chunk = sock.recv(1 << 16)
+            if not chunk:
+                break
+            buf += chunk
+    if not buf.endswith(b"END\r\n"):
+        raise OSError(f"memcached {host}:{port} refused metadump: {buf[:80]!r}")
+    keys = []
+    for line in buf.decode("ascii", "replace").splitlines():
+        if line.startswith("key="):
+            keys.append(unquote(line.split(" ", 1)[0][4:]))
+    return keys

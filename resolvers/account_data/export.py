@@ -1,0 +1,193 @@
+"""Data export ("download your information"): one zip in object storage, then a signed URL.
+
+`do_request_data_export(tao, user, fmt)` records the request on the USER object
+(`data["export"]`: id, format, status, progress) and commits the `account_data.export` job in
+the same write. One export at a time: while one is RUNNING, a second request is refused
+(EXPORT_IN_PROGRESS) and a repeated request with the same format returns the running one
+(idempotent: the client's retry never starts a second job).
+
+The job streams every registered kind (`registry.kinds()`) as `<kind>.json` (a JSON array
+written record by record) or `<kind>.html` (a table), plus `README.txt` (each kind's fields)
+and every original media file under `media/`, into ONE zip uploaded part by part
+(`media_pipeline.write_zip`): worker memory is one part plus a page of records, whatever the
+account's size. Progress (parts, bytes, kinds done) is written to the USER object after each
+part; when done the status is READY and the archive's key is recorded (clients poll
+`viewer.dataExport`; a notification kind for it is still to come). A crash restarts the archive from scratch (a new
+multipart upload; the old one is aborted).
+"""
+
+from __future__ import annotations
+
+import enum
+import html
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import media_pipeline as mp
+from resolvers.account_data.registry import DataContext, DataKind, job_media, kinds, register_kind
+from resolvers.errors import UserError
+from resolvers.job_context import JobContext
+from tao import Tao
+
+EXPORT_JOB = "account_data.export"
+RUNNING, READY, FAILED = "RUNNING", "READY", "FAILED"
+
+
+class DataExportFormat(enum.Enum):
+    JSON = "JSON"
+    HTML = "HTML"
+
+
+class DataExportErrorCode(enum.Enum):
+    EXPORT_IN_PROGRESS = "EXPORT_IN_PROGRESS"
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def export_prefix(user_id: int) -> str:
+    return f"exports/{user_id}/"
+
+
+async def _user_data(tao: Tao, user_id: int) -> dict:
+    obj = (await tao.obj_get([user_id])).get(user_id)
+    return dict(obj.data) if obj is not None else {}
+
+
+async def do_request_data_export(tao: Tao, actor_id: int, fmt: DataExportFormat) -> dict:
+    """Start an export (or return the running one of the same format); returns its state."""
+    current = (await _user_data(tao, actor_id)).get("export")
+    if current and current.get("status") == RUNNING:
+        if current.get("format") == fmt.value:
+            return current
+        raise UserError(DataExportErrorCode.EXPORT_IN_PROGRESS,
+                        "An export is already being prepared: wait for it to finish (see viewer.dataExport).",
+                        "format")
+    export_id = tao.ids.next_id(tao.shard(actor_id))
+    state = {"id": str(export_id), "format": fmt.value, "status": RUNNING, "requested_at": now_ms(),
+             "parts": 0, "bytes": 0, "kinds_done": 0, "kinds_total": len([k for k in kinds() if k.export])}
+    await tao.obj_update(actor_id, {"export": state},
+                         jobs=[(EXPORT_JOB, {"user": actor_id, "export": str(export_id)})])
+    return state
+
+
+async def export_state(tao: Tao, user_id: int) -> dict | None:
+    return (await _user_data(tao, user_id)).get("export")
+
+
+async def export_url(tao: Tao, media: Any, state: dict) -> tuple[str | None, int | None]:
+    """(signed URL, expires at ms) of a READY export still valid; (None, None) otherwise."""
+    if state.get("status") != READY or media is None:
+        return None, None
+    expires = int(state["expires_at"])
+    left = (expires - now_ms()) // 1000
+    if left <= 0:
+        return None, None
+    return await media.store.presign_get(state["key"], int(left)), expires
+
+
+async def _json_chunks(kind: DataKind, ctx: DataContext, user: int) -> AsyncIterator[bytes]:
+    assert kind.export is not None
+    yield b"["
+    first = True
+    async for rec in kind.export(ctx, user):
+        yield (b"" if first else b",") + b"\n" + json.dumps(rec, ensure_ascii=False, default=str).encode()
+        first = False
+    yield b"\n]\n"
+
+
+async def _html_chunks(kind: DataKind, ctx: DataContext, user: int) -> AsyncIterator[bytes]:
+    assert kind.export is not None
+    cols = list(kind.fields)
+    head = "".join(f"<th title='{html.escape(kind.fields[c])}'>{html.escape(c)}</th>" for c in cols)
+    yield (f"<!doctype html><meta charset='utf-8'><title>{html.escape(kind.title)}</title>"
+           f"<p><a href='index.html'>All your information</a></p><h1>{html.escape(kind.title)}</h1>"
+           f"<table border='1'><tr>{head}</tr>\n").encode()
+    async for rec in kind.export(ctx, user):
+        cells = []
+        for c in cols:
+            v = rec.get(c)
+            text = html.escape("" if v is None else v if isinstance(v, str) else json.dumps(v, default=str))
+            if c == "file" and v:
+                text = f"<a href='{html.escape(str(v))}'>{text}</a>"
+            cells.append(f"<td>{text}</td>")
+        yield f"<tr>{''.join(cells)}</tr>\n".encode()
+    yield b"</table>\n"
+
+
+def _readme(fmt: DataExportFormat, all_kinds: list[DataKind]) -> bytes:
+    lines = ["Your taogram data.", "", f"Each kind of data is one {fmt.value} file; original media are in media/.", ""]
+    for k in all_kinds:
+        lines.append(f"{k.name}.{fmt.value.lower()}: {k.title}")
+        lines += [f"  {f}: {d}" for f, d in k.fields.items()]
+    return ("\n".join(lines) + "\n").encode()
+
+
+async def _once(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+async def export_job(job: JobContext, payload: dict) -> None:
+    """`account_data.export`: write the archive; idempotent (a finished export is left alone)."""
+    tao = job.tao
+    user = int(payload["user"])
+    state = (await _user_data(tao, user)).get("export")
+    if not state or state.get("id") != payload["export"] or state.get("status") != RUNNING:
+        return  # finished, or superseded, or the account is gone
+    await job_media(job)
+    fmt = DataExportFormat(state["format"])
+    ctx = DataContext(tao, job.settings, job.media)
+    s = job.settings.account_data
+    all_kinds = [k for k in kinds() if k.export is not None]
+    key = f"{export_prefix(user)}{state['id']}.zip"
+    done = {"kinds": 0, "parts": 0}
+
+    async def progress(parts: int, nbytes: int) -> None:
+        done["parts"] = parts
+        await tao.obj_update(user, {"export": {**state, "parts": parts, "bytes": nbytes, "kinds_done": done["kinds"]}})
+
+    async def members() -> AsyncIterator[Any]:
+        yield mp.member("README.txt", _once(_readme(fmt, all_kinds)))
+        if fmt is DataExportFormat.HTML:
+            links = "".join(f"<li><a href='{k.name}.html'>{html.escape(k.title)}</a></li>" for k in all_kinds)
+            yield mp.member("index.html", _once(f"<!doctype html><meta charset='utf-8'><title>Your information"
+                                                f"</title><h1>Your information</h1><ul>{links}</ul>".encode()))
+        for kind in all_kinds:
+            chunks = _json_chunks(kind, ctx, user) if fmt is DataExportFormat.JSON else _html_chunks(kind, ctx, user)
+            yield mp.member(f"{kind.name}.{fmt.value.lower()}", chunks)
+            done["kinds"] += 1
+            if kind.files is not None:
+                async for f in kind.files(ctx, user):
+                    yield mp.member(f"media/{f.name}", mp.stored_chunks(job.media.store, f.key))
+
+    try:
+        size = await mp.write_zip(job.media.store, key, members(), s.export_part_size, progress=progress)
+    except mp.MediaError:
+        raise  # transient store trouble: the outbox retries the whole archive
+    finished = now_ms()
+    ready = {**state, "status": READY, "key": key, "bytes": size, "parts": done["parts"], "kinds_done": len(all_kinds),
+             "finished_at": finished, "expires_at": finished + s.export_url_ttl_seconds * 1000}
+    await tao.obj_update(user, {"export": ready})
+
+
+# Exports are the user's data too: the purge deletes the archives (the USER record that names
+# them goes last, with the profile).
+async def _purge_exports(ctx: DataContext, user: int) -> int:
+    if ctx.media is None:
+        return 0
+    keys = (await ctx.media.store.list_keys(export_prefix(user)))[:ctx.batch]
+    for pending in await ctx.media.store.list_multipart(export_prefix(user)):
+        await ctx.media.store.abort_multipart(pending.key, pending.multipart_id)
+    if keys:
+        await ctx.media.store.delete(keys)
+    return len(keys)
+
+
+async def _exports_residue(ctx: DataContext, user: int) -> list[str]:
+    return await ctx.media.store.list_keys(export_prefix(user)) if ctx.media is not None else []
+
+
+register_kind(DataKind("exports", "Data exports", 95, {}, None, _purge_exports, None, _exports_residue))

@@ -1,0 +1,209 @@
+"""Erasure: removing the traces the store itself keeps of deleted ids, and proving none remain.
+
+The verbs delete what callers name (objects, edges, unique keys); three kinds of trace outlive
+them, because they are the store's own bookkeeping:
+- `assoc_counts` rows of a deleted id1 (count 0, kept so a list's version only moves forward);
+- `inverse_tombstones` naming a deleted id (they stop a stale inverse sync from resurrecting an
+  edge; once the edge's ends are gone nothing can resurrect it);
+- cache entries (absence markers, tombstones, lists and counts of a deleted id).
+`erase_rows(ids)` removes the first two for ids whose objects are already deleted; `sweep_cache`
+removes every cache entry that names an id no longer in SQL (or, by value, a given id).
+`residue(ids, needles)` scans every shard and every cache server for anything left.
+
+Invariant: erase only what has no live object behind it: `erase_rows` refuses ids whose object
+still exists, and the sweep deletes only keys of ids missing from SQL, so erasing can never
+lose data of a live account. Deleting a cache key (instead of installing a tombstone) reopens
+the window a tombstone closes; it is safe here because the rows are gone: a refill can only
+install an absence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from tao.cache_io import CacheIO
+from tao.registry import Registry
+from tao.shards import Shards
+
+SCAN_BATCH = 500
+
+
+@dataclass
+class Residue:
+    """What a residue scan found: (shard, table, row) rows and (server, key) cache keys."""
+
+    rows: list[tuple[int, str, tuple]] = field(default_factory=list)
+    cache_keys: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return not self.rows and not self.cache_keys
+
+
+def _ids_in_key(key: str) -> list[int]:
+    """The ids a store cache key names (`o:<id>`, `l:<id1>:<atype>`, `e:<id1>:<atype>:<id2>`, ...)."""
+    return [int(p) for p in key.split(":")[1:] if p.isdigit()] if key[:2] in ("o:", "l:", "n:", "e:") else []
+
+
+def _marks(n: int) -> str:
+    return ", ".join(["%s"] * n)
+
+
+class Erasure:
+    def __init__(self, shards: Shards, cache: CacheIO, registry: Registry) -> None:
+        self._shards = shards
+        self._cache = cache
+        self._registry = registry
+
+    def known_keys(self, ids: list[int]) -> list[str]:
+        """Every cache key the store may have built for these ids as id1: the object, and each
+        association type's list and count (edge keys name pairs and are found by scanning)."""
+        codes = sorted({t.code for t in self._registry.atypes.values()})
+        keys: list[str] = []
+        for i in ids:
+            keys.append(self._cache.obj_key(i))
+            for c in codes:
+                keys += [self._cache.list_key(i, c), self._cache.count_key(i, c)]
+        return keys
+
+    async def erase_rows(self, ids: list[int]) -> int:
+        """Delete the empty count rows and inverse tombstones of `ids` (already-deleted objects);
+        returns the rows removed. Idempotent."""
+        ids = list(dict.fromkeys(ids))
+        if not ids:
+            return 0
+        live = await self._existing(ids)
+        ids = [i for i in ids if i not in live]
+        by_shard = self._shards.by_shard(ids, lambda i: i)
+
+        async def own(shard: int, group: list[int]) -> dict:
+            async def body(conn) -> int:
+                n = await conn.execute(
+                    f"DELETE FROM {{assoc_counts}} WHERE count = 0 AND id1 IN ({_marks(len(group))})", group)
+                n += await conn.execute(f"DELETE FROM {{inverse_tombstones}} WHERE id1 IN ({_marks(len(group))})",
+                                        group)
+                return n
+            return {shard: await self._shards.write(shard, body)}
+
+        async def others(shard: int, _: None) -> dict:
+            async def body(conn) -> int:
+                # Unique keys are placed by the key's hash: a deleted object's claims (a
+                # notification's group key, say) may be on any shard.
+                n = await conn.execute(f"DELETE FROM {{unique_keys}} WHERE id IN ({_marks(len(ids))})", ids)
+                return n + await conn.execute(f"DELETE FROM {{inverse_tombstones}} WHERE id2 IN ({_marks(len(ids))})",
+                                              ids)
+            return {-1 - shard: await self._shards.write(shard, body)}
+
+        a = await self._shards.per_shard(by_shard, own)
+        b = await self._shards.per_shard({s: None for s in range(self._shards.n_shards)}, others)
+        await self._cache.tier.forget_many(self.known_keys(ids))
+        return sum(a.values()) + sum(b.values())
+
+    async def edges_to(self, ids: list[int], limit: int, naming: list[int] = ()) -> list[tuple[int, str, int]]:  # type: ignore[assignment]
+        """Up to `limit` edges, on any shard, whose id2 is one of `ids`, or whose data names one of
+        `naming` (id1, atype, id2): how a purge finds edges of types without an inverse that point
+        at a user, and others' edges that carry their id (a feed entry's author, a stream event's
+        actor). A full scan of each shard's assocs: for erasure, never a request path."""
+        marks = _marks(len(ids))
+        likes = "".join(" OR data LIKE %s" for _ in naming)
+        params = [*ids, *(f"%{n}%" for n in naming)]
+
+        async def one(shard: int, _: None) -> dict:
+            async with self._shards.read(shard) as conn:
+                rows = await conn.fetchall(f"SELECT id1, atype, id2 FROM {{assocs}} WHERE id2 IN ({marks}){likes} "
+                                           f"LIMIT {int(limit)}", params)
+            return {(r[0], self._registry.atype_by_code(r[1]).name, r[2]): True for r in rows}
+        found = await self._shards.per_shard({s: None for s in range(self._shards.n_shards)}, one)
+        return list(found)[:limit]
+
+    async def objects_naming(self, needle: int, otype: str, limit: int) -> list[int]:
+        """Up to `limit` ids of `otype` objects (any shard) whose data names `needle`: a full scan."""
+        code = self._registry.otypes[otype].code
+
+        async def one(shard: int, _: None) -> dict:
+            async with self._shards.read(shard) as conn:
+                rows = await conn.fetchall(f"SELECT id FROM {{objects}} WHERE otype = %s AND data LIKE %s "
+                                           f"LIMIT {int(limit)}", (code, f"%{needle}%"))
+            return {r[0]: True for r in rows}
+        return list(await self._shards.per_shard({s: None for s in range(self._shards.n_shards)}, one))[:limit]
+
+    async def _existing(self, ids: list[int]) -> set[int]:
+        async def one(shard: int, group: list[int]) -> dict:
+            async with self._shards.read(shard) as conn:
+                rows = await conn.fetchall(f"SELECT id FROM {{objects}} WHERE id IN ({_marks(len(group))})", group)
+            return {r[0]: True for r in rows}
+        out: set[int] = set()
+        for i in range(0, len(ids), SCAN_BATCH):
+            out |= set(await self._shards.per_shard(self._shards.by_shard(ids[i:i + SCAN_BATCH], lambda x: x), one))
+        return out
+
+    async def sweep_cache(self, needles: list[int]) -> int:
+        """Delete every cache entry that names an id with no object in SQL (whatever it holds),
+        or whose name or value names one of `needles`; returns how many. O(cache size)."""
+        # memcached's metadump is best effort (it may miss items being bumped meanwhile): the
+        # keys the store builds for the needles are deleted by name, whatever the scan saw.
+        live_needles = await self._existing(list(needles)) if needles else set()
+        await self._cache.tier.forget_many(self.known_keys([n for n in needles if n not in live_needles]))
+        keys = [k for _, k in await self._cache.tier.scan_keys()]
+        named = {i for k in keys for i in _ids_in_key(k)}
+        live = await self._existing(sorted(named)) if named else set()
+        texts = [str(n).encode() for n in needles]
+        doomed = [k for k in keys if any(i not in live or i in needles for i in _ids_in_key(k))]
+        rest = [k for k in keys if k not in set(doomed)]
+        for i in range(0, len(rest), SCAN_BATCH):
+            chunk = rest[i:i + SCAN_BATCH]
+            values = await self._cache.tier.get_many(chunk)
+            doomed += [k for k, v in values.items() if any(t in repr(v).encode() for t in texts)]
+        await self._cache.tier.forget_many(doomed)
+        return len(doomed)
+
+    async def residue(self, ids: list[int], needles: list[int]) -> Residue:
+        """Every row on every shard, and every cache key on every server, that names one of `ids`
+        (objects, either end of an edge, count rows, tombstones, unique keys, cache key names) or
+        holds one of `needles` in its data (object data, edge data, queued jobs, cached values)."""
+        ids = list(dict.fromkeys([*ids, *needles]))
+        out = Residue()
+        marks = _marks(len(ids))
+        likes = " OR ".join(["data LIKE %s"] * len(needles)) or "1 = 0"
+        plikes = " OR ".join(["payload LIKE %s"] * len(needles)) or "1 = 0"
+        pats = [f"%{n}%" for n in needles]
+        queries: list[tuple[str, str, list]] = [
+            ("objects", f"SELECT id, otype FROM {{objects}} WHERE id IN ({marks}) OR {likes}", [*ids, *pats]),
+            ("assocs", f"SELECT id1, atype, id2 FROM {{assocs}} WHERE id1 IN ({marks}) OR id2 IN ({marks}) OR {likes}",
+             [*ids, *ids, *pats]),
+            ("assoc_counts", f"SELECT id1, atype, count FROM {{assoc_counts}} WHERE id1 IN ({marks})", ids),
+            ("inverse_tombstones", f"SELECT id1, atype, id2 FROM {{inverse_tombstones}} "
+                                   f"WHERE id1 IN ({marks}) OR id2 IN ({marks})", [*ids, *ids]),
+            ("unique_keys", f"SELECT ns, k, id FROM {{unique_keys}} WHERE id IN ({marks})", ids),
+            ("outbox", f"SELECT id, handler FROM {{outbox}} WHERE {plikes}", pats),
+        ]
+
+        async def scan(shard: int, _: None) -> dict:
+            found: list[tuple[int, str, tuple]] = []
+            async with self._shards.read(shard) as conn:
+                for table, sql, params in queries:
+                    found += [(shard, table, tuple(r)) for r in await conn.fetchall(sql, params)]
+            return {shard: found}
+
+        per = await self._shards.per_shard({s: None for s in range(self._shards.n_shards)}, scan)
+        for shard in sorted(per):
+            out.rows += per[shard]
+        keys = await self._cache.tier.scan_keys()
+        # The scan is best effort (see sweep_cache): the known keys of `ids` are read by name too.
+        scanned = {k for _, k in keys}
+        known = [k for k in self.known_keys(ids) if k not in scanned]
+        for i in range(0, len(known), SCAN_BATCH):
+            found = await self._cache.tier.get_many(known[i:i + SCAN_BATCH])
+            out.cache_keys += [("get", k) for k in found]
+        watched = set(ids)
+        texts = [str(n).encode() for n in needles]
+        out.cache_keys += [(srv, k) for srv, k in keys if watched.intersection(_ids_in_key(k))]
+        rest = [k for _, k in keys if not watched.intersection(_ids_in_key(k))]
+        server_of = dict((k, s) for s, k in keys)
+        for i in range(0, len(rest), SCAN_BATCH):
+            values = await self._cache.tier.get_many(rest[i:i + SCAN_BATCH])
+            out.cache_keys += [(server_of[k], k) for k, v in values.items()
+                               if any(t in repr(v).encode() for t in texts)]
+        await asyncio.sleep(0)
+        return out
