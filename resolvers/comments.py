@@ -16,6 +16,7 @@ likes and mention edges. Who may see a comment is `resolvers.privacy.comment_vis
 
 from __future__ import annotations
 
+import asyncio
 import enum
 from typing import TYPE_CHECKING
 
@@ -154,12 +155,19 @@ async def comments(ctx: RequestContext, post_id: int, first: int, after: Cursor 
     """Top-level comments, newest first, minus those hidden from the viewer; on the first page, a
     restricted commenter also sees their own comments awaiting approval, first (as if posted)."""
     page = await _page(ctx, post_id, "HAS_COMMENT", first, after)
-    if after is None and ctx.viewer_id is not None:
-        waiting = await ctx.loaders.assoc_page_by_key.load((post_id, "PENDING_COMMENT", PENDING_SCAN, None))
-        mine = [c for c in await privacy.visible_comments(ctx, [a.id2 for a in waiting])
-                if c.author == ctx.viewer_id and not c.reply_to]
-        page.items = [((c.created, c.id), c) for c in mine] + page.items
+    page.items = [((c.created, c.id), c) for c in await _own_pending(ctx, post_id, after)] + page.items
     return page
+
+
+async def _own_pending(ctx: RequestContext, post_id: int, after: Cursor | None) -> list[Comment]:
+    """The viewer's own top-level comments on the post awaiting approval (first page only)."""
+    if after is not None or ctx.viewer_id is None:
+        return []
+    waiting = await ctx.loaders.assoc_page_by_key.load((post_id, "PENDING_COMMENT", PENDING_SCAN, None))
+    if not waiting:
+        return []
+    return [c for c in await privacy.visible_comments(ctx, [a.id2 for a in waiting])
+            if c.author == ctx.viewer_id and not c.reply_to]
 
 
 async def pending_comments(ctx: RequestContext, post_id: int, first: int, after: Cursor | None) -> Page[Comment]:
@@ -225,7 +233,16 @@ async def comment_pages(ctx: RequestContext, post_ids: list[int], first: int, af
     pages = await load_assoc_pages(ctx, post_ids, "HAS_COMMENT", first, after)
     read = [p for p in pages if not isinstance(p, BaseException)]
     shown = {c.id: c for c in await privacy.visible_comments(ctx, [a.id2 for assocs, _ in read for a in assocs])}
-    return [p if isinstance(p, BaseException) else make_page(p[0], p[1], shown, after) for p in pages]
+    own = await asyncio.gather(*(_own_pending(ctx, p, after) for p in post_ids))
+    out: list[Page[Comment] | BaseException] = []
+    for p, mine in zip(pages, own):
+        if isinstance(p, BaseException):
+            out.append(p)
+            continue
+        page = make_page(p[0], p[1], shown, after)
+        page.items = [((c.created, c.id), c) for c in mine] + page.items
+        out.append(page)
+    return out
 
 
 async def comment_post(ctx: RequestContext, comment: Comment) -> Post | None:

@@ -165,6 +165,14 @@ class Post(Node):
         await prefetch.prefetch_page(info, "Comment", connection)
         return connection
 
+    @strawberry.field(description="Comments by accounts you restrict, waiting for your approval (post author only).")
+    async def pending_comments(self, info: Ctx, first: First = 20, after: str | None = None
+                               ) -> Connection[LazyComment] | None:
+        from schema.comments import Comment
+
+        page = await comments.pending_comments(info.context, self.record.id, first, decode_cursor(after))
+        return connection_from_page(page, Comment.from_record)
+
 
 # What a page of posts loads for all its posts at once, for the fields the request selects
 # (schema/prefetch.py); each does what the field's own resolver does, for many posts.
@@ -196,15 +204,6 @@ async def _comment_pages(ctx: RequestContext, items: list[Post], args: dict) -> 
     pages = await comments.comment_pages(ctx, [p.record.id for p in items], args["first"],
                                          decode_cursor(args.get("after")))
     return prefetch.values(pages, lambda page: connection_from_page(page, Comment.from_record))
-
-
-    @strawberry.field(description="Comments by accounts you restrict, waiting for your approval (post author only).")
-    async def pending_comments(self, info: Ctx, first: First = 20, after: str | None = None
-                               ) -> Connection[LazyComment] | None:
-        from schema.comments import Comment
-
-        page = await comments.pending_comments(info.context, self.record.id, first, decode_cursor(after))
-        return connection_from_page(page, Comment.from_record)
 
 
 register_node("Post", "POST", Post.from_record)
