@@ -72,6 +72,15 @@ class StoreClock:
         self._last = now
         return now
 
+    async def close(self) -> None:
+        """Stop a resync in flight (the store is closing)."""
+        if self._syncing is not None and not self._syncing.done():
+            self._syncing.cancel()
+            try:
+                await self._syncing
+            except (asyncio.CancelledError, Exception):
+                pass
+
     def _resync(self) -> None:
         if self._syncing is not None and not self._syncing.done():
             return

@@ -108,7 +108,8 @@ class Tao:
         self.broker: Broker = make_broker(settings.broker)
         # The store's time (shard 0's server), which every process agrees on; tests replace it
         # with a `ManualClock`.
-        self.clock: Clock = StoreClock(shards, settings.store.clock_sync_seconds)
+        self._store_clock: StoreClock | None = StoreClock(shards, settings.store.clock_sync_seconds)
+        self.clock: Clock = self._store_clock
         outbox.now = lambda: self.clock.now_ms()  # delayed jobs come due on the same clock
         # HyperLogLogs and bounded recent sets in Redis, where one is configured (tao/sketches.py).
         self.sketches = Sketches(settings.broker)
@@ -306,6 +307,8 @@ class Tao:
         await self.outbox.stop()
         await self.broker.close()
         await self.sketches.close()
+        if self._store_clock is not None:
+            await self._store_clock.close()
         await self._shards.backend.close()
         await self._cache.tier.close()
 
