@@ -27,6 +27,7 @@ from config.settings import (
     Settings,
     StoreBackend,
     StoreSettings,
+    StorySettings,
     ThrottleSettings,
     TracingSettings,
     resolve_path,
@@ -38,6 +39,7 @@ __all__ = [
     "JobSettings", "LimitSettings", "MediaBackend", "MediaSettings", "MessageSettings", "MySQLServer",
     "NotificationSettings", "RealtimeSettings", "ServerSettings", "Settings", "StoreBackend", "StoreSettings",
     "ThrottleSettings",
+    "StorySettings",
     "load_settings",
     "load_settings_or_exit", "resolve_path",
     # observability

@@ -101,6 +101,9 @@ class StoreSettings(_Section):
     connect_timeout: Positive = 3.0
     acquire_timeout: Positive = 3.0
     query_timeout: Positive = 5.0
+    # The store's clock (tao/clock.py) re-reads shard 0's server time this often and
+    # extrapolates with the monotonic clock in between.
+    clock_sync_seconds: Positive = 60.0
 
     @model_validator(mode="after")
     def _servers_and_map(self) -> Self:
@@ -620,6 +623,23 @@ class MessageSettings(_Section):
     new_account_new_recipients_per_day: Count = 15
 
 
+class StorySettings(_Section):
+    # An expired story stays in its author's archive this long (then it and its media are
+    # deleted), unless it is in a highlight.
+    archive_days: Annotated[float, _range(0)] = 30.0
+    # A story's viewer list and count are exact up to this many viewers; past it (with Redis as
+    # the broker) the count is a HyperLogLog estimate and the list keeps the newest
+    # `recent_viewers`. Without Redis (the embedded default) they stay exact.
+    exact_viewers: Count = 1000
+    recent_viewers: Count = 1000
+    # The close-friends list of one account holds at most this many people.
+    close_friends_max: Count = 10_000
+    # Stories in one highlight.
+    highlight_max_stories: Annotated[int, _range(1, 100)] = 100
+    # The tray reads at most this many followed accounts (the newest follows first).
+    tray_max_following: Count = 7500
+
+
 class NotificationSettings(_Section):
     # Web Push (RFC 8030/8291, VAPID RFC 8292). The VAPID private key: base64url of the raw
     # 32-byte P-256 key, or of its DER; empty: no push is sent (subscriptions are still kept).
@@ -721,6 +741,7 @@ class Settings(BaseSettings):
     realtime: RealtimeSettings = Field(default_factory=RealtimeSettings)
     messages: MessageSettings = Field(default_factory=MessageSettings)
     notifications: NotificationSettings = Field(default_factory=NotificationSettings)
+    stories: StorySettings = Field(default_factory=StorySettings)
     account_data: AccountDataSettings = Field(default_factory=AccountDataSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)

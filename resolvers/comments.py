@@ -16,12 +16,13 @@ likes and mention edges. Who may see a comment is `resolvers.privacy.comment_vis
 
 from __future__ import annotations
 
+import asyncio
 import enum
 from typing import TYPE_CHECKING
 
 from resolvers import privacy
 from resolvers.actor import acting_as
-from resolvers.errors import UserError
+from resolvers.errors import PermissionDeniedError, UserError
 from resolvers.hashtags import parse_mentions
 from resolvers.job_context import JobContext
 from resolvers.loaders import load_each
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from resolvers.context import RequestContext
 
 TEXT_MAX = 2200
+PENDING_SCAN = 50  # pending comments looked through for the viewer's own (first page only)
 CLEANUP_JOB = "comments.cleanup"
 
 
@@ -53,6 +55,8 @@ def not_found(field: str = "commentId") -> UserError:
 
 
 def _parent_edge(comment: Comment) -> tuple[int, str, int]:
+    if comment.pending:
+        return comment.post, "PENDING_COMMENT", comment.id
     if comment.reply_to:
         return comment.reply_to, "HAS_REPLY", comment.id
     return comment.post, "HAS_COMMENT", comment.id
@@ -80,11 +84,17 @@ async def do_add_comment(tao: Tao, actor_id: int, post_id: int, text: str, reply
         top = target.reply_to or target.id  # one level deep
         reply_to_author = target.author
     mentions = await mention_ids(ctx, parse_mentions(text), "text", CommentErrorCode.TOO_MANY_MENTIONS)
+    # The post's author restricts the commenter: the comment waits for approval, unannounced.
+    pending = viewer != post.author and await ctx.loaders.assoc_by_key.load(
+        (post.author, "RESTRICTS", viewer)) is not None
     comment_id = await tao.obj_add("COMMENT", {
         "post": post_id, "author": viewer, "text": text, "reply_to": top, "mentions": mentions,
-    }, owner=post_id)
+    } | ({"pending": True} if pending else {}), owner=post_id)
     comment: Comment = record_of((await tao.obj_get([comment_id]))[comment_id])
     id1, atype, _ = _parent_edge(comment)
+    if pending:
+        await tao.assoc_add(id1, atype, comment_id, time=comment.created)  # no notification until approved
+        return comment
     # Its notifications commit with the edge that lists it.
     await tao.assoc_add(id1, atype, comment_id, time=comment.created, jobs=causes.comment(
         viewer, comment_id, post_id, post.author, reply_to_author, mentions, comment.created))
@@ -142,8 +152,55 @@ async def _page(ctx: RequestContext, id1: int, atype: str, first: int, after: Cu
 
 
 async def comments(ctx: RequestContext, post_id: int, first: int, after: Cursor | None) -> Page[Comment]:
-    """Top-level comments, newest first, minus those hidden from the viewer."""
-    return await _page(ctx, post_id, "HAS_COMMENT", first, after)
+    """Top-level comments, newest first, minus those hidden from the viewer; on the first page, a
+    restricted commenter also sees their own comments awaiting approval, first (as if posted)."""
+    page = await _page(ctx, post_id, "HAS_COMMENT", first, after)
+    page.items = [((c.created, c.id), c) for c in await _own_pending(ctx, post_id, after)] + page.items
+    return page
+
+
+async def _own_pending(ctx: RequestContext, post_id: int, after: Cursor | None) -> list[Comment]:
+    """The viewer's own top-level comments on the post awaiting approval (first page only)."""
+    if after is not None or ctx.viewer_id is None:
+        return []
+    waiting = await ctx.loaders.assoc_page_by_key.load((post_id, "PENDING_COMMENT", PENDING_SCAN, None))
+    if not waiting:
+        return []
+    return [c for c in await privacy.visible_comments(ctx, [a.id2 for a in waiting])
+            if c.author == ctx.viewer_id and not c.reply_to]
+
+
+async def pending_comments(ctx: RequestContext, post_id: int, first: int, after: Cursor | None) -> Page[Comment]:
+    """Comments by restricted accounts awaiting the post author's approval (the author only)."""
+    post = await get_post(ctx, post_id)
+    if post is None or post.author != ctx.viewer_id:
+        raise PermissionDeniedError("Only the post's author sees comments awaiting approval.")
+    return await _page(ctx, post_id, "PENDING_COMMENT", first, after)
+
+
+async def do_approve_comment(tao: Tao, actor_id: int, comment_id: int) -> Comment:
+    """The post's author approves a restricted account's comment: it joins the post's comments
+    (or its thread) for everyone, and its notifications go out now. Idempotent."""
+    ctx = acting_as(tao, actor_id)
+    comment = await get_comment(ctx, comment_id)
+    if comment is None:
+        raise not_found()
+    post = await ctx.loaders.object_by_id.load(comment.post)
+    if not isinstance(post, Post) or post.author != actor_id:
+        raise UserError(CommentErrorCode.NOT_ALLOWED, "Only the post's author can approve a comment.", "commentId")
+    if not comment.pending:
+        return comment
+    approved: Comment = record_of(await tao.obj_update(comment_id, {"pending": None}))
+    id1, atype, _ = _parent_edge(approved)
+    reply_to_author = None
+    if approved.reply_to:
+        parent = await ctx.loaders.object_by_id.load(approved.reply_to)
+        reply_to_author = parent.author if isinstance(parent, Comment) else None
+    mentions = list((await tao.obj_get([comment_id]))[comment_id].data.get("mentions", []))
+    await tao.assoc_add(id1, atype, comment_id, time=approved.created, jobs=causes.comment(
+        approved.author, comment_id, approved.post, post.author, reply_to_author, mentions, approved.created))
+    await tao.assoc_delete(approved.post, "PENDING_COMMENT", comment_id)
+    return approved
 
 
 async def replies(ctx: RequestContext, comment_id: int, first: int, after: Cursor | None) -> Page[Comment]:
@@ -176,7 +233,16 @@ async def comment_pages(ctx: RequestContext, post_ids: list[int], first: int, af
     pages = await load_assoc_pages(ctx, post_ids, "HAS_COMMENT", first, after)
     read = [p for p in pages if not isinstance(p, BaseException)]
     shown = {c.id: c for c in await privacy.visible_comments(ctx, [a.id2 for assocs, _ in read for a in assocs])}
-    return [p if isinstance(p, BaseException) else make_page(p[0], p[1], shown, after) for p in pages]
+    own = await asyncio.gather(*(_own_pending(ctx, p, after) for p in post_ids))
+    out: list[Page[Comment] | BaseException] = []
+    for p, mine in zip(pages, own):
+        if isinstance(p, BaseException):
+            out.append(p)
+            continue
+        page = make_page(p[0], p[1], shown, after)
+        page.items = [((c.created, c.id), c) for c in mine] + page.items
+        out.append(page)
+    return out
 
 
 async def comment_post(ctx: RequestContext, comment: Comment) -> Post | None:

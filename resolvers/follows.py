@@ -185,7 +185,7 @@ async def do_unblock_user(tao: Tao, actor_id: int, user_id: int) -> None:
 
 
 async def do_mute_user(tao: Tao, actor_id: int, user_id: int) -> None:
-    """Mute: the user's posts and stories leave the viewer's feed; nothing else changes."""
+    """Mute: the user's posts leave the viewer's feed; nothing else changes (stories have their own mute)."""
     ctx = acting_as(tao, actor_id)
     viewer, _ = await _other_user(ctx, user_id)
     if await privacy.user_visibility(ctx, user_id) == privacy.Visibility.HIDDEN:

@@ -24,6 +24,7 @@ from resolvers.notifications import hooks as _notification_hooks  # noqa: F401  
 from resolvers.notifications import push as notification_push
 from resolvers.notifications import record as notifications
 from resolvers.search import indexer as search_indexer
+from resolvers.stories import actions as stories
 from tao import Tao
 
 JobHandler = Callable[[JobContext, dict], Awaitable[None]]
@@ -47,6 +48,10 @@ HANDLERS: dict[str, JobHandler] = {
     notifications.RECORD_JOB: notifications.record_job,
     notifications.RETRACT_JOB: notifications.retract_job,
     notification_push.PUSH_JOB: notification_push.push_job,
+    stories.EXPIRE_JOB: stories.expire_job,
+    stories.PURGE_JOB: stories.purge_job,
+    stories.CLEANUP_JOB: stories.cleanup_job,
+    stories.HINT_JOB: stories.hint_job,
     account_deletion.PURGE_JOB: account_deletion.purge_job,
     account_deletion.FORGET_JOB: account_deletion.forget_job,
     account_export.EXPORT_JOB: account_export.export_job,

@@ -247,6 +247,11 @@ async def media_visible(ctx: RequestContext, obj: Record) -> bool:
         if (isinstance(post, Post) and obj.id in post.media and post.author == owner
                 and await privacy.post_visible(ctx, post)):
             return True
+        # A story's media: visible exactly while its story is (resolvers.stories.visibility:
+        # the 24 hours on the store's clock, close friends, highlights).
+        if (getattr(post, "otype", None) == "STORY" and getattr(post, "media", None) == obj.id
+                and getattr(post, "author", None) == owner and await privacy.can_see_object(ctx, post)):
+            return True
     return False
 
 

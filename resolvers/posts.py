@@ -404,6 +404,8 @@ async def cleanup_job(job: JobContext, payload: dict) -> None:
     await sync_post_edges(tao, None, post_id)
     await drain(tao, post_id, "LIKED_BY", lambda a: tao.assoc_delete(a.id2, "LIKES", post_id))
     await drain(tao, post_id, "HAS_COMMENT", lambda a: delete_comment_tree(tao, a.id2, post_id, "HAS_COMMENT"))
+    await drain(tao, post_id, "PENDING_COMMENT",
+                lambda a: delete_comment_tree(tao, a.id2, post_id, "PENDING_COMMENT"))
 
 
 async def drain(tao: Tao, id1: int, atype: str, remove: Callable[[Assoc], Awaitable[Any]]) -> None:

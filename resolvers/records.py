@@ -215,13 +215,16 @@ class Comment(Record):
     author: int
     text: str
     reply_to: int | None  # the top-level comment this replies to (replies are one level deep)
+    # By an account the post's author restricts: listed by PENDING_COMMENT, seen by its author
+    # (and the post's author, who may approve it) until approved (resolvers.comments).
+    pending: bool = False
 
     @classmethod
     def decode(cls, obj: Obj) -> Comment:
         d = obj.data
         reply_to = d.get("reply_to")
         return cls(obj.id, obj.version, obj.created, obj.updated, int(d["post"]), int(d["author"]), d["text"],
-                   int(reply_to) if reply_to else None)
+                   int(reply_to) if reply_to else None, bool(d.get("pending")))
 
 
 @dataclass(slots=True, frozen=True)
@@ -313,13 +316,15 @@ class Message(Record):
     client_id: str | None
     fp: str | None
     edited: int | None
+    story: int | None = None  # the story a reply or reaction quotes (resolvers.stories.replies)
+    story_reaction: bool = False  # the text is an emoji reaction to `story`
 
     @classmethod
     def decode(cls, obj: Obj) -> Message:
         d = obj.data
         return cls(obj.id, obj.version, obj.created, obj.updated, int(d["thread"]), int(d["sender"]), d["kind"],
                    d.get("body"), d.get("post"), d.get("media"), d.get("reply_to"), d.get("client_id"), d.get("fp"),
-                   d.get("edited"))
+                   d.get("edited"), d.get("story"), bool(d.get("story_reaction")))
 
     @property
     def cursor(self) -> tuple[int, int]:

@@ -39,6 +39,11 @@ class Comment(Node):
     def from_record(cls, c: records.Comment) -> Comment:
         return cls(id=to_global_id("Comment", c.id), text=c.text, created_at=timestamp(c.created), record=c)
 
+    @strawberry.field(description="Waiting for your approval (`approveComment`): by an account you restrict. Only "
+                                  "the post's author is told; everyone else sees false.")
+    def is_pending_approval(self, info: Ctx) -> bool:
+        return self.record.pending and info.context.viewer_id != self.record.author
+
     @strawberry.field
     async def author(self, info: Ctx) -> User | None:
         obj = await comments.comment_author(info.context, self.record)
@@ -121,6 +126,11 @@ class CommentDeleteInput:
 
 
 @strawberry.input
+class CommentApproveInput:
+    comment_id: strawberry.ID
+
+
+@strawberry.input
 class CommentLikeInput:
     comment_id: strawberry.ID
 
@@ -161,6 +171,12 @@ class CommentsMutation:
         ctx = info.context
         await comments.do_delete_comment(ctx.tao, actor(info), _comment_id(ctx, input.comment_id))
         return CommentDeletePayload(deleted_comment_id=input.comment_id)
+
+    @mutation(description="Approve a comment by an account you restrict: everyone sees it from now on.")
+    async def approve_comment(self, info: Ctx, input: CommentApproveInput) -> CommentPayload:
+        ctx = info.context
+        obj = await comments.do_approve_comment(ctx.tao, actor(info), _comment_id(ctx, input.comment_id))
+        return CommentPayload(comment=Comment.from_record(obj))
 
     @mutation(description="Like a comment (idempotent).", action=Action.LIKES)
     async def like_comment(self, info: Ctx, input: CommentLikeInput) -> CommentPayload:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 from strawberry import Info
@@ -24,6 +24,9 @@ from schema.mutations import authenticated_field
 from schema.posts import Post, store_id, timestamp
 from schema.relay import Connection, Node, connection_from_page, decode_cursor, register_node, to_global_id
 from schema.users import User
+
+if TYPE_CHECKING:
+    from schema.stories import Story
 
 Ctx = Info[RequestContext, None]
 First = Annotated[int, strawberry.argument(description="Page size, 0 to 100.")]
@@ -93,6 +96,20 @@ class Message(Node):
     async def media(self, info: Ctx) -> Media | None:
         obj = await reads.message_media(info.context, self.record)
         return Media.from_record(obj) if obj is not None else None
+
+    @strawberry.field(description="The story this message replies or reacts to; null if none, or if you may no "
+                                  "longer see it (expired, deleted, or its author's privacy).")
+    async def story(self, info: Ctx) -> Annotated[Story, strawberry.lazy("schema.stories")] | None:
+        from schema.stories import Story
+
+        if self.record.story is None:
+            return None
+        obj = await privacy.load_visible_object(info.context, self.record.story)
+        return Story.from_record(obj) if obj is not None and obj.otype == "STORY" else None
+
+    @strawberry.field(description="True when `text` is an emoji reaction to `story`.")
+    def story_reaction(self) -> bool:
+        return self.record.story_reaction
 
     @strawberry.field(description="The message this one replies to; null if it was unsent.")
     async def reply_to(self, info: Ctx) -> Message | None:

@@ -166,6 +166,14 @@ class Post(Node):
         await prefetch.prefetch_page(info, "Comment", connection)
         return connection
 
+    @strawberry.field(description="Comments by accounts you restrict, waiting for your approval (post author only).")
+    async def pending_comments(self, info: Ctx, first: First = 20, after: str | None = None
+                               ) -> Connection[LazyComment] | None:
+        from schema.comments import Comment
+
+        page = await comments.pending_comments(info.context, self.record.id, first, decode_cursor(after))
+        return connection_from_page(page, Comment.from_record)
+
 
 # What a page of posts loads for all its posts at once, for the fields the request selects
 # (schema/prefetch.py); each does what the field's own resolver does, for many posts.

@@ -20,6 +20,7 @@ from schema.posts import PostsMutation, PostsQuery
 from schema.realtime import RealtimeSubscription
 from schema.search import SearchMutation, SearchQuery
 from schema.sessions import SessionsMutation
+from schema.stories import StoriesMutation
 from schema.users import UsersMutation, UsersQuery
 
 
@@ -30,8 +31,8 @@ class Query(NodeQuery, UsersQuery, PostsQuery, MediaQuery, MessagesQuery, Accoun
 
 @strawberry.type
 class Mutation(AccountsMutation, UsersMutation, FollowsMutation, PostsMutation, CommentsMutation, FeedMutation,
-               MediaMutation, MessagesMutation, NotificationsMutation, AccountDataMutation, SearchMutation,
-               SessionsMutation, ExploreMutation):
+               MediaMutation, MessagesMutation, NotificationsMutation, StoriesMutation, AccountDataMutation,
+               SearchMutation, SessionsMutation, ExploreMutation):
     pass
 
 

@@ -34,6 +34,7 @@ if TYPE_CHECKING:  # lazy at run time (schema.posts and schema.feed import this 
     from schema.notifications import NotificationConnection, NotificationPreferences, NotificationType
     from schema.posts import Post
     from schema.sessions import Session, TwoFactorStatus
+    from schema.stories import Highlight, Story, StoryRing
 
 # The domain's enum is the GraphQL enum: strawberry.enum marks the class in place (the alias stays a type).
 FollowStatus = follows.FollowStatus
@@ -141,6 +142,55 @@ class User(Node):
         from schema.notifications import user_preferences
 
         return await user_preferences(info, self.store_id)
+
+    @strawberry.field(description="Your story tray: your own ring first, then the accounts you follow with live "
+                                  "stories you may see, unseen rings first, each group by how close you are. Only on "
+                                  "your own account (`viewer { storyTray }`).")
+    async def story_tray(self, info: Ctx, first: First = 20, after: str | None = None
+                         ) -> Connection[Annotated[StoryRing, strawberry.lazy("schema.stories")]] | None:
+        from schema.stories import user_story_tray  # stories import this module
+
+        return await user_story_tray(info, self.store_id, first, after)
+
+    @strawberry.field(description="This account's live stories you may see, oldest first (its profile ring).")
+    async def stories(self, info: Ctx) -> list[Annotated[Story, strawberry.lazy("schema.stories")]]:
+        from schema.stories import user_stories
+
+        return await user_stories(info, self.store_id)
+
+    @strawberry.field(description="This account's highlights, newest first (for whoever may see its posts).")
+    async def highlights(self, info: Ctx) -> list[Annotated[Highlight, strawberry.lazy("schema.stories")]]:
+        from schema.stories import user_highlights
+
+        return await user_highlights(info, self.store_id)
+
+    @strawberry.field(description="Your expired stories, newest first. Only on your own account.")
+    async def story_archive(self, info: Ctx, first: First = 20, after: str | None = None
+                            ) -> Connection[Annotated[Story, strawberry.lazy("schema.stories")]] | None:
+        from schema.stories import user_story_archive
+
+        return await user_story_archive(info, self.store_id, first, after)
+
+    @strawberry.field(description="Your close friends (nobody else can see or infer this list). Only on your own "
+                                  "account.")
+    async def close_friends(self, info: Ctx, first: First = 20, after: str | None = None) -> Connection[User] | None:
+        from schema.stories import user_close_friends
+
+        return await user_close_friends(info, self.store_id, first, after)
+
+    @strawberry.field(description="Accounts you restrict. Only on your own account.")
+    async def restricted_users(self, info: Ctx, first: First = 20, after: str | None = None
+                               ) -> Connection[User] | None:
+        from schema.stories import user_restricted
+
+        return await user_restricted(info, self.store_id, first, after)
+
+    @strawberry.field(description="Accounts whose stories you muted. Only on your own account.")
+    async def story_muted_users(self, info: Ctx, first: First = 20, after: str | None = None
+                                ) -> Connection[User] | None:
+        from schema.stories import user_story_muted
+
+        return await user_story_muted(info, self.store_id, first, after)
 
     @strawberry.field(description="Accounts following this one. Null, with a FORBIDDEN error, for a private "
                                   "account the viewer does not follow.")

@@ -12,6 +12,7 @@ from tao.errors import (
     ConflictError,
     InvalidDataError,
     InvalidIdError,
+    JobNotDueError,
     ObjectNotFoundError,
     ShardTimeoutError,
     ShardUnavailableError,
@@ -24,8 +25,8 @@ from tao.rate_limits import Bucket, Mode, Taken
 from tao.store import Tao, open_tao
 
 __all__ = [
-    "Assoc", "Bucket", "ConflictError", "InvalidDataError", "InvalidIdError", "Mode", "Obj", "ObjectFilter",
-    "ObjectNotFoundError",
+    "Assoc", "Bucket", "ConflictError", "InvalidDataError", "InvalidIdError", "JobNotDueError", "Mode", "Obj",
+    "ObjectFilter", "ObjectNotFoundError",
     "ShardTimeoutError", "ShardUnavailableError", "Taken", "Tao", "TaoError", "UnknownTypeError", "open_tao",
     "shard_of", "time_of",
 ]

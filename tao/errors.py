@@ -57,3 +57,13 @@ class DuplicateKeyError(ConflictError):
 class DeadlockError(ConflictError):
     """The database chose this transaction as a deadlock victim or a lock wait timed out; the
     store retries such transactions itself."""
+
+
+class JobNotDueError(TaoError):
+    """Raised by a job handler that finds its job is not due yet by the store's clock (a drain
+    that runs delayed jobs early, `run_until_idle(include_delayed=True)`): the outbox puts the job
+    back for `run_at` (ms on the store's clock), as if it had not run; no attempt is counted."""
+
+    def __init__(self, run_at: int) -> None:
+        super().__init__(f"not due until {run_at}")
+        self.run_at = run_at

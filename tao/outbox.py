@@ -22,7 +22,7 @@ from config import JobSettings
 from config.observability.jobs import observe_job
 from config.observability.traces import with_trace_context
 from tao.backends.base import Conn
-from tao.errors import TaoError
+from tao.errors import JobNotDueError, TaoError
 from tao.models import now_ms
 from tao.shards import Shards
 
@@ -40,6 +40,9 @@ class Outbox:
     `Tao` that owns this outbox) and the job's payload."""
 
     def __init__(self, shards: Shards, settings: JobSettings) -> None:
+        # Due times are on the store's clock (Tao sets this to `tao.clock.now_ms`), so a
+        # delayed job comes due when the deployment's time says so, in every process.
+        self.now: Callable[[], int] = now_ms
         self._shards = shards
         self.store: Any = None  # set by the Tao that owns this outbox
         self._s = settings
@@ -76,7 +79,7 @@ class Outbox:
             raise TaoError(f"no handler registered for job {handler!r}")
         job_id = self._shards.ids.next_id(conn.shard) if job_id is None else job_id
         payload = with_trace_context(payload)  # observability: the job's span continues this trace
-        ts = now_ms()
+        ts = self.now()
         await conn.execute("INSERT INTO {outbox} (id, handler, payload, run_at, attempts, created) "
                            "VALUES (%s, %s, %s, %s, 0, %s)",
                            (job_id, handler, json.dumps(payload, separators=(",", ":")), ts + delay_ms, ts))
@@ -109,7 +112,7 @@ class Outbox:
 
     async def run_once(self, shard: int, *, include_delayed: bool = False) -> int:
         """Claim and run one batch of due jobs on `shard`; return how many ran."""
-        now = now_ms()
+        now = self.now()
         horizon = now + DEAD_LETTER_MS // 2 if include_delayed else now
         lease_until = now + int(self._s.lease_seconds * 1000)
         if self.only is not None:
@@ -132,17 +135,22 @@ class Outbox:
         rows = await self._shards.write(shard, claim)
         if not rows:
             return 0
-        await asyncio.gather(*(self._run_job(shard, *row) for row in rows))
-        return len(rows)
+        ran = await asyncio.gather(*(self._run_job(shard, *row) for row in rows))
+        return sum(ran)
 
-    async def _run_job(self, shard: int, job_id: int, handler: str, payload: str, attempts: int) -> None:
+    async def _run_job(self, shard: int, job_id: int, handler: str, payload: str, attempts: int) -> bool:
+        """Run one claimed job; False if its handler said it is not due yet (put back unchanged)."""
         fn = self.handlers.get(handler)
+        not_due: JobNotDueError | None = None
         try:
             if fn is None:
                 raise TaoError(f"no handler registered for job {handler!r} in this process")
             data = json.loads(payload)
             with observe_job(handler, job_id, attempts + 1, data):  # metrics, log line, span
-                await fn(self.store, data)
+                try:
+                    await fn(self.store, data)
+                except JobNotDueError as exc:
+                    not_due = exc
         except Exception as exc:
             attempts += 1
             if attempts >= self._s.max_attempts:
@@ -155,15 +163,25 @@ class Outbox:
             try:
                 async with self._shards.read(shard) as conn:
                     await conn.execute("UPDATE {outbox} SET run_at = %s, last_error = %s WHERE id = %s",
-                                       (now_ms() + delay, error, job_id))
+                                       (self.now() + delay, error, job_id))
             except TaoError:
                 pass  # the lease expires and the job comes due again anyway
-            return
+            return True
+        if not_due is not None:  # back to its time, the claim's attempt undone
+            try:
+                async with self._shards.read(shard) as conn:
+                    await conn.execute("UPDATE {outbox} SET run_at = %s, attempts = %s WHERE id = %s",
+                                       (not_due.run_at, attempts, job_id))
+            except TaoError:
+                pass  # the lease expires and the handler says so again
+            return False
         await self.delete(shard, job_id)
+        return True
 
     async def run_until_idle(self, *, include_delayed: bool = True, max_rounds: int = 10_000) -> int:
         """Drain every shard (tests, batch jobs). With include_delayed, jobs scheduled for later
-        (backoff, the inverse-sync grace period) run now too."""
+        (backoff, the inverse-sync grace period) run now too, except those whose handler says they
+        are not due yet (`JobNotDueError`: a story's expiry before its 24 hours)."""
         total = 0
         for _ in range(max_rounds):
             ran = 0
@@ -179,7 +197,7 @@ class Outbox:
         for shard in range(self._shards.n_shards):
             async with self._shards.read(shard) as conn:
                 n += (await conn.fetchall("SELECT COUNT(*) FROM {outbox} WHERE run_at < %s",
-                                          (now_ms() + DEAD_LETTER_MS // 2,)))[0][0]
+                                          (self.now() + DEAD_LETTER_MS // 2,)))[0][0]
         return n
 
     async def pending_before(self, created_ms: int, *, excluding: tuple[str, ...] = ()) -> int:
@@ -198,7 +216,7 @@ class Outbox:
     async def depth_by_handler(self) -> dict[str, tuple[int, int | None, int]]:
         """{handler: (jobs due or running, oldest `created` ms among them, parked jobs)} over every
         shard, shards in parallel (the `/metrics` outbox gauges)."""
-        parked_after = now_ms() + DEAD_LETTER_MS // 2
+        parked_after = self.now() + DEAD_LETTER_MS // 2
 
         async def one(shard: int) -> list[tuple]:
             async with self._shards.read(shard) as conn:

@@ -39,6 +39,7 @@ from tao.bulk_lists import BulkLists, ObjectFilter
 from tao.cache import CacheTier, make_cache_tier
 from tao.cache.shared_log import SharedInvalidations
 from tao.cache_io import CacheIO
+from tao.clock import Clock, StoreClock
 from tao.erase import Erasure, Residue
 from tao.errors import TaoError
 from tao.ids import IdGenerator
@@ -53,6 +54,7 @@ from tao.rate_limits import RateLimiter, make_rate_limiter
 from tao.registry import Registry
 from tao.shardmap import ShardMap
 from tao.shards import Errors, Shards
+from tao.sketches import Sketches
 from tao.types import REGISTRY
 from tao.unique_keys import UniqueKeys
 
@@ -80,6 +82,8 @@ class Tao:
         "migrate", "check_schema", "close", "ping_shards", "stats", "reset_stats",
         # routing and context
         "shard", "n_shards", "ids", "settings", "registry", "broker", "rate_limits",
+        # the deployment's one clock (tao/clock.py): time windows are decided by it
+        "clock", "sketches",
     )
 
     def __init__(self, settings: Settings, registry: Registry, shard_map: ShardMap,
@@ -105,6 +109,13 @@ class Tao:
         self.broker: Broker = make_broker(settings.broker)
         # Rate limits shared by every process (tao.rate_limits): in Redis with the broker, else local.
         self.rate_limits: RateLimiter = make_rate_limiter(settings.broker)
+        # The store's time (shard 0's server), which every process agrees on; tests replace it
+        # with a `ManualClock`.
+        self._store_clock: StoreClock | None = StoreClock(shards, settings.store.clock_sync_seconds)
+        self.clock: Clock = self._store_clock
+        outbox.now = lambda: self.clock.now_ms()  # delayed jobs come due on the same clock
+        # HyperLogLogs and bounded recent sets in Redis, where one is configured (tao/sketches.py).
+        self.sketches = Sketches(settings.broker)
         outbox.register("tao.sync_inverses", _sync_inverses)
         outbox.register("tao.cache_refill", _cache_refill)
 
@@ -304,6 +315,9 @@ class Tao:
         await self.outbox.stop()
         await self.broker.close()
         await self.rate_limits.close()
+        await self.sketches.close()
+        if self._store_clock is not None:
+            await self._store_clock.close()
         await self._shards.backend.close()
         await self._cache.tier.close()
 
@@ -354,6 +368,7 @@ async def open_tao(settings: Settings, *, migrate: bool | None = None, start_wor
             await tao.migrate()
         else:
             await tao.check_schema()
+        await tao.clock.sync()  # type: ignore[attr-defined]  # a StoreClock until a test swaps it
     except BaseException:
         await tao.close()
         raise

@@ -24,6 +24,7 @@ STORY = _o("STORY", 8)
 THREAD = _o("THREAD", 9)
 MESSAGE = _o("MESSAGE", 10)
 NOTIFICATION = _o("NOTIFICATION", 11)
+HIGHLIGHT = _o("HIGHLIGHT", 13)  # a named, ordered set of a user's stories (resolvers.stories)
 UNIQUE_KEY = _o("UNIQUE_KEY", 12)  # reserved: the store's key_claim rows are not objects
 FEED_SESSION = _o("FEED_SESSION", 60)  # a viewer's ranked feed snapshot (resolvers.feed.sessions)
 FEED_REGISTRY = _o("FEED_REGISTRY", 61)  # the well-known object holding the BIG_ACCOUNT list
@@ -84,7 +85,7 @@ _a("DM_REQUEST_SENT", 108)                # sender -> user sent a message reques
 _a("DM_CONTACTED", 109)                   # sender -> user, time = first message (spam limits)
 
 # Search (resolvers/search): the results a user chose, newest first (time = last chosen).
-_a("RECENT_SEARCH", 160, inverse="RECENT_SEARCHED_BY", inverse_code=161)  # user -> user, hashtag or location
+_a("RECENT_SEARCH", 180, inverse="RECENT_SEARCHED_BY", inverse_code=181)  # user -> user, hashtag or location
 # Explore (resolvers/explore). EXPLORE_SEEN: posts served on Explore (time = when), read whole
 # by each new snapshot, trimmed to explore.seen_max / seen_ttl_days; never counted or cached.
 _a("EXPLORE_SEEN", 170, cached=False, counted=False)       # viewer -> post
@@ -107,3 +108,14 @@ _a("NOTIF_ACTOR", 141)      # notification -> actor (time = when they joined): e
 _a("NOTIF_READ", 142)       # user -> user (self edge; data: {"upto": ms}): the read marker
 _a("NOTIF_PREFS", 143)      # user -> user (self edge; data: per-type levels and push switches)
 _a("HAS_PUSH_SUB", 144)     # user -> PUSH_SUBSCRIPTION (a browser's Web Push endpoint); at most 20
+
+# Stories (resolvers/stories). A STORY and a HIGHLIGHT live on their author's shard.
+_a("STORY_LIVE", 160)       # author -> story (time = postedAt; data {"cf": 1} if close friends): the live list
+_a("STORY_ARCHIVE", 161)    # author -> story moved out of STORY_LIVE by the expiry job (same time and data)
+_a("STORY_SEEN", 162)       # viewer -> story the viewer has seen (time = first seen); viewer's shard
+_a("STORY_VIEWER", 163)     # story -> viewer, newest view first: exact only up to stories.exact_viewers
+_a("STORY_MUTES", 164)      # viewer -> author whose stories the viewer muted (apart from MUTES: posts)
+_a("HAS_HIGHLIGHT", 165)    # user -> highlight (time = created)
+_a("IN_HIGHLIGHT", 166, inverse="HIGHLIGHT_OF", inverse_code=167)  # story -> highlight
+_a("RESTRICTS", 168)        # user -> user they restrict (no inverse: the restricted never learn of it)
+_a("PENDING_COMMENT", 169)  # post -> a restricted account's comment awaiting the post author's approval

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from resolvers.account_data.registry import DataContext, job_media, kinds
+from resolvers.account_data.registry import DataContext, job_media, kinds, scheduled_handlers
 from resolvers.accounts import AccountErrorCode, check_throttle, do_log_out
 from resolvers.errors import UserError
 from resolvers.job_context import JobContext
@@ -162,7 +162,7 @@ async def purge_job(job: JobContext, payload: dict) -> None:
 async def _finish(job: JobContext, user_id: int, payload: dict) -> None:
     """After every job queued before the profile's delete has run: the store's own traces go."""
     tao = job.tao
-    if await tao.outbox.pending_before(int(payload["since"]), excluding=(PURGE_JOB,)):
+    if await tao.outbox.pending_before(int(payload["since"]), excluding=(PURGE_JOB, *scheduled_handlers())):
         await tao.enqueue(user_id, PURGE_JOB, payload, delay_ms=1000)
         return
     # Edges to the user some follow-up job may have written meanwhile, then the traces.
@@ -179,7 +179,8 @@ async def forget_job(job: JobContext, payload: dict) -> None:
     """`account_data.forget`: once every job queued before it has run (the follow-ups of the
     deletes that erased these ids, which may read them back into the cache), erase the store's
     traces of the ids again. Names object ids only, never the user."""
-    if await job.tao.outbox.pending_before(int(payload["since"]), excluding=(PURGE_JOB, FORGET_JOB)):
+    later = (PURGE_JOB, FORGET_JOB, *scheduled_handlers())
+    if await job.tao.outbox.pending_before(int(payload["since"]), excluding=later):
         await job.tao.enqueue(int(payload["ids"][0]), FORGET_JOB, payload, delay_ms=500)
         return
     await job.tao.erase_rows([int(i) for i in payload["ids"]])

@@ -93,6 +93,18 @@ async def job_media(job: Any) -> Any:
 
 
 _KINDS: dict[str, DataKind] = {}
+_SCHEDULED: set[str] = set()
+
+
+def register_scheduled_handler(name: str) -> None:
+    """Declare a job handler whose jobs are scheduled far ahead (a story's expiry, 24 h on) and
+    never write anything naming another user: the purge's barrier ("every job queued before the
+    profile's delete has run") does not wait for them. A kind deletes its own user's such jobs."""
+    _SCHEDULED.add(name)
+
+
+def scheduled_handlers() -> tuple[str, ...]:
+    return tuple(sorted(_SCHEDULED))
 
 
 def register_kind(kind: DataKind) -> DataKind:

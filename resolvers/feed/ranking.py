@@ -129,6 +129,10 @@ class Scorer:
         # post -> (first-pass score, recency, affinity, content_type)
         self._base: dict[int, tuple[float, float, float, float]] = {}
 
+    def author_affinity(self, author: int) -> float:
+        """The viewer's affinity with an author, in [0, 1) (the story tray orders rings by it)."""
+        return self._author_affinity(author)
+
     def _author_affinity(self, author: int) -> float:
         affinity = self._affinity.get(author)
         if affinity is None:

@@ -64,9 +64,11 @@ def message_not_found(field: str = "messageId") -> UserError:
 
 
 def message_data(thread: int, sender: int, kind: str, *, body: dict | None, post: int | None, media: int | None,
-                 reply_to: int | None, client_id: str | None, fp: str | None) -> dict:
+                 reply_to: int | None, client_id: str | None, fp: str | None, story: int | None = None,
+                 story_reaction: bool | None = None) -> dict:
     data = {"thread": thread, "sender": sender, "kind": kind, "body": body, "post": post, "media": media,
-            "reply_to": reply_to, "client_id": client_id, "fp": fp}
+            "reply_to": reply_to, "client_id": client_id, "fp": fp, "story": story,
+            "story_reaction": story_reaction or None}
     return {k: v for k, v in data.items() if v is not None}
 
 

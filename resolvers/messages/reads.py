@@ -108,6 +108,11 @@ async def seen_by(ctx: RequestContext, msg: Message) -> list[User]:
     """Members other than the sender whose read marker is at or past the message."""
     readers = [a.id2 for a in await member_edges(ctx, msg.thread)
                if a.id2 != msg.sender and MemberState.decode(a.data).read >= msg.cursor]
+    viewer = ctx.viewer_id
+    if viewer is not None and readers:
+        # Someone who restricts the viewer sends no read receipts to them (never told why).
+        restricting = await ctx.loaders.assoc_by_key.load_many([(r, "RESTRICTS", viewer) for r in readers])
+        readers = [r for r, e in zip(readers, restricting) if e is None]
     return await privacy.visible_users(ctx, readers)
 
 

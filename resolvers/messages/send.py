@@ -139,7 +139,10 @@ def _reused() -> UserError:
 
 async def do_send_message(tao: Tao, actor_id: int, *, client_id: str, thread_id: int | None = None,
                           recipient_ids: list[int] | None = None, text: str | None = None, post_id: int | None = None,
-                          media_id: int | None = None, voice: bool = False, reply_to: int | None = None) -> Message:
+                          media_id: int | None = None, voice: bool = False, reply_to: int | None = None,
+                          story_id: int | None = None, story_reaction: bool = False) -> Message:
+    """Send a message. `story_id`: it quotes that story (a story reply, or with `story_reaction`
+    an emoji reaction; the caller, resolvers.stories.replies, checked the sender may see it)."""
     ctx = acting_as(tao, actor_id)
     sender = actor_id
     _check_client_id(client_id)
@@ -161,6 +164,8 @@ async def do_send_message(tao: Tao, actor_id: int, *, client_id: str, thread_id:
             raise UserError(MessageErrorCode.MESSAGE_NOT_FOUND, "You can only reply to a message of this conversation.",
                             "replyToId")
     canonical = _fingerprint_text(target, kind, text, post_id, media_id, reply_to)
+    if story_id is not None:
+        canonical += f"\x1fs:{story_id}:{int(story_reaction)}"
     done = await _existing(ctx, sender, client_id, canonical)
     if done is not None:
         await deliver(tao, done.id)  # a retry after a crash finishes what the first try began
@@ -175,7 +180,7 @@ async def do_send_message(tao: Tao, actor_id: int, *, client_id: str, thread_id:
     box = cipher(ctx.settings.messages)
     data = message_data(thread.id, sender, kind, body=box.seal(text, thread.id, sender) if text else None,
                         post=post_id, media=media_id, reply_to=reply_to, client_id=client_id,
-                        fp=box.fingerprint(canonical))
+                        fp=box.fingerprint(canonical), story=story_id, story_reaction=story_reaction)
     members = [sender, *recipients]
     pending: list[realtime.PendingEvent | events.NoEvent] = []
     deliver_job_id = tao.ids.next_id(shard_of(thread.id))

@@ -267,7 +267,7 @@ async def folder_edges(tao: Tao, thread_id: int, members: list[int], sender: int
     writes them together with its own edges."""
     states = await tao.assoc_get(thread_id, "HAS_MEMBER", members)
     keys = [(m, t, thread_id) for m in members for t in ("INBOX", "DM_REQUESTS")]
-    keys += [(m, t, sender) for m in members if m != sender for t in ("FOLLOWS", "BLOCKS", "BLOCKED_BY")]
+    keys += [(m, t, sender) for m in members if m != sender for t in ("FOLLOWS", "BLOCKS", "BLOCKED_BY", "RESTRICTS")]
     have = await tao.assoc_get_many(keys)
     reached, edges = [], []
     for m in members:
@@ -280,7 +280,9 @@ async def folder_edges(tao: Tao, thread_id: int, members: list[int], sender: int
         inbox, request = have[(m, "INBOX", thread_id)], have[(m, "DM_REQUESTS", thread_id)]
         if (inbox or request) is not None and (inbox or request).time >= time:
             continue  # already placed at this time or later (a re-run, or a newer message won)
-        if inbox is not None or request is None and (m == sender or have.get((m, "FOLLOWS", sender))):
+        if have.get((m, "RESTRICTS", sender)) and inbox is None:
+            folder = "DM_REQUESTS"  # a restricted sender's messages wait in requests (resolvers.stories.social)
+        elif inbox is not None or request is None and (m == sender or have.get((m, "FOLLOWS", sender))):
             folder = "INBOX"
         else:
             folder = "DM_REQUESTS"

@@ -48,6 +48,12 @@ def caption_mentions(actor: int, post_id: int, mentions: list[int], at: int) -> 
     return _jobs([Event(T.MENTION, u, actor, post_id, at, post_id, post_id) for u in dict.fromkeys(mentions)])
 
 
+def story_mentions(actor: int, story_id: int, mentions: list[int], at: int) -> list[tuple[str, dict]]:
+    """A story's @mention stickers: each mentioned account hears of it (shown while the story
+    is visible to them, as every target is)."""
+    return _jobs([Event(T.MENTION, u, actor, story_id, at, story_id) for u in dict.fromkeys(mentions)])
+
+
 def follow(actor: int, user_id: int, at: int, *, undo: bool = False) -> list[tuple[str, dict]]:
     return _jobs([Event(T.FOLLOW, user_id, actor, actor, at, (actor, "FOLLOWS", user_id))], undo)
 

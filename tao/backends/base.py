@@ -38,6 +38,7 @@ class Backend(Protocol):
     name: str  # "mysql" | "sqlite": picks the DDL of migrations, and names the backend in logs
     for_update: str           # " FOR UPDATE" | "": the tail of a locking read
     skip_locked: str          # " FOR UPDATE SKIP LOCKED" | "": the tail of a queue claim
+    now_ms_sql: str           # one row, one column: the database server's time, ms since the Unix epoch
 
     def upsert(self, table: str, cols: Sequence[str], key: Sequence[str], update_sql: dict[str, str],
                rows: int = 1) -> str:

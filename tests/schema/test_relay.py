@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from schema.relay import to_global_id
 from tao.ids import make_id
 
 NODE = "query($id: ID!) { node(id: $id) { __typename id ... on User { username } } }"
@@ -129,6 +130,14 @@ FIRST_FIELDS = {
     ("Query", "explore"): "{ explore(first: $f) { nodes { id } } }",
     ("Query", "suggestedUsers"): "{ suggestedUsers(first: $f) { reason } }",
     ("Query", "trendingHashtags"): "{ trendingHashtags(first: $f) { score } }",
+    ("User", "storyTray"): "{ viewer { storyTray(first: $f) { nodes { hasUnseen } } } }",
+    ("User", "storyArchive"): "{ viewer { storyArchive(first: $f) { nodes { id } } } }",
+    ("User", "closeFriends"): "{ viewer { closeFriends(first: $f) { nodes { id } } } }",
+    ("User", "restrictedUsers"): "{ viewer { restrictedUsers(first: $f) { nodes { id } } } }",
+    ("User", "storyMutedUsers"): "{ viewer { storyMutedUsers(first: $f) { nodes { id } } } }",
+    ("Story", "viewers"): "{ viewer { stories { viewers(first: $f) { nodes { id } } } } }",
+    ("Post", "pendingComments"): "{ viewer { posts(first: 1) { nodes { pendingComments(first: $f) "
+                                 "{ nodes { id } } } } } }",
 }
 
 
@@ -147,6 +156,12 @@ async def test_every_first_argument_shares_one_range_check(gql):
     await gql.ok('mutation($p: ID!) { addComment(input: {postId: $p, text: "hi"}) { errors { code } } }',
                  {"p": post["id"]}, token)
     loc = post["location"]["id"]
+    ada = (await gql.tao.key_get_many("username", ["ada"]))["ada"]  # a story of hers (Story.viewers)
+    media = await gql.tao.obj_add("MEDIA", {"kind": "image", "status": "ready", "owner": ada}, owner=ada)
+    await gql.tao.assoc_add(ada, "UPLOADED", media)
+    made = await gql.ok('mutation($m: ID!) { createStory(input: {mediaId: $m}) { errors { code } } }',
+                        {"m": to_global_id("Media", media)}, token)
+    assert made["createStory"]["errors"] == []
     for (typename, field), selection in FIRST_FIELDS.items():
         query = ("query($f: Int!, $loc: ID!) " if "$loc" in selection else "query($f: Int!) ") + selection
         for bad in (-5, 1_000_001):

@@ -1,0 +1,297 @@
+"""Stories on MariaDB + memcached + Redis (tests.harness): the tray, the cost of posting, views
+of one hot story, the HyperLogLog's error, and the expiry job's rate.
+
+    PYTHONPATH=. .venv/bin/python bench/stories_bench.py [--following 1000 --live 200 --big-followers 100000]
+
+1. Tray: a viewer following `--following` accounts (their follower counts heavy-tailed: a
+   Zipf-like draw of extra followers), `--live` of which have 1-5 live stories (a fifth of them
+   close-friends stories, the viewer on some lists; some seen). `tray_rings` through fresh
+   loaders, as each request has, on a warm cache: p50/p99 over `--reads`, with the SQL
+   statements and cache round trips of one read.
+2. Posting: SQL statements and rows written by `do_create_story` for an account with 10
+   followers and for one with `--big-followers` (rows counted in every shard's tables before
+   and after): the same, O(1), because the tray is pulled.
+3. Views: `--view-clients` concurrent clients marking one story seen by distinct viewers for
+   `--view-seconds`, past the exact threshold: views/s and SQL statements per view.
+4. HyperLogLog: `--hll-views` distinct viewers PFADDed into one story's sketch; PFCOUNT's error.
+5. Expiry: `--expire` stories, the store's clock moved past their 24 hours, the outbox drained:
+   stories moved to the archive per second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import sys
+import time
+import uuid
+from typing import Any
+
+from bench.common import percentile, run_on_services
+from config import MySQLServer, Settings
+from resolvers.accounts import user_data
+from resolvers.actor import acting_as
+from resolvers.jobs import register_job_handlers
+from resolvers.stories.actions import do_create_story
+from resolvers.stories.model import LIFETIME_MS
+from resolvers.stories.social import do_add_close_friends
+from resolvers.stories.tray import tray_rings
+from resolvers.stories.views import do_mark_stories_seen, sketch_key
+from resolvers.stories.visibility import visible_stories
+from tao import Tao, open_tao
+from tao.clock import ManualClock
+from tao.testing import TaoTestHooks
+from tests.harness import Services
+
+MAX_BULK = 5_000
+TABLES = ("objects", "assocs", "assoc_counts", "outbox")
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')} load {os.getloadavg()[0]:.1f}] {msg}", flush=True)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--services-json", help="reuse the servers of `python -m tests.harness up`")
+    p.add_argument("--shards", type=int, default=8)
+    p.add_argument("--following", type=int, default=1000)
+    p.add_argument("--live", type=int, default=200)
+    p.add_argument("--reads", type=int, default=300)
+    p.add_argument("--big-followers", type=int, default=100_000)
+    p.add_argument("--view-clients", type=int, default=16)
+    p.add_argument("--view-seconds", type=float, default=20.0)
+    p.add_argument("--hll-views", type=int, default=1_000_000)
+    p.add_argument("--expire", type=int, default=1000)
+    p.add_argument("--json", help="write every figure here")
+    return p.parse_args(argv)
+
+
+def make_settings(services: Services, run_id: str, shards: int) -> Settings:
+    s = Settings()
+    s.store.backend = "mysql"
+    s.store.logical_shards = shards
+    s.store.mysql_servers = [MySQLServer(host=m.host, port=m.port, user=m.user, password=m.password)
+                             for m in services.mysql]
+    s.store.database_prefix = run_id
+    s.store.query_timeout = 30.0
+    s.store.pool_max = 16
+    s.cache.backend = "memcached"
+    s.cache.servers = list(services.memcached)
+    s.cache.key_prefix = run_id
+    s.cache.timeout = 2.0
+    s.cache.heartbeat_interval = 0.2
+    s.broker.backend = "redis"
+    s.broker.url = services.redis_url
+    s.broker.channel_prefix = run_id
+    s.jobs.in_process_worker = False
+    return s
+
+
+async def add_users(tao: Tao, n: int, tag: str) -> list[int]:
+    out: list[int] = []
+    for i in range(0, n, MAX_BULK):
+        out += await tao.obj_add_many([("USER", user_data(f"{tag}{j}", "", None), None)
+                                       for j in range(i, min(n, i + MAX_BULK))])
+    return out
+
+
+async def follow_bulk(tao: Tao, pairs: list[tuple[int, int]]) -> None:
+    for i in range(0, len(pairs), MAX_BULK):
+        await tao.assoc_add_many([(a, "FOLLOWS", b) for a, b in pairs[i:i + MAX_BULK]])
+    await tao.run_jobs_until_idle()  # the inverse edges
+
+
+async def media(tao: Tao, owner: int) -> int:
+    m = await tao.obj_add("MEDIA", {"kind": "image", "status": "ready", "owner": owner}, owner=owner)
+    await tao.assoc_add(owner, "UPLOADED", m)
+    return m
+
+
+async def setup_tray(tao: Tao, a: argparse.Namespace) -> tuple[int, int]:
+    """The tray's graph; returns (the viewer, how many stories were posted)."""
+    rng = random.Random(7)
+    viewer = (await add_users(tao, 1, "viewer"))[0]
+    authors = await add_users(tao, a.following, "author")
+    fans = await add_users(tao, 2000, "fan")
+    # heavy-tailed follower counts among the followed: author k gets ~2000/(k+1) extra followers
+    pairs = [(viewer, u) for u in authors]
+    for k, u in enumerate(authors[:200]):
+        pairs += [(f, u) for f in rng.sample(fans, max(1, 2000 // (k + 1)))]
+    await follow_bulk(tao, pairs)
+    live = rng.sample(authors, a.live)
+    story_ids: list[int] = []
+    for u in live:
+        if rng.random() < 0.3:
+            await do_add_close_friends(tao, u, [viewer])
+        for _ in range(rng.choice((1, 1, 2, 3, 5))):
+            aud = "close_friends" if rng.random() < 0.2 else "followers"
+            story_ids.append((await do_create_story(tao, u, await media(tao, u), aud)).id)
+    await tao.run_jobs_until_idle(include_delayed=False)
+    seen = [s for s in story_ids if rng.random() < 0.3]
+    ctx = acting_as(tao, viewer)
+    for i in range(0, len(seen), 100):
+        batch = seen[i:i + 100]
+        visible = {st.id for st in await visible_stories(ctx, batch)}
+        if visible:
+            await do_mark_stories_seen(tao, viewer, [s for s in batch if s in visible])
+    return viewer, len(story_ids)
+
+
+async def tray(tao: Tao, a: argparse.Namespace) -> dict[str, Any]:
+    viewer, n_stories = await setup_tray(tao, a)
+    log(f"tray: {a.following} followed, {a.live} live ({n_stories} stories); warming")
+    for _ in range(20):
+        await tray_rings(acting_as(tao, viewer))
+    times, cpu, queries, trips = [], [], [], []
+    for _ in range(a.reads):
+        tao.reset_stats()
+        t0, c0 = time.perf_counter(), time.process_time()
+        rings = await tray_rings(acting_as(tao, viewer))
+        times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)  # this process's CPU (its cache-tier threads included)
+        st = tao.stats()
+        queries.append(st.get("sql_queries", 0))
+        trips.append(st.get("cache_round_trips", 0))
+    times.sort()
+    cpu.sort()
+    out = {"following": a.following, "live_authors": a.live, "stories": n_stories, "rings": len(rings),
+           "reads": a.reads, "p50_ms": round(percentile(times, 50) * 1000, 2),
+           "p99_ms": round(percentile(times, 99) * 1000, 2), "cpu_p50_ms": round(percentile(cpu, 50) * 1000, 2),
+           "cpu_p99_ms": round(percentile(cpu, 99) * 1000, 2),
+           "sql_queries_per_read_p50": sorted(queries)[len(queries) // 2],
+           "cache_round_trips_per_read_p50": sorted(trips)[len(trips) // 2]}
+    log(f"tray: {out}")
+    return out
+
+
+async def count_rows(tao: Tao) -> dict[str, int]:
+    hooks = TaoTestHooks(tao)
+    totals = dict.fromkeys(TABLES, 0)
+    for s in range(tao.n_shards):
+        async with hooks.read(s) as conn:
+            for t in TABLES:
+                totals[t] += (await conn.fetchall(f"SELECT COUNT(*) FROM {{{t}}}"))[0][0]
+    return totals
+
+
+async def posting(tao: Tao, a: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for label, n in (("followers_10", 10), (f"followers_{a.big_followers}", a.big_followers)):
+        author = (await add_users(tao, 1, f"poster{n}-"))[0]
+        log(f"posting: an account with {n} followers (loading them)")
+        fake = [tao.ids.next_id(i % tao.n_shards) for i in range(n)]  # followers need no profile here
+        await follow_bulk(tao, [(f, author) for f in fake])
+        assert await tao.assoc_count(author, "FOLLOWED_BY") == n
+        m = await media(tao, author)
+        before = await count_rows(tao)
+        tao.reset_stats()
+        await do_create_story(tao, author, m)
+        statements = tao.stats().get("sql_queries", 0)
+        after = await count_rows(tao)
+        out[label] = {"sql_statements": statements, "rows_written": {t: after[t] - before[t] for t in TABLES}}
+        log(f"posting {label}: {out[label]}")
+    return out
+
+
+async def views(tao: Tao, a: argparse.Namespace) -> dict[str, Any]:
+    author = (await add_users(tao, 1, "hot"))[0]
+    story = (await do_create_story(tao, author, await media(tao, author))).id
+    threshold = tao.settings.stories.exact_viewers
+    seq = iter(range(10**9))
+    shards = tao.n_shards
+    # past the exact threshold first, so the window measures the steady state of a hot story
+    for _ in range(threshold + 1):
+        i = next(seq)
+        await do_mark_stories_seen(tao, tao.ids.next_id(i % shards), [story])
+    count = 0
+    stop = time.perf_counter() + a.view_seconds
+    tao.reset_stats()
+
+    async def client() -> None:
+        nonlocal count
+        while time.perf_counter() < stop:
+            i = next(seq)
+            await do_mark_stories_seen(tao, tao.ids.next_id(i % shards), [story])
+            count += 1
+    t0 = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(a.view_clients)))
+    elapsed = time.perf_counter() - t0
+    statements = tao.stats().get("sql_queries", 0)
+    rows = await tao.assoc_count(story, "STORY_VIEWER")
+    estimate = await tao.sketches.count(sketch_key(story))
+    total = threshold + 1 + count
+    out = {"views": count, "seconds": round(elapsed, 1), "views_per_s": round(count / elapsed),
+           "sql_statements_per_view": round(statements / max(1, count), 2), "story_viewer_rows": rows,
+           "viewers_total": total, "estimate": estimate, "error_pct": round(100 * abs(estimate - total) / total, 3)}
+    log(f"views: {out}")
+    return out
+
+
+async def hll(tao: Tao, a: argparse.Namespace) -> dict[str, Any]:
+    out = []
+    for trial in range(3):
+        key = f"bench-hll-{trial}-{uuid.uuid4().hex[:6]}"
+        base = random.Random(trial).randrange(1 << 40)
+        t0 = time.perf_counter()
+        for i in range(0, a.hll_views, 10_000):
+            members = list(range(base + i, base + min(a.hll_views, i + 10_000)))
+            await tao.sketches.record_many(key, members, [0] * len(members), 1000, 3600)
+        est = await tao.sketches.count(key)
+        out.append({"views": a.hll_views, "estimate": est, "error_pct": round(100 * abs(est - a.hll_views) /
+                                                                              a.hll_views, 3),
+                    "pfadd_per_s": round(a.hll_views / (time.perf_counter() - t0))})
+        await tao.sketches.delete(key)
+    log(f"hll: {out}")
+    return {"trials": out, "max_error_pct": max(t["error_pct"] for t in out)}
+
+
+async def expiry(tao: Tao, a: argparse.Namespace) -> dict[str, Any]:
+    start = tao.clock.now_ms()
+    clock = ManualClock(start)
+    tao.clock = clock
+    authors = await add_users(tao, 100, "exp")
+    await tao.run_jobs_until_idle(include_delayed=False)
+    log(f"expiry: posting {a.expire} stories")
+    for i in range(a.expire):
+        u = authors[i % len(authors)]
+        await do_create_story(tao, u, await media(tao, u))
+    await tao.run_jobs_until_idle(include_delayed=False)
+    clock.set(start + LIFETIME_MS + 1)
+    t0 = time.perf_counter()
+    await tao.run_jobs_until_idle(include_delayed=False)
+    elapsed = time.perf_counter() - t0
+    archived = sum([await tao.assoc_count(u, "STORY_ARCHIVE") for u in authors])
+    out = {"stories": a.expire, "archived": archived, "seconds": round(elapsed, 2),
+           "stories_per_s": round(archived / elapsed)}
+    log(f"expiry: {out}")
+    return out
+
+
+async def run(a: argparse.Namespace, services: Services) -> dict[str, Any]:
+    run_id = "story" + uuid.uuid4().hex[:6]
+    tao = await open_tao(make_settings(services, run_id, a.shards), migrate=True, start_worker=False)
+    register_job_handlers(tao)
+    out: dict[str, Any] = {"args": vars(a), "cpus": os.cpu_count(), "load_average_start": os.getloadavg()}
+    try:
+        out["tray"] = await tray(tao, a)
+        out["posting"] = await posting(tao, a)
+        out["views"] = await views(tao, a)
+        out["hll"] = await hll(tao, a)
+        out["expiry"] = await expiry(tao, a)
+        out["load_average_end"] = os.getloadavg()
+        return out
+    finally:
+        for s in range(a.shards):
+            await TaoTestHooks(tao).backend.drop_shard(s)
+        await tao.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_on_services(run, parse_args(argv), log)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,158 @@
+"""The story tray and profile rings: pulled at read time (docs/stories.md, "Push or pull").
+
+A tray read is a fixed number of batched reads whatever the viewer follows: the viewer's
+FOLLOWS list, the live hints of those accounts (with Redis: one MGET, so accounts without a
+live story cost no cache read), the live window (`posted_at > now - 24 h`) of the remaining
+accounts' STORY_LIVE lists (one many-keys read: one cache round trip per memcached server), then, for the
+accounts with live stories only, in parallel: the viewer's story mutes, their visibility (blocks,
+private accounts), close-friends membership where a ring holds a close-friends story, the
+viewer's seen marks, and the feed's affinity signals. Posting writes nothing per follower.
+
+Order: the viewer's own ring first; then rings with an unseen story, then fully seen ones; each
+group by the viewer's affinity with the author (the feed's signal, `Scorer.author_affinity`),
+then by the newest story. A ring's stories are oldest first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from resolvers import privacy
+from resolvers.feed.ranking import Scorer, load_signals
+from resolvers.pagination import Cursor, Page, check_first
+from resolvers.stories.actions import live_hint_key
+from resolvers.stories.model import Story, live_low
+from resolvers.stories.visibility import now_ms, visible_stories
+from tao import Assoc, TaoError
+
+if TYPE_CHECKING:
+    from resolvers.context import RequestContext
+
+
+MARKS_SCAN = 1000  # a viewer's seen marks of the last 24 h (or story mutes) read as one list up to this
+
+
+@dataclass(slots=True)
+class Ring:
+    author: int
+    story_ids: list[int]  # oldest first: only stories the viewer may see
+    has_unseen: bool
+    latest_at: int
+    close_friends: bool
+    affinity: float = 0.0
+    own: bool = False
+    stories: list[Story] = field(default_factory=list)
+
+
+def _ring(author: int, edges: list[Assoc], seen: set[int], member: bool, own: bool) -> Ring | None:
+    shown = [e for e in edges if own or member or not e.data.get("cf")]
+    if not shown:
+        return None
+    shown.sort(key=lambda e: (e.time, e.id2))
+    return Ring(author, [e.id2 for e in shown], any(e.id2 not in seen for e in shown), shown[-1].time,
+                any(e.data.get("cf") for e in shown), own=own)
+
+
+async def tray_rings(ctx: RequestContext) -> list[Ring]:
+    """Every ring of the viewer's tray, in tray order."""
+    viewer = ctx.require_viewer()
+    tao = ctx.tao
+    now = now_ms(ctx)
+    follows = await tao.assoc_range(viewer, "FOLLOWS", 0, ctx.settings.stories.tray_max_following)
+    authors = [viewer] + await _maybe_live([a.id2 for a in follows if a.id2 != viewer], ctx, now)
+    lives = await tao.assoc_time_range_many([(a, "STORY_LIVE") for a in authors], low=live_low(now), limit=100)
+    live = {a: edges for a in authors if (edges := lives.get((a, "STORY_LIVE")))}
+    others = [a for a in live if a != viewer]
+    cf_authors = [a for a in others if any(e.data.get("cf") for e in live[a])]
+    story_ids = [e.id2 for edges in live.values() for e in edges]
+    mutes, full, members, seen, signals = await asyncio.gather(
+        _own_marks(ctx, viewer, "STORY_MUTES", others, None),
+        privacy.followed_full_ids(ctx, others),
+        ctx.loaders.assoc_by_key.load_many([(a, "CLOSE_FRIEND", viewer) for a in cf_authors]),
+        _own_marks(ctx, viewer, "STORY_SEEN", story_ids, live_low(now)),
+        load_signals(ctx, viewer) if others else _none())
+    visible = {a for a in full if a not in mutes}
+    member = {a for a, m in zip(cf_authors, members) if m is not None and not isinstance(m, BaseException)}
+    rings: list[Ring] = []
+    if viewer in live and (own := _ring(viewer, live[viewer], seen, True, True)) is not None:
+        rings.append(own)
+    scorer = Scorer(signals, ctx.settings.feed, now) if signals is not None else None
+    theirs = []
+    for a in others:
+        if a in visible and (ring := _ring(a, live[a], seen, a in member, False)) is not None:
+            ring.affinity = scorer.author_affinity(a) if scorer is not None else 0.0
+            theirs.append(ring)
+    theirs.sort(key=lambda r: (not r.has_unseen, -r.affinity, -r.latest_at, -r.author))
+    return rings + theirs
+
+
+async def _maybe_live(authors: list[int], ctx: RequestContext, now: int) -> list[int]:
+    """The followed accounts that may have a live story: with Redis, those whose live hint
+    (`actions.set_live_hint`: set when they post, expiring 24 h after their newest story) is
+    set, one MGET; the authority is still each one's STORY_LIVE list, read next. Without Redis,
+    or if it does not answer, every followed account."""
+    sketches = ctx.tao.sketches
+    if not sketches.available or not authors:
+        return authors
+    try:
+        hints = await sketches.hint_get_many([live_hint_key(a) for a in authors])
+    except TaoError:
+        return authors
+    low = live_low(now)
+    return [a for a, h in zip(authors, hints) if h is not None and h >= low]
+
+
+async def _own_marks(ctx: RequestContext, viewer: int, atype: str, ids: list[int], low: int | None) -> set[int]:
+    """Which of `ids` the viewer's (id1 = viewer) `atype` list holds: read as the list itself
+    (newest first, from `low`: a seen mark is never older than its live story), one cache key,
+    instead of one key per id; a list longer than MARKS_SCAN falls back to per-id edges."""
+    if not ids:
+        return set()
+    page = await ctx.tao.assoc_time_range(viewer, atype, low=low, limit=MARKS_SCAN)
+    if len(page) < MARKS_SCAN:
+        wanted = set(ids)
+        return {a.id2 for a in page if a.id2 in wanted}
+    return set(await ctx.tao.assoc_get(viewer, atype, ids))
+
+
+async def _none() -> None:
+    return None
+
+
+async def story_tray(ctx: RequestContext, first: int, after: Cursor | None) -> Page[Ring]:
+    """A page of the tray; the cursor is (position, author), so paging on re-reads the tray and
+    continues after the last ring shown (a ring that moved meanwhile may be shown again or skipped)."""
+    check_first(ctx, first)
+    rings = await tray_rings(ctx)
+    start = 0
+    if after is not None:
+        pos, author = after
+        start = next((i + 1 for i, r in enumerate(rings) if r.author == author), pos + 1)
+    chosen = rings[start:start + first]
+    items = [((start + i, r.author), r) for i, r in enumerate(chosen)]
+    return Page(items=items, has_next=start + first < len(rings),
+                end_cursor=items[-1][0] if items else after, has_previous=start > 0)
+
+
+async def ring_stories(ctx: RequestContext, ring: Ring) -> list[Story]:
+    """A ring's stories the viewer may see, oldest first (re-checked: the tray read edges only)."""
+    return await visible_stories(ctx, ring.story_ids)
+
+
+async def user_stories(ctx: RequestContext, user_id: int) -> list[Story]:
+    """`User.stories`: the user's live stories the viewer may see, oldest first (the profile ring)."""
+    now = now_ms(ctx)
+    edges = await ctx.tao.assoc_time_range(user_id, "STORY_LIVE", low=live_low(now), limit=100)
+    return await visible_stories(ctx, [e.id2 for e in sorted(edges, key=lambda e: (e.time, e.id2))])
+
+
+async def story_archive(ctx: RequestContext, first: int, after: Cursor | None) -> Page[Story]:
+    """The viewer's archive (expired stories the expiry job moved), newest first."""
+    from resolvers.pagination import load_assoc_page, make_page
+
+    viewer = ctx.require_viewer()
+    assocs, has_next = await load_assoc_page(ctx, viewer, "STORY_ARCHIVE", first, after)
+    stories = await visible_stories(ctx, [a.id2 for a in assocs])
+    return make_page(assocs, has_next, {s.id: s for s in stories}, after)

@@ -1,0 +1,173 @@
+"""Replies and reactions as direct messages quoting the story; restrict (comments and
+messages); highlights (edit, reorder, cap, close-friends stories inside)."""
+
+from __future__ import annotations
+
+from tests.resolvers.stories.helpers import DAY, NODE, STORIES, T0, clock, follow, post_story
+
+REPLY = """mutation($i: StoryReplyInput!) { replyToStory(input: $i) {
+  message { id text storyReaction story { id } sender { username } } errors { code field } } }"""
+REACT = """mutation($i: StoryReactInput!) { reactToStory(input: $i) {
+  message { id text storyReaction story { id } } errors { code field } } }"""
+THREADS = """query($f: InboxFolder!) { inbox { threads(folder: $f) { nodes { id
+  messages { nodes { id text storyReaction seenBy { username } story { id } } } } } } }"""
+SEND = """mutation($i: MessageSendInput!) { sendMessage(input: $i) { message { id } errors { code } } }"""
+READ = """mutation($i: ThreadMarkReadInput!) { markThreadRead(input: $i) { errors { code } } }"""
+HL_CREATE = """mutation($i: HighlightCreateInput!) { createHighlight(input: $i) {
+  highlight { id title cover { id } stories { id } } errors { code field } } }"""
+HL_FIELDS = "highlight { id title cover { id } stories { id } } errors { code field }"
+
+
+async def test_reply_and_reaction_reach_the_author_as_messages_quoting_the_story(gql):
+    c = clock(gql)
+    ta, a = await gql.sign_up("ada")
+    tb, b = await gql.sign_up("bob")
+    await follow(gql, ta, b)  # ada follows bob: bob's messages reach her inbox
+    story = await post_story(gql, ta, "ada")
+    r = (await gql.ok(REPLY, {"i": {"storyId": story["id"], "text": "great shot", "clientMessageId": "c1"}},
+                      tb))["replyToStory"]
+    assert r["errors"] == [] and r["message"]["story"] == {"id": story["id"]} and not r["message"]["storyReaction"]
+    e = (await gql.ok(REACT, {"i": {"storyId": story["id"], "emoji": "🔥", "clientMessageId": "c2"}},
+                      tb))["reactToStory"]
+    assert e["errors"] == [] and e["message"]["text"] == "🔥" and e["message"]["storyReaction"]
+    threads = (await gql.ok(THREADS, {"f": "INBOX"}, ta))["inbox"]["threads"]["nodes"]
+    msgs = threads[0]["messages"]["nodes"]
+    assert [(m["text"], m["storyReaction"], m["story"]) for m in msgs] == [
+        ("🔥", True, {"id": story["id"]}), ("great shot", False, {"id": story["id"]})]
+    # bad input: a non-emoji reaction, an own story, an expired story: refused, nothing sent
+    bad = (await gql.ok(REACT, {"i": {"storyId": story["id"], "emoji": "ok", "clientMessageId": "c3"}},
+                        tb))["reactToStory"]
+    assert bad["errors"] == [{"code": "REPLY_INVALID", "field": "emoji"}]
+    own = (await gql.ok(REPLY, {"i": {"storyId": story["id"], "text": "me", "clientMessageId": "c4"}},
+                        ta))["replyToStory"]
+    assert own["errors"] == [{"code": "REPLY_INVALID", "field": "storyId"}]
+    c.set(T0 + DAY)
+    late = (await gql.ok(REPLY, {"i": {"storyId": story["id"], "text": "late", "clientMessageId": "c5"}},
+                         tb))["replyToStory"]
+    assert late["errors"] == [{"code": "NOT_FOUND", "field": "storyId"}]
+    msgs = (await gql.ok(THREADS, {"f": "INBOX"}, tb))["inbox"]["threads"]["nodes"][0]["messages"]["nodes"]
+    assert len(msgs) == 2 and msgs[0]["story"] is None  # for the replier the quote follows the story's visibility
+    msgs = (await gql.ok(THREADS, {"f": "INBOX"}, ta))["inbox"]["threads"]["nodes"][0]["messages"]["nodes"]
+    assert msgs[0]["story"] == {"id": story["id"]}  # its author keeps it (her archive)
+
+
+async def test_restricted_comments_wait_for_approval_seen_only_by_their_author(gql):
+    ta, a = await gql.sign_up("ada")
+    tr, r = await gql.sign_up("rex")
+    to, _ = await gql.sign_up("other")
+    pid = (await gql.ok('mutation { createPost(input: {caption: "p"}) { post { id } } }', token=ta))[
+        "createPost"]["post"]["id"]
+    p = await gql.mutate("restrict", ta, r, "user { username } errors { code }")
+    assert p == {"user": {"username": "rex"}, "errors": []}
+    add = """mutation($i: CommentAddInput!) {
+      addComment(input: $i) { comment { id isPendingApproval } errors { code } } }"""
+    cid = (await gql.ok(add, {"i": {"postId": pid, "text": "hmm"}}, tr))["addComment"]["comment"]
+    assert cid["isPendingApproval"] is False  # never told
+    q = """query($id: ID!) { node(id: $id) { ... on Post { commentCount comments { nodes { text } } } } }"""
+    assert (await gql.ok(q, {"id": pid}, tr))["node"] == {"commentCount": 0, "comments": {"nodes": [{"text": "hmm"}]}}
+    for token in (to, None, ta):
+        assert (await gql.ok(q, {"id": pid}, token))["node"] == {"commentCount": 0, "comments": {"nodes": []}}
+    pending = """query($id: ID!) { node(id: $id) {
+      ... on Post { pendingComments { nodes { text isPendingApproval } } } } }"""
+    assert (await gql.ok(pending, {"id": pid}, ta))["node"]["pendingComments"]["nodes"] == [
+        {"text": "hmm", "isPendingApproval": True}]
+    body = await gql(pending, {"id": pid}, tr)
+    assert body["data"]["node"]["pendingComments"] is None  # FORBIDDEN for anyone but the post's author
+    restricted = (await gql.ok("{ viewer { restrictedUsers { nodes { username } } } }", token=ta))["viewer"]
+    assert restricted["restrictedUsers"]["nodes"] == [{"username": "rex"}]
+    ok = await gql.ok("mutation($i: CommentApproveInput!) { approveComment(input: $i) { errors { code } } }",
+                      {"i": {"commentId": cid["id"]}}, ta)
+    assert ok["approveComment"]["errors"] == []
+    assert (await gql.ok(q, {"id": pid}, to))["node"] == {"commentCount": 1, "comments": {"nodes": [{"text": "hmm"}]}}
+    assert (await gql.ok(q, {"id": pid}, tr))["node"]["comments"]["nodes"] == [{"text": "hmm"}]  # once, not twice
+
+
+async def test_restricted_messages_land_in_requests_without_read_receipts(gql):
+    ta, a = await gql.sign_up("ada")
+    tr, r = await gql.sign_up("rex")
+    await follow(gql, ta, r)  # she follows him: his messages would go to her inbox
+    await gql.mutate("restrict", ta, r, "errors { code }")
+    await gql.ok(SEND, {"i": {"clientMessageId": "m1", "recipientIds": [a], "text": "hi"}}, tr)
+    assert (await gql.ok(THREADS, {"f": "INBOX"}, ta))["inbox"]["threads"]["nodes"] == []
+    req = (await gql.ok(THREADS, {"f": "REQUESTS"}, ta))["inbox"]["threads"]["nodes"]
+    assert len(req) == 1
+    await gql.ok(READ, {"i": {"threadId": req[0]["id"]}}, ta)
+    his = (await gql.ok(THREADS, {"f": "INBOX"}, tr))["inbox"]["threads"]["nodes"][0]["messages"]["nodes"]
+    assert his[0]["seenBy"] == []  # she read it; he is not told
+    await gql.mutate("unrestrict", ta, r, "errors { code }")
+    assert len((await gql.ok(THREADS, {"f": "INBOX"}, ta))["inbox"]["threads"]["nodes"]) == 1
+    his = (await gql.ok(THREADS, {"f": "INBOX"}, tr))["inbox"]["threads"]["nodes"][0]["messages"]["nodes"]
+    assert his[0]["seenBy"] == [{"username": "ada"}]
+
+
+async def test_highlights_edit_reorder_cap_and_close_friends_inside(gql):
+    c = clock(gql)
+    ta, a = await gql.sign_up("ada")
+    tf, f = await gql.sign_up("friend")
+    to, _ = await gql.sign_up("other")
+    await gql.ok("mutation($i: CloseFriendsInput!) { addCloseFriends(input: $i) { errors { code } } }",
+                 {"i": {"userIds": [f]}}, ta)
+    s1 = await post_story(gql, ta, "ada")
+    s2 = await post_story(gql, ta, "ada", audience="CLOSE_FRIENDS")
+    s3 = await post_story(gql, ta, "ada")
+    h = (await gql.ok(HL_CREATE, {"i": {"title": "Best", "storyIds": [s1["id"], s2["id"]],
+                                        "coverStoryId": s2["id"]}}, ta))["createHighlight"]["highlight"]
+    c.set(T0 + 3 * DAY)  # past 24 hours: highlighted stories live on
+    await gql.tao.run_jobs_until_idle(include_delayed=False)
+    seen = {}
+    for who, token in (("friend", tf), ("other", to)):
+        hl = (await gql.ok(STORIES, {"u": "ada"}, token))["user"]["highlights"]
+        seen[who] = [[s["id"] for s in x["stories"]] for x in hl]
+    assert seen == {"friend": [[s1["id"], s2["id"]]], "other": [[s1["id"]]]}
+    assert (await gql.ok(NODE, {"id": s2["id"]}, to))["node"] is None
+    cover = '{ user(username: "ada") { highlights { cover { id } } } }'
+    # the close-friends cover is not theirs: they see the first story they may
+    assert (await gql.ok(cover, token=to))["user"]["highlights"] == [{"cover": {"id": s1["id"]}}]
+    edit = await gql.ok(f"mutation($i: HighlightEditInput!) {{ editHighlight(input: $i) {{ {HL_FIELDS} }} }}",
+                        {"i": {"highlightId": h["id"], "title": "Top", "coverStoryId": s1["id"]}}, ta)
+    assert edit["editHighlight"]["highlight"]["title"] == "Top"
+    add = await gql.ok(f"mutation($i: HighlightStoriesInput!) {{ addToHighlight(input: $i) {{ {HL_FIELDS} }} }}",
+                       {"i": {"highlightId": h["id"], "storyIds": [s3["id"]]}}, ta)
+    assert [s["id"] for s in add["addToHighlight"]["highlight"]["stories"]] == [s1["id"], s2["id"], s3["id"]]
+    order = [s3["id"], s1["id"], s2["id"]]
+    re = await gql.ok(f"mutation($i: HighlightStoriesInput!) {{ reorderHighlight(input: $i) {{ {HL_FIELDS} }} }}",
+                      {"i": {"highlightId": h["id"], "storyIds": order}}, ta)
+    assert [s["id"] for s in re["reorderHighlight"]["highlight"]["stories"]] == order
+    bad = await gql.ok(f"mutation($i: HighlightStoriesInput!) {{ reorderHighlight(input: $i) {{ {HL_FIELDS} }} }}",
+                       {"i": {"highlightId": h["id"], "storyIds": order[:2]}}, ta)
+    assert bad["reorderHighlight"]["errors"] == [{"code": "HIGHLIGHT_INVALID", "field": "storyIds"}]
+    rm = await gql.ok(f"mutation($i: HighlightStoriesInput!) {{ removeFromHighlight(input: $i) {{ {HL_FIELDS} }} }}",
+                      {"i": {"highlightId": h["id"], "storyIds": [s1["id"]]}}, ta)
+    assert [s["id"] for s in rm["removeFromHighlight"]["highlight"]["stories"]] == [s3["id"], s2["id"]]
+    # someone else's highlight cannot be changed (answers as a missing one)
+    other = await gql.ok(f"mutation($i: HighlightEditInput!) {{ editHighlight(input: $i) {{ {HL_FIELDS} }} }}",
+                         {"i": {"highlightId": h["id"], "title": "mine"}}, to)
+    assert other["editHighlight"]["errors"] == [{"code": "HIGHLIGHT_NOT_FOUND", "field": "highlightId"}]
+
+
+async def test_a_highlight_holds_at_most_100_stories(gql):
+    clock(gql)
+    ta, a = await gql.sign_up("ada")
+    ids = [(await post_story(gql, ta, "ada"))["id"] for _ in range(101)]
+    p = (await gql.ok(HL_CREATE, {"i": {"title": "all", "storyIds": ids}}, ta))["createHighlight"]
+    assert p == {"highlight": None, "errors": [{"code": "HIGHLIGHT_FULL", "field": "storyIds"}]}
+    assert (await gql.ok(STORIES, {"u": "ada"}, ta))["user"]["highlights"] == []
+    h = (await gql.ok(HL_CREATE, {"i": {"title": "all", "storyIds": ids[:100]}}, ta))["createHighlight"]["highlight"]
+    add = await gql.ok(f"mutation($i: HighlightStoriesInput!) {{ addToHighlight(input: $i) {{ {HL_FIELDS} }} }}",
+                       {"i": {"highlightId": h["id"], "storyIds": [ids[100]]}}, ta)
+    assert add["addToHighlight"]["errors"] == [{"code": "HIGHLIGHT_FULL", "field": "storyIds"}]
+    assert len((await gql.ok(STORIES, {"u": "ada"}, ta))["user"]["highlights"][0]["stories"]) == 100
+
+
+async def test_a_mention_sticker_notifies_while_the_story_is_visible(gql):
+    c = clock(gql)
+    ta, a = await gql.sign_up("ada")
+    tb, _ = await gql.sign_up("bob")
+    story = await post_story(gql, ta, "ada", mentions=["@bob", "nobody"])
+    assert story["mentions"] == [{"username": "bob"}]
+    await gql.tao.run_jobs_until_idle(include_delayed=False)
+    q = "{ viewer { notifications { edges { node { type actors { username } target { id } } } } } }"
+    nodes = [e["node"] for e in (await gql.ok(q, token=tb))["viewer"]["notifications"]["edges"]]
+    assert nodes == [{"type": "MENTION", "actors": [{"username": "ada"}], "target": {"id": story["id"]}}]
+    c.set(T0 + DAY)  # the story is gone for bob: so is what pointed at it
+    assert (await gql.ok(q, token=tb))["viewer"]["notifications"]["edges"] == []

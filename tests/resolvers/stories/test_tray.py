@@ -1,0 +1,139 @@
+"""The story tray in constructed cases: own ring first, unseen before seen, affinity order,
+oldest-first stories, mutes of stories only, close-friends rings, paging; and seen marks."""
+
+from __future__ import annotations
+
+from tests.resolvers.stories.helpers import SEEN, T0, clock, follow, post_story, ring_names, tray, uid
+
+LIKE = "mutation($i: PostLikeInput!) { likePost(input: $i) { errors { code } } }"
+POST = "mutation { createPost(input: {caption: \"hi\"}) { post { id } errors { code } } }"
+
+
+async def _likes(gql, token, author_token, n):
+    for _ in range(n):
+        pid = (await gql.ok(POST, token=author_token))["createPost"]["post"]["id"]
+        await gql.ok(LIKE, {"i": {"postId": pid}}, token)
+
+
+async def test_tray_order_own_first_unseen_then_seen_each_by_affinity(gql):
+    c = clock(gql)
+    tv, _ = await gql.sign_up("viewer")
+    accounts = {}
+    for name in ("a", "b", "cc", "d", "quiet"):
+        accounts[name] = await gql.sign_up(name)
+        await follow(gql, tv, accounts[name][1])
+    await _likes(gql, tv, accounts["cc"][0], 3)  # affinity: cc > b > a = d
+    await _likes(gql, tv, accounts["b"][0], 1)
+    stories = {}
+    for i, name in enumerate(("a", "b", "cc", "d")):
+        c.set(T0 + i * 1000)
+        stories[name] = [await post_story(gql, accounts[name][0], name)]
+    c.set(T0 + 10_000)
+    stories["a"].append(await post_story(gql, accounts["a"][0], "a"))  # a's ring is now the newest
+    own = await post_story(gql, tv, "viewer")
+    p = (await gql.ok(SEEN, {"ids": [stories["cc"][0]["id"], stories["d"][0]["id"]]}, tv))["markStorySeen"]
+    assert p["errors"] == [] and all(s["viewerHasSeen"] for s in p["stories"])
+    rings = await tray(gql, tv)
+    # own; unseen: b (1 like), a (0 likes, newest); seen: cc (3 likes), d; "quiet" has no story
+    assert ring_names(rings) == ["viewer", "b", "a", "cc", "d"]
+    assert [r["hasUnseen"] for r in rings] == [True, True, True, False, False]
+    assert [s["id"] for s in rings[0]["stories"]] == [own["id"]]
+    assert [s["id"] for s in rings[2]["stories"]] == [s["id"] for s in stories["a"]]  # oldest first
+    assert rings[2]["latestStoryAt"] == stories["a"][1]["postedAt"]
+    # one of a's two seen: still unseen; both seen: joins the seen group, by affinity (after cc, before d? tie: newest)
+    await gql.ok(SEEN, {"ids": [stories["a"][0]["id"]]}, tv)
+    assert ring_names(await tray(gql, tv))[:3] == ["viewer", "b", "a"]
+    await gql.ok(SEEN, {"ids": [stories["a"][1]["id"], stories["a"][1]["id"]]}, tv)  # idempotent, duplicates too
+    assert ring_names(await tray(gql, tv)) == ["viewer", "b", "cc", "a", "d"]
+    assert await gql.tao.assoc_count(await uid(gql, "viewer"), "STORY_SEEN") == 4
+
+
+async def test_story_mute_hides_the_ring_only_and_post_mute_does_not(gql):
+    clock(gql)
+    tv, _ = await gql.sign_up("viewer")
+    ta, a = await gql.sign_up("ada")
+    await follow(gql, tv, a)
+    await post_story(gql, ta, "ada")
+    await gql.mutate("mute", tv, a)  # posts only
+    assert ring_names(await tray(gql, tv)) == ["ada"]
+    p = await gql.mutate("muteStories", tv, a, "user { username } errors { code }")
+    assert p == {"user": {"username": "ada"}, "errors": []}
+    assert ring_names(await tray(gql, tv)) == []
+    muted = (await gql.ok("{ viewer { storyMutedUsers { nodes { username } } } }", token=tv))["viewer"]
+    assert muted["storyMutedUsers"]["nodes"] == [{"username": "ada"}]
+    await gql.mutate("unmuteStories", tv, a, "errors { code }")
+    assert ring_names(await tray(gql, tv)) == ["ada"]
+
+
+async def test_close_friends_ring_only_for_members_and_marked(gql):
+    clock(gql)
+    ta, a = await gql.sign_up("ada")
+    tf, f = await gql.sign_up("friend")
+    to, _ = await gql.sign_up("other")
+    for t in (tf, to):
+        await follow(gql, t, a)
+    add = await gql.ok("mutation($i: CloseFriendsInput!) { addCloseFriends(input: $i) { closeFriendCount "
+                       "errors { code } } }", {"i": {"userIds": [f]}}, ta)
+    assert add["addCloseFriends"] == {"closeFriendCount": 1, "errors": []}
+    cf = await post_story(gql, ta, "ada", audience="CLOSE_FRIENDS")
+    assert cf["isCloseFriends"] is True and cf["audience"] == "CLOSE_FRIENDS"
+    rings = await tray(gql, tf)
+    assert ring_names(rings) == ["ada"] and rings[0]["isCloseFriends"] is True
+    assert ring_names(await tray(gql, to)) == []  # nothing to infer: no ring at all
+    assert (await gql.ok("query($id: ID!) { node(id: $id) { id } }", {"id": cf["id"]}, to))["node"] is None
+    # a followers story: the other sees a plain ring with that story only
+    plain = await post_story(gql, ta, "ada")
+    rings = await tray(gql, to)
+    assert rings[0]["isCloseFriends"] is False and [s["id"] for s in rings[0]["stories"]] == [plain["id"]]
+    rings = await tray(gql, tf)
+    assert [s["id"] for s in rings[0]["stories"]] == [cf["id"], plain["id"]] and rings[0]["isCloseFriends"]
+    # removed: the close-friends story is gone for them at once
+    await gql.ok("mutation($i: CloseFriendsInput!) { removeCloseFriends(input: $i) { errors { code } } }",
+                 {"i": {"userIds": [f]}}, ta)
+    rings = await tray(gql, tf)
+    assert [s["id"] for s in rings[0]["stories"]] == [plain["id"]] and not rings[0]["isCloseFriends"]
+
+
+async def test_close_friends_list_is_the_owners_alone(gql):
+    ta, a = await gql.sign_up("ada")
+    tf, f = await gql.sign_up("friend")
+    await gql.ok("mutation($i: CloseFriendsInput!) { addCloseFriends(input: $i) { errors { code } } }",
+                 {"i": {"userIds": [f]}}, ta)
+    mine = await gql.ok("{ viewer { closeFriends { nodes { username } } } }", token=ta)
+    assert mine["viewer"]["closeFriends"]["nodes"] == [{"username": "friend"}]
+    for token in (tf, None):
+        body = await gql('{ user(username: "ada") { closeFriends { nodes { username } } } }', token=token)
+        assert body["data"]["user"]["closeFriends"] is None
+        assert {e["extensions"]["code"] for e in body["errors"]} == {"FORBIDDEN"}
+    # the member's own list does not show them anything either
+    theirs = await gql.ok("{ viewer { closeFriends { nodes { username } } } }", token=tf)
+    assert theirs["viewer"]["closeFriends"]["nodes"] == []
+
+
+async def test_tray_pages(gql):
+    clock(gql)
+    tv, _ = await gql.sign_up("viewer")
+    for name in ("a", "b", "c"):
+        t, g = await gql.sign_up(name)
+        await follow(gql, tv, g)
+        await post_story(gql, t, name)
+    q = """query($after: String) { viewer { storyTray(first: 2, after: $after) {
+        nodes { user { username } } pageInfo { hasNextPage endCursor } } } }"""
+    first = (await gql.ok(q, {"after": None}, tv))["viewer"]["storyTray"]
+    second = (await gql.ok(q, {"after": first["pageInfo"]["endCursor"]}, tv))["viewer"]["storyTray"]
+    names = [n["user"]["username"] for n in first["nodes"] + second["nodes"]]
+    assert sorted(names) == ["a", "b", "c"] and first["pageInfo"]["hasNextPage"]
+    assert not second["pageInfo"]["hasNextPage"]
+
+
+async def test_tray_hides_a_followed_account_across_a_block_before_the_follow_is_severed(gql):
+    clock(gql)
+    tv, _ = await gql.sign_up("viewer")
+    ta, a = await gql.sign_up("ada")
+    await follow(gql, tv, a)
+    await post_story(gql, ta, "ada")
+    assert ring_names(await tray(gql, tv)) == ["ada"]
+    # the block edge alone, as if its sever job had not run yet: the follow is still there
+    await gql.tao.assoc_add(await uid(gql, "ada"), "BLOCKS", await uid(gql, "viewer"))
+    assert await gql.tao.assoc_count(await uid(gql, "viewer"), "FOLLOWS") == 1
+    assert ring_names(await tray(gql, tv)) == []
