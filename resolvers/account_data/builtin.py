@@ -194,7 +194,7 @@ async def _purge_posts(ctx: DataContext, user: int) -> int:
         await sync_post_edges(tao, None, a.id2)
         # Likes and comments now (the cleanup job would too): the purge finishes its own work.
         await cleanup_job(JobContext(tao, ctx.settings, ctx.media), {"post": a.id2, "author": user})
-        await ctx.erase([a.id2])
+    await ctx.erase([a.id2 for a in page])
     return len(page)
 
 
@@ -203,15 +203,15 @@ async def _purge_posts(ctx: DataContext, user: int) -> int:
 async def _purge_comments(ctx: DataContext, user: int) -> int:
     """The user's comments anywhere (a COMMENT names its author), with what hangs off them."""
     tao = ctx.tao
-    removed = 0
+    removed: list[int] = []
     for cid in await tao.obj_scan_naming(user, "COMMENT", ctx.batch):
         c = await _record(tao, cid)
         if isinstance(c, Comment) and c.author == user:
             parent, atype = (c.reply_to, "HAS_REPLY") if c.reply_to else (c.post, "HAS_COMMENT")
             await delete_comment_tree(tao, c.id, parent, atype)
-            await ctx.erase([c.id])
-            removed += 1
-    return removed
+            removed.append(c.id)
+    await ctx.erase(removed)
+    return len(removed)
 
 
 async def _export_comments(ctx: DataContext, user: int) -> AsyncIterator[dict]:
@@ -282,7 +282,7 @@ async def _purge_media(ctx: DataContext, user: int) -> int:
                 await tao.key_release(UPLOAD_KEYS, m.upload_id, m.id)
             await tao.obj_delete(m.id)
         await tao.assoc_delete(user, "UPLOADED", a.id2)
-        await ctx.erase([a.id2])
+    await ctx.erase([a.id2 for a in page])
     return len(page)
 
 
