@@ -119,11 +119,23 @@ async def _worker(config: str) -> dict:
     from tao import open_tao
     tao = await open_tao(load_settings(Path(config), env={}), migrate=False, start_worker=False)
     register_job_handlers(tao)
+    spent: dict[str, list[float]] = {}
+    for name, fn in list(tao.outbox.handlers.items()):
+        async def timed(store: Any, payload: dict, fn: Any = fn, name: str = name) -> None:
+            t = time.perf_counter()
+            try:
+                await fn(store, payload)
+            finally:
+                spent.setdefault(name, [0, 0.0])
+                spent[name][0] += 1
+                spent[name][1] += time.perf_counter() - t
+        tao.outbox.handlers[name] = timed
     t0 = time.perf_counter()
     ran = await tao.run_jobs_until_idle()
     elapsed = time.perf_counter() - t0
     await tao.close()
     return {"seconds": round(elapsed, 2), "jobs": ran,
+            "by_handler": {k: [v[0], round(v[1], 2)] for k, v in sorted(spent.items(), key=lambda kv: -kv[1][1])[:6]},
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
 
 
@@ -132,6 +144,8 @@ async def run_worker(config: Path) -> dict:
         sys.executable, "-m", "bench.account_bench", "--worker", str(config), cwd=REPO,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(REPO)})
     out, err = await child.communicate()
+    if os.environ.get("BENCH_DEBUG"):
+        sys.stderr.write(err.decode()[-20000:])
     if child.returncode != 0:
         raise RuntimeError(err.decode()[-3000:])
     return json.loads(out.decode().strip().splitlines()[-1])
