@@ -15,6 +15,7 @@ What happens to the user's traces in others' content (docs/accounts.md, "Deletio
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -86,7 +87,7 @@ def edge_kind(name: str, title: str, order: int, atypes: tuple[str, ...], what: 
         removed = 0
         for atype in atypes:
             page = await ctx.tao.assoc_range(user, atype, 0, ctx.batch - removed)
-            await each(page, lambda a, atype=atype: remove_edge(ctx.tao, user, atype, a.id2))
+            await each([a.id2 for a in page], functools.partial(remove_edge, ctx.tao, user, atype))
             removed += len(page)
             if removed >= ctx.batch:
                 break
