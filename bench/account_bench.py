@@ -86,7 +86,7 @@ async def seed(tao: Any, media: Any, name: str, posts: int, likes: int, follower
     for i in range(0, len(pairs), 2000):
         await tao.assoc_add_many([(f, "LIKES", p) for f, p in dict.fromkeys(pairs[i:i + 2000])])
     size = media_mb * 1024 * 1024 // max(1, files)
-    for i in range(files):
+    for _ in range(files):
         upload = uuid.uuid4().hex
         key = f"media/{upload}/source"
         block = os.urandom(1024 * 1024)
