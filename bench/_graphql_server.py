@@ -17,7 +17,9 @@ plus two routes that exist only in this benchmark process (never in the real ser
 from __future__ import annotations
 
 import argparse
+import cProfile
 import logging
+import os
 import time
 from itertools import islice
 
@@ -40,6 +42,8 @@ async def stats(request: web.Request) -> web.Response:
     tao = request.app[TAO_KEY]
     if request.method == "POST":
         tao.reset_stats()
+    else:
+        _profile_window()
     return web.json_response({**tao.stats(), "cpu_seconds": time.process_time()})
 
 
@@ -68,6 +72,23 @@ async def prewarm_store(tao, body: dict) -> None:
         await tao.assoc_get_many(chunk)
     for chunk in _chunks(body.get("usernames", [])):
         await tao.key_get_many("username", chunk)
+
+
+_PROFILE: dict = {}  # TAOGRAM_BENCH_PROFILE=path: cProfile each measured window (POST stats .. GET stats)
+
+
+def _profile_window() -> None:
+    """Profile exactly the bench's measured windows: the load generator reads the stats at both
+    ends of each; the first read starts the profiler, the second writes what it saw to the path
+    (`python -m pstats path` reads it)."""
+    if not (path := os.environ.get("TAOGRAM_BENCH_PROFILE")):
+        return
+    if (profiler := _PROFILE.pop("profiler", None)) is None:
+        _PROFILE["profiler"] = cProfile.Profile(time.process_time)  # CPU, not wall: the box is shared
+        _PROFILE["profiler"].enable()
+    else:
+        profiler.disable()
+        profiler.dump_stats(path)
 
 
 def main() -> None:

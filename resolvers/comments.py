@@ -24,9 +24,10 @@ from resolvers.actor import acting_as
 from resolvers.errors import UserError
 from resolvers.hashtags import parse_mentions
 from resolvers.job_context import JobContext
+from resolvers.loaders import load_each
 from resolvers.notifications import causes
-from resolvers.pagination import Cursor, Page, load_assoc_page, make_page
-from resolvers.posts import drain, get_post, mention_ids
+from resolvers.pagination import Cursor, Page, load_assoc_page, load_assoc_pages, make_page
+from resolvers.posts import authors_of, drain, get_post, mention_ids
 from resolvers.records import Comment, Post, User, record_of
 from tao import Tao
 
@@ -152,6 +153,30 @@ async def replies(ctx: RequestContext, comment_id: int, first: int, after: Curso
 async def comment_author(ctx: RequestContext, comment: Comment) -> User | None:
     user = await ctx.loaders.object_by_id.load(comment.author)
     return user if isinstance(user, User) else None
+
+
+# Batch forms, for a page's builder (schema/prefetch.py): one answer per item, an exception where
+# that item's load failed.
+
+async def comment_counts(ctx: RequestContext, post_ids: list[int]) -> list[int | BaseException]:
+    return await load_each(ctx.loaders.assoc_count_by_key, [(p, "HAS_COMMENT") for p in post_ids])
+
+
+async def reply_counts(ctx: RequestContext, comment_ids: list[int]) -> list[int | BaseException]:
+    return await load_each(ctx.loaders.assoc_count_by_key, [(c, "HAS_REPLY") for c in comment_ids])
+
+
+async def comment_authors(ctx: RequestContext, comments: list[Comment]) -> list[User | None | BaseException]:
+    return authors_of(await load_each(ctx.loaders.object_by_id, [c.author for c in comments]))
+
+
+async def comment_pages(ctx: RequestContext, post_ids: list[int], first: int, after: Cursor | None
+                        ) -> list[Page[Comment] | BaseException]:
+    """`comments` of many posts at once: one batch of list pages, one privacy check of all their comments."""
+    pages = await load_assoc_pages(ctx, post_ids, "HAS_COMMENT", first, after)
+    read = [p for p in pages if not isinstance(p, BaseException)]
+    shown = {c.id: c for c in await privacy.visible_comments(ctx, [a.id2 for assocs, _ in read for a in assocs])}
+    return [p if isinstance(p, BaseException) else make_page(p[0], p[1], shown, after) for p in pages]
 
 
 async def comment_post(ctx: RequestContext, comment: Comment) -> Post | None:

@@ -19,6 +19,7 @@ from resolvers.actor import acting_as
 from resolvers.comments import get_comment
 from resolvers.comments import not_found as comment_not_found
 from resolvers.edge_data import like_data
+from resolvers.loaders import load_each
 from resolvers.notifications import causes
 from resolvers.pagination import Cursor, Page, load_assoc_page, make_page
 from resolvers.posts import get_post, not_found
@@ -108,6 +109,32 @@ async def _viewer_edge(ctx: RequestContext, atype: str, target: int) -> bool:
 
 async def viewer_has_liked(ctx: RequestContext, post_id: int) -> bool:
     return await _viewer_edge(ctx, "LIKES", post_id)
+
+
+# Batch forms, for a page's builder (schema/prefetch.py): one answer per id, an exception where
+# that id's load failed (its field then resolves, and reports the error, on its own).
+
+async def like_counts(ctx: RequestContext, post_ids: list[int]) -> list[int | BaseException]:
+    return await load_each(ctx.loaders.assoc_count_by_key, [(p, "LIKED_BY") for p in post_ids])
+
+
+async def comment_like_counts(ctx: RequestContext, comment_ids: list[int]) -> list[int | BaseException]:
+    return await load_each(ctx.loaders.assoc_count_by_key, [(c, "COMMENT_LIKED_BY") for c in comment_ids])
+
+
+async def _viewer_edges(ctx: RequestContext, atype: str, targets: list[int]) -> list[bool | BaseException]:
+    if ctx.viewer_id is None:
+        return [False] * len(targets)
+    found = await load_each(ctx.loaders.assoc_by_key, [(ctx.viewer_id, atype, t) for t in targets])
+    return [f if isinstance(f, BaseException) else f is not None for f in found]
+
+
+async def viewer_has_liked_many(ctx: RequestContext, post_ids: list[int]) -> list[bool | BaseException]:
+    return await _viewer_edges(ctx, "LIKES", post_ids)
+
+
+async def viewer_has_liked_comments(ctx: RequestContext, comment_ids: list[int]) -> list[bool | BaseException]:
+    return await _viewer_edges(ctx, "COMMENT_LIKES", comment_ids)
 
 
 async def viewer_has_liked_comment(ctx: RequestContext, comment_id: int) -> bool:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import weakref
 from collections import defaultdict
+from collections.abc import Iterable
 from functools import cached_property
 from typing import Any
 
@@ -47,17 +48,38 @@ def _each(found: dict, keys: list, missing: Any = None) -> list:
 async def load_each(loader: DataLoader, keys: list) -> list:
     """`loader.load_many(keys)`, except that a key that failed answers its exception instead of
     failing the others (for batch functions built on other loaders)."""
+    if isinstance(loader, _StoreLoader) and (done := loader.finished(keys)) is not None:
+        return [f.exception() or f.result() for f in done]
     return list(await asyncio.gather(*(loader.load(k) for k in keys), return_exceptions=True))
 
 
 class _StoreLoader(DataLoader):
     def __init__(self, loaders: Loaders) -> None:
-        super().__init__()
+        self._futures: dict[Any, asyncio.Future] = {}  # this request's loads, by key (aiodataloader's cache)
+        super().__init__(cache_map=self._futures)
         # A weak reference: `Loaders` holds its loaders, so a strong one back would make every
         # request's loaders (and the futures they cache) a cycle that only the garbage
         # collector frees, and its passes would land inside later requests.
         self._loaders = weakref.ref(loaders)
         self.tao = loaders.tao
+
+    def finished(self, keys: list) -> list[asyncio.Future] | None:
+        """The futures of `keys` if this request has loaded every one of them already, else None."""
+        futures = [self._futures.get(k) for k in keys]
+        return futures if all(f is not None and f.done() for f in futures) else None  # type: ignore[return-value]
+
+    def load_many(self, keys: Iterable[Any]) -> asyncio.Future:
+        """DataLoader's `load_many`; keys this request has all loaded before answer at once (a
+        page's second look at its authors, say), without a gather and its callbacks."""
+        keys = list(keys)
+        if (done := self.finished(keys)) is None:
+            return super().load_many(keys)
+        answer = asyncio.get_running_loop().create_future()
+        if failed := next((f.exception() for f in done if f.exception() is not None), None):
+            answer.set_exception(failed)
+        else:
+            answer.set_result([f.result() for f in done])
+        return answer
 
     @property
     def loaders(self) -> Loaders:

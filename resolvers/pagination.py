@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from resolvers.errors import BadInputError
+from resolvers.loaders import load_each
 from tao import Assoc
 
 if TYPE_CHECKING:
@@ -51,6 +52,17 @@ async def load_assoc_page(
         return [], False
     assocs = await ctx.loaders.assoc_page_by_key.load((id1, atype, first + 1, after))
     return assocs[:first], len(assocs) > first
+
+
+async def load_assoc_pages(
+    ctx: RequestContext, id1s: list[int], atype: str, first: int, after: Cursor | None
+) -> list[tuple[list[Assoc], bool] | BaseException]:
+    """`load_assoc_page` for many lists at once (one batch); a list whose load failed answers its error."""
+    check_first(ctx, first)
+    if first == 0:
+        return [([], False) for _ in id1s]
+    found = await load_each(ctx.loaders.assoc_page_by_key, [(id1, atype, first + 1, after) for id1 in id1s])
+    return [f if isinstance(f, BaseException) else (f[:first], len(f) > first) for f in found]
 
 
 def make_page(assocs: list[Assoc], has_next: bool, nodes: dict[int, T], after: Cursor | None) -> Page[T]:

@@ -52,6 +52,7 @@ from resolvers.hashtags import (
     parse_mentions,
 )
 from resolvers.job_context import JobContext
+from resolvers.loaders import load_each
 from resolvers.pagination import Cursor, Page, load_assoc_page, make_page
 from resolvers.records import Location, Media, MediaKind, MediaStatus, Post, PostKind, PostStatus, User, record_of
 from tao import Assoc, Tao
@@ -335,6 +336,16 @@ async def _post_page(ctx: RequestContext, id1: int, atype: str, first: int, afte
 async def post_author(ctx: RequestContext, post: Post) -> User | None:
     user = await ctx.loaders.object_by_id.load(post.author)
     return user if isinstance(user, User) else None
+
+
+def authors_of(loaded: list[Any]) -> list[User | None | BaseException]:
+    """Authors as loaded by id: a user, None (the id is no user's any more), or the load's error."""
+    return [u if isinstance(u, User | BaseException) else None for u in loaded]
+
+
+async def post_authors(ctx: RequestContext, posts: list[Post]) -> list[User | None | BaseException]:
+    """`post_author` for a page of posts at once (schema/prefetch.py)."""
+    return authors_of(await load_each(ctx.loaders.object_by_id, [p.author for p in posts]))
 
 
 async def post_mentions(ctx: RequestContext, post: Post) -> list[User]:

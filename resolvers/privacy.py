@@ -161,40 +161,55 @@ register_object_rule("USER", _user_rule)
 # shows; a blocked or deleted commenter's does not). A hashtag or location exists for a viewer
 # only through its posts (`listing_visible`).
 # All of it batches: a page of posts or comments costs one `obj_get` plus the authors'
-# visibility (itself batched), whatever its length.
+# visibility (itself batched), whatever its length. The rules are written for many objects at
+# once (one `load_many` per step, no task per object); the one-object forms ask them for one.
+
+async def _visibility_of(ctx: RequestContext, user_ids: Iterable[int]) -> dict[int, Visibility]:
+    ids = list(dict.fromkeys(user_ids))
+    return dict(zip(ids, await ctx.loaders.visibility_by_user_id.load_many(ids)))
+
+
+async def posts_visible(ctx: RequestContext, posts: list[Record | None]) -> list[bool]:
+    viewer = ctx.viewer_id
+    shown = [p for p in posts if isinstance(p, Post) and p.author != viewer and p.is_visible]
+    authors = await _visibility_of(ctx, (p.author for p in shown))
+    return [isinstance(p, Post) and (p.author == viewer or (p.is_visible and authors[p.author] == Visibility.FULL))
+            for p in posts]
+
+
+async def comments_visible(ctx: RequestContext, comments: list[Record | None]) -> list[bool]:
+    mine = [c for c in comments if isinstance(c, Comment)]
+    post_ids = list(dict.fromkeys(c.post for c in mine))
+    # The posts and the commenters' visibility in the same tick: they batch into one round trip.
+    posts, authors = await asyncio.gather(ctx.loaders.object_by_id.load_many(post_ids),
+                                          _visibility_of(ctx, (c.author for c in mine)))
+    post_ok = dict(zip(post_ids, await posts_visible(ctx, posts)))
+    return [isinstance(c, Comment) and post_ok[c.post] and authors[c.author] != Visibility.HIDDEN
+            for c in comments]
+
 
 async def post_visible(ctx: RequestContext, post: Record) -> bool:
-    if not isinstance(post, Post):
-        return False
-    if post.author == ctx.viewer_id:
-        return True
-    return post.is_visible and await owner_visible(ctx, post.author)
+    return (await posts_visible(ctx, [post]))[0]
 
 
 async def comment_visible(ctx: RequestContext, comment: Record) -> bool:
-    if not isinstance(comment, Comment):
-        return False
-    post = await ctx.loaders.object_by_id.load(comment.post)
-    if post is None or not await post_visible(ctx, post):
-        return False
-    return await user_visibility(ctx, comment.author) != Visibility.HIDDEN
+    return (await comments_visible(ctx, [comment]))[0]
 
 
-async def _visible_of(ctx: RequestContext, ids: Iterable[int], rule: ObjectRule) -> list[Any]:
+async def _visible_of(ctx: RequestContext, ids: Iterable[int],
+                      rule: Callable[[RequestContext, list[Any]], Awaitable[list[bool]]]) -> list[Any]:
     objs = [o for o in await ctx.loaders.object_by_id.load_many(list(ids)) if o is not None]
-    # gather: every object's rule asks its loaders in the same tick, so they batch
-    seen = await asyncio.gather(*(rule(ctx, o) for o in objs))
-    return [o for o, ok in zip(objs, seen) if ok]
+    return [o for o, ok in zip(objs, await rule(ctx, objs)) if ok]
 
 
 async def visible_posts(ctx: RequestContext, post_ids: Iterable[int]) -> list[Post]:
     """The posts, in order, that exist and the viewer may see."""
-    return await _visible_of(ctx, post_ids, post_visible)
+    return await _visible_of(ctx, post_ids, posts_visible)
 
 
 async def visible_comments(ctx: RequestContext, comment_ids: Iterable[int]) -> list[Comment]:
     """The comments, in order, that exist and the viewer may see."""
-    return await _visible_of(ctx, comment_ids, comment_visible)
+    return await _visible_of(ctx, comment_ids, comments_visible)
 
 
 # How many of a hashtag's or location's newest posts a viewer's check looks through when it has

@@ -18,6 +18,7 @@ from strawberry.extensions.query_depth_limiter import IgnoreContext
 from strawberry.schema.config import StrawberryConfig
 
 from config import LimitSettings
+from schema import prefetch
 from schema.cost import CostBudget
 from schema.document_cache import CachedDocuments, DocumentCache
 from schema.extensions import ErrorPolicy, OperationChoice, OperationGuard, is_unexpected
@@ -57,7 +58,7 @@ def build_schema(limits: LimitSettings | None = None) -> TaogramSchema:
     ]
     if not limits.introspection:
         extensions.append(DisableIntrospection)
-    return TaogramSchema(
+    schema = TaogramSchema(
         query=Query,
         mutation=Mutation,
         subscription=SUBSCRIPTION,
@@ -65,6 +66,8 @@ def build_schema(limits: LimitSettings | None = None) -> TaogramSchema:
         extensions=extensions,
         config=StrawberryConfig(disable_field_suggestions=not limits.field_suggestions),
     )
+    prefetch.install(schema._schema)  # fields a page may have loaded for all its nodes at once
+    return schema
 
 
 def printed_schema() -> str:

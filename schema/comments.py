@@ -13,6 +13,7 @@ from strawberry import Info
 
 from resolvers import comments, likes, records
 from resolvers.context import RequestContext
+from schema import prefetch
 from schema.errors import Error
 from schema.mutations import actor, mutation
 from schema.posts import Post, store_id, timestamp
@@ -31,6 +32,7 @@ class Comment(Node):
     text: str
     created_at: datetime
     record: strawberry.Private[records.Comment]
+    prefetched: strawberry.Private[dict | None] = None  # schema/prefetch.py: field values a page loaded
 
     @classmethod
     def from_record(cls, c: records.Comment) -> Comment:
@@ -59,7 +61,9 @@ class Comment(Node):
     @strawberry.field(description="Replies, newest first.")
     async def replies(self, info: Ctx, first: First = 20, after: str | None = None) -> Connection[Comment]:
         page = await comments.replies(info.context, self.record.id, first, decode_cursor(after))
-        return connection_from_page(page, Comment.from_record)
+        connection = connection_from_page(page, Comment.from_record)
+        await prefetch.prefetch_page(info, "Comment", connection)
+        return connection
 
     @strawberry.field
     async def like_count(self, info: Ctx) -> int:
@@ -68,6 +72,28 @@ class Comment(Node):
     @strawberry.field
     async def viewer_has_liked(self, info: Ctx) -> bool:
         return await likes.viewer_has_liked_comment(info.context, self.record.id)
+
+
+# What a page of comments loads for all of them at once (schema/prefetch.py).
+
+@prefetch.batch_fetcher("Comment", "author", child_type="User")
+async def _authors(ctx: RequestContext, items: list[Comment], _: dict) -> list:
+    return prefetch.values(await comments.comment_authors(ctx, [c.record for c in items]), User.from_record)
+
+
+@prefetch.batch_fetcher("Comment", "likeCount")
+async def _like_counts(ctx: RequestContext, items: list[Comment], _: dict) -> list:
+    return prefetch.values(await likes.comment_like_counts(ctx, [c.record.id for c in items]))
+
+
+@prefetch.batch_fetcher("Comment", "viewerHasLiked")
+async def _viewer_likes(ctx: RequestContext, items: list[Comment], _: dict) -> list:
+    return prefetch.values(await likes.viewer_has_liked_comments(ctx, [c.record.id for c in items]))
+
+
+@prefetch.batch_fetcher("Comment", "replyCount")
+async def _reply_counts(ctx: RequestContext, items: list[Comment], _: dict) -> list:
+    return prefetch.values(await comments.reply_counts(ctx, [c.record.id for c in items]))
 
 
 register_node("Comment", "COMMENT", Comment.from_record)

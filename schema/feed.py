@@ -19,6 +19,7 @@ from resolvers.context import RequestContext
 from resolvers.errors import BadInputError, PermissionDeniedError
 from resolvers.feed import service
 from resolvers.feed.sessions import FeedCursor
+from schema import prefetch
 from schema.errors import Error
 from schema.mutations import actor, mutation
 from schema.posts import Post
@@ -111,10 +112,12 @@ async def user_feed(info: Ctx, user_id: int, first: int, after: str | None, feed
     page = await service.user_home_feed(info.context, user_id, first, decode_feed_cursor(after), feed_mode)
     edges = [FeedEdge(cursor=encode_feed_cursor(i.cursor), node=Post.from_record(i.post), scores=i.debug,
                       debug_allowed=page.debug_allowed) for i in page.items]
-    return FeedConnection(edges=edges, page=page, page_info=PageInfo(
+    connection = FeedConnection(edges=edges, page=page, page_info=PageInfo(
         has_next_page=page.has_next, has_previous_page=page.has_previous,
         start_cursor=edges[0].cursor if edges else None,
         end_cursor=encode_feed_cursor(page.end_cursor) if page.end_cursor else None))
+    await prefetch.prefetch_page(info, "Post", connection)
+    return connection
 
 
 FeedErrorCode = service.FeedErrorCode

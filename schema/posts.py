@@ -16,6 +16,8 @@ from strawberry import Info
 
 from resolvers import comments, hashtags, likes, locations, media, posts, records
 from resolvers.context import RequestContext
+from resolvers.pagination import Page
+from schema import prefetch
 from schema.errors import Error
 from schema.media import Media
 from schema.mutations import actor, mutation
@@ -73,7 +75,7 @@ class Hashtag(Node):
                                   "(a page may be short).")
     async def posts(self, info: Ctx, first: First = 20, after: str | None = None) -> Connection[Post]:
         page = await hashtags.hashtag_posts(info.context, self.store_id, first, decode_cursor(after))
-        return connection_from_page(page, Post.from_record)
+        return await _post_page(info, page)
 
 
 @strawberry.type(description="A place posts can be tagged at.")
@@ -97,7 +99,7 @@ class Location(Node):
     @strawberry.field(description="Posts at this location that you may see, newest first (a page may be short).")
     async def posts(self, info: Ctx, first: First = 20, after: str | None = None) -> Connection[Post]:
         page = await locations.location_posts(info.context, self.store_id, first, decode_cursor(after))
-        return connection_from_page(page, Post.from_record)
+        return await _post_page(info, page)
 
 
 @strawberry.type(description="A post: a caption and up to 10 photos or videos, with likes and comments.")
@@ -109,6 +111,7 @@ class Post(Node):
     published_at: datetime | None = strawberry.field(description="When it became visible; null while processing.")
     hashtags: list[str] = strawberry.field(description="The caption's hashtags, lower case, without `#`.")
     record: strawberry.Private[records.Post]
+    prefetched: strawberry.Private[dict | None] = None  # schema/prefetch.py: field values a page loaded
 
     @classmethod
     def from_record(cls, p: records.Post) -> Post:
@@ -158,7 +161,41 @@ class Post(Node):
         from schema.comments import Comment
 
         page = await comments.comments(info.context, self.record.id, first, decode_cursor(after))
-        return connection_from_page(page, Comment.from_record)
+        connection = connection_from_page(page, Comment.from_record)
+        await prefetch.prefetch_page(info, "Comment", connection)
+        return connection
+
+
+# What a page of posts loads for all its posts at once, for the fields the request selects
+# (schema/prefetch.py); each does what the field's own resolver does, for many posts.
+
+@prefetch.batch_fetcher("Post", "author", child_type="User")
+async def _authors(ctx: RequestContext, items: list[Post], _: dict) -> list:
+    return prefetch.values(await posts.post_authors(ctx, [p.record for p in items]), User.from_record)
+
+
+@prefetch.batch_fetcher("Post", "likeCount")
+async def _like_counts(ctx: RequestContext, items: list[Post], _: dict) -> list:
+    return prefetch.values(await likes.like_counts(ctx, [p.record.id for p in items]))
+
+
+@prefetch.batch_fetcher("Post", "viewerHasLiked")
+async def _viewer_likes(ctx: RequestContext, items: list[Post], _: dict) -> list:
+    return prefetch.values(await likes.viewer_has_liked_many(ctx, [p.record.id for p in items]))
+
+
+@prefetch.batch_fetcher("Post", "commentCount")
+async def _comment_counts(ctx: RequestContext, items: list[Post], _: dict) -> list:
+    return prefetch.values(await comments.comment_counts(ctx, [p.record.id for p in items]))
+
+
+@prefetch.batch_fetcher("Post", "comments", child_type="Comment", connection=True)
+async def _comment_pages(ctx: RequestContext, items: list[Post], args: dict) -> list:
+    from schema.comments import Comment
+
+    pages = await comments.comment_pages(ctx, [p.record.id for p in items], args["first"],
+                                         decode_cursor(args.get("after")))
+    return prefetch.values(pages, lambda page: connection_from_page(page, Comment.from_record))
 
 
 register_node("Post", "POST", Post.from_record)
@@ -168,8 +205,14 @@ register_node("Location", "LOCATION", Location.from_record)
 
 async def user_posts(info: Ctx, user_id: int, first: int, after: str | None) -> Connection[Post]:
     """`User.posts`: the user's posts, newest first."""
-    page = await posts.user_posts(info.context, user_id, first, decode_cursor(after))
-    return connection_from_page(page, Post.from_record)
+    return await _post_page(info, await posts.user_posts(info.context, user_id, first, decode_cursor(after)))
+
+
+async def _post_page(info: Ctx, page: Page[records.Post]) -> Connection[Post]:
+    """A connection of posts, with what the request selects of them loaded for all at once."""
+    connection = connection_from_page(page, Post.from_record)
+    await prefetch.prefetch_page(info, "Post", connection)
+    return connection
 
 
 @strawberry.type

@@ -209,3 +209,65 @@ async def test_a_block_lifted_before_its_job_runs_removes_nothing(gql):
     await gql.mutate("unblock", ta, d)
     await gql.tao.run_jobs_until_idle()
     assert await gql.tao.assoc_count(store_id(post), "LIKED_BY") == 1
+
+
+# The other mutations that name users, each as (name, input type, input builder, payload fields);
+# `t` maps "user" to the id under test, "friend" to a third user, "thread" to a group dan is in.
+OTHER_USER_MUTATIONS = [
+    ("recordProfileVisit", "ProfileVisitRecordInput", lambda t: {"userId": t["user"]},
+     "ok errors { code field message }"),
+    (
+        "sendMessage",
+        "MessageSendInput",
+        lambda t: {"clientMessageId": "c-" + t["user"][-8:], "recipientIds": [t["user"]], "text": "hi"},
+        "message { id } errors { code field message }",
+    ),
+    (
+        "sendMessage",
+        "MessageSendInput",
+        lambda t: {"clientMessageId": "g-" + t["user"][-8:], "recipientIds": [t["friend"], t["user"]], "text": "hi"},
+        "message { id } errors { code field message }",
+    ),
+    ("createGroupThread", "ThreadCreateInput", lambda t: {"userIds": [t["friend"], t["user"]]},
+     "thread { id } errors { code field message }"),
+    ("addThreadMembers", "ThreadAddMembersInput", lambda t: {"threadId": t["thread"], "userIds": [t["user"]]},
+     "thread { id } errors { code field message }"),
+]
+
+
+@pytest.mark.parametrize(
+    "name,input_type,build,fields", OTHER_USER_MUTATIONS, ids=lambda v: v if isinstance(v, str) else ""
+)
+async def test_every_other_user_naming_mutation_answers_a_blocker_as_nobody(gql, name, input_type, build, fields):
+    """Visits, direct messages and groups: a blocker is USER_NOT_FOUND exactly as nobody and a deleted account."""
+    ta, a = await gql.sign_up("ada")
+    td, d = await gql.sign_up("dan")
+    _, friend = await gql.sign_up("cy")
+    _, gone = await gql.sign_up("gone")
+    group = "mutation($i: ThreadCreateInput!) { createGroupThread(input: $i) { thread { id } errors { code } } }"
+    made = (await gql.ok(group, {"i": {"userIds": [friend]}}, td))["createGroupThread"]
+    assert made["errors"] == [], made
+    await gql.mutate("block", ta, d)
+    await gql.tao.obj_delete(store_id(gone))
+    q = f"mutation($i: {input_type}!) {{ {name}(input: $i) {{ {fields} }} }}"
+    answers = {}
+    for label, target in (("blocker", a), ("deleted", gone), ("nobody", nobody("User"))):
+        t = {"user": target, "friend": friend, "thread": made["thread"]["id"]}
+        answers[label] = (await gql.ok(q, {"i": build(t)}, td))[name]
+    assert answers["blocker"] == answers["nobody"] == answers["deleted"], answers
+    assert answers["blocker"]["errors"][0]["code"] == "USER_NOT_FOUND"
+    assert await gql.tao.assoc_count(store_id(d), "VISITED") == 0
+    assert await pair_edges(gql, d, a) == []
+
+
+async def test_sharing_a_blockers_post_in_a_message_answers_as_a_missing_post(gql):
+    ta, a = await gql.sign_up("ada")
+    td, d = await gql.sign_up("dan")
+    _, friend = await gql.sign_up("cy")
+    post = (await gql.ok(CREATE, {"i": {"caption": "ada's"}}, ta))["createPost"]["post"]["id"]
+    await gql.mutate("block", ta, d)
+    send = "mutation($i: MessageSendInput!) { sendMessage(input: $i) { message { id } errors { code field message } } }"
+    answers = [(await gql.ok(send, {"i": {"clientMessageId": f"share-{n}", "recipientIds": [friend], "postId": p}},
+                             td))["sendMessage"] for n, p in enumerate((post, nobody("Post")))]
+    assert answers[0] == answers[1], answers
+    assert answers[0]["errors"][0]["code"] == "POST_NOT_FOUND"
