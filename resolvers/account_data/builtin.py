@@ -14,7 +14,10 @@ What happens to the user's traces in others' content (docs/accounts.md, "Deletio
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 from resolvers.account_data.registry import DataContext, DataKind, ExportFile, register_kind
 from resolvers.accounts import USERNAME_KEYS, end_session, normalize_username
@@ -37,6 +40,19 @@ async def pages(tao: Tao, id1: int, atype: str, page: int = 200) -> AsyncIterato
         if len(got) < page:
             return
         after = (got[-1].time, got[-1].id2)
+
+
+CONCURRENCY = 16  # independent removals of one batch run this many at a time
+
+
+async def each(items: list, fn: Callable[[Any], Awaitable[Any]]) -> None:
+    """`fn(item)` for every item, CONCURRENCY at a time (a batch's removals are independent)."""
+    sem = asyncio.Semaphore(CONCURRENCY)
+
+    async def one(item: Any) -> None:
+        async with sem:
+            await fn(item)
+    await asyncio.gather(*(one(i) for i in items))
 
 
 async def remove_edge(tao: Tao, id1: int, atype: str, id2: int) -> None:
@@ -70,9 +86,9 @@ def edge_kind(name: str, title: str, order: int, atypes: tuple[str, ...], what: 
     async def purge(ctx: DataContext, user: int) -> int:
         removed = 0
         for atype in atypes:
-            for a in await ctx.tao.assoc_range(user, atype, 0, ctx.batch - removed):
-                await remove_edge(ctx.tao, user, atype, a.id2)
-                removed += 1
+            page = await ctx.tao.assoc_range(user, atype, 0, ctx.batch - removed)
+            await each([a.id2 for a in page], functools.partial(remove_edge, ctx.tao, user, atype))
+            removed += len(page)
             if removed >= ctx.batch:
                 break
         return removed
@@ -178,23 +194,25 @@ async def _export_posts(ctx: DataContext, user: int) -> AsyncIterator[dict]:
 
 
 async def _purge_posts(ctx: DataContext, user: int) -> int:
-    from resolvers.job_context import JobContext
-    from resolvers.posts import CLEANUP_JOB, ON_DELETE, _hooks, cleanup_job, drain, sync_post_edges
+    """A batch of the user's posts, each with everything hanging off it. The AUTHORED edge goes
+    last: while it stands the post is still listed, so a crash anywhere is redone by the next
+    batch. No `ON_DELETE` hooks: feed entries of the posts (which name their author) are removed
+    by the `inbound` kind's scan, proportional to the entries that exist, not to followers x posts."""
+    from resolvers.posts import drain, sync_post_edges
     tao = ctx.tao
     page = await tao.assoc_range(user, "AUTHORED", 0, ctx.batch)
-    recs = await _records(tao, [a.id2 for a in page])
-    for a in page:
-        post = recs.get(a.id2)
-        if isinstance(post, Post):
-            # The post's own delete path: its feed entries and notifications go by its hooks' jobs.
-            await tao.obj_delete(post.id, jobs=[(CLEANUP_JOB, {"post": post.id, "author": user}),
-                                                *_hooks(ON_DELETE, post)])
-        await drain(tao, a.id2, "HAS_MEDIA", lambda e: tao.assoc_delete(e.id1, "HAS_MEDIA", e.id2))
-        await drain(tao, a.id2, "MENTIONS", lambda e: tao.assoc_delete(e.id1, "MENTIONS", e.id2))
-        await sync_post_edges(tao, None, a.id2)
-        # Likes and comments now (the cleanup job would too): the purge finishes its own work.
-        await cleanup_job(JobContext(tao, ctx.settings, ctx.media), {"post": a.id2, "author": user})
-        await ctx.erase([a.id2])
+
+    async def one(a: Assoc) -> None:
+        pid = a.id2
+        await tao.obj_delete(pid)
+        await drain(tao, pid, "HAS_MEDIA", lambda e: tao.assoc_delete(e.id1, "HAS_MEDIA", e.id2))
+        await drain(tao, pid, "MENTIONS", lambda e: tao.assoc_delete(e.id1, "MENTIONS", e.id2))
+        await sync_post_edges(tao, None, pid)
+        await drain(tao, pid, "LIKED_BY", lambda e: tao.assoc_delete(e.id2, "LIKES", pid))
+        await drain(tao, pid, "HAS_COMMENT", lambda e: delete_comment_tree(tao, e.id2, pid, "HAS_COMMENT"))
+        await tao.assoc_delete(user, "AUTHORED", pid)
+    await each(page, one)
+    await ctx.erase([a.id2 for a in page])
     return len(page)
 
 
@@ -203,15 +221,15 @@ async def _purge_posts(ctx: DataContext, user: int) -> int:
 async def _purge_comments(ctx: DataContext, user: int) -> int:
     """The user's comments anywhere (a COMMENT names its author), with what hangs off them."""
     tao = ctx.tao
-    removed = 0
+    removed: list[int] = []
     for cid in await tao.obj_scan_naming(user, "COMMENT", ctx.batch):
         c = await _record(tao, cid)
         if isinstance(c, Comment) and c.author == user:
             parent, atype = (c.reply_to, "HAS_REPLY") if c.reply_to else (c.post, "HAS_COMMENT")
             await delete_comment_tree(tao, c.id, parent, atype)
-            await ctx.erase([c.id])
-            removed += 1
-    return removed
+            removed.append(c.id)
+    await ctx.erase(removed)
+    return len(removed)
 
 
 async def _export_comments(ctx: DataContext, user: int) -> AsyncIterator[dict]:
@@ -282,7 +300,7 @@ async def _purge_media(ctx: DataContext, user: int) -> int:
                 await tao.key_release(UPLOAD_KEYS, m.upload_id, m.id)
             await tao.obj_delete(m.id)
         await tao.assoc_delete(user, "UPLOADED", a.id2)
-        await ctx.erase([a.id2])
+    await ctx.erase([a.id2 for a in page])
     return len(page)
 
 

@@ -119,5 +119,6 @@ def register_kind(kind: DataKind) -> DataKind:
 
 def kinds() -> list[DataKind]:
     """Every registered kind, in purge/export order."""
-    import resolvers.account_data.builtin  # noqa: F401  (registers the built-in kinds)
+    import resolvers.account_data.builtin  # registers the built-in kinds
+    import resolvers.account_data.export  # noqa: F401  (registers the export archives)
     return sorted(_KINDS.values(), key=lambda k: (k.order, k.name))

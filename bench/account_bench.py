@@ -1,0 +1,246 @@
+"""Export and purge of a big account on MariaDB + memcached + S3 (moto), against a small one.
+
+    PYTHONPATH=. .venv/bin/python bench/account_bench.py [--posts 10000 --likes 50000 --followers 5000
+                                                          --media-mb 1024 --media-files 64]
+
+For each account (a small one: 1/100 of every count and 16 MB of media, then the big one):
+1. seed: `--followers` followers, `--posts` posts, `--likes` likes of those posts by the
+   followers, `--media-files` MEDIA objects whose originals (`--media-mb` in all, random bytes)
+   are in S3; written in bulk (the shapes the domain writes), not through the mutations;
+2. export: `requestDataExport(JSON)`'s job, run by a separate worker process: wall time, the
+   archive's size and parts, and the worker's peak RSS (ru_maxrss);
+3. purge: `deleteAccount` with a grace period of 0, the purge run by a separate worker process:
+   wall time, rows deleted (objects, edges, count rows, unique keys, over every shard) per
+   second, stored objects deleted, the worker's peak RSS; then the residue check (must be 0/0/0).
+The worker processes are fresh, so their peak RSS is the job's, and "flat" means the big
+account's peak is close to the small one's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from config import MySQLServer, Settings
+
+REPO = Path(__file__).resolve().parents[1]
+TABLES = ("objects", "assocs", "assoc_counts", "unique_keys", "inverse_tombstones")
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def settings_for(services: Any, run_id: str) -> Settings:
+    s = Settings()
+    s.store.backend = "mysql"
+    s.store.logical_shards = 8
+    s.store.mysql_servers = [MySQLServer(host=m.host, port=m.port, user=m.user, password=m.password)
+                             for m in services.mysql]
+    s.store.database_prefix = run_id
+    s.store.query_timeout = 60.0
+    s.cache.backend = "memcached"
+    s.cache.servers = list(services.memcached)
+    s.cache.key_prefix = run_id
+    s.cache.timeout = 2.0
+    s.cache.heartbeat_interval = 0.2
+    s.media.backend = "s3"
+    s.media.s3_endpoint_url = services.s3_endpoint
+    s.media.s3_bucket = f"bench-{run_id}".lower().replace("_", "-")
+    s.media.s3_access_key = s.media.s3_secret_key = "testing"
+    s.jobs.in_process_worker = False
+    s.auth.argon2_time_cost, s.auth.argon2_memory_cost_kib, s.auth.argon2_parallelism = 1, 1024, 1
+    s.account_data.deletion_grace_seconds = 0
+    s.account_data.export_part_size = 8 * 1024 * 1024
+    return s
+
+
+async def seed(tao: Any, media: Any, name: str, posts: int, likes: int, followers: int, media_mb: int,
+               files: int) -> int:
+    """One account and its traces, in bulk; returns its user id."""
+    from resolvers.accounts import USERNAME_KEYS, user_data
+    from resolvers.passwords import hash_password
+    from resolvers.posts import post_data
+    pw = await hash_password(tao.settings.auth, "password-bench")
+    user = await tao.obj_add("USER", user_data(name, name.title(), pw))
+    await tao.key_claim(USERNAME_KEYS, name, user)
+    fans = await tao.obj_add_many([("USER", user_data(f"{name}_f{i}", "", None), None) for i in range(followers)])
+    for i in range(0, len(fans), 1000):
+        await tao.assoc_add_many([(f, "FOLLOWS", user) for f in fans[i:i + 1000]])
+    post_ids: list[int] = []
+    for i in range(0, posts, 1000):
+        n = min(1000, posts - i)
+        ids = await tao.obj_add_many([("POST", post_data(user, f"post {i + j} #bench"), user) for j in range(n)])
+        await tao.assoc_add_many([(user, "AUTHORED", p) for p in ids])
+        post_ids += ids
+    pairs = [(fans[k % len(fans)], post_ids[(k * 7919) % len(post_ids)]) for k in range(likes)] if fans else []
+    for i in range(0, len(pairs), 2000):
+        await tao.assoc_add_many([(f, "LIKES", p) for f, p in dict.fromkeys(pairs[i:i + 2000])])
+    size = media_mb * 1024 * 1024 // max(1, files)
+    for _ in range(files):
+        upload = uuid.uuid4().hex
+        key = f"media/{upload}/source"
+        block = os.urandom(1024 * 1024)
+        data = block * (size // len(block)) + block[: size % len(block)]
+        await media.store.put_bytes(key, data, "image/jpeg")
+        mid = await tao.obj_add("MEDIA", {"owner": user, "kind": "image", "status": "ready", "upload_id": upload,
+                                          "media_key": key, "content_type": "image/jpeg", "byte_size": size,
+                                          "variants": []}, owner=user)
+        await tao.key_claim("upload", upload, mid)
+        await tao.assoc_add(user, "UPLOADED", mid)
+    await tao.run_jobs_until_idle()
+    return user
+
+
+async def count_rows(tao: Any) -> int:
+    from tao.testing import TaoTestHooks
+    hooks = TaoTestHooks(tao)
+    n = 0
+    for shard in range(tao.n_shards):
+        async with hooks.read(shard) as conn:
+            for t in TABLES:
+                n += (await conn.fetchall(f"SELECT COUNT(*) FROM {{{t}}}"))[0][0]
+    return n
+
+
+async def _worker(config: str) -> dict:
+    """A fresh worker process: run every due job (the export or the purge), report time and peak RSS."""
+    from config import load_settings
+    from resolvers.jobs import register_job_handlers
+    from tao import open_tao
+    tao = await open_tao(load_settings(Path(config), env={}), migrate=False, start_worker=False)
+    register_job_handlers(tao)
+    spent: dict[str, list[float]] = {}
+    for name, fn in list(tao.outbox.handlers.items()):
+        async def timed(store: Any, payload: dict, fn: Any = fn, name: str = name) -> None:
+            t = time.perf_counter()
+            try:
+                await fn(store, payload)
+            finally:
+                spent.setdefault(name, [0, 0.0])
+                spent[name][0] += 1
+                spent[name][1] += time.perf_counter() - t
+        tao.outbox.handlers[name] = timed
+    t0 = time.perf_counter()
+    ran = await tao.run_jobs_until_idle()
+    elapsed = time.perf_counter() - t0
+    await tao.close()
+    return {"seconds": round(elapsed, 2), "jobs": ran,
+            "by_handler": {k: [v[0], round(v[1], 2)] for k, v in sorted(spent.items(), key=lambda kv: -kv[1][1])[:6]},
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+
+
+async def run_worker(config: Path) -> dict:
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.account_bench", "--worker", str(config), cwd=REPO,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(REPO)})
+    out, err = await child.communicate()
+    if os.environ.get("BENCH_DEBUG"):
+        sys.stderr.write(err.decode()[-20000:])
+    if child.returncode != 0:
+        raise RuntimeError(err.decode()[-3000:])
+    return json.loads(out.decode().strip().splitlines()[-1])
+
+
+async def one_account(tao: Any, media: Any, settings: Settings, config: Path, name: str, posts: int, likes: int,
+                      followers: int, media_mb: int, files: int) -> dict:
+    from resolvers.account_data.deletion import do_delete_account
+    from resolvers.account_data.export import DataExportFormat, do_request_data_export
+    from resolvers.account_data.residue import find_residue
+    log(f"{name}: seeding {posts} posts, {likes} likes, {followers} followers, {media_mb} MB media ...")
+    t0 = time.perf_counter()
+    user = await seed(tao, media, name, posts, likes, followers, media_mb, files)
+    seeded = time.perf_counter() - t0
+    log(f"{name}: seeded in {seeded:.0f} s; exporting ...")
+    await do_request_data_export(tao, user, DataExportFormat.JSON)
+    export = await run_worker(config)
+    state = (await tao.obj_get([user]))[user].data["export"]
+    export |= {"status": state["status"], "archive_mb": round(state["bytes"] / 2**20, 1), "parts": state["parts"]}
+    log(f"{name}: export {export}; purging ...")
+    rows_before = await count_rows(tao)
+    keys_before = len(await media.store.list_keys(""))
+    await do_delete_account(tao, user, "password-bench")
+    purge = await run_worker(config)
+    rows_deleted = rows_before - await count_rows(tao)
+    purge |= {"rows_deleted": rows_deleted, "rows_per_s": round(rows_deleted / purge["seconds"]),
+              "stored_objects_deleted": keys_before - len(await media.store.list_keys(""))}
+    report = await find_residue(tao, settings, media, user)
+    purge["residue_rows_keys_objects"] = report.counts
+    if report.rows or report.cache_keys or report.stored_objects:
+        purge["residue_sample"] = [*report.rows[:5], *report.cache_keys[:5], *report.stored_objects[:5]]
+    log(f"{name}: purge {purge}")
+    return {"seed_seconds": round(seeded), "export": export, "purge": purge}
+
+
+async def run(args: argparse.Namespace, services: Any) -> dict:
+    from resolvers.media import media_services
+    from tao import open_tao
+    from tests.tao.procs import write_config
+    run_id = f"acct{uuid.uuid4().hex[:8]}"
+    settings = settings_for(services, run_id)
+    config = Path(tempfile.mkdtemp()) / "taogram.toml"
+    write_config(settings, config)
+    tao = await open_tao(settings, migrate=True, start_worker=False)
+    from resolvers.jobs import register_job_handlers
+    register_job_handlers(tao)
+    out: dict[str, Any] = {"machine": f"{os.cpu_count()} cores", "args": vars(args)}
+    try:
+        async with media_services(settings.media) as media:
+            small = (max(1, args.posts // 100), max(1, args.likes // 100), max(1, args.followers // 100),
+                     16, max(1, args.media_files // 16))
+            out["small"] = await one_account(tao, media, settings, config, "small", *small)
+            out["big"] = await one_account(tao, media, settings, config, "big", args.posts, args.likes,
+                                           args.followers, args.media_mb, args.media_files)
+    finally:
+        await tao.close()
+    out["peak_rss_ratio_export"] = round(out["big"]["export"]["peak_rss_mb"] / out["small"]["export"]["peak_rss_mb"], 2)
+    out["peak_rss_ratio_purge"] = round(out["big"]["purge"]["peak_rss_mb"] / out["small"]["purge"]["peak_rss_mb"], 2)
+    return out
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--posts", type=int, default=10_000)
+    p.add_argument("--likes", type=int, default=50_000)
+    p.add_argument("--followers", type=int, default=5_000)
+    p.add_argument("--media-mb", type=int, default=1024)
+    p.add_argument("--media-files", type=int, default=64)
+    p.add_argument("--services-json", help="use running servers (python -m tests.harness up) instead of starting them")
+    p.add_argument("--json", help="also write the result here")
+    p.add_argument("--worker", help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.worker:
+        print(json.dumps(asyncio.run(_worker(args.worker))))
+        return 0
+    from tests.harness import attach_services, start_services
+    if args.services_json:
+        services, own = attach_services(args.services_json), False
+    else:
+        log("starting 2 MariaDB + 2 memcached + S3 (moto) (tests.harness) ...")
+        services, own = start_services(2, 2, True), True
+    try:
+        out = asyncio.run(run(args, services))
+    finally:
+        if own:
+            services.stop()
+    print(json.dumps(out, indent=1, default=str))
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
