@@ -104,7 +104,9 @@ async def _export_sessions(ctx: DataContext, user: int) -> AsyncIterator[dict]:
         recs = await _records(ctx.tao, [a.id2 for a in page])
         for a in page:
             s = recs.get(a.id2)
-            yield {"id": str(a.id2), "created": a.time, "expires_at": getattr(s, "expires_at", None)}
+            yield {"id": str(a.id2), "created": a.time, "expires_at": getattr(s, "expires_at", None),
+                   "device": getattr(s, "device", ""), "ip": getattr(s, "ip", ""),
+                   "last_used": getattr(s, "last_used", None)}  # never the token's hash
 
 
 async def _purge_sessions(ctx: DataContext, user: int) -> int:
@@ -435,7 +437,9 @@ async def _purge_profile(ctx: DataContext, user: int) -> int:
 
 
 F_EDGE = "FOLLOWS/FOLLOWED_BY"
-register_kind(DataKind("sessions", "Sessions", 10, {"id": "session id", "created": "ms", "expires_at": "ms"},
+register_kind(DataKind("sessions", "Sessions", 10, {"id": "session id", "created": "ms", "expires_at": "ms",
+                                                    "device": "device named from the User-Agent",
+                                                    "ip": "client address at log-in", "last_used": "ms"},
                        _export_sessions, _purge_sessions))
 register_kind(DataKind("push_subscriptions", "Push subscriptions", 12, {"id": "id", "endpoint": "Web Push endpoint"},
                        _export_push, _purge_push))
