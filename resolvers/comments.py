@@ -16,7 +16,6 @@ likes and mention edges. Who may see a comment is `resolvers.privacy.comment_vis
 
 from __future__ import annotations
 
-import asyncio
 import enum
 from typing import TYPE_CHECKING
 
@@ -161,13 +160,21 @@ async def comments(ctx: RequestContext, post_id: int, first: int, after: Cursor 
 
 async def _own_pending(ctx: RequestContext, post_id: int, after: Cursor | None) -> list[Comment]:
     """The viewer's own top-level comments on the post awaiting approval (first page only)."""
+    return (await _own_pending_many(ctx, [post_id], after))[0]
+
+
+async def _own_pending_many(ctx: RequestContext, post_ids: list[int], after: Cursor | None) -> list[list[Comment]]:
+    """`_own_pending` for many posts at once: one batch of lists, one privacy check."""
     if after is not None or ctx.viewer_id is None:
-        return []
-    waiting = await ctx.loaders.assoc_page_by_key.load((post_id, "PENDING_COMMENT", PENDING_SCAN, None))
-    if not waiting:
-        return []
-    return [c for c in await privacy.visible_comments(ctx, [a.id2 for a in waiting])
-            if c.author == ctx.viewer_id and not c.reply_to]
+        return [[] for _ in post_ids]
+    waiting = await ctx.loaders.assoc_page_by_key.load_many([(p, "PENDING_COMMENT", PENDING_SCAN, None)
+                                                             for p in post_ids])
+    ids = [a.id2 for page in waiting for a in page]
+    if not ids:
+        return [[] for _ in post_ids]
+    mine = {c.id: c for c in await privacy.visible_comments(ctx, ids)
+            if c.author == ctx.viewer_id and not c.reply_to}
+    return [[mine[a.id2] for a in page if a.id2 in mine] for page in waiting]
 
 
 async def pending_comments(ctx: RequestContext, post_id: int, first: int, after: Cursor | None) -> Page[Comment]:
@@ -233,7 +240,7 @@ async def comment_pages(ctx: RequestContext, post_ids: list[int], first: int, af
     pages = await load_assoc_pages(ctx, post_ids, "HAS_COMMENT", first, after)
     read = [p for p in pages if not isinstance(p, BaseException)]
     shown = {c.id: c for c in await privacy.visible_comments(ctx, [a.id2 for assocs, _ in read for a in assocs])}
-    own = await asyncio.gather(*(_own_pending(ctx, p, after) for p in post_ids))
+    own = await _own_pending_many(ctx, post_ids, after)
     out: list[Page[Comment] | BaseException] = []
     for p, mine in zip(pages, own):
         if isinstance(p, BaseException):
