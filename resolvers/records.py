@@ -148,9 +148,7 @@ class AuthSession(Record):
         d = obj.data
         return cls(obj.id, obj.version, obj.created, obj.updated, int(d["user_id"]), int(d["expires_at"]),
                    d.get("token_hash", ""), str(d.get("device", "")), str(d.get("ip", "")),
-                   # never before its creation: the store stamps `created` a moment after the
-                   # log-in took its time for `last_used`
-                   max(int(d.get("last_used") or 0), obj.created))
+                   int(d.get("last_used") or obj.created))
 
 
 @dataclass(slots=True, frozen=True)

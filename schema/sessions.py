@@ -43,7 +43,10 @@ class Session(Node):
     @classmethod
     def from_record(cls, s: AuthSession, current_id: int | None = None) -> Session:
         return cls(id=to_global_id("Session", s.id), device=s.device or "Unknown device", ip_address=s.ip,
-                   created_at=float(s.created), last_used_at=float(s.last_used), current=s.id == current_id)
+                   created_at=float(s.created),
+                   # never shown before its creation: the store stamps `created` a moment after the log-in
+                   # took its time for `last_used`
+                   last_used_at=float(max(s.last_used, s.created)), current=s.id == current_id)
 
 
 register_node("Session", "SESSION", Session.from_record)
