@@ -104,7 +104,8 @@ def prewarm_body(d: BenchData) -> dict:
         "objects": people + d.posts + d.comments,
         # Lists whose edges the pages show (posts, likers, comments): windows and counts.
         "lists": [[a, "AUTHORED"] for a in d.author_ids]
-        + [[p, t] for p in d.posts for t in ("LIKED_BY", "HAS_COMMENT")],
+        # PENDING_COMMENT: a viewer's own comments awaiting approval (restrict) show in a comment page.
+        + [[p, t] for p in d.posts for t in ("LIKED_BY", "HAS_COMMENT", "PENDING_COMMENT")],
         # Lists the pages only count.
         "counts": (
             [[a, t] for a in d.author_ids for t in ("FOLLOWED_BY", "FOLLOWS")]
