@@ -79,6 +79,7 @@ from resolvers.jobs import register_job_handlers
 from resolvers.media import MediaServices, media_services, run_sweeper
 from resolvers.messages.model import check_keys
 from resolvers.search.engine import close_indexes
+from resolvers.search.engine import indexes_for as search_indexes_for
 from resolvers.throttle import LoginThrottle
 from schema import build_schema
 from schema.request import BadRequestError, decode_json, parse_request
@@ -341,6 +342,8 @@ def create_app(settings: Settings | None = None) -> web.Application:
 
     async def store(app: web.Application) -> AsyncIterator[None]:
         tao = await open_tao(settings, start_worker=False)
+        # The search partitions' paths are resolved on the file system: off the event loop.
+        await asyncio.to_thread(search_indexes_for, tao)
         register_job_handlers(tao, media=app.get(MEDIA_KEY))  # the media cleanup context runs first
         if settings.jobs.in_process_worker:
             tao.outbox.start()
