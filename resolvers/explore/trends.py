@@ -30,7 +30,6 @@ Reads pass each tag through privacy (`listing_visible`: it has a public post).
 from __future__ import annotations
 
 import asyncio
-import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +37,7 @@ from config import ExploreSettings
 from resolvers import privacy
 from resolvers.job_context import JobContext
 from resolvers.records import Hashtag, Post, User, record_of
+from resolvers.well_known import well_known_id
 from tao import Tao
 from tao.models import now_ms
 
@@ -52,7 +52,6 @@ KIND_CODE = {"photo": 0, "video": 1, "carousel": 2}
 KINDS = tuple(KIND_CODE)
 _DRAIN = 1000
 
-_registry_ids: weakref.WeakKeyDictionary[Tao, int] = weakref.WeakKeyDictionary()
 
 
 def on_publish(post: Post) -> list[tuple[str, dict]]:
@@ -68,19 +67,7 @@ def bucket_ms(s: ExploreSettings) -> int:
 
 async def registry_id(tao: Tao) -> int:
     """The well-known TREND_REGISTRY object, created by the first caller (a race has one winner)."""
-    found = _registry_ids.get(tao)
-    if found is not None:
-        return found
-    rid = (await tao.key_get_many(REGISTRY_NS, [REGISTRY_KEY])).get(REGISTRY_KEY)
-    if not rid:
-        mine = await tao.obj_add("TREND_REGISTRY", {})
-        if await tao.key_claim(REGISTRY_NS, REGISTRY_KEY, mine):
-            rid = mine
-        else:
-            await tao.obj_delete(mine)
-            rid = (await tao.key_get_many(REGISTRY_NS, [REGISTRY_KEY]))[REGISTRY_KEY]
-    _registry_ids[tao] = rid
-    return rid
+    return await well_known_id(tao, "TREND_REGISTRY", REGISTRY_NS, REGISTRY_KEY)
 
 
 def _bucket_key(tag: int, bucket: int) -> str:

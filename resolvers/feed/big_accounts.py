@@ -15,33 +15,19 @@ That is cheap while big accounts number in the thousands (docs/feed.md gives the
 
 from __future__ import annotations
 
-import weakref
-
 from resolvers.edge_data import big_account_data, big_until
+from resolvers.well_known import well_known_id
 from tao import Assoc, Tao
 from tao.models import now_ms
 
 REGISTRY_NS, REGISTRY_KEY = "feed", "registry"
 MAX_BIG_ACCOUNTS = 10_000  # the store's largest page; beyond it switch to per-viewer lists (docs/feed.md)
 
-_registry_ids: weakref.WeakKeyDictionary[Tao, int] = weakref.WeakKeyDictionary()  # per store, per process
 
 
 async def registry_id(tao: Tao) -> int:
     """The well-known FEED_REGISTRY object, created by the first caller (a race has one winner)."""
-    found = _registry_ids.get(tao)
-    if found is not None:
-        return found
-    rid = (await tao.key_get_many(REGISTRY_NS, [REGISTRY_KEY])).get(REGISTRY_KEY)
-    if not rid:
-        mine = await tao.obj_add("FEED_REGISTRY", {})
-        if await tao.key_claim(REGISTRY_NS, REGISTRY_KEY, mine):
-            rid = mine
-        else:
-            await tao.obj_delete(mine)
-            rid = (await tao.key_get_many(REGISTRY_NS, [REGISTRY_KEY]))[REGISTRY_KEY]
-    _registry_ids[tao] = rid
-    return rid
+    return await well_known_id(tao, "FEED_REGISTRY", REGISTRY_NS, REGISTRY_KEY)
 
 
 async def big_account_edges(tao: Tao) -> list[Assoc]:
