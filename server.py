@@ -59,7 +59,7 @@ from config import MediaSettings, Settings, load_settings, load_settings_or_exit
 from config.observability import metrics as obs_metrics
 from config.observability import setup_process, traces
 from config.observability.requests import observe_operation, observe_rejection
-from config.runtime import tune_gc, tune_malloc
+from config.runtime import tune_gc
 from graphql_http import GRAPHQL_RESPONSE, RESPONSE_TYPE, GraphQLOverHTTPView, load_persisted_documents
 from http_errors import (
     MAX_REQUEST_BODY,
@@ -491,7 +491,6 @@ def _exit_with_sentence(settings: Settings, exc: Exception) -> None:
 
 
 def main() -> None:
-    tune_malloc()  # before any big buffer (config/runtime.py); the server processes it forks inherit it
     settings = load_settings_or_exit()
     setup_process(settings, role="server")
     try:

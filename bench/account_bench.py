@@ -115,10 +115,8 @@ async def count_rows(tao: Any) -> int:
 async def _worker(config: str) -> dict:
     """A fresh worker process: run every due job (the export or the purge), report time and peak RSS."""
     from config import load_settings
-    from config.runtime import tune_malloc
     from resolvers.jobs import register_job_handlers
     from tao import open_tao
-    tune_malloc()  # as `python -m tao worker` does
     tao = await open_tao(load_settings(Path(config), env={}), migrate=False, start_worker=False)
     register_job_handlers(tao)
     spent: dict[str, list[float]] = {}
