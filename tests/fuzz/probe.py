@@ -22,6 +22,7 @@ import re
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import graphql
@@ -278,7 +279,7 @@ async def _main(requests: int) -> None:
     services = start_services(n_mysql=2, n_memcached=2, s3=True)
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            s = graphql_settings("mysql", services, "fuzz" + str(int(time.time())), tmp)
+            s = graphql_settings("mysql", services, "fuzz" + str(int(time.time())), Path(tmp))
             s.limits.cost_budget = 10**9  # the budget is tested elsewhere; here it would hide faults
             async with running_app(s) as gql:
                 seeded = await seed(gql)
