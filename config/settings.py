@@ -690,6 +690,11 @@ class MetricsSettings(_Section):
     # Distinct GraphQL operation names used as label values per process; later names count as
     # "other" (clients choose the names: an unbounded label would grow Prometheus without end).
     max_operation_names: Annotated[int, _range(0, 10_000)] = 200
+    # `python -m tao worker` serves `/metrics` on this port (0: none). A host that runs workers
+    # and no server process has no other way to be scraped; with PROMETHEUS_MULTIPROC_DIR shared
+    # by several workers, any one of them answers for all (the others' ports fail to bind and
+    # they say so once, then work on).
+    worker_port: Annotated[int, _range(0, 65535)] = 0
 
 
 class LogFormat(StrEnum):

@@ -1,7 +1,8 @@
 """Operator and batch-job commands:
 
     python -m tao migrate                 apply schema migrations to every logical shard
-    python -m tao worker [--shards 0-63]  run the outbox worker (any number of processes)
+    python -m tao worker [--shards 0-63] [--metrics-port 9101]
+                                          run the outbox worker (any number of processes)
     python -m tao repair --shard N [--fix] verify (and fix) counts and inverse edges of a shard
 
 Settings come from `--config FILE` / `TAOGRAM_CONFIG` and `TAOGRAM_*` variables. (Loading a
@@ -57,6 +58,10 @@ async def _worker(settings: Settings, args) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    port = args.metrics_port if args.metrics_port is not None else settings.metrics.worker_port
+    if port and settings.metrics.enabled:
+        from config.observability.metrics import serve_in_thread
+        serve_in_thread(port)  # a thread of prometheus_client's: the event loop never serves it
     work = asyncio.create_task(tao.outbox.work(shards))
     logging.getLogger("tao").info("worker on shards %s", args.shards or f"0-{tao.n_shards - 1}")
     await stop.wait()
@@ -90,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("migrate", help="apply schema migrations")
     w = sub.add_parser("worker", help="run the outbox worker")
     w.add_argument("--shards", help="e.g. 0-63 or 0,2,4 (default: all)")
+    w.add_argument("--metrics-port", type=int,
+                   help="serve /metrics on this port (default: metrics.worker_port; 0: none)")
     r = sub.add_parser("repair", help="verify counts and inverse edges")
     r.add_argument("--shard", help="e.g. 3 or 0-7 (default: all)")
     r.add_argument("--fix", action="store_true")

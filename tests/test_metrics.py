@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 import time
 import urllib.parse
 import urllib.request
@@ -16,6 +19,7 @@ import pytest
 
 from tests.harness.processes import Server, free_port, kill, spawn, which
 from tests.schema.client import graphql_settings, running_app
+from tests.serverproc import ROOT, settings_env
 
 SCRAPE_INTERVAL = "1s"
 
@@ -99,3 +103,44 @@ async def test_prometheus_scrapes_requests_store_cache_and_outbox_series(setting
             await _wait_for(port, "taogram_outbox_oldest_job_seconds", prometheus)
         finally:
             kill(prometheus)
+
+
+def _scrape(port: int) -> str:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
+            return resp.read().decode()
+    except OSError:
+        return ""  # not listening yet
+
+
+async def test_a_worker_serves_metrics_for_every_process_of_its_host(settings, tmp_path):
+    """A host with job workers and no server process is scraped at a worker's `--metrics-port`:
+    with PROMETHEUS_MULTIPROC_DIR shared, it reports the jobs it ran and its store calls."""
+    async with running_app(settings) as gql:
+        token, _ = await gql.sign_up("ann_" + uuid.uuid4().hex[:8])
+        _, bob = await gql.sign_up("bob_" + uuid.uuid4().hex[:8])
+        await gql.mutate("follow", token, bob)  # leaves jobs in the outbox (no worker runs here)
+
+    multiproc = tmp_path / "prom"
+    multiproc.mkdir()
+    port = free_port()
+    base = {k: v for k, v in os.environ.items() if not k.startswith("TAOGRAM_")}
+    env = {**base, **settings_env(settings), "PYTHONPATH": str(ROOT), "PROMETHEUS_MULTIPROC_DIR": str(multiproc)}
+    worker = subprocess.Popen([sys.executable, "-m", "tao", "worker", "--metrics-port", str(port)], cwd=ROOT,
+                              env=env, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "worker.log", "wb"))
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            text = await asyncio.to_thread(_scrape, port)
+            ran = [line for line in text.splitlines()
+                   if line.startswith("taogram_job_seconds_count{") and 'outcome="ok"' in line]
+            if ran and "taogram_store_calls_total{" in text:
+                break
+            assert worker.poll() is None, (tmp_path / "worker.log").read_text()
+            assert time.monotonic() < deadline, f"no job series at the worker's /metrics:\n{text[-2000:]}"
+            await asyncio.sleep(0.3)
+        assert any(float(line.rsplit(" ", 1)[1]) >= 1 for line in ran), ran
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+    assert worker.returncode == 0, (tmp_path / "worker.log").read_text()

@@ -216,6 +216,36 @@ def render_sync(outbox: dict[str, tuple[int, int | None, int]] | None = None) ->
     return body
 
 
+class _FlushOnScrape:
+    """A collector that yields nothing: registered first, it carries this process's buffered
+    counts into Prometheus before the scrape reads them (as `render_sync` does)."""
+
+    def collect(self) -> Iterator[Any]:
+        FLUSHER.flush()
+        return iter(())
+
+
+def serve_in_thread(port: int, host: str = "0.0.0.0") -> bool:
+    """Serve `/metrics` from prometheus_client's own HTTP server, in a daemon thread (for
+    processes with no aiohttp app: the job workers). Multiprocess mode: it answers for every
+    process sharing the directory. False when the port is taken (another worker of the host
+    serves it already)."""
+    from prometheus_client import start_http_server
+    if MULTIPROCESS:
+        registry = CollectorRegistry()
+        registry.register(_FlushOnScrape())
+        MultiProcessCollector(registry)
+    else:  # this process's own registry (served once per process)
+        registry = PROCESS_REGISTRY
+        registry.register(_FlushOnScrape())
+    try:
+        start_http_server(port, addr=host, registry=registry)
+    except OSError as exc:
+        log.warning("metrics: port %s not served (%s); another process of this host may serve it", port, exc)
+        return False
+    return True
+
+
 def process_exited(pid: int) -> None:
     """A process sharing the multiprocess directory exited: drop its live gauges (open sockets)."""
     if MULTIPROCESS:
