@@ -5,8 +5,10 @@ and the list read of a user with thousands of notifications.
 
 1. Viral post: `--likes` likes of one post by as many distinct users within `--seconds`, issued
    by `--clients` concurrent clients through `do_like_post` (the mutation's action: it records
-   the notification right after its commit), while `--workers` outbox worker processes (as
-   `python -m tao worker` runs them in production; 0: this process's own worker) run the jobs:
+   the notification right after its commit), spread over `--like-processes` processes as
+   several server processes would take them (one Python process saturates one core), while
+   `--workers` outbox worker processes (as `python -m tao worker` runs them in production; 0:
+   this process's own worker) run the jobs:
    the inverse edges, stream events and pushes, and any record a writer left to its job.
    Reported: NOTIFICATION objects and NOTIFIED edges of the author (the group's rows: O(1) per
    window), the group's exact actor count against the post's `likeCount`, SQL statements per
@@ -63,7 +65,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--shards", type=int, default=8)
     p.add_argument("--likes", type=int, default=10_000)
     p.add_argument("--seconds", type=float, default=60.0, help="the window the likes are spread over")
-    p.add_argument("--clients", type=int, default=32, help="concurrent like clients")
+    p.add_argument("--clients", type=int, default=32, help="concurrent like clients (in all)")
+    p.add_argument("--like-processes", type=int, default=2,
+                   help="processes issuing the likes, as server processes would (0: this process)")
     p.add_argument("--workers", type=int, default=2,
                    help="outbox worker processes (0: one in-process worker, as before this flag)")
     p.add_argument("--sample", type=int, default=20, help="time every Nth like to the author's list")
@@ -120,6 +124,97 @@ def _worker_process(settings: Settings, stop: Any, results: Any) -> None:
     results.put(asyncio.run(main()))
 
 
+def _liker_process(settings: Settings, post: int, likes: list[tuple[int, int]], interval: float, clients: int,
+                   sample: int, ready: Any, go: Any, samples: Any, results: Any) -> None:
+    """One server process's share of the likes (`likes`: (index, liker)); the like with index i
+    is due at start + i * interval (start: a `time.monotonic()` the parent sends on `go`: the
+    clock is the host's, shared by its processes). Every `sample`th like is put on `samples` as
+    (liker, began, acknowledged) when it is acknowledged; the totals go on `results` at the end."""
+    async def main() -> dict[str, Any]:
+        tao = await open_tao(settings, start_worker=False)
+        register_job_handlers(tao)
+        tune_gc()
+        todo = list(reversed(likes))
+        errors, like_times = 0, []
+        tao.reset_stats()
+        ready.put(os.getpid())
+        start = await asyncio.to_thread(go.get)
+
+        async def client() -> None:
+            nonlocal errors
+            while todo:
+                i, liker = todo.pop()
+                delay = start + i * interval - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                began = time.monotonic()
+                try:
+                    await do_like_post(tao, liker, post)
+                except (TaoError, AppError):
+                    errors += 1
+                    continue
+                acked = time.monotonic()
+                like_times.append(acked - began)
+                if i % sample == 0:
+                    samples.put((liker, began, acked))
+        await asyncio.gather(*(client() for _ in range(clients)))
+        stats = tao.stats()
+        await tao.close()
+        return {"errors": errors, "like_times": like_times, "stats": stats}
+    results.put(asyncio.run(main()))
+
+
+class Likers:
+    """`n` processes issuing the likes; their sampled acknowledgements reach `on_sample` in this
+    process's loop as they happen."""
+
+    def __init__(self, settings: Settings, post: int, likers: list[int], a: argparse.Namespace) -> None:
+        ctx = mp.get_context("spawn")
+        n = a.like_processes
+        self._ready, self._samples, self._results = ctx.Queue(), ctx.Queue(), ctx.Queue()
+        self._go = [ctx.Queue() for _ in range(n)]
+        interval = a.seconds / max(1, a.likes)
+        self._procs = [ctx.Process(target=_liker_process, daemon=True, args=(
+            settings, post, [(i, likers[i]) for i in range(k, len(likers), n)], interval,
+            max(1, a.clients // n), a.sample, self._ready, self._go[k], self._samples, self._results))
+            for k in range(n)]
+        for p in self._procs:
+            p.start()
+
+    async def run(self, on_sample: Any) -> tuple[float, dict[str, Any]]:
+        """Start the likes once every process is ready; return (start, totals) when all are done."""
+        for _ in self._procs:
+            await asyncio.to_thread(self._ready.get, True, 120)
+        start = time.monotonic() + 0.5
+        for go in self._go:
+            go.put(start)
+        loop = asyncio.get_running_loop()
+        finished = False
+
+        def drain() -> None:
+            import queue as queue_module
+            while not finished:
+                try:
+                    item = self._samples.get(timeout=0.1)
+                except queue_module.Empty:
+                    continue
+                loop.call_soon_threadsafe(on_sample, *item)
+        drainer = asyncio.create_task(asyncio.to_thread(drain))
+        totals: dict[str, Any] = {"errors": 0, "like_times": [], "stats": {}}
+        for _ in self._procs:
+            r = await asyncio.to_thread(self._results.get, True, 3600)
+            totals["errors"] += r["errors"]
+            totals["like_times"] += r["like_times"]
+            for k, v in r["stats"].items():
+                totals["stats"][k] = totals["stats"].get(k, 0) + v
+        for p in self._procs:
+            await asyncio.to_thread(p.join, 10)
+        await asyncio.sleep(0.3)  # the last samples put before the results
+        finished = True
+        await drainer
+        return start, totals
+
+
 class Workers:
     """`n` worker processes for the length of the viral run."""
 
@@ -150,7 +245,8 @@ async def viral(tao: Tao, a: argparse.Namespace, receiver: PushReceiver) -> dict
     await push.do_register_push_subscription(tao, author, receiver.endpoint("author-phone"), **device.keys())
     post = (await do_create_post(tao, author, "going viral", [])).id
     await tao.run_jobs_until_idle()
-    log(f"viral: {a.likes} likes of one post over {a.seconds:.0f} s by {a.clients} clients")
+    where = f"{a.like_processes} processes" if a.like_processes else "this process"
+    log(f"viral: {a.likes} likes of one post over {a.seconds:.0f} s by {a.clients} clients in {where}")
     interval = a.seconds / max(1, a.likes)
     latencies: list[float] = []
     from_start: list[float] = []
@@ -160,11 +256,13 @@ async def viral(tao: Tao, a: argparse.Namespace, receiver: PushReceiver) -> dict
     for i in range(len(likers)):
         queue.put_nowait(i)
     workers = Workers(tao.settings, a.workers) if a.workers else None
+    likers_procs = Likers(tao.settings, post, likers, a) if a.like_processes else None
     if workers is None:
         tao.outbox.start()  # this process's worker runs the jobs
     else:
         await asyncio.sleep(5)  # the workers' interpreters start (imports, pools) before the likes do
-    start = time.perf_counter()
+    # time.monotonic() throughout: the like processes' timestamps are on the same (the host's) clock.
+    start = time.monotonic()
 
     waiting: dict[int, tuple[float, float]] = {}  # sampled actor -> when its like started, was acknowledged
     done = asyncio.Event()
@@ -174,9 +272,9 @@ async def viral(tao: Tao, a: argparse.Namespace, receiver: PushReceiver) -> dict
         group's NOTIF_ACTOR edge is what the author's list counts)."""
         nid = None
         deadline = float("inf")
-        while not (done.is_set() and not waiting) and time.perf_counter() < deadline:
+        while not (done.is_set() and not waiting) and time.monotonic() < deadline:
             if done.is_set() and deadline == float("inf"):
-                deadline = time.perf_counter() + 120  # a like never recorded by then is reported missing
+                deadline = time.monotonic() + 120  # a like never recorded by then is reported missing
             await asyncio.sleep(0.02)
             try:
                 if nid is None:
@@ -189,7 +287,7 @@ async def viral(tao: Tao, a: argparse.Namespace, receiver: PushReceiver) -> dict
             except TaoError as exc:  # an overloaded store: try again next round
                 log(f"poll: {exc}")
                 continue
-            now = time.perf_counter()
+            now = time.monotonic()
             for u in actors:
                 if found[(nid, "NOTIF_ACTOR", u)] is not None:
                     began, acked = waiting.pop(u)
@@ -201,38 +299,48 @@ async def viral(tao: Tao, a: argparse.Namespace, receiver: PushReceiver) -> dict
         while not queue.empty():
             i = queue.get_nowait()
             due = start + i * interval
-            delay = due - time.perf_counter()
+            delay = due - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-            began = time.perf_counter()
+            began = time.monotonic()
             try:
                 await do_like_post(tao, likers[i], post)
             except (TaoError, AppError):
                 errors += 1
                 continue
-            acked = time.perf_counter()
+            acked = time.monotonic()
             like_times.append(acked - began)
             if i % a.sample == 0:
                 waiting[likers[i]] = (began, acked)
     tao.reset_stats()
     poller = asyncio.create_task(poll())
-    await asyncio.gather(*(client() for _ in range(a.clients)))
-    issued = time.perf_counter() - start
+    liker_stats: dict[str, int] = {}
+    if likers_procs is not None:
+        def on_sample(liker: int, began: float, acked: float) -> None:
+            waiting[liker] = (began, acked)
+        start, totals = await likers_procs.run(on_sample)
+        errors, like_times, liker_stats = totals["errors"], totals["like_times"], totals["stats"]
+    else:
+        await asyncio.gather(*(client() for _ in range(a.clients)))
+    issued = time.monotonic() - start
     done.set()
     await poller
     worker_stats = await asyncio.to_thread(workers.stop) if workers is not None else {}
     await tao.outbox.stop()
     # The rest of the outbox (the last batch window's push is due up to 30 s later: run it now).
     await tao.run_jobs_until_idle()
-    elapsed = time.perf_counter() - start
+    elapsed = time.monotonic() - start
     stats = tao.stats()
-    statements = stats.get("sql_queries", 0) + worker_stats.get("sql_queries", 0)
+    # The like processes' statements are the likes'; this process's own are the poller's reads
+    # (0 SQL when warm) when the likes run elsewhere.
+    statements = (stats.get("sql_queries", 0) + worker_stats.get("sql_queries", 0)
+                  + liker_stats.get("sql_queries", 0))
     groups = await tao.assoc_range(author, "NOTIFIED", 0, 100)
     nid = groups[0].id2 if groups else 0
     actor_count = await tao.assoc_count(nid, "NOTIF_ACTOR") if nid else 0
     like_count = await tao.assoc_count(post, "LIKED_BY")
     lat, lat_start, likes_lat = sorted(latencies), sorted(from_start), sorted(like_times)
-    out = {"workers": a.workers,
+    out = {"workers": a.workers, "like_processes": a.like_processes,
         "likes_acknowledged": a.likes - errors, "errors": errors, "issue_seconds": round(issued, 1),
         "likes_per_second": round((a.likes - errors) / issued, 1),
         "drain_seconds": round(elapsed, 1),
