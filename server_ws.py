@@ -25,7 +25,8 @@ from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
 
 from config import RealtimeSettings
-from config.observability.metrics import WEBSOCKETS_OPEN
+from config.observability.metrics import WEBSOCKETS_OPEN, OperationNames
+from config.observability.requests import WSOperation, observe_ws_operation
 from resolvers.errors import UnavailableError
 from resolvers.realtime import CLOSE_GOING_AWAY, CLOSE_RATE_LIMITED, SessionWatch, ensure_live_session
 from tao import ShardUnavailableError
@@ -70,6 +71,8 @@ class TaogramWSHandler(BaseGraphQLTransportWSHandler):
         self._bucket = _TokenBucket(rt.messages_per_second, rt.message_burst)
         self._watch: SessionWatch | None = None
         self._closed = False
+        self._shutting_down: asyncio.Future | None = None  # referenced while it runs (see shutdown)
+        self._observed: dict[str, WSOperation] = {}  # operation id -> its observation (one log line each)
         self.context.socket = SocketHandle(self)
         request = getattr(self.websocket, "request", None)
         if request is not None:
@@ -125,10 +128,42 @@ class TaogramWSHandler(BaseGraphQLTransportWSHandler):
         if not self._closed:
             await super().handle_subscribe(message)
 
+    async def run_operation(self, operation: Any) -> None:
+        # One log line and one count per operation on the socket, when it ends (config/observability).
+        names: OperationNames = self.view.operation_names
+        request_id = f"{self.context.request_id}:{str(operation.id)[:64]}"  # the socket's id and the operation's
+        with observe_ws_operation(names, operation.operation_name, operation.query, request_id,
+                                  self.context.viewer_id) as op:
+            self._observed[operation.id] = op
+            try:
+                await super().run_operation(operation)
+            finally:
+                self._observed.pop(operation.id, None)
+
+    async def send_message(self, message: Any) -> None:
+        op = self._observed.get(message.get("id")) if isinstance(message, dict) else None
+        if op is not None:
+            op.saw(message)
+        await super().send_message(message)
+
     async def shutdown(self) -> None:
-        if self._watch is not None:
-            await self._watch.stop()
-        await super().shutdown()
+        # aiohttp cancels this handler's task when the peer's connection is lost, at whatever
+        # await it is in; an interrupted shut-down would leave operations running and broker
+        # listeners registered (the session watch's, each subscription's) until the process
+        # stops. So the operations are cancelled before anything awaits, and the rest runs in a
+        # task of its own that a cancellation of this one does not stop.
+        for operation in list(self.operations.values()):
+            if operation.task is not None:
+                operation.task.cancel()
+        self._shutting_down = asyncio.ensure_future(self._shut_down())
+        await asyncio.shield(self._shutting_down)
+
+    async def _shut_down(self) -> None:
+        try:
+            if self._watch is not None:
+                await self._watch.stop()
+        finally:
+            await super().shutdown()
 
 
 async def close_all(app: web.Application) -> None:

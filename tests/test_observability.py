@@ -4,6 +4,7 @@ it enqueued, with none per field."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -18,6 +19,7 @@ from config.observability import traces
 from config.observability.logs import configure_logging
 from tests.resolvers.messages_client import DM
 from tests.schema.client import graphql_settings, running_app
+from tests.wsclient import WSClient
 
 
 @pytest.fixture
@@ -181,3 +183,39 @@ def test_spans_are_exported_over_otlp_when_an_endpoint_is_configured():
         traces.shutdown_tracing()
     assert received and received[0][0] == "/v1/traces" and received[0][1] == "application/x-protobuf"
     assert received[0][2] > 0
+
+
+async def test_each_websocket_operation_is_one_json_line_with_no_secret(settings, captured_logs):
+    """Over graphql-transport-ws: a query, a mutation and a subscription on one socket each get
+    their line (`transport: "ws"`) when they end; neither the token of `connection_init` nor
+    the mutation's text reaches the logs."""
+    secret_bio = "the-secret-bio-" + uuid.uuid4().hex
+    async with running_app(settings) as gql:
+        token, _ = await gql.sign_up("ann_" + uuid.uuid4().hex[:8])
+        sock = await WSClient.connect(gql.client, "/graphql", token)
+        await sock.subscribe("q", "query WsMe { viewer { username } }")
+        assert (await sock.next_data("q"))["viewer"]["username"].startswith("ann_")
+        await sock.subscribe("m", "mutation WsBio($b: String) { updateProfile(input: {bio: $b}) { user { bio } } }",
+                             {"b": secret_bio})
+        assert (await sock.next_data("m"))["updateProfile"]["user"]["bio"] == secret_bio
+        await sock.subscribe("s", "subscription WsEvents { viewerEvents { cursor } }")
+        await sock.subscribe("bad", "query WsBroken { viewer { noSuchField } }")
+        await asyncio.sleep(0.3)
+        await sock.close()  # ends the subscription: its line is written as it stops
+        for _ in range(50):  # the server notices the close, ends the subscription and logs it
+            await asyncio.sleep(0.1)
+            if '"operation":"WsEvents"' in captured_logs.getvalue():
+                break
+
+    ws_lines = {line["operation"]: line for line in _lines(captured_logs)
+                if line["logger"] == "taogram.request" and line.get("transport") == "ws"}
+    assert set(ws_lines) == {"WsMe", "WsBio", "WsEvents", "WsBroken"}, ws_lines
+    me, bio = ws_lines["WsMe"], ws_lines["WsBio"]
+    assert me["outcome"] == bio["outcome"] == "ok" and me["results"] == bio["results"] == 1
+    assert me["viewer_id"] is not None and me["request_id"] != bio["request_id"]
+    assert ws_lines["WsEvents"]["results"] == 0 and ws_lines["WsEvents"]["duration_ms"] > 0
+    assert ws_lines["WsBroken"]["outcome"] == "error"
+    assert ws_lines["WsBroken"]["error_codes"] == ["GRAPHQL_VALIDATION_FAILED"]
+    text = captured_logs.getvalue()
+    for secret in (token, secret_bio):
+        assert secret not in text, f"a secret reached the logs: {secret[:12]}..."

@@ -4,6 +4,11 @@
         result = await execute(...)
         op.finish(context, result)
 
+Over the WebSocket (`graphql-transport-ws`), each operation of a socket gets one line too, when it
+ends (`observe_ws_operation`): a query or mutation when its result is sent, a subscription when
+it completes, is stopped by the client, or its socket closes; with `transport: "ws"`, the events
+it delivered and the error codes they carried.
+
 The log line (`taogram.request`, one per operation) holds the request id (also in the response's
 `extensions.requestId`), the viewer id, the operation name, the duration, the cost the operation
 was charged, the outcome and the error codes: never the document, its variables or a header.
@@ -90,3 +95,48 @@ def observe_rejection(request_id: str | None, status: int, code: str) -> None:
     metrics.GRAPHQL_ERRORS.labels(code).inc()
     request_log.info("request", extra=log_fields(request_id=request_id, viewer_id=None, operation=None,
                                                 status=status, outcome="rejected", error_codes=[code]))
+
+
+class WSOperation:
+    """One operation on a socket, observed through the messages sent for it (`saw`)."""
+
+    def __init__(self, name: str | None, label: str) -> None:
+        self.name, self.label = name, label
+        self.results = 0  # `next` messages sent: a query's one result, a subscription's events
+        self.codes: list[str] = []
+        self.outcome = "ok"
+
+    def saw(self, message: Any) -> None:
+        kind = message.get("type")
+        if kind == "next":
+            self.results += 1
+            payload = message.get("payload") or {}
+            errors = payload.get("errors") or ()
+            if errors:
+                self.outcome = "partial" if payload.get("data") is not None else "error"
+        elif kind == "error":  # refused before it ran (validation, a limit): no result
+            errors = message.get("payload") or ()
+            self.outcome = "error"
+        else:
+            return
+        self.codes += [str((e.get("extensions") or {}).get("code", "UNKNOWN")) for e in errors if isinstance(e, dict)]
+
+
+@contextlib.contextmanager
+def observe_ws_operation(names: metrics.OperationNames, operation_name: str | None, query: str | None,
+                         request_id: str, viewer_id: int | None) -> Iterator[WSOperation]:
+    """One WebSocket operation: counted and logged when it ends (see the module docstring). No
+    latency sample: a subscription's lifetime is not a response time."""
+    name = operation_name_of(operation_name, query)
+    op = WSOperation(name, names.label(name))
+    began = time.perf_counter()
+    try:
+        yield op
+    finally:
+        metrics.REQUESTS.labels(op.label, op.outcome).inc()
+        for code in op.codes:
+            metrics.GRAPHQL_ERRORS.labels(code).inc()
+        request_log.info("request", extra=log_fields(
+            request_id=request_id, viewer_id=viewer_id, operation=op.name, transport="ws",
+            duration_ms=round((time.perf_counter() - began) * 1000, 2), results=op.results, outcome=op.outcome,
+            error_codes=op.codes))

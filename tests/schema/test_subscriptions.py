@@ -144,3 +144,22 @@ async def test_message_rate_and_subscription_caps(gql: GQL, gql_settings) -> Non
             if await sock.receive() is None:
                 code = sock.close_code
     assert code == CLOSE_RATE_LIMITED
+
+
+async def test_a_client_that_goes_away_leaves_no_subscription_running(gql: GQL) -> None:
+    """The peer closes its socket: every operation on it ends and lets go of its broker
+    listeners at once, not when the process stops (aiohttp cancels the connection's handler
+    mid-shutdown; the operations must be cancelled before that can interrupt it)."""
+    tb, _ = await gql.sign_up("bob")
+    before = gql.tao.broker.stats()["listeners"]
+    sock = await ws(gql, tb)
+    await sock.subscribe("1", VIEWER_EVENTS)
+    await sock.subscribe("2", VIEWER_EVENTS)
+    await asyncio.sleep(0.3)
+    assert gql.tao.broker.stats()["listeners"] > before
+    await sock.close()
+    for _ in range(100):
+        if gql.tao.broker.stats()["listeners"] == before:
+            break
+        await asyncio.sleep(0.05)
+    assert gql.tao.broker.stats()["listeners"] == before
