@@ -84,7 +84,11 @@ async def test_an_unlike_retracts_at_once_and_a_late_record_job_does_not_bring_i
     like = (await tao.assoc_get(bob, "LIKES", [post]))[post]
     await do_unlike_post(tao, bob, post)
     nid, count = await _group(tao, author)
-    assert count == 1 and await tao.outbox.pending() == 0
+    assert count == 1  # retracted by the unlike's writer, before any job runs
+    # Each writer deleted its job once done; on a saturated box a writer's record can time out
+    # and leave its job (the fallback): whatever is left runs now and must change nothing.
+    await tao.run_jobs_until_idle(include_delayed=True)
+    assert await tao.outbox.pending() == 0 and await _group(tao, author) == (nid, 1)
     [(_, payload)] = causes.like_post(bob, post, author, like.time)
     await record.record(tao, Event.from_payload(payload))  # the like's job, run late: its cause is gone
     assert await _group(tao, author) == (nid, 1)
