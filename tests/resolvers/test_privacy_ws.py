@@ -1,0 +1,383 @@
+"""Privacy over the WebSocket (`graphql-transport-ws`) on the newer surfaces: stories (tray, story
+and media nodes, the profile ring, highlights, viewers, seen marks, replies), search (`search`,
+`recentSearches`) and Explore (`explore`, `suggestedUsers`, `trendingHashtags`), and the
+subscriptions that carry stories (a story reply's `message.story`, a story mention's
+notification).
+
+"Nothing reaches a client that the viewer may not see, on any surface, HTTP or WebSocket": each
+read runs over both transports and must give the same answer, and that answer must hold nothing
+hidden. A socket keeps one context for its life, so the reads that matter most here run on a
+socket opened *before* the relation changed (a block, a close-friends removal, an expiry, going
+private): an answer cached by the socket's earlier operations must not outlive the change.
+Each test has a control case in which the viewer does see the thing, so it can fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import pytest
+
+from resolvers.explore import trends
+from tests.resolvers.stories.helpers import DAY, T0, clock, follow, post_story
+from tests.schema.client import GQL
+from tests.wsclient import WSClient
+
+STORY_SURFACES = """query($s: ID!, $m: ID!) {
+  story: node(id: $s) { id ... on Story { isLive hashtag link } }
+  media: node(id: $m) { id }
+  user(username: "ada") { username stories { id } highlights { title stories { id } cover { id } } }
+  viewer { storyTray(first: 50) { nodes { user { username } isCloseFriends stories { id } } } }
+}"""
+VIEWERS = "query($s: ID!) { node(id: $s) { ... on Story { viewerCount viewers { nodes { username } } } } }"
+SEEN = """mutation($ids: [ID!]!) { markStorySeen(input: {storyIds: $ids}) { stories { id } errors { code } } }"""
+REPLY = """mutation($i: StoryReplyInput!) { replyToStory(input: $i) { message { id story { id } }
+  errors { code } } }"""
+HIGHLIGHT = """mutation($i: HighlightCreateInput!) { createHighlight(input: $i) {
+  highlight { id } errors { code } } }"""
+CLOSE_FRIENDS = "mutation($i: CloseFriendsInput!) {{ {verb}CloseFriends(input: $i) {{ errors {{ code }} }} }}"
+PRIVATE = "mutation($p: Boolean!) { updateProfile(input: {isPrivate: $p}) { errors { code } } }"
+
+
+# ---- running one read over both transports -------------------------------------------------------
+
+def _comparable(body: dict) -> dict:
+    """What a client learns from a result: its data and its errors' codes and paths (a request id
+    or a message's wording may differ between the transports)."""
+    errors = sorted((e.get("extensions", {}).get("code"), tuple(e.get("path") or ())) for e in body.get("errors", []))
+    return {"data": body.get("data"), "errors": errors}
+
+
+class Both:
+    """One viewer's reads over HTTP and over one long-lived WebSocket."""
+
+    def __init__(self, gql: GQL, token: str | None, sock: WSClient) -> None:
+        self.gql, self.token, self.sock = gql, token, sock
+        self._ops = 0
+
+    async def ws(self, query: str, variables: dict | None = None) -> dict:
+        self._ops += 1
+        return await self.sock.execute(f"op{self._ops}", query, variables)
+
+    async def read(self, query: str, variables: dict | None = None) -> dict:
+        """The read's comparable result, asserted the same over HTTP and over the socket."""
+        http = _comparable(await self.gql(query, variables, self.token))
+        ws = _comparable(await self.ws(query, variables))
+        assert ws == http, f"WebSocket and HTTP disagree\n  ws:   {ws}\n  http: {http}"
+        return http
+
+
+@asynccontextmanager
+async def both(gql: GQL, token: str | None) -> AsyncIterator[Both]:
+    sock = await WSClient.connect(gql.client, "/graphql", token)
+    try:
+        yield Both(gql, token, sock)
+    finally:
+        await sock.close()
+
+
+def mentions(result: dict, *ids: str) -> bool:
+    """Whether any of the ids appears anywhere in the result (data or errors)."""
+    text = json.dumps(result)
+    return any(i in text for i in ids)
+
+
+# ---- stories ------------------------------------------------------------------------------------
+
+async def _close_friends(gql: GQL, token: str, verb: str, user: str) -> None:
+    data = await gql.ok(CLOSE_FRIENDS.format(verb=verb), {"i": {"userIds": [user]}}, token)
+    assert data[f"{verb}CloseFriends"]["errors"] == []
+
+
+# change -> what ada does after vic's socket has seen her story (vic follows ada, ada's story is
+# for followers, or for close friends with vic on the list); "none" is the control.
+CHANGES = ["none", "author_blocks_viewer", "viewer_blocks_author", "removed_from_close_friends", "expired",
+           "private_not_followed"]
+
+
+async def _change(gql: GQL, change: str, ta: str, a: str, tv: str, v: str) -> None:
+    if change == "author_blocks_viewer":
+        assert (await gql.mutate("block", ta, v))["errors"] == []
+    elif change == "viewer_blocks_author":
+        assert (await gql.mutate("block", tv, a))["errors"] == []
+    elif change == "removed_from_close_friends":
+        await _close_friends(gql, ta, "remove", v)
+    elif change == "expired":
+        gql.tao.clock.set(T0 + DAY)  # type: ignore[attr-defined]  (the test's ManualClock)
+    elif change == "private_not_followed":
+        assert (await gql.mutate("unfollow", tv, a))["errors"] == []
+        assert (await gql.ok(PRIVATE, {"p": True}, ta))["updateProfile"]["errors"] == []
+    else:
+        assert change == "none", change
+
+
+@pytest.mark.parametrize("change", CHANGES)
+async def test_story_surfaces_over_the_socket_follow_a_change_made_while_it_is_open(gql: GQL, change: str) -> None:
+    clock(gql)
+    ta, a = await gql.sign_up("ada")
+    tv, v = await gql.sign_up("vic")
+    await follow(gql, tv, a)
+    close_friends = change == "removed_from_close_friends"
+    if close_friends:
+        await _close_friends(gql, ta, "add", v)
+    story = await post_story(gql, ta, "ada", hashtag="#Sun", link="https://example.com/x",
+                             audience="CLOSE_FRIENDS" if close_friends else "FOLLOWERS")
+    # Not in a highlight: a highlighted story outlives its 24 hours (resolvers/stories/visibility.py);
+    # a second story is, and the highlight must not carry the first one out once it may not be seen.
+    other = await post_story(gql, ta, "ada", audience="CLOSE_FRIENDS" if close_friends else "FOLLOWERS")
+    h = await gql.ok(HIGHLIGHT, {"i": {"title": "best", "storyIds": [other["id"]]}}, ta)
+    assert h["createHighlight"]["errors"] == []
+    ids = {"s": story["id"], "m": story["media"]["id"]}
+    hidden = (story["id"], story["media"]["id"]) if change in ("expired",) else (
+        story["id"], story["media"]["id"], other["id"])
+    async with both(gql, tv) as vic:
+        before = await vic.read(STORY_SURFACES, ids)
+        assert before["data"]["story"]["id"] == story["id"] and mentions(before, *hidden)  # the socket has seen it
+        assert (await vic.ws(SEEN, {"ids": [story["id"]]}))["data"]["markStorySeen"]["errors"] == []
+        await _change(gql, change, ta, a, tv, v)
+        after = await vic.read(STORY_SURFACES, ids)
+        if change == "none":
+            assert after == before
+        else:
+            assert after["data"]["story"] is None and after["data"]["media"] is None
+            assert not mentions(after, *hidden), after
+        # writes over the socket see the change as well: a hidden story is NOT_FOUND, as over HTTP
+        seen = (await vic.ws(SEEN, {"ids": [story["id"]]}))["data"]["markStorySeen"]
+        reply = (await vic.ws(REPLY, {"i": {"storyId": story["id"], "text": "wow", "clientMessageId": "r1"}}
+                              ))["data"]["replyToStory"]
+        if change == "none":
+            assert seen["errors"] == [] and reply["errors"] == [], (seen, reply)
+        else:
+            assert seen == {"stories": [], "errors": [{"code": "NOT_FOUND"}]}, seen
+            assert reply == {"message": None, "errors": [{"code": "NOT_FOUND"}]}, reply
+        # only the author sees who viewed it, over the socket as over HTTP
+        denied = await vic.read(VIEWERS, {"s": story["id"]})
+        assert denied["data"]["node"] in (None, {"viewerCount": None, "viewers": None}), denied
+        assert not mentions(denied["data"], "vic")
+    async with both(gql, ta) as ada:  # the author's list: vic is listed unless a block stands between them
+        listed = (await ada.read(VIEWERS, {"s": story["id"]}))["data"]["node"]
+        names = [n["username"] for n in listed["viewers"]["nodes"]]
+        assert names == ([] if change.endswith(("blocks_author", "blocks_viewer")) else ["vic"]), listed
+
+
+async def test_a_stranger_and_an_anonymous_socket_see_no_private_or_close_friends_story(gql: GQL) -> None:
+    clock(gql)
+    ta, a = await gql.sign_up("ada")
+    tp, p = await gql.sign_up("pia", private=True)
+    tv, v = await gql.sign_up("vic")
+    tf, f = await gql.sign_up("fay")
+    await follow(gql, tv, a)
+    await follow(gql, tf, a)
+    await _close_friends(gql, ta, "add", f)
+    friends_only = await post_story(gql, ta, "ada", audience="CLOSE_FRIENDS")
+    private = await post_story(gql, tp, "pia")
+    await follow(gql, tv, p)  # a request, not approved: still not a follower
+    for token, sees_friends_only in ((tv, False), (None, False), (tf, True)):
+        async with both(gql, token) as viewer:
+            for s in (friends_only, private):
+                got = await viewer.read("query($s: ID!, $m: ID!) { s: node(id: $s) { id } m: node(id: $m) { id } }",
+                                        {"s": s["id"], "m": s["media"]["id"]})
+                visible = s is friends_only and sees_friends_only
+                assert mentions(got, s["id"], s["media"]["id"]) == visible, (token, s, got)
+            profiles = await viewer.read('{ ada: user(username: "ada") { stories { id } } '
+                                         'pia: user(username: "pia") { stories { id } highlights { title } } }')
+            assert mentions(profiles, friends_only["id"]) == sees_friends_only and not mentions(profiles, private["id"])
+            if token is not None:
+                rings = await viewer.read("{ viewer { storyTray(first: 50) { nodes { user { username } "
+                                          "isCloseFriends stories { id } } } } }")
+                assert mentions(rings, friends_only["id"]) == sees_friends_only
+                assert not mentions(rings, private["id"])
+
+
+# ---- stories in subscriptions: replies as messages, mentions as notifications --------------------
+
+INBOX_EVENTS = """subscription($after: String) { inboxEvents(after: $after) { __typename cursor
+  ... on NewMessageEvent { message { text storyReaction story { id isLive } } } } }"""
+THREAD_MESSAGES = """{ inbox { threads(folder: INBOX) { nodes { messages { nodes { text story { id } } } } } } }"""
+NOTIFICATION_EVENTS = """subscription($after: String) { notificationEvents(after: $after) { cursor
+  notification { type actors { username } target { id } } } }"""
+SEND = """mutation($i: MessageSendInput!) { sendMessage(input: $i) { message { id } errors { code } } }"""
+
+
+async def _next_event(sock: WSClient, op: str, field: str, timeout: float = 10.0) -> dict:
+    return (await sock.next_data(op, timeout))[field]
+
+
+@pytest.mark.parametrize("change", ["none", "removed_from_close_friends", "expired", "author_blocks_viewer"])
+async def test_a_story_reply_replayed_over_inbox_events_quotes_the_story_only_while_visible(gql: GQL,
+                                                                                           change: str) -> None:
+    clock(gql)
+    ta, a = await gql.sign_up("ada")
+    tv, v = await gql.sign_up("vic")
+    await follow(gql, tv, a)
+    await follow(gql, ta, v)  # ada follows vic: vic's messages reach her inbox, not her requests
+    await _close_friends(gql, ta, "add", v)
+    story = await post_story(gql, ta, "ada", audience="CLOSE_FRIENDS")
+    sock = await WSClient.connect(gql.client, "/graphql", tv)
+    await sock.subscribe("inbox", INBOX_EVENTS)
+    await asyncio.sleep(0.3)  # live once the broker acknowledged it
+    sent = await gql.ok(SEND, {"i": {"recipientIds": [a], "text": "hi", "clientMessageId": "m0"}}, tv)
+    assert sent["sendMessage"]["errors"] == [], sent
+    start = await _next_event(sock, "inbox", "inboxEvents")
+    await sock.close()
+    reply = await gql.ok(REPLY, {"i": {"storyId": story["id"], "text": "wow", "clientMessageId": "r1"}}, tv)
+    assert reply["replyToStory"]["errors"] == [] and reply["replyToStory"]["message"]["story"] == {"id": story["id"]}
+    await _change(gql, change, ta, a, tv, v)
+    http = (await gql.ok(THREAD_MESSAGES, token=tv))["inbox"]["threads"]["nodes"]
+    sock = await WSClient.connect(gql.client, "/graphql", tv)
+    await sock.subscribe("inbox", INBOX_EVENTS, {"after": start["cursor"]})
+    replayed = []
+    try:
+        while True:
+            replayed.append(await _next_event(sock, "inbox", "inboxEvents", timeout=1.5))
+    except TimeoutError:
+        pass
+    finally:
+        await sock.close()
+    quoted = [e["message"]["story"] for e in replayed if e["__typename"] == "NewMessageEvent"
+              and e["message"]["text"] == "wow"]
+    over_http = [m["story"] for t in http for m in t["messages"]["nodes"] if m["text"] == "wow"]
+    if change == "none":
+        assert quoted == [{"id": story["id"], "isLive": True}] and over_http == [{"id": story["id"]}]
+    else:
+        assert not mentions(replayed, story["id"]), replayed  # the message may show, never the story
+        assert all(q is None for q in quoted) and all(q is None for q in over_http), (quoted, over_http)
+
+
+@pytest.mark.parametrize("case", ["followers_story", "close_friends_story_not_on_the_list", "expired_before_delivery"])
+async def test_a_story_mention_reaches_notification_events_only_while_the_story_is_visible(gql: GQL,
+                                                                                           case: str) -> None:
+    c = clock(gql)
+    ta, a = await gql.sign_up("ada")
+    tb, b = await gql.sign_up("bob")
+    await follow(gql, tb, a)
+    sock = await WSClient.connect(gql.client, "/graphql", tb)
+    await sock.subscribe("n", NOTIFICATION_EVENTS)
+    await asyncio.sleep(0.3)
+    audience = "CLOSE_FRIENDS" if case == "close_friends_story_not_on_the_list" else "FOLLOWERS"
+    story = await post_story(gql, ta, "ada", audience=audience, mentions=["@bob"])
+    if case == "expired_before_delivery":
+        c.set(T0 + DAY)
+    await gql.tao.run_jobs_until_idle(include_delayed=False)
+    # A follow is the control that ends the wait: its event comes after the mention's, if any.
+    await follow(gql, ta, b)
+    await gql.tao.run_jobs_until_idle(include_delayed=False)
+    got = []
+    while not got or got[-1]["notification"]["type"] != "FOLLOW":
+        got.append(await _next_event(sock, "n", "notificationEvents"))
+    await sock.close()
+    http = (await gql.ok("{ viewer { notifications { edges { node { type target { id } } } } } }", token=tb))
+    if case == "followers_story":
+        assert [e["notification"]["target"] for e in got] == [{"id": story["id"]}, None]
+        assert mentions(http, story["id"])
+    else:
+        assert [e["notification"]["type"] for e in got] == ["FOLLOW"] and not mentions(got, story["id"]), got
+        assert not mentions(http, story["id"])
+
+
+# ---- search -------------------------------------------------------------------------------------
+
+SEARCH = """query($q: String!) { search(query: $q, first: 20) { edges { node { __typename
+  ... on User { username } ... on Hashtag { name postCount } ... on Post { caption } } } } }"""
+RECENT = "{ recentSearches { __typename ... on User { username } ... on Hashtag { name } } }"
+ADD_RECENT = "mutation($i: RecentSearchAddInput!) { addRecentSearch(input: $i) { errors { code } } }"
+CREATE_POST = "mutation($i: PostCreateInput!) { createPost(input: $i) { post { id } errors { code } } }"
+
+
+async def _post(gql: GQL, token: str, caption: str) -> str:
+    data = (await gql.ok(CREATE_POST, {"i": {"caption": caption}}, token))["createPost"]
+    assert data["errors"] == [], data
+    return data["post"]["id"]
+
+
+@pytest.mark.parametrize("change", ["none", "viewer_blocks", "blocked_by_them", "they_go_private"])
+async def test_search_and_recent_searches_over_the_socket_follow_a_block_or_going_private(gql: GQL,
+                                                                                         change: str) -> None:
+    tv, v = await gql.sign_up("viewer")
+    tz, z = await gql.sign_up("zephyr")
+    await _post(gql, tz, "zephyr over the lagoon #lagoonlight")
+    await gql.tao.run_jobs_until_idle()  # the index jobs, as the partition's writer would run them
+    assert (await gql.ok(ADD_RECENT, {"i": {"id": z}}, tv))["addRecentSearch"]["errors"] == []
+    async with both(gql, tv) as viewer:
+        before = [await viewer.read(SEARCH, {"q": q}) for q in ("zephyr", "lagoon")] + [await viewer.read(RECENT)]
+        assert all(mentions(r, "zephyr") for r in before), before  # the control: the socket found them
+        if change == "viewer_blocks":
+            assert (await gql.mutate("block", tv, z))["errors"] == []
+        elif change == "blocked_by_them":
+            assert (await gql.mutate("block", tz, v))["errors"] == []
+        elif change == "they_go_private":
+            assert (await gql.ok(PRIVATE, {"p": True}, tz))["updateProfile"]["errors"] == []
+        await gql.tao.run_jobs_until_idle()
+        profile, posts, recent = ([await viewer.read(SEARCH, {"q": q}) for q in ("zephyr", "lagoon")]
+                                  + [await viewer.read(RECENT)])
+    if change == "none":
+        assert [profile, posts, recent] == before
+    elif change == "they_go_private":  # the profile stays findable, the posts do not
+        assert mentions(profile, '"username": "zephyr"') and mentions(recent, "zephyr")
+        assert not mentions(posts, "zephyr over the lagoon"), posts
+    else:
+        assert not any(mentions(r, "zephyr") for r in (profile, posts, recent)), (profile, posts, recent)
+
+
+# ---- Explore ------------------------------------------------------------------------------------
+
+EXPLORE = """query($first: Int!, $after: String) { explore(first: $first, after: $after) {
+  edges { node { id author { username } } } pageInfo { hasNextPage endCursor } } }"""
+SUGGESTED = "{ suggestedUsers(first: 20) { user { username } reason } }"
+TRENDING = "{ trendingHashtags(first: 10) { hashtag { name postCount } accounts } }"
+
+
+@pytest.mark.parametrize("change", ["none", "viewer_blocks", "blocked_by_them", "they_go_private"])
+async def test_explore_suggestions_and_trends_over_the_socket_follow_a_change_mid_scroll(gql: GQL,
+                                                                                        change: str) -> None:
+    tv, _ = await gql.sign_up("viewer")
+    ta, a = await gql.sign_up("ada")
+    await gql.mutate("follow", tv, a)
+    posters = [await gql.sign_up(f"poster{i}") for i in range(6)]  # a tag trends from 5 accounts on
+    for _, uid in posters:
+        await gql.mutate("follow", ta, uid)
+    for i, (t, _) in enumerate(posters):
+        await _post(gql, t, f"hello #sunset {i}")
+    tp, _ = await gql.sign_up("pia", private=True)
+    await _post(gql, tp, "only mine #hushhush")  # a tag only a private account used: never listed
+    await gql.tao.run_jobs_until_idle(include_delayed=False)
+    await trends.refresh(gql.tao, gql.tao.settings.explore)
+    async with both(gql, tv) as viewer:
+        first = (await viewer.ws(EXPLORE, {"first": 1}))["data"]["explore"]  # the session starts on the socket
+        shown = first["edges"][0]["node"]["author"]["username"]
+        others = [(t, u) for i, (t, u) in enumerate(posters) if f"poster{i}" != shown]
+        await gql.tao.run_jobs_until_idle(include_delayed=False)  # the viewer's pool, enqueued by that read
+        suggested_before = await viewer.read(SUGGESTED)
+        assert all(mentions(suggested_before, f"poster{i}") for i in range(6))  # the control
+        trending = await viewer.read(TRENDING)
+        assert mentions(trending, "sunset") and not mentions(trending, "hushhush"), trending
+        for t, u in others:
+            if change == "viewer_blocks":
+                assert (await gql.mutate("block", tv, u))["errors"] == []
+            elif change == "blocked_by_them":
+                assert (await gql.mutate("block", t, (await gql.ok("{ viewer { id } }", token=tv))["viewer"]["id"]
+                                         ))["errors"] == []
+            elif change == "they_go_private":
+                assert (await gql.mutate("unfollow", ta, u))["errors"] == []  # ada no longer follows them ...
+                assert (await gql.ok(PRIVATE, {"p": True}, t))["updateProfile"]["errors"] == []  # ... and they hide
+        # The same page of the same session is served again (a retry): HTTP and the socket agree.
+        rest = await viewer.read(EXPLORE, {"first": 10, "after": first["pageInfo"]["endCursor"]})
+        suggested = await viewer.read(SUGGESTED)
+        trending_after = await viewer.read(TRENDING)
+    hidden = [f"poster{i}" for i, (_, u) in enumerate(posters) if (_, u) in others]
+    if change == "none":
+        assert all(mentions(rest, name) for name in hidden), rest
+        assert suggested == suggested_before
+    elif change == "they_go_private":
+        # A private account may be suggested (its profile is LIMITED, not hidden) but its posts are
+        # not served, and ada, who no longer follows it, is not named as following it.
+        assert not any(mentions(rest, name) for name in hidden), rest
+        reasons = {s["user"]["username"]: s["reason"] for s in suggested["data"]["suggestedUsers"]}
+        assert all("ada" not in reasons.get(name, "") for name in hidden), reasons
+    else:
+        assert not any(mentions(rest, name) for name in hidden), rest
+        assert not any(mentions(suggested, name) for name in hidden), suggested
+    assert not mentions(trending_after, "hushhush"), trending_after
