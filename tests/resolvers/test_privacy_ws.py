@@ -383,3 +383,23 @@ async def test_explore_suggestions_and_trends_over_the_socket_follow_a_change_mi
         assert not any(mentions(rest, name) for name in hidden), rest
         assert not any(mentions(suggested, name) for name in hidden), suggested
     assert not mentions(trending_after, "hushhush"), trending_after
+
+
+async def test_an_anonymous_socket_gets_what_anonymous_http_gets(gql: GQL) -> None:
+    clock(gql)
+    tp, _ = await gql.sign_up("pia", private=True)
+    tz, _ = await gql.sign_up("zephyr")
+    await _post(gql, tp, "pia by the lagoon #hushhush")
+    await _post(gql, tz, "zephyr over the lagoon")
+    story = await post_story(gql, tz, "zephyr")
+    await gql.tao.run_jobs_until_idle()
+    async with both(gql, None) as anonymous:
+        found = await anonymous.read(SEARCH, {"q": "lagoon"})
+        assert mentions(found, "zephyr over the lagoon") and not mentions(found, "pia by the lagoon"), found
+        assert not mentions(await anonymous.read(SEARCH, {"q": "hushhush"}), "hushhush")
+        assert not mentions(await anonymous.read(TRENDING), "hushhush")
+        for viewer_only in (RECENT, SUGGESTED, "{ explore(first: 5) { edges { node { id } } } }"):
+            refused = await anonymous.read(viewer_only)
+            assert refused["errors"] and {c for c, _ in refused["errors"]} == {"UNAUTHENTICATED"}, refused
+        # a public account's story is public; the viewer list never is
+        assert (await anonymous.read(VIEWERS, {"s": story["id"]}))["errors"]
