@@ -30,7 +30,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from config import MySQLServer, Settings
+from bench.common import harness_settings, run_on_services, service_arguments
+from config import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 TABLES = ("objects", "assocs", "assoc_counts", "unique_keys", "inverse_tombstones")
@@ -41,23 +42,11 @@ def log(msg: str) -> None:
 
 
 def settings_for(services: Any, run_id: str) -> Settings:
-    s = Settings()
-    s.store.backend = "mysql"
-    s.store.logical_shards = 8
-    s.store.mysql_servers = [MySQLServer(host=m.host, port=m.port, user=m.user, password=m.password)
-                             for m in services.mysql]
-    s.store.database_prefix = run_id
-    s.store.query_timeout = 60.0
-    s.cache.backend = "memcached"
-    s.cache.servers = list(services.memcached)
-    s.cache.key_prefix = run_id
-    s.cache.timeout = 2.0
-    s.cache.heartbeat_interval = 0.2
+    s = harness_settings(services, run_id, 8, query_timeout=60.0, pool_max=None)
     s.media.backend = "s3"
     s.media.s3_endpoint_url = services.s3_endpoint
     s.media.s3_bucket = f"bench-{run_id}".lower().replace("_", "-")
     s.media.s3_access_key = s.media.s3_secret_key = "testing"
-    s.jobs.in_process_worker = False
     s.auth.argon2_time_cost, s.auth.argon2_memory_cost_kib, s.auth.argon2_parallelism = 1, 1024, 1
     s.account_data.deletion_grace_seconds = 0
     s.account_data.export_part_size = 8 * 1024 * 1024
@@ -224,8 +213,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--followers", type=int, default=5_000)
     p.add_argument("--media-mb", type=int, default=1024)
     p.add_argument("--media-files", type=int, default=64)
-    p.add_argument("--services-json", help="use running servers (python -m tests.harness up) instead of starting them")
-    p.add_argument("--json", help="also write the result here")
+    service_arguments(p)
     p.add_argument("--worker", help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
@@ -235,21 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker:
         print(json.dumps(asyncio.run(_worker(args.worker))))
         return 0
-    from tests.harness import attach_services, start_services
-    if args.services_json:
-        services, own = attach_services(args.services_json), False
-    else:
-        log("starting 2 MariaDB + 2 memcached + S3 (moto) (tests.harness) ...")
-        services, own = start_services(2, 2, True), True
-    try:
-        out = asyncio.run(run(args, services))
-    finally:
-        if own:
-            services.stop()
-    print(json.dumps(out, indent=1, default=str))
-    if args.json:
-        Path(args.json).write_text(json.dumps(out, indent=1, default=str))
-    return 0
+    return run_on_services(run, args, log, s3=True)
 
 
 if __name__ == "__main__":

@@ -3,8 +3,13 @@ samplers over a fixed population, and a group of load-generator OS processes tha
 measure in lock-step.
 
 Not a benchmark itself (`make bench` runs every `bench/[!_]*.py`, so running this file only
-prints a note). Nothing here knows the store: a benchmark hands `run_load_processes` a top-level
-function that runs one process's load.
+prints a note). The load machinery knows nothing of the store: a benchmark hands
+`run_load_processes` a top-level function that runs one process's load.
+
+The scaffolding every store benchmark repeated lives here too, imported lazily (load processes
+import this module and need none of it): the service arguments (`service_arguments`), the
+settings on the harness's servers (`harness_settings`), `main` (`run_on_services`), the
+teardown (`drop_shards_and_close`) and the progress line (`log`).
 
 Invariant kept by `run_load_processes`: every process starts its measured window at the same
 moment (a barrier, passed once every process has warmed up) and measures for the same duration,
@@ -17,6 +22,7 @@ import bisect
 import itertools
 import math
 import multiprocessing as mp
+import os
 import random
 import time
 from collections import defaultdict
@@ -197,14 +203,81 @@ def run_load_processes(fn: Callable[[Any, LoadSync], dict], args: Sequence[Any],
     return [out[i] for i in range(n)]
 
 
-if __name__ == "__main__":
-    print("bench/common.py holds helpers for the benchmarks; it is not a benchmark itself.")
+# ---- scaffolding of the store benchmarks ---------------------------------------------------------
 
 
-def run_on_services(run: Callable[[Any, Any], Any], args: Any, log: Callable[[str], None]) -> int:
+def log(msg: str) -> None:
+    """A progress line with the time and the load average (figures on a shared box need it)."""
+    print(f"[{time.strftime('%H:%M:%S')} load {os.getloadavg()[0]:.1f}] {msg}", flush=True)
+
+
+def service_arguments(p: Any, *, shards: int | None = None) -> None:
+    """Add the arguments every store benchmark takes: `--services-json`, `--json` and, when
+    `shards` is given, `--shards` with that default."""
+    p.add_argument("--services-json", help="reuse the servers of `python -m tests.harness up`")
+    if shards is not None:
+        p.add_argument("--shards", type=int, default=shards, help="logical shards (default %(default)s)")
+    p.add_argument("--json", help="write every figure here")
+
+
+def harness_settings(services: Any, run_id: str, shards: int, *, cache_timeout: float = 2.0,
+                     query_timeout: float = 30.0, pool_max: int | None = 16) -> Any:
+    """Settings on the harness's MariaDB and memcached servers, under databases and cache keys
+    of their own (`run_id`), with no background worker (the benchmark runs jobs when it means to).
+    Generous SQL timeouts: on a loaded box the bench measures, it does not fail fast."""
+    from config import MySQLServer, Settings
+
+    s = Settings()
+    s.store.backend = "mysql"
+    s.store.logical_shards = shards
+    s.store.mysql_servers = [MySQLServer(host=m.host, port=m.port, user=m.user, password=m.password)
+                             for m in services.mysql]
+    s.store.database_prefix = run_id
+    s.store.query_timeout = query_timeout
+    if pool_max is not None:  # None: the Settings default
+        s.store.pool_max = pool_max
+    s.cache.backend = "memcached"
+    s.cache.servers = list(services.memcached)
+    s.cache.key_prefix = run_id
+    s.cache.timeout = cache_timeout
+    s.cache.heartbeat_interval = min(0.2, cache_timeout / 4)
+    s.jobs.in_process_worker = False
+    return s
+
+
+async def drop_shards_and_close(tao: Any, shards: int) -> None:
+    """A benchmark's teardown: drop every shard database it created, then close the store."""
+    from tao.testing import TaoTestHooks
+
+    try:
+        for s in range(shards):
+            await TaoTestHooks(tao).backend.drop_shard(s)
+    finally:
+        await tao.close()
+
+
+async def add_users(tao: Any, n: int, tag: str) -> list[int]:
+    """`n` accounts named `<tag><i>`, as sign-up records them (usernames not claimed), in bulk."""
+    from resolvers.accounts import user_data
+    from tao.bulk_lists import MAX_BULK
+
+    out: list[int] = []
+    for i in range(0, n, MAX_BULK):
+        out += await tao.obj_add_many([("USER", user_data(f"{tag}{j}", "", None), None)
+                                       for j in range(i, min(n, i + MAX_BULK))])
+    return out
+
+
+def started(args: Any) -> dict[str, Any]:
+    """The head of a benchmark's result: its arguments, the machine's CPUs, the load average."""
+    return {"args": vars(args), "cpus": os.cpu_count(), "load_average_start": os.getloadavg()}
+
+
+def run_on_services(run: Callable[[Any, Any], Any], args: Any, log: Callable[[str], None] = log, *,
+                    s3: bool = False) -> int:
     """A bench's `main`: run `asyncio.run(run(args, services))` on the servers `--services-json`
-    names, else on 2 MariaDB + 2 memcached started (and stopped) here; print the result as JSON
-    and write it to `--json` when given."""
+    names, else on 2 MariaDB + 2 memcached (and an S3 server when `s3`) started (and stopped)
+    here; print the result as JSON and write it to `--json` when given."""
     import asyncio
     import json
 
@@ -213,8 +286,8 @@ def run_on_services(run: Callable[[Any, Any], Any], args: Any, log: Callable[[st
     if args.services_json:
         services, own = attach_services(args.services_json), False
     else:
-        log("starting 2 MariaDB + 2 memcached (tests.harness) ...")
-        services, own = start_services(2, 2, False), True
+        log(f"starting 2 MariaDB + 2 memcached{' + S3 (moto)' if s3 else ''} (tests.harness) ...")
+        services, own = start_services(2, 2, s3), True
     try:
         out = asyncio.run(run(args, services))
     finally:
@@ -225,3 +298,7 @@ def run_on_services(run: Callable[[Any, Any], Any], args: Any, log: Callable[[st
         with open(args.json, "w") as f:
             json.dump(out, f, indent=1, default=str)
     return 0
+
+
+if __name__ == "__main__":
+    print("bench/common.py holds helpers for the benchmarks; it is not a benchmark itself.")

@@ -26,8 +26,8 @@ import uuid
 from collections import defaultdict
 from typing import Any
 
-from bench.common import percentile, run_on_services
-from bench.feed_bench import make_settings, settle
+from bench.common import drop_shards_and_close, harness_settings, log, percentile, run_on_services, service_arguments
+from bench.feed_bench import settle
 from config.runtime import tune_gc
 from resolvers import posts
 from resolvers.context import RequestContext
@@ -41,18 +41,12 @@ from resolvers.synthetic import GraphSpec, load_graph
 from tao import Tao, open_tao
 from tao.bulk_lists import MAX_BULK
 from tao.models import now_ms
-from tao.testing import TaoTestHooks as hooks
 from tests.harness import Services
-
-
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')} load {os.getloadavg()[0]:.1f}] {msg}", flush=True)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--services-json", help="reuse the servers of `python -m tests.harness up`")
-    p.add_argument("--shards", type=int, default=8)
+    service_arguments(p, shards=8)
     p.add_argument("--users", type=int, default=20_000)
     p.add_argument("--posts-per-user", type=float, default=3.0)
     p.add_argument("--mean-follows", type=float, default=30.0)
@@ -66,7 +60,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--cold-inline", action="store_true", help="explore.cold_build_inline: a viewer's first page "
                    "builds their pool inline (default: trending posts, the build enqueued)")
     p.add_argument("--quick", action="store_true")
-    p.add_argument("--json", help="write every figure here")
     a = p.parse_args(argv)
     if a.quick:
         a.users, a.tagged, a.tags, a.viewers, a.reads = 2000, 300, 30, 8, 3
@@ -176,7 +169,7 @@ async def measure(tao: Tao, viewers: list[int], a: argparse.Namespace) -> dict[s
 
 async def run(a: argparse.Namespace, services: Services) -> dict[str, Any]:
     run_id = "expl" + uuid.uuid4().hex[:6]
-    settings = make_settings(services, run_id, a.shards, a.cache_timeout)
+    settings = harness_settings(services, run_id, a.shards, cache_timeout=a.cache_timeout)
     settings.explore.cold_build_inline = a.cold_inline
     tao = await open_tao(settings, migrate=True, start_worker=False)
     register_job_handlers(tao)
@@ -193,13 +186,11 @@ async def run(a: argparse.Namespace, services: Services) -> dict[str, Any]:
         out["load_average_end"] = os.getloadavg()
         return out
     finally:
-        for s in range(a.shards):
-            await hooks(tao).backend.drop_shard(s)
-        await tao.close()
+        await drop_shards_and_close(tao, a.shards)
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_on_services(run, parse_args(argv), log)
+    return run_on_services(run, parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -27,8 +27,7 @@ import uuid
 from collections import Counter
 from typing import Any
 
-from bench.common import percentile, run_on_services
-from config import MySQLServer, Settings
+from bench.common import drop_shards_and_close, harness_settings, log, percentile, run_on_services, service_arguments
 from config.runtime import tune_gc
 from resolvers.context import RequestContext
 from resolvers.feed import fanout
@@ -44,14 +43,9 @@ from tests.harness import Services
 HOUR = 3_600_000
 
 
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')} load {os.getloadavg()[0]:.1f}] {msg}", flush=True)
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--services-json", help="reuse the servers of `python -m tests.harness up`")
-    p.add_argument("--shards", type=int, default=8)
+    service_arguments(p, shards=8)
     p.add_argument("--stars", type=int, default=2)
     p.add_argument("--star-followers", type=int, default=100_000)
     p.add_argument("--mids", type=int, default=18)
@@ -73,30 +67,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="cache.timeout (s); its fault detector flags a server after timeout/2 without a probe "
                         "reply, which the default 0.25 s does all the time on an overloaded box")
     p.add_argument("--quick", action="store_true", help="a small graph (smoke run)")
-    p.add_argument("--json", help="write every figure here")
     a = p.parse_args(argv)
     if a.quick:
         a.stars, a.star_followers, a.mids, a.mid_followers = 1, 3000, 2, 1200
         a.author_followers, a.ordinary, a.viewers, a.reads, a.read_threshold = 1000, 50, 4, 4, 1000
     return a
-
-
-def make_settings(services: Services, run_id: str, shards: int, cache_timeout: float = 2.0) -> Settings:
-    s = Settings()
-    s.store.backend = "mysql"
-    s.store.logical_shards = shards
-    s.store.mysql_servers = [MySQLServer(host=m.host, port=m.port, user=m.user, password=m.password)
-                             for m in services.mysql]
-    s.store.database_prefix = run_id
-    s.store.query_timeout = 30.0  # bulk statements on a loaded box; the bench measures, it does not fail fast
-    s.store.pool_max = 16
-    s.cache.backend = "memcached"
-    s.cache.servers = list(services.memcached)
-    s.cache.key_prefix = run_id
-    s.cache.timeout = cache_timeout
-    s.cache.heartbeat_interval = min(0.2, cache_timeout / 4)
-    s.jobs.in_process_worker = False
-    return s
 
 
 # ---- building the graph -------------------------------------------------------------------------
@@ -367,7 +342,7 @@ async def measure_reads(tao: Tao, g: dict, a: argparse.Namespace) -> dict[str, A
 
 async def run(a: argparse.Namespace, services: Services) -> dict[str, Any]:
     run_id = "feed" + uuid.uuid4().hex[:6]
-    settings = make_settings(services, run_id, a.shards, a.cache_timeout)
+    settings = harness_settings(services, run_id, a.shards, cache_timeout=a.cache_timeout)
     tao = await open_tao(settings, migrate=True, start_worker=False)
     register_job_handlers(tao)
     out: dict[str, Any] = {"args": vars(a), "cpus": os.cpu_count()}
@@ -388,13 +363,11 @@ async def run(a: argparse.Namespace, services: Services) -> dict[str, Any]:
         out["load_average_end"] = os.getloadavg()
         return out
     finally:
-        for s in range(a.shards):
-            await hooks(tao).backend.drop_shard(s)
-        await tao.close()
+        await drop_shards_and_close(tao, a.shards)
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_on_services(run, parse_args(argv), log)
+    return run_on_services(run, parse_args(argv))
 
 
 if __name__ == "__main__":

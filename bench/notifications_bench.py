@@ -33,10 +33,18 @@ import time
 import uuid
 from typing import Any
 
-from bench.common import percentile, run_on_services
-from config import MySQLServer, Settings
+from bench.common import (
+    add_users,
+    drop_shards_and_close,
+    harness_settings,
+    log,
+    percentile,
+    run_on_services,
+    service_arguments,
+    started,
+)
+from config import Settings
 from config.runtime import tune_gc
-from resolvers.accounts import user_data
 from resolvers.actor import acting_as
 from resolvers.errors import AppError
 from resolvers.jobs import register_job_handlers
@@ -46,7 +54,6 @@ from resolvers.notifications.model import NotificationType
 from resolvers.posts import do_create_post, post_data
 from tao import Tao, TaoError, open_tao
 from tao.models import now_ms
-from tao.testing import TaoTestHooks
 from tests.harness import Services
 from tests.resolvers.push_receiver import PushReceiver
 
@@ -55,14 +62,9 @@ MAX_BULK = 5_000
 SEED_EDGES = 1_000  # edges per bulk write when seeding: 5 000 at once timed out (30 s) at load 28-31
 
 
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')} load {os.getloadavg()[0]:.1f}] {msg}", flush=True)
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--services-json", help="reuse the servers of `python -m tests.harness up`")
-    p.add_argument("--shards", type=int, default=8)
+    service_arguments(p, shards=8)
     p.add_argument("--likes", type=int, default=10_000)
     p.add_argument("--seconds", type=float, default=60.0, help="the window the likes are spread over")
     p.add_argument("--clients", type=int, default=32, help="concurrent like clients (in all)")
@@ -73,37 +75,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sample", type=int, default=20, help="time every Nth like to the author's list")
     p.add_argument("--list-size", type=int, default=5_000)
     p.add_argument("--reads", type=int, default=300)
-    p.add_argument("--json", help="write every figure here")
     return p.parse_args(argv)
 
 
 def make_settings(services: Services, run_id: str, shards: int) -> Settings:
-    s = Settings()
-    s.store.backend = "mysql"
-    s.store.logical_shards = shards
-    s.store.mysql_servers = [MySQLServer(host=m.host, port=m.port, user=m.user, password=m.password)
-                             for m in services.mysql]
-    s.store.database_prefix = run_id
-    s.store.query_timeout = 30.0
-    s.store.pool_max = 16
-    s.cache.backend = "memcached"
-    s.cache.servers = list(services.memcached)
-    s.cache.key_prefix = run_id
-    s.cache.timeout = 2.0
-    s.cache.heartbeat_interval = 0.2
-    s.jobs.in_process_worker = False
+    s = harness_settings(services, run_id, shards)
     s.jobs.poll_interval = 0.02
     n = s.notifications
     n.vapid_private_key, n.push_https_only, n.push_batch_seconds = VAPID_KEY, False, 30.0
     return s
-
-
-async def add_users(tao: Tao, n: int, tag: str) -> list[int]:
-    out: list[int] = []
-    for i in range(0, n, MAX_BULK):
-        out += await tao.obj_add_many([("USER", user_data(f"{tag}{j}", "", None), None)
-                                       for j in range(i, min(n, i + MAX_BULK))])
-    return out
 
 
 def _worker_process(settings: Settings, stop: Any, results: Any) -> None:
@@ -414,7 +394,7 @@ async def run(a: argparse.Namespace, services: Services) -> dict[str, Any]:
     register_job_handlers(tao)
     receiver = await PushReceiver().start()
     tune_gc()  # this process stands in for a server process (server.py tunes its GC once up)
-    out: dict[str, Any] = {"args": vars(a), "cpus": os.cpu_count(), "load_average_start": os.getloadavg()}
+    out: dict[str, Any] = started(a)
     try:
         out["viral"] = await viral(tao, a, receiver)
         actors = await add_users(tao, 1000, "actor")
@@ -424,13 +404,11 @@ async def run(a: argparse.Namespace, services: Services) -> dict[str, Any]:
     finally:
         await tao.outbox.stop()
         await receiver.close()
-        for s in range(a.shards):
-            await TaoTestHooks(tao).backend.drop_shard(s)
-        await tao.close()
+        await drop_shards_and_close(tao, a.shards)
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_on_services(run, parse_args(argv), log)
+    return run_on_services(run, parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import percentile, run_on_services
+from bench.common import percentile, run_on_services, service_arguments
 from config import MySQLServer, Settings
 
 MAX_BULK = 5000
@@ -373,7 +373,7 @@ async def run(a: argparse.Namespace, services: Any) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--services-json", help="reuse the servers of `python -m tests.harness up`")
+    service_arguments(p)
     p.add_argument("--users", type=int, default=100_000)
     p.add_argument("--posts", type=int, default=1_000_000)
     p.add_argument("--partitions", type=int, default=2)
@@ -387,7 +387,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--load-only", action="store_true", help="load (and write --state), measure nothing")
     p.add_argument("--reuse-index", help="the index directory of an earlier run on the same --state: no rebuild")
     p.add_argument("--quick", action="store_true", help="2000 users, 10000 posts (smoke run)")
-    p.add_argument("--json", help="write every figure here")
     a = p.parse_args(argv)
     if a.quick:
         a.users, a.posts, a.queries, a.like_queries, a.recall, a.fresh = 2000, 10_000, 60, 20, 100, 10

@@ -29,9 +29,17 @@ import time
 import uuid
 from typing import Any
 
-from bench.common import percentile, run_on_services
-from config import MySQLServer, Settings
-from resolvers.accounts import user_data
+from bench.common import (
+    add_users,
+    drop_shards_and_close,
+    harness_settings,
+    log,
+    percentile,
+    run_on_services,
+    service_arguments,
+    started,
+)
+from config import Settings
 from resolvers.actor import acting_as
 from resolvers.jobs import register_job_handlers
 from resolvers.stories.actions import do_create_story
@@ -49,14 +57,9 @@ MAX_BULK = 5_000
 TABLES = ("objects", "assocs", "assoc_counts", "outbox")
 
 
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')} load {os.getloadavg()[0]:.1f}] {msg}", flush=True)
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--services-json", help="reuse the servers of `python -m tests.harness up`")
-    p.add_argument("--shards", type=int, default=8)
+    service_arguments(p, shards=8)
     p.add_argument("--following", type=int, default=1000)
     p.add_argument("--live", type=int, default=200)
     p.add_argument("--reads", type=int, default=300)
@@ -65,37 +68,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--view-seconds", type=float, default=20.0)
     p.add_argument("--hll-views", type=int, default=1_000_000)
     p.add_argument("--expire", type=int, default=1000)
-    p.add_argument("--json", help="write every figure here")
     return p.parse_args(argv)
 
 
 def make_settings(services: Services, run_id: str, shards: int) -> Settings:
-    s = Settings()
-    s.store.backend = "mysql"
-    s.store.logical_shards = shards
-    s.store.mysql_servers = [MySQLServer(host=m.host, port=m.port, user=m.user, password=m.password)
-                             for m in services.mysql]
-    s.store.database_prefix = run_id
-    s.store.query_timeout = 30.0
-    s.store.pool_max = 16
-    s.cache.backend = "memcached"
-    s.cache.servers = list(services.memcached)
-    s.cache.key_prefix = run_id
-    s.cache.timeout = 2.0
-    s.cache.heartbeat_interval = 0.2
+    s = harness_settings(services, run_id, shards)
     s.broker.backend = "redis"
     s.broker.url = services.redis_url
     s.broker.channel_prefix = run_id
-    s.jobs.in_process_worker = False
     return s
-
-
-async def add_users(tao: Tao, n: int, tag: str) -> list[int]:
-    out: list[int] = []
-    for i in range(0, n, MAX_BULK):
-        out += await tao.obj_add_many([("USER", user_data(f"{tag}{j}", "", None), None)
-                                       for j in range(i, min(n, i + MAX_BULK))])
-    return out
 
 
 async def follow_bulk(tao: Tao, pairs: list[tuple[int, int]]) -> None:
@@ -274,7 +255,7 @@ async def run(a: argparse.Namespace, services: Services) -> dict[str, Any]:
     run_id = "story" + uuid.uuid4().hex[:6]
     tao = await open_tao(make_settings(services, run_id, a.shards), migrate=True, start_worker=False)
     register_job_handlers(tao)
-    out: dict[str, Any] = {"args": vars(a), "cpus": os.cpu_count(), "load_average_start": os.getloadavg()}
+    out: dict[str, Any] = started(a)
     try:
         out["tray"] = await tray(tao, a)
         out["posting"] = await posting(tao, a)
@@ -284,13 +265,11 @@ async def run(a: argparse.Namespace, services: Services) -> dict[str, Any]:
         out["load_average_end"] = os.getloadavg()
         return out
     finally:
-        for s in range(a.shards):
-            await TaoTestHooks(tao).backend.drop_shard(s)
-        await tao.close()
+        await drop_shards_and_close(tao, a.shards)
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_on_services(run, parse_args(argv), log)
+    return run_on_services(run, parse_args(argv))
 
 
 if __name__ == "__main__":

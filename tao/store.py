@@ -226,7 +226,8 @@ class Tao:
     # ---- unique keys ----------------------------------------------------------------------------
 
     async def key_claim(self, ns: str, key: str, id_: int) -> bool:
-        """Claim `key` in `ns` for `id_`. True if it is now (or already was) id_'s; False if another id holds it."""
+        """Claim `key` in `ns` for `id_`. True if it is now (or already was) id_'s; False if another id
+        holds it, and then the cache holds that id too (a loser reads the winner at once)."""
         return await self._keys.claim(ns, key, id_)
 
     async def key_release(self, ns: str, key: str, id_: int) -> bool:

@@ -38,7 +38,12 @@ class UniqueKeys:
             raise InvalidDataError(f"a unique key must be a string of 1-{MAX_KEY_LEN} characters")
 
     async def claim(self, ns: str, key: str, id_: int) -> bool:
-        """Claim `key` in `ns` for `id_`. True if it is now (or already was) id_'s; False if another id holds it."""
+        """Claim `key` in `ns` for `id_`. True if it is now (or already was) id_'s; False if another id holds it.
+
+        A lost claim leaves the cache holding the winner, as its locking read found it: the
+        winner installs its id only after its commit, and a loser that then reads the key (to
+        join the winner: `create, claim, else read the winner's`) must not read the "unclaimed"
+        that the cache may still hold meanwhile (or for good, if the winner died in between)."""
         self._check(ns, key)
         self._shards.shard(id_)
         shard = self._key_shard(ns, key)
@@ -49,7 +54,7 @@ class UniqueKeys:
             if rows and rows[0][0] == id_:
                 return True, None
             if rows and rows[0][0] != 0:
-                return False, None
+                return False, (rows[0][0], rows[0][1])  # held by another: that is what the cache should say
             if rows:
                 version = rows[0][1] + 1
                 await conn.execute("UPDATE {unique_keys} SET id = %s, version = %s WHERE ns = %s AND k = %s",
@@ -58,13 +63,13 @@ class UniqueKeys:
                 version = 1
                 await conn.execute("INSERT INTO {unique_keys} (ns, k, id, version) VALUES (%s, %s, %s, 1)",
                                    (ns, key, id_))
-            return True, version
+            return True, (id_, version)
         try:
-            ok, version = await self._shards.write(shard, body)
-        except DuplicateKeyError:  # lost an insert race: the winner holds it unless it is us
-            return (await self.get_many(ns, [key])).get(key) == id_
-        if version is not None:
-            await self._install_key(shard, ns, key, id_, version)
+            ok, holder = await self._shards.write(shard, body)
+        except DuplicateKeyError:  # lost an insert race: read the winner's row under the lock
+            ok, holder = await self._shards.write(shard, body)
+        if holder is not None:
+            await self._install_key(shard, ns, key, *holder)
         return ok
 
     async def release(self, ns: str, key: str, id_: int) -> bool:

@@ -58,6 +58,25 @@ class WSClient:
             assert "errors" not in msg["payload"], msg["payload"]
             return msg["payload"]["data"]
 
+    async def execute(self, op_id: str, query: str, variables: dict | None = None,
+                      timeout: float = 10.0) -> dict:
+        """Run a query or mutation as operation `op_id`: its one result as an HTTP body would
+        carry it (`data`, `errors`), or `{"errors": [...]}` for a protocol `error` message."""
+        await self.subscribe(op_id, query, variables)
+        result: dict | None = None
+        while True:
+            msg = await self.receive(timeout)
+            assert msg is not None, f"closed {self.close_code} {self.close_reason!r} while running {op_id}"
+            if msg.get("id") != op_id:
+                continue
+            if msg["type"] == "error":
+                return {"errors": msg["payload"]}
+            if msg["type"] == "complete":
+                assert result is not None, f"{op_id} completed with no result"
+                return result
+            assert msg["type"] == "next" and result is None, msg  # a query has exactly one result
+            result = msg["payload"]
+
     async def wait_closed(self, timeout: float = 10.0) -> int | None:
         async with asyncio.timeout(timeout):
             while await self.receive(timeout) is not None:

@@ -163,21 +163,30 @@ async def suggested_users(ctx: RequestContext, first: int) -> list[SuggestedUser
     shut.prime(ctx.loaders, viewer, ids + mutual_ids)
     recent = now_ms() - int(ctx.settings.explore.dismiss_days * 86_400_000)
     loaders = ctx.loaders
-    vis, follows, requested, dismissed, mutual_vis, mutual_follows = await asyncio.gather(
+    # The pool names one mutual per candidate as it was when built: the name is shown only if the
+    # viewer still follows that mutual and the mutual still follows the candidate, now (a stale
+    # "followed by ada" would tell of a follow ada has undone, of an account that may be private).
+    named = [(x.first_mutual, "FOLLOWS", x.user) for x in cands if x.first_mutual]
+    vis, follows, requested, dismissed, mutual_vis, mutual_follows, still = await asyncio.gather(
         loaders.visibility_by_user_id.load_many(ids),
         loaders.assoc_by_key.load_many([(viewer, "FOLLOWS", u) for u in ids]),
         loaders.assoc_by_key.load_many([(viewer, "FOLLOW_REQUESTED", u) for u in ids]),
         loaders.assoc_by_key.load_many([(viewer, "DISMISSED_SUGGESTION", u) for u in ids]),
         loaders.visibility_by_user_id.load_many(mutual_ids),
-        loaders.assoc_by_key.load_many([(viewer, "FOLLOWS", m) for m in mutual_ids]))
+        loaders.assoc_by_key.load_many([(viewer, "FOLLOWS", m) for m in mutual_ids]),
+        loaders.assoc_by_key.load_many(named))
     ok = [x for x, v, f, r, d in zip(cands, vis, follows, requested, dismissed)
           if v != privacy.Visibility.HIDDEN and f is None and r is None and (d is None or d.time < recent)][:first]
     namable = {m for m, v, f in zip(mutual_ids, mutual_vis, mutual_follows)
                if v != privacy.Visibility.HIDDEN and f is not None}
+    still_follows = {(m, u) for (m, _, u), edge in zip(named, still) if edge is not None}
     objs = await loaders.object_by_id.load_many([x.user for x in ok] + list(namable))
     users = {o.id: o for o in objs if isinstance(o, User)}
-    return [SuggestedUser(users[x.user], reason_of(x, users[m].username if (m := x.first_mutual) in namable
-                                                   and m in users else None), x.mutuals, x.follows_you)
+
+    def mutual_name(x: Suggestion) -> str | None:
+        m = x.first_mutual
+        return users[m].username if m in namable and m in users and (m, x.user) in still_follows else None
+    return [SuggestedUser(users[x.user], reason_of(x, mutual_name(x)), x.mutuals, x.follows_you)
             for x in ok if x.user in users]
 
 

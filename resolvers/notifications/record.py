@@ -13,7 +13,8 @@ Either way a record runs at least once, and every step is idempotent:
 2. nothing if the recipient blocks, is blocked by, or mutes the actor, or their preference for
    the type is OFF (or FOLLOWING and they do not follow the actor);
 3. the group: the notification whose unique key (`notif_group`, per recipient and group key) is
-   claimed; the first event of a window creates it (a lost claim race deletes its own object);
+   claimed; the first event of a window creates it (a lost claim race deletes its own object and
+   joins the winner's, never "no group": see `group_of`);
 4. new actors join the group's `NOTIF_ACTOR` list (an existing edge is left alone: a retried
    record counts once) and move the group to the top of the recipient's `NOTIFIED` list, with a
    `notification.new` stream event (live delivery): the actor edges, the list edge and the
@@ -44,7 +45,7 @@ from resolvers import realtime
 from resolvers.job_context import JobContext
 from resolvers.notifications import prefs, push
 from resolvers.notifications.model import SELF_TYPES, Event, Level, NotificationType, encode
-from tao import Tao, shard_of
+from tao import ConflictError, Tao, shard_of
 from tao.models import now_ms
 
 log = logging.getLogger("taogram.notifications")
@@ -152,7 +153,12 @@ async def allowed(tao: Tao, event: Event) -> bool:
 
 
 async def group_of(tao: Tao, event: Event, *, create: bool) -> int | None:
-    """The notification `event` belongs to (created when `create` and absent)."""
+    """The notification `event` belongs to (created when `create` and absent).
+
+    Two first events of a group recorded at once by two processes (each coalesces only its own)
+    both create a notification and claim the key: the loser deletes its own and joins the
+    winner's, which the lost claim leaves in the cache (`key_claim`). A winner it still cannot
+    read is a conflict (the record is retried), never "no group": that would drop its actor."""
     key = event.group_key()
     found = (await tao.key_get_many(GROUP_NS, [key])).get(key)
     if found or not create:
@@ -161,7 +167,11 @@ async def group_of(tao: Tao, event: Event, *, create: bool) -> int | None:
     if await tao.key_claim(GROUP_NS, key, nid):
         return nid
     await tao.obj_delete(nid)  # another worker created the group first: join theirs
-    return (await tao.key_get_many(GROUP_NS, [key])).get(key)
+    winner = (await tao.key_get_many(GROUP_NS, [key])).get(key)
+    if not winner:
+        raise ConflictError(f"notification group {key!r} was claimed by another writer but cannot be read yet; "
+                            "the record is retried")
+    return int(winner)
 
 
 async def record(tao: Tao, event: Event, *, fresh: bool = False) -> int | None:

@@ -162,6 +162,23 @@ async def test_unique_keys_claim_release(tao, make_user):
     assert await tao.key_get_many("username", ["ada"]) == {"ada": b}
 
 
+async def test_a_lost_claim_leaves_the_cache_holding_the_winner(tao, make_user):
+    """A winner that committed its claim but never installed it in the cache (killed right after
+    its commit: here its row is written straight to SQL) must not hide from the loser, who reads
+    the key next to join the winner (create-then-claim: `notifications.record.group_of`)."""
+    winner, loser = await make_user(), await make_user()
+    assert await tao.key_get_many("username", ["ada"]) == {}  # "unclaimed", now cached
+
+    async def commit_without_install(conn):
+        await conn.execute("INSERT INTO {unique_keys} (ns, k, id, version) VALUES (%s, %s, %s, 1)",
+                           ("username", "ada", winner))
+    for shard in range(tao.n_shards):  # the key's shard among them (the others never read this key)
+        await hooks(tao).write(shard, commit_without_install)
+    assert await tao.key_get_many("username", ["ada"]) == {}  # the cache still says "unclaimed"
+    assert not await tao.key_claim("username", "ada", loser)
+    assert await tao.key_get_many("username", ["ada"]) == {"ada": winner}
+
+
 async def test_deferred_inverse_is_applied_by_the_outbox(tao, make_user):
     a, b = await make_user(), await make_user()
 

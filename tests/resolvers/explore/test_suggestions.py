@@ -90,3 +90,14 @@ async def test_dismiss_checks_the_user(world):
     await w.tao.obj_delete(gone)
     with pytest.raises(UserError):
         await do_dismiss_suggestion(w.tao, viewer, gone)
+
+
+async def test_the_named_mutual_must_still_follow_the_suggested_account(world):
+    """The pool is built ahead of time: a mutual who unfollowed the candidate since is not named."""
+    w = world
+    viewer, ada, target = [await w.user(n) for n in ("viewer", "ada", "target")]
+    await w.follow(viewer, ada)
+    await w.follow(ada, target)
+    assert (await w.suggested(viewer))[0].reason == "followed by ada"
+    await w.tao.assoc_delete(ada, "FOLLOWS", target)
+    assert "ada" not in (await w.suggested(viewer))[0].reason
