@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
+import gc
 import os
 import random
 import sys
@@ -31,6 +33,7 @@ from typing import Any
 
 from bench.common import percentile, run_on_services
 from config import MySQLServer, Settings
+from config.runtime import tune_gc
 from resolvers.accounts import user_data
 from resolvers.actor import acting_as
 from resolvers.jobs import register_job_handlers
@@ -46,6 +49,7 @@ from tao.testing import TaoTestHooks
 from tests.harness import Services
 
 MAX_BULK = 5_000
+PHASES = ("tray", "posting", "views", "hll", "expiry")
 TABLES = ("objects", "assocs", "assoc_counts", "outbox")
 
 
@@ -65,8 +69,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--view-seconds", type=float, default=20.0)
     p.add_argument("--hll-views", type=int, default=1_000_000)
     p.add_argument("--expire", type=int, default=1000)
+    p.add_argument("--only", default=",".join(PHASES),
+                   help=f"comma-separated phases to run (default all: {','.join(PHASES)})")
+    p.add_argument("--no-server-gc", dest="server_gc", action="store_false",
+                   help="skip the server's GC tuning (config.runtime.tune_gc) before the tray's reads")
+    p.add_argument("--profile", help="write a cProfile of the tray's timed reads here (pstats format)")
     p.add_argument("--json", help="write every figure here")
-    return p.parse_args(argv)
+    a = p.parse_args(argv)
+    a.only = [x for x in a.only.split(",") if x]
+    if unknown := set(a.only) - set(PHASES):
+        p.error(f"--only: unknown phases {sorted(unknown)}")
+    return a
 
 
 def make_settings(services: Services, run_id: str, shards: int) -> Settings:
@@ -140,21 +153,60 @@ async def setup_tray(tao: Tao, a: argparse.Namespace) -> tuple[int, int]:
     return viewer, len(story_ids)
 
 
+class GcWatch:
+    """Counts the garbage collector's passes and the CPU time they take (gc.callbacks), so a slow
+    read can be told apart: a GC pass, or the read's own work."""
+
+    def __init__(self) -> None:
+        self.passes = [0, 0, 0]
+        self.seconds = 0.0
+        self._t0 = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._t0 = time.process_time()
+        else:
+            self.passes[info["generation"]] += 1
+            self.seconds += time.process_time() - self._t0
+
+    def snapshot(self) -> tuple[int, int, int, float]:
+        return self.passes[0], self.passes[1], self.passes[2], self.seconds
+
+
 async def tray(tao: Tao, a: argparse.Namespace) -> dict[str, Any]:
     viewer, n_stories = await setup_tray(tao, a)
     log(f"tray: {a.following} followed, {a.live} live ({n_stories} stories); warming")
     for _ in range(20):
         await tray_rings(acting_as(tao, viewer))
-    times, cpu, queries, trips = [], [], [], []
-    for _ in range(a.reads):
-        tao.reset_stats()
-        t0, c0 = time.perf_counter(), time.process_time()
-        rings = await tray_rings(acting_as(tao, viewer))
-        times.append(time.perf_counter() - t0)
-        cpu.append(time.process_time() - c0)  # this process's CPU (its cache-tier threads included)
-        st = tao.stats()
-        queries.append(st.get("sql_queries", 0))
-        trips.append(st.get("cache_round_trips", 0))
+    if a.server_gc:
+        tune_gc()  # as server.py does once it is up (config/runtime.py): this process stands in for one
+    times, cpu, queries, trips, gcs = [], [], [], [], []
+    watch = GcWatch()
+    gc.callbacks.append(watch)
+    profile = cProfile.Profile() if a.profile else None
+    try:
+        for _ in range(a.reads):
+            tao.reset_stats()
+            g0 = watch.snapshot()
+            if profile is not None:
+                profile.enable()
+            t0, c0 = time.perf_counter(), time.process_time()
+            rings = await tray_rings(acting_as(tao, viewer))
+            times.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)  # this process's CPU (its cache-tier threads included)
+            if profile is not None:
+                profile.disable()
+            g1 = watch.snapshot()
+            gcs.append(tuple(x - y for x, y in zip(g1, g0)))
+            st = tao.stats()
+            queries.append(st.get("sql_queries", 0))
+            trips.append(st.get("cache_round_trips", 0))
+    finally:
+        gc.callbacks.remove(watch)
+    if profile is not None:
+        profile.dump_stats(a.profile)
+    # the slowest 1 % of reads by CPU: did a GC pass (and which generation) land in them?
+    slow = sorted(range(len(cpu)), key=cpu.__getitem__)[-max(1, len(cpu) // 100):]
     times.sort()
     cpu.sort()
     out = {"following": a.following, "live_authors": a.live, "stories": n_stories, "rings": len(rings),
@@ -162,7 +214,12 @@ async def tray(tao: Tao, a: argparse.Namespace) -> dict[str, Any]:
            "p99_ms": round(percentile(times, 99) * 1000, 2), "cpu_p50_ms": round(percentile(cpu, 50) * 1000, 2),
            "cpu_p99_ms": round(percentile(cpu, 99) * 1000, 2),
            "sql_queries_per_read_p50": sorted(queries)[len(queries) // 2],
-           "cache_round_trips_per_read_p50": sorted(trips)[len(trips) // 2]}
+           "cache_round_trips_per_read_p50": sorted(trips)[len(trips) // 2],
+           "gc_passes_gen0_1_2": [sum(g[i] for g in gcs) for i in range(3)],
+           "gc_cpu_ms_total": round(sum(g[3] for g in gcs) * 1000, 1),
+           "gc_cpu_ms_in_slowest_1pct": [round(gcs[i][3] * 1000, 1) for i in slow],
+           "heap_gc_objects": len(gc.get_objects()),
+           "load_average": os.getloadavg()}
     log(f"tray: {out}")
     return out
 
@@ -275,12 +332,10 @@ async def run(a: argparse.Namespace, services: Services) -> dict[str, Any]:
     tao = await open_tao(make_settings(services, run_id, a.shards), migrate=True, start_worker=False)
     register_job_handlers(tao)
     out: dict[str, Any] = {"args": vars(a), "cpus": os.cpu_count(), "load_average_start": os.getloadavg()}
+    phases = {"tray": tray, "posting": posting, "views": views, "hll": hll, "expiry": expiry}
     try:
-        out["tray"] = await tray(tao, a)
-        out["posting"] = await posting(tao, a)
-        out["views"] = await views(tao, a)
-        out["hll"] = await hll(tao, a)
-        out["expiry"] = await expiry(tao, a)
+        for name in a.only:
+            out[name] = await phases[name](tao, a)
         out["load_average_end"] = os.getloadavg()
         return out
     finally:
