@@ -1,12 +1,13 @@
 """The story tray and profile rings: pulled at read time (docs/stories.md, "Push or pull").
 
 A tray read is a fixed number of batched reads whatever the viewer follows: the viewer's
-FOLLOWS list, the live hints of those accounts (with Redis: one MGET, so accounts without a
-live story cost no cache read), the live window (`posted_at > now - 24 h`) of the remaining
-accounts' STORY_LIVE lists (one many-keys read: one cache round trip per memcached server), then, for the
-accounts with live stories only, in parallel: the viewer's story mutes, their visibility (blocks,
-private accounts), close-friends membership where a ring holds a close-friends story, the
-viewer's seen marks, and the feed's affinity signals. Posting writes nothing per follower.
+FOLLOWS list, the live hints of those accounts (with Redis: one script call answering one flag
+per account, so accounts without a live story cost no cache read), the live window
+(`posted_at > now - 24 h`) of the remaining accounts' STORY_LIVE lists (one many-keys read: one
+cache round trip per memcached server), then, for the accounts with live stories only, in
+parallel: the viewer's story mutes, their visibility (blocks, private accounts), close-friends
+membership where a ring holds a close-friends story, the viewer's seen marks, and the feed's
+affinity signals. Posting writes nothing per follower.
 
 Order: the viewer's own ring first; then rings with an unseen story, then fully seen ones; each
 group by the viewer's affinity with the author (the feed's signal, `Scorer.author_affinity`),
@@ -91,17 +92,17 @@ async def tray_rings(ctx: RequestContext) -> list[Ring]:
 async def _maybe_live(authors: list[int], ctx: RequestContext, now: int) -> list[int]:
     """The followed accounts that may have a live story: with Redis, those whose live hint
     (`actions.set_live_hint`: set when they post, expiring 24 h after their newest story) is
-    set, one MGET; the authority is still each one's STORY_LIVE list, read next. Without Redis,
-    or if it does not answer, every followed account."""
+    at least the live window's low end, one script call answering with one flag per account;
+    the authority is still each one's STORY_LIVE list, read next. Without Redis, or if it does
+    not answer, every followed account."""
     sketches = ctx.tao.sketches
     if not sketches.available or not authors:
         return authors
     try:
-        hints = await sketches.hint_get_many([live_hint_key(a) for a in authors])
+        flags = await sketches.hints_at_least([live_hint_key(a) for a in authors], live_low(now))
     except TaoError:
         return authors
-    low = live_low(now)
-    return [a for a, h in zip(authors, hints) if h is not None and h >= low]
+    return [a for a, live in zip(authors, flags) if live]
 
 
 async def _own_marks(ctx: RequestContext, viewer: int, atype: str, ids: list[int], low: int | None) -> set[int]:
