@@ -48,12 +48,16 @@ class Ring:
 
 
 def _ring(author: int, edges: list[Assoc], seen: set[int], member: bool, own: bool) -> Ring | None:
-    shown = [e for e in edges if own or member or not e.data.get("cf")]
-    if not shown:
-        return None
-    shown.sort(key=lambda e: (e.time, e.id2))
-    return Ring(author, [e.id2 for e in shown], any(e.id2 not in seen for e in shown), shown[-1].time,
-                any(e.data.get("cf") for e in shown), own=own)
+    """The ring of one author's live edges (newest first, as the list keeps them)."""
+    if own or member:
+        shown = edges
+    else:
+        shown = [e for e in edges if not e.data.get("cf")]
+        if not shown:
+            return None
+    ids = [e.id2 for e in reversed(shown)]  # the list's order is (time, id2) descending
+    return Ring(author, ids, not seen.issuperset(ids), shown[0].time,
+                (own or member) and any(e.data.get("cf") for e in shown), own=own)
 
 
 async def tray_rings(ctx: RequestContext) -> list[Ring]:
