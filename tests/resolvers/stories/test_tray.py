@@ -3,7 +3,8 @@ oldest-first stories, mutes of stories only, close-friends rings, paging; and se
 
 from __future__ import annotations
 
-from tests.resolvers.stories.helpers import SEEN, T0, clock, follow, post_story, ring_names, tray, uid
+from resolvers.stories.actions import live_hint_key, set_live_hint
+from tests.resolvers.stories.helpers import DAY, SEEN, T0, clock, follow, post_story, ring_names, tray, uid
 
 LIKE = "mutation($i: PostLikeInput!) { likePost(input: $i) { errors { code } } }"
 POST = "mutation { createPost(input: {caption: \"hi\"}) { post { id } errors { code } } }"
@@ -136,4 +137,33 @@ async def test_tray_hides_a_followed_account_across_a_block_before_the_follow_is
     # the block edge alone, as if its sever job had not run yet: the follow is still there
     await gql.tao.assoc_add(await uid(gql, "ada"), "BLOCKS", await uid(gql, "viewer"))
     assert await gql.tao.assoc_count(await uid(gql, "viewer"), "FOLLOWS") == 1
+    assert ring_names(await tray(gql, tv)) == []
+
+
+async def test_a_live_hint_only_narrows_the_tray_the_live_list_decides(gql):
+    """With Redis the tray reads only the accounts whose live hint is current; a hint that says
+    more than the STORY_LIVE list (its story deleted, or set by a retried job for an account with
+    nothing live) shows no ring, and the hint's edge is the story's own 24 h to the millisecond."""
+    c = clock(gql)
+    tv, _ = await gql.sign_up("viewer")
+    ta, a = await gql.sign_up("ada")
+    tb, b = await gql.sign_up("bo")
+    await follow(gql, tv, a)
+    await follow(gql, tv, b)
+    story = await post_story(gql, ta, "ada")
+    assert ring_names(await tray(gql, tv)) == ["ada"]
+    p = (await gql.ok("mutation($i: StoryDeleteInput!) { deleteStory(input: $i) { errors { code } } }",
+                      {"i": {"storyId": story["id"]}}, ta))["deleteStory"]
+    assert p["errors"] == []
+    if gql.tao.sketches.available:  # the hints outlive what they point at
+        await set_live_hint(gql.tao, await uid(gql, "ada"), T0)
+        await set_live_hint(gql.tao, await uid(gql, "bo"), T0)
+        assert await gql.tao.sketches.hints_at_least([live_hint_key(await uid(gql, "ada"))], T0) == [True]
+    assert ring_names(await tray(gql, tv)) == []
+    c.set(T0 + 1000)
+    second = await post_story(gql, ta, "ada")
+    c.set(T0 + 1000 + DAY - 1)
+    rings = await tray(gql, tv)
+    assert ring_names(rings) == ["ada"] and [s["id"] for s in rings[0]["stories"]] == [second["id"]]
+    c.set(T0 + 1000 + DAY)
     assert ring_names(await tray(gql, tv)) == []
