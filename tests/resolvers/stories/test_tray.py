@@ -3,8 +3,10 @@ oldest-first stories, mutes of stories only, close-friends rings, paging; and se
 
 from __future__ import annotations
 
-from resolvers.stories.actions import live_hint_key, set_live_hint
-from tests.resolvers.stories.helpers import DAY, SEEN, T0, clock, follow, post_story, ring_names, tray, uid
+from resolvers.accounts import user_data
+from resolvers.stories.actions import do_create_story, live_hint_key, set_live_hint
+from resolvers.stories.social import do_add_close_friends
+from tests.resolvers.stories.helpers import DAY, SEEN, T0, TRAY, clock, follow, post_story, ring_names, tray, uid
 
 LIKE = "mutation($i: PostLikeInput!) { likePost(input: $i) { errors { code } } }"
 POST = "mutation { createPost(input: {caption: \"hi\"}) { post { id } errors { code } } }"
@@ -167,3 +169,39 @@ async def test_a_live_hint_only_narrows_the_tray_the_live_list_decides(gql):
     assert ring_names(rings) == ["ada"] and [s["id"] for s in rings[0]["stories"]] == [second["id"]]
     c.set(T0 + 1000 + DAY)
     assert ring_names(await tray(gql, tv)) == []
+
+
+async def _followed_with_stories(gql, viewer: int, tag: str, n: int) -> None:
+    """`n` accounts the viewer follows, each with 1-3 live stories; every third has the viewer
+    among its close friends and a close-friends story."""
+    tao = gql.tao
+    users = await tao.obj_add_many([("USER", user_data(f"{tag}{i}", "", None), None) for i in range(n)])
+    for i, u in enumerate(users):
+        await tao.assoc_add(viewer, "FOLLOWS", u)
+        cf = i % 3 == 0
+        if cf:
+            await do_add_close_friends(tao, u, [viewer])
+        for k in range(1 + i % 3):
+            m = await tao.obj_add("MEDIA", {"kind": "image", "status": "ready", "owner": u}, owner=u)
+            await tao.assoc_add(u, "UPLOADED", m)
+            await do_create_story(tao, u, m, "close_friends" if cf and k == 0 else "followers")
+    await tao.run_jobs_until_idle(include_delayed=False)
+
+
+async def test_tray_round_trips_do_not_grow_with_the_rings(gql):
+    """A tray of 15 rings costs the statements and cache round trips of a tray of 3 (within one
+    per cache server): every per-ring read (live lists, visibility, close friends, seen marks,
+    the rings' stories and users) is one batch, not one read per ring."""
+    clock(gql)
+    small_token, _ = await gql.sign_up("small")
+    large_token, _ = await gql.sign_up("large")
+    await _followed_with_stories(gql, await uid(gql, "small"), "s", 3)
+    await _followed_with_stories(gql, await uid(gql, "large"), "l", 15)
+    for token in (small_token, large_token):  # warm the cache (and the loaders' first misses)
+        await tray(gql, token)
+    small_data, small = await gql.measure_warm(TRAY, token=small_token)
+    large_data, large = await gql.measure_warm(TRAY, token=large_token)
+    assert len(small_data["viewer"]["storyTray"]["edges"]) == 3
+    assert len(large_data["viewer"]["storyTray"]["edges"]) == 15
+    assert large.get("sql_queries", 0) == small.get("sql_queries", 0), (small, large)
+    assert large.get("cache_round_trips", 0) <= small.get("cache_round_trips", 0) + 2, (small, large)
