@@ -44,6 +44,7 @@ class Ring:
     close_friends: bool
     affinity: float = 0.0
     own: bool = False
+    member: bool = False  # the viewer may see the author's close-friends stories (own ring, or on the list)
     stories: list[Story] = field(default_factory=list)
 
 
@@ -57,7 +58,7 @@ def _ring(author: int, edges: list[Assoc], seen: set[int], member: bool, own: bo
             return None
     ids = [e.id2 for e in reversed(shown)]  # the list's order is (time, id2) descending
     return Ring(author, ids, not seen.issuperset(ids), shown[0].time,
-                (own or member) and any(e.data.get("cf") for e in shown), own=own)
+                (own or member) and any(e.data.get("cf") for e in shown), own=own, member=own or member)
 
 
 async def tray_rings(ctx: RequestContext) -> list[Ring]:
@@ -142,8 +143,16 @@ async def story_tray(ctx: RequestContext, first: int, after: Cursor | None) -> P
 
 
 async def ring_stories(ctx: RequestContext, ring: Ring) -> list[Story]:
-    """A ring's stories the viewer may see, oldest first (re-checked: the tray read edges only)."""
-    return await visible_stories(ctx, ring.story_ids)
+    """A ring's stories the viewer may see, oldest first. The tray read decided, in this request,
+    what holds for the whole ring (the author is FULL to the viewer; the viewer is or is not on
+    the author's close friends); each story is re-checked here for what the tray read only as
+    an edge: that it exists, is the author's, is live now on the store's clock, and is for
+    close friends only if the viewer is one. One batched object read for all the rings of a
+    page, no per-story checks to schedule."""
+    now = now_ms(ctx)
+    objs = await ctx.loaders.object_by_id.load_many(ring.story_ids)
+    return [o for o in objs if isinstance(o, Story) and o.author == ring.author and o.live_at(now)
+            and (ring.member or not o.close_friends)]
 
 
 async def user_stories(ctx: RequestContext, user_id: int) -> list[Story]:

@@ -4,8 +4,11 @@ oldest-first stories, mutes of stories only, close-friends rings, paging; and se
 from __future__ import annotations
 
 from resolvers.accounts import user_data
+from resolvers.actor import acting_as
 from resolvers.stories.actions import do_create_story, live_hint_key, set_live_hint
 from resolvers.stories.social import do_add_close_friends
+from resolvers.stories.tray import Ring, ring_stories, tray_rings
+from schema.relay import from_global_id
 from tests.resolvers.stories.helpers import DAY, SEEN, T0, TRAY, clock, follow, post_story, ring_names, tray, uid
 
 LIKE = "mutation($i: PostLikeInput!) { likePost(input: $i) { errors { code } } }"
@@ -205,3 +208,46 @@ async def test_tray_round_trips_do_not_grow_with_the_rings(gql):
     assert len(large_data["viewer"]["storyTray"]["edges"]) == 15
     assert large.get("sql_queries", 0) == small.get("sql_queries", 0), (small, large)
     assert large.get("cache_round_trips", 0) <= small.get("cache_round_trips", 0) + 2, (small, large)
+
+
+async def test_a_rings_stories_are_rechecked_when_resolved(gql):
+    """The tray read decides the ring (author visible, close-friends membership) from edges;
+    its stories are resolved later in the request from the objects: a story that expired (at
+    its 24 h, to the millisecond), was deleted, is another author's, or is for close friends
+    the ring was not built for, is not shown, whatever the ring carries."""
+    c = clock(gql)
+    tv, _ = await gql.sign_up("viewer")
+    ta, a = await gql.sign_up("ada")
+    tb, b = await gql.sign_up("bo")
+    await follow(gql, tv, a)
+    await follow(gql, tv, b)
+    viewer = await uid(gql, "viewer")
+    await do_add_close_friends(gql.tao, await uid(gql, "ada"), [viewer])
+    s1 = await post_story(gql, ta, "ada")
+    c.set(T0 + 1000)
+    s2 = await post_story(gql, ta, "ada", audience="CLOSE_FRIENDS")
+    s3 = await post_story(gql, tb, "bo", audience="CLOSE_FRIENDS")  # the viewer is not on bo's list
+    s4 = await post_story(gql, tb, "bo")
+    ids = {s["id"]: from_global_id(s["id"], gql.tao.n_shards)[1] for s in (s1, s2, s3, s4)}
+
+    rings = {r.author: r for r in await tray_rings(acting_as(gql.tao, viewer))}
+    ada, bo = rings[await uid(gql, "ada")], rings[await uid(gql, "bo")]
+    assert ada.story_ids == [ids[s1["id"]], ids[s2["id"]]] and ada.member and ada.close_friends
+    assert bo.story_ids == [ids[s4["id"]]] and not bo.member and not bo.close_friends
+
+    async def shown(ring) -> list[int]:
+        return [s.id for s in await ring_stories(acting_as(gql.tao, viewer), ring)]
+    assert await shown(ada) == [ids[s1["id"]], ids[s2["id"]]]
+    c.set(T0 + DAY - 1)
+    assert await shown(ada) == [ids[s1["id"]], ids[s2["id"]]]
+    c.set(T0 + DAY)  # s1's 24 h are over; the ring still names it
+    assert await shown(ada) == [ids[s2["id"]]]
+    p = (await gql.ok("mutation($i: StoryDeleteInput!) { deleteStory(input: $i) { errors { code } } }",
+                      {"i": {"storyId": s2["id"]}}, ta))["deleteStory"]
+    assert p["errors"] == []
+    assert await shown(ada) == []
+    # a ring naming what it was not built for: bo's close-friends story, ada's story under bo
+    forged = Ring(bo.author, [ids[s3["id"]], ids[s4["id"]]], True, bo.latest_at, False)
+    assert await shown(forged) == [ids[s4["id"]]]
+    forged = Ring(bo.author, [ids[s1["id"]], ids[s4["id"]]], True, bo.latest_at, False, member=True)
+    assert await shown(forged) == [ids[s4["id"]]]
