@@ -7,7 +7,8 @@ of one hot story, the HyperLogLog's error, and the expiry job's rate.
    Zipf-like draw of extra followers), `--live` of which have 1-5 live stories (a fifth of them
    close-friends stories, the viewer on some lists; some seen). `tray_rings` through fresh
    loaders, as each request has, on a warm cache: p50/p99 over `--reads`, with the SQL
-   statements and cache round trips of one read.
+   statements and cache round trips of one read; then the same reads as GraphQL
+   (`storyTray(first: 50)` with each ring's user and stories, executed in-process).
 2. Posting: SQL statements and rows written by `do_create_story` for an account with 10
    followers and for one with `--big-followers` (rows counted in every shard's tables before
    and after): the same, O(1), because the tray is pulled.
@@ -100,6 +101,7 @@ def make_settings(services: Services, run_id: str, shards: int) -> Settings:
     s.broker.url = services.redis_url
     s.broker.channel_prefix = run_id
     s.jobs.in_process_worker = False
+    s.limits.cost_budget = 10**9  # one viewer asks for its tray thousands of times a minute here
     return s
 
 
@@ -205,6 +207,7 @@ async def tray(tao: Tao, a: argparse.Namespace) -> dict[str, Any]:
         gc.callbacks.remove(watch)
     if profile is not None:
         profile.dump_stats(a.profile)
+    gql = await graphql_tray(tao, viewer, a.reads)
     # the slowest 1 % of reads by CPU: did a GC pass (and which generation) land in them?
     slow = sorted(range(len(cpu)), key=cpu.__getitem__)[-max(1, len(cpu) // 100):]
     times.sort()
@@ -219,9 +222,41 @@ async def tray(tao: Tao, a: argparse.Namespace) -> dict[str, Any]:
            "gc_cpu_ms_total": round(sum(g[3] for g in gcs) * 1000, 1),
            "gc_cpu_ms_in_slowest_1pct": [round(gcs[i][3] * 1000, 1) for i in slow],
            "heap_gc_objects": len(gc.get_objects()),
+           **gql,
            "load_average": os.getloadavg()}
     log(f"tray: {out}")
     return out
+
+
+TRAY_QUERY = """{ viewer { storyTray(first: 50) { edges { cursor node { hasUnseen isCloseFriends latestStoryAt
+  user { username } stories { id postedAt } } } pageInfo { hasNextPage endCursor } } } }"""
+
+
+async def graphql_tray(tao: Tao, viewer: int, reads: int) -> dict[str, Any]:
+    """The tray as a client asks for it: the first 50 rings with their users and stories,
+    executed by the schema in this process (no HTTP), a fresh context per read."""
+    from schema import build_schema
+
+    schema = build_schema(tao.settings.limits)
+    for _ in range(20):
+        result = await schema.execute(TRAY_QUERY, context_value=acting_as(tao, viewer))
+        assert not result.errors, result.errors
+    times, cpu, trips = [], [], []
+    for _ in range(reads):
+        tao.reset_stats()
+        t0, c0 = time.perf_counter(), time.process_time()
+        result = await schema.execute(TRAY_QUERY, context_value=acting_as(tao, viewer))
+        times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+        trips.append(tao.stats().get("cache_round_trips", 0))
+    assert not result.errors, result.errors
+    times.sort()
+    cpu.sort()
+    return {"graphql_p50_ms": round(percentile(times, 50) * 1000, 2),
+            "graphql_p99_ms": round(percentile(times, 99) * 1000, 2),
+            "graphql_cpu_p50_ms": round(percentile(cpu, 50) * 1000, 2),
+            "graphql_cpu_p99_ms": round(percentile(cpu, 99) * 1000, 2),
+            "graphql_cache_round_trips_p50": sorted(trips)[len(trips) // 2]}
 
 
 async def count_rows(tao: Tao) -> dict[str, int]:
