@@ -44,6 +44,7 @@ from resolvers.stories.social import do_add_close_friends
 from resolvers.stories.tray import tray_rings
 from resolvers.stories.views import do_mark_stories_seen, sketch_key
 from resolvers.stories.visibility import visible_stories
+from schema import build_schema
 from tao import Tao, open_tao
 from tao.clock import ManualClock
 from tao.testing import TaoTestHooks
@@ -180,6 +181,7 @@ async def tray(tao: Tao, a: argparse.Namespace) -> dict[str, Any]:
     log(f"tray: {a.following} followed, {a.live} live ({n_stories} stories); warming")
     for _ in range(20):
         await tray_rings(acting_as(tao, viewer))
+    schema = build_schema(tao.settings.limits)  # before the GC tuning, as the server builds it
     if a.server_gc:
         tune_gc()  # as server.py does once it is up (config/runtime.py): this process stands in for one
     times, cpu, queries, trips, gcs = [], [], [], [], []
@@ -207,7 +209,8 @@ async def tray(tao: Tao, a: argparse.Namespace) -> dict[str, Any]:
         gc.callbacks.remove(watch)
     if profile is not None:
         profile.dump_stats(a.profile)
-    gql = await graphql_tray(tao, viewer, a.reads)
+    heap = len(gc.get_objects())
+    gql = await graphql_tray(schema, tao, viewer, a.reads)
     # the slowest 1 % of reads by CPU: did a GC pass (and which generation) land in them?
     slow = sorted(range(len(cpu)), key=cpu.__getitem__)[-max(1, len(cpu) // 100):]
     times.sort()
@@ -221,7 +224,7 @@ async def tray(tao: Tao, a: argparse.Namespace) -> dict[str, Any]:
            "gc_passes_gen0_1_2": [sum(g[i] for g in gcs) for i in range(3)],
            "gc_cpu_ms_total": round(sum(g[3] for g in gcs) * 1000, 1),
            "gc_cpu_ms_in_slowest_1pct": [round(gcs[i][3] * 1000, 1) for i in slow],
-           "heap_gc_objects": len(gc.get_objects()),
+           "heap_gc_objects": heap,
            **gql,
            "load_average": os.getloadavg()}
     log(f"tray: {out}")
@@ -232,23 +235,25 @@ TRAY_QUERY = """{ viewer { storyTray(first: 50) { edges { cursor node { hasUnsee
   user { username } stories { id postedAt } } } pageInfo { hasNextPage endCursor } } } }"""
 
 
-async def graphql_tray(tao: Tao, viewer: int, reads: int) -> dict[str, Any]:
+async def graphql_tray(schema: Any, tao: Tao, viewer: int, reads: int) -> dict[str, Any]:
     """The tray as a client asks for it: the first 50 rings with their users and stories,
     executed by the schema in this process (no HTTP), a fresh context per read."""
-    from schema import build_schema
-
-    schema = build_schema(tao.settings.limits)
     for _ in range(20):
         result = await schema.execute(TRAY_QUERY, context_value=acting_as(tao, viewer))
         assert not result.errors, result.errors
     times, cpu, trips = [], [], []
-    for _ in range(reads):
-        tao.reset_stats()
-        t0, c0 = time.perf_counter(), time.process_time()
-        result = await schema.execute(TRAY_QUERY, context_value=acting_as(tao, viewer))
-        times.append(time.perf_counter() - t0)
-        cpu.append(time.process_time() - c0)
-        trips.append(tao.stats().get("cache_round_trips", 0))
+    watch = GcWatch()
+    gc.callbacks.append(watch)
+    try:
+        for _ in range(reads):
+            tao.reset_stats()
+            t0, c0 = time.perf_counter(), time.process_time()
+            result = await schema.execute(TRAY_QUERY, context_value=acting_as(tao, viewer))
+            times.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)
+            trips.append(tao.stats().get("cache_round_trips", 0))
+    finally:
+        gc.callbacks.remove(watch)
     assert not result.errors, result.errors
     times.sort()
     cpu.sort()
@@ -256,7 +261,8 @@ async def graphql_tray(tao: Tao, viewer: int, reads: int) -> dict[str, Any]:
             "graphql_p99_ms": round(percentile(times, 99) * 1000, 2),
             "graphql_cpu_p50_ms": round(percentile(cpu, 50) * 1000, 2),
             "graphql_cpu_p99_ms": round(percentile(cpu, 99) * 1000, 2),
-            "graphql_cache_round_trips_p50": sorted(trips)[len(trips) // 2]}
+            "graphql_cache_round_trips_p50": sorted(trips)[len(trips) // 2],
+            "graphql_gc_passes_gen0_1_2": watch.passes, "graphql_gc_cpu_ms_total": round(watch.seconds * 1000, 1)}
 
 
 async def count_rows(tao: Tao) -> dict[str, int]:
