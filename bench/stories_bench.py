@@ -7,7 +7,8 @@ of one hot story, the HyperLogLog's error, and the expiry job's rate.
    Zipf-like draw of extra followers), `--live` of which have 1-5 live stories (a fifth of them
    close-friends stories, the viewer on some lists; some seen). `tray_rings` through fresh
    loaders, as each request has, on a warm cache: p50/p99 over `--reads`, with the SQL
-   statements and cache round trips of one read.
+   statements and cache round trips of one read; then the same reads as GraphQL
+   (`storyTray(first: 50)` with each ring's user and stories, executed in-process).
 2. Posting: SQL statements and rows written by `do_create_story` for an account with 10
    followers and for one with `--big-followers` (rows counted in every shard's tables before
    and after): the same, O(1), because the tray is pulled.
@@ -22,6 +23,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
+import gc
 import os
 import random
 import sys
@@ -40,6 +43,7 @@ from bench.common import (
     started,
 )
 from config import Settings
+from config.runtime import tune_gc
 from resolvers.actor import acting_as
 from resolvers.jobs import register_job_handlers
 from resolvers.stories.actions import do_create_story
@@ -48,12 +52,14 @@ from resolvers.stories.social import do_add_close_friends
 from resolvers.stories.tray import tray_rings
 from resolvers.stories.views import do_mark_stories_seen, sketch_key
 from resolvers.stories.visibility import visible_stories
+from schema import build_schema
 from tao import Tao, open_tao
 from tao.clock import ManualClock
 from tao.testing import TaoTestHooks
 from tests.harness import Services
 
 MAX_BULK = 5_000
+PHASES = ("tray", "posting", "views", "hll", "expiry")
 TABLES = ("objects", "assocs", "assoc_counts", "outbox")
 
 
@@ -68,7 +74,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--view-seconds", type=float, default=20.0)
     p.add_argument("--hll-views", type=int, default=1_000_000)
     p.add_argument("--expire", type=int, default=1000)
-    return p.parse_args(argv)
+    p.add_argument("--only", default=",".join(PHASES),
+                   help=f"comma-separated phases to run (default all: {','.join(PHASES)})")
+    p.add_argument("--no-server-gc", dest="server_gc", action="store_false",
+                   help="skip the server's GC tuning (config.runtime.tune_gc) before the tray's reads")
+    p.add_argument("--profile", help="write a cProfile of the tray's timed reads here (pstats format)")
+    a = p.parse_args(argv)
+    a.only = [x for x in a.only.split(",") if x]
+    if unknown := set(a.only) - set(PHASES):
+        p.error(f"--only: unknown phases {sorted(unknown)}")
+    return a
 
 
 def make_settings(services: Services, run_id: str, shards: int) -> Settings:
@@ -76,6 +91,7 @@ def make_settings(services: Services, run_id: str, shards: int) -> Settings:
     s.broker.backend = "redis"
     s.broker.url = services.redis_url
     s.broker.channel_prefix = run_id
+    s.limits.cost_budget = 10**9  # one viewer asks for its tray thousands of times a minute here
     return s
 
 
@@ -121,21 +137,63 @@ async def setup_tray(tao: Tao, a: argparse.Namespace) -> tuple[int, int]:
     return viewer, len(story_ids)
 
 
+class GcWatch:
+    """Counts the garbage collector's passes and the CPU time they take (gc.callbacks), so a slow
+    read can be told apart: a GC pass, or the read's own work."""
+
+    def __init__(self) -> None:
+        self.passes = [0, 0, 0]
+        self.seconds = 0.0
+        self._t0 = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._t0 = time.process_time()
+        else:
+            self.passes[info["generation"]] += 1
+            self.seconds += time.process_time() - self._t0
+
+    def snapshot(self) -> tuple[int, int, int, float]:
+        return self.passes[0], self.passes[1], self.passes[2], self.seconds
+
+
 async def tray(tao: Tao, a: argparse.Namespace) -> dict[str, Any]:
     viewer, n_stories = await setup_tray(tao, a)
     log(f"tray: {a.following} followed, {a.live} live ({n_stories} stories); warming")
     for _ in range(20):
         await tray_rings(acting_as(tao, viewer))
-    times, cpu, queries, trips = [], [], [], []
-    for _ in range(a.reads):
-        tao.reset_stats()
-        t0, c0 = time.perf_counter(), time.process_time()
-        rings = await tray_rings(acting_as(tao, viewer))
-        times.append(time.perf_counter() - t0)
-        cpu.append(time.process_time() - c0)  # this process's CPU (its cache-tier threads included)
-        st = tao.stats()
-        queries.append(st.get("sql_queries", 0))
-        trips.append(st.get("cache_round_trips", 0))
+    schema = build_schema(tao.settings.limits)  # before the GC tuning, as the server builds it
+    if a.server_gc:
+        tune_gc()  # as server.py does once it is up (config/runtime.py): this process stands in for one
+    times, cpu, queries, trips, gcs = [], [], [], [], []
+    watch = GcWatch()
+    gc.callbacks.append(watch)
+    profile = cProfile.Profile() if a.profile else None
+    try:
+        for _ in range(a.reads):
+            tao.reset_stats()
+            g0 = watch.snapshot()
+            if profile is not None:
+                profile.enable()
+            t0, c0 = time.perf_counter(), time.process_time()
+            rings = await tray_rings(acting_as(tao, viewer))
+            times.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)  # this process's CPU (its cache-tier threads included)
+            if profile is not None:
+                profile.disable()
+            g1 = watch.snapshot()
+            gcs.append(tuple(x - y for x, y in zip(g1, g0)))
+            st = tao.stats()
+            queries.append(st.get("sql_queries", 0))
+            trips.append(st.get("cache_round_trips", 0))
+    finally:
+        gc.callbacks.remove(watch)
+    if profile is not None:
+        profile.dump_stats(a.profile)
+    heap = len(gc.get_objects())
+    gql = await graphql_tray(schema, tao, viewer, a.reads)
+    # the slowest 1 % of reads by CPU: did a GC pass (and which generation) land in them?
+    slow = sorted(range(len(cpu)), key=cpu.__getitem__)[-max(1, len(cpu) // 100):]
     times.sort()
     cpu.sort()
     out = {"following": a.following, "live_authors": a.live, "stories": n_stories, "rings": len(rings),
@@ -143,9 +201,49 @@ async def tray(tao: Tao, a: argparse.Namespace) -> dict[str, Any]:
            "p99_ms": round(percentile(times, 99) * 1000, 2), "cpu_p50_ms": round(percentile(cpu, 50) * 1000, 2),
            "cpu_p99_ms": round(percentile(cpu, 99) * 1000, 2),
            "sql_queries_per_read_p50": sorted(queries)[len(queries) // 2],
-           "cache_round_trips_per_read_p50": sorted(trips)[len(trips) // 2]}
+           "cache_round_trips_per_read_p50": sorted(trips)[len(trips) // 2],
+           "gc_passes_gen0_1_2": [sum(g[i] for g in gcs) for i in range(3)],
+           "gc_cpu_ms_total": round(sum(g[3] for g in gcs) * 1000, 1),
+           "gc_cpu_ms_in_slowest_1pct": [round(gcs[i][3] * 1000, 1) for i in slow],
+           "heap_gc_objects": heap,
+           **gql,
+           "load_average": os.getloadavg()}
     log(f"tray: {out}")
     return out
+
+
+TRAY_QUERY = """{ viewer { storyTray(first: 50) { edges { cursor node { hasUnseen isCloseFriends latestStoryAt
+  user { username } stories { id postedAt } } } pageInfo { hasNextPage endCursor } } } }"""
+
+
+async def graphql_tray(schema: Any, tao: Tao, viewer: int, reads: int) -> dict[str, Any]:
+    """The tray as a client asks for it: the first 50 rings with their users and stories,
+    executed by the schema in this process (no HTTP), a fresh context per read."""
+    for _ in range(20):
+        result = await schema.execute(TRAY_QUERY, context_value=acting_as(tao, viewer))
+        assert not result.errors, result.errors
+    times, cpu, trips = [], [], []
+    watch = GcWatch()
+    gc.callbacks.append(watch)
+    try:
+        for _ in range(reads):
+            tao.reset_stats()
+            t0, c0 = time.perf_counter(), time.process_time()
+            result = await schema.execute(TRAY_QUERY, context_value=acting_as(tao, viewer))
+            times.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)
+            trips.append(tao.stats().get("cache_round_trips", 0))
+    finally:
+        gc.callbacks.remove(watch)
+    assert not result.errors, result.errors
+    times.sort()
+    cpu.sort()
+    return {"graphql_p50_ms": round(percentile(times, 50) * 1000, 2),
+            "graphql_p99_ms": round(percentile(times, 99) * 1000, 2),
+            "graphql_cpu_p50_ms": round(percentile(cpu, 50) * 1000, 2),
+            "graphql_cpu_p99_ms": round(percentile(cpu, 99) * 1000, 2),
+            "graphql_cache_round_trips_p50": sorted(trips)[len(trips) // 2],
+            "graphql_gc_passes_gen0_1_2": watch.passes, "graphql_gc_cpu_ms_total": round(watch.seconds * 1000, 1)}
 
 
 async def count_rows(tao: Tao) -> dict[str, int]:
@@ -256,12 +354,10 @@ async def run(a: argparse.Namespace, services: Services) -> dict[str, Any]:
     tao = await open_tao(make_settings(services, run_id, a.shards), migrate=True, start_worker=False)
     register_job_handlers(tao)
     out: dict[str, Any] = started(a)
+    phases = {"tray": tray, "posting": posting, "views": views, "hll": hll, "expiry": expiry}
     try:
-        out["tray"] = await tray(tao, a)
-        out["posting"] = await posting(tao, a)
-        out["views"] = await views(tao, a)
-        out["hll"] = await hll(tao, a)
-        out["expiry"] = await expiry(tao, a)
+        for name in a.only:
+            out[name] = await phases[name](tao, a)
         out["load_average_end"] = os.getloadavg()
         return out
     finally:

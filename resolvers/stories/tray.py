@@ -1,12 +1,13 @@
 """The story tray and profile rings: pulled at read time (docs/stories.md, "Push or pull").
 
 A tray read is a fixed number of batched reads whatever the viewer follows: the viewer's
-FOLLOWS list, the live hints of those accounts (with Redis: one MGET, so accounts without a
-live story cost no cache read), the live window (`posted_at > now - 24 h`) of the remaining
-accounts' STORY_LIVE lists (one many-keys read: one cache round trip per memcached server), then, for the
-accounts with live stories only, in parallel: the viewer's story mutes, their visibility (blocks,
-private accounts), close-friends membership where a ring holds a close-friends story, the
-viewer's seen marks, and the feed's affinity signals. Posting writes nothing per follower.
+FOLLOWS list, the live hints of those accounts (with Redis: one script call answering one flag
+per account, so accounts without a live story cost no cache read), the live window
+(`posted_at > now - 24 h`) of the remaining accounts' STORY_LIVE lists (one many-keys read: one
+cache round trip per memcached server), then, for the accounts with live stories only, in
+parallel: the viewer's story mutes, their visibility (blocks, private accounts), close-friends
+membership where a ring holds a close-friends story, the viewer's seen marks, and the feed's
+affinity signals. Posting writes nothing per follower.
 
 Order: the viewer's own ring first; then rings with an unseen story, then fully seen ones; each
 group by the viewer's affinity with the author (the feed's signal, `Scorer.author_affinity`),
@@ -43,16 +44,21 @@ class Ring:
     close_friends: bool
     affinity: float = 0.0
     own: bool = False
+    member: bool = False  # the viewer may see the author's close-friends stories (own ring, or on the list)
     stories: list[Story] = field(default_factory=list)
 
 
 def _ring(author: int, edges: list[Assoc], seen: set[int], member: bool, own: bool) -> Ring | None:
-    shown = [e for e in edges if own or member or not e.data.get("cf")]
-    if not shown:
-        return None
-    shown.sort(key=lambda e: (e.time, e.id2))
-    return Ring(author, [e.id2 for e in shown], any(e.id2 not in seen for e in shown), shown[-1].time,
-                any(e.data.get("cf") for e in shown), own=own)
+    """The ring of one author's live edges (newest first, as the list keeps them)."""
+    if own or member:
+        shown = edges
+    else:
+        shown = [e for e in edges if not e.data.get("cf")]
+        if not shown:
+            return None
+    ids = [e.id2 for e in reversed(shown)]  # the list's order is (time, id2) descending
+    return Ring(author, ids, not seen.issuperset(ids), shown[0].time,
+                (own or member) and any(e.data.get("cf") for e in shown), own=own, member=own or member)
 
 
 async def tray_rings(ctx: RequestContext) -> list[Ring]:
@@ -91,17 +97,17 @@ async def tray_rings(ctx: RequestContext) -> list[Ring]:
 async def _maybe_live(authors: list[int], ctx: RequestContext, now: int) -> list[int]:
     """The followed accounts that may have a live story: with Redis, those whose live hint
     (`actions.set_live_hint`: set when they post, expiring 24 h after their newest story) is
-    set, one MGET; the authority is still each one's STORY_LIVE list, read next. Without Redis,
-    or if it does not answer, every followed account."""
+    at least the live window's low end, one script call answering with one flag per account;
+    the authority is still each one's STORY_LIVE list, read next. Without Redis, or if it does
+    not answer, every followed account."""
     sketches = ctx.tao.sketches
     if not sketches.available or not authors:
         return authors
     try:
-        hints = await sketches.hint_get_many([live_hint_key(a) for a in authors])
+        flags = await sketches.hints_at_least([live_hint_key(a) for a in authors], live_low(now))
     except TaoError:
         return authors
-    low = live_low(now)
-    return [a for a, h in zip(authors, hints) if h is not None and h >= low]
+    return [a for a, live in zip(authors, flags) if live]
 
 
 async def _own_marks(ctx: RequestContext, viewer: int, atype: str, ids: list[int], low: int | None) -> set[int]:
@@ -137,8 +143,16 @@ async def story_tray(ctx: RequestContext, first: int, after: Cursor | None) -> P
 
 
 async def ring_stories(ctx: RequestContext, ring: Ring) -> list[Story]:
-    """A ring's stories the viewer may see, oldest first (re-checked: the tray read edges only)."""
-    return await visible_stories(ctx, ring.story_ids)
+    """A ring's stories the viewer may see, oldest first. The tray read decided, in this request,
+    what holds for the whole ring (the author is FULL to the viewer; the viewer is or is not on
+    the author's close friends); each story is re-checked here for what the tray read only as
+    an edge: that it exists, is the author's, is live now on the store's clock, and is for
+    close friends only if the viewer is one. One batched object read for all the rings of a
+    page, no per-story checks to schedule."""
+    now = now_ms(ctx)
+    objs = await ctx.loaders.object_by_id.load_many(ring.story_ids)
+    return [o for o in objs if isinstance(o, Story) and o.author == ring.author and o.live_at(now)
+            and (ring.member or not o.close_friends)]
 
 
 async def user_stories(ctx: RequestContext, user_id: int) -> list[Story]:

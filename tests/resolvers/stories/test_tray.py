@@ -3,7 +3,13 @@ oldest-first stories, mutes of stories only, close-friends rings, paging; and se
 
 from __future__ import annotations
 
-from tests.resolvers.stories.helpers import SEEN, T0, clock, follow, post_story, ring_names, tray, uid
+from resolvers.accounts import user_data
+from resolvers.actor import acting_as
+from resolvers.stories.actions import do_create_story, live_hint_key, set_live_hint
+from resolvers.stories.social import do_add_close_friends
+from resolvers.stories.tray import Ring, ring_stories, tray_rings
+from schema.relay import from_global_id
+from tests.resolvers.stories.helpers import DAY, SEEN, T0, TRAY, clock, follow, post_story, ring_names, tray, uid
 
 LIKE = "mutation($i: PostLikeInput!) { likePost(input: $i) { errors { code } } }"
 POST = "mutation { createPost(input: {caption: \"hi\"}) { post { id } errors { code } } }"
@@ -137,3 +143,111 @@ async def test_tray_hides_a_followed_account_across_a_block_before_the_follow_is
     await gql.tao.assoc_add(await uid(gql, "ada"), "BLOCKS", await uid(gql, "viewer"))
     assert await gql.tao.assoc_count(await uid(gql, "viewer"), "FOLLOWS") == 1
     assert ring_names(await tray(gql, tv)) == []
+
+
+async def test_a_live_hint_only_narrows_the_tray_the_live_list_decides(gql):
+    """With Redis the tray reads only the accounts whose live hint is current; a hint that says
+    more than the STORY_LIVE list (its story deleted, or set by a retried job for an account with
+    nothing live) shows no ring, and the hint's edge is the story's own 24 h to the millisecond."""
+    c = clock(gql)
+    tv, _ = await gql.sign_up("viewer")
+    ta, a = await gql.sign_up("ada")
+    tb, b = await gql.sign_up("bo")
+    await follow(gql, tv, a)
+    await follow(gql, tv, b)
+    story = await post_story(gql, ta, "ada")
+    assert ring_names(await tray(gql, tv)) == ["ada"]
+    p = (await gql.ok("mutation($i: StoryDeleteInput!) { deleteStory(input: $i) { errors { code } } }",
+                      {"i": {"storyId": story["id"]}}, ta))["deleteStory"]
+    assert p["errors"] == []
+    if gql.tao.sketches.available:  # the hints outlive what they point at
+        await set_live_hint(gql.tao, await uid(gql, "ada"), T0)
+        await set_live_hint(gql.tao, await uid(gql, "bo"), T0)
+        assert await gql.tao.sketches.hints_at_least([live_hint_key(await uid(gql, "ada"))], T0) == [True]
+    assert ring_names(await tray(gql, tv)) == []
+    c.set(T0 + 1000)
+    second = await post_story(gql, ta, "ada")
+    c.set(T0 + 1000 + DAY - 1)
+    rings = await tray(gql, tv)
+    assert ring_names(rings) == ["ada"] and [s["id"] for s in rings[0]["stories"]] == [second["id"]]
+    c.set(T0 + 1000 + DAY)
+    assert ring_names(await tray(gql, tv)) == []
+
+
+async def _followed_with_stories(gql, viewer: int, tag: str, n: int) -> None:
+    """`n` accounts the viewer follows, each with 1-3 live stories; every third has the viewer
+    among its close friends and a close-friends story."""
+    tao = gql.tao
+    users = await tao.obj_add_many([("USER", user_data(f"{tag}{i}", "", None), None) for i in range(n)])
+    for i, u in enumerate(users):
+        await tao.assoc_add(viewer, "FOLLOWS", u)
+        cf = i % 3 == 0
+        if cf:
+            await do_add_close_friends(tao, u, [viewer])
+        for k in range(1 + i % 3):
+            m = await tao.obj_add("MEDIA", {"kind": "image", "status": "ready", "owner": u}, owner=u)
+            await tao.assoc_add(u, "UPLOADED", m)
+            await do_create_story(tao, u, m, "close_friends" if cf and k == 0 else "followers")
+    await tao.run_jobs_until_idle(include_delayed=False)
+
+
+async def test_tray_round_trips_do_not_grow_with_the_rings(gql):
+    """A tray of 15 rings costs the statements and cache round trips of a tray of 3 (within one
+    per cache server): every per-ring read (live lists, visibility, close friends, seen marks,
+    the rings' stories and users) is one batch, not one read per ring."""
+    clock(gql)
+    small_token, _ = await gql.sign_up("small")
+    large_token, _ = await gql.sign_up("large")
+    await _followed_with_stories(gql, await uid(gql, "small"), "s", 3)
+    await _followed_with_stories(gql, await uid(gql, "large"), "l", 15)
+    for token in (small_token, large_token):  # warm the cache (and the loaders' first misses)
+        await tray(gql, token)
+    small_data, small = await gql.measure_warm(TRAY, token=small_token)
+    large_data, large = await gql.measure_warm(TRAY, token=large_token)
+    assert len(small_data["viewer"]["storyTray"]["edges"]) == 3
+    assert len(large_data["viewer"]["storyTray"]["edges"]) == 15
+    assert large.get("sql_queries", 0) == small.get("sql_queries", 0), (small, large)
+    assert large.get("cache_round_trips", 0) <= small.get("cache_round_trips", 0) + 2, (small, large)
+
+
+async def test_a_rings_stories_are_rechecked_when_resolved(gql):
+    """The tray read decides the ring (author visible, close-friends membership) from edges;
+    its stories are resolved later in the request from the objects: a story that expired (at
+    its 24 h, to the millisecond), was deleted, is another author's, or is for close friends
+    the ring was not built for, is not shown, whatever the ring carries."""
+    c = clock(gql)
+    tv, _ = await gql.sign_up("viewer")
+    ta, a = await gql.sign_up("ada")
+    tb, b = await gql.sign_up("bo")
+    await follow(gql, tv, a)
+    await follow(gql, tv, b)
+    viewer = await uid(gql, "viewer")
+    await do_add_close_friends(gql.tao, await uid(gql, "ada"), [viewer])
+    s1 = await post_story(gql, ta, "ada")
+    c.set(T0 + 1000)
+    s2 = await post_story(gql, ta, "ada", audience="CLOSE_FRIENDS")
+    s3 = await post_story(gql, tb, "bo", audience="CLOSE_FRIENDS")  # the viewer is not on bo's list
+    s4 = await post_story(gql, tb, "bo")
+    ids = {s["id"]: from_global_id(s["id"], gql.tao.n_shards)[1] for s in (s1, s2, s3, s4)}
+
+    rings = {r.author: r for r in await tray_rings(acting_as(gql.tao, viewer))}
+    ada, bo = rings[await uid(gql, "ada")], rings[await uid(gql, "bo")]
+    assert ada.story_ids == [ids[s1["id"]], ids[s2["id"]]] and ada.member and ada.close_friends
+    assert bo.story_ids == [ids[s4["id"]]] and not bo.member and not bo.close_friends
+
+    async def shown(ring) -> list[int]:
+        return [s.id for s in await ring_stories(acting_as(gql.tao, viewer), ring)]
+    assert await shown(ada) == [ids[s1["id"]], ids[s2["id"]]]
+    c.set(T0 + DAY - 1)
+    assert await shown(ada) == [ids[s1["id"]], ids[s2["id"]]]
+    c.set(T0 + DAY)  # s1's 24 h are over; the ring still names it
+    assert await shown(ada) == [ids[s2["id"]]]
+    p = (await gql.ok("mutation($i: StoryDeleteInput!) { deleteStory(input: $i) { errors { code } } }",
+                      {"i": {"storyId": s2["id"]}}, ta))["deleteStory"]
+    assert p["errors"] == []
+    assert await shown(ada) == []
+    # a ring naming what it was not built for: bo's close-friends story, ada's story under bo
+    forged = Ring(bo.author, [ids[s3["id"]], ids[s4["id"]]], True, bo.latest_at, False)
+    assert await shown(forged) == [ids[s4["id"]]]
+    forged = Ring(bo.author, [ids[s1["id"]], ids[s4["id"]]], True, bo.latest_at, False, member=True)
+    assert await shown(forged) == [ids[s4["id"]]]
