@@ -223,12 +223,39 @@ class _StoreLoader:
         return self
 
 
+# Records of these types hold only immutable values (str, int, enums, tuples of them, frozen
+# records), and an object's (id, version) names one content forever (every write bumps the
+# version), so one decoded record serves every request of the process that reads that version:
+# a page's 100-odd users, posts and comments are not decoded again per request.
+_SHARED_TYPES = frozenset({"USER", "POST", "COMMENT"})
+SHARED_RECORDS_MAX = 50_000
+_SHARED: weakref.WeakKeyDictionary[Tao, dict[tuple[int, int], Any]] = weakref.WeakKeyDictionary()
+
+
+def shared_record(tao: Tao, obj: Obj) -> Any:
+    """`record_of(obj)`, the same instance for every read of this version of the object."""
+    if obj.otype not in _SHARED_TYPES:
+        return record_of(obj)
+    memo = _SHARED.get(tao)
+    if memo is None:
+        memo = _SHARED.setdefault(tao, {})
+    key = (obj.id, obj.version)
+    record = memo.get(key)
+    if record is None:
+        record = record_of(obj)
+        if len(memo) >= SHARED_RECORDS_MAX:
+            memo.pop(next(iter(memo)), None)  # the oldest decoded: the memo only saves work
+        memo[key] = record
+    return record
+
+
 class ObjectByIdLoader(_StoreLoader):
     """id -> the object's record (`resolvers.records`), or None when missing or deleted (`obj_get`)."""
 
     async def batch_load_fn(self, keys: list[int]) -> list[Any]:
         found = await self.tao.obj_get(keys, errors="return")
-        return _each({k: v if isinstance(v, Exception) else record_of(v) for k, v in found.items()}, keys)
+        tao = self.tao
+        return _each({k: v if isinstance(v, Exception) else shared_record(tao, v) for k, v in found.items()}, keys)
 
 
 class UserIdByUsernameLoader(_StoreLoader):
