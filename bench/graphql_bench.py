@@ -155,7 +155,8 @@ def _toml(s: Settings) -> str:
                   f"password = {v(m.password)}"]
     lines += ["[cache]", f"backend = {v(s.cache.backend)}", f"servers = {v(s.cache.servers)}",
               f"key_prefix = {v(s.cache.key_prefix)}", f"timeout = {s.cache.timeout}",
-              "[search]", f"index_dir = {v(s.search.index_dir)}", f"writer_partitions = {v(s.search.writer_partitions)}",
+              "[search]", f"index_dir = {v(s.search.index_dir)}",
+              f"writer_partitions = {v(s.search.writer_partitions)}",
               "[jobs]", "in_process_worker = false",
               "[server]", "graphiql = false",
               "[limits]", f"cost_budget = {s.limits.cost_budget}",
