@@ -10,10 +10,6 @@ What each connection keeps true (resolvers.realtime holds the domain half):
   queue per subscription (a slow consumer is closed with 1013 and its resume cursor).
 - Orderly shut-down: `close_all(app)` (the app's on_shutdown) closes every live socket with
   1001 "server shutting down", so clients reconnect (to another process) and resume by cursor.
-- Observed as HTTP operations are: one log line (`taogram.request`), metrics sample and span per
-  operation, query, mutation or subscription alike (`observe_operation`), written when it ends
-  (a subscription: when it completes, the client stops it or the socket closes), with the
-  connection's request id and the error codes it sent; never its document or variables.
 """
 
 from __future__ import annotations
@@ -22,7 +18,6 @@ import asyncio
 import logging
 import time
 import weakref
-from types import SimpleNamespace
 from typing import Any
 
 from aiohttp import web
@@ -30,8 +25,7 @@ from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
 
 from config import RealtimeSettings
-from config.observability.metrics import WEBSOCKETS_OPEN, OperationNames
-from config.observability.requests import observe_operation
+from config.observability.metrics import WEBSOCKETS_OPEN
 from resolvers.errors import UnavailableError
 from resolvers.realtime import CLOSE_GOING_AWAY, CLOSE_RATE_LIMITED, SessionWatch, ensure_live_session
 from tao import ShardUnavailableError
@@ -68,33 +62,6 @@ class SocketHandle:
             await handler.close(code, reason)
 
 
-class _Sent:
-    """What an operation sent its client, as much of an ExecutionResult as its log line reads
-    (`Operation.finish`): the error codes, whether any data went out, the cost it reported."""
-
-    MAX_ERRORS = 20  # a long subscription's line lists its first errors, not all of them
-
-    def __init__(self) -> None:
-        self.errors: list[SimpleNamespace] = []
-        self.data: Any = None
-        self.extensions: dict | None = None
-
-    def saw(self, message: dict) -> None:
-        payload = message.get("payload")
-        if message.get("type") == "next" and isinstance(payload, dict):
-            errors = payload.get("errors") or []
-            if payload.get("data") is not None:
-                self.data = True
-            if self.extensions is None and isinstance(payload.get("extensions"), dict):
-                self.extensions = payload["extensions"]
-        elif message.get("type") == "error" and isinstance(payload, list):
-            errors = payload
-        else:
-            return
-        for error in errors[: self.MAX_ERRORS - len(self.errors)]:
-            self.errors.append(SimpleNamespace(extensions=error.get("extensions") if isinstance(error, dict) else None))
-
-
 class TaogramWSHandler(BaseGraphQLTransportWSHandler):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -103,9 +70,6 @@ class TaogramWSHandler(BaseGraphQLTransportWSHandler):
         self._bucket = _TokenBucket(rt.messages_per_second, rt.message_burst)
         self._watch: SessionWatch | None = None
         self._closed = False
-        self._sent: dict[str, _Sent] = {}  # operation id -> what it sent, for its log line
-        names = getattr(self.view, "operation_names", None)
-        self._operation_names = names if isinstance(names, OperationNames) else OperationNames(100)
         self.context.socket = SocketHandle(self)
         request = getattr(self.websocket, "request", None)
         if request is not None:
@@ -160,21 +124,6 @@ class TaogramWSHandler(BaseGraphQLTransportWSHandler):
             return
         if not self._closed:
             await super().handle_subscribe(message)
-
-    async def run_operation(self, operation: Any) -> None:
-        with observe_operation(self._operation_names, None, operation.operation_name, operation.query) as op:
-            sent = self._sent[operation.id] = _Sent()
-            try:
-                await super().run_operation(operation)
-            finally:  # completed, failed, or cancelled (the client's `complete`, the socket closing)
-                self._sent.pop(operation.id, None)
-                op.finish(self.context, sent)
-
-    async def send_message(self, message: Any) -> None:
-        sent = self._sent.get(message.get("id")) if isinstance(message, dict) else None
-        if sent is not None:
-            sent.saw(message)
-        await super().send_message(message)
 
     async def shutdown(self) -> None:
         if self._watch is not None:

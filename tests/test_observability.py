@@ -4,7 +4,6 @@ it enqueued, with none per field."""
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import logging
@@ -182,39 +181,3 @@ def test_spans_are_exported_over_otlp_when_an_endpoint_is_configured():
         traces.shutdown_tracing()
     assert received and received[0][0] == "/v1/traces" and received[0][1] == "application/x-protobuf"
     assert received[0][2] > 0
-
-
-async def test_one_json_line_per_websocket_operation_and_no_secret_in_any(settings, captured_logs):
-    """Over graphql-transport-ws too (issue 16): a query, a refused one and a subscription the
-    client stops each log one `taogram.request` line, with the connection's request id and the
-    viewer, never the token or a variable."""
-    from tests.wsclient import VIEWER_EVENTS, WSClient
-
-    secret = "secret-variable-" + uuid.uuid4().hex
-    async with running_app(settings) as gql:
-        token, _ = await gql.sign_up("wsann_" + uuid.uuid4().hex[:8])
-        ws = await WSClient.connect(gql.client, "/graphql", token)
-        await ws.subscribe("q1", "query Look($u: String!) { user(username: $u) { username } viewer { id } }",
-                           {"u": secret})
-        data = await ws.next_data("q1")
-        assert data["user"] is None and data["viewer"]["id"]
-        await ws.subscribe("q2", "query Broken { viewer { noSuchField } }")
-        refused = await ws.receive()
-        while refused is not None and refused.get("id") != "q2":  # q1's `complete`
-            refused = await ws.receive()
-        assert refused is not None and refused["type"] == "error"
-        await ws.subscribe("s1", VIEWER_EVENTS)
-        await asyncio.sleep(0.3)  # live
-        await ws.ws.send_json({"type": "complete", "id": "s1"})
-        await asyncio.sleep(0.3)
-        await ws.close()
-
-    requests = [line for line in _lines(captured_logs) if line["logger"] == "taogram.request"]
-    by_name = {line["operation"]: line for line in requests}
-    assert {"Look", "Broken"} <= set(by_name) and len(requests) == 4, requests  # + the sign-up over HTTP
-    assert by_name["Look"]["outcome"] == "ok" and by_name["Look"]["viewer_id"] is not None
-    assert by_name["Broken"]["outcome"] == "error" and by_name["Broken"]["error_codes"] == ["GRAPHQL_VALIDATION_FAILED"]
-    (stream,) = [line for line in requests if line["operation"] is None and line["viewer_id"] is not None]
-    assert stream["outcome"] == "ok" and stream["request_id"] == by_name["Look"]["request_id"]
-    text = captured_logs.getvalue()
-    assert secret not in text and token not in text
