@@ -54,6 +54,7 @@ import aiohttp
 from bench._graphql_data import BenchData, make_data, prewarm_body
 from bench.common import Latencies, LoadSync, ZipfSampler, run_load_processes
 from config import MySQLServer, Settings
+from resolvers.jobs import register_job_handlers
 from schema.relay import to_global_id
 from tao import open_tao
 from tests.harness import Services, attach_services, start_services
@@ -125,6 +126,10 @@ def _settings(services: Services | None, run_id: str, tier: str, cache_timeout: 
         s.cache.backend = tier
         s.cache.servers = list(services.memcached) if tier == "memcached" else []
     s.store.logical_shards = 8
+    # Sign-up and posts enqueue search index jobs: nobody runs them here (no worker), and the
+    # index lives in the run's own directory, never the checkout's var/search.
+    s.search.index_dir = str(workdir / "search")
+    s.search.writer_partitions = ""
     s.store.database_prefix = run_id
     s.cache.key_prefix = run_id
     s.cache.timeout = cache_timeout
@@ -150,6 +155,8 @@ def _toml(s: Settings) -> str:
                   f"password = {v(m.password)}"]
     lines += ["[cache]", f"backend = {v(s.cache.backend)}", f"servers = {v(s.cache.servers)}",
               f"key_prefix = {v(s.cache.key_prefix)}", f"timeout = {s.cache.timeout}",
+              "[search]", f"index_dir = {v(s.search.index_dir)}",
+              f"writer_partitions = {v(s.search.writer_partitions)}",
               "[jobs]", "in_process_worker = false",
               "[server]", "graphiql = false",
               "[limits]", f"cost_budget = {s.limits.cost_budget}",
@@ -295,6 +302,7 @@ def _summarize(res: dict) -> dict:
 
 async def _write_data(args: argparse.Namespace, settings: Settings) -> BenchData:
     tao = await open_tao(settings, migrate=True, start_worker=False)
+    register_job_handlers(tao)  # the writes enqueue jobs (search indexing: declared as run elsewhere)
     try:
         t0 = time.perf_counter()
         data = await make_data(tao, settings, users=args.users, authors=args.authors,

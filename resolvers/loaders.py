@@ -23,8 +23,6 @@ from collections.abc import Iterable
 from functools import cached_property
 from typing import Any
 
-from aiodataloader import DataLoader
-
 from resolvers.errors import domain_error
 from resolvers.records import record_of
 from tao import Assoc, Obj, Tao
@@ -45,41 +43,52 @@ def _each(found: dict, keys: list, missing: Any = None) -> list:
     return out
 
 
-async def load_each(loader: DataLoader, keys: list) -> list:
+async def load_each(loader: Any, keys: list) -> list:
     """`loader.load_many(keys)`, except that a key that failed answers its exception instead of
     failing the others (for batch functions built on other loaders)."""
-    if isinstance(loader, _StoreLoader) and (done := loader.finished(keys)) is not None:
-        return [f.exception() or f.result() for f in done]
+    if isinstance(loader, _StoreLoader):
+        return await loader.load_each(keys)
     return list(await asyncio.gather(*(loader.load(k) for k in keys), return_exceptions=True))
 
 
-class _StoreLoader(DataLoader):
+class _Batch:
+    """Keys queued for one call of a loader's batch function, and the future it settles."""
+
+    __slots__ = ("keys", "done", "values", "error")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.keys: list[Any] = []
+        self.done: asyncio.Future[None] = loop.create_future()
+        self.values: dict[Any, Any] = {}
+        self.error: BaseException | None = None
+
+
+_NOT_LOADED: Any = object()
+
+
+class _StoreLoader:
+    """A DataLoader (the same contract as aiodataloader's: `load`, `load_many`, `prime`, `clear`,
+    `clear_all`; keys loaded in the same few event-loop ticks go to one `batch_load_fn` call)
+    that costs one future per *call* rather than one per key. A page's builder asks for 20-60
+    keys at a time (`load_each`); with a future, a done-callback and a gather slot per key that
+    was ~1 000 event-loop callbacks per profile page (docs/BENCHMARKS.md, issue 16).
+
+    A key's answer is its value, or an exception instance for that key alone (raised by `load`,
+    returned by `load_each`). A batch function that raises fails its whole batch, and those keys
+    are not remembered (a later load retries them), as aiodataloader does."""
+
     def __init__(self, loaders: Loaders) -> None:
-        self._futures: dict[Any, asyncio.Future] = {}  # this request's loads, by key (aiodataloader's cache)
-        super().__init__(cache_map=self._futures)
+        self._answers: dict[Any, Any] = {}  # this request's loaded keys
+        self._pending: dict[Any, _Batch] = {}  # keys queued or in flight, and their batch
+        self._queue: _Batch | None = None
         # A weak reference: `Loaders` holds its loaders, so a strong one back would make every
-        # request's loaders (and the futures they cache) a cycle that only the garbage
-        # collector frees, and its passes would land inside later requests.
+        # request's loaders (and what they cache) a cycle that only the garbage collector
+        # frees, and its passes would land inside later requests.
         self._loaders = weakref.ref(loaders)
         self.tao = loaders.tao
 
-    def finished(self, keys: list) -> list[asyncio.Future] | None:
-        """The futures of `keys` if this request has loaded every one of them already, else None."""
-        futures = [self._futures.get(k) for k in keys]
-        return futures if all(f is not None and f.done() for f in futures) else None  # type: ignore[return-value]
-
-    def load_many(self, keys: Iterable[Any]) -> asyncio.Future:
-        """DataLoader's `load_many`; keys this request has all loaded before answer at once (a
-        page's second look at its authors, say), without a gather and its callbacks."""
-        keys = list(keys)
-        if (done := self.finished(keys)) is None:
-            return super().load_many(keys)
-        answer = asyncio.get_running_loop().create_future()
-        if failed := next((f.exception() for f in done if f.exception() is not None), None):
-            answer.set_exception(failed)
-        else:
-            answer.set_result([f.result() for f in done])
-        return answer
+    async def batch_load_fn(self, keys: list) -> list:
+        raise NotImplementedError
 
     @property
     def loaders(self) -> Loaders:
@@ -88,13 +97,165 @@ class _StoreLoader(DataLoader):
             raise RuntimeError("this request's loaders are gone: a loader outlived its request")
         return loaders
 
+    # -- loading
+
+    async def load_each(self, keys: list) -> list:
+        """One answer per key, a failed key's exception in its slot (keys loaded before answer
+        at once, without a future)."""
+        batches = self._batches_for(keys)
+        for batch in batches:
+            await batch.done
+        return [self._answer(k, batches) for k in keys]
+
+    def load(self, key: Any) -> asyncio.Future:
+        return self._future(key, single=True)
+
+    def load_many(self, keys: Iterable[Any]) -> asyncio.Future:
+        """The keys' values in order; fails with the first failed key's exception."""
+        return self._future(list(keys), single=False)
+
+    def _future(self, key_or_keys: Any, single: bool) -> asyncio.Future:
+        keys = [key_or_keys] if single else key_or_keys
+        out: asyncio.Future = asyncio.get_running_loop().create_future()
+        batches = self._batches_for(keys)
+        if not batches:
+            self._settle(out, keys, batches, single)
+            return out
+        remaining = [len(batches)]
+
+        def one_done(_: Any) -> None:
+            remaining[0] -= 1
+            if remaining[0] == 0 and not out.done():
+                self._settle(out, keys, batches, single)
+        for batch in batches:
+            batch.done.add_done_callback(one_done)
+        return out
+
+    def _settle(self, out: asyncio.Future, keys: list, batches: dict[_Batch, None], single: bool) -> None:
+        answers = [self._answer(k, batches) for k in keys]
+        failed = next((a for a in answers if isinstance(a, Exception)), None)
+        if failed is not None:
+            out.set_exception(failed)
+        else:
+            out.set_result(answers[0] if single else answers)
+
+    def _answer(self, key: Any, batches: dict[_Batch, None]) -> Any:
+        answer = self._answers.get(key, _NOT_LOADED)
+        if answer is not _NOT_LOADED:
+            return answer
+        # Cleared since its batch answered (a write in this request), or its batch failed.
+        for batch in batches:
+            if key in batch.values:
+                return batch.values[key]
+        error = next((b.error for b in batches if b.error is not None), None)
+        return error if isinstance(error, Exception) else RuntimeError(f"key {key!r} was not loaded")
+
+    def _batches_for(self, keys: Iterable[Any]) -> dict[_Batch, None]:
+        """The batches that will answer the keys not loaded yet (queueing those nobody asked for)."""
+        answers, pending = self._answers, self._pending
+        batches: dict[_Batch, None] = {}
+        for key in keys:
+            if key in answers:
+                continue
+            batch = pending.get(key)
+            if batch is None:
+                batch = self._queue
+                if batch is None:
+                    loop = asyncio.get_running_loop()
+                    batch = self._queue = _Batch(loop)
+                    loop.call_soon(self._close_queue, loop)
+                batch.keys.append(key)
+                pending[key] = batch
+            batches[batch] = None
+        return batches
+
+    # -- dispatching: the queue closes two loop iterations after its first key, and its batch
+    # runs in the next (aiodataloader's timing: sibling fields resolving in those iterations
+    # join the batch).
+
+    def _close_queue(self, loop: asyncio.AbstractEventLoop) -> None:
+        loop.call_soon(self._dispatch, loop)
+
+    def _dispatch(self, loop: asyncio.AbstractEventLoop) -> None:
+        batch, self._queue = self._queue, None
+        if batch is not None:
+            loop.create_task(self._run(batch))
+
+    async def _run(self, batch: _Batch) -> None:
+        keys = batch.keys
+        try:
+            values = list(await self.batch_load_fn(keys))
+            if len(values) != len(keys):
+                raise TypeError(f"{type(self).__name__}.batch_load_fn answered {len(values)} values "
+                                f"for {len(keys)} keys")
+        except BaseException as exc:
+            batch.error = exc
+            for key in keys:
+                if self._pending.get(key) is batch:
+                    del self._pending[key]
+            batch.done.set_result(None)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        batch.values = dict(zip(keys, values))
+        for key, value in batch.values.items():
+            if self._pending.get(key) is batch:  # not cleared (or cleared and queued again) meanwhile
+                del self._pending[key]
+                self._answers[key] = value
+        batch.done.set_result(None)
+
+    # -- the request's cache
+
+    def prime(self, key: Any, value: Any) -> _StoreLoader:
+        """Answer `key` with `value` for the rest of the request, unless it is loaded or loading."""
+        if key not in self._answers and key not in self._pending:
+            self._answers[key] = value
+        return self
+
+    def clear(self, key: Any) -> _StoreLoader:
+        self._answers.pop(key, None)
+        self._pending.pop(key, None)
+        return self
+
+    def clear_all(self) -> _StoreLoader:
+        self._answers.clear()
+        self._pending.clear()
+        return self
+
+
+# Records of these types hold only immutable values (str, int, enums, tuples of them, frozen
+# records), and an object's (id, version) names one content forever (every write bumps the
+# version), so one decoded record serves every request of the process that reads that version:
+# a page's 100-odd users, posts and comments are not decoded again per request.
+_SHARED_TYPES = frozenset({"USER", "POST", "COMMENT"})
+SHARED_RECORDS_MAX = 50_000
+_SHARED: weakref.WeakKeyDictionary[Tao, dict[tuple[int, int], Any]] = weakref.WeakKeyDictionary()
+
+
+def shared_record(tao: Tao, obj: Obj) -> Any:
+    """`record_of(obj)`, the same instance for every read of this version of the object."""
+    if obj.otype not in _SHARED_TYPES:
+        return record_of(obj)
+    memo = _SHARED.get(tao)
+    if memo is None:
+        memo = _SHARED.setdefault(tao, {})
+    key = (obj.id, obj.version)
+    record = memo.get(key)
+    if record is None:
+        record = record_of(obj)
+        if len(memo) >= SHARED_RECORDS_MAX:
+            memo.pop(next(iter(memo)), None)  # the oldest decoded: the memo only saves work
+        memo[key] = record
+    return record
+
 
 class ObjectByIdLoader(_StoreLoader):
     """id -> the object's record (`resolvers.records`), or None when missing or deleted (`obj_get`)."""
 
     async def batch_load_fn(self, keys: list[int]) -> list[Any]:
         found = await self.tao.obj_get(keys, errors="return")
-        return _each({k: v if isinstance(v, Exception) else record_of(v) for k, v in found.items()}, keys)
+        tao = self.tao
+        return _each({k: v if isinstance(v, Exception) else shared_record(tao, v) for k, v in found.items()}, keys)
 
 
 class UserIdByUsernameLoader(_StoreLoader):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 from collections.abc import Callable
 from typing import Annotated, Any, Generic, TypeVar
 
@@ -53,6 +54,7 @@ def _unb64(text: str) -> str:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
 
 
+@functools.lru_cache(maxsize=65_536)  # a page names the same users and posts request after request
 def to_global_id(typename: str, obj_id: int) -> strawberry.ID:
     return strawberry.ID(_b64(f"{typename}:{obj_id}"))
 

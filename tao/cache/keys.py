@@ -32,20 +32,24 @@ _NS_RE = re.compile(r"[a-z0-9_]{1,32}")
 _DIGEST_RE = re.compile(r"[0-9a-f]{8,64}")
 
 
+# The four keys every read builds (hundreds per page) are f-strings over checked parts: an id is
+# at most 20 digits and an atype at most 64 characters, so with a checked prefix they are far
+# below MAX_KEY_LENGTH (`_join`'s guard is for the general form).
+
 def obj_key(prefix: str, id: int) -> str:
-    return _join(prefix, "o", _id(id))
+    return f"{_prefix(prefix)}o:{_id(id)}"
 
 
 def list_key(prefix: str, id1: int, atype: str) -> str:
-    return _join(prefix, "l", _id(id1), _atype(atype))
+    return f"{_prefix(prefix)}l:{_id(id1)}:{_atype(atype)}"
 
 
 def count_key(prefix: str, id1: int, atype: str) -> str:
-    return _join(prefix, "n", _id(id1), _atype(atype))
+    return f"{_prefix(prefix)}n:{_id(id1)}:{_atype(atype)}"
 
 
 def edge_key(prefix: str, id1: int, atype: str, id2: int) -> str:
-    return _join(prefix, "e", _id(id1), _atype(atype), _id(id2))
+    return f"{_prefix(prefix)}e:{_id(id1)}:{_atype(atype)}:{_id(id2)}"
 
 
 def unique_key(prefix: str, ns: str, digest: str) -> str:
@@ -74,13 +78,25 @@ def _join(prefix: str, *parts: str) -> str:
     return key
 
 
+def _prefix(prefix: str) -> str:
+    """The prefix with its separator ("" for none), checked."""
+    return f"{check_prefix(prefix)}:" if prefix else ""
+
+
 def _id(value: int) -> str:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_ID:
+    if type(value) is not int or not 0 <= value <= MAX_ID:  # `type`, not isinstance: no bools
         raise ValueError(f"cache key id must be an int in [0, 2**64): {value!r}")
     return str(value)
 
 
+_CHECKED_ATYPES: set[str] = set()  # names already matched (a process has a few dozen)
+
+
 def _atype(atype: str) -> str:
+    if type(atype) is str and atype in _CHECKED_ATYPES:
+        return atype
     if not isinstance(atype, str) or not _ATYPE_RE.fullmatch(atype):
         raise ValueError(f"association type {atype!r} must be an UPPER_SNAKE name of at most 64 characters")
+    if type(atype) is str and len(_CHECKED_ATYPES) < 4096:
+        _CHECKED_ATYPES.add(atype)
     return atype

@@ -137,3 +137,31 @@ async def test_mutations_need_a_viewer(gql):
         assert body["data"] is None
         assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED", m
     assert await gql.tao.assoc_count(await _uid(gql, "bob"), "FOLLOWED_BY") == 0
+
+
+@pytest.mark.parametrize("scan", [100, 2])
+async def test_visibility_reads_block_lists_whole_or_edge_by_edge(gql, monkeypatch, scan):
+    """A page of users decides blocks from the viewer's block lists read whole (the common
+    case) or, past `BLOCK_LIST_SCAN` entries, from the edges to those users: the same answers.
+    Private accounts need the viewer's follow; public ones do not."""
+    from resolvers import privacy
+
+    monkeypatch.setattr(privacy, "BLOCK_LIST_SCAN", scan)
+    tv, _ = await gql.sign_up("viv")
+    names = ["blk1", "blk2", "blk3", "blkby", "pub", "priv", "privf"]
+    ids = {}
+    tokens = {}
+    for n in names:
+        tokens[n], ids[n] = await gql.sign_up(n, private=n.startswith("priv"))
+    for n in ("blk1", "blk2", "blk3"):
+        await gql.mutate("block", tv, ids[n])
+    viv = (await gql.ok("{ viewer { id } }", token=tv))["viewer"]["id"]
+    await gql.mutate("block", tokens["blkby"], viv)
+    await gql.mutate("follow", tv, ids["privf"])
+    await gql.mutate("approveFollowRequest", tokens["privf"], viv)
+    seen = (await gql.ok(NODES, {"ids": [ids[n] for n in names]}, tv))["nodes"]
+    assert [s is not None for s in seen] == [False, False, False, False, True, True, True]
+    posts_of = "query($u: String!) { user(username: $u) { posts(first: 1) { nodes { id } } } }"
+    status, body = await gql.post(posts_of, {"u": "priv"}, tv)
+    assert body["data"]["user"]["posts"] is None and body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    assert (await gql.ok(posts_of, {"u": "privf"}, tv))["user"]["posts"] == {"nodes": []}
