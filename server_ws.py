@@ -8,6 +8,9 @@ What each connection keeps true (resolvers.realtime holds the domain half):
 - Bounded: at most `realtime.max_subscriptions` live operations, client messages limited by a
   token bucket (`messages_per_second`, `message_burst`; past it: close 4429), and a bounded
   queue per subscription (a slow consumer is closed with 1013 and its resume cursor).
+- Well-formed messages only: a client message whose shape the protocol does not allow (not an
+  object, an `id` that is not a string, a `subscribe` without a string `payload.query`, ...) closes
+  the socket with 4400 and the reason, before any of it is used (`message_problem`).
 - Orderly shut-down: `close_all(app)` (the app's on_shutdown) closes every live socket with
   1001 "server shutting down", so clients reconnect (to another process) and resume by cursor.
 """
@@ -34,6 +37,33 @@ from tao import ShardUnavailableError
 log = logging.getLogger("taogram.server")
 
 SOCKETS_KEY = web.AppKey("websockets", weakref.WeakSet)
+
+
+CLOSE_BAD_MESSAGE = 4400  # graphql-transport-ws: an invalid message closes the socket with 4400
+
+_PAYLOAD_FIELDS = (("variables", dict, "an object"), ("extensions", dict, "an object"),
+                   ("operationName", str, "a string"))
+
+
+def message_problem(message: object) -> str | None:
+    """Why a client message does not have the shape graphql-transport-ws gives it (None: it has).
+    strawberry's handler reads these fields unchecked: a list or a number where it expects an
+    object killed the connection's handler (an abnormal 1006 close), and a `query` or an
+    `operationName` of the wrong type crashed the operation's task silently while its id stayed
+    registered, using one of the socket's `max_subscriptions` slots until the socket closed."""
+    if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+        return "a message is a JSON object with a string `type`"
+    kind = message["type"]
+    if kind in ("subscribe", "complete") and not isinstance(message.get("id"), str):
+        return f"a `{kind}` message needs a string `id`"
+    if kind == "subscribe":
+        payload = message.get("payload")
+        if not isinstance(payload, dict) or not isinstance(payload.get("query"), str):
+            return "a `subscribe` message needs `payload.query`, a string"
+        for name, kinds, what in _PAYLOAD_FIELDS:
+            if payload.get(name) is not None and not isinstance(payload[name], kinds):
+                return f"`payload.{name}` must be {what} or null"
+    return None
 
 
 class _TokenBucket:
@@ -106,6 +136,10 @@ class TaogramWSHandler(BaseGraphQLTransportWSHandler):
             return
         if not self._bucket.take():
             await self.close(CLOSE_RATE_LIMITED, "message rate limit exceeded: slow down, then reconnect")
+            return
+        problem = message_problem(message)
+        if problem is not None:
+            await self.close(CLOSE_BAD_MESSAGE, f"invalid message: {problem}")
             return
         await super().handle_message(message)
 
