@@ -585,6 +585,9 @@ class RealtimeSettings(_Section):
     # Each socket re-reads its session at least this often (besides at every operation's start
     # and on a session-revoked event), so an expiry closes it even when nothing happens.
     session_check_seconds: Positive = 30.0
+    # A send (or a close) to one socket that cannot finish in this long means a client that does
+    # not read: its connection is dropped, so it holds neither a subscription nor a shut-down.
+    send_timeout_seconds: Positive = 10.0
     # The delivery job re-runs a stream event after this long if the writer's own delivery
     # right after the commit did not happen (a crash, a shard down).
     redeliver_after_ms: Count = 5000

@@ -4,9 +4,13 @@ test counts (operations, listeners, sockets, tasks) is what such a client could 
 
 from __future__ import annotations
 
-from server_ws import CLOSE_BAD_MESSAGE, SOCKETS_KEY
+import asyncio
+import socket
+
+from resolvers.realtime import CLOSE_GOING_AWAY, KIND_NEW_FOLLOWER, stream_event
+from server_ws import CLOSE_BAD_MESSAGE, SOCKETS_KEY, close_all
 from tests.schema.client import GQL
-from tests.wsclient import WSClient
+from tests.wsclient import VIEWER_EVENTS, WSClient
 
 VIEWER = "{ viewer { username } }"
 
@@ -40,3 +44,46 @@ async def test_a_malformed_message_closes_the_socket_with_4400_and_leaves_no_ope
     sock = await ws(gql, token)  # the next socket works as ever
     assert (await sock.execute("1", VIEWER))["data"]["viewer"]["username"] == "ada"
     await sock.close()
+
+
+async def test_a_client_that_stops_reading_is_dropped_and_holds_up_nothing(gql: GQL, gql_settings) -> None:
+    """A client that stops reading fills the socket's buffers; aiohttp then waits for them to
+    drain with no limit. Before: the subscription hung in that send (its queue overflowed
+    unnoticed), the slow-consumer close hung the same way, and so did `close_all`: one such
+    client held its broker listeners forever and a process's shut-down. The kernel's and the
+    transport's buffers (megabytes on loopback) are shrunk here so a few events fill them."""
+    gql_settings.realtime.queue_size = 16
+    gql_settings.realtime.send_timeout_seconds = 1.0
+    token, _ = await gql.sign_up("bob")
+    carol_token, _ = await gql.sign_up("carol")
+    app = gql.client.app
+    sock = await ws(gql, token)
+    await sock.subscribe("1", VIEWER_EVENTS)
+    (handler,) = app[SOCKETS_KEY]
+    server_side = handler.websocket.request.transport
+    server_side.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    server_side.set_write_buffer_limits(high=2048)
+    client_side = sock.ws._writer.transport  # the client's own TCP transport: it stops reading
+    client_side.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    client_side.pause_reading()
+    carol = await ws(gql, carol_token)
+    await carol.subscribe("1", VIEWER_EVENTS)
+    await asyncio.sleep(0.3)  # both subscriptions are listening
+    carols_listeners = 2  # her session watch and her subscription
+    assert gql.tao.broker.stats()["listeners"] == 2 + carols_listeners
+    bob = handler.context.viewer_id
+    for _ in range(1000):  # events for bob until the server gives up on him
+        if not handler.operations:
+            break
+        await stream_event(gql.tao, [bob], KIND_NEW_FOLLOWER, {"user": bob}, near=bob).deliver(gql.tao)
+        await asyncio.sleep(0.01)
+    for _ in range(200):
+        if gql.tao.broker.stats()["listeners"] == carols_listeners:
+            break
+        await asyncio.sleep(0.05)
+    assert gql.tao.broker.stats()["listeners"] == carols_listeners  # bob's socket let go of everything
+    assert not handler.operations
+    assert (await carol.execute("q", VIEWER))["data"]["viewer"]["username"] == "carol"  # others unaffected
+    async with asyncio.timeout(10):  # the shut-down's close of every socket does not wait on bob
+        await close_all(app)
+    assert await carol.wait_closed() == CLOSE_GOING_AWAY
