@@ -588,6 +588,10 @@ class RealtimeSettings(_Section):
     # A send (or a close) to one socket that cannot finish in this long means a client that does
     # not read: its connection is dropped, so it holds neither a subscription nor a shut-down.
     send_timeout_seconds: Positive = 10.0
+    # The server pings every socket this often and drops one whose pong does not come within half
+    # of it: a client gone without a word (no FIN: a phone off the network, a NAT that forgot the
+    # connection) otherwise holds its subscriptions and listeners until the process stops.
+    heartbeat_seconds: Positive = 30.0
     # The delivery job re-runs a stream event after this long if the writer's own delivery
     # right after the commit did not happen (a crash, a shard down).
     redeliver_after_ms: Count = 5000

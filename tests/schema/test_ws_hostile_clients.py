@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import socket
 
+import pytest
+
 from resolvers.realtime import CLOSE_GOING_AWAY, KIND_NEW_FOLLOWER, stream_event
 from server_ws import CLOSE_BAD_MESSAGE, SOCKETS_KEY, close_all
 from tests.schema.client import GQL
@@ -87,3 +89,27 @@ async def test_a_client_that_stops_reading_is_dropped_and_holds_up_nothing(gql: 
     async with asyncio.timeout(10):  # the shut-down's close of every socket does not wait on bob
         await close_all(app)
     assert await carol.wait_closed() == CLOSE_GOING_AWAY
+
+
+async def test_a_client_gone_without_a_word_is_dropped_by_the_heartbeat(gql: GQL, gql_settings) -> None:
+    """A client that vanished without closing (no FIN reaches the server) looks like one that
+    never answers a ping. Before: nothing pinged an idle socket, so it held its session watch
+    and subscriptions until the process stopped. A client that reads answers the pings and stays."""
+    gql_settings.realtime.heartbeat_seconds = 1.0
+    token, _ = await gql.sign_up("bob")
+    carol_token, _ = await gql.sign_up("carol")
+    gone = await ws(gql, token)
+    await gone.subscribe("1", VIEWER_EVENTS)
+    alive = await ws(gql, carol_token)
+    await alive.subscribe("1", VIEWER_EVENTS)
+    await asyncio.sleep(0.3)
+    assert gql.tao.broker.stats()["listeners"] == 4
+    gone.ws._writer.transport.pause_reading()  # it reads nothing more, pings included
+    for _ in range(60):  # carol reads meanwhile: aiohttp answers each of her pings
+        with pytest.raises(TimeoutError):
+            await alive.receive(timeout=0.25)
+        if gql.tao.broker.stats()["listeners"] == 2:
+            break
+    assert gql.tao.broker.stats()["listeners"] == 2  # bob's socket let go of everything; carol's stays
+    assert (await alive.execute("q", VIEWER))["data"]["viewer"]["username"] == "carol"
+    await alive.close()
