@@ -150,9 +150,11 @@ class TaogramView(GraphQLOverHTTPView):
 
     async def create_websocket_response(self, request: web.Request, subprotocol: str | None) -> web.WebSocketResponse:
         # A heartbeat (docs/realtime.md): aiohttp pings every `heartbeat_seconds` and drops a
-        # connection whose pong does not come; strawberry's own response has none.
+        # connection whose pong does not come; strawberry's own response has none. A message is
+        # at most what one HTTP request may be (aiohttp's default is twice that): larger, 1009.
         ws = web.WebSocketResponse(protocols=[subprotocol] if subprotocol else [],
-                                   heartbeat=self.settings.realtime.heartbeat_seconds)
+                                   heartbeat=self.settings.realtime.heartbeat_seconds,
+                                   max_msg_size=MAX_REQUEST_BODY)
         await ws.prepare(request)
         return ws
 

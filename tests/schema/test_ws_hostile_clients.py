@@ -8,7 +8,9 @@ import asyncio
 import socket
 
 import pytest
+from aiohttp import WSCloseCode
 
+from http_errors import MAX_REQUEST_BODY
 from resolvers.realtime import CLOSE_GOING_AWAY, KIND_NEW_FOLLOWER, stream_event
 from server_ws import CLOSE_BAD_MESSAGE, SOCKETS_KEY, close_all
 from tests.schema.client import GQL
@@ -113,3 +115,15 @@ async def test_a_client_gone_without_a_word_is_dropped_by_the_heartbeat(gql: GQL
     assert gql.tao.broker.stats()["listeners"] == 2  # bob's socket let go of everything; carol's stays
     assert (await alive.execute("q", VIEWER))["data"]["viewer"]["username"] == "carol"
     await alive.close()
+
+
+async def test_a_message_larger_than_an_http_request_closes_the_socket_with_1009(gql: GQL) -> None:
+    """Before: aiohttp's default let one message be 4 MiB, twice an HTTP request's bound."""
+    token, _ = await gql.sign_up("ada")
+    sock = await ws(gql, token)
+    await sock.ws.send_str('{"type": "ping", "payload": {"pad": "' + "x" * MAX_REQUEST_BODY + '"}}')
+    assert await sock.wait_closed() == WSCloseCode.MESSAGE_TOO_BIG
+    sock = await ws(gql, token)
+    await sock.ws.send_str('{"type": "ping", "payload": {"pad": "' + "x" * (MAX_REQUEST_BODY - 100) + '"}}')
+    assert (await sock.receive()) == {"type": "pong"}
+    await sock.close()
