@@ -572,7 +572,7 @@ class RealtimeSettings(_Section):
     messages_per_second: Positive = 20.0
     message_burst: Count = 60
     # Events queued for one subscription before its client counts as a slow consumer and the
-    # socket is closed (with 4429 "slow consumer"); the client resumes by cursor.
+    # socket is closed (with 1013 "slow consumer"); the client resumes by cursor.
     queue_size: Count = 256
     # Events replayed from the store on resume; more missed than this: CURSOR_EXPIRED (refetch).
     max_replay: Count = 1000
