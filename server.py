@@ -148,6 +148,16 @@ class TaogramView(GraphQLOverHTTPView):
         # Observability: operation names as metric labels, bounded per process.
         self.operation_names = obs_metrics.OperationNames(settings.metrics.max_operation_names)
 
+    async def create_websocket_response(self, request: web.Request, subprotocol: str | None) -> web.WebSocketResponse:
+        # A heartbeat (docs/realtime.md): aiohttp pings every `heartbeat_seconds` and drops a
+        # connection whose pong does not come; strawberry's own response has none. A message is
+        # at most what one HTTP request may be (aiohttp's default is twice that): larger, 1009.
+        ws = web.WebSocketResponse(protocols=[subprotocol] if subprotocol else [],
+                                   heartbeat=self.settings.realtime.heartbeat_seconds,
+                                   max_msg_size=MAX_REQUEST_BODY)
+        await ws.prepare(request)
+        return ws
+
     async def render_graphql_ide(self, request: web.Request) -> web.Response:
         return web.Response(text=GRAPHIQL_HTML, content_type="text/html")
 

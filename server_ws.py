@@ -8,6 +8,12 @@ What each connection keeps true (resolvers.realtime holds the domain half):
 - Bounded: at most `realtime.max_subscriptions` live operations, client messages limited by a
   token bucket (`messages_per_second`, `message_burst`; past it: close 4429), and a bounded
   queue per subscription (a slow consumer is closed with 1013 and its resume cursor).
+- Well-formed messages only: a client message whose shape the protocol does not allow (not an
+  object, an `id` that is not a string, a `subscribe` without a string `payload.query`, ...) closes
+  the socket with 4400 and the reason, before any of it is used (`message_problem`).
+- A client that does not read is dropped: a send or a close that cannot finish within
+  `realtime.send_timeout_seconds` (the socket's buffers full) aborts the connection, so the
+  subscription, its broker listener and a process's shut-down never wait on that client.
 - Orderly shut-down: `close_all(app)` (the app's on_shutdown) closes every live socket with
   1001 "server shutting down", so clients reconnect (to another process) and resume by cursor.
 """
@@ -28,12 +34,45 @@ from config import RealtimeSettings
 from config.observability.metrics import WEBSOCKETS_OPEN, OperationNames
 from config.observability.requests import WSOperation, observe_ws_operation
 from resolvers.errors import UnavailableError
-from resolvers.realtime import CLOSE_GOING_AWAY, CLOSE_RATE_LIMITED, SessionWatch, ensure_live_session
+from resolvers.realtime import (
+    CLOSE_GOING_AWAY,
+    CLOSE_RATE_LIMITED,
+    CLOSE_SLOW_CONSUMER,
+    SessionWatch,
+    ensure_live_session,
+)
 from tao import ShardUnavailableError
 
 log = logging.getLogger("taogram.server")
 
 SOCKETS_KEY = web.AppKey("websockets", weakref.WeakSet)
+
+
+CLOSE_BAD_MESSAGE = 4400  # graphql-transport-ws: an invalid message closes the socket with 4400
+
+_PAYLOAD_FIELDS = (("variables", dict, "an object"), ("extensions", dict, "an object"),
+                   ("operationName", str, "a string"))
+
+
+def message_problem(message: object) -> str | None:
+    """Why a client message does not have the shape graphql-transport-ws gives it (None: it has).
+    strawberry's handler reads these fields unchecked: a list or a number where it expects an
+    object killed the connection's handler (an abnormal 1006 close), and a `query` or an
+    `operationName` of the wrong type crashed the operation's task silently while its id stayed
+    registered, using one of the socket's `max_subscriptions` slots until the socket closed."""
+    if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+        return "a message is a JSON object with a string `type`"
+    kind = message["type"]
+    if kind in ("subscribe", "complete") and not isinstance(message.get("id"), str):
+        return f"a `{kind}` message needs a string `id`"
+    if kind == "subscribe":
+        payload = message.get("payload")
+        if not isinstance(payload, dict) or not isinstance(payload.get("query"), str):
+            return "a `subscribe` message needs `payload.query`, a string"
+        for name, kinds, what in _PAYLOAD_FIELDS:
+            if payload.get(name) is not None and not isinstance(payload[name], kinds):
+                return f"`payload.{name}` must be {what} or null"
+    return None
 
 
 class _TokenBucket:
@@ -69,6 +108,7 @@ class TaogramWSHandler(BaseGraphQLTransportWSHandler):
         rt: RealtimeSettings = self.context.settings.realtime
         self.max_subscriptions_per_connection = rt.max_subscriptions
         self._bucket = _TokenBucket(rt.messages_per_second, rt.message_burst)
+        self._send_timeout = rt.send_timeout_seconds
         self._watch: SessionWatch | None = None
         self._closed = False
         self._shutting_down: asyncio.Future | None = None  # referenced while it runs (see shutdown)
@@ -92,9 +132,25 @@ class TaogramWSHandler(BaseGraphQLTransportWSHandler):
         self._closed = True
         log.info("closing a WebSocket: %s %s", code, reason)
         try:
-            await self.websocket.close(code=code, reason=reason[:120])  # a close reason is <= 123 bytes
+            async with asyncio.timeout(self._send_timeout):
+                await self.websocket.close(code=code, reason=reason[:120])  # a close reason is <= 123 bytes
+        except TimeoutError:
+            pass  # a client that does not read: not even the close frame goes out (dropped below)
         except Exception as exc:  # already gone
             log.debug("close failed: %s", exc)
+        finally:  # also when cancelled: aiohttp's close then leaves the transport flushing forever
+            self._drop_if_unread()
+
+    def _drop_if_unread(self) -> None:
+        # A client that read our close frame has read everything before it, so bytes still
+        # buffered mean a client that does not read. aiohttp then closes the transport gracefully
+        # (flush first), which such a client never lets finish: the connection, its handler and
+        # its broker listeners would stay. abort() drops it, and the handler ends.
+        request = getattr(self.websocket, "request", None)
+        transport = request.transport if request is not None else None
+        if transport is not None and transport.get_write_buffer_size() > 0:
+            log.info("dropping a WebSocket whose client does not read")
+            transport.abort()
 
     async def handle_task_exception(self, error: Exception) -> None:
         if isinstance(error, WebSocketDisconnected):
@@ -106,6 +162,10 @@ class TaogramWSHandler(BaseGraphQLTransportWSHandler):
             return
         if not self._bucket.take():
             await self.close(CLOSE_RATE_LIMITED, "message rate limit exceeded: slow down, then reconnect")
+            return
+        problem = message_problem(message)
+        if problem is not None:
+            await self.close(CLOSE_BAD_MESSAGE, f"invalid message: {problem}")
             return
         await super().handle_message(message)
 
@@ -144,7 +204,13 @@ class TaogramWSHandler(BaseGraphQLTransportWSHandler):
         op = self._observed.get(message.get("id")) if isinstance(message, dict) else None
         if op is not None:
             op.saw(message)
-        await super().send_message(message)
+        try:
+            async with asyncio.timeout(self._send_timeout):
+                await super().send_message(message)
+        except TimeoutError:  # aiohttp waits for the buffers to drain with no limit of its own
+            await self.close(CLOSE_SLOW_CONSUMER, "slow consumer: the client does not read; reconnect, "
+                                                  "resume by cursor")
+            raise WebSocketDisconnected from None
 
     async def shutdown(self) -> None:
         # aiohttp cancels this handler's task when the peer's connection is lost, at whatever

@@ -572,7 +572,7 @@ class RealtimeSettings(_Section):
     messages_per_second: Positive = 20.0
     message_burst: Count = 60
     # Events queued for one subscription before its client counts as a slow consumer and the
-    # socket is closed (with 4429 "slow consumer"); the client resumes by cursor.
+    # socket is closed (with 1013 "slow consumer"); the client resumes by cursor.
     queue_size: Count = 256
     # Events replayed from the store on resume; more missed than this: CURSOR_EXPIRED (refetch).
     max_replay: Count = 1000
@@ -585,6 +585,13 @@ class RealtimeSettings(_Section):
     # Each socket re-reads its session at least this often (besides at every operation's start
     # and on a session-revoked event), so an expiry closes it even when nothing happens.
     session_check_seconds: Positive = 30.0
+    # A send (or a close) to one socket that cannot finish in this long means a client that does
+    # not read: its connection is dropped, so it holds neither a subscription nor a shut-down.
+    send_timeout_seconds: Positive = 10.0
+    # The server pings every socket this often and drops one whose pong does not come within half
+    # of it: a client gone without a word (no FIN: a phone off the network, a NAT that forgot the
+    # connection) otherwise holds its subscriptions and listeners until the process stops.
+    heartbeat_seconds: Positive = 30.0
     # The delivery job re-runs a stream event after this long if the writer's own delivery
     # right after the commit did not happen (a crash, a shard down).
     redeliver_after_ms: Count = 5000

@@ -67,15 +67,16 @@ class Broker:
         return sum(results)
 
     async def listen(self, channel: str, listener: Listener) -> None:
-        listeners = self._listeners.setdefault(channel, set())
-        first = not listeners
-        listeners.add(listener)
-        if first:
-            try:
-                await self._subscribe(channel)
-            except BaseException:  # cancelled while waiting: leave no listener behind
-                await asyncio.shield(self.unlisten(channel, listener))
-                raise
+        self._listeners.setdefault(channel, set()).add(listener)
+        # Every listener waits for the subscription to be live, not only the channel's first:
+        # a second one that returned while the first's subscription was still on its way (two
+        # subscriptions of one user starting together) would read the store too early, and an
+        # event published in between would reach neither its listen nor its read.
+        try:
+            await self._subscribe(channel)
+        except BaseException:  # cancelled while waiting: leave no listener behind
+            await asyncio.shield(self.unlisten(channel, listener))
+            raise
 
     async def unlisten(self, channel: str, listener: Listener) -> None:
         listeners = self._listeners.get(channel)

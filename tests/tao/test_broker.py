@@ -120,3 +120,24 @@ async def test_a_listen_cancelled_while_redis_is_unreachable_leaves_no_listener(
         assert await broker.publish("u:1", {"k": "x"}) is False  # and publishing still never raises
     finally:
         await broker.close()
+
+
+async def test_a_second_listener_returns_only_once_the_subscription_is_live(services: Services, test_id: str) -> None:
+    """`listen` returned at once for a channel that already had a listener, even while the
+    first one's subscription was still on its way to Redis: its caller then read the store
+    before the channel was live, and a message published in between was lost to it."""
+    broker = RedisBroker(redis_settings(services, test_id))
+    raw = aioredis.Redis.from_url(services.redis_url)
+    try:
+        await raw.ping()  # connected already: its publish is one round trip
+        a, b = Recorder(), Recorder()
+        first = asyncio.create_task(broker.listen("u:8", a))
+        await asyncio.sleep(0)  # a's subscription is under way
+        await broker.listen("u:8", b)
+        assert await raw.publish(f"{test_id}:u:8", b'{"k": "x"}') == 1  # live when listen returned
+        await b.wait(lambda: b.messages)
+        assert b.messages == [{"k": "x"}]
+        await first
+    finally:
+        await raw.aclose()
+        await broker.close()

@@ -1,0 +1,129 @@
+"""The WebSocket surface against careless and hostile clients, on the real app, store and broker:
+malformed messages, clients that go away without a word, clients that never read. What each
+test counts (operations, listeners, sockets, tasks) is what such a client could make grow."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import pytest
+from aiohttp import WSCloseCode
+
+from http_errors import MAX_REQUEST_BODY
+from resolvers.realtime import CLOSE_GOING_AWAY, KIND_NEW_FOLLOWER, stream_event
+from server_ws import CLOSE_BAD_MESSAGE, SOCKETS_KEY, close_all
+from tests.schema.client import GQL
+from tests.wsclient import VIEWER_EVENTS, WSClient
+
+VIEWER = "{ viewer { username } }"
+
+
+async def ws(gql: GQL, token: str | None, **kw) -> WSClient:
+    return await WSClient.connect(gql.client, "/graphql", token, **kw)
+
+
+MALFORMED = [
+    "[1]", '"subscribe"', "1", "null",
+    '{"type": "subscribe", "id": "1", "payload": "{ viewer { username } }"}',
+    '{"type": "subscribe", "id": {"a": 1}, "payload": {"query": "{ viewer { username } }"}}',
+    '{"type": "subscribe", "id": "1", "payload": {"query": 123}}',
+    '{"type": "subscribe", "id": "1", "payload": {"query": "{ viewer { username } }", "operationName": 5}}',
+    '{"type": "subscribe", "id": "1", "payload": {"query": "{ viewer { username } }", "variables": [1]}}',
+    '{"type": "complete", "id": ["1"]}',
+]
+
+
+async def test_a_malformed_message_closes_the_socket_with_4400_and_leaves_no_operation(gql: GQL) -> None:
+    """Before: a non-object killed the connection's handler (1006), and a `query` or
+    `operationName` of the wrong type crashed its operation silently: no answer, and the id kept
+    one of the socket's operation slots until the socket closed."""
+    token, _ = await gql.sign_up("ada")
+    for message in MALFORMED:
+        sock = await ws(gql, token)
+        await sock.ws.send_str(message)
+        assert await sock.wait_closed(timeout=5) == CLOSE_BAD_MESSAGE, (message, sock.close_code)
+        assert sock.close_reason.startswith("invalid message: "), (message, sock.close_reason)
+        assert all(not h.operations for h in gql.client.app[SOCKETS_KEY]), message
+    sock = await ws(gql, token)  # the next socket works as ever
+    assert (await sock.execute("1", VIEWER))["data"]["viewer"]["username"] == "ada"
+    await sock.close()
+
+
+async def test_a_client_that_stops_reading_is_dropped_and_holds_up_nothing(gql: GQL, gql_settings) -> None:
+    """A client that stops reading fills the socket's buffers; aiohttp then waits for them to
+    drain with no limit. Before: the subscription hung in that send (its queue overflowed
+    unnoticed), the slow-consumer close hung the same way, and so did `close_all`: one such
+    client held its broker listeners forever and a process's shut-down. The kernel's and the
+    transport's buffers (megabytes on loopback) are shrunk here so a few events fill them."""
+    gql_settings.realtime.queue_size = 16
+    gql_settings.realtime.send_timeout_seconds = 1.0
+    token, _ = await gql.sign_up("bob")
+    carol_token, _ = await gql.sign_up("carol")
+    app = gql.client.app
+    sock = await ws(gql, token)
+    await sock.subscribe("1", VIEWER_EVENTS)
+    (handler,) = app[SOCKETS_KEY]
+    server_side = handler.websocket.request.transport
+    server_side.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    server_side.set_write_buffer_limits(high=2048)
+    client_side = sock.ws._writer.transport  # the client's own TCP transport: it stops reading
+    client_side.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    client_side.pause_reading()
+    carol = await ws(gql, carol_token)
+    await carol.subscribe("1", VIEWER_EVENTS)
+    await asyncio.sleep(0.3)  # both subscriptions are listening
+    carols_listeners = 2  # her session watch and her subscription
+    assert gql.tao.broker.stats()["listeners"] == 2 + carols_listeners
+    bob = handler.context.viewer_id
+    for _ in range(1000):  # events for bob until the server gives up on him
+        if not handler.operations:
+            break
+        await stream_event(gql.tao, [bob], KIND_NEW_FOLLOWER, {"user": bob}, near=bob).deliver(gql.tao)
+        await asyncio.sleep(0.01)
+    for _ in range(200):
+        if gql.tao.broker.stats()["listeners"] == carols_listeners:
+            break
+        await asyncio.sleep(0.05)
+    assert gql.tao.broker.stats()["listeners"] == carols_listeners  # bob's socket let go of everything
+    assert not handler.operations
+    assert (await carol.execute("q", VIEWER))["data"]["viewer"]["username"] == "carol"  # others unaffected
+    async with asyncio.timeout(10):  # the shut-down's close of every socket does not wait on bob
+        await close_all(app)
+    assert await carol.wait_closed() == CLOSE_GOING_AWAY
+
+
+async def test_a_client_gone_without_a_word_is_dropped_by_the_heartbeat(gql: GQL, gql_settings) -> None:
+    """A client that vanished without closing (no FIN reaches the server) looks like one that
+    never answers a ping. Before: nothing pinged an idle socket, so it held its session watch
+    and subscriptions until the process stopped. A client that reads answers the pings and stays."""
+    gql_settings.realtime.heartbeat_seconds = 1.0
+    token, _ = await gql.sign_up("bob")
+    carol_token, _ = await gql.sign_up("carol")
+    gone = await ws(gql, token)
+    await gone.subscribe("1", VIEWER_EVENTS)
+    alive = await ws(gql, carol_token)
+    await alive.subscribe("1", VIEWER_EVENTS)
+    await asyncio.sleep(0.3)
+    assert gql.tao.broker.stats()["listeners"] == 4
+    gone.ws._writer.transport.pause_reading()  # it reads nothing more, pings included
+    for _ in range(60):  # carol reads meanwhile: aiohttp answers each of her pings
+        with pytest.raises(TimeoutError):
+            await alive.receive(timeout=0.25)
+        if gql.tao.broker.stats()["listeners"] == 2:
+            break
+    assert gql.tao.broker.stats()["listeners"] == 2  # bob's socket let go of everything; carol's stays
+    assert (await alive.execute("q", VIEWER))["data"]["viewer"]["username"] == "carol"
+    await alive.close()
+
+
+async def test_a_message_larger_than_an_http_request_closes_the_socket_with_1009(gql: GQL) -> None:
+    """Before: aiohttp's default let one message be 4 MiB, twice an HTTP request's bound."""
+    token, _ = await gql.sign_up("ada")
+    sock = await ws(gql, token)
+    await sock.ws.send_str('{"type": "ping", "payload": {"pad": "' + "x" * MAX_REQUEST_BODY + '"}}')
+    assert await sock.wait_closed() == WSCloseCode.MESSAGE_TOO_BIG
+    sock = await ws(gql, token)
+    await sock.ws.send_str('{"type": "ping", "payload": {"pad": "' + "x" * (MAX_REQUEST_BODY - 100) + '"}}')
+    assert (await sock.receive()) == {"type": "pong"}
+    await sock.close()
