@@ -198,7 +198,8 @@ class TaogramWSHandler(BaseGraphQLTransportWSHandler):
             try:
                 await super().run_operation(operation)
             finally:
-                self._observed.pop(operation.id, None)
+                if self._observed.get(operation.id) is op:  # the id may be reused while this one ends
+                    del self._observed[operation.id]
 
     async def send_message(self, message: Any) -> None:
         op = self._observed.get(message.get("id")) if isinstance(message, dict) else None
