@@ -91,3 +91,18 @@ async def test_a_key_cleared_while_loading_is_not_answered_by_the_old_batch() ->
     second = sq.load(8)
     assert await first == 64 and await second == 64
     assert sq.calls == [[8], [8]]
+
+
+async def test_records_are_shared_per_version_and_a_write_gives_a_new_one(gql) -> None:
+    """`ObjectByIdLoader` hands every request the same record for one version of a user, post or
+    comment (records are immutable), and the new version's record after a write."""
+    from resolvers.records import User
+
+    _, global_id = await gql.sign_up("shared")
+    user_id = (await gql.tao.key_get_many("username", ["shared"]))["shared"]
+    first = await Loaders(gql.tao).object_by_id.load(user_id)
+    again = await Loaders(gql.tao).object_by_id.load(user_id)
+    assert isinstance(first, User) and again is first
+    await gql.tao.obj_update(user_id, {"full_name": "Renamed"})
+    after = await Loaders(gql.tao).object_by_id.load(user_id)
+    assert after is not first and after.full_name == "Renamed" and after.version == first.version + 1
