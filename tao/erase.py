@@ -140,23 +140,29 @@ class Erasure:
 
     async def sweep_cache(self, needles: list[int]) -> int:
         """Delete every cache entry that names an id with no object in SQL (whatever it holds),
-        or whose name or value names one of `needles`; returns how many. O(cache size)."""
+        or whose name or value names one of `needles`; returns how many. O(cache size) in time,
+        constant in memory: the keys come from the tier `SCAN_BATCH` at a time, and each batch is
+        judged (its ids checked in SQL, the values of the rest read) and swept before the next."""
         # memcached's metadump is best effort (it may miss items being bumped meanwhile): the
         # keys the store builds for the needles are deleted by name, whatever the scan saw.
-        live_needles = await self._existing(list(needles)) if needles else set()
+        watched = set(needles)
+        live_needles = await self._existing(list(watched)) if watched else set()
         await self._cache.tier.forget_many(self.known_keys([n for n in needles if n not in live_needles]))
-        keys = [k for _, k in await self._cache.tier.scan_keys()]
-        named = {i for k in keys for i in _ids_in_key(k)}
-        live = await self._existing(sorted(named)) if named else set()
         texts = [str(n).encode() for n in needles]
-        doomed = [k for k in keys if any(i not in live or i in needles for i in _ids_in_key(k))]
-        rest = [k for k in keys if k not in set(doomed)]
-        for i in range(0, len(rest), SCAN_BATCH):
-            chunk = rest[i:i + SCAN_BATCH]
-            values = await self._cache.tier.get_many(chunk)
-            doomed += [k for k, v in values.items() if any(t in repr(v).encode() for t in texts)]
-        await self._cache.tier.forget_many(doomed)
-        return len(doomed)
+        swept = 0
+        async for batch in self._cache.tier.scan_key_batches(SCAN_BATCH):
+            keys = [k for _, k in batch]
+            named = {i for k in keys for i in _ids_in_key(k)}
+            live = await self._existing(sorted(named)) if named else set()
+            doomed = [k for k in keys if any(i not in live or i in watched for i in _ids_in_key(k))]
+            kept = set(doomed)
+            rest = [k for k in keys if k not in kept]
+            if texts and rest:
+                values = await self._cache.tier.get_many(rest)
+                doomed += [k for k, v in values.items() if any(t in repr(v).encode() for t in texts)]
+            await self._cache.tier.forget_many(doomed)
+            swept += len(doomed)
+        return swept
 
     async def residue(self, ids: list[int], needles: list[int]) -> Residue:
         """Every row on every shard, and every cache key on every server, that names one of `ids`
@@ -189,21 +195,21 @@ class Erasure:
         per = await self._shards.per_shard({s: None for s in range(self._shards.n_shards)}, scan)
         for shard in sorted(per):
             out.rows += per[shard]
-        keys = await self._cache.tier.scan_keys()
+        # The cache, a batch at a time (memory does not grow with the cache; what is found does
+        # with the residue): keys naming `ids`, then values holding `needles`.
+        watched = set(ids)
+        texts = [str(n).encode() for n in needles]
+        async for batch in self._cache.tier.scan_key_batches(SCAN_BATCH):
+            out.cache_keys += [(srv, k) for srv, k in batch if watched.intersection(_ids_in_key(k))]
+            rest = {k: srv for srv, k in batch if not watched.intersection(_ids_in_key(k))}
+            if texts and rest:
+                values = await self._cache.tier.get_many(list(rest))
+                out.cache_keys += [(rest[k], k) for k, v in values.items() if any(t in repr(v).encode() for t in texts)]
         # The scan is best effort (see sweep_cache): the known keys of `ids` are read by name too.
-        scanned = {k for _, k in keys}
-        known = [k for k in self.known_keys(ids) if k not in scanned]
+        seen = {k for _, k in out.cache_keys}
+        known = [k for k in self.known_keys(ids) if k not in seen]
         for i in range(0, len(known), SCAN_BATCH):
             found = await self._cache.tier.get_many(known[i:i + SCAN_BATCH])
             out.cache_keys += [("get", k) for k in found]
-        watched = set(ids)
-        texts = [str(n).encode() for n in needles]
-        out.cache_keys += [(srv, k) for srv, k in keys if watched.intersection(_ids_in_key(k))]
-        rest = [k for _, k in keys if not watched.intersection(_ids_in_key(k))]
-        server_of = dict((k, s) for s, k in keys)
-        for i in range(0, len(rest), SCAN_BATCH):
-            values = await self._cache.tier.get_many(rest[i:i + SCAN_BATCH])
-            out.cache_keys += [(server_of[k], k) for k, v in values.items()
-                               if any(t in repr(v).encode() for t in texts)]
         await asyncio.sleep(0)
         return out
