@@ -249,7 +249,9 @@ class MemcachedCache:
         """One pipelined `delete` batch per server (HashClient.delete_many sends key by key)."""
         by_server: dict[Any, list[str]] = defaultdict(list)
         for key in keys:
-            by_server[self._ring._get_client(key)].append(key)
+            self._check_key(key)
+            # Placed without the ring's memo: these are keys of erased ids, never read again.
+            by_server[self._ring.clients.get(self._ring.hasher.place(key))].append(key)
         for client, group in by_server.items():
             if client is not None:
                 for i in range(0, len(group), 1000):
