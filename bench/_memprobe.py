@@ -3,7 +3,8 @@
 What it reports, as a dict the worker adds to its JSON line:
 - `timeline`: (seconds, VmRSS MB) sampled every 0.2 s on a thread, thinned to ~24 points, and
   when VmHWM was reached (`hwm_at_s`), so a peak can be matched to a phase of the job;
-- `by_handler`: how much each job handler raised VmHWM (MB), summed over its runs;
+- `by_handler`: how much each job handler raised VmHWM (MB), summed over its runs (and the
+  erasure verbs `watch`ed: concurrent calls share the growth, so read it as a hint);
 - `malloc`: glibc's own accounting at the end (`mallinfo2`): bytes in use by the program
   (`in_use_mb`) against bytes the allocator holds free in its arenas (`free_in_arenas_mb`) and
   in mmapped chunks, and the number of arenas (`malloc_info`: one per thread that allocated,
@@ -92,6 +93,19 @@ class MemProbe:
     def handler_ran(self, name: str, hwm_before_kb: int) -> None:
         grew = status_kb()["VmHWM"] - hwm_before_kb
         self.by_handler[name] = round(self.by_handler.get(name, 0.0) + grew / 1024, 1)
+
+    def watch(self, obj: Any, names: tuple[str, ...]) -> None:
+        """Wrap these async methods of `obj` so their VmHWM growth is reported like a handler's."""
+        for name in names:
+            fn = getattr(obj, name)
+
+            async def wrapped(*args: Any, fn: Any = fn, name: str = name, **kwargs: Any) -> Any:
+                hwm = status_kb()["VmHWM"]
+                try:
+                    return await fn(*args, **kwargs)
+                finally:
+                    self.handler_ran(f"tao.{name}", hwm)
+            setattr(obj, name, wrapped)
 
     def report(self) -> dict[str, Any]:
         self._stop.set()

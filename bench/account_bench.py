@@ -124,6 +124,8 @@ async def _worker(config: str) -> dict:
     probe = MemProbe(os.environ["BENCH_MEMPROBE"]) if os.environ.get("BENCH_MEMPROBE") else None
     tao = await open_tao(load_settings(Path(config), env={}), migrate=False, start_worker=False)
     register_job_handlers(tao)
+    if probe:
+        probe.watch(tao, ("sweep_cache", "erase_rows", "assoc_scan_to", "obj_scan_naming"))
     spent: dict[str, list[float]] = {}
     for name, fn in list(tao.outbox.handlers.items()):
         async def timed(store: Any, payload: dict, fn: Any = fn, name: str = name) -> None:

@@ -26,7 +26,8 @@ from tao.cache_io import CacheIO
 from tao.registry import Registry
 from tao.shards import Shards
 
-SCAN_BATCH = 500
+SCAN_BATCH = 500  # cache keys judged per step of a sweep or residue scan
+FORGET_IDS = 16  # ids whose known cache keys (~160 each) are deleted per call
 
 
 @dataclass
@@ -97,8 +98,15 @@ class Erasure:
 
         a = await self._shards.per_shard(by_shard, own)
         b = await self._shards.per_shard({s: None for s in range(self._shards.n_shards)}, others)
-        await self._cache.tier.forget_many(self.known_keys(ids))
+        await self._forget_known(ids)
         return sum(a.values()) + sum(b.values())
+
+    async def _forget_known(self, ids: list[int]) -> None:
+        """Delete the known keys of `ids` a few ids at a time: one id has ~160 (its object, each
+        atype's list and count), so 200 ids' would be a 31 000-key list (~3 MB), and a purge's
+        forget jobs, all due at once at its end, run up to the outbox batch together."""
+        for i in range(0, len(ids), FORGET_IDS):
+            await self._cache.tier.forget_many(self.known_keys(ids[i:i + FORGET_IDS]))
 
     async def edges_to(self, ids: list[int], limit: int, naming: list[int] = ()) -> list[tuple[int, str, int]]:  # type: ignore[assignment]
         """Up to `limit` edges, on any shard, whose id2 is one of `ids`, or whose data names one of
@@ -147,7 +155,7 @@ class Erasure:
         # keys the store builds for the needles are deleted by name, whatever the scan saw.
         watched = set(needles)
         live_needles = await self._existing(list(watched)) if watched else set()
-        await self._cache.tier.forget_many(self.known_keys([n for n in needles if n not in live_needles]))
+        await self._forget_known([n for n in needles if n not in live_needles])
         texts = [str(n).encode() for n in needles]
         swept = 0
         async for batch in self._cache.tier.scan_key_batches(SCAN_BATCH):
@@ -207,9 +215,9 @@ class Erasure:
                 out.cache_keys += [(rest[k], k) for k, v in values.items() if any(t in repr(v).encode() for t in texts)]
         # The scan is best effort (see sweep_cache): the known keys of `ids` are read by name too.
         seen = {k for _, k in out.cache_keys}
-        known = [k for k in self.known_keys(ids) if k not in seen]
-        for i in range(0, len(known), SCAN_BATCH):
-            found = await self._cache.tier.get_many(known[i:i + SCAN_BATCH])
+        for i in range(0, len(ids), FORGET_IDS):
+            known = [k for k in self.known_keys(ids[i:i + FORGET_IDS]) if k not in seen]
+            found = await self._cache.tier.get_many(known)
             out.cache_keys += [("get", k) for k in found]
         await asyncio.sleep(0)
         return out
