@@ -119,8 +119,11 @@ async def _worker(config: str) -> dict:
     """A fresh worker process: run every due job (the export or the purge), report time and peak RSS."""
     from bench._memprobe import MemProbe, status_kb
     from config import load_settings
+    from config.runtime import tune_malloc
     from resolvers.jobs import register_job_handlers
     from tao import open_tao
+    if not os.environ.get("BENCH_GLIBC_DEFAULT_MALLOC"):
+        tune_malloc()  # as `python -m tao worker` does
     probe = MemProbe(os.environ["BENCH_MEMPROBE"]) if os.environ.get("BENCH_MEMPROBE") else None
     tao = await open_tao(load_settings(Path(config), env={}), migrate=False, start_worker=False)
     register_job_handlers(tao)
