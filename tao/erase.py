@@ -20,6 +20,7 @@ install an absence.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from dataclasses import dataclass, field
 
 from tao.cache_io import CacheIO
@@ -68,12 +69,16 @@ class Erasure:
                 keys += [self._cache.list_key(i, c), self._cache.count_key(i, c)]
         return keys
 
-    async def erase_rows(self, ids: list[int]) -> int:
-        """Delete the empty count rows and inverse tombstones of `ids` (already-deleted objects);
-        returns the rows removed. Idempotent."""
+    async def erase_rows(self, ids: list[int], naming: list[int] = ()) -> int:  # type: ignore[assignment]
+        """Delete the empty count rows and inverse tombstones of `ids` (already-deleted objects),
+        and the unique keys they hold; with `naming`, also every unique key whose key text names
+        one of those ids (a full scan: for a deleted user's finish, not per batch). Returns the
+        rows removed. Idempotent."""
         ids = list(dict.fromkeys(ids))
         if not ids:
             return 0
+        named = await self._erase_keys_naming([n for n in naming if n not in await self._existing(list(naming))]) \
+            if naming else 0
         live = await self._existing(ids)
         ids = [i for i in ids if i not in live]
         by_shard = self._shards.by_shard(ids, lambda i: i)
@@ -99,7 +104,37 @@ class Erasure:
         a = await self._shards.per_shard(by_shard, own)
         b = await self._shards.per_shard({s: None for s in range(self._shards.n_shards)}, others)
         await self._forget_known(ids)
-        return sum(a.values()) + sum(b.values())
+        return sum(a.values()) + sum(b.values()) + named
+
+    async def _erase_keys_naming(self, needles: list[int]) -> int:
+        """Unique keys (any shard) whose key text names a needle (`totp_step` `<user>:<step>`, say):
+        each row goes unless a live object holds it (id 0: released), with its cache entry."""
+        if not needles:
+            return 0
+        likes = " OR ".join(["k LIKE %s"] * len(needles))
+        pats = [f"%{n}%" for n in needles]
+
+        async def scan(shard: int, _: None) -> dict:
+            async with self._shards.read(shard) as conn:
+                return {shard: [tuple(r) for r in await conn.fetchall(
+                    f"SELECT ns, k, id FROM {{unique_keys}} WHERE {likes}", pats)]}
+        found = await self._shards.per_shard({s: None for s in range(self._shards.n_shards)}, scan)
+        holders = sorted({r[2] for rows in found.values() for r in rows if r[2]})
+        live = await self._existing(holders) if holders else set()
+        removed = 0
+        for shard, rows in found.items():
+            doomed = [r for r in rows if r[2] not in live]
+            if not doomed:
+                continue
+
+            async def body(conn, doomed: list[tuple] = doomed) -> int:
+                # `id = %s`: a row claimed again since the scan is left alone
+                return sum([await conn.execute("DELETE FROM {unique_keys} WHERE ns = %s AND k = %s AND id = %s", r)
+                            for r in doomed])
+            removed += await self._shards.write(shard, body)
+            await self._cache.tier.forget_many([self._cache.unique_key(ns, hashlib.sha1(k.encode()).hexdigest())
+                                                for ns, k, _ in doomed])
+        return removed
 
     async def _forget_known(self, ids: list[int]) -> None:
         """Delete the known keys of `ids` a few ids at a time: one id has ~160 (its object, each
@@ -175,12 +210,14 @@ class Erasure:
     async def residue(self, ids: list[int], needles: list[int]) -> Residue:
         """Every row on every shard, and every cache key on every server, that names one of `ids`
         (objects, either end of an edge, count rows, tombstones, unique keys, cache key names) or
-        holds one of `needles` in its data (object data, edge data, queued jobs, cached values)."""
+        holds one of `needles` in its data (object data, edge data, queued jobs, cached values,
+        a unique key's key text)."""
         ids = list(dict.fromkeys([*ids, *needles]))
         out = Residue()
         marks = _marks(len(ids))
         likes = " OR ".join(["data LIKE %s"] * len(needles)) or "1 = 0"
         plikes = " OR ".join(["payload LIKE %s"] * len(needles)) or "1 = 0"
+        klikes = " OR ".join(["k LIKE %s"] * len(needles)) or "1 = 0"
         pats = [f"%{n}%" for n in needles]
         queries: list[tuple[str, str, list]] = [
             ("objects", f"SELECT id, otype FROM {{objects}} WHERE id IN ({marks}) OR {likes}", [*ids, *pats]),
@@ -189,7 +226,7 @@ class Erasure:
             ("assoc_counts", f"SELECT id1, atype, count FROM {{assoc_counts}} WHERE id1 IN ({marks})", ids),
             ("inverse_tombstones", f"SELECT id1, atype, id2 FROM {{inverse_tombstones}} "
                                    f"WHERE id1 IN ({marks}) OR id2 IN ({marks})", [*ids, *ids]),
-            ("unique_keys", f"SELECT ns, k, id FROM {{unique_keys}} WHERE id IN ({marks})", ids),
+            ("unique_keys", f"SELECT ns, k, id FROM {{unique_keys}} WHERE id IN ({marks}) OR {klikes}", [*ids, *pats]),
             ("outbox", f"SELECT id, handler FROM {{outbox}} WHERE {plikes}", pats),
         ]
 
