@@ -32,4 +32,4 @@ async def _purge_login_challenges(ctx: DataContext, user: int) -> int:
 
 
 register_scheduled_handler(END_CHALLENGE_JOB)
-register_kind(DataKind("login_challenges", "Pending two-factor log-ins", 12, {}, None, _purge_login_challenges))
+register_kind(DataKind("login_challenges", "Pending two-factor log-ins", 11, {}, None, _purge_login_challenges))
