@@ -10,7 +10,9 @@ What it reports, as a dict the worker adds to its JSON line:
   in mmapped chunks, and the number of arenas (`malloc_info`: one per thread that allocated,
   up to 8 x cores) with what each holds;
 - with `tracemalloc`: the peak of Python's own allocations and the top lines at that peak
-  (tracemalloc sees every thread; it slows the run, so times are not comparable).
+  (tracemalloc sees every thread; it slows the run, so times are not comparable); with
+  `tracemalloc-end`, the top lines of what is still alive when the jobs are done (cheaper: one
+  snapshot, one frame), which is what accumulated across batches.
 Only VmHWM/VmRSS are the process's memory; the rest says who holds it.
 """
 
@@ -59,6 +61,31 @@ def malloc_view() -> dict[str, Any]:
             "mmapped_chunks": m.hblks, "arenas": len(heaps), "held_per_arena_mb": [round(h * mb, 1) for h in held]}
 
 
+def obmalloc_view() -> dict[str, Any]:
+    """CPython's small-object allocator (`sys._debugmallocstats`, written to fd 2): its arenas
+    (1 MiB each, mmapped, returned only when wholly empty) against the bytes of live objects."""
+    import sys
+    import tempfile
+    with tempfile.TemporaryFile() as tmp:
+        saved = os.dup(2)
+        try:
+            os.dup2(tmp.fileno(), 2)
+            sys._debugmallocstats()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        tmp.seek(0)
+        text = tmp.read().decode(errors="replace")
+
+    def num(label: str) -> int:
+        m = re.search(rf"{re.escape(label)}\s*=\s*([\d,]+)", text)
+        return int(m.group(1).replace(",", "")) if m else -1
+    mb = 1 / 2**20
+    return {"arenas_current": num("# arenas allocated current"), "arenas_highwater": num("# arenas highwater mark"),
+            "in_blocks_mb": round(num("# bytes in allocated blocks") * mb, 1),
+            "free_in_pools_mb": round(num("# bytes in available blocks") * mb, 1)}
+
+
 class MemProbe:
     def __init__(self, mode: str) -> None:
         self.mode = mode
@@ -69,8 +96,8 @@ class MemProbe:
         self.py_peak = 0
         self.py_top: list[str] = []
         self._stop = threading.Event()
-        if mode == "tracemalloc":
-            tracemalloc.start(8)
+        if mode.startswith("tracemalloc"):
+            tracemalloc.start(8 if mode == "tracemalloc" else 1)
         self._thread = threading.Thread(target=self._sample, daemon=True, name="memprobe")
         self._thread.start()
 
@@ -113,10 +140,15 @@ class MemProbe:
         step = max(1, len(self.samples) // 24)
         out: dict[str, Any] = {"timeline": [(t, round(kb / 1024)) for t, kb in self.samples[::step]],
                                "hwm_at_s": self.hwm_at, "by_handler_hwm_mb": self.by_handler,
-                               "malloc": malloc_view(), "env": {k: v for k, v in os.environ.items()
-                                                               if k.startswith(("MALLOC_", "PYTHONMALLOC"))}}
-        if self.mode == "tracemalloc":
+                               "malloc": malloc_view(), "obmalloc": obmalloc_view(),
+                               "env": {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")}}
+        if self.mode == "tracemalloc-end":  # what is still alive when the jobs are done
+            snap = tracemalloc.take_snapshot()
+            self.py_top = [f"{st.size / 2**20:.1f} MB {st.traceback.format()[-1].strip()}"
+                           for st in snap.statistics("lineno")[:15]]
+        if self.mode.startswith("tracemalloc"):
             out["python_peak_mb"] = round(tracemalloc.get_traced_memory()[1] / 2**20, 1)
-            out["python_top_at_peak"] = self.py_top
+            out["python_live_mb"] = round(tracemalloc.get_traced_memory()[0] / 2**20, 1)
+            out["python_top"] = self.py_top
             tracemalloc.stop()
         return out

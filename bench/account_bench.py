@@ -3,7 +3,7 @@
     PYTHONPATH=. .venv/bin/python bench/account_bench.py [--posts 10000 --likes 50000 --followers 5000
                                                           --media-mb 1024 --media-files 64]
 
-`BENCH_MEMPROBE=1` (or `=tracemalloc`) adds to each worker's figures where its memory went
+`BENCH_MEMPROBE=1` (or `=tracemalloc`, `=tracemalloc-end`) adds to each worker's figures where its memory went
 (`bench/_memprobe.py`: an RSS timeline, VmHWM growth by handler, glibc's arenas).
 
 For each account (a small one: 1/100 of every count and 16 MB of media, then the big one):
