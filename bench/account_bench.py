@@ -3,6 +3,9 @@
     PYTHONPATH=. .venv/bin/python bench/account_bench.py [--posts 10000 --likes 50000 --followers 5000
                                                           --media-mb 1024 --media-files 64]
 
+`BENCH_MEMPROBE=1` (or `=tracemalloc`, `=tracemalloc-end`) adds to each worker's figures where its memory went
+(`bench/_memprobe.py`: an RSS timeline, VmHWM growth by handler, glibc's arenas).
+
 For each account (a small one: 1/100 of every count and 16 MB of media, then the big one):
 1. seed: `--followers` followers, `--posts` posts, `--likes` likes of those posts by the
    followers, `--media-files` MEDIA objects whose originals (`--media-mb` in all, random bytes)
@@ -103,29 +106,42 @@ async def count_rows(tao: Any) -> int:
 
 async def _worker(config: str) -> dict:
     """A fresh worker process: run every due job (the export or the purge), report time and peak RSS."""
+    from bench._memprobe import MemProbe, status_kb
     from config import load_settings
+    from config.runtime import tune_malloc
     from resolvers.jobs import register_job_handlers
     from tao import open_tao
+    if not os.environ.get("BENCH_GLIBC_DEFAULT_MALLOC"):
+        tune_malloc()  # as `python -m tao worker` does
+    probe = MemProbe(os.environ["BENCH_MEMPROBE"]) if os.environ.get("BENCH_MEMPROBE") else None
     tao = await open_tao(load_settings(Path(config), env={}), migrate=False, start_worker=False)
     register_job_handlers(tao)
+    if probe:
+        probe.watch(tao, ("sweep_cache", "erase_rows", "assoc_scan_to", "obj_scan_naming"))
     spent: dict[str, list[float]] = {}
     for name, fn in list(tao.outbox.handlers.items()):
         async def timed(store: Any, payload: dict, fn: Any = fn, name: str = name) -> None:
             t = time.perf_counter()
+            hwm = status_kb()["VmHWM"] if probe else 0
             try:
                 await fn(store, payload)
             finally:
                 spent.setdefault(name, [0, 0.0])
                 spent[name][0] += 1
                 spent[name][1] += time.perf_counter() - t
+                if probe:
+                    probe.handler_ran(name, hwm)
         tao.outbox.handlers[name] = timed
     t0 = time.perf_counter()
     ran = await tao.run_jobs_until_idle()
     elapsed = time.perf_counter() - t0
+    ring = getattr(getattr(tao._cache.tier, "_ring", None), "hasher", None)  # memcached's placement memo
+    memo = len(getattr(ring, "_memo", ()))
     await tao.close()
-    return {"seconds": round(elapsed, 2), "jobs": ran,
-            "by_handler": {k: [v[0], round(v[1], 2)] for k, v in sorted(spent.items(), key=lambda kv: -kv[1][1])[:6]},
-            "peak_rss_mb": round(_peak_rss_kb() / 1024, 1)}
+    out = {"seconds": round(elapsed, 2), "jobs": ran,
+           "by_handler": {k: [v[0], round(v[1], 2)] for k, v in sorted(spent.items(), key=lambda kv: -kv[1][1])[:6]},
+           "peak_rss_mb": round(_peak_rss_kb() / 1024, 1)}
+    return out | ({"memprobe": probe.report() | {"ring_memo_keys_at_end": memo}} if probe else {})
 
 
 def _peak_rss_kb() -> int:

@@ -52,7 +52,8 @@ async def write_zip(store: ObjectStore, key: str, members: AsyncIterable[Any], p
         async for chunk in async_stream_zip(members):
             buf += chunk
             while len(buf) >= part_size:
-                body = bytes(buf[:part_size])
+                with memoryview(buf) as view:  # one copy of the part, not a slice and then a copy
+                    body = bytes(view[:part_size])
                 del buf[:part_size]
                 parts.append(await store.upload_part(key, upload_id, len(parts) + 1, body))
                 total += len(body)

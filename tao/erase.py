@@ -20,13 +20,15 @@ install an absence.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from dataclasses import dataclass, field
 
 from tao.cache_io import CacheIO
 from tao.registry import Registry
 from tao.shards import Shards
 
-SCAN_BATCH = 500
+SCAN_BATCH = 500  # cache keys judged per step of a sweep or residue scan
+FORGET_IDS = 16  # ids whose known cache keys (~160 each) are deleted per call
 
 
 @dataclass
@@ -67,12 +69,16 @@ class Erasure:
                 keys += [self._cache.list_key(i, c), self._cache.count_key(i, c)]
         return keys
 
-    async def erase_rows(self, ids: list[int]) -> int:
-        """Delete the empty count rows and inverse tombstones of `ids` (already-deleted objects);
-        returns the rows removed. Idempotent."""
+    async def erase_rows(self, ids: list[int], naming: list[int] = ()) -> int:  # type: ignore[assignment]
+        """Delete the empty count rows and inverse tombstones of `ids` (already-deleted objects),
+        and the unique keys they hold; with `naming`, also every unique key whose key text names
+        one of those ids (a full scan: for a deleted user's finish, not per batch). Returns the
+        rows removed. Idempotent."""
         ids = list(dict.fromkeys(ids))
         if not ids:
             return 0
+        named = await self._erase_keys_naming([n for n in naming if n not in await self._existing(list(naming))]) \
+            if naming else 0
         live = await self._existing(ids)
         ids = [i for i in ids if i not in live]
         by_shard = self._shards.by_shard(ids, lambda i: i)
@@ -97,8 +103,45 @@ class Erasure:
 
         a = await self._shards.per_shard(by_shard, own)
         b = await self._shards.per_shard({s: None for s in range(self._shards.n_shards)}, others)
-        await self._cache.tier.forget_many(self.known_keys(ids))
-        return sum(a.values()) + sum(b.values())
+        await self._forget_known(ids)
+        return sum(a.values()) + sum(b.values()) + named
+
+    async def _erase_keys_naming(self, needles: list[int]) -> int:
+        """Unique keys (any shard) whose key text names a needle (`totp_step` `<user>:<step>`, say):
+        each row goes unless a live object holds it (id 0: released), with its cache entry."""
+        if not needles:
+            return 0
+        likes = " OR ".join(["k LIKE %s"] * len(needles))
+        pats = [f"%{n}%" for n in needles]
+
+        async def scan(shard: int, _: None) -> dict:
+            async with self._shards.read(shard) as conn:
+                return {shard: [tuple(r) for r in await conn.fetchall(
+                    f"SELECT ns, k, id FROM {{unique_keys}} WHERE {likes}", pats)]}
+        found = await self._shards.per_shard({s: None for s in range(self._shards.n_shards)}, scan)
+        holders = sorted({r[2] for rows in found.values() for r in rows if r[2]})
+        live = await self._existing(holders) if holders else set()
+        removed = 0
+        for shard, rows in found.items():
+            doomed = [r for r in rows if r[2] not in live]
+            if not doomed:
+                continue
+
+            async def body(conn, doomed: list[tuple] = doomed) -> int:
+                # `id = %s`: a row claimed again since the scan is left alone
+                return sum([await conn.execute("DELETE FROM {unique_keys} WHERE ns = %s AND k = %s AND id = %s", r)
+                            for r in doomed])
+            removed += await self._shards.write(shard, body)
+            await self._cache.tier.forget_many([self._cache.unique_key(ns, hashlib.sha1(k.encode()).hexdigest())
+                                                for ns, k, _ in doomed])
+        return removed
+
+    async def _forget_known(self, ids: list[int]) -> None:
+        """Delete the known keys of `ids` a few ids at a time: one id has ~160 (its object, each
+        atype's list and count), so 200 ids' would be a 31 000-key list (~3 MB), and a purge's
+        forget jobs, all due at once at its end, run up to the outbox batch together."""
+        for i in range(0, len(ids), FORGET_IDS):
+            await self._cache.tier.forget_many(self.known_keys(ids[i:i + FORGET_IDS]))
 
     async def edges_to(self, ids: list[int], limit: int, naming: list[int] = ()) -> list[tuple[int, str, int]]:  # type: ignore[assignment]
         """Up to `limit` edges, on any shard, whose id2 is one of `ids`, or whose data names one of
@@ -140,33 +183,41 @@ class Erasure:
 
     async def sweep_cache(self, needles: list[int]) -> int:
         """Delete every cache entry that names an id with no object in SQL (whatever it holds),
-        or whose name or value names one of `needles`; returns how many. O(cache size)."""
+        or whose name or value names one of `needles`; returns how many. O(cache size) in time,
+        constant in memory: the keys come from the tier `SCAN_BATCH` at a time, and each batch is
+        judged (its ids checked in SQL, the values of the rest read) and swept before the next."""
         # memcached's metadump is best effort (it may miss items being bumped meanwhile): the
         # keys the store builds for the needles are deleted by name, whatever the scan saw.
-        live_needles = await self._existing(list(needles)) if needles else set()
-        await self._cache.tier.forget_many(self.known_keys([n for n in needles if n not in live_needles]))
-        keys = [k for _, k in await self._cache.tier.scan_keys()]
-        named = {i for k in keys for i in _ids_in_key(k)}
-        live = await self._existing(sorted(named)) if named else set()
+        watched = set(needles)
+        live_needles = await self._existing(list(watched)) if watched else set()
+        await self._forget_known([n for n in needles if n not in live_needles])
         texts = [str(n).encode() for n in needles]
-        doomed = [k for k in keys if any(i not in live or i in needles for i in _ids_in_key(k))]
-        rest = [k for k in keys if k not in set(doomed)]
-        for i in range(0, len(rest), SCAN_BATCH):
-            chunk = rest[i:i + SCAN_BATCH]
-            values = await self._cache.tier.get_many(chunk)
-            doomed += [k for k, v in values.items() if any(t in repr(v).encode() for t in texts)]
-        await self._cache.tier.forget_many(doomed)
-        return len(doomed)
+        swept = 0
+        async for batch in self._cache.tier.scan_key_batches(SCAN_BATCH):
+            keys = [k for _, k in batch]
+            named = {i for k in keys for i in _ids_in_key(k)}
+            live = await self._existing(sorted(named)) if named else set()
+            doomed = [k for k in keys if any(i not in live or i in watched for i in _ids_in_key(k))]
+            kept = set(doomed)
+            rest = [k for k in keys if k not in kept]
+            if texts and rest:
+                values = await self._cache.tier.get_many(rest)
+                doomed += [k for k, v in values.items() if any(t in repr(v).encode() for t in texts)]
+            await self._cache.tier.forget_many(doomed)
+            swept += len(doomed)
+        return swept
 
     async def residue(self, ids: list[int], needles: list[int]) -> Residue:
         """Every row on every shard, and every cache key on every server, that names one of `ids`
         (objects, either end of an edge, count rows, tombstones, unique keys, cache key names) or
-        holds one of `needles` in its data (object data, edge data, queued jobs, cached values)."""
+        holds one of `needles` in its data (object data, edge data, queued jobs, cached values,
+        a unique key's key text)."""
         ids = list(dict.fromkeys([*ids, *needles]))
         out = Residue()
         marks = _marks(len(ids))
         likes = " OR ".join(["data LIKE %s"] * len(needles)) or "1 = 0"
         plikes = " OR ".join(["payload LIKE %s"] * len(needles)) or "1 = 0"
+        klikes = " OR ".join(["k LIKE %s"] * len(needles)) or "1 = 0"
         pats = [f"%{n}%" for n in needles]
         queries: list[tuple[str, str, list]] = [
             ("objects", f"SELECT id, otype FROM {{objects}} WHERE id IN ({marks}) OR {likes}", [*ids, *pats]),
@@ -175,7 +226,7 @@ class Erasure:
             ("assoc_counts", f"SELECT id1, atype, count FROM {{assoc_counts}} WHERE id1 IN ({marks})", ids),
             ("inverse_tombstones", f"SELECT id1, atype, id2 FROM {{inverse_tombstones}} "
                                    f"WHERE id1 IN ({marks}) OR id2 IN ({marks})", [*ids, *ids]),
-            ("unique_keys", f"SELECT ns, k, id FROM {{unique_keys}} WHERE id IN ({marks})", ids),
+            ("unique_keys", f"SELECT ns, k, id FROM {{unique_keys}} WHERE id IN ({marks}) OR {klikes}", [*ids, *pats]),
             ("outbox", f"SELECT id, handler FROM {{outbox}} WHERE {plikes}", pats),
         ]
 
@@ -189,21 +240,21 @@ class Erasure:
         per = await self._shards.per_shard({s: None for s in range(self._shards.n_shards)}, scan)
         for shard in sorted(per):
             out.rows += per[shard]
-        keys = await self._cache.tier.scan_keys()
-        # The scan is best effort (see sweep_cache): the known keys of `ids` are read by name too.
-        scanned = {k for _, k in keys}
-        known = [k for k in self.known_keys(ids) if k not in scanned]
-        for i in range(0, len(known), SCAN_BATCH):
-            found = await self._cache.tier.get_many(known[i:i + SCAN_BATCH])
-            out.cache_keys += [("get", k) for k in found]
+        # The cache, a batch at a time (memory does not grow with the cache; what is found does
+        # with the residue): keys naming `ids`, then values holding `needles`.
         watched = set(ids)
         texts = [str(n).encode() for n in needles]
-        out.cache_keys += [(srv, k) for srv, k in keys if watched.intersection(_ids_in_key(k))]
-        rest = [k for _, k in keys if not watched.intersection(_ids_in_key(k))]
-        server_of = dict((k, s) for s, k in keys)
-        for i in range(0, len(rest), SCAN_BATCH):
-            values = await self._cache.tier.get_many(rest[i:i + SCAN_BATCH])
-            out.cache_keys += [(server_of[k], k) for k, v in values.items()
-                               if any(t in repr(v).encode() for t in texts)]
+        async for batch in self._cache.tier.scan_key_batches(SCAN_BATCH):
+            out.cache_keys += [(srv, k) for srv, k in batch if watched.intersection(_ids_in_key(k))]
+            rest = {k: srv for srv, k in batch if not watched.intersection(_ids_in_key(k))}
+            if texts and rest:
+                values = await self._cache.tier.get_many(list(rest))
+                out.cache_keys += [(rest[k], k) for k, v in values.items() if any(t in repr(v).encode() for t in texts)]
+        # The scan is best effort (see sweep_cache): the known keys of `ids` are read by name too.
+        seen = {k for _, k in out.cache_keys}
+        for i in range(0, len(ids), FORGET_IDS):
+            known = [k for k in self.known_keys(ids[i:i + FORGET_IDS]) if k not in seen]
+            found = await self._cache.tier.get_many(known)
+            out.cache_keys += [("get", k) for k in found]
         await asyncio.sleep(0)
         return out

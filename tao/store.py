@@ -240,9 +240,10 @@ class Tao:
 
     # ---- erasure (tao/erase.py) ----------------------------------------------------------------
 
-    async def erase_rows(self, ids: list[int]) -> int:
-        """Delete the empty count rows and inverse tombstones of already-deleted ids."""
-        return await self._erasure.erase_rows(ids)
+    async def erase_rows(self, ids: list[int], *, naming: list[int] = ()) -> int:  # type: ignore[assignment]
+        """Delete the empty count rows, inverse tombstones and unique keys of already-deleted ids;
+        with `naming`, every unique key whose key text names one of them too (a full scan)."""
+        return await self._erasure.erase_rows(ids, list(naming))
 
     async def assoc_scan_to(self, id2s: list[int], limit: int, *, naming: list[int] = ()) -> list[tuple[int, str, int]]:  # type: ignore[assignment]
         """Up to `limit` edges (any shard, any type) pointing at `id2s` or whose data names one of

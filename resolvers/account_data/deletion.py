@@ -171,7 +171,7 @@ async def _finish(job: JobContext, user_id: int, payload: dict) -> None:
         if kind.name == "inbound" and kind.purge is not None:
             while await kind.purge(ctx, user_id):
                 pass
-    await tao.erase_rows([user_id])
+    await tao.erase_rows([user_id], naming=[user_id])  # keys naming the user (used 2FA codes, say)
     await tao.sweep_cache([user_id])
 
 

@@ -120,5 +120,6 @@ def register_kind(kind: DataKind) -> DataKind:
 def kinds() -> list[DataKind]:
     """Every registered kind, in purge/export order."""
     import resolvers.account_data.builtin  # registers the built-in kinds
-    import resolvers.account_data.export  # noqa: F401  (registers the export archives)
+    import resolvers.account_data.export  # registers the export archives
+    import resolvers.account_data.two_factor  # noqa: F401  (pending log-in challenges)
     return sorted(_KINDS.values(), key=lambda k: (k.order, k.name))

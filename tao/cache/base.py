@@ -13,7 +13,7 @@ cached dict.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -68,10 +68,11 @@ class CacheTier(Protocol):
         (`tao.erase`), whose SQL rows are gone, so a refill can only install an absence."""
         ...
 
-    async def scan_keys(self) -> list[tuple[str, str]]:
-        """Every key the tier holds now, as (server, key without the tier's wire prefix):
-        memcached's `lru_crawler metadump` on each server (operator tooling and residue checks:
-        O(cache size)); the in-process tier's own entries."""
+    def scan_key_batches(self, size: int) -> AsyncIterator[list[tuple[str, str]]]:
+        """Every key the tier holds now, as (server, key without the tier's wire prefix), at most
+        `size` a batch, in memory that does not grow with the cache (operator tooling and erasure:
+        O(cache size) in time). memcached: `lru_crawler metadump` of each server, spooled to a
+        temporary file (`tao.cache.metadump`); the in-process tier: its own entries."""
         ...
 
     def fence(self) -> int:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import AsyncIterator
 
 from tao.cache import codec
 from tao.cache.base import Install, Value
@@ -123,10 +124,14 @@ class LocalCache:
         if self._log is not None:
             self._log.publish(list(keys))
 
-    async def scan_keys(self) -> list[tuple[str, str]]:
+    async def scan_key_batches(self, size: int) -> AsyncIterator[list[tuple[str, str]]]:
+        # A snapshot of the names (the entries may change between batches): bounded by
+        # max_entries, like the entries themselves, which this process already holds.
         now = time.monotonic()
         with self._lock:
-            return [("local", k) for k, (expiry, _) in self._entries.items() if expiry > now]
+            keys = [k for k, (expiry, _) in self._entries.items() if expiry > now]
+        for i in range(0, len(keys), size):
+            yield [("local", k) for k in keys[i:i + size]]
 
     async def close(self) -> None:
         with self._lock:

@@ -27,7 +27,7 @@ import logging
 import re
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -35,7 +35,7 @@ from pymemcache.client.base import normalize_server_spec
 from pymemcache.client.hash import HashClient
 
 from config.settings import CacheSettings
-from tao.cache import codec
+from tao.cache import codec, metadump
 from tao.cache.base import Install, Value
 from tao.cache.batches import Outcome, ServerBatches
 from tao.cache.health import ChangeClock, ServerHealth
@@ -249,21 +249,33 @@ class MemcachedCache:
         """One pipelined `delete` batch per server (HashClient.delete_many sends key by key)."""
         by_server: dict[Any, list[str]] = defaultdict(list)
         for key in keys:
-            by_server[self._ring._get_client(key)].append(key)
+            self._check_key(key)
+            # Placed without the ring's memo: these are keys of erased ids, never read again.
+            by_server[self._ring.clients.get(self._ring.hasher.place(key))].append(key)
         for client, group in by_server.items():
             if client is not None:
                 for i in range(0, len(group), 1000):
                     client.delete_many(group[i:i + 1000], noreply=False)
 
-    async def scan_keys(self) -> list[tuple[str, str]]:
+    async def scan_key_batches(self, size: int) -> AsyncIterator[list[tuple[str, str]]]:
         loop = asyncio.get_running_loop()
         names = list(self._ring.clients)
-        dumps = await asyncio.gather(*(loop.run_in_executor(self._pool, _metadump, normalize_server_spec(n),
-                                                            self.timeout * 10) for n in names))
-        out: list[tuple[str, str]] = []
-        for name, keys in zip(names, dumps):
-            out += [(name, k[len(self._wire_prefix):]) for k in keys if k.startswith(self._wire_prefix)]
-        return out
+        # Each server's dump is drained into a temporary file first (why: tao.cache.metadump),
+        # the servers in parallel; then the keys come back `size` at a time.
+        spools = await asyncio.gather(*(loop.run_in_executor(self._pool, metadump.spool, normalize_server_spec(n),
+                                                             self.timeout * 10, self._wire_prefix) for n in names),
+                                      return_exceptions=True)
+        try:
+            for s in spools:
+                if isinstance(s, BaseException):
+                    raise s
+            for name, (spooled, _) in zip(names, spools):  # type: ignore[misc]
+                while keys := await loop.run_in_executor(self._pool, metadump.read_batch, spooled, size):
+                    yield [(name, k) for k in keys]
+        finally:
+            for s in spools:
+                if not isinstance(s, BaseException):
+                    s[0].close()
 
     async def close(self) -> None:
         if self._closed:
@@ -362,27 +374,3 @@ class MemcachedCache:
         deadline = time.monotonic() + self.connect_timeout + self.timeout
         for health in self._health.values():
             health.ready.wait(max(0.0, deadline - time.monotonic()))
-
-
-def _metadump(server: Any, timeout: float) -> list[str]:
-    """Every key one memcached server holds (`lru_crawler metadump hash`; one line per item)."""
-    import socket
-    from urllib.parse import unquote
-
-    host, port = server if isinstance(server, tuple) else (server, 11211)
-    with socket.create_connection((host, int(port)), timeout=timeout) as sock:
-        # `hash` walks the hash table (memcached >= 1.6.?): every item, whatever its LRU segment.
-        sock.sendall(b"lru_crawler metadump hash\r\n")
-        buf = b""
-        while not (buf.endswith(b"END\r\n") or buf.startswith(b"ERROR") or buf.startswith(b"BUSY")):
-            chunk = sock.recv(1 << 16)
-            if not chunk:
-                break
-            buf += chunk
-    if not buf.endswith(b"END\r\n"):
-        raise OSError(f"memcached {host}:{port} refused metadump: {buf[:80]!r}")
-    keys = []
-    for line in buf.decode("ascii", "replace").splitlines():
-        if line.startswith("key="):
-            keys.append(unquote(line.split(" ", 1)[0][4:]))
-    return keys

@@ -54,15 +54,23 @@ class FastRendezvousHash:
         winner = self._memo.get(key)
         if winner is not None:
             return winner
+        winner = self.place(key)
+        if len(self._memo) >= _MEMO_MAX:
+            self._memo = {}
+        self._memo[key] = winner
+        return winner
+
+    def place(self, key: str | bytes) -> str | None:
+        """The key's node, computed and not remembered: for keys used once (erasure deletes the
+        keys of deleted ids, ~100 a id; memoized, they would fill the memo to its cap, ~22 MB,
+        and push out the hot keys it is for)."""
         # crc32 alone is linear, so it would make poor per-node scores; mixed with a
         # per-node 64-bit seed it is only the key's identity, and _mix does the spreading.
         h = zlib.crc32(key.encode() if isinstance(key, str) else key)
         best = -1
+        winner: str | None = None
         for seed, node in self._seeds:
             score = _mix(h ^ seed)
             if score > best or (score == best and winner is not None and node > winner):
                 best, winner = score, node
-        if len(self._memo) >= _MEMO_MAX:
-            self._memo = {}
-        self._memo[key] = winner
         return winner

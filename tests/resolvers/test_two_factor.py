@@ -165,3 +165,40 @@ async def test_disable_needs_the_password(gql: GQL):
     assert (await gql.ok(LOG_IN, {"u": "ada", "p": "password-ada"}))["logIn"]["token"]
     p = (await gql.ok(DISABLE, {"p": "password-ada"}, token=token))["disableTwoFactor"]
     assert [e["code"] for e in p["errors"]] == ["TWO_FACTOR_NOT_ENABLED"]
+
+
+@pytest.fixture
+def no_grace(gql_settings):
+    gql_settings.account_data.deletion_grace_seconds = 0
+
+
+async def test_deleting_an_account_with_two_factor_leaves_no_residue(no_grace, gql: GQL, gql_settings):
+    """TOTP on, a recovery code and a TOTP step used (their unique keys name the user: `totp_step`
+    `<user>:<step>`, `recovery_used` `<user>:<generation>:<index>`), a log-in challenge pending:
+    deleted and purged, the residue check finds nothing, where before the purge it saw them all."""
+    from resolvers.account_data.residue import find_residue
+    token, _ = await gql.sign_up("ada")
+    uid = (await gql.tao.key_get_many("username", ["ada"]))["ada"]
+    totp, recovery = await enrol(gql, token)  # its step is held by the session
+    used_recovery = await challenge(gql)
+    assert (await complete(gql, used_recovery, recovery[0]))["token"]
+    used_step = await challenge(gql)
+    assert (await complete(gql, used_step, later_code(totp)))["token"]  # the enrolment's step released
+    pending = await challenge(gql)
+    challenges = [int(c.split("_")[1]) for c in (used_recovery, used_step, pending)]
+
+    before = await find_residue(gql.tao, gql_settings, None, uid, challenges)
+    keys = {row[:2] for _, table, row in before.rows if table == "unique_keys"}
+    assert {"totp_step", "recovery_used"} <= {ns for ns, k in keys if k.startswith(f"{uid}:")}, keys
+    assert any(table == "objects" and row[0] == challenges[2] for _, table, row in before.rows)
+
+    # The challenge's expiry job runs elsewhere here (`run_jobs_until_idle` would run it early
+    # and delete the pending challenge itself): the purge must find it, and not wait for the job.
+    gql.tao.outbox.declare("accounts.end_challenge")
+    deleted = (await gql.ok("mutation($p: String!) { deleteAccount(input: {password: $p}) { ok errors { code } } }",
+                            {"p": "password-ada"}, token=token))["deleteAccount"]
+    assert deleted == {"ok": True, "errors": []}
+    await gql.tao.run_jobs_until_idle()
+
+    report = await find_residue(gql.tao, gql_settings, None, uid, challenges)
+    assert report.counts == (0, 0, 0), (report.rows, report.cache_keys, report.stored_objects)

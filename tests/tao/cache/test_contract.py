@@ -184,3 +184,13 @@ async def test_a_bad_make_raises_to_the_caller_and_is_not_a_cache_fault(tier, pr
     assert tier.stats()["errors"] == 0 and tier.stats()["servers_suspect"] == 0
     assert await tier.install_many([Install(k, 1, put({"x": 1}))]) == set()
     assert (await tier.get_many([k]))[k] == {"x": 1, "v": 1}
+
+
+async def test_scan_lists_every_key_in_bounded_batches(tier, prefix):
+    keys = {obj_key(prefix, i) for i in range(1234)}
+    assert await tier.install_many([Install(k, 1, put({"x": 1})) for k in sorted(keys)]) == set()
+    seen: list[str] = []
+    async for batch in tier.scan_key_batches(100):
+        assert 0 < len(batch) <= 100
+        seen += [k for _, k in batch]
+    assert len(seen) == len(set(seen)) and set(seen) == keys  # each once, only this tier's own

@@ -119,3 +119,26 @@ async def test_large_batches_are_pipelined_in_chunks(make_memcached, prefix):
         # per server: one gets, then ceil(n / 256) pipelined cas exchanges
         assert tier.stats()["wire_round_trips"] - before == sum(1 + -(-n // 256) for n in per_server)
     assert await tier.get_many(keys) == {k: {"ids": [3, 2, 1], "v": 3} for k in keys}
+
+
+async def test_scanning_a_large_cache_holds_one_batch_not_the_dump(make_memcached, prefix):
+    """20 000 keys (about 2 MB of dump lines): the scan's Python allocations peak far below
+    the dump's size, on the tier's threads too (tracemalloc sees every thread), and a tier under
+    another prefix sees none of them."""
+    import tracemalloc
+    tier = make_memcached()
+    keys = [list_key(prefix, i, "FEED") for i in range(20_000)]
+    for i in range(0, len(keys), 2000):
+        assert await tier.install_many([Install(k, 1, lambda old: {"ids": []}) for k in keys[i:i + 2000]]) == set()
+    tracemalloc.start()
+    try:
+        n = 0
+        async for batch in tier.scan_key_batches(200):
+            n += len(batch)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert n == len(keys)
+    assert peak < 1_000_000, peak  # reading the whole dump at once peaked at ~4 MB
+    other = make_memcached(key_prefix=prefix + "x")
+    assert [b async for b in other.scan_key_batches(200)] == []

@@ -1,0 +1,36 @@
+"""Erasure: `sweep_cache` removes every cache entry of ids gone from SQL, and of the needles (by
+name or by value), across many scan batches, and keeps live entries; `residue` then finds none."""
+
+from __future__ import annotations
+
+from tao.cache import Install
+from tao.erase import SCAN_BATCH
+from tao.testing import TaoTestHooks
+
+
+async def test_sweep_spans_scan_batches_and_keeps_live_entries(tao):
+    hooks = TaoTestHooks(tao)
+    user = await tao.obj_add("TEST_NODE", {"name": "gone"})
+    dead = await tao.obj_add_many([("TEST_NODE", {"i": i}, None) for i in range(SCAN_BATCH + 150)])
+    naming = await tao.obj_add("TEST_NODE", {"about": user})  # live, but its value names the user
+    keep = await tao.obj_add("TEST_NODE", {"about": "someone else"})
+    await tao.obj_get([user, naming, keep, *dead])  # all cached
+    for shard in range(tao.n_shards):  # the rows go behind the cache's back: only the sweep can tell
+        async def body(conn, shard=shard) -> None:
+            group = [i for i in [user, *dead] if hooks.shard(i) == shard]
+            if group:
+                await conn.execute(f"DELETE FROM {{objects}} WHERE id IN ({', '.join(['%s'] * len(group))})", group)
+        await hooks.write(shard, body)
+    # more keys of dead ids than one batch holds, some only the scan can find (edge keys)
+    await hooks.cache.install_many([Install(f"e:{d}:1:{keep}", 1, lambda old: {"x": 1}) for d in dead[:50]])
+    before = await tao.residue([user, *dead], [user])
+    assert len(before.cache_keys) >= len(dead) + 51
+
+    swept = await tao.sweep_cache([user])
+
+    assert swept >= len(dead) + 51  # the objects, the edges and the entry naming the user (its own
+    # keys went by name first)
+    assert (await tao.residue([user, *dead], [user])).cache_keys == []  # (its rows: `naming` names the user)
+    assert await hooks.cache.get_many([hooks.obj_key(keep)]) != {}  # a live entry not naming the user stays
+    assert await hooks.cache.get_many([hooks.obj_key(naming)]) == {}
+    assert (await tao.obj_get([naming]))[naming].data == {"about": user}  # only its cache entry went
