@@ -123,15 +123,20 @@ async def load(tao: Any, a: argparse.Namespace) -> dict[str, Any]:
         cum.append(acc)
     t0 = time.perf_counter()
     made = 0
+    post_ids: list[int] = []
+    post_authors: list[int] = []  # the Explore phase's graph (AUTHORED, likes) names them
     while made < a.posts:
         k = min(MAX_BULK, a.posts - made)
-        await tao.obj_add_many([("POST", post_data(rng.choice(ids), caption(rng, vocab, cum)), None)
-                                for _ in range(k)])
+        authors = [rng.choice(ids) for _ in range(k)]
+        post_ids += await tao.obj_add_many([("POST", post_data(au, caption(rng, vocab, cum)), None)
+                                            for au in authors])
+        post_authors += authors
         made += k
         if made % 50_000 < MAX_BULK:
             log(f"posts {made}/{a.posts} ({made / (time.perf_counter() - t0):.0f}/s)")
     out["posts"], out["post_load_s"] = made, round(time.perf_counter() - t0, 1)
     out["_people"], out["_ids"], out["_viewers"], out["_vocab"] = people, ids, viewers, vocab
+    out["_posts"], out["_post_authors"] = post_ids, post_authors
     return out
 
 
@@ -246,6 +251,29 @@ async def fulltext(tao: Any, people: list[tuple[str, str]], ids: list[int], quer
     return out
 
 
+async def explore_phase(tao: Any, a: argparse.Namespace, data: dict[str, Any]) -> dict[str, Any]:
+    """Explore over the same users and posts (bench/_explore_scale.py): its graph loaded once per
+    `--state`, then the pool job and first/next pages for sampled viewers."""
+    from bench import _explore_scale as ex
+
+    out: dict[str, Any] = {}
+    if "explore_graph" not in data:
+        if "_posts" not in data:
+            raise SystemExit("this --state has no post ids (made before the Explore phase existed): load again")
+        log("loading the Explore graph (AUTHORED, follows, likes) ...")
+        data["explore_graph"] = await ex.load_graph(tao, data["_ids"], data["_posts"], a.explore_follows,
+                                                    a.explore_likes)
+        if a.state:
+            Path(a.state).write_text(json.dumps(data))
+    out["graph"] = data["explore_graph"]
+    log(f"Explore graph {out['graph']}")
+    viewers = await ex.pick_viewers(tao, data["_ids"], a.explore_viewers)
+    out["viewers"] = len(viewers)
+    out |= await ex.measure(tao, viewers, a.explore_reads)
+    log(f"Explore {out}")
+    return out
+
+
 async def run(a: argparse.Namespace, services: Any) -> dict[str, Any]:
     from resolvers.actor import acting_as
     from resolvers.search import query as sq
@@ -257,7 +285,7 @@ async def run(a: argparse.Namespace, services: Any) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="search-bench-"))
     state = json.loads(Path(a.state).read_text()) if a.state and Path(a.state).exists() else None
     run_id = state["run_id"] if state else f"sb{int(time.time()) % 100000}"
-    index_dir = Path(a.reuse_index) if a.reuse_index else tmp / "index"
+    index_dir = Path(a.reuse_index or a.index_dir or tmp / "index")
     settings = settings_for(services, run_id, str(index_dir), a.partitions)
     tao = await open_tao(settings, migrate=True, start_worker=False)
     from resolvers.jobs import register_job_handlers
@@ -277,6 +305,10 @@ async def run(a: argparse.Namespace, services: Any) -> dict[str, Any]:
     if a.load_only:
         await tao.close()
         return result
+    if a.skip_search:  # Explore reads no search index
+        result["explore"] = await explore_phase(tao, a, data)
+        await tao.close()
+        return result
     log(f"loaded {result['load']}; indexing (rebuild of every partition) ...")
     if a.reuse_index:
         log(f"reusing the index in {a.reuse_index} (no indexing measured)")
@@ -285,7 +317,11 @@ async def run(a: argparse.Namespace, services: Any) -> dict[str, Any]:
         docs = await rebuild_partitions(tao, list(range(a.partitions)))
         secs = time.perf_counter() - t0
         result["indexing"] = {"documents": docs, "seconds": round(secs, 1), "docs_per_s": round(docs / secs)}
-        log(f"indexed {result['indexing']}")
+        log(f"indexed {result['indexing']} into {index_dir}")
+    if a.index_only:
+        close_indexes(tao)
+        await tao.close()
+        return result
     close_indexes(tao)  # hand the writers to their own process
     tao.settings.search.writer_partitions = ""
     await tao.close()
@@ -363,6 +399,8 @@ async def run(a: argparse.Namespace, services: Any) -> dict[str, Any]:
         idx = indexes_for(tao)
         result["index_bytes"] = sum(f.stat().st_size for f in index_dir.rglob("*") if f.is_file())
         del idx
+        if a.explore:
+            result["explore"] = await explore_phase(tao, a, data)
     finally:
         writer.terminate()
         writer.join(10)
@@ -385,7 +423,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fulltext", action="store_true", help="also measure MariaDB FULLTEXT on the users")
     p.add_argument("--state", help="keep the loaded data's ids here; a later run with it skips the load")
     p.add_argument("--load-only", action="store_true", help="load (and write --state), measure nothing")
+    p.add_argument("--index-dir", help="build the index here (default: a new temporary directory)")
+    p.add_argument("--index-only", action="store_true", help="build the index (measured), measure nothing else")
     p.add_argument("--reuse-index", help="the index directory of an earlier run on the same --state: no rebuild")
+    p.add_argument("--explore", action="store_true", help="also measure Explore over the same data "
+                   "(its follow and like graph is loaded once per --state)")
+    p.add_argument("--skip-search", action="store_true", help="with --explore: measure Explore only")
+    p.add_argument("--explore-follows", type=float, default=10.0, help="mean follows per user (log-normal)")
+    p.add_argument("--explore-likes", type=float, default=5.0, help="mean likes per user (Poisson)")
+    p.add_argument("--explore-viewers", type=int, default=40)
+    p.add_argument("--explore-reads", type=int, default=5, help="warm first pages per viewer")
     p.add_argument("--quick", action="store_true", help="2000 users, 10000 posts (smoke run)")
     p.add_argument("--json", help="write every figure here")
     a = p.parse_args(argv)

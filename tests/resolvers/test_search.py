@@ -14,6 +14,7 @@ import pytest
 from resolvers.search import deindex_user, query
 from resolvers.search.engine import SearchIndexes, WriterBusyError, indexes_for
 from resolvers.search.indexer import job_name, rebuild_partition
+from schema.relay import from_global_id
 from tests.resolvers.test_posts import create, uid
 
 SEARCH = """query($q: String!, $t: [SearchType!], $f: Int, $a: String) {
@@ -119,13 +120,56 @@ async def test_rename_reaches_the_index(gql):
     assert await found(gql, "newname", t, ["USER"]) == ["newname"]
 
 
-async def _engine_ids(gql, q, kind):
+async def _engine_ids(gql, q, kind, blocked=(), followed=()):
     class Ctx:  # what the engine half of a search reads
         tao = gql.tao
         settings = gql.tao.settings
     from resolvers.search import text
-    hits = await asyncio.to_thread(query._engine_hits, Ctx, (kind,), text.tokens(q), text.handle(q))
+    hits = await asyncio.to_thread(query._engine_hits, Ctx, (kind,), text.tokens(q), text.handle(q), blocked, followed)
     return [h.id for h in hits]
+
+
+async def test_followed_authors_posts_first_and_blocked_authors_posts_filtered_by_the_engine(gql):
+    tv, _ = await sign_up(gql, "viewer")
+    tf, friend = await sign_up(gql, "friend")
+    ts, _ = await sign_up(gql, "stranger")
+    tp, pest = await sign_up(gql, "pest")
+    n = gql.tao.n_shards
+    await create(gql, ts, "lighthouse lighthouse lighthouse")      # the best match by BM25
+    mine = (await create(gql, tf, "a lighthouse far away in the fog seen from the ferry"))["post"]["id"]
+    theirs = (await create(gql, tp, "lighthouse lighthouse at dusk"))["post"]["id"]
+    await gql.mutate("follow", tv, friend)
+    await gql.mutate("block", tv, pest)
+    anonymous = await found(gql, "lighthouse", None, ["POST"])  # BM25 alone: the friend's is a weak match
+    assert len(anonymous) == 3 and anonymous[0] != "a lighthouse far away in the fog seen from the ferry"
+    assert await found(gql, "lighthouse", tv, ["POST"]) == [
+        "a lighthouse far away in the fog seen from the ferry", "lighthouse lighthouse lighthouse"]
+    # The engine itself leaves the blocked author's posts out and ranks the followed author's
+    # first (no post is loaded to learn its author).
+    ids = await _engine_ids(gql, "lighthouse", "post", blocked={from_global_id(pest, n)[1]},
+                            followed={from_global_id(friend, n)[1]})
+    assert from_global_id(theirs, n)[1] not in ids and ids[0] == from_global_id(mine, n)[1] and len(ids) == 2
+
+
+async def test_the_privacy_check_reads_no_viewer_edge_per_result(gql):
+    """The viewer's BLOCKS, BLOCKED_BY and FOLLOWS lists, read once by the search, answer
+    privacy's three edge lookups per account: a page costs one more cache key (the record) per
+    account it returns, not four."""
+    tv, _ = await sign_up(gql, "viewer")
+    ids = [(await sign_up(gql, f"kestrel{i}"))[1] for i in range(8)]
+    await sign_up(gql, "osprey0")
+    await sign_up(gql, "osprey1")
+    _, blocked = await sign_up(gql, "nuisance")
+    await gql.mutate("follow", tv, ids[0])
+    await gql.mutate("block", tv, blocked)
+    await found(gql, "kestrel", tv, ["USER"])  # warm: the second degree is cached for a while
+
+    async def keys_read(q, n):
+        gql.tao.reset_stats()
+        assert len(await found(gql, q, tv, ["USER"], drain=False)) == n
+        s = gql.tao.stats()
+        return s["cache_hits"] + s["cache_misses"]
+    assert await keys_read("kestrel", 8) - await keys_read("osprey", 2) == 6
 
 
 async def test_private_accounts_posts_are_never_indexed_but_the_profile_is(gql):
