@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import json
 import multiprocessing as mp
+import os
 import random
 import sys
 import tempfile
@@ -251,6 +252,28 @@ async def fulltext(tao: Any, people: list[tuple[str, str]], ids: list[int], quer
     return out
 
 
+async def profile_kind(kind: str, qs: list[str], fn: Any) -> str:
+    """`fn` over `qs` one at a time under cProfile (this thread only: the engine's searches run
+    in threads and show as the wait for them); the top functions by own time."""
+    import cProfile
+    import io
+    import pstats
+
+    prof = cProfile.Profile()
+    c0 = time.process_time()
+    prof.enable()
+    for q in qs:
+        await fn(q)
+    prof.disable()
+    cpu_ms = (time.process_time() - c0) * 1000 / len(qs)
+    out = io.StringIO()
+    pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(30)
+    text = f"{kind}: {len(qs)} queries one at a time, {cpu_ms:.2f} ms process CPU per query (profiled)\n"
+    text += out.getvalue()
+    log(text)
+    return text
+
+
 async def explore_phase(tao: Any, a: argparse.Namespace, data: dict[str, Any]) -> dict[str, Any]:
     """Explore over the same users and posts (bench/_explore_scale.py): its graph loaded once per
     `--state`, then the pool job and first/next pages for sampled viewers."""
@@ -357,9 +380,20 @@ async def run(a: argparse.Namespace, services: Any) -> dict[str, Any]:
         result["engine"] = {}
         for kind, qs in queries.items():
             await timed_many(lambda q, kind=kind: engine(kind, q, rng.choice(viewers)), qs[:20], a.concurrency)  # warm
+            la, c0 = os.getloadavg()[0], time.process_time()
             lat, res = await timed_many(lambda q, kind=kind: engine(kind, q, rng.choice(viewers)), qs, a.concurrency)
-            result["engine"][kind] = stats(lat) | {"empty_share": round(sum(1 for r in res if not r) / len(res), 3)}
+            # Process CPU (every thread: the engine's searches too) per query: what a query costs
+            # whatever else the box runs, unlike its wall-clock latency.
+            cpu_ms = (time.process_time() - c0) * 1000 / len(qs)
+            result["engine"][kind] = stats(lat) | {"empty_share": round(sum(1 for r in res if not r) / len(res), 3),
+                                                   "cpu_ms_per_query": round(cpu_ms, 2),
+                                                   "load_average": [round(la, 1), round(os.getloadavg()[0], 1)]}
             log(f"engine {kind}: {result['engine'][kind]}")
+        if a.profile:
+            result["profile"] = await profile_kind(a.profile, queries[a.profile], lambda q: engine(a.profile, q,
+                                                                                                   rng.choice(viewers)))
+        if a.engine_only:
+            return result
         result["like"] = {}
         for kind, qs in queries.items():
             otype = "POST" if kind == "caption" else "USER"
@@ -433,6 +467,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--explore-likes", type=float, default=5.0, help="mean likes per user (Poisson)")
     p.add_argument("--explore-viewers", type=int, default=40)
     p.add_argument("--explore-reads", type=int, default=5, help="warm first pages per viewer")
+    p.add_argument("--profile", choices=["prefix", "typo", "caption"], help="then profile this kind's queries")
+    p.add_argument("--engine-only", action="store_true", help="measure the engine's queries only (no LIKE, "
+                   "recall, freshness: profiling runs)")
     p.add_argument("--quick", action="store_true", help="2000 users, 10000 posts (smoke run)")
     p.add_argument("--json", help="write every figure here")
     a = p.parse_args(argv)
