@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import math
 import zlib
-from collections.abc import Collection, Iterable
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -81,21 +81,13 @@ def entity_query(kind: str, tokens: list[str], handle: str, fuzzy: bool = True) 
     return _Q.boolean_query([(_Occ.Must, _Q.term_query(SCHEMA, "kind", kind)), (_Occ.Must, _should(shoulds))])
 
 
-def _authors(ids: Iterable[int]) -> tantivy.Query:
-    return _Q.term_set_query(SCHEMA, "author", [str(a) for a in sorted(ids)])
-
-
-def caption_query(tokens: list[str], fuzzy: bool = True, *, authors: Collection[int] = (),
-                  excluded: Collection[int] = ()) -> tantivy.Query:
-    """Posts whose caption has every word (the last as a prefix); only by `authors` when given,
-    never by `excluded` (the engine filters: no post is loaded to learn its author)."""
+def caption_query(tokens: list[str], fuzzy: bool = True, *, excluded: Collection[int] = ()) -> tantivy.Query:
+    """Posts whose caption has every word (the last as a prefix), never by `excluded` authors."""
     clauses = [(_Occ.Must, _Q.term_query(SCHEMA, "kind", "post"))]
     clauses += [(_Occ.Must, _word_query("text", t, last=i == len(tokens) - 1, fuzzy=fuzzy and len(t) >= 5))
                 for i, t in enumerate(tokens)]
-    if authors:
-        clauses.append((_Occ.Must, _authors(authors)))
     if excluded:
-        clauses.append((_Occ.MustNot, _authors(excluded)))
+        clauses.append((_Occ.MustNot, _Q.term_set_query(SCHEMA, "author", [str(a) for a in sorted(excluded)])))
     return _Q.boolean_query(clauses)
 
 
@@ -140,20 +132,21 @@ def check_query(ctx: RequestContext, query: str) -> str:
 
 def _post_hits(indexes: SearchIndexes, tokens: list[str], limit: int, blocked: Collection[int],
                followed: Collection[int]) -> list[Hit]:
-    """The best `limit` caption matches of followed authors (graph 2), then the best `limit` of
-    anyone's; blocked authors' posts are filtered out by the engine."""
-    def best(fuzzy: bool, authors: Collection[int] = ()) -> list[tuple[float, dict[str, Any], int]]:
-        return search_partitions(indexes, caption_query(tokens, fuzzy, authors=authors, excluded=blocked), limit,
-                                 False, stored=False)
+    """The best `limit` caption matches of every partition, each with its author (a fast field:
+    no post is loaded to rank or filter it); blocked authors' posts are left out by the engine."""
+    def best(fuzzy: bool) -> list[tuple[float, dict[str, Any], int]]:
+        return search_partitions(indexes, caption_query(tokens, fuzzy, excluded=blocked), limit, False,
+                                 stored=False, fast=("id", "author_id"))
     # Typo-tolerant terms (automata that can expand to many terms) only when exact and prefix
     # matches are fewer than `limit`: a correct query never pays for them.
     found = best(False)
-    fuzzy = len(found) < limit
-    if fuzzy:
+    if len(found) < limit:
         found = best(True)
-    hits = [Hit("post", int(d["id"][0]), score, graph=2) for score, d, _ in best(fuzzy, followed)] if followed else []
-    mine = {h.id for h in hits}
-    return hits + [Hit("post", i, score) for score, d, _ in found if (i := int(d["id"][0])) not in mine]
+    hits = []
+    for score, d, _ in found:
+        author = d["author_id"][0]
+        hits.append(Hit("post", int(d["id"][0]), score, graph=2 if author in followed else 0, author=author))
+    return hits
 
 
 def _engine_hits(ctx: RequestContext, kinds: tuple[str, ...], tokens: list[str], handle: str,
