@@ -3,14 +3,18 @@ over its 100 000 users and 1 000 000 posts, loaded once with the bulk verbs, the
 job and first/next pages for sampled viewers, with the CPU each read took.
 
 The search bench's posts are made by `obj_add_many` alone (no AUTHORED lists, no likes); Explore
-needs both, so this adds, once per `--state` (recorded in it as `explore_graph`):
-- AUTHORED edges for every post (time = the post's creation, data = its kind: `authored_data`),
-  through `assoc_add_many`, so the fof source finds an author's newest posts;
-- FOLLOWS: each user follows a log-normal number (mean `--explore-follows`) of accounts drawn by
-  Zipf(1.0) popularity over a shuffled order (`resolvers.synthetic`'s model), through
+needs both, so this adds, once per `--state` (recorded in it as `explore_graph`), with
+`--explore-active` of the users acting (following and liking; the rest only post and are
+followed, as most accounts lurk) — a whole-population graph loaded at about 1 500 edges/s on the
+shared box, too slow for one session:
+- FOLLOWS: each active user follows a log-normal number (mean `--explore-follows`) of accounts
+  drawn by Zipf(1.0) popularity over a shuffled order (`resolvers.synthetic`'s model), through
   `do_add_follows_bulk` (no feed backfill: Explore reads no FEED list);
-- LIKES: a Poisson number (mean `--explore-likes`) per user over posts drawn by Zipf(0.8), through
-  `do_add_likes_bulk` (the edge carries the post's author and kind, as a like does).
+- AUTHORED edges (time = the post's creation, data = its kind: `authored_data`) for every post of
+  the `--explore-popular` most popular accounts (the ones follows concentrate on, whose newest
+  posts the fof source reads), through `assoc_add_many`;
+- LIKES: a Poisson number (mean `--explore-likes`) per active user over all 1 000 000 posts drawn
+  by Zipf(0.8), through `do_add_likes_bulk` (the edge carries the post's author and kind).
 No trends: the bench's captions link no hashtags (bench/explore_bench.py measures trends).
 
 Measured per viewer (sampled among users with >= 5 follows and >= 3 likes): the pool job
@@ -60,28 +64,31 @@ async def _in_batches(fn: Any, items: list, what: str, step: int = MAX_BULK, at_
     return done
 
 
-async def load_graph(tao: Tao, users: list[int], post_ids: list[int], mean_follows: float, mean_likes: float,
-                     seed: int = 11) -> dict[str, Any]:
+async def load_graph(tao: Tao, users: list[int], post_ids: list[int], post_authors: list[int], active: int,
+                     mean_follows: float, mean_likes: float, popular: int, seed: int = 11) -> dict[str, Any]:
     rng = random.Random(seed)
     out: dict[str, Any] = {}
     t0 = time.perf_counter()
+    popularity = list(users)
+    rng.shuffle(popularity)  # popularity rank is unrelated to creation order
+    top = set(popularity[:popular])
 
     async def authored(batch: list[int]) -> None:
         objs = await tao.obj_get(batch)
         edges = [(p.author, "AUTHORED", p.id, p.created, authored_data(p))
                  for o in objs.values() if isinstance(p := record_of(o), Post)]
         await tao.assoc_add_many(edges)
-    out["authored"] = await _in_batches(authored, post_ids, "AUTHORED")
+    theirs = [p for p, a in zip(post_ids, post_authors) if a in top]
+    out["authored"] = await _in_batches(authored, theirs, "AUTHORED")
     out["authored_s"] = round(time.perf_counter() - t0, 1)
 
     t1 = time.perf_counter()
-    popularity = list(users)
-    rng.shuffle(popularity)
     pick = ZipfSampler(len(popularity), 1.0, rng)
     sigma = 1.0
     mu = math.log(max(mean_follows, 1.0)) - sigma ** 2 / 2
+    actors = rng.sample(users, min(active, len(users)))
     pairs: list[tuple[int, int]] = []
-    for u in users:
+    for u in actors:
         want = min(2000, int(rng.lognormvariate(mu, sigma)))
         chosen: set[int] = set()
         while len(chosen) < want:
@@ -97,12 +104,13 @@ async def load_graph(tao: Tao, users: list[int], post_ids: list[int], mean_follo
     order = list(post_ids)
     rng.shuffle(order)  # popularity unrelated to creation order
     likes: set[tuple[int, int]] = set()
-    for u in users:
-        n = _poisson(rng, mean_likes)
-        for _ in range(n):
+    for u in actors:
+        for _ in range(_poisson(rng, mean_likes)):
             likes.add((u, order[post_pick.sample()]))
     out["likes"] = await _in_batches(lambda b: do_add_likes_bulk(tao, b), list(likes), "likes")
     out["likes_s"] = round(time.perf_counter() - t2, 1)
+    out["active_users"], out["popular_authors"] = len(actors), len(top)
+    out["actors"] = actors
     out["seconds"] = round(time.perf_counter() - t0, 1)
     return out
 
@@ -124,7 +132,7 @@ def _ms(xs: list[float]) -> dict[str, float]:
 
 async def pick_viewers(tao: Tao, users: list[int], n: int, seed: int = 12) -> list[int]:
     rng = random.Random(seed)
-    sample = rng.sample(users, min(len(users), 40 * n))
+    sample = rng.sample(users, min(len(users), 10 * n))
     counts = await tao.assoc_count_many([(u, t) for u in sample for t in ("FOLLOWS", "LIKES")])
     eligible = [u for u in sample if counts[(u, "FOLLOWS")] >= 5 and counts[(u, "LIKES")] >= 3]
     return eligible[:n]
