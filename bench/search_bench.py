@@ -291,8 +291,11 @@ async def explore_phase(tao: Any, a: argparse.Namespace, data: dict[str, Any]) -
             Path(a.state).write_text(json.dumps(data))
     out["graph"] = {k: v for k, v in data["explore_graph"].items() if k != "actors"}
     log(f"Explore graph {out['graph']}")
-    viewers = await ex.pick_viewers(tao, data["explore_graph"]["actors"], a.explore_viewers)
-    out["viewers"] = len(viewers)
+    # Viewers new to Explore each run: a served page is never shown again (EXPLORE_SEEN), so a
+    # second run on the same viewers would measure pools emptied by the first.
+    seed = a.explore_seed if a.explore_seed is not None else int(time.time())
+    viewers = await ex.pick_viewers(tao, data["explore_graph"]["actors"], a.explore_viewers, seed)
+    out["viewers"], out["viewer_seed"] = len(viewers), seed
     out |= await ex.measure(tao, viewers, a.explore_reads)
     log(f"Explore {out}")
     return out
@@ -486,6 +489,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--explore-popular", type=int, default=5000, help="accounts whose posts get AUTHORED lists")
     p.add_argument("--explore-viewers", type=int, default=40)
     p.add_argument("--explore-reads", type=int, default=5, help="warm first pages per viewer")
+    p.add_argument("--explore-seed", type=int, help="which active users are the viewers (default: new each run)")
     p.add_argument("--profile", choices=["prefix", "typo", "caption"], help="then profile this kind's queries")
     p.add_argument("--engine-only", action="store_true", help="measure the engine's queries only (no LIKE, "
                    "recall, freshness: profiling runs)")

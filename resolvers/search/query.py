@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import math
 import zlib
-from collections.abc import Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -81,14 +80,11 @@ def entity_query(kind: str, tokens: list[str], handle: str, fuzzy: bool = True) 
     return _Q.boolean_query([(_Occ.Must, _Q.term_query(SCHEMA, "kind", kind)), (_Occ.Must, _should(shoulds))])
 
 
-def caption_query(tokens: list[str], fuzzy: bool = True, *, excluded: Collection[int] = ()) -> tantivy.Query:
-    """Posts whose caption has every word (the last as a prefix), never by `excluded` authors."""
-    clauses = [(_Occ.Must, _Q.term_query(SCHEMA, "kind", "post"))]
-    clauses += [(_Occ.Must, _word_query("text", t, last=i == len(tokens) - 1, fuzzy=fuzzy and len(t) >= 5))
-                for i, t in enumerate(tokens)]
-    if excluded:
-        clauses.append((_Occ.MustNot, _Q.term_set_query(SCHEMA, "author", [str(a) for a in sorted(excluded)])))
-    return _Q.boolean_query(clauses)
+def caption_query(tokens: list[str], fuzzy: bool = True) -> tantivy.Query:
+    """Posts whose caption has every word (the last as a prefix)."""
+    words = [(_Occ.Must, _word_query("text", t, last=i == len(tokens) - 1, fuzzy=fuzzy and len(t) >= 5))
+             for i, t in enumerate(tokens)]
+    return _Q.boolean_query([(_Occ.Must, _Q.term_query(SCHEMA, "kind", "post")), *words])
 
 
 @dataclass
@@ -130,34 +126,28 @@ def check_query(ctx: RequestContext, query: str) -> str:
     return q
 
 
-def _post_hits(indexes: SearchIndexes, tokens: list[str], limit: int, blocked: Collection[int],
-               followed: Collection[int]) -> list[Hit]:
+def _post_hits(indexes: SearchIndexes, tokens: list[str], limit: int) -> list[Hit]:
     """The best `limit` caption matches of every partition, each with its author (a fast field:
-    no post is loaded to rank or filter it); blocked authors' posts are left out by the engine."""
+    no post is loaded to rank or filter it)."""
     def best(fuzzy: bool) -> list[tuple[float, dict[str, Any], int]]:
-        return search_partitions(indexes, caption_query(tokens, fuzzy, excluded=blocked), limit, False,
-                                 stored=False, fast=("id", "author_id"))
+        return search_partitions(indexes, caption_query(tokens, fuzzy), limit, False, stored=False,
+                                 fast=("id", "author_id"))
     # Typo-tolerant terms (automata that can expand to many terms) only when exact and prefix
     # matches are fewer than `limit`: a correct query never pays for them.
     found = best(False)
     if len(found) < limit:
         found = best(True)
-    hits = []
-    for score, d, _ in found:
-        author = d["author_id"][0]
-        hits.append(Hit("post", int(d["id"][0]), score, graph=2 if author in followed else 0, author=author))
-    return hits
+    return [Hit("post", int(d["id"][0]), score, author=d["author_id"][0]) for score, d, _ in found]
 
 
-def _engine_hits(ctx: RequestContext, kinds: tuple[str, ...], tokens: list[str], handle: str,
-                 blocked: Collection[int] = (), followed: Collection[int] = ()) -> list[Hit]:
+def _engine_hits(ctx: RequestContext, kinds: tuple[str, ...], tokens: list[str], handle: str) -> list[Hit]:
     """The engine's candidates for each kind (blocking: runs in a thread)."""
     indexes = indexes_for(ctx.tao)
     limit = ctx.settings.search.candidates
     hits: list[Hit] = []
     for kind in kinds:
         if kind == "post":
-            hits += _post_hits(indexes, tokens, limit, blocked, followed)
+            hits += _post_hits(indexes, tokens, limit)
             continue
         found = search_partitions(indexes, entity_query(kind, tokens, handle, fuzzy=False), limit, True)
         if len(found) < limit:  # typo-tolerant terms only when needed, as for posts
@@ -171,30 +161,35 @@ def _engine_hits(ctx: RequestContext, kinds: tuple[str, ...], tokens: list[str],
     return hits
 
 
-async def ranked(ctx: RequestContext, query: str, kinds: tuple[str, ...], edges: ViewerEdges) -> list[Hit]:
+async def _graph(ctx: RequestContext) -> tuple[ViewerEdges, frozenset[int]]:
+    edges = await viewer_edges(ctx)
+    return edges, await second_degree(ctx, edges)
+
+
+async def ranked(ctx: RequestContext, query: str, kinds: tuple[str, ...]) -> tuple[list[Hit], ViewerEdges]:
     """Every candidate for the query, best first, minus blocked accounts and their posts (not yet
-    the final check)."""
+    the final check), and the viewer's lists read for it. The engine runs while they are read."""
     tokens = text.tokens(query)
     handle = text.handle(query)
     if not tokens and not handle:
-        return []
+        return [], ViewerEdges(ctx.viewer_id)
+    hits, (edges, second) = await asyncio.gather(
+        asyncio.to_thread(_engine_hits, ctx, kinds, tokens, handle), _graph(ctx))
     blocked, followed = edges.blocked, edges.followed
-    hits, second = await asyncio.gather(
-        asyncio.to_thread(_engine_hits, ctx, kinds, tokens, handle, blocked, followed), second_degree(ctx, edges))
     best: dict[tuple[str, int], Hit] = {}
     for h in hits:  # a document is in one partition, but a reload race could show it twice
         if (h.kind, h.id) not in best or best[(h.kind, h.id)].score < h.score:
             best[(h.kind, h.id)] = h
     hits = list(best.values())
     for h in hits:
-        if h.kind == "user":
-            h.graph = 2 if h.id in followed else 1 if h.id in second else 0
+        who = h.id if h.kind == "user" else h.author if h.kind == "post" else None
+        h.graph = 2 if who in followed else 1 if h.kind == "user" and who in second else 0
     entities = [h for h in hits if h.kind != "post" and not (h.kind == "user" and h.id in blocked)]
     entities.sort(key=lambda h: (-h.tier, h.distance, -h.graph, -int(math.log2(2 + h.pop) * 4), h.length, -h.score,
                                  h.id))
-    posts = [h for h in hits if h.kind == "post"]
+    posts = [h for h in hits if h.kind == "post" and h.author not in blocked]
     posts.sort(key=lambda h: (-h.graph, -h.score, -h.id))
-    return entities + posts
+    return entities + posts, edges
 
 
 async def _visible(ctx: RequestContext, hits: list[Hit], edges: ViewerEdges) -> dict[tuple[str, int], Any]:
@@ -233,8 +228,7 @@ async def search(ctx: RequestContext, query: str, kinds: tuple[str, ...], first:
         start = after[1]
     if not q or not kinds or first == 0:
         return Page(items=[], has_next=False, end_cursor=(fp, start), has_previous=start > 0)
-    edges = await viewer_edges(ctx)
-    hits = await ranked(ctx, q, kinds, edges)
+    hits, edges = await ranked(ctx, q, kinds)
     items: list[tuple[tuple[int, int], Any]] = []
     pos = start
     while pos < len(hits) and len(items) < first:
