@@ -105,7 +105,7 @@ async def explore(ctx: RequestContext, first: int, after: ExploreCursor | None) 
 
 
 async def _check(ctx: RequestContext, viewer: int, session: int | None, window: list[tuple[int, int]], first: int,
-                 shut: ShutOut, follows: list[Assoc]) -> tuple[list[tuple[int, Post]], int]:
+                 shut: ShutOut, follow_list: list[Assoc]) -> tuple[list[tuple[int, Post]], int]:
     """The authoritative check of a page's positions: ([(offset, post)] of at most `first` that
     pass, positions consumed). `session` None: a first page, whose seen set was just read.
     The lists read for this page (shut-out lists, follows) answer the viewer's edges to the
@@ -116,8 +116,8 @@ async def _check(ctx: RequestContext, viewer: int, session: int | None, window: 
     loaders = ctx.loaders
     authors = list(dict.fromkeys(a for _, a in window))
     shut.prime(loaders, viewer, authors)
-    if len(follows) < FOLLOWS_SCAN:
-        followed = {e.id2: e for e in follows}
+    if len(follow_list) < FOLLOWS_SCAN:
+        followed = {e.id2: e for e in follow_list}
         for a in authors:
             loaders.assoc_by_key.prime((viewer, "FOLLOWS", a), followed.get(a))
     objs, users, vis, follows, mutes, elsewhere = await asyncio.gather(
