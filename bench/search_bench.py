@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import json
 import multiprocessing as mp
+import os
 import random
 import sys
 import tempfile
@@ -123,15 +124,20 @@ async def load(tao: Any, a: argparse.Namespace) -> dict[str, Any]:
         cum.append(acc)
     t0 = time.perf_counter()
     made = 0
+    post_ids: list[int] = []
+    post_authors: list[int] = []  # the Explore phase's graph (AUTHORED, likes) names them
     while made < a.posts:
         k = min(MAX_BULK, a.posts - made)
-        await tao.obj_add_many([("POST", post_data(rng.choice(ids), caption(rng, vocab, cum)), None)
-                                for _ in range(k)])
+        authors = [rng.choice(ids) for _ in range(k)]
+        post_ids += await tao.obj_add_many([("POST", post_data(au, caption(rng, vocab, cum)), None)
+                                            for au in authors])
+        post_authors += authors
         made += k
         if made % 50_000 < MAX_BULK:
             log(f"posts {made}/{a.posts} ({made / (time.perf_counter() - t0):.0f}/s)")
     out["posts"], out["post_load_s"] = made, round(time.perf_counter() - t0, 1)
     out["_people"], out["_ids"], out["_viewers"], out["_vocab"] = people, ids, viewers, vocab
+    out["_posts"], out["_post_authors"] = post_ids, post_authors
     return out
 
 
@@ -246,6 +252,70 @@ async def fulltext(tao: Any, people: list[tuple[str, str]], ids: list[int], quer
     return out
 
 
+async def profile_kind(kind: str, qs: list[str], fn: Any) -> str:
+    """`fn` over `qs` one at a time under cProfile (this thread only: the engine's searches run
+    in threads and show as the wait for them); the top functions by own time."""
+    import cProfile
+    import io
+    import pstats
+
+    prof = cProfile.Profile()
+    c0 = time.process_time()
+    prof.enable()
+    for q in qs:
+        await fn(q)
+    prof.disable()
+    cpu_ms = (time.process_time() - c0) * 1000 / len(qs)
+    out = io.StringIO()
+    pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(30)
+    text = f"{kind}: {len(qs)} queries one at a time, {cpu_ms:.2f} ms process CPU per query (profiled)\n"
+    text += out.getvalue()
+    log(text)
+    return text
+
+
+async def explore_phase(tao: Any, a: argparse.Namespace, data: dict[str, Any]) -> dict[str, Any]:
+    """Explore over the same users and posts (bench/_explore_scale.py): its graph loaded once per
+    `--state`, then the pool job and first/next pages for sampled viewers."""
+    from bench import _explore_scale as ex
+
+    out: dict[str, Any] = {}
+    if "explore_graph" not in data:
+        if "_posts" not in data:
+            raise SystemExit("this --state has no post ids (made before the Explore phase existed): load again")
+        log("loading the Explore graph (AUTHORED, follows, likes) ...")
+        data["explore_graph"] = await ex.load_graph(tao, data["_ids"], data["_posts"], data["_post_authors"],
+                                                    a.explore_active, a.explore_follows, a.explore_likes,
+                                                    a.explore_popular)
+        if a.state:
+            Path(a.state).write_text(json.dumps(data))
+    out["graph"] = {k: v for k, v in data["explore_graph"].items() if k != "actors"}
+    log(f"Explore graph {out['graph']}")
+    # Viewers new to Explore each run: a served page is never shown again (EXPLORE_SEEN), so a
+    # second run on the same viewers would measure pools emptied by the first.
+    seed = a.explore_seed if a.explore_seed is not None else int(time.time())
+    viewers = await ex.pick_viewers(tao, data["explore_graph"]["actors"], a.explore_viewers, seed)
+    out["viewers"], out["viewer_seed"] = len(viewers), seed
+    out |= await ex.measure(tao, viewers, a.explore_reads)
+    log(f"Explore {out}")
+    return out
+
+
+def size_memcached(servers: list[str], megabytes: int) -> None:
+    """Raise each memcached's memory limit at run time (`cache_memlimit`): the harness starts
+    them with 64 MB, a third of this data set's objects, so every read evicted another and the
+    figures were of a cache that cannot hold the working set (1.4 million evictions per server
+    in one run). A cache tier is sized to its working set; 0 leaves them as they are."""
+    import socket
+
+    for server in servers if megabytes else []:
+        host, port = server.rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=5) as conn:
+            conn.sendall(f"cache_memlimit {megabytes}\r\n".encode())
+            if not conn.recv(64).startswith(b"OK"):
+                raise SystemExit(f"memcached {server} refused cache_memlimit {megabytes}")
+
+
 async def run(a: argparse.Namespace, services: Any) -> dict[str, Any]:
     from resolvers.actor import acting_as
     from resolvers.search import query as sq
@@ -257,8 +327,9 @@ async def run(a: argparse.Namespace, services: Any) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="search-bench-"))
     state = json.loads(Path(a.state).read_text()) if a.state and Path(a.state).exists() else None
     run_id = state["run_id"] if state else f"sb{int(time.time()) % 100000}"
-    index_dir = Path(a.reuse_index) if a.reuse_index else tmp / "index"
+    index_dir = Path(a.reuse_index or a.index_dir or tmp / "index")
     settings = settings_for(services, run_id, str(index_dir), a.partitions)
+    size_memcached(list(services.memcached), a.memcached_mb)
     tao = await open_tao(settings, migrate=True, start_worker=False)
     from resolvers.jobs import register_job_handlers
     register_job_handlers(tao)
@@ -277,6 +348,10 @@ async def run(a: argparse.Namespace, services: Any) -> dict[str, Any]:
     if a.load_only:
         await tao.close()
         return result
+    if a.skip_search:  # Explore reads no search index
+        result["explore"] = await explore_phase(tao, a, data)
+        await tao.close()
+        return result
     log(f"loaded {result['load']}; indexing (rebuild of every partition) ...")
     if a.reuse_index:
         log(f"reusing the index in {a.reuse_index} (no indexing measured)")
@@ -285,7 +360,11 @@ async def run(a: argparse.Namespace, services: Any) -> dict[str, Any]:
         docs = await rebuild_partitions(tao, list(range(a.partitions)))
         secs = time.perf_counter() - t0
         result["indexing"] = {"documents": docs, "seconds": round(secs, 1), "docs_per_s": round(docs / secs)}
-        log(f"indexed {result['indexing']}")
+        log(f"indexed {result['indexing']} into {index_dir}")
+    if a.index_only:
+        close_indexes(tao)
+        await tao.close()
+        return result
     close_indexes(tao)  # hand the writers to their own process
     tao.settings.search.writer_partitions = ""
     await tao.close()
@@ -321,9 +400,20 @@ async def run(a: argparse.Namespace, services: Any) -> dict[str, Any]:
         result["engine"] = {}
         for kind, qs in queries.items():
             await timed_many(lambda q, kind=kind: engine(kind, q, rng.choice(viewers)), qs[:20], a.concurrency)  # warm
+            la, c0 = os.getloadavg()[0], time.process_time()
             lat, res = await timed_many(lambda q, kind=kind: engine(kind, q, rng.choice(viewers)), qs, a.concurrency)
-            result["engine"][kind] = stats(lat) | {"empty_share": round(sum(1 for r in res if not r) / len(res), 3)}
+            # Process CPU (every thread: the engine's searches too) per query: what a query costs
+            # whatever else the box runs, unlike its wall-clock latency.
+            cpu_ms = (time.process_time() - c0) * 1000 / len(qs)
+            result["engine"][kind] = stats(lat) | {"empty_share": round(sum(1 for r in res if not r) / len(res), 3),
+                                                   "cpu_ms_per_query": round(cpu_ms, 2),
+                                                   "load_average": [round(la, 1), round(os.getloadavg()[0], 1)]}
             log(f"engine {kind}: {result['engine'][kind]}")
+        if a.profile:
+            result["profile"] = await profile_kind(a.profile, queries[a.profile], lambda q: engine(a.profile, q,
+                                                                                                   rng.choice(viewers)))
+        if a.engine_only:
+            return result
         result["like"] = {}
         for kind, qs in queries.items():
             otype = "POST" if kind == "caption" else "USER"
@@ -363,6 +453,8 @@ async def run(a: argparse.Namespace, services: Any) -> dict[str, Any]:
         idx = indexes_for(tao)
         result["index_bytes"] = sum(f.stat().st_size for f in index_dir.rglob("*") if f.is_file())
         del idx
+        if a.explore:
+            result["explore"] = await explore_phase(tao, a, data)
     finally:
         writer.terminate()
         writer.join(10)
@@ -385,7 +477,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fulltext", action="store_true", help="also measure MariaDB FULLTEXT on the users")
     p.add_argument("--state", help="keep the loaded data's ids here; a later run with it skips the load")
     p.add_argument("--load-only", action="store_true", help="load (and write --state), measure nothing")
+    p.add_argument("--index-dir", help="build the index here (default: a new temporary directory)")
+    p.add_argument("--index-only", action="store_true", help="build the index (measured), measure nothing else")
     p.add_argument("--reuse-index", help="the index directory of an earlier run on the same --state: no rebuild")
+    p.add_argument("--explore", action="store_true", help="also measure Explore over the same data "
+                   "(its follow and like graph is loaded once per --state)")
+    p.add_argument("--skip-search", action="store_true", help="with --explore: measure Explore only")
+    p.add_argument("--explore-active", type=int, default=20_000, help="users who follow and like")
+    p.add_argument("--explore-follows", type=float, default=10.0, help="mean follows per active user (log-normal)")
+    p.add_argument("--explore-likes", type=float, default=10.0, help="mean likes per active user (Poisson)")
+    p.add_argument("--explore-popular", type=int, default=5000, help="accounts whose posts get AUTHORED lists")
+    p.add_argument("--explore-viewers", type=int, default=40)
+    p.add_argument("--explore-reads", type=int, default=5, help="warm first pages per viewer")
+    p.add_argument("--explore-seed", type=int, help="which active users are the viewers (default: new each run)")
+    p.add_argument("--profile", choices=["prefix", "typo", "caption"], help="then profile this kind's queries")
+    p.add_argument("--engine-only", action="store_true", help="measure the engine's queries only (no LIKE, "
+                   "recall, freshness: profiling runs)")
+    p.add_argument("--memcached-mb", type=int, default=1024, help="each memcached's memory limit, set at "
+                   "run time (the harness starts them with 64 MB; 0: leave it)")
     p.add_argument("--quick", action="store_true", help="2000 users, 10000 posts (smoke run)")
     a = p.parse_args(argv)
     if a.quick:

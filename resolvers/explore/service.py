@@ -35,7 +35,7 @@ from resolvers.explore.sessions import (
 from resolvers.feed.candidates import ShutOut, shut_authors
 from resolvers.pagination import check_first
 from resolvers.records import Post, User
-from tao import Tao
+from tao import Assoc, Tao
 from tao.models import now_ms
 
 if TYPE_CHECKING:
@@ -61,6 +61,16 @@ class ExplorePage:
     has_previous: bool = False
 
 
+FOLLOWS_SCAN = 1000  # the viewer's follows read per page, to answer the check's FOLLOWS lookups
+
+
+async def _shut_and_follows(ctx: RequestContext, viewer: int) -> tuple[ShutOut, list[Assoc]]:
+    """The shut-out lists and the viewer's follows (up to FOLLOWS_SCAN), read concurrently."""
+    shut, follows = await asyncio.gather(shut_authors(ctx, viewer),
+                                         ctx.tao.assoc_range(viewer, "FOLLOWS", 0, FOLLOWS_SCAN))
+    return shut, follows
+
+
 def _slack(first: int) -> int:
     """Extra positions a page checks, to replace posts that fail the check."""
     return max(4, first // 4)
@@ -70,8 +80,8 @@ async def explore(ctx: RequestContext, first: int, after: ExploreCursor | None) 
     check_first(ctx, first)
     viewer = ctx.require_viewer()
     if after is None:
-        pool, shut, seen = await asyncio.gather(pool_for(ctx, viewer), shut_authors(ctx, viewer),
-                                                seen_posts(ctx, viewer))
+        pool, (shut, follows), seen = await asyncio.gather(pool_for(ctx, viewer), _shut_and_follows(ctx, viewer),
+                                                           seen_posts(ctx, viewer))
         out = shut.authors
         cands = [c for c in pool.cands if c.post not in seen and c.author not in out and c.author != viewer]
         ranked = await ranking.rank(ctx.tao, cands, pool.kind_likes, ctx.settings.explore, now_ms())
@@ -79,13 +89,14 @@ async def explore(ctx: RequestContext, first: int, after: ExploreCursor | None) 
         start = 0
         window = list(zip(posts[:first + _slack(first)], authors[:first + _slack(first)]))
         session, (kept, consumed) = await asyncio.gather(
-            create_session(ctx, viewer, posts, authors), _check(ctx, viewer, None, window, first, shut))
+            create_session(ctx, viewer, posts, authors), _check(ctx, viewer, None, window, first, shut, follows))
     else:
-        session, shut = await asyncio.gather(load_session(ctx, viewer, after), shut_authors(ctx, viewer))
+        session, (shut, follows) = await asyncio.gather(load_session(ctx, viewer, after),
+                                                        _shut_and_follows(ctx, viewer))
         start = after[1] + 1
         end = start + first + _slack(first)
         window = list(zip(session.ids[start:end], session.authors[start:end]))
-        kept, consumed = await _check(ctx, viewer, session.id, window, first, shut)
+        kept, consumed = await _check(ctx, viewer, session.id, window, first, shut, follows)
     await record_served(ctx, viewer, session.id, [p.id for _, p in kept])
     items = [ExploreItem(p, (session.id, start + i)) for i, p in kept]
     last = start + consumed - 1
@@ -94,14 +105,21 @@ async def explore(ctx: RequestContext, first: int, after: ExploreCursor | None) 
 
 
 async def _check(ctx: RequestContext, viewer: int, session: int | None, window: list[tuple[int, int]], first: int,
-                 shut: ShutOut) -> tuple[list[tuple[int, Post]], int]:
+                 shut: ShutOut, follow_list: list[Assoc]) -> tuple[list[tuple[int, Post]], int]:
     """The authoritative check of a page's positions: ([(offset, post)] of at most `first` that
-    pass, positions consumed). `session` None: a first page, whose seen set was just read."""
+    pass, positions consumed). `session` None: a first page, whose seen set was just read.
+    The lists read for this page (shut-out lists, follows) answer the viewer's edges to the
+    authors in the request's edge loader, so the check and privacy look none of them up; a
+    list as long as its read's limit may be cut short and answers nothing."""
     if not window or first == 0:
         return [], 0
     loaders = ctx.loaders
     authors = list(dict.fromkeys(a for _, a in window))
     shut.prime(loaders, viewer, authors)
+    if len(follow_list) < FOLLOWS_SCAN:
+        followed = {e.id2: e for e in follow_list}
+        for a in authors:
+            loaders.assoc_by_key.prime((viewer, "FOLLOWS", a), followed.get(a))
     objs, users, vis, follows, mutes, elsewhere = await asyncio.gather(
         loaders.object_by_id.load_many([p for p, _ in window]),
         loaders.object_by_id.load_many(authors),

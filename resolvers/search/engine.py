@@ -1,7 +1,7 @@
 """The search engine: tantivy indexes, one per partition, with one writer each and readers everywhere.
 
 A document's partition is a hash of its id (`partition_of`), so partitions stay even whatever
-the id layout. Partition n is the tantivy index in `<search.index_dir>/p<n>`:
+the id layout. Partition n is the tantivy index in `<search.index_dir>/v<SCHEMA_VERSION>/p<n>`:
 - Exactly one process writes it: the writer holds tantivy's directory lock for as long as it
   lives, so a second writer cannot open. Index jobs of partition n are outbox jobs named
   `search.index.p<n>` (resolvers/search/indexer.py); a process that cannot take the lock (or
@@ -53,6 +53,12 @@ def partition_of(id_: int, partitions: int) -> int:
     return (((id_ * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF) >> 40) % partitions
 
 
+# The schema's version names the partitions' directory (`<index_dir>/v<N>/p<n>`): tantivy refuses
+# to open an index with another schema, so a new version starts beside the old one, empty, and
+# `search-rebuild` fills it (docs/search.md, "Changing the schema").
+SCHEMA_VERSION = 2
+
+
 def build_schema() -> tantivy.Schema:
     sb = tantivy.SchemaBuilder()
     sb.add_text_field("key", stored=True, tokenizer_name="raw")      # "u:<id>": upserts and deletes
@@ -61,7 +67,8 @@ def build_schema() -> tantivy.Schema:
     sb.add_text_field("handle", stored=True, tokenizer_name="raw")   # the whole name as one term
     sb.add_text_field("names", stored=True, tokenizer_name="whitespace")  # name words (not posts)
     sb.add_text_field("text", tokenizer_name="whitespace")           # full name, caption
-    sb.add_text_field("author", tokenizer_name="raw")                # a post's author id
+    sb.add_text_field("author", tokenizer_name="raw")                # a post's author id (purges, filters)
+    sb.add_unsigned_field("author_id", fast=True)                    # the same, read per hit (v2)
     sb.add_unsigned_field("pop", stored=True, fast=True)             # followers, public posts
     sb.add_unsigned_field("time", fast=True)                         # a post's time (ms)
     return sb.build()
@@ -95,6 +102,7 @@ class Doc:
             d.add_text("text", self.text)
         if self.author is not None:
             d.add_text("author", str(self.author))
+            d.add_unsigned("author_id", self.author)
         d.add_unsigned("pop", max(0, self.pop))
         d.add_unsigned("time", max(0, self.time))
         return d
@@ -123,6 +131,7 @@ class Partition:
         self._index: tantivy.Index | None = None
         self._writer: Any = None
         self._checked = 0.0
+        self._warned = False
         self._meta_mtime = 0.0
         self._open_lock = threading.Lock()
         self._pending: list[tuple[Ops, asyncio.Future]] = []
@@ -139,6 +148,14 @@ class Partition:
                     self._index = tantivy.Index(SCHEMA, path=str(self.path), reuse=True)
                 elif (self.path / "meta.json").exists():
                     self._index = tantivy.Index.open(str(self.path))
+                elif not self._warned:
+                    self._warned = True
+                    base = self.path.parent.parent
+                    if any(base.glob("p*/meta.json")) or any(m.parent.parent != self.path.parent
+                                                             for m in base.glob("v*/p*/meta.json")):
+                        log.warning("search: %s holds an index of an older schema; version %d is empty until "
+                                    "`python -m resolvers search-rebuild --partition all` fills it", base,
+                                    SCHEMA_VERSION)
             return self._index
 
     def searcher(self) -> tantivy.Searcher | None:
@@ -250,7 +267,7 @@ class SearchIndexes:
 
     def __init__(self, settings: SearchSettings) -> None:
         self.settings = settings
-        root = resolve_path(settings.index_dir)
+        root = resolve_path(settings.index_dir) / f"v{SCHEMA_VERSION}"
         self.partitions = [Partition(root / f"p{n}", n, settings) for n in range(settings.partitions)]
 
     def partition(self, id_: int) -> Partition:
@@ -286,9 +303,10 @@ def close_indexes(tao: Tao) -> None:
 
 
 def search_partitions(indexes: SearchIndexes, query: tantivy.Query, limit: int,
-                      weight_by_popularity: bool, *, stored: bool = True) -> list[tuple[float, dict[str, Any], int]]:
+                      weight_by_popularity: bool, *, stored: bool = True,
+                      fast: tuple[str, ...] = ("id",)) -> list[tuple[float, dict[str, Any], int]]:
     """(score, stored fields, partition) of the best `limit` hits of every partition. Blocking.
-    With `stored=False` only the id is read (a fast field: no document fetch)."""
+    With `stored=False` only the `fast` fields are read (columns: no document fetch)."""
     out: list[tuple[float, dict[str, Any], int]] = []
     for p in indexes.partitions:
         searcher = p.searcher()
@@ -297,8 +315,9 @@ def search_partitions(indexes: SearchIndexes, query: tantivy.Query, limit: int,
         res = searcher.search(query, limit, count=False,
                               weight_by_field="pop" if weight_by_popularity else None)
         if not stored:
-            ids = searcher.fast_field_values("id", [addr for _, addr in res.hits]) if res.hits else []
-            out += [(float(score), {"id": [i]}, p.number) for (score, _), i in zip(res.hits, ids)]
+            addrs = [addr for _, addr in res.hits]
+            cols = {f: searcher.fast_field_values(f, addrs) if addrs else [] for f in fast}
+            out += [(float(score), {f: [cols[f][k]] for f in fast}, p.number) for k, (score, _) in enumerate(res.hits)]
             continue
         for score, addr in res.hits:
             out.append((float(score), searcher.doc(addr).to_dict(), p.number))

@@ -40,6 +40,13 @@ PAGE = 500
 # Hashtag and place documents carry their public post count, which the post write's edge sync
 # changes just after the commit: their jobs wait this long so they read the synced count.
 LISTING_DELAY_MS = 1000
+# Every index job waits this long. A write commits its jobs with its SQL change and installs the
+# new version in the cache just after; an indexer in another process that claimed the job in
+# between would read the cached old version and index it, and nothing would correct it until the
+# object changed again (seen once in ~250 timed edits on a loaded box: a name never searchable).
+# The pause lets the writer's install land first; it narrows that window, it does not close it
+# (a version-checked read in the job would: docs/search.md, "What is indexed, and when").
+SETTLE_MS = 100
 
 
 def job_name(partition: int) -> str:
@@ -64,7 +71,7 @@ def index_jobs(tao: Tao, docs: Iterable[tuple[str, int]] = (), *, authors: Itera
         if authors:
             payload["authors"] = authors
         if payload:
-            jobs.append((job_name(p), payload, delay_ms))
+            jobs.append((job_name(p), payload, max(delay_ms, SETTLE_MS)))
     return jobs
 
 

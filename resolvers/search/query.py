@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import time
 import zlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -30,17 +29,15 @@ import tantivy
 from resolvers import privacy
 from resolvers.errors import BadInputError
 from resolvers.pagination import Page, check_first
+from resolvers.records import Post
 from resolvers.search import text
-from resolvers.search.engine import SCHEMA, indexes_for, search_partitions
+from resolvers.search.engine import SCHEMA, SearchIndexes, indexes_for, search_partitions
+from resolvers.search.viewer import ViewerEdges, second_degree, viewer_edges
 
 if TYPE_CHECKING:
     from resolvers.context import RequestContext
 
 ENTITY_KINDS = ("user", "hashtag", "place")
-BLOCK_SCAN = 2000      # the viewer's blocks read per search (each way)
-GRAPH_FOLLOWS = 1000   # the viewer's newest follows that count as "followed"
-GRAPH_FOLLOWEES = 25   # of those, whose own follows count as "followed by someone you follow"
-GRAPH_SECOND = 200     # newest follows read of each of them
 
 _Occ = tantivy.Occur
 _Q = tantivy.Query
@@ -84,6 +81,7 @@ def entity_query(kind: str, tokens: list[str], handle: str, fuzzy: bool = True) 
 
 
 def caption_query(tokens: list[str], fuzzy: bool = True) -> tantivy.Query:
+    """Posts whose caption has every word (the last as a prefix)."""
     words = [(_Occ.Must, _word_query("text", t, last=i == len(tokens) - 1, fuzzy=fuzzy and len(t) >= 5))
              for i, t in enumerate(tokens)]
     return _Q.boolean_query([(_Occ.Must, _Q.term_query(SCHEMA, "kind", "post")), *words])
@@ -128,22 +126,31 @@ def check_query(ctx: RequestContext, query: str) -> str:
     return q
 
 
+def _post_hits(indexes: SearchIndexes, tokens: list[str], limit: int) -> list[Hit]:
+    """The best `limit` caption matches of every partition, each with its author (a fast field:
+    no post is loaded to rank or filter it)."""
+    def best(fuzzy: bool) -> list[tuple[float, dict[str, Any], int]]:
+        return search_partitions(indexes, caption_query(tokens, fuzzy), limit, False, stored=False,
+                                 fast=("id", "author_id"))
+    # Typo-tolerant terms (automata that can expand to many terms) only when exact and prefix
+    # matches are fewer than `limit`: a correct query never pays for them.
+    found = best(False)
+    if len(found) < limit:
+        found = best(True)
+    return [Hit("post", int(d["id"][0]), score, author=d["author_id"][0]) for score, d, _ in found]
+
+
 def _engine_hits(ctx: RequestContext, kinds: tuple[str, ...], tokens: list[str], handle: str) -> list[Hit]:
     """The engine's candidates for each kind (blocking: runs in a thread)."""
     indexes = indexes_for(ctx.tao)
     limit = ctx.settings.search.candidates
     hits: list[Hit] = []
-    # Exact and prefix matches first; typo-tolerant terms (automata that can expand to many terms)
-    # only when those find fewer than `limit`: a correct query never pays for them.
     for kind in kinds:
         if kind == "post":
-            found = search_partitions(indexes, caption_query(tokens, fuzzy=False), limit, False, stored=False)
-            if len(found) < limit:
-                found = search_partitions(indexes, caption_query(tokens), limit, False, stored=False)
-            hits += [Hit("post", int(d["id"][0]), score) for score, d, _ in found]
+            hits += _post_hits(indexes, tokens, limit)
             continue
         found = search_partitions(indexes, entity_query(kind, tokens, handle, fuzzy=False), limit, True)
-        if len(found) < limit:
+        if len(found) < limit:  # typo-tolerant terms only when needed, as for posts
             found = search_partitions(indexes, entity_query(kind, tokens, handle), limit, True)
         for score, d, _ in found:
             doc_handle = (d.get("handle") or [""])[0]
@@ -154,81 +161,47 @@ def _engine_hits(ctx: RequestContext, kinds: tuple[str, ...], tokens: list[str],
     return hits
 
 
-async def _blocked(ctx: RequestContext) -> set[int]:
-    """Accounts the viewer blocks or is blocked by (read at every search: never cached here)."""
-    viewer = ctx.viewer_id
-    if viewer is None:
-        return set()
-    lists = await ctx.tao.assoc_range_many([(viewer, "BLOCKS"), (viewer, "BLOCKED_BY")], 0, BLOCK_SCAN)
-    return {a.id2 for edges in lists.values() for a in edges}
+async def _graph(ctx: RequestContext) -> tuple[ViewerEdges, frozenset[int]]:
+    edges = await viewer_edges(ctx)
+    return edges, await second_degree(ctx, edges)
 
 
-# viewer -> (monotonic expiry, accounts they follow, accounts those follow): a person types
-# several queries a second, and the graph only orders results (privacy never reads it).
-_GRAPHS: dict[int, tuple[float, frozenset[int], frozenset[int]]] = {}
-GRAPH_TTL = 30.0
-GRAPH_CACHE_MAX = 10_000
-
-
-async def viewer_graph(ctx: RequestContext) -> tuple[frozenset[int], frozenset[int]]:
-    """(followed, followed by the followed) for the viewer: two list reads, cached briefly."""
-    viewer = ctx.viewer_id
-    if viewer is None:
-        return frozenset(), frozenset()
-    now = time.monotonic()
-    found = _GRAPHS.get(viewer)
-    if found is not None and found[0] > now:
-        return found[1], found[2]
-    follows = await ctx.tao.assoc_range(viewer, "FOLLOWS", 0, GRAPH_FOLLOWS)
-    followed = frozenset(a.id2 for a in follows)
-    top = [a.id2 for a in follows[:GRAPH_FOLLOWEES]]
-    lists = await ctx.tao.assoc_range_many([(f, "FOLLOWS") for f in top], 0, GRAPH_SECOND) if top else {}
-    second = frozenset(a.id2 for edges in lists.values() if isinstance(edges, list) for a in edges) - followed
-    if len(_GRAPHS) >= GRAPH_CACHE_MAX:
-        _GRAPHS.clear()
-    _GRAPHS[viewer] = (now + GRAPH_TTL, followed, second)
-    return followed, second
-
-
-async def _post_authors(ctx: RequestContext, hits: list[Hit]) -> None:
-    objs = await ctx.loaders.object_by_id.load_many([h.id for h in hits])
-    for h, o in zip(hits, objs):
-        h.author = getattr(o, "author", None)
-
-
-async def ranked(ctx: RequestContext, query: str, kinds: tuple[str, ...]) -> list[Hit]:
-    """Every candidate for the query, best first, minus blocked accounts (not yet the final check)."""
+async def ranked(ctx: RequestContext, query: str, kinds: tuple[str, ...]) -> tuple[list[Hit], ViewerEdges]:
+    """Every candidate for the query, best first, minus blocked accounts and their posts (not yet
+    the final check), and the viewer's lists read for it. The engine runs while they are read."""
     tokens = text.tokens(query)
     handle = text.handle(query)
     if not tokens and not handle:
-        return []
-    hits, blocked, (followed, second) = await asyncio.gather(
-        asyncio.to_thread(_engine_hits, ctx, kinds, tokens, handle), _blocked(ctx), viewer_graph(ctx))
+        return [], ViewerEdges(ctx.viewer_id)
+    hits, (edges, second) = await asyncio.gather(
+        asyncio.to_thread(_engine_hits, ctx, kinds, tokens, handle), _graph(ctx))
+    blocked, followed = edges.blocked, edges.followed
     best: dict[tuple[str, int], Hit] = {}
     for h in hits:  # a document is in one partition, but a reload race could show it twice
         if (h.kind, h.id) not in best or best[(h.kind, h.id)].score < h.score:
             best[(h.kind, h.id)] = h
     hits = list(best.values())
-    posts = [h for h in hits if h.kind == "post"]
-    if posts:
-        await _post_authors(ctx, posts)
     for h in hits:
         who = h.id if h.kind == "user" else h.author if h.kind == "post" else None
         h.graph = 2 if who in followed else 1 if h.kind == "user" and who in second else 0
     entities = [h for h in hits if h.kind != "post" and not (h.kind == "user" and h.id in blocked)]
     entities.sort(key=lambda h: (-h.tier, h.distance, -h.graph, -int(math.log2(2 + h.pop) * 4), h.length, -h.score,
                                  h.id))
-    posts = [h for h in posts if h.author not in blocked]
+    posts = [h for h in hits if h.kind == "post" and h.author not in blocked]
     posts.sort(key=lambda h: (-h.graph, -h.score, -h.id))
-    return entities + posts
+    return entities + posts, edges
 
 
-async def _visible(ctx: RequestContext, hits: list[Hit]) -> dict[tuple[str, int], Any]:
-    """The records of the hits the viewer may see (the authoritative check)."""
+async def _visible(ctx: RequestContext, hits: list[Hit], edges: ViewerEdges) -> dict[tuple[str, int], Any]:
+    """The records of the hits the viewer may see (the authoritative check, `resolvers.privacy`).
+    The posts load first, so the viewer's edges to their authors (and to the accounts) can be
+    answered from the lists this search read (`ViewerEdges.prime`)."""
     out: dict[tuple[str, int], Any] = {}
     users = [h.id for h in hits if h.kind == "user"]
     posts = [h.id for h in hits if h.kind == "post"]
     listings = [h for h in hits if h.kind in ("hashtag", "place")]
+    loaded = await ctx.loaders.object_by_id.load_many(posts) if posts else []
+    edges.prime(ctx.loaders, users + [o.author for o in loaded if isinstance(o, Post)])
     got_users, got_posts, got_listings = await asyncio.gather(
         privacy.visible_users(ctx, users), privacy.visible_posts(ctx, posts),
         asyncio.gather(*(privacy.load_visible_object(ctx, h.id) for h in listings)))
@@ -255,12 +228,12 @@ async def search(ctx: RequestContext, query: str, kinds: tuple[str, ...], first:
         start = after[1]
     if not q or not kinds or first == 0:
         return Page(items=[], has_next=False, end_cursor=(fp, start), has_previous=start > 0)
-    hits = await ranked(ctx, q, kinds)
+    hits, edges = await ranked(ctx, q, kinds)
     items: list[tuple[tuple[int, int], Any]] = []
     pos = start
     while pos < len(hits) and len(items) < first:
         chunk = hits[pos:pos + max(first - len(items), 10)]
-        seen = await _visible(ctx, chunk)
+        seen = await _visible(ctx, chunk, edges)
         for h in chunk:
             pos += 1
             rec = seen.get((h.kind, h.id))

@@ -64,22 +64,52 @@ def handle(text: str) -> str:
     return "".join(_WORD.findall(normalize(text)))[:MAX_TOKEN]
 
 
+def _one_edit(a: str, b: str) -> bool:
+    """Whether two different strings are one substitution, insertion, deletion or adjacent
+    transposition apart: one pass, no table (most typo-tier candidates are)."""
+    if len(a) > len(b):
+        a, b = b, a
+    if len(b) - len(a) > 1:
+        return False
+    i = 0
+    while i < len(a) and a[i] == b[i]:
+        i += 1
+    if len(a) < len(b):
+        return a[i:] == b[i + 1:]
+    return a[i + 1:] == b[i + 1:] or (i + 1 < len(a) and a[i] == b[i + 1] and a[i + 1] == b[i]
+                                      and a[i + 2:] == b[i + 2:])
+
+
 def edit_distance(a: str, b: str, cap: int = 3) -> int:
-    """Damerau-Levenshtein (optimal string alignment) distance, capped at `cap`."""
-    if abs(len(a) - len(b)) >= cap:
+    """Damerau-Levenshtein (optimal string alignment) distance, capped at `cap`.
+
+    Ranking asks this of every typo-tier candidate (about a hundred per query), so: equal and
+    one-edit pairs answer without a table, and the table is computed only within `cap` of its
+    diagonal (a cell further off is at least `cap`), stopping at the first row all at `cap`."""
+    if a == b:
+        return 0
+    if cap <= 1:
         return cap
+    if _one_edit(a, b):
+        return 1
+    if cap == 2 or abs(len(a) - len(b)) >= cap:
+        return cap
+    lb = len(b)
     prev2: list[int] = []
-    prev = list(range(len(b) + 1))
+    prev = [min(j, cap) for j in range(lb + 1)]
     for i, ca in enumerate(a, 1):
-        cur = [i] + [0] * len(b)
-        for j, cb in enumerate(b, 1):
-            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb))
-            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
-                cur[j] = min(cur[j], prev2[j - 2] + 1)
+        cur = [cap] * (lb + 1)
+        cur[0] = min(i, cap)
+        for j in range(max(1, i - cap), min(lb, i + cap) + 1):
+            cb = b[j - 1]
+            v = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb))
+            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb and prev2[j - 2] + 1 < v:
+                v = prev2[j - 2] + 1
+            cur[j] = v if v < cap else cap
         if min(cur) >= cap:
             return cap
         prev2, prev = prev, cur
-    return min(prev[-1], cap)
+    return prev[-1]
 
 
 def fuzzy_distance(term: str) -> int:

@@ -11,9 +11,11 @@ import asyncio
 
 import pytest
 
+from resolvers.actor import acting_as
 from resolvers.search import deindex_user, query
 from resolvers.search.engine import SearchIndexes, WriterBusyError, indexes_for
 from resolvers.search.indexer import job_name, rebuild_partition
+from schema.relay import from_global_id
 from tests.resolvers.test_posts import create, uid
 
 SEARCH = """query($q: String!, $t: [SearchType!], $f: Int, $a: String) {
@@ -126,6 +128,47 @@ async def _engine_ids(gql, q, kind):
     from resolvers.search import text
     hits = await asyncio.to_thread(query._engine_hits, Ctx, (kind,), text.tokens(q), text.handle(q))
     return [h.id for h in hits]
+
+
+async def test_followed_authors_posts_first_and_blocked_authors_posts_dropped_by_their_indexed_author(gql):
+    tv, _ = await sign_up(gql, "viewer")
+    tf, friend = await sign_up(gql, "friend")
+    ts, _ = await sign_up(gql, "stranger")
+    tp, pest = await sign_up(gql, "pest")
+    await create(gql, ts, "lighthouse lighthouse lighthouse")      # the best match by BM25
+    await create(gql, tf, "a lighthouse far away in the fog seen from the ferry")
+    await create(gql, tp, "lighthouse lighthouse at dusk")
+    await gql.mutate("follow", tv, friend)
+    await gql.mutate("block", tv, pest)
+    anonymous = await found(gql, "lighthouse", None, ["POST"])  # BM25 alone: the friend's is a weak match
+    assert len(anonymous) == 3 and anonymous[0] != "a lighthouse far away in the fog seen from the ferry"
+    assert await found(gql, "lighthouse", tv, ["POST"]) == [
+        "a lighthouse far away in the fog seen from the ferry", "lighthouse lighthouse lighthouse"]
+    # Ranking knew each post's author from the index (a fast field), so it loaded none of them:
+    # the blocked author's post was dropped before the page check, which loads only the page.
+    hits, _ = await query.ranked(acting_as(gql.tao, await uid(gql, "viewer")), "lighthouse", ("post",))
+    assert [h.author for h in hits] == [from_global_id(friend, gql.tao.n_shards)[1], await uid(gql, "stranger")]
+
+
+async def test_the_privacy_check_reads_no_viewer_edge_per_result(gql):
+    """The viewer's BLOCKS, BLOCKED_BY and FOLLOWS lists, read once by the search, answer
+    privacy's three edge lookups per account: a page costs one more cache key (the record) per
+    account it returns, not four."""
+    tv, _ = await sign_up(gql, "viewer")
+    ids = [(await sign_up(gql, f"kestrel{i}"))[1] for i in range(8)]
+    await sign_up(gql, "osprey0")
+    await sign_up(gql, "osprey1")
+    _, blocked = await sign_up(gql, "nuisance")
+    await gql.mutate("follow", tv, ids[0])
+    await gql.mutate("block", tv, blocked)
+    await found(gql, "kestrel", tv, ["USER"])  # warm: the second degree is cached for a while
+
+    async def keys_read(q, n):
+        gql.tao.reset_stats()
+        assert len(await found(gql, q, tv, ["USER"], drain=False)) == n
+        s = gql.tao.stats()
+        return s["cache_hits"] + s["cache_misses"]
+    assert await keys_read("kestrel", 8) - await keys_read("osprey", 2) == 6
 
 
 async def test_private_accounts_posts_are_never_indexed_but_the_profile_is(gql):

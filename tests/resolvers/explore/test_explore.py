@@ -9,7 +9,7 @@ import pytest
 
 from resolvers.errors import BadInputError
 from resolvers.explore import pool as pool_mod
-from resolvers.explore import ranking
+from resolvers.explore import ranking, service
 from resolvers.explore.pool import Cand
 from resolvers.explore.sessions import SEEN
 from tao.models import now_ms
@@ -28,7 +28,11 @@ async def _followed_by(w, followers, user):
         await w.follow(f, user)
 
 
-async def test_every_exclusion(world):
+@pytest.mark.parametrize("follows_scan", [1000, 2], ids=["follows-read-whole", "follows-cut-short"])
+async def test_every_exclusion(world, monkeypatch, follows_scan):
+    # The page check answers the viewer's FOLLOWS edges from their follows list when it was read
+    # whole; cut short (more follows than the read's limit), it looks each one up instead.
+    monkeypatch.setattr(service, "FOLLOWS_SCAN", follows_scan)
     w = world
     viewer, f1, f2 = await _graph(w)
     names = ["ok", "private", "blocked", "blocker", "muted", "followed", "processing"]
