@@ -40,7 +40,7 @@ from resolvers.edge_data import authored_data
 from resolvers.explore import pool as pool_mod
 from resolvers.explore import service
 from resolvers.records import Post, record_of
-from resolvers.synthetic import ZipfSampler
+from resolvers.synthetic import ZipfSampler, poisson
 from tao import Tao
 from tao.bulk_lists import MAX_BULK
 from tao.models import now_ms
@@ -105,7 +105,7 @@ async def load_graph(tao: Tao, users: list[int], post_ids: list[int], post_autho
     rng.shuffle(order)  # popularity unrelated to creation order
     likes: set[tuple[int, int]] = set()
     for u in actors:
-        for _ in range(_poisson(rng, mean_likes)):
+        for _ in range(poisson(rng, mean_likes)):
             likes.add((u, order[post_pick.sample()]))
     out["likes"] = await _in_batches(lambda b: do_add_likes_bulk(tao, b), list(likes), "likes")
     out["likes_s"] = round(time.perf_counter() - t2, 1)
@@ -113,15 +113,6 @@ async def load_graph(tao: Tao, users: list[int], post_ids: list[int], post_autho
     out["actors"] = actors
     out["seconds"] = round(time.perf_counter() - t0, 1)
     return out
-
-
-def _poisson(rng: random.Random, lam: float) -> int:
-    limit, k, p = math.exp(-lam), 0, 1.0
-    while True:
-        p *= rng.random()
-        if p <= limit:
-            return k
-        k += 1
 
 
 def _ms(xs: list[float]) -> dict[str, float]:

@@ -125,7 +125,7 @@ async def load_graph(tao: Tao, spec: GraphSpec, *, progress: bool = False) -> Ma
     made.follows = await _add_pairs(partial(do_add_follows_bulk, backfill=False), tao, edges, progress, "follows")
     bar.update()
 
-    owners = [u for u in made.users for _ in range(_poisson(rng, spec.posts_per_user))]
+    owners = [u for u in made.users for _ in range(poisson(rng, spec.posts_per_user))]
     for chunk in _chunks(owners, BATCH):
         made.posts += await do_add_posts_bulk(tao, [(o, f"post by {o}") for o in chunk])
     bar.update()
@@ -134,7 +134,7 @@ async def load_graph(tao: Tao, spec: GraphSpec, *, progress: bool = False) -> Ma
     if made.posts:
         post_pick = ZipfSampler(len(made.posts), 0.8, rng)
         for u in made.users:
-            for _ in range(_poisson(rng, spec.likes_per_user)):
+            for _ in range(poisson(rng, spec.likes_per_user)):
                 likes.add((u, made.posts[post_pick.sample()]))
     made.likes = await _add_pairs(do_add_likes_bulk, tao, list(likes), progress, "likes")
     bar.update()
@@ -159,7 +159,7 @@ def _chunks(seq, n: int):
         yield seq[i:i + n]
 
 
-def _poisson(rng: random.Random, lam: float) -> int:
+def poisson(rng: random.Random, lam: float) -> int:
     # Knuth's method; fine for the small means used here.
     limit, k, p = math.exp(-lam), 0, 1.0
     while True:
