@@ -105,7 +105,9 @@ def prewarm_body(d: BenchData) -> dict:
         # Lists whose edges the pages show (posts, likers, comments): windows and counts.
         "lists": [[a, "AUTHORED"] for a in d.author_ids]
         # PENDING_COMMENT: a viewer's own comments awaiting approval (restrict) show in a comment page.
-        + [[p, t] for p in d.posts for t in ("LIKED_BY", "HAS_COMMENT", "PENDING_COMMENT")],
+        + [[p, t] for p in d.posts for t in ("LIKED_BY", "HAS_COMMENT", "PENDING_COMMENT")]
+        # The viewer's block lists: privacy reads them whole for a page of users (resolvers/privacy.py).
+        + [[v, t] for v in d.viewer_ids for t in ("BLOCKS", "BLOCKED_BY")],
         # Lists the pages only count.
         "counts": (
             [[a, t] for a in d.author_ids for t in ("FOLLOWED_BY", "FOLLOWS")]
