@@ -111,8 +111,11 @@ async def _worker(config: str) -> dict:
     from config.runtime import tune_malloc
     from resolvers.jobs import register_job_handlers
     from tao import open_tao
+    from tao.cache.ring import JOB_WORKER_MEMO, limit_placement_memo
     if not os.environ.get("BENCH_GLIBC_DEFAULT_MALLOC"):
         tune_malloc()  # as `python -m tao worker` does
+    if not os.environ.get("BENCH_FULL_PLACEMENT_MEMO"):
+        limit_placement_memo(JOB_WORKER_MEMO)  # as `python -m tao worker` does
     probe = MemProbe(os.environ["BENCH_MEMPROBE"]) if os.environ.get("BENCH_MEMPROBE") else None
     tao = await open_tao(load_settings(Path(config), env={}), migrate=False, start_worker=False)
     register_job_handlers(tao)

@@ -21,6 +21,7 @@ import sys
 from config import Settings, load_settings_or_exit
 from config.observability import setup_process
 from config.runtime import tune_malloc
+from tao.cache.ring import JOB_WORKER_MEMO, limit_placement_memo
 from tao.startup import explain_startup_error
 from tao.store import Tao, open_tao
 
@@ -53,6 +54,7 @@ async def _migrate(settings: Settings, args) -> int:
 
 async def _worker(settings: Settings, args) -> int:
     tune_malloc()  # exports stream 8 MiB parts and 1 MiB chunks (config/runtime.py)
+    limit_placement_memo(JOB_WORKER_MEMO)  # jobs touch most cache keys once (tao/cache/ring.py)
     tao = await open_tao(settings, start_worker=False)
     register_handlers(tao, settings)
     shards = parse_shards(args.shards, tao.n_shards)

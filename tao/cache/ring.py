@@ -18,6 +18,17 @@ import zlib
 
 _MASK = (1 << 64) - 1
 _MEMO_MAX = 200_000  # placements remembered; the memo is dropped whole when full
+JOB_WORKER_MEMO = 4_096  # what `python -m tao worker` keeps (limit_placement_memo)
+
+
+def limit_placement_memo(entries: int) -> None:
+    """Cap every ring's placement memo in this process. For job workers: their jobs (a purge, an
+    export) touch most keys once, so a memo near its 200 000-entry cap buys little, and its keys,
+    inserted all through a run, pin CPython's small-object arenas (measured: a purge worker of
+    the account bench's big account 150.5 MB with the default, 127.6 MB capped at 4 096, against
+    121.4 MB for the small one; docs/BENCHMARKS.md, "Account export and purge")."""
+    global _MEMO_MAX
+    _MEMO_MAX = max(1, int(entries))
 
 
 def _digest64(data: bytes) -> int:
