@@ -19,7 +19,8 @@ Invariants:
   pool (off the event loop), each with its first 4 characters in clear as a hint, so a check
   costs one hash, as a log-in does (an unknown hint costs a dummy one). A code is used once:
   its use claims a unique key (`recovery_used`, `<user>:<generation>:<index>`) before the user
-  is updated, so a code used twice, even at once, works once.
+  is updated, so a code used twice, even at once, works once. Each enrolment has a generation
+  of its own (the time it started), so codes of a later enrolment never meet an earlier one's keys.
 - Brute force: each challenge allows `two_factor_attempts_per_challenge` wrong codes, then it is
   deleted (log in again, with the password); every wrong code also counts as a failed log-in of
   the account and the address (`LoginThrottle`), whose limits refuse the second step too.
@@ -137,7 +138,12 @@ async def do_start_two_factor(tao: Tao, actor_id: int, password: str, *, throttl
                         "Two-factor log-in is already on: turn it off first to enrol a new app.", None)
     await check_own_password(tao, user, password, throttle, address, "password")
     secret = pyotp.random_base32()
-    generation = (user.two_factor.generation if user.two_factor is not None else 0) + 1
+    # A generation no enrolment of this user had before: turning two-factor off forgets the
+    # record (and its generation), while the `recovery_used` keys of its codes stay claimed, so
+    # counting from 1 again would refuse a new code at an index used before. Milliseconds of
+    # the start grow across enrolments (and +1 over the record's, should the clock step back).
+    previous = user.two_factor.generation if user.two_factor is not None else 0
+    generation = max(previous + 1, int(time.time() * 1000))
     await tao.obj_update(actor_id, {"two_factor": TwoFactor(secret, False, 0, generation, ()).encode()})
     uri = _totp(secret).provisioning_uri(name=user.username, issuer_name=tao.settings.auth.totp_issuer)
     return Enrolment(secret, uri, await asyncio.to_thread(_qr_svg, uri))

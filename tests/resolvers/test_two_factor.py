@@ -202,3 +202,22 @@ async def test_deleting_an_account_with_two_factor_leaves_no_residue(no_grace, g
 
     report = await find_residue(gql.tao, gql_settings, None, uid, challenges)
     assert report.counts == (0, 0, 0), (report.rows, report.cache_keys, report.stored_objects)
+
+
+async def test_codes_of_a_new_enrolment_after_turning_it_off_work(gql: GQL):
+    """Turning two-factor off and on again: the new recovery codes are not refused for the
+    old ones' use (their `recovery_used` keys stay claimed; a new enrolment has its own
+    generation)."""
+    token, _ = await gql.sign_up("ada")
+    _, old = await enrol(gql, token)
+    assert (await complete(gql, await challenge(gql), old[0]))["token"]
+    assert (await gql.ok(DISABLE, {"p": "password-ada"}, token=token))["disableTwoFactor"]["ok"] is True
+    started = (await gql.ok(START, {"p": "password-ada"}, token=token))["startTwoFactor"]
+    totp = pyotp.TOTP(started["secret"])
+    # The next step's code: the first enrolment's step (this one, likely) is claimed already.
+    confirmed = (await gql.ok(CONFIRM, {"c": later_code(totp)}, token=token))["confirmTwoFactor"]
+    assert confirmed["errors"] == [], confirmed
+    new = confirmed["recoveryCodes"]
+    done = await complete(gql, await challenge(gql), new[0])  # the index the old code 0 used
+    assert done["errors"] == [] and done["token"], done
+    assert codes(await complete(gql, await challenge(gql), old[1])) == ["INVALID_CODE"]  # the old set is gone
