@@ -54,6 +54,7 @@ from bench._graphql_data import make_data
 from bench.common import Latencies, percentile
 from bench.graphql_bench import QUERIES
 from config import MySQLServer, Settings
+from resolvers.jobs import register_job_handlers
 from schema.relay import to_global_id
 from tao import open_tao
 from tests.harness import start_services
@@ -103,6 +104,10 @@ def settings_for(services: Any, prefix: str, tmp: Path, processes: int) -> Setti
     s.server.graphiql = False
     s.server.processes = processes
     s.media.local_dir = str(tmp / "media")
+    # Sign-up and posts enqueue search index jobs. The sessions here never search: nobody
+    # indexes (the jobs are declared as run elsewhere), and the index lives in the run's own
+    # directory, never the checkout's var/search.
+    s.search.index_dir, s.search.writer_partitions = str(tmp / "search"), ""
     s.auth.argon2_time_cost, s.auth.argon2_memory_cost_kib, s.auth.argon2_parallelism = 1, 1024, 1
     s.limits.cost_budget = 10**9  # virtual users scroll far faster than a person's budget allows
     s.throttle.enabled = False  # and like, follow and post far faster than a person's hourly limits
@@ -272,6 +277,7 @@ async def main_async(args: argparse.Namespace) -> None:
     server = None
     try:
         tao = await open_tao(settings, migrate=True, start_worker=False)
+        register_job_handlers(tao)  # the writes enqueue jobs (search indexing: declared as run elsewhere)
         try:
             t = time.monotonic()
             data = await make_data(tao, settings, users=args.users, authors=args.authors,
