@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from config import Settings
-from resolvers.errors import LOGIN_REQUIRED, AuthenticationError
+from resolvers.errors import LOGIN_REQUIRED, AuthenticationError, PermissionDeniedError
 from resolvers.loaders import Loaders
 from resolvers.throttle import LoginThrottle
 from tao import Tao
@@ -61,3 +61,9 @@ class RequestContext:
         if self.viewer_id is None:
             raise AuthenticationError(LOGIN_REQUIRED)
         return self.viewer_id
+
+    def require_self(self, user_id: int, what: str) -> None:
+        """For data only its own account may read (sessions, notifications, ...): UNAUTHENTICATED
+        for an anonymous request, FORBIDDEN for anyone but `user_id`."""
+        if self.require_viewer() != user_id:
+            raise PermissionDeniedError(f"Only the account itself can see its {what}.")

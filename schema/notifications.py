@@ -13,7 +13,6 @@ from strawberry import Info
 
 from resolvers import realtime
 from resolvers.context import RequestContext
-from resolvers.errors import PermissionDeniedError
 from resolvers.notifications import prefs as prefs_domain
 from resolvers.notifications import push, reads
 from resolvers.notifications.errors import NotificationErrorCode
@@ -69,7 +68,7 @@ class NotificationConnection:
 
 async def user_notifications(info: Ctx, user_id: int, first: int, after: str | None,
                              types: list[NotificationType] | None) -> NotificationConnection:
-    _require_self(info, user_id)
+    info.context.require_self(user_id, "notifications")
     page = await reads.notifications(info.context, first, reads.decode_cursor(after),
                                      set(types) if types is not None else None)
     edges = [Edge(cursor=reads.encode_cursor(c), node=Notification.from_view(v)) for c, v in page.items]
@@ -79,13 +78,8 @@ async def user_notifications(info: Ctx, user_id: int, first: int, after: str | N
 
 
 async def user_unread_count(info: Ctx, user_id: int) -> int:
-    _require_self(info, user_id)
+    info.context.require_self(user_id, "notifications")
     return await reads.unread_count(info.context)
-
-
-def _require_self(info: Ctx, user_id: int) -> None:
-    if info.context.require_viewer() != user_id:
-        raise PermissionDeniedError("Only the account itself can see its notifications.")
 
 
 # ---- preferences ---------------------------------------------------------------------------------
@@ -113,7 +107,7 @@ class NotificationPreferences:
 
 
 async def user_preferences(info: Ctx, user_id: int) -> NotificationPreferences:
-    _require_self(info, user_id)
+    info.context.require_self(user_id, "notifications")
     return NotificationPreferences.of(await prefs_domain.load_preferences(info.context.tao, user_id))
 
 

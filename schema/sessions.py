@@ -13,7 +13,6 @@ from strawberry import Info
 
 from resolvers import accounts, privacy, sessions, two_factor
 from resolvers.context import RequestContext
-from resolvers.errors import PermissionDeniedError
 from resolvers.records import AuthSession, User
 from schema.accounts import PASSWORD_CHECK_COST, AccountError, AccountSessionPayload
 from schema.cost import register_field_cost
@@ -65,19 +64,14 @@ class TwoFactorStatus:
     recovery_codes_left: int
 
 
-def _require_self(info: Ctx, user_id: int, what: str) -> None:
-    if info.context.require_viewer() != user_id:
-        raise PermissionDeniedError(f"Only the account itself can see its {what}.")
-
-
 async def user_sessions(info: Ctx, user_id: int) -> list[Session]:
-    _require_self(info, user_id, "sessions")
+    info.context.require_self(user_id, "sessions")
     found = await sessions.list_sessions(info.context.tao, user_id)
     return [Session.from_record(s, info.context.session_id) for s in found]
 
 
 async def user_two_factor(info: Ctx, user: UserType) -> TwoFactorStatus:
-    _require_self(info, user.store_id, "two-factor settings")
+    info.context.require_self(user.store_id, "two-factor settings")
     record = await info.context.loaders.object_by_id.load(user.store_id)
     assert isinstance(record, User)
     tf = record.two_factor

@@ -198,13 +198,19 @@ async def cleanup(tao: Tao, story_id: int, author: int, media_id: int | None = N
         await tao.obj_delete(media_id)
 
 
-async def expire_job(job: JobContext, payload: dict) -> None:
-    """`stories.expire`: out of the live list, into the archive (with the purge job)."""
-    tao = job.tao
+async def _job_story(tao: Tao, payload: dict) -> Story | None:
+    """The story a job names, or None once it is gone (a job that finds nothing is done)."""
     story_id = int(payload["story"])
     obj = (await tao.obj_get([story_id])).get(story_id)
     story = record_of(obj) if obj is not None else None
-    if not isinstance(story, Story):
+    return story if isinstance(story, Story) else None
+
+
+async def expire_job(job: JobContext, payload: dict) -> None:
+    """`stories.expire`: out of the live list, into the archive (with the purge job)."""
+    tao = job.tao
+    story = await _job_story(tao, payload)
+    if story is None:
         return
     if story.live_at(tao.clock.now_ms()):
         raise JobNotDueError(story.expires_at)  # run early (a drain of delayed jobs): back to its time
@@ -233,13 +239,11 @@ def purge_due(story: Story, archive_days: float) -> int:
 async def purge_job(job: JobContext, payload: dict) -> None:
     """`stories.purge`: an archived story past its time goes with its media, unless highlighted."""
     tao = job.tao
-    story_id = int(payload["story"])
-    obj = (await tao.obj_get([story_id])).get(story_id)
-    story = record_of(obj) if obj is not None else None
-    if not isinstance(story, Story):
+    story = await _job_story(tao, payload)
+    if story is None:
         return
     days = job.settings.stories.archive_days
-    due = story.expires_at + int(days * DAY_MS)
+    due = purge_due(story, days)
     if tao.clock.now_ms() < due:
         raise JobNotDueError(due)
     await purge_if_due(tao, story, days)
@@ -248,7 +252,7 @@ async def purge_job(job: JobContext, payload: dict) -> None:
 async def purge_if_due(tao: Tao, story: Story, archive_days: float) -> bool:
     if await tao.assoc_count(story.id, "IN_HIGHLIGHT"):
         return False  # kept while highlighted; removal from the last highlight asks again
-    if tao.clock.now_ms() < story.expires_at + int(archive_days * DAY_MS):
+    if tao.clock.now_ms() < purge_due(story, archive_days):
         return False
     if not await tao.assoc_get(story.author, "STORY_ARCHIVE", [story.id]):
         return False  # still live-listed (its expiry job has not run): that job commits a purge
