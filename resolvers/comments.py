@@ -179,8 +179,9 @@ async def _own_pending_many(ctx: RequestContext, post_ids: list[int], after: Cur
 
 async def pending_comments(ctx: RequestContext, post_id: int, first: int, after: Cursor | None) -> Page[Comment]:
     """Comments by restricted accounts awaiting the post author's approval (the author only)."""
+    viewer = ctx.require_viewer()
     post = await get_post(ctx, post_id)
-    if post is None or post.author != ctx.viewer_id:
+    if post is None or post.author != viewer:
         raise PermissionDeniedError("Only the post's author sees comments awaiting approval.")
     return await _page(ctx, post_id, "PENDING_COMMENT", first, after)
 

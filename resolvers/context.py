@@ -66,4 +66,4 @@ class RequestContext:
         """For data only its own account may read (sessions, notifications, ...): UNAUTHENTICATED
         for an anonymous request, FORBIDDEN for anyone but `user_id`."""
         if self.require_viewer() != user_id:
-            raise PermissionDeniedError(f"Only the account itself can see its {what}.")
+            raise PermissionDeniedError(f"Only the account itself can see its {what}: ask for it on `viewer`.")

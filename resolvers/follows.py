@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from resolvers import privacy, realtime
 from resolvers.actor import acting_as
 from resolvers.block_cleanup import on_block
-from resolvers.errors import PermissionDeniedError, UserError
+from resolvers.errors import UserError
 from resolvers.feed.backfill import on_relationship_added
 from resolvers.feed.removal import on_relationship_removed
 from resolvers.notifications import causes
@@ -222,25 +222,20 @@ async def following(ctx: RequestContext, user_id: int, first: int, after: Cursor
     return await _user_page(ctx, user_id, "FOLLOWS", first, after)
 
 
-def _require_self(ctx: RequestContext, user_id: int, what: str) -> None:
-    if ctx.require_viewer() != user_id:
-        raise PermissionDeniedError(f"Only the account itself can see its {what}.")
-
-
 async def follow_requests(ctx: RequestContext, user_id: int, first: int, after: Cursor | None) -> Page[User]:
     """Pending requests to follow the viewer, newest first."""
-    _require_self(ctx, user_id, "follow requests")
+    ctx.require_self(user_id, "follow requests")
     return await _user_page(ctx, user_id, "FOLLOW_REQUESTED_BY", first, after)
 
 
 async def blocked_users(ctx: RequestContext, user_id: int, first: int, after: Cursor | None) -> Page[User]:
     # The viewer's own block list shows the blocked (they are hidden everywhere else).
-    _require_self(ctx, user_id, "blocked accounts")
+    ctx.require_self(user_id, "blocked accounts")
     return await _user_page(ctx, user_id, "BLOCKS", first, after, hide_invisible=False)
 
 
 async def muted_users(ctx: RequestContext, user_id: int, first: int, after: Cursor | None) -> Page[User]:
-    _require_self(ctx, user_id, "muted accounts")
+    ctx.require_self(user_id, "muted accounts")
     return await _user_page(ctx, user_id, "MUTES", first, after)
 
 

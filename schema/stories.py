@@ -13,7 +13,6 @@ from strawberry import Info
 
 from resolvers import records
 from resolvers.context import RequestContext
-from resolvers.errors import PermissionDeniedError
 from resolvers.stories import actions, highlights, model, replies, social, tray, views
 from resolvers.stories.visibility import now_ms
 from schema.errors import Error
@@ -139,15 +138,10 @@ register_node("Story", "STORY", Story.from_record)
 register_node("Highlight", "HIGHLIGHT", Highlight.from_record)
 
 
-def _own(info: Ctx, user_id: int, what: str) -> None:
-    if info.context.viewer_id != user_id:
-        raise PermissionDeniedError(f"Only the account itself may read its {what}: ask for it on `viewer`.")
-
-
 # Fields of `User` (schema/users.py hands each of these a call) -------------------------------
 
 async def user_story_tray(info: Ctx, user_id: int, first: int, after: str | None) -> Connection[StoryRing]:
-    _own(info, user_id, "story tray")
+    info.context.require_self(user_id, "story tray")
     page = await tray.story_tray(info.context, first, decode_cursor(after))
     return connection_from_page(page, StoryRing.from_ring)
 
@@ -161,24 +155,24 @@ async def user_highlights(info: Ctx, user_id: int) -> list[Highlight]:
 
 
 async def user_story_archive(info: Ctx, user_id: int, first: int, after: str | None) -> Connection[Story]:
-    _own(info, user_id, "story archive")
+    info.context.require_self(user_id, "story archive")
     page = await tray.story_archive(info.context, first, decode_cursor(after))
     return connection_from_page(page, Story.from_record)
 
 
 async def user_close_friends(info: Ctx, user_id: int, first: int, after: str | None) -> Connection[User]:
-    _own(info, user_id, "close friends")
+    info.context.require_self(user_id, "close friends")
     return connection_from_page(await social.close_friends(info.context, first, decode_cursor(after)), User.from_record)
 
 
 async def user_restricted(info: Ctx, user_id: int, first: int, after: str | None) -> Connection[User]:
-    _own(info, user_id, "restricted accounts")
+    info.context.require_self(user_id, "restricted accounts")
     return connection_from_page(await social.restricted_users(info.context, first, decode_cursor(after)),
                                 User.from_record)
 
 
 async def user_story_muted(info: Ctx, user_id: int, first: int, after: str | None) -> Connection[User]:
-    _own(info, user_id, "story mutes")
+    info.context.require_self(user_id, "story mutes")
     return connection_from_page(await social.story_muted_users(info.context, first, decode_cursor(after)),
                                 User.from_record)
 

@@ -87,7 +87,7 @@ class ViewerCount:
 
 
 def _own(ctx: RequestContext, story: Story) -> None:
-    if story.author != ctx.viewer_id:
+    if ctx.require_viewer() != story.author:
         raise PermissionDeniedError("Only a story's author sees who viewed it.")
 
 

@@ -79,6 +79,11 @@ async def test_nobody_else_reads_them(gql: GQL, ada, relation):
             got = await reader.read(_query(field))  # the same over HTTP and the socket
             user = got["data"]["user"] if got["data"] else None
             assert user is None or user.get(field) is None, (relation, field, got)
+            # Where she is visible, the refusal says why, the same for every field: log in
+            # (anonymous), or it is not yours.
+            if user is not None:
+                want = "UNAUTHENTICATED" if relation == "anonymous" else "FORBIDDEN"
+                assert got["errors"] == [(want, ("user", field))], (relation, field, got)
             # Not even through a list's members' names (her lists hold bob, cy and dan).
             if field in ("closeFriends", "restrictedUsers", "storyMutedUsers"):
                 assert not mentions(got, '"bob"', '"cy"', '"dan"'), (relation, field, got)

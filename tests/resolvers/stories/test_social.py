@@ -71,8 +71,10 @@ async def test_restricted_comments_wait_for_approval_seen_only_by_their_author(g
       ... on Post { pendingComments { nodes { text isPendingApproval } } } } }"""
     assert (await gql.ok(pending, {"id": pid}, ta))["node"]["pendingComments"]["nodes"] == [
         {"text": "hmm", "isPendingApproval": True}]
-    body = await gql(pending, {"id": pid}, tr)
-    assert body["data"]["node"]["pendingComments"] is None  # FORBIDDEN for anyone but the post's author
+    for token, code in ((tr, "FORBIDDEN"), (None, "UNAUTHENTICATED")):  # anyone but the post's author
+        body = await gql(pending, {"id": pid}, token)
+        assert body["data"]["node"]["pendingComments"] is None
+        assert [e["extensions"]["code"] for e in body["errors"]] == [code]
     restricted = (await gql.ok("{ viewer { restrictedUsers { nodes { username } } } }", token=ta))["viewer"]
     assert restricted["restrictedUsers"]["nodes"] == [{"username": "rex"}]
     ok = await gql.ok("mutation($i: CommentApproveInput!) { approveComment(input: $i) { errors { code } } }",
