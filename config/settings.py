@@ -568,6 +568,11 @@ class BrokerSettings(_Section):
 class RealtimeSettings(_Section):
     # Live operations (subscriptions, and queries or mutations in flight) per WebSocket.
     max_subscriptions: Count = 20
+    # Open WebSockets per client address, per server process (not shared between processes:
+    # with `server.processes` = N an address may hold up to N times this). One more is refused
+    # before the upgrade with HTTP 429 TOO_MANY_SOCKETS. Many users behind one NAT share an
+    # address: size it for that, not for one device.
+    max_sockets_per_address: Count = 100
     # Client messages per WebSocket: a token bucket of `message_burst` refilled at this rate.
     messages_per_second: Positive = 20.0
     message_burst: Count = 60

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 
 import aiohttp
 import pytest
@@ -186,5 +187,52 @@ async def test_supervisor_runs_n_processes_on_one_port(rt_settings, tmp_path) ->
         for pid in pids:
             with pytest.raises(ProcessLookupError):
                 os.kill(pid, 0)
+    finally:
+        server.kill()
+
+
+async def test_sockets_per_address_are_capped_and_a_closed_one_frees_its_slot(rt_settings, tmp_path) -> None:
+    pre = await open_tao(rt_settings, migrate=True, start_worker=False)
+    await pre.close()
+    rt_settings.realtime.max_sockets_per_address = 3
+    server = ServerProcess(rt_settings, tmp_path / "capped.log")
+    await asyncio.to_thread(server.start)
+    try:
+        async with aiohttp.ClientSession() as http:
+            api = Api(http, server)
+            token, _ = await api.sign_up("ada")
+            socks = [await api.ws(token) for _ in range(2)] + [await WSClient.connect(http, server.base + "/graphql", None)]
+            # The fourth from this address (authenticated or not) is refused before the upgrade.
+            with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                await api.ws(token)
+            assert refused.value.status == 429
+            async with http.get(server.base + "/graphql", headers={"Upgrade": "websocket", "Connection": "Upgrade",
+                                "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+                                "Sec-WebSocket-Protocol": "graphql-transport-ws"}) as resp:
+                body = await resp.json()
+            assert resp.status == 429 and body["errors"][0]["extensions"]["code"] == "TOO_MANY_SOCKETS", body
+            assert "close one" in body["errors"][0]["message"]
+            # HTTP from the same address is not affected, and the open sockets still work.
+            assert (await api.ok("{ viewer { username } }", token=token)) == {"viewer": {"username": "ada"}}
+            assert (await socks[0].execute("q", "{ viewer { username } }"))["data"] == {"viewer": {"username": "ada"}}
+            # A closed socket (the client's close, or its connection lost without a close
+            # frame) gives its slot back.
+            await socks.pop().close()
+            lost = socks.pop(0)
+            lost.ws.get_extra_info("socket").shutdown(socket.SHUT_RDWR)
+            await lost.close()
+            for _ in range(50):  # the server notices the lost connection promptly, not at the heartbeat
+                try:
+                    socks.append(await api.ws(token))
+                except aiohttp.WSServerHandshakeError as e:
+                    assert e.status == 429
+                    await asyncio.sleep(0.1)
+                if len(socks) == 3:
+                    break
+            assert len(socks) == 3
+            with pytest.raises(aiohttp.WSServerHandshakeError):
+                await api.ws(token)
+            for s in socks:
+                await s.close()
     finally:
         server.kill()
