@@ -24,9 +24,12 @@ import pytest
 from resolvers.accounts import user_data
 from resolvers.jobs import register_job_handlers
 from resolvers.likes import do_like_post
-from resolvers.notifications.record import GROUP_NS
+from resolvers.notifications import causes
+from resolvers.notifications.model import Event
+from resolvers.notifications.record import GROUP_NS, group_of
 from resolvers.posts import do_create_post
-from tao import Tao, open_tao
+from tao import ConflictError, Tao, open_tao
+from tao.models import now_ms
 from tests.tao.conftest import make_settings
 
 WAIT = 10  # seconds any step waits for the other writer at most (a failure, never a pass, if it runs out)
@@ -102,3 +105,42 @@ async def test_a_loser_of_the_group_claim_joins_the_winners_group_before_its_id_
     groups = await _groups(winner, author)
     assert list(groups.values()) == [{a, b}], groups
     assert await winner.assoc_count(author, "NOTIFIED") == 1
+
+
+async def test_a_loser_whose_winner_is_gone_before_it_reads_raises_conflict_and_its_retry_records(
+        two_stores: tuple[Tao, Tao]) -> None:
+    """`group_of`'s last branch: the claim is lost, and by the time the loser reads the winner's
+    id the key is free again (its holder erased: an account purge deletes the keys its ids
+    hold). Answering "no group" would drop the actor; the loser raises ConflictError instead
+    (its writer leaves the record to the job, a job is retried), deletes the notification it
+    made, and its retry records the actor in a group of its own."""
+    winner, loser = two_stores
+    author = await winner.obj_add("USER", user_data("ada", "", None))
+    a = await winner.obj_add("USER", user_data("amy", "", None))
+    b = await winner.obj_add("USER", user_data("bob", "", None))
+    post = (await do_create_post(winner, author, "first light", [])).id
+    await winner.run_jobs_until_idle()
+    (_, payload), = causes.like_post(b, post, author, now_ms())
+    event = Event.from_payload(payload)
+    key = event.group_key()
+    claim = loser.key_claim
+    made: list[int] = []
+
+    async def lose_then_vanish(ns: str, k: str, id_: int) -> bool:
+        assert (ns, k) == (GROUP_NS, key)
+        made.append(id_)
+        await do_like_post(winner, a, post)  # the winner makes and claims the group meanwhile
+        await winner.run_jobs_until_idle()
+        group = (await winner.key_get_many(GROUP_NS, [key]))[key]
+        won = await claim(ns, k, id_)
+        assert await winner.key_release(GROUP_NS, key, group)  # gone before the loser reads it
+        return won
+
+    loser.key_claim = lose_then_vanish  # type: ignore[method-assign]
+    with pytest.raises(ConflictError):
+        await group_of(loser, event, create=True)
+    loser.key_claim = claim  # type: ignore[method-assign]
+    assert made and await loser.obj_get(made) == {}  # the loser's own notification is deleted
+    nid = await group_of(loser, event, create=True)  # the retry: a group of its own
+    assert nid is not None and nid not in made
+    assert await winner.key_get_many(GROUP_NS, [key]) == {key: nid}
