@@ -201,7 +201,8 @@ async def test_sockets_per_address_are_capped_and_a_closed_one_frees_its_slot(rt
         async with aiohttp.ClientSession() as http:
             api = Api(http, server)
             token, _ = await api.sign_up("ada")
-            socks = [await api.ws(token) for _ in range(2)] + [await WSClient.connect(http, server.base + "/graphql", None)]
+            anonymous = await WSClient.connect(http, server.base + "/graphql", None)
+            socks = [await api.ws(token), await api.ws(token), anonymous]
             # The fourth from this address (authenticated or not) is refused before the upgrade.
             with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
                 await api.ws(token)

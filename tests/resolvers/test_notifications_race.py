@@ -59,14 +59,20 @@ async def _groups(tao: Tao, recipient: int) -> dict[int, set[int]]:
             for g in await tao.assoc_range(recipient, "NOTIFIED", 0, 10)}
 
 
+async def _a_post_and_two_likers(tao: Tao) -> tuple[int, int, int, int]:
+    """ada's post, and amy and bob who will like it: (ada, amy, bob, the post)."""
+    author = await tao.obj_add("USER", user_data("ada", "", None))
+    a = await tao.obj_add("USER", user_data("amy", "", None))
+    b = await tao.obj_add("USER", user_data("bob", "", None))
+    post = (await do_create_post(tao, author, "first light", [])).id
+    await tao.run_jobs_until_idle()
+    return author, a, b, post
+
+
 async def test_a_loser_of_the_group_claim_joins_the_winners_group_before_its_id_is_cached(
         two_stores: tuple[Tao, Tao]) -> None:
     winner, loser = two_stores
-    author = await winner.obj_add("USER", user_data("ada", "", None))
-    a = await winner.obj_add("USER", user_data("amy", "", None))
-    b = await winner.obj_add("USER", user_data("bob", "", None))
-    post = (await do_create_post(winner, author, "first light", [])).id
-    await winner.run_jobs_until_idle()
+    author, a, b, post = await _a_post_and_two_likers(winner)
 
     both_found_none = asyncio.Barrier(2)
     winner_committed, loser_done = asyncio.Event(), asyncio.Event()
@@ -115,11 +121,7 @@ async def test_a_loser_whose_winner_is_gone_before_it_reads_raises_conflict_and_
     (its writer leaves the record to the job, a job is retried), deletes the notification it
     made, and its retry records the actor in a group of its own."""
     winner, loser = two_stores
-    author = await winner.obj_add("USER", user_data("ada", "", None))
-    a = await winner.obj_add("USER", user_data("amy", "", None))
-    b = await winner.obj_add("USER", user_data("bob", "", None))
-    post = (await do_create_post(winner, author, "first light", [])).id
-    await winner.run_jobs_until_idle()
+    author, a, b, post = await _a_post_and_two_likers(winner)
     (_, payload), = causes.like_post(b, post, author, now_ms())
     event = Event.from_payload(payload)
     key = event.group_key()
