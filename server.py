@@ -176,8 +176,7 @@ class TaogramView(GraphQLOverHTTPView):
         cap = self.settings.realtime.max_sockets_per_address
         if self.sockets_by_address[address] >= cap:
             rid = request.get(REQUEST_ID)
-            observe_rejection(rid, 429, "TOO_MANY_SOCKETS")
-            log.info("request %s: refused a WebSocket from %s: %d already open", rid, address, cap)
+            observe_rejection(rid, 429, "TOO_MANY_SOCKETS")  # counted and logged once, as other refusals
             return json_error(429, f"At most {cap} WebSockets may be open from one address: close one, "
                                    "or retry later.", "TOO_MANY_SOCKETS", rid)
         self.sockets_by_address[address] += 1
