@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from tests.resolvers.stories.helpers import clock, post_story, uid
+from tests.resolvers.transports import both
 from tests.schema.client import GQL
 
 # Text that must never reach a client: it names the machinery, not what to do.
@@ -321,3 +322,16 @@ async def test_an_anonymous_caller_is_refused_every_mutation_above(gql: GQL) -> 
         assert not ENGINE_TEXT.search(str(body)), (name, body)
 
 
+
+
+async def test_the_query_cases_answer_the_same_over_a_websocket(gql: GQL, gql_settings) -> None:
+    """The reads above over a WebSocket as over HTTP: the same data and codes, and no engine text
+    in the socket's messages either."""
+    gql_settings.realtime.message_burst = 1000  # one socket sends them all, faster than a person
+    w = await _world(gql)
+    async with both(gql, w.ta) as reader:
+        for name, document, variables, expect in CASES:
+            if document.startswith("query"):
+                await reader.read(document, variables(w))  # asserts ws == http (data, codes, paths)
+                body = await reader.ws(document, variables(w))
+                _check_answer(name, body, expect)
