@@ -34,6 +34,7 @@ from resolvers.records import Post
 from resolvers.search import text
 from resolvers.search.engine import (
     SCHEMA,
+    PartitionHits,
     SearchIndexes,
     indexes_for,
     search_hits,
@@ -178,27 +179,48 @@ def _entity_hits(indexes: SearchIndexes, kind: str, tokens: list[str], handle: s
         if ph.addrs:
             res = ph.searcher.search(exact_q, EXACT_SCAN, count=False)  # fewer than asked: all of them
             exact[ph.number] = ({(a.segment_ord, a.doc) for _, a in res.hits}, len(res.hits) < EXACT_SCAN)
-    known: dict[int, set[tuple[int, int]]] | None = None
-    if sum(len(ph.addrs) for ph in found) < limit:
-        # Every exact and prefix match is in `found`: the typo query's other hits are typos.
-        known = {ph.number: set(ph.where()) for ph in found}
-        found = search_hits(snapshot, entity_query(kind, tokens, handle), limit, True, _ENTITY_FIELDS)
+    if sum(len(ph.addrs) for ph in found) >= limit:
+        return [h for ph in found for h in _ranked_hits(kind, ph, tokens, handle, *exact.get(ph.number, (set(), True)))]
+    # Fewer exact and prefix matches than `limit`: all of them are in `found`, so the typo query's
+    # other hits are typos, whose stored names are read (their edit distance) with their fields.
+    known = {ph.number: dict(zip(ph.where(), _ranked_hits(kind, ph, tokens, handle,
+                                                          *exact.get(ph.number, (set(), True))), strict=True))
+             for ph in found}
     hits: list[Hit] = []
-    log2 = math.log2
-    for ph in found:
-        ex, whole = exact.get(ph.number, (set(), True))
-        seen = None if known is None else known.get(ph.number, set())
-        for at, addr, score, id_, pop, length in zip(ph.where(), ph.addrs, ph.scores, ph.cols["id"], ph.cols["pop"],
-                                                     ph.cols["hlen"], strict=True):
-            if at in ex:
-                tier, dist = 3, 0
-            elif whole and (seen is None or at in seen):
-                tier, dist = 2, 0
+    for ph in search_hits(snapshot, entity_query(kind, tokens, handle), limit, True, ()):
+        seen = known.get(ph.number, {})
+        for at, addr, score in zip(ph.where(), ph.addrs, ph.scores, strict=True):
+            hit = seen.get(at)
+            if hit is None:
+                d = ph.searcher.doc(addr).to_dict()
+                doc_handle = (d.get("handle") or [""])[0]
+                tier, dist = _tier(tokens, handle, doc_handle, (d.get("names") or [""])[0].split())
+                hit = Hit(kind, int(d["id"][0]), score, tier, dist, pop=_pop4((d.get("pop") or [0])[0]),
+                          length=len(doc_handle))
             else:
-                d = ph.searcher.doc(addr)
-                tier, dist = _tier(tokens, handle, d.get_first("handle") or "", (d.get_first("names") or "").split())
-            hits.append(Hit(kind, id_, score, tier, dist, pop=int(log2(2 + (pop or 0)) * 4), length=length or 0))
+                hit.score = score  # the typo query's, as for the others
+            hits.append(hit)
     return hits
+
+
+def _pop4(pop: int | None) -> int:
+    """Popularity in quarter steps of log2(2 + followers or public posts)."""
+    return int(math.log2(2 + (pop or 0)) * 4)
+
+
+def _ranked_hits(kind: str, ph: PartitionHits, tokens: list[str], handle: str, exact: set[tuple[int, int]],
+                 whole: bool) -> list[Hit]:
+    """Hits of the query without typo terms (tiers 3 and 2): the exact ones are in `exact`; when
+    that is not `whole` (past `EXACT_SCAN`), a hit not in it is read to tell."""
+    out = []
+    for at, addr, score, id_, pop, length in zip(ph.where(), ph.addrs, ph.scores, ph.cols["id"], ph.cols["pop"],
+                                                 ph.cols["hlen"], strict=True):
+        tier = 3 if at in exact else 2
+        if not whole and tier == 2:
+            d = ph.searcher.doc(addr)
+            tier, _ = _tier(tokens, handle, d.get_first("handle") or "", (d.get_first("names") or "").split())
+        out.append(Hit(kind, id_, score, tier, 0, pop=_pop4(pop), length=length or 0))
+    return out
 
 
 def _engine_hits(ctx: RequestContext, kinds: tuple[str, ...], tokens: list[str], handle: str) -> list[Hit]:
