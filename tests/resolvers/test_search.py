@@ -61,10 +61,13 @@ async def test_sign_up_is_findable_by_exact_prefix_and_typo_in_that_order(gql):
     assert await found(gql, "zzzzzz", t) == []
 
 
-async def test_tiers_from_the_engine_equal_the_rule_on_the_stored_names(gql):
+@pytest.mark.parametrize("exact_scan", [query.EXACT_SCAN, 1])
+async def test_tiers_from_the_engine_equal_the_rule_on_the_stored_names(gql, monkeypatch, exact_scan):
     """Accounts are ranked with no stored document read (exact vs prefix from a second query on
     the hits, the name's length a fast field): each hit's tier, edit distance and length equal
-    `_tier` and `len` on the stored name, for exact, prefix, several-word and typo queries."""
+    `_tier` and `len` on the stored name, for exact, prefix, several-word and typo queries; also
+    when the exact scan stops short (`EXACT_SCAN` 1: the hits it did not reach are read)."""
+    monkeypatch.setattr(query, "EXACT_SCAN", exact_scan)
     from resolvers.search import text
     from resolvers.search.engine import search_partitions
 
