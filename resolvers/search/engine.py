@@ -318,6 +318,11 @@ class PartitionHits:
         """Each hit's (segment, doc): comparable with another query's hits on the same searcher."""
         return [(a.segment_ord, a.doc) for a in self.addrs]
 
+    def read(self, fast: tuple[str, ...]) -> None:
+        """Read these fast fields of the hits into `cols`. Blocking."""
+        for f in fast:
+            self.cols[f] = self.searcher.fast_field_values(f, self.addrs) if self.addrs else []
+
 
 def searchers(indexes: SearchIndexes) -> list[tuple[int, tantivy.Searcher]]:
     """Every partition's searcher as of now: queries that compare their hits' addresses must
@@ -337,9 +342,9 @@ def search_hits(snapshot: list[tuple[int, tantivy.Searcher]], query: tantivy.Que
     out: list[PartitionHits] = []
     for number, searcher in snapshot:
         res = searcher.search(query, limit, count=False, weight_by_field="pop" if weight_by_popularity else None)
-        addrs = [addr for _, addr in res.hits]
-        cols = {f: searcher.fast_field_values(f, addrs) if addrs else [] for f in fast}
-        out.append(PartitionHits(number, searcher, [float(score) for score, _ in res.hits], addrs, cols))
+        ph = PartitionHits(number, searcher, [float(score) for score, _ in res.hits], [a for _, a in res.hits], {})
+        ph.read(fast)
+        out.append(ph)
     return out
 
 

@@ -167,40 +167,34 @@ def _entity_hits(indexes: SearchIndexes, kind: str, tokens: list[str], handle: s
     The query without typo-tolerant terms matches exactly the exact and prefix tiers; the exact
     query (`exact_query`, up to `EXACT_SCAN` matches: term lookups, no scoring worth the name)
     tells those two apart; id, popularity and the name's length are fast fields. So a page of
-    exact and prefix matches reads no stored document. A stored name is read only for a hit
-    whose tier that cannot decide: a typo hit (its edit distance), or, past `EXACT_SCAN` exact
-    matches, a hit the scan did not reach. The typo-tolerant query runs only when the exact and
-    prefix matches are fewer than `limit`."""
+    exact and prefix matches reads no stored document; past `EXACT_SCAN` exact matches, a hit the
+    scan did not reach is read to tell. Only when the exact and prefix matches are fewer than
+    `limit` does the typo-tolerant query run; its hits are read (a typo's edit distance is
+    computed on the stored name), as they always were."""
     snapshot = searchers(indexes)  # one searcher per partition for every query here
-    found = search_hits(snapshot, entity_query(kind, tokens, handle, fuzzy=False), limit, True, _ENTITY_FIELDS)
-    exact_q = exact_query(kind, tokens, handle)
-    exact: dict[int, tuple[set[tuple[int, int]], bool]] = {}
-    for ph in found:
-        if ph.addrs:
-            res = ph.searcher.search(exact_q, EXACT_SCAN, count=False)  # fewer than asked: all of them
-            exact[ph.number] = ({(a.segment_ord, a.doc) for _, a in res.hits}, len(res.hits) < EXACT_SCAN)
-    if sum(len(ph.addrs) for ph in found) >= limit:
-        return [h for ph in found for h in _ranked_hits(kind, ph, tokens, handle, *exact.get(ph.number, (set(), True)))]
-    # Fewer exact and prefix matches than `limit`: all of them are in `found`, so the typo query's
-    # other hits are typos, whose stored names are read (their edit distance) with their fields.
-    known = {ph.number: dict(zip(ph.where(), _ranked_hits(kind, ph, tokens, handle,
-                                                          *exact.get(ph.number, (set(), True))), strict=True))
-             for ph in found}
-    hits: list[Hit] = []
-    for ph in search_hits(snapshot, entity_query(kind, tokens, handle), limit, True, ()):
-        seen = known.get(ph.number, {})
-        for at, addr, score in zip(ph.where(), ph.addrs, ph.scores, strict=True):
-            hit = seen.get(at)
-            if hit is None:
+    found = search_hits(snapshot, entity_query(kind, tokens, handle, fuzzy=False), limit, True, ())
+    if sum(len(ph.addrs) for ph in found) < limit:
+        # Fewer exact and prefix matches than `limit`: the typo-tolerant query's hits, each read
+        # (a typo hit's edit distance needs its stored name; there are few of the others).
+        hits: list[Hit] = []
+        for ph in search_hits(snapshot, entity_query(kind, tokens, handle), limit, True, ()):
+            for addr, score in zip(ph.addrs, ph.scores, strict=True):
                 d = ph.searcher.doc(addr).to_dict()
                 doc_handle = (d.get("handle") or [""])[0]
                 tier, dist = _tier(tokens, handle, doc_handle, (d.get("names") or [""])[0].split())
-                hit = Hit(kind, int(d["id"][0]), score, tier, dist, pop=_pop4((d.get("pop") or [0])[0]),
-                          length=len(doc_handle))
-            else:
-                hit.score = score  # the typo query's, as for the others
-            hits.append(hit)
-    return hits
+                hits.append(Hit(kind, int(d["id"][0]), score, tier, dist, pop=_pop4((d.get("pop") or [0])[0]),
+                                length=len(doc_handle)))
+        return hits
+    exact_q = exact_query(kind, tokens, handle)
+    out: list[Hit] = []
+    for ph in found:
+        if not ph.addrs:
+            continue
+        ph.read(_ENTITY_FIELDS)
+        res = ph.searcher.search(exact_q, EXACT_SCAN, count=False)  # fewer than asked: all of them
+        out += _ranked_hits(kind, ph, tokens, handle, {(a.segment_ord, a.doc) for _, a in res.hits},
+                            len(res.hits) < EXACT_SCAN)
+    return out
 
 
 def _pop4(pop: int | None) -> int:
