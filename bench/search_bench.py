@@ -13,7 +13,10 @@ Steps, one run, one set of servers (2 MariaDB + 2 memcached started here unless 
    index jobs), as production runs it; this process only reads;
 4. prefix, typo and caption queries, `--concurrency` at a time, through `resolvers.search.query.search`
    (engine, graph re-rank, block exclusion, the authoritative privacy check) as a signed-in viewer;
-   then the same queries as `LIKE '%q%'` over the same rows (every shard in parallel, LIMIT 20);
+   then the baselines over the same data: `data LIKE '%q%' LIMIT 20` on the objects' rows (every
+   shard in parallel; unordered, so it stops at its 20th match), and Pixelfed's own account
+   searches verbatim on a table shaped like its `profiles` (`PIXELFED_QUERIES`: the current
+   prefix query ordered by followers, its 2022 `'%q%'` one, the older web search's);
 5. typo recall: single-edit misspellings (not themselves usernames) of random usernames, found in
    the top 3;
 6. freshness: profile edits and new posts through the domain actions, each polled (every 20 ms)
@@ -210,6 +213,87 @@ async def like_query(tao: Any, otype: str, q: str) -> list[int]:
         return [r[0] for r in rows]
     found = await asyncio.gather(*(one(s) for s in range(tao.n_shards)))
     return [i for f in found for i in f][:20]
+
+
+# Pixelfed's account search, as it runs (pixelfed/pixelfed; docs/search.md "The baselines"):
+# its `profiles` table with the columns these queries read and the indexes its migrations make
+# (username, domain, status, webfinger unique, followers_count; unique (domain, username)),
+# narrower than Pixelfed's (no bio, keys or URLs), so a scan here is if anything cheaper. Local
+# accounts: `domain`, `status` and `webfinger` NULL. Laravel binds the text unescaped (`_` and `%`
+# typed are wildcards there too), and the server's collation is case-insensitive, as MySQL's.
+PIXELFED_QUERIES = {
+    # SearchApiV2Service::accounts since 4d1f281 (2022-12-31; the web UI's search box, /api/v2/search)
+    "pixelfed_v2": ("SELECT username, id, followers_count, domain FROM {t} WHERE username LIKE %s OR webfinger "
+                    "LIKE %s ORDER BY followers_count DESC LIMIT 20 OFFSET 0", lambda q: (q + "%", "@" + q + "%")),
+    # SearchApiV2Service::accounts from fbaed93 (2021-12-04) until 4d1f281 changed it to the prefix
+    "pixelfed_v2_2022": ("SELECT username, id, followers_count, domain FROM {t} WHERE username LIKE %s "
+                         "ORDER BY followers_count DESC LIMIT 20 OFFSET 0", lambda q: ("%" + q + "%",)),
+    # SearchController::getProfiles (/api/search, the older web search; still routed)
+    "pixelfed_legacy": ("SELECT status, domain, username, name, id FROM {t} WHERE status IS NULL AND username LIKE %s "
+                        "ORDER BY domain LIMIT 20", lambda q: ("%" + q + "%",)),
+}
+
+
+async def pixelfed_table(tao: Any, people: list[tuple[str, str]], ids: list[int]) -> tuple[str, dict[str, Any]]:
+    """Pixelfed's `profiles` (the columns its account search reads) in shard 0's database, filled
+    with the same accounts and their follower counts; kept across runs on the same data."""
+    from tao.testing import TaoTestHooks
+    hooks = TaoTestHooks(tao)
+    table = ""
+
+    async def ddl(conn: Any) -> int:
+        nonlocal table
+        table = conn._conn._prefix + "pf_profiles"
+        await conn.execute(f"CREATE TABLE IF NOT EXISTS {table} (id BIGINT UNSIGNED PRIMARY KEY, "
+                           "domain VARCHAR(255) NULL, username VARCHAR(255) NULL, status VARCHAR(255) NULL, "
+                           "name VARCHAR(255) NULL, followers_count INT UNSIGNED NULL DEFAULT 0, "
+                           "webfinger VARCHAR(255) NULL, KEY profiles_username_index (username), "
+                           "KEY profiles_domain_index (domain), KEY profiles_status_index (status), "
+                           "UNIQUE KEY profiles_webfinger_unique (webfinger), "
+                           "KEY profiles_followers_count_index (followers_count), "
+                           "UNIQUE KEY profiles_domain_username_unique (domain, username)) ENGINE=InnoDB")
+        return int((await conn.fetchall(f"SELECT COUNT(*) FROM {table}"))[0][0])
+    have = await hooks.write(0, ddl)
+    info: dict[str, Any] = {"rows": len(ids)}
+    if have != len(ids):
+        t0 = time.perf_counter()
+        code = tao.registry.atype("FOLLOWED_BY").code
+        followers: dict[int, int] = {}
+        for shard in range(tao.n_shards):
+            async with hooks.read(shard) as conn:
+                for id1, n in await conn.fetchall("SELECT id1, count FROM {assoc_counts} WHERE atype = %s", (code,)):
+                    followers[int(id1)] = int(n)
+        rows = [(i, u, n, followers.get(i, 0)) for i, (u, n) in zip(ids, people)]
+
+        async def fill(conn: Any) -> None:
+            await conn.execute(f"DELETE FROM {table}")
+            for k in range(0, len(rows), 2000):
+                chunk = rows[k:k + 2000]
+                await conn.execute(f"INSERT INTO {table} (id, username, name, followers_count) VALUES "
+                                   + ",".join(["(%s, %s, %s, %s)"] * len(chunk)), [x for r in chunk for x in r])
+        await hooks.write(0, fill)
+        await hooks.write(0, lambda conn: conn.execute(f"ANALYZE TABLE {table}"))
+        info["load_s"] = round(time.perf_counter() - t0, 1)
+    return table, info
+
+
+async def pixelfed_search(tao: Any, table: str, name: str, q: str) -> list[int]:
+    from tao.testing import TaoTestHooks
+    sql, params = PIXELFED_QUERIES[name]
+    async with TaoTestHooks(tao).read(0) as conn:
+        rows = await conn.fetchall(sql.format(t=table), params(q))
+    return [int(r[1] if name.startswith("pixelfed_v2") else r[4]) for r in rows]
+
+
+async def pixelfed_plans(tao: Any, table: str, q: str) -> dict[str, list[str]]:
+    """MariaDB's plan of each query (EXPLAIN): what it scans."""
+    from tao.testing import TaoTestHooks
+    out: dict[str, list[str]] = {}
+    async with TaoTestHooks(tao).read(0) as conn:
+        for name, (sql, params) in PIXELFED_QUERIES.items():
+            rows = await conn.fetchall("EXPLAIN " + sql.format(t=table), params(q))
+            out[name] = [f"type={r[3]} key={r[5]} rows={r[8]} extra={r[9]}" for r in rows]
+    return out
 
 
 async def fulltext(tao: Any, people: list[tuple[str, str]], ids: list[int], queries: dict[str, list[str]],
@@ -421,8 +505,21 @@ async def run(a: argparse.Namespace, services: Any) -> dict[str, Any]:
                                         a.concurrency)
             result["like"][kind] = stats(lat) | {"empty_share": round(sum(1 for r in res if not r) / len(res), 3)}
             log(f"LIKE {kind}: {result['like'][kind]}")
-        result["speedup"] = {k: {p: round(result["like"][k][p] / max(result["engine"][k][p], 1e-6), 1)
-                                 for p in ("p50_ms", "p99_ms")} for k in queries}
+        # Pixelfed's own account search (prefix and typo queries are account searches; it has no
+        # caption search over others' posts: docs/search.md, "The baselines").
+        table, result["pixelfed_table"] = await pixelfed_table(tao, people, ids)
+        result["pixelfed_plans"] = await pixelfed_plans(tao, table, queries["prefix"][0])
+        log(f"Pixelfed profiles {result['pixelfed_table']}, plans {result['pixelfed_plans']}")
+        for name in PIXELFED_QUERIES:
+            result[name] = {}
+            for kind in ("prefix", "typo"):
+                lat, res = await timed_many(lambda q, name=name: pixelfed_search(tao, table, name, q),
+                                            queries[kind][:a.pixelfed_queries], a.concurrency)
+                result[name][kind] = stats(lat) | {"empty_share": round(sum(1 for r in res if not r) / len(res), 3)}
+                log(f"{name} {kind}: {result[name][kind]}")
+        result["speedup"] = {base: {k: {p: round(result[base][k][p] / max(result["engine"][k][p], 1e-6), 1)
+                                        for p in ("p50_ms", "p99_ms")} for k in result[base]}
+                             for base in ("like", *PIXELFED_QUERIES)}
         # Typo recall: the misspelt user in the top 3 (anonymous: no graph to help).
         hits = 0
         for m, target in typo_targets:
@@ -472,6 +569,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--concurrency", type=int, default=8)
     p.add_argument("--queries", type=int, default=300, help="measured engine queries per kind")
     p.add_argument("--like-queries", type=int, default=40, help="measured LIKE queries per kind")
+    p.add_argument("--pixelfed-queries", type=int, default=100, help="measured queries per kind of each of "
+                   "Pixelfed's account searches")
     p.add_argument("--recall", type=int, default=400, help="misspellings tried for typo recall")
     p.add_argument("--fresh", type=int, default=40, help="writes timed until searchable")
     p.add_argument("--fulltext", action="store_true", help="also measure MariaDB FULLTEXT on the users")

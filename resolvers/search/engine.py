@@ -56,7 +56,7 @@ def partition_of(id_: int, partitions: int) -> int:
 # The schema's version names the partitions' directory (`<index_dir>/v<N>/p<n>`): tantivy refuses
 # to open an index with another schema, so a new version starts beside the old one, empty, and
 # `search-rebuild` fills it (docs/search.md, "Changing the schema").
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def build_schema() -> tantivy.Schema:
@@ -71,6 +71,7 @@ def build_schema() -> tantivy.Schema:
     sb.add_unsigned_field("author_id", fast=True)                    # the same, read per hit (v2)
     sb.add_unsigned_field("pop", stored=True, fast=True)             # followers, public posts
     sb.add_unsigned_field("time", fast=True)                         # a post's time (ms)
+    sb.add_unsigned_field("hlen", fast=True)                         # len(handle): ranks with no doc read (v3)
     return sb.build()
 
 
@@ -105,6 +106,7 @@ class Doc:
             d.add_unsigned("author_id", self.author)
         d.add_unsigned("pop", max(0, self.pop))
         d.add_unsigned("time", max(0, self.time))
+        d.add_unsigned("hlen", len(self.handle))
         return d
 
 
@@ -300,6 +302,50 @@ def close_indexes(tao: Tao) -> None:
     found = _BY_STORE.pop(tao, None)
     if found is not None:
         found.close()
+
+
+@dataclass
+class PartitionHits:
+    """One partition's best hits for a query: scores, addresses (valid in `searcher` only) and
+    the asked fast fields' values, in hit order."""
+    number: int
+    searcher: tantivy.Searcher
+    scores: list[float]
+    addrs: list[tantivy.DocAddress]
+    cols: dict[str, list[Any]]
+
+    def where(self) -> list[tuple[int, int]]:
+        """Each hit's (segment, doc): comparable with another query's hits on the same searcher."""
+        return [(a.segment_ord, a.doc) for a in self.addrs]
+
+    def read(self, fast: tuple[str, ...]) -> None:
+        """Read these fast fields of the hits into `cols`. Blocking."""
+        for f in fast:
+            self.cols[f] = self.searcher.fast_field_values(f, self.addrs) if self.addrs else []
+
+
+def searchers(indexes: SearchIndexes) -> list[tuple[int, tantivy.Searcher]]:
+    """Every partition's searcher as of now: queries that compare their hits' addresses must
+    use the same ones (a reload renumbers segments). Blocking."""
+    out = []
+    for p in indexes.partitions:
+        searcher = p.searcher()
+        if searcher is not None:
+            out.append((p.number, searcher))
+    return out
+
+
+def search_hits(snapshot: list[tuple[int, tantivy.Searcher]], query: tantivy.Query, limit: int,
+                weight_by_popularity: bool, fast: tuple[str, ...]) -> list[PartitionHits]:
+    """The best `limit` hits of every partition (of `searchers`) with their `fast` fields
+    (columns: no stored document is read). Blocking."""
+    out: list[PartitionHits] = []
+    for number, searcher in snapshot:
+        res = searcher.search(query, limit, count=False, weight_by_field="pop" if weight_by_popularity else None)
+        ph = PartitionHits(number, searcher, [float(score) for score, _ in res.hits], [a for _, a in res.hits], {})
+        ph.read(fast)
+        out.append(ph)
+    return out
 
 
 def search_partitions(indexes: SearchIndexes, query: tantivy.Query, limit: int,

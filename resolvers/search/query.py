@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import math
 import zlib
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +32,15 @@ from resolvers.errors import BadInputError
 from resolvers.pagination import Page, check_first
 from resolvers.records import Post
 from resolvers.search import text
-from resolvers.search.engine import SCHEMA, SearchIndexes, indexes_for, search_partitions
+from resolvers.search.engine import (
+    SCHEMA,
+    PartitionHits,
+    SearchIndexes,
+    indexes_for,
+    search_hits,
+    search_partitions,
+    searchers,
+)
 from resolvers.search.viewer import ViewerEdges, second_degree, viewer_edges
 
 if TYPE_CHECKING:
@@ -80,6 +89,14 @@ def entity_query(kind: str, tokens: list[str], handle: str, fuzzy: bool = True) 
     return _Q.boolean_query([(_Occ.Must, _Q.term_query(SCHEMA, "kind", kind)), (_Occ.Must, _should(shoulds))])
 
 
+def exact_query(kind: str, tokens: list[str], handle: str) -> tantivy.Query:
+    """The exact tier (`_tier`'s 3): the whole name, or every word."""
+    shoulds = [_Q.term_query(SCHEMA, "handle", handle)] if handle else []
+    if tokens:
+        shoulds.append(_Q.boolean_query([(_Occ.Must, _Q.term_query(SCHEMA, "names", t)) for t in tokens]))
+    return _Q.boolean_query([(_Occ.Must, _Q.term_query(SCHEMA, "kind", kind)), (_Occ.Must, _should(shoulds))])
+
+
 def caption_query(tokens: list[str], fuzzy: bool = True) -> tantivy.Query:
     """Posts whose caption has every word (the last as a prefix)."""
     words = [(_Occ.Must, _word_query("text", t, last=i == len(tokens) - 1, fuzzy=fuzzy and len(t) >= 5))
@@ -95,7 +112,7 @@ class Hit:
     tier: int = 0       # 3 exact, 2 prefix, 1 typo (entities); 0 for posts
     distance: int = 0   # edits from the query (typo tier)
     graph: int = 0      # 2 followed by the viewer, 1 by someone they follow
-    pop: int = 0
+    pop: int = 0        # popularity in quarter steps of log2(2 + followers or public posts)
     length: int = 0     # of the name: a shorter completion first
     author: int | None = None
 
@@ -140,24 +157,74 @@ def _post_hits(indexes: SearchIndexes, tokens: list[str], limit: int) -> list[Hi
     return [Hit("post", int(d["id"][0]), score, author=d["author_id"][0]) for score, d, _ in found]
 
 
+_ENTITY_FIELDS = ("id", "pop", "hlen")
+EXACT_SCAN = 1000  # exact-tier matches per partition read to tell exact from prefix hits apart
+
+
+def _entity_hits(indexes: SearchIndexes, kind: str, tokens: list[str], handle: str, limit: int) -> list[Hit]:
+    """The best `limit` accounts (hashtags, places) of every partition, each with its tier.
+
+    The query without typo-tolerant terms matches exactly the exact and prefix tiers; the exact
+    query (`exact_query`, up to `EXACT_SCAN` matches: term lookups, no scoring worth the name)
+    tells those two apart; id, popularity and the name's length are fast fields. So a page of
+    exact and prefix matches reads no stored document; past `EXACT_SCAN` exact matches, a hit the
+    scan did not reach is read to tell. Only when the exact and prefix matches are fewer than
+    `limit` does the typo-tolerant query run; its hits are read (a typo's edit distance is
+    computed on the stored name), as they always were."""
+    snapshot = searchers(indexes)  # one searcher per partition for every query here
+    found = search_hits(snapshot, entity_query(kind, tokens, handle, fuzzy=False), limit, True, ())
+    if sum(len(ph.addrs) for ph in found) < limit:
+        # Fewer exact and prefix matches than `limit`: the typo-tolerant query's hits, each read
+        # (a typo hit's edit distance needs its stored name; there are few of the others).
+        hits: list[Hit] = []
+        for ph in search_hits(snapshot, entity_query(kind, tokens, handle), limit, True, ()):
+            for addr, score in zip(ph.addrs, ph.scores, strict=True):
+                d = ph.searcher.doc(addr).to_dict()
+                doc_handle = (d.get("handle") or [""])[0]
+                tier, dist = _tier(tokens, handle, doc_handle, (d.get("names") or [""])[0].split())
+                hits.append(Hit(kind, int(d["id"][0]), score, tier, dist, pop=_pop4((d.get("pop") or [0])[0]),
+                                length=len(doc_handle)))
+        return hits
+    exact_q = exact_query(kind, tokens, handle)
+    out: list[Hit] = []
+    for ph in found:
+        if not ph.addrs:
+            continue
+        ph.read(_ENTITY_FIELDS)
+        res = ph.searcher.search(exact_q, EXACT_SCAN, count=False)  # fewer than asked: all of them
+        out += _ranked_hits(kind, ph, tokens, handle, {(a.segment_ord, a.doc) for _, a in res.hits},
+                            len(res.hits) < EXACT_SCAN)
+    return out
+
+
+def _pop4(pop: int | None) -> int:
+    """Popularity in quarter steps of log2(2 + followers or public posts)."""
+    return int(math.log2(2 + (pop or 0)) * 4)
+
+
+def _ranked_hits(kind: str, ph: PartitionHits, tokens: list[str], handle: str, exact: set[tuple[int, int]],
+                 whole: bool) -> list[Hit]:
+    """Hits of the query without typo terms (tiers 3 and 2): the exact ones are in `exact`; when
+    that is not `whole` (past `EXACT_SCAN`), a hit not in it is read to tell."""
+    out = []
+    for at, addr, score, id_, pop, length in zip(ph.where(), ph.addrs, ph.scores, ph.cols["id"], ph.cols["pop"],
+                                                 ph.cols["hlen"], strict=True):
+        tier = 3 if at in exact else 2
+        if not whole and tier == 2:
+            d = ph.searcher.doc(addr)
+            tier, _ = _tier(tokens, handle, d.get_first("handle") or "", (d.get_first("names") or "").split())
+        out.append(Hit(kind, id_, score, tier, 0, pop=_pop4(pop), length=length or 0))
+    return out
+
+
 def _engine_hits(ctx: RequestContext, kinds: tuple[str, ...], tokens: list[str], handle: str) -> list[Hit]:
     """The engine's candidates for each kind (blocking: runs in a thread)."""
     indexes = indexes_for(ctx.tao)
     limit = ctx.settings.search.candidates
     hits: list[Hit] = []
     for kind in kinds:
-        if kind == "post":
-            hits += _post_hits(indexes, tokens, limit)
-            continue
-        found = search_partitions(indexes, entity_query(kind, tokens, handle, fuzzy=False), limit, True)
-        if len(found) < limit:  # typo-tolerant terms only when needed, as for posts
-            found = search_partitions(indexes, entity_query(kind, tokens, handle), limit, True)
-        for score, d, _ in found:
-            doc_handle = (d.get("handle") or [""])[0]
-            names = (d.get("names") or [""])[0].split()
-            tier, dist = _tier(tokens, handle, doc_handle, names)
-            hits.append(Hit(kind, int(d["id"][0]), score, tier, dist, pop=int((d.get("pop") or [0])[0]),
-                            length=len(doc_handle)))
+        hits += _post_hits(indexes, tokens, limit) if kind == "post" else _entity_hits(indexes, kind, tokens,
+                                                                                         handle, limit)
     return hits
 
 
@@ -185,8 +252,7 @@ async def ranked(ctx: RequestContext, query: str, kinds: tuple[str, ...]) -> tup
         who = h.id if h.kind == "user" else h.author if h.kind == "post" else None
         h.graph = 2 if who in followed else 1 if h.kind == "user" and who in second else 0
     entities = [h for h in hits if h.kind != "post" and not (h.kind == "user" and h.id in blocked)]
-    entities.sort(key=lambda h: (-h.tier, h.distance, -h.graph, -int(math.log2(2 + h.pop) * 4), h.length, -h.score,
-                                 h.id))
+    entities.sort(key=lambda h: (-h.tier, h.distance, -h.graph, -h.pop, h.length, -h.score, h.id))
     posts = [h for h in hits if h.kind == "post" and h.author not in blocked]
     posts.sort(key=lambda h: (-h.graph, -h.score, -h.id))
     return entities + posts, edges
@@ -202,13 +268,21 @@ async def _visible(ctx: RequestContext, hits: list[Hit], edges: ViewerEdges) -> 
     listings = [h for h in hits if h.kind in ("hashtag", "place")]
     loaded = await ctx.loaders.object_by_id.load_many(posts) if posts else []
     edges.prime(ctx.loaders, users + [o.author for o in loaded if isinstance(o, Post)])
-    got_users, got_posts, got_listings = await asyncio.gather(
-        privacy.visible_users(ctx, users), privacy.visible_posts(ctx, posts),
-        asyncio.gather(*(privacy.load_visible_object(ctx, h.id) for h in listings)))
-    out.update({("user", u.id): u for u in got_users})
-    out.update({("post", p.id): p for p in got_posts})
+    # The kinds present check together (their loads share a round trip); one kind, as a page of
+    # accounts or of posts usually is, is awaited alone (no tasks to make).
+    checks: dict[str, Awaitable[list[Any]]] = {}
+    if users:
+        checks["user"] = privacy.visible_users(ctx, users)
+    if posts:
+        checks["post"] = privacy.visible_posts(ctx, posts)
+    if listings:
+        checks["listing"] = asyncio.gather(*(privacy.load_visible_object(ctx, h.id) for h in listings))
+    answers = [await a for a in checks.values()] if len(checks) == 1 else await asyncio.gather(*checks.values())
+    got = dict(zip(checks, answers))
+    out.update({("user", u.id): u for u in got.get("user", [])})
+    out.update({("post", p.id): p for p in got.get("post", [])})
     want = {"hashtag": "HASHTAG", "place": "LOCATION"}
-    for h, obj in zip(listings, got_listings):
+    for h, obj in zip(listings, got.get("listing", [])):
         if obj is not None and obj.otype == want[h.kind]:
             out[(h.kind, h.id)] = obj
     return out

@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from resolvers import privacy
 from tao import Assoc
 
 if TYPE_CHECKING:
@@ -52,9 +53,15 @@ class ViewerEdges:
 
     def prime(self, loaders: Loaders, users: Iterable[int]) -> None:
         """Answer the viewer's BLOCKS, BLOCKED_BY and FOLLOWS edges to `users` in this request's
-        edge loader from the lists (an edge or its absence), where a list was read whole."""
+        edge loader from the lists (an edge or its absence), where a list was read whole; and
+        the first pages of the block lists that privacy reads (`privacy.BLOCK_LIST_SCAN`
+        newest: the head of the list just read), so its check reads neither again."""
         if self.viewer is None:
             return
+        for atype in ("BLOCKS", "BLOCKED_BY"):
+            if atype in self.pages:
+                loaders.assoc_page_by_key.prime((self.viewer, atype, privacy.BLOCK_LIST_SCAN, None),
+                                                self.pages[atype][:privacy.BLOCK_LIST_SCAN])
         users = [u for u in dict.fromkeys(users) if u != self.viewer]
         for atype, page in self.pages.items():
             if len(page) >= LIST_SCAN:

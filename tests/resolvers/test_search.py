@@ -61,6 +61,37 @@ async def test_sign_up_is_findable_by_exact_prefix_and_typo_in_that_order(gql):
     assert await found(gql, "zzzzzz", t) == []
 
 
+@pytest.mark.parametrize("exact_scan", [query.EXACT_SCAN, 1])
+async def test_tiers_from_the_engine_equal_the_rule_on_the_stored_names(gql, monkeypatch, exact_scan):
+    """Accounts are ranked with no stored document read (exact vs prefix from a second query on
+    the hits, the name's length a fast field): each hit's tier, edit distance and length equal
+    `_tier` and `len` on the stored name, for exact, prefix, several-word and typo queries; also
+    when the exact scan stops short (`EXACT_SCAN` 1: the hits it did not reach are read)."""
+    monkeypatch.setattr(query, "EXACT_SCAN", exact_scan)
+    from resolvers.search import text
+    from resolvers.search.engine import search_partitions
+
+    names = [("ada", "Ada Byron"), ("adam", "Adam Smith"), ("adamant", None), ("ada_lovelace", "Ada King"),
+             ("byron", "Lord Byron"), ("smithy", "Ada Smithson"), ("adz", None), ("bada", "Bad A")]
+    for name, full in names:
+        await sign_up(gql, name, full)
+    await gql.tao.run_jobs_until_idle()
+    indexes = indexes_for(gql.tao)
+    for q in ["ada", "adam", "ad", "ada smi", "ada by", "byron", "adamnt", "adx", "smith", "lovelace", "bad a"]:
+        tokens, handle = text.tokens(q), text.handle(q)
+        got = {h.id: (h.tier, h.distance, h.length)
+               for h in await asyncio.to_thread(query._entity_hits, indexes, "user", tokens, handle, 50)}
+        want = {}
+        for fuzzy in (False, True):
+            for _, d, _ in await asyncio.to_thread(search_partitions, indexes,
+                                                   query.entity_query("user", tokens, handle, fuzzy=fuzzy), 50, True):
+                doc_handle = d["handle"][0]
+                want.setdefault(int(d["id"][0]), (*query._tier(tokens, handle, doc_handle, d["names"][0].split()),
+                                                  len(doc_handle)))
+        assert got and all(want[i] == v for i, v in got.items()), (q, got, want)
+        assert {i for i, (t, _, _) in want.items() if t >= 2} <= set(got), q  # every exact and prefix match
+
+
 async def test_full_name_case_accents_full_width_and_cjk_are_normalised(gql):
     t, _ = await sign_up(gql, "jose", "José Álvarez")
     await sign_up(gql, "tokyo_fan", "東京タワー好き")
