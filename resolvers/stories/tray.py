@@ -17,6 +17,7 @@ then by the newest story. A ring's stories are oldest first.
 from __future__ import annotations
 
 import asyncio
+import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -30,6 +31,7 @@ from tao import Assoc, TaoError
 
 if TYPE_CHECKING:
     from resolvers.context import RequestContext
+    from resolvers.loaders import Loaders
 
 
 MARKS_SCAN = 1000  # a viewer's seen marks of the last 24 h (or story mutes) read as one list up to this
@@ -66,10 +68,22 @@ async def tray_rings(ctx: RequestContext) -> list[Ring]:
     return await _visible(ctx, await _candidates(ctx))
 
 
+# One read of the tray per request (its loaders): a request that asks for the tray twice (an
+# alias for the stories of the first rings, beside the page of rings) reads it once.
+_READS: weakref.WeakKeyDictionary[Loaders, asyncio.Future[list[Ring]]] = weakref.WeakKeyDictionary()
+
+
 async def _candidates(ctx: RequestContext) -> list[Ring]:
     """The tray's rings in tray order, before the authors' visibility (`_visible`): the ring of
     every followed account with live stories the viewer may see if its author is FULL to them,
-    and is not story-muted."""
+    and is not story-muted. Read once per request."""
+    read = _READS.get(ctx.loaders)
+    if read is None:
+        read = _READS[ctx.loaders] = asyncio.ensure_future(_read_candidates(ctx))
+    return await asyncio.shield(read)
+
+
+async def _read_candidates(ctx: RequestContext) -> list[Ring]:
     viewer = ctx.require_viewer()
     tao = ctx.tao
     loaders = ctx.loaders
