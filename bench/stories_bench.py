@@ -7,8 +7,11 @@ of one hot story, the HyperLogLog's error, and the expiry job's rate.
    Zipf-like draw of extra followers), `--live` of which have 1-5 live stories (a fifth of them
    close-friends stories, the viewer on some lists; some seen). `tray_rings` through fresh
    loaders, as each request has, on a warm cache: p50/p99 over `--reads`, with the SQL
-   statements and cache round trips of one read; then the same reads as GraphQL
-   (`storyTray(first: 50)` with each ring's user and stories, executed in-process).
+   statements and cache round trips of one read; then the same reads as GraphQL, executed
+   in-process: the tray as the app asks for it (`TRAY_QUERY`: 50 rings with their accounts'
+   avatars, and the first 4 rings' stories in full; every account has a profile picture and
+   every story a processed photo, URLs under a CDN as in production), and the query measured
+   before (`ALL_STORIES_QUERY`: every ring's stories' ids and times, no avatars).
 2. Posting: SQL statements and rows written by `do_create_story` for an account with 10
    followers and for one with `--big-followers` (rows counted in every shard's tables before
    and after): the same, O(1), because the tray is pulled.

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from resolvers import privacy
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
     from resolvers.loaders import Loaders
 
 
+_NONE_SEEN: Mapping[int, Assoc] = MappingProxyType({})  # a ring built elsewhere knows no seen marks
 MARKS_SCAN = 1000  # a viewer's seen marks of the last 24 h (or story mutes) read as one list up to this
 
 
@@ -47,7 +50,10 @@ class Ring:
     affinity: float = 0.0
     own: bool = False
     member: bool = False  # the viewer may see the author's close-friends stories (own ring, or on the list)
-    stories: list[Story] = field(default_factory=list)
+    # What the tray read learnt, shared by all its rings: the viewer's seen marks of live stories
+    # (their `viewerHasSeen`), and the viewer's follow edge to this author (its visibility).
+    seen: Mapping[int, Assoc] = _NONE_SEEN
+    follow: Assoc | None = None
 
 
 def _ring(author: int, edges: list[Assoc], seen: dict[int, Assoc], member: bool, own: bool) -> Ring | None:
@@ -60,7 +66,7 @@ def _ring(author: int, edges: list[Assoc], seen: dict[int, Assoc], member: bool,
             return None
     ids = [e.id2 for e in reversed(shown)]  # the list's order is (time, id2) descending
     return Ring(author, ids, not all(i in seen for i in ids), shown[0].time,
-                (own or member) and any(e.data.get("cf") for e in shown), own=own, member=own or member)
+                (own or member) and any(e.data.get("cf") for e in shown), own=own, member=own or member, seen=seen)
 
 
 async def tray_rings(ctx: RequestContext) -> list[Ring]:
@@ -100,16 +106,8 @@ async def _read_candidates(ctx: RequestContext) -> list[Ring]:
         loaders.assoc_by_key.load_many([(a, "CLOSE_FRIEND", viewer) for a in cf_authors]),
         _own_marks(ctx, viewer, "STORY_SEEN", story_ids, live_low(now)),
         load_signals(ctx, viewer) if others else _none())
-    # What this read learnt answers later questions of the request without a store read: the
-    # follow edges (a private author's visibility), and each live story's `viewerHasSeen`.
-    edges = loaders.assoc_by_key
-    wanted = set(others)
-    for f in follows:
-        if f.id2 in wanted:
-            edges.prime((viewer, "FOLLOWS", f.id2), f)
-    for sid in story_ids:
-        edges.prime((viewer, "STORY_SEEN", sid), seen.get(sid))
     member = {a for a, m in zip(cf_authors, members) if m is not None and not isinstance(m, BaseException)}
+    followed = {f.id2: f for f in follows}
     rings: list[Ring] = []
     if viewer in live and (own := _ring(viewer, live[viewer], seen, True, True)) is not None:
         rings.append(own)
@@ -118,6 +116,7 @@ async def _read_candidates(ctx: RequestContext) -> list[Ring]:
     for a in others:
         if a not in mutes and (ring := _ring(a, live[a], seen, a in member, False)) is not None:
             ring.affinity = scorer.author_affinity(a) if scorer is not None else 0.0
+            ring.follow = followed.get(a)
             theirs.append(ring)
     theirs.sort(key=lambda r: (not r.has_unseen, -r.affinity, -r.latest_at, -r.author))
     return rings + theirs
@@ -127,6 +126,10 @@ async def _visible(ctx: RequestContext, rings: list[Ring]) -> list[Ring]:
     """The rings whose author is FULL to the viewer (`privacy.user_visibility`, in one batch:
     exists and not deactivated, no block either way, public or followed). A ring whose author
     could not be read (a shard down) is left out: the tray shows what it can."""
+    viewer, edges = ctx.viewer_id, ctx.loaders.assoc_by_key
+    for r in rings:  # a private author's visibility asks for the follow edge this read has
+        if r.follow is not None:
+            edges.prime((viewer, "FOLLOWS", r.author), r.follow)
     found = await ctx.loaders.visibility_by_user_id.load_each([r.author for r in rings])
     return [r for r, v in zip(rings, found) if v is privacy.Visibility.FULL]
 
@@ -205,6 +208,11 @@ async def rings_stories(ctx: RequestContext, rings: list[Ring]) -> list[list[Sto
     one. One batched object read for all the rings of a page, no per-story checks to schedule."""
     now = now_ms(ctx)
     ids = [i for r in rings for i in r.story_ids]
+    viewer, edges = ctx.viewer_id, ctx.loaders.assoc_by_key
+    for r in rings:  # the tray read's seen marks answer these stories' `viewerHasSeen`
+        if r.seen is not _NONE_SEEN:
+            for i in r.story_ids:
+                edges.prime((viewer, "STORY_SEEN", i), r.seen.get(i))
     objs = dict(zip(ids, await ctx.loaders.object_by_id.load_each(ids)))
     out: list[list[Story] | BaseException] = []
     for r in rings:
