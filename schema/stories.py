@@ -141,10 +141,14 @@ class Highlight(Node):
 # What a tray page loads for all its rings (and their stories) at once, for the fields the
 # request selects (schema/prefetch.py); each does what the field's own resolver does, for many.
 
+async def _users(ctx: RequestContext, ids: list[int]) -> list:
+    users = await ctx.loaders.object_by_id.load_each(ids)
+    return prefetch.values(users, lambda u: User.from_record(u) if isinstance(u, records.User) else None)
+
+
 @prefetch.batch_fetcher("StoryRing", "user", child_type="User")
 async def _ring_users(ctx: RequestContext, items: list[StoryRing], _: dict) -> list:
-    users = await ctx.loaders.object_by_id.load_each([r.ring.author for r in items])
-    return prefetch.values(users, lambda u: User.from_record(u) if isinstance(u, records.User) else None)
+    return await _users(ctx, [r.ring.author for r in items])
 
 
 @prefetch.batch_fetcher("StoryRing", "stories", child_type="Story")
@@ -155,8 +159,7 @@ async def _ring_stories(ctx: RequestContext, items: list[StoryRing], _: dict) ->
 
 @prefetch.batch_fetcher("Story", "author", child_type="User")
 async def _story_authors(ctx: RequestContext, items: list[Story], _: dict) -> list:
-    users = await ctx.loaders.object_by_id.load_each([s.record.author for s in items])
-    return prefetch.values(users, lambda u: User.from_record(u) if isinstance(u, records.User) else None)
+    return await _users(ctx, [s.record.author for s in items])
 
 
 @prefetch.batch_fetcher("Story", "media", child_type="Media")
