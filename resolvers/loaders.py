@@ -227,7 +227,7 @@ class _StoreLoader:
 # records), and an object's (id, version) names one content forever (every write bumps the
 # version), so one decoded record serves every request of the process that reads that version:
 # a page's 100-odd users, posts and comments are not decoded again per request.
-_SHARED_TYPES = frozenset({"USER", "POST", "COMMENT"})
+_SHARED_TYPES = frozenset({"USER", "POST", "COMMENT", "STORY"})
 SHARED_RECORDS_MAX = 50_000
 _SHARED: weakref.WeakKeyDictionary[Tao, dict[tuple[int, int], Any]] = weakref.WeakKeyDictionary()
 

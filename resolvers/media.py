@@ -255,6 +255,34 @@ async def media_visible(ctx: RequestContext, obj: Record) -> bool:
     return False
 
 
+async def profile_pictures(ctx: RequestContext, users: Sequence[tuple[int, int | None]]
+                           ) -> list[Media | None | BaseException]:
+    """The profile picture of each (user id, its picture id), for many users in one batch, where
+    `media_visible` lets it through as that: the owner's own, or a ready image that is the
+    current picture of an account the viewer may see at all. None where a user has no picture;
+    a `BaseException` (the caller then asks the one-object rule) where this form cannot tell,
+    or a read failed: a picture not shown as a profile picture may still be visible elsewhere."""
+    wanted = [pic for _, pic in users if pic is not None]
+    objs = dict(zip(wanted, await ctx.loaders.object_by_id.load_each(wanted)))
+    owners = [uid for uid, pic in users if pic is not None and uid != ctx.viewer_id]
+    seen = dict(zip(owners, await ctx.loaders.visibility_by_user_id.load_each(owners)))
+    out: list[Media | None | BaseException] = []
+    for uid, pic in users:
+        obj = objs.get(pic) if pic is not None else None
+        if pic is None:
+            out.append(None)
+        elif (isinstance(obj, Media) and obj.owner == uid
+              and (uid == ctx.viewer_id or (obj.status is MediaStatus.READY and obj.kind is MediaKind.IMAGE
+                                            and not obj.dm and seen.get(uid) in _SEES_PICTURE))):
+            out.append(obj)
+        else:
+            out.append(LookupError("not shown as this user's profile picture"))
+    return out
+
+
+_SEES_PICTURE = (privacy.Visibility.FULL, privacy.Visibility.LIMITED)  # any but HIDDEN
+
+
 async def post_media(ctx: RequestContext, post: Post) -> list[Media]:
     """The media of a post the viewer may see, in order: visible with it (they are part of it),
     so no per-media lookup of MEDIA_OF; the author sees them in any status, others once ready."""
@@ -340,8 +368,8 @@ def pick_variant(variants: Sequence[Mapping[str, Any]], name: str | None, width:
 async def urls_for(ctx: RequestContext, keys: list[str]) -> list[str]:
     """Client URLs of published variants: under the CDN, or signed and expiring (one executor hop)."""
     store = _services(ctx).store
-    if store.cdn_base_url or len(keys) <= 1:
-        return list(await asyncio.gather(*(store.url_for(k) for k in keys)))
+    if store.cdn_base_url or len(keys) <= 1:  # no I/O: one after the other, no task per key
+        return [await store.url_for(k) for k in keys]
     ttl = store.url_ttl_seconds
     return await store.run(lambda: [store.blocking.presign_get(k, ttl) for k in keys])
 

@@ -127,31 +127,6 @@ async def visible_users(ctx: RequestContext, user_ids: Iterable[int]) -> list[Us
     return [o for o in await ctx.loaders.object_by_id.load_many(ids) if o is not None]
 
 
-BLOCK_SCAN = 1000  # a viewer's block lists read whole up to this; per-edge past it
-
-
-async def followed_full_ids(ctx: RequestContext, followed: list[int]) -> list[int]:
-    """Of accounts the viewer follows (ids just read from the viewer's FOLLOWS list), those FULL
-    to the viewer: the same answer as `user_visibility` (a follow makes a private account FULL;
-    a block hides both ways), cheaper for hundreds of accounts: the users' objects plus the
-    viewer's BLOCKS and BLOCKED_BY lists read whole (two list reads on the viewer's shard)
-    instead of three edges per account. A block severs follows, but the sever can lag the
-    block, so blocks are still checked."""
-    viewer = ctx.viewer_id
-    if viewer is None or not followed:
-        return []
-
-    async def blocked(atype: str) -> set[int]:
-        page = await ctx.tao.assoc_range(viewer, atype, 0, BLOCK_SCAN)
-        if len(page) < BLOCK_SCAN:
-            return {a.id2 for a in page}
-        return set(await ctx.tao.assoc_get(viewer, atype, followed))
-
-    objs, blocks, blocked_by = await asyncio.gather(ctx.loaders.object_by_id.load_many(followed),
-                                                    blocked(_BLOCKS), blocked(_BLOCKED_BY))
-    return [u for u, o in zip(followed, objs) if isinstance(o, User) and u not in blocks and u not in blocked_by]
-
-
 async def addressable_user(ctx: RequestContext, user_id: int) -> User | None:
     """The user a mutation by the viewer names, or None when it does not exist *for the viewer*.
 

@@ -66,7 +66,9 @@ def batch_fetcher(type_name: str, field_name: str, *, child_type: str | None = N
 
 
 def _key(field_name: str, arguments: dict[str, Any]) -> Any:
-    return (field_name, tuple(sorted(arguments.items()))) if arguments else field_name
+    if not arguments:
+        return field_name
+    return field_name, tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in arguments.items()))
 
 
 def install(schema: GraphQLSchema) -> None:

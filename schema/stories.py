@@ -15,6 +15,7 @@ from resolvers import records
 from resolvers.context import RequestContext
 from resolvers.stories import actions, highlights, model, replies, social, tray, views
 from resolvers.stories.visibility import now_ms
+from schema import prefetch
 from schema.errors import Error
 from schema.media import Media
 from schema.mutations import actor, mutation
@@ -46,6 +47,7 @@ class Story(Node):
     hashtag: str | None = strawberry.field(description="The hashtag sticker, lower case, without `#`.")
     link: str | None = strawberry.field(description="The link sticker's URL.")
     record: strawberry.Private[model.Story]
+    prefetched: strawberry.Private[dict | None] = None  # schema/prefetch.py: field values a page loaded
 
     @classmethod
     def from_record(cls, s: model.Story) -> Story:
@@ -98,6 +100,7 @@ class StoryRing:
     latest_story_at: datetime
     is_close_friends: bool = strawberry.field(description="It holds a close-friends story (you are on that list).")
     ring: strawberry.Private[tray.Ring]
+    prefetched: strawberry.Private[dict | None] = None  # schema/prefetch.py: field values the tray page loaded
 
     @classmethod
     def from_ring(cls, r: tray.Ring) -> StoryRing:
@@ -134,6 +137,41 @@ class Highlight(Node):
         return Story.from_record(s) if s is not None else None
 
 
+# What a tray page loads for all its rings (and their stories) at once, for the fields the
+# request selects (schema/prefetch.py); each does what the field's own resolver does, for many.
+
+async def _users(ctx: RequestContext, ids: list[int]) -> list:
+    users = await ctx.loaders.object_by_id.load_each(ids)
+    return prefetch.values(users, lambda u: User.from_record(u) if isinstance(u, records.User) else None)
+
+
+@prefetch.batch_fetcher("StoryRing", "user", child_type="User")
+async def _ring_users(ctx: RequestContext, items: list[StoryRing], _: dict) -> list:
+    return await _users(ctx, [r.ring.author for r in items])
+
+
+@prefetch.batch_fetcher("StoryRing", "stories", child_type="Story")
+async def _ring_stories(ctx: RequestContext, items: list[StoryRing], _: dict) -> list:
+    found = await tray.rings_stories(ctx, [r.ring for r in items])
+    return prefetch.values(found, lambda stories: [Story.from_record(s) for s in stories])
+
+
+@prefetch.batch_fetcher("Story", "author", child_type="User")
+async def _story_authors(ctx: RequestContext, items: list[Story], _: dict) -> list:
+    return await _users(ctx, [s.record.author for s in items])
+
+
+@prefetch.batch_fetcher("Story", "media", child_type="Media")
+async def _story_media(ctx: RequestContext, items: list[Story], _: dict) -> list:
+    found = await ctx.loaders.object_by_id.load_each([s.record.media for s in items])
+    return prefetch.values(found, lambda m: Media.from_record(m) if isinstance(m, records.Media) else None)
+
+
+@prefetch.batch_fetcher("Story", "viewerHasSeen")
+async def _stories_seen(ctx: RequestContext, items: list[Story], _: dict) -> list:
+    return prefetch.values(await views.viewer_has_seen_many(ctx, [s.record for s in items]))
+
+
 register_node("Story", "STORY", Story.from_record)
 register_node("Highlight", "HIGHLIGHT", Highlight.from_record)
 
@@ -143,7 +181,9 @@ register_node("Highlight", "HIGHLIGHT", Highlight.from_record)
 async def user_story_tray(info: Ctx, user_id: int, first: int, after: str | None) -> Connection[StoryRing]:
     info.context.require_self(user_id, "story tray")
     page = await tray.story_tray(info.context, first, decode_cursor(after))
-    return connection_from_page(page, StoryRing.from_ring)
+    connection = connection_from_page(page, StoryRing.from_ring)
+    await prefetch.prefetch_page(info, "StoryRing", connection)
+    return connection
 
 
 async def user_stories(info: Ctx, user_id: int) -> list[Story]:

@@ -61,6 +61,7 @@ class User(Node):
     is_private: bool
     store_id: strawberry.Private[int]
     picture_id: strawberry.Private[int | None]
+    prefetched: strawberry.Private[dict | None] = None  # schema/prefetch.py: field values a page loaded
 
     @classmethod
     def from_record(cls, u: records.User) -> User:

@@ -141,3 +141,13 @@ async def viewer_has_seen(ctx: RequestContext, story: Story) -> bool:
     if viewer is None:
         return False
     return await ctx.loaders.assoc_by_key.load((viewer, "STORY_SEEN", story.id)) is not None
+
+
+async def viewer_has_seen_many(ctx: RequestContext, stories: list[Story]) -> list[bool | BaseException]:
+    """`viewer_has_seen` of each story, one batch (a story whose mark could not be read: its error).
+    The tray primes these keys from the seen marks it read, so a tray page reads nothing more."""
+    viewer = ctx.viewer_id
+    if viewer is None:
+        return [False] * len(stories)
+    marks = await ctx.loaders.assoc_by_key.load_each([(viewer, "STORY_SEEN", s.id) for s in stories])
+    return [m if isinstance(m, BaseException) else m is not None for m in marks]

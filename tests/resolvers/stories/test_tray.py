@@ -8,8 +8,20 @@ from resolvers.actor import acting_as
 from resolvers.stories.actions import do_create_story, live_hint_key, set_live_hint
 from resolvers.stories.social import do_add_close_friends
 from resolvers.stories.tray import Ring, ring_stories, tray_rings
-from schema.relay import from_global_id
-from tests.resolvers.stories.helpers import DAY, SEEN, T0, TRAY, clock, follow, post_story, ring_names, tray, uid
+from schema.relay import from_global_id, to_global_id
+from tests.resolvers.stories.helpers import (
+    DAY,
+    SEEN,
+    STORIES,
+    T0,
+    TRAY,
+    clock,
+    follow,
+    post_story,
+    ring_names,
+    tray,
+    uid,
+)
 
 LIKE = "mutation($i: PostLikeInput!) { likePost(input: $i) { errors { code } } }"
 POST = "mutation { createPost(input: {caption: \"hi\"}) { post { id } errors { code } } }"
@@ -251,3 +263,116 @@ async def test_a_rings_stories_are_rechecked_when_resolved(gql):
     assert await shown(forged) == [ids[s4["id"]]]
     forged = Ring(bo.author, [ids[s1["id"]], ids[s4["id"]]], True, bo.latest_at, False, member=True)
     assert await shown(forged) == [ids[s4["id"]]]
+
+
+PHONE = """query StoryTray { viewer {
+  storyTray(first: 50) {
+    edges { cursor node { hasUnseen isCloseFriends latestStoryAt
+      user { id username profilePicture { ... on Media { url(width: 150, aspect: "1:1") } } } } }
+    pageInfo { hasNextPage endCursor } }
+  opening: storyTray(first: 2) {
+    edges { node { user { username } stories { id postedAt expiresAt isCloseFriends viewerHasSeen
+      media { type width url(width: 1080, aspect: "9:16") } } } } } } }"""
+ALONE = """query($u: String!) { user(username: $u) { id username
+  profilePicture { ... on Media { url(width: 150, aspect: "1:1") } }
+  stories { id postedAt expiresAt isCloseFriends viewerHasSeen
+            media { type width url(width: 1080, aspect: "9:16") } } } }"""
+
+
+async def _with_variants(gql, name: str, variants: list[tuple[str, int, int]]) -> str:
+    """A processed photo with the renditions the pipeline publishes (keys as it writes them)."""
+    owner = await uid(gql, name)
+    m = await gql.tao.obj_add("MEDIA", {"kind": "image", "status": "ready", "owner": owner, "width": 1080,
+                                        "height": 1920, "variants": [
+                                            {"name": n, "key": f"media/{name}/{n}.jpg", "width": w, "height": h,
+                                             "content_type": "image/jpeg"} for n, w, h in variants]}, owner=owner)
+    await gql.tao.assoc_add(owner, "UPLOADED", m)
+    return to_global_id("Media", m)
+
+
+def _unsigned(data):
+    """The answer with each URL's query (its signature and expiry, which move with the clock) cut."""
+    if isinstance(data, dict):
+        return {k: v.split("?")[0] if k == "url" and isinstance(v, str) else _unsigned(v) for k, v in data.items()}
+    return [_unsigned(v) for v in data] if isinstance(data, list) else data
+
+
+async def test_a_tray_page_answers_what_each_account_alone_answers(gql):
+    """The tray page loads its rings' users, avatars, stories and their media for all rings at
+    once (schema/prefetch.py); each answer is what the same fields give for that account alone
+    (`user(username:)`: its avatar, its profile ring with seen marks), for a public author, an
+    approved follower's private author, a close friend's ring, and an account without a picture."""
+    clock(gql)
+    tv, _ = await gql.sign_up("viewer")
+    viewer = await uid(gql, "viewer")
+    names = ("ada", "bo", "cy", "di")
+    tokens = {}
+    for i, name in enumerate(names):
+        tokens[name], g = await gql.sign_up(name)
+        if name == "bo":
+            await gql.ok("mutation { updateProfile(input: {isPrivate: true}) { errors { code } } }", token=tokens[name])
+        await follow(gql, tv, g)
+        if name == "bo":
+            await gql.ok("mutation($u: ID!) { approveFollowRequest(input: {userId: $u}) { errors { code } } }",
+                         {"u": to_global_id("User", viewer)}, tokens[name])
+        if name != "di":
+            pic = await _with_variants(gql, name, [("jpeg_640", 640, 640), ("jpeg_square_150", 150, 150)])
+            upd = await gql.ok("mutation($m: ID!) { updateProfile(input: {profilePictureId: $m}) { errors { code } } }",
+                               {"m": pic}, tokens[name])
+            assert upd["updateProfile"]["errors"] == []
+        for _ in range(i + 1):
+            media = await _with_variants(gql, name, [("jpeg_1080", 1080, 1350), ("jpeg_story_1080", 1080, 1920)])
+            await post_story(gql, tokens[name], name, mediaId=media)
+    await do_add_close_friends(gql.tao, await uid(gql, "cy"), [viewer])
+    await post_story(gql, tokens["cy"], "cy", audience="CLOSE_FRIENDS",
+                     mediaId=await _with_variants(gql, "cy", [("jpeg_story_1080", 1080, 1920)]))
+    first_bo = (await gql.ok(STORIES, {"u": "bo"}, tv))["user"]["stories"][0]["id"]
+    await gql.ok(SEEN, {"ids": [first_bo]}, tv)
+
+    page = _unsigned((await gql.ok(PHONE, token=tv))["viewer"])
+    rings = [e["node"] for e in page["storyTray"]["edges"]]
+    assert sorted(r["user"]["username"] for r in rings) == sorted(names)
+    alone = {n: _unsigned((await gql.ok(ALONE, {"u": n}, tv))["user"]) for n in names}
+    for r in rings:
+        a = alone[r["user"]["username"]]
+        assert r["user"] == {k: a[k] for k in ("id", "username", "profilePicture")}
+        assert r["isCloseFriends"] == (r["user"]["username"] == "cy")
+    assert alone["di"]["profilePicture"] is None and alone["ada"]["profilePicture"]["url"]
+    opening = [e["node"] for e in page["opening"]["edges"]]
+    assert [o["user"]["username"] for o in opening] == [r["user"]["username"] for r in rings[:2]]
+    for o in opening:
+        assert o["stories"] == alone[o["user"]["username"]]["stories"]
+        assert all(s["media"]["url"] and s["media"]["width"] == 1080 for s in o["stories"])
+    assert any(s["viewerHasSeen"] for n in names for s in alone[n]["stories"])
+
+
+async def test_a_tray_page_skips_hidden_rings_and_knows_when_none_follow(gql):
+    """A page reads its authors' visibility only as far as it shows rings: a hidden ring inside
+    the page is replaced by the next visible one, and `hasNextPage` is false when every ring
+    after the page is hidden (a block, a deactivated account)."""
+    c = clock(gql)
+    tv, _ = await gql.sign_up("viewer")
+    viewer = await uid(gql, "viewer")
+    for i, name in enumerate(("a", "b", "c", "d", "e")):
+        t, g = await gql.sign_up(name)
+        await follow(gql, tv, g)
+        c.set(T0 + (5 - i) * 1000)  # a is the newest ring, e the oldest
+        await post_story(gql, t, name)
+    q = """query($after: String) { viewer { storyTray(first: 2, after: $after) {
+        nodes { user { username } } pageInfo { hasNextPage endCursor } } } }"""
+
+    async def pages() -> list[tuple[list[str], bool]]:
+        out, after = [], None
+        while True:
+            p = (await gql.ok(q, {"after": after}, tv))["viewer"]["storyTray"]
+            out.append(([n["user"]["username"] for n in p["nodes"]], p["pageInfo"]["hasNextPage"]))
+            if not p["pageInfo"]["hasNextPage"]:
+                return out
+            after = p["pageInfo"]["endCursor"]
+    assert await pages() == [(["a", "b"], True), (["c", "d"], True), (["e"], False)]
+    # b blocks the viewer (the edge alone, before its sever job), d is deactivated, e too
+    await gql.tao.assoc_add(await uid(gql, "b"), "BLOCKS", viewer)
+    for name in ("d", "e"):
+        await gql.tao.obj_update(await uid(gql, name), {"deletion": {"requested_at": T0}})
+    assert await pages() == [(["a", "c"], False)]
+    assert ring_names(await tray(gql, tv)) == ["a", "c"]
