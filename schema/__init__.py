@@ -12,16 +12,13 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
-from strawberry.extensions.disable_introspection import DisableIntrospection
-from strawberry.extensions.query_depth_limiter import IgnoreContext
 from strawberry.schema.config import StrawberryConfig
 
 from config import LimitSettings
 from schema import prefetch
 from schema.cost import CostBudget
-from schema.document_cache import CachedDocuments, DocumentCache
-from schema.extensions import ErrorPolicy, OperationChoice, OperationGuard, is_unexpected
+from schema.document_cache import DocumentCache
+from schema.extensions import RequestPolicy, is_unexpected, limit_rules
 from schema.realtime import EVENT_TYPES
 from schema.root import SUBSCRIPTION, Mutation, Query
 
@@ -38,26 +35,13 @@ class TaogramSchema(strawberry.Schema):
                           exc_info=error.original_error)
 
 
-def _skip_introspection(ctx: IgnoreContext) -> bool:
-    # GraphiQL's own introspection query is deeper than any sensible data query.
-    return ctx.field_name.startswith("__")
-
-
 def build_schema(limits: LimitSettings | None = None) -> TaogramSchema:
     limits = limits or LimitSettings()
     budget = CostBudget(limits.cost_budget, limits.cost_window_seconds)
     documents = DocumentCache()  # per schema: validation's verdict depends on its rules
-    extensions: list[Any] = [
-        ErrorPolicy,  # first: its post-processing runs last, over every other extension's errors
-        functools.partial(CachedDocuments, cache=documents),  # before every extension that may refuse
-        OperationChoice,
-        functools.partial(QueryDepthLimiter, max_depth=limits.max_depth, should_ignore=_skip_introspection),
-        functools.partial(MaxAliasesLimiter, max_alias_count=limits.max_aliases),
-        functools.partial(MaxTokensLimiter, max_token_count=limits.max_tokens),
-        functools.partial(OperationGuard, limits=limits, budget=budget),
-    ]
-    if not limits.introspection:
-        extensions.append(DisableIntrospection)
+    # One extension for every policy: strawberry's runner costs per extension and hook, per request.
+    extensions: list[Any] = [functools.partial(RequestPolicy, limits=limits, budget=budget, documents=documents,
+                                               rules=limit_rules(limits))]
     schema = TaogramSchema(
         query=Query,
         mutation=Mutation,
