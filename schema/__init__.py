@@ -11,7 +11,7 @@ import logging
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError
+from graphql import GraphQLError, GraphQLInterfaceType, GraphQLObjectType, GraphQLSchema
 from strawberry.schema.config import StrawberryConfig
 
 from config import LimitSettings
@@ -50,8 +50,35 @@ def build_schema(limits: LimitSettings | None = None) -> TaogramSchema:
         extensions=extensions,
         config=StrawberryConfig(disable_field_suggestions=not limits.field_suggestions),
     )
+    _plain_attribute_fields(schema._schema)
     prefetch.install(schema._schema)  # fields a page may have loaded for all its nodes at once
     return schema
+
+
+def _plain_attribute_fields(graphql_schema: GraphQLSchema) -> None:
+    """Resolve strawberry's basic fields (no resolver, no field extension) with one `getattr`.
+
+    strawberry resolves such a field with a closure that calls `StrawberryField.get_result`,
+    which checks for a resolver and then calls the config's default resolver (`getattr`): three
+    calls per value, for the ~300 plain values of a profile page (docs/BENCHMARKS.md, issue 16).
+    Same answer, same errors (an attribute missing raises the same AttributeError)."""
+    for graphql_type in graphql_schema.type_map.values():
+        if not isinstance(graphql_type, (GraphQLObjectType, GraphQLInterfaceType)) or graphql_type.name[:2] == "__":
+            continue
+        for field in graphql_type.fields.values():
+            definition = (field.extensions or {}).get("strawberry-definition")
+            # Only strawberry's own basic-field closure (not its resolver wrappers, which also say
+            # `_is_default` when a field has extensions or exception handlers but no resolver).
+            if (getattr(field.resolve, "__name__", "") == "_get_basic_result" and definition is not None
+                    and definition.default_resolver is getattr and definition.is_basic_field):
+                field.resolve = _attribute(definition.python_name)
+
+
+def _attribute(name: str) -> Any:
+    def resolve(source: Any, info: Any, **_: Any) -> Any:
+        return getattr(source, name)
+    resolve._is_default = True  # type: ignore[attr-defined]  # as strawberry marks its own
+    return resolve
 
 
 def printed_schema() -> str:
