@@ -209,7 +209,9 @@ class TaogramView(GraphQLOverHTTPView):
                         params[name] = decode_json(params[name], f"The `{name}` query parameter",
                                                    self.max_json_depth)
                 return parse_request(params)
-            content_type, _ = parse_content_type(request.content_type or "")
+            content_type = request.content_type or ""
+            if content_type != "application/json":  # what clients send; else parse it (email's parser is slow)
+                content_type, _ = parse_content_type(content_type)
             if content_type != "application/json":
                 raise BadRequestError(
                     f"Send a POST's GraphQL request as JSON with `Content-Type: application/json` "

@@ -11,17 +11,14 @@ import logging
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError
-from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
-from strawberry.extensions.disable_introspection import DisableIntrospection
-from strawberry.extensions.query_depth_limiter import IgnoreContext
+from graphql import GraphQLError, GraphQLInterfaceType, GraphQLObjectType, GraphQLSchema
 from strawberry.schema.config import StrawberryConfig
 
 from config import LimitSettings
 from schema import prefetch
 from schema.cost import CostBudget
-from schema.document_cache import CachedDocuments, DocumentCache
-from schema.extensions import ErrorPolicy, OperationChoice, OperationGuard, is_unexpected
+from schema.document_cache import DocumentCache
+from schema.extensions import RequestPolicy, is_unexpected, limit_rules
 from schema.realtime import EVENT_TYPES
 from schema.root import SUBSCRIPTION, Mutation, Query
 
@@ -38,26 +35,13 @@ class TaogramSchema(strawberry.Schema):
                           exc_info=error.original_error)
 
 
-def _skip_introspection(ctx: IgnoreContext) -> bool:
-    # GraphiQL's own introspection query is deeper than any sensible data query.
-    return ctx.field_name.startswith("__")
-
-
 def build_schema(limits: LimitSettings | None = None) -> TaogramSchema:
     limits = limits or LimitSettings()
     budget = CostBudget(limits.cost_budget, limits.cost_window_seconds)
     documents = DocumentCache()  # per schema: validation's verdict depends on its rules
-    extensions: list[Any] = [
-        ErrorPolicy,  # first: its post-processing runs last, over every other extension's errors
-        functools.partial(CachedDocuments, cache=documents),  # before every extension that may refuse
-        OperationChoice,
-        functools.partial(QueryDepthLimiter, max_depth=limits.max_depth, should_ignore=_skip_introspection),
-        functools.partial(MaxAliasesLimiter, max_alias_count=limits.max_aliases),
-        functools.partial(MaxTokensLimiter, max_token_count=limits.max_tokens),
-        functools.partial(OperationGuard, limits=limits, budget=budget),
-    ]
-    if not limits.introspection:
-        extensions.append(DisableIntrospection)
+    # One extension for every policy: strawberry's runner costs per extension and hook, per request.
+    extensions: list[Any] = [functools.partial(RequestPolicy, limits=limits, budget=budget, documents=documents,
+                                               rules=limit_rules(limits))]
     schema = TaogramSchema(
         query=Query,
         mutation=Mutation,
@@ -66,8 +50,35 @@ def build_schema(limits: LimitSettings | None = None) -> TaogramSchema:
         extensions=extensions,
         config=StrawberryConfig(disable_field_suggestions=not limits.field_suggestions),
     )
+    _plain_attribute_fields(schema._schema)
     prefetch.install(schema._schema)  # fields a page may have loaded for all its nodes at once
     return schema
+
+
+def _plain_attribute_fields(graphql_schema: GraphQLSchema) -> None:
+    """Resolve strawberry's basic fields (no resolver, no field extension) with one `getattr`.
+
+    strawberry resolves such a field with a closure that calls `StrawberryField.get_result`,
+    which checks for a resolver and then calls the config's default resolver (`getattr`): three
+    calls per value, for the ~300 plain values of a profile page (docs/BENCHMARKS.md, issue 16).
+    Same answer, same errors (an attribute missing raises the same AttributeError)."""
+    for graphql_type in graphql_schema.type_map.values():
+        if not isinstance(graphql_type, (GraphQLObjectType, GraphQLInterfaceType)) or graphql_type.name[:2] == "__":
+            continue
+        for field in graphql_type.fields.values():
+            definition = (field.extensions or {}).get("strawberry-definition")
+            # Only strawberry's own basic-field closure (not its resolver wrappers, which also say
+            # `_is_default` when a field has extensions or exception handlers but no resolver).
+            if (getattr(field.resolve, "__name__", "") == "_get_basic_result" and definition is not None
+                    and definition.default_resolver is getattr and definition.is_basic_field):
+                field.resolve = _attribute(definition.python_name)
+
+
+def _attribute(name: str) -> Any:
+    def resolve(source: Any, info: Any, **_: Any) -> Any:
+        return getattr(source, name)
+    resolve._is_default = True  # type: ignore[attr-defined]  # as strawberry marks its own
+    return resolve
 
 
 def printed_schema() -> str:

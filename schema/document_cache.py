@@ -2,16 +2,17 @@
 app sends the same few hundred) is neither parsed nor validated again.
 
 `DocumentCache` is one bounded LRU per schema (validation's verdict depends on the schema's rules,
-which `LimitSettings` configures), keyed by the document's exact text. `CachedDocuments` is the
-schema extension that consults it: before parsing it installs a cached document, before
-validation it marks a cached one valid (strawberry then skips its validation rules), and after a
-successful validation it stores the document.
+which `LimitSettings` configures), keyed by the document's exact text. `CachedDocuments`
+consults it for one operation (the schema's extension, `schema.extensions.RequestPolicy`, calls
+it): before parsing it installs a cached document, before validation it marks a cached one
+valid (strawberry then skips its validation rules), and after a successful validation it stores
+the document.
 
 Invariants:
 - Only documents that passed every validation rule are cached, so a refusal (syntax error, an
   unknown field, a depth, alias or token limit) is decided afresh each time, with its charge.
 - What does not depend on the document alone still runs for every request: `operationName`
-  (OperationChoice), the selection cap and the viewer's budget (OperationGuard), variables,
+  (the operation choice), the selection cap and the viewer's budget (the operation guard), variables,
   cost and execution. A cached document is never mutated (graphql-core's execution reads it only).
 - Memory is bounded by `max_entries` documents, each at most `LimitSettings.max_tokens` tokens.
 """
@@ -19,10 +20,9 @@ Invariants:
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterator
 
 from graphql import DocumentNode
-from strawberry.extensions import SchemaExtension
+from strawberry.types import ExecutionContext
 
 DEFAULT_MAX_ENTRIES = 1000
 
@@ -54,28 +54,30 @@ class DocumentCache:
         return len(self._documents)
 
 
-class CachedDocuments(SchemaExtension):
-    """Skips parsing and validation of a document this schema has validated before.
-    Listed before the extensions that may refuse a document in `on_validate`, so that their
-    refusal (which replaces `pre_execution_errors`) always wins over the cache's "valid"."""
+class CachedDocuments:
+    """Skips parsing and validation of a document this schema has validated before: one per
+    operation, called by the schema's one extension (`schema.extensions.RequestPolicy`) before
+    parsing and around validation. Its "valid" is marked before the policies that may refuse a
+    document in validation run, so their refusal (which replaces `pre_execution_errors`) always
+    wins over the cache's verdict."""
 
-    def __init__(self, *, cache: DocumentCache) -> None:
+    __slots__ = ("cache", "hit")
+
+    def __init__(self, cache: DocumentCache) -> None:
         self.cache = cache
         self.hit = False
 
-    def on_parse(self) -> Iterator[None]:
-        ec = self.execution_context
+    def before_parse(self, ec: ExecutionContext) -> None:
         if ec.graphql_document is None and ec.query:
             document = self.cache.get(ec.query)
             if document is not None:
                 ec.graphql_document = document  # strawberry does not parse a document already set
                 self.hit = True
-        yield
 
-    def on_validate(self) -> Iterator[None]:
-        ec = self.execution_context
+    def before_validate(self, ec: ExecutionContext) -> None:
         if self.hit and ec.pre_execution_errors is None:
             ec.pre_execution_errors = []  # validated when it was cached: strawberry skips the rules
-        yield
+
+    def after_validate(self, ec: ExecutionContext) -> None:
         if not self.hit and ec.pre_execution_errors == [] and ec.query and ec.graphql_document is not None:
             self.cache.put(ec.query, ec.graphql_document)

@@ -1,34 +1,51 @@
-"""Request-wide policies as strawberry schema extensions: limits, cost, and what errors say.
+"""Request-wide policies, run by one strawberry schema extension (`RequestPolicy`): limits, cost,
+cached documents, and what errors say.
 
-- `OperationGuard`: fresh loaders per operation; before validation, refuses documents with
+strawberry's extension runner costs per extension and per hook on every request (it instantiates
+each extension, inspects each hook and wraps it in a context manager; strawberry's depth and alias
+limiters also build their validation rule classes in `__init__`, per request): seven extensions
+were ~2 % of a profile page's CPU (docs/BENCHMARKS.md, issue 16). So the policies are plain
+objects, called in a fixed order from one extension's hooks, and the limiters' validation rules
+are built once per schema (`limit_rules`):
+
+- The operation guard (`_Guard`): fresh loaders per operation; before validation, refuses documents with
   more than `max_selections` selections (validation's work grows with their square) and
   viewers whose budget cannot pay for validating them, and charges the budget for documents
   that fail validation; before execution, refuses bad string inputs (too long, NUL,
   unpaired surrogates: `schema.input_strings`), a second once-per-document
   field (`logIn`, `signUp`), and operations over the cost limit or the viewer's remaining
   budget. Reports `extensions.cost` (Shopify's shape) and `extensions.requestId` on every response.
-- `OperationChoice`: a document of several operations needs `operationName` (the
+- The operation choice (`operation_choice_error`): a document of several operations needs `operationName` (the
   GraphQL-over-HTTP spec's request error, code `BAD_REQUEST`; graphql-core alone would run the
   first one), on every surface.
-- `ErrorPolicy`: every error gets `extensions.code`. Deliberate top-level errors
-  (`resolvers.errors.TOP_LEVEL_ERRORS`) and GraphQL's own syntax/validation errors keep their
-  message; anything else is a fault: its message becomes "Internal error" with the request id,
-  and the original is logged (by `TaogramSchema.process_errors`) with that id.
+- The document cache (`schema.document_cache.CachedDocuments`): no parse or validation of a
+  document seen before.
+- The limits on documents (`limit_rules`): depth, aliases (validation rules), tokens (parser),
+  introspection when it is off.
+- The error policy (`mask_errors`, after everything else): every error gets `extensions.code`.
+  Deliberate top-level errors (`resolvers.errors.TOP_LEVEL_ERRORS`) and GraphQL's own
+  syntax/validation errors keep their message; anything else is a fault: its message becomes
+  "Internal error" with the request id, and the original is logged (by
+  `TaogramSchema.process_errors`) with that id.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
+from graphql import ASTValidationRule, GraphQLError, OperationDefinitionNode
 from graphql import ExecutionResult as GraphQLExecutionResult
-from graphql import GraphQLError, OperationDefinitionNode
-from strawberry.extensions import MaskErrors, SchemaExtension
+from strawberry.extensions import MaskErrors, MaxAliasesLimiter, QueryDepthLimiter
+from strawberry.extensions.disable_introspection import DisableIntrospection
+from strawberry.extensions.query_depth_limiter import IgnoreContext
+from strawberry.types import ExecutionContext
 
 from config import LimitSettings
 from resolvers.errors import TOP_LEVEL_ERRORS, AppError, ThrottledError, domain_error
 from schema.cost import CostBudget, document_size, once_per_document_fields, query_cost
+from schema.document_cache import CachedDocuments, DocumentCache
 from schema.input_strings import string_input_error
 
 log = logging.getLogger("taogram.graphql")
@@ -63,85 +80,61 @@ def _code(error: GraphQLError) -> str:
     return "INTERNAL_SERVER_ERROR"
 
 
-class ErrorPolicy(MaskErrors):
-    def __init__(self) -> None:
-        super().__init__(should_mask_error=is_unexpected)
-
-    def _request_id(self) -> str:
-        return getattr(self.execution_context.context, "request_id", "-")
-
-    def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
-        out = []
-        for error in errors:
-            code, original = _code(error), _original(error)
-            if is_unexpected(error):
-                message = f"Internal error; quote request id {self._request_id()} when reporting it."
-            elif isinstance(original, AppError):
-                message = original.message  # a translated store error says it in the domain's words
-            else:
-                message = error.message
-            extensions = {**(error.extensions or {}), "code": code}
-            if isinstance(original, ThrottledError):
-                extensions["retryAfter"] = original.retry_after
-            out.append(GraphQLError(
-                message, nodes=error.nodes, source=error.source, positions=error.positions,
-                path=error.path, original_error=None, extensions=extensions,
-            ))
-        return out
+def mask_errors(errors: list[GraphQLError], request_id: str) -> list[GraphQLError]:
+    """The errors as the client sees them: each with `extensions.code`, faults masked."""
+    out = []
+    for error in errors:
+        code, original = _code(error), _original(error)
+        if is_unexpected(error):
+            message = f"Internal error; quote request id {request_id} when reporting it."
+        elif isinstance(original, AppError):
+            message = original.message  # a translated store error says it in the domain's words
+        else:
+            message = error.message
+        extensions = {**(error.extensions or {}), "code": code}
+        if isinstance(original, ThrottledError):
+            extensions["retryAfter"] = original.retry_after
+        out.append(GraphQLError(
+            message, nodes=error.nodes, source=error.source, positions=error.positions,
+            path=error.path, original_error=None, extensions=extensions,
+        ))
+    return out
 
 
-class OperationChoice(SchemaExtension):
-    def on_validate(self) -> Iterator[None]:
-        ec = self.execution_context
-        # strawberry's `operation_name` falls back to the first operation's name (and hands that
-        # to graphql-core, which is how the first one ran); only the name the client gave counts.
-        # (Private attribute: tests/test_http_errors.py fails if strawberry renames it.)
-        given = getattr(ec, "_provided_operation_name", ec.operation_name)
-        if given is None and ec.graphql_document is not None:
-            names = [d.name.value if d.name else "(anonymous)" for d in ec.graphql_document.definitions
-                     if isinstance(d, OperationDefinitionNode)]
-            if len(names) > 1:
-                listed = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
-                # Set before validation runs, so the document is refused without being validated.
-                ec.pre_execution_errors = [GraphQLError(
-                    f"The document defines {len(names)} operations ({listed}): "
-                    "name the one to run in `operationName`.", extensions={"code": "BAD_REQUEST"})]
-        yield
+def operation_choice_error(ec: ExecutionContext) -> GraphQLError | None:
+    """A document of several operations with no `operationName`: the request error to answer."""
+    # strawberry's `operation_name` falls back to the first operation's name (and hands that
+    # to graphql-core, which is how the first one ran); only the name the client gave counts.
+    # (Private attribute: tests/test_http_errors.py fails if strawberry renames it.)
+    given = getattr(ec, "_provided_operation_name", ec.operation_name)
+    if given is None and ec.graphql_document is not None:
+        names = [d.name.value if d.name else "(anonymous)" for d in ec.graphql_document.definitions
+                 if isinstance(d, OperationDefinitionNode)]
+        if len(names) > 1:
+            listed = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+            return GraphQLError(
+                f"The document defines {len(names)} operations ({listed}): "
+                "name the one to run in `operationName`.", extensions={"code": "BAD_REQUEST"})
+    return None
 
 
 def _refuse(message: str, code: str) -> GraphQLExecutionResult:
     return GraphQLExecutionResult(data=None, errors=[GraphQLError(message, extensions={"code": code})])
 
 
-class OperationGuard(SchemaExtension):
-    def __init__(self, *, limits: LimitSettings, budget: CostBudget) -> None:
+class _Guard:
+    """The operation guard of one operation (see the module docstring)."""
+
+    def __init__(self, ec: ExecutionContext, limits: LimitSettings, budget: CostBudget) -> None:
+        self.execution_context = ec
         self.limits = limits
         self.budget = budget
         self.cost: dict[str, Any] | None = None
         self.selections = 0
 
-    def on_operation(self) -> Iterator[None]:
-        reset = getattr(self.execution_context.context, "reset_loaders", None)
-        if reset is not None:
-            reset()  # a WebSocket connection keeps its context: never share loaders between operations
-        yield
-
-    async def on_validate(self) -> AsyncIterator[None]:
-        ec = self.execution_context
-        refusal = await self._check_document()
-        if refusal is not None:
-            ec.pre_execution_errors = [refusal]  # strawberry then skips validation
-            yield
-            return
-        yield
-        if ec.pre_execution_errors:  # refused by validation, after doing its work: charge that work
+    async def after_validation(self) -> None:
+        if self.execution_context.pre_execution_errors:  # refused by validation, after its work: charge that work
             self._report(self.selections, await self.budget.charge(self._limiter(), self._key(), self.selections))
-
-    async def on_execute(self) -> AsyncIterator[None]:
-        refusal = await self._check()
-        if refusal is not None:
-            self.execution_context.result = refusal
-        yield
 
     def _key(self) -> str:
         return getattr(self.execution_context.context, "cost_key", "anonymous")
@@ -168,7 +161,7 @@ class OperationGuard(SchemaExtension):
             f"retry in {wait:.1f} s or send cheaper queries.",
             extensions={"code": "THROTTLED", "retryAfter": round(wait, 3)})
 
-    async def _check_document(self) -> GraphQLError | None:
+    async def check_document(self) -> GraphQLError | None:
         """Before validation, whose work grows with the square of the document's selections:
         refuse documents over `max_selections` (charged as if validated) and viewers whose
         budget cannot pay for validating this one."""
@@ -197,7 +190,8 @@ class OperationGuard(SchemaExtension):
             return self._throttled(n, left)
         return None
 
-    async def _check(self) -> GraphQLExecutionResult | None:
+    async def check_execution(self) -> GraphQLExecutionResult | None:
+        """Before execution: the result to answer instead of executing (a refusal), or None."""
         ec = self.execution_context
         bad_string = string_input_error(ec.graphql_document, ec.variables, self.limits.max_string_length)
         if bad_string is not None:
@@ -223,8 +217,84 @@ class OperationGuard(SchemaExtension):
             return GraphQLExecutionResult(data=None, errors=[self._throttled(cost, left)])
         return None
 
-    def get_results(self) -> dict[str, Any]:
+    def results(self) -> dict[str, Any]:
         out: dict[str, Any] = {"requestId": getattr(self.execution_context.context, "request_id", None)}
         if self.cost is not None:
             out["cost"] = self.cost
         return out
+
+
+def _skip_introspection(ctx: IgnoreContext) -> bool:
+    # GraphiQL's own introspection query is deeper than any sensible data query.
+    return ctx.field_name.startswith("__")
+
+
+def limit_rules(limits: LimitSettings) -> tuple[type[ASTValidationRule], ...]:
+    """The validation rules of the depth and alias limits (and of disabled introspection), built
+    once per schema: the rule classes keep no state between validations."""
+    rules = (*QueryDepthLimiter(max_depth=limits.max_depth, should_ignore=_skip_introspection).validation_rules,
+             *MaxAliasesLimiter(max_alias_count=limits.max_aliases).validation_rules)
+    if not limits.introspection:
+        rules += tuple(DisableIntrospection().validation_rules)
+    return rules
+
+
+class RequestPolicy(MaskErrors):
+    """Every request-wide policy, as the schema's one extension (see the module docstring). The
+    order is the one the separate extensions had: the error policy outermost (its masking runs
+    last, over every other policy's errors), then the document cache, the operation choice, the
+    limits and the operation guard."""
+
+    def __init__(self, *, limits: LimitSettings, budget: CostBudget, documents: DocumentCache,
+                 rules: tuple[type[ASTValidationRule], ...]) -> None:
+        super().__init__(should_mask_error=is_unexpected)
+        self.limits = limits
+        self.budget = budget
+        self.rules = rules
+        self.documents = CachedDocuments(documents)
+        self.guard: _Guard | None = None
+
+    def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
+        return mask_errors(errors, getattr(self.execution_context.context, "request_id", "-"))
+
+    def on_operation(self) -> Iterator[None]:
+        ec = self.execution_context
+        ec.validation_rules = ec.validation_rules + self.rules
+        ec.parse_options["max_tokens"] = self.limits.max_tokens
+        reset: Callable[[], None] | None = getattr(ec.context, "reset_loaders", None)
+        if reset is not None:
+            reset()  # a WebSocket connection keeps its context: never share loaders between operations
+        self.guard = _Guard(ec, self.limits, self.budget)
+        yield from super().on_operation()  # the error policy: masks what the operation answers
+
+    def on_parse(self) -> Iterator[None]:
+        self.documents.before_parse(self.execution_context)
+        yield
+
+    async def on_validate(self) -> AsyncIterator[None]:
+        ec = self.execution_context
+        assert self.guard is not None
+        self.documents.before_validate(ec)
+        choice = operation_choice_error(ec)
+        if choice is not None:  # set before validation runs, so the document is refused without being validated
+            ec.pre_execution_errors = [choice]
+        refusal = await self.guard.check_document()
+        if refusal is not None:
+            ec.pre_execution_errors = [refusal]  # strawberry then skips validation
+            yield
+        else:
+            yield
+            await self.guard.after_validation()
+        self.documents.after_validate(ec)
+
+    async def on_execute(self) -> AsyncIterator[None]:
+        assert self.guard is not None
+        refusal = await self.guard.check_execution()
+        if refusal is not None:
+            self.execution_context.result = refusal
+        yield
+
+    def get_results(self) -> dict[str, Any]:
+        if self.guard is None:
+            return {"requestId": getattr(self.execution_context.context, "request_id", None)}
+        return self.guard.results()
