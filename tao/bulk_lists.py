@@ -80,13 +80,9 @@ class BulkLists:
         # the transaction's first plain read (which fixes its snapshot), so the reads below see
         # every earlier append. No locking reads: on InnoDB they would take gap locks on the
         # index next to this list, blocking other users' lists for nothing.
-        heads = await self._lists.lock_lists(conn, [(r[0], r[1]) for r in rows])
-        existing = await self._lists.read_edges(conn, [(r[0], r[1], r[2]) for r in rows])
-        newest: dict[tuple[int, int], int] = {}
-        for lst in heads:
-            got = await conn.fetchall("SELECT time FROM {assocs} WHERE id1 = %s AND atype = %s "
-                                      "ORDER BY time DESC LIMIT 1", lst)
-            newest[lst] = got[0][0] if got else 0
+        locked = await self._lists.lock_and_read(conn, [(r[0], r[1]) for r in rows],
+                                                 [(r[0], r[1], r[2]) for r in rows], newest=True)
+        heads, existing, newest = locked.heads, locked.edges, locked.newest
         changes = {k: ListChange(k[0], k[1], v, n, count_before=n) for k, (v, n) in heads.items()}
         put, appended = [], {}
         ts = now_ms()

@@ -64,7 +64,7 @@ class Tao:
 
     __all__ = (
         # objects
-        "obj_add", "obj_add_many", "obj_get", "obj_update", "obj_delete", "obj_scan",
+        "obj_add", "obj_create", "obj_add_many", "obj_get", "obj_update", "obj_delete", "obj_scan",
         # associations: writes
         "assoc_add", "assoc_add_many", "assoc_delete", "assoc_change_type",
         # associations: bulk and append-only lists (tao/bulk_lists.py)
@@ -125,6 +125,12 @@ class Tao:
                       jobs: Jobs | Callable[[int], Jobs] = None) -> int:
         """Create an object (on `owner`'s shard, else on any live one); returns its id. `jobs`
         commit with it; pass a function of the new id when a job must name the object."""
+        return (await self._objects.add(otype, data, owner=owner, jobs=jobs)).id
+
+    async def obj_create(self, otype: str, data: dict | None = None, *, owner: int | None = None,
+                         jobs: Jobs | Callable[[int], Jobs] = None) -> Obj:
+        """obj_add that returns the object as stored (its times and version), for a caller that
+        would otherwise read it back at once."""
         return await self._objects.add(otype, data, owner=owner, jobs=jobs)
 
     async def obj_add_many(self, items: list[tuple[str, dict | None, int | None]]) -> list[int]:
