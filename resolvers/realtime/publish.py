@@ -56,16 +56,20 @@ class PendingEvent:
     ids: dict[str, int]
     job: tuple
 
-    async def deliver(self, tao: Tao) -> list[StreamEvent]:
+    async def deliver(self, tao: Tao, *, done_jobs: tuple[int, ...] = ()) -> list[StreamEvent]:
         """Append and publish now (after the cause committed). Never raises; returns the events
-        appended by this call (empty if the job had done it, or on failure)."""
+        appended by this call (empty if the job had done it, or on failure). `done_jobs`: ids of
+        other jobs on the event's shard that the caller has done; they are deleted with the
+        event's own job, in one statement (and even if this delivery fails)."""
+        shard = shard_of(self.event_id)
         try:
             events, published = await append_and_publish(tao, self.event_id, self.user_ids, self.kind, self.ids)
         except Exception as exc:  # the outbox job retries it; the write is acknowledged
             log.info("stream event %s left to its job: %s", self.event_id, exc)
+            await tao.outbox.delete(shard, *done_jobs)
             return []
-        if published:  # otherwise the job publishes it again, later (subscribers deduplicate)
-            await tao.outbox.delete(shard_of(self.event_id), self.event_id)
+        # Unpublished: the job publishes it again, later (subscribers deduplicate).
+        await tao.outbox.delete(shard, *done_jobs, *([self.event_id] if published else []))
         return events
 
 
