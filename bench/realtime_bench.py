@@ -24,7 +24,10 @@ most real message traffic is), then:
 
 Each phase reports the CPU seconds (from /proc/<pid>/stat) of the two servers, the MariaDB,
 memcached and Redis servers, per acknowledged message, and the MariaDB statements and commits
-per message (SHOW GLOBAL STATUS on both servers). The messages spam limits are set far above
+per message (SHOW GLOBAL STATUS on both servers). The push phase also measures each group's
+CPU with the sockets connected and no traffic (`--idle-seconds`) and reports the CPU per
+message net of that idle rate (heartbeats, idle outbox polls, cache probes), which at a low
+rate is a large part of the gross figure. The messages spam limits are set far above
 the bench's traffic (`settings_for`): 50 senders each sending to 20 people a second would be
 refused by the production limits, by design. The load generator runs in this one process.
 """
@@ -216,13 +219,27 @@ class Meter:
     def _cpu(self) -> dict[str, float]:
         return {k: sum(cpu_seconds(p) for p in pids) for k, pids in self.pids.items()}
 
+    async def idle(self, seconds: float) -> None:
+        """Measure each process group's CPU per second with no traffic (the sockets' heartbeats,
+        the outbox worker's idle polls, the cache health probes): `stop` reports the CPU per
+        message net of it too, which at a low rate is a large part of the gross figure."""
+        cpu0, t0 = self._cpu(), time.monotonic()
+        await asyncio.sleep(seconds)
+        cpu1, t1 = self._cpu(), time.monotonic()
+        self.idle_rate = {k: (cpu1[k] - cpu0[k]) / (t1 - t0) for k in cpu1}
+
     def start(self) -> None:
-        self.cpu0, self.sql0 = self._cpu(), self._status()
+        self.cpu0, self.sql0, self.t0 = self._cpu(), self._status(), time.monotonic()
 
     def stop(self, messages: int) -> dict:
-        cpu, sql = self._cpu(), self._status()
+        cpu, sql, elapsed = self._cpu(), self._status(), time.monotonic() - self.t0
         per = max(1, messages)
         out = {f"cpu_ms_per_msg_{k}": round((cpu[k] - self.cpu0[k]) * 1000 / per, 2) for k in cpu}
+        idle = getattr(self, "idle_rate", None)
+        if idle is not None:
+            out["idle_cpu_ms_per_s"] = {k: round(v * 1000, 1) for k, v in idle.items()}
+            out["cpu_ms_per_msg_net_of_idle"] = {
+                k: round((cpu[k] - self.cpu0[k] - idle[k] * elapsed) * 1000 / per, 2) for k in cpu}
         out["cpu_s_total"] = {k: round(cpu[k] - self.cpu0[k], 1) for k in cpu}
         out["sql_per_msg"] = {k: round((sql[k] - self.sql0[k]) / per, 1) for k in self.STATUS}
         return out
@@ -273,6 +290,7 @@ async def push_phase(apis, servers, senders, recipients, args) -> dict:
     readers = [asyncio.create_task(read(i, ws)) for i, ws in enumerate(sockets)]
     sent: dict = {}
     meter = Meter(servers, args.services)
+    await meter.idle(args.idle_seconds)
     meter.start()
     t0 = time.monotonic()
     n, errors = await traffic(apis, recipients, args.rate, args.seconds, 1, sent)
@@ -403,6 +421,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=200.0, help="messages per second")
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--no-poll", action="store_true", help="skip the polling phase")
+    parser.add_argument("--idle-seconds", type=float, default=5.0,
+                        help="measure the processes' idle CPU this long before the push phase")
     asyncio.run(run(parser.parse_args()))
 
 

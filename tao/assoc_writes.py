@@ -20,7 +20,7 @@ from tao.bulk_lists import MAX_BULK, BulkLists
 from tao.errors import ConflictError, InvalidDataError, ObjectNotFoundError
 from tao.inverses import Inverses
 from tao.lists import EdgeId, ListChange, ListWrites, or_of
-from tao.models import Assoc, encode_data, now_ms
+from tao.models import Appended, Assoc, encode_data, now_ms
 from tao.outbox import Jobs, Outbox
 from tao.registry import Registry
 from tao.shards import Shards
@@ -49,7 +49,7 @@ class AssocWrites:
         if not t.counted:
             await self._bulk.put_uncounted(self._shards.shard(id1), [row], jobs)
             return Assoc(id1, atype, id2, time, 0, data or {})
-        changes = await self._add_on_shard(self._shards.shard(id1), [row], jobs)
+        changes, _ = await self._add_on_shard(self._shards.shard(id1), [row], jobs)
         edge = changes[0].upserts[0]
         return Assoc(id1, atype, id2, time, edge[2], edge[3])
 
@@ -57,8 +57,16 @@ class AssocWrites:
         """Bulk upsert of (id1, atype, id2[, time[, data]]) edges: one transaction and a few
         multi-row statements per shard of id1, shards in parallel. Returns how many edges were
         new. Used by feed fan-out and batch loads; each shard's part commits on its own."""
-        if len(edges) > MAX_BULK:
-            raise InvalidDataError(f"{len(edges)} edges in one call; the limit is {MAX_BULK}")
+        return (await self.add_and_append(edges, [], jobs_by_shard=jobs_by_shard))[0]
+
+    async def add_and_append(self, edges: list[tuple], appends: list[tuple[int, str, int, dict | None]], *,
+                             jobs_by_shard: dict[int, list] | None = None) -> tuple[int, list[Appended]]:
+        """`assoc_add_many(edges)` and `assoc_append_many(appends)` in one transaction per shard
+        of id1 for both, shards in parallel: (edges new, what each append did)."""
+        if len(edges) + len(appends) > MAX_BULK:
+            raise InvalidDataError(f"{len(edges) + len(appends)} edges in one call; the limit is {MAX_BULK}")
+        append_rows = self._bulk.append_rows(appends)
+        appends_by_shard = self._shards.by_shard(append_rows, lambda r: r[0])
         rows: dict[tuple, tuple] = {}
         ts = now_ms()
         for e in edges:
@@ -69,22 +77,29 @@ class AssocWrites:
             time = int(e[3]) if len(e) > 3 and e[3] is not None else ts
             rows[(id1, t.code, id2)] = (id1, t.code, id2, time, encode_data(e[4] if len(e) > 4 else None))
         groups = self._shards.by_shard(rows.values(), lambda r: r[0])
+        for shard in appends_by_shard:
+            groups.setdefault(shard, [])
+        appended: dict[EdgeId, Appended] = {}
 
         async def one(shard: int, group: list) -> dict:
             jobs = (jobs_by_shard or {}).get(shard)
             uncounted = [r for r in group if not self._registry.atype_by_code(r[1]).counted]
             counted = [r for r in group if self._registry.atype_by_code(r[1]).counted]
+            mine = appends_by_shard.get(shard, [])
             if uncounted:
-                await self._bulk.put_uncounted(shard, uncounted, None if counted else jobs)
-            if not counted:
+                await self._bulk.put_uncounted(shard, uncounted, None if counted or mine else jobs)
+            if not counted and not mine:
                 return {shard: len(uncounted)}
-            changes = await self._add_on_shard(shard, counted, jobs)
+            changes, done = await self._add_on_shard(shard, counted, jobs, mine)
+            appended.update(done)
             return {shard: len(uncounted) + sum(c.count for c in changes) - sum(c.count_before for c in changes)}
         inserted = await self._shards.per_shard(groups, one)
-        return sum(inserted.values())
+        return sum(inserted.values()), [appended[(r[0], r[1], r[2])] for r in append_rows]
 
-    async def _add_on_shard(self, shard: int, rows: list[tuple], jobs: Jobs) -> list[ListChange]:
-        """Upsert `rows` (all on `shard`) in one transaction; returns the forward lists' changes.
+    async def _add_on_shard(self, shard: int, rows: list[tuple], jobs: Jobs, appends: list[tuple] = ()  # type: ignore[assignment]
+                            ) -> tuple[list[ListChange], dict[EdgeId, Appended]]:
+        """Upsert `rows` (all on `shard`) and append `appends` (`BulkLists.append_rows`, on
+        `shard`) in one transaction; returns the forward lists' changes and the appends'.
         An inverse that lives on this shard too (a thread's member who created it, a user's own
         object) is written in the same transaction, under its list's lock, at the forward list's
         new version: no outbox job, no second transaction. Inverses on other shards are synced
@@ -98,9 +113,12 @@ class AssocWrites:
         remote = [k for k in keys if k not in local]
         inv_keys = list(local.values())
 
+        app_keys = [(r[0], r[1], r[2]) for r in appends]
+
         async def body(conn: Conn) -> Any:
-            locked = await self._lists.lock_and_read(conn, [(k[0], k[1]) for k in keys + inv_keys], keys + inv_keys,
-                                                     tombstones=inv_keys)
+            locked = await self._lists.lock_and_read(conn, [(k[0], k[1]) for k in keys + inv_keys + app_keys],
+                                                     keys + inv_keys + app_keys, tombstones=inv_keys,
+                                                     newest=bool(appends))
             existing = locked.edges
             changes = {lst: ListChange(lst[0], lst[1], v, n, count_before=n) for lst, (v, n) in locked.heads.items()}
             put: list[tuple] = []
@@ -117,6 +135,8 @@ class AssocWrites:
                     ic.upserts.append([inv[2], time, ic.version, orjson.loads(text)])
                     if inv not in existing:
                         ic.count += 1
+            app_put, done = self._bulk.plan_appends(list(appends), locked, changes) if appends else ([], {})
+            put += app_put
             for c in changes.values():
                 if self._registry.atype_by_code(c.atype).unique and c.count > 1:
                     raise ConflictError(f"{self._registry.atype_by_code(c.atype).name} is unique per id1 and "
@@ -129,11 +149,11 @@ class AssocWrites:
                                    [x for k in locked.tombstones for x in k])
             job_id = await self._inverse_job(conn, remote)
             await self._outbox.add_jobs(conn, jobs)
-            return changes, job_id
-        changes, job_id = await self._shards.write(shard, body)
+            return changes, job_id, done
+        changes, job_id, done = await self._shards.write(shard, body)
         states = {(r[0], r[1], r[2]): (changes[(r[0], r[1])].version, (r[3], r[4])) for r in rows}
         await self._after_write(shard, list(changes.values()), job_id, remote, states)
-        return [changes[lst] for lst in dict.fromkeys((k[0], k[1]) for k in keys)]
+        return [changes[lst] for lst in dict.fromkeys((k[0], k[1]) for k in keys)], done
 
     async def assoc_delete(self, id1: int, atype: str, id2: int, *, jobs: Jobs = None) -> bool:
         """Remove the edge; returns whether it existed. Caller jobs commit only if it did."""
