@@ -44,6 +44,7 @@ import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pymysql
@@ -234,7 +235,7 @@ class Meter:
     def stop(self, messages: int) -> dict:
         cpu, sql, elapsed = self._cpu(), self._status(), time.monotonic() - self.t0
         per = max(1, messages)
-        out = {f"cpu_ms_per_msg_{k}": round((cpu[k] - self.cpu0[k]) * 1000 / per, 2) for k in cpu}
+        out: dict[str, Any] = {f"cpu_ms_per_msg_{k}": round((cpu[k] - self.cpu0[k]) * 1000 / per, 2) for k in cpu}
         idle = getattr(self, "idle_rate", None)
         if idle is not None:
             out["idle_cpu_ms_per_s"] = {k: round(v * 1000, 1) for k, v in idle.items()}
@@ -269,6 +270,8 @@ async def push_phase(apis, servers, senders, recipients, args) -> dict:
     await asyncio.sleep(3)  # subscriptions acknowledged, memory settled
     rss_after = sum(rss_kib(s.proc.pid) for s in servers)
 
+    closed: dict[int, tuple[float, int | None]] = {}  # socket -> (when, close code) if the server closed it
+
     async def read(i: int, ws) -> None:
         nonlocal dupes, error_frames
         async for msg in ws:
@@ -286,7 +289,10 @@ async def push_phase(apis, servers, senders, recipients, args) -> dict:
                 continue
             seen[i].add(ev["eventId"])
             received.setdefault((i, ev["message"]["id"]), time.monotonic())
+        if not stopping:
+            closed[i] = (time.monotonic(), ws.close_code)
 
+    stopping = False
     readers = [asyncio.create_task(read(i, ws)) for i, ws in enumerate(sockets)]
     sent: dict = {}
     meter = Meter(servers, args.services)
@@ -301,6 +307,11 @@ async def push_phase(apis, servers, senders, recipients, args) -> dict:
     while time.monotonic() < deadline and not all(k in received for k in sent):
         await asyncio.sleep(0.1)
     costs = meter.stop(len(sent))  # the deliveries' work included
+    # A socket the server closed (1013: the store failed for seconds, or a slow consumer) is
+    # not reconnected here, as a client would (resuming by cursor): what it missed after its
+    # close is counted apart from the losses of sockets that stayed open.
+    missing = [k for k in sent if k not in received]
+    after_close = sum(1 for k in missing if k[0] in closed and closed[k[0]][0] <= sent[k] + 30)
     cpu = costs["cpu_s_total"]["server"]
     raw = [received[k] - t for k, t in sent.items() if k in received]
     # The writer publishes before it answers, so a frame can beat the write's own response to
@@ -308,6 +319,7 @@ async def push_phase(apis, servers, senders, recipients, args) -> dict:
     early = sum(1 for x in raw if x < 0)
     lat = [max(0.0, x) for x in raw]
     late = sum(1 for x in lat if x > 10)
+    stopping = True
     for ws in sockets:
         await ws.close()
     for t in readers:
@@ -319,6 +331,9 @@ async def push_phase(apis, servers, senders, recipients, args) -> dict:
         "writes_per_s": len(sent) / elapsed,
         "delivered": len(lat),
         "lost": len(sent) - len(lat),
+        "lost_on_open_sockets": len(missing) - after_close,
+        "sockets_closed_by_server": len(closed),
+        "close_codes": sorted({c for _, c in closed.values() if c is not None}),
         "before_write_returned": early,
         "later_than_10s": late,
         "duplicated": dupes,
