@@ -19,8 +19,8 @@ from tao.backends.base import Conn
 from tao.bulk_lists import MAX_BULK, BulkLists
 from tao.errors import ConflictError, InvalidDataError, ObjectNotFoundError
 from tao.inverses import Inverses
-from tao.lists import EdgeId, ListChange, ListWrites
-from tao.models import Assoc, encode_data, now_ms
+from tao.lists import EdgeId, ListChange, ListWrites, or_of
+from tao.models import Appended, Assoc, encode_data, now_ms
 from tao.outbox import Jobs, Outbox
 from tao.registry import Registry
 from tao.shards import Shards
@@ -49,7 +49,7 @@ class AssocWrites:
         if not t.counted:
             await self._bulk.put_uncounted(self._shards.shard(id1), [row], jobs)
             return Assoc(id1, atype, id2, time, 0, data or {})
-        changes = await self._add_on_shard(self._shards.shard(id1), [row], jobs)
+        changes, _ = await self._add_on_shard(self._shards.shard(id1), [row], jobs)
         edge = changes[0].upserts[0]
         return Assoc(id1, atype, id2, time, edge[2], edge[3])
 
@@ -57,8 +57,16 @@ class AssocWrites:
         """Bulk upsert of (id1, atype, id2[, time[, data]]) edges: one transaction and a few
         multi-row statements per shard of id1, shards in parallel. Returns how many edges were
         new. Used by feed fan-out and batch loads; each shard's part commits on its own."""
-        if len(edges) > MAX_BULK:
-            raise InvalidDataError(f"{len(edges)} edges in one call; the limit is {MAX_BULK}")
+        return (await self.add_and_append(edges, [], jobs_by_shard=jobs_by_shard))[0]
+
+    async def add_and_append(self, edges: list[tuple], appends: list[tuple[int, str, int, dict | None]], *,
+                             jobs_by_shard: dict[int, list] | None = None) -> tuple[int, list[Appended]]:
+        """`assoc_add_many(edges)` and `assoc_append_many(appends)` in one transaction per shard
+        of id1 for both, shards in parallel: (edges new, what each append did)."""
+        if len(edges) + len(appends) > MAX_BULK:
+            raise InvalidDataError(f"{len(edges) + len(appends)} edges in one call; the limit is {MAX_BULK}")
+        append_rows = self._bulk.append_rows(appends)
+        appends_by_shard = self._shards.by_shard(append_rows, lambda r: r[0])
         rows: dict[tuple, tuple] = {}
         ts = now_ms()
         for e in edges:
@@ -69,49 +77,83 @@ class AssocWrites:
             time = int(e[3]) if len(e) > 3 and e[3] is not None else ts
             rows[(id1, t.code, id2)] = (id1, t.code, id2, time, encode_data(e[4] if len(e) > 4 else None))
         groups = self._shards.by_shard(rows.values(), lambda r: r[0])
+        for shard in appends_by_shard:
+            groups.setdefault(shard, [])
+        appended: dict[EdgeId, Appended] = {}
 
         async def one(shard: int, group: list) -> dict:
             jobs = (jobs_by_shard or {}).get(shard)
             uncounted = [r for r in group if not self._registry.atype_by_code(r[1]).counted]
             counted = [r for r in group if self._registry.atype_by_code(r[1]).counted]
+            mine = appends_by_shard.get(shard, [])
             if uncounted:
-                await self._bulk.put_uncounted(shard, uncounted, None if counted else jobs)
-            if not counted:
+                await self._bulk.put_uncounted(shard, uncounted, None if counted or mine else jobs)
+            if not counted and not mine:
                 return {shard: len(uncounted)}
-            changes = await self._add_on_shard(shard, counted, jobs)
+            changes, done = await self._add_on_shard(shard, counted, jobs, mine)
+            appended.update(done)
             return {shard: len(uncounted) + sum(c.count for c in changes) - sum(c.count_before for c in changes)}
         inserted = await self._shards.per_shard(groups, one)
-        return sum(inserted.values())
+        return sum(inserted.values()), [appended[(r[0], r[1], r[2])] for r in append_rows]
 
-    async def _add_on_shard(self, shard: int, rows: list[tuple], jobs: Jobs) -> list[ListChange]:
-        for _, _, id2, _, _ in rows:
-            self._shards.shard(id2)
+    async def _add_on_shard(self, shard: int, rows: list[tuple], jobs: Jobs, appends: list[tuple] = ()  # type: ignore[assignment]
+                            ) -> tuple[list[ListChange], dict[EdgeId, Appended]]:
+        """Upsert `rows` (all on `shard`) and append `appends` (`BulkLists.append_rows`, on
+        `shard`) in one transaction; returns the forward lists' changes and the appends'.
+        An inverse that lives on this shard too (a thread's member who created it, a user's own
+        object) is written in the same transaction, under its list's lock, at the forward list's
+        new version: no outbox job, no second transaction. Inverses on other shards are synced
+        after the commit (`tao.inverses`)."""
+        keys = [(r[0], r[1], r[2]) for r in rows]
+        local: dict[EdgeId, EdgeId] = {}  # forward key -> its inverse's key, on this shard
+        for id1, code, id2 in keys:
+            inverse = self._registry.atype_by_code(code).inverse_code
+            if self._shards.shard(id2) == shard and inverse is not None:
+                local[(id1, code, id2)] = (id2, inverse, id1)
+        remote = [k for k in keys if k not in local]
+        inv_keys = list(local.values())
+
+        app_keys = [(r[0], r[1], r[2]) for r in appends]
 
         async def body(conn: Conn) -> Any:
-            heads = await self._lists.lock_lists(conn, [(r[0], r[1]) for r in rows])
-            existing = await self._lists.read_edges(conn, [(r[0], r[1], r[2]) for r in rows])
-            changes: dict[tuple, ListChange] = {}
-            for (id1, code), (version, count) in heads.items():
-                changes[(id1, code)] = ListChange(id1, code, version, count, count_before=count)
-            put = []
+            locked = await self._lists.lock_and_read(conn, [(k[0], k[1]) for k in keys + inv_keys + app_keys],
+                                                     keys + inv_keys + app_keys, tombstones=inv_keys,
+                                                     newest=bool(appends))
+            existing = locked.edges
+            changes = {lst: ListChange(lst[0], lst[1], v, n, count_before=n) for lst, (v, n) in locked.heads.items()}
+            put: list[tuple] = []
             for id1, code, id2, time, text in rows:
                 c = changes[(id1, code)]
                 put.append((id1, code, id2, time, c.version, text, None))
                 c.upserts.append([id2, time, c.version, orjson.loads(text)])
                 if (id1, code, id2) not in existing:
                     c.count += 1
+                inv = local.get((id1, code, id2))
+                if inv is not None:  # mirrors the state this transaction writes, at its list's version
+                    ic = changes[(inv[0], inv[1])]
+                    put.append((*inv, time, ic.version, text, c.version))
+                    ic.upserts.append([inv[2], time, ic.version, orjson.loads(text)])
+                    if inv not in existing:
+                        ic.count += 1
+            app_put, done = self._bulk.plan_appends(list(appends), locked, changes) if appends else ([], {})
+            put += app_put
             for c in changes.values():
                 if self._registry.atype_by_code(c.atype).unique and c.count > 1:
                     raise ConflictError(f"{self._registry.atype_by_code(c.atype).name} is unique per id1 and "
                                         f"{c.id1} already has one")
             await self._lists.put_edges(conn, put)
             await self._lists.set_counts(conn, {k: c.count for k, c in changes.items() if c.count != c.count_before})
-            job_id = await self._inverse_job(conn, [(r[0], r[1], r[2]) for r in rows])
+            if locked.tombstones:  # the inverse exists again
+                await conn.execute(f"DELETE FROM {{inverse_tombstones}} WHERE "
+                                   f"{or_of('(id1 = %s AND atype = %s AND id2 = %s)', len(locked.tombstones))}",
+                                   [x for k in locked.tombstones for x in k])
+            job_id = await self._inverse_job(conn, remote)
             await self._outbox.add_jobs(conn, jobs)
-            return list(changes.values()), job_id
-        changes, job_id = await self._shards.write(shard, body)
-        await self._after_write(shard, changes, job_id, [(r[0], r[1], r[2]) for r in rows])
-        return changes
+            return changes, job_id, done
+        changes, job_id, done = await self._shards.write(shard, body)
+        states = {(r[0], r[1], r[2]): (changes[(r[0], r[1])].version, (r[3], r[4])) for r in rows}
+        await self._after_write(shard, list(changes.values()), job_id, remote, states)
+        return [changes[lst] for lst in dict.fromkeys((k[0], k[1]) for k in keys)], done
 
     async def assoc_delete(self, id1: int, atype: str, id2: int, *, jobs: Jobs = None) -> bool:
         """Remove the edge; returns whether it existed. Caller jobs commit only if it did."""
@@ -184,13 +226,16 @@ class AssocWrites:
         return await self._outbox.add(conn, "tao.sync_inverses", {"edges": with_inverse}, delay_ms=INVERSE_GRACE_MS)
 
     async def _after_write(self, shard: int, changes: list[ListChange], job_id: int | None,
-                           keys: list[EdgeId]) -> None:
+                           keys: list[EdgeId], states: dict[EdgeId, tuple] | None = None) -> None:
+        """Install the changes, then sync the inverses of `keys` (`states`: their forward
+        states as this write committed them, {key: (list version, (time, data text))})."""
         await self._lists.install_changes(shard, changes)
         if job_id is not None:
-            edges = [(id1, self._registry.atype_by_code(code).name, id2) for id1, code, id2 in keys
-                     if self._registry.atype_by_code(code).inverse is not None]
+            with_inverse = [k for k in keys if self._registry.atype_by_code(k[1]).inverse is not None]
+            edges = [(id1, self._registry.atype_by_code(code).name, id2) for id1, code, id2 in with_inverse]
+            known = None if states is None else {e: states[k] for e, k in zip(edges, with_inverse)}
             try:
-                await self.inverses.sync(edges)
+                await self.inverses.sync(edges, known=known)
             except Exception as exc:  # the outbox row retries it; the write itself is acknowledged
                 self._shards.counters["inverse_sync_deferred"] += 1
                 log.info("inverses of %d edges on shard %s deferred to the outbox: %s", len(edges), shard, exc)

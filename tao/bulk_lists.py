@@ -19,7 +19,7 @@ import orjson
 
 from tao.backends.base import Conn
 from tao.errors import InvalidDataError
-from tao.lists import EdgeId, ListChange, ListWrites
+from tao.lists import EdgeId, ListChange, ListId, ListWrites, Locked
 from tao.models import Appended, Assoc, encode_data, now_ms
 from tao.outbox import Jobs, Outbox
 from tao.registry import Registry
@@ -60,13 +60,7 @@ class BulkLists:
         finds a new one at or below t. That makes an edge's time a gap-free resume cursor (the
         real-time streams' use). An edge that exists already is left as it is, so a retried
         append changes nothing (`Appended.new` False). One transaction per shard of id1."""
-        rows = []
-        for id1, atype, id2, data in edges:
-            t = self._registry.primary_atype(atype)
-            if not t.counted or t.inverse is not None or t.unique:
-                raise InvalidDataError(f"{atype}: assoc_append_many needs a counted type without inverse, not unique")
-            self._shards.shard(id2)
-            rows.append((id1, t.code, id2, encode_data(data)))
+        rows = self.append_rows(edges)
 
         async def one(shard: int, group: list[tuple]) -> dict:
             changes, appended = await self._shards.write(shard, lambda conn: self._append_on_shard(conn, group))
@@ -75,20 +69,37 @@ class BulkLists:
         out: dict[EdgeId, Appended] = await self._shards.per_shard(self._shards.by_shard(rows, lambda r: r[0]), one)
         return [out[(r[0], r[1], r[2])] for r in rows]
 
+    def append_rows(self, edges: list[tuple[int, str, int, dict | None]]) -> list[tuple]:
+        """Check `(id1, atype, id2, data)` appends; rows `(id1, code, id2, data text)`."""
+        rows = []
+        for id1, atype, id2, data in edges:
+            t = self._registry.primary_atype(atype)
+            if not t.counted or t.inverse is not None or t.unique:
+                raise InvalidDataError(f"{atype}: assoc_append_many needs a counted type without inverse, not unique")
+            self._shards.shard(id2)
+            rows.append((id1, t.code, id2, encode_data(data)))
+        return rows
+
     async def _append_on_shard(self, conn: Conn, rows: list[tuple]) -> tuple[list[ListChange], dict]:
         # The count rows' lock serializes every writer of these lists, and it is taken before
         # the transaction's first plain read (which fixes its snapshot), so the reads below see
         # every earlier append. No locking reads: on InnoDB they would take gap locks on the
         # index next to this list, blocking other users' lists for nothing.
-        heads = await self._lists.lock_lists(conn, [(r[0], r[1]) for r in rows])
-        existing = await self._lists.read_edges(conn, [(r[0], r[1], r[2]) for r in rows])
-        newest: dict[tuple[int, int], int] = {}
-        for lst in heads:
-            got = await conn.fetchall("SELECT time FROM {assocs} WHERE id1 = %s AND atype = %s "
-                                      "ORDER BY time DESC LIMIT 1", lst)
-            newest[lst] = got[0][0] if got else 0
-        changes = {k: ListChange(k[0], k[1], v, n, count_before=n) for k, (v, n) in heads.items()}
-        put, appended = [], {}
+        locked = await self._lists.lock_and_read(conn, [(r[0], r[1]) for r in rows],
+                                                 [(r[0], r[1], r[2]) for r in rows], newest=True)
+        changes = {k: ListChange(k[0], k[1], v, n, count_before=n) for k, (v, n) in locked.heads.items()}
+        put, appended = self.plan_appends(rows, locked, changes)
+        await self._lists.put_edges(conn, put)
+        await self._lists.set_counts(conn, {k: c.count for k, c in changes.items() if c.count != c.count_before})
+        return list(changes.values()), appended
+
+    def plan_appends(self, rows: list[tuple], locked: Locked, changes: dict[ListId, ListChange]
+                     ) -> tuple[list[tuple], dict[EdgeId, Appended]]:
+        """The edge rows that append `rows` to lists this transaction locked and read (`locked`,
+        with `newest`), and what each append did; `changes` (per list) are updated."""
+        existing, newest = locked.edges, locked.newest
+        put: list[tuple] = []
+        appended: dict[EdgeId, Appended] = {}
         ts = now_ms()
         for id1, code, id2, text in rows:
             name = self._registry.atype_by_code(code).name
@@ -109,9 +120,7 @@ class BulkLists:
             c.upserts.append([id2, time, c.version, orjson.loads(text)])
             c.count += 1
             appended[key] = Appended(Assoc(id1, name, id2, time, c.version, orjson.loads(text)), prev, True)
-        await self._lists.put_edges(conn, put)
-        await self._lists.set_counts(conn, {k: c.count for k, c in changes.items() if c.count != c.count_before})
-        return list(changes.values()), appended
+        return put, appended
 
     async def put_uncounted(self, shard: int, rows: list[tuple], jobs: Jobs) -> None:
         """Upsert edges of uncounted types: one statement, no list lock, no count, version 0."""

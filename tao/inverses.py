@@ -28,16 +28,21 @@ class Inverses:
         self._lists = lists
         self._registry = registry
 
-    async def sync(self, edges: list[Edge], *, force: bool = False) -> None:
+    async def sync(self, edges: list[Edge], *, force: bool = False, known: dict[Edge, tuple] | None = None) -> None:
         """Idempotent and order-independent. `force` (the repair command) re-applies a state whose
         version was already recorded, for an inverse damaged outside the store; an older state is
-        still never applied."""
+        still never applied. `known`: {edge: (list version, (time, data text) or None)} that its
+        writer just committed, for every edge: what the snapshot read would find (or an older
+        state, which a newer sync then supersedes), so it is not read again."""
         edges = list(dict.fromkeys((e[0], e[1], e[2]) for e in edges))
         for _id1, atype, id2 in edges:
             if self._registry.primary_atype(atype).inverse is None:
                 raise ValueError(f"{atype} has no inverse")
             self._shards.shard(id2)
-        forward = await self._shards.per_shard(self._shards.by_shard(edges, lambda e: e[0]), self._read_forward)
+        if known is not None and all(e in known for e in edges):
+            forward = {e: known[e] for e in edges}
+        else:
+            forward = await self._shards.per_shard(self._shards.by_shard(edges, lambda e: e[0]), self._read_forward)
 
         async def apply(shard: int, group: list[Edge]) -> dict:
             changes = await self._shards.write(shard, lambda conn: self._apply(conn, group, forward, force))
@@ -61,12 +66,11 @@ class Inverses:
         lists = self._lists
         inv: dict[Edge, EdgeId] = {e: (e[2], self._registry.inverse_code(e[1]), e[0]) for e in group}
         # Lock every inverse list first (no bump yet): writers of a list serialize on this row.
-        await lists.lock_lists(conn, [(k[0], k[1]) for k in inv.values()], bump=False)
-        current = await lists.read_edges(conn, list(inv.values()), lock=True)
-        tombs = await conn.fetchall(
-            f"SELECT id1, atype, id2, src_version FROM {{inverse_tombstones}} "
-            f"WHERE {or_of('(id1 = %s AND atype = %s AND id2 = %s)', len(inv))}", [x for k in inv.values() for x in k])
-        tomb = {(r[0], r[1], r[2]): r[3] for r in tombs}
+        # Then one read under those locks: the lists' heads, the inverse edges, their tombstones.
+        inv_lists = [(k[0], k[1]) for k in inv.values()]
+        await lists.lock_only(conn, inv_lists)
+        snap = await lists.read_locked(conn, inv_lists, list(inv.values()), tombstones=list(inv.values()))
+        current, tomb = snap.edges, snap.tombstones
         to_put: list[tuple[EdgeId, tuple, int]] = []
         to_remove: list[EdgeId] = []
         new_tombs: list[tuple[EdgeId, int]] = []
@@ -86,8 +90,9 @@ class Inverses:
                 if cur is not None:
                     to_remove.append(key)
         touched = list(dict.fromkeys([(k[0], k[1]) for k, _, _ in to_put] + [(k[0], k[1]) for k in to_remove]))
-        heads = await lists.lock_lists(conn, touched) if touched else {}
-        changes = {lst: ListChange(lst[0], lst[1], v, n, count_before=n) for lst, (v, n) in heads.items()}
+        await lists.lock_only(conn, touched, bump=True)  # locked by this transaction: the read's version + 1
+        changes = {lst: ListChange(lst[0], lst[1], snap.heads[lst][0] + 1, snap.heads[lst][1],
+                                   count_before=snap.heads[lst][1]) for lst in touched}
         rows = []
         for key, (time, text), src_version in to_put:
             c = changes[(key[0], key[1])]

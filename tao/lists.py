@@ -41,6 +41,15 @@ class ListChange:
     count_before: int = 0
 
 
+@dataclass(slots=True)
+class Locked:
+    """What `ListWrites.lock_and_read` found under the lists' locks."""
+    heads: dict[ListId, list[int]]                   # list -> [version (bumped), count]
+    edges: dict[EdgeId, tuple]                       # as `read_edges`: (time, version, data, src_version)
+    newest: dict[ListId, int]                        # list -> its newest edge time, 0 if empty (if asked)
+    tombstones: dict[EdgeId, int]                    # inverse key -> the src_version its removal recorded
+
+
 def sort_key(edge: list) -> tuple[int, int]:
     """Lists are newest first by (time, id2); `edge` is [id2, time, ...]."""
     return (-edge[1], -edge[0])
@@ -100,11 +109,64 @@ class ListWrites:
         lists = sorted(set(lists))
         if not lists:
             return {}
+        await self._lock(conn, lists, bump=bump)
+        return await self.read_heads(conn, lists)
+
+    async def lock_only(self, conn: Conn, lists: list[ListId], *, bump: bool = False) -> None:
+        """Lock the lists' count rows (creating them) in sorted order without reading them;
+        `bump`: their versions go up by one."""
+        lists = sorted(set(lists))
+        if lists:
+            await self._lock(conn, lists, bump=bump)
+
+    async def lock_and_read(self, conn: Conn, lists: list[ListId], keys: list[EdgeId], *, newest: bool = False,
+                            tombstones: list[EdgeId] | None = None) -> Locked:
+        """`lock_lists` (bumping) and `read_edges(keys)` in two statements instead of three: the
+        lock, then one read of the heads and the edges (see `Locked`). With `newest`, the same
+        read gives each list's newest edge time; with `tombstones`, those keys' inverse
+        tombstones."""
+        lists = sorted(set(lists))
+        if not lists:
+            return Locked({}, {}, {}, {})
+        await self._lock(conn, lists, bump=True)
+        return await self.read_locked(conn, lists, keys, newest=newest, tombstones=tombstones)
+
+    async def read_locked(self, conn: Conn, lists: list[ListId], keys: list[EdgeId], *, newest: bool = False,
+                          tombstones: list[EdgeId] | None = None) -> Locked:
+        """The read half of `lock_and_read`, for lists this transaction has locked already: a
+        plain read (the locks taken before it fix the snapshot after every earlier writer's
+        commit; a locking read would take gap locks next to other lists for nothing)."""
+        out = Locked({}, {}, {}, {})
+        lists = sorted(set(lists))
+        if not lists:
+            return out
+        where, params = lists_where(self._backend, lists)
+        top = ("(SELECT MAX(time) FROM {assocs} a WHERE a.id1 = c.id1 AND a.atype = c.atype)" if newest else "0")
+        sql = f"SELECT 0, id1, atype, 0, version, count, {top}, NULL, NULL FROM {{assoc_counts}} c WHERE {where}"
+        if keys:
+            edges, edge_params = edges_where(self._backend, keys)
+            sql += (" UNION ALL SELECT 1, id1, atype, id2, version, time, 0, data, src_version FROM {assocs} "
+                    f"WHERE {edges}")
+            params += edge_params
+        if tombstones:
+            sql += (" UNION ALL SELECT 2, id1, atype, id2, src_version, 0, 0, NULL, NULL FROM {inverse_tombstones} "
+                    f"WHERE {or_of('(id1 = %s AND atype = %s AND id2 = %s)', len(tombstones))}")
+            params += [x for k in tombstones for x in k]
+        for kind, id1, atype, id2, version, n, top_time, data, src_version in await conn.fetchall(sql, params):
+            if kind == 0:
+                out.heads[(id1, atype)] = [version, n]
+                out.newest[(id1, atype)] = top_time or 0
+            elif kind == 1:
+                out.edges[(id1, atype, id2)] = (n, version, data, src_version)
+            else:
+                out.tombstones[(id1, atype, id2)] = version
+        return out
+
+    async def _lock(self, conn: Conn, lists: list[ListId], *, bump: bool) -> None:
         update = {"version": "version + 1"} if bump else {"version": "version"}
         params = [x for id1, code in lists for x in (id1, code, 0, 1 if bump else 0)]
         await conn.execute(self._backend.upsert("assoc_counts", ("id1", "atype", "count", "version"),
                                                 ("id1", "atype"), update, rows=len(lists)), params)
-        return await self.read_heads(conn, lists)
 
     async def read_heads(self, conn: Conn, lists: list[ListId]) -> dict[ListId, list[int]]:
         """{list: [version, count]} for the lists that have a count row."""

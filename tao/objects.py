@@ -46,9 +46,9 @@ class Objects:
         return Obj(id_, self._registry.otype_by_code(otype).name, value["v"], created, updated, data)
 
     async def add(self, otype: str, data: dict | None = None, *, owner: int | None = None,
-                  jobs: Jobs | Callable[[int], Jobs] = None) -> int:
-        """Create an object (on `owner`'s shard, else on any live one); returns its id. `jobs`
-        commit with it; pass a function of the new id when a job must name the object."""
+                  jobs: Jobs | Callable[[int], Jobs] = None) -> Obj:
+        """Create an object (on `owner`'s shard, else on any live one); returns it as stored.
+        `jobs` commit with it; pass a function of the new id when a job must name the object."""
         code = self._registry.otype(otype).code
         text = encode_data(data)
         shard = self._shards.home_shard(owner)
@@ -80,7 +80,7 @@ class Objects:
         await self._cache.install([install_value(self._cache.obj_key(id_), 1, value)],
                                   shard, [{"kind": "o", "id": id_}])
         self._outbox.nudge(shard)
-        return id_
+        return Obj(id_, otype, 1, ts, ts, value["o"][3])
 
     async def add_many(self, items: list[tuple[str, dict | None, int | None]]) -> list[int]:
         """Bulk obj_add of (otype, data, owner) items: one multi-row insert per shard, shards in

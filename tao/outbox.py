@@ -16,6 +16,7 @@ import logging
 import random
 import traceback
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from typing import Any
 
 from config import JobSettings
@@ -33,6 +34,11 @@ Handler = Callable[[Any, dict], Awaitable[None]]
 # Jobs a write commits with its change: (handler, payload[, delay_ms[, job_id]]) each.
 Jobs = list[tuple] | None
 DEAD_LETTER_MS = 100 * 365 * 24 * 3600 * 1000  # a job past max_attempts waits here for an operator
+
+# The shard on which this task last wrote a job due at once and has not nudged the worker for
+# since (`Outbox.add` sets it, `nudge` consumes it). A write runs its transaction body and its
+# nudge in one task, so a ContextVar pairs them without a lock.
+_due_written: ContextVar[int | None] = ContextVar("tao_due_job_written", default=None)
 
 
 class Outbox:
@@ -78,33 +84,53 @@ class Outbox:
         if handler not in self.handlers and handler not in self.elsewhere:
             raise TaoError(f"no handler registered for job {handler!r}")
         job_id = self._shards.ids.next_id(conn.shard) if job_id is None else job_id
-        payload = with_trace_context(payload)  # observability: the job's span continues this trace
-        ts = self.now()
-        await conn.execute("INSERT INTO {outbox} (id, handler, payload, run_at, attempts, created) "
-                           "VALUES (%s, %s, %s, %s, 0, %s)",
-                           (job_id, handler, json.dumps(payload, separators=(",", ":")), ts + delay_ms, ts))
+        await self._insert(conn, [(handler, payload, delay_ms, job_id)])
         return job_id
 
     async def add_jobs(self, conn: Conn, jobs: Jobs) -> None:
-        """Write the callers' jobs in their transaction: (handler, payload[, delay_ms[, job_id]]) each."""
-        for handler, payload, *rest in jobs or ():
-            await self.add(conn, handler, payload, delay_ms=rest[0] if rest else 0,
-                           job_id=rest[1] if len(rest) > 1 else None)
+        """Write the callers' jobs in their transaction, in one statement:
+        (handler, payload[, delay_ms[, job_id]]) each."""
+        if jobs:
+            await self._insert(conn, [(handler, payload, rest[0] if rest else 0, rest[1] if len(rest) > 1 else None)
+                                      for handler, payload, *rest in jobs])
+
+    async def _insert(self, conn: Conn, jobs: list[tuple[str, dict, int, int | None]]) -> None:
+        ts = self.now()
+        params: list[Any] = []
+        for handler, payload, delay_ms, job_id in jobs:
+            if handler not in self.handlers and handler not in self.elsewhere:
+                raise TaoError(f"no handler registered for job {handler!r}")
+            job_id = self._shards.ids.next_id(conn.shard) if job_id is None else job_id
+            payload = with_trace_context(payload)  # observability: the job's span continues this trace
+            params += [job_id, handler, json.dumps(payload, separators=(",", ":")), ts + delay_ms, ts]
+            if delay_ms <= 0:
+                _due_written.set(conn.shard)
+        await conn.execute("INSERT INTO {outbox} (id, handler, payload, run_at, attempts, created) VALUES "
+                           + ", ".join(["(%s, %s, %s, %s, 0, %s)"] * len(jobs)), params)
 
     async def enqueue(self, shard: int, handler: str, payload: dict, *, delay_ms: int = 0) -> int:
         job_id = await self._shards.write(shard, lambda conn: self.add(conn, handler, payload, delay_ms=delay_ms))
         self.nudge(shard)
         return job_id
 
-    async def delete(self, shard: int, job_id: int) -> None:
+    async def delete(self, shard: int, *job_ids: int) -> None:
+        """Delete done jobs of `shard` (one statement); a failure is logged: they run again."""
+        if not job_ids:
+            return
         try:
             async with self._shards.read(shard) as conn:
-                await conn.execute("DELETE FROM {outbox} WHERE id = %s", (job_id,))
-        except TaoError as exc:  # the job will run again; handlers are idempotent
-            log.info("could not delete done job %s on shard %s: %s", job_id, shard, exc)
+                await conn.execute(f"DELETE FROM {{outbox}} WHERE id IN ({', '.join(['%s'] * len(job_ids))})", job_ids)
+        except TaoError as exc:  # the jobs will run again; handlers are idempotent
+            log.info("could not delete done jobs %s on shard %s: %s", job_ids, shard, exc)
 
     def nudge(self, shard: int) -> None:
-        """This process wrote to `shard`: look at its outbox soon."""
+        """This process (this task) wrote to `shard`: look at its outbox at once if the write
+        committed a job due now. Jobs due later (the repairs a writer does itself, an inverse
+        sync's grace period) come due on the worker's idle polls (at least every `max_idle`
+        second): waking it for them cost every write a claim transaction that found nothing."""
+        if _due_written.get() != shard:
+            return
+        _due_written.set(None)
         self._idle_until.pop(shard, None)
         self._wake.set()
 

@@ -152,6 +152,14 @@ class Shards:
                 await asyncio.sleep(0.005 * (2 ** attempt))
         raise AssertionError("unreachable")
 
+    async def write_one(self, shard: int, sql: str, params: Sequence[Any] = ()) -> int:
+        """One statement that commits on its own (affected rows): sent alone on an autocommit
+        connection where the backend allows it (one round trip instead of BEGIN, it, COMMIT)."""
+        if not self.backend.autocommit_writes:
+            return await self.write(shard, lambda conn: conn.execute(sql, params))
+        async with self.read(shard) as conn:
+            return await conn.execute(sql, params)
+
     async def per_shard(self, groups: dict[int, G], fn: Callable[[int, G], Awaitable[dict]],
                         *, errors: Errors = "raise",
                         keys_of: Callable[[G], Iterable[Hashable]] | None = None) -> dict:

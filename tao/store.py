@@ -64,11 +64,11 @@ class Tao:
 
     __all__ = (
         # objects
-        "obj_add", "obj_add_many", "obj_get", "obj_update", "obj_delete", "obj_scan",
+        "obj_add", "obj_create", "obj_add_many", "obj_get", "obj_update", "obj_delete", "obj_scan",
         # associations: writes
         "assoc_add", "assoc_add_many", "assoc_delete", "assoc_change_type",
         # associations: bulk and append-only lists (tao/bulk_lists.py)
-        "assoc_add_to_objects", "assoc_append_many", "assoc_trim",
+        "assoc_add_to_objects", "assoc_append_many", "assoc_add_and_append", "assoc_trim",
         # associations: reads
         "assoc_get", "assoc_get_many", "assoc_count", "assoc_count_many", "assoc_range",
         "assoc_range_many", "assoc_time_range", "assoc_time_range_many",
@@ -125,6 +125,12 @@ class Tao:
                       jobs: Jobs | Callable[[int], Jobs] = None) -> int:
         """Create an object (on `owner`'s shard, else on any live one); returns its id. `jobs`
         commit with it; pass a function of the new id when a job must name the object."""
+        return (await self._objects.add(otype, data, owner=owner, jobs=jobs)).id
+
+    async def obj_create(self, otype: str, data: dict | None = None, *, owner: int | None = None,
+                         jobs: Jobs | Callable[[int], Jobs] = None) -> Obj:
+        """obj_add that returns the object as stored (its times and version), for a caller that
+        would otherwise read it back at once."""
         return await self._objects.add(otype, data, owner=owner, jobs=jobs)
 
     async def obj_add_many(self, items: list[tuple[str, dict | None, int | None]]) -> list[int]:
@@ -180,6 +186,13 @@ class Tao:
         """Append (id1, atype, id2, data) edges at the head of their lists in commit order, each
         at a time above every earlier edge of its list (see tao/bulk_lists.py)."""
         return await self._bulk.append_many(edges)
+
+    async def assoc_add_and_append(self, edges: list[tuple], appends: list[tuple[int, str, int, dict | None]]
+                                   ) -> tuple[int, list[Appended]]:
+        """`assoc_add_many(edges)` and `assoc_append_many(appends)` together, one transaction per
+        shard for both (a delivery that bumps each member's folders and appends to each
+        member's stream): (how many edges were new, what each append did)."""
+        return await self._writes.add_and_append(edges, appends)
 
     async def assoc_trim(self, id1: int, atype: str, *, keep: int, before: int | None = None) -> int:
         """Delete the edges of an uncached list past its newest `keep`, and any older than

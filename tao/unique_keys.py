@@ -64,10 +64,18 @@ class UniqueKeys:
                 await conn.execute("INSERT INTO {unique_keys} (ns, k, id, version) VALUES (%s, %s, %s, 1)",
                                    (ns, key, id_))
             return True, (id_, version)
-        try:
-            ok, holder = await self._shards.write(shard, body)
-        except DuplicateKeyError:  # lost an insert race: read the winner's row under the lock
-            ok, holder = await self._shards.write(shard, body)
+        # Most claims are of a key no one ever held: one autocommit insert takes it. A key that
+        # has a row (held, or released and kept at id 0) is left as it is, and the locking read
+        # below decides.
+        backend = self._shards.backend
+        if await self._shards.write_one(shard, "INSERT INTO {unique_keys} (ns, k, id, version) VALUES (%s, %s, %s, 1)"
+                                        + backend.keep_existing(("ns", "k")), (ns, key, id_)):
+            ok, holder = True, (id_, 1)
+        else:
+            try:
+                ok, holder = await self._shards.write(shard, body)
+            except DuplicateKeyError:  # lost an insert race: read the winner's row under the lock
+                ok, holder = await self._shards.write(shard, body)
         if holder is not None:
             await self._install_key(shard, ns, key, *holder)
         return ok

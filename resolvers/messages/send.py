@@ -50,8 +50,8 @@ from resolvers.messages.threads import (
 )
 from resolvers.notifications import causes
 from resolvers.records import Media, MediaKind, MediaStatus, record_of
-from tao import Obj, Tao, shard_of
-from tao.models import now_ms
+from tao import Assoc, Obj, Tao, shard_of
+from tao.models import Appended, now_ms
 
 if TYPE_CHECKING:
     from resolvers.context import RequestContext
@@ -193,38 +193,63 @@ async def do_send_message(tao: Tao, actor_id: int, *, client_id: str, thread_id:
                 *causes.message_requests(sender, requests, thread.id, mid, now_ms())]
     if media_id is not None:  # a message's media is seen through the message only (resolvers.media)
         await tao.obj_update(media_id, {"dm": True})
-    made = await tao.obj_add("MESSAGE", data, owner=thread.id, jobs=jobs)
+    stored = await tao.obj_create("MESSAGE", data, owner=thread.id, jobs=jobs)
+    made = stored.id
     if not await tao.key_claim(CLIENT_KEYS, _client_key(sender, client_id), made):
         await tao.obj_delete(made)  # a racing retry won: answer with its message (or refuse)
         done = await _existing(ctx, sender, client_id, canonical)
         if done is None:
             raise _reused()
         return done
-    msg = record_of((await tao.obj_get([made]))[made])
+    msg = record_of(stored)
     await limits.record_send(tao, sender, requests, new, msg.created)
-    await deliver(tao, made, sent=msg)
-    await tao.outbox.delete(shard_of(made), deliver_job_id)  # a failed delivery raised: the job stays
-    for ev in pending:  # published after the message is listed and the folders bumped
-        await ev.deliver(tao)
+    # The members as this request read them (`member_edges`, through its loaders): the
+    # delivery needs no second read of the list. The message.new event (there is always one:
+    # the sender is a member) is appended to each member's stream in the delivery's own
+    # transactions, published after they all committed, and its job and the delivery's (both
+    # on the thread's shard) are deleted in one statement.
+    ev = pending[0]
+    event = ev if isinstance(ev, realtime.PendingEvent) else None
+    appended = await deliver(tao, made, sent=msg, memberships=await member_edges(ctx, thread.id), event=event)
+    if event is not None:
+        await event.published(tao, appended, done_jobs=(deliver_job_id,))
+    else:
+        await tao.outbox.delete(shard_of(made), deliver_job_id)
     return msg
 
 
-async def deliver(tao: Tao, message_id: int, *, sent: Message | None = None) -> None:
+async def deliver(tao: Tao, message_id: int, *, sent: Message | None = None,
+                  memberships: list[Assoc] | None = None,
+                  event: realtime.PendingEvent | None = None) -> list[Appended]:
     """List the message in its thread, move the sender's read marker to it and bump every
     member's folder: one transaction per shard (the thread's, each member's), in parallel.
     Idempotent; also the job. `sent`: the message its writer just stored and whose client key
-    it holds (the job and a retry read the message and claim the key again)."""
+    it holds (the job and a retry read the message and claim the key again); `memberships`:
+    the thread's HAS_MEMBER edges, if the caller has them; `event`: its stream appends are
+    committed in the same transactions (returned, for `event.published`). The thread's shard
+    commits first, so an event found in a stream names a message already listed."""
     msg = sent if sent is not None else await _stored_message(tao, message_id)
     if msg is None:
-        return  # unsent, or a race's loser
+        return []  # unsent, or a race's loser
     edges = [(msg.thread, "HAS_MESSAGE", msg.id, msg.created, message_edge_data(msg.sender))]
-    memberships = await tao.assoc_range(msg.thread, "HAS_MEMBER", 0, 64)
+    if memberships is None:
+        memberships = await tao.assoc_range(msg.thread, "HAS_MEMBER", 0, 64)
     mine = next((a for a in memberships if a.id2 == msg.sender), None)
     if mine is not None and tuple(msg.cursor) > MemberState.decode(mine.data).read:
         # the sender has read their own message (as advance_read_marker: never back, join time kept)
         edges.append((msg.thread, "HAS_MEMBER", msg.sender, mine.time, {**mine.data, "read": list(msg.cursor)}))
-    folders, _ = await folder_edges(tao, msg.thread, [a.id2 for a in memberships], msg.sender, msg.created, msg.id)
-    await tao.assoc_add_many(edges + folders)
+    folders, _ = await folder_edges(tao, msg.thread, [a.id2 for a in memberships], msg.sender, msg.created, msg.id,
+                                    states={a.id2: a for a in memberships})
+    if event is None:
+        await tao.assoc_add_many(edges + folders)
+        return []
+    home = shard_of(msg.thread)
+    writes, appends = edges + folders, event.appends()
+    _, first = await tao.assoc_add_and_append([e for e in writes if shard_of(e[0]) == home],
+                                              [a for a in appends if shard_of(a[0]) == home])
+    _, rest = await tao.assoc_add_and_append([e for e in writes if shard_of(e[0]) != home],
+                                             [a for a in appends if shard_of(a[0]) != home])
+    return first + rest
 
 
 async def _stored_message(tao: Tao, message_id: int) -> Message | None:

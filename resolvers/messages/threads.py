@@ -31,7 +31,7 @@ from resolvers.messages.model import (
     thread_not_found,
 )
 from resolvers.records import record_of
-from tao import Tao, shard_of
+from tao import Assoc, Tao, shard_of
 from tao.models import now_ms
 
 if TYPE_CHECKING:
@@ -262,10 +262,13 @@ async def place_in_folders(tao: Tao, thread_id: int, members: list[int], sender:
 
 
 async def folder_edges(tao: Tao, thread_id: int, members: list[int], sender: int, time: int,
-                       message_id: int | None = None) -> tuple[list[tuple], list[int]]:
+                       message_id: int | None = None, *, states: dict[int, Assoc] | None = None
+                       ) -> tuple[list[tuple], list[int]]:
     """The edges `place_in_folders` writes, and the members it reaches: for a caller that
-    writes them together with its own edges."""
-    states = await tao.assoc_get(thread_id, "HAS_MEMBER", members)
+    writes them together with its own edges. `states`: the members' HAS_MEMBER edges, if the
+    caller has just read them."""
+    if states is None:
+        states = await tao.assoc_get(thread_id, "HAS_MEMBER", members)
     keys = [(m, t, thread_id) for m in members for t in ("INBOX", "DM_REQUESTS")]
     keys += [(m, t, sender) for m in members if m != sender for t in ("FOLLOWS", "BLOCKS", "BLOCKED_BY", "RESTRICTS")]
     have = await tao.assoc_get_many(keys)

@@ -37,7 +37,7 @@ from resolvers.edge_data import stream_event_data
 from resolvers.job_context import JobContext
 from resolvers.realtime.events import STREAM_ATYPE, StreamEvent, user_channel
 from tao import Tao, shard_of
-from tao.models import now_ms
+from tao.models import Appended, now_ms
 
 log = logging.getLogger("taogram.realtime")
 
@@ -56,16 +56,36 @@ class PendingEvent:
     ids: dict[str, int]
     job: tuple
 
-    async def deliver(self, tao: Tao) -> list[StreamEvent]:
+    def appends(self) -> list[tuple]:
+        """The stream appends of this event, for a writer that commits them with its own edges
+        (`Tao.assoc_add_and_append`) and then calls `published`."""
+        return stream_appends(self.event_id, self.user_ids, self.kind, self.ids)
+
+    async def published(self, tao: Tao, appended: list[Appended], *, done_jobs: tuple[int, ...] = ()) -> None:
+        """After the writer committed `appends()` (`appended`: what they did): publish, and
+        delete the event's job and `done_jobs` (see `deliver`). Never raises."""
+        shard = shard_of(self.event_id)
+        try:
+            _, published = await publish_appended(tao, appended, self.kind, self.ids)
+        except Exception as exc:  # the outbox job publishes it again; the write is acknowledged
+            log.info("stream event %s left to its job: %s", self.event_id, exc)
+            published = False
+        await tao.outbox.delete(shard, *done_jobs, *([self.event_id] if published else []))
+
+    async def deliver(self, tao: Tao, *, done_jobs: tuple[int, ...] = ()) -> list[StreamEvent]:
         """Append and publish now (after the cause committed). Never raises; returns the events
-        appended by this call (empty if the job had done it, or on failure)."""
+        appended by this call (empty if the job had done it, or on failure). `done_jobs`: ids of
+        other jobs on the event's shard that the caller has done; they are deleted with the
+        event's own job, in one statement (and even if this delivery fails)."""
+        shard = shard_of(self.event_id)
         try:
             events, published = await append_and_publish(tao, self.event_id, self.user_ids, self.kind, self.ids)
         except Exception as exc:  # the outbox job retries it; the write is acknowledged
             log.info("stream event %s left to its job: %s", self.event_id, exc)
+            await tao.outbox.delete(shard, *done_jobs)
             return []
-        if published:  # otherwise the job publishes it again, later (subscribers deduplicate)
-            await tao.outbox.delete(shard_of(self.event_id), self.event_id)
+        # Unpublished: the job publishes it again, later (subscribers deduplicate).
+        await tao.outbox.delete(shard, *done_jobs, *([self.event_id] if published else []))
         return events
 
 
@@ -83,13 +103,24 @@ def stream_event(tao: Tao, user_ids: Iterable[int], kind: str, ids: dict[str, in
     return PendingEvent(event_id, users, kind, dict(ids), job)
 
 
+def stream_appends(event_id: int, user_ids: list[int], kind: str, ids: dict[str, int]) -> list[tuple]:
+    """The `assoc_append_many` edges that put the event in each user's stream."""
+    data = stream_event_data(kind, ids)
+    return [(u, STREAM_ATYPE, event_id, data) for u in user_ids]
+
+
 async def append_and_publish(tao: Tao, event_id: int, user_ids: list[int], kind: str, ids: dict[str, int], *,
                              republish: bool = False) -> tuple[list[StreamEvent], bool]:
     """Append the event to each user's stream (idempotent), then publish the new appends (with
     `republish`, the existing ones too). Returns the events published and whether every
     publish succeeded."""
-    data = stream_event_data(kind, ids)
-    appended = await tao.assoc_append_many([(u, STREAM_ATYPE, event_id, data) for u in user_ids])
+    appended = await tao.assoc_append_many(stream_appends(event_id, user_ids, kind, ids))
+    return await publish_appended(tao, appended, kind, ids, republish=republish)
+
+
+async def publish_appended(tao: Tao, appended: list[Appended], kind: str, ids: dict[str, int], *,
+                           republish: bool = False) -> tuple[list[StreamEvent], bool]:
+    """Publish the stream appends `appended` (of one event) that are new (with `republish`, all)."""
     events = [StreamEvent(a.assoc.id1, kind, ids, a.assoc.time, a.prev, a.assoc.id2)
               for a in appended if a.new or republish]
     published = await tao.broker.publish_many((user_channel(e.user_id), e.to_message()) for e in events)

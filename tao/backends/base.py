@@ -39,6 +39,9 @@ class Backend(Protocol):
     for_update: str           # " FOR UPDATE" | "": the tail of a locking read
     skip_locked: str          # " FOR UPDATE SKIP LOCKED" | "": the tail of a queue claim
     now_ms_sql: str           # one row, one column: the database server's time, ms since the Unix epoch
+    # True: a write on an autocommit `connection` commits on its own (one round trip, no BEGIN
+    # and COMMIT); False: writes need `transaction` (SQLite's reader connection must not write).
+    autocommit_writes: bool
 
     def upsert(self, table: str, cols: Sequence[str], key: Sequence[str], update_sql: dict[str, str],
                rows: int = 1) -> str:

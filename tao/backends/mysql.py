@@ -140,6 +140,7 @@ class MySQLBackend:
     for_update = " FOR UPDATE"
     skip_locked = " FOR UPDATE SKIP LOCKED"
     now_ms_sql = "SELECT CAST(ROUND(UNIX_TIMESTAMP(NOW(3)) * 1000) AS SIGNED)"
+    autocommit_writes = True
 
     def __init__(self, settings: StoreSettings, shard_map: ShardMap) -> None:
         if not settings.mysql_servers:

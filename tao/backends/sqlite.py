@@ -101,6 +101,7 @@ class SQLiteBackend:
     name = "sqlite"
     for_update = ""
     skip_locked = ""
+    autocommit_writes = False  # the reader connection must not write: writes take the writer
     now_ms_sql = "SELECT CAST(ROUND((julianday('now') - 2440587.5) * 86400000.0) AS INTEGER)"
 
     def __init__(self, settings: StoreSettings, shard_map: ShardMap) -> None:

@@ -59,3 +59,36 @@ async def test_many_users_on_many_shards_in_one_call(tao: Tao) -> None:
 async def test_refuses_types_that_cannot_keep_commit_order(tao: Tao) -> None:
     with pytest.raises(InvalidDataError):
         await tao.assoc_append_many([(1 << 30, "FOLLOWS", 1 << 30, None)])
+
+
+async def test_edges_and_appends_commit_together_one_transaction_per_shard(tao: Tao) -> None:
+    """assoc_add_and_append: a delivery's folder edges and stream appends for the users of one
+    shard are one transaction (two statements for the locks and reads of every list, one for
+    the edges, one for the counts), and the appends keep append_many's rules."""
+    users = [await tao.obj_add("TEST_NODE", {})]
+    users.append(await tao.obj_add("TEST_NODE", {}, owner=users[0]))  # the same shard
+    while tao.shard(users[-1]) == tao.shard(users[0]):
+        users.append(await tao.obj_add("TEST_NODE", {}))
+    users = [users[0], users[1], users[-1]]
+    target = await tao.obj_add("TEST_NODE", {})
+    earlier = [(u, "STREAM_EVENT", tao.ids.next_id(tao.shard(u)), {"k": "old"}) for u in users]
+    await tao.assoc_append_many(earlier)
+    eid = tao.ids.next_id(0)
+    before = tao.stats().get("sql_queries", 0)
+    n, out = await tao.assoc_add_and_append([(u, "TEST_PLAIN", target, 1000, {"w": 1}) for u in users],
+                                            [(u, "STREAM_EVENT", eid, {"k": "new"}) for u in users])
+    statements = tao.stats().get("sql_queries", 0) - before
+    assert n == 3 and [a.assoc.id1 for a in out] == users and all(a.new for a in out)
+    assert statements == 2 * 4, statements  # two shards: the lock, the read, the edges, the counts
+    for u, old in zip(users, earlier):
+        assert await tao.assoc_count(u, "TEST_PLAIN") == 1 and await tao.assoc_count(u, "STREAM_EVENT") == 2
+        newest = await tao.assoc_time_range(u, "STREAM_EVENT", limit=2)
+        assert newest[0].id2 == eid and newest[0].time > newest[1].time and newest[1].id2 == old[2]
+    assert [a.prev for a in out] == [(await tao.assoc_time_range(u, "STREAM_EVENT", limit=2))[1].time
+                                     for u in users]  # each append's prev: its stream's previous event
+    # A retry appends nothing and counts nothing again.
+    n, again = await tao.assoc_add_and_append([(u, "TEST_PLAIN", target, 1000, {"w": 1}) for u in users],
+                                              [(u, "STREAM_EVENT", eid, {"k": "new"}) for u in users])
+    assert n == 0 and not any(a.new for a in again)
+    assert [a.assoc.time for a in again] == [a.assoc.time for a in out]
+    assert [await tao.assoc_count(u, "STREAM_EVENT") for u in users] == [2, 2, 2]

@@ -179,19 +179,62 @@ async def test_a_lost_claim_leaves_the_cache_holding_the_winner(tao, make_user):
     assert await tao.key_get_many("username", ["ada"]) == {"ada": winner}
 
 
-async def test_deferred_inverse_is_applied_by_the_outbox(tao, make_user):
-    a, b = await make_user(), await make_user()
+async def _on_another_shard(tao, make_user, other: int) -> int:
+    while True:
+        u = await make_user()
+        if tao.shard(u) != tao.shard(other):
+            return u
 
+
+async def _failing_syncs(tao):
     async def fail(*args, **kwargs):
         raise ConnectionError("simulated: id2's shard is down")
     inverses = hooks(tao).inverses
     real = inverses.sync
     inverses.sync = fail  # type: ignore[method-assign]
+    return lambda: setattr(inverses, "sync", real)
+
+
+async def test_deferred_inverse_is_applied_by_the_outbox(tao, make_user):
+    a = await make_user()
+    b = await _on_another_shard(tao, make_user, a)
+    restore = await _failing_syncs(tao)
     await tao.assoc_add(a, "TEST_LINK", b)
-    inverses.sync = real  # type: ignore[method-assign]
+    restore()
     assert await tao.assoc_count(b, "TEST_LINK_OF") == 0  # not yet mirrored
     assert await tao.run_jobs_until_idle() >= 1
     assert await tao.assoc_count(b, "TEST_LINK_OF") == 1
+
+
+async def test_an_inverse_on_the_edges_own_shard_commits_with_it(tao, make_user):
+    """Both ends on one shard: the inverse is written in the forward edge's transaction, so it
+    needs no job and no sync after the commit (here every sync would fail), and it converges
+    with the outbox path (a delete's tombstone, a repair's sync) like any other inverse."""
+    a = await make_user()
+    b = await tao.obj_add("TEST_NODE", {}, owner=a)
+    restore = await _failing_syncs(tao)
+    await tao.assoc_add(a, "TEST_LINK", b, time=1000, data={"x": 1})
+    await tao.assoc_add_many([(a, "TEST_LINK", b, 2000, {"x": 2})])
+    restore()
+    inv = (await tao.assoc_get(b, "TEST_LINK_OF", [a]))[a]
+    assert (inv.time, inv.data) == (2000, {"x": 2})
+    assert await tao.assoc_count(b, "TEST_LINK_OF") == 1
+    assert await tao.run_jobs_until_idle() == 0  # no job was written
+    await hooks(tao).cache.flush()  # SQL says the same as the cache
+    assert (await tao.assoc_get(b, "TEST_LINK_OF", [a]))[a].data == {"x": 2}
+    assert await tao.assoc_count(b, "TEST_LINK_OF") == 1
+
+    assert await tao.assoc_delete(a, "TEST_LINK", b)  # the outbox path: leaves a tombstone
+    await tao.run_jobs_until_idle()
+    assert await tao.assoc_count(b, "TEST_LINK_OF") == 0
+    await tao.assoc_add(a, "TEST_LINK", b, time=3000, data={"x": 3})  # past the tombstone
+    await hooks(tao).sync_inverse(a, "TEST_LINK", b)  # a late sync of the same state: no change
+    inv = (await tao.assoc_get(b, "TEST_LINK_OF", [a]))[a]
+    assert (inv.time, inv.data) == (3000, {"x": 3})
+    assert await tao.assoc_count(b, "TEST_LINK_OF") == 1
+    async with hooks(tao).read(tao.shard(b)) as conn:
+        tombs = await conn.fetchall("SELECT COUNT(*) FROM {inverse_tombstones} WHERE id1 = %s AND id2 = %s", (b, a))
+    assert tombs[0][0] == 0  # the inverse exists again: its tombstone went with the write
 
 
 async def test_inverse_sync_is_idempotent_and_order_independent(tao, make_user):

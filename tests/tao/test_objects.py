@@ -108,6 +108,29 @@ async def test_obj_add_commits_jobs_that_name_the_new_object_and_may_wait(tao):
     assert seen == [{"id": oid}]
 
 
+async def test_only_a_job_due_now_wakes_the_worker(tao):
+    """A write that commits a job due now wakes this process's worker at once. One that commits
+    only jobs due later (a writer's own repair job, an inverse's grace period) or none does not:
+    each such wake-up cost a claim transaction that found nothing (three statements a write, on
+    the messages bench); the worker's idle polls find those jobs when they come due."""
+    async def handler(store, payload: dict) -> None:
+        pass
+    tao.outbox.register("tests.wake", handler)
+    wake = tao.outbox._wake  # the worker's wake-up event (no worker runs in this test)
+    a = await tao.obj_add("TEST_NODE", {})
+    b = await tao.obj_add("TEST_NODE", {})
+    wake.clear()
+    await tao.obj_add("TEST_NODE", {}, owner=a, jobs=[("tests.wake", {}, 60_000)])
+    await tao.assoc_add(a, "TEST_LINK", b)  # its inverse job waits out a grace period
+    await tao.obj_update(a, {"x": 1})
+    assert not wake.is_set()
+    await tao.obj_add("TEST_NODE", {}, owner=a, jobs=[("tests.wake", {})])
+    assert wake.is_set()
+    wake.clear()
+    await tao.enqueue(b, "tests.wake", {})
+    assert wake.is_set()
+
+
 async def test_obj_scan_pages_one_shard_by_id_and_type(tao):
     owner = await tao.obj_add("TEST_NODE", {"i": -1})
     ids = [owner] + [await tao.obj_add("TEST_NODE", {"i": i}, owner=owner) for i in range(5)]
