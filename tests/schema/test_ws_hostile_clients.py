@@ -7,14 +7,12 @@ from __future__ import annotations
 import asyncio
 import socket
 
-import aiomysql
 import pytest
 from aiohttp import WSCloseCode
 
 from http_errors import MAX_REQUEST_BODY
 from resolvers.realtime import CLOSE_GOING_AWAY, KIND_NEW_FOLLOWER, stream_event
 from server_ws import CLOSE_BAD_MESSAGE, SOCKETS_KEY, close_all
-from tao.shardmap import ShardMap
 from tests.schema.client import GQL
 from tests.wsclient import VIEWER_EVENTS, WSClient
 
@@ -129,64 +127,3 @@ async def test_a_message_larger_than_an_http_request_closes_the_socket_with_1009
     await sock.ws.send_str('{"type": "ping", "payload": {"pad": "' + "x" * (MAX_REQUEST_BODY - 100) + '"}}')
     assert (await sock.receive()) == {"type": "pong"}
     await sock.close()
-
-
-FOLLOW = "mutation($i: ID!) { follow(input: {userId: $i}) { status errors { code } } }"
-
-
-@pytest.mark.parametrize("gql_settings", ["mysql"], indirect=True)
-async def test_a_mutation_in_flight_when_its_socket_is_lost_commits_nothing_and_leaves_nothing(
-        gql: GQL, gql_settings, services) -> None:
-    """A client sends a mutation and its connection drops while the write waits in MariaDB (a row
-    lock held by another connection keeps it there). The operation is cancelled: its task ends
-    at once, its transaction rolls back (the write's connection is closed, not reused, since its
-    protocol state is unknown), so nothing is applied that nobody was told of, and the store's
-    pool keeps serving: the same follow, sent again, commits whole."""
-    ta, _ = await gql.sign_up("ada")
-    _, cy = await gql.sign_up("cy")
-    _, bob = await gql.sign_up("bob")
-    # ada's FOLLOWS count row exists: the follow below waits on its lock.
-    assert (await gql.mutate("follow", ta, cy))["status"] == "FOLLOWING"
-    await gql.tao.run_jobs_until_idle()
-    app = gql.client.app
-    sock = await ws(gql, ta)
-    (handler,) = app[SOCKETS_KEY]
-    ada = handler.context.viewer_id
-    shards = ShardMap.from_settings(gql_settings.store)
-    shard = gql.tao.shard(ada)
-    ep = services.mysql[shards.server_of_shard[shard]]
-    lock = await aiomysql.connect(host=ep.host, port=ep.port, user=ep.user, password=ep.password, autocommit=False)
-    try:
-        async with lock.cursor() as cur:
-            await cur.execute(f"SELECT count FROM `{shards.database(shard)}`.assoc_counts "
-                              "WHERE id1 = %s AND atype = %s FOR UPDATE", (ada, gql.tao.registry.atype("FOLLOWS").code))
-            assert await cur.fetchall()
-            await sock.subscribe("f", FOLLOW, {"i": bob})
-            for _ in range(200):  # until the follow's write waits on the lock
-                await cur.execute("SELECT COUNT(*) FROM information_schema.INNODB_TRX WHERE trx_state = 'LOCK WAIT'")
-                if (await cur.fetchone())[0]:
-                    break
-                await asyncio.sleep(0.05)
-            else:
-                raise AssertionError("the follow never waited on the lock")
-            (operation,) = handler.operations.values()
-            task = operation.task
-            sock.ws.get_extra_info("socket").shutdown(socket.SHUT_RDWR)  # the connection is lost
-            await sock.close()
-            for _ in range(100):
-                if task.done() and not handler.operations:
-                    break
-                await asyncio.sleep(0.05)
-            assert task.cancelled() and not handler.operations  # ended while its write still waited
-        await lock.rollback()  # the lock goes; the abandoned transaction can only roll back
-    finally:
-        lock.close()
-    await asyncio.sleep(0.5)
-    await gql.tao.run_jobs_until_idle()
-    who = '{ user(username: "bob") { followerCount viewerFollows } }'
-    assert (await gql.ok(who, token=ta))["user"] == {"followerCount": 0, "viewerFollows": False}
-    mine = '{ viewer { followingCount } }'
-    assert (await gql.ok(mine, token=ta))["viewer"] == {"followingCount": 1}  # cy only
-    assert (await gql.mutate("follow", ta, bob))["status"] == "FOLLOWING"  # the pool still serves
-    await gql.tao.run_jobs_until_idle()
-    assert (await gql.ok(who, token=ta))["user"] == {"followerCount": 1, "viewerFollows": True}
