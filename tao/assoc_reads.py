@@ -2,7 +2,8 @@
 many-keys form answering with one cache round trip and, for the misses, one SQL statement per
 shard, shards in parallel.
 
-Cached lists (`l:<id1>:<atype>`) hold the newest `cache.list_limit` edges, the exact count and a
+Cached lists (`l:<id1>:<atype>`) hold the newest `cache.list_limit` edges (or their type's own
+`window`: FOLLOWS is cached whole up to the follow cap), the exact count and a
 "complete" flag; a read is answered from the cache whenever the cached prefix determines the
 answer. Counts are also cached alone (`n:<id1>:<atype>`, at the list's version), so a count
 read never decodes a popular list's window of edges. A list is filled from one SQL statement
@@ -78,7 +79,7 @@ class AssocReads:
                 parts.append(f"SELECT * FROM (SELECT 1 AS k, id1, atype, 0 AS v, 0 AS n, id2, time, version, data "
                              f"FROM {{assocs}} WHERE id1 = %s AND atype = %s "
                              f"ORDER BY time DESC, id2 DESC LIMIT %s) t{i}")
-                params += [id1, self.atype(atype).code, self._cache.list_limit + 1]
+                params += [id1, self.atype(atype).code, self._cache.window(self.atype(atype).code) + 1]
             fence = self._cache.fence()
             async with self._shards.read(shard) as conn:
                 rows = await conn.fetchall(" UNION ALL ".join(parts), params)
@@ -94,8 +95,9 @@ class AssocReads:
                 code = self.atype(atype).code
                 version, count = heads.get((id1, code), (0, 0))
                 es = edges.get((id1, code), [])
-                complete = len(es) <= self._cache.list_limit
-                value = {"v": version, "n": count, "c": complete, "e": es[:self._cache.list_limit]}
+                window = self._cache.window(code)
+                complete = len(es) <= window
+                value = {"v": version, "n": count, "c": complete, "e": es[:window]}
                 installs.append(install_value(self._cache.list_key(id1, code), version, value))
                 installs.append(self._lists.count_install(id1, code, version, count))
                 result[(id1, atype)] = value

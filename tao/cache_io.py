@@ -41,8 +41,12 @@ class CacheIO:
         self._outbox = outbox
         self._counters = counters
         self._flight = SingleFlight()
-        # How many of a list's newest edges its cached value holds.
+        # How many of a list's newest edges its cached value holds, unless its type sets its own.
         self.list_limit = list_limit
+
+    def window(self, code: int) -> int:
+        """How many of the newest edges a cached list of this type holds (`AssocType.window`)."""
+        return self._registry.atype_by_code(code).window or self.list_limit
 
     # Keys carry no prefix here: the memcached tier adds the deployment's (or a test's) namespace.
     def obj_key(self, id_: int) -> str:

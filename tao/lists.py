@@ -246,7 +246,8 @@ class ListWrites:
         # Insert only edges that fall inside the cached window of newest edges.
         edges += [e for e in c.upserts if cutoff is None or sort_key(e) < cutoff]
         edges.sort(key=sort_key)
-        if len(edges) > self._cache.list_limit:
-            edges = edges[:self._cache.list_limit]
+        window = self._cache.window(c.atype)
+        if len(edges) > window:
+            edges = edges[:window]
             complete = False
         return {"n": c.count, "c": complete and len(edges) == c.count, "e": edges}

@@ -37,6 +37,11 @@ class AssocType:
     # counts, written in bulk (FEED): an edge write is then one upsert, with no list lock, no
     # existence read and no count row. Uncounted types are uncached, with no inverse, not unique.
     counted: bool = True
+    # How many of a list's newest edges its cached value holds; None: the deployment's
+    # `cache.list_limit`. Set on types that are read whole and capped by the product (FOLLOWS:
+    # the tray, the feed's rebuild and Explore read a viewer's whole following, at most the
+    # follow cap), so such a read is one cache value, not a SQL statement past the window.
+    window: int | None = None
 
 
 class Registry:
@@ -54,14 +59,16 @@ class Registry:
 
     def assoc_type(
         self, name: str, code: int, *, inverse: str | None = None, inverse_code: int | None = None,
-        unique: bool = False, cached: bool = True, counted: bool = True,
+        unique: bool = False, cached: bool = True, counted: bool = True, window: int | None = None,
     ) -> AssocType:
         if (inverse is None) != (inverse_code is None):
             raise ValueError(f"{name}: give both inverse and inverse_code, or neither")
         if not counted and (cached or inverse is not None or unique):
             # Cached lists carry the count and version; inverses and uniqueness need the list lock.
             raise ValueError(f"{name}: an uncounted type must be uncached, without inverse, and not unique")
-        t = AssocType(name, code, inverse, inverse_code, unique, cached=cached, counted=counted)
+        if window is not None and (not cached or window < 1):
+            raise ValueError(f"{name}: a cache window needs a cached type and at least one edge")
+        t = AssocType(name, code, inverse, inverse_code, unique, cached=cached, counted=counted, window=window)
         self._check_new(name, code, self.atypes, self._atype_codes)
         self.atypes[name] = self._atype_codes[code] = t
         if inverse is not None and inverse_code is not None:

@@ -36,7 +36,10 @@ TREND_BUCKET = _o("TREND_BUCKET", 112)        # one hashtag's distinct accounts 
 TEST_NODE = _o("TEST_NODE", 99)    # the store's own tests and benchmarks
 
 # The follow graph
-_a("FOLLOWS", 1, inverse="FOLLOWED_BY", inverse_code=2)
+# FOLLOWS is read whole (the story tray on every app open, the feed's rebuild, Explore), so its
+# cached list holds a whole following up to Instagram's cap of 7 500 (~45 bytes an edge: ~340 KB
+# at the cap); FOLLOWED_BY, a celebrity's millions, keeps the default window.
+_a("FOLLOWS", 1, inverse="FOLLOWED_BY", inverse_code=2, window=7500)
 _a("FOLLOW_REQUESTED", 3, inverse="FOLLOW_REQUESTED_BY", inverse_code=4)
 _a("BLOCKS", 5, inverse="BLOCKED_BY", inverse_code=6)
 _a("MUTES", 7, inverse="MUTED_BY", inverse_code=8)

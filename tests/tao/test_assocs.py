@@ -90,6 +90,34 @@ async def test_reads_past_the_cached_window_go_to_sql(tao, make_user, list_limit
     assert await tao.assoc_count(a, "TEST_PLAIN") == 8
 
 
+
+@pytest.mark.parametrize("list_limit", [3])
+async def test_a_type_with_its_own_window_is_cached_whole_past_list_limit(tao, make_user, list_limit):
+    """FOLLOWS declares a window of the follow cap: a whole following (here 8 edges, past the
+    3-edge default window) is read from its one cached value, and writes keep that value whole."""
+    hooks(tao).list_limit = list_limit
+    a = await make_user()
+    others = [await make_user() for _ in range(9)]
+    for i, o in enumerate(others[:8]):
+        await tao.assoc_add(a, "FOLLOWS", o, time=i)
+    expected = [o for o in reversed(others[:8])]
+    assert [e.id2 for e in await tao.assoc_range(a, "FOLLOWS", 0, 100)] == expected  # fills the cache
+    tao.reset_stats()
+    assert [e.id2 for e in await tao.assoc_range(a, "FOLLOWS", 0, 100)] == expected
+    assert tao.stats().get("sql_queries", 0) == 0
+    await tao.assoc_add(a, "FOLLOWS", others[8], time=100)
+    await tao.assoc_delete(a, "FOLLOWS", others[0])
+    tao.reset_stats()
+    assert [e.id2 for e in await tao.assoc_range(a, "FOLLOWS", 0, 100)] == [others[8]] + expected[:-1]
+    assert tao.stats().get("sql_queries", 0) == 0
+    # the default window still holds for other types: the same 8 edges as TEST_PLAIN go to SQL
+    for i, o in enumerate(others[:8]):
+        await tao.assoc_add(a, "TEST_PLAIN", o, time=i)
+    await tao.assoc_range(a, "TEST_PLAIN", 0, 100)
+    tao.reset_stats()
+    assert [e.id2 for e in await tao.assoc_range(a, "TEST_PLAIN", 0, 100)] == expected
+    assert tao.stats().get("sql_queries", 0) == 1
+
 async def test_change_type_moves_the_edge_and_both_counts(tao, make_user):
     a, b = await make_user(), await make_user()
     await tao.assoc_add(a, "FOLLOW_REQUESTED", b, time=77, data={"note": "hi"})
