@@ -28,16 +28,21 @@ class SketchUnavailableError(TaoError):
     """Redis did not answer a sketch command."""
 
 
-# Which of KEYS hold an integer >= ARGV[1]: one character per key, "1" or "0". The answer is
+# Which of the keys hold an integer >= ARGV[1]: one character per key, "1" or "0". The answer is
 # one bulk string, not one reply per key: redis-py parses each element of an MGET reply in
 # Python (~3 µs a key: 3 ms for a tray's 1 000 followed accounts, measured), this in ~1 ms.
-# The keys are declared in KEYS, as Redis asks of a script (a cluster would route by them).
+# The keys go as one newline-joined argument (ARGV[3], each under the prefix ARGV[2]), not as
+# KEYS: redis-py packs every argument in Python (~1.5 µs each, a tray's largest cost after the
+# cache reads, measured), and one string is one argument. So the script names keys it was not
+# given, which Redis allows on one server but a Redis Cluster would refuse: hints are meant for
+# one Redis (or a client-side partition of several), never a cluster (docs/stories.md).
 _AT_LEAST = """
 local low = tonumber(ARGV[1])
+local prefix = ARGV[2]
 local out = {}
-for i, key in ipairs(KEYS) do
-  local v = tonumber(redis.call('GET', key) or '')
-  out[i] = (v ~= nil and v >= low) and '1' or '0'
+for key in string.gmatch(ARGV[3], "[^\\n]+") do
+  local v = tonumber(redis.call('GET', prefix .. key) or '')
+  out[#out + 1] = (v ~= nil and v >= low) and '1' or '0'
 end
 return table.concat(out)
 """
@@ -131,11 +136,14 @@ class Sketches:
         (EVALSHA, loaded on first use), its answer one string whatever the number of keys."""
         if not keys:
             return []
+        joined = "\n".join(keys)
+        if joined.count("\n") != len(keys) - 1 or "" in keys:
+            raise ValueError("hint keys must be non-empty and hold no newline")
 
         async def run(client: Any) -> Any:
             if self._at_least is None:
                 self._at_least = client.register_script(_AT_LEAST)
-            return await self._at_least(keys=[self._prefix + k for k in keys], args=[int(low)], client=client)
+            return await self._at_least(keys=[], args=[int(low), self._prefix, joined], client=client)
         flags = await self._run(run)
         if isinstance(flags, bytes):
             flags = flags.decode()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from config import BrokerSettings
 from tao.sketches import Sketches
 
@@ -35,5 +37,16 @@ async def test_hints_at_least_reloads_its_script_after_a_flush(services, test_id
         await sk._redis().script_flush()  # a restarted Redis forgets loaded scripts
         assert await sk.hints_at_least(["a"], 6) == [False]
         assert await sk.hints_at_least(["a"], 5) == [True]
+    finally:
+        await sk.close()
+
+
+
+async def test_hints_at_least_refuses_keys_it_could_not_tell_apart(services, test_id):
+    sk = Sketches(BrokerSettings(backend="redis", url=services.redis_url, channel_prefix=test_id))
+    try:
+        for bad in (["a\nb"], ["a", ""], ["a\n"]):  # keys travel newline-joined: these would shift the flags
+            with pytest.raises(ValueError):
+                await sk.hints_at_least(bad, 0)
     finally:
         await sk.close()
