@@ -83,7 +83,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help=f"comma-separated phases to run (default all: {','.join(PHASES)})")
     p.add_argument("--no-server-gc", dest="server_gc", action="store_false",
                    help="skip the server's GC tuning (config.runtime.tune_gc) before the tray's reads")
-    p.add_argument("--profile", help="write a cProfile of the tray's timed reads here (pstats format)")
+    p.add_argument("--profile", help="write a cProfile of the tray's timed reads here, and of the app's "
+                                      "GraphQL tray query to this path + '.graphql' (pstats format)")
     a = p.parse_args(argv)
     a.only = [x for x in a.only.split(",") if x]
     if unknown := set(a.only) - set(PHASES):
@@ -227,7 +228,8 @@ async def tray(tao: Tao, a: argparse.Namespace) -> dict[str, Any]:
     heap = len(gc.get_objects())
     settings = tao.settings.media.model_copy(update={"cdn_base_url": CDN, "local_dir": tempfile.mkdtemp()})
     async with media_services(settings) as services:
-        gql = await graphql_tray(schema, tao, viewer, a.reads, services)
+        gql = await graphql_tray(schema, tao, viewer, a.reads, services,
+                                 profile=a.profile and a.profile + ".graphql")
         gql |= await graphql_tray(schema, tao, viewer, a.reads, services, ALL_STORIES_QUERY, "graphql_all_stories")
     # the slowest 1 % of reads by CPU: did a GC pass (and which generation) land in them?
     slow = sorted(range(len(cpu)), key=cpu.__getitem__)[-max(1, len(cpu) // 100):]
@@ -267,26 +269,38 @@ ALL_STORIES_QUERY = """{ viewer { storyTray(first: 50) { edges { cursor node { h
 
 
 async def graphql_tray(schema: Any, tao: Tao, viewer: int, reads: int, media: Any,
-                       query: str = TRAY_QUERY, label: str = "graphql") -> dict[str, Any]:
+                       query: str = TRAY_QUERY, label: str = "graphql", profile: str | None = None
+                       ) -> dict[str, Any]:
     """The tray as a client asks for it, executed by the schema in this process (no HTTP), a
     fresh context per read (with the server's media services: URLs under the CDN)."""
     for _ in range(20):
         result = await schema.execute(query, context_value=acting_as(tao, viewer, media=media))
         assert not result.errors, result.errors
-    times, cpu, trips = [], [], []
+    times, cpu, trips, gcs = [], [], [], []
     watch = GcWatch()
     gc.callbacks.append(watch)
+    profiler = cProfile.Profile() if profile else None
     try:
         for _ in range(reads):
             tao.reset_stats()
+            g0 = watch.snapshot()
+            if profiler is not None:
+                profiler.enable()
             t0, c0 = time.perf_counter(), time.process_time()
             result = await schema.execute(query, context_value=acting_as(tao, viewer, media=media))
             times.append(time.perf_counter() - t0)
             cpu.append(time.process_time() - c0)
+            if profiler is not None:
+                profiler.disable()
+            gcs.append(tuple(x - y for x, y in zip(watch.snapshot(), g0)))
             trips.append(tao.stats().get("cache_round_trips", 0))
     finally:
         gc.callbacks.remove(watch)
+    if profiler is not None and profile:
+        profiler.dump_stats(profile)
     assert not result.errors, result.errors
+    slow = sorted(range(len(cpu)), key=cpu.__getitem__)[-max(1, len(cpu) // 100):]
+    slow_gc = [[gcs[i][0], gcs[i][1], gcs[i][2], round(gcs[i][3] * 1000, 1), round(cpu[i] * 1000, 1)] for i in slow]
     times.sort()
     cpu.sort()
     return {f"{label}_p50_ms": round(percentile(times, 50) * 1000, 2),
@@ -294,7 +308,9 @@ async def graphql_tray(schema: Any, tao: Tao, viewer: int, reads: int, media: An
             f"{label}_cpu_p50_ms": round(percentile(cpu, 50) * 1000, 2),
             f"{label}_cpu_p99_ms": round(percentile(cpu, 99) * 1000, 2),
             f"{label}_cache_round_trips_p50": sorted(trips)[len(trips) // 2],
-            f"{label}_gc_passes_gen0_1_2": watch.passes, f"{label}_gc_cpu_ms_total": round(watch.seconds * 1000, 1)}
+            f"{label}_gc_passes_gen0_1_2": watch.passes, f"{label}_gc_cpu_ms_total": round(watch.seconds * 1000, 1),
+            # the slowest 1 % of reads by CPU: [gen-0, gen-1, gen-2 passes, their CPU ms, the read's CPU ms]
+            f"{label}_slowest_1pct_gc": slow_gc}
 
 
 async def count_rows(tao: Tao) -> dict[str, int]:
