@@ -157,16 +157,22 @@ async def test_tray_hides_a_followed_account_across_a_block_before_the_follow_is
     assert ring_names(await tray(gql, tv)) == []
 
 
-async def test_a_live_hint_only_narrows_the_tray_the_live_list_decides(gql):
-    """With Redis the tray reads only the accounts whose live hint is current; a hint that says
-    more than the STORY_LIVE list (its story deleted, or set by a retried job for an account with
-    nothing live) shows no ring, and the hint's edge is the story's own 24 h to the millisecond."""
-    c = clock(gql)
+async def _viewer_following_ada_and_bo(gql) -> tuple[str, str, str]:
+    """viewer, ada and bo signed up, the viewer following both: their tokens."""
     tv, _ = await gql.sign_up("viewer")
     ta, a = await gql.sign_up("ada")
     tb, b = await gql.sign_up("bo")
     await follow(gql, tv, a)
     await follow(gql, tv, b)
+    return tv, ta, tb
+
+
+async def test_a_live_hint_only_narrows_the_tray_the_live_list_decides(gql):
+    """With Redis the tray reads only the accounts whose live hint is current; a hint that says
+    more than the STORY_LIVE list (its story deleted, or set by a retried job for an account with
+    nothing live) shows no ring, and the hint's edge is the story's own 24 h to the millisecond."""
+    c = clock(gql)
+    tv, ta, _ = await _viewer_following_ada_and_bo(gql)
     story = await post_story(gql, ta, "ada")
     assert ring_names(await tray(gql, tv)) == ["ada"]
     p = (await gql.ok("mutation($i: StoryDeleteInput!) { deleteStory(input: $i) { errors { code } } }",
@@ -228,11 +234,7 @@ async def test_a_rings_stories_are_rechecked_when_resolved(gql):
     its 24 h, to the millisecond), was deleted, is another author's, or is for close friends
     the ring was not built for, is not shown, whatever the ring carries."""
     c = clock(gql)
-    tv, _ = await gql.sign_up("viewer")
-    ta, a = await gql.sign_up("ada")
-    tb, b = await gql.sign_up("bo")
-    await follow(gql, tv, a)
-    await follow(gql, tv, b)
+    tv, ta, tb = await _viewer_following_ada_and_bo(gql)
     viewer = await uid(gql, "viewer")
     await do_add_close_friends(gql.tao, await uid(gql, "ada"), [viewer])
     s1 = await post_story(gql, ta, "ada")
