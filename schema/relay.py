@@ -128,7 +128,9 @@ class ListCursors:
         return t, id2
 
 
-@functools.lru_cache(maxsize=65_536)  # a page names the same lists request after request
+# Cached: a page names the same lists request after request (a hit ~0.15 us, a miss ~1.3 us: the
+# hash); 8 192 entries of ~300 bytes bound the cache at a few MB per process.
+@functools.lru_cache(maxsize=8_192)
 def list_cursors(name: str, owner: int) -> ListCursors:
     """The cursors of the list `name` (the connection's `Type.field`, plus any argument that makes
     it another list, e.g. the inbox folder) of `owner` (the user, post, story… it hangs off; the
