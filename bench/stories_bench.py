@@ -8,10 +8,11 @@ of one hot story, the HyperLogLog's error, and the expiry job's rate.
    close-friends stories, the viewer on some lists; some seen). `tray_rings` through fresh
    loaders, as each request has, on a warm cache: p50/p99 over `--reads`, with the SQL
    statements and cache round trips of one read; then the same reads as GraphQL, executed
-   in-process: the tray as the app asks for it (`TRAY_QUERY`: 50 rings with their accounts'
-   avatars, and the first 4 rings' stories in full; every account has a profile picture and
-   every story a processed photo, URLs under a CDN as in production), and the query measured
-   before (`ALL_STORIES_QUERY`: every ring's stories' ids and times, no avatars).
+   in-process: the tray as the app asks for it (`TRAY_QUERY`, from bench/app_queries.py, the
+   document test_tray.py checks: 50 rings with their accounts' avatars, and the first 4 rings'
+   stories in full; every account has a profile picture and every story a processed photo, URLs
+   under a CDN as in production), and the query measured before (`ALL_STORIES_QUERY`: every
+   ring's stories' ids and times, no avatars).
 2. Posting: SQL statements and rows written by `do_create_story` for an account with 10
    followers and for one with `--big-followers` (rows counted in every shard's tables before
    and after): the same, O(1), because the tray is pulled.
@@ -36,6 +37,7 @@ import time
 import uuid
 from typing import Any
 
+from bench.app_queries import TRAY_QUERY  # the app's tray query; test_tray.py checks the same
 from bench.common import (
     add_users,
     drop_shards_and_close,
@@ -250,18 +252,6 @@ async def tray(tao: Tao, a: argparse.Namespace) -> dict[str, Any]:
     log(f"tray: {out}")
     return out
 
-
-# The tray as the app asks for it when it opens (docs/stories.md, "The tray's query"): 50 rings,
-# each with its account (id, username, avatar URL), its colour (unseen, close friends) and time;
-# and, for the rings on the first screen, their stories in full, to play the first at once.
-TRAY_QUERY = """query StoryTray { viewer {
-  storyTray(first: 50) {
-    edges { cursor node { hasUnseen isCloseFriends latestStoryAt
-      user { id username profilePicture { ... on Media { url(width: 150, aspect: "1:1") } } } } }
-    pageInfo { hasNextPage endCursor } }
-  opening: storyTray(first: 4) {
-    edges { node { stories { id postedAt expiresAt isCloseFriends viewerHasSeen
-      media { type width height blurhash url(width: 1080, aspect: "9:16") } } } } } } }"""
 
 # The query this bench measured until then: every ring's stories (ids and times), no avatars.
 ALL_STORIES_QUERY = """{ viewer { storyTray(first: 50) { edges { cursor node { hasUnseen isCloseFriends latestStoryAt

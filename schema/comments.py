@@ -18,7 +18,7 @@ from schema import prefetch
 from schema.errors import Error
 from schema.mutations import actor, mutation
 from schema.posts import Post, store_id, timestamp
-from schema.relay import Connection, First, Node, connection_from_page, decode_cursor, register_node, to_global_id
+from schema.relay import Connection, First, Node, connection_from_page, list_cursors, register_node, to_global_id
 from schema.users import User
 
 # The domain's enum is the GraphQL enum: strawberry.enum marks the class in place (the alias stays a type).
@@ -66,8 +66,9 @@ class Comment(Node):
 
     @strawberry.field(description="Replies, newest first.")
     async def replies(self, info: Ctx, first: First = 20, after: str | None = None) -> Connection[Comment]:
-        page = await comments.replies(info.context, self.record.id, first, decode_cursor(after))
-        connection = connection_from_page(page, Comment.from_record)
+        cursors = list_cursors("Comment.replies", self.record.id)
+        page = await comments.replies(info.context, self.record.id, first, cursors.decode(after))
+        connection = connection_from_page(page, Comment.from_record, cursors)
         await prefetch.prefetch_page(info, "Comment", connection)
         return connection
 

@@ -22,7 +22,7 @@ from resolvers.messages.model import Thread as ThreadRecord
 from schema.media import Media
 from schema.mutations import authenticated_field
 from schema.posts import Post, store_id, timestamp
-from schema.relay import Connection, Node, connection_from_page, decode_cursor, register_node, to_global_id
+from schema.relay import Connection, Node, connection_from_page, list_cursors, register_node, to_global_id
 from schema.users import User
 
 if TYPE_CHECKING:
@@ -143,8 +143,9 @@ class Thread(Node):
 
     @strawberry.field(description="Messages, newest first.")
     async def messages(self, info: Ctx, first: First = 20, after: str | None = None) -> Connection[Message]:
-        page = await reads.thread_messages(info.context, self.record.id, first, decode_cursor(after))
-        return connection_from_page(page, Message.from_record)
+        cursors = list_cursors("Thread.messages", self.record.id)
+        page = await reads.thread_messages(info.context, self.record.id, first, cursors.decode(after))
+        return connection_from_page(page, Message.from_record, cursors)
 
     @strawberry.field
     async def last_message(self, info: Ctx) -> Message | None:
@@ -173,8 +174,10 @@ class Inbox:
     @strawberry.field(description="Conversations in a folder, most recent activity first.")
     async def threads(self, info: Ctx, folder: InboxFolder = InboxFolder.INBOX, first: First = 20,
                       after: str | None = None) -> Connection[Thread]:
-        page = await reads.inbox(info.context, folder.value, first, decode_cursor(after))
-        return connection_from_page(page, Thread.from_record)
+        # each folder is a list of its own, of the viewer's (no viewer: the domain refuses the read)
+        cursors = list_cursors(f"Inbox.threads:{folder.value}", info.context.viewer_id or 0)
+        page = await reads.inbox(info.context, folder.value, first, cursors.decode(after))
+        return connection_from_page(page, Thread.from_record, cursors)
 
     @strawberry.field(description="Conversations with messages you have not read.")
     async def unread_thread_count(self, info: Ctx) -> int:

@@ -26,7 +26,7 @@ from schema.realtime import (
     event_fields,
     register_event_type,
 )
-from schema.relay import Edge, Node, PageInfo, node_types, to_global_id
+from schema.relay import Edge, Node, PageInfo, list_cursors, node_types, to_global_id
 from schema.users import User
 
 Ctx = Info[RequestContext, None]
@@ -69,12 +69,13 @@ class NotificationConnection:
 async def user_notifications(info: Ctx, user_id: int, first: int, after: str | None,
                              types: list[NotificationType] | None) -> NotificationConnection:
     info.context.require_self(user_id, "notifications")
-    page = await reads.notifications(info.context, first, reads.decode_cursor(after),
+    cursors = list_cursors("User.notifications", user_id)  # `types` filters one list: its cursors serve all
+    page = await reads.notifications(info.context, first, cursors.decode(after),
                                      set(types) if types is not None else None)
-    edges = [Edge(cursor=reads.encode_cursor(c), node=Notification.from_view(v)) for c, v in page.items]
+    edges = [Edge(cursor=cursors.encode(c), node=Notification.from_view(v)) for c, v in page.items]
     return NotificationConnection(edges=edges, page_info=PageInfo(
         has_next_page=page.has_next, has_previous_page=page.has_previous,
-        start_cursor=edges[0].cursor if edges else None, end_cursor=reads.encode_cursor(page.end_cursor)))
+        start_cursor=edges[0].cursor if edges else None, end_cursor=cursors.encode(page.end_cursor)))
 
 
 async def user_unread_count(info: Ctx, user_id: int) -> int:
@@ -190,7 +191,9 @@ class NotificationsMutation:
     @mutation(description="Mark your notifications read up to `upTo` (a notification's cursor), or all.")
     async def mark_notifications_read(self, info: Ctx, input: NotificationsMarkReadInput
                                       ) -> NotificationsMarkReadPayload:
-        await reads.do_mark_notifications_read(info.context.tao, actor(info), reads.decode_cursor(input.up_to, "upTo"))
+        viewer = actor(info)
+        up_to = list_cursors("User.notifications", viewer).decode(input.up_to, "upTo")
+        await reads.do_mark_notifications_read(info.context.tao, viewer, up_to)
         info.context.reset_loaders()
         return NotificationsMarkReadPayload(unread_count=await reads.unread_count(info.context))
 

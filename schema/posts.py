@@ -25,10 +25,11 @@ from schema.mutations import actor, mutation
 from schema.relay import (
     Connection,
     First,
+    ListCursors,
     Node,
     connection_from_page,
-    decode_cursor,
     from_global_id,
+    list_cursors,
     register_node,
     to_global_id,
 )
@@ -75,8 +76,9 @@ class Hashtag(Node):
     @strawberry.field(description="Posts tagged with this hashtag that you may see, newest first "
                                   "(a page may be short).")
     async def posts(self, info: Ctx, first: First = 20, after: str | None = None) -> Connection[Post]:
-        page = await hashtags.hashtag_posts(info.context, self.store_id, first, decode_cursor(after))
-        return await _post_page(info, page)
+        cursors = list_cursors("Hashtag.posts", self.store_id)
+        page = await hashtags.hashtag_posts(info.context, self.store_id, first, cursors.decode(after))
+        return await _post_page(info, page, cursors)
 
 
 @strawberry.type(description="A place posts can be tagged at.")
@@ -99,8 +101,9 @@ class Location(Node):
 
     @strawberry.field(description="Posts at this location that you may see, newest first (a page may be short).")
     async def posts(self, info: Ctx, first: First = 20, after: str | None = None) -> Connection[Post]:
-        page = await locations.location_posts(info.context, self.store_id, first, decode_cursor(after))
-        return await _post_page(info, page)
+        cursors = list_cursors("Location.posts", self.store_id)
+        page = await locations.location_posts(info.context, self.store_id, first, cursors.decode(after))
+        return await _post_page(info, page, cursors)
 
 
 @strawberry.type(description="A post: a caption and up to 10 photos or videos, with likes and comments.")
@@ -149,8 +152,9 @@ class Post(Node):
 
     @strawberry.field(description="Who liked it, newest like first.")
     async def likers(self, info: Ctx, first: First = 20, after: str | None = None) -> Connection[User]:
-        page = await likes.likers(info.context, self.record.id, first, decode_cursor(after))
-        return connection_from_page(page, User.from_record)
+        cursors = list_cursors("Post.likers", self.record.id)
+        page = await likes.likers(info.context, self.record.id, first, cursors.decode(after))
+        return connection_from_page(page, User.from_record, cursors)
 
     @strawberry.field(description="How many top-level comments it has (exact; replies are "
                                   "counted by `Comment.replyCount`).")
@@ -161,8 +165,9 @@ class Post(Node):
     async def comments(self, info: Ctx, first: First = 20, after: str | None = None) -> Connection[LazyComment]:
         from schema.comments import Comment
 
-        page = await comments.comments(info.context, self.record.id, first, decode_cursor(after))
-        connection = connection_from_page(page, Comment.from_record)
+        cursors = list_cursors("Post.comments", self.record.id)
+        page = await comments.comments(info.context, self.record.id, first, cursors.decode(after))
+        connection = connection_from_page(page, Comment.from_record, cursors)
         await prefetch.prefetch_page(info, "Comment", connection)
         return connection
 
@@ -171,8 +176,9 @@ class Post(Node):
                                ) -> Connection[LazyComment] | None:
         from schema.comments import Comment
 
-        page = await comments.pending_comments(info.context, self.record.id, first, decode_cursor(after))
-        return connection_from_page(page, Comment.from_record)
+        cursors = list_cursors("Post.pendingComments", self.record.id)
+        page = await comments.pending_comments(info.context, self.record.id, first, cursors.decode(after))
+        return connection_from_page(page, Comment.from_record, cursors)
 
 
 # What a page of posts loads for all its posts at once, for the fields the request selects
@@ -202,9 +208,15 @@ async def _comment_counts(ctx: RequestContext, items: list[Post], _: dict) -> li
 async def _comment_pages(ctx: RequestContext, items: list[Post], args: dict) -> list:
     from schema.comments import Comment
 
-    pages = await comments.comment_pages(ctx, [p.record.id for p in items], args["first"],
-                                         decode_cursor(args.get("after")))
-    return prefetch.values(pages, lambda page: connection_from_page(page, Comment.from_record))
+    if args.get("after") is not None:
+        # A cursor is one post's (`Post.comments` of that post): each post's own field decodes
+        # it, and refuses it for the other posts, the ordinary way.
+        return [prefetch.MISSING] * len(items)
+    ids = [p.record.id for p in items]
+    pages = await comments.comment_pages(ctx, ids, args["first"], None)
+    return [prefetch.MISSING if isinstance(page, BaseException)
+            else connection_from_page(page, Comment.from_record, list_cursors("Post.comments", i))
+            for i, page in zip(ids, pages, strict=True)]
 
 
 register_node("Post", "POST", Post.from_record)
@@ -214,12 +226,13 @@ register_node("Location", "LOCATION", Location.from_record)
 
 async def user_posts(info: Ctx, user_id: int, first: int, after: str | None) -> Connection[Post]:
     """`User.posts`: the user's posts, newest first."""
-    return await _post_page(info, await posts.user_posts(info.context, user_id, first, decode_cursor(after)))
+    cursors = list_cursors("User.posts", user_id)
+    return await _post_page(info, await posts.user_posts(info.context, user_id, first, cursors.decode(after)), cursors)
 
 
-async def _post_page(info: Ctx, page: Page[records.Post]) -> Connection[Post]:
+async def _post_page(info: Ctx, page: Page[records.Post], cursors: ListCursors) -> Connection[Post]:
     """A connection of posts, with what the request selects of them loaded for all at once."""
-    connection = connection_from_page(page, Post.from_record)
+    connection = connection_from_page(page, Post.from_record, cursors)
     await prefetch.prefetch_page(info, "Post", connection)
     return connection
 

@@ -16,7 +16,7 @@ from resolvers.search import recent
 from schema.errors import Error
 from schema.mutations import actor, authenticated_field, mutation
 from schema.posts import Hashtag, Location, Post
-from schema.relay import Connection, First, connection_from_page, decode_cursor, from_global_id
+from schema.relay import Connection, First, connection_from_page, from_global_id, list_cursors
 from schema.users import User
 
 Ctx = Info[RequestContext, None]
@@ -82,8 +82,11 @@ class SearchQuery:
     async def search(self, info: Ctx, query: str, types: list[SearchType] | None = None, first: First = 20,
                      after: str | None = None) -> Connection[SearchResult]:
         kinds = tuple(dict.fromkeys(t.value for t in (types if types is not None else list(SearchType))))
-        page = await search_domain.search(info.context, query, kinds, first, decode_cursor(after))
-        return connection_from_page(page, to_result)
+        # the viewer's searches are one list; its positions carry the query's fingerprint, so a
+        # cursor of another query is refused by the domain (`resolvers.search.query.search`)
+        cursors = list_cursors("Query.search", info.context.viewer_id or 0)
+        page = await search_domain.search(info.context, query, kinds, first, cursors.decode(after))
+        return connection_from_page(page, to_result, cursors)
 
     @authenticated_field(description="The accounts, hashtags and places you chose from search, newest first.")
     async def recent_searches(self, info: Ctx, first: First = 20) -> list[SearchResult]:

@@ -20,7 +20,7 @@ from schema.errors import Error
 from schema.media import Media
 from schema.mutations import actor, mutation
 from schema.posts import store_id, timestamp
-from schema.relay import Connection, First, Node, connection_from_page, decode_cursor, register_node, to_global_id
+from schema.relay import Connection, First, Node, connection_from_page, list_cursors, register_node, to_global_id
 from schema.users import User
 
 if TYPE_CHECKING:
@@ -90,8 +90,9 @@ class Story(Node):
     @strawberry.field(description="Who viewed it, newest view first (author only). Past the exact threshold, the "
                                   "most recent viewers only.")
     async def viewers(self, info: Ctx, first: First = 50, after: str | None = None) -> Connection[User] | None:
-        page = await views.viewers(info.context, self.record, first, decode_cursor(after))
-        return connection_from_page(page, User.from_record)
+        cursors = list_cursors("Story.viewers", self.record.id)
+        page = await views.viewers(info.context, self.record, first, cursors.decode(after))
+        return connection_from_page(page, User.from_record, cursors)
 
 
 @strawberry.type(description="One account's ring in the story tray.")
@@ -180,8 +181,9 @@ register_node("Highlight", "HIGHLIGHT", Highlight.from_record)
 
 async def user_story_tray(info: Ctx, user_id: int, first: int, after: str | None) -> Connection[StoryRing]:
     info.context.require_self(user_id, "story tray")
-    page = await tray.story_tray(info.context, first, decode_cursor(after))
-    connection = connection_from_page(page, StoryRing.from_ring)
+    cursors = list_cursors("User.storyTray", user_id)
+    page = await tray.story_tray(info.context, first, cursors.decode(after))
+    connection = connection_from_page(page, StoryRing.from_ring, cursors)
     await prefetch.prefetch_page(info, "StoryRing", connection)
     return connection
 
@@ -196,25 +198,30 @@ async def user_highlights(info: Ctx, user_id: int) -> list[Highlight]:
 
 async def user_story_archive(info: Ctx, user_id: int, first: int, after: str | None) -> Connection[Story]:
     info.context.require_self(user_id, "story archive")
-    page = await tray.story_archive(info.context, first, decode_cursor(after))
-    return connection_from_page(page, Story.from_record)
+    cursors = list_cursors("User.storyArchive", user_id)
+    page = await tray.story_archive(info.context, first, cursors.decode(after))
+    return connection_from_page(page, Story.from_record, cursors)
 
 
 async def user_close_friends(info: Ctx, user_id: int, first: int, after: str | None) -> Connection[User]:
     info.context.require_self(user_id, "close friends")
-    return connection_from_page(await social.close_friends(info.context, first, decode_cursor(after)), User.from_record)
+    cursors = list_cursors("User.closeFriends", user_id)
+    return connection_from_page(await social.close_friends(info.context, first, cursors.decode(after)),
+                                User.from_record, cursors)
 
 
 async def user_restricted(info: Ctx, user_id: int, first: int, after: str | None) -> Connection[User]:
     info.context.require_self(user_id, "restricted accounts")
-    return connection_from_page(await social.restricted_users(info.context, first, decode_cursor(after)),
-                                User.from_record)
+    cursors = list_cursors("User.restrictedUsers", user_id)
+    return connection_from_page(await social.restricted_users(info.context, first, cursors.decode(after)),
+                                User.from_record, cursors)
 
 
 async def user_story_muted(info: Ctx, user_id: int, first: int, after: str | None) -> Connection[User]:
     info.context.require_self(user_id, "story mutes")
-    return connection_from_page(await social.story_muted_users(info.context, first, decode_cursor(after)),
-                                User.from_record)
+    cursors = list_cursors("User.storyMutedUsers", user_id)
+    return connection_from_page(await social.story_muted_users(info.context, first, cursors.decode(after)),
+                                User.from_record, cursors)
 
 
 # Mutations -----------------------------------------------------------------------------------

@@ -23,8 +23,8 @@ from schema.relay import (
     First,
     Node,
     connection_from_page,
-    decode_cursor,
     from_global_id,
+    list_cursors,
     register_node,
     to_global_id,
 )
@@ -196,30 +196,35 @@ class User(Node):
     @strawberry.field(description="Accounts following this one. Null, with a FORBIDDEN error, for a private "
                                   "account the viewer does not follow.")
     async def followers(self, info: Ctx, first: First = 20, after: str | None = None) -> Connection[User] | None:
-        page = await follows.followers(info.context, self.store_id, first, decode_cursor(after))
-        return connection_from_page(page, User.from_record)
+        cursors = list_cursors("User.followers", self.store_id)
+        page = await follows.followers(info.context, self.store_id, first, cursors.decode(after))
+        return connection_from_page(page, User.from_record, cursors)
 
     @strawberry.field(description="Accounts this one follows. Null, with a FORBIDDEN error, for a private "
                                   "account the viewer does not follow.")
     async def following(self, info: Ctx, first: First = 20, after: str | None = None) -> Connection[User] | None:
-        page = await follows.following(info.context, self.store_id, first, decode_cursor(after))
-        return connection_from_page(page, User.from_record)
+        cursors = list_cursors("User.following", self.store_id)
+        page = await follows.following(info.context, self.store_id, first, cursors.decode(after))
+        return connection_from_page(page, User.from_record, cursors)
 
     @strawberry.field(description="Pending requests to follow this (private) account. Only "
                                   "the account itself may read it.")
     async def follow_requests(self, info: Ctx, first: First = 20, after: str | None = None) -> Connection[User] | None:
-        page = await follows.follow_requests(info.context, self.store_id, first, decode_cursor(after))
-        return connection_from_page(page, User.from_record)
+        cursors = list_cursors("User.followRequests", self.store_id)
+        page = await follows.follow_requests(info.context, self.store_id, first, cursors.decode(after))
+        return connection_from_page(page, User.from_record, cursors)
 
     @strawberry.field(description="Accounts this one blocks. Only the account itself may read it.")
     async def blocked_users(self, info: Ctx, first: First = 20, after: str | None = None) -> Connection[User] | None:
-        page = await follows.blocked_users(info.context, self.store_id, first, decode_cursor(after))
-        return connection_from_page(page, User.from_record)
+        cursors = list_cursors("User.blockedUsers", self.store_id)
+        page = await follows.blocked_users(info.context, self.store_id, first, cursors.decode(after))
+        return connection_from_page(page, User.from_record, cursors)
 
     @strawberry.field(description="Accounts this one mutes. Only the account itself may read it.")
     async def muted_users(self, info: Ctx, first: First = 20, after: str | None = None) -> Connection[User] | None:
-        page = await follows.muted_users(info.context, self.store_id, first, decode_cursor(after))
-        return connection_from_page(page, User.from_record)
+        cursors = list_cursors("User.mutedUsers", self.store_id)
+        page = await follows.muted_users(info.context, self.store_id, first, cursors.decode(after))
+        return connection_from_page(page, User.from_record, cursors)
 
     @strawberry.field(description="Followers of this account whom the viewer follows (among the viewer's newest 200 "
                                   "followings). Null, with a FORBIDDEN error, where `followers` is.")

@@ -1,10 +1,11 @@
 """The viewer's notifications: the list, the unread count, the read marker.
 
 The list is `(viewer, NOTIFIED, notification)`, newest update first; a cursor is an edge's
-(time, id) under this list's own prefix (`notif:`), so a cursor of another list is refused and
-pages stay stable while groups move to the top (a group that moves above the cursor is not shown
-again below it). Each notification is shown through the viewer's privacy at read time: its
-actors are the visible ones among the latest few, and a notification whose target the viewer
+(time, id), tied to this viewer's list by `schema.relay.list_cursors` like every keyset
+cursor (a cursor of another list is refused), and pages stay stable while groups move to the
+top (a group that moves above the cursor is not shown again below it). Each notification is
+shown through the viewer's privacy at read time: its actors are the visible ones among the
+latest few, and a notification whose target the viewer
 can no longer see (a deleted post or comment, a thread they left), or with no visible actor
 left, is hidden. The actor count is the group's exact `NOTIF_ACTOR` count.
 
@@ -15,13 +16,10 @@ unread when its list time is after it. It only moves forward.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from resolvers import privacy
-from resolvers.errors import BadInputError
 from resolvers.notifications.model import ACTOR_IS_TARGET, LATEST_ACTORS, Notification, NotificationType
 from resolvers.pagination import Cursor, Page, check_first
 from resolvers.records import User
@@ -35,7 +33,6 @@ LIST = "NOTIFIED"
 READ = "NOTIF_READ"
 MAX_UNREAD = 99  # the badge shows "99+" past this; counting further would read the whole list
 _SCAN_ROUNDS = 4  # a `types` filter reads at most this many pages of the list for one page shown
-_PREFIX = "notif"
 
 
 @dataclass(frozen=True)
@@ -47,24 +44,6 @@ class NotificationView:
     actor_count: int            # exact number of distinct actors
     target: Any                 # the post, comment or thread record (None for follow types: the actor is it)
     unread: bool
-
-
-def encode_cursor(cursor: Cursor | None) -> str:
-    t, i = cursor if cursor is not None else (0, 0)
-    return base64.urlsafe_b64encode(f"{_PREFIX}:{t}:{i}".encode()).decode()
-
-
-def decode_cursor(cursor: str | None, field: str = "after") -> Cursor | None:
-    if cursor is None:
-        return None
-    try:
-        tag, t, i = base64.urlsafe_b64decode(cursor.encode()).decode().split(":")
-        if tag != _PREFIX:
-            raise ValueError(tag)
-        return None if (int(t), int(i)) == (0, 0) else (int(t), int(i))
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise BadInputError(f"`{field}` is not a notifications cursor: pass a `cursor` or `pageInfo.endCursor` "
-                            "of `notifications`.") from None
 
 
 async def read_marker(ctx: RequestContext, viewer: int) -> int:

@@ -10,10 +10,11 @@ The cases are a table (`CASES`) in the manner of `test_relay.py`'s FIRST_FIELDS:
 input, run over both backends. Page sizes (`first`) on every field are `test_relay.py`'s, and a
 highlight's cap of 100 distinct stories is `stories/test_social.py`'s (a list repeating one id
 is that one story). The foreign cursors here are other lists' own, taken after a first item:
-Explore's and notifications' have shapes of their own and are refused elsewhere, and search's
-is bound to its query (a fingerprint); the plain keyset cursor (`cursor:<time>:<id>`: followers,
-the tray, viewers) is not bound to its list, so in another such list it is a position there,
-and the page shows only what the viewer may see anyway ("either")."""
+Explore's has a shape of its own and is refused elsewhere, search's is bound to its query (a
+fingerprint) as well as to its list, and every keyset cursor (followers, the tray, viewers,
+notifications) is bound to the list that issued it (`schema.relay.list_cursors`), so in any
+other list, another user's same list included, it is refused like garbage
+(`test_list_cursors.py` covers every field that takes `after`)."""
 
 from __future__ import annotations
 
@@ -69,6 +70,8 @@ EXPLORE = "query($a: String) { explore(first: 5, after: $a) { edges { cursor } }
 TRAY = "query($a: String) { viewer { storyTray(first: 5, after: $a) { edges { cursor } } } }"
 VIEWERS = ("query($s: ID!, $a: String) { node(id: $s) { ... on Story { viewers(first: 5, after: $a) "
            "{ nodes { id } } } } }")
+FOLLOWERS = "query($u: String!, $a: String) { user(username: $u) { followers(first: 5, after: $a) { nodes { id } } } }"
+FOLLOWING = "query($u: String!, $a: String) { user(username: $u) { following(first: 5, after: $a) { nodes { id } } } }"
 NOTIFS = "query($a: String) { viewer { notifications(first: 5, after: $a) { edges { cursor } } } }"
 PREFS = ("mutation($i: NotificationPreferencesUpdateInput!) { updateNotificationPreferences(input: $i) { "
          "errors { code field message } } }")
@@ -151,10 +154,15 @@ CASES: list[tuple[str, str, Any, str]] = [
     ("seen: 1 000 ids", SEEN, lambda w: {"i": {"storyIds": [w.bob_story] * 1000}}, "error"),
     # story tray and viewers, with cursors of other lists
     ("tray: an explore cursor", TRAY, lambda w: {"a": w.cursors["explore"]}, "error"),
-    ("tray: a followers cursor", TRAY, lambda w: {"a": w.cursors["followers"]}, "either"),
+    ("tray: a followers cursor", TRAY, lambda w: {"a": w.cursors["followers"]}, "error"),
     ("tray: garbage cursor", TRAY, lambda w: {"a": "%%%"}, "error"),
-    ("viewers: a tray cursor", VIEWERS, lambda w: {"s": w.ada_story, "a": w.cursors["tray"]}, "either"),
-    ("viewers: a search cursor", VIEWERS, lambda w: {"s": w.ada_story, "a": w.cursors["search"]}, "either"),
+    ("viewers: a tray cursor", VIEWERS, lambda w: {"s": w.ada_story, "a": w.cursors["tray"]}, "error"),
+    ("viewers: a search cursor", VIEWERS, lambda w: {"s": w.ada_story, "a": w.cursors["search"]}, "error"),
+    # follow lists, with cursors of other lists (another user's same list, too)
+    ("followers: another user's followers cursor", FOLLOWERS, lambda w: {"u": "bob", "a": w.cursors["followers"]},
+     "error"),
+    ("following: a followers cursor", FOLLOWING, lambda w: {"u": "ada", "a": w.cursors["followers"]}, "error"),
+    ("followers: a tray cursor", FOLLOWERS, lambda w: {"u": "ada", "a": w.cursors["tray"]}, "error"),
     ("viewers: of someone else's story", VIEWERS, lambda w: {"s": w.bob_story, "a": None}, "error"),
     # search
     ("search: empty", SEARCH, lambda w: {"q": ""}, "empty"),
@@ -166,13 +174,14 @@ CASES: list[tuple[str, str, Any, str]] = [
     ("search: an unknown type", SEARCH, lambda w: {"q": "ada", "t": ["GROUP"]}, "error"),
     ("search: an explore cursor", SEARCH, lambda w: {"q": "ada", "a": w.cursors["explore"]}, "error"),
     ("search: a followers cursor", SEARCH, lambda w: {"q": "ada", "a": w.cursors["followers"]}, "error"),
-    ("search: a cursor of another query", SEARCH, lambda w: {"q": "zed", "a": w.cursors["search"]}, "either"),
+    ("search: a cursor of another query", SEARCH, lambda w: {"q": "zed", "a": w.cursors["search"]}, "error"),
     # explore, notifications with foreign cursors
     ("explore: a search cursor", EXPLORE, lambda w: {"a": w.cursors["search"]}, "error"),
     ("explore: a tray cursor", EXPLORE, lambda w: {"a": w.cursors["tray"]}, "error"),
     ("explore: garbage cursor", EXPLORE, lambda w: {"a": "AAAA"}, "error"),
     ("notifications: an explore cursor", NOTIFS, lambda w: {"a": w.cursors["explore"]}, "error"),
     ("notifications: a followers cursor", NOTIFS, lambda w: {"a": w.cursors["followers"]}, "error"),
+    ("mark read: a followers cursor", MARK_READ, lambda w: {"i": {"upTo": w.cursors["followers"]}}, "error"),
     # notification settings
     ("prefs: negative pause", PREFS, lambda w: {"i": {"pausePushHours": -1}}, "error"),
     ("prefs: a pause of a million years", PREFS, lambda w: {"i": {"pausePushHours": 1e10}}, "error"),
