@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import multiprocessing as mp
 import os
@@ -41,6 +42,7 @@ from typing import Any
 
 from bench.common import percentile, run_on_services, service_arguments
 from config import MySQLServer, Settings
+from config.runtime import tune_gc
 
 MAX_BULK = 5000
 SYL = ["ka", "lo", "mi", "ra", "ne", "to", "sa", "vi", "de", "ri", "an", "el", "or", "us", "ta", "ni", "jo", "be",
@@ -482,15 +484,23 @@ async def run(a: argparse.Namespace, services: Any) -> dict[str, Any]:
             page = await sq.search(acting_as(tao, viewer), q, kinds, 20, None)
             return [r for _, r in page.items]
         result["engine"] = {}
+        if a.server_gc:
+            # As server.py does once up (config/runtime.py): this process stands in for a server
+            # process; it also holds the load's 100 000 ids and names, which a server does not.
+            tune_gc()
+        gc_passes = GcPasses()
+        gc.callbacks.append(gc_passes)
         for kind, qs in queries.items():
             await timed_many(lambda q, kind=kind: engine(kind, q, rng.choice(viewers)), qs[:20], a.concurrency)  # warm
-            la, c0 = os.getloadavg()[0], time.process_time()
+            la, c0, g0 = os.getloadavg()[0], time.process_time(), list(gc_passes.passes)
             lat, res = await timed_many(lambda q, kind=kind: engine(kind, q, rng.choice(viewers)), qs, a.concurrency)
             # Process CPU (every thread: the engine's searches too) per query: what a query costs
             # whatever else the box runs, unlike its wall-clock latency.
             cpu_ms = (time.process_time() - c0) * 1000 / len(qs)
             result["engine"][kind] = stats(lat) | {"empty_share": round(sum(1 for r in res if not r) / len(res), 3),
                                                    "cpu_ms_per_query": round(cpu_ms, 2),
+                                                   "gc_passes_gen0_1_2": [x - y for x, y in
+                                                                          zip(gc_passes.passes, g0)],
                                                    "load_average": [round(la, 1), round(os.getloadavg()[0], 1)]}
             log(f"engine {kind}: {result['engine'][kind]}")
         if a.profile:
@@ -560,6 +570,17 @@ async def run(a: argparse.Namespace, services: Any) -> dict[str, Any]:
     return result
 
 
+class GcPasses:
+    """The garbage collector's passes per generation (a `gc.callbacks` entry)."""
+
+    def __init__(self) -> None:
+        self.passes = [0, 0, 0]
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "stop":
+            self.passes[info["generation"]] += 1
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     service_arguments(p)
@@ -595,6 +616,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--memcached-mb", type=int, default=1024, help="each memcached's memory limit, set at "
                    "run time (the harness starts them with 64 MB; 0: leave it)")
     p.add_argument("--quick", action="store_true", help="2000 users, 10000 posts (smoke run)")
+    p.add_argument("--no-server-gc", dest="server_gc", action="store_false",
+                   help="measure without the server's GC tuning (config.runtime.tune_gc)")
     a = p.parse_args(argv)
     if a.quick:
         a.users, a.posts, a.queries, a.like_queries, a.recall, a.fresh = 2000, 10_000, 60, 20, 100, 10
