@@ -83,6 +83,9 @@ def settings_for(services, prefix: str, tmp: Path) -> Settings:
     s.limits.cost_budget = 1_000_000  # the bench measures delivery, not the per-viewer budget
     s.throttle.enabled = False  # nor the per-user action limits
     s.realtime.messages_per_second = 1000.0
+    # Every simulated client connects from 127.0.0.1: the per-address socket cap (a flood guard,
+    # 100 a process by default) would refuse all but the first hundred of each process's 500.
+    s.realtime.max_sockets_per_address = 100_000
     # The spam limits bound one person's first messages to strangers; the bench's 50 senders
     # open 1 000 conversations in its setup, which the production limits refuse by design.
     m = s.messages
