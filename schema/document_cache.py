@@ -12,8 +12,9 @@ Invariants:
 - Only documents that passed every validation rule are cached, so a refusal (syntax error, an
   unknown field, a depth, alias or token limit) is decided afresh each time, with its charge.
 - What does not depend on the document alone still runs for every request: `operationName`
-  (the operation choice), the selection cap and the viewer's budget (the operation guard), variables,
-  cost and execution. A cached document is never mutated (graphql-core's execution reads it only).
+  (the operation choice), the selection cap and the viewer's budget (the operation guard: its
+  spend before execution; only its peek before validation is skipped, as no validation runs),
+  variables, cost and execution. A cached document is never mutated (graphql-core's execution reads it only).
 - Memory is bounded by `max_entries` documents, each at most `LimitSettings.max_tokens` tokens.
 """
 

@@ -10,7 +10,9 @@ are built once per schema (`limit_rules`):
 
 - The operation guard (`_Guard`): fresh loaders per operation; before validation, refuses documents with
   more than `max_selections` selections (validation's work grows with their square) and
-  viewers whose budget cannot pay for validating them, and charges the budget for documents
+  viewers whose budget cannot pay for validating them (a peek at the budget: skipped for a
+  document the cache holds, which is not validated again and whose execution spends from the
+  same budget, refused there if short: one Redis round trip less per request), and charges the budget for documents
   that fail validation; before execution, refuses bad string inputs (too long, NUL,
   unpaired surrogates: `schema.input_strings`), a second once-per-document
   field (`logIn`, `signUp`), and operations over the cost limit or the viewer's remaining
@@ -161,10 +163,12 @@ class _Guard:
             f"retry in {wait:.1f} s or send cheaper queries.",
             extensions={"code": "THROTTLED", "retryAfter": round(wait, 3)})
 
-    async def check_document(self) -> GraphQLError | None:
+    async def check_document(self, validated: bool) -> GraphQLError | None:
         """Before validation, whose work grows with the square of the document's selections:
         refuse documents over `max_selections` (charged as if validated) and viewers whose
-        budget cannot pay for validating this one."""
+        budget cannot pay for validating this one. A document already `validated` (the document
+        cache's) is not validated again: no validation to pay for, so no peek at the budget
+        (`check_execution` spends at least as many points, and refuses if they are not there)."""
         document = self.execution_context.graphql_document
         if document is None:
             return None
@@ -184,6 +188,8 @@ class _Guard:
                 f"This document's fragments spread one another {size.fragment_nesting} levels deep, more "
                 f"than the limit of {MAX_FRAGMENT_NESTING}, so it was not validated: inline the inner ones.",
                 extensions={"code": "GRAPHQL_VALIDATION_FAILED"})
+        if validated:
+            return None
         left = await self.budget.available(self._limiter(), self._key())
         if n > left:
             self._report(n, left)
@@ -278,7 +284,7 @@ class RequestPolicy(MaskErrors):
         choice = operation_choice_error(ec)
         if choice is not None:  # set before validation runs, so the document is refused without being validated
             ec.pre_execution_errors = [choice]
-        refusal = await self.guard.check_document()
+        refusal = await self.guard.check_document(validated=self.documents.hit)
         if refusal is not None:
             ec.pre_execution_errors = [refusal]  # strawberry then skips validation
             yield

@@ -88,3 +88,20 @@ def test_the_cache_is_bounded_and_keeps_the_recently_used():
     cache.put("c", object())
     assert cache.get("b") is None and cache.get("a") is not None and cache.get("c") is not None
     assert len(cache) == 2
+
+
+async def test_a_cached_document_takes_one_look_at_the_budget(monkeypatch):
+    """The peek before validation protects validation's work, which a cached document does not
+    redo: it spends once, before execution (one rate-limiter round trip, Redis in production)."""
+    schema = await built(LimitSettings(cost_budget=100, cost_window_seconds=3600))
+    budget = schema.extensions[0].keywords["budget"]
+    modes: list[str] = []
+    take = budget.local.take
+
+    async def counting_take(buckets, amount, mode):
+        modes.append(mode.name)
+        return await take(buckets, amount, mode)
+    monkeypatch.setattr(budget.local, "take", counting_take)
+    for _ in range(3):
+        assert (await schema.execute("{ __typename }")).errors is None
+    assert modes == ["PEEK", "TAKE", "TAKE", "TAKE"]  # validated once (peeked once), spent every time
