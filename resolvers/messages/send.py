@@ -17,6 +17,7 @@ Invariants:
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from resolvers import privacy, realtime
@@ -25,7 +26,7 @@ from resolvers.edge_data import MemberState, message_edge_data
 from resolvers.errors import UserError
 from resolvers.job_context import JobContext
 from resolvers.messages import events, limits
-from resolvers.messages.access import member_edges, viewer_message, viewer_thread
+from resolvers.messages.access import MEMBER_PAGE, member_edges, viewer_message, viewer_thread
 from resolvers.messages.model import (
     CLIENT_ID_MAX,
     CLIENT_KEYS,
@@ -39,6 +40,7 @@ from resolvers.messages.model import (
     cipher,
     is_message,
     message_data,
+    thread_not_found,
 )
 from resolvers.messages.threads import (
     check_recipients,
@@ -50,7 +52,7 @@ from resolvers.messages.threads import (
 )
 from resolvers.notifications import causes
 from resolvers.records import Media, MediaKind, MediaStatus, record_of
-from tao import Assoc, Obj, Tao, shard_of
+from tao import Assoc, ConflictError, ListCheck, Obj, Tao, shard_of
 from tao.models import Appended, now_ms
 
 if TYPE_CHECKING:
@@ -210,7 +212,11 @@ async def do_send_message(tao: Tao, actor_id: int, *, client_id: str, thread_id:
     # on the thread's shard) are deleted in one statement.
     ev = pending[0]
     event = ev if isinstance(ev, realtime.PendingEvent) else None
-    appended = await deliver(tao, made, sent=msg, memberships=await member_edges(ctx, thread.id), event=event)
+    try:
+        appended = await deliver(tao, made, sent=msg, memberships=await member_edges(ctx, thread.id), event=event)
+    except UserError:  # withdrawn (the sender left meanwhile): its jobs have nothing left to do
+        await tao.outbox.delete(shard_of(made), deliver_job_id, *([event.event_id] if event is not None else []))
+        raise
     if event is not None:
         await event.published(tao, appended, done_jobs=(deliver_job_id,))
     else:
@@ -227,29 +233,81 @@ async def deliver(tao: Tao, message_id: int, *, sent: Message | None = None,
     it holds (the job and a retry read the message and claim the key again); `memberships`:
     the thread's HAS_MEMBER edges, if the caller has them; `event`: its stream appends are
     committed in the same transactions (returned, for `event.published`). The thread's shard
-    commits first, so an event found in a stream names a message already listed."""
+    commits first, so an event found in a stream names a message already listed.
+
+    The members are those of the thread's transaction, not of the read: that transaction
+    locks the member list and checks that it still holds what the writes were computed from
+    (who, who declined, the sender's state), and is redone from the list it found if not. So
+    a member who left (or declined) before it committed gets nothing, one added before it gets
+    everything, and a sender no longer a member delivers nothing: the message is withdrawn
+    (deleted, its client key released) and the send answers THREAD_NOT_FOUND."""
     msg = sent if sent is not None else await _stored_message(tao, message_id)
     if msg is None:
         return []  # unsent, or a race's loser
-    edges = [(msg.thread, "HAS_MESSAGE", msg.id, msg.created, message_edge_data(msg.sender))]
     if memberships is None:
-        memberships = await tao.assoc_range(msg.thread, "HAS_MEMBER", 0, 64)
+        memberships = await tao.assoc_range(msg.thread, "HAS_MEMBER", 0, MEMBER_PAGE)
+    for _ in range(MAX_DELIVERY_TRIES):
+        try:
+            return await _deliver_to(tao, msg, memberships, event, fresh=sent is not None)
+        except _MembersMoved as moved:
+            memberships = moved.members
+    raise ConflictError(f"the members of thread {msg.thread} kept changing during a delivery; its job redoes it")
+
+
+MAX_DELIVERY_TRIES = 4  # a try is redone only when the members changed under it
+
+
+class _MembersMoved(Exception):
+    """The thread's members changed between the delivery's read of them and its transaction."""
+
+    def __init__(self, members: list[Assoc]) -> None:
+        super().__init__("the thread's members changed")
+        self.members = members
+
+
+def _reach(members: list[Assoc], sender: int) -> tuple[frozenset, dict | None]:
+    """What a delivery's writes depend on in the member list: who is in it and who declined,
+    and the sender's own state (the delivery rewrites its read marker)."""
+    return (frozenset((a.id2, MemberState.decode(a.data).declined) for a in members),
+            next((a.data for a in members if a.id2 == sender), None))
+
+
+async def _deliver_to(tao: Tao, msg: Message, memberships: list[Assoc], event: realtime.PendingEvent | None,
+                      *, fresh: bool) -> list[Appended]:
+    """One try of `deliver` with these members; _MembersMoved if the thread's transaction
+    found others."""
     mine = next((a for a in memberships if a.id2 == msg.sender), None)
+    if mine is None and (fresh or not await tao.assoc_get(msg.thread, "HAS_MESSAGE", [msg.id])):
+        await _withdraw(tao, msg)  # the sender left (or was removed) before the message was listed
+        raise thread_not_found()
+    edges = [(msg.thread, "HAS_MESSAGE", msg.id, msg.created, message_edge_data(msg.sender))]
     if mine is not None and tuple(msg.cursor) > MemberState.decode(mine.data).read:
         # the sender has read their own message (as advance_read_marker: never back, join time kept)
         edges.append((msg.thread, "HAS_MEMBER", msg.sender, mine.time, {**mine.data, "read": list(msg.cursor)}))
     folders, _ = await folder_edges(tao, msg.thread, [a.id2 for a in memberships], msg.sender, msg.created, msg.id,
                                     states={a.id2: a for a in memberships})
-    if event is None:
-        await tao.assoc_add_many(edges + folders)
-        return []
+    seen = _reach(memberships, msg.sender)
+
+    def same_members(current: list[Assoc]) -> None:
+        if _reach(current, msg.sender) != seen:
+            raise _MembersMoved(current)
+    check = ListCheck(msg.thread, "HAS_MEMBER", same_members)
     home = shard_of(msg.thread)
-    writes, appends = edges + folders, event.appends()
+    writes = edges + folders
+    appends = [] if event is None else replace(event, user_ids=[a.id2 for a in memberships]).appends()
     _, first = await tao.assoc_add_and_append([e for e in writes if shard_of(e[0]) == home],
-                                              [a for a in appends if shard_of(a[0]) == home])
+                                              [a for a in appends if shard_of(a[0]) == home], check=check)
     _, rest = await tao.assoc_add_and_append([e for e in writes if shard_of(e[0]) != home],
                                              [a for a in appends if shard_of(a[0]) != home])
     return first + rest
+
+
+async def _withdraw(tao: Tao, msg: Message) -> None:
+    """Take back a message that was never listed: delete it and free its client key (a retry
+    is then refused as the send was: the sender is not in the thread)."""
+    await tao.obj_delete(msg.id)
+    if msg.client_id is not None:
+        await tao.key_release(CLIENT_KEYS, _client_key(msg.sender, msg.client_id), msg.id)
 
 
 async def _stored_message(tao: Tao, message_id: int) -> Message | None:
@@ -280,4 +338,7 @@ async def advance_read_marker(tao: Tao, thread_id: int, user_id: int, cursor: tu
 
 async def deliver_job(job: JobContext, payload: dict) -> None:
     tao = job.tao
-    await deliver(tao, int(payload["message"]))
+    try:
+        await deliver(tao, int(payload["message"]))
+    except UserError:
+        pass  # withdrawn: its sender was no longer in the thread, and nothing was delivered
