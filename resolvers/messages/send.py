@@ -9,9 +9,13 @@ Invariants:
   wins the key and the loser's object is deleted before anyone could see it.
 - Delivery is durable: the MESSAGE commits with a `messages.deliver` job, due
   `realtime.redeliver_after_ms` later; the writer delivers at once and then deletes the job,
-  which is the repair if the process dies (or a shard fails) first. Delivery is idempotent (it
-  lists the message in its thread, moves the sender's read marker and bumps each member's
-  folder to the message's own time) and writes one transaction per shard it touches.
+  which is the repair if the process dies (or a shard fails, or a publish of the message's
+  event fails) first. Delivery is idempotent (it lists the message in its thread, moves the
+  sender's read marker, bumps each member's folder to the message's own time and appends the
+  message.new event to each member's stream) and writes one transaction per shard it touches.
+- Delivery reaches the members as the thread's transaction finds them (it checks the member
+  list under its lock, `ListCheck`, and is redone when it moved): not who left before it, and
+  everyone added before it; a sender no longer a member delivers nothing (THREAD_NOT_FOUND).
 """
 
 from __future__ import annotations
@@ -184,15 +188,19 @@ async def do_send_message(tao: Tao, actor_id: int, *, client_id: str, thread_id:
                         post=post_id, media=media_id, reply_to=reply_to, client_id=client_id,
                         fp=box.fingerprint(canonical), story=story_id, story_reaction=story_reaction)
     members = [sender, *recipients]
-    pending: list[realtime.PendingEvent | events.NoEvent] = []
-    deliver_job_id = tao.ids.next_id(shard_of(thread.id))
+    made_event: list[realtime.PendingEvent] = []
 
-    def jobs(mid: int) -> list[tuple]:  # the message's event commits with the message itself
-        pending[:] = [events.event(tao, members, events.MESSAGE_NEW, near=thread.id, thread=thread.id, message=mid)]
-        # The writer delivers right after the commit; the job repairs only what it did not finish.
-        redeliver = (DELIVER_JOB, {"message": mid}, tao.settings.realtime.redeliver_after_ms, deliver_job_id)
-        return [redeliver, *events.jobs_of(*pending),
-                *causes.message_requests(sender, requests, thread.id, mid, now_ms())]
+    def jobs(mid: int) -> list[tuple]:
+        # The message's event is delivered with the message, and one job repairs both: the
+        # delivery job, under the event's id, appends it to the members it finds (checked as the
+        # writer's delivery is) and publishes it again until the broker takes it. The writer
+        # delivers right after the commit; the job repairs only what it did not finish.
+        event = realtime.stream_event(tao, members, events.MESSAGE_NEW, {"thread": thread.id, "message": mid},
+                                      near=thread.id)
+        made_event[:] = [event]
+        redeliver = (DELIVER_JOB, {"message": mid, "thread": thread.id, "event": event.event_id},
+                     tao.settings.realtime.redeliver_after_ms, event.event_id)
+        return [redeliver, *causes.message_requests(sender, requests, thread.id, mid, now_ms())]
     if media_id is not None:  # a message's media is seen through the message only (resolvers.media)
         await tao.obj_update(media_id, {"dm": True})
     stored = await tao.obj_create("MESSAGE", data, owner=thread.id, jobs=jobs)
@@ -206,21 +214,17 @@ async def do_send_message(tao: Tao, actor_id: int, *, client_id: str, thread_id:
     msg = record_of(stored)
     await limits.record_send(tao, sender, requests, new, msg.created)
     # The members as this request read them (`member_edges`, through its loaders): the
-    # delivery needs no second read of the list. The message.new event (there is always one:
-    # the sender is a member) is appended to each member's stream in the delivery's own
-    # transactions, published after they all committed, and its job and the delivery's (both
-    # on the thread's shard) are deleted in one statement.
-    ev = pending[0]
-    event = ev if isinstance(ev, realtime.PendingEvent) else None
+    # delivery needs no second read of the list (it checks it in the thread's transaction).
+    # The message.new event is appended to each member's stream in the delivery's own
+    # transactions and published after they all committed; then its job (the delivery's) is
+    # deleted, unless a publish failed (the job publishes again).
+    event = made_event[0]
     try:
         appended = await deliver(tao, made, sent=msg, memberships=await member_edges(ctx, thread.id), event=event)
-    except UserError:  # withdrawn (the sender left meanwhile): its jobs have nothing left to do
-        await tao.outbox.delete(shard_of(made), deliver_job_id, *([event.event_id] if event is not None else []))
+    except UserError:  # withdrawn (the sender left meanwhile): the job has nothing left to do
+        await tao.outbox.delete(shard_of(made), event.event_id)
         raise
-    if event is not None:
-        await event.published(tao, appended, done_jobs=(deliver_job_id,))
-    else:
-        await tao.outbox.delete(shard_of(made), deliver_job_id)
+    await event.published(tao, appended)
     return msg
 
 
@@ -337,8 +341,21 @@ async def advance_read_marker(tao: Tao, thread_id: int, user_id: int, cursor: tu
 
 
 async def deliver_job(job: JobContext, payload: dict) -> None:
+    """The repair of a send whose writer did not finish: deliver (idempotently) and, for the
+    message's event (its id is the job's), append it to the members found and publish every
+    member's copy again, raising (the outbox retries with backoff) until the broker takes them
+    all. A job written before events rode with it has no "event": its event has a job of its own."""
     tao = job.tao
+    message = int(payload["message"])
+    event = None
+    if "event" in payload:
+        ids = {"thread": int(payload["thread"]), "message": message}
+        event = realtime.PendingEvent(int(payload["event"]), [], events.MESSAGE_NEW, ids, ())
     try:
-        await deliver(tao, int(payload["message"]))
+        appended = await deliver(tao, message, event=event)
     except UserError:
-        pass  # withdrawn: its sender was no longer in the thread, and nothing was delivered
+        return  # withdrawn: its sender was no longer in the thread, and nothing was delivered
+    if event is not None:
+        _, published = await realtime.publish_appended(tao, appended, event.kind, event.ids, republish=True)
+        if not published:
+            raise RuntimeError("the broker did not take every publish of a message's event; retrying")

@@ -21,6 +21,7 @@ from contextlib import asynccontextmanager
 import pytest
 
 from resolvers.messages.model import CLIENT_KEYS
+from resolvers.messages.send import do_send_message
 from resolvers.realtime.events import STREAM_ATYPE
 from tao.testing import TaoTestHooks as hooks
 from tests.resolvers.messages_client import DM, store_id
@@ -141,3 +142,48 @@ async def test_a_sender_who_left_before_the_delivery_commits_delivers_nothing(gq
     # and the sender stays out: the delivery did not write their read marker back
     assert not await gql.tao.assoc_get(store_id(group), "HAS_MEMBER", [store_id(a)])
     assert await dm.messages(ta, group) is None
+
+
+async def test_the_repair_of_a_send_whose_writer_died_reaches_the_members_of_its_own_time(gql):
+    """The writer stops after the message committed (its task is cancelled while its client-key
+    claim waits), members change, then the outbox repairs the send: the event goes to the
+    members the repair finds, like the folders and unread marks (the event used to have a job of
+    its own, holding the members the request had read)."""
+    dm = DM(gql)
+    tao = gql.tao
+    users, group = await _group(gql, dm, 3)
+    (ta, a), (tb, b), (tc, c) = users
+    te, e = await gql.sign_up("eve")
+    await gql.mutate("follow", te, b)
+    h = hooks(tao)
+    cid = uuid.uuid4().hex
+    key = f"{store_id(a)}:{cid}"
+    shard = h.key_shard(CLIENT_KEYS, key)
+    locked, release = asyncio.Event(), asyncio.Event()
+
+    async def hold(conn) -> None:
+        await conn.execute("INSERT INTO {unique_keys} (ns, k, id, version) VALUES (%s, %s, 0, 1)", (CLIENT_KEYS, key))
+        locked.set()
+        await release.wait()
+        raise _Release
+
+    holder = asyncio.create_task(h.write(shard, hold))
+    await asyncio.wait_for(locked.wait(), 10)
+    writer = asyncio.create_task(do_send_message(tao, store_id(a), client_id=cid, thread_id=store_id(group),
+                                                 text="orphaned"))
+    await _until_waiting_on(h, shard, writer)
+    writer.cancel()  # the process dies here, as far as this send is concerned: the message is stored
+    release.set()
+    with pytest.raises(_Release):
+        await holder
+    with pytest.raises(asyncio.CancelledError):
+        await writer
+    await dm.mutate("leaveThread", tc, {"threadId": group})
+    assert (await dm.mutate("addThreadMembers", tb, {"threadId": group, "userIds": [e]}))["errors"] == []
+    await tao.run_jobs_until_idle(include_delayed=True)
+    listed = await tao.assoc_range(store_id(group), "HAS_MESSAGE", 0, 10)
+    assert len(listed) == 1
+    message = listed[0].id2
+    assert await _reached(gql, c, group, message) == {"folder": False, "unread": False, "event": False}
+    for member in (b, e):
+        assert await _reached(gql, member, group, message) == {"folder": True, "unread": True, "event": True}, member
