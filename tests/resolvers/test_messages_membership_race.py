@@ -54,7 +54,7 @@ async def send_held(gql, sender_token: str, sender: str, thread: str) -> AsyncIt
     await asyncio.wait_for(locked.wait(), 10)
     send = asyncio.create_task(DM(gql).send(sender_token, thread=thread, text="raced", cid=cid))
     try:
-        await _until_waiting_on(h, shard, send)
+        await _until_waiting_on(h, shard, send, key)
         yield send
     finally:
         release.set()
@@ -62,13 +62,13 @@ async def send_held(gql, sender_token: str, sender: str, thread: str) -> AsyncIt
             await holder
 
 
-async def _until_waiting_on(h, shard: int, send: asyncio.Task) -> None:
-    """Until the send's claim waits on the held row (it has read the members by then)."""
+async def _until_waiting_on(h, shard: int, send: asyncio.Task, key: str) -> None:
+    """Until the send's claim of `key` waits on the held row (it has read the members by then)."""
     for _ in range(200):
         assert not send.done(), send.result()
         async with h.read(shard) as conn:
-            rows = await conn.fetchall("SELECT COUNT(*) FROM information_schema.PROCESSLIST "
-                                       "WHERE INFO LIKE 'INSERT INTO %%unique_keys%%' AND COMMAND = 'Query'")
+            rows = await conn.fetchall("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE COMMAND = 'Query' "
+                                       "AND INFO LIKE %s", (f"INSERT INTO %unique_keys%{key}%",))
         if rows[0][0]:
             return
         await asyncio.sleep(0.02)
@@ -171,7 +171,7 @@ async def test_the_repair_of_a_send_whose_writer_died_reaches_the_members_of_its
     await asyncio.wait_for(locked.wait(), 10)
     writer = asyncio.create_task(do_send_message(tao, store_id(a), client_id=cid, thread_id=store_id(group),
                                                  text="orphaned"))
-    await _until_waiting_on(h, shard, writer)
+    await _until_waiting_on(h, shard, writer, key)
     writer.cancel()  # the process dies here, as far as this send is concerned: the message is stored
     release.set()
     with pytest.raises(_Release):
