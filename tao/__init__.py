@@ -20,13 +20,13 @@ from tao.errors import (
     UnknownTypeError,
 )
 from tao.ids import shard_of, time_of
-from tao.models import Assoc, Obj
+from tao.models import Assoc, ListCheck, Obj
 from tao.rate_limits import Bucket, Mode, Taken
 from tao.store import Tao, open_tao
 
 __all__ = [
-    "Assoc", "Bucket", "ConflictError", "InvalidDataError", "InvalidIdError", "JobNotDueError", "Mode", "Obj",
-    "ObjectFilter", "ObjectNotFoundError",
+    "Assoc", "Bucket", "ConflictError", "InvalidDataError", "InvalidIdError", "JobNotDueError", "ListCheck", "Mode",
+    "Obj", "ObjectFilter", "ObjectNotFoundError",
     "ShardTimeoutError", "ShardUnavailableError", "Taken", "Tao", "TaoError", "UnknownTypeError", "open_tao",
     "shard_of", "time_of",
 ]

@@ -20,7 +20,7 @@ from tao.bulk_lists import MAX_BULK, BulkLists
 from tao.errors import ConflictError, InvalidDataError, ObjectNotFoundError
 from tao.inverses import Inverses
 from tao.lists import EdgeId, ListChange, ListWrites, or_of
-from tao.models import Appended, Assoc, encode_data, now_ms
+from tao.models import MAX_CHECKED, Appended, Assoc, ListCheck, encode_data, now_ms
 from tao.outbox import Jobs, Outbox
 from tao.registry import Registry
 from tao.shards import Shards
@@ -60,13 +60,21 @@ class AssocWrites:
         return (await self.add_and_append(edges, [], jobs_by_shard=jobs_by_shard))[0]
 
     async def add_and_append(self, edges: list[tuple], appends: list[tuple[int, str, int, dict | None]], *,
-                             jobs_by_shard: dict[int, list] | None = None) -> tuple[int, list[Appended]]:
+                             jobs_by_shard: dict[int, list] | None = None,
+                             check: ListCheck | None = None) -> tuple[int, list[Appended]]:
         """`assoc_add_many(edges)` and `assoc_append_many(appends)` in one transaction per shard
-        of id1 for both, shards in parallel: (edges new, what each append did)."""
+        of id1 for both, shards in parallel: (edges new, what each append did). `check`: every
+        edge and append must be on its list's shard (one transaction), checked in it."""
         if len(edges) + len(appends) > MAX_BULK:
             raise InvalidDataError(f"{len(edges) + len(appends)} edges in one call; the limit is {MAX_BULK}")
         append_rows = self._bulk.append_rows(appends)
         appends_by_shard = self._shards.by_shard(append_rows, lambda r: r[0])
+        if check is not None:
+            home = self._shards.shard(check.id1)
+            if not self._registry.primary_atype(check.atype).counted or any(
+                    self._shards.shard(e[0]) != home for e in [*edges, *append_rows]):
+                raise InvalidDataError("a checked write is one transaction: a counted list, and every edge and "
+                                       "append on its shard")
         rows: dict[tuple, tuple] = {}
         ts = now_ms()
         for e in edges:
@@ -79,6 +87,8 @@ class AssocWrites:
         groups = self._shards.by_shard(rows.values(), lambda r: r[0])
         for shard in appends_by_shard:
             groups.setdefault(shard, [])
+        if check is not None:
+            groups.setdefault(self._shards.shard(check.id1), [])
         appended: dict[EdgeId, Appended] = {}
 
         async def one(shard: int, group: list) -> dict:
@@ -88,22 +98,23 @@ class AssocWrites:
             mine = appends_by_shard.get(shard, [])
             if uncounted:
                 await self._bulk.put_uncounted(shard, uncounted, None if counted or mine else jobs)
-            if not counted and not mine:
+            if not counted and not mine and check is None:
                 return {shard: len(uncounted)}
-            changes, done = await self._add_on_shard(shard, counted, jobs, mine)
+            changes, done = await self._add_on_shard(shard, counted, jobs, mine, check)
             appended.update(done)
             return {shard: len(uncounted) + sum(c.count for c in changes) - sum(c.count_before for c in changes)}
         inserted = await self._shards.per_shard(groups, one)
         return sum(inserted.values()), [appended[(r[0], r[1], r[2])] for r in append_rows]
 
-    async def _add_on_shard(self, shard: int, rows: list[tuple], jobs: Jobs, appends: list[tuple] = ()  # type: ignore[assignment]
-                            ) -> tuple[list[ListChange], dict[EdgeId, Appended]]:
+    async def _add_on_shard(self, shard: int, rows: list[tuple], jobs: Jobs, appends: list[tuple] = (),  # type: ignore[assignment]
+                            check: ListCheck | None = None) -> tuple[list[ListChange], dict[EdgeId, Appended]]:
         """Upsert `rows` (all on `shard`) and append `appends` (`BulkLists.append_rows`, on
         `shard`) in one transaction; returns the forward lists' changes and the appends'.
         An inverse that lives on this shard too (a thread's member who created it, a user's own
         object) is written in the same transaction, under its list's lock, at the forward list's
         new version: no outbox job, no second transaction. Inverses on other shards are synced
-        after the commit (`tao.inverses`)."""
+        after the commit (`tao.inverses`). `check`: its list is locked and read whole in the
+        same statements, and `check.check` runs on it before anything is written."""
         keys = [(r[0], r[1], r[2]) for r in rows]
         local: dict[EdgeId, EdgeId] = {}  # forward key -> its inverse's key, on this shard
         for id1, code, id2 in keys:
@@ -114,12 +125,15 @@ class AssocWrites:
         inv_keys = list(local.values())
 
         app_keys = [(r[0], r[1], r[2]) for r in appends]
+        checked = [] if check is None else [(check.id1, self._registry.primary_atype(check.atype).code)]
 
         async def body(conn: Conn) -> Any:
-            locked = await self._lists.lock_and_read(conn, [(k[0], k[1]) for k in keys + inv_keys + app_keys],
+            locked = await self._lists.lock_and_read(conn, [(k[0], k[1]) for k in keys + inv_keys + app_keys] + checked,
                                                      keys + inv_keys + app_keys, tombstones=inv_keys,
-                                                     newest=bool(appends))
+                                                     newest=bool(appends), whole=checked)
             existing = locked.edges
+            if check is not None:  # before any write: raising rolls the lock's version bumps back
+                check.check(self._checked_list(locked.edges, checked[0], locked.heads[checked[0]][1]))
             changes = {lst: ListChange(lst[0], lst[1], v, n, count_before=n) for lst, (v, n) in locked.heads.items()}
             put: list[tuple] = []
             for id1, code, id2, time, text in rows:
@@ -215,6 +229,15 @@ class AssocWrites:
         await self._after_write(shard, changes, job_id, [old_k, new_k])
         edge = changes[1].upserts[0]
         return Assoc(id1, new_atype, id2, edge[1], edge[2], edge[3])
+
+    def _checked_list(self, edges: dict[EdgeId, tuple], lst: tuple[int, int], count: int) -> list[Assoc]:
+        if count > MAX_CHECKED:
+            raise InvalidDataError(f"a checked list holds at most {MAX_CHECKED} edges; this one {count}")
+        name = self._registry.atype_by_code(lst[1]).name
+        out = [Assoc(k[0], name, k[2], v[0], v[1], orjson.loads(v[2]) if v[2] else {})
+               for k, v in edges.items() if (k[0], k[1]) == lst]
+        out.sort(key=lambda a: (-a.time, -a.id2))
+        return out
 
     # ---- after the commit ---------------------------------------------------------------------
 

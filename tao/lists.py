@@ -120,19 +120,19 @@ class ListWrites:
             await self._lock(conn, lists, bump=bump)
 
     async def lock_and_read(self, conn: Conn, lists: list[ListId], keys: list[EdgeId], *, newest: bool = False,
-                            tombstones: list[EdgeId] | None = None) -> Locked:
+                            tombstones: list[EdgeId] | None = None, whole: list[ListId] = ()) -> Locked:  # type: ignore[assignment]
         """`lock_lists` (bumping) and `read_edges(keys)` in two statements instead of three: the
         lock, then one read of the heads and the edges (see `Locked`). With `newest`, the same
         read gives each list's newest edge time; with `tombstones`, those keys' inverse
-        tombstones."""
+        tombstones; with `whole` (lists among `lists`), every edge of those lists too."""
         lists = sorted(set(lists))
         if not lists:
             return Locked({}, {}, {}, {})
         await self._lock(conn, lists, bump=True)
-        return await self.read_locked(conn, lists, keys, newest=newest, tombstones=tombstones)
+        return await self.read_locked(conn, lists, keys, newest=newest, tombstones=tombstones, whole=whole)
 
     async def read_locked(self, conn: Conn, lists: list[ListId], keys: list[EdgeId], *, newest: bool = False,
-                          tombstones: list[EdgeId] | None = None) -> Locked:
+                          tombstones: list[EdgeId] | None = None, whole: list[ListId] = ()) -> Locked:  # type: ignore[assignment]
         """The read half of `lock_and_read`, for lists this transaction has locked already: a
         plain read (the locks taken before it fix the snapshot after every earlier writer's
         commit; a locking read would take gap locks next to other lists for nothing)."""
@@ -148,6 +148,11 @@ class ListWrites:
             sql += (" UNION ALL SELECT 1, id1, atype, id2, version, time, 0, data, src_version FROM {assocs} "
                     f"WHERE {edges}")
             params += edge_params
+        if whole:  # small lists only (a checked list: `ListCheck`)
+            where_whole, whole_params = lists_where(self._backend, list(whole))
+            sql += (" UNION ALL SELECT 1, id1, atype, id2, version, time, 0, data, src_version FROM {assocs} "
+                    f"WHERE {where_whole}")
+            params += whole_params
         if tombstones:
             sql += (" UNION ALL SELECT 2, id1, atype, id2, src_version, 0, 0, NULL, NULL FROM {inverse_tombstones} "
                     f"WHERE {or_of('(id1 = %s AND atype = %s AND id2 = %s)', len(tombstones))}")

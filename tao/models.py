@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +47,19 @@ class Appended:
     new: bool
 
 
+@dataclass(frozen=True, slots=True)
+class ListCheck:
+    """A condition on a whole small list, checked inside a write's transaction under the list's
+    lock (`Tao.assoc_add_and_append(check=)`): `check(edges)` gets the list's edges as they stand
+    there (newest first) and raises to abort the write, which then commits nothing and lets the
+    exception through. No writer of the list can commit between the check and the write's
+    commit. For lists of at most `MAX_CHECKED` edges (a thread's members)."""
+    id1: int
+    atype: str
+    check: Callable[[list[Assoc]], None]
+
+
+MAX_CHECKED = 1_000
 MAX_DATA_BYTES = 60_000
 MAX_MANY_KEYS = 10_000
 

@@ -47,7 +47,7 @@ from tao.instrumentation import instrument  # observability: verb counters, cach
 from tao.inverses import Inverses
 from tao.lists import ListWrites
 from tao.migrations import check_shard, migrate_shard
-from tao.models import Appended, Assoc, Obj
+from tao.models import Appended, Assoc, ListCheck, Obj
 from tao.objects import Objects
 from tao.outbox import Jobs, Outbox
 from tao.rate_limits import RateLimiter, make_rate_limiter
@@ -187,12 +187,14 @@ class Tao:
         at a time above every earlier edge of its list (see tao/bulk_lists.py)."""
         return await self._bulk.append_many(edges)
 
-    async def assoc_add_and_append(self, edges: list[tuple], appends: list[tuple[int, str, int, dict | None]]
-                                   ) -> tuple[int, list[Appended]]:
+    async def assoc_add_and_append(self, edges: list[tuple], appends: list[tuple[int, str, int, dict | None]],
+                                   *, check: ListCheck | None = None) -> tuple[int, list[Appended]]:
         """`assoc_add_many(edges)` and `assoc_append_many(appends)` together, one transaction per
         shard for both (a delivery that bumps each member's folders and appends to each
-        member's stream): (how many edges were new, what each append did)."""
-        return await self._writes.add_and_append(edges, appends)
+        member's stream): (how many edges were new, what each append did). `check` (a
+        `ListCheck`): a condition on a small list, checked under its lock in the write's one
+        transaction (every edge and append on the list's shard); raising aborts the write."""
+        return await self._writes.add_and_append(edges, appends, check=check)
 
     async def assoc_trim(self, id1: int, atype: str, *, keep: int, before: int | None = None) -> int:
         """Delete the edges of an uncached list past its newest `keep`, and any older than

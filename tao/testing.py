@@ -34,6 +34,10 @@ class TaoTestHooks:
     def shard(self, id_: int) -> int:
         return self._tao.shard(id_)
 
+    def key_shard(self, ns: str, key: str) -> int:
+        """The shard a unique key's row lives on."""
+        return self._tao._keys._key_shard(ns, key)
+
     def atype(self, name: str) -> AssocType:
         return self._tao.registry.atype(name)
 

@@ -9,14 +9,19 @@ Invariants:
   wins the key and the loser's object is deleted before anyone could see it.
 - Delivery is durable: the MESSAGE commits with a `messages.deliver` job, due
   `realtime.redeliver_after_ms` later; the writer delivers at once and then deletes the job,
-  which is the repair if the process dies (or a shard fails) first. Delivery is idempotent (it
-  lists the message in its thread, moves the sender's read marker and bumps each member's
-  folder to the message's own time) and writes one transaction per shard it touches.
+  which is the repair if the process dies (or a shard fails, or a publish of the message's
+  event fails) first. Delivery is idempotent (it lists the message in its thread, moves the
+  sender's read marker, bumps each member's folder to the message's own time and appends the
+  message.new event to each member's stream) and writes one transaction per shard it touches.
+- Delivery reaches the members as the thread's transaction finds them (it checks the member
+  list under its lock, `ListCheck`, and is redone when it moved): not who left before it, and
+  everyone added before it; a sender no longer a member delivers nothing (THREAD_NOT_FOUND).
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from resolvers import privacy, realtime
@@ -25,7 +30,7 @@ from resolvers.edge_data import MemberState, message_edge_data
 from resolvers.errors import UserError
 from resolvers.job_context import JobContext
 from resolvers.messages import events, limits
-from resolvers.messages.access import member_edges, viewer_message, viewer_thread
+from resolvers.messages.access import MEMBER_PAGE, member_edges, viewer_message, viewer_thread
 from resolvers.messages.model import (
     CLIENT_ID_MAX,
     CLIENT_KEYS,
@@ -39,6 +44,7 @@ from resolvers.messages.model import (
     cipher,
     is_message,
     message_data,
+    thread_not_found,
 )
 from resolvers.messages.threads import (
     check_recipients,
@@ -50,7 +56,7 @@ from resolvers.messages.threads import (
 )
 from resolvers.notifications import causes
 from resolvers.records import Media, MediaKind, MediaStatus, record_of
-from tao import Assoc, Obj, Tao, shard_of
+from tao import Assoc, ConflictError, ListCheck, Obj, Tao, shard_of
 from tao.models import Appended, now_ms
 
 if TYPE_CHECKING:
@@ -182,15 +188,19 @@ async def do_send_message(tao: Tao, actor_id: int, *, client_id: str, thread_id:
                         post=post_id, media=media_id, reply_to=reply_to, client_id=client_id,
                         fp=box.fingerprint(canonical), story=story_id, story_reaction=story_reaction)
     members = [sender, *recipients]
-    pending: list[realtime.PendingEvent | events.NoEvent] = []
-    deliver_job_id = tao.ids.next_id(shard_of(thread.id))
+    made_event: list[realtime.PendingEvent] = []
 
-    def jobs(mid: int) -> list[tuple]:  # the message's event commits with the message itself
-        pending[:] = [events.event(tao, members, events.MESSAGE_NEW, near=thread.id, thread=thread.id, message=mid)]
-        # The writer delivers right after the commit; the job repairs only what it did not finish.
-        redeliver = (DELIVER_JOB, {"message": mid}, tao.settings.realtime.redeliver_after_ms, deliver_job_id)
-        return [redeliver, *events.jobs_of(*pending),
-                *causes.message_requests(sender, requests, thread.id, mid, now_ms())]
+    def jobs(mid: int) -> list[tuple]:
+        # The message's event is delivered with the message, and one job repairs both: the
+        # delivery job, under the event's id, appends it to the members it finds (checked as the
+        # writer's delivery is) and publishes it again until the broker takes it. The writer
+        # delivers right after the commit; the job repairs only what it did not finish.
+        event = realtime.stream_event(tao, members, events.MESSAGE_NEW, {"thread": thread.id, "message": mid},
+                                      near=thread.id)
+        made_event[:] = [event]
+        redeliver = (DELIVER_JOB, {"message": mid, "thread": thread.id, "event": event.event_id},
+                     tao.settings.realtime.redeliver_after_ms, event.event_id)
+        return [redeliver, *causes.message_requests(sender, requests, thread.id, mid, now_ms())]
     if media_id is not None:  # a message's media is seen through the message only (resolvers.media)
         await tao.obj_update(media_id, {"dm": True})
     stored = await tao.obj_create("MESSAGE", data, owner=thread.id, jobs=jobs)
@@ -204,17 +214,17 @@ async def do_send_message(tao: Tao, actor_id: int, *, client_id: str, thread_id:
     msg = record_of(stored)
     await limits.record_send(tao, sender, requests, new, msg.created)
     # The members as this request read them (`member_edges`, through its loaders): the
-    # delivery needs no second read of the list. The message.new event (there is always one:
-    # the sender is a member) is appended to each member's stream in the delivery's own
-    # transactions, published after they all committed, and its job and the delivery's (both
-    # on the thread's shard) are deleted in one statement.
-    ev = pending[0]
-    event = ev if isinstance(ev, realtime.PendingEvent) else None
-    appended = await deliver(tao, made, sent=msg, memberships=await member_edges(ctx, thread.id), event=event)
-    if event is not None:
-        await event.published(tao, appended, done_jobs=(deliver_job_id,))
-    else:
-        await tao.outbox.delete(shard_of(made), deliver_job_id)
+    # delivery needs no second read of the list (it checks it in the thread's transaction).
+    # The message.new event is appended to each member's stream in the delivery's own
+    # transactions and published after they all committed; then its job (the delivery's) is
+    # deleted, unless a publish failed (the job publishes again).
+    event = made_event[0]
+    try:
+        appended = await deliver(tao, made, sent=msg, memberships=await member_edges(ctx, thread.id), event=event)
+    except UserError:  # withdrawn (the sender left meanwhile): the job has nothing left to do
+        await tao.outbox.delete(shard_of(made), event.event_id)
+        raise
+    await event.published(tao, appended)
     return msg
 
 
@@ -227,29 +237,81 @@ async def deliver(tao: Tao, message_id: int, *, sent: Message | None = None,
     it holds (the job and a retry read the message and claim the key again); `memberships`:
     the thread's HAS_MEMBER edges, if the caller has them; `event`: its stream appends are
     committed in the same transactions (returned, for `event.published`). The thread's shard
-    commits first, so an event found in a stream names a message already listed."""
+    commits first, so an event found in a stream names a message already listed.
+
+    The members are those of the thread's transaction, not of the read: that transaction
+    locks the member list and checks that it still holds what the writes were computed from
+    (who, who declined, the sender's state), and is redone from the list it found if not. So
+    a member who left (or declined) before it committed gets nothing, one added before it gets
+    everything, and a sender no longer a member delivers nothing: the message is withdrawn
+    (deleted, its client key released) and the send answers THREAD_NOT_FOUND."""
     msg = sent if sent is not None else await _stored_message(tao, message_id)
     if msg is None:
         return []  # unsent, or a race's loser
-    edges = [(msg.thread, "HAS_MESSAGE", msg.id, msg.created, message_edge_data(msg.sender))]
     if memberships is None:
-        memberships = await tao.assoc_range(msg.thread, "HAS_MEMBER", 0, 64)
+        memberships = await tao.assoc_range(msg.thread, "HAS_MEMBER", 0, MEMBER_PAGE)
+    for _ in range(MAX_DELIVERY_TRIES):
+        try:
+            return await _deliver_to(tao, msg, memberships, event, fresh=sent is not None)
+        except _MembersMoved as moved:
+            memberships = moved.members
+    raise ConflictError(f"the members of thread {msg.thread} kept changing during a delivery; its job redoes it")
+
+
+MAX_DELIVERY_TRIES = 4  # a try is redone only when the members changed under it
+
+
+class _MembersMoved(Exception):
+    """The thread's members changed between the delivery's read of them and its transaction."""
+
+    def __init__(self, members: list[Assoc]) -> None:
+        super().__init__("the thread's members changed")
+        self.members = members
+
+
+def _reach(members: list[Assoc], sender: int) -> tuple[frozenset, dict | None]:
+    """What a delivery's writes depend on in the member list: who is in it and who declined,
+    and the sender's own state (the delivery rewrites its read marker)."""
+    return (frozenset((a.id2, MemberState.decode(a.data).declined) for a in members),
+            next((a.data for a in members if a.id2 == sender), None))
+
+
+async def _deliver_to(tao: Tao, msg: Message, memberships: list[Assoc], event: realtime.PendingEvent | None,
+                      *, fresh: bool) -> list[Appended]:
+    """One try of `deliver` with these members; _MembersMoved if the thread's transaction
+    found others."""
     mine = next((a for a in memberships if a.id2 == msg.sender), None)
+    if mine is None and (fresh or not await tao.assoc_get(msg.thread, "HAS_MESSAGE", [msg.id])):
+        await _withdraw(tao, msg)  # the sender left (or was removed) before the message was listed
+        raise thread_not_found()
+    edges = [(msg.thread, "HAS_MESSAGE", msg.id, msg.created, message_edge_data(msg.sender))]
     if mine is not None and tuple(msg.cursor) > MemberState.decode(mine.data).read:
         # the sender has read their own message (as advance_read_marker: never back, join time kept)
         edges.append((msg.thread, "HAS_MEMBER", msg.sender, mine.time, {**mine.data, "read": list(msg.cursor)}))
     folders, _ = await folder_edges(tao, msg.thread, [a.id2 for a in memberships], msg.sender, msg.created, msg.id,
                                     states={a.id2: a for a in memberships})
-    if event is None:
-        await tao.assoc_add_many(edges + folders)
-        return []
+    seen = _reach(memberships, msg.sender)
+
+    def same_members(current: list[Assoc]) -> None:
+        if _reach(current, msg.sender) != seen:
+            raise _MembersMoved(current)
+    check = ListCheck(msg.thread, "HAS_MEMBER", same_members)
     home = shard_of(msg.thread)
-    writes, appends = edges + folders, event.appends()
+    writes = edges + folders
+    appends = [] if event is None else replace(event, user_ids=[a.id2 for a in memberships]).appends()
     _, first = await tao.assoc_add_and_append([e for e in writes if shard_of(e[0]) == home],
-                                              [a for a in appends if shard_of(a[0]) == home])
+                                              [a for a in appends if shard_of(a[0]) == home], check=check)
     _, rest = await tao.assoc_add_and_append([e for e in writes if shard_of(e[0]) != home],
                                              [a for a in appends if shard_of(a[0]) != home])
     return first + rest
+
+
+async def _withdraw(tao: Tao, msg: Message) -> None:
+    """Take back a message that was never listed: delete it and free its client key (a retry
+    is then refused as the send was: the sender is not in the thread)."""
+    await tao.obj_delete(msg.id)
+    if msg.client_id is not None:
+        await tao.key_release(CLIENT_KEYS, _client_key(msg.sender, msg.client_id), msg.id)
 
 
 async def _stored_message(tao: Tao, message_id: int) -> Message | None:
@@ -279,5 +341,21 @@ async def advance_read_marker(tao: Tao, thread_id: int, user_id: int, cursor: tu
 
 
 async def deliver_job(job: JobContext, payload: dict) -> None:
+    """The repair of a send whose writer did not finish: deliver (idempotently) and, for the
+    message's event (its id is the job's), append it to the members found and publish every
+    member's copy again, raising (the outbox retries with backoff) until the broker takes them
+    all. A job written before events rode with it has no "event": its event has a job of its own."""
     tao = job.tao
-    await deliver(tao, int(payload["message"]))
+    message = int(payload["message"])
+    event = None
+    if "event" in payload:
+        ids = {"thread": int(payload["thread"]), "message": message}
+        event = realtime.PendingEvent(int(payload["event"]), [], events.MESSAGE_NEW, ids, ())
+    try:
+        appended = await deliver(tao, message, event=event)
+    except UserError:
+        return  # withdrawn: its sender was no longer in the thread, and nothing was delivered
+    if event is not None:
+        _, published = await realtime.publish_appended(tao, appended, event.kind, event.ids, republish=True)
+        if not published:
+            raise RuntimeError("the broker did not take every publish of a message's event; retrying")

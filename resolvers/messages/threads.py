@@ -272,7 +272,7 @@ async def folder_edges(tao: Tao, thread_id: int, members: list[int], sender: int
     keys = [(m, t, thread_id) for m in members for t in ("INBOX", "DM_REQUESTS")]
     keys += [(m, t, sender) for m in members if m != sender for t in ("FOLLOWS", "BLOCKS", "BLOCKED_BY", "RESTRICTS")]
     have = await tao.assoc_get_many(keys)
-    reached, edges = [], []
+    reached, edges, placed = [], [], []
     for m in members:
         state = states.get(m)
         if state is None or MemberState.decode(state.data).declined:
@@ -282,7 +282,12 @@ async def folder_edges(tao: Tao, thread_id: int, members: list[int], sender: int
         reached.append(m)
         inbox, request = have[(m, "INBOX", thread_id)], have[(m, "DM_REQUESTS", thread_id)]
         if (inbox or request) is not None and (inbox or request).time >= time:
-            continue  # already placed at this time or later (a re-run, or a newer message won)
+            # Already placed at this time or later: a re-run, a newer message, or a member
+            # added after this message was written (placed at the add's time). Only the
+            # unread mark may be missing: the last case, if they have not read this far.
+            if m != sender and message_id is not None and MemberState.decode(state.data).read < (time, message_id):
+                placed.append(m)
+            continue
         if have.get((m, "RESTRICTS", sender)) and inbox is None:
             folder = "DM_REQUESTS"  # a restricted sender's messages wait in requests (resolvers.stories.social)
         elif inbox is not None or request is None and (m == sender or have.get((m, "FOLLOWS", sender))):
@@ -292,4 +297,8 @@ async def folder_edges(tao: Tao, thread_id: int, members: list[int], sender: int
         if m != sender and message_id is not None:
             edges.append((m, "UNREAD_THREAD", thread_id, time))
         edges.append((m, folder, thread_id, time))
+    if placed:  # rare (see above): one more batched read, not on a plain send's way
+        keys = [(m, "UNREAD_THREAD", thread_id) for m in placed]
+        unread = await tao.assoc_get_many(keys)
+        edges += [(*k, time) for k in keys if unread[k] is None]
     return edges, reached

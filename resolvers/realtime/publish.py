@@ -127,7 +127,10 @@ async def publish_appended(tao: Tao, appended: list[Appended], kind: str, ids: d
     rt = tao.settings.realtime
     for e in events:  # streams only grow: about one append in stream_trim_every trims its stream
         if random.randrange(max(1, rt.stream_trim_every)) == 0:
-            await tao.enqueue(e.user_id, TRIM_STREAM_JOB, {"user": e.user_id})
+            try:
+                await tao.enqueue(e.user_id, TRIM_STREAM_JOB, {"user": e.user_id})
+            except Exception as exc:  # best effort (a later append rolls again): never fail the delivery
+                log.warning("trim of user %s's stream not enqueued: %s", e.user_id, exc)
     return events, published == len(events)
 
 

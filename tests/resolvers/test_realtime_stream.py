@@ -16,6 +16,7 @@ from resolvers.realtime import (
     CLOSE_SLOW_CONSUMER,
     CLOSE_TRY_AGAIN_LATER,
     STREAM_EVENT_JOB,
+    TRIM_STREAM_JOB,
     publish_ephemeral,
     read_backlog,
     stream_event,
@@ -112,8 +113,14 @@ async def test_an_undelivered_event_is_delivered_by_its_job(gql: GQL, gql_settin
     event = stream_event(ctx.tao, [ctx.viewer_id], "follow.new", {"user": 8}, near=ctx.viewer_id)
     await ctx.tao.assoc_add(ctx.viewer_id, "TEST_PLAIN", ctx.viewer_id, jobs=[event.job])
     await event.deliver(ctx.tao)
-    assert await ctx.tao.outbox.pending() == 0
+    assert await _jobs_but_trims(ctx.tao) == 0
     assert len(await read_backlog(ctx.tao, ctx.viewer_id, 0, 100)) == 2
+
+
+async def _jobs_but_trims(tao) -> int:
+    """Queued jobs other than stream trims: about one append in `realtime.stream_trim_every`
+    (100) enqueues a trim, at random, and a test counting jobs would fail once in 100 runs."""
+    return sum(n for handler, (n, _, _) in (await tao.outbox.depth_by_handler()).items() if handler != TRIM_STREAM_JOB)
 
 
 @pytest.mark.slow
@@ -165,7 +172,7 @@ async def test_a_refused_publish_is_published_again_by_the_job_once_the_broker_i
         event = stream_event(tao, [user], "follow.new", {"user": 3}, near=user)
         await tao.assoc_add(user, "TEST_PLAIN", user, jobs=[event.job])
         (stored,) = await event.deliver(tao)         # appended, but Redis refused the publish
-        assert await tao.outbox.pending() == 1       # so its job stays
+        assert await _jobs_but_trims(tao) == 1       # so its job stays
         await asyncio.to_thread(services.start_redis)
         heard: list[dict] = []
         got = asyncio.Event()

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from tao import InvalidDataError, Tao
+from tao import InvalidDataError, ListCheck, Tao
 from tao.models import now_ms
 
 
@@ -92,3 +92,47 @@ async def test_edges_and_appends_commit_together_one_transaction_per_shard(tao: 
     assert n == 0 and not any(a.new for a in again)
     assert [a.assoc.time for a in again] == [a.assoc.time for a in out]
     assert [await tao.assoc_count(u, "STREAM_EVENT") for u in users] == [2, 2, 2]
+
+
+async def test_a_checked_write_sees_the_whole_list_under_its_lock_and_aborts_cleanly(tao: Tao) -> None:
+    """assoc_add_and_append(check=ListCheck(...)): the check gets the list as it stands in the
+    write's transaction (newest first), in the same lock and read statements (no statement of
+    its own); raising from it commits nothing, and the exception comes through."""
+    owner = await tao.obj_add("TEST_NODE", {})
+    members = [await tao.obj_add("TEST_NODE", {}) for _ in range(3)]
+    for i, m in enumerate(members):
+        await tao.assoc_add(owner, "TEST_PLAIN", m, time=1000 + i, data={"i": i})
+    target = await tao.obj_add("TEST_NODE", {})
+    eid = tao.ids.next_id(tao.shard(owner))
+    seen: list[list] = []
+
+    def record(edges):
+        seen.append([(e.id2, e.time, e.data) for e in edges])
+
+    before = tao.stats().get("sql_queries", 0)
+    n, _ = await tao.assoc_add_and_append([(owner, "TEST_PLAIN", target, 2000, {})],
+                                          [(owner, "STREAM_EVENT", eid, {"k": "x"})],
+                                          check=ListCheck(owner, "TEST_PLAIN", record))
+    assert tao.stats().get("sql_queries", 0) - before == 4  # the lock, the read, the edges, the counts
+    assert n == 1 and seen == [[(m, 1000 + i, {"i": i}) for i, m in reversed(list(enumerate(members)))]]
+
+    class Moved(Exception):
+        pass
+
+    def refuse(edges):
+        raise Moved(len(edges))
+
+    with pytest.raises(Moved):
+        await tao.assoc_add_and_append([(owner, "TEST_PLAIN", members[0], 3000, {"new": 1})],
+                                       [(owner, "STREAM_EVENT", tao.ids.next_id(0), {"k": "y"})],
+                                       check=ListCheck(owner, "TEST_PLAIN", refuse))
+    edges = await tao.assoc_range(owner, "TEST_PLAIN", 0, 10)
+    assert [(e.id2, e.time, e.data) for e in edges][-1] == (members[0], 1000, {"i": 0})  # not rewritten
+    assert [e.id2 for e in edges] == [target, *reversed(members)]
+    assert await tao.assoc_count(owner, "STREAM_EVENT") == 1
+    other = await tao.obj_add("TEST_NODE", {})
+    while tao.shard(other) == tao.shard(owner):
+        other = await tao.obj_add("TEST_NODE", {})
+    with pytest.raises(InvalidDataError):  # a checked write is one transaction
+        await tao.assoc_add_and_append([(other, "TEST_PLAIN", target)], [],
+                                       check=ListCheck(owner, "TEST_PLAIN", record))

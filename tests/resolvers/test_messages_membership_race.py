@@ -1,0 +1,189 @@
+"""A send races a change of its thread's members: the delivery goes to the members as they are
+when it commits, not as the request read them.
+
+Each test holds the send between its read of the members and its delivery, for real: a
+transaction of the test's own inserts the send's client key row (`dm_client`) and keeps it
+uncommitted, so the send's claim of that key waits on MariaDB's row lock. While it waits, a
+member leaves, one is added, or the sender leaves; then the test rolls its transaction back and
+the send goes on. Before the delivery checked its members in its own transaction, all three
+tests failed: the leaver got the thread back in their inbox with an unread mark and the event,
+the new member got neither, and a sender who had left delivered anyway (and was made a member
+again by the read marker the delivery wrote).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import pytest
+
+from resolvers.messages.model import CLIENT_KEYS
+from resolvers.messages.send import do_send_message
+from resolvers.realtime.events import STREAM_ATYPE
+from tao.testing import TaoTestHooks as hooks
+from tests.resolvers.messages_client import DM, store_id
+
+pytestmark = pytest.mark.parametrize("gql_settings", ["mysql"], indirect=True)  # row locks are MariaDB's
+
+
+class _Release(Exception):
+    pass
+
+
+@asynccontextmanager
+async def send_held(gql, sender_token: str, sender: str, thread: str) -> AsyncIterator[asyncio.Task]:
+    """A send into `thread`, started and held on its client key's row lock until the block ends
+    (after it read the thread's members); yields its task."""
+    tao = gql.tao
+    h = hooks(tao)
+    cid = uuid.uuid4().hex
+    key = f"{store_id(sender)}:{cid}"
+    shard = h.key_shard(CLIENT_KEYS, key)
+    locked, release = asyncio.Event(), asyncio.Event()
+
+    async def hold(conn) -> None:
+        await conn.execute("INSERT INTO {unique_keys} (ns, k, id, version) VALUES (%s, %s, 0, 1)", (CLIENT_KEYS, key))
+        locked.set()
+        await release.wait()
+        raise _Release  # roll back: the send's insert goes through
+
+    holder = asyncio.create_task(h.write(shard, hold))
+    await asyncio.wait_for(locked.wait(), 10)
+    send = asyncio.create_task(DM(gql).send(sender_token, thread=thread, text="raced", cid=cid))
+    try:
+        await _until_waiting_on(h, shard, send, key)
+        yield send
+    finally:
+        release.set()
+        with pytest.raises(_Release):
+            await holder
+
+
+async def _until_waiting_on(h, shard: int, send: asyncio.Task, key: str) -> None:
+    """Until the send's claim of `key` waits on the held row (it has read the members by then)."""
+    for _ in range(200):
+        assert not send.done(), send.result()
+        async with h.read(shard) as conn:
+            rows = await conn.fetchall("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE COMMAND = 'Query' "
+                                       "AND INFO LIKE %s", (f"INSERT INTO %unique_keys%{key}%",))
+        if rows[0][0]:
+            return
+        await asyncio.sleep(0.02)
+    pytest.fail("the send never waited on the held client key")
+
+
+async def _group(gql, dm: DM, n: int) -> tuple[list[tuple[str, str]], str]:
+    users = [await gql.sign_up(f"u{i}") for i in range(n)]
+    for t, _ in users[1:]:
+        await gql.mutate("follow", t, users[0][1])  # the group lands in everyone's inbox
+    group = (await dm.mutate("createGroupThread", users[0][0], {"userIds": [u for _, u in users[1:]]},
+                             "thread { id } errors { code }"))["thread"]["id"]
+    return users, group
+
+
+async def _reached(gql, user: str, thread: str, message: int | None) -> dict[str, bool]:
+    """What of a delivery the user has: the thread in a folder, marked unread, the message's event."""
+    tao, u, t = gql.tao, store_id(user), store_id(thread)
+    folders = {a: bool(await tao.assoc_get(u, a, [t])) for a in ("INBOX", "DM_REQUESTS", "UNREAD_THREAD")}
+    stream = await tao.assoc_range(u, STREAM_ATYPE, 0, 100)
+    event = any(e.data.get("k") == "message.new" and e.data.get("i", {}).get("message") == message for e in stream)
+    return {"folder": folders["INBOX"] or folders["DM_REQUESTS"], "unread": folders["UNREAD_THREAD"], "event": event}
+
+
+async def test_a_member_who_leaves_before_the_delivery_commits_gets_nothing_of_it(gql):
+    dm = DM(gql)
+    users, group = await _group(gql, dm, 4)
+    (ta, a), (tb, b), (tc, c), (_, d) = users
+    async with send_held(gql, ta, a, group) as send:
+        await dm.mutate("leaveThread", tc, {"threadId": group})
+    sent = await send
+    assert sent["errors"] == [], sent
+    message = store_id(sent["message"]["id"])
+    assert await _reached(gql, c, group, message) == {"folder": False, "unread": False, "event": False}
+    for member in (b, d):
+        assert await _reached(gql, member, group, message) == {"folder": True, "unread": True, "event": True}
+    assert [m["text"] for m in await dm.messages(tb, group)] == ["raced"]
+
+
+async def test_a_member_added_before_the_delivery_commits_gets_it(gql):
+    dm = DM(gql)
+    users, group = await _group(gql, dm, 3)
+    (ta, a), (tb, b), (_, c) = users
+    te, e = await gql.sign_up("eve")
+    await gql.mutate("follow", te, b)
+    async with send_held(gql, ta, a, group) as send:
+        added = await dm.mutate("addThreadMembers", tb, {"threadId": group, "userIds": [e]})
+        assert added["errors"] == [], added
+    sent = await send
+    assert sent["errors"] == [], sent
+    message = store_id(sent["message"]["id"])
+    for member in (b, c, e):
+        assert await _reached(gql, member, group, message) == {"folder": True, "unread": True, "event": True}, member
+    inbox = await dm.inbox(te)
+    assert inbox["unreadThreadCount"] == 1 and inbox["threads"]["nodes"][0]["lastMessage"]["text"] == "raced"
+
+
+async def test_a_sender_who_left_before_the_delivery_commits_delivers_nothing(gql):
+    dm = DM(gql)
+    users, group = await _group(gql, dm, 3)
+    (ta, a), (tb, b), (_, c) = users
+    async with send_held(gql, ta, a, group) as send:
+        await dm.mutate("leaveThread", ta, {"threadId": group})  # the sender, from another device
+    sent = await send
+    assert [x["code"] for x in sent["errors"]] == ["THREAD_NOT_FOUND"] and sent["message"] is None, sent
+    assert await dm.messages(tb, group) == []
+    for member in (b, c):
+        assert (await _reached(gql, member, group, None))["unread"] is False
+        stream = await gql.tao.assoc_range(store_id(member), STREAM_ATYPE, 0, 100)
+        assert not [ev for ev in stream if ev.data.get("k") == "message.new"], member
+    # and the sender stays out: the delivery did not write their read marker back
+    assert not await gql.tao.assoc_get(store_id(group), "HAS_MEMBER", [store_id(a)])
+    assert await dm.messages(ta, group) is None
+
+
+async def test_the_repair_of_a_send_whose_writer_died_reaches_the_members_of_its_own_time(gql):
+    """The writer stops after the message committed (its task is cancelled while its client-key
+    claim waits), members change, then the outbox repairs the send: the event goes to the
+    members the repair finds, like the folders and unread marks (the event used to have a job of
+    its own, holding the members the request had read)."""
+    dm = DM(gql)
+    tao = gql.tao
+    users, group = await _group(gql, dm, 3)
+    (ta, a), (tb, b), (tc, c) = users
+    te, e = await gql.sign_up("eve")
+    await gql.mutate("follow", te, b)
+    h = hooks(tao)
+    cid = uuid.uuid4().hex
+    key = f"{store_id(a)}:{cid}"
+    shard = h.key_shard(CLIENT_KEYS, key)
+    locked, release = asyncio.Event(), asyncio.Event()
+
+    async def hold(conn) -> None:
+        await conn.execute("INSERT INTO {unique_keys} (ns, k, id, version) VALUES (%s, %s, 0, 1)", (CLIENT_KEYS, key))
+        locked.set()
+        await release.wait()
+        raise _Release
+
+    holder = asyncio.create_task(h.write(shard, hold))
+    await asyncio.wait_for(locked.wait(), 10)
+    writer = asyncio.create_task(do_send_message(tao, store_id(a), client_id=cid, thread_id=store_id(group),
+                                                 text="orphaned"))
+    await _until_waiting_on(h, shard, writer, key)
+    writer.cancel()  # the process dies here, as far as this send is concerned: the message is stored
+    release.set()
+    with pytest.raises(_Release):
+        await holder
+    with pytest.raises(asyncio.CancelledError):
+        await writer
+    await dm.mutate("leaveThread", tc, {"threadId": group})
+    assert (await dm.mutate("addThreadMembers", tb, {"threadId": group, "userIds": [e]}))["errors"] == []
+    await tao.run_jobs_until_idle(include_delayed=True)
+    listed = await tao.assoc_range(store_id(group), "HAS_MESSAGE", 0, 10)
+    assert len(listed) == 1
+    message = listed[0].id2
+    assert await _reached(gql, c, group, message) == {"folder": False, "unread": False, "event": False}
+    for member in (b, e):
+        assert await _reached(gql, member, group, message) == {"folder": True, "unread": True, "event": True}, member
