@@ -34,12 +34,11 @@ class _Release(Exception):
 
 
 @asynccontextmanager
-async def send_held(gql, sender_token: str, sender: str, thread: str) -> AsyncIterator[asyncio.Task]:
-    """A send into `thread`, started and held on its client key's row lock until the block ends
-    (after it read the thread's members); yields its task."""
-    tao = gql.tao
+async def client_key_held(tao, sender: str, cid: str) -> AsyncIterator[tuple[int, str]]:
+    """The row of the sender's client key `cid`, inserted by another transaction and held
+    uncommitted until the block ends (then rolled back): a send with that client id stops on it,
+    after it has read the thread's members. Yields (the key's shard, the key)."""
     h = hooks(tao)
-    cid = uuid.uuid4().hex
     key = f"{store_id(sender)}:{cid}"
     shard = h.key_shard(CLIENT_KEYS, key)
     locked, release = asyncio.Event(), asyncio.Event()
@@ -52,14 +51,23 @@ async def send_held(gql, sender_token: str, sender: str, thread: str) -> AsyncIt
 
     holder = asyncio.create_task(h.write(shard, hold))
     await asyncio.wait_for(locked.wait(), 10)
-    send = asyncio.create_task(DM(gql).send(sender_token, thread=thread, text="raced", cid=cid))
     try:
-        await _until_waiting_on(h, shard, send, key)
-        yield send
+        yield shard, key
     finally:
         release.set()
         with pytest.raises(_Release):
             await holder
+
+
+@asynccontextmanager
+async def send_held(gql, sender_token: str, sender: str, thread: str) -> AsyncIterator[asyncio.Task]:
+    """A send into `thread`, started and held on its client key's row lock until the block ends
+    (after it read the thread's members); yields its task."""
+    cid = uuid.uuid4().hex
+    async with client_key_held(gql.tao, sender, cid) as (shard, key):
+        send = asyncio.create_task(DM(gql).send(sender_token, thread=thread, text="raced", cid=cid))
+        await _until_waiting_on(hooks(gql.tao), shard, send, key)
+        yield send
 
 
 async def _until_waiting_on(h, shard: int, send: asyncio.Task, key: str) -> None:
@@ -155,27 +163,12 @@ async def test_the_repair_of_a_send_whose_writer_died_reaches_the_members_of_its
     (ta, a), (tb, b), (tc, c) = users
     te, e = await gql.sign_up("eve")
     await gql.mutate("follow", te, b)
-    h = hooks(tao)
     cid = uuid.uuid4().hex
-    key = f"{store_id(a)}:{cid}"
-    shard = h.key_shard(CLIENT_KEYS, key)
-    locked, release = asyncio.Event(), asyncio.Event()
-
-    async def hold(conn) -> None:
-        await conn.execute("INSERT INTO {unique_keys} (ns, k, id, version) VALUES (%s, %s, 0, 1)", (CLIENT_KEYS, key))
-        locked.set()
-        await release.wait()
-        raise _Release
-
-    holder = asyncio.create_task(h.write(shard, hold))
-    await asyncio.wait_for(locked.wait(), 10)
-    writer = asyncio.create_task(do_send_message(tao, store_id(a), client_id=cid, thread_id=store_id(group),
-                                                 text="orphaned"))
-    await _until_waiting_on(h, shard, writer, key)
-    writer.cancel()  # the process dies here, as far as this send is concerned: the message is stored
-    release.set()
-    with pytest.raises(_Release):
-        await holder
+    async with client_key_held(tao, a, cid) as (shard, key):
+        writer = asyncio.create_task(do_send_message(tao, store_id(a), client_id=cid, thread_id=store_id(group),
+                                                     text="orphaned"))
+        await _until_waiting_on(hooks(tao), shard, writer, key)
+        writer.cancel()  # the process dies here, as far as this send is concerned: the message is stored
     with pytest.raises(asyncio.CancelledError):
         await writer
     await dm.mutate("leaveThread", tc, {"threadId": group})
