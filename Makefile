@@ -59,7 +59,7 @@ checks:
 # failing fails the target. pytest's exit 5 (no tests collected) fails like any other non-zero exit.
 test: venv deps
 	@checks=0; $(MAKE) --no-print-directory checks || checks=$$?; \
-	rc=0; $(VENV)/bin/pytest -q -p no:cacheprovider $(PYTEST_ARGS) || rc=$$?; \
+	rc=0; $(VENV)/bin/pytest -q -p no:cacheprovider --durations=25 $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests, which counts as a failure" >&2; fi; \
 	if [ $$checks -ne 0 ]; then echo "make test: the static checks failed (see above)" >&2; [ $$rc -ne 0 ] || rc=$$checks; fi; \
 	exit $$rc
