@@ -294,6 +294,7 @@ async def graphql_tray(schema: Any, tao: Tao, viewer: int, reads: int, media: An
     times.sort()
     cpu.sort()
     return {f"{label}_p50_ms": round(percentile(times, 50) * 1000, 2),
+            f"{label}_p90_ms": round(percentile(times, 90) * 1000, 2),
             f"{label}_p99_ms": round(percentile(times, 99) * 1000, 2),
             f"{label}_cpu_p50_ms": round(percentile(cpu, 50) * 1000, 2),
             f"{label}_cpu_p99_ms": round(percentile(cpu, 99) * 1000, 2),
