@@ -268,6 +268,21 @@ async def add_users(tao: Any, n: int, tag: str) -> list[int]:
     return out
 
 
+def box_speed_ms(rounds: int = 5) -> float:
+    """The median CPU time of a fixed pure-Python loop (10**6 multiply-adds), in ms: how fast this
+    box's cores are right now. A shared virtual machine's varies by half within minutes
+    (measured: 0.55-0.90 s for 10**7), so a figure is read beside the speed it was taken at."""
+    import statistics
+    import time
+
+    times = []
+    for _ in range(rounds):
+        t = time.process_time()
+        sum(i * i for i in range(1_000_000))
+        times.append(time.process_time() - t)
+    return round(statistics.median(times) * 1000, 1)
+
+
 def started(args: Any) -> dict[str, Any]:
     """The head of a benchmark's result: its arguments, the machine's CPUs, the load average."""
     return {"args": vars(args), "cpus": os.cpu_count(), "load_average_start": os.getloadavg()}

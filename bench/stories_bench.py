@@ -40,6 +40,7 @@ from typing import Any
 from bench.app_queries import TRAY_QUERY  # the app's tray query; test_tray.py checks the same
 from bench.common import (
     add_users,
+    box_speed_ms,
     drop_shards_and_close,
     harness_settings,
     log,
@@ -202,6 +203,7 @@ async def tray(tao: Tao, a: argparse.Namespace) -> dict[str, Any]:
     schema = build_schema(tao.settings.limits)  # before the GC tuning, as the server builds it
     if a.server_gc:
         tune_gc()  # as server.py does once it is up (config/runtime.py): this process stands in for one
+    speed_before = box_speed_ms()
     times, cpu, queries, trips, gcs = [], [], [], [], []
     watch = GcWatch()
     gc.callbacks.append(watch)
@@ -248,6 +250,7 @@ async def tray(tao: Tao, a: argparse.Namespace) -> dict[str, Any]:
            "gc_cpu_ms_in_slowest_1pct": [round(gcs[i][3] * 1000, 1) for i in slow],
            "heap_gc_objects": heap,
            **gql,
+           "box_speed_ms_before_after": [speed_before, box_speed_ms()],
            "load_average": os.getloadavg()}
     log(f"tray: {out}")
     return out
