@@ -268,6 +268,26 @@ async def add_users(tao: Any, n: int, tag: str) -> list[int]:
     return out
 
 
+class GcWatch:
+    """Counts the garbage collector's passes and the CPU time they take (gc.callbacks), so a slow
+    read can be told apart: a GC pass, or the read's own work."""
+
+    def __init__(self) -> None:
+        self.passes = [0, 0, 0]
+        self.seconds = 0.0
+        self._t0 = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._t0 = time.process_time()
+        else:
+            self.passes[info["generation"]] += 1
+            self.seconds += time.process_time() - self._t0
+
+    def snapshot(self) -> tuple[int, int, int, float]:
+        return self.passes[0], self.passes[1], self.passes[2], self.seconds
+
+
 def box_speed_ms(rounds: int = 5) -> float:
     """The median CPU time of a fixed pure-Python loop (10**6 multiply-adds), in ms: how fast this
     box's cores are right now. A shared virtual machine's varies by half within minutes

@@ -40,7 +40,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import percentile, run_on_services, service_arguments
+from bench.common import GcWatch, percentile, run_on_services, service_arguments
 from config import MySQLServer, Settings
 from config.runtime import tune_gc
 
@@ -488,7 +488,7 @@ async def run(a: argparse.Namespace, services: Any) -> dict[str, Any]:
             # As server.py does once up (config/runtime.py): this process stands in for a server
             # process; it also holds the load's 100 000 ids and names, which a server does not.
             tune_gc()
-        gc_passes = GcPasses()
+        gc_passes = GcWatch()
         gc.callbacks.append(gc_passes)
         for kind, qs in queries.items():
             await timed_many(lambda q, kind=kind: engine(kind, q, rng.choice(viewers)), qs[:20], a.concurrency)  # warm
@@ -503,6 +503,7 @@ async def run(a: argparse.Namespace, services: Any) -> dict[str, Any]:
                                                                           zip(gc_passes.passes, g0)],
                                                    "load_average": [round(la, 1), round(os.getloadavg()[0], 1)]}
             log(f"engine {kind}: {result['engine'][kind]}")
+        gc.callbacks.remove(gc_passes)
         if a.profile:
             result["profile"] = await profile_kind(a.profile, queries[a.profile], lambda q: engine(a.profile, q,
                                                                                                    rng.choice(viewers)))
@@ -568,17 +569,6 @@ async def run(a: argparse.Namespace, services: Any) -> dict[str, Any]:
         close_indexes(tao)
         await tao.close()
     return result
-
-
-class GcPasses:
-    """The garbage collector's passes per generation (a `gc.callbacks` entry)."""
-
-    def __init__(self) -> None:
-        self.passes = [0, 0, 0]
-
-    def __call__(self, phase: str, info: dict[str, int]) -> None:
-        if phase == "stop":
-            self.passes[info["generation"]] += 1
 
 
 def main(argv: list[str] | None = None) -> int:

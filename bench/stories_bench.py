@@ -39,6 +39,7 @@ from typing import Any
 
 from bench.app_queries import TRAY_QUERY  # the app's tray query; test_tray.py checks the same
 from bench.common import (
+    GcWatch,
     add_users,
     box_speed_ms,
     drop_shards_and_close,
@@ -173,26 +174,6 @@ async def setup_tray(tao: Tao, a: argparse.Namespace) -> tuple[int, int]:
         if visible:
             await do_mark_stories_seen(tao, viewer, [s for s in batch if s in visible])
     return viewer, len(story_ids)
-
-
-class GcWatch:
-    """Counts the garbage collector's passes and the CPU time they take (gc.callbacks), so a slow
-    read can be told apart: a GC pass, or the read's own work."""
-
-    def __init__(self) -> None:
-        self.passes = [0, 0, 0]
-        self.seconds = 0.0
-        self._t0 = 0.0
-
-    def __call__(self, phase: str, info: dict[str, int]) -> None:
-        if phase == "start":
-            self._t0 = time.process_time()
-        else:
-            self.passes[info["generation"]] += 1
-            self.seconds += time.process_time() - self._t0
-
-    def snapshot(self) -> tuple[int, int, int, float]:
-        return self.passes[0], self.passes[1], self.passes[2], self.seconds
 
 
 async def tray(tao: Tao, a: argparse.Namespace) -> dict[str, Any]:
