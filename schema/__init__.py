@@ -11,36 +11,19 @@ import logging
 from typing import Any
 
 import strawberry
-from graphql import ExecutionResult, GraphQLError, GraphQLInterfaceType, GraphQLObjectType, GraphQLSchema
+from graphql import GraphQLError
 from strawberry.schema.config import StrawberryConfig
-from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from config import LimitSettings
 from schema import prefetch
 from schema.cost import CostBudget
 from schema.document_cache import DocumentCache
+from schema.execution import TaogramExecutionContext, plain_attribute_fields
 from schema.extensions import RequestPolicy, is_unexpected, limit_rules
 from schema.realtime import EVENT_TYPES
 from schema.root import SUBSCRIPTION, Mutation, Query
 
 log = logging.getLogger("taogram.graphql")
-
-
-class AcyclicExecutionContext(StrawberryGraphQLCoreExecutionContext):
-    """graphql-core's execution context refers to itself (its `async_helpers` hold two of its own
-    bound methods), and it holds the request's context, so a request's whole graph (the context,
-    its loaders, every record they read) was garbage only the cycle collector could free: ~1 800
-    objects a tray page, promoted to generation 1 by the gen-0 passes landing mid-request, until
-    every tenth pass walked and freed ~50 requests' worth: 11-22 ms of CPU, inside the slowest
-    1 % of tray pages (docs/BENCHMARKS.md, "Stories"). Dropping the helpers once the response is
-    built lets reference counting free the request as soon as its caller lets go. (Only a plain
-    result: an incremental one, @defer/@stream, which this schema does not enable, still runs.)"""
-
-    def build_response(self, data: Any) -> Any:
-        response = super().build_response(data)
-        if isinstance(response, ExecutionResult):
-            self.__dict__.pop("async_helpers", None)
-        return response
 
 
 class TaogramSchema(strawberry.Schema):
@@ -66,38 +49,12 @@ def build_schema(limits: LimitSettings | None = None) -> TaogramSchema:
         subscription=SUBSCRIPTION,
         types=EVENT_TYPES,  # implementations of StreamEvent that no field names directly
         extensions=extensions,
-        execution_context_class=AcyclicExecutionContext,
+        execution_context_class=TaogramExecutionContext,
         config=StrawberryConfig(disable_field_suggestions=not limits.field_suggestions),
     )
-    _plain_attribute_fields(schema._schema)
+    plain_attribute_fields(schema._schema)  # before prefetch wraps some of them
     prefetch.install(schema._schema)  # fields a page may have loaded for all its nodes at once
     return schema
-
-
-def _plain_attribute_fields(graphql_schema: GraphQLSchema) -> None:
-    """Resolve strawberry's basic fields (no resolver, no field extension) with one `getattr`.
-
-    strawberry resolves such a field with a closure that calls `StrawberryField.get_result`,
-    which checks for a resolver and then calls the config's default resolver (`getattr`): three
-    calls per value, for the ~300 plain values of a profile page (docs/BENCHMARKS.md, issue 16).
-    Same answer, same errors (an attribute missing raises the same AttributeError)."""
-    for graphql_type in graphql_schema.type_map.values():
-        if not isinstance(graphql_type, (GraphQLObjectType, GraphQLInterfaceType)) or graphql_type.name[:2] == "__":
-            continue
-        for field in graphql_type.fields.values():
-            definition = (field.extensions or {}).get("strawberry-definition")
-            # Only strawberry's own basic-field closure (not its resolver wrappers, which also say
-            # `_is_default` when a field has extensions or exception handlers but no resolver).
-            if (getattr(field.resolve, "__name__", "") == "_get_basic_result" and definition is not None
-                    and definition.default_resolver is getattr and definition.is_basic_field):
-                field.resolve = _attribute(definition.python_name)
-
-
-def _attribute(name: str) -> Any:
-    def resolve(source: Any, info: Any, **_: Any) -> Any:
-        return getattr(source, name)
-    resolve._is_default = True  # type: ignore[attr-defined]  # as strawberry marks its own
-    return resolve
 
 
 def printed_schema() -> str:

@@ -1,7 +1,7 @@
 """A finished request is freed by reference counting, not left to the cycle collector.
 
 graphql-core's execution context refers to itself and holds the request's context (its loaders,
-every record they read): until `schema.AcyclicExecutionContext` broke that cycle, each request
+every record they read): until `schema.execution.TaogramExecutionContext` broke that cycle, each request
 left its whole graph for the collector, whose generation-1 passes then landed, 11-22 ms each, in
 the slowest 1 % of story tray pages (docs/BENCHMARKS.md, "Stories")."""
 

@@ -1,0 +1,114 @@
+"""How graphql-core executes this schema's operations: its execution context, with two changes.
+
+1. **No cyclic garbage per request** (`build_response`). graphql-core's execution context refers
+   to itself (its `async_helpers` hold two of its own bound methods), and it holds the request's
+   context, so a request's whole graph (the context, its loaders, every record they read) was
+   garbage only the cycle collector could free: ~1 800 objects a tray page, promoted to
+   generation 1 by the gen-0 passes landing mid-request, until every tenth pass walked and freed
+   ~50 requests' worth: 11-22 ms of CPU, inside the slowest 1 % of tray pages
+   (docs/BENCHMARKS.md, "Stories"). Dropping the helpers once the response is built lets
+   reference counting free the request as soon as its caller lets go. (Only a plain result: an
+   incremental one, @defer/@stream, which this schema does not enable, still runs.)
+
+2. **Plain leaves answered directly** (`execute_field`). Most fields of a page are scalars read
+   off an attribute (`username`, `postedAt`, `hasUnseen`: ~460 of the ~640 fields of the app's
+   story tray query). graphql-core runs each through the whole field machinery: a resolve-info
+   tuple of 15 members, the argument check, the resolver call, an awaitable check, and
+   `complete_value`'s walk through the non-null wrapper to the leaf. For a field marked by
+   `mark_plain_leaves` (strawberry's basic field: no resolver, no arguments, no field extension,
+   a scalar or enum type) this context reads the attribute and coerces it as `complete_leaf_value`
+   does, and nothing else. Whatever is not the plain case (the attribute missing or raising, a
+   null, a value the scalar refuses, an awaitable) goes down graphql-core's own path, which then
+   gives the usual answer and error (the attribute is read a second time: plain attributes are
+   data, not computations).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from graphql import (
+    ExecutionResult,
+    GraphQLInterfaceType,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLSchema,
+    is_leaf_type,
+)
+from graphql.pyutils import Undefined
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+# The Python types a plain leaf may hold for the direct path; anything else (an exception as a
+# value, an awaitable, an object the scalar may refuse) takes graphql-core's path.
+_PLAIN_VALUES = (str, int, float, datetime, Enum)
+
+
+class TaogramExecutionContext(StrawberryGraphQLCoreExecutionContext):
+    def build_response(self, data: Any) -> Any:
+        response = super().build_response(data)
+        if isinstance(response, ExecutionResult):
+            self.__dict__.pop("async_helpers", None)
+        return response
+
+    def execute_field(self, parent_type: GraphQLObjectType, source: Any, field_details_list: Any, path: Any,
+                      position_context: Any) -> Any:
+        field_def = self.schema.get_field(parent_type, field_details_list[0].node.name.value)
+        leaf = getattr(field_def, "plain_leaf", None)
+        # (the resolver still the one marked: a field whose resolver was wrapped since is not plain)
+        # (and no middleware: strawberry always passes a manager, with none in it for this schema)
+        middleware = self.middleware_manager
+        if (leaf is not None and leaf[0] is field_def.resolve  # type: ignore[union-attr]
+                and (middleware is None or not middleware.middlewares)):
+            _, name, leaf_type, non_null = leaf
+            try:
+                value = getattr(source, name)
+            except Exception:  # graphql-core's path reads it again and reports the error, located
+                value = Undefined
+            if value is None and not non_null:
+                return None
+            if isinstance(value, _PLAIN_VALUES):
+                try:
+                    coerced = leaf_type.coerce_output_value(value)
+                except Exception:  # graphql-core's path reports it, located
+                    coerced = None
+                if coerced is not None and coerced is not Undefined:
+                    return coerced
+        return super().execute_field(parent_type, source, field_details_list, path, position_context)
+
+
+def plain_attribute_fields(graphql_schema: GraphQLSchema) -> int:
+    """Resolve strawberry's basic fields (no resolver, no field extension) with one `getattr`, and
+    mark those of a scalar or enum type as plain leaves (`execute_field`); returns how many leaves.
+
+    strawberry resolves such a field with a closure that calls `StrawberryField.get_result`,
+    which checks for a resolver and then calls the config's default resolver (`getattr`): three
+    calls per value, for the ~300 plain values of a profile page (docs/BENCHMARKS.md, issue 16).
+    Same answer, same errors (an attribute missing raises the same AttributeError)."""
+    leaves = 0
+    for graphql_type in graphql_schema.type_map.values():
+        if not isinstance(graphql_type, (GraphQLObjectType, GraphQLInterfaceType)) or graphql_type.name[:2] == "__":
+            continue
+        for field in graphql_type.fields.values():
+            field.plain_leaf = None  # every field has it: a hit, not a miss
+            definition = (field.extensions or {}).get("strawberry-definition")
+            # Only strawberry's own basic-field closure (not its resolver wrappers, which also say
+            # `_is_default` when a field has extensions or exception handlers but no resolver).
+            if not (getattr(field.resolve, "__name__", "") == "_get_basic_result" and definition is not None
+                    and definition.default_resolver is getattr and definition.is_basic_field):
+                continue
+            field.resolve = resolve = _attribute(definition.python_name)
+            non_null = isinstance(field.type, GraphQLNonNull)
+            inner = field.type.of_type if non_null else field.type
+            if not field.args and is_leaf_type(inner):
+                field.plain_leaf = (resolve, definition.python_name, inner, non_null)
+                leaves += 1
+    return leaves
+
+
+def _attribute(name: str) -> Any:
+    def resolve(source: Any, info: Any, **_: Any) -> Any:
+        return getattr(source, name)
+    resolve._is_default = True  # type: ignore[attr-defined]  # as strawberry marks its own
+    return resolve
