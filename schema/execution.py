@@ -20,7 +20,9 @@
    does, and nothing else. Whatever is not the plain case (the attribute missing or raising, a
    null, a value the scalar refuses, an awaitable) goes down graphql-core's own path, which then
    gives the usual answer and error (the attribute is read a second time: plain attributes are
-   data, not computations).
+   data, not computations). A leaf a page's builder prefetched (`schema/prefetch.py`: a media's
+   `url(width:, aspect:)` on every avatar of a page) is answered the same way, from the value it
+   stored, its arguments coerced once per request and field node instead of once per object.
 """
 
 from __future__ import annotations
@@ -37,8 +39,11 @@ from graphql import (
     GraphQLSchema,
     is_leaf_type,
 )
+from graphql.execution.values import get_argument_values
 from graphql.pyutils import Undefined
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+from schema import prefetch
 
 # The Python types a plain leaf may hold for the direct path; anything else (an exception as a
 # value, an awaitable, an object the scalar may refuse) takes graphql-core's path.
@@ -52,20 +57,30 @@ class TaogramExecutionContext(StrawberryGraphQLCoreExecutionContext):
             self.__dict__.pop("async_helpers", None)
         return response
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # A field's arguments are the same every time its node is executed in this request (the
+        # variables are fixed): coerced once per (field, node), not once per object of a list.
+        self._arguments: dict[tuple[int, int], dict[str, Any]] = {}
+
     def execute_field(self, parent_type: GraphQLObjectType, source: Any, field_details_list: Any, path: Any,
                       position_context: Any) -> Any:
-        field_def = self.schema.get_field(parent_type, field_details_list[0].node.name.value)
+        details = field_details_list[0]
+        field_def = self.schema.get_field(parent_type, details.node.name.value)
         leaf = getattr(field_def, "plain_leaf", None)
         # (the resolver still the one marked: a field whose resolver was wrapped since is not plain)
         # (and no middleware: strawberry always passes a manager, with none in it for this schema)
         middleware = self.middleware_manager
         if (leaf is not None and leaf[0] is field_def.resolve  # type: ignore[union-attr]
                 and (middleware is None or not middleware.middlewares)):
-            _, name, leaf_type, non_null = leaf
-            try:
-                value = getattr(source, name)
-            except Exception:  # graphql-core's path reads it again and reports the error, located
-                value = Undefined
+            _, name, leaf_type, non_null, prefetched = leaf
+            if prefetched:
+                value = self._prefetched(source, name, field_def, details)
+            else:
+                try:
+                    value = getattr(source, name)
+                except Exception:  # graphql-core's path reads it again and reports the error, located
+                    value = Undefined
             if value is None and not non_null:
                 return None
             if isinstance(value, _PLAIN_VALUES):
@@ -76,6 +91,23 @@ class TaogramExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 if coerced is not None and coerced is not Undefined:
                     return coerced
         return super().execute_field(parent_type, source, field_details_list, path, position_context)
+
+    def _prefetched(self, source: Any, name: str, field_def: Any, details: Any) -> Any:
+        """The value a page's builder prefetched for this field of `source` (schema/prefetch.py),
+        or Undefined: then the field's resolver runs (and finds it, or loads it itself)."""
+        found = getattr(source, "prefetched", None)
+        if not found or details.fragment_variable_values is not None:
+            return Undefined
+        key = (id(field_def), id(details.node))
+        arguments = self._arguments.get(key)
+        if arguments is None:
+            try:
+                arguments = get_argument_values(field_def, details.node, self.variable_values, None,
+                                                self.hide_suggestions)
+            except Exception:  # a bad argument: graphql-core's path reports it
+                return Undefined
+            self._arguments[key] = arguments
+        return found.get(prefetch.field_key(name, arguments), Undefined)
 
 
 def plain_attribute_fields(graphql_schema: GraphQLSchema) -> int:
@@ -102,7 +134,7 @@ def plain_attribute_fields(graphql_schema: GraphQLSchema) -> int:
             non_null = isinstance(field.type, GraphQLNonNull)
             inner = field.type.of_type if non_null else field.type
             if not field.args and is_leaf_type(inner):
-                field.plain_leaf = (resolve, definition.python_name, inner, non_null)
+                field.plain_leaf = (resolve, definition.python_name, inner, non_null, False)
                 leaves += 1
     return leaves
 

@@ -31,10 +31,12 @@ from graphql import (
     FieldNode,
     FragmentSpreadNode,
     GraphQLField,
+    GraphQLNonNull,
     GraphQLObjectType,
     GraphQLSchema,
     InlineFragmentNode,
     SelectionSetNode,
+    is_leaf_type,
 )
 from graphql.execution.values import VariableValues, get_argument_values
 
@@ -65,7 +67,7 @@ def batch_fetcher(type_name: str, field_name: str, *, child_type: str | None = N
     return register
 
 
-def _key(field_name: str, arguments: dict[str, Any]) -> Any:
+def field_key(field_name: str, arguments: dict[str, Any]) -> Any:
     if not arguments:
         return field_name
     return field_name, tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in arguments.items()))
@@ -79,13 +81,18 @@ def install(schema: GraphQLSchema) -> None:
             raise LookupError(f"batch_fetcher for {type_name}.{field_name}: no such field in the schema")
         field = graphql_type.fields[field_name]
         field.resolve = _answer_prefetched(field_name, field.resolve)
+        # A scalar or enum field: the execution context answers it from `prefetched` directly
+        # (schema/execution.py), when the value is there; else this resolver runs.
+        non_null = isinstance(field.type, GraphQLNonNull)
+        inner = field.type.of_type if non_null else field.type
+        field.plain_leaf = (field.resolve, field_name, inner, non_null, True) if is_leaf_type(inner) else None
 
 
 def _answer_prefetched(field_name: str, resolve: Any) -> Any:
     def resolve_prefetched(source: Any, info: Any, **arguments: Any) -> Any:
         prefetched = getattr(source, "prefetched", None)
         if prefetched:
-            value = prefetched.get(_key(field_name, arguments), MISSING)
+            value = prefetched.get(field_key(field_name, arguments), MISSING)
             if value is not MISSING:
                 return value
         return resolve(source, info, **arguments)
@@ -171,7 +178,7 @@ async def prefetch(info: Any, type_name: str, objects: list[Any], selections: li
                 arguments = get_argument_values(field_def, node, variables)
             except Exception:  # a bad argument: the field's own resolution reports it
                 continue
-            key = _key(field_name, arguments)
+            key = field_key(field_name, arguments)
             by_arguments.setdefault(key, (arguments, []))[1].append(node)
         for key, (arguments, nodes) in by_arguments.items():
             jobs.append(_fetch_field(info, fetcher, key, arguments, nodes, objects))

@@ -3,6 +3,8 @@ oldest-first stories, mutes of stories only, close-friends rings, paging; and se
 
 from __future__ import annotations
 
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
 from bench.app_queries import TRAY_QUERY
 from resolvers.accounts import user_data
 from resolvers.actor import acting_as
@@ -294,7 +296,7 @@ def _unsigned(data):
     return [_unsigned(v) for v in data] if isinstance(data, list) else data
 
 
-async def test_a_tray_page_answers_what_each_account_alone_answers(gql):
+async def test_a_tray_page_answers_what_each_account_alone_answers(gql, monkeypatch):
     """The tray page loads its rings' users, avatars, stories and their media for all rings at
     once (schema/prefetch.py); each answer is what the same fields give for that account alone
     (`user(username:)`: its avatar, its profile ring with seen marks), for a public author, an
@@ -328,10 +330,22 @@ async def test_a_tray_page_answers_what_each_account_alone_answers(gql):
     first_bo = (await gql.ok(STORIES, {"u": "bo"}, tv))["user"]["stories"][0]["id"]
     await gql.ok(SEEN, {"ids": [first_bo]}, tv)
 
+    # Which fields went through graphql-core's whole field machinery (schema/execution.py): on the
+    # page, no media URL (each prefetched for all rings at once); alone, every one.
+    slow: list[str] = []
+    base = StrawberryGraphQLCoreExecutionContext.execute_field
+
+    def counted(self, parent_type, source, details, *rest):
+        slow.append(f"{parent_type.name}.{details[0].node.name.value}")
+        return base(self, parent_type, source, details, *rest)
+    monkeypatch.setattr(StrawberryGraphQLCoreExecutionContext, "execute_field", counted)
     page = _unsigned((await gql.ok(TRAY_QUERY, token=tv))["viewer"])
+    assert "Media.url" not in slow and "User.profilePicture" in slow
     rings = [e["node"] for e in page["storyTray"]["edges"]]
     assert sorted(r["user"]["username"] for r in rings) == sorted(names)
+    slow.clear()
     alone = {n: _unsigned((await gql.ok(ALONE, {"u": n}, tv))["user"]) for n in names}
+    assert slow.count("Media.url") > len(names)
     for r in rings:
         a = alone[r["user"]["username"]]
         assert r["user"] == {k: a[k] for k in ("id", "username", "profilePicture")}
