@@ -303,6 +303,7 @@ def failure_reason(ctx: RequestContext, media: Media) -> str | None:
 # Renditions that are never picked without their name: the uploader's bytes, playlists, stills.
 _NAMED_ONLY_PREFIXES = ("original", "hls", "thumb_", "poster", "jpeg_poster_", "webp_poster_")
 _SURFACES = ("square", "feed", "story")
+_CROP_MARKS = tuple(f"_{s}_" for s in _SURFACES)  # in a crop's name: jpeg_square_640, webp_story_1080
 # Codec families in the order a client that accepts them is served (most efficient first).
 _CODEC_PREFERENCE = ("av01", "avc1")
 DEFAULT_VIDEO_CODECS = ("avc1",)  # what every client plays; AV1 only for those that say so
@@ -325,7 +326,8 @@ def _codec_family(v: Mapping[str, Any]) -> str:
 
 
 def _is_crop(v: Mapping[str, Any]) -> bool:
-    return any(f"_{s}_" in v["name"] for s in _SURFACES)  # jpeg_square_640, webp_story_1080
+    name = v["name"]
+    return any(mark in name for mark in _CROP_MARKS)
 
 
 def pick_variant(variants: Sequence[Mapping[str, Any]], name: str | None, width: int | None,
@@ -343,12 +345,9 @@ def pick_variant(variants: Sequence[Mapping[str, Any]], name: str | None, width:
             and (not _codec_family(v) or _codec_family(v) in accepted)]
     if not pool:
         return None
-    full = [v for v in pool if not _is_crop(v)]
-    if aspect is not None:
-        shaped = [v for v in pool if abs(v["width"] / v["height"] / aspect - 1) <= _ASPECT_SLACK]
-        pool = shaped or full
-    else:
-        pool = full
+    shaped = (None if aspect is None
+              else [v for v in pool if abs(v["width"] / v["height"] / aspect - 1) <= _ASPECT_SLACK])
+    pool = shaped or [v for v in pool if not _is_crop(v)]  # no crop of that shape: the full picture
     if not pool:
         return None
 
