@@ -20,7 +20,7 @@ import functools
 from dataclasses import dataclass, field
 from typing import Any
 
-from tao.backends.base import Backend, Conn
+from tao.backends.base import Backend, Conn, any_of
 from tao.cache.base import Install
 from tao.cache_io import CacheIO, install_value
 from tao.registry import Registry
@@ -56,7 +56,7 @@ def sort_key(edge: list) -> tuple[int, int]:
 
 
 def or_of(clause: str, n: int) -> str:
-    return " OR ".join([clause] * n)
+    return any_of([clause] * n)
 
 
 def lists_where(backend: Backend, lists: list[ListId]) -> tuple[str, list[Any]]:
@@ -76,8 +76,8 @@ def edges_where(backend: Backend, keys: list[EdgeId]) -> tuple[str, list[Any]]:
     params: list[Any] = []
     for (id1, code), id2s in by_list.items():
         params += [id1, code, *id2s]
-    return " OR ".join(f"(id1 = %s AND atype = %s AND id2 IN ({','.join(['%s'] * len(v))}))"
-                       for v in by_list.values()), params
+    return any_of([f"(id1 = %s AND atype = %s AND id2 IN ({','.join(['%s'] * len(v))}))"
+                   for v in by_list.values()]), params
 
 
 async def read_snapshot(conn: Conn, backend: Backend, keys: list[EdgeId]

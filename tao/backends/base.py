@@ -90,6 +90,20 @@ def qualify(sql: str, prefix: str) -> str:
     return _TABLE_RE.sub(lambda m: prefix + m.group(1), sql)
 
 
+_FLAT_OR = 16  # terms joined flat at the leaves of `any_of`'s tree
+
+
+def any_of(terms: Sequence[str]) -> str:
+    """The terms joined by OR, parenthesised as a balanced tree: a flat chain of n ORs is an
+    expression n deep, and SQLite refuses one deeper than 1 000 ("Expression tree is too large":
+    a batch of 1 000 edges on the embedded store). Both databases flatten nested ORs again when
+    they plan, so the indexes are used as for the flat chain. Depth: about 2 log2(n / 16) + 16."""
+    if len(terms) <= _FLAT_OR:
+        return " OR ".join(terms)
+    half = len(terms) // 2
+    return f"({any_of(terms[:half])}) OR ({any_of(terms[half:])})"
+
+
 async def aiter_chunks(items: Sequence[Any], size: int) -> AsyncIterator[Sequence[Any]]:
     for i in range(0, len(items), size):
         yield items[i:i + size]

@@ -21,7 +21,7 @@ import aiosqlite
 import orjson
 
 from config import StoreSettings, resolve_path
-from tao.backends.base import Conn, qualify
+from tao.backends.base import Conn, any_of, qualify
 from tao.errors import (
     DeadlockError,
     DuplicateKeyError,
@@ -124,7 +124,7 @@ class SQLiteBackend:
 
     def keys_in(self, cols: Sequence[str], n: int) -> str:
         # An OR of per-key conditions: SQLite scans the table for a row-value IN list.
-        return " OR ".join(["(" + " AND ".join(f"{c} = %s" for c in cols) + ")"] * n)
+        return any_of(["(" + " AND ".join(f"{c} = %s" for c in cols) + ")"] * n)
 
     async def fetch_edges(self, conn: Conn, page: str, params: Sequence[Any]) -> list[list]:
         # Rows as they come: sqlite3 builds them in C, so there is nothing to gain from a document.

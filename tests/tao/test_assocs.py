@@ -355,3 +355,19 @@ async def test_counts_are_cached_apart_from_their_lists(tao, make_user):
     tao.reset_stats()
     assert await tao.assoc_count(a, "TEST_PLAIN") == 5  # 5 + 1 - 1, from the key the writes installed
     assert tao.stats()["sql_queries"] == 0
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])  # MariaDB's row-constructor IN has no such limit
+async def test_a_batch_of_thousands_of_lists_is_one_statement_the_embedded_store_accepts(tao):
+    """SQLite refuses an expression over 1 000 deep, and a flat chain of n ORs is n deep: a bulk
+    write touching 1 500 lists on the embedded store failed ("Expression tree is too large")
+    until the key matches became balanced trees (`tao.backends.base.any_of`)."""
+    first = await tao.obj_add("TEST_NODE", {})
+    sources = [first, *await tao.obj_add_many([("TEST_NODE", {}, first)] * 1499)]  # one shard: one statement
+    target, other = await tao.obj_add_many([("TEST_NODE", {}, None)] * 2)
+    assert await tao.assoc_add_many([(s, "TEST_PLAIN", t) for s in sources for t in (target, other)]) == 3000
+    found = await tao.assoc_get_many([(s, "TEST_PLAIN", target) for s in sources])
+    assert all(e is not None and e.id2 == target for e in found.values()) and len(found) == 1500
+    assert await tao.assoc_add_many([(s, "TEST_PLAIN", t) for s in sources for t in (target, other)]) == 0
+    counts = await tao.assoc_count_many([(s, "TEST_PLAIN") for s in sources])
+    assert set(counts.values()) == {2}
