@@ -1,8 +1,6 @@
-"""The blocking half of the memcached tier: one per-server batch, run on a worker thread.
-
-`MemcachedCache` groups keys by server on the event loop and hands each group to one of these
-calls on its thread pool. Each call talks to one server through that server's pymemcache
-connection pool and returns an `Outcome` for the loop to fold into the counters.
+"""The tier's per-server batches: one call talks to one server, on the event loop, through that
+server's asyncio connections (`tao.cache.aio`), and returns an `Outcome` for the tier to fold
+into its counters. (`flush` alone still runs on a worker thread, through pymemcache.)
 
 Invariants kept here: a server with a fault recorded (`ServerHealth.healthy` false) is not
 called at all; a read's answer is used only if the server was `readable` when it was issued
@@ -11,8 +9,9 @@ gets + add/cas so an entry only moves to a higher version (`codec.plan_install`)
 tombstone at its version when its fence predates the server's last fault, recovery or blind
 spot, or when a fault could have passed unseen since its fence (a tombstone can hide a value,
 never show an old one, so a process unsure of the server keeps other processes' reads
-correct without flushing it); any error marks the server suspect and reports the unsettled
-keys failed.
+correct without flushing it); any error or timeout marks the server suspect and reports the
+unsettled keys failed. Every exchange waits at most the tier's `timeout` (`aio`); a connection
+whose exchange did not complete is closed, never reused.
 """
 
 from __future__ import annotations
@@ -20,100 +19,19 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from pymemcache.client.base import Client, PooledClient, _readline
-from pymemcache.exceptions import MemcacheUnexpectedCloseError, MemcacheUnknownError
+from pymemcache.client.base import PooledClient
 
-from tao.cache import codec
+from tao.cache import aio, codec
 from tao.cache.base import Install, Value
 from tao.cache.health import ServerHealth
 
-# Commands per pipelined write. The replies are tiny, but bounded batches keep a slow reader
-# from ever filling both socket buffers (each side waiting on the other until the timeout).
+# Commands per pipelined write: bounded batches keep one exchange's buffers (and its wait for
+# the server's replies) small.
 _PIPELINE = 256
-_CAS_REPLIES = {b"STORED": True, b"EXISTS": False, b"NOT_FOUND": None}
 
 
 def _tombstone(old: Value | None) -> Value:
     return {"stale": True}
-
-
-def _cas_many(client: Client, items: list[tuple[str, bytes, bytes]], expire: int) -> dict[str, bool | None]:
-    """Pipelined `cas`, one exchange for all `items` (key, data, cas token): pymemcache's
-    `cas()` takes one key per round trip, and its `_store_cmd` one token for all keys.
-    True: stored; False: changed since the `gets`; None: gone. Uses the client's socket the
-    way its own store commands do, and closes it on any error, as they do."""
-    expire_b = str(expire).encode()
-    cmds = []
-    for key, data, cas in items:
-        wire_key = client.check_key(key, client.key_prefix)
-        cmds.append(b"cas %s 0 %s %d %s\r\n%s\r\n" % (wire_key, expire_b, len(data), cas, data))
-    if client.sock is None:
-        client._connect()
-    try:
-        client.sock.sendall(b"".join(cmds))
-        out: dict[str, bool | None] = {}
-        buf = b""
-        for key, _, _ in items:
-            buf, line = _readline(client.sock, buf)
-            if line not in _CAS_REPLIES:
-                raise MemcacheUnknownError(line[:32])
-            out[key] = _CAS_REPLIES[line]
-        return out
-    except Exception:
-        client.close()
-        raise
-
-
-_RECV_BYTES = 256 * 1024
-
-
-def _get_many(client: Client, keys: list[str]) -> dict[str, bytes]:
-    """One `get` of every key, its reply read in large chunks and parsed in one pass: pymemcache's
-    `get_many` reads and parses it line by line, value by value (~15 % of a story tray page's
-    CPU for its ~400 values, measured: docs/BENCHMARKS.md, "Stories"). Raw values, in no order
-    (the codec decodes them; a value is stored as its bytes, flags 0). Uses the client's socket
-    the way its own commands do, and closes it on any error, as they do."""
-    if not keys:
-        return {}
-    # `MemcachedCache.get_many` checked every key before grouping them by server (printable
-    # ASCII, no space, within memcached's length with the wire prefix): pymemcache's own check
-    # of each key, a third of this call's CPU, is not run again.
-    prefix = client.key_prefix
-    wire = [prefix + k.encode("ascii") for k in keys]
-    by_wire = dict(zip(wire, keys))
-    if client.sock is None:
-        client._connect()
-    sock = client.sock
-    try:
-        sock.sendall(b"get " + b" ".join(wire) + b"\r\n")
-        buf = bytearray()
-        pos = 0
-        out: dict[str, bytes] = {}
-        while True:
-            eol = buf.find(b"\r\n", pos)
-            if eol < 0:
-                chunk = sock.recv(_RECV_BYTES)
-                if not chunk:
-                    raise MemcacheUnexpectedCloseError()
-                buf += chunk
-                continue
-            if eol == pos + 3 and buf[pos:eol] == b"END":
-                return out
-            header = bytes(buf[pos:eol]).split()
-            if len(header) < 4 or header[0] != b"VALUE":  # SERVER_ERROR, CLIENT_ERROR, ERROR
-                raise MemcacheUnknownError(bytes(buf[pos:eol])[:64])
-            start = eol + 2
-            end = start + int(header[3])
-            while len(buf) < end + 2:
-                chunk = sock.recv(max(_RECV_BYTES, end + 2 - len(buf)))
-                if not chunk:
-                    raise MemcacheUnexpectedCloseError()
-                buf += chunk
-            out[by_wire[header[1]]] = bytes(buf[start:end])
-            pos = end + 2
-    except Exception:
-        client.close()
-        raise
 
 
 class _CallerBug(Exception):
@@ -140,26 +58,40 @@ class ServerBatches:
     def __init__(
         self,
         clients: dict[str, PooledClient],
+        conns: dict[str, aio.ServerConnections],
         health: dict[str, ServerHealth],
         *,
+        wire_prefix: bytes,
         ttl_seconds: int,
         batch_budget: float,
         max_install_attempts: int,
     ) -> None:
-        self._clients = clients
+        self._clients = clients  # pymemcache's, for `flush` only
+        self._conns = conns
         self._health = health
+        self._prefix = wire_prefix
         self._ttl = ttl_seconds
         self._budget = batch_budget
         self._max_attempts = max_install_attempts
 
-    def get(self, name: str, keys: list[str]) -> Outcome:
+    async def get(self, name: str, keys: list[str]) -> Outcome:
         health = self._health[name]
         epoch = health.epoch
         if not health.readable():
             return Outcome(bypassed=True)
+        # `MemcachedCache.get_many` checked every key (printable ASCII, no space, within
+        # memcached's length with the wire prefix): no second check here.
+        prefix = self._prefix
+        wire = [prefix + k.encode("ascii") for k in keys]
+        pool = self._conns[name]
         try:
-            with self._clients[name].client_pool.get_and_release(destroy_on_fail=True) as client:
-                values = _get_many(client, keys)
+            conn = await pool.acquire()
+            reuse = False
+            try:
+                raw = await pool.exchange(aio.get_many(conn, wire))
+                reuse = True
+            finally:
+                pool.release(conn, reuse=reuse)
         except Exception as exc:
             health.mark_suspect(f"get_many failed: {exc!r}")
             return Outcome(bypassed=True, round_trips=1, errors=1)
@@ -167,15 +99,15 @@ class ServerBatches:
             # A fault was seen while the call was in flight: its answer may predate a write
             # this server missed. Discard it.
             return Outcome(bypassed=True, round_trips=1)
-        # Decode here, on the worker thread, not on the event loop.
         decoded = {}
-        for key, raw in values.items():
-            value = codec.decode(raw)
+        by_wire = dict(zip(wire, keys))
+        for w, value_bytes in raw.items():
+            value = codec.decode(value_bytes)
             if value is not None:
-                decoded[key] = value
+                decoded[by_wire[w]] = value
         return Outcome(values=decoded, round_trips=1)
 
-    def install(self, name: str, installs: list[Install]) -> Outcome:
+    async def install(self, name: str, installs: list[Install]) -> Outcome:
         health = self._health[name]
         epoch = health.epoch
         if not health.healthy:  # a fault: this process flushes the server before using it again
@@ -191,19 +123,26 @@ class ServerBatches:
                     break
             else:
                 waves.append({inst.key: inst})
-        pool = self._clients[name].client_pool
+        pool = self._conns[name]
         current = 0
         try:
-            with pool.get_and_release(destroy_on_fail=True) as client:
+            conn = await pool.acquire()
+            completed = reuse = False
+            try:
                 # `current` outlives the loop: the except below reads which wave failed.
                 for current, wave in enumerate(waves):  # noqa: B007
                     out.settled = set()
-                    unsettled = self._install_wave(client, health, epoch, wave, deadline, out)
+                    unsettled = await self._install_wave(pool, conn, health, epoch, wave, deadline, out)
                     if unsettled:
                         out.failed |= unsettled
                         break
                 else:
-                    return out
+                    completed = True
+                reuse = True
+            finally:
+                pool.release(conn, reuse=reuse)
+            if completed:
+                return out
         except _CallerBug as bug:
             raise bug.__cause__ from None  # type: ignore[misc]
         except Exception as exc:
@@ -215,9 +154,10 @@ class ServerBatches:
             out.failed |= set(rest)
         return out
 
-    def _install_wave(
+    async def _install_wave(
         self,
-        client: Client,
+        pool: aio.ServerConnections,
+        conn: aio.Connection,
         health: ServerHealth,
         epoch: int,
         pending: dict[str, Install],
@@ -225,12 +165,14 @@ class ServerBatches:
         out: Outcome,
     ) -> set[str]:
         """gets, then add/cas; retry lost races. Returns the keys left unsettled."""
+        prefix = self._prefix
         for attempt in range(self._max_attempts):
             if attempt:
                 out.retries += len(pending)
             if time.monotonic() > deadline or health.epoch != epoch:
                 return set(pending)
-            current = client.gets_many(list(pending))
+            wire = {key: prefix + key.encode("ascii") for key in pending}
+            current = await pool.exchange(aio.gets_many(conn, list(wire.values())))
             out.round_trips += 1
             if health.epoch != epoch:  # a fault while the gets was in flight
                 return set(pending)
@@ -246,7 +188,7 @@ class ServerBatches:
             # the repair runs. An unfenced install is installed as given.
             now_ns = time.monotonic_ns()
             seen_ns = int(health.seen_at * 1e9)
-            adds: dict[str, bytes] = {}
+            adds: list[tuple[str, bytes]] = []
             cases: list[tuple[str, bytes, bytes]] = []
             for key, inst in pending.items():
                 make = inst.make
@@ -255,7 +197,7 @@ class ServerBatches:
                 ):
                     out.failed.add(key)
                     make = _tombstone
-                raw, cas = current.get(key, (None, None))
+                raw, cas = current.get(wire[key], (None, None))
                 try:
                     data = codec.plan_install(inst.version, make, raw)
                 except Exception as exc:
@@ -264,28 +206,26 @@ class ServerBatches:
                     out.skipped += 1
                     out.settled.add(key)
                 elif cas is None:
-                    adds[key] = data
+                    adds.append((key, data))
                 else:
                     cases.append((key, data, cas))
             lost: dict[str, Install] = {}
-            add_items = list(adds.items())
-            for chunk in range(0, len(add_items), _PIPELINE):
-                # One pipelined exchange per chunk of adds. pymemcache has no public add_many;
-                # _store_cmd is what its own set_many uses.
-                stored = client._store_cmd(b"add", dict(add_items[chunk:chunk + _PIPELINE]), self._ttl, False)
+            for chunk in range(0, len(adds), _PIPELINE):
+                part = adds[chunk:chunk + _PIPELINE]
+                stored = await pool.exchange(aio.add_many(conn, [(wire[k], d) for k, d in part], self._ttl))
                 out.round_trips += 1
-                for key, ok in stored.items():
+                for (key, _), ok in zip(part, stored):
                     if ok:
                         out.installed += 1
                         out.settled.add(key)
                     else:  # someone added first: re-read and decide again
                         lost[key] = pending[key]
             for chunk in range(0, len(cases), _PIPELINE):
-                part = cases[chunk:chunk + _PIPELINE]
-                stored = _cas_many(client, part, self._ttl)
+                part2 = cases[chunk:chunk + _PIPELINE]
+                replies = await pool.exchange(aio.cas_many(conn, [(wire[k], d, t) for k, d, t in part2], self._ttl))
                 out.round_trips += 1
-                for key, ok in stored.items():
-                    if ok:
+                for (key, _, _), answer in zip(part2, replies):
+                    if answer:
                         out.installed += 1
                         out.settled.add(key)
                     else:  # changed since our gets (False), or gone (None): decide again

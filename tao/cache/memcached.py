@@ -15,19 +15,25 @@ Owns the wire protocol use (pymemcache) and its failure handling. Invariants:
   `ServerHealth`), and a server is flushed before it is used again after a fault; only
   evidence of a fault (a failed call or probe, a restart) flushes, never a process's own
   inability to watch the server (a blind spot: it distrusts the server alone).
-- Blocking pymemcache calls run on a small thread pool, one task per server per batch,
-  servers in parallel; never on the event loop. Every socket operation has a timeout.
+- Reads and installs talk to the servers on the event loop (`tao.cache.aio`: no thread
+  hand-off per call), one server after another within a call; the rare blocking pymemcache
+  calls (flush, delete, the key scan) run on a small thread pool, never on the loop. Every
+  exchange and connect has a timeout; a connection whose exchange did not complete is closed.
+- An install, once begun, runs to its end even if its caller is cancelled (as it did on a
+  worker thread): a committed write's cache entries are never left half-installed by a
+  cancelled request.
 - Cache faults never raise out of `get_many`/`install_many`; bad keys (a caller bug) do.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -35,7 +41,7 @@ from pymemcache.client.base import normalize_server_spec
 from pymemcache.client.hash import HashClient
 
 from config.settings import CacheSettings
-from tao.cache import codec, metadump
+from tao.cache import aio, codec, metadump
 from tao.cache.base import Install, Value
 from tao.cache.batches import Outcome, ServerBatches
 from tao.cache.health import ChangeClock, ServerHealth
@@ -109,11 +115,16 @@ class MemcachedCache:
             no_delay=True,
             key_prefix=self._wire_prefix.encode("ascii"),
             use_pooling=True,
-            max_pool_size=threads + 1,  # one connection per worker thread, plus a spare
+            max_pool_size=threads + 1,  # flush and delete only, on the worker threads
             ignore_exc=False,  # we want to see every error: it marks the server suspect
             default_noreply=False,
         )
         self._clock = ChangeClock()
+        self._conns = {
+            name: aio.ServerConnections(normalize_server_spec(name), connect_timeout=connect_timeout,
+                                        timeout=timeout, max_connections=threads + 1)
+            for name in self._ring.clients
+        }
         self._health = {
             name: ServerHealth(
                 name,
@@ -123,16 +134,15 @@ class MemcachedCache:
                 probe_timeout=probe_timeout,
                 read_grace=read_grace,
                 blind_limit=blind_limit,
-                # Without this, a connection left idle across a restart fails on first use after
-                # the recovery: a second fault that only this process sees, while the others
-                # already read the server (and would serve what this process's writes missed).
-                on_recover=self._ring.clients[name].client_pool.clear,
+                on_recover=functools.partial(self._forget_connections, name),
             )
             for name in self._ring.clients
         }
         self._batches = ServerBatches(
             self._ring.clients,
+            self._conns,
             self._health,
+            wire_prefix=self._wire_prefix.encode("ascii"),
             ttl_seconds=self.ttl_seconds,
             batch_budget=connect_timeout + 4 * timeout,  # a few exchanges; then unsettled keys fail
             max_install_attempts=max_install_attempts,
@@ -157,8 +167,8 @@ class MemcachedCache:
         for key in keys:  # a bad key is the caller's error: raise it here, not in a shared batch
             self._check_key(key)
         # Coalesce: every get_many issued in the same event-loop tick (concurrent requests,
-        # sibling loaders) shares one multi-get per server, so one thread-pool hop and one
-        # network exchange per server serve them all.
+        # sibling loaders) shares one multi-get per server: one network exchange per server
+        # serves them all.
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
         if self._waiting is None:
@@ -217,7 +227,8 @@ class MemcachedCache:
         if not installs:
             return set()
         groups = self._group(installs, lambda i: i.key)
-        outcomes = await self._run_batches(self._batches.install, groups)
+        # Shielded: a cancelled caller does not stop an install half-way (see the invariants).
+        outcomes = await asyncio.shield(self._run_batches(self._batches.install, groups))
         failed: set[str] = set()
         for server, outcome in outcomes.items():
             self._fold(outcome, len(groups[server]))
@@ -282,6 +293,9 @@ class MemcachedCache:
             return
         self._closed = True
 
+        for conns in self._conns.values():
+            conns.close()
+
         def shutdown() -> None:
             for health in self._health.values():
                 health.stop()
@@ -335,27 +349,27 @@ class MemcachedCache:
         return groups
 
     async def _run_batches(
-        self, fn: Callable[[str, list[Any]], Outcome], groups: dict[str, list[Any]]
+        self, fn: Callable[[str, list[Any]], Awaitable[Outcome]], groups: dict[str, list[Any]]
     ) -> dict[str, Outcome]:
         if self._closed:
             raise RuntimeError("the cache tier is closed")
-        loop = asyncio.get_running_loop()
         if not self._ready:
             # Once per tier: let the first probes land, so a fresh tier does not start by
             # bypassing every server. Bounded by the probe timeout.
-            await loop.run_in_executor(self._pool, self._wait_first_probes)
+            await asyncio.get_running_loop().run_in_executor(self._pool, self._wait_first_probes)
             self._ready = True
-        names = list(groups)
+        # The servers in turn, on the loop: each exchange is one loopback or LAN round trip; a
+        # server that hangs delays the call by its timeout either way (a gather waits for its
+        # slowest member), and the fault detector then bypasses it.
+        return {name: await fn(name, items) for name, items in groups.items()}
 
-        def every_server() -> list[Outcome]:
-            return [fn(name, groups[name]) for name in names]
-        # One worker visits the servers in turn: one thread hand-off per call instead of one per
-        # server, and no two workers contending for the GIL while they parse replies (measured:
-        # 0.5-3 ms less CPU per feed refresh, docs/caching.md). Each exchange is one loopback or
-        # LAN round trip; a server that hangs delays the call by its timeout either way (a
-        # gather waits for its slowest member), and the fault detector then bypasses it.
-        results = await loop.run_in_executor(self._pool, every_server)
-        return dict(zip(names, results))
+    def _forget_connections(self, name: str) -> None:
+        """The heartbeat's `on_recover` (its thread), before it flushes a recovered server:
+        without this, a connection left idle across a restart fails on first use after the
+        recovery: a second fault that only this process sees, while the others already read
+        the server (and would serve what this process's writes missed)."""
+        self._ring.clients[name].client_pool.clear()
+        self._conns[name].clear()
 
     def _fold(self, outcome: Outcome, n_keys: int) -> None:
         # `round_trips` counts per-server batch calls that reached the network (what the
@@ -368,7 +382,7 @@ class MemcachedCache:
         if outcome.bypassed:
             self._bypassed += n_keys
 
-    # -- worker threads ---------------------------------------------------------------------
+    # -- worker threads (the first probes' wait) ----------------------------------------------
 
     def _wait_first_probes(self) -> None:
         deadline = time.monotonic() + self.connect_timeout + self.timeout

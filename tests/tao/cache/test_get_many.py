@@ -1,47 +1,65 @@
-"""`batches._get_many`: one `get` whose reply is read in large chunks and parsed in one pass,
-against a real memcached: every value byte for byte, whatever it holds and however the reply is
-cut into reads."""
+"""`aio`'s exchanges against a real memcached: a `get` whose reply is read in large chunks and
+parsed in one pass (every value byte for byte, whatever it holds and however the reply is cut
+into reads), pipelined `add`/`cas`, and a connection that is closed, never reused, after an
+exchange that did not complete."""
 
 from __future__ import annotations
 
 import os
 
 import pytest
-from pymemcache.client.base import Client
 from pymemcache.exceptions import MemcacheUnknownError
 
-from tao.cache.batches import _RECV_BYTES, _get_many
-from tao.cache.memcached import _BytesSerde
+from tao.cache import aio
 
 
 @pytest.fixture
-def client(services, test_id):
+async def pool(services):
     host, port = services.memcached[0].rsplit(":", 1)
-    c = Client((host, int(port)), serde=_BytesSerde(), key_prefix=f"{test_id}:".encode(), no_delay=True)
-    yield c
-    c.close()
+    p = aio.ServerConnections((host, int(port)), connect_timeout=1.0, timeout=1.0, max_connections=2)
+    yield p
+    p.close()
 
 
-def test_every_value_comes_back_byte_for_byte(client):
+async def _call(pool: aio.ServerConnections, fn, *args):
+    conn = await pool.acquire()
+    ok = False
+    try:
+        out = await pool.exchange(fn(conn, *args))
+        ok = True
+        return out
+    finally:
+        pool.release(conn, reuse=ok)
+
+
+async def test_every_value_comes_back_byte_for_byte(pool, test_id):
+    p = f"{test_id}:".encode()
     values = {
-        "plain": b'{"v":1}',
-        "empty": b"",
-        "looks_like_the_end": b"x\r\nEND\r\nVALUE k 0 3\r\nabc\r\n",  # protocol text inside a value
-        "big": os.urandom(3 * _RECV_BYTES + 17),  # spans several reads
-        "after_big": b"tail",
+        b"plain": b'{"v":1}',
+        b"empty": b"",
+        b"looks_like_the_end": b"x\r\nEND\r\nVALUE k 0 3\r\nabc\r\n",  # protocol text inside a value
+        b"big": os.urandom(3 * aio.RECV_BYTES + 17),  # spans several reads
+        b"after_big": b"tail",
     }
-    for k, v in values.items():
-        client.set(k, v)
-    keys = list(values) + ["missing", "plain"]  # a miss, and a key asked twice
-    assert _get_many(client, keys) == values
-    assert _get_many(client, ["missing"]) == {}
-    assert _get_many(client, []) == {}
+    assert await _call(pool, aio.add_many, [(p + k, v) for k, v in values.items()], 60) == [True] * len(values)
+    assert await _call(pool, aio.add_many, [(p + b"plain", b"other")], 60) == [False]  # present already
+    keys = [p + k for k in values] + [p + b"missing", p + b"plain"]  # a miss, and a key asked twice
+    assert await _call(pool, aio.get_many, keys) == {p + k: v for k, v in values.items()}
+    assert await _call(pool, aio.get_many, [p + b"missing"]) == {}
+    assert await _call(pool, aio.get_many, []) == {}
+    (value, token), = (await _call(pool, aio.gets_many, [p + b"plain"])).values()
+    assert value == values[b"plain"]
+    assert await _call(pool, aio.cas_many, [(p + b"plain", b"new", token), (p + b"plain", b"newer", token),
+                                            (p + b"missing", b"x", token)], 60) == [True, False, None]
+    assert await _call(pool, aio.get_many, [p + b"plain"]) == {p + b"plain": b"new"}
 
 
-def test_a_server_error_raises_and_closes_the_socket(client):
-    client.set("k", b"v")
-    assert _get_many(client, ["k"]) == {"k": b"v"}
+async def test_a_server_error_raises_and_closes_the_connection(pool, test_id):
+    p = f"{test_id}:".encode()
+    await _call(pool, aio.add_many, [(p + b"k", b"v")], 60)
+    conn = await pool.acquire()
     with pytest.raises(MemcacheUnknownError):
-        _get_many(client, ["x" * 300])  # over memcached's key length: it answers CLIENT_ERROR
-    assert client.sock is None  # closed: the next call reconnects
-    assert _get_many(client, ["k"]) == {"k": b"v"}
+        await pool.exchange(aio.get_many(conn, [b"x" * 300]))  # over memcached's key length: CLIENT_ERROR
+    pool.release(conn, reuse=False)
+    assert conn.writer.is_closing()  # closed: the next call opens another
+    assert await _call(pool, aio.get_many, [p + b"k"]) == {p + b"k": b"v"}
