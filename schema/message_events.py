@@ -3,10 +3,13 @@
 Each event of the viewer's stream (ids only) is rebuilt here through the subscriber's own,
 fresh loaders and privacy (`resolvers.messages.access`): an event about something the viewer may
 not see now (a blocked sender's message, a thread they declined or left) is skipped, never sent.
+An event's objects are read together (`asyncio.gather`), so the fresh loaders fetch them, and then
+what their privacy rules read, in shared batches: fewer cache round trips per delivered event.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator
 
 import strawberry
@@ -89,7 +92,7 @@ async def _message(info: Ctx, event: realtime.StreamEvent) -> Message | None:
 
 
 async def _new_message(info: Ctx, event: realtime.StreamEvent) -> NewMessageEvent | None:
-    message, thread = await _message(info, event), await _thread(info, event)
+    message, thread = await asyncio.gather(_message(info, event), _thread(info, event))
     return None if message is None or thread is None else NewMessageEvent(message=message, thread=thread,
                                                                            **event_fields(event))
 
@@ -106,19 +109,19 @@ async def _unsent(info: Ctx, event: realtime.StreamEvent) -> MessageUnsentEvent 
 
 
 async def _reaction(info: Ctx, event: realtime.StreamEvent) -> MessageReactionEvent | None:
-    message, user = await _message(info, event), await _user(info, event)
+    message, user = await asyncio.gather(_message(info, event), _user(info, event))
     return None if message is None or user is None else MessageReactionEvent(message=message, user=user,
                                                                              **event_fields(event))
 
 
 async def _read(info: Ctx, event: realtime.StreamEvent) -> ReadReceiptEvent | None:
-    thread, user = await _thread(info, event), await _user(info, event)
+    thread, user = await asyncio.gather(_thread(info, event), _user(info, event))
     return None if thread is None or user is None else ReadReceiptEvent(
         thread=thread, user=user, up_to_message_id=to_global_id("Message", event.ids["message"]), **event_fields(event))
 
 
 async def _typing(info: Ctx, event: realtime.StreamEvent) -> TypingEvent | None:
-    thread, user = await _thread(info, event), await _user(info, event)
+    thread, user = await asyncio.gather(_thread(info, event), _user(info, event))
     return None if thread is None or user is None else TypingEvent(thread=thread, user=user,
                                                                    typing=bool(event.ids.get("typing")),
                                                                    **event_fields(event))

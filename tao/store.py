@@ -249,9 +249,13 @@ class Tao:
         """Release `key` if `id_` holds it; True if it did."""
         return await self._keys.release(ns, key, id_)
 
-    async def key_get_many(self, ns: str, keys: list[str], *, errors: Errors = "raise") -> dict[str, Any]:
-        """{key: id} for the keys that are claimed; errors="return" as for the other many-keys reads."""
-        return await self._keys.get_many(ns, keys, errors)
+    async def key_get_many(self, ns: str, keys: list[str], *, errors: Errors = "raise",
+                           cached: bool = True) -> dict[str, Any]:
+        """{key: id} for the keys that are claimed; errors="return" as for the other many-keys reads.
+        `cached=False`: read the shards alone, with no cache read and no fill, for keys that are
+        almost always unclaimed when read (a message's idempotency key): their fill would only
+        be replaced by their claim a moment later."""
+        return await self._keys.get_many(ns, keys, errors, cached=cached)
 
     # ---- erasure (tao/erase.py) ----------------------------------------------------------------
 

@@ -104,19 +104,22 @@ class UniqueKeys:
         await self._cache.install([install_value(self._ukey(ns, key), version, value)],
                                   shard, [{"kind": "u", "ns": ns, "key": key}])
 
-    async def get_many(self, ns: str, keys: list[str], errors: Errors = "raise") -> dict[str, Any]:
+    async def get_many(self, ns: str, keys: list[str], errors: Errors = "raise", *,
+                       cached: bool = True) -> dict[str, Any]:
         """{key: id} for the keys that are claimed; with errors="return", a key whose shard failed
-        maps to the exception instead (see `Shards.per_shard`)."""
+        maps to the exception instead (see `Shards.per_shard`). `cached=False`: SQL alone, no fill."""
         keys = list(dict.fromkeys(keys))
         for k in keys:
             self._check(ns, k)
         check_many(keys)
+        if not cached:
+            return {k: v for k, v in (await self._fill_keys(ns, keys, errors, fill=False)).items() if v}
         out = await self._cache.read_through({self._ukey(ns, k): k for k in keys}, f"u:{ns}",
                                              lambda misses: self._fill_keys(ns, misses, errors),
                                              lambda k, value: value["id"], errors)
         return {k: v for k, v in out.items() if v}
 
-    async def _fill_keys(self, ns: str, keys: list[str], errors: Errors = "raise") -> dict:
+    async def _fill_keys(self, ns: str, keys: list[str], errors: Errors = "raise", *, fill: bool = True) -> dict:
         groups: dict[int, list[str]] = {}
         for k in keys:
             groups.setdefault(self._key_shard(ns, k), []).append(k)
@@ -133,7 +136,8 @@ class UniqueKeys:
                 id_, version = found.get(k, (0, 0))
                 installs.append(install_value(self._ukey(ns, k), version, {"id": id_}))
                 result[k] = id_
-            await self._cache.fill(installs, fence)
+            if fill:
+                await self._cache.fill(installs, fence)
             return result
         return await self._shards.per_shard(groups, one, errors=errors, keys_of=lambda g: g)
 

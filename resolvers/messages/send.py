@@ -20,6 +20,7 @@ Invariants:
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -119,6 +120,18 @@ def _fingerprint_text(target: str, kind: str, text: str | None, post_id, media_i
     return "\x1f".join([target, kind, text or "", str(post_id or ""), str(media_id or ""), str(reply_to or "")])
 
 
+def _result(value: Any) -> Any:
+    """A `gather(..., return_exceptions=True)` result: raised in the order the caller reads them,
+    so the errors a client sees come in the order the checks are written."""
+    if isinstance(value, BaseException):
+        raise value
+    return value
+
+
+async def _none() -> None:
+    return None
+
+
 def _record(obj: Obj | None) -> Any:
     return record_of(obj) if obj is not None else None
 
@@ -126,7 +139,9 @@ def _record(obj: Obj | None) -> Any:
 async def _existing(ctx: RequestContext, sender: int, client_id: str, canonical: str) -> Message | None:
     """The message a previous send with this id stored, if any; CLIENT_ID_REUSED if its content differs."""
     key = _client_key(sender, client_id)
-    held = (await ctx.tao.key_get_many(CLIENT_KEYS, [key])).get(key)
+    # From SQL alone: a new send's key is unclaimed, and a cache fill of that would only be
+    # replaced by the claim a moment later (one cache read and one install less a send).
+    held = (await ctx.tao.key_get_many(CLIENT_KEYS, [key], cached=False)).get(key)
     if held is None:
         return None
     msg = _record((await ctx.tao.obj_get([held])).get(held))
@@ -158,8 +173,12 @@ async def do_send_message(tao: Tao, actor_id: int, *, client_id: str, thread_id:
     await _check_content(ctx, kind, text, post_id, media_id)
     thread: Thread | None = None
     if thread_id is not None:
-        thread = await viewer_thread(ctx, thread_id)
-        recipients = [a.id2 for a in await member_edges(ctx, thread_id) if a.id2 != sender]
+        # The thread (with the viewer's membership, its privacy) and its member list in one
+        # round of loader batches; a thread the viewer may not see still answers first.
+        seen, listed = await asyncio.gather(viewer_thread(ctx, thread_id), member_edges(ctx, thread_id),
+                                            return_exceptions=True)
+        thread = _result(seen)
+        recipients = [a.id2 for a in _result(listed) if a.id2 != sender]
         target = f"t:{thread_id}"
     else:
         recipients = await check_recipients(ctx, recipient_ids or [], "recipientIds")
@@ -176,9 +195,16 @@ async def do_send_message(tao: Tao, actor_id: int, *, client_id: str, thread_id:
     if done is not None:
         await deliver(tao, done.id)  # a retry after a crash finishes what the first try began
         return done
-    requests, new = await limits.split_recipients(ctx, thread.id if thread else None, recipients)
+    # The recipients' edges and the sender's own request edge: one loader batch.
+    split: Any
+    request_edge: Any
+    split, request_edge = await asyncio.gather(
+        limits.split_recipients(ctx, thread.id if thread else None, recipients),
+        ctx.loaders.assoc_by_key.load((sender, "DM_REQUESTS", thread.id)) if thread is not None else _none(),
+        return_exceptions=True)
+    requests, new = _result(split)
     await limits.check_send_limits(ctx, requests, new)
-    if thread is not None and await ctx.loaders.assoc_by_key.load((sender, "DM_REQUESTS", thread.id)) is not None:
+    if thread is not None and _result(request_edge) is not None:
         await do_accept_message_request(tao, sender, thread.id)  # replying to a request accepts it
     if thread is None:
         thread = (await do_get_or_create_direct_thread(tao, sender, recipients[0]) if len(recipients) == 1
