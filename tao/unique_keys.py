@@ -1,6 +1,8 @@
 """Unique keys: a durable, atomic claim of a string for one id (usernames, hashtag names, upload
 ids, ...). A key lives on the shard chosen by hashing it; releasing a key keeps its
 row with id 0 and a higher version, so the cache (`u:<ns>:<digest>`) can never resurrect it.
+A namespace its callers read, claim and release with `cached=False` (all three, always) never
+touches the cache: SQL alone answers, and nothing is installed.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ class UniqueKeys:
         if not isinstance(key, str) or not key or len(key) > MAX_KEY_LEN:
             raise InvalidDataError(f"a unique key must be a string of 1-{MAX_KEY_LEN} characters")
 
-    async def claim(self, ns: str, key: str, id_: int) -> bool:
+    async def claim(self, ns: str, key: str, id_: int, *, cached: bool = True) -> bool:
         """Claim `key` in `ns` for `id_`. True if it is now (or already was) id_'s; False if another id holds it.
 
         A lost claim leaves the cache holding the winner, as its locking read found it: the
@@ -76,11 +78,11 @@ class UniqueKeys:
                 ok, holder = await self._shards.write(shard, body)
             except DuplicateKeyError:  # lost an insert race: read the winner's row under the lock
                 ok, holder = await self._shards.write(shard, body)
-        if holder is not None:
+        if holder is not None and cached:
             await self._install_key(shard, ns, key, *holder)
         return ok
 
-    async def release(self, ns: str, key: str, id_: int) -> bool:
+    async def release(self, ns: str, key: str, id_: int, *, cached: bool = True) -> bool:
         """Release `key` if `id_` holds it; True if it did."""
         self._check(ns, key)
         shard = self._key_shard(ns, key)
@@ -96,7 +98,8 @@ class UniqueKeys:
         version = await self._shards.write(shard, body)
         if version is None:
             return False
-        await self._install_key(shard, ns, key, 0, version)
+        if cached:
+            await self._install_key(shard, ns, key, 0, version)
         return True
 
     async def _install_key(self, shard: int, ns: str, key: str, id_: int, version: int) -> None:

@@ -30,7 +30,7 @@ THREAD_NAME_MAX = 100
 EMOJI_MAX = 16
 CLIENT_ID_MAX = 64
 PAIR_KEYS = "dm_pair"          # unique-key namespace: "lo:hi" user ids -> their direct thread
-CLIENT_KEYS = "dm_client"      # unique-key namespace: "sender:clientMessageId" -> message
+CLIENT_KEYS = "dm_client"      # unique-key namespace: "sender:clientMessageId" -> message; uncached (send.py)
 
 
 class MessageErrorCode(enum.Enum):
