@@ -168,7 +168,14 @@ class Shards:
         errors="raise": the first shard failure raises. errors="return": the keys of a failed
         shard (`keys_of(group)`) map to the exception instance instead."""
         shards = list(groups)
-        results = await asyncio.gather(*(fn(s, groups[s]) for s in shards), return_exceptions=True)
+        results: list[Any]
+        if len(shards) == 1:  # most calls: no task to wrap one coroutine in (a loop turn and its CPU)
+            try:
+                results = [await fn(shards[0], groups[shards[0]])]
+            except Exception as exc:
+                results = [exc]
+        else:
+            results = await asyncio.gather(*(fn(s, groups[s]) for s in shards), return_exceptions=True)
         out: dict = {}
         for shard, res in zip(shards, results):
             if isinstance(res, BaseException):
