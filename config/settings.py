@@ -146,8 +146,8 @@ class CacheSettings(_Section):
     list_limit: Count = 200
     # Entries kept by the in-process tier.
     local_max_entries: Count = 200_000
-    # Threads that run the rare blocking pymemcache calls (flush, delete, key scans); each server's
-    # reads and installs use at most threads + 1 asyncio connections at once.
+    # Threads that run the rare blocking pymemcache calls (flush, delete, key scans); reads and
+    # installs run on the event loop (tao.cache.aio).
     threads: Annotated[int, _range(1, 256)] = 8
     # How often each process probes every memcached server (seconds); at most timeout/4.
     heartbeat_interval: Positive = 0.1

@@ -55,6 +55,7 @@ class ServerConnections:
         self.timeout = timeout
         self.max_connections = max_connections
         self.generation = 0
+        self._closed = False
         self._idle: list[Connection] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._slots: asyncio.Semaphore | None = None
@@ -89,7 +90,8 @@ class ServerConnections:
             raise
 
     def release(self, conn: Connection, *, reuse: bool) -> None:
-        if reuse and conn.generation == self.generation and asyncio.get_running_loop() is self._loop:
+        if (reuse and not self._closed and conn.generation == self.generation
+                and asyncio.get_running_loop() is self._loop):
             self._idle.append(conn)
         else:
             conn.abort()
@@ -103,6 +105,8 @@ class ServerConnections:
             return await request
 
     def close(self) -> None:
+        """Close the idle connections; those in use are closed when they come back."""
+        self._closed = True
         for conn in self._idle:
             conn.abort()
         self._idle = []

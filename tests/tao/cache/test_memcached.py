@@ -142,3 +142,23 @@ async def test_scanning_a_large_cache_holds_one_batch_not_the_dump(make_memcache
     assert peak < 1_000_000, peak  # reading the whole dump at once peaked at ~4 MB
     other = make_memcached(key_prefix=prefix + "x")
     assert [b async for b in other.scan_key_batches(200)] == []
+
+
+async def test_an_install_whose_caller_is_cancelled_still_finishes(make_memcached, prefix):
+    """A committed write's installs must not stop half-way when its request is cancelled (a
+    client gone): they run on the event loop now, shielded, as they ran to the end on a worker
+    thread before."""
+    tier = make_memcached()
+    keys = [list_key(prefix, i, "FEED") for i in range(600)]  # several exchanges per server
+    task = asyncio.create_task(tier.install_many([Install(k, 1, lambda old: {"ids": [1]}) for k in keys]))
+    await asyncio.sleep(0)  # begun
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    got: dict = {}
+    for _ in range(200):
+        got = await tier.get_many(keys)
+        if len(got) == len(keys):
+            break
+        await asyncio.sleep(0.01)
+    assert got == {k: {"ids": [1], "v": 1} for k in keys}
