@@ -122,9 +122,19 @@ async def _fill(conn: Connection, buf: bytearray, need: int) -> None:
 
 
 async def _values(conn: Connection, request: bytes, with_cas: bool) -> dict[bytes, tuple[bytes, bytes | None]]:
-    """Send a `get`/`gets` and parse its whole reply in one pass over large reads:
-    {wire key: (value, cas token or None)}."""
+    """Send a `get`/`gets` and parse its whole reply: {wire key: (value, cas token or None)}."""
     conn.writer.write(request)
+    return await read_values(conn, with_cas)
+
+
+def send_get(conn: Connection, wire_keys: list[bytes]) -> None:
+    """Write a `get` of `wire_keys` (not empty); `read_values(conn, False)` reads its reply. A
+    caller with several servers to ask writes every request first, then reads the replies."""
+    conn.writer.write(b"get " + b" ".join(wire_keys) + b"\r\n")
+
+
+async def read_values(conn: Connection, with_cas: bool) -> dict[bytes, tuple[bytes, bytes | None]]:
+    """The reply to a `get`/`gets`, parsed in one pass over large reads."""
     buf = bytearray()
     pos = 0
     out: dict[bytes, tuple[bytes, bytes | None]] = {}

@@ -211,7 +211,8 @@ class MemcachedCache:
 
     async def _get_now(self, keys: list[str]) -> dict[str, Value]:
         groups = self._group(keys, lambda k: k, checked=True)  # get_many checked every key
-        outcomes = await self._run_batches(self._batches.get, groups)
+        await self._ensure_ready()
+        outcomes = await self._batches.get_all(groups)
         out: dict[str, Value] = {}
         for server, outcome in outcomes.items():
             self._fold(outcome, len(groups[server]))
@@ -356,6 +357,18 @@ class MemcachedCache:
     async def _run_batches(
         self, fn: Callable[[str, list[Any]], Awaitable[Outcome]], groups: dict[str, list[Any]]
     ) -> dict[str, Outcome]:
+        await self._ensure_ready()
+        # Installs (reads: `ServerBatches.get_all`). One server: no task. Several: in parallel (a
+        # task each), so a call waits for its slowest server's exchanges rather than their sum,
+        # each a turn of a busy loop. A server that hangs delays the call by its timeout, and
+        # the fault detector then bypasses it.
+        if len(groups) == 1:
+            (name, items), = groups.items()
+            return {name: await fn(name, items)}
+        results = await asyncio.gather(*(fn(name, items) for name, items in groups.items()))
+        return dict(zip(groups, results))
+
+    async def _ensure_ready(self) -> None:
         if self._closed:
             raise RuntimeError("the cache tier is closed")
         if not self._ready:
@@ -363,14 +376,6 @@ class MemcachedCache:
             # bypassing every server. Bounded by the probe timeout.
             await asyncio.get_running_loop().run_in_executor(self._pool, self._wait_first_probes)
             self._ready = True
-        # One server: no task. Several: in parallel (a task each), so a call waits for its
-        # slowest server's exchanges rather than their sum, each a turn of a busy loop. A server
-        # that hangs delays the call by its timeout, and the fault detector then bypasses it.
-        if len(groups) == 1:
-            (name, items), = groups.items()
-            return {name: await fn(name, items)}
-        results = await asyncio.gather(*(fn(name, items) for name, items in groups.items()))
-        return dict(zip(groups, results))
 
     def _forget_connections(self, name: str) -> None:
         """The heartbeat's `on_recover` (its thread), before it flushes a recovered server:
