@@ -54,9 +54,9 @@ _KEY_RE = re.compile(r"[!-~]+")  # what memcached's text protocol accepts: print
 _MAX_TTL = 30 * 24 * 3600  # above this memcached reads the expiry as a unix timestamp
 _DEFAULTS = CacheSettings()  # the one set of defaults: what a tier gets when a caller leaves one out
 # asyncio connections per server, per process, in use at once. A call holds one across its
-# exchanges, each waiting for a turn of the event loop (longer when the loop is busy): too few
-# and calls queue for a connection under load (9, the thread pool's old bound, added tens of ms
-# to a delivery at 75 messages/s). memcached's default limit is 1 024 connections.
+# exchanges, each waiting for a turn of the event loop (longer when the loop is busy), so more
+# calls are in flight at once than the 9 the thread pool allowed, which would make them queue
+# for a connection. memcached's default limit is 1 024 connections.
 CONNECTIONS_PER_SERVER = 64
 
 
