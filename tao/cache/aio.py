@@ -3,8 +3,9 @@ exchanges the tier's data path makes (`get`, `gets`, pipelined `add`, pipelined 
 
 Why not pymemcache on worker threads (as before): every call then cost a thread hand-off both
 ways (a queue put and a futex wake-up, a self-pipe write back to the loop, the GIL passed
-between threads): about 85 us of CPU of a 1-key `get_many`'s 125 us, measured
-(docs/caching.md, "Threads, timeouts, errors"), paid some 25 times a message send.
+between threads): a 1-key `get_many` took 124 us of CPU that way and 87 us on the loop, an
+install 192 and 94 us (docs/caching.md, "Connections, timeouts, errors"), paid over a dozen
+times a message send.
 
 Invariants:
 - A connection is reused only after an exchange that completed: any error, timeout or
