@@ -226,8 +226,9 @@ class _StoreLoader:
 # Records of these types hold only immutable values (str, int, enums, tuples of them, frozen
 # records), and an object's (id, version) names one content forever (every write bumps the
 # version), so one decoded record serves every request of the process that reads that version:
-# a page's 100-odd users, posts and comments are not decoded again per request.
-_SHARED_TYPES = frozenset({"USER", "POST", "COMMENT", "STORY"})
+# a page's 100-odd users, posts and comments are not decoded again per request, nor the story
+# tray's ~60 avatars and story media (a media record's renditions are read-only mappings).
+_SHARED_TYPES = frozenset({"USER", "POST", "COMMENT", "STORY", "MEDIA"})
 SHARED_RECORDS_MAX = 50_000
 _SHARED: weakref.WeakKeyDictionary[Tao, dict[tuple[int, int], Any]] = weakref.WeakKeyDictionary()
 

@@ -239,7 +239,7 @@ class Media(Record):
     duration: float | None
     blurhash: str | None
     dominant_color: str | None
-    variants: tuple[Mapping[str, Any], ...]  # {name, key, width, height, content_type, codecs?}
+    variants: tuple[Mapping[str, Any], ...]  # {name, key, width, height, content_type, codecs?}, read-only
     failure_reason: str | None
     dm: bool  # sent in a direct message: never a post's
     media_key: str | None  # the uploaded source in object storage, once completed
@@ -252,7 +252,8 @@ class Media(Record):
         focal = d.get("focal_point")
         return cls(obj.id, obj.version, obj.created, obj.updated, int(d["owner"]), MediaKind(d["kind"]),
                    MediaStatus(d["status"]), d.get("upload_id"), d.get("width"), d.get("height"), d.get("duration"),
-                   d.get("blurhash") or None, d.get("dominant_color") or None, tuple(d.get("variants") or ()),
+                   d.get("blurhash") or None, d.get("dominant_color") or None,
+                   tuple(MappingProxyType(v) for v in d.get("variants") or ()),  # shared records: immutable
                    d.get("failure_reason"), bool(d.get("dm")), d.get("media_key"), bool(d.get("share_location")),
                    (float(focal[0]), float(focal[1])) if focal else None)
 

@@ -106,3 +106,21 @@ async def test_records_are_shared_per_version_and_a_write_gives_a_new_one(gql) -
     await gql.tao.obj_update(user_id, {"full_name": "Renamed"})
     after = await Loaders(gql.tao).object_by_id.load(user_id)
     assert after is not first and after.full_name == "Renamed" and after.version == first.version + 1
+
+
+async def test_media_records_are_shared_and_read_only(gql) -> None:
+    """A media record (the tray's avatars and story media) is shared like a user's: its renditions
+    are read-only mappings, so no request can change what another reads."""
+    from resolvers.records import Media
+
+    _, global_id = await gql.sign_up("pictured")
+    owner = (await gql.tao.key_get_many("username", ["pictured"]))["pictured"]
+    m = await gql.tao.obj_add("MEDIA", {"kind": "image", "status": "ready", "owner": owner, "width": 640,
+                                        "height": 640, "variants": [{"name": "jpeg_640", "key": "media/a/640.jpg",
+                                                                     "width": 640, "height": 640,
+                                                                     "content_type": "image/jpeg"}]}, owner=owner)
+    first = await Loaders(gql.tao).object_by_id.load(m)
+    again = await Loaders(gql.tao).object_by_id.load(m)
+    assert isinstance(first, Media) and again is first and first.variants[0]["key"] == "media/a/640.jpg"
+    with pytest.raises(TypeError):
+        first.variants[0]["key"] = "media/b/640.jpg"  # type: ignore[index]
