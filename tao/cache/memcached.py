@@ -53,6 +53,13 @@ log = logging.getLogger(__name__)
 _KEY_RE = re.compile(r"[!-~]+")  # what memcached's text protocol accepts: printable, no space
 _MAX_TTL = 30 * 24 * 3600  # above this memcached reads the expiry as a unix timestamp
 _DEFAULTS = CacheSettings()  # the one set of defaults: what a tier gets when a caller leaves one out
+# A lost race means another install of the key landed in between, with a higher version than
+# the one read: progress. So the newest version's writer loses at most once per writer racing
+# it, and that is how many attempts it needs. Up to 64 exchanges a server are in flight per
+# process since installs run on the event loop (CONNECTIONS_PER_SERVER, below), not the 8 of the
+# thread pool: at 5 attempts, 40 tasks installing one batch lost the newest version now and then
+# (reported failed, so repaired, but late). The batch's time budget still bounds the whole.
+MAX_INSTALL_ATTEMPTS = 100
 # asyncio connections per server, per process, in use at once. A call holds one across its
 # exchanges, each waiting for a turn of the event loop (longer when the loop is busy), so more
 # calls are in flight at once than the 9 the thread pool allowed, which would make them queue
@@ -81,7 +88,7 @@ class MemcachedCache:
         ttl_seconds: int = _DEFAULTS.ttl_seconds,
         threads: int = _DEFAULTS.threads,
         heartbeat_interval: float = _DEFAULTS.heartbeat_interval,
-        max_install_attempts: int = 5,
+        max_install_attempts: int = MAX_INSTALL_ATTEMPTS,
     ) -> None:
         if not servers:
             raise ValueError("MemcachedCache needs at least one server")
