@@ -50,6 +50,8 @@ class Registry:
         self.atypes: dict[str, AssocType] = {}
         self._otype_codes: dict[int, ObjectType] = {}
         self._atype_codes: dict[int, AssocType] = {}
+        # Unique-key namespaces never read through the cache (`tao.unique_keys`).
+        self.uncached_key_namespaces: set[str] = set()
 
     def object_type(self, name: str, code: int) -> ObjectType:
         t = ObjectType(name, code)
@@ -76,6 +78,12 @@ class Registry:
             self._check_new(inverse, inverse_code, self.atypes, self._atype_codes)
             self.atypes[inverse] = self._atype_codes[inverse_code] = inv
         return t
+
+    def uncached_key_namespace(self, ns: str) -> str:
+        """Declare `ns` a unique-key namespace the cache never holds: its every read, claim and
+        release goes to SQL alone (declared once here, so no caller can mix the two)."""
+        self.uncached_key_namespaces.add(ns)
+        return ns
 
     @staticmethod
     def _check_new(name: str, code: int, by_name: dict, by_code: dict) -> None:

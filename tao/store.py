@@ -96,7 +96,7 @@ class Tao:
         outbox.store = self
         self._cache = cache_io = CacheIO(cache, registry, outbox, shards.counters, settings.cache.list_limit)
         self._objects = Objects(shards, cache_io, outbox, registry)
-        self._keys = UniqueKeys(shards, cache_io)
+        self._keys = UniqueKeys(shards, cache_io, registry)
         lists = ListWrites(backend, cache_io, registry)
         self._inverses = Inverses(shards, lists, registry)
         self._bulk = BulkLists(shards, lists, outbox, registry)
@@ -240,25 +240,20 @@ class Tao:
 
     # ---- unique keys ----------------------------------------------------------------------------
 
-    async def key_claim(self, ns: str, key: str, id_: int, *, cached: bool = True) -> bool:
+    async def key_claim(self, ns: str, key: str, id_: int) -> bool:
         """Claim `key` in `ns` for `id_`. True if it is now (or already was) id_'s; False if another id
-        holds it, and then the cache holds that id too (a loser reads the winner at once).
-        `cached=False`: for a namespace never read through the cache (see `key_get_many`)."""
-        return await self._keys.claim(ns, key, id_, cached=cached)
+        holds it, and then the cache holds that id too (a loser reads the winner at once), unless
+        the namespace is declared uncached (`Registry.uncached_key_namespace`)."""
+        return await self._keys.claim(ns, key, id_)
 
-    async def key_release(self, ns: str, key: str, id_: int, *, cached: bool = True) -> bool:
-        """Release `key` if `id_` holds it; True if it did. `cached` as for `key_claim`."""
-        return await self._keys.release(ns, key, id_, cached=cached)
+    async def key_release(self, ns: str, key: str, id_: int) -> bool:
+        """Release `key` if `id_` holds it; True if it did."""
+        return await self._keys.release(ns, key, id_)
 
-    async def key_get_many(self, ns: str, keys: list[str], *, errors: Errors = "raise",
-                           cached: bool = True) -> dict[str, Any]:
+    async def key_get_many(self, ns: str, keys: list[str], *, errors: Errors = "raise") -> dict[str, Any]:
         """{key: id} for the keys that are claimed; errors="return" as for the other many-keys reads.
-        `cached=False`: the shards alone, no cache read and no fill. A namespace is either cached
-        or not, at every read, claim and release of it (an uncached claim installs nothing, so a
-        cached read could keep what it replaced): uncached suits keys that are almost always
-        unclaimed when read and rarely read again (a message's idempotency key), whose fill and
-        install cost a send two cache exchanges that no reader used."""
-        return await self._keys.get_many(ns, keys, errors, cached=cached)
+        A namespace declared uncached is read from the shards alone, no cache read and no fill."""
+        return await self._keys.get_many(ns, keys, errors)
 
     # ---- erasure (tao/erase.py) ----------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from tao.registry import Registry
 REGISTRY = Registry()
 _o = REGISTRY.object_type
 _a = REGISTRY.assoc_type
+_uncached_keys = REGISTRY.uncached_key_namespace
 
 # Objects
 USER = _o("USER", 1)
@@ -122,3 +123,9 @@ _a("HAS_HIGHLIGHT", 165)    # user -> highlight (time = created)
 _a("IN_HIGHLIGHT", 166, inverse="HIGHLIGHT_OF", inverse_code=167)  # story -> highlight
 _a("RESTRICTS", 168)        # user -> user they restrict (no inverse: the restricted never learn of it)
 _a("PENDING_COMMENT", 169)  # post -> a restricted account's comment awaiting the post author's approval
+
+# Unique-key namespaces the cache never holds (tao/unique_keys.py)
+# A message's idempotency key ("sender:clientMessageId" -> message): almost always unclaimed when
+# read and rarely read again, so a fill and an install would cost each send two cache exchanges
+# that no reader uses.
+DM_CLIENT_KEYS = _uncached_keys("dm_client")

@@ -1,8 +1,10 @@
 """Unique keys: a durable, atomic claim of a string for one id (usernames, hashtag names, upload
 ids, ...). A key lives on the shard chosen by hashing it; releasing a key keeps its
 row with id 0 and a higher version, so the cache (`u:<ns>:<digest>`) can never resurrect it.
-A namespace its callers read, claim and release with `cached=False` (all three, always) never
-touches the cache: SQL alone answers, and nothing is installed.
+A namespace declared uncached (`Registry.uncached_key_namespace`, in tao/types.py) never touches
+the cache: SQL alone answers every read, and no claim or release installs anything. It is a
+property of the namespace, not of a call: an uncached claim installs nothing, so a cached read
+of the same namespace could keep what the claim replaced.
 """
 
 from __future__ import annotations
@@ -16,15 +18,17 @@ from tao.backends.base import Conn
 from tao.cache_io import CacheIO, install_value
 from tao.errors import DuplicateKeyError, InvalidDataError
 from tao.models import check_many
+from tao.registry import Registry
 from tao.shards import Errors, Shards
 
 MAX_KEY_LEN = 255
 
 
 class UniqueKeys:
-    def __init__(self, shards: Shards, cache: CacheIO) -> None:
+    def __init__(self, shards: Shards, cache: CacheIO, registry: Registry) -> None:
         self._shards = shards
         self._cache = cache
+        self._uncached = registry.uncached_key_namespaces
 
     def _key_shard(self, ns: str, key: str) -> int:
         return zlib.crc32(f"{ns}\0{key}".encode()) % self._shards.n_shards
@@ -39,7 +43,7 @@ class UniqueKeys:
         if not isinstance(key, str) or not key or len(key) > MAX_KEY_LEN:
             raise InvalidDataError(f"a unique key must be a string of 1-{MAX_KEY_LEN} characters")
 
-    async def claim(self, ns: str, key: str, id_: int, *, cached: bool = True) -> bool:
+    async def claim(self, ns: str, key: str, id_: int) -> bool:
         """Claim `key` in `ns` for `id_`. True if it is now (or already was) id_'s; False if another id holds it.
 
         A lost claim leaves the cache holding the winner, as its locking read found it: the
@@ -78,11 +82,11 @@ class UniqueKeys:
                 ok, holder = await self._shards.write(shard, body)
             except DuplicateKeyError:  # lost an insert race: read the winner's row under the lock
                 ok, holder = await self._shards.write(shard, body)
-        if holder is not None and cached:
+        if holder is not None and ns not in self._uncached:
             await self._install_key(shard, ns, key, *holder)
         return ok
 
-    async def release(self, ns: str, key: str, id_: int, *, cached: bool = True) -> bool:
+    async def release(self, ns: str, key: str, id_: int) -> bool:
         """Release `key` if `id_` holds it; True if it did."""
         self._check(ns, key)
         shard = self._key_shard(ns, key)
@@ -98,7 +102,7 @@ class UniqueKeys:
         version = await self._shards.write(shard, body)
         if version is None:
             return False
-        if cached:
+        if ns not in self._uncached:
             await self._install_key(shard, ns, key, 0, version)
         return True
 
@@ -107,15 +111,14 @@ class UniqueKeys:
         await self._cache.install([install_value(self._ukey(ns, key), version, value)],
                                   shard, [{"kind": "u", "ns": ns, "key": key}])
 
-    async def get_many(self, ns: str, keys: list[str], errors: Errors = "raise", *,
-                       cached: bool = True) -> dict[str, Any]:
+    async def get_many(self, ns: str, keys: list[str], errors: Errors = "raise") -> dict[str, Any]:
         """{key: id} for the keys that are claimed; with errors="return", a key whose shard failed
-        maps to the exception instead (see `Shards.per_shard`). `cached=False`: SQL alone, no fill."""
+        maps to the exception instead (see `Shards.per_shard`). An uncached namespace: SQL alone, no fill."""
         keys = list(dict.fromkeys(keys))
         for k in keys:
             self._check(ns, k)
         check_many(keys)
-        if not cached:
+        if ns in self._uncached:
             return {k: v for k, v in (await self._fill_keys(ns, keys, errors, fill=False)).items() if v}
         out = await self._cache.read_through({self._ukey(ns, k): k for k in keys}, f"u:{ns}",
                                              lambda misses: self._fill_keys(ns, misses, errors),

@@ -23,6 +23,7 @@ from config.settings import ConfigError, MessageSettings
 from resolvers.errors import UserError
 from resolvers.messages.crypto import BodyCipher
 from resolvers.records import Message, Thread, ThreadKind
+from tao.types import DM_CLIENT_KEYS
 
 DIRECT, GROUP = ThreadKind.DIRECT.value, ThreadKind.GROUP.value
 TEXT, POST, MEDIA, VOICE = "text", "post", "media", "voice"
@@ -30,7 +31,7 @@ THREAD_NAME_MAX = 100
 EMOJI_MAX = 16
 CLIENT_ID_MAX = 64
 PAIR_KEYS = "dm_pair"          # unique-key namespace: "lo:hi" user ids -> their direct thread
-CLIENT_KEYS = "dm_client"      # unique-key namespace: "sender:clientMessageId" -> message; uncached (send.py)
+CLIENT_KEYS = DM_CLIENT_KEYS  # unique-key namespace: "sender:clientMessageId" -> message; uncached (tao/types.py)
 
 
 class MessageErrorCode(enum.Enum):

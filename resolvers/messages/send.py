@@ -139,10 +139,10 @@ def _record(obj: Obj | None) -> Any:
 async def _existing(ctx: RequestContext, sender: int, client_id: str, canonical: str) -> Message | None:
     """The message a previous send with this id stored, if any; CLIENT_ID_REUSED if its content differs."""
     key = _client_key(sender, client_id)
-    # CLIENT_KEYS is an uncached namespace (its every read, claim and release): a new send's
+    # CLIENT_KEYS is declared uncached (tao/types.py: every read, claim and release): a new send's
     # key is unclaimed, and its fill would only be replaced by the claim's install a moment
     # later, which no reader would use (a cache read, a fill and an install less a send).
-    held = (await ctx.tao.key_get_many(CLIENT_KEYS, [key], cached=False)).get(key)
+    held = (await ctx.tao.key_get_many(CLIENT_KEYS, [key])).get(key)
     if held is None:
         return None
     msg = _record((await ctx.tao.obj_get([held])).get(held))
@@ -232,7 +232,7 @@ async def do_send_message(tao: Tao, actor_id: int, *, client_id: str, thread_id:
         await tao.obj_update(media_id, {"dm": True})
     stored = await tao.obj_create("MESSAGE", data, owner=thread.id, jobs=jobs)
     made = stored.id
-    if not await tao.key_claim(CLIENT_KEYS, _client_key(sender, client_id), made, cached=False):
+    if not await tao.key_claim(CLIENT_KEYS, _client_key(sender, client_id), made):
         await tao.obj_delete(made)  # a racing retry won: answer with its message (or refuse)
         done = await _existing(ctx, sender, client_id, canonical)
         if done is None:
@@ -338,7 +338,7 @@ async def _withdraw(tao: Tao, msg: Message) -> None:
     is then refused as the send was: the sender is not in the thread)."""
     await tao.obj_delete(msg.id)
     if msg.client_id is not None:
-        await tao.key_release(CLIENT_KEYS, _client_key(msg.sender, msg.client_id), msg.id, cached=False)
+        await tao.key_release(CLIENT_KEYS, _client_key(msg.sender, msg.client_id), msg.id)
 
 
 async def _stored_message(tao: Tao, message_id: int) -> Message | None:
@@ -348,7 +348,7 @@ async def _stored_message(tao: Tao, message_id: int) -> Message | None:
     if not is_message(msg):
         return None
     key = None if msg.client_id is None else _client_key(msg.sender, msg.client_id)
-    if key is not None and not await tao.key_claim(CLIENT_KEYS, key, msg.id, cached=False):
+    if key is not None and not await tao.key_claim(CLIENT_KEYS, key, msg.id):
         await tao.obj_delete(msg.id)  # the job of a send that lost the key: its writer deletes it too
         return None
     return msg
