@@ -122,12 +122,6 @@ async def _fill(conn: Connection, buf: bytearray, need: int) -> None:
         buf += chunk
 
 
-async def _values(conn: Connection, request: bytes, with_cas: bool) -> dict[bytes, tuple[bytes, bytes | None]]:
-    """Send a `get`/`gets` and parse its whole reply: {wire key: (value, cas token or None)}."""
-    conn.writer.write(request)
-    return await read_values(conn, with_cas)
-
-
 def send_get(conn: Connection, wire_keys: list[bytes]) -> None:
     """Write a `get` of `wire_keys` (not empty); `read_values(conn, False)` reads its reply. A
     caller with several servers to ask writes every request first, then reads the replies."""
@@ -162,15 +156,16 @@ async def get_many(conn: Connection, wire_keys: list[bytes]) -> dict[bytes, byte
     """One `get` of every key: {wire key: raw value} for the keys present."""
     if not wire_keys:
         return {}
-    found = await _values(conn, b"get " + b" ".join(wire_keys) + b"\r\n", False)
-    return {k: v for k, (v, _) in found.items()}
+    send_get(conn, wire_keys)
+    return {k: v for k, (v, _) in (await read_values(conn, False)).items()}
 
 
 async def gets_many(conn: Connection, wire_keys: list[bytes]) -> dict[bytes, tuple[bytes, bytes]]:
     """One `gets` of every key: {wire key: (raw value, cas token)} for the keys present."""
     if not wire_keys:
         return {}
-    return await _values(conn, b"gets " + b" ".join(wire_keys) + b"\r\n", True)  # type: ignore[return-value]
+    conn.writer.write(b"gets " + b" ".join(wire_keys) + b"\r\n")
+    return await read_values(conn, True)  # type: ignore[return-value]
 
 
 async def _replies(conn: Connection, n: int, table: dict[bytes, bool | None]) -> list[bool | None]:

@@ -83,6 +83,10 @@ class ServerBatches:
         prefix = self._prefix
         out: dict[str, Outcome] = {}
         asked: list[tuple[str, int, aio.Connection, list[bytes], list[str]]] = []
+
+        def failed(name: str, exc: Exception) -> None:
+            self._health[name].mark_suspect(f"get_many failed: {exc!r}")
+            out[name] = Outcome(bypassed=True, round_trips=1, errors=1)
         try:
             for name, keys in groups.items():
                 health = self._health[name]
@@ -95,29 +99,26 @@ class ServerBatches:
                 try:
                     conn = await pool.acquire()
                 except Exception as exc:
-                    health.mark_suspect(f"get_many failed: {exc!r}")
-                    out[name] = Outcome(bypassed=True, round_trips=1, errors=1)
+                    failed(name, exc)
                     continue
                 try:
                     aio.send_get(conn, wire)
                 except Exception as exc:
                     pool.release(conn, reuse=False)
-                    health.mark_suspect(f"get_many failed: {exc!r}")
-                    out[name] = Outcome(bypassed=True, round_trips=1, errors=1)
+                    failed(name, exc)
                     continue
                 asked.append((name, epoch, conn, wire, keys))
             while asked:
-                name, epoch, conn, wire, keys = asked[0]
+                name, epoch, conn, wire, keys = asked.pop(0)
                 health, pool = self._health[name], self._conns[name]
                 try:
                     raw = await pool.exchange(aio.read_values(conn, False))
-                except Exception as exc:
-                    asked.pop(0)
+                except BaseException as exc:
                     pool.release(conn, reuse=False)
-                    health.mark_suspect(f"get_many failed: {exc!r}")
-                    out[name] = Outcome(bypassed=True, round_trips=1, errors=1)
+                    if not isinstance(exc, Exception):
+                        raise
+                    failed(name, exc)
                     continue
-                asked.pop(0)
                 pool.release(conn, reuse=True)
                 if health.epoch != epoch or not health.readable():
                     # A fault was seen while the call was in flight: its answer may predate a
