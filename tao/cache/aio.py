@@ -15,13 +15,15 @@ Invariants:
 - `clear()` (from any thread: the heartbeat calls it before it flushes a recovered server)
   makes every connection opened before it be closed instead of reused: one left idle across a
   restart would fail on its first use, a second fault that only this process sees.
-- Connections belong to one event loop; a pool used from another loop forgets the old ones.
+- Connections belong to one event loop: each loop using a pool (threads with their own loops,
+  a batch job's successive `asyncio.run`s) has its own connections and slots, never another's.
 """
 
 from __future__ import annotations
 
 import asyncio
 import socket
+import threading
 from collections.abc import Awaitable
 from typing import TypeVar
 
@@ -44,10 +46,60 @@ class Connection:
         self.writer.transport.abort()
 
 
+class _LoopConnections:
+    """The connections one event loop uses: asyncio's streams and semaphores belong to the loop
+    that made them, so every loop gets its own idle list and its own slots."""
+
+    __slots__ = ("loop", "idle", "slots")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, max_connections: int) -> None:
+        self.loop = loop
+        self.idle: list[Connection] = []
+        self.slots = asyncio.Semaphore(max_connections)
+
+    def abort_idle(self) -> None:
+        """Close the idle connections, from any thread. A transport is only touched on its own
+        loop's thread; a closed loop's transports cannot be (closing one schedules a callback
+        there): they are marked closing and their sockets close when they are collected."""
+        idle, self.idle = self.idle, []
+        if not idle:
+            return
+        if self.loop.is_closed():
+            for conn in idle:
+                try:
+                    conn.abort()
+                except RuntimeError:  # "Event loop is closed", after the transport is marked
+                    pass
+        elif _running_loop() is self.loop:
+            for conn in idle:
+                conn.abort()
+        else:
+            try:
+                self.loop.call_soon_threadsafe(_abort_all, idle)
+            except RuntimeError:  # closed in the meantime
+                pass
+
+
+def _abort_all(conns: list[Connection]) -> None:
+    for conn in conns:
+        conn.abort()
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
 class ServerConnections:
     """One server's pooled connections: `acquire`, `exchange(get_many(conn, ...))` (within
     `timeout`) as often as needed, then `release(conn, reuse=every exchange completed)`.
-    Errors propagate: the caller marks the server suspect."""
+    Errors propagate: the caller marks the server suspect.
+
+    Any number of event loops (each in its own thread, or one after another: a batch job's
+    `asyncio.run`s) may share one: each loop has its own connections and its own
+    `max_connections`; a connection never crosses loops."""
 
     def __init__(self, address: tuple[str, int] | str, *, connect_timeout: float, timeout: float,
                  max_connections: int) -> None:
@@ -57,22 +109,31 @@ class ServerConnections:
         self.max_connections = max_connections
         self.generation = 0
         self._closed = False
-        self._idle: list[Connection] = []
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._slots: asyncio.Semaphore | None = None
+        self._by_loop: dict[asyncio.AbstractEventLoop, _LoopConnections] = {}
+        self._lock = threading.Lock()  # guards `_by_loop`'s membership, for loops in other threads
 
     def clear(self) -> None:
         """Any thread: connections opened before this are closed, never reused."""
         self.generation += 1
 
+    def _connections(self, loop: asyncio.AbstractEventLoop) -> _LoopConnections:
+        mine = self._by_loop.get(loop)
+        if mine is None:
+            with self._lock:
+                # A loop that ended leaves its idle connections here: drop them now (a batch
+                # job's many `asyncio.run`s would otherwise hold one set of sockets each).
+                for old in [c for c in self._by_loop.values() if c.loop.is_closed()]:
+                    del self._by_loop[old.loop]
+                    old.abort_idle()
+                mine = self._by_loop[loop] = _LoopConnections(loop, self.max_connections)
+        return mine
+
     async def acquire(self) -> Connection:
-        loop = asyncio.get_running_loop()
-        if loop is not self._loop or self._slots is None:
-            self._loop, self._idle, self._slots = loop, [], asyncio.Semaphore(self.max_connections)
-        await self._slots.acquire()
+        mine = self._connections(asyncio.get_running_loop())
+        await mine.slots.acquire()
         try:
-            while self._idle:
-                conn = self._idle.pop()
+            while mine.idle:
+                conn = mine.idle.pop()
                 if conn.generation == self.generation and not conn.writer.is_closing():
                     return conn
                 conn.abort()
@@ -87,17 +148,17 @@ class ServerConnections:
                         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             return Connection(reader, writer, generation)
         except BaseException:
-            self._slots.release()
+            mine.slots.release()
             raise
 
     def release(self, conn: Connection, *, reuse: bool) -> None:
-        if (reuse and not self._closed and conn.generation == self.generation
-                and asyncio.get_running_loop() is self._loop):
-            self._idle.append(conn)
+        """On the loop that acquired `conn`."""
+        mine = self._connections(asyncio.get_running_loop())
+        if reuse and not self._closed and conn.generation == self.generation:
+            mine.idle.append(conn)
         else:
             conn.abort()
-        if self._slots is not None and asyncio.get_running_loop() is self._loop:
-            self._slots.release()
+        mine.slots.release()
 
     async def exchange(self, request: Awaitable[T]) -> T:
         """One request/response (a coroutine of this module's, on a connection of this pool),
@@ -106,11 +167,13 @@ class ServerConnections:
             return await request
 
     def close(self) -> None:
-        """Close the idle connections; those in use are closed when they come back."""
+        """Close the idle connections (every loop's); those in use are closed when they come
+        back."""
         self._closed = True
-        for conn in self._idle:
-            conn.abort()
-        self._idle = []
+        with self._lock:
+            every, self._by_loop = list(self._by_loop.values()), {}
+        for mine in every:
+            mine.abort_idle()
 
 
 async def _fill(conn: Connection, buf: bytearray, need: int) -> None:

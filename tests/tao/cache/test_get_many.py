@@ -5,7 +5,10 @@ exchange that did not complete."""
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import os
+import threading
 
 import pytest
 from pymemcache.exceptions import MemcacheUnknownError
@@ -63,3 +66,62 @@ async def test_a_server_error_raises_and_closes_the_connection(pool, test_id):
     pool.release(conn, reuse=False)
     assert conn.writer.is_closing()  # closed: the next call opens another
     assert await _call(pool, aio.get_many, [p + b"k"]) == {p + b"k": b"v"}
+
+
+async def test_loops_in_several_threads_share_a_pool_without_sharing_a_connection(pool, test_id):
+    """Batch jobs and tests drive one tier from threads with their own event loops: each loop's
+    exchanges run on connections of that loop only (a stream used from another loop's thread
+    fails, or hangs, at random)."""
+    p = f"{test_id}:".encode()
+    await _call(pool, aio.add_many, [(p + b"k", b"v")], 60)
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        async def one_task() -> None:
+            for _ in range(40):
+                assert await _call(pool, aio.get_many, [p + b"k"]) == {p + b"k": b"v"}
+                await asyncio.sleep(0)
+
+        async def body() -> None:
+            await asyncio.gather(*(one_task() for _ in range(4)))
+        try:
+            for _ in range(3):  # loops end and new ones begin while the others run
+                asyncio.run(body())
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    await asyncio.to_thread(lambda: ([t.start() for t in threads], [t.join() for t in threads]))
+    assert errors == []
+    assert await _call(pool, aio.get_many, [p + b"k"]) == {p + b"k": b"v"}
+
+
+def _open_sockets() -> int:
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            count += os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")
+        except FileNotFoundError:  # the listing's own descriptor, closed since
+            pass
+    return count
+
+
+def test_a_batch_jobs_successive_event_loops_do_not_pile_up_connections(services, test_id):
+    """A job calling `asyncio.run` again and again with one pool: the connections an ended loop
+    left idle are closed when the next loop comes, not kept one set per loop."""
+    host, port = services.memcached[0].rsplit(":", 1)
+    pool = aio.ServerConnections((host, int(port)), connect_timeout=1.0, timeout=1.0, max_connections=4)
+    key = f"{test_id}:k".encode()
+
+    async def burst() -> None:
+        await asyncio.gather(*(_call(pool, aio.get_many, [key]) for _ in range(4)))
+    try:
+        asyncio.run(burst())
+        gc.collect()
+        before = _open_sockets()
+        for _ in range(20):
+            asyncio.run(burst())
+        gc.collect()
+        assert _open_sockets() <= before
+    finally:
+        pool.close()
