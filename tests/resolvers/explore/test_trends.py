@@ -33,13 +33,18 @@ async def test_growth_over_baseline_with_decay(world):
     prev = now - s.trend_bucket_minutes * 60_000
     prev2 = prev - s.trend_bucket_minutes * 60_000
     steady = await _users(w, 6, "steady")
-    for t in (prev2, prev, now):
+    rising = await _users(w, 8, "rising")
+    for t in (prev2, prev):
         for u in steady:
             await w.tagged_post(u, tags=("steady",), time=t, run=False)
-    rising = await _users(w, 8, "rising")
-    for u in rising[:2]:
-        await w.tagged_post(u, tags=("rising",), time=prev, run=False)
-        await w.tagged_post(u, tags=("rising",), time=prev2, run=False)
+        for u in rising[:2]:
+            await w.tagged_post(u, tags=("rising",), time=t, run=False)
+    # The baselines are tallied before the current bucket's posts, as they would be in real
+    # time: a refresh the tallies enqueue must not score "rising" before its baseline landed
+    # (it would keep that higher peak: 36, not 18).
+    await w.drain()
+    for u in steady:
+        await w.tagged_post(u, tags=("steady",), time=now, run=False)
     for u in rising:
         await w.tagged_post(u, tags=("rising",), time=now, run=False)
     fresh = await _users(w, 6, "fresh")
