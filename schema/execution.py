@@ -10,7 +10,7 @@
    reference counting free the request as soon as its caller lets go. (Only a plain result: an
    incremental one, @defer/@stream, which this schema does not enable, still runs.)
 
-2. **Plain leaves answered directly** (`execute_field`). Most fields of a page are scalars read
+2. **Plain leaves answered directly** (`execute_fields`). Most fields of a page are scalars read
    off an attribute (`username`, `postedAt`, `hasUnseen`: ~460 of the ~640 fields of the app's
    story tray query). graphql-core runs each through the whole field machinery: a resolve-info
    tuple of 15 members, the argument check, the resolver call, an awaitable check, and
@@ -23,6 +23,10 @@
    data, not computations). A leaf a page's builder prefetched (`schema/prefetch.py`: a media's
    `url(width:, aspect:)` on every avatar of a page) is answered the same way, from the value it
    stored, its arguments coerced once per request and field node instead of once per object.
+   The selection loop itself (`execute_fields`) answers them, with each selection's fields
+   looked up once per request (`_plan`): a plain leaf costs no `Path`, no `execute_field` call
+   and no awaitable check (~3 % of the tray page's CPU, measured in one process A/B against
+   answering them in `execute_field`).
 """
 
 from __future__ import annotations
@@ -40,7 +44,8 @@ from graphql import (
     is_leaf_type,
 )
 from graphql.execution.values import get_argument_values
-from graphql.pyutils import Undefined
+from graphql.pyutils import Path, Undefined
+from graphql.pyutils.gather_with_cancel import gather_with_cancel
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from schema import prefetch
@@ -62,35 +67,110 @@ class TaogramExecutionContext(StrawberryGraphQLCoreExecutionContext):
         # A field's arguments are the same every time its node is executed in this request (the
         # variables are fixed): coerced once per (field, node), not once per object of a list.
         self._arguments: dict[tuple[int, int], dict[str, Any]] = {}
+        self._plans: dict[int, tuple[GraphQLObjectType, Any, list[tuple[str, Any, Any, Any]]]] = {}
+
+    def execute_fields(self, parent_type: GraphQLObjectType, source_value: Any, path: Any,
+                       grouped_field_set: Any, position_context: Any) -> Any:
+        """graphql-core's `execute_fields`, with plain leaves answered in the loop itself: no
+        `Path`, no `execute_field` call, no schema lookup and no awaitable check for them (a
+        list of 184 rings runs this loop 184 times over the same fields)."""
+        plan = self._plan(parent_type, grouped_field_set)
+        results: dict[str, Any] = {}
+        is_awaitable = self.is_awaitable
+        awaitable_fields: list[str] = []
+        type_name = parent_type.name
+        try:
+            for response_name, field_details_list, field_def, leaf in plan:
+                if leaf is not None:
+                    value = self._plain_value(source_value, leaf, field_def, field_details_list[0])
+                    if value is not Undefined:
+                        results[response_name] = value
+                        continue
+                result = self.execute_field(parent_type, source_value, field_details_list,
+                                            Path(path, response_name, type_name), position_context,
+                                            plain_checked=True)
+                if result is not Undefined:
+                    results[response_name] = result
+                    if is_awaitable(result):
+                        awaitable_fields.append(response_name)
+        except Exception:
+            if awaitable_fields:  # as graphql-core: settle the other fields' awaitables
+                self.settle_in_background([results[field] for field in awaitable_fields])
+            raise
+        if not awaitable_fields:
+            return results
+
+        async def get_results() -> dict[str, Any]:
+            if len(awaitable_fields) == 1:
+                field = awaitable_fields[0]
+                results[field] = await results[field]
+            else:
+                awaited = await gather_with_cancel(*(results[field] for field in awaitable_fields))
+                results.update(zip(awaitable_fields, awaited, strict=True))
+            return results
+
+        return get_results()
+
+    def _plan(self, parent_type: GraphQLObjectType, grouped_field_set: Any) -> list[tuple[str, Any, Any, Any]]:
+        """Each field of a selection on `parent_type`: (response name, its details, its
+        definition, its plain-leaf mark or None). Once per request and selection: graphql-core
+        memoizes a selection's grouped field set per request, so its identity is the key (the
+        set is kept with the plan, so the identity cannot be reused)."""
+        cached = self._plans.get(id(grouped_field_set))
+        if cached is not None and cached[0] is parent_type:
+            return cached[2]
+        middleware = self.middleware_manager
+        # (no middleware: strawberry always passes a manager, with none in it for this schema)
+        plain_allowed = middleware is None or not middleware.middlewares
+        plan = []
+        for response_name, field_details_list in grouped_field_set.items():
+            field_def = self.schema.get_field(parent_type, field_details_list[0].node.name.value)
+            leaf = None
+            # (the resolver still the one marked: a field whose resolver was wrapped since is not plain)
+            if plain_allowed and field_def is not None:
+                leaf = getattr(field_def, "plain_leaf", None)
+                if leaf is not None and leaf[0] is not field_def.resolve:
+                    leaf = None
+            plan.append((response_name, field_details_list, field_def, leaf))
+        self._plans[id(grouped_field_set)] = (parent_type, grouped_field_set, plan)
+        return plan
 
     def execute_field(self, parent_type: GraphQLObjectType, source: Any, field_details_list: Any, path: Any,
-                      position_context: Any) -> Any:
-        details = field_details_list[0]
-        field_def = self.schema.get_field(parent_type, details.node.name.value)
-        leaf = getattr(field_def, "plain_leaf", None)
-        # (the resolver still the one marked: a field whose resolver was wrapped since is not plain)
-        # (and no middleware: strawberry always passes a manager, with none in it for this schema)
-        middleware = self.middleware_manager
-        if (leaf is not None and leaf[0] is field_def.resolve  # type: ignore[union-attr]
-                and (middleware is None or not middleware.middlewares)):
-            _, name, leaf_type, non_null, prefetched = leaf
-            if prefetched:
-                value = self._prefetched(source, name, field_def, details)
-            else:
-                try:
-                    value = getattr(source, name)
-                except Exception:  # graphql-core's path reads it again and reports the error, located
-                    value = Undefined
-            if value is None and not non_null:
-                return None
-            if isinstance(value, _PLAIN_VALUES):
-                try:
-                    coerced = leaf_type.coerce_output_value(value)
-                except Exception:  # graphql-core's path reports it, located
-                    coerced = None
-                if coerced is not None and coerced is not Undefined:
-                    return coerced
+                      position_context: Any, plain_checked: bool = False) -> Any:
+        if not plain_checked:  # called by graphql-core itself (a mutation's serial fields)
+            details = field_details_list[0]
+            field_def = self.schema.get_field(parent_type, details.node.name.value)
+            leaf = getattr(field_def, "plain_leaf", None)
+            middleware = self.middleware_manager
+            if (leaf is not None and leaf[0] is field_def.resolve  # type: ignore[union-attr]
+                    and (middleware is None or not middleware.middlewares)):
+                value = self._plain_value(source, leaf, field_def, details)
+                if value is not Undefined:
+                    return value
         return super().execute_field(parent_type, source, field_details_list, path, position_context)
+
+    def _plain_value(self, source: Any, leaf: tuple[Any, str, Any, bool, bool], field_def: Any,
+                     details: Any) -> Any:
+        """A plain leaf's answer, or Undefined: then graphql-core's path answers (and reports
+        any error, located)."""
+        _, name, leaf_type, non_null, prefetched = leaf
+        if prefetched:
+            value = self._prefetched(source, name, field_def, details)
+        else:
+            try:
+                value = getattr(source, name)
+            except Exception:  # graphql-core's path reads it again and reports the error, located
+                return Undefined
+        if value is None:
+            return Undefined if non_null else None
+        if isinstance(value, _PLAIN_VALUES):
+            try:
+                coerced = leaf_type.coerce_output_value(value)
+            except Exception:  # graphql-core's path reports it, located
+                return Undefined
+            if coerced is not None:
+                return coerced
+        return Undefined
 
     def _prefetched(self, source: Any, name: str, field_def: Any, details: Any) -> Any:
         """The value a page's builder prefetched for this field of `source` (schema/prefetch.py),
