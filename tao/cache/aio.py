@@ -37,10 +37,12 @@ _CAS_REPLIES: dict[bytes, bool | None] = {b"STORED": True, b"EXISTS": False, b"N
 
 
 class Connection:
-    __slots__ = ("reader", "writer", "generation")
+    __slots__ = ("reader", "writer", "generation", "owner")
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, generation: int) -> None:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, generation: int,
+                 owner: _LoopConnections) -> None:
         self.reader, self.writer, self.generation = reader, writer, generation
+        self.owner = owner  # its loop's connections: where it goes back, and whose slot it holds
 
     def abort(self) -> None:
         self.writer.transport.abort()
@@ -146,14 +148,14 @@ class ServerConnections:
                     sock = writer.get_extra_info("socket")
                     if sock is not None:
                         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            return Connection(reader, writer, generation)
+            return Connection(reader, writer, generation, mine)
         except BaseException:
             mine.slots.release()
             raise
 
     def release(self, conn: Connection, *, reuse: bool) -> None:
         """On the loop that acquired `conn`."""
-        mine = self._connections(asyncio.get_running_loop())
+        mine = conn.owner
         if reuse and not self._closed and conn.generation == self.generation:
             mine.idle.append(conn)
         else:
