@@ -159,7 +159,9 @@ class MemcachedCache:
             batch_budget=connect_timeout + 4 * timeout,  # a few exchanges; then unsettled keys fail
             max_install_attempts=max_install_attempts,
         )
-        self._waiting: list[tuple[list[str], asyncio.Future]] | None = None
+        # Reads waiting for this loop turn's shared multi-get, per event loop: a tier used from
+        # threads with their own loops never hands one loop's future to another's batch.
+        self._waiting: dict[asyncio.AbstractEventLoop, list[tuple[list[str], asyncio.Future]]] = {}
         self._coalescing: set[asyncio.Task] = set()
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="tao-cache")
         for health in self._health.values():
@@ -183,14 +185,15 @@ class MemcachedCache:
         # serves them all.
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
-        if self._waiting is None:
-            self._waiting = []
-            loop.call_soon(self._start_coalesced_get)
-        self._waiting.append((keys, fut))
+        waiting = self._waiting.get(loop)
+        if waiting is None:
+            waiting = self._waiting[loop] = []
+            loop.call_soon(self._start_coalesced_get, loop)
+        waiting.append((keys, fut))
         return await fut
 
-    def _start_coalesced_get(self) -> None:
-        batch, self._waiting = self._waiting or [], None
+    def _start_coalesced_get(self, loop: asyncio.AbstractEventLoop) -> None:
+        batch = self._waiting.pop(loop, [])
         task = asyncio.ensure_future(self._coalesced_get(batch))
         self._coalescing.add(task)
         task.add_done_callback(self._coalescing.discard)

@@ -168,6 +168,30 @@ async def test_concurrent_threads_with_in_place_updates_converge(tier, prefix):
         assert final["ids"] == list(range(top, top - len(final["ids"]), -1))
 
 
+async def test_reads_from_threads_with_their_own_loops_each_get_their_own_answer(tier, prefix):
+    """A batch job's threads, each with its own event loop, reading through one tier at once:
+    every read answers (reads coalesce per loop turn, and a loop's waiting reads are never
+    answered from another loop's thread), with its own keys' values."""
+    keys = [obj_key(prefix, i) for i in range(8)]
+    await tier.install_many([Install(k, 1, put({"i": i})) for i, k in enumerate(keys)])
+    errors: list[BaseException] = []
+
+    def run(t: int) -> None:
+        async def body() -> None:
+            for _ in range(30):
+                mine = keys[t::4]
+                got = await asyncio.wait_for(asyncio.gather(*(tier.get_many([k]) for k in mine)), 10)
+                assert [g[k]["i"] for g, k in zip(got, mine)] == [keys.index(k) for k in mine]
+        try:
+            asyncio.run(body())
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(t,)) for t in range(4)]
+    await asyncio.to_thread(lambda: ([t.start() for t in threads], [t.join() for t in threads]))
+    assert errors == []
+
+
 async def test_a_fence_taken_while_healthy_does_not_refuse_installs(tier, prefix):
     k = obj_key(prefix, 1)
     fence = tier.fence()
