@@ -77,6 +77,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     service_arguments(p, shards=8)
     p.add_argument("--following", type=int, default=1000)
     p.add_argument("--live", type=int, default=200)
+    p.add_argument("--fans", type=int, default=2000, help="accounts that only follow (the followed ones' followers)")
     p.add_argument("--reads", type=int, default=300)
     p.add_argument("--big-followers", type=int, default=100_000)
     p.add_argument("--view-clients", type=int, default=16)
@@ -150,11 +151,11 @@ async def setup_tray(tao: Tao, a: argparse.Namespace) -> tuple[int, int]:
     rng = random.Random(7)
     viewer = (await add_users(tao, 1, "viewer"))[0]
     authors = await add_users(tao, a.following, "author")
-    fans = await add_users(tao, 2000, "fan")
-    # heavy-tailed follower counts among the followed: author k gets ~2000/(k+1) extra followers
+    fans = await add_users(tao, a.fans, "fan")
+    # heavy-tailed follower counts among the followed: author k gets ~fans/(k+1) extra followers
     pairs = [(viewer, u) for u in authors]
     for k, u in enumerate(authors[:200]):
-        pairs += [(f, u) for f in rng.sample(fans, max(1, 2000 // (k + 1)))]
+        pairs += [(f, u) for f in rng.sample(fans, max(1, a.fans // (k + 1)))]
     await follow_bulk(tao, pairs)
     await give_avatars(tao, [viewer] + authors)
     live = rng.sample(authors, a.live)
