@@ -142,7 +142,8 @@ class BufferedCounter:
 class BufferedHistogram:
     """One labelled histogram child for hot paths (a cache call, an SQL statement): `observe`
     is a bisect and two additions into plain Python values, not a lock and a value update per
-    bucket (prometheus_client's `observe` was ~1.5 % of a server's CPU on the real-time bench);
+    bucket (~200 ns a sample instead of ~930, measured alone: ~20 us of a real-time message's
+    ~12 ms, a message making ~29 samples);
     the flusher adds each bucket's and the sum's gain since its last flush. Observed from one
     thread (the event loop's); the flusher only reads."""
 
