@@ -147,8 +147,10 @@ async def give_up(ctx: RequestContext, resume_after: int | None, why: str) -> No
 
 async def _checked(ctx: RequestContext, build: Callable[[StreamEvent], Awaitable[T | None]],
                    event: StreamEvent) -> tuple[bool, T | None]:
-    """The session's check and the event's build, their reads in the same loader batches (the
-    loaders were just reset): (the session is live, what `build` made)."""
+    """The session's check and the event's build, their reads in the same loader batches of
+    fresh loaders (fresh at each attempt: a retry after a store fault reads again, never a
+    loader's remembered failure): (the session is live, what `build` made)."""
+    ctx.reset_loaders()
     live, out = await asyncio.gather(ensure_live_session(ctx, through_loaders=True), build(event),
                                      return_exceptions=True)
     for result in (live, out):  # both finished: no read left running into the next event's loaders
@@ -198,7 +200,6 @@ async def viewer_stream(ctx: RequestContext, after: str | None, *,
                 out: StreamEvent | T | None = event
                 try:
                     if build is not None and wanted:
-                        ctx.reset_loaders()
                         live, out = await with_store_retries(functools.partial(_checked, ctx, build, event))
                     else:
                         live = await with_store_retries(lambda: ensure_live_session(ctx))
