@@ -195,6 +195,36 @@ async def traffic(apis: list[Api], recipients: list[dict], rate: float, seconds:
     return n, errors
 
 
+COUNTED = ("taogram_sql_seconds_count", "taogram_cache_seconds_count", "taogram_store_calls_total",
+           "taogram_requests_total", "taogram_job_seconds_count")
+
+
+async def counts(apis, redis_url: str) -> dict[str, float]:
+    """The servers' own counters (their `/metrics`, summed over both processes: SQL statements,
+    cache tier calls by op, store verbs, GraphQL operations, jobs) and Redis' commands by name."""
+    out: dict[str, float] = defaultdict(float)
+    for api in apis:
+        async with api.http.get(api.base + "/metrics") as resp:
+            text = await resp.text()
+        for line in text.splitlines():
+            if line.startswith(COUNTED):
+                key, _, value = line.rpartition(" ")
+                out[key] += float(value)
+    import redis
+    client = redis.Redis.from_url(redis_url)
+    try:
+        for name, stat in (await asyncio.to_thread(client.info, "commandstats")).items():
+            out[f"redis:{name.removeprefix('cmdstat_')}"] += stat["calls"]
+    finally:
+        client.close()
+    return out
+
+
+def per_message(before: dict[str, float], after: dict[str, float], messages: int) -> dict[str, float]:
+    return {k: round((after[k] - before.get(k, 0.0)) / max(1, messages), 2) for k in sorted(after)
+            if after[k] != before.get(k, 0.0)}
+
+
 class Meter:
     """CPU seconds of each server process and MariaDB's statement counters, over one phase."""
 
@@ -249,6 +279,21 @@ class Meter:
         return out
 
 
+def start_profilers(servers, args) -> list:
+    """`--py-spy DIR`: sample each server process (the GIL holder only, `--gil`, so close to its
+    CPU) for the push phase's traffic, as raw folded stacks, one file a process."""
+    if not args.py_spy:
+        return []
+    import subprocess
+    out = Path(args.py_spy)
+    out.mkdir(parents=True, exist_ok=True)
+    py_spy = Path(sys.executable).parent / "py-spy"
+    return [subprocess.Popen([str(py_spy), "record", "--gil", "--format", "raw", "--rate", "100",
+                              "-d", str(int(args.seconds)), "-p", str(s.proc.pid), "-o", str(out / f"server{i}.txt")],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for i, s in enumerate(servers)]
+
+
 async def push_phase(apis, servers, senders, recipients, args) -> dict:
     received: dict[tuple[int, str], float] = {}
     dupes = error_frames = 0
@@ -269,17 +314,21 @@ async def push_phase(apis, servers, senders, recipients, args) -> dict:
             await asyncio.sleep(1 + attempt)
         raise RuntimeError(f"socket {i} refused five times: {msg}")
 
-    sockets = await bounded([connect(i, r) for i, r in enumerate(recipients)], 50)
+    subscribed = recipients[:args.sockets]
+    sockets = await bounded([connect(i, r) for i, r in enumerate(subscribed)], 50)
     await asyncio.sleep(3)  # subscriptions acknowledged, memory settled
     rss_after = sum(rss_kib(s.proc.pid) for s in servers)
 
     closed: dict[int, tuple[float, int | None]] = {}  # socket -> (when, close code) if the server closed it
 
+    frames = 0
+
     async def read(i: int, ws) -> None:
-        nonlocal dupes, error_frames
+        nonlocal dupes, error_frames, frames
         async for msg in ws:
             if msg.type != aiohttp.WSMsgType.TEXT:
                 break
+            frames += 1
             data = json.loads(msg.data)
             if data.get("type") != "next":
                 continue
@@ -300,20 +349,27 @@ async def push_phase(apis, servers, senders, recipients, args) -> dict:
     sent: dict = {}
     meter = Meter(servers, args.services)
     await meter.idle(args.idle_seconds)
+    profilers = start_profilers(servers, args)
+    counts0 = await counts(apis, args.services.redis_url)
     meter.start()
     t0 = time.monotonic()
     n, errors = await traffic(apis, recipients, args.rate, args.seconds, 1, sent)
+    for prof in profilers:
+        await asyncio.to_thread(prof.wait)
     elapsed = time.monotonic() - t0
     # An event whose writer could not deliver it (a timed-out append under overload) comes
     # from its outbox job `realtime.redeliver_after_ms` later: wait long enough for those.
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not all(k in received for k in sent):
+    watched = lambda k: k[0] < len(sockets)  # noqa: E731 (a recipient with a socket)
+    while time.monotonic() < deadline and not all(k in received for k in sent if watched(k)):
         await asyncio.sleep(0.1)
     costs = meter.stop(len(sent))  # the deliveries' work included
+    costs["counts_per_msg"] = per_message(counts0, await counts(apis, args.services.redis_url), len(sent))
+    costs["frames_per_msg"] = round(frames / max(1, len(sent)), 2)
     # A socket the server closed (1013: the store failed for seconds, or a slow consumer) is
     # not reconnected here, as a client would (resuming by cursor): what it missed after its
     # close is counted apart from the losses of sockets that stayed open.
-    missing = [k for k in sent if k not in received]
+    missing = [k for k in sent if watched(k) and k not in received]
     after_close = sum(1 for k in missing if k[0] in closed and closed[k[0]][0] <= sent[k] + 30)
     cpu = costs["cpu_s_total"]["server"]
     raw = [received[k] - t for k, t in sent.items() if k in received]
@@ -333,7 +389,7 @@ async def push_phase(apis, servers, senders, recipients, args) -> dict:
         "write_errors": errors,
         "writes_per_s": len(sent) / elapsed,
         "delivered": len(lat),
-        "lost": len(sent) - len(lat),
+        "lost": len(missing),
         "lost_on_open_sockets": len(missing) - after_close,
         "sockets_closed_by_server": len(closed),
         "close_codes": sorted({c for _, c in closed.values() if c is not None}),
@@ -345,7 +401,8 @@ async def push_phase(apis, servers, senders, recipients, args) -> dict:
         "p99_ms": pct(lat, 99) * 1000,
         "max_ms": max(lat, default=float("nan")) * 1000,
         "server_cpu_s": cpu,
-        "idle_conn_kib": (rss_after - rss_before) / len(recipients),
+        "sockets": len(sockets),
+        "idle_conn_kib": (rss_after - rss_before) / max(1, len(sockets)),
         **costs,
     }
 
@@ -439,9 +496,17 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=200.0, help="messages per second")
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--no-poll", action="store_true", help="skip the polling phase")
+    parser.add_argument("--sockets", type=int, default=None,
+                        help="only the first N recipients subscribe (default: all): the sends' cost without "
+                        "the deliveries' when 0")
+    parser.add_argument("--py-spy", metavar="DIR", help="record py-spy samples (--gil, raw) of each server "
+                        "process during the push phase's traffic into DIR")
     parser.add_argument("--idle-seconds", type=float, default=5.0,
                         help="measure the processes' idle CPU this long before the push phase")
-    asyncio.run(run(parser.parse_args()))
+    args = parser.parse_args()
+    if args.sockets is None:
+        args.sockets = args.clients
+    asyncio.run(run(args))
 
 
 if __name__ == "__main__":

@@ -318,7 +318,11 @@ async def session_problem(tao: Tao, session_id: int, user_id: int) -> str | None
     still does. A fresh read of the session object (one cache round trip, not a loader's copy):
     long-lived connections call it at every operation and before every event they deliver."""
     obj = (await tao.obj_get([session_id])).get(session_id)
-    session = record_of(obj) if obj is not None else None
+    return session_record_problem(record_of(obj) if obj is not None else None, user_id)
+
+
+def session_record_problem(session: object, user_id: int) -> str | None:
+    """`session_problem` of a session record already read (None: missing or deleted)."""
     if not isinstance(session, AuthSession) or session.user_id != user_id:
         return "The session was logged out or revoked: log in again."
     if session.expires_at <= int(time.time() * 1000):

@@ -165,12 +165,13 @@ class MessagesMutation:
         ctx = info.context
         recipients = None if input.recipient_ids is None else [store_id(ctx, u, "User", "recipientIds")
                                                                for u in input.recipient_ids]
-        msg = await send.do_send_message(
+        msg, thread = await send.do_send_message(
             ctx.tao, actor(info), client_id=input.client_message_id,
             thread_id=_id(ctx, input.thread_id, "Thread", "threadId"), recipient_ids=recipients, text=input.text,
             post_id=_id(ctx, input.post_id, "Post", "postId"), media_id=_id(ctx, input.media_id, "Media", "mediaId"),
             voice=input.voice, reply_to=_id(ctx, input.reply_to_id, "Message", "replyToId"))
-        obj = await ctx.loaders.object_by_id.load(msg.thread)
+        # The thread the send read (or made): the send does not change the thread object.
+        obj = thread if thread is not None else await ctx.loaders.object_by_id.load(msg.thread)
         return MessageSendPayload(message=Message.from_record(msg), thread=Thread.from_record(obj) if obj else None)
 
     @mutation(description="Start a group conversation (you and up to 31 others).")

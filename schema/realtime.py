@@ -11,7 +11,6 @@ A domain's subscription fields (e.g. `inboxEvents`) call `deliver_events` with t
 
 from __future__ import annotations
 
-import functools
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
@@ -70,20 +69,17 @@ def event_fields(event: realtime.StreamEvent) -> dict[str, Any]:
 async def deliver_events(info: Ctx, after: str | None,
                          match: Callable[[realtime.StreamEvent], bool] | None = None) -> AsyncGenerator[Any, None]:
     """The GraphQL objects of the viewer's stream after `after`, filtered by `match`."""
-    async for event in realtime.viewer_stream(info.context, after, match=match):
-        build = _BUILDERS.get(event.kind)
-        if build is None:
-            continue
-        try:
-            out = await realtime.with_store_retries(functools.partial(build, info, event))
-        except realtime.StoreUnavailable:
-            # Resume at this event: positions are integers, so "after position - 1" is it.
-            # (`event.stored` is `event.position is not None`, spelled so that mypy narrows it.)
-            await realtime.give_up(info.context, event.position - 1 if event.position is not None else None,
-                                   "the store is unavailable")
-            return
-        if out is not None:
-            yield out
+    # The build runs inside the stream, with the event's fresh loaders and alongside the
+    # session's check (one batch of reads); a store fault there closes the socket (1013) with
+    # the cursor that resumes at the event.
+    def known(event: realtime.StreamEvent) -> bool:
+        return event.kind in _BUILDERS and (match is None or match(event))
+
+    async def build(event: realtime.StreamEvent) -> Any | None:
+        return await _BUILDERS[event.kind](info, event)
+
+    async for out in realtime.viewer_stream(info.context, after, match=known, build=build):
+        yield out
 
 
 # ---- this layer's own event types ---------------------------------------------------------------

@@ -155,18 +155,43 @@ class RedisBroker(Broker):
     # ---- publishing ---------------------------------------------------------------------------
 
     async def publish(self, channel: str, message: dict[str, Any]) -> bool:
+        return await self._publish_one(self._name(channel), orjson.dumps(message))
+
+    async def publish_many(self, messages: Iterable[tuple[str, dict[str, Any]]]) -> int:
+        """One pipeline, one round trip (a message's members' copies: one write and one read of
+        the replies, not a task and a pooled connection each). All or none: when the pipeline
+        fails, none is counted as published, and the caller publishes them all again (listeners
+        drop a position they have)."""
+        batch = [(self._name(channel), orjson.dumps(message)) for channel, message in messages]
+        if len(batch) <= 1:
+            return sum([await self._publish_one(name, data) for name, data in batch])
         try:
-            await asyncio.wait_for(self._client.publish(self._name(channel), orjson.dumps(message)),
-                                   self.settings.publish_timeout)
+            async with asyncio.timeout(self.settings.publish_timeout):
+                pipe = self._client.pipeline(transaction=False)
+                for name, data in batch:
+                    pipe.publish(name, data)
+                await pipe.execute()
         except (self._redis_mod.RedisError, OSError, TimeoutError) as exc:
-            self.publish_failures += 1
-            now = time.monotonic()
-            if now - self._last_failure_log > 5.0:  # a down Redis must not flood the log
-                self._last_failure_log = now
-                log.warning("publish to Redis failed (events stay in the store): %s", exc)
+            self._failed(len(batch), exc)
+            return 0
+        self.published += len(batch)
+        return len(batch)
+
+    async def _publish_one(self, name: str, data: bytes) -> bool:
+        try:
+            await asyncio.wait_for(self._client.publish(name, data), self.settings.publish_timeout)
+        except (self._redis_mod.RedisError, OSError, TimeoutError) as exc:
+            self._failed(1, exc)
             return False
         self.published += 1
         return True
+
+    def _failed(self, n: int, exc: BaseException) -> None:
+        self.publish_failures += n
+        now = time.monotonic()
+        if now - self._last_failure_log > 5.0:  # a down Redis must not flood the log
+            self._last_failure_log = now
+            log.warning("publish to Redis failed (events stay in the store): %s", exc)
 
     # ---- subscribing --------------------------------------------------------------------------
 

@@ -8,8 +8,9 @@
 - `SQLTimer` (used by each backend's connection around every statement): latency by database
   server, errors, and with tracing on an `sql` span naming the shard.
 
-Metrics are always kept, at the cost of a dict increment per verb call and one histogram
-sample per cache call or statement; spans only when tracing is configured
+Metrics are always kept, at the cost of a dict increment per verb call and one buffered
+histogram sample (a bisect and two additions, `metrics.BufferedHistogram`) per cache call or
+statement; spans only when tracing is configured
 (`config.observability.traces`).
 """
 
@@ -96,8 +97,13 @@ def _instrument_cache(cache: Any) -> None:
         setattr(cache, method, _timed_cache_call(getattr(cache, method), op))
 
 
+_cache_seconds: dict[str, metrics.BufferedHistogram] = {}  # one per op a process, whatever its tiers
+
+
 def _timed_cache_call(fn: Any, op: str) -> Any:
-    histogram = metrics.CACHE_SECONDS.labels(op)
+    histogram = _cache_seconds.get(op)
+    if histogram is None:
+        histogram = _cache_seconds[op] = metrics.BufferedHistogram(metrics.CACHE_SECONDS.labels(op))
     span_name = f"cache.{op}"
 
     @functools.wraps(fn)
@@ -115,7 +121,7 @@ def _timed_cache_call(fn: Any, op: str) -> Any:
     return call
 
 
-_sql_seconds: dict[str, Any] = {}  # the histogram's child per server label (labels() takes a lock)
+_sql_seconds: dict[str, metrics.BufferedHistogram] = {}  # per server label (labels() takes a lock)
 
 
 class SQLTimer:
@@ -141,7 +147,7 @@ class SQLTimer:
         seconds = time.perf_counter() - self._began
         histogram = _sql_seconds.get(self._server)
         if histogram is None:
-            histogram = _sql_seconds[self._server] = metrics.SQL_SECONDS.labels(self._server)
+            histogram = _sql_seconds[self._server] = metrics.BufferedHistogram(metrics.SQL_SECONDS.labels(self._server))
         histogram.observe(seconds)
         if exc_type is not None:
             metrics.SQL_ERRORS.labels(self._server).inc()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import bisect
 import logging
 import os
 import threading
@@ -136,6 +137,38 @@ class BufferedCounter:
             if gained:
                 self._counter.labels(label).inc(gained)
                 self._flushed[label] = n
+
+
+class BufferedHistogram:
+    """One labelled histogram child for hot paths (a cache call, an SQL statement): `observe`
+    is a bisect and two additions into plain Python values, not a lock and a value update per
+    bucket (~200 ns a sample instead of ~930, measured alone: ~20 us of a real-time message's
+    ~12 ms, a message making ~29 samples);
+    the flusher adds each bucket's and the sum's gain since its last flush. Observed from one
+    thread (the event loop's); the flusher only reads."""
+
+    def __init__(self, child: Any) -> None:
+        self._child = child
+        self._bounds: list[float] = list(child._upper_bounds)  # the child's buckets, +Inf last
+        self.counts = [0] * len(self._bounds)
+        self.sum = 0.0
+        self._flushed = [0] * len(self._bounds)
+        self._flushed_sum = 0.0
+        FLUSHER.add_poller(self._flush)
+
+    def observe(self, amount: float) -> None:
+        self.counts[bisect.bisect_left(self._bounds, amount)] += 1  # the first bound >= amount, as observe()
+        self.sum += amount
+
+    def _flush(self) -> None:
+        counts, total = list(self.counts), self.sum
+        for i, n in enumerate(counts):
+            if n != self._flushed[i]:
+                self._child._buckets[i].inc(n - self._flushed[i])
+                self._flushed[i] = n
+        if total != self._flushed_sum:
+            self._child._sum.inc(total - self._flushed_sum)
+            self._flushed_sum = total
 
 
 class OperationNames:

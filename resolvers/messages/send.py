@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import re
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from resolvers import privacy, realtime
 from resolvers.actor import acting_as
@@ -159,10 +159,18 @@ def _reused() -> UserError:
                      "message, and reuse one only to retry the very same send.", "clientMessageId")
 
 
+class Sent(NamedTuple):
+    """A send's message, and its thread's record when the send read or made it (None: a retry
+    answered before reading it); the thread object is not changed by a send, so a payload
+    needs no second read of it."""
+    message: Message
+    thread: Thread | None
+
+
 async def do_send_message(tao: Tao, actor_id: int, *, client_id: str, thread_id: int | None = None,
                           recipient_ids: list[int] | None = None, text: str | None = None, post_id: int | None = None,
                           media_id: int | None = None, voice: bool = False, reply_to: int | None = None,
-                          story_id: int | None = None, story_reaction: bool = False) -> Message:
+                          story_id: int | None = None, story_reaction: bool = False) -> Sent:
     """Send a message. `story_id`: it quotes that story (a story reply, or with `story_reaction`
     an emoji reaction; the caller, resolvers.stories.replies, checked the sender may see it)."""
     ctx = acting_as(tao, actor_id)
@@ -195,7 +203,7 @@ async def do_send_message(tao: Tao, actor_id: int, *, client_id: str, thread_id:
     done = await _existing(ctx, sender, client_id, canonical)
     if done is not None:
         await deliver(tao, done.id)  # a retry after a crash finishes what the first try began
-        return done
+        return Sent(done, thread if thread is not None and thread.id == done.thread else None)
     # The recipients' edges and the sender's own request edge: one loader batch.
     split: Any
     request_edge: Any
@@ -237,7 +245,7 @@ async def do_send_message(tao: Tao, actor_id: int, *, client_id: str, thread_id:
         done = await _existing(ctx, sender, client_id, canonical)
         if done is None:
             raise _reused()
-        return done
+        return Sent(done, thread if thread.id == done.thread else None)
     msg = record_of(stored)
     await limits.record_send(tao, sender, requests, new, msg.created)
     # The members as this request read them (`member_edges`, through its loaders): the
@@ -252,7 +260,7 @@ async def do_send_message(tao: Tao, actor_id: int, *, client_id: str, thread_id:
         await tao.outbox.delete(shard_of(made), event.event_id)
         raise
     await event.published(tao, appended)
-    return msg
+    return Sent(msg, thread)
 
 
 async def deliver(tao: Tao, message_id: int, *, sent: Message | None = None,

@@ -4,7 +4,8 @@ A WebSocket authenticates once (`connection_init`), then lives for hours; a sess
 meanwhile (`logOut`, `logOut(allSessions)`, expiry). Three checks, each closing the socket with
 4403 and a reason (`close_socket`) when the session is gone:
 - at every operation's start (the server's WebSocket handler calls `ensure_live_session`);
-- before every event a subscription delivers (`viewer_stream` calls it);
+- before every event a subscription delivers (`viewer_stream` calls it; for an event it builds,
+  through the event's fresh loaders, in the same batch as the event's objects);
 - promptly when it ends: `logOut` publishes `session.revoked` on the user's channel after
   deleting the sessions (`publish_session_revoked`), and each socket watches its user's channel
   (`SessionWatch`, started by the server after `connection_ack`), re-checking on that event, on
@@ -23,7 +24,7 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING
 
-from resolvers.accounts import session_problem
+from resolvers.accounts import session_problem, session_record_problem
 from resolvers.errors import AuthenticationError
 from resolvers.realtime.events import CLOSE_FORBIDDEN, KIND_SESSION_REVOKED, user_channel
 from resolvers.realtime.publish import publish_ephemeral
@@ -42,13 +43,19 @@ async def close_socket(ctx: RequestContext, code: int, reason: str) -> None:
         await socket.close(code, reason)
 
 
-async def ensure_live_session(ctx: RequestContext) -> bool:
+async def ensure_live_session(ctx: RequestContext, *, through_loaders: bool = False) -> bool:
     """True if the context is anonymous or its session still authorizes the viewer. Otherwise
     close the socket with 4403 and the reason, and answer False (over HTTP: raise
-    AuthenticationError, as the request would have been refused)."""
+    AuthenticationError, as the request would have been refused). `through_loaders`: read the
+    session through `ctx.loaders`, which the caller has just reset (as fresh as a direct read),
+    so the read shares a batch with what the caller loads at the same time (a delivered
+    event's objects: one cache round trip for both)."""
     if ctx.viewer_id is None or ctx.session_id is None:
         return True
-    problem = await session_problem(ctx.tao, ctx.session_id, ctx.viewer_id)
+    if through_loaders:
+        problem = session_record_problem(await ctx.loaders.object_by_id.load(ctx.session_id), ctx.viewer_id)
+    else:
+        problem = await session_problem(ctx.tao, ctx.session_id, ctx.viewer_id)
     if problem is None:
         return True
     if getattr(ctx, "socket", None) is None:

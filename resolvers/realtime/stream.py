@@ -20,7 +20,9 @@ Invariants (what `viewer_stream` guarantees on one subscription):
   dead subscription.
 - Every event it yields runs as a session that is still valid (re-checked per delivered event),
   with fresh loaders (`ctx.reset_loaders()`), so a resolver re-reading the event's ids sees the
-  store as it is now, through the viewer's privacy.
+  store as it is now, through the viewer's privacy. With `build`, the event is built through
+  those fresh loaders while the session is re-read through them too (one batch), and what was
+  built is yielded only if the session is live.
 - Only the viewer's own stream: the user is `ctx.require_viewer()`, never an argument.
 Ephemeral events (no position) are yielded as they come, never replayed; `session.revoked`
 is consumed here (it closes the socket when it names this session) and never yielded.
@@ -143,12 +145,32 @@ async def give_up(ctx: RequestContext, resume_after: int | None, why: str) -> No
     await close_socket(ctx, CLOSE_TRY_AGAIN_LATER, f"{why}: {resume}")
 
 
+async def _checked(ctx: RequestContext, build: Callable[[StreamEvent], Awaitable[T | None]],
+                   event: StreamEvent) -> tuple[bool, T | None]:
+    """The session's check and the event's build, their reads in the same loader batches of
+    fresh loaders (fresh at each attempt: a retry after a store fault reads again, never a
+    loader's remembered failure): (the session is live, what `build` made)."""
+    ctx.reset_loaders()
+    live, out = await asyncio.gather(ensure_live_session(ctx, through_loaders=True), build(event),
+                                     return_exceptions=True)
+    for result in (live, out):  # both finished: no read left running into the next event's loaders
+        if isinstance(result, BaseException):
+            raise result
+    return live, out  # type: ignore[return-value]
+
+
 async def viewer_stream(ctx: RequestContext, after: str | None, *,
-                        match: Callable[[StreamEvent], bool] | None = None) -> AsyncIterator[StreamEvent]:
+                        match: Callable[[StreamEvent], bool] | None = None,
+                        build: Callable[[StreamEvent], Awaitable[T | None]] | None = None,
+                        ) -> AsyncIterator[StreamEvent | T]:
     """The viewer's events after the cursor `after` (None: from now on), stored then live; see
     the module docstring. `match` filters (e.g. one thread's events); skipped events still
-    advance the position, so they are never replayed to this subscription. A store fault that
-    outlasts `STORE_RETRY_DELAYS` closes the socket (1013) with the cursor to resume from."""
+    advance the position, so they are never replayed to this subscription. `build`: yield what
+    it makes of each matching event instead (None: skip the event), made with the event's fresh
+    loaders while the session is checked through them, so both reads share one batch (one
+    cache round trip less an event); nothing it made is yielded unless the session is live.
+    A store fault that outlasts `STORE_RETRY_DELAYS` closes the socket (1013) with the cursor
+    to resume from."""
     viewer = ctx.require_viewer()
     rt = ctx.settings.realtime
     cursor = decode_cursor(after)
@@ -174,19 +196,26 @@ async def viewer_stream(ctx: RequestContext, after: str | None, *,
             for event in backlog:
                 if event.position is not None and event.position <= last:  # stored, and seen already
                     continue
+                wanted = event.kind != KIND_SESSION_REVOKED and (match is None or match(event))
+                out: StreamEvent | T | None = event
                 try:
-                    live = await with_store_retries(lambda: ensure_live_session(ctx))
-                except StoreUnavailable:
-                    await give_up(ctx, last, "the store is unavailable")
+                    if build is not None and wanted:
+                        live, out = await with_store_retries(functools.partial(_checked, ctx, build, event))
+                    else:
+                        live = await with_store_retries(lambda: ensure_live_session(ctx))
+                except StoreUnavailable:  # resume at this event (positions are integers)
+                    await give_up(ctx, event.position - 1 if event.position is not None else last,
+                                  "the store is unavailable")
                     return
                 if not live:
                     return
                 if event.position is not None:
                     last = event.position
-                if event.kind == KIND_SESSION_REVOKED or (match is not None and not match(event)):
+                if not wanted or out is None:
                     continue
-                ctx.reset_loaders()
-                yield event
+                if build is None:
+                    ctx.reset_loaders()
+                yield out
             try:
                 live_event = await inbox.next()
             except SlowConsumer:

@@ -33,8 +33,8 @@ async def _story_to_answer(tao: Tao, actor_id: int, story_id: int) -> Story:
 
 async def _send(tao: Tao, actor_id: int, story: Story, text: str, client_id: str, reaction: bool) -> Message:
     try:
-        return await do_send_message(tao, actor_id, client_id=client_id, recipient_ids=[story.author], text=text,
-                                     story_id=story.id, story_reaction=reaction)
+        return (await do_send_message(tao, actor_id, client_id=client_id, recipient_ids=[story.author], text=text,
+                                      story_id=story.id, story_reaction=reaction)).message
     except UserError as e:  # the messages domain's refusal (limits, a request not allowed), in this domain's codes
         field = "clientMessageId" if e.field == "clientMessageId" else "storyId"
         raise UserError(StoryErrorCode.CANNOT_MESSAGE, e.message, field) from None

@@ -91,3 +91,34 @@ async def test_a_send_into_a_group_costs_a_bounded_number_of_statements(gql):
     # per member shard beyond the thread's, so at most 5 + 1 shards' worth.
     assert counted["creator"]["sql_queries"] <= 14 + 6 * (len(shards) - 1), counted
     assert counted["member"]["sql_queries"] <= 20 + 6 * (len(shards) - 1), counted
+
+
+async def test_a_send_payload_reads_no_thread_again(gql):
+    """The send's payload shows the thread the send already read (a send does not change the
+    thread object): its cache reads (calls of the tier's get_many, whatever servers each
+    reaches) are the send's own, with no second read of the thread after it."""
+    dm = DM(gql)
+    ta, a = await gql.sign_up("ada")
+    tb, b = await gql.sign_up("bob")
+    await gql.mutate("follow", tb, a)
+    thread = (await dm.sent(ta, to=[b], text="hello"))["thread"]["id"]
+    await dm.sent(ta, thread=thread, text="warm")
+    tier = gql.tao._cache.tier
+    reads = 0
+    get_many = tier.get_many
+
+    async def counted(*args, **kwargs):
+        nonlocal reads
+        reads += 1
+        return await get_many(*args, **kwargs)
+    tier.get_many = counted
+    try:
+        p = await dm.sent(ta, thread=thread, text="counted")
+    finally:
+        tier.get_many = get_many
+    assert p["thread"]["id"] == thread
+    print(f"a send by the thread's creator: {reads} cache reads")
+    # Measured (memcached and the embedded cache): 11 (the session, the thread with its
+    # members, the recipients' edges with the sender's request edge, the spam limits' lists,
+    # ...); 12 when the payload read the thread again.
+    assert reads <= 11, reads

@@ -192,3 +192,30 @@ async def test_a_refused_publish_is_published_again_by_the_job_once_the_broker_i
     finally:
         services.ensure_running()
         await tao.close()
+
+
+async def test_a_build_that_met_a_store_fault_is_retried_with_fresh_loaders(gql: GQL, gql_settings) -> None:
+    """A loader keeps a key's failure (a shard down for that key) as the key's answer for the
+    rest of its life; a build retried after a fault with the same loaders got that failure
+    back at once, never reading again, and the socket was closed (1013) after the retries
+    even when the shard was back. Each attempt starts with fresh loaders: the retry reads."""
+    from resolvers.errors import UnavailableError
+
+    ctx = await viewer_ctx(gql, gql_settings, "bob")
+    attempts: list[object] = []
+
+    async def build(event):
+        loaders = ctx.loaders
+        if not attempts:  # the first attempt meets a fault on this key, as a failed batch leaves it
+            loaders.object_by_id.prime(ctx.viewer_id, UnavailableError("shard 3 timed out"))
+        attempts.append(loaders)
+        return await loaders.object_by_id.load(ctx.viewer_id)
+
+    stream = viewer_stream(ctx, None, build=build)
+    pending = asyncio.ensure_future(anext(stream))
+    await asyncio.sleep(0.3)
+    await stream_event(ctx.tao, [ctx.viewer_id], "follow.new", {"user": 1}).deliver(ctx.tao)
+    user = await asyncio.wait_for(pending, 10)
+    assert user.id == ctx.viewer_id and ctx.socket.closed is None
+    assert len(attempts) == 2 and attempts[0] is not attempts[1]
+    await stream.aclose()

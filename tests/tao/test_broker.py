@@ -141,3 +141,38 @@ async def test_a_second_listener_returns_only_once_the_subscription_is_live(serv
     finally:
         await raw.aclose()
         await broker.close()
+
+
+async def test_publish_many_is_one_round_trip_and_delivers_each_message(services: Services, test_id: str) -> None:
+    """A message's copies for its members go out in one pipeline: one connection and one round
+    trip, where a publish each (gathered) took a pooled connection each."""
+    broker = RedisBroker(redis_settings(services, test_id))
+    try:
+        recorders = {f"u:{i}": Recorder() for i in range(3)}
+        for channel, rec in recorders.items():
+            await broker.listen(channel, rec)
+        sent = [(channel, {"k": "m", "i": {"n": n}}) for n, channel in enumerate(recorders)]
+        assert await broker.publish_many(iter(sent)) == 3
+        for n, rec in enumerate(recorders.values()):
+            await rec.wait(lambda rec=rec: rec.messages)
+            assert rec.messages == [{"k": "m", "i": {"n": n}}]
+        # the pool's idle connections are the publishing ones (the subscription's is in use)
+        assert len(broker._client.connection_pool._available_connections) == 1
+        assert broker.stats()["published"] == 3
+    finally:
+        await broker.close()
+
+
+@pytest.mark.slow
+async def test_publish_many_with_redis_down_publishes_none_and_never_raises(services: Services,
+                                                                           test_id: str) -> None:
+    broker = RedisBroker(redis_settings(services, test_id))
+    try:
+        await asyncio.to_thread(services.kill_redis)
+        began = time.monotonic()
+        assert await broker.publish_many([("u:1", {"k": "a"}), ("u:2", {"k": "b"})]) == 0
+        assert time.monotonic() - began < 1.0
+        assert broker.stats()["publish_failures"] == 2
+    finally:
+        await asyncio.to_thread(services.start_redis)
+        await broker.close()
