@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import uuid
+from typing import Any
 
 from tao import shard_of
 from tao.testing import TaoTestHooks as hooks
@@ -88,3 +89,24 @@ class DM:
             async with hooks(tao).backend.connection(s) as conn:
                 total += (await conn.fetchall("SELECT COUNT(*) FROM {objects} WHERE otype = %s", (otype_code,)))[0][0]
         return total
+
+
+class CacheReads:
+    """Counts calls of the cache tier's `get_many` (one per shared multi-get, whatever servers it
+    reaches) while open: `with CacheReads(gql) as reads: ...; reads.count`."""
+
+    def __init__(self, gql: Any) -> None:
+        self._tier = gql.tao._cache.tier
+        self.count = 0
+
+    def __enter__(self) -> CacheReads:
+        get_many = self._get_many = self._tier.get_many
+
+        async def counted(*args: Any, **kwargs: Any) -> Any:
+            self.count += 1
+            return await get_many(*args, **kwargs)
+        self._tier.get_many = counted
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._tier.get_many = self._get_many

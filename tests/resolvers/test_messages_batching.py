@@ -4,7 +4,7 @@ DataLoader whose batch makes one many-keys store call."""
 
 from __future__ import annotations
 
-from tests.resolvers.messages_client import DM, store_id
+from tests.resolvers.messages_client import DM, CacheReads, store_id
 
 QUERY = """{ inbox { unreadThreadCount unreadMessageCount threads(folder: REQUESTS, first: 50) { nodes {
   id name unreadCount isMuted isRequest members { username }
@@ -103,19 +103,9 @@ async def test_a_send_payload_reads_no_thread_again(gql):
     await gql.mutate("follow", tb, a)
     thread = (await dm.sent(ta, to=[b], text="hello"))["thread"]["id"]
     await dm.sent(ta, thread=thread, text="warm")
-    tier = gql.tao._cache.tier
-    reads = 0
-    get_many = tier.get_many
-
-    async def counted(*args, **kwargs):
-        nonlocal reads
-        reads += 1
-        return await get_many(*args, **kwargs)
-    tier.get_many = counted
-    try:
+    with CacheReads(gql) as counted:
         p = await dm.sent(ta, thread=thread, text="counted")
-    finally:
-        tier.get_many = get_many
+    reads = counted.count
     assert p["thread"]["id"] == thread
     print(f"a send by the thread's creator: {reads} cache reads")
     # Measured (memcached and the embedded cache): 11 (the session, the thread with its

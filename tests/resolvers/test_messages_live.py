@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 import pytest
 
 from tao.testing import TaoTestHooks as hooks
-from tests.resolvers.messages_client import DM, store_id
+from tests.resolvers.messages_client import DM, CacheReads, store_id
 
 WS_PROTOCOL = "graphql-transport-ws"
 EVENT_FIELDS = """__typename cursor eventId
@@ -233,21 +233,10 @@ async def test_edit_reaches_live_clients_stays_sealed_and_keeps_retries_idempote
 async def _replay_cost(gql, token: str, cursor: str, n: int) -> int:
     """Cache reads (calls of the tier's `get_many`, whatever servers each reaches) of a
     subscription that replays `n` stored events after `cursor`."""
-    tier = gql.tao._cache.tier
-    reads = 0
-    get_many = tier.get_many
-
-    async def counted(*args, **kwargs):
-        nonlocal reads
-        reads += 1
-        return await get_many(*args, **kwargs)
-    tier.get_many = counted
-    try:
+    with CacheReads(gql) as counted:
         async with subscribed(gql, token, args="($after: String)", variables={"after": cursor}) as sub:
             assert len([await sub.next() for _ in range(n)]) == n
-            return reads
-    finally:
-        tier.get_many = get_many
+            return counted.count
 
 
 async def test_a_delivered_event_reads_its_session_with_its_objects(gql, dm):
