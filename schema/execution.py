@@ -25,8 +25,8 @@
    stored, its arguments coerced once per request and field node instead of once per object.
    The selection loop itself (`execute_fields`) answers them, with each selection's fields
    looked up once per request (`_plan`): a plain leaf costs no `Path`, no `execute_field` call
-   and no awaitable check (~3 % of the tray page's CPU, measured in one process A/B against
-   answering them in `execute_field`).
+   and no awaitable check (3.5-6.6 % of the tray page's CPU, measured side by side in one
+   process against answering them in `execute_field`: `bench/tray_ab.py`, docs/BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -119,19 +119,10 @@ class TaogramExecutionContext(StrawberryGraphQLCoreExecutionContext):
         cached = self._plans.get(id(grouped_field_set))
         if cached is not None and cached[0] is parent_type:
             return cached[2]
-        middleware = self.middleware_manager
-        # (no middleware: strawberry always passes a manager, with none in it for this schema)
-        plain_allowed = middleware is None or not middleware.middlewares
         plan = []
         for response_name, field_details_list in grouped_field_set.items():
             field_def = self.schema.get_field(parent_type, field_details_list[0].node.name.value)
-            leaf = None
-            # (the resolver still the one marked: a field whose resolver was wrapped since is not plain)
-            if plain_allowed and field_def is not None:
-                leaf = getattr(field_def, "plain_leaf", None)
-                if leaf is not None and leaf[0] is not field_def.resolve:
-                    leaf = None
-            plan.append((response_name, field_details_list, field_def, leaf))
+            plan.append((response_name, field_details_list, field_def, self._leaf_of(field_def)))
         self._plans[id(grouped_field_set)] = (parent_type, grouped_field_set, plan)
         return plan
 
@@ -140,14 +131,22 @@ class TaogramExecutionContext(StrawberryGraphQLCoreExecutionContext):
         if not plain_checked:  # called by graphql-core itself (a mutation's serial fields)
             details = field_details_list[0]
             field_def = self.schema.get_field(parent_type, details.node.name.value)
-            leaf = getattr(field_def, "plain_leaf", None)
-            middleware = self.middleware_manager
-            if (leaf is not None and leaf[0] is field_def.resolve  # type: ignore[union-attr]
-                    and (middleware is None or not middleware.middlewares)):
+            leaf = self._leaf_of(field_def)
+            if leaf is not None:
                 value = self._plain_value(source, leaf, field_def, details)
                 if value is not Undefined:
                     return value
         return super().execute_field(parent_type, source, field_details_list, path, position_context)
+
+    def _leaf_of(self, field_def: Any) -> tuple[Any, str, Any, bool, bool] | None:
+        """The field's plain-leaf mark, if it may take the direct path in this execution: its
+        resolver still the one marked (a field whose resolver was wrapped since is not plain),
+        and no middleware (strawberry always passes a manager, with none in it for this schema)."""
+        leaf = getattr(field_def, "plain_leaf", None)
+        if leaf is None or leaf[0] is not field_def.resolve:
+            return None
+        middleware = self.middleware_manager
+        return leaf if middleware is None or not middleware.middlewares else None
 
     def _plain_value(self, source: Any, leaf: tuple[Any, str, Any, bool, bool], field_def: Any,
                      details: Any) -> Any:

@@ -97,13 +97,8 @@ def _instrument_cache(cache: Any) -> None:
         setattr(cache, method, _timed_cache_call(getattr(cache, method), op))
 
 
-_cache_seconds: dict[str, metrics.BufferedHistogram] = {}  # one per op a process, whatever its tiers
-
-
 def _timed_cache_call(fn: Any, op: str) -> Any:
-    histogram = _cache_seconds.get(op)
-    if histogram is None:
-        histogram = _cache_seconds[op] = metrics.BufferedHistogram(metrics.CACHE_SECONDS.labels(op))
+    histogram = metrics.buffered_histogram(metrics.CACHE_SECONDS, op)  # one per op, whatever the tier
     span_name = f"cache.{op}"
 
     @functools.wraps(fn)
@@ -119,9 +114,6 @@ def _timed_cache_call(fn: Any, op: str) -> Any:
         finally:
             histogram.observe(time.perf_counter() - began)
     return call
-
-
-_sql_seconds: dict[str, metrics.BufferedHistogram] = {}  # per server label (labels() takes a lock)
 
 
 class SQLTimer:
@@ -145,10 +137,7 @@ class SQLTimer:
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         seconds = time.perf_counter() - self._began
-        histogram = _sql_seconds.get(self._server)
-        if histogram is None:
-            histogram = _sql_seconds[self._server] = metrics.BufferedHistogram(metrics.SQL_SECONDS.labels(self._server))
-        histogram.observe(seconds)
+        metrics.buffered_histogram(metrics.SQL_SECONDS, self._server).observe(seconds)
         if exc_type is not None:
             metrics.SQL_ERRORS.labels(self._server).inc()
         if self._span is not None:

@@ -171,6 +171,18 @@ class BufferedHistogram:
             self._flushed_sum = total
 
 
+_buffered_children: dict[tuple[Histogram, str], BufferedHistogram] = {}
+
+
+def buffered_histogram(family: Histogram, label: str) -> BufferedHistogram:
+    """The process's one buffered child of `family` for `label`, made on first use (`labels()`
+    takes a lock, and two buffers of one child would both flush into it)."""
+    child = _buffered_children.get((family, label))
+    if child is None:
+        child = _buffered_children[(family, label)] = BufferedHistogram(family.labels(label))
+    return child
+
+
 class OperationNames:
     """Client-chosen operation names as label values, at most `limit` distinct ones per process."""
 

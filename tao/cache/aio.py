@@ -73,8 +73,7 @@ class _LoopConnections:
                 except RuntimeError:  # "Event loop is closed", after the transport is marked
                     pass
         elif _running_loop() is self.loop:
-            for conn in idle:
-                conn.abort()
+            _abort_all(idle)
         else:
             try:
                 self.loop.call_soon_threadsafe(_abort_all, idle)
