@@ -114,7 +114,8 @@ class AssocWrites:
         object) is written in the same transaction, under its list's lock, at the forward list's
         new version: no outbox job, no second transaction. Inverses on other shards are synced
         after the commit (`tao.inverses`). `check`: its list is locked and read whole in the
-        same statements, and `check.check` runs on it before anything is written."""
+        same statements, and `check.check` runs on it before anything is written (the edges it
+        names are left out of the write)."""
         keys = [(r[0], r[1], r[2]) for r in rows]
         local: dict[EdgeId, EdgeId] = {}  # forward key -> its inverse's key, on this shard
         for id1, code, id2 in keys:
@@ -127,16 +128,22 @@ class AssocWrites:
         app_keys = [(r[0], r[1], r[2]) for r in appends]
         checked = [] if check is None else [(check.id1, self._registry.primary_atype(check.atype).code)]
 
+        left_out: set[EdgeId] = set()  # the edges the check found stale
+
         async def body(conn: Conn) -> Any:
+            left_out.clear()  # a transaction redone (a deadlock) checks again
             locked = await self._lists.lock_and_read(conn, [(k[0], k[1]) for k in keys + inv_keys + app_keys] + checked,
                                                      keys + inv_keys + app_keys, tombstones=inv_keys,
                                                      newest=bool(appends), whole=checked)
             existing = locked.edges
             if check is not None:  # before any write: raising rolls the lock's version bumps back
-                check.check(self._checked_list(locked.edges, checked[0], locked.heads[checked[0]][1]))
+                stale = check.check(self._checked_list(locked.edges, checked[0], locked.heads[checked[0]][1]))
+                left_out.update((e[0], self._registry.primary_atype(e[1]).code, e[2]) for e in stale or ())
             changes = {lst: ListChange(lst[0], lst[1], v, n, count_before=n) for lst, (v, n) in locked.heads.items()}
             put: list[tuple] = []
             for id1, code, id2, time, text in rows:
+                if (id1, code, id2) in left_out:
+                    continue
                 c = changes[(id1, code)]
                 put.append((id1, code, id2, time, c.version, text, None))
                 c.upserts.append([id2, time, c.version, orjson.loads(text)])
@@ -161,12 +168,13 @@ class AssocWrites:
                 await conn.execute(f"DELETE FROM {{inverse_tombstones}} WHERE "
                                    f"{or_of('(id1 = %s AND atype = %s AND id2 = %s)', len(locked.tombstones))}",
                                    [x for k in locked.tombstones for x in k])
-            job_id = await self._inverse_job(conn, remote)
+            job_id = await self._inverse_job(conn, [k for k in remote if k not in left_out])
             await self._outbox.add_jobs(conn, jobs)
             return changes, job_id, done
         changes, job_id, done = await self._shards.write(shard, body)
-        states = {(r[0], r[1], r[2]): (changes[(r[0], r[1])].version, (r[3], r[4])) for r in rows}
-        await self._after_write(shard, list(changes.values()), job_id, remote, states)
+        written = [r for r in rows if (r[0], r[1], r[2]) not in left_out]
+        states = {(r[0], r[1], r[2]): (changes[(r[0], r[1])].version, (r[3], r[4])) for r in written}
+        await self._after_write(shard, list(changes.values()), job_id, [k for k in remote if k not in left_out], states)
         return [changes[lst] for lst in dict.fromkeys((k[0], k[1]) for k in keys)], done
 
     async def assoc_delete(self, id1: int, atype: str, id2: int, *, jobs: Jobs = None) -> bool:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,11 +52,13 @@ class ListCheck:
     """A condition on a whole small list, checked inside a write's transaction under the list's
     lock (`Tao.assoc_add_and_append(check=)`): `check(edges)` gets the list's edges as they stand
     there (newest first) and raises to abort the write, which then commits nothing and lets the
-    exception through. No writer of the list can commit between the check and the write's
-    commit. For lists of at most `MAX_CHECKED` edges (a thread's members)."""
+    exception through. It may instead return edges of the write, as (id1, atype, id2), to leave
+    out of it (an edge the list's current state makes stale: a read marker already past the one
+    the write would set); the rest commits. No writer of the list can commit between the check
+    and the write's commit. For lists of at most `MAX_CHECKED` edges (a thread's members)."""
     id1: int
     atype: str
-    check: Callable[[list[Assoc]], None]
+    check: Callable[[list[Assoc]], Iterable[tuple[int, str, int]] | None]
 
 
 MAX_CHECKED = 1_000

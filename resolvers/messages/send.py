@@ -306,9 +306,12 @@ class _MembersMoved(Exception):
 
 def _reach(members: list[Assoc], sender: int) -> tuple[frozenset, dict | None]:
     """What a delivery's writes depend on in the member list: who is in it and who declined,
-    and the sender's own state (the delivery rewrites its read marker)."""
+    and the sender's own state but its read marker (the delivery rewrites the state with its
+    marker moved; where another write moved the marker meanwhile, `_deliver_to` keeps the
+    newer one rather than redo the delivery)."""
+    mine = next((a.data for a in members if a.id2 == sender), None)
     return (frozenset((a.id2, MemberState.decode(a.data).declined) for a in members),
-            next((a.data for a in members if a.id2 == sender), None))
+            None if mine is None else {k: v for k, v in mine.items() if k != "read"})
 
 
 async def _deliver_to(tao: Tao, msg: Message, memberships: list[Assoc], event: realtime.PendingEvent | None,
@@ -327,9 +330,15 @@ async def _deliver_to(tao: Tao, msg: Message, memberships: list[Assoc], event: r
                                     states={a.id2: a for a in memberships})
     seen = _reach(memberships, msg.sender)
 
-    def same_members(current: list[Assoc]) -> None:
+    def same_members(current: list[Assoc]) -> list[tuple[int, str, int]]:
         if _reach(current, msg.sender) != seen:
             raise _MembersMoved(current)
+        # The sender's marker as it stands now: another send (of a newer message, say) may have
+        # moved it past this one, and a marker never goes back: leave this write's out.
+        now = next((a for a in current if a.id2 == msg.sender), None)
+        if now is not None and MemberState.decode(now.data).read >= tuple(msg.cursor):
+            return [(msg.thread, "HAS_MEMBER", msg.sender)]
+        return []
     check = ListCheck(msg.thread, "HAS_MEMBER", same_members)
     home = shard_of(msg.thread)
     writes = edges + folders

@@ -172,3 +172,26 @@ def test_the_app_refuses_to_start_with_unusable_message_keys(gql_settings):
     gql_settings.messages.encryption_keys = {"2026-12": "c2hvcnQ="}
     with pytest.raises(ConfigError, match="32 bytes"):
         create_app(gql_settings)
+
+
+async def test_quick_sends_by_one_sender_into_one_thread_all_land(gql, dm):
+    """A burst of sends into one thread by its sender (a photo batch, two devices): each send's
+    delivery moves the sender's read marker, which the others' deliveries check under the member
+    list's lock. A read marker another send moved is not a change of who is in the thread: every
+    send is answered and delivered at once, and the marker ends at the newest message, never
+    moved back by a slower send of an older one."""
+    import asyncio
+
+    ta, a = await gql.sign_up("ada")
+    tb, b = await gql.sign_up("bob")
+    await gql.mutate("follow", tb, a)
+    thread = (await dm.sent(ta, to=[b], text="first"))["thread"]["id"]
+    results = await asyncio.gather(*(dm.send(ta, thread=thread, text=f"burst {i}") for i in range(8)))
+    assert [r["errors"] for r in results] == [[]] * 8, results
+    # delivered by the sends themselves, not by their repair jobs (none is run here)
+    box = await dm.inbox(tb)
+    assert box["unreadMessageCount"] == 9 and box["threads"]["nodes"][0]["unreadCount"] == 9
+    mine = await dm.inbox(ta)
+    assert mine["unreadMessageCount"] == 0, mine  # her read marker is at her newest message
+    texts = [m["text"] for m in await dm.messages(tb, thread)]
+    assert sorted(texts) == sorted(["first", *(f"burst {i}" for i in range(8))])

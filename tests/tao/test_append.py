@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
 from tao import InvalidDataError, ListCheck, Tao
 from tao.models import now_ms
+from tao.testing import TaoTestHooks as hooks
 
 
 async def test_positions_strictly_increase_in_commit_order_under_concurrency(tao: Tao) -> None:
@@ -136,3 +138,29 @@ async def test_a_checked_write_sees_the_whole_list_under_its_lock_and_aborts_cle
     with pytest.raises(InvalidDataError):  # a checked write is one transaction
         await tao.assoc_add_and_append([(other, "TEST_PLAIN", target)], [],
                                        check=ListCheck(owner, "TEST_PLAIN", record))
+
+
+async def test_a_check_can_leave_stale_edges_out_of_its_write(tao: Tao) -> None:
+    """A check that returns edges of the write (id1, atype, id2) leaves them out: they are not
+    written (the stored edge, its cached list and its count stay as they were), and the rest of
+    the write commits."""
+    owner = await tao.obj_add("TEST_NODE", {})
+    kept, fresh = await tao.obj_add("TEST_NODE", {}), await tao.obj_add("TEST_NODE", {})
+    await tao.assoc_add(owner, "TEST_PLAIN", kept, time=1000, data={"mark": 5})
+    await tao.assoc_range(owner, "TEST_PLAIN", 0, 10)  # cached: a left-out edge must not be installed
+
+    def stale(edges):
+        return [(owner, "TEST_PLAIN", e.id2) for e in edges if e.data.get("mark", 0) >= 3]
+
+    n, _ = await tao.assoc_add_and_append([(owner, "TEST_PLAIN", kept, 2000, {"mark": 3}),
+                                           (owner, "TEST_PLAIN", fresh, 2001, {"mark": 1})], [],
+                                          check=ListCheck(owner, "TEST_PLAIN", stale))
+    assert n == 1
+    edges = await tao.assoc_range(owner, "TEST_PLAIN", 0, 10)  # the cached list
+    assert [(e.id2, e.time, e.data) for e in edges] == [(fresh, 2001, {"mark": 1}), (kept, 1000, {"mark": 5})]
+    assert await tao.assoc_count(owner, "TEST_PLAIN") == 2
+    h = hooks(tao)
+    async with h.read(tao.shard(owner)) as conn:  # the stored row
+        rows = await conn.fetchall("SELECT time, data FROM {assocs} WHERE id1 = %s AND atype = %s AND id2 = %s",
+                                   (owner, h.atype("TEST_PLAIN").code, kept))
+    assert [(t, json.loads(d)) for t, d in rows] == [(1000, {"mark": 5})]
