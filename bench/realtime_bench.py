@@ -39,6 +39,7 @@ import asyncio
 import json
 import os
 import random
+import signal
 import sys
 import tempfile
 import time
@@ -149,8 +150,14 @@ def rss_kib(pid: int) -> int:
 
 
 def cpu_seconds(pid: int) -> float:
+    return sum(user_system_seconds(pid))
+
+
+def user_system_seconds(pid: int) -> tuple[float, float]:
+    """The process's CPU in user space and in the kernel (its system calls: socket I/O, epoll)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 def pct(xs: list[float], p: float) -> float:
@@ -233,7 +240,9 @@ class Meter:
 
     def __init__(self, servers, services) -> None:
         self.pids = {"server": [s.proc.pid for s in servers], "mariadb": [m.pid for m in services._mysql],
-                     "memcached": [m.pid for m in services._memcached], "redis": [services._redis.pid]}
+                     "memcached": [m.pid for m in services._memcached], "redis": [services._redis.pid],
+                     # the load generator itself (1 000 sockets, the senders' HTTP): it shares the cores
+                     "bench": [os.getpid()]}
         self.mysql = services.mysql
 
     def _status(self) -> dict[str, int]:
@@ -262,8 +271,12 @@ class Meter:
         cpu1, t1 = self._cpu(), time.monotonic()
         self.idle_rate = {k: (cpu1[k] - cpu0[k]) / (t1 - t0) for k in cpu1}
 
+    def _kernel(self) -> dict[str, float]:
+        return {k: sum(user_system_seconds(p)[1] for p in pids) for k, pids in self.pids.items()}
+
     def start(self) -> None:
         self.cpu0, self.sql0, self.t0 = self._cpu(), self._status(), time.monotonic()
+        self.kernel0 = self._kernel()
 
     def stop(self, messages: int) -> dict:
         cpu, sql, elapsed = self._cpu(), self._status(), time.monotonic() - self.t0
@@ -275,8 +288,28 @@ class Meter:
             out["cpu_ms_per_msg_net_of_idle"] = {
                 k: round((cpu[k] - self.cpu0[k] - idle[k] * elapsed) * 1000 / per, 2) for k in cpu}
         out["cpu_s_total"] = {k: round(cpu[k] - self.cpu0[k], 1) for k in cpu}
+        kernel = self._kernel()
+        out["kernel_share_of_cpu"] = {k: round((kernel[k] - self.kernel0[k]) / max(1e-9, cpu[k] - self.cpu0[k]), 2)
+                                      for k in cpu}
         out["sql_per_msg"] = {k: round((sql[k] - self.sql0[k]) / per, 1) for k in self.STATUS}
         return out
+
+
+def profile_args(args, i: int) -> tuple[str, ...]:
+    """`--cprofile DIR`: run server i under bench/profiled_server.py, which profiles the push
+    phase's traffic only (signalled): deterministic call counts and own times, for where a
+    message's CPU goes (at roughly twice the CPU: the figures are shares, not milliseconds)."""
+    if not args.cprofile:
+        return ()
+    Path(args.cprofile).mkdir(parents=True, exist_ok=True)
+    os.environ["BENCH_PROFILE_DIR"] = str(Path(args.cprofile).resolve())
+    return (str(Path(__file__).resolve().parent / "profiled_server.py"),)
+
+
+def signal_profilers(servers, args, signum: int) -> None:
+    if args.cprofile:
+        for s in servers:
+            os.kill(s.proc.pid, signum)
 
 
 def start_profilers(servers, args) -> list:
@@ -352,6 +385,7 @@ async def push_phase(apis, servers, senders, recipients, args) -> dict:
     profilers = start_profilers(servers, args)
     counts0 = await counts(apis, args.services.redis_url)
     meter.start()
+    signal_profilers(servers, args, signal.SIGUSR1)
     t0 = time.monotonic()
     n, errors = await traffic(apis, recipients, args.rate, args.seconds, 1, sent)
     for prof in profilers:
@@ -363,6 +397,7 @@ async def push_phase(apis, servers, senders, recipients, args) -> dict:
     watched = lambda k: k[0] < len(sockets)  # noqa: E731 (a recipient with a socket)
     while time.monotonic() < deadline and not all(k in received for k in sent if watched(k)):
         await asyncio.sleep(0.1)
+    signal_profilers(servers, args, signal.SIGUSR2)
     costs = meter.stop(len(sent))  # the deliveries' work included
     costs["counts_per_msg"] = per_message(counts0, await counts(apis, args.services.redis_url), len(sent))
     costs["frames_per_msg"] = round(frames / max(1, len(sent)), 2)
@@ -461,7 +496,7 @@ async def run(args) -> None:
     settings = settings_for(services, prefix, tmp)
     pre = await open_tao(settings, migrate=True, start_worker=False)
     await pre.close()
-    servers = [ServerProcess(settings, tmp / f"server{i}.log") for i in range(2)]
+    servers = [ServerProcess(settings, tmp / f"server{i}.log", python_args=profile_args(args, i)) for i in range(2)]
     try:
         await asyncio.gather(*(asyncio.to_thread(s.start) for s in servers))
         conn = aiohttp.TCPConnector(limit=0)
@@ -501,6 +536,8 @@ def main() -> None:
                         "the deliveries' when 0")
     parser.add_argument("--py-spy", metavar="DIR", help="record py-spy samples (--gil, raw) of each server "
                         "process during the push phase's traffic into DIR")
+    parser.add_argument("--cprofile", metavar="DIR", help="run each server under cProfile, its stats written "
+                        "to DIR/server<i>.prof when it stops")
     parser.add_argument("--idle-seconds", type=float, default=5.0,
                         help="measure the processes' idle CPU this long before the push phase")
     args = parser.parse_args()

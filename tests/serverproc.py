@@ -49,11 +49,13 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
 
 class ServerProcess:
-    def __init__(self, settings: Settings, log_path: Path, *, port: int | None = None) -> None:
+    def __init__(self, settings: Settings, log_path: Path, *, port: int | None = None,
+                 python_args: tuple[str, ...] = ()) -> None:
         server = settings.server.model_copy(update={"port": port or free_port()})
         self.settings = settings.model_copy(update={"server": server})
         self.port = self.settings.server.port
         self.log_path = log_path
+        self.python_args = python_args  # before server.py: `("-m", "cProfile", "-o", path)`, say
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -65,7 +67,7 @@ class ServerProcess:
         env.update(settings_env(self.settings))
         env["PYTHONPATH"] = str(ROOT)
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([sys.executable, str(ROOT / "server.py")], cwd=ROOT, env=env,
+        self.proc = subprocess.Popen([sys.executable, *self.python_args, str(ROOT / "server.py")], cwd=ROOT, env=env,
                                      stdout=log, stderr=subprocess.STDOUT)
         log.close()
         deadline = time.monotonic() + timeout
