@@ -1,4 +1,4 @@
-"""MySQL/MariaDB backend: one connection pool per physical server (`mysql_pool`); each logical shard is a database
+"""MySQL/MariaDB backend: one aiomysql pool per physical server; each logical shard is a database
 on its server, named by the shard map, and SQL names tables fully (`taogram_s0003.objects`), so
 one pool serves every shard on its server.
 
@@ -24,7 +24,6 @@ from pymysql.constants import CLIENT, SERVER_STATUS
 
 from config import MySQLServer, StoreSettings
 from tao.backends.base import Conn, qualify
-from tao.backends.mysql_pool import ConnectionPool
 from tao.errors import (
     DeadlockError,
     DuplicateKeyError,
@@ -213,7 +212,8 @@ class MySQLBackend:
         self._s = settings
         self._map = shard_map
         self._servers: list[MySQLServer] = settings.mysql_servers
-        self._pools: list[ConnectionPool | None] = [None] * len(self._servers)
+        self._pools: list[aiomysql.Pool | None] = [None] * len(self._servers)
+        self._pool_locks = [asyncio.Lock() for _ in self._servers]
         # Learnt from the first connection's handshake: MySQL (not MariaDB) names the inserted
         # row with an alias (`AS new`). Until then, and on MariaDB, the `VALUES(col)` form.
         self._row_alias = False
@@ -268,32 +268,39 @@ class MySQLBackend:
         edges.sort(key=lambda e: (e[1], e[0]), reverse=True)
         return edges
 
-    def _pool(self, server: int) -> ConnectionPool:
+    async def _pool(self, server: int, shard: int) -> aiomysql.Pool:
         pool = self._pools[server]
-        if pool is None:
-            srv = self._servers[server]
-            # MULTI_STATEMENTS: queued statements go with the next one (`_MySQLConn`). Every
-            # value is escaped into the SQL the store writes (`_render`), never spliced raw.
-            kwargs: dict[str, Any] = dict(user=srv.user, password=srv.password, autocommit=True,
-                                          client_flag=CLIENT.MULTI_STATEMENTS,
-                                          connect_timeout=self._s.connect_timeout, charset="utf8mb4",
-                                          # GROUP_CONCAT pages (`fetch_edges`) are capped by
-                                          # it: 16 MB holds any page the store reads that way.
-                                          init_command="SET SESSION group_concat_max_len = 16777216")
-            if srv.unix_socket:
-                kwargs["unix_socket"] = srv.unix_socket
-            else:
-                kwargs.update(host=srv.host, port=srv.port)
-            # No connection at rest: a pool comes up even while its server is down, so the
-            # other servers' shards keep serving.
-            pool = self._pools[server] = ConnectionPool(lambda: aiomysql.connect(**kwargs), self._s.pool_max,
-                                                        recycle=3600)
-        return pool
+        if pool is not None:
+            return pool
+        async with self._pool_locks[server]:
+            if self._pools[server] is None:
+                srv = self._servers[server]
+                # MULTI_STATEMENTS: queued statements go with the next one (`_MySQLConn`). Every
+                # value is escaped into the SQL the store writes (`_render`), never spliced raw.
+                kwargs: dict[str, Any] = dict(user=srv.user, password=srv.password, autocommit=True,
+                                              client_flag=CLIENT.MULTI_STATEMENTS,
+                                              connect_timeout=self._s.connect_timeout, charset="utf8mb4",
+                                              # GROUP_CONCAT pages (`fetch_edges`) are capped by
+                                              # it: 16 MB holds any page the store reads that way.
+                                              init_command="SET SESSION group_concat_max_len = 16777216")
+                if srv.unix_socket:
+                    kwargs["unix_socket"] = srv.unix_socket
+                else:
+                    kwargs.update(host=srv.host, port=srv.port)
+                try:
+                    # minsize=0: a pool must come up even while its server is down, so the other
+                    # servers' shards keep serving.
+                    self._pools[server] = await asyncio.wait_for(
+                        aiomysql.create_pool(minsize=0, maxsize=self._s.pool_max, pool_recycle=3600, **kwargs),
+                        self._s.connect_timeout)
+                except BaseException as exc:
+                    raise translate(exc, shard) from exc
+            return self._pools[server]
 
     @asynccontextmanager
     async def _acquire(self, shard: int) -> AsyncIterator[aiomysql.Connection]:
         server = self._map.server_of_shard[shard]
-        pool = self._pool(server)
+        pool = await self._pool(server, shard)
         try:
             raw = await asyncio.wait_for(pool.acquire(), self._s.acquire_timeout)
         except BaseException as exc:
@@ -359,13 +366,9 @@ class MySQLBackend:
 
     async def drop_shard(self, shard: int) -> None:
         server = self._map.server_of_shard[shard]
-        pool = self._pool(server)
-        raw = await pool.acquire()
-        try:
-            async with raw.cursor() as cur:
-                await cur.execute(f"DROP DATABASE IF EXISTS `{self._map.database(shard)}`")
-        finally:
-            pool.release(raw)
+        pool = await self._pool(server, shard)
+        async with pool.acquire() as raw, raw.cursor() as cur:
+            await cur.execute(f"DROP DATABASE IF EXISTS `{self._map.database(shard)}`")
 
     async def ping(self, shard: int) -> None:
         async with self.connection(shard) as conn:
