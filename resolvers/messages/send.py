@@ -53,7 +53,7 @@ from resolvers.messages.threads import (
     do_create_group_thread,
     do_get_or_create_direct_thread,
     folder_edges,
-    set_member_state,
+    update_member_state,
 )
 from resolvers.notifications import causes
 from resolvers.records import Media, MediaKind, MediaStatus, record_of
@@ -374,14 +374,11 @@ async def _stored_message(tao: Tao, message_id: int) -> Message | None:
 async def advance_read_marker(tao: Tao, thread_id: int, user_id: int, cursor: tuple[int, int],
                               jobs: list[tuple] | None = None) -> bool:
     """Move the member's read marker forward to `cursor` (never back), committing `jobs` with
-    the move; True if it moved."""
-    edge = (await tao.assoc_get(thread_id, "HAS_MEMBER", [user_id])).get(user_id)
-    if edge is None:
-        return False
-    current = MemberState.decode(edge.data).read
-    if tuple(cursor) <= current:
-        return False
-    return await set_member_state(tao, thread_id, user_id, read=list(cursor), jobs=jobs)
+    the move; True if it moved. Compared with the marker as the write finds it (a newer mark
+    from another device, or the member's own send, may have moved it past `cursor` meanwhile)."""
+    def forward(data: dict) -> dict | None:
+        return {**data, "read": list(cursor)} if tuple(cursor) > MemberState.decode(data).read else None
+    return await update_member_state(tao, thread_id, user_id, forward, jobs=jobs)
 
 
 async def deliver_job(job: JobContext, payload: dict) -> None:

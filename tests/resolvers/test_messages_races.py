@@ -1,0 +1,148 @@
+"""Direct messages under concurrency: what a real app does at once (two devices, several members)
+must end as if the requests had run one after another, with no error a client could not act on.
+
+Each test fails on the code before its fix (named in the test's docstring)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import pytest
+
+from resolvers.edge_data import MemberState
+from tao.testing import TaoTestHooks as hooks
+from tests.resolvers.messages_client import DM, store_id
+
+
+class _Release(Exception):
+    pass
+
+
+@asynccontextmanager
+async def member_list_locked(tao, thread: str) -> AsyncIterator[Callable[[int], Awaitable[None]]]:
+    """The thread's member list locked (its `assoc_counts` row, the lock every writer of the list
+    takes) by a transaction of the test's own until the block ends; yields `waiting`: `await
+    waiting(n)` returns once `n` writers wait on that lock."""
+    h = hooks(tao)
+    shard, t = tao.shard(store_id(thread)), store_id(thread)
+    locked, release = asyncio.Event(), asyncio.Event()
+
+    async def hold(conn) -> None:
+        await conn.execute("SELECT version FROM {assoc_counts} WHERE id1 = %s AND atype = %s FOR UPDATE",
+                           (t, h.atype("HAS_MEMBER").code))
+        locked.set()
+        await release.wait()
+        raise _Release
+
+    async def waiting(n: int) -> None:
+        for _ in range(300):
+            async with h.read(shard) as conn:
+                rows = await conn.fetchall("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE COMMAND = "
+                                           "'Query' AND INFO LIKE %s AND INFO LIKE %s",
+                                           ("INSERT INTO %assoc_counts%", f"%{t}%"))  # the lock
+            if rows[0][0] >= n:
+                return
+            await asyncio.sleep(0.02)
+        pytest.fail(f"fewer than {n} writers waited on the member list")
+
+    holder = asyncio.create_task(h.write(shard, hold))
+    await asyncio.wait_for(locked.wait(), 10)
+    try:
+        yield waiting
+    finally:
+        release.set()
+        with pytest.raises(_Release):
+            await holder
+
+
+@pytest.fixture
+def dm(gql) -> DM:
+    return DM(gql)
+
+
+async def _marker(gql, thread: str, user: str) -> MemberState:
+    edge = (await gql.tao.assoc_get(store_id(thread), "HAS_MEMBER", [store_id(user)]))[store_id(user)]
+    return MemberState.decode(edge.data)
+
+
+async def test_a_decline_is_not_undone_by_a_mark_read_racing_it(gql, dm):
+    """Bob declines a request on his phone while his laptop marks it read. Each wrote the member
+    edge's data it had read with its own change (a read, then an `assoc_add`): the mark, last,
+    wrote `declined` away, and the declined request was back (`thread(id:)`, the next message
+    in his requests). Now each change is compared with the edge under the member list's lock."""
+    ta, a = await gql.sign_up("ada")
+    tb, b = await gql.sign_up("bob")
+    thread = (await dm.sent(ta, to=[b], text="hello?"))["thread"]["id"]
+    results = await asyncio.gather(dm.mutate("declineMessageRequest", tb, {"threadId": thread}),
+                                   *(dm.mutate("markThreadRead", tb, {"threadId": thread}) for _ in range(3)))
+    assert results[0] == {"errors": []}
+    assert (await _marker(gql, thread, b)).declined
+    assert (await gql.ok("query($t: ID!) { thread(id: $t) { id } }", {"t": thread}, tb))["thread"] is None
+    await dm.sent(ta, thread=thread, text="hello??")
+    assert (await dm.inbox(tb, "REQUESTS"))["threads"]["nodes"] == []
+
+
+@pytest.mark.parametrize("gql_settings", ["mysql"], indirect=True)  # row locks are MariaDB's
+async def test_a_decline_and_a_mark_read_held_together_both_hold(gql, dm):
+    """The same race made certain: both writes read bob's member edge, then wait on the member
+    list's lock (held by the test) and go on together. One of the two changes was lost either
+    way (the declined flag or the read marker); now the second is computed again."""
+    ta, a = await gql.sign_up("ada")
+    tb, b = await gql.sign_up("bob")
+    thread = (await dm.sent(ta, to=[b], text="hello?"))["thread"]["id"]
+    newest = (await dm.sent(ta, thread=thread, text="anyone?"))["message"]["id"]
+    async with member_list_locked(gql.tao, thread) as waiting:
+        mark = asyncio.create_task(dm.mutate("markThreadRead", tb, {"threadId": thread}))
+        await waiting(1)
+        decline = asyncio.create_task(dm.mutate("declineMessageRequest", tb, {"threadId": thread}))
+        await waiting(2)
+    assert await mark == {"errors": []} and await decline == {"errors": []}
+    state = await _marker(gql, thread, b)
+    assert state.declined and state.read[1] == store_id(newest), state
+
+
+@pytest.mark.parametrize("gql_settings", ["mysql"], indirect=True)
+async def test_two_marks_held_together_never_move_the_marker_back(gql, dm):
+    """Two devices' marks, the newer first, both read the marker and then wait on the member
+    list's lock together: the older one, last, moved the marker back."""
+    ta, a = await gql.sign_up("ada")
+    tb, b = await gql.sign_up("bob")
+    await gql.mutate("follow", tb, a)
+    thread = (await dm.sent(ta, to=[b], text="one"))["thread"]["id"]
+    older = (await dm.sent(ta, thread=thread, text="two"))["message"]["id"]
+    newest = (await dm.sent(ta, thread=thread, text="three"))["message"]["id"]
+    async with member_list_locked(gql.tao, thread) as waiting:
+        first = asyncio.create_task(dm.mutate("markThreadRead", tb, {"threadId": thread, "upTo": newest}))
+        await waiting(1)
+        second = asyncio.create_task(dm.mutate("markThreadRead", tb, {"threadId": thread, "upTo": older}))
+        await waiting(2)
+    assert await first == {"errors": []} and await second == {"errors": []}
+    assert (await _marker(gql, thread, b)).read[1] == store_id(newest)
+    box = await dm.inbox(tb)
+    assert box["unreadMessageCount"] == 0 and box["threads"]["nodes"][0]["unreadCount"] == 0
+
+
+async def test_read_markers_never_move_back_when_marks_race(gql, dm):
+    """Two devices mark a thread read up to different messages at once (the newest first here):
+    each compared its `upTo` with the marker it had read, then wrote it, so the older mark, last,
+    moved the marker back; the thread counted unread again while the inbox said it was read.
+    The sender's own mark of an older message racing their sends did the same to their marker."""
+    ta, a = await gql.sign_up("ada")
+    tb, b = await gql.sign_up("bob")
+    await gql.mutate("follow", tb, a)
+    thread = (await dm.sent(ta, to=[b], text="m0"))["thread"]["id"]
+    ids = [(await dm.sent(ta, thread=thread, text=f"m{i}"))["message"]["id"] for i in range(1, 7)]
+    results = await asyncio.gather(*(dm.mutate("markThreadRead", tb, {"threadId": thread, "upTo": m})
+                                     for m in reversed(ids)))
+    assert results == [{"errors": []}] * len(ids)
+    assert (await _marker(gql, thread, b)).read[1] == store_id(ids[-1])
+    box = await dm.inbox(tb)
+    assert box["unreadMessageCount"] == 0 and box["threads"]["nodes"][0]["unreadCount"] == 0
+    # ada marks an older message read on one device while she sends from another
+    sent = await asyncio.gather(dm.mutate("markThreadRead", ta, {"threadId": thread, "upTo": ids[0]}),
+                                *(dm.send(ta, thread=thread, text=f"n{i}") for i in range(3)),
+                                dm.mutate("markThreadRead", ta, {"threadId": thread, "upTo": ids[1]}))
+    newest = max(store_id(p["message"]["id"]) for p in sent[1:4])
+    assert (await _marker(gql, thread, a)).read[1] == newest
