@@ -64,7 +64,10 @@ async def check_recipients(ctx: RequestContext, user_ids: list[int], field: str)
 
 
 def _too_many(ctx: RequestContext, field: str) -> UserError:
-    n = ctx.settings.messages.max_members
+    return _too_many_of(ctx.settings.messages.max_members, field)
+
+
+def _too_many_of(n: int, field: str) -> UserError:
     return UserError(MessageErrorCode.TOO_MANY_MEMBERS, f"A group holds at most {n} people, you included.", field)
 
 
@@ -77,21 +80,49 @@ def check_name(name: str | None) -> str | None:
     return name
 
 
+class _MembersMoved(Exception):
+    """Someone an add meant to add became a member (another add) between its read and its write."""
+
+
 async def _add_members(tao: Tao, thread_id: int, user_ids: list[int], time: int,
-                       tell: list[int] | None = None) -> list[int]:
+                       tell: list[int] | None = None, *, adder: int | None = None,
+                       limit: int | None = None) -> list[int]:
     """Add the members missing from the thread (present ones keep their state) in one
-    transaction, with a `thread.added` event for the new ones and `thread.updated` for `tell`."""
-    have = await tao.assoc_get(thread_id, "HAS_MEMBER", user_ids)
-    new = [u for u in user_ids if u not in have]
-    if new:
+    transaction, with a `thread.added` event for the new ones and `thread.updated` for `tell`.
+
+    The write is checked under the member list's lock (`ListCheck`, in the lock's own
+    statements) against the list as it stands: the group stays within `limit` members
+    (TOO_MANY_MEMBERS), the `adder` is still a member (THREAD_NOT_FOUND, as if the leave came
+    first), and no one is added twice; a racing add of the same people computes it again.
+    Checked on a read alone, two adds at once each passed (a group of 32 grew past it, and past
+    the 64 edges every member-list read takes, which cut its oldest members out of deliveries)."""
+    for _ in range(MAX_STATE_TRIES):
+        have = await tao.assoc_get(thread_id, "HAS_MEMBER", user_ids)
+        new = [u for u in user_ids if u not in have]
+        if not new:
+            return []
+
+        def fits(current: list[Assoc], new: list[int] = new) -> None:
+            ids = {a.id2 for a in current}
+            if adder is not None and adder not in ids:
+                raise thread_not_found()
+            if ids.intersection(new):
+                raise _MembersMoved()
+            if limit is not None and len(ids) + len(new) > limit:
+                raise _too_many_of(limit, "userIds")
         added = events.event(tao, new, events.THREAD_ADDED, near=thread_id, thread=thread_id)
         updated = events.event(tao, [u for u in tell or [] if u not in new], events.THREAD_UPDATED, near=thread_id,
                                thread=thread_id)
-        await tao.assoc_add_many([(thread_id, "HAS_MEMBER", u, time, {}) for u in new],
-                                 jobs_by_shard={shard_of(thread_id): events.jobs_of(added, updated)})
+        try:
+            await tao.assoc_add_and_append([(thread_id, "HAS_MEMBER", u, time, {}) for u in new], [],
+                                           check=ListCheck(thread_id, "HAS_MEMBER", fits),
+                                           jobs_by_shard={shard_of(thread_id): events.jobs_of(added, updated)})
+        except _MembersMoved:
+            continue
         for ev in (added, updated):
             await ev.deliver(tao)
-    return new
+        return new
+    raise ConflictError(f"the members of thread {thread_id} kept changing during an add; try again")
 
 
 async def do_get_or_create_direct_thread(tao: Tao, actor_id: int, other_id: int, field: str = "recipientIds") -> Thread:
@@ -154,7 +185,8 @@ async def do_add_thread_members(tao: Tao, actor_id: int, thread_id: int, user_id
         raise _too_many(ctx, "userIds")
     if new:
         ts = now_ms()
-        await _add_members(tao, thread_id, new, ts, tell=sorted(current))
+        new = await _add_members(tao, thread_id, new, ts, tell=sorted(current), adder=viewer,
+                                 limit=ctx.settings.messages.max_members)
         await place_in_folders(tao, thread_id, new, viewer, ts)
     return thread
 

@@ -146,3 +146,32 @@ async def test_read_markers_never_move_back_when_marks_race(gql, dm):
                                 dm.mutate("markThreadRead", ta, {"threadId": thread, "upTo": ids[1]}))
     newest = max(store_id(p["message"]["id"]) for p in sent[1:4])
     assert (await _marker(gql, thread, a)).read[1] == newest
+
+
+async def test_adds_racing_keep_a_group_within_its_limit(gql, dm):
+    """Two members add people to a 2-member group at once, 20 each: each add compared the limit
+    (32) with the member list it had read, so both passed and the group held 42 (and with more
+    adds at once, past the 64 member edges every member-list read takes, cutting its oldest
+    members, the creator first, out of deliveries). Now the limit is checked in the add's
+    transaction under the member list's lock: one add lands, the other is TOO_MANY_MEMBERS."""
+    ta, a = await gql.sign_up("ada")
+    tb, b = await gql.sign_up("bob")
+    users = [(await gql.sign_up(f"u{i}"))[1] for i in range(40)]
+    made = await dm.mutate("createGroupThread", ta, {"userIds": [b]}, "thread { id } errors { code }")
+    thread = made["thread"]["id"]
+    results = await asyncio.gather(dm.mutate("addThreadMembers", ta, {"threadId": thread, "userIds": users[:20]}),
+                                   dm.mutate("addThreadMembers", tb, {"threadId": thread, "userIds": users[20:]}))
+    codes = sorted(e["code"] for r in results for e in r["errors"])
+    assert codes == ["TOO_MANY_MEMBERS"], results
+    assert await gql.tao.assoc_count(store_id(thread), "HAS_MEMBER") == 22
+    # the same people added by two members at once are added once (one event each)
+    more = users[:20] if results[0]["errors"] else users[20:]
+    more = more[:5]
+    results = await asyncio.gather(dm.mutate("addThreadMembers", ta, {"threadId": thread, "userIds": more}),
+                                   dm.mutate("addThreadMembers", tb, {"threadId": thread, "userIds": more}))
+    assert list(results) == [{"errors": []}] * 2
+    assert await gql.tao.assoc_count(store_id(thread), "HAS_MEMBER") == 27
+    from resolvers.realtime.events import STREAM_ATYPE
+    for u in more:
+        stream = await gql.tao.assoc_range(store_id(u), STREAM_ATYPE, 0, 100)
+        assert [e.data["k"] for e in stream].count("thread.added") == 1
