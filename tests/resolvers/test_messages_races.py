@@ -175,3 +175,67 @@ async def test_adds_racing_keep_a_group_within_its_limit(gql, dm):
     for u in more:
         stream = await gql.tao.assoc_range(store_id(u), STREAM_ATYPE, 0, 100)
         assert [e.data["k"] for e in stream].count("thread.added") == 1
+
+
+@asynccontextmanager
+async def before_store_call(gql, verb: str, match: Callable[..., bool], run: Callable[[], Awaitable[object]]):
+    """While open, the first call of the store's `verb` whose arguments `match` first awaits
+    `run()` (another request, through the API), then goes on: that request lands exactly
+    between the call's caller's reads and its write. The store itself is the real one."""
+    tao = gql.tao
+    real = getattr(tao, verb)
+    done: list[object] = []
+
+    async def wrapped(*args, **kwargs):
+        if not done and match(*args, **kwargs):
+            done.append(await run())
+        return await real(*args, **kwargs)
+    setattr(tao, verb, wrapped)
+    try:
+        yield done
+    finally:
+        setattr(tao, verb, real)
+
+
+async def _thread_with_message(gql, dm):
+    ta, a = await gql.sign_up("ada")
+    tb, b = await gql.sign_up("bob")
+    await gql.mutate("follow", tb, a)
+    p = await dm.sent(ta, to=[b], text="oops")
+    return ta, tb, p["thread"]["id"], p["message"]["id"]
+
+
+async def test_an_edit_racing_an_unsend_is_message_not_found(gql, dm):
+    """Ada edits a message on one device while unsending it on another, and the unsend lands
+    between the edit's read of the message and its write: the write found no object and the
+    edit answered INTERNAL_SERVER_ERROR. Now it answers MESSAGE_NOT_FOUND, as an edit after
+    the unsend does, and stores nothing."""
+    ta, tb, thread, mid = await _thread_with_message(gql, dm)
+    unsend = lambda: dm.mutate("unsendMessage", ta, {"messageId": mid})  # noqa: E731
+    async with before_store_call(gql, "obj_update", lambda id_, *a, **k: id_ == store_id(mid), unsend) as done:
+        body = await gql("mutation($i: MessageEditInput!) { editMessage(input: $i) { message { id } "
+                         "errors { code } } }", {"i": {"messageId": mid, "text": "fixed"}}, ta)
+    assert done == [{"errors": []}]
+    assert "errors" not in body, body
+    assert body["data"]["editMessage"] == {"message": None, "errors": [{"code": "MESSAGE_NOT_FOUND"}]}
+    assert await gql.tao.obj_get([store_id(mid)]) == {}
+
+
+async def test_a_reaction_racing_an_unsend_leaves_nothing_behind(gql, dm):
+    """Bob reacts to a message while ada unsends it, the unsend landing between the reaction's
+    read of the message and its write: the unsend had swept the reactions already, so bob's
+    REACTED_BY edge stayed in the store on a message that no longer exists (unsend promises
+    its reactions are deleted from the store), and the reaction answered as if it had landed.
+    Now the unsend deletes the object before it sweeps, and a reaction that finds the message
+    gone after its write takes the edge back: MESSAGE_NOT_FOUND."""
+    ta, tb, thread, mid = await _thread_with_message(gql, dm)
+    unsend = lambda: dm.mutate("unsendMessage", ta, {"messageId": mid})  # noqa: E731
+
+    def reaction(id1, atype, *a, **k) -> bool:
+        return id1 == store_id(mid) and atype == "REACTED_BY"
+    async with before_store_call(gql, "assoc_add", reaction, unsend) as done:
+        p = await dm.mutate("reactToMessage", tb, {"messageId": mid, "emoji": "\u2764"})
+    assert done == [{"errors": []}]
+    assert [(e["code"], e["field"]) for e in p["errors"]] == [("MESSAGE_NOT_FOUND", "messageId")], p
+    assert await gql.tao.assoc_range(store_id(mid), "REACTED_BY", 0, 10) == []
+    assert await gql.tao.assoc_count(store_id(mid), "REACTED_BY") == 0
