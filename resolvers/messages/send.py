@@ -49,10 +49,10 @@ from resolvers.messages.model import (
 )
 from resolvers.messages.threads import (
     check_recipients,
-    do_accept_message_request,
     do_create_group_thread,
     do_get_or_create_direct_thread,
     folder_edges,
+    move_request_to_inbox,
     update_member_state,
 )
 from resolvers.notifications import causes
@@ -214,7 +214,9 @@ async def do_send_message(tao: Tao, actor_id: int, *, client_id: str, thread_id:
     requests, new = _result(split)
     await limits.check_send_limits(ctx, requests, new)
     if thread is not None and _result(request_edge) is not None:
-        await do_accept_message_request(tao, sender, thread.id)  # replying to a request accepts it
+        # Replying to a request accepts it (the thread and the request edge are read above; a
+        # quick second reply finding it accepted already is not an error).
+        await move_request_to_inbox(tao, sender, thread.id)
     if thread is None:
         thread = (await do_get_or_create_direct_thread(tao, sender, recipients[0]) if len(recipients) == 1
                   else await do_create_group_thread(tao, sender, recipients, None))

@@ -32,7 +32,7 @@ from resolvers.messages.model import (
     thread_not_found,
 )
 from resolvers.records import record_of
-from tao import Assoc, ConflictError, ListCheck, Tao, shard_of
+from tao import Assoc, ConflictError, ListCheck, ObjectNotFoundError, Tao, shard_of
 from tao.models import now_ms
 
 if TYPE_CHECKING:
@@ -240,11 +240,22 @@ async def do_accept_message_request(tao: Tao, actor_id: int, thread_id: int) -> 
     ctx = acting_as(tao, actor_id)
     viewer = actor_id
     thread = await _pending_request(ctx, thread_id)
-    if await tao.assoc_get(viewer, "INBOX", [thread_id]):
-        await tao.assoc_delete(viewer, "DM_REQUESTS", thread_id)  # a racing send put it in both
-    else:
-        await tao.assoc_change_type(viewer, "DM_REQUESTS", thread_id, "INBOX")
+    await move_request_to_inbox(tao, viewer, thread_id)
     return thread
+
+
+async def move_request_to_inbox(tao: Tao, user_id: int, thread_id: int) -> None:
+    """Move the thread from the user's requests to their inbox (accepting it). Idempotent, and
+    safe against itself: two accepts at once (two devices, or two quick replies, each of which
+    accepts) both read the request and then both moved it; the second found no edge to move and
+    its store error reached the client as INTERNAL_SERVER_ERROR (3 of 4 quick replies failed)."""
+    if await tao.assoc_get(user_id, "INBOX", [thread_id]):
+        await tao.assoc_delete(user_id, "DM_REQUESTS", thread_id)  # a racing send put it in both
+        return
+    try:
+        await tao.assoc_change_type(user_id, "DM_REQUESTS", thread_id, "INBOX")
+    except ObjectNotFoundError:
+        pass  # moved by a racing accept since the read above (or removed by a decline, which came last)
 
 
 async def do_decline_message_request(tao: Tao, actor_id: int, thread_id: int, block: bool) -> None:

@@ -239,3 +239,29 @@ async def test_a_reaction_racing_an_unsend_leaves_nothing_behind(gql, dm):
     assert [(e["code"], e["field"]) for e in p["errors"]] == [("MESSAGE_NOT_FOUND", "messageId")], p
     assert await gql.tao.assoc_range(store_id(mid), "REACTED_BY", 0, 10) == []
     assert await gql.tao.assoc_count(store_id(mid), "REACTED_BY") == 0
+
+
+async def test_quick_replies_to_a_message_request_all_land(gql, dm):
+    """Bob answers ada's message request with a burst of replies. Each reply accepts the request
+    (moves the thread from his requests to his inbox); each read the request, then moved it, and
+    every one but the first found no edge to move: 3 of 4 replies failed with
+    INTERNAL_SERVER_ERROR. Two accepts at once (two devices) did the same."""
+    ta, a = await gql.sign_up("ada")
+    tb, b = await gql.sign_up("bob")
+    thread = (await dm.sent(ta, to=[b], text="hi, we met at the conference"))["thread"]["id"]
+    assert (await dm.inbox(tb, "REQUESTS"))["threads"]["nodes"][0]["id"] == thread
+    results = await asyncio.gather(*(dm.send(tb, thread=thread, text=f"reply {i}") for i in range(4)))
+    assert [r["errors"] for r in results] == [[]] * 4, results
+    assert [t["id"] for t in (await dm.inbox(tb))["threads"]["nodes"]] == [thread]
+    assert (await dm.inbox(tb, "REQUESTS"))["threads"]["nodes"] == []
+    assert await gql.tao.assoc_count(store_id(b), "DM_REQUESTS") == 0
+    assert (await dm.inbox(ta))["unreadMessageCount"] == 4
+
+    tc, _ = await gql.sign_up("cy")
+    request = (await dm.sent(tc, to=[b], text="hello"))["thread"]["id"]
+    accepts = await asyncio.gather(*(dm.mutate("acceptMessageRequest", tb, {"threadId": request}, "errors { code }")
+                                     for _ in range(3)))
+    # each is accepted, or (when another finished before it read) already in the inbox
+    assert all(r["errors"] in ([], [{"code": "REQUEST_NOT_FOUND"}]) for r in accepts), accepts
+    assert [t["id"] for t in (await dm.inbox(tb))["threads"]["nodes"]][0] == request
+    assert (await dm.inbox(tb, "REQUESTS"))["threads"]["nodes"] == []
