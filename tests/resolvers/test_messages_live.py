@@ -259,3 +259,36 @@ async def test_a_delivered_event_reads_its_session_with_its_objects(gql, dm):
     # Measured (memcached and the embedded cache): 4 an event (the session with the message
     # and the thread, then what their privacy rules read); 5 when the session was read alone.
     assert per_event <= 4, (four, seven)
+
+
+async def test_read_receipts_of_someone_who_restricts_you_are_not_pushed(gql, dm):
+    """Ada restricts rex: her read receipts are not shown to him (`seenBy`, docs/stories.md,
+    "Restrict"). The ReadReceiptEvent of her markThreadRead was still pushed to his live
+    subscriptions, and replayed by cursor, telling him she had read his message; now it is
+    built through the same rule as `seenBy` and skipped."""
+    ta, a = await gql.sign_up("ada")
+    tr, r = await gql.sign_up("rex")
+    await gql.mutate("restrict", ta, r, "errors { code }")
+    p = await dm.sent(tr, to=[a], text="did you read this?")
+    thread = p["thread"]["id"]
+    async with subscribed(gql, tr, args="($after: String)", variables={"after": None}) as rex:
+        await dm.mutate("markThreadRead", ta, {"threadId": thread})
+        await dm.sent(ta, thread=thread, text="hm")  # something he may see, after the receipt
+        ev = await rex.next()
+        assert ev["__typename"] == "NewMessageEvent" and ev["message"]["text"] == "hm", ev
+        await rex.nothing()
+    assert (await dm.messages(tr, thread))[1]["seenBy"] == []  # the rule the event now follows
+    # nor by cursor (from before the receipt) ...
+    stream = await gql.tao.assoc_range(store_id(r), "STREAM_EVENT", 0, 10)
+    before = min(e.time for e in stream if e.data["k"] == "receipt.read") - 1
+    async with subscribed(gql, tr, args="($after: String)", variables={"after": f"s{before}"}) as rex:
+        assert (await rex.next())["__typename"] == "NewMessageEvent"
+        await rex.nothing()
+    # ... and once she lifts the restriction, her receipts reach him again
+    await gql.mutate("unrestrict", ta, r, "errors { code }")
+    async with subscribed(gql, tr) as rex:
+        await dm.sent(tr, thread=thread, text="and now?")
+        assert (await rex.next())["__typename"] == "NewMessageEvent"
+        await dm.mutate("markThreadRead", ta, {"threadId": thread})
+        ev = await rex.next()
+        assert ev["__typename"] == "ReadReceiptEvent" and ev["user"]["username"] == "ada", ev
