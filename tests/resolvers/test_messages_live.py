@@ -7,6 +7,8 @@ from contextlib import asynccontextmanager
 
 import pytest
 
+from resolvers.realtime.stream import DAY_MS
+from tao.models import now_ms
 from tao.testing import TaoTestHooks as hooks
 from tests.resolvers.messages_client import DM, CacheReads, store_id
 
@@ -292,3 +294,23 @@ async def test_read_receipts_of_someone_who_restricts_you_are_not_pushed(gql, dm
         await dm.mutate("markThreadRead", ta, {"threadId": thread})
         ev = await rex.next()
         assert ev["__typename"] == "ReadReceiptEvent" and ev["user"]["username"] == "ada", ev
+
+
+async def test_a_cursor_past_every_event_is_refused(gql, dm):
+    """A cursor no stream gave (past the clock by more than a day, or past a 64-bit integer):
+    SQLite's store failed on it (INTERNAL_SERVER_ERROR) and MariaDB's read past every event, so
+    the subscription stayed silent until the clock reached it. Now it is a BAD_USER_INPUT
+    error on both, and a real cursor still resumes."""
+    ta, a = await gql.sign_up("ada")
+    tb, b = await gql.sign_up("bob")
+    await dm.sent(ta, to=[b], text="m0")
+    for cursor in ("s9223372036854775807", "s9999999999999999999", f"s{now_ms() + 3 * DAY_MS}"):
+        async with subscribed(gql, tb, args="($after: String)", variables={"after": cursor}) as bob:
+            msg = await bob.ws.receive_json(timeout=10)
+            assert msg["type"] == "next" and msg["payload"]["data"] is None, (cursor, msg)
+            (error,) = msg["payload"]["errors"]
+            assert error["extensions"]["code"] == "BAD_USER_INPUT", (cursor, error)
+            assert "not a cursor of your stream" in error["message"]
+    stream = await gql.tao.assoc_range(store_id(b), "STREAM_EVENT", 0, 10)
+    async with subscribed(gql, tb, args="($after: String)", variables={"after": f"s{stream[-1].time}"}) as bob:
+        assert (await bob.next())["message"]["text"] == "m0"
