@@ -89,9 +89,9 @@ async def do_react_to_message(tao: Tao, actor_id: int, message_id: int, emoji: s
         changed = True
         # An unsend that ran since the read above may have swept the reactions before this
         # edge was written, which would then stay in the store on a message that is gone. The
-        # unsend deletes the object before it sweeps, so one of the two always sees the other:
-        # its sweep finds this edge, or this look (after the write) finds the object gone. One
-        # object read more a reaction (not on a send's path).
+        # unsend deletes the object before it sweeps (do_unsend_message), so one of the two
+        # always sees the other: its sweep finds this edge, or this look (after the write)
+        # finds the object gone. One object read more a reaction (not on a send's path).
         if not await tao.obj_get([message_id]):
             await tao.assoc_delete(message_id, "REACTED_BY", viewer)
             await ev.deliver(tao)  # its event names a message no one can see: skipped by every reader
@@ -136,15 +136,17 @@ async def do_unsend_message(tao: Tao, actor_id: int, message_id: int) -> int:
     msg = await viewer_message(ctx, message_id)
     if msg.sender != viewer:
         raise UserError(MessageErrorCode.NOT_SENDER, "You can only unsend your own messages.", "messageId")
-    # Unlisted first: from here no page shows it; then the object itself, then its reactions.
-    # The object goes before the sweep so that a reaction racing the unsend is never left
-    # behind: its writer looks for the object after its write (do_react_to_message), and
-    # either that look finds it gone or this sweep finds the reaction.
-    await tao.assoc_delete(msg.thread, "HAS_MESSAGE", message_id)
+    # The object first (from here no page shows it: pages read the objects), then its listing,
+    # then its reactions. A write racing the unsend looks for the object after its own write
+    # and takes that write back if it is gone: a reaction (do_react_to_message) and a
+    # re-delivery that lists the message again (send.deliver, a retry or its job). With the
+    # object gone before the unlisting and the sweep, either that look finds it gone or the
+    # unlisting or sweep comes after the racing write and removes it.
     ev = events.event(tao, await _member_ids(ctx, msg.thread), events.MESSAGE_UNSENT, near=message_id,
                       thread=msg.thread, message=message_id)
     if await tao.obj_delete(message_id, jobs=events.jobs_of(ev)):
         await ev.deliver(tao)
+    await tao.assoc_delete(msg.thread, "HAS_MESSAGE", message_id)
     for r in await tao.assoc_range(message_id, "REACTED_BY", 0, 100):
         await tao.assoc_delete(message_id, "REACTED_BY", r.id2)
     return msg.thread

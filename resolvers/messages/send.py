@@ -289,9 +289,18 @@ async def deliver(tao: Tao, message_id: int, *, sent: Message | None = None,
         memberships = await tao.assoc_range(msg.thread, "HAS_MEMBER", 0, MEMBER_PAGE)
     for _ in range(MAX_DELIVERY_TRIES):
         try:
-            return await _deliver_to(tao, msg, memberships, event, fresh=sent is not None)
+            appended = await _deliver_to(tao, msg, memberships, event, fresh=sent is not None)
         except _MembersMoved as moved:
             memberships = moved.members
+            continue
+        if sent is None and not await tao.obj_get([msg.id]):
+            # Unsent since the read above (a retry or the job racing an unsend from another
+            # device): the listing just written would stay, a message edge with no message,
+            # counted unread by every other member for good. The unsend deletes the object
+            # before it unlists it, so either its unlisting comes after this write or this look
+            # finds the object gone. One object read a retry or job, none on a first send.
+            await tao.assoc_delete(msg.thread, "HAS_MESSAGE", msg.id)
+        return appended
     raise ConflictError(f"the members of thread {msg.thread} kept changing during a delivery; its job redoes it")
 
 

@@ -265,3 +265,26 @@ async def test_quick_replies_to_a_message_request_all_land(gql, dm):
     assert all(r["errors"] in ([], [{"code": "REQUEST_NOT_FOUND"}]) for r in accepts), accepts
     assert [t["id"] for t in (await dm.inbox(tb))["threads"]["nodes"]][0] == request
     assert (await dm.inbox(tb, "REQUESTS"))["threads"]["nodes"] == []
+
+
+async def test_a_retried_send_racing_an_unsend_leaves_no_ghost_message(gql, dm):
+    """Ada's phone retries a send whose answer it lost (same clientMessageId) while her laptop,
+    which got the message live, unsends it; the unsend lands between the retry's read of the
+    message and its re-delivery (a retry finishes what the first try began). The re-delivery
+    listed the message in the thread again after the unsend had unlisted it: a message edge
+    with no message, counted unread for bob (unreadCount 1, nothing to read) for good. Now the
+    unsend deletes the object before it unlists it, and a re-delivery looks for the object
+    after its write and unlists the message if it is gone."""
+    ta, tb, thread, mid = await _thread_with_message(gql, dm)
+    await dm.mutate("markThreadRead", tb, {"threadId": thread})
+    p = await dm.sent(ta, thread=thread, text="sent twice", cid="retry-me")
+    unsend = lambda: dm.mutate("unsendMessage", ta, {"messageId": p["message"]["id"]})  # noqa: E731
+
+    def redelivery(edges, appends, *, check=None, **kw) -> bool:
+        return check is not None and any(e[1] == "HAS_MESSAGE" for e in edges)
+    async with before_store_call(gql, "assoc_add_and_append", redelivery, unsend) as done:
+        await dm.send(ta, thread=thread, text="sent twice", cid="retry-me")
+    assert done == [{"errors": []}]
+    assert [a.id2 for a in await gql.tao.assoc_range(store_id(thread), "HAS_MESSAGE", 0, 10)] == [store_id(mid)]
+    box = await dm.inbox(tb)
+    assert box["unreadMessageCount"] == 0 and box["threads"]["nodes"][0]["unreadCount"] == 0, box
