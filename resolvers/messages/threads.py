@@ -198,9 +198,11 @@ async def do_leave_thread(tao: Tao, actor_id: int, thread_id: int) -> None:
     others = [a.id2 for a in await member_edges(ctx, thread_id) if a.id2 != viewer]
     removed = events.event(tao, [viewer], events.THREAD_REMOVED, near=thread_id, thread=thread_id)
     updated = events.event(tao, others, events.THREAD_UPDATED, near=thread_id, thread=thread_id)
-    await tao.assoc_delete(thread_id, "HAS_MEMBER", viewer, jobs=events.jobs_of(removed, updated))
-    for ev in (removed, updated):
-        await ev.deliver(tao)
+    # Delivered only if this call left (a second leave at once, a double tap, deletes nothing
+    # and commits no job: delivering its events anyway told everyone twice, two event ids).
+    if await tao.assoc_delete(thread_id, "HAS_MEMBER", viewer, jobs=events.jobs_of(removed, updated)):
+        for ev in (removed, updated):
+            await ev.deliver(tao)
     for atype in _VIEWER_FOLDERS:
         await tao.assoc_delete(viewer, atype, thread_id)
 
@@ -265,8 +267,8 @@ async def do_decline_message_request(tao: Tao, actor_id: int, thread_id: int, bl
     viewer = actor_id
     thread = await _pending_request(ctx, thread_id)
     removed = events.event(tao, [viewer], events.THREAD_REMOVED, near=thread_id, thread=thread_id)
-    await set_member_state(tao, thread_id, viewer, declined=True, jobs=events.jobs_of(removed))
-    await removed.deliver(tao)
+    if await set_member_state(tao, thread_id, viewer, declined=True, jobs=events.jobs_of(removed)):
+        await removed.deliver(tao)  # not if a decline at once (a double tap) did it: its job is not committed
     for atype in ("DM_REQUESTS", "UNREAD_THREAD"):
         await tao.assoc_delete(viewer, atype, thread_id)
     if block:

@@ -288,3 +288,30 @@ async def test_a_retried_send_racing_an_unsend_leaves_no_ghost_message(gql, dm):
     assert [a.id2 for a in await gql.tao.assoc_range(store_id(thread), "HAS_MESSAGE", 0, 10)] == [store_id(mid)]
     box = await dm.inbox(tb)
     assert box["unreadMessageCount"] == 0 and box["threads"]["nodes"][0]["unreadCount"] == 0, box
+
+
+async def _kinds(gql, user: str) -> list[str]:
+    from resolvers.realtime.events import STREAM_ATYPE
+    return [e.data["k"] for e in await gql.tao.assoc_range(store_id(user), STREAM_ATYPE, 0, 100)]
+
+
+async def test_a_double_tapped_leave_or_decline_tells_each_member_once(gql, dm):
+    """A leave (or decline) sent twice at once, a double tap: the second found nothing to
+    delete, so its events' jobs were not committed (an event exists when its cause committed),
+    yet it delivered them anyway: the leaver got thread.removed twice and every other member
+    thread.updated twice (two event ids: a client shows both). Now a write that changed nothing
+    delivers nothing."""
+    (ta, a), (tb, b), (tc, c) = [await gql.sign_up(n) for n in ("ada", "bob", "cy")]
+    made = await dm.mutate("createGroupThread", ta, {"userIds": [b, c]}, "thread { id } errors { code }")
+    group = made["thread"]["id"]
+    before = {u: (await _kinds(gql, u)).count("thread.updated") for u in (a, c)}
+    results = await asyncio.gather(*(dm.mutate("leaveThread", tb, {"threadId": group}) for _ in range(2)))
+    assert all([e["code"] for e in r["errors"]] in ([], ["THREAD_NOT_FOUND"]) for r in results), results
+    assert (await _kinds(gql, b)).count("thread.removed") == 1
+    for u in (a, c):
+        assert (await _kinds(gql, u)).count("thread.updated") == before[u] + 1
+    # a request declined twice at once: one thread.removed
+    td, d = await gql.sign_up("dee")
+    request = (await dm.sent(ta, to=[d], text="hi"))["thread"]["id"]
+    results = await asyncio.gather(*(dm.mutate("declineMessageRequest", td, {"threadId": request}) for _ in range(2)))
+    assert (await _kinds(gql, d)).count("thread.removed") == 1, results
