@@ -66,8 +66,13 @@ async def do_mark_thread_read(tao: Tao, actor_id: int, thread_id: int, up_to: in
 
 def _check_emoji(emoji: str) -> str:
     emoji = emoji.strip()
-    ok = 0 < len(emoji) <= EMOJI_MAX and all(
-        unicodedata.category(c) in ("So", "Sk", "Mn", "Me", "Cf") or c == "\u200d" for c in emoji)
+    categories = [unicodedata.category(c) for c in emoji]
+    # At least one symbol ("So": every pictograph, flag letter and dingbat): the others are
+    # only an emoji's modifiers and joiners, and alone they were taken as one: "^" or "`"
+    # (modifier symbols, Sk), a zero-width space (Cf), a combining accent (Mn): a reaction
+    # a member sees as nothing, or as punctuation.
+    ok = 0 < len(emoji) <= EMOJI_MAX and "So" in categories and all(
+        cat in ("So", "Sk", "Mn", "Me", "Cf") or c == "\u200d" for c, cat in zip(emoji, categories))
     if not ok:
         raise UserError(MessageErrorCode.EMOJI_INVALID, "A reaction is one emoji (up to "
                         f"{EMOJI_MAX} code points with its modifiers); pass null to remove yours.", "emoji")

@@ -162,6 +162,21 @@ async def test_reactions_replies_and_mute(gql, dm):
     assert reply["errors"] == []
 
 
+async def test_a_reaction_is_an_emoji_not_only_its_modifiers(gql, dm):
+    """A reaction needs a symbol: modifiers, joiners and format characters alone ("^", a
+    zero-width space, a combining accent, a skin tone) were stored as a reaction that shows as
+    nothing or as punctuation. Real emoji, with their modifiers and joiners, still pass."""
+    ta, a = await gql.sign_up("ada")
+    tb, b = await gql.sign_up("bob")
+    mid = (await dm.sent(ta, to=[b], text="question?"))["message"]["id"]
+    for bad in ("^", "`", "\u200b", "\u0301", "\ufe0f", "\U0001f3fd", "\u200d\u200d"):
+        assert codes(await dm.mutate("reactToMessage", tb, {"messageId": mid, "emoji": bad})) == ["EMOJI_INVALID"], bad
+    assert await gql.tao.assoc_count(store_id(mid), "REACTED_BY") == 0
+    for good in ("\u2764\ufe0f", "\U0001f44d\U0001f3fd", "\U0001f1fa\U0001f1f8",
+                 "\U0001f468\u200d\U0001f469\u200d\U0001f467"):
+        assert codes(await dm.mutate("reactToMessage", tb, {"messageId": mid, "emoji": good})) == [], good
+
+
 async def test_bad_input_is_refused_and_stores_nothing(gql, dm):
     ta, a = await gql.sign_up("ada")
     tb, b = await gql.sign_up("bob")
