@@ -12,7 +12,7 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING
 
 from resolvers import privacy
@@ -83,6 +83,10 @@ def check_name(name: str | None) -> str | None:
 class _MembersMoved(Exception):
     """Someone an add meant to add became a member (another add) between its read and its write."""
 
+    def __init__(self, members: set[int]) -> None:
+        super().__init__("the thread's members changed")
+        self.members = members
+
 
 async def _add_members(tao: Tao, thread_id: int, user_ids: list[int], time: int,
                        tell: list[int] | None = None, *, adder: int | None = None,
@@ -96,8 +100,8 @@ async def _add_members(tao: Tao, thread_id: int, user_ids: list[int], time: int,
     first), and no one is added twice; a racing add of the same people computes it again.
     Checked on a read alone, two adds at once each passed (a group of 32 grew past it, and past
     the 64 edges every member-list read takes, which cut its oldest members out of deliveries)."""
+    have: Collection[int] = await tao.assoc_get(thread_id, "HAS_MEMBER", user_ids)
     for _ in range(MAX_STATE_TRIES):
-        have = await tao.assoc_get(thread_id, "HAS_MEMBER", user_ids)
         new = [u for u in user_ids if u not in have]
         if not new:
             return []
@@ -107,7 +111,7 @@ async def _add_members(tao: Tao, thread_id: int, user_ids: list[int], time: int,
             if adder is not None and adder not in ids:
                 raise thread_not_found()
             if ids.intersection(new):
-                raise _MembersMoved()
+                raise _MembersMoved(ids)
             if limit is not None and len(ids) + len(new) > limit:
                 raise _too_many_of(limit, "userIds")
         added = events.event(tao, new, events.THREAD_ADDED, near=thread_id, thread=thread_id)
@@ -117,7 +121,8 @@ async def _add_members(tao: Tao, thread_id: int, user_ids: list[int], time: int,
             await tao.assoc_add_and_append([(thread_id, "HAS_MEMBER", u, time, {}) for u in new], [],
                                            check=ListCheck(thread_id, "HAS_MEMBER", fits),
                                            jobs_by_shard={shard_of(thread_id): events.jobs_of(added, updated)})
-        except _MembersMoved:
+        except _MembersMoved as moved:
+            have = moved.members  # as the lock found them (a re-read could still miss the racing add's install)
             continue
         for ev in (added, updated):
             await ev.deliver(tao)
