@@ -229,6 +229,13 @@ async def do_mute_thread(tao: Tao, actor_id: int, thread_id: int, muted: bool) -
     thread = await viewer_thread(ctx, thread_id)
     if muted:
         await tao.assoc_add(viewer, "MUTED_THREAD", thread_id)
+        # A leave since the check above (another device) may have cleared the folders before
+        # this edge was written: it would stay, and a member added back would find the thread
+        # muted. The leave deletes the membership before the folders, so this look (after the
+        # write) finds it gone, or the leave's clearing comes after and removes the edge.
+        if not await tao.assoc_get(thread_id, "HAS_MEMBER", [viewer]):
+            await tao.assoc_delete(viewer, "MUTED_THREAD", thread_id)
+            raise thread_not_found()
     else:
         await tao.assoc_delete(viewer, "MUTED_THREAD", thread_id)
     return thread

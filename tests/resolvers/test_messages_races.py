@@ -315,3 +315,26 @@ async def test_a_double_tapped_leave_or_decline_tells_each_member_once(gql, dm):
     request = (await dm.sent(ta, to=[d], text="hi"))["thread"]["id"]
     results = await asyncio.gather(*(dm.mutate("declineMessageRequest", td, {"threadId": request}) for _ in range(2)))
     assert (await _kinds(gql, d)).count("thread.removed") == 1, results
+
+
+async def test_a_mute_racing_a_leave_does_not_outlive_the_membership(gql, dm):
+    """Bob mutes a group on one device while leaving it on another, the leave landing between
+    the mute's check and its write: the leave had cleared his folders (MUTED_THREAD among them)
+    before the mute wrote its edge, which stayed; added back later, he found the group muted
+    (`isMuted: true`) though he never muted it as a member. Now a mute looks for the
+    membership after its write and takes the edge back if it is gone (THREAD_NOT_FOUND)."""
+    (ta, a), (tb, b), (tc, c) = [await gql.sign_up(n) for n in ("ada", "bob", "cy")]
+    made = await dm.mutate("createGroupThread", ta, {"userIds": [b, c]}, "thread { id } errors { code }")
+    group = made["thread"]["id"]
+    leave = lambda: dm.mutate("leaveThread", tb, {"threadId": group})  # noqa: E731
+
+    def mute(id1, atype, *a, **k) -> bool:
+        return atype == "MUTED_THREAD"
+    async with before_store_call(gql, "assoc_add", mute, leave) as done:
+        p = await dm.mutate("muteThread", tb, {"threadId": group, "muted": True})
+    assert done == [{"errors": []}]
+    assert [e["code"] for e in p["errors"]] == ["THREAD_NOT_FOUND"], p
+    assert not await gql.tao.assoc_get(store_id(b), "MUTED_THREAD", [store_id(group)])
+    await dm.mutate("addThreadMembers", ta, {"threadId": group, "userIds": [b]})
+    t = await gql.ok("query($t: ID!) { thread(id: $t) { isMuted } }", {"t": group}, tb)
+    assert t["thread"] == {"isMuted": False}
