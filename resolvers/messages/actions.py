@@ -152,8 +152,11 @@ async def do_unsend_message(tao: Tao, actor_id: int, message_id: int) -> int:
     if await tao.obj_delete(message_id, jobs=events.jobs_of(ev)):
         await ev.deliver(tao)
     await tao.assoc_delete(msg.thread, "HAS_MESSAGE", message_id)
-    for r in await tao.assoc_range(message_id, "REACTED_BY", 0, 100):
-        await tao.assoc_delete(message_id, "REACTED_BY", r.id2)
+    # Every reaction, page by page: a group's turnover can leave more than a page of them (one
+    # page of 100 was swept, and the rest stayed in the store on a deleted message).
+    while page := await tao.assoc_range(message_id, "REACTED_BY", 0, 100):
+        if not [r for r in page if await tao.assoc_delete(message_id, "REACTED_BY", r.id2)]:
+            break  # nothing left to delete (a racing sweep took them): never loop on a stale page
     return msg.thread
 
 

@@ -338,3 +338,18 @@ async def test_a_mute_racing_a_leave_does_not_outlive_the_membership(gql, dm):
     await dm.mutate("addThreadMembers", ta, {"threadId": group, "userIds": [b]})
     t = await gql.ok("query($t: ID!) { thread(id: $t) { isMuted } }", {"t": group}, tb)
     assert t["thread"] == {"isMuted": False}
+
+
+async def test_an_unsend_deletes_every_reaction_however_many(gql, dm):
+    """A message in a group with turnover can gather more reactions than the 100 the unsend
+    swept (members who left keep theirs, new ones add more): the rest stayed in the store on
+    a deleted message. Now the unsend sweeps until none is left. (The reactions are written
+    through the store here: 150 members passing through a group is slow to stage.)"""
+    ta, tb, thread, mid = await _thread_with_message(gql, dm)
+    m = store_id(mid)
+    users = [gql.tao.ids.next_id(i % gql.tao.n_shards) for i in range(150)]  # ids of no one: only edges
+    await gql.tao.assoc_add_many([(m, "REACTED_BY", u, None, {"e": "\u2764"}) for u in users])
+    assert await gql.tao.assoc_count(m, "REACTED_BY") == 150
+    assert (await dm.mutate("unsendMessage", ta, {"messageId": mid}))["errors"] == []
+    assert await gql.tao.assoc_count(m, "REACTED_BY") == 0
+    assert await gql.tao.assoc_range(m, "REACTED_BY", 0, 200) == []
