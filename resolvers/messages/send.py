@@ -219,7 +219,7 @@ async def do_send_message(tao: Tao, actor_id: int, *, client_id: str, thread_id:
         await move_request_to_inbox(tao, sender, thread.id)
     if thread is None:
         thread = (await do_get_or_create_direct_thread(tao, sender, recipients[0]) if len(recipients) == 1
-                  else await do_create_group_thread(tao, sender, recipients, None))
+                  else await do_create_group_thread(tao, sender, recipients, None, limited=False))
     box = cipher(ctx.settings.messages)
     data = message_data(thread.id, sender, kind, body=box.seal(text, thread.id, sender) if text else None,
                         post=post_id, media=media_id, reply_to=reply_to, client_id=client_id,

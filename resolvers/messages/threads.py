@@ -19,7 +19,7 @@ from resolvers import privacy
 from resolvers.actor import acting_as
 from resolvers.edge_data import MemberState
 from resolvers.errors import UserError
-from resolvers.messages import events
+from resolvers.messages import events, limits
 from resolvers.messages.access import member_edges, viewer_thread
 from resolvers.messages.model import (
     DIRECT,
@@ -157,17 +157,32 @@ async def do_get_or_create_direct_thread(tao: Tao, actor_id: int, other_id: int,
     return obj
 
 
-async def do_create_group_thread(tao: Tao, actor_id: int, user_ids: list[int], name: str | None) -> Thread:
+async def _within_request_limits(ctx: RequestContext, thread_id: int | None, users: list[int]) -> tuple[list, list]:
+    """The spam limits of a first message (limits.py), for making a group of `users` or adding
+    them: it puts the thread, its name and its members in the requests folder of each who does
+    not follow the viewer, as a first message does. Without them a new account made groups of
+    31 strangers, named as it liked, as fast as it could ask (5 groups: 155 requests, where 5 an
+    hour are allowed), and added strangers to groups the same way. (requests, new)."""
+    requests, new = await limits.split_recipients(ctx, thread_id, users)
+    await limits.check_send_limits(ctx, requests, new, "userIds")
+    return requests, new
+
+
+async def do_create_group_thread(tao: Tao, actor_id: int, user_ids: list[int], name: str | None, *,
+                                 limited: bool = True) -> Thread:
+    """`limited=False`: the caller checks and records the spam limits (a send that makes it)."""
     ctx = acting_as(tao, actor_id)
     viewer = actor_id
     name = check_name(name)
     others = await check_recipients(ctx, user_ids, "userIds")
+    requests, new = await _within_request_limits(ctx, None, others) if limited else ([], [])
     data = {"kind": GROUP, "creator": viewer, **({"name": name} if name else {})}
     thread_id = await tao.obj_add("THREAD", data, owner=viewer)
     obj = record_of((await tao.obj_get([thread_id]))[thread_id])
     members = [viewer, *others]
     await _add_members(tao, thread_id, members, obj.created)
     await place_in_folders(tao, thread_id, members, viewer, obj.created)
+    await limits.record_send(tao, viewer, requests, new, obj.created)
     return obj
 
 
@@ -189,10 +204,12 @@ async def do_add_thread_members(tao: Tao, actor_id: int, thread_id: int, user_id
     if len(current) + len(new) > ctx.settings.messages.max_members:
         raise _too_many(ctx, "userIds")
     if new:
+        requests, contacted = await _within_request_limits(ctx, thread_id, new)
         ts = now_ms()
         new = await _add_members(tao, thread_id, new, ts, tell=sorted(current), adder=viewer,
                                  limit=ctx.settings.messages.max_members)
         await place_in_folders(tao, thread_id, new, viewer, ts)
+        await limits.record_send(tao, viewer, [u for u in requests if u in new], [u for u in contacted if u in new], ts)
     return thread
 
 

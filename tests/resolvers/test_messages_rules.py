@@ -177,6 +177,32 @@ async def test_a_reaction_is_an_emoji_not_only_its_modifiers(gql, dm):
         assert codes(await dm.mutate("reactToMessage", tb, {"messageId": mid, "emoji": good})) == [], good
 
 
+async def test_groups_of_strangers_count_as_message_requests(gql, dm):
+    """Making a group puts it (its name, its members) in the requests of everyone in it who
+    does not follow the creator, as a first message does, and adding people does the same; the
+    message-request limits did not apply to either: a new account (5 requests an hour) put
+    155 named groups in strangers' requests in five calls. Now both count as requests."""
+    ta, a = await gql.sign_up("spammer")  # a new account: 5 requests an hour
+    strangers = [(await gql.sign_up(f"s{i}"))[1] for i in range(8)]
+    fans = [await gql.sign_up(f"f{i}") for i in range(3)]
+    for t, _ in fans:
+        await gql.mutate("follow", t, a)  # people who follow her: no request for them
+    made = await dm.mutate("createGroupThread", ta, {"userIds": strangers[:3] + [f for _, f in fans],
+                                                     "name": "cheap pills"}, "thread { id } errors { code }")
+    assert made["errors"] == []
+    group = made["thread"]["id"]
+    too_many = await dm.mutate("createGroupThread", ta, {"userIds": strangers[3:6], "name": "cheap pills 2"},
+                               "thread { id } errors { code message field retryAfter }")
+    assert [(e["code"], e["field"]) for e in too_many["errors"]] == [("RATE_LIMITED", "userIds")], too_many
+    assert too_many["errors"][0]["retryAfter"] > 0 and too_many["thread"] is None
+    assert codes(await dm.mutate("addThreadMembers", ta, {"threadId": group, "userIds": strangers[3:6]})) == [
+        "RATE_LIMITED"]
+    assert codes(await dm.mutate("addThreadMembers", ta, {"threadId": group, "userIds": strangers[3:5]})) == []
+    assert codes(await dm.mutate("addThreadMembers", ta, {"threadId": group, "userIds": strangers[5:6]})) == [
+        "RATE_LIMITED"]
+    assert await gql.tao.assoc_count(store_id(group), "HAS_MEMBER") == 1 + 3 + 3 + 2
+
+
 async def test_bad_input_is_refused_and_stores_nothing(gql, dm):
     ta, a = await gql.sign_up("ada")
     tb, b = await gql.sign_up("bob")
