@@ -32,6 +32,7 @@ from resolvers.errors import UserError
 from resolvers.job_context import JobContext
 from resolvers.messages import events, limits
 from resolvers.messages.access import MEMBER_PAGE, member_edges, viewer_message, viewer_thread
+from resolvers.messages.member_state import update_member_state
 from resolvers.messages.model import (
     CLIENT_ID_MAX,
     CLIENT_KEYS,
@@ -53,7 +54,6 @@ from resolvers.messages.threads import (
     do_get_or_create_direct_thread,
     folder_edges,
     move_request_to_inbox,
-    update_member_state,
 )
 from resolvers.notifications import causes
 from resolvers.records import Media, MediaKind, MediaStatus, record_of

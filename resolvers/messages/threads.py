@@ -12,7 +12,7 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from typing import TYPE_CHECKING
 
 from resolvers import privacy
@@ -21,6 +21,7 @@ from resolvers.edge_data import MemberState
 from resolvers.errors import UserError
 from resolvers.messages import events, limits
 from resolvers.messages.access import member_edges, viewer_thread
+from resolvers.messages.member_state import MAX_STATE_TRIES, set_member_state
 from resolvers.messages.model import (
     DIRECT,
     GROUP,
@@ -39,7 +40,6 @@ if TYPE_CHECKING:
     from resolvers.context import RequestContext
 
 _VIEWER_FOLDERS = ("INBOX", "DM_REQUESTS", "UNREAD_THREAD", "MUTED_THREAD")
-MAX_STATE_TRIES = 8  # a checked write is redone only when another write changed what it read
 
 
 def _user_not_found(field: str) -> UserError:
@@ -310,57 +310,6 @@ async def do_decline_message_request(tao: Tao, actor_id: int, thread_id: int, bl
 
 
 # Shared by sends, group creation and member adds ----------------------------------------------
-
-async def set_member_state(tao: Tao, thread_id: int, user_id: int, *, jobs: list[tuple] | None = None,
-                           **changes) -> bool:
-    """Merge `changes` into a member's edge data (None removes a key), keeping its join time;
-    `jobs` commit with the change. False (and no jobs) if nothing changed or they are no member."""
-    return await update_member_state(tao, thread_id, user_id, lambda data: {**data, **changes}, jobs=jobs)
-
-
-class _StateMoved(Exception):
-    """The member's edge changed between the read an update was computed from and its write."""
-
-    def __init__(self, edge: Assoc | None) -> None:
-        super().__init__("the member's state changed")
-        self.edge = edge
-
-
-async def update_member_state(tao: Tao, thread_id: int, user_id: int, change: Callable[[dict], dict | None], *,
-                              jobs: list[tuple] | None = None) -> bool:
-    """Write `change(data)` (None values dropped; `change` returning None: no write) as the
-    member's edge data, keeping its join time; `jobs` commit with it. False (and no jobs) if
-    nothing changed or they are no member.
-
-    A compare-and-set: the write is checked under the member list's lock (`ListCheck`, read in
-    the lock's own statements: no round trip more than a plain `assoc_add`) against the edge
-    `change` was computed from, and computed again from the edge found if another write moved
-    it. A plain read-then-`assoc_add` lost updates: a `markThreadRead` racing a decline wrote
-    the data it had read back over the decline (the declined request came back), and two marks
-    (two devices) or a mark racing the member's own send moved the read marker back."""
-    edge = (await tao.assoc_get(thread_id, "HAS_MEMBER", [user_id])).get(user_id)
-    for _ in range(MAX_STATE_TRIES):
-        if edge is None:
-            return False
-        wanted = change(dict(edge.data))
-        data = None if wanted is None else {k: v for k, v in wanted.items() if v is not None}
-        if data is None or data == edge.data:
-            return False
-        seen = (edge.time, edge.data)
-
-        def same_edge(current: list[Assoc], seen: tuple = seen) -> None:
-            now = next((a for a in current if a.id2 == user_id), None)
-            if now is None or (now.time, now.data) != seen:
-                raise _StateMoved(now)
-        try:
-            await tao.assoc_add_and_append([(thread_id, "HAS_MEMBER", user_id, edge.time, data)], [],
-                                           check=ListCheck(thread_id, "HAS_MEMBER", same_edge),
-                                           jobs_by_shard={shard_of(thread_id): jobs} if jobs else None)
-            return True
-        except _StateMoved as moved:
-            edge = moved.edge
-    raise ConflictError(f"the state of member {user_id} of thread {thread_id} kept changing; try again")
-
 
 async def place_in_folders(tao: Tao, thread_id: int, members: list[int], sender: int, time: int,
                            message_id: int | None = None) -> list[int]:
