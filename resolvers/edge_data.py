@@ -17,7 +17,7 @@ build nothing).
 | BIG_ACCOUNT (registry -> author) | `{"until": ms or null}` | `big_account_data`, `big_until` |
 | STREAM_EVENT (user -> event) | `{"k": kind, "i": {name: id}}` | `stream_event_data`, `StreamEntry` |
 
-`messages.threads.set_member_state` merges its keywords, which are `member_data`'s keys, into a
+`messages.member_state.set_member_state` merges its keywords, which are `member_data`'s keys, into a
 HAS_MEMBER edge.
 """
 

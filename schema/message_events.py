@@ -76,6 +76,10 @@ class ThreadRemovedEvent(StreamEvent):
     thread_id: strawberry.ID
 
 
+async def _nothing() -> None:
+    return None
+
+
 async def _thread(info: Ctx, event: realtime.StreamEvent) -> Thread | None:
     obj = await privacy.load_visible_object(info.context, event.ids["thread"])
     return Thread.from_record(obj) if model.is_thread(obj) else None
@@ -115,7 +119,16 @@ async def _reaction(info: Ctx, event: realtime.StreamEvent) -> MessageReactionEv
 
 
 async def _read(info: Ctx, event: realtime.StreamEvent) -> ReadReceiptEvent | None:
-    thread, user = await asyncio.gather(_thread(info, event), _user(info, event))
+    # A reader who restricts the viewer sends them no read receipts, live or replayed: the rule
+    # `Message.seenBy` follows (resolvers.messages.reads.seen_by). The event is in every
+    # member's stream (the restriction may be lifted or made later), so it is decided here,
+    # at delivery; before, it was pushed to the restricted member as to anyone.
+    viewer = info.context.viewer_id
+    thread, user, restricting = await asyncio.gather(
+        _thread(info, event), _user(info, event),
+        info.context.loaders.assoc_by_key.load((event.ids["user"], "RESTRICTS", viewer)) if viewer else _nothing())
+    if restricting is not None:
+        return None
     return None if thread is None or user is None else ReadReceiptEvent(
         thread=thread, user=user, up_to_message_id=to_global_id("Message", event.ids["message"]), **event_fields(event))
 

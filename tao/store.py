@@ -188,13 +188,15 @@ class Tao:
         return await self._bulk.append_many(edges)
 
     async def assoc_add_and_append(self, edges: list[tuple], appends: list[tuple[int, str, int, dict | None]],
-                                   *, check: ListCheck | None = None) -> tuple[int, list[Appended]]:
+                                   *, check: ListCheck | None = None,
+                                   jobs_by_shard: dict[int, list] | None = None) -> tuple[int, list[Appended]]:
         """`assoc_add_many(edges)` and `assoc_append_many(appends)` together, one transaction per
         shard for both (a delivery that bumps each member's folders and appends to each
         member's stream): (how many edges were new, what each append did). `check` (a
         `ListCheck`): a condition on a small list, checked under its lock in the write's one
-        transaction (every edge and append on the list's shard); raising aborts the write."""
-        return await self._writes.add_and_append(edges, appends, check=check)
+        transaction (every edge and append on the list's shard); raising aborts the write (and
+        its jobs). `jobs_by_shard`: as `assoc_add_many`'s."""
+        return await self._writes.add_and_append(edges, appends, check=check, jobs_by_shard=jobs_by_shard)
 
     async def assoc_trim(self, id1: int, atype: str, *, keep: int, before: int | None = None) -> int:
         """Delete the edges of an uncached list past its newest `keep`, and any older than

@@ -72,3 +72,34 @@ async def test_send_on_one_process_reaches_the_other_through_a_redis_outage(two_
         with pytest.raises(TimeoutError):
             await sock.next_data("1", timeout=1.0)
         await sock.close()
+
+
+async def test_two_devices_on_two_processes_reply_and_mark_read_at_once(two_servers) -> None:
+    """Bob's phone and laptop, connected to different server processes, answer ada's message
+    request with a burst of replies and mark the thread read at once. Every reply lands (each
+    accepts the request: 3 of 4 quick replies were INTERNAL_SERVER_ERROR when the accepts
+    raced), and his read marker ends at the newest message whatever order the marks commit
+    in (an older mark could move it back)."""
+    a, b = two_servers
+    async with aiohttp.ClientSession() as http:
+        api_a, api_b = Api(http, a), Api(http, b)
+        ta, ida = await api_a.sign_up("ada")
+        tb, idb = await api_a.sign_up("bob")
+        thread = (await send(api_a, ta, "m0", to=idb))["thread"]["id"]
+        ids = [(await send(api_a, ta, f"m{i}", thread=thread))["message"]["id"] for i in range(1, 5)]
+        replies = [api.ok(SEND, {"i": {"clientMessageId": uuid.uuid4().hex, "text": f"r{i}", "threadId": thread}}, tb)
+                   for i, api in enumerate([api_a, api_b] * 3)]
+        mark = "mutation($i: ThreadMarkReadInput!) { markThreadRead(input: $i) { errors { code } } }"
+        marks = [api.ok(mark, {"i": {"threadId": thread, "upTo": m}}, tb)
+                 for api, m in zip([api_a, api_b] * 2, reversed(ids))]
+        results = await asyncio.gather(*replies, *marks)
+        assert [r["sendMessage"]["errors"] for r in results[:6]] == [[]] * 6, results
+        assert [r["markThreadRead"]["errors"] for r in results[6:]] == [[]] * 4, results
+        box = await api_b.ok("""{ inbox { unreadMessageCount threads(folder: INBOX) { nodes { id } }
+          requests: threads(folder: REQUESTS) { nodes { id } } } }""", None, tb)
+        assert box["inbox"]["unreadMessageCount"] == 0, box
+        assert box["inbox"]["threads"]["nodes"] == [{"id": thread}] and box["inbox"]["requests"]["nodes"] == []
+        seen = await api_a.ok("query($t: ID!) { thread(id: $t) { messages(first: 20) { nodes { text "
+                              "seenBy { username } } } } }", {"t": thread}, ta)
+        by_text = {m["text"]: m["seenBy"] for m in seen["thread"]["messages"]["nodes"]}
+        assert by_text["m4"] == [{"username": "bob"}], by_text

@@ -22,10 +22,10 @@ from resolvers.edge_data import message_sender, reaction_data
 from resolvers.errors import UserError
 from resolvers.messages import events
 from resolvers.messages.access import member_edges, viewer_message, viewer_thread
-from resolvers.messages.model import EMOJI_MAX, TEXT, Message, MessageErrorCode, Thread, cipher
+from resolvers.messages.model import EMOJI_MAX, TEXT, Message, MessageErrorCode, Thread, cipher, message_not_found
 from resolvers.messages.send import advance_read_marker
 from resolvers.records import record_of
-from tao import Tao
+from tao import ObjectNotFoundError, Tao
 from tao.models import now_ms
 
 if TYPE_CHECKING:
@@ -66,8 +66,13 @@ async def do_mark_thread_read(tao: Tao, actor_id: int, thread_id: int, up_to: in
 
 def _check_emoji(emoji: str) -> str:
     emoji = emoji.strip()
-    ok = 0 < len(emoji) <= EMOJI_MAX and all(
-        unicodedata.category(c) in ("So", "Sk", "Mn", "Me", "Cf") or c == "\u200d" for c in emoji)
+    categories = [unicodedata.category(c) for c in emoji]
+    # At least one symbol ("So": every pictograph, flag letter and dingbat): the others are
+    # only an emoji's modifiers and joiners, and alone they were taken as one: "^" or "`"
+    # (modifier symbols, Sk), a zero-width space (Cf), a combining accent (Mn): a reaction
+    # a member sees as nothing, or as punctuation.
+    ok = 0 < len(emoji) <= EMOJI_MAX and "So" in categories and all(
+        cat in ("So", "Sk", "Mn", "Me", "Cf") or c == "\u200d" for c, cat in zip(emoji, categories))
     if not ok:
         raise UserError(MessageErrorCode.EMOJI_INVALID, "A reaction is one emoji (up to "
                         f"{EMOJI_MAX} code points with its modifiers); pass null to remove yours.", "emoji")
@@ -87,6 +92,15 @@ async def do_react_to_message(tao: Tao, actor_id: int, message_id: int, emoji: s
     else:
         await tao.assoc_add(message_id, "REACTED_BY", viewer, data=reaction_data(emoji), jobs=events.jobs_of(ev))
         changed = True
+        # An unsend that ran since the read above may have swept the reactions before this
+        # edge was written, which would then stay in the store on a message that is gone. The
+        # unsend deletes the object before it sweeps (do_unsend_message), so one of the two
+        # always sees the other: its sweep finds this edge, or this look (after the write)
+        # finds the object gone. One object read more a reaction (not on a send's path).
+        if not await tao.obj_get([message_id]):
+            await tao.assoc_delete(message_id, "REACTED_BY", viewer)
+            await ev.deliver(tao)  # its event names a message no one can see: skipped by every reader
+            raise message_not_found()
     if changed:
         await ev.deliver(tao)
     return msg
@@ -110,7 +124,12 @@ async def do_edit_message(tao: Tao, actor_id: int, message_id: int, text: str) -
     ev = events.event(tao, await _member_ids(ctx, msg.thread), events.MESSAGE_EDITED, near=message_id,
                       thread=msg.thread, message=message_id)
     body = cipher(ctx.settings.messages).seal(text, msg.thread, msg.sender)
-    obj = await tao.obj_update(message_id, {"body": body, "edited": now_ms()}, jobs=events.jobs_of(ev))
+    try:
+        obj = await tao.obj_update(message_id, {"body": body, "edited": now_ms()}, jobs=events.jobs_of(ev))
+    except ObjectNotFoundError:
+        # Unsent (from another device) since the read above: answered as if the unsend came
+        # first. The store's error used to reach the client as INTERNAL_SERVER_ERROR.
+        raise message_not_found() from None
     await ev.deliver(tao)
     return record_of(obj)
 
@@ -122,14 +141,22 @@ async def do_unsend_message(tao: Tao, actor_id: int, message_id: int) -> int:
     msg = await viewer_message(ctx, message_id)
     if msg.sender != viewer:
         raise UserError(MessageErrorCode.NOT_SENDER, "You can only unsend your own messages.", "messageId")
-    # Unlisted first: from here no page shows it; then its reactions and the object itself.
-    await tao.assoc_delete(msg.thread, "HAS_MESSAGE", message_id)
-    for r in await tao.assoc_range(message_id, "REACTED_BY", 0, 100):
-        await tao.assoc_delete(message_id, "REACTED_BY", r.id2)
+    # The object first (from here no page shows it: pages read the objects), then its listing,
+    # then its reactions. A write racing the unsend looks for the object after its own write
+    # and takes that write back if it is gone: a reaction (do_react_to_message) and a
+    # re-delivery that lists the message again (send.deliver, a retry or its job). With the
+    # object gone before the unlisting and the sweep, either that look finds it gone or the
+    # unlisting or sweep comes after the racing write and removes it.
     ev = events.event(tao, await _member_ids(ctx, msg.thread), events.MESSAGE_UNSENT, near=message_id,
                       thread=msg.thread, message=message_id)
     if await tao.obj_delete(message_id, jobs=events.jobs_of(ev)):
         await ev.deliver(tao)
+    await tao.assoc_delete(msg.thread, "HAS_MESSAGE", message_id)
+    # Every reaction, page by page: a group's turnover can leave more than a page of them (one
+    # page of 100 was swept, and the rest stayed in the store on a deleted message).
+    while page := await tao.assoc_range(message_id, "REACTED_BY", 0, 100):
+        if not [r for r in page if await tao.assoc_delete(message_id, "REACTED_BY", r.id2)]:
+            break  # nothing left to delete (a racing sweep took them): never loop on a stale page
     return msg.thread
 
 

@@ -6,6 +6,8 @@ The counts are the sender's own lists, on the sender's shard: sender -DM_REQUEST
 sender -DM_CONTACTED-> user (time: the first message to that user). A limit is checked before
 anything is written, and a refused send stores nothing; the edges are written once the message
 is stored. Two sends racing past the check may both pass: the limits bound abuse, they are not a quota to the unit.
+Making a group of people or adding them to one counts as messaging them (`threads`): it puts
+the thread in the requests of those who do not follow the sender, as a first message does.
 """
 
 from __future__ import annotations
@@ -54,7 +56,8 @@ async def split_recipients(ctx: RequestContext, thread_id: int | None,
     return requests, new
 
 
-async def check_send_limits(ctx: RequestContext, requests: list[int], new: list[int]) -> None:
+async def check_send_limits(ctx: RequestContext, requests: list[int], new: list[int],
+                            field: str = "recipientIds") -> None:
     if not requests and not new:
         return
     sender = ctx.require_viewer()
@@ -71,7 +74,7 @@ async def check_send_limits(ctx: RequestContext, requests: list[int], new: list[
             raise UserError(MessageErrorCode.RATE_LIMITED,
                             f"You can send at most {per_hour} message requests an hour"
                             f"{' while your account is new' if young else ''}: try again in {wait_text(wait)}, "
-                            "or message people who follow you.", "recipientIds", retry_after=round(wait, 3))
+                            "or message people who follow you.", field, retry_after=round(wait, 3))
     if new:
         times = await _recent(ctx.tao, sender, "DM_CONTACTED", now - DAY_MS, per_day)
         if len(times) + len(new) > per_day:
@@ -79,7 +82,7 @@ async def check_send_limits(ctx: RequestContext, requests: list[int], new: list[
             raise UserError(MessageErrorCode.RATE_LIMITED,
                             f"You can message at most {per_day} new people a day"
                             f"{' while your account is new' if young else ''}: try again in {wait_text(wait)}.",
-                            "recipientIds", retry_after=round(wait, 3))
+                            field, retry_after=round(wait, 3))
 
 
 async def record_send(tao: Tao, sender: int, requests: list[int], new: list[int], time: int) -> None:

@@ -32,6 +32,7 @@ from resolvers.errors import UserError
 from resolvers.job_context import JobContext
 from resolvers.messages import events, limits
 from resolvers.messages.access import MEMBER_PAGE, member_edges, viewer_message, viewer_thread
+from resolvers.messages.member_state import update_member_state
 from resolvers.messages.model import (
     CLIENT_ID_MAX,
     CLIENT_KEYS,
@@ -49,11 +50,10 @@ from resolvers.messages.model import (
 )
 from resolvers.messages.threads import (
     check_recipients,
-    do_accept_message_request,
     do_create_group_thread,
     do_get_or_create_direct_thread,
     folder_edges,
-    set_member_state,
+    move_request_to_inbox,
 )
 from resolvers.notifications import causes
 from resolvers.records import Media, MediaKind, MediaStatus, record_of
@@ -214,10 +214,12 @@ async def do_send_message(tao: Tao, actor_id: int, *, client_id: str, thread_id:
     requests, new = _result(split)
     await limits.check_send_limits(ctx, requests, new)
     if thread is not None and _result(request_edge) is not None:
-        await do_accept_message_request(tao, sender, thread.id)  # replying to a request accepts it
+        # Replying to a request accepts it (the thread and the request edge are read above; a
+        # quick second reply finding it accepted already is not an error).
+        await move_request_to_inbox(tao, sender, thread.id)
     if thread is None:
         thread = (await do_get_or_create_direct_thread(tao, sender, recipients[0]) if len(recipients) == 1
-                  else await do_create_group_thread(tao, sender, recipients, None))
+                  else await do_create_group_thread(tao, sender, recipients, None, limited=False))
     box = cipher(ctx.settings.messages)
     data = message_data(thread.id, sender, kind, body=box.seal(text, thread.id, sender) if text else None,
                         post=post_id, media=media_id, reply_to=reply_to, client_id=client_id,
@@ -287,9 +289,18 @@ async def deliver(tao: Tao, message_id: int, *, sent: Message | None = None,
         memberships = await tao.assoc_range(msg.thread, "HAS_MEMBER", 0, MEMBER_PAGE)
     for _ in range(MAX_DELIVERY_TRIES):
         try:
-            return await _deliver_to(tao, msg, memberships, event, fresh=sent is not None)
+            appended = await _deliver_to(tao, msg, memberships, event, fresh=sent is not None)
         except _MembersMoved as moved:
             memberships = moved.members
+            continue
+        if sent is None and not await tao.obj_get([msg.id]):
+            # Unsent since the read above (a retry or the job racing an unsend from another
+            # device): the listing just written would stay, a message edge with no message,
+            # counted unread by every other member for good. The unsend deletes the object
+            # before it unlists it, so either its unlisting comes after this write or this look
+            # finds the object gone. One object read a retry or job, none on a first send.
+            await tao.assoc_delete(msg.thread, "HAS_MESSAGE", msg.id)
+        return appended
     raise ConflictError(f"the members of thread {msg.thread} kept changing during a delivery; its job redoes it")
 
 
@@ -374,14 +385,11 @@ async def _stored_message(tao: Tao, message_id: int) -> Message | None:
 async def advance_read_marker(tao: Tao, thread_id: int, user_id: int, cursor: tuple[int, int],
                               jobs: list[tuple] | None = None) -> bool:
     """Move the member's read marker forward to `cursor` (never back), committing `jobs` with
-    the move; True if it moved."""
-    edge = (await tao.assoc_get(thread_id, "HAS_MEMBER", [user_id])).get(user_id)
-    if edge is None:
-        return False
-    current = MemberState.decode(edge.data).read
-    if tuple(cursor) <= current:
-        return False
-    return await set_member_state(tao, thread_id, user_id, read=list(cursor), jobs=jobs)
+    the move; True if it moved. Compared with the marker as the write finds it (a newer mark
+    from another device, or the member's own send, may have moved it past `cursor` meanwhile)."""
+    def forward(data: dict) -> dict | None:
+        return {**data, "read": list(cursor)} if tuple(cursor) > MemberState.decode(data).read else None
+    return await update_member_state(tao, thread_id, user_id, forward, jobs=jobs)
 
 
 async def deliver_job(job: JobContext, payload: dict) -> None:

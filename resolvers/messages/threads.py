@@ -12,14 +12,16 @@ Invariants:
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import TYPE_CHECKING
 
 from resolvers import privacy
 from resolvers.actor import acting_as
 from resolvers.edge_data import MemberState
 from resolvers.errors import UserError
-from resolvers.messages import events
+from resolvers.messages import events, limits
 from resolvers.messages.access import member_edges, viewer_thread
+from resolvers.messages.member_state import MAX_STATE_TRIES, set_member_state
 from resolvers.messages.model import (
     DIRECT,
     GROUP,
@@ -31,7 +33,7 @@ from resolvers.messages.model import (
     thread_not_found,
 )
 from resolvers.records import record_of
-from tao import Assoc, Tao, shard_of
+from tao import Assoc, ConflictError, ListCheck, ObjectNotFoundError, Tao, shard_of
 from tao.models import now_ms
 
 if TYPE_CHECKING:
@@ -62,7 +64,10 @@ async def check_recipients(ctx: RequestContext, user_ids: list[int], field: str)
 
 
 def _too_many(ctx: RequestContext, field: str) -> UserError:
-    n = ctx.settings.messages.max_members
+    return _too_many_of(ctx.settings.messages.max_members, field)
+
+
+def _too_many_of(n: int, field: str) -> UserError:
     return UserError(MessageErrorCode.TOO_MANY_MEMBERS, f"A group holds at most {n} people, you included.", field)
 
 
@@ -75,21 +80,54 @@ def check_name(name: str | None) -> str | None:
     return name
 
 
+class _MembersMoved(Exception):
+    """Someone an add meant to add became a member (another add) between its read and its write."""
+
+    def __init__(self, members: set[int]) -> None:
+        super().__init__("the thread's members changed")
+        self.members = members
+
+
 async def _add_members(tao: Tao, thread_id: int, user_ids: list[int], time: int,
-                       tell: list[int] | None = None) -> list[int]:
+                       tell: list[int] | None = None, *, adder: int | None = None,
+                       limit: int | None = None) -> list[int]:
     """Add the members missing from the thread (present ones keep their state) in one
-    transaction, with a `thread.added` event for the new ones and `thread.updated` for `tell`."""
-    have = await tao.assoc_get(thread_id, "HAS_MEMBER", user_ids)
-    new = [u for u in user_ids if u not in have]
-    if new:
+    transaction, with a `thread.added` event for the new ones and `thread.updated` for `tell`.
+
+    The write is checked under the member list's lock (`ListCheck`, in the lock's own
+    statements) against the list as it stands: the group stays within `limit` members
+    (TOO_MANY_MEMBERS), the `adder` is still a member (THREAD_NOT_FOUND, as if the leave came
+    first), and no one is added twice; a racing add of the same people computes it again.
+    Checked on a read alone, two adds at once each passed (a group of 32 grew past it, and past
+    the 64 edges every member-list read takes, which cut its oldest members out of deliveries)."""
+    have: Collection[int] = await tao.assoc_get(thread_id, "HAS_MEMBER", user_ids)
+    for _ in range(MAX_STATE_TRIES):
+        new = [u for u in user_ids if u not in have]
+        if not new:
+            return []
+
+        def fits(current: list[Assoc], new: list[int] = new) -> None:
+            ids = {a.id2 for a in current}
+            if adder is not None and adder not in ids:
+                raise thread_not_found()
+            if ids.intersection(new):
+                raise _MembersMoved(ids)
+            if limit is not None and len(ids) + len(new) > limit:
+                raise _too_many_of(limit, "userIds")
         added = events.event(tao, new, events.THREAD_ADDED, near=thread_id, thread=thread_id)
         updated = events.event(tao, [u for u in tell or [] if u not in new], events.THREAD_UPDATED, near=thread_id,
                                thread=thread_id)
-        await tao.assoc_add_many([(thread_id, "HAS_MEMBER", u, time, {}) for u in new],
-                                 jobs_by_shard={shard_of(thread_id): events.jobs_of(added, updated)})
+        try:
+            await tao.assoc_add_and_append([(thread_id, "HAS_MEMBER", u, time, {}) for u in new], [],
+                                           check=ListCheck(thread_id, "HAS_MEMBER", fits),
+                                           jobs_by_shard={shard_of(thread_id): events.jobs_of(added, updated)})
+        except _MembersMoved as moved:
+            have = moved.members  # as the lock found them (a re-read could still miss the racing add's install)
+            continue
         for ev in (added, updated):
             await ev.deliver(tao)
-    return new
+        return new
+    raise ConflictError(f"the members of thread {thread_id} kept changing during an add; try again")
 
 
 async def do_get_or_create_direct_thread(tao: Tao, actor_id: int, other_id: int, field: str = "recipientIds") -> Thread:
@@ -119,17 +157,32 @@ async def do_get_or_create_direct_thread(tao: Tao, actor_id: int, other_id: int,
     return obj
 
 
-async def do_create_group_thread(tao: Tao, actor_id: int, user_ids: list[int], name: str | None) -> Thread:
+async def _within_request_limits(ctx: RequestContext, thread_id: int | None, users: list[int]) -> tuple[list, list]:
+    """The spam limits of a first message (limits.py), for making a group of `users` or adding
+    them: it puts the thread, its name and its members in the requests folder of each who does
+    not follow the viewer, as a first message does. Without them a new account made groups of
+    31 strangers, named as it liked, as fast as it could ask (5 groups: 155 requests, where 5 an
+    hour are allowed), and added strangers to groups the same way. (requests, new)."""
+    requests, new = await limits.split_recipients(ctx, thread_id, users)
+    await limits.check_send_limits(ctx, requests, new, "userIds")
+    return requests, new
+
+
+async def do_create_group_thread(tao: Tao, actor_id: int, user_ids: list[int], name: str | None, *,
+                                 limited: bool = True) -> Thread:
+    """`limited=False`: the caller checks and records the spam limits (a send that makes it)."""
     ctx = acting_as(tao, actor_id)
     viewer = actor_id
     name = check_name(name)
     others = await check_recipients(ctx, user_ids, "userIds")
+    requests, new = await _within_request_limits(ctx, None, others) if limited else ([], [])
     data = {"kind": GROUP, "creator": viewer, **({"name": name} if name else {})}
     thread_id = await tao.obj_add("THREAD", data, owner=viewer)
     obj = record_of((await tao.obj_get([thread_id]))[thread_id])
     members = [viewer, *others]
     await _add_members(tao, thread_id, members, obj.created)
     await place_in_folders(tao, thread_id, members, viewer, obj.created)
+    await limits.record_send(tao, viewer, requests, new, obj.created)
     return obj
 
 
@@ -151,9 +204,12 @@ async def do_add_thread_members(tao: Tao, actor_id: int, thread_id: int, user_id
     if len(current) + len(new) > ctx.settings.messages.max_members:
         raise _too_many(ctx, "userIds")
     if new:
+        requests, contacted = await _within_request_limits(ctx, thread_id, new)
         ts = now_ms()
-        await _add_members(tao, thread_id, new, ts, tell=sorted(current))
+        new = await _add_members(tao, thread_id, new, ts, tell=sorted(current), adder=viewer,
+                                 limit=ctx.settings.messages.max_members)
         await place_in_folders(tao, thread_id, new, viewer, ts)
+        await limits.record_send(tao, viewer, [u for u in requests if u in new], [u for u in contacted if u in new], ts)
     return thread
 
 
@@ -164,9 +220,11 @@ async def do_leave_thread(tao: Tao, actor_id: int, thread_id: int) -> None:
     others = [a.id2 for a in await member_edges(ctx, thread_id) if a.id2 != viewer]
     removed = events.event(tao, [viewer], events.THREAD_REMOVED, near=thread_id, thread=thread_id)
     updated = events.event(tao, others, events.THREAD_UPDATED, near=thread_id, thread=thread_id)
-    await tao.assoc_delete(thread_id, "HAS_MEMBER", viewer, jobs=events.jobs_of(removed, updated))
-    for ev in (removed, updated):
-        await ev.deliver(tao)
+    # Delivered only if this call left (a second leave at once, a double tap, deletes nothing
+    # and commits no job: delivering its events anyway told everyone twice, two event ids).
+    if await tao.assoc_delete(thread_id, "HAS_MEMBER", viewer, jobs=events.jobs_of(removed, updated)):
+        for ev in (removed, updated):
+            await ev.deliver(tao)
     for atype in _VIEWER_FOLDERS:
         await tao.assoc_delete(viewer, atype, thread_id)
 
@@ -188,6 +246,13 @@ async def do_mute_thread(tao: Tao, actor_id: int, thread_id: int, muted: bool) -
     thread = await viewer_thread(ctx, thread_id)
     if muted:
         await tao.assoc_add(viewer, "MUTED_THREAD", thread_id)
+        # A leave since the check above (another device) may have cleared the folders before
+        # this edge was written: it would stay, and a member added back would find the thread
+        # muted. The leave deletes the membership before the folders, so this look (after the
+        # write) finds it gone, or the leave's clearing comes after and removes the edge.
+        if not await tao.assoc_get(thread_id, "HAS_MEMBER", [viewer]):
+            await tao.assoc_delete(viewer, "MUTED_THREAD", thread_id)
+            raise thread_not_found()
     else:
         await tao.assoc_delete(viewer, "MUTED_THREAD", thread_id)
     return thread
@@ -206,11 +271,22 @@ async def do_accept_message_request(tao: Tao, actor_id: int, thread_id: int) -> 
     ctx = acting_as(tao, actor_id)
     viewer = actor_id
     thread = await _pending_request(ctx, thread_id)
-    if await tao.assoc_get(viewer, "INBOX", [thread_id]):
-        await tao.assoc_delete(viewer, "DM_REQUESTS", thread_id)  # a racing send put it in both
-    else:
-        await tao.assoc_change_type(viewer, "DM_REQUESTS", thread_id, "INBOX")
+    await move_request_to_inbox(tao, viewer, thread_id)
     return thread
+
+
+async def move_request_to_inbox(tao: Tao, user_id: int, thread_id: int) -> None:
+    """Move the thread from the user's requests to their inbox (accepting it). Idempotent, and
+    safe against itself: two accepts at once (two devices, or two quick replies, each of which
+    accepts) both read the request and then both moved it; the second found no edge to move and
+    its store error reached the client as INTERNAL_SERVER_ERROR (3 of 4 quick replies failed)."""
+    if await tao.assoc_get(user_id, "INBOX", [thread_id]):
+        await tao.assoc_delete(user_id, "DM_REQUESTS", thread_id)  # a racing send put it in both
+        return
+    try:
+        await tao.assoc_change_type(user_id, "DM_REQUESTS", thread_id, "INBOX")
+    except ObjectNotFoundError:
+        pass  # moved by a racing accept since the read above (or removed by a decline, which came last)
 
 
 async def do_decline_message_request(tao: Tao, actor_id: int, thread_id: int, block: bool) -> None:
@@ -220,8 +296,8 @@ async def do_decline_message_request(tao: Tao, actor_id: int, thread_id: int, bl
     viewer = actor_id
     thread = await _pending_request(ctx, thread_id)
     removed = events.event(tao, [viewer], events.THREAD_REMOVED, near=thread_id, thread=thread_id)
-    await set_member_state(tao, thread_id, viewer, declined=True, jobs=events.jobs_of(removed))
-    await removed.deliver(tao)
+    if await set_member_state(tao, thread_id, viewer, declined=True, jobs=events.jobs_of(removed)):
+        await removed.deliver(tao)  # not if a decline at once (a double tap) did it: its job is not committed
     for atype in ("DM_REQUESTS", "UNREAD_THREAD"):
         await tao.assoc_delete(viewer, atype, thread_id)
     if block:
@@ -234,20 +310,6 @@ async def do_decline_message_request(tao: Tao, actor_id: int, thread_id: int, bl
 
 
 # Shared by sends, group creation and member adds ----------------------------------------------
-
-async def set_member_state(tao: Tao, thread_id: int, user_id: int, *, jobs: list[tuple] | None = None,
-                           **changes) -> bool:
-    """Merge `changes` into a member's edge data (None removes a key), keeping its join time;
-    `jobs` commit with the change. False (and no jobs) if nothing changed or they are no member."""
-    edge = (await tao.assoc_get(thread_id, "HAS_MEMBER", [user_id])).get(user_id)
-    if edge is None:
-        return False
-    data = {k: v for k, v in {**edge.data, **changes}.items() if v is not None}
-    if data == edge.data:
-        return False
-    await tao.assoc_add(thread_id, "HAS_MEMBER", user_id, time=edge.time, data=data, jobs=jobs)
-    return True
-
 
 async def place_in_folders(tao: Tao, thread_id: int, members: list[int], sender: int, time: int,
                            message_id: int | None = None) -> list[int]:

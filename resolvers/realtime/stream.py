@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     from resolvers.context import RequestContext
 
 DAY_MS = 24 * 3600 * 1000
+FUTURE_SLACK_MS = DAY_MS  # how far past the clock a real position can run (a burst of appends, clock skew)
 T = TypeVar("T")
 
 
@@ -177,6 +178,13 @@ async def viewer_stream(ctx: RequestContext, after: str | None, *,
     if cursor is not None and cursor < now_ms() - rt.replay_window_days * DAY_MS:
         raise BadInputError(f"CURSOR_EXPIRED: this cursor is older than {rt.replay_window_days:g} days; "
                             "refetch what you show, then subscribe without `after`.")
+    if cursor is not None and cursor > now_ms() + FUTURE_SLACK_MS:
+        # A position is max(now, the newest + 1): never this far past the clock, so no stream
+        # gave this cursor. Taken as one, it read past every event (MariaDB: the subscription
+        # stayed silent until the clock reached it) or, past a 64-bit integer, failed in the
+        # store (SQLite: INTERNAL_SERVER_ERROR).
+        raise BadInputError("`after` is not a cursor of your stream (it is past every event): pass the `cursor` "
+                            "of the last event you received, or omit it.")
     tao = ctx.tao
     inbox = _Inbox(rt.queue_size)
     channel = user_channel(viewer)

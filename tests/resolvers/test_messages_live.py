@@ -7,6 +7,8 @@ from contextlib import asynccontextmanager
 
 import pytest
 
+from resolvers.realtime.stream import DAY_MS
+from tao.models import now_ms
 from tao.testing import TaoTestHooks as hooks
 from tests.resolvers.messages_client import DM, CacheReads, store_id
 
@@ -259,3 +261,56 @@ async def test_a_delivered_event_reads_its_session_with_its_objects(gql, dm):
     # Measured (memcached and the embedded cache): 4 an event (the session with the message
     # and the thread, then what their privacy rules read); 5 when the session was read alone.
     assert per_event <= 4, (four, seven)
+
+
+async def test_read_receipts_of_someone_who_restricts_you_are_not_pushed(gql, dm):
+    """Ada restricts rex: her read receipts are not shown to him (`seenBy`, docs/stories.md,
+    "Restrict"). The ReadReceiptEvent of her markThreadRead was still pushed to his live
+    subscriptions, and replayed by cursor, telling him she had read his message; now it is
+    built through the same rule as `seenBy` and skipped."""
+    ta, a = await gql.sign_up("ada")
+    tr, r = await gql.sign_up("rex")
+    await gql.mutate("restrict", ta, r, "errors { code }")
+    p = await dm.sent(tr, to=[a], text="did you read this?")
+    thread = p["thread"]["id"]
+    async with subscribed(gql, tr, args="($after: String)", variables={"after": None}) as rex:
+        await dm.mutate("markThreadRead", ta, {"threadId": thread})
+        await dm.sent(ta, thread=thread, text="hm")  # something he may see, after the receipt
+        ev = await rex.next()
+        assert ev["__typename"] == "NewMessageEvent" and ev["message"]["text"] == "hm", ev
+        await rex.nothing()
+    assert (await dm.messages(tr, thread))[1]["seenBy"] == []  # the rule the event now follows
+    # nor by cursor (from before the receipt) ...
+    stream = await gql.tao.assoc_range(store_id(r), "STREAM_EVENT", 0, 10)
+    before = min(e.time for e in stream if e.data["k"] == "receipt.read") - 1
+    async with subscribed(gql, tr, args="($after: String)", variables={"after": f"s{before}"}) as rex:
+        assert (await rex.next())["__typename"] == "NewMessageEvent"
+        await rex.nothing()
+    # ... and once she lifts the restriction, her receipts reach him again
+    await gql.mutate("unrestrict", ta, r, "errors { code }")
+    async with subscribed(gql, tr) as rex:
+        await dm.sent(tr, thread=thread, text="and now?")
+        assert (await rex.next())["__typename"] == "NewMessageEvent"
+        await dm.mutate("markThreadRead", ta, {"threadId": thread})
+        ev = await rex.next()
+        assert ev["__typename"] == "ReadReceiptEvent" and ev["user"]["username"] == "ada", ev
+
+
+async def test_a_cursor_past_every_event_is_refused(gql, dm):
+    """A cursor no stream gave (past the clock by more than a day, or past a 64-bit integer):
+    SQLite's store failed on it (INTERNAL_SERVER_ERROR) and MariaDB's read past every event, so
+    the subscription stayed silent until the clock reached it. Now it is a BAD_USER_INPUT
+    error on both, and a real cursor still resumes."""
+    ta, a = await gql.sign_up("ada")
+    tb, b = await gql.sign_up("bob")
+    await dm.sent(ta, to=[b], text="m0")
+    for cursor in ("s9223372036854775807", "s9999999999999999999", f"s{now_ms() + 3 * DAY_MS}"):
+        async with subscribed(gql, tb, args="($after: String)", variables={"after": cursor}) as bob:
+            msg = await bob.ws.receive_json(timeout=10)
+            assert msg["type"] == "next" and msg["payload"]["data"] is None, (cursor, msg)
+            (error,) = msg["payload"]["errors"]
+            assert error["extensions"]["code"] == "BAD_USER_INPUT", (cursor, error)
+            assert "not a cursor of your stream" in error["message"]
+    stream = await gql.tao.assoc_range(store_id(b), "STREAM_EVENT", 0, 10)
+    async with subscribed(gql, tb, args="($after: String)", variables={"after": f"s{stream[-1].time}"}) as bob:
+        assert (await bob.next())["message"]["text"] == "m0"

@@ -162,6 +162,47 @@ async def test_reactions_replies_and_mute(gql, dm):
     assert reply["errors"] == []
 
 
+async def test_a_reaction_is_an_emoji_not_only_its_modifiers(gql, dm):
+    """A reaction needs a symbol: modifiers, joiners and format characters alone ("^", a
+    zero-width space, a combining accent, a skin tone) were stored as a reaction that shows as
+    nothing or as punctuation. Real emoji, with their modifiers and joiners, still pass."""
+    ta, a = await gql.sign_up("ada")
+    tb, b = await gql.sign_up("bob")
+    mid = (await dm.sent(ta, to=[b], text="question?"))["message"]["id"]
+    for bad in ("^", "`", "\u200b", "\u0301", "\ufe0f", "\U0001f3fd", "\u200d\u200d"):
+        assert codes(await dm.mutate("reactToMessage", tb, {"messageId": mid, "emoji": bad})) == ["EMOJI_INVALID"], bad
+    assert await gql.tao.assoc_count(store_id(mid), "REACTED_BY") == 0
+    for good in ("\u2764\ufe0f", "\U0001f44d\U0001f3fd", "\U0001f1fa\U0001f1f8",
+                 "\U0001f468\u200d\U0001f469\u200d\U0001f467"):
+        assert codes(await dm.mutate("reactToMessage", tb, {"messageId": mid, "emoji": good})) == [], good
+
+
+async def test_groups_of_strangers_count_as_message_requests(gql, dm):
+    """Making a group puts it (its name, its members) in the requests of everyone in it who
+    does not follow the creator, as a first message does, and adding people does the same; the
+    message-request limits did not apply to either: a new account (5 requests an hour) put
+    155 named groups in strangers' requests in five calls. Now both count as requests."""
+    ta, a = await gql.sign_up("spammer")  # a new account: 5 requests an hour
+    strangers = [(await gql.sign_up(f"s{i}"))[1] for i in range(8)]
+    fans = [await gql.sign_up(f"f{i}") for i in range(3)]
+    for t, _ in fans:
+        await gql.mutate("follow", t, a)  # people who follow her: no request for them
+    made = await dm.mutate("createGroupThread", ta, {"userIds": strangers[:3] + [f for _, f in fans],
+                                                     "name": "cheap pills"}, "thread { id } errors { code }")
+    assert made["errors"] == []
+    group = made["thread"]["id"]
+    too_many = await dm.mutate("createGroupThread", ta, {"userIds": strangers[3:6], "name": "cheap pills 2"},
+                               "thread { id } errors { code message field retryAfter }")
+    assert [(e["code"], e["field"]) for e in too_many["errors"]] == [("RATE_LIMITED", "userIds")], too_many
+    assert too_many["errors"][0]["retryAfter"] > 0 and too_many["thread"] is None
+    assert codes(await dm.mutate("addThreadMembers", ta, {"threadId": group, "userIds": strangers[3:6]})) == [
+        "RATE_LIMITED"]
+    assert codes(await dm.mutate("addThreadMembers", ta, {"threadId": group, "userIds": strangers[3:5]})) == []
+    assert codes(await dm.mutate("addThreadMembers", ta, {"threadId": group, "userIds": strangers[5:6]})) == [
+        "RATE_LIMITED"]
+    assert await gql.tao.assoc_count(store_id(group), "HAS_MEMBER") == 1 + 3 + 3 + 2
+
+
 async def test_bad_input_is_refused_and_stores_nothing(gql, dm):
     ta, a = await gql.sign_up("ada")
     tb, b = await gql.sign_up("bob")
