@@ -165,9 +165,9 @@ class AssocWrites:
             await self._lists.put_edges(conn, put)
             await self._lists.set_counts(conn, {k: c.count for k, c in changes.items() if c.count != c.count_before})
             if locked.tombstones:  # the inverse exists again
-                await conn.execute(f"DELETE FROM {{inverse_tombstones}} WHERE "
-                                   f"{or_of('(id1 = %s AND atype = %s AND id2 = %s)', len(locked.tombstones))}",
-                                   [x for k in locked.tombstones for x in k])
+                await conn.queue(f"DELETE FROM {{inverse_tombstones}} WHERE "
+                                 f"{or_of('(id1 = %s AND atype = %s AND id2 = %s)', len(locked.tombstones))}",
+                                 [x for k in locked.tombstones for x in k])
             job_id = await self._inverse_job(conn, [k for k in remote if k not in left_out])
             await self._outbox.add_jobs(conn, jobs)
             return changes, job_id, done

@@ -170,8 +170,9 @@ class ListWrites:
     async def _lock(self, conn: Conn, lists: list[ListId], *, bump: bool) -> None:
         update = {"version": "version + 1"} if bump else {"version": "version"}
         params = [x for id1, code in lists for x in (id1, code, 0, 1 if bump else 0)]
-        await conn.execute(self._backend.upsert("assoc_counts", ("id1", "atype", "count", "version"),
-                                                ("id1", "atype"), update, rows=len(lists)), params)
+        # Queued: it goes with the read that follows it, or with the transaction's writes.
+        await conn.queue(self._backend.upsert("assoc_counts", ("id1", "atype", "count", "version"),
+                                              ("id1", "atype"), update, rows=len(lists)), params)
 
     async def read_heads(self, conn: Conn, lists: list[ListId]) -> dict[ListId, list[int]]:
         """{list: [version, count]} for the lists that have a count row."""
@@ -191,7 +192,7 @@ class ListWrites:
     async def put_edges(self, conn: Conn, rows: list[tuple]) -> None:
         """Upsert edges: rows of (id1, atype, id2, time, version, data_text, src_version)."""
         if rows:
-            await conn.execute(self._backend.upsert(
+            await conn.queue(self._backend.upsert(
                 "assocs", ("id1", "atype", "id2", "time", "version", "data", "src_version"), ("id1", "atype", "id2"),
                 {c: f"NEW({c})" for c in ("time", "version", "data", "src_version")}, rows=len(rows)),
                 [x for r in rows for x in r])
@@ -205,9 +206,9 @@ class ListWrites:
     async def set_counts(self, conn: Conn, counts: dict[ListId, int]) -> None:
         if counts:
             items = sorted(counts.items())
-            await conn.execute(self._backend.upsert("assoc_counts", ("id1", "atype", "count", "version"),
-                                                    ("id1", "atype"), {"count": "NEW(count)"}, rows=len(items)),
-                               [x for (id1, code), n in items for x in (id1, code, n, 0)])
+            await conn.queue(self._backend.upsert("assoc_counts", ("id1", "atype", "count", "version"),
+                                                  ("id1", "atype"), {"count": "NEW(count)"}, rows=len(items)),
+                             [x for (id1, code), n in items for x in (id1, code, n, 0)])
 
     # ---- after the commit ---------------------------------------------------------------------
 

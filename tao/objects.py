@@ -59,11 +59,13 @@ class Objects:
 
             # Called within this iteration; the default binds this attempt's id all the same.
             async def body(conn: Conn, id_: int = id_) -> Any:
-                await conn.execute(f"INSERT INTO {{objects}} ({_OBJ_COLS}) VALUES (%s, %s, 1, %s, %s, %s)",
-                                   (id_, code, ts, ts, text))
+                # Queued: BEGIN, it and the jobs go in one round trip (a duplicate id is raised there)
+                await conn.queue(f"INSERT INTO {{objects}} ({_OBJ_COLS}) VALUES (%s, %s, 1, %s, %s, %s)",
+                                 (id_, code, ts, ts, text))
                 await self._outbox.add_jobs(conn, jobs(id_) if callable(jobs) else jobs)
             try:
-                await self._shards.write(shard, body)
+                # An owned object is never placed elsewhere: no need to know that a failure sent nothing
+                await self._shards.write(shard, body, one_trip=owner is not None)
                 break
             except DuplicateKeyError:
                 continue

@@ -105,8 +105,8 @@ class Outbox:
             params += [job_id, handler, json.dumps(payload, separators=(",", ":")), ts + delay_ms, ts]
             if delay_ms <= 0:
                 _due_written.set(conn.shard)
-        await conn.execute("INSERT INTO {outbox} (id, handler, payload, run_at, attempts, created) VALUES "
-                           + ", ".join(["(%s, %s, %s, %s, 0, %s)"] * len(jobs)), params)
+        await conn.queue("INSERT INTO {outbox} (id, handler, payload, run_at, attempts, created) VALUES "
+                         + ", ".join(["(%s, %s, %s, %s, 0, %s)"] * len(jobs)), params)
 
     async def enqueue(self, shard: int, handler: str, payload: dict, *, delay_ms: int = 0) -> int:
         job_id = await self._shards.write(shard, lambda conn: self.add(conn, handler, payload, delay_ms=delay_ms))

@@ -64,6 +64,10 @@ class _CountingConn:
         self._counters["sql_queries"] += 1
         return await self._conn.execute(sql, params)
 
+    async def queue(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self._counters["sql_queries"] += 1
+        await self._conn.queue(sql, params)
+
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
         self._counters["sql_queries"] += 1
         return await self._conn.executemany(sql, rows)
@@ -135,12 +139,13 @@ class Shards:
             self.note_unavailable(shard)
             raise
 
-    async def write(self, shard: int, body: Callable[[Conn], Awaitable[T]]) -> T:
-        """Run `body(conn)` in one transaction on `shard`, retrying deadlock victims."""
+    async def write(self, shard: int, body: Callable[[Conn], Awaitable[T]], *, one_trip: bool = False) -> T:
+        """Run `body(conn)` in one transaction on `shard`, retrying deadlock victims.
+        `one_trip`: see `Backend.transaction` (for a caller that never tries another shard)."""
         write_fence.set(self._cache_fence())
         for attempt in range(DEADLOCK_RETRIES):
             try:
-                async with self.backend.transaction(shard) as conn:
+                async with self.backend.transaction(shard, one_trip=one_trip) as conn:
                     return await body(_CountingConn(conn, self.counters))
             except ShardUnavailableError:
                 self.note_unavailable(shard)

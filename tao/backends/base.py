@@ -26,6 +26,12 @@ class Conn(Protocol):
         """Run one statement; return the affected row count."""
         ...
 
+    async def queue(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """Run a statement whose answer no one reads (a lock's upsert, a transaction's last
+        writes): a backend may send it with the next statement or the COMMIT, in one round
+        trip; its error, if any, is raised there."""
+        ...
+
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> int: ...
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]: ...
@@ -68,7 +74,11 @@ class Backend(Protocol):
         the fastest way this server and its driver allow."""
         ...
 
-    def transaction(self, shard: int) -> AbstractAsyncContextManager[Conn]: ...
+    def transaction(self, shard: int, *, one_trip: bool = False) -> AbstractAsyncContextManager[Conn]:
+        """A transaction on the shard. `one_trip`: the caller accepts that a failure is never
+        known to have sent nothing (`ShardUnavailableError.unsent`), so a backend may send a
+        body of queued writes with BEGIN and COMMIT at once."""
+        ...
 
     def connection(self, shard: int) -> AbstractAsyncContextManager[Conn]:
         """An autocommit connection for reads (each statement sees a consistent snapshot)."""

@@ -20,7 +20,7 @@ from typing import Any
 import aiomysql
 import orjson
 import pymysql
-from pymysql.constants import SERVER_STATUS
+from pymysql.constants import CLIENT, SERVER_STATUS
 
 from config import MySQLServer, StoreSettings
 from tao.backends.base import Conn, qualify
@@ -92,12 +92,25 @@ _ESCAPES = (("\\", "\\\\"), ("\0", "\\0"), ("\n", "\\n"), ("\r", "\\r"), ("\032"
 
 
 class _MySQLConn:
-    def __init__(self, raw: aiomysql.Connection, shard: int, prefix: str, timeout: float, server: int = 0) -> None:
+    """One shard's statements on a pooled connection. Statements whose answer no caller reads
+    (`queue`: a transaction's BEGIN, a lock's upsert, its last writes) wait and go with the next
+    statement, or with the COMMIT, as one multi-statement query: one round trip where there
+    were several (a message's delivery transaction: 2 instead of 6). MariaDB runs them in order
+    and stops at the first error, which is raised as that statement's own would be."""
+
+    def __init__(self, raw: aiomysql.Connection, shard: int, prefix: str, timeout: float, server: int = 0,
+                 *, begin: bool = False) -> None:
         self._raw = raw
         self.shard = shard
         self._prefix = prefix
         self._timeout = timeout
         self._server = str(server)  # the metrics' label: the shard map's server index
+        # A transaction's BEGIN goes with its first statement; until a query carried it,
+        # nothing reached the server (`begun`), and until one carried COMMIT, nothing committed.
+        self._queued: list[str] = ["BEGIN"] if begin else []
+        self._in_transaction = begin
+        self.begun = not begin
+        self.commit_sent = False
 
     def _render(self, sql: str, params: Sequence[Any]) -> str:
         """The statement with its parameters inlined, as aiomysql would do it, but with a fast
@@ -113,14 +126,42 @@ class _MySQLConn:
         return sql % tuple(str(p) if type(p) is int else "NULL" if p is None
                            else escape_text(p) if text_fast and type(p) is str else escape(p) for p in params)
 
+    async def queue(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """A statement whose answer (rows, row count) no one reads: in a transaction, sent with
+        the next statement or the COMMIT; on an autocommit connection, at once."""
+        if not self._in_transaction:
+            await self.execute(sql, params)
+        else:
+            self._queued.append(self._render(sql, params))
+
+    async def _run(self, cur: aiomysql.Cursor, statement: str | None) -> None:
+        """Send the queued statements and `statement` (if any) in one round trip; the cursor
+        then holds the last one's result."""
+        batch = [*self._queued, statement] if statement is not None else self._queued
+        self._queued = []
+        self.begun = True  # from here the server may hold a transaction open: a failure rolls it back
+        if len(batch) == 1:
+            await asyncio.wait_for(cur.execute(batch[0]), self._timeout)
+        else:
+            await asyncio.wait_for(self._run_batch(cur, batch), self._timeout)
+
+    @staticmethod
+    async def _run_batch(cur: aiomysql.Cursor, batch: list[str]) -> None:
+        await cur.execute(";\n".join(batch))
+        for _ in batch[1:]:
+            if not await cur.nextset():
+                raise TaoError(f"a batch of {len(batch)} statements answered fewer results")
+
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         with SQLTimer(self._server, self.shard, sql):
             async with self._raw.cursor() as cur:
-                return await asyncio.wait_for(cur.execute(self._render(sql, params)), self._timeout)
+                await self._run(cur, self._render(sql, params))
+                return cur.rowcount
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
         if not rows:
             return 0
+        await self.flush()
         with SQLTimer(self._server, self.shard, sql):
             async with self._raw.cursor() as cur:
                 return await asyncio.wait_for(cur.executemany(qualify(sql, self._prefix), rows), self._timeout)
@@ -128,8 +169,31 @@ class _MySQLConn:
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         with SQLTimer(self._server, self.shard, sql):
             async with self._raw.cursor() as cur:
-                await asyncio.wait_for(cur.execute(self._render(sql, params)), self._timeout)
+                await self._run(cur, self._render(sql, params))
                 return list(await cur.fetchall())
+
+    async def flush(self) -> None:
+        """Send what is queued, if anything."""
+        if self._queued:
+            with SQLTimer(self._server, self.shard, self._queued[-1]):
+                async with self._raw.cursor() as cur:
+                    await self._run(cur, None)
+
+    async def commit(self, *, one_trip: bool = False) -> None:
+        """Commit the transaction, its queued writes in the same round trip. A transaction that
+        sent nothing yet sends its writes first and COMMIT after them, so that a failure before
+        COMMIT was sent is known to have committed nothing (`_unsent`); unless `one_trip`:
+        BEGIN, the writes and COMMIT in one round trip, for a caller that would not try
+        another shard anyway."""
+        if not self.begun:
+            if self._queued == ["BEGIN"]:
+                self._queued = []  # nothing was written: no round trip at all
+                return
+            if not one_trip:
+                await self.flush()
+        self._queued.append("COMMIT")
+        self.commit_sent = True
+        await self.flush()
 
 
 class MySQLBackend:
@@ -211,7 +275,10 @@ class MySQLBackend:
         async with self._pool_locks[server]:
             if self._pools[server] is None:
                 srv = self._servers[server]
+                # MULTI_STATEMENTS: queued statements go with the next one (`_MySQLConn`). Every
+                # value is escaped into the SQL the store writes (`_render`), never spliced raw.
                 kwargs: dict[str, Any] = dict(user=srv.user, password=srv.password, autocommit=True,
+                                              client_flag=CLIENT.MULTI_STATEMENTS,
                                               connect_timeout=self._s.connect_timeout, charset="utf8mb4",
                                               # GROUP_CONCAT pages (`fetch_edges`) are capped by
                                               # it: 16 MB holds any page the store reads that way.
@@ -259,23 +326,26 @@ class MySQLBackend:
             raise translate(exc, shard) from exc
 
     @asynccontextmanager
-    async def transaction(self, shard: int) -> AsyncIterator[_MySQLConn]:
+    async def transaction(self, shard: int, *, one_trip: bool = False) -> AsyncIterator[_MySQLConn]:
+        """BEGIN goes with the first statement and COMMIT with the last writes (`_MySQLConn`).
+        A failure before COMMIT was sent committed nothing: a ShardUnavailableError then says
+        so (`unsent`), and a caller may try another shard. `one_trip`: a body of queued writes
+        only is sent with BEGIN and COMMIT in one round trip (and a failure is never `unsent`)."""
+        conn: _MySQLConn | None = None
         try:
             async with self._acquire(shard) as raw:
-                try:
-                    await asyncio.wait_for(raw.begin(), self._s.query_timeout)
-                except (pymysql.err.Error, OSError, TimeoutError) as exc:
-                    raise _unsent(translate(exc, shard)) from exc
                 conn = _MySQLConn(raw, shard, self._map.database(shard) + ".", self._s.query_timeout,
-                                 self._map.server_of_shard[shard])
+                                  self._map.server_of_shard[shard], begin=True)
                 try:
                     yield conn
+                    await conn.commit(one_trip=one_trip)
                 except BaseException:
-                    await asyncio.shield(_rollback_quietly(raw))
+                    if conn.begun:
+                        await asyncio.shield(_rollback_quietly(raw))
                     raise
-                await asyncio.wait_for(raw.commit(), self._s.query_timeout)
         except (pymysql.err.Error, OSError, TimeoutError) as exc:
-            raise translate(exc, shard) from exc
+            err = translate(exc, shard)
+            raise (_unsent(err) if conn is None or not conn.commit_sent else err) from exc
 
     async def create_shard(self, shard: int) -> None:
         # Look first: `CREATE DATABASE IF NOT EXISTS` on an existing database makes the server

@@ -66,6 +66,9 @@ class _SQLiteConn:
             await cur.close()
             return n
 
+    async def queue(self, sql: str, params: Sequence[Any] = ()) -> None:
+        await self.execute(sql, params)  # an embedded database has no round trips to save
+
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
         if not rows:
             return 0
@@ -158,7 +161,7 @@ class SQLiteBackend:
             raise translate(exc, shard) from exc
 
     @asynccontextmanager
-    async def transaction(self, shard: int) -> AsyncIterator[_SQLiteConn]:
+    async def transaction(self, shard: int, *, one_trip: bool = False) -> AsyncIterator[_SQLiteConn]:
         sh = await self._open(shard)
         try:
             await asyncio.wait_for(sh.write_lock.acquire(), self._s.acquire_timeout)

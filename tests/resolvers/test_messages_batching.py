@@ -4,6 +4,8 @@ DataLoader whose batch makes one many-keys store call."""
 
 from __future__ import annotations
 
+import pytest
+
 from tests.resolvers.messages_client import DM, CacheReads, store_id
 
 QUERY = """{ inbox { unreadThreadCount unreadMessageCount threads(folder: REQUESTS, first: 50) { nodes {
@@ -112,3 +114,32 @@ async def test_a_send_payload_reads_no_thread_again(gql):
     # members, the recipients' edges with the sender's request edge, the spam limits' lists,
     # ...); 12 when the payload read the thread again.
     assert reads <= 11, reads
+
+
+@pytest.mark.parametrize("gql_settings", ["mysql"], indirect=True)
+async def test_a_send_into_a_thread_takes_few_round_trips_to_mariadb(gql, monkeypatch):
+    """Its statements go in few round trips (`Conn.queue`): the client key's check, the message
+    with its job (BEGIN and the inserts, then COMMIT), the key's claim, each delivery
+    transaction in two (BEGIN with the lock and the read; the writes with COMMIT), the job's
+    deletion. Each a statement of its own, as before the queued writes, was 19."""
+    from tao.backends import mysql
+
+    dm = DM(gql)
+    ta, a = await gql.sign_up("ada")
+    tb, b = await gql.sign_up("bob")
+    await gql.mutate("follow", tb, a)
+    thread = (await dm.sent(ta, to=[b], text="hello"))["thread"]["id"]
+    await dm.sent(ta, thread=thread, text="warm")
+    trips = 0
+    run = mysql._MySQLConn._run
+
+    async def counted(self, cur, statement):
+        nonlocal trips
+        trips += 1
+        return await run(self, cur, statement)
+    monkeypatch.setattr(mysql._MySQLConn, "_run", counted)
+    p = await gql.ok("mutation($i: MessageSendInput!) { sendMessage(input: $i) { message { id } errors { code } } }",
+                     {"i": {"clientMessageId": "counted-1", "threadId": thread, "text": "counted"}}, ta)
+    assert p["sendMessage"]["errors"] == []
+    # 9 with the members on two shards (8 on one); the payload reads nothing from MariaDB
+    assert trips <= 9, trips
