@@ -95,16 +95,22 @@ async def test_a_send_into_a_group_costs_a_bounded_number_of_statements(gql):
     assert counted["member"]["sql_queries"] <= 20 + 6 * (len(shards) - 1), counted
 
 
-async def test_a_send_payload_reads_no_thread_again(gql):
-    """The send's payload shows the thread the send already read (a send does not change the
-    thread object): its cache reads (calls of the tier's get_many, whatever servers each
-    reaches) are the send's own, with no second read of the thread after it."""
-    dm = DM(gql)
+async def _warm_direct_thread(gql, dm: DM) -> tuple[str, str]:
+    """ada's 1:1 thread with bob (who follows her), one message past its first: (her token, the thread)."""
     ta, a = await gql.sign_up("ada")
     tb, b = await gql.sign_up("bob")
     await gql.mutate("follow", tb, a)
     thread = (await dm.sent(ta, to=[b], text="hello"))["thread"]["id"]
     await dm.sent(ta, thread=thread, text="warm")
+    return ta, thread
+
+
+async def test_a_send_payload_reads_no_thread_again(gql):
+    """The send's payload shows the thread the send already read (a send does not change the
+    thread object): its cache reads (calls of the tier's get_many, whatever servers each
+    reaches) are the send's own, with no second read of the thread after it."""
+    dm = DM(gql)
+    ta, thread = await _warm_direct_thread(gql, dm)
     with CacheReads(gql) as counted:
         p = await dm.sent(ta, thread=thread, text="counted")
     reads = counted.count
@@ -125,11 +131,7 @@ async def test_a_send_into_a_thread_takes_few_round_trips_to_mariadb(gql, monkey
     from tao.backends import mysql
 
     dm = DM(gql)
-    ta, a = await gql.sign_up("ada")
-    tb, b = await gql.sign_up("bob")
-    await gql.mutate("follow", tb, a)
-    thread = (await dm.sent(ta, to=[b], text="hello"))["thread"]["id"]
-    await dm.sent(ta, thread=thread, text="warm")
+    ta, thread = await _warm_direct_thread(gql, dm)
     trips = 0
     run = mysql._MySQLConn._run
 
