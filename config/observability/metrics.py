@@ -54,8 +54,9 @@ WEBSOCKETS_OPEN = Gauge("taogram_websockets_open", "Open graphql-transport-ws co
 # -- the store (every process that opens it) ------------------------------------------------
 STORE_CALLS = Counter("taogram_store_calls_total", "Calls of the store's verbs (obj_get, assoc_range, ...), "
                       "outermost only.", ["verb"])
-SQL_SECONDS = Histogram("taogram_sql_seconds", "Time of one SQL statement, by database server (the physical "
-                        "server index of the shard map; logical shards would be 4096 label values).",
+SQL_SECONDS = Histogram("taogram_sql_seconds", "Time of one SQL round trip (a statement, with the statements "
+                        "queued before it), by database server (the physical server index of the shard map; "
+                        "logical shards would be 4096 label values).",
                         ["server"], buckets=IO_BUCKETS)
 SQL_ERRORS = Counter("taogram_sql_errors_total", "SQL statements that raised, by database server.", ["server"])
 CACHE_SECONDS = Histogram("taogram_cache_seconds", "Time of one cache tier call (all its servers), by operation.",
