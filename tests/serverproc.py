@@ -55,7 +55,7 @@ class ServerProcess:
         self.settings = settings.model_copy(update={"server": server})
         self.port = self.settings.server.port
         self.log_path = log_path
-        self.python_args = python_args  # before server.py: `("-m", "cProfile", "-o", path)`, say
+        self.python_args = python_args  # before server.py: a wrapper script (bench/profiled_server.py), say
         self.proc: subprocess.Popen | None = None
 
     @property
