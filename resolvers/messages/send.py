@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -136,8 +137,12 @@ def _record(obj: Obj | None) -> Any:
     return record_of(obj) if obj is not None else None
 
 
-async def _existing(ctx: RequestContext, sender: int, client_id: str, canonical: str) -> Message | None:
-    """The message a previous send with this id stored, if any; CLIENT_ID_REUSED if its content differs."""
+async def _existing(ctx: RequestContext, sender: int, client_id: str, canonical: Callable[[str], str],
+                    target: str, thread_id: int | None, recipients: list[int]) -> Message | None:
+    """The message a previous send with this id stored, if any; CLIENT_ID_REUSED if its content
+    differs. `canonical(target)`: this send's content, aimed at `target` ("t:<thread>" or
+    "u:<recipients>"); the stored send may have named the same conversation the other way
+    (`_other_target`)."""
     key = _client_key(sender, client_id)
     # CLIENT_KEYS is declared uncached (tao/types.py: every read, claim and release): a new send's
     # key is unclaimed, and its fill would only be replaced by the claim's install a moment
@@ -146,11 +151,28 @@ async def _existing(ctx: RequestContext, sender: int, client_id: str, canonical:
     if held is None:
         return None
     msg = _record((await ctx.tao.obj_get([held])).get(held))
-    if not is_message(msg):  # unsent since: the id is spent
+    if not is_message(msg) or msg.fp is None:  # unsent since: the id is spent
         raise _reused()
-    if msg.fp is None or not cipher(ctx.settings.messages).same_content(msg.fp, canonical):
-        raise _reused()
-    return msg
+    box = cipher(ctx.settings.messages)
+    if box.same_content(msg.fp, canonical(target)):
+        return msg
+    other = await _other_target(ctx, sender, msg, thread_id, recipients)
+    if other is not None and box.same_content(msg.fp, canonical(other)):
+        return msg
+    raise _reused()
+
+
+async def _other_target(ctx: RequestContext, sender: int, msg: Message, thread_id: int | None,
+                        recipients: list[int]) -> str | None:
+    """The other way to name the conversation `msg` is in, as its send may have named it: a
+    first message sent by `recipientIds` whose answer was lost is retried by `threadId` by an
+    app that learned the thread meanwhile (from its inbox events), and the other way round.
+    By id: the message's own thread; by recipients: the thread's members but the sender, as
+    this request finds them."""
+    if thread_id is not None:
+        return "u:" + ",".join(map(str, sorted(recipients))) if msg.thread == thread_id else None
+    members = sorted(a.id2 for a in await member_edges(ctx, msg.thread) if a.id2 != sender)
+    return f"t:{msg.thread}" if members == sorted(recipients) else None
 
 
 def _reused() -> UserError:
@@ -197,10 +219,10 @@ async def do_send_message(tao: Tao, actor_id: int, *, client_id: str, thread_id:
         if thread is None or replied.thread != thread.id:
             raise UserError(MessageErrorCode.MESSAGE_NOT_FOUND, "You can only reply to a message of this conversation.",
                             "replyToId")
-    canonical = _fingerprint_text(target, kind, text, post_id, media_id, reply_to)
-    if story_id is not None:
-        canonical += f"\x1fs:{story_id}:{int(story_reaction)}"
-    done = await _existing(ctx, sender, client_id, canonical)
+    def canonical(aimed_at: str) -> str:
+        content = _fingerprint_text(aimed_at, kind, text, post_id, media_id, reply_to)
+        return content if story_id is None else content + f"\x1fs:{story_id}:{int(story_reaction)}"
+    done = await _existing(ctx, sender, client_id, canonical, target, thread_id, recipients)
     if done is not None:
         await deliver(tao, done.id)  # a retry after a crash finishes what the first try began
         return Sent(done, thread if thread is not None and thread.id == done.thread else None)
@@ -223,7 +245,7 @@ async def do_send_message(tao: Tao, actor_id: int, *, client_id: str, thread_id:
     box = cipher(ctx.settings.messages)
     data = message_data(thread.id, sender, kind, body=box.seal(text, thread.id, sender) if text else None,
                         post=post_id, media=media_id, reply_to=reply_to, client_id=client_id,
-                        fp=box.fingerprint(canonical), story=story_id, story_reaction=story_reaction)
+                        fp=box.fingerprint(canonical(target)), story=story_id, story_reaction=story_reaction)
     members = [sender, *recipients]
     made_event: list[realtime.PendingEvent] = []
 
@@ -244,7 +266,7 @@ async def do_send_message(tao: Tao, actor_id: int, *, client_id: str, thread_id:
     made = stored.id
     if not await tao.key_claim(CLIENT_KEYS, _client_key(sender, client_id), made):
         await tao.obj_delete(made)  # a racing retry won: answer with its message (or refuse)
-        done = await _existing(ctx, sender, client_id, canonical)
+        done = await _existing(ctx, sender, client_id, canonical, target, thread_id, recipients)
         if done is None:
             raise _reused()
         return Sent(done, thread if thread.id == done.thread else None)

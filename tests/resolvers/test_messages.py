@@ -64,6 +64,29 @@ async def test_mark_read_up_to_a_message_and_seen_by(gql, dm):
     assert (await dm.inbox(tb))["unreadMessageCount"] == 1
 
 
+async def test_a_retry_may_name_the_conversation_the_other_way(gql, dm):
+    """A first message sent by `recipientIds` whose answer was lost, retried by `threadId` (the
+    app learned the thread from its inbox events meanwhile), is the same message; and the other
+    way round. Naming another conversation, or other content, is still CLIENT_ID_REUSED."""
+    ta, a = await gql.sign_up("ada")
+    tb, b = await gql.sign_up("bob")
+    tc, c = await gql.sign_up("cy")
+    first = await dm.sent(ta, to=[b], text="hello", cid="lost-1")
+    thread = first["thread"]["id"]
+    again = await dm.sent(ta, thread=thread, text="hello", cid="lost-1")
+    assert again["message"]["id"] == first["message"]["id"] and again["thread"]["id"] == thread
+    by_thread = await dm.sent(ta, thread=thread, text="second", cid="lost-2")
+    by_people = await dm.sent(ta, to=[b], text="second", cid="lost-2")
+    assert by_people["message"]["id"] == by_thread["message"]["id"]
+    assert [m["text"] for m in await dm.messages(ta, thread)] == ["second", "hello"]
+    other = (await dm.sent(ta, to=[c], text="hi cy"))["thread"]["id"]
+    retries = ({"thread": other, "text": "hello"}, {"to": [c], "text": "hello"}, {"thread": thread, "text": "hullo"})
+    for retry in retries:
+        bad = await dm.send(ta, cid="lost-1", **retry)
+        assert [e["code"] for e in bad["errors"]] == ["CLIENT_ID_REUSED"] and bad["message"] is None, retry
+    assert await dm.count_objects(MESSAGE.code) == 3
+
+
 async def test_inbox_is_ordered_by_last_activity(gql, dm):
     ta, a = await gql.sign_up("ada")
     tb, b = await gql.sign_up("bob")
