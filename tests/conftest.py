@@ -114,3 +114,22 @@ def _blocking_guard(request: pytest.FixtureRequest) -> None:
         request.getfixturevalue("no_blocking")
     elif not marker.kwargs.get("reason"):
         raise pytest.UsageError(f"{request.node.nodeid}: allow_blocking needs reason=\"...\"")
+
+
+@pytest.fixture
+def round_trips(monkeypatch) -> list[list[str]]:
+    """Every round trip the MySQL backend makes while the test runs, as its statements' first
+    two words (a queued batch is one trip: `tao.backends.mysql._MySQLConn._run`); but the id
+    lease's renewals (`tao.id_leases`), which run on their own schedule."""
+    from tao.backends import mysql  # imported late: most tests never touch the MySQL backend
+
+    trips: list[list[str]] = []
+    run = mysql._MySQLConn._run
+
+    async def counted(self, cur, statement):
+        batch = [*self._queued, statement] if statement is not None else list(self._queued)
+        if not any("id_slots" in s for s in batch):
+            trips.append([" ".join(s.split()[:2]) for s in batch])
+        return await run(self, cur, statement)
+    monkeypatch.setattr(mysql._MySQLConn, "_run", counted)
+    return trips

@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 import pytest
 
 from tao import Tao
-from tao.backends import mysql
 from tao.errors import DuplicateKeyError, ShardUnavailableError
 from tao.testing import TaoTestHooks as hooks
 from tests.tao.conftest import open_store
@@ -24,20 +23,6 @@ async def store(mysql_settings) -> AsyncIterator[Tao]:
         yield tao
     finally:
         await tao.close()
-
-
-@pytest.fixture
-def round_trips(monkeypatch) -> list[list[str]]:
-    """Every round trip the MySQL backend makes, as its statements' first words."""
-    trips: list[list[str]] = []
-    run = mysql._MySQLConn._run
-
-    async def counted(self, cur, statement):
-        batch = [*self._queued, statement] if statement is not None else list(self._queued)
-        trips.append([" ".join(s.split()[:2]) for s in batch])
-        return await run(self, cur, statement)
-    monkeypatch.setattr(mysql._MySQLConn, "_run", counted)
-    return trips
 
 
 async def _rows(tao: Tao, shard: int, k: str) -> list[tuple]:
