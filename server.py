@@ -440,7 +440,18 @@ def serve(settings: Settings, *, reuse_port: bool = False) -> None:
     # request line would carry a GET's query string (variables) into the log.
     access_log = None if settings.logging.format == "json" else logging.getLogger("aiohttp.access")
     web.run_app(app, host=settings.server.host, port=settings.server.port, print=None, reuse_port=reuse_port,
-                shutdown_timeout=settings.server.shutdown_timeout, access_log=access_log)
+                shutdown_timeout=settings.server.shutdown_timeout, access_log=access_log,
+                loop=new_event_loop(settings))
+
+
+def new_event_loop(settings: Settings) -> asyncio.AbstractEventLoop:
+    """The server process's loop: uvloop's (`server.uvloop`), whose transports, callbacks and
+    timers are C: every round trip to MariaDB, memcached and Redis and every HTTP and WebSocket
+    frame passes through them (a send's server CPU 5-7 % lower, docs/BENCHMARKS.md)."""
+    if settings.server.uvloop:
+        import uvloop  # imported late: tests and tools that build the app run on pytest's loop
+        return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
 
 
 def _child(index: int) -> None:

@@ -9,7 +9,7 @@ import socket
 from urllib.parse import urlsplit
 
 from config import Settings
-from server import STATIC_DIR, create_app
+from server import STATIC_DIR, create_app, new_event_loop
 from tao import open_tao
 from tests.schema.client import GQL, graphql_settings, running_app
 from tests.schema.conftest import gql, gql_app, gql_settings  # noqa: F401  (fixtures)
@@ -230,3 +230,17 @@ async def test_websocket_operations_obey_the_string_input_rule(gql):
         errors = msg["payload"] if msg["type"] == "error" else msg["payload"]["errors"]
         assert [e["extensions"]["code"] for e in errors] == ["BAD_USER_INPUT"], msg
     assert (await gql.ok('{ user(username: "ada") { bio } }'))["user"]["bio"] == ""
+
+
+def test_server_processes_run_on_uvloop_unless_configured_off():
+    import uvloop
+
+    settings = Settings()
+    for on, kind in ((True, uvloop.Loop), (False, asyncio.BaseEventLoop)):
+        settings.server.uvloop = on
+        loop = new_event_loop(settings)
+        try:
+            assert isinstance(loop, kind) and isinstance(loop, uvloop.Loop) is on
+            assert loop.run_until_complete(asyncio.sleep(0, "ran")) == "ran"
+        finally:
+            loop.close()
