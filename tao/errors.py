@@ -67,3 +67,13 @@ class JobNotDueError(TaoError):
     def __init__(self, run_at: int) -> None:
         super().__init__(f"not due until {run_at}")
         self.run_at = run_at
+
+
+class IdLeaseLostError(TaoError):
+    """No id can be made now: this process holds no id slot, or its lease ended (a pause, or shard
+    0's server unreachable, for longer than `store.id_lease_seconds`) and is being renewed
+    (tao/ids.py, tao/id_leases.py). Nothing was written; retrying shortly succeeds."""
+
+
+class IdSlotsExhaustedError(TaoError):
+    """Every id slot is leased by a live process (tao/id_leases.py): this process cannot make ids."""

@@ -42,6 +42,7 @@ from tao.cache_io import CacheIO
 from tao.clock import Clock, StoreClock
 from tao.erase import Erasure, Residue
 from tao.errors import TaoError
+from tao.id_leases import IdLease
 from tao.ids import IdGenerator
 from tao.instrumentation import instrument  # observability: verb counters, cache timings, spans
 from tao.inverses import Inverses
@@ -79,7 +80,7 @@ class Tao:
         # jobs
         "enqueue", "run_jobs_until_idle", "outbox",
         # lifecycle and operations
-        "migrate", "check_schema", "close", "ping_shards", "stats", "reset_stats",
+        "migrate", "check_schema", "lease_ids", "close", "ping_shards", "stats", "reset_stats",
         # routing and context
         "shard", "n_shards", "ids", "settings", "registry", "broker", "rate_limits",
         # the deployment's one clock (tao/clock.py): time windows are decided by it
@@ -113,6 +114,10 @@ class Tao:
         # with a `ManualClock`.
         self._store_clock: StoreClock | None = StoreClock(shards, settings.store.clock_sync_seconds)
         self.clock: Clock = self._store_clock
+        # Ids are made on the store's clock too (never a test's `ManualClock`), with the slot
+        # this process leases from shard 0 (tao/id_leases.py): `lease_ids()`, at open.
+        shards.ids.now_ms = self._store_clock.now_ms
+        self._id_lease = IdLease(shards, shards.ids, settings.store.id_lease_seconds)
         outbox.now = lambda: self.clock.now_ms()  # delayed jobs come due on the same clock
         # HyperLogLogs and bounded recent sets in Redis, where one is configured (tao/sketches.py).
         self.sketches = Sketches(settings.broker)
@@ -315,6 +320,13 @@ class Tao:
         for s in range(self.n_shards):
             await check_shard(self._shards.backend, s)
 
+    async def lease_ids(self) -> int:
+        """Lease this process's id slot and keep it renewed until `close` (`open_tao` does it,
+        after the schema check); returns the slot. IdSlotsExhaustedError if none is free."""
+        slot = await self._id_lease.acquire()
+        self._id_lease.start()
+        return slot
+
     async def ping_shards(self) -> dict[int, str | None]:
         """{shard: None if healthy else the error}: for /healthz."""
         return await self._shards.ping_all()
@@ -334,6 +346,7 @@ class Tao:
 
     async def close(self) -> None:
         await self.outbox.stop()
+        await self._id_lease.release()  # after the worker, whose jobs may make ids
         await self.broker.close()
         await self.rate_limits.close()
         await self.sketches.close()
@@ -390,6 +403,7 @@ async def open_tao(settings: Settings, *, migrate: bool | None = None, start_wor
         else:
             await tao.check_schema()
         await tao.clock.sync()  # type: ignore[attr-defined]  # a StoreClock until a test swaps it
+        await tao.lease_ids()
     except BaseException:
         await tao.close()
         raise
