@@ -26,8 +26,8 @@ BURST = 2_000  # ids per store, all in one frozen millisecond
 def frozen_ms(ms: int, *stores):
     """Every id generator of `stores` sees the clock stopped at `ms` (synchronous code only)."""
     saved_time = time.time
-    saved = [t.ids.now_ms for t in stores]
-    time.time = lambda: ms / 1000  # what a generator reads if it has no store clock
+    saved = [t.ids.__dict__.get("now_ms") for t in stores]
+    time.time = lambda: ms / 1000  # what the generator read before it had the store's clock
     for t in stores:
         t.ids.now_ms = lambda: ms
     try:
@@ -35,7 +35,10 @@ def frozen_ms(ms: int, *stores):
     finally:
         time.time = saved_time
         for t, now_ms in zip(stores, saved):
-            t.ids.now_ms = now_ms
+            if now_ms is None:
+                del t.ids.now_ms
+            else:
+                t.ids.now_ms = now_ms
 
 
 async def test_two_processes_on_one_store_make_disjoint_ids_in_the_same_millisecond(store_settings: Settings):
