@@ -1,7 +1,7 @@
 """Id slots leased from the store, so that no two processes make the same id (tao/ids.py).
 
 Every process that opens the store (a server process, a job worker, a batch job, a CLI command)
-leases one of `N_SLOTS` (32) slots in the `id_slots` table of logical shard 0, the shard whose
+leases one of `N_SLOTS` (256) slots in the `id_slots` table of logical shard 0, the shard whose
 server also keeps the store's clock (tao/clock.py). No coordination service beyond the store:
 
     id_slots (slot, owner, expires)   owner: "host:pid:random" ('' once released); expires: ms
@@ -10,9 +10,11 @@ server also keeps the store's clock (tao/clock.py). No coordination service beyo
   (released) or whose `expires` is past on the database server's clock; it writes this
   process's owner and `expires = server now + lease`. The generator makes ids with the slot at
   or after the row's old `expires` (the floor) and before the new one (the fence).
-- `renew` (every third of the lease, in a task on the event loop): `expires` moves to server now
-  + lease if the row still names this owner, even if it had expired (no one took it, so no one
-  made ids with it since); the fence moves with it. If another process took the slot, the
+- `renew` (every third of the lease, in a task on the event loop; at once when `next_id` comes
+  within half a lease of the fence): `expires` moves to a lease beyond the later of the server's
+  now and the highest id made (a batch that ran ahead of the clock), if the row still names this
+  owner, even if it had expired (no one took it, so no one made ids with it since); the fence
+  moves with it. If another process took the slot, the
   generator's fence is already behind its ids' time, and `acquire` takes another slot.
 - `release` (at close): the generator stops, and the row gets owner '' and `expires` = the ms
   above every id it made: the next holder starts there.
@@ -47,7 +49,7 @@ log = logging.getLogger(__name__)
 
 LEASE_SHARD = 0
 COUNTER = "id_lease_queries"
-RETRY_SECONDS = 0.5  # after a failed renewal; also the least time between two tries
+RETRY_SECONDS = 1.0  # after a failed renewal
 
 
 class IdLease:
@@ -62,7 +64,8 @@ class IdLease:
         self._task: asyncio.Task | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
-        ids.on_refused = self._refused
+        ids.on_renew = self._wake_up
+        ids.renew_within = self.lease_ms // 2
 
     # ---- the three transactions -------------------------------------------------------------
 
@@ -77,15 +80,16 @@ class IdLease:
             now = await self._server_now(conn)
             rows = await conn.fetchall("SELECT slot, owner, expires FROM {id_slots}" + lock)
             held: dict[int, tuple[str, int]] = {r[0]: (r[1], r[2]) for r in rows}
+            start = max(now, self._ids.high_ms + 1)  # this process's ids may have run ahead already
             for slot in range(N_SLOTS):
                 if slot not in held:
-                    fence = now + self.lease_ms
+                    fence = start + self.lease_ms
                     await conn.execute("INSERT INTO {id_slots} (slot, owner, expires) VALUES (%s, %s, %s)",
                                        (slot, self.owner, fence))
                     return slot, 0, fence
                 owner, expires = held[slot]
                 if owner == "" or expires <= now:
-                    fence = max(now, expires) + self.lease_ms
+                    fence = max(start, expires) + self.lease_ms
                     await conn.execute("UPDATE {id_slots} SET owner = %s, expires = %s WHERE slot = %s",
                                        (self.owner, fence, slot))
                     return slot, expires, fence
@@ -121,7 +125,8 @@ class IdLease:
             rows = await conn.fetchall("SELECT owner, expires FROM {id_slots} WHERE slot = %s" + lock, (slot,))
             if not rows or rows[0][0] != self.owner:
                 return None
-            fence = max(rows[0][1], now + self.lease_ms)  # never moves back, even if the server's clock does
+            # Never moves back (even if the server's clock does); a lease beyond a burst's ids.
+            fence = max(rows[0][1], max(now, self._ids.high_ms) + self.lease_ms)
             await conn.execute("UPDATE {id_slots} SET expires = %s WHERE slot = %s", (fence, slot))
             return fence
 
@@ -163,8 +168,8 @@ class IdLease:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    def _refused(self) -> None:
-        """`next_id` refused an id (no lease, or at its fence): renew now. Any thread may call it."""
+    def _wake_up(self) -> None:
+        """`next_id` refused an id, or made one near its fence: renew now. Any thread may call it."""
         loop, wake = self._loop, self._wake
         if loop is not None and wake is not None and not loop.is_closed():
             with contextlib.suppress(RuntimeError):
@@ -173,19 +178,17 @@ class IdLease:
     async def _run(self) -> None:
         assert self._wake is not None
         every = self.lease_ms / 3000
-        wait = every
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), wait)
+                await asyncio.wait_for(self._wake.wait(), every)
             self._wake.clear()
             try:
                 if not await self.renew():
                     log.warning("id lease: slot %s was taken by another process (this one was paused or cut off "
                                 "for longer than the lease); taking another", self.slot)
                     await self.acquire()
-                wait = every
             except TaoError as exc:  # shard 0 unreachable, or no slot free: ids stop at the fence
-                log.warning("id lease: could not renew slot %s (%s); retrying", self.slot, exc)
-                wait = min(every, RETRY_SECONDS)
-            await asyncio.sleep(min(wait, RETRY_SECONDS))  # a burst of refusals does not become a loop
-            wait -= min(wait, RETRY_SECONDS)
+                log.warning("id lease: could not renew slot %s (%s); retrying in %.1f s", self.slot, exc,
+                            RETRY_SECONDS)
+                await asyncio.sleep(RETRY_SECONDS)  # however often `next_id` asks meanwhile
+                self._wake.set()

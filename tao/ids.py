@@ -1,23 +1,25 @@
 """64-bit ids that carry their logical shard, so `shard_of(id)` needs no lookup, and that no two
 processes can make alike.
 
-Layout: 41 bits of milliseconds since `EPOCH_MS`, 13 bits of logical shard, 5 bits of the
-making process's *slot*, 5 bits of sequence. Ids are roughly time-ordered. The low 10 bits were
+Layout: 41 bits of milliseconds since `EPOCH_MS`, 13 bits of logical shard, 8 bits of the
+making process's *slot*, 2 bits of sequence. Ids are roughly time-ordered. The low 10 bits were
 one per-process sequence until the thirteenth session; `shard_of` reads the same bits as it
 always did, so every id made before stays valid.
 
 Invariant: an id is made by the one process holding its slot, and that process's ids are
-distinct (a sequence per logical shard within a millisecond). Slots are leased from the store
+distinct (a sequence per logical shard and millisecond). Slots are leased from the store
 (`tao/id_leases.py`): each lease ends at a time E (ms, the store's clock) written in its row, a
-holder never makes an id whose millisecond is E or later (`fence`), and the next holder of the
-slot never makes one before E (`floor`). So two processes never make the same id, whatever
-their clocks say, and a process paused past its lease cannot collide with the one that took its
-slot over: its ids stop at the fence until it has a lease again.
+holder never makes an id whose millisecond is E or later (its `fence`), and the next holder of
+the slot never makes one before E (its `floor`). So two processes never make the same id,
+whatever their clocks say, and a process paused past its lease cannot collide with the one that
+took its slot over: its ids stop at the fence until it has a lease again.
 
-A sequence that wraps (32 ids in one millisecond on one shard) borrows the next millisecond,
-so a burst runs ahead of the clock by (ids on the shard) / 32 ms; up to the fence, which a
-renewed lease keeps at least two thirds of a lease ahead. `next_id` is synchronous and never
-waits: with no lease, or at the fence, it raises `IdLeaseLostError` and asks the lease to renew.
+A sequence that wraps (4 ids in one millisecond on one shard) borrows the next millisecond, so
+a burst on one shard runs ahead of the clock by a quarter of a ms an id (`obj_add_many`'s 5 000
+on one owner's shard: 1.25 s). An id made within half a lease of the fence asks the lease to
+renew at once, and a renewal puts the fence a lease beyond the highest id made, so a batch job
+can run ahead as far as it needs. `next_id` is synchronous and never waits: with no lease, or
+at the fence, it raises `IdLeaseLostError` (and asks for the renewal).
 """
 
 from __future__ import annotations
@@ -31,12 +33,12 @@ from tao.errors import IdLeaseLostError, InvalidIdError
 EPOCH_MS = 1_735_689_600_000  # 2025-01-01T00:00:00Z
 TIME_BITS = 41
 SHARD_BITS = 13
-SLOT_BITS = 5
-SEQ_BITS = 5
+SLOT_BITS = 8
+SEQ_BITS = 2
 LOW_BITS = SLOT_BITS + SEQ_BITS  # below the shard: 10, as in the first layout, so shard_of is unchanged
 MAX_SHARDS = 1 << SHARD_BITS
-N_SLOTS = 1 << SLOT_BITS  # processes holding a slot at once
-SEQ_PER_MS = 1 << SEQ_BITS  # ids per millisecond, per shard, per process before it borrows the next ms
+N_SLOTS = 1 << SLOT_BITS  # 256: processes holding a slot at once (why 8 + 2: docs/sharding.md, "Ids")
+SEQ_PER_MS = 1 << SEQ_BITS  # 4: ids per millisecond, per shard, per process before it borrows the next ms
 # Signed 64-bit, as both SQL backends store it; the time bits reach bit 63 only after 2059.
 MAX_ID = (1 << 63) - 1
 
@@ -85,8 +87,12 @@ class IdGenerator:
         self._floor = 0  # no id below this ms: the previous holder's fence
         self._fence = 1 << 62 if slot is not None else 0  # no id at or above this ms: the lease's end
         self._last: dict[int, tuple[int, int]] = {}  # shard -> (ms, seq) of the last id made on it
-        # Called (with no lock held, never awaited) when an id is refused: the lease renews now.
-        self.on_refused: Callable[[], None] | None = None
+        self._high = -1  # the highest ms of an id made with this lease
+        # Called (with no lock held, never awaiting) when an id is refused, or made within
+        # `renew_within` ms of the fence (a burst running ahead of the clock): renew now.
+        self.on_renew: Callable[[], None] | None = None
+        self.renew_within = 0
+        self._asked = -1  # the fence for which on_renew was last called
 
     @property
     def slot(self) -> int | None:
@@ -108,11 +114,18 @@ class IdGenerator:
                 seq = last_seq + 1
                 if seq == SEQ_PER_MS:  # wrapped within one millisecond: borrow the next one
                     ms, seq = ms + 1, 0
-            if slot is not None and ms < fence:
+            made = slot is not None and ms < fence
+            if made:
                 self._last[shard] = (ms, seq)
-                return make_id(ms, shard, seq, slot)
-        if self.on_refused is not None:
-            self.on_refused()
+                self._high = max(self._high, ms)
+            ask = (not made or ms >= fence - self.renew_within) and self._asked != fence
+            if ask:
+                self._asked = fence  # once per fence: a burst does not ask at every id
+        if ask and self.on_renew is not None:
+            self.on_renew()
+        if made:
+            assert slot is not None
+            return make_id(ms, shard, seq, slot)
         if slot is None:
             raise IdLeaseLostError("this process holds no id slot (the store is closed, or its lease was "
                                    "lost and is being taken again): retry shortly")
@@ -128,6 +141,7 @@ class IdGenerator:
             made = max((ms for ms, _ in self._last.values()), default=-1)
             self._floor = max(floor_ms, made + 1, self._floor)
             self._last.clear()
+            self._high = self._floor - 1
             self._slot, self._fence = slot, fence_ms
 
     def extend(self, slot: int, fence_ms: int) -> None:
@@ -136,9 +150,15 @@ class IdGenerator:
             if slot == self._slot:
                 self._fence = max(self._fence, fence_ms)
 
+    @property
+    def high_ms(self) -> int:
+        """The highest ms of an id made with the current lease (its floor - 1 before any): a
+        renewal keeps the fence a lease beyond it, so a burst that ran ahead can go on."""
+        return self._high
+
     def revoke(self) -> int:
         """Stop making ids (the lease is being released); returns the ms above every id made:
         the floor for the slot's next holder."""
         with self._lock:
             self._slot, self._fence = None, 0
-            return max([self._floor] + [ms + 1 for ms, _ in self._last.values()])
+            return max(self._floor, self._high + 1)

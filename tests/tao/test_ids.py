@@ -14,7 +14,7 @@ import pytest
 
 from config import Settings
 from tao import IdLeaseLostError, IdSlotsExhaustedError, open_tao
-from tao.ids import IdGenerator
+from tao.ids import N_SLOTS, IdGenerator, time_of
 from tao.startup import explain_startup_error
 from tao.testing import TaoTestHooks as hooks
 from tests.tao.procs import RemoteTao, write_config
@@ -68,16 +68,16 @@ async def test_two_processes_on_one_store_make_disjoint_ids_in_the_same_millisec
 
 
 async def test_each_store_leases_its_own_slot_and_a_released_slot_restarts_above_its_ids(store_settings: Settings):
-    from tao.ids import slot_of, time_of
+    from tao.ids import slot_of
 
     a = await open_tao(store_settings, migrate=True, start_worker=False)
     b = await open_tao(store_settings, migrate=False, start_worker=False)
     try:
         assert (a.ids.slot, b.ids.slot) == (0, 1)
         assert slot_of(a.ids.next_id(0)) == 0 and slot_of(b.ids.next_id(0)) == 1
-        # A burst borrows milliseconds ahead of the clock (32 ids a ms on one shard)...
+        # A burst borrows milliseconds ahead of the clock (4 ids a ms on one shard)...
         with frozen_ms(a.clock.now_ms(), a):
-            burst = [a.ids.next_id(5) for _ in range(3_200)]
+            burst = [a.ids.next_id(5) for _ in range(400)]
         assert time_of(burst[-1]) - time_of(burst[0]) == 99
     finally:
         await a.close()
@@ -100,13 +100,13 @@ async def test_when_every_slot_is_held_the_store_does_not_open_and_says_why(stor
     try:
         now = a.clock.now_ms()
 
-        async def others(conn):  # 31 live processes elsewhere
+        async def others(conn):  # 255 live processes elsewhere
             await conn.executemany("INSERT INTO {id_slots} (slot, owner, expires) VALUES (%s, %s, %s)",
-                                   [(s, f"elsewhere:{s}", now + 60_000) for s in range(1, 32)])
+                                   [(s, f"elsewhere:{s}", now + 60_000) for s in range(1, N_SLOTS)])
         await hooks(a).write(0, others)
         with pytest.raises(IdSlotsExhaustedError) as caught:
             await open_tao(store_settings, migrate=False, start_worker=False)
-        assert "all 32 id slots are leased" in str(caught.value)
+        assert f"all {N_SLOTS} id slots are leased" in str(caught.value)
         sentence = explain_startup_error(caught.value, store_settings)
         assert sentence is not None and sentence.startswith("no id slot is free: ")
         assert "store.id_lease_seconds" in sentence
@@ -167,18 +167,40 @@ async def test_a_paused_process_loses_its_slot_and_leases_another_before_its_nex
             await taker.close()
 
 
-def test_a_generator_makes_no_id_without_a_slot_nor_at_its_fence():
+def test_a_generator_makes_no_id_without_a_slot_nor_at_its_fence_and_asks_for_renewal_near_it():
     gen = IdGenerator(lambda: 1_800_000_000_000)
     with pytest.raises(IdLeaseLostError, match="holds no id slot"):
         gen.next_id(0)
-    refused = []
-    gen.on_refused = lambda: refused.append(1)
-    gen.lease(7, floor_ms=0, fence_ms=1_800_000_000_002)
-    ids = [gen.next_id(0) for _ in range(64)]  # two milliseconds of 32
-    assert len(set(ids)) == 64 and ids == sorted(ids)
+    asked = []
+    gen.on_renew = lambda: asked.append(gen.fence)
+    gen.renew_within = 2
+    gen.lease(7, floor_ms=0, fence_ms=1_800_000_000_004)
+    ids = [gen.next_id(0) for _ in range(8)]  # two milliseconds of 4: far from the fence
+    assert len(set(ids)) == 8 and ids == sorted(ids) and asked == []
+    ids += [gen.next_id(0) for _ in range(8)]  # within 2 ms of the fence: asks, once
+    assert asked == [1_800_000_000_004] and len(set(ids)) == 16
     with pytest.raises(IdLeaseLostError, match="lease ended"):
         gen.next_id(0)
-    assert refused == [1]
-    gen.extend(7, 1_800_000_000_003)
-    gen.next_id(0)
-    assert gen.revoke() == 1_800_000_000_003  # the next holder starts above every id made
+    gen.extend(7, 1_800_000_000_010)
+    assert time_of(gen.next_id(1)) == 1_800_000_000_000  # each shard has its own sequence
+    assert time_of(gen.next_id(0)) == gen.high_ms == 1_800_000_000_004
+    assert gen.revoke() == 1_800_000_000_005  # the next holder starts above every id made
+
+
+async def test_a_batch_running_ahead_of_the_clock_keeps_its_lease_ahead_of_its_ids(store_settings: Settings):
+    """4 ids a ms on one shard: a batch job making them faster runs ahead of the clock. Each
+    renewal puts the fence a lease beyond the highest id made, and an id within half a lease of
+    the fence asks for one at once, so the batch never meets the fence."""
+    store_settings.store.id_lease_seconds = 1.0
+    a = await open_tao(store_settings, migrate=True, start_worker=False)
+    try:
+        start = a.clock.now_ms()
+        a.ids.now_ms = lambda: start  # the clock stands still: every id runs ahead
+        made = []
+        for _ in range(40):
+            made += [a.ids.next_id(2) for _ in range(500)]  # 125 ms more ahead a chunk
+            await asyncio.sleep(0.01)  # what a batch's writes would wait for
+        assert len(set(made)) == 20_000
+        assert time_of(made[-1]) - start == 4_999 and a.ids.fence > time_of(made[-1]) + 500
+    finally:
+        await a.close()
