@@ -54,7 +54,7 @@ class Objects:
         shard = self._shards.home_shard(owner)
         failed_shards: set[int] = set()
         ts = now_ms()
-        for _ in range(5):  # a duplicate id needs two processes in one ms with the same sequence
+        for _ in range(5):  # a duplicate id: since id slots (tao/ids.py), only against an id made before them
             id_ = self._shards.ids.next_id(shard)
 
             # Called within this iteration; the default binds this attempt's id all the same.

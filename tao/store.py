@@ -9,6 +9,7 @@
 and passed its own collaborators explicitly:
 
     Shards       routing, transactions, per-shard parallelism, counters   tao/shards.py
+    IdLease      this process's id slot, leased from shard 0              tao/id_leases.py
     CacheIO      cache keys, the read-through path, installs after commit  tao/cache_io.py
     Outbox       durable jobs committed with writes, and their worker      tao/outbox.py
     Objects      obj_*                                                     tao/objects.py
