@@ -155,7 +155,8 @@ async def test_a_paused_process_loses_its_slot_and_leases_another_before_its_nex
                 assert "IdLeaseLostError" in str(exc), exc
                 refused += 1
                 await asyncio.sleep(0.1)
-        assert made is not None and refused <= 1, refused
+        # Usually none or one (the renewal runs before or after the first call); a slow box may see more.
+        assert made is not None and refused <= 5, refused
         assert slot_of(made) == 1 and made not in taken
         # The taker's own lease is renewed past its first end (three renewals a lease).
         await asyncio.sleep(1.5)
