@@ -9,7 +9,9 @@ server also keeps the store's clock (tao/clock.py). No coordination service beyo
 - `acquire` (at open, one transaction): the lowest slot that has no row, or whose owner is ''
   (released) or whose `expires` is past on the database server's clock; it writes this
   process's owner and `expires = server now + lease`. The generator makes ids with the slot at
-  or after the row's old `expires` (the floor) and before the new one (the fence).
+  or after the row's old `expires` (the floor; the server's now if that is later, so a process
+  clock that is far behind cannot make ids from before the lease) and before the new one (the
+  fence).
 - `renew` (every third of the lease, in a task on the event loop; at once when `next_id` comes
   within half a lease of the fence): `expires` moves to a lease beyond the later of the server's
   now and the highest id made (a batch that ran ahead of the clock), if the row still names this
@@ -86,13 +88,13 @@ class IdLease:
                     fence = start + self.lease_ms
                     await conn.execute("INSERT INTO {id_slots} (slot, owner, expires) VALUES (%s, %s, %s)",
                                        (slot, self.owner, fence))
-                    return slot, 0, fence
+                    return slot, now, fence
                 owner, expires = held[slot]
                 if owner == "" or expires <= now:
                     fence = max(start, expires) + self.lease_ms
                     await conn.execute("UPDATE {id_slots} SET owner = %s, expires = %s WHERE slot = %s",
                                        (self.owner, fence, slot))
-                    return slot, expires, fence
+                    return slot, max(expires, now), fence
             soonest = min(held.values(), key=lambda h: h[1])
             raise IdSlotsExhaustedError(
                 f"all {N_SLOTS} id slots are leased (shard {LEASE_SHARD}'s id_slots table; the first lease "
