@@ -6,27 +6,31 @@ making process's *slot*, 2 bits of sequence. Ids are roughly time-ordered. The l
 one per-process sequence until the thirteenth session; `shard_of` reads the same bits as it
 always did, so every id made before stays valid.
 
-Invariant: an id is made by the one process holding its slot, and that process's ids are
-distinct (a sequence per logical shard and millisecond). Slots are leased from the store
-(`tao/id_leases.py`): each lease ends at a time E (ms, the store's clock) written in its row, a
-holder never makes an id whose millisecond is E or later (its `fence`), and the next holder of
-the slot never makes one before E (its `floor`). So two processes never make the same id,
-whatever their clocks say, and a process paused past its lease cannot collide with the one that
-took its slot over: its ids stop at the fence until it has a lease again.
+Invariant: an id for logical shard s is made by the one process holding its slot on s's
+database server, and that process's ids are distinct (a sequence per logical shard and
+millisecond). Slots are leased per server (`tao/id_leases.py`), so a server that is down only
+stops ids for its own shards: each lease ends at a time E (ms, that server's clock) written in
+its row, a holder never makes an id whose millisecond is E or later (its `fence`), and the next
+holder of the slot on that server never makes one before E (its `floor`). Two processes with
+the same slot number on different servers make ids for different shards, so their ids differ
+in the shard bits. So two processes never make the same id, whatever their clocks say, and a
+process paused past its lease cannot collide with the one that took its slot over: its ids
+stop at the fence until it has a lease again.
 
 A sequence that wraps (4 ids in one millisecond on one shard) borrows the next millisecond, so
 a burst on one shard runs ahead of the clock by a quarter of a ms an id (`obj_add_many`'s 5 000
-on one owner's shard: 1.25 s). An id made within half a lease of the fence asks the lease to
-renew at once, and a renewal puts the fence a lease beyond the highest id made, so a batch job
-can run ahead as far as it needs. `next_id` is synchronous and never waits: with no lease, or
-at the fence, it raises `IdLeaseLostError` (and asks for the renewal).
+on one owner's shard: 1.25 s). An id made within half a lease of its server's fence asks that
+lease to renew at once, and a renewal puts the fence a lease beyond the highest id made with
+it, so a batch job can run ahead as far as it needs. `next_id` is synchronous and never waits:
+with no lease on the shard's server, or at its fence, it raises `IdLeaseLostError` (and asks
+for the renewal).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from tao.errors import IdLeaseLostError, InvalidIdError
 
@@ -75,40 +79,60 @@ def _wall_ms() -> int:
     return int(time.time() * 1000)
 
 
-class IdGenerator:
-    """Thread-safe; one per process (per open store). Makes ids only while it holds a slot:
-    `lease(slot, floor, fence)` from `tao/id_leases.py`, or `IdGenerator(slot=...)` for a
-    process that owns a slot by other means (a test, a tool on a store no one else writes)."""
+class _Lease:
+    """One server's slot, as the generator sees it."""
 
-    def __init__(self, now_ms: Callable[[], int] = _wall_ms, *, slot: int | None = None) -> None:
+    __slots__ = ("slot", "floor", "fence", "high", "asked")
+
+    def __init__(self, slot: int | None = None, fence: int = 0) -> None:
+        self.slot = slot
+        self.floor = 0  # no id below this ms: the previous holder's fence
+        self.fence = fence  # no id at or above this ms: the lease's end
+        self.high = -1  # the highest ms of an id made with this lease
+        self.asked = -1  # the fence for which on_renew was last called
+
+
+class IdGenerator:
+    """Thread-safe; one per process (per open store). Makes an id for a shard only while it
+    holds a slot on that shard's server: `lease(slot, floor, fence, server=)` from
+    `tao/id_leases.py`, or `IdGenerator(slot=...)` for a process that owns a slot on every
+    server by other means (a test, a tool on a store no one else writes).
+
+    `server_of_shard` is the shard map's logical shard -> server index (`ShardMap`); without it
+    every shard of `MAX_SHARDS` is on one server, 0 (SQLite, tests)."""
+
+    def __init__(self, now_ms: Callable[[], int] = _wall_ms, *, slot: int | None = None,
+                 server_of_shard: Sequence[int] = ()) -> None:
         self._lock = threading.Lock()
         self.now_ms = now_ms  # the store's clock once the store is open (`Tao` sets it)
-        self._slot = slot
-        self._floor = 0  # no id below this ms: the previous holder's fence
-        self._fence = 1 << 62 if slot is not None else 0  # no id at or above this ms: the lease's end
+        self._server_of = tuple(server_of_shard) or (0,) * MAX_SHARDS
+        fence = 1 << 62 if slot is not None else 0
+        self._leases = [_Lease(slot, fence) for _ in range(max(self._server_of) + 1)]  # by server index
         self._last: dict[int, tuple[int, int]] = {}  # shard -> (ms, seq) of the last id made on it
-        self._high = -1  # the highest ms of an id made with this lease
-        # Called (with no lock held, never awaiting) when an id is refused, or made within
-        # `renew_within` ms of the fence (a burst running ahead of the clock): renew now.
-        self.on_renew: Callable[[], None] | None = None
+        # Called with the server (with no lock held, never awaiting) when an id is refused, or
+        # made within `renew_within` ms of the fence (a burst running ahead of the clock): renew now.
+        self.on_renew: Callable[[int], None] | None = None
         self.renew_within = 0
-        self._asked = -1  # the fence for which on_renew was last called
 
-    @property
-    def slot(self) -> int | None:
-        return self._slot
+    def server_of(self, shard: int) -> int:
+        return self._server_of[shard]
 
-    @property
-    def fence(self) -> int:
-        return self._fence
+    def slot_on(self, server: int = 0) -> int | None:
+        """The slot this process holds on `server` (None: none now)."""
+        return self._leases[server].slot
+
+    def fence_on(self, server: int = 0) -> int:
+        return self._leases[server].fence
 
     def next_id(self, shard: int) -> int:
-        if not 0 <= shard < MAX_SHARDS:
+        if not 0 <= shard < len(self._server_of):
             raise InvalidIdError(f"logical shard {shard} is out of range")
+        server = self._server_of[shard]
         with self._lock:
-            slot, fence = self._slot, self._fence
+            lease = self._leases[server]
+            slot, fence = lease.slot, lease.fence
             last_ms, last_seq = self._last.get(shard, (-1, 0))
-            ms = max(self.now_ms(), self._floor, last_ms)  # never back in time on a shard
+            ms = max(self.now_ms(), lease.floor, last_ms)  # never back in time on a shard
             seq = 0
             if ms == last_ms:
                 seq = last_seq + 1
@@ -117,48 +141,53 @@ class IdGenerator:
             made = slot is not None and ms < fence
             if made:
                 self._last[shard] = (ms, seq)
-                self._high = max(self._high, ms)
-            ask = (not made or ms >= fence - self.renew_within) and self._asked != fence
+                if ms > lease.high:
+                    lease.high = ms
+            ask = (not made or ms >= fence - self.renew_within) and lease.asked != fence
             if ask:
-                self._asked = fence  # once per fence: a burst does not ask at every id
+                lease.asked = fence  # once per fence: a burst does not ask at every id
         if ask and self.on_renew is not None:
-            self.on_renew()
+            self.on_renew(server)
         if made:
             assert slot is not None
             return make_id(ms, shard, seq, slot)
         if slot is None:
-            raise IdLeaseLostError("this process holds no id slot (the store is closed, or its lease was "
-                                   "lost and is being taken again): retry shortly")
-        raise IdLeaseLostError(f"id slot {slot}'s lease ended at {fence} ms (the process was paused, or "
-                               "shard 0's server was unreachable, for longer than store.id_lease_seconds); "
-                               "it is being renewed: retry shortly")
+            raise IdLeaseLostError(f"this process holds no id slot on server {server} (logical shard {shard}'s: "
+                                   "it was unreachable, or the store is closed, or the lease was lost and is "
+                                   "being taken again): retry shortly")
+        raise IdLeaseLostError(f"id slot {slot}'s lease on server {server} (logical shard {shard}'s) ended at "
+                               f"{fence} ms (the process was paused, or that server was unreachable, for longer "
+                               "than store.id_lease_seconds); it is being renewed: retry shortly")
 
-    def lease(self, slot: int, floor_ms: int, fence_ms: int) -> None:
-        """Make ids with `slot` (just taken: its row's old end is `floor_ms`), at `floor_ms` or
-        later and before `fence_ms`. The sequences start afresh above every id this process made
-        before, so its ids stay ordered, even when it takes back the slot it lost."""
+    def lease(self, slot: int, floor_ms: int, fence_ms: int, *, server: int = 0) -> None:
+        """Make ids for `server`'s shards with `slot` (just taken: its row's old end is
+        `floor_ms`), at `floor_ms` or later and before `fence_ms`. Their sequences start afresh
+        above every id this process made on them before, so its ids stay ordered, even when it
+        takes back the slot it lost."""
         with self._lock:
-            made = max((ms for ms, _ in self._last.values()), default=-1)
-            self._floor = max(floor_ms, made + 1, self._floor)
-            self._last.clear()
-            self._high = self._floor - 1
-            self._slot, self._fence = slot, fence_ms
+            lease = self._leases[server]
+            mine = [shard for shard in self._last if self._server_of[shard] == server]
+            made = max((self._last.pop(shard)[0] for shard in mine), default=-1)
+            lease.floor = max(floor_ms, made + 1, lease.floor)
+            lease.high = lease.floor - 1
+            lease.slot, lease.fence = slot, fence_ms
 
-    def extend(self, slot: int, fence_ms: int) -> None:
-        """The lease of `slot` was renewed up to `fence_ms` (a fence never moves back)."""
+    def extend(self, slot: int, fence_ms: int, *, server: int = 0) -> None:
+        """The lease of `slot` on `server` was renewed up to `fence_ms` (a fence never moves back)."""
         with self._lock:
-            if slot == self._slot:
-                self._fence = max(self._fence, fence_ms)
+            lease = self._leases[server]
+            if slot == lease.slot:
+                lease.fence = max(lease.fence, fence_ms)
 
-    @property
-    def high_ms(self) -> int:
-        """The highest ms of an id made with the current lease (its floor - 1 before any): a
-        renewal keeps the fence a lease beyond it, so a burst that ran ahead can go on."""
-        return self._high
+    def high_ms(self, server: int = 0) -> int:
+        """The highest ms of an id made with `server`'s current lease (its floor - 1 before
+        any): a renewal keeps the fence a lease beyond it, so a burst that ran ahead can go on."""
+        return self._leases[server].high
 
-    def revoke(self) -> int:
-        """Stop making ids (the lease is being released); returns the ms above every id made:
-        the floor for the slot's next holder."""
+    def revoke(self, server: int = 0) -> int:
+        """Stop making ids for `server`'s shards (its lease is being released); returns the ms
+        above every id made with it: the floor for the slot's next holder."""
         with self._lock:
-            self._slot, self._fence = None, 0
-            return max(self._floor, self._high + 1)
+            lease = self._leases[server]
+            lease.slot, lease.fence = None, 0
+            return max(lease.floor, lease.high + 1)

@@ -83,7 +83,7 @@ class Shards:
     def __init__(self, backend: Backend, shard_map: ShardMap, cache_fence: Callable[[], int]) -> None:
         self.backend = backend
         self.shard_map = shard_map
-        self.ids = IdGenerator()
+        self.ids = IdGenerator(server_of_shard=shard_map.server_of_shard)  # slots per server: tao/id_leases.py
         self.counters: dict[str, int] = defaultdict(int)
         self._cache_fence = cache_fence
         # shard -> monotonic time until which new unowned objects avoid it (it failed recently).

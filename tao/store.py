@@ -9,7 +9,7 @@
 and passed its own collaborators explicitly:
 
     Shards       routing, transactions, per-shard parallelism, counters   tao/shards.py
-    IdLease      this process's id slot, leased from shard 0              tao/id_leases.py
+    IdLeases     this process's id slots, one from each database server    tao/id_leases.py
     CacheIO      cache keys, the read-through path, installs after commit  tao/cache_io.py
     Outbox       durable jobs committed with writes, and their worker      tao/outbox.py
     Objects      obj_*                                                     tao/objects.py
@@ -43,7 +43,7 @@ from tao.cache_io import CacheIO
 from tao.clock import Clock, StoreClock
 from tao.erase import Erasure, Residue
 from tao.errors import TaoError
-from tao.id_leases import IdLease
+from tao.id_leases import IdLeases
 from tao.ids import IdGenerator
 from tao.instrumentation import instrument  # observability: verb counters, cache timings, spans
 from tao.inverses import Inverses
@@ -115,10 +115,10 @@ class Tao:
         # with a `ManualClock`.
         self._store_clock: StoreClock | None = StoreClock(shards, settings.store.clock_sync_seconds)
         self.clock: Clock = self._store_clock
-        # Ids are made on the store's clock too (never a test's `ManualClock`), with the slot
-        # this process leases from shard 0 (tao/id_leases.py): `lease_ids()`, at open.
+        # Ids are made on the store's clock too (never a test's `ManualClock`), with the slots
+        # this process leases, one from each database server (tao/id_leases.py): `lease_ids()`, at open.
         shards.ids.now_ms = self._store_clock.now_ms
-        self._id_lease = IdLease(shards, shards.ids, settings.store.id_lease_seconds)
+        self._id_leases = IdLeases(shards, shards.ids, settings.store.id_lease_seconds)
         outbox.now = lambda: self.clock.now_ms()  # delayed jobs come due on the same clock
         # HyperLogLogs and bounded recent sets in Redis, where one is configured (tao/sketches.py).
         self.sketches = Sketches(settings.broker)
@@ -321,12 +321,12 @@ class Tao:
         for s in range(self.n_shards):
             await check_shard(self._shards.backend, s)
 
-    async def lease_ids(self) -> int:
-        """Lease this process's id slot and keep it renewed until `close` (`open_tao` does it,
-        after the schema check); returns the slot. IdSlotsExhaustedError if none is free."""
-        slot = await self._id_lease.acquire()
-        self._id_lease.start()
-        return slot
+    async def lease_ids(self) -> dict[int, int | None]:
+        """Lease this process's id slot on every database server and keep them renewed until
+        `close` (`open_tao` does it, after the schema check); returns {server: slot}, None for a
+        server that could not be reached (its shards make no ids until its task takes one).
+        IdSlotsExhaustedError if a server has none free."""
+        return await self._id_leases.acquire()
 
     async def ping_shards(self) -> dict[int, str | None]:
         """{shard: None if healthy else the error}: for /healthz."""
@@ -347,7 +347,7 @@ class Tao:
 
     async def close(self) -> None:
         await self.outbox.stop()
-        await self._id_lease.release()  # after the worker, whose jobs may make ids
+        await self._id_leases.release()  # after the worker, whose jobs may make ids
         await self.broker.close()
         await self.rate_limits.close()
         await self.sketches.close()
