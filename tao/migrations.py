@@ -91,7 +91,7 @@ _SQLITE_1 = [
 ]
 
 # 2: the id slots each process leases (tao/id_leases.py). Every shard gets the table, as every
-# shard gets every table; only logical shard 0's is used.
+# shard gets every table; only each server's lowest logical shard's is used (its lease shard).
 _MYSQL_2 = [
     """CREATE TABLE IF NOT EXISTS {id_slots} (
         slot SMALLINT NOT NULL PRIMARY KEY,
