@@ -17,7 +17,7 @@ import pytest
 from config import Settings
 from tao import IdLeaseLostError, IdSlotsExhaustedError, InvalidIdError, ShardUnavailableError, Tao, open_tao
 from tao.cache import make_cache_tier
-from tao.ids import N_SLOTS, IdGenerator, shard_of, slot_of, time_of
+from tao.ids import N_SLOTS, IdGenerator, make_id, shard_of, slot_of, time_of
 from tao.shardmap import ShardMap
 from tao.startup import explain_startup_error
 from tao.store import make_backend
@@ -314,4 +314,35 @@ async def test_a_server_down_at_open_leaves_only_its_shards_without_ids_until_it
     finally:
         if dead:
             await asyncio.to_thread(services.start_mysql, 1)
+        await tao.close()
+
+
+async def test_an_unowned_object_goes_to_another_server_while_its_shards_have_no_id_slot(mysql_settings):
+    """Server 1 is up, but every one of its slots is held elsewhere (this process's was taken):
+    its shards refuse ids, and objects with no owner are placed on server 0's shards instead of
+    failing; an owned one on server 1 gets the retryable IdLeaseLostError."""
+    s = mysql_settings
+    s.store.id_lease_seconds = 1.0
+    tao = await open_tao(s, migrate=True, start_worker=False)
+    try:
+        now = tao.clock.now_ms()
+
+        async def take_all(conn):  # lease shard 1: 256 live processes elsewhere, this one's row taken over
+            await conn.execute("DELETE FROM {id_slots}")
+            await conn.executemany("INSERT INTO {id_slots} (slot, owner, expires) VALUES (%s, %s, %s)",
+                                   [(k, f"elsewhere:{k}", now + 60_000) for k in range(N_SLOTS)])
+        await hooks(tao).write(1, take_all)
+        for _ in range(50):  # until this process's fence on server 1 has passed
+            try:
+                tao.ids.next_id(1)
+                await asyncio.sleep(0.1)
+            except IdLeaseLostError:
+                break
+        else:
+            raise AssertionError("server 1's ids were still made 5 s after its slot was taken")
+        placed = [await tao.obj_add("TEST_NODE", {"i": i}) for i in range(20)]
+        assert all(tao.ids.server_of(tao.shard(i)) == 0 for i in placed)
+        with pytest.raises(IdLeaseLostError, match="on server 1"):
+            await tao.obj_add("TEST_NODE", {}, owner=make_id(now, 3, 0))  # owned on shard 3, server 1
+    finally:
         await tao.close()
