@@ -51,7 +51,8 @@ with the new map must start only once the new server's clock is past every `expi
 server's (old) lease table: `SELECT MAX(expires) FROM <old lease shard>.id_slots`. That is
 normally already the case (the copy takes longer than the few ms a released lease ends ahead,
 and a crashed process made no id after it crashed); a batch that ran ahead of the clock can
-push it seconds ahead. docs/sharding.md, "Moving a shard".
+push it seconds ahead. `python -m tao id-slots` prints each server's latest `expires` and
+its now (`lease_tables`). docs/sharding.md, "Moving a shard".
 
 The lease's statements count as `id_lease_queries` in `Tao.stats()`, not `sql_queries`.
 """
@@ -64,6 +65,7 @@ import logging
 import os
 import secrets
 import socket
+from dataclasses import dataclass
 from typing import Any
 
 from tao.backends.base import Conn
@@ -83,6 +85,29 @@ def lease_shards(server_of_shard: tuple[int, ...]) -> dict[int, int]:
     for shard, server in enumerate(server_of_shard):
         out.setdefault(server, shard)
     return out
+
+
+@dataclass(frozen=True)
+class LeaseTable:
+    """One server's `id_slots`, as `python -m tao id-slots` prints it."""
+
+    server: int
+    lease_shard: int
+    server_now: int  # ms, that server's clock
+    held: int  # slots whose lease has not ended
+    latest_expires: int | None  # the largest `expires` (None: no slot was ever taken there)
+
+
+async def lease_tables(shards: Shards) -> list[LeaseTable]:
+    """Every server's lease table, read in parallel (a server that is down raises)."""
+    async def one(server: int, shard: int) -> LeaseTable:
+        async with shards.read(shard) as conn:
+            now = int((await conn.fetchall(shards.backend.now_ms_sql))[0][0])
+            rows = await conn.fetchall("SELECT owner, expires FROM {id_slots}")
+        held = sum(1 for owner, expires in rows if owner != "" and expires > now)
+        return LeaseTable(server, shard, now, held, max((r[1] for r in rows), default=None))
+    return list(await asyncio.gather(*(one(server, shard) for server, shard
+                                       in sorted(lease_shards(shards.shard_map.server_of_shard).items()))))
 
 
 class ServerLease:

@@ -43,7 +43,7 @@ from tao.cache_io import CacheIO
 from tao.clock import Clock, StoreClock
 from tao.erase import Erasure, Residue
 from tao.errors import TaoError
-from tao.id_leases import IdLeases
+from tao.id_leases import IdLeases, LeaseTable, lease_tables
 from tao.ids import IdGenerator
 from tao.instrumentation import instrument  # observability: verb counters, cache timings, spans
 from tao.inverses import Inverses
@@ -81,7 +81,8 @@ class Tao:
         # jobs
         "enqueue", "run_jobs_until_idle", "outbox",
         # lifecycle and operations
-        "migrate", "check_schema", "lease_ids", "close", "ping_shards", "stats", "reset_stats",
+        "migrate", "check_schema", "lease_ids", "id_lease_tables", "close", "ping_shards", "stats",
+        "reset_stats",
         # routing and context
         "shard", "n_shards", "ids", "settings", "registry", "broker", "rate_limits",
         # the deployment's one clock (tao/clock.py): time windows are decided by it
@@ -328,6 +329,11 @@ class Tao:
         IdSlotsExhaustedError if a server has none free."""
         return await self._id_leases.acquire()
 
+    async def id_lease_tables(self) -> list[LeaseTable]:
+        """Each database server's id slot table: slots held, the latest lease end, the server's
+        now (`python -m tao id-slots`; what a shard move checks, docs/sharding.md)."""
+        return await lease_tables(self._shards)
+
     async def ping_shards(self) -> dict[int, str | None]:
         """{shard: None if healthy else the error}: for /healthz."""
         return await self._shards.ping_all()
@@ -385,10 +391,12 @@ def make_backend(settings: Settings, shard_map: ShardMap) -> Backend:
 
 
 async def open_tao(settings: Settings, *, migrate: bool | None = None, start_worker: bool | None = None,
-                   registry: Registry = REGISTRY) -> Tao:
+                   registry: Registry = REGISTRY, make_ids: bool = True) -> Tao:
     """Build the store. `migrate` defaults to True on the embedded SQLite default (a bare machine
     must just work) and False on MySQL, where `python -m tao migrate` is an operator's step and
-    a schema mismatch is refused. The in-process worker starts when `jobs.in_process_worker`."""
+    a schema mismatch is refused. The in-process worker starts when `jobs.in_process_worker`.
+    `make_ids=False`: lease no id slot (a command that writes nothing, as `python -m tao
+    id-slots`, which must not count itself among the holders); `ids.next_id` then refuses."""
     shard_map = ShardMap.from_settings(settings.store)
     log = None
     if settings.store.backend == "sqlite" and settings.cache.backend == "local":
@@ -404,7 +412,8 @@ async def open_tao(settings: Settings, *, migrate: bool | None = None, start_wor
         else:
             await tao.check_schema()
         await tao.clock.sync()  # type: ignore[attr-defined]  # a StoreClock until a test swaps it
-        await tao.lease_ids()
+        if make_ids:
+            await tao.lease_ids()
     except BaseException:
         await tao.close()
         raise
