@@ -101,6 +101,7 @@ async def open_store(spec: StoreSpec, config: str, *, migrate: bool = False) -> 
     tao = Tao(settings, REGISTRY, shard_map, make_backend(settings, shard_map), NullCache())
     try:
         await (tao.migrate() if migrate else tao.check_schema())
+        await tao.lease_ids()
     except BaseException:
         await tao.close()
         raise

@@ -104,6 +104,11 @@ class StoreSettings(_Section):
     # The store's clock (tao/clock.py) re-reads shard 0's server time this often and
     # extrapolates with the monotonic clock in between.
     clock_sync_seconds: Positive = 60.0
+    # Each process leases an id slot on each database server (tao/id_leases.py) for this long
+    # and renews it every third of it. A crashed process's slots are free again after it; a
+    # process paused (or cut off from a server) longer makes no ids for that server's shards
+    # until it has renewed (or replaced) its lease there.
+    id_lease_seconds: Positive = 30.0
 
     @model_validator(mode="after")
     def _servers_and_map(self) -> Self:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import enum
 
-from tao import ShardUnavailableError
+from tao import IdLeaseLostError, ShardUnavailableError
 
 LOGIN_REQUIRED = "You must be logged in: send `Authorization: Bearer <token>` with a token from `logIn` or `signUp`."
 
@@ -87,9 +87,10 @@ UNAVAILABLE_MESSAGE = "Part of the data is temporarily unavailable; retry shortl
 
 
 def domain_error(exc: BaseException) -> BaseException:
-    """The domain's error for a store error that has one (a shard down or too slow is
-    `UnavailableError`, whose message names no shard); any other exception unchanged."""
-    if isinstance(exc, ShardUnavailableError):  # timeouts included
+    """The domain's error for a store error that has one (a shard down or too slow, or no id
+    can be made until the process's id lease is renewed, is `UnavailableError`, whose message
+    names no shard); any other exception unchanged."""
+    if isinstance(exc, (ShardUnavailableError, IdLeaseLostError)):  # timeouts included
         error = UnavailableError(UNAVAILABLE_MESSAGE)
         error.__cause__ = exc
         return error

@@ -10,6 +10,8 @@ A batch job needs only this package:
 from tao.bulk_lists import ObjectFilter
 from tao.errors import (
     ConflictError,
+    IdLeaseLostError,
+    IdSlotsExhaustedError,
     InvalidDataError,
     InvalidIdError,
     JobNotDueError,
@@ -25,7 +27,8 @@ from tao.rate_limits import Bucket, Mode, Taken
 from tao.store import Tao, open_tao
 
 __all__ = [
-    "Assoc", "Bucket", "ConflictError", "InvalidDataError", "InvalidIdError", "JobNotDueError", "ListCheck", "Mode",
+    "Assoc", "Bucket", "ConflictError", "IdLeaseLostError", "IdSlotsExhaustedError",
+    "InvalidDataError", "InvalidIdError", "JobNotDueError", "ListCheck", "Mode",
     "Obj", "ObjectFilter", "ObjectNotFoundError",
     "ShardTimeoutError", "ShardUnavailableError", "Taken", "Tao", "TaoError", "UnknownTypeError", "open_tao",
     "shard_of", "time_of",

@@ -4,6 +4,8 @@
     python -m tao worker [--shards 0-63] [--metrics-port 9101]
                                           run the outbox worker (any number of processes)
     python -m tao repair --shard N [--fix] verify (and fix) counts and inverse edges of a shard
+    python -m tao id-slots                each database server's id slot leases (docs/sharding.md,
+                                          "Moving a shard")
 
 Settings come from `--config FILE` / `TAOGRAM_CONFIG` and `TAOGRAM_*` variables. (Loading a
 synthetic graph writes product data, so it goes through the domain: `python -m resolvers load-graph`.)
@@ -91,6 +93,21 @@ async def _repair(settings: Settings, args) -> int:
         await tao.close()
 
 
+async def _id_slots(settings: Settings, args) -> int:
+    tao = await open_tao(settings, start_worker=False, make_ids=False)
+    try:
+        for t in await tao.id_lease_tables():
+            ends = ("no slot ever taken" if t.latest_expires is None else
+                    f"the latest lease ends at {t.latest_expires} ms, "
+                    f"{abs(t.latest_expires - t.server_now) / 1000:.1f} s "
+                    f"{'after' if t.latest_expires > t.server_now else 'before'} the server's now")
+            print(f"server {t.server} (id_slots of shard {t.lease_shard}): {t.held} slots held; {ends} "
+                  f"({t.server_now} ms)")
+        return 0
+    finally:
+        await tao.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tao", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -104,10 +121,11 @@ def main(argv: list[str] | None = None) -> int:
     r = sub.add_parser("repair", help="verify counts and inverse edges")
     r.add_argument("--shard", help="e.g. 3 or 0-7 (default: all)")
     r.add_argument("--fix", action="store_true")
+    sub.add_parser("id-slots", help="each database server's id slot leases: held, latest end, server now")
     args = parser.parse_args(argv)
     settings = load_settings_or_exit(args.config)
     setup_process(settings, role=args.command)  # logging (text or JSON lines) and tracing, as configured
-    run = {"migrate": _migrate, "worker": _worker, "repair": _repair}[args.command]
+    run = {"migrate": _migrate, "worker": _worker, "repair": _repair, "id-slots": _id_slots}[args.command]
     try:
         return asyncio.run(run(settings, args))
     except Exception as exc:

@@ -110,8 +110,9 @@ class BulkLists:
                 if data == orjson.loads(text):  # a retry of this append: nothing to do
                     appended[key] = Appended(Assoc(id1, name, id2, time, version, data), None, False)
                     continue
-                # Another event drew the same id (two processes, one millisecond, one sequence
-                # number): keep both, this one under a fresh id.
+                # Another event under the same id: since ids carry their process's slot
+                # (tao/ids.py) only an id made before slots, or one a caller reused, can meet
+                # here. Keep both, this one under a fresh id.
                 id2 = self._shards.ids.next_id(self._shards.shard(id2))
             c, prev = changes[(id1, code)], newest[(id1, code)]
             time = max(ts, prev + 1)

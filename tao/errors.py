@@ -67,3 +67,15 @@ class JobNotDueError(TaoError):
     def __init__(self, run_at: int) -> None:
         super().__init__(f"not due until {run_at}")
         self.run_at = run_at
+
+
+class IdLeaseLostError(TaoError):
+    """No id can be made now for a shard: this process holds no id slot on the shard's database
+    server, or its lease there ended (a pause, or that server unreachable, for longer than
+    `store.id_lease_seconds`) and is being renewed (tao/ids.py, tao/id_leases.py). Nothing was
+    written; retrying shortly succeeds (once that server is reachable)."""
+
+
+class IdSlotsExhaustedError(TaoError):
+    """Every id slot on a database server is leased by a live process (tao/id_leases.py): this
+    process cannot make ids for that server's shards."""

@@ -90,9 +90,24 @@ _SQLITE_1 = [
     "CREATE INDEX IF NOT EXISTS outbox_due ON outbox (run_at)",
 ]
 
+# 2: the id slots each process leases (tao/id_leases.py). Every shard gets the table, as every
+# shard gets every table; only each server's lowest logical shard's is used (its lease shard).
+_MYSQL_2 = [
+    """CREATE TABLE IF NOT EXISTS {id_slots} (
+        slot SMALLINT NOT NULL PRIMARY KEY,
+        owner VARCHAR(96) NOT NULL,
+        expires BIGINT NOT NULL
+    ) ENGINE=InnoDB""",
+]
+_SQLITE_2 = [
+    """CREATE TABLE IF NOT EXISTS id_slots (
+        slot INTEGER NOT NULL PRIMARY KEY, owner TEXT NOT NULL, expires INTEGER NOT NULL)""",
+]
+
 # (version, {dialect: statements})
 MIGRATIONS: list[tuple[int, dict[str, list[str]]]] = [
     (1, {"mysql": _MYSQL_1, "sqlite": _SQLITE_1}),
+    (2, {"mysql": _MYSQL_2, "sqlite": _SQLITE_2}),
 ]
 LATEST = MIGRATIONS[-1][0]
 

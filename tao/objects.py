@@ -16,6 +16,7 @@ from tao.backends.base import Conn
 from tao.cache_io import CacheIO, install_value
 from tao.errors import (
     DuplicateKeyError,
+    IdLeaseLostError,
     InvalidDataError,
     ObjectNotFoundError,
     ShardUnavailableError,
@@ -54,8 +55,19 @@ class Objects:
         shard = self._shards.home_shard(owner)
         failed_shards: set[int] = set()
         ts = now_ms()
-        for _ in range(5):  # a duplicate id needs two processes in one ms with the same sequence
-            id_ = self._shards.ids.next_id(shard)
+        for attempt in range(5):  # a duplicate id: since id slots (tao/ids.py), only against an id made before them
+            try:
+                id_ = self._shards.ids.next_id(shard)
+            except IdLeaseLostError:
+                # No id slot on the shard's server now (unreachable, or its lease being renewed):
+                # an unowned object may live on another server's shards.
+                shard_map = self._shards.shard_map
+                failed_shards.update(shard_map.shards_on(shard_map.server_of_shard[shard]))
+                other = self._shards.placement_shard(failed_shards) if owner is None else None
+                if other is None or attempt == 4:
+                    raise
+                shard = other
+                continue
 
             # Called within this iteration; the default binds this attempt's id all the same.
             async def body(conn: Conn, id_: int = id_) -> Any:

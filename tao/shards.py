@@ -3,7 +3,8 @@ deadlock retry), reads on a shard, the same call on many shards in parallel, and
 the batching tests and benchmarks read (`Tao.stats()`).
 
 Invariants kept here:
-- every statement the store sends goes through `read` or `write`, so `sql_queries` counts them all;
+- every statement the store sends goes through `read` or `write`, so `sql_queries` counts them all
+  (but the id lease's renewals, on their own schedule, which count as `id_lease_queries`);
 - a failed shard's server is remembered for `AVOID_FAILED_SHARD_SECONDS`, and new objects with no
   owner are placed elsewhere meanwhile;
 - `write` records the cache fence taken before its transaction (`write_fence`): installs made
@@ -53,27 +54,28 @@ write_fence: ContextVar[int | None] = ContextVar("tao_write_fence", default=None
 class _CountingConn:
     """Counts statements (`sql_queries`) for the batching tests and benchmarks."""
 
-    __slots__ = ("_conn", "_counters", "shard")
+    __slots__ = ("_conn", "_counters", "_counter", "shard")
 
-    def __init__(self, conn: Conn, counters: dict[str, int]) -> None:
+    def __init__(self, conn: Conn, counters: dict[str, int], counter: str = "sql_queries") -> None:
         self._conn = conn
         self._counters = counters
+        self._counter = counter
         self.shard = conn.shard
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        self._counters["sql_queries"] += 1
+        self._counters[self._counter] += 1
         return await self._conn.execute(sql, params)
 
     async def queue(self, sql: str, params: Sequence[Any] = ()) -> None:
-        self._counters["sql_queries"] += 1
+        self._counters[self._counter] += 1
         await self._conn.queue(sql, params)
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
-        self._counters["sql_queries"] += 1
+        self._counters[self._counter] += 1
         return await self._conn.executemany(sql, rows)
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
-        self._counters["sql_queries"] += 1
+        self._counters[self._counter] += 1
         return await self._conn.fetchall(sql, params)
 
 
@@ -81,7 +83,7 @@ class Shards:
     def __init__(self, backend: Backend, shard_map: ShardMap, cache_fence: Callable[[], int]) -> None:
         self.backend = backend
         self.shard_map = shard_map
-        self.ids = IdGenerator()
+        self.ids = IdGenerator(server_of_shard=shard_map.server_of_shard)  # slots per server: tao/id_leases.py
         self.counters: dict[str, int] = defaultdict(int)
         self._cache_fence = cache_fence
         # shard -> monotonic time until which new unowned objects avoid it (it failed recently).
@@ -139,14 +141,16 @@ class Shards:
             self.note_unavailable(shard)
             raise
 
-    async def write(self, shard: int, body: Callable[[Conn], Awaitable[T]], *, one_trip: bool = False) -> T:
+    async def write(self, shard: int, body: Callable[[Conn], Awaitable[T]], *, one_trip: bool = False,
+                    counter: str = "sql_queries") -> T:
         """Run `body(conn)` in one transaction on `shard`, retrying deadlock victims.
-        `one_trip`: see `Backend.transaction` (for a caller that never tries another shard)."""
+        `one_trip`: see `Backend.transaction` (for a caller that never tries another shard).
+        `counter`: where its statements are counted (the id lease's own count theirs apart)."""
         write_fence.set(self._cache_fence())
         for attempt in range(DEADLOCK_RETRIES):
             try:
                 async with self.backend.transaction(shard, one_trip=one_trip) as conn:
-                    return await body(_CountingConn(conn, self.counters))
+                    return await body(_CountingConn(conn, self.counters, counter))
             except ShardUnavailableError:
                 self.note_unavailable(shard)
                 raise

@@ -9,7 +9,7 @@ Anything it does not recognise returns None: a bug, which keeps its traceback.
 from __future__ import annotations
 
 from config import ConfigError, MySQLServer, Settings
-from tao.errors import MigrationError, ShardUnavailableError
+from tao.errors import IdSlotsExhaustedError, MigrationError, ShardUnavailableError
 from tao.shardmap import ShardMap
 
 # MariaDB's "access denied" and "unknown database" error numbers.
@@ -37,6 +37,8 @@ def explain_startup_error(exc: BaseException, settings: Settings) -> str | None:
         return f"configuration error: {exc}"
     if isinstance(exc, MigrationError):
         return f"the database schema is not ready: {exc}"
+    if isinstance(exc, IdSlotsExhaustedError):
+        return f"no id slot is free: {exc}"
     if isinstance(exc, ShardUnavailableError):
         where, code, detail = f"shard {exc.shard}", None, ""
         if settings.store.backend == "mysql" and settings.store.mysql_servers:

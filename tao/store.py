@@ -9,6 +9,7 @@
 and passed its own collaborators explicitly:
 
     Shards       routing, transactions, per-shard parallelism, counters   tao/shards.py
+    IdLeases     this process's id slots, one from each database server    tao/id_leases.py
     CacheIO      cache keys, the read-through path, installs after commit  tao/cache_io.py
     Outbox       durable jobs committed with writes, and their worker      tao/outbox.py
     Objects      obj_*                                                     tao/objects.py
@@ -42,6 +43,7 @@ from tao.cache_io import CacheIO
 from tao.clock import Clock, StoreClock
 from tao.erase import Erasure, Residue
 from tao.errors import TaoError
+from tao.id_leases import IdLeases, LeaseTable, lease_tables
 from tao.ids import IdGenerator
 from tao.instrumentation import instrument  # observability: verb counters, cache timings, spans
 from tao.inverses import Inverses
@@ -79,7 +81,8 @@ class Tao:
         # jobs
         "enqueue", "run_jobs_until_idle", "outbox",
         # lifecycle and operations
-        "migrate", "check_schema", "close", "ping_shards", "stats", "reset_stats",
+        "migrate", "check_schema", "lease_ids", "id_lease_tables", "close", "ping_shards", "stats",
+        "reset_stats",
         # routing and context
         "shard", "n_shards", "ids", "settings", "registry", "broker", "rate_limits",
         # the deployment's one clock (tao/clock.py): time windows are decided by it
@@ -113,6 +116,10 @@ class Tao:
         # with a `ManualClock`.
         self._store_clock: StoreClock | None = StoreClock(shards, settings.store.clock_sync_seconds)
         self.clock: Clock = self._store_clock
+        # Ids are made on the store's clock too (never a test's `ManualClock`), with the slots
+        # this process leases, one from each database server (tao/id_leases.py): `lease_ids()`, at open.
+        shards.ids.now_ms = self._store_clock.now_ms
+        self._id_leases = IdLeases(shards, shards.ids, settings.store.id_lease_seconds)
         outbox.now = lambda: self.clock.now_ms()  # delayed jobs come due on the same clock
         # HyperLogLogs and bounded recent sets in Redis, where one is configured (tao/sketches.py).
         self.sketches = Sketches(settings.broker)
@@ -315,6 +322,18 @@ class Tao:
         for s in range(self.n_shards):
             await check_shard(self._shards.backend, s)
 
+    async def lease_ids(self) -> dict[int, int | None]:
+        """Lease this process's id slot on every database server and keep them renewed until
+        `close` (`open_tao` does it, after the schema check); returns {server: slot}, None for a
+        server that could not be reached (its shards make no ids until its task takes one).
+        IdSlotsExhaustedError if a server has none free."""
+        return await self._id_leases.acquire()
+
+    async def id_lease_tables(self) -> list[LeaseTable]:
+        """Each database server's id slot table: slots held, the latest lease end, the server's
+        now (`python -m tao id-slots`; what a shard move checks, docs/sharding.md)."""
+        return await lease_tables(self._shards)
+
     async def ping_shards(self) -> dict[int, str | None]:
         """{shard: None if healthy else the error}: for /healthz."""
         return await self._shards.ping_all()
@@ -334,6 +353,7 @@ class Tao:
 
     async def close(self) -> None:
         await self.outbox.stop()
+        await self._id_leases.release()  # after the worker, whose jobs may make ids
         await self.broker.close()
         await self.rate_limits.close()
         await self.sketches.close()
@@ -371,10 +391,12 @@ def make_backend(settings: Settings, shard_map: ShardMap) -> Backend:
 
 
 async def open_tao(settings: Settings, *, migrate: bool | None = None, start_worker: bool | None = None,
-                   registry: Registry = REGISTRY) -> Tao:
+                   registry: Registry = REGISTRY, make_ids: bool = True) -> Tao:
     """Build the store. `migrate` defaults to True on the embedded SQLite default (a bare machine
     must just work) and False on MySQL, where `python -m tao migrate` is an operator's step and
-    a schema mismatch is refused. The in-process worker starts when `jobs.in_process_worker`."""
+    a schema mismatch is refused. The in-process worker starts when `jobs.in_process_worker`.
+    `make_ids=False`: lease no id slot (a command that writes nothing, as `python -m tao
+    id-slots`, which must not count itself among the holders); `ids.next_id` then refuses."""
     shard_map = ShardMap.from_settings(settings.store)
     log = None
     if settings.store.backend == "sqlite" and settings.cache.backend == "local":
@@ -390,6 +412,8 @@ async def open_tao(settings: Settings, *, migrate: bool | None = None, start_wor
         else:
             await tao.check_schema()
         await tao.clock.sync()  # type: ignore[attr-defined]  # a StoreClock until a test swaps it
+        if make_ids:
+            await tao.lease_ids()
     except BaseException:
         await tao.close()
         raise

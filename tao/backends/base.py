@@ -13,7 +13,8 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
-TABLES = ("objects", "assocs", "assoc_counts", "inverse_tombstones", "unique_keys", "outbox", "schema_migrations")
+TABLES = ("objects", "assocs", "assoc_counts", "inverse_tombstones", "unique_keys", "outbox", "id_slots",
+          "schema_migrations")
 _TABLE_RE = re.compile(r"\{(" + "|".join(TABLES) + r")\}")
 
 

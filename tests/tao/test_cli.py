@@ -107,3 +107,17 @@ async def test_worker_runs_jobs_and_exits_0_on_sigterm(mysql_settings, config, t
             worker.kill()
             await worker.wait()
         await tao.close()
+
+
+async def test_id_slots_prints_each_servers_lease_table_without_taking_a_slot(mysql_settings, config):
+    tao = await open_tao(mysql_settings, migrate=True, start_worker=False)
+    try:
+        code, out = await run_cli(config, "id-slots")
+        assert code == 0, out
+        lines = [line for line in out.splitlines() if line.startswith("server ")]
+        assert len(lines) == 2, out
+        for server in (0, 1):  # the command's own process holds none: only `tao`'s slot
+            assert f"server {server} (id_slots of shard {server}): 1 slots held; the latest lease ends at" in out
+            assert "after the server's now" in lines[server]
+    finally:
+        await tao.close()
