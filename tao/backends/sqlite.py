@@ -10,6 +10,7 @@ blocks on disk.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
@@ -91,6 +92,12 @@ def _opened(conn: aiosqlite.Connection | None) -> aiosqlite.Connection:
     return conn
 
 
+async def _rollback_quietly(writer: aiosqlite.Connection) -> None:
+    """ROLLBACK, if a transaction is open (a BEGIN that failed opened none)."""
+    with contextlib.suppress(sqlite3.Error):
+        await writer.execute("ROLLBACK")
+
+
 class _Shard:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -169,7 +176,15 @@ class SQLiteBackend:
             raise ShardTimeoutError(shard, "waiting for the shard's writer") from exc
         try:
             writer = _opened(sh.writer)
-            await writer.execute("BEGIN IMMEDIATE")
+            try:
+                await writer.execute("BEGIN IMMEDIATE")
+            except asyncio.CancelledError:
+                # aiosqlite runs the BEGIN in its thread all the same (it may be waiting out
+                # another connection's lock): roll it back behind it, before the lock is let
+                # go, or the shard's writer stays in a transaction and refuses every write.
+                with contextlib.suppress(BaseException):  # a second cancel: the rollback runs on
+                    await asyncio.shield(_rollback_quietly(writer))
+                raise
             try:
                 yield _SQLiteConn(writer, shard, self._s.query_timeout)
             except BaseException:
