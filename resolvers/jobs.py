@@ -8,7 +8,6 @@ job enqueued by one process can be run by any other. Handlers are idempotent and
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -57,24 +56,35 @@ HANDLERS: dict[str, JobHandler] = {
     account_export.EXPORT_JOB: account_export.export_job,
 }
 
-# One context and one set of bound handlers per store: registering again (a script after the
-# server, a test) finds them and updates the context instead of registering new callables.
-_BOUND: weakref.WeakKeyDictionary[Tao, tuple[JobContext, dict[str, Any]]] = weakref.WeakKeyDictionary()
+
+class _Bound:
+    """A domain handler bound to its store's `JobContext`: what the outbox calls."""
+
+    def __init__(self, job: JobContext, bound: dict[str, _Bound], handler: JobHandler) -> None:
+        self.job = job
+        self.bound = bound  # every handler bound with this context, by job name (this one among them)
+        self.__wrapped__ = handler
+
+    async def __call__(self, _store: Any, payload: dict) -> None:  # the outbox passes its store; the context has it
+        await self.__wrapped__(self.job, payload)
 
 
-def _bind(job: JobContext, handler: JobHandler) -> Callable[[Any, dict], Awaitable[None]]:
-    async def run(_store: Any, payload: dict) -> None:  # the outbox passes its store; the context has it
-        await handler(job, payload)
-    run.__wrapped__ = handler  # type: ignore[attr-defined]
-    run.__qualname__ = getattr(handler, "__qualname__", "job")
-    return run
+def _bound_on(tao: Tao) -> _Bound | None:
+    """A handler of ours already registered on `tao`, if any. The binding lives in the store's
+    own handler table, not in a table of this module keyed by the store: the context refers to
+    the store, so a module-level `WeakKeyDictionary[Tao, ...]` holding it would keep every store
+    (its pools, caches, event loop) alive for the life of the process."""
+    return next((run for run in tao.outbox.handlers.values() if isinstance(run, _Bound)), None)
 
 
 def register_job_handlers(tao: Tao, *, settings: Any = None, media: Any = None) -> JobContext:
     """Register every domain handler on `tao`; they run with a `JobContext` of `tao`, `settings`
-    (default: the settings the store was opened with) and `media` (`MediaServices`, or None)."""
-    if tao in _BOUND:
-        job, bound = _BOUND[tao]
+    (default: the settings the store was opened with) and `media` (`MediaServices`, or None).
+    One context and one set of handlers per store: registering again (a script after the
+    server, a test) finds them and updates the context instead of registering new callables."""
+    found = _bound_on(tao)
+    if found is not None:
+        job, bound = found.job, found.bound
         if settings is not None:
             job.settings = settings
         if media is not None:
@@ -83,8 +93,9 @@ def register_job_handlers(tao: Tao, *, settings: Any = None, media: Any = None) 
         job = JobContext(tao, settings if settings is not None else tao.settings, media)
         # The search index partitions this process may write (the others are declared as run elsewhere).
         handlers = {**HANDLERS, **search_indexer.handlers(tao, job.settings)}
-        bound = {name: _bind(job, handler) for name, handler in handlers.items()}
-        _BOUND[tao] = (job, bound)
+        bound = {}
+        for name, handler in handlers.items():
+            bound[name] = _Bound(job, bound, handler)
     for name, run in bound.items():
         tao.outbox.register(name, run)
     return job

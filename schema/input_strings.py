@@ -16,7 +16,8 @@ its own. A field's own limits (a bio's 150 characters) stay with its domain.
 
 from __future__ import annotations
 
-from collections import OrderedDict
+import functools
+import weakref
 from typing import Any
 
 from graphql import DocumentNode, GraphQLError, StringValueNode, visit
@@ -72,26 +73,32 @@ def _variable_error(variables: dict[str, Any], limit: int) -> GraphQLError | Non
     return None
 
 
-# The literals' verdict of recently seen documents, by identity: a cached document
-# (schema.document_cache) comes back as the same object, and its literals never change.
-# Each entry holds its document, so an id is never reused while its entry lives.
-_LITERALS_SEEN: OrderedDict[tuple[int, int], tuple[DocumentNode, GraphQLError | None]] = OrderedDict()
-_LITERALS_SEEN_MAX = 1000
+# The literals' verdict of each live document, by identity: a cached document
+# (schema.document_cache) comes back as the same object, and its literals never change. An entry
+# holds its document weakly and goes when the document does (a document cache evicts it, a request
+# that parsed its own ends), so this keeps no document alive: a table that held them (as this one
+# did, up to 1 000, across every schema of the process) kept documents their caches had let go.
+_LITERALS_SEEN: dict[tuple[int, int], tuple[weakref.ref[DocumentNode], GraphQLError | None]] = {}
 
 
 def literal_error(document: DocumentNode, limit: int) -> GraphQLError | None:
     """The error for the document's first unacceptable string literal, or None."""
     key = (id(document), limit)
     seen = _LITERALS_SEEN.get(key)
-    if seen is not None and seen[0] is document:
-        _LITERALS_SEEN.move_to_end(key)
+    if seen is not None and seen[0]() is document:
         return seen[1]
     literals = _Literals(limit)
     visit(document, literals)
-    _LITERALS_SEEN[key] = (document, literals.error)
-    if len(_LITERALS_SEEN) > _LITERALS_SEEN_MAX:
-        _LITERALS_SEEN.popitem(last=False)
+    _LITERALS_SEEN[key] = (weakref.ref(document, functools.partial(_forget, key)), literals.error)
     return literals.error
+
+
+def _forget(key: tuple[int, int], _dead: weakref.ref[DocumentNode]) -> None:
+    """A document's weak reference died: drop its entry, unless a newer document (that reuses
+    the id) already replaced it."""
+    seen = _LITERALS_SEEN.get(key)
+    if seen is not None and seen[0]() is None:
+        del _LITERALS_SEEN[key]
 
 
 def string_input_error(document: DocumentNode | None, variables: dict[str, Any] | None, limit: int

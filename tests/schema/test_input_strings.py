@@ -5,7 +5,12 @@ surfaces: sign-up, profile, post caption, comment, location name."""
 
 from __future__ import annotations
 
+import weakref
+
 import pytest
+from graphql import parse
+
+from schema.input_strings import literal_error
 
 SURROGATE = "x\ud800y"  # sent as JSON "x\\ud800y": valid JSON, not valid Unicode
 NUL = "x\x00y"
@@ -89,3 +94,16 @@ async def test_valid_unicode_passes(gql):
     text = "café 😀 — ok\ttab"
     data = await gql.ok(BIO, {"b": text}, token)
     assert data["updateProfile"]["user"]["bio"] == text
+
+
+def test_a_literals_verdict_lives_as_long_as_its_document_and_no_longer():
+    """The verdict is remembered for the document object (a cached document is checked once),
+    but that memo keeps no document alive: the document caches alone decide how many live."""
+    document = parse('{ user(username: "%s") { username } }' % ("a" * 20))
+    error = literal_error(document, 10)
+    assert error is not None and "longer than" in error.message
+    assert literal_error(document, 10) is error  # remembered: the same verdict, not a second walk
+    assert literal_error(document, 100) is None  # per limit
+    ref = weakref.ref(document)
+    del document
+    assert ref() is None
