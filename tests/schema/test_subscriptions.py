@@ -10,7 +10,7 @@ import pytest
 
 from resolvers.realtime import CLOSE_FORBIDDEN, CLOSE_RATE_LIMITED
 from tests.schema.client import GQL
-from tests.wsclient import VIEWER_EVENTS, WSClient
+from tests.wsclient import PROTOCOL, VIEWER_EVENTS, WSClient
 
 LOG_OUT_ALL = "mutation { logOut(input: {allSessions: true}) { ok } }"
 SET_BIO = 'mutation { updateProfile(input: {bio: "after logout"}) { user { bio } errors { code } } }'
@@ -85,6 +85,18 @@ async def test_bad_tokens_are_refused_with_4403_and_anonymous_subscriptions_fail
     msg = await sock.receive()
     assert msg["type"] in ("error", "next") and "must be logged in" in str(msg["payload"])
     await sock.close()
+
+
+async def test_a_credential_that_is_not_a_string_is_refused_with_4403(gql: GQL) -> None:
+    """Before: a non-string `Authorization` crashed the handshake (1011 "Internal error", an
+    exception logged as a server fault), and a non-string `token` opened an anonymous socket."""
+    token, _ = await gql.sign_up("ada")
+    for payload in ({"Authorization": 5}, {"authorization": True}, {"Authorization": ["Bearer " + token]},
+                    {"Authorization": {"Bearer": token}}, {"token": 5}, {"token": [token]}):
+        sock = await gql.client.ws_connect("/graphql", protocols=[PROTOCOL], autoclose=False)
+        client = WSClient(sock)
+        await sock.send_json({"type": "connection_init", "payload": payload})
+        assert await client.wait_closed() == CLOSE_FORBIDDEN, (payload, client.close_code, client.close_reason)
 
 
 async def test_logout_closes_the_socket_and_nothing_runs_on_it_after(gql: GQL) -> None:
