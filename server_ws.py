@@ -5,7 +5,9 @@ What each connection keeps true (resolvers.realtime holds the domain half):
   watched while the socket lives (`SessionWatch`: a `session.revoked` event, a broker resync,
   every `realtime.session_check_seconds`), and re-checked before each delivered event; when it
   has ended the socket is closed with 4403 and the reason.
-- Bounded: at most `realtime.max_subscriptions` live operations, client messages limited by a
+- Bounded: at most `realtime.max_subscriptions` live operations, and at most
+  `realtime.max_subscriptions_per_user` of one user over all their sockets in this process
+  (`OPERATIONS_BY_USER_KEY`), client messages limited by a
   token bucket (`messages_per_second`, `message_burst`; past it: close 4429), and a bounded
   queue per subscription (a slow consumer is closed with 1013 and its resume cursor).
 - Well-formed messages only: a client message whose shape the protocol does not allow (not an
@@ -24,6 +26,7 @@ import asyncio
 import logging
 import time
 import weakref
+from collections import Counter
 from typing import Any
 
 from aiohttp import web
@@ -46,6 +49,8 @@ from tao import ShardUnavailableError
 log = logging.getLogger("taogram.server")
 
 SOCKETS_KEY = web.AppKey("websockets", weakref.WeakSet)
+# Live operations per user in this process, over all their sockets (realtime.max_subscriptions_per_user).
+OPERATIONS_BY_USER_KEY = web.AppKey("ws_operations_by_user", Counter)
 
 
 CLOSE_BAD_MESSAGE = 4400  # graphql-transport-ws: an invalid message closes the socket with 4400
@@ -115,8 +120,10 @@ class TaogramWSHandler(BaseGraphQLTransportWSHandler):
         self._observed: dict[str, WSOperation] = {}  # operation id -> its observation (one log line each)
         self.context.socket = SocketHandle(self)
         request = getattr(self.websocket, "request", None)
+        self._by_user: Counter[int] = Counter()  # the app's, when there is one (below)
         if request is not None:
             request.app[SOCKETS_KEY].add(self)
+            self._by_user = request.app[OPERATIONS_BY_USER_KEY]
 
     async def handle(self) -> Any:
         WEBSOCKETS_OPEN.inc()  # observability: open sockets, summed over live processes
@@ -185,8 +192,33 @@ class TaogramWSHandler(BaseGraphQLTransportWSHandler):
                 "message": "Part of the data is temporarily unavailable; retry shortly.",
                 "extensions": {"code": "UNAVAILABLE"}}]})
             return
-        if not self._closed:
-            await super().handle_subscribe(message)
+        if self._closed:
+            return
+        viewer = self.context.viewer_id if self.connection_acknowledged else None
+        if viewer is not None and self._by_user[viewer] >= self.context.settings.realtime.max_subscriptions_per_user:
+            await self.send_message({"id": message["id"], "type": "error", "payload": [{
+                "message": "Too many live operations for this account on this server: complete some (or close "
+                           "other sockets), then retry.",
+                "extensions": {"code": "TOO_MANY_SUBSCRIPTIONS"}}]})
+            return
+        before = self.operations.get(message["id"])
+        await super().handle_subscribe(message)
+        operation = self.operations.get(message["id"])
+        if viewer is not None and operation is not None and operation is not before and operation.task is not None:
+            self._count(viewer, operation.task)
+
+    def _count(self, viewer: int, task: asyncio.Task) -> None:
+        """Hold one of the user's slots until the operation's task is done: a done callback, so
+        it is given back however the task ends (completed, failed, or cancelled before it ran)."""
+        by_user = self._by_user
+        by_user[viewer] += 1
+
+        def release(_: asyncio.Task) -> None:
+            by_user[viewer] -= 1
+            if by_user[viewer] <= 0:
+                del by_user[viewer]
+
+        task.add_done_callback(release)
 
     async def run_operation(self, operation: Any) -> None:
         # One log line and one count per operation on the socket, when it ends (config/observability).
@@ -244,4 +276,5 @@ async def close_all(app: web.Application) -> None:
 
 def install(app: web.Application) -> None:
     app[SOCKETS_KEY] = weakref.WeakSet()
+    app[OPERATIONS_BY_USER_KEY] = Counter()
     app.on_shutdown.append(close_all)

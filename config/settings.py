@@ -569,6 +569,11 @@ class BrokerSettings(_Section):
 class RealtimeSettings(_Section):
     # Live operations (subscriptions, and queries or mutations in flight) per WebSocket.
     max_subscriptions: Count = 20
+    # Live operations of one user over all their sockets, per server process (not shared between
+    # processes). Without it one account held max_sockets_per_address x max_subscriptions of them,
+    # and each event for that user is built once per subscription. One more: an `error` message
+    # for that operation (TOO_MANY_SUBSCRIPTIONS).
+    max_subscriptions_per_user: Count = 100
     # Open WebSockets per client address, per server process (not shared between processes:
     # with `server.processes` = N an address may hold up to N times this). One more is refused
     # before the upgrade with HTTP 429 TOO_MANY_SOCKETS. Many users behind one NAT share an

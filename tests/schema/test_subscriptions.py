@@ -158,6 +158,39 @@ async def test_message_rate_and_subscription_caps(gql: GQL, gql_settings) -> Non
     assert code == CLOSE_RATE_LIMITED
 
 
+async def test_one_user_s_live_operations_are_capped_over_all_their_sockets(gql: GQL, gql_settings) -> None:
+    """The per-socket cap alone bounded nothing per user: one account held 100 sockets (the
+    per-address cap) times 20 operations in each process, and each event for that user was
+    built once per subscription (an account typing into a group made every member's
+    subscriptions rebuild it). Now `max_subscriptions_per_user` live operations per user per
+    process; one more gets an `error` for that operation, and a socket that closes frees its own."""
+    gql_settings.realtime.max_subscriptions_per_user = 3
+    token, _ = await gql.sign_up("ada")
+    other, _ = await gql.sign_up("bob")
+    first, second = await ws(gql, token), await ws(gql, token)
+    for i in range(2):
+        await first.subscribe(str(i), VIEWER_EVENTS)
+    await second.subscribe("a", VIEWER_EVENTS)
+    await second.subscribe("over", VIEWER_EVENTS)
+    msg = await second.receive(timeout=5)
+    assert msg is not None and msg["id"] == "over" and msg["type"] == "error", msg
+    assert msg["payload"][0]["extensions"]["code"] == "TOO_MANY_SUBSCRIPTIONS", msg
+    bob = await ws(gql, other)  # another user is not affected
+    assert (await bob.execute("q", "{ viewer { username } }"))["data"] == {"viewer": {"username": "bob"}}
+    await first.close()
+    for _ in range(50):  # the closed socket's operations give their slots back
+        await second.subscribe("again", VIEWER_EVENTS)
+        try:
+            msg = await second.receive(timeout=0.2)
+        except TimeoutError:
+            break  # no refusal: it runs
+        assert msg is not None and msg["id"] == "again" and msg["type"] == "error", msg
+    else:
+        pytest.fail("the closed socket's operations kept their slots")
+    await second.close()
+    await bob.close()
+
+
 async def test_a_client_that_goes_away_leaves_no_subscription_running(gql: GQL) -> None:
     """The peer closes its socket: every operation on it ends and lets go of its broker
     listeners at once, not when the process stops (aiohttp cancels the connection's handler
