@@ -574,6 +574,10 @@ class RealtimeSettings(_Section):
     # and each event for that user is built once per subscription. One more: an `error` message
     # for that operation (TOO_MANY_SUBSCRIPTIONS).
     max_subscriptions_per_user: Count = 100
+    # ... and the characters of text (queries, variables, ids) those operations hold in all: a
+    # live operation keeps its text while it runs, and a comment pads a valid document to the
+    # message's 2 MiB. One more: TOO_MANY_SUBSCRIPTIONS too.
+    max_operation_chars_per_user: Count = 4 * 2**20
     # Open WebSockets per client address, per server process (not shared between processes:
     # with `server.processes` = N an address may hold up to N times this). One more is refused
     # before the upgrade with HTTP 429 TOO_MANY_SOCKETS. Many users behind one NAT share an

@@ -191,6 +191,41 @@ async def test_one_user_s_live_operations_are_capped_over_all_their_sockets(gql:
     await bob.close()
 
 
+async def test_the_text_one_user_s_live_operations_hold_is_capped(gql: GQL, gql_settings) -> None:
+    """A live subscription holds its message's text (strawberry keeps the query and variables,
+    the parsed document keeps its source and tokens, every frame repeats the id) for as long as
+    it runs. Tokens are capped, characters only by the message's size (2 MiB): padded with a
+    comment, 20 subscriptions held ~64 MB on one socket (tracemalloc), 100 sockets from one
+    address ~6 GB in a process. Now `max_operation_chars_per_user` in all per user per process."""
+    gql_settings.realtime.max_operation_chars_per_user = 100_000
+    token, _ = await gql.sign_up("ada")
+    sock = await ws(gql, token)
+    padded = "#" + "x" * 60_000 + "\n" + VIEWER_EVENTS
+    await sock.subscribe("1", padded)
+    await sock.ws.send_json({"type": "subscribe", "id": "2", "payload": {"query": padded, "variables": {}}})
+    msg = await sock.receive(timeout=5)
+    assert msg is not None and msg["id"] == "2" and msg["type"] == "error", msg
+    assert msg["payload"][0]["extensions"]["code"] == "TOO_MANY_SUBSCRIPTIONS", msg
+    for big in ({"id": "i" * 60_000, "payload": {"query": VIEWER_EVENTS}},  # an id, echoed in every frame
+                {"id": "v", "payload": {"query": VIEWER_EVENTS, "variables": {"unused": "v" * 60_000}}}):
+        await sock.ws.send_json({"type": "subscribe", **big})
+        msg = await sock.receive(timeout=5)
+        assert msg is not None and msg["type"] == "error", msg
+        assert msg["payload"][0]["extensions"]["code"] == "TOO_MANY_SUBSCRIPTIONS", msg
+    await sock.subscribe("small", VIEWER_EVENTS)  # what is left of the budget still serves
+    await sock.ws.send_json({"type": "complete", "id": "1"})
+    for _ in range(50):  # the completed one gives its characters back
+        await sock.subscribe("again", padded)
+        try:
+            msg = await sock.receive(timeout=0.2)
+        except TimeoutError:
+            break
+        assert msg is not None and msg["id"] == "again" and msg["type"] == "error", msg
+    else:
+        pytest.fail("a completed operation kept its characters")
+    await sock.close()
+
+
 async def test_a_client_that_goes_away_leaves_no_subscription_running(gql: GQL) -> None:
     """The peer closes its socket: every operation on it ends and lets go of its broker
     listeners at once, not when the process stops (aiohttp cancels the connection's handler
