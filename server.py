@@ -288,6 +288,10 @@ class TaogramView(GraphQLOverHTTPView):
 
     async def on_ws_connect(self, context: RequestContext) -> Any:
         params = context.connection_params if isinstance(context.connection_params, dict) else {}
+        # strawberry keeps the payload in the context for the socket's life; only its token is
+        # read, here. Kept, any payload (up to a message's 2 MiB, anonymous sockets too) stayed
+        # in memory while the socket lived.
+        context.connection_params = None
         try:
             await authenticate(context, _init_token(params))
         except AuthenticationError as e:
