@@ -134,6 +134,27 @@ async def test_each_operation_rechecks_the_session_even_when_no_event_announced_
     assert (await gql.ok("{ viewer { bio } }", token=fresh))["viewer"]["bio"] == ""
 
 
+async def test_a_log_out_between_the_handshake_and_the_session_watch_closes_the_socket(gql: GQL, monkeypatch) -> None:
+    """The handshake reads the session, answers `connection_ack`, then the socket's session watch
+    subscribes to the user's channel. A log-out whose `session.revoked` was published in between
+    reached no one, and the idle socket stayed open until the watch's periodic check
+    (`session_check_seconds`, 30 s) instead of closing "within milliseconds"."""
+    token, _ = await gql.sign_up("ada")
+    warm = await ws(gql, (await gql.sign_up("bob"))[0])  # Redis's subscription connection is up (no resync)
+    await asyncio.sleep(0.5)
+    broker, listen = gql.tao.broker, gql.tao.broker.listen
+
+    async def logged_out_first(channel, listener):
+        if type(listener).__name__ == "SessionWatch":
+            await gql.tao.obj_delete(listener.ctx.session_id)  # ended, and its event already gone by
+        await listen(channel, listener)
+
+    monkeypatch.setattr(broker, "listen", logged_out_first)
+    sock = await ws(gql, token)
+    assert await sock.wait_closed(timeout=3) == CLOSE_FORBIDDEN
+    await warm.close()
+
+
 async def test_message_rate_and_subscription_caps(gql: GQL, gql_settings) -> None:
     token, _ = await gql.sign_up("ada")
     sock = await ws(gql, token)
