@@ -5,10 +5,12 @@ session rules of a live socket (issue 9, item 1), and per-connection limits."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 
-from resolvers.realtime import CLOSE_FORBIDDEN, CLOSE_RATE_LIMITED
+from resolvers.realtime import CLOSE_FORBIDDEN, CLOSE_RATE_LIMITED, KIND_NEW_FOLLOWER, stream_event
+from tests.resolvers.messages_client import store_id
 from tests.schema.client import GQL
 from tests.wsclient import PROTOCOL, VIEWER_EVENTS, WSClient
 
@@ -153,6 +155,36 @@ async def test_a_log_out_between_the_handshake_and_the_session_watch_closes_the_
     sock = await ws(gql, token)
     assert await sock.wait_closed(timeout=3) == CLOSE_FORBIDDEN
     await warm.close()
+
+
+async def test_a_replay_spends_the_viewer_s_cost_budget_per_event_read(gql_with) -> None:
+    """A resume (`after:`) reads up to `max_replay` + 1 stored events (SQL: the stream is never
+    cached) and builds each, ~1 s of server time for 1 000 (measured on MariaDB), for the
+    subscription's static cost (2 points): a 10 000-point budget paid for 5 000 such replays a
+    minute. Now each event read costs a point, from the same budget; refused: THROTTLED."""
+    async with gql_with(cost_budget=2_600, cost_window_seconds=3_600) as g:  # ~0.7 points a second back
+        tb, b = await g.sign_up("bob")
+        ta, a = await g.sign_up("ada")
+        bid, aid = store_id(b), store_id(a)
+        for _ in range(1_000):
+            await stream_event(g.tao, [bid], KIND_NEW_FOLLOWER, {"user": aid}).deliver(g.tao)
+        oldest = min(e.time for e in await g.tao.assoc_time_range(bid, "STREAM_EVENT", limit=1_000))
+        sock = await WSClient.connect(g.client, "/graphql", tb)
+        for attempt in range(3):
+            await sock.subscribe(str(attempt), VIEWER_EVENTS, {"after": f"s{oldest - 1}"})
+            msg = await sock.receive()
+            assert msg is not None, (sock.close_code, sock.close_reason)
+            if attempt < 2:  # 1 000 points each
+                assert msg["type"] == "next" and "errors" not in msg["payload"], msg
+                await sock.ws.send_json({"type": "complete", "id": str(attempt)})
+                with contextlib.suppress(TimeoutError):  # what was on its way
+                    while await sock.receive(timeout=0.5) is not None:
+                        pass
+            else:
+                errors = msg["payload"] if msg["type"] == "error" else msg["payload"].get("errors")
+                assert errors and errors[0]["extensions"]["code"] == "THROTTLED", msg
+                assert errors[0]["extensions"]["retryAfter"] > 0, msg
+        await sock.close()
 
 
 async def test_message_rate_and_subscription_caps(gql: GQL, gql_settings) -> None:
