@@ -635,6 +635,10 @@ class MessageSettings(_Section):
     active_key: str = "dev"
     # A thread's unread count is exact up to this many messages (then reported as this number).
     unread_cap: Count = 100
+    # `setTyping(typing: true)` repeated within this many seconds (per member and thread, shared
+    # by every process) tells the others nothing new and is not published; a stop, and a start
+    # after a stop, always are.
+    typing_repeat_seconds: Positive = 2.0
     # Spam limits, on metadata only. A message request is a first message to someone who does
     # not follow the sender; a new recipient is someone the sender has not messaged before.
     requests_per_hour: Count = 20

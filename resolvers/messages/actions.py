@@ -11,7 +11,9 @@ Invariants:
   tap, a retry) writes and delivers nothing: every event is stored in every member's stream.
 - Unsend removes the message for everyone: its listing, its object and its reactions, and each
   member's stream gets the unsent event, so live clients drop it too.
-- Typing is ephemeral: published to the other members' live connections, never stored.
+- Typing is ephemeral: published to the other members' live connections, never stored. A
+  `typing: true` repeated within `messages.typing_repeat_seconds` is not published again (a
+  client that sends one per keystroke); a stop, and a start after a stop, always are.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from resolvers.messages.crypto import MessageKeyError
 from resolvers.messages.model import EMOJI_MAX, TEXT, Message, MessageErrorCode, Thread, cipher, message_not_found
 from resolvers.messages.send import advance_read_marker
 from resolvers.records import record_of
-from tao import ObjectNotFoundError, Tao
+from tao import Bucket, Mode, ObjectNotFoundError, Tao
 from tao.models import now_ms
 
 if TYPE_CHECKING:
@@ -187,6 +189,16 @@ async def do_set_typing(tao: Tao, actor_id: int, thread_id: int, typing: bool) -
     ctx = acting_as(tao, actor_id)
     viewer = actor_id
     thread = await viewer_thread(ctx, thread_id)
+    # One bucket per member and thread (tao.rate_limits: shared by the processes): a start
+    # takes its token, a stop gives it back. Before, 100 calls published 100 events to every
+    # other member's subscriptions (each built through their loaders and privacy).
+    key = f"typing:{viewer}:{thread_id}"
+    if typing:
+        repeat = ctx.settings.messages.typing_repeat_seconds
+        if not (await tao.rate_limits.take([Bucket(key, 1.0, repeat)], 1.0, Mode.TAKE)).ok:
+            return thread  # the others were told within `typing_repeat_seconds`
+    else:
+        await tao.rate_limits.reset([key])
     others = [m for m in await _member_ids(ctx, thread_id) if m != viewer]
     await events.publish_typing(tao, others, thread_id, viewer, typing)
     return thread

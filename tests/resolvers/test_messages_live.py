@@ -345,3 +345,28 @@ async def test_a_write_that_changes_nothing_delivers_nothing(gql, dm):
     await gql.tao.run_jobs_until_idle()
     assert await gql.tao.assoc_count(store_id(b), "STREAM_EVENT") == stream + 1
     assert [m["text"] for m in await dm.messages(tb, thread)] == ["hello"]
+
+
+async def test_a_member_repeating_typing_true_tells_the_others_once_a_while(gql, dm, gql_settings):
+    """A client that sends `typing: true` at every keystroke (100 calls delivered 100 events to
+    every other member's subscriptions before) tells them at most once every
+    `messages.typing_repeat_seconds`; a stop, and a start after a stop, always go out."""
+    gql_settings.messages.typing_repeat_seconds = 30.0  # longer than the test: no refill in between
+    ta, a = await gql.sign_up("ada")
+    tb, b = await gql.sign_up("bob")
+    thread = (await dm.sent(ta, to=[b], text="hi"))["thread"]["id"]
+    async with subscribed(gql, tb) as bob:
+        while True:  # what the send delivered
+            try:
+                await bob.next(timeout=0.5)
+            except TimeoutError:
+                break
+        for _ in range(20):
+            assert (await dm.mutate("setTyping", ta, {"threadId": thread, "typing": True}))["errors"] == []
+        assert (await bob.next())["typing"] is True
+        await bob.nothing(0.3)
+        await dm.mutate("setTyping", ta, {"threadId": thread, "typing": False})
+        assert (await bob.next())["typing"] is False
+        await dm.mutate("setTyping", ta, {"threadId": thread, "typing": True})
+        assert (await bob.next())["typing"] is True
+        await bob.nothing(0.3)
