@@ -129,6 +129,20 @@ def _bearer(value: str | None) -> str | None:
     return token.strip()
 
 
+def _init_token(params: dict) -> str | None:
+    """The token of a `connection_init` payload: `{"Authorization": "Bearer <token>"}` or
+    `{"token": "<token>"}`; None when neither is given. A credential that is not a string is
+    refused (AuthenticationError, 4403): it crashed the handshake (1011, logged as a server
+    fault) before, and a `token` that was not a string opened an anonymous socket."""
+    raw = params.get("Authorization") or params.get("authorization")
+    name, value = ("Authorization", raw) if raw else ("token", params.get("token"))
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise AuthenticationError(f"`{name}` in `connection_init` must be a string.")
+    return _bearer(value) if name == "Authorization" else value
+
+
 class TaogramView(GraphQLOverHTTPView):
     """strawberry's aiohttp view (with the GraphQL-over-HTTP spec's rules: `graphql_http.py`) with
     taogram's context, auth, request parsing, GraphiQL page and error bodies: whatever a client
@@ -274,10 +288,12 @@ class TaogramView(GraphQLOverHTTPView):
 
     async def on_ws_connect(self, context: RequestContext) -> Any:
         params = context.connection_params if isinstance(context.connection_params, dict) else {}
-        raw = params.get("Authorization") or params.get("authorization")
+        # strawberry keeps the payload in the context for the socket's life; only its token is
+        # read, here. Kept, any payload (up to a message's 2 MiB, anonymous sockets too) stayed
+        # in memory while the socket lived.
+        context.connection_params = None
         try:
-            token = _bearer(raw) if raw else params.get("token")
-            await authenticate(context, token if isinstance(token, str) else None)
+            await authenticate(context, _init_token(params))
         except AuthenticationError as e:
             raise ConnectionRejectionError({"message": e.message, "code": e.code}) from None
         except Exception as e:

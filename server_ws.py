@@ -5,7 +5,10 @@ What each connection keeps true (resolvers.realtime holds the domain half):
   watched while the socket lives (`SessionWatch`: a `session.revoked` event, a broker resync,
   every `realtime.session_check_seconds`), and re-checked before each delivered event; when it
   has ended the socket is closed with 4403 and the reason.
-- Bounded: at most `realtime.max_subscriptions` live operations, client messages limited by a
+- Bounded: at most `realtime.max_subscriptions` live operations, and at most
+  `realtime.max_subscriptions_per_user` of one user over all their sockets in this process,
+  holding at most `realtime.max_operation_chars_per_user` characters of text in all
+  (`UserOperations`), client messages limited by a
   token bucket (`messages_per_second`, `message_burst`; past it: close 4429), and a bounded
   queue per subscription (a slow consumer is closed with 1013 and its resume cursor).
 - Well-formed messages only: a client message whose shape the protocol does not allow (not an
@@ -21,9 +24,11 @@ What each connection keeps true (resolvers.realtime holds the domain half):
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 import weakref
+from collections import Counter
 from typing import Any
 
 from aiohttp import web
@@ -46,6 +51,52 @@ from tao import ShardUnavailableError
 log = logging.getLogger("taogram.server")
 
 SOCKETS_KEY = web.AppKey("websockets", weakref.WeakSet)
+
+
+class UserOperations:
+    """Each user's live operations in this process, over all their sockets: how many, and the
+    characters of text they hold (`realtime.max_subscriptions_per_user`,
+    `max_operation_chars_per_user`). A live operation holds its message's text for as long as it
+    runs: strawberry keeps the query and the variables, the parsed document its source and
+    tokens, and every frame repeats the id."""
+
+    def __init__(self) -> None:
+        self.count: Counter[int] = Counter()
+        self.chars: Counter[int] = Counter()
+
+    def refusal(self, viewer: int, chars: int, rt: RealtimeSettings) -> str | None:
+        if self.count[viewer] >= rt.max_subscriptions_per_user:
+            return ("Too many live operations for this account on this server: complete some (or close other "
+                    "sockets), then retry.")
+        if self.chars[viewer] + chars > rt.max_operation_chars_per_user:
+            return ("The live operations of this account on this server hold too much text (queries, variables, "
+                    "ids): complete some, or send shorter ones.")
+        return None
+
+    def hold(self, viewer: int, chars: int, task: asyncio.Task) -> None:
+        """Until the operation's task is done: a done callback, so the slot and its characters
+        are given back however the task ends (completed, failed, or cancelled before it ran)."""
+        self.count[viewer] += 1
+        self.chars[viewer] += chars
+
+        def release(_: asyncio.Task) -> None:
+            for counter, n in ((self.count, 1), (self.chars, chars)):
+                counter[viewer] -= n
+                if counter[viewer] <= 0:
+                    del counter[viewer]
+
+        task.add_done_callback(release)
+
+
+def operation_chars(message: dict) -> int:
+    """The characters of text a `subscribe` message's operation holds while it runs (its shape
+    checked by `message_problem` already)."""
+    payload = message["payload"]
+    variables = payload.get("variables")
+    return len(message["id"]) + len(payload["query"]) + (len(json.dumps(variables)) if variables else 0)
+
+
+OPERATIONS_BY_USER_KEY = web.AppKey("ws_operations_by_user", UserOperations)
 
 
 CLOSE_BAD_MESSAGE = 4400  # graphql-transport-ws: an invalid message closes the socket with 4400
@@ -115,8 +166,10 @@ class TaogramWSHandler(BaseGraphQLTransportWSHandler):
         self._observed: dict[str, WSOperation] = {}  # operation id -> its observation (one log line each)
         self.context.socket = SocketHandle(self)
         request = getattr(self.websocket, "request", None)
+        self._by_user = UserOperations()  # the app's, when there is one (below)
         if request is not None:
             request.app[SOCKETS_KEY].add(self)
+            self._by_user = request.app[OPERATIONS_BY_USER_KEY]
 
     async def handle(self) -> Any:
         WEBSOCKETS_OPEN.inc()  # observability: open sockets, summed over live processes
@@ -185,8 +238,20 @@ class TaogramWSHandler(BaseGraphQLTransportWSHandler):
                 "message": "Part of the data is temporarily unavailable; retry shortly.",
                 "extensions": {"code": "UNAVAILABLE"}}]})
             return
-        if not self._closed:
-            await super().handle_subscribe(message)
+        if self._closed:
+            return
+        viewer = self.context.viewer_id if self.connection_acknowledged else None
+        chars = operation_chars(message)
+        refusal = None if viewer is None else self._by_user.refusal(viewer, chars, self.context.settings.realtime)
+        if refusal is not None:
+            await self.send_message({"id": message["id"], "type": "error", "payload": [{
+                "message": refusal, "extensions": {"code": "TOO_MANY_SUBSCRIPTIONS"}}]})
+            return
+        before = self.operations.get(message["id"])
+        await super().handle_subscribe(message)
+        operation = self.operations.get(message["id"])
+        if viewer is not None and operation is not None and operation is not before and operation.task is not None:
+            self._by_user.hold(viewer, chars, operation.task)
 
     async def run_operation(self, operation: Any) -> None:
         # One log line and one count per operation on the socket, when it ends (config/observability).
@@ -244,4 +309,5 @@ async def close_all(app: web.Application) -> None:
 
 def install(app: web.Application) -> None:
     app[SOCKETS_KEY] = weakref.WeakSet()
+    app[OPERATIONS_BY_USER_KEY] = UserOperations()
     app.on_shutdown.append(close_all)

@@ -577,6 +577,15 @@ class BrokerSettings(_Section):
 class RealtimeSettings(_Section):
     # Live operations (subscriptions, and queries or mutations in flight) per WebSocket.
     max_subscriptions: Count = 20
+    # Live operations of one user over all their sockets, per server process (not shared between
+    # processes). Without it one account held max_sockets_per_address x max_subscriptions of them,
+    # and each event for that user is built once per subscription. One more: an `error` message
+    # for that operation (TOO_MANY_SUBSCRIPTIONS).
+    max_subscriptions_per_user: Count = 100
+    # ... and the characters of text (queries, variables, ids) those operations hold in all: a
+    # live operation keeps its text while it runs, and a comment pads a valid document to the
+    # message's 2 MiB. One more: TOO_MANY_SUBSCRIPTIONS too.
+    max_operation_chars_per_user: Count = 4 * 2**20
     # Open WebSockets per client address, per server process (not shared between processes:
     # with `server.processes` = N an address may hold up to N times this). One more is refused
     # before the upgrade with HTTP 429 TOO_MANY_SOCKETS. Many users behind one NAT share an
@@ -634,6 +643,10 @@ class MessageSettings(_Section):
     active_key: str = "dev"
     # A thread's unread count is exact up to this many messages (then reported as this number).
     unread_cap: Count = 100
+    # `setTyping(typing: true)` repeated within this many seconds (per member and thread, shared
+    # by every process) tells the others nothing new and is not published; a stop, and a start
+    # after a stop, always are.
+    typing_repeat_seconds: Positive = 2.0
     # Spam limits, on metadata only. A message request is a first message to someone who does
     # not follow the sender; a new recipient is someone the sender has not messaged before.
     requests_per_hour: Count = 20

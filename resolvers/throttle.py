@@ -13,6 +13,9 @@ processes give one budget, not N.
   (`ThrottleSettings`), both or neither; refused, it raises `ThrottledError` (top-level
   THROTTLED with `extensions.retryAfter`) before the action runs. Mutations declare theirs:
   `@mutation(action=Action.LIKES)` (schema.mutations).
+- `spend_cost_budget`: points of the viewer's query cost budget (`LimitSettings.cost_budget`,
+  the bucket `schema.cost.CostBudget` spends from) for work an operation's static cost cannot
+  price, e.g. the events a subscription's `after:` replays; refused: `ThrottledError`.
 """
 
 from __future__ import annotations
@@ -20,11 +23,29 @@ from __future__ import annotations
 import enum
 import math
 
-from config import AuthSettings, ThrottleSettings
+from config import AuthSettings, LimitSettings, ThrottleSettings
 from resolvers.errors import ThrottledError
 from tao import Bucket, Mode, Tao
 
 HOUR, DAY = 3600.0, 86_400.0
+
+
+def cost_bucket(key: str, capacity: float, window: float) -> Bucket:
+    """The bucket of one viewer's (or anonymous address's) query cost budget: the schema's cost
+    guard and `spend_cost_budget` spend from this one bucket."""
+    return Bucket(f"cost:{key}", capacity, window)
+
+
+async def spend_cost_budget(tao: Tao, limits: LimitSettings, key: str, points: int, what: str) -> None:
+    """Spend `points` of the budget under `key` (`RequestContext.cost_key`), or raise
+    ThrottledError (nothing spent) when they are not there. `what` names the work, for the message."""
+    if points <= 0:
+        return
+    bucket = cost_bucket(key, float(limits.cost_budget), float(limits.cost_window_seconds))
+    taken = await tao.rate_limits.take([bucket], float(points), Mode.TAKE)
+    if not taken.ok:
+        raise ThrottledError(f"Query cost budget exhausted: {what} needs {points} points and {int(taken.levels[0])} "
+                             f"are left; try again in {wait_text(taken.retry_after)}.", round(taken.retry_after, 3))
 
 
 def wait_text(seconds: float) -> str:

@@ -45,6 +45,7 @@ from graphql import (
 )
 from graphql.execution.values import VariableValues
 
+from resolvers.throttle import cost_bucket
 from tao import Bucket, Mode
 from tao.rate_limits import LocalRateLimiter, RateLimiter
 
@@ -236,7 +237,7 @@ class CostBudget:
         self.local = LocalRateLimiter()
 
     def _bucket(self, key: str) -> Bucket:
-        return Bucket(f"cost:{key}", float(self.capacity), self.window)
+        return cost_bucket(key, float(self.capacity), self.window)  # the one resolvers spend from too
 
     async def available(self, limiter: RateLimiter | None, key: str) -> float:
         taken = await (limiter or self.local).take([self._bucket(key)], 0.0, Mode.PEEK)

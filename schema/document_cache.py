@@ -15,7 +15,12 @@ Invariants:
   (the operation choice), the selection cap and the viewer's budget (the operation guard: its
   spend before execution; only its peek before validation is skipped, as no validation runs),
   variables, cost and execution. A cached document is never mutated (graphql-core's execution reads it only).
-- Memory is bounded by `max_entries` documents, each at most `LimitSettings.max_tokens` tokens.
+- Memory is bounded by `max_entries` documents and `max_chars` characters of their texts in
+  all (a document holds its text: graphql-core's nodes keep their source). Tokens are capped
+  (`LimitSettings.max_tokens`) but a text only by the request's size (2 MiB): a comment or
+  whitespace pads a valid document to megabytes, each padding another key, and with the entry
+  bound alone 1 000 of them held about 2 GB in a process. A text longer than `max_chars` is
+  not kept.
 """
 
 from __future__ import annotations
@@ -26,14 +31,16 @@ from graphql import DocumentNode
 from strawberry.types import ExecutionContext
 
 DEFAULT_MAX_ENTRIES = 1000
+DEFAULT_MAX_CHARS = 16 * 2**20  # the texts' characters in all (an app's few hundred documents: a few MiB)
 
 
 class DocumentCache:
     """An LRU of validated documents by their text; safe on one event loop (no awaits inside)."""
 
-    def __init__(self, max_entries: int = DEFAULT_MAX_ENTRIES) -> None:
-        self.max_entries = max_entries
+    def __init__(self, max_entries: int = DEFAULT_MAX_ENTRIES, max_chars: int = DEFAULT_MAX_CHARS) -> None:
+        self.max_entries, self.max_chars = max_entries, max_chars
         self._documents: OrderedDict[str, DocumentNode] = OrderedDict()
+        self.chars = 0  # len() of every key
         self.hits = self.misses = 0
 
     def get(self, text: str) -> DocumentNode | None:
@@ -46,10 +53,15 @@ class DocumentCache:
         return document
 
     def put(self, text: str, document: DocumentNode) -> None:
+        if len(text) > self.max_chars:
+            return
+        if text not in self._documents:
+            self.chars += len(text)
         self._documents[text] = document
         self._documents.move_to_end(text)
-        while len(self._documents) > self.max_entries:
-            self._documents.popitem(last=False)
+        while len(self._documents) > self.max_entries or self.chars > self.max_chars:
+            evicted, _ = self._documents.popitem(last=False)
+            self.chars -= len(evicted)
 
     def __len__(self) -> int:
         return len(self._documents)

@@ -195,7 +195,7 @@ class MessagesMutation:
         await threads.do_leave_thread(ctx.tao, actor(info), _thread_id(ctx, input.thread_id))
         return ThreadPayload()
 
-    @mutation()
+    @mutation(action=Action.MESSAGES)  # an event in every member's stream, as a message is
     async def rename_thread(self, info: Ctx, input: ThreadRenameInput) -> ThreadPayload:
         ctx = info.context
         thread = await threads.do_rename_thread(ctx.tao, actor(info), _thread_id(ctx, input.thread_id),
@@ -230,14 +230,17 @@ class MessagesMutation:
         thread = await actions.do_mark_thread_read(ctx.tao, actor(info), tid, up_to)
         return await _thread_payload(ctx, thread.id)
 
-    @mutation(description="React to a message with one emoji (replacing yours), or remove yours with null.")
+    # Each of these three stores an event in every member's stream: throttled as the action it is.
+    @mutation(description="React to a message with one emoji (replacing yours), or remove yours with null.",
+              action=Action.LIKES)
     async def react_to_message(self, info: Ctx, input: MessageReactInput) -> MessagePayload:
         ctx = info.context
         mid = store_id(ctx, input.message_id, "Message", "messageId")
         msg = await actions.do_react_to_message(ctx.tao, actor(info), mid, input.emoji)
         return MessagePayload(message=Message.from_record(msg))
 
-    @mutation(description="Edit the text of your own text message (members see `editedAt`).")
+    @mutation(description="Edit the text of your own text message (members see `editedAt`).",
+              action=Action.MESSAGES)
     async def edit_message(self, info: Ctx, input: MessageEditInput) -> MessagePayload:
         ctx = info.context
         mid = store_id(ctx, input.message_id, "Message", "messageId")

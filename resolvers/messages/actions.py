@@ -7,9 +7,13 @@ Invariants:
 - Edit replaces a text message's sealed body in place (one `obj_update`, its event committed
   with it); a retry of the original send still answers with the message (its fingerprint is
   the send's, not the text's).
+- A write that changes nothing (the same reaction again, an edit to the same text: a double
+  tap, a retry) writes and delivers nothing: every event is stored in every member's stream.
 - Unsend removes the message for everyone: its listing, its object and its reactions, and each
   member's stream gets the unsent event, so live clients drop it too.
-- Typing is ephemeral: published to the other members' live connections, never stored.
+- Typing is ephemeral: published to the other members' live connections, never stored. A
+  `typing: true` repeated within `messages.typing_repeat_seconds` is not published again (a
+  client that sends one per keystroke); a stop, and a start after a stop, always are.
 """
 
 from __future__ import annotations
@@ -18,17 +22,19 @@ import unicodedata
 from typing import TYPE_CHECKING
 
 from resolvers.actor import acting_as
-from resolvers.edge_data import message_sender, reaction_data
+from resolvers.edge_data import message_sender, reaction_data, reaction_emoji
 from resolvers.errors import UserError
 from resolvers.messages import events
 from resolvers.messages.access import member_edges, viewer_message, viewer_thread
+from resolvers.messages.crypto import MessageKeyError
 from resolvers.messages.model import EMOJI_MAX, TEXT, Message, MessageErrorCode, Thread, cipher, message_not_found
 from resolvers.messages.send import advance_read_marker
 from resolvers.records import record_of
-from tao import ObjectNotFoundError, Tao
+from tao import Bucket, Mode, ObjectNotFoundError, Tao
 from tao.models import now_ms
 
 if TYPE_CHECKING:
+    from config import MessageSettings
     from resolvers.context import RequestContext
 
 
@@ -85,6 +91,14 @@ async def do_react_to_message(tao: Tao, actor_id: int, message_id: int, emoji: s
     viewer = actor_id
     msg = await viewer_message(ctx, message_id)
     emoji = None if emoji is None else _check_emoji(emoji)
+    if emoji is not None:
+        current = await ctx.loaders.assoc_by_key.load((message_id, "REACTED_BY", viewer))
+        if current is not None and reaction_emoji(current.data) == emoji:
+            # A double tap: nothing changes, so nothing is written or delivered. Each repeat
+            # stored one more event in every member's stream before, and reactions are not
+            # throttled: ~1 000 taps a minute pushed the other members' resume cursors past
+            # `realtime.max_replay` (CURSOR_EXPIRED at their next reconnect).
+            return msg
     ev = events.event(tao, await _member_ids(ctx, msg.thread), events.REACTION, near=message_id,
                       thread=msg.thread, message=message_id, user=viewer)
     if emoji is None:
@@ -121,6 +135,8 @@ async def do_edit_message(tao: Tao, actor_id: int, message_id: int, text: str) -
         raise UserError(MessageErrorCode.EMPTY, "A message cannot be empty: unsend it instead.", "text")
     if len(text) > limit:
         raise UserError(MessageErrorCode.TOO_LONG, f"A message is at most {limit} characters: split it.", "text")
+    if _same_text(ctx.settings.messages, msg, text):
+        return msg  # nothing to edit: no write, no `editedAt`, no event (a retried or repeated edit)
     ev = events.event(tao, await _member_ids(ctx, msg.thread), events.MESSAGE_EDITED, near=message_id,
                       thread=msg.thread, message=message_id)
     body = cipher(ctx.settings.messages).seal(text, msg.thread, msg.sender)
@@ -132,6 +148,15 @@ async def do_edit_message(tao: Tao, actor_id: int, message_id: int, text: str) -
         raise message_not_found() from None
     await ev.deliver(tao)
     return record_of(obj)
+
+
+def _same_text(settings: MessageSettings, msg: Message, text: str) -> bool:
+    if msg.body is None:
+        return False
+    try:
+        return cipher(settings).open(msg.body, msg.thread, msg.sender) == text
+    except MessageKeyError:  # its key retired: re-sealing it under the active key is a change
+        return False
 
 
 async def do_unsend_message(tao: Tao, actor_id: int, message_id: int) -> int:
@@ -164,6 +189,16 @@ async def do_set_typing(tao: Tao, actor_id: int, thread_id: int, typing: bool) -
     ctx = acting_as(tao, actor_id)
     viewer = actor_id
     thread = await viewer_thread(ctx, thread_id)
+    # One bucket per member and thread (tao.rate_limits: shared by the processes): a start
+    # takes its token, a stop gives it back. Before, 100 calls published 100 events to every
+    # other member's subscriptions (each built through their loaders and privacy).
+    key = f"typing:{viewer}:{thread_id}"
+    if typing:
+        repeat = ctx.settings.messages.typing_repeat_seconds
+        if not (await tao.rate_limits.take([Bucket(key, 1.0, repeat)], 1.0, Mode.TAKE)).ok:
+            return thread  # the others were told within `typing_repeat_seconds`
+    else:
+        await tao.rate_limits.reset([key])
     others = [m for m in await _member_ids(ctx, thread_id) if m != viewer]
     await events.publish_typing(tao, others, thread_id, viewer, typing)
     return thread

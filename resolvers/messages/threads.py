@@ -233,6 +233,8 @@ async def do_rename_thread(tao: Tao, actor_id: int, thread_id: int, name: str | 
     ctx = acting_as(tao, actor_id)
     thread = await _viewer_group(ctx, thread_id)
     name = check_name(name)
+    if name == thread.name:
+        return thread  # nothing changes: no write, and no event in every member's stream
     members = [a.id2 for a in await member_edges(ctx, thread.id)]
     ev = events.event(tao, members, events.THREAD_UPDATED, near=thread_id, thread=thread_id)
     obj = await tao.obj_update(thread_id, {"name": name}, jobs=events.jobs_of(ev))

@@ -85,6 +85,10 @@ class SessionWatch:
             return
         self._channel = user_channel(self.ctx.viewer_id)
         await self.ctx.tao.broker.listen(self._channel, self)
+        # A check once listening: a log-out whose `session.revoked` was published between the
+        # handshake's read of the session and this listen reached no one, and the socket stayed
+        # open until the periodic check (one cached read a connection more).
+        self._kick.set()
         self._task = asyncio.create_task(self._run(), name="session-watch")
 
     def on_message(self, message: dict) -> None:

@@ -49,6 +49,7 @@ from resolvers.realtime.events import (
     user_channel,
 )
 from resolvers.realtime.sessions import close_socket, ensure_live_session
+from resolvers.throttle import spend_cost_budget
 from tao import ShardUnavailableError, Tao
 from tao.models import now_ms
 
@@ -193,6 +194,11 @@ async def viewer_stream(ctx: RequestContext, after: str | None, *,
         try:
             if cursor is not None:
                 backlog = await with_store_retries(lambda: read_backlog(tao, viewer, cursor, rt.max_replay))
+                # A replay's work grows with the events it read (SQL rows, a session check or a
+                # build each: ~1 ms apiece), which the field's static cost does not see: a point
+                # each, from the viewer's cost budget (ThrottledError when not there).
+                await spend_cost_budget(tao, ctx.settings.limits, ctx.cost_key, len(backlog),
+                                        f"replaying {len(backlog)} events since `after`")
                 last = cursor
             else:
                 backlog = []

@@ -314,3 +314,59 @@ async def test_a_cursor_past_every_event_is_refused(gql, dm):
     stream = await gql.tao.assoc_range(store_id(b), "STREAM_EVENT", 0, 10)
     async with subscribed(gql, tb, args="($after: String)", variables={"after": f"s{stream[-1].time}"}) as bob:
         assert (await bob.next())["message"]["text"] == "m0"
+
+
+async def test_a_write_that_changes_nothing_delivers_nothing(gql, dm):
+    """docs/messages.md: "a write that changed nothing (... a double tap) delivers nothing". A
+    reaction repeated with the same emoji, a rename to the same name and an edit to the same
+    text each stored one more event in every member's stream before (and reactions are not
+    throttled: a member tapping one emoji ~1 000 times a minute pushed every other member's
+    resume cursor past `realtime.max_replay`, so each reconnect answered CURSOR_EXPIRED)."""
+    ta, a = await gql.sign_up("ada")
+    tb, b = await gql.sign_up("bob")
+    await gql.mutate("follow", tb, a)
+    p = await dm.sent(ta, to=[b], text="hello")
+    thread, mid = p["thread"]["id"], p["message"]["id"]
+    group = (await dm.mutate("createGroupThread", ta, {"userIds": [b], "name": "pair"},
+                             "thread { id } errors { code }"))["thread"]["id"]
+    await gql.tao.run_jobs_until_idle()
+    stream = await gql.tao.assoc_count(store_id(b), "STREAM_EVENT")
+    async with subscribed(gql, tb) as bob:
+        for _ in range(3):
+            r = await dm.mutate("reactToMessage", ta, {"messageId": mid, "emoji": "👍"},
+                                "message { reactions { emoji } } errors { code }")
+            assert r == {"message": {"reactions": [{"emoji": "👍"}]}, "errors": []}
+        assert (await bob.next())["__typename"] == "MessageReactionEvent"
+        for _ in range(2):
+            assert (await dm.mutate("renameThread", ta, {"threadId": group, "name": "pair"}))["errors"] == []
+        for _ in range(2):
+            assert (await dm.mutate("editMessage", ta, {"messageId": mid, "text": "hello"}))["errors"] == []
+        await bob.nothing()
+    await gql.tao.run_jobs_until_idle()
+    assert await gql.tao.assoc_count(store_id(b), "STREAM_EVENT") == stream + 1
+    assert [m["text"] for m in await dm.messages(tb, thread)] == ["hello"]
+
+
+async def test_a_member_repeating_typing_true_tells_the_others_once_a_while(gql, dm, gql_settings):
+    """A client that sends `typing: true` at every keystroke (100 calls delivered 100 events to
+    every other member's subscriptions before) tells them at most once every
+    `messages.typing_repeat_seconds`; a stop, and a start after a stop, always go out."""
+    gql_settings.messages.typing_repeat_seconds = 30.0  # longer than the test: no refill in between
+    ta, a = await gql.sign_up("ada")
+    tb, b = await gql.sign_up("bob")
+    thread = (await dm.sent(ta, to=[b], text="hi"))["thread"]["id"]
+    async with subscribed(gql, tb) as bob:
+        while True:  # what the send delivered
+            try:
+                await bob.next(timeout=0.5)
+            except TimeoutError:
+                break
+        for _ in range(20):
+            assert (await dm.mutate("setTyping", ta, {"threadId": thread, "typing": True}))["errors"] == []
+        assert (await bob.next())["typing"] is True
+        await bob.nothing(0.3)
+        await dm.mutate("setTyping", ta, {"threadId": thread, "typing": False})
+        assert (await bob.next())["typing"] is False
+        await dm.mutate("setTyping", ta, {"threadId": thread, "typing": True})
+        assert (await bob.next())["typing"] is True
+        await bob.nothing(0.3)

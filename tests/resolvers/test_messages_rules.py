@@ -260,3 +260,29 @@ async def test_spam_limits_on_requests_and_new_recipients(gql, dm, gql_settings)
     assert 3000 < p["errors"][0]["retryAfter"] <= 3600 and "try again in" in p["errors"][0]["message"]
     cfg.new_account_days = 0  # an established account: the normal limits
     assert (await dm.send(ta, to=[stranger]))["errors"] == []
+
+
+async def test_reactions_edits_and_renames_are_throttled_like_the_actions_they_are(gql, dm, gql_settings):
+    """Each stores an event in every member's stream, and none was throttled: a member could
+    store ~900 a minute (the cost budget alone) in every other member's stream, past
+    `realtime.max_replay` in about a minute (their next reconnect: CURSOR_EXPIRED). Sends were
+    limited to 300 an hour. A reaction now counts as a like, an edit and a rename as a message."""
+    gql_settings.throttle.likes_per_hour, gql_settings.throttle.likes_per_day = 2, 3
+    gql_settings.throttle.messages_per_hour, gql_settings.throttle.messages_per_day = 3, 4
+    ta, a = await gql.sign_up("ada")
+    tb, b = await gql.sign_up("bob")
+    group = (await dm.mutate("createGroupThread", ta, {"userIds": [b], "name": "g"},
+                             "thread { id } errors { code }"))["thread"]["id"]
+    mid = (await dm.sent(ta, thread=group, text="hello"))["message"]["id"]  # a message: 1 of 3
+    react = "mutation($i: MessageReactInput!) { reactToMessage(input: $i) { errors { code } } }"
+    for emoji in ("👍", "❤️"):
+        assert (await gql.ok(react, {"i": {"messageId": mid, "emoji": emoji}}, ta))["reactToMessage"]["errors"] == []
+    body = await gql(react, {"i": {"messageId": mid, "emoji": "👍"}}, ta)
+    assert body["errors"][0]["extensions"]["code"] == "THROTTLED", body
+    edit = "mutation($i: MessageEditInput!) { editMessage(input: $i) { errors { code } } }"
+    rename = "mutation($i: ThreadRenameInput!) { renameThread(input: $i) { errors { code } } }"
+    assert (await gql.ok(edit, {"i": {"messageId": mid, "text": "hello!"}}, ta))["editMessage"]["errors"] == []
+    assert (await gql.ok(rename, {"i": {"threadId": group, "name": "h"}}, ta))["renameThread"]["errors"] == []
+    for mutation, i in ((edit, {"messageId": mid, "text": "hello?"}), (rename, {"threadId": group, "name": "k"})):
+        body = await gql(mutation, {"i": i}, ta)
+        assert body["errors"][0]["extensions"]["code"] == "THROTTLED", body

@@ -105,3 +105,25 @@ async def test_a_cached_document_takes_one_look_at_the_budget(monkeypatch):
     for _ in range(3):
         assert (await schema.execute("{ __typename }")).errors is None
     assert modes == ["PEEK", "TAKE", "TAKE", "TAKE"]  # validated once (peeked once), spent every time
+
+
+def test_the_cache_holds_a_bounded_number_of_characters() -> None:
+    """A document's tokens are capped (`max_tokens`), its text only by the request's size (2 MiB):
+    a comment or whitespace pads a valid document to megabytes, and each padding is another key.
+    Before, the cache was bounded by entries alone: 1 000 such documents, sent in seconds by any
+    client (over HTTP or a WebSocket), held about 2 GB in each server process."""
+    from graphql import parse
+
+    cache = DocumentCache()
+    document = parse("{ __typename }")
+    pad = "#" + "x" * 1_000_000 + "\n"
+    for i in range(60):
+        cache.put(f"{pad}query Q{i} {{ __typename }}", document)
+    held = sum(map(len, cache._documents))
+    assert held <= cache.max_chars <= 16 * 2**20 and held == cache.chars, held
+    small = "query Small { __typename }"
+    cache.put(small, document)
+    assert cache.get(small) is document  # ordinary documents are still kept
+    huge = "#" + "x" * (cache.max_chars + 1) + "\n{ __typename }"
+    cache.put(huge, document)  # larger than the whole bound: not kept, and evicts nothing
+    assert cache.get(huge) is None and cache.get(small) is document

@@ -5,12 +5,14 @@ session rules of a live socket (issue 9, item 1), and per-connection limits."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 
-from resolvers.realtime import CLOSE_FORBIDDEN, CLOSE_RATE_LIMITED
+from resolvers.realtime import CLOSE_FORBIDDEN, CLOSE_RATE_LIMITED, KIND_NEW_FOLLOWER, stream_event
+from tests.resolvers.messages_client import store_id
 from tests.schema.client import GQL
-from tests.wsclient import VIEWER_EVENTS, WSClient
+from tests.wsclient import PROTOCOL, VIEWER_EVENTS, WSClient
 
 LOG_OUT_ALL = "mutation { logOut(input: {allSessions: true}) { ok } }"
 SET_BIO = 'mutation { updateProfile(input: {bio: "after logout"}) { user { bio } errors { code } } }'
@@ -87,6 +89,18 @@ async def test_bad_tokens_are_refused_with_4403_and_anonymous_subscriptions_fail
     await sock.close()
 
 
+async def test_a_credential_that_is_not_a_string_is_refused_with_4403(gql: GQL) -> None:
+    """Before: a non-string `Authorization` crashed the handshake (1011 "Internal error", an
+    exception logged as a server fault), and a non-string `token` opened an anonymous socket."""
+    token, _ = await gql.sign_up("ada")
+    for payload in ({"Authorization": 5}, {"authorization": True}, {"Authorization": ["Bearer " + token]},
+                    {"Authorization": {"Bearer": token}}, {"token": 5}, {"token": [token]}):
+        sock = await gql.client.ws_connect("/graphql", protocols=[PROTOCOL], autoclose=False)
+        client = WSClient(sock)
+        await sock.send_json({"type": "connection_init", "payload": payload})
+        assert await client.wait_closed() == CLOSE_FORBIDDEN, (payload, client.close_code, client.close_reason)
+
+
 async def test_logout_closes_the_socket_and_nothing_runs_on_it_after(gql: GQL) -> None:
     """Issue 9, item 1: the exact scenario."""
     token, _ = await gql.sign_up("ada")
@@ -122,6 +136,57 @@ async def test_each_operation_rechecks_the_session_even_when_no_event_announced_
     assert (await gql.ok("{ viewer { bio } }", token=fresh))["viewer"]["bio"] == ""
 
 
+async def test_a_log_out_between_the_handshake_and_the_session_watch_closes_the_socket(gql: GQL, monkeypatch) -> None:
+    """The handshake reads the session, answers `connection_ack`, then the socket's session watch
+    subscribes to the user's channel. A log-out whose `session.revoked` was published in between
+    reached no one, and the idle socket stayed open until the watch's periodic check
+    (`session_check_seconds`, 30 s) instead of closing "within milliseconds"."""
+    token, _ = await gql.sign_up("ada")
+    warm = await ws(gql, (await gql.sign_up("bob"))[0])  # Redis's subscription connection is up (no resync)
+    await asyncio.sleep(0.5)
+    broker, listen = gql.tao.broker, gql.tao.broker.listen
+
+    async def logged_out_first(channel, listener):
+        if type(listener).__name__ == "SessionWatch":
+            await gql.tao.obj_delete(listener.ctx.session_id)  # ended, and its event already gone by
+        await listen(channel, listener)
+
+    monkeypatch.setattr(broker, "listen", logged_out_first)
+    sock = await ws(gql, token)
+    assert await sock.wait_closed(timeout=3) == CLOSE_FORBIDDEN
+    await warm.close()
+
+
+async def test_a_replay_spends_the_viewer_s_cost_budget_per_event_read(gql_with) -> None:
+    """A resume (`after:`) reads up to `max_replay` + 1 stored events (SQL: the stream is never
+    cached) and builds each, ~1 s of server time for 1 000 (measured on MariaDB), for the
+    subscription's static cost (2 points): a 10 000-point budget paid for 5 000 such replays a
+    minute. Now each event read costs a point, from the same budget; refused: THROTTLED."""
+    async with gql_with(cost_budget=2_600, cost_window_seconds=3_600) as g:  # ~0.7 points a second back
+        tb, b = await g.sign_up("bob")
+        ta, a = await g.sign_up("ada")
+        bid, aid = store_id(b), store_id(a)
+        for _ in range(1_000):
+            await stream_event(g.tao, [bid], KIND_NEW_FOLLOWER, {"user": aid}).deliver(g.tao)
+        oldest = min(e.time for e in await g.tao.assoc_time_range(bid, "STREAM_EVENT", limit=1_000))
+        sock = await WSClient.connect(g.client, "/graphql", tb)
+        for attempt in range(3):
+            await sock.subscribe(str(attempt), VIEWER_EVENTS, {"after": f"s{oldest - 1}"})
+            msg = await sock.receive()
+            assert msg is not None, (sock.close_code, sock.close_reason)
+            if attempt < 2:  # 1 000 points each
+                assert msg["type"] == "next" and "errors" not in msg["payload"], msg
+                await sock.ws.send_json({"type": "complete", "id": str(attempt)})
+                with contextlib.suppress(TimeoutError):  # what was on its way
+                    while await sock.receive(timeout=0.5) is not None:
+                        pass
+            else:
+                errors = msg["payload"] if msg["type"] == "error" else msg["payload"].get("errors")
+                assert errors and errors[0]["extensions"]["code"] == "THROTTLED", msg
+                assert errors[0]["extensions"]["retryAfter"] > 0, msg
+        await sock.close()
+
+
 async def test_message_rate_and_subscription_caps(gql: GQL, gql_settings) -> None:
     token, _ = await gql.sign_up("ada")
     sock = await ws(gql, token)
@@ -144,6 +209,74 @@ async def test_message_rate_and_subscription_caps(gql: GQL, gql_settings) -> Non
             if await sock.receive() is None:
                 code = sock.close_code
     assert code == CLOSE_RATE_LIMITED
+
+
+async def test_one_user_s_live_operations_are_capped_over_all_their_sockets(gql: GQL, gql_settings) -> None:
+    """The per-socket cap alone bounded nothing per user: one account held 100 sockets (the
+    per-address cap) times 20 operations in each process, and each event for that user was
+    built once per subscription (an account typing into a group made every member's
+    subscriptions rebuild it). Now `max_subscriptions_per_user` live operations per user per
+    process; one more gets an `error` for that operation, and a socket that closes frees its own."""
+    gql_settings.realtime.max_subscriptions_per_user = 3
+    token, _ = await gql.sign_up("ada")
+    other, _ = await gql.sign_up("bob")
+    first, second = await ws(gql, token), await ws(gql, token)
+    for i in range(2):
+        await first.subscribe(str(i), VIEWER_EVENTS)
+    await second.subscribe("a", VIEWER_EVENTS)
+    await second.subscribe("over", VIEWER_EVENTS)
+    msg = await second.receive(timeout=5)
+    assert msg is not None and msg["id"] == "over" and msg["type"] == "error", msg
+    assert msg["payload"][0]["extensions"]["code"] == "TOO_MANY_SUBSCRIPTIONS", msg
+    bob = await ws(gql, other)  # another user is not affected
+    assert (await bob.execute("q", "{ viewer { username } }"))["data"] == {"viewer": {"username": "bob"}}
+    await first.close()
+    for _ in range(50):  # the closed socket's operations give their slots back
+        await second.subscribe("again", VIEWER_EVENTS)
+        try:
+            msg = await second.receive(timeout=0.2)
+        except TimeoutError:
+            break  # no refusal: it runs
+        assert msg is not None and msg["id"] == "again" and msg["type"] == "error", msg
+    else:
+        pytest.fail("the closed socket's operations kept their slots")
+    await second.close()
+    await bob.close()
+
+
+async def test_the_text_one_user_s_live_operations_hold_is_capped(gql: GQL, gql_settings) -> None:
+    """A live subscription holds its message's text (strawberry keeps the query and variables,
+    the parsed document keeps its source and tokens, every frame repeats the id) for as long as
+    it runs. Tokens are capped, characters only by the message's size (2 MiB): padded with a
+    comment, 20 subscriptions held ~64 MB on one socket (tracemalloc), 100 sockets from one
+    address ~6 GB in a process. Now `max_operation_chars_per_user` in all per user per process."""
+    gql_settings.realtime.max_operation_chars_per_user = 100_000
+    token, _ = await gql.sign_up("ada")
+    sock = await ws(gql, token)
+    padded = "#" + "x" * 60_000 + "\n" + VIEWER_EVENTS
+    await sock.subscribe("1", padded)
+    await sock.ws.send_json({"type": "subscribe", "id": "2", "payload": {"query": padded, "variables": {}}})
+    msg = await sock.receive(timeout=5)
+    assert msg is not None and msg["id"] == "2" and msg["type"] == "error", msg
+    assert msg["payload"][0]["extensions"]["code"] == "TOO_MANY_SUBSCRIPTIONS", msg
+    for big in ({"id": "i" * 60_000, "payload": {"query": VIEWER_EVENTS}},  # an id, echoed in every frame
+                {"id": "v", "payload": {"query": VIEWER_EVENTS, "variables": {"unused": "v" * 60_000}}}):
+        await sock.ws.send_json({"type": "subscribe", **big})
+        msg = await sock.receive(timeout=5)
+        assert msg is not None and msg["type"] == "error", msg
+        assert msg["payload"][0]["extensions"]["code"] == "TOO_MANY_SUBSCRIPTIONS", msg
+    await sock.subscribe("small", VIEWER_EVENTS)  # what is left of the budget still serves
+    await sock.ws.send_json({"type": "complete", "id": "1"})
+    for _ in range(50):  # the completed one gives its characters back
+        await sock.subscribe("again", padded)
+        try:
+            msg = await sock.receive(timeout=0.2)
+        except TimeoutError:
+            break
+        assert msg is not None and msg["id"] == "again" and msg["type"] == "error", msg
+    else:
+        pytest.fail("a completed operation kept its characters")
+    await sock.close()
 
 
 async def test_a_client_that_goes_away_leaves_no_subscription_running(gql: GQL) -> None:

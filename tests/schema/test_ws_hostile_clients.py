@@ -127,3 +127,22 @@ async def test_a_message_larger_than_an_http_request_closes_the_socket_with_1009
     await sock.ws.send_str('{"type": "ping", "payload": {"pad": "' + "x" * (MAX_REQUEST_BODY - 100) + '"}}')
     assert (await sock.receive()) == {"type": "pong"}
     await sock.close()
+
+
+async def test_a_socket_does_not_keep_its_connection_init_payload(gql: GQL) -> None:
+    """strawberry keeps the `connection_init` payload in the context for the socket's life, and
+    only its token is read (at the handshake). Before, any payload was kept, up to a message's
+    2 MiB, anonymous sockets included: 100 sockets (the per-address cap) held ~200 MB of one
+    client's junk in each process."""
+    token, _ = await gql.sign_up("ada")
+    junk = "x" * 1_000_000
+    for payload in ({"junk": junk}, {"Authorization": f"Bearer {token}", "junk": junk}):
+        sock = await gql.client.ws_connect("/graphql", protocols=["graphql-transport-ws"], autoclose=False)
+        client = WSClient(sock)
+        await sock.send_json({"type": "connection_init", "payload": payload})
+        assert (await client.receive())["type"] == "connection_ack"
+        held = [h.context.connection_params for h in gql.client.app[SOCKETS_KEY]]
+        assert all(junk not in str(p) for p in held), [str(p)[:80] for p in held]
+        assert (await client.execute("q", VIEWER))["data"]["viewer"] == (
+            None if "junk" in payload and len(payload) == 1 else {"username": "ada"})
+        await client.close()
