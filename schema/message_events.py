@@ -176,7 +176,9 @@ class MessagesSubscription:
         async for out in deliver_events(info, after, _is_messaging):
             yield out
 
-    @strawberry.subscription(description="The events of one conversation you are in; see `inboxEvents`.")
+    @strawberry.subscription(description=(
+        "The events of one conversation you are in; see `inboxEvents`. It completes after the "
+        "`ThreadRemovedEvent` that takes you out of the conversation."))
     async def thread_events(self, info: Ctx, thread_id: strawberry.ID,
                             after: str | None = None) -> AsyncGenerator[StreamEvent, None]:
         ctx = info.context
@@ -187,3 +189,5 @@ class MessagesSubscription:
             raise BadInputError(f"`threadId`: {e.message}") from None
         async for out in deliver_events(info, after, lambda e: _is_messaging(e) and e.ids.get("thread") == tid):
             yield out
+            if isinstance(out, ThreadRemovedEvent):
+                return  # out of the conversation (left, removed, declined): nothing more can come; complete

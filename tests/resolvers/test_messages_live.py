@@ -121,6 +121,21 @@ async def test_thread_events_only_for_that_thread_and_members_only(gql, dm):
         assert "No such conversation" in text and "bob" not in text
 
 
+async def test_thread_events_complete_once_the_viewer_is_out_of_the_thread(gql, dm):
+    """Leaving a group (or being removed) ends its threadEvents: the ThreadRemovedEvent, then
+    `complete`, rather than a subscription left open that can never carry anything again."""
+    users = [await gql.sign_up(n) for n in ("ada", "bob", "cy")]
+    group = (await dm.mutate("createGroupThread", users[0][0], {"userIds": [u for _, u in users[1:]]},
+                             "thread { id } errors { code }"))["thread"]["id"]
+    tc = users[2][0]
+    async with subscribed(gql, tc, "threadEvents", "($threadId: ID!)", {"threadId": group}) as cy:
+        assert (await dm.mutate("leaveThread", tc, {"threadId": group}))["errors"] == []
+        assert (await cy.next())["__typename"] == "ThreadRemovedEvent"
+        assert await cy.ws.receive_json(timeout=10) == {"id": "1", "type": "complete"}
+        await dm.sent(users[0][0], thread=group, text="after cy left")
+        await cy.nothing()
+
+
 async def test_subscriptions_need_a_session(gql):
     token, _ = await gql.sign_up("ada")
     async with gql.client.ws_connect("/graphql", protocols=[WS_PROTOCOL]) as ws:
