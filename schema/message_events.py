@@ -190,4 +190,4 @@ class MessagesSubscription:
         async for out in deliver_events(info, after, lambda e: _is_messaging(e) and e.ids.get("thread") == tid):
             yield out
             if isinstance(out, ThreadRemovedEvent):
-                return  # out of the conversation (left, removed, declined): nothing more can come; complete
+                return  # out of the conversation (left, or declined it): nothing more can come; complete
