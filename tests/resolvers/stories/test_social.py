@@ -51,6 +51,27 @@ async def test_reply_and_reaction_reach_the_author_as_messages_quoting_the_story
     assert msgs[0]["story"] == {"id": story["id"]}  # its author keeps it (her archive)
 
 
+async def test_replies_and_reactions_are_throttled_as_the_messages_they_are(gql, gql_settings):
+    """Both send a direct message to the story's author (`do_send_message`), but took no action
+    limit: a follower could put messages in the author's inbox at the cost budget's pace (~900
+    a minute) while `sendMessage` stops at `messages_per_hour`. They count as messages now."""
+    gql_settings.throttle.messages_per_hour, gql_settings.throttle.messages_per_day = 3, 4
+    clock(gql)
+    ta, a = await gql.sign_up("ada")
+    tb, b = await gql.sign_up("bob")
+    await follow(gql, ta, b)
+    story = await post_story(gql, ta, "ada")
+    sent = [(REPLY, {"text": "one"}), (REACT, {"emoji": "🔥"}), (REPLY, {"text": "three"})]
+    for n, (mutation, extra) in enumerate(sent):
+        body = await gql.ok(mutation, {"i": {"storyId": story["id"], "clientMessageId": f"c{n}", **extra}}, tb)
+        assert next(iter(body.values()))["errors"] == []
+    for n, (mutation, extra) in enumerate([(REPLY, {"text": "four"}), (REACT, {"emoji": "❤️"})]):
+        body = await gql(mutation, {"i": {"storyId": story["id"], "clientMessageId": f"d{n}", **extra}}, tb)
+        assert body["errors"][0]["extensions"]["code"] == "THROTTLED", body
+    msgs = (await gql.ok(THREADS, {"f": "INBOX"}, ta))["inbox"]["threads"]["nodes"][0]["messages"]["nodes"]
+    assert len(msgs) == 3
+
+
 async def test_restricted_comments_wait_for_approval_seen_only_by_their_author(gql):
     ta, a = await gql.sign_up("ada")
     tr, r = await gql.sign_up("rex")
