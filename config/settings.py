@@ -522,10 +522,13 @@ class ThrottleSettings(_Section):
     follows_per_day: Count = 200
     messages_per_hour: Count = 300
     messages_per_day: Count = 2000
+    # A story notifies each of its mention stickers (pushed at once): Instagram's cap is 100 a day.
+    stories_per_hour: Count = 50
+    stories_per_day: Count = 100
 
     @model_validator(mode="after")
     def _day_holds_an_hour(self) -> Self:
-        for action in ("posts", "comments", "likes", "follows", "messages"):
+        for action in ("posts", "comments", "likes", "follows", "messages", "stories"):
             hour, day = getattr(self, f"{action}_per_hour"), getattr(self, f"{action}_per_day")
             if day < hour:
                 raise ValueError(f"throttle.{action}_per_day ({day}) must be at least throttle.{action}_per_hour "

@@ -361,7 +361,7 @@ async def _user_payload(info: Ctx, user_id: int) -> StoryUserPayload:
 
 @strawberry.type
 class StoriesMutation:
-    @mutation(description="Post a story (visible for 24 hours from now on the store's clock).")
+    @mutation(description="Post a story (visible for 24 hours from now on the store's clock).", action=Action.STORIES)
     async def create_story(self, info: Ctx, input: StoryCreateInput) -> StoryPayload:
         ctx = info.context
         story = await actions.do_create_story(

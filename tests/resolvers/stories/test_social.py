@@ -3,7 +3,18 @@ messages); highlights (edit, reorder, cap, close-friends stories inside)."""
 
 from __future__ import annotations
 
-from tests.resolvers.stories.helpers import DAY, NODE, STORIES, T0, clock, follow, post_story
+from tests.resolvers.stories.helpers import (
+    CREATE,
+    DAY,
+    NODE,
+    STORIES,
+    T0,
+    clock,
+    follow,
+    post_story,
+    ready_media,
+    uid,
+)
 
 REPLY = """mutation($i: StoryReplyInput!) { replyToStory(input: $i) {
   message { id text storyReaction story { id } sender { username } } errors { code field } } }"""
@@ -168,7 +179,8 @@ async def test_highlights_edit_reorder_cap_and_close_friends_inside(gql):
     assert other["editHighlight"]["errors"] == [{"code": "HIGHLIGHT_NOT_FOUND", "field": "highlightId"}]
 
 
-async def test_a_highlight_holds_at_most_100_stories(gql):
+async def test_a_highlight_holds_at_most_100_stories(gql, gql_settings):
+    gql_settings.throttle.enabled = False  # 101 stories in a moment: past the stories limit
     clock(gql)
     ta, a = await gql.sign_up("ada")
     ids = [(await post_story(gql, ta, "ada"))["id"] for _ in range(101)]
@@ -194,3 +206,22 @@ async def test_a_mention_sticker_notifies_while_the_story_is_visible(gql):
     assert nodes == [{"type": "MENTION", "actors": [{"username": "ada"}], "target": {"id": story["id"]}}]
     c.set(T0 + DAY)  # the story is gone for bob: so is what pointed at it
     assert (await gql.ok(q, token=tb))["viewer"]["notifications"]["edges"] == []
+
+
+async def test_stories_are_throttled_so_their_mentions_cannot_flood(gql, gql_settings):
+    """A story's mention stickers each notify (and push at once) their user, whoever they are;
+    `createStory` took no action limit while `createPost`, which notifies the same way, did: an
+    account could mention 20 strangers a story, a story at a time, at the cost budget's pace."""
+    gql_settings.throttle.stories_per_hour, gql_settings.throttle.stories_per_day = 2, 3
+    clock(gql)
+    ta, a = await gql.sign_up("ada")
+    tb, _ = await gql.sign_up("bob")
+    for _ in range(2):
+        await post_story(gql, ta, "ada", mentions=["bob"])
+    media = await ready_media(gql, "ada")
+    body = await gql(CREATE, {"i": {"mediaId": media, "mentions": ["bob"]}}, ta)
+    assert body["errors"][0]["extensions"]["code"] == "THROTTLED", body
+    await gql.tao.run_jobs_until_idle(include_delayed=False)
+    q = "{ viewer { notifications { edges { node { type } } } } }"
+    assert len((await gql.ok(q, token=tb))["viewer"]["notifications"]["edges"]) == 2
+    assert await gql.tao.assoc_count(await uid(gql, "ada"), "STORY_LIVE") == 2
