@@ -715,6 +715,9 @@ class AccountDataSettings(_Section):
     export_url_ttl_seconds: Annotated[int, _range(60, 7 * 24 * 3600)] = 4 * 24 * 3600
     # Records an export reads per store page.
     export_page: Annotated[int, _range(1, 1000)] = 200
+    # A new export no sooner than this after the last finished one was requested: each is a whole
+    # archive (every original) built by a worker and kept in storage (EXPORT_TOO_SOON).
+    export_interval_seconds: Annotated[int, _range(0, 30 * 24 * 3600)] = 24 * 3600
 
 
 # ---- observability: metrics, logs, traces (config/observability/, docs/operations.md) ------------

@@ -142,6 +142,12 @@ async def test_export_contains_every_kind_and_the_original_media(api, media_sett
     (m,) = load("media.json")
     assert m["id"] == str(ids["media"]) and m["file"] in names
     assert hashlib.sha256(z.read(m["file"])).hexdigest() == hashlib.sha256(photo).hexdigest()
+    # Each export is a whole archive (every original), kept in storage: not one after another
+    # without bound. A new one waits `export_interval_seconds` after the last was requested.
+    soon = (await gql.ok(EXPORT, {"f": "HTML"}, ta))["requestDataExport"]
+    assert [e["code"] for e in soon["errors"]] == ["EXPORT_TOO_SOON"] and soon["export"] is None
+    assert (await gql.ok(STATUS, token=ta))["dataExport"]["id"] == first["export"]["id"]
+    media_settings.account_data.export_interval_seconds = 0
     # a new export once the first is done: HTML this time, browsable pages
     html = (await gql.ok(EXPORT, {"f": "HTML"}, ta))["requestDataExport"]
     assert html["errors"] == [] and html["export"]["id"] != first["export"]["id"]
