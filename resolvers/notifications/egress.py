@@ -51,7 +51,10 @@ def is_private_host(host: str | None) -> bool:
     try:
         ipaddress.ip_address(host.split("%", 1)[0])
     except ValueError:
-        return False
+        # Not canonical but numeric (`2130706433`, `127.1`, `0x7f.1`): an address to `inet_aton`,
+        # never a DNS name (no top-level domain is numeric).
+        last = host.rsplit(".", 1)[-1]
+        return last.isdigit() or last.startswith("0x")
     return not is_public_address(host)
 
 

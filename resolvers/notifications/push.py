@@ -200,6 +200,9 @@ class WebPushSender:
                                            aiohttp_session=session)
         except WebPushException as exc:
             return exc.response.status if exc.response is not None else 599
+        except aiohttp.InvalidURL:  # a legacy numeric address aiohttp refuses: never a push service
+            log.warning("push endpoint on %s is not a valid URL: removed", urlparse(sub.endpoint).netloc)
+            return 410
         except aiohttp.ClientConnectorError as exc:
             if isinstance(exc.os_error, egress.PrivateAddressError):
                 log.warning("push endpoint on %s resolves to no public address: removed", urlparse(sub.endpoint).netloc)

@@ -96,7 +96,8 @@ async def test_endpoints_on_private_addresses_are_refused_and_never_reached(gql,
     for endpoint in ("https://127.0.0.1/push", "https://127.1.2.3:8443/x", "https://[::1]/x", "https://10.0.0.7/x",
                      "https://192.168.1.1/x", "https://169.254.169.254/latest/meta-data/", "https://100.64.0.1/x",
                      "https://[::ffff:127.0.0.1]/x", "https://[fd00::1]/x", "https://localhost/x",
-                     "https://api.localhost./x", "https://0.0.0.0/x", receiver.endpoint("laptop")):
+                     "https://api.localhost./x", "https://0.0.0.0/x", "https://2130706433/x", "https://127.1/x",
+                     "https://0x7f.0.0.1/x", receiver.endpoint("laptop")):
         got = (await gql.ok(REGISTER, {"i": {"endpoint": endpoint, "keys": keys}}, ta))["registerPushSubscription"]
         assert got["errors"] == [{"code": "INVALID_ENDPOINT", "field": "endpoint"}], endpoint
     ada = (await gql.tao.key_get_many("username", ["ada"]))["ada"]
