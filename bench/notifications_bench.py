@@ -83,6 +83,7 @@ def make_settings(services: Services, run_id: str, shards: int) -> Settings:
     s.jobs.poll_interval = 0.02
     n = s.notifications
     n.vapid_private_key, n.push_https_only, n.push_batch_seconds = VAPID_KEY, False, 30.0
+    n.push_private_addresses = True  # the receiver listens on 127.0.0.1
     return s
 
 

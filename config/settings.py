@@ -522,10 +522,13 @@ class ThrottleSettings(_Section):
     follows_per_day: Count = 200
     messages_per_hour: Count = 300
     messages_per_day: Count = 2000
+    # A story notifies each of its mention stickers (pushed at once): Instagram's cap is 100 a day.
+    stories_per_hour: Count = 50
+    stories_per_day: Count = 100
 
     @model_validator(mode="after")
     def _day_holds_an_hour(self) -> Self:
-        for action in ("posts", "comments", "likes", "follows", "messages"):
+        for action in ("posts", "comments", "likes", "follows", "messages", "stories"):
             hour, day = getattr(self, f"{action}_per_hour"), getattr(self, f"{action}_per_day")
             if day < hour:
                 raise ValueError(f"throttle.{action}_per_day ({day}) must be at least throttle.{action}_per_hour "
@@ -687,6 +690,9 @@ class NotificationSettings(_Section):
     push_max_attempts: Count = 5
     # Endpoints must be https; tests and local receivers turn this off.
     push_https_only: bool = True
+    # Endpoints may be on loopback, private or link-local addresses (a client-named URL the
+    # worker POSTs to: off, it reaches public addresses only); tests and local receivers turn it on.
+    push_private_addresses: bool = False
     max_push_subscriptions: Annotated[int, _range(1, 100)] = 20
     # A like's (or unlike's) notification is recorded by its writer right after the commit; the
     # outbox job committed with it is due this much later, the fallback if the writer dies first.
@@ -709,6 +715,9 @@ class AccountDataSettings(_Section):
     export_url_ttl_seconds: Annotated[int, _range(60, 7 * 24 * 3600)] = 4 * 24 * 3600
     # Records an export reads per store page.
     export_page: Annotated[int, _range(1, 1000)] = 200
+    # A new export no sooner than this after the last finished one was requested: each is a whole
+    # archive (every original) built by a worker and kept in storage (EXPORT_TOO_SOON).
+    export_interval_seconds: Annotated[int, _range(0, 30 * 24 * 3600)] = 24 * 3600
 
 
 # ---- observability: metrics, logs, traces (config/observability/, docs/operations.md) ------------

@@ -94,10 +94,11 @@ class Action(enum.Enum):
     LIKES = "likes"
     FOLLOWS = "follows"
     MESSAGES = "messages"
+    STORIES = "stories"
 
 
 _NOUN = {Action.POSTS: "posts", Action.COMMENTS: "comments", Action.LIKES: "likes", Action.FOLLOWS: "follows",
-         Action.MESSAGES: "messages"}
+         Action.MESSAGES: "messages", Action.STORIES: "stories"}
 
 
 async def take_action(tao: Tao, settings: ThrottleSettings, actor_id: int, action: Action) -> None:

@@ -31,7 +31,7 @@ from schema.users import User
 
 Ctx = Info[RequestContext, None]
 
-strawberry.enum(NotificationType, description="What a notification is about.")
+# NotificationType is marked in schema.users, which takes it as an argument (`User.notifications(types:)`).
 strawberry.enum(Level, name="NotificationLevel", description="Who may notify you of a type of event.")
 strawberry.enum(NotificationErrorCode)
 

@@ -15,6 +15,7 @@ from resolvers import records
 from resolvers.context import RequestContext
 from resolvers.stories import actions, highlights, model, replies, social, tray, views
 from resolvers.stories.visibility import now_ms
+from resolvers.throttle import Action
 from schema import prefetch
 from schema.errors import Error
 from schema.media import Media
@@ -360,7 +361,7 @@ async def _user_payload(info: Ctx, user_id: int) -> StoryUserPayload:
 
 @strawberry.type
 class StoriesMutation:
-    @mutation(description="Post a story (visible for 24 hours from now on the store's clock).")
+    @mutation(description="Post a story (visible for 24 hours from now on the store's clock).", action=Action.STORIES)
     async def create_story(self, info: Ctx, input: StoryCreateInput) -> StoryPayload:
         ctx = info.context
         story = await actions.do_create_story(
@@ -381,7 +382,8 @@ class StoriesMutation:
                                                    _ids(ctx, input.story_ids, "Story", "storyIds"))
         return StorySeenPayload(stories=[Story.from_record(s) for s in stories])
 
-    @mutation(description="Reply to a story: a direct message to its author that quotes it.")
+    # A reply and a reaction are direct messages (`do_send_message`): limited as `sendMessage` is.
+    @mutation(description="Reply to a story: a direct message to its author that quotes it.", action=Action.MESSAGES)
     async def reply_to_story(self, info: Ctx, input: StoryReplyInput) -> StoryReplyPayload:
         from schema.messages import Message
 
@@ -390,7 +392,8 @@ class StoriesMutation:
                                               input.text, input.client_message_id)
         return StoryReplyPayload(message=Message.from_record(msg))
 
-    @mutation(description="React to a story with one emoji: a direct message to its author that quotes it.")
+    @mutation(description="React to a story with one emoji: a direct message to its author that quotes it.",
+              action=Action.MESSAGES)
     async def react_to_story(self, info: Ctx, input: StoryReactInput) -> StoryReplyPayload:
         from schema.messages import Message
 

@@ -15,6 +15,7 @@ from strawberry import Info
 from resolvers import follows, records, users
 from resolvers.context import RequestContext
 from resolvers.feed.service import FeedMode as FeedModeValue
+from resolvers.notifications.model import NotificationType
 from schema.cost import register_field_cost
 from schema.errors import Error
 from schema.mutations import actor, mutation
@@ -31,7 +32,7 @@ from schema.relay import (
 
 if TYPE_CHECKING:  # lazy at run time (schema.posts and schema.feed import this module)
     from schema.feed import FeedConnection
-    from schema.notifications import NotificationConnection, NotificationPreferences, NotificationType
+    from schema.notifications import NotificationConnection, NotificationPreferences
     from schema.posts import Post
     from schema.sessions import Session, TwoFactorStatus
     from schema.stories import Highlight, Story, StoryRing
@@ -39,6 +40,8 @@ if TYPE_CHECKING:  # lazy at run time (schema.posts and schema.feed import this 
 # The domain's enum is the GraphQL enum: strawberry.enum marks the class in place (the alias stays a type).
 FollowStatus = follows.FollowStatus
 strawberry.enum(follows.FollowStatus, description="How the viewer follows a user.")
+# Marked here, before any field names it: `User.notifications(types:)` takes it as a real type.
+strawberry.enum(NotificationType, description="What a notification is about.")
 ProfileErrorCode = users.ProfileErrorCode
 strawberry.enum(users.ProfileErrorCode)
 
@@ -110,8 +113,9 @@ class User(Node):
     @strawberry.field(description="Your notifications, latest first (only on your own account: "
                                   "`viewer { notifications }`). `types`: only these.")
     async def notifications(self, info: Ctx, first: First = 20, after: str | None = None,
-                            types: list[Annotated[NotificationType, strawberry.lazy("schema.notifications")]]
-                            | None = None,
+                            # Not lazy: strawberry resolves a lazy argument type per call and per list
+                            # element, with file stats (schema.notifications marks this enum in place).
+                            types: list[NotificationType] | None = None,
                             ) -> Annotated[NotificationConnection, strawberry.lazy("schema.notifications")]:
         from schema.notifications import user_notifications  # it imports User
 

@@ -74,11 +74,14 @@ async def _records(tao: Tao, ids: list[int]) -> dict[int, object]:
     return {i: record_of(o) for i, o in objs.items()}
 
 
-def edge_kind(name: str, title: str, order: int, atypes: tuple[str, ...], what: str) -> DataKind:
+def edge_kind(name: str, title: str, order: int, atypes: tuple[str, ...], what: str,
+              *, secret: tuple[str, ...] = ()) -> DataKind:
     """A kind that is only the user's edges of `atypes` (both directions where the type has an
-    inverse): exported as {type, user (the other end), time}, purged edge by edge."""
+    inverse): exported as {type, user (the other end), time}, purged edge by edge. The `secret`
+    types are purged but never exported: others' edges to the user that the product keeps from
+    them (who blocked or muted them, whose close friends they are)."""
     async def export(ctx: DataContext, user: int) -> AsyncIterator[dict]:
-        for atype in atypes:
+        for atype in (t for t in atypes if t not in secret):
             async for page in pages(ctx.tao, user, atype, ctx.settings.account_data.export_page):
                 for a in page:
                     yield {"type": atype, "id": str(a.id2), "time": a.time}
@@ -462,9 +465,12 @@ register_kind(DataKind("comments", "Comments", 32,
 edge_kind("likes", "Likes", 40, ("LIKES", "COMMENT_LIKES"), "a post or comment you liked")
 edge_kind("following", "Following and followers", 42, ("FOLLOWS", "FOLLOWED_BY"), F_EDGE)
 edge_kind("follow_requests", "Follow requests", 44, ("FOLLOW_REQUESTED", "FOLLOW_REQUESTED_BY"), "sent / received")
-edge_kind("blocks", "Blocks", 46, ("BLOCKS", "BLOCKED_BY"), "accounts you blocked / that blocked you")
-edge_kind("mutes", "Mutes", 48, ("MUTES", "MUTED_BY"), "accounts you muted / that muted you")
-edge_kind("close_friends", "Close friends", 50, ("CLOSE_FRIEND", "CLOSE_FRIEND_OF"), "your list / lists you are on")
+# Who blocked or muted the user, and whose close friends they are, is never told to them: the
+# export holds their own side only (the purge removes both).
+edge_kind("blocks", "Blocks", 46, ("BLOCKS", "BLOCKED_BY"), "accounts you blocked", secret=("BLOCKED_BY",))
+edge_kind("mutes", "Mutes", 48, ("MUTES", "MUTED_BY"), "accounts you muted", secret=("MUTED_BY",))
+edge_kind("close_friends", "Close friends", 50, ("CLOSE_FRIEND", "CLOSE_FRIEND_OF"), "your list",
+          secret=("CLOSE_FRIEND_OF",))
 edge_kind("mentions", "Mentions of you", 52, ("MENTIONED_IN",), "posts and comments that mention you")
 edge_kind("activity", "Activity", 54, ("VISITED", "DM_REQUEST_SENT", "DM_CONTACTED"), "profiles visited, messaging")
 edge_kind("feed", "Feed entries", 56, ("FEED", "STREAM_EVENT"), "your feed and event stream")

@@ -29,6 +29,7 @@ import media_pipeline as mp
 from resolvers.account_data.registry import DataContext, DataKind, job_media, kinds, register_kind
 from resolvers.errors import UserError
 from resolvers.job_context import JobContext
+from resolvers.throttle import wait_text
 from tao import Tao
 
 EXPORT_JOB = "account_data.export"
@@ -42,6 +43,7 @@ class DataExportFormat(enum.Enum):
 
 class DataExportErrorCode(enum.Enum):
     EXPORT_IN_PROGRESS = "EXPORT_IN_PROGRESS"
+    EXPORT_TOO_SOON = "EXPORT_TOO_SOON"
 
 
 def now_ms() -> int:
@@ -66,6 +68,12 @@ async def do_request_data_export(tao: Tao, actor_id: int, fmt: DataExportFormat)
         raise UserError(DataExportErrorCode.EXPORT_IN_PROGRESS,
                         "An export is already being prepared: wait for it to finish (see viewer.dataExport).",
                         "format")
+    if current and current.get("status") == READY:  # a failed one may be retried at once
+        wait = int(current["requested_at"]) + tao.settings.account_data.export_interval_seconds * 1000 - now_ms()
+        if wait > 0:
+            raise UserError(DataExportErrorCode.EXPORT_TOO_SOON,
+                            "Your last export is ready (see viewer.dataExport); you can request a new one "
+                            f"in {wait_text(wait / 1000)}.", "format")
     export_id = tao.ids.next_id(tao.shard(actor_id))
     state = {"id": str(export_id), "format": fmt.value, "status": RUNNING, "requested_at": now_ms(),
              "parts": 0, "bytes": 0, "kinds_done": 0, "kinds_total": len([k for k in kinds() if k.export])}

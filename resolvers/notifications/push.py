@@ -11,7 +11,9 @@ claimer enqueues `notifications.push`, due at the window's end (at once for ment
 message requests). So a group gets at most one push per window whatever its number of events.
 The job reads the group as the recipient sees it then (privacy, the exact count: a push carries
 no more than the app would show), checks the preferences again, and sends it to each endpoint
-through a `PushSender`. 404/410: the endpoint is gone and removed. Any other failure: the job is
+through a `PushSender`. 404/410: the endpoint is gone and removed. Endpoints reach public
+addresses only (`resolvers.notifications.egress`): a private one is refused on registering, and
+a name that resolves to one is treated as gone when sending. Any other failure: the job is
 enqueued again for the failed endpoints with exponential backoff, up to `push_max_attempts`.
 
 Only Web Push is built (`WebPushSender`, pywebpush: RFC 8291 aes128gcm payloads, VAPID RFC 8292
@@ -33,7 +35,7 @@ from urllib.parse import urlparse
 from resolvers.actor import acting_as
 from resolvers.errors import UserError
 from resolvers.job_context import JobContext
-from resolvers.notifications import prefs
+from resolvers.notifications import egress, prefs
 from resolvers.notifications.errors import NotificationErrorCode
 from resolvers.notifications.model import IMMEDIATE_PUSH, Event, NotificationType
 from resolvers.notifications.reads import notification_view, preview_text
@@ -79,6 +81,10 @@ def _check(tao: Tao, endpoint: str, p256dh: str, auth: str) -> None:
         raise UserError(NotificationErrorCode.INVALID_ENDPOINT,
                         f"`endpoint` must be an {' or '.join(schemes)} URL of at most {ENDPOINT_MAX} characters, "
                         "as the browser's PushSubscription gives it.", "endpoint")
+    if not cfg.push_private_addresses and egress.is_private_host(url.hostname):
+        raise UserError(NotificationErrorCode.INVALID_ENDPOINT,
+                        "`endpoint` must be on a public host, as a browser's push service is "
+                        "(not localhost or a private, loopback or link-local address).", "endpoint")
     try:
         key, secret = _b64(p256dh), _b64(auth)
     except (ValueError, binascii.Error):
@@ -170,24 +176,39 @@ class PushSender(Protocol):
 
 
 class WebPushSender:
-    """RFC 8030 push with an RFC 8291 (aes128gcm) payload and VAPID (RFC 8292), via pywebpush."""
+    """RFC 8030 push with an RFC 8291 (aes128gcm) payload and VAPID (RFC 8292), via pywebpush.
+    Connections go to public addresses only unless `private_addresses` (see `egress`)."""
 
-    def __init__(self, private_key: str, subject: str, timeout: float) -> None:
+    def __init__(self, private_key: str, subject: str, timeout: float, *, private_addresses: bool = False) -> None:
         from py_vapid import Vapid
 
         self._vapid = Vapid.from_string(private_key)
         self._subject = subject
         self._timeout = timeout
+        self._private_addresses = private_addresses
 
     async def send(self, sub: PushSubscription, body: bytes, ttl: int) -> int:
+        import aiohttp
         from pywebpush import WebPushException, webpush_async
 
+        connector = aiohttp.TCPConnector() if self._private_addresses else egress.PublicOnlyConnector()
         try:
-            resp = await webpush_async({"endpoint": sub.endpoint, "keys": {"p256dh": sub.p256dh, "auth": sub.auth}},
-                                       body.decode(), vapid_private_key=self._vapid,
-                                       vapid_claims={"sub": self._subject}, ttl=ttl, timeout=self._timeout)
+            async with aiohttp.ClientSession(connector=connector) as session:
+                resp = await webpush_async({"endpoint": sub.endpoint, "keys": {"p256dh": sub.p256dh, "auth": sub.auth}},
+                                           body.decode(), vapid_private_key=self._vapid,
+                                           vapid_claims={"sub": self._subject}, ttl=ttl, timeout=self._timeout,
+                                           aiohttp_session=session)
         except WebPushException as exc:
             return exc.response.status if exc.response is not None else 599
+        except aiohttp.InvalidURL:  # a legacy numeric address aiohttp refuses: never a push service
+            log.warning("push endpoint on %s is not a valid URL: removed", urlparse(sub.endpoint).netloc)
+            return 410
+        except aiohttp.ClientConnectorError as exc:
+            if isinstance(exc.os_error, egress.PrivateAddressError):
+                log.warning("push endpoint on %s resolves to no public address: removed", urlparse(sub.endpoint).netloc)
+                return 410  # never a push service: forget it as a gone endpoint
+            log.info("push to %s failed: %s", urlparse(sub.endpoint).netloc, exc)
+            return 599
         except (OSError, TimeoutError) as exc:  # aiohttp's connection errors are OSErrors
             log.info("push to %s failed: %s", urlparse(sub.endpoint).netloc, exc)
             return 599
@@ -199,10 +220,11 @@ _SENDERS: dict[str, PushSender] = {}
 
 def sender_for(tao: Tao) -> PushSender:
     cfg = tao.settings.notifications
-    if cfg.vapid_private_key not in _SENDERS:
-        _SENDERS[cfg.vapid_private_key] = WebPushSender(cfg.vapid_private_key, cfg.vapid_subject,
-                                                        cfg.push_timeout_seconds)
-    return _SENDERS[cfg.vapid_private_key]
+    key = f"{cfg.vapid_private_key}:{cfg.push_private_addresses}"
+    if key not in _SENDERS:
+        _SENDERS[key] = WebPushSender(cfg.vapid_private_key, cfg.vapid_subject, cfg.push_timeout_seconds,
+                                      private_addresses=cfg.push_private_addresses)
+    return _SENDERS[key]
 
 
 async def push_job(job: JobContext, payload: dict) -> None:

@@ -142,6 +142,12 @@ async def test_export_contains_every_kind_and_the_original_media(api, media_sett
     (m,) = load("media.json")
     assert m["id"] == str(ids["media"]) and m["file"] in names
     assert hashlib.sha256(z.read(m["file"])).hexdigest() == hashlib.sha256(photo).hexdigest()
+    # Each export is a whole archive (every original), kept in storage: not one after another
+    # without bound. A new one waits `export_interval_seconds` after the last was requested.
+    soon = (await gql.ok(EXPORT, {"f": "HTML"}, ta))["requestDataExport"]
+    assert [e["code"] for e in soon["errors"]] == ["EXPORT_TOO_SOON"] and soon["export"] is None
+    assert (await gql.ok(STATUS, token=ta))["dataExport"]["id"] == first["export"]["id"]
+    media_settings.account_data.export_interval_seconds = 0
     # a new export once the first is done: HTML this time, browsable pages
     html = (await gql.ok(EXPORT, {"f": "HTML"}, ta))["requestDataExport"]
     assert html["errors"] == [] and html["export"]["id"] != first["export"]["id"]
@@ -150,6 +156,37 @@ async def test_export_contains_every_kind_and_the_original_media(api, media_sett
     async with http.get(st["url"]) as r:
         z = zipfile.ZipFile(io.BytesIO(await r.read()))
     assert "index.html" in z.namelist() and b"sunset #beach" in z.read("posts.html")
+
+
+async def test_the_export_never_says_who_blocked_muted_or_close_friended_you(api):
+    """Blocks, mutes and close friends are secret from their target: a block hides each from the
+    other, a mute is not told, and nobody may infer a close-friends list (docs/stories.md). The
+    export listed the inverse edges too ("accounts that blocked you", "lists you are on"): it
+    now holds only the user's own side; the purge still removes both."""
+    gql, _ = api
+    ta, a = await gql.sign_up("ada")
+    tb, b = await gql.sign_up("bob")
+    tc, c = await gql.sign_up("cy")
+    td, d = await gql.sign_up("dee")
+    _, e = await gql.sign_up("eve")
+    await gql.ok("mutation($u: ID!) { block(input: {userId: $u}) { errors { code } } }", {"u": a}, tb)
+    await gql.ok("mutation($u: ID!) { mute(input: {userId: $u}) { errors { code } } }", {"u": a}, tc)
+    close = "mutation($u: ID!) { addCloseFriends(input: {userIds: [$u]}) { errors { code } } }"
+    assert (await gql.ok(close, {"u": a}, td))["addCloseFriends"]["errors"] == []
+    await gql.ok("mutation($u: ID!) { block(input: {userId: $u}) { errors { code } } }", {"u": e}, ta)
+    await gql.ok("mutation($u: ID!) { mute(input: {userId: $u}) { errors { code } } }", {"u": c}, ta)
+    await gql.ok(close, {"u": c}, ta)
+    await gql.ok(EXPORT, {"f": "JSON"}, ta)
+    await gql.tao.run_jobs_until_idle()
+    st = (await gql.ok(STATUS, token=ta))["dataExport"]
+    async with api[1].get(st["url"]) as r:
+        z = zipfile.ZipFile(io.BytesIO(await r.read()))
+    got = {kind: [(e["type"], e["id"]) for e in json.loads(z.read(f"{kind}.json"))]
+           for kind in ("blocks", "mutes", "close_friends")}
+    assert got == {"blocks": [("BLOCKS", str(store_id(e)))], "mutes": [("MUTES", str(store_id(c)))],
+                   "close_friends": [("CLOSE_FRIEND", str(store_id(c)))]}
+    everything = b"".join(z.read(n) for n in z.namelist())
+    assert str(store_id(b)).encode() not in everything and str(store_id(d)).encode() not in everything
 
 
 async def test_deleted_account_vanishes_then_is_purged_leaving_no_residue(api, media_settings):

@@ -24,6 +24,7 @@ PREFS = """mutation($i: NotificationPreferencesUpdateInput!) {
 def gql_settings(gql_settings):
     n = gql_settings.notifications
     n.vapid_private_key, n.push_https_only, n.push_batch_seconds = VAPID_KEY, False, 3600.0
+    n.push_private_addresses = True  # the receiver listens on 127.0.0.1
     return gql_settings
 
 
@@ -83,6 +84,31 @@ async def test_gone_endpoints_are_removed_and_failures_retried(gql, receiver):
     got = await gql.ok(UNREGISTER, {"i": {"endpoint": receiver.endpoint("flaky")}}, ta)
     assert got["unregisterPushSubscription"]["errors"] == []
     assert await gql.tao.assoc_count(ada, "HAS_PUSH_SUB") == 1
+
+
+async def test_endpoints_on_private_addresses_are_refused_and_never_reached(gql, gql_settings, receiver):
+    """The worker POSTs to a URL a client named: it must not reach loopback, the private network
+    or a metadata service (server-side request forgery), on registering nor when sending."""
+    ta, a = await gql.sign_up("ada")
+    keys = receiver.device("phone").keys()
+    assert (await register(gql, ta, receiver, "phone"))["errors"] == []  # allowed: stored
+    gql_settings.notifications.push_private_addresses = False
+    for endpoint in ("https://127.0.0.1/push", "https://127.1.2.3:8443/x", "https://[::1]/x", "https://10.0.0.7/x",
+                     "https://192.168.1.1/x", "https://169.254.169.254/latest/meta-data/", "https://100.64.0.1/x",
+                     "https://[::ffff:127.0.0.1]/x", "https://[fd00::1]/x", "https://localhost/x",
+                     "https://api.localhost./x", "https://0.0.0.0/x", "https://2130706433/x", "https://127.1/x",
+                     "https://0x7f.0.0.1/x", receiver.endpoint("laptop")):
+        got = (await gql.ok(REGISTER, {"i": {"endpoint": endpoint, "keys": keys}}, ta))["registerPushSubscription"]
+        assert got["errors"] == [{"code": "INVALID_ENDPOINT", "field": "endpoint"}], endpoint
+    ada = (await gql.tao.key_get_many("username", ["ada"]))["ada"]
+    assert await gql.tao.assoc_count(ada, "HAS_PUSH_SUB") == 1
+    # The one stored before (or a name that resolves to a private address) is never connected to:
+    # the push reaches nothing and the endpoint is forgotten, not retried.
+    tb, _ = await gql.sign_up("bob")
+    await gql.ok('mutation { createPost(input: {caption: "hi @ada"}) { post { id } } }', token=tb)
+    await gql.tao.run_jobs_until_idle()
+    assert receiver.received["phone"] == []
+    assert await gql.tao.assoc_count(ada, "HAS_PUSH_SUB") == 0
 
 
 async def test_push_preferences_and_pause_are_honoured(gql, receiver):

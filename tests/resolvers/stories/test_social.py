@@ -3,7 +3,18 @@ messages); highlights (edit, reorder, cap, close-friends stories inside)."""
 
 from __future__ import annotations
 
-from tests.resolvers.stories.helpers import DAY, NODE, STORIES, T0, clock, follow, post_story
+from tests.resolvers.stories.helpers import (
+    CREATE,
+    DAY,
+    NODE,
+    STORIES,
+    T0,
+    clock,
+    follow,
+    post_story,
+    ready_media,
+    uid,
+)
 
 REPLY = """mutation($i: StoryReplyInput!) { replyToStory(input: $i) {
   message { id text storyReaction story { id } sender { username } } errors { code field } } }"""
@@ -49,6 +60,27 @@ async def test_reply_and_reaction_reach_the_author_as_messages_quoting_the_story
     assert len(msgs) == 2 and msgs[0]["story"] is None  # for the replier the quote follows the story's visibility
     msgs = (await gql.ok(THREADS, {"f": "INBOX"}, ta))["inbox"]["threads"]["nodes"][0]["messages"]["nodes"]
     assert msgs[0]["story"] == {"id": story["id"]}  # its author keeps it (her archive)
+
+
+async def test_replies_and_reactions_are_throttled_as_the_messages_they_are(gql, gql_settings):
+    """Both send a direct message to the story's author (`do_send_message`), but took no action
+    limit: a follower could put messages in the author's inbox at the cost budget's pace (~900
+    a minute) while `sendMessage` stops at `messages_per_hour`. They count as messages now."""
+    gql_settings.throttle.messages_per_hour, gql_settings.throttle.messages_per_day = 3, 4
+    clock(gql)
+    ta, a = await gql.sign_up("ada")
+    tb, b = await gql.sign_up("bob")
+    await follow(gql, ta, b)
+    story = await post_story(gql, ta, "ada")
+    sent = [(REPLY, {"text": "one"}), (REACT, {"emoji": "🔥"}), (REPLY, {"text": "three"})]
+    for n, (mutation, extra) in enumerate(sent):
+        body = await gql.ok(mutation, {"i": {"storyId": story["id"], "clientMessageId": f"c{n}", **extra}}, tb)
+        assert next(iter(body.values()))["errors"] == []
+    for n, (mutation, extra) in enumerate([(REPLY, {"text": "four"}), (REACT, {"emoji": "❤️"})]):
+        body = await gql(mutation, {"i": {"storyId": story["id"], "clientMessageId": f"d{n}", **extra}}, tb)
+        assert body["errors"][0]["extensions"]["code"] == "THROTTLED", body
+    msgs = (await gql.ok(THREADS, {"f": "INBOX"}, ta))["inbox"]["threads"]["nodes"][0]["messages"]["nodes"]
+    assert len(msgs) == 3
 
 
 async def test_restricted_comments_wait_for_approval_seen_only_by_their_author(gql):
@@ -147,7 +179,8 @@ async def test_highlights_edit_reorder_cap_and_close_friends_inside(gql):
     assert other["editHighlight"]["errors"] == [{"code": "HIGHLIGHT_NOT_FOUND", "field": "highlightId"}]
 
 
-async def test_a_highlight_holds_at_most_100_stories(gql):
+async def test_a_highlight_holds_at_most_100_stories(gql, gql_settings):
+    gql_settings.throttle.enabled = False  # 101 stories in a moment: past the stories limit
     clock(gql)
     ta, a = await gql.sign_up("ada")
     ids = [(await post_story(gql, ta, "ada"))["id"] for _ in range(101)]
@@ -173,3 +206,22 @@ async def test_a_mention_sticker_notifies_while_the_story_is_visible(gql):
     assert nodes == [{"type": "MENTION", "actors": [{"username": "ada"}], "target": {"id": story["id"]}}]
     c.set(T0 + DAY)  # the story is gone for bob: so is what pointed at it
     assert (await gql.ok(q, token=tb))["viewer"]["notifications"]["edges"] == []
+
+
+async def test_stories_are_throttled_so_their_mentions_cannot_flood(gql, gql_settings):
+    """A story's mention stickers each notify (and push at once) their user, whoever they are;
+    `createStory` took no action limit while `createPost`, which notifies the same way, did: an
+    account could mention 20 strangers a story, a story at a time, at the cost budget's pace."""
+    gql_settings.throttle.stories_per_hour, gql_settings.throttle.stories_per_day = 2, 3
+    clock(gql)
+    ta, a = await gql.sign_up("ada")
+    tb, _ = await gql.sign_up("bob")
+    for _ in range(2):
+        await post_story(gql, ta, "ada", mentions=["bob"])
+    media = await ready_media(gql, "ada")
+    body = await gql(CREATE, {"i": {"mediaId": media, "mentions": ["bob"]}}, ta)
+    assert body["errors"][0]["extensions"]["code"] == "THROTTLED", body
+    await gql.tao.run_jobs_until_idle(include_delayed=False)
+    q = "{ viewer { notifications { edges { node { type } } } } }"
+    assert len((await gql.ok(q, token=tb))["viewer"]["notifications"]["edges"]) == 2
+    assert await gql.tao.assoc_count(await uid(gql, "ada"), "STORY_LIVE") == 2
