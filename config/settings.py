@@ -673,6 +673,8 @@ class StorySettings(_Section):
     close_friends_max: Count = 10_000
     # Stories in one highlight.
     highlight_max_stories: Annotated[int, _range(1, 100)] = 100
+    # Highlights on one profile (checked under the list's lock, so at most 1 000: `ListCheck`).
+    max_highlights: Annotated[int, _range(1, 1000)] = 100
     # The tray reads at most this many followed accounts (the newest follows first).
     tray_max_following: Count = 7500
 

@@ -20,7 +20,7 @@ from resolvers.records import record_of
 from resolvers.stories.actions import PURGE_JOB, purge_due
 from resolvers.stories.model import TITLE_MAX, Highlight, Story, StoryErrorCode, highlight_not_found, story_not_found
 from resolvers.stories.visibility import visible_stories
-from tao import Tao
+from tao import Assoc, ListCheck, Tao
 
 if TYPE_CHECKING:
     from resolvers.context import RequestContext
@@ -50,6 +50,12 @@ def _check_size(tao: Tao, n: int) -> None:
                         "storyIds")
 
 
+def _too_many_highlights(cap: int) -> UserError:
+    return UserError(StoryErrorCode.TOO_MANY_HIGHLIGHTS,
+                     f"A profile holds at most {cap} highlights: delete one, or add these stories to one you have.",
+                     "title")
+
+
 async def own_highlight(tao: Tao, actor: int, highlight_id: int) -> Highlight:
     obj = (await tao.obj_get([highlight_id])).get(highlight_id)
     h = record_of(obj) if obj is not None else None
@@ -73,9 +79,21 @@ async def do_create_highlight(tao: Tao, actor_id: int, title: str, story_ids: li
     if not ids:
         raise UserError(StoryErrorCode.HIGHLIGHT_INVALID, "A highlight needs at least one story.", "storyIds")
     cover = _cover(cover_story_id, ids)
+    cap = tao.settings.stories.max_highlights
+    if await tao.assoc_count(actor_id, "HAS_HIGHLIGHT") >= cap:  # the usual refusal: before any write
+        raise _too_many_highlights(cap)
     hid = await tao.obj_add("HIGHLIGHT", {"owner": actor_id, "title": name, "cover": cover, "stories": ids},
                             owner=actor_id)
-    await tao.assoc_add(actor_id, "HAS_HIGHLIGHT", hid)
+
+    def room(highlights: list[Assoc]) -> None:
+        if len(highlights) >= cap:
+            raise _too_many_highlights(cap)
+    try:  # checked under the list's lock: racing creates cannot pass the cap together
+        await tao.assoc_add_and_append([(actor_id, "HAS_HIGHLIGHT", hid)], [],
+                                       check=ListCheck(actor_id, "HAS_HIGHLIGHT", room))
+    except UserError:
+        await tao.obj_delete(hid)  # a racing create took the last place: nothing of this one stays
+        raise
     await tao.assoc_add_many([(sid, "IN_HIGHLIGHT", hid) for sid in ids])
     return await own_highlight(tao, actor_id, hid)
 

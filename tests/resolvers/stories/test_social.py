@@ -3,6 +3,9 @@ messages); highlights (edit, reorder, cap, close-friends stories inside)."""
 
 from __future__ import annotations
 
+import asyncio
+
+from tests.resolvers.messages_client import store_id
 from tests.resolvers.stories.helpers import (
     CREATE,
     DAY,
@@ -192,6 +195,25 @@ async def test_a_highlight_holds_at_most_100_stories(gql, gql_settings):
                        {"i": {"highlightId": h["id"], "storyIds": [ids[100]]}}, ta)
     assert add["addToHighlight"]["errors"] == [{"code": "HIGHLIGHT_FULL", "field": "storyIds"}]
     assert len((await gql.ok(STORIES, {"u": "ada"}, ta))["user"]["highlights"][0]["stories"]) == 100
+
+
+async def test_a_profile_holds_at_most_max_highlights_even_when_creates_race(gql, gql_settings):
+    """Each highlight needs only one of the owner's stories, so without a cap one story made
+    highlights without end (the profile shows the newest 100). Racing creates are checked
+    under the list's lock: together they cannot pass the cap, and a refused one leaves nothing."""
+    gql_settings.stories.max_highlights = 3
+    clock(gql)
+    ta, a = await gql.sign_up("ada")
+    story = (await post_story(gql, ta, "ada"))["id"]
+    made = await asyncio.gather(*[gql.ok(HL_CREATE, {"i": {"title": f"h{i}", "storyIds": [story]}}, ta)
+                                  for i in range(6)])
+    payloads = [m["createHighlight"] for m in made]
+    assert sum(p["highlight"] is not None for p in payloads) == 3, payloads
+    assert [p["errors"] for p in payloads if p["highlight"] is None] == [
+        [{"code": "TOO_MANY_HIGHLIGHTS", "field": "title"}]] * 3
+    assert len((await gql.ok(STORIES, {"u": "ada"}, ta))["user"]["highlights"]) == 3
+    assert await gql.tao.assoc_count(await uid(gql, "ada"), "HAS_HIGHLIGHT") == 3
+    assert await gql.tao.assoc_count(store_id(story), "IN_HIGHLIGHT") == 3  # none of a refused one
 
 
 async def test_a_mention_sticker_notifies_while_the_story_is_visible(gql):
