@@ -98,11 +98,16 @@ class LeaseTable:
     latest_expires: int | None  # the largest `expires` (None: no slot was ever taken there)
 
 
+async def server_now(shards: Shards, conn: Conn) -> int:
+    """The database server's time (ms), on `conn`: the clock every lease's `expires` is on."""
+    return int((await conn.fetchall(shards.backend.now_ms_sql))[0][0])
+
+
 async def lease_tables(shards: Shards) -> list[LeaseTable]:
     """Every server's lease table, read in parallel (a server that is down raises)."""
     async def one(server: int, shard: int) -> LeaseTable:
         async with shards.read(shard) as conn:
-            now = int((await conn.fetchall(shards.backend.now_ms_sql))[0][0])
+            now = await server_now(shards, conn)
             rows = await conn.fetchall("SELECT owner, expires FROM {id_slots}")
         held = sum(1 for owner, expires in rows if owner != "" and expires > now)
         return LeaseTable(server, shard, now, held, max((r[1] for r in rows), default=None))
@@ -129,15 +134,12 @@ class ServerLease:
 
     # ---- the three transactions -------------------------------------------------------------
 
-    async def _server_now(self, conn: Conn) -> int:
-        return int((await conn.fetchall(self._shards.backend.now_ms_sql))[0][0])
-
     async def acquire(self) -> int:
         """Take a free slot on this server and start making ids for its shards; returns the slot."""
         lock = self._shards.backend.for_update
 
         async def body(conn: Conn) -> tuple[int, int, int]:
-            now = await self._server_now(conn)
+            now = await server_now(self._shards, conn)
             rows = await conn.fetchall("SELECT slot, owner, expires FROM {id_slots}" + lock)
             held: dict[int, tuple[str, int]] = {r[0]: (r[1], r[2]) for r in rows}
             start = max(now, self._ids.high_ms(self.server) + 1)  # this process's ids may have run ahead already
@@ -182,7 +184,7 @@ class ServerLease:
         lock = self._shards.backend.for_update
 
         async def body(conn: Conn) -> int | None:
-            now = await self._server_now(conn)
+            now = await server_now(self._shards, conn)
             rows = await conn.fetchall("SELECT owner, expires FROM {id_slots} WHERE slot = %s" + lock, (slot,))
             if not rows or rows[0][0] != self.owner:
                 return None
