@@ -173,7 +173,7 @@ async def do_unsend_message(tao: Tao, actor_id: int, message_id: int) -> int:
     # object gone before the unlisting and the sweep, either that look finds it gone or the
     # unlisting or sweep comes after the racing write and removes it.
     ev = events.event(tao, await _member_ids(ctx, msg.thread), events.MESSAGE_UNSENT, near=message_id,
-                      thread=msg.thread, message=message_id)
+                      thread=msg.thread, message=message_id, user=viewer)
     if await tao.obj_delete(message_id, jobs=events.jobs_of(ev)):
         await ev.deliver(tao)
     await tao.assoc_delete(msg.thread, "HAS_MESSAGE", message_id)
