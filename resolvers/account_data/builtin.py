@@ -19,8 +19,10 @@ import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+from resolvers import privacy
 from resolvers.account_data.registry import DataContext, DataKind, ExportFile, register_kind
 from resolvers.accounts import USERNAME_KEYS, end_session, normalize_username
+from resolvers.actor import acting_as
 from resolvers.comments import delete_comment_tree
 from resolvers.media import UPLOAD_KEYS
 from resolvers.messages.model import PAIR_KEYS
@@ -74,17 +76,42 @@ async def _records(tao: Tao, ids: list[int]) -> dict[int, object]:
     return {i: record_of(o) for i, o in objs.items()}
 
 
+async def visible_user_ids(ctx: DataContext, user: int, ids: list[int]) -> set[int]:
+    """Those of `ids` the user may see now (`resolvers.privacy`, as the user): an export names
+    other accounts it only mentions (a story's mention stickers) only when the app would show
+    them to its user, never one who blocks them, whom they block, or one pending deletion."""
+    if not ids:
+        return set()
+    return set(await privacy.visible_user_ids(acting_as(ctx.tao, user), ids))
+
+
+async def visible_object_ids(ctx: DataContext, user: int, ids: list[int]) -> set[int]:
+    """Those of `ids` (others' posts, comments, stories) the user may see now, as every surface
+    decides (`privacy.can_see_object`, as the user): one page's worth, through loaders of its own."""
+    if not ids:
+        return set()
+    as_user = acting_as(ctx.tao, user)
+    objs = [o for o in await as_user.loaders.object_by_id.load_many(ids) if o is not None]
+    seen = await asyncio.gather(*(privacy.can_see_object(as_user, o) for o in objs))
+    return {o.id for o, ok in zip(objs, seen) if ok}
+
+
 def edge_kind(name: str, title: str, order: int, atypes: tuple[str, ...], what: str,
-              *, secret: tuple[str, ...] = ()) -> DataKind:
+              *, secret: tuple[str, ...] = (), shown: tuple[str, ...] = ()) -> DataKind:
     """A kind that is only the user's edges of `atypes` (both directions where the type has an
     inverse): exported as {type, user (the other end), time}, purged edge by edge. The `secret`
     types are purged but never exported: others' edges to the user that the product keeps from
-    them (who blocked or muted them, whose close friends they are)."""
+    them (who blocked or muted them, whose close friends they are). The `shown` types point at
+    others' objects (a post that mentions the user): an edge is exported only while the user may
+    see its object (`visible_object_ids`)."""
     async def export(ctx: DataContext, user: int) -> AsyncIterator[dict]:
         for atype in (t for t in atypes if t not in secret):
             async for page in pages(ctx.tao, user, atype, ctx.settings.account_data.export_page):
+                keep = (await visible_object_ids(ctx, user, [a.id2 for a in page]) if atype in shown
+                        else {a.id2 for a in page})
                 for a in page:
-                    yield {"type": atype, "id": str(a.id2), "time": a.time}
+                    if a.id2 in keep:
+                        yield {"type": atype, "id": str(a.id2), "time": a.time}
 
     async def purge(ctx: DataContext, user: int) -> int:
         removed = 0
@@ -471,7 +498,10 @@ edge_kind("blocks", "Blocks", 46, ("BLOCKS", "BLOCKED_BY"), "accounts you blocke
 edge_kind("mutes", "Mutes", 48, ("MUTES", "MUTED_BY"), "accounts you muted", secret=("MUTED_BY",))
 edge_kind("close_friends", "Close friends", 50, ("CLOSE_FRIEND", "CLOSE_FRIEND_OF"), "your list",
           secret=("CLOSE_FRIEND_OF",))
-edge_kind("mentions", "Mentions of you", 52, ("MENTIONED_IN",), "posts and comments that mention you")
+# Others' posts, comments and stories that mention the user: those the user may see (a post by
+# an account that blocks them, or pending deletion, was listed; the app shows none of it).
+edge_kind("mentions", "Mentions of you", 52, ("MENTIONED_IN",), "posts, comments and stories that mention you",
+          shown=("MENTIONED_IN",))
 edge_kind("activity", "Activity", 54, ("VISITED", "DM_REQUEST_SENT", "DM_CONTACTED"), "profiles visited, messaging")
 edge_kind("feed", "Feed entries", 56, ("FEED", "STREAM_EVENT"), "your feed and event stream")
 register_kind(DataKind("media", "Media (originals in media/)", 60,

@@ -66,3 +66,51 @@ async def test_stories_are_exported_then_purged_without_residue(gql):
     assert report.counts == (0, 0, 0), "\n".join(map(str, report.rows + report.cache_keys + report.stored_objects))
     # bob's story no longer lists or counts her as a viewer
     assert (await gql.ok(VIEWERS, {"id": bobs["id"]}, tb))["node"] == {"viewerCount": 0, "viewers": {"nodes": []}}
+
+
+async def test_the_export_names_no_mentioned_account_or_mention_the_user_may_not_see(gql):
+    """The export holds nothing the app would not show its user (docs/accounts.md, "Export").
+    Their stories' `mentions` listed the ids of accounts they may no longer see (one who blocked
+    them, one they blocked, one pending deletion), and `mentions` (of them) listed the posts of
+    such accounts; now both go through the same privacy as every surface, as the user."""
+    from resolvers.account_data.registry import DataContext, kinds
+
+    ta, a = await gql.sign_up("ada")
+    names = ("bob", "cy", "dee", "eve")
+    tokens = {n: (await gql.sign_up(n))[0] for n in names}
+    await post_story(gql, ta, "ada", mentions=[f"@{n}" for n in names])
+    mk = "mutation($i: PostCreateInput!) { createPost(input: $i) { post { id } errors { code } } }"
+    posts = {}
+    for n in names:
+        made = (await gql.ok(mk, {"i": {"caption": f"hi @ada from {n}"}}, tokens[n]))["createPost"]
+        assert made["errors"] == [], made
+        posts[n] = made["post"]["id"]
+    await gql.tao.run_jobs_until_idle(include_delayed=False)
+    ids = {n: await uid(gql, n) for n in ("ada", *names)}
+    ctx = DataContext(gql.tao, gql.tao.settings)
+
+    async def exported() -> tuple[list[str], list[int]]:
+        by_name = {k.name: k for k in kinds()}
+        stories = [r async for r in by_name["stories"].export(ctx, ids["ada"])]
+        mentions = [r async for r in by_name["mentions"].export(ctx, ids["ada"])]
+        return stories[0]["mentions"], sorted(int(r["id"]) for r in mentions)
+
+    def post_ids(*who: str) -> list[int]:
+        return sorted(int(store_id(posts[n])) for n in who)
+
+    # the control: every one of them visible to her, every one exported
+    assert await exported() == ([str(ids[n]) for n in names], post_ids(*names))
+    await gql.mutate("block", tokens["cy"], await _gid(gql, "ada"))            # cy blocks her
+    await gql.mutate("block", ta, await _gid(gql, "dee"))                      # she blocks dee
+    assert (await gql.ok(DELETE, {"i": {"password": "password-eve"}}, tokens["eve"]))["deleteAccount"]["ok"]
+    assert await exported() == ([str(ids["bob"])], post_ids("bob"))
+
+
+async def _gid(gql, name: str) -> str:
+    from schema.relay import to_global_id
+    return to_global_id("User", await uid(gql, name))
+
+
+def store_id(gid: str) -> int:
+    from base64 import urlsafe_b64decode
+    return int(urlsafe_b64decode(gid + "=" * (-len(gid) % 4)).decode().split(":")[1])
