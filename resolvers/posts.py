@@ -22,7 +22,9 @@ Invariants:
   fan-out) in that same write, so a published post is always fanned out. A post without media
   is visible at once, and its AUTHORED write carries the hooks' jobs.
 - The public edges follow the author's privacy too: `do_update_profile` commits
-  `posts.sync_author_edges` with a change of `is_private`, which re-syncs every post of theirs.
+  `posts.sync_author_edges` with a change of `is_private`, which re-syncs every post of theirs;
+  so do a deletion request and its cancellation (resolvers.account_data.deletion): an account
+  pending deletion has no public post.
   `sync_post_edges` reads the author after the post's AUTHORED edge exists, so a post created
   while its author changes privacy is synced by one or the other.
 - Deleting a post commits `posts.cleanup` (and the `ON_DELETE` hooks' jobs) with the delete; the
@@ -293,11 +295,13 @@ async def _read_post(tao: Tao, post_id: int) -> Post | None:
 
 
 async def _is_public(tao: Tao, post: Post) -> bool:
-    """Whether anyone (not blocked) may see the post: published, by an existing public account."""
+    """Whether anyone (not blocked) may see the post: published, by an existing public account
+    that is not pending deletion (hidden with its posts: its tags and places must not count them)."""
     if not post.is_visible:
         return False
     author = (await tao.obj_get([post.author])).get(post.author)
-    return author is not None and isinstance(user := record_of(author), User) and not user.is_private
+    return (author is not None and isinstance(user := record_of(author), User) and not user.is_private
+            and not user.deactivated)
 
 
 async def sync_post_edges(tao: Tao, post: Post | None, post_id: int | None = None) -> None:
