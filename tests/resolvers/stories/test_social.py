@@ -52,6 +52,9 @@ async def test_reply_and_reaction_reach_the_author_as_messages_quoting_the_story
     bad = (await gql.ok(REACT, {"i": {"storyId": story["id"], "emoji": "ok", "clientMessageId": "c3"}},
                         tb))["reactToStory"]
     assert bad["errors"] == [{"code": "REPLY_INVALID", "field": "emoji"}]
+    two = (await gql.ok(REACT, {"i": {"storyId": story["id"], "emoji": "🔥🔥", "clientMessageId": "c3b"}},
+                        tb))["reactToStory"]  # a reaction is one emoji: two were sent as one
+    assert two["errors"] == [{"code": "REPLY_INVALID", "field": "emoji"}]
     own = (await gql.ok(REPLY, {"i": {"storyId": story["id"], "text": "me", "clientMessageId": "c4"}},
                         ta))["replyToStory"]
     assert own["errors"] == [{"code": "REPLY_INVALID", "field": "storyId"}]
