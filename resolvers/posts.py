@@ -41,6 +41,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from resolvers import locations, privacy
+from resolvers.accounts import normalize_username
 from resolvers.actor import acting_as
 from resolvers.edge_data import authored_data
 from resolvers.errors import UserError
@@ -152,11 +153,14 @@ async def _parse_caption(ctx: RequestContext, caption: str) -> tuple[list[str], 
 
 
 async def mention_ids(ctx: RequestContext, usernames: list[str], field: str, code: enum.Enum) -> list[int]:
-    """The ids of the mentioned accounts that exist and the viewer may see, minus the viewer.
+    """The ids of the mentioned accounts that exist and the viewer may see, minus the viewer,
+    each once (a name given twice, or in another case, is one mention: one edge, one
+    notification; a story's sticker names came here as typed, and "bob", "@bob" listed bob twice).
 
     Unknown names are plain text (as on Instagram), not errors."""
-    if len(usernames) > MENTIONS_MAX:
+    if len(usernames) > MENTIONS_MAX:  # the names as given (a story's list of stickers): bounded input
         raise UserError(code, f"A text holds at most {MENTIONS_MAX} @mentions.", field)
+    usernames = list(dict.fromkeys(normalize_username(u) for u in usernames))
     ids = [i for i in await ctx.loaders.user_id_by_username.load_many(usernames) if i is not None]
     return [i for i in await privacy.visible_user_ids(ctx, ids) if i != ctx.viewer_id]
 
