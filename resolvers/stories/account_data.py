@@ -112,7 +112,8 @@ register_kind(DataKind("highlights", "Story highlights", 33,
 register_kind(DataKind("stories", "Stories (live and archived)", 34,
                        {"id": "id", "posted_at": "ms (the store's clock)", "audience": "FOLLOWERS or CLOSE_FRIENDS",
                         "state": "live or archived", "media": "media id (its file is in media/)",
-                        "mentions": "user ids (those you may see)", "hashtag": "hashtag sticker", "link": "link sticker"},
+                        "mentions": "user ids (those you may see)", "hashtag": "hashtag sticker",
+                        "link": "link sticker"},
                        _export_stories, _purge_stories))
 register_kind(DataKind("story_views", "Stories you viewed", 36, {"story": "story id", "time": "when you saw it (ms)"},
                        _export_views, _purge_views))

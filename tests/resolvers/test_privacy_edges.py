@@ -156,9 +156,9 @@ SEARCH_TAGS = """query($q: String!) { search(query: $q, types: [HASHTAG], first:
 async def test_a_pending_deletion_accounts_tags_and_places_go_with_its_posts(gql):
     """An account pending deletion is hidden with all its content (docs/accounts.md, "Deletion"),
     but its posts still counted in their hashtags' and locations' `postCount`, and a tag or place
-    only it had used stayed on every surface (by name, node, search, Explore's trends) with
-    none of its posts shown (Explore's trends read tags through the same rule). Now its posts stop being public with the deletion (as when it goes
-    private), and come back when the deletion is cancelled."""
+    only it had used stayed on every surface (by name, node, search; Explore's trends read tags
+    through the same rule) with none of its posts shown. Now its posts stop being public with
+    the deletion (as when it goes private), and come back when the deletion is cancelled."""
     te, _ = await gql.sign_up("eve")
     tb, _ = await gql.sign_up("bob")
     tv, _ = await gql.sign_up("vic")

@@ -264,7 +264,8 @@ async def test_a_repeated_mention_is_one_mention_one_edge_one_notification(gql):
     await follow(gql, tb, (await gql.ok("{ viewer { id } }", token=ta))["viewer"]["id"])
     story = await post_story(gql, ta, "ada", mentions=["bob", "@bob", "BOB", "@Bob"])
     assert story["mentions"] == [{"username": "bob"}]
-    mk = "mutation($i: PostCreateInput!) { createPost(input: $i) { post { id mentions { username } } errors { code } } }"
+    mk = """mutation($i: PostCreateInput!) { createPost(input: $i) {
+  post { id mentions { username } } errors { code } } }"""
     post = (await gql.ok(mk, {"i": {"caption": "hi @bob and @BOB, @bob."}}, ta))["createPost"]["post"]
     assert post["mentions"] == [{"username": "bob"}]
     add = "mutation($i: CommentAddInput!) { addComment(input: $i) { comment { id } errors { code } } }"
