@@ -178,12 +178,25 @@ async def _purge_settings(ctx: DataContext, user: int) -> int:
 # Notifications the user received ----------------------------------------------------------------
 
 async def _export_notifications(ctx: DataContext, user: int) -> AsyncIterator[dict]:
+    """The notifications the app shows the user (`reads.shown_views`, as the user): one whose
+    every actor is hidden from them (blocked either way, pending deletion) was exported with its
+    target, which for the follow types is an account (the first follower): an id of someone the
+    user may not see. A shown group's account target that is hidden is null (the app shows the
+    visible actors instead)."""
+    from resolvers.notifications.model import ACTOR_IS_TARGET
+    from resolvers.notifications.reads import shown_views
     async for page in pages(ctx.tao, user, "NOTIFIED"):
-        objs = await ctx.tao.obj_get([a.id2 for a in page])
+        views = await shown_views(acting_as(ctx.tao, user), page)
+        accounts = [v.notification.target for v in views.values() if v.notification.type in ACTOR_IS_TARGET]
+        as_user = acting_as(ctx.tao, user)
+        objs = await as_user.loaders.object_by_id.load_many(accounts)
+        hidden = {o.id for o in objs if isinstance(o, User)} - await visible_user_ids(ctx, user, accounts)
         for a in page:
-            o = objs.get(a.id2)
-            if o is not None:
-                yield {"id": str(a.id2), "time": a.time, "type": o.data.get("t"), "target": str(o.data.get("tg"))}
+            v = views.get(a.id2)
+            if v is not None:
+                n = v.notification
+                yield {"id": str(a.id2), "time": a.time, "type": n.type.value,
+                       "target": None if n.target in hidden else str(n.target)}
 
 
 async def _purge_notifications(ctx: DataContext, user: int) -> int:
@@ -477,7 +490,8 @@ register_kind(DataKind("settings", "Notification preferences and read markers", 
                        {"setting": "NOTIF_PREFS or NOTIF_READ", "value": "the stored value"},
                        _export_settings, _purge_settings))
 register_kind(DataKind("notifications", "Notifications", 16,
-                       {"id": "id", "time": "ms", "type": "LIKE, COMMENT, ...", "target": "the object's id"},
+                       {"id": "id", "time": "ms", "type": "LIKE, COMMENT, ...",
+                        "target": "the object's id (null: an account you may not see)"},
                        _export_notifications, _purge_notifications))
 register_kind(DataKind("messages", "Messages", 20,
                        {"thread": "thread id", "id": "message id", "sent": "ms", "sender": "user id",

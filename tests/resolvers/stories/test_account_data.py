@@ -114,3 +114,37 @@ async def _gid(gql, name: str) -> str:
 def store_id(gid: str) -> int:
     from base64 import urlsafe_b64decode
     return int(urlsafe_b64decode(gid + "=" * (-len(gid) % 4)).decode().split(":")[1])
+
+
+async def test_the_exported_notifications_are_those_the_app_shows(gql):
+    """The export listed every notification with its target, which for a FOLLOW group is an
+    account (its first follower): a notification whose every actor has since blocked the user
+    (a like) was exported though the app hides it, and a follower who blocked them was named by
+    id. The export now holds the notifications the app shows, and a hidden account target is
+    null (the app shows the visible actors instead)."""
+    from resolvers.account_data.registry import DataContext, kinds
+
+    ta, a = await gql.sign_up("ada")
+    tokens = {n: (await gql.sign_up(n))[0] for n in ("bob", "cy", "dee", "eve")}
+    for n in ("bob", "cy"):
+        assert (await gql.mutate("follow", tokens[n], a))["errors"] == []
+    mk = "mutation($i: PostCreateInput!) { createPost(input: $i) { post { id } errors { code } } }"
+    post = (await gql.ok(mk, {"i": {"caption": "hello"}}, ta))["createPost"]["post"]["id"]
+    like = "mutation($p: ID!) { likePost(input: {postId: $p}) { errors { code } } }"
+    for n in ("dee", "eve"):
+        assert (await gql.ok(like, {"p": post}, tokens[n]))["likePost"]["errors"] == []
+    await gql.tao.run_jobs_until_idle(include_delayed=False)
+    ids = {n: await uid(gql, n) for n in ("ada", *tokens)}
+    kind = next(k for k in kinds() if k.name == "notifications")
+    ctx = DataContext(gql.tao, gql.tao.settings)
+
+    async def exported() -> list[tuple[str, str | None]]:
+        return sorted((r["type"], r["target"]) for r in [r async for r in kind.export(ctx, ids["ada"])])
+
+    (follow, target), liked = await exported()  # the control: both shown, the group's target a follower
+    assert liked == ("LIKE", str(store_id(post))) and follow == "FOLLOW"
+    named = next(n for n in ("bob", "cy") if str(ids[n]) == target)
+    await gql.mutate("block", tokens[named], a)  # the follower the group names blocks her
+    await gql.mutate("block", tokens["dee"], a)  # the likers: one blocks her, one asks for deletion
+    assert (await gql.ok(DELETE, {"i": {"password": "password-eve"}}, tokens["eve"]))["deleteAccount"]["ok"]
+    assert await exported() == [("FOLLOW", None)]  # the other follower's follow is still shown
