@@ -96,3 +96,15 @@ async def test_an_unsend_by_a_hidden_sender_is_not_sent(gql, dm, change):
         mid2 = (await dm.sent(tc, thread=group, text="again"))["message"]["id"]
         await dm.mutate("unsendMessage", tc, {"messageId": mid2})
         assert [e["messageId"] for e in await _drain(cy) if e["__typename"] == "MessageUnsentEvent"] == [mid2]
+
+
+@pytest.mark.parametrize("change", ["viewer_blocks", "blocked_by_them"])
+async def test_a_read_receipt_of_a_hidden_reader_is_not_sent(gql, dm, change):
+    """The reader is named through the user rule (held before this session; kept by this test)."""
+    group, u = await _group(gql, dm)
+    await dm.sent(u["ada"][0], thread=group, text="from ada")
+    await _hide(gql, change, u)
+    async with subscribed(gql, u["bob"][0]) as bob, subscribed(gql, u["dee"][0]) as dee:
+        assert (await dm.mutate("markThreadRead", u["cy"][0], {"threadId": group}))["errors"] == []
+        assert [e["user"]["username"] for e in await _drain(dee) if e["__typename"] == "ReadReceiptEvent"] == ["cy"]
+        assert [e for e in await _drain(bob) if e["__typename"] == "ReadReceiptEvent"] == []
