@@ -7,10 +7,12 @@ Invariants:
   on the event loop; log-in spends the same work (one check) for an unknown username, so
   response time does not reveal which usernames exist. Failed log-ins are throttled per
   username and per client address (`LoginThrottle`); a refused attempt checks no password.
-- A session token is `tgs_<session id>_<secret>`: the id finds the SESSION object (on the
-  user's shard, so a session lives and dies with its account's shard and authenticating is one
-  cached object read), and only the secret's sha256 is stored, so a leaked database or cache
-  cannot be replayed. Tokens expire after `AuthSettings.session_ttl_seconds`.
+- A session token is `tgs_<session id>.<user id>_<secret>`: the id finds the SESSION object (on
+  the user's shard, so a session lives and dies with its account's shard), the user id lets the
+  session and its user be read together (one round of cached reads, not two; a session whose
+  user is not the token's is refused), and only the secret's sha256 is stored, so a leaked
+  database or cache cannot be replayed. Tokens issued before the user id was in them
+  (`tgs_<session id>_<secret>`) still work. Tokens expire after `AuthSettings.session_ttl_seconds`.
 - A session records its device (named from the User-Agent, `resolvers.devices`), the client
   address that opened it, and when it was last used, rewritten at most once per
   `AuthSettings.session_touch_seconds` by `authenticate` (not a write per request). A log-in
@@ -219,16 +221,28 @@ async def open_session(tao: Tao, user_id: int, device: Device, address: str) -> 
 
 
 def _parse_token(token: str) -> tuple[int, str] | None:
-    """(session id, secret) from `tgs_<id>_<secret>`, or None if it is not shaped like one.
+    """(session id, secret) from `tgs_<id>[.<user id>]_<secret>`, or None if it is not shaped
+    like one (`token_user` reads the user id).
 
     Only the shape is judged here: a token of the right shape that opens no live session (a
     wrong secret, an id of nothing) is invalid, not malformed, and `authenticate` says so."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
-    sid, _, secret = token[len(TOKEN_PREFIX):].partition("_")
-    if not sid.isascii() or not sid.isdigit() or len(sid) > 19 or not secret or not secret.isascii():
+    ids, _, secret = token[len(TOKEN_PREFIX):].partition("_")
+    sid, dot, uid = ids.partition(".")
+    if not _digits(sid) or (dot and not _digits(uid)) or not secret or not secret.isascii():
         return None
     return int(sid), secret
+
+
+def token_user(token: str) -> int | None:
+    """The user id a well-shaped token names (None: a token from before they named one)."""
+    uid = token[len(TOKEN_PREFIX):].partition("_")[0].partition(".")[2]
+    return int(uid) if uid else None
+
+
+def _digits(part: str) -> bool:
+    return part.isascii() and part.isdigit() and len(part) <= 19
 
 
 async def create_session(tao: Tao, user_id: int, device: Device, address: str, *,
@@ -245,7 +259,7 @@ async def create_session(tao: Tao, user_id: int, device: Device, address: str, *
         "SESSION", data, owner=user_id,
         jobs=(lambda sid: causes.new_device_login(user_id, sid, now)) if notify_new_device else None)
     await tao.assoc_add(user_id, "HAS_SESSION", session_id)
-    return f"{TOKEN_PREFIX}{session_id}_{secret}"
+    return f"{TOKEN_PREFIX}{session_id}.{user_id}_{secret}"
 
 
 async def do_log_out(tao: Tao, actor_id: int, session_id: int, *, all_sessions: bool = False) -> None:
@@ -343,11 +357,17 @@ async def authenticate(ctx: RequestContext, token: str | None) -> None:
     if parsed is None:
         raise AuthenticationError("The session token is malformed: log in again to get a new one.")
     session_id, secret = parsed
+    user_id = token_user(token)
     invalid = AuthenticationError("The session token is not valid (wrong, logged out or revoked): log in again.")
-    if not check_object_id(session_id, ctx.tao.n_shards):
+    if not check_object_id(session_id, ctx.tao.n_shards) or (
+            user_id is not None and not check_object_id(user_id, ctx.tao.n_shards)):
         raise invalid
-    session = await ctx.loaders.object_by_id.load(session_id)
-    if not isinstance(session, AuthSession) or not hmac.compare_digest(session.token_hash, token_hash(secret)):
+    if user_id is None:
+        session, user = await ctx.loaders.object_by_id.load(session_id), None
+    else:  # the session and its user in one batch of reads
+        session, user = await ctx.loaders.object_by_id.load_many([session_id, user_id])
+    if (not isinstance(session, AuthSession) or not hmac.compare_digest(session.token_hash, token_hash(secret))
+            or user_id not in (None, session.user_id)):
         raise invalid
     if session.expires_at <= int(time.time() * 1000):
         # Clean up in the background (durably, on the session's shard); the answer is the same.
@@ -360,6 +380,8 @@ async def authenticate(ctx: RequestContext, token: str | None) -> None:
     ctx.viewer_id = session.user_id
     ctx.session_id = session_id
     ctx.reset_loaders()
+    if user_id is not None:
+        ctx.loaders.object_by_id.prime(user_id, user)  # read above, in this request
     if await ctx.loaders.object_by_id.load(ctx.viewer_id) is None:
         ctx.viewer_id = ctx.session_id = None
         ctx.reset_loaders()

@@ -162,6 +162,28 @@ async def test_a_real_session_id_with_a_wrong_secret_is_refused(gql):
     assert (await gql.ok(VIEWER, token=token))["viewer"] == {"username": "ada"}
 
 
+async def test_a_token_names_its_user_which_must_be_its_sessions(gql):
+    """A token is `tgs_<session id>.<user id>_<secret>`: the request reads the session and its
+    user together. The same session and secret with another user's id is not valid (the id is
+    checked against the session's, never trusted); a token of the older shape, without the
+    user id, still opens its session."""
+    from resolvers.accounts import _parse_token, token_user
+
+    token = (await sign_up(gql, "ada"))["token"]
+    await sign_up(gql, "bob")
+    ada, bob = (await gql.tao.key_get_many("username", ["ada", "bob"])).values()
+    sid, secret = _parse_token(token)
+    assert token == f"tgs_{sid}.{ada}_{secret}" and token_user(token) == ada
+    for forged in (f"tgs_{sid}.{bob}_{secret}", f"tgs_{sid}.1_{secret}"):
+        status, body = await gql.post(VIEWER, headers={"Authorization": f"Bearer {forged}"})
+        assert status == 401 and "not valid" in body["errors"][0]["message"], forged
+    assert (await gql.ok(VIEWER, token=f"tgs_{sid}_{secret}"))["viewer"] == {"username": "ada"}
+    assert (await gql.ok(VIEWER, token=token))["viewer"] == {"username": "ada"}
+    for malformed in (f"tgs_{sid}._{secret}", f"tgs_{sid}.x1_{secret}", f"tgs_.{ada}_{secret}"):
+        status, body = await gql.post(VIEWER, headers={"Authorization": f"Bearer {malformed}"})
+        assert status == 401 and "malformed" in body["errors"][0]["message"], malformed
+
+
 async def test_failed_log_ins_are_throttled_per_account(gql):
     await sign_up(gql, "ada")
     await sign_up(gql, "bob")
