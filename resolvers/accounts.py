@@ -194,6 +194,9 @@ async def do_log_in(tao: Tao, username: str, password: str, *, throttle: LoginTh
             await throttle.record_failure(key, address)
         raise UserError(AccountErrorCode.INVALID_CREDENTIALS, "Wrong username or password.", None)
     assert user is not None
+    if user.deactivated:  # deletion requested: a log-in cancels it, unless the purge has started
+        from resolvers.account_data.deletion import check_not_purging  # builds on this module
+        await check_not_purging(tao, user.id)
     device = await device_of(client.user_agent)
     if user.two_factor is not None and user.two_factor.enabled:
         # The password was right, but it is only the first step: the throttle is not reset
@@ -209,7 +212,8 @@ async def do_log_in(tao: Tao, username: str, password: str, *, throttle: LoginTh
 
 async def open_session(tao: Tao, user_id: int, device: Device, address: str) -> str:
     """A new session for a log-in that passed every step; the account hears of a new device.
-    Logging in within the grace period of a deletion cancels it (a no-op read otherwise)."""
+    Logging in within the grace period of a deletion cancels it (a no-op read otherwise); once
+    its purge has started, INVALID_CREDENTIALS and no session."""
     from resolvers.account_data.deletion import cancel_deletion  # builds on this module
 
     await cancel_deletion(tao, user_id)
@@ -355,7 +359,11 @@ async def authenticate(ctx: RequestContext, token: str | None) -> None:
     ctx.viewer_id = session.user_id
     ctx.session_id = session_id
     ctx.reset_loaders()
-    if await ctx.loaders.object_by_id.load(ctx.viewer_id) is None:
+    viewer = await ctx.loaders.object_by_id.load(ctx.viewer_id)
+    if not isinstance(viewer, User) or viewer.deactivated:
+        # Gone, or deleted (deletion ends every session, but one opened by a log-in racing the
+        # deletion, or during the purge, must not act for an account hidden from everyone).
         ctx.viewer_id = ctx.session_id = None
         ctx.reset_loaders()
-        raise AuthenticationError("The account of this session no longer exists.")
+        raise AuthenticationError("The account of this session no longer exists or is being deleted: "
+                                  "log in again (within the grace period, that cancels the deletion).")

@@ -254,6 +254,53 @@ async def test_logging_in_within_the_grace_period_cancels_the_deletion(api, medi
     assert (await gql.ok("query { viewer { username } }", token=again["token"]))["viewer"]["username"] == "ada"
 
 
+async def test_no_log_in_once_the_purge_has_started(api, media_settings):
+    """Past the grace period the purge may have removed the sessions, posts and follows already:
+    a log-in then opened a working session (probe3: it posted and followed, data the purge had
+    passed), though docs/accounts.md says the account cannot come back. Now it is refused."""
+    gql, http = api
+    media_settings.account_data.deletion_grace_seconds = 3600
+    gql.tao.settings.account_data.deletion_grace_seconds = 3600
+    ta, a = await gql.sign_up("ada")
+    _, b = await gql.sign_up("bob")
+    assert (await gql.ok(DELETE, {"i": {"password": "password-ada"}}, ta))["deleteAccount"]["ok"]
+    uid = store_id(a)
+    user = (await gql.tao.obj_get([uid]))[uid]
+    # what the purge job records once its first batch has removed something
+    await gql.tao.obj_update(uid, {"deletion": {**user.data["deletion"], "kind": "sessions", "removed": 1}})
+    log_in = LOGIN.replace("errors { code }", "errors { code message }")
+    refused = (await gql.ok(log_in, {"u": "ada", "p": "password-ada"}))["logIn"]
+    assert refused["token"] is None and [e["code"] for e in refused["errors"]] == ["INVALID_CREDENTIALS"]
+    assert "being deleted" in refused["errors"][0]["message"]
+    assert await gql.tao.assoc_count(uid, "HAS_SESSION") == 0  # no session was opened
+    assert (await gql.tao.obj_get([uid]))[uid].data["deletion"]["kind"] == "sessions"  # nor the purge undone
+
+
+async def test_a_session_of_a_deactivated_account_authorizes_nothing(api, media_settings):
+    """A log-in racing `deleteAccount` (its session written after the deletion ended every
+    session, its cancel read before the deletion's write) left a live session on a hidden account:
+    it could post and follow. A deactivated account's token is refused like a revoked one."""
+    from resolvers.accounts import create_session
+    from resolvers.devices import device_of
+
+    gql, http = api
+    media_settings.account_data.deletion_grace_seconds = 3600
+    gql.tao.settings.account_data.deletion_grace_seconds = 3600
+    ta, a = await gql.sign_up("ada")
+    _, b = await gql.sign_up("bob")
+    assert (await gql.ok(DELETE, {"i": {"password": "password-ada"}}, ta))["deleteAccount"]["ok"]
+    late = await create_session(gql.tao, store_id(a), await device_of(""), "127.0.0.1")  # the racing log-in's
+    status, body = await gql.post("query { viewer { id } }", token=late)
+    assert body.get("data") is None and body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED", body
+    follow = "mutation($u: ID!) { follow(input: {userId: $u}) { errors { code } } }"
+    status, body = await gql.post(follow, {"u": b}, token=late)
+    assert body.get("data") is None and body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED", body
+    assert await gql.tao.assoc_count(store_id(b), "FOLLOWED_BY") == 0
+    # logging in (within the grace period) still cancels the deletion and works
+    again = (await gql.ok(LOGIN, {"u": "ada", "p": "password-ada"}))["logIn"]
+    assert again["errors"] == [] and (await gql.ok("query { viewer { id } }", token=again["token"]))["viewer"]
+
+
 async def test_wrong_passwords_on_delete_count_toward_the_login_throttle(api, media_settings):
     gql, http = api
     ta, _ = await gql.sign_up("ada")
