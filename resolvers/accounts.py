@@ -48,7 +48,9 @@ if TYPE_CHECKING:
 TOKEN_PREFIX = "tgs_"
 USERNAME_KEYS = "username"  # the unique-key namespace: lower-cased username -> USER id
 END_SESSION_JOB = "accounts.end_session"
-USERNAME_RE = re.compile(r"^(?!.*\.\.)(?!\.)(?!.*\.$)[A-Za-z0-9._]{1,30}$")
+# `\Z`, not `$`: `$` also matches before a final newline, and "ada\n" was a second account that
+# every client showed as "ada" (found by probe3).
+USERNAME_RE = re.compile(r"^(?!.*\.\.)(?!\.)(?!.*\.\Z)[A-Za-z0-9._]{1,30}\Z")
 PASSWORD_MIN, PASSWORD_MAX = 8, 256
 FULL_NAME_MAX = 64
 

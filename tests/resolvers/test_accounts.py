@@ -54,7 +54,8 @@ async def test_username_unique_ignoring_case(gql):
     assert data["logIn"]["user"]["username"] == "Ada"
 
 
-@pytest.mark.parametrize("name", ["", "a" * 31, "has space", ".dot", "dot.", "two..dots", "émile", "semi;colon"])
+@pytest.mark.parametrize("name", ["", "a" * 31, "has space", ".dot", "dot.", "two..dots", "émile", "semi;colon",
+                                  "ada\n"])
 async def test_invalid_usernames_are_refused(gql, name):
     p = await sign_up(gql, name)
     assert [(e["code"], e["field"]) for e in p["errors"]] == [("USERNAME_INVALID", "username")]
