@@ -21,6 +21,7 @@ from typing import Any
 
 from resolvers.account_data.registry import DataContext, DataKind, ExportFile, register_kind
 from resolvers.accounts import USERNAME_KEYS, end_session, normalize_username
+from resolvers.actor import acting_as
 from resolvers.comments import delete_comment_tree
 from resolvers.media import UPLOAD_KEYS
 from resolvers.messages.model import PAIR_KEYS
@@ -332,15 +333,23 @@ async def tao_keys(tao: Tao, ns: str, keys: list[str]) -> dict[str, int | None]:
 # Messages: threads, messages, reactions, read markers, folders -----------------------------
 
 async def _export_messages(ctx: DataContext, user: int) -> AsyncIterator[dict]:
+    """The user's own messages, and others' messages the app shows them: not those of a member
+    who blocks them (or whom they block) in a group, of a deactivated account, or in a thread
+    hidden from them (resolvers.messages.access). The export listed every message of every thread
+    they were in, so a group's messages from someone who blocked them told them of the block."""
+    from resolvers.messages.access import visible_messages
     from resolvers.messages.model import cipher
     seal = cipher(ctx.settings.messages)
     async for page in pages(ctx.tao, user, "MEMBER_OF"):
         for a in page:
             async for mpage in pages(ctx.tao, a.id2, "HAS_MESSAGE"):
                 recs = await _records(ctx.tao, [m.id2 for m in mpage])
+                others = [i for i, r in recs.items() if isinstance(r, Message) and r.sender != user]
+                # A reader's context per page: its loaders hold one page, never the whole export.
+                shown = {m.id for m in await visible_messages(acting_as(ctx.tao, user), others)} if others else set()
                 for m in mpage:
                     msg = recs.get(m.id2)
-                    if isinstance(msg, Message):
+                    if isinstance(msg, Message) and (msg.sender == user or msg.id in shown):
                         text = seal.open(msg.body, msg.thread, msg.sender) if msg.body else None
                         yield {"thread": str(a.id2), "id": str(msg.id), "sent": msg.created, "sender": str(msg.sender),
                                "mine": msg.sender == user, "kind": msg.kind, "text": text,

@@ -189,6 +189,39 @@ async def test_the_export_never_says_who_blocked_muted_or_close_friended_you(api
     assert str(store_id(b)).encode() not in everything and str(store_id(d)).encode() not in everything
 
 
+async def test_the_export_holds_only_the_messages_the_app_shows(api, media_settings):
+    """In a group, a member never sees what someone who blocks them writes, nor a deactivated
+    account's messages: the export listed them all (probe3: cy's message after blocking ada was in
+    ada's archive, telling her of the block). Her own messages are all there."""
+    gql, http = api
+    media_settings.account_data.deletion_grace_seconds = 3600
+    gql.tao.settings.account_data.deletion_grace_seconds = 3600
+    ta, a = await gql.sign_up("ada")
+    tb, b = await gql.sign_up("bob")
+    tc, c = await gql.sign_up("cy")
+    td, d = await gql.sign_up("dan")
+    dm = DM(gql)
+    made = await dm.mutate("createGroupThread", tb, {"userIds": [a, c, d], "name": "club"},
+                           "thread { id } errors { code }")
+    group = made["thread"]["id"]
+    await dm.sent(tb, thread=group, text="hello all")
+    await dm.sent(ta, thread=group, text="hi from ada")
+    await dm.sent(td, thread=group, text="dan was here")
+    await gql.mutate("block", tc, a)
+    await dm.sent(tc, thread=group, text="ada cannot see this")
+    assert (await gql.ok(DELETE, {"i": {"password": "password-dan"}}, td))["deleteAccount"]["ok"]  # deactivated
+    shown = sorted(m["text"] for m in await dm.messages(ta, group))
+    assert shown == ["hello all", "hi from ada"]
+    await gql.ok(EXPORT, {"f": "JSON"}, ta)
+    await gql.tao.run_jobs_until_idle(include_delayed=False)  # not dan's purge (an hour away)
+    st = (await gql.ok(STATUS, token=ta))["dataExport"]
+    async with http.get(st["url"]) as r:
+        z = zipfile.ZipFile(io.BytesIO(await r.read()))
+    exported = json.loads(z.read("messages.json"))
+    assert sorted(m["text"] for m in exported) == shown
+    assert {m["sender"] for m in exported} == {str(store_id(a)), str(store_id(b))}
+
+
 async def test_deleted_account_vanishes_then_is_purged_leaving_no_residue(api, media_settings):
     gql, http = api
     ids, tokens, _ = await _world(gql, http, media_settings)
