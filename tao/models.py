@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from tao.errors import InvalidDataError
 
 
@@ -80,10 +82,20 @@ def encode_data(data: Any) -> str:
         text = json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise InvalidDataError(f"data must be JSON-serialisable: {exc}") from None
+    except RecursionError:
+        raise InvalidDataError("data is nested too deeply to store; keep it shallow") from None
     try:
         size = len(text.encode())
     except UnicodeEncodeError:  # an unpaired surrogate: not Unicode text, so not storable as UTF-8
         raise InvalidDataError("data holds a string that is not valid Unicode (an unpaired surrogate)") from None
+    try:
+        # Every reader decodes with orjson, which reads an integer past 64 bits as a float (10**30
+        # came back as 1e30) or not at all (10**400: the row, already committed, then failed every
+        # read and scan of it), and no nesting past its depth limit. Refused here, before any write.
+        orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS)
+    except orjson.JSONEncodeError as exc:
+        raise InvalidDataError(f"data cannot be read back as stored ({exc}): integers must fit in 64 bits "
+                               "(store larger ones as strings) and nesting must be under 255 levels") from None
     if size > MAX_DATA_BYTES:
         raise InvalidDataError(f"data is {size} bytes encoded; the limit is {MAX_DATA_BYTES}")
     return text
