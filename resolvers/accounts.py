@@ -272,6 +272,10 @@ async def end_other_sessions(tao: Tao, user_id: int, keep: int | None, *, publis
         for sid in others:
             await end_session(tao, user_id, sid)
         ended += others
+    # Every other browser's pushes stop too: those its session registered went with it, and
+    # any subscription not bound to a session (stored before they were) goes now.
+    from resolvers.notifications.push import forget_sessions  # notifications read sessions through this module
+    await forget_sessions(tao, user_id, keep=keep, others=True)
     if publish:
         await publish_ended(tao, user_id, ended)
     return ended
@@ -309,9 +313,13 @@ async def do_change_password(tao: Tao, actor_id: int, session_id: int | None, cu
 
 async def end_session(tao: Tao, user_id: int, session_id: int) -> None:
     """Remove one session: the object first (from then on its token resolves to nothing), then
-    the user's edge to it. Idempotent."""
+    the user's edge to it, then the push subscriptions it registered (pushes already go only to
+    a live session's). Idempotent."""
+    from resolvers.notifications.push import forget_sessions  # notifications read sessions through this module
+
     await tao.obj_delete(session_id)
     await tao.assoc_delete(user_id, "HAS_SESSION", session_id)
+    await forget_sessions(tao, user_id, [session_id])
 
 
 async def end_session_job(job: JobContext, payload: dict) -> None:
