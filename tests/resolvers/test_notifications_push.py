@@ -8,8 +8,8 @@ import asyncio
 
 import pytest
 
-from tests.resolvers.push_receiver import PushReceiver, b64url
 from tests.resolvers.messages_client import store_id
+from tests.resolvers.push_receiver import PushReceiver, b64url
 from tests.resolvers.test_likes import LIKE, new_post
 
 VAPID_KEY = "8Zg0Evp6EEA4nGBEcj17FgjHV1jJ_v7oDuuV3FU5CZ0"  # a test-only key
@@ -152,7 +152,8 @@ async def test_bad_subscriptions_are_refused_and_nothing_is_stored(gql, gql_sett
 
 
 CHANGE_PASSWORD = """mutation($i: AccountPasswordChangeInput!) { changePassword(input: $i) { errors { code } } }"""
-LOG_IN = """mutation($u: String!, $p: String!) { logIn(input: {username: $u, password: $p}) { token errors { code } } }"""
+LOG_IN = """mutation($u: String!, $p: String!) { logIn(input: {username: $u, password: $p}) {
+  token errors { code } } }"""
 
 
 async def test_ending_a_session_stops_the_pushes_it_registered(gql, receiver):
