@@ -101,6 +101,26 @@ def encode_data(data: Any) -> str:
     return text
 
 
+def edge_time(value: Any) -> int:
+    """An edge's time as given to a write (ms since the epoch, or now for None): a number, whole
+    ms kept, within the signed 64 bits the column holds; anything else is InvalidDataError (a
+    string was a bare ValueError, an out-of-range number a driver error)."""
+    if value is None:
+        return now_ms()
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        raise InvalidDataError(f"an edge's time must be ms since the epoch (an integer), got {value!r}")
+    if not -(2**63) <= value < 2**63:
+        raise InvalidDataError(f"an edge's time must fit in a signed 64-bit integer, got {value!r}")
+    return int(value)
+
+
+def check_count(name: str, value: Any, most: int) -> int:
+    """A page size or position argument: an integer in 0..most (InvalidDataError naming it)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= most:
+        raise InvalidDataError(f"{name} must be an integer in 0..{most}, got {value!r}")
+    return value
+
+
 def check_many(keys: Sequence[Any]) -> None:
     """The bound on the keys of one many-keys read."""
     if len(keys) > MAX_MANY_KEYS:
