@@ -201,7 +201,8 @@ class AssocReads:
         _check_bound("low", low)
         if after is not None and (not isinstance(after, (tuple, list)) or len(after) != 2
                                   or any(isinstance(x, bool) or not isinstance(x, (int, float)) for x in after)):
-            raise InvalidDataError(f"after must be a (time, id2) pair of integers from a page's last edge, got {after!r}")
+            raise InvalidDataError(f"after must be a (time, id2) pair of integers from a page's last edge, "
+                                   f"got {after!r}")
         conds, params = [], []
         if high is not None:
             conds.append("time <= %s")
