@@ -76,9 +76,10 @@ async def _records(tao: Tao, ids: list[int]) -> dict[int, object]:
 
 
 def edge_kind(name: str, title: str, order: int, atypes: tuple[str, ...], what: str,
-              *, secret: tuple[str, ...] = ()) -> DataKind:
+              *, secret: tuple[str, ...] = (),
+              purge: Callable[[DataContext, int], Awaitable[int]] | None = None) -> DataKind:
     """A kind that is only the user's edges of `atypes` (both directions where the type has an
-    inverse): exported as {type, user (the other end), time}, purged edge by edge. The `secret`
+    inverse): exported as {type, user (the other end), time}, purged edge by edge (or by `purge`). The `secret`
     types are purged but never exported: others' edges to the user that the product keeps from
     them (who blocked or muted them, whose close friends they are)."""
     async def export(ctx: DataContext, user: int) -> AsyncIterator[dict]:
@@ -87,7 +88,7 @@ def edge_kind(name: str, title: str, order: int, atypes: tuple[str, ...], what: 
                 for a in page:
                     yield {"type": atype, "id": str(a.id2), "time": a.time}
 
-    async def purge(ctx: DataContext, user: int) -> int:
+    async def purge_edges(ctx: DataContext, user: int) -> int:
         removed = 0
         for atype in atypes:
             page = await ctx.tao.assoc_range(user, atype, 0, ctx.batch - removed)
@@ -98,7 +99,25 @@ def edge_kind(name: str, title: str, order: int, atypes: tuple[str, ...], what: 
         return removed
 
     return register_kind(DataKind(name, title, order, {"type": f"the edge ({what})", "id": "the other end's id",
-                                                       "time": "when (ms since the epoch)"}, export, purge))
+                                                       "time": "when (ms since the epoch)"}, export,
+                                  purge if purge is not None else purge_edges))
+
+
+async def _purge_mentions(ctx: DataContext, user: int) -> int:
+    """Others' posts and comments that mention the user: the id leaves their `mentions` list
+    (it stayed in their data, residue naming the user, before probe3), then the edge goes."""
+    tao = ctx.tao
+    page = await tao.assoc_range(user, "MENTIONED_IN", 0, ctx.batch)
+    objs = await tao.obj_get([a.id2 for a in page]) if page else {}
+
+    async def one(a: Assoc) -> None:
+        obj = objs.get(a.id2)
+        listed = obj.data.get("mentions") if obj is not None else None
+        if isinstance(listed, list) and user in listed:
+            await tao.obj_update(a.id2, {"mentions": [m for m in listed if m != user]})
+        await remove_edge(tao, user, "MENTIONED_IN", a.id2)
+    await each(page, one)
+    return len(page)
 
 
 # Sessions, push subscriptions, notification settings -----------------------------------------
@@ -225,10 +244,13 @@ async def _purge_posts(ctx: DataContext, user: int) -> int:
 # Comments the user wrote on anyone's posts (COMMENT objects name their author) --------------
 
 async def _purge_comments(ctx: DataContext, user: int) -> int:
-    """The user's comments anywhere (a COMMENT names its author), with what hangs off them."""
+    """The user's comments anywhere (a COMMENT names its author), with what hangs off them.
+    Found by their `author` field: a scan for the id anywhere found others' comments that
+    mention the user first, and a page of those (or of texts holding the id's digits) ended the
+    kind with the user's own comments left behind (probe3)."""
     tao = ctx.tao
     removed: list[int] = []
-    for cid in await tao.obj_scan_naming(user, "COMMENT", ctx.batch):
+    for cid in await tao.obj_scan_naming(user, "COMMENT", ctx.batch, field="author"):
         c = await _record(tao, cid)
         if isinstance(c, Comment) and c.author == user:
             parent, atype = (c.reply_to, "HAS_REPLY") if c.reply_to else (c.post, "HAS_COMMENT")
@@ -239,7 +261,7 @@ async def _purge_comments(ctx: DataContext, user: int) -> int:
 
 
 async def _export_comments(ctx: DataContext, user: int) -> AsyncIterator[dict]:
-    for obj_id in await ctx.tao.obj_scan_naming(user, "COMMENT", 1_000_000):
+    for obj_id in await ctx.tao.obj_scan_naming(user, "COMMENT", 1_000_000, field="author"):
         c = await _record(ctx.tao, obj_id)
         if isinstance(c, Comment) and c.author == user:
             yield {"id": str(c.id), "created": c.created, "post": str(c.post),
@@ -480,7 +502,8 @@ edge_kind("blocks", "Blocks", 46, ("BLOCKS", "BLOCKED_BY"), "accounts you blocke
 edge_kind("mutes", "Mutes", 48, ("MUTES", "MUTED_BY"), "accounts you muted", secret=("MUTED_BY",))
 edge_kind("close_friends", "Close friends", 50, ("CLOSE_FRIEND", "CLOSE_FRIEND_OF"), "your list",
           secret=("CLOSE_FRIEND_OF",))
-edge_kind("mentions", "Mentions of you", 52, ("MENTIONED_IN",), "posts and comments that mention you")
+edge_kind("mentions", "Mentions of you", 52, ("MENTIONED_IN",), "posts and comments that mention you",
+          purge=_purge_mentions)
 edge_kind("activity", "Activity", 54, ("VISITED", "DM_REQUEST_SENT", "DM_CONTACTED"), "profiles visited, messaging")
 edge_kind("feed", "Feed entries", 56, ("FEED", "STREAM_EVENT"), "your feed and event stream")
 register_kind(DataKind("media", "Media (originals in media/)", 60,

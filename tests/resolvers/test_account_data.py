@@ -270,6 +270,35 @@ async def test_deleted_account_vanishes_then_is_purged_leaving_no_residue(api, m
         == "INVALID_CREDENTIALS"
 
 
+async def test_a_user_mentioned_everywhere_is_purged_whole(api, media_settings):
+    """The comments purge scanned for comments naming the user anywhere: others' comments that
+    mention her filled its page (purge_batch, 3 here, 200 by default), it found none of hers and
+    ended, so her comment stayed on bob's post for good; and the mentions stayed in others' posts'
+    and comments' data, naming her (probe3). Now her comments are found by their author, and the
+    mentions kind takes her id out of the mentioning posts and comments."""
+    gql, http = api
+    ta, a = await gql.sign_up("ada")
+    tb, b = await gql.sign_up("bob")
+    mk = "mutation($i: PostCreateInput!) { createPost(input: $i) { post { id } errors { code } } }"
+    add = """mutation($p: ID!, $t: String!) { addComment(input: {postId: $p, text: $t}) {
+  comment { id } errors { code } } }"""
+    post = (await gql.ok(mk, {"i": {"caption": "with @ada"}}, tb))["createPost"]["post"]["id"]
+    for i in range(5):  # more than a batch of comments naming her, before hers
+        assert (await gql.ok(add, {"p": post, "t": f"@ada look {i}"}, tb))["addComment"]["errors"] == []
+    mine = store_id((await gql.ok(add, {"p": post, "t": "ada's own comment"}, ta))["addComment"]["comment"]["id"])
+    await gql.tao.run_jobs_until_idle()
+    assert (await gql.ok(DELETE, {"i": {"password": "password-ada"}}, ta))["deleteAccount"]["ok"]
+    await gql.tao.run_jobs_until_idle()
+    media = gql.client.app[MEDIA_KEY]
+    report = await find_residue(gql.tao, media_settings, media, store_id(a), [mine])  # her comment among them
+    assert report.counts == (0, 0, 0), "\n".join(map(str, [*report.rows, *report.cache_keys]))
+    assert (await gql.tao.obj_get([mine])).get(mine) is None
+    node = (await gql.ok(POST, {"id": post}, tb))["node"]
+    assert node["commentCount"] == 5 and len(node["comments"]["edges"]) == 5
+    for shard in range(gql.tao.n_shards):
+        assert (await verify_shard(gql.tao, shard)).ok
+
+
 async def test_logging_in_within_the_grace_period_cancels_the_deletion(api, media_settings):
     gql, http = api
     media_settings.account_data.deletion_grace_seconds = 3600
