@@ -316,16 +316,22 @@ async def test_logging_in_within_the_grace_period_cancels_the_deletion(api, medi
     assert (await gql.ok("query { viewer { username } }", token=again["token"]))["viewer"]["username"] == "ada"
 
 
-async def test_no_log_in_once_the_purge_has_started(api, media_settings):
-    """Past the grace period the purge may have removed the sessions, posts and follows already:
-    a log-in then opened a working session (probe3: it posted and followed, data the purge had
-    passed), though docs/accounts.md says the account cannot come back. Now it is refused."""
-    gql, http = api
+
+async def _ada_deleted_within_an_hours_grace(gql, media_settings) -> tuple[str, str]:
+    """ada (deleted, her purge an hour away) and bob; returns their global ids."""
     media_settings.account_data.deletion_grace_seconds = 3600
     gql.tao.settings.account_data.deletion_grace_seconds = 3600
     ta, a = await gql.sign_up("ada")
     _, b = await gql.sign_up("bob")
     assert (await gql.ok(DELETE, {"i": {"password": "password-ada"}}, ta))["deleteAccount"]["ok"]
+    return a, b
+
+async def test_no_log_in_once_the_purge_has_started(api, media_settings):
+    """Past the grace period the purge may have removed the sessions, posts and follows already:
+    a log-in then opened a working session (probe3: it posted and followed, data the purge had
+    passed), though docs/accounts.md says the account cannot come back. Now it is refused."""
+    gql, http = api
+    a, b = await _ada_deleted_within_an_hours_grace(gql, media_settings)
     uid = store_id(a)
     user = (await gql.tao.obj_get([uid]))[uid]
     # what the purge job records once its first batch has removed something
@@ -346,11 +352,7 @@ async def test_a_session_of_a_deactivated_account_authorizes_nothing(api, media_
     from resolvers.devices import device_of
 
     gql, http = api
-    media_settings.account_data.deletion_grace_seconds = 3600
-    gql.tao.settings.account_data.deletion_grace_seconds = 3600
-    ta, a = await gql.sign_up("ada")
-    _, b = await gql.sign_up("bob")
-    assert (await gql.ok(DELETE, {"i": {"password": "password-ada"}}, ta))["deleteAccount"]["ok"]
+    a, b = await _ada_deleted_within_an_hours_grace(gql, media_settings)
     late = await create_session(gql.tao, store_id(a), await device_of(""), "127.0.0.1")  # the racing log-in's
     status, body = await gql.post("query { viewer { id } }", token=late)
     assert body.get("data") is None and body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED", body
