@@ -59,6 +59,7 @@ class AccountErrorCode(enum.Enum):
     USERNAME_INVALID = "USERNAME_INVALID"
     USERNAME_TAKEN = "USERNAME_TAKEN"
     PASSWORD_INVALID = "PASSWORD_INVALID"
+    PASSWORD_UNCHANGED = "PASSWORD_UNCHANGED"  # changePassword: the new one is the current one
     FULL_NAME_INVALID = "FULL_NAME_INVALID"
     INVALID_CREDENTIALS = "INVALID_CREDENTIALS"
     TOO_MANY_ATTEMPTS = "TOO_MANY_ATTEMPTS"
@@ -317,6 +318,10 @@ async def do_change_password(tao: Tao, actor_id: int, session_id: int | None, cu
     assert isinstance(user, User)
     _validate_password(new_password, "newPassword")
     await check_own_password(tao, user, current_password, throttle, address, "currentPassword")
+    if new_password == current_password:
+        # It changed nothing but a new hash of the same password, and ended every other session.
+        raise UserError(AccountErrorCode.PASSWORD_UNCHANGED, "The new password is your current password: "
+                        "choose a different one (nothing was changed).", "newPassword")
     await tao.obj_update(actor_id, {"password_hash": await hash_password(tao.settings.auth, new_password)})
     await end_other_sessions(tao, actor_id, session_id)
 

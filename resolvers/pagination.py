@@ -11,7 +11,9 @@ from `end_cursor` never shows an edge twice nor skips one.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from resolvers.errors import BadInputError
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
     from resolvers.context import RequestContext
 
 T = TypeVar("T")
+E = TypeVar("E", bound=Enum)
 Cursor = tuple[int, int]  # (time, id2)
 
 
@@ -41,6 +44,17 @@ def check_first(ctx: RequestContext, first: int) -> int:
             f"`first` must be between 0 and {limit} (got {first}); fetch more with `after: pageInfo.endCursor`."
         )
     return first
+
+
+def check_choices(arg: str, values: Sequence[E] | None, choices: type[E]) -> Sequence[E] | None:
+    """A list argument of enum values (a `types:` filter) names each value at most once, so it
+    holds at most as many entries as the enum: a longer one is refused. 100 000 entries of one
+    type were accepted, each coerced and kept by the request."""
+    limit = len(choices)
+    if values is not None and len(values) > limit:
+        raise BadInputError(f"`{arg}` holds at most {limit} values, one of each (got {len(values)}); "
+                            "list each at most once.")
+    return values
 
 
 async def load_assoc_page(

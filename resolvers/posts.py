@@ -22,7 +22,9 @@ Invariants:
   fan-out) in that same write, so a published post is always fanned out. A post without media
   is visible at once, and its AUTHORED write carries the hooks' jobs.
 - The public edges follow the author's privacy too: `do_update_profile` commits
-  `posts.sync_author_edges` with a change of `is_private`, which re-syncs every post of theirs.
+  `posts.sync_author_edges` with a change of `is_private`, which re-syncs every post of theirs;
+  so do a deletion request and its cancellation (resolvers.account_data.deletion): an account
+  pending deletion has no public post.
   `sync_post_edges` reads the author after the post's AUTHORED edge exists, so a post created
   while its author changes privacy is synced by one or the other.
 - Deleting a post commits `posts.cleanup` (and the `ON_DELETE` hooks' jobs) with the delete; the
@@ -39,6 +41,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from resolvers import locations, privacy
+from resolvers.accounts import normalize_username
 from resolvers.actor import acting_as
 from resolvers.edge_data import authored_data
 from resolvers.errors import UserError
@@ -150,11 +153,14 @@ async def _parse_caption(ctx: RequestContext, caption: str) -> tuple[list[str], 
 
 
 async def mention_ids(ctx: RequestContext, usernames: list[str], field: str, code: enum.Enum) -> list[int]:
-    """The ids of the mentioned accounts that exist and the viewer may see, minus the viewer.
+    """The ids of the mentioned accounts that exist and the viewer may see, minus the viewer,
+    each once (a name given twice, or in another case, is one mention: one edge, one
+    notification; a story's sticker names came here as typed, and "bob", "@bob" listed bob twice).
 
     Unknown names are plain text (as on Instagram), not errors."""
-    if len(usernames) > MENTIONS_MAX:
+    if len(usernames) > MENTIONS_MAX:  # the names as given (a story's list of stickers): bounded input
         raise UserError(code, f"A text holds at most {MENTIONS_MAX} @mentions.", field)
+    usernames = list(dict.fromkeys(normalize_username(u) for u in usernames))
     ids = [i for i in await ctx.loaders.user_id_by_username.load_many(usernames) if i is not None]
     return [i for i in await privacy.visible_user_ids(ctx, ids) if i != ctx.viewer_id]
 
@@ -293,11 +299,13 @@ async def _read_post(tao: Tao, post_id: int) -> Post | None:
 
 
 async def _is_public(tao: Tao, post: Post) -> bool:
-    """Whether anyone (not blocked) may see the post: published, by an existing public account."""
+    """Whether anyone (not blocked) may see the post: published, by an existing public account
+    that is not pending deletion (hidden with its posts: its tags and places must not count them)."""
     if not post.is_visible:
         return False
     author = (await tao.obj_get([post.author])).get(post.author)
-    return author is not None and isinstance(user := record_of(author), User) and not user.is_private
+    return (author is not None and isinstance(user := record_of(author), User) and not user.is_private
+            and not user.deactivated)
 
 
 async def sync_post_edges(tao: Tao, post: Post | None, post_id: int | None = None) -> None:

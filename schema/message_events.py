@@ -18,7 +18,7 @@ from strawberry import Info
 from resolvers import privacy, realtime, records
 from resolvers.context import RequestContext
 from resolvers.errors import BadInputError, UserError
-from resolvers.messages import access, events, model
+from resolvers.messages import access, events, model, reads
 from schema.message_mutations import _thread_id
 from schema.messages import Message, Thread
 from schema.realtime import StreamEvent, deliver_events, event_fields, register_event_type
@@ -106,9 +106,18 @@ async def _edited(info: Ctx, event: realtime.StreamEvent) -> MessageEditedEvent 
     return None if message is None else MessageEditedEvent(message=message, **event_fields(event))
 
 
+async def _sender_shown(info: Ctx, event: realtime.StreamEvent) -> bool:
+    # The unsent message is gone, so its sender travels in the event (events stored before it
+    # did carry no `user`, and are delivered as they were).
+    sender = event.ids.get("user")
+    return sender is None or await privacy.user_visibility(info.context, sender) != privacy.Visibility.HIDDEN
+
+
 async def _unsent(info: Ctx, event: realtime.StreamEvent) -> MessageUnsentEvent | None:
-    thread = await _thread(info, event)
-    return None if thread is None else MessageUnsentEvent(
+    # Only to those who could see the message: a hidden sender's unsend named a message id the
+    # viewer never saw (a block either way, an account pending deletion).
+    thread, shown = await asyncio.gather(_thread(info, event), _sender_shown(info, event))
+    return None if thread is None or not shown else MessageUnsentEvent(
         message_id=to_global_id("Message", event.ids["message"]), thread=thread, **event_fields(event))
 
 
@@ -123,14 +132,18 @@ async def _read(info: Ctx, event: realtime.StreamEvent) -> ReadReceiptEvent | No
     # `Message.seenBy` follows (resolvers.messages.reads.seen_by). The event is in every
     # member's stream (the restriction may be lifted or made later), so it is decided here,
     # at delivery; before, it was pushed to the restricted member as to anyone.
+    # The message it names is one the viewer may see: read up to a hidden sender's message (a
+    # block either way, an account pending deletion), it names the newest visible one before it
+    # (or the event is skipped); it named the hidden message's id.
     viewer = info.context.viewer_id
-    thread, user, restricting = await asyncio.gather(
+    thread, user, restricting, up_to = await asyncio.gather(
         _thread(info, event), _user(info, event),
-        info.context.loaders.assoc_by_key.load((event.ids["user"], "RESTRICTS", viewer)) if viewer else _nothing())
-    if restricting is not None:
+        info.context.loaders.assoc_by_key.load((event.ids["user"], "RESTRICTS", viewer)) if viewer else _nothing(),
+        reads.visible_read_point(info.context, event.ids["thread"], event.ids["message"]))
+    if restricting is not None or up_to is None:
         return None
     return None if thread is None or user is None else ReadReceiptEvent(
-        thread=thread, user=user, up_to_message_id=to_global_id("Message", event.ids["message"]), **event_fields(event))
+        thread=thread, user=user, up_to_message_id=to_global_id("Message", up_to.id), **event_fields(event))
 
 
 async def _typing(info: Ctx, event: realtime.StreamEvent) -> TypingEvent | None:

@@ -18,6 +18,7 @@ from resolvers.notifications import push, reads
 from resolvers.notifications.errors import NotificationErrorCode
 from resolvers.notifications.model import Level, NotificationType
 from resolvers.notifications.record import KIND_NOTIFICATION
+from resolvers.pagination import check_choices
 from schema.errors import Error
 from schema.mutations import actor, mutation
 from schema.realtime import (
@@ -69,6 +70,7 @@ class NotificationConnection:
 async def user_notifications(info: Ctx, user_id: int, first: int, after: str | None,
                              types: list[NotificationType] | None) -> NotificationConnection:
     info.context.require_self(user_id, "notifications")
+    check_choices("types", types, NotificationType)
     cursors = list_cursors("User.notifications", user_id)  # `types` filters one list: its cursors serve all
     page = await reads.notifications(info.context, first, cursors.decode(after),
                                      set(types) if types is not None else None)

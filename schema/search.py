@@ -11,6 +11,7 @@ from strawberry import Info
 
 from resolvers import records
 from resolvers.context import RequestContext
+from resolvers.pagination import check_choices
 from resolvers.search import query as search_domain
 from resolvers.search import recent
 from schema.errors import Error
@@ -81,6 +82,7 @@ class SearchQuery:
         "`types` narrows it (default: all). An empty query finds nothing; at most 100 characters."))
     async def search(self, info: Ctx, query: str, types: list[SearchType] | None = None, first: First = 20,
                      after: str | None = None) -> Connection[SearchResult]:
+        check_choices("types", types, SearchType)
         kinds = tuple(dict.fromkeys(t.value for t in (types if types is not None else list(SearchType))))
         # the viewer's searches are one list; its positions carry the query's fingerprint, so a
         # cursor of another query is refused by the domain (`resolvers.search.query.search`)

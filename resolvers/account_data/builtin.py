@@ -19,6 +19,7 @@ import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+from resolvers import privacy
 from resolvers.account_data.registry import DataContext, DataKind, ExportFile, register_kind
 from resolvers.accounts import USERNAME_KEYS, end_session, normalize_username
 from resolvers.actor import acting_as
@@ -75,18 +76,43 @@ async def _records(tao: Tao, ids: list[int]) -> dict[int, object]:
     return {i: record_of(o) for i, o in objs.items()}
 
 
+async def visible_user_ids(ctx: DataContext, user: int, ids: list[int]) -> set[int]:
+    """Those of `ids` the user may see now (`resolvers.privacy`, as the user): an export names
+    other accounts it only mentions (a story's mention stickers) only when the app would show
+    them to its user, never one who blocks them, whom they block, or one pending deletion."""
+    if not ids:
+        return set()
+    return set(await privacy.visible_user_ids(acting_as(ctx.tao, user), ids))
+
+
+async def visible_object_ids(ctx: DataContext, user: int, ids: list[int]) -> set[int]:
+    """Those of `ids` (others' posts, comments, stories) the user may see now, as every surface
+    decides (`privacy.can_see_object`, as the user): one page's worth, through loaders of its own."""
+    if not ids:
+        return set()
+    as_user = acting_as(ctx.tao, user)
+    objs = [o for o in await as_user.loaders.object_by_id.load_many(ids) if o is not None]
+    seen = await asyncio.gather(*(privacy.can_see_object(as_user, o) for o in objs))
+    return {o.id for o, ok in zip(objs, seen) if ok}
+
+
 def edge_kind(name: str, title: str, order: int, atypes: tuple[str, ...], what: str,
-              *, secret: tuple[str, ...] = (),
+              *, secret: tuple[str, ...] = (), shown: tuple[str, ...] = (),
               purge: Callable[[DataContext, int], Awaitable[int]] | None = None) -> DataKind:
     """A kind that is only the user's edges of `atypes` (both directions where the type has an
     inverse): exported as {type, user (the other end), time}, purged edge by edge (or by `purge`). The `secret`
     types are purged but never exported: others' edges to the user that the product keeps from
-    them (who blocked or muted them, whose close friends they are)."""
+    them (who blocked or muted them, whose close friends they are). The `shown` types point at
+    others' objects (a post that mentions the user): an edge is exported only while the user may
+    see its object (`visible_object_ids`)."""
     async def export(ctx: DataContext, user: int) -> AsyncIterator[dict]:
         for atype in (t for t in atypes if t not in secret):
             async for page in pages(ctx.tao, user, atype, ctx.settings.account_data.export_page):
+                keep = (await visible_object_ids(ctx, user, [a.id2 for a in page]) if atype in shown
+                        else {a.id2 for a in page})
                 for a in page:
-                    yield {"type": atype, "id": str(a.id2), "time": a.time}
+                    if a.id2 in keep:
+                        yield {"type": atype, "id": str(a.id2), "time": a.time}
 
     async def purge_edges(ctx: DataContext, user: int) -> int:
         removed = 0
@@ -171,12 +197,25 @@ async def _purge_settings(ctx: DataContext, user: int) -> int:
 # Notifications the user received ----------------------------------------------------------------
 
 async def _export_notifications(ctx: DataContext, user: int) -> AsyncIterator[dict]:
+    """The notifications the app shows the user (`reads.shown_views`, as the user): one whose
+    every actor is hidden from them (blocked either way, pending deletion) was exported with its
+    target, which for the follow types is an account (the first follower): an id of someone the
+    user may not see. A shown group's account target that is hidden is null (the app shows the
+    visible actors instead)."""
+    from resolvers.notifications.model import ACTOR_IS_TARGET
+    from resolvers.notifications.reads import shown_views
     async for page in pages(ctx.tao, user, "NOTIFIED"):
-        objs = await ctx.tao.obj_get([a.id2 for a in page])
+        views = await shown_views(acting_as(ctx.tao, user), page)
+        accounts = [v.notification.target for v in views.values() if v.notification.type in ACTOR_IS_TARGET]
+        as_user = acting_as(ctx.tao, user)
+        objs = await as_user.loaders.object_by_id.load_many(accounts)
+        hidden = {o.id for o in objs if isinstance(o, User)} - await visible_user_ids(ctx, user, accounts)
         for a in page:
-            o = objs.get(a.id2)
-            if o is not None:
-                yield {"id": str(a.id2), "time": a.time, "type": o.data.get("t"), "target": str(o.data.get("tg"))}
+            v = views.get(a.id2)
+            if v is not None:
+                n = v.notification
+                yield {"id": str(a.id2), "time": a.time, "type": n.type.value,
+                       "target": None if n.target in hidden else str(n.target)}
 
 
 async def _purge_notifications(ctx: DataContext, user: int) -> int:
@@ -481,7 +520,8 @@ register_kind(DataKind("settings", "Notification preferences and read markers", 
                        {"setting": "NOTIF_PREFS or NOTIF_READ", "value": "the stored value"},
                        _export_settings, _purge_settings))
 register_kind(DataKind("notifications", "Notifications", 16,
-                       {"id": "id", "time": "ms", "type": "LIKE, COMMENT, ...", "target": "the object's id"},
+                       {"id": "id", "time": "ms", "type": "LIKE, COMMENT, ...",
+                        "target": "the object's id (null: an account you may not see)"},
                        _export_notifications, _purge_notifications))
 register_kind(DataKind("messages", "Messages", 20,
                        {"thread": "thread id", "id": "message id", "sent": "ms", "sender": "user id",
@@ -502,8 +542,10 @@ edge_kind("blocks", "Blocks", 46, ("BLOCKS", "BLOCKED_BY"), "accounts you blocke
 edge_kind("mutes", "Mutes", 48, ("MUTES", "MUTED_BY"), "accounts you muted", secret=("MUTED_BY",))
 edge_kind("close_friends", "Close friends", 50, ("CLOSE_FRIEND", "CLOSE_FRIEND_OF"), "your list",
           secret=("CLOSE_FRIEND_OF",))
-edge_kind("mentions", "Mentions of you", 52, ("MENTIONED_IN",), "posts and comments that mention you",
-          purge=_purge_mentions)
+# Others' posts, comments and stories that mention the user: those the user may see (a post by
+# an account that blocks them, or pending deletion, was listed; the app shows none of it).
+edge_kind("mentions", "Mentions of you", 52, ("MENTIONED_IN",), "posts, comments and stories that mention you",
+          shown=("MENTIONED_IN",), purge=_purge_mentions)
 edge_kind("activity", "Activity", 54, ("VISITED", "DM_REQUEST_SENT", "DM_CONTACTED"), "profiles visited, messaging")
 edge_kind("feed", "Feed entries", 56, ("FEED", "STREAM_EVENT"), "your feed and event stream")
 register_kind(DataKind("media", "Media (originals in media/)", 60,

@@ -26,6 +26,7 @@ from resolvers.accounts import AccountErrorCode, check_throttle, do_log_out
 from resolvers.errors import UserError
 from resolvers.job_context import JobContext
 from resolvers.passwords import verify_password
+from resolvers.posts import SYNC_AUTHOR_EDGES_JOB
 from resolvers.records import User, record_of
 from resolvers.search.indexer import deindex_user_jobs, index_jobs
 from resolvers.throttle import LoginThrottle
@@ -84,7 +85,10 @@ async def do_delete_account(tao: Tao, actor_id: int, password: str, *, throttle:
         state = DeletionState(at, at + grace, None, 0)
         await tao.obj_update(actor_id, {"deletion": state.encode()},
                              jobs=[(PURGE_JOB, {"user": actor_id, "requested_at": at}, grace),
-                                   *deindex_user_jobs(tao, actor_id)])  # out of search with it
+                                   *deindex_user_jobs(tao, actor_id),  # out of search with it
+                                   # its posts stop being public: its hashtags' and places' counts
+                                   # drop, and a tag or place only it used is gone for others
+                                   (SYNC_AUTHOR_EDGES_JOB, {"author": actor_id})])
     await _end_all_sessions(tao, actor_id)
     return state
 
@@ -122,7 +126,8 @@ async def cancel_deletion(tao: Tao, user_id: int) -> bool:
     if state is None:
         return False
     await tao.obj_update(user_id, {"deletion": None},
-                         jobs=index_jobs(tao, [("user", user_id)], authors=[user_id]))  # back in search
+                         jobs=[*index_jobs(tao, [("user", user_id)], authors=[user_id]),  # back in search
+                               (SYNC_AUTHOR_EDGES_JOB, {"author": user_id})])  # its public posts count again
     return True
 
 

@@ -70,16 +70,41 @@ async def do_mark_thread_read(tao: Tao, actor_id: int, thread_id: int, up_to: in
     return thread
 
 
+_ZWJ = "\u200d"
+
+
+def _skin_tone(c: str) -> bool:
+    return "\U0001f3fb" <= c <= "\U0001f3ff"
+
+
+def _regional(c: str) -> bool:
+    return "\U0001f1e6" <= c <= "\U0001f1ff"
+
+
+def _one_emoji(emoji: str) -> bool:
+    """Exactly one emoji: one symbol ("So": every pictograph, flag letter and dingbat) with its
+    modifiers (a skin tone, a variation selector, a keycap or a flag's tag characters), or such
+    symbols joined by zero-width joiners into one glyph (a family), or a flag (two regional
+    letters). The other characters are only an emoji's modifiers and joiners, and alone they
+    were taken as one: "^" or "`" (modifier symbols, Sk), a zero-width space (Cf), a combining
+    accent (Mn): a reaction a member sees as nothing, or as punctuation; and two symbols side by
+    side ("👍👍") were taken as one reaction."""
+    for part in emoji.split(_ZWJ):
+        symbols = []
+        for c in part:
+            cat = unicodedata.category(c)
+            if cat == "So":
+                symbols.append(c)
+            elif not (cat in ("Mn", "Me", "Cf") or (cat == "Sk" and _skin_tone(c))):
+                return False
+        if not (len(symbols) == 1 or (len(symbols) == 2 and all(map(_regional, symbols)))):
+            return False
+    return True
+
+
 def _check_emoji(emoji: str) -> str:
     emoji = emoji.strip()
-    categories = [unicodedata.category(c) for c in emoji]
-    # At least one symbol ("So": every pictograph, flag letter and dingbat): the others are
-    # only an emoji's modifiers and joiners, and alone they were taken as one: "^" or "`"
-    # (modifier symbols, Sk), a zero-width space (Cf), a combining accent (Mn): a reaction
-    # a member sees as nothing, or as punctuation.
-    ok = 0 < len(emoji) <= EMOJI_MAX and "So" in categories and all(
-        cat in ("So", "Sk", "Mn", "Me", "Cf") or c == "\u200d" for c, cat in zip(emoji, categories))
-    if not ok:
+    if not (0 < len(emoji) <= EMOJI_MAX and _one_emoji(emoji)):
         raise UserError(MessageErrorCode.EMOJI_INVALID, "A reaction is one emoji (up to "
                         f"{EMOJI_MAX} code points with its modifiers); pass null to remove yours.", "emoji")
     return emoji
@@ -173,7 +198,7 @@ async def do_unsend_message(tao: Tao, actor_id: int, message_id: int) -> int:
     # object gone before the unlisting and the sweep, either that look finds it gone or the
     # unlisting or sweep comes after the racing write and removes it.
     ev = events.event(tao, await _member_ids(ctx, msg.thread), events.MESSAGE_UNSENT, near=message_id,
-                      thread=msg.thread, message=message_id)
+                      thread=msg.thread, message=message_id, user=viewer)
     if await tao.obj_delete(message_id, jobs=events.jobs_of(ev)):
         await ev.deliver(tao)
     await tao.assoc_delete(msg.thread, "HAS_MESSAGE", message_id)

@@ -8,7 +8,7 @@ delivers anything, so an event never shows a member what they may not see (a blo
 message, a declined thread). Typing is ephemeral: published, never stored.
 
 Kinds (ids):
-  message.new      thread, message          message.unsent   thread, message
+  message.new      thread, message          message.unsent   thread, message, user (its sender)
   message.edited   thread, message
   message.reaction thread, message, user    receipt.read     thread, user, message (read up to)
   thread.added     thread                   thread.updated   thread (name or members changed)

@@ -116,6 +116,27 @@ async def seen_by(ctx: RequestContext, msg: Message) -> list[User]:
     return await privacy.visible_users(ctx, readers)
 
 
+# How far back a read receipt looks, from the message it names, for one the viewer may see.
+RECEIPT_SCAN = 20
+
+
+async def visible_read_point(ctx: RequestContext, thread_id: int, message_id: int) -> Message | None:
+    """The message a read receipt up to `message_id` may name to the viewer: that message when
+    they may see it, else the newest one before it they may see (within RECEIPT_SCAN), else
+    None. A receipt up to a hidden sender's message (a block either way, an account pending
+    deletion) named it: an id the viewer never saw, telling them when that member wrote.
+    None too when the message is gone (unsent): its sender can no longer be known."""
+    msg = await privacy.load_visible_object(ctx, message_id)
+    if is_message(msg):
+        return msg if msg.thread == thread_id else None
+    obj = await ctx.loaders.object_by_id.load(message_id)
+    if not is_message(obj) or obj.thread != thread_id:
+        return None
+    page = await ctx.loaders.assoc_page_by_key.load((thread_id, "HAS_MESSAGE", RECEIPT_SCAN, obj.cursor))
+    earlier = await visible_messages(ctx, [a.id2 for a in page])
+    return earlier[0] if earlier else None
+
+
 async def reactions(ctx: RequestContext, msg: Message) -> list[tuple[User, str]]:
     edges = await ctx.loaders.assoc_page_by_key.load((msg.id, "REACTED_BY", 64, None))
     users = {u.id: u for u in await privacy.visible_users(ctx, [a.id2 for a in edges])}

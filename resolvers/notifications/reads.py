@@ -140,6 +140,12 @@ async def do_mark_notifications_read(tao: Tao, actor_id: int, up_to: Cursor | No
     return marker
 
 
+async def shown_views(ctx: RequestContext, edges: list[Assoc]) -> dict[int, NotificationView]:
+    """The notifications of these edges of the viewer's list that the app shows them now, by id
+    (the account export holds these, and nothing the app hides)."""
+    return await _views(ctx, ctx.require_viewer(), edges)
+
+
 async def notification_view(ctx: RequestContext, notification_id: int) -> NotificationView | None:
     """One notification of the viewer's list as they see it now (None: not theirs, or hidden)."""
     viewer = ctx.require_viewer()

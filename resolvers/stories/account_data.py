@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from resolvers.account_data.builtin import edge_kind, pages, remove_edge
+from resolvers.account_data.builtin import edge_kind, pages, remove_edge, visible_user_ids
 from resolvers.account_data.registry import DataContext, DataKind, register_kind, register_scheduled_handler
 from resolvers.records import record_of
 from resolvers.stories.actions import EXPIRE_JOB, PURGE_JOB, cleanup, viewers_sketch_key
@@ -32,12 +32,15 @@ async def _export_stories(ctx: DataContext, user: int) -> AsyncIterator[dict]:
     for atype in LISTS:
         async for page in pages(ctx.tao, user, atype, ctx.settings.account_data.export_page):
             objs = await ctx.tao.obj_get([a.id2 for a in page])
-            for a in page:
-                s = record_of(objs[a.id2]) if a.id2 in objs else None
-                if isinstance(s, Story):
-                    yield {"id": str(s.id), "posted_at": s.posted_at, "audience": s.audience.name,
-                           "state": "live" if atype == "STORY_LIVE" else "archived", "media": str(s.media),
-                           "mentions": [str(u) for u in s.mentions], "hashtag": s.hashtag, "link": s.link}
+            stories = [s for a in page if a.id2 in objs and isinstance(s := record_of(objs[a.id2]), Story)]
+            # Mentioned accounts the user may still see: one who blocks them, whom they block, or
+            # pending deletion is left out (its id was exported, as nowhere in the app).
+            shown = await visible_user_ids(ctx, user, list({u for s in stories for u in s.mentions}))
+            for s in stories:
+                yield {"id": str(s.id), "posted_at": s.posted_at, "audience": s.audience.name,
+                       "state": "live" if atype == "STORY_LIVE" else "archived", "media": str(s.media),
+                       "mentions": [str(u) for u in s.mentions if u in shown], "hashtag": s.hashtag,
+                       "link": s.link}
 
 
 async def _purge_stories(ctx: DataContext, user: int) -> int:
@@ -109,7 +112,8 @@ register_kind(DataKind("highlights", "Story highlights", 33,
 register_kind(DataKind("stories", "Stories (live and archived)", 34,
                        {"id": "id", "posted_at": "ms (the store's clock)", "audience": "FOLLOWERS or CLOSE_FRIENDS",
                         "state": "live or archived", "media": "media id (its file is in media/)",
-                        "mentions": "user ids", "hashtag": "hashtag sticker", "link": "link sticker"},
+                        "mentions": "user ids (those you may see)", "hashtag": "hashtag sticker",
+                        "link": "link sticker"},
                        _export_stories, _purge_stories))
 register_kind(DataKind("story_views", "Stories you viewed", 36, {"story": "story id", "time": "when you saw it (ms)"},
                        _export_views, _purge_views))

@@ -159,3 +159,21 @@ LEGACY_VIDEO = [_v("mp4_720", 1280, 720, "video/mp4"), _v("poster", 1280, 720)] 
 def test_pick_variant(variants, kwargs, picked):
     chosen = pick_variant(variants, kwargs.pop("name", None), kwargs.pop("width", None), **kwargs)
     assert (chosen["name"] if chosen else None) == picked
+
+
+async def test_a_codecs_list_is_capped(gql):
+    """`url(codecs:)` is resolved per media, and a scalar costs nothing in the static estimate:
+    100 000 entries were read into a set for every media of a page. More than
+    `MAX_CODECS` (16) is a clear BAD_USER_INPUT now."""
+    from tests.resolvers.stories.helpers import ready_media
+
+    MAX_CODECS = 16  # schema.media.MAX_CODECS
+
+    ta, _ = await gql.sign_up("ada")
+    media = await ready_media(gql, "ada")
+    q = "query($id: ID!, $c: [String!]) { node(id: $id) { ... on Media { url(codecs: $c) } } }"
+    assert "errors" not in await gql(q, {"id": media, "c": ["avc1"] * MAX_CODECS}, ta)
+    for many in (MAX_CODECS + 1, 100_000):
+        body = await gql(q, {"id": media, "c": ["avc1"] * many}, ta)
+        (error,) = body["errors"]
+        assert error["extensions"]["code"] == "BAD_USER_INPUT" and "`codecs`" in error["message"], error

@@ -385,3 +385,32 @@ async def test_a_member_repeating_typing_true_tells_the_others_once_a_while(gql,
         await dm.mutate("setTyping", ta, {"threadId": thread, "typing": True})
         assert (await bob.next())["typing"] is True
         await bob.nothing(0.3)
+
+
+async def test_typing_alternating_between_two_threads_is_suppressed_in_each(gql, dm, gql_settings):
+    """The repeat suppression is per member and thread: a member typing in two conversations
+    in turn (A, B, A, B, ...) tells each thread's others once per `messages.typing_repeat_seconds`,
+    not once per call."""
+    gql_settings.messages.typing_repeat_seconds = 30.0
+    ta, a = await gql.sign_up("ada")
+    tb, b = await gql.sign_up("bob")
+    tc, c = await gql.sign_up("cy")
+    one = (await dm.sent(ta, to=[b], text="hi"))["thread"]["id"]
+    group = (await dm.mutate("createGroupThread", ta, {"userIds": [b, c], "name": "trio"},
+                             "thread { id } errors { code }"))["thread"]["id"]
+    async with subscribed(gql, tb) as bob:
+        while True:  # what the send and the group's creation delivered
+            try:
+                await bob.next(timeout=0.5)
+            except TimeoutError:
+                break
+        for _ in range(10):
+            for thread in (one, group):
+                assert (await dm.mutate("setTyping", ta, {"threadId": thread, "typing": True}))["errors"] == []
+        got = []
+        while True:
+            try:
+                got.append(await bob.next(timeout=0.7))
+            except TimeoutError:
+                break
+    assert [e["typing"] for e in got] == [True, True], got

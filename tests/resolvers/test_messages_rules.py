@@ -177,6 +177,23 @@ async def test_a_reaction_is_an_emoji_not_only_its_modifiers(gql, dm):
         assert codes(await dm.mutate("reactToMessage", tb, {"messageId": mid, "emoji": good})) == [], good
 
 
+async def test_a_reaction_is_exactly_one_emoji(gql, dm):
+    """"One emoji per member per message": two or more ("👍👍", a flag and a heart, a symbol with
+    a stray "^") were stored as one reaction. Joined sequences (a family, a person at a laptop),
+    flags (two regional letters, or a tag sequence) and skin tones are one emoji and pass."""
+    ta, a = await gql.sign_up("ada")
+    tb, b = await gql.sign_up("bob")
+    mid = (await dm.sent(ta, to=[b], text="question?"))["message"]["id"]
+    for bad in ("👍👍", "🔥❤️", "🇺🇸🇫",
+                "🇺🇸❤", "👍^", "👍‍", "❤️❤️",
+                "👨‍👩‍👧👍"):
+        assert codes(await dm.mutate("reactToMessage", tb, {"messageId": mid, "emoji": bad})) == ["EMOJI_INVALID"], bad
+    assert await gql.tao.assoc_count(store_id(mid), "REACTED_BY") == 0
+    for good in ("👩‍💻", "🏴󠁧󠁢󠁳󠁣󠁴"
+                 "󠁿", "👋🏿", "©️"):
+        assert codes(await dm.mutate("reactToMessage", tb, {"messageId": mid, "emoji": good})) == [], good
+
+
 async def test_groups_of_strangers_count_as_message_requests(gql, dm):
     """Making a group puts it (its name, its members) in the requests of everyone in it who
     does not follow the creator, as a first message does, and adding people does the same; the

@@ -216,3 +216,19 @@ async def test_a_mention_in_a_private_accounts_post_shows_once_the_post_is_visib
     await gql.mutate("follow", tb, p)
     await gql.mutate("approveFollowRequest", tp, b)
     assert [n["type"] for n in nodes(await listed(gql, tb))] == ["FOLLOW_ACCEPTED", "MENTION"]
+
+
+async def test_a_types_list_longer_than_the_types_is_refused(gql):
+    """`types` names each type at most once: a list longer than the enum (100 000 entries of
+    one type were accepted, each coerced and kept in a set) is a clear BAD_USER_INPUT, while a
+    repeat within that length is harmless."""
+    from resolvers.notifications.model import NotificationType
+
+    ta, _ = await gql.sign_up("ada")
+    n = len(NotificationType)
+    assert "errors" not in await gql(LIST, {"first": 5, "types": ["LIKE"] * n}, ta)
+    for many in (n + 1, 100_000):
+        body = await gql(LIST, {"first": 5, "types": ["LIKE"] * many}, ta)
+        (error,) = body["errors"]
+        assert error["extensions"]["code"] == "BAD_USER_INPUT", error
+        assert f"at most {n}" in error["message"] and "`types`" in error["message"], error

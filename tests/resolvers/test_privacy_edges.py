@@ -145,3 +145,56 @@ async def test_a_post_counts_for_its_tags_only_once_published(gql):
     await gql.tao.obj_update(media, {"status": "ready"})
     assert await do_publish_post(gql.tao, store_id(made["post"]["id"]))
     assert (await gql.ok(q))["hashtag"] == {"postCount": 1, "posts": {"nodes": [{"caption": "soon #later"}]}}
+
+
+DELETE = "mutation($i: AccountDeleteInput!) { deleteAccount(input: $i) { ok errors { code } } }"
+LOG_IN = "mutation($u: String!, $p: String!) { logIn(input: {username: $u, password: $p}) { token errors { code } } }"
+SEARCH_TAGS = """query($q: String!) { search(query: $q, types: [HASHTAG], first: 10) {
+  edges { node { ... on Hashtag { name postCount } } } } }"""
+
+
+async def test_a_pending_deletion_accounts_tags_and_places_go_with_its_posts(gql):
+    """An account pending deletion is hidden with all its content (docs/accounts.md, "Deletion"),
+    but its posts still counted in their hashtags' and locations' `postCount`, and a tag or place
+    only it had used stayed on every surface (by name, node, search; Explore's trends read tags
+    through the same rule) with none of its posts shown. Now its posts stop being public with
+    the deletion (as when it goes private), and come back when the deletion is cancelled."""
+    te, _ = await gql.sign_up("eve")
+    tb, _ = await gql.sign_up("bob")
+    tv, _ = await gql.sign_up("vic")
+    only = (await gql.ok(CREATE, {"i": {"caption": "e1 #evesonly", "location": {"name": "Nook"}}}, te))["createPost"]
+    await gql.ok(CREATE, {"i": {"caption": "e2 #shared", "location": {"name": "Square"}}}, te)
+    shared = (await gql.ok(CREATE, {"i": {"caption": "b1 #shared", "location": {"name": "Square"}}}, tb))["createPost"]
+    tag_ids = {n: (await gql.ok("query($n: String!) { hashtag(name: $n) { id } }", {"n": n}, te))["hashtag"]["id"]
+               for n in ("evesonly", "shared")}
+    place_ids = {"evesonly": only["post"]["location"]["id"], "shared": shared["post"]["location"]["id"]}
+
+    async def seen(token, settle: bool = True) -> dict:
+        # The search index's jobs wait a moment (delayed); once the deletion is requested its
+        # purge job (delayed by the grace period) would only re-enqueue itself: due jobs only.
+        await gql.tao.run_jobs_until_idle(include_delayed=settle)
+        out: dict = {}
+        for name in ("evesonly", "shared"):
+            for kind, ids in (("tag", tag_ids), ("place", place_ids)):
+                out[(kind, name)] = set(map(repr, await _listing_seen(gql, token, kind, name, ids[name])))
+            found = (await gql.ok(SEARCH_TAGS, {"q": name}, token))["search"]["edges"]
+            out[("search", name)] = [(e["node"]["name"], e["node"]["postCount"]) for e in found]
+        return out
+
+    def expect(eve_shown: bool) -> dict:
+        mine = {repr((1, ["e1 #evesonly"]))} if eve_shown else {repr(None)}
+        both = {repr((2, ["b1 #shared", "e2 #shared"]) if eve_shown else (1, ["b1 #shared"]))}
+        n = 2 if eve_shown else 1
+        return {("tag", "evesonly"): mine, ("place", "evesonly"): mine, ("tag", "shared"): both,
+                ("place", "shared"): both, ("search", "evesonly"): [("evesonly", 1)] if eve_shown else [],
+                ("search", "shared"): [("shared", n)]}
+
+    for token in (tv, None):
+        assert await seen(token) == expect(True)  # the control
+    assert (await gql.ok(DELETE, {"i": {"password": "password-eve"}}, te))["deleteAccount"]["ok"] is True
+    for token in (tv, None):
+        assert await seen(token, settle=False) == expect(False)
+    # logging in within the grace period cancels the deletion: all of it is back
+    assert (await gql.ok(LOG_IN, {"u": "eve", "p": "password-eve"}))["logIn"]["errors"] == []
+    for token in (tv, None):
+        assert await seen(token) == expect(True)

@@ -373,3 +373,18 @@ async def test_a_partition_has_one_writer(gql):
         await other.partitions[n].take_writer()
     other.close()
     assert job_name(n) in gql.tao.outbox.handlers
+
+
+async def test_a_types_list_longer_than_the_types_is_refused(gql):
+    """As `notifications(types:)`: 100 000 entries were accepted; now more than the enum holds
+    is a clear BAD_USER_INPUT."""
+    from schema.search import SearchType
+
+    t, _ = await sign_up(gql, "ada")
+    n = len(SearchType)
+    assert await found(gql, "ada", t, ["USER"] * n) == ["ada"]
+    for many in (n + 1, 100_000):
+        body = await gql(SEARCH, {"q": "ada", "t": ["USER"] * many}, t)
+        (error,) = body["errors"]
+        assert error["extensions"]["code"] == "BAD_USER_INPUT", error
+        assert f"at most {n}" in error["message"] and "`types`" in error["message"], error

@@ -117,6 +117,25 @@ async def test_change_password_ends_the_other_sessions(gql: GQL):
     assert (await log_in(gql, "ada", password="a new password"))["token"]
 
 
+async def test_changing_the_password_to_the_same_one_is_refused_and_changes_nothing(gql: GQL):
+    """`changePassword` with the current password as the new one answered ok, stored a new hash
+    of the same password and ended every other session: a change that changed nothing a user
+    would call a change. It is a clear error now, and nothing happens."""
+    first = await sign_up(gql, "ada")
+    second = (await log_in(gql, "ada"))["token"]
+    ada = (await gql.tao.key_get_many("username", ["ada"]))["ada"]
+    before = (await gql.tao.obj_get([ada]))[ada].data["password_hash"]
+    p = (await gql.ok(CHANGE, {"c": "password-ada", "n": "password-ada"}, token=first))["changePassword"]
+    assert p["ok"] is False and [(e["code"], e["field"]) for e in p["errors"]] == [("PASSWORD_UNCHANGED",
+                                                                                    "newPassword")]
+    assert "current password" in p["errors"][0]["message"]
+    assert await works(gql, first) and await works(gql, second)
+    assert (await gql.tao.obj_get([ada]))[ada].data["password_hash"] == before
+    # a wrong current password is still the answer when that is wrong too (nothing is revealed)
+    p = (await gql.ok(CHANGE, {"c": "not it at all", "n": "not it at all"}, token=first))["changePassword"]
+    assert [e["code"] for e in p["errors"]] == ["INVALID_CREDENTIALS"]
+
+
 async def test_a_log_in_from_a_new_device_notifies_the_account(gql: GQL):
     token = await sign_up(gql, "ada", MAC_CHROME)
     await log_in(gql, "ada", MAC_CHROME_NEWER)  # the same browser, updated: not a new device

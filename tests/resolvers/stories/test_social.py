@@ -52,6 +52,9 @@ async def test_reply_and_reaction_reach_the_author_as_messages_quoting_the_story
     bad = (await gql.ok(REACT, {"i": {"storyId": story["id"], "emoji": "ok", "clientMessageId": "c3"}},
                         tb))["reactToStory"]
     assert bad["errors"] == [{"code": "REPLY_INVALID", "field": "emoji"}]
+    two = (await gql.ok(REACT, {"i": {"storyId": story["id"], "emoji": "🔥🔥", "clientMessageId": "c3b"}},
+                        tb))["reactToStory"]  # a reaction is one emoji: two were sent as one
+    assert two["errors"] == [{"code": "REPLY_INVALID", "field": "emoji"}]
     own = (await gql.ok(REPLY, {"i": {"storyId": story["id"], "text": "me", "clientMessageId": "c4"}},
                         ta))["replyToStory"]
     assert own["errors"] == [{"code": "REPLY_INVALID", "field": "storyId"}]
@@ -247,3 +250,33 @@ async def test_stories_are_throttled_so_their_mentions_cannot_flood(gql, gql_set
     q = "{ viewer { notifications { edges { node { type } } } } }"
     assert len((await gql.ok(q, token=tb))["viewer"]["notifications"]["edges"]) == 2
     assert await gql.tao.assoc_count(await uid(gql, "ada"), "STORY_LIVE") == 2
+
+
+async def test_a_repeated_mention_is_one_mention_one_edge_one_notification(gql):
+    """The same account named several times in one text (a caption, a comment) or in a story's
+    stickers is mentioned once: one `mentions` entry, one MENTIONS edge, one notification. A
+    story's sticker names were not deduplicated or normalized: ["bob", "@bob"] listed bob twice
+    in `Story.mentions` (and in its data), and "BOB" was dropped as unknown."""
+    from tests.resolvers.stories.helpers import uid
+
+    ta, _ = await gql.sign_up("ada")
+    tb, b = await gql.sign_up("bob")
+    await follow(gql, tb, (await gql.ok("{ viewer { id } }", token=ta))["viewer"]["id"])
+    story = await post_story(gql, ta, "ada", mentions=["bob", "@bob", "BOB", "@Bob"])
+    assert story["mentions"] == [{"username": "bob"}]
+    mk = """mutation($i: PostCreateInput!) { createPost(input: $i) {
+  post { id mentions { username } } errors { code } } }"""
+    post = (await gql.ok(mk, {"i": {"caption": "hi @bob and @BOB, @bob."}}, ta))["createPost"]["post"]
+    assert post["mentions"] == [{"username": "bob"}]
+    add = "mutation($i: CommentAddInput!) { addComment(input: $i) { comment { id } errors { code } } }"
+    comment = (await gql.ok(add, {"i": {"postId": post["id"], "text": "@bob @Bob @bob"}}, ta))["addComment"]
+    assert comment["errors"] == []
+    await gql.tao.run_jobs_until_idle(include_delayed=False)
+    for obj in (story["id"], post["id"], comment["comment"]["id"]):
+        assert await gql.tao.assoc_count(store_id(obj), "MENTIONS") == 1, obj
+    bob = await uid(gql, "bob")
+    assert await gql.tao.assoc_count(bob, "MENTIONED_IN") == 3
+    notes = "{ viewer { notifications(first: 20, types: [MENTION]) { edges { node { actorCount target { id } } } } } }"
+    got = [(e["node"]["target"]["id"], e["node"]["actorCount"])
+           for e in (await gql.ok(notes, token=tb))["viewer"]["notifications"]["edges"]]
+    assert sorted(got) == sorted([(story["id"], 1), (post["id"], 1), (comment["comment"]["id"], 1)]), got
