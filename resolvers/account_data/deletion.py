@@ -30,7 +30,7 @@ from resolvers.posts import SYNC_AUTHOR_EDGES_JOB
 from resolvers.records import User, record_of
 from resolvers.search.indexer import deindex_user_jobs, index_jobs
 from resolvers.throttle import LoginThrottle
-from tao import Tao
+from tao import JobNotDueError, Tao
 
 PURGE_JOB = "account_data.purge"
 FORGET_JOB = "account_data.forget"
@@ -147,8 +147,10 @@ async def purge_job(job: JobContext, payload: dict) -> None:
     if obj is not None and (state is None or state.requested_at != int(payload["requested_at"])):
         return  # cancelled (logged in within the grace period), or a stale job of an earlier request
     if state is not None and now_ms() < state.purge_after:
-        await tao.enqueue(user_id, PURGE_JOB, payload, delay_ms=state.purge_after - now_ms())
-        return  # run early (a worker told to run delayed jobs): wait for the grace period
+        # Run early (a drain told to run delayed jobs): put back for the grace period's end. It
+        # re-enqueued itself, delayed, instead: a drain (`run_until_idle`) ran that copy at
+        # once, and again, and never became idle while any account was in its grace period.
+        raise JobNotDueError(state.purge_after)
     s = job.settings.account_data
     ctx = DataContext(tao, job.settings, await job_media(job), s.purge_batch)
     removed = state.removed if state is not None else int(payload.get("removed", 0))
