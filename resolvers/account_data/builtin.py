@@ -24,6 +24,7 @@ from resolvers.account_data.registry import DataContext, DataKind, ExportFile, r
 from resolvers.accounts import USERNAME_KEYS, end_session, normalize_username
 from resolvers.actor import acting_as
 from resolvers.comments import delete_comment_tree
+from resolvers.edge_data import reaction_emoji
 from resolvers.media import UPLOAD_KEYS
 from resolvers.messages.model import PAIR_KEYS
 from resolvers.notifications import push
@@ -408,13 +409,19 @@ async def _export_messages(ctx: DataContext, user: int) -> AsyncIterator[dict]:
                 others = [i for i, r in recs.items() if isinstance(r, Message) and r.sender != user]
                 # A reader's context per page: its loaders hold one page, never the whole export.
                 shown = {m.id for m in await visible_messages(acting_as(ctx.tao, user), others)} if others else set()
+                kept = [i for i, r in recs.items() if isinstance(r, Message) and (r.sender == user or i in shown)]
+                # The user's own reactions are theirs too (the export left them out before probe3).
+                exported = set(kept)
+                reacted = await ctx.tao.assoc_get_many([(i, "REACTED_BY", user) for i in kept]) if kept else {}
                 for m in mpage:
                     msg = recs.get(m.id2)
-                    if isinstance(msg, Message) and (msg.sender == user or msg.id in shown):
+                    if isinstance(msg, Message) and m.id2 in exported:
                         text = seal.open(msg.body, msg.thread, msg.sender) if msg.body else None
+                        mine = reacted.get((msg.id, "REACTED_BY", user))
                         yield {"thread": str(a.id2), "id": str(msg.id), "sent": msg.created, "sender": str(msg.sender),
                                "mine": msg.sender == user, "kind": msg.kind, "text": text,
-                               "media": str(msg.media) if msg.media else None}
+                               "media": str(msg.media) if msg.media else None,
+                               "reaction": reaction_emoji(mine.data) if mine is not None else None}
 
 
 async def _delete_message(tao: Tao, thread_id: int, msg_id: int) -> None:
@@ -526,7 +533,8 @@ register_kind(DataKind("notifications", "Notifications", 16,
 register_kind(DataKind("messages", "Messages", 20,
                        {"thread": "thread id", "id": "message id", "sent": "ms", "sender": "user id",
                         "mine": "sent by you",
-                        "kind": "TEXT, POST, MEDIA or VOICE", "text": "the text, decrypted", "media": "media id"},
+                        "kind": "TEXT, POST, MEDIA or VOICE", "text": "the text, decrypted", "media": "media id",
+                        "reaction": "your reaction to it (an emoji), or null"},
                        _export_messages, _purge_messages))
 register_kind(DataKind("posts", "Posts", 30, POST_FIELDS, _export_posts, _purge_posts))
 register_kind(DataKind("comments", "Comments", 32,

@@ -204,7 +204,8 @@ async def test_the_export_holds_only_the_messages_the_app_shows(api, media_setti
     made = await dm.mutate("createGroupThread", tb, {"userIds": [a, c, d], "name": "club"},
                            "thread { id } errors { code }")
     group = made["thread"]["id"]
-    await dm.sent(tb, thread=group, text="hello all")
+    hello = (await dm.sent(tb, thread=group, text="hello all"))["message"]["id"]
+    await dm.mutate("reactToMessage", ta, {"messageId": hello, "emoji": "\U0001F44D"})
     await dm.sent(ta, thread=group, text="hi from ada")
     await dm.sent(td, thread=group, text="dan was here")
     await gql.mutate("block", tc, a)
@@ -220,6 +221,8 @@ async def test_the_export_holds_only_the_messages_the_app_shows(api, media_setti
     exported = json.loads(z.read("messages.json"))
     assert sorted(m["text"] for m in exported) == shown
     assert {m["sender"] for m in exported} == {str(store_id(a)), str(store_id(b))}
+    # her own reactions are hers too: the export left them out
+    assert {m["text"]: m["reaction"] for m in exported} == {"hello all": "\U0001F44D", "hi from ada": None}
 
 
 async def test_deleted_account_vanishes_then_is_purged_leaving_no_residue(api, media_settings):
