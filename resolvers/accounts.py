@@ -50,7 +50,9 @@ if TYPE_CHECKING:
 TOKEN_PREFIX = "tgs_"
 USERNAME_KEYS = "username"  # the unique-key namespace: lower-cased username -> USER id
 END_SESSION_JOB = "accounts.end_session"
-USERNAME_RE = re.compile(r"^(?!.*\.\.)(?!\.)(?!.*\.$)[A-Za-z0-9._]{1,30}$")
+# `\Z`, not `$`: `$` also matches before a final newline, and "ada\n" was a second account that
+# every client showed as "ada" (found by probe3).
+USERNAME_RE = re.compile(r"^(?!.*\.\.)(?!\.)(?!.*\.\Z)[A-Za-z0-9._]{1,30}\Z")
 PASSWORD_MIN, PASSWORD_MAX = 8, 256
 FULL_NAME_MAX = 64
 
@@ -105,12 +107,22 @@ def validate_username(username: str, field: str = "username") -> str:
     return username
 
 
+# Characters a name shown beside others' text must not hold: controls (C0, DEL and C1: U+0085 is
+# a line break), line and paragraph separators, and the bidi embeddings, overrides and isolates,
+# which reorder the text after them ("Ada\u202e" reversed whatever a client printed next to it,
+# a known spoofing trick). Only C0 controls were refused before probe3. Marks that join emoji
+# (U+200D) and the directional marks RTL names need (U+200E/F, U+061C) stay allowed.
+_NAME_REFUSED = frozenset("\u2028\u2029\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
 def validate_full_name(full_name: str, field: str = "fullName") -> str:
     full_name = full_name.strip()
-    if len(full_name) > FULL_NAME_MAX or any(ord(c) < 32 for c in full_name):
+    if len(full_name) > FULL_NAME_MAX or any(
+            ord(c) < 32 or 0x7F <= ord(c) <= 0x9F or c in _NAME_REFUSED for c in full_name):
         raise UserError(
             AccountErrorCode.FULL_NAME_INVALID,
-            f"A full name is at most {FULL_NAME_MAX} characters, without control characters.",
+            f"A full name is at most {FULL_NAME_MAX} characters, without control characters, line "
+            "separators or text-direction overrides.",
             field,
         )
     return full_name
@@ -197,6 +209,9 @@ async def do_log_in(tao: Tao, username: str, password: str, *, throttle: LoginTh
             await throttle.record_failure(key, address)
         raise UserError(AccountErrorCode.INVALID_CREDENTIALS, "Wrong username or password.", None)
     assert user is not None
+    if user.deactivated:  # deletion requested: a log-in cancels it, unless the purge has started
+        from resolvers.account_data.deletion import check_not_purging  # builds on this module
+        await check_not_purging(tao, user.id)
     device = await device_of(client.user_agent)
     if user.two_factor is not None and user.two_factor.enabled:
         # The password was right, but it is only the first step: the throttle is not reset
@@ -212,7 +227,8 @@ async def do_log_in(tao: Tao, username: str, password: str, *, throttle: LoginTh
 
 async def open_session(tao: Tao, user_id: int, device: Device, address: str) -> str:
     """A new session for a log-in that passed every step; the account hears of a new device.
-    Logging in within the grace period of a deletion cancels it (a no-op read otherwise)."""
+    Logging in within the grace period of a deletion cancels it (a no-op read otherwise); once
+    its purge has started, INVALID_CREDENTIALS and no session."""
     from resolvers.account_data.deletion import cancel_deletion  # builds on this module
 
     await cancel_deletion(tao, user_id)
@@ -281,6 +297,10 @@ async def end_other_sessions(tao: Tao, user_id: int, keep: int | None, *, publis
         for sid in others:
             await end_session(tao, user_id, sid)
         ended += others
+    # Every other browser's pushes stop too: those its session registered went with it, and
+    # any subscription not bound to a session (stored before they were) goes now.
+    from resolvers.notifications.push import forget_sessions  # notifications read sessions through this module
+    await forget_sessions(tao, user_id, keep=keep, others=True)
     if publish:
         await publish_ended(tao, user_id, ended)
     return ended
@@ -322,9 +342,13 @@ async def do_change_password(tao: Tao, actor_id: int, session_id: int | None, cu
 
 async def end_session(tao: Tao, user_id: int, session_id: int) -> None:
     """Remove one session: the object first (from then on its token resolves to nothing), then
-    the user's edge to it. Idempotent."""
+    the user's edge to it, then the push subscriptions it registered (pushes already go only to
+    a live session's). Idempotent."""
+    from resolvers.notifications.push import forget_sessions  # notifications read sessions through this module
+
     await tao.obj_delete(session_id)
     await tao.assoc_delete(user_id, "HAS_SESSION", session_id)
+    await forget_sessions(tao, user_id, [session_id])
 
 
 async def end_session_job(job: JobContext, payload: dict) -> None:
@@ -382,7 +406,11 @@ async def authenticate(ctx: RequestContext, token: str | None) -> None:
     ctx.reset_loaders()
     if user_id is not None:
         ctx.loaders.object_by_id.prime(user_id, user)  # read above, in this request
-    if await ctx.loaders.object_by_id.load(ctx.viewer_id) is None:
+    viewer = await ctx.loaders.object_by_id.load(ctx.viewer_id)
+    if not isinstance(viewer, User) or viewer.deactivated:
+        # Gone, or deleted (deletion ends every session, but one opened by a log-in racing the
+        # deletion, or during the purge, must not act for an account hidden from everyone).
         ctx.viewer_id = ctx.session_id = None
         ctx.reset_loaders()
-        raise AuthenticationError("The account of this session no longer exists.")
+        raise AuthenticationError("The account of this session no longer exists or is being deleted: "
+                                  "log in again (within the grace period, that cancels the deletion).")

@@ -54,7 +54,8 @@ async def test_username_unique_ignoring_case(gql):
     assert data["logIn"]["user"]["username"] == "Ada"
 
 
-@pytest.mark.parametrize("name", ["", "a" * 31, "has space", ".dot", "dot.", "two..dots", "émile", "semi;colon"])
+@pytest.mark.parametrize("name", ["", "a" * 31, "has space", ".dot", "dot.", "two..dots", "émile", "semi;colon",
+                                  "ada\n"])
 async def test_invalid_usernames_are_refused(gql, name):
     p = await sign_up(gql, name)
     assert [(e["code"], e["field"]) for e in p["errors"]] == [("USERNAME_INVALID", "username")]
@@ -69,6 +70,20 @@ async def test_bad_password_and_full_name(gql):
     assert [(e["code"], e["field"]) for e in p["errors"]] == [("FULL_NAME_INVALID", "fullName")]
     assert await gql.tao.key_get_many("username", ["ada"]) == {}  # nothing was created
 
+
+
+@pytest.mark.parametrize("name", ["Ada\x7f", "Ada\x85Lovelace", "Ada\u2028L", "moc.\u202eexe", "Ada \u2066x\u2069"])
+async def test_full_names_that_would_reorder_or_break_the_text_beside_them_are_refused(gql, name):
+    """Only C0 controls were refused: DEL, C1 controls (U+0085 is a line break), line separators
+    and bidi overrides, which reverse what a client prints after the name, passed (probe3)."""
+    p = await sign_up(gql, "ada", full_name=name)
+    assert [(e["code"], e["field"]) for e in p["errors"]] == [("FULL_NAME_INVALID", "fullName")]
+    assert await gql.tao.key_get_many("username", ["ada"]) == {}
+
+
+async def test_full_names_in_any_script_with_emoji_and_direction_marks_are_kept(gql):
+    p = await sign_up(gql, "ada", full_name="\u0639\u0644\u064a\u200f \U0001F469\u200d\U0001F4BB Zo\u00eb")
+    assert p["errors"] == [] and p["user"]["fullName"] == "\u0639\u0644\u064a\u200f \U0001F469\u200d\U0001F4BB Zo\u00eb"
 
 async def test_log_in(gql):
     await sign_up(gql, "ada")
