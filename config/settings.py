@@ -497,6 +497,11 @@ class LimitSettings(_Section):
     introspection: bool = True
     field_suggestions: bool = True
     max_string_length: Count = 10_000
+    # Entries of any list input (in the document or the variables), and names of any object in
+    # the variables; more is BAD_USER_INPUT before the cost estimate or execution coerces a single
+    # one (schema/input_values.py). Fields keep their own smaller caps (`nodes(ids:)` 100); this
+    # must be at least `messages.max_members` (a group's members are the largest legitimate list).
+    max_list_length: Count = 1024
     # JSON objects/arrays may nest this deep in a request (a body, a GET's `variables`, a
     # WebSocket message); deeper is a 400 (a 4400 close on a WebSocket) before anything runs.
     max_json_depth: Annotated[int, _range(2, 1000)] = 64
@@ -796,6 +801,14 @@ class Settings(BaseSettings):
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     tracing: TracingSettings = Field(default_factory=TracingSettings)
+
+    @model_validator(mode="after")
+    def _lists_hold_a_group(self) -> Self:
+        if self.limits.max_list_length < self.messages.max_members:
+            raise ValueError(f"limits.max_list_length ({self.limits.max_list_length}) must be at least "
+                             f"messages.max_members ({self.messages.max_members}): a group's members are sent "
+                             "as one list")
+        return self
 
     @classmethod
     def settings_customise_sources(
