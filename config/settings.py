@@ -570,6 +570,10 @@ class BrokerSettings(_Section):
     # find it by cursor), the write is never failed by the broker.
     publish_timeout: Positive = 0.25
     connect_timeout: Positive = 1.0
+    # Shared holds (tao/holds.py: each user's live WebSocket operations over every process) are
+    # leased for this long and renewed every third of it: a process that dies without giving
+    # its holds back frees them within this time.
+    hold_lease_seconds: Annotated[float, _range(0.5, 3600)] = 30.0
     # Reconnect attempts after Redis is lost start here and double up to the max.
     reconnect_min: Positive = 0.1
     reconnect_max: Positive = 2.0
@@ -585,8 +589,9 @@ class BrokerSettings(_Section):
 class RealtimeSettings(_Section):
     # Live operations (subscriptions, and queries or mutations in flight) per WebSocket.
     max_subscriptions: Count = 20
-    # Live operations of one user over all their sockets, per server process (not shared between
-    # processes). Without it one account held max_sockets_per_address x max_subscriptions of them,
+    # Live operations of one user over all their sockets, on every server process (tao/holds.py:
+    # in Redis with the Redis broker, leased by broker.hold_lease_seconds; in the process in the
+    # embedded default). Without it one account held max_sockets_per_address x max_subscriptions of them,
     # and each event for that user is built once per subscription. One more: an `error` message
     # for that operation (TOO_MANY_SUBSCRIPTIONS).
     max_subscriptions_per_user: Count = 100
