@@ -12,8 +12,7 @@ import time
 import aiohttp
 import pytest
 
-from tao import open_tao
-from tests.serverproc import ServerProcess
+from tests.serverproc import started_servers
 from tests.test_realtime_processes import Api, rt_settings  # noqa: F401  (fixture)
 from tests.wsclient import VIEWER_EVENTS, WSClient
 
@@ -28,15 +27,8 @@ async def capped_servers(rt_settings, tmp_path):
     rt_settings.realtime.max_subscriptions_per_user = 3
     rt_settings.realtime.max_operation_chars_per_user = 100_000
     rt_settings.broker.hold_lease_seconds = LEASE
-    pre = await open_tao(rt_settings, migrate=True, start_worker=False)
-    await pre.close()
-    procs = [ServerProcess(rt_settings, tmp_path / f"server{i}.log") for i in range(2)]
-    try:
-        await asyncio.gather(*(asyncio.to_thread(p.start) for p in procs))
+    async with started_servers(rt_settings, tmp_path) as procs:
         yield procs
-    finally:
-        for p in procs:
-            p.kill()
 
 
 async def outcome(sock: WSClient, op_id: str, query: str = VIEWER_EVENTS) -> str:
