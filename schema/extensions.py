@@ -43,6 +43,7 @@ from strawberry.extensions import MaskErrors, MaxAliasesLimiter, QueryDepthLimit
 from strawberry.extensions.disable_introspection import DisableIntrospection
 from strawberry.extensions.query_depth_limiter import IgnoreContext
 from strawberry.types import ExecutionContext
+from strawberry.types.graphql import OperationType
 
 from config import LimitSettings
 from resolvers.errors import TOP_LEVEL_ERRORS, AppError, ThrottledError, domain_error
@@ -297,6 +298,12 @@ class RequestPolicy(MaskErrors):
         assert self.guard is not None
         refusal = await self.guard.check_execution()
         if refusal is not None:
+            if self.execution_context.operation_type is OperationType.SUBSCRIPTION:
+                # strawberry subscribes whatever `result` holds (a query or mutation is skipped):
+                # a subscription refused here ran anyway, over budget or with bad input. An error
+                # raised by this hook is what it answers instead (its one error, as for the others).
+                assert refusal.errors
+                raise refusal.errors[0]
             self.execution_context.result = refusal
         yield
 

@@ -71,6 +71,11 @@ async def test_a_websocket_operation_is_bounded_the_same_way(gql: GQL) -> None:
     got = await sock.execute("1", NODES, {"ids": [me] * 5000})
     assert "`$ids`" in refused(got) and "max_list_length" in refused(got)
     assert (await sock.execute("2", NODES, {"ids": [me]}))["data"]["nodes"] == [{"id": me}]
+    await sock.subscribe("3", "subscription { viewerEvents { cursor } }", {"x": [me] * 5000})  # even unused
+    msg = await sock.receive()
+    assert msg is not None and msg["id"] == "3" and msg["type"] in ("error", "next"), msg
+    errors = msg["payload"] if msg["type"] == "error" else msg["payload"].get("errors")
+    assert errors and "`$x`" in errors[0]["message"] and "max_list_length" in errors[0]["message"], msg
     await sock.close()
 
 
