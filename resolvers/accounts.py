@@ -7,10 +7,12 @@ Invariants:
   on the event loop; log-in spends the same work (one check) for an unknown username, so
   response time does not reveal which usernames exist. Failed log-ins are throttled per
   username and per client address (`LoginThrottle`); a refused attempt checks no password.
-- A session token is `tgs_<session id>_<secret>`: the id finds the SESSION object (on the
-  user's shard, so a session lives and dies with its account's shard and authenticating is one
-  cached object read), and only the secret's sha256 is stored, so a leaked database or cache
-  cannot be replayed. Tokens expire after `AuthSettings.session_ttl_seconds`.
+- A session token is `tgs_<session id>.<user id>_<secret>`: the id finds the SESSION object (on
+  the user's shard, so a session lives and dies with its account's shard), the user id lets the
+  session and its user be read together (one round of cached reads, not two; a session whose
+  user is not the token's is refused), and only the secret's sha256 is stored, so a leaked
+  database or cache cannot be replayed. Tokens issued before the user id was in them
+  (`tgs_<session id>_<secret>`) still work. Tokens expire after `AuthSettings.session_ttl_seconds`.
 - A session records its device (named from the User-Agent, `resolvers.devices`), the client
   address that opened it, and when it was last used, rewritten at most once per
   `AuthSettings.session_touch_seconds` by `authenticate` (not a write per request). A log-in
@@ -48,7 +50,9 @@ if TYPE_CHECKING:
 TOKEN_PREFIX = "tgs_"
 USERNAME_KEYS = "username"  # the unique-key namespace: lower-cased username -> USER id
 END_SESSION_JOB = "accounts.end_session"
-USERNAME_RE = re.compile(r"^(?!.*\.\.)(?!\.)(?!.*\.$)[A-Za-z0-9._]{1,30}$")
+# `\Z`, not `$`: `$` also matches before a final newline, and "ada\n" was a second account that
+# every client showed as "ada" (found by probe3).
+USERNAME_RE = re.compile(r"^(?!.*\.\.)(?!\.)(?!.*\.\Z)[A-Za-z0-9._]{1,30}\Z")
 PASSWORD_MIN, PASSWORD_MAX = 8, 256
 FULL_NAME_MAX = 64
 
@@ -103,12 +107,22 @@ def validate_username(username: str, field: str = "username") -> str:
     return username
 
 
+# Characters a name shown beside others' text must not hold: controls (C0, DEL and C1: U+0085 is
+# a line break), line and paragraph separators, and the bidi embeddings, overrides and isolates,
+# which reorder the text after them ("Ada\u202e" reversed whatever a client printed next to it,
+# a known spoofing trick). Only C0 controls were refused before probe3. Marks that join emoji
+# (U+200D) and the directional marks RTL names need (U+200E/F, U+061C) stay allowed.
+_NAME_REFUSED = frozenset("\u2028\u2029\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
 def validate_full_name(full_name: str, field: str = "fullName") -> str:
     full_name = full_name.strip()
-    if len(full_name) > FULL_NAME_MAX or any(ord(c) < 32 for c in full_name):
+    if len(full_name) > FULL_NAME_MAX or any(
+            ord(c) < 32 or 0x7F <= ord(c) <= 0x9F or c in _NAME_REFUSED for c in full_name):
         raise UserError(
             AccountErrorCode.FULL_NAME_INVALID,
-            f"A full name is at most {FULL_NAME_MAX} characters, without control characters.",
+            f"A full name is at most {FULL_NAME_MAX} characters, without control characters, line "
+            "separators or text-direction overrides.",
             field,
         )
     return full_name
@@ -195,6 +209,9 @@ async def do_log_in(tao: Tao, username: str, password: str, *, throttle: LoginTh
             await throttle.record_failure(key, address)
         raise UserError(AccountErrorCode.INVALID_CREDENTIALS, "Wrong username or password.", None)
     assert user is not None
+    if user.deactivated:  # deletion requested: a log-in cancels it, unless the purge has started
+        from resolvers.account_data.deletion import check_not_purging  # builds on this module
+        await check_not_purging(tao, user.id)
     device = await device_of(client.user_agent)
     if user.two_factor is not None and user.two_factor.enabled:
         # The password was right, but it is only the first step: the throttle is not reset
@@ -210,7 +227,8 @@ async def do_log_in(tao: Tao, username: str, password: str, *, throttle: LoginTh
 
 async def open_session(tao: Tao, user_id: int, device: Device, address: str) -> str:
     """A new session for a log-in that passed every step; the account hears of a new device.
-    Logging in within the grace period of a deletion cancels it (a no-op read otherwise)."""
+    Logging in within the grace period of a deletion cancels it (a no-op read otherwise); once
+    its purge has started, INVALID_CREDENTIALS and no session."""
     from resolvers.account_data.deletion import cancel_deletion  # builds on this module
 
     await cancel_deletion(tao, user_id)
@@ -219,16 +237,28 @@ async def open_session(tao: Tao, user_id: int, device: Device, address: str) -> 
 
 
 def _parse_token(token: str) -> tuple[int, str] | None:
-    """(session id, secret) from `tgs_<id>_<secret>`, or None if it is not shaped like one.
+    """(session id, secret) from `tgs_<id>[.<user id>]_<secret>`, or None if it is not shaped
+    like one (`token_user` reads the user id).
 
     Only the shape is judged here: a token of the right shape that opens no live session (a
     wrong secret, an id of nothing) is invalid, not malformed, and `authenticate` says so."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
-    sid, _, secret = token[len(TOKEN_PREFIX):].partition("_")
-    if not sid.isascii() or not sid.isdigit() or len(sid) > 19 or not secret or not secret.isascii():
+    ids, _, secret = token[len(TOKEN_PREFIX):].partition("_")
+    sid, dot, uid = ids.partition(".")
+    if not _digits(sid) or (dot and not _digits(uid)) or not secret or not secret.isascii():
         return None
     return int(sid), secret
+
+
+def token_user(token: str) -> int | None:
+    """The user id a well-shaped token names (None: a token from before they named one)."""
+    uid = token[len(TOKEN_PREFIX):].partition("_")[0].partition(".")[2]
+    return int(uid) if uid else None
+
+
+def _digits(part: str) -> bool:
+    return part.isascii() and part.isdigit() and len(part) <= 19
 
 
 async def create_session(tao: Tao, user_id: int, device: Device, address: str, *,
@@ -245,7 +275,7 @@ async def create_session(tao: Tao, user_id: int, device: Device, address: str, *
         "SESSION", data, owner=user_id,
         jobs=(lambda sid: causes.new_device_login(user_id, sid, now)) if notify_new_device else None)
     await tao.assoc_add(user_id, "HAS_SESSION", session_id)
-    return f"{TOKEN_PREFIX}{session_id}_{secret}"
+    return f"{TOKEN_PREFIX}{session_id}.{user_id}_{secret}"
 
 
 async def do_log_out(tao: Tao, actor_id: int, session_id: int, *, all_sessions: bool = False) -> None:
@@ -267,6 +297,10 @@ async def end_other_sessions(tao: Tao, user_id: int, keep: int | None, *, publis
         for sid in others:
             await end_session(tao, user_id, sid)
         ended += others
+    # Every other browser's pushes stop too: those its session registered went with it, and
+    # any subscription not bound to a session (stored before they were) goes now.
+    from resolvers.notifications.push import forget_sessions  # notifications read sessions through this module
+    await forget_sessions(tao, user_id, keep=keep, others=True)
     if publish:
         await publish_ended(tao, user_id, ended)
     return ended
@@ -308,9 +342,13 @@ async def do_change_password(tao: Tao, actor_id: int, session_id: int | None, cu
 
 async def end_session(tao: Tao, user_id: int, session_id: int) -> None:
     """Remove one session: the object first (from then on its token resolves to nothing), then
-    the user's edge to it. Idempotent."""
+    the user's edge to it, then the push subscriptions it registered (pushes already go only to
+    a live session's). Idempotent."""
+    from resolvers.notifications.push import forget_sessions  # notifications read sessions through this module
+
     await tao.obj_delete(session_id)
     await tao.assoc_delete(user_id, "HAS_SESSION", session_id)
+    await forget_sessions(tao, user_id, [session_id])
 
 
 async def end_session_job(job: JobContext, payload: dict) -> None:
@@ -343,11 +381,17 @@ async def authenticate(ctx: RequestContext, token: str | None) -> None:
     if parsed is None:
         raise AuthenticationError("The session token is malformed: log in again to get a new one.")
     session_id, secret = parsed
+    user_id = token_user(token)
     invalid = AuthenticationError("The session token is not valid (wrong, logged out or revoked): log in again.")
-    if not check_object_id(session_id, ctx.tao.n_shards):
+    if not check_object_id(session_id, ctx.tao.n_shards) or (
+            user_id is not None and not check_object_id(user_id, ctx.tao.n_shards)):
         raise invalid
-    session = await ctx.loaders.object_by_id.load(session_id)
-    if not isinstance(session, AuthSession) or not hmac.compare_digest(session.token_hash, token_hash(secret)):
+    if user_id is None:
+        session, user = await ctx.loaders.object_by_id.load(session_id), None
+    else:  # the session and its user in one batch of reads
+        session, user = await ctx.loaders.object_by_id.load_many([session_id, user_id])
+    if (not isinstance(session, AuthSession) or not hmac.compare_digest(session.token_hash, token_hash(secret))
+            or user_id not in (None, session.user_id)):
         raise invalid
     if session.expires_at <= int(time.time() * 1000):
         # Clean up in the background (durably, on the session's shard); the answer is the same.
@@ -360,7 +404,13 @@ async def authenticate(ctx: RequestContext, token: str | None) -> None:
     ctx.viewer_id = session.user_id
     ctx.session_id = session_id
     ctx.reset_loaders()
-    if await ctx.loaders.object_by_id.load(ctx.viewer_id) is None:
+    if user_id is not None:
+        ctx.loaders.object_by_id.prime(user_id, user)  # read above, in this request
+    viewer = await ctx.loaders.object_by_id.load(ctx.viewer_id)
+    if not isinstance(viewer, User) or viewer.deactivated:
+        # Gone, or deleted (deletion ends every session, but one opened by a log-in racing the
+        # deletion, or during the purge, must not act for an account hidden from everyone).
         ctx.viewer_id = ctx.session_id = None
         ctx.reset_loaders()
-        raise AuthenticationError("The account of this session no longer exists.")
+        raise AuthenticationError("The account of this session no longer exists or is being deleted: "
+                                  "log in again (within the grace period, that cancels the deletion).")

@@ -1,9 +1,11 @@
 """Hashtags and @mentions: parsing them out of text, and the HASHTAG objects they name.
 
-Parsing is Unicode-aware (`#café`, `#東京`, `#ünïcode` are tags; `\\w` in any script), case-
-insensitive (a tag's name is its NFC-normalised lower case) and deduplicated in order of first
-appearance. A tag is 1 to HASHTAG_MAX_LEN word characters, not all digits (`#1` is not a tag);
-a mention is `@` and a username (ASCII, see `resolvers.accounts.USERNAME_RE`).
+Parsing is Unicode-aware (`#café`, `#東京`, `#हिन्दी`, `#தமிழ்` are tags: a word character in any
+script, then word characters and combining marks, the vowel signs and viramas of Indic scripts),
+case-insensitive (a tag's name is its NFC-normalised lower case, with Turkish `İ` as `i`:
+`#İstanbul` is `#istanbul`) and deduplicated in order of first appearance. A tag is 1 to
+HASHTAG_MAX_LEN such characters, not all digits (`#1` is not a tag); a mention is `@` and a
+username (ASCII, see `resolvers.accounts.USERNAME_RE`).
 
 Invariant: exactly one HASHTAG object answers to a name. `hashtag_ids_for` finds names through
 the `hashtag` unique key; a missing one is created and then claimed with `key_claim`, and the
@@ -35,18 +37,36 @@ HASHTAGS_MAX = 30   # per caption (Instagram's limit)
 MENTIONS_MAX = 20   # per caption or comment
 KEY_NS = "hashtag"
 
-# `#` not preceded by a word character, `#` or `&` (so `a#b`, `##x` and `&#39;` are not tags).
-_HASHTAG_RE = re.compile(r"(?<![\w#&])#(\w+)")
+# `#` not preceded by a word character, `#` or `&` (so `a#b`, `##x` and `&#39;` are not tags),
+# followed by a word character: where a tag starts. Where it ends is `_tag_end`: `\w` alone
+# stopped at the first combining mark, so `#हिन्दी` was the tag `#ह` (every Hindi, Bengali or Tamil
+# tag cut to its first letter or two, unrelated tags merged) (found by probe3).
+_HASHTAG_START_RE = re.compile(r"(?<![\w#&])#(?=\w)")
 # `@` not preceded by a word character or `@` (so e-mail addresses are not mentions).
 _MENTION_RE = re.compile(r"(?<![\w@])@([A-Za-z0-9._]+)")
 
 
+def _is_tag_char(c: str) -> bool:
+    """A word character (what `\\w` matches) or a combining mark (Unicode category M*)."""
+    return c.isalnum() or c == "_" or unicodedata.category(c)[0] == "M"
+
+
+def _tag_end(text: str, start: int) -> int:
+    end = start
+    while end < len(text) and _is_tag_char(text[end]):
+        end += 1
+    return end
+
+
 def normalize_hashtag(name: str) -> str:
-    return unicodedata.normalize("NFC", name).lower()
+    # "İ".lower() is "i" and a combining dot above (U+0307): `#İstanbul` is `#istanbul`, as
+    # `#ISTANBUL` is, rather than a tag of its own (or, before probe3, a refused caption).
+    return unicodedata.normalize("NFC", name).lower().replace("i\u0307", "i")
 
 
 def is_hashtag_name(name: str) -> bool:
-    return 0 < len(name) <= HASHTAG_MAX_LEN and re.fullmatch(r"\w+", name) is not None and not name.isdigit()
+    return (0 < len(name) <= HASHTAG_MAX_LEN and (name[0].isalnum() or name[0] == "_")
+            and all(_is_tag_char(c) for c in name) and not name.isdigit())
 
 
 def parse_hashtags(text: str) -> list[str]:
@@ -56,8 +76,11 @@ def parse_hashtags(text: str) -> list[str]:
     tag is an error the author sees rather than a silently shorter tag.
     """
     out: dict[str, None] = {}
-    for m in _HASHTAG_RE.finditer(unicodedata.normalize("NFC", text)):
-        name = normalize_hashtag(m.group(1))
+    text = unicodedata.normalize("NFC", text)
+    for m in _HASHTAG_START_RE.finditer(text):
+        if m.start() > 0 and _is_tag_char(text[m.start() - 1]):
+            continue  # after a combining mark: inside a word, as after a word character
+        name = normalize_hashtag(text[m.end():_tag_end(text, m.end())])
         if not name.isdigit():
             out.setdefault(name, None)
     return list(out)

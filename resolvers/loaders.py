@@ -110,6 +110,13 @@ class _StoreLoader:
     def load(self, key: Any) -> asyncio.Future:
         return self._future(key, single=True)
 
+    def prefetch(self, keys: Iterable[Any]) -> None:
+        """Queue the keys not loaded yet into the coming batch, answering no one: a caller that
+        knows what a later step will load lets those reads ride in this round (a later `load`
+        of them is answered from the request's cache, or joins their batch in flight). A
+        failed batch is not remembered, as for `load`: the later `load` reads again."""
+        self._batches_for(keys)
+
     def load_many(self, keys: Iterable[Any]) -> asyncio.Future:
         """The keys' values in order; fails with the first failed key's exception."""
         return self._future(list(keys), single=False)
@@ -291,9 +298,18 @@ class AssocPageByKeyLoader(_StoreLoader):
         groups: dict[tuple[int, Any], list[ListKey]] = defaultdict(list)
         for id1, atype, limit, after in keys:
             groups[(limit, after)].append((id1, atype))
+        # The groups' calls together: their cache reads go out in one round trip, not one a group
+        # (a thread's member list and the viewer's block lists, say, are pages of two sizes).
+        shapes = list(groups.items())
+        if len(shapes) == 1:
+            (limit, after), lists = shapes[0]
+            founds = [await self.tao.assoc_time_range_many(lists, limit=limit, after=after, errors="return")]
+        else:
+            founds = await asyncio.gather(*(self.tao.assoc_time_range_many(lists, limit=limit, after=after,
+                                                                           errors="return")
+                                            for (limit, after), lists in shapes))
         pages: dict[PageKey, list[Assoc]] = {}
-        for (limit, after), lists in groups.items():
-            found = await self.tao.assoc_time_range_many(lists, limit=limit, after=after, errors="return")
+        for ((limit, after), lists), found in zip(shapes, founds):
             for id1, atype in lists:
                 pages[(id1, atype, limit, after)] = found.get((id1, atype), [])
         return _each(pages, keys)

@@ -110,6 +110,19 @@ async def user_visibility_batch(loaders: Loaders, user_ids: list[int]) -> list[V
     return out
 
 
+def prefetch_visibility(ctx: RequestContext, user_ids: Iterable[int]) -> None:
+    """Queue the reads a `user_visibility` of these users makes (the users, the viewer's block
+    lists) into the request's coming batch, for a caller that knows them before the check
+    comes (its loader runs a couple of event-loop turns after the reads around it, so its
+    reads would go in a round trip of their own). A private account's follow edge, read only
+    when needed, is not among them."""
+    loaders = ctx.loaders
+    loaders.object_by_id.prefetch(list(user_ids))
+    viewer = ctx.viewer_id
+    if viewer is not None:
+        loaders.assoc_page_by_key.prefetch([(viewer, atype, BLOCK_LIST_SCAN, None) for atype in (_BLOCKS, _BLOCKED_BY)])
+
+
 async def user_visibility(ctx: RequestContext, user_id: int) -> Visibility:
     return await ctx.loaders.visibility_by_user_id.load(user_id)
 

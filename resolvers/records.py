@@ -165,13 +165,14 @@ class LogInChallenge(Record):
     device_name: str
     device_family: str
     ip: str
+    password_tag: str | None = None  # which password earned it (resolvers.two_factor.password_tag)
 
     @classmethod
     def decode(cls, obj: Obj) -> LogInChallenge:
         d = obj.data
         return cls(obj.id, obj.version, obj.created, obj.updated, int(d["user_id"]), int(d["expires_at"]),
                    str(d["token_hash"]), int(d.get("attempts", 0)), str(d.get("device_name", "")),
-                   str(d.get("device_family", "")), str(d.get("ip", "")))
+                   str(d.get("device_family", "")), str(d.get("ip", "")), d.get("pw"))
 
 
 @dataclass(slots=True, frozen=True)

@@ -24,11 +24,14 @@ Invariants:
 - Brute force: each challenge allows `two_factor_attempts_per_challenge` wrong codes, then it is
   deleted (log in again, with the password); every wrong code also counts as a failed log-in of
   the account and the address (`LoginThrottle`), whose limits refuse the second step too.
+- A challenge is the password's: it records a digest of the password hash that earned it
+  (`password_tag`), and once the password has changed it is refused (CHALLENGE_INVALID) and deleted.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
 import secrets
 import time
@@ -185,6 +188,12 @@ async def do_disable_two_factor(tao: Tao, actor_id: int, password: str, *, throt
 
 # ---- the second step of a log-in ---------------------------------------------------------------
 
+def password_tag(password_hash: str | None) -> str:
+    """A short digest of the stored password hash: a challenge records the one its password
+    matched, and is refused once the password has changed."""
+    return hashlib.sha256((password_hash or "").encode()).hexdigest()[:16]
+
+
 async def create_challenge(tao: Tao, user: User, device: Device, address: str) -> tuple[str, int]:
     """The challenge a correct password earns when two-factor is on: (token, expires at ms)."""
     secret = secrets.token_urlsafe(32)
@@ -192,7 +201,8 @@ async def create_challenge(tao: Tao, user: User, device: Device, address: str) -
     expires_at = int(time.time() * 1000) + ttl_ms
     cid = await tao.obj_add("LOGIN_CHALLENGE", {
         "user_id": user.id, "token_hash": token_hash(secret), "expires_at": expires_at, "attempts": 0,
-        "device_name": device.name, "device_family": device.family, "ip": address[:64]}, owner=user.id,
+        "device_name": device.name, "device_family": device.family, "ip": address[:64],
+        "pw": password_tag(user.password_hash)}, owner=user.id,
         jobs=lambda cid: [(END_CHALLENGE_JOB, {"challenge_id": cid}, ttl_ms)])
     return f"{CHALLENGE_PREFIX}{cid}_{secret}", expires_at
 
@@ -247,6 +257,11 @@ async def do_complete_log_in(tao: Tao, challenge: str, code: str, *, throttle: L
             or pending.expires_at <= int(time.time() * 1000)):
         raise invalid
     user = await _load_user(tao, pending.user_id)
+    if pending.password_tag is not None and pending.password_tag != password_tag(user.password_hash):
+        # The password changed since this challenge was earned: what the old one began ends
+        # (it could be finished with a code or a recovery code before probe3).
+        await tao.obj_delete(cid)
+        raise invalid
     username = normalize_username(user.username)[:64]
     await check_throttle(throttle, user.username, address)
     tf = user.two_factor

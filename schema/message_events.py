@@ -96,6 +96,12 @@ async def _message(info: Ctx, event: realtime.StreamEvent) -> Message | None:
 
 
 async def _new_message(info: Ctx, event: realtime.StreamEvent) -> NewMessageEvent | None:
+    # What the message's and thread's privacy rules read after them (the member list, the
+    # sender's visibility) rides in the same round of reads as they do.
+    ctx = info.context
+    ctx.loaders.assoc_page_by_key.prefetch([access.member_list_key(event.ids["thread"])])
+    if "sender" in event.ids:  # events stored before they named their sender do not
+        privacy.prefetch_visibility(ctx, [event.ids["sender"]])
     message, thread = await asyncio.gather(_message(info, event), _thread(info, event))
     return None if message is None or thread is None else NewMessageEvent(message=message, thread=thread,
                                                                            **event_fields(event))

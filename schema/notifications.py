@@ -177,11 +177,12 @@ class PushSubscriptionPayload:
 
 @strawberry.type
 class NotificationsMutation:
-    @mutation(description="Receive Web Push notifications on this browser (at most 20 per account).")
+    @mutation(description="Receive Web Push notifications on this browser (at most 20 per account), "
+                          "until this session ends (log-out, revoked, password changed).")
     async def register_push_subscription(self, info: Ctx, input: PushSubscriptionRegisterInput
                                          ) -> PushSubscriptionPayload:
         await push.do_register_push_subscription(info.context.tao, actor(info), input.endpoint, input.keys.p256dh,
-                                                 input.keys.auth)
+                                                 input.keys.auth, info.context.session_id)
         return PushSubscriptionPayload(registered=True)
 
     @mutation(description="Stop Web Push notifications to this endpoint.")

@@ -27,7 +27,7 @@ import orjson
 from tao.cache_io import CacheIO, install_value
 from tao.errors import InvalidDataError
 from tao.lists import EdgeId, ListWrites, lists_where, read_snapshot, sort_key
-from tao.models import Assoc, check_many
+from tao.models import Assoc, check_count, check_many
 from tao.registry import AssocType, Registry
 from tao.shards import Errors, Shards
 
@@ -36,10 +36,14 @@ EdgeKey = tuple[int, str, int]     # (id1, atype, id2)
 MAX_LIMIT = 10_000
 
 
-def _check_limit(limit: int) -> int:
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit <= MAX_LIMIT:
-        raise InvalidDataError(f"limit must be an integer in 0..{MAX_LIMIT}, got {limit!r}")
-    return limit
+def _check_limit(limit: int, name: str = "limit") -> int:
+    return check_count(name, limit, MAX_LIMIT)
+
+
+def _check_bound(name: str, value: Any) -> None:
+    """`high`/`low`: ms since the epoch (a number; whole ms are used) or None."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value != value):
+        raise InvalidDataError(f"{name} must be ms since the epoch (a number) or None, got {value!r}")
 
 
 class AssocReads:
@@ -114,7 +118,8 @@ class AssocReads:
     async def assoc_count_many(self, keys: list[ListKey], *, errors: Errors = "raise") -> dict[ListKey, Any]:
         keys = list(dict.fromkeys(keys))
         check_many(keys)
-        for _, atype in keys:
+        for id1, atype in keys:
+            self._shards.shard(id1)
             if not self.atype(atype).counted:
                 raise InvalidDataError(f"{atype} keeps no count (it is written in bulk and never counted)")
         cached = [k for k in keys if self.atype(k[1]).cached]
@@ -154,6 +159,8 @@ class AssocReads:
         and the rest with one SQL statement per shard."""
         keys = list(dict.fromkeys(keys))
         check_many(keys)
+        for id1, _ in keys:
+            self._shards.shard(id1)
         # Uncached types have no window to answer from: straight to the range query.
         deep = [k for k in keys if not self.atype(k[1]).cached]
         lists = await self._cached_lists([k for k in keys if self.atype(k[1]).cached], errors)
@@ -175,7 +182,7 @@ class AssocReads:
                                *, errors: Errors = "raise") -> dict[ListKey, Any]:
         """The edges at positions [pos, pos+limit) of each list, newest first."""
         _check_limit(limit)
-        _check_limit(pos)
+        _check_limit(pos, "pos")
 
         def from_cache(v: dict) -> list | None:
             return v["e"][pos:pos + limit] if v["c"] or pos + limit <= len(v["e"]) else None
@@ -190,6 +197,12 @@ class AssocReads:
         """Edges with low <= time <= high, newest first, at most `limit`; `after=(time, id2)` starts
         strictly after that edge (a keyset cursor)."""
         _check_limit(limit)
+        _check_bound("high", high)
+        _check_bound("low", low)
+        if after is not None and (not isinstance(after, (tuple, list)) or len(after) != 2
+                                  or any(isinstance(x, bool) or not isinstance(x, (int, float)) for x in after)):
+            raise InvalidDataError(f"after must be a (time, id2) pair of integers from a page's last edge, "
+                                   f"got {after!r}")
         conds, params = [], []
         if high is not None:
             conds.append("time <= %s")
@@ -265,7 +278,8 @@ class AssocReads:
         """Each edge, or None where it does not exist."""
         keys = list(dict.fromkeys(keys))
         check_many(keys)
-        for _id1, _atype, id2 in keys:
+        for id1, _atype, id2 in keys:
+            self._shards.shard(id1)
             self._shards.shard(id2)
         cached = [k for k in keys if self.atype(k[1]).cached]
         out = await self._cache.read_through(

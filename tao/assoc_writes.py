@@ -20,7 +20,7 @@ from tao.bulk_lists import MAX_BULK, BulkLists
 from tao.errors import ConflictError, InvalidDataError, ObjectNotFoundError
 from tao.inverses import Inverses
 from tao.lists import EdgeId, ListChange, ListWrites, or_of
-from tao.models import MAX_CHECKED, Appended, Assoc, ListCheck, encode_data, now_ms
+from tao.models import MAX_CHECKED, Appended, Assoc, ListCheck, edge_time, encode_data, now_ms
 from tao.outbox import Jobs, Outbox
 from tao.registry import Registry
 from tao.shards import Shards
@@ -44,7 +44,7 @@ class AssocWrites:
                         *, jobs: Jobs = None) -> Assoc:
         """Add the edge, or update its time and data if it exists (upsert). Counts change only on insert."""
         t = self._registry.primary_atype(atype)
-        time = now_ms() if time is None else int(time)
+        time = edge_time(time)
         row = (id1, t.code, id2, time, encode_data(data))
         if not t.counted:
             await self._bulk.put_uncounted(self._shards.shard(id1), [row], jobs)
@@ -78,11 +78,13 @@ class AssocWrites:
         rows: dict[tuple, tuple] = {}
         ts = now_ms()
         for e in edges:
+            if not isinstance(e, (tuple, list)) or not 3 <= len(e) <= 5:
+                raise InvalidDataError(f"an edge is (id1, atype, id2[, time[, data]]), got {e!r}")
             id1, atype, id2 = e[0], e[1], e[2]
             t = self._registry.primary_atype(atype)
             if t.unique:
                 raise InvalidDataError(f"{atype} is unique per id1: add its edges one by one")
-            time = int(e[3]) if len(e) > 3 and e[3] is not None else ts
+            time = edge_time(e[3]) if len(e) > 3 and e[3] is not None else ts
             rows[(id1, t.code, id2)] = (id1, t.code, id2, time, encode_data(e[4] if len(e) > 4 else None))
         groups = self._shards.by_shard(rows.values(), lambda r: r[0])
         for shard in appends_by_shard:

@@ -20,7 +20,7 @@ import orjson
 from tao.backends.base import Conn
 from tao.errors import InvalidDataError
 from tao.lists import EdgeId, ListChange, ListId, ListWrites, Locked
-from tao.models import Appended, Assoc, encode_data, now_ms
+from tao.models import Appended, Assoc, edge_time, encode_data, now_ms
 from tao.outbox import Jobs, Outbox
 from tao.registry import Registry
 from tao.shards import Shards
@@ -149,7 +149,7 @@ class BulkLists:
         if where is not None and not isinstance(where, ObjectFilter):
             raise InvalidDataError(f"where must be an ObjectFilter, got {where!r}")
         self._shards.shard(id2)
-        time = now_ms() if time is None else int(time)
+        time = edge_time(time)
         text = encode_data(data)
         backend = self._shards.backend
         cond, tail = "", []

@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 from dataclasses import dataclass, field
 
 from tao.cache_io import CacheIO
+from tao.errors import InvalidDataError
 from tao.registry import Registry
 from tao.shards import Shards
 
@@ -160,14 +162,25 @@ class Erasure:
         found = await self._shards.per_shard({s: None for s in range(self._shards.n_shards)}, one)
         return list(found)[:limit]
 
-    async def objects_naming(self, needle: int, otype: str, limit: int) -> list[int]:
-        """Up to `limit` ids of `otype` objects (any shard) whose data names `needle`: a full scan."""
+    async def objects_naming(self, needle: int, otype: str, limit: int, field: str | None = None) -> list[int]:
+        """Up to `limit` ids of `otype` objects (any shard) whose data names `needle` (with
+        `field`: as the value of that top-level field, `"field":needle` in the stored JSON, so
+        objects naming it elsewhere, in a list of mentions or a text, do not fill the page): a
+        full scan."""
         code = self._registry.otypes[otype].code
+        if field is None:
+            where, params = "data LIKE %s", [f"%{needle}%"]
+        else:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", field):
+                raise InvalidDataError(f"field must be a plain field name, got {field!r}")
+            # The store writes data as compact JSON (`encode_data`): the value ends at `,` or `}`.
+            where, params = "(data LIKE %s OR data LIKE %s)", [f'%"{field}":{int(needle)},%',
+                                                              f'%"{field}":{int(needle)}}}%']
 
         async def one(shard: int, _: None) -> dict:
             async with self._shards.read(shard) as conn:
-                rows = await conn.fetchall(f"SELECT id FROM {{objects}} WHERE otype = %s AND data LIKE %s "
-                                           f"LIMIT {int(limit)}", (code, f"%{needle}%"))
+                rows = await conn.fetchall(f"SELECT id FROM {{objects}} WHERE otype = %s AND {where} "
+                                           f"LIMIT {int(limit)}", (code, *params))
             return {r[0]: True for r in rows}
         return list(await self._shards.per_shard({s: None for s in range(self._shards.n_shards)}, one))[:limit]
 

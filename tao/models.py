@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from tao.errors import InvalidDataError
 
 
@@ -80,13 +82,43 @@ def encode_data(data: Any) -> str:
         text = json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise InvalidDataError(f"data must be JSON-serialisable: {exc}") from None
+    except RecursionError:
+        raise InvalidDataError("data is nested too deeply to store; keep it shallow") from None
     try:
         size = len(text.encode())
     except UnicodeEncodeError:  # an unpaired surrogate: not Unicode text, so not storable as UTF-8
         raise InvalidDataError("data holds a string that is not valid Unicode (an unpaired surrogate)") from None
+    try:
+        # Every reader decodes with orjson, which reads an integer past 64 bits as a float (10**30
+        # came back as 1e30) or not at all (10**400: the row, already committed, then failed every
+        # read and scan of it), and no nesting past its depth limit. Refused here, before any write.
+        orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS)
+    except orjson.JSONEncodeError as exc:
+        raise InvalidDataError(f"data cannot be read back as stored ({exc}): integers must fit in 64 bits "
+                               "(store larger ones as strings) and nesting must be under 255 levels") from None
     if size > MAX_DATA_BYTES:
         raise InvalidDataError(f"data is {size} bytes encoded; the limit is {MAX_DATA_BYTES}")
     return text
+
+
+def edge_time(value: Any) -> int:
+    """An edge's time as given to a write (ms since the epoch, or now for None): a number, whole
+    ms kept, within the signed 64 bits the column holds; anything else is InvalidDataError (a
+    string was a bare ValueError, an out-of-range number a driver error)."""
+    if value is None:
+        return now_ms()
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        raise InvalidDataError(f"an edge's time must be ms since the epoch (an integer), got {value!r}")
+    if not -(2**63) <= value < 2**63:
+        raise InvalidDataError(f"an edge's time must fit in a signed 64-bit integer, got {value!r}")
+    return int(value)
+
+
+def check_count(name: str, value: Any, most: int) -> int:
+    """A page size or position argument: an integer in 0..most (InvalidDataError naming it)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= most:
+        raise InvalidDataError(f"{name} must be an integer in 0..{most}, got {value!r}")
+    return value
 
 
 def check_many(keys: Sequence[Any]) -> None:

@@ -18,15 +18,17 @@ from tao.errors import (
     DuplicateKeyError,
     IdLeaseLostError,
     InvalidDataError,
+    InvalidIdError,
     ObjectNotFoundError,
     ShardUnavailableError,
 )
-from tao.models import Obj, check_many, encode_data, now_ms
+from tao.models import Obj, check_count, check_many, encode_data, now_ms
 from tao.outbox import Jobs, Outbox
 from tao.registry import Registry
 from tao.shards import Errors, Shards
 
 _OBJ_COLS = "id, otype, version, created, updated, data"
+MAX_SCAN = 10_000  # objects in one obj_scan page
 
 
 class Objects:
@@ -159,6 +161,11 @@ class Objects:
         and batch jobs page through a shard this way). Straight from SQL: a scan must not flood
         the cache."""
         code = self._registry.otype(otype).code
+        if isinstance(shard, bool) or not isinstance(shard, int) or not 0 <= shard < self._shards.n_shards:
+            raise InvalidIdError(f"logical shard {shard!r} is out of range (0..{self._shards.n_shards - 1})")
+        check_count("limit", limit, MAX_SCAN)  # a negative LIMIT read the whole shard on SQLite
+        if isinstance(after, bool) or not isinstance(after, int) or after < 0:
+            raise InvalidDataError(f"after must be an object id (or 0), got {after!r}")
         async with self._shards.read(shard) as conn:
             rows = await conn.fetchall(f"SELECT {_OBJ_COLS} FROM {{objects}} WHERE id > %s AND otype = %s "
                                        "ORDER BY id LIMIT %s", (after, code, limit))

@@ -42,6 +42,10 @@ class UniqueKeys:
             raise InvalidDataError(f"namespace {ns!r} must be 1-32 lowercase letters, digits or _")
         if not isinstance(key, str) or not key or len(key) > MAX_KEY_LEN:
             raise InvalidDataError(f"a unique key must be a string of 1-{MAX_KEY_LEN} characters")
+        try:
+            key.encode()
+        except UnicodeEncodeError:  # an unpaired surrogate: not storable (it was a bare UnicodeEncodeError)
+            raise InvalidDataError("a unique key must be valid Unicode text (it holds an unpaired surrogate)") from None
 
     async def claim(self, ns: str, key: str, id_: int) -> bool:
         """Claim `key` in `ns` for `id_`. True if it is now (or already was) id_'s; False if another id holds it.
@@ -114,6 +118,8 @@ class UniqueKeys:
     async def get_many(self, ns: str, keys: list[str], errors: Errors = "raise") -> dict[str, Any]:
         """{key: id} for the keys that are claimed; with errors="return", a key whose shard failed
         maps to the exception instead (see `Shards.per_shard`). An uncached namespace: SQL alone, no fill."""
+        if isinstance(keys, (str, bytes)):  # a lone key would be read as its characters
+            raise InvalidDataError("keys must be a list of keys, not one string: key_get_many(ns, [key])")
         keys = list(dict.fromkeys(keys))
         for k in keys:
             self._check(ns, k)

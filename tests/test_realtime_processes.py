@@ -12,6 +12,7 @@ import socket
 import aiohttp
 import pytest
 
+from resolvers.accounts import _parse_token
 from resolvers.realtime import CLOSE_FORBIDDEN, CLOSE_GOING_AWAY
 from tao import open_tao
 from tests.harness import Services
@@ -87,7 +88,7 @@ async def test_write_on_one_process_reaches_a_subscriber_on_the_other_and_resume
         await sock.subscribe("1", VIEWER_EVENTS, {"after": first["cursor"]})
         await asyncio.sleep(0.2)
         for t, _ in fans[3:6]:            # live again, through both processes
-            await (api_a if int(t.split("_")[1]) % 2 else api_b).follow(t, idb)
+            await (api_a if _parse_token(t)[0] % 2 else api_b).follow(t, idb)
         got = await events(sock, 5)
         assert [g["follower"]["username"] for g in got] == [f"fan{i}" for i in range(1, 6)]
         assert len({g["eventId"] for g in got} | {first["eventId"]}) == 6

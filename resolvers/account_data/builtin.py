@@ -24,6 +24,7 @@ from resolvers.account_data.registry import DataContext, DataKind, ExportFile, r
 from resolvers.accounts import USERNAME_KEYS, end_session, normalize_username
 from resolvers.actor import acting_as
 from resolvers.comments import delete_comment_tree
+from resolvers.edge_data import reaction_emoji
 from resolvers.media import UPLOAD_KEYS
 from resolvers.messages.model import PAIR_KEYS
 from resolvers.notifications import push
@@ -97,9 +98,10 @@ async def visible_object_ids(ctx: DataContext, user: int, ids: list[int]) -> set
 
 
 def edge_kind(name: str, title: str, order: int, atypes: tuple[str, ...], what: str,
-              *, secret: tuple[str, ...] = (), shown: tuple[str, ...] = ()) -> DataKind:
+              *, secret: tuple[str, ...] = (), shown: tuple[str, ...] = (),
+              purge: Callable[[DataContext, int], Awaitable[int]] | None = None) -> DataKind:
     """A kind that is only the user's edges of `atypes` (both directions where the type has an
-    inverse): exported as {type, user (the other end), time}, purged edge by edge. The `secret`
+    inverse): exported as {type, user (the other end), time}, purged edge by edge (or by `purge`). The `secret`
     types are purged but never exported: others' edges to the user that the product keeps from
     them (who blocked or muted them, whose close friends they are). The `shown` types point at
     others' objects (a post that mentions the user): an edge is exported only while the user may
@@ -113,7 +115,7 @@ def edge_kind(name: str, title: str, order: int, atypes: tuple[str, ...], what: 
                     if a.id2 in keep:
                         yield {"type": atype, "id": str(a.id2), "time": a.time}
 
-    async def purge(ctx: DataContext, user: int) -> int:
+    async def purge_edges(ctx: DataContext, user: int) -> int:
         removed = 0
         for atype in atypes:
             page = await ctx.tao.assoc_range(user, atype, 0, ctx.batch - removed)
@@ -124,7 +126,25 @@ def edge_kind(name: str, title: str, order: int, atypes: tuple[str, ...], what: 
         return removed
 
     return register_kind(DataKind(name, title, order, {"type": f"the edge ({what})", "id": "the other end's id",
-                                                       "time": "when (ms since the epoch)"}, export, purge))
+                                                       "time": "when (ms since the epoch)"}, export,
+                                  purge if purge is not None else purge_edges))
+
+
+async def _purge_mentions(ctx: DataContext, user: int) -> int:
+    """Others' posts and comments that mention the user: the id leaves their `mentions` list
+    (it stayed in their data, residue naming the user, before probe3), then the edge goes."""
+    tao = ctx.tao
+    page = await tao.assoc_range(user, "MENTIONED_IN", 0, ctx.batch)
+    objs = await tao.obj_get([a.id2 for a in page]) if page else {}
+
+    async def one(a: Assoc) -> None:
+        obj = objs.get(a.id2)
+        listed = obj.data.get("mentions") if obj is not None else None
+        if isinstance(listed, list) and user in listed:
+            await tao.obj_update(a.id2, {"mentions": [m for m in listed if m != user]})
+        await remove_edge(tao, user, "MENTIONED_IN", a.id2)
+    await each(page, one)
+    return len(page)
 
 
 # Sessions, push subscriptions, notification settings -----------------------------------------
@@ -264,10 +284,13 @@ async def _purge_posts(ctx: DataContext, user: int) -> int:
 # Comments the user wrote on anyone's posts (COMMENT objects name their author) --------------
 
 async def _purge_comments(ctx: DataContext, user: int) -> int:
-    """The user's comments anywhere (a COMMENT names its author), with what hangs off them."""
+    """The user's comments anywhere (a COMMENT names its author), with what hangs off them.
+    Found by their `author` field: a scan for the id anywhere found others' comments that
+    mention the user first, and a page of those (or of texts holding the id's digits) ended the
+    kind with the user's own comments left behind (probe3)."""
     tao = ctx.tao
     removed: list[int] = []
-    for cid in await tao.obj_scan_naming(user, "COMMENT", ctx.batch):
+    for cid in await tao.obj_scan_naming(user, "COMMENT", ctx.batch, field="author"):
         c = await _record(tao, cid)
         if isinstance(c, Comment) and c.author == user:
             parent, atype = (c.reply_to, "HAS_REPLY") if c.reply_to else (c.post, "HAS_COMMENT")
@@ -278,7 +301,7 @@ async def _purge_comments(ctx: DataContext, user: int) -> int:
 
 
 async def _export_comments(ctx: DataContext, user: int) -> AsyncIterator[dict]:
-    for obj_id in await ctx.tao.obj_scan_naming(user, "COMMENT", 1_000_000):
+    for obj_id in await ctx.tao.obj_scan_naming(user, "COMMENT", 1_000_000, field="author"):
         c = await _record(ctx.tao, obj_id)
         if isinstance(c, Comment) and c.author == user:
             yield {"id": str(c.id), "created": c.created, "post": str(c.post),
@@ -372,19 +395,33 @@ async def tao_keys(tao: Tao, ns: str, keys: list[str]) -> dict[str, int | None]:
 # Messages: threads, messages, reactions, read markers, folders -----------------------------
 
 async def _export_messages(ctx: DataContext, user: int) -> AsyncIterator[dict]:
+    """The user's own messages, and others' messages the app shows them: not those of a member
+    who blocks them (or whom they block) in a group, of a deactivated account, or in a thread
+    hidden from them (resolvers.messages.access). The export listed every message of every thread
+    they were in, so a group's messages from someone who blocked them told them of the block."""
+    from resolvers.messages.access import visible_messages
     from resolvers.messages.model import cipher
     seal = cipher(ctx.settings.messages)
     async for page in pages(ctx.tao, user, "MEMBER_OF"):
         for a in page:
             async for mpage in pages(ctx.tao, a.id2, "HAS_MESSAGE"):
                 recs = await _records(ctx.tao, [m.id2 for m in mpage])
+                others = [i for i, r in recs.items() if isinstance(r, Message) and r.sender != user]
+                # A reader's context per page: its loaders hold one page, never the whole export.
+                shown = {m.id for m in await visible_messages(acting_as(ctx.tao, user), others)} if others else set()
+                kept = [i for i, r in recs.items() if isinstance(r, Message) and (r.sender == user or i in shown)]
+                # The user's own reactions are theirs too (the export left them out before probe3).
+                exported = set(kept)
+                reacted = await ctx.tao.assoc_get_many([(i, "REACTED_BY", user) for i in kept]) if kept else {}
                 for m in mpage:
                     msg = recs.get(m.id2)
-                    if isinstance(msg, Message):
+                    if isinstance(msg, Message) and m.id2 in exported:
                         text = seal.open(msg.body, msg.thread, msg.sender) if msg.body else None
+                        mine = reacted.get((msg.id, "REACTED_BY", user))
                         yield {"thread": str(a.id2), "id": str(msg.id), "sent": msg.created, "sender": str(msg.sender),
                                "mine": msg.sender == user, "kind": msg.kind, "text": text,
-                               "media": str(msg.media) if msg.media else None}
+                               "media": str(msg.media) if msg.media else None,
+                               "reaction": reaction_emoji(mine.data) if mine is not None else None}
 
 
 async def _delete_message(tao: Tao, thread_id: int, msg_id: int) -> None:
@@ -496,7 +533,8 @@ register_kind(DataKind("notifications", "Notifications", 16,
 register_kind(DataKind("messages", "Messages", 20,
                        {"thread": "thread id", "id": "message id", "sent": "ms", "sender": "user id",
                         "mine": "sent by you",
-                        "kind": "TEXT, POST, MEDIA or VOICE", "text": "the text, decrypted", "media": "media id"},
+                        "kind": "TEXT, POST, MEDIA or VOICE", "text": "the text, decrypted", "media": "media id",
+                        "reaction": "your reaction to it (an emoji), or null"},
                        _export_messages, _purge_messages))
 register_kind(DataKind("posts", "Posts", 30, POST_FIELDS, _export_posts, _purge_posts))
 register_kind(DataKind("comments", "Comments", 32,
@@ -515,7 +553,7 @@ edge_kind("close_friends", "Close friends", 50, ("CLOSE_FRIEND", "CLOSE_FRIEND_O
 # Others' posts, comments and stories that mention the user: those the user may see (a post by
 # an account that blocks them, or pending deletion, was listed; the app shows none of it).
 edge_kind("mentions", "Mentions of you", 52, ("MENTIONED_IN",), "posts, comments and stories that mention you",
-          shown=("MENTIONED_IN",))
+          shown=("MENTIONED_IN",), purge=_purge_mentions)
 edge_kind("activity", "Activity", 54, ("VISITED", "DM_REQUEST_SENT", "DM_CONTACTED"), "profiles visited, messaging")
 edge_kind("feed", "Feed entries", 56, ("FEED", "STREAM_EVENT"), "your feed and event stream")
 register_kind(DataKind("media", "Media (originals in media/)", 60,

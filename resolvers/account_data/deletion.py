@@ -30,7 +30,7 @@ from resolvers.posts import SYNC_AUTHOR_EDGES_JOB
 from resolvers.records import User, record_of
 from resolvers.search.indexer import deindex_user_jobs, index_jobs
 from resolvers.throttle import LoginThrottle
-from tao import Tao
+from tao import JobNotDueError, Tao
 
 PURGE_JOB = "account_data.purge"
 FORGET_JOB = "account_data.forget"
@@ -99,12 +99,31 @@ async def _end_all_sessions(tao: Tao, user_id: int) -> None:
         await do_log_out(tao, user_id, page[0].id2, all_sessions=True)
 
 
-async def cancel_deletion(tao: Tao, user_id: int) -> bool:
-    """Log-in within the grace period: the account is back (its purge job then does nothing).
-    Returns whether a deletion was cancelled. Refused once the purge has started."""
+PURGING_MESSAGE = "This account is being deleted (the grace period is over) and can no longer be used."
+
+
+def purging_error() -> UserError:
+    return UserError(AccountErrorCode.INVALID_CREDENTIALS, PURGING_MESSAGE, None)
+
+
+async def check_not_purging(tao: Tao, user_id: int) -> None:
+    """INVALID_CREDENTIALS once the account's purge has started: a log-in can no longer bring it
+    back, and a session opened then would write what the purge has already passed."""
     obj = await _user_obj(tao, user_id)
     state = DeletionState.of(obj) if obj is not None else None
-    if state is None or state.kind is not None:
+    if obj is None or (state is not None and state.kind is not None):
+        raise purging_error()
+
+
+async def cancel_deletion(tao: Tao, user_id: int) -> bool:
+    """Log-in within the grace period: the account is back (its purge job then does nothing).
+    Returns whether a deletion was cancelled. Once the purge has started (or the account is
+    gone) it raises INVALID_CREDENTIALS: the log-in must open no session."""
+    obj = await _user_obj(tao, user_id)
+    state = DeletionState.of(obj) if obj is not None else None
+    if obj is None or (state is not None and state.kind is not None):
+        raise purging_error()
+    if state is None:
         return False
     await tao.obj_update(user_id, {"deletion": None},
                          jobs=[*index_jobs(tao, [("user", user_id)], authors=[user_id]),  # back in search
@@ -128,8 +147,10 @@ async def purge_job(job: JobContext, payload: dict) -> None:
     if obj is not None and (state is None or state.requested_at != int(payload["requested_at"])):
         return  # cancelled (logged in within the grace period), or a stale job of an earlier request
     if state is not None and now_ms() < state.purge_after:
-        await tao.enqueue(user_id, PURGE_JOB, payload, delay_ms=state.purge_after - now_ms())
-        return  # run early (a worker told to run delayed jobs): wait for the grace period
+        # Run early (a drain told to run delayed jobs): put back for the grace period's end. It
+        # re-enqueued itself, delayed, instead: a drain (`run_until_idle`) ran that copy at
+        # once, and again, and never became idle while any account was in its grace period.
+        raise JobNotDueError(state.purge_after)
     s = job.settings.account_data
     ctx = DataContext(tao, job.settings, await job_media(job), s.purge_batch)
     removed = state.removed if state is not None else int(payload.get("removed", 0))

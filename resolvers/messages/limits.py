@@ -40,13 +40,19 @@ def _retry_after(times: list[int], adding: int, limit: int, window: int, now: in
     return max(0.001, (oldest_needed + window - now) / 1000)
 
 
+def split_keys(sender: int, thread_id: int | None, recipients: list[int]) -> list[tuple[int, str, int]]:
+    """The edges `split_recipients` reads."""
+    keys = [(r, "FOLLOWS", sender) for r in recipients] + [(sender, "DM_CONTACTED", r) for r in recipients]
+    if thread_id is not None:
+        keys += [(r, "INBOX", thread_id) for r in recipients]
+    return keys
+
+
 async def split_recipients(ctx: RequestContext, thread_id: int | None,
                            recipients: list[int]) -> tuple[list[int], list[int]]:
     """(those this send would reach as a message request, those the sender never messaged)."""
     sender = ctx.require_viewer()
-    keys = [(r, "FOLLOWS", sender) for r in recipients] + [(sender, "DM_CONTACTED", r) for r in recipients]
-    if thread_id is not None:
-        keys += [(r, "INBOX", thread_id) for r in recipients]
+    keys = split_keys(sender, thread_id, recipients)
     found = dict(zip(keys, await ctx.loaders.assoc_by_key.load_many(keys)))
     new = [r for r in recipients if found[(sender, "DM_CONTACTED", r)] is None]
     # A request opens a conversation with someone who does not follow the sender; later messages

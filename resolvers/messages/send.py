@@ -54,6 +54,7 @@ from resolvers.messages.threads import (
     do_create_group_thread,
     do_get_or_create_direct_thread,
     folder_edges,
+    folder_keys,
     move_request_to_inbox,
 )
 from resolvers.notifications import causes
@@ -133,6 +134,29 @@ async def _none() -> None:
     return None
 
 
+async def _members_and_what_follows(ctx: RequestContext, sender: int, thread_id: int) -> list[Assoc]:
+    """The thread's member list; once it is in, the edges the send reads next from it (its
+    recipients' relationships, the sender's request edge, the members' folders) are queued
+    with the reads the thread's own privacy check makes meanwhile (the other member's
+    visibility, whose reads are queued here too), so all go out in one round trip. Read for a
+    thread the viewer turns out not to see, they are only dropped: nothing answers from them."""
+    members = await member_edges(ctx, thread_id)
+    recipients = [a.id2 for a in members if a.id2 != sender]
+    ctx.loaders.assoc_by_key.prefetch([*limits.split_keys(sender, thread_id, recipients),
+                                       (sender, "DM_REQUESTS", thread_id),
+                                       *folder_keys(thread_id, [sender, *recipients], sender)])
+    if len(recipients) == 1:  # a direct thread's check reads the other member's visibility
+        privacy.prefetch_visibility(ctx, recipients)
+    return members
+
+
+async def _folder_reads(ctx: RequestContext, thread_id: int, members: list[int], sender: int) -> dict:
+    """The edges the delivery decides the members' folders from (`folder_keys`), read through
+    the request's loaders with its other checks: the delivery needs no read of its own."""
+    keys = folder_keys(thread_id, members, sender)
+    return dict(zip(keys, await ctx.loaders.assoc_by_key.load_many(keys)))
+
+
 def _record(obj: Obj | None) -> Any:
     return record_of(obj) if obj is not None else None
 
@@ -206,7 +230,8 @@ async def do_send_message(tao: Tao, actor_id: int, *, client_id: str, thread_id:
     if thread_id is not None:
         # The thread (with the viewer's membership, its privacy) and its member list in one
         # round of loader batches; a thread the viewer may not see still answers first.
-        seen, listed = await asyncio.gather(viewer_thread(ctx, thread_id), member_edges(ctx, thread_id),
+        seen, listed = await asyncio.gather(viewer_thread(ctx, thread_id),
+                                            _members_and_what_follows(ctx, sender, thread_id),
                                             return_exceptions=True)
         thread = _result(seen)
         recipients = [a.id2 for a in _result(listed) if a.id2 != sender]
@@ -226,19 +251,26 @@ async def do_send_message(tao: Tao, actor_id: int, *, client_id: str, thread_id:
     if done is not None:
         await deliver(tao, done.id)  # a retry after a crash finishes what the first try began
         return Sent(done, thread if thread is not None and thread.id == done.thread else None)
-    # The recipients' edges and the sender's own request edge: one loader batch.
+    # The recipients' edges, the sender's own request edge and, into a thread that exists, the
+    # edges its delivery decides each member's folder from: one loader batch.
     split: Any
     request_edge: Any
-    split, request_edge = await asyncio.gather(
+    folder_reads: Any
+    split, request_edge, folder_reads = await asyncio.gather(
         limits.split_recipients(ctx, thread.id if thread else None, recipients),
         ctx.loaders.assoc_by_key.load((sender, "DM_REQUESTS", thread.id)) if thread is not None else _none(),
+        _folder_reads(ctx, thread.id, [sender, *recipients], sender) if thread is not None else _none(),
         return_exceptions=True)
     requests, new = _result(split)
     await limits.check_send_limits(ctx, requests, new)
+    # What the delivery may take from the reads above: not if this request moves the thread
+    # between folders first (below), nor errors (the delivery reads those keys itself).
+    known = folder_reads if isinstance(folder_reads, dict) else None
     if thread is not None and _result(request_edge) is not None:
         # Replying to a request accepts it (the thread and the request edge are read above; a
         # quick second reply finding it accepted already is not an error).
         await move_request_to_inbox(tao, sender, thread.id)
+        known = None
     if thread is None:
         thread = (await do_get_or_create_direct_thread(tao, sender, recipients[0]) if len(recipients) == 1
                   else await do_create_group_thread(tao, sender, recipients, None, limited=False))
@@ -254,10 +286,11 @@ async def do_send_message(tao: Tao, actor_id: int, *, client_id: str, thread_id:
         # delivery job, under the event's id, appends it to the members it finds (checked as the
         # writer's delivery is) and publishes it again until the broker takes it. The writer
         # delivers right after the commit; the job repairs only what it did not finish.
-        event = realtime.stream_event(tao, members, events.MESSAGE_NEW, {"thread": thread.id, "message": mid},
-                                      near=thread.id)
+        # The sender rides along (ids only): a subscriber reads its visibility with the message.
+        event = realtime.stream_event(tao, members, events.MESSAGE_NEW,
+                                      {"thread": thread.id, "message": mid, "sender": sender}, near=thread.id)
         made_event[:] = [event]
-        redeliver = (DELIVER_JOB, {"message": mid, "thread": thread.id, "event": event.event_id},
+        redeliver = (DELIVER_JOB, {"message": mid, "thread": thread.id, "event": event.event_id, "sender": sender},
                      tao.settings.realtime.redeliver_after_ms, event.event_id)
         return [redeliver, *causes.message_requests(sender, requests, thread.id, mid, now_ms())]
     if media_id is not None:  # a message's media is seen through the message only (resolvers.media)
@@ -279,7 +312,8 @@ async def do_send_message(tao: Tao, actor_id: int, *, client_id: str, thread_id:
     # deleted, unless a publish failed (the job publishes again).
     event = made_event[0]
     try:
-        appended = await deliver(tao, made, sent=msg, memberships=await member_edges(ctx, thread.id), event=event)
+        appended = await deliver(tao, made, sent=msg, memberships=await member_edges(ctx, thread.id), event=event,
+                                 known=known)
     except UserError:  # withdrawn (the sender left meanwhile): the job has nothing left to do
         await tao.outbox.delete(shard_of(made), event.event_id)
         raise
@@ -288,13 +322,15 @@ async def do_send_message(tao: Tao, actor_id: int, *, client_id: str, thread_id:
 
 
 async def deliver(tao: Tao, message_id: int, *, sent: Message | None = None,
-                  memberships: list[Assoc] | None = None,
-                  event: realtime.PendingEvent | None = None) -> list[Appended]:
+                  memberships: list[Assoc] | None = None, event: realtime.PendingEvent | None = None,
+                  known: dict | None = None) -> list[Appended]:
     """List the message in its thread, move the sender's read marker to it and bump every
     member's folder: one transaction per shard (the thread's, each member's), in parallel.
     Idempotent; also the job. `sent`: the message its writer just stored and whose client key
     it holds (the job and a retry read the message and claim the key again); `memberships`:
-    the thread's HAS_MEMBER edges, if the caller has them; `event`: its stream appends are
+    the thread's HAS_MEMBER edges, if the caller has them; `known`: the `folder_keys` edges of
+    those members, if the caller has just read them (a first try uses them, not a redo);
+    `event`: its stream appends are
     committed in the same transactions (returned, for `event.published`). The thread's shard
     commits first, so an event found in a stream names a message already listed.
 
@@ -311,9 +347,9 @@ async def deliver(tao: Tao, message_id: int, *, sent: Message | None = None,
         memberships = await tao.assoc_range(msg.thread, "HAS_MEMBER", 0, MEMBER_PAGE)
     for _ in range(MAX_DELIVERY_TRIES):
         try:
-            appended = await _deliver_to(tao, msg, memberships, event, fresh=sent is not None)
+            appended = await _deliver_to(tao, msg, memberships, event, fresh=sent is not None, known=known)
         except _MembersMoved as moved:
-            memberships = moved.members
+            memberships, known = moved.members, None
             continue
         if sent is None and not await tao.obj_get([msg.id]):
             # Unsent since the read above (a retry or the job racing an unsend from another
@@ -348,7 +384,7 @@ def _reach(members: list[Assoc], sender: int) -> tuple[frozenset, dict | None]:
 
 
 async def _deliver_to(tao: Tao, msg: Message, memberships: list[Assoc], event: realtime.PendingEvent | None,
-                      *, fresh: bool) -> list[Appended]:
+                      *, fresh: bool, known: dict | None = None) -> list[Appended]:
     """One try of `deliver` with these members; _MembersMoved if the thread's transaction
     found others."""
     mine = next((a for a in memberships if a.id2 == msg.sender), None)
@@ -360,7 +396,7 @@ async def _deliver_to(tao: Tao, msg: Message, memberships: list[Assoc], event: r
         # the sender has read their own message (as advance_read_marker: never back, join time kept)
         edges.append((msg.thread, "HAS_MEMBER", msg.sender, mine.time, {**mine.data, "read": list(msg.cursor)}))
     folders, _ = await folder_edges(tao, msg.thread, [a.id2 for a in memberships], msg.sender, msg.created, msg.id,
-                                    states={a.id2: a for a in memberships})
+                                    states={a.id2: a for a in memberships}, known=known)
     seen = _reach(memberships, msg.sender)
 
     def same_members(current: list[Assoc]) -> list[tuple[int, str, int]]:
@@ -423,7 +459,11 @@ async def deliver_job(job: JobContext, payload: dict) -> None:
     message = int(payload["message"])
     event = None
     if "event" in payload:
+        # The ids its writer appended, exactly (an append is idempotent only for the same data);
+        # a job written before events named their sender has none.
         ids = {"thread": int(payload["thread"]), "message": message}
+        if "sender" in payload:
+            ids["sender"] = int(payload["sender"])
         event = realtime.PendingEvent(int(payload["event"]), [], events.MESSAGE_NEW, ids, ())
     try:
         appended = await deliver(tao, message, event=event)

@@ -13,7 +13,7 @@ Invariants:
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from resolvers import privacy
 from resolvers.actor import acting_as
@@ -325,17 +325,28 @@ async def place_in_folders(tao: Tao, thread_id: int, members: list[int], sender:
     return reached
 
 
-async def folder_edges(tao: Tao, thread_id: int, members: list[int], sender: int, time: int,
-                       message_id: int | None = None, *, states: dict[int, Assoc] | None = None
-                       ) -> tuple[list[tuple], list[int]]:
-    """The edges `place_in_folders` writes, and the members it reaches: for a caller that
-    writes them together with its own edges. `states`: the members' HAS_MEMBER edges, if the
-    caller has just read them."""
-    if states is None:
-        states = await tao.assoc_get(thread_id, "HAS_MEMBER", members)
+def folder_keys(thread_id: int, members: list[int], sender: int) -> list[tuple[int, str, int]]:
+    """The edges `folder_edges` decides from: each member's folders of the thread, and each
+    other member's relationship to the sender."""
     keys = [(m, t, thread_id) for m in members for t in ("INBOX", "DM_REQUESTS")]
     keys += [(m, t, sender) for m in members if m != sender for t in ("FOLLOWS", "BLOCKS", "BLOCKED_BY", "RESTRICTS")]
-    have = await tao.assoc_get_many(keys)
+    return keys
+
+
+async def folder_edges(tao: Tao, thread_id: int, members: list[int], sender: int, time: int,
+                       message_id: int | None = None, *, states: dict[int, Assoc] | None = None,
+                       known: dict[tuple[int, str, int], Any] | None = None) -> tuple[list[tuple], list[int]]:
+    """The edges `place_in_folders` writes, and the members it reaches: for a caller that
+    writes them together with its own edges. `states`: the members' HAS_MEMBER edges, if the
+    caller has just read them; `known`: `folder_keys` edges it has just read (the keys it
+    lacks, or that failed, are read here)."""
+    if states is None:
+        states = await tao.assoc_get(thread_id, "HAS_MEMBER", members)
+    keys = folder_keys(thread_id, members, sender)
+    have = {k: v for k, v in (known or {}).items() if not isinstance(v, BaseException)}
+    missing = [k for k in keys if k not in have]
+    if missing:
+        have.update(await tao.assoc_get_many(missing))
     reached, edges, placed = [], [], []
     for m in members:
         state = states.get(m)

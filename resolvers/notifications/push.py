@@ -1,9 +1,13 @@
 """Web Push: browsers' subscriptions, and the worker job that sends one push per group update.
 
 Subscriptions: a PUSH_SUBSCRIPTION object on the user's shard, data {"endpoint", "p256dh",
-"auth"}, listed by `(user, HAS_PUSH_SUB, sub)` (at most `max_push_subscriptions`), and claimed
+"auth", "session"}, listed by `(user, HAS_PUSH_SUB, sub)` (at most `max_push_subscriptions`), and claimed
 per (user, endpoint) by the unique key `push_endpoint`, so registering one endpoint twice keeps
-one subscription.
+one subscription. A subscription belongs to the session that registered it (the latest one, if
+registered again): ending that session removes it (`forget_sessions`, called by
+`resolvers.accounts.end_session`), and a push goes only to subscriptions whose session is still
+live. Ending every other session (a password change, `revokeOtherSessions`) removes every other
+subscription, those stored before subscriptions named their session included.
 
 Sending: when an event joins a group and the recipient wants pushes of its type, `schedule`
 claims the group's batch slot (`push_batch`: the group and the batch window) and the first
@@ -28,6 +32,7 @@ import hashlib
 import json
 import logging
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import urlparse
@@ -57,6 +62,7 @@ class PushSubscription:
     endpoint: str
     p256dh: str
     auth: str
+    session: int | None = None  # the session that registered it (None: stored before they were bound)
 
 
 def decode(obj: Obj | None) -> PushSubscription | None:
@@ -64,7 +70,9 @@ def decode(obj: Obj | None) -> PushSubscription | None:
     if obj is None or obj.otype != "PUSH_SUBSCRIPTION":
         return None
     d = obj.data
-    return PushSubscription(obj.id, str(d["endpoint"]), str(d["p256dh"]), str(d["auth"]))
+    session = d.get("session")
+    return PushSubscription(obj.id, str(d["endpoint"]), str(d["p256dh"]), str(d["auth"]),
+                            int(session) if session is not None else None)
 
 
 # ---- registering -------------------------------------------------------------------------------
@@ -99,11 +107,13 @@ def _endpoint_key(user_id: int, endpoint: str) -> str:
     return f"{user_id}:{hashlib.sha1(endpoint.encode()).hexdigest()}"
 
 
-async def do_register_push_subscription(tao: Tao, actor_id: int, endpoint: str, p256dh: str, auth: str) -> int:
-    """Register (or refresh the keys of) this browser's endpoint; returns the subscription id."""
+async def do_register_push_subscription(tao: Tao, actor_id: int, endpoint: str, p256dh: str, auth: str,
+                                        session_id: int | None = None) -> int:
+    """Register (or refresh the keys of) this browser's endpoint for the session `session_id`
+    (ending that session removes it); returns the subscription id."""
     _check(tao, endpoint, p256dh, auth)
     key = _endpoint_key(actor_id, endpoint)
-    data = {"endpoint": endpoint, "p256dh": p256dh, "auth": auth}
+    data = {"endpoint": endpoint, "p256dh": p256dh, "auth": auth, "session": session_id}
     existing = (await tao.key_get_many(ENDPOINT_NS, [key])).get(key)
     if existing:
         await tao.obj_update(existing, data)
@@ -139,6 +149,36 @@ async def subscriptions(tao: Tao, user_id: int) -> list[PushSubscription]:
     edges = await tao.assoc_range(user_id, LIST, 0, tao.settings.notifications.max_push_subscriptions)
     objs = await tao.obj_get([e.id2 for e in edges]) if edges else {}
     return [s for s in (decode(objs.get(e.id2)) for e in edges) if s is not None]
+
+
+async def forget_sessions(tao: Tao, user_id: int, ended: Iterable[int] = (), *, keep: int | None = None,
+                          others: bool = False) -> int:
+    """Remove the user's subscriptions registered by the `ended` sessions (with `others`: every
+    subscription not registered by `keep`, unbound ones included). Returns how many went."""
+    ended = set(ended)
+    gone = [s for s in await subscriptions(tao, user_id)
+            if s.session in ended or (others and (s.session is None or s.session != keep))]
+    for sub in gone:
+        await _remove(tao, user_id, sub)
+    return len(gone)
+
+
+async def _live(tao: Tao, user_id: int, subs: list[PushSubscription]) -> list[PushSubscription]:
+    """The subscriptions whose session is still live; those of an ended one are removed (a crash
+    between a session's end and its subscriptions' removal)."""
+    from resolvers.accounts import session_record_problem  # accounts ends sessions through this module
+    from resolvers.records import record_of
+
+    bound = [s.session for s in subs if s.session is not None]
+    found = await tao.obj_get(bound) if bound else {}
+    live = []
+    for sub in subs:
+        obj = found.get(sub.session) if sub.session is not None else None
+        if sub.session is not None and session_record_problem(record_of(obj) if obj else None, user_id):
+            await _remove(tao, user_id, sub)
+        else:
+            live.append(sub)
+    return live
 
 
 # ---- scheduling ---------------------------------------------------------------------------------
@@ -252,7 +292,7 @@ async def send_push(tao: Tao, payload: dict, sender: PushSender | None = None) -
     body = await _body(tao, recipient, nid)
     if body is None:
         return out
-    subs = await subscriptions(tao, recipient)
+    subs = await _live(tao, recipient, await subscriptions(tao, recipient))
     if payload.get("only") is not None:
         only = {int(s) for s in payload["only"]}
         subs = [s for s in subs if s.id in only]

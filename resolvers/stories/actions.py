@@ -22,7 +22,7 @@ from typing import Any
 from resolvers import privacy
 from resolvers.actor import acting_as
 from resolvers.errors import UserError
-from resolvers.hashtags import is_hashtag_name
+from resolvers.hashtags import is_hashtag_name, normalize_hashtag
 from resolvers.job_context import JobContext
 from resolvers.notifications import causes
 from resolvers.posts import mention_ids
@@ -68,7 +68,7 @@ async def _check_media(tao: Tao, actor: int, media_id: int) -> Media:
 def _hashtag(tag: str | None) -> str | None:
     if tag is None or tag == "":
         return None
-    name = tag.removeprefix("#").lower()
+    name = normalize_hashtag(tag.removeprefix("#"))  # as a caption's tags are (NFC, lower, `İ` as `i`)
     if not is_hashtag_name(name):
         raise UserError(StoryErrorCode.HASHTAG_INVALID,
                         "A hashtag sticker is one tag of letters, digits or underscores (at most 100).", "hashtag")

@@ -180,15 +180,17 @@ class MemcachedCache:
             return {}
         for key in keys:  # a bad key is the caller's error: raise it here, not in a shared batch
             self._check_key(key)
-        # Coalesce: every get_many issued in the same event-loop tick (concurrent requests,
-        # sibling loaders) shares one multi-get per server: one network exchange per server
-        # serves them all.
+        # Coalesce: every get_many issued in this event-loop iteration or the next (concurrent
+        # requests, sibling loaders, a loader's batch a turn behind another's: a page loader's
+        # groups, a visibility check's reads under its own loader) shares one multi-get per
+        # server: one network exchange per server serves them all. One iteration more of
+        # waiting saves a whole round trip whenever a read arrives a turn late.
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
         waiting = self._waiting.get(loop)
         if waiting is None:
             waiting = self._waiting[loop] = []
-            loop.call_soon(self._start_coalesced_get, loop)
+            loop.call_soon(loop.call_soon, self._start_coalesced_get, loop)
         waiting.append((keys, fut))
         return await fut
 

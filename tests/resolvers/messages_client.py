@@ -110,3 +110,29 @@ class CacheReads:
 
     def __exit__(self, *exc: object) -> None:
         self._tier.get_many = self._get_many
+
+
+class CacheRounds:
+    """Counts the memcached tier's network rounds of reads (its shared multi-gets, each one
+    exchange per server it reaches) while open; None for the embedded cache, which has none."""
+
+    def __init__(self, gql: Any) -> None:
+        self._tier = gql.tao._cache.tier
+        self.count: int | None = None
+
+    def __enter__(self) -> CacheRounds:
+        get_now = self._get_now = getattr(self._tier, "_get_now", None)
+        if get_now is None:
+            return self
+        self.count = 0
+
+        async def counted(keys: list[str]) -> Any:
+            assert self.count is not None
+            self.count += 1
+            return await get_now(keys)
+        self._tier._get_now = counted
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._get_now is not None:
+            del self._tier._get_now

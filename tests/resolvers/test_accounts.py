@@ -54,7 +54,8 @@ async def test_username_unique_ignoring_case(gql):
     assert data["logIn"]["user"]["username"] == "Ada"
 
 
-@pytest.mark.parametrize("name", ["", "a" * 31, "has space", ".dot", "dot.", "two..dots", "émile", "semi;colon"])
+@pytest.mark.parametrize("name", ["", "a" * 31, "has space", ".dot", "dot.", "two..dots", "émile", "semi;colon",
+                                  "ada\n"])
 async def test_invalid_usernames_are_refused(gql, name):
     p = await sign_up(gql, name)
     assert [(e["code"], e["field"]) for e in p["errors"]] == [("USERNAME_INVALID", "username")]
@@ -69,6 +70,20 @@ async def test_bad_password_and_full_name(gql):
     assert [(e["code"], e["field"]) for e in p["errors"]] == [("FULL_NAME_INVALID", "fullName")]
     assert await gql.tao.key_get_many("username", ["ada"]) == {}  # nothing was created
 
+
+
+@pytest.mark.parametrize("name", ["Ada\x7f", "Ada\x85Lovelace", "Ada\u2028L", "moc.\u202eexe", "Ada \u2066x\u2069"])
+async def test_full_names_that_would_reorder_or_break_the_text_beside_them_are_refused(gql, name):
+    """Only C0 controls were refused: DEL, C1 controls (U+0085 is a line break), line separators
+    and bidi overrides, which reverse what a client prints after the name, passed (probe3)."""
+    p = await sign_up(gql, "ada", full_name=name)
+    assert [(e["code"], e["field"]) for e in p["errors"]] == [("FULL_NAME_INVALID", "fullName")]
+    assert await gql.tao.key_get_many("username", ["ada"]) == {}
+
+
+async def test_full_names_in_any_script_with_emoji_and_direction_marks_are_kept(gql):
+    p = await sign_up(gql, "ada", full_name="\u0639\u0644\u064a\u200f \U0001F469\u200d\U0001F4BB Zo\u00eb")
+    assert p["errors"] == [] and p["user"]["fullName"] == "\u0639\u0644\u064a\u200f \U0001F469\u200d\U0001F4BB Zo\u00eb"
 
 async def test_log_in(gql):
     await sign_up(gql, "ada")
@@ -160,6 +175,28 @@ async def test_a_real_session_id_with_a_wrong_secret_is_refused(gql):
     status, body = await gql.post(VIEWER, headers={"Authorization": "Bearer tgs_not-a-real-token"})
     assert status == 401 and "malformed" in body["errors"][0]["message"]
     assert (await gql.ok(VIEWER, token=token))["viewer"] == {"username": "ada"}
+
+
+async def test_a_token_names_its_user_which_must_be_its_sessions(gql):
+    """A token is `tgs_<session id>.<user id>_<secret>`: the request reads the session and its
+    user together. The same session and secret with another user's id is not valid (the id is
+    checked against the session's, never trusted); a token of the older shape, without the
+    user id, still opens its session."""
+    from resolvers.accounts import _parse_token, token_user
+
+    token = (await sign_up(gql, "ada"))["token"]
+    await sign_up(gql, "bob")
+    ada, bob = (await gql.tao.key_get_many("username", ["ada", "bob"])).values()
+    sid, secret = _parse_token(token)
+    assert token == f"tgs_{sid}.{ada}_{secret}" and token_user(token) == ada
+    for forged in (f"tgs_{sid}.{bob}_{secret}", f"tgs_{sid}.1_{secret}"):
+        status, body = await gql.post(VIEWER, headers={"Authorization": f"Bearer {forged}"})
+        assert status == 401 and "not valid" in body["errors"][0]["message"], forged
+    assert (await gql.ok(VIEWER, token=f"tgs_{sid}_{secret}"))["viewer"] == {"username": "ada"}
+    assert (await gql.ok(VIEWER, token=token))["viewer"] == {"username": "ada"}
+    for malformed in (f"tgs_{sid}._{secret}", f"tgs_{sid}.x1_{secret}", f"tgs_.{ada}_{secret}"):
+        status, body = await gql.post(VIEWER, headers={"Authorization": f"Bearer {malformed}"})
+        assert status == 401 and "malformed" in body["errors"][0]["message"], malformed
 
 
 async def test_failed_log_ins_are_throttled_per_account(gql):

@@ -4,9 +4,11 @@ DataLoader whose batch makes one many-keys store call."""
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
-from tests.resolvers.messages_client import DM, CacheReads, store_id
+from tests.resolvers.messages_client import DM, CacheReads, CacheRounds, store_id
 
 QUERY = """{ inbox { unreadThreadCount unreadMessageCount threads(folder: REQUESTS, first: 50) { nodes {
   id name unreadCount isMuted isRequest members { username }
@@ -63,6 +65,30 @@ async def test_a_send_into_a_thread_costs_a_bounded_number_of_statements(gql):
     # before; 52 and a second delivery by the worker before that). BEGIN/COMMIT are not counted.
     assert counted["creator"] <= 16, counted
     assert counted["other"] <= 23, counted
+
+
+async def test_a_send_into_a_thread_reads_the_cache_in_three_rounds(gql):
+    """sendMessage into a 1:1 thread waits for three rounds of cache reads, one after the
+    other: the session with its user (the token names both), the thread with its member list,
+    then everything the checks and the delivery decide from (the other member and the
+    sender's block lists for the thread's privacy, the recipient's relationship to the
+    sender, both members' folders), queued together once the member list is in. It took
+    seven: the user after the session, the viewer's membership after the thread, the other
+    member after that, the recipients' edges after them and the folders again at delivery."""
+    dm = DM(gql)
+    ta, a = await gql.sign_up("ada")
+    tb, b = await gql.sign_up("bob")
+    await gql.mutate("follow", tb, a)
+    thread = (await dm.sent(ta, to=[b], text="hello"))["thread"]["id"]
+    send = ("mutation($i: MessageSendInput!) { sendMessage(input: $i) { message { id } errors { code } } }")
+    for token in (ta, tb):  # the thread's creator, and the other member
+        await dm.sent(token, thread=thread, text="warm")
+        with CacheRounds(gql) as rounds:
+            sent = await gql.ok(send, {"i": {"clientMessageId": uuid.uuid4().hex, "threadId": thread, "text": "x"}},
+                                token)
+        assert sent["sendMessage"]["errors"] == []
+        if rounds.count is not None:  # memcached (the embedded cache has no network rounds)
+            assert rounds.count <= 3, rounds.count
 
 
 async def _send_cost(gql, dm: DM, token: str, thread: str) -> dict[str, int]:

@@ -8,6 +8,7 @@ import asyncio
 
 import pytest
 
+from tests.resolvers.messages_client import store_id
 from tests.resolvers.push_receiver import PushReceiver, b64url
 from tests.resolvers.test_likes import LIKE, new_post
 
@@ -148,3 +149,57 @@ async def test_bad_subscriptions_are_refused_and_nothing_is_stored(gql, gql_sett
     assert got["errors"] == [{"code": "TOO_MANY_SUBSCRIPTIONS", "field": "endpoint"}]
     ada = (await gql.tao.key_get_many("username", ["ada"]))["ada"]
     assert await gql.tao.assoc_count(ada, "HAS_PUSH_SUB") == 3
+
+
+CHANGE_PASSWORD = """mutation($i: AccountPasswordChangeInput!) { changePassword(input: $i) { errors { code } } }"""
+LOG_IN = """mutation($u: String!, $p: String!) { logIn(input: {username: $u, password: $p}) {
+  token errors { code } } }"""
+
+
+async def test_ending_a_session_stops_the_pushes_it_registered(gql, receiver):
+    """A push subscription outlived the session that registered it: someone who once had a
+    session (a stolen password) kept every push (who liked, followed, messaged, "logged in from
+    a new device") after being logged out, the session revoked and the password changed, and the
+    owner had no way to see or remove their endpoint (probe3). A subscription is now the
+    session's: ending the session (log-out, revoke, password change, deletion) removes it."""
+    ta, a = await gql.sign_up("ada")
+    thief = (await gql.ok(LOG_IN, {"u": "ada", "p": "password-ada"}))["logIn"]["token"]
+    assert (await register(gql, thief, receiver, "thief"))["registered"]
+    assert (await register(gql, ta, receiver, "phone"))["registered"]
+    tb, _ = await gql.sign_up("bob")
+    tc, _ = await gql.sign_up("cy")
+    post = await new_post(gql, ta)
+    await gql.ok(LIKE, {"i": {"postId": post}}, tb)
+    await recorded(gql, ta, 1)
+    await gql.tao.run_jobs_until_idle()
+    assert len(receiver.received["thief"]) == 1 and len(receiver.received["phone"]) == 1
+    # ada changes her password: every other session ends, and with them their pushes
+    got = await gql.ok(CHANGE_PASSWORD, {"i": {"currentPassword": "password-ada", "newPassword": "new-password-1"}},
+                       ta)
+    assert got["changePassword"]["errors"] == []
+    assert await gql.tao.assoc_count(store_id(a), "HAS_PUSH_SUB") == 1  # her phone's only
+    await gql.mutate("follow", tc, a)  # another group: pushed in its own window
+    await gql.tao.run_jobs_until_idle()
+    assert [p["type"] for p in receiver.received["phone"]] == ["LIKE", "FOLLOW"]
+    assert [p["type"] for p in receiver.received["thief"]] == ["LIKE"]
+    # logging out on her phone stops its pushes too
+    await gql.ok("mutation { logOut { ok } }", token=ta)
+    assert await gql.tao.assoc_count(store_id(a), "HAS_PUSH_SUB") == 0
+
+
+async def test_no_push_reaches_a_subscription_whose_session_is_gone(gql, receiver):
+    """A session that ended without its subscriptions' removal (a crash between the two): the push
+    skips its subscription and removes it."""
+    from resolvers.accounts import _parse_token
+
+    ta, a = await gql.sign_up("ada")
+    other = (await gql.ok(LOG_IN, {"u": "ada", "p": "password-ada"}))["logIn"]["token"]
+    assert (await register(gql, other, receiver, "tablet"))["registered"]
+    assert (await register(gql, ta, receiver, "phone"))["registered"]
+    sid, _ = _parse_token(other)
+    await gql.tao.obj_delete(sid)  # the session object only, as a crash right after it would leave
+    tb, _ = await gql.sign_up("bob")
+    await gql.mutate("follow", tb, a)
+    await gql.tao.run_jobs_until_idle()
+    assert [p["type"] for p in receiver.received["phone"]] == ["FOLLOW"] and receiver.received["tablet"] == []
+    assert await gql.tao.assoc_count(store_id(a), "HAS_PUSH_SUB") == 1

@@ -53,6 +53,20 @@ async def test_create_post_parses_tags_mentions_and_location(gql):
     assert lists["postCount"] == 2 and captions(lists["posts"]) == ["second", post["caption"]]
 
 
+
+async def test_hashtags_in_scripts_with_combining_marks_and_turkish_capitals(gql):
+    """`\\w` stops at a combining mark: `#हिन्दी` was the tag `#ह` (every Hindi, Bengali or Tamil
+    tag cut to a letter or two and merged with unrelated ones), and `#İstanbul` (its lower case
+    holds a combining dot) was a refused caption (probe3). Both are whole tags now, `İ` as `i`."""
+    ta, _ = await gql.sign_up("ada")
+    p = await create(gql, ta, "#हिन्दी #नमस्ते #தமிழ் #বাংলা #İstanbul #ISTANBUL #café")
+    assert p["errors"] == []
+    assert p["post"]["hashtags"] == ["हिन्दी", "नमस्ते", "தமிழ்", "বাংলা", "istanbul", "café"]
+    for name in ("हिन्दी", "#İSTANBUL", "istanbul", "தமிழ்"):
+        tag = (await gql.ok(HASHTAG, {"n": name}))["hashtag"]
+        assert tag is not None and tag["postCount"] == 1, name
+    assert (await gql.ok(HASHTAG, {"n": "ह"}))["hashtag"] is None  # not a tag of its own
+
 async def test_hashtag_found_by_concurrent_first_uses_is_one_object(gql):
     ta, _ = await gql.sign_up("ada")
     import asyncio

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from resolvers.accounts import _parse_token
 from resolvers.realtime import CLOSE_FORBIDDEN
 from tests.schema.client import GQL
 from tests.wsclient import WSClient
@@ -65,7 +66,7 @@ async def test_sessions_list_devices_addresses_and_the_current_one(gql: GQL):
     assert [s["current"] for s in listed] == [True, False]
     assert all(s["ipAddress"] == "127.0.0.1" and s["lastUsedAt"] >= s["createdAt"] > 0 for s in listed)
     assert [s["current"] for s in await sessions(gql, first)] == [False, True]
-    await gql.tao.obj_update(int(phone.split("_")[1]), {"expires_at": 1})  # expired, not yet cleaned up
+    await gql.tao.obj_update(_parse_token(phone)[0], {"expires_at": 1})  # expired, not yet cleaned up
     assert [s["device"] for s in await sessions(gql, first)] == ["Chrome 120 on Mac OS X 10.15"]
     # Another account's sessions are not part of its profile
     other = await sign_up(gql, "bob")
@@ -151,7 +152,7 @@ async def test_a_log_in_from_a_new_device_notifies_the_account(gql: GQL):
 
 async def test_last_used_is_written_at_most_once_per_interval(gql: GQL):
     token = await sign_up(gql, "ada")
-    sid = int(token.split("_")[1])
+    sid = _parse_token(token)[0]
     before = (await gql.tao.obj_get([sid]))[sid]
     for _ in range(3):
         assert await works(gql, token)

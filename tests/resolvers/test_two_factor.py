@@ -221,3 +221,19 @@ async def test_codes_of_a_new_enrolment_after_turning_it_off_work(gql: GQL):
     done = await complete(gql, await challenge(gql), new[0])  # the index the old code 0 used
     assert done["errors"] == [] and done["token"], done
     assert codes(await complete(gql, await challenge(gql), old[1])) == ["INVALID_CODE"]  # the old set is gone
+
+
+async def test_a_password_change_ends_the_log_ins_the_old_password_began(gql: GQL):
+    """A challenge is what the password earned: someone who had the old one (and is waiting for
+    a code, or holds a recovery code) could still finish it after the owner changed the password
+    (probe3). It is refused now, as an unknown challenge, and the new password's works."""
+    token, _ = await gql.sign_up("ada")
+    _, recovery = await enrol(gql, token)
+    old = await challenge(gql)
+    change = """mutation($i: AccountPasswordChangeInput!) { changePassword(input: $i) { errors { code } } }"""
+    got = await gql.ok(change, {"i": {"currentPassword": "password-ada", "newPassword": "a new password"}}, token)
+    assert got["changePassword"]["errors"] == []
+    late = await complete(gql, old, recovery[0])
+    assert codes(late) == ["CHALLENGE_INVALID"] and late["token"] is None
+    fresh = (await gql.ok(LOG_IN, {"u": "ada", "p": "a new password"}))["logIn"]["challenge"]
+    assert (await complete(gql, fresh, recovery[0]))["token"]  # the recovery code was not spent

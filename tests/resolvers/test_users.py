@@ -30,6 +30,7 @@ async def test_update_profile_changes_only_given_fields(gql):
     ("website", "ftp://ada.example", "WEBSITE_INVALID"),
     ("fullName", "a\x07b", "FULL_NAME_INVALID"),  # (NUL is refused for every string: test_input_strings)
     ("username", "no spaces", "USERNAME_INVALID"),
+    ("username", "bob\n", "USERNAME_INVALID"),  # shown as "bob" everywhere: a second "bob" (probe3)
 ])
 async def test_update_profile_validation(gql, field, value, code):
     token, _ = await gql.sign_up("ada")

@@ -9,6 +9,7 @@ import contextlib
 
 import pytest
 
+from resolvers.accounts import _parse_token
 from resolvers.realtime import CLOSE_FORBIDDEN, CLOSE_RATE_LIMITED, KIND_NEW_FOLLOWER, stream_event
 from tests.resolvers.messages_client import store_id
 from tests.schema.client import GQL
@@ -126,7 +127,7 @@ async def test_logout_closes_the_socket_and_nothing_runs_on_it_after(gql: GQL) -
 async def test_each_operation_rechecks_the_session_even_when_no_event_announced_its_end(gql: GQL) -> None:
     token, _ = await gql.sign_up("ada")
     sock = await ws(gql, token)
-    session_id = int(token.split("_")[1])
+    session_id = _parse_token(token)[0]
     await gql.tao.obj_delete(session_id)  # ended behind the broker's back: no session.revoked event
     await sock.subscribe("m", SET_BIO)
     assert await sock.wait_closed() == CLOSE_FORBIDDEN

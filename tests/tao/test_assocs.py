@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tao import ConflictError, InvalidDataError, ObjectNotFoundError, UnknownTypeError
+from tao import ConflictError, InvalidDataError, InvalidIdError, ObjectNotFoundError, UnknownTypeError
 from tao.testing import TaoTestHooks as hooks
 
 
@@ -371,3 +371,35 @@ async def test_a_batch_of_thousands_of_lists_is_one_statement_the_embedded_store
     assert await tao.assoc_add_many([(s, "TEST_PLAIN", t) for s in sources for t in (target, other)]) == 0
     counts = await tao.assoc_count_many([(s, "TEST_PLAIN") for s in sources])
     assert set(counts.values()) == {2}
+
+
+BAD_CALLS = {
+    # verb call -> (error, what the message must name). Each was a bare IndexError, ValueError,
+    # OverflowError, UnicodeEncodeError or a driver's SQL error, named the wrong argument, or (a
+    # negative scan limit on SQLite) read the whole shard (probe3).
+    "obj_scan shard": (lambda t, a, b: t.obj_scan(t.n_shards, "TEST_NODE"), InvalidIdError, "logical shard"),
+    "obj_scan limit": (lambda t, a, b: t.obj_scan(0, "TEST_NODE", limit=-1), InvalidDataError, "limit"),
+    "obj_scan after": (lambda t, a, b: t.obj_scan(0, "TEST_NODE", after="x"), InvalidDataError, "after"),
+    "assoc_add time str": (lambda t, a, b: t.assoc_add(a, "TEST_LINK", b, time="now"), InvalidDataError, "time"),
+    "assoc_add time huge": (lambda t, a, b: t.assoc_add(a, "TEST_LINK", b, time=1 << 70), InvalidDataError, "time"),
+    "assoc_add_many short": (lambda t, a, b: t.assoc_add_many([(a, "TEST_LINK")]), InvalidDataError, "an edge is"),
+    "assoc_add_many time": (lambda t, a, b: t.assoc_add_many([(a, "TEST_LINK", b, "x")]), InvalidDataError, "time"),
+    "assoc_range pos": (lambda t, a, b: t.assoc_range(a, "TEST_LINK", -1, 5), InvalidDataError, "pos"),
+    "assoc_time_range after": (lambda t, a, b: t.assoc_time_range(a, "TEST_LINK", after=("x", "y")),
+                               InvalidDataError, "after"),
+    "assoc_time_range low": (lambda t, a, b: t.assoc_time_range(a, "TEST_LINK", low="yesterday"),
+                             InvalidDataError, "low"),
+    "assoc_count id": (lambda t, a, b: t.assoc_count(-1, "TEST_LINK"), InvalidIdError, "-1"),
+    "key_claim surrogate": (lambda t, a, b: t.key_claim("username", "a\ud800", a), InvalidDataError, "Unicode"),
+    "key_get_many str": (lambda t, a, b: t.key_get_many("username", "ada"), InvalidDataError, "list"),
+}
+
+
+@pytest.mark.parametrize("call", list(BAD_CALLS))
+async def test_bad_input_to_a_verb_is_a_clear_error_naming_it_and_changes_nothing(tao, make_user, call):
+    a, b = await make_user(), await make_user()
+    fn, error, names = BAD_CALLS[call]
+    with pytest.raises(error, match=names):
+        await fn(tao, a, b)
+    assert await tao.assoc_count(a, "TEST_LINK") == 0 and await tao.assoc_range(a, "TEST_LINK", 0, 10) == []
+    assert await tao.key_get_many("username", ["a", "ada"]) == {}

@@ -3,6 +3,9 @@ name or by value), across many scan batches, and keeps live entries; `residue` t
 
 from __future__ import annotations
 
+import pytest
+
+from tao import InvalidDataError
 from tao.cache import Install
 from tao.erase import SCAN_BATCH
 from tao.testing import TaoTestHooks
@@ -34,3 +37,20 @@ async def test_sweep_spans_scan_batches_and_keeps_live_entries(tao):
     assert await hooks.cache.get_many([hooks.obj_key(keep)]) != {}  # a live entry not naming the user stays
     assert await hooks.cache.get_many([hooks.obj_key(naming)]) == {}
     assert (await tao.obj_get([naming]))[naming].data == {"about": user}  # only its cache entry went
+
+
+async def test_obj_scan_naming_by_field_finds_only_that_fields_value(tao):
+    """The erasure scan for objects naming an id anywhere returns, first, those naming it in a
+    list or a text; with `field` it returns only objects whose top-level field holds exactly that
+    id (not a longer id it prefixes), so a page of others' mentions cannot hide them (probe3)."""
+    user = await tao.obj_add("TEST_NODE", {})
+    other = await tao.obj_add("TEST_NODE", {})
+    mentions = [await tao.obj_add("TEST_NODE", {"author": other, "mentions": [user], "text": f"hi {user}"})
+                for _ in range(3)]
+    longer = await tao.obj_add("TEST_NODE", {"author": int(f"{user}7")})  # an id the user's prefixes
+    mine = [await tao.obj_add("TEST_NODE", {"author": user}), await tao.obj_add("TEST_NODE", {"x": 1, "author": user})]
+    assert set(await tao.obj_scan_naming(user, "TEST_NODE", 3)) <= {*mentions, *mine, longer}
+    assert sorted(await tao.obj_scan_naming(user, "TEST_NODE", 3, field="author")) == sorted(mine)
+    assert longer not in await tao.obj_scan_naming(user, "TEST_NODE", 100, field="author")
+    with pytest.raises(InvalidDataError):
+        await tao.obj_scan_naming(user, "TEST_NODE", 3, field='author":1,"x')

@@ -156,3 +156,34 @@ async def test_declared_job_is_written_here_but_never_claimed(tao):
     tao.outbox.register("tests.elsewhere", handler)  # this process takes it over
     await tao.run_jobs_until_idle()
     assert seen == [{"n": 1}]
+
+
+def nested(depth: int) -> list:
+    value: list = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize("value", [10**30, -(2**63) - 1, 10**400, nested(300), nested(5000)],
+                         ids=["1e30", "below-i64", "1e400", "nested-300", "nested-5000"])
+async def test_data_the_readers_cannot_read_back_is_refused_before_any_write(tao, value):
+    """Data is written as JSON and read with orjson, which reads an integer past 64 bits as a float
+    or not at all, and no nesting past its depth limit: 10**30 came back as 1e30, 10**400
+    committed a row (then raised) that failed every later read and scan of it, and deep nesting
+    raised a bare RecursionError (probe3)."""
+    id_ = await tao.obj_add("TEST_NODE", {"k": 1})
+    other = await tao.obj_add("TEST_NODE", {"k": 2}, owner=id_)
+    with pytest.raises(InvalidDataError, match="read back|nested"):
+        await tao.obj_add("TEST_NODE", {"big": value}, owner=id_)
+    with pytest.raises(InvalidDataError, match="read back|nested"):
+        await tao.obj_update(id_, {"big": value})
+    with pytest.raises(InvalidDataError, match="read back|nested"):
+        await tao.assoc_add(id_, "TEST_PLAIN", other, data={"big": value})
+    await hooks(tao).cache.flush()  # what SQL holds
+    assert [(o.id, o.data) for o in await tao.obj_scan(tao.shard(id_), "TEST_NODE")] == [(id_, {"k": 1}),
+                                                                                      (other, {"k": 2})]
+    assert (await tao.obj_get([id_]))[id_].version == 1
+    assert await tao.assoc_count(id_, "TEST_PLAIN") == 0
+    edge = 2**64 - 1  # the largest integer both ways: stored and read back exactly
+    assert (await tao.obj_get([await tao.obj_add("TEST_NODE", {"n": edge})])).popitem()[1].data == {"n": edge}
