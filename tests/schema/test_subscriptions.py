@@ -23,6 +23,15 @@ async def ws(gql: GQL, token: str | None, **kw) -> WSClient:
     return await WSClient.connect(gql.client, "/graphql", token, **kw)
 
 
+async def handled(sock: WSClient) -> None:
+    """Until the server has handled every message sent on the socket so far (it handles them in
+    order, and a ping takes no operation slot)."""
+    await sock.ws.send_json({"type": "ping"})
+    while (msg := await sock.receive(timeout=10)) is not None and msg["type"] != "pong":
+        pass
+    assert msg is not None, (sock.close_code, sock.close_reason)
+
+
 async def follow(gql: GQL, token: str, user_id: str) -> None:
     assert (await gql.mutate("follow", token, user_id))["errors"] == []
 
@@ -225,6 +234,7 @@ async def test_one_user_s_live_operations_are_capped_over_all_their_sockets(gql:
     first, second = await ws(gql, token), await ws(gql, token)
     for i in range(2):
         await first.subscribe(str(i), VIEWER_EVENTS)
+    await handled(first)  # its operations hold their slots before the other socket asks
     await second.subscribe("a", VIEWER_EVENTS)
     await second.subscribe("over", VIEWER_EVENTS)
     msg = await second.receive(timeout=5)

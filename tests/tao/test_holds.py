@@ -14,9 +14,9 @@ from tao.holds import LocalHolds, RedisHolds, make_holds
 from tests.harness.processes import free_port
 
 
-def redis_holds(services, test_id: str, lease: float = 30.0, url: str | None = None) -> RedisHolds:
-    return RedisHolds(BrokerSettings(backend="redis", url=url or services.redis_url, channel_prefix=test_id,
-                                     hold_lease_seconds=lease, publish_timeout=0.05, connect_timeout=0.2))
+def redis_holds(services, test_id: str, lease: float = 30.0) -> RedisHolds:
+    return RedisHolds(BrokerSettings(backend="redis", url=services.redis_url, channel_prefix=test_id,
+                                     hold_lease_seconds=lease))
 
 
 @pytest.fixture(params=["local", "redis"])
