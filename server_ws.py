@@ -6,9 +6,9 @@ What each connection keeps true (resolvers.realtime holds the domain half):
   every `realtime.session_check_seconds`), and re-checked before each delivered event; when it
   has ended the socket is closed with 4403 and the reason.
 - Bounded: at most `realtime.max_subscriptions` live operations, and at most
-  `realtime.max_subscriptions_per_user` of one user over all their sockets in this process,
-  holding at most `realtime.max_operation_chars_per_user` characters of text in all
-  (`UserOperations`), client messages limited by a
+  `realtime.max_subscriptions_per_user` of one user over all their sockets on every server
+  process, holding at most `realtime.max_operation_chars_per_user` characters of text in all
+  (`UserOperations`, counted in `tao.holds`), client messages limited by a
   token bucket (`messages_per_second`, `message_burst`; past it: close 4429), and a bounded
   queue per subscription (a slow consumer is closed with 1013 and its resume cursor).
 - Well-formed messages only: a client message whose shape the protocol does not allow (not an
@@ -28,7 +28,6 @@ import json
 import logging
 import time
 import weakref
-from collections import Counter
 from typing import Any
 
 from aiohttp import web
@@ -47,6 +46,7 @@ from resolvers.realtime import (
     ensure_live_session,
 )
 from tao import ShardUnavailableError
+from tao.holds import Hold, Holds, LocalHolds
 
 log = logging.getLogger("taogram.server")
 
@@ -54,38 +54,34 @@ SOCKETS_KEY = web.AppKey("websockets", weakref.WeakSet)
 
 
 class UserOperations:
-    """Each user's live operations in this process, over all their sockets: how many, and the
-    characters of text they hold (`realtime.max_subscriptions_per_user`,
+    """Each user's live operations over all their sockets on every server process: how many, and
+    the characters of text they hold (`realtime.max_subscriptions_per_user`,
     `max_operation_chars_per_user`). A live operation holds its message's text for as long as it
     runs: strawberry keeps the query and the variables, the parsed document its source and
-    tokens, and every frame repeats the id."""
+    tokens, and every frame repeats the id. Counted by the store's shared holds (`tao.holds`:
+    in Redis when the broker is Redis, so N processes give one cap, not N; leased, so a process
+    that dies frees its users within `broker.hold_lease_seconds`; in process memory in the
+    embedded default)."""
 
-    def __init__(self) -> None:
-        self.count: Counter[int] = Counter()
-        self.chars: Counter[int] = Counter()
+    def __init__(self, holds: Holds) -> None:
+        self.holds = holds
 
-    def refusal(self, viewer: int, chars: int, rt: RealtimeSettings) -> str | None:
-        if self.count[viewer] >= rt.max_subscriptions_per_user:
-            return ("Too many live operations for this account on this server: complete some (or close other "
-                    "sockets), then retry.")
-        if self.chars[viewer] + chars > rt.max_operation_chars_per_user:
-            return ("The live operations of this account on this server hold too much text (queries, variables, "
-                    "ids): complete some, or send shorter ones.")
-        return None
+    async def take(self, viewer: int, chars: int, rt: RealtimeSettings) -> Hold | str:
+        """The operation's hold, or why it is refused."""
+        got = await self.holds.acquire(f"ws-ops:{viewer}", chars, rt.max_subscriptions_per_user,
+                                       rt.max_operation_chars_per_user)
+        if got.hold is not None:
+            return got.hold
+        if got.count >= rt.max_subscriptions_per_user:
+            return ("Too many live operations for this account (over all its sockets and servers): complete some "
+                    "(or close other sockets), then retry.")
+        return ("The live operations of this account hold too much text (queries, variables, ids): complete some, "
+                "or send shorter ones.")
 
-    def hold(self, viewer: int, chars: int, task: asyncio.Task) -> None:
-        """Until the operation's task is done: a done callback, so the slot and its characters
-        are given back however the task ends (completed, failed, or cancelled before it ran)."""
-        self.count[viewer] += 1
-        self.chars[viewer] += chars
-
-        def release(_: asyncio.Task) -> None:
-            for counter, n in ((self.count, 1), (self.chars, chars)):
-                counter[viewer] -= n
-                if counter[viewer] <= 0:
-                    del counter[viewer]
-
-        task.add_done_callback(release)
+    def hold_until_done(self, hold: Hold, task: asyncio.Task) -> None:
+        """Until the operation's task is done: a done callback, so the hold is given back however
+        the task ends (completed, failed, or cancelled before it ran)."""
+        task.add_done_callback(lambda _: self.holds.release(hold))
 
 
 def operation_chars(message: dict) -> int:
@@ -94,9 +90,6 @@ def operation_chars(message: dict) -> int:
     payload = message["payload"]
     variables = payload.get("variables")
     return len(message["id"]) + len(payload["query"]) + (len(json.dumps(variables)) if variables else 0)
-
-
-OPERATIONS_BY_USER_KEY = web.AppKey("ws_operations_by_user", UserOperations)
 
 
 CLOSE_BAD_MESSAGE = 4400  # graphql-transport-ws: an invalid message closes the socket with 4400
@@ -166,10 +159,10 @@ class TaogramWSHandler(BaseGraphQLTransportWSHandler):
         self._observed: dict[str, WSOperation] = {}  # operation id -> its observation (one log line each)
         self.context.socket = SocketHandle(self)
         request = getattr(self.websocket, "request", None)
-        self._by_user = UserOperations()  # the app's, when there is one (below)
+        tao = getattr(self.context, "tao", None)
+        self._by_user = UserOperations(tao.holds if tao is not None else LocalHolds())
         if request is not None:
             request.app[SOCKETS_KEY].add(self)
-            self._by_user = request.app[OPERATIONS_BY_USER_KEY]
 
     async def handle(self) -> Any:
         WEBSOCKETS_OPEN.inc()  # observability: open sockets, summed over live processes
@@ -241,17 +234,26 @@ class TaogramWSHandler(BaseGraphQLTransportWSHandler):
         if self._closed:
             return
         viewer = self.context.viewer_id if self.connection_acknowledged else None
-        chars = operation_chars(message)
-        refusal = None if viewer is None else self._by_user.refusal(viewer, chars, self.context.settings.realtime)
-        if refusal is not None:
-            await self.send_message({"id": message["id"], "type": "error", "payload": [{
-                "message": refusal, "extensions": {"code": "TOO_MANY_SUBSCRIPTIONS"}}]})
-            return
+        hold: Hold | None = None
+        if viewer is not None:
+            taken = await self._by_user.take(viewer, operation_chars(message), self.context.settings.realtime)
+            if isinstance(taken, str):
+                await self.send_message({"id": message["id"], "type": "error", "payload": [{
+                    "message": taken, "extensions": {"code": "TOO_MANY_SUBSCRIPTIONS"}}]})
+                return
+            hold = taken
         before = self.operations.get(message["id"])
-        await super().handle_subscribe(message)
-        operation = self.operations.get(message["id"])
-        if viewer is not None and operation is not None and operation is not before and operation.task is not None:
-            self._by_user.hold(viewer, chars, operation.task)
+        started = False
+        try:
+            if not self._closed:
+                await super().handle_subscribe(message)
+                operation = self.operations.get(message["id"])
+                started = operation is not None and operation is not before and operation.task is not None
+                if hold is not None and started:
+                    self._by_user.hold_until_done(hold, operation.task)
+        finally:
+            if hold is not None and not started:  # refused by strawberry (a duplicate id), or interrupted
+                self._by_user.holds.release(hold)
 
     async def run_operation(self, operation: Any) -> None:
         # One log line and one count per operation on the socket, when it ends (config/observability).
@@ -309,5 +311,4 @@ async def close_all(app: web.Application) -> None:
 
 def install(app: web.Application) -> None:
     app[SOCKETS_KEY] = weakref.WeakSet()
-    app[OPERATIONS_BY_USER_KEY] = UserOperations()
     app.on_shutdown.append(close_all)

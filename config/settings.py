@@ -497,6 +497,11 @@ class LimitSettings(_Section):
     introspection: bool = True
     field_suggestions: bool = True
     max_string_length: Count = 10_000
+    # Entries of any list input (in the document or the variables), and names of any object in
+    # the variables; more is BAD_USER_INPUT before the cost estimate or execution coerces a single
+    # one (schema/input_values.py). Fields keep their own smaller caps (`nodes(ids:)` 100); this
+    # must be at least `messages.max_members` (a group's members are the largest legitimate list).
+    max_list_length: Count = 1024
     # JSON objects/arrays may nest this deep in a request (a body, a GET's `variables`, a
     # WebSocket message); deeper is a 400 (a 4400 close on a WebSocket) before anything runs.
     max_json_depth: Annotated[int, _range(2, 1000)] = 64
@@ -565,6 +570,10 @@ class BrokerSettings(_Section):
     # find it by cursor), the write is never failed by the broker.
     publish_timeout: Positive = 0.25
     connect_timeout: Positive = 1.0
+    # Shared holds (tao/holds.py: each user's live WebSocket operations over every process) are
+    # leased for this long and renewed every third of it: a process that dies without giving
+    # its holds back frees them within this time.
+    hold_lease_seconds: Annotated[float, _range(0.5, 3600)] = 30.0
     # Reconnect attempts after Redis is lost start here and double up to the max.
     reconnect_min: Positive = 0.1
     reconnect_max: Positive = 2.0
@@ -580,8 +589,9 @@ class BrokerSettings(_Section):
 class RealtimeSettings(_Section):
     # Live operations (subscriptions, and queries or mutations in flight) per WebSocket.
     max_subscriptions: Count = 20
-    # Live operations of one user over all their sockets, per server process (not shared between
-    # processes). Without it one account held max_sockets_per_address x max_subscriptions of them,
+    # Live operations of one user over all their sockets, on every server process (tao/holds.py:
+    # in Redis with the Redis broker, leased by broker.hold_lease_seconds; in the process in the
+    # embedded default). Without it one account held max_sockets_per_address x max_subscriptions of them,
     # and each event for that user is built once per subscription. One more: an `error` message
     # for that operation (TOO_MANY_SUBSCRIPTIONS).
     max_subscriptions_per_user: Count = 100
@@ -796,6 +806,14 @@ class Settings(BaseSettings):
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     tracing: TracingSettings = Field(default_factory=TracingSettings)
+
+    @model_validator(mode="after")
+    def _lists_hold_a_group(self) -> Self:
+        if self.limits.max_list_length < self.messages.max_members:
+            raise ValueError(f"limits.max_list_length ({self.limits.max_list_length}) must be at least "
+                             f"messages.max_members ({self.messages.max_members}): a group's members are sent "
+                             "as one list")
+        return self
 
     @classmethod
     def settings_customise_sources(

@@ -14,7 +14,7 @@ are built once per schema (`limit_rules`):
   document the cache holds, which is not validated again and whose execution spends from the
   same budget, refused there if short: one Redis round trip less per request), and charges the budget for documents
   that fail validation; before execution, refuses bad string inputs (too long, NUL,
-  unpaired surrogates: `schema.input_strings`), a second once-per-document
+  unpaired surrogates) and lists over `max_list_length` (`schema.input_values`), a second once-per-document
   field (`logIn`, `signUp`), and operations over the cost limit or the viewer's remaining
   budget. Reports `extensions.cost` (Shopify's shape) and `extensions.requestId` on every response.
 - The operation choice (`operation_choice_error`): a document of several operations needs `operationName` (the
@@ -43,12 +43,13 @@ from strawberry.extensions import MaskErrors, MaxAliasesLimiter, QueryDepthLimit
 from strawberry.extensions.disable_introspection import DisableIntrospection
 from strawberry.extensions.query_depth_limiter import IgnoreContext
 from strawberry.types import ExecutionContext
+from strawberry.types.graphql import OperationType
 
 from config import LimitSettings
 from resolvers.errors import TOP_LEVEL_ERRORS, AppError, ThrottledError, domain_error
 from schema.cost import CostBudget, document_size, once_per_document_fields, query_cost
 from schema.document_cache import CachedDocuments, DocumentCache
-from schema.input_strings import string_input_error
+from schema.input_values import input_error
 
 log = logging.getLogger("taogram.graphql")
 # Fragments spreading fragments: graphql-core's validation recurses once per level and gives up
@@ -199,9 +200,9 @@ class _Guard:
     async def check_execution(self) -> GraphQLExecutionResult | None:
         """Before execution: the result to answer instead of executing (a refusal), or None."""
         ec = self.execution_context
-        bad_string = string_input_error(ec.graphql_document, ec.variables, self.limits.max_string_length)
-        if bad_string is not None:
-            return GraphQLExecutionResult(data=None, errors=[bad_string])
+        bad_input = input_error(ec.graphql_document, ec.variables, self.limits)
+        if bad_input is not None:
+            return GraphQLExecutionResult(data=None, errors=[bad_input])
         if ec.graphql_document is None:
             return None
         estimate = query_cost(ec.schema._schema, ec.graphql_document, ec.operation_name, ec.variables,
@@ -297,6 +298,12 @@ class RequestPolicy(MaskErrors):
         assert self.guard is not None
         refusal = await self.guard.check_execution()
         if refusal is not None:
+            if self.execution_context.operation_type is OperationType.SUBSCRIPTION:
+                # strawberry subscribes whatever `result` holds (a query or mutation is skipped):
+                # a subscription refused here ran anyway, over budget or with bad input. An error
+                # raised by this hook is what it answers instead (its one error, as for the others).
+                assert refusal.errors
+                raise refusal.errors[0]
             self.execution_context.result = refusal
         yield
 

@@ -43,6 +43,7 @@ from tao.cache_io import CacheIO
 from tao.clock import Clock, StoreClock
 from tao.erase import Erasure, Residue
 from tao.errors import TaoError
+from tao.holds import Holds, make_holds
 from tao.id_leases import IdLeases, LeaseTable, lease_tables
 from tao.ids import IdGenerator
 from tao.instrumentation import instrument  # observability: verb counters, cache timings, spans
@@ -84,7 +85,7 @@ class Tao:
         "migrate", "check_schema", "lease_ids", "id_lease_tables", "close", "ping_shards", "stats",
         "reset_stats",
         # routing and context
-        "shard", "n_shards", "ids", "settings", "registry", "broker", "rate_limits",
+        "shard", "n_shards", "ids", "settings", "registry", "broker", "rate_limits", "holds",
         # the deployment's one clock (tao/clock.py): time windows are decided by it
         "clock", "sketches",
     )
@@ -112,6 +113,8 @@ class Tao:
         self.broker: Broker = make_broker(settings.broker)
         # Rate limits shared by every process (tao.rate_limits): in Redis with the broker, else local.
         self.rate_limits: RateLimiter = make_rate_limiter(settings.broker)
+        # Counted, leased holds shared by every process (tao.holds): each user's live WebSocket operations.
+        self.holds: Holds = make_holds(settings.broker)
         # The store's time (shard 0's server), which every process agrees on; tests replace it
         # with a `ManualClock`.
         self._store_clock: StoreClock | None = StoreClock(shards, settings.store.clock_sync_seconds)
@@ -357,6 +360,7 @@ class Tao:
         await self._id_leases.release()  # after the worker, whose jobs may make ids
         await self.broker.close()
         await self.rate_limits.close()
+        await self.holds.close()
         await self.sketches.close()
         if self._store_clock is not None:
             await self._store_clock.close()

@@ -4,6 +4,7 @@ orderly shut-down) or SIGKILL."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -11,12 +12,15 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
 from config import Settings
+from tao import open_tao
 from tests.harness.processes import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -101,3 +105,17 @@ class ServerProcess:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
         except OSError:
             return ""
+
+
+@asynccontextmanager
+async def started_servers(settings: Settings, log_dir: Path, n: int = 2) -> AsyncIterator[list[ServerProcess]]:
+    """`n` server processes on the settings' (migrated) store, started together, killed at the end."""
+    pre = await open_tao(settings, migrate=True, start_worker=False)  # migrating is an operator's step
+    await pre.close()
+    procs = [ServerProcess(settings, log_dir / f"server{i}.log") for i in range(n)]
+    try:
+        await asyncio.gather(*(asyncio.to_thread(p.start) for p in procs))
+        yield procs
+    finally:
+        for p in procs:
+            p.kill()

@@ -17,7 +17,7 @@ from resolvers.realtime import CLOSE_FORBIDDEN, CLOSE_GOING_AWAY
 from tao import open_tao
 from tests.harness import Services
 from tests.schema.client import graphql_settings
-from tests.serverproc import ServerProcess
+from tests.serverproc import ServerProcess, started_servers
 from tests.wsclient import VIEWER_EVENTS, WSClient
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
@@ -33,15 +33,8 @@ def rt_settings(services: Services, test_id: str, tmp_path):
 
 @pytest.fixture
 async def two_servers(rt_settings, tmp_path):
-    pre = await open_tao(rt_settings, migrate=True, start_worker=False)
-    await pre.close()
-    procs = [ServerProcess(rt_settings, tmp_path / f"server{i}.log") for i in range(2)]
-    try:
-        await asyncio.gather(*(asyncio.to_thread(p.start) for p in procs))
+    async with started_servers(rt_settings, tmp_path) as procs:
         yield procs
-    finally:
-        for p in procs:
-            p.kill()
 
 
 class Api:

@@ -4,15 +4,12 @@ both processes, not one each."""
 
 from __future__ import annotations
 
-import asyncio
-
 import aiohttp
 import pytest
 
-from tao import open_tao
 from tests.harness import Services
 from tests.schema.client import graphql_settings
-from tests.serverproc import ServerProcess
+from tests.serverproc import ServerProcess, started_servers
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -29,15 +26,8 @@ async def two_servers(services: Services, test_id: str, tmp_path):
     s.auth.login_failures_per_username = 4
     s.throttle.follows_per_hour, s.throttle.follows_per_day = 3, 10
     s.limits.cost_budget, s.limits.cost_window_seconds = 10_000, 3600
-    pre = await open_tao(s, migrate=True, start_worker=False)
-    await pre.close()
-    procs = [ServerProcess(s, tmp_path / f"server{i}.log") for i in range(2)]
-    try:
-        await asyncio.gather(*(asyncio.to_thread(p.start) for p in procs))
+    async with started_servers(s, tmp_path) as procs:
         yield procs
-    finally:
-        for p in procs:
-            p.kill()
 
 
 async def call(http: aiohttp.ClientSession, server: ServerProcess, query: str, variables: dict | None = None,

@@ -23,6 +23,15 @@ async def ws(gql: GQL, token: str | None, **kw) -> WSClient:
     return await WSClient.connect(gql.client, "/graphql", token, **kw)
 
 
+async def handled(sock: WSClient) -> None:
+    """Until the server has handled every message sent on the socket so far (it handles them in
+    order, and a ping takes no operation slot)."""
+    await sock.ws.send_json({"type": "ping"})
+    while (msg := await sock.receive(timeout=10)) is not None and msg["type"] != "pong":
+        pass
+    assert msg is not None, (sock.close_code, sock.close_reason)
+
+
 async def follow(gql: GQL, token: str, user_id: str) -> None:
     assert (await gql.mutate("follow", token, user_id))["errors"] == []
 
@@ -216,14 +225,16 @@ async def test_one_user_s_live_operations_are_capped_over_all_their_sockets(gql:
     """The per-socket cap alone bounded nothing per user: one account held 100 sockets (the
     per-address cap) times 20 operations in each process, and each event for that user was
     built once per subscription (an account typing into a group made every member's
-    subscriptions rebuild it). Now `max_subscriptions_per_user` live operations per user per
-    process; one more gets an `error` for that operation, and a socket that closes frees its own."""
+    subscriptions rebuild it). Now `max_subscriptions_per_user` live operations per user (over
+    every process: tests/test_ws_caps_processes.py); one more gets an `error` for that operation,
+    and a socket that closes frees its own."""
     gql_settings.realtime.max_subscriptions_per_user = 3
     token, _ = await gql.sign_up("ada")
     other, _ = await gql.sign_up("bob")
     first, second = await ws(gql, token), await ws(gql, token)
     for i in range(2):
         await first.subscribe(str(i), VIEWER_EVENTS)
+    await handled(first)  # its operations hold their slots before the other socket asks
     await second.subscribe("a", VIEWER_EVENTS)
     await second.subscribe("over", VIEWER_EVENTS)
     msg = await second.receive(timeout=5)
@@ -239,6 +250,7 @@ async def test_one_user_s_live_operations_are_capped_over_all_their_sockets(gql:
         except TimeoutError:
             break  # no refusal: it runs
         assert msg is not None and msg["id"] == "again" and msg["type"] == "error", msg
+        await asyncio.sleep(0.05)  # a release reaches the shared count (tao.holds) in the background
     else:
         pytest.fail("the closed socket's operations kept their slots")
     await second.close()
@@ -275,6 +287,7 @@ async def test_the_text_one_user_s_live_operations_hold_is_capped(gql: GQL, gql_
         except TimeoutError:
             break
         assert msg is not None and msg["id"] == "again" and msg["type"] == "error", msg
+        await asyncio.sleep(0.05)  # a release reaches the shared count (tao.holds) in the background
     else:
         pytest.fail("a completed operation kept its characters")
     await sock.close()
@@ -297,3 +310,38 @@ async def test_a_client_that_goes_away_leaves_no_subscription_running(gql: GQL) 
             break
         await asyncio.sleep(0.05)
     assert gql.tao.broker.stats()["listeners"] == before
+
+
+async def test_a_subscription_is_refused_by_the_request_policy_like_any_operation(gql: GQL, gql_with) -> None:
+    """The policy's checks before execution (string and list inputs, the cost limit, the viewer's
+    budget) answered a query or mutation with their refusal, but strawberry subscribes whatever
+    the refusal says: a subscription ran anyway, with a NUL in its variables, 5 000 entries in a
+    list, over `max_query_cost` or over budget. Now it gets the refusal and does not run."""
+    token, me = await gql.sign_up("ada")
+
+    async def refusal(sock: WSClient, op_id: str, variables: dict | None = None) -> dict:
+        await sock.subscribe(op_id, VIEWER_EVENTS, variables)
+        msg = await sock.receive(timeout=5)
+        assert msg is not None and msg["id"] == op_id and msg["type"] in ("next", "error"), msg
+        if msg["type"] == "error":
+            (error,) = msg["payload"]
+            return error
+        assert msg["payload"]["data"] is None, msg
+        assert await sock.receive(timeout=5) == {"id": op_id, "type": "complete"}  # ended, not running
+        (error,) = msg["payload"]["errors"]
+        return error
+
+    sock = await ws(gql, token)
+    assert (await refusal(sock, "nul", {"unused": "a\x00b"}))["extensions"]["code"] == "BAD_USER_INPUT"
+    error = await refusal(sock, "list", {"unused": [me] * 5000})
+    assert error["extensions"]["code"] == "BAD_USER_INPUT" and "max_list_length" in error["message"], error
+    await sock.close()
+    async with gql_with(max_query_cost=1) as small:
+        sock = await ws(small, token)
+        assert (await refusal(sock, "cost"))["extensions"]["code"] == "MAX_COST_EXCEEDED"
+        await sock.close()
+    async with gql_with(max_query_cost=5000, cost_budget=15) as poor:
+        sock = await ws(poor, token)
+        await sock.subscribe("paid", VIEWER_EVENTS)  # 10 points of 15
+        assert (await refusal(sock, "over"))["extensions"]["code"] == "THROTTLED"
+        await sock.close()

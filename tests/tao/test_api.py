@@ -18,7 +18,7 @@ TAO_DIR = Path(__file__).resolve().parents[2] / "tao"
 
 def test_every_public_member_of_tao_is_declared():
     public = {name for name, _ in inspect.getmembers(Tao) if not name.startswith("_")}
-    instance_attrs = {"settings", "registry", "outbox", "broker", "rate_limits", "clock", "sketches"}
+    instance_attrs = {"settings", "registry", "outbox", "broker", "rate_limits", "holds", "clock", "sketches"}
     assert public | instance_attrs == set(Tao.__all__)
 
 

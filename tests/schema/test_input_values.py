@@ -1,4 +1,4 @@
-"""Every string input obeys one rule (`schema/input_strings.py`): a NUL character or an unpaired
+"""Every string input obeys one rule (`schema/input_values.py`): a NUL character or an unpaired
 UTF-16 surrogate, in a variable (however deep) or a literal (including a variable's default), is a
 top-level BAD_USER_INPUT before anything runs, and nothing is stored. Checked on several
 surfaces: sign-up, profile, post caption, comment, location name."""
@@ -10,7 +10,7 @@ import weakref
 import pytest
 from graphql import parse
 
-from schema.input_strings import literal_error
+from schema.input_values import literal_error
 
 SURROGATE = "x\ud800y"  # sent as JSON "x\\ud800y": valid JSON, not valid Unicode
 NUL = "x\x00y"
@@ -100,10 +100,10 @@ def test_a_literals_verdict_lives_as_long_as_its_document_and_no_longer():
     """The verdict is remembered for the document object (a cached document is checked once),
     but that memo keeps no document alive: the document caches alone decide how many live."""
     document = parse('{ user(username: "%s") { username } }' % ("a" * 20))
-    error = literal_error(document, 10)
+    error = literal_error(document, 10, 1024)
     assert error is not None and "longer than" in error.message
-    assert literal_error(document, 10) is error  # remembered: the same verdict, not a second walk
-    assert literal_error(document, 100) is None  # per limit
+    assert literal_error(document, 10, 1024) is error  # remembered: the same verdict, not a second walk
+    assert literal_error(document, 100, 1024) is None  # per limit
     ref = weakref.ref(document)
     del document
     assert ref() is None

@@ -1,0 +1,91 @@
+"""`tao.holds`: counted holds with a ceiling on their number and weight, in process memory and
+in the real Redis, shared by two instances (two processes' worth) there, leased (a holder that
+stops renewing frees its holds; a live one keeps them, and puts back one that lapsed), and the
+fall-back to process memory while Redis is unreachable."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from config import BrokerSettings
+from tao.holds import LocalHolds, RedisHolds, make_holds
+from tests.harness.processes import free_port
+
+
+def redis_holds(services, test_id: str, lease: float = 30.0) -> RedisHolds:
+    return RedisHolds(BrokerSettings(backend="redis", url=services.redis_url, channel_prefix=test_id,
+                                     hold_lease_seconds=lease))
+
+
+@pytest.fixture(params=["local", "redis"])
+async def holds(request, test_id):
+    if request.param == "local":
+        yield LocalHolds()
+        return
+    made = redis_holds(request.getfixturevalue("services"), test_id)
+    yield made
+    await made.close()
+
+
+async def test_count_and_weight_ceilings_and_release(holds) -> None:
+    got = [await holds.acquire("u", 10, 3, 100) for _ in range(3)]
+    assert all(g.hold is not None for g in got)
+    refused = await holds.acquire("u", 10, 3, 100)
+    assert refused.hold is None and (refused.count, refused.weight) == (3, 30)
+    assert (await holds.acquire("v", 10, 3, 100)).hold is not None  # other keys are untouched
+    holds.release(got[0].hold)
+    await asyncio.sleep(0.05)  # a shared release reaches Redis in the background
+    heavy = await holds.acquire("u", 81, 3, 100)
+    assert heavy.hold is None and heavy.weight == 20  # 20 + 81 > 100
+    assert (await holds.acquire("u", 80, 3, 100)).hold is not None
+
+
+async def test_two_holders_share_one_ceiling_and_a_silent_one_lapses(services, test_id) -> None:
+    alive, silent = redis_holds(services, test_id, lease=1.0), redis_holds(services, test_id, lease=1.0)
+    try:
+        assert (await silent.acquire("u", 1, 2, 100)).hold is not None
+        assert (await alive.acquire("u", 1, 2, 100)).hold is not None
+        assert (await alive.acquire("u", 1, 2, 100)).hold is None  # one ceiling over both
+        assert silent._renewer is not None
+        silent._renewer.cancel()  # as if its process died: no more renewals
+        await asyncio.sleep(2.5)  # two leases: `alive` renewed its hold, `silent` did not
+        got = await alive.acquire("u", 1, 2, 100)
+        assert got.hold is not None and got.count == 1, got
+        assert (await alive.acquire("u", 1, 2, 100)).hold is None
+    finally:
+        silent._held.clear()
+        await silent.close()
+        await alive.close()
+
+
+async def test_a_renewal_puts_back_a_live_hold_that_lapsed(services, test_id) -> None:
+    """A process stalled past its lease (or a Redis that lost its data) must not leave its live
+    operations uncounted for longer than one renewal period."""
+    holds = redis_holds(services, test_id)
+    try:
+        hold = (await holds.acquire("u", 5, 2, 100)).hold
+        assert hold is not None
+        await holds._client.delete(f"{test_id}:hold:u")
+        await holds.renew()
+        assert (await holds.acquire("u", 5, 2, 100)).count == 1
+        holds.release(hold)
+        await holds.renew()  # a released hold is not put back
+        await asyncio.sleep(0.05)
+        assert (await holds.acquire("u", 5, 2, 100)).count == 1
+    finally:
+        await holds.close()
+
+
+async def test_redis_unreachable_counts_in_process_meanwhile() -> None:
+    holds = make_holds(BrokerSettings(backend="redis", url=f"redis://127.0.0.1:{free_port()}/0", publish_timeout=0.05,
+                                      connect_timeout=0.2))
+    try:
+        got = [await holds.acquire("u", 1, 2, 100) for _ in range(3)]
+        assert [g.hold is not None for g in got] == [True, True, False]
+        assert isinstance(holds, RedisHolds) and holds.fallbacks == 3
+        holds.release(got[0].hold)
+        assert (await holds.acquire("u", 1, 2, 100)).hold is not None
+    finally:
+        await holds.close()

@@ -1,0 +1,112 @@
+"""Each user's WebSocket caps (`realtime.max_subscriptions_per_user`,
+`max_operation_chars_per_user`) across two real `server.py` processes on the real servers
+(MariaDB, memcached, Redis): one cap over both, not one per process; given back when an
+operation's socket closes; kept while its process lives (leases renewed); freed within
+`broker.hold_lease_seconds` when its process is killed without a word."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import aiohttp
+import pytest
+
+from tests.serverproc import started_servers
+from tests.test_realtime_processes import Api, rt_settings  # noqa: F401  (fixture)
+from tests.wsclient import VIEWER_EVENTS, WSClient
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
+
+LEASE = 3.0  # seconds; renewed every second
+PADDED = "#" + "x" * 60_000 + "\n" + VIEWER_EVENTS  # 60 000 characters of comment: a valid document
+
+
+@pytest.fixture
+async def capped_servers(rt_settings, tmp_path):
+    rt_settings.realtime.max_subscriptions_per_user = 3
+    rt_settings.realtime.max_operation_chars_per_user = 100_000
+    rt_settings.broker.hold_lease_seconds = LEASE
+    async with started_servers(rt_settings, tmp_path) as procs:
+        yield procs
+
+
+async def outcome(sock: WSClient, op_id: str, query: str = VIEWER_EVENTS) -> str:
+    """"running" (no answer within a second: a subscription waits for events), or the code of the
+    `error` message that refused it."""
+    await sock.subscribe(op_id, query)
+    try:
+        while True:
+            msg = await sock.receive(timeout=1.0)
+            assert msg is not None, (sock.close_code, sock.close_reason)
+            if msg.get("id") == op_id:
+                assert msg["type"] == "error", msg
+                return msg["payload"][0]["extensions"]["code"]
+    except TimeoutError:
+        return "running"
+
+
+async def eventually_running(sock: WSClient, prefix: str, within: float, query: str = VIEWER_EVENTS) -> None:
+    """Retry a refused subscription until it runs, for at most `within` seconds."""
+    start = time.monotonic()
+    for i in range(1000):
+        if await outcome(sock, f"{prefix}{i}", query) == "running":
+            return
+        assert time.monotonic() - start < within, f"still refused after {within} s"
+        await asyncio.sleep(0.1)  # within the socket's message rate
+    raise AssertionError("unreachable")
+
+
+async def test_one_user_s_live_operations_are_capped_over_every_process(capped_servers) -> None:
+    """Before, each process counted its own: with 2 processes a user held 2 x the cap."""
+    a, b = capped_servers
+    async with aiohttp.ClientSession() as http:
+        api_a, api_b = Api(http, a), Api(http, b)
+        token, _ = await api_a.sign_up("ada")
+        other, _ = await api_a.sign_up("bob")
+        on_a, on_b = await api_a.ws(token), await api_b.ws(token)
+        assert [await outcome(on_a, "1"), await outcome(on_a, "2")] == ["running", "running"]
+        assert await outcome(on_b, "3") == "running"
+        assert await outcome(on_b, "4") == "TOO_MANY_SUBSCRIPTIONS"  # 3 over both processes
+        bob = await api_b.ws(other)
+        assert await outcome(bob, "1") == "running"  # another user is not affected
+        await asyncio.sleep(LEASE * 2.5)  # the holds outlive their first leases: renewed while they run
+        assert await outcome(on_b, "5") == "TOO_MANY_SUBSCRIPTIONS"
+        await on_a.close()  # its operations give their slots back, on the other process too
+        await eventually_running(on_b, "again", within=5.0)
+        assert [await outcome(on_b, "more"), await outcome(on_b, "over")] == ["running", "TOO_MANY_SUBSCRIPTIONS"]
+        await on_b.close()
+        await bob.close()
+
+
+async def test_the_text_one_user_s_operations_hold_is_capped_over_every_process(capped_servers) -> None:
+    a, b = capped_servers
+    async with aiohttp.ClientSession() as http:
+        api_a, api_b = Api(http, a), Api(http, b)
+        token, _ = await api_a.sign_up("ada")
+        on_a, on_b = await api_a.ws(token), await api_b.ws(token)
+        assert await outcome(on_a, "1", PADDED) == "running"
+        assert await outcome(on_b, "2", PADDED) == "TOO_MANY_SUBSCRIPTIONS"  # 120 000 > 100 000 over both
+        assert await outcome(on_b, "3") == "running"  # what is left still serves
+        await on_a.ws.send_json({"type": "complete", "id": "1"})
+        await eventually_running(on_b, "again", within=5.0, query=PADDED)
+        await on_a.close()
+        await on_b.close()
+
+
+async def test_a_killed_process_s_holds_lapse_with_their_lease(capped_servers) -> None:
+    """SIGKILL: the process gives nothing back; its holds end with their lease, so the user is
+    refused for at most `broker.hold_lease_seconds`, never locked out."""
+    a, b = capped_servers
+    async with aiohttp.ClientSession() as http:
+        api_a, api_b = Api(http, a), Api(http, b)
+        token, _ = await api_a.sign_up("ada")
+        on_a, on_b = await api_a.ws(token), await api_b.ws(token)
+        for i in range(3):
+            assert await outcome(on_a, str(i)) == "running"
+        await asyncio.to_thread(a.kill)
+        assert await outcome(on_b, "at once") == "TOO_MANY_SUBSCRIPTIONS"  # held until their lease runs out
+        await eventually_running(on_b, "after", within=LEASE * 3)
+        assert [await outcome(on_b, "x"), await outcome(on_b, "y")] == ["running", "running"]
+        assert await outcome(on_b, "z") == "TOO_MANY_SUBSCRIPTIONS"
+        await on_b.close()
