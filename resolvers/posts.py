@@ -27,6 +27,12 @@ Invariants:
   pending deletion has no public post.
   `sync_post_edges` reads the author after the post's AUTHORED edge exists, so a post created
   while its author changes privacy is synced by one or the other.
+- A media is in at most one post: `createPost` claims each of its media with the unique key
+  `("post_media", media id) -> post` after adding the (still unlisted) post and before the
+  AUTHORED edge lists it; a lost claim deletes the post and answers MEDIA_INVALID. (The check of
+  MEDIA_OF alone let concurrent `createPost`s with one upload, a double tap on Share, all pass:
+  one photo in several posts, found by probe4.) A claim held by a post that no longer exists is
+  stale and taken over; deleting a post releases its claims (the cleanup job again, idempotent).
 - Deleting a post commits `posts.cleanup` (and the `ON_DELETE` hooks' jobs) with the delete; the
   writer removes the counted edges (AUTHORED, tags, mentions, location) at once, the job removes
   likes and comments, which can be many.
@@ -72,6 +78,7 @@ SYNC_EDGES_JOB = "posts.sync_edges"
 SYNC_AUTHOR_EDGES_JOB = "posts.sync_author_edges"
 CLEANUP_JOB = "posts.cleanup"
 DRAIN_PAGE = 200
+MEDIA_KEYS = "post_media"  # media id -> the post it is in (see the module's invariants)
 
 Hook = Callable[[Post], list[tuple[str, dict]]]
 # Jobs to commit with the write that makes a post visible (the feed appends its fan-out hook).
@@ -211,6 +218,7 @@ async def do_create_post(tao: Tao, actor_id: int, caption: str, media_ids: list[
                      location=location, media=media_ids, kind=_kind(media).value,
                      status=VISIBLE if ready else PROCESSING)
     post_id = await tao.obj_add("POST", data, owner=viewer)
+    await _claim_media(tao, post_id, media_ids)
     post = record_of((await tao.obj_get([post_id]))[post_id])
     jobs = [(SYNC_EDGES_JOB, {"post": post_id})] + (_hooks(ON_PUBLISH, post) if ready else []) + post_jobs(tao, post,
                                                                                                        post_id)
@@ -223,6 +231,38 @@ async def do_create_post(tao: Tao, actor_id: int, caption: str, media_ids: list[
     if not ready and await do_publish_post(tao, post_id):
         post = record_of((await tao.obj_get([post_id]))[post_id])
     return post
+
+
+async def _claim_media(tao: Tao, post_id: int, media_ids: list[int]) -> None:
+    """Claim each media for the new, still unlisted post; if another post holds one, release what
+    this call claimed, delete the post and answer MEDIA_INVALID (nothing of it stays)."""
+    claimed: list[int] = []
+    for m in media_ids:
+        if await tao.key_claim(MEDIA_KEYS, str(m), post_id) or await _take_over_stale(tao, m, post_id):
+            claimed.append(m)
+            continue
+        for c in claimed:
+            await tao.key_release(MEDIA_KEYS, str(c), post_id)
+        await tao.obj_delete(post_id)
+        raise UserError(PostErrorCode.MEDIA_INVALID,
+                        "A photo or video of `mediaIds` is already in another post (was this post shared twice?).",
+                        "mediaIds")
+
+
+async def _take_over_stale(tao: Tao, media_id: int, post_id: int) -> bool:
+    """Claim the media for `post_id` if the post holding it no longer exists."""
+    holder = (await tao.key_get_many(MEDIA_KEYS, [str(media_id)])).get(str(media_id))
+    if holder is None:
+        return await tao.key_claim(MEDIA_KEYS, str(media_id), post_id)
+    if (await tao.obj_get([holder])).get(holder) is not None:
+        return False
+    await tao.key_release(MEDIA_KEYS, str(media_id), holder)
+    return await tao.key_claim(MEDIA_KEYS, str(media_id), post_id)
+
+
+async def _release_media(tao: Tao, post_id: int, media_ids: list[int]) -> None:
+    for m in media_ids:
+        await tao.key_release(MEDIA_KEYS, str(m), post_id)
 
 
 async def _own_post(ctx: RequestContext, post_id: int) -> Post:
@@ -254,12 +294,13 @@ async def do_edit_post(tao: Tao, actor_id: int, post_id: int, caption: str) -> P
 async def do_delete_post(tao: Tao, actor_id: int, post_id: int) -> None:
     ctx = acting_as(tao, actor_id)
     post = await _own_post(ctx, post_id)
-    jobs = [(CLEANUP_JOB, {"post": post_id, "author": post.author})] + _hooks(ON_DELETE, post) + post_jobs(tao, post,
-                                                                                                       post_id)
+    cleanup = (CLEANUP_JOB, {"post": post_id, "author": post.author, "media": list(post.media)})
+    jobs = [cleanup, *_hooks(ON_DELETE, post), *post_jobs(tao, post, post_id)]
     await tao.obj_delete(post_id, jobs=jobs)
     # The counted edges go now (postCount, a hashtag's postCount); likes and comments by the job.
     await tao.assoc_delete(post.author, "AUTHORED", post_id)
     await sync_post_edges(tao, None, post_id)
+    await _release_media(tao, post_id, list(post.media))
 
 
 async def do_publish_post(tao: Tao, post_id: int) -> bool:
@@ -410,6 +451,7 @@ async def cleanup_job(job: JobContext, payload: dict) -> None:
         return  # not deleted (a stale job): nothing to clean
     await tao.assoc_delete(author, "AUTHORED", post_id)
     await sync_post_edges(tao, None, post_id)
+    await _release_media(tao, post_id, [int(m) for m in payload.get("media", [])])
     await drain(tao, post_id, "LIKED_BY", lambda a: tao.assoc_delete(a.id2, "LIKES", post_id))
     await drain(tao, post_id, "HAS_COMMENT", lambda a: delete_comment_tree(tao, a.id2, post_id, "HAS_COMMENT"))
     await drain(tao, post_id, "PENDING_COMMENT",

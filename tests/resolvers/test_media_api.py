@@ -297,6 +297,30 @@ async def test_video_post_visible_to_follower_only_when_ready(api, media_setting
     assert [n["id"] for n in feed["viewer"]["feed"]["nodes"]] == [post_id]
 
 
+async def test_one_upload_is_in_one_post_even_when_shared_twice_at_once(api, media_settings):
+    """`createPost` checked that a media was in no post (its MEDIA_OF list) and then wrote: four
+    concurrent creates with one upload (a double tap on Share, a retried request) all passed, one
+    photo in four posts (found by probe4). Now one wins; the others answer MEDIA_INVALID and leave
+    no post behind. Deleting the post frees the media for a new one."""
+    gql, http = api
+    ta, _ = await gql.sign_up("ada")
+    p = await upload(gql, http, ta, jpeg(200, 150), part_size=part_size(media_settings))
+    media_id = (await complete(gql, ta, p["upload"]["id"]))["media"]["id"]
+    tries = await asyncio.gather(*(gql.ok(CREATE, {"i": {"caption": f"try {i}", "mediaIds": [media_id]}}, ta)
+                                   for i in range(4)))
+    won = [t["createPost"]["post"]["id"] for t in tries if t["createPost"]["errors"] == []]
+    lost = [t["createPost"] for t in tries if t["createPost"]["errors"]]
+    assert len(won) == 1 and lost == [{"post": None, "errors": [{"code": "MEDIA_INVALID", "field": "mediaIds"}]}] * 3
+    await gql.tao.run_jobs_until_idle()
+    mine = "query { viewer { postCount posts(first: 10) { nodes { id media { ... on Media { id } } } } } }"
+    seen = (await gql.ok(mine, None, ta))["viewer"]
+    assert seen["postCount"] == 1 and [n["id"] for n in seen["posts"]["nodes"]] == won
+    await gql.ok("mutation($i: PostDeleteInput!) { deletePost(input: $i) { errors { code } } }",
+                 {"i": {"postId": won[0]}}, ta)
+    again = (await gql.ok(CREATE, {"i": {"caption": "again", "mediaIds": [media_id]}}, ta))["createPost"]
+    assert again["errors"] == [] and [m["id"] for m in again["post"]["media"]] == [media_id]
+
+
 @pytest.fixture
 def rejecting(media_settings):
     media_settings.media.moderation_hook = "tests.media_pipeline.hooks:reject_landscape"
