@@ -280,3 +280,24 @@ async def test_a_repeated_mention_is_one_mention_one_edge_one_notification(gql):
     got = [(e["node"]["target"]["id"], e["node"]["actorCount"])
            for e in (await gql.ok(notes, token=tb))["viewer"]["notifications"]["edges"]]
     assert sorted(got) == sorted([(story["id"], 1), (post["id"], 1), (comment["comment"]["id"], 1)]), got
+
+
+async def test_a_close_friends_only_highlight_does_not_exist_for_others_by_id(gql):
+    """`User.highlights` left out a highlight of close-friends stories only for everyone else, but
+    `node(id:)` answered it, title and all, to anyone who sees its owner: a friend taken off
+    the list kept reading it (found by probe4). It is now missing for them on every surface."""
+    clock(gql)
+    ta, _ = await gql.sign_up("ada")
+    tf, f = await gql.sign_up("friend")
+    to, _ = await gql.sign_up("other")
+    close = "mutation($i: CloseFriendsInput!) { %s(input: $i) { errors { code } } }"
+    await gql.ok(close % "addCloseFriends", {"i": {"userIds": [f]}}, ta)
+    s = await post_story(gql, ta, "ada", audience="CLOSE_FRIENDS")
+    h = (await gql.ok(HL_CREATE, {"i": {"title": "Secret plans", "storyIds": [s["id"]]}}, ta))["createHighlight"]
+    q = "query($id: ID!) { node(id: $id) { ... on Highlight { title stories { id } } } }"
+    hid = {"id": h["highlight"]["id"]}
+    want = {"title": "Secret plans", "stories": [{"id": s["id"]}]}
+    assert [(await gql.ok(q, hid, t))["node"] for t in (ta, tf, to, None)] == [want, want, None, None]
+    await gql.ok(close % "removeCloseFriends", {"i": {"userIds": [f]}}, ta)
+    assert (await gql.ok(q, hid, tf))["node"] is None
+    assert (await gql.ok(STORIES, {"u": "ada"}, tf))["user"]["highlights"] == []
