@@ -27,12 +27,13 @@ Invariants:
   pending deletion has no public post.
   `sync_post_edges` reads the author after the post's AUTHORED edge exists, so a post created
   while its author changes privacy is synced by one or the other.
-- A media is in at most one post: `createPost` claims each of its media with the unique key
+- A media is in at most one post or story: `createPost` (and `createStory`) claims each of its media with the unique key
   `("post_media", media id) -> post` after adding the (still unlisted) post and before the
   AUTHORED edge lists it; a lost claim deletes the post and answers MEDIA_INVALID. (The check of
   MEDIA_OF alone let concurrent `createPost`s with one upload, a double tap on Share, all pass:
-  one photo in several posts, found by probe4.) A claim held by a post that no longer exists is
-  stale and taken over; deleting a post releases its claims (the cleanup job again, idempotent).
+  one photo in several posts, or in a post and a story whose deletion then deleted the photo:
+  found by probe4.) A claim held by a post or story that no longer exists is stale and taken
+  over; deleting a post releases its claims (the cleanup job again, idempotent).
 - Deleting a post commits `posts.cleanup` (and the `ON_DELETE` hooks' jobs) with the delete; the
   writer removes the counted edges (AUTHORED, tags, mentions, location) at once, the job removes
   likes and comments, which can be many.
@@ -218,7 +219,11 @@ async def do_create_post(tao: Tao, actor_id: int, caption: str, media_ids: list[
                      location=location, media=media_ids, kind=_kind(media).value,
                      status=VISIBLE if ready else PROCESSING)
     post_id = await tao.obj_add("POST", data, owner=viewer)
-    await _claim_media(tao, post_id, media_ids)
+    if not await claim_media(tao, post_id, media_ids):
+        await tao.obj_delete(post_id)  # never listed: nothing else of it exists
+        raise UserError(PostErrorCode.MEDIA_INVALID,
+                        "A photo or video of `mediaIds` is already in another post or story (was this shared "
+                        "twice?).", "mediaIds")
     post = record_of((await tao.obj_get([post_id]))[post_id])
     jobs = [(SYNC_EDGES_JOB, {"post": post_id})] + (_hooks(ON_PUBLISH, post) if ready else []) + post_jobs(tao, post,
                                                                                                        post_id)
@@ -233,36 +238,33 @@ async def do_create_post(tao: Tao, actor_id: int, caption: str, media_ids: list[
     return post
 
 
-async def _claim_media(tao: Tao, post_id: int, media_ids: list[int]) -> None:
-    """Claim each media for the new, still unlisted post; if another post holds one, release what
-    this call claimed, delete the post and answer MEDIA_INVALID (nothing of it stays)."""
+async def claim_media(tao: Tao, holder: int, media_ids: list[int]) -> bool:
+    """Claim each media for `holder`, a new post or story not yet listed (MEDIA_KEYS: a media is in
+    one post or story). False if another holds one: what this call claimed is released again,
+    and the caller deletes its object and refuses."""
     claimed: list[int] = []
     for m in media_ids:
-        if await tao.key_claim(MEDIA_KEYS, str(m), post_id) or await _take_over_stale(tao, m, post_id):
-            claimed.append(m)
-            continue
-        for c in claimed:
-            await tao.key_release(MEDIA_KEYS, str(c), post_id)
-        await tao.obj_delete(post_id)
-        raise UserError(PostErrorCode.MEDIA_INVALID,
-                        "A photo or video of `mediaIds` is already in another post (was this post shared twice?).",
-                        "mediaIds")
+        if not (await tao.key_claim(MEDIA_KEYS, str(m), holder) or await _take_over_stale(tao, m, holder)):
+            await release_media(tao, holder, claimed)
+            return False
+        claimed.append(m)
+    return True
 
 
-async def _take_over_stale(tao: Tao, media_id: int, post_id: int) -> bool:
-    """Claim the media for `post_id` if the post holding it no longer exists."""
-    holder = (await tao.key_get_many(MEDIA_KEYS, [str(media_id)])).get(str(media_id))
-    if holder is None:
-        return await tao.key_claim(MEDIA_KEYS, str(media_id), post_id)
-    if (await tao.obj_get([holder])).get(holder) is not None:
-        return False
-    await tao.key_release(MEDIA_KEYS, str(media_id), holder)
-    return await tao.key_claim(MEDIA_KEYS, str(media_id), post_id)
+async def _take_over_stale(tao: Tao, media_id: int, holder: int) -> bool:
+    """Claim the media for `holder` if the post or story holding it no longer exists."""
+    current = (await tao.key_get_many(MEDIA_KEYS, [str(media_id)])).get(str(media_id))
+    if current is not None:
+        if (await tao.obj_get([current])).get(current) is not None:
+            return False
+        await tao.key_release(MEDIA_KEYS, str(media_id), current)
+    return await tao.key_claim(MEDIA_KEYS, str(media_id), holder)
 
 
-async def _release_media(tao: Tao, post_id: int, media_ids: list[int]) -> None:
+async def release_media(tao: Tao, holder: int, media_ids: list[int]) -> None:
+    """Free the media `holder` (a deleted post or story) claimed. Idempotent."""
     for m in media_ids:
-        await tao.key_release(MEDIA_KEYS, str(m), post_id)
+        await tao.key_release(MEDIA_KEYS, str(m), holder)
 
 
 async def _own_post(ctx: RequestContext, post_id: int) -> Post:
@@ -300,7 +302,7 @@ async def do_delete_post(tao: Tao, actor_id: int, post_id: int) -> None:
     # The counted edges go now (postCount, a hashtag's postCount); likes and comments by the job.
     await tao.assoc_delete(post.author, "AUTHORED", post_id)
     await sync_post_edges(tao, None, post_id)
-    await _release_media(tao, post_id, list(post.media))
+    await release_media(tao, post_id, list(post.media))
 
 
 async def do_publish_post(tao: Tao, post_id: int) -> bool:
@@ -451,7 +453,7 @@ async def cleanup_job(job: JobContext, payload: dict) -> None:
         return  # not deleted (a stale job): nothing to clean
     await tao.assoc_delete(author, "AUTHORED", post_id)
     await sync_post_edges(tao, None, post_id)
-    await _release_media(tao, post_id, [int(m) for m in payload.get("media", [])])
+    await release_media(tao, post_id, [int(m) for m in payload.get("media", [])])
     await drain(tao, post_id, "LIKED_BY", lambda a: tao.assoc_delete(a.id2, "LIKES", post_id))
     await drain(tao, post_id, "HAS_COMMENT", lambda a: delete_comment_tree(tao, a.id2, post_id, "HAS_COMMENT"))
     await drain(tao, post_id, "PENDING_COMMENT",

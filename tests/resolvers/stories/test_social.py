@@ -301,3 +301,23 @@ async def test_a_close_friends_only_highlight_does_not_exist_for_others_by_id(gq
     await gql.ok(close % "removeCloseFriends", {"i": {"userIds": [f]}}, ta)
     assert (await gql.ok(q, hid, tf))["node"] is None
     assert (await gql.ok(STORIES, {"u": "ada"}, tf))["user"]["highlights"] == []
+
+
+async def test_one_upload_is_a_story_or_a_post_not_both(gql):
+    """A story and a post each checked that their media was unused, then wrote: a story and a
+    post shared at once with one upload both passed, and deleting the story (whose cleanup
+    deletes its media and the files) took the photo out of the post (found by probe4). Now
+    one of them wins, and the other answers MEDIA_INVALID and leaves nothing behind."""
+    clock(gql)
+    ta, _ = await gql.sign_up("ada")
+    post = """mutation($i: PostCreateInput!) { createPost(input: $i) { post { id } errors { code field } } }"""
+    for _ in range(3):
+        media = await ready_media(gql, "ada")
+        story, made = await asyncio.gather(gql.ok(CREATE, {"i": {"mediaId": media}}, ta),
+                                           gql.ok(post, {"i": {"caption": "x", "mediaIds": [media]}}, ta))
+        errors = [story["createStory"]["errors"], made["createPost"]["errors"]]
+        assert sorted(map(len, errors)) == [0, 1], errors
+        assert [e[0]["code"] for e in errors if e] == ["MEDIA_INVALID"]
+    mine = "{ viewer { postCount stories { id } } }"
+    seen = (await gql.ok(mine, None, ta))["viewer"]
+    assert seen["postCount"] + len(seen["stories"]) == 3
