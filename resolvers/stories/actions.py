@@ -26,7 +26,7 @@ from resolvers.hashtags import is_hashtag_name, normalize_hashtag
 from resolvers.job_context import JobContext
 from resolvers.notifications import causes
 from resolvers.posts import claim_media, mention_ids, release_media
-from resolvers.records import Media, MediaKind, MediaStatus, record_of
+from resolvers.records import Media, MediaKind, MediaStatus, User, record_of
 from resolvers.stories.model import LIFETIME_MS, LINK_MAX, Audience, Story, StoryErrorCode, story_edge_data
 from tao import JobNotDueError, Tao, TaoError
 
@@ -176,7 +176,8 @@ async def do_delete_story(tao: Tao, actor_id: int, story_id: int) -> None:
 
 async def cleanup(tao: Tao, story_id: int, author: int, media_id: int | None = None, files: Any = None) -> None:
     """Everything a deleted story leaves: its lists' edges, its place in highlights, and (from
-    the cleanup job, which has the object store as `files`) its media and their files.
+    the cleanup job, which has the object store as `files`) its media and their files, unless
+    that media is its author's profile picture (then the picture stays: found by probe4).
     Idempotent (the cleanup job runs it again after a crash)."""
     from resolvers.stories.highlights import drop_from_highlights
 
@@ -194,8 +195,11 @@ async def cleanup(tao: Tao, story_id: int, author: int, media_id: int | None = N
     except TaoError:
         pass  # they expire with their TTL
     if media_id is not None:
-        obj = (await tao.obj_get([media_id])).get(media_id)
-        media = record_of(obj) if obj is not None else None
+        found = await tao.obj_get([media_id, author])
+        media = record_of(found[media_id]) if media_id in found else None
+        owner = record_of(found[author]) if author in found else None
+        if isinstance(owner, User) and owner.profile_picture_id == media_id:
+            return  # also the author's profile picture (any image of theirs may be): it stays theirs
         if isinstance(media, Media) and files is not None:
             keys = [str(v["key"]) for v in media.variants if v.get("key")]
             keys += [media.media_key] if media.media_key else []
