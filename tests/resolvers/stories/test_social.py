@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+from schema.relay import to_global_id
 from tests.resolvers.messages_client import store_id
 from tests.resolvers.stories.helpers import (
     CREATE,
@@ -321,3 +322,26 @@ async def test_one_upload_is_a_story_or_a_post_not_both(gql):
     mine = "{ viewer { postCount stories { id } } }"
     seen = (await gql.ok(mine, None, ta))["viewer"]
     assert seen["postCount"] + len(seen["stories"]) == 3
+
+
+async def test_adding_too_many_stories_to_a_highlight_is_refused_before_any_read(gql, monkeypatch):
+    """`addToHighlight` loaded every story id it was sent (as many as a 2 MB request holds,
+    ~70 000) before it checked the highlight's cap: one request, one read of that many objects
+    across the shards (found by probe4). The cap is checked first now, as `createHighlight` does."""
+    clock(gql)
+    ta, a = await gql.sign_up("ada")
+    s = await post_story(gql, ta, "ada")
+    h = (await gql.ok(HL_CREATE, {"i": {"title": "t", "storyIds": [s["id"]]}}, ta))["createHighlight"]["highlight"]
+    tao = gql.tao
+    fake = [to_global_id("Story", tao.ids.next_id(tao.shard(await uid(gql, "ada")))) for _ in range(500)]
+    read: list[int] = []
+    get = tao.obj_get
+
+    async def counting(ids, *args, **kwargs):
+        read.append(len(ids))
+        return await get(ids, *args, **kwargs)
+    monkeypatch.setattr(tao, "obj_get", counting)
+    add = await gql.ok(f"mutation($i: HighlightStoriesInput!) {{ addToHighlight(input: $i) {{ {HL_FIELDS} }} }}",
+                       {"i": {"highlightId": h["id"], "storyIds": fake}}, ta)
+    assert add["addToHighlight"]["errors"] == [{"code": "HIGHLIGHT_FULL", "field": "storyIds"}]
+    assert max(read, default=0) < 100
