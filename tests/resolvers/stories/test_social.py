@@ -326,7 +326,7 @@ async def test_one_upload_is_a_story_or_a_post_not_both(gql):
 
 async def test_adding_too_many_stories_to_a_highlight_is_refused_before_any_read(gql, monkeypatch):
     """`addToHighlight` loaded every story id it was sent (as many as a 2 MB request holds,
-    ~70 000) before it checked the highlight's cap: one request, one read of that many objects
+    ~55 000) before it checked the highlight's cap: one request, one read of that many objects
     across the shards (found by probe4). The cap is checked first now, as `createHighlight` does."""
     clock(gql)
     ta, a = await gql.sign_up("ada")
