@@ -32,8 +32,9 @@ Invariants:
   AUTHORED edge lists it; a lost claim deletes the post and answers MEDIA_INVALID. (The check of
   MEDIA_OF alone let concurrent `createPost`s with one upload, a double tap on Share, all pass:
   one photo in several posts, or in a post and a story whose deletion then deleted the photo:
-  found by probe4.) A claim held by a post or story that no longer exists is stale and taken
-  over; deleting a post releases its claims (the cleanup job again, idempotent).
+  found by probe4.) A claim held by a post or story that no longer exists, or that was never
+  listed and is older than STALE_CLAIM_MS (a create that failed or died mid-way), is stale and
+  taken over; deleting a post releases its claims (the cleanup job again, idempotent).
 - Deleting a post commits `posts.cleanup` (and the `ON_DELETE` hooks' jobs) with the delete; the
   writer removes the counted edges (AUTHORED, tags, mentions, location) at once, the job removes
   likes and comments, which can be many.
@@ -80,6 +81,8 @@ SYNC_AUTHOR_EDGES_JOB = "posts.sync_author_edges"
 CLEANUP_JOB = "posts.cleanup"
 DRAIN_PAGE = 200
 MEDIA_KEYS = "post_media"  # media id -> the post it is in (see the module's invariants)
+# A claim's holder not listed this long after it was made is a create that failed or died.
+STALE_CLAIM_MS = 10 * 60 * 1000
 
 Hook = Callable[[Post], list[tuple[str, dict]]]
 # Jobs to commit with the write that makes a post visible (the feed appends its fan-out hook).
@@ -252,13 +255,28 @@ async def claim_media(tao: Tao, holder: int, media_ids: list[int]) -> bool:
 
 
 async def _take_over_stale(tao: Tao, media_id: int, holder: int) -> bool:
-    """Claim the media for `holder` if the post or story holding it no longer exists."""
+    """Claim the media for `holder` if the post or story holding it is stale: gone, or never
+    listed and older than STALE_CLAIM_MS (its create failed or died between the claim and the
+    edge that lists it; a create still under way is younger, and keeps its claim)."""
     current = (await tao.key_get_many(MEDIA_KEYS, [str(media_id)])).get(str(media_id))
     if current is not None:
-        if (await tao.obj_get([current])).get(current) is not None:
+        obj = (await tao.obj_get([current])).get(current)
+        if obj is not None and (now_ms() - obj.created < STALE_CLAIM_MS or await _listed(tao, obj)):
             return False
         await tao.key_release(MEDIA_KEYS, str(media_id), current)
     return await tao.key_claim(MEDIA_KEYS, str(media_id), holder)
+
+
+async def _listed(tao: Tao, obj: Any) -> bool:
+    """Whether a post or story that holds a media claim was ever listed by its author."""
+    author = obj.data.get("author")
+    lists = ("AUTHORED",) if obj.otype == "POST" else ("STORY_LIVE", "STORY_ARCHIVE")
+    if not isinstance(author, int):
+        return True  # not a post or story of ours: never take its claim
+    for atype in lists:
+        if await tao.assoc_get(author, atype, [obj.id]):
+            return True
+    return False
 
 
 async def release_media(tao: Tao, holder: int, media_ids: list[int]) -> None:
