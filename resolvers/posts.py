@@ -64,6 +64,7 @@ from resolvers.hashtags import (
 )
 from resolvers.job_context import JobContext
 from resolvers.loaders import load_each
+from resolvers.notifications import causes
 from resolvers.pagination import Cursor, Page, load_assoc_page, make_page
 from resolvers.records import Location, Media, MediaKind, MediaStatus, Post, PostKind, PostStatus, User, record_of
 from resolvers.search.indexer import post_jobs
@@ -306,9 +307,22 @@ async def do_edit_post(tao: Tao, actor_id: int, post_id: int, caption: str) -> P
                       post_id)
     updated = record_of(await tao.obj_update(post_id, {
         "caption": caption, "hashtags": list(hashtags), "hashtag_ids": list(hashtags.values()), "mentions": mentions,
-    }, jobs=[(SYNC_EDGES_JOB, {"post": post_id}), *index]))
+    }, jobs=[(SYNC_EDGES_JOB, {"post": post_id}), *index, *_mention_changes(before, mentions)]))
     await sync_post_edges(tao, updated)
     return updated
+
+
+def _mention_changes(before: Post, mentions: list[int]) -> list[tuple[str, dict]]:
+    """A published post's caption edit tells the accounts it now mentions and takes the
+    notification back from those it no longer does (an edit used to tell nobody: found by
+    probe4). A post still processing tells its mentions when it is published."""
+    if not before.is_visible:
+        return []
+    at = now_ms()
+    added = [u for u in mentions if u not in before.mentions]
+    gone = [u for u in before.mentions if u not in mentions]
+    return (causes.caption_mentions(before.author, before.id, added, at)
+            + causes.caption_mentions(before.author, before.id, gone, at, undo=True))
 
 
 async def do_delete_post(tao: Tao, actor_id: int, post_id: int) -> None:

@@ -248,3 +248,22 @@ async def test_a_read_marker_never_passes_now(gql):
     await gql.ok(LIKE, {"i": {"postId": await new_post(gql, ta)}}, tb)
     v = await listed(gql, ta)
     assert [n["unread"] for n in nodes(v)] == [True] and v["unreadNotificationCount"] == 1
+
+
+async def test_a_caption_edit_tells_whom_it_now_mentions_and_not_whom_it_dropped(gql):
+    """Caption mentions were told only when the post was published: `editPost` adding @cy told
+    cy nothing, and bob, edited out, kept "ada mentioned you" (found by probe4)."""
+    ta, _ = await gql.sign_up("ada")
+    tb, _ = await gql.sign_up("bob")
+    tc, _ = await gql.sign_up("cy")
+    post = (await gql.ok("mutation { createPost(input: {caption: \"hi @bob\"}) { post { id } } }", token=ta))[
+        "createPost"]["post"]["id"]
+    assert [n["type"] for n in nodes(await listed(gql, tb))] == ["MENTION"]
+    edit = "mutation($i: PostEditInput!) { editPost(input: $i) { errors { code } } }"
+    assert (await gql.ok(edit, {"i": {"postId": post, "caption": "hi @cy"}}, ta))["editPost"]["errors"] == []
+    seen = nodes(await listed(gql, tc))
+    assert [(n["type"], n["target"]) for n in seen] == [("MENTION", {"__typename": "Post", "id": post})]
+    assert nodes(await listed(gql, tb)) == []
+    # an edit that keeps a mention tells nobody again
+    await gql.ok(edit, {"i": {"postId": post, "caption": "hello @cy"}}, ta)
+    assert [n["actorCount"] for n in nodes(await listed(gql, tc))] == [1]
