@@ -345,3 +345,29 @@ async def test_adding_too_many_stories_to_a_highlight_is_refused_before_any_read
                        {"i": {"highlightId": h["id"], "storyIds": fake}}, ta)
     assert add["addToHighlight"]["errors"] == [{"code": "HIGHLIGHT_FULL", "field": "storyIds"}]
     assert max(read, default=0) < 100
+
+
+async def test_a_restricted_accounts_reply_shows_to_it_as_posted(gql):
+    """A restricted account sees its own comments as posted (they wait for approval unseen by
+    others), but its replies vanished from the thread for itself: the tell restrict must not
+    give (found by probe4). Its own replies awaiting approval now show to it, first, as its
+    comments do; nobody else sees them until the post's author approves."""
+    ta, _ = await gql.sign_up("ada")
+    tb, _ = await gql.sign_up("bob")
+    tr, r = await gql.sign_up("rex")
+    pid = (await gql.ok('mutation { createPost(input: {caption: "p"}) { post { id } } }', token=ta))[
+        "createPost"]["post"]["id"]
+    add = """mutation($i: CommentAddInput!) { addComment(input: $i) { comment { id } errors { code } } }"""
+    top = (await gql.ok(add, {"i": {"postId": pid, "text": "hi"}}, tb))["addComment"]["comment"]["id"]
+    await gql.mutate("restrict", ta, r, "errors { code }")
+    reply = (await gql.ok(add, {"i": {"postId": pid, "text": "meh", "replyToId": top}}, tr))["addComment"]
+    assert reply["errors"] == []
+    q = "query($id: ID!) { node(id: $id) { ... on Comment { replies { nodes { text } } } } }"
+
+    async def thread(token):
+        return [n["text"] for n in (await gql.ok(q, {"id": top}, token))["node"]["replies"]["nodes"]]
+    assert [await thread(t) for t in (tr, tb, ta, None)] == [["meh"], [], [], []]
+    ok = await gql.ok("mutation($i: CommentApproveInput!) { approveComment(input: $i) { errors { code } } }",
+                      {"i": {"commentId": reply["comment"]["id"]}}, ta)
+    assert ok["approveComment"]["errors"] == []
+    assert [await thread(t) for t in (tr, tb, ta, None)] == [["meh"]] * 4  # once, not twice
