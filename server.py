@@ -83,6 +83,7 @@ from resolvers.search.engine import close_indexes
 from resolvers.search.engine import indexes_for as search_indexes_for
 from resolvers.throttle import LoginThrottle
 from schema import build_schema
+from schema.relay import seal_cursors
 from schema.request import BadRequestError, decode_json, parse_request
 from schema.tracing import OperationSpans
 from server_ws import TaogramWSHandler
@@ -389,6 +390,9 @@ def media_handler(max_body: int):
 def create_app(settings: Settings | None = None) -> web.Application:
     settings = settings or load_settings()
     check_keys(settings.messages)  # a misconfigured key fails the start, not the first send
+    # Cursors hide the positions of edges the viewer may not see (schema/relay.py): the same key
+    # in every process, from the deployment's secret.
+    seal_cursors(settings.messages.encryption_keys[settings.messages.active_key].encode())
     _version()  # /version answers from the cache
     app = web.Application(client_max_size=MAX_REQUEST_BODY, middlewares=[transport_errors])
     app[SETTINGS_KEY] = settings

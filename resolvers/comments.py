@@ -211,8 +211,20 @@ async def do_approve_comment(tao: Tao, actor_id: int, comment_id: int) -> Commen
     return approved
 
 
-async def replies(ctx: RequestContext, comment_id: int, first: int, after: Cursor | None) -> Page[Comment]:
-    return await _page(ctx, comment_id, "HAS_REPLY", first, after)
+async def replies(ctx: RequestContext, comment: Comment, first: int, after: Cursor | None) -> Page[Comment]:
+    """A comment's replies, newest first; on the first page, a restricted replier also sees their
+    own replies awaiting approval, first (as if posted), as `comments` shows their comments. (A
+    restricted account's reply vanished from the thread for its own author: it told them they
+    were restricted; found by probe4.)"""
+    page = await _page(ctx, comment.id, "HAS_REPLY", first, after)
+    if after is None and ctx.viewer_id is not None and not comment.reply_to:
+        # The post's pending list is the one `comments` reads for the viewer's own: one load.
+        waiting = await ctx.loaders.assoc_page_by_key.load((comment.post, "PENDING_COMMENT", PENDING_SCAN, None))
+        if waiting:
+            mine = [c for c in await privacy.visible_comments(ctx, [a.id2 for a in waiting])
+                    if c.author == ctx.viewer_id and c.reply_to == comment.id]
+            page.items = [((c.created, c.id), c) for c in mine] + page.items
+    return page
 
 
 async def comment_author(ctx: RequestContext, comment: Comment) -> User | None:

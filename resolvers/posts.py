@@ -27,6 +27,14 @@ Invariants:
   pending deletion has no public post.
   `sync_post_edges` reads the author after the post's AUTHORED edge exists, so a post created
   while its author changes privacy is synced by one or the other.
+- A media is in at most one post or story: `createPost` (and `createStory`) claims each of its media with the unique key
+  `("post_media", media id) -> post` after adding the (still unlisted) post and before the
+  AUTHORED edge lists it; a lost claim deletes the post and answers MEDIA_INVALID. (The check of
+  MEDIA_OF alone let concurrent `createPost`s with one upload, a double tap on Share, all pass:
+  one photo in several posts, or in a post and a story whose deletion then deleted the photo:
+  found by probe4.) A claim held by a post or story that no longer exists, or that was never
+  listed and is older than STALE_CLAIM_MS (a create that failed or died mid-way), is stale and
+  taken over; deleting a post releases its claims (the cleanup job again, idempotent).
 - Deleting a post commits `posts.cleanup` (and the `ON_DELETE` hooks' jobs) with the delete; the
   writer removes the counted edges (AUTHORED, tags, mentions, location) at once, the job removes
   likes and comments, which can be many.
@@ -56,6 +64,7 @@ from resolvers.hashtags import (
 )
 from resolvers.job_context import JobContext
 from resolvers.loaders import load_each
+from resolvers.notifications import causes
 from resolvers.pagination import Cursor, Page, load_assoc_page, make_page
 from resolvers.records import Location, Media, MediaKind, MediaStatus, Post, PostKind, PostStatus, User, record_of
 from resolvers.search.indexer import post_jobs
@@ -72,6 +81,9 @@ SYNC_EDGES_JOB = "posts.sync_edges"
 SYNC_AUTHOR_EDGES_JOB = "posts.sync_author_edges"
 CLEANUP_JOB = "posts.cleanup"
 DRAIN_PAGE = 200
+MEDIA_KEYS = "post_media"  # media id -> the post it is in (see the module's invariants)
+# A claim's holder not listed this long after it was made is a create that failed or died.
+STALE_CLAIM_MS = 10 * 60 * 1000
 
 Hook = Callable[[Post], list[tuple[str, dict]]]
 # Jobs to commit with the write that makes a post visible (the feed appends its fan-out hook).
@@ -211,6 +223,11 @@ async def do_create_post(tao: Tao, actor_id: int, caption: str, media_ids: list[
                      location=location, media=media_ids, kind=_kind(media).value,
                      status=VISIBLE if ready else PROCESSING)
     post_id = await tao.obj_add("POST", data, owner=viewer)
+    if not await claim_media(tao, post_id, media_ids):
+        await tao.obj_delete(post_id)  # never listed: nothing else of it exists
+        raise UserError(PostErrorCode.MEDIA_INVALID,
+                        "A photo or video of `mediaIds` is already in another post or story (was this shared "
+                        "twice?).", "mediaIds")
     post = record_of((await tao.obj_get([post_id]))[post_id])
     jobs = [(SYNC_EDGES_JOB, {"post": post_id})] + (_hooks(ON_PUBLISH, post) if ready else []) + post_jobs(tao, post,
                                                                                                        post_id)
@@ -223,6 +240,50 @@ async def do_create_post(tao: Tao, actor_id: int, caption: str, media_ids: list[
     if not ready and await do_publish_post(tao, post_id):
         post = record_of((await tao.obj_get([post_id]))[post_id])
     return post
+
+
+async def claim_media(tao: Tao, holder: int, media_ids: list[int]) -> bool:
+    """Claim each media for `holder`, a new post or story not yet listed (MEDIA_KEYS: a media is in
+    one post or story). False if another holds one: what this call claimed is released again,
+    and the caller deletes its object and refuses."""
+    claimed: list[int] = []
+    for m in media_ids:
+        if not (await tao.key_claim(MEDIA_KEYS, str(m), holder) or await _take_over_stale(tao, m, holder)):
+            await release_media(tao, holder, claimed)
+            return False
+        claimed.append(m)
+    return True
+
+
+async def _take_over_stale(tao: Tao, media_id: int, holder: int) -> bool:
+    """Claim the media for `holder` if the post or story holding it is stale: gone, or never
+    listed and older than STALE_CLAIM_MS (its create failed or died between the claim and the
+    edge that lists it; a create still under way is younger, and keeps its claim)."""
+    current = (await tao.key_get_many(MEDIA_KEYS, [str(media_id)])).get(str(media_id))
+    if current is not None:
+        obj = (await tao.obj_get([current])).get(current)
+        if obj is not None and (now_ms() - obj.created < STALE_CLAIM_MS or await _listed(tao, obj)):
+            return False
+        await tao.key_release(MEDIA_KEYS, str(media_id), current)
+    return await tao.key_claim(MEDIA_KEYS, str(media_id), holder)
+
+
+async def _listed(tao: Tao, obj: Any) -> bool:
+    """Whether a post or story that holds a media claim was ever listed by its author."""
+    author = obj.data.get("author")
+    lists = ("AUTHORED",) if obj.otype == "POST" else ("STORY_LIVE", "STORY_ARCHIVE")
+    if not isinstance(author, int):
+        return True  # not a post or story of ours: never take its claim
+    for atype in lists:
+        if await tao.assoc_get(author, atype, [obj.id]):
+            return True
+    return False
+
+
+async def release_media(tao: Tao, holder: int, media_ids: list[int]) -> None:
+    """Free the media `holder` (a deleted post or story) claimed. Idempotent."""
+    for m in media_ids:
+        await tao.key_release(MEDIA_KEYS, str(m), holder)
 
 
 async def _own_post(ctx: RequestContext, post_id: int) -> Post:
@@ -246,20 +307,34 @@ async def do_edit_post(tao: Tao, actor_id: int, post_id: int, caption: str) -> P
                       post_id)
     updated = record_of(await tao.obj_update(post_id, {
         "caption": caption, "hashtags": list(hashtags), "hashtag_ids": list(hashtags.values()), "mentions": mentions,
-    }, jobs=[(SYNC_EDGES_JOB, {"post": post_id}), *index]))
+    }, jobs=[(SYNC_EDGES_JOB, {"post": post_id}), *index, *_mention_changes(before, mentions)]))
     await sync_post_edges(tao, updated)
     return updated
+
+
+def _mention_changes(before: Post, mentions: list[int]) -> list[tuple[str, dict]]:
+    """A published post's caption edit tells the accounts it now mentions and takes the
+    notification back from those it no longer does (an edit used to tell nobody: found by
+    probe4). A post still processing tells its mentions when it is published."""
+    if not before.is_visible:
+        return []
+    at = now_ms()
+    added = [u for u in mentions if u not in before.mentions]
+    gone = [u for u in before.mentions if u not in mentions]
+    return (causes.caption_mentions(before.author, before.id, added, at)
+            + causes.caption_mentions(before.author, before.id, gone, at, undo=True))
 
 
 async def do_delete_post(tao: Tao, actor_id: int, post_id: int) -> None:
     ctx = acting_as(tao, actor_id)
     post = await _own_post(ctx, post_id)
-    jobs = [(CLEANUP_JOB, {"post": post_id, "author": post.author})] + _hooks(ON_DELETE, post) + post_jobs(tao, post,
-                                                                                                       post_id)
+    cleanup = (CLEANUP_JOB, {"post": post_id, "author": post.author, "media": list(post.media)})
+    jobs = [cleanup, *_hooks(ON_DELETE, post), *post_jobs(tao, post, post_id)]
     await tao.obj_delete(post_id, jobs=jobs)
     # The counted edges go now (postCount, a hashtag's postCount); likes and comments by the job.
     await tao.assoc_delete(post.author, "AUTHORED", post_id)
     await sync_post_edges(tao, None, post_id)
+    await release_media(tao, post_id, list(post.media))
 
 
 async def do_publish_post(tao: Tao, post_id: int) -> bool:
@@ -410,6 +485,7 @@ async def cleanup_job(job: JobContext, payload: dict) -> None:
         return  # not deleted (a stale job): nothing to clean
     await tao.assoc_delete(author, "AUTHORED", post_id)
     await sync_post_edges(tao, None, post_id)
+    await release_media(tao, post_id, [int(m) for m in payload.get("media", [])])
     await drain(tao, post_id, "LIKED_BY", lambda a: tao.assoc_delete(a.id2, "LIKES", post_id))
     await drain(tao, post_id, "HAS_COMMENT", lambda a: delete_comment_tree(tao, a.id2, post_id, "HAS_COMMENT"))
     await drain(tao, post_id, "PENDING_COMMENT",

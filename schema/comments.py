@@ -67,7 +67,7 @@ class Comment(Node):
     @strawberry.field(description="Replies, newest first.")
     async def replies(self, info: Ctx, first: First = 20, after: str | None = None) -> Connection[Comment]:
         cursors = list_cursors("Comment.replies", self.record.id)
-        page = await comments.replies(info.context, self.record.id, first, cursors.decode(after))
+        page = await comments.replies(info.context, self.record, first, cursors.decode(after))
         connection = connection_from_page(page, Comment.from_record, cursors)
         await prefetch.prefetch_page(info, "Comment", connection)
         return connection

@@ -7,7 +7,19 @@ through privacy, with no code here per type.
 
 Invariant: a keyset cursor is valid only in the list that issued it. It is base64 of a 6-byte
 tag of its list (a hash of the connection's name and owner: `list_cursors("User.followers",
-user_id)`) and the position (time, id2) packed in 16 bytes; the head of a list is the tag alone.
+user_id)`) and the position (time, id2) packed in 16 bytes, sealed (below); the head of a list is
+the tag alone.
+
+Invariant: a cursor tells a client nothing it was not shown. A page's `endCursor` is the position
+of the last edge *read* (resolvers/pagination.py), which may be an edge the viewer may not see:
+a private account's post on a hashtag's or a place's page, a blocked account's comment. Its
+position is that post's id and time, so an open position told a stranger that a private account
+posted under the tag, when, and the post's id, page after page (`first: 1` walked them all:
+found by probe4). The 16 bytes are therefore one AES block, encrypted under a key derived from the
+server's secret (`seal_cursors`, set by `server.create_app` from `messages`' active key) after
+XOR with a hash of the list's tag, so equal positions in two lists differ too. A forged or
+altered cursor decrypts to some position in the same list: a page the viewer may read anyway.
+Cursors issued before the key changes decrypt to such a position (a wrong page, never a leak).
 A connection decodes `after` with its own list's cursors, so a cursor of another list (another
 user's followers, a following list, the tray) is BAD_USER_INPUT like a garbage one, before any
 read. Every connection here pages through `ListCursors`: there is no untagged cursor to decode.
@@ -24,6 +36,7 @@ from collections.abc import Callable
 from typing import Annotated, Any, Generic, TypeVar
 
 import strawberry
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from resolvers.errors import BadInputError
 from resolvers.ids import check_object_id
@@ -89,6 +102,29 @@ _OTHER_LIST = ("`{arg}` is a cursor of another list: pass a `cursor` or `pageInf
                "list, or leave `{arg}` out to start at the top.")
 
 
+class _Sealer:
+    """AES-128 over one 16-byte block (a permutation: nothing to pad, nothing to store)."""
+
+    __slots__ = ("seal", "open")
+
+    def __init__(self, secret: bytes) -> None:
+        key = hashlib.blake2b(secret, digest_size=16, person=b"taogram-cursor").digest()
+        cipher = Cipher(algorithms.AES(key), modes.ECB())  # one block a message: ECB is plain AES
+        self.seal = cipher.encryptor().update
+        self.open = cipher.decryptor().update
+
+
+# Replaced at start-up by `seal_cursors` with the deployment's secret (the same in every process).
+_sealer = _Sealer(b"dev-only-cursor-secret")
+
+
+def seal_cursors(secret: bytes) -> None:
+    """Seal the positions of every cursor with a key derived from `secret`: every server process
+    of a deployment must pass the same one (`server.create_app` passes `messages`' active key)."""
+    global _sealer
+    _sealer = _Sealer(secret)
+
+
 class ListCursors:
     """The cursors of one list. `encode` is what `_PagedEdge` calls lazily, so it is one pack and
     one base64 (the tag is made once per list, `list_cursors`); `decode` refuses a cursor of any
@@ -96,16 +132,21 @@ class ListCursors:
     the start (`first: 0`, or an empty list), so `endCursor` is always set; `after` it is the
     first page."""
 
-    __slots__ = ("_tag", "_head")
+    __slots__ = ("_tag", "_head", "_mask")
 
     def __init__(self, tag: bytes) -> None:
         self._tag = tag
         self._head = base64.urlsafe_b64encode(tag).decode().rstrip("=")
+        self._mask = int.from_bytes(hashlib.blake2b(tag, digest_size=_POSITION.size).digest())
+
+    def _xor(self, block: bytes) -> bytes:
+        return (int.from_bytes(block) ^ self._mask).to_bytes(_POSITION.size)
 
     def encode(self, position: Cursor | None) -> str:
         if position is None:
             return self._head
-        return base64.urlsafe_b64encode(self._tag + _POSITION.pack(*position)).decode().rstrip("=")
+        sealed = _sealer.seal(self._xor(_POSITION.pack(*position)))
+        return base64.urlsafe_b64encode(self._tag + sealed).decode().rstrip("=")
 
     def decode(self, cursor: str | None, arg: str = "after") -> Cursor | None:
         """The position of `cursor` in this list (None: the head, or no cursor); BAD_USER_INPUT if
@@ -124,7 +165,7 @@ class ListCursors:
             raise BadInputError(_OTHER_LIST.format(arg=arg))
         if len(raw) == _TAG_BYTES:
             return None
-        t, id2 = _POSITION.unpack_from(raw, _TAG_BYTES)
+        t, id2 = _POSITION.unpack(self._xor(_sealer.open(raw[_TAG_BYTES:])))
         return t, id2
 
 

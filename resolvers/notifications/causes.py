@@ -44,8 +44,11 @@ def comment(actor: int, comment_id: int, post_id: int, post_author: int, reply_t
     return _jobs(events, undo)
 
 
-def caption_mentions(actor: int, post_id: int, mentions: list[int], at: int) -> list[tuple[str, dict]]:
-    return _jobs([Event(T.MENTION, u, actor, post_id, at, post_id, post_id) for u in dict.fromkeys(mentions)])
+def caption_mentions(actor: int, post_id: int, mentions: list[int], at: int, *,
+                     undo: bool = False) -> list[tuple[str, dict]]:
+    """A published caption's mentions (at publish, and those a caption edit adds or, with undo,
+    takes away). The cause is the post: the group key does not depend on `at`."""
+    return _jobs([Event(T.MENTION, u, actor, post_id, at, post_id, post_id) for u in dict.fromkeys(mentions)], undo)
 
 
 def story_mentions(actor: int, story_id: int, mentions: list[int], at: int) -> list[tuple[str, dict]]:

@@ -131,10 +131,12 @@ async def unread_count(ctx: RequestContext) -> int:
 
 async def do_mark_notifications_read(tao: Tao, actor_id: int, up_to: Cursor | None) -> int:
     """Everything up to the cursor's notification (None: everything now) is read. The marker only
-    moves forward. Returns the marker."""
+    moves forward, and never past now: a cursor's time ahead of now (crafted, or a sealed cursor
+    opened under another key during a key change) would mark every later notification read."""
     edge = (await tao.assoc_get(actor_id, READ, [actor_id])).get(actor_id)
     old = int((edge.data or {}).get("upto", 0)) if edge is not None else 0
-    marker = max(old, up_to[0] if up_to is not None else now_ms())
+    now = now_ms()
+    marker = max(old, min(up_to[0], now) if up_to is not None else now)
     if marker != old:
         await tao.assoc_add(actor_id, READ, actor_id, data={"upto": marker})
     return marker

@@ -25,8 +25,8 @@ from resolvers.errors import UserError
 from resolvers.hashtags import is_hashtag_name, normalize_hashtag
 from resolvers.job_context import JobContext
 from resolvers.notifications import causes
-from resolvers.posts import mention_ids
-from resolvers.records import Media, MediaKind, MediaStatus, record_of
+from resolvers.posts import claim_media, mention_ids, release_media
+from resolvers.records import Media, MediaKind, MediaStatus, User, record_of
 from resolvers.stories.model import LIFETIME_MS, LINK_MAX, Audience, Story, StoryErrorCode, story_edge_data
 from tao import JobNotDueError, Tao, TaoError
 
@@ -102,6 +102,11 @@ async def do_create_story(tao: Tao, actor_id: int, media_id: int, audience: str 
             "audience": aud.value, "posted_at": now, "mentions": mentioned, "hashtag": tag, "link": url,
             "expire_job": expire_job}
     story_id = await tao.obj_add("STORY", data, owner=actor_id)
+    # A media is in one post or story, however many shares race for it (resolvers.posts).
+    if not await claim_media(tao, story_id, [media_id]):
+        await tao.obj_delete(story_id)  # never listed: nothing else of it exists
+        raise UserError(StoryErrorCode.MEDIA_INVALID,
+                        "`mediaId` is already in a post or another story (was this shared twice?).", "mediaId")
     story = record_of((await tao.obj_get([story_id]))[story_id])
     # The live edge commits with its expiry job (a listed story always expires) and with the job
     # that sets the tray's live hint, done here at once and then deleted (it is the retry if
@@ -171,7 +176,8 @@ async def do_delete_story(tao: Tao, actor_id: int, story_id: int) -> None:
 
 async def cleanup(tao: Tao, story_id: int, author: int, media_id: int | None = None, files: Any = None) -> None:
     """Everything a deleted story leaves: its lists' edges, its place in highlights, and (from
-    the cleanup job, which has the object store as `files`) its media and their files.
+    the cleanup job, which has the object store as `files`) its media and their files, unless
+    that media is its author's profile picture (then the picture stays: found by probe4).
     Idempotent (the cleanup job runs it again after a crash)."""
     from resolvers.stories.highlights import drop_from_highlights
 
@@ -182,13 +188,18 @@ async def cleanup(tao: Tao, story_id: int, author: int, media_id: int | None = N
         while page := await tao.assoc_range(story_id, atype, 0, 200):
             for a in page:
                 await tao.assoc_delete(story_id, atype, a.id2)
+                if atype == "HAS_MEDIA":
+                    await release_media(tao, story_id, [a.id2])
     try:
         await tao.sketches.delete(viewers_sketch_key(story_id))  # its HyperLogLog and recent viewers
     except TaoError:
         pass  # they expire with their TTL
     if media_id is not None:
-        obj = (await tao.obj_get([media_id])).get(media_id)
-        media = record_of(obj) if obj is not None else None
+        found = await tao.obj_get([media_id, author])
+        media = record_of(found[media_id]) if media_id in found else None
+        owner = record_of(found[author]) if author in found else None
+        if isinstance(owner, User) and owner.profile_picture_id == media_id:
+            return  # also the author's profile picture (any image of theirs may be): it stays theirs
         if isinstance(media, Media) and files is not None:
             keys = [str(v["key"]) for v in media.variants if v.get("key")]
             keys += [media.media_key] if media.media_key else []

@@ -9,7 +9,10 @@ A story is visible to its author always (their archive included). To anyone else
   with one edge on the author's shard, never shown to anyone);
 - it is live (`now < posted_at + 24 h` on `tao.clock`), or it is in one of the author's
   highlights (then it lives on; a close-friends story still only for close friends).
-A highlight is visible to whoever sees its owner FULL; its stories are filtered one by one.
+A highlight is visible to its owner, and to whoever sees its owner FULL and at least one of its
+stories; its stories are filtered one by one. (A highlight of close-friends stories only does not
+exist for anyone else on any surface: `node(id:)` answered its title to everyone who sees the
+owner, e.g. a friend taken off the list who kept its id; found by probe4.)
 """
 
 from __future__ import annotations
@@ -59,7 +62,9 @@ async def _highlighted(ctx: RequestContext, story_id: int) -> bool:
 async def highlight_visible(ctx: RequestContext, obj: Record) -> bool:
     if not isinstance(obj, Highlight):
         return False
-    return obj.owner == ctx.viewer_id or await privacy.owner_visible(ctx, obj.owner)
+    if obj.owner == ctx.viewer_id:
+        return True
+    return await privacy.owner_visible(ctx, obj.owner) and bool(await visible_stories(ctx, list(obj.stories)))
 
 
 async def visible_stories(ctx: RequestContext, ids: list[int]) -> list[Story]:

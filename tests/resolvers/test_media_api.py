@@ -297,6 +297,52 @@ async def test_video_post_visible_to_follower_only_when_ready(api, media_setting
     assert [n["id"] for n in feed["viewer"]["feed"]["nodes"]] == [post_id]
 
 
+async def test_one_upload_is_in_one_post_even_when_shared_twice_at_once(api, media_settings):
+    """`createPost` checked that a media was in no post (its MEDIA_OF list) and then wrote: four
+    concurrent creates with one upload (a double tap on Share, a retried request) all passed, one
+    photo in four posts (found by probe4). Now one wins; the others answer MEDIA_INVALID and leave
+    no post behind. Deleting the post frees the media for a new one."""
+    gql, http = api
+    ta, _ = await gql.sign_up("ada")
+    p = await upload(gql, http, ta, jpeg(200, 150), part_size=part_size(media_settings))
+    media_id = (await complete(gql, ta, p["upload"]["id"]))["media"]["id"]
+    tries = await asyncio.gather(*(gql.ok(CREATE, {"i": {"caption": f"try {i}", "mediaIds": [media_id]}}, ta)
+                                   for i in range(4)))
+    won = [t["createPost"]["post"]["id"] for t in tries if t["createPost"]["errors"] == []]
+    lost = [t["createPost"] for t in tries if t["createPost"]["errors"]]
+    assert len(won) == 1 and lost == [{"post": None, "errors": [{"code": "MEDIA_INVALID", "field": "mediaIds"}]}] * 3
+    await gql.tao.run_jobs_until_idle()
+    mine = "query { viewer { postCount posts(first: 10) { nodes { id media { ... on Media { id } } } } } }"
+    seen = (await gql.ok(mine, None, ta))["viewer"]
+    assert seen["postCount"] == 1 and [n["id"] for n in seen["posts"]["nodes"]] == won
+    await gql.ok("mutation($i: PostDeleteInput!) { deletePost(input: $i) { errors { code } } }",
+                 {"i": {"postId": won[0]}}, ta)
+    again = (await gql.ok(CREATE, {"i": {"caption": "again", "mediaIds": [media_id]}}, ta))["createPost"]
+    assert again["errors"] == [] and [m["id"] for m in again["post"]["media"]] == [media_id]
+
+
+async def test_a_create_that_died_after_claiming_its_media_does_not_hold_it_for_good(api, media_settings,
+                                                                                     monkeypatch):
+    """A `createPost` that fails or dies between claiming its media and listing the post leaves
+    a post no one sees holding the claim. While young it may be a create still under way, and
+    keeps it; once older than `STALE_CLAIM_MS` it is taken over, so the upload can be posted."""
+    from resolvers import posts
+
+    gql, http = api
+    ta, ada = await gql.sign_up("ada")
+    p = await upload(gql, http, ta, jpeg(200, 150), part_size=part_size(media_settings))
+    media_id = (await complete(gql, ta, p["upload"]["id"]))["media"]["id"]
+    author, media = store_id(ada), store_id(media_id)
+    orphan = await gql.tao.obj_add("POST", posts.post_data(author, "died", media=[media]), owner=author)
+    assert await gql.tao.key_claim(posts.MEDIA_KEYS, str(media), orphan)
+    create = {"i": {"caption": "mine", "mediaIds": [media_id]}}
+    young = (await gql.ok(CREATE, create, ta))["createPost"]
+    assert young == {"post": None, "errors": [{"code": "MEDIA_INVALID", "field": "mediaIds"}]}
+    monkeypatch.setattr(posts, "STALE_CLAIM_MS", 0, raising=False)
+    old = (await gql.ok(CREATE, create, ta))["createPost"]
+    assert old["errors"] == [] and [m["id"] for m in old["post"]["media"]] == [media_id]
+
+
 @pytest.fixture
 def rejecting(media_settings):
     media_settings.media.moderation_hook = "tests.media_pipeline.hooks:reject_landscape"

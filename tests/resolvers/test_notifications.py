@@ -232,3 +232,38 @@ async def test_a_types_list_longer_than_the_types_is_refused(gql):
         (error,) = body["errors"]
         assert error["extensions"]["code"] == "BAD_USER_INPUT", error
         assert f"at most {n}" in error["message"] and "`types`" in error["message"], error
+
+
+async def test_a_read_marker_never_passes_now(gql):
+    """`markNotificationsRead(upTo:)` took the time in the cursor as the marker, which only moves
+    forward: a cursor whose position is far ahead (crafted, or a sealed cursor opened under
+    another process's key while `messages.active_key` changes, docs/graphql.md) marked every
+    notification to come read, for good (found by probe4). The marker now stops at now."""
+    from schema.relay import from_global_id, list_cursors
+
+    ta, a = await gql.sign_up("ada")
+    tb, _ = await gql.sign_up("bob")
+    ahead = list_cursors("User.notifications", from_global_id(a, gql.tao.n_shards)[1]).encode((2**62, 1))
+    assert (await gql.ok(MARK, {"i": {"upTo": ahead}}, ta))["markNotificationsRead"]["errors"] == []
+    await gql.ok(LIKE, {"i": {"postId": await new_post(gql, ta)}}, tb)
+    v = await listed(gql, ta)
+    assert [n["unread"] for n in nodes(v)] == [True] and v["unreadNotificationCount"] == 1
+
+
+async def test_a_caption_edit_tells_whom_it_now_mentions_and_not_whom_it_dropped(gql):
+    """Caption mentions were told only when the post was published: `editPost` adding @cy told
+    cy nothing, and bob, edited out, kept "ada mentioned you" (found by probe4)."""
+    ta, _ = await gql.sign_up("ada")
+    tb, _ = await gql.sign_up("bob")
+    tc, _ = await gql.sign_up("cy")
+    post = (await gql.ok("mutation { createPost(input: {caption: \"hi @bob\"}) { post { id } } }", token=ta))[
+        "createPost"]["post"]["id"]
+    assert [n["type"] for n in nodes(await listed(gql, tb))] == ["MENTION"]
+    edit = "mutation($i: PostEditInput!) { editPost(input: $i) { errors { code } } }"
+    assert (await gql.ok(edit, {"i": {"postId": post, "caption": "hi @cy"}}, ta))["editPost"]["errors"] == []
+    seen = nodes(await listed(gql, tc))
+    assert [(n["type"], n["target"]) for n in seen] == [("MENTION", {"__typename": "Post", "id": post})]
+    assert nodes(await listed(gql, tb)) == []
+    # an edit that keeps a mention tells nobody again
+    await gql.ok(edit, {"i": {"postId": post, "caption": "hello @cy"}}, ta)
+    assert [n["actorCount"] for n in nodes(await listed(gql, tc))] == [1]

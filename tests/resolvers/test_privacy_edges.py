@@ -198,3 +198,48 @@ async def test_a_pending_deletion_accounts_tags_and_places_go_with_its_posts(gql
     assert (await gql.ok(LOG_IN, {"u": "eve", "p": "password-eve"}))["logIn"]["errors"] == []
     for token in (tv, None):
         assert await seen(token) == expect(True)
+
+
+def _cursor_bytes(cursor: str) -> bytes:
+    import base64
+
+    return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+
+
+async def test_a_page_cursor_carries_no_hidden_posts_id_or_time(gql):
+    """A page's `endCursor` is the position of the last edge read, which may be a post the viewer
+    may not see (a private account's, on a tag's or a place's page): its id and time used to be
+    in the cursor in the clear, so a stranger walking `first: 1` pages listed every hidden post of
+    the tag with when it was posted (found by probe4). Paging still shows every visible post once."""
+    import struct
+
+    from schema.relay import from_global_id
+
+    tu, _ = await gql.sign_up("pub")
+    tp, _ = await gql.sign_up("priv", private=True)
+    ts, _ = await gql.sign_up("stranger")
+    older = (await gql.ok(CREATE, {"i": {"caption": "u1 #sun", "location": {"name": "Pier"}}}, tu))["createPost"]
+    place = older["post"]["location"]["id"]
+    hidden = [(await gql.ok(CREATE, {"i": {"caption": f"p{i} #sun", "locationId": place}}, tp))["createPost"]["post"]
+              ["id"] for i in range(2)]
+    newer = (await gql.ok(CREATE, {"i": {"caption": "u2 #sun", "locationId": place}}, tu))["createPost"]["post"]["id"]
+    ids = [from_global_id(h, gql.tao.n_shards)[1] for h in hidden]
+    secrets = [struct.pack(">Q", i) for i in ids]
+    created = {o.created for o in (await gql.tao.obj_get(ids)).values()}
+    for query, variables in (
+        ("query($a: String) { it: hashtag(name: \"sun\") { posts(first: 1, after: $a) { %s } } }", {}),
+        ("query($a: String, $id: ID!) { it: location(id: $id) { posts(first: 1, after: $a) { %s } } }", {"id": place}),
+    ):
+        q = query % "nodes { id } pageInfo { endCursor hasNextPage }"
+        shown, after, pages = [], None, 0
+        while True:
+            page = (await gql.ok(q, {**variables, "a": after}, ts))["it"]["posts"]
+            shown += [n["id"] for n in page["nodes"]]
+            raw = _cursor_bytes(page["pageInfo"]["endCursor"])
+            assert not any(s in raw for s in secrets), "a cursor names a post the viewer may not see"
+            assert not any(struct.pack(">q", t) in raw for t in created)
+            pages += 1
+            if not page["pageInfo"]["hasNextPage"]:
+                break
+            after = page["pageInfo"]["endCursor"]
+        assert shown == [newer, older["post"]["id"]] and pages == 4

@@ -116,3 +116,24 @@ async def test_draining_delayed_jobs_early_leaves_the_expiry_for_its_time(gql):
     c.set(T0 + DAY)
     await gql.tao.run_jobs_until_idle(include_delayed=False)
     assert (await gql.tao.assoc_count(ada, "STORY_LIVE"), await gql.tao.assoc_count(ada, "STORY_ARCHIVE")) == (0, 1)
+
+
+async def test_a_storys_purge_keeps_the_photo_that_is_the_profile_picture(gql):
+    """A story's photo can be made the profile picture (any completed image of yours may). The
+    story's purge, 30 days after it expired, deleted its media with its files: the profile
+    picture went with it, for everyone (found by probe4). The picture now stays; a story whose
+    photo is no one's picture is purged with it as before."""
+    c = clock(gql)
+    ta, _ = await gql.sign_up("ada")
+    story = await post_story(gql, ta, "ada")
+    media = story["media"]["id"]
+    p = await gql.ok("mutation($i: ProfileUpdateInput!) { updateProfile(input: $i) { errors { code } } }",
+                     {"i": {"profilePictureId": media}}, ta)
+    assert p["updateProfile"]["errors"] == []
+    for at in (T0 + DAY, T0 + DAY + 30 * DAY):  # archived, then purged
+        c.set(at)
+        await gql.tao.run_jobs_until_idle(include_delayed=False)
+    assert (await gql.ok(NODE, {"id": story["id"]}, ta))["node"] is None  # the story went
+    picture = '{ user(username: "ada") { profilePicture { id } } }'
+    assert (await gql.ok(picture, token=ta))["user"]["profilePicture"] == {"id": media}
+    assert (await gql.ok(NODE, {"id": media}, ta))["node"] == {"id": media}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+from schema.relay import to_global_id
 from tests.resolvers.messages_client import store_id
 from tests.resolvers.stories.helpers import (
     CREATE,
@@ -280,3 +281,93 @@ async def test_a_repeated_mention_is_one_mention_one_edge_one_notification(gql):
     got = [(e["node"]["target"]["id"], e["node"]["actorCount"])
            for e in (await gql.ok(notes, token=tb))["viewer"]["notifications"]["edges"]]
     assert sorted(got) == sorted([(story["id"], 1), (post["id"], 1), (comment["comment"]["id"], 1)]), got
+
+
+async def test_a_close_friends_only_highlight_does_not_exist_for_others_by_id(gql):
+    """`User.highlights` left out a highlight of close-friends stories only for everyone else, but
+    `node(id:)` answered it, title and all, to anyone who sees its owner: a friend taken off
+    the list kept reading it (found by probe4). It is now missing for them on every surface."""
+    clock(gql)
+    ta, _ = await gql.sign_up("ada")
+    tf, f = await gql.sign_up("friend")
+    to, _ = await gql.sign_up("other")
+    close = "mutation($i: CloseFriendsInput!) { %s(input: $i) { errors { code } } }"
+    await gql.ok(close % "addCloseFriends", {"i": {"userIds": [f]}}, ta)
+    s = await post_story(gql, ta, "ada", audience="CLOSE_FRIENDS")
+    h = (await gql.ok(HL_CREATE, {"i": {"title": "Secret plans", "storyIds": [s["id"]]}}, ta))["createHighlight"]
+    q = "query($id: ID!) { node(id: $id) { ... on Highlight { title stories { id } } } }"
+    hid = {"id": h["highlight"]["id"]}
+    want = {"title": "Secret plans", "stories": [{"id": s["id"]}]}
+    assert [(await gql.ok(q, hid, t))["node"] for t in (ta, tf, to, None)] == [want, want, None, None]
+    await gql.ok(close % "removeCloseFriends", {"i": {"userIds": [f]}}, ta)
+    assert (await gql.ok(q, hid, tf))["node"] is None
+    assert (await gql.ok(STORIES, {"u": "ada"}, tf))["user"]["highlights"] == []
+
+
+async def test_one_upload_is_a_story_or_a_post_not_both(gql):
+    """A story and a post each checked that their media was unused, then wrote: a story and a
+    post shared at once with one upload both passed, and deleting the story (whose cleanup
+    deletes its media and the files) took the photo out of the post (found by probe4). Now
+    one of them wins, and the other answers MEDIA_INVALID and leaves nothing behind."""
+    clock(gql)
+    ta, _ = await gql.sign_up("ada")
+    post = """mutation($i: PostCreateInput!) { createPost(input: $i) { post { id } errors { code field } } }"""
+    for _ in range(3):
+        media = await ready_media(gql, "ada")
+        story, made = await asyncio.gather(gql.ok(CREATE, {"i": {"mediaId": media}}, ta),
+                                           gql.ok(post, {"i": {"caption": "x", "mediaIds": [media]}}, ta))
+        errors = [story["createStory"]["errors"], made["createPost"]["errors"]]
+        assert sorted(map(len, errors)) == [0, 1], errors
+        assert [e[0]["code"] for e in errors if e] == ["MEDIA_INVALID"]
+    mine = "{ viewer { postCount stories { id } } }"
+    seen = (await gql.ok(mine, None, ta))["viewer"]
+    assert seen["postCount"] + len(seen["stories"]) == 3
+
+
+async def test_adding_too_many_stories_to_a_highlight_is_refused_before_any_read(gql, monkeypatch):
+    """`addToHighlight` loaded every story id it was sent (as many as a 2 MB request holds,
+    ~55 000) before it checked the highlight's cap: one request, one read of that many objects
+    across the shards (found by probe4). The cap is checked first now, as `createHighlight` does."""
+    clock(gql)
+    ta, a = await gql.sign_up("ada")
+    s = await post_story(gql, ta, "ada")
+    h = (await gql.ok(HL_CREATE, {"i": {"title": "t", "storyIds": [s["id"]]}}, ta))["createHighlight"]["highlight"]
+    tao = gql.tao
+    fake = [to_global_id("Story", tao.ids.next_id(tao.shard(await uid(gql, "ada")))) for _ in range(500)]
+    read: list[int] = []
+    get = tao.obj_get
+
+    async def counting(ids, *args, **kwargs):
+        read.append(len(ids))
+        return await get(ids, *args, **kwargs)
+    monkeypatch.setattr(tao, "obj_get", counting)
+    add = await gql.ok(f"mutation($i: HighlightStoriesInput!) {{ addToHighlight(input: $i) {{ {HL_FIELDS} }} }}",
+                       {"i": {"highlightId": h["id"], "storyIds": fake}}, ta)
+    assert add["addToHighlight"]["errors"] == [{"code": "HIGHLIGHT_FULL", "field": "storyIds"}]
+    assert max(read, default=0) < 100
+
+
+async def test_a_restricted_accounts_reply_shows_to_it_as_posted(gql):
+    """A restricted account sees its own comments as posted (they wait for approval unseen by
+    others), but its replies vanished from the thread for itself: the tell restrict must not
+    give (found by probe4). Its own replies awaiting approval now show to it, first, as its
+    comments do; nobody else sees them until the post's author approves."""
+    ta, _ = await gql.sign_up("ada")
+    tb, _ = await gql.sign_up("bob")
+    tr, r = await gql.sign_up("rex")
+    pid = (await gql.ok('mutation { createPost(input: {caption: "p"}) { post { id } } }', token=ta))[
+        "createPost"]["post"]["id"]
+    add = """mutation($i: CommentAddInput!) { addComment(input: $i) { comment { id } errors { code } } }"""
+    top = (await gql.ok(add, {"i": {"postId": pid, "text": "hi"}}, tb))["addComment"]["comment"]["id"]
+    await gql.mutate("restrict", ta, r, "errors { code }")
+    reply = (await gql.ok(add, {"i": {"postId": pid, "text": "meh", "replyToId": top}}, tr))["addComment"]
+    assert reply["errors"] == []
+    q = "query($id: ID!) { node(id: $id) { ... on Comment { replies { nodes { text } } } } }"
+
+    async def thread(token):
+        return [n["text"] for n in (await gql.ok(q, {"id": top}, token))["node"]["replies"]["nodes"]]
+    assert [await thread(t) for t in (tr, tb, ta, None)] == [["meh"], [], [], []]
+    ok = await gql.ok("mutation($i: CommentApproveInput!) { approveComment(input: $i) { errors { code } } }",
+                      {"i": {"commentId": reply["comment"]["id"]}}, ta)
+    assert ok["approveComment"]["errors"] == []
+    assert [await thread(t) for t in (tr, tb, ta, None)] == [["meh"]] * 4  # once, not twice
