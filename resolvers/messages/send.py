@@ -58,6 +58,7 @@ from resolvers.messages.threads import (
     move_request_to_inbox,
 )
 from resolvers.notifications import causes
+from resolvers.posts import claim_media
 from resolvers.records import Media, MediaKind, MediaStatus, record_of
 from tao import Assoc, ConflictError, ListCheck, Obj, Tao, shard_of
 from tao.models import Appended, now_ms
@@ -293,8 +294,6 @@ async def do_send_message(tao: Tao, actor_id: int, *, client_id: str, thread_id:
         redeliver = (DELIVER_JOB, {"message": mid, "thread": thread.id, "event": event.event_id, "sender": sender},
                      tao.settings.realtime.redeliver_after_ms, event.event_id)
         return [redeliver, *causes.message_requests(sender, requests, thread.id, mid, now_ms())]
-    if media_id is not None:  # a message's media is seen through the message only (resolvers.media)
-        await tao.obj_update(media_id, {"dm": True})
     stored = await tao.obj_create("MESSAGE", data, owner=thread.id, jobs=jobs)
     made = stored.id
     if not await tao.key_claim(CLIENT_KEYS, _client_key(sender, client_id), made):
@@ -304,6 +303,17 @@ async def do_send_message(tao: Tao, actor_id: int, *, client_id: str, thread_id:
             raise _reused()
         return Sent(done, thread if thread.id == done.thread else None)
     msg = record_of(stored)
+    if media_id is not None:
+        # An upload is in one post, story or message (resolvers.posts.claim_media): the checks
+        # above read it free, but a createPost (or another send) racing this one read it free
+        # too. Claimed after the client key, so a racing retry of this very send answers with
+        # its message rather than losing the media to itself.
+        if not await claim_media(tao, made, [media_id]):
+            await _withdraw(tao, msg)
+            raise UserError(MessageErrorCode.MEDIA_INVALID, "This photo, video or voice message is already in a "
+                            "post, story or message (was it shared twice?).", "mediaId")
+        # A message's media is seen through the message only (resolvers.media).
+        await tao.obj_update(media_id, {"dm": True})
     await limits.record_send(tao, sender, requests, new, msg.created)
     # The members as this request read them (`member_edges`, through its loaders): the
     # delivery needs no second read of the list (it checks it in the thread's transaction).

@@ -7,7 +7,17 @@ import asyncio
 
 from tests.media_pipeline.factory import make_video
 from tests.resolvers.messages_client import DM
-from tests.resolvers.test_media_api import _stop_workers, api, complete, jpeg, media_settings, node, part_size, upload  # noqa: F401
+from tests.resolvers.test_media_api import (  # noqa: F401
+    CREATE,
+    _stop_workers,
+    api,
+    complete,
+    jpeg,
+    media_settings,
+    node,
+    part_size,
+    upload,
+)
 
 MSGS = """query($t: ID!) { thread(id: $t) { messages { nodes { kind media { type status duration
   variants { name contentType url } } } } } }"""
@@ -74,6 +84,38 @@ async def test_photo_message_and_wrong_kinds(api, media_settings, tmp_path):
     (m,) = (await gql.ok(MSGS, {"t": ok["thread"]["id"]}, tb))["thread"]["messages"]["nodes"]
     assert m["kind"] == "MEDIA" and m["media"]["type"] == "IMAGE" and m["media"]["status"] == "READY"
     assert await node(gql, tb, photo) is None  # seen through the message only
+
+
+async def test_one_upload_is_a_message_or_a_post_not_both(api, media_settings):
+    """sendMessage and createPost each checked that the upload was in no post and no message,
+    then wrote: sent at once, both passed, and one photo was a post's and a message's (seen
+    through the message only, `dm`, so the post showed it to no one). Now the upload is claimed
+    (resolvers.posts.claim_media) by whichever writes first; the other answers MEDIA_INVALID and
+    leaves nothing behind (found by probe4)."""
+    gql, http = api
+    dm = DM(gql)
+    ta, a = await gql.sign_up("ada")
+    tb, b = await gql.sign_up("bob")
+    await gql.mutate("follow", tb, a)
+    thread = (await dm.sent(ta, to=[b], text="hi"))["thread"]["id"]
+    for attempt in range(3):  # a fresh upload each time: one race per upload
+        p = await upload(gql, http, ta, jpeg(200, 150), part_size=part_size(media_settings))
+        photo = (await complete(gql, ta, p["upload"]["id"]))["media"]["id"]
+        post, sent = await asyncio.gather(
+            gql.ok(CREATE, {"i": {"caption": f"race {attempt}", "mediaIds": [photo]}}, ta),
+            dm.send(ta, thread=thread, text=None, mediaId=photo))
+        post_ok, sent_ok = post["createPost"]["errors"] == [], sent["errors"] == []
+        assert post_ok != sent_ok, (post, sent)
+        loser = sent if post_ok else post["createPost"]
+        assert [e["code"] for e in loser["errors"]] == ["MEDIA_INVALID"]
+        await gql.tao.run_jobs_until_idle()
+        msgs = "query($t: ID!) { thread(id: $t) { messages { nodes { media { id } } } } }"
+        messages = (await gql.ok(msgs, {"t": thread}, ta))["thread"]["messages"]["nodes"]
+        with_photo = [m for m in messages if (m["media"] or {}).get("id") == photo]
+        mine = "query { viewer { posts(first: 20) { nodes { media { ... on Media { id } } } } } }"
+        posts = (await gql.ok(mine, None, ta))["viewer"]["posts"]["nodes"]
+        in_posts = [n for n in posts if [m["id"] for m in n["media"]] == [photo]]
+        assert (len(in_posts), len(with_photo)) == ((1, 0) if post_ok else (0, 1)), (in_posts, with_photo)
 
 
 async def test_audio_upload_with_a_video_stream_fails_processing(api, media_settings, tmp_path):
