@@ -50,11 +50,16 @@ _BLOCKS, _BLOCKED_BY, _FOLLOWS = "BLOCKS", "BLOCKED_BY", "FOLLOWS"
 BLOCK_LIST_SCAN = 100
 
 
+def _block_list_keys(viewer: int) -> list[tuple[int, str, int, None]]:
+    """The page-loader keys of the viewer's two block lists (`_viewer_blocks` reads them,
+    `prefetch_visibility` queues them: one definition, so the prefetch cannot drift)."""
+    return [(viewer, atype, BLOCK_LIST_SCAN, None) for atype in (_BLOCKS, _BLOCKED_BY)]
+
+
 async def _viewer_blocks(loaders: Loaders, viewer: int, others: list[int]) -> dict[int, bool | BaseException]:
     """For each of `others`: whether the viewer blocks them or they block the viewer (or the error
     that kept us from knowing). A page names ~50 users: two list reads instead of 100 edge reads."""
-    pages = await load_each(loaders.assoc_page_by_key, [(viewer, atype, BLOCK_LIST_SCAN, None)
-                                                        for atype in (_BLOCKS, _BLOCKED_BY)])
+    pages = await load_each(loaders.assoc_page_by_key, _block_list_keys(viewer))
     out: dict[int, bool | BaseException] = dict.fromkeys(others, False)
     for atype, page in zip((_BLOCKS, _BLOCKED_BY), pages):
         if isinstance(page, BaseException):
@@ -120,7 +125,7 @@ def prefetch_visibility(ctx: RequestContext, user_ids: Iterable[int]) -> None:
     loaders.object_by_id.prefetch(list(user_ids))
     viewer = ctx.viewer_id
     if viewer is not None:
-        loaders.assoc_page_by_key.prefetch([(viewer, atype, BLOCK_LIST_SCAN, None) for atype in (_BLOCKS, _BLOCKED_BY)])
+        loaders.assoc_page_by_key.prefetch(_block_list_keys(viewer))
 
 
 async def user_visibility(ctx: RequestContext, user_id: int) -> Visibility:
