@@ -169,9 +169,9 @@ async def _existing(ctx: RequestContext, sender: int, client_id: str, canonical:
     "u:<recipients>"); the stored send may have named the same conversation the other way
     (`_other_target`)."""
     key = _client_key(sender, client_id)
-    # CLIENT_KEYS is declared uncached (tao/types.py: every read, claim and release): a new send's
-    # key is unclaimed, and its fill would only be replaced by the claim's install a moment
-    # later, which no reader would use (a cache read, a fill and an install less a send).
+    # CLIENT_KEYS is declared uncached (tao/types.py: every read, claim and release): a key is
+    # read when a send may create a thread or move one out of requests, and when its claim
+    # failed (a retry); a fill would only be replaced by the claim's install a moment later.
     held = (await ctx.tao.key_get_many(CLIENT_KEYS, [key])).get(key)
     if held is None:
         return None
@@ -248,10 +248,20 @@ async def do_send_message(tao: Tao, actor_id: int, *, client_id: str, thread_id:
     def canonical(aimed_at: str) -> str:
         content = _fingerprint_text(aimed_at, kind, text, post_id, media_id, reply_to)
         return content if story_id is None else content + f"\x1fs:{story_id}:{int(story_reaction)}"
-    done = await _existing(ctx, sender, client_id, canonical, target, thread_id, recipients)
-    if done is not None:
-        await deliver(tao, done.id)  # a retry after a crash finishes what the first try began
-        return Sent(done, thread if thread is not None and thread.id == done.thread else None)
+    async def earlier_try() -> Message | None:
+        # The message an earlier try of this send stored (CLIENT_ID_REUSED if it differs),
+        # its delivery finished: a retry after a crash finishes what the first try began.
+        done = await _existing(ctx, sender, client_id, canonical, target, thread_id, recipients)
+        if done is not None:
+            await deliver(tao, done.id)
+        return done
+
+    if thread is None:
+        # A send by recipients may create the thread: an earlier try is looked for first, or a
+        # retry would make a second group. A send into a thread finds an earlier try when its
+        # claim of the client key fails (below): one round trip to the store less a send.
+        if (done := await earlier_try()) is not None:
+            return Sent(done, None)
     # The recipients' edges, the sender's own request edge and, into a thread that exists, the
     # edges its delivery decides each member's folder from: one loader batch.
     split: Any
@@ -263,13 +273,21 @@ async def do_send_message(tao: Tao, actor_id: int, *, client_id: str, thread_id:
         _folder_reads(ctx, thread.id, [sender, *recipients], sender) if thread is not None else _none(),
         return_exceptions=True)
     requests, new = _result(split)
-    await limits.check_send_limits(ctx, requests, new)
+    try:
+        await limits.check_send_limits(ctx, requests, new)
+    except UserError:
+        if thread_id is None or (done := await earlier_try()) is None:
+            raise
+        return Sent(done, thread if thread is not None and thread.id == done.thread else None)  # a retry's answer
     # What the delivery may take from the reads above: not if this request moves the thread
     # between folders first (below), nor errors (the delivery reads those keys itself).
     known = folder_reads if isinstance(folder_reads, dict) else None
     if thread is not None and _result(request_edge) is not None:
         # Replying to a request accepts it (the thread and the request edge are read above; a
-        # quick second reply finding it accepted already is not an error).
+        # quick second reply finding it accepted already is not an error). A refused send
+        # changes nothing: an earlier try is looked for before the request is moved.
+        if (done := await earlier_try()) is not None:
+            return Sent(done, thread if thread.id == done.thread else None)
         await move_request_to_inbox(tao, sender, thread.id)
         known = None
     if thread is None:
@@ -297,8 +315,9 @@ async def do_send_message(tao: Tao, actor_id: int, *, client_id: str, thread_id:
     stored = await tao.obj_create("MESSAGE", data, owner=thread.id, jobs=jobs)
     made = stored.id
     if not await tao.key_claim(CLIENT_KEYS, _client_key(sender, client_id), made):
-        await tao.obj_delete(made)  # a racing retry won: answer with its message (or refuse)
-        done = await _existing(ctx, sender, client_id, canonical, target, thread_id, recipients)
+        # An earlier or racing try of this send holds the key: answer with its message (or refuse).
+        await tao.obj_delete(made)
+        done = await earlier_try()
         if done is None:
             raise _reused()
         return Sent(done, thread if thread.id == done.thread else None)

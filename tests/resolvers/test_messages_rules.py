@@ -46,6 +46,25 @@ async def test_replying_to_a_request_accepts_it(gql, dm):
     assert (await dm.inbox(tb, "REQUESTS"))["threads"]["nodes"] == []
 
 
+async def test_a_refused_reply_leaves_the_request_where_it_was(gql, dm):
+    """A reply into a request with a client id already spent on other content is refused and
+    changes nothing: the thread stays a request. (A send into a thread finds an earlier try of
+    itself only when its claim of the key fails, after its writes began; replying to a request
+    looks first, since accepting the request is one of those writes.)"""
+    ta, a = await gql.sign_up("ada")
+    tb, b = await gql.sign_up("bob")
+    tc, c = await gql.sign_up("cy")
+    await dm.sent(tb, to=[c], text="hi cy", cid="spent")
+    thread = (await dm.sent(ta, to=[b], text="hi stranger"))["thread"]["id"]
+    bad = await dm.send(tb, thread=thread, text="hello back", cid="spent")
+    assert codes(bad) == ["CLIENT_ID_REUSED"] and bad["message"] is None
+    assert [t["id"] for t in (await dm.inbox(tb, "REQUESTS"))["threads"]["nodes"]] == [thread]
+    assert (await dm.inbox(tb))["threads"]["nodes"][0]["id"] != thread
+    assert await dm.count_objects(MESSAGE.code) == 2
+    ok = await dm.sent(tb, thread=thread, text="hello back", cid="fresh")  # a good reply still accepts it
+    assert ok["message"] is not None and (await dm.inbox(tb, "REQUESTS"))["threads"]["nodes"] == []
+
+
 async def test_declined_request_vanishes_and_the_sender_is_not_told(gql, dm):
     ta, a = await gql.sign_up("ada")
     tb, b = await gql.sign_up("bob")
