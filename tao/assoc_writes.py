@@ -273,5 +273,5 @@ class AssocWrites:
                 self._shards.counters["inverse_sync_deferred"] += 1
                 log.info("inverses of %d edges on shard %s deferred to the outbox: %s", len(edges), shard, exc)
             else:
-                await self._outbox.delete(shard, job_id)
+                await self._outbox.delete_soon(shard, job_id)  # due INVERSE_GRACE_MS later: it can wait for a commit
         self._outbox.nudge(shard)

@@ -25,7 +25,7 @@ from config.observability.traces import with_trace_context
 from tao.backends.base import Conn
 from tao.errors import JobNotDueError, TaoError
 from tao.models import now_ms
-from tao.shards import Shards
+from tao.shards import Ride, Shards
 
 log = logging.getLogger("tao.outbox")
 
@@ -34,6 +34,9 @@ Handler = Callable[[Any, dict], Awaitable[None]]
 # Jobs a write commits with its change: (handler, payload[, delay_ms[, job_id]]) each.
 Jobs = list[tuple] | None
 DEAD_LETTER_MS = 100 * 365 * 24 * 3600 * 1000  # a job past max_attempts waits here for an operator
+# How long a done job waits for a commit on its shard to carry its deletion (`delete_soon`)
+# before it is deleted on its own: well under the writers' repair delays (seconds).
+RIDE_WAIT_S = 0.5
 
 # The shard on which this task last wrote a job due at once and has not nudged the worker for
 # since (`Outbox.add` sets it, `nudge` consumes it). A write runs its transaction body and its
@@ -61,6 +64,14 @@ class Outbox:
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._idle_until: dict[int, float] = {}
+        # Done jobs waiting to be deleted, per shard (`delete_soon`): each batch rides with the
+        # COMMIT of the next transaction this process commits on its shard, or is deleted on its
+        # own after RIDE_WAIT_S. Only where the backend batches statements (MariaDB); the
+        # embedded backend's statements are local calls, so it deletes at once.
+        self._done: dict[int, set[int]] = {}
+        self._flushing: set[asyncio.Task] = set()
+        if shards.backend.batches_queued:
+            shards.rider = self._ride
 
     def register(self, name: str, handler: Handler) -> None:
         if name in self.handlers and self.handlers[name] is not handler:
@@ -122,6 +133,55 @@ class Outbox:
                 await conn.execute(f"DELETE FROM {{outbox}} WHERE id IN ({', '.join(['%s'] * len(job_ids))})", job_ids)
         except TaoError as exc:  # the jobs will run again; handlers are idempotent
             log.info("could not delete done jobs %s on shard %s: %s", job_ids, shard, exc)
+
+    async def delete_soon(self, shard: int, *job_ids: int) -> None:
+        """Delete done jobs of `shard` with no round trip of their own: they go with the next
+        transaction this process commits on `shard` (a busy shard's next write is moments away),
+        or in a statement of their own after RIDE_WAIT_S. Until then, and for good if this
+        process dies first, they are rows like any job not yet deleted: they come due at their
+        `run_at` and run again, which handlers allow. For jobs due well after RIDE_WAIT_S (a
+        writer's own repair job, such as the delivery's, due `realtime.redeliver_after_ms`
+        later); `delete` deletes at once."""
+        if not job_ids:
+            return
+        if self._shards.rider is None:
+            await self.delete(shard, *job_ids)
+            return
+        waiting = self._done.get(shard)
+        if waiting is None:
+            waiting = self._done[shard] = set()
+            asyncio.get_running_loop().call_later(RIDE_WAIT_S, self._delete_waiting, shard)
+        waiting.update(job_ids)
+
+    def _ride(self, shard: int) -> Ride | None:
+        """`Shards.rider`: the shard's waiting done jobs, as a statement for a COMMIT to carry."""
+        ids = self._done.pop(shard, None)
+        if not ids:
+            return None
+
+        def done(committed: bool) -> None:
+            if not committed:  # back in the queue, for the next commit (or the timer) to carry
+                waiting = self._done.get(shard)
+                if waiting is None:
+                    waiting = self._done[shard] = set()
+                    asyncio.get_running_loop().call_later(RIDE_WAIT_S, self._delete_waiting, shard)
+                waiting.update(ids)
+        return Ride(f"DELETE FROM {{outbox}} WHERE id IN ({', '.join(['%s'] * len(ids))})", sorted(ids), done)
+
+    def _delete_waiting(self, shard: int) -> None:
+        """RIDE_WAIT_S after a shard's first waiting job: what no commit carried meanwhile."""
+        ids = self._done.pop(shard, None)
+        if ids:
+            task = asyncio.get_running_loop().create_task(self.delete(shard, *ids))
+            self._flushing.add(task)
+            task.add_done_callback(self._flushing.discard)
+
+    async def flush_done(self) -> None:
+        """Delete every waiting done job now (the store closing)."""
+        for shard in list(self._done):
+            self._delete_waiting(shard)
+        if self._flushing:
+            await asyncio.gather(*self._flushing, return_exceptions=True)
 
     def nudge(self, shard: int) -> None:
         """This process (this task) wrote to `shard`: look at its outbox at once if the write

@@ -27,7 +27,7 @@ from collections.abc import (
 )
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, NamedTuple, TypeVar
 
 from tao.backends.base import Backend, Conn
 from tao.errors import DeadlockError, ShardUnavailableError, TaoError
@@ -79,9 +79,23 @@ class _CountingConn:
         return await self._conn.fetchall(sql, params)
 
 
+class Ride(NamedTuple):
+    """A statement that needs no answer and no round trip of its own: it goes with the COMMIT
+    of the next transaction this process commits on its shard (`Shards.rider`), and `done`
+    is told whether that transaction committed (False: it must be carried again)."""
+
+    sql: str
+    params: Sequence[Any]
+    done: Callable[[bool], None]
+
+
 class Shards:
     def __init__(self, backend: Backend, shard_map: ShardMap, cache_fence: Callable[[], int]) -> None:
         self.backend = backend
+        # What a transaction on a shard carries with its COMMIT (`Ride`), if anything: the
+        # outbox's done jobs (`Outbox.delete_soon`). Set by the outbox where the backend
+        # batches statements (MariaDB); None: nothing rides.
+        self.rider: Callable[[int], Ride | None] | None = None
         self.shard_map = shard_map
         self.ids = IdGenerator(server_of_shard=shard_map.server_of_shard)  # slots per server: tao/id_leases.py
         self.counters: dict[str, int] = defaultdict(int)
@@ -148,9 +162,23 @@ class Shards:
         `counter`: where its statements are counted (the id lease's own count theirs apart)."""
         write_fence.set(self._cache_fence())
         for attempt in range(DEADLOCK_RETRIES):
+            ride: Ride | None = None
             try:
-                async with self.backend.transaction(shard, one_trip=one_trip) as conn:
-                    return await body(_CountingConn(conn, self.counters, counter))
+                try:
+                    async with self.backend.transaction(shard, one_trip=one_trip) as conn:
+                        result = await body(_CountingConn(conn, self.counters, counter))
+                        # Only a transaction that sends something anyway carries a ride
+                        if self.rider is not None and getattr(conn, "writes_to_commit", False):
+                            ride = self.rider(shard)
+                            if ride is not None:
+                                await conn.queue(ride.sql, ride.params)
+                except BaseException:
+                    if ride is not None:
+                        ride.done(False)  # carried again (by another commit, or on its own)
+                    raise
+                if ride is not None:
+                    ride.done(True)
+                return result
             except ShardUnavailableError:
                 self.note_unavailable(shard)
                 raise

@@ -357,6 +357,7 @@ class Tao:
 
     async def close(self) -> None:
         await self.outbox.stop()
+        await self.outbox.flush_done()  # done jobs waiting for a commit to carry their deletion
         await self._id_leases.release()  # after the worker, whose jobs may make ids
         await self.broker.close()
         await self.rate_limits.close()

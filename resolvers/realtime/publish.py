@@ -70,7 +70,7 @@ class PendingEvent:
         except Exception as exc:  # the outbox job publishes it again; the write is acknowledged
             log.info("stream event %s left to its job: %s", self.event_id, exc)
             published = False
-        await tao.outbox.delete(shard, *done_jobs, *([self.event_id] if published else []))
+        await tao.outbox.delete_soon(shard, *done_jobs, *([self.event_id] if published else []))
 
     async def deliver(self, tao: Tao, *, done_jobs: tuple[int, ...] = ()) -> list[StreamEvent]:
         """Append and publish now (after the cause committed). Never raises; returns the events
@@ -82,10 +82,10 @@ class PendingEvent:
             events, published = await append_and_publish(tao, self.event_id, self.user_ids, self.kind, self.ids)
         except Exception as exc:  # the outbox job retries it; the write is acknowledged
             log.info("stream event %s left to its job: %s", self.event_id, exc)
-            await tao.outbox.delete(shard, *done_jobs)
+            await tao.outbox.delete_soon(shard, *done_jobs)
             return []
         # Unpublished: the job publishes it again, later (subscribers deduplicate).
-        await tao.outbox.delete(shard, *done_jobs, *([self.event_id] if published else []))
+        await tao.outbox.delete_soon(shard, *done_jobs, *([self.event_id] if published else []))
         return events
 
 

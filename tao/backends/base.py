@@ -49,6 +49,9 @@ class Backend(Protocol):
     # True: a write on an autocommit `connection` commits on its own (one round trip, no BEGIN
     # and COMMIT); False: writes need `transaction` (SQLite's reader connection must not write).
     autocommit_writes: bool
+    # Queued statements go with a later one in one round trip (MariaDB's multi-statements):
+    # worth carrying statements of no one's waiting with other transactions (`Shards.rider`).
+    batches_queued: bool
 
     def upsert(self, table: str, cols: Sequence[str], key: Sequence[str], update_sql: dict[str, str],
                rows: int = 1) -> str:

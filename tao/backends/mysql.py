@@ -179,6 +179,12 @@ class _MySQLConn:
                 async with self._raw.cursor() as cur:
                     await self._run(cur, None)
 
+    @property
+    def writes_to_commit(self) -> bool:
+        """Whether committing sends anything (a transaction that sent and queued nothing has
+        no round trip at all)."""
+        return self.begun or self._queued != ["BEGIN"]
+
     async def commit(self, *, one_trip: bool = False) -> None:
         """Commit the transaction, its queued writes in the same round trip. A transaction that
         sent nothing yet sends its writes first and COMMIT after them, so that a failure before
@@ -205,6 +211,7 @@ class MySQLBackend:
     skip_locked = " FOR UPDATE SKIP LOCKED"
     now_ms_sql = "SELECT CAST(ROUND(UNIX_TIMESTAMP(NOW(3)) * 1000) AS SIGNED)"
     autocommit_writes = True
+    batches_queued = True
 
     def __init__(self, settings: StoreSettings, shard_map: ShardMap) -> None:
         if not settings.mysql_servers:

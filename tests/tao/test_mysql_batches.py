@@ -110,3 +110,64 @@ async def test_a_queued_write_on_an_autocommit_connection_runs_at_once(store):
     async with hooks(store).read(0) as conn:
         await conn.queue(INSERT, ("now", 1))
     assert await _rows(store, 0, "now") == [("now", 1)]
+
+
+# ---- done outbox jobs ride with a later commit (`Outbox.delete_soon`, `Shards.rider`) ----------
+
+async def _noop(_tao, _payload) -> None:
+    return None
+
+
+async def _job_ids(tao: Tao, shard: int) -> list[int]:
+    async with hooks(tao).read(shard) as conn:
+        return [r[0] for r in await conn.fetchall("SELECT id FROM {outbox} WHERE handler = 'test.later'")]
+
+
+async def _done_job(tao: Tao, shard: int) -> int:
+    tao.outbox.register("test.later", _noop)
+    job = await tao.outbox.enqueue(shard, "test.later", {}, delay_ms=60_000)
+    await tao.outbox.delete_soon(shard, job)
+    return job
+
+
+async def test_a_done_job_is_deleted_in_the_next_commit_on_its_shard(store, round_trips):
+    """A writer that did its own repair job deletes it with no round trip of its own: the
+    DELETE goes with the last writes (or the COMMIT) of the next transaction on that shard. It
+    was a statement and a round trip of its own after every message sent."""
+    job = await _done_job(store, 0)
+    other = await _done_job(store, 1)
+    round_trips.clear()
+    await hooks(store).write(0, lambda conn: conn.queue(INSERT, ("carrier", 1)))
+    assert round_trips == [["BEGIN", "INSERT INTO", "DELETE FROM"], ["COMMIT"]]
+    assert await _job_ids(store, 0) == [] and await _rows(store, 0, "carrier") == [("carrier", 1)]
+    assert await _job_ids(store, 1) == [other]  # another shard's job waits for a commit there
+    round_trips.clear()
+    await hooks(store).write(0, lambda conn: conn.queue(INSERT, ("next", 2)))
+    assert round_trips == [["BEGIN", "INSERT INTO"], ["COMMIT"]]  # carried once
+    assert job not in await _job_ids(store, 0)
+
+
+async def test_a_rolled_back_transaction_leaves_the_done_job_to_the_next(store, round_trips):
+    job = await _done_job(store, 0)
+    await hooks(store).write(0, lambda conn: conn.queue(INSERT, ("taken", 1)))  # carries it
+    assert await _job_ids(store, 0) == []
+    job = await _done_job(store, 0)
+    with pytest.raises(DuplicateKeyError):  # the round trip that carries it fails: nothing committed
+        await hooks(store).write(0, lambda conn: conn.queue(INSERT, ("taken", 2)))
+    assert await _job_ids(store, 0) == [job]
+    await hooks(store).write(0, lambda conn: conn.queue(INSERT, ("later", 3)))
+    assert await _job_ids(store, 0) == []
+
+
+async def test_a_done_job_no_commit_carries_is_deleted_on_its_own(store):
+    import asyncio
+
+    from tao.outbox import RIDE_WAIT_S
+
+    job = await _done_job(store, 2)
+    assert await _job_ids(store, 2) == [job]
+    await asyncio.sleep(RIDE_WAIT_S + 0.5)
+    assert await _job_ids(store, 2) == []
+    job = await _done_job(store, 3)
+    await store.outbox.flush_done()  # the store closing deletes what waits
+    assert await _job_ids(store, 3) == []
