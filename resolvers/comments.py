@@ -7,7 +7,8 @@ top-level comment (`reply_to` is always a top-level comment), as on Instagram.
 
 Orders and counts: `comments` and `replies` are newest first (TAO lists are newest-first, so a
 page is one keyset read and stays stable while people comment); `commentCount` is the exact
-number of top-level comments and `replyCount` that of a comment's replies.
+number of top-level comments and `replyCount` that of a comment's replies, plus, for a restricted
+commenter, its own ones awaiting approval (which it sees listed as posted; nobody else counts them).
 
 Invariants: deleting a comment commits `comments.cleanup` with the delete, and the writer
 removes its edge from the parent list at once (counts stay exact); the job deletes its replies,
@@ -16,6 +17,7 @@ likes and mention edges. Who may see a comment is `resolvers.privacy.comment_vis
 
 from __future__ import annotations
 
+import asyncio
 import enum
 from typing import TYPE_CHECKING
 
@@ -137,11 +139,20 @@ async def get_comment(ctx: RequestContext, comment_id: int) -> Comment | None:
 
 
 async def comment_count(ctx: RequestContext, post_id: int) -> int:
-    return await ctx.loaders.assoc_count_by_key.load((post_id, "HAS_COMMENT"))
+    """The post's top-level comments; a restricted commenter's own ones awaiting approval count
+    for it (it sees them listed as posted), for nobody else."""
+    return _plain((await comment_counts(ctx, [post_id]))[0])
 
 
-async def reply_count(ctx: RequestContext, comment_id: int) -> int:
-    return await ctx.loaders.assoc_count_by_key.load((comment_id, "HAS_REPLY"))
+async def reply_count(ctx: RequestContext, comment: Comment) -> int:
+    """The comment's replies; a restricted replier's own ones awaiting approval count for it."""
+    return _plain((await reply_counts(ctx, [comment]))[0])
+
+
+def _plain(n: int | BaseException) -> int:
+    if isinstance(n, BaseException):
+        raise n
+    return n
 
 
 async def _page(ctx: RequestContext, id1: int, atype: str, first: int, after: Cursor | None) -> Page[Comment]:
@@ -165,16 +176,26 @@ async def _own_pending(ctx: RequestContext, post_id: int, after: Cursor | None) 
 
 async def _own_pending_many(ctx: RequestContext, post_ids: list[int], after: Cursor | None) -> list[list[Comment]]:
     """`_own_pending` for many posts at once: one batch of lists, one privacy check."""
-    if after is not None or ctx.viewer_id is None:
+    if after is not None:
         return [[] for _ in post_ids]
-    waiting = await ctx.loaders.assoc_page_by_key.load_many([(p, "PENDING_COMMENT", PENDING_SCAN, None)
+    return [[c for c in mine if not c.reply_to] for mine in await _own_waiting_many(ctx, post_ids)]
+
+
+async def _own_waiting_many(ctx: RequestContext, post_ids: list[int]) -> list[list[Comment]]:
+    """The viewer's own comments and replies awaiting approval on each post, newest first, among
+    the post's PENDING_SCAN newest pending ones: what the first pages of `comments` and `replies`
+    show it, and what its counts add (one definition, so list and count agree). One batch of
+    lists (a list with nothing pending is one cached empty list), one privacy check."""
+    if ctx.viewer_id is None or not post_ids:
+        return [[] for _ in post_ids]
+    waiting = await load_each(ctx.loaders.assoc_page_by_key, [(p, "PENDING_COMMENT", PENDING_SCAN, None)
                                                              for p in post_ids])
-    ids = [a.id2 for page in waiting for a in page]
+    ids = [a.id2 for page in waiting if not isinstance(page, BaseException) for a in page]
     if not ids:
         return [[] for _ in post_ids]
-    mine = {c.id: c for c in await privacy.visible_comments(ctx, ids)
-            if c.author == ctx.viewer_id and not c.reply_to}
-    return [[mine[a.id2] for a in page if a.id2 in mine] for page in waiting]
+    mine = {c.id: c for c in await privacy.visible_comments(ctx, ids) if c.author == ctx.viewer_id}
+    return [[] if isinstance(page, BaseException) else [mine[a.id2] for a in page if a.id2 in mine]
+            for page in waiting]
 
 
 async def pending_comments(ctx: RequestContext, post_id: int, first: int, after: Cursor | None) -> Page[Comment]:
@@ -217,13 +238,10 @@ async def replies(ctx: RequestContext, comment: Comment, first: int, after: Curs
     restricted account's reply vanished from the thread for its own author: it told them they
     were restricted; found by probe4.)"""
     page = await _page(ctx, comment.id, "HAS_REPLY", first, after)
-    if after is None and ctx.viewer_id is not None and not comment.reply_to:
+    if after is None and not comment.reply_to:
         # The post's pending list is the one `comments` reads for the viewer's own: one load.
-        waiting = await ctx.loaders.assoc_page_by_key.load((comment.post, "PENDING_COMMENT", PENDING_SCAN, None))
-        if waiting:
-            mine = [c for c in await privacy.visible_comments(ctx, [a.id2 for a in waiting])
-                    if c.author == ctx.viewer_id and c.reply_to == comment.id]
-            page.items = [((c.created, c.id), c) for c in mine] + page.items
+        mine = [c for c in (await _own_waiting_many(ctx, [comment.post]))[0] if c.reply_to == comment.id]
+        page.items = [((c.created, c.id), c) for c in mine] + page.items
     return page
 
 
@@ -236,11 +254,27 @@ async def comment_author(ctx: RequestContext, comment: Comment) -> User | None:
 # that item's load failed.
 
 async def comment_counts(ctx: RequestContext, post_ids: list[int]) -> list[int | BaseException]:
-    return await load_each(ctx.loaders.assoc_count_by_key, [(p, "HAS_COMMENT") for p in post_ids])
+    """`comment_count` of many posts: the counts and the viewer's own pending in one tick (one
+    cache round trip; a second only where something of the viewer's may be pending)."""
+    counts, own = await asyncio.gather(load_each(ctx.loaders.assoc_count_by_key,
+                                                 [(p, "HAS_COMMENT") for p in post_ids]),
+                                       _own_waiting_many(ctx, post_ids))
+    return [n if isinstance(n, BaseException) else n + sum(1 for c in mine if not c.reply_to)
+            for n, mine in zip(counts, own)]
 
 
-async def reply_counts(ctx: RequestContext, comment_ids: list[int]) -> list[int | BaseException]:
-    return await load_each(ctx.loaders.assoc_count_by_key, [(c, "HAS_REPLY") for c in comment_ids])
+async def reply_counts(ctx: RequestContext, comments: list[Comment]) -> list[int | BaseException]:
+    """`reply_count` of many comments (a page's, mostly of one post: one pending list)."""
+    post_ids = list(dict.fromkeys(c.post for c in comments if not c.reply_to))
+    counts, own = await asyncio.gather(load_each(ctx.loaders.assoc_count_by_key,
+                                                 [(c.id, "HAS_REPLY") for c in comments]),
+                                       _own_waiting_many(ctx, post_ids))
+    replies_to: dict[int, int] = {}
+    for mine in own:
+        for c in mine:
+            if c.reply_to:
+                replies_to[c.reply_to] = replies_to.get(c.reply_to, 0) + 1
+    return [n if isinstance(n, BaseException) else n + replies_to.get(c.id, 0) for n, c in zip(counts, comments)]
 
 
 async def comment_authors(ctx: RequestContext, comments: list[Comment]) -> list[User | None | BaseException]:
