@@ -24,6 +24,7 @@ from resolvers.notifications import push as notification_push
 from resolvers.notifications import record as notifications
 from resolvers.search import indexer as search_indexer
 from resolvers.stories import actions as stories
+from resolvers.stories import highlights as story_highlights
 from tao import Tao
 
 JobHandler = Callable[[JobContext, dict], Awaitable[None]]
@@ -51,6 +52,7 @@ HANDLERS: dict[str, JobHandler] = {
     stories.PURGE_JOB: stories.purge_job,
     stories.CLEANUP_JOB: stories.cleanup_job,
     stories.HINT_JOB: stories.hint_job,
+    story_highlights.SYNC_JOB: story_highlights.sync_highlight_job,
     account_deletion.PURGE_JOB: account_deletion.purge_job,
     account_deletion.FORGET_JOB: account_deletion.forget_job,
     account_export.EXPORT_JOB: account_export.export_job,
