@@ -7,7 +7,8 @@ top-level comment (`reply_to` is always a top-level comment), as on Instagram.
 
 Orders and counts: `comments` and `replies` are newest first (TAO lists are newest-first, so a
 page is one keyset read and stays stable while people comment); `commentCount` is the exact
-number of top-level comments and `replyCount` that of a comment's replies, plus, for a restricted
+number of top-level comments and `replyCount` that of a comment's replies (both leave out those
+of accounts pending deletion, as the lists do: `resolvers.dormant`), plus, for a restricted
 commenter, its own ones awaiting approval (which it sees listed as posted; nobody else counts them).
 
 Invariants: deleting a comment commits `comments.cleanup` with the delete, and the writer
@@ -19,17 +20,19 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import functools
 from typing import TYPE_CHECKING
 
 from resolvers import privacy
 from resolvers.actor import acting_as
+from resolvers.dormant import COMMENT_TALLY, net_counts
 from resolvers.errors import PermissionDeniedError, UserError
 from resolvers.hashtags import parse_mentions
 from resolvers.job_context import JobContext
 from resolvers.loaders import load_each
 from resolvers.notifications import causes
 from resolvers.pagination import Cursor, Page, load_assoc_page, load_assoc_pages, make_page
-from resolvers.posts import authors_of, drain, get_post, mention_ids
+from resolvers.posts import authors_of, drain, drop_edge, get_post, mention_ids
 from resolvers.records import Comment, Post, User, record_of
 from tao import Tao
 
@@ -256,8 +259,7 @@ async def comment_author(ctx: RequestContext, comment: Comment) -> User | None:
 async def comment_counts(ctx: RequestContext, post_ids: list[int]) -> list[int | BaseException]:
     """`comment_count` of many posts: the counts and the viewer's own pending in one tick (one
     cache round trip; a second only where something of the viewer's may be pending)."""
-    counts, own = await asyncio.gather(load_each(ctx.loaders.assoc_count_by_key,
-                                                 [(p, "HAS_COMMENT") for p in post_ids]),
+    counts, own = await asyncio.gather(net_counts(ctx, [(p, "HAS_COMMENT") for p in post_ids]),
                                        _own_waiting_many(ctx, post_ids))
     return [n if isinstance(n, BaseException) else n + sum(1 for c in mine if not c.reply_to)
             for n, mine in zip(counts, own)]
@@ -266,8 +268,7 @@ async def comment_counts(ctx: RequestContext, post_ids: list[int]) -> list[int |
 async def reply_counts(ctx: RequestContext, comments: list[Comment]) -> list[int | BaseException]:
     """`reply_count` of many comments (a page's, mostly of one post: one pending list)."""
     post_ids = list(dict.fromkeys(c.post for c in comments if not c.reply_to))
-    counts, own = await asyncio.gather(load_each(ctx.loaders.assoc_count_by_key,
-                                                 [(c.id, "HAS_REPLY") for c in comments]),
+    counts, own = await asyncio.gather(net_counts(ctx, [(c.id, "HAS_REPLY") for c in comments]),
                                        _own_waiting_many(ctx, post_ids))
     replies_to: dict[int, int] = {}
     for mine in own:
@@ -309,7 +310,15 @@ async def delete_comment_tree(tao: Tao, comment_id: int, parent: int, parent_aty
     """Delete a comment and everything hanging off it, then its parent edge. Idempotent."""
     await tao.obj_delete(comment_id)
     await _clean_up(tao, comment_id)
-    await tao.assoc_delete(parent, parent_atype, comment_id)
+    await _drop_parent_edge(tao, parent, parent_atype, comment_id)
+
+
+async def _drop_parent_edge(tao: Tao, parent: int, atype: str, comment_id: int) -> None:
+    """The parent's edge to a deleted comment, and its tally if its author is pending deletion
+    (the purge deletes such comments: resolvers.dormant)."""
+    await tao.assoc_delete(parent, atype, comment_id)
+    if atype in COMMENT_TALLY:
+        await tao.assoc_delete(parent, COMMENT_TALLY[atype], comment_id)
 
 
 async def cleanup_job(job: JobContext, payload: dict) -> None:
@@ -318,7 +327,7 @@ async def cleanup_job(job: JobContext, payload: dict) -> None:
     cid = int(payload["comment"])
     await _clean_up(job.tao, cid)
     if payload.get("parent") and (await job.tao.obj_get([cid])).get(cid) is None:
-        await job.tao.assoc_delete(int(payload["parent"]), str(payload["atype"]), cid)
+        await _drop_parent_edge(job.tao, int(payload["parent"]), str(payload["atype"]), cid)
 
 
 async def _clean_up(tao: Tao, cid: int) -> None:
@@ -327,3 +336,5 @@ async def _clean_up(tao: Tao, cid: int) -> None:
     await drain(tao, cid, "HAS_REPLY", lambda a: delete_comment_tree(tao, a.id2, cid, "HAS_REPLY"))
     await drain(tao, cid, "COMMENT_LIKED_BY", lambda a: tao.assoc_delete(a.id2, "COMMENT_LIKES", cid))
     await drain(tao, cid, "MENTIONS", lambda a: tao.assoc_delete(cid, "MENTIONS", a.id2))
+    for tally in ("DORMANT_COMMENT_LIKER", "DORMANT_REPLY"):  # on it (resolvers.dormant)
+        await drain(tao, cid, tally, functools.partial(drop_edge, tao))

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from resolvers import accounts, block_cleanup, comments, media, posts, realtime, two_factor
+from resolvers import accounts, block_cleanup, comments, dormant, media, posts, realtime, two_factor
 from resolvers.account_data import deletion as account_deletion
 from resolvers.account_data import export as account_export
 from resolvers.explore.jobs import HANDLERS as EXPLORE_HANDLERS
@@ -41,6 +41,7 @@ HANDLERS: dict[str, JobHandler] = {
     posts.CLEANUP_JOB: posts.cleanup_job,
     comments.CLEANUP_JOB: comments.cleanup_job,
     block_cleanup.REMOVE_ENGAGEMENT_JOB: block_cleanup.remove_engagement_job,
+    dormant.SYNC_JOB: dormant.sync_job,
     media.PROCESS_JOB: media.process_job,
     realtime.STREAM_EVENT_JOB: realtime.stream_event_job,
     realtime.TRIM_STREAM_JOB: realtime.trim_stream_job,

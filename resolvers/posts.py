@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -490,6 +491,12 @@ async def cleanup_job(job: JobContext, payload: dict) -> None:
     await drain(tao, post_id, "HAS_COMMENT", lambda a: delete_comment_tree(tao, a.id2, post_id, "HAS_COMMENT"))
     await drain(tao, post_id, "PENDING_COMMENT",
                 lambda a: delete_comment_tree(tao, a.id2, post_id, "PENDING_COMMENT"))
+    for tally in ("DORMANT_LIKER", "DORMANT_COMMENT"):  # tallies on it (resolvers.dormant)
+        await drain(tao, post_id, tally, functools.partial(drop_edge, tao))
+
+
+async def drop_edge(tao: Tao, edge: Assoc) -> bool:
+    return await tao.assoc_delete(edge.id1, edge.atype, edge.id2)
 
 
 async def drain(tao: Tao, id1: int, atype: str, remove: Callable[[Assoc], Awaitable[Any]]) -> None:

@@ -4,6 +4,10 @@ comment; accounts pending deletion leave the counts as they leave the lists."""
 
 from __future__ import annotations
 
+import asyncio
+
+from tests.resolvers.messages_client import store_id
+
 ADD = """mutation($i: CommentAddInput!) { addComment(input: $i) { comment { id } errors { code } } }"""
 NODE = "query($id: ID!) { node(id: $id) { id ... on Comment { text } } }"
 POST = """query($id: ID!) { node(id: $id) { ... on Post { commentCount comments { nodes { text
@@ -79,3 +83,72 @@ async def test_a_restricted_account_counts_its_own_pending_comments_and_replies(
     assert await seen(tr) == (2, [("hmm", 0), ("hi", 1)])
     for token in (ta, tb, None):
         assert await seen(token) == (1, [("hi", 0)])
+
+
+THREAD = """query($id: ID!) { node(id: $id) { ... on Post { likeCount likers { nodes { username } } commentCount
+  comments { nodes { text likeCount replyCount replies { nodes { text } } } } } } }"""
+LIKE_POST = "mutation($i: PostLikeInput!) { likePost(input: $i) { errors { code } } }"
+LIKE_COMMENT = "mutation($i: CommentLikeInput!) { likeComment(input: $i) { errors { code } } }"
+DELETE_ACCOUNT = "mutation($i: AccountDeleteInput!) { deleteAccount(input: $i) { ok errors { code } } }"
+LOGIN = "mutation($u: String!, $p: String!) { logIn(input: {username: $u, password: $p}) { token errors { code } } }"
+
+
+def _agrees(node: dict) -> tuple:
+    """(likes, comments, [(text, likes, replies)]), asserting each count equals its list."""
+    assert node["likeCount"] == len(node["likers"]["nodes"]), node
+    assert node["commentCount"] == len(node["comments"]["nodes"]), node
+    for c in node["comments"]["nodes"]:
+        assert c["replyCount"] == len(c["replies"]["nodes"]), c
+    return (
+        node["likeCount"],
+        node["commentCount"],
+        sorted((c["text"], c["likeCount"], c["replyCount"]) for c in node["comments"]["nodes"]),
+    )
+
+
+async def test_counts_leave_out_an_account_pending_deletion_as_lists_do(gql):
+    """An account that asked to be deleted is hidden at once, with its likes and comments; the
+    counts kept them (likeCount 2 over one liker) until the purge. They now drop with the lists
+    while the deletion is pending, and come back if it is cancelled."""
+    ta, _ = await gql.sign_up("ada")
+    tb, _ = await gql.sign_up("bob")
+    tc, _ = await gql.sign_up("cy")
+    pid = await new_post(gql, ta)
+    mine = await comment(gql, ta, pid, "a1")
+    await comment(gql, tb, pid, "b1")
+    await comment(gql, tb, pid, "b2", mine)
+    await comment(gql, tc, pid, "c1")
+    for token in (tb, tc):
+        assert (await gql.ok(LIKE_POST, {"i": {"postId": pid}}, token))["likePost"]["errors"] == []
+    assert (await gql.ok(LIKE_COMMENT, {"i": {"commentId": mine}}, tb))["likeComment"]["errors"] == []
+    before = (2, 3, [("a1", 1, 1), ("b1", 0, 0), ("c1", 0, 0)])
+    assert _agrees((await gql.ok(THREAD, {"id": pid}, ta))["node"]) == before
+
+    assert (await gql.ok(DELETE_ACCOUNT, {"i": {"password": "password-bob"}}, tb))["deleteAccount"]["ok"]
+    await gql.tao.run_jobs_until_idle(include_delayed=False)
+    hidden = (1, 2, [("a1", 0, 0), ("c1", 0, 0)])
+    for token in (ta, tc, None):
+        assert _agrees((await gql.ok(THREAD, {"id": pid}, token))["node"]) == hidden
+
+    # a log-in within the grace period cancels the deletion: everything counts again
+    assert (await gql.ok(LOGIN, {"u": "bob", "p": "password-bob"}))["logIn"]["errors"] == []
+    await gql.tao.run_jobs_until_idle(include_delayed=False)
+    assert _agrees((await gql.ok(THREAD, {"id": pid}, ta))["node"]) == before
+
+    # deleted again, and purged: the tallies go with what they tallied, and the counts stay right
+    gql.tao.settings.account_data.deletion_grace_seconds = 1
+    tb = (await gql.ok(LOGIN, {"u": "bob", "p": "password-bob"}))["logIn"]["token"]
+    assert (await gql.ok(DELETE_ACCOUNT, {"i": {"password": "password-bob"}}, tb))["deleteAccount"]["ok"]
+    await gql.tao.run_jobs_until_idle(include_delayed=False)
+    assert _agrees((await gql.ok(THREAD, {"id": pid}, ta))["node"]) == hidden
+    await asyncio.sleep(1.2)
+    await gql.tao.run_jobs_until_idle()
+    assert _agrees((await gql.ok(THREAD, {"id": pid}, ta))["node"]) == hidden
+    pid_, mine_ = store_id(pid), store_id(mine)
+    tallies = [
+        (pid_, "DORMANT_LIKER"),
+        (pid_, "DORMANT_COMMENT"),
+        (mine_, "DORMANT_COMMENT_LIKER"),
+        (mine_, "DORMANT_REPLY"),
+    ]
+    assert set((await gql.tao.assoc_count_many(tallies)).values()) == {0}
