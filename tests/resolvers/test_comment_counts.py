@@ -152,3 +152,26 @@ async def test_counts_leave_out_an_account_pending_deletion_as_lists_do(gql):
         (mine_, "DORMANT_REPLY"),
     ]
     assert set((await gql.tao.assoc_count_many(tallies)).values()) == {0}
+
+
+async def test_deleting_a_comment_deletes_the_replies_awaiting_approval_under_it(gql):
+    """A restricted account's reply awaiting approval is listed by the post's PENDING_COMMENT, not
+    by its comment's HAS_REPLY: deleting the comment drained HAS_REPLY alone, so the pending
+    reply stayed, an orphan in the post's pending list (and in its count) until the post went."""
+    ta, _ = await gql.sign_up("ada")
+    tb, _ = await gql.sign_up("bob")
+    tr, r = await gql.sign_up("rex")
+    pid = await new_post(gql, ta)
+    top = await comment(gql, tb, pid, "hi")
+    await gql.mutate("restrict", ta, r, "errors { code }")
+    reply = await comment(gql, tr, pid, "meh", top)
+    other = await comment(gql, tr, pid, "hmm")  # pending too, on the post: it stays
+    gone = await gql.ok(
+        "mutation($i: CommentDeleteInput!) { deleteComment(input: $i) { errors { code } } }",
+        {"i": {"commentId": top}},
+        tb,
+    )
+    assert gone["deleteComment"]["errors"] == []
+    await gql.tao.run_jobs_until_idle(include_delayed=False)
+    assert (await gql.tao.obj_get([store_id(reply)])).get(store_id(reply)) is None
+    assert [a.id2 for a in await gql.tao.assoc_range(store_id(pid), "PENDING_COMMENT", 0, 10)] == [store_id(other)]
