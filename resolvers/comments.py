@@ -34,6 +34,7 @@ from resolvers.notifications import causes
 from resolvers.pagination import Cursor, Page, load_assoc_page, load_assoc_pages, make_page
 from resolvers.posts import authors_of, drain, drop_edge, get_post, mention_ids
 from resolvers.records import Comment, Post, User, record_of
+from resolvers.text_rules import is_blank, text_has_controls
 from tao import Tao
 
 if TYPE_CHECKING:
@@ -51,6 +52,7 @@ class CommentErrorCode(enum.Enum):
     REPLY_TARGET_NOT_FOUND = "REPLY_TARGET_NOT_FOUND"
     TEXT_EMPTY = "TEXT_EMPTY"
     TEXT_TOO_LONG = "TEXT_TOO_LONG"
+    TEXT_INVALID = "TEXT_INVALID"
     TOO_MANY_MENTIONS = "TOO_MANY_MENTIONS"
     NOT_ALLOWED = "NOT_ALLOWED"
 
@@ -71,10 +73,15 @@ async def do_add_comment(tao: Tao, actor_id: int, post_id: int, text: str, reply
     ctx = acting_as(tao, actor_id)
     viewer = actor_id
     text = text.strip()
-    if not text:
+    # Blank: a zero-width space alone posted a comment that shows as nothing (counts probe).
+    if is_blank(text):
         raise UserError(CommentErrorCode.TEXT_EMPTY, "A comment needs some text.", "text")
     if len(text) > TEXT_MAX:
         raise UserError(CommentErrorCode.TEXT_TOO_LONG, f"A comment is at most {TEXT_MAX} characters.", "text")
+    if text_has_controls(text):  # a terminal escape or a bell was taken as text (counts probe)
+        raise UserError(CommentErrorCode.TEXT_INVALID,
+                        "A comment cannot hold control characters (line breaks and tabs are fine): remove them.",
+                        "text")
     post = await get_post(ctx, post_id)
     if post is None:
         raise UserError(CommentErrorCode.POST_NOT_FOUND, "No such post: it was deleted, or you cannot see it.",

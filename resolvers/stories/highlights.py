@@ -32,6 +32,7 @@ from resolvers.records import record_of
 from resolvers.stories.actions import PURGE_JOB, purge_due
 from resolvers.stories.model import TITLE_MAX, Highlight, Story, StoryErrorCode, highlight_not_found, story_not_found
 from resolvers.stories.visibility import visible_stories
+from resolvers.text_rules import is_blank, name_refused
 from tao import Assoc, ConflictError, ListCheck, Tao, VersionConflictError
 
 if TYPE_CHECKING:
@@ -40,8 +41,12 @@ if TYPE_CHECKING:
 
 def _title(title: str) -> str:
     title = title.strip()
-    if not 0 < len(title) <= TITLE_MAX:
-        raise UserError(StoryErrorCode.TITLE_INVALID, f"A highlight's title is 1 to {TITLE_MAX} characters.", "title")
+    # A title shows beside others' on a profile: a name's rules (a zero-width space alone, a bell
+    # or a text-direction override were taken before the counts probe).
+    if not 0 < len(title) <= TITLE_MAX or is_blank(title) or name_refused(title):
+        raise UserError(StoryErrorCode.TITLE_INVALID,
+                        f"A highlight's title is 1 to {TITLE_MAX} characters that show, without control characters, "
+                        "line separators or text-direction overrides.", "title")
     return title
 
 

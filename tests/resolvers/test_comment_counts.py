@@ -175,3 +175,22 @@ async def test_deleting_a_comment_deletes_the_replies_awaiting_approval_under_it
     await gql.tao.run_jobs_until_idle(include_delayed=False)
     assert (await gql.tao.obj_get([store_id(reply)])).get(store_id(reply)) is None
     assert [a.id2 for a in await gql.tao.assoc_range(store_id(pid), "PENDING_COMMENT", 0, 10)] == [store_id(other)]
+
+
+async def test_a_comment_that_shows_as_nothing_or_holds_controls_is_refused(gql):
+    """A zero-width space alone (or with a word joiner) posted a comment that shows as nothing,
+    and a bell or a terminal escape was taken as text. Line breaks and tabs stay fine."""
+    ta, _ = await gql.sign_up("ada")
+    pid = await new_post(gql, ta)
+    cases = {
+        "\u200b": "TEXT_EMPTY",
+        "\u200b \u2060\ufeff": "TEXT_EMPTY",
+        "a\x07b": "TEXT_INVALID",
+        "\x1b[31mred": "TEXT_INVALID",
+        "a\x85b": "TEXT_INVALID",
+    }
+    for text, code in cases.items():
+        p = (await gql.ok(ADD, {"i": {"postId": pid, "text": text}}, ta))["addComment"]
+        assert p == {"comment": None, "errors": [{"code": code}]}, (text, p)
+    assert (await gql.ok(POST, {"id": pid}, ta))["node"]["commentCount"] == 0
+    await comment(gql, ta, pid, "two\nlines\tand a tab \u200d")

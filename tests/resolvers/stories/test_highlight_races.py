@@ -48,3 +48,17 @@ async def test_concurrent_adds_lose_nothing_and_keep_edges_and_list_in_step(gql)
     await gql.tao.run_jobs_until_idle()
     listed, kept = await _state(gql, hid)
     assert listed == kept, (listed, kept)
+
+
+async def test_a_highlight_title_that_shows_as_nothing_or_could_spoof_is_refused(gql):
+    """A title is shown beside others' on the profile: a zero-width space alone, a bell, a line
+    separator or a text-direction override were taken. They are refused as a full name's are."""
+    clock(gql)
+    ta, _ = await gql.sign_up("ada")
+    story = (await post_story(gql, ta, "ada"))["id"]
+    for title in ("\u200b", "a\x07", "a\u2028b", "evil\u202e"):
+        p = (await gql.ok(CREATE, {"i": {"title": title, "storyIds": [story]}}, ta))["createHighlight"]
+        assert p == {"highlight": None, "errors": [{"code": "TITLE_INVALID", "field": "title"}]}, (title, p)
+    assert (await gql.ok('{ user(username: "ada") { highlights { id } } }', token=ta))["user"]["highlights"] == []
+    ok = (await gql.ok(CREATE, {"i": {"title": "\U0001f600 Summer", "storyIds": [story]}}, ta))["createHighlight"]
+    assert ok["errors"] == []
