@@ -69,6 +69,7 @@ from resolvers.notifications import causes
 from resolvers.pagination import Cursor, Page, load_assoc_page, make_page
 from resolvers.records import Location, Media, MediaKind, MediaStatus, Post, PostKind, PostStatus, User, record_of
 from resolvers.search.indexer import post_jobs
+from resolvers.text_rules import text_has_controls
 from tao import Assoc, Tao
 from tao.models import now_ms
 
@@ -110,6 +111,7 @@ class PostErrorCode(enum.Enum):
     NOT_FOUND = "NOT_FOUND"
     NOT_AUTHOR = "NOT_AUTHOR"
     CAPTION_TOO_LONG = "CAPTION_TOO_LONG"
+    CAPTION_INVALID = "CAPTION_INVALID"
     HASHTAG_INVALID = "HASHTAG_INVALID"
     TOO_MANY_HASHTAGS = "TOO_MANY_HASHTAGS"
     TOO_MANY_MENTIONS = "TOO_MANY_MENTIONS"
@@ -153,6 +155,10 @@ async def _parse_caption(ctx: RequestContext, caption: str) -> tuple[list[str], 
     """(hashtag names, visible mentioned user ids) of a caption, or a UserError."""
     if len(caption) > CAPTION_MAX:
         raise UserError(PostErrorCode.CAPTION_TOO_LONG, f"A caption is at most {CAPTION_MAX} characters.", "caption")
+    if text_has_controls(caption):  # a bell or a terminal escape was taken (counts probe)
+        raise UserError(PostErrorCode.CAPTION_INVALID,
+                        "A caption cannot hold control characters (line breaks and tabs are fine): remove them.",
+                        "caption")
     tags = parse_hashtags(caption)
     bad = [t for t in tags if not is_hashtag_name(t)]
     if bad:

@@ -194,3 +194,18 @@ async def test_a_comment_that_shows_as_nothing_or_holds_controls_is_refused(gql)
         assert p == {"comment": None, "errors": [{"code": code}]}, (text, p)
     assert (await gql.ok(POST, {"id": pid}, ta))["node"]["commentCount"] == 0
     await comment(gql, ta, pid, "two\nlines\tand a tab \u200d")
+
+
+async def test_a_caption_with_control_characters_is_refused_on_create_and_edit(gql):
+    ta, _ = await gql.sign_up("ada")
+    create = "mutation($c: String!) { createPost(input: {caption: $c}) { post { id } errors { code field } } }"
+    for caption in ("a\x07b", "\x1b[2Jcleared"):
+        p = (await gql.ok(create, {"c": caption}, ta))["createPost"]
+        assert p == {"post": None, "errors": [{"code": "CAPTION_INVALID", "field": "caption"}]}, p
+    pid = (await gql.ok(create, {"c": "two\nlines\tfine"}, ta))["createPost"]["post"]["id"]
+    edit = "mutation($i: PostEditInput!) { editPost(input: $i) { post { caption } errors { code field } } }"
+    p = (await gql.ok(edit, {"i": {"postId": pid, "caption": "x\x08"}}, ta))["editPost"]
+    assert p == {"post": None, "errors": [{"code": "CAPTION_INVALID", "field": "caption"}]}, p
+    assert (await gql.ok("query($id: ID!) { node(id: $id) { ... on Post { caption } } }", {"id": pid}, ta))["node"] == {
+        "caption": "two\nlines\tfine"
+    }
