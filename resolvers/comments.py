@@ -35,7 +35,7 @@ from resolvers.pagination import Cursor, Page, load_assoc_page, load_assoc_pages
 from resolvers.posts import authors_of, drain, drop_edge, get_post, mention_ids
 from resolvers.records import Comment, Post, User, record_of
 from resolvers.text_rules import is_blank, text_has_controls
-from tao import Tao
+from tao import ConflictError, Tao, VersionConflictError
 
 if TYPE_CHECKING:
     from resolvers.context import RequestContext
@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 TEXT_MAX = 2200
 PENDING_SCAN = 50  # pending comments looked through for the viewer's own (first page only)
 CLEANUP_JOB = "comments.cleanup"
+WRITE_TRIES = 5  # versioned writes of one comment before a delete gives up (each loser re-read it)
 DRAIN_PENDING = 200  # a post's pending comments read per page by a deleted comment's cleanup
 
 
@@ -126,20 +127,30 @@ async def do_delete_comment(tao: Tao, actor_id: int, comment_id: int) -> Comment
     if viewer != comment.author and (not isinstance(post, Post) or viewer != post.author):
         raise UserError(CommentErrorCode.NOT_ALLOWED,
                         "Only the comment's author or the post's author can delete a comment.", "commentId")
-    id1, atype, _ = _parent_edge(comment)
     reply_to_author = None
     if comment.reply_to:
         parent = await ctx.loaders.object_by_id.load(comment.reply_to)
         reply_to_author = parent.author if isinstance(parent, Comment) else None
-    retract = causes.comment(comment.author, comment_id, comment.post, post.author if isinstance(post, Post) else 0,
-                             reply_to_author, [a.id2 for a in await tao.assoc_range(comment_id, "MENTIONS", 0, 100)],
-                             comment.created, undo=True)
-    # One durable unit: the job (committed with the delete) also removes the parent edge, so a
-    # crash before the next line cannot leave a count that includes a deleted comment.
-    await tao.obj_delete(comment_id, jobs=[(CLEANUP_JOB, {"comment": comment_id, "parent": id1, "atype": atype}),
-                                           *retract])
-    await tao.assoc_delete(id1, atype, comment_id)
-    return comment
+    mentions = [a.id2 for a in await tao.assoc_range(comment_id, "MENTIONS", 0, 100)]
+    for _ in range(WRITE_TRIES):
+        id1, atype, _ = _parent_edge(comment)
+        retract = causes.comment(comment.author, comment_id, comment.post,
+                                 post.author if isinstance(post, Post) else 0, reply_to_author, mentions,
+                                 comment.created, undo=True)
+        # One durable unit: the job (committed with the delete) also removes the parent edge, so a
+        # crash before the next line cannot leave a count that includes a deleted comment. At the
+        # version read: an approval in between moved the comment to another list (below).
+        try:
+            await tao.obj_delete(comment_id, version=comment.version,
+                                 jobs=[(CLEANUP_JOB, {"comment": comment_id, "parent": id1, "atype": atype}), *retract])
+        except VersionConflictError as lost:
+            if lost.current is None:
+                raise not_found() from None  # deleted by a concurrent delete
+            comment = record_of(lost.current)
+            continue
+        await tao.assoc_delete(id1, atype, comment_id)
+        return comment
+    raise ConflictError(f"comment {comment_id} kept changing; try again")
 
 
 # Reads ------------------------------------------------------------------------------------
@@ -228,18 +239,35 @@ async def do_approve_comment(tao: Tao, actor_id: int, comment_id: int) -> Commen
     post = await ctx.loaders.object_by_id.load(comment.post)
     if not isinstance(post, Post) or post.author != actor_id:
         raise UserError(CommentErrorCode.NOT_ALLOWED, "Only the post's author can approve a comment.", "commentId")
-    if not comment.pending:
-        return comment
-    approved: Comment = record_of(await tao.obj_update(comment_id, {"pending": None}))
+    # At the version read, as a delete is: an approval racing a delete added the comment to the
+    # post's list after the delete had removed it from the pending one, a counted edge to nothing
+    # (commentCount 1 over no comment: found by the fifteenth session's counts probe).
+    for _ in range(WRITE_TRIES):
+        if not comment.pending:
+            return comment  # approved already (by a concurrent approval, maybe)
+        try:
+            obj = await tao.obj_update(comment_id, {"pending": None}, version=comment.version)
+            break
+        except VersionConflictError as lost:
+            if lost.current is None:
+                raise not_found() from None
+            comment = record_of(lost.current)
+    else:
+        raise ConflictError(f"comment {comment_id} kept changing; try again")
+    approved: Comment = record_of(obj)
     id1, atype, _ = _parent_edge(approved)
     reply_to_author = None
     if approved.reply_to:
         parent = await ctx.loaders.object_by_id.load(approved.reply_to)
         reply_to_author = parent.author if isinstance(parent, Comment) else None
-    mentions = list((await tao.obj_get([comment_id]))[comment_id].data.get("mentions", []))
+    mentions = list(obj.data.get("mentions", []))
     await tao.assoc_add(id1, atype, comment_id, time=approved.created, jobs=causes.comment(
         approved.author, comment_id, approved.post, post.author, reply_to_author, mentions, approved.created))
     await tao.assoc_delete(approved.post, "PENDING_COMMENT", comment_id)
+    if (await tao.obj_get([comment_id])).get(comment_id) is None:
+        # Deleted since the approval's write: the delete read it approved and removes this edge
+        # after its own write, unless it ran before the edge was added; then it is ours to remove.
+        await _drop_parent_edge(tao, id1, atype, comment_id)
     return approved
 
 

@@ -209,3 +209,23 @@ async def test_a_caption_with_control_characters_is_refused_on_create_and_edit(g
     assert (await gql.ok("query($id: ID!) { node(id: $id) { ... on Post { caption } } }", {"id": pid}, ta))["node"] == {
         "caption": "two\nlines\tfine"
     }
+
+
+async def test_an_approval_racing_a_delete_leaves_no_count_of_a_deleted_comment(gql):
+    """approveComment and deleteComment of one pending comment at once: the delete removed it
+    from the pending list, then the approval added it to the post's comments, an edge to a
+    deleted comment that commentCount counted (every time, here). Both now write at the version
+    they read (a compare-and-set), and the approval checks the comment still exists after its edge."""
+    ta, _ = await gql.sign_up("ada")
+    tr, r = await gql.sign_up("rex")
+    pid = await new_post(gql, ta)
+    await gql.mutate("restrict", ta, r, "errors { code }")
+    approve = "mutation($i: CommentApproveInput!) { approveComment(input: $i) { errors { code } } }"
+    delete = "mutation($i: CommentDeleteInput!) { deleteComment(input: $i) { errors { code } } }"
+    for i in range(5):
+        c = await comment(gql, tr, pid, f"c{i}")
+        await asyncio.gather(gql(approve, {"i": {"commentId": c}}, ta), gql(delete, {"i": {"commentId": c}}, tr))
+    await gql.tao.run_jobs_until_idle(include_delayed=False)
+    edges = await gql.tao.assoc_range(store_id(pid), "HAS_COMMENT", 0, 100)
+    assert edges == [] and not await gql.tao.obj_get([e.id2 for e in edges])
+    assert (await gql.ok(POST, {"id": pid}, ta))["node"] == {"commentCount": 0, "comments": {"nodes": []}}
