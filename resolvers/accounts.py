@@ -41,6 +41,7 @@ from resolvers.job_context import JobContext
 from resolvers.passwords import hash_password, verify_password
 from resolvers.records import AuthSession, User, record_of
 from resolvers.search.indexer import index_jobs
+from resolvers.text_rules import name_refused
 from resolvers.throttle import LoginThrottle
 from tao import Tao
 
@@ -107,18 +108,10 @@ def validate_username(username: str, field: str = "username") -> str:
     return username
 
 
-# Characters a name shown beside others' text must not hold: controls (C0, DEL and C1: U+0085 is
-# a line break), line and paragraph separators, and the bidi embeddings, overrides and isolates,
-# which reorder the text after them ("Ada\u202e" reversed whatever a client printed next to it,
-# a known spoofing trick). Only C0 controls were refused before probe3. Marks that join emoji
-# (U+200D) and the directional marks RTL names need (U+200E/F, U+061C) stay allowed.
-_NAME_REFUSED = frozenset("\u2028\u2029\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-
-
 def validate_full_name(full_name: str, field: str = "fullName") -> str:
     full_name = full_name.strip()
-    if len(full_name) > FULL_NAME_MAX or any(
-            ord(c) < 32 or 0x7F <= ord(c) <= 0x9F or c in _NAME_REFUSED for c in full_name):
+    # What a name must not hold: resolvers.text_rules (only C0 controls were refused before probe3).
+    if len(full_name) > FULL_NAME_MAX or name_refused(full_name):
         raise UserError(
             AccountErrorCode.FULL_NAME_INVALID,
             f"A full name is at most {FULL_NAME_MAX} characters, without control characters, line "

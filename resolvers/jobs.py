@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from resolvers import accounts, block_cleanup, comments, media, posts, realtime, two_factor
+from resolvers import accounts, block_cleanup, comments, dormant, media, posts, realtime, two_factor
 from resolvers.account_data import deletion as account_deletion
 from resolvers.account_data import export as account_export
 from resolvers.explore.jobs import HANDLERS as EXPLORE_HANDLERS
@@ -24,6 +24,7 @@ from resolvers.notifications import push as notification_push
 from resolvers.notifications import record as notifications
 from resolvers.search import indexer as search_indexer
 from resolvers.stories import actions as stories
+from resolvers.stories import highlights as story_highlights
 from tao import Tao
 
 JobHandler = Callable[[JobContext, dict], Awaitable[None]]
@@ -40,6 +41,7 @@ HANDLERS: dict[str, JobHandler] = {
     posts.CLEANUP_JOB: posts.cleanup_job,
     comments.CLEANUP_JOB: comments.cleanup_job,
     block_cleanup.REMOVE_ENGAGEMENT_JOB: block_cleanup.remove_engagement_job,
+    dormant.SYNC_JOB: dormant.sync_job,
     media.PROCESS_JOB: media.process_job,
     realtime.STREAM_EVENT_JOB: realtime.stream_event_job,
     realtime.TRIM_STREAM_JOB: realtime.trim_stream_job,
@@ -51,6 +53,7 @@ HANDLERS: dict[str, JobHandler] = {
     stories.PURGE_JOB: stories.purge_job,
     stories.CLEANUP_JOB: stories.cleanup_job,
     stories.HINT_JOB: stories.hint_job,
+    story_highlights.SYNC_JOB: story_highlights.sync_highlight_job,
     account_deletion.PURGE_JOB: account_deletion.purge_job,
     account_deletion.FORGET_JOB: account_deletion.forget_job,
     account_export.EXPORT_JOB: account_export.export_job,

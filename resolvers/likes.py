@@ -1,7 +1,8 @@
 """Likes of posts and of comments.
 
 Edges: viewer -LIKES-> post (⇄ LIKED_BY: the post's likers, newest first, and its exact
-`likeCount`); viewer -COMMENT_LIKES-> comment (⇄ COMMENT_LIKED_BY). The viewer's side is on the
+`likeCount`, which leaves out the likes of accounts pending deletion as `likers` does:
+`resolvers.dormant`); viewer -COMMENT_LIKES-> comment (⇄ COMMENT_LIKED_BY). The viewer's side is on the
 viewer's shard, so `viewerHasLiked` for a page of N posts is one batched `assoc_get` on one shard.
 
 Invariants: liking and unliking are idempotent (a second like keeps the first like's time and
@@ -18,6 +19,7 @@ from resolvers import privacy
 from resolvers.actor import acting_as
 from resolvers.comments import get_comment
 from resolvers.comments import not_found as comment_not_found
+from resolvers.dormant import net_counts
 from resolvers.edge_data import like_data
 from resolvers.loaders import load_each
 from resolvers.notifications import causes, record
@@ -102,11 +104,17 @@ async def do_unlike_comment(tao: Tao, actor_id: int, comment_id: int) -> Comment
 # Reads ------------------------------------------------------------------------------------
 
 async def like_count(ctx: RequestContext, post_id: int) -> int:
-    return await ctx.loaders.assoc_count_by_key.load((post_id, "LIKED_BY"))
+    return _plain((await like_counts(ctx, [post_id]))[0])
 
 
 async def comment_like_count(ctx: RequestContext, comment_id: int) -> int:
-    return await ctx.loaders.assoc_count_by_key.load((comment_id, "COMMENT_LIKED_BY"))
+    return _plain((await comment_like_counts(ctx, [comment_id]))[0])
+
+
+def _plain(n: int | BaseException) -> int:
+    if isinstance(n, BaseException):
+        raise n
+    return n
 
 
 async def _viewer_edge(ctx: RequestContext, atype: str, target: int) -> bool:
@@ -123,11 +131,12 @@ async def viewer_has_liked(ctx: RequestContext, post_id: int) -> bool:
 # that id's load failed (its field then resolves, and reports the error, on its own).
 
 async def like_counts(ctx: RequestContext, post_ids: list[int]) -> list[int | BaseException]:
-    return await load_each(ctx.loaders.assoc_count_by_key, [(p, "LIKED_BY") for p in post_ids])
+    """The likes, minus those of accounts pending deletion (hidden from `likers`: resolvers.dormant)."""
+    return await net_counts(ctx, [(p, "LIKED_BY") for p in post_ids])
 
 
 async def comment_like_counts(ctx: RequestContext, comment_ids: list[int]) -> list[int | BaseException]:
-    return await load_each(ctx.loaders.assoc_count_by_key, [(c, "COMMENT_LIKED_BY") for c in comment_ids])
+    return await net_counts(ctx, [(c, "COMMENT_LIKED_BY") for c in comment_ids])
 
 
 async def _viewer_edges(ctx: RequestContext, atype: str, targets: list[int]) -> list[bool | BaseException]:

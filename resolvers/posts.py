@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -68,6 +69,7 @@ from resolvers.notifications import causes
 from resolvers.pagination import Cursor, Page, load_assoc_page, make_page
 from resolvers.records import Location, Media, MediaKind, MediaStatus, Post, PostKind, PostStatus, User, record_of
 from resolvers.search.indexer import post_jobs
+from resolvers.text_rules import text_has_controls
 from tao import Assoc, Tao
 from tao.models import now_ms
 
@@ -109,6 +111,7 @@ class PostErrorCode(enum.Enum):
     NOT_FOUND = "NOT_FOUND"
     NOT_AUTHOR = "NOT_AUTHOR"
     CAPTION_TOO_LONG = "CAPTION_TOO_LONG"
+    CAPTION_INVALID = "CAPTION_INVALID"
     HASHTAG_INVALID = "HASHTAG_INVALID"
     TOO_MANY_HASHTAGS = "TOO_MANY_HASHTAGS"
     TOO_MANY_MENTIONS = "TOO_MANY_MENTIONS"
@@ -152,6 +155,10 @@ async def _parse_caption(ctx: RequestContext, caption: str) -> tuple[list[str], 
     """(hashtag names, visible mentioned user ids) of a caption, or a UserError."""
     if len(caption) > CAPTION_MAX:
         raise UserError(PostErrorCode.CAPTION_TOO_LONG, f"A caption is at most {CAPTION_MAX} characters.", "caption")
+    if text_has_controls(caption):  # a bell or a terminal escape was taken (counts probe)
+        raise UserError(PostErrorCode.CAPTION_INVALID,
+                        "A caption cannot hold control characters (line breaks and tabs are fine): remove them.",
+                        "caption")
     tags = parse_hashtags(caption)
     bad = [t for t in tags if not is_hashtag_name(t)]
     if bad:
@@ -490,6 +497,12 @@ async def cleanup_job(job: JobContext, payload: dict) -> None:
     await drain(tao, post_id, "HAS_COMMENT", lambda a: delete_comment_tree(tao, a.id2, post_id, "HAS_COMMENT"))
     await drain(tao, post_id, "PENDING_COMMENT",
                 lambda a: delete_comment_tree(tao, a.id2, post_id, "PENDING_COMMENT"))
+    for tally in ("DORMANT_LIKER", "DORMANT_COMMENT"):  # tallies on it (resolvers.dormant)
+        await drain(tao, post_id, tally, functools.partial(drop_edge, tao))
+
+
+async def drop_edge(tao: Tao, edge: Assoc) -> bool:
+    return await tao.assoc_delete(edge.id1, edge.atype, edge.id2)
 
 
 async def drain(tao: Tao, id1: int, atype: str, remove: Callable[[Assoc], Awaitable[Any]]) -> None:

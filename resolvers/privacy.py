@@ -211,7 +211,8 @@ register_object_rule("USER", _user_rule)
 # (`PostStatus.VISIBLE`, not still processing its media) and its author is FULL to them
 # (public, or private and followed; never across a block). A comment is visible when its post
 # is and its author is not HIDDEN from the viewer (a private account's comment on a public post
-# shows; a blocked or deleted commenter's does not). A hashtag or location exists for a viewer
+# shows; a blocked or deleted commenter's does not), and a reply when the comment it replies to
+# is too. A hashtag or location exists for a viewer
 # only through its posts (`listing_visible`).
 # All of it batches: a page of posts or comments costs one `obj_get` plus the authors'
 # visibility (itself batched), whatever its length. The rules are written for many objects at
@@ -233,14 +234,27 @@ async def posts_visible(ctx: RequestContext, posts: list[Record | None]) -> list
 async def comments_visible(ctx: RequestContext, comments: list[Record | None]) -> list[bool]:
     mine = [c for c in comments if isinstance(c, Comment)]
     post_ids = list(dict.fromkeys(c.post for c in mine))
-    # The posts and the commenters' visibility in the same tick: they batch into one round trip.
-    posts, authors = await asyncio.gather(ctx.loaders.object_by_id.load_many(post_ids),
-                                          _visibility_of(ctx, (c.author for c in mine)))
+    parent_ids = list(dict.fromkeys(c.reply_to for c in mine if c.reply_to))
+    # The posts, the commenters' visibility and the replied-to comments in the same tick: they
+    # batch into one round trip (a page of replies has its parent loaded already).
+    posts, authors, parent_objs = await asyncio.gather(ctx.loaders.object_by_id.load_many(post_ids),
+                                                       _visibility_of(ctx, (c.author for c in mine)),
+                                                       ctx.loaders.object_by_id.load_many(parent_ids))
+    parents = {p.id: p for p in parent_objs if isinstance(p, Comment)}
+    if unknown := [p.author for p in parents.values() if p.author not in authors]:
+        authors |= await _visibility_of(ctx, unknown)
     post_ok = dict(zip(post_ids, await posts_visible(ctx, posts)))
     post_author = {p.id: p.author for p in posts if isinstance(p, Post)}
-    # A restricted account's comment awaiting approval: its author's (and the approver's) only.
-    return [isinstance(c, Comment) and post_ok[c.post] and authors[c.author] != Visibility.HIDDEN
-            and (not c.pending or ctx.viewer_id in (c.author, post_author.get(c.post)))
+
+    def alone(c: Comment) -> bool:
+        # A restricted account's comment awaiting approval: its author's (and the approver's) only.
+        return (post_ok.get(c.post, False) and authors[c.author] != Visibility.HIDDEN
+                and (not c.pending or ctx.viewer_id in (c.author, post_author.get(c.post))))
+    # A reply is as hidden as the comment it replies to (a top-level one, on the same post): the
+    # post author's reply to a comment awaiting approval answered node(id:) to anyone (found by
+    # the counts session's probe). A reply whose comment is gone goes with it (its cleanup job).
+    return [isinstance(c, Comment) and alone(c)
+            and (not c.reply_to or (c.reply_to in parents and alone(parents[c.reply_to])))
             for c in comments]
 
 

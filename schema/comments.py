@@ -62,7 +62,7 @@ class Comment(Node):
 
     @strawberry.field
     async def reply_count(self, info: Ctx) -> int:
-        return await comments.reply_count(info.context, self.record.id)
+        return await comments.reply_count(info.context, self.record)
 
     @strawberry.field(description="Replies, newest first.")
     async def replies(self, info: Ctx, first: First = 20, after: str | None = None) -> Connection[Comment]:
@@ -100,7 +100,7 @@ async def _viewer_likes(ctx: RequestContext, items: list[Comment], _: dict) -> l
 
 @prefetch.batch_fetcher("Comment", "replyCount")
 async def _reply_counts(ctx: RequestContext, items: list[Comment], _: dict) -> list:
-    return prefetch.values(await comments.reply_counts(ctx, [c.record.id for c in items]))
+    return prefetch.values(await comments.reply_counts(ctx, [c.record for c in items]))
 
 
 register_node("Comment", "COMMENT", Comment.from_record)

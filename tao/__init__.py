@@ -20,6 +20,7 @@ from tao.errors import (
     ShardUnavailableError,
     TaoError,
     UnknownTypeError,
+    VersionConflictError,
 )
 from tao.ids import shard_of, time_of
 from tao.models import Assoc, ListCheck, Obj
@@ -30,6 +31,7 @@ __all__ = [
     "Assoc", "Bucket", "ConflictError", "IdLeaseLostError", "IdSlotsExhaustedError",
     "InvalidDataError", "InvalidIdError", "JobNotDueError", "ListCheck", "Mode",
     "Obj", "ObjectFilter", "ObjectNotFoundError",
-    "ShardTimeoutError", "ShardUnavailableError", "Taken", "Tao", "TaoError", "UnknownTypeError", "open_tao",
+    "ShardTimeoutError", "ShardUnavailableError", "Taken", "Tao", "TaoError", "UnknownTypeError",
+    "VersionConflictError", "open_tao",
     "shard_of", "time_of",
 ]

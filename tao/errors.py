@@ -4,6 +4,8 @@ aiosqlite or pymemcache exceptions."""
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class TaoError(Exception):
     """Root of every error the `tao` package raises."""
@@ -44,6 +46,16 @@ class ShardTimeoutError(ShardUnavailableError, TimeoutError):
 
 class ConflictError(TaoError):
     """A write lost a race it cannot settle by itself (e.g. a uniqueness constraint); retrying may succeed."""
+
+
+class VersionConflictError(ConflictError):
+    """A versioned write (`obj_update(..., version=)`, `obj_delete(..., version=)`) found the
+    object at another version: nothing was written. `current` is the object as it stands (None
+    if it is gone), read in the same transaction, so a caller can recompute from it and try again."""
+
+    def __init__(self, message: str, current: Any = None) -> None:
+        super().__init__(message)
+        self.current = current
 
 
 class MigrationError(TaoError):

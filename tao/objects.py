@@ -21,6 +21,7 @@ from tao.errors import (
     InvalidIdError,
     ObjectNotFoundError,
     ShardUnavailableError,
+    VersionConflictError,
 )
 from tao.models import Obj, check_count, check_many, encode_data, now_ms
 from tao.outbox import Jobs, Outbox
@@ -171,17 +172,27 @@ class Objects:
                                        "ORDER BY id LIMIT %s", (after, code, limit))
         return [o for o in (self._obj_from_value(r[0], self._obj_value(r)) for r in rows) if o is not None]
 
-    async def update(self, id_: int, data: dict, *, jobs: Jobs = None) -> Obj:
-        """Merge `data` into the object's data (a key set to None is removed); version + 1."""
+    def _conflict(self, id_: int, expected: int, row: tuple | None) -> VersionConflictError:
+        current = self._obj_from_value(id_, self._obj_value(row)) if row else None
+        found = f"at version {row[2]}" if row else "gone"
+        return VersionConflictError(f"object {id_} is {found}, not at version {expected}: nothing was written",
+                                    current)
+
+    async def update(self, id_: int, data: dict, *, jobs: Jobs = None, version: int | None = None) -> Obj:
+        """Merge `data` into the object's data (a key set to None is removed); version + 1.
+        With `version`: only if the object is still at that version (compare-and-set), else
+        VersionConflictError (carrying the object as it stands) and nothing is written."""
         shard = self._shards.shard(id_)
         encode_data(data)
         for_update = self._shards.backend.for_update
 
         async def body(conn: Conn) -> Any:
             rows = await conn.fetchall(f"SELECT {_OBJ_COLS} FROM {{objects}} WHERE id = %s{for_update}", (id_,))
+            if version is not None and (not rows or rows[0][2] != version):
+                raise self._conflict(id_, version, rows[0] if rows else None)
             if not rows:
                 raise ObjectNotFoundError(f"object {id_} does not exist")
-            _, otype, version, created, _, old = rows[0]
+            _, otype, version_now, created, _, old = rows[0]
             merged = orjson.loads(old)
             for k, v in data.items():
                 if v is None:
@@ -191,9 +202,9 @@ class Objects:
             text = encode_data(merged)
             ts = now_ms()
             await conn.execute("UPDATE {objects} SET data = %s, version = %s, updated = %s WHERE id = %s",
-                               (text, version + 1, ts, id_))
+                               (text, version_now + 1, ts, id_))
             await self._outbox.add_jobs(conn, jobs)
-            return (id_, otype, version + 1, created, ts, text)
+            return (id_, otype, version_now + 1, created, ts, text)
         row = await self._shards.write(shard, body)
         value = self._obj_value(row)
         await self._cache.install([install_value(self._cache.obj_key(id_), row[2], value)],
@@ -201,13 +212,17 @@ class Objects:
         self._outbox.nudge(shard)
         return Obj(id_, self._registry.otype_by_code(row[1]).name, row[2], row[3], row[4], value["o"][3])
 
-    async def delete(self, id_: int, *, jobs: Jobs = None) -> bool:
-        """Delete the object (its associations are the caller's to remove). Returns whether it existed."""
+    async def delete(self, id_: int, *, jobs: Jobs = None, version: int | None = None) -> bool:
+        """Delete the object (its associations are the caller's to remove). Returns whether it
+        existed. With `version`: only if it is still at that version, else VersionConflictError."""
         shard = self._shards.shard(id_)
         for_update = self._shards.backend.for_update
 
         async def body(conn: Conn) -> Any:
             rows = await conn.fetchall(f"SELECT version FROM {{objects}} WHERE id = %s{for_update}", (id_,))
+            if version is not None and (not rows or rows[0][0] != version):
+                full = await conn.fetchall(f"SELECT {_OBJ_COLS} FROM {{objects}} WHERE id = %s", (id_,))
+                raise self._conflict(id_, version, full[0] if full else None)
             if not rows:
                 return None
             await conn.execute("DELETE FROM {objects} WHERE id = %s", (id_,))

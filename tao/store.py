@@ -157,13 +157,16 @@ class Tao:
         keyset page: pass the last id as the next `after`). For rebuilds and batch jobs."""
         return await self._objects.scan(shard, otype, after, limit)
 
-    async def obj_update(self, id_: int, data: dict, *, jobs: Jobs = None) -> Obj:
-        """Merge `data` into the object's data (a key set to None is removed); version + 1."""
-        return await self._objects.update(id_, data, jobs=jobs)
+    async def obj_update(self, id_: int, data: dict, *, jobs: Jobs = None, version: int | None = None) -> Obj:
+        """Merge `data` into the object's data (a key set to None is removed); version + 1.
+        `version`: write only if the object is still at that version (compare-and-set), else
+        raise `VersionConflictError`, which carries the object as it stands, and write nothing."""
+        return await self._objects.update(id_, data, jobs=jobs, version=version)
 
-    async def obj_delete(self, id_: int, *, jobs: Jobs = None) -> bool:
-        """Delete the object (its associations are the caller's to remove). Returns whether it existed."""
-        return await self._objects.delete(id_, jobs=jobs)
+    async def obj_delete(self, id_: int, *, jobs: Jobs = None, version: int | None = None) -> bool:
+        """Delete the object (its associations are the caller's to remove). Returns whether it
+        existed. `version`: as obj_update's (a gone object is a conflict too)."""
+        return await self._objects.delete(id_, jobs=jobs, version=version)
 
     # ---- associations: writes -------------------------------------------------------------------
 

@@ -123,6 +123,13 @@ _a("HAS_HIGHLIGHT", 165)    # user -> highlight (time = created)
 _a("IN_HIGHLIGHT", 166, inverse="HIGHLIGHT_OF", inverse_code=167)  # story -> highlight
 _a("RESTRICTS", 168)        # user -> user they restrict (no inverse: the restricted never learn of it)
 _a("PENDING_COMMENT", 169)  # post -> a restricted account's comment awaiting the post author's approval
+# While an account's deletion is pending, its likes and comments are tallied on what they count
+# toward, and counts subtract the tallies (resolvers/dormant.py).
+_a("DORMANT_LIKER", 182, inverse="DORMANT_LIKED", inverse_code=183)                  # post -> liker
+_a("DORMANT_COMMENT_LIKER", 184, inverse="DORMANT_COMMENT_LIKED", inverse_code=185)  # comment -> liker
+_a("DORMANT_COMMENT", 186)   # post -> its top-level comment by an account pending deletion
+_a("DORMANT_REPLY", 187)     # top-level comment -> its reply by an account pending deletion
+_a("DORMANT_COMMENTS", 188)  # account -> its tallied comments (data: the tally's id1 and atype)
 
 # Unique-key namespaces the cache never holds (tao/unique_keys.py)
 # A message's idempotency key ("sender:clientMessageId" -> message): almost always unclaimed when

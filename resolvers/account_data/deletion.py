@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from resolvers import dormant
 from resolvers.account_data.registry import DataContext, job_media, kinds, scheduled_handlers
 from resolvers.accounts import AccountErrorCode, check_throttle, do_log_out
 from resolvers.errors import UserError
@@ -88,7 +89,9 @@ async def do_delete_account(tao: Tao, actor_id: int, password: str, *, throttle:
                                    *deindex_user_jobs(tao, actor_id),  # out of search with it
                                    # its posts stop being public: its hashtags' and places' counts
                                    # drop, and a tag or place only it used is gone for others
-                                   (SYNC_AUTHOR_EDGES_JOB, {"author": actor_id})])
+                                   (SYNC_AUTHOR_EDGES_JOB, {"author": actor_id}),
+                                   # its likes and comments leave others' counts as they left the lists
+                                   *dormant.sync_jobs(actor_id)])
     await _end_all_sessions(tao, actor_id)
     return state
 
@@ -127,7 +130,8 @@ async def cancel_deletion(tao: Tao, user_id: int) -> bool:
         return False
     await tao.obj_update(user_id, {"deletion": None},
                          jobs=[*index_jobs(tao, [("user", user_id)], authors=[user_id]),  # back in search
-                               (SYNC_AUTHOR_EDGES_JOB, {"author": user_id})])  # its public posts count again
+                               (SYNC_AUTHOR_EDGES_JOB, {"author": user_id}),  # its public posts count again
+                               *dormant.sync_jobs(user_id)])  # and its likes and comments
     return True
 
 

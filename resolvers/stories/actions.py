@@ -17,6 +17,7 @@ Invariants:
 from __future__ import annotations
 
 import re
+import urllib.parse
 from typing import Any
 
 from resolvers import privacy
@@ -28,6 +29,7 @@ from resolvers.notifications import causes
 from resolvers.posts import claim_media, mention_ids, release_media
 from resolvers.records import Media, MediaKind, MediaStatus, User, record_of
 from resolvers.stories.model import LIFETIME_MS, LINK_MAX, Audience, Story, StoryErrorCode, story_edge_data
+from resolvers.text_rules import name_refused
 from tao import JobNotDueError, Tao, TaoError
 
 EXPIRE_JOB = "stories.expire"
@@ -78,10 +80,26 @@ def _hashtag(tag: str | None) -> str | None:
 def _link(url: str | None) -> str | None:
     if url is None or url == "":
         return None
-    if len(url) > LINK_MAX or not _LINK.fullmatch(url):
+    if len(url) > LINK_MAX or not _LINK.fullmatch(url) or not _plain_host(url):
         raise UserError(StoryErrorCode.LINK_INVALID,
-                        f"A link sticker is an http(s) URL of at most {LINK_MAX} characters.", "link")
+                        f"A link sticker is an http(s) URL of at most {LINK_MAX} characters, to a host without a "
+                        "user name, and without control characters or text-direction overrides.", "link")
     return url
+
+
+def _plain_host(url: str) -> bool:
+    """Whether the link goes where it reads: no user name before the host
+    ("https://instagram.com@evil.example" goes to evil.example), a host, and no control
+    character or text-direction override (resolvers.text_rules: U+202E reverses what follows).
+    Any non-space was taken before the fifteenth session's counts probe."""
+    if name_refused(url):
+        return False
+    try:
+        parts = urllib.parse.urlsplit(url)
+        _ = parts.port  # raises for a port out of range
+    except ValueError:  # that, or an unclosed IPv6 bracket
+        return False
+    return bool(parts.hostname) and "@" not in parts.netloc
 
 
 async def do_create_story(tao: Tao, actor_id: int, media_id: int, audience: str = "followers", *,

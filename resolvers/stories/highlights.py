@@ -7,20 +7,33 @@ highlight lists them (`User.highlights`, newest first) and story -IN_HIGHLIGHT->
 of the archive purge. Every action checks everything before its first write. Removing a story
 from its last highlight commits a purge job with the removal: an archived story whose time is
 up then goes (`actions.purge_if_due`).
+
+Invariant: a story has an IN_HIGHLIGHT edge to a highlight exactly when the highlight lists it,
+once the writes settle. Every change of a highlight's list is a compare-and-set of its version
+(`_change`: read, compute, `obj_update(..., version=)`, again from the object a lost race
+answers), so racing changes each apply to the list the other left (two `addToHighlight` at once
+both read the list and the later write dropped the other's story, whose edge then kept it alive
+in a highlight that did not list it: found by the fifteenth session's counts probe). The edges
+then follow the list (`sync_edges`, also committed as a job with the write, the repair if the
+writer dies): it adds and removes edges to match the list it read, then reads the version again
+and repeats if the list moved meanwhile, so a sync that acted on a stale list redoes its work.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 from resolvers import privacy
 from resolvers.errors import UserError
+from resolvers.job_context import JobContext
 from resolvers.records import record_of
 from resolvers.stories.actions import PURGE_JOB, purge_due
 from resolvers.stories.model import TITLE_MAX, Highlight, Story, StoryErrorCode, highlight_not_found, story_not_found
 from resolvers.stories.visibility import visible_stories
-from tao import Assoc, ListCheck, Tao
+from resolvers.text_rules import is_blank, name_refused
+from tao import Assoc, ConflictError, ListCheck, Tao, VersionConflictError
 
 if TYPE_CHECKING:
     from resolvers.context import RequestContext
@@ -28,8 +41,12 @@ if TYPE_CHECKING:
 
 def _title(title: str) -> str:
     title = title.strip()
-    if not 0 < len(title) <= TITLE_MAX:
-        raise UserError(StoryErrorCode.TITLE_INVALID, f"A highlight's title is 1 to {TITLE_MAX} characters.", "title")
+    # A title shows beside others' on a profile: a name's rules (a zero-width space alone, a bell
+    # or a text-direction override were taken before the counts probe).
+    if not 0 < len(title) <= TITLE_MAX or is_blank(title) or name_refused(title):
+        raise UserError(StoryErrorCode.TITLE_INVALID,
+                        f"A highlight's title is 1 to {TITLE_MAX} characters that show, without control characters, "
+                        "line separators or text-direction overrides.", "title")
     return title
 
 
@@ -56,12 +73,80 @@ def _too_many_highlights(cap: int) -> UserError:
                      "title")
 
 
+SYNC_JOB = "stories.sync_highlight"
+CHANGE_TRIES = 20   # compare-and-set rounds before a change gives up (each loser read the winner)
+SYNC_ROUNDS = 20    # edge syncs of one call before it leaves the rest to its job
+OF_SCAN = 1000      # a highlight's HIGHLIGHT_OF edges read by a sync (the cap is far below)
+
+
 async def own_highlight(tao: Tao, actor: int, highlight_id: int) -> Highlight:
     obj = (await tao.obj_get([highlight_id])).get(highlight_id)
+    return _own(obj, actor)
+
+
+def _own(obj: Any, actor: int) -> Highlight:
     h = record_of(obj) if obj is not None else None
     if not isinstance(h, Highlight) or h.owner != actor:
         raise highlight_not_found()
     return h
+
+
+# A change: the highlight as it stands -> the data to write, or None to delete the highlight.
+# It raises a UserError to refuse (checked against the list as it stands, every round).
+Change = Callable[[Highlight], "dict | None"]
+
+
+async def _change(tao: Tao, actor: int, highlight_id: int, change: Change) -> Highlight | None:
+    """Apply `change` to the highlight as a compare-and-set of its version, then make its edges
+    follow its list. Returns the highlight as written (None: deleted)."""
+    h = await own_highlight(tao, actor, highlight_id)
+    for _ in range(CHANGE_TRIES):
+        data = change(h)
+        stories = list(data["stories"]) if data is not None and "stories" in data else list(h.stories)
+        jobs = [(SYNC_JOB, {"highlight": h.id, "stories": sorted(set(h.stories) | set(stories))})]
+        try:
+            if data is None:
+                await tao.obj_delete(h.id, version=h.version, jobs=jobs)
+                await tao.assoc_delete(actor, "HAS_HIGHLIGHT", h.id)
+                written = None
+            else:
+                written = record_of(await tao.obj_update(h.id, data, version=h.version, jobs=jobs))
+        except VersionConflictError as lost:
+            h = _own(lost.current, actor)  # another change won: apply this one to its result
+            continue
+        await sync_edges(tao, h.id, set(h.stories) | set(stories))
+        return written
+    raise ConflictError(f"highlight {highlight_id} kept changing; try again")
+
+
+async def sync_edges(tao: Tao, highlight_id: int, touched: Iterable[int]) -> bool:
+    """Make the IN_HIGHLIGHT edges to the highlight match its list (none once it is deleted):
+    among `touched`, the listed stories and the stories with an edge to it. A story leaving its
+    last highlight past its archive time is purged by a job committed with the removal. Returns
+    whether it settled (False: the list kept moving; the job committed with the change goes on)."""
+    candidates = set(touched)
+    for _ in range(SYNC_ROUNDS):
+        obj = (await tao.obj_get([highlight_id])).get(highlight_id)
+        h = record_of(obj) if obj is not None else None
+        listed = set(h.stories) if isinstance(h, Highlight) else set()
+        candidates |= listed | {e.id2 for e in await tao.assoc_range(highlight_id, "HIGHLIGHT_OF", 0, OF_SCAN)}
+        keys = [(s, "IN_HIGHLIGHT", highlight_id) for s in sorted(candidates)]
+        edges = await tao.assoc_get_many(keys) if keys else {}
+        have = {k[0] for k, e in edges.items() if e is not None}
+        if listed - have:
+            await tao.assoc_add_many([(s, "IN_HIGHLIGHT", highlight_id) for s in sorted(listed - have)])
+        await _release(tao, highlight_id, sorted(have - listed))
+        again = (await tao.obj_get([highlight_id])).get(highlight_id)
+        if (again.version if again is not None else None) == (obj.version if obj is not None else None):
+            return True
+    return False
+
+
+async def sync_highlight_job(job: JobContext, payload: dict) -> None:
+    """`stories.sync_highlight`: the repair of a change whose writer died before its edges
+    followed (idempotent: a sync of a settled highlight writes nothing)."""
+    if not await sync_edges(job.tao, int(payload["highlight"]), [int(s) for s in payload.get("stories", ())]):
+        raise ConflictError(f"highlight {payload['highlight']} kept changing; the job runs again")
 
 
 def _cover(cover: int | None, stories: list[int]) -> int | None:
@@ -98,17 +183,6 @@ async def do_create_highlight(tao: Tao, actor_id: int, title: str, story_ids: li
     return await own_highlight(tao, actor_id, hid)
 
 
-async def _set_stories(tao: Tao, h: Highlight, ids: list[int], cover: int | None) -> Highlight:
-    """Write the highlight's new story list and cover, then its membership edges follow."""
-    removed = [s for s in h.stories if s not in ids]
-    added = [s for s in ids if s not in h.stories]
-    updated = record_of(await tao.obj_update(h.id, {"stories": ids, "cover": cover}))
-    if added:
-        await tao.assoc_add_many([(sid, "IN_HIGHLIGHT", h.id) for sid in added])
-    await _release(tao, h.id, removed)
-    return updated
-
-
 async def _release(tao: Tao, highlight_id: int, story_ids: list[int]) -> None:
     """Take stories out of a highlight; one whose archive time is already up is purged by a job
     committed with its removal (one not yet due is left to its expiry's purge job)."""
@@ -120,17 +194,23 @@ async def _release(tao: Tao, highlight_id: int, story_ids: list[int]) -> None:
         await tao.assoc_delete(sid, "IN_HIGHLIGHT", highlight_id, jobs=[(PURGE_JOB, {"story": sid})] if due else None)
 
 
+def _written(h: Highlight | None) -> Highlight:
+    assert h is not None  # only a deleting change answers None
+    return h
+
+
 async def do_edit_highlight(tao: Tao, actor_id: int, highlight_id: int, *, title: str | None = None,
                             cover_story_id: int | None = None) -> Highlight:
-    h = await own_highlight(tao, actor_id, highlight_id)
-    changes: dict = {}
-    if title is not None:
-        changes["title"] = _title(title)
-    if cover_story_id is not None:
-        changes["cover"] = _cover(cover_story_id, list(h.stories))
-    if changes:
-        return record_of(await tao.obj_update(h.id, changes))
-    return h
+    name = _title(title) if title is not None else None
+
+    def change(h: Highlight) -> dict:
+        changes: dict = {} if name is None else {"title": name}
+        if cover_story_id is not None:
+            changes["cover"] = _cover(cover_story_id, list(h.stories))
+        return changes
+    if name is None and cover_story_id is None:
+        return await own_highlight(tao, actor_id, highlight_id)
+    return _written(await _change(tao, actor_id, highlight_id, change))
 
 
 async def do_add_to_highlight(tao: Tao, actor_id: int, highlight_id: int, story_ids: list[int]) -> Highlight:
@@ -138,49 +218,52 @@ async def do_add_to_highlight(tao: Tao, actor_id: int, highlight_id: int, story_
     # The cap first, on the ids as sent (as createHighlight does): a 2 MB request holds ~55 000 ids,
     # which were all read before the cap refused them.
     _check_size(tao, len(h.stories) + len(set(story_ids) - set(h.stories)))
-    new = [s for s in await _own_stories(tao, actor_id, story_ids) if s not in h.stories]
-    return await _set_stories(tao, h, list(h.stories) + new, h.cover)
+    ids = await _own_stories(tao, actor_id, story_ids)
+
+    def change(h: Highlight) -> dict:
+        new = [s for s in ids if s not in h.stories]
+        _check_size(tao, len(h.stories) + len(new))  # again on the list as it stands
+        return {"stories": list(h.stories) + new}
+    return _written(await _change(tao, actor_id, highlight_id, change))
 
 
 async def do_remove_from_highlight(tao: Tao, actor_id: int, highlight_id: int, story_ids: list[int]) -> Highlight:
-    h = await own_highlight(tao, actor_id, highlight_id)
     gone = set(story_ids)
-    ids = [s for s in h.stories if s not in gone]
-    if not ids:
-        raise UserError(StoryErrorCode.HIGHLIGHT_INVALID,
-                        "A highlight keeps at least one story: delete the highlight instead.", "storyIds")
-    return await _set_stories(tao, h, ids, h.cover if h.cover in ids else ids[0])
+
+    def change(h: Highlight) -> dict:
+        ids = [s for s in h.stories if s not in gone]
+        if not ids:
+            raise UserError(StoryErrorCode.HIGHLIGHT_INVALID,
+                            "A highlight keeps at least one story: delete the highlight instead.", "storyIds")
+        return {"stories": ids, "cover": h.cover if h.cover in ids else ids[0]}
+    return _written(await _change(tao, actor_id, highlight_id, change))
 
 
 async def do_reorder_highlight(tao: Tao, actor_id: int, highlight_id: int, story_ids: list[int]) -> Highlight:
-    h = await own_highlight(tao, actor_id, highlight_id)
-    if sorted(story_ids) != sorted(h.stories):
-        raise UserError(StoryErrorCode.HIGHLIGHT_INVALID,
-                        "`storyIds` must list each of the highlight's stories exactly once, in the new order.",
-                        "storyIds")
-    return record_of(await tao.obj_update(h.id, {"stories": list(story_ids)}))
+    def change(h: Highlight) -> dict:
+        if sorted(story_ids) != sorted(h.stories):
+            raise UserError(StoryErrorCode.HIGHLIGHT_INVALID,
+                            "`storyIds` must list each of the highlight's stories exactly once, in the new order.",
+                            "storyIds")
+        return {"stories": list(story_ids)}
+    return _written(await _change(tao, actor_id, highlight_id, change))
 
 
 async def do_delete_highlight(tao: Tao, actor_id: int, highlight_id: int) -> None:
-    h = await own_highlight(tao, actor_id, highlight_id)
-    await tao.obj_delete(h.id)
-    await tao.assoc_delete(actor_id, "HAS_HIGHLIGHT", h.id)
-    await _release(tao, h.id, list(h.stories))
+    await _change(tao, actor_id, highlight_id, lambda h: None)
 
 
 async def drop_from_highlights(tao: Tao, owner: int, story_id: int) -> None:
     """A deleted story leaves every highlight (a highlight left empty is deleted)."""
+    def change(h: Highlight) -> dict | None:
+        ids = [s for s in h.stories if s != story_id]
+        return {"stories": ids, "cover": h.cover if h.cover in ids else ids[0]} if ids else None
     while page := await tao.assoc_range(story_id, "IN_HIGHLIGHT", 0, 100):
         for edge in page:
-            obj = (await tao.obj_get([edge.id2])).get(edge.id2)
-            h = record_of(obj) if obj is not None else None
-            if isinstance(h, Highlight):
-                ids = [s for s in h.stories if s != story_id]
-                if ids:
-                    await tao.obj_update(h.id, {"stories": ids, "cover": h.cover if h.cover in ids else ids[0]})
-                else:
-                    await tao.obj_delete(h.id)
-                    await tao.assoc_delete(owner, "HAS_HIGHLIGHT", h.id)
+            try:
+                await _change(tao, owner, edge.id2, change)
+            except UserError:
+                pass  # not a highlight of the owner's (gone): only the edge is left
             await tao.assoc_delete(story_id, "IN_HIGHLIGHT", edge.id2)
 
 

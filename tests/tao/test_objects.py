@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from tao import InvalidDataError, InvalidIdError, ObjectNotFoundError, UnknownTypeError, shard_of
+from tao import (
+    InvalidDataError,
+    InvalidIdError,
+    ObjectNotFoundError,
+    UnknownTypeError,
+    VersionConflictError,
+    shard_of,
+)
 from tao.testing import TaoTestHooks as hooks
 
 
@@ -35,6 +42,25 @@ async def test_update_merges_and_bumps_version(tao):
     updated = await tao.obj_update(id_, {"b": None, "c": 3})
     assert updated.version == 2 and updated.data == {"a": 1, "c": 3}
     assert (await tao.obj_get([id_]))[id_].data == {"a": 1, "c": 3}
+
+
+async def test_a_versioned_update_or_delete_is_a_compare_and_set(tao):
+    """`version=`: the write happens only at that version; a conflict writes nothing and carries
+    the object as it stands (or None when it is gone), so the caller recomputes from it."""
+    id_ = await tao.obj_add("TEST_NODE", {"n": 1})
+    assert (await tao.obj_update(id_, {"n": 2}, version=1)).version == 2
+    with pytest.raises(VersionConflictError) as lost:
+        await tao.obj_update(id_, {"n": 99}, version=1, jobs=[("test.never", {})])
+    assert (lost.value.current.version, lost.value.current.data) == (2, {"n": 2})
+    assert (await tao.obj_get([id_]))[id_].data == {"n": 2}
+    with pytest.raises(VersionConflictError):
+        await tao.obj_delete(id_, version=1)
+    assert id_ in await tao.obj_get([id_])
+    assert await tao.obj_delete(id_, version=2)
+    for write in (tao.obj_update(id_, {"n": 3}, version=3), tao.obj_delete(id_, version=3)):
+        with pytest.raises(VersionConflictError) as gone:
+            await write
+        assert gone.value.current is None
 
 
 async def test_delete_makes_the_object_absent_even_when_cached(tao):

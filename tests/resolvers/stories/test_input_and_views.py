@@ -96,3 +96,25 @@ async def test_viewer_count_exact_then_estimated_past_the_threshold(gql):
     rest = (await gql.ok(q, {"id": story["id"], "a": node["viewers"]["pageInfo"]["endCursor"]}, ta))["node"]
     names += [n["username"] for n in rest["viewers"]["nodes"]]
     assert names == [f"v{i}" for i in range(5, -1, -1)] and not rest["viewers"]["pageInfo"]["hasNextPage"]
+
+
+async def test_a_link_sticker_that_could_spoof_its_host_is_refused(gql):
+    """The link rule took any non-space after http(s)://: a link whose shown host is not where
+    it goes ("https://instagram.com@evil.example": the part before @ is a user name), one with a
+    text-direction override that reverses what follows, a bell or an escape. Refused now."""
+    clock(gql)
+    ta, _ = await gql.sign_up("ada")
+    for link in (
+        "https://instagram.com@evil.example/",
+        "https://user:pw@evil.example",
+        "https://a.example/\u202egpj.exe",
+        "https://a.example/\x07",
+        "https://a.\x1bexample",
+        "https://:80/",
+        "http://[::1",
+    ):
+        p = (await gql.ok(CREATE, {"i": {"mediaId": await ready_media(gql, "ada"), "link": link}}, ta))["createStory"]
+        assert p["story"] is None and [(e["code"], e["field"]) for e in p["errors"]] == [("LINK_INVALID", "link")], link
+    await _nothing_posted(gql, "ada")
+    ok = await post_story(gql, ta, "ada", link="https://example.com/a?b=c#d")
+    assert ok["link"] == "https://example.com/a?b=c#d"
