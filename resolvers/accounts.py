@@ -2,7 +2,9 @@
 
 Invariants:
 - A username is unique case-insensitively: it is claimed with `key_claim("username", lower)`
-  before the account counts as created; a lost race deletes the new user object.
+  before the account counts as created; a lost race deletes the new user object. Names that
+  look alike ("adaI" and "adal") are one name: the account claims its confusable skeleton too
+  (`resolvers.usernames`).
 - Passwords are hashed and checked with argon2id in `resolvers.passwords`' bounded pool, never
   on the event loop; log-in spends the same work (one check) for an unknown username, so
   response time does not reveal which usernames exist. Failed log-ins are throttled per
@@ -42,6 +44,7 @@ from resolvers.passwords import hash_password, verify_password
 from resolvers.records import AuthSession, User, record_of
 from resolvers.search.indexer import index_jobs
 from resolvers.throttle import LoginThrottle
+from resolvers.usernames import SKELETON_KEYS, claim_skeleton, similar_error_message, skeleton
 from tao import Tao
 
 if TYPE_CHECKING:
@@ -157,14 +160,21 @@ async def do_sign_up(tao: Tao, username: str, password: str, full_name: str,
     full_name = validate_full_name(full_name)
     key = normalize_username(username)
     taken = UserError(AccountErrorCode.USERNAME_TAKEN, f"The username {username!r} is taken; pick another.", "username")
+    similar = UserError(AccountErrorCode.USERNAME_TAKEN, similar_error_message(username), "username")
     if await ctx.loaders.user_id_by_username.load(key) is not None:
         raise taken
+    if (await tao.key_get_many(SKELETON_KEYS, [skeleton(username)])).get(skeleton(username)) is not None:
+        raise similar
     password_hash = await hash_password(ctx.settings.auth, password)
     user_id = await tao.obj_add("USER", user_data(username, full_name, password_hash),
                                 jobs=lambda new_id: index_jobs(tao, [("user", new_id)]))
     if not await tao.key_claim(USERNAME_KEYS, key, user_id):
         await tao.obj_delete(user_id)  # lost the race for the name: the account never existed
         raise taken
+    if not await claim_skeleton(tao, username, user_id):  # a look-alike name won the race
+        await tao.key_release(USERNAME_KEYS, key, user_id)
+        await tao.obj_delete(user_id)
+        raise similar
     device = await device_of(client.user_agent)
     await remember_device(tao, user_id, device)  # the account's first device: nothing to tell
     token = await create_session(tao, user_id, device, client.address)

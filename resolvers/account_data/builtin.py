@@ -29,6 +29,7 @@ from resolvers.media import UPLOAD_KEYS
 from resolvers.messages.model import PAIR_KEYS
 from resolvers.notifications import push
 from resolvers.records import Comment, Media, Message, Post, Thread, User, record_of
+from resolvers.usernames import release_skeleton
 from tao import Assoc, Tao
 
 
@@ -511,6 +512,7 @@ async def _purge_profile(ctx: DataContext, user: int) -> int:
     if not isinstance(u, User):
         return 0
     await tao.key_release(USERNAME_KEYS, normalize_username(u.username), user)
+    await release_skeleton(tao, u.username, user)
     await tao.obj_delete(user)
     await ctx.erase([user])
     return 1

@@ -271,6 +271,7 @@ async def test_deleted_account_vanishes_then_is_purged_leaving_no_residue(api, m
     # the username is free again
     assert (await gql.post(LOGIN, {"u": "ada", "p": "password-ada"}))[1]["data"]["logIn"]["errors"][0]["code"] \
         == "INVALID_CREDENTIALS"
+    assert (await gql.sign_up("adaI"))[0]  # and so is its look-alike skeleton (docs/accounts.md)
 
 
 async def test_a_user_mentioned_everywhere_is_purged_whole(api, media_settings):
