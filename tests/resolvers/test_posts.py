@@ -67,6 +67,26 @@ async def test_hashtags_in_scripts_with_combining_marks_and_turkish_capitals(gql
         assert tag is not None and tag["postCount"] == 1, name
     assert (await gql.ok(HASHTAG, {"n": "ह"}))["hashtag"] is None  # not a tag of its own
 
+
+async def test_full_width_and_case_folded_hashtags_are_one_tag(gql):
+    """`#ｃａｔ` (full-width, as a Japanese or Chinese keyboard types it) was a tag of its own,
+    which `hashtag(name: "cat")` and `#cat`'s posts never met (probe). A tag's name is its NFKC
+    case fold now, at write and at every look-up by name; a full-width `＃` starts a tag too."""
+    ta, _ = await gql.sign_up("ada")
+    first = await create(gql, ta, "#ｃａｔ nap")
+    assert first["errors"] == [] and first["post"]["hashtags"] == ["cat"]
+    second = await create(gql, ta, "＃Ｃａｔ and #CAT and #cat and #Straße #STRASSE")
+    assert second["post"]["hashtags"] == ["cat", "strasse"]
+    for name in ("cat", "#ｃａｔ", "＃ＣＡＴ", "CAT"):
+        tag = (await gql.ok(HASHTAG, {"n": name}))["hashtag"]
+        assert tag is not None and tag["name"] == "cat" and tag["postCount"] == 2, name
+    assert (await gql.ok(HASHTAG, {"n": "straße"}))["hashtag"]["postCount"] == 1
+    assert len(await gql.tao.key_get_many("hashtag", ["cat", "ｃａｔ"])) == 1
+    # the search index holds the one tag, found as typed in either width
+    from tests.resolvers.test_search import found
+    assert await found(gql, "#ｃａｔ", ta, ["HASHTAG"]) == ["cat"]
+    assert await found(gql, "cat", ta, ["HASHTAG"]) == ["cat"]
+
 async def test_hashtag_found_by_concurrent_first_uses_is_one_object(gql):
     ta, _ = await gql.sign_up("ada")
     import asyncio

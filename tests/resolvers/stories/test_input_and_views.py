@@ -96,3 +96,13 @@ async def test_viewer_count_exact_then_estimated_past_the_threshold(gql):
     rest = (await gql.ok(q, {"id": story["id"], "a": node["viewers"]["pageInfo"]["endCursor"]}, ta))["node"]
     names += [n["username"] for n in rest["viewers"]["nodes"]]
     assert names == [f"v{i}" for i in range(5, -1, -1)] and not rest["viewers"]["pageInfo"]["hasNextPage"]
+
+
+async def test_a_full_width_hashtag_sticker_is_the_tag_a_caption_names(gql):
+    """A sticker's tag is normalised as a caption's is (NFKC case fold): `＃ＳＵＮ` was stored as
+    `＃ｓｕｎ`, refused as no tag, while `#sun` in a caption is `sun` (probe)."""
+    clock(gql)
+    ta, _ = await gql.sign_up("ada")
+    for typed in ("＃ＳＵＮ", "ｓｕｎ", "#Sun"):
+        story = await post_story(gql, ta, "ada", hashtag=typed)
+        assert story["hashtag"] == "sun", typed
