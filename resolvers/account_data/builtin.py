@@ -302,11 +302,20 @@ async def _purge_comments(ctx: DataContext, user: int) -> int:
 
 
 async def _export_comments(ctx: DataContext, user: int) -> AsyncIterator[dict]:
-    for obj_id in await ctx.tao.obj_scan_naming(user, "COMMENT", 1_000_000, field="author"):
-        c = await _record(ctx.tao, obj_id)
-        if isinstance(c, Comment) and c.author == user:
-            yield {"id": str(c.id), "created": c.created, "post": str(c.post),
-                   "reply_to": str(c.reply_to) if c.reply_to else None, "text": c.text}
+    """The user's comments, oldest first, a page of ids (`export_page`) and their records at a
+    time: it read every id of theirs in one scan (up to a million) and then each record alone."""
+    page, after = ctx.settings.account_data.export_page, 0
+    while True:
+        ids = await ctx.tao.obj_scan_naming(user, "COMMENT", page, field="author", after=after)
+        recs = await _records(ctx.tao, ids)
+        for i in ids:
+            c = recs.get(i)
+            if isinstance(c, Comment) and c.author == user:
+                yield {"id": str(c.id), "created": c.created, "post": str(c.post),
+                       "reply_to": str(c.reply_to) if c.reply_to else None, "text": c.text}
+        if len(ids) < page:
+            return
+        after = ids[-1]
 
 
 # Media: MEDIA objects and every stored object (source, variants) -----------------------------

@@ -158,6 +158,38 @@ async def test_export_contains_every_kind_and_the_original_media(api, media_sett
     assert "index.html" in z.namelist() and b"sunset #beach" in z.read("posts.html")
 
 
+async def test_the_export_reads_comments_a_page_at_a_time(api, media_settings, monkeypatch):
+    """Comments have no list of their own (a COMMENT names its author): the export scanned for
+    every id of the user's at once (a limit of a million, one list in memory) and read each
+    record alone. It reads `export_page` ids at a time now, with their records in one read."""
+    gql, _ = api
+    media_settings.account_data.export_page = 2
+    ta, _ = await gql.sign_up("ada")
+    tb, _ = await gql.sign_up("bob")
+    mk = "mutation($i: PostCreateInput!) { createPost(input: $i) { post { id } errors { code } } }"
+    post = (await gql.ok(mk, {"i": {"caption": "bob's"}}, tb))["createPost"]["post"]["id"]
+    add = "mutation($p: ID!, $t: String!) { addComment(input: {postId: $p, text: $t}) { errors { code } } }"
+    for i in range(5):
+        assert (await gql.ok(add, {"p": post, "t": f"c{i}"}, ta))["addComment"]["errors"] == []
+    await gql.ok(add, {"p": post, "t": "bob's own"}, tb)
+    limits = []
+    real = gql.tao.obj_scan_naming
+
+    async def spy(needle, otype, limit, **kw):
+        if otype == "COMMENT":
+            limits.append(limit)
+        return await real(needle, otype, limit, **kw)
+
+    monkeypatch.setattr(gql.tao, "obj_scan_naming", spy)
+    await gql.ok(EXPORT, {"f": "JSON"}, ta)
+    await gql.tao.run_jobs_until_idle()
+    st = (await gql.ok(STATUS, token=ta))["dataExport"]
+    async with api[1].get(st["url"]) as r:
+        z = zipfile.ZipFile(io.BytesIO(await r.read()))
+    assert [c["text"] for c in json.loads(z.read("comments.json"))] == [f"c{i}" for i in range(5)]  # oldest first
+    assert limits == [2, 2, 2]  # three pages of two: never more than a page of ids
+
+
 async def test_the_export_never_says_who_blocked_muted_or_close_friended_you(api):
     """Blocks, mutes and close friends are secret from their target: a block hides each from the
     other, a mute is not told, and nobody may infer a close-friends list (docs/stories.md). The
