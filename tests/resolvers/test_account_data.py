@@ -232,8 +232,9 @@ async def test_the_export_holds_only_the_messages_the_app_shows(api, media_setti
     tb, b = await gql.sign_up("bob")
     tc, c = await gql.sign_up("cy")
     td, d = await gql.sign_up("dan")
+    te, e = await gql.sign_up("eve")  # whom ada blocks: hidden from her as a blocker is
     dm = DM(gql)
-    made = await dm.mutate("createGroupThread", tb, {"userIds": [a, c, d], "name": "club"},
+    made = await dm.mutate("createGroupThread", tb, {"userIds": [a, c, d, e], "name": "club"},
                            "thread { id } errors { code }")
     group = made["thread"]["id"]
     hello = (await dm.sent(tb, thread=group, text="hello all"))["message"]["id"]
@@ -242,6 +243,8 @@ async def test_the_export_holds_only_the_messages_the_app_shows(api, media_setti
     await dm.sent(td, thread=group, text="dan was here")
     await gql.mutate("block", tc, a)
     await dm.sent(tc, thread=group, text="ada cannot see this")
+    await gql.mutate("block", ta, e)
+    await dm.sent(te, thread=group, text="ada blocked eve")
     assert (await gql.ok(DELETE, {"i": {"password": "password-dan"}}, td))["deleteAccount"]["ok"]  # deactivated
     shown = sorted(m["text"] for m in await dm.messages(ta, group))
     assert shown == ["hello all", "hi from ada"]
