@@ -192,12 +192,20 @@ def _too_many(what: str, wait: float) -> UserError:
     )
 
 
-async def check_throttle(throttle: LoginThrottle | None, username: str, address: str) -> None:
-    """TOO_MANY_ATTEMPTS (before any secret is checked) while the account or address is throttled."""
+async def take_attempt(throttle: LoginThrottle | None, username: str, address: str) -> None:
+    """Count an attempt of the account and the address before any secret is checked (it stays
+    counted, as a failure, unless `attempt_succeeded` gives it back); TOO_MANY_ATTEMPTS, with
+    nothing counted, while either is throttled."""
     if throttle is not None:
-        what, wait = await throttle.retry_after(normalize_username(username)[:64], address)
+        what, wait = await throttle.attempt(normalize_username(username)[:64], address)
         if wait > 0:
             raise _too_many(what, wait)
+
+
+async def attempt_succeeded(throttle: LoginThrottle | None, username: str, address: str) -> None:
+    """The secret was right: the attempt `take_attempt` counted does not count."""
+    if throttle is not None:
+        await throttle.refund(normalize_username(username)[:64], address)
 
 
 async def do_log_in(tao: Tao, username: str, password: str, *, throttle: LoginThrottle | None = None,
@@ -206,7 +214,7 @@ async def do_log_in(tao: Tao, username: str, password: str, *, throttle: LoginTh
     a `throttle`, failed attempts count against the account and the client's address."""
     ctx = acting_as(tao, None)
     key, address = normalize_username(username)[:64], client.address
-    await check_throttle(throttle, username, address)
+    await take_attempt(throttle, username, address)
     user_id = None
     if USERNAME_RE.match(username):
         user_id = await ctx.loaders.user_id_by_username.load(normalize_username(username))
@@ -215,9 +223,7 @@ async def do_log_in(tao: Tao, username: str, password: str, *, throttle: LoginTh
         user = None
     stored = user.password_hash if user is not None else None
     if not await verify_password(ctx.settings.auth, stored, password):
-        if throttle is not None:
-            await throttle.record_failure(key, address)
-        raise UserError(AccountErrorCode.INVALID_CREDENTIALS, "Wrong username or password.", None)
+        raise UserError(AccountErrorCode.INVALID_CREDENTIALS, "Wrong username or password.", None)  # counted
     assert user is not None
     if user.deactivated:  # deletion requested: a log-in cancels it, unless the purge has started
         from resolvers.account_data.deletion import check_not_purging  # builds on this module
@@ -228,9 +234,10 @@ async def do_log_in(tao: Tao, username: str, password: str, *, throttle: LoginTh
         # until the second succeeds (resolvers.two_factor).
         from resolvers.two_factor import create_challenge  # it builds on this module
         challenge, expires_at = await create_challenge(tao, user, device, address)
+        await attempt_succeeded(throttle, username, address)
         return LogInResult(user, challenge=challenge, challenge_expires_at=expires_at)
     if throttle is not None:
-        await throttle.record_success(key)
+        await throttle.record_success(key, address)
     token = await open_session(tao, user.id, device, address)
     return LogInResult(user, token=token)
 
@@ -327,11 +334,10 @@ async def check_own_password(tao: Tao, user: User, password: str, throttle: Logi
                              address: str, field: str) -> None:
     """For actions that ask the account's password again (change it, two-factor): the same
     throttle as log-ins; a wrong password counts as a failed log-in of the account."""
-    await check_throttle(throttle, user.username, address)
+    await take_attempt(throttle, user.username, address)
     if not await verify_password(tao.settings.auth, user.password_hash, password):
-        if throttle is not None:
-            await throttle.record_failure(normalize_username(user.username)[:64], address)
-        raise UserError(AccountErrorCode.INVALID_CREDENTIALS, "The password is wrong.", field)
+        raise UserError(AccountErrorCode.INVALID_CREDENTIALS, "The password is wrong.", field)  # counted
+    await attempt_succeeded(throttle, user.username, address)
 
 
 async def do_change_password(tao: Tao, actor_id: int, session_id: int | None, current_password: str,

@@ -44,10 +44,11 @@ import qrcode.image.svg
 
 from resolvers.accounts import (
     AccountErrorCode,
+    attempt_succeeded,
     check_own_password,
-    check_throttle,
     normalize_username,
     open_session,
+    take_attempt,
     token_hash,
 )
 from resolvers.devices import Device
@@ -162,14 +163,13 @@ async def do_confirm_two_factor(tao: Tao, actor_id: int, session_id: int, code: 
                         AccountErrorCode.TWO_FACTOR_ALREADY_ENABLED,
                         "Start with `startTwoFactor` (it gives the secret for your authenticator app)."
                         if tf is None else "Two-factor log-in is already on.", None)
-    await check_throttle(throttle, user.username, address)
+    await take_attempt(throttle, user.username, address)
     step = _matching_step(tf, code)
     if step is None or not await _accept_step(tao, user, step, session_id):
-        if throttle is not None:
-            await throttle.record_failure(normalize_username(user.username)[:64], address)
-        raise UserError(AccountErrorCode.INVALID_CODE,
+        raise UserError(AccountErrorCode.INVALID_CODE,  # counted as a failed log-in
                         "The code is wrong or already used: enter the current code from your authenticator app.",
                         "code")
+    await attempt_succeeded(throttle, user.username, address)
     codes = _new_codes()
     hashes = [await hash_password(tao.settings.auth, c) for c in codes]
     stored = tuple(RecoveryCode(c[:HINT], h, False) for c, h in zip(codes, hashes))
@@ -263,7 +263,7 @@ async def do_complete_log_in(tao: Tao, challenge: str, code: str, *, throttle: L
         await tao.obj_delete(cid)
         raise invalid
     username = normalize_username(user.username)[:64]
-    await check_throttle(throttle, user.username, address)
+    await take_attempt(throttle, user.username, address)
     tf = user.two_factor
     ok = False
     if tf is not None and tf.enabled:
@@ -272,9 +272,7 @@ async def do_complete_log_in(tao: Tao, challenge: str, code: str, *, throttle: L
             ok = await _accept_step(tao, user, step, cid)
         elif len(_normalize_code(code)) >= HINT and not code.strip().isdigit():
             ok = await _check_recovery_code(tao, user, code, cid)
-    if not ok:
-        if throttle is not None:
-            await throttle.record_failure(username, address)
+    if not ok:  # the attempt stays counted: a failed log-in of the account and the address
         attempts = pending.attempts + 1
         left = tao.settings.auth.two_factor_attempts_per_challenge - attempts
         if left <= 0:
@@ -288,7 +286,7 @@ async def do_complete_log_in(tao: Tao, challenge: str, code: str, *, throttle: L
     if not await tao.obj_delete(cid):  # completed meanwhile by a racing request: one session per challenge
         raise invalid
     if throttle is not None:
-        await throttle.record_success(username)
+        await throttle.record_success(username, address)
     token = await open_session(tao, user.id, Device(pending.device_name, pending.device_family), pending.ip)
     return user, token
 

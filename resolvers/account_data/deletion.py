@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from resolvers.account_data.registry import DataContext, job_media, kinds, scheduled_handlers
-from resolvers.accounts import AccountErrorCode, check_throttle, do_log_out
+from resolvers.accounts import AccountErrorCode, attempt_succeeded, do_log_out, take_attempt
 from resolvers.errors import UserError
 from resolvers.job_context import JobContext
 from resolvers.passwords import verify_password
@@ -75,13 +75,11 @@ async def do_delete_account(tao: Tao, actor_id: int, password: str, *, throttle:
     user = record_of(obj) if obj is not None else None
     if not isinstance(user, User):
         raise UserError(AccountErrorCode.INVALID_CREDENTIALS, "This account no longer exists.", None)
-    key = user.username.lower()[:64]
-    await check_throttle(throttle, user.username, client_key)  # wrong passwords count as failed log-ins
+    await take_attempt(throttle, user.username, client_key)  # wrong passwords count as failed log-ins
     if not await verify_password(tao.settings.auth, user.password_hash, password):
-        if throttle is not None:
-            await throttle.record_failure(key, client_key)
         raise UserError(AccountErrorCode.INVALID_CREDENTIALS,
                         "Wrong password: the account was not deleted. Enter your current password.", "password")
+    await attempt_succeeded(throttle, user.username, client_key)
     state = DeletionState.of(obj)
     if state is None:
         at = now_ms()
