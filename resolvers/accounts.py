@@ -238,19 +238,41 @@ async def do_log_in(tao: Tao, username: str, password: str, *, throttle: LoginTh
         return LogInResult(user, challenge=challenge, challenge_expires_at=expires_at)
     if throttle is not None:
         await throttle.record_success(key, address)
-    token = await open_session(tao, user.id, device, address)
+    token = await open_session(tao, user.id, device, address, password=password_tag(stored))
     return LogInResult(user, token=token)
 
 
-async def open_session(tao: Tao, user_id: int, device: Device, address: str) -> str:
+def password_tag(password_hash: str | None) -> str:
+    """A short digest of the stored password hash: what a log-in's check matched, compared again
+    once its session exists (and by a two-factor challenge), so a change of password meanwhile
+    is seen."""
+    return hashlib.sha256((password_hash or "").encode()).hexdigest()[:16]
+
+
+async def open_session(tao: Tao, user_id: int, device: Device, address: str, *, password: str) -> str:
     """A new session for a log-in that passed every step; the account hears of a new device.
     Logging in within the grace period of a deletion cancels it (a no-op read otherwise); once
-    its purge has started, INVALID_CREDENTIALS and no session."""
+    its purge has started, INVALID_CREDENTIALS and no session.
+
+    `password` is the `password_tag` of the hash the log-in's password matched. The session is
+    written first and the password read after: if it changed meanwhile, the session is removed
+    and the answer is INVALID_CREDENTIALS. A change stores the new hash and then ends every
+    other session, so either it ends this one or this read sees the new hash. Before, a log-in
+    that checked the old password while its owner changed it opened a session the change had
+    not seen, and kept it."""
     from resolvers.account_data.deletion import cancel_deletion  # builds on this module
 
     await cancel_deletion(tao, user_id)
     new_device = await remember_device(tao, user_id, device)
-    return await create_session(tao, user_id, device, address, notify_new_device=new_device)
+    token = await create_session(tao, user_id, device, address, notify_new_device=new_device)
+    user = record_of(obj) if (obj := (await tao.obj_get([user_id])).get(user_id)) is not None else None
+    if not isinstance(user, User) or password_tag(user.password_hash) != password:
+        parsed = _parse_token(token)
+        assert parsed is not None
+        await end_session(tao, user_id, parsed[0])
+        raise UserError(AccountErrorCode.INVALID_CREDENTIALS,
+                        "The password was changed while you were logging in: log in with the new one.", None)
+    return token
 
 
 def _parse_token(token: str) -> tuple[int, str] | None:

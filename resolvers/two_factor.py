@@ -31,7 +31,6 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import hmac
 import secrets
 import time
@@ -48,6 +47,7 @@ from resolvers.accounts import (
     check_own_password,
     normalize_username,
     open_session,
+    password_tag,
     take_attempt,
     token_hash,
 )
@@ -188,12 +188,6 @@ async def do_disable_two_factor(tao: Tao, actor_id: int, password: str, *, throt
 
 # ---- the second step of a log-in ---------------------------------------------------------------
 
-def password_tag(password_hash: str | None) -> str:
-    """A short digest of the stored password hash: a challenge records the one its password
-    matched, and is refused once the password has changed."""
-    return hashlib.sha256((password_hash or "").encode()).hexdigest()[:16]
-
-
 async def create_challenge(tao: Tao, user: User, device: Device, address: str) -> tuple[str, int]:
     """The challenge a correct password earns when two-factor is on: (token, expires at ms)."""
     secret = secrets.token_urlsafe(32)
@@ -287,7 +281,8 @@ async def do_complete_log_in(tao: Tao, challenge: str, code: str, *, throttle: L
         raise invalid
     if throttle is not None:
         await throttle.record_success(username, address)
-    token = await open_session(tao, user.id, Device(pending.device_name, pending.device_family), pending.ip)
+    token = await open_session(tao, user.id, Device(pending.device_name, pending.device_family), pending.ip,
+                               password=password_tag(user.password_hash))
     return user, token
 
 

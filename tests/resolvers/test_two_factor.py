@@ -237,3 +237,35 @@ async def test_a_password_change_ends_the_log_ins_the_old_password_began(gql: GQ
     assert codes(late) == ["CHALLENGE_INVALID"] and late["token"] is None
     fresh = (await gql.ok(LOG_IN, {"u": "ada", "p": "a new password"}))["logIn"]["challenge"]
     assert (await complete(gql, fresh, recovery[0]))["token"]  # the recovery code was not spent
+
+
+async def test_a_second_step_racing_a_password_change_opens_no_session(gql: GQL, monkeypatch):
+    """The challenge's password was current when its code was checked, then the owner changed it
+    before the session was written: the session is removed and the answer is INVALID_CREDENTIALS
+    (it was a working session of the old password, past the change: probe)."""
+    import asyncio
+
+    import resolvers.account_data.deletion as deletion
+
+    token, _ = await gql.sign_up("ada")
+    totp, _ = await enrol(gql, token)
+    ch = await challenge(gql)
+    checked, go_on = asyncio.Event(), asyncio.Event()
+    real = deletion.cancel_deletion
+
+    async def paused(tao, user_id):  # open_session's first step, once the code has been accepted
+        checked.set()
+        await go_on.wait()
+        return await real(tao, user_id)
+
+    monkeypatch.setattr(deletion, "cancel_deletion", paused)
+    second = asyncio.create_task(complete(gql, ch, later_code(totp)))
+    await asyncio.wait_for(checked.wait(), 30)
+    change = """mutation { changePassword(input: {currentPassword: "password-ada", newPassword: "a new secret 1"})
+      { errors { code } } }"""
+    assert (await gql.ok(change, token=token))["changePassword"]["errors"] == []
+    go_on.set()
+    p = await asyncio.wait_for(second, 30)
+    assert p["token"] is None and codes(p) == ["INVALID_CREDENTIALS"], p
+    uid = (await gql.tao.key_get_many("username", ["ada"]))["ada"]
+    assert await gql.tao.assoc_count(uid, "HAS_SESSION") == 1  # the owner's alone
