@@ -45,7 +45,7 @@ from resolvers.records import AuthSession, User, record_of
 from resolvers.search.indexer import index_jobs
 from resolvers.throttle import LoginThrottle
 from resolvers.usernames import SKELETON_KEYS, claim_skeleton, similar_error_message, skeleton
-from tao import Tao
+from tao import ObjectNotFoundError, Tao
 
 if TYPE_CHECKING:
     from resolvers.context import RequestContext
@@ -438,7 +438,12 @@ async def authenticate(ctx: RequestContext, token: str | None) -> None:
     now = int(time.time() * 1000)
     if now - session.last_used >= ctx.settings.auth.session_touch_seconds * 1000:
         # `lastUsedAt`: one write per session per touch interval, not one per request.
-        await ctx.tao.obj_update(session.id, {"last_used": now})
+        try:
+            await ctx.tao.obj_update(session.id, {"last_used": now})
+        except ObjectNotFoundError:
+            # Ended since it was read (a log-out in another tab): as for a session already
+            # ended. It was an internal error before.
+            raise invalid from None
     ctx.viewer_id = session.user_id
     ctx.session_id = session_id
     ctx.reset_loaders()
