@@ -58,7 +58,7 @@ from resolvers.job_context import JobContext
 from resolvers.passwords import hash_password, verify_password
 from resolvers.records import LogInChallenge, RecoveryCode, TwoFactor, User, record_of
 from resolvers.throttle import LoginThrottle
-from tao import Tao
+from tao import ObjectNotFoundError, Tao
 
 CHALLENGE_PREFIX = "tgc_"
 END_CHALLENGE_JOB = "accounts.end_challenge"
@@ -273,7 +273,10 @@ async def do_complete_log_in(tao: Tao, challenge: str, code: str, *, throttle: L
             await tao.obj_delete(cid)
             raise UserError(AccountErrorCode.CHALLENGE_INVALID,
                             "Too many wrong codes for this log-in: log in again with your password.", "code")
-        await tao.obj_update(cid, {"attempts": attempts})
+        try:
+            await tao.obj_update(cid, {"attempts": attempts})
+        except ObjectNotFoundError:  # ended meanwhile (completed, expired, or out of tries): it was a 500
+            raise invalid from None
         raise UserError(AccountErrorCode.INVALID_CODE,
                         f"The code is wrong or already used ({left} more tries for this log-in): enter the current "
                         "code from your authenticator app, or an unused recovery code.", "code")

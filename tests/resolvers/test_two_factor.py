@@ -269,3 +269,26 @@ async def test_a_second_step_racing_a_password_change_opens_no_session(gql: GQL,
     assert p["token"] is None and codes(p) == ["INVALID_CREDENTIALS"], p
     uid = (await gql.tao.key_get_many("username", ["ada"]))["ada"]
     assert await gql.tao.assoc_count(uid, "HAS_SESSION") == 1  # the owner's alone
+
+
+async def test_a_wrong_code_for_a_challenge_ended_meanwhile_is_challenge_invalid(gql: GQL):
+    """A wrong code read its challenge (alive), another request ended it (completed, or the fifth
+    wrong code), then the wrong code's attempt count was written to nothing: an internal error
+    (probe). It answers CHALLENGE_INVALID, as for a challenge already ended."""
+    from tao.testing import TaoTestHooks
+
+    token, _ = await gql.sign_up("ada")
+    totp, _ = await enrol(gql, token)
+    ch = await challenge(gql)
+    cid = int(ch[len("tgc_"):].partition("_")[0])
+    await gql.tao.obj_get([cid])  # cached alive
+    hooks = TaoTestHooks(gql.tao)
+
+    async def gone(conn):
+        await conn.execute("DELETE FROM {objects} WHERE id = %s", (cid,))
+
+    await hooks.write(hooks.shard(cid), gone)
+    wrong = "000000" if later_code(totp) != "000000" else "111111"
+    body = await gql(COMPLETE, {"ch": ch, "c": wrong})
+    assert "errors" not in body, body
+    assert codes(body["data"]["completeLogIn"]) == ["CHALLENGE_INVALID"]
