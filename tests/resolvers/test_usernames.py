@@ -11,6 +11,7 @@ import asyncio
 
 import pytest
 
+from resolvers.synthetic import GraphSpec, UsernamesTakenError, load_graph
 from resolvers.usernames import SKELETON_KEYS, claim_existing_skeletons, skeleton
 
 SIGN_UP = """mutation($i: AccountSignUpInput!) {
@@ -103,3 +104,10 @@ async def test_accounts_from_before_keep_working_and_their_names_are_claimed(gql
         assert (await gql.ok(LOG_IN, {"u": name, "p": "a good password"}))["logIn"]["token"]
     for name in ("Ada1", "z0e"):
         assert (await sign_up(gql, name))["errors"][0]["code"] == "USERNAME_TAKEN", name
+
+
+async def test_a_graph_load_refuses_names_that_look_like_taken_ones_before_writing(gql):
+    await sign_up(gql, "userl")  # looks like the load's "user1"
+    with pytest.raises(UsernamesTakenError, match="look-alikes"):
+        await load_graph(gql.tao, GraphSpec(users=3, posts_per_user=0, mean_follows=1, likes_per_user=0))
+    assert await gql.tao.key_get_many("username", ["user0", "user2"]) == {}  # nothing written
