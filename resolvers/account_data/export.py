@@ -178,8 +178,8 @@ async def export_job(job: JobContext, payload: dict) -> None:
 
     An account being deleted gets no archive, and none of this export stays once the deletion
     is seen: the job checks at its start, before each kind, after every part (the progress
-    write answers the USER as it is) and with the READY write, and discards the object (and any upload) if the account
-    is deactivated or gone. Before, an export that ran while the purge did (started after the
+    write answers the USER as it is) and with the READY write, and discards the object (and
+    any upload) if the account is deactivated or gone. Before, an export that ran while the purge did (started after the
     purge's `exports` kind, or retried then) completed its upload after the purge had looked,
     and the archive outlived the account. The READY write and the deletion's write are both
     writes of the USER row: if the deletion comes first the export sees it and discards; if it
@@ -191,9 +191,9 @@ async def export_job(job: JobContext, payload: dict) -> None:
     data = dict(obj.data) if obj is not None else {}
     state: dict | None = data.get("export")
     mine = state is not None and state.get("id") == payload["export"] and state.get("status") == RUNNING
-    if obj is None or data.get("deletion"):
+    if obj is None or (mine and data.get("deletion")):
         # Gone or leaving: an earlier run of this job may have completed the upload before dying.
-        await _give_up(tao, (await job_media(job)).store, user, key, state if obj is not None and mine else None)
+        await _give_up(tao, (await job_media(job)).store, user, key, state if obj is not None else None)
         return
     if not mine:
         return  # finished, or superseded
