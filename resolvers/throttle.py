@@ -90,6 +90,13 @@ class LoginThrottle:
         what = "address" if taken.levels[0] < 1.0 else "username"
         return what, max(taken.retry_after, 0.001)
 
+    async def challenge_try(self, challenge_id: int, tries: int, ttl_seconds: float) -> bool:
+        """Take one of a two-factor challenge's `tries` (False: none left). A bucket of its own,
+        refilling half a try over the challenge's life: the count kept on the challenge is read
+        and written back, so codes sent at once all read the same count and were all checked."""
+        bucket = Bucket(f"login:challenge:{challenge_id}", float(tries), 2.0 * ttl_seconds * tries)
+        return (await self.tao.rate_limits.take([bucket], 1.0, Mode.TAKE)).ok
+
     async def refund(self, username: str, address: str) -> None:
         """The attempt succeeded: it does not count (a right password to change it, say)."""
         await self.tao.rate_limits.take(self._buckets(username, address), 1.0, Mode.REFUND)

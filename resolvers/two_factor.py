@@ -258,6 +258,12 @@ async def do_complete_log_in(tao: Tao, challenge: str, code: str, *, throttle: L
         raise invalid
     username = normalize_username(user.username)[:64]
     await take_attempt(throttle, user.username, address)
+    auth = tao.settings.auth
+    if throttle is not None and not await throttle.challenge_try(cid, auth.two_factor_attempts_per_challenge,
+                                                                 auth.two_factor_challenge_seconds):
+        await tao.obj_delete(cid)  # its tries are spent (by codes sent at once): log in again
+        raise UserError(AccountErrorCode.CHALLENGE_INVALID,
+                        "Too many wrong codes for this log-in: log in again with your password.", "code")
     tf = user.two_factor
     ok = False
     if tf is not None and tf.enabled:

@@ -292,3 +292,26 @@ async def test_a_wrong_code_for_a_challenge_ended_meanwhile_is_challenge_invalid
     body = await gql(COMPLETE, {"ch": ch, "c": wrong})
     assert "errors" not in body, body
     assert codes(body["data"]["completeLogIn"]) == ["CHALLENGE_INVALID"]
+
+
+@pytest.fixture
+def many_failures(gql_settings):
+    gql_settings.auth.login_failures_per_username = 100  # the challenge's own bound is what is tested
+    gql_settings.auth.two_factor_attempts_per_challenge = 5
+
+
+async def test_wrong_codes_sent_at_once_get_the_challenges_tries_only(many_failures, gql: GQL):
+    """The challenge's tries were counted by reading its count and writing it plus one: 20 wrong
+    codes sent at once all read 0 and were all checked (probe). A challenge's tries are taken
+    from a bucket of its own first: 5 are checked, the rest end it."""
+    import asyncio
+
+    token, _ = await gql.sign_up("ada")
+    totp, _ = await enrol(gql, token)
+    ch = await challenge(gql)
+    good = later_code(totp)
+    wrong = [f"{i:06d}" for i in range(100, 120) if f"{i:06d}" != good and f"{i:06d}" != totp.now()]
+    answers = await asyncio.gather(*(complete(gql, ch, c) for c in wrong))
+    assert sum(codes(a) == ["INVALID_CODE"] for a in answers) <= 5, [codes(a) for a in answers]
+    assert all(codes(a) in (["INVALID_CODE"], ["CHALLENGE_INVALID"]) for a in answers)
+    assert codes(await complete(gql, ch, good)) == ["CHALLENGE_INVALID"]
