@@ -40,10 +40,16 @@ async def do_renormalize_post_tags(tao: Tao, post_id: int) -> bool:
     hashtags = await hashtag_ids_for(tao, names)
     if names == list(post.hashtags) and list(hashtags.values()) == list(post.hashtag_ids):
         return False
-    index = post_jobs(tao, dataclasses.replace(post, hashtag_ids=tuple({*post.hashtag_ids, *hashtags.values()})),
-                      post_id)
-    updated = record_of(await tao.obj_update(post_id, {"hashtags": names, "hashtag_ids": list(hashtags.values())},
-                                             jobs=[(SYNC_EDGES_JOB, {"post": post_id}), *index]))
+    index = post_jobs(
+        tao, dataclasses.replace(post, hashtag_ids=tuple({*post.hashtag_ids, *hashtags.values()})), post_id
+    )
+    updated = record_of(
+        await tao.obj_update(
+            post_id,
+            {"hashtags": names, "hashtag_ids": list(hashtags.values())},
+            jobs=[(SYNC_EDGES_JOB, {"post": post_id}), *index],
+        )
+    )
     await sync_post_edges(tao, updated)
     return True
 
