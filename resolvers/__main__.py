@@ -6,6 +6,12 @@
     python -m resolvers residue --user ID         prove nothing about a purged user remains (every shard,
                                                   every cache server, the object store); exit 1 if anything does
     python -m resolvers deletion --user ID        a deletion's progress (kind being purged, items removed)
+    python -m resolvers username-skeletons        claim the look-alike skeleton of every existing username
+                                                  (resolvers/usernames.py; once, after upgrading); lists
+                                                  accounts whose name looks like another's
+    python -m resolvers hashtags-renormalize      move the posts of tags stored under an old normal form
+                                                  (a full-width name, say) onto the NFKC case-folded tag
+                                                  (resolvers/hashtag_names.py; once, after upgrading)
 
 Settings come from `--config FILE` / `TAOGRAM_CONFIG` and `TAOGRAM_*` variables, as for the server.
 """
@@ -142,6 +148,38 @@ async def _deletion(settings: Settings, args: argparse.Namespace) -> int:
         await tao.close()
 
 
+async def _username_skeletons(settings: Settings, args: argparse.Namespace) -> int:
+    from resolvers.usernames import claim_existing_skeletons
+
+    tao = await open_tao(settings, start_worker=False)
+    try:
+        alike = 0
+        async for user_id, username, holder in claim_existing_skeletons(tao):
+            alike += 1
+            print(f"user {user_id} ({username!r}) looks like user {holder}'s name: both keep working")
+        print(f"username skeletons claimed; {alike} account(s) whose name looks like another's")
+        return 0
+    finally:
+        await tao.close()
+
+
+async def _hashtags_renormalize(settings: Settings, args: argparse.Namespace) -> int:
+    from resolvers.hashtag_names import renormalize_hashtags
+    from resolvers.jobs import register_job_handlers
+
+    tao = await open_tao(settings, start_worker=False)
+    register_job_handlers(tao)  # the renames commit the posts' edge and index jobs, as an edit does
+    try:
+        stale = 0
+        async for name, moved in renormalize_hashtags(tao):
+            stale += 1
+            print(f"#{name}: {moved} post(s) moved onto its normal form")
+        print(f"{stale} tag(s) stored under an old normal form; their posts' jobs are queued for the workers")
+        return 0
+    finally:
+        await tao.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m resolvers", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -163,11 +201,14 @@ def main(argv: list[str] | None = None) -> int:
     rs.add_argument("--ids", type=int, nargs="*", help="ids of what the user created, when known")
     d = sub.add_parser("deletion", help="a deletion's progress")
     d.add_argument("--user", type=int, required=True)
+    sub.add_parser("username-skeletons", help="claim the look-alike skeleton of every existing username")
+    sub.add_parser("hashtags-renormalize", help="move posts of tags stored under an old normal form onto it")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = load_settings_or_exit(args.config)
     run = {"load-graph": _load_graph, "residue": _residue, "deletion": _deletion, "search-rebuild": _search_rebuild,
-           "search-indexer": _search_indexer}[args.command]
+           "search-indexer": _search_indexer, "username-skeletons": _username_skeletons,
+           "hashtags-renormalize": _hashtags_renormalize}[args.command]
     return asyncio.run(run(settings, args))
 
 

@@ -2,7 +2,9 @@
 
 Invariants:
 - A username is unique case-insensitively: it is claimed with `key_claim("username", lower)`
-  before the account counts as created; a lost race deletes the new user object.
+  before the account counts as created; a lost race deletes the new user object. Names that
+  look alike ("adaI" and "adal") are one name: the account claims its confusable skeleton too
+  (`resolvers.usernames`).
 - Passwords are hashed and checked with argon2id in `resolvers.passwords`' bounded pool, never
   on the event loop; log-in spends the same work (one check) for an unknown username, so
   response time does not reveal which usernames exist. Failed log-ins are throttled per
@@ -43,7 +45,8 @@ from resolvers.records import AuthSession, User, record_of
 from resolvers.search.indexer import index_jobs
 from resolvers.text_rules import name_refused
 from resolvers.throttle import LoginThrottle
-from tao import Tao
+from resolvers.usernames import SKELETON_KEYS, claim_skeleton, similar_error_message, skeleton
+from tao import ObjectNotFoundError, Tao
 
 if TYPE_CHECKING:
     from resolvers.context import RequestContext
@@ -150,14 +153,21 @@ async def do_sign_up(tao: Tao, username: str, password: str, full_name: str,
     full_name = validate_full_name(full_name)
     key = normalize_username(username)
     taken = UserError(AccountErrorCode.USERNAME_TAKEN, f"The username {username!r} is taken; pick another.", "username")
+    similar = UserError(AccountErrorCode.USERNAME_TAKEN, similar_error_message(username), "username")
     if await ctx.loaders.user_id_by_username.load(key) is not None:
         raise taken
+    if (await tao.key_get_many(SKELETON_KEYS, [skeleton(username)])).get(skeleton(username)) is not None:
+        raise similar
     password_hash = await hash_password(ctx.settings.auth, password)
     user_id = await tao.obj_add("USER", user_data(username, full_name, password_hash),
                                 jobs=lambda new_id: index_jobs(tao, [("user", new_id)]))
     if not await tao.key_claim(USERNAME_KEYS, key, user_id):
         await tao.obj_delete(user_id)  # lost the race for the name: the account never existed
         raise taken
+    if not await claim_skeleton(tao, username, user_id):  # a look-alike name won the race
+        await tao.key_release(USERNAME_KEYS, key, user_id)
+        await tao.obj_delete(user_id)
+        raise similar
     device = await device_of(client.user_agent)
     await remember_device(tao, user_id, device)  # the account's first device: nothing to tell
     token = await create_session(tao, user_id, device, client.address)
@@ -175,12 +185,20 @@ def _too_many(what: str, wait: float) -> UserError:
     )
 
 
-async def check_throttle(throttle: LoginThrottle | None, username: str, address: str) -> None:
-    """TOO_MANY_ATTEMPTS (before any secret is checked) while the account or address is throttled."""
+async def take_attempt(throttle: LoginThrottle | None, username: str, address: str) -> None:
+    """Count an attempt of the account and the address before any secret is checked (it stays
+    counted, as a failure, unless `attempt_succeeded` gives it back); TOO_MANY_ATTEMPTS, with
+    nothing counted, while either is throttled."""
     if throttle is not None:
-        what, wait = await throttle.retry_after(normalize_username(username)[:64], address)
+        what, wait = await throttle.attempt(normalize_username(username)[:64], address)
         if wait > 0:
             raise _too_many(what, wait)
+
+
+async def attempt_succeeded(throttle: LoginThrottle | None, username: str, address: str) -> None:
+    """The secret was right: the attempt `take_attempt` counted does not count."""
+    if throttle is not None:
+        await throttle.refund(normalize_username(username)[:64], address)
 
 
 async def do_log_in(tao: Tao, username: str, password: str, *, throttle: LoginThrottle | None = None,
@@ -189,7 +207,7 @@ async def do_log_in(tao: Tao, username: str, password: str, *, throttle: LoginTh
     a `throttle`, failed attempts count against the account and the client's address."""
     ctx = acting_as(tao, None)
     key, address = normalize_username(username)[:64], client.address
-    await check_throttle(throttle, username, address)
+    await take_attempt(throttle, username, address)
     user_id = None
     if USERNAME_RE.match(username):
         user_id = await ctx.loaders.user_id_by_username.load(normalize_username(username))
@@ -198,9 +216,7 @@ async def do_log_in(tao: Tao, username: str, password: str, *, throttle: LoginTh
         user = None
     stored = user.password_hash if user is not None else None
     if not await verify_password(ctx.settings.auth, stored, password):
-        if throttle is not None:
-            await throttle.record_failure(key, address)
-        raise UserError(AccountErrorCode.INVALID_CREDENTIALS, "Wrong username or password.", None)
+        raise UserError(AccountErrorCode.INVALID_CREDENTIALS, "Wrong username or password.", None)  # counted
     assert user is not None
     if user.deactivated:  # deletion requested: a log-in cancels it, unless the purge has started
         from resolvers.account_data.deletion import check_not_purging  # builds on this module
@@ -211,22 +227,45 @@ async def do_log_in(tao: Tao, username: str, password: str, *, throttle: LoginTh
         # until the second succeeds (resolvers.two_factor).
         from resolvers.two_factor import create_challenge  # it builds on this module
         challenge, expires_at = await create_challenge(tao, user, device, address)
+        await attempt_succeeded(throttle, username, address)
         return LogInResult(user, challenge=challenge, challenge_expires_at=expires_at)
     if throttle is not None:
-        await throttle.record_success(key)
-    token = await open_session(tao, user.id, device, address)
+        await throttle.record_success(key, address)
+    token = await open_session(tao, user.id, device, address, password=password_tag(stored))
     return LogInResult(user, token=token)
 
 
-async def open_session(tao: Tao, user_id: int, device: Device, address: str) -> str:
+def password_tag(password_hash: str | None) -> str:
+    """A short digest of the stored password hash: what a log-in's check matched, compared again
+    once its session exists (and by a two-factor challenge), so a change of password meanwhile
+    is seen."""
+    return hashlib.sha256((password_hash or "").encode()).hexdigest()[:16]
+
+
+async def open_session(tao: Tao, user_id: int, device: Device, address: str, *, password: str) -> str:
     """A new session for a log-in that passed every step; the account hears of a new device.
     Logging in within the grace period of a deletion cancels it (a no-op read otherwise); once
-    its purge has started, INVALID_CREDENTIALS and no session."""
+    its purge has started, INVALID_CREDENTIALS and no session.
+
+    `password` is the `password_tag` of the hash the log-in's password matched. The session is
+    written first and the password read after: if it changed meanwhile, the session is removed
+    and the answer is INVALID_CREDENTIALS. A change stores the new hash and then ends every
+    other session, so either it ends this one or this read sees the new hash. Before, a log-in
+    that checked the old password while its owner changed it opened a session the change had
+    not seen, and kept it."""
     from resolvers.account_data.deletion import cancel_deletion  # builds on this module
 
     await cancel_deletion(tao, user_id)
     new_device = await remember_device(tao, user_id, device)
-    return await create_session(tao, user_id, device, address, notify_new_device=new_device)
+    token = await create_session(tao, user_id, device, address, notify_new_device=new_device)
+    user = record_of(obj) if (obj := (await tao.obj_get([user_id])).get(user_id)) is not None else None
+    if not isinstance(user, User) or password_tag(user.password_hash) != password:
+        parsed = _parse_token(token)
+        assert parsed is not None
+        await end_session(tao, user_id, parsed[0])
+        raise UserError(AccountErrorCode.INVALID_CREDENTIALS,
+                        "The password was changed while you were logging in: log in with the new one.", None)
+    return token
 
 
 def _parse_token(token: str) -> tuple[int, str] | None:
@@ -310,11 +349,10 @@ async def check_own_password(tao: Tao, user: User, password: str, throttle: Logi
                              address: str, field: str) -> None:
     """For actions that ask the account's password again (change it, two-factor): the same
     throttle as log-ins; a wrong password counts as a failed log-in of the account."""
-    await check_throttle(throttle, user.username, address)
+    await take_attempt(throttle, user.username, address)
     if not await verify_password(tao.settings.auth, user.password_hash, password):
-        if throttle is not None:
-            await throttle.record_failure(normalize_username(user.username)[:64], address)
-        raise UserError(AccountErrorCode.INVALID_CREDENTIALS, "The password is wrong.", field)
+        raise UserError(AccountErrorCode.INVALID_CREDENTIALS, "The password is wrong.", field)  # counted
+    await attempt_succeeded(throttle, user.username, address)
 
 
 async def do_change_password(tao: Tao, actor_id: int, session_id: int | None, current_password: str,
@@ -393,7 +431,12 @@ async def authenticate(ctx: RequestContext, token: str | None) -> None:
     now = int(time.time() * 1000)
     if now - session.last_used >= ctx.settings.auth.session_touch_seconds * 1000:
         # `lastUsedAt`: one write per session per touch interval, not one per request.
-        await ctx.tao.obj_update(session.id, {"last_used": now})
+        try:
+            await ctx.tao.obj_update(session.id, {"last_used": now})
+        except ObjectNotFoundError:
+            # Ended since it was read (a log-out in another tab): as for a session already
+            # ended. It was an internal error before.
+            raise invalid from None
     ctx.viewer_id = session.user_id
     ctx.session_id = session_id
     ctx.reset_loaders()

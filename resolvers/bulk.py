@@ -4,8 +4,10 @@ They write what the one-at-a-time actions write — the same records (`accounts.
 `posts.post_data`, `edge_data.like_data`), unique keys and jobs — through the store's bulk verbs
 (`obj_add_many`, `assoc_add_many`), so data loaded in bulk is data the API serves:
 
-- users hold their `username` claim (found by `user(username:)`, and a later sign-up of the name
-  is USERNAME_TAKEN); an account loaded without a password cannot log in;
+- users hold their `username` claim and its look-alike skeleton (`resolvers.usernames`; found
+  by `user(username:)`, and a later sign-up of the name or a look-alike is USERNAME_TAKEN; a
+  name that looks like one already taken is left out, as a taken one); an account loaded
+  without a password cannot log in;
 - posts are VISIBLE with `published_at`, listed by AUTHORED edges (time = creation, data = kind)
   committed with their `ON_PUBLISH` jobs (feed fan-out), as `do_create_post` commits them;
   captions are stored as given (hashtags and mentions in them are not linked: use
@@ -28,13 +30,14 @@ from resolvers.accounts import USERNAME_KEYS, normalize_username, user_data, val
 from resolvers.edge_data import authored_data, like_data
 from resolvers.feed.backfill import on_relationship_added
 from resolvers.records import Post, PostKind, record_of
+from resolvers.usernames import claim_skeleton
 from tao import Tao
 
 CLAIMS_AT_ONCE = 64  # concurrent key claims (each a small transaction on the key's shard)
 
 
 async def do_add_users_bulk(tao: Tao, users: list[tuple[str, str]]) -> list[int | None]:
-    """USER objects for (username, full name) pairs, in order; None where the name was taken
+    """USER objects for (username, full name) pairs, in order; None where the name (or a look-alike) was taken
     (that account is removed again, as `do_sign_up` does when it loses the race for a name)."""
     records = [user_data(validate_username(u), validate_full_name(f), None) for u, f in users]
     ids: list[int | None] = list(await tao.obj_add_many([("USER", data, None) for data in records]))
@@ -43,6 +46,10 @@ async def do_add_users_bulk(tao: Tao, users: list[tuple[str, str]]) -> list[int 
         user_id = ids[i]
         assert user_id is not None
         if not await tao.key_claim(USERNAME_KEYS, normalize_username(users[i][0]), user_id):
+            await tao.obj_delete(user_id)
+            ids[i] = None
+        elif not await claim_skeleton(tao, users[i][0], user_id):  # looks like another's name
+            await tao.key_release(USERNAME_KEYS, normalize_username(users[i][0]), user_id)
             await tao.obj_delete(user_id)
             ids[i] = None
 

@@ -2,8 +2,11 @@
 
 Parsing is Unicode-aware (`#café`, `#東京`, `#हिन्दी`, `#தமிழ்` are tags: a word character in any
 script, then word characters and combining marks, the vowel signs and viramas of Indic scripts),
-case-insensitive (a tag's name is its NFC-normalised lower case, with Turkish `İ` as `i`:
-`#İstanbul` is `#istanbul`) and deduplicated in order of first appearance. A tag is 1 to
+case-insensitive and width-insensitive (a tag's name is its NFKC case fold, `normalize_hashtag`:
+`#ｃａｔ` is `#cat`, and Turkish `İ` is `i`: `#İstanbul` is `#istanbul`), found in the text's NFKC
+form (a full-width `＃` starts a tag too) and deduplicated in order of first appearance. Every
+path to a tag by name (captions, story stickers, `hashtag(name:)`) goes through that one
+function. A tag is 1 to
 HASHTAG_MAX_LEN such characters, not all digits (`#1` is not a tag); a mention is `@` and a
 username (ASCII, see `resolvers.accounts.USERNAME_RE`).
 
@@ -59,9 +62,16 @@ def _tag_end(text: str, start: int) -> int:
 
 
 def normalize_hashtag(name: str) -> str:
-    # "İ".lower() is "i" and a combining dot above (U+0307): `#İstanbul` is `#istanbul`, as
+    """A tag's one name: NFKC, case folded, NFKC again (Unicode's NFKC_Casefold, as search's
+    `text.normalize` folds), so `#ｃａｔ` (full-width), `#CAT` and `#cat` are one tag, and
+    `#Straße` is `#strasse`. It was NFC and lower case until the fifteenth session: a full-width
+    tag was a tag of its own that `hashtag(name: "cat")` never found. Idempotent."""
+    # "İ" folds to "i" and a combining dot above (U+0307): `#İstanbul` is `#istanbul`, as
     # `#ISTANBUL` is, rather than a tag of its own (or, before probe3, a refused caption).
-    return unicodedata.normalize("NFC", name).lower().replace("i\u0307", "i")
+    if name.isascii():  # the common case: NFKC and case folding change nothing but case
+        return name.lower()
+    folded = unicodedata.normalize("NFKC", name).casefold().replace("i\u0307", "i")
+    return unicodedata.normalize("NFKC", folded)
 
 
 def is_hashtag_name(name: str) -> bool:
@@ -76,7 +86,9 @@ def parse_hashtags(text: str) -> list[str]:
     tag is an error the author sees rather than a silently shorter tag.
     """
     out: dict[str, None] = {}
-    text = unicodedata.normalize("NFC", text)
+    # Tags are found in the text's NFKC form, so where one ends is judged on what its name will
+    # be (`#a⑴` is `#a`, not a name holding "(1)"), and a full-width `＃` starts one too.
+    text = unicodedata.normalize("NFKC", text)
     for m in _HASHTAG_START_RE.finditer(text):
         if m.start() > 0 and _is_tag_char(text[m.start() - 1]):
             continue  # after a combining mark: inside a word, as after a word character
@@ -119,7 +131,7 @@ async def hashtag_ids_for(tao: Tao, names: list[str]) -> dict[str, int]:
 
 async def get_hashtag(ctx: RequestContext, name: str) -> Hashtag | None:
     """The hashtag named `name` (with or without `#`, any case), or None."""
-    name = normalize_hashtag(name.removeprefix("#"))
+    name = normalize_hashtag(name).removeprefix("#")  # after NFKC: a full-width `＃` too
     if not is_hashtag_name(name):
         return None
     hashtag_id = (await ctx.tao.key_get_many(KEY_NS, [name])).get(name)

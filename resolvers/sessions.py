@@ -15,11 +15,11 @@ import time
 
 from resolvers.accounts import (
     AccountErrorCode,
-    check_throttle,
+    attempt_succeeded,
     end_other_sessions,
     end_session,
-    normalize_username,
     publish_ended,
+    take_attempt,
 )
 from resolvers.errors import UserError
 from resolvers.records import AuthSession, User, record_of
@@ -48,13 +48,12 @@ async def do_revoke_session(tao: Tao, actor_id: int, session_id: int, *, throttl
     """End one of the actor's sessions (their current one included: that is a log-out)."""
     user = record_of((await tao.obj_get([actor_id]))[actor_id])
     assert isinstance(user, User)
-    await check_throttle(throttle, user.username, address)
+    await take_attempt(throttle, user.username, address)
     session = record_of(obj) if (obj := (await tao.obj_get([session_id])).get(session_id)) is not None else None
     if not isinstance(session, AuthSession) or session.user_id != actor_id:
-        if throttle is not None:
-            await throttle.record_failure(normalize_username(user.username)[:64], address)
-        raise UserError(AccountErrorCode.SESSION_NOT_FOUND,
+        raise UserError(AccountErrorCode.SESSION_NOT_FOUND,  # counted as a failed log-in
                         "You have no session with this id: pick one from `viewer { sessions }`.", "id")
+    await attempt_succeeded(throttle, user.username, address)
     await end_session(tao, actor_id, session_id)
     await publish_ended(tao, actor_id, [session_id])
 

@@ -37,6 +37,7 @@ from tqdm import tqdm
 
 from resolvers.accounts import USERNAME_KEYS
 from resolvers.bulk import do_add_follows_bulk, do_add_likes_bulk, do_add_posts_bulk, do_add_users_bulk
+from resolvers.usernames import SKELETON_KEYS, skeleton
 from tao import Tao
 
 BATCH = 2000
@@ -90,9 +91,11 @@ async def load_graph(tao: Tao, spec: GraphSpec, *, progress: bool = False) -> Ma
     names = [f"{spec.username_prefix}{i}" for i in range(spec.users)]
     for chunk in _chunks(names, BATCH):  # refuse before writing anything (a race is still caught below)
         taken = await tao.key_get_many(USERNAME_KEYS, [n.lower() for n in chunk])
+        # a name that looks like a taken one is taken too (resolvers.usernames)
+        taken.update(await tao.key_get_many(SKELETON_KEYS, list({skeleton(n) for n in chunk})))
         if taken:
-            raise UsernamesTakenError(f"{len(taken)} of the usernames exist already (e.g. {min(taken)}): "
-                                      "load into an empty store or pass another username prefix")
+            raise UsernamesTakenError(f"{len(taken)} of the usernames (or look-alikes) exist already (e.g. "
+                                      f"{min(taken)}): load into an empty store or pass another username prefix")
     bar = tqdm(total=4, desc="graph", unit="step", disable=not progress)
 
     for chunk in _chunks(range(spec.users), BATCH):

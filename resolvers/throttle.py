@@ -5,9 +5,11 @@ Every one is a set of token buckets in `tao.rate_limits`: shared by every server
 through Redis when the broker is Redis, in process memory in the embedded default. So N server
 processes give one budget, not N.
 
-- `LoginThrottle`: failures per username and per client address, `AuthSettings.login_*`. A
-  refused attempt checks no password; a success refills only its username's bucket (the
-  address's count is not a secret a client can clear by logging in to its own account). A wrong
+- `LoginThrottle`: failures per username and per client address, `AuthSettings.login_*`. An
+  attempt takes its token before any secret is checked (so a burst sent at once is bounded
+  too) and a success gives it back; a refused attempt checks no password; a completed log-in
+  also refills its username's bucket (never the address's: its count is not a secret a client
+  can clear by logging in to its own account). A wrong
   second factor (TOTP or recovery code) counts as a failure of the account and the address too.
 - `take_action`: one token from the actor's hourly and daily buckets of that action
   (`ThrottleSettings`), both or neither; refused, it raises `ThrottledError` (top-level
@@ -73,18 +75,36 @@ class LoginThrottle:
         return [Bucket(f"login:addr:{address}", *self._per_address),
                 Bucket(f"login:user:{username}", *self._per_username)]
 
-    async def retry_after(self, username: str, address: str) -> tuple[str, float]:
-        """("address" or "username", seconds to wait) for the bound that refuses; ("", 0) if none."""
-        taken = await self.tao.rate_limits.take(self._buckets(username, address), 1.0, Mode.PEEK)
+    async def attempt(self, username: str, address: str) -> tuple[str, float]:
+        """Take one attempt from both buckets before any secret is checked: ("", 0) if taken,
+        else ("address" or "username", seconds to wait) for the bound that refuses, and nothing
+        taken. An attempt counts as a failure unless `refund` or `record_success` gives it back.
+
+        Taking first makes the bound hold under concurrency: the check used to be a peek, and a
+        failure was counted only once its password check had run, so a burst of N guesses sent
+        at once all passed the peek and ran N checks, whatever the limit (probe: 30 at once for
+        a limit of 10 ran 30)."""
+        taken = await self.tao.rate_limits.take(self._buckets(username, address), 1.0, Mode.TAKE)
         if taken.ok:
             return "", 0.0
         what = "address" if taken.levels[0] < 1.0 else "username"
         return what, max(taken.retry_after, 0.001)
 
-    async def record_failure(self, username: str, address: str) -> None:
-        await self.tao.rate_limits.take(self._buckets(username, address), 1.0, Mode.FORCE)
+    async def challenge_try(self, challenge_id: int, tries: int, ttl_seconds: float) -> bool:
+        """Take one of a two-factor challenge's `tries` (False: none left). A bucket of its own,
+        refilling half a try over the challenge's life: the count kept on the challenge is read
+        and written back, so codes sent at once all read the same count and were all checked."""
+        bucket = Bucket(f"login:challenge:{challenge_id}", float(tries), 2.0 * ttl_seconds * tries)
+        return (await self.tao.rate_limits.take([bucket], 1.0, Mode.TAKE)).ok
 
-    async def record_success(self, username: str) -> None:
+    async def refund(self, username: str, address: str) -> None:
+        """The attempt succeeded: it does not count (a right password to change it, say)."""
+        await self.tao.rate_limits.take(self._buckets(username, address), 1.0, Mode.REFUND)
+
+    async def record_success(self, username: str, address: str) -> None:
+        """A log-in completed: its attempt is given back to the address and the account's bucket
+        refills (the address's count is not a secret a client can clear by logging in)."""
+        await self.tao.rate_limits.take(self._buckets(username, address)[:1], 1.0, Mode.REFUND)
         await self.tao.rate_limits.reset([f"login:user:{username}"])
 
 

@@ -31,7 +31,6 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import hmac
 import secrets
 import time
@@ -44,10 +43,12 @@ import qrcode.image.svg
 
 from resolvers.accounts import (
     AccountErrorCode,
+    attempt_succeeded,
     check_own_password,
-    check_throttle,
     normalize_username,
     open_session,
+    password_tag,
+    take_attempt,
     token_hash,
 )
 from resolvers.devices import Device
@@ -57,7 +58,7 @@ from resolvers.job_context import JobContext
 from resolvers.passwords import hash_password, verify_password
 from resolvers.records import LogInChallenge, RecoveryCode, TwoFactor, User, record_of
 from resolvers.throttle import LoginThrottle
-from tao import Tao
+from tao import ObjectNotFoundError, Tao
 
 CHALLENGE_PREFIX = "tgc_"
 END_CHALLENGE_JOB = "accounts.end_challenge"
@@ -162,14 +163,13 @@ async def do_confirm_two_factor(tao: Tao, actor_id: int, session_id: int, code: 
                         AccountErrorCode.TWO_FACTOR_ALREADY_ENABLED,
                         "Start with `startTwoFactor` (it gives the secret for your authenticator app)."
                         if tf is None else "Two-factor log-in is already on.", None)
-    await check_throttle(throttle, user.username, address)
+    await take_attempt(throttle, user.username, address)
     step = _matching_step(tf, code)
     if step is None or not await _accept_step(tao, user, step, session_id):
-        if throttle is not None:
-            await throttle.record_failure(normalize_username(user.username)[:64], address)
-        raise UserError(AccountErrorCode.INVALID_CODE,
+        raise UserError(AccountErrorCode.INVALID_CODE,  # counted as a failed log-in
                         "The code is wrong or already used: enter the current code from your authenticator app.",
                         "code")
+    await attempt_succeeded(throttle, user.username, address)
     codes = _new_codes()
     hashes = [await hash_password(tao.settings.auth, c) for c in codes]
     stored = tuple(RecoveryCode(c[:HINT], h, False) for c, h in zip(codes, hashes))
@@ -187,12 +187,6 @@ async def do_disable_two_factor(tao: Tao, actor_id: int, password: str, *, throt
 
 
 # ---- the second step of a log-in ---------------------------------------------------------------
-
-def password_tag(password_hash: str | None) -> str:
-    """A short digest of the stored password hash: a challenge records the one its password
-    matched, and is refused once the password has changed."""
-    return hashlib.sha256((password_hash or "").encode()).hexdigest()[:16]
-
 
 async def create_challenge(tao: Tao, user: User, device: Device, address: str) -> tuple[str, int]:
     """The challenge a correct password earns when two-factor is on: (token, expires at ms)."""
@@ -263,7 +257,13 @@ async def do_complete_log_in(tao: Tao, challenge: str, code: str, *, throttle: L
         await tao.obj_delete(cid)
         raise invalid
     username = normalize_username(user.username)[:64]
-    await check_throttle(throttle, user.username, address)
+    await take_attempt(throttle, user.username, address)
+    auth = tao.settings.auth
+    if throttle is not None and not await throttle.challenge_try(cid, auth.two_factor_attempts_per_challenge,
+                                                                 auth.two_factor_challenge_seconds):
+        await tao.obj_delete(cid)  # its tries are spent (by codes sent at once): log in again
+        raise UserError(AccountErrorCode.CHALLENGE_INVALID,
+                        "Too many wrong codes for this log-in: log in again with your password.", "code")
     tf = user.two_factor
     ok = False
     if tf is not None and tf.enabled:
@@ -272,24 +272,26 @@ async def do_complete_log_in(tao: Tao, challenge: str, code: str, *, throttle: L
             ok = await _accept_step(tao, user, step, cid)
         elif len(_normalize_code(code)) >= HINT and not code.strip().isdigit():
             ok = await _check_recovery_code(tao, user, code, cid)
-    if not ok:
-        if throttle is not None:
-            await throttle.record_failure(username, address)
+    if not ok:  # the attempt stays counted: a failed log-in of the account and the address
         attempts = pending.attempts + 1
         left = tao.settings.auth.two_factor_attempts_per_challenge - attempts
         if left <= 0:
             await tao.obj_delete(cid)
             raise UserError(AccountErrorCode.CHALLENGE_INVALID,
                             "Too many wrong codes for this log-in: log in again with your password.", "code")
-        await tao.obj_update(cid, {"attempts": attempts})
+        try:
+            await tao.obj_update(cid, {"attempts": attempts})
+        except ObjectNotFoundError:  # ended meanwhile (completed, expired, or out of tries): it was a 500
+            raise invalid from None
         raise UserError(AccountErrorCode.INVALID_CODE,
                         f"The code is wrong or already used ({left} more tries for this log-in): enter the current "
                         "code from your authenticator app, or an unused recovery code.", "code")
     if not await tao.obj_delete(cid):  # completed meanwhile by a racing request: one session per challenge
         raise invalid
     if throttle is not None:
-        await throttle.record_success(username)
-    token = await open_session(tao, user.id, Device(pending.device_name, pending.device_family), pending.ip)
+        await throttle.record_success(username, address)
+    token = await open_session(tao, user.id, Device(pending.device_name, pending.device_family), pending.ip,
+                               password=password_tag(user.password_hash))
     return user, token
 
 

@@ -19,6 +19,7 @@ from resolvers.errors import UserError
 from resolvers.posts import SYNC_AUTHOR_EDGES_JOB
 from resolvers.records import User, record_of
 from resolvers.search.indexer import index_jobs
+from resolvers.usernames import claim_skeleton, release_skeleton, similar_error_message, skeleton
 from tao import Tao
 
 if TYPE_CHECKING:
@@ -119,7 +120,7 @@ async def do_update_profile(
         # Which posts are public changed: their hashtags' and locations' public lists follow.
         jobs.append((SYNC_AUTHOR_EDGES_JOB, {"author": viewer}))
     old_key = normalize_username(current.username)
-    new_key = None
+    new_key, new_skeleton = None, False
     if username is not None and username != current.username:
         try:
             validate_username(username)
@@ -129,6 +130,12 @@ async def do_update_profile(
         if new_key != old_key and not await tao.key_claim("username", new_key, viewer):
             raise UserError(ProfileErrorCode.USERNAME_TAKEN, f"The username {username!r} is taken; pick another.",
                             "username")
+        # A look-alike of another account's name is taken too (a case-only rename may make one).
+        new_skeleton = skeleton(username) != skeleton(current.username)
+        if new_skeleton and not await claim_skeleton(tao, username, viewer):
+            if new_key != old_key:
+                await tao.key_release("username", new_key, viewer)
+            raise UserError(ProfileErrorCode.USERNAME_TAKEN, similar_error_message(username), "username")
         changes["username"] = username
     if not changes:
         return current
@@ -140,4 +147,6 @@ async def do_update_profile(
     updated = await tao.obj_update(viewer, changes, jobs=jobs or None)
     if new_key is not None and new_key != old_key:
         await tao.key_release("username", old_key, viewer)
+    if new_skeleton:
+        await release_skeleton(tao, current.username, viewer)
     return record_of(updated)

@@ -162,11 +162,13 @@ class Erasure:
         found = await self._shards.per_shard({s: None for s in range(self._shards.n_shards)}, one)
         return list(found)[:limit]
 
-    async def objects_naming(self, needle: int, otype: str, limit: int, field: str | None = None) -> list[int]:
+    async def objects_naming(self, needle: int, otype: str, limit: int, field: str | None = None,
+                             after: int = 0) -> list[int]:
         """Up to `limit` ids of `otype` objects (any shard) whose data names `needle` (with
         `field`: as the value of that top-level field, `"field":needle` in the stored JSON, so
         objects naming it elsewhere, in a list of mentions or a text, do not fill the page): a
-        full scan."""
+        full scan. The smallest such ids above `after`, ascending: pass the last id of a page to
+        read the next (a keyset over every shard; an export reads a page at a time)."""
         code = self._registry.otypes[otype].code
         if field is None:
             where, params = "data LIKE %s", [f"%{needle}%"]
@@ -179,10 +181,11 @@ class Erasure:
 
         async def one(shard: int, _: None) -> dict:
             async with self._shards.read(shard) as conn:
-                rows = await conn.fetchall(f"SELECT id FROM {{objects}} WHERE otype = %s AND {where} "
-                                           f"LIMIT {int(limit)}", (code, *params))
+                rows = await conn.fetchall(f"SELECT id FROM {{objects}} WHERE otype = %s AND id > %s AND {where} "
+                                           f"ORDER BY id LIMIT {int(limit)}", (code, int(after), *params))
             return {r[0]: True for r in rows}
-        return list(await self._shards.per_shard({s: None for s in range(self._shards.n_shards)}, one))[:limit]
+        found = await self._shards.per_shard({s: None for s in range(self._shards.n_shards)}, one)
+        return sorted(found)[:limit]  # each shard's smallest: the smallest of all are among them
 
     async def _existing(self, ids: list[int]) -> set[int]:
         async def one(shard: int, group: list[int]) -> dict:

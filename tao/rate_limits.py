@@ -41,6 +41,7 @@ class Mode(StrEnum):
     TAKE = "take"    # take `cost` from every bucket if every one has it; else nothing
     FORCE = "force"  # take `cost` from every bucket regardless, down to 0 (work already done)
     PEEK = "peek"    # change nothing; answer whether `take` would succeed
+    REFUND = "refund"  # give `cost` back to every bucket, up to its capacity (a take that should not count)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +70,8 @@ def _plan(buckets: Sequence[Bucket], levels: list[float], cost: float, mode: Mod
     Lua script is its translation)."""
     short = [(cost - lvl) / b.rate for b, lvl in zip(buckets, levels) if lvl < cost]
     ok = not short
+    if mode is Mode.REFUND:
+        return Taken(True, 0.0, tuple(min(b.capacity, lvl + cost) for b, lvl in zip(buckets, levels)))
     if mode is Mode.FORCE:
         levels = [max(0.0, lvl - cost) for lvl in levels]
     elif mode is Mode.TAKE and ok:
@@ -131,10 +134,12 @@ for i, key in ipairs(KEYS) do
     wait = math.max(wait, (cost - level) / rate)
   end
 end
-if mode == 'force' or (mode == 'take' and ok == 1) then
+if mode == 'refund' then ok, wait = 1, 0 end
+if mode == 'force' or mode == 'refund' or (mode == 'take' and ok == 1) then
   for i, key in ipairs(KEYS) do
     local cap, win = tonumber(ARGV[1 + 2 * i]), tonumber(ARGV[2 + 2 * i])
     local level = math.max(0, levels[i] - cost)
+    if mode == 'refund' then level = math.min(cap, levels[i] + cost) end
     levels[i] = level
     redis.call('HSET', key, 'l', tostring(level), 't', tostring(now))
     redis.call('PEXPIRE', key, math.max(1, math.ceil((cap - level) / (cap / win) * 1000)))

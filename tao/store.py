@@ -282,10 +282,12 @@ class Tao:
         `naming`: a full scan, for erasure."""
         return await self._erasure.edges_to(id2s, limit, list(naming))
 
-    async def obj_scan_naming(self, needle: int, otype: str, limit: int, *, field: str | None = None) -> list[int]:
+    async def obj_scan_naming(self, needle: int, otype: str, limit: int, *, field: str | None = None,
+                              after: int = 0) -> list[int]:
         """Up to `limit` objects of `otype` (any shard) whose data names `needle` (with `field`:
-        as that top-level field's value): a full scan, for erasure."""
-        return await self._erasure.objects_naming(needle, otype, limit, field)
+        as that top-level field's value): a full scan, for erasure and export. Ascending ids
+        above `after` (the last id of the previous page)."""
+        return await self._erasure.objects_naming(needle, otype, limit, field, after)
 
     async def sweep_cache(self, needles: list[int]) -> int:
         """Delete every cache entry of an id gone from SQL, and any naming or holding `needles`."""

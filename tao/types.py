@@ -136,3 +136,7 @@ _a("DORMANT_COMMENTS", 188)  # account -> its tallied comments (data: the tally'
 # read and rarely read again, so a fill and an install would cost each send two cache exchanges
 # that no reader uses.
 DM_CLIENT_KEYS = _uncached_keys("dm_client")
+# An account deletion's outcome ("<user>:<requested_at>" -> the user id: its purge started; any
+# other id: a log-in cancelled it), claimed once by whichever comes first
+# (resolvers.account_data.deletion). Read only by a deactivated account's log-in: SQL alone.
+DELETION_OUTCOME_KEYS = _uncached_keys("deletion_outcome")

@@ -29,6 +29,7 @@ from resolvers.media import UPLOAD_KEYS
 from resolvers.messages.model import PAIR_KEYS
 from resolvers.notifications import push
 from resolvers.records import Comment, Media, Message, Post, Thread, User, record_of
+from resolvers.usernames import release_skeleton
 from tao import Assoc, Tao
 
 
@@ -97,20 +98,45 @@ async def visible_object_ids(ctx: DataContext, user: int, ids: list[int]) -> set
     return {o.id for o, ok in zip(objs, seen) if ok}
 
 
+async def by_visible_authors(ctx: DataContext, user: int, ids: list[int]) -> set[int]:
+    """Those of `ids` (posts, comments, stories the user acted on) whose author the user may see
+    now, or that have no author (gone): the user's own record of liking or viewing them stays,
+    but not one that names a hidden account's content (an expired story of a visible account
+    stays: the user saw it)."""
+    if not ids:
+        return set()
+    objs = await ctx.tao.obj_get(ids)
+    authors = {i: a for i, o in objs.items() if isinstance(a := o.data.get("author"), int)}
+    shown = await visible_user_ids(ctx, user, list(set(authors.values())))
+    return {i for i in ids if i not in authors or authors[i] in shown or authors[i] == user}
+
+
 def edge_kind(name: str, title: str, order: int, atypes: tuple[str, ...], what: str,
-              *, secret: tuple[str, ...] = (), shown: tuple[str, ...] = (),
+              *, secret: tuple[str, ...] = (), shown: tuple[str, ...] = (), accounts: tuple[str, ...] = (),
+              authored: tuple[str, ...] = (),
               purge: Callable[[DataContext, int], Awaitable[int]] | None = None) -> DataKind:
     """A kind that is only the user's edges of `atypes` (both directions where the type has an
     inverse): exported as {type, user (the other end), time}, purged edge by edge (or by `purge`). The `secret`
     types are purged but never exported: others' edges to the user that the product keeps from
     them (who blocked or muted them, whose close friends they are). The `shown` types point at
     others' objects (a post that mentions the user): an edge is exported only while the user may
-    see its object (`visible_object_ids`)."""
+    see its object (`visible_object_ids`). The `accounts` types point at accounts: an edge is
+    exported only while the user may see that account (`visible_user_ids`: not one who blocks
+    them, whom they block, or pending deletion), as the app's lists show them. The `authored`
+    types point at content the user acted on: exported unless its author is hidden from them
+    (`by_visible_authors`)."""
     async def export(ctx: DataContext, user: int) -> AsyncIterator[dict]:
         for atype in (t for t in atypes if t not in secret):
             async for page in pages(ctx.tao, user, atype, ctx.settings.account_data.export_page):
-                keep = (await visible_object_ids(ctx, user, [a.id2 for a in page]) if atype in shown
-                        else {a.id2 for a in page})
+                ids = [a.id2 for a in page]
+                if atype in shown:
+                    keep = await visible_object_ids(ctx, user, ids)
+                elif atype in accounts:
+                    keep = await visible_user_ids(ctx, user, ids)
+                elif atype in authored:
+                    keep = await by_visible_authors(ctx, user, ids)
+                else:
+                    keep = set(ids)
                 for a in page:
                     if a.id2 in keep:
                         yield {"type": atype, "id": str(a.id2), "time": a.time}
@@ -301,11 +327,20 @@ async def _purge_comments(ctx: DataContext, user: int) -> int:
 
 
 async def _export_comments(ctx: DataContext, user: int) -> AsyncIterator[dict]:
-    for obj_id in await ctx.tao.obj_scan_naming(user, "COMMENT", 1_000_000, field="author"):
-        c = await _record(ctx.tao, obj_id)
-        if isinstance(c, Comment) and c.author == user:
-            yield {"id": str(c.id), "created": c.created, "post": str(c.post),
-                   "reply_to": str(c.reply_to) if c.reply_to else None, "text": c.text}
+    """The user's comments, oldest first, a page of ids (`export_page`) and their records at a
+    time: it read every id of theirs in one scan (up to a million) and then each record alone."""
+    page, after = ctx.settings.account_data.export_page, 0
+    while True:
+        ids = await ctx.tao.obj_scan_naming(user, "COMMENT", page, field="author", after=after)
+        recs = await _records(ctx.tao, ids)
+        for i in ids:
+            c = recs.get(i)
+            if isinstance(c, Comment) and c.author == user:
+                yield {"id": str(c.id), "created": c.created, "post": str(c.post),
+                       "reply_to": str(c.reply_to) if c.reply_to else None, "text": c.text}
+        if len(ids) < page:
+            return
+        after = ids[-1]
 
 
 # Media: MEDIA objects and every stored object (source, variants) -----------------------------
@@ -511,6 +546,7 @@ async def _purge_profile(ctx: DataContext, user: int) -> int:
     if not isinstance(u, User):
         return 0
     await tao.key_release(USERNAME_KEYS, normalize_username(u.username), user)
+    await release_skeleton(tao, u.username, user)
     await tao.obj_delete(user)
     await ctx.erase([user])
     return 1
@@ -541,21 +577,30 @@ register_kind(DataKind("comments", "Comments", 32,
                        {"id": "id", "created": "ms", "post": "post id", "reply_to": "comment id or null",
                         "text": "text"},
                        _export_comments, _purge_comments))
-edge_kind("likes", "Likes", 40, ("LIKES", "COMMENT_LIKES"), "a post or comment you liked")
-edge_kind("following", "Following and followers", 42, ("FOLLOWS", "FOLLOWED_BY"), F_EDGE)
-edge_kind("follow_requests", "Follow requests", 44, ("FOLLOW_REQUESTED", "FOLLOW_REQUESTED_BY"), "sent / received")
+# Lists naming other accounts hold those the user may see now, as the app's lists do (a follow
+# of an account pending deletion, or a visit to one that has since blocked them, named it until
+# the fifteenth session); content they acted on, unless its author is hidden from them.
+edge_kind("likes", "Likes", 40, ("LIKES", "COMMENT_LIKES"), "a post or comment you liked",
+          authored=("LIKES", "COMMENT_LIKES"))
+edge_kind("following", "Following and followers", 42, ("FOLLOWS", "FOLLOWED_BY"), F_EDGE,
+          accounts=("FOLLOWS", "FOLLOWED_BY"))
+edge_kind("follow_requests", "Follow requests", 44, ("FOLLOW_REQUESTED", "FOLLOW_REQUESTED_BY"), "sent / received",
+          accounts=("FOLLOW_REQUESTED", "FOLLOW_REQUESTED_BY"))
 # Who blocked or muted the user, and whose close friends they are, is never told to them: the
-# export holds their own side only (the purge removes both).
+# export holds their own side only (the purge removes both). Their own block list is whole, as
+# the app shows it (`blockedUsers`: the blocked are hidden everywhere else).
 edge_kind("blocks", "Blocks", 46, ("BLOCKS", "BLOCKED_BY"), "accounts you blocked", secret=("BLOCKED_BY",))
-edge_kind("mutes", "Mutes", 48, ("MUTES", "MUTED_BY"), "accounts you muted", secret=("MUTED_BY",))
+edge_kind("mutes", "Mutes", 48, ("MUTES", "MUTED_BY"), "accounts you muted", secret=("MUTED_BY",),
+          accounts=("MUTES",))
 edge_kind("close_friends", "Close friends", 50, ("CLOSE_FRIEND", "CLOSE_FRIEND_OF"), "your list",
-          secret=("CLOSE_FRIEND_OF",))
+          secret=("CLOSE_FRIEND_OF",), accounts=("CLOSE_FRIEND",))
 # Others' posts, comments and stories that mention the user: those the user may see (a post by
 # an account that blocks them, or pending deletion, was listed; the app shows none of it).
 edge_kind("mentions", "Mentions of you", 52, ("MENTIONED_IN",), "posts, comments and stories that mention you",
           shown=("MENTIONED_IN",), purge=_purge_mentions)
-edge_kind("activity", "Activity", 54, ("VISITED", "DM_REQUEST_SENT", "DM_CONTACTED"), "profiles visited, messaging")
-edge_kind("feed", "Feed entries", 56, ("FEED", "STREAM_EVENT"), "your feed and event stream")
+edge_kind("activity", "Activity", 54, ("VISITED", "DM_REQUEST_SENT", "DM_CONTACTED"), "profiles visited, messaging",
+          accounts=("VISITED", "DM_REQUEST_SENT", "DM_CONTACTED"))
+edge_kind("feed", "Feed entries", 56, ("FEED", "STREAM_EVENT"), "your feed and event stream", authored=("FEED",))
 register_kind(DataKind("media", "Media (originals in media/)", 60,
                        {"id": "id", "created": "ms", "kind": "PHOTO, VIDEO, AUDIO", "status": "status",
                         "content_type": "type", "byte_size": "bytes", "file": "its original in the archive"},

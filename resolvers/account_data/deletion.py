@@ -17,13 +17,14 @@ removals), then erases the store's own traces (`tao.erase_rows`, `tao.sweep_cach
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from resolvers import dormant
 from resolvers.account_data.registry import DataContext, job_media, kinds, scheduled_handlers
-from resolvers.accounts import AccountErrorCode, check_throttle, do_log_out
+from resolvers.accounts import AccountErrorCode, attempt_succeeded, do_log_out, take_attempt
 from resolvers.errors import UserError
 from resolvers.job_context import JobContext
 from resolvers.passwords import verify_password
@@ -32,10 +33,13 @@ from resolvers.records import User, record_of
 from resolvers.search.indexer import deindex_user_jobs, index_jobs
 from resolvers.throttle import LoginThrottle
 from tao import JobNotDueError, Tao
+from tao.types import DELETION_OUTCOME_KEYS
 
 PURGE_JOB = "account_data.purge"
 FORGET_JOB = "account_data.forget"
 FINISH = "finish"
+
+log = logging.getLogger(__name__)
 
 
 def now_ms() -> int:
@@ -72,13 +76,11 @@ async def do_delete_account(tao: Tao, actor_id: int, password: str, *, throttle:
     user = record_of(obj) if obj is not None else None
     if not isinstance(user, User):
         raise UserError(AccountErrorCode.INVALID_CREDENTIALS, "This account no longer exists.", None)
-    key = user.username.lower()[:64]
-    await check_throttle(throttle, user.username, client_key)  # wrong passwords count as failed log-ins
+    await take_attempt(throttle, user.username, client_key)  # wrong passwords count as failed log-ins
     if not await verify_password(tao.settings.auth, user.password_hash, password):
-        if throttle is not None:
-            await throttle.record_failure(key, client_key)
         raise UserError(AccountErrorCode.INVALID_CREDENTIALS,
                         "Wrong password: the account was not deleted. Enter your current password.", "password")
+    await attempt_succeeded(throttle, user.username, client_key)
     state = DeletionState.of(obj)
     if state is None:
         at = now_ms()
@@ -109,6 +111,10 @@ def purging_error() -> UserError:
     return UserError(AccountErrorCode.INVALID_CREDENTIALS, PURGING_MESSAGE, None)
 
 
+def _outcome_key(user_id: int, requested_at: int) -> str:
+    return f"{user_id}:{requested_at}"
+
+
 async def check_not_purging(tao: Tao, user_id: int) -> None:
     """INVALID_CREDENTIALS once the account's purge has started: a log-in can no longer bring it
     back, and a session opened then would write what the purge has already passed."""
@@ -116,18 +122,34 @@ async def check_not_purging(tao: Tao, user_id: int) -> None:
     state = DeletionState.of(obj) if obj is not None else None
     if obj is None or (state is not None and state.kind is not None):
         raise purging_error()
+    if state is not None:
+        key = _outcome_key(user_id, state.requested_at)
+        if (await tao.key_get_many(DELETION_OUTCOME_KEYS, [key])).get(key) == user_id:
+            raise purging_error()  # the purge claimed the outcome; its first batch may be under way
 
 
 async def cancel_deletion(tao: Tao, user_id: int) -> bool:
     """Log-in within the grace period: the account is back (its purge job then does nothing).
     Returns whether a deletion was cancelled. Once the purge has started (or the account is
-    gone) it raises INVALID_CREDENTIALS: the log-in must open no session."""
+    gone) it raises INVALID_CREDENTIALS: the log-in must open no session.
+
+    The cancel and the purge's start each claim the deletion's outcome key
+    (`deletion_outcome`, `<user>:<requested_at>`; the purge with the user id, a cancel with a
+    fresh id): the store's claim is atomic, so exactly one of them wins. Before, each read the
+    USER object and went on, and a log-in at the very end of the grace period cancelled while
+    the purge's first batch ran; the purge carried on and the new session died with the account."""
     obj = await _user_obj(tao, user_id)
     state = DeletionState.of(obj) if obj is not None else None
     if obj is None or (state is not None and state.kind is not None):
         raise purging_error()
     if state is None:
         return False
+    key = _outcome_key(user_id, state.requested_at)
+    if not await tao.key_claim(DELETION_OUTCOME_KEYS, key, tao.ids.next_id(tao.shard(user_id))):
+        holder = (await tao.key_get_many(DELETION_OUTCOME_KEYS, [key])).get(key)
+        if holder == user_id:
+            raise purging_error()
+        # Another log-in's cancel won (and may have died before its write below): finish it.
     await tao.obj_update(user_id, {"deletion": None},
                          jobs=[*index_jobs(tao, [("user", user_id)], authors=[user_id]),  # back in search
                                (SYNC_AUTHOR_EDGES_JOB, {"author": user_id}),  # its public posts count again
@@ -155,6 +177,12 @@ async def purge_job(job: JobContext, payload: dict) -> None:
         # re-enqueued itself, delayed, instead: a drain (`run_until_idle`) ran that copy at
         # once, and again, and never became idle while any account was in its grace period.
         raise JobNotDueError(state.purge_after)
+    if state is not None and not await tao.key_claim(DELETION_OUTCOME_KEYS,
+                                                     _outcome_key(user_id, state.requested_at), user_id):
+        # A log-in claimed the outcome first: it cancels the deletion (its write may still be on
+        # the way), and the purge must not touch the account.
+        log.info("purge of user %s not started: a log-in cancelled the deletion", user_id)
+        return
     s = job.settings.account_data
     ctx = DataContext(tao, job.settings, await job_media(job), s.purge_batch)
     removed = state.removed if state is not None else int(payload.get("removed", 0))

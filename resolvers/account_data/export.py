@@ -30,7 +30,7 @@ from resolvers.account_data.registry import DataContext, DataKind, job_media, ki
 from resolvers.errors import UserError
 from resolvers.job_context import JobContext
 from resolvers.throttle import wait_text
-from tao import Tao
+from tao import ObjectNotFoundError, Tao
 
 EXPORT_JOB = "account_data.export"
 RUNNING, READY, FAILED = "RUNNING", "READY", "FAILED"
@@ -138,24 +138,82 @@ async def _once(data: bytes) -> AsyncIterator[bytes]:
     yield data
 
 
+class _AccountLeavingError(Exception):
+    """The account was deleted (or its deletion requested) while its export was being written."""
+
+
+LEAVING_MESSAGE = "The account is being deleted: the export was stopped and nothing of it was kept."
+
+
+async def _discard(store: Any, key: str) -> None:
+    """Nothing of this archive stays: the object if its upload completed, any upload in progress."""
+    for pending in await store.list_multipart(key):
+        if pending.key == key:
+            await store.abort_multipart(pending.key, pending.multipart_id)
+    await store.delete([key])
+
+
+async def _give_up(tao: Tao, store: Any, user: int, key: str, state: dict | None) -> None:
+    """The account is leaving: discard the archive and, while the USER is still there, say why.
+    Once it is gone, the store's traces of it go again too: this job's reads may have cached
+    its (now empty) lists after the purge swept them."""
+    await _discard(store, key)
+    if state is not None:
+        try:
+            await tao.obj_update(user, {"export": {**state, "status": FAILED, "error": LEAVING_MESSAGE}})
+            return
+        except ObjectNotFoundError:
+            pass  # the purge has removed the profile meanwhile: nothing to tell
+    await tao.erase_rows([user])  # a no-op while the USER still exists
+
+
+async def _check_staying(tao: Tao, user: int) -> None:
+    obj = (await tao.obj_get([user])).get(user)
+    if obj is None or obj.data.get("deletion"):
+        raise _AccountLeavingError
+
+
 async def export_job(job: JobContext, payload: dict) -> None:
-    """`account_data.export`: write the archive; idempotent (a finished export is left alone)."""
+    """`account_data.export`: write the archive; idempotent (a finished export is left alone).
+
+    An account being deleted gets no archive, and none of this export stays once the deletion
+    is seen: the job checks at its start, before each kind, after every part (the progress
+    write answers the USER as it is) and with the READY write, and discards the object (and
+    any upload) if the account is deactivated or gone. Before, an export that ran while the purge did (started after the
+    purge's `exports` kind, or retried then) completed its upload after the purge had looked,
+    and the archive outlived the account. The READY write and the deletion's write are both
+    writes of the USER row: if the deletion comes first the export sees it and discards; if it
+    comes after, the purge (which starts later still) finds the completed object and deletes it."""
     tao = job.tao
     user = int(payload["user"])
-    state = (await _user_data(tao, user)).get("export")
-    if not state or state.get("id") != payload["export"] or state.get("status") != RUNNING:
-        return  # finished, or superseded, or the account is gone
+    key = f"{export_prefix(user)}{payload['export']}.zip"
+    obj = (await tao.obj_get([user])).get(user)
+    data = dict(obj.data) if obj is not None else {}
+    state: dict | None = data.get("export")
+    mine = state is not None and state.get("id") == payload["export"] and state.get("status") == RUNNING
+    if obj is None or (mine and data.get("deletion")):
+        # Gone or leaving: an earlier run of this job may have completed the upload before dying.
+        await _give_up(tao, (await job_media(job)).store, user, key, state if obj is not None else None)
+        return
+    if not mine:
+        return  # finished, or superseded
+    assert state is not None
     await job_media(job)
     fmt = DataExportFormat(state["format"])
     ctx = DataContext(tao, job.settings, job.media)
     s = job.settings.account_data
     all_kinds = [k for k in kinds() if k.export is not None]
-    key = f"{export_prefix(user)}{state['id']}.zip"
     done = {"kinds": 0, "parts": 0}
 
     async def progress(parts: int, nbytes: int) -> None:
         done["parts"] = parts
-        await tao.obj_update(user, {"export": {**state, "parts": parts, "bytes": nbytes, "kinds_done": done["kinds"]}})
+        try:
+            now = await tao.obj_update(user, {"export": {**state, "parts": parts, "bytes": nbytes,
+                                                         "kinds_done": done["kinds"]}})
+        except ObjectNotFoundError:
+            raise _AccountLeavingError from None
+        if now.data.get("deletion"):
+            raise _AccountLeavingError  # write_zip aborts the upload (or, after it completed, we discard)
 
     async def members() -> AsyncIterator[Any]:
         yield mp.member("README.txt", _once(_readme(fmt, all_kinds)))
@@ -164,6 +222,7 @@ async def export_job(job: JobContext, payload: dict) -> None:
             yield mp.member("index.html", _once(f"<!doctype html><meta charset='utf-8'><title>Your information"
                                                 f"</title><h1>Your information</h1><ul>{links}</ul>".encode()))
         for kind in all_kinds:
+            await _check_staying(tao, user)  # between kinds too: no reading a purged account's lists
             chunks = _json_chunks(kind, ctx, user) if fmt is DataExportFormat.JSON else _html_chunks(kind, ctx, user)
             yield mp.member(f"{kind.name}.{fmt.value.lower()}", chunks)
             done["kinds"] += 1
@@ -175,10 +234,19 @@ async def export_job(job: JobContext, payload: dict) -> None:
         size = await mp.write_zip(job.media.store, key, members(), s.export_part_size, progress=progress)
     except mp.MediaError:
         raise  # transient store trouble: the outbox retries the whole archive
+    except _AccountLeavingError:
+        await _give_up(tao, job.media.store, user, key, state)
+        return
     finished = now_ms()
     ready = {**state, "status": READY, "key": key, "bytes": size, "parts": done["parts"], "kinds_done": len(all_kinds),
              "finished_at": finished, "expires_at": finished + s.export_url_ttl_seconds * 1000}
-    await tao.obj_update(user, {"export": ready})
+    try:
+        now = await tao.obj_update(user, {"export": ready})
+    except ObjectNotFoundError:
+        await _give_up(tao, job.media.store, user, key, None)
+        return
+    if now.data.get("deletion"):
+        await _give_up(tao, job.media.store, user, key, state)
 
 
 # Exports are the user's data too: the purge deletes the archives (the USER record that names

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from resolvers.account_data.builtin import pages, remove_edge
+from resolvers.account_data.builtin import by_visible_authors, pages, remove_edge, visible_user_ids
 from resolvers.account_data.registry import DataContext, DataKind, register_kind
 from resolvers.explore import trends
 
@@ -22,10 +22,21 @@ ATYPES = ("EXPLORE_SEEN", "DISMISSED_SUGGESTION", "EXPLORE_POOL")
 
 
 async def _export(ctx: DataContext, user: int) -> AsyncIterator[dict]:
+    """Dismissed suggestions the user may still see, posts shown to them unless their author is
+    hidden from them now (blocked either way, pending deletion): both named such accounts until
+    the fifteenth session."""
     for atype in ATYPES:
         async for page in pages(ctx.tao, user, atype, ctx.settings.account_data.export_page):
+            ids = [a.id2 for a in page]
+            if atype == "DISMISSED_SUGGESTION":
+                keep = await visible_user_ids(ctx, user, ids)
+            elif atype == "EXPLORE_SEEN":
+                keep = await by_visible_authors(ctx, user, ids)
+            else:
+                keep = set(ids)
             for a in page:
-                yield {"type": atype, "id": str(a.id2), "time": a.time}
+                if a.id2 in keep:
+                    yield {"type": atype, "id": str(a.id2), "time": a.time}
 
 
 async def _purge(ctx: DataContext, user: int) -> int:

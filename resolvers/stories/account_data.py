@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from resolvers.account_data.builtin import edge_kind, pages, remove_edge, visible_user_ids
+from resolvers.account_data.builtin import by_visible_authors, edge_kind, pages, remove_edge, visible_user_ids
 from resolvers.account_data.registry import DataContext, DataKind, register_kind, register_scheduled_handler
 from resolvers.records import record_of
 from resolvers.stories.actions import EXPIRE_JOB, PURGE_JOB, cleanup, viewers_sketch_key
@@ -90,9 +90,13 @@ async def _purge_highlights(ctx: DataContext, user: int) -> int:
 
 
 async def _export_views(ctx: DataContext, user: int) -> AsyncIterator[dict]:
+    """Stories the user saw, but not those of an account now hidden from them (blocked either
+    way, pending deletion): the export named them until the fifteenth session."""
     async for page in pages(ctx.tao, user, "STORY_SEEN", ctx.settings.account_data.export_page):
+        keep = await by_visible_authors(ctx, user, [a.id2 for a in page])
         for a in page:
-            yield {"story": str(a.id2), "time": a.time}
+            if a.id2 in keep:
+                yield {"story": str(a.id2), "time": a.time}
 
 
 async def _purge_views(ctx: DataContext, user: int) -> int:
@@ -118,7 +122,7 @@ register_kind(DataKind("stories", "Stories (live and archived)", 34,
 register_kind(DataKind("story_views", "Stories you viewed", 36, {"story": "story id", "time": "when you saw it (ms)"},
                        _export_views, _purge_views))
 edge_kind("story_lists", "Story mutes and restricted accounts", 38, ("STORY_MUTES", "RESTRICTS"),
-          "accounts whose stories you muted / that you restrict")
+          "accounts whose stories you muted / that you restrict", accounts=("STORY_MUTES", "RESTRICTS"))
 
 # A story's expiry and purge run a day or a month on and touch only that story: an account
 # purge does not wait for others' (it deletes its own user's, above).

@@ -70,7 +70,7 @@ async def _check_media(tao: Tao, actor: int, media_id: int) -> Media:
 def _hashtag(tag: str | None) -> str | None:
     if tag is None or tag == "":
         return None
-    name = normalize_hashtag(tag.removeprefix("#"))  # as a caption's tags are (NFC, lower, `İ` as `i`)
+    name = normalize_hashtag(tag).removeprefix("#")  # as a caption's tags are (NFKC case fold, `İ` as `i`)
     if not is_hashtag_name(name):
         raise UserError(StoryErrorCode.HASHTAG_INVALID,
                         "A hashtag sticker is one tag of letters, digits or underscores (at most 100).", "hashtag")

@@ -158,6 +158,38 @@ async def test_export_contains_every_kind_and_the_original_media(api, media_sett
     assert "index.html" in z.namelist() and b"sunset #beach" in z.read("posts.html")
 
 
+async def test_the_export_reads_comments_a_page_at_a_time(api, media_settings, monkeypatch):
+    """Comments have no list of their own (a COMMENT names its author): the export scanned for
+    every id of the user's at once (a limit of a million, one list in memory) and read each
+    record alone. It reads `export_page` ids at a time now, with their records in one read."""
+    gql, _ = api
+    media_settings.account_data.export_page = 2
+    ta, _ = await gql.sign_up("ada")
+    tb, _ = await gql.sign_up("bob")
+    mk = "mutation($i: PostCreateInput!) { createPost(input: $i) { post { id } errors { code } } }"
+    post = (await gql.ok(mk, {"i": {"caption": "bob's"}}, tb))["createPost"]["post"]["id"]
+    add = "mutation($p: ID!, $t: String!) { addComment(input: {postId: $p, text: $t}) { errors { code } } }"
+    for i in range(5):
+        assert (await gql.ok(add, {"p": post, "t": f"c{i}"}, ta))["addComment"]["errors"] == []
+    await gql.ok(add, {"p": post, "t": "bob's own"}, tb)
+    limits = []
+    real = gql.tao.obj_scan_naming
+
+    async def spy(needle, otype, limit, **kw):
+        if otype == "COMMENT":
+            limits.append(limit)
+        return await real(needle, otype, limit, **kw)
+
+    monkeypatch.setattr(gql.tao, "obj_scan_naming", spy)
+    await gql.ok(EXPORT, {"f": "JSON"}, ta)
+    await gql.tao.run_jobs_until_idle()
+    st = (await gql.ok(STATUS, token=ta))["dataExport"]
+    async with api[1].get(st["url"]) as r:
+        z = zipfile.ZipFile(io.BytesIO(await r.read()))
+    assert [c["text"] for c in json.loads(z.read("comments.json"))] == [f"c{i}" for i in range(5)]  # oldest first
+    assert limits == [2, 2, 2]  # three pages of two: never more than a page of ids
+
+
 async def test_the_export_never_says_who_blocked_muted_or_close_friended_you(api):
     """Blocks, mutes and close friends are secret from their target: a block hides each from the
     other, a mute is not told, and nobody may infer a close-friends list (docs/stories.md). The
@@ -200,8 +232,9 @@ async def test_the_export_holds_only_the_messages_the_app_shows(api, media_setti
     tb, b = await gql.sign_up("bob")
     tc, c = await gql.sign_up("cy")
     td, d = await gql.sign_up("dan")
+    te, e = await gql.sign_up("eve")  # whom ada blocks: hidden from her as a blocker is
     dm = DM(gql)
-    made = await dm.mutate("createGroupThread", tb, {"userIds": [a, c, d], "name": "club"},
+    made = await dm.mutate("createGroupThread", tb, {"userIds": [a, c, d, e], "name": "club"},
                            "thread { id } errors { code }")
     group = made["thread"]["id"]
     hello = (await dm.sent(tb, thread=group, text="hello all"))["message"]["id"]
@@ -210,6 +243,8 @@ async def test_the_export_holds_only_the_messages_the_app_shows(api, media_setti
     await dm.sent(td, thread=group, text="dan was here")
     await gql.mutate("block", tc, a)
     await dm.sent(tc, thread=group, text="ada cannot see this")
+    await gql.mutate("block", ta, e)
+    await dm.sent(te, thread=group, text="ada blocked eve")
     assert (await gql.ok(DELETE, {"i": {"password": "password-dan"}}, td))["deleteAccount"]["ok"]  # deactivated
     shown = sorted(m["text"] for m in await dm.messages(ta, group))
     assert shown == ["hello all", "hi from ada"]
@@ -271,6 +306,7 @@ async def test_deleted_account_vanishes_then_is_purged_leaving_no_residue(api, m
     # the username is free again
     assert (await gql.post(LOGIN, {"u": "ada", "p": "password-ada"}))[1]["data"]["logIn"]["errors"][0]["code"] \
         == "INVALID_CREDENTIALS"
+    assert (await gql.sign_up("adaI"))[0]  # and so is its look-alike skeleton (docs/accounts.md)
 
 
 async def test_a_user_mentioned_everywhere_is_purged_whole(api, media_settings):

@@ -277,6 +277,70 @@ async def test_one_password_check_per_request(gql, checks):
     assert checks.calls == 0 and await gql.tao.key_get_many("username", ["bob"]) == {}  # nothing ran
 
 
+async def test_a_burst_of_guesses_sent_at_once_is_bounded_by_the_account_limit(gql, monkeypatch):
+    """The throttle peeked before a password check and counted a failure after it: 30 guesses
+    sent at once all passed the peek and ran 30 checks for a limit of 10 (probe). An attempt
+    takes its token first now: 10 are checked, the rest refused unchecked, and the right
+    password is refused too until the bucket refills."""
+    await sign_up(gql, "ada")
+    checks = PasswordChecks(monkeypatch, hold=0.02)
+    answers = await asyncio.gather(*(gql.ok(LOG_IN, {"u": "ada", "p": f"guess {i}"}) for i in range(30)))
+    codes = [a["logIn"]["errors"][0]["code"] for a in answers]
+    assert codes.count("INVALID_CREDENTIALS") == 10 and codes.count("TOO_MANY_ATTEMPTS") == 20, codes
+    assert checks.calls == 10
+    p = (await gql.ok(LOG_IN, {"u": "ada", "p": "a good password"}))["logIn"]
+    assert [e["code"] for e in p["errors"]] == ["TOO_MANY_ATTEMPTS"]
+
+
+async def test_right_passwords_do_not_use_up_the_limits(gql):
+    """An attempt is counted before its check and given back when it succeeds: log-ins, password
+    changes and a session revoked by its owner never add up to a refusal."""
+    t = (await sign_up(gql, "ada"))["token"]
+    for _ in range(12):
+        assert (await gql.ok(LOG_IN, {"u": "ada", "p": "a good password"}))["logIn"]["token"]
+    change = """mutation($c: String!, $n: String!) { changePassword(input: {currentPassword: $c, newPassword: $n}) {
+      errors { code } } }"""
+    pw = "a good password"
+    for i in range(12):
+        new = f"another password {i}"
+        assert (await gql.ok(change, {"c": pw, "n": new}, t))["changePassword"]["errors"] == []
+        pw = new
+    assert (await gql.ok(LOG_IN, {"u": "ada", "p": pw}))["logIn"]["token"]
+
+
+async def test_a_log_in_with_the_old_password_racing_a_change_opens_no_session(gql, monkeypatch):
+    """A log-in checked the old password, then the owner changed it (ending every other session),
+    then the log-in opened its session: someone who had the old password kept a working session
+    past the change (probe). The session is checked against the password it was earned with,
+    after it is written, and removed with INVALID_CREDENTIALS when that changed."""
+    import resolvers.accounts as accounts
+
+    owner = (await sign_up(gql, "ada"))["token"]
+    checked, go_on = asyncio.Event(), asyncio.Event()
+    real = accounts.device_of
+
+    async def paused(user_agent):  # called once the password has been checked
+        if not checked.is_set():
+            checked.set()
+            await go_on.wait()
+        return await real(user_agent)
+
+    monkeypatch.setattr(accounts, "device_of", paused)
+    thief = asyncio.create_task(gql.ok(LOG_IN, {"u": "ada", "p": "a good password"}))
+    await asyncio.wait_for(checked.wait(), 30)
+    change = """mutation { changePassword(input: {currentPassword: "a good password", newPassword: "a new secret 1"})
+      { errors { code } } }"""
+    assert (await gql.ok(change, token=owner))["changePassword"]["errors"] == []
+    go_on.set()
+    p = (await asyncio.wait_for(thief, 30))["logIn"]
+    assert p["token"] is None and [e["code"] for e in p["errors"]] == ["INVALID_CREDENTIALS"], p
+    assert "changed" in p["errors"][0]["message"]
+    uid = (await gql.tao.key_get_many("username", ["ada"]))["ada"]
+    assert await gql.tao.assoc_count(uid, "HAS_SESSION") == 1  # the owner's alone
+    assert (await gql.ok(VIEWER, token=owner))["viewer"] == {"username": "ada"}
+    assert (await gql.ok(LOG_IN, {"u": "ada", "p": "a new secret 1"}))["logIn"]["token"]
+
+
 # These change the settings the app is built with: request them before `gql`.
 @pytest.fixture
 def five_failures_per_address(gql_settings):

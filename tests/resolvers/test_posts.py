@@ -67,6 +67,63 @@ async def test_hashtags_in_scripts_with_combining_marks_and_turkish_capitals(gql
         assert tag is not None and tag["postCount"] == 1, name
     assert (await gql.ok(HASHTAG, {"n": "ह"}))["hashtag"] is None  # not a tag of its own
 
+
+async def test_full_width_and_case_folded_hashtags_are_one_tag(gql):
+    """`#ｃａｔ` (full-width, as a Japanese or Chinese keyboard types it) was a tag of its own,
+    which `hashtag(name: "cat")` and `#cat`'s posts never met (probe). A tag's name is its NFKC
+    case fold now, at write and at every look-up by name; a full-width `＃` starts a tag too."""
+    ta, _ = await gql.sign_up("ada")
+    first = await create(gql, ta, "#ｃａｔ nap")
+    assert first["errors"] == [] and first["post"]["hashtags"] == ["cat"]
+    second = await create(gql, ta, "＃Ｃａｔ and #CAT and #cat and #Straße #STRASSE")
+    assert second["post"]["hashtags"] == ["cat", "strasse"]
+    for name in ("cat", "#ｃａｔ", "＃ＣＡＴ", "CAT"):
+        tag = (await gql.ok(HASHTAG, {"n": name}))["hashtag"]
+        assert tag is not None and tag["name"] == "cat" and tag["postCount"] == 2, name
+    assert (await gql.ok(HASHTAG, {"n": "straße"}))["hashtag"]["postCount"] == 1
+    assert len(await gql.tao.key_get_many("hashtag", ["cat", "ｃａｔ"])) == 1
+    # the search index holds the one tag, found as typed in either width
+    from tests.resolvers.test_search import found
+    assert await found(gql, "#ｃａｔ", ta, ["HASHTAG"]) == ["cat"]
+    assert await found(gql, "cat", ta, ["HASHTAG"]) == ["cat"]
+
+
+async def test_tags_stored_under_an_old_normal_form_are_moved_onto_it(gql):
+    """Posts tagged before the fifteenth session carry tags named in NFC lower case (`ｃａｔ`,
+    `straße`): `hashtags-renormalize` moves them onto the NFKC case-folded tag (their counts
+    follow), leaving the stale tag without posts; running it again changes nothing."""
+    from resolvers.hashtag_names import renormalize_hashtags
+    from resolvers.hashtags import hashtag_ids_for
+    from resolvers.posts import sync_post_edges
+    from resolvers.records import record_of
+    from schema.relay import from_global_id
+    from tao.repair import verify_shard
+
+    ta, _ = await gql.sign_up("ada")
+    new = (await create(gql, ta, "#cat today"))["post"]
+    old = (await create(gql, ta, "#ｃａｔ #Straße #ｃａｔ2 then"))["post"]
+    pid = from_global_id(old["id"], gql.tao.n_shards)[1]
+    stale = await hashtag_ids_for(gql.tao, ["ｃａｔ", "straße", "ｃａｔ2"])  # as the old parse named them
+    updated = await gql.tao.obj_update(pid, {"hashtags": list(stale), "hashtag_ids": list(stale.values())})
+    await sync_post_edges(gql.tao, record_of(updated))
+    await gql.tao.run_jobs_until_idle()
+    assert (await gql.ok(HASHTAG, {"n": "cat"}))["hashtag"]["postCount"] == 1  # the old post is elsewhere
+    moved = [m async for m in renormalize_hashtags(gql.tao)]
+    assert sorted(n for n, _ in moved) == ["straße", "ｃａｔ", "ｃａｔ2"]
+    assert sum(m for _, m in moved) == 1  # the post, renamed whole at its first stale tag
+    await gql.tao.run_jobs_until_idle()
+    tag = (await gql.ok(HASHTAG, {"n": "#ｃａｔ"}))["hashtag"]
+    assert tag["name"] == "cat" and tag["postCount"] == 2
+    assert captions(tag["posts"]) == [old["caption"], new["caption"]]
+    assert (await gql.ok(HASHTAG, {"n": "strasse"}))["hashtag"]["postCount"] == 1
+    post = (await gql.ok("query($id: ID!) { node(id: $id) { ... on Post { hashtags } } }", {"id": old["id"]}))
+    assert post["node"]["hashtags"] == ["cat", "strasse", "cat2"]
+    for sid in stale.values():
+        assert await gql.tao.assoc_count(sid, "TAGS") == 0 and await gql.tao.assoc_count(sid, "PUBLIC_TAGS") == 0
+    assert sorted([m async for m in renormalize_hashtags(gql.tao)]) == [("straße", 0), ("ｃａｔ", 0), ("ｃａｔ2", 0)]
+    for shard in range(gql.tao.n_shards):
+        assert (await verify_shard(gql.tao, shard)).ok
+
 async def test_hashtag_found_by_concurrent_first_uses_is_one_object(gql):
     ta, _ = await gql.sign_up("ada")
     import asyncio

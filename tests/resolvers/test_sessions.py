@@ -194,3 +194,24 @@ async def test_action_limits_refuse_with_retry_after(two_per_hour, gql: GQL):
     assert "try again in" in error["message"]
     # nothing was done: u2 has no follower
     assert (await gql.ok('{ user(username: "u2") { followerCount } }', token=token))["user"]["followerCount"] == 0
+
+
+async def test_a_session_ended_while_its_request_touches_it_is_unauthenticated(gql: GQL):
+    """A request read its session (still there), another ended it, then the first rewrote its
+    `lastUsedAt`: the write found no session and the request failed as an internal error
+    (probe). It answers UNAUTHENTICATED, as for a session already ended."""
+    from resolvers.accounts import _parse_token
+    from tao.testing import TaoTestHooks
+
+    token, _ = await gql.sign_up("ada")
+    sid = _parse_token(token)[0]
+    hooks = TaoTestHooks(gql.tao)
+    await gql.tao.obj_update(sid, {"last_used": 1})  # due for its touch
+    await gql.tao.obj_get([sid])  # and cached as it is
+
+    async def gone(conn):  # ended in SQL, the cache not yet told: the request reads it alive
+        await conn.execute("DELETE FROM {objects} WHERE id = %s", (sid,))
+
+    await hooks.write(hooks.shard(sid), gone)
+    status, body = await gql.post("{ viewer { username } }", token=token)
+    assert "errors" in body and body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED", (status, body)

@@ -237,3 +237,81 @@ async def test_a_password_change_ends_the_log_ins_the_old_password_began(gql: GQ
     assert codes(late) == ["CHALLENGE_INVALID"] and late["token"] is None
     fresh = (await gql.ok(LOG_IN, {"u": "ada", "p": "a new password"}))["logIn"]["challenge"]
     assert (await complete(gql, fresh, recovery[0]))["token"]  # the recovery code was not spent
+
+
+async def test_a_second_step_racing_a_password_change_opens_no_session(gql: GQL, monkeypatch):
+    """The challenge's password was current when its code was checked, then the owner changed it
+    before the session was written: the session is removed and the answer is INVALID_CREDENTIALS
+    (it was a working session of the old password, past the change: probe)."""
+    import asyncio
+
+    import resolvers.account_data.deletion as deletion
+
+    token, _ = await gql.sign_up("ada")
+    totp, _ = await enrol(gql, token)
+    ch = await challenge(gql)
+    checked, go_on = asyncio.Event(), asyncio.Event()
+    real = deletion.cancel_deletion
+
+    async def paused(tao, user_id):  # open_session's first step, once the code has been accepted
+        checked.set()
+        await go_on.wait()
+        return await real(tao, user_id)
+
+    monkeypatch.setattr(deletion, "cancel_deletion", paused)
+    second = asyncio.create_task(complete(gql, ch, later_code(totp)))
+    await asyncio.wait_for(checked.wait(), 30)
+    change = """mutation { changePassword(input: {currentPassword: "password-ada", newPassword: "a new secret 1"})
+      { errors { code } } }"""
+    assert (await gql.ok(change, token=token))["changePassword"]["errors"] == []
+    go_on.set()
+    p = await asyncio.wait_for(second, 30)
+    assert p["token"] is None and codes(p) == ["INVALID_CREDENTIALS"], p
+    uid = (await gql.tao.key_get_many("username", ["ada"]))["ada"]
+    assert await gql.tao.assoc_count(uid, "HAS_SESSION") == 1  # the owner's alone
+
+
+async def test_a_wrong_code_for_a_challenge_ended_meanwhile_is_challenge_invalid(gql: GQL):
+    """A wrong code read its challenge (alive), another request ended it (completed, or the fifth
+    wrong code), then the wrong code's attempt count was written to nothing: an internal error
+    (probe). It answers CHALLENGE_INVALID, as for a challenge already ended."""
+    from tao.testing import TaoTestHooks
+
+    token, _ = await gql.sign_up("ada")
+    totp, _ = await enrol(gql, token)
+    ch = await challenge(gql)
+    cid = int(ch[len("tgc_"):].partition("_")[0])
+    await gql.tao.obj_get([cid])  # cached alive
+    hooks = TaoTestHooks(gql.tao)
+
+    async def gone(conn):
+        await conn.execute("DELETE FROM {objects} WHERE id = %s", (cid,))
+
+    await hooks.write(hooks.shard(cid), gone)
+    wrong = "000000" if later_code(totp) != "000000" else "111111"
+    body = await gql(COMPLETE, {"ch": ch, "c": wrong})
+    assert "errors" not in body, body
+    assert codes(body["data"]["completeLogIn"]) == ["CHALLENGE_INVALID"]
+
+
+@pytest.fixture
+def many_failures(gql_settings):
+    gql_settings.auth.login_failures_per_username = 100  # the challenge's own bound is what is tested
+    gql_settings.auth.two_factor_attempts_per_challenge = 5
+
+
+async def test_wrong_codes_sent_at_once_get_the_challenges_tries_only(many_failures, gql: GQL):
+    """The challenge's tries were counted by reading its count and writing it plus one: 20 wrong
+    codes sent at once all read 0 and were all checked (probe). A challenge's tries are taken
+    from a bucket of its own first: 5 are checked, the rest end it."""
+    import asyncio
+
+    token, _ = await gql.sign_up("ada")
+    totp, _ = await enrol(gql, token)
+    ch = await challenge(gql)
+    good = later_code(totp)
+    wrong = [f"{i:06d}" for i in range(100, 120) if f"{i:06d}" != good and f"{i:06d}" != totp.now()]
+    answers = await asyncio.gather(*(complete(gql, ch, c) for c in wrong))
+    assert sum(codes(a) == ["INVALID_CODE"] for a in answers) <= 5, [codes(a) for a in answers]
+    assert all(codes(a) in (["INVALID_CODE"], ["CHALLENGE_INVALID"]) for a in answers)
+    assert codes(await complete(gql, ch, good)) == ["CHALLENGE_INVALID"]

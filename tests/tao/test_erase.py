@@ -54,3 +54,22 @@ async def test_obj_scan_naming_by_field_finds_only_that_fields_value(tao):
     assert longer not in await tao.obj_scan_naming(user, "TEST_NODE", 100, field="author")
     with pytest.raises(InvalidDataError):
         await tao.obj_scan_naming(user, "TEST_NODE", 3, field='author":1,"x')
+
+
+async def test_obj_scan_naming_pages_in_id_order_over_every_shard(tao):
+    """An export reads a user's comments a page at a time (`after`: the last id of the page
+    before), not every id at once as it did (up to a million in one list)."""
+    user = await tao.obj_add("TEST_NODE", {})
+    mine = []
+    for i in range(7):  # on several shards (no owner: placed anywhere)
+        mine.append(await tao.obj_add("TEST_NODE", {"author": user, "n": i}))
+        await tao.obj_add("TEST_NODE", {"author": user + 1})
+    got, after = [], 0
+    while True:
+        page = await tao.obj_scan_naming(user, "TEST_NODE", 3, field="author", after=after)
+        assert len(page) <= 3 and page == sorted(page)
+        got += page
+        if len(page) < 3:
+            break
+        after = page[-1]
+    assert got == sorted(mine)

@@ -71,3 +71,19 @@ async def test_redis_unreachable_falls_back_to_process_memory(test_id):
         assert lim.fallbacks == 3
     finally:
         await lim.close()
+
+
+async def test_refund_gives_back_up_to_capacity(limiter):
+    """A log-in takes its attempt first (so a burst cannot pass one check each) and gives it back
+    when it succeeds: never past the bucket's capacity."""
+    b, c = Bucket("r:a", 3, 3600), Bucket("r:b", 5, 3600)
+    assert (await limiter.take([b, c], 1)).ok
+    back = await limiter.take([b, c], 1, Mode.REFUND)
+    assert back.ok and back.levels == pytest.approx((3, 5), abs=0.01)
+    again = await limiter.take([b, c], 2, Mode.REFUND)  # already full: stays at capacity
+    assert again.levels == pytest.approx((3, 5), abs=0.01)
+    for _ in range(3):
+        assert (await limiter.take([b, c])).ok
+    assert not (await limiter.take([b, c])).ok
+    assert (await limiter.take([b, c], 1, Mode.REFUND)).levels == pytest.approx((1, 3), abs=0.01)
+    assert (await limiter.take([b, c])).ok

@@ -118,3 +118,13 @@ async def test_a_link_sticker_that_could_spoof_its_host_is_refused(gql):
     await _nothing_posted(gql, "ada")
     ok = await post_story(gql, ta, "ada", link="https://example.com/a?b=c#d")
     assert ok["link"] == "https://example.com/a?b=c#d"
+
+
+async def test_a_full_width_hashtag_sticker_is_the_tag_a_caption_names(gql):
+    """A sticker's tag is normalised as a caption's is (NFKC case fold): `＃ＳＵＮ` was stored as
+    `＃ｓｕｎ`, refused as no tag, while `#sun` in a caption is `sun` (probe)."""
+    clock(gql)
+    ta, _ = await gql.sign_up("ada")
+    for typed in ("＃ＳＵＮ", "ｓｕｎ", "#Sun"):
+        story = await post_story(gql, ta, "ada", hashtag=typed)
+        assert story["hashtag"] == "sun", typed
