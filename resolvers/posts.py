@@ -70,7 +70,7 @@ from resolvers.pagination import Cursor, Page, load_assoc_page, make_page
 from resolvers.records import Location, Media, MediaKind, MediaStatus, Post, PostKind, PostStatus, User, record_of
 from resolvers.search.indexer import post_jobs
 from resolvers.text_rules import text_has_controls
-from tao import Assoc, Tao
+from tao import Assoc, Tao, time_of
 from tao.models import now_ms
 
 if TYPE_CHECKING:
@@ -86,6 +86,9 @@ DRAIN_PAGE = 200
 MEDIA_KEYS = "post_media"  # media id -> the post it is in (see the module's invariants)
 # A claim's holder not listed this long after it was made is a create that failed or died.
 STALE_CLAIM_MS = 10 * 60 * 1000
+# A claim's holder that does not exist is gone, unless its id was made this recently: a message
+# claims its media under its planned id, and its delivery stores it after (resolvers/messages/send.py).
+IN_FLIGHT_MS = 60 * 1000
 
 Hook = Callable[[Post], list[tuple[str, dict]]]
 # Jobs to commit with the write that makes a post visible (the feed appends its fan-out hook).
@@ -269,6 +272,8 @@ async def _take_over_stale(tao: Tao, media_id: int, holder: int) -> bool:
     current = (await tao.key_get_many(MEDIA_KEYS, [str(media_id)])).get(str(media_id))
     if current is not None:
         obj = (await tao.obj_get([current])).get(current)
+        if obj is None and now_ms() - time_of(current) < IN_FLIGHT_MS:
+            return False  # a message under way: its id claims the media before its delivery stores it
         if obj is not None and (now_ms() - obj.created < STALE_CLAIM_MS or await _listed(tao, obj)):
             return False
         await tao.key_release(MEDIA_KEYS, str(media_id), current)

@@ -20,7 +20,8 @@ from tao.bulk_lists import MAX_BULK, BulkLists
 from tao.errors import ConflictError, InvalidDataError, ObjectNotFoundError
 from tao.inverses import Inverses
 from tao.lists import EdgeId, ListChange, ListWrites, or_of
-from tao.models import MAX_CHECKED, Appended, Assoc, ListCheck, edge_time, encode_data, now_ms
+from tao.models import MAX_CHECKED, Appended, Assoc, ListCheck, PlannedObj, edge_time, encode_data, now_ms
+from tao.objects import Objects
 from tao.outbox import Jobs, Outbox
 from tao.registry import Registry
 from tao.shards import Shards
@@ -32,7 +33,8 @@ INVERSE_GRACE_MS = 5_000  # the worker leaves a fresh inverse job to its writer 
 
 class AssocWrites:
     def __init__(self, shards: Shards, lists: ListWrites, bulk: BulkLists, inverses: Inverses,
-                 outbox: Outbox, registry: Registry) -> None:
+                 outbox: Outbox, registry: Registry, objects: Objects) -> None:
+        self._objects = objects
         self._shards = shards
         self._lists = lists
         self._bulk = bulk
@@ -61,16 +63,20 @@ class AssocWrites:
 
     async def add_and_append(self, edges: list[tuple], appends: list[tuple[int, str, int, dict | None]], *,
                              jobs_by_shard: dict[int, list] | None = None,
-                             check: ListCheck | None = None) -> tuple[int, list[Appended]]:
+                             check: ListCheck | None = None,
+                             create: list[PlannedObj] | None = None) -> tuple[int, list[Appended]]:
         """`assoc_add_many(edges)` and `assoc_append_many(appends)` in one transaction per shard
         of id1 for both, shards in parallel: (edges new, what each append did). `check`: every
-        edge and append must be on its list's shard (one transaction), checked in it."""
+        edge and append must be on its list's shard (one transaction), checked in it; `create`:
+        planned objects (`Objects.plan`) inserted in that checked transaction."""
+        if create and (check is None or any(p.shard != self._shards.shard(check.id1) for p in create)):
+            raise InvalidDataError("created objects go in the checked transaction: on its list's shard")
         if len(edges) + len(appends) > MAX_BULK:
             raise InvalidDataError(f"{len(edges) + len(appends)} edges in one call; the limit is {MAX_BULK}")
         append_rows = self._bulk.append_rows(appends)
         appends_by_shard = self._shards.by_shard(append_rows, lambda r: r[0])
+        home = None if check is None else self._shards.shard(check.id1)
         if check is not None:
-            home = self._shards.shard(check.id1)
             if not self._registry.primary_atype(check.atype).counted or any(
                     self._shards.shard(e[0]) != home for e in [*edges, *append_rows]):
                 raise InvalidDataError("a checked write is one transaction: a counted list, and every edge and "
@@ -102,14 +108,16 @@ class AssocWrites:
                 await self._bulk.put_uncounted(shard, uncounted, None if counted or mine else jobs)
             if not counted and not mine and check is None:
                 return {shard: len(uncounted)}
-            changes, done = await self._add_on_shard(shard, counted, jobs, mine, check)
+            changes, done = await self._add_on_shard(shard, counted, jobs, mine, check,
+                                                     create if check is not None and shard == home else None)
             appended.update(done)
             return {shard: len(uncounted) + sum(c.count for c in changes) - sum(c.count_before for c in changes)}
         inserted = await self._shards.per_shard(groups, one)
         return sum(inserted.values()), [appended[(r[0], r[1], r[2])] for r in append_rows]
 
     async def _add_on_shard(self, shard: int, rows: list[tuple], jobs: Jobs, appends: list[tuple] = (),  # type: ignore[assignment]
-                            check: ListCheck | None = None) -> tuple[list[ListChange], dict[EdgeId, Appended]]:
+                            check: ListCheck | None = None, create: list[PlannedObj] | None = None,
+                            ) -> tuple[list[ListChange], dict[EdgeId, Appended]]:
         """Upsert `rows` (all on `shard`) and append `appends` (`BulkLists.append_rows`, on
         `shard`) in one transaction; returns the forward lists' changes and the appends'.
         An inverse that lives on this shard too (a thread's member who created it, a user's own
@@ -134,6 +142,8 @@ class AssocWrites:
 
         async def body(conn: Conn) -> Any:
             left_out.clear()  # a transaction redone (a deadlock) checks again
+            for planned in create or ():  # queued: they go with the lock's round trip
+                await self._objects.queue_insert(conn, planned)
             locked = await self._lists.lock_and_read(conn, [(k[0], k[1]) for k in keys + inv_keys + app_keys] + checked,
                                                      keys + inv_keys + app_keys, tombstones=inv_keys,
                                                      newest=bool(appends), whole=checked)
@@ -176,6 +186,8 @@ class AssocWrites:
         changes, job_id, done = await self._shards.write(shard, body)
         written = [r for r in rows if (r[0], r[1], r[2]) not in left_out]
         states = {(r[0], r[1], r[2]): (changes[(r[0], r[1])].version, (r[3], r[4])) for r in written}
+        if create:
+            await self._objects.installed(create)
         await self._after_write(shard, list(changes.values()), job_id, [k for k in remote if k not in left_out], states)
         return [changes[lst] for lst in dict.fromkeys((k[0], k[1]) for k in keys)], done
 

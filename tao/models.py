@@ -30,6 +30,17 @@ class Obj:
     data: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class PlannedObj:
+    """An object to be created inside an edge write's transaction (`Tao.obj_plan`, then
+    `assoc_add_and_append(create=...)`): its id and time are taken now, nothing is written yet.
+    `obj` is the object as that write stores it."""
+    shard: int
+    code: int  # the otype's
+    text: str  # its data, encoded as stored
+    obj: Obj
+
+
 @dataclass(slots=True)
 class Assoc:
     id1: int

@@ -23,7 +23,7 @@ from tao.errors import (
     ShardUnavailableError,
     VersionConflictError,
 )
-from tao.models import Obj, check_count, check_many, encode_data, now_ms
+from tao.models import Obj, PlannedObj, check_count, check_many, encode_data, now_ms
 from tao.outbox import Jobs, Outbox
 from tao.registry import Registry
 from tao.shards import Errors, Shards
@@ -98,6 +98,36 @@ class Objects:
                                   shard, [{"kind": "o", "id": id_}])
         self._outbox.nudge(shard)
         return Obj(id_, otype, 1, ts, ts, value["o"][3])
+
+    def plan(self, otype: str, data: dict | None, owner: int, id_: int | None = None) -> PlannedObj:
+        """An object on `owner`'s shard, its id and time taken now (or `id_`, an id of that shard
+        made for it before), to be inserted by another write's transaction (`queue_insert`, then
+        `installed` after its commit)."""
+        code = self._registry.otype(otype).code
+        text = encode_data(data)
+        shard = self._shards.home_shard(owner)
+        if id_ is None:
+            id_ = self._shards.ids.next_id(shard)  # IdLeaseLostError: no slot on the server now
+        elif self._shards.shard(id_) != shard:
+            raise InvalidDataError(f"id {id_} is not on the shard of its owner {owner}")
+        ts = now_ms()
+        return PlannedObj(shard, code, text, Obj(id_, otype, 1, ts, ts, orjson.loads(text)))
+
+    @staticmethod
+    async def queue_insert(conn: Conn, planned: PlannedObj) -> None:
+        """Insert the planned object in the caller's transaction (queued: no round trip of its
+        own; a duplicate id is raised with the statement that carries it)."""
+        o = planned.obj
+        await conn.queue(f"INSERT INTO {{objects}} ({_OBJ_COLS}) VALUES (%s, %s, 1, %s, %s, %s)",
+                         (o.id, planned.code, o.created, o.updated, planned.text))
+
+    async def installed(self, planned: list[PlannedObj]) -> None:
+        """After the commit that inserted them: install the new objects, as `add` does."""
+        for p in planned:
+            o = p.obj
+            value = self._obj_value((o.id, p.code, 1, o.created, o.updated, p.text))
+            await self._cache.install([install_value(self._cache.obj_key(o.id), 1, value)],
+                                      p.shard, [{"kind": "o", "id": o.id}])
 
     async def add_many(self, items: list[tuple[str, dict | None, int | None]]) -> list[int]:
         """Bulk obj_add of (otype, data, owner) items: one multi-row insert per shard, shards in

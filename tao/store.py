@@ -50,7 +50,7 @@ from tao.instrumentation import instrument  # observability: verb counters, cach
 from tao.inverses import Inverses
 from tao.lists import ListWrites
 from tao.migrations import check_shard, migrate_shard
-from tao.models import Appended, Assoc, ListCheck, Obj
+from tao.models import Appended, Assoc, ListCheck, Obj, PlannedObj
 from tao.objects import Objects
 from tao.outbox import Jobs, Outbox
 from tao.rate_limits import RateLimiter, make_rate_limiter
@@ -67,7 +67,7 @@ class Tao:
 
     __all__ = (
         # objects
-        "obj_add", "obj_create", "obj_add_many", "obj_get", "obj_update", "obj_delete", "obj_scan",
+        "obj_add", "obj_create", "obj_plan", "obj_add_many", "obj_get", "obj_update", "obj_delete", "obj_scan",
         # associations: writes
         "assoc_add", "assoc_add_many", "assoc_delete", "assoc_change_type",
         # associations: bulk and append-only lists (tao/bulk_lists.py)
@@ -104,7 +104,7 @@ class Tao:
         lists = ListWrites(backend, cache_io, registry)
         self._inverses = Inverses(shards, lists, registry)
         self._bulk = BulkLists(shards, lists, outbox, registry)
-        self._writes = AssocWrites(shards, lists, self._bulk, self._inverses, outbox, registry)
+        self._writes = AssocWrites(shards, lists, self._bulk, self._inverses, outbox, registry, self._objects)
         self._reads = AssocReads(shards, cache_io, lists, registry)
         self._erasure = Erasure(shards, cache_io, registry)
         self._cache_baseline: dict[str, int] = {}
@@ -142,6 +142,13 @@ class Tao:
         """obj_add that returns the object as stored (its times and version), for a caller that
         would otherwise read it back at once."""
         return await self._objects.add(otype, data, owner=owner, jobs=jobs)
+
+    def obj_plan(self, otype: str, data: dict | None = None, *, owner: int, id: int | None = None) -> PlannedObj:
+        """An object on `owner`'s shard whose id and time are taken now and which another write
+        creates in its own transaction (`assoc_add_and_append(create=[...])`): a caller that
+        must claim something under the id before the object exists. Nothing is written. `id`:
+        an id of that shard planned before (a retry creating what an earlier try planned)."""
+        return self._objects.plan(otype, data, owner, id)
 
     async def obj_add_many(self, items: list[tuple[str, dict | None, int | None]]) -> list[int]:
         """Bulk obj_add of (otype, data, owner) items (batch loads; no jobs); ids in input order."""
@@ -202,14 +209,18 @@ class Tao:
 
     async def assoc_add_and_append(self, edges: list[tuple], appends: list[tuple[int, str, int, dict | None]],
                                    *, check: ListCheck | None = None,
-                                   jobs_by_shard: dict[int, list] | None = None) -> tuple[int, list[Appended]]:
+                                   jobs_by_shard: dict[int, list] | None = None,
+                                   create: list[PlannedObj] | None = None) -> tuple[int, list[Appended]]:
         """`assoc_add_many(edges)` and `assoc_append_many(appends)` together, one transaction per
         shard for both (a delivery that bumps each member's folders and appends to each
         member's stream): (how many edges were new, what each append did). `check` (a
         `ListCheck`): a condition on a small list, checked under its lock in the write's one
         transaction (every edge and append on the list's shard); raising aborts the write (and
-        its jobs). `jobs_by_shard`: as `assoc_add_many`'s."""
-        return await self._writes.add_and_append(edges, appends, check=check, jobs_by_shard=jobs_by_shard)
+        its jobs). `jobs_by_shard`: as `assoc_add_many`'s. `create`: objects planned with
+        `obj_plan` on `check`'s shard, inserted in that transaction (a duplicate id raises
+        DuplicateKeyError and writes nothing) and cached after it."""
+        return await self._writes.add_and_append(edges, appends, check=check, jobs_by_shard=jobs_by_shard,
+                                                 create=create)
 
     async def assoc_trim(self, id1: int, atype: str, *, keep: int, before: int | None = None) -> int:
         """Delete the edges of an uncached list past its newest `keep`, and any older than
@@ -261,9 +272,10 @@ class Tao:
         the namespace is declared uncached (`Registry.uncached_key_namespace`)."""
         return await self._keys.claim(ns, key, id_)
 
-    async def key_release(self, ns: str, key: str, id_: int) -> bool:
-        """Release `key` if `id_` holds it; True if it did."""
-        return await self._keys.release(ns, key, id_)
+    async def key_release(self, ns: str, key: str, id_: int, *, to: int = 0) -> bool:
+        """Release `key` if `id_` holds it; True if it did. `to`: an id that holds it from then
+        on, in the same transaction (0: free)."""
+        return await self._keys.release(ns, key, id_, to)
 
     async def key_get_many(self, ns: str, keys: list[str], *, errors: Errors = "raise") -> dict[str, Any]:
         """{key: id} for the keys that are claimed; errors="return" as for the other many-keys reads.

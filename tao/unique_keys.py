@@ -90,9 +90,12 @@ class UniqueKeys:
             await self._install_key(shard, ns, key, *holder)
         return ok
 
-    async def release(self, ns: str, key: str, id_: int) -> bool:
-        """Release `key` if `id_` holds it; True if it did."""
+    async def release(self, ns: str, key: str, id_: int, to: int = 0) -> bool:
+        """Release `key` if `id_` holds it (to `to`: 0 frees it, another id takes it over at once);
+        True if it did."""
         self._check(ns, key)
+        if to:
+            self._shards.shard(to)
         shard = self._key_shard(ns, key)
 
         async def body(conn: Conn) -> Any:
@@ -100,14 +103,14 @@ class UniqueKeys:
                                        f"{self._shards.backend.for_update}", (ns, key))
             if not rows or rows[0][0] != id_:
                 return None
-            await conn.execute("UPDATE {unique_keys} SET id = 0, version = %s WHERE ns = %s AND k = %s",
-                               (rows[0][1] + 1, ns, key))
+            await conn.execute("UPDATE {unique_keys} SET id = %s, version = %s WHERE ns = %s AND k = %s",
+                               (to, rows[0][1] + 1, ns, key))
             return rows[0][1] + 1
         version = await self._shards.write(shard, body)
         if version is None:
             return False
         if ns not in self._uncached:
-            await self._install_key(shard, ns, key, 0, version)
+            await self._install_key(shard, ns, key, to, version)
         return True
 
     async def _install_key(self, shard: int, ns: str, key: str, id_: int, version: int) -> None:

@@ -27,7 +27,17 @@ from resolvers.errors import UserError
 from resolvers.messages import events
 from resolvers.messages.access import member_edges, viewer_message, viewer_thread
 from resolvers.messages.crypto import MessageKeyError
-from resolvers.messages.model import EMOJI_MAX, TEXT, Message, MessageErrorCode, Thread, cipher, message_not_found
+from resolvers.messages.model import (
+    CLIENT_KEYS,
+    EMOJI_MAX,
+    TEXT,
+    Message,
+    MessageErrorCode,
+    Thread,
+    cipher,
+    client_key,
+    message_not_found,
+)
 from resolvers.messages.send import advance_read_marker
 from resolvers.records import record_of
 from tao import Bucket, Mode, ObjectNotFoundError, Tao
@@ -199,6 +209,11 @@ async def do_unsend_message(tao: Tao, actor_id: int, message_id: int) -> int:
     # unlisting or sweep comes after the racing write and removes it.
     ev = events.event(tao, await _member_ids(ctx, msg.thread), events.MESSAGE_UNSENT, near=message_id,
                       thread=msg.thread, message=message_id, user=viewer)
+    if msg.client_id is not None:
+        # Its client id stays spent: before the object goes, the key is moved from the message
+        # to its thread. (Naming a message no longer stored, it would read as a send that died
+        # before storing it, which a retry within RESUME_WINDOW_MS finishes: it would come back.)
+        await tao.key_release(CLIENT_KEYS, client_key(viewer, msg.client_id), message_id, to=msg.thread)
     if await tao.obj_delete(message_id, jobs=events.jobs_of(ev)):
         await ev.deliver(tao)
     await tao.assoc_delete(msg.thread, "HAS_MESSAGE", message_id)

@@ -34,6 +34,11 @@ PAIR_KEYS = "dm_pair"          # unique-key namespace: "lo:hi" user ids -> their
 CLIENT_KEYS = DM_CLIENT_KEYS  # unique-key namespace: "sender:clientMessageId" -> message; uncached (tao/types.py)
 
 
+def client_key(sender: int, client_id: str) -> str:
+    """A send's key in CLIENT_KEYS: it names the message (or, once unsent, its thread)."""
+    return f"{sender}:{client_id}"
+
+
 class MessageErrorCode(enum.Enum):
     THREAD_NOT_FOUND = "THREAD_NOT_FOUND"
     MESSAGE_NOT_FOUND = "MESSAGE_NOT_FOUND"

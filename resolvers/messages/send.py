@@ -45,6 +45,7 @@ from resolvers.messages.model import (
     MessageErrorCode,
     Thread,
     cipher,
+    client_key,
     is_message,
     message_data,
     thread_not_found,
@@ -60,8 +61,9 @@ from resolvers.messages.threads import (
 from resolvers.notifications import causes
 from resolvers.posts import claim_media
 from resolvers.records import Media, MediaKind, MediaStatus, record_of
-from tao import Assoc, ConflictError, ListCheck, Obj, Tao, shard_of
-from tao.models import Appended, now_ms
+from tao import Assoc, ConflictError, ListCheck, Obj, Tao, shard_of, time_of
+from tao.errors import DuplicateKeyError
+from tao.models import Appended, PlannedObj, now_ms
 
 if TYPE_CHECKING:
     from resolvers.context import RequestContext
@@ -69,10 +71,6 @@ if TYPE_CHECKING:
 DELIVER_JOB = "messages.deliver"
 _CLIENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,%d}" % CLIENT_ID_MAX)
 _MEDIA_KINDS = {MEDIA: (MediaKind.IMAGE, MediaKind.VIDEO), VOICE: (MediaKind.AUDIO,)}
-
-
-def _client_key(sender: int, client_id: str) -> str:
-    return f"{sender}:{client_id}"
 
 
 def _check_client_id(client_id: str) -> None:
@@ -168,7 +166,7 @@ async def _existing(ctx: RequestContext, sender: int, client_id: str, canonical:
     differs. `canonical(target)`: this send's content, aimed at `target` ("t:<thread>" or
     "u:<recipients>"); the stored send may have named the same conversation the other way
     (`_other_target`)."""
-    key = _client_key(sender, client_id)
+    key = client_key(sender, client_id)
     # CLIENT_KEYS is declared uncached (tao/types.py: every read, claim and release): a key is
     # read when a send may create a thread or move one out of requests, and when its claim
     # failed (a retry); a fill would only be replaced by the claim's install a moment later.
@@ -298,30 +296,22 @@ async def do_send_message(tao: Tao, actor_id: int, *, client_id: str, thread_id:
                         post=post_id, media=media_id, reply_to=reply_to, client_id=client_id,
                         fp=box.fingerprint(canonical(target)), story=story_id, story_reaction=story_reaction)
     members = [sender, *recipients]
-    made_event: list[realtime.PendingEvent] = []
-
-    def jobs(mid: int) -> list[tuple]:
-        # The message's event is delivered with the message, and one job repairs both: the
-        # delivery job, under the event's id, appends it to the members it finds (checked as the
-        # writer's delivery is) and publishes it again until the broker takes it. The writer
-        # delivers right after the commit; the job repairs only what it did not finish.
-        # The sender rides along (ids only): a subscriber reads its visibility with the message.
-        event = realtime.stream_event(tao, members, events.MESSAGE_NEW,
-                                      {"thread": thread.id, "message": mid, "sender": sender}, near=thread.id)
-        made_event[:] = [event]
-        redeliver = (DELIVER_JOB, {"message": mid, "thread": thread.id, "event": event.event_id, "sender": sender},
-                     tao.settings.realtime.redeliver_after_ms, event.event_id)
-        return [redeliver, *causes.message_requests(sender, requests, thread.id, mid, now_ms())]
-    stored = await tao.obj_create("MESSAGE", data, owner=thread.id, jobs=jobs)
-    made = stored.id
-    if not await tao.key_claim(CLIENT_KEYS, _client_key(sender, client_id), made):
-        # An earlier or racing try of this send holds the key: answer with its message (or refuse).
-        await tao.obj_delete(made)
-        done = await earlier_try()
-        if done is None:
-            raise _reused()
-        return Sent(done, thread if thread.id == done.thread else None)
-    msg = record_of(stored)
+    # The message's id and time first, nothing written: the client key is claimed under the
+    # id, then the delivery's transaction on the thread's shard inserts the message with its
+    # job (before, the message and its job were a transaction of their own, before the claim).
+    planned = tao.obj_plan("MESSAGE", data, owner=thread.id)
+    key = client_key(sender, client_id)
+    if not await tao.key_claim(CLIENT_KEYS, key, planned.obj.id):
+        # An earlier or racing try of this send holds the key: answer with its message (or
+        # refuse), or finish what it began if it stored nothing under the id.
+        unfinished = await _unfinished_try(tao, key, thread.id)
+        if unfinished is None:
+            if (done := await earlier_try()) is None:
+                raise _reused()
+            return Sent(done, thread if thread.id == done.thread else None)
+        planned = tao.obj_plan("MESSAGE", data, owner=thread.id, id=unfinished)
+    made = planned.obj.id
+    msg = record_of(planned.obj)
     if media_id is not None:
         # An upload is in one post, story or message (resolvers.posts.claim_media): the checks
         # above read it free, but a createPost (or another send) racing this one read it free
@@ -334,25 +324,37 @@ async def do_send_message(tao: Tao, actor_id: int, *, client_id: str, thread_id:
         # A message's media is seen through the message only (resolvers.media).
         await tao.obj_update(media_id, {"dm": True})
     await limits.record_send(tao, sender, requests, new, msg.created)
+    # The message's event is delivered with the message, and one job repairs both: the
+    # delivery job, under the event's id, appends it to the members it finds (checked as the
+    # writer's delivery is) and publishes it again until the broker takes it. The writer
+    # delivers at once; the job repairs only what it did not finish. The sender rides along
+    # (ids only): a subscriber reads its visibility with the message.
+    event = realtime.stream_event(tao, members, events.MESSAGE_NEW,
+                                  {"thread": thread.id, "message": made, "sender": sender}, near=thread.id)
+    redeliver = (DELIVER_JOB, {"message": made, "thread": thread.id, "event": event.event_id, "sender": sender},
+                 tao.settings.realtime.redeliver_after_ms, event.event_id)
+    jobs = [redeliver, *causes.message_requests(sender, requests, thread.id, made, now_ms())]
     # The members as this request read them (`member_edges`, through its loaders): the
     # delivery needs no second read of the list (it checks it in the thread's transaction).
-    # The message.new event is appended to each member's stream in the delivery's own
-    # transactions and published after they all committed; then its job (the delivery's) is
-    # deleted, unless a publish failed (the job publishes again).
-    event = made_event[0]
+    # The message and its job commit in the thread's transaction, with its listing; the
+    # message.new event is appended to each member's stream in the delivery's transactions
+    # and published after they all committed; then its job (the delivery's) is deleted,
+    # unless a publish failed (the job publishes again).
     try:
         appended = await deliver(tao, made, sent=msg, memberships=await member_edges(ctx, thread.id), event=event,
-                                 known=known)
-    except UserError:  # withdrawn (the sender left meanwhile): the job has nothing left to do
-        await tao.outbox.delete(shard_of(made), event.event_id)
-        raise
+                                 known=known, create=(planned, jobs))
+    except DuplicateKeyError:
+        # Finishing an unfinished try, and that try (or another retry) stored the message first
+        if (done := await earlier_try()) is None:
+            raise _reused() from None
+        return Sent(done, thread if thread.id == done.thread else None)
     await event.published(tao, appended)
     return Sent(msg, thread)
 
 
 async def deliver(tao: Tao, message_id: int, *, sent: Message | None = None,
                   memberships: list[Assoc] | None = None, event: realtime.PendingEvent | None = None,
-                  known: dict | None = None) -> list[Appended]:
+                  known: dict | None = None, create: tuple[PlannedObj, list] | None = None) -> list[Appended]:
     """List the message in its thread, move the sender's read marker to it and bump every
     member's folder: one transaction per shard (the thread's, each member's), in parallel.
     Idempotent; also the job. `sent`: the message its writer just stored and whose client key
@@ -360,8 +362,11 @@ async def deliver(tao: Tao, message_id: int, *, sent: Message | None = None,
     the thread's HAS_MEMBER edges, if the caller has them; `known`: the `folder_keys` edges of
     those members, if the caller has just read them (a first try uses them, not a redo);
     `event`: its stream appends are
-    committed in the same transactions (returned, for `event.published`). The thread's shard
-    commits first, so an event found in a stream names a message already listed.
+    committed in the same transactions (returned, for `event.published`); `create`: the
+    message `sent` names, planned and not yet stored (`Tao.obj_plan`), with its jobs: both are
+    inserted in the thread's transaction (a duplicate id raises DuplicateKeyError: another try
+    stored it). The thread's shard commits first, so an event found in a stream names a
+    message already listed.
 
     The members are those of the thread's transaction, not of the read: that transaction
     locks the member list and checks that it still holds what the writes were computed from
@@ -376,7 +381,8 @@ async def deliver(tao: Tao, message_id: int, *, sent: Message | None = None,
         memberships = await tao.assoc_range(msg.thread, "HAS_MEMBER", 0, MEMBER_PAGE)
     for _ in range(MAX_DELIVERY_TRIES):
         try:
-            appended = await _deliver_to(tao, msg, memberships, event, fresh=sent is not None, known=known)
+            appended = await _deliver_to(tao, msg, memberships, event, fresh=sent is not None, known=known,
+                                         create=create)
         except _MembersMoved as moved:
             memberships, known = moved.members, None
             continue
@@ -413,7 +419,8 @@ def _reach(members: list[Assoc], sender: int) -> tuple[frozenset, dict | None]:
 
 
 async def _deliver_to(tao: Tao, msg: Message, memberships: list[Assoc], event: realtime.PendingEvent | None,
-                      *, fresh: bool, known: dict | None = None) -> list[Appended]:
+                      *, fresh: bool, known: dict | None = None,
+                      create: tuple[PlannedObj, list] | None = None) -> list[Appended]:
     """One try of `deliver` with these members; _MembersMoved if the thread's transaction
     found others."""
     mine = next((a for a in memberships if a.id2 == msg.sender), None)
@@ -442,10 +449,30 @@ async def _deliver_to(tao: Tao, msg: Message, memberships: list[Assoc], event: r
     writes = edges + folders
     appends = [] if event is None else replace(event, user_ids=[a.id2 for a in memberships]).appends()
     _, first = await tao.assoc_add_and_append([e for e in writes if shard_of(e[0]) == home],
-                                              [a for a in appends if shard_of(a[0]) == home], check=check)
+                                              [a for a in appends if shard_of(a[0]) == home], check=check,
+                                              create=None if create is None else [create[0]],
+                                              jobs_by_shard=None if create is None else {home: create[1]})
     _, rest = await tao.assoc_add_and_append([e for e in writes if shard_of(e[0]) != home],
                                              [a for a in appends if shard_of(a[0]) != home])
     return first + rest
+
+
+RESUME_WINDOW_MS = 120_000
+
+
+async def _unfinished_try(tao: Tao, key: str, thread_id: int) -> int | None:
+    """The id an earlier try of this send claimed `key` for and stored no message under: that
+    try died between its claim and its delivery's commit, or is between them now. This try then
+    stores the message under that id (of two tries doing so, the second insert of the id fails
+    and that try answers with the other's message). None: a message holds the key (or the id
+    is spent: a message unsent since, whose claim is older than RESUME_WINDOW_MS or was made
+    for another thread)."""
+    held = (await tao.key_get_many(CLIENT_KEYS, [key])).get(key)
+    if not held or shard_of(held) != shard_of(thread_id) or now_ms() - time_of(held) > RESUME_WINDOW_MS:
+        return None
+    if (await tao.obj_get([held])).get(held) is not None:
+        return None
+    return held
 
 
 async def _withdraw(tao: Tao, msg: Message) -> None:
@@ -453,7 +480,7 @@ async def _withdraw(tao: Tao, msg: Message) -> None:
     is then refused as the send was: the sender is not in the thread)."""
     await tao.obj_delete(msg.id)
     if msg.client_id is not None:
-        await tao.key_release(CLIENT_KEYS, _client_key(msg.sender, msg.client_id), msg.id)
+        await tao.key_release(CLIENT_KEYS, client_key(msg.sender, msg.client_id), msg.id)
 
 
 async def _stored_message(tao: Tao, message_id: int) -> Message | None:
@@ -462,7 +489,7 @@ async def _stored_message(tao: Tao, message_id: int) -> Message | None:
     msg = _record((await tao.obj_get([message_id])).get(message_id))
     if not is_message(msg):
         return None
-    key = None if msg.client_id is None else _client_key(msg.sender, msg.client_id)
+    key = None if msg.client_id is None else client_key(msg.sender, msg.client_id)
     if key is not None and not await tao.key_claim(CLIENT_KEYS, key, msg.id):
         await tao.obj_delete(msg.id)  # the job of a send that lost the key: its writer deletes it too
         return None

@@ -134,6 +134,61 @@ async def test_concurrent_retries_store_one_message(gql, dm):
     assert await dm.count_objects(THREAD.code) == 1  # racing first messages still make one thread
 
 
+async def test_concurrent_retries_into_a_thread_store_one_message(gql, dm):
+    """Into a thread, a retry finds its twin by the claim of the client key; the loser may find
+    the key claimed for a message not stored yet (the winner is between its claim and its
+    delivery) and stores it under that id itself: one of the two inserts of the id fails, and
+    that try answers with the other's message."""
+    import asyncio
+
+    ta, a = await gql.sign_up("ada")
+    _, b = await gql.sign_up("bob")
+    thread = (await dm.sent(ta, to=[b], text="first"))["thread"]["id"]
+    for round_ in range(3):
+        results = await asyncio.gather(*(dm.send(ta, thread=thread, text="race", cid=f"same-{round_}")
+                                         for _ in range(4)))
+        assert all(r["errors"] == [] for r in results), results
+        assert len({r["message"]["id"] for r in results}) == 1, results
+    await gql.tao.run_jobs_until_idle()
+    assert await dm.count_objects(MESSAGE.code) == 4
+    assert len(await dm.messages(ta, thread)) == 4
+
+
+async def test_a_send_that_died_after_claiming_its_key_is_finished_by_its_retry(gql, dm):
+    """A send claims its client key under its message's planned id, then stores the message in
+    its delivery: a writer that died in between left the key naming nothing. Its retry stores
+    the message under that id (not CLIENT_ID_REUSED, which would tell the app its own retry was
+    another message)."""
+    from resolvers.messages.model import CLIENT_KEYS, client_key
+
+    ta, a = await gql.sign_up("ada")
+    _, b = await gql.sign_up("bob")
+    thread = (await dm.sent(ta, to=[b], text="first"))["thread"]["id"]
+    planned = gql.tao.obj_plan("MESSAGE", {}, owner=store_id(thread))
+    assert await gql.tao.key_claim(CLIENT_KEYS, client_key(store_id(a), "died-1"), planned.obj.id)
+    retry = await dm.sent(ta, thread=thread, text="after a crash", cid="died-1")
+    assert store_id(retry["message"]["id"]) == planned.obj.id
+    assert [m["text"] for m in await dm.messages(ta, thread)] == ["after a crash", "first"]
+    again = await dm.sent(ta, thread=thread, text="after a crash", cid="died-1")
+    assert again["message"]["id"] == retry["message"]["id"]
+    assert await dm.count_objects(MESSAGE.code) == 2
+
+
+async def test_an_unsent_message_stays_unsent_when_its_send_is_retried(gql, dm):
+    """Unsend moves the client key from the message to its thread before the message goes:
+    a retry of its send (from the device whose answer was lost) is CLIENT_ID_REUSED, never the
+    message back (a key naming no stored message reads as a send that died before storing it)."""
+    ta, a = await gql.sign_up("ada")
+    tb, b = await gql.sign_up("bob")
+    thread = (await dm.sent(ta, to=[b], text="first"))["thread"]["id"]
+    sent = await dm.sent(ta, thread=thread, text="oops", cid="gone-1")
+    assert (await dm.mutate("unsendMessage", ta, {"messageId": sent["message"]["id"]}))["errors"] == []
+    retry = await dm.send(ta, thread=thread, text="oops", cid="gone-1")
+    assert [e["code"] for e in retry["errors"]] == ["CLIENT_ID_REUSED"] and retry["message"] is None
+    assert [m["text"] for m in await dm.messages(tb, thread)] == ["first"]
+    assert await dm.count_objects(MESSAGE.code) == 1
+
+
 async def test_bodies_are_encrypted_at_rest(gql, dm):
     ta, a = await gql.sign_up("ada")
     _, b = await gql.sign_up("bob")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from tests.media_pipeline.factory import make_video
-from tests.resolvers.messages_client import DM
+from tests.resolvers.messages_client import DM, store_id
 from tests.resolvers.test_media_api import (  # noqa: F401
     CREATE,
     _stop_workers,
@@ -130,3 +130,19 @@ async def test_audio_upload_with_a_video_stream_fails_processing(api, media_sett
     await gql.tao.run_jobs_until_idle()
     seen = await node(gql, ta, done["media"]["id"])
     assert seen["status"] == "FAILED" and "audio only" in seen["failureReason"]
+
+
+async def test_an_upload_claimed_by_a_message_under_way_is_not_taken(api, media_settings):
+    """A message claims its upload under its id before its delivery stores it (one transaction
+    less a send): a createPost finding the claim's holder not stored yet must not take the
+    upload as a failed create's (it did, and the photo was a post's and a message's)."""
+    from resolvers.posts import MEDIA_KEYS
+
+    gql, http = api
+    ta, a = await gql.sign_up("ada")
+    p = await upload(gql, http, ta, jpeg(200, 150), part_size=part_size(media_settings))
+    photo = (await complete(gql, ta, p["upload"]["id"]))["media"]["id"]
+    planned = gql.tao.obj_plan("MESSAGE", {}, owner=store_id(a))  # a send between its claims and its delivery
+    assert await gql.tao.key_claim(MEDIA_KEYS, str(store_id(photo)), planned.obj.id)
+    post = (await gql.ok(CREATE, {"i": {"caption": "mine", "mediaIds": [photo]}}, ta))["createPost"]
+    assert [e["code"] for e in post["errors"]] == ["MEDIA_INVALID"] and post["post"] is None

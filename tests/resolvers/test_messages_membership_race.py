@@ -24,6 +24,7 @@ from resolvers.messages.model import CLIENT_KEYS
 from resolvers.messages.send import do_send_message
 from resolvers.realtime.events import STREAM_ATYPE
 from tao.testing import TaoTestHooks as hooks
+from tao.types import MESSAGE
 from tests.resolvers.messages_client import DM, store_id
 
 pytestmark = pytest.mark.parametrize("gql_settings", ["mysql"], indirect=True)  # row locks are MariaDB's
@@ -152,31 +153,69 @@ async def test_a_sender_who_left_before_the_delivery_commits_delivers_nothing(gq
     assert await dm.messages(ta, group) is None
 
 
+@asynccontextmanager
+async def member_lists_held(tao, member: int) -> AsyncIterator[None]:
+    """Every list row of `member` (`assoc_counts`) locked by a transaction of the test's own
+    until the block ends (then rolled back): a delivery transaction on the member's shard waits."""
+    h = hooks(tao)
+    locked, release = asyncio.Event(), asyncio.Event()
+
+    async def hold(conn) -> None:
+        await conn.fetchall("SELECT id1 FROM {assoc_counts} WHERE id1 = %s FOR UPDATE", (member,))
+        locked.set()
+        await release.wait()
+        raise _Release
+
+    holder = asyncio.create_task(h.write(tao.shard(member), hold))
+    await asyncio.wait_for(locked.wait(), 10)
+    try:
+        yield
+    finally:
+        release.set()
+        with pytest.raises(_Release):
+            await holder
+
+
 async def test_the_repair_of_a_send_whose_writer_died_reaches_the_members_of_its_own_time(gql):
-    """The writer stops after the message committed (its task is cancelled while its client-key
-    claim waits), members change, then the outbox repairs the send: the event goes to the
-    members the repair finds, like the folders and unread marks (the event used to have a job of
-    its own, holding the members the request had read)."""
+    """The writer stops after the message committed (in the thread's transaction, with its job
+    and the delivery to the members on the thread's shard: its task is cancelled while its
+    delivery to a member on another shard waits), that member leaves and one is added, then the
+    outbox repairs the send: the event goes to the members the repair finds, like the folders
+    and unread marks (the event used to have a job of its own, holding the members the request
+    had read)."""
     dm = DM(gql)
     tao = gql.tao
-    users, group = await _group(gql, dm, 3)
-    (ta, a), (tb, b), (tc, c) = users
+    for _ in range(20):  # a member on another shard than the thread's: its delivery is a transaction of its own
+        users, group = await _group(gql, dm, 3)
+        (ta, a), *others = users
+        away = [(t, m) for t, m in others if tao.shard(store_id(m)) != tao.shard(store_id(group))]
+        if away:
+            break
+    else:
+        pytest.fail("every group landed on its members' shard")
+    tl, leaver = away[0]
+    ts, stayer = next((t, m) for t, m in others if m != leaver)
     te, e = await gql.sign_up("eve")
-    await gql.mutate("follow", te, b)
-    cid = uuid.uuid4().hex
-    async with client_key_held(tao, a, cid) as (shard, key):
-        writer = asyncio.create_task(do_send_message(tao, store_id(a), client_id=cid, thread_id=store_id(group),
-                                                     text="orphaned"))
-        await _until_waiting_on(hooks(tao), shard, writer, key)
+    await gql.mutate("follow", te, stayer)
+    async with member_lists_held(tao, store_id(leaver)):
+        writer = asyncio.create_task(do_send_message(tao, store_id(a), client_id=uuid.uuid4().hex,
+                                                     thread_id=store_id(group), text="orphaned"))
+        for _ in range(500):  # until the thread's transaction committed the message
+            async with hooks(tao).read(tao.shard(store_id(group))) as conn:
+                if (await conn.fetchall("SELECT COUNT(*) FROM {objects} WHERE otype = %s", (MESSAGE.code,)))[0][0]:
+                    break
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.1)
+        assert not writer.done()
         writer.cancel()  # the process dies here, as far as this send is concerned: the message is stored
     with pytest.raises(asyncio.CancelledError):
         await writer
-    await dm.mutate("leaveThread", tc, {"threadId": group})
-    assert (await dm.mutate("addThreadMembers", tb, {"threadId": group, "userIds": [e]}))["errors"] == []
+    await dm.mutate("leaveThread", tl, {"threadId": group})
+    assert (await dm.mutate("addThreadMembers", ts, {"threadId": group, "userIds": [e]}))["errors"] == []
     await tao.run_jobs_until_idle(include_delayed=True)
     listed = await tao.assoc_range(store_id(group), "HAS_MESSAGE", 0, 10)
     assert len(listed) == 1
     message = listed[0].id2
-    assert await _reached(gql, c, group, message) == {"folder": False, "unread": False, "event": False}
-    for member in (b, e):
+    assert await _reached(gql, leaver, group, message) == {"folder": False, "unread": False, "event": False}
+    for member in (stayer, e):
         assert await _reached(gql, member, group, message) == {"folder": True, "unread": True, "event": True}, member
