@@ -41,7 +41,6 @@ import sys
 import time
 import tomllib
 import uuid
-from collections import Counter
 from collections.abc import AsyncIterator
 from importlib import metadata
 from pathlib import Path
@@ -163,7 +162,6 @@ class TaogramView(GraphQLOverHTTPView):
         self.max_json_depth = settings.limits.max_json_depth
         # Observability: operation names as metric labels, bounded per process.
         self.operation_names = obs_metrics.OperationNames(settings.metrics.max_operation_names)
-        self.sockets_by_address: Counter[str] = Counter()  # open WebSockets per client address
 
     async def create_websocket_response(self, request: web.Request, subprotocol: str | None) -> web.WebSocketResponse:
         # A heartbeat (docs/realtime.md): aiohttp pings every `heartbeat_seconds` and drops a
@@ -184,23 +182,23 @@ class TaogramView(GraphQLOverHTTPView):
         return await self._run(request)
 
     async def _run_websocket(self, request: web.Request) -> web.StreamResponse:
-        """At most `realtime.max_sockets_per_address` open sockets per client address in this
-        process: one more is refused before the upgrade (429), so it holds nothing. The slot is
-        held until the socket's handler ends (`run` returns when the socket has closed)."""
+        """At most `realtime.max_sockets_per_address` open sockets per client address over every
+        server process (a shared hold per socket, `tao.holds`, key `ws-addr:<address>`): one more
+        is refused before the upgrade (429), so it holds nothing. The hold is given back when the
+        socket's handler ends (`run` returns when the socket has closed)."""
         address = request.remote or "unknown"
         cap = self.settings.realtime.max_sockets_per_address
-        if self.sockets_by_address[address] >= cap:
+        holds = request.app[TAO_KEY].holds
+        got = await holds.acquire(f"ws-addr:{address}", 1, cap, cap)
+        if got.hold is None:
             rid = request.get(REQUEST_ID)
             observe_rejection(rid, 429, "TOO_MANY_SOCKETS")  # counted and logged once, as other refusals
             return json_error(429, f"At most {cap} WebSockets may be open from one address: close one, "
                                    "or retry later.", "TOO_MANY_SOCKETS", rid)
-        self.sockets_by_address[address] += 1
         try:
             return await self._run(request)
         finally:
-            self.sockets_by_address[address] -= 1
-            if self.sockets_by_address[address] <= 0:
-                del self.sockets_by_address[address]
+            holds.release(got.hold)
 
     async def _run(self, request: web.Request) -> web.StreamResponse:
         try:

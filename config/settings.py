@@ -570,7 +570,8 @@ class BrokerSettings(_Section):
     # find it by cursor), the write is never failed by the broker.
     publish_timeout: Positive = 0.25
     connect_timeout: Positive = 1.0
-    # Shared holds (tao/holds.py: each user's live WebSocket operations over every process) are
+    # Shared holds (tao/holds.py: each user's live WebSocket operations and each address's open
+    # WebSockets, over every process) are
     # leased for this long and renewed every third of it: a process that dies without giving
     # its holds back frees them within this time.
     hold_lease_seconds: Annotated[float, _range(0.5, 3600)] = 30.0
@@ -599,9 +600,9 @@ class RealtimeSettings(_Section):
     # live operation keeps its text while it runs, and a comment pads a valid document to the
     # message's 2 MiB. One more: TOO_MANY_SUBSCRIPTIONS too.
     max_operation_chars_per_user: Count = 4 * 2**20
-    # Open WebSockets per client address, per server process (not shared between processes:
-    # with `server.processes` = N an address may hold up to N times this). One more is refused
-    # before the upgrade with HTTP 429 TOO_MANY_SOCKETS. Many users behind one NAT share an
+    # Open WebSockets per client address, over every server process (tao/holds.py, as the per-user
+    # caps; while Redis is down, per process). One more is refused before the upgrade with HTTP
+    # 429 TOO_MANY_SOCKETS. Many users behind one NAT share an
     # address: size it for that, not for one device.
     max_sockets_per_address: Count = 100
     # Client messages per WebSocket: a token bucket of `message_burst` refilled at this rate.
