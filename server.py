@@ -55,11 +55,12 @@ from strawberry.http.parse_content_type import parse_content_type
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 
-from config import MediaSettings, Settings, load_settings, load_settings_or_exit
+from config import ConfigError, MediaSettings, Settings, load_settings, load_settings_or_exit
 from config.observability import metrics as obs_metrics
 from config.observability import setup_process, traces
 from config.observability.requests import observe_operation, observe_rejection
 from config.runtime import tune_gc
+from config.settings import DEV_CURSOR_KEY, DEV_MESSAGE_KEY
 from graphql_http import GRAPHQL_RESPONSE, RESPONSE_TYPE, GraphQLOverHTTPView, load_persisted_documents
 from http_errors import (
     MAX_REQUEST_BODY,
@@ -385,12 +386,27 @@ def media_handler(max_body: int):
     return handle
 
 
+def check_cursor_keys(settings: Settings) -> None:
+    """Cursors hide the positions of edges the viewer may not see (schema/relay.py), under the
+    deployment's own cursor keys (`server.cursor_keys`): refuse to start without usable ones, and
+    with the built-in development key where the messages have real keys (a production config
+    that forgot this one would seal its cursors under a key anyone can read in the source)."""
+    server = settings.server
+    try:
+        seal_cursors(server.cursor_keys, server.cursor_key)
+    except ValueError as exc:
+        raise ConfigError(f"{exc} (see docs/graphql.md, \"Cursor keys\")") from None
+    if (server.cursor_keys[server.cursor_key] == DEV_CURSOR_KEY
+            and settings.messages.encryption_keys.get(settings.messages.active_key) != DEV_MESSAGE_KEY):
+        raise ConfigError("server.cursor_key is the built-in development key, but the messages have their own keys: "
+                          "set server.cursor_keys (TAOGRAM_SERVER__CURSOR_KEYS='{ \"<id>\" = \"<16+ random bytes, "
+                          "base64>\" }') and server.cursor_key (see docs/graphql.md, \"Cursor keys\")")
+
+
 def create_app(settings: Settings | None = None) -> web.Application:
     settings = settings or load_settings()
     check_keys(settings.messages)  # a misconfigured key fails the start, not the first send
-    # Cursors hide the positions of edges the viewer may not see (schema/relay.py): the same key
-    # in every process, from the deployment's secret.
-    seal_cursors(settings.messages.encryption_keys[settings.messages.active_key].encode())
+    check_cursor_keys(settings)
     _version()  # /version answers from the cache
     app = web.Application(client_max_size=MAX_REQUEST_BODY, middlewares=[transport_errors])
     app[SETTINGS_KEY] = settings

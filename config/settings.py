@@ -541,6 +541,10 @@ class ThrottleSettings(_Section):
         return self
 
 
+DEV_CURSOR_KEY = "ZGV2LW9ubHktY3Vyc29yLWtleS1jaGFuZ2UtbWUhISE="  # b"dev-only-cursor-key-change-me!!!"
+DEV_MESSAGE_KEY = "ZGV2LW9ubHktbWVzc2FnZS1rZXktY2hhbmdlLW1lISE="
+
+
 class ServerSettings(_Section):
     host: str = "127.0.0.1"
     port: Port = 8000
@@ -559,6 +563,13 @@ class ServerSettings(_Section):
     trusted_documents: str = ""
     # Run only the manifest's documents (no other text, no APQ registration).
     trusted_documents_only: bool = False
+    # List cursors hide the positions of edges the viewer may not see: they are sealed under
+    # `cursor_keys[cursor_key]` and open under any key in `cursor_keys` (a cursor names its key),
+    # so a key rotates without a wrong page (docs/graphql.md, "Cursor keys"). Values: at least 16
+    # random bytes, base64. The default key is for `make run` and tests only, and is refused by a
+    # config that sets its own message keys. Checked when the server builds its app (not at load).
+    cursor_keys: dict[str, str] = Field(default_factory=lambda: {"dev": DEV_CURSOR_KEY})
+    cursor_key: str = "dev"
 
 
 class BrokerSettings(_Section):
@@ -653,7 +664,7 @@ class MessageSettings(_Section):
     # checked when the server starts (resolvers.messages.model.check_keys), not at load, so a
     # config can name a key that a secret store provides later.
     encryption_keys: dict[str, str] = Field(
-        default_factory=lambda: {"dev": "ZGV2LW9ubHktbWVzc2FnZS1rZXktY2hhbmdlLW1lISE="})
+        default_factory=lambda: {"dev": DEV_MESSAGE_KEY})
     active_key: str = "dev"
     # A thread's unread count is exact up to this many messages (then reported as this number).
     unread_cap: Count = 100
