@@ -81,7 +81,7 @@ from resolvers.media import MediaServices, media_services, run_sweeper
 from resolvers.messages.model import check_keys
 from resolvers.search.engine import close_indexes
 from resolvers.search.engine import indexes_for as search_indexes_for
-from resolvers.throttle import LoginThrottle
+from resolvers.throttle import LoginThrottle, address_key
 from schema import build_schema
 from schema.relay import seal_cursors
 from schema.request import BadRequestError, decode_json, parse_request
@@ -190,7 +190,7 @@ class TaogramView(GraphQLOverHTTPView):
         address = request.remote or "unknown"
         cap = self.settings.realtime.max_sockets_per_address
         holds = request.app[TAO_KEY].holds
-        got = await holds.acquire(f"ws-addr:{address}", 1, cap, cap)
+        got = await holds.acquire(f"ws-addr:{address_key(address)}", 1, cap, cap)  # IPv6: its /64
         if got.hold is None:
             rid = request.get(REQUEST_ID)
             observe_rejection(rid, 429, "TOO_MANY_SOCKETS")  # counted and logged once, as other refusals

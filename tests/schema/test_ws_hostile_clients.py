@@ -146,3 +146,40 @@ async def test_a_socket_does_not_keep_its_connection_init_payload(gql: GQL) -> N
         assert (await client.execute("q", VIEWER))["data"]["viewer"] == (
             None if "junk" in payload and len(payload) == 1 else {"username": "ada"})
         await client.close()
+
+
+async def test_an_ipv6_network_s_sockets_count_as_one_address_s(gql_settings) -> None:
+    """`realtime.max_sockets_per_address` counted each IPv6 address apart: a client with a /64
+    (any residential line) opened sockets from as many of its 2**64 addresses as it liked. Each
+    upgrade here comes from another address of one /64 (a middleware sets the peer)."""
+    import itertools
+
+    from aiohttp import WSServerHandshakeError, web
+
+    from server import create_app
+    from tests.schema.client import running_app
+
+    gql_settings.realtime.max_sockets_per_address = 2
+    app = await asyncio.to_thread(create_app, gql_settings)
+    hosts = itertools.count(1)
+
+    @web.middleware
+    async def from_one_network(request: web.Request, handler):
+        return await handler(request.clone(remote=f"2001:db8:5:6:{next(hosts):x}::1"))
+
+    app.middlewares.insert(0, from_one_network)
+    async with running_app(gql_settings, app) as g:
+        socks = [await WSClient.connect(g.client, "/graphql", None) for _ in range(2)]
+        with pytest.raises(WSServerHandshakeError) as refused:
+            await WSClient.connect(g.client, "/graphql", None)
+        assert refused.value.status == 429
+        await socks.pop().close()
+        for _ in range(50):  # the closed socket's slot comes back once its handler ends
+            try:
+                socks.append(await WSClient.connect(g.client, "/graphql", None))
+                break
+            except WSServerHandshakeError:
+                await asyncio.sleep(0.05)
+        assert len(socks) == 2
+        for s in socks:
+            await s.close()
