@@ -64,6 +64,50 @@ async def test_new_follower_is_pushed_then_resume_replays_what_was_missed_once(g
     await sock.close()
 
 
+async def test_a_replayed_follow_or_request_is_sent_only_while_it_still_holds(gql: GQL) -> None:
+    """A follow request withdrawn (or a follow undone) while its target was away was replayed on
+    resume all the same: "fan1 asked to follow you", about a request the target's own
+    `followRequests` no longer lists and the requester withdrew so it would not be seen. An event
+    now announces a follow or a request only while its edge still holds."""
+    tb, idb = await gql.sign_up("bob", private=True)
+    tc, idc = await gql.sign_up("cy")
+    fans = [await gql.sign_up(f"fan{i}") for i in range(5)]
+    sock = await ws(gql, tb)
+    await sock.subscribe("1", VIEWER_EVENTS)
+    await asyncio.sleep(0.3)
+    await gql.mutate("follow", fans[0][0], idb)
+    first = (await sock.next_data("1"))["viewerEvents"]
+    assert first["__typename"] == "FollowRequestEvent" and first["requester"]["username"] == "fan0"
+    await sock.close()
+    await gql.mutate("follow", fans[1][0], idb)
+    await gql.mutate("unfollow", fans[1][0], idb)   # withdrawn while bob is away
+    await gql.mutate("follow", fans[2][0], idb)     # still pending
+    sock = await ws(gql, tb)
+    await sock.subscribe("1", VIEWER_EVENTS, {"after": first["cursor"]})
+    got = (await sock.next_data("1"))["viewerEvents"]
+    assert (got["__typename"], got["requester"]["username"]) == ("FollowRequestEvent", "fan2")
+    with pytest.raises(TimeoutError):
+        await sock.next_data("1", timeout=0.5)
+    await sock.close()
+    # the same for a public account's followers
+    sock = await ws(gql, tc)
+    await sock.subscribe("1", VIEWER_EVENTS)
+    await asyncio.sleep(0.3)
+    await follow(gql, fans[3][0], idc)
+    first = (await sock.next_data("1"))["viewerEvents"]
+    await sock.close()
+    await follow(gql, fans[4][0], idc)
+    await gql.mutate("unfollow", fans[4][0], idc)
+    await follow(gql, fans[0][0], idc)
+    sock = await ws(gql, tc)
+    await sock.subscribe("1", VIEWER_EVENTS, {"after": first["cursor"]})
+    got = (await sock.next_data("1"))["viewerEvents"]
+    assert (got["__typename"], got["follower"]["username"]) == ("NewFollowerEvent", "fan0")
+    with pytest.raises(TimeoutError):
+        await sock.next_data("1", timeout=0.5)
+    await sock.close()
+
+
 async def test_an_event_is_re_read_through_privacy_when_delivered(gql: GQL) -> None:
     tb, idb = await gql.sign_up("bob")
     tc, idc = await gql.sign_up("carol")
@@ -176,6 +220,7 @@ async def test_a_replay_spends_the_viewer_s_cost_budget_per_event_read(gql_with)
         tb, b = await g.sign_up("bob")
         ta, a = await g.sign_up("ada")
         bid, aid = store_id(b), store_id(a)
+        await g.tao.assoc_add(aid, "FOLLOWS", bid)  # what the events announce holds: each is built
         for _ in range(1_000):
             await stream_event(g.tao, [bid], KIND_NEW_FOLLOWER, {"user": aid}).deliver(g.tao)
         oldest = min(e.time for e in await g.tao.assoc_time_range(bid, "STREAM_EVENT", limit=1_000))

@@ -12,6 +12,7 @@ from aiohttp import WSCloseCode
 
 from http_errors import MAX_REQUEST_BODY
 from resolvers.realtime import CLOSE_GOING_AWAY, KIND_NEW_FOLLOWER, stream_event
+from schema.relay import from_global_id
 from server_ws import CLOSE_BAD_MESSAGE, SOCKETS_KEY, close_all
 from tests.schema.client import GQL
 from tests.wsclient import VIEWER_EVENTS, WSClient
@@ -58,8 +59,9 @@ async def test_a_client_that_stops_reading_is_dropped_and_holds_up_nothing(gql: 
     transport's buffers (megabytes on loopback) are shrunk here so a few events fill them."""
     gql_settings.realtime.queue_size = 16
     gql_settings.realtime.send_timeout_seconds = 1.0
-    token, _ = await gql.sign_up("bob")
-    carol_token, _ = await gql.sign_up("carol")
+    token, bob_gid = await gql.sign_up("bob")
+    carol_token, carol_gid = await gql.sign_up("carol")
+    assert (await gql.mutate("follow", carol_token, bob_gid))["errors"] == []  # what the events announce holds
     app = gql.client.app
     sock = await ws(gql, token)
     await sock.subscribe("1", VIEWER_EVENTS)
@@ -76,10 +78,11 @@ async def test_a_client_that_stops_reading_is_dropped_and_holds_up_nothing(gql: 
     carols_listeners = 2  # her session watch and her subscription
     assert gql.tao.broker.stats()["listeners"] == 2 + carols_listeners
     bob = handler.context.viewer_id
+    carol_id = from_global_id(carol_gid, gql.tao.n_shards)[1]
     for _ in range(1000):  # events for bob until the server gives up on him
         if not handler.operations:
             break
-        await stream_event(gql.tao, [bob], KIND_NEW_FOLLOWER, {"user": bob}, near=bob).deliver(gql.tao)
+        await stream_event(gql.tao, [bob], KIND_NEW_FOLLOWER, {"user": carol_id}, near=bob).deliver(gql.tao)
         await asyncio.sleep(0.01)
     for _ in range(200):
         if gql.tao.broker.stats()["listeners"] == carols_listeners:
