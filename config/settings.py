@@ -672,6 +672,11 @@ class MessageSettings(_Section):
     # by every process) tells the others nothing new and is not published; a stop, and a start
     # after a stop, always are.
     typing_repeat_seconds: Positive = 2.0
+    # A member's typing changes (starts and stops, over all their threads) published in a minute,
+    # shared by every process; past it a change is accepted and not published. A stop lets the
+    # next start out at once, so without it a client alternating true and false had every call
+    # published to every other member's subscriptions.
+    typing_changes_per_minute: Count = 60
     # Spam limits, on metadata only. A message request is a first message to someone who does
     # not follow the sender; a new recipient is someone the sender has not messaged before.
     requests_per_hour: Count = 20
