@@ -147,6 +147,9 @@ class RedisHolds:
         # while Redis failed too (`_unsynced`), which the next renewal that reaches Redis adds.
         self._held: dict[str, dict[str, int]] = {}
         self._unsynced: set[str] = set()  # keys with a hold Redis has not seen yet
+        # One acquire at a time writes them; the others meanwhile count here rather than queue
+        # behind it (each would wait out the timeout in turn while Redis hangs).
+        self._syncing = False
         self._renewer: asyncio.Task | None = None
         self._releasing: set[asyncio.Task] = set()
         # A removal waits for a renewal in flight, whose snapshot may still name the member: the
@@ -170,10 +173,14 @@ class RedisHolds:
         self._next += 1
         weight = int(weight)
         member = f"{self._owner}:{self._next}:{weight}"
-        if self._unsynced:  # Redis failed earlier: first give it what this process took meanwhile
-            await self.renew()
+        if self._unsynced and not self._syncing:  # Redis failed earlier: first give it what was taken meanwhile
+            self._syncing = True
+            try:
+                await self.renew()
+            finally:
+                self._syncing = False
         try:
-            if self._unsynced:
+            if self._unsynced:  # not written yet (Redis still failing, or another acquire is writing them)
                 raise ConnectionError("holds taken while Redis failed are not written yet")
             taken, count, held = await asyncio.wait_for(self._acquire(
                 keys=[self._prefix + key], args=[member, weight, max_count, max_weight, self._lease_ms]),

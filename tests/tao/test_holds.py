@@ -130,3 +130,28 @@ async def test_while_redis_is_down_each_process_holds_at_most_a_ceiling_and_redi
         await asyncio.to_thread(services.ensure_running)
         await a.close()
         await b.close()
+
+
+async def test_acquisitions_while_redis_hangs_do_not_queue_behind_one_another(services, test_id) -> None:
+    """Each acquisition after a failure first writes the holds taken meanwhile, under the lock
+    the renewals take: with a hung Redis, concurrent ones waited out the timeout in turn (ten
+    took ten timeouts). One writes; the others count in the process at once."""
+    import time
+
+    from tests.harness.processes import set_stopped
+
+    holds = RedisHolds(BrokerSettings(backend="redis", url=services.redis_url, channel_prefix=test_id,
+                                      publish_timeout=0.05))  # a Redis call gives up after 0.2 s
+    redis = next(s for s in services.servers() if s.kind == "redis")
+    try:
+        assert (await holds.acquire("u", 1, 100, 1000)).hold is not None
+        await asyncio.to_thread(set_stopped, redis, True)
+        assert (await holds.acquire("u", 1, 100, 1000)).hold is not None  # counted here: 0.2 s
+        start = time.monotonic()
+        got = await asyncio.gather(*(holds.acquire("u", 1, 100, 1000) for _ in range(10)))
+        elapsed = time.monotonic() - start
+        assert all(g.hold is not None for g in got) and sorted(g.count for g in got) == list(range(2, 12))
+        assert elapsed < 0.6, elapsed  # one write attempt's timeout, not ten
+    finally:
+        await asyncio.to_thread(set_stopped, redis, False)
+        await holds.close()
