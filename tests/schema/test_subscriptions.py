@@ -390,3 +390,27 @@ async def test_a_subscription_is_refused_by_the_request_policy_like_any_operatio
         await sock.subscribe("paid", VIEWER_EVENTS)  # 10 points of 15
         assert (await refusal(sock, "over"))["extensions"]["code"] == "THROTTLED"
         await sock.close()
+
+
+HEAVY_EVENT = """subscription { inboxEvents { ... on NewMessageEvent {
+  thread { members { followers(first: 100) { nodes { posts(first: 40) { nodes { caption } } } } } } } } }"""
+
+
+async def test_a_subscription_whose_selection_costs_more_per_event_than_the_limit_is_refused(gql: GQL) -> None:
+    """A subscription's static cost is spent once, at subscribe, but its selection runs again for
+    every event it delivers: under `max_query_cost` (this one costs 4 204 points, and reads up to
+    32 x 100 x 40 posts a message), one cheap `sendMessage` into a group made every such
+    subscription of every member do a large query's work, 100 subscriptions a member. A
+    subscription may now cost at most `limits.max_subscription_cost` points (an event's work)."""
+    tb, _ = await gql.sign_up("bob")
+    sock = await ws(gql, tb)
+    await sock.subscribe("1", HEAVY_EVENT)
+    msg = await sock.receive()
+    assert msg is not None and msg["id"] == "1", msg
+    errors = msg["payload"] if msg["type"] == "error" else msg["payload"].get("errors")
+    assert errors and errors[0]["extensions"]["code"] == "MAX_COST_EXCEEDED", msg
+    assert "every event" in errors[0]["message"] and "4204" in errors[0]["message"], errors
+    await sock.subscribe("2", VIEWER_EVENTS)  # an ordinary one still runs
+    with pytest.raises(TimeoutError):
+        await sock.next_data("2", timeout=0.5)
+    await sock.close()
