@@ -214,10 +214,12 @@ class RedisHolds:
         if members is None or hold.member not in members:
             return
         del members[hold.member]
+        unwritten = not hold.shared and hold.key in self._unsynced  # taken while Redis failed, not written since
         if not members:
             del self._held[hold.key]
             self._unsynced.discard(hold.key)
-        # Also when taken while Redis failed: a renewal may have written it there since.
+        if unwritten:  # nothing to remove there (at worst a lease's worth, if a renewal wrote it after all)
+            return
         task = asyncio.get_running_loop().create_task(self._remove({hold.key: [hold.member]}))
         self._releasing.add(task)
         task.add_done_callback(self._releasing.discard)

@@ -86,6 +86,7 @@ async def test_redis_unreachable_counts_in_process_meanwhile() -> None:
         assert [g.hold is not None for g in got] == [True, True, False]
         assert isinstance(holds, RedisHolds) and holds.fallbacks == 3
         holds.release(got[0].hold)
+        assert not holds._releasing  # never written to Redis: nothing to remove there (no call to wait out)
         assert (await holds.acquire("u", 1, 2, 100)).hold is not None
     finally:
         await holds.close()
