@@ -79,6 +79,7 @@ from resolvers.errors import AuthenticationError, UnavailableError
 from resolvers.jobs import register_job_handlers
 from resolvers.media import MediaServices, media_services, run_sweeper
 from resolvers.messages.model import check_keys
+from resolvers.realtime import CLOSE_RATE_LIMITED
 from resolvers.search.engine import close_indexes
 from resolvers.search.engine import indexes_for as search_indexes_for
 from resolvers.throttle import LoginThrottle, address_key
@@ -308,6 +309,17 @@ class TaogramView(GraphQLOverHTTPView):
             await context.response.close(code=code, message=reason.encode())
             error_code = "UNAVAILABLE" if code == 1013 else "INTERNAL_SERVER_ERROR"
             raise ConnectionRejectionError({"code": error_code}) from None
+        if context.viewer_id is not None:
+            # At most `max_sockets_per_user` sockets an account, over every process: each holds a
+            # session watch, and the per-address cap alone let an account on many addresses hold
+            # any number. Given back by the handler's shut-down (server_ws).
+            cap = self.settings.realtime.max_sockets_per_user
+            got = await context.tao.holds.acquire(f"ws-socks:{context.viewer_id}", 1, cap, cap)
+            if got.hold is None:
+                reason = f"At most {cap} WebSockets may be open for one account: close one, or retry later."
+                await context.response.close(code=CLOSE_RATE_LIMITED, message=reason.encode())
+                raise ConnectionRejectionError({"code": "TOO_MANY_SOCKETS"})
+            context.socket_hold = got.hold
         return {"viewer": context.viewer_id is not None}
 
 

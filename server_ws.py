@@ -155,6 +155,7 @@ class TaogramWSHandler(BaseGraphQLTransportWSHandler):
         self._send_timeout = rt.send_timeout_seconds
         self._watch: SessionWatch | None = None
         self._closed = False
+        self._socket_released = False
         self._shutting_down: asyncio.Future | None = None  # referenced while it runs (see shutdown)
         self._observed: dict[str, WSOperation] = {}  # operation id -> its observation (one log line each)
         self.context.socket = SocketHandle(self)
@@ -289,6 +290,10 @@ class TaogramWSHandler(BaseGraphQLTransportWSHandler):
         for operation in list(self.operations.values()):
             if operation.task is not None:
                 operation.task.cancel()
+        hold = getattr(self.context, "socket_hold", None)  # its account's socket slot (server.on_ws_connect)
+        if hold is not None and not self._socket_released:
+            self._socket_released = True
+            self._by_user.holds.release(hold)
         self._shutting_down = asyncio.ensure_future(self._shut_down())
         await asyncio.shield(self._shutting_down)
 

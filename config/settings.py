@@ -619,6 +619,9 @@ class RealtimeSettings(_Section):
     # 429 TOO_MANY_SOCKETS. Many users behind one NAT share an
     # address: size it for that, not for one device.
     max_sockets_per_address: Count = 100
+    # Open authenticated WebSockets of one account, over every server process (tao/holds.py). One
+    # more is closed with 4429 after `connection_init`. Each holds a session watch.
+    max_sockets_per_user: Count = 50
     # Client messages per WebSocket: a token bucket of `message_burst` refilled at this rate.
     messages_per_second: Positive = 20.0
     message_burst: Count = 60

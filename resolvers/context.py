@@ -43,6 +43,9 @@ class RequestContext:
     # The WebSocket this operation runs on (server.py's; has `async close(code, reason)`), so the
     # real-time layer can close it with a reason (resolvers.realtime); None over HTTP.
     socket: Any = None
+    # A WebSocket's hold on one of its account's `realtime.max_sockets_per_user` (tao.holds), given
+    # back when the socket's handler shuts down.
+    socket_hold: Any = None
     loaders: Loaders = field(init=False)
 
     def __post_init__(self) -> None:

@@ -186,3 +186,29 @@ async def test_an_ipv6_network_s_sockets_count_as_one_address_s(gql_settings) ->
         assert len(socks) == 2
         for s in socks:
             await s.close()
+
+
+async def test_one_account_s_open_sockets_are_capped(gql: GQL, gql_settings) -> None:
+    """Sockets were capped per address only: an account on many addresses (a /48 is 65 536
+    /64s) held as many sockets as it liked, each with a session watch (a broker listener, a
+    session read every `session_check_seconds`). Now at most `realtime.max_sockets_per_user`
+    (over every process, `tao.holds`); one more is closed with 4429 after `connection_init`."""
+    gql_settings.realtime.max_sockets_per_user = 2
+    ta, _ = await gql.sign_up("ada")
+    tb, _ = await gql.sign_up("bob")
+    mine = [await WSClient.connect(gql.client, "/graphql", ta) for _ in range(2)]
+    third = await WSClient.connect(gql.client, "/graphql", ta, expect_ack=False)
+    assert await third.wait_closed() == 4429, third.close_reason
+    assert "account" in (third.close_reason or ""), third.close_reason
+    others = [await WSClient.connect(gql.client, "/graphql", tb), await WSClient.connect(gql.client, "/graphql", None)]
+    await mine.pop().close()  # its slot comes back once its handler ends
+    for _ in range(50):
+        sock = await WSClient.connect(gql.client, "/graphql", ta, expect_ack=False)
+        msg = await sock.receive(timeout=5)
+        if msg is not None and msg["type"] == "connection_ack":
+            mine.append(sock)
+            break
+        await asyncio.sleep(0.05)
+    assert len(mine) == 2
+    for s in [*mine, *others]:
+        await s.close()
