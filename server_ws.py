@@ -85,11 +85,13 @@ class UserOperations:
 
 
 def operation_chars(message: dict) -> int:
-    """The characters of text a `subscribe` message's operation holds while it runs (its shape
-    checked by `message_problem` already)."""
+    """The characters of text a `subscribe` message's operation holds while it runs: its id,
+    query, operation name (strawberry keeps it, apart from the query that contains it) and
+    variables (its shape checked by `message_problem` already)."""
     payload = message["payload"]
     variables = payload.get("variables")
-    return len(message["id"]) + len(payload["query"]) + (len(json.dumps(variables)) if variables else 0)
+    return (len(message["id"]) + len(payload["query"]) + len(payload.get("operationName") or "")
+            + (len(json.dumps(variables)) if variables else 0))
 
 
 CLOSE_BAD_MESSAGE = 4400  # graphql-transport-ws: an invalid message closes the socket with 4400

@@ -323,6 +323,15 @@ async def test_the_text_one_user_s_live_operations_hold_is_capped(gql: GQL, gql_
         msg = await sock.receive(timeout=5)
         assert msg is not None and msg["type"] == "error", msg
         assert msg["payload"][0]["extensions"]["code"] == "TOO_MANY_SUBSCRIPTIONS", msg
+    # The operation's name is kept too (strawberry's Operation, the operation's log line): a
+    # subscription named with 30 000 characters holds them twice, in the query and the name;
+    # counted once, the second half of a 2 MiB message went uncounted.
+    name = "N" + "n" * 30_000
+    named = {"query": f"subscription {name} {{ viewerEvents {{ __typename }} }}", "operationName": name}
+    await sock.ws.send_json({"type": "subscribe", "id": "named", "payload": named})
+    msg = await sock.receive(timeout=5)  # 60 000 held + 30 000 (query) + 30 000 (name) > 100 000
+    assert msg is not None and msg["id"] == "named" and msg["type"] == "error", msg
+    assert msg["payload"][0]["extensions"]["code"] == "TOO_MANY_SUBSCRIPTIONS", msg
     await sock.subscribe("small", VIEWER_EVENTS)  # what is left of the budget still serves
     await sock.ws.send_json({"type": "complete", "id": "1"})
     for _ in range(50):  # the completed one gives its characters back
