@@ -41,7 +41,6 @@ import sys
 import time
 import tomllib
 import uuid
-from collections import Counter
 from collections.abc import AsyncIterator
 from importlib import metadata
 from pathlib import Path
@@ -56,11 +55,12 @@ from strawberry.http.parse_content_type import parse_content_type
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 
-from config import MediaSettings, Settings, load_settings, load_settings_or_exit
+from config import ConfigError, MediaSettings, Settings, load_settings, load_settings_or_exit
 from config.observability import metrics as obs_metrics
 from config.observability import setup_process, traces
 from config.observability.requests import observe_operation, observe_rejection
 from config.runtime import tune_gc
+from config.settings import DEV_CURSOR_KEY, DEV_MESSAGE_KEY
 from graphql_http import GRAPHQL_RESPONSE, RESPONSE_TYPE, GraphQLOverHTTPView, load_persisted_documents
 from http_errors import (
     MAX_REQUEST_BODY,
@@ -79,9 +79,10 @@ from resolvers.errors import AuthenticationError, UnavailableError
 from resolvers.jobs import register_job_handlers
 from resolvers.media import MediaServices, media_services, run_sweeper
 from resolvers.messages.model import check_keys
+from resolvers.realtime import CLOSE_RATE_LIMITED
 from resolvers.search.engine import close_indexes
 from resolvers.search.engine import indexes_for as search_indexes_for
-from resolvers.throttle import LoginThrottle
+from resolvers.throttle import LoginThrottle, address_key
 from schema import build_schema
 from schema.relay import seal_cursors
 from schema.request import BadRequestError, decode_json, parse_request
@@ -163,7 +164,6 @@ class TaogramView(GraphQLOverHTTPView):
         self.max_json_depth = settings.limits.max_json_depth
         # Observability: operation names as metric labels, bounded per process.
         self.operation_names = obs_metrics.OperationNames(settings.metrics.max_operation_names)
-        self.sockets_by_address: Counter[str] = Counter()  # open WebSockets per client address
 
     async def create_websocket_response(self, request: web.Request, subprotocol: str | None) -> web.WebSocketResponse:
         # A heartbeat (docs/realtime.md): aiohttp pings every `heartbeat_seconds` and drops a
@@ -184,23 +184,23 @@ class TaogramView(GraphQLOverHTTPView):
         return await self._run(request)
 
     async def _run_websocket(self, request: web.Request) -> web.StreamResponse:
-        """At most `realtime.max_sockets_per_address` open sockets per client address in this
-        process: one more is refused before the upgrade (429), so it holds nothing. The slot is
-        held until the socket's handler ends (`run` returns when the socket has closed)."""
+        """At most `realtime.max_sockets_per_address` open sockets per client address over every
+        server process (a shared hold per socket, `tao.holds`, key `ws-addr:<address>`): one more
+        is refused before the upgrade (429), so it holds nothing. The hold is given back when the
+        socket's handler ends (`run` returns when the socket has closed)."""
         address = request.remote or "unknown"
         cap = self.settings.realtime.max_sockets_per_address
-        if self.sockets_by_address[address] >= cap:
+        holds = request.app[TAO_KEY].holds
+        got = await holds.acquire(f"ws-addr:{address_key(address)}", 1, cap, cap)  # IPv6: its /64
+        if got.hold is None:
             rid = request.get(REQUEST_ID)
             observe_rejection(rid, 429, "TOO_MANY_SOCKETS")  # counted and logged once, as other refusals
             return json_error(429, f"At most {cap} WebSockets may be open from one address: close one, "
                                    "or retry later.", "TOO_MANY_SOCKETS", rid)
-        self.sockets_by_address[address] += 1
         try:
             return await self._run(request)
         finally:
-            self.sockets_by_address[address] -= 1
-            if self.sockets_by_address[address] <= 0:
-                del self.sockets_by_address[address]
+            holds.release(got.hold)
 
     async def _run(self, request: web.Request) -> web.StreamResponse:
         try:
@@ -309,6 +309,17 @@ class TaogramView(GraphQLOverHTTPView):
             await context.response.close(code=code, message=reason.encode())
             error_code = "UNAVAILABLE" if code == 1013 else "INTERNAL_SERVER_ERROR"
             raise ConnectionRejectionError({"code": error_code}) from None
+        if context.viewer_id is not None:
+            # At most `max_sockets_per_user` sockets an account, over every process: each holds a
+            # session watch, and the per-address cap alone let an account on many addresses hold
+            # any number. Given back by the handler's shut-down (server_ws).
+            cap = self.settings.realtime.max_sockets_per_user
+            got = await context.tao.holds.acquire(f"ws-socks:{context.viewer_id}", 1, cap, cap)
+            if got.hold is None:
+                reason = f"At most {cap} WebSockets may be open for one account: close one, or retry later."
+                await context.response.close(code=CLOSE_RATE_LIMITED, message=reason.encode())
+                raise ConnectionRejectionError({"code": "TOO_MANY_SOCKETS"})
+            context.socket_hold = got.hold
         return {"viewer": context.viewer_id is not None}
 
 
@@ -387,12 +398,27 @@ def media_handler(max_body: int):
     return handle
 
 
+def check_cursor_keys(settings: Settings) -> None:
+    """Cursors hide the positions of edges the viewer may not see (schema/relay.py), under the
+    deployment's own cursor keys (`server.cursor_keys`): refuse to start without usable ones, and
+    with the built-in development key where the messages have real keys (a production config
+    that forgot this one would seal its cursors under a key anyone can read in the source)."""
+    server = settings.server
+    try:
+        seal_cursors(server.cursor_keys, server.cursor_key)
+    except ValueError as exc:
+        raise ConfigError(f"{exc} (see docs/graphql.md, \"Cursor keys\")") from None
+    if (server.cursor_keys[server.cursor_key] == DEV_CURSOR_KEY
+            and settings.messages.encryption_keys.get(settings.messages.active_key) != DEV_MESSAGE_KEY):
+        raise ConfigError("server.cursor_key is the built-in development key, but the messages have their own keys: "
+                          "set server.cursor_keys (TAOGRAM_SERVER__CURSOR_KEYS='{ \"<id>\" = \"<16+ random bytes, "
+                          "base64>\" }') and server.cursor_key (see docs/graphql.md, \"Cursor keys\")")
+
+
 def create_app(settings: Settings | None = None) -> web.Application:
     settings = settings or load_settings()
     check_keys(settings.messages)  # a misconfigured key fails the start, not the first send
-    # Cursors hide the positions of edges the viewer may not see (schema/relay.py): the same key
-    # in every process, from the deployment's secret.
-    seal_cursors(settings.messages.encryption_keys[settings.messages.active_key].encode())
+    check_cursor_keys(settings)
     _version()  # /version answers from the cache
     app = web.Application(client_max_size=MAX_REQUEST_BODY, middlewares=[transport_errors])
     app[SETTINGS_KEY] = settings

@@ -85,11 +85,13 @@ class UserOperations:
 
 
 def operation_chars(message: dict) -> int:
-    """The characters of text a `subscribe` message's operation holds while it runs (its shape
-    checked by `message_problem` already)."""
+    """The characters of text a `subscribe` message's operation holds while it runs: its id,
+    query, operation name (strawberry keeps it, apart from the query that contains it) and
+    variables (its shape checked by `message_problem` already)."""
     payload = message["payload"]
     variables = payload.get("variables")
-    return len(message["id"]) + len(payload["query"]) + (len(json.dumps(variables)) if variables else 0)
+    return (len(message["id"]) + len(payload["query"]) + len(payload.get("operationName") or "")
+            + (len(json.dumps(variables)) if variables else 0))
 
 
 CLOSE_BAD_MESSAGE = 4400  # graphql-transport-ws: an invalid message closes the socket with 4400
@@ -155,6 +157,7 @@ class TaogramWSHandler(BaseGraphQLTransportWSHandler):
         self._send_timeout = rt.send_timeout_seconds
         self._watch: SessionWatch | None = None
         self._closed = False
+        self._socket_released = False
         self._shutting_down: asyncio.Future | None = None  # referenced while it runs (see shutdown)
         self._observed: dict[str, WSOperation] = {}  # operation id -> its observation (one log line each)
         self.context.socket = SocketHandle(self)
@@ -289,6 +292,10 @@ class TaogramWSHandler(BaseGraphQLTransportWSHandler):
         for operation in list(self.operations.values()):
             if operation.task is not None:
                 operation.task.cancel()
+        hold = getattr(self.context, "socket_hold", None)  # its account's socket slot (server.on_ws_connect)
+        if hold is not None and not self._socket_released:
+            self._socket_released = True
+            self._by_user.holds.release(hold)
         self._shutting_down = asyncio.ensure_future(self._shut_down())
         await asyncio.shield(self._shutting_down)
 

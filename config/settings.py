@@ -494,6 +494,9 @@ class LimitSettings(_Section):
     cost_budget: Count = 10_000  # points per viewer per window
     cost_window_seconds: Count = 60
     max_query_cost: Count = 5000
+    # A subscription's cost is spent once, at subscribe, but its selection runs again for every
+    # event it delivers: it may cost at most this (an event's work). A rich inbox client's costs ~11.
+    max_subscription_cost: Count = 100
     introspection: bool = True
     field_suggestions: bool = True
     max_string_length: Count = 10_000
@@ -541,6 +544,10 @@ class ThrottleSettings(_Section):
         return self
 
 
+DEV_CURSOR_KEY = "ZGV2LW9ubHktY3Vyc29yLWtleS1jaGFuZ2UtbWUhISE="  # b"dev-only-cursor-key-change-me!!!"
+DEV_MESSAGE_KEY = "ZGV2LW9ubHktbWVzc2FnZS1rZXktY2hhbmdlLW1lISE="
+
+
 class ServerSettings(_Section):
     host: str = "127.0.0.1"
     port: Port = 8000
@@ -559,6 +566,13 @@ class ServerSettings(_Section):
     trusted_documents: str = ""
     # Run only the manifest's documents (no other text, no APQ registration).
     trusted_documents_only: bool = False
+    # List cursors hide the positions of edges the viewer may not see: they are sealed under
+    # `cursor_keys[cursor_key]` and open under any key in `cursor_keys` (a cursor names its key),
+    # so a key rotates without a wrong page (docs/graphql.md, "Cursor keys"). Values: at least 16
+    # random bytes, base64. The default key is for `make run` and tests only, and is refused by a
+    # config that sets its own message keys. Checked when the server builds its app (not at load).
+    cursor_keys: dict[str, str] = Field(default_factory=lambda: {"dev": DEV_CURSOR_KEY})
+    cursor_key: str = "dev"
 
 
 class BrokerSettings(_Section):
@@ -570,7 +584,8 @@ class BrokerSettings(_Section):
     # find it by cursor), the write is never failed by the broker.
     publish_timeout: Positive = 0.25
     connect_timeout: Positive = 1.0
-    # Shared holds (tao/holds.py: each user's live WebSocket operations over every process) are
+    # Shared holds (tao/holds.py: each user's live WebSocket operations and each address's open
+    # WebSockets, over every process) are
     # leased for this long and renewed every third of it: a process that dies without giving
     # its holds back frees them within this time.
     hold_lease_seconds: Annotated[float, _range(0.5, 3600)] = 30.0
@@ -599,11 +614,14 @@ class RealtimeSettings(_Section):
     # live operation keeps its text while it runs, and a comment pads a valid document to the
     # message's 2 MiB. One more: TOO_MANY_SUBSCRIPTIONS too.
     max_operation_chars_per_user: Count = 4 * 2**20
-    # Open WebSockets per client address, per server process (not shared between processes:
-    # with `server.processes` = N an address may hold up to N times this). One more is refused
-    # before the upgrade with HTTP 429 TOO_MANY_SOCKETS. Many users behind one NAT share an
+    # Open WebSockets per client address, over every server process (tao/holds.py, as the per-user
+    # caps; while Redis is down, per process). One more is refused before the upgrade with HTTP
+    # 429 TOO_MANY_SOCKETS. Many users behind one NAT share an
     # address: size it for that, not for one device.
     max_sockets_per_address: Count = 100
+    # Open authenticated WebSockets of one account, over every server process (tao/holds.py). One
+    # more is closed with 4429 after `connection_init`. Each holds a session watch.
+    max_sockets_per_user: Count = 50
     # Client messages per WebSocket: a token bucket of `message_burst` refilled at this rate.
     messages_per_second: Positive = 20.0
     message_burst: Count = 60
@@ -652,7 +670,7 @@ class MessageSettings(_Section):
     # checked when the server starts (resolvers.messages.model.check_keys), not at load, so a
     # config can name a key that a secret store provides later.
     encryption_keys: dict[str, str] = Field(
-        default_factory=lambda: {"dev": "ZGV2LW9ubHktbWVzc2FnZS1rZXktY2hhbmdlLW1lISE="})
+        default_factory=lambda: {"dev": DEV_MESSAGE_KEY})
     active_key: str = "dev"
     # A thread's unread count is exact up to this many messages (then reported as this number).
     unread_cap: Count = 100
@@ -660,6 +678,11 @@ class MessageSettings(_Section):
     # by every process) tells the others nothing new and is not published; a stop, and a start
     # after a stop, always are.
     typing_repeat_seconds: Positive = 2.0
+    # A member's typing changes (starts and stops, over all their threads) published in a minute,
+    # shared by every process; past it a change is accepted and not published. A stop lets the
+    # next start out at once, so without it a client alternating true and false had every call
+    # published to every other member's subscriptions.
+    typing_changes_per_minute: Count = 60
     # Spam limits, on metadata only. A message request is a first message to someone who does
     # not follow the sender; a new recipient is someone the sender has not messaged before.
     requests_per_hour: Count = 20

@@ -15,7 +15,7 @@ from typing import Any
 from config import Settings
 from resolvers.errors import LOGIN_REQUIRED, AuthenticationError, PermissionDeniedError
 from resolvers.loaders import Loaders
-from resolvers.throttle import LoginThrottle
+from resolvers.throttle import LoginThrottle, address_key
 from tao import Tao
 
 
@@ -43,6 +43,9 @@ class RequestContext:
     # The WebSocket this operation runs on (server.py's; has `async close(code, reason)`), so the
     # real-time layer can close it with a reason (resolvers.realtime); None over HTTP.
     socket: Any = None
+    # A WebSocket's hold on one of its account's `realtime.max_sockets_per_user` (tao.holds), given
+    # back when the socket's handler shuts down.
+    socket_hold: Any = None
     loaders: Loaders = field(init=False)
 
     def __post_init__(self) -> None:
@@ -53,8 +56,9 @@ class RequestContext:
 
     @property
     def cost_key(self) -> str:
-        """The key the per-viewer cost budget is kept under."""
-        return f"user:{self.viewer_id}" if self.viewer_id is not None else f"client:{self.client_key}"
+        """The key the per-viewer cost budget is kept under (an anonymous client's: its address's,
+        an IPv6 address by its /64, `resolvers.throttle.address_key`)."""
+        return f"user:{self.viewer_id}" if self.viewer_id is not None else f"client:{address_key(self.client_key)}"
 
     def require_viewer(self) -> int:
         """The viewer's id; a top-level UNAUTHENTICATED error for an anonymous request."""

@@ -68,7 +68,7 @@ from resolvers.loaders import load_each
 from resolvers.notifications import causes
 from resolvers.pagination import Cursor, Page, load_assoc_page, make_page
 from resolvers.records import Location, Media, MediaKind, MediaStatus, Post, PostKind, PostStatus, User, record_of
-from resolvers.search.indexer import post_jobs
+from resolvers.search.indexer import enqueue_index, post_jobs
 from resolvers.text_rules import text_has_controls
 from tao import Assoc, Tao, time_of
 from tao.models import now_ms
@@ -395,24 +395,29 @@ async def _is_public(tao: Tao, post: Post) -> bool:
             and not user.deactivated)
 
 
-async def sync_post_edges(tao: Tao, post: Post | None, post_id: int | None = None) -> None:
+async def sync_post_edges(tao: Tao, post: Post | None, post_id: int | None = None) -> bool:
     """Make the post's derived edges match its data and whether it is public (all removed if
     `post` is None: deleted). Idempotent; the edge time is the post's creation, so a tag's list
-    stays in post order."""
+    stays in post order. Returns whether a public edge (a tag's or a place's count) changed."""
     pid = post.id if post is not None else post_id
     assert pid is not None
     derived = _DERIVED | _PUBLIC_DERIVED
     public = post is not None and await _is_public(tao, post)
     current = await tao.assoc_range_many([(pid, atype) for atype in derived], 0, 100)
     adds: list[tuple] = []
+    public_changed = False
     for atype, wanted_of in derived.items():
         wanted = wanted_of(post) if post is not None and (public or atype in _DERIVED) else []
         have = {a.id2 for a in current[(pid, atype)]}
-        adds += [(pid, atype, i, post.created) for i in wanted if i not in have]  # type: ignore[union-attr]
-        for extra in have - set(wanted):
+        added = [(pid, atype, i, post.created) for i in wanted if i not in have]  # type: ignore[union-attr]
+        adds += added
+        extras = have - set(wanted)
+        public_changed |= atype in _PUBLIC_DERIVED and bool(added or extras)
+        for extra in extras:
             await tao.assoc_delete(pid, atype, extra)
     if adds:
         await tao.assoc_add_many(adds)
+    return public_changed
 
 
 # Reads -------------------------------------------------------------------------------------
@@ -470,8 +475,11 @@ async def sync_edges_job(job: JobContext, payload: dict) -> None:
 
 
 async def sync_author_edges_job(job: JobContext, payload: dict) -> None:
-    """After an author's privacy changed: re-sync every post of theirs (its public edges
-    follow). Keyset pages, so posts created or deleted meanwhile shift nothing; idempotent."""
+    """After an author's privacy changed (or a deletion request, or its cancellation): re-sync
+    every post of theirs (its public edges follow), and re-index the hashtags and places whose
+    public posts that changed, since the search index keeps their count (their popularity, and
+    whether they are findable at all; docs/search.md). Keyset pages, so posts created or deleted
+    meanwhile shift nothing; idempotent (a re-run finds nothing changed and indexes nothing)."""
     tao = job.tao
     author = int(payload["author"])
     after: tuple[int, int] | None = None
@@ -480,10 +488,15 @@ async def sync_author_edges_job(job: JobContext, payload: dict) -> None:
         if not page:
             return
         found = await tao.obj_get([a.id2 for a in page])
+        listings: set[tuple[str, int]] = set()
         for a in page:
             post = record_of(found[a.id2]) if a.id2 in found else None
-            if isinstance(post, Post):
-                await sync_post_edges(tao, post)
+            if isinstance(post, Post) and await sync_post_edges(tao, post):
+                listings |= {("hashtag", h) for h in post.hashtag_ids}
+                if post.location:
+                    listings.add(("place", post.location))
+        if listings:  # the counts are synced already: the jobs need not wait for them
+            await enqueue_index(tao, author, sorted(listings))
         after = (page[-1].time, page[-1].id2)
 
 

@@ -23,6 +23,8 @@ processes give one budget, not N.
 from __future__ import annotations
 
 import enum
+import functools
+import ipaddress
 import math
 
 from config import AuthSettings, LimitSettings, ThrottleSettings
@@ -30,6 +32,25 @@ from resolvers.errors import ThrottledError
 from tao import Bucket, Mode, Tao
 
 HOUR, DAY = 3600.0, 86_400.0
+IPV6_CLIENT_PREFIX = 64  # the least an ISP gives one customer (RFC 6177: often a /56 or a /48)
+
+
+@functools.lru_cache(maxsize=4096)  # a few µs of parsing, asked at every anonymous request
+def address_key(address: str) -> str:
+    """What a per-address limit counts a client address under: an IPv6 address by its /64 (one
+    customer's network: its every host, and every address a host picks for itself, RFC 8981),
+    an IPv4-mapped IPv6 address as its IPv4 address, anything else as it is. Keyed by the whole
+    IPv6 address, one client with a /64 was 2**64 clients to every per-address limit (the failed
+    log-ins, an anonymous cost budget, the WebSockets per address)."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])  # a scope id (fe80::1%eth0) names no network
+    except ValueError:
+        return address  # "unknown", a Unix socket's peer, a test's made-up key
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, IPV6_CLIENT_PREFIX), strict=False))
+    return str(ip)
 
 
 def cost_bucket(key: str, capacity: float, window: float) -> Bucket:
@@ -72,7 +93,7 @@ class LoginThrottle:
         self._per_address = float(auth.login_failures_per_address), window
 
     def _buckets(self, username: str, address: str) -> list[Bucket]:
-        return [Bucket(f"login:addr:{address}", *self._per_address),
+        return [Bucket(f"login:addr:{address_key(address)}", *self._per_address),
                 Bucket(f"login:user:{username}", *self._per_username)]
 
     async def attempt(self, username: str, address: str) -> tuple[str, float]:

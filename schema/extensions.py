@@ -218,6 +218,14 @@ class _Guard:
             return _refuse(
                 f"This query costs {cost} points, more than the limit of {self.limits.max_query_cost}: "
                 "ask for smaller pages (`first`) or split it into several queries.", "MAX_COST_EXCEEDED")
+        if cost > self.limits.max_subscription_cost and self.execution_context.operation_type is \
+                OperationType.SUBSCRIPTION:
+            # Spent once here, but its selection runs for every event it delivers, as often as
+            # others' cheap writes (a message, a reaction) send one.
+            return _refuse(
+                f"This subscription costs {cost} points, and its selection runs again for every event it "
+                f"delivers: the limit is {self.limits.max_subscription_cost} points. Select less on each event "
+                "(ids and what you show), and query more when you need it.", "MAX_COST_EXCEEDED")
         ok, left = await self.budget.try_spend(self._limiter(), self._key(), cost)
         self._report(cost, left)
         if not ok:

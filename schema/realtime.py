@@ -11,6 +11,7 @@ A domain's subscription fields (e.g. `inboxEvents`) call `deliver_events` with t
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
@@ -94,14 +95,29 @@ class FollowRequestEvent(StreamEvent):
     requester: User
 
 
+async def _still(info: Ctx, event: realtime.StreamEvent, atype: str) -> tuple[Any, bool]:
+    """The event's user (None: hidden from the viewer) and whether their edge to the viewer that
+    the event announces still holds (the edge committed with the event, not its inverse, which
+    is synced after the commit), read in one batch. A follow undone or a request withdrawn (or
+    answered) before it was delivered, a replay after a reconnect, is not announced: the viewer's
+    own lists no longer show it, and a withdrawn request was withdrawn so that it would not be
+    seen."""
+    viewer, user_id = info.context.require_viewer(), event.ids["user"]
+    user, edge = await asyncio.gather(users.get_user(info.context, user_id),
+                                      info.context.loaders.assoc_by_key.load((user_id, atype, viewer)))
+    return user, edge is not None
+
+
 async def _new_follower(info: Ctx, event: realtime.StreamEvent) -> NewFollowerEvent | None:
-    user = await users.get_user(info.context, event.ids["user"])
-    return None if user is None else NewFollowerEvent(follower=User.from_record(user), **event_fields(event))
+    user, holds = await _still(info, event, "FOLLOWS")
+    return None if user is None or not holds else NewFollowerEvent(follower=User.from_record(user),
+                                                                   **event_fields(event))
 
 
 async def _follow_request(info: Ctx, event: realtime.StreamEvent) -> FollowRequestEvent | None:
-    user = await users.get_user(info.context, event.ids["user"])
-    return None if user is None else FollowRequestEvent(requester=User.from_record(user), **event_fields(event))
+    user, holds = await _still(info, event, "FOLLOW_REQUESTED")
+    return None if user is None or not holds else FollowRequestEvent(requester=User.from_record(user),
+                                                                     **event_fields(event))
 
 
 register_event_type(realtime.KIND_NEW_FOLLOWER, NewFollowerEvent, _new_follower)

@@ -7,19 +7,24 @@ through privacy, with no code here per type.
 
 Invariant: a keyset cursor is valid only in the list that issued it. It is base64 of a 6-byte
 tag of its list (a hash of the connection's name and owner: `list_cursors("User.followers",
-user_id)`) and the position (time, id2) packed in 16 bytes, sealed (below); the head of a list is
-the tag alone.
+user_id)`), a byte naming the cursor key that sealed it, the position (time, id2) packed in 16
+bytes and sealed (below), and a 4-byte keyed check; the head of a list is the tag alone.
 
 Invariant: a cursor tells a client nothing it was not shown. A page's `endCursor` is the position
 of the last edge *read* (resolvers/pagination.py), which may be an edge the viewer may not see:
 a private account's post on a hashtag's or a place's page, a blocked account's comment. Its
 position is that post's id and time, so an open position told a stranger that a private account
 posted under the tag, when, and the post's id, page after page (`first: 1` walked them all:
-found by probe4). The 16 bytes are therefore one AES block, encrypted under a key derived from the
-server's secret (`seal_cursors`, set by `server.create_app` from `messages`' active key) after
-XOR with a hash of the list's tag, so equal positions in two lists differ too. A forged or
-altered cursor decrypts to some position in the same list: a page the viewer may read anyway.
-Cursors issued before the key changes decrypt to such a position (a wrong page, never a leak).
+found by probe4). The 16 bytes are therefore one AES block, encrypted under the deployment's
+cursor key (`seal_cursors`, set by `server.create_app` from `server.cursor_keys`) after XOR with a
+hash of the list's tag, so equal positions in two lists differ too.
+
+Invariant: a cursor opens at the position it was made for, or not at all (never a wrong page).
+It names its key, so during a rotation any configured key opens what it sealed; one whose key is
+not configured, or that was altered (the check), or that was sealed before cursors named their
+key, is BAD_USER_INPUT `CURSOR_EXPIRED: ...` (start the list again). Before, cursors were sealed
+under a key derived from `messages`' active key: while it rotated, a cursor from a process on the
+other key opened as another position of the same list (docs/graphql.md, "Cursor keys").
 A connection decodes `after` with its own list's cursors, so a cursor of another list (another
 user's followers, a following list, the tray) is BAD_USER_INPUT like a garbage one, before any
 read. Every connection here pages through `ListCursors`: there is no untagged cursor to decode.
@@ -31,6 +36,7 @@ import base64
 import binascii
 import functools
 import hashlib
+import hmac
 import struct
 from collections.abc import Callable
 from typing import Annotated, Any, Generic, TypeVar
@@ -96,33 +102,85 @@ def from_global_id(global_id: str, n_shards: int, expected: str | None = None, a
 
 
 _TAG_BYTES = 6  # 48 bits: two lists share a tag about once in 2**48 pairs (a wrong page, never a leak)
+_KEY_BYTES = 1  # which cursor key sealed it (`_key_byte` of its id; no two configured keys share one)
+_CHECK_BYTES = 4  # a keyed check over the rest: a retired key's or an altered cursor is refused
 _POSITION = struct.Struct(">qQ")  # (time or rank, id2): signed 64-bit, unsigned 64-bit (ids use all 64 bits)
+_SEALED = _TAG_BYTES + _KEY_BYTES + _POSITION.size + _CHECK_BYTES
+_UNNAMED = _TAG_BYTES + _POSITION.size  # sealed before cursors named their key (fifteenth session)
 _BAD_CURSOR = "`{arg}` is not a valid cursor: pass a `cursor` or `pageInfo.endCursor` from this API."
 _OTHER_LIST = ("`{arg}` is a cursor of another list: pass a `cursor` or `pageInfo.endCursor` of this same "
                "list, or leave `{arg}` out to start at the top.")
+_CANNOT_OPEN = ("CURSOR_EXPIRED: `{arg}` cannot be opened here (it was sealed under a cursor key this server "
+                "no longer has, or altered): leave `{arg}` out to start at the top of the list, then page on.")
+MIN_CURSOR_KEY_BYTES = 16
+
+
+def _key_byte(key_id: str) -> bytes:
+    return hashlib.blake2b(key_id.encode(), digest_size=_KEY_BYTES, person=b"taogram-curkey").digest()
 
 
 class _Sealer:
-    """AES-128 over one 16-byte block (a permutation: nothing to pad, nothing to store)."""
+    """One cursor key: AES-128 over one 16-byte block (a permutation: nothing to pad, nothing to
+    store) and a keyed 4-byte check over the whole cursor."""
 
-    __slots__ = ("seal", "open")
+    __slots__ = ("key_byte", "seal", "open", "_check")
 
-    def __init__(self, secret: bytes) -> None:
-        key = hashlib.blake2b(secret, digest_size=16, person=b"taogram-cursor").digest()
-        cipher = Cipher(algorithms.AES(key), modes.ECB())  # one block a message: ECB is plain AES
+    def __init__(self, key_id: str, secret: bytes) -> None:
+        material = hashlib.blake2b(secret, digest_size=32, person=b"taogram-cursor").digest()
+        cipher = Cipher(algorithms.AES(material[:16]), modes.ECB())  # one block a message: ECB is plain AES
         self.seal = cipher.encryptor().update
         self.open = cipher.decryptor().update
+        self._check = hashlib.blake2b(digest_size=_CHECK_BYTES, key=material[16:])  # copied: cheaper than keying
+        self.key_byte = _key_byte(key_id)
+
+    def check(self, data: bytes) -> bytes:
+        h = self._check.copy()
+        h.update(data)
+        return h.digest()
 
 
-# Replaced at start-up by `seal_cursors` with the deployment's secret (the same in every process).
-_sealer = _Sealer(b"dev-only-cursor-secret")
+class _CursorKeys:
+    __slots__ = ("active", "by_byte")
+
+    def __init__(self, keys: dict[str, bytes], active: str) -> None:
+        sealers = {key_id: _Sealer(key_id, secret) for key_id, secret in keys.items()}
+        self.active = sealers[active]
+        self.by_byte = {s.key_byte: s for s in sealers.values()}
 
 
-def seal_cursors(secret: bytes) -> None:
-    """Seal the positions of every cursor with a key derived from `secret`: every server process
-    of a deployment must pass the same one (`server.create_app` passes `messages`' active key)."""
-    global _sealer
-    _sealer = _Sealer(secret)
+def cursor_key_material(keys: dict[str, str], active: str) -> dict[str, bytes]:
+    """The secrets of `server.cursor_keys` (base64, at least 16 bytes each), checked: ValueError
+    saying what to fix."""
+    if active not in keys:
+        raise ValueError(f"server.cursor_key {active!r} is not in server.cursor_keys ({', '.join(sorted(keys))})")
+    out: dict[str, bytes] = {}
+    seen: dict[bytes, str] = {}
+    for key_id, value in keys.items():
+        try:
+            secret = base64.b64decode(value, validate=True)
+        except (ValueError, binascii.Error):
+            raise ValueError(f"server.cursor_keys[{key_id!r}] is not base64") from None
+        if len(secret) < MIN_CURSOR_KEY_BYTES:
+            raise ValueError(f"server.cursor_keys[{key_id!r}] must be at least {MIN_CURSOR_KEY_BYTES} bytes "
+                             f"(base64 of random bytes), not {len(secret)}")
+        other = seen.setdefault(_key_byte(key_id), key_id)
+        if other != key_id:  # a cursor names its key by one byte of its id's hash
+            raise ValueError(f"server.cursor_keys {other!r} and {key_id!r} cannot both be configured "
+                             "(their ids hash alike): rename the newer one")
+        out[key_id] = secret
+    return out
+
+
+def seal_cursors(keys: dict[str, str], active: str) -> None:
+    """Seal every cursor under `keys[active]` and open those of any key in `keys` (the
+    deployment's `server.cursor_keys` and `server.cursor_key`, the same in every process but for
+    the steps of a rotation: docs/graphql.md, "Cursor keys"). ValueError if they cannot be used."""
+    global _keys
+    _keys = _CursorKeys(cursor_key_material(keys, active), active)
+
+
+# Replaced at start-up by `seal_cursors` with the deployment's keys (`server.create_app`).
+_keys = _CursorKeys({"dev": b"dev-only-cursor-key-change-me!!!"}, "dev")
 
 
 class ListCursors:
@@ -145,12 +203,14 @@ class ListCursors:
     def encode(self, position: Cursor | None) -> str:
         if position is None:
             return self._head
-        sealed = _sealer.seal(self._xor(_POSITION.pack(*position)))
-        return base64.urlsafe_b64encode(self._tag + sealed).decode().rstrip("=")
+        key = _keys.active
+        body = self._tag + key.key_byte + key.seal(self._xor(_POSITION.pack(*position)))
+        return base64.urlsafe_b64encode(body + key.check(body)).decode().rstrip("=")
 
     def decode(self, cursor: str | None, arg: str = "after") -> Cursor | None:
         """The position of `cursor` in this list (None: the head, or no cursor); BAD_USER_INPUT if
-        it is malformed or another list's."""
+        it is malformed, another list's, or cannot be opened here (CURSOR_EXPIRED: its key is not
+        configured, or it was altered): never another position."""
         if cursor is None:
             return None
         try:
@@ -159,13 +219,17 @@ class ListCursors:
             raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         except (ValueError, binascii.Error):
             raise BadInputError(_BAD_CURSOR.format(arg=arg)) from None
-        if len(raw) not in (_TAG_BYTES, _TAG_BYTES + _POSITION.size):
+        if len(raw) not in (_TAG_BYTES, _UNNAMED, _SEALED):
             raise BadInputError(_BAD_CURSOR.format(arg=arg))
         if raw[:_TAG_BYTES] != self._tag:
             raise BadInputError(_OTHER_LIST.format(arg=arg))
         if len(raw) == _TAG_BYTES:
             return None
-        t, id2 = _POSITION.unpack(self._xor(_sealer.open(raw[_TAG_BYTES:])))
+        key = _keys.by_byte.get(raw[_TAG_BYTES:_TAG_BYTES + _KEY_BYTES]) if len(raw) == _SEALED else None
+        body = raw[:-_CHECK_BYTES]
+        if key is None or not hmac.compare_digest(key.check(body), raw[-_CHECK_BYTES:]):
+            raise BadInputError(_CANNOT_OPEN.format(arg=arg))
+        t, id2 = _POSITION.unpack(self._xor(key.open(body[_TAG_BYTES + _KEY_BYTES:])))
         return t, id2
 
 

@@ -81,8 +81,12 @@ def load_state(data: Path, port: int | None) -> dict:
     path = data / "cluster.json"
     if path.exists():
         state = json.loads(path.read_text())
+        changed = "cursor_key" not in state["secrets"]  # a cluster made before cursors had their own key
+        state["secrets"].setdefault("cursor_key", base64.b64encode(secrets.token_bytes(32)).decode())
         if port and port != state["ports"]["server"]:
             state["ports"]["server"] = port
+            changed = True
+        if changed:
             path.write_text(json.dumps(state, indent=2))
         return state
     state = {
@@ -95,6 +99,7 @@ def load_state(data: Path, port: int | None) -> dict:
         },
         "secrets": {
             "message_key": base64.b64encode(secrets.token_bytes(32)).decode(),
+            "cursor_key": base64.b64encode(secrets.token_bytes(32)).decode(),
             "signing_key": secrets.token_urlsafe(32),
         },
     }
@@ -116,6 +121,8 @@ def render_config(data: Path, state: dict, workers: int) -> str:
 host = "127.0.0.1"
 port = {p['server']}
 processes = {SERVER_PROCESSES}
+cursor_keys = {{ cluster = "{s['cursor_key']}" }}
+cursor_key = "cluster"
 
 [store]
 backend = "mysql"

@@ -3,7 +3,9 @@ once, and on their total weight, checked and taken as one step; each hold is lea
 of a process that died lapse instead of counting forever.
 
 The real-time layer bounds each user's live WebSocket operations with it (`server_ws.py`:
-`realtime.max_subscriptions_per_user`, `max_operation_chars_per_user`, key `ws-ops:<user>`).
+`realtime.max_subscriptions_per_user`, `max_operation_chars_per_user`, key `ws-ops:<user>`) and
+each client address's open WebSockets (`server.py`: `realtime.max_sockets_per_address`, key
+`ws-addr:<address>`).
 
 Invariants:
 - With `broker.backend = "redis"` a key's holds are one sorted set in the broker's Redis
@@ -17,9 +19,15 @@ Invariants:
   lost for more than a renewal period. A process that dies (SIGKILL, a crash, the host gone)
   renews nothing: its holds lapse within `hold_lease_seconds` and free the user.
 - Without Redis (the embedded default, one process) the holds are counters in this process's
-  memory, which dies with them. Redis unreachable or slow (past `broker.publish_timeout` x 4):
-  `acquire` counts in this process meanwhile and logs (at most every 5 s), as the rate limits do
-  (tao/rate_limits.py); a hold taken in Redis whose release cannot reach it lapses with its lease.
+  memory, which dies with them.
+- Redis unreachable or slow (past `broker.publish_timeout` x 4): `acquire` checks the ceilings
+  against this process's own holds of the key (those it took in Redis before the failure
+  included) and logs (at most every 5 s): one process never holds more than a ceiling, N
+  processes at most N times it, as the rate limits degrade (tao/rate_limits.py). Such a hold is
+  this process's like any other: the first acquisition after Redis answers again, or the next
+  renewal, writes it into Redis, so the ceiling counts it for every process from then on. A hold
+  whose release cannot reach Redis lapses with its lease. (Fail closed would refuse every
+  operation and every WebSocket while Redis is down: docs/realtime.md says why not.)
 """
 
 from __future__ import annotations
@@ -119,7 +127,8 @@ RENEW_BATCH = 500  # keys per renewal call
 
 
 class RedisHolds:
-    """Holds in Redis, leased and renewed by this process; this process's memory while Redis fails."""
+    """Holds in Redis, leased and renewed by this process; counted in this process while Redis
+    fails, and written to Redis when it answers again (module docstring)."""
 
     def __init__(self, settings: BrokerSettings) -> None:
         import redis.asyncio as aioredis  # imported here: the embedded default never needs it
@@ -134,52 +143,83 @@ class RedisHolds:
         self._renew = self._client.register_script(_RENEW)
         self._owner = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
         self._next = 0
-        self._held: dict[str, set[str]] = {}  # key -> this process's members there, renewed while here
+        # key -> {member: weight}: every hold of this process, renewed while here; those taken
+        # while Redis failed too (`_unsynced`), which the next renewal that reaches Redis adds.
+        self._held: dict[str, dict[str, int]] = {}
+        self._unsynced: set[str] = set()  # keys with a hold Redis has not seen yet
+        # One acquire at a time writes them; the others meanwhile count here rather than queue
+        # behind it (each would wait out the timeout in turn while Redis hangs).
+        self._syncing = False
         self._renewer: asyncio.Task | None = None
         self._releasing: set[asyncio.Task] = set()
         # A removal waits for a renewal in flight, whose snapshot may still name the member: the
         # renewal would otherwise put back a hold released meanwhile, for a whole lease.
         self._lock = asyncio.Lock()
-        self.fallback = LocalHolds()
-        self.fallbacks = 0
+        self.fallbacks = 0  # acquisitions counted in this process because Redis failed
         self._last_log = 0.0
 
     def _failed(self, what: str, exc: BaseException) -> None:
-        self.fallbacks += 1
         now = time.monotonic()
         if now - self._last_log > 5.0:
             self._last_log = now
             log.warning("holds: Redis failed (%s): %r", what, exc)
 
-    async def acquire(self, key: str, weight: int, max_count: int, max_weight: int) -> Acquired:
-        self._next += 1
-        member = f"{self._owner}:{self._next}:{int(weight)}"
-        try:
-            taken, count, held = await asyncio.wait_for(self._acquire(
-                keys=[self._prefix + key], args=[member, int(weight), max_count, max_weight, self._lease_ms]),
-                self._timeout)
-        except self._errors as exc:
-            self._failed("acquire; counting in this process meanwhile", exc)
-            return self.fallback.acquire_now(key, weight, max_count, max_weight)
-        if not int(taken):
-            return Acquired(None, int(count), int(held))
-        self._held.setdefault(key, set()).add(member)
+    def _keep(self, key: str, member: str, weight: int) -> None:
+        self._held.setdefault(key, {})[member] = weight
         if self._renewer is None or self._renewer.done():
             self._renewer = asyncio.create_task(self._renew_forever())
-        return Acquired(Hold(key, member, int(weight), True), int(count), int(held))
+
+    async def acquire(self, key: str, weight: int, max_count: int, max_weight: int) -> Acquired:
+        self._next += 1
+        weight = int(weight)
+        member = f"{self._owner}:{self._next}:{weight}"
+        if self._unsynced and not self._syncing:  # Redis failed earlier: first give it what was taken meanwhile
+            self._syncing = True
+            try:
+                await self.renew()
+            finally:
+                self._syncing = False
+        try:
+            if self._unsynced:  # not written yet (Redis still failing, or another acquire is writing them)
+                raise ConnectionError("holds taken while Redis failed are not written yet")
+            taken, count, held = await asyncio.wait_for(self._acquire(
+                keys=[self._prefix + key], args=[member, weight, max_count, max_weight, self._lease_ms]),
+                self._timeout)
+        except self._errors as exc:
+            self.fallbacks += 1  # acquisitions counted in this process
+            self._failed("acquire; counting this process's holds meanwhile", exc)
+            return self._acquire_here(key, member, weight, max_count, max_weight)
+        if not int(taken):
+            return Acquired(None, int(count), int(held))
+        self._keep(key, member, weight)
+        return Acquired(Hold(key, member, weight, True), int(count), int(held))
+
+    def _acquire_here(self, key: str, member: str, weight: int, max_count: int, max_weight: int) -> Acquired:
+        """Redis unreachable: the ceilings over this process's own holds of the key (those taken in
+        Redis before it failed included), so a process never holds more than a ceiling, and N
+        processes at most N times it. The hold joins this process's others: the first renewal
+        that reaches Redis writes it there, where it counts for every process again."""
+        mine = self._held.get(key, {})
+        count, held = len(mine), sum(mine.values())
+        if count >= max_count or held + weight > max_weight:
+            return Acquired(None, count, held)
+        self._keep(key, member, weight)
+        self._unsynced.add(key)
+        return Acquired(Hold(key, member, weight, False), count, held)
 
     def release(self, hold: Hold) -> None:
         """Give the hold back: no longer renewed from now, removed from Redis in the background
         (if that fails, its lease ends it)."""
-        if not hold.shared:
-            self.fallback.release(hold)
-            return
         members = self._held.get(hold.key)
         if members is None or hold.member not in members:
             return
-        members.discard(hold.member)
+        del members[hold.member]
+        unwritten = not hold.shared and hold.key in self._unsynced  # taken while Redis failed, not written since
         if not members:
             del self._held[hold.key]
+            self._unsynced.discard(hold.key)
+        if unwritten:  # nothing to remove there (at worst a lease's worth, if a renewal wrote it after all)
+            return
         task = asyncio.get_running_loop().create_task(self._remove({hold.key: [hold.member]}))
         self._releasing.add(task)
         task.add_done_callback(self._releasing.discard)
@@ -194,7 +234,8 @@ class RedisHolds:
             self._failed("release; the lease ends it", exc)
 
     async def renew(self) -> None:
-        """Extend the lease of every hold of this process (put back any that lapsed)."""
+        """Extend the lease of every hold of this process (put back any that lapsed, and add those
+        taken while Redis failed)."""
         keys = list(self._held)
         for start in range(0, len(keys), RENEW_BATCH):
             batch = [k for k in keys[start:start + RENEW_BATCH] if self._held.get(k)]
@@ -208,6 +249,8 @@ class RedisHolds:
                                            self._timeout)
                 except self._errors as exc:
                     self._failed("renewal; retried next period", exc)
+                    return
+                self._unsynced.difference_update(batch)
 
     async def _renew_forever(self) -> None:
         while self._held:
@@ -219,6 +262,7 @@ class RedisHolds:
         if self._renewer is not None:
             self._renewer.cancel()
         held, self._held = {k: list(v) for k, v in self._held.items()}, {}
+        self._unsynced.clear()
         if held:
             await self._remove(held)
         if self._releasing:

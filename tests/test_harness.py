@@ -186,6 +186,33 @@ def test_up_cli_serves_attached_runs_and_stops_what_they_restarted(tmp_path: Pat
     assert not pid_alive(first_pid)
 
 
+def test_up_cli_stops_a_redis_an_attached_run_restarted(tmp_path: Path) -> None:
+    """redis-server rewrites its command line ("/usr/bin/redis-server 127.0.0.1:<port>"), so the
+    owner's check that a recorded pid still runs the recorded binary (argv[0]) never matched a
+    restarted Redis: it was left running, detached, after the owner stopped."""
+    desc_path = tmp_path / "services.json"
+    up = subprocess.Popen([sys.executable, "-m", "tests.harness", "up", "--json", str(desc_path),
+                           "--mysql", "0", "--memcached", "0", "--no-s3"],
+                          cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        _wait_for(lambda: desc_path.exists() or up.poll() is not None, "the up process describing its services")
+        assert up.poll() is None, up.stdout and up.stdout.read()
+        attached = attach_services(desc_path)
+        first_pid = json.loads(desc_path.read_text())["redis"]["pid"]
+        attached.kill_redis()
+        attached.start_redis()  # detached from this process, recorded for the up process
+        second_pid = json.loads(desc_path.read_text())["redis"]["pid"]
+        assert second_pid != first_pid and pid_alive(second_pid)
+        attached.stop()
+        assert pid_alive(second_pid)
+    finally:
+        up.send_signal(signal.SIGTERM)
+        out, _ = up.communicate(timeout=30)
+    assert up.returncode == 0, out
+    _wait_for(lambda: not pid_alive(second_pid), "the restarted redis-server stopping with the up process")
+    assert not pid_alive(first_pid)
+
+
 def _our_roots() -> set[Path]:
     return {
         p.parent for p in Path(tempfile.gettempdir()).glob("taogram-*/owner.pid") if p.read_text() == str(os.getpid())

@@ -110,3 +110,45 @@ async def test_a_killed_process_s_holds_lapse_with_their_lease(capped_servers) -
         assert [await outcome(on_b, "x"), await outcome(on_b, "y")] == ["running", "running"]
         assert await outcome(on_b, "z") == "TOO_MANY_SUBSCRIPTIONS"
         await on_b.close()
+
+
+async def test_one_address_s_sockets_are_capped_over_every_process(rt_settings, tmp_path) -> None:
+    """`realtime.max_sockets_per_address` was a counter in each process: with 2 processes one
+    address held 2 x the cap. Now one cap over both (a hold per socket, `ws-addr:<address>`),
+    given back when a socket closes, and freed within the lease when its process is killed."""
+    rt_settings.realtime.max_sockets_per_address = 3
+    rt_settings.broker.hold_lease_seconds = LEASE
+    async with started_servers(rt_settings, tmp_path) as (a, b), aiohttp.ClientSession() as http:
+        api_a, api_b = Api(http, a), Api(http, b)
+        token, _ = await api_a.sign_up("ada")
+        on_a = [await api_a.ws(token), await api_a.ws(token)]
+        on_b = [await WSClient.connect(http, b.base + "/graphql", None)]  # anonymous sockets count too
+        for api in (api_b, api_a):  # the 4th from this address, on either process
+            with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                await api.ws(token)
+            assert refused.value.status == 429
+        assert (await api_b.ok("{ viewer { username } }", token=token)) == {"viewer": {"username": "ada"}}
+        await asyncio.sleep(LEASE * 1.5)  # held past their first lease: renewed while open
+        with pytest.raises(aiohttp.WSServerHandshakeError):
+            await api_b.ws(token)
+        await on_a.pop().close()  # a socket closed on one process frees a slot on the other
+        on_b.append(await eventually_open(api_b, token, within=5.0))
+        with pytest.raises(aiohttp.WSServerHandshakeError):
+            await api_b.ws(token)
+        await asyncio.to_thread(a.kill)  # a's socket's hold lapses with its lease
+        on_b.append(await eventually_open(api_b, token, within=LEASE * 3))
+        with pytest.raises(aiohttp.WSServerHandshakeError):
+            await api_b.ws(token)
+        for sock in on_b:
+            await sock.close()
+
+
+async def eventually_open(api: Api, token: str, within: float) -> WSClient:
+    start = time.monotonic()
+    while True:
+        try:
+            return await api.ws(token)
+        except aiohttp.WSServerHandshakeError as e:
+            assert e.status == 429
+            assert time.monotonic() - start < within, f"still refused after {within} s"
+            await asyncio.sleep(0.1)

@@ -13,7 +13,8 @@ Invariants:
   member's stream gets the unsent event, so live clients drop it too.
 - Typing is ephemeral: published to the other members' live connections, never stored. A
   `typing: true` repeated within `messages.typing_repeat_seconds` is not published again (a
-  client that sends one per keystroke); a stop, and a start after a stop, always are.
+  client that sends one per keystroke); a stop, and a start after a stop, are, up to
+  `messages.typing_changes_per_minute` changes a minute per member (a client alternating them).
 """
 
 from __future__ import annotations
@@ -232,13 +233,19 @@ async def do_set_typing(tao: Tao, actor_id: int, thread_id: int, typing: bool) -
     # One bucket per member and thread (tao.rate_limits: shared by the processes): a start
     # takes its token, a stop gives it back. Before, 100 calls published 100 events to every
     # other member's subscriptions (each built through their loaders and privacy).
+    # And every change (a start or a stop, in any thread) from one bucket per member: a stop lets
+    # the next start out, so a client alternating true and false had every call published.
     key = f"typing:{viewer}:{thread_id}"
+    per_minute = float(ctx.settings.messages.typing_changes_per_minute)
+    changes = Bucket(f"typing-changes:{viewer}", per_minute, 60.0)
     if typing:
         repeat = ctx.settings.messages.typing_repeat_seconds
-        if not (await tao.rate_limits.take([Bucket(key, 1.0, repeat)], 1.0, Mode.TAKE)).ok:
-            return thread  # the others were told within `typing_repeat_seconds`
+        if not (await tao.rate_limits.take([Bucket(key, 1.0, repeat), changes], 1.0, Mode.TAKE)).ok:
+            return thread  # told within `typing_repeat_seconds`, or past the changes a minute
     else:
         await tao.rate_limits.reset([key])
+        if not (await tao.rate_limits.take([changes], 1.0, Mode.TAKE)).ok:
+            return thread
     others = [m for m in await _member_ids(ctx, thread_id) if m != viewer]
     await events.publish_typing(tao, others, thread_id, viewer, typing)
     return thread

@@ -30,12 +30,19 @@ def _kill_recorded(path: Path, services: Services) -> None:
     for entry in [*desc["mysql"], *desc["memcached"], *([desc["s3"]] if desc["s3"] else []),
                   *([desc["redis"]] if desc.get("redis") else [])]:
         pid = entry["pid"]
-        try:  # check the pid still runs that server's binary before killing it
-            argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
-        except OSError:
-            continue
-        if pid not in ours and argv0 == entry["argv"][0]:
+        if pid not in ours and _runs(pid, entry["argv"][0]):
             os.kill(pid, signal.SIGKILL)
+
+
+def _runs(pid: int, binary: str) -> bool:
+    """Whether `pid` still runs `binary` (so a recycled pid is never killed). Read from the
+    executable the process runs, not its command line: redis-server rewrites its argv to
+    "/usr/bin/redis-server 127.0.0.1:<port>", so a restarted Redis never matched its recorded
+    argv[0] and outlived the owner."""
+    try:
+        return os.path.realpath(f"/proc/{pid}/exe") == os.path.realpath(binary)
+    except OSError:
+        return False
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -364,6 +364,29 @@ async def test_failed_log_ins_are_throttled_per_address(five_failures_per_addres
     assert checks.calls == before  # refused without checking a password
 
 
+async def test_one_ipv6_network_is_one_address_to_the_per_address_limits(gql) -> None:
+    """A client with an IPv6 /64 (the least an ISP gives a customer) picks any of 2**64 source
+    addresses: keyed by the whole address, every per-address limit (failed log-ins, an anonymous
+    client's cost budget, WebSockets per address) was no limit for it. They count its /64."""
+    from resolvers.context import RequestContext
+    from resolvers.throttle import LoginThrottle
+
+    gql.tao.settings.auth.login_failures_per_address = 5
+    throttle = LoginThrottle(gql.tao, gql.tao.settings.auth)
+    for i in range(5):
+        await throttle.record_failure(f"nobody{i}", f"2001:db8:7:9:{i + 1:x}::1")
+    assert (await throttle.retry_after("ada", "2001:db8:7:9:ffff:1:2:3"))[0] == "address"
+    assert await throttle.retry_after("ada", "2001:db8:7:a::1") == ("", 0.0)  # another /64
+    assert await throttle.retry_after("ada", "192.0.2.7") == ("", 0.0)
+    keys = {RequestContext(tao=gql.tao, settings=gql.tao.settings, client_key=a).cost_key
+            for a in ("2001:db8::1", "2001:db8::2:1", "2001:db8:0:0:ffff::9")}
+    assert keys == {"client:2001:db8::/64"}
+    from resolvers.throttle import address_key
+
+    assert address_key("::ffff:192.0.2.7") == address_key("192.0.2.7") == "192.0.2.7"
+    assert address_key("unknown") == "unknown"
+
+
 async def test_password_mutations_are_priced(small_budget, gql, checks):
     body = await gql(SIGN_UP, {"i": {"username": "ada", "password": "a good password", "fullName": "A"}})
     # 500 for the hash, 10 for a mutation, 1 each for the payload's user and errors

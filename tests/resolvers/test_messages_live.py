@@ -438,3 +438,31 @@ async def test_typing_alternating_between_two_threads_is_suppressed_in_each(gql,
             except TimeoutError:
                 break
     assert [e["typing"] for e in got] == [True, True], got
+
+
+async def test_a_member_toggling_typing_is_published_at_most_typing_changes_per_minute(gql, dm, gql_settings):
+    """A stop resets the repeat suppression so the next start goes out: a client alternating
+    `typing: true` and `false` had every call published to every other member's subscriptions
+    (31 in a full group, each built through their loaders and privacy), for one cheap mutation
+    each. A member's typing changes are now published at most `messages.typing_changes_per_minute`
+    times a minute over all their threads; past it a change is accepted and not published."""
+    gql_settings.messages.typing_changes_per_minute = 6
+    ta, a = await gql.sign_up("ada")
+    tb, b = await gql.sign_up("bob")
+    thread = (await dm.sent(ta, to=[b], text="hi"))["thread"]["id"]
+    async with subscribed(gql, tb) as bob:
+        while True:  # what the send delivered
+            try:
+                await bob.next(timeout=0.5)
+            except TimeoutError:
+                break
+        for _ in range(10):
+            for typing in (True, False):
+                assert (await dm.mutate("setTyping", ta, {"threadId": thread, "typing": typing}))["errors"] == []
+        got = []
+        while True:
+            try:
+                got.append(await bob.next(timeout=0.7))
+            except TimeoutError:
+                break
+    assert [e["typing"] for e in got] == [True, False] * 3, got

@@ -208,6 +208,51 @@ async def test_the_privacy_check_reads_no_viewer_edge_per_result(gql):
     assert await keys_read("kestrel", 8) - await keys_read("osprey", 2) == 6
 
 
+async def _engine_pops(gql, q, kind):
+    class Ctx:
+        tao = gql.tao
+        settings = gql.tao.settings
+    from resolvers.search import text
+    hits = await asyncio.to_thread(query._engine_hits, Ctx, (kind,), text.tokens(q), text.handle(q))
+    return [h.pop for h in hits]
+
+
+async def test_a_pending_deletion_and_its_cancellation_change_what_the_index_counts(gql):
+    """An account's deletion request (and a change to private) takes its posts out of their
+    hashtags' and places' public counts, but the index kept each tag's and place's popularity,
+    and the document of one only it had used, until something re-indexed them (another post):
+    the index ranked by posts nobody may see. Now the job that re-syncs the author's posts
+    re-indexes the tags and places whose public posts it changed; cancelling does the same."""
+    te, _ = await sign_up(gql, "eve")
+    tb, _ = await sign_up(gql, "bob")
+    place = (await create(gql, te, "e0 #sunset", location={"name": "Evenook"}))["post"]["location"]["id"]
+    for i in range(1, 4):
+        await create(gql, te, f"e{i} #sunset", locationId=place)
+    await create(gql, tb, "b0 #sunset", locationId=place)
+    await create(gql, te, "e9 #evesown", location={"name": "Solitude"})
+
+    async def indexed():
+        for _ in range(2):  # index jobs wait a moment, and the author's job enqueues some
+            await asyncio.sleep(1.2)
+            await gql.tao.run_jobs_until_idle(include_delayed=False)  # the purge waits days: due jobs only
+        return {q: await _engine_pops(gql, q, kind) for q, kind in
+                (("sunset", "hashtag"), ("evenook", "place"), ("evesown", "hashtag"), ("solitude", "place"))}
+
+    five, one = query._pop4(5), query._pop4(1)
+    everything = {"sunset": [five], "evenook": [five], "evesown": [one], "solitude": [one]}
+    assert await indexed() == everything
+    deleted = await gql.ok("mutation { deleteAccount(input: {password: \"password-eve\"}) { ok } }", token=te)
+    assert deleted["deleteAccount"]["ok"] is True
+    assert await indexed() == {"sunset": [one], "evenook": [one], "evesown": [], "solitude": []}
+    logged_in = await gql.ok("mutation { logIn(input: {username: \"eve\", password: \"password-eve\"}) "
+                             "{ token errors { code } } }")
+    assert logged_in["logIn"]["errors"] == []  # cancels the deletion
+    assert await indexed() == everything
+    # going private is the same change to the public posts
+    await gql.ok(PROFILE, {"i": {"isPrivate": True}}, logged_in["logIn"]["token"])
+    assert await indexed() == {"sunset": [one], "evenook": [one], "evesown": [], "solitude": []}
+
+
 async def test_private_accounts_posts_are_never_indexed_but_the_profile_is(gql):
     tp, pid = await sign_up(gql, "secretive", private=True)
     tf, _ = await sign_up(gql, "friend")

@@ -95,7 +95,8 @@ async def test_a_tray_cursor_is_refused_by_story_viewers(gql: GQL) -> None:
 async def test_followers_page_with_their_own_cursors_each_once(gql: GQL) -> None:
     """Pages of 3 over 8 followers, each page `after` the last one's `endCursor`, then after an
     edge's own `cursor`: the whole list, newest first, no follower twice and none skipped; and
-    the cursors stay short (a 6-byte list tag and the 16-byte position, base64)."""
+    the cursors stay short (a 6-byte list tag, the sealing key's byte, the 16-byte position and a
+    4-byte check, base64)."""
     await gql.sign_up("star")
     _, star = await gql.sign_up("other")  # another list with the same followers, paged in between
     star_gid = (await gql.ok('{ user(username: "star") { id } }'))["user"]["id"]
@@ -110,7 +111,7 @@ async def test_followers_page_with_their_own_cursors_each_once(gql: GQL) -> None
         page = await _followers_page(gql, "star", 3, after)
         other = await _followers_page(gql, "other", 3, other_after)
         seen += [e["node"]["username"] for e in page["edges"]]
-        assert all(len(e["cursor"]) <= 30 for e in page["edges"])
+        assert all(len(e["cursor"]) <= 36 for e in page["edges"])
         if not page["pageInfo"]["hasNextPage"]:
             break
         after, other_after = page["pageInfo"]["endCursor"], other["pageInfo"]["endCursor"]
@@ -249,3 +250,75 @@ def test_a_cursor_issued_before_cursors_were_tied_to_lists_is_refused() -> None:
     for cursor in old:
         with pytest.raises(BadInputError, match="not a valid cursor"):
             list_cursors("User.followers", 1).decode(cursor)
+
+
+K1 = base64.b64encode(b"k1" * 16).decode()
+K2 = base64.b64encode(b"k2" * 16).decode()
+
+
+@pytest.fixture
+def restore_cursor_keys():
+    from config import ServerSettings
+    from schema.relay import seal_cursors
+
+    yield seal_cursors
+    default = ServerSettings()
+    seal_cursors(default.cursor_keys, default.cursor_key)
+
+
+def test_a_cursor_opens_its_own_position_under_either_key_of_a_rotation_or_is_refused(restore_cursor_keys) -> None:
+    """Cursors were sealed under a key derived from `messages`' active key, and nothing in a
+    cursor named its key: while that key rotated, a cursor made by a process on the other key
+    opened as another position of the same list (a wrong page, silently). Cursors now have their
+    own keys (`server.cursor_keys`, `server.cursor_key` the one that seals), a cursor names its
+    key and carries a check: it opens at its own position under any configured key, and one this
+    server cannot open (its key retired or not yet configured, or altered) is CURSOR_EXPIRED."""
+    seal = restore_cursor_keys
+    cursors, pos = list_cursors("User.followers", 1), (1_800_000_000_000, 123456789)
+    seal({"k1": K1}, "k1")
+    old = cursors.encode(pos)
+    seal({"k1": K1, "k2": K2}, "k2")  # step 2 of a rotation: k2 seals, k1 still opens
+    new = cursors.encode(pos)
+    assert new != old and cursors.decode(old) == pos and cursors.decode(new) == pos
+    seal({"k1": K1, "k2": K2}, "k1")  # a process not yet moved to k2 opens k2's cursors too
+    assert cursors.decode(new) == pos
+    seal({"k1": K1}, "k1")  # a process that does not know k2 (step 1 skipped): an error, not a page
+    with pytest.raises(BadInputError, match="^CURSOR_EXPIRED: `after`"):
+        cursors.decode(new)
+    seal({"k2": K2}, "k2")  # k1 retired
+    with pytest.raises(BadInputError, match="^CURSOR_EXPIRED: `upTo`.*leave `upTo` out"):
+        cursors.decode(old, "upTo")
+    raw = bytearray(base64.urlsafe_b64decode(new + "=" * (-len(new) % 4)))
+    for i in range(6, len(raw)):  # any altered byte after the list's tag
+        altered = raw.copy()
+        altered[i] ^= 1
+        with pytest.raises(BadInputError):
+            cursors.decode(base64.urlsafe_b64encode(bytes(altered)).decode().rstrip("="))
+    assert cursors.decode(new) == pos and cursors.decode(cursors.encode(None)) is None
+
+
+def test_cursor_keys_are_checked_when_the_server_starts() -> None:
+    from config import ConfigError, Settings
+    from server import create_app
+
+    for server, messages, match in (
+        ({"cursor_keys": {"a": K1}, "cursor_key": "b"}, {}, "server.cursor_key 'b' is not in server.cursor_keys"),
+        ({"cursor_keys": {"a": "c2hvcnQ="}, "cursor_key": "a"}, {}, "at least 16 bytes"),
+        ({"cursor_keys": {"a": "not base64!"}, "cursor_key": "a"}, {}, "base64"),
+        # a deployment with its own message keys must not seal cursors with the public dev key
+        ({}, {"encryption_keys": {"m": K1}, "active_key": "m"}, "built-in development key"),
+    ):
+        with pytest.raises(ConfigError, match=match):
+            create_app(Settings.model_validate({"server": server, "messages": messages}))
+
+
+async def test_a_cursor_from_before_cursor_keys_is_refused_not_read_as_a_page(gql: GQL) -> None:
+    """A cursor sealed before cursors named their key (22 bytes) cannot say which key sealed it:
+    CURSOR_EXPIRED, never some page."""
+    await gql.sign_up("ada")
+    head = (await _followers_page(gql, "ada", 0))["pageInfo"]["endCursor"]  # the list's tag alone
+    tag = base64.urlsafe_b64decode(head + "=" * (-len(head) % 4))
+    old = base64.urlsafe_b64encode(tag + b"\x01" * 16).decode().rstrip("=")
+    body = await gql(FOLLOWERS, {"u": "ada", "f": 1, "a": old})
+    (err,) = body["errors"]
+    assert err["extensions"]["code"] == "BAD_USER_INPUT" and err["message"].startswith("CURSOR_EXPIRED:"), body

@@ -64,6 +64,50 @@ async def test_new_follower_is_pushed_then_resume_replays_what_was_missed_once(g
     await sock.close()
 
 
+async def test_a_replayed_follow_or_request_is_sent_only_while_it_still_holds(gql: GQL) -> None:
+    """A follow request withdrawn (or a follow undone) while its target was away was replayed on
+    resume all the same: "fan1 asked to follow you", about a request the target's own
+    `followRequests` no longer lists and the requester withdrew so it would not be seen. An event
+    now announces a follow or a request only while its edge still holds."""
+    tb, idb = await gql.sign_up("bob", private=True)
+    tc, idc = await gql.sign_up("cy")
+    fans = [await gql.sign_up(f"fan{i}") for i in range(5)]
+    sock = await ws(gql, tb)
+    await sock.subscribe("1", VIEWER_EVENTS)
+    await asyncio.sleep(0.3)
+    await gql.mutate("follow", fans[0][0], idb)
+    first = (await sock.next_data("1"))["viewerEvents"]
+    assert first["__typename"] == "FollowRequestEvent" and first["requester"]["username"] == "fan0"
+    await sock.close()
+    await gql.mutate("follow", fans[1][0], idb)
+    await gql.mutate("unfollow", fans[1][0], idb)   # withdrawn while bob is away
+    await gql.mutate("follow", fans[2][0], idb)     # still pending
+    sock = await ws(gql, tb)
+    await sock.subscribe("1", VIEWER_EVENTS, {"after": first["cursor"]})
+    got = (await sock.next_data("1"))["viewerEvents"]
+    assert (got["__typename"], got["requester"]["username"]) == ("FollowRequestEvent", "fan2")
+    with pytest.raises(TimeoutError):
+        await sock.next_data("1", timeout=0.5)
+    await sock.close()
+    # the same for a public account's followers
+    sock = await ws(gql, tc)
+    await sock.subscribe("1", VIEWER_EVENTS)
+    await asyncio.sleep(0.3)
+    await follow(gql, fans[3][0], idc)
+    first = (await sock.next_data("1"))["viewerEvents"]
+    await sock.close()
+    await follow(gql, fans[4][0], idc)
+    await gql.mutate("unfollow", fans[4][0], idc)
+    await follow(gql, fans[0][0], idc)
+    sock = await ws(gql, tc)
+    await sock.subscribe("1", VIEWER_EVENTS, {"after": first["cursor"]})
+    got = (await sock.next_data("1"))["viewerEvents"]
+    assert (got["__typename"], got["follower"]["username"]) == ("NewFollowerEvent", "fan0")
+    with pytest.raises(TimeoutError):
+        await sock.next_data("1", timeout=0.5)
+    await sock.close()
+
+
 async def test_an_event_is_re_read_through_privacy_when_delivered(gql: GQL) -> None:
     tb, idb = await gql.sign_up("bob")
     tc, idc = await gql.sign_up("carol")
@@ -176,6 +220,7 @@ async def test_a_replay_spends_the_viewer_s_cost_budget_per_event_read(gql_with)
         tb, b = await g.sign_up("bob")
         ta, a = await g.sign_up("ada")
         bid, aid = store_id(b), store_id(a)
+        await g.tao.assoc_add(aid, "FOLLOWS", bid)  # what the events announce holds: each is built
         for _ in range(1_000):
             await stream_event(g.tao, [bid], KIND_NEW_FOLLOWER, {"user": aid}).deliver(g.tao)
         oldest = min(e.time for e in await g.tao.assoc_time_range(bid, "STREAM_EVENT", limit=1_000))
@@ -278,6 +323,15 @@ async def test_the_text_one_user_s_live_operations_hold_is_capped(gql: GQL, gql_
         msg = await sock.receive(timeout=5)
         assert msg is not None and msg["type"] == "error", msg
         assert msg["payload"][0]["extensions"]["code"] == "TOO_MANY_SUBSCRIPTIONS", msg
+    # The operation's name is kept too (strawberry's Operation, the operation's log line): a
+    # subscription named with 30 000 characters holds them twice, in the query and the name;
+    # counted once, the second half of a 2 MiB message went uncounted.
+    name = "N" + "n" * 30_000
+    named = {"query": f"subscription {name} {{ viewerEvents {{ __typename }} }}", "operationName": name}
+    await sock.ws.send_json({"type": "subscribe", "id": "named", "payload": named})
+    msg = await sock.receive(timeout=5)  # 60 000 held + 30 000 (query) + 30 000 (name) > 100 000
+    assert msg is not None and msg["id"] == "named" and msg["type"] == "error", msg
+    assert msg["payload"][0]["extensions"]["code"] == "TOO_MANY_SUBSCRIPTIONS", msg
     await sock.subscribe("small", VIEWER_EVENTS)  # what is left of the budget still serves
     await sock.ws.send_json({"type": "complete", "id": "1"})
     for _ in range(50):  # the completed one gives its characters back
@@ -345,3 +399,27 @@ async def test_a_subscription_is_refused_by_the_request_policy_like_any_operatio
         await sock.subscribe("paid", VIEWER_EVENTS)  # 10 points of 15
         assert (await refusal(sock, "over"))["extensions"]["code"] == "THROTTLED"
         await sock.close()
+
+
+HEAVY_EVENT = """subscription { inboxEvents { ... on NewMessageEvent {
+  thread { members { followers(first: 100) { nodes { posts(first: 40) { nodes { caption } } } } } } } } }"""
+
+
+async def test_a_subscription_whose_selection_costs_more_per_event_than_the_limit_is_refused(gql: GQL) -> None:
+    """A subscription's static cost is spent once, at subscribe, but its selection runs again for
+    every event it delivers: under `max_query_cost` (this one costs 4 204 points, and reads up to
+    32 x 100 x 40 posts a message), one cheap `sendMessage` into a group made every such
+    subscription of every member do a large query's work, 100 subscriptions a member. A
+    subscription may now cost at most `limits.max_subscription_cost` points (an event's work)."""
+    tb, _ = await gql.sign_up("bob")
+    sock = await ws(gql, tb)
+    await sock.subscribe("1", HEAVY_EVENT)
+    msg = await sock.receive()
+    assert msg is not None and msg["id"] == "1", msg
+    errors = msg["payload"] if msg["type"] == "error" else msg["payload"].get("errors")
+    assert errors and errors[0]["extensions"]["code"] == "MAX_COST_EXCEEDED", msg
+    assert "every event" in errors[0]["message"] and "4204" in errors[0]["message"], errors
+    await sock.subscribe("2", VIEWER_EVENTS)  # an ordinary one still runs
+    with pytest.raises(TimeoutError):
+        await sock.next_data("2", timeout=0.5)
+    await sock.close()

@@ -12,6 +12,7 @@ from aiohttp import WSCloseCode
 
 from http_errors import MAX_REQUEST_BODY
 from resolvers.realtime import CLOSE_GOING_AWAY, KIND_NEW_FOLLOWER, stream_event
+from schema.relay import from_global_id
 from server_ws import CLOSE_BAD_MESSAGE, SOCKETS_KEY, close_all
 from tests.schema.client import GQL
 from tests.wsclient import VIEWER_EVENTS, WSClient
@@ -58,8 +59,9 @@ async def test_a_client_that_stops_reading_is_dropped_and_holds_up_nothing(gql: 
     transport's buffers (megabytes on loopback) are shrunk here so a few events fill them."""
     gql_settings.realtime.queue_size = 16
     gql_settings.realtime.send_timeout_seconds = 1.0
-    token, _ = await gql.sign_up("bob")
-    carol_token, _ = await gql.sign_up("carol")
+    token, bob_gid = await gql.sign_up("bob")
+    carol_token, carol_gid = await gql.sign_up("carol")
+    assert (await gql.mutate("follow", carol_token, bob_gid))["errors"] == []  # what the events announce holds
     app = gql.client.app
     sock = await ws(gql, token)
     await sock.subscribe("1", VIEWER_EVENTS)
@@ -76,10 +78,11 @@ async def test_a_client_that_stops_reading_is_dropped_and_holds_up_nothing(gql: 
     carols_listeners = 2  # her session watch and her subscription
     assert gql.tao.broker.stats()["listeners"] == 2 + carols_listeners
     bob = handler.context.viewer_id
+    carol_id = from_global_id(carol_gid, gql.tao.n_shards)[1]
     for _ in range(1000):  # events for bob until the server gives up on him
         if not handler.operations:
             break
-        await stream_event(gql.tao, [bob], KIND_NEW_FOLLOWER, {"user": bob}, near=bob).deliver(gql.tao)
+        await stream_event(gql.tao, [bob], KIND_NEW_FOLLOWER, {"user": carol_id}, near=bob).deliver(gql.tao)
         await asyncio.sleep(0.01)
     for _ in range(200):
         if gql.tao.broker.stats()["listeners"] == carols_listeners:
@@ -146,3 +149,66 @@ async def test_a_socket_does_not_keep_its_connection_init_payload(gql: GQL) -> N
         assert (await client.execute("q", VIEWER))["data"]["viewer"] == (
             None if "junk" in payload and len(payload) == 1 else {"username": "ada"})
         await client.close()
+
+
+async def test_an_ipv6_network_s_sockets_count_as_one_address_s(gql_settings) -> None:
+    """`realtime.max_sockets_per_address` counted each IPv6 address apart: a client with a /64
+    (any residential line) opened sockets from as many of its 2**64 addresses as it liked. Each
+    upgrade here comes from another address of one /64 (a middleware sets the peer)."""
+    import itertools
+
+    from aiohttp import WSServerHandshakeError, web
+
+    from server import create_app
+    from tests.schema.client import running_app
+
+    gql_settings.realtime.max_sockets_per_address = 2
+    app = await asyncio.to_thread(create_app, gql_settings)
+    hosts = itertools.count(1)
+
+    @web.middleware
+    async def from_one_network(request: web.Request, handler):
+        return await handler(request.clone(remote=f"2001:db8:5:6:{next(hosts):x}::1"))
+
+    app.middlewares.insert(0, from_one_network)
+    async with running_app(gql_settings, app) as g:
+        socks = [await WSClient.connect(g.client, "/graphql", None) for _ in range(2)]
+        with pytest.raises(WSServerHandshakeError) as refused:
+            await WSClient.connect(g.client, "/graphql", None)
+        assert refused.value.status == 429
+        await socks.pop().close()
+        for _ in range(50):  # the closed socket's slot comes back once its handler ends
+            try:
+                socks.append(await WSClient.connect(g.client, "/graphql", None))
+                break
+            except WSServerHandshakeError:
+                await asyncio.sleep(0.05)
+        assert len(socks) == 2
+        for s in socks:
+            await s.close()
+
+
+async def test_one_account_s_open_sockets_are_capped(gql: GQL, gql_settings) -> None:
+    """Sockets were capped per address only: an account on many addresses (a /48 is 65 536
+    /64s) held as many sockets as it liked, each with a session watch (a broker listener, a
+    session read every `session_check_seconds`). Now at most `realtime.max_sockets_per_user`
+    (over every process, `tao.holds`); one more is closed with 4429 after `connection_init`."""
+    gql_settings.realtime.max_sockets_per_user = 2
+    ta, _ = await gql.sign_up("ada")
+    tb, _ = await gql.sign_up("bob")
+    mine = [await WSClient.connect(gql.client, "/graphql", ta) for _ in range(2)]
+    third = await WSClient.connect(gql.client, "/graphql", ta, expect_ack=False)
+    assert await third.wait_closed() == 4429, third.close_reason
+    assert "account" in (third.close_reason or ""), third.close_reason
+    others = [await WSClient.connect(gql.client, "/graphql", tb), await WSClient.connect(gql.client, "/graphql", None)]
+    await mine.pop().close()  # its slot comes back once its handler ends
+    for _ in range(50):
+        sock = await WSClient.connect(gql.client, "/graphql", ta, expect_ack=False)
+        msg = await sock.receive(timeout=5)
+        if msg is not None and msg["type"] == "connection_ack":
+            mine.append(sock)
+            break
+        await asyncio.sleep(0.05)
+    assert len(mine) == 2
+    for s in [*mine, *others]:
+        await s.close()
