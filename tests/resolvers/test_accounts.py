@@ -373,11 +373,11 @@ async def test_one_ipv6_network_is_one_address_to_the_per_address_limits(gql) ->
 
     gql.tao.settings.auth.login_failures_per_address = 5
     throttle = LoginThrottle(gql.tao, gql.tao.settings.auth)
-    for i in range(5):
-        await throttle.record_failure(f"nobody{i}", f"2001:db8:7:9:{i + 1:x}::1")
-    assert (await throttle.retry_after("ada", "2001:db8:7:9:ffff:1:2:3"))[0] == "address"
-    assert await throttle.retry_after("ada", "2001:db8:7:a::1") == ("", 0.0)  # another /64
-    assert await throttle.retry_after("ada", "192.0.2.7") == ("", 0.0)
+    for i in range(5):  # five failed attempts (taken, never refunded), each from another address of one /64
+        assert await throttle.attempt(f"nobody{i}", f"2001:db8:7:9:{i + 1:x}::1") == ("", 0.0)
+    assert (await throttle.attempt("ada", "2001:db8:7:9:ffff:1:2:3"))[0] == "address"
+    assert await throttle.attempt("ada", "2001:db8:7:a::1") == ("", 0.0)  # another /64
+    assert await throttle.attempt("ada", "192.0.2.7") == ("", 0.0)
     keys = {RequestContext(tao=gql.tao, settings=gql.tao.settings, client_key=a).cost_key
             for a in ("2001:db8::1", "2001:db8::2:1", "2001:db8:0:0:ffff::9")}
     assert keys == {"client:2001:db8::/64"}
