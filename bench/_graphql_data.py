@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from config import Settings
 from resolvers.accounts import do_sign_up, normalize_username
+from resolvers.dormant import TALLY_OF
 from resolvers.posts import post_data
 from resolvers.synthetic import GraphSpec, load_graph
 from tao import Tao
@@ -112,6 +113,9 @@ def prewarm_body(d: BenchData) -> dict:
         "counts": (
             [[a, t] for a in d.author_ids for t in ("FOLLOWED_BY", "FOLLOWS")]
             + [[c, t] for c in d.comments for t in ("HAS_REPLY", "COMMENT_LIKED_BY")]
+            # Each count less its pending-deletion accounts' tally (resolvers/dormant.py)
+            + [[p, TALLY_OF[t]] for p in d.posts for t in ("LIKED_BY", "HAS_COMMENT")]
+            + [[c, TALLY_OF[t]] for c in d.comments for t in ("HAS_REPLY", "COMMENT_LIKED_BY")]
         ),
         "edges": (
             [[v, "LIKES", p] for v in d.viewer_ids for p in d.posts]
