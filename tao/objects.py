@@ -32,6 +32,11 @@ _OBJ_COLS = "id, otype, version, created, updated, data"
 MAX_SCAN = 10_000  # objects in one obj_scan page
 
 
+async def _queue_row(conn: Conn, id_: int, code: int, ts: int, text: str) -> None:
+    """A new object's row (version 1, created = updated = `ts`), queued in the caller's transaction."""
+    await conn.queue(f"INSERT INTO {{objects}} ({_OBJ_COLS}) VALUES (%s, %s, 1, %s, %s, %s)", (id_, code, ts, ts, text))
+
+
 class Objects:
     def __init__(self, shards: Shards, cache: CacheIO, outbox: Outbox, registry: Registry) -> None:
         self._shards = shards
@@ -75,8 +80,7 @@ class Objects:
             # Called within this iteration; the default binds this attempt's id all the same.
             async def body(conn: Conn, id_: int = id_) -> Any:
                 # Queued: BEGIN, it and the jobs go in one round trip (a duplicate id is raised there)
-                await conn.queue(f"INSERT INTO {{objects}} ({_OBJ_COLS}) VALUES (%s, %s, 1, %s, %s, %s)",
-                                 (id_, code, ts, ts, text))
+                await _queue_row(conn, id_, code, ts, text)
                 await self._outbox.add_jobs(conn, jobs(id_) if callable(jobs) else jobs)
             try:
                 # An owned object is never placed elsewhere: no need to know that a failure sent nothing
@@ -93,11 +97,16 @@ class Objects:
                 shard = other
         else:
             raise DuplicateKeyError("could not allocate a fresh id after 5 tries")
+        value = await self._install_new(shard, id_, code, ts, text)
+        self._outbox.nudge(shard)
+        return Obj(id_, otype, 1, ts, ts, value["o"][3])
+
+    async def _install_new(self, shard: int, id_: int, code: int, ts: int, text: str) -> dict:
+        """Install an object just inserted (version 1); returns its cache value."""
         value = self._obj_value((id_, code, 1, ts, ts, text))
         await self._cache.install([install_value(self._cache.obj_key(id_), 1, value)],
                                   shard, [{"kind": "o", "id": id_}])
-        self._outbox.nudge(shard)
-        return Obj(id_, otype, 1, ts, ts, value["o"][3])
+        return value
 
     def plan(self, otype: str, data: dict | None, owner: int, id_: int | None = None) -> PlannedObj:
         """An object on `owner`'s shard, its id and time taken now (or `id_`, an id of that shard
@@ -117,17 +126,12 @@ class Objects:
     async def queue_insert(conn: Conn, planned: PlannedObj) -> None:
         """Insert the planned object in the caller's transaction (queued: no round trip of its
         own; a duplicate id is raised with the statement that carries it)."""
-        o = planned.obj
-        await conn.queue(f"INSERT INTO {{objects}} ({_OBJ_COLS}) VALUES (%s, %s, 1, %s, %s, %s)",
-                         (o.id, planned.code, o.created, o.updated, planned.text))
+        await _queue_row(conn, planned.obj.id, planned.code, planned.obj.created, planned.text)
 
     async def installed(self, planned: list[PlannedObj]) -> None:
         """After the commit that inserted them: install the new objects, as `add` does."""
         for p in planned:
-            o = p.obj
-            value = self._obj_value((o.id, p.code, 1, o.created, o.updated, p.text))
-            await self._cache.install([install_value(self._cache.obj_key(o.id), 1, value)],
-                                      p.shard, [{"kind": "o", "id": o.id}])
+            await self._install_new(p.shard, p.obj.id, p.code, p.obj.created, p.text)
 
     async def add_many(self, items: list[tuple[str, dict | None, int | None]]) -> list[int]:
         """Bulk obj_add of (otype, data, owner) items: one multi-row insert per shard, shards in

@@ -15,7 +15,7 @@ import json
 import logging
 import random
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from contextvars import ContextVar
 from typing import Any
 
@@ -147,6 +147,11 @@ class Outbox:
         if self._shards.rider is None:
             await self.delete(shard, *job_ids)
             return
+        self._wait(shard, job_ids)
+
+    def _wait(self, shard: int, job_ids: Iterable[int]) -> None:
+        """Done jobs join their shard's waiting set; its first arms the timer that deletes
+        what no commit carries within RIDE_WAIT_S."""
         waiting = self._done.get(shard)
         if waiting is None:
             waiting = self._done[shard] = set()
@@ -161,11 +166,7 @@ class Outbox:
 
         def done(committed: bool) -> None:
             if not committed:  # back in the queue, for the next commit (or the timer) to carry
-                waiting = self._done.get(shard)
-                if waiting is None:
-                    waiting = self._done[shard] = set()
-                    asyncio.get_running_loop().call_later(RIDE_WAIT_S, self._delete_waiting, shard)
-                waiting.update(ids)
+                self._wait(shard, ids)
         return Ride(f"DELETE FROM {{outbox}} WHERE id IN ({', '.join(['%s'] * len(ids))})", sorted(ids), done)
 
     def _delete_waiting(self, shard: int) -> None:
