@@ -11,7 +11,10 @@ the miss for the next reader.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from tao.cache import keys
@@ -26,6 +29,17 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tao")
 K = TypeVar("K", bound=Hashable)
+
+
+@dataclass
+class _Held:
+    """The installs of the writes made inside one `CacheIO.installs_together` block, in commit
+    order: (installs, repair shard, refill) as each write handed them to `install`."""
+    parts: list[tuple[list[Install], int, list[dict]]] = field(default_factory=list)
+    open: bool = True  # False once the block has ended: a write after it installs on its own
+
+
+_held: ContextVar[_Held | None] = ContextVar("tao_installs_held", default=None)
 
 
 def install_value(key: str, version: int, value: dict[str, Any]) -> Install:
@@ -105,8 +119,43 @@ class CacheIO:
         for inst in installs:
             if inst.fence is None:
                 inst.fence = fence
-        failed = await self.tier.install_many(installs, written=True)
-        if failed and refill:
+        held = _held.get()
+        if held is not None and held.open:
+            held.parts.append((installs, repair_shard, refill))
+            return
+        await self._install_parts([(installs, repair_shard, refill)])
+
+    @asynccontextmanager
+    async def installs_together(self) -> AsyncIterator[None]:
+        """The installs of every write committed inside the block (in this task and the tasks it
+        starts) are made at its end, in one `install_many`: one exchange per memcached server
+        and step (gets, then add/cas) for all of them, where each write made its own. A send's
+        delivery commits on two shards and a new object with them: 4 exchanges instead of 8.
+        They are made however the block ends (an exception, a cancellation: what committed is
+        installed, as `install` would have), and in commit order (a key written twice gets its
+        installs in that order). A read inside the block may still find a key's value from
+        before a write of the block: use it only where nothing reads back what it wrote."""
+        outer = _held.get()
+        if outer is not None and outer.open:  # inside another block: its end installs these too
+            yield
+            return
+        held = _Held()
+        token = _held.set(held)
+        try:
+            yield
+        finally:
+            _held.reset(token)
+            held.open = False
+            if held.parts:
+                await self._install_parts(held.parts)
+
+    async def _install_parts(self, parts: list[tuple[list[Install], int, list[dict]]]) -> None:
+        failed = await self.tier.install_many([inst for installs, _, _ in parts for inst in installs], written=True)
+        if not failed:
+            return
+        for installs, repair_shard, refill in parts:
+            if not refill or not any(inst.key in failed for inst in installs):
+                continue
             self._counters["cache_repairs_enqueued"] += 1
             try:
                 await self._outbox.enqueue(repair_shard, "tao.cache_refill", {"items": refill})

@@ -158,15 +158,19 @@ class Objects:
         await self._shards.per_shard(self._shards.by_shard(rows, lambda r: r[0]), one)
         return [r[0] for r in rows]
 
-    async def get(self, ids: Iterable[int], *, errors: Errors = "raise") -> dict[int, Any]:
+    async def get(self, ids: Iterable[int], *, errors: Errors = "raise", fresh: bool = False) -> dict[int, Any]:
         """Objects by id; missing or deleted ids are absent from the answer. With errors="return",
-        an id whose shard failed maps to the exception instead."""
+        an id whose shard failed maps to the exception instead. `fresh`: read SQL, not the cache
+        (and fill the cache from it)."""
         ids = list(dict.fromkeys(ids))
         check_many(ids)
         for id_ in ids:
             self._shards.shard(id_)
         if not ids:
             return {}
+        if fresh:
+            out = await self._fill(ids, errors)
+            return {i: o for i, o in out.items() if o is not None}
         out = await self._cache.read_through({self._cache.obj_key(i): i for i in ids}, "o",
                                              lambda misses: self._fill(misses, errors), self._obj_from_value, errors)
         return {i: o for i, o in out.items() if o is not None}

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from config import Settings, resolve_path
@@ -154,10 +155,13 @@ class Tao:
         """Bulk obj_add of (otype, data, owner) items (batch loads; no jobs); ids in input order."""
         return await self._objects.add_many(items)
 
-    async def obj_get(self, ids: Iterable[int], *, errors: Errors = "raise") -> dict[int, Obj]:
+    async def obj_get(self, ids: Iterable[int], *, errors: Errors = "raise", fresh: bool = False) -> dict[int, Obj]:
         """Objects by id; missing or deleted ids are absent from the answer. errors="return":
-        an id on a failed shard maps to the `TaoError` instance."""
-        return await self._objects.get(ids, errors=errors)
+        an id on a failed shard maps to the `TaoError` instance. `fresh=True` reads SQL rather
+        than the cache, for a caller that SQL has just told an object exists (a duplicate id)
+        while its writer may not have installed it yet (`installs_together`); it fills the
+        cache with what it read."""
+        return await self._objects.get(ids, errors=errors, fresh=fresh)
 
     async def obj_scan(self, shard: int, otype: str, after: int = 0, limit: int = 1000) -> list[Obj]:
         """Objects of `otype` on logical shard `shard` with ids above `after`, in id order (a
@@ -221,6 +225,13 @@ class Tao:
         DuplicateKeyError and writes nothing) and cached after it."""
         return await self._writes.add_and_append(edges, appends, check=check, jobs_by_shard=jobs_by_shard,
                                                  create=create)
+
+    def installs_together(self) -> AbstractAsyncContextManager[None]:
+        """`async with tao.installs_together():` the cache installs of every write committed in
+        the block are made together at its end: one exchange per memcached server and step
+        instead of one per write (a delivery's transactions on several shards). A read in the
+        block may not see the block's own writes in the cache yet (see `CacheIO`)."""
+        return self._cache.installs_together()
 
     async def assoc_trim(self, id1: int, atype: str, *, keep: int, before: int | None = None) -> int:
         """Delete the edges of an uncached list past its newest `keep`, and any older than

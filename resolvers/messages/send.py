@@ -161,11 +161,13 @@ def _record(obj: Obj | None) -> Any:
 
 
 async def _existing(ctx: RequestContext, sender: int, client_id: str, canonical: Callable[[str], str],
-                    target: str, thread_id: int | None, recipients: list[int]) -> Message | None:
+                    target: str, thread_id: int | None, recipients: list[int], *,
+                    fresh: bool = False) -> Message | None:
     """The message a previous send with this id stored, if any; CLIENT_ID_REUSED if its content
     differs. `canonical(target)`: this send's content, aimed at `target` ("t:<thread>" or
     "u:<recipients>"); the stored send may have named the same conversation the other way
-    (`_other_target`)."""
+    (`_other_target`). `fresh`: read the message from SQL (a duplicate insert of its id just
+    said it is there; its writer installs it in the cache only after its delivery commits)."""
     key = client_key(sender, client_id)
     # CLIENT_KEYS is declared uncached (tao/types.py: every read, claim and release): a key is
     # read when a send may create a thread or move one out of requests, and when its claim
@@ -173,7 +175,7 @@ async def _existing(ctx: RequestContext, sender: int, client_id: str, canonical:
     held = (await ctx.tao.key_get_many(CLIENT_KEYS, [key])).get(key)
     if held is None:
         return None
-    msg = _record((await ctx.tao.obj_get([held])).get(held))
+    msg = _record((await ctx.tao.obj_get([held], fresh=fresh)).get(held))
     if not is_message(msg) or msg.fp is None:  # unsent since: the id is spent
         raise _reused()
     box = cipher(ctx.settings.messages)
@@ -246,10 +248,10 @@ async def do_send_message(tao: Tao, actor_id: int, *, client_id: str, thread_id:
     def canonical(aimed_at: str) -> str:
         content = _fingerprint_text(aimed_at, kind, text, post_id, media_id, reply_to)
         return content if story_id is None else content + f"\x1fs:{story_id}:{int(story_reaction)}"
-    async def earlier_try() -> Message | None:
+    async def earlier_try(fresh: bool = False) -> Message | None:
         # The message an earlier try of this send stored (CLIENT_ID_REUSED if it differs),
         # its delivery finished: a retry after a crash finishes what the first try began.
-        done = await _existing(ctx, sender, client_id, canonical, target, thread_id, recipients)
+        done = await _existing(ctx, sender, client_id, canonical, target, thread_id, recipients, fresh=fresh)
         if done is not None:
             await deliver(tao, done.id)
         return done
@@ -345,7 +347,7 @@ async def do_send_message(tao: Tao, actor_id: int, *, client_id: str, thread_id:
                                  known=known, create=(planned, jobs))
     except DuplicateKeyError:
         # Finishing an unfinished try, and that try (or another retry) stored the message first
-        if (done := await earlier_try()) is None:
+        if (done := await earlier_try(fresh=True)) is None:
             raise _reused() from None
         return Sent(done, thread if thread.id == done.thread else None)
     await event.published(tao, appended)
@@ -448,12 +450,17 @@ async def _deliver_to(tao: Tao, msg: Message, memberships: list[Assoc], event: r
     home = shard_of(msg.thread)
     writes = edges + folders
     appends = [] if event is None else replace(event, user_ids=[a.id2 for a in memberships]).appends()
-    _, first = await tao.assoc_add_and_append([e for e in writes if shard_of(e[0]) == home],
-                                              [a for a in appends if shard_of(a[0]) == home], check=check,
-                                              create=None if create is None else [create[0]],
-                                              jobs_by_shard=None if create is None else {home: create[1]})
-    _, rest = await tao.assoc_add_and_append([e for e in writes if shard_of(e[0]) != home],
-                                             [a for a in appends if shard_of(a[0]) != home])
+    # The new message's and both transactions' cache installs go together after the second
+    # commit (nothing here reads back what it wrote): one exchange per memcached server and
+    # step, not one per transaction and the message's own. Publishing comes after, so a live
+    # subscriber's re-read finds them installed.
+    async with tao.installs_together():
+        _, first = await tao.assoc_add_and_append([e for e in writes if shard_of(e[0]) == home],
+                                                  [a for a in appends if shard_of(a[0]) == home], check=check,
+                                                  create=None if create is None else [create[0]],
+                                                  jobs_by_shard=None if create is None else {home: create[1]})
+        _, rest = await tao.assoc_add_and_append([e for e in writes if shard_of(e[0]) != home],
+                                                 [a for a in appends if shard_of(a[0]) != home])
     return first + rest
 
 

@@ -232,16 +232,19 @@ async def gets_many(conn: Connection, wire_keys: list[bytes]) -> dict[bytes, tup
     return await read_values(conn, True)  # type: ignore[return-value]
 
 
-async def _replies(conn: Connection, n: int, table: dict[bytes, bool | None]) -> list[bool | None]:
+async def _replies(conn: Connection, tables: list[dict[bytes, bool | None]]) -> list[bool | None]:
+    """One reply line for each of `tables` (the replies its command may give), in order."""
     buf = bytearray()
     pos = 0
     out: list[bool | None] = []
+    n = len(tables)
     while len(out) < n:
         eol = buf.find(b"\r\n", pos)
         if eol < 0:
             await _fill(conn, buf, len(buf) + 1)
             continue
         line = bytes(buf[pos:eol])
+        table = tables[len(out)]
         if line not in table:  # SERVER_ERROR (out of memory, too large), CLIENT_ERROR, ERROR
             raise MemcacheUnknownError(line[:64])
         out.append(table[line])
@@ -251,16 +254,24 @@ async def _replies(conn: Connection, n: int, table: dict[bytes, bool | None]) ->
     return out
 
 
+async def store_many(conn: Connection, adds: list[tuple[bytes, bytes]], cases: list[tuple[bytes, bytes, bytes]],
+                     expire: int) -> tuple[list[bool], list[bool | None]]:
+    """Pipelined `add`s of (wire key, data) and `cas`es of (wire key, data, cas token), in one
+    exchange (an install wave's writes: new keys and changed ones together). An add: True
+    stored, False present already; a cas: True stored, False changed since the `gets`, None gone."""
+    exp = str(expire).encode()
+    conn.writer.write(b"".join([*(b"add %s 0 %s %d\r\n%s\r\n" % (k, exp, len(d), d) for k, d in adds),
+                                *(b"cas %s 0 %s %d %s\r\n%s\r\n" % (k, exp, len(d), c, d) for k, d, c in cases)]))
+    replies = await _replies(conn, [_ADD_REPLIES] * len(adds) + [_CAS_REPLIES] * len(cases))
+    return replies[:len(adds)], replies[len(adds):]  # type: ignore[return-value]
+
+
 async def add_many(conn: Connection, items: list[tuple[bytes, bytes]], expire: int) -> list[bool]:
     """Pipelined `add` of (wire key, data), one exchange: True stored, False present already."""
-    exp = str(expire).encode()
-    conn.writer.write(b"".join(b"add %s 0 %s %d\r\n%s\r\n" % (k, exp, len(d), d) for k, d in items))
-    return await _replies(conn, len(items), _ADD_REPLIES)  # type: ignore[return-value]
+    return (await store_many(conn, items, [], expire))[0]
 
 
 async def cas_many(conn: Connection, items: list[tuple[bytes, bytes, bytes]], expire: int) -> list[bool | None]:
     """Pipelined `cas` of (wire key, data, cas token), one exchange. True: stored; False:
     changed since the `gets`; None: gone."""
-    exp = str(expire).encode()
-    conn.writer.write(b"".join(b"cas %s 0 %s %d %s\r\n%s\r\n" % (k, exp, len(d), c, d) for k, d, c in items))
-    return await _replies(conn, len(items), _CAS_REPLIES)
+    return (await store_many(conn, [], items, expire))[1]

@@ -240,9 +240,12 @@ class ServerBatches:
                 else:
                     cases.append((key, data, cas))
             lost: dict[str, Install] = {}
-            for chunk in range(0, len(adds), _PIPELINE):
+            # The adds and the cases go in one exchange (a pipeline of both), _PIPELINE at a time.
+            for chunk in range(0, len(adds) + len(cases), _PIPELINE):
                 part = adds[chunk:chunk + _PIPELINE]
-                stored = await pool.exchange(aio.add_many(conn, [(wire[k], d) for k, d in part], self._ttl))
+                part2 = cases[max(0, chunk - len(adds)):max(0, chunk + _PIPELINE - len(adds))]
+                stored, replies = await pool.exchange(aio.store_many(
+                    conn, [(wire[k], d) for k, d in part], [(wire[k], d, t) for k, d, t in part2], self._ttl))
                 out.round_trips += 1
                 for (key, _), ok in zip(part, stored):
                     if ok:
@@ -250,10 +253,6 @@ class ServerBatches:
                         out.settled.add(key)
                     else:  # someone added first: re-read and decide again
                         lost[key] = pending[key]
-            for chunk in range(0, len(cases), _PIPELINE):
-                part2 = cases[chunk:chunk + _PIPELINE]
-                replies = await pool.exchange(aio.cas_many(conn, [(wire[k], d, t) for k, d, t in part2], self._ttl))
-                out.round_trips += 1
                 for (key, _, _), answer in zip(part2, replies):
                     if answer:
                         out.installed += 1

@@ -168,3 +168,25 @@ async def test_a_send_into_a_thread_takes_few_round_trips_to_mariadb(gql, round_
     assert sum(t[-1] == "COMMIT" for t in round_trips) <= 2, round_trips  # one a delivery shard, no other
     assert not [t for t in round_trips if t[-1].startswith("DELETE FROM")], round_trips
     assert not [t for t in round_trips if t[-1].startswith("SELECT k")], round_trips  # the client key's read
+
+
+async def test_a_send_into_a_thread_installs_its_writes_in_one_call(gql, monkeypatch):
+    """The new message and both delivery transactions' list changes are installed together
+    after the second commit (`Tao.installs_together`): one `install_many`, so one gets and one
+    add/cas exchange per memcached server. It made three (the message, then one per
+    transaction), each its own exchanges: 8 for a 1:1 send across two shards, now 4."""
+    dm = DM(gql)
+    ta, thread = await _warm_direct_thread(gql, dm)
+    tier = gql.tao._cache.tier
+    real = tier.install_many
+    written: list[int] = []
+
+    async def counting(installs, **kw):
+        if kw.get("written"):
+            written.append(len(installs))
+        return await real(installs, **kw)
+    monkeypatch.setattr(tier, "install_many", counting)
+    p = await dm.sent(ta, thread=thread, text="counted")
+    assert p["message"]["id"]
+    assert len(written) == 1, written
+    assert written[0] >= 5  # the message, the thread's message list and count, the folders

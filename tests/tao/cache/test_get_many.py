@@ -57,6 +57,24 @@ async def test_every_value_comes_back_byte_for_byte(pool, test_id):
     assert await _call(pool, aio.get_many, [p + b"plain"]) == {p + b"plain": b"new"}
 
 
+async def test_adds_and_cases_go_in_one_exchange_and_answer_in_order(pool, test_id):
+    """An install wave's writes: new keys' `add`s and changed keys' `cas`es pipelined together,
+    each answered as it would be alone."""
+    p = f"{test_id}:".encode()
+    await _call(pool, aio.add_many, [(p + b"present", b"0"), (p + b"cased", b"1"), (p + b"raced", b"2")], 60)
+    tokens = {k: t for k, (_, t) in (await _call(pool, aio.gets_many, [p + b"cased", p + b"raced"])).items()}
+    await _call(pool, aio.cas_many, [(p + b"raced", b"2'", tokens[p + b"raced"])], 60)  # another writer first
+    conn = await pool.acquire()
+    added, cased = await pool.exchange(aio.store_many(
+        conn, [(p + b"new", b"n"), (p + b"present", b"x")],
+        [(p + b"cased", b"1'", tokens[p + b"cased"]), (p + b"raced", b"x", tokens[p + b"raced"]),
+         (p + b"gone", b"x", tokens[p + b"cased"])], 60))
+    pool.release(conn, reuse=True)
+    assert (added, cased) == ([True, False], [True, False, None])
+    assert await _call(pool, aio.get_many, [p + k for k in (b"new", b"present", b"cased", b"raced", b"gone")]) == {
+        p + b"new": b"n", p + b"present": b"0", p + b"cased": b"1'", p + b"raced": b"2'"}
+
+
 async def test_a_server_error_raises_and_closes_the_connection(pool, test_id):
     p = f"{test_id}:".encode()
     await _call(pool, aio.add_many, [(p + b"k", b"v")], 60)
