@@ -20,6 +20,7 @@ in the embedded default.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -228,13 +229,29 @@ class CostBudget:
     """Token buckets of query-cost points, one per key (`Bucket("cost:<key>", capacity, window)`),
     kept by the store's shared rate limiter (`tao.rate_limits`: Redis when the broker is Redis,
     so every server process spends from one budget; else process memory). A schema executed
-    without a store in its context (tests, scripts) keeps its own buckets in memory."""
+    without a store in its context (tests, scripts) keeps its own buckets in memory.
+
+    A request's points are taken from the shared bucket a few requests' worth at a time
+    (`REQUESTS_PER_TAKE`, at most `1 / CHUNK_DIVISOR` of the budget) and spent from this
+    process's balance for the key: one Redis call for several requests, where each request made
+    one (a round trip of ~0.13 ms of a server's CPU, 2-3 % of a `sendMessage`'s). Points are
+    always taken before they are spent, so a viewer is never served more than the budget, across
+    processes too; what a process holds and has not spent yet is unavailable to the others until
+    it is spent or refills (at most `capacity / CHUNK_DIVISOR` a process and viewer). A request
+    the balance does not cover takes again, or exactly its own cost when the bigger take would
+    not fit: near the end of the budget every point is still usable."""
+
+    REQUESTS_PER_TAKE = 8
+    CHUNK_DIVISOR = 16
+    MAX_BALANCES = 50_000  # keys whose balance this process keeps (least recently used dropped)
 
     def __init__(self, capacity: int, window_seconds: float) -> None:
         self.capacity = capacity
         self.window = float(window_seconds)
         self.rate = capacity / window_seconds  # points restored per second
         self.local = LocalRateLimiter()
+        # key -> (points taken and not spent, the bucket's level after that take)
+        self._balances: OrderedDict[str, tuple[float, float]] = OrderedDict()
 
     def _bucket(self, key: str) -> Bucket:
         return cost_bucket(key, float(self.capacity), self.window)  # the one resolvers spend from too
@@ -244,9 +261,31 @@ class CostBudget:
         return taken.levels[0]
 
     async def try_spend(self, limiter: RateLimiter | None, key: str, cost: int) -> tuple[bool, float]:
-        """Spend `cost` points if available; returns (spent, points left)."""
-        taken = await (limiter or self.local).take([self._bucket(key)], float(cost), Mode.TAKE)
-        return taken.ok, taken.levels[0]
+        """Spend `cost` points if available; returns (spent, points left: the shared bucket's
+        level at this process's last take for the key, plus its balance)."""
+        held = self._balances.get(key)
+        if held is not None and held[0] >= cost:
+            self._balances[key] = (held[0] - cost, held[1])
+            self._balances.move_to_end(key)
+            return True, held[0] - cost + held[1]
+        balance = 0.0 if held is None else held[0]
+        ahead = min(cost * self.REQUESTS_PER_TAKE, self.capacity / self.CHUNK_DIVISOR)
+        taken = None
+        for amount in dict.fromkeys((max(ahead, cost), cost)):  # what is left of the balance stays
+            taken = await (limiter or self.local).take([self._bucket(key)], float(amount), Mode.TAKE)
+            if taken.ok:
+                # Re-read: another request for the key may have changed the balance meanwhile.
+                now = self._balances.get(key, (0.0, 0.0))[0] + amount - cost
+                self._keep(key, now, taken.levels[0])
+                return True, now + taken.levels[0]
+        assert taken is not None
+        return False, taken.levels[0] + balance
+
+    def _keep(self, key: str, balance: float, level: float) -> None:
+        self._balances[key] = (balance, level)
+        self._balances.move_to_end(key)
+        while len(self._balances) > self.MAX_BALANCES:
+            self._balances.popitem(last=False)  # its unspent points stay taken until they refill
 
     async def charge(self, limiter: RateLimiter | None, key: str, cost: int) -> float:
         """Take `cost` points whether or not they are all there (down to none): for work already

@@ -82,6 +82,8 @@ class Tao:
         "erase_rows", "sweep_cache", "residue", "assoc_scan_to", "obj_scan_naming",
         # jobs
         "enqueue", "run_jobs_until_idle", "outbox",
+        # the cache installs of several writes made together (tao/cache_io.py)
+        "installs_together",
         # lifecycle and operations
         "migrate", "check_schema", "lease_ids", "id_lease_tables", "close", "ping_shards", "stats",
         "reset_stats",
