@@ -133,6 +133,16 @@ async def _reaction(info: Ctx, event: realtime.StreamEvent) -> MessageReactionEv
                                                                              **event_fields(event))
 
 
+def _restricting(info: Ctx, event: realtime.StreamEvent):
+    """The event's member's RESTRICTS edge to the viewer (None: no restriction), as an awaitable to
+    gather with the event's other reads. Restrict hides the restricting member's activity from
+    the restricted one: their read receipts (`seenBy` leaves them out) and their typing."""
+    viewer = info.context.viewer_id
+    if viewer is None or event.ids["user"] == viewer:
+        return _nothing()
+    return info.context.loaders.assoc_by_key.load((event.ids["user"], "RESTRICTS", viewer))
+
+
 async def _read(info: Ctx, event: realtime.StreamEvent) -> ReadReceiptEvent | None:
     # A reader who restricts the viewer sends them no read receipts, live or replayed: the rule
     # `Message.seenBy` follows (resolvers.messages.reads.seen_by). The event is in every
@@ -141,10 +151,8 @@ async def _read(info: Ctx, event: realtime.StreamEvent) -> ReadReceiptEvent | No
     # The message it names is one the viewer may see: read up to a hidden sender's message (a
     # block either way, an account pending deletion), it names the newest visible one before it
     # (or the event is skipped); it named the hidden message's id.
-    viewer = info.context.viewer_id
     thread, user, restricting, up_to = await asyncio.gather(
-        _thread(info, event), _user(info, event),
-        info.context.loaders.assoc_by_key.load((event.ids["user"], "RESTRICTS", viewer)) if viewer else _nothing(),
+        _thread(info, event), _user(info, event), _restricting(info, event),
         reads.visible_read_point(info.context, event.ids["thread"], event.ids["message"]))
     if restricting is not None or up_to is None:
         return None
@@ -153,8 +161,11 @@ async def _read(info: Ctx, event: realtime.StreamEvent) -> ReadReceiptEvent | No
 
 
 async def _typing(info: Ctx, event: realtime.StreamEvent) -> TypingEvent | None:
-    thread, user = await asyncio.gather(_thread(info, event), _user(info, event))
-    return None if thread is None or user is None else TypingEvent(thread=thread, user=user,
+    # A member who restricts the viewer shows them no activity: no typing, as no read receipts
+    # (docs/stories.md, "Restrict"); it was pushed to the restricted member as to anyone.
+    thread, user, restricting = await asyncio.gather(_thread(info, event), _user(info, event),
+                                                     _restricting(info, event))
+    return None if thread is None or user is None or restricting is not None else TypingEvent(thread=thread, user=user,
                                                                    typing=bool(event.ids.get("typing")),
                                                                    **event_fields(event))
 
