@@ -7,7 +7,10 @@ top (a group that moves above the cursor is not shown again below it). Each noti
 shown through the viewer's privacy at read time: its actors are the visible ones among the
 latest few, and a notification whose target the viewer
 can no longer see (a deleted post or comment, a thread they left), or with no visible actor
-left, is hidden. The actor count is the group's exact `NOTIF_ACTOR` count.
+left, is hidden. The actor count is the number of the group's actors the viewer may see (the
+`actors` rule): exact for a group of up to `ACTOR_SCAN` actors (all of them are read and
+judged); past that, the group's exact `NOTIF_ACTOR` count minus the hidden ones among the
+newest `ACTOR_SCAN` and minus the viewer's blocked-either-way accounts among the rest.
 
 The read marker is a time on a self edge `(viewer, NOTIF_READ, viewer)`: a notification is
 unread when its list time is after it. It only moves forward.
@@ -33,6 +36,10 @@ LIST = "NOTIFIED"
 READ = "NOTIF_READ"
 MAX_UNREAD = 99  # the badge shows "99+" past this; counting further would read the whole list
 _SCAN_ROUNDS = 4  # a `types` filter reads at most this many pages of the list for one page shown
+# A group's newest actors read and judged one by one: its `actorCount` is exact up to this many
+# actors. Beyond them, blocks (either way) are looked up; an account pending deletion or
+# deleted among the older actors of a larger group is still counted.
+ACTOR_SCAN = 50
 
 
 @dataclass(frozen=True)
@@ -41,7 +48,7 @@ class NotificationView:
     notification: Notification
     updated: int                # its list time: the latest event's
     actors: list[User]          # the latest visible actors, newest first
-    actor_count: int            # exact number of distinct actors
+    actor_count: int            # distinct actors the viewer may see (module docstring)
     target: Any                 # the post, comment or thread record (None for follow types: the actor is it)
     unread: bool
 
@@ -63,7 +70,7 @@ async def _views(ctx: RequestContext, viewer: int, edges: list[Assoc],
     ids = [e.id2 for e in edges]
     loaded, pages, counts, read_at = await asyncio.gather(
         ctx.loaders.object_by_id.load_many(ids),
-        ctx.loaders.assoc_page_by_key.load_many([(i, "NOTIF_ACTOR", LATEST_ACTORS * 2, None) for i in ids]),
+        ctx.loaders.assoc_page_by_key.load_many([(i, "NOTIF_ACTOR", ACTOR_SCAN, None) for i in ids]),
         ctx.loaders.assoc_count_by_key.load_many([(i, "NOTIF_ACTOR") for i in ids]),
         read_marker_if_needed())
     records = {n.id: n for n in loaded if isinstance(n, Notification)}
@@ -74,16 +81,39 @@ async def _views(ctx: RequestContext, viewer: int, edges: list[Assoc],
     visible = {u.id: u for u in users}
     targets = dict(zip(target_ids, seen))
     times = {e.id2: e.time for e in edges}
+    hidden_beyond = await _hidden_beyond_scan(ctx, {i: page for i, page, count in zip(ids, pages, counts)
+                                                    if i in records and int(count) > len(page)})
     out = {}
     for i, page, count in zip(ids, pages, counts):
         n = records.get(i)
         if n is None:
             continue  # not a notification (deleted since it was listed)
-        actors = [visible[a.id2] for a in page if a.id2 in visible][:LATEST_ACTORS]
+        shown = [visible[a.id2] for a in page if a.id2 in visible]
         target = targets.get(n.target)
-        if not actors or (n.type not in ACTOR_IS_TARGET and target is None):
+        if not shown or (n.type not in ACTOR_IS_TARGET and target is None):
             continue  # nobody the viewer may see did it, or they can no longer see what it is about
-        out[i] = NotificationView(n, times[i], actors, int(count), target, times[i] > read_at)
+        # Only the actors the viewer may see are counted, as only they are named: the group's
+        # count took in blocked, blocking and pending-deletion accounts ("bob and 3 others" with
+        # bob the only one shown; probed in the sixteenth session).
+        n_visible = len(shown) + max(0, int(count) - len(page) - hidden_beyond.get(i, 0))
+        out[i] = NotificationView(n, times[i], shown[:LATEST_ACTORS], n_visible, target, times[i] > read_at)
+    return out
+
+
+async def _hidden_beyond_scan(ctx: RequestContext, groups: dict[int, list[Assoc]]) -> dict[int, int]:
+    """For each group larger than its scanned page: how many of its other actors block the
+    viewer or are blocked by them (one batched edge read for all groups)."""
+    if not groups:
+        return {}
+    blocked = await privacy.blocked_either_way(ctx)
+    keys = [(i, "NOTIF_ACTOR", b) for i, page in groups.items() for b in blocked - {a.id2 for a in page}]
+    if not keys:
+        return {}
+    found = await ctx.loaders.assoc_by_key.load_many(keys)
+    out: dict[int, int] = {}
+    for (i, _, _), edge in zip(keys, found):
+        if edge is not None and not isinstance(edge, BaseException):
+            out[i] = out.get(i, 0) + 1
     return out
 
 
