@@ -12,6 +12,9 @@ whether something answered there. Two checks, both off with
   global (`PublicOnlyConnector`): a name that resolves to a private address, now or after a
   rebinding, and a redirect to one, are refused at connect time, where no later lookup can
   change the answer.
+
+An IPv6 address that carries an IPv4 address (IPv4-mapped, NAT64, 6to4, ...) is judged as that
+IPv4 address in both checks: a NAT64 gateway forwards 64:ff9b::a00:5 to 10.0.0.5.
 """
 
 from __future__ import annotations
@@ -28,15 +31,43 @@ class PrivateAddressError(OSError):
     """The endpoint's host has no public address to connect to."""
 
 
+# IPv6 ranges whose addresses carry an IPv4 address in their low 32 bits, and reach it: NAT64's
+# well-known prefix (RFC 6052; a NAT64 gateway, e.g. a cloud VPC's, forwards to that IPv4
+# address, private ones included), IPv4-translated (SIIT, RFC 7915) and the deprecated
+# IPv4-compatible form (::/96, which holds :: and ::1 too). Each is judged by its IPv4 address.
+_CARRY_IPV4 = tuple(ipaddress.IPv6Network(n) for n in ("64:ff9b::/96", "::ffff:0:0:0/96", "::/96"))
+# Never a public push service, whatever they hold: NAT64's local-use prefix (RFC 8215, a
+# network's own translator), and site-local (fec0::/10, deprecated; Python counts it global).
+_NEVER = tuple(ipaddress.IPv6Network(n) for n in ("64:ff9b:1::/48", "fec0::/10"))
+
+
+def _as_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one stands for when connected to (mapped, NAT64, translated,
+    compatible, 6to4, Teredo's client), or None."""
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if any(ip in net for net in _CARRY_IPV4):
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    return ip.teredo[1] if ip.teredo is not None else None
+
+
 def is_public_address(host: str) -> bool:
-    """`host` is an IP address a request may reach: global unicast (IPv4-mapped IPv6 judged
-    as the IPv4 address it maps)."""
+    """`host` is an IP address a request may reach: global unicast. An IPv6 address that
+    carries an IPv4 one (IPv4-mapped, NAT64, 6to4, ...) is judged as that IPv4 address too:
+    `is_global` alone judged 64:ff9b::a00:5 (NAT64 for 10.0.0.5) and 2002:a9fe:a9fe:: (6to4 for
+    the metadata service) public."""
     try:
         ip = ipaddress.ip_address(host.split("%", 1)[0])
     except ValueError:
         return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        if any(ip in net for net in _NEVER):
+            return False
+        v4 = _as_ipv4(ip)
+        if v4 is not None:
+            return v4.is_global and not v4.is_multicast
     return ip.is_global and not ip.is_multicast
 
 
