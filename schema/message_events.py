@@ -133,6 +133,10 @@ async def _reaction(info: Ctx, event: realtime.StreamEvent) -> MessageReactionEv
                                                                              **event_fields(event))
 
 
+async def _sends_receipts(info: Ctx, event: realtime.StreamEvent) -> bool:
+    return (await reads.sends_receipts(info.context, event.ids["thread"], [event.ids["user"]]))[0]
+
+
 def _restricting(info: Ctx, event: realtime.StreamEvent):
     """The event's member's RESTRICTS edge to the viewer (None: no restriction), as an awaitable to
     gather with the event's other reads. Restrict hides the restricting member's activity from
@@ -151,10 +155,12 @@ async def _read(info: Ctx, event: realtime.StreamEvent) -> ReadReceiptEvent | No
     # The message it names is one the viewer may see: read up to a hidden sender's message (a
     # block either way, an account pending deletion), it names the newest visible one before it
     # (or the event is skipped); it named the hidden message's id.
-    thread, user, restricting, up_to = await asyncio.gather(
-        _thread(info, event), _user(info, event), _restricting(info, event),
+    # Nor does a reader whose copy of the thread is still a message request they have not
+    # accepted (`reads.sends_receipts`, the rule of `seenBy` too).
+    thread, user, shown, up_to = await asyncio.gather(
+        _thread(info, event), _user(info, event), _sends_receipts(info, event),
         reads.visible_read_point(info.context, event.ids["thread"], event.ids["message"]))
-    if restricting is not None or up_to is None:
+    if not shown or up_to is None:
         return None
     return None if thread is None or user is None else ReadReceiptEvent(
         thread=thread, user=user, up_to_message_id=to_global_id("Message", up_to.id), **event_fields(event))

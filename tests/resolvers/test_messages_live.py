@@ -367,6 +367,33 @@ async def test_typing_of_someone_who_restricts_you_is_not_pushed(gql, dm):
         assert (ev["__typename"], ev["user"]["username"], ev["typing"]) == ("TypingEvent", "ada", False), ev
 
 
+async def test_reading_a_message_request_tells_its_sender_nothing_until_accepted(gql, dm):
+    """Rex, a stranger, writes to ada: the thread is in her requests. She opens it (marks it
+    read): as on Instagram, rex is not told until she accepts. He was, live (a ReadReceiptEvent)
+    and in `seenBy`: a stranger learned when, and whether, his request was read. Once she
+    accepts, her reads show as anyone's; a member who has the conversation in the inbox is the
+    control."""
+    ta, a = await gql.sign_up("ada")
+    tr, r = await gql.sign_up("rex")
+    p = await dm.sent(tr, to=[a], text="hi, remember me?")
+    thread = p["thread"]["id"]
+    async with subscribed(gql, tr) as rex:
+        assert (await dm.mutate("markThreadRead", ta, {"threadId": thread}))["errors"] == []
+        await dm.sent(tr, thread=thread, text="hello?")  # something he is told of, after the read
+        ev = await rex.next()
+        assert ev["__typename"] == "NewMessageEvent" and ev["message"]["text"] == "hello?", ev
+        await rex.nothing()
+    assert [m["seenBy"] for m in await dm.messages(tr, thread)] == [[], []]
+    assert (await dm.mutate("acceptMessageRequest", ta, {"threadId": thread}))["errors"] == []
+    assert [m["seenBy"] for m in await dm.messages(tr, thread)][1] == [{"username": "ada"}]
+    async with subscribed(gql, tr) as rex:
+        await dm.sent(tr, thread=thread, text="thanks")
+        assert (await rex.next())["__typename"] == "NewMessageEvent"
+        assert (await dm.mutate("markThreadRead", ta, {"threadId": thread}))["errors"] == []
+        ev = await rex.next()
+        assert ev["__typename"] == "ReadReceiptEvent" and ev["user"]["username"] == "ada", ev
+
+
 async def test_a_cursor_past_every_event_is_refused(gql, dm):
     """A cursor no stream gave (past the clock by more than a day, or past a 64-bit integer):
     SQLite's store failed on it (INTERNAL_SERVER_ERROR) and MariaDB's read past every event, so
