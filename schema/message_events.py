@@ -133,18 +133,10 @@ async def _reaction(info: Ctx, event: realtime.StreamEvent) -> MessageReactionEv
                                                                              **event_fields(event))
 
 
-async def _sends_receipts(info: Ctx, event: realtime.StreamEvent) -> bool:
-    return (await reads.sends_receipts(info.context, event.ids["thread"], [event.ids["user"]]))[0]
-
-
-def _restricting(info: Ctx, event: realtime.StreamEvent):
-    """The event's member's RESTRICTS edge to the viewer (None: no restriction), as an awaitable to
-    gather with the event's other reads. Restrict hides the restricting member's activity from
-    the restricted one: their read receipts (`seenBy` leaves them out) and their typing."""
-    viewer = info.context.viewer_id
-    if viewer is None or event.ids["user"] == viewer:
-        return _nothing()
-    return info.context.loaders.assoc_by_key.load((event.ids["user"], "RESTRICTS", viewer))
+async def _shows_activity(info: Ctx, event: realtime.StreamEvent) -> bool:
+    """The event's member shows the viewer their activity here (`reads.shows_activity`): not a
+    member who restricts the viewer, nor one whose copy of the thread is an unaccepted request."""
+    return (await reads.shows_activity(info.context, event.ids["thread"], [event.ids["user"]]))[0]
 
 
 async def _read(info: Ctx, event: realtime.StreamEvent) -> ReadReceiptEvent | None:
@@ -156,9 +148,9 @@ async def _read(info: Ctx, event: realtime.StreamEvent) -> ReadReceiptEvent | No
     # block either way, an account pending deletion), it names the newest visible one before it
     # (or the event is skipped); it named the hidden message's id.
     # Nor does a reader whose copy of the thread is still a message request they have not
-    # accepted (`reads.sends_receipts`, the rule of `seenBy` too).
+    # accepted (`reads.shows_activity`, the rule of `seenBy` too).
     thread, user, shown, up_to = await asyncio.gather(
-        _thread(info, event), _user(info, event), _sends_receipts(info, event),
+        _thread(info, event), _user(info, event), _shows_activity(info, event),
         reads.visible_read_point(info.context, event.ids["thread"], event.ids["message"]))
     if not shown or up_to is None:
         return None
@@ -167,11 +159,12 @@ async def _read(info: Ctx, event: realtime.StreamEvent) -> ReadReceiptEvent | No
 
 
 async def _typing(info: Ctx, event: realtime.StreamEvent) -> TypingEvent | None:
-    # A member who restricts the viewer shows them no activity: no typing, as no read receipts
-    # (docs/stories.md, "Restrict"); it was pushed to the restricted member as to anyone.
-    thread, user, restricting = await asyncio.gather(_thread(info, event), _user(info, event),
-                                                     _restricting(info, event))
-    return None if thread is None or user is None or restricting is not None else TypingEvent(thread=thread, user=user,
+    # Typing is activity, as reads are: not from a member who restricts the viewer (docs/stories.md,
+    # "Restrict"; it was pushed to the restricted member as to anyone), nor from one who has not
+    # accepted the conversation's request.
+    thread, user, shown = await asyncio.gather(_thread(info, event), _user(info, event),
+                                               _shows_activity(info, event))
+    return None if thread is None or user is None or not shown else TypingEvent(thread=thread, user=user,
                                                                    typing=bool(event.ids.get("typing")),
                                                                    **event_fields(event))
 

@@ -106,21 +106,22 @@ async def members(ctx: RequestContext, thread_id: int) -> list[User]:
 
 async def seen_by(ctx: RequestContext, msg: Message) -> list[User]:
     """Members other than the sender whose read marker is at or past the message, and who
-    send the viewer read receipts (`sends_receipts`)."""
+    show the viewer their reads (`shows_activity`)."""
     readers = [a.id2 for a in await member_edges(ctx, msg.thread)
                if a.id2 != msg.sender and MemberState.decode(a.data).read >= msg.cursor]
     if readers:
-        shown = await sends_receipts(ctx, msg.thread, readers)
+        shown = await shows_activity(ctx, msg.thread, readers)
         readers = [r for r, ok in zip(readers, shown) if ok]
     return await privacy.visible_users(ctx, readers)
 
 
-async def sends_receipts(ctx: RequestContext, thread_id: int, readers: list[int]) -> list[bool]:
-    """For each reader: whether their reads of the thread are shown to the viewer. Not when the
-    reader restricts the viewer (never told why), nor while the thread is a message request the
-    reader has not accepted: as on Instagram, opening a request does not tell its sender it was
-    seen (it did before the sixteenth session's `privacy` branch: a stranger learned when, and
-    whether, their request was read). The viewer's own reads are always shown to them."""
+async def shows_activity(ctx: RequestContext, thread_id: int, readers: list[int]) -> list[bool]:
+    """For each member: whether their activity in the thread (their reads, their typing) is shown
+    to the viewer. Not when the member restricts the viewer (never told why), nor while the
+    thread is a message request the member has not accepted: as on Instagram, opening a request
+    does not tell its sender it was seen (it did before the sixteenth session's `privacy`
+    branch: a stranger learned when, and whether, their request was read). The viewer's own
+    activity is always shown to them."""
     viewer = ctx.viewer_id
     keys: list[tuple[int, str, int]] = []
     for r in readers:

@@ -343,6 +343,8 @@ async def test_typing_of_someone_who_restricts_you_is_not_pushed(gql, dm):
     ta, a = await gql.sign_up("ada")
     tr, r = await gql.sign_up("rex")
     td, d = await gql.sign_up("dee")
+    for t in (tr, td):  # the group lands in their inboxes (a request's reader shows no activity)
+        assert (await gql.mutate("follow", t, a))["errors"] == []
     group = (await dm.mutate("createGroupThread", ta, {"userIds": [r, d], "name": "three"},
                              "thread { id } errors { code }"))["thread"]["id"]
     assert (await gql.mutate("restrict", ta, r, "errors { code }"))["errors"] == []
@@ -369,16 +371,16 @@ async def test_typing_of_someone_who_restricts_you_is_not_pushed(gql, dm):
 
 async def test_reading_a_message_request_tells_its_sender_nothing_until_accepted(gql, dm):
     """Rex, a stranger, writes to ada: the thread is in her requests. She opens it (marks it
-    read): as on Instagram, rex is not told until she accepts. He was, live (a ReadReceiptEvent)
-    and in `seenBy`: a stranger learned when, and whether, his request was read. Once she
-    accepts, her reads show as anyone's; a member who has the conversation in the inbox is the
-    control."""
+    read, starts typing): as on Instagram, rex is not told until she accepts. He was, live (a
+    ReadReceiptEvent, a TypingEvent) and in `seenBy`: a stranger learned when, and whether, his
+    request was read. Once she accepts, her reads show as anyone's."""
     ta, a = await gql.sign_up("ada")
     tr, r = await gql.sign_up("rex")
     p = await dm.sent(tr, to=[a], text="hi, remember me?")
     thread = p["thread"]["id"]
     async with subscribed(gql, tr) as rex:
         assert (await dm.mutate("markThreadRead", ta, {"threadId": thread}))["errors"] == []
+        await dm.mutate("setTyping", ta, {"threadId": thread, "typing": True})  # nor her typing
         await dm.sent(tr, thread=thread, text="hello?")  # something he is told of, after the read
         ev = await rex.next()
         assert ev["__typename"] == "NewMessageEvent" and ev["message"]["text"] == "hello?", ev
