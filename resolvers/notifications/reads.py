@@ -10,7 +10,8 @@ can no longer see (a deleted post or comment, a thread they left), or with no vi
 left, is hidden. The actor count is the number of the group's actors the viewer may see (the
 `actors` rule): exact for a group of up to `ACTOR_SCAN` actors (all of them are read and
 judged); past that, the group's exact `NOTIF_ACTOR` count minus the hidden ones among the
-newest `ACTOR_SCAN` and minus the viewer's blocked-either-way accounts among the rest.
+newest `ACTOR_SCAN` and minus those among the rest who block the viewer, are blocked by them,
+or are pending deletion (`_hidden_beyond_scan`).
 
 The read marker is a time on a self edge `(viewer, NOTIF_READ, viewer)`: a notification is
 unread when its list time is after it. It only moves forward.
@@ -37,8 +38,7 @@ READ = "NOTIF_READ"
 MAX_UNREAD = 99  # the badge shows "99+" past this; counting further would read the whole list
 _SCAN_ROUNDS = 4  # a `types` filter reads at most this many pages of the list for one page shown
 # A group's newest actors read and judged one by one: its `actorCount` is exact up to this many
-# actors. Beyond them, blocks (either way) are looked up; an account pending deletion or
-# deleted among the older actors of a larger group is still counted.
+# actors. Beyond them, blocks (either way) and accounts pending deletion are looked up.
 ACTOR_SCAN = 50
 
 
@@ -81,8 +81,8 @@ async def _views(ctx: RequestContext, viewer: int, edges: list[Assoc],
     visible = {u.id: u for u in users}
     targets = dict(zip(target_ids, seen))
     times = {e.id2: e.time for e in edges}
-    hidden_beyond = await _hidden_beyond_scan(ctx, {i: page for i, page, count in zip(ids, pages, counts)
-                                                    if i in records and int(count) > len(page)})
+    big = [(records[i], page) for i, page, count in zip(ids, pages, counts) if i in records and int(count) > len(page)]
+    hidden_beyond = await _hidden_beyond_scan(ctx, viewer, big)
     out = {}
     for i, page, count in zip(ids, pages, counts):
         n = records.get(i)
@@ -100,13 +100,29 @@ async def _views(ctx: RequestContext, viewer: int, edges: list[Assoc],
     return out
 
 
-async def _hidden_beyond_scan(ctx: RequestContext, groups: dict[int, list[Assoc]]) -> dict[int, int]:
-    """For each group larger than its scanned page: how many of its other actors block the
-    viewer or are blocked by them (one batched edge read for all groups)."""
+# A grouped type's actors pending deletion are tallied on what they acted on (resolvers.dormant):
+# the post liked, the comment liked, the account followed (the recipient).
+_DORMANT_TALLY = {NotificationType.LIKE: "DORMANT_LIKER", NotificationType.COMMENT_LIKE: "DORMANT_COMMENT_LIKER",
+                  NotificationType.FOLLOW: "DORMANT_FOLLOWER"}
+_TALLY_SCAN = 1000  # a tally lists the accounts pending deletion among an object's likers: few
+
+
+async def _hidden_beyond_scan(ctx: RequestContext, viewer: int, groups: list[tuple[Notification, list[Assoc]]]
+                              ) -> dict[int, int]:
+    """For each group larger than its scanned page: how many of its other actors are hidden
+    from the viewer, found by who they could be: accounts that block the viewer or that the
+    viewer blocks, and accounts pending deletion (their tally on the group's post, comment or, for
+    followers, the viewer). Two batched reads for all groups: those lists, then the edges."""
     if not groups:
         return {}
-    blocked = await privacy.blocked_either_way(ctx)
-    keys = [(i, "NOTIF_ACTOR", b) for i, page in groups.items() for b in blocked - {a.id2 for a in page}]
+    tallied = {n.id: (n.target if n.type is not NotificationType.FOLLOW else viewer, _DORMANT_TALLY[n.type])
+               for n, _ in groups if n.type in _DORMANT_TALLY}
+    blocked, tallies = await asyncio.gather(
+        privacy.blocked_either_way(ctx),
+        ctx.loaders.assoc_page_by_key.load_many([(t, tally, _TALLY_SCAN, None) for t, tally in tallied.values()]))
+    pending = {i: {a.id2 for a in page} for i, page in zip(tallied, tallies) if not isinstance(page, BaseException)}
+    keys = [(n.id, "NOTIF_ACTOR", u) for n, page in groups
+            for u in (blocked | pending.get(n.id, set())) - {a.id2 for a in page}]
     if not keys:
         return {}
     found = await ctx.loaders.assoc_by_key.load_many(keys)

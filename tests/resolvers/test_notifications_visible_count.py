@@ -45,16 +45,19 @@ async def test_actor_count_leaves_out_blocked_blocking_and_pending_deletion_acco
     assert (n["actorCount"], n["preview"]) == (2, "fay and bob liked your post")
 
 
-async def test_actor_count_of_a_group_larger_than_the_scan_leaves_out_blocks(gql, monkeypatch):
-    """Past the `ACTOR_SCAN` newest actors, blocks either way are still left out (looked up)."""
+async def test_actor_count_of_a_group_larger_than_the_scan_leaves_out_hidden_actors(gql, monkeypatch):
+    """Past the `ACTOR_SCAN` newest actors, blocks either way and accounts pending deletion are
+    still left out (looked up through the viewer's block lists and the deletion tallies)."""
     monkeypatch.setattr(reads, "ACTOR_SCAN", 2, raising=False)  # (no scan before the fix)
     ta, a, users = await _liked_by(gql, ["u0", "u1", "u2", "u3", "u4"])
-    assert nodes(await listed(gql, ta))[0]["actorCount"] == 5
-    assert (await gql.mutate("block", ta, users["u0"][1], "errors { code }"))["errors"] == []
-    assert (await gql.mutate("block", users["u1"][0], a, "errors { code }"))["errors"] == []
-    [n] = nodes(await listed(gql, ta))
-    assert [u["username"] for u in n["actors"]] == ["u4", "u3"]
-    assert (n["actorCount"], n["preview"]) == (3, "u4, u3 and 1 other liked your post")
+    for name in ("u2", "u0", "u1", "u3"):  # the scan's two newest followers: u3, u1
+        assert (await gql.mutate("follow", users[name][0], a))["errors"] == []
+    assert [n["actorCount"] for n in nodes(await listed(gql, ta))] == [4, 5]  # FOLLOW, LIKE
+    await _hide(gql, ta, a, users, blocked="u0", blocking="u1", leaving="u2")
+    follows, likes = nodes(await listed(gql, ta))
+    assert [u["username"] for u in likes["actors"]] == ["u4", "u3"]
+    assert (likes["actorCount"], likes["preview"]) == (2, "u4 and u3 liked your post")
+    assert (follows["actorCount"], follows["preview"]) == (1, "u3 started following you")
 
 
 @pytest.mark.parametrize("gql_settings", ["mysql"], indirect=True)
