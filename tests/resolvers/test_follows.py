@@ -211,3 +211,34 @@ async def test_an_account_pending_deletion_before_the_upgrade_is_tallied_by_the_
     assert (await _counts_and_lists(gql, "ada", ta))[:2] == (1, [])
     assert [u async for u in resync_pending(gql.tao)] == [store_id(b)]
     assert (await _counts_and_lists(gql, "ada", ta))[:2] == (0, [])
+
+
+async def test_a_follow_racing_a_block_does_not_survive_it(gql, monkeypatch):
+    """Bob follows ada while she blocks him: his follow read no block, her block committed and
+    severed the follows (none yet), then his follow committed and stayed, across the block: her
+    `followerCount` counted him (the list hid him), and her unblock later brought the follow back
+    unasked. The interleaving is made certain by running her block right after his follow's
+    reads (real writes, real store). Now the follow reads the blocks again once written."""
+    from resolvers import follows
+    from resolvers.follows import do_block_user
+    from tests.resolvers.messages_client import store_id
+
+    ta, a = await gql.sign_up("ada")
+    tb, b = await gql.sign_up("bob")
+    real, raced = follows._edges, []
+
+    async def reads_then_block(ctx, x, y, *atypes):
+        found = await real(ctx, x, y, *atypes)
+        if "FOLLOW_REQUESTED" in atypes and not raced:  # the follow's reads: the block lands now
+            raced.append(True)
+            await do_block_user(gql.tao, store_id(a), store_id(b))
+        return found
+
+    monkeypatch.setattr(follows, "_edges", reads_then_block)
+    answer = await gql.mutate("follow", tb, a)
+    assert raced and await gql.tao.assoc_get(store_id(b), "FOLLOWS", [store_id(a)]) == {}
+    assert (await gql.tao.assoc_count(store_id(a), "FOLLOWED_BY"), await gql.tao.assoc_count(store_id(b), "FOLLOWS")) \
+        == (0, 0)
+    assert answer["errors"] == [{"code": "USER_NOT_FOUND", "field": "userId", "message": "No such user: check the id."}]
+    assert (await gql.mutate("unblock", ta, b))["errors"] == []
+    assert (await _counts_and_lists(gql, "ada", ta))[:2] == (0, [])  # the unblock restores nothing
