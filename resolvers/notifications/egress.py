@@ -4,7 +4,8 @@ A push endpoint is any URL a logged-in user registers, and the job worker POSTs 
 a check, anyone could make the worker send requests to loopback, the private network or a cloud
 metadata service (server-side request forgery), and learn from what happens to the subscription
 whether something answered there. Two checks, both off with
-`notifications.push_private_addresses` (tests and a push service on the local network):
+`notifications.push_private_addresses` (tests and a push service on the local network), which
+still never reaches a link-local address (the metadata service) or the unspecified one:
 
 - on registering, an endpoint whose host is `localhost` or an IP literal that is not a global
   unicast address is refused (`is_private_host`);
@@ -89,13 +90,38 @@ def is_private_host(host: str | None) -> bool:
     return not is_public_address(host)
 
 
+def is_never_reachable(host: str) -> bool:
+    """`host` is an address no push may reach even where private addresses are allowed (the
+    `push_private_addresses` override, for tests and a push service on the local network):
+    link-local (169.254.0.0/16, where cloud metadata services answer, and fe80::/10), the
+    unspecified address and multicast, also when carried in an IPv6 address (NAT64, ...).
+    Not an IP address (a DNS name, judged when connecting): False."""
+    try:
+        ip = ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
+    except ValueError:
+        return False
+    ips: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = [ip]
+    if isinstance(ip, ipaddress.IPv6Address) and (v4 := _as_ipv4(ip)) is not None:
+        ips.append(v4)
+    return any(a.is_link_local or a.is_unspecified or a.is_multicast for a in ips)
+
+
 class PublicOnlyConnector(aiohttp.TCPConnector):
-    """Connects only to the public addresses among a host's resolved ones (literals included)."""
+    """Connects only to the public addresses among a host's resolved ones (literals included).
+    `allow_private` (the override): to any but those `is_never_reachable` names; it connected
+    anywhere, the metadata service included, before the sixteenth session's `privacy` branch."""
+
+    def __init__(self, *args: Any, allow_private: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._allow_private = allow_private
 
     async def _resolve_host(self, host: str, port: int,
                             traces: Sequence[Any] | None = None) -> list[ResolveResult]:
         found = await super()._resolve_host(host, port, traces)
-        public = [r for r in found if is_public_address(r["host"])]
-        if not public:
-            raise PrivateAddressError(f"{host} has no public address")
-        return public
+        if self._allow_private:
+            usable = [r for r in found if not is_never_reachable(r["host"])]
+        else:
+            usable = [r for r in found if is_public_address(r["host"])]
+        if not usable:
+            raise PrivateAddressError(f"{host} has no address a push may reach")
+        return usable

@@ -89,7 +89,8 @@ def _check(tao: Tao, endpoint: str, p256dh: str, auth: str) -> None:
         raise UserError(NotificationErrorCode.INVALID_ENDPOINT,
                         f"`endpoint` must be an {' or '.join(schemes)} URL of at most {ENDPOINT_MAX} characters, "
                         "as the browser's PushSubscription gives it.", "endpoint")
-    if not cfg.push_private_addresses and egress.is_private_host(url.hostname):
+    if (egress.is_private_host(url.hostname) and not cfg.push_private_addresses) or egress.is_never_reachable(
+            url.hostname or ""):
         raise UserError(NotificationErrorCode.INVALID_ENDPOINT,
                         "`endpoint` must be on a public host, as a browser's push service is "
                         "(not localhost or a private, loopback or link-local address).", "endpoint")
@@ -238,7 +239,7 @@ class WebPushSender:
         from py_vapid import VapidException
         from pywebpush import WebPushException, webpush_async
 
-        connector = aiohttp.TCPConnector() if self._private_addresses else egress.PublicOnlyConnector()
+        connector = egress.PublicOnlyConnector(allow_private=self._private_addresses)
         try:
             async with aiohttp.ClientSession(connector=connector) as session:
                 resp = await webpush_async({"endpoint": sub.endpoint, "keys": {"p256dh": sub.p256dh, "auth": sub.auth}},

@@ -160,6 +160,32 @@ async def test_ipv6_addresses_carrying_a_private_ipv4_one_are_never_connected_to
     assert [egress.is_private_host(h) for h in private] == [True] * len(private)
 
 
+async def test_the_private_addresses_override_still_never_reaches_link_local(gql, receiver):
+    """`push_private_addresses` (on here: the receiver is on 127.0.0.1) turned both checks off
+    whole: an endpoint on 169.254.169.254, the cloud metadata service, was stored and POSTed to
+    by the worker. A local push service is on loopback or a private network, never link-local:
+    those stay refused, on registering and on connecting."""
+    from resolvers.notifications import egress
+
+    ta, _ = await gql.sign_up("ada")
+    keys = receiver.device("phone").keys()
+    for endpoint in ("http://169.254.169.254/latest/meta-data/", "http://[fe80::1]/x", "http://0.0.0.0/x",
+                     "http://[64:ff9b::a9fe:a9fe]/x", "http://[ff02::1]/x"):
+        got = (await gql.ok(REGISTER, {"i": {"endpoint": endpoint, "keys": keys}}, ta))["registerPushSubscription"]
+        assert got["errors"] == [{"code": "INVALID_ENDPOINT", "field": "endpoint"}], endpoint
+    assert (await register(gql, ta, receiver, "phone"))["errors"] == []  # loopback: allowed by the override
+    connector = egress.PublicOnlyConnector(allow_private=True, resolver=_Resolver({
+        "meta.example": ["169.254.169.254", "fe80::1", "64:ff9b::a9fe:a9fe"],
+        "local.example": ["169.254.169.254", "127.0.0.1", "10.0.0.5"]}))
+    try:
+        with pytest.raises(egress.PrivateAddressError):
+            await connector._resolve_host("meta.example", 80)
+        assert sorted(r["host"] for r in await connector._resolve_host("local.example", 80)) == ["10.0.0.5",
+                                                                                                 "127.0.0.1"]
+    finally:
+        await connector.close()
+
+
 async def test_an_endpoint_no_vapid_claim_can_name_is_refused_and_does_not_stop_the_others(gql, gql_settings,
                                                                                          receiver):
     """An IPv6-literal endpoint (a public one passes the address checks) cannot be signed for:
