@@ -114,6 +114,7 @@ def prewarm_body(d: BenchData) -> dict:
             [[a, t] for a in d.author_ids for t in ("FOLLOWED_BY", "FOLLOWS")]
             + [[c, t] for c in d.comments for t in ("HAS_REPLY", "COMMENT_LIKED_BY")]
             # Each count less its pending-deletion accounts' tally (resolvers/dormant.py)
+            + [[a, TALLY_OF[t]] for a in d.author_ids for t in ("FOLLOWED_BY", "FOLLOWS")]
             + [[p, TALLY_OF[t]] for p in d.posts for t in ("LIKED_BY", "HAS_COMMENT")]
             + [[c, TALLY_OF[t]] for c in d.comments for t in ("HAS_REPLY", "COMMENT_LIKED_BY")]
         ),

@@ -725,8 +725,9 @@ class NotificationSettings(_Section):
     push_max_attempts: Count = 5
     # Endpoints must be https; tests and local receivers turn this off.
     push_https_only: bool = True
-    # Endpoints may be on loopback, private or link-local addresses (a client-named URL the
-    # worker POSTs to: off, it reaches public addresses only); tests and local receivers turn it on.
+    # Endpoints may be on loopback or private addresses (a client-named URL the worker POSTs
+    # to: off, it reaches public addresses only; never link-local, the metadata service's, nor
+    # the unspecified address); tests and local receivers turn it on.
     push_private_addresses: bool = False
     max_push_subscriptions: Annotated[int, _range(1, 100)] = 20
     # A like's (or unlike's) notification is recorded by its writer right after the commit; the

@@ -9,6 +9,9 @@
     python -m resolvers username-skeletons        claim the look-alike skeleton of every existing username
                                                   (resolvers/usernames.py; once, after upgrading); lists
                                                   accounts whose name looks like another's
+    python -m resolvers dormant-resync            tally the engagements of every account pending deletion
+                                                  again (resolvers/dormant.py; once, after an upgrade that
+                                                  tallies more: follows, sixteenth session)
     python -m resolvers hashtags-renormalize      move the posts of tags stored under an old normal form
                                                   (a full-width name, say) onto the NFKC case-folded tag
                                                   (resolvers/hashtag_names.py; once, after upgrading)
@@ -163,6 +166,21 @@ async def _username_skeletons(settings: Settings, args: argparse.Namespace) -> i
         await tao.close()
 
 
+async def _dormant_resync(settings: Settings, args: argparse.Namespace) -> int:
+    from resolvers.dormant import resync_pending
+
+    tao = await open_tao(settings, start_worker=False)
+    try:
+        n = 0
+        async for user_id in resync_pending(tao):
+            n += 1
+            print(f"user {user_id}: pending deletion, tallies synced")
+        print(f"{n} account(s) pending deletion resynced")
+        return 0
+    finally:
+        await tao.close()
+
+
 async def _hashtags_renormalize(settings: Settings, args: argparse.Namespace) -> int:
     from resolvers.hashtag_names import renormalize_hashtags
     from resolvers.jobs import register_job_handlers
@@ -203,12 +221,13 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--user", type=int, required=True)
     sub.add_parser("username-skeletons", help="claim the look-alike skeleton of every existing username")
     sub.add_parser("hashtags-renormalize", help="move posts of tags stored under an old normal form onto it")
+    sub.add_parser("dormant-resync", help="tally again what every account pending deletion counts toward")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = load_settings_or_exit(args.config)
     run = {"load-graph": _load_graph, "residue": _residue, "deletion": _deletion, "search-rebuild": _search_rebuild,
            "search-indexer": _search_indexer, "username-skeletons": _username_skeletons,
-           "hashtags-renormalize": _hashtags_renormalize}[args.command]
+           "hashtags-renormalize": _hashtags_renormalize, "dormant-resync": _dormant_resync}[args.command]
     return asyncio.run(run(settings, args))
 
 

@@ -107,13 +107,48 @@ async def do_add_comment(tao: Tao, actor_id: int, post_id: int, text: str, reply
     id1, atype, _ = _parent_edge(comment)
     if pending:
         await tao.assoc_add(id1, atype, comment_id, time=comment.created)  # no notification until approved
-        return comment
-    # Its notifications commit with the edge that lists it.
-    await tao.assoc_add(id1, atype, comment_id, time=comment.created, jobs=causes.comment(
-        viewer, comment_id, post_id, post.author, reply_to_author, mentions, comment.created))
-    if mentions:
-        await tao.assoc_add_many([(comment_id, "MENTIONS", u, comment.created) for u in mentions])
+    else:
+        # Its notifications commit with the edge that lists it.
+        await tao.assoc_add(id1, atype, comment_id, time=comment.created, jobs=causes.comment(
+            viewer, comment_id, post_id, post.author, reply_to_author, mentions, comment.created))
+        if mentions:
+            await tao.assoc_add_many([(comment_id, "MENTIONS", u, comment.created) for u in mentions])
+    if not await _still_there(tao, viewer, post_id, reply_to_id):
+        await _take_back(tao, comment, post.author, reply_to_author, mentions)
+        if reply_to_id is not None and await get_post(acting_as(tao, viewer), post_id) is not None:
+            raise UserError(CommentErrorCode.REPLY_TARGET_NOT_FOUND,
+                            "`replyToId` must be a visible comment on the same post.", "replyToId")
+        raise UserError(CommentErrorCode.POST_NOT_FOUND, "No such post: it was deleted, or you cannot see it.",
+                        "postId")
     return comment
+
+
+async def _still_there(tao: Tao, viewer: int, post_id: int, reply_to_id: int | None) -> bool:
+    """Whether the post (and the comment replied to) are still there for the commenter, read
+    through fresh loaders once the comment is listed. A comment racing its post's delete (or
+    its parent comment's) was listed after the delete's cleanup had drained the list, and stayed:
+    a comment object and its edge on a deleted object. Now, still there, the delete commits after
+    this read and its cleanup finds the comment; gone, the comment takes itself back."""
+    ctx = acting_as(tao, viewer)
+    post, parent = await asyncio.gather(get_post(ctx, post_id),
+                                        get_comment(ctx, reply_to_id) if reply_to_id is not None else _none())
+    return post is not None and (reply_to_id is None or parent is not None)
+
+
+async def _none() -> None:
+    return None
+
+
+async def _take_back(tao: Tao, comment: Comment, post_author: int, reply_to_author: int | None,
+                     mentions: list[int]) -> None:
+    """Delete a comment just written whose post (or parent) went meanwhile, as a delete does:
+    its cleanup and its notifications' retraction commit with the object's delete."""
+    id1, atype, _ = _parent_edge(comment)
+    retract = [] if comment.pending else causes.comment(comment.author, comment.id, comment.post, post_author,
+                                                         reply_to_author, mentions, comment.created, undo=True)
+    await tao.obj_delete(comment.id, jobs=[(CLEANUP_JOB, {"comment": comment.id, "parent": id1, "atype": atype}),
+                                           *retract])
+    await _drop_parent_edge(tao, id1, atype, comment.id)
 
 
 async def do_delete_comment(tao: Tao, actor_id: int, comment_id: int) -> Comment:

@@ -9,6 +9,8 @@ engagements is tallied on the object it counts toward:
 
   post -DORMANT_LIKER-> user (⇄ DORMANT_LIKED)                     its like of the post
   comment -DORMANT_COMMENT_LIKER-> user (⇄ DORMANT_COMMENT_LIKED)  its like of the comment
+  followed -DORMANT_FOLLOWER-> user (⇄ DORMANT_FOLLOWER_OF)         its follow of `followed`
+  follower -DORMANT_FOLLOWEE-> user (⇄ DORMANT_FOLLOWEE_OF)         `follower`'s follow of it
   post -DORMANT_COMMENT-> comment                                  its listed top-level comment
   comment -DORMANT_REPLY-> reply                                   its listed reply
   user -DORMANT_COMMENTS-> comment (data: the tally's id1, atype)  what a cancel un-tallies
@@ -31,6 +33,7 @@ other's items from the two accounts alone, while a count is one number for every
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 from resolvers.account_data.registry import DataContext, DataKind, register_kind
@@ -48,13 +51,19 @@ SYNC_ROUNDS = 5
 MAX_PAGES = 10_000  # pages of tallies one sync removes before it leaves the rest to a retry
 COMMENT_SCAN = 1_000_000  # comments one scan finds (as the export's)
 
-# (the account's list, the tally on the liked object, the tally's inverse on the account)
+# (the account's list, the tally on the other end of each of its edges, the tally's inverse on
+# the account): its likes, and its follows both ways (`followerCount` and `followingCount`
+# leave it out as `followers` and `following` do; they counted it until the purge before the
+# sixteenth session's `privacy` branch)
 LIKE_TALLIES = (("LIKES", "DORMANT_LIKER", "DORMANT_LIKED"),
-                ("COMMENT_LIKES", "DORMANT_COMMENT_LIKER", "DORMANT_COMMENT_LIKED"))
+                ("COMMENT_LIKES", "DORMANT_COMMENT_LIKER", "DORMANT_COMMENT_LIKED"),
+                ("FOLLOWS", "DORMANT_FOLLOWER", "DORMANT_FOLLOWER_OF"),
+                ("FOLLOWED_BY", "DORMANT_FOLLOWEE", "DORMANT_FOLLOWEE_OF"))
 # A listed comment's list -> its tally on the same id1.
 COMMENT_TALLY = {"HAS_COMMENT": "DORMANT_COMMENT", "HAS_REPLY": "DORMANT_REPLY"}
 # A counted list -> the tally subtracted from its count.
-TALLY_OF = {"LIKED_BY": "DORMANT_LIKER", "COMMENT_LIKED_BY": "DORMANT_COMMENT_LIKER", **COMMENT_TALLY}
+TALLY_OF = {"LIKED_BY": "DORMANT_LIKER", "COMMENT_LIKED_BY": "DORMANT_COMMENT_LIKER",
+            "FOLLOWED_BY": "DORMANT_FOLLOWER", "FOLLOWS": "DORMANT_FOLLOWEE", **COMMENT_TALLY}
 
 
 def sync_jobs(user_id: int) -> list[tuple[str, dict]]:
@@ -136,6 +145,21 @@ async def sync(tao: Tao, user: int) -> None:
         if await _state(tao, user) == state:
             return
     raise ConflictError(f"the deletion state of {user} kept changing; the job runs again")
+
+
+async def resync_pending(tao: Tao, *, page: int = 500) -> AsyncIterator[int]:
+    """`sync` every account whose deletion is pending, on every shard; yields each one's id.
+    Once after an upgrade that tallies more (the follows, since the sixteenth session): an
+    account that asked before it has the tallies of its time only (idempotent)."""
+    for shard in range(tao.n_shards):
+        after = 0
+        while objs := await tao.obj_scan(shard, "USER", after, page):
+            after = objs[-1].id
+            for obj in objs:
+                deletion = obj.data.get("deletion")
+                if deletion and not deletion.get("kind"):
+                    await sync(tao, obj.id)
+                    yield obj.id
 
 
 async def sync_job(job: JobContext, payload: dict) -> None:

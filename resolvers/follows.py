@@ -97,6 +97,18 @@ async def do_follow_user(tao: Tao, actor_id: int, user_id: int) -> FollowStatus:
                             jobs=[*on_relationship_added(viewer, user_id), event.job,
                                   *causes.follow(viewer, user_id, at)])
         status = FollowStatus.FOLLOWING
+    # A block racing the follow: it committed after the reads above, and its sever ran before
+    # this edge was written, so the follow stayed across the block (the pair's counts took it in,
+    # and an unblock brought it back). Read again, now that the edge is written: a block there,
+    # the edge goes (a block committed later severs it itself).
+    now = await _edges(acting_as(tao, actor_id), viewer, user_id, "BLOCKS", "BLOCKED_BY")
+    if now["BLOCKS"] or now["BLOCKED_BY"]:
+        await sever_blocked(tao, viewer, user_id)
+        await sever_blocked(tao, user_id, viewer)
+        await event.deliver(tao)  # its builder finds no follow: announced to no one
+        if now["BLOCKS"]:
+            raise UserError(FollowErrorCode.BLOCKED, "You block this account: unblock it first.", "userId")
+        raise _not_found()
     await event.deliver(tao)
     return status
 

@@ -7,12 +7,13 @@ viewer's shard, so `viewerHasLiked` for a page of N posts is one batched `assoc_
 
 Invariants: liking and unliking are idempotent (a second like keeps the first like's time and
 changes no count); only visible objects can be liked; a like of something deleted later is
-removed by the delete's cleanup job (and hidden by privacy meanwhile).
+removed by the delete's cleanup job (and hidden by privacy meanwhile), and a like racing the
+delete either is found by that job or finds the delete itself and takes itself back (`_like`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from resolvers import privacy
@@ -38,7 +39,8 @@ Notice = Callable[[int, bool], list[tuple[str, dict]]]
 
 
 async def _set_like(ctx: RequestContext, atype: str, target: int, on: bool, data: dict | None = None,
-                    notice: Notice | None = None) -> None:
+                    notice: Notice | None = None) -> bool:
+    """Like or unlike; returns whether this call wrote the change (False: it was so already)."""
     viewer = ctx.require_viewer()
     key = (viewer, atype, target)
     edge = await ctx.loaders.assoc_by_key.load(key)
@@ -51,10 +53,30 @@ async def _set_like(ctx: RequestContext, atype: str, target: int, on: bool, data
     elif not on and edge is not None:
         prompt = record.promptly(ctx.tao, notice(edge.time, True) if notice else [], near=viewer)
         if not await ctx.tao.assoc_delete(viewer, atype, target, jobs=prompt.jobs):
-            return  # a concurrent unlike won: its jobs, not ours, committed
+            return False  # a concurrent unlike won: its jobs, not ours, committed
     else:
-        return
+        return False
     await prompt.deliver(ctx.tao)
+    return True
+
+
+async def _like(tao: Tao, actor_id: int, atype: str, target: int, data: dict | None, notice: Notice,
+                visible: Callable[[RequestContext, int], Awaitable[object]]) -> bool:
+    """Like `target`, which the caller found visible. Returns False when the target went (or was
+    hidden from the actor) while the like was being written: the like is then taken back.
+
+    A like races the target's delete: it reads the post visible, the delete commits, and its
+    cleanup job drains the likes before this like commits; the like then stayed for good (an
+    edge on a deleted post in the liker's list and counts, and its inverse). So, once the like
+    (and its inverse) is written, the target is read again, through fresh loaders: gone, the
+    like is undone here; still there, the delete commits after that read and its cleanup, after
+    the delete, finds the like (the same for a block's removal of the blocked user's likes)."""
+    if not await _set_like(acting_as(tao, actor_id), atype, target, True, data, notice):
+        return True  # liked already (before any delete: the cleanup finds it)
+    if await visible(acting_as(tao, actor_id), target) is not None:
+        return True
+    await _set_like(acting_as(tao, actor_id), atype, target, False, notice=notice)
+    return False
 
 
 def _post_notice(actor: int, post: Post) -> Notice:
@@ -70,7 +92,8 @@ async def do_like_post(tao: Tao, actor_id: int, post_id: int) -> Post:
     post = await get_post(ctx, post_id)
     if post is None:
         raise not_found()
-    await _set_like(ctx, "LIKES", post_id, True, like_data(post), _post_notice(actor_id, post))
+    if not await _like(tao, actor_id, "LIKES", post_id, like_data(post), _post_notice(actor_id, post), get_post):
+        raise not_found()  # deleted (or hidden) while the like was written: taken back
     return post
 
 
@@ -88,7 +111,9 @@ async def do_like_comment(tao: Tao, actor_id: int, comment_id: int) -> Comment:
     comment = await get_comment(ctx, comment_id)
     if comment is None:
         raise comment_not_found()
-    await _set_like(ctx, "COMMENT_LIKES", comment_id, True, notice=_comment_notice(actor_id, comment))
+    if not await _like(tao, actor_id, "COMMENT_LIKES", comment_id, None, _comment_notice(actor_id, comment),
+                       get_comment):
+        raise comment_not_found()
     return comment
 
 

@@ -128,6 +128,25 @@ def prefetch_visibility(ctx: RequestContext, user_ids: Iterable[int]) -> None:
         loaders.assoc_page_by_key.prefetch(_block_list_keys(viewer))
 
 
+async def blocked_either_way(ctx: RequestContext) -> set[int]:
+    """Every user the viewer blocks or who blocks the viewer: the two lists whole (their cached
+    heads, the ones `user_visibility` reads; a longer list is read on from the store)."""
+    viewer = ctx.viewer_id
+    if viewer is None:
+        return set()
+    out: set[int] = set()
+    pages = await ctx.loaders.assoc_page_by_key.load_many(_block_list_keys(viewer))
+    for atype, page in zip((_BLOCKS, _BLOCKED_BY), pages):
+        out |= {a.id2 for a in page}
+        pos = len(page)
+        while pos >= BLOCK_LIST_SCAN and (more := await ctx.tao.assoc_range(viewer, atype, pos, 1000)):
+            out |= {a.id2 for a in more}
+            pos += len(more)
+            if len(more) < 1000:
+                break
+    return out
+
+
 async def user_visibility(ctx: RequestContext, user_id: int) -> Visibility:
     return await ctx.loaders.visibility_by_user_id.load(user_id)
 

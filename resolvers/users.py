@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from resolvers import privacy
 from resolvers.accounts import normalize_username, validate_full_name, validate_username
 from resolvers.actor import acting_as
+from resolvers.dormant import net_counts
 from resolvers.errors import UserError
 from resolvers.posts import SYNC_AUTHOR_EDGES_JOB
 from resolvers.records import User, record_of
@@ -54,11 +55,20 @@ async def get_user_by_username(ctx: RequestContext, username: str) -> User | Non
 
 
 async def follower_count(ctx: RequestContext, user_id: int) -> int:
-    return await ctx.loaders.assoc_count_by_key.load((user_id, "FOLLOWED_BY"))
+    """The followers, less accounts pending deletion (hidden from `followers`: resolvers.dormant)."""
+    return await _net_count(ctx, user_id, "FOLLOWED_BY")
 
 
 async def following_count(ctx: RequestContext, user_id: int) -> int:
-    return await ctx.loaders.assoc_count_by_key.load((user_id, "FOLLOWS"))
+    """The accounts followed, less those pending deletion (hidden from `following`)."""
+    return await _net_count(ctx, user_id, "FOLLOWS")
+
+
+async def _net_count(ctx: RequestContext, user_id: int, atype: str) -> int:
+    [n] = await net_counts(ctx, [(user_id, atype)])
+    if isinstance(n, BaseException):
+        raise n
+    return n
 
 
 async def post_count(ctx: RequestContext, user_id: int) -> int:

@@ -133,6 +133,12 @@ async def _reaction(info: Ctx, event: realtime.StreamEvent) -> MessageReactionEv
                                                                              **event_fields(event))
 
 
+async def _shows_activity(info: Ctx, event: realtime.StreamEvent) -> bool:
+    """The event's member shows the viewer their activity here (`reads.shows_activity`): not a
+    member who restricts the viewer, nor one whose copy of the thread is an unaccepted request."""
+    return (await reads.shows_activity(info.context, event.ids["thread"], [event.ids["user"]]))[0]
+
+
 async def _read(info: Ctx, event: realtime.StreamEvent) -> ReadReceiptEvent | None:
     # A reader who restricts the viewer sends them no read receipts, live or replayed: the rule
     # `Message.seenBy` follows (resolvers.messages.reads.seen_by). The event is in every
@@ -141,20 +147,24 @@ async def _read(info: Ctx, event: realtime.StreamEvent) -> ReadReceiptEvent | No
     # The message it names is one the viewer may see: read up to a hidden sender's message (a
     # block either way, an account pending deletion), it names the newest visible one before it
     # (or the event is skipped); it named the hidden message's id.
-    viewer = info.context.viewer_id
-    thread, user, restricting, up_to = await asyncio.gather(
-        _thread(info, event), _user(info, event),
-        info.context.loaders.assoc_by_key.load((event.ids["user"], "RESTRICTS", viewer)) if viewer else _nothing(),
+    # Nor does a reader whose copy of the thread is still a message request they have not
+    # accepted (`reads.shows_activity`, the rule of `seenBy` too).
+    thread, user, shown, up_to = await asyncio.gather(
+        _thread(info, event), _user(info, event), _shows_activity(info, event),
         reads.visible_read_point(info.context, event.ids["thread"], event.ids["message"]))
-    if restricting is not None or up_to is None:
+    if not shown or up_to is None:
         return None
     return None if thread is None or user is None else ReadReceiptEvent(
         thread=thread, user=user, up_to_message_id=to_global_id("Message", up_to.id), **event_fields(event))
 
 
 async def _typing(info: Ctx, event: realtime.StreamEvent) -> TypingEvent | None:
-    thread, user = await asyncio.gather(_thread(info, event), _user(info, event))
-    return None if thread is None or user is None else TypingEvent(thread=thread, user=user,
+    # Typing is activity, as reads are: not from a member who restricts the viewer (docs/stories.md,
+    # "Restrict"; it was pushed to the restricted member as to anyone), nor from one who has not
+    # accepted the conversation's request.
+    thread, user, shown = await asyncio.gather(_thread(info, event), _user(info, event),
+                                               _shows_activity(info, event))
+    return None if thread is None or user is None or not shown else TypingEvent(thread=thread, user=user,
                                                                    typing=bool(event.ids.get("typing")),
                                                                    **event_fields(event))
 

@@ -41,7 +41,8 @@ strawberry.enum(NotificationErrorCode)
 class Notification(Node):
     type: NotificationType
     actors: list[User] = strawberry.field(description="The latest actors you may see (at most 3), newest first.")
-    actor_count: int = strawberry.field(description="The exact number of distinct actors.")
+    actor_count: int = strawberry.field(description=(
+        "How many distinct actors you may see did it (blocked, blocking and deleted accounts are not counted)."))
     latest_at: float = strawberry.field(description="When the latest actor joined (ms since the Unix epoch).")
     unread: bool
     preview: str = strawberry.field(description="A short text for the list: who did what.")

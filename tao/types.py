@@ -130,6 +130,8 @@ _a("DORMANT_COMMENT_LIKER", 184, inverse="DORMANT_COMMENT_LIKED", inverse_code=1
 _a("DORMANT_COMMENT", 186)   # post -> its top-level comment by an account pending deletion
 _a("DORMANT_REPLY", 187)     # top-level comment -> its reply by an account pending deletion
 _a("DORMANT_COMMENTS", 188)  # account -> its tallied comments (data: the tally's id1 and atype)
+_a("DORMANT_FOLLOWER", 189, inverse="DORMANT_FOLLOWER_OF", inverse_code=190)  # user -> follower
+_a("DORMANT_FOLLOWEE", 191, inverse="DORMANT_FOLLOWEE_OF", inverse_code=192)  # user -> account they follow
 
 # Unique-key namespaces the cache never holds (tao/unique_keys.py)
 # A message's idempotency key ("sender:clientMessageId" -> message): almost always unclaimed when

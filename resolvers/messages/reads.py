@@ -105,15 +105,36 @@ async def members(ctx: RequestContext, thread_id: int) -> list[User]:
 
 
 async def seen_by(ctx: RequestContext, msg: Message) -> list[User]:
-    """Members other than the sender whose read marker is at or past the message."""
+    """Members other than the sender whose read marker is at or past the message, and who
+    show the viewer their reads (`shows_activity`)."""
     readers = [a.id2 for a in await member_edges(ctx, msg.thread)
                if a.id2 != msg.sender and MemberState.decode(a.data).read >= msg.cursor]
-    viewer = ctx.viewer_id
-    if viewer is not None and readers:
-        # Someone who restricts the viewer sends no read receipts to them (never told why).
-        restricting = await ctx.loaders.assoc_by_key.load_many([(r, "RESTRICTS", viewer) for r in readers])
-        readers = [r for r, e in zip(readers, restricting) if e is None]
+    if readers:
+        shown = await shows_activity(ctx, msg.thread, readers)
+        readers = [r for r, ok in zip(readers, shown) if ok]
     return await privacy.visible_users(ctx, readers)
+
+
+async def shows_activity(ctx: RequestContext, thread_id: int, readers: list[int]) -> list[bool]:
+    """For each member: whether their activity in the thread (their reads, their typing) is shown
+    to the viewer. Not when the member restricts the viewer (never told why), nor while the
+    thread is a message request the member has not accepted: as on Instagram, opening a request
+    does not tell its sender it was seen (it did before the sixteenth session's `privacy`
+    branch: a stranger learned when, and whether, their request was read). The viewer's own
+    activity is always shown to them."""
+    viewer = ctx.viewer_id
+    keys: list[tuple[int, str, int]] = []
+    for r in readers:
+        keys += [(r, "DM_REQUESTS", thread_id), (r, "INBOX", thread_id)]
+        if viewer is not None:
+            keys.append((r, "RESTRICTS", viewer))
+    found = iter(await ctx.loaders.assoc_by_key.load_many(keys))
+    out = []
+    for r in readers:
+        request, inbox = next(found), next(found)
+        restricting = next(found) if viewer is not None else None
+        out.append(r == viewer or (restricting is None and (request is None or inbox is not None)))
+    return out
 
 
 # How far back a read receipt looks, from the message it names, for one the viewer may see.

@@ -89,10 +89,17 @@ def _check(tao: Tao, endpoint: str, p256dh: str, auth: str) -> None:
         raise UserError(NotificationErrorCode.INVALID_ENDPOINT,
                         f"`endpoint` must be an {' or '.join(schemes)} URL of at most {ENDPOINT_MAX} characters, "
                         "as the browser's PushSubscription gives it.", "endpoint")
-    if not cfg.push_private_addresses and egress.is_private_host(url.hostname):
+    if (egress.is_private_host(url.hostname) and not cfg.push_private_addresses) or egress.is_never_reachable(
+            url.hostname or ""):
         raise UserError(NotificationErrorCode.INVALID_ENDPOINT,
                         "`endpoint` must be on a public host, as a browser's push service is "
                         "(not localhost or a private, loopback or link-local address).", "endpoint")
+    if url.hostname and ":" in url.hostname:
+        # VAPID's `aud` claim cannot name an IPv6 literal (py_vapid refuses it): such an endpoint
+        # could never be pushed to, and every push to the account failed on it.
+        raise UserError(NotificationErrorCode.INVALID_ENDPOINT,
+                        "`endpoint` must name its host by a DNS name, as a browser's push service "
+                        "does (not an IPv6 address).", "endpoint")
     try:
         key, secret = _b64(p256dh), _b64(auth)
     except (ValueError, binascii.Error):
@@ -229,9 +236,10 @@ class WebPushSender:
 
     async def send(self, sub: PushSubscription, body: bytes, ttl: int) -> int:
         import aiohttp
+        from py_vapid import VapidException
         from pywebpush import WebPushException, webpush_async
 
-        connector = aiohttp.TCPConnector() if self._private_addresses else egress.PublicOnlyConnector()
+        connector = egress.PublicOnlyConnector(allow_private=self._private_addresses)
         try:
             async with aiohttp.ClientSession(connector=connector) as session:
                 resp = await webpush_async({"endpoint": sub.endpoint, "keys": {"p256dh": sub.p256dh, "auth": sub.auth}},
@@ -240,6 +248,12 @@ class WebPushSender:
                                            aiohttp_session=session)
         except WebPushException as exc:
             return exc.response.status if exc.response is not None else 599
+        except VapidException as exc:
+            # An endpoint no VAPID claim can name (an IPv6 literal, stored before registering
+            # refused them): never a push service. It raised out of the job, which failed for
+            # every endpoint of the account and was retried until parked.
+            log.warning("push endpoint on %s cannot be signed for (%s): removed", urlparse(sub.endpoint).netloc, exc)
+            return 410
         except aiohttp.InvalidURL:  # a legacy numeric address aiohttp refuses: never a push service
             log.warning("push endpoint on %s is not a valid URL: removed", urlparse(sub.endpoint).netloc)
             return 410

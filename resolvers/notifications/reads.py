@@ -7,7 +7,11 @@ top (a group that moves above the cursor is not shown again below it). Each noti
 shown through the viewer's privacy at read time: its actors are the visible ones among the
 latest few, and a notification whose target the viewer
 can no longer see (a deleted post or comment, a thread they left), or with no visible actor
-left, is hidden. The actor count is the group's exact `NOTIF_ACTOR` count.
+left, is hidden. The actor count is the number of the group's actors the viewer may see (the
+`actors` rule): exact for a group of up to `ACTOR_SCAN` actors (all of them are read and
+judged); past that, the group's exact `NOTIF_ACTOR` count minus the hidden ones among the
+newest `ACTOR_SCAN` and minus those among the rest who block the viewer, are blocked by them,
+or are pending deletion (`_hidden_beyond_scan`).
 
 The read marker is a time on a self edge `(viewer, NOTIF_READ, viewer)`: a notification is
 unread when its list time is after it. It only moves forward.
@@ -33,6 +37,9 @@ LIST = "NOTIFIED"
 READ = "NOTIF_READ"
 MAX_UNREAD = 99  # the badge shows "99+" past this; counting further would read the whole list
 _SCAN_ROUNDS = 4  # a `types` filter reads at most this many pages of the list for one page shown
+# A group's newest actors read and judged one by one: its `actorCount` is exact up to this many
+# actors. Beyond them, blocks (either way) and accounts pending deletion are looked up.
+ACTOR_SCAN = 50
 
 
 @dataclass(frozen=True)
@@ -41,7 +48,7 @@ class NotificationView:
     notification: Notification
     updated: int                # its list time: the latest event's
     actors: list[User]          # the latest visible actors, newest first
-    actor_count: int            # exact number of distinct actors
+    actor_count: int            # distinct actors the viewer may see (module docstring)
     target: Any                 # the post, comment or thread record (None for follow types: the actor is it)
     unread: bool
 
@@ -63,7 +70,7 @@ async def _views(ctx: RequestContext, viewer: int, edges: list[Assoc],
     ids = [e.id2 for e in edges]
     loaded, pages, counts, read_at = await asyncio.gather(
         ctx.loaders.object_by_id.load_many(ids),
-        ctx.loaders.assoc_page_by_key.load_many([(i, "NOTIF_ACTOR", LATEST_ACTORS * 2, None) for i in ids]),
+        ctx.loaders.assoc_page_by_key.load_many([(i, "NOTIF_ACTOR", ACTOR_SCAN, None) for i in ids]),
         ctx.loaders.assoc_count_by_key.load_many([(i, "NOTIF_ACTOR") for i in ids]),
         read_marker_if_needed())
     records = {n.id: n for n in loaded if isinstance(n, Notification)}
@@ -74,16 +81,55 @@ async def _views(ctx: RequestContext, viewer: int, edges: list[Assoc],
     visible = {u.id: u for u in users}
     targets = dict(zip(target_ids, seen))
     times = {e.id2: e.time for e in edges}
+    big = [(records[i], page) for i, page, count in zip(ids, pages, counts) if i in records and int(count) > len(page)]
+    hidden_beyond = await _hidden_beyond_scan(ctx, viewer, big)
     out = {}
     for i, page, count in zip(ids, pages, counts):
         n = records.get(i)
         if n is None:
             continue  # not a notification (deleted since it was listed)
-        actors = [visible[a.id2] for a in page if a.id2 in visible][:LATEST_ACTORS]
+        shown = [visible[a.id2] for a in page if a.id2 in visible]
         target = targets.get(n.target)
-        if not actors or (n.type not in ACTOR_IS_TARGET and target is None):
+        if not shown or (n.type not in ACTOR_IS_TARGET and target is None):
             continue  # nobody the viewer may see did it, or they can no longer see what it is about
-        out[i] = NotificationView(n, times[i], actors, int(count), target, times[i] > read_at)
+        # Only the actors the viewer may see are counted, as only they are named: the group's
+        # count took in blocked, blocking and pending-deletion accounts ("bob and 3 others" with
+        # bob the only one shown; probed in the sixteenth session).
+        n_visible = len(shown) + max(0, int(count) - len(page) - hidden_beyond.get(i, 0))
+        out[i] = NotificationView(n, times[i], shown[:LATEST_ACTORS], n_visible, target, times[i] > read_at)
+    return out
+
+
+# A grouped type's actors pending deletion are tallied on what they acted on (resolvers.dormant):
+# the post liked, the comment liked, the account followed (the recipient).
+_DORMANT_TALLY = {NotificationType.LIKE: "DORMANT_LIKER", NotificationType.COMMENT_LIKE: "DORMANT_COMMENT_LIKER",
+                  NotificationType.FOLLOW: "DORMANT_FOLLOWER"}
+_TALLY_SCAN = 1000  # a tally lists the accounts pending deletion among an object's likers: few
+
+
+async def _hidden_beyond_scan(ctx: RequestContext, viewer: int, groups: list[tuple[Notification, list[Assoc]]]
+                              ) -> dict[int, int]:
+    """For each group larger than its scanned page: how many of its other actors are hidden
+    from the viewer, found by who they could be: accounts that block the viewer or that the
+    viewer blocks, and accounts pending deletion (their tally on the group's post, comment or, for
+    followers, the viewer). Two batched reads for all groups: those lists, then the edges."""
+    if not groups:
+        return {}
+    tallied = {n.id: (n.target if n.type is not NotificationType.FOLLOW else viewer, _DORMANT_TALLY[n.type])
+               for n, _ in groups if n.type in _DORMANT_TALLY}
+    blocked, tallies = await asyncio.gather(
+        privacy.blocked_either_way(ctx),
+        ctx.loaders.assoc_page_by_key.load_many([(t, tally, _TALLY_SCAN, None) for t, tally in tallied.values()]))
+    pending = {i: {a.id2 for a in page} for i, page in zip(tallied, tallies) if not isinstance(page, BaseException)}
+    keys = [(n.id, "NOTIF_ACTOR", u) for n, page in groups
+            for u in (blocked | pending.get(n.id, set())) - {a.id2 for a in page}]
+    if not keys:
+        return {}
+    found = await ctx.loaders.assoc_by_key.load_many(keys)
+    out: dict[int, int] = {}
+    for (i, _, _), edge in zip(keys, found):
+        if edge is not None and not isinstance(edge, BaseException):
+            out[i] = out.get(i, 0) + 1
     return out
 
 

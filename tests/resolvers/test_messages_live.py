@@ -335,6 +335,67 @@ async def test_read_receipts_of_someone_who_restricts_you_are_not_pushed(gql, dm
         assert ev["__typename"] == "ReadReceiptEvent" and ev["user"]["username"] == "ada", ev
 
 
+async def test_typing_of_someone_who_restricts_you_is_not_pushed(gql, dm):
+    """Ada restricts rex: her activity is hidden from him, read receipts (above) and typing
+    alike (docs/stories.md, "Restrict"). Her `setTyping` in a group they share was pushed to
+    his subscriptions (inboxEvents and threadEvents) as to anyone. Dee, the control, is told;
+    rex's own typing still reaches ada; once she lifts the restriction he is told again."""
+    ta, a = await gql.sign_up("ada")
+    tr, r = await gql.sign_up("rex")
+    td, d = await gql.sign_up("dee")
+    for t in (tr, td):  # the group lands in their inboxes (a request's reader shows no activity)
+        assert (await gql.mutate("follow", t, a))["errors"] == []
+    group = (await dm.mutate("createGroupThread", ta, {"userIds": [r, d], "name": "three"},
+                             "thread { id } errors { code }"))["thread"]["id"]
+    assert (await gql.mutate("restrict", ta, r, "errors { code }"))["errors"] == []
+    async with subscribed(gql, tr) as rex, subscribed(gql, td) as dee, \
+            subscribed(gql, tr, "threadEvents", "($threadId: ID!)", {"threadId": group}) as rex_thread, \
+            subscribed(gql, ta) as ada:
+        assert (await dm.mutate("setTyping", ta, {"threadId": group, "typing": True}))["errors"] == []
+        ev = await dee.next()
+        assert (ev["__typename"], ev["user"]["username"]) == ("TypingEvent", "ada"), ev
+        await dm.mutate("setTyping", tr, {"threadId": group, "typing": True})  # the other way: shown
+        ev = await ada.next()
+        assert (ev["__typename"], ev["user"]["username"]) == ("TypingEvent", "rex"), ev
+        await dm.sent(td, thread=group, text="from dee")  # something rex may see, after the typing
+        for sub in (rex, rex_thread):
+            ev = await sub.next()
+            assert ev["__typename"] == "NewMessageEvent" and ev["message"]["text"] == "from dee", ev
+            await sub.nothing()
+    assert (await gql.mutate("unrestrict", ta, r, "errors { code }"))["errors"] == []
+    async with subscribed(gql, tr) as rex:
+        await dm.mutate("setTyping", ta, {"threadId": group, "typing": False})
+        ev = await rex.next()
+        assert (ev["__typename"], ev["user"]["username"], ev["typing"]) == ("TypingEvent", "ada", False), ev
+
+
+async def test_reading_a_message_request_tells_its_sender_nothing_until_accepted(gql, dm):
+    """Rex, a stranger, writes to ada: the thread is in her requests. She opens it (marks it
+    read, starts typing): as on Instagram, rex is not told until she accepts. He was, live (a
+    ReadReceiptEvent, a TypingEvent) and in `seenBy`: a stranger learned when, and whether, his
+    request was read. Once she accepts, her reads show as anyone's."""
+    ta, a = await gql.sign_up("ada")
+    tr, r = await gql.sign_up("rex")
+    p = await dm.sent(tr, to=[a], text="hi, remember me?")
+    thread = p["thread"]["id"]
+    async with subscribed(gql, tr) as rex:
+        assert (await dm.mutate("markThreadRead", ta, {"threadId": thread}))["errors"] == []
+        await dm.mutate("setTyping", ta, {"threadId": thread, "typing": True})  # nor her typing
+        await dm.sent(tr, thread=thread, text="hello?")  # something he is told of, after the read
+        ev = await rex.next()
+        assert ev["__typename"] == "NewMessageEvent" and ev["message"]["text"] == "hello?", ev
+        await rex.nothing()
+    assert [m["seenBy"] for m in await dm.messages(tr, thread)] == [[], []]
+    assert (await dm.mutate("acceptMessageRequest", ta, {"threadId": thread}))["errors"] == []
+    assert [m["seenBy"] for m in await dm.messages(tr, thread)][1] == [{"username": "ada"}]
+    async with subscribed(gql, tr) as rex:
+        await dm.sent(tr, thread=thread, text="thanks")
+        assert (await rex.next())["__typename"] == "NewMessageEvent"
+        assert (await dm.mutate("markThreadRead", ta, {"threadId": thread}))["errors"] == []
+        ev = await rex.next()
+        assert ev["__typename"] == "ReadReceiptEvent" and ev["user"]["username"] == "ada", ev
+
+
 async def test_a_cursor_past_every_event_is_refused(gql, dm):
     """A cursor no stream gave (past the clock by more than a day, or past a 64-bit integer):
     SQLite's store failed on it (INTERNAL_SERVER_ERROR) and MariaDB's read past every event, so

@@ -37,6 +37,8 @@ async def _group(gql, dm):
     tb, b = await gql.sign_up("bob")
     tc, c = await gql.sign_up("cy")
     td, d = await gql.sign_up("dee")
+    for t in (tb, tc, td):  # the group lands in everyone's inbox (a request's reader sends no receipts)
+        assert (await gql.mutate("follow", t, a))["errors"] == []
     group = (await dm.mutate("createGroupThread", ta, {"userIds": [b, c, d], "name": "four"},
                              "thread { id } errors { code }"))["thread"]["id"]
     return group, {"ada": (ta, a), "bob": (tb, b), "cy": (tc, c), "dee": (td, d)}

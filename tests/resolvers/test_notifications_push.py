@@ -5,9 +5,14 @@ removed, failures retried with backoff, preferences honoured, bad subscriptions 
 from __future__ import annotations
 
 import asyncio
+import socket
+from unittest import mock
 
+import aiohttp
+import aiohttp.abc
 import pytest
 
+from resolvers.notifications.push import do_register_push_subscription
 from tests.resolvers.messages_client import store_id
 from tests.resolvers.push_receiver import PushReceiver, b64url
 from tests.resolvers.test_likes import LIKE, new_post
@@ -110,6 +115,106 @@ async def test_endpoints_on_private_addresses_are_refused_and_never_reached(gql,
     await gql.tao.run_jobs_until_idle()
     assert receiver.received["phone"] == []
     assert await gql.tao.assoc_count(ada, "HAS_PUSH_SUB") == 0
+
+
+class _Resolver(aiohttp.abc.AbstractResolver):
+    """A DNS answer of the test's choosing (the name's AAAA records, say), for the connector."""
+
+    def __init__(self, answers: dict[str, list[str]]) -> None:
+        self.answers = answers
+
+    async def resolve(self, host, port=0, family=socket.AF_INET):
+        return [{"hostname": host, "host": a, "port": port, "family": socket.AF_INET6 if ":" in a else socket.AF_INET,
+                 "proto": 0, "flags": 0} for a in self.answers[host]]
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_ipv6_addresses_carrying_a_private_ipv4_one_are_never_connected_to():
+    """An IPv6 address can carry an IPv4 one and reach it: NAT64 (64:ff9b::/96: a NAT64
+    gateway, a cloud VPC's say, forwards to the IPv4 address, private ones included),
+    IPv4-translated, IPv4-compatible, 6to4. `is_global` calls several of them public, and the
+    connector's filter judged only IPv4-mapped ones as the IPv4 address they carry: a push
+    endpoint whose name answered 64:ff9b::a00:5 reached 10.0.0.5 through the gateway, and
+    64:ff9b::a9fe:a9fe the metadata service. Now each is judged by the IPv4 address it carries
+    (the same forms of a public address stay public: NAT64 is how an IPv6-only host reaches
+    IPv4 services)."""
+    from resolvers.notifications import egress
+
+    private = ["64:ff9b::a9fe:a9fe", "64:ff9b::a00:5", "64:ff9b::7f00:1", "64:ff9b:1::808:808", "2002:a9fe:a9fe::1",
+               "::a9fe:a9fe", "::ffff:0:a00:5", "fec0::1"]
+    public = ["64:ff9b::808:808", "2002:808:808::1", "2606:4700::1111", "8.8.8.8"]
+    connector = egress.PublicOnlyConnector(resolver=_Resolver({"evil.example": private,
+                                                               "mixed.example": private + public}))
+    try:
+        with pytest.raises(egress.PrivateAddressError):
+            await connector._resolve_host("evil.example", 443)
+        assert sorted(r["host"] for r in await connector._resolve_host("mixed.example", 443)) == sorted(public)
+        async with aiohttp.ClientSession(connector=connector, connector_owner=False) as session:
+            with pytest.raises(aiohttp.ClientConnectorError) as refused:
+                await session.post("http://evil.example:9/push", data=b"x")
+        assert isinstance(refused.value.os_error, egress.PrivateAddressError)  # never tried to connect
+    finally:
+        await connector.close()
+    assert [egress.is_private_host(h) for h in private] == [True] * len(private)
+
+
+async def test_the_private_addresses_override_still_never_reaches_link_local(gql, receiver):
+    """`push_private_addresses` (on here: the receiver is on 127.0.0.1) turned both checks off
+    whole: an endpoint on 169.254.169.254, the cloud metadata service, was stored and POSTed to
+    by the worker. A local push service is on loopback or a private network, never link-local:
+    those stay refused, on registering and on connecting."""
+    from resolvers.notifications import egress
+
+    ta, _ = await gql.sign_up("ada")
+    keys = receiver.device("phone").keys()
+    for endpoint in ("http://169.254.169.254/latest/meta-data/", "http://[fe80::1]/x", "http://0.0.0.0/x",
+                     "http://[64:ff9b::a9fe:a9fe]/x", "http://[ff02::1]/x"):
+        got = (await gql.ok(REGISTER, {"i": {"endpoint": endpoint, "keys": keys}}, ta))["registerPushSubscription"]
+        assert got["errors"] == [{"code": "INVALID_ENDPOINT", "field": "endpoint"}], endpoint
+    assert (await register(gql, ta, receiver, "phone"))["errors"] == []  # loopback: allowed by the override
+    connector = egress.PublicOnlyConnector(allow_private=True, resolver=_Resolver({
+        "meta.example": ["169.254.169.254", "fe80::1", "64:ff9b::a9fe:a9fe"],
+        "local.example": ["169.254.169.254", "127.0.0.1", "10.0.0.5"]}))
+    try:
+        with pytest.raises(egress.PrivateAddressError):
+            await connector._resolve_host("meta.example", 80)
+        assert sorted(r["host"] for r in await connector._resolve_host("local.example", 80)) == ["10.0.0.5",
+                                                                                                 "127.0.0.1"]
+    finally:
+        await connector.close()
+
+
+async def test_an_endpoint_no_vapid_claim_can_name_is_refused_and_does_not_stop_the_others(gql, gql_settings,
+                                                                                         receiver):
+    """An IPv6-literal endpoint (a public one passes the address checks) cannot be signed for:
+    py_vapid refuses an `aud` of `https://[2606:4700::1111]`. It was stored, and then every push
+    to the account raised on it: the job failed for all of the account's endpoints and was
+    retried until parked (20 runs), each run pushing again to the endpoints before it. Now it is
+    refused on registering, and one stored before is forgotten as gone."""
+    ta, a = await gql.sign_up("ada")
+    keys = receiver.device("laptop").keys()
+    literal = f"http://[::1]:{receiver.server.port}/push/laptop"
+    got = (await gql.ok(REGISTER, {"i": {"endpoint": literal, "keys": keys}}, ta))["registerPushSubscription"]
+    assert got["errors"] == [{"code": "INVALID_ENDPOINT", "field": "endpoint"}]
+    gql_settings.notifications.push_https_only = True
+    got = (await gql.ok(REGISTER, {"i": {"endpoint": "https://[2606:4700::1111]/push", "keys": keys}},
+                        ta))["registerPushSubscription"]
+    assert got["errors"] == [{"code": "INVALID_ENDPOINT", "field": "endpoint"}]
+    gql_settings.notifications.push_https_only = False
+    # one stored before the rule (registered by the code before: its check let it through),
+    # beside a working one
+    ada = store_id(a)
+    with mock.patch("resolvers.notifications.push._check"):
+        await do_register_push_subscription(gql.tao, ada, literal, keys["p256dh"], keys["auth"])
+    assert (await register(gql, ta, receiver, "phone"))["errors"] == []
+    assert await gql.tao.assoc_count(ada, "HAS_PUSH_SUB") == 2
+    tb, _ = await gql.sign_up("bob")
+    await gql.ok('mutation { createPost(input: {caption: "hi @ada"}) { post { id } } }', token=tb)
+    await gql.tao.run_jobs_until_idle()
+    assert len(receiver.received["phone"]) == 1  # once: the job did not fail and run again
+    assert await gql.tao.assoc_count(ada, "HAS_PUSH_SUB") == 1
 
 
 async def test_push_preferences_and_pause_are_honoured(gql, receiver):

@@ -1,0 +1,70 @@
+"""A comment racing the delete of its post (or of the comment it replies to) leaves nothing
+behind, as a like does (`test_likes_race.py`, whose lock helpers these tests use).
+
+The test holds the comment's listing on the parent's list lock (its `assoc_counts` row): the
+comment object is written, its edge waits. Meanwhile the post (or parent comment) is deleted and
+its cleanup job drains the list (nothing listed yet). Before the fix the comment then committed
+its edge and stayed: a comment object and its edge on a deleted post, for good. Now the comment
+reads its post (and parent) again once listed, and takes itself back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tests.resolvers.messages_client import store_id
+from tests.resolvers.test_likes_race import COMMENT, DELETE_COMMENT, DELETE_POST, NEW_POST, _until_waiting, list_locked
+
+pytestmark = pytest.mark.parametrize("gql_settings", ["mysql"], indirect=True)  # row locks are MariaDB's
+
+
+async def _left(tao, parent: int, atype: str, comment: str) -> dict:
+    cid = store_id(comment)
+    return {"object": cid in await tao.obj_get([cid]), "edge": bool(await tao.assoc_get(parent, atype, [cid])),
+            "count": await tao.assoc_count(parent, atype)}
+
+
+async def _listed_once(gql, token: str, i: dict) -> None:
+    """A comment added and deleted: its list's `assoc_counts` row exists (to be locked), empty,
+    so the delete's cleanup has nothing of its own to wait for on that lock."""
+    cid = (await gql.ok(COMMENT, {"i": i}, token))["addComment"]["comment"]["id"]
+    assert (await gql.ok(DELETE_COMMENT, {"i": {"commentId": cid}}, token))["deleteComment"]["errors"] == []
+    await gql.tao.run_jobs_until_idle()
+
+
+async def test_a_comment_racing_its_post_s_delete_is_taken_back(gql):
+    ta, _ = await gql.sign_up("ada")
+    tb, _ = await gql.sign_up("bob")
+    post = (await gql.ok(NEW_POST, token=ta))["createPost"]["post"]["id"]
+    pid = store_id(post)
+    await _listed_once(gql, ta, {"postId": post, "text": "first"})  # the list's row exists
+    async with list_locked(gql.tao, pid, "HAS_COMMENT"):
+        adding = asyncio.create_task(gql.ok(COMMENT, {"i": {"postId": post, "text": "raced @ada"}}, tb))
+        await _until_waiting(gql.tao, pid, adding)
+        assert (await gql.ok(DELETE_POST, {"i": {"postId": post}}, ta))["deletePost"]["errors"] == []
+        await gql.tao.run_jobs_until_idle()  # the cleanup: the raced comment is not listed yet
+    answer = (await adding)["addComment"]
+    await gql.tao.run_jobs_until_idle()
+    comments = await gql.tao.obj_scan_naming(pid, "COMMENT", 10, field="post")
+    assert (comments, await gql.tao.assoc_count(pid, "HAS_COMMENT")) == ([], 0)
+    assert answer == {"comment": None, "errors": [{"code": "POST_NOT_FOUND"}]}
+
+
+async def test_a_reply_racing_its_comment_s_delete_is_taken_back(gql):
+    ta, _ = await gql.sign_up("ada")
+    tb, _ = await gql.sign_up("bob")
+    post = (await gql.ok(NEW_POST, token=ta))["createPost"]["post"]["id"]
+    top = (await gql.ok(COMMENT, {"i": {"postId": post, "text": "top"}}, ta))["addComment"]["comment"]["id"]
+    await _listed_once(gql, ta, {"postId": post, "text": "first reply", "replyToId": top})
+    async with list_locked(gql.tao, store_id(top), "HAS_REPLY"):
+        adding = asyncio.create_task(gql.ok(COMMENT, {"i": {"postId": post, "text": "raced", "replyToId": top}}, tb))
+        await _until_waiting(gql.tao, store_id(top), adding)
+        assert (await gql.ok(DELETE_COMMENT, {"i": {"commentId": top}}, ta))["deleteComment"]["errors"] == []
+        await gql.tao.run_jobs_until_idle()
+    answer = (await adding)["addComment"]
+    await gql.tao.run_jobs_until_idle()
+    left = await gql.tao.obj_scan_naming(store_id(post), "COMMENT", 10, field="post")
+    assert (left, await gql.tao.assoc_count(store_id(top), "HAS_REPLY")) == ([], 0)
+    assert answer == {"comment": None, "errors": [{"code": "REPLY_TARGET_NOT_FOUND"}]}

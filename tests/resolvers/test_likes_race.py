@@ -1,0 +1,123 @@
+"""A like racing the delete of what it likes leaves nothing behind (docs/graphql.md, "Likes").
+
+Each test holds a like for real between its read of the target (visible) and its write: a
+transaction of the test's own locks the liker's LIKES (or COMMENT_LIKES) list, its
+`assoc_counts` row, which the like's write locks too. While it waits, the target's author
+deletes the target and its cleanup job runs (it drains the likes it finds: none yet); then the
+test lets the like go. Before the fix the like committed and stayed: an edge to a deleted object
+in the liker's list, counted in their likes, with its inverse on the deleted object's list,
+and the mutation answered as if it had liked something. Now the like reads its target again
+once written, finds it gone and takes itself back (`NOT_FOUND`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import pytest
+
+from tao.testing import TaoTestHooks as hooks
+from tests.resolvers.messages_client import store_id
+
+pytestmark = pytest.mark.parametrize("gql_settings", ["mysql"], indirect=True)  # row locks are MariaDB's
+
+NEW_POST = "mutation { createPost(input: {caption: \"p\"}) { post { id } } }"
+LIKE_POST = "mutation($i: PostLikeInput!) { likePost(input: $i) { post { id } errors { code } } }"
+DELETE_POST = "mutation($i: PostDeleteInput!) { deletePost(input: $i) { errors { code } } }"
+COMMENT = "mutation($i: CommentAddInput!) { addComment(input: $i) { comment { id } errors { code } } }"
+LIKE_COMMENT = "mutation($i: CommentLikeInput!) { likeComment(input: $i) { comment { id } errors { code } } }"
+DELETE_COMMENT = "mutation($i: CommentDeleteInput!) { deleteComment(input: $i) { errors { code } } }"
+
+
+class _Release(Exception):
+    pass
+
+
+@asynccontextmanager
+async def list_locked(tao, user: int, atype: str) -> AsyncIterator[None]:
+    """The user's `atype` list locked by a transaction of the test's own until the block ends."""
+    h = hooks(tao)
+    locked, release = asyncio.Event(), asyncio.Event()
+
+    async def hold(conn) -> None:
+        rows = await conn.fetchall("SELECT version FROM {assoc_counts} WHERE id1 = %s AND atype = %s FOR UPDATE",
+                                   (user, h.atype(atype).code))
+        assert rows, "the list's row must exist to be locked"
+        locked.set()
+        await release.wait()
+        raise _Release
+
+    holder = asyncio.create_task(h.write(tao.shard(user), hold))
+    await asyncio.wait_for(locked.wait(), 10)
+    try:
+        yield
+    finally:
+        release.set()
+        with pytest.raises(_Release):
+            await holder
+
+
+async def _until_waiting(tao, user: int, task: asyncio.Task) -> None:
+    """Until a write of the user's shard waits on the held lock (the like has read its target)."""
+    h = hooks(tao)
+    for _ in range(300):
+        assert not task.done(), task.result()
+        async with h.read(tao.shard(user)) as conn:
+            rows = await conn.fetchall("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE COMMAND = 'Query' "
+                                       "AND INFO LIKE %s AND INFO LIKE %s", ("%assoc_counts%", f"%{user}%"))
+        if rows[0][0]:
+            return
+        await asyncio.sleep(0.02)
+    pytest.fail("the like never waited on the held list")
+
+
+async def _leftovers(tao, liker: int, atype: str, inverse: str, target: int) -> dict:
+    return {"edge": bool(await tao.assoc_get(liker, atype, [target])),
+            "count": await tao.assoc_count(liker, atype),
+            "inverse": bool(await tao.assoc_get(target, inverse, [liker])),
+            "inverse_count": await tao.assoc_count(target, inverse)}
+
+
+async def test_a_like_racing_the_post_s_delete_is_taken_back(gql):
+    ta, _ = await gql.sign_up("ada")
+    tb, _ = await gql.sign_up("bob")
+    first = (await gql.ok(NEW_POST, token=ta))["createPost"]["post"]["id"]
+    post = (await gql.ok(NEW_POST, token=ta))["createPost"]["post"]["id"]
+    bob = store_id((await gql.ok('{ user(username: "bob") { id } }'))["user"]["id"])
+    await gql.ok(LIKE_POST, {"i": {"postId": first}}, tb)  # bob's LIKES list exists (its row is the lock)
+    await gql.ok(DELETE_POST, {"i": {"postId": first}}, ta)
+    await gql.tao.run_jobs_until_idle()
+    async with list_locked(gql.tao, bob, "LIKES"):
+        like = asyncio.create_task(gql.ok(LIKE_POST, {"i": {"postId": post}}, tb))
+        await _until_waiting(gql.tao, bob, like)
+        assert (await gql.ok(DELETE_POST, {"i": {"postId": post}}, ta))["deletePost"]["errors"] == []
+        await gql.tao.run_jobs_until_idle()  # the cleanup: no like to drain yet
+    answer = (await like)["likePost"]
+    await gql.tao.run_jobs_until_idle()
+    assert await _leftovers(gql.tao, bob, "LIKES", "LIKED_BY", store_id(post)) == {
+        "edge": False, "count": 0, "inverse": False, "inverse_count": 0}
+    assert answer == {"post": None, "errors": [{"code": "NOT_FOUND"}]}
+
+
+async def test_a_comment_like_racing_the_comment_s_delete_is_taken_back(gql):
+    ta, _ = await gql.sign_up("ada")
+    tb, _ = await gql.sign_up("bob")
+    post = (await gql.ok(NEW_POST, token=ta))["createPost"]["post"]["id"]
+    first, comment = [(await gql.ok(COMMENT, {"i": {"postId": post, "text": t}}, ta))["addComment"]["comment"]["id"]
+                      for t in ("one", "two")]
+    bob = store_id((await gql.ok('{ user(username: "bob") { id } }'))["user"]["id"])
+    await gql.ok(LIKE_COMMENT, {"i": {"commentId": first}}, tb)
+    await gql.ok(DELETE_COMMENT, {"i": {"commentId": first}}, ta)
+    await gql.tao.run_jobs_until_idle()
+    async with list_locked(gql.tao, bob, "COMMENT_LIKES"):
+        like = asyncio.create_task(gql.ok(LIKE_COMMENT, {"i": {"commentId": comment}}, tb))
+        await _until_waiting(gql.tao, bob, like)
+        assert (await gql.ok(DELETE_COMMENT, {"i": {"commentId": comment}}, ta))["deleteComment"]["errors"] == []
+        await gql.tao.run_jobs_until_idle()
+    answer = (await like)["likeComment"]
+    await gql.tao.run_jobs_until_idle()
+    assert await _leftovers(gql.tao, bob, "COMMENT_LIKES", "COMMENT_LIKED_BY", store_id(comment)) == {
+        "edge": False, "count": 0, "inverse": False, "inverse_count": 0}
+    assert answer == {"comment": None, "errors": [{"code": "NOT_FOUND"}]}

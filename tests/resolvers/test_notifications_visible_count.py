@@ -1,0 +1,77 @@
+"""A grouped notification counts only the actors its viewer may see (docs/notifications.md).
+
+"bob and 3 others liked your post" with bob the only actor shown: `actorCount` was the group's
+exact count of distinct actors, those hidden from the viewer included (an account they block,
+one that blocks them, one pending deletion), so the count told the recipient that people they
+cannot see had liked their post, and how many; the push said the same. Now it counts the actors
+the `actors` rule lets through.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from resolvers.notifications import reads
+from tests.resolvers.test_likes import LIKE, new_post
+from tests.resolvers.test_notifications import listed, nodes
+
+DELETE = "mutation($i: AccountDeleteInput!) { deleteAccount(input: $i) { ok errors { code } } }"
+
+
+async def _liked_by(gql, names: list[str]):
+    ta, a = await gql.sign_up("ada")
+    post = await new_post(gql, ta)
+    users = {}
+    for name in names:
+        users[name] = await gql.sign_up(name)
+        await gql.ok(LIKE, {"i": {"postId": post}}, users[name][0])
+    return ta, a, users
+
+
+async def _hide(gql, ta, a, users, blocked: str, blocking: str, leaving: str) -> None:
+    assert (await gql.mutate("block", ta, users[blocked][1], "errors { code }"))["errors"] == []
+    assert (await gql.mutate("block", users[blocking][0], a, "errors { code }"))["errors"] == []
+    gone = await gql.ok(DELETE, {"i": {"password": f"password-{leaving}"}}, users[leaving][0])
+    assert gone["deleteAccount"]["ok"] is True
+
+
+async def test_actor_count_leaves_out_blocked_blocking_and_pending_deletion_accounts(gql):
+    ta, a, users = await _liked_by(gql, ["bob", "cy", "dee", "eve", "fay"])
+    [n] = nodes(await listed(gql, ta))
+    assert n["actorCount"] == 5  # the control: everyone is visible
+    await _hide(gql, ta, a, users, blocked="cy", blocking="eve", leaving="dee")
+    [n] = nodes(await listed(gql, ta))
+    assert [u["username"] for u in n["actors"]] == ["fay", "bob"]
+    assert (n["actorCount"], n["preview"]) == (2, "fay and bob liked your post")
+
+
+async def test_actor_count_of_a_group_larger_than_the_scan_leaves_out_hidden_actors(gql, monkeypatch):
+    """Past the `ACTOR_SCAN` newest actors, blocks either way and accounts pending deletion are
+    still left out (looked up through the viewer's block lists and the deletion tallies)."""
+    monkeypatch.setattr(reads, "ACTOR_SCAN", 2, raising=False)  # (no scan before the fix)
+    ta, a, users = await _liked_by(gql, ["u0", "u1", "u2", "u3", "u4"])
+    for name in ("u2", "u0", "u1", "u3"):  # the scan's two newest followers: u3, u1
+        assert (await gql.mutate("follow", users[name][0], a))["errors"] == []
+    assert [n["actorCount"] for n in nodes(await listed(gql, ta))] == [4, 5]  # FOLLOW, LIKE
+    await _hide(gql, ta, a, users, blocked="u0", blocking="u1", leaving="u2")
+    follows, likes = nodes(await listed(gql, ta))
+    assert [u["username"] for u in likes["actors"]] == ["u4", "u3"]
+    assert (likes["actorCount"], likes["preview"]) == (2, "u4 and u3 liked your post")
+    assert (follows["actorCount"], follows["preview"]) == (1, "u3 started following you")
+
+
+@pytest.mark.parametrize("gql_settings", ["mysql"], indirect=True)
+async def test_the_push_says_what_the_list_says(gql):
+    """The push's count is the view's (`push._body`): blocked and departed actors left out too."""
+    from resolvers.actor import acting_as
+    from resolvers.notifications.reads import notification_view, preview_text
+    from tests.resolvers.messages_client import store_id
+
+    ta, a, users = await _liked_by(gql, ["bob", "cy", "dee", "eve"])
+    await _hide(gql, ta, a, users, blocked="cy", blocking="eve", leaving="dee")
+    [n] = nodes(await listed(gql, ta))
+    ada = store_id(a)
+    [edge] = await gql.tao.assoc_range(ada, "NOTIFIED", 0, 10)
+    view = await notification_view(acting_as(gql.tao, ada), edge.id2)
+    assert view is not None and (view.actor_count, preview_text(view)) == (1, "bob liked your post")
+    assert n["preview"] == "bob liked your post"
