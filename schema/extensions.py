@@ -206,7 +206,7 @@ class _Guard:
         if ec.graphql_document is None:
             return None
         estimate = query_cost(ec.schema._schema, ec.graphql_document, ec.operation_name, ec.variables,
-                              self.limits.max_page_size)
+                              self.limits.max_page_size, getattr(ec.context, "settings", None))
         if len(estimate.once_fields) > 1:
             return _refuse(
                 f"A request may contain only one of {', '.join(once_per_document_fields())}, and this one "

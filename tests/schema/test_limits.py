@@ -125,7 +125,7 @@ async def test_list_arguments_are_costed_by_length(gql):
 
     ids = [to_global_id("User", 1000 + i) for i in range(50)]
     below = "{ id ... on User { followers(first: 100) { nodes { id } } } }"
-    expected = 1 + 50 * (1 + 100)  # nodes, then per id: followers and its 100 nodes
+    expected = 1 + 50 * (1 + 1 + 100)  # nodes, then per id: the node, followers and its 100 nodes
     literal = await gql("{ nodes(ids: [%s]) %s }" % (", ".join(f'"{i}"' for i in ids), below))
     assert codes(literal) == ["MAX_COST_EXCEEDED"] and literal["extensions"]["cost"]["requestedQueryCost"] == expected
     body = await gql("query($ids: [ID!]! = [%s]) { nodes(ids: $ids) %s }" % (", ".join(f'"{i}"' for i in ids), below))
