@@ -209,6 +209,19 @@ def query_cost(schema: GraphQLSchema, document: DocumentNode, operation_name: st
     return OperationCost(points, once)
 
 
+def event_costs(schema: GraphQLSchema, field_node: FieldNode, fragments: dict[str, FragmentDefinitionNode],
+                variables: VariableValues, max_page: int, settings: Settings | None) -> dict[str, int]:
+    """A subscription field's cost per event it delivers, by the event's type name: the event
+    (1) and what the field's selection selects on that type (its selection runs again for each)."""
+    field_type = get_named_type(schema.subscription_type.fields[field_node.name.value].type) \
+        if schema.subscription_type is not None else None
+    if field_type is None or not is_composite_type(field_type):
+        return {}
+    types = schema.get_possible_types(field_type) if is_abstract_type(field_type) else [field_type]
+    walker = _Walker(schema, fragments, variables, max_page, settings)
+    return {t.name: 1 + walker.selection_cost(t, field_node.selection_set)[0] for t in types}
+
+
 class _Walker:
     """Costs selection sets at a multiplier of 1 and scales: a selection's cost is linear in the
     multiplier above it, so each (type, selection set) is costed once, however often fragments
