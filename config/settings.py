@@ -495,7 +495,7 @@ class LimitSettings(_Section):
     cost_window_seconds: Count = 60
     max_query_cost: Count = 5000
     # A subscription's selection runs again for every event it delivers, each event charged to
-    # the budget: it may cost at most this (an event's work). A rich inbox client's costs 104 (a
+    # the budget: it may cost at most this (an event's work). A rich inbox client's costs 102 (a
     # new message with its sender, reactions and the thread's 32 members), a minimal one 4.
     max_subscription_cost: Count = 200
     introspection: bool = True

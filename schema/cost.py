@@ -13,9 +13,9 @@ can return (its *bound*):
   have one (tests/schema/test_cost.py fails on a list without); one that has none is costed at
   the page limit.
 A field returning an object with a bound (a connection) costs 1 + bound x (what is below it); a
-list of objects costs 1 + bound x (1 + what is below each item): every item is an object. So
+list of objects costs bound x (1 + what is below each item): every item is an object. So
 `followers(first: 50) { edges { node { username } } }` costs 1 + 50 * 2 = 101 and a thread's
-`members { username }` 1 + 32 = 33.
+`members { username }` 32.
 
 Arguments are costed as execution will see them: coerced by graphql-core from the literals,
 the request's variables and the operation's variable defaults, and the field's own defaults.
@@ -295,7 +295,7 @@ class _Walker:
         below, found = self.selection_cost(named, node.selection_set)
         bound = self._bound(parent, name, field_def, node)
         if returns_list(field_def) and not is_page_list(parent, name):
-            below += 1  # each item is an object
+            return bound * ((own or 1) + below), once + found  # each item is an object
         return (own or 1) + bound * below, once + found
 
     def _bound(self, parent: Any, name: str, field_def: GraphQLField, node: FieldNode) -> int:
