@@ -156,6 +156,28 @@ async def test_automatic_persisted_queries(g: GQL):
     assert resp.status == 200 and body["data"] == {"viewer": None}
 
 
+async def test_registered_documents_are_bounded_by_their_text_not_only_their_count(g: GQL):
+    """The APQ store kept 2 000 texts whatever their length: a comment pads a registration to the
+    request's 2 MiB, so one client made 2 000 such requests (~4 GB in a process). Now a text past
+    100 000 characters runs but is not kept, and the store holds at most 16 Mi characters in all
+    (the oldest go first): a client asking by hash for one no longer kept sends its text again."""
+    huge = VIEWER + " #" + "x" * 1_000_000
+    resp, body = await post(g, {"query": huge, "extensions": apq(huge)}, JSON)
+    assert resp.status == 200 and body["data"] == {"viewer": None}, body  # it ran
+    resp, body = await post(g, {"extensions": apq(huge)}, JSON)
+    assert body["errors"][0]["extensions"]["code"] == "PERSISTED_QUERY_NOT_FOUND", body  # not kept
+    first = VIEWER + " # first"
+    await post(g, {"query": first, "extensions": apq(first)}, JSON)
+    for i in range(180):  # 180 x 95 000 characters: more than 16 Mi in all
+        padded = f"{VIEWER} # {i} " + "x" * 95_000
+        resp, body = await post(g, {"query": padded, "extensions": apq(padded)}, JSON)
+        assert resp.status == 200 and "errors" not in body, body
+    resp, body = await post(g, {"extensions": apq(first)}, JSON)  # the oldest: evicted
+    assert body["errors"][0]["extensions"]["code"] == "PERSISTED_QUERY_NOT_FOUND", body
+    resp, body = await post(g, {"extensions": apq(padded)}, JSON)  # the newest: kept
+    assert resp.status == 200 and body["data"] == {"viewer": None}, body
+
+
 async def test_a_persisted_hash_must_match_its_text(g: GQL):
     resp, body = await post(g, {"query": "{ viewer { username } }", "extensions": apq(VIEWER)}, JSON)
     assert resp.status == 400 and body["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
