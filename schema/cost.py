@@ -2,7 +2,8 @@
 
 The model (Shopify's, simplified): every object costs 1, scaled by the sizes of the lists it
 sits under; scalars are free; each mutation field costs `MUTATION_COST` more; a few expensive
-fields cost more than 1 (`register_field_cost`). Introspection is free. How many items a field
+fields cost more than 1 (`register_field_cost`). Introspection costs the size of what it can
+return (`introspection_cost`). How many items a field
 can return (its *bound*):
 - a field with a `first` argument: `first` (capped at the page limit);
 - any other field with list arguments (`nodes(ids:)`): the length of its longest list;
@@ -30,6 +31,7 @@ in the embedded default.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -222,6 +224,28 @@ def event_costs(schema: GraphQLSchema, field_node: FieldNode, fragments: dict[st
     return {t.name: 1 + walker.selection_cost(t, field_node.selection_set)[0] for t in types}
 
 
+@functools.lru_cache(maxsize=16)  # per schema (a few per process): a walk over every type
+def _schema_size(schema: GraphQLSchema) -> tuple[int, int]:
+    """(the schema's types, fields, arguments and enum values in all; the most a type has)."""
+    total = most = 0
+    for named in schema.type_map.values():
+        size = 1 + len(getattr(named, "fields", None) or {})
+        size += sum(len(getattr(f, "args", None) or {}) for f in (getattr(named, "fields", None) or {}).values())
+        size += len(getattr(named, "values", None) or {})
+        total += size
+        most = max(most, size)
+    return total, most
+
+
+def introspection_cost(schema: GraphQLSchema, name: str) -> int:
+    """`__schema` costs what it can return, the whole schema (a point per type, field, argument and
+    enum value: 1 243 here), and `__type` what its largest type holds, whatever is selected below
+    (the answer is the schema's, not the store's, so its size is known). They were free, and
+    27 aliases of `__schema { types { fields { args } } }` took ~0.55 s of CPU for 300 points."""
+    total, most = _schema_size(schema)
+    return total if name == "__schema" else most
+
+
 class _Walker:
     """Costs selection sets at a multiplier of 1 and scales: a selection's cost is linear in the
     multiplier above it, so each (type, selection set) is costed once, however often fragments
@@ -282,6 +306,8 @@ class _Walker:
 
     def field_cost(self, parent: Any, node: FieldNode) -> tuple[int, list[str]]:
         name = node.name.value
+        if name in ("__schema", "__type"):
+            return introspection_cost(self.schema, name), []
         if name.startswith("__") or not isinstance(parent, (GraphQLObjectType, GraphQLInterfaceType)):
             return 0, []
         field_def = parent.fields.get(name)

@@ -101,3 +101,23 @@ def test_the_app_s_queries_fit_the_limits() -> None:
     assert tray == 1061 and inbox == 682
     assert max(tray, inbox) <= settings.limits.max_query_cost
     assert tray + inbox <= settings.limits.cost_budget / 5
+
+
+async def test_introspection_costs_what_it_returns(gql_with) -> None:
+    """`__schema` and `__type` were free: 12 aliases of `__schema { types { fields { args } } }`
+    cost their 132 selections and took ~0.25 s of CPU and 600 KB of answer (27 of them ~0.55 s
+    for 300 points). `__schema` now costs the whole schema's size (a point per type, field,
+    argument and enum value), `__type` its largest type's; GraphiQL's own query still runs."""
+    from graphql import get_introspection_query
+
+    one = "__schema { types { name fields { name args { name type { name } } type { name } } } }"
+    async with gql_with(max_query_cost=5000) as g:
+        full = await g(get_introspection_query())
+        assert "errors" not in full and full["data"]["__schema"]["queryType"]["name"] == "Query"
+        size = full["extensions"]["cost"]["requestedQueryCost"]
+        assert size == sum(1 + len(t["fields"] or ()) + sum(len(f["args"]) for f in t["fields"] or ())
+                           + len(t["enumValues"] or ()) + len(t["inputFields"] or ())
+                           for t in full["data"]["__schema"]["types"])
+        body = await g("{ " + " ".join(f"a{i}: {one}" for i in range(12)) + " }")
+        assert body["errors"][0]["extensions"]["code"] == "MAX_COST_EXCEEDED", body
+        assert body["extensions"]["cost"]["requestedQueryCost"] == 12 * size
