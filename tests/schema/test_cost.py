@@ -121,3 +121,17 @@ async def test_introspection_costs_what_it_returns(gql_with) -> None:
         body = await g("{ " + " ".join(f"a{i}: {one}" for i in range(12)) + " }")
         assert body["errors"][0]["extensions"]["code"] == "MAX_COST_EXCEEDED", body
         assert body["extensions"]["cost"]["requestedQueryCost"] == 12 * size
+
+
+async def test_a_scalar_that_scans_costs_what_it_reads(gql_with) -> None:
+    """Scalars are free, but a story's `viewerCount` (and `viewerCountIsExact`) reads up to 1 000
+    viewer edges and their visibility each time it is asked, an alias asking again: 30 aliases
+    over a viewer's up to 100 stories cost 101 points for 6 000 such scans. Each now costs 10."""
+    async with gql_with(max_query_cost=5000) as g:
+        token, _ = await g.sign_up("ada")
+        aliases = " ".join(f"a{i}: viewerCount" for i in range(30))
+        body = await g("{ viewer { stories { %s } } }" % aliases, None, token)
+        assert body["errors"][0]["extensions"]["code"] == "MAX_COST_EXCEEDED", body
+        assert body["extensions"]["cost"]["requestedQueryCost"] == 1 + 100 * (1 + 30 * 10)
+        one = await g("{ viewer { stories { viewerCount viewerCountIsExact } } }", None, token)
+        assert "errors" not in one and one["extensions"]["cost"]["requestedQueryCost"] == 1 + 100 * (1 + 20)
