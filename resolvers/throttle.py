@@ -80,11 +80,12 @@ async def spend_cost_budget(tao: Tao, limits: LimitSettings, key: str, points: i
 
 class EventBudget:
     """A subscription's charge per delivered event (see the module docstring). `pay(points)`
-    spends from points taken ahead, taking `EVENTS_PER_TAKE` events' worth when they run out
-    (just this event's when that much is not there); `ThrottledError` when not even this
+    spends from points taken ahead, taking `EVENTS_PER_TAKE` events' worth when they run out (no
+    more than `MOST_HELD` points; just this event's when that much is not there); `ThrottledError` when not even this
     event's points are there. `release()` gives back what was taken and not spent."""
 
     EVENTS_PER_TAKE = 8
+    MOST_HELD = 256  # points held ahead by one subscription at most (the rest of the budget stays free)
 
     def __init__(self, tao: Tao, limits: LimitSettings, key: str) -> None:
         self.tao = tao
@@ -96,7 +97,8 @@ class EventBudget:
             self.balance -= points
             return
         taken = None
-        for amount in (points * self.EVENTS_PER_TAKE - self.balance, points - self.balance):
+        events = max(1, min(self.EVENTS_PER_TAKE, self.MOST_HELD // points))
+        for amount in (points * events - self.balance, points - self.balance):
             taken = await self.tao.rate_limits.take([self.bucket], float(amount), Mode.TAKE)
             if taken.ok:
                 self.balance += amount - points
