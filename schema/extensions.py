@@ -179,8 +179,8 @@ class _Guard:
         if n > cap:
             self._report(n, await self.budget.charge(self._limiter(), self._key(), n))
             return GraphQLError(
-                f"This document has {n} field selections (fragments counted wherever they are spread), "
-                f"more than the limit of {cap}, so it was not validated: validating grows with the square "
+                f"This document has {n} field selections (fragments counted wherever they are spread, unused "
+                f"ones once), more than the limit of {cap}, so it was not validated: validating grows with the square "
                 "of that number. Split it into several requests, or ask for fewer repeated fields.",
                 extensions={"code": "GRAPHQL_VALIDATION_FAILED"})
         if size.fragment_nesting > MAX_FRAGMENT_NESTING:

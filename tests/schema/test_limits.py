@@ -200,6 +200,18 @@ async def test_every_document_costs_at_least_its_selections(gql):
     assert "errors" not in body and body["extensions"]["cost"]["requestedQueryCost"] == 100
 
 
+async def test_an_unused_fragment_counts_toward_the_selection_cap(gql):
+    """Validation walks every fragment, spread or not, but only what operations spread was
+    counted: `query { __typename } fragment F on Query { viewer { id } ... }` with 1 200 repeated
+    fields was validated (1.4 s of CPU on the event loop, ending "Validation aborted.") for 1
+    point. An unused fragment now counts once: over `max_selections`, refused before validation
+    and charged its selections."""
+    body = await gql("query { __typename } fragment F on Query {" + " viewer { id }" * 400 + " }")
+    assert codes(body) == ["GRAPHQL_VALIDATION_FAILED"], body
+    assert "801 field selections" in body["errors"][0]["message"] and "not validated" in body["errors"][0]["message"]
+    assert body["extensions"]["cost"]["requestedQueryCost"] == 801
+
+
 async def test_refused_documents_are_charged(gql_with):
     async with gql_with(max_selections=50, cost_budget=100, cost_window_seconds=3600) as g:
         invalid = "{ viewer {" + "".join(f" f{i}" for i in range(39)) + " } }"  # 40 selections, all unknown
