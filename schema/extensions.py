@@ -200,6 +200,12 @@ class _Guard:
     async def check_execution(self) -> GraphQLExecutionResult | None:
         """Before execution: the result to answer instead of executing (a refusal), or None."""
         ec = self.execution_context
+        if ec.operation_type is OperationType.SUBSCRIPTION and getattr(ec.context, "socket", None) is None:
+            # Over HTTP strawberry executed a subscription as a query: its field's event stream was
+            # no value, and the answer a masked fault (INTERNAL_SERVER_ERROR, logged), after its cost.
+            return _refuse("Subscriptions run over a WebSocket: connect to /graphql with the subprotocol "
+                           "graphql-transport-ws and subscribe there; over HTTP, send queries and mutations.",
+                           "BAD_REQUEST")
         bad_input = input_error(ec.graphql_document, ec.variables, self.limits)
         if bad_input is not None:
             return GraphQLExecutionResult(data=None, errors=[bad_input])

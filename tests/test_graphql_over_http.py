@@ -211,3 +211,20 @@ def test_a_manifest_whose_keys_are_not_the_hashes_stops_the_start(settings: Sett
     settings.server.trusted_documents = str(manifest)
     with pytest.raises(SystemExit, match="not the SHA-256"):
         create_app(settings)
+
+
+async def test_a_subscription_over_http_is_a_request_error(g: GQL):
+    """HTTP ran a subscription as a query: its field's event stream was no value, so the answer
+    was a masked fault (INTERNAL_SERVER_ERROR, logged as a server error) after its cost was
+    spent. It is refused before anything runs, saying where subscriptions go."""
+    token, _ = await g.sign_up("ada")
+    sub = {"query": "subscription { viewerEvents { cursor } }"}
+    for accept, status in ((JSON, 200), (GRJ, 400)):
+        resp = await g.client.post("/graphql", json=sub, headers={"Authorization": f"Bearer {token}",
+                                                                  "Accept": accept})
+        body = await resp.json()
+        assert resp.status == status, body
+        assert body["errors"][0]["extensions"]["code"] == "BAD_REQUEST", body
+        assert "WebSocket" in body["errors"][0]["message"] and "cost" not in body.get("extensions", {}), body
+    resp = await g.client.get("/graphql", params=sub, headers={"Accept": JSON})
+    assert (await resp.json())["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
