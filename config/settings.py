@@ -494,9 +494,10 @@ class LimitSettings(_Section):
     cost_budget: Count = 10_000  # points per viewer per window
     cost_window_seconds: Count = 60
     max_query_cost: Count = 5000
-    # A subscription's cost is spent once, at subscribe, but its selection runs again for every
-    # event it delivers: it may cost at most this (an event's work). A rich inbox client's costs ~11.
-    max_subscription_cost: Count = 100
+    # A subscription's selection runs again for every event it delivers, each event charged to
+    # the budget: it may cost at most this (an event's work). A rich inbox client's costs 102 (a
+    # new message with its sender, reactions and the thread's 32 members), a minimal one 4.
+    max_subscription_cost: Count = 200
     introspection: bool = True
     field_suggestions: bool = True
     max_string_length: Count = 10_000

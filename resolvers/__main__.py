@@ -25,9 +25,13 @@ import argparse
 import asyncio
 import logging
 import sys
+from collections.abc import AsyncIterator, Callable
+from typing import TypeVar
 
 from config import Settings, load_settings_or_exit
-from tao import open_tao
+from tao import Tao, open_tao
+
+T = TypeVar("T")
 
 
 async def _load_graph(settings: Settings, args: argparse.Namespace) -> int:
@@ -154,16 +158,10 @@ async def _deletion(settings: Settings, args: argparse.Namespace) -> int:
 async def _username_skeletons(settings: Settings, args: argparse.Namespace) -> int:
     from resolvers.usernames import claim_existing_skeletons
 
-    tao = await open_tao(settings, start_worker=False)
-    try:
-        alike = 0
-        async for user_id, username, holder in claim_existing_skeletons(tao):
-            alike += 1
-            print(f"user {user_id} ({username!r}) looks like user {holder}'s name: both keep working")
-        print(f"username skeletons claimed; {alike} account(s) whose name looks like another's")
-        return 0
-    finally:
-        await tao.close()
+    return await _print_each(
+        settings, claim_existing_skeletons,
+        lambda found: f"user {found[0]} ({found[1]!r}) looks like user {found[2]}'s name: both keep working",
+        lambda n: f"username skeletons claimed; {n} account(s) whose name looks like another's")
 
 
 async def _dormant_resync(settings: Settings, args: argparse.Namespace) -> int:
@@ -183,16 +181,28 @@ async def _dormant_resync(settings: Settings, args: argparse.Namespace) -> int:
 
 async def _hashtags_renormalize(settings: Settings, args: argparse.Namespace) -> int:
     from resolvers.hashtag_names import renormalize_hashtags
+
+    return await _print_each(  # the renames commit the posts' edge and index jobs, as an edit does
+        settings, renormalize_hashtags, lambda found: f"#{found[0]}: {found[1]} post(s) moved onto its normal form",
+        lambda n: f"{n} tag(s) stored under an old normal form; their posts' jobs are queued for the workers",
+        jobs=True)
+
+
+async def _print_each(settings: Settings, walk: Callable[[Tao], AsyncIterator[T]], line: Callable[[T], str],
+                      summary: Callable[[int], str], *, jobs: bool = False) -> int:
+    """A one-off upgrade command: open the store (with the domain's job handlers when its writes
+    commit jobs), print a line for each thing `walk` reports, then `summary` of how many."""
     from resolvers.jobs import register_job_handlers
 
     tao = await open_tao(settings, start_worker=False)
-    register_job_handlers(tao)  # the renames commit the posts' edge and index jobs, as an edit does
+    if jobs:
+        register_job_handlers(tao)
     try:
-        stale = 0
-        async for name, moved in renormalize_hashtags(tao):
-            stale += 1
-            print(f"#{name}: {moved} post(s) moved onto its normal form")
-        print(f"{stale} tag(s) stored under an old normal form; their posts' jobs are queued for the workers")
+        n = 0
+        async for found in walk(tao):
+            n += 1
+            print(line(found))
+        print(summary(n))
         return 0
     finally:
         await tao.close()

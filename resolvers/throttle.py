@@ -18,18 +18,25 @@ processes give one budget, not N.
 - `spend_cost_budget`: points of the viewer's query cost budget (`LimitSettings.cost_budget`,
   the bucket `schema.cost.CostBudget` spends from) for work an operation's static cost cannot
   price, e.g. the events a subscription's `after:` replays; refused: `ThrottledError`.
+- `EventBudget`: a subscription's points per delivered event (its selection runs again for
+  each), from the same budget, taken a few events' worth at a time (one shared-limiter call for
+  `EVENTS_PER_TAKE` events, not one each) and what is left over given back when it ends.
 """
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import functools
 import ipaddress
+import logging
 import math
 
 from config import AuthSettings, LimitSettings, ThrottleSettings
 from resolvers.errors import ThrottledError
 from tao import Bucket, Mode, Tao
+
+log = logging.getLogger("taogram.throttle")
 
 HOUR, DAY = 3600.0, 86_400.0
 IPV6_CLIENT_PREFIX = 64  # the least an ISP gives one customer (RFC 6177: often a /56 or a /48)
@@ -69,6 +76,55 @@ async def spend_cost_budget(tao: Tao, limits: LimitSettings, key: str, points: i
     if not taken.ok:
         raise ThrottledError(f"Query cost budget exhausted: {what} needs {points} points and {int(taken.levels[0])} "
                              f"are left; try again in {wait_text(taken.retry_after)}.", round(taken.retry_after, 3))
+
+
+class EventBudget:
+    """A subscription's charge per delivered event (see the module docstring). `pay(points)`
+    spends from points taken ahead, taking `EVENTS_PER_TAKE` events' worth when they run out (no
+    more than `MOST_HELD` points; just this event's when that much is not there); `ThrottledError` when not even this
+    event's points are there. `release()` gives back what was taken and not spent."""
+
+    EVENTS_PER_TAKE = 8
+    MOST_HELD = 256  # points held ahead by one subscription at most (the rest of the budget stays free)
+
+    def __init__(self, tao: Tao, limits: LimitSettings, key: str) -> None:
+        self.tao = tao
+        self.bucket = cost_bucket(key, float(limits.cost_budget), float(limits.cost_window_seconds))
+        self.balance = 0.0  # taken from the bucket, not spent yet
+
+    async def pay(self, points: int, what: str) -> None:
+        if points <= self.balance:
+            self.balance -= points
+            return
+        taken = None
+        events = max(1, min(self.EVENTS_PER_TAKE, self.MOST_HELD // points))
+        for amount in (points * events - self.balance, points - self.balance):
+            taken = await self.tao.rate_limits.take([self.bucket], float(amount), Mode.TAKE)
+            if taken.ok:
+                self.balance += amount - points
+                return
+        assert taken is not None
+        raise ThrottledError(f"Query cost budget exhausted: {what} costs {points} points and "
+                             f"{int(taken.levels[0] + self.balance)} are left", round(taken.retry_after, 3))
+
+    def release(self) -> None:
+        """Give back the points taken and not spent (in the background: called as a
+        subscription ends, a cancellation included)."""
+        if self.balance <= 0:
+            return
+        amount, self.balance = self.balance, 0.0
+        task = asyncio.ensure_future(self.tao.rate_limits.take([self.bucket], amount, Mode.REFUND))
+        _REFUNDS.add(task)
+        task.add_done_callback(_refunded)
+
+
+_REFUNDS: set[asyncio.Future] = set()  # referenced until done
+
+
+def _refunded(task: asyncio.Future) -> None:
+    _REFUNDS.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("giving back a subscription's unspent cost points failed: %s", task.exception())
 
 
 def wait_text(seconds: float) -> str:

@@ -179,8 +179,8 @@ class _Guard:
         if n > cap:
             self._report(n, await self.budget.charge(self._limiter(), self._key(), n))
             return GraphQLError(
-                f"This document has {n} field selections (fragments counted wherever they are spread), "
-                f"more than the limit of {cap}, so it was not validated: validating grows with the square "
+                f"This document has {n} field selections (fragments counted wherever they are spread, unused "
+                f"ones once), more than the limit of {cap}, so it was not validated: validating grows with the square "
                 "of that number. Split it into several requests, or ask for fewer repeated fields.",
                 extensions={"code": "GRAPHQL_VALIDATION_FAILED"})
         if size.fragment_nesting > MAX_FRAGMENT_NESTING:
@@ -200,13 +200,19 @@ class _Guard:
     async def check_execution(self) -> GraphQLExecutionResult | None:
         """Before execution: the result to answer instead of executing (a refusal), or None."""
         ec = self.execution_context
+        if ec.operation_type is OperationType.SUBSCRIPTION and getattr(ec.context, "socket", None) is None:
+            # Over HTTP strawberry executed a subscription as a query: its field's event stream was
+            # no value, and the answer a masked fault (INTERNAL_SERVER_ERROR, logged), after its cost.
+            return _refuse("Subscriptions run over a WebSocket: connect to /graphql with the subprotocol "
+                           "graphql-transport-ws and subscribe there; over HTTP, send queries and mutations.",
+                           "BAD_REQUEST")
         bad_input = input_error(ec.graphql_document, ec.variables, self.limits)
         if bad_input is not None:
             return GraphQLExecutionResult(data=None, errors=[bad_input])
         if ec.graphql_document is None:
             return None
         estimate = query_cost(ec.schema._schema, ec.graphql_document, ec.operation_name, ec.variables,
-                              self.limits.max_page_size)
+                              self.limits.max_page_size, getattr(ec.context, "settings", None))
         if len(estimate.once_fields) > 1:
             return _refuse(
                 f"A request may contain only one of {', '.join(once_per_document_fields())}, and this one "

@@ -14,10 +14,12 @@ import strawberry
 from strawberry import Info
 
 from media_pipeline import PartUrl
+from media_pipeline.uploads import MAX_PARTS
 from resolvers import media, records
 from resolvers.context import RequestContext
 from resolvers.errors import BadInputError, UserError
 from schema import prefetch
+from schema.cost import register_list_bound
 from schema.errors import Error
 from schema.mutations import actor, mutation
 from schema.relay import Node, register_node, to_global_id
@@ -115,6 +117,16 @@ class Media(Node):
 
 
 register_node("Media", "MEDIA", Media.from_record)
+# A media's variants, from its record (no reads): the original, JPEG and WebP of each width and
+# crop, and the video ladder with its AV1 rung and poster.
+register_list_bound("Media", "variants", 32, setting=lambda s: 3 + len(s.media.video_heights) + 2 * (
+    len(s.media.image_widths) + sum(len(w) for w in s.media.crop_widths.values())))
+register_list_bound("UploadPart", "headers", 1)  # the part's checksum header, if any
+# An upload's parts: its file's largest size over the part size (media_pipeline.uploads).
+_PARTS = MAX_PARTS, lambda s: min(MAX_PARTS, -(-max(s.media.max_image_bytes, s.media.max_video_bytes,
+                                                s.media.max_audio_bytes) // s.media.part_size))
+register_list_bound("Upload", "parts", _PARTS[0], setting=_PARTS[1])
+register_list_bound("UploadStatus", "missing", _PARTS[0], setting=_PARTS[1])
 
 
 # What a page loads for all its media (and its users' pictures) at once, for the fields the

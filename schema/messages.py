@@ -19,6 +19,7 @@ from resolvers.context import RequestContext
 from resolvers.messages import model, reads
 from resolvers.messages.model import Message as MessageRecord
 from resolvers.messages.model import Thread as ThreadRecord
+from schema.cost import register_list_bound
 from schema.media import Media
 from schema.mutations import authenticated_field
 from schema.posts import Post, store_id, timestamp
@@ -167,6 +168,9 @@ class Thread(Node):
 
 register_node("Thread", "THREAD", Thread.from_record)
 register_node("Message", "MESSAGE", Message.from_record)
+# A group's members, and a message's readers and reactions (one a member): `messages.max_members`.
+for _type, _field in (("Thread", "members"), ("Message", "seenBy"), ("Message", "reactions")):
+    register_list_bound(_type, _field, 32, setting=lambda s: s.messages.max_members)
 
 
 @strawberry.type(description="Your conversations.")

@@ -16,9 +16,10 @@ from resolvers.context import RequestContext
 from resolvers.notifications import prefs as prefs_domain
 from resolvers.notifications import push, reads
 from resolvers.notifications.errors import NotificationErrorCode
-from resolvers.notifications.model import Level, NotificationType
+from resolvers.notifications.model import LATEST_ACTORS, Level, NotificationType
 from resolvers.notifications.record import KIND_NOTIFICATION
 from resolvers.pagination import check_choices
+from schema.cost import register_list_bound
 from schema.errors import Error
 from schema.mutations import actor, mutation
 from schema.realtime import (
@@ -236,3 +237,5 @@ class NotificationsSubscription:
                                   ) -> AsyncGenerator[NotificationEvent, None]:
         async for out in deliver_events(info, after, match=lambda e: e.kind == KIND_NOTIFICATION):
             yield out
+register_list_bound("Notification", "actors", LATEST_ACTORS)
+register_list_bound("NotificationPreferences", "settings", len(NotificationType))  # one per type

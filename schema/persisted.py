@@ -16,7 +16,10 @@ Three ways, one lookup (`PersistedDocuments.resolve`), all by the document's SHA
 
 Invariants: a hash always names the text whose SHA-256 it is (a manifest entry that does not is
 refused at start-up; an APQ registration is checked); the APQ store is an LRU of at most
-`max_registered` documents per process, so clients cannot grow memory without bound.
+`max_registered` documents and `max_chars` characters of text per process, and keeps no text
+longer than `max_text`, so clients cannot grow memory without bound. (With the count alone, a
+comment padding each registration to the request's 2 MiB made 2 000 of them ~4 GB a process.)
+A text not kept still runs; a client asking for it by hash later is told to send it again.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from typing import Any
 
 SHA256_PREFIX = "sha256:"
 DEFAULT_MAX_REGISTERED = 2000
+DEFAULT_MAX_CHARS = 16 * 2**20  # the registered texts' characters in all (as schema.document_cache)
+DEFAULT_MAX_TEXT = 100_000  # characters of one registered text (an app's largest documents: tens of KB)
 
 
 class PersistedDocumentError(ValueError):
@@ -48,7 +53,8 @@ def _bare(document_id: str) -> str:
 
 class PersistedDocuments:
     def __init__(self, trusted: dict[str, str] | None = None, *, trusted_only: bool = False,
-                 max_registered: int = DEFAULT_MAX_REGISTERED) -> None:
+                 max_registered: int = DEFAULT_MAX_REGISTERED, max_chars: int = DEFAULT_MAX_CHARS,
+                 max_text: int = DEFAULT_MAX_TEXT) -> None:
         self.trusted: dict[str, str] = {}
         for key, text in (trusted or {}).items():
             if not isinstance(text, str) or document_hash(text) != _bare(key).lower():
@@ -56,8 +62,9 @@ class PersistedDocuments:
                                  "regenerate the manifest with your client's persisted-documents build step")
             self.trusted[_bare(key).lower()] = text
         self.trusted_only = trusted_only
-        self.max_registered = max_registered
+        self.max_registered, self.max_chars, self.max_text = max_registered, max_chars, max_text
         self._registered: OrderedDict[str, str] = OrderedDict()
+        self.chars = 0  # len() of every registered text
 
     def _lookup(self, digest: str) -> str | None:
         text = self.trusted.get(digest)
@@ -68,12 +75,14 @@ class PersistedDocuments:
         return text
 
     def _register(self, digest: str, text: str) -> None:
-        if self.trusted_only or digest in self.trusted:
+        if self.trusted_only or digest in self.trusted or len(text) > self.max_text:
             return
-        self._registered[digest] = text
+        if digest not in self._registered:
+            self._registered[digest] = text
+            self.chars += len(text)
         self._registered.move_to_end(digest)
-        while len(self._registered) > self.max_registered:
-            self._registered.popitem(last=False)
+        while len(self._registered) > self.max_registered or self.chars > self.max_chars:
+            self.chars -= len(self._registered.popitem(last=False)[1])
 
     def resolve(self, query: str | None, document_id: Any, extensions: dict[str, Any] | None) -> str | None:
         """The document text the request asks to run (None: the request has none, which the

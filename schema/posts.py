@@ -19,6 +19,7 @@ from resolvers.context import RequestContext
 from resolvers.pagination import Page
 from resolvers.throttle import Action
 from schema import prefetch
+from schema.cost import register_list_bound
 from schema.errors import Error
 from schema.media import Media
 from schema.mutations import actor, mutation
@@ -222,6 +223,8 @@ async def _comment_pages(ctx: RequestContext, items: list[Post], args: dict) -> 
 register_node("Post", "POST", Post.from_record)
 register_node("Hashtag", "HASHTAG", Hashtag.from_record)
 register_node("Location", "LOCATION", Location.from_record)
+register_list_bound("Post", "mentions", hashtags.MENTIONS_MAX)
+register_list_bound("Post", "media", posts.MEDIA_MAX)  # a carousel's items
 
 
 async def user_posts(info: Ctx, user_id: int, first: int, after: str | None) -> Connection[Post]:

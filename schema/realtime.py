@@ -20,6 +20,9 @@ from strawberry import Info
 
 from resolvers import realtime, users
 from resolvers.context import RequestContext
+from resolvers.errors import ThrottledError
+from resolvers.throttle import EventBudget, wait_text
+from schema.cost import event_costs
 from schema.relay import to_global_id
 from schema.users import User
 
@@ -69,7 +72,8 @@ def event_fields(event: realtime.StreamEvent) -> dict[str, Any]:
 
 async def deliver_events(info: Ctx, after: str | None,
                          match: Callable[[realtime.StreamEvent], bool] | None = None) -> AsyncGenerator[Any, None]:
-    """The GraphQL objects of the viewer's stream after `after`, filtered by `match`."""
+    """The GraphQL objects of the viewer's stream after `after`, filtered by `match`, each paid
+    for from the viewer's cost budget (`_EventCharge`)."""
     # The build runs inside the stream, with the event's fresh loaders and alongside the
     # session's check (one batch of reads); a store fault there closes the socket (1013) with
     # the cursor that resumes at the event.
@@ -79,8 +83,48 @@ async def deliver_events(info: Ctx, after: str | None,
     async def build(event: realtime.StreamEvent) -> Any | None:
         return await _BUILDERS[event.kind](info, event)
 
-    async for out in realtime.viewer_stream(info.context, after, match=known, build=build):
-        yield out
+    charge = _EventCharge(info)
+    try:
+        async for out in realtime.viewer_stream(info.context, after, match=known, build=build):
+            if await charge.pay(out):
+                yield out
+    finally:
+        charge.budget.release()
+
+
+class _EventCharge:
+    """A subscription's selection runs again for every event it delivers, so each event costs
+    what the selection costs on the event's type (`schema.cost.event_costs`), spent from the
+    viewer's budget before the event is sent (`resolvers.throttle.EventBudget`). Not there: a
+    stored event ends the subscription with THROTTLED, naming the cursor to resume from (the
+    event is not lost); an ephemeral one (typing: at most once by design) is dropped."""
+
+    def __init__(self, info: Ctx) -> None:
+        ctx = info.context
+        limits = ctx.settings.limits
+        raw = info._raw_info  # graphql-core's (strawberry's Info wraps it): the field's node, fragments, variables
+        self.costs = event_costs(raw.schema, raw.field_nodes[0], raw.fragments, raw.variable_values,
+                                 limits.max_page_size, ctx.settings)
+        self.most = max(self.costs.values(), default=1)
+        self.field = info.field_name
+        self.budget = EventBudget(ctx.tao, limits, ctx.cost_key)
+
+    async def pay(self, out: Any) -> bool:
+        """True: paid, send it; False: an ephemeral event not paid for, drop it."""
+        definition = getattr(type(out), "__strawberry_definition__", None)
+        points = self.costs.get(definition.name if definition is not None else "", self.most)
+        try:
+            await self.budget.pay(points, f"each event of this `{self.field}` selection")
+        except ThrottledError as exc:
+            if out.cursor is None:
+                return False
+            position = realtime.decode_cursor(out.cursor)
+            assert position is not None
+            raise ThrottledError(
+                f"{exc.message}: wait {wait_text(exc.retry_after)}, then subscribe again with after: "
+                f"{realtime.encode_cursor(position - 1)} (nothing is lost), selecting less on each event.",
+                exc.retry_after) from None
+        return True
 
 
 # ---- this layer's own event types ---------------------------------------------------------------

@@ -13,10 +13,12 @@ from strawberry import Info
 
 from resolvers import records
 from resolvers.context import RequestContext
+from resolvers.hashtags import MENTIONS_MAX
 from resolvers.stories import actions, highlights, model, replies, social, tray, views
 from resolvers.stories.visibility import now_ms
 from resolvers.throttle import Action
 from schema import prefetch
+from schema.cost import register_field_cost, register_list_bound
 from schema.errors import Error
 from schema.media import Media
 from schema.mutations import actor, mutation
@@ -176,6 +178,14 @@ async def _stories_seen(ctx: RequestContext, items: list[Story], _: dict) -> lis
 
 register_node("Story", "STORY", Story.from_record)
 register_node("Highlight", "HIGHLIGHT", Highlight.from_record)
+register_list_bound("Story", "mentions", MENTIONS_MAX)
+# A viewer count reads the story's viewers, up to `stories.exact_viewers` (1 000) edges, and their
+# visibility, each time it is asked (an alias asks again): priced like a membership scan.
+register_field_cost("Story", "viewerCount", 10)
+register_field_cost("Story", "viewerCountIsExact", 10)
+register_list_bound("StoryRing", "stories", 100)  # a ring's live stories: a live read holds at most 100
+register_list_bound("Highlight", "stories", 100, setting=lambda s: s.stories.highlight_max_stories)
+register_list_bound("StorySeenPayload", "stories", model.MAX_BATCH)  # the ids markStorySeen takes
 
 
 # Fields of `User` (schema/users.py hands each of these a call) -------------------------------

@@ -16,7 +16,7 @@ from resolvers import follows, records, users
 from resolvers.context import RequestContext
 from resolvers.feed.service import FeedMode as FeedModeValue
 from resolvers.notifications.model import NotificationType
-from schema.cost import register_field_cost
+from schema.cost import register_field_cost, register_list_bound
 from schema.errors import Error
 from schema.mutations import actor, mutation
 from schema.relay import (
@@ -265,6 +265,10 @@ register_node("User", "USER", User.from_record)
 # One followers-you-follow reads up to MUTUAL_SCAN_LIMIT edges: price it so a page of 100 users
 # asking for it (100 x 10 points) is visible in the cost, not free.
 register_field_cost("User", "followersYouFollow", 10)
+register_list_bound("FollowersYouFollow", "users", page=True)  # followersYouFollow(first:) counts them
+register_list_bound("User", "sessions", 100)  # resolvers.sessions.MAX_LISTED
+register_list_bound("User", "stories", 100)  # a live story read (resolvers.stories.tray): at most 100
+register_list_bound("User", "highlights", 100, setting=lambda s: s.stories.max_highlights)
 
 
 @strawberry.type

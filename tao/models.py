@@ -103,13 +103,47 @@ def encode_data(data: Any) -> str:
         # Every reader decodes with orjson, which reads an integer past 64 bits as a float (10**30
         # came back as 1e30) or not at all (10**400: the row, already committed, then failed every
         # read and scan of it), and no nesting past its depth limit. Refused here, before any write.
+        # A key that is not a string (1, True, None, 1.5) is written by JSON as a string ("1",
+        # "true", "null", "1.5"): the dict read back is another one, and a batch job that wrote
+        # {1: x} and looks up 1 finds nothing. Refused as well (orjson, unlike json, refuses them).
+        orjson.dumps(data)
+    except orjson.JSONEncodeError:
+        key = _non_string_key(data)
+        if key is not None:
+            stored = next(iter(json.loads(json.dumps({key[1]: 0}))))
+            raise InvalidDataError(
+                f"data keys must be strings: {key[0]} has the key {key[1]!r} ({type(key[1]).__name__}), which "
+                f"would be stored, and read back, as the string {stored!r}; convert it (str(key)) before "
+                "writing") from None
+        _readable(data)  # keys of a str subclass (a StrEnum) are stored as their text: allowed
+    if size > MAX_DATA_BYTES:
+        raise InvalidDataError(f"data is {size} bytes encoded; the limit is {MAX_DATA_BYTES}")
+    return text
+
+
+def _readable(data: Any) -> None:
+    try:
         orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS)
     except orjson.JSONEncodeError as exc:
         raise InvalidDataError(f"data cannot be read back as stored ({exc}): integers must fit in 64 bits "
                                "(store larger ones as strings) and nesting must be under 255 levels") from None
-    if size > MAX_DATA_BYTES:
-        raise InvalidDataError(f"data is {size} bytes encoded; the limit is {MAX_DATA_BYTES}")
-    return text
+
+
+def _non_string_key(data: Any) -> tuple[str, Any] | None:
+    """The first key that is not a string in `data` (dicts within dicts and lists), as (where it
+    is, e.g. `data["a"][0]`, the key); None when every key is a string. Walked without recursion:
+    only after a write was refused, so it costs a write that passes nothing."""
+    stack: list[tuple[str, Any]] = [("data", data)]
+    while stack:
+        where, value = stack.pop()
+        if isinstance(value, dict):
+            for k, v in value.items():
+                if not isinstance(k, str):
+                    return where, k
+                stack.append((f"{where}[{json.dumps(k, ensure_ascii=False)}]", v))
+        elif isinstance(value, (list, tuple)):
+            stack.extend((f"{where}[{i}]", v) for i, v in enumerate(value))
+    return None
 
 
 def edge_time(value: Any) -> int:

@@ -156,6 +156,28 @@ async def test_automatic_persisted_queries(g: GQL):
     assert resp.status == 200 and body["data"] == {"viewer": None}
 
 
+async def test_registered_documents_are_bounded_by_their_text_not_only_their_count(g: GQL):
+    """The APQ store kept 2 000 texts whatever their length: a comment pads a registration to the
+    request's 2 MiB, so one client made 2 000 such requests (~4 GB in a process). Now a text past
+    100 000 characters runs but is not kept, and the store holds at most 16 Mi characters in all
+    (the oldest go first): a client asking by hash for one no longer kept sends its text again."""
+    huge = VIEWER + " #" + "x" * 1_000_000
+    resp, body = await post(g, {"query": huge, "extensions": apq(huge)}, JSON)
+    assert resp.status == 200 and body["data"] == {"viewer": None}, body  # it ran
+    resp, body = await post(g, {"extensions": apq(huge)}, JSON)
+    assert body["errors"][0]["extensions"]["code"] == "PERSISTED_QUERY_NOT_FOUND", body  # not kept
+    first = VIEWER + " # first"
+    await post(g, {"query": first, "extensions": apq(first)}, JSON)
+    for i in range(180):  # 180 x 95 000 characters: more than 16 Mi in all
+        padded = f"{VIEWER} # {i} " + "x" * 95_000
+        resp, body = await post(g, {"query": padded, "extensions": apq(padded)}, JSON)
+        assert resp.status == 200 and "errors" not in body, body
+    resp, body = await post(g, {"extensions": apq(first)}, JSON)  # the oldest: evicted
+    assert body["errors"][0]["extensions"]["code"] == "PERSISTED_QUERY_NOT_FOUND", body
+    resp, body = await post(g, {"extensions": apq(padded)}, JSON)  # the newest: kept
+    assert resp.status == 200 and body["data"] == {"viewer": None}, body
+
+
 async def test_a_persisted_hash_must_match_its_text(g: GQL):
     resp, body = await post(g, {"query": "{ viewer { username } }", "extensions": apq(VIEWER)}, JSON)
     assert resp.status == 400 and body["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
@@ -189,3 +211,20 @@ def test_a_manifest_whose_keys_are_not_the_hashes_stops_the_start(settings: Sett
     settings.server.trusted_documents = str(manifest)
     with pytest.raises(SystemExit, match="not the SHA-256"):
         create_app(settings)
+
+
+async def test_a_subscription_over_http_is_a_request_error(g: GQL):
+    """HTTP ran a subscription as a query: its field's event stream was no value, so the answer
+    was a masked fault (INTERNAL_SERVER_ERROR, logged as a server error) after its cost was
+    spent. It is refused before anything runs, saying where subscriptions go."""
+    token, _ = await g.sign_up("ada")
+    sub = {"query": "subscription { viewerEvents { cursor } }"}
+    for accept, status in ((JSON, 200), (GRJ, 400)):
+        resp = await g.client.post("/graphql", json=sub, headers={"Authorization": f"Bearer {token}",
+                                                                  "Accept": accept})
+        body = await resp.json()
+        assert resp.status == status, body
+        assert body["errors"][0]["extensions"]["code"] == "BAD_REQUEST", body
+        assert "WebSocket" in body["errors"][0]["message"] and "cost" not in body.get("extensions", {}), body
+    resp = await g.client.get("/graphql", params=sub, headers={"Accept": JSON})
+    assert (await resp.json())["errors"][0]["extensions"]["code"] == "BAD_REQUEST"

@@ -87,6 +87,22 @@ async def test_deep_nesting_is_refused_before_anything_recurses(g: GQL, depth: i
             assert "at most 8190 bytes" in msg
 
 
+async def test_a_body_of_many_small_arrays_is_refused_before_it_is_walked(g: GQL):
+    """Checking the body's nesting walked every value: 2 MiB of small arrays (340 000 of [0, 0])
+    took ~0.8 s of CPU on the event loop before anything was charged. The walk stops past 262 144
+    values: a 400 that says so."""
+    many = json.dumps([[0, 0]] * 250_000, separators=(",", ":"))
+    for field in ("variables", "extensions"):
+        body = f'{VIEWER}, "{field}": {{"a": {many}}}}}'
+        msg = await refused(await g.client.post("/graphql", data=body.encode(), headers=JSON), 400, "BAD_REQUEST")
+        assert "more than 262144 values" in msg, msg
+    from schema.request import BadRequestError, decode_json
+
+    with pytest.raises(BadRequestError, match="more than 262144 values"):
+        decode_json(json.dumps([[0]] * 150_000), "x", 64)
+    assert len(decode_json(json.dumps([[0]] * 30_000), "x", 64)) == 30_000
+
+
 async def test_nesting_within_the_limit_is_served_and_the_limit_is_a_setting(settings: Settings):
     body = f'{VIEWER}, "extensions": {{"a": {nested(60)}}}}}'.encode()
     async with running_app(settings, await asyncio.to_thread(create_app, settings)) as g:

@@ -111,3 +111,26 @@ async def test_a_graph_load_refuses_names_that_look_like_taken_ones_before_writi
     with pytest.raises(UsernamesTakenError, match="look-alikes"):
         await load_graph(gql.tao, GraphSpec(users=3, posts_per_user=0, mean_follows=1, likes_per_user=0))
     assert await gql.tao.key_get_many("username", ["user0", "user2"]) == {}  # nothing written
+
+
+async def test_the_upgrade_commands_print_what_they_did(gql, gql_settings, capsys, monkeypatch):
+    """`python -m resolvers username-skeletons` and `hashtags-renormalize` (one helper,
+    `_print_each`, since the sixteenth session's `costs` branch): a line for each account or tag
+    they report, then how many, against the store the settings name."""
+    import resolvers.__main__ as cli
+
+    await sign_up(gql, "adal")
+    uid = int((await gql.tao.key_get_many("username", ["adal"]))["adal"])
+    await gql.tao.key_release(SKELETON_KEYS, "adal", uid)  # as an account made before skeletons
+    await sign_up(gql, "adaI")
+    twin = int((await gql.tao.key_get_many("username", ["adai"]))["adai"])
+    await gql.tao.key_release(SKELETON_KEYS, "adal", twin)
+    monkeypatch.setattr(cli, "load_settings_or_exit", lambda path: gql_settings)
+    capsys.readouterr()
+    for command in ("username-skeletons", "hashtags-renormalize"):  # each in a thread's own event loop
+        assert await asyncio.to_thread(cli.main, [command]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 3, out
+    assert "looks like user" in out[0] and "both keep working" in out[0]
+    assert out[1] == "username skeletons claimed; 1 account(s) whose name looks like another's"
+    assert out[2] == "0 tag(s) stored under an old normal form; their posts' jobs are queued for the workers"

@@ -16,6 +16,7 @@ from tao import Tao, open_tao
 from tests.tao.conftest import make_settings
 
 TEST_COST_BUDGET = 1_000_000
+TEST_MAX_QUERY_COST = 50_000
 
 
 def graphql_settings(backend: str, services: Any, test_id: str, tmp_path: Any) -> Settings:
@@ -25,6 +26,11 @@ def graphql_settings(backend: str, services: Any, test_id: str, tmp_path: Any) -
     # Tests sign up dozens of accounts from one address, far past a person's budget (a sign-up
     # costs 512 points); the tests of the budget set their own (`gql_with(cost_budget=...)`).
     s.limits.cost_budget = TEST_COST_BUDGET
+    # Tests read whole surfaces in one query (every highlight's stories, every thread's messages
+    # with their readers: 10 000-15 000 points since lists are costed by their bound, a client
+    # would page them); the tests of the limit set it back (`gql_with(max_query_cost=5000)`), and
+    # tests/schema/test_cost.py checks the app's own queries against the real default.
+    s.limits.max_query_cost = TEST_MAX_QUERY_COST
     return s
 
 

@@ -11,6 +11,8 @@ import pytest
 
 from resolvers.accounts import _parse_token
 from resolvers.realtime import CLOSE_FORBIDDEN, CLOSE_RATE_LIMITED, KIND_NEW_FOLLOWER, stream_event
+from resolvers.throttle import cost_bucket
+from tao import Mode
 from tests.resolvers.messages_client import store_id
 from tests.schema.client import GQL
 from tests.wsclient import PROTOCOL, VIEWER_EVENTS, WSClient
@@ -216,7 +218,9 @@ async def test_a_replay_spends_the_viewer_s_cost_budget_per_event_read(gql_with)
     cached) and builds each, ~1 s of server time for 1 000 (measured on MariaDB), for the
     subscription's static cost (2 points): a 10 000-point budget paid for 5 000 such replays a
     minute. Now each event read costs a point, from the same budget; refused: THROTTLED."""
-    async with gql_with(cost_budget=2_600, cost_window_seconds=3_600) as g:  # ~0.7 points a second back
+    # 3 000: two replays' reads (2 x 1 000) and whatever of their events went out before the test's
+    # `complete` (2 points each, now charged per delivered event) leave less than a third read.
+    async with gql_with(cost_budget=3_000, cost_window_seconds=3_600) as g:  # ~0.8 points a second back
         tb, b = await g.sign_up("bob")
         ta, a = await g.sign_up("ada")
         bid, aid = store_id(b), store_id(a)
@@ -402,13 +406,14 @@ async def test_a_subscription_is_refused_by_the_request_policy_like_any_operatio
 
 
 HEAVY_EVENT = """subscription { inboxEvents { ... on NewMessageEvent {
-  thread { members { followers(first: 100) { nodes { posts(first: 40) { nodes { caption } } } } } } } } }"""
+  thread { members { followers(first: 10) { nodes { posts(first: 4) { nodes { caption } } } } } } } } }"""
 
 
 async def test_a_subscription_whose_selection_costs_more_per_event_than_the_limit_is_refused(gql: GQL) -> None:
     """A subscription's static cost is spent once, at subscribe, but its selection runs again for
-    every event it delivers: under `max_query_cost` (this one costs 4 204 points, and reads up to
-    32 x 100 x 40 posts a message), one cheap `sendMessage` into a group made every such
+    every event it delivers: under `max_query_cost` (this one costs 1 986 points, and reads up to
+    32 x 10 x 4 posts a message; with 100 followers and 40 posts, 4 204 points before lists were
+    costed by their bound), one cheap `sendMessage` into a group made every such
     subscription of every member do a large query's work, 100 subscriptions a member. A
     subscription may now cost at most `limits.max_subscription_cost` points (an event's work)."""
     tb, _ = await gql.sign_up("bob")
@@ -418,8 +423,49 @@ async def test_a_subscription_whose_selection_costs_more_per_event_than_the_limi
     assert msg is not None and msg["id"] == "1", msg
     errors = msg["payload"] if msg["type"] == "error" else msg["payload"].get("errors")
     assert errors and errors[0]["extensions"]["code"] == "MAX_COST_EXCEEDED", msg
-    assert "every event" in errors[0]["message"] and "4204" in errors[0]["message"], errors
+    assert "every event" in errors[0]["message"] and "1986" in errors[0]["message"], errors
     await sock.subscribe("2", VIEWER_EVENTS)  # an ordinary one still runs
     with pytest.raises(TimeoutError):
         await sock.next_data("2", timeout=0.5)
     await sock.close()
+
+
+async def test_each_delivered_event_is_charged_to_the_viewer_s_budget(gql_with) -> None:
+    """A subscription's static cost was spent once, at subscribe, and its selection then ran for
+    every event delivered, for free: one account's subscriptions did a query's work on every
+    event others' cheap writes caused. Now each event costs what the selection costs on its type
+    (`viewerEvents` 1 + `follower` 1 = 2 points), from the viewer's budget; when that is spent,
+    the subscription ends with THROTTLED and the cursor that resumes at the first event it did
+    not send, so nothing is lost."""
+    async with gql_with(cost_budget=2_000, cost_window_seconds=720_000) as g:  # ~0.003 points a second back
+        tb, b = await g.sign_up("bob")
+        ta, a = await g.sign_up("ada")
+        bid, aid = store_id(b), store_id(a)
+        await g.tao.assoc_add(aid, "FOLLOWS", bid)  # what the events announce holds: each is built
+        bucket = cost_bucket(f"user:{bid}", 2_000.0, 720_000.0)
+        await g.tao.rate_limits.take([bucket], 1_900.0, Mode.FORCE)  # bob has 100 points left
+        sock = await WSClient.connect(g.client, "/graphql", tb)
+        await sock.subscribe("1", VIEWER_EVENTS)  # 10 points: 90 left, 45 events' worth
+        await asyncio.sleep(0.3)
+        for _ in range(60):
+            await stream_event(g.tao, [bid], KIND_NEW_FOLLOWER, {"user": aid}).deliver(g.tao)
+        got, error = [], None
+        while error is None:
+            msg = await sock.receive()
+            assert msg is not None, (sock.close_code, sock.close_reason)
+            errors = msg["payload"] if msg["type"] == "error" else msg["payload"].get("errors")
+            if errors:
+                error = errors[0]
+            else:
+                got.append(msg["payload"]["data"]["viewerEvents"])
+        assert 40 <= len(got) <= 45, len(got)
+        assert error["extensions"]["code"] == "THROTTLED" and error["extensions"]["retryAfter"] > 0, error
+        assert "each event" in error["message"] and "subscribe again with after: s" in error["message"], error
+        resume = error["message"].split("after: ")[1].split(" ")[0]
+        assert int(got[-1]["cursor"][1:]) <= int(resume[1:]), (got[-1], resume)
+        # With points again, resuming there sends exactly the events it did not, none twice.
+        await g.tao.rate_limits.reset([f"cost:user:{bid}"])
+        await sock.subscribe("2", VIEWER_EVENTS, {"after": resume})
+        rest = [(await sock.next_data("2"))["viewerEvents"] for _ in range(60 - len(got))]
+        assert len({e["cursor"] for e in got + rest}) == 60
+        await sock.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import enum
+
 import pytest
 
 from tao import (
@@ -213,3 +215,27 @@ async def test_data_the_readers_cannot_read_back_is_refused_before_any_write(tao
     assert await tao.assoc_count(id_, "TEST_PLAIN") == 0
     edge = 2**64 - 1  # the largest integer both ways: stored and read back exactly
     assert (await tao.obj_get([await tao.obj_add("TEST_NODE", {"n": edge})])).popitem()[1].data == {"n": edge}
+
+
+@pytest.mark.parametrize("data", [{1: "a"}, {"a": [{"b": {True: 1}}]}, {"s": {None: 1}}, {"f": {1.5: 2}}],
+                         ids=["int", "nested-bool", "none", "float"])
+async def test_data_with_keys_that_are_not_strings_is_refused_before_any_write(tao, data):
+    """JSON writes a key 1 as "1" (True as "true", None as "null"), so a batch job that wrote
+    {1: "a"} read back {"1": "a"}: another dict, silently. Refused at write time, nothing
+    written, the message naming where the key is; a StrEnum key (a str) is stored as its text."""
+    id_ = await tao.obj_add("TEST_NODE", {"k": 1})
+    other = await tao.obj_add("TEST_NODE", {"k": 2}, owner=id_)
+    with pytest.raises(InvalidDataError, match="keys must be strings: data"):
+        await tao.obj_add("TEST_NODE", data, owner=id_)
+    with pytest.raises(InvalidDataError, match="keys must be strings"):
+        await tao.obj_update(id_, data)
+    with pytest.raises(InvalidDataError, match="keys must be strings"):
+        await tao.assoc_add(id_, "TEST_PLAIN", other, data=data)
+    await hooks(tao).cache.flush()  # what SQL holds
+    assert [(o.id, o.data) for o in await tao.obj_scan(tao.shard(id_), "TEST_NODE")] == [(id_, {"k": 1}),
+                                                                                      (other, {"k": 2})]
+    assert (await tao.obj_get([id_]))[id_].version == 1
+    assert await tao.assoc_count(id_, "TEST_PLAIN") == 0
+    kind = enum.StrEnum("Kind", {"LIKE": "like"})
+    stored = await tao.obj_add("TEST_NODE", {kind.LIKE: 1})
+    assert (await tao.obj_get([stored]))[stored].data == {"like": 1}
