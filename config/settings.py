@@ -469,9 +469,15 @@ class AuthSettings(_Section):
     # threads: one argon2id check is ~0.1 s of CPU, so a flood of log-ins must queue rather
     # than take every core from the event loop.
     password_hash_workers: Annotated[int, _range(1, 64)] = 1
-    # Failed log-ins allowed per window, per username and per client address (the address
-    # bound stops floods of unknown or varied usernames); then TOO_MANY_ATTEMPTS until the window passes.
+    # Failed log-ins allowed per window (resolvers.throttle.LoginThrottle):
+    # - per account from one client address (an IPv6 /64): then that address is refused for
+    #   that account (TOO_MANY_ATTEMPTS) until it refills; other addresses are not;
+    # - per account from every address together: past it the account is under a spread-out
+    #   attack and slows, it never locks: only an address with no recent failures for it may
+    #   try, once per window (so the owner's right password still passes);
+    # - per client address, over any usernames (stops floods of unknown or varied usernames).
     login_failures_per_username: Count = 10
+    login_failures_per_username_total: Count = 100
     login_failures_per_address: Count = 50
     login_window_seconds: Count = 15 * 60
     # Every bound above is a token bucket shared by all processes (tao.rate_limits): `N` failures

@@ -1,0 +1,80 @@
+"""Failed log-ins: brute force stays bounded, but a stranger cannot lock the owner out.
+
+Until the sixteenth session ten wrong passwords for a username, from anywhere, refused the
+right password from everywhere for 15 minutes: anyone could lock any account out by typing its
+username. Now the lock-out is per (account, client address), and the account's count from every
+address together only slows a spread-out attack (resolvers.throttle.LoginThrottle)."""
+
+from __future__ import annotations
+
+import pytest
+
+from resolvers.accounts import Client, do_log_in
+from resolvers.errors import UserError
+from resolvers.throttle import LoginThrottle
+
+SIGN_UP = """mutation($i: AccountSignUpInput!) {
+  signUp(input: $i) { token errors { code } }
+}"""
+RIGHT, WRONG = "a good password", "not the password"
+
+
+async def _log_in(gql, throttle, password, address, username="ada"):
+    """The log-in's answer: "ok" (a session or a challenge), or the error's code."""
+    try:
+        result = await do_log_in(gql.tao, username, password, throttle=throttle, client=Client(address=address))
+    except UserError as e:
+        return e.code.value
+    assert result.token
+    return "ok"
+
+
+@pytest.fixture
+async def ada(gql):
+    p = (await gql.ok(SIGN_UP, {"i": {"username": "ada", "password": RIGHT, "fullName": "Ada"}}))["signUp"]
+    assert p["errors"] == []
+
+
+async def test_a_stranger_s_failures_do_not_lock_the_owner_out(gql, ada):
+    auth = gql.tao.settings.auth
+    auth.login_failures_per_username, auth.login_failures_per_username_total = 10, 100
+    throttle = LoginThrottle(gql.tao, auth)
+    attacker, owner = "203.0.113.9", "198.51.100.4"
+    for _ in range(10):
+        assert await _log_in(gql, throttle, WRONG, attacker) == "INVALID_CREDENTIALS"
+    # the attacker's address is refused for this account, even with the right password...
+    assert await _log_in(gql, throttle, RIGHT, attacker) == "TOO_MANY_ATTEMPTS"
+    assert await _log_in(gql, throttle, WRONG, "203.0.113.9") == "TOO_MANY_ATTEMPTS"
+    # ...and any address of its IPv6 /64 alike
+    for i in range(10):
+        assert await _log_in(gql, throttle, WRONG, f"2001:db8:5:6::{i + 1:x}") == "INVALID_CREDENTIALS"
+    assert await _log_in(gql, throttle, RIGHT, "2001:db8:5:6:ffff::1") == "TOO_MANY_ATTEMPTS"
+    # the owner, elsewhere, logs in (the failures above were 20: every address together allows 100)
+    assert await _log_in(gql, throttle, RIGHT, owner) == "ok"
+
+
+async def test_a_spread_out_attack_slows_to_one_guess_per_address_and_the_owner_still_gets_in(gql, ada):
+    auth = gql.tao.settings.auth
+    auth.login_failures_per_username, auth.login_failures_per_username_total = 3, 6
+    throttle = LoginThrottle(gql.tao, auth)
+    bots = [f"192.0.2.{i}" for i in range(1, 4)]
+    for bot in bots:  # 2 failures each: no address reaches 3, together they reach 6
+        for _ in range(2):
+            assert await _log_in(gql, throttle, WRONG, bot) == "INVALID_CREDENTIALS"
+    # under attack: an address with failures for the account gets no more attempts now,
+    for bot in bots:
+        assert await _log_in(gql, throttle, WRONG, bot) == "TOO_MANY_ATTEMPTS"
+    # a fresh one gets exactly one, whether the guesses come one by one or at once,
+    fresh = "192.0.2.50"
+    assert await _log_in(gql, throttle, WRONG, fresh) == "INVALID_CREDENTIALS"
+    assert await _log_in(gql, throttle, WRONG, fresh) == "TOO_MANY_ATTEMPTS"
+    import asyncio
+
+    answers = await asyncio.gather(*[_log_in(gql, throttle, WRONG, "192.0.2.51") for _ in range(5)])
+    assert sorted(answers) == ["INVALID_CREDENTIALS"] + ["TOO_MANY_ATTEMPTS"] * 4
+    # and the owner, from an address with no failures, logs in with the right password, again and again
+    for _ in range(3):
+        assert await _log_in(gql, throttle, RIGHT, "198.51.100.4") == "ok"
+    # other accounts are untouched
+    await gql.ok(SIGN_UP, {"i": {"username": "bob", "password": RIGHT, "fullName": "Bob"}})
+    assert await _log_in(gql, throttle, RIGHT, bots[0], username="bob") == "ok"
