@@ -21,7 +21,8 @@ Invariants:
   from a device the account never used notifies it (`NEW_DEVICE_LOGIN`, in the session's write).
 - With two-factor log-in on (`resolvers.two_factor`), a correct password opens no session: it
   answers a short-lived challenge, and `completeLogIn` with a code opens the session.
-- Changing the password ends every other session of the account.
+- Changing the password ends every other session of the account, and deletes a ready data
+  export's archive (its signed URL stops working; so does ending other sessions).
 """
 
 from __future__ import annotations
@@ -333,6 +334,9 @@ async def end_other_sessions(tao: Tao, user_id: int, keep: int | None, *, publis
     # any subscription not bound to a session (stored before they were) goes now.
     from resolvers.notifications.push import forget_sessions  # notifications read sessions through this module
     await forget_sessions(tao, user_id, keep=keep, others=True)
+    # And a download link any of them may have taken: a ready export's archive is deleted.
+    from resolvers.account_data.export import revoke_export  # account data builds on this module
+    await revoke_export(tao, user_id)
     if publish:
         await publish_ended(tao, user_id, ended)
     return ended

@@ -57,6 +57,7 @@ HANDLERS: dict[str, JobHandler] = {
     account_deletion.PURGE_JOB: account_deletion.purge_job,
     account_deletion.FORGET_JOB: account_deletion.forget_job,
     account_export.EXPORT_JOB: account_export.export_job,
+    account_export.DISCARD_JOB: account_export.discard_export_job,
 }
 
 
