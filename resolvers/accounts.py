@@ -44,7 +44,7 @@ from resolvers.job_context import JobContext
 from resolvers.passwords import hash_password, verify_password
 from resolvers.records import AuthSession, User, record_of
 from resolvers.search.indexer import index_jobs
-from resolvers.text_rules import name_refused
+from resolvers.text_rules import is_blank, name_refused
 from resolvers.throttle import LoginThrottle
 from resolvers.usernames import SKELETON_KEYS, claim_skeleton, similar_error_message, skeleton
 from tao import ObjectNotFoundError, Tao
@@ -115,11 +115,12 @@ def validate_username(username: str, field: str = "username") -> str:
 def validate_full_name(full_name: str, field: str = "fullName") -> str:
     full_name = full_name.strip()
     # What a name must not hold: resolvers.text_rules (only C0 controls were refused before probe3).
-    if len(full_name) > FULL_NAME_MAX or name_refused(full_name):
+    # Empty is fine (no name shown); made only of invisible characters it showed as nothing.
+    if len(full_name) > FULL_NAME_MAX or name_refused(full_name) or (full_name and is_blank(full_name)):
         raise UserError(
             AccountErrorCode.FULL_NAME_INVALID,
             f"A full name is at most {FULL_NAME_MAX} characters, without control characters, line "
-            "separators or text-direction overrides.",
+            "separators or text-direction overrides, and not only invisible characters.",
             field,
         )
     return full_name

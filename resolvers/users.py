@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import re
+import unicodedata
 from typing import TYPE_CHECKING, Any
 
 from resolvers import privacy
@@ -19,6 +20,7 @@ from resolvers.errors import UserError
 from resolvers.posts import SYNC_AUTHOR_EDGES_JOB
 from resolvers.records import User, record_of
 from resolvers.search.indexer import index_jobs
+from resolvers.text_rules import is_blank, name_refused, text_has_controls
 from resolvers.usernames import claim_skeleton, release_skeleton, similar_error_message, skeleton
 from tao import Tao
 
@@ -35,8 +37,24 @@ class ProfileErrorCode(enum.Enum):
     USERNAME_TAKEN = "USERNAME_TAKEN"
     FULL_NAME_INVALID = "FULL_NAME_INVALID"
     BIO_TOO_LONG = "BIO_TOO_LONG"
+    BIO_INVALID = "BIO_INVALID"  # control characters, or only invisible ones
     WEBSITE_INVALID = "WEBSITE_INVALID"
     PROFILE_PICTURE_INVALID = "PROFILE_PICTURE_INVALID"
+
+
+def validate_bio(bio: str) -> str:
+    """A bio is free text (`resolvers.text_rules`, as captions and comments): line breaks and
+    tabs are fine, other control characters are not, nor text that shows as nothing (only
+    spaces and invisible characters; an empty bio removes it). Before the sixteenth session a
+    bio took a terminal escape, a bell or a lone zero-width space."""
+    bio = bio.strip()
+    if len(bio) > BIO_MAX:
+        raise UserError(ProfileErrorCode.BIO_TOO_LONG, f"A bio is at most {BIO_MAX} characters.", "bio")
+    if text_has_controls(bio) or (bio and is_blank(bio)):
+        raise UserError(ProfileErrorCode.BIO_INVALID,
+                        "A bio cannot hold control characters (line breaks and tabs are fine) or be only "
+                        "invisible characters: remove them (an empty bio removes it).", "bio")
+    return bio
 
 
 async def get_user(ctx: RequestContext, user_id: int) -> User | None:
@@ -89,16 +107,15 @@ async def do_update_profile(
         except UserError as e:
             raise UserError(ProfileErrorCode.FULL_NAME_INVALID, e.message, "fullName") from None
     if bio is not None:
-        if len(bio) > BIO_MAX:
-            raise UserError(ProfileErrorCode.BIO_TOO_LONG, f"A bio is at most {BIO_MAX} characters.", "bio")
-        changes["bio"] = bio
+        changes["bio"] = validate_bio(bio)
     if website is not None:
         website = website.strip()
-        if website and (len(website) > WEBSITE_MAX or not WEBSITE_RE.match(website)):
+        if website and (len(website) > WEBSITE_MAX or not WEBSITE_RE.match(website) or name_refused(website)
+                        or any(unicodedata.category(c) == "Cf" for c in website)):
             raise UserError(
                 ProfileErrorCode.WEBSITE_INVALID,
-                f"A website is an http:// or https:// address of at most {WEBSITE_MAX} characters "
-                "(or empty to remove it).",
+                f"A website is an http:// or https:// address of at most {WEBSITE_MAX} characters, without "
+                "control or invisible characters (or empty to remove it).",
                 "website",
             )
         changes["website"] = website
