@@ -482,6 +482,10 @@ class AuthSettings(_Section):
     login_window_seconds: Count = 15 * 60
     # Every bound above is a token bucket shared by all processes (tao.rate_limits): `N` failures
     # at once, then one more per window/N.
+    # A renamed account's old username stays its own this long (seconds; Instagram: 14 days):
+    # nobody else can take it meanwhile (to pose as the account to its followers), and the owner
+    # can take it back. 0: free at once.
+    username_hold_seconds: Annotated[int, _range(0, 365 * 24 * 3600)] = 14 * 24 * 3600
     # A session's `lastUsedAt` is written at most this often (seconds), not on every request.
     session_touch_seconds: Count = 60
     # Two-factor log-in (TOTP, RFC 6238): the issuer shown by authenticator apps, how long the

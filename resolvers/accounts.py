@@ -46,14 +46,13 @@ from resolvers.records import AuthSession, User, record_of
 from resolvers.search.indexer import index_jobs
 from resolvers.text_rules import is_blank, name_refused
 from resolvers.throttle import LoginThrottle
-from resolvers.usernames import SKELETON_KEYS, claim_skeleton, similar_error_message, skeleton
+from resolvers.usernames import SKELETON_KEYS, USERNAME_KEYS, claim_skeleton, similar_error_message, skeleton
 from tao import ObjectNotFoundError, Tao
 
 if TYPE_CHECKING:
     from resolvers.context import RequestContext
 
 TOKEN_PREFIX = "tgs_"
-USERNAME_KEYS = "username"  # the unique-key namespace: lower-cased username -> USER id
 END_SESSION_JOB = "accounts.end_session"
 # `\Z`, not `$`: `$` also matches before a final newline, and "ada\n" was a second account that
 # every client showed as "ada" (found by probe3).
@@ -156,7 +155,8 @@ async def do_sign_up(tao: Tao, username: str, password: str, full_name: str,
     key = normalize_username(username)
     taken = UserError(AccountErrorCode.USERNAME_TAKEN, f"The username {username!r} is taken; pick another.", "username")
     similar = UserError(AccountErrorCode.USERNAME_TAKEN, similar_error_message(username), "username")
-    if await ctx.loaders.user_id_by_username.load(key) is not None:
+    # The claim itself, not the loader: a name held after a rename resolves to nobody but is taken.
+    if (await tao.key_get_many(USERNAME_KEYS, [key])).get(key) is not None:
         raise taken
     if (await tao.key_get_many(SKELETON_KEYS, [skeleton(username)])).get(skeleton(username)) is not None:
         raise similar

@@ -62,6 +62,7 @@ async def test_a_bio_keeps_line_breaks_emoji_and_any_script(gql):
 
 
 async def test_rename_frees_the_old_name_and_refuses_taken_ones(gql):
+    gql.tao.settings.auth.username_hold_seconds = 0  # no hold (the default, 14 days: test_username_holds.py)
     token, uid = await gql.sign_up("ada")
     await gql.sign_up("bob")
     p = (await gql.ok(UPDATE, {"i": {"username": "BOB"}}, token))["updateProfile"]
