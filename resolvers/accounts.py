@@ -187,20 +187,28 @@ def _too_many(what: str, wait: float) -> UserError:
     )
 
 
-async def take_attempt(throttle: LoginThrottle | None, username: str, address: str) -> None:
-    """Count an attempt of the account and the address before any secret is checked (it stays
-    counted, as a failure, unless `attempt_succeeded` gives it back); TOO_MANY_ATTEMPTS, with
-    nothing counted, while either is throttled."""
+def throttle_key(who: User | str) -> str:
+    """What the log-in throttle counts an account's failures under: the account's id once it is
+    known (`#<id>`: a username cannot hold `#`), else the name typed at log-in. Keyed by the
+    username, a stolen session renamed the account between rounds of password guesses (through
+    `changePassword`, `deleteAccount`, ...) and each new name had a fresh budget."""
+    return f"#{who.id}" if isinstance(who, User) else normalize_username(who)[:64]
+
+
+async def take_attempt(throttle: LoginThrottle | None, who: User | str, address: str) -> None:
+    """Count an attempt of the account (`throttle_key`) and the address before any secret is
+    checked (it stays counted, as a failure, unless `attempt_succeeded` gives it back);
+    TOO_MANY_ATTEMPTS, with nothing counted, while either is throttled."""
     if throttle is not None:
-        what, wait = await throttle.attempt(normalize_username(username)[:64], address)
+        what, wait = await throttle.attempt(throttle_key(who), address)
         if wait > 0:
             raise _too_many(what, wait)
 
 
-async def attempt_succeeded(throttle: LoginThrottle | None, username: str, address: str) -> None:
+async def attempt_succeeded(throttle: LoginThrottle | None, who: User | str, address: str) -> None:
     """The secret was right: the attempt `take_attempt` counted does not count."""
     if throttle is not None:
-        await throttle.refund(normalize_username(username)[:64], address)
+        await throttle.refund(throttle_key(who), address)
 
 
 async def do_log_in(tao: Tao, username: str, password: str, *, throttle: LoginThrottle | None = None,
@@ -208,14 +216,14 @@ async def do_log_in(tao: Tao, username: str, password: str, *, throttle: LoginTh
     """Check the credentials and open a session (with two-factor on: a challenge instead). With
     a `throttle`, failed attempts count against the account and the client's address."""
     ctx = acting_as(tao, None)
-    key, address = normalize_username(username)[:64], client.address
-    await take_attempt(throttle, username, address)
+    address = client.address
     user_id = None
     if USERNAME_RE.match(username):
         user_id = await ctx.loaders.user_id_by_username.load(normalize_username(username))
     user = await ctx.loaders.object_by_id.load(user_id) if user_id is not None else None
     if not isinstance(user, User):
         user = None
+    await take_attempt(throttle, user or username, address)  # the account's count, whatever its name now
     stored = user.password_hash if user is not None else None
     if not await verify_password(ctx.settings.auth, stored, password):
         raise UserError(AccountErrorCode.INVALID_CREDENTIALS, "Wrong username or password.", None)  # counted
@@ -229,10 +237,10 @@ async def do_log_in(tao: Tao, username: str, password: str, *, throttle: LoginTh
         # until the second succeeds (resolvers.two_factor).
         from resolvers.two_factor import create_challenge  # it builds on this module
         challenge, expires_at = await create_challenge(tao, user, device, address)
-        await attempt_succeeded(throttle, username, address)
+        await attempt_succeeded(throttle, user, address)
         return LogInResult(user, challenge=challenge, challenge_expires_at=expires_at)
     if throttle is not None:
-        await throttle.record_success(key, address)
+        await throttle.record_success(throttle_key(user), address)
     token = await open_session(tao, user.id, device, address, password=password_tag(stored))
     return LogInResult(user, token=token)
 
@@ -354,10 +362,10 @@ async def check_own_password(tao: Tao, user: User, password: str, throttle: Logi
                              address: str, field: str) -> None:
     """For actions that ask the account's password again (change it, two-factor): the same
     throttle as log-ins; a wrong password counts as a failed log-in of the account."""
-    await take_attempt(throttle, user.username, address)
+    await take_attempt(throttle, user, address)
     if not await verify_password(tao.settings.auth, user.password_hash, password):
         raise UserError(AccountErrorCode.INVALID_CREDENTIALS, "The password is wrong.", field)  # counted
-    await attempt_succeeded(throttle, user.username, address)
+    await attempt_succeeded(throttle, user, address)
 
 
 async def do_change_password(tao: Tao, actor_id: int, session_id: int | None, current_password: str,

@@ -78,3 +78,32 @@ async def test_a_spread_out_attack_slows_to_one_guess_per_address_and_the_owner_
     # other accounts are untouched
     await gql.ok(SIGN_UP, {"i": {"username": "bob", "password": RIGHT, "fullName": "Bob"}})
     assert await _log_in(gql, throttle, RIGHT, bots[0], username="bob") == "ok"
+
+
+PASSWORD = """mutation($i: AccountPasswordChangeInput!) { changePassword(input: $i) { errors { code } } }"""
+RENAME = """mutation($u: String!) { updateProfile(input: {username: $u}) { errors { code } } }"""
+
+
+async def test_renaming_the_account_does_not_refill_its_password_guesses(gql):
+    """A stolen session guesses the password through `changePassword` (or `deleteAccount`,
+    `requestDataExport`, `startTwoFactor`): the account's failures were counted under its
+    username, so renaming it between rounds gave a fresh budget each time (probe, sixteenth
+    session). They count under the account's id now; a log-in by a name no account bears,
+    under the name."""
+    gql.tao.settings.auth.username_hold_seconds = 0
+    limit = gql.tao.settings.auth.login_failures_per_username
+    token, _ = await gql.sign_up("ada")
+    guess = {"i": {"currentPassword": "a guess at it", "newPassword": "a brand new secret"}}
+    for _ in range(limit):
+        assert codes_of((await gql.ok(PASSWORD, guess, token))["changePassword"]) == ["INVALID_CREDENTIALS"]
+    assert codes_of((await gql.ok(PASSWORD, guess, token))["changePassword"]) == ["TOO_MANY_ATTEMPTS"]
+    assert (await gql.ok(RENAME, {"u": "someone_else"}, token))["updateProfile"]["errors"] == []
+    assert codes_of((await gql.ok(PASSWORD, guess, token))["changePassword"]) == ["TOO_MANY_ATTEMPTS"]
+    # a log-in by the new name is the same account: refused from this address too
+    p = (await gql.ok("""mutation { logIn(input: {username: "someone_else", password: "password-ada"}) {
+      token errors { code } } }"""))["logIn"]
+    assert codes_of(p) == ["TOO_MANY_ATTEMPTS"]
+
+
+def codes_of(p: dict) -> list[str]:
+    return [e["code"] for e in p["errors"]]
