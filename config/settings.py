@@ -486,6 +486,9 @@ class AuthSettings(_Section):
     # nobody else can take it meanwhile (to pose as the account to its followers), and the owner
     # can take it back. 0: free at once.
     username_hold_seconds: Annotated[int, _range(0, 365 * 24 * 3600)] = 14 * 24 * 3600
+    # Names one account may hold at once, i.e. renames per hold period (Instagram: 2 in 14 days);
+    # then USERNAME_CHANGE_LIMIT until the oldest hold ends (taking a held name back is allowed).
+    username_changes_per_hold: Annotated[int, _range(1, 100)] = 2
     # A session's `lastUsedAt` is written at most this often (seconds), not on every request.
     session_touch_seconds: Count = 60
     # Two-factor log-in (TOTP, RFC 6238): the issuer shown by authenticator apps, how long the

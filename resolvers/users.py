@@ -22,6 +22,7 @@ from resolvers.posts import SYNC_AUTHOR_EDGES_JOB
 from resolvers.records import User, record_of
 from resolvers.search.indexer import index_jobs
 from resolvers.text_rules import is_blank, name_refused, text_has_controls
+from resolvers.throttle import wait_text
 from resolvers.usernames import (
     CHECK_JOB,
     CLAIM_CHECK_MS,
@@ -54,6 +55,7 @@ class ProfileErrorCode(enum.Enum):
     BIO_INVALID = "BIO_INVALID"  # control characters, or only invisible ones
     WEBSITE_INVALID = "WEBSITE_INVALID"
     PROFILE_PICTURE_INVALID = "PROFILE_PICTURE_INVALID"
+    USERNAME_CHANGE_LIMIT = "USERNAME_CHANGE_LIMIT"  # auth.username_changes_per_hold names held already
 
 
 def validate_bio(bio: str) -> str:
@@ -169,6 +171,26 @@ async def do_update_profile(
     return await _rename(tao, viewer, username, changes, jobs)
 
 
+def _check_change_limit(tao: Tao, holds: dict[str, dict], new_key: str, old_key: str) -> None:
+    """Each rename holds a name for the hold's length: without a bound one account could hold
+    any number of names by renaming again and again (squatting them for two weeks at a time).
+    As Instagram allows two changes in 14 days, a rename that would hold one more name while
+    `auth.username_changes_per_hold` are held is refused; taking a held name back is always
+    allowed (it holds the name left instead). Read and written with the rename's compare-and-set,
+    so renames sent at once cannot pass it together."""
+    auth = tao.settings.auth
+    now = int(time.time() * 1000)
+    active = sorted(int(h["until"]) for h in holds.values() if int(h["until"]) > now)
+    if new_key == old_key or new_key in holds or len(active) < auth.username_changes_per_hold:
+        return
+    wait = (active[0] - now) / 1000
+    days = auth.username_hold_seconds / 86_400
+    raise UserError(ProfileErrorCode.USERNAME_CHANGE_LIMIT,
+                    f"You can change your username {auth.username_changes_per_hold} times in {days:g} days: try "
+                    f"again in {wait_text(wait)} (or take back a name you left).", "username",
+                    retry_after=round(wait, 3))
+
+
 async def _rename(tao: Tao, viewer: int, username: str, changes: dict[str, Any], jobs: list) -> User:
     """Write the profile `changes` with the new `username`. The write is a compare-and-set of the
     USER read here, retried on a conflict, so of two renames at once the second renames from the
@@ -178,18 +200,26 @@ async def _rename(tao: Tao, viewer: int, username: str, changes: dict[str, Any],
     rename does not complete is released by the job committed before it was claimed."""
     hold_ms = tao.settings.auth.username_hold_seconds * 1000
     new_key = normalize_username(username)
+    claimed = False  # by this request, in an earlier try
     for _ in range(RENAME_TRIES):
         obj = (await tao.obj_get([viewer]))[viewer]
         current = record_of(obj)
         assert isinstance(current, User)
         old_key = normalize_username(current.username)
         holds = holds_of(obj.data)
+        try:
+            _check_change_limit(tao, holds, new_key, old_key)
+        except UserError:
+            if claimed:  # a rename that won a try before this one used the last change
+                await release_if_unused(tao, viewer, username)
+            raise
         if new_key != old_key:
             if new_key not in holds:  # a new claim: checked later, whatever becomes of this request
                 await tao.enqueue(viewer, CHECK_JOB, {"user": viewer, "name": username}, delay_ms=CLAIM_CHECK_MS)
             if not await tao.key_claim(USERNAME_KEYS, new_key, viewer):
                 raise UserError(ProfileErrorCode.USERNAME_TAKEN, f"The username {username!r} is not available; "
                                 "pick another.", "username")
+            claimed = new_key not in holds
         # A look-alike of another account's name is taken too (a case-only rename may make one).
         if skeleton(username) != skeleton(current.username) and not await claim_skeleton(tao, username, viewer):
             if new_key != old_key and new_key not in holds:
