@@ -14,6 +14,7 @@ import time
 
 from resolvers.usernames import SKELETON_KEYS, USERNAME_KEYS, skeleton
 from tests.resolvers.messages_client import store_id
+from tests.resolvers.test_account_data import api, media_settings  # noqa: F401  (fixtures)
 
 SIGN_UP = """mutation($i: AccountSignUpInput!) {
   signUp(input: $i) { token user { id username } errors { code message field } }
@@ -172,3 +173,21 @@ async def test_two_changes_per_hold_even_sent_at_once_and_no_refused_name_stays_
 RENAME_WITH_RETRY = """mutation($u: String!) {
   updateProfile(input: {username: $u}) { errors { code message field retryAfter } }
 }"""
+
+
+async def test_a_renamed_account_s_purge_frees_its_held_names_and_leaves_no_residue(api, media_settings):
+    from resolvers.account_data.residue import find_residue
+    from server import MEDIA_KEY
+
+    gql, _ = api
+    token, gid = await gql.sign_up("ada")
+    for name in ("lovelace", "countess"):
+        assert (await gql.ok(RENAME, {"u": name}, token))["updateProfile"]["errors"] == []
+    assert set((await _user_data(gql, store_id(gid)))["username_holds"]) == {"ada", "lovelace"}
+    delete = """mutation { deleteAccount(input: {password: "password-ada"}) { ok } }"""
+    assert (await gql.ok(delete, token=token))["deleteAccount"]["ok"]
+    await gql.tao.run_jobs_until_idle()
+    report = await find_residue(gql.tao, media_settings, gql.client.app[MEDIA_KEY], store_id(gid))
+    assert report.counts == (0, 0, 0), "\n".join(map(str, [*report.rows, *report.cache_keys]))
+    for name in ("ada", "lovelace", "countess"):  # the held names went with the account
+        assert (await _sign_up(gql, name))["errors"] == []
