@@ -219,7 +219,10 @@ async def do_log_in(tao: Tao, username: str, password: str, *, throttle: LoginTh
     address = client.address
     user_id = None
     if USERNAME_RE.match(username):
-        user_id = await ctx.loaders.user_id_by_username.load(normalize_username(username))
+        # The claim, not `user_id_by_username`: a name the account holds after a rename is its
+        # own alone, and its owner (who may not know a name a stolen session gave it) logs in by it.
+        key = normalize_username(username)
+        user_id = (await tao.key_get_many(USERNAME_KEYS, [key])).get(key)
     user = await ctx.loaders.object_by_id.load(user_id) if user_id is not None else None
     if not isinstance(user, User):
         user = None

@@ -115,7 +115,7 @@ async def test_the_old_name_is_held_for_its_owner_who_may_take_it_back(gql):
         == ["USERNAME_TAKEN"]
     assert (await gql.ok(PROFILE, {"u": "ada"}))["user"] is None
     assert (await gql.ok(PROFILE, {"u": "lovelace"}))["user"]["id"] == gid
-    assert [e["code"] for e in (await gql.ok(LOG_IN, {"u": "ada"}))["logIn"]["errors"]] == ["INVALID_CREDENTIALS"]
+    assert (await gql.ok(LOG_IN, {"u": "ada"}))["logIn"]["token"]  # its owner's alone: logging in by it works
     assert (await gql.ok(LOG_IN, {"u": "lovelace"}))["logIn"]["token"]
     # the owner takes it back: "lovelace" is held now in turn
     p = (await gql.ok(RENAME, {"u": "ada"}, token))["updateProfile"]
@@ -191,3 +191,23 @@ async def test_a_renamed_account_s_purge_frees_its_held_names_and_leaves_no_resi
     assert report.counts == (0, 0, 0), "\n".join(map(str, [*report.rows, *report.cache_keys]))
     for name in ("ada", "lovelace", "countess"):  # the held names went with the account
         assert (await _sign_up(gql, name))["errors"] == []
+
+
+async def test_the_owner_logs_in_by_a_name_the_account_holds(gql):
+    """Someone with a stolen session renames the account: its owner, who knows only the old name,
+    logs in by it during the hold (the name is still the account's alone); it shows nobody
+    anywhere else. Before, the old name resolved to nobody at log-in too, and the owner, not
+    knowing the new name, was locked out."""
+    token, gid = await gql.sign_up("ada")
+    assert (await gql.ok(RENAME, {"u": "not_ada_anymore"}, token))["updateProfile"]["errors"] == []
+    p = (await gql.ok(LOG_IN, {"u": "ADA"}))["logIn"]
+    assert p["errors"] == [] and p["token"]
+    assert (await gql.ok("{ viewer { id username } }", token=p["token"]))["viewer"] == {
+        "id": gid, "username": "not_ada_anymore"}
+    assert (await gql.ok(PROFILE, {"u": "ada"}))["user"] is None
+    # a wrong password by the held name counts against the same account
+    wrong = """mutation { logIn(input: {username: "ada", password: "wrong one"}) { errors { code } } }"""
+    for _ in range(gql.tao.settings.auth.login_failures_per_username):
+        assert [e["code"] for e in (await gql.ok(wrong))["logIn"]["errors"]] == ["INVALID_CREDENTIALS"]
+    p = (await gql.ok(LOG_IN, {"u": "not_ada_anymore"}))["logIn"]
+    assert [e["code"] for e in p["errors"]] == ["TOO_MANY_ATTEMPTS"]
