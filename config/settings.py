@@ -192,6 +192,9 @@ class JobSettings(_Section):
         return self
 
 
+DEV_MEDIA_SIGNING_KEY = "dev-only-change-me"
+
+
 class MediaSettings(_Section):
     backend: MediaBackend = Field(MediaBackend.LOCAL, strict=False)  # the enum from its value's string
     local_dir: str = "var/media"
@@ -200,8 +203,10 @@ class MediaSettings(_Section):
     s3_bucket: str = "taogram-media"
     s3_access_key: str = ""
     s3_secret_key: str = ""
-    # Signing key for the local store's URLs (and the app's own media URLs).
-    signing_key: str = "dev-only-change-me"
+    # Signing key for the local store's URLs (and the app's own media URLs). With the local
+    # backend the server refuses to start on the built-in one where the messages have real keys
+    # (server.check_media_signing_key): anyone could sign a URL to any stored object.
+    signing_key: str = DEV_MEDIA_SIGNING_KEY
     url_ttl_seconds: Count = 3600
     cdn_base_url: str = ""
     # Upload part size (S3 itself needs at least 5 MiB for every part but the last).

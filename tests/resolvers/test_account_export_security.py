@@ -118,3 +118,21 @@ async def test_logging_out_of_this_session_keeps_the_link(api, media_settings):
         assert r.status == 200
         await r.read()
     assert (await gql.ok(STATUS, token=owner))["dataExport"]["status"] == "READY"
+
+
+def test_the_server_refuses_the_public_media_signing_key_where_the_other_keys_are_real() -> None:
+    """With the local object store, a data export's URL is signed with `media.signing_key`: left
+    at the built-in value (it is in the source), anyone could sign a URL to any archive
+    (`exports/<user id>/<export id>.zip`; ids are not secrets). A deployment with its own message
+    and cursor keys that forgot this one now fails to start (probe, sixteenth session)."""
+    from config import ConfigError, Settings
+    from server import create_app
+
+    key = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
+    real = {"server": {"cursor_keys": {"k": key}, "cursor_key": "k"},
+            "messages": {"encryption_keys": {"m": key}, "active_key": "m"}}
+    with pytest.raises(ConfigError, match="media.signing_key is the built-in development key"):
+        create_app(Settings.model_validate(real))
+    assert create_app(Settings.model_validate({**real, "media": {"signing_key": "a long random secret of its own"}}))
+    assert create_app(Settings.model_validate({**real, "media": {"backend": "s3"}}))  # the key signs nothing there
+    assert create_app(Settings.model_validate({}))  # development: every key built in
