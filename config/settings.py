@@ -478,8 +478,8 @@ class AuthSettings(_Section):
     # - per account from one client address (an IPv6 /64): then that address is refused for
     #   that account (TOO_MANY_ATTEMPTS) until it refills; other addresses are not;
     # - per account from every address together: past it the account is under a spread-out
-    #   attack and slows, it never locks: only an address with no recent failures for it may
-    #   try, once per window (so the owner's right password still passes);
+    #   attack and slows, it never locks: each address gets one failure per window (the owner's
+    #   right password still passes); it counts attempts, successes are not given back;
     # - per client address, over any usernames (stops floods of unknown or varied usernames).
     login_failures_per_username: Count = 10
     login_failures_per_username_total: Count = 100

@@ -88,14 +88,16 @@ class LoginThrottle:
     without bound nor lock its owner out:
 
     - per client address (`login:addr:<address>`, `login_failures_per_address`): any accounts;
-    - per account *from one address* (`login:user:<username>:<address>`,
+    - per account *from one address* (`login:user:<account>:<address>`,
       `login_failures_per_username`): empty, that address is refused for that account only;
-    - per account from everywhere (`login:user:<username>`, `login_failures_per_username_total`,
+    - per account from everywhere (`login:user:<account>`, `login_failures_per_username_total`,
       much higher). Empty, the account is under a spread-out attack: it slows, it does not lock.
-      An attempt then passes only from an address with no recent failures for the account (its
-      bucket for the account full), and pays that whole bucket: one guess per address per window.
-      So the owner, from their own network, still logs in with the right password, while every
-      address an attacker uses gets one guess per window instead of ten.
+      An attempt then also takes the one token of the address's slow bucket for the account
+      (`login:slow:<account>:<address>`, one per window): one failure per address per window
+      instead of ten, while the owner, from their own network, still logs in with the right
+      password (a success gives the token back, so a two-factor log-in's second step passes too).
+
+    `<account>` is `accounts.throttle_key`: the account's id once known, else the typed name.
 
     Until the sixteenth session the account's bucket counted every address together and its
     10 failures refused the right password from anywhere for 15 minutes: anyone could lock any
@@ -117,6 +119,9 @@ class LoginThrottle:
     def _account(self, username: str) -> Bucket:
         return Bucket(f"login:user:{username}", *self._per_username)
 
+    def _slow(self, username: str, address: str) -> Bucket:
+        return Bucket(f"login:slow:{username}:{address_key(address)}", 1.0, self._per_pair[1])
+
     async def attempt(self, username: str, address: str) -> tuple[str, float]:
         """Take one attempt before any secret is checked: ("", 0) if taken, else ("address" or
         "username", seconds to wait) for the bound that refuses, and nothing taken. An attempt
@@ -135,15 +140,12 @@ class LoginThrottle:
             return "address", max(taken.retry_after, 0.001)
         if taken.levels[1] < 1.0:
             return "username", max(taken.retry_after, 0.001)
-        # Only the account's bucket for all addresses is empty: an address with no failures for
-        # it gets one attempt, paying its whole bucket for the account (atomic: two sent at
-        # once from one address do not both find it full).
-        whole = await rl.take([pair], pair.capacity, Mode.TAKE)
-        if not whole.ok:
-            return "username", max(whole.retry_after, 0.001)
-        if not (await rl.take([addr], 1.0, Mode.TAKE)).ok:  # the address ran out meanwhile
-            await rl.take([pair], pair.capacity, Mode.REFUND)
-            return "address", max(addr.window / addr.capacity, 0.001)
+        # Only the account's bucket for all addresses is empty: under attack, each address gets
+        # one failure per window (its slow bucket), taken with the others at once (atomic: two
+        # sent together from one address do not both pass).
+        slow = await rl.take([addr, pair, self._slow(username, address)], 1.0, Mode.TAKE)
+        if not slow.ok:
+            return ("address" if slow.levels[0] < 1.0 else "username"), max(slow.retry_after, 0.001)
         return "", 0.0
 
     async def challenge_try(self, challenge_id: int, tries: int, ttl_seconds: float) -> bool:
@@ -155,16 +157,19 @@ class LoginThrottle:
 
     async def refund(self, username: str, address: str) -> None:
         """The attempt succeeded: it does not count (a right password to change it, say)."""
+        # Not the account's count from every address: under attack the attempt did not take
+        # from it, and a token given back there would be one more guess for the attacker. It
+        # counts attempts (100 a window by default) and only slows: successes pass anyway.
         await self.tao.rate_limits.take([self._address(address), self._pair(username, address),
-                                         self._account(username)], 1.0, Mode.REFUND)
+                                         self._slow(username, address)], 1.0, Mode.REFUND)
 
     async def record_success(self, username: str, address: str) -> None:
         """A log-in completed: its attempt is given back to the address and the account's bucket
         for this address refills (the address's count is not a secret a client can clear by
         logging in; nor is the account's count from every address, which a log-in of the owner
         in the middle of an attack would otherwise hand back to the attacker)."""
-        await self.tao.rate_limits.take([self._address(address), self._account(username)], 1.0, Mode.REFUND)
-        await self.tao.rate_limits.reset([self._pair(username, address).key])
+        await self.tao.rate_limits.take([self._address(address)], 1.0, Mode.REFUND)
+        await self.tao.rate_limits.reset([self._pair(username, address).key, self._slow(username, address).key])
 
 
 class Action(enum.Enum):

@@ -61,10 +61,11 @@ async def test_a_spread_out_attack_slows_to_one_guess_per_address_and_the_owner_
     for bot in bots:  # 2 failures each: no address reaches 3, together they reach 6
         for _ in range(2):
             assert await _log_in(gql, throttle, WRONG, bot) == "INVALID_CREDENTIALS"
-    # under attack: an address with failures for the account gets no more attempts now,
+    # under attack: each address gets one more failure per window, not three,
     for bot in bots:
+        assert await _log_in(gql, throttle, WRONG, bot) == "INVALID_CREDENTIALS"
         assert await _log_in(gql, throttle, WRONG, bot) == "TOO_MANY_ATTEMPTS"
-    # a fresh one gets exactly one, whether the guesses come one by one or at once,
+    # a fresh one too, whether the guesses come one by one or at once,
     fresh = "192.0.2.50"
     assert await _log_in(gql, throttle, WRONG, fresh) == "INVALID_CREDENTIALS"
     assert await _log_in(gql, throttle, WRONG, fresh) == "TOO_MANY_ATTEMPTS"
@@ -78,6 +79,39 @@ async def test_a_spread_out_attack_slows_to_one_guess_per_address_and_the_owner_
     # other accounts are untouched
     await gql.ok(SIGN_UP, {"i": {"username": "bob", "password": RIGHT, "fullName": "Bob"}})
     assert await _log_in(gql, throttle, RIGHT, bots[0], username="bob") == "ok"
+
+
+
+async def test_under_attack_the_owner_with_two_factor_still_logs_in(gql, ada):
+    """The right password from an address under the slowed regime, then the code: both steps
+    pass (the password gives its token back). A wrong code spends the address's one try."""
+    from resolvers.two_factor import do_complete_log_in
+    from tests.resolvers.test_two_factor import enrol, later_code
+
+    auth = gql.tao.settings.auth
+    auth.login_failures_per_username, auth.login_failures_per_username_total = 3, 4
+    throttle = LoginThrottle(gql.tao, auth)
+    token = (await do_log_in(gql.tao, "ada", RIGHT, client=Client(address="198.51.100.4"))).token
+    totp, _ = await enrol(gql, token, RIGHT)
+    for bot in ("192.0.2.1", "192.0.2.2", "192.0.2.3"):  # past the 4 attempts of every address together
+        for _ in range(2):
+            assert await _log_in(gql, throttle, WRONG, bot) in ("INVALID_CREDENTIALS", "TOO_MANY_ATTEMPTS")
+    assert await _log_in(gql, throttle, WRONG, "192.0.2.3") == "TOO_MANY_ATTEMPTS"  # slowed
+    owner = "198.51.100.4"
+    first = await do_log_in(gql.tao, "ada", RIGHT, throttle=throttle, client=Client(address=owner))
+    assert first.challenge
+    user, session = await do_complete_log_in(gql.tao, first.challenge, later_code(totp), throttle=throttle,
+                                             address=owner)
+    assert user.username == "ada" and session
+    # someone who has the password gets one code per address per window, not a challenge's five
+    attacker = "203.0.113.77"
+    second = await do_log_in(gql.tao, "ada", RIGHT, throttle=throttle, client=Client(address=attacker))
+    with pytest.raises(UserError) as first_wrong:
+        await do_complete_log_in(gql.tao, second.challenge, "000000", throttle=throttle, address=attacker)
+    assert first_wrong.value.code.value == "INVALID_CODE"
+    with pytest.raises(UserError) as second_wrong:
+        await do_complete_log_in(gql.tao, second.challenge, "111111", throttle=throttle, address=attacker)
+    assert second_wrong.value.code.value == "TOO_MANY_ATTEMPTS"
 
 
 PASSWORD = """mutation($i: AccountPasswordChangeInput!) { changePassword(input: $i) { errors { code } } }"""
