@@ -27,6 +27,7 @@ from resolvers.usernames import (
     CHECK_JOB,
     CLAIM_CHECK_MS,
     HOLD_JOB,
+    SKELETON_KEYS,
     USERNAME_KEYS,
     claim_skeleton,
     confirm_claims,
@@ -215,6 +216,13 @@ async def _rename(tao: Tao, viewer: int, username: str, changes: dict[str, Any],
             raise
         if new_key != old_key:
             if new_key not in holds:  # a new claim: checked later, whatever becomes of this request
+                # ...unless the name is visibly another's: each refused rename queued a job.
+                if (await tao.key_get_many(USERNAME_KEYS, [new_key])).get(new_key) not in (None, viewer):
+                    raise UserError(ProfileErrorCode.USERNAME_TAKEN, f"The username {username!r} is not "
+                                    "available; pick another.", "username")
+                skel = skeleton(username)
+                if (await tao.key_get_many(SKELETON_KEYS, [skel])).get(skel) not in (None, viewer):
+                    raise UserError(ProfileErrorCode.USERNAME_TAKEN, similar_error_message(username), "username")
                 await tao.enqueue(viewer, CHECK_JOB, {"user": viewer, "name": username}, delay_ms=CLAIM_CHECK_MS)
             if not await tao.key_claim(USERNAME_KEYS, new_key, viewer):
                 raise UserError(ProfileErrorCode.USERNAME_TAKEN, f"The username {username!r} is not available; "

@@ -73,6 +73,8 @@ async def test_concurrent_renames_without_a_hold_free_every_name_but_the_last(gq
     bears = (await _user_data(gql, uid))["username"]
     claims = await _claims(gql, ["ada", *names])
     assert {n: h for n, h in claims.items() if h is not None} == {bears.lower(): uid}
+    skeletons = await gql.tao.key_get_many(SKELETON_KEYS, [skeleton(n) for n in ["ada", *names]])
+    assert skeletons == {skeleton(bears): uid}  # a rename's re-check re-claimed one renamed away from (probe)
     for name in ["ada", *names]:  # and anyone may take them, at once
         if name != bears:
             assert (await _sign_up(gql, name))["errors"] == []
@@ -211,3 +213,40 @@ async def test_the_owner_logs_in_by_a_name_the_account_holds(gql):
         assert [e["code"] for e in (await gql.ok(wrong))["logIn"]["errors"]] == ["INVALID_CREDENTIALS"]
     p = (await gql.ok(LOG_IN, {"u": "not_ada_anymore"}))["logIn"]
     assert [e["code"] for e in p["errors"]] == ["TOO_MANY_ATTEMPTS"]
+
+
+async def test_renames_to_taken_names_queue_no_jobs(gql):
+    """A rename queues its claim's check before it claims: one to a name another account holds
+    queued a job each time it was refused (probe: an account could fill the outbox with them, a
+    thousand a minute within its cost budget). A name that is visibly taken is refused first."""
+    from tao.testing import TaoTestHooks as hooks
+
+    await gql.sign_up("bob")
+    token, _ = await gql.sign_up("ada")
+    for name in ["BOB", "b0b"] * 10:  # taken, and a look-alike of a taken one
+        p = (await gql.ok(RENAME, {"u": name}, token))["updateProfile"]
+        assert [e["code"] for e in p["errors"]] == ["USERNAME_TAKEN"]
+    queued = 0
+    for shard in range(gql.tao.n_shards):
+        async with hooks(gql.tao).read(shard) as conn:
+            queued += (await conn.fetchall("SELECT COUNT(*) FROM {outbox} WHERE handler = %s",
+                                           ("usernames.check_claim",)))[0][0]
+    assert queued == 0
+
+
+async def test_a_rename_s_late_check_does_not_reclaim_a_name_renamed_away_from(gql):
+    """The interleaving behind a rare leak of eight renames at once (probe): rename A writes
+    "ada_5"; rename B renames from it and, with no hold, releases it; then A's check that its
+    name is still claimed ran and claimed it again, for good, for an account bearing another."""
+    from resolvers.usernames import confirm_claims
+    from resolvers.users import do_update_profile
+
+    gql.tao.settings.auth.username_hold_seconds = 0
+    _, gid = await gql.sign_up("ada")
+    uid = store_id(gid)
+    await do_update_profile(gql.tao, uid, username="ada_5")  # A's write
+    await do_update_profile(gql.tao, uid, username="ada_7")  # B: from ada_5, released at once
+    await confirm_claims(gql.tao, uid, "ada_5")  # A's check, late
+    assert await _claims(gql, ["ada_5", "ada_7"]) == {"ada_5": None, "ada_7": uid}
+    assert await gql.tao.key_get_many(SKELETON_KEYS, [skeleton("ada_5"), skeleton("ada_7")]) == {"ada_7": uid}
+    assert (await _sign_up(gql, "ada_5"))["errors"] == []
