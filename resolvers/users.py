@@ -197,8 +197,9 @@ async def _rename(tao: Tao, viewer: int, username: str, changes: dict[str, Any],
     USER read here, retried on a conflict, so of two renames at once the second renames from the
     first's name (held in turn) instead of both releasing the first name: before the sixteenth
     session the loser's name stayed claimed for good by nobody. The old name is held
-    (`resolvers.usernames`): released by a job at the hold's end, never here; a claim whose
-    rename does not complete is released by the job committed before it was claimed."""
+    (`resolvers.usernames`) and released by a job at the hold's end (here only with no hold,
+    through `release_if_unused`, which releases nothing the account bears or holds); a claim
+    whose rename does not complete is released by the job committed before it was claimed."""
     hold_ms = tao.settings.auth.username_hold_seconds * 1000
     new_key = normalize_username(username)
     claimed = False  # by this request, in an earlier try
