@@ -60,7 +60,7 @@ from config.observability import metrics as obs_metrics
 from config.observability import setup_process, traces
 from config.observability.requests import observe_operation, observe_rejection
 from config.runtime import tune_gc
-from config.settings import DEV_CURSOR_KEY, DEV_MESSAGE_KEY
+from config.settings import DEV_CURSOR_KEY, DEV_MEDIA_SIGNING_KEY, DEV_MESSAGE_KEY
 from graphql_http import GRAPHQL_RESPONSE, RESPONSE_TYPE, GraphQLOverHTTPView, load_persisted_documents
 from http_errors import (
     MAX_REQUEST_BODY,
@@ -415,10 +415,24 @@ def check_cursor_keys(settings: Settings) -> None:
                           "base64>\" }') and server.cursor_key (see docs/graphql.md, \"Cursor keys\")")
 
 
+def check_media_signing_key(settings: Settings) -> None:
+    """The local object store's URLs (every upload, original and data-export archive) are signed
+    with `media.signing_key`: refuse to start with the built-in one where the messages have real
+    keys (a production config that forgot it would let anyone sign a URL to any stored object,
+    an `exports/<user id>/<export id>.zip` among them: ids are not secrets)."""
+    media = settings.media
+    if (media.backend == "local" and media.signing_key == DEV_MEDIA_SIGNING_KEY
+            and settings.messages.encryption_keys.get(settings.messages.active_key) != DEV_MESSAGE_KEY):
+        raise ConfigError("media.signing_key is the built-in development key, but the messages have their own keys: "
+                          "set media.signing_key (TAOGRAM_MEDIA__SIGNING_KEY, 32+ random bytes) for the local store's "
+                          "signed URLs (see docs/media.md)")
+
+
 def create_app(settings: Settings | None = None) -> web.Application:
     settings = settings or load_settings()
     check_keys(settings.messages)  # a misconfigured key fails the start, not the first send
     check_cursor_keys(settings)
+    check_media_signing_key(settings)
     _version()  # /version answers from the cache
     app = web.Application(client_max_size=MAX_REQUEST_BODY, middlewares=[transport_errors])
     app[SETTINGS_KEY] = settings

@@ -172,14 +172,14 @@ async def run_worker(config: Path) -> dict:
 async def one_account(tao: Any, media: Any, settings: Settings, config: Path, name: str, posts: int, likes: int,
                       followers: int, media_mb: int, files: int) -> dict:
     from resolvers.account_data.deletion import do_delete_account
-    from resolvers.account_data.export import DataExportFormat, do_request_data_export
+    from resolvers.account_data.export import DataExportFormat, start_data_export
     from resolvers.account_data.residue import find_residue
     log(f"{name}: seeding {posts} posts, {likes} likes, {followers} followers, {media_mb} MB media ...")
     t0 = time.perf_counter()
     user = await seed(tao, media, name, posts, likes, followers, media_mb, files)
     seeded = time.perf_counter() - t0
     log(f"{name}: seeded in {seeded:.0f} s; exporting ...")
-    await do_request_data_export(tao, user, DataExportFormat.JSON)
+    await start_data_export(tao, user, DataExportFormat.JSON)
     export = await run_worker(config)
     state = (await tao.obj_get([user]))[user].data["export"]
     export |= {"status": state["status"], "archive_mb": round(state["bytes"] / 2**20, 1), "parts": state["parts"]}

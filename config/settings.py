@@ -192,6 +192,9 @@ class JobSettings(_Section):
         return self
 
 
+DEV_MEDIA_SIGNING_KEY = "dev-only-change-me"
+
+
 class MediaSettings(_Section):
     backend: MediaBackend = Field(MediaBackend.LOCAL, strict=False)  # the enum from its value's string
     local_dir: str = "var/media"
@@ -200,8 +203,10 @@ class MediaSettings(_Section):
     s3_bucket: str = "taogram-media"
     s3_access_key: str = ""
     s3_secret_key: str = ""
-    # Signing key for the local store's URLs (and the app's own media URLs).
-    signing_key: str = "dev-only-change-me"
+    # Signing key for the local store's URLs (and the app's own media URLs). With the local
+    # backend the server refuses to start on the built-in one where the messages have real keys
+    # (server.check_media_signing_key): anyone could sign a URL to any stored object.
+    signing_key: str = DEV_MEDIA_SIGNING_KEY
     url_ttl_seconds: Count = 3600
     cdn_base_url: str = ""
     # Upload part size (S3 itself needs at least 5 MiB for every part but the last).
@@ -469,13 +474,26 @@ class AuthSettings(_Section):
     # threads: one argon2id check is ~0.1 s of CPU, so a flood of log-ins must queue rather
     # than take every core from the event loop.
     password_hash_workers: Annotated[int, _range(1, 64)] = 1
-    # Failed log-ins allowed per window, per username and per client address (the address
-    # bound stops floods of unknown or varied usernames); then TOO_MANY_ATTEMPTS until the window passes.
+    # Failed log-ins allowed per window (resolvers.throttle.LoginThrottle):
+    # - per account from one client address (an IPv6 /64): then that address is refused for
+    #   that account (TOO_MANY_ATTEMPTS) until it refills; other addresses are not;
+    # - per account from every address together: past it the account is under a spread-out
+    #   attack and slows, it never locks: each address gets one failure per window (the owner's
+    #   right password still passes); it counts attempts, successes are not given back;
+    # - per client address, over any usernames (stops floods of unknown or varied usernames).
     login_failures_per_username: Count = 10
+    login_failures_per_username_total: Count = 100
     login_failures_per_address: Count = 50
     login_window_seconds: Count = 15 * 60
     # Every bound above is a token bucket shared by all processes (tao.rate_limits): `N` failures
     # at once, then one more per window/N.
+    # A renamed account's old username stays its own this long (seconds; Instagram: 14 days):
+    # nobody else can take it meanwhile (to pose as the account to its followers), and the owner
+    # can take it back. 0: free at once.
+    username_hold_seconds: Annotated[int, _range(0, 365 * 24 * 3600)] = 14 * 24 * 3600
+    # Names one account may hold at once, i.e. renames per hold period (Instagram: 2 in 14 days);
+    # then USERNAME_CHANGE_LIMIT until the oldest hold ends (taking a held name back is allowed).
+    username_changes_per_hold: Annotated[int, _range(1, 100)] = 2
     # A session's `lastUsedAt` is written at most this often (seconds), not on every request.
     session_touch_seconds: Count = 60
     # Two-factor log-in (TOTP, RFC 6238): the issuer shown by authenticator apps, how long the

@@ -21,7 +21,8 @@ Invariants:
   from a device the account never used notifies it (`NEW_DEVICE_LOGIN`, in the session's write).
 - With two-factor log-in on (`resolvers.two_factor`), a correct password opens no session: it
   answers a short-lived challenge, and `completeLogIn` with a code opens the session.
-- Changing the password ends every other session of the account.
+- Changing the password ends every other session of the account, and deletes a ready data
+  export's archive (its signed URL stops working; so does ending other sessions).
 """
 
 from __future__ import annotations
@@ -43,16 +44,15 @@ from resolvers.job_context import JobContext
 from resolvers.passwords import hash_password, verify_password
 from resolvers.records import AuthSession, User, record_of
 from resolvers.search.indexer import index_jobs
-from resolvers.text_rules import name_refused
+from resolvers.text_rules import is_blank, name_refused
 from resolvers.throttle import LoginThrottle
-from resolvers.usernames import SKELETON_KEYS, claim_skeleton, similar_error_message, skeleton
+from resolvers.usernames import SKELETON_KEYS, USERNAME_KEYS, claim_skeleton, similar_error_message, skeleton
 from tao import ObjectNotFoundError, Tao
 
 if TYPE_CHECKING:
     from resolvers.context import RequestContext
 
 TOKEN_PREFIX = "tgs_"
-USERNAME_KEYS = "username"  # the unique-key namespace: lower-cased username -> USER id
 END_SESSION_JOB = "accounts.end_session"
 # `\Z`, not `$`: `$` also matches before a final newline, and "ada\n" was a second account that
 # every client showed as "ada" (found by probe3).
@@ -114,11 +114,12 @@ def validate_username(username: str, field: str = "username") -> str:
 def validate_full_name(full_name: str, field: str = "fullName") -> str:
     full_name = full_name.strip()
     # What a name must not hold: resolvers.text_rules (only C0 controls were refused before probe3).
-    if len(full_name) > FULL_NAME_MAX or name_refused(full_name):
+    # Empty is fine (no name shown); made only of invisible characters it showed as nothing.
+    if len(full_name) > FULL_NAME_MAX or name_refused(full_name) or (full_name and is_blank(full_name)):
         raise UserError(
             AccountErrorCode.FULL_NAME_INVALID,
             f"A full name is at most {FULL_NAME_MAX} characters, without control characters, line "
-            "separators or text-direction overrides.",
+            "separators or text-direction overrides, and not only invisible characters.",
             field,
         )
     return full_name
@@ -154,7 +155,8 @@ async def do_sign_up(tao: Tao, username: str, password: str, full_name: str,
     key = normalize_username(username)
     taken = UserError(AccountErrorCode.USERNAME_TAKEN, f"The username {username!r} is taken; pick another.", "username")
     similar = UserError(AccountErrorCode.USERNAME_TAKEN, similar_error_message(username), "username")
-    if await ctx.loaders.user_id_by_username.load(key) is not None:
+    # The claim itself, not the loader: a name held after a rename resolves to nobody but is taken.
+    if (await tao.key_get_many(USERNAME_KEYS, [key])).get(key) is not None:
         raise taken
     if (await tao.key_get_many(SKELETON_KEYS, [skeleton(username)])).get(skeleton(username)) is not None:
         raise similar
@@ -185,20 +187,28 @@ def _too_many(what: str, wait: float) -> UserError:
     )
 
 
-async def take_attempt(throttle: LoginThrottle | None, username: str, address: str) -> None:
-    """Count an attempt of the account and the address before any secret is checked (it stays
-    counted, as a failure, unless `attempt_succeeded` gives it back); TOO_MANY_ATTEMPTS, with
-    nothing counted, while either is throttled."""
+def throttle_key(who: User | str) -> str:
+    """What the log-in throttle counts an account's failures under: the account's id once it is
+    known (`#<id>`: a username cannot hold `#`), else the name typed at log-in. Keyed by the
+    username, a stolen session renamed the account between rounds of password guesses (through
+    `changePassword`, `deleteAccount`, ...) and each new name had a fresh budget."""
+    return f"#{who.id}" if isinstance(who, User) else normalize_username(who)[:64]
+
+
+async def take_attempt(throttle: LoginThrottle | None, who: User | str, address: str) -> None:
+    """Count an attempt of the account (`throttle_key`) and the address before any secret is
+    checked (it stays counted, as a failure, unless `attempt_succeeded` gives it back);
+    TOO_MANY_ATTEMPTS, with nothing counted, while either is throttled."""
     if throttle is not None:
-        what, wait = await throttle.attempt(normalize_username(username)[:64], address)
+        what, wait = await throttle.attempt(throttle_key(who), address)
         if wait > 0:
             raise _too_many(what, wait)
 
 
-async def attempt_succeeded(throttle: LoginThrottle | None, username: str, address: str) -> None:
+async def attempt_succeeded(throttle: LoginThrottle | None, who: User | str, address: str) -> None:
     """The secret was right: the attempt `take_attempt` counted does not count."""
     if throttle is not None:
-        await throttle.refund(normalize_username(username)[:64], address)
+        await throttle.refund(throttle_key(who), address)
 
 
 async def do_log_in(tao: Tao, username: str, password: str, *, throttle: LoginThrottle | None = None,
@@ -206,14 +216,17 @@ async def do_log_in(tao: Tao, username: str, password: str, *, throttle: LoginTh
     """Check the credentials and open a session (with two-factor on: a challenge instead). With
     a `throttle`, failed attempts count against the account and the client's address."""
     ctx = acting_as(tao, None)
-    key, address = normalize_username(username)[:64], client.address
-    await take_attempt(throttle, username, address)
+    address = client.address
     user_id = None
     if USERNAME_RE.match(username):
-        user_id = await ctx.loaders.user_id_by_username.load(normalize_username(username))
+        # The claim, not `user_id_by_username`: a name the account holds after a rename is its
+        # own alone, and its owner (who may not know a name a stolen session gave it) logs in by it.
+        key = normalize_username(username)
+        user_id = (await tao.key_get_many(USERNAME_KEYS, [key])).get(key)
     user = await ctx.loaders.object_by_id.load(user_id) if user_id is not None else None
     if not isinstance(user, User):
         user = None
+    await take_attempt(throttle, user or username, address)  # the account's count, whatever its name now
     stored = user.password_hash if user is not None else None
     if not await verify_password(ctx.settings.auth, stored, password):
         raise UserError(AccountErrorCode.INVALID_CREDENTIALS, "Wrong username or password.", None)  # counted
@@ -227,10 +240,10 @@ async def do_log_in(tao: Tao, username: str, password: str, *, throttle: LoginTh
         # until the second succeeds (resolvers.two_factor).
         from resolvers.two_factor import create_challenge  # it builds on this module
         challenge, expires_at = await create_challenge(tao, user, device, address)
-        await attempt_succeeded(throttle, username, address)
+        await attempt_succeeded(throttle, user, address)
         return LogInResult(user, challenge=challenge, challenge_expires_at=expires_at)
     if throttle is not None:
-        await throttle.record_success(key, address)
+        await throttle.record_success(throttle_key(user), address)
     token = await open_session(tao, user.id, device, address, password=password_tag(stored))
     return LogInResult(user, token=token)
 
@@ -333,6 +346,9 @@ async def end_other_sessions(tao: Tao, user_id: int, keep: int | None, *, publis
     # any subscription not bound to a session (stored before they were) goes now.
     from resolvers.notifications.push import forget_sessions  # notifications read sessions through this module
     await forget_sessions(tao, user_id, keep=keep, others=True)
+    # And a download link any of them may have taken: a ready export's archive is deleted.
+    from resolvers.account_data.export import revoke_export  # account data builds on this module
+    await revoke_export(tao, user_id)
     if publish:
         await publish_ended(tao, user_id, ended)
     return ended
@@ -349,10 +365,10 @@ async def check_own_password(tao: Tao, user: User, password: str, throttle: Logi
                              address: str, field: str) -> None:
     """For actions that ask the account's password again (change it, two-factor): the same
     throttle as log-ins; a wrong password counts as a failed log-in of the account."""
-    await take_attempt(throttle, user.username, address)
+    await take_attempt(throttle, user, address)
     if not await verify_password(tao.settings.auth, user.password_hash, password):
         raise UserError(AccountErrorCode.INVALID_CREDENTIALS, "The password is wrong.", field)  # counted
-    await attempt_succeeded(throttle, user.username, address)
+    await attempt_succeeded(throttle, user, address)
 
 
 async def do_change_password(tao: Tao, actor_id: int, session_id: int | None, current_password: str,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from resolvers import accounts, block_cleanup, comments, dormant, media, posts, realtime, two_factor
+from resolvers import accounts, block_cleanup, comments, dormant, media, posts, realtime, two_factor, usernames
 from resolvers.account_data import deletion as account_deletion
 from resolvers.account_data import export as account_export
 from resolvers.explore.jobs import HANDLERS as EXPLORE_HANDLERS
@@ -57,6 +57,9 @@ HANDLERS: dict[str, JobHandler] = {
     account_deletion.PURGE_JOB: account_deletion.purge_job,
     account_deletion.FORGET_JOB: account_deletion.forget_job,
     account_export.EXPORT_JOB: account_export.export_job,
+    account_export.DISCARD_JOB: account_export.discard_export_job,
+    usernames.HOLD_JOB: usernames.release_job,
+    usernames.CHECK_JOB: usernames.release_job,
 }
 
 

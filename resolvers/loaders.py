@@ -24,7 +24,7 @@ from functools import cached_property
 from typing import Any
 
 from resolvers.errors import domain_error
-from resolvers.records import record_of
+from resolvers.records import User, record_of
 from tao import Assoc, Obj, Tao
 from tao.types import REGISTRY
 
@@ -267,10 +267,23 @@ class ObjectByIdLoader(_StoreLoader):
 
 
 class UserIdByUsernameLoader(_StoreLoader):
-    """lower-cased username -> user id, or None (`key_get_many("username", ...)`)."""
+    """lower-cased username -> user id, or None (`key_get_many("username", ...)`). A name that
+    an account holds after renaming away from it (`resolvers.usernames`) resolves to nobody:
+    the holder is read (through `object_by_id`, which the caller reads next anyway) and must
+    still bear the name."""
 
     async def batch_load_fn(self, keys: list[str]) -> list[int | None]:
-        return _each(await self.tao.key_get_many("username", list(keys), errors="return"), keys)
+        ids = _each(await self.tao.key_get_many("username", list(keys), errors="return"), keys)
+        found = [i for i in ids if isinstance(i, int)]
+        users = dict(zip(found, await self.loaders.object_by_id.load_each(found), strict=True))
+        out: list = []
+        for key, uid in zip(keys, ids, strict=True):
+            if isinstance(uid, int):
+                user = users.get(uid)
+                if not isinstance(user, Exception) and not (isinstance(user, User) and user.username.lower() == key):
+                    uid = None  # held after a rename, or the account is gone (a failed read: as it was)
+            out.append(uid)
+        return out
 
 
 class AssocByKeyLoader(_StoreLoader):

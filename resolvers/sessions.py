@@ -44,18 +44,23 @@ async def list_sessions(tao: Tao, user_id: int, limit: int = MAX_LISTED) -> list
 
 
 async def do_revoke_session(tao: Tao, actor_id: int, session_id: int, *, throttle: LoginThrottle | None = None,
-                            address: str = "anonymous") -> None:
-    """End one of the actor's sessions (their current one included: that is a log-out)."""
+                            address: str = "anonymous", current: int | None = None) -> None:
+    """End one of the actor's sessions (their current one included: that is a log-out). Ending
+    another one (`current` is the request's) also deletes a ready data export's archive: that
+    session may have taken its signed URL."""
     user = record_of((await tao.obj_get([actor_id]))[actor_id])
     assert isinstance(user, User)
-    await take_attempt(throttle, user.username, address)
+    await take_attempt(throttle, user, address)
     session = record_of(obj) if (obj := (await tao.obj_get([session_id])).get(session_id)) is not None else None
     if not isinstance(session, AuthSession) or session.user_id != actor_id:
         raise UserError(AccountErrorCode.SESSION_NOT_FOUND,  # counted as a failed log-in
                         "You have no session with this id: pick one from `viewer { sessions }`.", "id")
-    await attempt_succeeded(throttle, user.username, address)
+    await attempt_succeeded(throttle, user, address)
     await end_session(tao, actor_id, session_id)
     await publish_ended(tao, actor_id, [session_id])
+    if session_id != current:
+        from resolvers.account_data.export import revoke_export  # account data builds on accounts
+        await revoke_export(tao, actor_id)
 
 
 async def do_revoke_other_sessions(tao: Tao, actor_id: int, keep: int | None) -> int:

@@ -5,7 +5,8 @@ Every one is a set of token buckets in `tao.rate_limits`: shared by every server
 through Redis when the broker is Redis, in process memory in the embedded default. So N server
 processes give one budget, not N.
 
-- `LoginThrottle`: failures per username and per client address, `AuthSettings.login_*`. An
+- `LoginThrottle`: failures per client address, per account from one address, and per account
+  from every address (this one slows an attack, it never locks the owner out), `AuthSettings.login_*`. An
   attempt takes its token before any secret is checked (so a burst sent at once is bounded
   too) and a success gives it back; a refused attempt checks no password; a completed log-in
   also refills its username's bucket (never the address's: its count is not a secret a client
@@ -139,33 +140,69 @@ def wait_text(seconds: float) -> str:
 
 
 class LoginThrottle:
-    """Failed log-ins counted per username and per client address in shared buckets; either one
-    empty refuses further attempts until it refills one token."""
+    """Failed log-ins counted in shared buckets, so that a stranger can neither guess a password
+    without bound nor lock its owner out:
+
+    - per client address (`login:addr:<address>`, `login_failures_per_address`): any accounts;
+    - per account *from one address* (`login:user:<account>:<address>`,
+      `login_failures_per_username`): empty, that address is refused for that account only;
+    - per account from everywhere (`login:user:<account>`, `login_failures_per_username_total`,
+      much higher). Empty, the account is under a spread-out attack: it slows, it does not lock.
+      An attempt then also takes the one token of the address's slow bucket for the account
+      (`login:slow:<account>:<address>`, one per window): one failure per address per window
+      instead of ten, while the owner, from their own network, still logs in with the right
+      password (a success gives the token back, so a two-factor log-in's second step passes too).
+
+    `<account>` is `accounts.throttle_key`: the account's id once known, else the typed name.
+
+    Until the sixteenth session the account's bucket counted every address together and its
+    10 failures refused the right password from anywhere for 15 minutes: anyone could lock any
+    account out (`tests/resolvers/test_login_lockout.py`)."""
 
     def __init__(self, tao: Tao, auth: AuthSettings) -> None:
         self.tao = tao
         window = float(auth.login_window_seconds)
-        self._per_username = float(auth.login_failures_per_username), window
+        self._per_pair = float(auth.login_failures_per_username), window
+        self._per_username = float(auth.login_failures_per_username_total), window
         self._per_address = float(auth.login_failures_per_address), window
 
-    def _buckets(self, username: str, address: str) -> list[Bucket]:
-        return [Bucket(f"login:addr:{address_key(address)}", *self._per_address),
-                Bucket(f"login:user:{username}", *self._per_username)]
+    def _address(self, address: str) -> Bucket:
+        return Bucket(f"login:addr:{address_key(address)}", *self._per_address)
+
+    def _pair(self, username: str, address: str) -> Bucket:
+        return Bucket(f"login:user:{username}:{address_key(address)}", *self._per_pair)
+
+    def _account(self, username: str) -> Bucket:
+        return Bucket(f"login:user:{username}", *self._per_username)
+
+    def _slow(self, username: str, address: str) -> Bucket:
+        return Bucket(f"login:slow:{username}:{address_key(address)}", 1.0, self._per_pair[1])
 
     async def attempt(self, username: str, address: str) -> tuple[str, float]:
-        """Take one attempt from both buckets before any secret is checked: ("", 0) if taken,
-        else ("address" or "username", seconds to wait) for the bound that refuses, and nothing
-        taken. An attempt counts as a failure unless `refund` or `record_success` gives it back.
+        """Take one attempt before any secret is checked: ("", 0) if taken, else ("address" or
+        "username", seconds to wait) for the bound that refuses, and nothing taken. An attempt
+        counts as a failure unless `refund` or `record_success` gives it back.
 
         Taking first makes the bound hold under concurrency: the check used to be a peek, and a
         failure was counted only once its password check had run, so a burst of N guesses sent
         at once all passed the peek and ran N checks, whatever the limit (probe: 30 at once for
         a limit of 10 ran 30)."""
-        taken = await self.tao.rate_limits.take(self._buckets(username, address), 1.0, Mode.TAKE)
+        addr, pair, account = self._address(address), self._pair(username, address), self._account(username)
+        rl = self.tao.rate_limits
+        taken = await rl.take([addr, pair, account], 1.0, Mode.TAKE)
         if taken.ok:
             return "", 0.0
-        what = "address" if taken.levels[0] < 1.0 else "username"
-        return what, max(taken.retry_after, 0.001)
+        if taken.levels[0] < 1.0:
+            return "address", max(taken.retry_after, 0.001)
+        if taken.levels[1] < 1.0:
+            return "username", max(taken.retry_after, 0.001)
+        # Only the account's bucket for all addresses is empty: under attack, each address gets
+        # one failure per window (its slow bucket), taken with the others at once (atomic: two
+        # sent together from one address do not both pass).
+        slow = await rl.take([addr, pair, self._slow(username, address)], 1.0, Mode.TAKE)
+        if not slow.ok:
+            return ("address" if slow.levels[0] < 1.0 else "username"), max(slow.retry_after, 0.001)
+        return "", 0.0
 
     async def challenge_try(self, challenge_id: int, tries: int, ttl_seconds: float) -> bool:
         """Take one of a two-factor challenge's `tries` (False: none left). A bucket of its own,
@@ -176,13 +213,19 @@ class LoginThrottle:
 
     async def refund(self, username: str, address: str) -> None:
         """The attempt succeeded: it does not count (a right password to change it, say)."""
-        await self.tao.rate_limits.take(self._buckets(username, address), 1.0, Mode.REFUND)
+        # Not the account's count from every address: under attack the attempt did not take
+        # from it, and a token given back there would be one more guess for the attacker. It
+        # counts attempts (100 a window by default) and only slows: successes pass anyway.
+        await self.tao.rate_limits.take([self._address(address), self._pair(username, address),
+                                         self._slow(username, address)], 1.0, Mode.REFUND)
 
     async def record_success(self, username: str, address: str) -> None:
         """A log-in completed: its attempt is given back to the address and the account's bucket
-        refills (the address's count is not a secret a client can clear by logging in)."""
-        await self.tao.rate_limits.take(self._buckets(username, address)[:1], 1.0, Mode.REFUND)
-        await self.tao.rate_limits.reset([f"login:user:{username}"])
+        for this address refills (the address's count is not a secret a client can clear by
+        logging in; nor is the account's count from every address, which a log-in of the owner
+        in the middle of an attack would otherwise hand back to the attacker)."""
+        await self.tao.rate_limits.take([self._address(address)], 1.0, Mode.REFUND)
+        await self.tao.rate_limits.reset([self._pair(username, address).key, self._slow(username, address).key])
 
 
 class Action(enum.Enum):

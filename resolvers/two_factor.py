@@ -45,10 +45,10 @@ from resolvers.accounts import (
     AccountErrorCode,
     attempt_succeeded,
     check_own_password,
-    normalize_username,
     open_session,
     password_tag,
     take_attempt,
+    throttle_key,
     token_hash,
 )
 from resolvers.devices import Device
@@ -163,13 +163,13 @@ async def do_confirm_two_factor(tao: Tao, actor_id: int, session_id: int, code: 
                         AccountErrorCode.TWO_FACTOR_ALREADY_ENABLED,
                         "Start with `startTwoFactor` (it gives the secret for your authenticator app)."
                         if tf is None else "Two-factor log-in is already on.", None)
-    await take_attempt(throttle, user.username, address)
+    await take_attempt(throttle, user, address)
     step = _matching_step(tf, code)
     if step is None or not await _accept_step(tao, user, step, session_id):
         raise UserError(AccountErrorCode.INVALID_CODE,  # counted as a failed log-in
                         "The code is wrong or already used: enter the current code from your authenticator app.",
                         "code")
-    await attempt_succeeded(throttle, user.username, address)
+    await attempt_succeeded(throttle, user, address)
     codes = _new_codes()
     hashes = [await hash_password(tao.settings.auth, c) for c in codes]
     stored = tuple(RecoveryCode(c[:HINT], h, False) for c, h in zip(codes, hashes))
@@ -256,8 +256,7 @@ async def do_complete_log_in(tao: Tao, challenge: str, code: str, *, throttle: L
         # (it could be finished with a code or a recovery code before probe3).
         await tao.obj_delete(cid)
         raise invalid
-    username = normalize_username(user.username)[:64]
-    await take_attempt(throttle, user.username, address)
+    await take_attempt(throttle, user, address)
     auth = tao.settings.auth
     if throttle is not None and not await throttle.challenge_try(cid, auth.two_factor_attempts_per_challenge,
                                                                  auth.two_factor_challenge_seconds):
@@ -289,7 +288,7 @@ async def do_complete_log_in(tao: Tao, challenge: str, code: str, *, throttle: L
     if not await tao.obj_delete(cid):  # completed meanwhile by a racing request: one session per challenge
         raise invalid
     if throttle is not None:
-        await throttle.record_success(username, address)
+        await throttle.record_success(throttle_key(user), address)
     token = await open_session(tao, user.id, Device(pending.device_name, pending.device_family), pending.ip,
                                password=password_tag(user.password_hash))
     return user, token

@@ -25,15 +25,39 @@ username's own key (`username`, lower-cased name). Accounts made before it hold 
 `python -m resolvers username-skeletons` claims theirs; two existing accounts that already look
 alike both keep working (the first keeps the skeleton; the command lists the others). An
 account pending deletion keeps its skeleton until its purge, as it keeps its username.
+
+Renames (`do_update_profile`) keep the old name for its previous owner: its claims (name and
+skeleton) stay with the account for `auth.username_hold_seconds` (14 days, as Instagram does),
+recorded on the USER as `username_holds` ({lower-cased name: {name, until}}), so nobody can take
+it to pose as the account to its followers, and the owner may take it back meanwhile. A held
+name resolves to nobody (`UserIdByUsernameLoader` checks the account still bears it). The hold
+ends with the `usernames.release_hold` job, which releases a name only if the account neither
+bears nor holds it then (`release_if_unused`); `usernames.check_claim`, committed before a rename
+claims its new name, does the same for that name `CLAIM_CHECK_MS` later, so a claim whose rename
+never completed (a crash, a lost race) is released: no name stays claimed for good by nobody.
 """
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
-from tao import Tao
+from tao import JobNotDueError, Tao, VersionConflictError
+
+if TYPE_CHECKING:
+    from resolvers.job_context import JobContext
+
+log = logging.getLogger(__name__)
 
 SKELETON_KEYS = "username_skeleton"  # unique-key namespace: skeleton(username) -> USER id
+USERNAME_KEYS = "username"  # unique-key namespace: lower-cased username -> USER id
+HOLD_JOB = "usernames.release_hold"  # at a hold's end (its id is kept on the hold: a purge deletes it)
+CHECK_JOB = "usernames.check_claim"  # a rename's new claim, checked once the rename is surely over
+# A rename's new claim is checked this long after it was made (a rename takes milliseconds; one
+# that died between its claim and its write left the name claimed by an account not bearing it).
+CLAIM_CHECK_MS = 10 * 60 * 1000
 
 # TR39 confusables.txt rows whose source is a username character and whose prototype differs.
 _PROTOTYPES = str.maketrans({"0": "O", "1": "l", "I": "l", "m": "rn"})
@@ -81,3 +105,74 @@ async def claim_existing_skeletons(tao: Tao, *, page: int = 500) -> AsyncIterato
                         skeleton(user.username)
                     )
                     yield user.id, user.username, holder
+
+
+def holds_of(data: dict) -> dict[str, dict]:
+    """The names an account holds after renames: {lower-cased name: {"name", "until" (ms)}}."""
+    return dict(data.get("username_holds") or {})
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+async def release_if_unused(tao: Tao, user_id: int, name: str, *, until: int | None = None) -> bool:
+    """Release `name` (and its skeleton) if the account neither bears it nor holds it now (an
+    expired hold is dropped from the account first: one whose end is at most `until`, or now);
+    True if it released the name. Idempotent.
+    A rename claims its name before writing it: one racing this release to the same name checks
+    its claim again after its write (`confirm_claims`)."""
+    key = name.lower()
+    for _ in range(10):
+        obj = (await tao.obj_get([user_id])).get(user_id)
+        if obj is None:  # purged: its claims go with it (erase_rows); a no-op if another holds it
+            await tao.key_release(USERNAME_KEYS, key, user_id)
+            await release_skeleton(tao, name, user_id)
+            return True
+        bears = str(obj.data.get("username", ""))
+        holds = holds_of(obj.data)
+        if bears.lower() == key:
+            return False
+        hold = holds.get(key)
+        if hold is not None and int(hold["until"]) > (_now_ms() if until is None else until):
+            return False  # held still, or again (its own release job comes at its end)
+        if hold is not None:
+            holds.pop(key)
+            try:
+                await tao.obj_update(user_id, {"username_holds": holds or None}, version=obj.version)
+            except VersionConflictError:
+                continue
+        await tao.key_release(USERNAME_KEYS, key, user_id)
+        kept = {skeleton(bears), *(skeleton(str(h["name"])) for h in holds.values())}
+        if skeleton(name) not in kept:
+            await release_skeleton(tao, name, user_id)
+        return True
+    raise VersionConflictError(f"user {user_id} kept changing while releasing {name!r}: retried later")
+
+
+async def release_job(job: JobContext, payload: dict) -> None:
+    """`usernames.release_hold` and `usernames.check_claim`: a hold's end, or the check of a
+    rename's claim. Run before a hold's end (a drain of delayed jobs), it is put back for then."""
+    until = payload.get("until")
+    if until is not None and _now_ms() < int(until):
+        raise JobNotDueError(int(until))
+    await release_if_unused(job.tao, int(payload["user"]), str(payload["name"]),
+                            until=int(until) if until is not None else None)
+
+
+async def confirm_claims(tao: Tao, user_id: int, username: str) -> None:
+    """After a rename's write: its name (and skeleton) must still be the account's. A release
+    of the same name (a hold's end, a claim check) running between the claim and the write may
+    have let it go; claim it again. Lost meanwhile to another account (a window of
+    milliseconds, after a rename to this name stalled for `CLAIM_CHECK_MS`): logged.
+
+    A later rename may have renamed the account away from it meanwhile and released it (no
+    hold): claimed again here, it would be claimed for good by an account not bearing it. So
+    the claims are judged once more after (`release_if_unused`: whichever of the two runs last
+    sees the other's write)."""
+    if not await tao.key_claim(USERNAME_KEYS, username.lower(), user_id):
+        log.error("user %s bears the username %r, which another account claimed meanwhile", user_id, username)
+    if not await claim_skeleton(tao, username, user_id):
+        log.error("user %s bears the username %r, whose look-alike another account claimed meanwhile",
+                  user_id, username)
+    await release_if_unused(tao, user_id, username)

@@ -10,22 +10,40 @@ from __future__ import annotations
 
 import enum
 import re
+import time
+import unicodedata
 from typing import TYPE_CHECKING, Any
 
 from resolvers import privacy
 from resolvers.accounts import normalize_username, validate_full_name, validate_username
 from resolvers.actor import acting_as
 from resolvers.dormant import net_counts
-from resolvers.errors import UserError
+from resolvers.errors import UnavailableError, UserError
 from resolvers.posts import SYNC_AUTHOR_EDGES_JOB
 from resolvers.records import User, record_of
 from resolvers.search.indexer import index_jobs
-from resolvers.usernames import claim_skeleton, release_skeleton, similar_error_message, skeleton
-from tao import Tao
+from resolvers.text_rules import is_blank, name_refused, text_has_controls
+from resolvers.throttle import wait_text
+from resolvers.usernames import (
+    CHECK_JOB,
+    CLAIM_CHECK_MS,
+    HOLD_JOB,
+    SKELETON_KEYS,
+    USERNAME_KEYS,
+    claim_skeleton,
+    confirm_claims,
+    holds_of,
+    release_if_unused,
+    release_skeleton,
+    similar_error_message,
+    skeleton,
+)
+from tao import Tao, VersionConflictError
 
 if TYPE_CHECKING:
     from resolvers.context import RequestContext
 
+RENAME_TRIES = 20  # compare-and-set attempts of a rename against other writes of the profile
 BIO_MAX = 150
 WEBSITE_MAX = 200
 WEBSITE_RE = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
@@ -36,8 +54,25 @@ class ProfileErrorCode(enum.Enum):
     USERNAME_TAKEN = "USERNAME_TAKEN"
     FULL_NAME_INVALID = "FULL_NAME_INVALID"
     BIO_TOO_LONG = "BIO_TOO_LONG"
+    BIO_INVALID = "BIO_INVALID"  # control characters, or only invisible ones
     WEBSITE_INVALID = "WEBSITE_INVALID"
     PROFILE_PICTURE_INVALID = "PROFILE_PICTURE_INVALID"
+    USERNAME_CHANGE_LIMIT = "USERNAME_CHANGE_LIMIT"  # auth.username_changes_per_hold names held already
+
+
+def validate_bio(bio: str) -> str:
+    """A bio is free text (`resolvers.text_rules`, as captions and comments): line breaks and
+    tabs are fine, other control characters are not, nor text that shows as nothing (only
+    spaces and invisible characters; an empty bio removes it). Before the sixteenth session a
+    bio took a terminal escape, a bell or a lone zero-width space."""
+    bio = bio.strip()
+    if len(bio) > BIO_MAX:
+        raise UserError(ProfileErrorCode.BIO_TOO_LONG, f"A bio is at most {BIO_MAX} characters.", "bio")
+    if text_has_controls(bio) or (bio and is_blank(bio)):
+        raise UserError(ProfileErrorCode.BIO_INVALID,
+                        "A bio cannot hold control characters (line breaks and tabs are fine) or be only "
+                        "invisible characters: remove them (an empty bio removes it).", "bio")
+    return bio
 
 
 async def get_user(ctx: RequestContext, user_id: int) -> User | None:
@@ -99,16 +134,15 @@ async def do_update_profile(
         except UserError as e:
             raise UserError(ProfileErrorCode.FULL_NAME_INVALID, e.message, "fullName") from None
     if bio is not None:
-        if len(bio) > BIO_MAX:
-            raise UserError(ProfileErrorCode.BIO_TOO_LONG, f"A bio is at most {BIO_MAX} characters.", "bio")
-        changes["bio"] = bio
+        changes["bio"] = validate_bio(bio)
     if website is not None:
         website = website.strip()
-        if website and (len(website) > WEBSITE_MAX or not WEBSITE_RE.match(website)):
+        if website and (len(website) > WEBSITE_MAX or not WEBSITE_RE.match(website) or name_refused(website)
+                        or any(unicodedata.category(c) == "Cf" for c in website)):
             raise UserError(
                 ProfileErrorCode.WEBSITE_INVALID,
-                f"A website is an http:// or https:// address of at most {WEBSITE_MAX} characters "
-                "(or empty to remove it).",
+                f"A website is an http:// or https:// address of at most {WEBSITE_MAX} characters, without "
+                "control or invisible characters (or empty to remove it).",
                 "website",
             )
         changes["website"] = website
@@ -129,34 +163,113 @@ async def do_update_profile(
     if is_private is not None and is_private != current.is_private:
         # Which posts are public changed: their hashtags' and locations' public lists follow.
         jobs.append((SYNC_AUTHOR_EDGES_JOB, {"author": viewer}))
-    old_key = normalize_username(current.username)
-    new_key, new_skeleton = None, False
     if username is not None and username != current.username:
         try:
             validate_username(username)
         except UserError as e:
             raise UserError(ProfileErrorCode.USERNAME_INVALID, e.message, "username") from None
-        new_key = normalize_username(username)
-        if new_key != old_key and not await tao.key_claim("username", new_key, viewer):
-            raise UserError(ProfileErrorCode.USERNAME_TAKEN, f"The username {username!r} is taken; pick another.",
-                            "username")
-        # A look-alike of another account's name is taken too (a case-only rename may make one).
-        new_skeleton = skeleton(username) != skeleton(current.username)
-        if new_skeleton and not await claim_skeleton(tao, username, viewer):
-            if new_key != old_key:
-                await tao.key_release("username", new_key, viewer)
-            raise UserError(ProfileErrorCode.USERNAME_TAKEN, similar_error_message(username), "username")
-        changes["username"] = username
-    if not changes:
+    else:
+        username = None
+    if username is None and not changes:
         return current
-    if {"username", "full_name", "is_private"} & changes.keys():
+    if {"username", "full_name", "is_private"} & (changes.keys() | ({"username"} if username else set())):
         # Search: the profile's document; with a privacy change, every post of theirs too
         # (a private account's posts leave the index, a public one's come back).
         private_changed = is_private is not None and is_private != current.is_private
         jobs += index_jobs(tao, [("user", viewer)], authors=[viewer] if private_changed else ())
-    updated = await tao.obj_update(viewer, changes, jobs=jobs or None)
-    if new_key is not None and new_key != old_key:
-        await tao.key_release("username", old_key, viewer)
-    if new_skeleton:
-        await release_skeleton(tao, current.username, viewer)
-    return record_of(updated)
+    if username is None:
+        return record_of(await tao.obj_update(viewer, changes, jobs=jobs or None))
+    return await _rename(tao, viewer, username, changes, jobs)
+
+
+def _check_change_limit(tao: Tao, holds: dict[str, dict], new_key: str, old_key: str) -> None:
+    """Each rename holds a name for the hold's length: without a bound one account could hold
+    any number of names by renaming again and again (squatting them for two weeks at a time).
+    As Instagram allows two changes in 14 days, a rename that would hold one more name while
+    `auth.username_changes_per_hold` are held is refused; taking a held name back is always
+    allowed (it holds the name left instead). Read and written with the rename's compare-and-set,
+    so renames sent at once cannot pass it together."""
+    auth = tao.settings.auth
+    now = int(time.time() * 1000)
+    active = sorted(int(h["until"]) for h in holds.values() if int(h["until"]) > now)
+    if new_key == old_key or new_key in holds or len(active) < auth.username_changes_per_hold:
+        return
+    wait = (active[0] - now) / 1000
+    days = auth.username_hold_seconds / 86_400
+    raise UserError(ProfileErrorCode.USERNAME_CHANGE_LIMIT,
+                    f"You can change your username {auth.username_changes_per_hold} times in {days:g} days: try "
+                    f"again in {wait_text(wait)} (or take back a name you left).", "username",
+                    retry_after=round(wait, 3))
+
+
+async def _rename(tao: Tao, viewer: int, username: str, changes: dict[str, Any], jobs: list) -> User:
+    """Write the profile `changes` with the new `username`. The write is a compare-and-set of the
+    USER read here, retried on a conflict, so of two renames at once the second renames from the
+    first's name (held in turn) instead of both releasing the first name: before the sixteenth
+    session the loser's name stayed claimed for good by nobody. The old name is held
+    (`resolvers.usernames`) and released by a job at the hold's end (here only with no hold,
+    through `release_if_unused`, which releases nothing the account bears or holds); a claim
+    whose rename does not complete is released by the job committed before it was claimed."""
+    hold_ms = tao.settings.auth.username_hold_seconds * 1000
+    new_key = normalize_username(username)
+    claimed = False  # by this request, in an earlier try
+    for _ in range(RENAME_TRIES):
+        obj = (await tao.obj_get([viewer]))[viewer]
+        current = record_of(obj)
+        assert isinstance(current, User)
+        old_key = normalize_username(current.username)
+        holds = holds_of(obj.data)
+        try:
+            _check_change_limit(tao, holds, new_key, old_key)
+        except UserError:
+            if claimed:  # a rename that won a try before this one used the last change
+                await release_if_unused(tao, viewer, username)
+            raise
+        if new_key != old_key:
+            if new_key not in holds:  # a new claim: checked later, whatever becomes of this request
+                # ...unless the name is visibly another's: each refused rename queued a job.
+                if (await tao.key_get_many(USERNAME_KEYS, [new_key])).get(new_key) not in (None, viewer):
+                    raise UserError(ProfileErrorCode.USERNAME_TAKEN, f"The username {username!r} is not "
+                                    "available; pick another.", "username")
+                skel = skeleton(username)
+                if (await tao.key_get_many(SKELETON_KEYS, [skel])).get(skel) not in (None, viewer):
+                    raise UserError(ProfileErrorCode.USERNAME_TAKEN, similar_error_message(username), "username")
+                await tao.enqueue(viewer, CHECK_JOB, {"user": viewer, "name": username}, delay_ms=CLAIM_CHECK_MS)
+            if not await tao.key_claim(USERNAME_KEYS, new_key, viewer):
+                raise UserError(ProfileErrorCode.USERNAME_TAKEN, f"The username {username!r} is not available; "
+                                "pick another.", "username")
+            claimed = new_key not in holds
+        # A look-alike of another account's name is taken too (a case-only rename may make one).
+        if skeleton(username) != skeleton(current.username) and not await claim_skeleton(tao, username, viewer):
+            if new_key != old_key and new_key not in holds:
+                await release_if_unused(tao, viewer, username)
+            raise UserError(ProfileErrorCode.USERNAME_TAKEN, similar_error_message(username), "username")
+        taken_back = holds.pop(new_key, None)
+        hold_job = None
+        if new_key != old_key:
+            # The hold's end is queued before the write (a no-op if the write never lands) and
+            # its id kept on the hold, so the account's purge can delete it.
+            until = int(time.time() * 1000) + hold_ms
+            hold_job = await tao.enqueue(viewer, HOLD_JOB, {"user": viewer, "name": current.username, "until": until},
+                                         delay_ms=hold_ms)
+            holds[old_key] = {"name": current.username, "until": until, "job": hold_job}
+        try:
+            updated = await tao.obj_update(viewer, {**changes, "username": username, "username_holds": holds or None},
+                                           jobs=jobs or None, version=obj.version)
+        except VersionConflictError:
+            if hold_job is not None:
+                await tao.outbox.delete(tao.shard(viewer), hold_job)
+            continue  # another write of the profile (another rename?): rename from what it wrote
+        if taken_back is not None and taken_back.get("job"):
+            await tao.outbox.delete(tao.shard(viewer), int(taken_back["job"]))  # its hold is over
+        await confirm_claims(tao, viewer, username)
+        if new_key == old_key:
+            # A case-only rename ("adai" -> "adaI") keeps the name; a skeleton it no longer
+            # bears is released now unless a held name still has it.
+            kept = {skeleton(username), *(skeleton(str(h["name"])) for h in holds.values())}
+            if skeleton(current.username) not in kept:
+                await release_skeleton(tao, current.username, viewer)
+        elif hold_ms == 0:  # no hold: the old name is free now (its job will find nothing to do)
+            await release_if_unused(tao, viewer, current.username)
+        return record_of(updated)
+    raise UnavailableError("Your profile kept changing while it was being renamed: try again.")

@@ -19,6 +19,7 @@ strawberry.enum(export.DataExportFormat)
 DataExportErrorCode = export.DataExportErrorCode
 strawberry.enum(export.DataExportErrorCode)
 register_field_cost("Mutation", "deleteAccount", PASSWORD_CHECK_COST, once_per_document=True)
+register_field_cost("Mutation", "requestDataExport", PASSWORD_CHECK_COST, once_per_document=True)
 
 
 @strawberry.type(description="An archive of the viewer's data, being prepared or ready to download.")
@@ -49,11 +50,15 @@ class DataExportError(Error):
     code: DataExportErrorCode
     message: str
     field: str | None
+    retry_after: float | None = strawberry.field(
+        default=None, description="With TOO_MANY_ATTEMPTS: seconds until an attempt is allowed again.")
 
 
 @strawberry.input
 class DataExportRequestInput:
     format: DataExportFormat = DataExportFormat.JSON
+    password: str | None = strawberry.field(
+        default=None, description="The account's current password: required (without it, INVALID_CREDENTIALS).")
 
 
 @strawberry.type
@@ -84,10 +89,13 @@ class AccountDataQuery:
 
 @strawberry.type
 class AccountDataMutation:
-    @mutation(description="Start preparing a zip of all your data (one at a time; repeating returns the running one).")
+    @mutation(description="Start preparing a zip of all your data, given your current password (one at a time; "
+              "repeating returns the running one).")
     async def request_data_export(self, info: Ctx, input: DataExportRequestInput | None = None) -> DataExportPayload:
         fmt = input.format if input is not None else DataExportFormat.JSON
-        state = await export.do_request_data_export(info.context.tao, actor(info), fmt)
+        ctx = info.context
+        state = await export.do_request_data_export(ctx.tao, actor(info), fmt, input.password if input else None,
+                                                    throttle=ctx.login_throttle, address=ctx.client_key)
         return DataExportPayload(export=await DataExport.build(info.context, state))
 
     @mutation(description="Delete your account: hidden at once, erased after the grace period; log in to cancel.")

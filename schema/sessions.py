@@ -163,7 +163,7 @@ class SessionsMutation:
     async def revoke_session(self, info: Ctx, input: SessionRevokeInput) -> SessionRevokePayload:
         ctx = info.context
         await sessions.do_revoke_session(ctx.tao, actor(info), _session_id(info, input.id),
-                                         throttle=ctx.login_throttle, address=ctx.client_key)
+                                         throttle=ctx.login_throttle, address=ctx.client_key, current=ctx.session_id)
         return SessionRevokePayload(ok=True)
 
     @mutation(description="End every session of yours but this one.")

@@ -276,6 +276,8 @@ class ProfileError(Error):
     code: ProfileErrorCode
     message: str
     field: str | None
+    retry_after: float | None = strawberry.field(
+        default=None, description="With USERNAME_CHANGE_LIMIT: seconds until the username may change again.")
 
 
 @strawberry.input(description="Only the fields given change. An empty `website` removes it.")

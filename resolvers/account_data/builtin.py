@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from resolvers import privacy
-from resolvers.account_data.registry import DataContext, DataKind, ExportFile, register_kind
+from resolvers.account_data.registry import DataContext, DataKind, ExportFile, register_kind, register_scheduled_handler
 from resolvers.accounts import USERNAME_KEYS, end_session, normalize_username
 from resolvers.actor import acting_as
 from resolvers.comments import delete_comment_tree
@@ -29,7 +29,7 @@ from resolvers.media import UPLOAD_KEYS
 from resolvers.messages.model import PAIR_KEYS
 from resolvers.notifications import push
 from resolvers.records import Comment, Media, Message, Post, Thread, User, record_of
-from resolvers.usernames import release_skeleton
+from resolvers.usernames import HOLD_JOB, holds_of, release_skeleton
 from tao import Assoc, Tao
 
 
@@ -547,12 +547,21 @@ async def _purge_profile(ctx: DataContext, user: int) -> int:
         return 0
     await tao.key_release(USERNAME_KEYS, normalize_username(u.username), user)
     await release_skeleton(tao, u.username, user)
+    obj = (await tao.obj_get([user])).get(user)
+    for key, hold in holds_of(obj.data if obj is not None else {}).items():  # names held after renames
+        await tao.key_release(USERNAME_KEYS, key, user)
+        await release_skeleton(tao, str(hold["name"]), user)
+        if hold.get("job"):
+            await tao.outbox.delete(tao.shard(user), int(hold["job"]))  # its end: nothing left to release
     await tao.obj_delete(user)
     await ctx.erase([user])
     return 1
 
 
 F_EDGE = "FOLLOWS/FOLLOWED_BY"
+# A held username's release runs 14 days on and touches only the account's own claims; the
+# profile's purge deletes the account's own (their ids are on its holds).
+register_scheduled_handler(HOLD_JOB)
 register_kind(DataKind("sessions", "Sessions", 10, {"id": "session id", "created": "ms", "expires_at": "ms",
                                                     "device": "device named from the User-Agent",
                                                     "ip": "client address at log-in", "last_used": "ms"},

@@ -76,11 +76,11 @@ async def do_delete_account(tao: Tao, actor_id: int, password: str, *, throttle:
     user = record_of(obj) if obj is not None else None
     if not isinstance(user, User):
         raise UserError(AccountErrorCode.INVALID_CREDENTIALS, "This account no longer exists.", None)
-    await take_attempt(throttle, user.username, client_key)  # wrong passwords count as failed log-ins
+    await take_attempt(throttle, user, client_key)  # wrong passwords count as failed log-ins
     if not await verify_password(tao.settings.auth, user.password_hash, password):
         raise UserError(AccountErrorCode.INVALID_CREDENTIALS,
                         "Wrong password: the account was not deleted. Enter your current password.", "password")
-    await attempt_succeeded(throttle, user.username, client_key)
+    await attempt_succeeded(throttle, user, client_key)
     state = DeletionState.of(obj)
     if state is None:
         at = now_ms()

@@ -27,12 +27,15 @@ from typing import Any
 
 import media_pipeline as mp
 from resolvers.account_data.registry import DataContext, DataKind, job_media, kinds, register_kind
+from resolvers.accounts import check_own_password
 from resolvers.errors import UserError
 from resolvers.job_context import JobContext
-from resolvers.throttle import wait_text
-from tao import ObjectNotFoundError, Tao
+from resolvers.records import User, record_of
+from resolvers.throttle import LoginThrottle, wait_text
+from tao import ObjectNotFoundError, Tao, VersionConflictError
 
 EXPORT_JOB = "account_data.export"
+DISCARD_JOB = "account_data.discard_export"  # a revoked archive's object goes (durably, by a worker)
 RUNNING, READY, FAILED = "RUNNING", "READY", "FAILED"
 
 
@@ -44,6 +47,8 @@ class DataExportFormat(enum.Enum):
 class DataExportErrorCode(enum.Enum):
     EXPORT_IN_PROGRESS = "EXPORT_IN_PROGRESS"
     EXPORT_TOO_SOON = "EXPORT_TOO_SOON"
+    INVALID_CREDENTIALS = "INVALID_CREDENTIALS"  # the current password is missing or wrong
+    TOO_MANY_ATTEMPTS = "TOO_MANY_ATTEMPTS"  # the log-in throttle refuses this account or address
 
 
 def now_ms() -> int:
@@ -59,8 +64,39 @@ async def _user_data(tao: Tao, user_id: int) -> dict:
     return dict(obj.data) if obj is not None else {}
 
 
-async def do_request_data_export(tao: Tao, actor_id: int, fmt: DataExportFormat) -> dict:
-    """Start an export (or return the running one of the same format); returns its state."""
+async def check_export_password(tao: Tao, actor_id: int, password: str | None, throttle: LoginThrottle | None,
+                                address: str) -> None:
+    """An export is every byte of the account: it takes the current password, as Instagram's
+    "Download your information" does, so a stolen session alone cannot take it. A wrong one
+    counts as a failed log-in of the account and the address (`LoginThrottle`), so this cannot
+    be used to guess passwords past the log-in's limits. Before the sixteenth session a session
+    was enough."""
+    obj = (await tao.obj_get([actor_id])).get(actor_id)
+    user = record_of(obj) if obj is not None else None
+    if not isinstance(user, User):
+        raise UserError(DataExportErrorCode.INVALID_CREDENTIALS, "This account no longer exists.", None)
+    if not password:  # checks nothing and counts nothing: an old client that sends no password
+        raise UserError(DataExportErrorCode.INVALID_CREDENTIALS,
+                        "Enter your current password to download your information.", "password")
+    try:
+        await check_own_password(tao, user, password, throttle, address, "password")
+    except UserError as e:
+        if e.retry_after is not None:  # AccountErrorCode.TOO_MANY_ATTEMPTS
+            raise UserError(DataExportErrorCode.TOO_MANY_ATTEMPTS, e.message, None, retry_after=e.retry_after) from None
+        raise UserError(DataExportErrorCode.INVALID_CREDENTIALS,
+                        "Wrong password: no export was started. Enter your current password.", "password") from None
+
+
+async def do_request_data_export(tao: Tao, actor_id: int, fmt: DataExportFormat, password: str | None, *,
+                                 throttle: LoginThrottle | None = None, address: str = "anonymous") -> dict:
+    """Start an export (or return the running one of the same format) once the account's
+    current password is checked; returns its state."""
+    await check_export_password(tao, actor_id, password, throttle, address)
+    return await start_data_export(tao, actor_id, fmt)
+
+
+async def start_data_export(tao: Tao, actor_id: int, fmt: DataExportFormat) -> dict:
+    """The export itself, for a caller that has checked who asks (the mutation, a script)."""
     current = (await _user_data(tao, actor_id)).get("export")
     if current and current.get("status") == RUNNING:
         if current.get("format") == fmt.value:
@@ -95,6 +131,38 @@ async def export_url(tao: Tao, media: Any, state: dict) -> tuple[str | None, int
     if left <= 0:
         return None, None
     return await media.store.presign_get(state["key"], int(left)), expires
+
+
+REVOKED_MESSAGE = ("Your password was changed or your sessions were ended, so the archive was deleted and no "
+                   "link to it works any more: request a new export.")
+
+
+async def revoke_export(tao: Tao, user_id: int) -> None:
+    """The account's credentials changed or its sessions were revoked: a READY archive's signed
+    URL must stop working, so the archive goes. The export is marked FAILED (saying why; a new
+    one may be requested at once) in one write with the job that deletes the object: a signed
+    URL cannot be recalled, only the object it names. Before the sixteenth session a URL taken
+    with a stolen session kept working for days (`export_url_ttl_seconds`) after the owner
+    changed the password and logged out everywhere."""
+    for _ in range(5):
+        obj = (await tao.obj_get([user_id])).get(user_id)
+        state = obj.data.get("export") if obj is not None else None
+        if obj is None or not state or state.get("status") != READY:
+            return  # nothing with a URL (a RUNNING one's URL will be shown only to live sessions)
+        try:
+            await tao.obj_update(user_id, {"export": {**state, "status": FAILED, "error": REVOKED_MESSAGE}},
+                                 jobs=[(DISCARD_JOB, {"user": user_id, "key": state["key"]})], version=obj.version)
+            return
+        except VersionConflictError:
+            continue  # another write of the profile meanwhile: read the export again
+
+
+async def discard_export_job(job: JobContext, payload: dict) -> None:
+    """`account_data.discard_export`: delete a revoked archive (idempotent)."""
+    key = str(payload["key"])
+    if not key.startswith(export_prefix(int(payload["user"]))):
+        return  # not an archive of this account's: never delete anything else
+    await _discard((await job_media(job)).store, key)
 
 
 async def _json_chunks(kind: DataKind, ctx: DataContext, user: int) -> AsyncIterator[bytes]:

@@ -26,7 +26,7 @@ from tests.resolvers.test_media_api import media_settings as _media_settings  # 
 
 DELETE = """mutation($i: AccountDeleteInput!) { deleteAccount(input: $i) {
   ok purgeAfter errors { code field message } } }"""
-EXPORT = """mutation($f: DataExportFormat!) { requestDataExport(input: {format: $f}) {
+EXPORT = """mutation($f: DataExportFormat!) { requestDataExport(input: {format: $f, password: "password-ada"}) {
   export { id status format } errors { code field message } } }"""
 STATUS = "query { dataExport { id status format partsUploaded bytesWritten kindsDone kindsTotal url expiresAt } }"
 LOGIN = """mutation($u: String!, $p: String!) { logIn(input: {username: $u, password: $p}) {

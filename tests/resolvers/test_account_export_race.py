@@ -13,7 +13,7 @@ import asyncio
 import dataclasses
 
 from resolvers.account_data import registry
-from resolvers.account_data.export import DataExportFormat, do_request_data_export, export_job, export_prefix
+from resolvers.account_data.export import DataExportFormat, export_job, export_prefix, start_data_export
 from resolvers.account_data.residue import find_residue
 from resolvers.job_context import JobContext
 from server import MEDIA_KEY
@@ -23,7 +23,7 @@ from tests.resolvers.test_account_data import DELETE, STATUS, api, media_setting
 
 async def _export_queued_not_run(gql, uid: int) -> dict:
     """A RUNNING export whose job has not run yet (taken out of the outbox: the test runs it)."""
-    state = await do_request_data_export(gql.tao, uid, DataExportFormat.JSON)
+    state = await start_data_export(gql.tao, uid, DataExportFormat.JSON)
 
     async def drop(conn):
         await conn.execute("DELETE FROM {outbox} WHERE handler = %s", ("account_data.export",))
@@ -130,5 +130,6 @@ async def test_an_export_that_sees_the_deletion_stops_and_says_why(api, media_se
     login = 'mutation { logIn(input: {username: "ada", password: "password-ada"}) { token } }'
     token = (await gql.ok(login))["logIn"]["token"]
     assert (await gql.ok(STATUS, token=token))["dataExport"]["status"] == "FAILED"
-    again = await gql.ok("mutation { requestDataExport(input: {format: JSON}) { errors { code } } }", token=token)
+    again = await gql.ok('mutation { requestDataExport(input: {format: JSON, password: "password-ada"}) '
+                         '{ errors { code } } }', token=token)
     assert again["requestDataExport"]["errors"] == []

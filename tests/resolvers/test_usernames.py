@@ -67,10 +67,13 @@ async def test_a_rename_to_a_look_alike_is_refused_and_changes_nothing(gql):
         assert "looks like" in p["errors"][0]["message"]
     assert (await gql.ok("{ viewer { username } }", token=token))["viewer"]["username"] == "adai"
     assert await gql.tao.key_get_many("username", ["ada1"]) == {}  # the new name's claim was given back
-    # a rename frees the old skeleton: the look-alike of her old name can be taken now
+    # a rename holds the old name and its skeleton for her (test_username_holds.py), then frees them
     assert (await gql.ok(UPDATE, {"i": {"username": "Adai"}}, token))["updateProfile"]["errors"] == []
     assert (await gql.ok(UPDATE, {"i": {"username": "lovelace"}}, token))["updateProfile"]["errors"] == []
-    assert (await sign_up(gql, "ADAi"))["errors"] == []
+    assert (await sign_up(gql, "ADAi"))["errors"][0]["code"] == "USERNAME_TAKEN"
+    gql.tao.settings.auth.username_hold_seconds = 0
+    assert (await gql.ok(UPDATE, {"i": {"username": "lovelace2"}}, token))["updateProfile"]["errors"] == []
+    assert (await sign_up(gql, "Lovelace"))["errors"] == []  # no hold: free at once
     assert (await sign_up(gql, "Iovelace"))["errors"][0]["code"] == "USERNAME_TAKEN"
 
 

@@ -31,6 +31,17 @@ async def test_update_profile_changes_only_given_fields(gql):
     ("fullName", "a\x07b", "FULL_NAME_INVALID"),  # (NUL is refused for every string: test_input_strings)
     ("username", "no spaces", "USERNAME_INVALID"),
     ("username", "bob\n", "USERNAME_INVALID"),  # shown as "bob" everywhere: a second "bob" (probe3)
+    # Free-text rules (resolvers.text_rules, as captions and comments), until the sixteenth session
+    # taken as they came: a terminal escape, a bell, a C1 control, text that shows as nothing.
+    ("bio", "hi\x1b[2J there", "BIO_INVALID"),
+    ("bio", "ring\x07", "BIO_INVALID"),
+    ("bio", "next\x85line", "BIO_INVALID"),
+    ("bio", "\u200b", "BIO_INVALID"),
+    ("bio", " \u2060\u200b\ufeff ", "BIO_INVALID"),
+    ("fullName", "\u200b\u200b", "FULL_NAME_INVALID"),
+    ("website", "https://ada.example/\u202egnp.exe", "WEBSITE_INVALID"),
+    ("website", "https://exa\u200bmple.com", "WEBSITE_INVALID"),
+    ("website", "https://ada.example/\x07", "WEBSITE_INVALID"),
 ])
 async def test_update_profile_validation(gql, field, value, code):
     token, _ = await gql.sign_up("ada")
@@ -41,7 +52,17 @@ async def test_update_profile_validation(gql, field, value, code):
     assert (got["bio"], got["website"], got["fullName"]) == ("", "", "Ada")  # unchanged
 
 
+async def test_a_bio_keeps_line_breaks_emoji_and_any_script(gql):
+    token, _ = await gql.sign_up("ada")
+    bio = "Countess of Lovelace\n\u0639\u0631\u0628\u064a \u200f\U0001f469\u200d\U0001f4bb\tpoet"
+    p = (await gql.ok(UPDATE, {"i": {"bio": f"  {bio}\n"}}, token))["updateProfile"]
+    assert p["errors"] == [] and p["user"]["bio"] == bio
+    p = (await gql.ok(UPDATE, {"i": {"bio": ""}}, token))["updateProfile"]  # empty removes it
+    assert p["errors"] == [] and p["user"]["bio"] == ""
+
+
 async def test_rename_frees_the_old_name_and_refuses_taken_ones(gql):
+    gql.tao.settings.auth.username_hold_seconds = 0  # no hold (the default, 14 days: test_username_holds.py)
     token, uid = await gql.sign_up("ada")
     await gql.sign_up("bob")
     p = (await gql.ok(UPDATE, {"i": {"username": "BOB"}}, token))["updateProfile"]

@@ -87,6 +87,8 @@ PASSWORD = ("mutation($i: AccountPasswordChangeInput!) { changePassword(input: $
 REVOKE = "mutation($i: SessionRevokeInput!) { revokeSession(input: $i) { errors { code field message } } }"
 DELETE_ACCOUNT = "mutation($i: AccountDeleteInput!) { deleteAccount(input: $i) { errors { code field message } } }"
 EXPORT = "mutation($f: DataExportFormat!) { requestDataExport(input: {format: $f}) { errors { code field message } } }"
+EXPORT_WITH = ("mutation($f: DataExportFormat!, $p: String) { requestDataExport(input: {format: $f, password: $p}) "
+               "{ errors { code field message } } }")
 DISMISS = "mutation($i: SuggestionDismissInput!) { dismissSuggestion(input: $i) { errors { code field message } } }"
 RECENT = "mutation($i: RecentSearchAddInput!) { %s(input: $i) { errors { code field message } } }"
 
@@ -210,6 +212,9 @@ CASES: list[tuple[str, str, Any, str]] = [
     ("revoke: garbage", REVOKE, lambda w: {"i": {"id": "garbage"}}, "error"),
     # account export and deletion, suggestions, recent searches
     ("export: an unknown format", EXPORT, lambda w: {"f": "XML"}, "error"),
+    ("export: no password", EXPORT, lambda w: {"f": "JSON"}, "error"),
+    ("export: wrong password", EXPORT_WITH, lambda w: {"f": "JSON", "p": "wrong"}, "error"),
+    ("export: 100 000 characters", EXPORT_WITH, lambda w: {"f": "JSON", "p": "x" * 100_000}, "error"),
     ("delete account: wrong password", DELETE_ACCOUNT, lambda w: {"i": {"password": "wrong"}}, "error"),
     ("delete account: empty password", DELETE_ACCOUNT, lambda w: {"i": {"password": ""}}, "error"),
     ("delete account: 100 000 characters", DELETE_ACCOUNT, lambda w: {"i": {"password": "x" * 100_000}}, "error"),

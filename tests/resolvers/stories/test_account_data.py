@@ -12,7 +12,8 @@ from server import MEDIA_KEY
 from tests.resolvers.stories.helpers import SEEN, follow, post_story, uid
 
 DELETE = """mutation($i: AccountDeleteInput!) { deleteAccount(input: $i) { ok errors { code } } }"""
-EXPORT = """mutation { requestDataExport(input: {format: JSON}) { export { id } errors { code } } }"""
+EXPORT = """mutation { requestDataExport(input: {format: JSON, password: "password-ada"}) {
+  export { id } errors { code } } }"""
 STATUS = "query { dataExport { status url } }"
 VIEWERS = "query($id: ID!) { node(id: $id) { ... on Story { viewerCount viewers { nodes { username } } } } }"
 
