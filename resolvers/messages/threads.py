@@ -33,6 +33,7 @@ from resolvers.messages.model import (
     thread_not_found,
 )
 from resolvers.records import record_of
+from resolvers.text_rules import is_blank, name_refused
 from tao import Assoc, ConflictError, ListCheck, ObjectNotFoundError, Tao, shard_of
 from tao.models import now_ms
 
@@ -75,8 +76,13 @@ def check_name(name: str | None) -> str | None:
     if name is None:
         return None
     name = name.strip()
-    if not name or len(name) > THREAD_NAME_MAX:
-        raise UserError(MessageErrorCode.NAME_INVALID, f"A group name is 1 to {THREAD_NAME_MAX} characters.", "name")
+    # Shown beside the members' names in every member's inbox: a name's rules (resolvers/text_rules),
+    # as a full name's and a highlight's title's. A zero-width space alone, a bell or a
+    # text-direction override were taken.
+    if not name or len(name) > THREAD_NAME_MAX or is_blank(name) or name_refused(name):
+        raise UserError(MessageErrorCode.NAME_INVALID,
+                        f"A group name is 1 to {THREAD_NAME_MAX} characters that show, without control characters, "
+                        "line separators or text-direction overrides.", "name")
     return name
 
 

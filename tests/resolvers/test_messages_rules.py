@@ -149,6 +149,11 @@ async def test_group_threads_add_leave_rename_and_the_member_cap(gql, dm, gql_se
     assert (await dm.messages(t2, group))[0]["text"] == "welcome"
     r = await dm.mutate("renameThread", t2, {"threadId": group, "name": "x" * 101})
     assert codes(r) == ["NAME_INVALID"]
+    # a name that shows as nothing, or holds a control or a text-direction override: refused, unchanged
+    for bad in ("\u200b", "\u200b \u2060", "pals\u0007", "pals\u202eslap", "two\u2028lines"):
+        assert codes(await dm.mutate("renameThread", t2, {"threadId": group, "name": bad})) == ["NAME_INVALID"], bad
+    assert codes(await dm.mutate("createGroupThread", ta, {"userIds": ids[:2], "name": "\u200b"})) == ["NAME_INVALID"]
+    assert (await dm.mutate("renameThread", t2, {"threadId": group, "name": "pals \u200d\U0001F600"}))["errors"] == []
     await dm.mutate("leaveThread", t2, {"threadId": group})
     assert (await gql.ok(THREAD_Q, {"t": group}, t2))["thread"] is None
     assert codes(await dm.send(t2, thread=group, text="still here?")) == ["THREAD_NOT_FOUND"]
