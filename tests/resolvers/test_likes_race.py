@@ -20,6 +20,7 @@ import pytest
 
 from tao.testing import TaoTestHooks as hooks
 from tests.resolvers.messages_client import store_id
+from tests.row_locks import held_by_a_transaction
 
 pytestmark = pytest.mark.parametrize("gql_settings", ["mysql"], indirect=True)  # row locks are MariaDB's
 
@@ -31,32 +32,14 @@ LIKE_COMMENT = "mutation($i: CommentLikeInput!) { likeComment(input: $i) { comme
 DELETE_COMMENT = "mutation($i: CommentDeleteInput!) { deleteComment(input: $i) { errors { code } } }"
 
 
-class _Release(Exception):
-    pass
-
-
 @asynccontextmanager
 async def list_locked(tao, user: int, atype: str) -> AsyncIterator[None]:
     """The user's `atype` list locked by a transaction of the test's own until the block ends."""
-    h = hooks(tao)
-    locked, release = asyncio.Event(), asyncio.Event()
-
-    async def hold(conn) -> None:
-        rows = await conn.fetchall("SELECT version FROM {assoc_counts} WHERE id1 = %s AND atype = %s FOR UPDATE",
-                                   (user, h.atype(atype).code))
+    async with held_by_a_transaction(
+            tao, tao.shard(user), "SELECT version FROM {assoc_counts} WHERE id1 = %s AND atype = %s FOR UPDATE",
+            (user, hooks(tao).atype(atype).code)) as rows:
         assert rows, "the list's row must exist to be locked"
-        locked.set()
-        await release.wait()
-        raise _Release
-
-    holder = asyncio.create_task(h.write(tao.shard(user), hold))
-    await asyncio.wait_for(locked.wait(), 10)
-    try:
         yield
-    finally:
-        release.set()
-        with pytest.raises(_Release):
-            await holder
 
 
 async def _until_waiting(tao, user: int, task: asyncio.Task) -> None:

@@ -26,12 +26,9 @@ from resolvers.realtime.events import STREAM_ATYPE
 from tao.testing import TaoTestHooks as hooks
 from tao.types import MESSAGE
 from tests.resolvers.messages_client import DM, store_id
+from tests.row_locks import held_by_a_transaction
 
 pytestmark = pytest.mark.parametrize("gql_settings", ["mysql"], indirect=True)  # row locks are MariaDB's
-
-
-class _Release(Exception):
-    pass
 
 
 @asynccontextmanager
@@ -39,25 +36,12 @@ async def client_key_held(tao, sender: str, cid: str) -> AsyncIterator[tuple[int
     """The row of the sender's client key `cid`, inserted by another transaction and held
     uncommitted until the block ends (then rolled back): a send with that client id stops on it,
     after it has read the thread's members. Yields (the key's shard, the key)."""
-    h = hooks(tao)
     key = f"{store_id(sender)}:{cid}"
-    shard = h.key_shard(CLIENT_KEYS, key)
-    locked, release = asyncio.Event(), asyncio.Event()
-
-    async def hold(conn) -> None:
-        await conn.execute("INSERT INTO {unique_keys} (ns, k, id, version) VALUES (%s, %s, 0, 1)", (CLIENT_KEYS, key))
-        locked.set()
-        await release.wait()
-        raise _Release  # roll back: the send's insert goes through
-
-    holder = asyncio.create_task(h.write(shard, hold))
-    await asyncio.wait_for(locked.wait(), 10)
-    try:
+    shard = hooks(tao).key_shard(CLIENT_KEYS, key)
+    # rolled back at the end: the send's insert goes through
+    async with held_by_a_transaction(tao, shard, "INSERT INTO {unique_keys} (ns, k, id, version) "
+                                     "VALUES (%s, %s, 0, 1)", (CLIENT_KEYS, key)):
         yield shard, key
-    finally:
-        release.set()
-        with pytest.raises(_Release):
-            await holder
 
 
 @asynccontextmanager
@@ -157,23 +141,9 @@ async def test_a_sender_who_left_before_the_delivery_commits_delivers_nothing(gq
 async def member_lists_held(tao, member: int) -> AsyncIterator[None]:
     """Every list row of `member` (`assoc_counts`) locked by a transaction of the test's own
     until the block ends (then rolled back): a delivery transaction on the member's shard waits."""
-    h = hooks(tao)
-    locked, release = asyncio.Event(), asyncio.Event()
-
-    async def hold(conn) -> None:
-        await conn.fetchall("SELECT id1 FROM {assoc_counts} WHERE id1 = %s FOR UPDATE", (member,))
-        locked.set()
-        await release.wait()
-        raise _Release
-
-    holder = asyncio.create_task(h.write(tao.shard(member), hold))
-    await asyncio.wait_for(locked.wait(), 10)
-    try:
+    async with held_by_a_transaction(tao, tao.shard(member), "SELECT id1 FROM {assoc_counts} WHERE id1 = %s FOR UPDATE",
+                                     (member,)):
         yield
-    finally:
-        release.set()
-        with pytest.raises(_Release):
-            await holder
 
 
 async def test_the_repair_of_a_send_whose_writer_died_reaches_the_members_of_its_own_time(gql):

@@ -14,10 +14,7 @@ import pytest
 from resolvers.edge_data import MemberState
 from tao.testing import TaoTestHooks as hooks
 from tests.resolvers.messages_client import DM, store_id
-
-
-class _Release(Exception):
-    pass
+from tests.row_locks import held_by_a_transaction
 
 
 @asynccontextmanager
@@ -27,14 +24,6 @@ async def member_list_locked(tao, thread: str) -> AsyncIterator[Callable[[int], 
     waiting(n)` returns once `n` writers wait on that lock."""
     h = hooks(tao)
     shard, t = tao.shard(store_id(thread)), store_id(thread)
-    locked, release = asyncio.Event(), asyncio.Event()
-
-    async def hold(conn) -> None:
-        await conn.execute("SELECT version FROM {assoc_counts} WHERE id1 = %s AND atype = %s FOR UPDATE",
-                           (t, h.atype("HAS_MEMBER").code))
-        locked.set()
-        await release.wait()
-        raise _Release
 
     async def waiting(n: int) -> None:
         for _ in range(300):
@@ -47,14 +36,9 @@ async def member_list_locked(tao, thread: str) -> AsyncIterator[Callable[[int], 
             await asyncio.sleep(0.02)
         pytest.fail(f"fewer than {n} writers waited on the member list")
 
-    holder = asyncio.create_task(h.write(shard, hold))
-    await asyncio.wait_for(locked.wait(), 10)
-    try:
+    async with held_by_a_transaction(tao, shard, "SELECT version FROM {assoc_counts} WHERE id1 = %s AND atype = %s "
+                                     "FOR UPDATE", (t, h.atype("HAS_MEMBER").code)):
         yield waiting
-    finally:
-        release.set()
-        with pytest.raises(_Release):
-            await holder
 
 
 @pytest.fixture
