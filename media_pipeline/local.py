@@ -171,8 +171,16 @@ class LocalBackend(BlockingStore):
             return None
         parts = []
         for path in sorted(self._mp_dir(multipart_id).glob("part-?????")):
-            data = path.read_bytes()
-            sha = (path.parent / (path.name + ".sha256")).read_text() if meta["checksums"] else None
+            try:
+                data = path.read_bytes()
+                sha = (path.parent / (path.name + ".sha256")).read_text() if meta["checksums"] else None
+            except FileNotFoundError:
+                # The sweep aborted the upload (or a completion removed it) while this listed it:
+                # no such upload, as S3 answers. Else a part being stored (its checksum not
+                # written yet) is listed once it is.
+                if self._meta(multipart_id) is None:
+                    return None
+                continue
             md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
             parts.append(PartInfo(int(path.name[5:]), len(data), md5, sha))
         return parts

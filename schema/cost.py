@@ -378,15 +378,18 @@ class CostBudget:
     A request's points are taken from the shared bucket a few requests' worth at a time
     (`REQUESTS_PER_TAKE`, at most `1 / CHUNK_DIVISOR` of the budget) and spent from this
     process's balance for the key: one Redis call for several requests, where each request made
-    one (a round trip of ~0.13 ms of a server's CPU, 2-3 % of a `sendMessage`'s). Points are
-    always taken before they are spent, so a viewer is never served more than the budget, across
-    processes too; what a process holds and has not spent yet is unavailable to the others until
-    it is spent or refills (at most `capacity / CHUNK_DIVISOR` a process and viewer). A request
-    the balance does not cover takes again, or exactly its own cost when the bigger take would
-    not fit: near the end of the budget every point is still usable."""
+    one (a round trip of ~0.13 ms of a server's CPU; a `sendMessage`'s server CPU -1 to -2 %,
+    side by side). Points are always taken before they are spent, so a viewer is never served
+    more than the budget, across processes too; what a process holds and has not spent yet is
+    unavailable to the others (and to the viewer's subscriptions' events, `EventBudget`) until it
+    is spent or refills: at most `capacity / CHUNK_DIVISOR` a process and viewer, and nothing once
+    less than `LOW_SHARE` of the budget is left (a take ahead is then given back at once). A
+    request the balance does not cover takes again, or exactly its own cost when the bigger take
+    would not fit: near the end of the budget every point is still usable."""
 
     REQUESTS_PER_TAKE = 8
     CHUNK_DIVISOR = 16
+    LOW_SHARE = 0.25  # below this share of the budget left, a take ahead is given back at once
     MAX_BALANCES = 50_000  # keys whose balance this process keeps (least recently used dropped)
 
     def __init__(self, capacity: int, window_seconds: float) -> None:
@@ -418,10 +421,17 @@ class CostBudget:
         for amount in dict.fromkeys((max(ahead, cost), cost)):  # what is left of the balance stays
             taken = await (limiter or self.local).take([self._bucket(key)], float(amount), Mode.TAKE)
             if taken.ok:
+                level = taken.levels[0]
+                if amount > cost and level < self.capacity * self.LOW_SHARE:
+                    # Most of the budget is spent: points held here would be missing to the
+                    # viewer's other processes and subscriptions, which need every one now.
+                    refunded = await (limiter or self.local).take([self._bucket(key)], float(amount - cost),
+                                                                   Mode.REFUND)
+                    amount, level = cost, refunded.levels[0]
                 # Re-read: another request for the key may have changed the balance meanwhile.
                 now = self._balances.get(key, (0.0, 0.0))[0] + amount - cost
-                self._keep(key, now, taken.levels[0])
-                return True, now + taken.levels[0]
+                self._keep(key, now, level)
+                return True, now + level
         assert taken is not None
         return False, taken.levels[0] + balance
 

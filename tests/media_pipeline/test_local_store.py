@@ -81,3 +81,29 @@ async def test_url_for_uses_the_cdn_when_configured(tmp_path):
     finally:
         signed.close()
         cdn.close()
+
+
+def test_listing_parts_while_the_upload_is_aborted_answers_no_such_upload(tmp_path, monkeypatch):
+    """`uploadStatus` racing the sweep of an abandoned upload: the parts vanish between the
+    listing's look at the directory and its reads. It raised FileNotFoundError (an
+    INTERNAL_SERVER_ERROR, seen in CI); now the upload is gone, as S3 answers NoSuchUpload. A
+    part whose checksum is not written yet (being stored) is left out until it is."""
+    from pathlib import Path
+
+    from media_pipeline.local import LocalBackend
+
+    backend = LocalBackend(MediaSettings(local_dir=str(tmp_path)))
+    key = "media/a/source"
+    mp = backend.create_multipart(key, "image/jpeg", True)
+    for n in (1, 2):
+        backend.store_part(key, mp, n, b"part %d" % n, None)
+    (tmp_path / ".multipart" / mp / "part-00002.sha256").unlink()  # part 2 half stored
+    assert [p.number for p in backend.list_parts(key, mp)] == [1]
+    real_glob = Path.glob
+
+    def glob_then_abort(self, pattern):
+        found = list(real_glob(self, pattern))
+        backend.abort_multipart(key, mp)
+        return iter(found)
+    monkeypatch.setattr(Path, "glob", glob_then_abort)
+    assert backend.list_parts(key, mp) is None

@@ -66,3 +66,15 @@ async def test_near_the_end_of_the_budget_every_point_is_usable(redis_limiters):
     budget = CostBudget(100, 36_000)
     results = [(await budget.try_spend(redis_limiters[0], "viewer", 30))[0] for _ in range(4)]
     assert results == [True, True, True, False]
+
+
+async def test_with_little_of_the_budget_left_nothing_is_held_ahead(redis_limiters):
+    """Past three quarters of the budget spent, a take ahead is given back at once: the points
+    stay in the shared bucket for the viewer's other processes and subscriptions."""
+    budget = CostBudget(1_000, 36_000)
+    limiter = redis_limiters[0]
+    assert (await budget.try_spend(limiter, "viewer", 50))[0]  # 62.5 taken (1/16), 12.5 held ahead
+    assert 937 <= await budget.available(limiter, "viewer") <= 938
+    assert (await budget.try_spend(limiter, "viewer", 700))[0]  # 237.5 left in the bucket
+    assert (await budget.try_spend(limiter, "viewer", 50))[0]  # a take ahead, given back
+    assert 187 <= await budget.available(limiter, "viewer") <= 188  # 175 if 12.5 more were held
