@@ -509,11 +509,16 @@ async def _purge_messages(ctx: DataContext, user: int) -> int:
 # The profile itself (last) ---------------------------------------------------------------------
 
 async def _export_profile(ctx: DataContext, user: int) -> AsyncIterator[dict]:
-    u = await _record(ctx.tao, user)
+    obj = (await ctx.tao.obj_get([user])).get(user)
+    u = record_of(obj) if obj is not None else None
     if isinstance(u, User):
+        assert obj is not None
         yield {"id": str(u.id), "username": u.username, "full_name": u.full_name, "bio": u.bio,
                "website": u.website, "is_private": u.is_private, "created": u.created,
-               "profile_picture": str(u.profile_picture_id) if u.profile_picture_id else None}
+               "profile_picture": str(u.profile_picture_id) if u.profile_picture_id else None,
+               # the names it had before its renames, held for it until then (resolvers/usernames)
+               "previous_usernames": [{"username": h["name"], "held_until": h["until"]}
+                                      for h in holds_of(obj.data).values()]}
 
 
 async def _purge_inbound(ctx: DataContext, user: int) -> int:

@@ -250,3 +250,17 @@ async def test_a_rename_s_late_check_does_not_reclaim_a_name_renamed_away_from(g
     assert await _claims(gql, ["ada_5", "ada_7"]) == {"ada_5": None, "ada_7": uid}
     assert await gql.tao.key_get_many(SKELETON_KEYS, [skeleton("ada_5"), skeleton("ada_7")]) == {"ada_7": uid}
     assert (await _sign_up(gql, "ada_5"))["errors"] == []
+
+
+async def test_the_account_export_lists_the_names_it_held_after_renames(gql):
+    """Held usernames are the account's data (its past names): its export's profile lists them."""
+    from resolvers.account_data.registry import DataContext, kinds
+
+    token, gid = await gql.sign_up("ada")
+    for name in ("ada_one", "ada_two"):
+        assert (await gql.ok(RENAME, {"u": name}, token))["updateProfile"]["errors"] == []
+    profile = next(k for k in kinds() if k.name == "profile")
+    (record,) = [r async for r in profile.export(DataContext(gql.tao, gql.tao.settings), store_id(gid))]
+    assert record["username"] == "ada_two"
+    assert sorted(h["username"] for h in record["previous_usernames"]) == ["ada", "ada_one"]
+    assert all(h["held_until"] > time.time() * 1000 for h in record["previous_usernames"])
