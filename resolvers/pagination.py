@@ -11,7 +11,7 @@ from `end_cursor` never shows an edge twice nor skips one.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Generic, TypeVar
@@ -87,3 +87,16 @@ def make_page(assocs: list[Assoc], has_next: bool, nodes: dict[int, T], after: C
         end_cursor=(assocs[-1].time, assocs[-1].id2) if assocs else after,
         has_previous=after is not None,
     )
+
+
+async def list_page(ctx: RequestContext, entries: Sequence[tuple[Cursor, int]], first: int, after: Cursor | None,
+                    visible: Callable[[list[int]], Awaitable[dict[int, T]]]) -> Page[T]:
+    """A page of a short list read whole (a profile's live stories, a highlight's ordered
+    stories): `entries` are its (position, id) pairs after the cursor, in order; `visible`
+    answers, of some ids, those the viewer may see. As `load_assoc_page` and `make_page` do for a
+    stored list: `first` entries are read, those hidden dropped, and `end_cursor` is the last read."""
+    check_first(ctx, first)
+    read = list(entries[:first])
+    nodes = await visible([i for _, i in read]) if read else {}
+    return Page(items=[(c, nodes[i]) for c, i in read if i in nodes], has_next=len(entries) > first,
+                end_cursor=read[-1][0] if read else after, has_previous=after is not None)

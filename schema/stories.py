@@ -132,8 +132,10 @@ class Highlight(Node):
         return cls(id=to_global_id("Highlight", h.id), title=h.title, record=h)
 
     @strawberry.field(description="Its stories you may see, in order (close-friends ones only to close friends).")
-    async def stories(self, info: Ctx) -> list[Story]:
-        return [Story.from_record(s) for s in await highlights.highlight_stories(info.context, self.record)]
+    async def stories(self, info: Ctx, first: First = 20, after: str | None = None) -> Connection[Story]:
+        cursors = list_cursors("Highlight.stories", self.record.id)
+        page = await highlights.highlight_stories_page(info.context, self.record, first, cursors.decode(after))
+        return connection_from_page(page, Story.from_record, cursors)
 
     @strawberry.field(description="The cover story (the first you may see if the chosen cover is not).")
     async def cover(self, info: Ctx) -> Story | None:
@@ -184,7 +186,6 @@ register_list_bound("Story", "mentions", MENTIONS_MAX)
 register_field_cost("Story", "viewerCount", 10)
 register_field_cost("Story", "viewerCountIsExact", 10)
 register_list_bound("StoryRing", "stories", 100)  # a ring's live stories: a live read holds at most 100
-register_list_bound("Highlight", "stories", 100, setting=lambda s: s.stories.highlight_max_stories)
 register_list_bound("StorySeenPayload", "stories", model.MAX_BATCH)  # the ids markStorySeen takes
 
 
@@ -199,12 +200,16 @@ async def user_story_tray(info: Ctx, user_id: int, first: int, after: str | None
     return connection
 
 
-async def user_stories(info: Ctx, user_id: int) -> list[Story]:
-    return [Story.from_record(s) for s in await tray.user_stories(info.context, user_id)]
+async def user_stories(info: Ctx, user_id: int, first: int, after: str | None) -> Connection[Story]:
+    cursors = list_cursors("User.stories", user_id)
+    page = await tray.user_stories(info.context, user_id, first, cursors.decode(after))
+    return connection_from_page(page, Story.from_record, cursors)
 
 
-async def user_highlights(info: Ctx, user_id: int) -> list[Highlight]:
-    return [Highlight.from_record(h) for h in await highlights.user_highlights(info.context, user_id)]
+async def user_highlights(info: Ctx, user_id: int, first: int, after: str | None) -> Connection[Highlight]:
+    cursors = list_cursors("User.highlights", user_id)
+    page = await highlights.user_highlights(info.context, user_id, first, cursors.decode(after))
+    return connection_from_page(page, Highlight.from_record, cursors)
 
 
 async def user_story_archive(info: Ctx, user_id: int, first: int, after: str | None) -> Connection[Story]:

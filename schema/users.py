@@ -158,16 +158,18 @@ class User(Node):
         return await user_story_tray(info, self.store_id, first, after)
 
     @strawberry.field(description="This account's live stories you may see, oldest first (its profile ring).")
-    async def stories(self, info: Ctx) -> list[Annotated[Story, strawberry.lazy("schema.stories")]]:
+    async def stories(self, info: Ctx, first: First = 20, after: str | None = None
+                      ) -> Connection[Annotated[Story, strawberry.lazy("schema.stories")]]:
         from schema.stories import user_stories
 
-        return await user_stories(info, self.store_id)
+        return await user_stories(info, self.store_id, first, after)
 
     @strawberry.field(description="This account's highlights, newest first (for whoever may see its posts).")
-    async def highlights(self, info: Ctx) -> list[Annotated[Highlight, strawberry.lazy("schema.stories")]]:
+    async def highlights(self, info: Ctx, first: First = 20, after: str | None = None
+                         ) -> Connection[Annotated[Highlight, strawberry.lazy("schema.stories")]]:
         from schema.stories import user_highlights
 
-        return await user_highlights(info, self.store_id)
+        return await user_highlights(info, self.store_id, first, after)
 
     @strawberry.field(description="Your expired stories, newest first. Only on your own account.")
     async def story_archive(self, info: Ctx, first: First = 20, after: str | None = None
@@ -267,8 +269,6 @@ register_node("User", "USER", User.from_record)
 register_field_cost("User", "followersYouFollow", 10)
 register_list_bound("FollowersYouFollow", "users", page=True)  # followersYouFollow(first:) counts them
 register_list_bound("User", "sessions", 100)  # resolvers.sessions.MAX_LISTED
-register_list_bound("User", "stories", 100)  # a live story read (resolvers.stories.tray): at most 100
-register_list_bound("User", "highlights", 100, setting=lambda s: s.stories.max_highlights)
 
 
 @strawberry.type

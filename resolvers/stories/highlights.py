@@ -22,16 +22,18 @@ and repeats if the list moved meanwhile, so a sync that acted on a stale list re
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from resolvers import privacy
 from resolvers.errors import UserError
 from resolvers.job_context import JobContext
+from resolvers.pagination import Cursor, Page, check_first, list_page, load_assoc_page, make_page
 from resolvers.records import record_of
 from resolvers.stories.actions import PURGE_JOB, purge_due
 from resolvers.stories.model import TITLE_MAX, Highlight, Story, StoryErrorCode, highlight_not_found, story_not_found
-from resolvers.stories.visibility import visible_stories
+from resolvers.stories.visibility import visible_stories, visible_stories_by_id
 from resolvers.text_rules import is_blank, name_refused
 from tao import Assoc, ConflictError, ListCheck, Tao, VersionConflictError
 
@@ -267,22 +269,35 @@ async def drop_from_highlights(tao: Tao, owner: int, story_id: int) -> None:
             await tao.assoc_delete(story_id, "IN_HIGHLIGHT", edge.id2)
 
 
-async def user_highlights(ctx: RequestContext, user_id: int) -> list[Highlight]:
-    """`User.highlights`, newest first: the viewer must see the profile in full (blocks hide them)."""
+async def user_highlights(ctx: RequestContext, user_id: int, first: int, after: Cursor | None) -> Page[Highlight]:
+    """`User.highlights`, a page newest first: the viewer must see the profile in full (blocks hide
+    them). A highlight of close-friends stories only does not exist for anyone else (nothing to
+    infer): it is dropped from the page, as a hidden edge of any list is."""
     if user_id != ctx.viewer_id and await privacy.user_visibility(ctx, user_id) != privacy.Visibility.FULL:
-        return []
-    edges = await ctx.loaders.assoc_page_by_key.load((user_id, "HAS_HIGHLIGHT", 100, None))
-    objs = [h for h in await ctx.loaders.object_by_id.load_many([e.id2 for e in edges]) if isinstance(h, Highlight)]
-    if user_id == ctx.viewer_id:
-        return objs
-    # A highlight of close-friends stories only does not exist for anyone else (nothing to infer).
-    shown = await asyncio.gather(*(highlight_stories(ctx, h) for h in objs))
-    return [h for h, stories in zip(objs, shown) if stories]
+        check_first(ctx, first)
+        return Page(end_cursor=after, has_previous=after is not None)
+    assocs, has_next = await load_assoc_page(ctx, user_id, "HAS_HIGHLIGHT", first, after)
+    objs = [h for h in await ctx.loaders.object_by_id.load_many([a.id2 for a in assocs]) if isinstance(h, Highlight)]
+    if user_id != ctx.viewer_id:
+        shown = await asyncio.gather(*(highlight_stories(ctx, h) for h in objs))
+        objs = [h for h, stories in zip(objs, shown) if stories]
+    return make_page(assocs, has_next, {h.id: h for h in objs}, after)
 
 
 async def highlight_stories(ctx: RequestContext, h: Highlight) -> list[Story]:
     """The highlight's stories the viewer may see, in its order (close-friends ones to close friends)."""
     return await visible_stories(ctx, list(h.stories))
+
+
+async def highlight_stories_page(ctx: RequestContext, h: Highlight, first: int, after: Cursor | None) -> Page[Story]:
+    """`Highlight.stories`, a page in the highlight's order. The cursor is (place, story): paging
+    on continues after that story wherever it now stands, or at its place if it left the list."""
+    start = 0
+    if after is not None:
+        place, story = after
+        start = h.stories.index(story) + 1 if story in h.stories else max(place, 0)
+    entries = [((i, s), s) for i, s in enumerate(h.stories) if i >= start]
+    return await list_page(ctx, entries, first, after, functools.partial(visible_stories_by_id, ctx))
 
 
 async def highlight_cover(ctx: RequestContext, h: Highlight) -> Story | None:

@@ -17,6 +17,7 @@ then by the newest story. A ring's stories are oldest first.
 from __future__ import annotations
 
 import asyncio
+import functools
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -25,10 +26,10 @@ from typing import TYPE_CHECKING
 
 from resolvers import privacy
 from resolvers.feed.ranking import Scorer, load_signals
-from resolvers.pagination import Cursor, Page, check_first
+from resolvers.pagination import Cursor, Page, check_first, list_page
 from resolvers.stories.actions import live_hint_key
 from resolvers.stories.model import Story, live_low
-from resolvers.stories.visibility import now_ms, visible_stories
+from resolvers.stories.visibility import now_ms, visible_stories, visible_stories_by_id
 from tao import Assoc, TaoError
 
 if TYPE_CHECKING:
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 
 _NONE_SEEN: Mapping[int, Assoc] = MappingProxyType({})  # a ring built elsewhere knows no seen marks
 MARKS_SCAN = 1000  # a viewer's seen marks of the last 24 h (or story mutes) read as one list up to this
+LIVE_READ = 100  # an author's live stories read at once (the tray's rings, the profile ring)
 
 
 @dataclass(slots=True)
@@ -96,7 +98,7 @@ async def _read_candidates(ctx: RequestContext) -> list[Ring]:
     now = now_ms(ctx)
     follows = await tao.assoc_range(viewer, "FOLLOWS", 0, ctx.settings.stories.tray_max_following)
     authors = [viewer] + await _maybe_live([a.id2 for a in follows if a.id2 != viewer], ctx, now)
-    lives = await tao.assoc_time_range_many([(a, "STORY_LIVE") for a in authors], low=live_low(now), limit=100)
+    lives = await tao.assoc_time_range_many([(a, "STORY_LIVE") for a in authors], low=live_low(now), limit=LIVE_READ)
     live = {a: edges for a in authors if (edges := lives.get((a, "STORY_LIVE")))}
     others = [a for a in live if a != viewer]
     cf_authors = [a for a in others if any(e.data.get("cf") for e in live[a])]
@@ -224,11 +226,15 @@ async def rings_stories(ctx: RequestContext, rings: list[Ring]) -> list[list[Sto
     return out
 
 
-async def user_stories(ctx: RequestContext, user_id: int) -> list[Story]:
-    """`User.stories`: the user's live stories the viewer may see, oldest first (the profile ring)."""
+async def user_stories(ctx: RequestContext, user_id: int, first: int, after: Cursor | None) -> Page[Story]:
+    """`User.stories`: a page of the user's live stories the viewer may see, oldest first (the
+    profile ring); the cursor is a story's (time, id), so paging on continues after it."""
     now = now_ms(ctx)
-    edges = await ctx.tao.assoc_time_range(user_id, "STORY_LIVE", low=live_low(now), limit=100)
-    return await visible_stories(ctx, [e.id2 for e in sorted(edges, key=lambda e: (e.time, e.id2))])
+    edges = await ctx.tao.assoc_time_range(user_id, "STORY_LIVE", low=live_low(now), limit=LIVE_READ)
+    entries = sorted(((e.time, e.id2), e.id2) for e in edges)
+    if after is not None:
+        entries = [e for e in entries if e[0] > after]
+    return await list_page(ctx, entries, first, after, functools.partial(visible_stories_by_id, ctx))
 
 
 async def story_archive(ctx: RequestContext, first: int, after: Cursor | None) -> Page[Story]:

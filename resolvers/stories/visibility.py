@@ -75,5 +75,10 @@ async def visible_stories(ctx: RequestContext, ids: list[int]) -> list[Story]:
     return [o for o, ok in zip(objs, seen) if ok]
 
 
+async def visible_stories_by_id(ctx: RequestContext, ids: list[int]) -> dict[int, Story]:
+    """`visible_stories` by id (a page's `visible`: resolvers.pagination.list_page)."""
+    return {s.id: s for s in await visible_stories(ctx, ids)}
+
+
 privacy.register_object_rule("STORY", story_visible)
 privacy.register_object_rule("HIGHLIGHT", highlight_visible)

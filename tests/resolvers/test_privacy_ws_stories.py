@@ -25,7 +25,8 @@ from tests.wsclient import WSClient
 STORY_SURFACES = """query($s: ID!, $m: ID!) {
   story: node(id: $s) { id ... on Story { isLive hashtag link } }
   media: node(id: $m) { id }
-  user(username: "ada") { username stories { id } highlights { title stories { id } cover { id } } }
+  user(username: "ada") { username stories { nodes { id } }
+                          highlights { nodes { title stories { nodes { id } } cover { id } } } }
   viewer { storyTray(first: 50) { nodes { user { username } isCloseFriends stories { id } } } }
 }"""
 VIEWERS = "query($s: ID!) { node(id: $s) { ... on Story { viewerCount viewers { nodes { username } } } } }"
@@ -136,8 +137,9 @@ async def test_a_stranger_and_an_anonymous_socket_see_no_private_or_close_friend
                                         {"s": s["id"], "m": s["media"]["id"]})
                 visible = s is friends_only and sees_friends_only
                 assert mentions(got, s["id"], s["media"]["id"]) == visible, (token, s, got)
-            profiles = await viewer.read('{ ada: user(username: "ada") { stories { id } } '
-                                         'pia: user(username: "pia") { stories { id } highlights { title } } }')
+            profiles = await viewer.read('{ ada: user(username: "ada") { stories { nodes { id } } } '
+                                         'pia: user(username: "pia") { stories { nodes { id } } '
+                                         'highlights { nodes { title } } } }')
             assert mentions(profiles, friends_only["id"]) == sees_friends_only and not mentions(profiles, private["id"])
             if token is not None:
                 rings = await viewer.read("{ viewer { storyTray(first: 50) { nodes { user { username } "

@@ -267,7 +267,8 @@ async def _world(gql: GQL) -> World:
 
 STATE = """{ viewer { username followingCount
   closeFriends(first: 100) { nodes { id } } restrictedUsers(first: 100) { nodes { id } }
-  storyMutedUsers(first: 100) { nodes { id } } highlights { id title stories { id } }
+  storyMutedUsers(first: 100) { nodes { id } }
+  highlights(first: 100) { nodes { id title stories(first: 100) { nodes { id } } } }
   twoFactor { enabled } sessions { id } unreadNotificationCount
   notificationPreferences { pushPausedUntil settings { type level push } } }
   recentSearches(first: 100) { __typename } }"""
@@ -279,8 +280,9 @@ async def _state(gql: GQL, w: World) -> dict:
     data = await gql.ok(STATE, token=w.ta)
     ada = await uid(gql, "ada")
     data["seen"] = await gql.tao.assoc_count(ada, "STORY_SEEN")
-    data["bob's highlight"] = (await gql.ok('{ user(username: "bob") { highlights { title stories { id } } } }',
-                                            token=w.tb))["user"]["highlights"]
+    data["bob's highlight"] = (await gql.ok(
+        '{ user(username: "bob") { highlights { nodes { title stories { nodes { id } } } } } }',
+        token=w.tb))["user"]["highlights"]
     return data
 
 

@@ -130,8 +130,8 @@ async def test_a_scalar_that_scans_costs_what_it_reads(gql_with) -> None:
     async with gql_with(max_query_cost=5000) as g:
         token, _ = await g.sign_up("ada")
         aliases = " ".join(f"a{i}: viewerCount" for i in range(30))
-        body = await g("{ viewer { stories { %s } } }" % aliases, None, token)
+        body = await g("{ viewer { stories(first: 100) { nodes { %s } } } }" % aliases, None, token)
         assert body["errors"][0]["extensions"]["code"] == "MAX_COST_EXCEEDED", body
-        assert body["extensions"]["cost"]["requestedQueryCost"] == 1 + 100 * (1 + 30 * 10)
-        one = await g("{ viewer { stories { viewerCount viewerCountIsExact } } }", None, token)
-        assert "errors" not in one and one["extensions"]["cost"]["requestedQueryCost"] == 1 + 100 * (1 + 20)
+        assert body["extensions"]["cost"]["requestedQueryCost"] == 1 + 1 + 100 * (1 + 30 * 10)
+        one = await g("{ viewer { stories(first: 100) { nodes { viewerCount viewerCountIsExact } } } }", None, token)
+        assert "errors" not in one and one["extensions"]["cost"]["requestedQueryCost"] == 1 + 1 + 100 * (1 + 20)

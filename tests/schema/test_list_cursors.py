@@ -162,7 +162,12 @@ AFTER_FIELDS: dict[tuple[str, str], str] = {
     ("User", "closeFriends"): "{ viewer { closeFriends(first: $f, after: $a) { pageInfo { endCursor } } } }",
     ("User", "restrictedUsers"): "{ viewer { restrictedUsers(first: $f, after: $a) { pageInfo { endCursor } } } }",
     ("User", "storyMutedUsers"): "{ viewer { storyMutedUsers(first: $f, after: $a) { pageInfo { endCursor } } } }",
-    ("Story", "viewers"): "{ viewer { stories { viewers(first: $f, after: $a) { pageInfo { endCursor } } } } }",
+    ("Story", "viewers"): "{ viewer { stories { nodes { viewers(first: $f, after: $a) "
+                          "{ pageInfo { endCursor } } } } } }",
+    ("User", "stories"): "{ viewer { stories(first: $f, after: $a) { pageInfo { endCursor } } } }",
+    ("User", "highlights"): "{ viewer { highlights(first: $f, after: $a) { pageInfo { endCursor } } } }",
+    ("Highlight", "stories"): "{ viewer { highlights(first: 1) { nodes { stories(first: $f, after: $a) "
+                              "{ pageInfo { endCursor } } } } } }",
     ("Post", "likers"): "{ viewer { posts(first: 1) { nodes { likers(first: $f, after: $a) "
                         "{ pageInfo { endCursor } } } } } }",
     ("Post", "comments"): "{ viewer { posts(first: 1) { nodes { comments(first: $f, after: $a) "
@@ -209,7 +214,10 @@ async def test_every_field_with_after_refuses_another_lists_cursor_and_takes_its
                          "{ post { id location { id } } } }", token=token))["createPost"]["post"]
     await gql.ok('mutation($p: ID!) { addComment(input: {postId: $p, text: "hi"}) { errors { code } } }',
                  {"p": post["id"]}, token)
-    await post_story(gql, token, "ada")
+    story = await post_story(gql, token, "ada")
+    highlight = await gql.ok('mutation($s: ID!) { createHighlight(input: {title: "t", storyIds: [$s]}) '
+                             "{ errors { code } } }", {"s": story["id"]}, token)
+    assert highlight["createHighlight"]["errors"] == []  # (Highlight.stories)
     await gql.tao.run_jobs_until_idle()
     loc = post["location"]["id"]
     # Other lists' cursors: bob's followers after its first edge (ada), and that list's head.

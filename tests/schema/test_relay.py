@@ -135,7 +135,10 @@ FIRST_FIELDS = {
     ("User", "closeFriends"): "{ viewer { closeFriends(first: $f) { nodes { id } } } }",
     ("User", "restrictedUsers"): "{ viewer { restrictedUsers(first: $f) { nodes { id } } } }",
     ("User", "storyMutedUsers"): "{ viewer { storyMutedUsers(first: $f) { nodes { id } } } }",
-    ("Story", "viewers"): "{ viewer { stories { viewers(first: $f) { nodes { id } } } } }",
+    ("Story", "viewers"): "{ viewer { stories { nodes { viewers(first: $f) { nodes { id } } } } } }",
+    ("User", "stories"): "{ viewer { stories(first: $f) { nodes { id } } } }",
+    ("User", "highlights"): "{ viewer { highlights(first: $f) { nodes { id } } } }",
+    ("Highlight", "stories"): "{ viewer { highlights(first: 1) { nodes { stories(first: $f) { nodes { id } } } } } }",
     ("Post", "pendingComments"): "{ viewer { posts(first: 1) { nodes { pendingComments(first: $f) "
                                  "{ nodes { id } } } } } }",
 }
@@ -159,9 +162,12 @@ async def test_every_first_argument_shares_one_range_check(gql):
     ada = (await gql.tao.key_get_many("username", ["ada"]))["ada"]  # a story of hers (Story.viewers)
     media = await gql.tao.obj_add("MEDIA", {"kind": "image", "status": "ready", "owner": ada}, owner=ada)
     await gql.tao.assoc_add(ada, "UPLOADED", media)
-    made = await gql.ok('mutation($m: ID!) { createStory(input: {mediaId: $m}) { errors { code } } }',
+    made = await gql.ok('mutation($m: ID!) { createStory(input: {mediaId: $m}) { story { id } errors { code } } }',
                         {"m": to_global_id("Media", media)}, token)
     assert made["createStory"]["errors"] == []
+    highlight = await gql.ok('mutation($s: ID!) { createHighlight(input: {title: "t", storyIds: [$s]}) '
+                             "{ errors { code } } }", {"s": made["createStory"]["story"]["id"]}, token)
+    assert highlight["createHighlight"]["errors"] == []  # (Highlight.stories)
     for (typename, field), selection in FIRST_FIELDS.items():
         query = ("query($f: Int!, $loc: ID!) " if "$loc" in selection else "query($f: Int!) ") + selection
         for bad in (-5, 1_000_001):

@@ -15,9 +15,21 @@ CREATE = """mutation($i: StoryCreateInput!) { createStory(input: $i) {
 TRAY = """{ viewer { storyTray(first: 50) { edges { cursor node { hasUnseen isCloseFriends latestStoryAt
   user { username } stories { id isCloseFriends } } } pageInfo { hasNextPage endCursor } } } }"""
 NODE = "query($id: ID!) { node(id: $id) { id ... on Story { isLive } ... on Media { id } } }"
-STORIES = "query($u: String!) { user(username: $u) { stories { id } highlights { title stories { id } } } }"
+STORIES = """query($u: String!) { user(username: $u) { stories(first: 100) { nodes { id } }
+  highlights(first: 100) { nodes { title stories(first: 100) { nodes { id } } } } } }"""
 SEEN = """mutation($ids: [ID!]!) { markStorySeen(input: {storyIds: $ids}) { stories { id viewerHasSeen }
   errors { code field } } }"""
+
+
+def unwrap(data):
+    """`data` with each connection selected as `{ nodes { ... } }` alone replaced by its nodes."""
+    if isinstance(data, dict):
+        if list(data) == ["nodes"]:
+            return unwrap(data["nodes"])
+        return {k: unwrap(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [unwrap(v) for v in data]
+    return data
 
 
 def clock(gql, start: int = T0) -> ManualClock:

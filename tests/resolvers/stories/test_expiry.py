@@ -14,6 +14,7 @@ from tests.resolvers.stories.helpers import (
     ring_names,
     tray,
     uid,
+    unwrap,
 )
 
 ARCHIVE = "{ viewer { storyArchive { nodes { id isLive } } } }"
@@ -23,7 +24,7 @@ async def _surfaces(gql, token, story, media_id):
     """What the viewer sees of the story on each surface: (tray, profile ring, node, media node)."""
     rings = await tray(gql, token)
     ring = [s["id"] for r in rings if r["user"]["username"] == "ada" for s in r["stories"]]
-    profile = [s["id"] for s in (await gql.ok(STORIES, {"u": "ada"}, token))["user"]["stories"]]
+    profile = [s["id"] for s in unwrap(await gql.ok(STORIES, {"u": "ada"}, token))["user"]["stories"]]
     node = (await gql.ok(NODE, {"id": story}, token))["node"]
     media = (await gql.ok(NODE, {"id": media_id}, token))["node"]
     return ring == [story], profile == [story], node is not None, media is not None
@@ -87,13 +88,13 @@ async def test_a_highlighted_story_lives_on_and_is_not_purged(gql):
     await follow(gql, tb, a)
     story = await post_story(gql, ta, "ada")
     p = await gql.ok("""mutation($i: HighlightCreateInput!) { createHighlight(input: $i) {
-        highlight { id title cover { id } stories { id } } errors { code } } }""",
+        highlight { id title cover { id } stories { nodes { id } } } errors { code } } }""",
                      {"i": {"title": "Trips", "storyIds": [story["id"]]}}, ta)
-    h = p["createHighlight"]["highlight"]
+    h = unwrap(p["createHighlight"]["highlight"])
     assert h["stories"] == [{"id": story["id"]}] and h["cover"] == {"id": story["id"]}
     c.set(T0 + 40 * DAY)
     await gql.tao.run_jobs_until_idle(include_delayed=False)
-    seen = (await gql.ok(STORIES, {"u": "ada"}, tb))["user"]
+    seen = unwrap(await gql.ok(STORIES, {"u": "ada"}, tb))["user"]
     assert seen["stories"] == []  # not live
     assert seen["highlights"] == [{"title": "Trips", "stories": [{"id": story["id"]}]}]
     assert (await gql.ok(NODE, {"id": story["media"]["id"]}, tb))["node"] is not None

@@ -8,7 +8,7 @@ import asyncio
 from tests.resolvers.messages_client import store_id
 from tests.resolvers.stories.helpers import clock, post_story
 
-HL = "highlight { id stories { id } } errors { code field }"
+HL = "highlight { id stories(first: 100) { nodes { id } } } errors { code field }"
 CREATE = f"mutation($i: HighlightCreateInput!) {{ createHighlight(input: $i) {{ {HL} }} }}"
 ADD = f"mutation($i: HighlightStoriesInput!) {{ addToHighlight(input: $i) {{ {HL} }} }}"
 REMOVE = f"mutation($i: HighlightStoriesInput!) {{ removeFromHighlight(input: $i) {{ {HL} }} }}"
@@ -59,6 +59,7 @@ async def test_a_highlight_title_that_shows_as_nothing_or_could_spoof_is_refused
     for title in ("\u200b", "a\x07", "a\u2028b", "evil\u202e"):
         p = (await gql.ok(CREATE, {"i": {"title": title, "storyIds": [story]}}, ta))["createHighlight"]
         assert p == {"highlight": None, "errors": [{"code": "TITLE_INVALID", "field": "title"}]}, (title, p)
-    assert (await gql.ok('{ user(username: "ada") { highlights { id } } }', token=ta))["user"]["highlights"] == []
+    listed = await gql.ok('{ user(username: "ada") { highlights { nodes { id } } } }', token=ta)
+    assert listed["user"]["highlights"] == {"nodes": []}
     ok = (await gql.ok(CREATE, {"i": {"title": "\U0001f600 Summer", "storyIds": [story]}}, ta))["createHighlight"]
     assert ok["errors"] == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.resolvers.stories.helpers import NODE, SEEN, STORIES, clock, post_story, ring_names, tray
+from tests.resolvers.stories.helpers import NODE, SEEN, STORIES, clock, post_story, ring_names, tray, unwrap
 
 REPLY = """mutation($i: StoryReplyInput!) { replyToStory(input: $i) { message { id } errors { code } } }"""
 HIGHLIGHT = """mutation($i: HighlightCreateInput!) {
@@ -53,7 +53,7 @@ async def test_story_surfaces_by_relation(gql, relation):
         "node": (await gql.ok(NODE, {"id": story["id"]}, token))["node"] is not None,
         "media": (await gql.ok(NODE, {"id": story["media"]["id"]}, token))["node"] is not None,
     }
-    profile = (await gql.ok(STORIES, {"u": "ada"}, token))["user"]
+    profile = unwrap(await gql.ok(STORIES, {"u": "ada"}, token))["user"]
     if profile is None:  # a block hides the account itself
         seen["profile"] = seen["highlights"] = False
     else:

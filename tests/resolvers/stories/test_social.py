@@ -18,6 +18,7 @@ from tests.resolvers.stories.helpers import (
     post_story,
     ready_media,
     uid,
+    unwrap,
 )
 
 REPLY = """mutation($i: StoryReplyInput!) { replyToStory(input: $i) {
@@ -29,8 +30,8 @@ THREADS = """query($f: InboxFolder!) { inbox { threads(folder: $f) { nodes { id
 SEND = """mutation($i: MessageSendInput!) { sendMessage(input: $i) { message { id } errors { code } } }"""
 READ = """mutation($i: ThreadMarkReadInput!) { markThreadRead(input: $i) { errors { code } } }"""
 HL_CREATE = """mutation($i: HighlightCreateInput!) { createHighlight(input: $i) {
-  highlight { id title cover { id } stories { id } } errors { code field } } }"""
-HL_FIELDS = "highlight { id title cover { id } stories { id } } errors { code field }"
+  highlight { id title cover { id } stories(first: 100) { nodes { id } } } errors { code field } } }"""
+HL_FIELDS = "highlight { id title cover { id } stories(first: 100) { nodes { id } } } errors { code field }"
 
 
 async def test_reply_and_reaction_reach_the_author_as_messages_quoting_the_story(gql):
@@ -158,29 +159,29 @@ async def test_highlights_edit_reorder_cap_and_close_friends_inside(gql):
     await gql.tao.run_jobs_until_idle(include_delayed=False)
     seen = {}
     for who, token in (("friend", tf), ("other", to)):
-        hl = (await gql.ok(STORIES, {"u": "ada"}, token))["user"]["highlights"]
+        hl = unwrap(await gql.ok(STORIES, {"u": "ada"}, token))["user"]["highlights"]
         seen[who] = [[s["id"] for s in x["stories"]] for x in hl]
     assert seen == {"friend": [[s1["id"], s2["id"]]], "other": [[s1["id"]]]}
     assert (await gql.ok(NODE, {"id": s2["id"]}, to))["node"] is None
-    cover = '{ user(username: "ada") { highlights { cover { id } } } }'
+    cover = '{ user(username: "ada") { highlights { nodes { cover { id } } } } }'
     # the close-friends cover is not theirs: they see the first story they may
-    assert (await gql.ok(cover, token=to))["user"]["highlights"] == [{"cover": {"id": s1["id"]}}]
+    assert unwrap(await gql.ok(cover, token=to))["user"]["highlights"] == [{"cover": {"id": s1["id"]}}]
     edit = await gql.ok(f"mutation($i: HighlightEditInput!) {{ editHighlight(input: $i) {{ {HL_FIELDS} }} }}",
                         {"i": {"highlightId": h["id"], "title": "Top", "coverStoryId": s1["id"]}}, ta)
     assert edit["editHighlight"]["highlight"]["title"] == "Top"
     add = await gql.ok(f"mutation($i: HighlightStoriesInput!) {{ addToHighlight(input: $i) {{ {HL_FIELDS} }} }}",
                        {"i": {"highlightId": h["id"], "storyIds": [s3["id"]]}}, ta)
-    assert [s["id"] for s in add["addToHighlight"]["highlight"]["stories"]] == [s1["id"], s2["id"], s3["id"]]
+    assert [s["id"] for s in unwrap(add["addToHighlight"]["highlight"]["stories"])] == [s1["id"], s2["id"], s3["id"]]
     order = [s3["id"], s1["id"], s2["id"]]
     re = await gql.ok(f"mutation($i: HighlightStoriesInput!) {{ reorderHighlight(input: $i) {{ {HL_FIELDS} }} }}",
                       {"i": {"highlightId": h["id"], "storyIds": order}}, ta)
-    assert [s["id"] for s in re["reorderHighlight"]["highlight"]["stories"]] == order
+    assert [s["id"] for s in unwrap(re["reorderHighlight"]["highlight"]["stories"])] == order
     bad = await gql.ok(f"mutation($i: HighlightStoriesInput!) {{ reorderHighlight(input: $i) {{ {HL_FIELDS} }} }}",
                        {"i": {"highlightId": h["id"], "storyIds": order[:2]}}, ta)
     assert bad["reorderHighlight"]["errors"] == [{"code": "HIGHLIGHT_INVALID", "field": "storyIds"}]
     rm = await gql.ok(f"mutation($i: HighlightStoriesInput!) {{ removeFromHighlight(input: $i) {{ {HL_FIELDS} }} }}",
                       {"i": {"highlightId": h["id"], "storyIds": [s1["id"]]}}, ta)
-    assert [s["id"] for s in rm["removeFromHighlight"]["highlight"]["stories"]] == [s3["id"], s2["id"]]
+    assert [s["id"] for s in unwrap(rm["removeFromHighlight"]["highlight"]["stories"])] == [s3["id"], s2["id"]]
     # someone else's highlight cannot be changed (answers as a missing one)
     other = await gql.ok(f"mutation($i: HighlightEditInput!) {{ editHighlight(input: $i) {{ {HL_FIELDS} }} }}",
                          {"i": {"highlightId": h["id"], "title": "mine"}}, to)
@@ -194,12 +195,12 @@ async def test_a_highlight_holds_at_most_100_stories(gql, gql_settings):
     ids = [(await post_story(gql, ta, "ada"))["id"] for _ in range(101)]
     p = (await gql.ok(HL_CREATE, {"i": {"title": "all", "storyIds": ids}}, ta))["createHighlight"]
     assert p == {"highlight": None, "errors": [{"code": "HIGHLIGHT_FULL", "field": "storyIds"}]}
-    assert (await gql.ok(STORIES, {"u": "ada"}, ta))["user"]["highlights"] == []
+    assert unwrap(await gql.ok(STORIES, {"u": "ada"}, ta))["user"]["highlights"] == []
     h = (await gql.ok(HL_CREATE, {"i": {"title": "all", "storyIds": ids[:100]}}, ta))["createHighlight"]["highlight"]
     add = await gql.ok(f"mutation($i: HighlightStoriesInput!) {{ addToHighlight(input: $i) {{ {HL_FIELDS} }} }}",
                        {"i": {"highlightId": h["id"], "storyIds": [ids[100]]}}, ta)
     assert add["addToHighlight"]["errors"] == [{"code": "HIGHLIGHT_FULL", "field": "storyIds"}]
-    assert len((await gql.ok(STORIES, {"u": "ada"}, ta))["user"]["highlights"][0]["stories"]) == 100
+    assert len(unwrap(await gql.ok(STORIES, {"u": "ada"}, ta))["user"]["highlights"][0]["stories"]) == 100
 
 
 async def test_a_profile_holds_at_most_max_highlights_even_when_creates_race(gql, gql_settings):
@@ -216,7 +217,7 @@ async def test_a_profile_holds_at_most_max_highlights_even_when_creates_race(gql
     assert sum(p["highlight"] is not None for p in payloads) == 3, payloads
     assert [p["errors"] for p in payloads if p["highlight"] is None] == [
         [{"code": "TOO_MANY_HIGHLIGHTS", "field": "title"}]] * 3
-    assert len((await gql.ok(STORIES, {"u": "ada"}, ta))["user"]["highlights"]) == 3
+    assert len(unwrap(await gql.ok(STORIES, {"u": "ada"}, ta))["user"]["highlights"]) == 3
     assert await gql.tao.assoc_count(await uid(gql, "ada"), "HAS_HIGHLIGHT") == 3
     assert await gql.tao.assoc_count(store_id(story), "IN_HIGHLIGHT") == 3  # none of a refused one
 
@@ -296,13 +297,13 @@ async def test_a_close_friends_only_highlight_does_not_exist_for_others_by_id(gq
     await gql.ok(close % "addCloseFriends", {"i": {"userIds": [f]}}, ta)
     s = await post_story(gql, ta, "ada", audience="CLOSE_FRIENDS")
     h = (await gql.ok(HL_CREATE, {"i": {"title": "Secret plans", "storyIds": [s["id"]]}}, ta))["createHighlight"]
-    q = "query($id: ID!) { node(id: $id) { ... on Highlight { title stories { id } } } }"
+    q = "query($id: ID!) { node(id: $id) { ... on Highlight { title stories { nodes { id } } } } }"
     hid = {"id": h["highlight"]["id"]}
     want = {"title": "Secret plans", "stories": [{"id": s["id"]}]}
-    assert [(await gql.ok(q, hid, t))["node"] for t in (ta, tf, to, None)] == [want, want, None, None]
+    assert [unwrap(await gql.ok(q, hid, t))["node"] for t in (ta, tf, to, None)] == [want, want, None, None]
     await gql.ok(close % "removeCloseFriends", {"i": {"userIds": [f]}}, ta)
     assert (await gql.ok(q, hid, tf))["node"] is None
-    assert (await gql.ok(STORIES, {"u": "ada"}, tf))["user"]["highlights"] == []
+    assert unwrap(await gql.ok(STORIES, {"u": "ada"}, tf))["user"]["highlights"] == []
 
 
 async def test_one_upload_is_a_story_or_a_post_not_both(gql):
@@ -320,8 +321,8 @@ async def test_one_upload_is_a_story_or_a_post_not_both(gql):
         errors = [story["createStory"]["errors"], made["createPost"]["errors"]]
         assert sorted(map(len, errors)) == [0, 1], errors
         assert [e[0]["code"] for e in errors if e] == ["MEDIA_INVALID"]
-    mine = "{ viewer { postCount stories { id } } }"
-    seen = (await gql.ok(mine, None, ta))["viewer"]
+    mine = "{ viewer { postCount stories { nodes { id } } } }"
+    seen = unwrap(await gql.ok(mine, None, ta))["viewer"]
     assert seen["postCount"] + len(seen["stories"]) == 3
 
 
