@@ -22,6 +22,7 @@ processes give one budget, not N.
 - `EventBudget`: a subscription's points per delivered event (its selection runs again for
   each), from the same budget, taken a few events' worth at a time (one shared-limiter call for
   `EVENTS_PER_TAKE` events, not one each) and what is left over given back when it ends.
+- `PointsAhead`: the take-ahead balance both `EventBudget` and `schema.cost.CostBudget` spend from.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ import math
 
 from config import AuthSettings, LimitSettings, ThrottleSettings
 from resolvers.errors import ThrottledError
-from tao import Bucket, Mode, Tao
+from tao import Bucket, Mode, Taken, Tao
+from tao.rate_limits import RateLimiter
 
 log = logging.getLogger("taogram.throttle")
 
@@ -79,11 +81,73 @@ async def spend_cost_budget(tao: Tao, limits: LimitSettings, key: str, points: i
                              f"are left; try again in {wait_text(taken.retry_after)}.", round(taken.retry_after, 3))
 
 
+class PointsAhead:
+    """Points of one shared bucket taken ahead of their spending and spent from a balance held
+    here: one shared-limiter call for several spends. The one rule of `schema.cost.CostBudget`
+    (a process's balance per viewer for its requests) and `EventBudget` (a subscription's events):
+
+    - a spend the balance covers is spent from it, with no call;
+    - else the balance goes towards it and the rest is taken from the bucket, with more ahead up
+      to `ahead` in all (the caller's few spends' worth); when that does not fit, exactly the rest
+      (near the end of the budget every point is usable);
+    - points are always taken before they are spent, so nobody is served more than the bucket,
+      however many processes spend from it;
+    - when a take ahead leaves less than `LOW_SHARE` of the bucket's capacity in it, what was
+      taken beyond the spend is given back at once: the viewer's other processes and
+      subscriptions then need every point, and points held here would be missing to them.
+
+    The balance towards a spend is set aside before the take is awaited (and put back if the take
+    fails), so spends of one balance running at once never spend a point twice. Until the
+    seventeenth session CostBudget and EventBudget each had their own copy, and only CostBudget
+    gave back a take ahead near the end of the budget."""
+
+    LOW_SHARE = 0.25
+
+    __slots__ = ("balance", "level")
+
+    def __init__(self) -> None:
+        self.balance = 0.0  # taken from the bucket, not spent yet
+        self.level = 0.0  # the bucket's level after this balance's last take
+
+    @property
+    def left(self) -> float:
+        """Points left as this balance last saw them: the bucket's level at its last take, plus it."""
+        return self.level + self.balance
+
+    async def spend(self, limiter: RateLimiter, bucket: Bucket, points: float, ahead: float) -> Taken | None:
+        """Spend `points`; None when the balance paid, else the take that decided (`ok` False:
+        nothing spent, `retry_after` says when they would be there)."""
+        if points <= self.balance:
+            self.balance -= points
+            return None
+        used, self.balance = self.balance, 0.0
+        need = points - used
+        taken: Taken | None = None
+        for amount in dict.fromkeys((max(ahead - used, need), need)):
+            taken = await limiter.take([bucket], float(amount), Mode.TAKE)
+            if taken.ok:
+                self.level = taken.levels[0]
+                if amount > need and self.level < bucket.capacity * self.LOW_SHARE:
+                    refunded = await limiter.take([bucket], float(amount - need), Mode.REFUND)
+                    amount, self.level = need, refunded.levels[0]
+                self.balance += amount - need  # another spend may have changed it meanwhile
+                return taken
+        assert taken is not None
+        self.balance += used
+        self.level = taken.levels[0]
+        return taken
+
+    def release(self) -> float:
+        """Take the unspent balance out (for the caller to give back)."""
+        amount, self.balance = self.balance, 0.0
+        return amount
+
+
 class EventBudget:
     """A subscription's charge per delivered event (see the module docstring). `pay(points)`
-    spends from points taken ahead, taking `EVENTS_PER_TAKE` events' worth when they run out (no
-    more than `MOST_HELD` points; just this event's when that much is not there); `ThrottledError` when not even this
-    event's points are there. `release()` gives back what was taken and not spent."""
+    spends from points taken ahead (`PointsAhead`), `EVENTS_PER_TAKE` events' worth at a time (no
+    more than `MOST_HELD` points); `ThrottledError` when not even this event's points are there.
+    `release()` gives back what was taken and not spent."""
 
     EVENTS_PER_TAKE = 8
     MOST_HELD = 256  # points held ahead by one subscription at most (the rest of the budget stays free)
@@ -91,29 +155,21 @@ class EventBudget:
     def __init__(self, tao: Tao, limits: LimitSettings, key: str) -> None:
         self.tao = tao
         self.bucket = cost_bucket(key, float(limits.cost_budget), float(limits.cost_window_seconds))
-        self.balance = 0.0  # taken from the bucket, not spent yet
+        self.held = PointsAhead()
 
     async def pay(self, points: int, what: str) -> None:
-        if points <= self.balance:
-            self.balance -= points
-            return
-        taken = None
-        events = max(1, min(self.EVENTS_PER_TAKE, self.MOST_HELD // points))
-        for amount in (points * events - self.balance, points - self.balance):
-            taken = await self.tao.rate_limits.take([self.bucket], float(amount), Mode.TAKE)
-            if taken.ok:
-                self.balance += amount - points
-                return
-        assert taken is not None
-        raise ThrottledError(f"Query cost budget exhausted: {what} costs {points} points and "
-                             f"{int(taken.levels[0] + self.balance)} are left", round(taken.retry_after, 3))
+        ahead = points * max(1, min(self.EVENTS_PER_TAKE, self.MOST_HELD // max(points, 1)))
+        taken = await self.held.spend(self.tao.rate_limits, self.bucket, points, ahead)
+        if taken is not None and not taken.ok:
+            raise ThrottledError(f"Query cost budget exhausted: {what} costs {points} points and "
+                                 f"{int(self.held.left)} are left", round(taken.retry_after, 3))
 
     def release(self) -> None:
         """Give back the points taken and not spent (in the background: called as a
         subscription ends, a cancellation included)."""
-        if self.balance <= 0:
+        amount = self.held.release()
+        if amount <= 0:
             return
-        amount, self.balance = self.balance, 0.0
         task = asyncio.ensure_future(self.tao.rate_limits.take([self.bucket], amount, Mode.REFUND))
         _REFUNDS.add(task)
         task.add_done_callback(_refunded)

@@ -62,7 +62,7 @@ from graphql import (
 )
 from graphql.execution.values import VariableValues
 
-from resolvers.throttle import cost_bucket
+from resolvers.throttle import PointsAhead, cost_bucket
 from tao import Bucket, Mode
 from tao.rate_limits import LocalRateLimiter, RateLimiter
 
@@ -377,19 +377,20 @@ class CostBudget:
 
     A request's points are taken from the shared bucket a few requests' worth at a time
     (`REQUESTS_PER_TAKE`, at most `1 / CHUNK_DIVISOR` of the budget) and spent from this
-    process's balance for the key: one Redis call for several requests, where each request made
-    one (a round trip of ~0.13 ms of a server's CPU; a `sendMessage`'s server CPU -1 to -2 %,
-    side by side). Points are always taken before they are spent, so a viewer is never served
-    more than the budget, across processes too; what a process holds and has not spent yet is
-    unavailable to the others (and to the viewer's subscriptions' events, `EventBudget`) until it
-    is spent or refills: at most `capacity / CHUNK_DIVISOR` a process and viewer, and nothing once
-    less than `LOW_SHARE` of the budget is left (a take ahead is then given back at once). A
-    request the balance does not cover takes again, or exactly its own cost when the bigger take
-    would not fit: near the end of the budget every point is still usable."""
+    process's balance for the key (`resolvers.throttle.PointsAhead`, the rule subscriptions'
+    events spend by too): one Redis call for several requests, where each request made one (a
+    round trip of ~0.13 ms of a server's CPU; a `sendMessage`'s server CPU -1 to -2 %, side by
+    side). Points are always taken before they are spent, so a viewer is never served more than
+    the budget, across processes too; what a process holds and has not spent yet is unavailable
+    to the others (and to the viewer's subscriptions' events, `EventBudget`) until it is spent or
+    refills: at most `capacity / CHUNK_DIVISOR` a process and viewer, and nothing once less than
+    `PointsAhead.LOW_SHARE` of the budget is left (a take ahead is then given back at once). A
+    request the balance does not cover spends the balance and takes the rest, with more ahead,
+    or exactly the rest when the bigger take would not fit: near the end of the budget every
+    point is still usable."""
 
     REQUESTS_PER_TAKE = 8
     CHUNK_DIVISOR = 16
-    LOW_SHARE = 0.25  # below this share of the budget left, a take ahead is given back at once
     MAX_BALANCES = 50_000  # keys whose balance this process keeps (least recently used dropped)
 
     def __init__(self, capacity: int, window_seconds: float) -> None:
@@ -397,8 +398,8 @@ class CostBudget:
         self.window = float(window_seconds)
         self.rate = capacity / window_seconds  # points restored per second
         self.local = LocalRateLimiter()
-        # key -> (points taken and not spent, the bucket's level after that take)
-        self._balances: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        # key -> the points this process took for it and has not spent
+        self._balances: OrderedDict[str, PointsAhead] = OrderedDict()
 
     def _bucket(self, key: str) -> Bucket:
         return cost_bucket(key, float(self.capacity), self.window)  # the one resolvers spend from too
@@ -411,35 +412,14 @@ class CostBudget:
         """Spend `cost` points if available; returns (spent, points left: the shared bucket's
         level at this process's last take for the key, plus its balance)."""
         held = self._balances.get(key)
-        if held is not None and held[0] >= cost:
-            self._balances[key] = (held[0] - cost, held[1])
-            self._balances.move_to_end(key)
-            return True, held[0] - cost + held[1]
-        balance = 0.0 if held is None else held[0]
-        ahead = min(cost * self.REQUESTS_PER_TAKE, self.capacity / self.CHUNK_DIVISOR)
-        taken = None
-        for amount in dict.fromkeys((max(ahead, cost), cost)):  # what is left of the balance stays
-            taken = await (limiter or self.local).take([self._bucket(key)], float(amount), Mode.TAKE)
-            if taken.ok:
-                level = taken.levels[0]
-                if amount > cost and level < self.capacity * self.LOW_SHARE:
-                    # Most of the budget is spent: points held here would be missing to the
-                    # viewer's other processes and subscriptions, which need every one now.
-                    refunded = await (limiter or self.local).take([self._bucket(key)], float(amount - cost),
-                                                                   Mode.REFUND)
-                    amount, level = cost, refunded.levels[0]
-                # Re-read: another request for the key may have changed the balance meanwhile.
-                now = self._balances.get(key, (0.0, 0.0))[0] + amount - cost
-                self._keep(key, now, level)
-                return True, now + level
-        assert taken is not None
-        return False, taken.levels[0] + balance
-
-    def _keep(self, key: str, balance: float, level: float) -> None:
-        self._balances[key] = (balance, level)
+        if held is None:
+            held = self._balances[key] = PointsAhead()
+            while len(self._balances) > self.MAX_BALANCES:
+                self._balances.popitem(last=False)  # its unspent points stay taken until they refill
         self._balances.move_to_end(key)
-        while len(self._balances) > self.MAX_BALANCES:
-            self._balances.popitem(last=False)  # its unspent points stay taken until they refill
+        ahead = min(cost * self.REQUESTS_PER_TAKE, self.capacity / self.CHUNK_DIVISOR)
+        taken = await held.spend(limiter or self.local, self._bucket(key), cost, ahead)
+        return taken is None or taken.ok, held.left
 
     async def charge(self, limiter: RateLimiter | None, key: str, cost: int) -> float:
         """Take `cost` points whether or not they are all there (down to none): for work already

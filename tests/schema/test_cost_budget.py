@@ -4,9 +4,13 @@ and a viewer is never served more than the budget, by one process or by several.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
-from config import BrokerSettings
+from config import BrokerSettings, LimitSettings
+from resolvers.errors import ThrottledError
+from resolvers.throttle import EventBudget
 from schema.cost import CostBudget
 from tao.rate_limits import make_rate_limiter
 
@@ -70,11 +74,33 @@ async def test_near_the_end_of_the_budget_every_point_is_usable(redis_limiters):
 
 async def test_with_little_of_the_budget_left_nothing_is_held_ahead(redis_limiters):
     """Past three quarters of the budget spent, a take ahead is given back at once: the points
-    stay in the shared bucket for the viewer's other processes and subscriptions."""
+    stay in the shared bucket for the viewer's other processes and subscriptions. A request the
+    balance does not cover spends the balance first (before the seventeenth session it kept the
+    balance aside and took its whole cost: 12.5 points stayed held here to the end)."""
     budget = CostBudget(1_000, 36_000)
     limiter = redis_limiters[0]
     assert (await budget.try_spend(limiter, "viewer", 50))[0]  # 62.5 taken (1/16), 12.5 held ahead
     assert 937 <= await budget.available(limiter, "viewer") <= 938
-    assert (await budget.try_spend(limiter, "viewer", 700))[0]  # 237.5 left in the bucket
+    assert (await budget.try_spend(limiter, "viewer", 700))[0]  # the 12.5 and 687.5 taken: 250 left
     assert (await budget.try_spend(limiter, "viewer", 50))[0]  # a take ahead, given back
-    assert 187 <= await budget.available(limiter, "viewer") <= 188  # 175 if 12.5 more were held
+    assert 200 <= await budget.available(limiter, "viewer") <= 201  # 187.5 if 12.5 more were held
+
+
+async def test_a_subscription_s_events_hold_nothing_ahead_near_the_end_of_the_budget(redis_limiters):
+    """`EventBudget` takes several events' worth at a time, through the rule CostBudget spends
+    by (`PointsAhead`): past three quarters of the budget, what it took beyond the event is given
+    back at once. It had its own copy of that rule, without this: a subscription kept up to
+    `MOST_HELD` points the viewer's requests needed."""
+    limits = LimitSettings(cost_budget=1_000, cost_window_seconds=36_000)
+    budget = EventBudget(SimpleNamespace(rate_limits=redis_limiters[0]), limits, "viewer")  # type: ignore[arg-type]
+    costs = CostBudget(1_000, 36_000)
+    await budget.pay(100, "an event")  # 200 taken: 100 held ahead
+    assert 799 <= await costs.available(redis_limiters[0], "viewer") <= 801
+    await budget.pay(600, "an event")  # the 100 held and 500 taken: 300 left
+    await budget.pay(10, "an event")  # 80 taken (8 events' worth), 70 given back
+    assert 290 <= await costs.available(redis_limiters[0], "viewer") <= 291  # 220 while 70 were held
+    budget.release()  # nothing held: nothing to give back
+    assert budget.held.balance == 0
+    with pytest.raises(ThrottledError):
+        await budget.pay(300, "an event")
+    assert 290 <= await costs.available(redis_limiters[0], "viewer") <= 291  # a refusal spends nothing
