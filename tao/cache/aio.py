@@ -264,14 +264,3 @@ async def store_many(conn: Connection, adds: list[tuple[bytes, bytes]], cases: l
                                 *(b"cas %s 0 %s %d %s\r\n%s\r\n" % (k, exp, len(d), c, d) for k, d, c in cases)]))
     replies = await _replies(conn, [_ADD_REPLIES] * len(adds) + [_CAS_REPLIES] * len(cases))
     return replies[:len(adds)], replies[len(adds):]  # type: ignore[return-value]
-
-
-async def add_many(conn: Connection, items: list[tuple[bytes, bytes]], expire: int) -> list[bool]:
-    """Pipelined `add` of (wire key, data), one exchange: True stored, False present already."""
-    return (await store_many(conn, items, [], expire))[0]
-
-
-async def cas_many(conn: Connection, items: list[tuple[bytes, bytes, bytes]], expire: int) -> list[bool | None]:
-    """Pipelined `cas` of (wire key, data, cas token), one exchange. True: stored; False:
-    changed since the `gets`; None: gone."""
-    return (await store_many(conn, [], items, expire))[1]

@@ -1,6 +1,6 @@
 """`aio`'s exchanges against a real memcached: a `get` whose reply is read in large chunks and
 parsed in one pass (every value byte for byte, whatever it holds and however the reply is cut
-into reads), pipelined `add`/`cas`, and a connection that is closed, never reused, after an
+into reads), pipelined `add`/`cas` (`store_many`), and a connection that is closed, never reused, after an
 exchange that did not complete."""
 
 from __future__ import annotations
@@ -44,16 +44,17 @@ async def test_every_value_comes_back_byte_for_byte(pool, test_id):
         b"big": os.urandom(3 * aio.RECV_BYTES + 17),  # spans several reads
         b"after_big": b"tail",
     }
-    assert await _call(pool, aio.add_many, [(p + k, v) for k, v in values.items()], 60) == [True] * len(values)
-    assert await _call(pool, aio.add_many, [(p + b"plain", b"other")], 60) == [False]  # present already
+    adds = [(p + k, v) for k, v in values.items()]
+    assert await _call(pool, aio.store_many, adds, [], 60) == ([True] * len(values), [])
+    assert await _call(pool, aio.store_many, [(p + b"plain", b"other")], [], 60) == ([False], [])  # present already
     keys = [p + k for k in values] + [p + b"missing", p + b"plain"]  # a miss, and a key asked twice
     assert await _call(pool, aio.get_many, keys) == {p + k: v for k, v in values.items()}
     assert await _call(pool, aio.get_many, [p + b"missing"]) == {}
     assert await _call(pool, aio.get_many, []) == {}
     (value, token), = (await _call(pool, aio.gets_many, [p + b"plain"])).values()
     assert value == values[b"plain"]
-    assert await _call(pool, aio.cas_many, [(p + b"plain", b"new", token), (p + b"plain", b"newer", token),
-                                            (p + b"missing", b"x", token)], 60) == [True, False, None]
+    cases = [(p + b"plain", b"new", token), (p + b"plain", b"newer", token), (p + b"missing", b"x", token)]
+    assert await _call(pool, aio.store_many, [], cases, 60) == ([], [True, False, None])
     assert await _call(pool, aio.get_many, [p + b"plain"]) == {p + b"plain": b"new"}
 
 
@@ -61,9 +62,9 @@ async def test_adds_and_cases_go_in_one_exchange_and_answer_in_order(pool, test_
     """An install wave's writes: new keys' `add`s and changed keys' `cas`es pipelined together,
     each answered as it would be alone."""
     p = f"{test_id}:".encode()
-    await _call(pool, aio.add_many, [(p + b"present", b"0"), (p + b"cased", b"1"), (p + b"raced", b"2")], 60)
+    await _call(pool, aio.store_many, [(p + b"present", b"0"), (p + b"cased", b"1"), (p + b"raced", b"2")], [], 60)
     tokens = {k: t for k, (_, t) in (await _call(pool, aio.gets_many, [p + b"cased", p + b"raced"])).items()}
-    await _call(pool, aio.cas_many, [(p + b"raced", b"2'", tokens[p + b"raced"])], 60)  # another writer first
+    await _call(pool, aio.store_many, [], [(p + b"raced", b"2'", tokens[p + b"raced"])], 60)  # another writer first
     conn = await pool.acquire()
     added, cased = await pool.exchange(aio.store_many(
         conn, [(p + b"new", b"n"), (p + b"present", b"x")],
@@ -77,7 +78,7 @@ async def test_adds_and_cases_go_in_one_exchange_and_answer_in_order(pool, test_
 
 async def test_a_server_error_raises_and_closes_the_connection(pool, test_id):
     p = f"{test_id}:".encode()
-    await _call(pool, aio.add_many, [(p + b"k", b"v")], 60)
+    await _call(pool, aio.store_many, [(p + b"k", b"v")], [], 60)
     conn = await pool.acquire()
     with pytest.raises(MemcacheUnknownError):
         await pool.exchange(aio.get_many(conn, [b"x" * 300]))  # over memcached's key length: CLIENT_ERROR
@@ -91,7 +92,7 @@ async def test_loops_in_several_threads_share_a_pool_without_sharing_a_connectio
     exchanges run on connections of that loop only (a stream used from another loop's thread
     fails, or hangs, at random)."""
     p = f"{test_id}:".encode()
-    await _call(pool, aio.add_many, [(p + b"k", b"v")], 60)
+    await _call(pool, aio.store_many, [(p + b"k", b"v")], [], 60)
     errors: list[BaseException] = []
 
     def run() -> None:
