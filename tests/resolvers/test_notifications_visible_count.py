@@ -9,13 +9,17 @@ the `actors` rule lets through.
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from resolvers.notifications import reads
 from tests.resolvers.test_likes import LIKE, new_post
 from tests.resolvers.test_notifications import listed, nodes
+from tests.wsclient import WSClient
 
 DELETE = "mutation($i: AccountDeleteInput!) { deleteAccount(input: $i) { ok errors { code } } }"
+EVENTS = """subscription { notificationEvents { notification { actorCount actors { username } preview } } }"""
 
 
 async def _liked_by(gql, names: list[str]):
@@ -75,3 +79,37 @@ async def test_the_push_says_what_the_list_says(gql):
     view = await notification_view(acting_as(gql.tao, ada), edge.id2)
     assert view is not None and (view.actor_count, preview_text(view)) == (1, "bob liked your post")
     assert n["preview"] == "bob liked your post"
+
+
+
+@pytest.mark.parametrize("scan", [50, 2])
+async def test_a_live_event_counts_only_the_actors_its_subscriber_may_see(gql, monkeypatch, scan):
+    """Over the real WebSocket (`notificationEvents`), an event's notification says what the list
+    says: a new like on a group whose other actors include an account the recipient blocked, one
+    that blocks her and one pending deletion counts the two she may see, within the newest
+    `ACTOR_SCAN` actors or past them. Only the HTTP list had a test of this."""
+    monkeypatch.setattr(reads, "ACTOR_SCAN", scan)
+    ta, a = await gql.sign_up("ada")
+    post = await new_post(gql, ta)
+    users = {}
+    for name in ("bob", "cy", "dee", "eve"):
+        users[name] = await gql.sign_up(name)
+        await gql.ok(LIKE, {"i": {"postId": post}}, users[name][0])
+    await _hide(gql, ta, a, users, blocked="cy", blocking="eve", leaving="dee")
+    await gql.tao.run_jobs_until_idle()
+    sock = await WSClient.connect(gql.client, "/graphql", ta)
+    try:
+        await sock.subscribe("n", EVENTS)
+        await asyncio.sleep(0.3)  # live once the broker acknowledged it
+        tf, _ = await gql.sign_up("fay")
+        await gql.ok(LIKE, {"i": {"postId": post}}, tf)
+        await gql.tao.run_jobs_until_idle()
+        event = (await sock.next_data("n"))["notificationEvents"]["notification"]
+    finally:
+        await sock.close()
+    assert event["actorCount"] == 2, event
+    if scan == 50:
+        assert event == {"actorCount": 2, "actors": [{"username": "fay"}, {"username": "bob"}],
+                         "preview": "fay and bob liked your post"}
+    [now] = nodes(await listed(gql, ta))  # (a scan of 2 reads only fay and eve: "fay and 1 other")
+    assert {k: now[k] for k in event} == event
