@@ -28,6 +28,7 @@ from resolvers.edge_data import reaction_emoji
 from resolvers.media import UPLOAD_KEYS
 from resolvers.messages.model import PAIR_KEYS
 from resolvers.notifications import push
+from resolvers.notifications.causes import leave_notification_groups
 from resolvers.records import Comment, Media, Message, Post, Thread, User, record_of
 from resolvers.usernames import HOLD_JOB, holds_of, release_skeleton
 from tao import Assoc, Tao
@@ -114,7 +115,8 @@ async def by_visible_authors(ctx: DataContext, user: int, ids: list[int]) -> set
 def edge_kind(name: str, title: str, order: int, atypes: tuple[str, ...], what: str,
               *, secret: tuple[str, ...] = (), shown: tuple[str, ...] = (), accounts: tuple[str, ...] = (),
               authored: tuple[str, ...] = (),
-              purge: Callable[[DataContext, int], Awaitable[int]] | None = None) -> DataKind:
+              purge: Callable[[DataContext, int], Awaitable[int]] | None = None,
+              before_purge: Callable[[Tao, int, str, list[Assoc]], Awaitable[None]] | None = None) -> DataKind:
     """A kind that is only the user's edges of `atypes` (both directions where the type has an
     inverse): exported as {type, user (the other end), time}, purged edge by edge (or by `purge`). The `secret`
     types are purged but never exported: others' edges to the user that the product keeps from
@@ -124,7 +126,8 @@ def edge_kind(name: str, title: str, order: int, atypes: tuple[str, ...], what: 
     exported only while the user may see that account (`visible_user_ids`: not one who blocks
     them, whom they block, or pending deletion), as the app's lists show them. The `authored`
     types point at content the user acted on: exported unless its author is hidden from them
-    (`by_visible_authors`)."""
+    (`by_visible_authors`). `before_purge(tao, user, atype, page)` runs on each page of edges
+    before they go."""
     async def export(ctx: DataContext, user: int) -> AsyncIterator[dict]:
         for atype in (t for t in atypes if t not in secret):
             async for page in pages(ctx.tao, user, atype, ctx.settings.account_data.export_page):
@@ -145,6 +148,8 @@ def edge_kind(name: str, title: str, order: int, atypes: tuple[str, ...], what: 
         removed = 0
         for atype in atypes:
             page = await ctx.tao.assoc_range(user, atype, 0, ctx.batch - removed)
+            if before_purge is not None and page:
+                await before_purge(ctx.tao, user, atype, page)
             await each([a.id2 for a in page], functools.partial(remove_edge, ctx.tao, user, atype))
             removed += len(page)
             if removed >= ctx.batch:
@@ -594,10 +599,13 @@ register_kind(DataKind("comments", "Comments", 32,
 # Lists naming other accounts hold those the user may see now, as the app's lists do (a follow
 # of an account pending deletion, or a visit to one that has since blocked them, named it until
 # the fifteenth session); content they acted on, unless its author is hidden from them.
+# A like or follow that goes takes its actor out of the notification group it made first, as an
+# unlike or unfollow does: the group's count past its scan knew of the account only through its
+# tally (gone next, at `dormant_tallies`), not its NOTIF_ACTOR edge (gone at `inbound`).
 edge_kind("likes", "Likes", 40, ("LIKES", "COMMENT_LIKES"), "a post or comment you liked",
-          authored=("LIKES", "COMMENT_LIKES"))
+          authored=("LIKES", "COMMENT_LIKES"), before_purge=leave_notification_groups)
 edge_kind("following", "Following and followers", 42, ("FOLLOWS", "FOLLOWED_BY"), F_EDGE,
-          accounts=("FOLLOWS", "FOLLOWED_BY"))
+          accounts=("FOLLOWS", "FOLLOWED_BY"), before_purge=leave_notification_groups)
 edge_kind("follow_requests", "Follow requests", 44, ("FOLLOW_REQUESTED", "FOLLOW_REQUESTED_BY"), "sent / received",
           accounts=("FOLLOW_REQUESTED", "FOLLOW_REQUESTED_BY"))
 # Who blocked or muted the user, and whose close friends they are, is never told to them: the

@@ -3,13 +3,19 @@
 A domain action adds these to the `jobs=` of the write that *is* the cause (the LIKES edge, the
 comment's parent edge, the FOLLOWS edge), and the matching `undo_*` to the write that undoes it,
 so a notification's events commit with their cause. They read nothing: the recording job
-checks blocks, mutes, preferences and whether the cause still exists (`record.py`).
+checks blocks, mutes, preferences and whether the cause still exists (`record.py`). The one
+exception, `leave_notification_groups`, is an account purge's undo of its likes and follows: it
+reads the targets' authors and retracts at once (no cause's transaction to commit jobs with).
 """
 
 from __future__ import annotations
 
+import asyncio
+
 from resolvers.notifications.model import Event, NotificationType
-from resolvers.notifications.record import notify, retract
+from resolvers.notifications.record import notify, remove_actor, retract
+from resolvers.records import Comment, Post, record_of
+from tao import Assoc, Tao
 
 T = NotificationType
 
@@ -84,3 +90,24 @@ def new_device_login(user_id: int, session_id: int, at: int) -> list[tuple[str, 
     """A log-in from a device the account never used: the account hears of it (the cause is
     the session: revoked before the job ran, nothing is said)."""
     return [notify(Event(T.NEW_DEVICE_LOGIN, user_id, user_id, session_id, at, session_id))]
+
+
+async def leave_notification_groups(tao: Tao, actor: int, atype: str, edges: list[Assoc]) -> None:
+    """An account's likes (LIKES, COMMENT_LIKES) or follows (FOLLOWS) about to be purged: it
+    leaves the notification groups they made at once, as their undo would (`record.remove_actor`,
+    the window found by each edge's time). Past a group's scan, its count knows of an account
+    pending deletion only through its tally on the target (`reads._hidden_beyond_scan`), which
+    the purge removes before the NOTIF_ACTOR edges to the account (account_data's `inbound`
+    kind): in between it was counted again (docs/notifications.md)."""
+    jobs: list[tuple[str, dict]] = []
+    if atype == "FOLLOWS":
+        jobs = [j for e in edges for j in follow(actor, e.id2, e.time, undo=True)]
+    elif atype in ("LIKES", "COMMENT_LIKES"):
+        targets = await tao.obj_get([e.id2 for e in edges])
+        for e in edges:
+            t = record_of(targets[e.id2]) if e.id2 in targets else None
+            if isinstance(t, Post) and atype == "LIKES":
+                jobs += like_post(actor, t.id, t.author, e.time, undo=True)
+            elif isinstance(t, Comment) and atype == "COMMENT_LIKES":
+                jobs += like_comment(actor, t.id, t.author, t.post, e.time, undo=True)
+    await asyncio.gather(*(remove_actor(tao, Event.from_payload(payload)) for _, payload in jobs))

@@ -113,3 +113,34 @@ async def test_a_live_event_counts_only_the_actors_its_subscriber_may_see(gql, m
                          "preview": "fay and bob liked your post"}
     [now] = nodes(await listed(gql, ta))  # (a scan of 2 reads only fay and eve: "fay and 1 other")
     assert {k: now[k] for k in event} == event
+
+
+async def test_an_account_under_purge_is_not_counted_past_the_scan(gql, monkeypatch):
+    """A deleted account's purge removes its likes (kind `likes`), then its tallies
+    (`dormant_tallies`), and only at `inbound` the NOTIF_ACTOR edges others' notifications hold
+    to it. In between, in a group larger than `ACTOR_SCAN`, it was counted again: no tally
+    named it any more, and its edge was still there (docs/notifications.md, "Not handled"). Its
+    likes' and follows' purge now takes it out of the groups they made first, as an unlike does."""
+    from resolvers.account_data.registry import DataContext, kinds
+    from tests.resolvers.messages_client import store_id
+
+    monkeypatch.setattr(reads, "ACTOR_SCAN", 2)
+    ta, a, users = await _liked_by(gql, ["u0", "u1", "u2", "u3", "u4"])  # the scan reads u4 and u3
+    for name in ("u0", "u1", "u2", "u3"):
+        assert (await gql.mutate("follow", users[name][0], a))["errors"] == []
+    await gql.tao.run_jobs_until_idle()
+    gone = await gql.ok(DELETE, {"i": {"password": "password-u1"}}, users["u1"][0])
+    assert gone["deleteAccount"]["ok"] is True
+    await gql.tao.run_jobs_until_idle(include_delayed=False)
+    assert [n["actorCount"] for n in nodes(await listed(gql, ta))] == [3, 4]  # pending: left out
+    ctx = DataContext(gql.tao, gql.tao.settings, None, 1000)
+    u1 = store_id(users["u1"][1])
+    for kind in kinds():  # the purge up to the edges others hold to it (`inbound`)
+        if kind.name == "notifications_about":
+            break
+        if kind.purge is not None and kind.name != "media":
+            while await kind.purge(ctx, u1):
+                pass
+    await gql.tao.run_jobs_until_idle(include_delayed=False)
+    follows, likes = nodes(await listed(gql, ta))
+    assert (likes["actorCount"], follows["actorCount"]) == (4, 3)
