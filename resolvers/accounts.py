@@ -374,7 +374,11 @@ async def check_own_password(tao: Tao, user: User, password: str, throttle: Logi
 async def do_change_password(tao: Tao, actor_id: int, session_id: int | None, current_password: str,
                              new_password: str, *, throttle: LoginThrottle | None = None,
                              address: str = "anonymous") -> None:
-    """Check the current password, store the new one, and end every other session."""
+    """Check the current password, store the new one (with the account's security notice), and
+    end every other session."""
+    from resolvers.notifications import causes
+    from resolvers.notifications.model import NotificationType
+
     user = record_of((await tao.obj_get([actor_id]))[actor_id])
     assert isinstance(user, User)
     _validate_password(new_password, "newPassword")
@@ -383,7 +387,9 @@ async def do_change_password(tao: Tao, actor_id: int, session_id: int | None, cu
         # It changed nothing but a new hash of the same password, and ended every other session.
         raise UserError(AccountErrorCode.PASSWORD_UNCHANGED, "The new password is your current password: "
                         "choose a different one (nothing was changed).", "newPassword")
-    await tao.obj_update(actor_id, {"password_hash": await hash_password(tao.settings.auth, new_password)})
+    notice = causes.account_notice(NotificationType.PASSWORD_CHANGED, actor_id, int(time.time() * 1000))
+    await tao.obj_update(actor_id, {"password_hash": await hash_password(tao.settings.auth, new_password)},
+                         jobs=notice)
     await end_other_sessions(tao, actor_id, session_id)
 
 

@@ -19,6 +19,8 @@ from resolvers.accounts import normalize_username, validate_full_name, validate_
 from resolvers.actor import acting_as
 from resolvers.dormant import net_counts
 from resolvers.errors import UnavailableError, UserError
+from resolvers.notifications import causes
+from resolvers.notifications.model import NotificationType
 from resolvers.posts import SYNC_AUTHOR_EDGES_JOB
 from resolvers.records import User, record_of
 from resolvers.search.indexer import index_jobs
@@ -253,9 +255,11 @@ async def _rename(tao: Tao, viewer: int, username: str, changes: dict[str, Any],
             hold_job = await tao.enqueue(viewer, HOLD_JOB, {"user": viewer, "name": current.username, "until": until},
                                          delay_ms=hold_ms)
             holds[old_key] = {"name": current.username, "until": until, "job": hold_job}
+        # The account hears of its new name (whoever renamed it), with the write.
+        notice = causes.account_notice(NotificationType.USERNAME_CHANGED, viewer, int(time.time() * 1000))
         try:
             updated = await tao.obj_update(viewer, {**changes, "username": username, "username_holds": holds or None},
-                                           jobs=jobs or None, version=obj.version)
+                                           jobs=jobs + notice, version=obj.version)
         except VersionConflictError:
             if hold_job is not None:
                 await tao.outbox.delete(tao.shard(viewer), hold_job)

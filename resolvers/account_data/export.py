@@ -30,6 +30,8 @@ from resolvers.account_data.registry import DataContext, DataKind, job_media, ki
 from resolvers.accounts import check_own_password
 from resolvers.errors import UserError
 from resolvers.job_context import JobContext
+from resolvers.notifications import causes
+from resolvers.notifications.model import NotificationType
 from resolvers.records import User, record_of
 from resolvers.throttle import LoginThrottle, wait_text
 from tao import ObjectNotFoundError, Tao, VersionConflictError
@@ -114,7 +116,9 @@ async def start_data_export(tao: Tao, actor_id: int, fmt: DataExportFormat) -> d
     state = {"id": str(export_id), "format": fmt.value, "status": RUNNING, "requested_at": now_ms(),
              "parts": 0, "bytes": 0, "kinds_done": 0, "kinds_total": len([k for k in kinds() if k.export])}
     await tao.obj_update(actor_id, {"export": state},
-                         jobs=[(EXPORT_JOB, {"user": actor_id, "export": str(export_id)})])
+                         jobs=[(EXPORT_JOB, {"user": actor_id, "export": str(export_id)}),
+                               *causes.account_notice(NotificationType.DATA_EXPORT_REQUESTED, actor_id,
+                                                      int(state["requested_at"]))])
     return state
 
 

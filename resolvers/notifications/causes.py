@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 
-from resolvers.notifications.model import Event, NotificationType
+from resolvers.notifications.model import ACCOUNT_NOTICES, Event, NotificationType
 from resolvers.notifications.record import notify, remove_actor, retract
 from resolvers.records import Comment, Post, record_of
 from tao import Assoc, Tao
@@ -78,6 +78,13 @@ def follow_accepted(approver: int, requester: int, requested_at: int, at: int) -
     return [*_jobs([Event(T.FOLLOW_ACCEPTED, requester, approver, approver, at, (requester, "FOLLOWS", approver))]),
             *follow_request(requester, approver, requested_at, undo=True),
             *follow(requester, approver, requested_at)]
+
+
+def account_notice(kind: NotificationType, user_id: int, at: int) -> list[tuple[str, dict]]:
+    """A security notice (`model.ACCOUNT_NOTICES`: the password or username changed, a data
+    export requested): the account hears of it, for the write that makes the change."""
+    assert kind in ACCOUNT_NOTICES
+    return [notify(Event(kind, user_id, user_id, user_id, at, user_id))]
 
 
 def message_requests(actor: int, recipients: list[int], thread_id: int, message_id: int,

@@ -40,6 +40,9 @@ class NotificationType(enum.Enum):
     FOLLOW_ACCEPTED = "FOLLOW_ACCEPTED"    # someone accepted your follow request
     MESSAGE_REQUEST = "MESSAGE_REQUEST"    # someone you do not follow sent you a message request
     NEW_DEVICE_LOGIN = "NEW_DEVICE_LOGIN"  # your account was logged in to from a device it never used
+    PASSWORD_CHANGED = "PASSWORD_CHANGED"  # your account's password was changed
+    USERNAME_CHANGED = "USERNAME_CHANGED"  # your account's username was changed
+    DATA_EXPORT_REQUESTED = "DATA_EXPORT_REQUESTED"  # a download of your account's data was requested
 
 
 class Level(enum.Enum):
@@ -59,16 +62,21 @@ GROUP_WINDOW_MS: dict[NotificationType, int] = {
     NotificationType.FOLLOW: DAY_MS,
 }
 
-# About the recipient's own account: the actor is the recipient (its target, the session, is
-# not shown: it says nothing the preview does not), and no block, mute or level but OFF applies.
-SELF_TYPES = frozenset({NotificationType.NEW_DEVICE_LOGIN})
+# Security notices: a change to the account's credentials or data that its owner must hear of
+# ("your password was changed"), whoever made it. The cause is the account itself, and each
+# change is its own notification (its time is in the group key).
+ACCOUNT_NOTICES = frozenset({NotificationType.PASSWORD_CHANGED, NotificationType.USERNAME_CHANGED,
+                             NotificationType.DATA_EXPORT_REQUESTED})
+# About the recipient's own account: the actor is the recipient (its target, the session or the
+# account, is not shown: it says nothing the preview does not), and no block, mute or level but
+# OFF applies.
+SELF_TYPES = frozenset({NotificationType.NEW_DEVICE_LOGIN, *ACCOUNT_NOTICES})
 # Types whose target is the actor (no separate object is loaded for them).
 ACTOR_IS_TARGET = frozenset({NotificationType.FOLLOW, NotificationType.FOLLOW_REQUEST,
-                             NotificationType.FOLLOW_ACCEPTED, NotificationType.NEW_DEVICE_LOGIN})
+                             NotificationType.FOLLOW_ACCEPTED, *SELF_TYPES})
 
 # Pushed at once; the other types' pushes are batched per group (docs/notifications.md).
-IMMEDIATE_PUSH = frozenset({NotificationType.MENTION, NotificationType.MESSAGE_REQUEST,
-                            NotificationType.NEW_DEVICE_LOGIN})
+IMMEDIATE_PUSH = frozenset({NotificationType.MENTION, NotificationType.MESSAGE_REQUEST, *SELF_TYPES})
 
 LATEST_ACTORS = 3  # how many actors a notification names ("ada, bob and 10 others")
 
@@ -121,6 +129,8 @@ class Event:
         else:
             cause = ":".join(map(str, self.cause)) if isinstance(self.cause, tuple) else str(self.cause)
             base = f"{self.type.value}:{self.target}:{cause}"
+            if self.type in ACCOUNT_NOTICES:  # the cause (the account) is one for every change
+                base += f":{self.at}"
         # unique keys are at most 255 characters; a digest keeps every key short and uniform
         return f"{self.recipient}:{hashlib.sha1(base.encode()).hexdigest()}"
 

@@ -214,6 +214,10 @@ _VERBS = {
     NotificationType.FOLLOW_ACCEPTED: "accepted your follow request",
     NotificationType.MESSAGE_REQUEST: "wants to send you a message",
     NotificationType.NEW_DEVICE_LOGIN: "was logged in to from a new device: if it was not you, change your password",
+    NotificationType.PASSWORD_CHANGED: "had its password changed: if it was not you, secure your account now",
+    NotificationType.USERNAME_CHANGED: "is your username now: if you did not change it, change your password",
+    NotificationType.DATA_EXPORT_REQUESTED: "asked for a download of its data: if it was not you, change your "
+                                            "password",
 }
 
 

@@ -285,7 +285,8 @@ async def test_ending_a_session_stops_the_pushes_it_registered(gql, receiver):
     assert await gql.tao.assoc_count(store_id(a), "HAS_PUSH_SUB") == 1  # her phone's only
     await gql.mutate("follow", tc, a)  # another group: pushed in its own window
     await gql.tao.run_jobs_until_idle()
-    assert [p["type"] for p in receiver.received["phone"]] == ["LIKE", "FOLLOW"]
+    # (the password change's own notice reaches her phone alone: the thief's session had ended)
+    assert [p["type"] for p in receiver.received["phone"]] == ["LIKE", "PASSWORD_CHANGED", "FOLLOW"]
     assert [p["type"] for p in receiver.received["thief"]] == ["LIKE"]
     # logging out on her phone stops its pushes too
     await gql.ok("mutation { logOut { ok } }", token=ta)
