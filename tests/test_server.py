@@ -146,7 +146,7 @@ async def test_a_dead_shard_server_is_a_clear_error_and_unhealthy(request, test_
         for i in range(20):
             status, body = await g.post(
                 "mutation($i: AccountSignUpInput!) { signUp(input: $i) { token errors { code } } }",
-                {"i": {"username": f"user{i}", "password": "password123"}})
+                {"i": {"username": f"user{i}", "password": "password-123"}})
             assert status == 200
             results.append(body)
         failed = [b for b in results if "errors" in b]
