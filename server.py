@@ -55,6 +55,7 @@ from strawberry.http.parse_content_type import parse_content_type
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 
+from admission import RETRY_AFTER_SECONDS, LoadShedder
 from config import ConfigError, MediaSettings, Settings, load_settings, load_settings_or_exit
 from config.observability import metrics as obs_metrics
 from config.observability import setup_process, traces
@@ -98,6 +99,7 @@ STATIC_DIR = Path(__file__).resolve().parent / "schema" / "static"
 TAO_KEY = web.AppKey("tao", Tao)
 SETTINGS_KEY = web.AppKey("settings", Settings)
 MEDIA_KEY = web.AppKey("media", MediaServices)
+SHEDDER_KEY = web.AppKey("shedder", LoadShedder)
 HEALTH_TIMEOUT = 2.0  # seconds; a health check must answer even when a shard hangs
 # Read once at import, never on the event loop.
 GRAPHIQL_HTML = (STATIC_DIR / "graphiql.html").read_text()
@@ -179,9 +181,18 @@ class TaogramView(GraphQLOverHTTPView):
         return web.Response(text=GRAPHIQL_HTML, content_type="text/html")
 
     async def __call__(self, request: web.Request) -> web.StreamResponse:
-        if self.is_websocket_request(request):
+        websocket = self.is_websocket_request(request)
+        if not (websocket or request.method == "POST" or request.query_string):
+            return await self._run(request)  # the GraphiQL page, a bare GET: no operation to shed
+        shedder = request.app[SHEDDER_KEY]
+        if not shedder.admit(hold=not websocket):
+            return _overloaded(request)
+        if websocket:
             return await self._run_websocket(request)
-        return await self._run(request)
+        try:
+            return await self._run(request)
+        finally:
+            shedder.release()
 
     async def _run_websocket(self, request: web.Request) -> web.StreamResponse:
         """At most `realtime.max_sockets_per_address` open sockets per client address over every
@@ -323,6 +334,16 @@ class TaogramView(GraphQLOverHTTPView):
         return {"viewer": context.viewer_id is not None}
 
 
+def _overloaded(request: web.Request) -> web.Response:
+    """A new operation refused by the load shedder (admission.py): nothing ran, retry shortly."""
+    rid = request.get(REQUEST_ID)
+    observe_rejection(rid, 503, "UNAVAILABLE")
+    obs_metrics.REQUESTS_SHED.inc()
+    response = json_error(503, "The server is busy; nothing was done: retry in a second.", "UNAVAILABLE", rid)
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
 async def healthz(request: web.Request) -> web.Response:
     tao = request.app[TAO_KEY]
     detail: dict[str, Any] = {}
@@ -437,6 +458,16 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app = web.Application(client_max_size=MAX_REQUEST_BODY, middlewares=[transport_errors])
     app[SETTINGS_KEY] = settings
     answer_parser_errors_as_graphql(app)
+    shedder = app[SHEDDER_KEY] = LoadShedder(settings.server.shed_loop_lag_ms,
+                                             settings.server.max_requests_in_flight,
+                                             report_lag=obs_metrics.EVENT_LOOP_LAG.set)
+
+    async def shed_load(app: web.Application) -> AsyncIterator[None]:
+        shedder.start()
+        try:
+            yield
+        finally:
+            await shedder.stop()
 
     async def store(app: web.Application) -> AsyncIterator[None]:
         tao = await open_tao(settings, start_worker=False)
@@ -465,6 +496,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
                 sweeper.cancel()
                 await asyncio.gather(sweeper, return_exceptions=True)
 
+    app.cleanup_ctx.append(shed_load)
     app.cleanup_ctx.append(media)
     app.cleanup_ctx.append(store)
     install_websockets(app)

@@ -43,7 +43,7 @@ import signal
 import sys
 import tempfile
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +63,7 @@ SEND = ("mutation($i: MessageSendInput!) { sendMessage(input: $i) "
         "{ message { id } thread { id } errors { code message } } }")
 
 
-def settings_for(services, prefix: str, tmp: Path) -> Settings:
+def settings_for(services, prefix: str, tmp: Path, shed_lag_ms: float | None = None) -> Settings:
     s = Settings()
     s.store.backend, s.store.logical_shards, s.store.database_prefix = "mysql", 8, prefix
     # MariaDB runs on this box: talk over its unix socket (as bench/tao_bench.py does), which
@@ -78,6 +78,8 @@ def settings_for(services, prefix: str, tmp: Path) -> Settings:
     s.broker.backend, s.broker.url, s.broker.channel_prefix = "redis", services.redis_url, prefix
     s.jobs.in_process_worker = True
     s.server.graphiql = False
+    if shed_lag_ms is not None:
+        s.server.shed_loop_lag_ms = shed_lag_ms
     s.media.local_dir = str(tmp / "media")
     # Cheap password hashing: the bench signs up a thousand accounts; the cost is a setting.
     s.auth.argon2_time_cost, s.auth.argon2_memory_cost_kib, s.auth.argon2_parallelism = 1, 1024, 1
@@ -99,11 +101,19 @@ class Api:
     def __init__(self, http: aiohttp.ClientSession, base: str) -> None:
         self.http, self.base = http, base
 
-    async def gql(self, query: str, variables: dict | None = None, token: str | None = None) -> dict:
+    async def gql(self, query: str, variables: dict | None = None, token: str | None = None, *,
+                  retry_busy: bool = True) -> dict:
+        """`retry_busy`: a 503 from the load shedder (nothing ran) is retried after its
+        Retry-After, as an app does; the measured sends are not retried (a refusal is an error)."""
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        async with self.http.post(self.base + "/graphql", json={"query": query, "variables": variables or {}},
-                                  headers=headers) as resp:
-            body = await resp.json()
+        for _ in range(30):
+            async with self.http.post(self.base + "/graphql", json={"query": query, "variables": variables or {}},
+                                      headers=headers) as resp:
+                body = await resp.json()
+                busy = resp.status == 503 and "Retry-After" in resp.headers
+            if not (busy and retry_busy):
+                break
+            await asyncio.sleep(float(resp.headers["Retry-After"]) * (0.5 + random.random()))
         if "errors" in body:
             raise RuntimeError(body["errors"])
         return body["data"]
@@ -123,9 +133,10 @@ async def follow(api: Api, who: dict, whom: dict) -> None:
     assert not d["follow"]["errors"], d
 
 
-async def send_message(api: Api, sender: dict, target: dict, text: str) -> dict:
+async def send_message(api: Api, sender: dict, target: dict, text: str, *, retry_busy: bool = True) -> dict:
     """One `sendMessage` (`target`: {"threadId": ...} or {"recipientIds": [...]}); returns the payload."""
-    d = await api.gql(SEND, {"i": {"clientMessageId": os.urandom(8).hex(), "text": text, **target}}, sender["token"])
+    d = await api.gql(SEND, {"i": {"clientMessageId": os.urandom(8).hex(), "text": text, **target}}, sender["token"],
+                      retry_busy=retry_busy)
     p = d["sendMessage"]
     if p["errors"]:
         raise RuntimeError(p["errors"])
@@ -176,6 +187,9 @@ async def bounded(coros, limit: int) -> list:
     return await asyncio.gather(*(one(c) for c in coros))
 
 
+ERROR_CODES: Counter = Counter()  # the sends' failures by kind, over the run
+
+
 async def traffic(apis: list[Api], recipients: list[dict], rate: float, seconds: float, seed: int,
                   sent: dict) -> tuple[int, int]:
     """Open-loop sends at `rate`/s, each into a random recipient's thread by its sender;
@@ -191,9 +205,11 @@ async def traffic(apis: list[Api], recipients: list[dict], rate: float, seconds:
         await asyncio.sleep(max(0.0, start + i / rate - time.monotonic()))
         try:
             p = await send_message(apis[i % len(apis)], recipients[r]["sender"], {"threadId": recipients[r]["thread"]},
-                                   f"message {i}")
+                                   f"message {i}", retry_busy=False)
         except Exception as exc:  # counted, and the first few reported
             errors += 1
+            ERROR_CODES["UNAVAILABLE (busy: shed)" if "server is busy" in str(exc) else
+                        "UNAVAILABLE" if "UNAVAILABLE" in str(exc) else "other"] += 1
             if errors <= 3:
                 print(f"  send failed: {str(exc)[:200]}", file=sys.stderr)
             return
@@ -335,8 +351,15 @@ async def push_phase(apis, servers, senders, recipients, args) -> dict:
     sockets = []
 
     async def connect(i: int, who: dict):
-        for attempt in range(5):  # a busy server closes with 1013 (try again later), as a client would retry
-            ws = await apis[i % 2].http.ws_connect(apis[i % 2].base + "/graphql", protocols=["graphql-transport-ws"])
+        for attempt in range(5):  # a busy server refuses (503) or closes with 1013 (try again later): retried
+            try:
+                ws = await apis[i % 2].http.ws_connect(apis[i % 2].base + "/graphql",
+                                                       protocols=["graphql-transport-ws"])
+            except aiohttp.WSServerHandshakeError as exc:
+                if exc.status != 503:
+                    raise
+                await asyncio.sleep(1 + attempt)
+                continue
             await ws.send_json({"type": "connection_init", "payload": {"Authorization": f"Bearer {who['token']}"}})
             msg = await ws.receive()
             if msg.type == aiohttp.WSMsgType.TEXT:
@@ -422,6 +445,7 @@ async def push_phase(apis, servers, senders, recipients, args) -> dict:
     return {
         "writes": n,
         "write_errors": errors,
+        "write_errors_by_kind": dict(ERROR_CODES),
         "writes_per_s": len(sent) / elapsed,
         "delivered": len(lat),
         "lost": len(missing),
@@ -493,7 +517,7 @@ async def run(args) -> None:
     print(f"load average before: {os.getloadavg()}", flush=True)
     services = start_services(2, 2, s3=False, redis=True)
     prefix = "rtb" + os.urandom(3).hex()
-    settings = settings_for(services, prefix, tmp)
+    settings = settings_for(services, prefix, tmp, args.shed_lag_ms)
     pre = await open_tao(settings, migrate=True, start_worker=False)
     await pre.close()
     servers = [ServerProcess(settings, tmp / f"server{i}.log", python_args=profile_args(args, i)) for i in range(2)]
@@ -538,6 +562,8 @@ def main() -> None:
                         "process during the push phase's traffic into DIR")
     parser.add_argument("--cprofile", metavar="DIR", help="run each server under cProfile, its stats written "
                         "to DIR/server<i>.prof when it stops")
+    parser.add_argument("--shed-lag-ms", type=float, default=None,
+                        help="server.shed_loop_lag_ms (admission.py; 0: no load shedding); default: the setting's")
     parser.add_argument("--idle-seconds", type=float, default=5.0,
                         help="measure the processes' idle CPU this long before the push phase")
     args = parser.parse_args()
