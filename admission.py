@@ -1,31 +1,34 @@
-"""Shedding load before it piles up: a server process refuses a new HTTP operation (503
-`UNAVAILABLE`, `Retry-After`) while its event loop runs late or too many operations are in
-flight, rather than taking every request and failing some halfway through.
+"""Shedding load before it piles up: a server process runs at most `server.max_requests_in_flight`
+HTTP operations at once, lets a new one wait `server.admission_wait_ms` for a place, and refuses
+it (503 `UNAVAILABLE`, `Retry-After`) when none frees in time or while its event loop runs late,
+rather than taking every request and failing some halfway through.
 
-Why: one server process is one event loop. Past what its core serves, every request it accepts
-waits in the loop's ready queue behind all the others, so all of them slow down together; the
-store's timeouts then fail requests after their work began (a send timed out between its two
-transactions cost both, for an error), which lowers what the process completes below what it
-could. Measured before this (docs/BENCHMARKS.md, seventeenth session): 200 sends a second
-offered to two processes that serve fewer completed 44 a second, 2 450 of 4 000 failed after
-their work, p99 12 s. A refusal before any work costs a fraction of a millisecond, and the
-requests let in finish in time.
+Why: one server process is one event loop on one core. Past what that core serves, every request
+it takes waits in the loop's ready queue behind all the others, so all of them slow down
+together, and the store's timeouts then fail requests after their work began (a send that timed
+out between its two transactions cost both, for an error): what the process completes falls below
+what it could. Measured before this (docs/BENCHMARKS.md, seventeenth session): 200 sends a second
+offered to two processes completed 44-64 a second; half the sends failed after their work, p99
+10-14 s.
 
-The signal is the loop's lag: a timer due every `PROBE_SECONDS` that fires late measures how
-long a callback waits in the ready queue right now, which is the queueing delay every request
-pays (a CPU-bound process shows it at once; a loop waiting on I/O does not lag). Requests are
-refused with a probability that rises from 0 at `server.shed_loop_lag_ms` to 1 at twice it
-(a smoothed lag, so one slow callback refuses nothing), so the process settles at the load it
-can serve instead of swinging between all and nothing. `server.max_requests_in_flight` bounds
-the operations a process has started and not answered, for an overload the loop does not see
-(every request waiting on a slow store).
+- **The bound in flight** is the main control. By Little's law a process that completes X
+  operations a second with N in flight answers in N / X seconds, so a bound caps the latency of
+  what it takes (64 in flight at 100 a second: 0.64 s at worst) while a few in flight already keep
+  one core busy (each operation alternates CPU with waits on MariaDB, memcached and Redis). A
+  request past the bound waits for a place in arrival order (asyncio's semaphore), at most
+  `admission_wait_ms`: a burst is absorbed, a sustained overload is refused at once and cheaply.
+- **The loop's lag** catches an overload the bound does not see (subscriptions' events, jobs and
+  socket traffic compete for the same loop): a timer due every `PROBE_SECONDS` that fires late
+  measures how long a callback waits in the ready queue. Requests are refused with a chance
+  rising from 0 at `server.shed_loop_lag_ms` to 1 at twice it (a smoothed lag, so one slow
+  callback refuses nothing; a ramp, so the process settles at what it serves).
 
 Invariants:
 - A refused request ran no resolver: nothing of a refused mutation was written.
 - Only the start of an HTTP operation (POST or GET /graphql, a WebSocket's upgrade) is refused:
   operations in flight, open sockets' messages, health checks and metrics never are.
-- `release()` is called once for each `admit()` that returned True and held a place (the view
-  does it in a `finally`), so the in-flight count cannot drift. An open WebSocket holds none.
+- `release()` is called once for each `enter()` that returned True (the view does it in a
+  `finally`), so places cannot leak. An open WebSocket holds none (`admit_socket`).
 """
 
 from __future__ import annotations
@@ -41,15 +44,18 @@ RETRY_AFTER_SECONDS = 1
 
 
 class LoadShedder:
-    """One per server process (its app): `admit()` before an operation starts, `release()` after."""
+    """One per server process (its app): `enter()` before an operation starts, `release()` after."""
 
-    def __init__(self, shed_lag_ms: float, max_in_flight: int, *, chance: Callable[[], float] = random.random,
+    def __init__(self, shed_lag_ms: float, max_in_flight: int, wait_ms: float = 0, *,
+                 chance: Callable[[], float] = random.random,
                  report_lag: Callable[[float], None] | None = None) -> None:
         self.shed_lag = shed_lag_ms / 1000  # 0: lag never refuses
         self.max_in_flight = max_in_flight  # 0: no bound
+        self.wait = wait_ms / 1000
         self.lag = 0.0  # seconds, smoothed
         self.in_flight = 0
         self.refused = 0
+        self._places = asyncio.Semaphore(max_in_flight) if max_in_flight else None
         self._chance = chance
         self._report_lag = report_lag  # the metrics gauge, each probe
         self._probe: asyncio.Task | None = None
@@ -83,19 +89,37 @@ class LoadShedder:
             return 0.0
         return min(1.0, (self.lag - self.shed_lag) / self.shed_lag)
 
-    def admit(self, *, hold: bool = True) -> bool:
-        """May a new operation start? With `hold`, it counts as in flight until `release()`
-        (a WebSocket's upgrade is admitted without: an open socket is not work in flight)."""
-        if self.max_in_flight and self.in_flight >= self.max_in_flight:
-            self.refused += 1
-            return False
+    def _late(self) -> bool:
         chance = self.refuse_chance()
-        if chance > 0 and self._chance() < chance:
+        return chance > 0 and self._chance() < chance
+
+    async def enter(self) -> bool:
+        """May a new operation start? True: it holds a place until `release()`."""
+        if self._late():
             self.refused += 1
             return False
-        if hold:
-            self.in_flight += 1
+        if self._places is not None:
+            if self._places.locked() and self.wait <= 0:
+                self.refused += 1
+                return False
+            try:
+                async with asyncio.timeout(self.wait if self._places.locked() else None):
+                    await self._places.acquire()
+            except TimeoutError:
+                self.refused += 1
+                return False
+        self.in_flight += 1
         return True
 
     def release(self) -> None:
         self.in_flight -= 1
+        if self._places is not None:
+            self._places.release()
+
+    def admit_socket(self) -> bool:
+        """May a WebSocket open? Not while the loop is late or every place is taken (an open
+        socket then holds no place: it is not work in flight)."""
+        if self._late() or (self._places is not None and self._places.locked()):
+            self.refused += 1
+            return False
+        return True

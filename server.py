@@ -185,10 +185,10 @@ class TaogramView(GraphQLOverHTTPView):
         if not (websocket or request.method == "POST" or request.query_string):
             return await self._run(request)  # the GraphiQL page, a bare GET: no operation to shed
         shedder = request.app[SHEDDER_KEY]
-        if not shedder.admit(hold=not websocket):
-            return _overloaded(request)
         if websocket:
-            return await self._run_websocket(request)
+            return await self._run_websocket(request) if shedder.admit_socket() else _overloaded(request)
+        if not await shedder.enter():
+            return _overloaded(request)
         try:
             return await self._run(request)
         finally:
@@ -458,8 +458,8 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app = web.Application(client_max_size=MAX_REQUEST_BODY, middlewares=[transport_errors])
     app[SETTINGS_KEY] = settings
     answer_parser_errors_as_graphql(app)
-    shedder = app[SHEDDER_KEY] = LoadShedder(settings.server.shed_loop_lag_ms,
-                                             settings.server.max_requests_in_flight,
+    srv = settings.server
+    shedder = app[SHEDDER_KEY] = LoadShedder(srv.shed_loop_lag_ms, srv.max_requests_in_flight, srv.admission_wait_ms,
                                              report_lag=obs_metrics.EVENT_LOOP_LAG.set)
 
     async def shed_load(app: web.Application) -> AsyncIterator[None]:

@@ -580,13 +580,15 @@ class ServerSettings(_Section):
     # Each server process runs on uvloop's event loop (libuv) rather than asyncio's own: 5-7 %
     # less CPU a message send, measured side by side (docs/BENCHMARKS.md); false: asyncio's.
     uvloop: bool = True
-    # Load shedding (admission.py, docs/operations.md): a new HTTP operation is refused (503
-    # UNAVAILABLE, Retry-After) with a chance rising from 0 when the event loop's smoothed lag
-    # passes this many ms to 1 at twice it, rather than taken and failed halfway; 0: never.
+    # Load shedding (admission.py, docs/operations.md "Load shedding"): HTTP operations one
+    # process runs at once (its latency under overload is about this over what it completes a
+    # second); 0: no bound. One more waits at most `admission_wait_ms` for a place, then is
+    # refused (503 UNAVAILABLE, Retry-After: nothing ran), rather than taken and failed halfway.
+    max_requests_in_flight: Annotated[int, _range(0)] = 32
+    admission_wait_ms: Annotated[float, _range(0)] = 250.0
+    # And with a chance rising from 0 when the event loop's smoothed lag passes this many ms to 1
+    # at twice it (subscriptions, jobs and sockets load the loop too); 0: never for lag.
     shed_loop_lag_ms: Annotated[float, _range(0)] = 100.0
-    # Operations one process has started and not answered, past which a new one is refused
-    # (an overload the loop does not see: every request waiting on a slow store); 0: no bound.
-    max_requests_in_flight: Annotated[int, _range(0)] = 1000
     # Trusted documents (schema/persisted.py): a JSON manifest {"<sha256 hex>": "<document>"} of
     # the first-party apps' documents, runnable by `documentId` or APQ hash; "" for none.
     trusted_documents: str = ""

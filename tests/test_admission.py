@@ -1,7 +1,8 @@
 """Load shedding (admission.py): while a server process's event loop runs late, a new HTTP
 operation is refused before it runs (503 `UNAVAILABLE`, `Retry-After`), nothing of a refused
 mutation is written, health checks still answer, and the process takes operations again once
-its loop catches up. The in-flight bound and the refusal's ramp are checked on the shedder."""
+its loop catches up. Past the bound in flight a request waits its turn, then is refused; the
+refusal's ramp is checked on the shedder."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ LAG_MS = 40
 def settings(test_id: str, tmp_path) -> Settings:
     s = graphql_settings("sqlite", None, test_id, tmp_path)
     s.server.shed_loop_lag_ms = LAG_MS
+    s.server.max_requests_in_flight, s.server.admission_wait_ms = 2, 5000
     return s
 
 
@@ -86,24 +88,50 @@ async def test_a_websocket_upgrade_is_refused_while_the_loop_is_late(g: GQL):
     assert (await resp.json())["errors"][0]["extensions"]["code"] == "UNAVAILABLE"
 
 
-def test_the_refusal_chance_ramps_from_the_threshold_to_twice_it():
+async def test_the_refusal_chance_ramps_from_the_threshold_to_twice_it():
     draws = iter([0.49, 0.51])
     shedder = LoadShedder(100, 0, chance=lambda: next(draws))
     shedder.lag = 0.1
-    assert shedder.refuse_chance() == 0 and shedder.admit()
+    assert shedder.refuse_chance() == 0 and await shedder.enter()
     shedder.lag = 0.15  # half way: refused when the draw is under one half
     assert shedder.refuse_chance() == pytest.approx(0.5)
-    assert not shedder.admit() and shedder.admit()
+    assert not await shedder.enter() and await shedder.enter()
     shedder.lag = 0.3
     assert shedder.refuse_chance() == 1
     assert LoadShedder(0, 0).refuse_chance() == 0  # 0: lag never refuses
 
 
-def test_operations_in_flight_are_bounded_and_an_open_socket_holds_no_place():
-    shedder = LoadShedder(0, 2)
-    assert shedder.admit() and shedder.admit()
-    assert not shedder.admit() and not shedder.admit(hold=False)
+async def test_past_the_bound_a_request_waits_its_turn_then_is_refused():
+    shedder = LoadShedder(0, 2, 150)
+    assert await shedder.enter() and await shedder.enter()
+    assert not shedder.admit_socket()  # every place taken: no new socket either
+    started = time.monotonic()
+    assert not await shedder.enter()  # no place freed within the wait
+    assert 0.1 < time.monotonic() - started < 1.0
+    waiting = [asyncio.create_task(shedder.enter()) for _ in range(2)]
+    await asyncio.sleep(0.02)
+    shedder.release()  # the first waiter takes the freed place, in arrival order
+    assert await waiting[0] is True
+    assert await waiting[1] is False  # the second found none within the wait
+    assert shedder.in_flight == 2 and shedder.refused == 3
     shedder.release()
-    assert shedder.admit(hold=False) and shedder.in_flight == 1  # a socket's upgrade
-    assert shedder.admit() and shedder.in_flight == 2
-    assert shedder.refused == 2
+    assert shedder.admit_socket() and shedder.in_flight == 1  # a socket's upgrade holds no place
+    no_wait = LoadShedder(0, 1, 0)
+    assert await no_wait.enter() and not await no_wait.enter()  # no wait: refused at once
+
+
+async def test_a_burst_past_the_bound_is_served_in_turn_over_http(g: GQL, settings: Settings):
+    """Eight queries at once through a process that runs two at a time and lets the others wait
+    long enough: all answered, none refused, and never more than two in flight."""
+    shedder = g.client.app[SHEDDER_KEY]
+    peak = 0
+    release = shedder.release
+
+    def counted_release() -> None:
+        nonlocal peak
+        peak = max(peak, shedder.in_flight)
+        release()
+    shedder.release = counted_release
+    results = await asyncio.gather(*(g.post(WHO, {"u": f"nobody{i}"}) for i in range(8)))
+    assert all(status == 200 and body["data"]["user"] is None for status, body in results), results
+    assert shedder.refused == 0 and 1 <= peak <= 2 and shedder.in_flight == 0

@@ -52,10 +52,11 @@ def make_settings(backend: str, services: Services | None, test_id: str, tmp_pat
         s.broker.backend = "redis"
         s.broker.url = services.redis_url
     s.broker.channel_prefix = test_id
-    # The load shedder refuses operations while a server's event loop runs late; a 2-core CI box
-    # running the suite beside its servers makes loops late for reasons no test is about.
-    # tests/test_admission.py turns it on.
+    # The load shedder refuses operations while a server's event loop runs late or too many run
+    # at once; a 2-core CI box running the suite beside its servers makes loops late, and tests
+    # fire bursts, for reasons no test is about. tests/test_admission.py turns it on.
     s.server.shed_loop_lag_ms = 0
+    s.server.max_requests_in_flight = 0
     return s
 
 
