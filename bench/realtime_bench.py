@@ -63,7 +63,7 @@ SEND = ("mutation($i: MessageSendInput!) { sendMessage(input: $i) "
         "{ message { id } thread { id } errors { code message } } }")
 
 
-def settings_for(services, prefix: str, tmp: Path, shed_lag_ms: float | None = None) -> Settings:
+def settings_for(services, prefix: str, tmp: Path, shedding: bool = True) -> Settings:
     s = Settings()
     s.store.backend, s.store.logical_shards, s.store.database_prefix = "mysql", 8, prefix
     # MariaDB runs on this box: talk over its unix socket (as bench/tao_bench.py does), which
@@ -78,8 +78,8 @@ def settings_for(services, prefix: str, tmp: Path, shed_lag_ms: float | None = N
     s.broker.backend, s.broker.url, s.broker.channel_prefix = "redis", services.redis_url, prefix
     s.jobs.in_process_worker = True
     s.server.graphiql = False
-    if shed_lag_ms is not None:
-        s.server.shed_loop_lag_ms = shed_lag_ms
+    if not shedding:  # the code before admission.py, for a side-by-side run
+        s.server.shed_loop_lag_ms, s.server.max_requests_in_flight = 0, 0
     s.media.local_dir = str(tmp / "media")
     # Cheap password hashing: the bench signs up a thousand accounts; the cost is a setting.
     s.auth.argon2_time_cost, s.auth.argon2_memory_cost_kib, s.auth.argon2_parallelism = 1, 1024, 1
@@ -517,7 +517,7 @@ async def run(args) -> None:
     print(f"load average before: {os.getloadavg()}", flush=True)
     services = start_services(2, 2, s3=False, redis=True)
     prefix = "rtb" + os.urandom(3).hex()
-    settings = settings_for(services, prefix, tmp, args.shed_lag_ms)
+    settings = settings_for(services, prefix, tmp, not args.no_shedding)
     pre = await open_tao(settings, migrate=True, start_worker=False)
     await pre.close()
     servers = [ServerProcess(settings, tmp / f"server{i}.log", python_args=profile_args(args, i)) for i in range(2)]
@@ -562,8 +562,8 @@ def main() -> None:
                         "process during the push phase's traffic into DIR")
     parser.add_argument("--cprofile", metavar="DIR", help="run each server under cProfile, its stats written "
                         "to DIR/server<i>.prof when it stops")
-    parser.add_argument("--shed-lag-ms", type=float, default=None,
-                        help="server.shed_loop_lag_ms (admission.py; 0: no load shedding); default: the setting's")
+    parser.add_argument("--no-shedding", action="store_true",
+                        help="turn the servers' load shedding off (admission.py), as the code before it")
     parser.add_argument("--idle-seconds", type=float, default=5.0,
                         help="measure the processes' idle CPU this long before the push phase")
     args = parser.parse_args()
