@@ -15,6 +15,9 @@
     python -m resolvers hashtags-renormalize      move the posts of tags stored under an old normal form
                                                   (a full-width name, say) onto the NFKC case-folded tag
                                                   (resolvers/hashtag_names.py; once, after upgrading)
+    python -m resolvers highlights-audience       record on each highlight made before the seventeenth
+                                                  session which of its stories are for close friends
+                                                  (resolvers/stories/highlights.py; once, after upgrading)
 
 Settings come from `--config FILE` / `TAOGRAM_CONFIG` and `TAOGRAM_*` variables, as for the server.
 """
@@ -188,6 +191,14 @@ async def _hashtags_renormalize(settings: Settings, args: argparse.Namespace) ->
         jobs=True)
 
 
+async def _highlights_audience(settings: Settings, args: argparse.Namespace) -> int:
+    from resolvers.stories.highlights import record_audiences
+
+    return await _print_each(  # the change commits the highlight's edge sync, as any change does
+        settings, record_audiences, lambda found: f"highlight {found}: its close-friends stories recorded",
+        lambda n: f"{n} highlight(s) from before the audience was kept on them", jobs=True)
+
+
 async def _print_each(settings: Settings, walk: Callable[[Tao], AsyncIterator[T]], line: Callable[[T], str],
                       summary: Callable[[int], str], *, jobs: bool = False) -> int:
     """A one-off upgrade command: open the store (with the domain's job handlers when its writes
@@ -231,13 +242,15 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--user", type=int, required=True)
     sub.add_parser("username-skeletons", help="claim the look-alike skeleton of every existing username")
     sub.add_parser("hashtags-renormalize", help="move posts of tags stored under an old normal form onto it")
+    sub.add_parser("highlights-audience", help="record on each older highlight which of its stories are close friends'")
     sub.add_parser("dormant-resync", help="tally again what every account pending deletion counts toward")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = load_settings_or_exit(args.config)
     run = {"load-graph": _load_graph, "residue": _residue, "deletion": _deletion, "search-rebuild": _search_rebuild,
            "search-indexer": _search_indexer, "username-skeletons": _username_skeletons,
-           "hashtags-renormalize": _hashtags_renormalize, "dormant-resync": _dormant_resync}[args.command]
+           "hashtags-renormalize": _hashtags_renormalize, "dormant-resync": _dormant_resync,
+           "highlights-audience": _highlights_audience}[args.command]
     return asyncio.run(run(settings, args))
 
 

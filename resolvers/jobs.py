@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from resolvers import accounts, block_cleanup, comments, dormant, media, posts, realtime, two_factor, usernames
+from resolvers import accounts, block_cleanup, comments, dormant, likes, media, posts, realtime, two_factor, usernames
 from resolvers.account_data import deletion as account_deletion
 from resolvers.account_data import export as account_export
 from resolvers.explore.jobs import HANDLERS as EXPLORE_HANDLERS
@@ -40,6 +40,7 @@ HANDLERS: dict[str, JobHandler] = {
     posts.SYNC_AUTHOR_EDGES_JOB: posts.sync_author_edges_job,
     posts.CLEANUP_JOB: posts.cleanup_job,
     comments.CLEANUP_JOB: comments.cleanup_job,
+    likes.SETTLE_JOB: likes.settle_job,
     block_cleanup.REMOVE_ENGAGEMENT_JOB: block_cleanup.remove_engagement_job,
     dormant.SYNC_JOB: dormant.sync_job,
     media.PROCESS_JOB: media.process_job,

@@ -8,7 +8,10 @@ viewer's shard, so `viewerHasLiked` for a page of N posts is one batched `assoc_
 Invariants: liking and unliking are idempotent (a second like keeps the first like's time and
 changes no count); only visible objects can be liked; a like of something deleted later is
 removed by the delete's cleanup job (and hidden by privacy meanwhile), and a like racing the
-delete either is found by that job or finds the delete itself and takes itself back (`_like`).
+delete either is found by that job or finds the delete itself and takes itself back (`_like`);
+and, for the cases neither sees (the like's inverse sync failed, so the cleanup, which drains the
+target's likers, missed it; or its re-read of the target hit a cache not yet told of the delete),
+every like commits `likes.settle` with its edge, due `SETTLE_DELAY_MS` later (`settle_job`).
 """
 
 from __future__ import annotations
@@ -22,12 +25,13 @@ from resolvers.comments import get_comment
 from resolvers.comments import not_found as comment_not_found
 from resolvers.dormant import net_counts
 from resolvers.edge_data import like_data
+from resolvers.job_context import JobContext
 from resolvers.loaders import load_each
 from resolvers.notifications import causes, record
 from resolvers.pagination import Cursor, Page, load_assoc_page, make_page
 from resolvers.posts import get_post, not_found
 from resolvers.records import Comment, Post, User
-from tao import Tao
+from tao import ConflictError, Tao
 from tao.models import now_ms
 
 if TYPE_CHECKING:
@@ -36,6 +40,11 @@ if TYPE_CHECKING:
 
 # A like's notification jobs: `notice(at, undo)` for a like made (or, with undo, removed) at `at`.
 Notice = Callable[[int, bool], list[tuple[str, dict]]]
+
+SETTLE_JOB = "likes.settle"
+# Past the inverse sync's first retries and any cache's window of staleness after a delete (ms).
+SETTLE_DELAY_MS = 60_000
+_INVERSE = {"LIKES": "LIKED_BY", "COMMENT_LIKES": "COMMENT_LIKED_BY"}
 
 
 async def _set_like(ctx: RequestContext, atype: str, target: int, on: bool, data: dict | None = None,
@@ -49,7 +58,8 @@ async def _set_like(ctx: RequestContext, atype: str, target: int, on: bool, data
     if on and edge is None:
         at = now_ms()  # the edge's time is the notification's window: the undo finds it by this time
         prompt = record.promptly(ctx.tao, notice(at, False) if notice else [], near=viewer)
-        await ctx.tao.assoc_add(viewer, atype, target, time=at, data=data, jobs=prompt.jobs)
+        settle = (SETTLE_JOB, {"liker": viewer, "atype": atype, "target": target}, SETTLE_DELAY_MS)
+        await ctx.tao.assoc_add(viewer, atype, target, time=at, data=data, jobs=[*prompt.jobs, settle])
     elif not on and edge is not None:
         prompt = record.promptly(ctx.tao, notice(edge.time, True) if notice else [], near=viewer)
         if not await ctx.tao.assoc_delete(viewer, atype, target, jobs=prompt.jobs):
@@ -77,6 +87,23 @@ async def _like(tao: Tao, actor_id: int, atype: str, target: int, data: dict | N
         return True
     await _set_like(acting_as(tao, actor_id), atype, target, False, notice=notice)
     return False
+
+
+async def settle_job(job: JobContext, payload: dict) -> None:
+    """`likes.settle`, committed with every like: a like of a target gone since is removed (with
+    its inverse). The like's own re-read (`_like`) and the delete's cleanup miss one whose inverse
+    sync failed (the cleanup drains the target's likers: it was not listed yet) or whose re-read
+    was answered by a cache not yet told of the delete; this job, committed with the edge, cannot
+    be lost to either. Until the like's inverse is there, the target's cleanup could still miss it:
+    the job runs again (a ConflictError is retried) rather than settle before."""
+    tao, liker, atype, target = job.tao, int(payload["liker"]), payload["atype"], int(payload["target"])
+    if not await tao.assoc_get(liker, atype, [target]):
+        return  # unliked, or already removed
+    if (await tao.obj_get([target])).get(target) is None:
+        await tao.assoc_delete(liker, atype, target)
+        return
+    if not await tao.assoc_get(target, _INVERSE[atype], [liker]):
+        raise ConflictError(f"{atype} {liker}->{target}: its inverse is not synced yet; settling later")
 
 
 def _post_notice(actor: int, post: Post) -> Notice:

@@ -160,19 +160,25 @@ async def release_job(job: JobContext, payload: dict) -> None:
                             until=int(until) if until is not None else None)
 
 
-async def confirm_claims(tao: Tao, user_id: int, username: str) -> None:
+async def confirm_claims(tao: Tao, user_id: int, username: str) -> bool:
     """After a rename's write: its name (and skeleton) must still be the account's. A release
     of the same name (a hold's end, a claim check) running between the claim and the write may
-    have let it go; claim it again. Lost meanwhile to another account (a window of
-    milliseconds, after a rename to this name stalled for `CLAIM_CHECK_MS`): logged.
+    have let it go; claim it again. Returns False when one was lost meanwhile to another account
+    (a window of milliseconds, after a rename to this name stalled for `CLAIM_CHECK_MS`): the
+    rename then takes itself back (`users._rename`), logged.
 
     A later rename may have renamed the account away from it meanwhile and released it (no
     hold): claimed again here, it would be claimed for good by an account not bearing it. So
     the claims are judged once more after (`release_if_unused`: whichever of the two runs last
     sees the other's write)."""
+    kept = True
     if not await tao.key_claim(USERNAME_KEYS, username.lower(), user_id):
-        log.error("user %s bears the username %r, which another account claimed meanwhile", user_id, username)
-    if not await claim_skeleton(tao, username, user_id):
-        log.error("user %s bears the username %r, whose look-alike another account claimed meanwhile",
-                  user_id, username)
+        log.error("user %s bears the username %r, which another account claimed meanwhile: the rename is "
+                  "taken back", user_id, username)
+        kept = False
+    elif not await claim_skeleton(tao, username, user_id):
+        log.error("user %s bears the username %r, whose look-alike another account claimed meanwhile: the "
+                  "rename is taken back", user_id, username)
+        kept = False
     await release_if_unused(tao, user_id, username)
+    return kept

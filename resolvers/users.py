@@ -204,6 +204,30 @@ def _check_change_limit(tao: Tao, holds: dict[str, dict], new_key: str, old_key:
                     retry_after=round(wait, 3))
 
 
+async def _take_back_rename(tao: Tao, viewer: int, username: str, old: str) -> None:
+    """A rename whose new name was lost to another account between its claim and its write (its
+    claim check released it after a stall of `CLAIM_CHECK_MS`, and another account claimed it):
+    the account takes its old name back, which it still claims (held, or not yet released), so the
+    name is borne only by the account that claims it. Before the seventeenth session both bore it
+    (logged). A compare-and-set, again from what a racing write of the profile wrote."""
+    old_key = normalize_username(old)
+    for _ in range(RENAME_TRIES):
+        obj = (await tao.obj_get([viewer]))[viewer]
+        if normalize_username(str(obj.data.get("username", ""))) != normalize_username(username):
+            return  # renamed again meanwhile: that rename's name is the account's
+        holds = holds_of(obj.data)
+        hold = holds.pop(old_key, None)
+        try:
+            await tao.obj_update(viewer, {"username": old, "username_holds": holds or None}, version=obj.version)
+        except VersionConflictError:
+            continue
+        if hold is not None and hold.get("job"):
+            await tao.outbox.delete(tao.shard(viewer), int(hold["job"]))  # its old name is borne again
+        await release_if_unused(tao, viewer, username)  # the lost name's skeleton, if this account has it
+        return
+    raise UnavailableError("Your profile kept changing while it was being renamed: try again.")
+
+
 async def _rename(tao: Tao, viewer: int, username: str, changes: dict[str, Any], jobs: list) -> User:
     """Write the profile `changes` with the new `username`. The write is a compare-and-set of the
     USER read here, retried on a conflict, so of two renames at once the second renames from the
@@ -266,7 +290,10 @@ async def _rename(tao: Tao, viewer: int, username: str, changes: dict[str, Any],
             continue  # another write of the profile (another rename?): rename from what it wrote
         if taken_back is not None and taken_back.get("job"):
             await tao.outbox.delete(tao.shard(viewer), int(taken_back["job"]))  # its hold is over
-        await confirm_claims(tao, viewer, username)
+        if not await confirm_claims(tao, viewer, username):
+            await _take_back_rename(tao, viewer, username, current.username)
+            raise UserError(ProfileErrorCode.USERNAME_TAKEN, f"The username {username!r} is not available; "
+                            "pick another.", "username")
         if new_key == old_key:
             # A case-only rename ("adai" -> "adaI") keeps the name; a skeleton it no longer
             # bears is released now unless a held name still has it.

@@ -44,11 +44,14 @@ def decode_json(data: bytes | str, what: str, max_depth: int) -> Any:
 
     `what` names the data in messages ("The request body", "The `variables` parameter").
     """
+    raw = data
     if isinstance(data, bytes):
         try:
             data = data.decode("utf-8")
         except UnicodeDecodeError as e:
             raise BadRequestError(f"{what} is not valid UTF-8 (at byte {e.start}); encode it as UTF-8.") from None
+    if len(data) > MAX_JSON_VALUES and _holds_too_many(raw):  # before decoding it: see `_holds_too_many`
+        raise _too_many(what)
     try:
         value = json.loads(data, parse_constant=_reject_constant)
     except json.JSONDecodeError as e:
@@ -61,9 +64,13 @@ def decode_json(data: bytes | str, what: str, max_depth: int) -> Any:
     if problem == "deep":
         raise _too_deep(what, max_depth)
     if problem == "many":
-        raise BadRequestError(f"{what} holds more than {MAX_JSON_VALUES} values (array entries and object "
-                              "members); a GraphQL request needs far fewer: send less.")
+        raise _too_many(what)
     return value
+
+
+def _too_many(what: str) -> BadRequestError:
+    return BadRequestError(f"{what} holds more than {MAX_JSON_VALUES} values (array entries and object "
+                           "members); a GraphQL request needs far fewer: send less.")
 
 
 def _too_deep(what: str, max_depth: int) -> BadRequestError:
@@ -74,11 +81,33 @@ def _too_deep(what: str, max_depth: int) -> BadRequestError:
 
 # Values (array entries, object members) a request's JSON may hold. Walking every value of a 2 MiB
 # body of small arrays (340 000 of [0, 0], a million values) took ~0.8 s of CPU on the event loop
-# (a loaded 2-core box), before any budget was charged; the walk now stops at this many (~0.01 s;
-# the stdlib's decoding of such a body, ~0.2 s, is what is left). Larger than what the
+# (a loaded 2-core box), before any budget was charged; the walk now stops at this many (~0.01 s).
+# Larger than what the
 # request checks refuse by name: a 100 000-entry list is one `schema.input_values` names
 # (BAD_USER_INPUT, "the list at `$ids` ..."), and it sees only 4 x `max_list_length` values in all.
 MAX_JSON_VALUES = 262_144
+# Decoding such a body was still ~0.2 s of CPU before the walk could refuse it (a 2 MiB body of
+# a million zeros: 150-250 ms to its 400, seventeenth session). So a text that could hold more
+# values (it has more characters) is first counted without decoding it (`_holds_too_many`: bytes'
+# C methods, ~5-20 ms for 2 MiB; up to ~90 ms for one of 400 000 tiny strings, which the decoder
+# took ~60 ms for).
+_STRUCTURE = (b",", b"[", b"{")
+_WHITESPACE = b" \t\r\n"
+
+
+def _holds_too_many(data: bytes | str) -> bool:
+    """Whether the JSON text holds more than `MAX_JSON_VALUES` values (array entries, object
+    members), told without decoding it: the commas, brackets and braces outside its strings, less
+    its empty arrays and objects (a container of k values has k - 1 commas and one opening
+    bracket). Exact for valid JSON; invalid JSON past the cap is refused as too many values, which
+    the decoder would have called invalid (refused either way)."""
+    raw = data if isinstance(data, bytes) else data.encode("utf-8", "surrogatepass")
+    if sum(raw.count(c) for c in _STRUCTURE) <= MAX_JSON_VALUES:
+        return False  # within the cap whatever its strings hold
+    if b'"' in raw:  # drop the strings: escapes first (a `\\` pair, then an escaped quote), then every other piece
+        raw = b"".join(raw.replace(b"\\\\", b"").replace(b'\\"', b"").split(b'"')[::2])
+    raw = raw.translate(None, _WHITESPACE)
+    return sum(raw.count(c) for c in _STRUCTURE) - raw.count(b"[]") - raw.count(b"{}") > MAX_JSON_VALUES
 
 
 def _shape_problem(value: Any, max_depth: int) -> str | None:

@@ -185,6 +185,8 @@ register_list_bound("Story", "mentions", MENTIONS_MAX)
 # visibility, each time it is asked (an alias asks again): priced like a membership scan.
 register_field_cost("Story", "viewerCount", 10)
 register_field_cost("Story", "viewerCountIsExact", 10)
+# At most two stories read: the chosen cover, and the first the viewer may see if it is not that one.
+register_field_cost("Highlight", "cover", 2)
 register_list_bound("StoryRing", "stories", 100)  # a ring's live stories: a live read holds at most 100
 register_list_bound("StorySeenPayload", "stories", model.MAX_BATCH)  # the ids markStorySeen takes
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from resolvers import privacy
@@ -33,7 +33,7 @@ from resolvers.pagination import Cursor, Page, check_first, list_page, load_asso
 from resolvers.records import record_of
 from resolvers.stories.actions import PURGE_JOB, purge_due
 from resolvers.stories.model import TITLE_MAX, Highlight, Story, StoryErrorCode, highlight_not_found, story_not_found
-from resolvers.stories.visibility import visible_stories, visible_stories_by_id
+from resolvers.stories.visibility import highlight_shown, visible_stories, visible_stories_by_id
 from resolvers.text_rules import is_blank, name_refused
 from tao import Assoc, ConflictError, ListCheck, Tao, VersionConflictError
 
@@ -52,14 +52,31 @@ def _title(title: str) -> str:
     return title
 
 
-async def _own_stories(tao: Tao, actor: int, story_ids: list[int], field: str = "storyIds") -> list[int]:
+async def _own_stories(tao: Tao, actor: int, story_ids: list[int], field: str = "storyIds") -> dict[int, Story]:
+    """The actor's stories by id, in the order given (each once); NOT_FOUND if one is not theirs."""
     ids = list(dict.fromkeys(story_ids))
     objs = await tao.obj_get(ids) if ids else {}
+    found: dict[int, Story] = {}
     for sid in ids:
         story = record_of(objs[sid]) if sid in objs else None
         if not isinstance(story, Story) or story.author != actor:
             raise story_not_found(field)
-    return ids
+        found[sid] = story
+    return found
+
+
+async def _with_audience(tao: Tao, h: Highlight, data: dict | None) -> dict | None:
+    """`data` with `cf`, the close-friends stories of the list it writes, when the list changes (or
+    the highlight predates `cf`): only the stories new to the list are read, the others are known."""
+    if data is None or ("stories" not in data and h.close_friends is not None):
+        return data
+    stories = [int(s) for s in data.get("stories", h.stories)]
+    known = h.close_friends if h.close_friends is not None else frozenset()
+    listed = set(h.stories) if h.close_friends is not None else set()
+    unknown = [s for s in stories if s not in listed]
+    objs = await tao.obj_get(unknown) if unknown else {}
+    fresh = {s for s, o in objs.items() if isinstance(story := record_of(o), Story) and story.close_friends}
+    return {**data, "cf": [s for s in stories if s in known or s in fresh]}
 
 
 def _check_size(tao: Tao, n: int) -> None:
@@ -103,7 +120,7 @@ async def _change(tao: Tao, actor: int, highlight_id: int, change: Change) -> Hi
     follow its list. Returns the highlight as written (None: deleted)."""
     h = await own_highlight(tao, actor, highlight_id)
     for _ in range(CHANGE_TRIES):
-        data = change(h)
+        data = await _with_audience(tao, h, change(h))
         stories = list(data["stories"]) if data is not None and "stories" in data else list(h.stories)
         jobs = [(SYNC_JOB, {"highlight": h.id, "stories": sorted(set(h.stories) | set(stories))})]
         try:
@@ -162,14 +179,16 @@ async def do_create_highlight(tao: Tao, actor_id: int, title: str, story_ids: li
                               cover_story_id: int | None = None) -> Highlight:
     name = _title(title)
     _check_size(tao, len(set(story_ids)))
-    ids = await _own_stories(tao, actor_id, story_ids)
+    stories = await _own_stories(tao, actor_id, story_ids)
+    ids = list(stories)
     if not ids:
         raise UserError(StoryErrorCode.HIGHLIGHT_INVALID, "A highlight needs at least one story.", "storyIds")
     cover = _cover(cover_story_id, ids)
     cap = tao.settings.stories.max_highlights
     if await tao.assoc_count(actor_id, "HAS_HIGHLIGHT") >= cap:  # the usual refusal: before any write
         raise _too_many_highlights(cap)
-    hid = await tao.obj_add("HIGHLIGHT", {"owner": actor_id, "title": name, "cover": cover, "stories": ids},
+    cf = [s for s in ids if stories[s].close_friends]
+    hid = await tao.obj_add("HIGHLIGHT", {"owner": actor_id, "title": name, "cover": cover, "stories": ids, "cf": cf},
                             owner=actor_id)
 
     def room(highlights: list[Assoc]) -> None:
@@ -220,7 +239,7 @@ async def do_add_to_highlight(tao: Tao, actor_id: int, highlight_id: int, story_
     # The cap first, on the ids as sent (as createHighlight does): a 2 MB request holds ~55 000 ids,
     # which were all read before the cap refused them.
     _check_size(tao, len(h.stories) + len(set(story_ids) - set(h.stories)))
-    ids = await _own_stories(tao, actor_id, story_ids)
+    ids = list(await _own_stories(tao, actor_id, story_ids))
 
     def change(h: Highlight) -> dict:
         new = [s for s in ids if s not in h.stories]
@@ -278,15 +297,10 @@ async def user_highlights(ctx: RequestContext, user_id: int, first: int, after: 
         return Page(end_cursor=after, has_previous=after is not None)
     assocs, has_next = await load_assoc_page(ctx, user_id, "HAS_HIGHLIGHT", first, after)
     objs = [h for h in await ctx.loaders.object_by_id.load_many([a.id2 for a in assocs]) if isinstance(h, Highlight)]
-    if user_id != ctx.viewer_id:
-        shown = await asyncio.gather(*(highlight_stories(ctx, h) for h in objs))
+    if user_id != ctx.viewer_id:  # decided without reading the stories (`highlight_shown`)
+        shown = await asyncio.gather(*(highlight_shown(ctx, h) for h in objs))
         objs = [h for h, stories in zip(objs, shown) if stories]
     return make_page(assocs, has_next, {h.id: h for h in objs}, after)
-
-
-async def highlight_stories(ctx: RequestContext, h: Highlight) -> list[Story]:
-    """The highlight's stories the viewer may see, in its order (close-friends ones to close friends)."""
-    return await visible_stories(ctx, list(h.stories))
 
 
 async def highlight_stories_page(ctx: RequestContext, h: Highlight, first: int, after: Cursor | None) -> Page[Story]:
@@ -301,8 +315,24 @@ async def highlight_stories_page(ctx: RequestContext, h: Highlight, first: int, 
 
 
 async def highlight_cover(ctx: RequestContext, h: Highlight) -> Story | None:
-    shown = await highlight_stories(ctx, h)
-    for s in shown:
-        if s.id == h.cover:
-            return s
-    return shown[0] if shown else None
+    """The chosen cover if the viewer may see it, else the first story they may see: at most
+    these two stories are read (before the seventeenth session, every story of the highlight)."""
+    shown = await highlight_shown(ctx, h)
+    candidates = list(dict.fromkeys(([h.cover] if h.cover in shown else []) + shown[:1]))
+    found = await visible_stories(ctx, candidates)
+    return found[0] if found else None
+
+
+async def record_audiences(tao: Tao) -> AsyncIterator[int]:
+    """The upgrade of highlights written before `cf` (`python -m resolvers highlights-audience`):
+    each gets its close-friends stories recorded by a change that rewrites nothing else (a change
+    made meanwhile records them too); yields each highlight's id."""
+    for shard in range(tao.n_shards):
+        after = 0
+        while objs := await tao.obj_scan(shard, "HIGHLIGHT", after, 500):
+            after = objs[-1].id
+            for obj in objs:
+                h = record_of(obj)
+                if isinstance(h, Highlight) and h.close_friends is None:
+                    await _change(tao, h.owner, h.id, lambda h: {})
+                    yield h.id

@@ -6,7 +6,9 @@ A STORY lives on its author's shard with data
 and edges author -STORY_LIVE-> story (time = posted_at) until the expiry job moves it to
 STORY_ARCHIVE, story -HAS_MEDIA-> media (⇄ MEDIA_OF), story -MENTIONS-> user (⇄ MENTIONED_IN).
 A HIGHLIGHT lives on its owner's shard with data owner, title, cover (story id), stories (ids,
-in display order) and edges owner -HAS_HIGHLIGHT-> highlight, story -IN_HIGHLIGHT-> highlight.
+in display order), cf (the ids among them of close-friends stories: a story's audience never
+changes, so who may see which of them is known without reading them) and edges
+owner -HAS_HIGHLIGHT-> highlight, story -IN_HIGHLIGHT-> highlight.
 
 The one rule of time: a story is live while `clock.now < posted_at + LIFETIME_MS`, where the
 clock is the store's (`tao.clock`), decided at read time; nothing waits for the expiry job.
@@ -105,13 +107,23 @@ class Highlight(Record):
     title: str
     cover: int | None
     stories: tuple[int, ...]
+    # The close-friends stories among `stories`; None for a highlight written before the
+    # seventeenth session that no change has touched since (`python -m resolvers highlights-audience`).
+    close_friends: frozenset[int] | None = None
 
     @classmethod
     def decode(cls, obj: Obj) -> Highlight:
         d = obj.data
-        cover = d.get("cover")
+        cover, cf = d.get("cover"), d.get("cf")
         return cls(obj.id, obj.version, obj.created, obj.updated, int(d["owner"]), d.get("title", ""),
-                   int(cover) if cover else None, tuple(int(s) for s in d.get("stories", ())))
+                   int(cover) if cover else None, tuple(int(s) for s in d.get("stories", ())),
+                   frozenset(int(s) for s in cf) if cf is not None else None)
+
+    def shown_to(self, close_friend: bool) -> list[int]:
+        """The listed stories a viewer who sees the owner may see, in order (None: not known
+        without reading them, see `close_friends`). Deleted stories leave the list with their delete."""
+        assert self.close_friends is not None
+        return [s for s in self.stories if close_friend or s not in self.close_friends]
 
 
 def live_low(now: int) -> int:

@@ -10,7 +10,11 @@ A story is visible to its author always (their archive included). To anyone else
 - it is live (`now < posted_at + 24 h` on `tao.clock`), or it is in one of the author's
   highlights (then it lives on; a close-friends story still only for close friends).
 A highlight is visible to its owner, and to whoever sees its owner FULL and at least one of its
-stories; its stories are filtered one by one. (A highlight of close-friends stories only does not
+stories; its stories are filtered one by one. Which of its stories a viewer may see is decided
+without reading them (`highlight_shown`): the highlight keeps which are for close friends, and a
+story it lists lives on; so a profile's page of highlights, or a cover, reads no story it does
+not show (before the seventeenth session a non-owner's page of 20 read up to 2 000 stories).
+(A highlight of close-friends stories only does not
 exist for anyone else on any surface: `node(id:)` answered its title to everyone who sees the
 owner, e.g. a friend taken off the list who kept its id; found by probe4.)
 """
@@ -64,7 +68,20 @@ async def highlight_visible(ctx: RequestContext, obj: Record) -> bool:
         return False
     if obj.owner == ctx.viewer_id:
         return True
-    return await privacy.owner_visible(ctx, obj.owner) and bool(await visible_stories(ctx, list(obj.stories)))
+    return await privacy.owner_visible(ctx, obj.owner) and bool(await highlight_shown(ctx, obj))
+
+
+async def highlight_shown(ctx: RequestContext, h: Highlight) -> list[int]:
+    """The ids of the highlight's stories the viewer may see, in order, for a viewer who sees its
+    owner FULL (the caller checked): every listed story to its owner and to close friends, the
+    others to anyone. At most one read (the close-friend edge, only when it lists such a story);
+    a highlight from before `Highlight.close_friends` reads its stories, as everything did before."""
+    if h.owner == ctx.viewer_id:
+        return list(h.stories)
+    if h.close_friends is None:
+        return [s.id for s in await visible_stories(ctx, list(h.stories))]
+    friend = bool(h.close_friends) and await is_close_friend(ctx, h.owner, ctx.viewer_id)
+    return h.shown_to(friend)
 
 
 async def visible_stories(ctx: RequestContext, ids: list[int]) -> list[Story]:

@@ -12,9 +12,12 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from resolvers.usernames import SKELETON_KEYS, USERNAME_KEYS, skeleton
 from tests.resolvers.messages_client import store_id
 from tests.resolvers.test_account_data import api, media_settings  # noqa: F401  (fixtures)
+from tests.row_locks import held_by_a_transaction
 
 SIGN_UP = """mutation($i: AccountSignUpInput!) {
   signUp(input: $i) { token user { id username } errors { code message field } }
@@ -264,3 +267,32 @@ async def test_the_account_export_lists_the_names_it_held_after_renames(gql):
     assert record["username"] == "ada_two"
     assert sorted(h["username"] for h in record["previous_usernames"]) == ["ada", "ada_one"]
     assert all(h["held_until"] > time.time() * 1000 for h in record["previous_usernames"])
+
+
+@pytest.mark.parametrize("gql_settings", ["mysql"], indirect=True)  # row locks are MariaDB's
+async def test_a_rename_stalled_past_its_claim_check_takes_itself_back(gql):
+    """A rename stalls between its claim and its write (held for real: its USER row locked by a
+    transaction of the test's own); its claim check runs (due 10 minutes later; a drain runs it
+    now) and releases the name, which another account then takes. The stalled write landed and
+    both accounts bore the name (logged only); now the stalled rename finds its claim lost, takes
+    its old name back and answers USERNAME_TAKEN."""
+    ta, ga = await gql.sign_up("ada")
+    tb, gb = await gql.sign_up("bob")
+    ada, bob = store_id(ga), store_id(gb)
+    async with held_by_a_transaction(gql.tao, gql.tao.shard(ada), "SELECT version FROM {objects} WHERE id = %s "
+                                     "FOR UPDATE", (ada,)):
+        rename = asyncio.create_task(gql.ok(RENAME, {"u": "lovelace"}, ta))
+        for _ in range(100):  # until ada's rename has claimed the name (it then waits on the row)
+            if (await _claims(gql, ["lovelace"]))["lovelace"] == ada:
+                break
+            await asyncio.sleep(0.02)
+        await gql.tao.run_jobs_until_idle()  # its claim check: ada does not bear the name, released
+        assert (await _claims(gql, ["lovelace"]))["lovelace"] is None
+        taken = (await gql.ok(RENAME, {"u": "lovelace"}, tb))["updateProfile"]
+        assert taken["errors"] == [] and taken["user"]["username"] == "lovelace"
+    answer = (await rename)["updateProfile"]
+    assert answer["errors"][0]["code"] == "USERNAME_TAKEN", answer
+    assert (await _user_data(gql, ada))["username"] == "ada"
+    assert (await _user_data(gql, bob))["username"] == "lovelace"
+    assert await _claims(gql, ["ada", "lovelace"]) == {"ada": ada, "lovelace": bob}
+    assert not (await _user_data(gql, ada)).get("username_holds")
