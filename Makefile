@@ -7,6 +7,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.taogram-installed
 PYTEST_ARGS ?=
+# pytest-xdist workers for `make test`, each with its own servers; 0 runs the tests in the make process's pytest.
+PYTEST_WORKERS ?= 2
 CONFIG ?=
 
 .DEFAULT_GOAL := help
@@ -17,7 +19,8 @@ help:
 	@echo "make cluster [CLUSTER_DIR=.cluster] the real stack on this machine: 2 MariaDB, 2 memcached, Redis, S3,"
 	@echo "                              migrations, a job worker, 2 server processes; Ctrl-C stops it (docs/deploy.md)"
 	@echo "make cluster-reset            delete the cluster's data dir"
-	@echo "make test [PYTEST_ARGS=...]   make lint's checks, then pytest against throwaway MariaDB/memcached/S3"
+	@echo "make test [PYTEST_ARGS=...]   make lint's checks, then pytest against throwaway MariaDB/memcached/S3/Redis"
+	@echo "           [PYTEST_WORKERS=2] on that many pytest-xdist workers, each with its own servers (0: none)"
 	@echo "make bench                    run bench/*.py (each starts its own servers)"
 	@echo "make lint                     import contracts (lint-imports), ruff, mypy"
 	@echo "make venv | deps              the steps on their own"
@@ -57,9 +60,12 @@ checks:
 
 # The checks first, then pytest even when a check failed (so one run reports both); either
 # failing fails the target. pytest's exit 5 (no tests collected) fails like any other non-zero exit.
+# worksteal: a worker that runs out of tests takes half of the other's queue, so the last slow
+# tests do not leave a core idle.
 test: venv deps
 	@checks=0; $(MAKE) --no-print-directory checks || checks=$$?; \
-	rc=0; $(VENV)/bin/pytest -q -p no:cacheprovider --durations=25 $(PYTEST_ARGS) || rc=$$?; \
+	rc=0; $(VENV)/bin/pytest -q -p no:cacheprovider --durations=25 \
+	    $(if $(filter-out 0,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS) --dist worksteal) $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests, which counts as a failure" >&2; fi; \
 	if [ $$checks -ne 0 ]; then echo "make test: the static checks failed (see above)" >&2; [ $$rc -ne 0 ] || rc=$$checks; fi; \
 	exit $$rc

@@ -65,6 +65,8 @@ fi
 
 echo "ensure-venv: pip install -e '.[dev]' into $VENV"
 # This machine's pip config adds local indexes that lack many projects; pip falls back to PyPI
-# for those after one warning each, which is noise here.
-"$VENV/bin/python" -m pip install -q --disable-pip-version-check -e '.[dev]' \
+# for those after one warning each, which is noise here. --no-compile: pip would byte-compile
+# every module of every package (botocore's and moto's thousands among them), most of which
+# nothing imports; Python compiles what is imported, once, on first import.
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-compile -e '.[dev]' \
     2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)

@@ -6,7 +6,11 @@
   After every test that used it, paused memcached servers are resumed and dead servers
   restarted, so a fault test that fails half-way does not break the tests after it.
 - `test_id` (function): a short unique string to prefix cache keys and database names with, so
-  tests sharing the session's servers (or a reused `up` set) never see each other's data.
+  tests sharing the session's servers (or a reused `up` set) never see each other's data; the
+  databases named after it are dropped when the test ends.
+- Under pytest-xdist (`make test` runs 2 workers) each worker is a session of its own, with its
+  own servers (see `services_path`).
+- Temp files (`tmp_path`, the servers' datadirs) go to `scratch_dir()`: /dev/shm when it has room.
 - `_release_closed_apps` (function, on for every test): see `release_closed_apps`.
 - `no_blocking` (function, on for every test): see its docstring. A test that must block the
   loop on purpose says why with `@pytest.mark.allow_blocking(reason="...")`.
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 
@@ -27,6 +32,7 @@ from argon2 import PasswordHasher
 from blockbuster import BlockBuster, BlockBusterFunction, blockbuster_ctx
 
 from tests.harness import Services, attach_services, start_services
+from tests.harness.services import scratch_dir
 
 SERVICES_ENV = "TAOGRAM_TEST_SERVICES"
 # Blocking calls are reported when one of these (when it exists) is on the call stack.
@@ -43,14 +49,40 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "allow_blocking(reason): turn the blocking-call guard off for this test; say why in `reason`"
     )
+    # tmp_path and the test process's other temp files (SQLite shards, search indexes, media work
+    # dirs) go where the servers' data does: a RAM disk when there is one (`scratch_dir`).
+    tempfile.tempdir = str(scratch_dir())
+
+
+def services_path() -> str | None:
+    """The `up` JSON this process attaches to, or None to start its own servers.
+
+    Under pytest-xdist every worker is a process of its own: with `TAOGRAM_TEST_SERVICES` unset,
+    each starts its own set (so a fault test in one worker never kills another worker's server).
+    A set kept running for one worker each is named with `{worker}` in the path
+    (`/tmp/svc-{worker}.json` attaches worker gw0 to /tmp/svc-gw0.json); one set shared by
+    several workers is refused, since a test that kills or pauses a server would break the
+    tests the other workers run on it meanwhile."""
+    path = os.environ.get(SERVICES_ENV)
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not path or not worker:
+        return path or None
+    if "{worker}" in path:
+        return path.replace("{worker}", worker)
+    if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
+        raise RuntimeError(f"{SERVICES_ENV}={path} would be shared by the run's pytest-xdist workers, whose fault "
+                           "tests kill and pause its servers: unset it (each worker starts its own set), run "
+                           "one set per worker and name them with {worker} (/tmp/svc-{worker}.json for "
+                           "gw0, gw1, ...), or run without -n")
+    return path
 
 
 @pytest.fixture(scope="session")
 def services() -> Iterator[Services]:
     """The session's real servers (see the module docstring)."""
-    path = os.environ.get(SERVICES_ENV)
+    path = services_path()
     if not path:
-        started = start_services(n_mysql=2, n_memcached=2, s3=True, redis=True)
+        started = start_services(n_mysql=2, n_memcached=2, s3=True, redis=True, parent=scratch_dir())
         try:
             yield started
         finally:
@@ -93,9 +125,41 @@ def _release_closed_apps() -> Iterator[None]:
 
 
 @pytest.fixture
-def test_id() -> str:
-    """A short unique id for this test (lowercase letters and digits, starts with a letter)."""
-    return "t" + uuid.uuid4().hex[:10]
+def test_id(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A short unique id for this test (lowercase letters and digits, starts with a letter).
+
+    When the test used the session's servers, the MariaDB databases named after it are dropped
+    once it is over (its apps and stores are closed by then): thousands of tests' schemas
+    would otherwise pile up on the servers (4 GB of datadir a run, on a RAM disk)."""
+    tid = "t" + uuid.uuid4().hex[:10]
+    yield tid
+    if "services" in request.fixturenames:
+        drop_databases(request.getfixturevalue("services"), tid)
+
+
+def drop_databases(services: Services, prefix: str) -> None:
+    """Drop every database whose name starts with `prefix` on each of `services`' MariaDB
+    servers. Best effort: a server a fault test left down keeps them (it is restarted after
+    the test), and a database still locked by a leaked connection is left after a few seconds
+    rather than hanging the run."""
+    import pymysql  # imported late: most of the suite's collection never needs it
+
+    for endpoint in services.mysql:
+        try:
+            conn = pymysql.connect(host=endpoint.host, port=endpoint.port, user=endpoint.user,
+                                   password=endpoint.password, connect_timeout=2, read_timeout=30,
+                                   write_timeout=30)
+        except pymysql.err.MySQLError:
+            continue
+        try:
+            with conn, conn.cursor() as cur:
+                cur.execute("SET SESSION lock_wait_timeout = 5")
+                cur.execute("SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE %s",
+                            (prefix.replace("_", "\\_").replace("%", "\\%") + "%",))
+                for (name,) in cur.fetchall():
+                    cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        except pymysql.err.MySQLError:
+            pass
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ import threading
 import time
 from pathlib import Path
 
-from tests.harness.services import DEFAULT_JSON, Services, start_services
+from tests.harness.services import DEFAULT_JSON, Services, scratch_dir, start_services
 
 
 def _kill_recorded(path: Path, services: Services) -> None:
@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopping.set())
     began = time.monotonic()
-    services = start_services(args.mysql, args.memcached, s3=not args.no_s3, redis=not args.no_redis)
+    services = start_services(args.mysql, args.memcached, s3=not args.no_s3, redis=not args.no_redis,
+                              parent=scratch_dir())
     path = Path(args.json)
     try:
         tmp = path.with_suffix(".tmp")

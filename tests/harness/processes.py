@@ -225,15 +225,33 @@ def wait_ready(servers: list[Server], timeout: float = START_TIMEOUT) -> None:
 _taken_ports: set[int] = set()
 
 
-def free_port() -> int:
-    """A free loopback port below the ephemeral range, so no client socket can take it while
-    a killed server waits to be restarted on it."""
+def _port_range() -> tuple[int, int]:
+    """[start, stop) for `free_port`: 20000 up to the ephemeral range. A pytest-xdist worker
+    (PYTEST_XDIST_WORKER=gw<i> of PYTEST_XDIST_WORKER_COUNT) draws from its own slice, so the
+    run's workers, which start their servers at the same moment, never pick one port twice:
+    a port is only probed here, and another process may bind it before our server does."""
     try:
         low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
     except (OSError, ValueError, IndexError):
         low = 32768
+    start, stop = 20000, max(low, 20001)
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    try:
+        index, count = int(worker.removeprefix("gw")), int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    except ValueError:
+        return start, stop
+    if count > 1 and 0 <= index < count and (stop - start) // count >= 100:
+        size = (stop - start) // count
+        start, stop = start + index * size, start + (index + 1) * size
+    return start, stop
+
+
+def free_port() -> int:
+    """A free loopback port below the ephemeral range, so no client socket can take it while
+    a killed server waits to be restarted on it."""
+    start, stop = _port_range()
     for _ in range(200):
-        port = random.randrange(20000, max(low, 20001))
+        port = random.randrange(start, stop)
         if port in _taken_ports:
             continue
         with socket.socket() as sock:

@@ -76,6 +76,10 @@ TRENDING = "{ trendingHashtags(first: 10) { hashtag { name postCount } accounts 
 @pytest.mark.parametrize("change", ["none", "viewer_blocks", "blocked_by_them", "they_go_private"])
 async def test_explore_suggestions_and_trends_over_the_socket_follow_a_change_mid_scroll(gql: GQL,
                                                                                         change: str) -> None:
+    # A tag trends from 5 accounts in one bucket of `trend_bucket_minutes` (an hour): posts made
+    # on both sides of an hour fell short in either bucket, and the first page came back empty
+    # (a run crossing midnight, seventeenth session). A week's bucket keeps them in one.
+    gql.tao.settings.explore.trend_bucket_minutes = 7 * 24 * 60
     tv, _ = await gql.sign_up("viewer")
     ta, a = await gql.sign_up("ada")
     await gql.mutate("follow", tv, a)
