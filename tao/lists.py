@@ -88,17 +88,13 @@ async def read_snapshot(conn: Conn, backend: Backend, keys: list[EdgeId]
     lists = list(dict.fromkeys((k[0], k[1]) for k in keys))
     heads, head_params = lists_where(backend, lists)
     edges, edge_params = edges_where(backend, keys)
-    rows = await backend.fetch_packed(
-        conn, f"SELECT 0 AS kind, id1, atype, 0 AS id2, version, 0 AS time, '' AS data FROM {{assoc_counts}} "
-        f"WHERE {heads} UNION ALL SELECT 1, id1, atype, id2, version, time, data FROM {{assocs}} WHERE {edges}",
-        head_params + edge_params, ("kind", "id1", "atype", "id2", "version", "time", "data"), text=("data",))
+    rows = await conn.fetchall(
+        f"SELECT 0, id1, atype, 0, version, 0, '' FROM {{assoc_counts}} WHERE {heads} UNION ALL "
+        f"SELECT 1, id1, atype, id2, version, time, data FROM {{assocs}} WHERE {edges}",
+        head_params + edge_params)
     versions = {(r[1], r[2]): r[4] for r in rows if r[0] == 0}
     found = {(r[1], r[2], r[3]): (r[4], r[5], r[6]) for r in rows if r[0] == 1}
     return versions, found
-
-
-# The columns of `read_locked`'s one statement (a UNION: the first SELECT names them).
-_LOCKED_COLUMNS = ("kind", "id1", "atype", "id2", "version", "n", "top_time", "data", "src_version")
 
 
 class ListWrites:
@@ -146,8 +142,7 @@ class ListWrites:
             return out
         where, params = lists_where(self._backend, lists)
         top = ("(SELECT MAX(time) FROM {assocs} a WHERE a.id1 = c.id1 AND a.atype = c.atype)" if newest else "0")
-        sql = (f"SELECT 0 AS kind, id1, atype, 0 AS id2, version, count AS n, {top} AS top_time, NULL AS data, "
-               f"NULL AS src_version FROM {{assoc_counts}} c WHERE {where}")
+        sql = f"SELECT 0, id1, atype, 0, version, count, {top}, NULL, NULL FROM {{assoc_counts}} c WHERE {where}"
         if keys:
             edges, edge_params = edges_where(self._backend, keys)
             sql += (" UNION ALL SELECT 1, id1, atype, id2, version, time, 0, data, src_version FROM {assocs} "
@@ -162,8 +157,7 @@ class ListWrites:
             sql += (" UNION ALL SELECT 2, id1, atype, id2, src_version, 0, 0, NULL, NULL FROM {inverse_tombstones} "
                     f"WHERE {or_of('(id1 = %s AND atype = %s AND id2 = %s)', len(tombstones))}")
             params += [x for k in tombstones for x in k]
-        rows = await self._backend.fetch_packed(conn, sql, params, _LOCKED_COLUMNS, text=("data",))
-        for kind, id1, atype, id2, version, n, top_time, data, src_version in rows:
+        for kind, id1, atype, id2, version, n, top_time, data, src_version in await conn.fetchall(sql, params):
             if kind == 0:
                 out.heads[(id1, atype)] = [version, n]
                 out.newest[(id1, atype)] = top_time or 0

@@ -78,14 +78,6 @@ class Backend(Protocol):
         the fastest way this server and its driver allow."""
         ...
 
-    async def fetch_packed(self, conn: Conn, sql: str, params: Sequence[Any], columns: Sequence[str],
-                           text: Sequence[str] = ()) -> list[tuple]:
-        """The rows of `sql` (a SELECT, or a UNION of them, whose select list names `columns`;
-        those in `text` are strings, the rest integers or NULL), in no particular order, read
-        the cheapest way this server and its driver allow: for a read of a few rows that a hot
-        write path makes on every call (a transaction's locked read)."""
-        ...
-
     def transaction(self, shard: int, *, one_trip: bool = False) -> AbstractAsyncContextManager[Conn]:
         """A transaction on the shard. `one_trip`: the caller accepts that a failure is never
         known to have sent nothing (`ShardUnavailableError.unsent`), so a backend may send a

@@ -275,26 +275,6 @@ class MySQLBackend:
         edges.sort(key=lambda e: (e[1], e[0]), reverse=True)
         return edges
 
-    async def fetch_packed(self, conn: Conn, sql: str, params: Sequence[Any], columns: Sequence[str],
-                           text: Sequence[str] = ()) -> list[tuple]:
-        """The rows as one JSON document built by the server, as `fetch_edges` reads a page: the
-        driver's pure-Python cost is per result row and per column (each column's description
-        is parsed for every result), ~9 us a row and ~60 us a result of 9 columns more than one
-        value (measured, aiomysql over a unix socket), and a send's two delivery transactions
-        each read ~8 rows of 9 columns this way. Strings go quoted (`JSON_QUOTE`), so orjson
-        gives back the exact text stored; a document cut short by `group_concat_max_len`
-        does not parse, and the rows are then read as rows."""
-        cells = ", ',', ".join(f"COALESCE({f'JSON_QUOTE({c})' if c in text else c}, 'null')" for c in columns)
-        rows = await conn.fetchall(f"SELECT GROUP_CONCAT(CONCAT('[', {cells}, ']') SEPARATOR ',') FROM ({sql}) t",
-                                   params)
-        packed = rows[0][0] if rows else None
-        if packed is None:
-            return []
-        try:
-            return [tuple(r) for r in orjson.loads("[" + packed + "]")]
-        except orjson.JSONDecodeError:
-            return list(await conn.fetchall(sql, params))
-
     async def _pool(self, server: int, shard: int) -> aiomysql.Pool:
         pool = self._pools[server]
         if pool is not None:

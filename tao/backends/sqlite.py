@@ -142,10 +142,6 @@ class SQLiteBackend:
         rows = await conn.fetchall(f"SELECT id2, time, version, data FROM {page}", params)
         return [[id2, time, version, orjson.loads(data)] for id2, time, version, data in rows]
 
-    async def fetch_packed(self, conn: Conn, sql: str, params: Sequence[Any], columns: Sequence[str],
-                           text: Sequence[str] = ()) -> list[tuple]:
-        return await conn.fetchall(sql, params)  # sqlite3 builds rows in C: nothing to pack
-
     async def _open(self, shard: int) -> _Shard:
         sh = self._shards[shard]
         if sh.writer is not None:
