@@ -4,12 +4,17 @@ separate runs minutes apart cannot resolve a few per cent).
 
     PYTHONPATH=. .venv/bin/python bench/send_ab.py --a DIR_BEFORE --b DIR_AFTER [--workers 8] [--sends 150]
 
-Starts (or, with TAOGRAM_TEST_SERVICES, reuses) MariaDB x2, memcached x2 and Redis, then one
-`server.py` from each directory (`git worktree add DIR REV`), both on one store. Each of
-`--workers` senders has its own 1:1 thread and sends `--sends` messages through A and as many
-through B, alternating, one at a time: both servers see the same load at the same moments.
-Reports each server's CPU a send (from /proc) and its sends' latency (p50, p99); a warm-up
-round of the same size first.
+Each side has its own store (MariaDB x2, memcached x2, Redis: started here, or attached with
+`--services-a` / `--services-b`, JSON files of `python -m tests.harness up`) and one `server.py`
+from its directory (`git worktree add DIR REV`). Each of `--workers` senders has a 1:1 thread
+on each side and sends `--sends` messages through A and as many through B, alternating, one at
+a time: both sides see the same load at the same moments. Reports, per side, the CPU a send of
+the server and of its store's processes (MariaDB, memcached, Redis; from /proc) and the sends'
+latency (p50, p99); a warm-up round of the same size first.
+
+Why a store each: a change can move work between the server and the store (the eighteenth
+session's packed reads cut the server's CPU a send by 4-5 % and added more than that to
+MariaDB's); with one shared store only the servers' share could be told apart.
 """
 
 from __future__ import annotations
@@ -31,60 +36,79 @@ from bench.realtime_bench import Api, cpu_seconds, follow, pct, send_message, se
 from tao import open_tao
 from tests.harness import attach_services, start_services
 
+STORE = ("mariadb", "memcached", "redis")
+
+
+def store_pids(services) -> dict[str, list[int]]:
+    return {"mariadb": [m.pid for m in services._mysql], "memcached": [m.pid for m in services._memcached],
+            "redis": [services._redis.pid]}
+
 
 async def run(args) -> None:
-    own = None
-    if os.environ.get("TAOGRAM_TEST_SERVICES"):
-        services = attach_services(os.environ["TAOGRAM_TEST_SERVICES"])
-    else:
-        services = own = start_services(2, 2, s3=False, redis=True)
-    tmp = Path(tempfile.mkdtemp(prefix="send-ab-"))
-    settings = settings_for(services, "sab" + os.urandom(3).hex(), tmp)
-    pre = await open_tao(settings, migrate=True, start_worker=False)
-    await pre.close()
-    servers = []
+    owned = []
+    sides = []
     try:
-        for name, root in (("a", args.a), ("b", args.b)):
+        for name, root, attach in (("a", args.a, args.services_a), ("b", args.b, args.services_b)):
+            if attach:
+                services = attach_services(attach)
+            else:
+                services = start_services(2, 2, s3=False, redis=True)
+                owned.append(services)
+            tmp = Path(tempfile.mkdtemp(prefix=f"send-ab-{name}-"))
+            settings = settings_for(services, "sab" + os.urandom(3).hex(), tmp)
+            pre = await open_tao(settings, migrate=True, start_worker=False)
+            await pre.close()
             serverproc.ROOT = Path(root).resolve()  # this server's server.py and PYTHONPATH
-            servers.append(serverproc.ServerProcess(settings, tmp / f"{name}.log").start())
+            server = serverproc.ServerProcess(settings, tmp / f"{name}.log").start()
+            pids = {"server": [server.proc.pid], **store_pids(services)}
+            sides.append({"name": name, "server": server, "pids": pids})
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
-            apis = [Api(http, s.base) for s in servers]
-            threads = []
-            for i in range(args.workers):
-                sender, recipient = await sign_up(apis[0], f"s{i}"), await sign_up(apis[0], f"r{i}")
-                await follow(apis[0], recipient, sender)
-                first = await send_message(apis[0], sender, {"recipientIds": [recipient["id"]]}, "hi")
-                threads.append((sender, first["thread"]["id"]))
+            apis = [Api(http, side["server"].base) for side in sides]
+            threads: list[list[tuple[dict, str]]] = [[], []]
+            for k, api in enumerate(apis):
+                for i in range(args.workers):
+                    sender, recipient = await sign_up(api, f"s{i}"), await sign_up(api, f"r{i}")
+                    await follow(api, recipient, sender)
+                    first = await send_message(api, sender, {"recipientIds": [recipient["id"]]}, "hi")
+                    threads[k].append((sender, first["thread"]["id"]))
             latency: list[list[float]] = [[], []]
 
             async def sender(i: int) -> None:
-                who, thread = threads[i]
                 for j in range(2 * args.sends):
                     side = (i + j) % 2
+                    who, thread = threads[side][i]
                     t = time.perf_counter()
                     await send_message(apis[side], who, {"threadId": thread}, "x")
                     latency[side].append(time.perf_counter() - t)
             await asyncio.gather(*(sender(i) for i in range(args.workers)))  # warm-up
             latency = [[], []]
-            cpu0 = [cpu_seconds(s.proc.pid) for s in servers]
+            before = [{g: sum(map(cpu_seconds, pids)) for g, pids in side["pids"].items()} for side in sides]
             await asyncio.gather(*(sender(i) for i in range(args.workers)))
-            cpu = [(cpu_seconds(s.proc.pid) - c) * 1000 / len(latency[k])
-                   for k, (s, c) in enumerate(zip(servers, cpu0))]
-        for k, name in enumerate("ab"):
-            print(f"{name}: {cpu[k]:.2f} ms server CPU a send, latency p50 {pct(latency[k], 50) * 1000:.1f} "
-                  f"p99 {pct(latency[k], 99) * 1000:.1f} ms ({len(latency[k])} sends)")
-        print(f"b/a CPU a send: {cpu[1] / cpu[0]:.3f}")
+            cpu = [{g: (sum(map(cpu_seconds, pids)) - before[k][g]) * 1000 / len(latency[k])
+                    for g, pids in side["pids"].items()} for k, side in enumerate(sides)]
+        for k, side in enumerate(sides):
+            c = cpu[k]
+            store = ", ".join(f"{g} {c[g]:.2f}" for g in STORE)
+            print(f"{side['name']}: {c['server']:.2f} ms server CPU a send (store: {store}; "
+                  f"all {sum(c.values()):.2f}), "
+                  f"latency p50 {pct(latency[k], 50) * 1000:.1f} p99 {pct(latency[k], 99) * 1000:.1f} ms "
+                  f"({len(latency[k])} sends)")
+        print(f"b/a CPU a send: server {cpu[1]['server'] / cpu[0]['server']:.3f}, "
+              f"mariadb {cpu[1]['mariadb'] / max(cpu[0]['mariadb'], 1e-9):.3f}, "
+              f"all {sum(cpu[1].values()) / sum(cpu[0].values()):.3f}")
     finally:
-        for s in servers:
-            s.terminate()
-        if own is not None:
-            own.stop()
+        for side in sides:
+            side["server"].terminate()
+        for services in owned:
+            services.stop()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--a", required=True, help="the checkout measured first (before)")
     parser.add_argument("--b", required=True, help="the other checkout (after)")
+    parser.add_argument("--services-a", help="attach side A to these services (tests.harness up's JSON)")
+    parser.add_argument("--services-b", help="attach side B to these services")
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--sends", type=int, default=150, help="sends per worker through each server")
     asyncio.run(run(parser.parse_args()))

@@ -79,14 +79,13 @@ class AssocReads:
         async def one(shard: int, group: list[ListKey]) -> dict:
             where, params = lists_where(self._shards.backend, [(id1, self.atype(a).code) for id1, a in group])
             parts = [f"SELECT 0, id1, atype, version, count, 0, 0, 0, '' FROM {{assoc_counts}} WHERE {where}"]
-            for i, (id1, atype) in enumerate(group):
-                parts.append(f"SELECT * FROM (SELECT 1 AS k, id1, atype, 0 AS v, 0 AS n, id2, time, version, data "
-                             f"FROM {{assocs}} WHERE id1 = %s AND atype = %s "
-                             f"ORDER BY time DESC, id2 DESC LIMIT %s) t{i}")
+            for id1, atype in group:
+                parts.append("SELECT 1 AS k, id1, atype, 0 AS v, 0 AS n, id2, time, version, data "
+                             "FROM {assocs} WHERE id1 = %s AND atype = %s ORDER BY time DESC, id2 DESC LIMIT %s")
                 params += [id1, self.atype(atype).code, self._cache.window(self.atype(atype).code) + 1]
             fence = self._cache.fence()
             async with self._shards.read(shard) as conn:
-                rows = await conn.fetchall(" UNION ALL ".join(parts), params)
+                rows = await conn.fetchall(self._shards.backend.union_all(parts), params)
             heads: dict[tuple[int, int], tuple[int, int]] = {}
             edges: dict[tuple[int, int], list] = {}
             for kind, id1, code, version, count, id2, time, ev, data in rows:
@@ -153,7 +152,7 @@ class AssocReads:
         return (await self.assoc_count_many([(id1, atype)]))[(id1, atype)]
 
     async def _ranges(self, keys: list[ListKey], errors: Errors, from_cache: Callable[[dict], list | None],
-                      sql_where: str, sql_params: list, sql_tail: str) -> dict[ListKey, Any]:
+                      sql_where: str, sql_params: list, sql_tail: str, limit: int) -> dict[ListKey, Any]:
         """What the range verbs share: answer each list from its cached window when
         `from_cache(value)` can (it returns None when the window does not decide the answer),
         and the rest with one SQL statement per shard."""
@@ -175,7 +174,7 @@ class AssocReads:
             else:
                 out[k] = [self._assoc(k[0], k[1], e) for e in page]
         if deep:
-            out.update(await self._sql_ranges(deep, sql_where, sql_params, sql_tail, errors))
+            out.update(await self._sql_ranges(deep, sql_where, sql_params, sql_tail, limit, errors))
         return out
 
     async def assoc_range_many(self, keys: list[ListKey], pos: int, limit: int,
@@ -186,7 +185,7 @@ class AssocReads:
 
         def from_cache(v: dict) -> list | None:
             return v["e"][pos:pos + limit] if v["c"] or pos + limit <= len(v["e"]) else None
-        return await self._ranges(keys, errors, from_cache, "", [], f"LIMIT {limit} OFFSET {pos}")
+        return await self._ranges(keys, errors, from_cache, "", [], f"LIMIT {limit} OFFSET {pos}", limit)
 
     async def assoc_range(self, id1: int, atype: str, pos: int, limit: int) -> list[Assoc]:
         return (await self.assoc_range_many([(id1, atype)], pos, limit))[(id1, atype)]
@@ -218,7 +217,7 @@ class AssocReads:
             page, decided = self._time_range_from_cache(v, high, low, limit, after)
             return page if decided else None
         return await self._ranges(keys, errors, from_cache, "".join(f" AND {c}" for c in conds), params,
-                                  f"LIMIT {limit}")
+                                  f"LIMIT {limit}", limit)
 
     async def assoc_time_range(self, id1: int, atype: str, high: int | None = None, low: int | None = None,
                                limit: int = 100, after: tuple[int, int] | None = None) -> list[Assoc]:
@@ -241,7 +240,7 @@ class AssocReads:
             page.append(e)
         return page, len(page) >= limit or value["c"]
 
-    async def _sql_ranges(self, keys: list[ListKey], extra: str, extra_params: list, tail: str,
+    async def _sql_ranges(self, keys: list[ListKey], extra: str, extra_params: list, tail: str, limit: int,
                           errors: Errors) -> dict[ListKey, Any]:
         """Ranges past the cached window: straight from SQL, one UNION statement per shard."""
         async def one(shard: int, group: list[ListKey]) -> dict:
@@ -253,16 +252,16 @@ class AssocReads:
                 params = [id1, self.atype(atype).code] + extra_params
                 page = f"{{assocs}} WHERE id1 = %s AND atype = %s{extra} ORDER BY time DESC, id2 DESC {tail}"
                 async with self._shards.read(shard) as conn:
-                    edges = await self._shards.backend.fetch_edges(conn, page, params)
+                    edges = await self._shards.backend.fetch_edges(conn, page, params, limit)
                 res[(id1, atype)] = [Assoc(id1, atype, id2, time, version, data) for id2, time, version, data in edges]
                 return res
             parts, params = [], []
-            for i, (id1, atype) in enumerate(group):
-                parts.append(f"SELECT * FROM (SELECT id1, atype, id2, time, version, data FROM {{assocs}} "
-                             f"WHERE id1 = %s AND atype = %s{extra} ORDER BY time DESC, id2 DESC {tail}) t{i}")
+            for id1, atype in group:
+                parts.append(f"SELECT id1, atype, id2, time, version, data FROM {{assocs}} "
+                             f"WHERE id1 = %s AND atype = %s{extra} ORDER BY time DESC, id2 DESC {tail}")
                 params += [id1, self.atype(atype).code] + extra_params
             async with self._shards.read(shard) as conn:
-                rows = await conn.fetchall(" UNION ALL ".join(parts), params)
+                rows = await conn.fetchall(self._shards.backend.union_all(parts), params)
             names = {(id1, self.atype(a).code): (id1, a) for id1, a in group}
             for id1, code, id2, time, version, data in rows:
                 k = names[(id1, code)]

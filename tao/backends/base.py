@@ -72,10 +72,15 @@ class Backend(Protocol):
         """An SQL expression: the integer at `field` of the JSON in `column` (NULL if absent or null)."""
         ...
 
-    async def fetch_edges(self, conn: Conn, page: str, params: Sequence[Any]) -> list[list]:
-        """The edges `SELECT id2, time, version, data FROM <page>` selects, as
+    async def fetch_edges(self, conn: Conn, page: str, params: Sequence[Any], limit: int) -> list[list]:
+        """The edges `SELECT id2, time, version, data FROM <page>` selects (at most `limit`), as
         [id2, time, version, data dict] newest first by (time, id2): one list's page, read
         the fastest way this server and its driver allow."""
+        ...
+
+    def union_all(self, selects: Sequence[str]) -> str:
+        """One statement of the rows of every SELECT in `selects`, each of which may have its own
+        ORDER BY and LIMIT (a page of each of several lists); the first names the columns."""
         ...
 
     def transaction(self, shard: int, *, one_trip: bool = False) -> AbstractAsyncContextManager[Conn]:

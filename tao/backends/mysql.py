@@ -202,6 +202,10 @@ class _MySQLConn:
         await self.flush()
 
 
+# Pages of at least this many edges are read as one JSON document (`MySQLBackend.fetch_edges`).
+SMALL_PAGE = 40
+
+
 class MySQLBackend:
     """MariaDB 10.11 is what the tests run. The one MySQL 8 difference the store's SQL meets is
     the upsert (see `upsert`); nothing else is tested against MySQL."""
@@ -252,11 +256,25 @@ class MySQLBackend:
     def json_int(self, column: str, field: str) -> str:
         return f"CAST(JSON_VALUE({column}, '$.{field}') AS SIGNED)"
 
-    async def fetch_edges(self, conn: Conn, page: str, params: Sequence[Any]) -> list[list]:
-        """The page as one JSON document built by the server: the driver parses one value instead
-        of hundreds of rows (its per-column cost in pure Python is most of what a 500-edge read
-        costs), and orjson parses the document. A page past `group_concat_max_len` (set on each
-        connection, see `_pool`) comes back cut short and does not parse: then it is read as rows."""
+    def union_all(self, selects: Sequence[str]) -> str:
+        # Parenthesised members keep their own ORDER BY and LIMIT. Not `SELECT * FROM (...) t`:
+        # MariaDB materialises each such derived table, on disk (Aria) when it has a TEXT column
+        # as `data` is, so a three-list read made three temporary tables and cost MariaDB 645 us
+        # of CPU where this costs 250 (the eighteenth session's microbenchmark, docs/sharding.md).
+        return " UNION ALL ".join(f"({s})" for s in selects)
+
+    async def fetch_edges(self, conn: Conn, page: str, params: Sequence[Any], limit: int) -> list[list]:
+        """A page of `SMALL_PAGE` edges or more as one JSON document built by the server: the
+        driver parses one value instead of hundreds of rows (its per-column cost in pure Python
+        is most of what a 500-edge read costs), and orjson parses the document. A page past
+        `group_concat_max_len` (set on each connection, see `_pool`) comes back cut short and
+        does not parse: then it is read as rows. A smaller page is read as rows: the document's
+        derived table is a temporary table on disk (Aria: `data` is TEXT), which costs MariaDB
+        more than the rows cost the driver below ~40 of them (20 edges: 234 + 135 us of client
+        and MariaDB CPU as rows, 105 + 360 as a document; 500: 2 922 + 500 against 132 + 1 067)."""
+        if limit < SMALL_PAGE:
+            rows = await conn.fetchall(f"SELECT id2, time, version, data FROM {page}", params)
+            return [[id2, time, version, orjson.loads(data)] for id2, time, version, data in rows]
         # Plain concatenation, not JSON_ARRAYAGG: `data` is stored as the JSON text the store
         # wrote, so the server need not parse and re-serialise it. No ORDER BY inside: that is a
         # second sort on the server (the derived table's rows come in index order); the order

@@ -137,7 +137,12 @@ class SQLiteBackend:
         # An OR of per-key conditions: SQLite scans the table for a row-value IN list.
         return any_of(["(" + " AND ".join(f"{c} = %s" for c in cols) + ")"] * n)
 
-    async def fetch_edges(self, conn: Conn, page: str, params: Sequence[Any]) -> list[list]:
+    def union_all(self, selects: Sequence[str]) -> str:
+        # SQLite takes ORDER BY and LIMIT only at the end of a compound SELECT: each SELECT is a
+        # subquery of its own (which SQLite flattens or runs as a coroutine, no temporary table).
+        return " UNION ALL ".join(f"SELECT * FROM ({s}) t{i}" for i, s in enumerate(selects))
+
+    async def fetch_edges(self, conn: Conn, page: str, params: Sequence[Any], limit: int) -> list[list]:
         # Rows as they come: sqlite3 builds them in C, so there is nothing to gain from a document.
         rows = await conn.fetchall(f"SELECT id2, time, version, data FROM {page}", params)
         return [[id2, time, version, orjson.loads(data)] for id2, time, version, data in rows]
