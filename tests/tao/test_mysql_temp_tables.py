@@ -32,7 +32,8 @@ def temp_tables(services) -> int:
         conn = pymysql.connect(host=m.host, port=m.port, user=m.user, password=m.password)
         try:
             with conn.cursor() as cur:
-                cur.execute("SHOW GLOBAL STATUS WHERE Variable_name IN ('Created_tmp_tables', 'Created_tmp_disk_tables')")
+                cur.execute("SHOW GLOBAL STATUS WHERE Variable_name IN "
+                            "('Created_tmp_tables', 'Created_tmp_disk_tables')")
                 total += sum(int(v) for _, v in cur.fetchall())
         finally:
             conn.close()
