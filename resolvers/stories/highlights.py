@@ -305,12 +305,20 @@ async def user_highlights(ctx: RequestContext, user_id: int, first: int, after: 
 
 async def highlight_stories_page(ctx: RequestContext, h: Highlight, first: int, after: Cursor | None) -> Page[Story]:
     """`Highlight.stories`, a page in the highlight's order. The cursor is (place, story): paging
-    on continues after that story wherever it now stands, or at its place if it left the list."""
+    on continues after that story wherever it now stands, or at its place if it left the list.
+    Only the stories the viewer may see are paged (`highlight_shown`, none to a viewer who does
+    not see the owner FULL), so neither a page nor `hasNextPage` counts a close-friends story to
+    a non-member (before the eighteenth session's `shedding` branch each was an empty page with
+    `hasNextPage`); each page still checks its stories (`visible_stories_by_id`)."""
+    if h.owner != ctx.viewer_id and not await privacy.owner_visible(ctx, h.owner):
+        check_first(ctx, first)
+        return Page(end_cursor=after, has_previous=after is not None)
+    shown = set(await highlight_shown(ctx, h))
     start = 0
     if after is not None:
         place, story = after
         start = h.stories.index(story) + 1 if story in h.stories else max(place, 0)
-    entries = [((i, s), s) for i, s in enumerate(h.stories) if i >= start]
+    entries = [((i, s), s) for i, s in enumerate(h.stories) if i >= start and s in shown]
     return await list_page(ctx, entries, first, after, functools.partial(visible_stories_by_id, ctx))
 
 
