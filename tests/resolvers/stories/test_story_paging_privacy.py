@@ -245,3 +245,46 @@ async def test_a_tray_cursor_pages_past_rings_no_longer_shown(gql, change: str) 
     await gql.tao.run_jobs_until_idle(include_delayed=False)
     rest = (await gql.ok(TRAY_PAGE, {"f": 10, "a": first["pageInfo"]["endCursor"]}, tv))["viewer"]["storyTray"]
     assert [n["user"]["username"] for n in rest["nodes"]] == ["c"] and not rest["pageInfo"]["hasNextPage"], rest
+
+
+USER_HIGHLIGHTS = f"""query($id: ID!, $f: Int!, $a: String) {{ node(id: $id) {{ ... on User {{
+  highlights(first: $f, after: $a) {{ {PAGE} }} }} }} }}"""
+
+
+async def _highlight_pages(a: Ada, token: str, first: int, after: str | None = None) -> list[list[str]]:
+    pages = []
+    while True:
+        node = (await a.gql.ok(USER_HIGHLIGHTS, {"id": a.ada, "f": first, "a": after}, token))["node"]
+        p = node["highlights"]
+        pages.append([n["id"] for n in p["nodes"]])
+        if not p["pageInfo"]["hasNextPage"]:
+            return pages
+        after = p["pageInfo"]["endCursor"]
+
+
+async def test_a_close_friends_highlight_is_neither_paged_nor_counted_for_a_non_member(gql) -> None:
+    """ada's highlights, newest first: two of close-friends stories only among four more. vic (on
+    her list) pages all seven; sam pages the others with no empty page, the last page's
+    `hasNextPage` false, at any page size. Before: an empty page with `hasNextPage` for each
+    close-friends highlight (that she keeps some). vic's cursor held from before he is taken off
+    the list pages on the same way."""
+    a = await Ada(gql, private=False).make()  # its highlight "all" is the oldest
+    made = [a.highlight]
+    for i, places in enumerate(([0], [1], [2], [3], [1, 3], [4])):  # [1], [3], [1, 3]: close friends only
+        a.clock.set(T0 + 10_000 + i * 1000)
+        h = (await gql.ok(HL_CREATE, {"i": {"title": f"h{i}", "storyIds": a.ids(places)}}, a.ta))["createHighlight"]
+        assert h["errors"] == []
+        made.append(h["highlight"]["id"])
+    newest_first = made[::-1]
+    hidden = {made[2], made[4], made[5]}
+    public = [h for h in newest_first if h not in hidden]
+    for first in (1, 2, 3, 10):
+        pages = await _highlight_pages(a, a.ts, first)
+        assert [h for p in pages for h in p] == public, (first, pages)
+        assert all(len(p) == first for p in pages[:-1]) and pages[-1], (first, pages)
+        assert [h for p in await _highlight_pages(a, a.tv, first) for h in p] == newest_first
+    held = (await gql.ok(USER_HIGHLIGHTS, {"id": a.ada, "f": 1, "a": None}, a.tv))["node"]["highlights"]
+    assert [n["id"] for n in held["nodes"]] == newest_first[:1]
+    await gql.ok(CF_REMOVE, {"i": {"userIds": [a.vic]}}, a.ta)
+    pages = await _highlight_pages(a, a.tv, 1, held["pageInfo"]["endCursor"])
+    assert pages == [[h] for h in public[1:]], pages
