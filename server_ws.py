@@ -293,8 +293,11 @@ class TaogramWSHandler(BaseGraphQLTransportWSHandler):
                 place = await self._admit()
                 if place is None:  # refused by the load shedder: nothing ran; the socket stays open
                     REQUESTS_SHED.inc()
-                    await operation.send_operation_message({"id": operation.id, "type": "error", "payload": [{
-                        "message": BUSY_MESSAGE, "extensions": {"code": "UNAVAILABLE"}}]})
+                    try:
+                        await operation.send_operation_message({"id": operation.id, "type": "error", "payload": [{
+                            "message": BUSY_MESSAGE, "extensions": {"code": "UNAVAILABLE"}}]})
+                    except Exception as error:  # the socket went away meanwhile
+                        await self.handle_task_exception(error)
                     op.outcome = "rejected"
                     return
                 STARTED.set(place.release)  # this task's context: the subscription's stream calls it
