@@ -170,6 +170,10 @@ async def _none() -> None:
     return None
 
 
+async def _true() -> bool:
+    return True
+
+
 async def story_tray(ctx: RequestContext, first: int, after: Cursor | None) -> Page[Ring]:
     """A page of the tray; the cursor is (position, author), so paging on re-reads the tray and
     continues after the last ring shown (a ring that moved meanwhile may be shown again or skipped).
@@ -236,11 +240,14 @@ async def user_stories(ctx: RequestContext, user_id: int, first: int, after: Cur
     until the eighteenth session's `shedding` branch). Each page still checks its stories
     (`visible_stories_by_id`: existing, live on the store's clock, the audience from the object)."""
     viewer = ctx.viewer_id
-    if user_id != viewer and not await privacy.owner_visible(ctx, user_id):
+    now = now_ms(ctx)
+    # The author's visibility is read beside the list (one round, as before), not ahead of it.
+    visible, edges = await asyncio.gather(
+        privacy.owner_visible(ctx, user_id) if user_id != viewer else _true(),
+        ctx.tao.assoc_time_range(user_id, "STORY_LIVE", low=live_low(now), limit=LIVE_READ))
+    if not visible:
         check_first(ctx, first)
         return Page(end_cursor=after, has_previous=after is not None)
-    now = now_ms(ctx)
-    edges = await ctx.tao.assoc_time_range(user_id, "STORY_LIVE", low=live_low(now), limit=LIVE_READ)
     if user_id != viewer and any(e.data.get("cf") for e in edges) and not await is_close_friend(ctx, user_id, viewer):
         edges = [e for e in edges if not e.data.get("cf")]
     entries = sorted(((e.time, e.id2), e.id2) for e in edges)
