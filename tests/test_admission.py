@@ -170,6 +170,18 @@ async def _hold_every_place(shedder: LoadShedder) -> int:
     return n
 
 
+REJECTED = 'taogram_requests_total{operation="anonymous",outcome="rejected"}'
+
+
+async def _metric(g: GQL, series: str) -> float:
+    """A series' value on the app's /metrics (0 when it has none yet)."""
+    text = await (await g.client.get("/metrics")).text()
+    for line in text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
 def _busy(result: dict) -> None:
     """A refusal on the socket: an `error` message (no `data`), UNAVAILABLE, the HTTP refusal's text."""
     assert "data" not in result, result
@@ -184,10 +196,14 @@ async def test_a_mutation_over_a_socket_waits_for_a_place_then_is_refused_and_th
     shedder = wg.client.app[SHEDDER_KEY]
     sock = await WSClient.connect(wg.client, "/graphql", None)
     held = await _hold_every_place(shedder)
+    shed, rejected = await _metric(wg, "taogram_requests_shed_total"), await _metric(wg, REJECTED)
     started = time.monotonic()
     _busy(await sock.execute("1", SIGN_UP, {"u": "ws_shed"}))
     assert 0.1 < time.monotonic() - started < 2.0  # it waited `admission_wait_ms` for a place
     assert shedder.refused == 1 and shedder.in_flight == held
+    # counted as an HTTP refusal is: shed, and a `rejected` operation
+    assert await _metric(wg, "taogram_requests_shed_total") == shed + 1
+    assert await _metric(wg, REJECTED) == rejected + 1
     for _ in range(held):
         shedder.release()
     # The same socket, still open, runs operations again; the refused sign-up wrote nothing.
