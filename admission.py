@@ -1,6 +1,8 @@
 """Shedding load before it piles up: a server process runs at most `server.max_requests_in_flight`
-HTTP operations at once, lets a new one wait `server.admission_wait_ms` for a place, and refuses
-it (503 `UNAVAILABLE`, `Retry-After`) when none frees in time or while its event loop runs late,
+operations at once (over HTTP, and queries, mutations and subscriptions' starts over its open
+WebSockets), lets a new one wait `server.admission_wait_ms` for a place, and refuses it when
+none frees in time or while its event loop runs late (HTTP: 503 `UNAVAILABLE`, `Retry-After`;
+a socket: an `error` message for that operation, code `UNAVAILABLE`, the socket kept open),
 rather than taking every request and failing some halfway through.
 
 Why: one server process is one event loop on one core. Past what that core serves, every request
@@ -25,10 +27,14 @@ offered to two processes completed 44-64 a second; half the sends failed after t
 
 Invariants:
 - A refused request ran no resolver: nothing of a refused mutation was written.
-- Only the start of an HTTP operation (POST or GET /graphql, a WebSocket's upgrade) is refused:
-  operations in flight, open sockets' messages, health checks and metrics never are.
+- Only the start of an operation is refused (POST or GET /graphql, a WebSocket's upgrade, a
+  `subscribe` message on an open socket): operations in flight, a subscription's events, the
+  socket itself, health checks and metrics never are.
 - `release()` is called once for each `enter()` that returned True (the view does it in a
-  `finally`), so places cannot leak. An open WebSocket holds none (`admit_socket`).
+  `finally`; a socket's operation in its task's `finally`, or earlier once its work is done:
+  `server_ws.Place`), so places cannot leak. An open WebSocket holds none (`admit_socket`), nor
+  does a live subscription: its place covers its start, up to its first message or its first
+  wait for an event (server_ws, docs/operations.md "Load shedding").
 """
 
 from __future__ import annotations
@@ -38,9 +44,13 @@ import contextlib
 import random
 from collections.abc import Callable
 
+from aiohttp import web
+
 PROBE_SECONDS = 0.025  # the lag timer's period
 SMOOTHING = 0.3  # weight of the newest lag sample in the smoothed lag (per probe)
 RETRY_AFTER_SECONDS = 1
+# What a refused operation is told, over HTTP (with a 503) and on a socket (an `error` message).
+BUSY_MESSAGE = "The server is busy; nothing was done: retry in a second."
 
 
 class LoadShedder:
@@ -123,3 +133,6 @@ class LoadShedder:
             self.refused += 1
             return False
         return True
+
+
+SHEDDER_KEY = web.AppKey("shedder", LoadShedder)  # the process's shedder, on its aiohttp app

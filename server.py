@@ -55,7 +55,7 @@ from strawberry.http.parse_content_type import parse_content_type
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 
-from admission import RETRY_AFTER_SECONDS, LoadShedder
+from admission import BUSY_MESSAGE, RETRY_AFTER_SECONDS, SHEDDER_KEY, LoadShedder
 from config import ConfigError, MediaSettings, Settings, load_settings, load_settings_or_exit
 from config.observability import metrics as obs_metrics
 from config.observability import setup_process, traces
@@ -99,7 +99,6 @@ STATIC_DIR = Path(__file__).resolve().parent / "schema" / "static"
 TAO_KEY = web.AppKey("tao", Tao)
 SETTINGS_KEY = web.AppKey("settings", Settings)
 MEDIA_KEY = web.AppKey("media", MediaServices)
-SHEDDER_KEY = web.AppKey("shedder", LoadShedder)
 HEALTH_TIMEOUT = 2.0  # seconds; a health check must answer even when a shard hangs
 # Read once at import, never on the event loop.
 GRAPHIQL_HTML = (STATIC_DIR / "graphiql.html").read_text()
@@ -339,7 +338,7 @@ def _overloaded(request: web.Request) -> web.Response:
     rid = request.get(REQUEST_ID)
     observe_rejection(rid, 503, "UNAVAILABLE")
     obs_metrics.REQUESTS_SHED.inc()
-    response = json_error(503, "The server is busy; nothing was done: retry in a second.", "UNAVAILABLE", rid)
+    response = json_error(503, BUSY_MESSAGE, "UNAVAILABLE", rid)
     response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response
 

@@ -19,6 +19,13 @@ What each connection keeps true (resolvers.realtime holds the domain half):
   subscription, its broker listener and a process's shut-down never wait on that client.
 - Orderly shut-down: `close_all(app)` (the app's on_shutdown) closes every live socket with
   1001 "server shutting down", so clients reconnect (to another process) and resume by cursor.
+- Load shedding counts what runs on the socket (admission.py): each operation takes a place in
+  flight in its own task before it runs (waiting at most `server.admission_wait_ms`, as an HTTP
+  request does); refused, it gets an `error` message with code `UNAVAILABLE` and runs nothing,
+  and the socket stays open. The place is given back at the operation's first message (a
+  query's or mutation's result, a subscription's first event, an error) or when a subscription
+  first waits for a live event (`resolvers.realtime.STARTED`), whichever comes first, and at the
+  latest when its task ends (`Place`): a live subscription holds none.
 """
 
 from __future__ import annotations
@@ -34,14 +41,16 @@ from aiohttp import web
 from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
 
+from admission import BUSY_MESSAGE, SHEDDER_KEY, LoadShedder
 from config import RealtimeSettings
-from config.observability.metrics import WEBSOCKETS_OPEN, OperationNames
+from config.observability.metrics import REQUESTS_SHED, WEBSOCKETS_OPEN, OperationNames
 from config.observability.requests import WSOperation, observe_ws_operation
 from resolvers.errors import UnavailableError
 from resolvers.realtime import (
     CLOSE_GOING_AWAY,
     CLOSE_RATE_LIMITED,
     CLOSE_SLOW_CONSUMER,
+    STARTED,
     SessionWatch,
     ensure_live_session,
 )
@@ -134,6 +143,21 @@ class _TokenBucket:
             return False
         self.tokens -= 1.0
         return True
+
+
+class Place:
+    """An operation's place in flight (admission.py), given back once: `release()` may be called
+    by the operation's first message, by its stream's first wait for an event, and by its end."""
+
+    __slots__ = ("_shedder",)
+
+    def __init__(self, shedder: LoadShedder | None) -> None:
+        self._shedder = shedder
+
+    def release(self) -> None:
+        shedder, self._shedder = self._shedder, None
+        if shedder is not None:
+            shedder.release()
 
 
 class SocketHandle:
@@ -266,15 +290,41 @@ class TaogramWSHandler(BaseGraphQLTransportWSHandler):
                                   self.context.viewer_id) as op:
             self._observed[operation.id] = op
             try:
-                await super().run_operation(operation)
+                place = await self._admit()
+                if place is None:  # refused by the load shedder: nothing ran; the socket stays open
+                    REQUESTS_SHED.inc()
+                    try:
+                        await operation.send_operation_message({"id": operation.id, "type": "error", "payload": [{
+                            "message": BUSY_MESSAGE, "extensions": {"code": "UNAVAILABLE"}}]})
+                    except Exception as error:  # the socket went away meanwhile
+                        await self.handle_task_exception(error)
+                    op.outcome = "rejected"
+                    return
+                STARTED.set(place.release)  # this task's context: the subscription's stream calls it
+                try:
+                    await super().run_operation(operation)
+                finally:
+                    place.release()
             finally:
                 if self._observed.get(operation.id) is op:  # the id may be reused while this one ends
                     del self._observed[operation.id]
+
+    async def _admit(self) -> Place | None:
+        """This operation's place in flight (waiting for one as an HTTP request does), or None
+        when the load shedder refuses it. An app without a shedder admits everything."""
+        request = getattr(self.websocket, "request", None)
+        shedder = request.app.get(SHEDDER_KEY) if request is not None else None
+        if shedder is None:
+            return Place(None)
+        return Place(shedder) if await shedder.enter() else None
 
     async def send_message(self, message: Any) -> None:
         op = self._observed.get(message.get("id")) if isinstance(message, dict) else None
         if op is not None:
             op.saw(message)
+        started = STARTED.get()  # set in an operation's task only: its first message ends its work
+        if started is not None:
+            started()
         try:
             async with asyncio.timeout(self._send_timeout):
                 await super().send_message(message)

@@ -345,7 +345,7 @@ def start_profilers(servers, args) -> list:
 
 async def push_phase(apis, servers, senders, recipients, args) -> dict:
     received: dict[tuple[int, str], float] = {}
-    dupes = error_frames = 0
+    dupes = error_frames = refused_subscribes = 0
     seen: dict[int, set] = defaultdict(set)
     rss_before = sum(rss_kib(s.proc.pid) for s in servers)
     sockets = []
@@ -380,12 +380,15 @@ async def push_phase(apis, servers, senders, recipients, args) -> dict:
     frames = 0
 
     async def read(i: int, ws) -> None:
-        nonlocal dupes, error_frames, frames
+        nonlocal dupes, error_frames, frames, refused_subscribes
         async for msg in ws:
             if msg.type != aiohttp.WSMsgType.TEXT:
                 break
             frames += 1
             data = json.loads(msg.data)
+            if data.get("type") == "error":  # the subscribe refused (load shedding since the 18th session: UNAVAILABLE)
+                refused_subscribes += 1  # its socket then receives nothing: its messages count as lost
+                continue
             if data.get("type") != "next":
                 continue
             ev = (data["payload"].get("data") or {}).get("inboxEvents")
@@ -456,6 +459,7 @@ async def push_phase(apis, servers, senders, recipients, args) -> dict:
         "later_than_10s": late,
         "duplicated": dupes,
         "error_frames": error_frames,
+        "refused_subscribes": refused_subscribes,
         "p50_ms": pct(lat, 50) * 1000,
         "p99_ms": pct(lat, 99) * 1000,
         "max_ms": max(lat, default=float("nan")) * 1000,

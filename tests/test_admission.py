@@ -2,7 +2,9 @@
 operation is refused before it runs (503 `UNAVAILABLE`, `Retry-After`), nothing of a refused
 mutation is written, health checks still answer, and the process takes operations again once
 its loop catches up. Past the bound in flight a request waits its turn, then is refused; the
-refusal's ramp is checked on the shedder."""
+refusal's ramp is checked on the shedder. Operations sent over an open WebSocket take their
+places too (refused: an `error` message, the socket kept open), and a live subscription holds
+none."""
 
 from __future__ import annotations
 
@@ -11,10 +13,15 @@ import time
 
 import pytest
 
-from admission import LoadShedder
+from admission import BUSY_MESSAGE, LoadShedder
 from config import Settings
+from resolvers.realtime import KIND_NEW_FOLLOWER, encode_cursor, stream_event
+from schema.relay import from_global_id
 from server import SHEDDER_KEY, create_app
+from server_ws import SOCKETS_KEY
+from tao.models import now_ms
 from tests.schema.client import GQL, graphql_settings, running_app
+from tests.wsclient import VIEWER_EVENTS, WSClient
 
 JSON = {"Content-Type": "application/json"}
 SIGN_UP = """mutation($u: String!) { signUp(input: {username: $u, password: "correct-horse-9", fullName: "Shed"}) {
@@ -135,3 +142,247 @@ async def test_a_burst_past_the_bound_is_served_in_turn_over_http(g: GQL, settin
     results = await asyncio.gather(*(g.post(WHO, {"u": f"nobody{i}"}) for i in range(8)))
     assert all(status == 200 and body["data"]["user"] is None for status, body in results), results
     assert shedder.refused == 0 and 1 <= peak <= 2 and shedder.in_flight == 0
+
+
+# ---- operations over an open WebSocket (graphql-transport-ws)
+
+@pytest.fixture(params=["mysql", "sqlite"])
+def ws_settings(request, test_id: str, tmp_path) -> Settings:
+    services = request.getfixturevalue("services") if request.param == "mysql" else None
+    s = graphql_settings(request.param, services, test_id, tmp_path)
+    s.server.shed_loop_lag_ms = 0  # the bound alone (the lag's test below turns it on)
+    s.server.max_requests_in_flight, s.server.admission_wait_ms = 2, 150
+    return s
+
+
+@pytest.fixture
+async def wg(ws_settings: Settings):
+    app = await asyncio.to_thread(create_app, ws_settings)
+    async with running_app(ws_settings, app) as client:
+        yield client
+
+
+async def _hold_every_place(shedder: LoadShedder) -> int:
+    n = 0
+    while shedder.in_flight < shedder.max_in_flight:
+        assert await shedder.enter()
+        n += 1
+    return n
+
+
+REJECTED = 'taogram_requests_total{operation="anonymous",outcome="rejected"}'
+
+
+async def _metric(g: GQL, series: str) -> float:
+    """A series' value on the app's /metrics (0 when it has none yet)."""
+    text = await (await g.client.get("/metrics")).text()
+    for line in text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def _busy(result: dict) -> None:
+    """A refusal on the socket: an `error` message (no `data`), UNAVAILABLE, the HTTP refusal's text."""
+    assert "data" not in result, result
+    [error] = result["errors"]
+    assert error["extensions"]["code"] == "UNAVAILABLE", error
+    assert error["message"] == BUSY_MESSAGE
+
+
+async def test_a_mutation_over_a_socket_waits_for_a_place_then_is_refused_and_the_socket_stays(wg: GQL):
+    """Before: operations sent over an open socket took no place, so a client bypassed the bound
+    by sending its mutations there (this sign-up ran at once, with every place taken)."""
+    shedder = wg.client.app[SHEDDER_KEY]
+    sock = await WSClient.connect(wg.client, "/graphql", None)
+    held = await _hold_every_place(shedder)
+    shed, rejected = await _metric(wg, "taogram_requests_shed_total"), await _metric(wg, REJECTED)
+    started = time.monotonic()
+    _busy(await sock.execute("1", SIGN_UP, {"u": "ws_shed"}))
+    assert 0.1 < time.monotonic() - started < 2.0  # it waited `admission_wait_ms` for a place
+    assert shedder.refused == 1 and shedder.in_flight == held
+    # counted as an HTTP refusal is: shed, and a `rejected` operation
+    assert await _metric(wg, "taogram_requests_shed_total") == shed + 1
+    assert await _metric(wg, REJECTED) == rejected + 1
+    for _ in range(held):
+        shedder.release()
+    # The same socket, still open, runs operations again; the refused sign-up wrote nothing.
+    assert (await sock.execute("2", WHO, {"u": "ws_shed"}))["data"]["user"] is None
+    result = await sock.execute("3", SIGN_UP, {"u": "ws_shed"})
+    assert result["data"]["signUp"]["errors"] == [] and result["data"]["signUp"]["token"], result
+    assert shedder.in_flight == 0 and shedder.refused == 1
+    assert sock.close_code is None
+    await sock.close()
+
+
+async def test_operations_over_a_socket_are_served_in_turn_within_the_bound(wg: GQL):
+    """Eight queries at once on one socket through a process that runs two at a time: all
+    answered, none refused, never more than two in flight; and a place freed while one waits
+    lets it run."""
+    shedder = wg.client.app[SHEDDER_KEY]
+    shedder.wait = 5.0
+    peak = 0
+    release = shedder.release
+
+    def counted_release() -> None:
+        nonlocal peak
+        peak = max(peak, shedder.in_flight)
+        release()
+    shedder.release = counted_release
+    sock = await WSClient.connect(wg.client, "/graphql", None)
+    for i in range(8):
+        await sock.subscribe(str(i), WHO, {"u": f"nobody{i}"})
+    done: dict[str, dict] = {}
+    while len(done) < 8:
+        msg = await sock.receive()
+        assert msg is not None and msg["type"] in ("next", "complete"), msg
+        if msg["type"] == "next":
+            done[msg["id"]] = msg["payload"]
+    assert all(r["data"]["user"] is None for r in done.values()), done
+    assert shedder.refused == 0 and 1 <= peak <= 2
+    # A query that finds every place taken waits its turn, and runs when one is freed.
+    held = await _hold_every_place(shedder)
+    waiting = asyncio.create_task(sock.execute("w", WHO, {"u": "nobody"}))
+    await asyncio.sleep(0.2)
+    assert not waiting.done()
+    shedder.release()
+    assert (await waiting)["data"]["user"] is None
+    for _ in range(held - 1):
+        shedder.release()
+    for _ in range(50):
+        if shedder.in_flight == 0:
+            break
+        await asyncio.sleep(0.01)
+    assert shedder.in_flight == 0 and shedder.refused == 0
+    await sock.close()
+
+
+async def test_an_operation_waiting_for_a_place_takes_none_when_its_socket_closes(wg: GQL):
+    """A socket closed (or the operation completed by the client) while it waits: its task is
+    cancelled, it takes no place, and none leaks."""
+    shedder = wg.client.app[SHEDDER_KEY]
+    shedder.wait = 5.0
+    sock = await WSClient.connect(wg.client, "/graphql", None)
+    (handler,) = wg.client.app[SOCKETS_KEY]
+    held = await _hold_every_place(shedder)
+    await sock.subscribe("1", WHO, {"u": "nobody"})
+    await sock.subscribe("2", WHO, {"u": "nobody"})
+    for _ in range(100):
+        if len(handler.operations) == 2:
+            break
+        await asyncio.sleep(0.01)
+    tasks = [op.task for op in handler.operations.values()]
+    assert len(tasks) == 2 and not any(t.done() for t in tasks)  # both wait for a place
+    await sock.ws.send_json({"type": "complete", "id": "1"})  # the client stops one
+    await asyncio.sleep(0.1)
+    await sock.close()  # and goes away with the other
+    async with asyncio.timeout(5):
+        await asyncio.gather(*tasks, return_exceptions=True)
+    assert all(t.cancelled() for t in tasks)
+    for _ in range(held):
+        shedder.release()
+    assert shedder.in_flight == 0 and shedder.refused == 0
+    assert await shedder.enter() and await shedder.enter()  # both places are free
+    shedder.release()
+    shedder.release()
+
+
+async def test_a_subscription_takes_a_place_to_start_and_holds_none_while_it_lives(wg: GQL):
+    """Its start (the subscribe's parse, checks, the broker's listen, the stream's head) holds a
+    place: refused when none is free, with nothing left listening. Started, it waits for events
+    holding no place, so live subscriptions never fill the bound; its events still arrive."""
+    shedder = wg.client.app[SHEDDER_KEY]
+    token, bob_gid = await wg.sign_up("bob")
+    carol_token, carol_gid = await wg.sign_up("carol")
+    assert (await wg.mutate("follow", carol_token, bob_gid))["errors"] == []
+    listeners = wg.tao.broker.stats()["listeners"]
+    sock = await WSClient.connect(wg.client, "/graphql", token)
+    await asyncio.sleep(0.2)
+    watch = wg.tao.broker.stats()["listeners"]  # the socket's session watch
+    held = await _hold_every_place(shedder)
+    await sock.subscribe("1", VIEWER_EVENTS)
+    msg = await sock.receive()
+    assert msg is not None and msg["id"] == "1" and msg["type"] == "error", msg
+    _busy({"errors": msg["payload"]})
+    assert wg.tao.broker.stats()["listeners"] == watch  # nothing of it listens
+    for _ in range(held):
+        shedder.release()
+    subs = 3
+    for i in range(subs):  # more live subscriptions than places
+        await sock.subscribe(f"s{i}", VIEWER_EVENTS)
+    for _ in range(100):
+        if wg.tao.broker.stats()["listeners"] == watch + subs:
+            break
+        await asyncio.sleep(0.02)
+    assert wg.tao.broker.stats()["listeners"] == watch + subs
+    for _ in range(100):
+        if shedder.in_flight == 0:
+            break
+        await asyncio.sleep(0.02)
+    assert shedder.in_flight == 0  # listening, they hold no place
+    status, body = await wg.post(WHO, {"u": "bob"})  # the bound is all HTTP's and the socket's
+    assert status == 200 and body["data"]["user"], body
+    assert (await sock.execute("q", WHO, {"u": "carol"}))["data"]["user"]["id"] == carol_gid
+    bob = from_global_id(bob_gid, wg.tao.n_shards)[1]
+    carol = from_global_id(carol_gid, wg.tao.n_shards)[1]
+    await stream_event(wg.tao, [bob], KIND_NEW_FOLLOWER, {"user": carol}, near=bob).deliver(wg.tao)
+    got = {}
+    while len(got) < subs:
+        msg = await sock.receive()
+        assert msg is not None and msg["type"] == "next", msg
+        got[msg["id"]] = msg["payload"]["data"]["viewerEvents"]["follower"]["username"]
+    assert set(got.values()) == {"carol"}
+    assert shedder.in_flight == 0 and shedder.refused == 1
+    await sock.close()
+    for _ in range(100):
+        if wg.tao.broker.stats()["listeners"] == listeners:
+            break
+        await asyncio.sleep(0.02)
+    assert wg.tao.broker.stats()["listeners"] == listeners and shedder.in_flight == 0
+
+
+async def test_a_replaying_subscription_gives_its_place_back_at_its_first_event(wg: GQL):
+    """A subscription resumed with `after` holds its place while it reads the backlog, and gives
+    it back with its first event: what follows is sent at the client's pace, which must not
+    hold a place (a client that does not read would hold it until the send times out)."""
+    shedder = wg.client.app[SHEDDER_KEY]
+    token, bob_gid = await wg.sign_up("bob")
+    carol_token, carol_gid = await wg.sign_up("carol")
+    assert (await wg.mutate("follow", carol_token, bob_gid))["errors"] == []
+    bob = from_global_id(bob_gid, wg.tao.n_shards)[1]
+    carol = from_global_id(carol_gid, wg.tao.n_shards)[1]
+    for _ in range(3):
+        await stream_event(wg.tao, [bob], KIND_NEW_FOLLOWER, {"user": carol}, near=bob).deliver(wg.tao)
+    sock = await WSClient.connect(wg.client, "/graphql", token)
+    (handler,) = wg.client.app[SOCKETS_KEY]
+    in_flight_at_send: list[int] = []  # the places taken as each event goes out on the wire
+    send_json = handler.websocket.send_json
+
+    async def recorded(message):
+        if message.get("type") == "next":
+            in_flight_at_send.append(shedder.in_flight)
+        await send_json(message)
+    handler.websocket.send_json = recorded
+    await sock.subscribe("1", VIEWER_EVENTS, {"after": encode_cursor(now_ms() - 60_000)})
+    for _ in range(3):
+        data = await sock.next_data("1")
+        assert data["viewerEvents"]["follower"]["username"] == "carol"
+    assert in_flight_at_send == [0, 0, 0], in_flight_at_send
+    assert shedder.refused == 0
+    await sock.close()
+
+
+async def test_a_late_loop_refuses_operations_over_an_open_socket_and_keeps_it(g: GQL):
+    shedder = g.client.app[SHEDDER_KEY]
+    sock = await WSClient.connect(g.client, "/graphql", None)  # opened while the loop is on time
+    await _stall_loop(shedder)
+    _busy(await sock.execute("1", SIGN_UP, {"u": "late_ws"}))
+    assert shedder.in_flight == 0
+    deadline = time.monotonic() + 10
+    while shedder.refuse_chance() > 0:
+        assert time.monotonic() < deadline, f"the lag never fell: {shedder.lag}"
+        await asyncio.sleep(0.05)
+    assert (await sock.execute("2", WHO, {"u": "late_ws"}))["data"]["user"] is None  # nothing was written
+    assert sock.close_code is None
+    await sock.close()
+

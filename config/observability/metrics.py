@@ -47,8 +47,9 @@ REQUESTS = Counter("taogram_requests_total", "GraphQL operations answered, by op
                    "(ok: no error; partial: data with errors; error: no data).", ["operation", "outcome"])
 REQUEST_SECONDS = Histogram("taogram_request_seconds", "Time to answer a GraphQL operation over HTTP.",
                             ["operation"], buckets=REQUEST_BUCKETS)
-REQUESTS_SHED = Counter("taogram_requests_shed_total", "HTTP operations refused before they ran because the "
-                        "process was overloaded (admission.py: its event loop late, or too many in flight).")
+REQUESTS_SHED = Counter("taogram_requests_shed_total", "Operations (over HTTP and open WebSockets) refused before "
+                        "they ran because the process was overloaded (admission.py: its event loop late, or too "
+                        "many in flight).")
 EVENT_LOOP_LAG = Gauge("taogram_event_loop_lag_seconds", "The server process's event loop lag, smoothed "
                        "(admission.py): the largest over the live processes.", multiprocess_mode="livemax")
 GRAPHQL_ERRORS = Counter("taogram_graphql_errors_total", "Top-level GraphQL errors, by extensions.code.", ["code"])

@@ -99,6 +99,7 @@ from resolvers.realtime.publish import (
 )
 from resolvers.realtime.sessions import SessionWatch, close_socket, ensure_live_session, publish_session_revoked
 from resolvers.realtime.stream import (
+    STARTED,
     StoreUnavailable,
     give_up,
     read_backlog,
@@ -110,8 +111,8 @@ from resolvers.realtime.stream import (
 __all__ = [
     "CLOSE_FORBIDDEN", "CLOSE_GOING_AWAY", "CLOSE_RATE_LIMITED", "CLOSE_SLOW_CONSUMER", "CLOSE_TRY_AGAIN_LATER",
     "KIND_FOLLOW_REQUEST", "KIND_NEW_FOLLOWER", "KIND_SESSION_REVOKED", "MAX_RECIPIENTS", "STREAM_EVENT_JOB",
-    "TRIM_STREAM_JOB", "PendingEvent", "SessionWatch", "StoreUnavailable", "StreamEvent", "close_socket", "give_up",
-    "with_store_retries", "decode_cursor", "encode_cursor", "ensure_live_session", "publish_appended",
+    "TRIM_STREAM_JOB", "PendingEvent", "STARTED", "SessionWatch", "StoreUnavailable", "StreamEvent", "close_socket",
+    "give_up", "with_store_retries", "decode_cursor", "encode_cursor", "ensure_live_session", "publish_appended",
     "publish_ephemeral", "publish_session_revoked", "read_backlog", "stream_event", "stream_event_job",
     "trim_stream_job", "stream_head", "user_channel", "viewer_stream",
 ]

@@ -24,6 +24,9 @@ Invariants (what `viewer_stream` guarantees on one subscription):
   those fresh loaders while the session is re-read through them too (one batch), and what was
   built is yielded only if the session is live.
 - Only the viewer's own stream: the user is `ctx.require_viewer()`, never an argument.
+- Tells the transport when its start's work is done: before it first waits for a live event it
+  calls what `STARTED` holds in the operation's task (server_ws: give back the operation's place
+  in flight, admission.py), so a live subscription holds no place while it waits.
 Ephemeral events (no position) are yielded as they come, never replayed; `session.revoked`
 is consumed here (it closes the socket when it names this session) and never yielded.
 """
@@ -32,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextvars
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
@@ -59,6 +63,10 @@ if TYPE_CHECKING:
 DAY_MS = 24 * 3600 * 1000
 FUTURE_SLACK_MS = DAY_MS  # how far past the clock a real position can run (a burst of appends, clock skew)
 T = TypeVar("T")
+
+# Set by the transport for one operation's task (contextvars are per task): called, once or more,
+# when a subscription's stream has done the work of its start and waits for a live event.
+STARTED: contextvars.ContextVar[Callable[[], None] | None] = contextvars.ContextVar("stream_started", default=None)
 
 
 class SlowConsumer(Exception):
@@ -230,6 +238,9 @@ async def viewer_stream(ctx: RequestContext, after: str | None, *,
                 if build is None:
                     ctx.reset_loaders()
                 yield out
+            started = STARTED.get()
+            if started is not None:  # the start's work (listen, the head or backlog read) is done: waiting now
+                started()
             try:
                 live_event = await inbox.next()
             except SlowConsumer:

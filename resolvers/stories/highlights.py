@@ -291,26 +291,52 @@ async def drop_from_highlights(tao: Tao, owner: int, story_id: int) -> None:
 async def user_highlights(ctx: RequestContext, user_id: int, first: int, after: Cursor | None) -> Page[Highlight]:
     """`User.highlights`, a page newest first: the viewer must see the profile in full (blocks hide
     them). A highlight of close-friends stories only does not exist for anyone else (nothing to
-    infer): it is dropped from the page, as a hidden edge of any list is."""
+    infer): it is not paged, nor counted by `hasNextPage`."""
     if user_id != ctx.viewer_id and await privacy.user_visibility(ctx, user_id) != privacy.Visibility.FULL:
         check_first(ctx, first)
         return Page(end_cursor=after, has_previous=after is not None)
-    assocs, has_next = await load_assoc_page(ctx, user_id, "HAS_HIGHLIGHT", first, after)
-    objs = [h for h in await ctx.loaders.object_by_id.load_many([a.id2 for a in assocs]) if isinstance(h, Highlight)]
-    if user_id != ctx.viewer_id:  # decided without reading the stories (`highlight_shown`)
-        shown = await asyncio.gather(*(highlight_shown(ctx, h) for h in objs))
-        objs = [h for h, stories in zip(objs, shown) if stories]
-    return make_page(assocs, has_next, {h.id: h for h in objs}, after)
+    if user_id == ctx.viewer_id or first == 0:
+        assocs, has_next = await load_assoc_page(ctx, user_id, "HAS_HIGHLIGHT", first, after)
+        objs = await ctx.loaders.object_by_id.load_many([a.id2 for a in assocs])
+        return make_page(assocs, has_next, {h.id: h for h in objs if isinstance(h, Highlight)}, after)
+    # Another's: read on past the highlights hidden from this viewer until the page and one more
+    # are found, so that neither a short page nor `hasNextPage` tells of a hidden one (before the
+    # eighteenth session's `shedding` branch each was an empty page with `hasNextPage` to a
+    # non-member, one at a time). Decided without reading the stories (`highlight_shown`).
+    want, cursor = first + 1, after
+    batch = min(want, ctx.settings.limits.max_page_size)  # one object past the page: one round, as a rule
+    shown: list[tuple[Cursor, Highlight]] = []
+    while len(shown) < want:
+        assocs, more = await load_assoc_page(ctx, user_id, "HAS_HIGHLIGHT", batch, cursor)
+        found = await ctx.loaders.object_by_id.load_many([a.id2 for a in assocs])
+        objs = [h for h in found if isinstance(h, Highlight)]
+        stories = await asyncio.gather(*(highlight_shown(ctx, h) for h in objs))
+        ok = {h.id: h for h, listed in zip(objs, stories) if listed}
+        shown += [((a.time, a.id2), ok[a.id2]) for a in assocs if a.id2 in ok]
+        if not more or not assocs:
+            break
+        cursor = (assocs[-1].time, assocs[-1].id2)
+    items = shown[:first]
+    return Page(items=items, has_next=len(shown) > first, end_cursor=items[-1][0] if items else after,
+                has_previous=after is not None)
 
 
 async def highlight_stories_page(ctx: RequestContext, h: Highlight, first: int, after: Cursor | None) -> Page[Story]:
     """`Highlight.stories`, a page in the highlight's order. The cursor is (place, story): paging
-    on continues after that story wherever it now stands, or at its place if it left the list."""
+    on continues after that story wherever it now stands, or at its place if it left the list.
+    Only the stories the viewer may see are paged (`highlight_shown`, none to a viewer who does
+    not see the owner FULL), so neither a page nor `hasNextPage` counts a close-friends story to
+    a non-member (before the eighteenth session's `shedding` branch each was an empty page with
+    `hasNextPage`); each page still checks its stories (`visible_stories_by_id`)."""
+    if h.owner != ctx.viewer_id and not await privacy.owner_visible(ctx, h.owner):
+        check_first(ctx, first)
+        return Page(end_cursor=after, has_previous=after is not None)
+    shown = set(await highlight_shown(ctx, h))
     start = 0
     if after is not None:
         place, story = after
         start = h.stories.index(story) + 1 if story in h.stories else max(place, 0)
-    entries = [((i, s), s) for i, s in enumerate(h.stories) if i >= start]
+    entries = [((i, s), s) for i, s in enumerate(h.stories) if i >= start and s in shown]
     return await list_page(ctx, entries, first, after, functools.partial(visible_stories_by_id, ctx))
 
 

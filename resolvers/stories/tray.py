@@ -29,7 +29,7 @@ from resolvers.feed.ranking import Scorer, load_signals
 from resolvers.pagination import Cursor, Page, check_first, list_page
 from resolvers.stories.actions import live_hint_key
 from resolvers.stories.model import Story, live_low
-from resolvers.stories.visibility import now_ms, visible_stories, visible_stories_by_id
+from resolvers.stories.visibility import is_close_friend, now_ms, visible_stories, visible_stories_by_id
 from tao import Assoc, TaoError
 
 if TYPE_CHECKING:
@@ -170,6 +170,10 @@ async def _none() -> None:
     return None
 
 
+async def _true() -> bool:
+    return True
+
+
 async def story_tray(ctx: RequestContext, first: int, after: Cursor | None) -> Page[Ring]:
     """A page of the tray; the cursor is (position, author), so paging on re-reads the tray and
     continues after the last ring shown (a ring that moved meanwhile may be shown again or skipped).
@@ -228,9 +232,24 @@ async def rings_stories(ctx: RequestContext, rings: list[Ring]) -> list[list[Sto
 
 async def user_stories(ctx: RequestContext, user_id: int, first: int, after: Cursor | None) -> Page[Story]:
     """`User.stories`: a page of the user's live stories the viewer may see, oldest first (the
-    profile ring); the cursor is a story's (time, id), so paging on continues after it."""
+    profile ring); the cursor is a story's (time, id), so paging on continues after it. Only the
+    stories the viewer may see are paged (an author not FULL to them: none; close-friends stories
+    only for the list's members, from the edges' `cf`), so neither a page nor `hasNextPage`
+    counts hidden ones: they told a stranger a private account's number of live stories, and a
+    non-member that an account posts for close friends (one empty page with `hasNextPage` each,
+    until the eighteenth session's `shedding` branch). Each page still checks its stories
+    (`visible_stories_by_id`: existing, live on the store's clock, the audience from the object)."""
+    viewer = ctx.viewer_id
     now = now_ms(ctx)
-    edges = await ctx.tao.assoc_time_range(user_id, "STORY_LIVE", low=live_low(now), limit=LIVE_READ)
+    # The author's visibility is read beside the list (one round, as before), not ahead of it.
+    visible, edges = await asyncio.gather(
+        privacy.owner_visible(ctx, user_id) if user_id != viewer else _true(),
+        ctx.tao.assoc_time_range(user_id, "STORY_LIVE", low=live_low(now), limit=LIVE_READ))
+    if not visible:
+        check_first(ctx, first)
+        return Page(end_cursor=after, has_previous=after is not None)
+    if user_id != viewer and any(e.data.get("cf") for e in edges) and not await is_close_friend(ctx, user_id, viewer):
+        edges = [e for e in edges if not e.data.get("cf")]
     entries = sorted(((e.time, e.id2), e.id2) for e in edges)
     if after is not None:
         entries = [e for e in entries if e[0] > after]

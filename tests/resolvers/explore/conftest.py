@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from config.settings import ExploreSettings
 from resolvers import posts
 from resolvers.edge_data import authored_data, like_data
 from resolvers.explore import service, trends
@@ -15,6 +16,16 @@ from resolvers.hashtags import hashtag_ids_for
 from resolvers.records import Post, record_of
 from tao.models import now_ms
 from tests.resolvers.feed.conftest import World, _settings, _world
+
+
+def one_trend_bucket(s: ExploreSettings) -> None:
+    """For a test whose posts and `trends.refresh` take the wall clock's time: a week's bucket.
+    A tag trends from `trend_threshold` accounts in the refresh's bucket of
+    `trend_bucket_minutes` (an hour): posts made, or a refresh run, on the other side of an hour
+    left the bucket short and nothing trended (a run at xx:59:59 failed; the seventeenth
+    session's fix of test_privacy_ws_discovery). A week's bucket keeps them in one but within a
+    second of a Thursday 00:00 UTC (epoch-aligned weeks)."""
+    s.trend_bucket_minutes = 7 * 24 * 60
 
 
 class ExploreWorld(World):

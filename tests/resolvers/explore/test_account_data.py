@@ -7,10 +7,12 @@ from __future__ import annotations
 from resolvers.account_data.registry import DataContext, kinds
 from resolvers.explore import trends
 from resolvers.explore.service import do_dismiss_suggestion
+from tests.resolvers.explore.conftest import one_trend_bucket
 
 
 async def test_export_and_purge(world):
     w = world
+    one_trend_bucket(w.settings.explore)
     kind = next(k for k in kinds() if k.name == "explore")
     user, other, ada = await w.user("user"), await w.user("other"), await w.user("ada")
     posters = [await w.user(f"p{i}") for i in range(5)]

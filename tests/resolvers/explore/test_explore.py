@@ -13,6 +13,7 @@ from resolvers.explore import ranking, service
 from resolvers.explore.pool import Cand
 from resolvers.explore.sessions import SEEN
 from tao.models import now_ms
+from tests.resolvers.explore.conftest import one_trend_bucket
 
 
 async def _graph(w, n_candidates: int = 3):
@@ -214,6 +215,7 @@ async def test_cold_start_serves_trending_posts_then_the_built_pool(world):
     from resolvers.explore import trends
 
     w = world
+    one_trend_bucket(w.settings.explore)
     w.settings.explore.cold_build_inline = False
     viewer, f1, f2 = await _graph(w)
     fof = await w.user("fof")

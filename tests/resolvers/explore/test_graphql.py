@@ -5,6 +5,7 @@ a clear error."""
 from __future__ import annotations
 
 from resolvers.explore import trends
+from tests.resolvers.explore.conftest import one_trend_bucket
 
 EXPLORE = """query($first: Int!, $after: String) { explore(first: $first, after: $after) {
   edges { cursor node { id caption author { username } } } pageInfo { hasNextPage endCursor } } }"""
@@ -19,6 +20,7 @@ async def _post(gql, token, caption):
 
 
 async def test_explore_suggestions_and_trends(gql):
+    one_trend_bucket(gql.tao.settings.explore)
     viewer_t, _ = await gql.sign_up("viewer")
     ada_t, ada = await gql.sign_up("ada")
     await gql.mutate("follow", viewer_t, ada)

@@ -7,6 +7,7 @@ import pytest
 
 from resolvers.explore import trends
 from tao.models import now_ms
+from tests.resolvers.explore.conftest import one_trend_bucket
 
 HOUR = 3_600_000
 
@@ -72,6 +73,7 @@ async def test_growth_over_baseline_with_decay(world):
 
 async def test_tally_is_idempotent_and_refresh_is_enqueued(world):
     w = world
+    one_trend_bucket(w.settings.explore)
     s = w.settings.explore
     users = await _users(w, 5, "u")
     posts = [await w.tagged_post(u, tags=("dogs",), run=False) for u in users]
@@ -90,6 +92,7 @@ async def test_tally_is_idempotent_and_refresh_is_enqueued(world):
 
 async def test_trending_posts_feed_explore(world):
     w = world
+    one_trend_bucket(w.settings.explore)
     viewer = await w.user("viewer")  # follows nobody and likes nothing: only trends to go on
     users = await _users(w, 5, "u")
     posts = [await w.tagged_post(u, tags=("dogs",), run=False) for u in users]
