@@ -252,7 +252,8 @@ class Meter:
     """CPU seconds of each server process and MariaDB's statement counters, over one phase."""
 
     STATUS = ("Questions", "Com_commit", "Com_begin", "Com_select", "Com_insert", "Com_update", "Com_delete",
-              "Com_insert_select", "Com_replace", "Innodb_row_lock_waits", "Innodb_row_lock_time", "Innodb_deadlocks")
+              "Com_insert_select", "Com_replace", "Innodb_row_lock_waits", "Innodb_row_lock_time", "Innodb_deadlocks",
+              "Created_tmp_tables", "Created_tmp_disk_tables")
 
     def __init__(self, servers, services) -> None:
         self.pids = {"server": [s.proc.pid for s in servers], "mariadb": [m.pid for m in services._mysql],
