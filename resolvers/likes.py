@@ -106,7 +106,7 @@ async def settle_job(job: JobContext, payload: dict) -> None:
     edge = (await tao.assoc_get(liker, atype, [target])).get(target)
     if edge is None:
         return  # unliked, or already removed
-    obj = (await tao.obj_get([target])).get(target)
+    obj = (await tao.obj_get([target], fresh=True)).get(target)  # SQL's: a cache may be behind the delete
     if obj is None:
         await tao.assoc_delete(liker, atype, target)
         return
