@@ -55,6 +55,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from config import MySQLServer, Settings
 from tao import open_tao
 from tests.harness import start_services
+from tests.schema.client import password_of
 from tests.serverproc import ServerProcess
 
 SUBSCRIPTION = "subscription { inboxEvents { eventId ... on NewMessageEvent { message { id } } } }"
@@ -121,7 +122,7 @@ class Api:
 
 async def sign_up(api: Api, name: str) -> dict:
     d = await api.gql("mutation($i: AccountSignUpInput!) { signUp(input: $i) { token user { id } errors { code } } }",
-                      {"i": {"username": name, "password": "password-" + name, "fullName": name}})
+                      {"i": {"username": name, "password": password_of(name), "fullName": name}})
     p = d["signUp"]
     assert not p["errors"], p
     return {"name": name, "token": p["token"], "id": p["user"]["id"]}

@@ -36,12 +36,13 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from config import AuthSettings
 from resolvers.actor import acting_as
 from resolvers.devices import Device, device_of, remember_device
 from resolvers.errors import AuthenticationError, UserError
 from resolvers.ids import check_object_id
 from resolvers.job_context import JobContext
-from resolvers.passwords import hash_password, verify_password, weakness
+from resolvers.passwords import hash_password, strength_problem, verify_password
 from resolvers.records import AuthSession, User, record_of
 from resolvers.search.indexer import index_jobs
 from resolvers.text_rules import is_blank, name_refused
@@ -126,14 +127,16 @@ def validate_full_name(full_name: str, field: str = "fullName") -> str:
     return full_name
 
 
-def _validate_password(password: str, username: str, field: str = "password") -> None:
+async def _validate_password(auth: AuthSettings, password: str, username: str, full_name: str | None,
+                             field: str = "password") -> None:
     if not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
         raise UserError(
             AccountErrorCode.PASSWORD_INVALID,
             f"A password is {PASSWORD_MIN} to {PASSWORD_MAX} characters long.",
             field,
         )
-    why = weakness(password, username)
+    # No e-mail address is kept yet: the username and the full name are the account's words.
+    why = await strength_problem(auth, password, username=username, full_name=full_name)
     if why is not None:
         raise UserError(AccountErrorCode.PASSWORD_TOO_WEAK, f"This password {why}, so it is easy to guess: choose "
                         "another (a few unrelated words make a strong one). Nothing was changed.", field)
@@ -155,7 +158,7 @@ async def do_sign_up(tao: Tao, username: str, password: str, full_name: str,
     """Create an account and a first session; returns (user, token)."""
     ctx = acting_as(tao, None)
     validate_username(username)
-    _validate_password(password, username)
+    await _validate_password(ctx.settings.auth, password, username, full_name)
     full_name = validate_full_name(full_name)
     key = normalize_username(username)
     taken = UserError(AccountErrorCode.USERNAME_TAKEN, f"The username {username!r} is taken; pick another.", "username")
@@ -386,7 +389,7 @@ async def do_change_password(tao: Tao, actor_id: int, session_id: int | None, cu
 
     user = record_of((await tao.obj_get([actor_id]))[actor_id])
     assert isinstance(user, User)
-    _validate_password(new_password, user.username, "newPassword")
+    await _validate_password(tao.settings.auth, new_password, user.username, user.full_name, "newPassword")
     await check_own_password(tao, user, current_password, throttle, address, "currentPassword")
     if new_password == current_password:
         # It changed nothing but a new hash of the same password, and ended every other session.

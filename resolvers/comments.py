@@ -13,7 +13,11 @@ commenter, its own ones awaiting approval (which it sees listed as posted; nobod
 
 Invariants: deleting a comment commits `comments.cleanup` with the delete, and the writer
 removes its edge from the parent list at once (counts stay exact); the job deletes its replies,
-likes and mention edges. Who may see a comment is `resolvers.privacy.comment_visible`.
+likes and mention edges. A comment racing the delete of its post (or of the comment it replies
+to) never stays: once listed it reads them again and takes itself back if one went, and the
+`comments.settle` job committed with its listing does the same a minute later from SQL, for a
+re-read (or a cleanup's drain) answered by a cache not yet told of the delete. Who may see a
+comment is `resolvers.privacy.comment_visible`.
 """
 
 from __future__ import annotations
@@ -43,6 +47,9 @@ if TYPE_CHECKING:
 TEXT_MAX = 2200
 PENDING_SCAN = 50  # pending comments looked through for the viewer's own (first page only)
 CLEANUP_JOB = "comments.cleanup"
+SETTLE_JOB = "comments.settle"
+# As a like's `likes.settle`: past any cache's window of staleness after a delete (ms).
+SETTLE_DELAY_MS = 60_000
 WRITE_TRIES = 5  # versioned writes of one comment before a delete gives up (each loser re-read it)
 DRAIN_PENDING = 200  # a post's pending comments read per page by a deleted comment's cleanup
 
@@ -105,11 +112,12 @@ async def do_add_comment(tao: Tao, actor_id: int, post_id: int, text: str, reply
     } | ({"pending": True} if pending else {}), owner=post_id)
     comment: Comment = record_of((await tao.obj_get([comment_id]))[comment_id])
     id1, atype, _ = _parent_edge(comment)
+    settle = settle_jobs(comment_id, post.author, reply_to_author)
     if pending:
-        await tao.assoc_add(id1, atype, comment_id, time=comment.created)  # no notification until approved
+        await tao.assoc_add(id1, atype, comment_id, time=comment.created, jobs=settle)  # no notification until approved
     else:
         # Its notifications commit with the edge that lists it.
-        await tao.assoc_add(id1, atype, comment_id, time=comment.created, jobs=causes.comment(
+        await tao.assoc_add(id1, atype, comment_id, time=comment.created, jobs=settle + causes.comment(
             viewer, comment_id, post_id, post.author, reply_to_author, mentions, comment.created))
         if mentions:
             await tao.assoc_add_many([(comment_id, "MENTIONS", u, comment.created) for u in mentions])
@@ -121,6 +129,38 @@ async def do_add_comment(tao: Tao, actor_id: int, post_id: int, text: str, reply
         raise UserError(CommentErrorCode.POST_NOT_FOUND, "No such post: it was deleted, or you cannot see it.",
                         "postId")
     return comment
+
+
+def settle_jobs(comment_id: int, post_author: int, reply_to_author: int | None) -> list[tuple]:
+    """`comments.settle` for the write that lists a comment (its add, its approval), due
+    `SETTLE_DELAY_MS` later (`settle_job`)."""
+    return [(SETTLE_JOB, {"comment": comment_id, "post_author": post_author, "reply_to_author": reply_to_author},
+             SETTLE_DELAY_MS)]
+
+
+async def settle_job(job: JobContext, payload: dict) -> None:
+    """`comments.settle`, committed with a comment's listing: a comment whose post (or the comment
+    it replies to) is gone is deleted as a delete would (`_take_back`: its cleanup and its
+    notifications' retraction commit with the object's delete). The comment's own re-read
+    (`_still_there`) may be answered by a cache not yet told of the delete (after a memcached
+    fault), and the delete's cleanup drains the list it was not in yet, or reads a list the cache
+    had not been told of it in: the comment stayed, for good. The reads here are SQL's (`fresh`),
+    which also puts the cache right. Idempotent: a comment gone already, or whose post is there,
+    is left alone."""
+    tao, cid = job.tao, int(payload["comment"])
+    obj = (await tao.obj_get([cid], fresh=True)).get(cid)
+    comment = record_of(obj) if obj is not None else None
+    if not isinstance(comment, Comment):
+        return  # deleted: its own cleanup job was committed with its delete
+    parents = [comment.post, *([comment.reply_to] if comment.reply_to else [])]
+    found = await tao.obj_get(parents, fresh=True)
+    if all(p in found for p in parents):
+        return  # there: a delete after this read drains the lists the comment is in (they are SQL's by now)
+    assert obj is not None
+    mentions = [int(u) for u in obj.data.get("mentions") or []]
+    reply_to_author = payload.get("reply_to_author")
+    await _take_back(tao, comment, int(payload["post_author"]),
+                     int(reply_to_author) if reply_to_author is not None else None, mentions)
 
 
 async def _still_there(tao: Tao, viewer: int, post_id: int, reply_to_id: int | None) -> bool:
@@ -296,8 +336,10 @@ async def do_approve_comment(tao: Tao, actor_id: int, comment_id: int) -> Commen
         parent = await ctx.loaders.object_by_id.load(approved.reply_to)
         reply_to_author = parent.author if isinstance(parent, Comment) else None
     mentions = list(obj.data.get("mentions", []))
-    await tao.assoc_add(id1, atype, comment_id, time=approved.created, jobs=causes.comment(
-        approved.author, comment_id, approved.post, post.author, reply_to_author, mentions, approved.created))
+    await tao.assoc_add(id1, atype, comment_id, time=approved.created, jobs=[
+        *settle_jobs(comment_id, post.author, reply_to_author),
+        *causes.comment(approved.author, comment_id, approved.post, post.author, reply_to_author, mentions,
+                        approved.created)])
     await tao.assoc_delete(approved.post, "PENDING_COMMENT", comment_id)
     if (await tao.obj_get([comment_id])).get(comment_id) is None:
         # Deleted since the approval's write: the delete read it approved and removes this edge

@@ -40,6 +40,7 @@ HANDLERS: dict[str, JobHandler] = {
     posts.SYNC_AUTHOR_EDGES_JOB: posts.sync_author_edges_job,
     posts.CLEANUP_JOB: posts.cleanup_job,
     comments.CLEANUP_JOB: comments.cleanup_job,
+    comments.SETTLE_JOB: comments.settle_job,
     likes.SETTLE_JOB: likes.settle_job,
     block_cleanup.REMOVE_ENGAGEMENT_JOB: block_cleanup.remove_engagement_job,
     dormant.SYNC_JOB: dormant.sync_job,

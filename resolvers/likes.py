@@ -10,8 +10,10 @@ changes no count); only visible objects can be liked; a like of something delete
 removed by the delete's cleanup job (and hidden by privacy meanwhile), and a like racing the
 delete either is found by that job or finds the delete itself and takes itself back (`_like`);
 and, for the cases neither sees (the like's inverse sync failed, so the cleanup, which drains the
-target's likers, missed it; or its re-read of the target hit a cache not yet told of the delete),
-every like commits `likes.settle` with its edge, due `SETTLE_DELAY_MS` later (`settle_job`).
+target's likers, missed it; or its re-read of the target hit a cache not yet told of the delete,
+or block lists not yet told of the post author's block), every like commits `likes.settle` with
+its edge, due `SETTLE_DELAY_MS` later (`settle_job`): it removes a like of a target gone, or of a
+post (or a comment on a post) whose author blocks the liker, as that block's cleanup would.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from resolvers.loaders import load_each
 from resolvers.notifications import causes, record
 from resolvers.pagination import Cursor, Page, load_assoc_page, make_page
 from resolvers.posts import get_post, not_found
-from resolvers.records import Comment, Post, User
+from resolvers.records import Comment, Post, Record, User, record_of
 from tao import ConflictError, Tao
 from tao.models import now_ms
 
@@ -91,19 +93,45 @@ async def _like(tao: Tao, actor_id: int, atype: str, target: int, data: dict | N
 
 async def settle_job(job: JobContext, payload: dict) -> None:
     """`likes.settle`, committed with every like: a like of a target gone since is removed (with
-    its inverse). The like's own re-read (`_like`) and the delete's cleanup miss one whose inverse
-    sync failed (the cleanup drains the target's likers: it was not listed yet) or whose re-read
-    was answered by a cache not yet told of the delete; this job, committed with the edge, cannot
-    be lost to either. Until the like's inverse is there, the target's cleanup could still miss it:
-    the job runs again (a ConflictError is retried) rather than settle before."""
+    its inverse), and so is a like the liker may not keep because the target's post's author
+    blocks them (a block removes the blocked user's likes of the blocker's posts and of the
+    comments on them: `resolvers.block_cleanup`; the notification is retracted as by an unlike).
+    The like's own re-read (`_like`) and the delete's (or block's) cleanup miss one whose inverse
+    sync failed (the cleanup drains the target's likers: it was not listed yet), or whose re-read
+    was answered by a cache or a block list (the block's inverse, on the liker's shard) not yet
+    told of the change; this job, committed with the edge, cannot be lost to either. Until the
+    like's inverse is there, the target's cleanup could still miss it: the job runs again (a
+    ConflictError is retried) rather than settle before."""
     tao, liker, atype, target = job.tao, int(payload["liker"]), payload["atype"], int(payload["target"])
-    if not await tao.assoc_get(liker, atype, [target]):
+    edge = (await tao.assoc_get(liker, atype, [target])).get(target)
+    if edge is None:
         return  # unliked, or already removed
-    if (await tao.obj_get([target])).get(target) is None:
+    obj = (await tao.obj_get([target], fresh=True)).get(target)  # SQL's: a cache may be behind the delete
+    if obj is None:
         await tao.assoc_delete(liker, atype, target)
+        return
+    notice = await _blocked_by_owner(tao, liker, record_of(obj))
+    if notice is not None:
+        await tao.assoc_delete(liker, atype, target, jobs=notice(edge.time, True))
         return
     if not await tao.assoc_get(target, _INVERSE[atype], [liker]):
         raise ConflictError(f"{atype} {liker}->{target}: its inverse is not synced yet; settling later")
+
+
+async def _blocked_by_owner(tao: Tao, liker: int, target: Record) -> Notice | None:
+    """The like's notice when the author of the post the target is (or is on) blocks the liker:
+    the block's rule removes that like (`block_cleanup`); None when the liker may keep it. Read on
+    the author's shard (the BLOCKS edge itself, not the liker's inverse that may lag)."""
+    if isinstance(target, Post):
+        post: Record | None = target
+    elif isinstance(target, Comment):
+        found = (await tao.obj_get([target.post])).get(target.post)
+        post = record_of(found) if found is not None else None  # gone: its cleanup takes the comment
+    else:
+        return None
+    if not isinstance(post, Post) or post.author == liker or not await tao.assoc_get(post.author, "BLOCKS", [liker]):
+        return None
+    return _post_notice(liker, target) if isinstance(target, Post) else _comment_notice(liker, target)
 
 
 def _post_notice(actor: int, post: Post) -> Notice:

@@ -120,8 +120,10 @@ async def release_if_unused(tao: Tao, user_id: int, name: str, *, until: int | N
     """Release `name` (and its skeleton) if the account neither bears it nor holds it now (an
     expired hold is dropped from the account first: one whose end is at most `until`, or now);
     True if it released the name. Idempotent.
-    A rename claims its name before writing it: one racing this release to the same name checks
-    its claim again after its write (`confirm_claims`)."""
+    A rename claims its name before writing it, then writes the USER by a compare-and-set of the
+    version it read before its claim: this release first moves that version (a fence), so a
+    rename stalled across it cannot land its write; one that read the USER after the fence
+    checks its claim again after its write (`confirm_claims`)."""
     key = name.lower()
     for _ in range(10):
         obj = (await tao.obj_get([user_id])).get(user_id)
@@ -138,10 +140,16 @@ async def release_if_unused(tao: Tao, user_id: int, name: str, *, until: int | N
             return False  # held still, or again (its own release job comes at its end)
         if hold is not None:
             holds.pop(key)
-            try:
-                await tao.obj_update(user_id, {"username_holds": holds or None}, version=obj.version)
-            except VersionConflictError:
-                continue
+        # A fence, written even with no hold to drop: the USER's version moves before the name is
+        # let go, so a rename that claimed it and read the USER before this (stalled since, its
+        # compare-and-set not yet landed) finds its write refused and tries again from what is
+        # there: the name visibly another's by then, it answers USERNAME_TAKEN having written
+        # nothing. Without it the stalled write landed, wearing a name another account had taken.
+        try:
+            await tao.obj_update(user_id, {"username_holds": holds or None} if hold is not None else {},
+                                 version=obj.version)
+        except VersionConflictError:
+            continue
         await tao.key_release(USERNAME_KEYS, key, user_id)
         kept = {skeleton(bears), *(skeleton(str(h["name"])) for h in holds.values())}
         if skeleton(name) not in kept:

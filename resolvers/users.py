@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from resolvers.context import RequestContext
 
 RENAME_TRIES = 20  # compare-and-set attempts of a rename against other writes of the profile
+APPROVE_PENDING_JOB = "follows.approve_pending_requests"  # going public accepts the pending requests
 BIO_MAX = 150
 WEBSITE_MAX = 200
 WEBSITE_RE = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
@@ -161,7 +162,7 @@ async def do_update_profile(
     jobs: list[tuple[str, dict]] = []
     if is_private is False and current.is_private:
         # Going public accepts every pending follow request (as Instagram does), durably.
-        jobs.append(("follows.approve_pending_requests", {"user_id": viewer}))
+        jobs.append((APPROVE_PENDING_JOB, {"user_id": viewer}))
     if is_private is not None and is_private != current.is_private:
         # Which posts are public changed: their hashtags' and locations' public lists follow.
         jobs.append((SYNC_AUTHOR_EDGES_JOB, {"author": viewer}))
@@ -204,12 +205,17 @@ def _check_change_limit(tao: Tao, holds: dict[str, dict], new_key: str, old_key:
                     retry_after=round(wait, 3))
 
 
-async def _take_back_rename(tao: Tao, viewer: int, username: str, old: str) -> None:
-    """A rename whose new name was lost to another account between its claim and its write (its
-    claim check released it after a stall of `CLAIM_CHECK_MS`, and another account claimed it):
+async def _take_back_rename(tao: Tao, viewer: int, username: str, old: str, *, changes: dict[str, Any],
+                            before: dict[str, Any], jobs: list, notice: tuple[int, int]) -> None:
+    """A rename whose new name was lost to another account between its claim and its write:
     the account takes its old name back, which it still claims (held, or not yet released), so the
     name is borne only by the account that claims it. Before the seventeenth session both bore it
-    (logged). A compare-and-set, again from what a racing write of the profile wrote."""
+    (logged). A compare-and-set, again from what a racing write of the profile wrote. The request's
+    other changes are taken back with it (each that still holds the value written: a later write's
+    stays), its USERNAME_CHANGED notice is withdrawn, and the jobs that bring derived state in
+    line with the profile (search, a privacy change's post edges) are committed again. The release
+    fence (`usernames.release_if_unused`) keeps a rename stalled past its claim check from landing
+    at all; this is for a claim lost otherwise."""
     old_key = normalize_username(old)
     for _ in range(RENAME_TRIES):
         obj = (await tao.obj_get([viewer]))[viewer]
@@ -217,10 +223,20 @@ async def _take_back_rename(tao: Tao, viewer: int, username: str, old: str) -> N
             return  # renamed again meanwhile: that rename's name is the account's
         holds = holds_of(obj.data)
         hold = holds.pop(old_key, None)
+        restore = {k: before.get(k) for k, v in changes.items() if obj.data.get(k) == v}
+        redo = [j for j in jobs if j[0] != APPROVE_PENDING_JOB]
+        # The notice's record job is deleted below (unrun, it never runs); the retraction, due a
+        # grace later, withdraws it if a worker recorded it first (a retraction before the record
+        # would find nothing and the record, whose cause is the account, would then stand).
+        grace = tao.settings.notifications.record_grace_ms
+        retract = [(handler, payload, grace) for handler, payload, *_ in
+                   causes.account_notice(NotificationType.USERNAME_CHANGED, viewer, notice[0], undo=True)]
         try:
-            await tao.obj_update(viewer, {"username": old, "username_holds": holds or None}, version=obj.version)
+            await tao.obj_update(viewer, {**restore, "username": old, "username_holds": holds or None},
+                                 jobs=redo + retract, version=obj.version)
         except VersionConflictError:
             continue
+        await tao.outbox.delete(tao.shard(viewer), notice[1])
         if hold is not None and hold.get("job"):
             await tao.outbox.delete(tao.shard(viewer), int(hold["job"]))  # its old name is borne again
         await release_if_unused(tao, viewer, username)  # the lost name's skeleton, if this account has it
@@ -280,7 +296,11 @@ async def _rename(tao: Tao, viewer: int, username: str, changes: dict[str, Any],
                                          delay_ms=hold_ms)
             holds[old_key] = {"name": current.username, "until": until, "job": hold_job}
         # The account hears of its new name (whoever renamed it), with the write.
-        notice = causes.account_notice(NotificationType.USERNAME_CHANGED, viewer, int(time.time() * 1000))
+        notice_at = int(time.time() * 1000)
+        # Under an id of ours, so a take-back can delete the row before a worker records it.
+        notice_id = tao.ids.next_id(tao.shard(viewer))
+        notice = [(handler, payload, 0, notice_id) for handler, payload, *_ in
+                  causes.account_notice(NotificationType.USERNAME_CHANGED, viewer, notice_at)]
         try:
             updated = await tao.obj_update(viewer, {**changes, "username": username, "username_holds": holds or None},
                                            jobs=jobs + notice, version=obj.version)
@@ -291,7 +311,9 @@ async def _rename(tao: Tao, viewer: int, username: str, changes: dict[str, Any],
         if taken_back is not None and taken_back.get("job"):
             await tao.outbox.delete(tao.shard(viewer), int(taken_back["job"]))  # its hold is over
         if not await confirm_claims(tao, viewer, username):
-            await _take_back_rename(tao, viewer, username, current.username)
+            await _take_back_rename(tao, viewer, username, current.username, changes=changes,
+                                    before={k: obj.data.get(k) for k in changes}, jobs=jobs,
+                                    notice=(notice_at, notice_id))
             raise UserError(ProfileErrorCode.USERNAME_TAKEN, f"The username {username!r} is not available; "
                             "pick another.", "username")
         if new_key == old_key:

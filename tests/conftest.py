@@ -27,6 +27,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+import zxcvbn
 from aiohttp import web_app
 from argon2 import PasswordHasher
 from blockbuster import BlockBuster, BlockBusterFunction, blockbuster_ctx
@@ -39,7 +40,8 @@ SERVICES_ENV = "TAOGRAM_TEST_SERVICES"
 SCANNED_MODULES = ("server", "http_errors", "schema", "resolvers", "tao", "media_pipeline", "config")
 # Calls that do not block on I/O but hold a core for tens of milliseconds: on the loop they
 # stall every other request, so `no_blocking` fails them like a blocking call.
-CPU_BOUND_CALLS = ((PasswordHasher, "hash"), (PasswordHasher, "verify"))
+# zxcvbn's estimate is pure Python: up to ~60 ms for a 72-character password (resolvers/passwords.py).
+CPU_BOUND_CALLS = ((PasswordHasher, "hash"), (PasswordHasher, "verify"), (zxcvbn, "zxcvbn"))
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -172,7 +174,8 @@ def no_blocking(request: pytest.FixtureRequest) -> Iterator[BlockBuster]:
     threading.Lock.acquire, os.stat, ...) made on a thread that runs an event loop and whose call
     stack passes through taogram's packages (`SCANNED_MODULES`); calls inside executors are
     allowed, which is where pymemcache, boto3, PyAV and Pillow belong. CPU-bound calls that must
-    stay off the loop count as blocking too (`CPU_BOUND_CALLS`: argon2's hash and verify). To
+    stay off the loop count as blocking too (`CPU_BOUND_CALLS`: argon2's hash and verify,
+    zxcvbn's password estimate). To
     allow a known-harmless call, name the function it happens in:
     `no_blocking.functions["io.BufferedReader.read"].can_block_in("tao/x.py", {"load"})`.
     """

@@ -16,7 +16,7 @@ from resolvers.accounts import _parse_token
 from resolvers.realtime import CLOSE_FORBIDDEN, CLOSE_GOING_AWAY
 from tao import open_tao
 from tests.harness import Services
-from tests.schema.client import graphql_settings
+from tests.schema.client import graphql_settings, password_of
 from tests.serverproc import ServerProcess, started_servers
 from tests.wsclient import VIEWER_EVENTS, WSClient
 
@@ -52,7 +52,7 @@ class Api:
     async def sign_up(self, name: str) -> tuple[str, str]:
         d = await self.ok(
             "mutation($i: AccountSignUpInput!) { signUp(input: $i) { token user { id } errors { code } } }",
-            {"i": {"username": name, "password": "password-" + name, "fullName": name}},
+            {"i": {"username": name, "password": password_of(name), "fullName": name}},
         )
         return d["signUp"]["token"], d["signUp"]["user"]["id"]
 

@@ -8,7 +8,7 @@ import aiohttp
 import pytest
 
 from tests.harness import Services
-from tests.schema.client import graphql_settings
+from tests.schema.client import graphql_settings, password_of
 from tests.serverproc import ServerProcess, started_servers
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
@@ -40,7 +40,7 @@ async def call(http: aiohttp.ClientSession, server: ServerProcess, query: str, v
 
 async def sign_up(http, server, name: str) -> tuple[str, str]:
     d = (await call(http, server, "mutation($i: AccountSignUpInput!) { signUp(input: $i) { token user { id } } }",
-                    {"i": {"username": name, "password": "password-" + name}}))["data"]["signUp"]
+                    {"i": {"username": name, "password": password_of(name)}}))["data"]["signUp"]
     return d["token"], d["user"]["id"]
 
 

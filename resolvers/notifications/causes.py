@@ -80,11 +80,13 @@ def follow_accepted(approver: int, requester: int, requested_at: int, at: int) -
             *follow(requester, approver, requested_at)]
 
 
-def account_notice(kind: NotificationType, user_id: int, at: int) -> list[tuple[str, dict]]:
+def account_notice(kind: NotificationType, user_id: int, at: int, *, undo: bool = False) -> list[tuple[str, dict]]:
     """A security notice (`model.ACCOUNT_NOTICES`: the password or username changed, a data
-    export requested): the account hears of it, for the write that makes the change."""
+    export requested): the account hears of it, for the write that makes the change (with undo,
+    for the write that takes the change back: the notice made at `at` is withdrawn)."""
     assert kind in ACCOUNT_NOTICES
-    return [notify(Event(kind, user_id, user_id, user_id, at, user_id))]
+    event = Event(kind, user_id, user_id, user_id, at, user_id)
+    return [retract(event) if undo else notify(event)]
 
 
 def message_requests(actor: int, recipients: list[int], thread_id: int, message_id: int,

@@ -32,6 +32,7 @@ from hypothesis import strategies as st
 from hypothesis_graphql import Mode, from_schema, nodes
 
 from schema import printed_schema
+from tests.schema.client import password_of
 
 # Words that only an unmasked internal error would put in a message.
 LEAKS = re.compile(
@@ -107,7 +108,7 @@ async def seed(gql: Any) -> Seeded:
 async def log_in(gql: Any, username: str) -> str:
     """A fresh session for a seeded user (a fuzzed `logOut` may have ended the old one)."""
     data = await gql.ok("mutation($u: String!, $p: String!) { logIn(input: {username: $u, password: $p}) "
-                        "{ token errors { code } } }", {"u": username, "p": "password-" + username})
+                        "{ token errors { code } } }", {"u": username, "p": password_of(username)})
     return data["logIn"]["token"]
 
 

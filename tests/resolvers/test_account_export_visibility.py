@@ -19,6 +19,7 @@ from resolvers.edge_data import feed_edge_data
 from tests.resolvers.messages_client import DM
 from tests.resolvers.stories.helpers import post_story, ready_media
 from tests.resolvers.test_account_data import DELETE, EXPORT, STATUS, api, media_settings, store_id  # noqa: F401
+from tests.schema.client import password_of
 
 USER_ACTS = ("follow", "mute", "muteStories", "restrict", "recordProfileVisit", "dismissSuggestion")
 KINDS = (
@@ -77,7 +78,7 @@ async def test_the_export_names_no_account_hidden_from_the_user(api, media_setti
     await gql.tao.run_jobs_until_idle()
     await gql.mutate("block", ta, dee, "errors { code }")  # her own block list names dee
     await gql.mutate("block", tb, a, "errors { code }")
-    assert (await gql.ok(DELETE, {"i": {"password": "password-cy"}}, tc))["deleteAccount"]["ok"]
+    assert (await gql.ok(DELETE, {"i": {"password": password_of("cy")}}, tc))["deleteAccount"]["ok"]
     await gql.ok(EXPORT, {"f": "JSON"}, ta)
     await gql.tao.run_jobs_until_idle()
     st = (await gql.ok(STATUS, token=ta))["dataExport"]

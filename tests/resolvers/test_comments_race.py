@@ -68,3 +68,85 @@ async def test_a_reply_racing_its_comment_s_delete_is_taken_back(gql):
     left = await gql.tao.obj_scan_naming(store_id(post), "COMMENT", 10, field="post")
     assert (left, await gql.tao.assoc_count(store_id(top), "HAS_REPLY")) == ([], 0)
     assert answer == {"comment": None, "errors": [{"code": "REPLY_TARGET_NOT_FOUND"}]}
+
+
+async def _stale(tao, obj_id: int, cached: dict) -> None:
+    """The cache not yet told of the object's delete (as a memcached fault leaves it, for its
+    TTL at most: docs/caching.md): its entry is the object as it was before."""
+    from tao.cache.base import Install
+    from tao.testing import TaoTestHooks
+
+    h = TaoTestHooks(tao)
+    key = h.obj_key(obj_id)
+    await h.cache.forget_many([key])
+    assert not await h.cache.install_many([Install(key, int(cached["v"]), lambda _old: dict(cached))])
+    assert (await tao.obj_get([obj_id])).get(obj_id) is not None  # the store's reads now see it there
+
+
+async def _cached(tao, obj_id: int) -> dict:
+    from tao.testing import TaoTestHooks
+
+    h = TaoTestHooks(tao)
+    await tao.obj_get([obj_id])  # cached as it is
+    return (await h.cache.get_many([h.obj_key(obj_id)]))[h.obj_key(obj_id)]
+
+
+async def test_a_comment_whose_re_read_missed_the_post_s_delete_is_settled_away(gql):
+    """The comment races its post's delete as above, but its re-read is answered by a cache not
+    yet told of the delete: it found the post there and stayed, for good (no job of a comment's
+    looked again; docs/graphql.md left it open). The `comments.settle` job committed with its
+    listing deletes it a minute later, as a delete does (its notifications retracted)."""
+    ta, _ = await gql.sign_up("ada")
+    tb, _ = await gql.sign_up("bob")
+    post = (await gql.ok(NEW_POST, token=ta))["createPost"]["post"]["id"]
+    pid = store_id(post)
+    await _listed_once(gql, ta, {"postId": post, "text": "first"})
+    cached = await _cached(gql.tao, pid)
+    async with list_locked(gql.tao, pid, "HAS_COMMENT"):
+        adding = asyncio.create_task(gql.ok(COMMENT, {"i": {"postId": post, "text": "raced @ada"}}, tb))
+        await _until_waiting(gql.tao, pid, adding)
+        assert (await gql.ok(DELETE_POST, {"i": {"postId": post}}, ta))["deletePost"]["errors"] == []
+        await gql.tao.run_jobs_until_idle()  # the cleanup: the raced comment is not listed yet
+        await _stale(gql.tao, pid, cached)
+    answer = (await adding)["addComment"]
+    assert answer["errors"] == [] and answer["comment"]  # the re-read saw the post: the race is real
+    await gql.tao.run_jobs_until_idle()  # the comment's settling (due a minute later), then its cleanup
+    comments = await gql.tao.obj_scan_naming(pid, "COMMENT", 10, field="post")
+    assert (comments, await gql.tao.assoc_count(pid, "HAS_COMMENT")) == ([], 0)
+    assert await gql.tao.obj_get([pid], fresh=True) == {}
+    assert (await gql.ok("{ viewer { notifications(first: 5) { edges { node { type } } } } }", token=ta)
+            )["viewer"]["notifications"]["edges"] == []
+
+
+async def test_a_reply_whose_re_read_missed_its_comment_s_delete_is_settled_away(gql):
+    ta, _ = await gql.sign_up("ada")
+    tb, _ = await gql.sign_up("bob")
+    post = (await gql.ok(NEW_POST, token=ta))["createPost"]["post"]["id"]
+    top = (await gql.ok(COMMENT, {"i": {"postId": post, "text": "top"}}, ta))["addComment"]["comment"]["id"]
+    await _listed_once(gql, ta, {"postId": post, "text": "first reply", "replyToId": top})
+    cached = await _cached(gql.tao, store_id(top))
+    async with list_locked(gql.tao, store_id(top), "HAS_REPLY"):
+        adding = asyncio.create_task(gql.ok(COMMENT, {"i": {"postId": post, "text": "raced", "replyToId": top}}, tb))
+        await _until_waiting(gql.tao, store_id(top), adding)
+        assert (await gql.ok(DELETE_COMMENT, {"i": {"commentId": top}}, ta))["deleteComment"]["errors"] == []
+        await gql.tao.run_jobs_until_idle()
+        await _stale(gql.tao, store_id(top), cached)
+    answer = (await adding)["addComment"]
+    assert answer["errors"] == [] and answer["comment"]
+    await gql.tao.run_jobs_until_idle()
+    left = await gql.tao.obj_scan_naming(store_id(post), "COMMENT", 10, field="post")
+    assert (left, await gql.tao.assoc_count(store_id(top), "HAS_REPLY")) == ([], 0)
+    assert await gql.tao.assoc_count(store_id(post), "HAS_COMMENT") == 0
+
+
+async def test_the_settle_keeps_a_comment_whose_post_is_there(gql):
+    """Every comment and reply commits its settle: run (a drain of delayed jobs), it keeps them."""
+    ta, _ = await gql.sign_up("ada")
+    tb, _ = await gql.sign_up("bob")
+    post = (await gql.ok(NEW_POST, token=ta))["createPost"]["post"]["id"]
+    top = (await gql.ok(COMMENT, {"i": {"postId": post, "text": "top"}}, tb))["addComment"]["comment"]["id"]
+    await gql.ok(COMMENT, {"i": {"postId": post, "text": "reply", "replyToId": top}}, ta)
+    await gql.tao.run_jobs_until_idle()
+    q = "query($id: ID!) { node(id: $id) { ... on Post { commentCount comments { nodes { replyCount } } } } }"
+    want = {"commentCount": 1, "comments": {"nodes": [{"replyCount": 1}]}}
+    assert (await gql.ok(q, {"id": post}, ta))["node"] == want

@@ -13,6 +13,7 @@ import pytest
 
 from tests.resolvers.messages_client import DM
 from tests.resolvers.test_messages_live import subscribed
+from tests.schema.client import password_of
 
 DELETE = "mutation($i: AccountDeleteInput!) { deleteAccount(input: $i) { ok errors { code } } }"
 
@@ -51,7 +52,7 @@ async def _hide(gql, change: str, u: dict) -> None:
     elif change == "blocked_by_them":
         assert (await gql.mutate("block", tc, b))["errors"] == []
     elif change == "pending_deletion":
-        assert (await gql.ok(DELETE, {"i": {"password": "password-cy"}}, tc))["deleteAccount"]["ok"] is True
+        assert (await gql.ok(DELETE, {"i": {"password": password_of("cy")}}, tc))["deleteAccount"]["ok"] is True
 
 
 @pytest.mark.parametrize("change", ["viewer_blocks", "blocked_by_them", "pending_deletion"])

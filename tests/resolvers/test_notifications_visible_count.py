@@ -16,6 +16,7 @@ import pytest
 from resolvers.notifications import reads
 from tests.resolvers.test_likes import LIKE, new_post
 from tests.resolvers.test_notifications import listed, nodes
+from tests.schema.client import password_of
 from tests.wsclient import WSClient
 
 DELETE = "mutation($i: AccountDeleteInput!) { deleteAccount(input: $i) { ok errors { code } } }"
@@ -35,7 +36,7 @@ async def _liked_by(gql, names: list[str]):
 async def _hide(gql, ta, a, users, blocked: str, blocking: str, leaving: str) -> None:
     assert (await gql.mutate("block", ta, users[blocked][1], "errors { code }"))["errors"] == []
     assert (await gql.mutate("block", users[blocking][0], a, "errors { code }"))["errors"] == []
-    gone = await gql.ok(DELETE, {"i": {"password": f"password-{leaving}"}}, users[leaving][0])
+    gone = await gql.ok(DELETE, {"i": {"password": password_of(leaving)}}, users[leaving][0])
     assert gone["deleteAccount"]["ok"] is True
 
 
@@ -129,7 +130,7 @@ async def test_an_account_under_purge_is_not_counted_past_the_scan(gql, monkeypa
     for name in ("u0", "u1", "u2", "u3"):
         assert (await gql.mutate("follow", users[name][0], a))["errors"] == []
     await gql.tao.run_jobs_until_idle()
-    gone = await gql.ok(DELETE, {"i": {"password": "password-u1"}}, users["u1"][0])
+    gone = await gql.ok(DELETE, {"i": {"password": password_of("u1")}}, users["u1"][0])
     assert gone["deleteAccount"]["ok"] is True
     await gql.tao.run_jobs_until_idle(include_delayed=False)
     assert [n["actorCount"] for n in nodes(await listed(gql, ta))] == [3, 4]  # pending: left out

@@ -8,7 +8,7 @@ import pytest
 
 from resolvers.accounts import _parse_token
 from resolvers.realtime import CLOSE_FORBIDDEN
-from tests.schema.client import GQL
+from tests.schema.client import GQL, password_of
 from tests.wsclient import WSClient
 
 MAC_CHROME = ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -40,12 +40,12 @@ async def post(gql: GQL, query: str, variables: dict | None = None, token: str |
 
 async def sign_up(gql: GQL, name: str, agent: str = MAC_CHROME) -> str:
     body = await post(gql, "mutation($i: AccountSignUpInput!) { signUp(input: $i) { token errors { code } } }",
-                      {"i": {"username": name, "password": "password-" + name}}, agent=agent)
+                      {"i": {"username": name, "password": password_of(name)}}, agent=agent)
     return body["data"]["signUp"]["token"]
 
 
 async def log_in(gql: GQL, name: str, agent: str = MAC_CHROME, password: str | None = None) -> dict:
-    body = await post(gql, LOG_IN, {"u": name, "p": password or "password-" + name}, agent=agent)
+    body = await post(gql, LOG_IN, {"u": name, "p": password or password_of(name)}, agent=agent)
     return body["data"]["logIn"]
 
 

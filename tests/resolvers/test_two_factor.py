@@ -10,7 +10,7 @@ import time
 import pyotp
 import pytest
 
-from tests.schema.client import GQL
+from tests.schema.client import GQL, password_of
 
 START = """mutation($p: String!) {
   startTwoFactor(input: {password: $p}) { secret provisioningUri qrCodeSvg errors { code field } }
@@ -47,7 +47,7 @@ def later_code(totp: pyotp.TOTP) -> str:
 
 
 async def challenge(gql: GQL, name: str = "ada") -> str:
-    p = (await gql.ok(LOG_IN, {"u": name, "p": "password-" + name}))["logIn"]
+    p = (await gql.ok(LOG_IN, {"u": name, "p": password_of(name)}))["logIn"]
     assert p["token"] is None and p["user"] is None and p["errors"] == [] and p["challenge"].startswith("tgc_")
     assert p["challengeExpiresAt"] > time.time() * 1000
     return p["challenge"]

@@ -17,7 +17,6 @@ import pytest
 from resolvers.usernames import SKELETON_KEYS, USERNAME_KEYS, skeleton
 from tests.resolvers.messages_client import store_id
 from tests.resolvers.test_account_data import api, media_settings  # noqa: F401  (fixtures)
-from tests.row_locks import held_by_a_transaction
 
 SIGN_UP = """mutation($i: AccountSignUpInput!) {
   signUp(input: $i) { token user { id username } errors { code message field } }
@@ -269,30 +268,79 @@ async def test_the_account_export_lists_the_names_it_held_after_renames(gql):
     assert all(h["held_until"] > time.time() * 1000 for h in record["previous_usernames"])
 
 
-@pytest.mark.parametrize("gql_settings", ["mysql"], indirect=True)  # row locks are MariaDB's
-async def test_a_rename_stalled_past_its_claim_check_takes_itself_back(gql):
-    """A rename stalls between its claim and its write (held for real: its USER row locked by a
-    transaction of the test's own); its claim check runs (due 10 minutes later; a drain runs it
-    now) and releases the name, which another account then takes. The stalled write landed and
-    both accounts bore the name (logged only); now the stalled rename finds its claim lost, takes
-    its old name back and answers USERNAME_TAKEN."""
+RENAME_AND_MORE = """mutation($u: String!) {
+  updateProfile(input: {username: $u, bio: "new bio", fullName: "New Name", isPrivate: true}) {
+    user { username } errors { code message field } } }"""
+NOTICES = "{ viewer { notifications(first: 10) { edges { node { type } } } } }"
+
+
+async def test_a_rename_stalled_past_its_claim_check_changes_nothing(gql, monkeypatch):
+    """A rename (with other profile changes) stalls between its claim and its write, for real in
+    this process: its compare-and-set waits on an event of the test's. Its claim check runs (due
+    10 minutes later; a drain runs it now) and releases the name, which another account then
+    takes. The stalled write landed; since the seventeenth session the rename then found its claim
+    lost and took its name back, but the request's bio, full name and privacy stayed written, and
+    its USERNAME_CHANGED notice stayed. Now the release moves the USER's version first (a fence):
+    the stalled write is refused, the rename tries again, finds the name another's and answers
+    USERNAME_TAKEN having changed nothing."""
     ta, ga = await gql.sign_up("ada")
     tb, gb = await gql.sign_up("bob")
     ada, bob = store_id(ga), store_id(gb)
-    async with held_by_a_transaction(gql.tao, gql.tao.shard(ada), "SELECT version FROM {objects} WHERE id = %s "
-                                     "FOR UPDATE", (ada,)):
-        rename = asyncio.create_task(gql.ok(RENAME, {"u": "lovelace"}, ta))
-        for _ in range(100):  # until ada's rename has claimed the name (it then waits on the row)
-            if (await _claims(gql, ["lovelace"]))["lovelace"] == ada:
-                break
-            await asyncio.sleep(0.02)
-        await gql.tao.run_jobs_until_idle()  # its claim check: ada does not bear the name, released
-        assert (await _claims(gql, ["lovelace"]))["lovelace"] is None
-        taken = (await gql.ok(RENAME, {"u": "lovelace"}, tb))["updateProfile"]
-        assert taken["errors"] == [] and taken["user"]["username"] == "lovelace"
+    before = await _user_data(gql, ada)
+    stalled, go = asyncio.Event(), asyncio.Event()
+    update = gql.tao.obj_update
+
+    async def stalling(obj_id, data, **kw):
+        if obj_id == ada and data.get("username") == "lovelace" and not stalled.is_set():
+            stalled.set()  # claimed, hold job queued: the write waits here
+            await go.wait()
+        return await update(obj_id, data, **kw)
+
+    monkeypatch.setattr(gql.tao, "obj_update", stalling)
+    rename = asyncio.create_task(gql.ok(RENAME_AND_MORE, {"u": "lovelace"}, ta))
+    await asyncio.wait_for(stalled.wait(), 10)
+    assert (await _claims(gql, ["lovelace"]))["lovelace"] == ada
+    await gql.tao.run_jobs_until_idle()  # its claim check: ada does not bear the name, released
+    assert (await _claims(gql, ["lovelace"]))["lovelace"] is None
+    taken = (await gql.ok(RENAME, {"u": "lovelace"}, tb))["updateProfile"]
+    assert taken["errors"] == [] and taken["user"]["username"] == "lovelace"
+    go.set()
     answer = (await rename)["updateProfile"]
     assert answer["errors"][0]["code"] == "USERNAME_TAKEN", answer
-    assert (await _user_data(gql, ada))["username"] == "ada"
+    await gql.tao.run_jobs_until_idle(include_delayed=False)
+    after = await _user_data(gql, ada)
+    assert {k: after.get(k) for k in ("username", "bio", "full_name", "is_private", "username_holds")} == {
+        k: before.get(k) for k in ("username", "bio", "full_name", "is_private", "username_holds")}
     assert (await _user_data(gql, bob))["username"] == "lovelace"
     assert await _claims(gql, ["ada", "lovelace"]) == {"ada": ada, "lovelace": bob}
-    assert not (await _user_data(gql, ada)).get("username_holds")
+    kinds = [e["node"]["type"] for e in (await gql.ok(NOTICES, token=ta))["viewer"]["notifications"]["edges"]]
+    assert "USERNAME_CHANGED" not in kinds, kinds
+
+
+async def test_a_rename_that_loses_its_claim_after_its_write_takes_all_of_it_back(gql, monkeypatch):
+    """The take-back, for a claim lost after the write (what the fence cannot stop: here the
+    claim is handed to another account by the store's verb directly, between the write and the
+    rename's check): the name goes back, and so do the request's other changes and its notice."""
+    from resolvers import usernames, users
+    from resolvers.errors import UserError
+
+    ta, ga = await gql.sign_up("ada")
+    _, gb = await gql.sign_up("bob")
+    ada, bob = store_id(ga), store_id(gb)
+    before = await _user_data(gql, ada)
+    real = usernames.confirm_claims
+
+    async def lost(tao, user_id, username):
+        await tao.key_release(USERNAME_KEYS, username.lower(), user_id, to=bob)
+        return await real(tao, user_id, username)
+
+    monkeypatch.setattr(users, "confirm_claims", lost)
+    with pytest.raises(UserError) as refused:
+        await users.do_update_profile(gql.tao, ada, username="lovelace", bio="new bio", full_name="New Name")
+    assert refused.value.code.value == "USERNAME_TAKEN"
+    await gql.tao.run_jobs_until_idle()
+    after = await _user_data(gql, ada)
+    assert {k: after.get(k) for k in ("username", "bio", "full_name")} == {
+        k: before.get(k) for k in ("username", "bio", "full_name")}
+    kinds = [e["node"]["type"] for e in (await gql.ok(NOTICES, token=ta))["viewer"]["notifications"]["edges"]]
+    assert "USERNAME_CHANGED" not in kinds, kinds
