@@ -19,6 +19,7 @@ from resolvers.stories import highlights as hl
 from resolvers.stories import tray
 from schema.relay import from_global_id, list_cursors
 from tests.resolvers.stories.helpers import DAY, T0, clock, follow, post_story
+from tests.schema.client import password_of
 
 HL_CREATE = "mutation($i: HighlightCreateInput!) { createHighlight(input: $i) { highlight { id } errors { code } } }"
 CF_ADD = "mutation($i: CloseFriendsInput!) { addCloseFriends(input: $i) { errors { code } } }"
@@ -141,7 +142,7 @@ async def test_a_cursor_taken_while_allowed_pages_into_nothing_no_longer_allowed
     elif change == "story_deleted":
         assert (await gql.ok(DELETE_STORY, {"i": {"storyId": a.stories[2]}}, a.ta))["deleteStory"]["errors"] == []
     elif change == "author_deleted":
-        assert (await gql.ok(DELETE_ACCOUNT, {"i": {"password": "password-ada"}}, a.ta))["deleteAccount"]["ok"]
+        assert (await gql.ok(DELETE_ACCOUNT, {"i": {"password": password_of("ada")}}, a.ta))["deleteAccount"]["ok"]
     await gql.tao.run_jobs_until_idle(include_delayed=False)
     ring, kept = (a.ids(places) for places in CHANGES[change])
 
@@ -241,7 +242,7 @@ async def test_a_tray_cursor_pages_past_rings_no_longer_shown(gql, change: str) 
     elif change == "unfollow":
         await gql.mutate("unfollow", tv, b)
     else:
-        assert (await gql.ok(DELETE_ACCOUNT, {"i": {"password": "password-b"}}, tokens["b"]))["deleteAccount"]["ok"]
+        assert (await gql.ok(DELETE_ACCOUNT, {"i": {"password": password_of("b")}}, tokens["b"]))["deleteAccount"]["ok"]
     await gql.tao.run_jobs_until_idle(include_delayed=False)
     rest = (await gql.ok(TRAY_PAGE, {"f": 10, "a": first["pageInfo"]["endCursor"]}, tv))["viewer"]["storyTray"]
     assert [n["user"]["username"] for n in rest["nodes"]] == ["c"] and not rest["pageInfo"]["hasNextPage"], rest
