@@ -71,7 +71,10 @@ test: venv deps
 	exit $$rc
 
 # Files named _*.py are helpers, not benchmarks. PYTHONPATH lets them import tests.harness.
+# The side-by-side tools (`*_ab.py`: two checkouts to compare) and bench/profiled_server.py (a
+# wrapper for a server) take arguments: they are run by hand (docs/BENCHMARKS.md), not here.
 bench: venv deps
-	@shopt -s nullglob; benches=(bench/[!_]*.py); \
+	@shopt -s nullglob; benches=(); for b in bench/[!_]*.py; do case $$b in *_ab.py|*/profiled_server.py) ;; \
+	*) benches+=("$$b");; esac; done; \
 	if [ $${#benches[@]} -eq 0 ]; then echo "make bench: no benchmarks in bench/ yet"; exit 0; fi; \
 	for b in "$${benches[@]}"; do echo "== $$b"; PYTHONPATH=$(CURDIR) $(PY) "$$b"; done
