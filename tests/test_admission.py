@@ -38,10 +38,16 @@ def settings(test_id: str, tmp_path) -> Settings:
     return s
 
 
-@pytest.fixture
-async def g(settings: Settings):
+async def _serve(settings: Settings):
+    """A test client of a real app built from `settings` (its shedder included)."""
     app = await asyncio.to_thread(create_app, settings)
     async with running_app(settings, app) as client:
+        yield client
+
+
+@pytest.fixture
+async def g(settings: Settings):
+    async for client in _serve(settings):
         yield client
 
 
@@ -157,8 +163,7 @@ def ws_settings(request, test_id: str, tmp_path) -> Settings:
 
 @pytest.fixture
 async def wg(ws_settings: Settings):
-    app = await asyncio.to_thread(create_app, ws_settings)
-    async with running_app(ws_settings, app) as client:
+    async for client in _serve(ws_settings):
         yield client
 
 

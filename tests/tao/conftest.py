@@ -91,6 +91,16 @@ def mysql_settings(services: Services, test_id: str, tmp_path) -> Settings:
 
 
 @pytest.fixture
+async def mysql_store(mysql_settings: Settings) -> AsyncIterator[Tao]:
+    """A store on MariaDB alone, for tests of the MySQL backend's own behaviour."""
+    store = await open_store(mysql_settings)
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+@pytest.fixture
 async def make_user(tao: Tao) -> Callable:
     async def make(**data) -> int:
         return await tao.obj_add("TEST_NODE", data)

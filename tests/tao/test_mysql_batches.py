@@ -6,23 +6,16 @@ nothing (`unsent`)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
 from tao import Tao
 from tao.errors import DuplicateKeyError, ShardUnavailableError
 from tao.testing import TaoTestHooks as hooks
-from tests.tao.conftest import open_store
 
 
 @pytest.fixture
-async def store(mysql_settings) -> AsyncIterator[Tao]:
-    tao = await open_store(mysql_settings)
-    try:
-        yield tao
-    finally:
-        await tao.close()
+def store(mysql_store: Tao) -> Tao:
+    return mysql_store
 
 
 async def _rows(tao: Tao, shard: int, k: str) -> list[tuple]:

@@ -5,23 +5,16 @@ Counted with the server's own `Created_tmp_disk_tables`."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pymysql
 import pytest
 
 from tao import Tao
 from tao.testing import TaoTestHooks as hooks
-from tests.tao.conftest import open_store
 
 
 @pytest.fixture
-async def store(mysql_settings) -> AsyncIterator[Tao]:
-    tao = await open_store(mysql_settings)
-    try:
-        yield tao
-    finally:
-        await tao.close()
+def store(mysql_store: Tao) -> Tao:
+    return mysql_store
 
 
 def temp_tables(services) -> int:
