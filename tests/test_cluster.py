@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
@@ -75,8 +76,18 @@ class Cluster:
         headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
         req = urllib.request.Request(f"http://127.0.0.1:{self.port}/graphql", headers=headers,
                                      data=json.dumps({"query": query, "variables": variables or {}}).encode())
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            body = json.loads(resp.read())
+        for attempt in range(10):
+            try:
+                with urllib.request.urlopen(req, timeout=30) as resp:
+                    body = json.loads(resp.read())
+                break
+            except urllib.error.HTTPError as e:
+                # The cluster runs with production settings, load shedding on: on a busy CI box a
+                # late event loop refuses a request (503, Retry-After, nothing ran), and a client
+                # retries it, as an app does (docs/operations.md, "Load shedding").
+                if e.code != 503 or "Retry-After" not in e.headers or attempt == 9:
+                    raise
+                time.sleep(float(e.headers["Retry-After"]))
         assert "errors" not in body, body
         return body["data"]
 
