@@ -39,6 +39,11 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON value")
 
 
+# One decoder for every request: `json.loads(..., parse_constant=...)` builds a new decoder (and
+# its scanner) per call, a cost every GraphQL request paid twice (body and variables).
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def decode_json(data: bytes | str, what: str, max_depth: int) -> Any:
     """`data` as JSON (bytes must be UTF-8), nested at most `max_depth` levels deep.
 
@@ -53,7 +58,7 @@ def decode_json(data: bytes | str, what: str, max_depth: int) -> Any:
     if len(data) > MAX_JSON_VALUES and _holds_too_many(raw):  # before decoding it: see `_holds_too_many`
         raise _too_many(what)
     try:
-        value = json.loads(data, parse_constant=_reject_constant)
+        value = _DECODER.decode(data)
     except json.JSONDecodeError as e:
         raise BadRequestError(f"{what} is not valid JSON: {e.msg} (line {e.lineno}, column {e.colno}).") from None
     except ValueError as e:  # NaN / Infinity

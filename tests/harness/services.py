@@ -15,6 +15,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -112,6 +113,12 @@ def _mariadb_template(parent: Path | None = None) -> Path:
     return template
 
 
+def extra_args(variable: str) -> list[str]:
+    """Options added to a server's command line from the environment (`TAOGRAM_MARIADB_ARGS`,
+    `TAOGRAM_MEMCACHED_ARGS`), for a benchmark that tries a setting side by side; the tests set none."""
+    return shlex.split(os.environ.get(variable, ""))
+
+
 def _mysql_server(root: Path, i: int) -> Server:
     datadir = root / f"mysql{i}"
     shutil.copytree(_mariadb_template(root.parent), datadir, ignore=shutil.ignore_patterns(".complete"))
@@ -120,14 +127,16 @@ def _mysql_server(root: Path, i: int) -> Server:
     user = ["--user=root"] if os.geteuid() == 0 else []
     argv = [which("mariadbd", "mariadb-server"), "--no-defaults", *user, f"--datadir={datadir}",
             f"--socket={root}/mysql{i}.sock", f"--port={port}", f"--pid-file={root}/mysql{i}.pid",
-            f"--log-error={log}", f"--tmpdir={root}", *MARIADB_COMMON_OPTS, *MARIADB_OPTS]
+            f"--log-error={log}", f"--tmpdir={root}", *MARIADB_COMMON_OPTS, *MARIADB_OPTS,
+            *extra_args("TAOGRAM_MARIADB_ARGS")]
     return Server("mysql", argv, port, str(log))
 
 
 def _memcached_server(root: Path, i: int) -> Server:
     port = free_port()
     user = ["-u", "root"] if os.geteuid() == 0 else []  # memcached refuses to run as root without -u
-    argv = [which("memcached", "memcached"), *user, "-l", "127.0.0.1", "-p", str(port), "-m", "64", "-c", "1024"]
+    argv = [which("memcached", "memcached"), *user, "-l", "127.0.0.1", "-p", str(port), "-m", "64", "-c", "1024",
+            *extra_args("TAOGRAM_MEMCACHED_ARGS")]
     return Server("memcached", argv, port, str(root / f"memcached{i}.log"))
 
 

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Build an optimised CPython (PGO + LTO, libpython linked into the executable) into
+# /opt/taogram-python (or $1), for the server processes and the benchmarks. `make python`.
+#
+# Why: the interpreter is most of a request's CPU (docs/operations.md, "The interpreter"). A
+# CPython built as pyenv does by default (no profile-guided optimisation, no link-time
+# optimisation, libpython as a shared library) runs the same Python code 20-25 % slower than the
+# builds that Debian, the python:3.x Docker images and python-build-standalone ship. This machine's
+# interpreters are pyenv builds of that kind; this script makes the production kind. `make venv`
+# (scripts/ensure-venv.sh) uses it when it is there and falls back to any Python >= 3.12.
+#
+# The source is CPython's release tarball, pinned by its SHA-256, fetched from python.org or, where
+# only the package registries are reachable, from Debian's archive (its "orig" tarball of the
+# python3.13 package is the same file). Takes about 20-30 minutes on 2 cores (most of it the
+# profiling run of CPython's own test suite).
+set -euo pipefail
+
+VERSION=3.13.5
+SHA256=93e583f243454e6e9e4588ca2c2662206ad961659863277afcdb96801647d640
+PREFIX=${1:-/opt/taogram-python}
+URLS=(
+    "https://www.python.org/ftp/python/$VERSION/Python-$VERSION.tar.xz"
+    "http://deb.debian.org/debian/pool/main/p/python3.13/python3.13_$VERSION.orig.tar.xz"
+)
+
+if [ -x "$PREFIX/bin/python3" ] && [ "$("$PREFIX/bin/python3" -c 'import platform; print(platform.python_version())')" = "$VERSION" ]; then
+    echo "build-python: $PREFIX already holds CPython $VERSION"
+    exit 0
+fi
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# The headers of the optional modules a server imports (ssl, ctypes for uvloop's deps, sqlite3
+# for the embedded store, lzma/bz2/zlib, readline for the REPL, uuid).
+BUILD_DEPS=(build-essential pkg-config libssl-dev libffi-dev zlib1g-dev libbz2-dev libsqlite3-dev
+            liblzma-dev libreadline-dev uuid-dev libncurses-dev)
+if command -v dpkg-query >/dev/null 2>&1; then
+    missing=()
+    for pkg in "${BUILD_DEPS[@]}"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo "build-python: apt-get install ${missing[*]}"
+        as_root apt-get update -qq
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+    fi
+fi
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/taogram-python-build.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+tarball="$work/Python-$VERSION.tar.xz"
+for url in "${URLS[@]}"; do
+    echo "build-python: fetching $url"
+    if curl -fsSL --max-time 300 -o "$tarball" "$url" && echo "$SHA256  $tarball" | sha256sum -c --quiet; then
+        break
+    fi
+    rm -f "$tarball"
+done
+[ -f "$tarball" ] || { echo "build-python: could not fetch CPython $VERSION (tried ${URLS[*]})" >&2; exit 1; }
+
+tar -xJf "$tarball" -C "$work"
+src=$(find "$work" -maxdepth 1 -type d -name 'Python-*' | head -1)
+cd "$src"
+# --enable-optimizations: PGO (an instrumented build runs CPython's test suite, then the
+# interpreter is rebuilt with the profile); --with-lto: link-time optimisation. No
+# --enable-shared: the interpreter calls into itself without the PLT and TLS indirection a
+# shared libpython costs.
+./configure --prefix="$PREFIX" --enable-optimizations --with-lto --with-ensurepip=install >"$work/configure.log"
+make -j"$(nproc)" >"$work/make.log" 2>&1 || { tail -50 "$work/make.log" >&2; exit 1; }
+as_root make altinstall >"$work/install.log" 2>&1 || { tail -50 "$work/install.log" >&2; exit 1; }
+as_root ln -sf "python${VERSION%.*}" "$PREFIX/bin/python3"
+echo "build-python: installed $("$PREFIX/bin/python3" --version) at $PREFIX"
