@@ -111,6 +111,7 @@ class ServerHealth:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._identity: tuple[int, int] | None = None  # (pid, uptime) at the last good probe
+        self._identity_sock: object = None  # the probe client's connection that read it
         self._client = Client(
             address,
             connect_timeout=probe_timeout,
@@ -169,17 +170,29 @@ class ServerHealth:
 
     def _probe(self) -> None:
         sent = time.monotonic()
+        # The server's identity (pid, uptime) is read only on a new connection: a connection
+        # does not outlive the server process it reached, so over the one that carried the last
+        # identity, a restart fails the probe (the client then closes it) before any probe can
+        # succeed. The probe there is `version` (one line) rather than `stats` (~90 lines, parsed
+        # in Python: most of an idle server process's heartbeat CPU, 10 probes a second a server).
+        same_connection = self._client.sock is not None and self._client.sock is self._identity_sock
         try:
-            stats = self._client.stats()
+            stats = None if same_connection else self._client.stats()
+            if same_connection:
+                self._client.version()
         except Exception as exc:
             self.probe_errors += 1
             self.mark_suspect(f"probe failed: {exc!r}")
             return
         now = time.monotonic()
-        identity = (int(stats.get(b"pid", -1)), int(stats.get(b"uptime", -1)))
-        previous, self._identity = self._identity, identity
-        if previous is not None and (identity[0] != previous[0] or identity[1] < previous[1]):
-            self.mark_suspect(f"restarted (pid/uptime {previous} -> {identity})")
+        previous = self._identity
+        restarted = False
+        if stats is not None:
+            identity = (int(stats.get(b"pid", -1)), int(stats.get(b"uptime", -1)))
+            self._identity, self._identity_sock = identity, self._client.sock
+            restarted = previous is not None and (identity[0] != previous[0] or identity[1] < previous[1])
+        if restarted:
+            self.mark_suspect(f"restarted (pid/uptime {previous} -> {self._identity})")
         elif self.healthy and now - self.seen_at >= self.blind_limit:
             self._blind_spot(now, sent)
         if self.healthy:

@@ -266,3 +266,38 @@ async def test_a_fill_read_before_the_fault_is_fenced_out_after_recovery(make_me
         await eventually(fresh_fill_lands, "a fill fenced after the recovery is installed")
     finally:
         await writer.close()
+
+
+async def test_the_heartbeat_reads_the_servers_identity_once_a_connection_and_sees_a_restart(services):
+    """The heartbeat's probe is `version` over the connection that read the server's identity
+    (`stats`: pid, uptime) and `stats` again only on a new connection; a restart breaks the
+    connection, so it is still seen: a fault, then a recovery with a flush."""
+    from tao.cache.health import ChangeClock, ServerHealth
+
+    host, port = services.memcached[0].rsplit(":", 1)
+    health = ServerHealth("mc0", (host, int(port)), clock=ChangeClock(), interval=0.02, probe_timeout=TIMEOUT,
+                          read_grace=0.05, blind_limit=10.0)
+    reads = {"stats": 0, "version": 0}
+    for name in reads:
+        real = getattr(health._client, name)
+
+        def counted(*args, _real=real, _name=name, **kwargs):
+            reads[_name] += 1
+            return _real(*args, **kwargs)
+        setattr(health._client, name, counted)
+    health.start()
+    try:
+        async def ten_probes():
+            return reads["version"] >= 10
+        await eventually(ten_probes, "ten probes")
+        assert reads["stats"] == 1 and health.healthy and health.faults == 0
+
+        services.kill_memcached(0)
+        services.start_memcached(0)
+
+        async def recovered():
+            return health.faults >= 1 and health.healthy and health.flushes >= 1
+        await eventually(recovered, "the restart seen as a fault, then a recovery with a flush", attempts=200)
+        assert reads["stats"] >= 2  # the new connection read the restarted server's identity
+    finally:
+        await asyncio.to_thread(health.stop)
