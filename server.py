@@ -519,6 +519,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
 
 async def _tune_gc(app: web.Application) -> None:
     tune_gc()
+    obs_metrics.watch_gc()
 
 
 def serve(settings: Settings, *, reuse_port: bool = False) -> None:

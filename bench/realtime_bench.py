@@ -280,7 +280,8 @@ async def traffic(apis: list[Api], recipients: list[dict], rate: float, seconds:
 
 
 COUNTED = ("taogram_sql_seconds_count", "taogram_cache_seconds_count", "taogram_store_calls_total",
-           "taogram_requests_total", "taogram_job_seconds_count")
+           "taogram_requests_total", "taogram_job_seconds_count", "taogram_gc_pause_seconds_sum",
+           "taogram_gc_pause_seconds_count")
 
 
 async def counts(apis, redis_url: str) -> dict[str, float]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import bisect
+import gc
 import logging
 import os
 import threading
@@ -75,6 +76,10 @@ JOB_SECONDS = Histogram("taogram_job_seconds", "Time of one job run, by handler 
                         ["handler", "outcome"], buckets=JOB_BUCKETS)
 JOB_FAILURES = Counter("taogram_job_failures_total", "Job runs that raised (the job is retried with backoff, "
                        "or parked after jobs.max_attempts).", ["handler"])
+# A cyclic garbage collection stops the process (the event loop included) while it runs.
+GC_PAUSE_SECONDS = Histogram("taogram_gc_pause_seconds", "Time of one cyclic garbage collection of a server process "
+                             "(nothing else runs in it meanwhile), by generation (2: the full collection).",
+                             ["generation"], buckets=IO_BUCKETS)
 MEDIA_SECONDS = Histogram("taogram_media_processing_seconds", "Time to process one upload (probe, variants, "
                           "ladder), by kind and outcome.", ["kind", "outcome"], buckets=JOB_BUCKETS)
 
@@ -187,6 +192,24 @@ def buffered_histogram(family: Histogram, label: str) -> BufferedHistogram:
     if child is None:
         child = _buffered_children[(family, label)] = BufferedHistogram(family.labels(label))
     return child
+
+
+def watch_gc() -> None:
+    """Time this process's cyclic garbage collections into GC_PAUSE_SECONDS (`gc.callbacks`).
+    A full collection walks every tracked object that `gc.freeze()` did not set aside, so its
+    pause grows with the heap: a stall of every request and socket of the process, which a
+    latency tail shows and nothing else names. Collections never overlap, so one buffered child
+    per generation is observed from one thread at a time (whichever thread allocated)."""
+    children = [buffered_histogram(GC_PAUSE_SECONDS, str(generation)) for generation in range(3)]
+    started = 0.0
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        nonlocal started
+        if phase == "start":
+            started = time.perf_counter()
+        else:
+            children[info["generation"]].observe(time.perf_counter() - started)
+    gc.callbacks.append(on_gc)
 
 
 class OperationNames:

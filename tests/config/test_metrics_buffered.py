@@ -31,3 +31,23 @@ def test_a_buffered_histogram_exports_what_observe_would():
     FLUSHER.flush()
     assert _series(buffered) == _series(direct)
     assert 't_seconds_count{op="get"} 11.0' in _series(buffered)
+
+
+def test_every_garbage_collection_is_timed_by_generation():
+    import gc
+
+    from config.observability.metrics import GC_PAUSE_SECONDS, watch_gc
+
+    def collected(generation: str) -> float:
+        return next(s.value for m in GC_PAUSE_SECONDS.collect() for s in m.samples
+                    if s.name.endswith("_count") and s.labels["generation"] == generation)
+    watch_gc()
+    try:
+        FLUSHER.flush()
+        before = collected("2"), collected("0")
+        gc.collect()
+        gc.collect(0)
+        FLUSHER.flush()
+        assert collected("2") == before[0] + 1 and collected("0") >= before[1] + 1
+    finally:
+        gc.callbacks.pop()
