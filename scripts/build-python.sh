@@ -4,9 +4,10 @@
 #
 # Why: the interpreter is most of a request's CPU (docs/operations.md, "The interpreter"). A
 # CPython built as pyenv does by default (no profile-guided optimisation, no link-time
-# optimisation, libpython as a shared library) runs the same Python code 20-25 % slower than the
-# builds that Debian, the python:3.x Docker images and python-build-standalone ship. This machine's
-# interpreters are pyenv builds of that kind; this script makes the production kind. `make venv`
+# optimisation, libpython as a shared library) is the slow kind, unlike the builds Debian, the
+# python:3.x Docker images and python-build-standalone ship. Measured here against this machine's
+# pyenv 3.12: bench/interpreter_bench.py 35-40 % less CPU, the servers 11-13 % less a message
+# (docs/BENCHMARKS.md, "Nineteenth session"). `make venv`
 # (scripts/ensure-venv.sh) uses it when it is there and falls back to any Python >= 3.12.
 #
 # The source is CPython's release tarball, pinned by its SHA-256, fetched from python.org or, where

@@ -2,13 +2,14 @@
 # Make .venv a Python >= 3.12 virtualenv with taogram and its dev extras installed (editable).
 #
 # Python is $TAOGRAM_PYTHON if set, else the optimised CPython `make python` builds
-# (/opt/taogram-python: PGO + LTO, 20-25 % less CPU a request than a pyenv build; see
-# scripts/build-python.sh), else python3, python3.13, python3.12 (each actually run: a pyenv shim
-# can exist and still fail), then pyenv's own versions 3.12+; on Debian/Ubuntu without one, apt's
-# python3 is installed and looked for again. An existing .venv whose python runs and is new
-# enough is kept, unless it was made from another interpreter than the preferred one
-# ($TAOGRAM_PYTHON or /opt/taogram-python): then it is made again from that one. The packages are installed with uv, itself pip-installed into the venv (pip
-# when that fails). Callers: `make venv` (re-runs this only when pyproject.toml changed).
+# (/opt/taogram-python: PGO + LTO; the servers spend 11-13 % less CPU a message on it than on a
+# pyenv build, docs/operations.md "The interpreter"), else python3, python3.13, python3.12 (each
+# actually run: a pyenv shim can exist and still fail), then pyenv's own versions 3.12+; on
+# Debian/Ubuntu without one, apt's python3 is installed and looked for again. An existing .venv
+# whose python runs and is new enough is kept, unless it was made from another interpreter than
+# the preferred one ($TAOGRAM_PYTHON or /opt/taogram-python): then it is made again from that
+# one. The packages are installed with uv, itself pip-installed into the venv (pip when that
+# fails). Callers: `make venv` (re-runs this only when pyproject.toml changed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=.venv
