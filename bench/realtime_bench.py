@@ -29,7 +29,10 @@ CPU with the sockets connected and no traffic (`--idle-seconds`) and reports the
 message net of that idle rate (heartbeats, idle outbox polls, cache probes), which at a low
 rate is a large part of the gross figure. The messages spam limits are set far above
 the bench's traffic (`settings_for`): 50 senders each sending to 20 people a second would be
-refused by the production limits, by design. The load generator runs in this one process.
+refused by the production limits, by design. The load generator runs in this one process; its
+measured sends go through `LeanPoster` (kept-alive HTTP/1.1, no client library), since it shares
+the box's cores with what it measures. The push phase also prints a second-by-second timeline
+of the deliveries (sends, p50, p99, max), which tells a tail spread over the run from spells.
 """
 
 from __future__ import annotations
