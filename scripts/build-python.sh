@@ -67,7 +67,11 @@ cd "$src"
 # --enable-shared: the interpreter calls into itself without the PLT and TLS indirection a
 # shared libpython costs.
 ./configure --prefix="$PREFIX" --enable-optimizations --with-lto --with-ensurepip=install >"$work/configure.log"
-make -j"$(nproc)" >"$work/make.log" 2>&1 || { tail -50 "$work/make.log" >&2; exit 1; }
+# The profiling run is CPython's own tests (`-m test --pgo`); one of them failing on this machine
+# (seen here once: a test that does not expect to run as root) says nothing about the
+# interpreter, and the profile it gathered is as good: the run's failure does not stop the build.
+make -j"$(nproc)" PROFILE_TASK='-m test --pgo --timeout=1200 || true' >"$work/make.log" 2>&1 \
+    || { tail -50 "$work/make.log" >&2; exit 1; }
 as_root make altinstall >"$work/install.log" 2>&1 || { tail -50 "$work/install.log" >&2; exit 1; }
 as_root ln -sf "python${VERSION%.*}" "$PREFIX/bin/python3"
 echo "build-python: installed $("$PREFIX/bin/python3" --version) at $PREFIX"

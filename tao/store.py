@@ -28,6 +28,7 @@ others to their values): a DataLoader hands the exception to just those keys.
 from __future__ import annotations
 
 import asyncio
+import importlib
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
@@ -440,6 +441,10 @@ async def open_tao(settings: Settings, *, migrate: bool | None = None, start_wor
         # may open the same files, so the in-process caches share an invalidation log.
         log = await asyncio.to_thread(SharedInvalidations.open, resolve_path(settings.store.sqlite_dir) / "cache-log")
     cache = make_cache_tier(settings.cache, log=log)
+    if settings.store.backend == "mysql":
+        # The first import of the MySQL backend reads files (its driver reads its own package
+        # metadata as it loads): off the event loop, as any blocking I/O.
+        await asyncio.to_thread(importlib.import_module, "tao.backends.mysql")
     tao = Tao(settings, registry, shard_map, make_backend(settings, shard_map), cache)
     instrument(tao, cache)
     try:

@@ -1,6 +1,12 @@
-"""MySQL/MariaDB backend: one aiomysql pool per physical server; each logical shard is a database
+"""MySQL/MariaDB backend: one connection pool per physical server; each logical shard is a database
 on its server, named by the shard map, and SQL names tables fully (`taogram_s0003.objects`), so
 one pool serves every shard on its server.
+
+The driver is asyncmy (its protocol core compiled) or aiomysql (pure Python over PyMySQL), by
+`store.mysql_driver`: the same API (asyncmy began as aiomysql's port), so this module is the
+only place that names either, and `_DRIVERS` is all that differs between them. asyncmy is the
+default: a transaction's statements cost the client ~2.5x less CPU (docs/sharding.md, "The
+driver"), and the driver's Python was the largest single part of a message's send.
 
 Timeouts: pool acquire (`store.acquire_timeout`), connect (`store.connect_timeout`) and every
 statement (`store.query_timeout`). A connection whose statement timed out or failed at the
@@ -13,16 +19,19 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 import aiomysql
+import asyncmy
+import asyncmy.errors
 import orjson
 import pymysql
 from pymysql.constants import CLIENT, SERVER_STATUS
 
 from config import MySQLServer, StoreSettings
+from config.settings import MySQLDriver
 from tao.backends.base import Conn, qualify
 from tao.errors import (
     DeadlockError,
@@ -41,19 +50,32 @@ _LOCK_WAIT_TIMEOUT = 1205
 _DB_EXISTS_OK = 1007
 
 
+# What differs between the drivers: the pool's maker. Their errors differ in class only (the
+# same names and `(code, message)` args): the tuples below hold both. Constants (client flags,
+# server status bits) are the protocol's own, the same for both.
+_CREATE_POOL: dict[MySQLDriver, Callable[..., Any]] = {
+    MySQLDriver.ASYNCMY: asyncmy.create_pool,
+    MySQLDriver.AIOMYSQL: aiomysql.create_pool,
+}
+_ERRORS = (pymysql.err.Error, asyncmy.errors.Error)
+_INTEGRITY = (pymysql.err.IntegrityError, asyncmy.errors.IntegrityError)
+_OPERATIONAL = (pymysql.err.OperationalError, asyncmy.errors.OperationalError)
+_INTERFACE = (pymysql.err.InterfaceError, asyncmy.errors.InterfaceError)
+
+
 def translate(exc: BaseException, shard: int) -> TaoError:
-    """Map a driver error to the store's errors (the one place that knows aiomysql/pymysql)."""
+    """Map a driver error to the store's errors (the one place that knows the drivers' errors)."""
     if isinstance(exc, TaoError):
         return exc
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
         return ShardTimeoutError(shard, "timed out")
-    if isinstance(exc, pymysql.err.IntegrityError) and exc.args and exc.args[0] == _DUPLICATE:
+    if isinstance(exc, _INTEGRITY) and exc.args and exc.args[0] == _DUPLICATE:
         return DuplicateKeyError(str(exc.args[1]) if len(exc.args) > 1 else "duplicate key")
-    if isinstance(exc, pymysql.err.OperationalError) and exc.args and exc.args[0] in (_DEADLOCK, _LOCK_WAIT_TIMEOUT):
+    if isinstance(exc, _OPERATIONAL) and exc.args and exc.args[0] in (_DEADLOCK, _LOCK_WAIT_TIMEOUT):
         return DeadlockError(str(exc.args[1]) if len(exc.args) > 1 else "deadlock")
-    if isinstance(exc, (pymysql.err.OperationalError, pymysql.err.InterfaceError, ConnectionError, OSError)):
+    if isinstance(exc, (*_OPERATIONAL, *_INTERFACE, ConnectionError, OSError)):
         return ShardUnavailableError(shard, type(exc).__name__)
-    if isinstance(exc, pymysql.err.Error):
+    if isinstance(exc, _ERRORS):
         # Programming errors (bad SQL) are bugs: keep them loud but typed.
         return TaoError(f"shard {shard}: SQL error {exc.args[0] if exc.args else ''}")
     raise exc
@@ -98,7 +120,7 @@ class _MySQLConn:
     were several (a message's delivery transaction: 2 instead of 6). MariaDB runs them in order
     and stops at the first error, which is raised as that statement's own would be."""
 
-    def __init__(self, raw: aiomysql.Connection, shard: int, prefix: str, timeout: float, server: int = 0,
+    def __init__(self, raw: Any, shard: int, prefix: str, timeout: float, server: int = 0,
                  *, begin: bool = False) -> None:
         self._raw = raw
         self.shard = shard
@@ -134,7 +156,7 @@ class _MySQLConn:
         else:
             self._queued.append(self._render(sql, params))
 
-    async def _run(self, cur: aiomysql.Cursor, statement: str | None) -> None:
+    async def _run(self, cur: Any, statement: str | None) -> None:
         """Send the queued statements and `statement` (if any) in one round trip; the cursor
         then holds the last one's result."""
         batch = [*self._queued, statement] if statement is not None else self._queued
@@ -146,7 +168,7 @@ class _MySQLConn:
             await asyncio.wait_for(self._run_batch(cur, batch), self._timeout)
 
     @staticmethod
-    async def _run_batch(cur: aiomysql.Cursor, batch: list[str]) -> None:
+    async def _run_batch(cur: Any, batch: list[str]) -> None:
         await cur.execute(";\n".join(batch))
         for _ in batch[1:]:
             if not await cur.nextset():
@@ -223,7 +245,8 @@ class MySQLBackend:
         self._s = settings
         self._map = shard_map
         self._servers: list[MySQLServer] = settings.mysql_servers
-        self._pools: list[aiomysql.Pool | None] = [None] * len(self._servers)
+        self._create_pool = _CREATE_POOL[settings.mysql_driver]
+        self._pools: list[Any] = [None] * len(self._servers)
         self._pool_locks = [asyncio.Lock() for _ in self._servers]
         # Learnt from the first connection's handshake: MySQL (not MariaDB) names the inserted
         # row with an alias (`AS new`). Until then, and on MariaDB, the `VALUES(col)` form.
@@ -293,7 +316,7 @@ class MySQLBackend:
         edges.sort(key=lambda e: (e[1], e[0]), reverse=True)
         return edges
 
-    async def _pool(self, server: int, shard: int) -> aiomysql.Pool:
+    async def _pool(self, server: int, shard: int) -> Any:
         pool = self._pools[server]
         if pool is not None:
             return pool
@@ -316,14 +339,14 @@ class MySQLBackend:
                     # minsize=0: a pool must come up even while its server is down, so the other
                     # servers' shards keep serving.
                     self._pools[server] = await asyncio.wait_for(
-                        aiomysql.create_pool(minsize=0, maxsize=self._s.pool_max, pool_recycle=3600, **kwargs),
+                        self._create_pool(minsize=0, maxsize=self._s.pool_max, pool_recycle=3600, **kwargs),
                         self._s.connect_timeout)
                 except BaseException as exc:
                     raise translate(exc, shard) from exc
             return self._pools[server]
 
     @asynccontextmanager
-    async def _acquire(self, shard: int) -> AsyncIterator[aiomysql.Connection]:
+    async def _acquire(self, shard: int) -> AsyncIterator[Any]:
         server = self._map.server_of_shard[shard]
         pool = await self._pool(server, shard)
         try:
@@ -347,7 +370,7 @@ class MySQLBackend:
             async with self._acquire(shard) as raw:
                 yield _MySQLConn(raw, shard, self._map.database(shard) + ".", self._s.query_timeout,
                                  self._map.server_of_shard[shard])
-        except (pymysql.err.Error, OSError, TimeoutError) as exc:
+        except (*_ERRORS, OSError, TimeoutError) as exc:
             raise translate(exc, shard) from exc
 
     @asynccontextmanager
@@ -368,7 +391,7 @@ class MySQLBackend:
                     if conn.begun:
                         await asyncio.shield(_rollback_quietly(raw))
                     raise
-        except (pymysql.err.Error, OSError, TimeoutError) as exc:
+        except (*_ERRORS, OSError, TimeoutError) as exc:
             err = translate(exc, shard)
             raise (_unsent(err) if conn is None or not conn.commit_sent else err) from exc
 
@@ -407,7 +430,7 @@ class MySQLBackend:
         self._pools = [None] * len(self._servers)
 
 
-async def _rollback_quietly(raw: aiomysql.Connection) -> None:
+async def _rollback_quietly(raw: Any) -> None:
     try:
         await asyncio.wait_for(raw.rollback(), 2.0)
     except BaseException:

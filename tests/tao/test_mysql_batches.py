@@ -6,16 +6,27 @@ nothing (`unsent`)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import pytest
 
+from config.settings import MySQLDriver
 from tao import Tao
 from tao.errors import DuplicateKeyError, ShardUnavailableError
 from tao.testing import TaoTestHooks as hooks
+from tests.tao.conftest import open_store
 
 
-@pytest.fixture
-def store(mysql_store: Tao) -> Tao:
-    return mysql_store
+@pytest.fixture(params=list(MySQLDriver))
+async def store(request, mysql_settings) -> AsyncIterator[Tao]:
+    """A MariaDB store on each driver (`store.mysql_driver`): the multi-statement round trips,
+    their errors and a broken connection are where the two drivers' code differs."""
+    mysql_settings.store.mysql_driver = request.param
+    tao = await open_store(mysql_settings)
+    try:
+        yield tao
+    finally:
+        await tao.close()
 
 
 async def _rows(tao: Tao, shard: int, k: str) -> list[tuple]:
@@ -83,13 +94,19 @@ async def test_an_error_in_a_queued_write_is_raised_and_commits_nothing(store):
     assert await _rows(store, 0, "ok2") == [("ok2", 9)]
 
 
+def _transport(raw):
+    """The socket's asyncio transport: asyncmy's connection is a protocol holding it,
+    aiomysql's reads and writes through streams."""
+    return raw._transport if hasattr(raw, "_transport") else raw._writer.transport
+
+
 async def test_a_failure_before_commit_was_sent_is_unsent(store):
     """The connection breaks under the first round trip (BEGIN and the queued write): nothing
     can have committed, so the error says `unsent` (objects.add then tries another shard); with
     `one_trip` (COMMIT in that same round trip) it cannot say so."""
     async def broken(conn):
         await conn.queue(INSERT, ("lost", 1))
-        conn._conn._raw._writer.transport.abort()  # the server is gone, as far as this connection knows
+        _transport(conn._conn._raw).abort()  # the server is gone, as far as this connection knows
     with pytest.raises(ShardUnavailableError) as first:
         await hooks(store).write(0, broken)
     assert first.value.unsent is True
