@@ -30,7 +30,6 @@ import json
 from pathlib import Path
 from typing import Any, TypeGuard
 
-import orjson
 from aiohttp import web
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from strawberry.aiohttp.views import GraphQLView
@@ -38,7 +37,7 @@ from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 
-from config import ServerSettings
+from config import ServerSettings, json_bytes
 from config.settings import resolve_path
 from http_errors import REQUEST_ID, STATUS_CODES, json_error
 from schema.persisted import PersistedDocumentError, PersistedDocuments
@@ -222,12 +221,8 @@ class GraphQLOverHTTPView(GraphQLView):
         return response
 
     def create_response(self, response_data: Any, sub_response: web.Response) -> web.Response:
-        # The body as UTF-8 bytes straight from orjson: strawberry's json.dumps, then decoding
-        # and re-encoding the text, was ~2 % of a profile page's CPU (docs/BENCHMARKS.md, issue 16).
-        try:
-            sub_response.body = orjson.dumps(response_data)
-        except (orjson.JSONEncodeError, TypeError):  # an integer past 64 bits, say: the stdlib takes any
-            sub_response.body = json.dumps(response_data, separators=(",", ":")).encode()
+        # The body as UTF-8 bytes at once, not strawberry's json.dumps to text and then encoded.
+        sub_response.body = json_bytes.dumps(response_data)
         sub_response.content_type = GRAPHQL_RESPONSE if sub_response[_SUB_RESPONSE_TYPE] == GRAPHQL_RESPONSE else JSON
         sub_response.charset = "utf-8"
         return sub_response

@@ -13,15 +13,14 @@ allow-list of fields, and any structured field whose name looks like a secret is
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import time
 from typing import Any
 
-import orjson
 from opentelemetry import trace as otel_trace
 
+from config import json_bytes
 from config.settings import LogFormat, LoggingSettings
 
 FIELDS_ATTR = "taogram_fields"
@@ -69,11 +68,7 @@ class JSONFormatter(logging.Formatter):
             out[name] = _safe(name, value)
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
-        # orjson: a server writes a line per request, and the stdlib's encoder was most of its cost.
-        try:
-            return orjson.dumps(out, default=str).decode()
-        except (orjson.JSONEncodeError, TypeError):  # an integer past 64 bits, say: the stdlib takes any
-            return json.dumps(out, default=str, separators=(",", ":"))
+        return json_bytes.dumps(out, default=str).decode()  # a line per request: the fast encoder
 
 
 def configure_logging(settings: LoggingSettings, *, role: str = "server", stream: Any = None) -> None:

@@ -176,10 +176,12 @@ class ServerHealth:
         # succeed. The probe there is `version` (one line) rather than `stats` (~90 lines, parsed
         # in Python: most of an idle server process's heartbeat CPU, 10 probes a second a server).
         same_connection = self._client.sock is not None and self._client.sock is self._identity_sock
+        stats = None
         try:
-            stats = None if same_connection else self._client.stats()
             if same_connection:
                 self._client.version()
+            else:
+                stats = self._client.stats()
         except Exception as exc:
             self.probe_errors += 1
             self.mark_suspect(f"probe failed: {exc!r}")
