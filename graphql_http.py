@@ -220,6 +220,12 @@ class GraphQLOverHTTPView(GraphQLView):
             response.pop("data", None)  # the spec: a request error has no `data` entry
         return response
 
+    def encode_json(self, data: object) -> str:
+        # A WebSocket message (strawberry's transport encodes each with this): text, as the
+        # graphql-transport-ws protocol's messages are (bytes would go out as a binary frame),
+        # through the fast encoder rather than the stdlib's: ~1 % of a server's CPU at load.
+        return json_bytes.dumps(data).decode()
+
     def create_response(self, response_data: Any, sub_response: web.Response) -> web.Response:
         # The body as UTF-8 bytes at once, not strawberry's json.dumps to text and then encoded.
         sub_response.body = json_bytes.dumps(response_data)

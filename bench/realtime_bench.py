@@ -598,6 +598,8 @@ async def run(args) -> None:
     services = start_services(2, 2, s3=False, redis=True)
     prefix = "rtb" + os.urandom(3).hex()
     settings = settings_for(services, prefix, tmp, not args.no_shedding)
+    if args.max_in_flight is not None:
+        settings.server.max_requests_in_flight = args.max_in_flight
     pre = await open_tao(settings, migrate=True, start_worker=False)
     await pre.close()
     servers = [ServerProcess(settings, tmp / f"server{i}.log", python_args=profile_args(args, i)) for i in range(2)]
@@ -642,6 +644,8 @@ def main() -> None:
                         "process during the push phase's traffic into DIR")
     parser.add_argument("--cprofile", metavar="DIR", help="run each server under cProfile, its stats written "
                         "to DIR/server<i>.prof when it stops")
+    parser.add_argument("--max-in-flight", type=int, default=None,
+                        help="server.max_requests_in_flight of each server (default: the setting's own)")
     parser.add_argument("--no-shedding", action="store_true",
                         help="turn the servers' load shedding off (admission.py), as the code before it")
     parser.add_argument("--idle-seconds", type=float, default=5.0,
