@@ -135,4 +135,20 @@ class LoadShedder:
         return True
 
 
+class Place:
+    """An operation's place in flight, given back once: `release()` may be called by the
+    operation's first message or its stream's first wait for an event (server_ws), by its first
+    wait on the password pool (resolvers.passwords.LEND_PLACE), and by its end."""
+
+    __slots__ = ("_shedder",)
+
+    def __init__(self, shedder: LoadShedder | None) -> None:
+        self._shedder = shedder
+
+    def release(self) -> None:
+        shedder, self._shedder = self._shedder, None
+        if shedder is not None:
+            shedder.release()
+
+
 SHEDDER_KEY = web.AppKey("shedder", LoadShedder)  # the process's shedder, on its aiohttp app

@@ -55,7 +55,7 @@ from strawberry.http.parse_content_type import parse_content_type
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 
-from admission import BUSY_MESSAGE, RETRY_AFTER_SECONDS, SHEDDER_KEY, LoadShedder
+from admission import BUSY_MESSAGE, RETRY_AFTER_SECONDS, SHEDDER_KEY, LoadShedder, Place
 from config import ConfigError, MediaSettings, Settings, load_settings, load_settings_or_exit
 from config.observability import metrics as obs_metrics
 from config.observability import setup_process, traces
@@ -80,6 +80,7 @@ from resolvers.errors import AuthenticationError, UnavailableError
 from resolvers.jobs import register_job_handlers
 from resolvers.media import MediaServices, media_services, run_sweeper
 from resolvers.messages.model import check_keys
+from resolvers.passwords import LEND_PLACE
 from resolvers.realtime import CLOSE_RATE_LIMITED
 from resolvers.search.engine import close_indexes
 from resolvers.search.engine import indexes_for as search_indexes_for
@@ -188,10 +189,12 @@ class TaogramView(GraphQLOverHTTPView):
             return await self._run_websocket(request) if shedder.admit_socket() else _overloaded(request)
         if not await shedder.enter():
             return _overloaded(request)
+        place = Place(shedder)
+        LEND_PLACE.set(place.release)  # this request's task: given back while it waits on the password pool
         try:
             return await self._run(request)
         finally:
-            shedder.release()
+            place.release()
 
     async def _run_websocket(self, request: web.Request) -> web.StreamResponse:
         """At most `realtime.max_sockets_per_address` open sockets per client address over every

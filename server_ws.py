@@ -41,11 +41,12 @@ from aiohttp import web
 from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
 
-from admission import BUSY_MESSAGE, SHEDDER_KEY, LoadShedder
+from admission import BUSY_MESSAGE, SHEDDER_KEY, Place
 from config import RealtimeSettings
 from config.observability.metrics import REQUESTS_SHED, WEBSOCKETS_OPEN, OperationNames
 from config.observability.requests import WSOperation, observe_ws_operation
 from resolvers.errors import UnavailableError
+from resolvers.passwords import LEND_PLACE
 from resolvers.realtime import (
     CLOSE_GOING_AWAY,
     CLOSE_RATE_LIMITED,
@@ -143,21 +144,6 @@ class _TokenBucket:
             return False
         self.tokens -= 1.0
         return True
-
-
-class Place:
-    """An operation's place in flight (admission.py), given back once: `release()` may be called
-    by the operation's first message, by its stream's first wait for an event, and by its end."""
-
-    __slots__ = ("_shedder",)
-
-    def __init__(self, shedder: LoadShedder | None) -> None:
-        self._shedder = shedder
-
-    def release(self) -> None:
-        shedder, self._shedder = self._shedder, None
-        if shedder is not None:
-            shedder.release()
 
 
 class SocketHandle:
@@ -301,6 +287,7 @@ class TaogramWSHandler(BaseGraphQLTransportWSHandler):
                     op.outcome = "rejected"
                     return
                 STARTED.set(place.release)  # this task's context: the subscription's stream calls it
+                LEND_PLACE.set(place.release)  # and a wait on the password pool (a logIn over the socket)
                 try:
                     await super().run_operation(operation)
                 finally:

@@ -483,6 +483,11 @@ class AuthSettings(_Section):
     # threads: one argon2id check is ~0.1 s of CPU, so a flood of log-ins must queue rather
     # than take every core from the event loop.
     password_hash_workers: Annotated[int, _range(1, 64)] = 1
+    # Hashes and checks waiting for (or in) that pool, per process, past which a log-in, sign-up
+    # or password change is refused at once (UNAVAILABLE, nothing done): an operation gives its
+    # place in flight back while it waits on the pool (resolvers/passwords.py), so this bounds
+    # a flood of log-ins where the server's admission bound did (~0.1 s a check: 32 is ~3 s).
+    password_queue_max: Annotated[int, _range(1, 100_000)] = 32
     # Failed log-ins allowed per window (resolvers.throttle.LoginThrottle):
     # - per account from one client address (an IPv6 /64): then that address is refused for
     #   that account (TOO_MANY_ATTEMPTS) until it refills; other addresses are not;
@@ -593,7 +598,10 @@ class ServerSettings(_Section):
     # process runs at once (its latency under overload is about this over what it completes a
     # second); 0: no bound. One more waits at most `admission_wait_ms` for a place, then is
     # refused (503 UNAVAILABLE, Retry-After: nothing ran), rather than taken and failed halfway.
-    max_requests_in_flight: Annotated[int, _range(0)] = 32
+    # 8: a process at its knee completes ~100 sends a second, so 8 in flight caps a send's wait
+    # near 80 ms; 32 let delivery p99 reach 200-280 ms in the realtime bench's slow spells
+    # (docs/BENCHMARKS.md, "Twentieth session"). Raise it where operations wait long on I/O.
+    max_requests_in_flight: Annotated[int, _range(0)] = 8
     admission_wait_ms: Annotated[float, _range(0)] = 250.0
     # And with a chance rising from 0 when the event loop's smoothed lag passes this many ms to 1
     # at twice it (subscriptions, jobs and sockets load the loop too); 0: never for lag.

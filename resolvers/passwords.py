@@ -5,6 +5,12 @@ Invariants:
 - No hash or check ever runs on the event loop: each runs in the process's password pool
   (argon2-cffi releases the GIL), whose size `AuthSettings.password_hash_workers` bounds how
   many run at once; a flood of log-ins queues there instead of taking every core from the loop.
+- The pool's queue is bounded (`AuthSettings.password_queue_max` waiting or running a process):
+  one more is refused at once (UNAVAILABLE, nothing done). An operation waiting on the pool
+  holds no place in flight (admission.py): it gives its place back first (`LEND_PLACE`, set by
+  the transport), since the server's bound counts the event loop's work and a hash is the
+  pool's. So a flood of log-ins fills the pool's queue, never every place of the process, and
+  the process's other operations still start.
 - A check against no stored hash (an unknown username) still verifies once, against a dummy
   hash made with the same parameters, so it costs what a wrong password costs: response time
   does not tell which usernames exist.
@@ -27,7 +33,10 @@ from __future__ import annotations
 import asyncio
 import re
 import secrets
+from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextvars import ContextVar
 from functools import lru_cache
 from itertools import islice
 
@@ -35,6 +44,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from config import AuthSettings
+from resolvers.errors import UnavailableError
 
 
 @lru_cache(maxsize=8)
@@ -52,8 +62,27 @@ def _pool(workers: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="taogram-password")
 
 
+# Set by the transport for one operation's task (server.py over HTTP, server_ws on a socket;
+# contextvars are per task): gives back the operation's place in flight before it waits on the
+# pool. Idempotent; the transport's own release at the end is then a no-op.
+LEND_PLACE: ContextVar[Callable[[], None] | None] = ContextVar("password_lend_place", default=None)
+
+_queued = Counter[int]()  # per pool (its size): hashes and checks waiting for it or running in it
+
+
 async def _run(auth: AuthSettings, fn, *args):
-    return await asyncio.get_running_loop().run_in_executor(_pool(auth.password_hash_workers), fn, *args)
+    workers = auth.password_hash_workers
+    if _queued[workers] >= auth.password_queue_max:
+        raise UnavailableError("Too many sign-ins are being checked on this server right now: nothing was done; "
+                               "retry in a few seconds.")
+    give_back = LEND_PLACE.get()
+    if give_back is not None:
+        give_back()
+    _queued[workers] += 1
+    try:
+        return await asyncio.get_running_loop().run_in_executor(_pool(workers), fn, *args)
+    finally:
+        _queued[workers] -= 1
 
 
 async def hash_password(auth: AuthSettings, password: str) -> str:

@@ -9,12 +9,14 @@ none."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 
 import pytest
 
 from admission import BUSY_MESSAGE, LoadShedder
 from config import Settings
+from resolvers import passwords
 from resolvers.realtime import KIND_NEW_FOLLOWER, encode_cursor, stream_event
 from schema.relay import from_global_id
 from server import SHEDDER_KEY, create_app
@@ -391,3 +393,62 @@ async def test_a_late_loop_refuses_operations_over_an_open_socket_and_keeps_it(g
     assert sock.close_code is None
     await sock.close()
 
+
+
+# ---- a wait on the password pool holds no place (resolvers/passwords.py)
+
+@pytest.fixture
+async def pool_g(test_id: str, tmp_path):
+    s = graphql_settings("sqlite", None, test_id, tmp_path)
+    s.server.shed_loop_lag_ms = 0
+    s.server.max_requests_in_flight, s.server.admission_wait_ms = 1, 300
+    s.auth.password_hash_workers, s.auth.password_queue_max = 1, 2
+    async for client in _serve(s):
+        yield client
+
+
+async def _until(condition, what: str) -> None:
+    deadline = time.monotonic() + 10
+    while not condition():
+        assert time.monotonic() < deadline, what
+        await asyncio.sleep(0.01)
+
+
+async def test_a_sign_in_waiting_on_the_password_pool_holds_no_place_and_the_pool_queue_is_bounded(pool_g: GQL):
+    """A process that runs one operation at a time, its one password thread busy: a sign-up
+    waiting for that thread gives its place back, so a query still starts at once (before, a
+    flood of log-ins held every place while their hashes queued, and the process answered
+    nothing else: bench/login_flood_bench.py --no-address-throttle); the pool's queue takes
+    `password_queue_max` (2) and refuses the next at once, writing nothing."""
+    shedder = pool_g.client.app[SHEDDER_KEY]
+    base = passwords._queued[1]
+    gate = threading.Event()
+    busy = passwords._pool(1).submit(gate.wait, 30)  # the pool's one thread, taken
+
+    def sign_up(name: str):
+        return asyncio.ensure_future(pool_g.client.post("/graphql", json={"query": SIGN_UP, "variables": {"u": name}}))
+    try:
+        first = sign_up("pool_one")
+        await _until(lambda: passwords._queued[1] == base + 1, "the sign-up never reached the pool")
+        assert shedder.in_flight == 0  # its place given back while it waits
+        started = time.monotonic()
+        resp = await pool_g.client.post("/graphql", json={"query": WHO, "variables": {"u": "nobody"}})
+        assert resp.status == 200 and (await resp.json())["data"] == {"user": None}
+        assert time.monotonic() - started < 0.25 and shedder.refused == 0  # no wait for a place
+        second = sign_up("pool_two")
+        await _until(lambda: passwords._queued[1] == base + 2, "the second sign-up never reached the pool")
+        started = time.monotonic()
+        third = await (await pool_g.client.post("/graphql", json={"query": SIGN_UP, "variables": {"u": "pool_three"}}
+                                                )).json()
+        assert time.monotonic() - started < 0.25  # refused at once, not after a wait
+        [error] = third["errors"]
+        assert error["extensions"]["code"] == "UNAVAILABLE" and "nothing was done" in error["message"], third
+    finally:
+        gate.set()
+    await asyncio.wrap_future(busy)
+    for done in (await first, await second):
+        body = await done.json()
+        assert body["data"]["signUp"]["errors"] == [] and body["data"]["signUp"]["token"], body
+    who = await (await pool_g.client.post("/graphql", json={"query": WHO, "variables": {"u": "pool_three"}})).json()
+    assert who["data"]["user"] is None  # the refused sign-up wrote nothing
+    assert shedder.in_flight == 0 and passwords._queued[1] == base
