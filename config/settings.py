@@ -484,7 +484,7 @@ class AuthSettings(_Section):
     # than take every core from the event loop.
     password_hash_workers: Annotated[int, _range(1, 64)] = 1
     # Hashes and checks waiting for (or in) that pool, per process, past which a log-in, sign-up
-    # or password change is refused at once (UNAVAILABLE, nothing done): an operation gives its
+    # or password change is refused at once (UNAVAILABLE, before its check or write): an operation gives its
     # place in flight back while it waits on the pool (resolvers/passwords.py), so this bounds
     # a flood of log-ins where the server's admission bound did (~0.1 s a check: 32 is ~3 s).
     password_queue_max: Annotated[int, _range(1, 100_000)] = 32

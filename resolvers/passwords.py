@@ -6,7 +6,8 @@ Invariants:
   (argon2-cffi releases the GIL), whose size `AuthSettings.password_hash_workers` bounds how
   many run at once; a flood of log-ins queues there instead of taking every core from the loop.
 - The pool's queue is bounded (`AuthSettings.password_queue_max` waiting or running a process):
-  one more is refused at once (UNAVAILABLE, nothing done). An operation waiting on the pool
+  one more is refused at once (UNAVAILABLE; no hash or check runs, nor any write after it: a
+  log-in's attempt was counted already, as any attempt). An operation waiting on the pool
   holds no place in flight (admission.py): it gives its place back first (`LEND_PLACE`, set by
   the transport), since the server's bound counts the event loop's work and a hash is the
   pool's. So a flood of log-ins fills the pool's queue, never every place of the process, and
@@ -73,8 +74,8 @@ _queued = Counter[int]()  # per pool (its size): hashes and checks waiting for i
 async def _run(auth: AuthSettings, fn, *args):
     workers = auth.password_hash_workers
     if _queued[workers] >= auth.password_queue_max:
-        raise UnavailableError("Too many sign-ins are being checked on this server right now: nothing was done; "
-                               "retry in a few seconds.")
+        raise UnavailableError("Too many passwords are being checked on this server right now: retry in a few "
+                               "seconds.")
     give_back = LEND_PLACE.get()
     if give_back is not None:
         give_back()
