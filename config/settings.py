@@ -62,7 +62,7 @@ class StoreBackend(StrEnum):
 
 class MySQLDriver(StrEnum):
     ASYNCMY = "asyncmy"  # its protocol core compiled (Cython): the store's default
-    AIOMYSQL = "aiomysql"  # pure Python over PyMySQL: the same API, ~2.5x the client CPU a statement
+    AIOMYSQL = "aiomysql"  # pure Python over PyMySQL: the same API, ~1.6x the client CPU a transaction
 
 
 class CacheBackend(StrEnum):
@@ -102,8 +102,8 @@ class StoreSettings(_Section):
     shard_map: dict[str, list[int]] = Field(default_factory=dict)
     database_prefix: str = "taogram"
     # The asyncio MySQL driver (tao/backends/mysql.py). Both speak the same API; asyncmy parses
-    # the protocol in compiled code, which measured 140 us of client CPU against aiomysql's 365
-    # for a three-round-trip transaction (docs/sharding.md, "The driver").
+    # the protocol in compiled code, which measured 170-224 us of client CPU against aiomysql's
+    # 274-328 for a three-round-trip transaction (docs/sharding.md, "The driver").
     mysql_driver: MySQLDriver = Field(MySQLDriver.ASYNCMY, strict=False)
     # Connections per (process, MySQL server).
     pool_max: Annotated[int, _range(1, 1000)] = 10

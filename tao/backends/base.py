@@ -8,7 +8,6 @@ translated here, at the boundary, into `ShardUnavailableError`/`ShardTimeoutErro
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -105,12 +104,8 @@ class Backend(Protocol):
     async def close(self) -> None: ...
 
 
-@functools.lru_cache(maxsize=4096)
 def qualify(sql: str, prefix: str) -> str:
-    """Replace `{table}` with `prefix` + table (prefix is `db.` on MySQL, empty on SQLite).
-    Remembered: the store's statements are a few hundred templates, each qualified for a
-    handful of shards, and a regular expression's substitution per statement showed in the
-    profile of a send."""
+    """Replace `{table}` with `prefix` + table (prefix is `db.` on MySQL, empty on SQLite)."""
     return _TABLE_RE.sub(lambda m: prefix + m.group(1), sql)
 
 

@@ -4,9 +4,10 @@ one pool serves every shard on its server.
 
 The driver is asyncmy (its protocol core compiled) or aiomysql (pure Python over PyMySQL), by
 `store.mysql_driver`: the same API (asyncmy began as aiomysql's port), so this module is the
-only place that names either, and `_DRIVERS` is all that differs between them. asyncmy is the
-default: a transaction's statements cost the client ~2.5x less CPU (docs/sharding.md, "The
-driver"), and the driver's Python was the largest single part of a message's send.
+only place that names either, and `_CREATE_POOL` and the error tuples are all that differs
+between them. asyncmy is the default: a delivery transaction's three round trips cost the client
+170-224 us of CPU against aiomysql's 274-328 (docs/sharding.md, "The driver"), and the driver's
+Python was the largest single part of a message's send.
 
 Timeouts: pool acquire (`store.acquire_timeout`), connect (`store.connect_timeout`) and every
 statement (`store.query_timeout`). A connection whose statement timed out or failed at the
@@ -18,7 +19,6 @@ its connection back.
 from __future__ import annotations
 
 import asyncio
-import functools
 import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -108,28 +108,6 @@ def _has_row_alias(version: str) -> bool:
     """MySQL (not MariaDB) 8.0.19 or later: `INSERT ... AS new` names the inserted row."""
     m = re.match(r"(\d+)\.(\d+)\.(\d+)", version or "")
     return m is not None and "mariadb" not in version.lower() and tuple(map(int, m.groups())) >= (8, 0, 19)
-
-
-@functools.lru_cache(maxsize=1024)
-def _upsert_sql(row_alias: bool, table: str, cols: tuple[str, ...], updates: tuple[tuple[str, str], ...],
-                rows: int) -> str:
-    # MariaDB has only `VALUES(col)` (it rejects a row alias); MySQL 8.0.20+ deprecates that
-    # form for the alias (`INSERT ... AS new ... UPDATE c = new.c`), which it has since 8.0.19.
-    alias, new = (" AS new", r"new.\1") if row_alias else ("", r"VALUES(\1)")
-    sets = ", ".join(f"{c} = {_NEW.sub(new, e)}" for c, e in updates)
-    row = "(" + ", ".join(["%s"] * len(cols)) + ")"
-    return (f"INSERT INTO {{{table}}} ({', '.join(cols)}) VALUES {', '.join([row] * rows)}{alias} "
-            f"ON DUPLICATE KEY UPDATE {sets}")
-
-
-@functools.lru_cache(maxsize=1024)
-def _keys_in_sql(cols: tuple[str, ...], n: int) -> str:
-    # A row-constructor IN: MariaDB plans a long OR of per-key conditions slowly (measured:
-    # 965 ms for 600 keys, 74 ms as a row-constructor IN; bench/feed_bench.py).
-    if n == 1:
-        return "(" + " AND ".join(f"{c} = %s" for c in cols) + ")"
-    row = "(" + ", ".join(["%s"] * len(cols)) + ")"
-    return f"({', '.join(cols)}) IN ({', '.join([row] * n)})"
 
 
 _ESCAPES = (("\\", "\\\\"), ("\0", "\\0"), ("\n", "\\n"), ("\r", "\\r"), ("\032", "\\Z"),
@@ -278,9 +256,13 @@ class MySQLBackend:
 
     def upsert(self, table: str, cols: Sequence[str], key: Sequence[str], update_sql: dict[str, str],
                rows: int = 1) -> str:
-        # A write's statements are a few shapes made over and over (two or three a list write):
-        # built once per shape (`_upsert_sql`), not per statement.
-        return _upsert_sql(self._row_alias, table, tuple(cols), tuple(update_sql.items()), rows)
+        # MariaDB has only `VALUES(col)` (it rejects a row alias); MySQL 8.0.20+ deprecates that
+        # form for the alias (`INSERT ... AS new ... UPDATE c = new.c`), which it has since 8.0.19.
+        alias, new = (" AS new", r"new.\1") if self._row_alias else ("", r"VALUES(\1)")
+        sets = ", ".join(f"{c} = {_NEW.sub(new, e)}" for c, e in update_sql.items())
+        row = "(" + ", ".join(["%s"] * len(cols)) + ")"
+        return (f"INSERT INTO {{{table}}} ({', '.join(cols)}) VALUES {', '.join([row] * rows)}{alias} "
+                f"ON DUPLICATE KEY UPDATE {sets}")
 
     def keep_existing(self, key: Sequence[str]) -> str:
         # Not INSERT IGNORE: that also downgrades other errors, and each skipped row costs a
@@ -288,7 +270,12 @@ class MySQLBackend:
         return f" ON DUPLICATE KEY UPDATE {key[0]} = {key[0]}"
 
     def keys_in(self, cols: Sequence[str], n: int) -> str:
-        return _keys_in_sql(tuple(cols), n)
+        # A row-constructor IN: MariaDB plans a long OR of per-key conditions slowly (measured:
+        # 965 ms for 600 keys, 74 ms as a row-constructor IN; bench/feed_bench.py).
+        if n == 1:
+            return "(" + " AND ".join(f"{c} = %s" for c in cols) + ")"
+        row = "(" + ", ".join(["%s"] * len(cols)) + ")"
+        return f"({', '.join(cols)}) IN ({', '.join([row] * n)})"
 
     def json_int(self, column: str, field: str) -> str:
         return f"CAST(JSON_VALUE({column}, '$.{field}') AS SIGNED)"
