@@ -3,6 +3,7 @@ in one run, which cancels the box's speed (it moves by up to 1.6x within minutes
 separate runs minutes apart cannot resolve a few per cent).
 
     PYTHONPATH=. .venv/bin/python bench/send_ab.py --a DIR_BEFORE --b DIR_AFTER [--workers 8] [--sends 150]
+    PYTHONPATH=. .venv/bin/python bench/send_ab.py --a . --b . --python-b OTHER_VENV/bin/python  # two interpreters
 
 Each side has its own store (MariaDB x2, memcached x2, Redis: started here, or attached with
 `--services-a` / `--services-b`, JSON files of `python -m tests.harness up`) and one `server.py`
@@ -48,7 +49,8 @@ async def run(args) -> None:
     owned = []
     sides = []
     try:
-        for name, root, attach in (("a", args.a, args.services_a), ("b", args.b, args.services_b)):
+        for name, root, attach, python in (("a", args.a, args.services_a, args.python_a),
+                                           ("b", args.b, args.services_b, args.python_b)):
             if attach:
                 services = attach_services(attach)
             else:
@@ -59,7 +61,7 @@ async def run(args) -> None:
             pre = await open_tao(settings, migrate=True, start_worker=False)
             await pre.close()
             serverproc.ROOT = Path(root).resolve()  # this server's server.py and PYTHONPATH
-            server = serverproc.ServerProcess(settings, tmp / f"{name}.log").start()
+            server = serverproc.ServerProcess(settings, tmp / f"{name}.log", python=python).start()
             pids = {"server": [server.proc.pid], **store_pids(services)}
             sides.append({"name": name, "server": server, "pids": pids})
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
@@ -109,6 +111,9 @@ def main() -> None:
     parser.add_argument("--b", required=True, help="the other checkout (after)")
     parser.add_argument("--services-a", help="attach side A to these services (tests.harness up's JSON)")
     parser.add_argument("--services-b", help="attach side B to these services")
+    parser.add_argument("--python-a", help="the interpreter side A's server runs on (a venv's python; default: "
+                        "this one): two interpreters compared on one checkout")
+    parser.add_argument("--python-b", help="the interpreter side B's server runs on")
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--sends", type=int, default=150, help="sends per worker through each server")
     asyncio.run(run(parser.parse_args()))

@@ -16,12 +16,20 @@
 # profiling run of CPython's own test suite).
 set -euo pipefail
 
-VERSION=3.13.5
-SHA256=93e583f243454e6e9e4588ca2c2662206ad961659863277afcdb96801647d640
+# The versions this script knows, each pinned by its tarball's SHA-256 (python.org's, which Debian's
+# .dsc of the package repeats for its "orig" tarball). $TAOGRAM_PYTHON_VERSION picks another:
+# 3.14.7, built the same way, spent 1.8 and 2.6 % more server CPU a send than 3.13.5 side by side
+# (bench/send_ab.py --python-b; docs/BENCHMARKS.md, "Twenty-first session"), so 3.13 stays.
+declare -A SHA256S=(
+    [3.13.5]=93e583f243454e6e9e4588ca2c2662206ad961659863277afcdb96801647d640
+    [3.14.7]=3b48dac8fb59f62eaa67ac83c1eb12bda1b7a08406dd286e252c11a66be27f81
+)
+VERSION=${TAOGRAM_PYTHON_VERSION:-3.13.5}
+SHA256=${SHA256S[$VERSION]:?"build-python: no pinned SHA-256 for CPython $VERSION (known: ${!SHA256S[*]})"}
 PREFIX=${1:-/opt/taogram-python}
 URLS=(
     "https://www.python.org/ftp/python/$VERSION/Python-$VERSION.tar.xz"
-    "http://deb.debian.org/debian/pool/main/p/python3.13/python3.13_$VERSION.orig.tar.xz"
+    "http://deb.debian.org/debian/pool/main/p/python${VERSION%.*}/python${VERSION%.*}_$VERSION.orig.tar.xz"
 )
 
 if [ -x "$PREFIX/bin/python3" ] && [ "$("$PREFIX/bin/python3" -c 'import platform; print(platform.python_version())')" = "$VERSION" ]; then

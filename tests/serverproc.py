@@ -54,12 +54,13 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
 class ServerProcess:
     def __init__(self, settings: Settings, log_path: Path, *, port: int | None = None,
-                 python_args: tuple[str, ...] = ()) -> None:
+                 python_args: tuple[str, ...] = (), python: str | None = None) -> None:
         server = settings.server.model_copy(update={"port": port or free_port()})
         self.settings = settings.model_copy(update={"server": server})
         self.port = self.settings.server.port
         self.log_path = log_path
         self.python_args = python_args  # before server.py: a wrapper script (bench/profiled_server.py), say
+        self.python = python or sys.executable  # another interpreter's venv (bench/send_ab.py --python-b)
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -71,7 +72,7 @@ class ServerProcess:
         env.update(settings_env(self.settings))
         env["PYTHONPATH"] = str(ROOT)
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([sys.executable, *self.python_args, str(ROOT / "server.py")], cwd=ROOT, env=env,
+        self.proc = subprocess.Popen([self.python, *self.python_args, str(ROOT / "server.py")], cwd=ROOT, env=env,
                                      stdout=log, stderr=subprocess.STDOUT)
         log.close()
         deadline = time.monotonic() + timeout
