@@ -409,6 +409,20 @@ def start_profilers(servers, args) -> list:
             for i, s in enumerate(servers)]
 
 
+def box_speed_ms() -> float:
+    """CPU milliseconds this process takes for a fixed piece of pure-Python work (the best of
+    three): the box's speed at that moment. The same code's CPU a message moves with it (by up to
+    1.5x within minutes on a shared 2-core machine), so a run's figures are read beside it."""
+    best = float("inf")
+    for _ in range(3):
+        t = time.process_time()
+        total = 0
+        for i in range(200_000):
+            total += hash((i, "taogram")) & 7
+        best = min(best, time.process_time() - t)
+    return round(best * 1000, 1)
+
+
 async def push_phase(apis, servers, senders, recipients, args) -> dict:
     received: dict[tuple[int, str], float] = {}
     dupes = error_frames = refused_subscribes = 0
@@ -617,7 +631,9 @@ async def run(args) -> None:
             await open_threads(apis, senders, recipients)
             print(f"opened {len(recipients)} conversations in {time.monotonic() - t:.1f}s", flush=True)
             args.services = services
+            speed_before = box_speed_ms()
             push = await push_phase(apis, servers, senders, recipients, args)
+            push["box_speed_ms"] = {"before": speed_before, "after": box_speed_ms()}
             print("push:", json.dumps(push, indent=1), flush=True)
             print(f"load average: {os.getloadavg()}", flush=True)
             if not args.no_poll:
