@@ -6,10 +6,10 @@ Counted with the server's own index reads (`Handler_read_*`)."""
 
 from __future__ import annotations
 
-import pymysql
 import pytest
 
 from tao import Tao
+from tests.tao.mariadb_status import global_status
 
 
 @pytest.fixture
@@ -19,17 +19,8 @@ def store(mysql_store: Tao) -> Tao:
 
 def index_reads(services) -> int:
     """Index entries MariaDB read on every server so far (first, next, previous, by key)."""
-    total = 0
-    for m in services.mysql:
-        conn = pymysql.connect(host=m.host, port=m.port, user=m.user, password=m.password)
-        try:
-            with conn.cursor() as cur:
-                cur.execute("SHOW GLOBAL STATUS WHERE Variable_name IN ('Handler_read_first', "
-                            "'Handler_read_key', 'Handler_read_next', 'Handler_read_prev', 'Handler_read_last')")
-                total += sum(int(v) for _, v in cur.fetchall())
-        finally:
-            conn.close()
-    return total
+    return global_status(services, ("Handler_read_first", "Handler_read_key", "Handler_read_next",
+                                    "Handler_read_prev", "Handler_read_last"))
 
 
 LONG = 3000

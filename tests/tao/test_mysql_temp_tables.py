@@ -5,11 +5,11 @@ Counted with the server's own `Created_tmp_disk_tables`."""
 
 from __future__ import annotations
 
-import pymysql
 import pytest
 
 from tao import Tao
 from tao.testing import TaoTestHooks as hooks
+from tests.tao.mariadb_status import global_status
 
 
 @pytest.fixture
@@ -20,17 +20,7 @@ def store(mysql_store: Tao) -> Tao:
 def temp_tables(services) -> int:
     """Temporary tables MariaDB made on every server so far (in memory and on disk), less the one
     this question makes on each (SHOW STATUS builds its answer in one)."""
-    total = 0
-    for m in services.mysql:
-        conn = pymysql.connect(host=m.host, port=m.port, user=m.user, password=m.password)
-        try:
-            with conn.cursor() as cur:
-                cur.execute("SHOW GLOBAL STATUS WHERE Variable_name IN "
-                            "('Created_tmp_tables', 'Created_tmp_disk_tables')")
-                total += sum(int(v) for _, v in cur.fetchall())
-        finally:
-            conn.close()
-    return total
+    return global_status(services, ("Created_tmp_tables", "Created_tmp_disk_tables"))
 
 
 async def test_list_reads_make_no_temporary_table(store, services):
