@@ -68,12 +68,20 @@ def _port_free(port: int) -> bool:
             return False
 
 
-def _pick_port(preferred: int | None = None) -> int:
+def _pick_port(taken: set[int], preferred: int | None = None) -> int:
     """`preferred` if free, else a free port below the ephemeral range (no client socket takes it
-    while the cluster is down, so the same ports serve the next start)."""
-    if preferred and _port_free(preferred):
-        return preferred
-    return free_port()
+    while the cluster is down, so the same ports serve the next start); never one of `taken`,
+    the ports already chosen for this cluster (added to it). The server's port is only probed
+    here, not bound until the server starts: without `taken` a service could be given it
+    (seen in CI: memcached on the server's port, which then never bound)."""
+    if preferred and preferred not in taken and _port_free(preferred):
+        port = preferred
+    else:
+        port = free_port()
+        while port in taken:
+            port = free_port()
+    taken.add(port)
+    return port
 
 
 def load_state(data: Path, port: int | None) -> dict:
@@ -84,18 +92,24 @@ def load_state(data: Path, port: int | None) -> dict:
         changed = "cursor_key" not in state["secrets"]  # a cluster made before cursors had their own key
         state["secrets"].setdefault("cursor_key", base64.b64encode(secrets.token_bytes(32)).decode())
         if port and port != state["ports"]["server"]:
-            state["ports"]["server"] = port
+            ports = state["ports"]
+            services = {*ports["mysql"], *ports["memcached"], ports["redis"], ports["s3"]}
+            if port in services:
+                raise SystemExit(f"cluster: port {port} is one of this cluster's own services' ports "
+                                 f"({path}); choose another --port")
+            ports["server"] = port
             changed = True
         if changed:
             path.write_text(json.dumps(state, indent=2))
         return state
+    taken: set[int] = set()
     state = {
         "ports": {
-            "server": _pick_port(port or 8000),
-            "mysql": [_pick_port() for _ in range(N_MYSQL)],
-            "memcached": [_pick_port() for _ in range(N_MEMCACHED)],
-            "redis": _pick_port(),
-            "s3": _pick_port(),
+            "server": _pick_port(taken, port or 8000),
+            "mysql": [_pick_port(taken) for _ in range(N_MYSQL)],
+            "memcached": [_pick_port(taken) for _ in range(N_MEMCACHED)],
+            "redis": _pick_port(taken),
+            "s3": _pick_port(taken),
         },
         "secrets": {
             "message_key": base64.b64encode(secrets.token_bytes(32)).decode(),
