@@ -23,6 +23,7 @@ from server import SHEDDER_KEY, create_app
 from server_ws import SOCKETS_KEY
 from tao.models import now_ms
 from tests.schema.client import GQL, graphql_settings, running_app
+from tests.waiting import until
 from tests.wsclient import VIEWER_EVENTS, WSClient
 
 JSON = {"Content-Type": "application/json"}
@@ -394,7 +395,6 @@ async def test_a_late_loop_refuses_operations_over_an_open_socket_and_keeps_it(g
     await sock.close()
 
 
-
 # ---- a wait on the password pool holds no place (resolvers/passwords.py)
 
 @pytest.fixture
@@ -405,13 +405,6 @@ async def pool_g(test_id: str, tmp_path):
     s.auth.password_hash_workers, s.auth.password_queue_max = 1, 2
     async for client in _serve(s):
         yield client
-
-
-async def _until(condition, what: str) -> None:
-    deadline = time.monotonic() + 10
-    while not condition():
-        assert time.monotonic() < deadline, what
-        await asyncio.sleep(0.01)
 
 
 async def test_a_sign_in_waiting_on_the_password_pool_holds_no_place_and_the_pool_queue_is_bounded(pool_g: GQL):
@@ -429,14 +422,15 @@ async def test_a_sign_in_waiting_on_the_password_pool_holds_no_place_and_the_poo
         return asyncio.ensure_future(pool_g.client.post("/graphql", json={"query": SIGN_UP, "variables": {"u": name}}))
     try:
         first = sign_up("pool_one")
-        await _until(lambda: passwords._queued[1] == base + 1, "the sign-up never reached the pool")
+        await until(lambda: passwords._queued[1] == base + 1, "the sign-up reached the pool", timeout=10, every=0.01)
         assert shedder.in_flight == 0  # its place given back while it waits
         started = time.monotonic()
         resp = await pool_g.client.post("/graphql", json={"query": WHO, "variables": {"u": "nobody"}})
         assert resp.status == 200 and (await resp.json())["data"] == {"user": None}
         assert time.monotonic() - started < 0.25 and shedder.refused == 0  # no wait for a place
         second = sign_up("pool_two")
-        await _until(lambda: passwords._queued[1] == base + 2, "the second sign-up never reached the pool")
+        await until(lambda: passwords._queued[1] == base + 2, "the second sign-up reached the pool", timeout=10,
+                    every=0.01)
         started = time.monotonic()
         third = await (await pool_g.client.post("/graphql", json={"query": SIGN_UP, "variables": {"u": "pool_three"}}
                                                 )).json()

@@ -31,6 +31,7 @@ from tao.testing import TaoTestHooks as hooks
 from tests.tao.job_handlers import HANG_ENV, runs
 from tests.tao.job_handlers import register as register_test_jobs
 from tests.tao.procs import RemoteTao, Writer, expected_state, write_config
+from tests.waiting import until
 
 pytestmark = pytest.mark.slow
 
@@ -41,16 +42,6 @@ CACHE_TIMEOUT = 0.5
 # cache timeout plus its SQL. 5x leaves room for a loaded 2-core box.
 CALL_BOUND = 5 * CACHE_TIMEOUT
 PAUSE_SECONDS = 4.0
-
-
-async def until(probe, what: str, timeout: float = 30.0, every: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = await probe()
-        if result:
-            return result
-        await asyncio.sleep(every)
-    pytest.fail(f"never happened within {timeout}s: {what}")
 
 
 async def make_objects(tao, n: int, where=lambda id_: True) -> list[int]:
@@ -369,7 +360,7 @@ async def test_worker_killed_mid_job_is_retried_by_another_worker_with_one_effec
         await tao.enqueue(a, "tests.link", {"id1": a, "id2": b, "time": 1234, "job": "j1", "log": str(log)})
 
         first = await start_worker(config, hang=True)
-        await until(lambda: asyncio.sleep(0, runs(log)), "the first worker started the job")
+        await until(lambda: runs(log), "the first worker started the job")
         first.kill()  # SIGKILL, mid-job: it ran the effect and never reported back
         assert await first.wait() == -signal.SIGKILL
         # (Its effect's inverse-sync job may be there too: done, but its deletion waited for a

@@ -16,6 +16,7 @@ from pymemcache.client.base import Client
 from tao.cache import Install, MemcachedCache
 from tao.cache.keys import obj_key
 from tests.tao.cache.remote import RemoteTier
+from tests.waiting import until
 
 pytestmark = pytest.mark.slow
 
@@ -39,13 +40,7 @@ def put(data):
 
 
 async def eventually(probe, what: str, attempts: int = 100, delay: float = 0.05):
-    """Poll `probe()` until it returns a truthy value; fail with `what` if it never does."""
-    for _ in range(attempts):
-        result = await probe()
-        if result:
-            return result
-        await asyncio.sleep(delay)
-    pytest.fail(f"never happened: {what}")
+    return await until(probe, what, timeout=attempts * delay, every=delay)
 
 
 async def test_paused_server_is_bypassed_and_the_other_keeps_serving(make_memcached, services, prefix):
