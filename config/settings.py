@@ -192,6 +192,13 @@ class JobSettings(_Section):
     # them so it can run the domain's jobs (feed fan-out, media processing) without tao importing
     # the domain. The server registers the same handlers itself.
     handler_modules: list[str] = Field(default_factory=lambda: ["resolvers.jobs"])
+    # Jobs whose handler's name starts with one of these wait in a lane of their own (the
+    # outbox's `lane` column: the handler's name), polled only by the process that runs them (a
+    # search partition's one writer). Every other worker's poll reads the general lane, so it
+    # never reads past a backlog it does not run (docs/sharding.md, "Lanes"). Migration 3 put the
+    # queued jobs of the default prefix in their lanes; the same in every process of a
+    # deployment, batch jobs included (a job written to the wrong lane is not run).
+    own_lane_prefixes: list[str] = Field(default_factory=lambda: ["search.index.p"])
 
     @model_validator(mode="after")
     def _backoff(self) -> Self:

@@ -104,10 +104,27 @@ _SQLITE_2 = [
         slot INTEGER NOT NULL PRIMARY KEY, owner TEXT NOT NULL, expires INTEGER NOT NULL)""",
 ]
 
+# 3: the outbox's lanes (tao/outbox.py, docs/sharding.md "Lanes"): a job whose handler has a lane of
+# its own (`jobs.own_lane_prefixes`, by default the search partitions' index jobs) is polled by
+# its runner only, through (lane, run_at), which replaces the index on run_at alone; the jobs
+# already queued move to their lanes.
+_MYSQL_3 = [
+    "ALTER TABLE {outbox} ADD COLUMN IF NOT EXISTS lane VARCHAR(64) NOT NULL DEFAULT '', "
+    "ADD KEY IF NOT EXISTS lane_due (lane, run_at), DROP KEY IF EXISTS due",
+    "UPDATE {outbox} SET lane = handler WHERE handler LIKE 'search.index.p%'",
+]
+_SQLITE_3 = [
+    "ALTER TABLE outbox ADD COLUMN lane TEXT NOT NULL DEFAULT ''",
+    "CREATE INDEX IF NOT EXISTS outbox_lane_due ON outbox (lane, run_at)",
+    "DROP INDEX IF EXISTS outbox_due",
+    "UPDATE outbox SET lane = handler WHERE handler LIKE 'search.index.p%'",
+]
+
 # (version, {dialect: statements})
 MIGRATIONS: list[tuple[int, dict[str, list[str]]]] = [
     (1, {"mysql": _MYSQL_1, "sqlite": _SQLITE_1}),
     (2, {"mysql": _MYSQL_2, "sqlite": _SQLITE_2}),
+    (3, {"mysql": _MYSQL_3, "sqlite": _SQLITE_3}),
 ]
 LATEST = MIGRATIONS[-1][0]
 
@@ -142,8 +159,10 @@ async def migrate_shard(backend, shard: int) -> list[int]:
         if version <= current:
             continue
         # DDL commits implicitly on MySQL; every statement is idempotent (IF NOT EXISTS), so a
-        # migration interrupted half-way is simply re-run.
-        async with backend.connection(shard) as conn:
+        # migration interrupted half-way is simply re-run. SQLite's DDL is transactional and its
+        # ADD COLUMN has no IF NOT EXISTS: there a migration commits with its version row, or not.
+        opened = backend.transaction(shard) if backend.name == "sqlite" else backend.connection(shard)
+        async with opened as conn:
             for sql in statements[backend.name]:
                 await conn.execute(sql)
             await conn.execute("INSERT INTO {schema_migrations} (version, applied) VALUES (%s, %s)",

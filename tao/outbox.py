@@ -61,6 +61,8 @@ class Outbox:
         self.elsewhere: set[str] = set()
         # When set, this process claims only these jobs (a dedicated runner, e.g. a search indexer).
         self.only: set[str] | None = None
+        # A handler named with one of these prefixes has a lane of its own: see `lane_of`.
+        self._own_lanes = tuple(settings.own_lane_prefixes)
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._idle_until: dict[int, float] = {}
@@ -84,6 +86,21 @@ class Outbox:
         handler of it registered here is dropped). Used for jobs with exactly one runner."""
         self.handlers.pop(name, None)
         self.elsewhere.add(name)
+
+    def lane_of(self, handler: str) -> str:
+        """The lane a job of `handler` waits in: its own name for a handler with a lane of its
+        own (`jobs.own_lane_prefixes`: the search partitions' index jobs, each run by one
+        process), else the general lane "". A worker polls each lane it runs through the
+        (lane, run_at) index, so it reads past no job it does not run, however many are due:
+        before lanes, a poll skipped such jobs by name and read every one of them that was due,
+        on every poll of every server (most when an indexer was down or behind)."""
+        return handler if handler.startswith(self._own_lanes) else ""
+
+    def _lanes(self) -> list[str]:
+        """The lanes this process claims from: those of the handlers it runs (`only`, or every
+        registered one)."""
+        runs = self.only if self.only is not None else self.handlers
+        return sorted({self.lane_of(name) for name in runs if name not in self.elsewhere})
 
     # ---- enqueue --------------------------------------------------------------------------------
 
@@ -113,11 +130,12 @@ class Outbox:
                 raise TaoError(f"no handler registered for job {handler!r}")
             job_id = self._shards.ids.next_id(conn.shard) if job_id is None else job_id
             payload = with_trace_context(payload)  # observability: the job's span continues this trace
-            params += [job_id, handler, json.dumps(payload, separators=(",", ":")), ts + delay_ms, ts]
+            params += [job_id, handler, self.lane_of(handler), json.dumps(payload, separators=(",", ":")),
+                       ts + delay_ms, ts]
             if delay_ms <= 0:
                 _due_written.set(conn.shard)
-        await conn.queue("INSERT INTO {outbox} (id, handler, payload, run_at, attempts, created) VALUES "
-                         + ", ".join(["(%s, %s, %s, %s, 0, %s)"] * len(jobs)), params)
+        await conn.queue("INSERT INTO {outbox} (id, handler, lane, payload, run_at, attempts, created) VALUES "
+                         + ", ".join(["(%s, %s, %s, %s, %s, 0, %s)"] * len(jobs)), params)
 
     async def enqueue(self, shard: int, handler: str, payload: dict, *, delay_ms: int = 0) -> int:
         job_id = await self._shards.write(shard, lambda conn: self.add(conn, handler, payload, delay_ms=delay_ms))
@@ -202,6 +220,12 @@ class Outbox:
         now = self.now()
         horizon = now + DEAD_LETTER_MS // 2 if include_delayed else now
         lease_until = now + int(self._s.lease_seconds * 1000)
+        lanes = self._lanes()
+        if not lanes:
+            return 0
+        # Within a lane, still only the handlers this process runs: a job written to the general
+        # lane by a process whose `jobs.own_lane_prefixes` differ (a misconfiguration, or code
+        # older than lanes mid-deploy) is left to its runner, as before lanes.
         if self.only is not None:
             names = sorted(self.only)
             skip = f" AND handler IN ({','.join(['%s'] * len(names))})"
@@ -210,10 +234,14 @@ class Outbox:
             skip = f" AND handler NOT IN ({','.join(['%s'] * len(names))})" if names else ""
 
         async def claim(conn: Conn) -> list[tuple]:
-            rows = await conn.fetchall(
-                f"SELECT id, handler, payload, attempts FROM {{outbox}} WHERE run_at <= %s{skip} "
-                f"ORDER BY run_at LIMIT %s{self._shards.backend.skip_locked}",
-                (horizon, *names, self._s.batch_size))
+            rows: list[tuple] = []
+            for lane in lanes:  # one step down (lane, run_at) each; most processes run one lane
+                rows += await conn.fetchall(
+                    f"SELECT id, handler, payload, attempts FROM {{outbox}} WHERE lane = %s AND run_at <= %s{skip} "
+                    f"ORDER BY run_at LIMIT %s{self._shards.backend.skip_locked}",
+                    (lane, horizon, *names, self._s.batch_size - len(rows)))
+                if len(rows) >= self._s.batch_size:
+                    break
             if rows:
                 marks = ",".join(["%s"] * len(rows))
                 await conn.execute(f"UPDATE {{outbox}} SET run_at = %s, attempts = attempts + 1 WHERE id IN ({marks})",
