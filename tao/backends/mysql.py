@@ -225,8 +225,12 @@ class _MySQLConn:
         await self.flush()
 
 
-# Pages of at least this many edges are read as one JSON document (`MySQLBackend.fetch_edges`).
-SMALL_PAGE = 40
+# From how many edges a page is read as one JSON document, by driver (`MySQLBackend.fetch_edges`;
+# None: always as rows). aiomysql parses rows in pure Python: from ~40 edges that costs more than
+# the document costs MariaDB. asyncmy parses them in compiled code: rows cost less, client and
+# MariaDB together, at every size measured, 10 to 500 edges (bench/page_form_bench.py,
+# docs/BENCHMARKS.md "Twenty-second session"), and MariaDB alone always less.
+DOCUMENT_PAGES_FROM: dict[str, int | None] = {"aiomysql": 40, "asyncmy": None}
 
 
 class MySQLBackend:
@@ -247,6 +251,7 @@ class MySQLBackend:
         self._map = shard_map
         self._servers: list[MySQLServer] = settings.mysql_servers
         self._create_pool = _CREATE_POOL[settings.mysql_driver]
+        self.document_pages_from = DOCUMENT_PAGES_FROM[settings.mysql_driver]
         self._pools: list[Any] = [None] * len(self._servers)
         self._pool_locks = [asyncio.Lock() for _ in self._servers]
         # Learnt from the first connection's handshake: MySQL (not MariaDB) names the inserted
@@ -288,15 +293,15 @@ class MySQLBackend:
         return " UNION ALL ".join(f"({s})" for s in selects)
 
     async def fetch_edges(self, conn: Conn, page: str, params: Sequence[Any], limit: int) -> list[list]:
-        """A page of `SMALL_PAGE` edges or more as one JSON document built by the server: the
-        driver parses one value instead of hundreds of rows (its per-column cost in pure Python
-        is most of what a 500-edge read costs), and orjson parses the document. A page past
-        `group_concat_max_len` (set on each connection, see `_pool`) comes back cut short and
-        does not parse: then it is read as rows. A smaller page is read as rows: the document's
-        derived table is a temporary table on disk (Aria: `data` is TEXT), which costs MariaDB
-        more than the rows cost the driver below ~40 of them (20 edges: 234 + 135 us of client
-        and MariaDB CPU as rows, 105 + 360 as a document; 500: 2 922 + 500 against 132 + 1 067)."""
-        if limit < SMALL_PAGE:
+        """A page as rows or, with aiomysql from `document_pages_from` edges, as one JSON
+        document built by the server: aiomysql then parses one value instead of hundreds of rows
+        (its per-column cost in pure Python is most of what a 500-edge read costs), and orjson
+        parses the document. A page past `group_concat_max_len` (set on each connection, see
+        `_pool`) comes back cut short and does not parse: then it is read as rows. The
+        document's derived table is a temporary table on disk (Aria: `data` is TEXT), which
+        costs MariaDB more than rows at every size; below ~40 edges more than the rows cost even
+        aiomysql, and at every size more than they cost asyncmy (bench/page_form_bench.py)."""
+        if self.document_pages_from is None or limit < self.document_pages_from:
             rows = await conn.fetchall(f"SELECT id2, time, version, data FROM {page}", params)
             return [[id2, time, version, orjson.loads(data)] for id2, time, version, data in rows]
         # Plain concatenation, not JSON_ARRAYAGG: `data` is stored as the JSON text the store

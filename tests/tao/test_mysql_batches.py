@@ -181,3 +181,16 @@ async def test_a_done_job_no_commit_carries_is_deleted_on_its_own(store):
     job = await _done_job(store, 3)
     await store.outbox.flush_done()  # the store closing deletes what waits
     assert await _job_ids(store, 3) == []
+
+
+async def test_a_large_page_reads_back_exactly_on_each_driver(store):
+    """One list's page from SQL: rows with asyncmy, one JSON document with aiomysql from
+    `DOCUMENT_PAGES_FROM` edges (`fetch_edges`); either way every value as written."""
+    owner = await store.obj_add("TEST_NODE", {})
+    odd = {"s": 'é🙂 "q" \\ \n', "f": 0.1, "big": 2**63 - 1, "n": [1, {"x": None}], "t": True}
+    ids = [store.ids.next_id(store.shard(owner)) for _ in range(60)]
+    await store.assoc_add_many([(owner, "TEST_UNCACHED", i, 1000 + n, {**odd, "i": n}) for n, i in enumerate(ids)])
+    store.reset_stats()
+    page = await store.assoc_range(owner, "TEST_UNCACHED", 0, 60)
+    assert store.stats()["sql_queries"] == 1
+    assert [(e.id2, e.time, e.data) for e in page] == [(i, 1000 + n, {**odd, "i": n}) for n, i in enumerate(ids)][::-1]
