@@ -205,6 +205,11 @@ class JobSettings(_Section):
         if self.backoff_base > self.backoff_max:
             raise ValueError(f"jobs.backoff_base ({self.backoff_base}) must be at most jobs.backoff_max "
                              f"({self.backoff_max})")
+        # "" would give every handler a lane of its own: a worker would then poll one lane per
+        # handler it runs, dozens of statements a poll.
+        if any(not prefix for prefix in self.own_lane_prefixes):
+            raise ValueError("jobs.own_lane_prefixes must not hold an empty prefix (it would give every job a lane "
+                             "of its own)")
         return self
 
 

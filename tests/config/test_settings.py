@@ -103,6 +103,7 @@ def test_unknown_and_removed_settings_are_named_with_a_suggestion() -> None:
     ({"TAOGRAM_FEED__KEEP_EDGES": "10"}, "feed.keep_edges (10) must be at least feed.page_candidates (500)"),
     ({"TAOGRAM_BROKER__RECONNECT_MIN": "5.0"}, "broker.reconnect_min (5.0) must be at most broker.reconnect_max"),
     ({"TAOGRAM_JOBS__BACKOFF_BASE": "500"}, "jobs.backoff_base (500.0) must be at most jobs.backoff_max (300.0)"),
+    ({"TAOGRAM_JOBS__OWN_LANE_PREFIXES": '["search.index.p", ""]'}, "jobs.own_lane_prefixes must not hold an empty"),
 ])
 def test_rules_between_fields_are_checked_at_load(env: dict[str, str], expected: str) -> None:
     assert refusal(env).startswith(expected)
