@@ -196,8 +196,9 @@ class JobSettings(_Section):
     # outbox's `lane` column: the handler's name), polled only by the process that runs them (a
     # search partition's one writer). Every other worker's poll reads the general lane, so it
     # never reads past a backlog it does not run (docs/sharding.md, "Lanes"). Migration 3 put the
-    # queued jobs of the default prefix in their lanes; the same in every process of a
-    # deployment, batch jobs included (a job written to the wrong lane is not run).
+    # queued jobs of the default prefix in their lanes. The same in every process of a
+    # deployment, batch jobs included (a job in the general lane is still found by its runner,
+    # which reads past the general lane's due jobs to find it).
     own_lane_prefixes: list[str] = Field(default_factory=lambda: ["search.index.p"])
 
     @model_validator(mode="after")

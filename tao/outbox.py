@@ -98,9 +98,13 @@ class Outbox:
 
     def _lanes(self) -> list[str]:
         """The lanes this process claims from: those of the handlers it runs (`only`, or every
-        registered one)."""
+        registered one), and always the general lane. A job of a handler with a lane of its own
+        can be in the general lane: written by code older than lanes still running mid-deploy
+        (the column's default), or by a process whose `own_lane_prefixes` differ. Its runner
+        finds it there (the poll's handler filter keeps every other job out; it reads past the
+        general lane's due jobs, which are few: the general workers lease them as they come due)."""
         runs = self.only if self.only is not None else self.handlers
-        return sorted({self.lane_of(name) for name in runs if name not in self.elsewhere})
+        return sorted({"", *(self.lane_of(name) for name in runs if name not in self.elsewhere)})
 
     # ---- enqueue --------------------------------------------------------------------------------
 
@@ -221,11 +225,9 @@ class Outbox:
         horizon = now + DEAD_LETTER_MS // 2 if include_delayed else now
         lease_until = now + int(self._s.lease_seconds * 1000)
         lanes = self._lanes()
-        if not lanes:
-            return 0
-        # Within a lane, still only the handlers this process runs: a job written to the general
-        # lane by a process whose `jobs.own_lane_prefixes` differ (a misconfiguration, or code
-        # older than lanes mid-deploy) is left to its runner, as before lanes.
+        # Within a lane, still only the handlers this process runs: in the general lane, a job
+        # another process runs (one declared `elsewhere`, or one of an own lane's handlers
+        # written there by older code) is left to its runner, which polls the general lane too.
         if self.only is not None:
             names = sorted(self.only)
             skip = f" AND handler IN ({','.join(['%s'] * len(names))})"

@@ -48,3 +48,22 @@ async def test_queued_jobs_move_to_their_lanes_and_the_migration_can_run_again(t
     tao.outbox.register("tests.general", general)
     tao.outbox.declare("search.index.p1")  # its indexer runs it
     assert await tao.outbox.run_once(shard) == 1 and ran == [{"n": 2}]
+
+
+async def test_a_job_written_without_its_lane_is_still_run_by_its_runner(tao: Tao):
+    """Code older than lanes, still running mid-deploy against the migrated schema, writes every
+    job to the general lane (the column's default): the lane's runner, which polls the general
+    lane for its own handlers too, runs it; a general worker leaves it alone."""
+    ran: list[dict] = []
+
+    async def index_job(store, payload: dict) -> None:
+        ran.append(payload)
+    backend = tao.outbox._shards.backend
+    async with backend.transaction(0) as conn:
+        await conn.execute("INSERT INTO {outbox} (id, handler, payload, run_at, attempts, created) "
+                           "VALUES (%s, %s, %s, 0, 0, 0)", (7, "search.index.p1", '{"n": 7}'))
+    tao.outbox.declare("search.index.p1")
+    assert await tao.outbox.run_once(0) == 0 and await tao.outbox.pending() == 1  # a server's worker
+    tao.outbox.register("search.index.p1", index_job)
+    tao.outbox.only = {"search.index.p1"}  # the partition's indexer
+    assert await tao.outbox.run_once(0) == 1 and ran == [{"n": 7}]
