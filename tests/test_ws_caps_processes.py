@@ -113,9 +113,13 @@ async def test_a_killed_process_s_holds_lapse_with_their_lease(capped_servers) -
             assert await outcome(on_a, str(i)) == "running"
         await asyncio.to_thread(a.kill)
         assert await outcome(on_b, "at once") == "TOO_MANY_SUBSCRIPTIONS"  # held until their lease runs out
+        # Each of a's holds lapses at its own lease's end: taken one after another, they end as
+        # far apart as their takings were if a died before renewing them together (on a slow
+        # box, a second "x" right after "after" once found one still held: CI, 16edb06).
         await eventually_running(on_b, "after", within=LEASE * 3)
-        assert [await outcome(on_b, "x"), await outcome(on_b, "y")] == ["running", "running"]
-        assert await outcome(on_b, "z") == "TOO_MANY_SUBSCRIPTIONS"
+        await eventually_running(on_b, "x", within=LEASE * 3)
+        await eventually_running(on_b, "y", within=LEASE * 3)
+        assert await outcome(on_b, "z") == "TOO_MANY_SUBSCRIPTIONS"  # the cap counts b's three
         await on_b.close()
 
 
