@@ -19,6 +19,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -26,7 +27,7 @@ from bench.common import drop_shards_and_close, harness_settings, run_on_service
 from bench.realtime_bench import cpu_seconds
 from config import MySQLServer
 from tao import open_tao
-from tao.types import REGISTRY
+from tao.testing import TaoTestHooks
 
 SIZES = (10, 20, 30, 40, 60, 100, 200, 500)
 FORMS = {"rows": None, "document": 0}  # the backend's `document_pages_from` that makes every page that form
@@ -45,15 +46,16 @@ async def run(args, services) -> dict:
         for start in range(0, 600, 200):
             await tao.assoc_append_many([(owner, "TEST_PLAIN", i, {"a": 123456789, "k": "p", "s": 0.75})
                                          for i in ids[start:start + 200]])
-        backend = tao.outbox._shards.backend
+        hooks = TaoTestHooks(tao)
+        backend: Any = hooks.backend  # MySQLBackend: its `document_pages_from` is set below
         page = "{assocs} WHERE id1 = %s AND atype = %s ORDER BY time DESC, id2 DESC LIMIT %s"
-        code = REGISTRY.atype("TEST_PLAIN").code
+        code = hooks.atype("TEST_PLAIN").code
         results: dict[tuple[int, str], list[tuple[float, float]]] = {}
         for _ in range(args.rounds):
             for size in SIZES:
                 for form, threshold in FORMS.items():
                     backend.document_pages_from = threshold
-                    async with tao.outbox._shards.read(0) as conn:
+                    async with hooks.read(0) as conn:
                         got = await backend.fetch_edges(conn, page, [owner, code, size], size)
                         assert len(got) == size
                         cpu, db = time.process_time(), cpu_seconds(mariadb)
