@@ -56,6 +56,7 @@ import pymysql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.common import box_speed_ms
 from config import MySQLServer, Settings
 from config.settings import LogFormat
 from tao import open_tao
@@ -407,20 +408,6 @@ def start_profilers(servers, args) -> list:
                               "-d", str(int(args.seconds)), "-p", str(s.proc.pid), "-o", str(out / f"server{i}.txt")],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             for i, s in enumerate(servers)]
-
-
-def box_speed_ms() -> float:
-    """CPU milliseconds this process takes for a fixed piece of pure-Python work (the best of
-    three): the box's speed at that moment. The same code's CPU a message moves with it (by up to
-    1.5x within minutes on a shared 2-core machine), so a run's figures are read beside it."""
-    best = float("inf")
-    for _ in range(3):
-        t = time.process_time()
-        total = 0
-        for i in range(200_000):
-            total += hash((i, "taogram")) & 7
-        best = min(best, time.process_time() - t)
-    return round(best * 1000, 1)
 
 
 async def push_phase(apis, servers, senders, recipients, args) -> dict:

@@ -107,7 +107,9 @@ _SQLITE_2 = [
 # 3: the outbox's lanes (tao/outbox.py, docs/sharding.md "Lanes"): a job whose handler has a lane of
 # its own (`jobs.own_lane_prefixes`, by default the search partitions' index jobs) is polled by
 # its runner only, through (lane, run_at), which replaces the index on run_at alone; the jobs
-# already queued move to their lanes.
+# already queued move to their lanes: those of the default prefix. A deployment with other
+# prefixes leaves its jobs in the general lane, where their runners poll too (`Outbox._lanes`),
+# so none is stranded; new ones are written to their lanes.
 _MYSQL_3 = [
     "ALTER TABLE {outbox} ADD COLUMN IF NOT EXISTS lane VARCHAR(64) NOT NULL DEFAULT '', "
     "ADD KEY IF NOT EXISTS lane_due (lane, run_at), DROP KEY IF EXISTS due",
@@ -161,7 +163,7 @@ async def migrate_shard(backend, shard: int) -> list[int]:
         # DDL commits implicitly on MySQL; every statement is idempotent (IF NOT EXISTS), so a
         # migration interrupted half-way is simply re-run. SQLite's DDL is transactional and its
         # ADD COLUMN has no IF NOT EXISTS: there a migration commits with its version row, or not.
-        opened = backend.transaction(shard) if backend.name == "sqlite" else backend.connection(shard)
+        opened = backend.transaction(shard) if backend.transactional_ddl else backend.connection(shard)
         async with opened as conn:
             for sql in statements[backend.name]:
                 await conn.execute(sql)

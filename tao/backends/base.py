@@ -52,6 +52,9 @@ class Backend(Protocol):
     # Queued statements go with a later one in one round trip (MariaDB's multi-statements):
     # worth carrying statements of no one's waiting with other transactions (`Shards.rider`).
     batches_queued: bool
+    # DDL commits with its transaction (SQLite) rather than implicitly at each statement
+    # (MySQL): a migration runs in one transaction where it can, else statement by statement.
+    transactional_ddl: bool
 
     def upsert(self, table: str, cols: Sequence[str], key: Sequence[str], update_sql: dict[str, str],
                rows: int = 1) -> str:

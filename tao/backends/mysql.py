@@ -243,6 +243,7 @@ class MySQLBackend:
     now_ms_sql = "SELECT CAST(ROUND(UNIX_TIMESTAMP(NOW(3)) * 1000) AS SIGNED)"
     autocommit_writes = True
     batches_queued = True
+    transactional_ddl = False  # each DDL statement commits on its own
 
     def __init__(self, settings: StoreSettings, shard_map: ShardMap) -> None:
         if not settings.mysql_servers:

@@ -113,6 +113,7 @@ class SQLiteBackend:
     skip_locked = ""
     autocommit_writes = False  # the reader connection must not write: writes take the writer
     batches_queued = False  # statements are calls into this process: nothing to save by carrying them
+    transactional_ddl = True
     now_ms_sql = "SELECT CAST(ROUND((julianday('now') - 2440587.5) * 86400000.0) AS INTEGER)"
 
     def __init__(self, settings: StoreSettings, shard_map: ShardMap) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from tao import Tao
 from tao.migrations import LATEST, MIGRATIONS, migrate_shard, shard_version
+from tao.testing import TaoTestHooks
 
 # The shard as migration 2 left it: no lane column, the poll's index on run_at alone.
 _BACK_TO_2 = {
@@ -19,7 +20,7 @@ _BACK_TO_2 = {
 
 async def test_queued_jobs_move_to_their_lanes_and_the_migration_can_run_again(tao: Tao):
     assert LATEST == 3
-    backend = tao.outbox._shards.backend
+    backend = TaoTestHooks(tao).backend
     shard = 0
     async with backend.transaction(shard) as conn:
         for sql in _BACK_TO_2[backend.name]:
@@ -58,7 +59,7 @@ async def test_a_job_written_without_its_lane_is_still_run_by_its_runner(tao: Ta
 
     async def index_job(store, payload: dict) -> None:
         ran.append(payload)
-    backend = tao.outbox._shards.backend
+    backend = TaoTestHooks(tao).backend
     async with backend.transaction(0) as conn:
         await conn.execute("INSERT INTO {outbox} (id, handler, payload, run_at, attempts, created) "
                            "VALUES (%s, %s, %s, 0, 0, 0)", (7, "search.index.p1", '{"n": 7}'))

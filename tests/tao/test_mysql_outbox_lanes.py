@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 
 from tao import Tao
+from tao.testing import TaoTestHooks
 from tests.tao.mariadb_status import global_status
 
 
@@ -38,7 +39,7 @@ async def test_a_poll_reads_past_none_of_another_processs_due_jobs(store, servic
     node = await store.obj_add("TEST_NODE", {})
     shard = store.shard(node)
     for start in range(0, BACKLOG, 1000):  # due now, written as a server writes them
-        await store.outbox._shards.write(shard, lambda conn, s=start: store.outbox.add_jobs(
+        await TaoTestHooks(store).write(shard, lambda conn, s=start: store.outbox.add_jobs(
             conn, [(OTHERS, {"n": i}) for i in range(s, s + 1000)]))
     await store.enqueue(node, "tests.general", {"n": "mine"})
 
