@@ -288,6 +288,19 @@ class GcWatch:
         return self.passes[0], self.passes[1], self.passes[2], self.seconds
 
 
+def cpu_seconds(pid: int) -> float:
+    """A process's CPU so far (user and kernel), from /proc."""
+    return sum(user_system_seconds(pid))
+
+
+def user_system_seconds(pid: int) -> tuple[float, float]:
+    """The process's CPU in user space and in the kernel (its system calls: socket I/O, epoll)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
 def box_speed_ms(rounds: int = 5) -> float:
     """The median CPU time of a fixed pure-Python loop (10**6 multiply-adds), in ms: how fast this
     box's cores are right now. A shared virtual machine's varies by half within minutes

@@ -31,7 +31,8 @@ import redis.asyncio as aioredis
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import tests.serverproc as serverproc
-from bench.realtime_bench import Api, cpu_seconds, follow, send_message, settings_for, sign_up
+from bench.common import cpu_seconds
+from bench.realtime_bench import Api, follow, send_message, settings_for, sign_up
 from schema.relay import from_global_id
 from tao import open_tao
 from tests.harness import attach_services, start_services

@@ -23,8 +23,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import drop_shards_and_close, harness_settings, run_on_services, service_arguments
-from bench.realtime_bench import cpu_seconds
+from bench.common import cpu_seconds, drop_shards_and_close, harness_settings, run_on_services, service_arguments
 from config import MySQLServer
 from tao import open_tao
 from tao.testing import TaoTestHooks

@@ -56,7 +56,7 @@ import pymysql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import box_speed_ms
+from bench.common import box_speed_ms, cpu_seconds, user_system_seconds
 from config import MySQLServer, Settings
 from config.settings import LogFormat
 from tao import open_tao
@@ -223,17 +223,6 @@ def rss_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return 0
-
-
-def cpu_seconds(pid: int) -> float:
-    return sum(user_system_seconds(pid))
-
-
-def user_system_seconds(pid: int) -> tuple[float, float]:
-    """The process's CPU in user space and in the kernel (its system calls: socket I/O, epoll)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    tick = os.sysconf("SC_CLK_TCK")
-    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 def pct(xs: list[float], p: float) -> float:

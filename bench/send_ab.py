@@ -33,7 +33,8 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import tests.serverproc as serverproc
-from bench.realtime_bench import Api, cpu_seconds, follow, pct, send_message, settings_for, sign_up
+from bench.common import cpu_seconds
+from bench.realtime_bench import Api, follow, pct, send_message, settings_for, sign_up
 from tao import open_tao
 from tests.harness import attach_services, start_services
 
